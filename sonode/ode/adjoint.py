@@ -1,0 +1,270 @@
+"""Gradients of ODE solutions by the adjoint method (theory.md §3), built for dense observations.
+
+`odeint_adjoint` returns exactly what `odeint` returns; only the backward pass differs from
+backpropagation through the solver. Two modes (``adjoint_options={"mode": ...}``):
+
+``"checkpoint"`` (default) — the *discrete* adjoint. The forward solve runs without a graph and keeps
+the state at the start of every ``checkpoint_every``-th accepted step. The backward pass is one sweep
+from the last piece to the first: each piece of steps is re-run from its stored state with a graph
+(``replay_step``: the same stages and dense-output interpolant as the forward solve), and one
+vector–Jacobian product maps the cotangents of [the piece's outputs, its end state] to the piece's
+start state and the parameters. The gradient is therefore the gradient of the numbers the solver
+produced — equal to backprop through the solver up to round-off, for fixed-step and adaptive methods
+alike (for adaptive ones: of the accepted step sequence; step-size choices are not differentiated,
+exactly as with backprop). Memory: n_steps / checkpoint_every states plus one piece's graph, instead
+of backprop's graph of every step. Cost: one extra forward solve (without a graph).
+
+``"backsolve"`` — the *continuous* adjoint of theory.md §3, see `adjoint_backsolve.py`.
+
+Gradients with respect to the output times t use the continuous formula
+dL/dt_i = <dL/dy(t_i), f(t_i, y(t_i))> for i >= 1 and dL/dt_0 = -<a(t_0), f(t_0, y_0)>, where a(t_0)
+is the adjoint at t_0 without the direct term dL/dy(t_0); it ignores that moving t_i also moves a
+fixed-step grid, so it differs from backprop through a fixed-step solve by the discretisation error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
+from .options import SolveOptions
+from .solve import replay_step, solve
+
+ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_MODES = ("checkpoint", "backsolve")
+# Accepted steps per stored state. Larger pieces mean fewer (per-call expensive) autograd.grad calls
+# and fewer stored states, smaller ones a smaller transient graph; 32 RK4 steps of an audio-sized
+# MLP make a graph of a few MB, and beyond ~32 the time no longer improves (benchmarks/README.md).
+DEFAULT_CHECKPOINT_EVERY = 32
+
+
+@dataclass(frozen=True)
+class AdjointOptions:
+    """Validated ``adjoint_options`` of `odeint_adjoint`.
+
+    mode: "checkpoint" (discrete adjoint, exact to round-off; default) or "backsolve" (continuous
+        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance).
+    checkpoint_every: accepted steps per stored state in checkpoint mode (int >= 1).
+    method, rtol, atol: solver of the backward sweep in backsolve mode (None = same as the forward
+        solve). Rejected in checkpoint mode, which must replay the forward method exactly.
+    """
+
+    mode: str = "checkpoint"
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    method: str | None = None
+    rtol: float | None = None
+    atol: float | None = None
+
+    @classmethod
+    def from_dict(cls, adjoint_options: dict[str, Any] | None) -> "AdjointOptions":
+        """Build from the user's dict; ValueError naming the bad key or value and the valid ones."""
+        given = dict(adjoint_options or {})
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(given) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown adjoint_options {unknown}; valid keys are {valid}")
+        opts = cls(**given)
+        if opts.mode not in _MODES:
+            raise ValueError(f"adjoint_options['mode']={opts.mode!r} is not one of {list(_MODES)}")
+        every = opts.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(
+                f"adjoint_options['checkpoint_every']={every!r} must be an int >= 1 (accepted steps per stored state)"
+            )
+        for name in ("rtol", "atol"):
+            value = getattr(opts, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"adjoint_options[{name!r}]={value!r} must be a positive number or None")
+        if opts.mode == "checkpoint":
+            overridden = [k for k in ("method", "rtol", "atol") if getattr(opts, k) is not None]
+            if overridden:
+                raise ValueError(
+                    f"adjoint_options {overridden} only apply to mode='backsolve': checkpoint mode replays the "
+                    "forward solver exactly; remove them or set mode='backsolve'"
+                )
+        return opts
+
+
+def odeint_adjoint(
+    func: ODEFunc,
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    method: str = "dopri5",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    options: dict[str, Any] | None = None,
+    adjoint_params: Sequence[torch.Tensor] | None = None,
+    adjoint_options: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Solve dy/dt = func(t, y) like `odeint`, with gradients by the adjoint method.
+
+    Args:
+        func: vector field ``func(t, y)``; t is a 0-d float64 tensor (time units of ``t``), y has the
+            shape of y0. For "lawson_rk4" it returns only the nonlinear part N(t, y).
+        y0: initial state, shape (*S) — typically (batch, d).
+        t: output times, shape (n,), strictly monotone; t[0] is the time of y0.
+        method, rtol, atol, options: as for `odeint`.
+        adjoint_params: tensors that func reads and that should receive gradients. Default: the
+            parameters of func if it is an nn.Module; required for a plain callable (pass () if it
+            reads none). The parameters of ``options["linear"]`` (lawson_rk4) are always added when it
+            is an nn.Module, since the solver itself applies that operator. Tensors that do not
+            require grad are treated as constants.
+        adjoint_options: see `AdjointOptions` (mode, checkpoint_every; method/rtol/atol for backsolve).
+
+    Returns:
+        Tensor of shape (n, *S): the same values as ``odeint(func, y0, t, ...)``.
+
+    Gradients flow to y0, the adjoint parameters and t (continuous formula, see the module docstring).
+    Double backward is not supported.
+    """
+    opts = SolveOptions.build(method, rtol, atol, options)
+    adj = AdjointOptions.from_dict(adjoint_options)
+    if adj.mode == "backsolve":
+        check_backsolve_supported(method, options, adj)
+    params = _collect_params(func, adjoint_params, options)
+    spec = _Spec(func=func, opts=opts, adj=adj, n_params=len(params))
+    return _OdeintAdjoint.apply(y0, t, spec, *params)
+
+
+def _collect_params(func: ODEFunc, adjoint_params, options) -> list[torch.Tensor]:
+    """The tensors that receive gradients: explicit list or func's parameters, plus the linear operator's."""
+    if adjoint_params is None:
+        if not isinstance(func, nn.Module):
+            raise ValueError(
+                f"odeint_adjoint: func is a plain callable ({type(func).__name__}), so its parameters are unknown; "
+                "pass adjoint_params=[tensors func reads] (or () if none), or make func an nn.Module"
+            )
+        params = list(func.parameters())
+    else:
+        params = list(adjoint_params)
+        bad = [type(p).__name__ for p in params if not isinstance(p, torch.Tensor)]
+        if bad:
+            raise ValueError(f"adjoint_params must be tensors; got {bad}")
+    linear = (options or {}).get("linear")
+    if isinstance(linear, nn.Module):
+        params += list(linear.parameters())
+    unique: dict[int, torch.Tensor] = {}
+    for p in params:
+        if p.requires_grad:
+            unique.setdefault(id(p), p)
+    return list(unique.values())
+
+
+@dataclass
+class _Spec:
+    """Non-tensor inputs of the autograd Function, plus what its forward leaves for the backward."""
+
+    func: ODEFunc
+    opts: Any
+    adj: AdjointOptions
+    n_params: int
+    # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
+    steps: Any = None
+    kept: torch.Tensor | None = None
+
+
+class _OdeintAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor) -> torch.Tensor:
+        checkpoint = spec.adj.mode == "checkpoint"
+        with torch.no_grad():
+            result = solve(spec.func, y0, t, spec.opts, record_steps=checkpoint)
+        if checkpoint:
+            steps = result.steps
+            # Keep only every k-th step-start state; the step grid (t0, h, out_index) is tiny.
+            spec.kept = steps.y0[:: spec.adj.checkpoint_every].clone()
+            spec.steps = _StepGrid(steps.t0.tolist(), steps.h.tolist(), steps.out_index.tolist())
+        return result.ys
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        y0, t, spec, *params = inputs
+        ctx.spec = spec
+        ctx.save_for_backward(t, output, *params)
+        ctx.y0_shape = y0.shape
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: torch.Tensor):
+        spec: _Spec = ctx.spec
+        t, ys, *params = ctx.saved_tensors
+        need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        t64 = t.detach().to(torch.float64)
+        if spec.adj.mode == "checkpoint":
+            a0, param_grads = _checkpoint_sweep(spec, params, t64, grad_ys, need_state=need_y0 or need_t)
+        else:
+            a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+        grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
+        grad_y0 = a0 if need_y0 else None
+        return (grad_y0, grad_t, None, *param_grads)
+
+
+@dataclass
+class _StepGrid:
+    """The accepted steps of a forward solve as Python lists (read once per step in the backward)."""
+
+    t0: list[float]
+    h: list[float]
+    out_index: list[int]
+
+
+def _checkpoint_sweep(spec: _Spec, params, t64: torch.Tensor, grad_ys: torch.Tensor, *, need_state: bool):
+    """Discrete adjoint: replay each piece from its checkpoint, one VJP per piece, last piece first.
+
+    Returns (a0, param_grads): a0 = dL/dy0 (total, including the direct term of output 0), or None
+    when neither y0 nor t needs it and there is a single piece.
+    """
+    grid: _StepGrid = spec.steps
+    every = spec.adj.checkpoint_every
+    n_steps = len(grid.h)
+    param_grads = [torch.zeros_like(p) for p in params]
+    if n_steps == 0:  # t has one entry: ys[0] is y0 itself
+        return grad_ys[0], param_grads
+    a = None  # cotangent of the current piece's end state; None = zero (nothing after the last step)
+    n_pieces = len(spec.kept)
+    for piece in reversed(range(n_pieces)):
+        first, stop = piece * every, min((piece + 1) * every, n_steps)
+        with torch.enable_grad():
+            start = spec.kept[piece].detach().requires_grad_(piece > 0 or need_state)
+            y = start
+            outs = []
+            for i in range(first, stop):
+                lo, hi = grid.out_index[i], grid.out_index[i + 1]
+                y, y_out = replay_step(spec.func, spec.opts, grid.t0[i], grid.h[i], y, t64[lo:hi])
+                outs.append(y_out)
+            lo, hi = grid.out_index[first], grid.out_index[stop]
+            outputs, cotangents = [torch.cat(outs)], [grad_ys[lo:hi]]
+            if a is not None:
+                outputs.append(y)
+                cotangents.append(a)
+            inputs = ([start] if start.requires_grad else []) + list(params)
+            if not inputs:
+                return None, param_grads
+            grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
+        if start.requires_grad:
+            a, grads = grads[0], grads[1:]
+        for acc, g in zip(param_grads, grads):
+            if g is not None:
+                acc += g
+    return a, param_grads
+
+
+def _time_gradient(func: ODEFunc, t: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor, a0: torch.Tensor):
+    """dL/dt (shape (n,), dtype of t) by the continuous formula of the module docstring."""
+    t64 = t.detach().to(torch.float64)
+    grad_t = torch.empty(len(t), dtype=torch.float64, device=t.device)
+    with torch.no_grad():
+        for i in range(len(t)):
+            f_i = func(t64[i], ys[i])
+            if i == 0:
+                # a0 includes the direct term grad_ys[0]; y(t_0) = y0 itself does not move with t_0.
+                grad_t[0] = -((a0 - grad_ys[0]) * f_i).sum()
+            else:
+                grad_t[i] = (grad_ys[i] * f_i).sum()
+    return grad_t.to(t.dtype)
