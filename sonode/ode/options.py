@@ -144,5 +144,3 @@ class SolveOptions:
                 "method 'lawson_rk4' needs options['linear']: an object with expm_apply(h, y) "
                 f"(e.g. sonode.ode.DenseLinear(A)); got {self.linear!r}"
             )
-
-OPTION_FIELDS = tuple(f.name for f in fields(SolveOptions))
