@@ -47,7 +47,8 @@ def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
         version: format version of that kind (int >= 1); load_model_file checks it.
 
     Raises:
-        TypeError / ValueError: a tensor name or value, meta, kind or version is not as above.
+        TypeError / ValueError: a tensor name or value, meta, kind or version is not as above, or a
+            floating tensor has NaN/inf values (such a file would be refused on loading).
     """
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"kind must be a non-empty string, got {kind!r}")
@@ -57,6 +58,9 @@ def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
     for name, tensor in tensors.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise TypeError(f"tensors must map str to torch.Tensor, got {name!r}: {type(tensor).__name__}")
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            # load_model_file refuses such files, so writing one would only lose the previous file.
+            raise ValueError(f"tensor {name!r} has NaN or infinite values; not saving a diverged model")
         # clone(): a view would otherwise drag its whole base storage into the file.
         stored[name] = tensor.detach().to("cpu").contiguous().clone()
     meta_json = json.dumps(dict(meta), sort_keys=True, allow_nan=False)
