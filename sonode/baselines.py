@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torchaudio.functional
 
+from sonode.metrics import as_signal
+
 # torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
 _SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
 # "kaiser_best" from the torchaudio resampling tutorial (matches librosa's former kaiser_best):
@@ -34,17 +36,6 @@ _SINC_HIGH = {
     "beta": 14.769656459379492,
 }
 _SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
-
-
-def _as_signal(x: np.ndarray, name: str, min_samples: int = 1) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a mono signal of shape (n_samples,), got shape {arr.shape}")
-    if arr.size < min_samples:
-        raise ValueError(f"{name} has {arr.size} samples; this method needs at least {min_samples}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf at sample {int(np.argmin(np.isfinite(arr)))}")
-    return arr
 
 
 def _as_rate(rate: float, name: str) -> int:
@@ -83,7 +74,7 @@ def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "defaul
     """
     if quality not in _SINC_PRESETS:
         raise ValueError(f"quality must be one of {sorted(_SINC_PRESETS)}, got {quality!r}")
-    signal = _as_signal(x, "x")
+    signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
     out = torchaudio.functional.resample(
         torch.from_numpy(signal), int(sr_in), int(sr_out), **_SINC_PRESETS[quality]
@@ -102,7 +93,7 @@ def upsample_soxr(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
-    signal = _as_signal(x, "x")
+    signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
     out = librosa.resample(signal, orig_sr=int(sr_in), target_sr=int(sr_out), res_type="soxr_hq")
     return librosa.util.fix_length(out, size=n_out)
@@ -121,7 +112,7 @@ def upsample_linear(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
-    signal = _as_signal(x, "x", min_samples=2)
+    signal = as_signal(x, "x", min_samples=2)
     positions = _output_positions(signal.size, sr_in, sr_out)
     left = np.minimum(np.floor(positions).astype(np.int64), signal.size - 2)
     frac = positions - left
@@ -144,7 +135,7 @@ def upsample_cubic(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
-    signal = _as_signal(x, "x", min_samples=3)
+    signal = as_signal(x, "x", min_samples=3)
     before = 3 * signal[0] - 3 * signal[1] + signal[2]
     after1 = 3 * signal[-1] - 3 * signal[-2] + signal[-3]
     after2 = 3 * after1 - 3 * signal[-1] + signal[-2]
@@ -183,7 +174,7 @@ def lpc_coefficients(history: np.ndarray, order: int, method: str = "burg") -> n
         raise ValueError(f"order must be a whole number >= 1, got {order!r}")
     if method not in ("burg", "lstsq"):
         raise ValueError(f"method must be 'burg' or 'lstsq', got {method!r}")
-    signal = _as_signal(history, "history")
+    signal = as_signal(history, "history")
     if signal.size <= order:
         raise ValueError(
             f"history has {signal.size} samples but order={order} needs more than {order}; "

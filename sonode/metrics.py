@@ -31,21 +31,24 @@ _LSD_N_FFT_AT_48K = 2048
 _LSD_HOP_S = 0.010
 
 
-def _as_signal(x: np.ndarray, name: str) -> np.ndarray:
-    """``x`` as a finite float64 vector, or a ValueError naming ``name``."""
+def as_signal(x: np.ndarray, name: str = "x", min_samples: int = 1) -> np.ndarray:
+    """``x`` as a finite float64 vector of shape (n_samples,), or a ValueError naming ``name``.
+
+    The one input check shared by the evaluation modules (metrics, baselines, plotting).
+    """
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a mono signal of shape (n_samples,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; pass at least one sample")
+    if arr.size < min_samples:
+        raise ValueError(f"{name} has {arr.size} samples; at least {min_samples} needed")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf at sample {int(np.argmin(np.isfinite(arr)))}")
     return arr
 
 
 def _as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ref = _as_signal(reference, "reference")
-    est = _as_signal(estimate, "estimate")
+    ref = as_signal(reference, "reference")
+    est = as_signal(estimate, "estimate")
     if ref.shape != est.shape:
         raise ValueError(
             f"reference has {ref.size} samples but estimate has {est.size}; "
@@ -219,7 +222,7 @@ def power_spectrogram(
     Raises:
         ValueError: the signal is shorter than one frame, or bad sizes.
     """
-    sig = _as_signal(x, "x")
+    sig = as_signal(x, "x")
     rate = _check_rate(sample_rate)
     if n_fft < 2 or hop_length < 1:
         raise ValueError(f"need n_fft >= 2 and hop_length >= 1, got n_fft={n_fft}, hop_length={hop_length}")

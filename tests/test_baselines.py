@@ -120,9 +120,9 @@ def test_upsamplers_reject_bad_rates_and_signals(name):
 
 
 def test_short_inputs_and_unknown_quality_are_explained():
-    with pytest.raises(ValueError, match="has 2 samples; this method needs at least 3"):
+    with pytest.raises(ValueError, match="has 2 samples; at least 3 needed"):
         baselines.upsample_cubic(np.ones(2), 1, 2)
-    with pytest.raises(ValueError, match="has 1 samples; this method needs at least 2"):
+    with pytest.raises(ValueError, match="has 1 samples; at least 2 needed"):
         baselines.upsample_linear(np.ones(1), 1, 2)
     with pytest.raises(ValueError, match="quality must be one of"):
         baselines.upsample_sinc(np.ones(10), 1, 2, quality="best")
