@@ -57,7 +57,8 @@ def _as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, n
     return ref, est
 
 
-def _check_rate(sample_rate: float) -> float:
+def check_sample_rate(sample_rate: float) -> float:
+    """``sample_rate`` as a float, or a ValueError unless it is a positive finite number (Hz)."""
     valid = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool)
     if not (valid and math.isfinite(sample_rate) and sample_rate > 0):
         raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
@@ -136,7 +137,7 @@ def segmental_snr_db(
         ValueError: bad shapes/arguments, signal shorter than one frame, or every frame silent.
     """
     ref, est = _as_pair(reference, estimate)
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     n_frame = _n_samples(frame_s, rate, "frame_s")
     low_db, high_db = clamp_db
     if not low_db < high_db:
@@ -186,7 +187,7 @@ def running_snr_db(
         ValueError: bad shapes/arguments, or signal shorter than one window.
     """
     ref, est = _as_pair(reference, estimate)
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     n_window = _n_samples(window_s, rate, "window_s")
     n_hop = _n_samples(window_s / 4 if hop_s is None else hop_s, rate, "hop_s")
     if ref.size < n_window:
@@ -223,7 +224,7 @@ def power_spectrogram(
         ValueError: the signal is shorter than one frame, or bad sizes.
     """
     sig = as_signal(x, "x")
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     if n_fft < 2 or hop_length < 1:
         raise ValueError(f"need n_fft >= 2 and hop_length >= 1, got n_fft={n_fft}, hop_length={hop_length}")
     if sig.size < n_fft:
@@ -247,7 +248,7 @@ def _rms_log_power_difference(ref_power: np.ndarray, est_power: np.ndarray) -> f
 
 def lsd_n_fft(sample_rate: float) -> int:
     """FFT size of the LSD at ``sample_rate``: 2048 at 48 kHz, scaled to keep 42.7 ms frames."""
-    return int(round(_LSD_N_FFT_AT_48K * _check_rate(sample_rate) / 48000.0))
+    return int(round(_LSD_N_FFT_AT_48K * check_sample_rate(sample_rate) / 48000.0))
 
 
 def log_spectral_distance(
@@ -280,7 +281,7 @@ def log_spectral_distance(
         ValueError: bad shapes, signal shorter than one frame, or split_hz leaving a band empty.
     """
     ref, est = _as_pair(reference, estimate)
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     n_fft = lsd_n_fft(rate)
     hop_length = max(1, int(round(_LSD_HOP_S * rate)))
     freqs_hz, _, ref_power = power_spectrogram(ref, rate, n_fft, hop_length)
@@ -329,7 +330,7 @@ def multi_resolution_stft_distance(
         ValueError: bad shapes, signal shorter than the largest frame, or silent reference.
     """
     ref, est = _as_pair(reference, estimate)
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     if len(fft_sizes) == 0:
         raise ValueError("fft_sizes is empty; pass at least one FFT size, e.g. (512, 1024, 2048)")
     per_resolution = []
