@@ -4,6 +4,8 @@
 y' = func(t, y); see :func:`sonode.ode.solve.odeint` for shapes, units and options.
 """
 
+from .adjoint import AdjointOptions, odeint_adjoint
+from .jvp import LyapunovEstimate, finite_time_lyapunov, odeint_jvp
 from .lawson import DenseLinear, LinearOperator
 from .options import SOLVERS, SolveOptions
 from .records import SolveResult, SolveStats, StepRecord
@@ -20,4 +22,9 @@ __all__ = [
     "StepRecord",
     "LinearOperator",
     "DenseLinear",
+    "odeint_adjoint",
+    "AdjointOptions",
+    "odeint_jvp",
+    "finite_time_lyapunov",
+    "LyapunovEstimate",
 ]

@@ -31,7 +31,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
-from .options import SolveOptions
+from .options import SOLVERS, SolveOptions
 from .solve import replay_step, solve
 
 ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -76,6 +76,8 @@ class AdjointOptions:
             raise ValueError(
                 f"adjoint_options['checkpoint_every']={every!r} must be an int >= 1 (accepted steps per stored state)"
             )
+        if opts.method is not None and opts.method not in SOLVERS:
+            raise ValueError(f"adjoint_options['method']={opts.method!r} is not one of {list(SOLVERS)}")
         for name in ("rtol", "atol"):
             value = getattr(opts, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
@@ -125,6 +127,11 @@ def odeint_adjoint(
     """
     opts = SolveOptions.build(method, rtol, atol, options)
     adj = AdjointOptions.from_dict(adjoint_options)
+    if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:
+        raise ValueError(
+            "odeint_adjoint: mode='checkpoint' replays shared steps and does not support per_sample=True; "
+            "use adjoint_options={'mode': 'backsolve'} (its backward sweep uses shared steps)"
+        )
     if adj.mode == "backsolve":
         check_backsolve_supported(method, options, adj)
     params = _collect_params(func, adjoint_params, options)
@@ -239,7 +246,10 @@ def _checkpoint_sweep(spec: _Spec, params, t64: torch.Tensor, grad_ys: torch.Ten
                 y, y_out = replay_step(spec.func, spec.opts, grid.t0[i], grid.h[i], y, t64[lo:hi])
                 outs.append(y_out)
             lo, hi = grid.out_index[first], grid.out_index[stop]
-            outputs, cotangents = [torch.cat(outs)], [grad_ys[lo:hi]]
+            outputs, cotangents = [], []
+            if hi > lo:  # pieces of sub-steps between two output times have none
+                outputs.append(torch.cat(outs))
+                cotangents.append(grad_ys[lo:hi])
             if a is not None:
                 outputs.append(y)
                 cotangents.append(a)
