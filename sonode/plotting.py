@@ -35,6 +35,7 @@ from sonode.metrics import (
 
 DPI = 100
 TRUTH_LABEL = "truth"
+_SPECTROGRAMS_PER_ROW = 4  # beyond this, comparison figures wrap spectrograms onto more rows
 _TRUTH_COLOR = "black"
 # Tableau colours, skipping grey so it never looks like the truth line.
 _CANDIDATE_COLORS = (
@@ -173,6 +174,7 @@ def plot_spectrograms(
     log_freq: bool = False,
     dynamic_range_db: float = 80.0,
     n_fft: int | None = None,
+    freq_marker_hz: float | None = None,
 ) -> None:
     """Spectrograms side by side on one colour scale (power in dB, top = loudest bin of any panel).
 
@@ -187,6 +189,8 @@ def plot_spectrograms(
         log_freq: logarithmic frequency axis (from the first non-zero bin).
         dynamic_range_db: colour range below the maximum, dB.
         n_fft: frame length in samples (default: the LSD's, 42.7 ms).
+        freq_marker_hz: if given, a dashed horizontal line at this frequency (e.g. the Nyquist
+            frequency of an upsampler's input).
 
     Raises:
         ValueError: bad signals or rate, a signal shorter than one frame, or a wrong number of Axes.
@@ -220,9 +224,11 @@ def plot_spectrograms(
         if log_freq:
             ax.set_yscale("log")
             ax.set_ylim(freqs_hz[1], freqs_hz[-1])
+        if freq_marker_hz is not None:
+            ax.axhline(freq_marker_hz, color="white", linestyle="--", linewidth=0.8)
         ax.set_title(label)
         ax.set_xlabel("time (s)")
-    axes[0].set_ylabel("frequency (Hz)")
+        ax.set_ylabel("frequency (Hz)")
     figure.colorbar(image, ax=axes, label="power (dB)")
     if path is not None:
         _save(figure, path)
@@ -347,14 +353,17 @@ def save_comparison_png(
     window_s: float = 0.02,
     running_snr_window_s: float | None = None,
     log_freq: bool = False,
+    dynamic_range_db: float = 80.0,
+    freq_marker_hz: float | None = None,
 ) -> None:
     """Multi-panel comparison of candidates with the truth, written as one PNG.
 
     Rows: one waveform overlay per zoom centre (``window_s`` wide, full width); then, when
     ``running_snr_window_s`` and ``marker_s`` are given, the running SNR of every candidate from
     ``marker_s`` to the end (for continuations); last, the spectrograms of the truth and of every
-    candidate side by side on one colour scale. The figure is 10 inches (or 4 per spectrogram,
-    if wider) by 2.6 inches per waveform row + 2.8 for the running SNR + 3.2 for spectrograms.
+    candidate side by side on one colour scale, at most 4 per row. The figure is 10 inches (or
+    4 per spectrogram column, if wider) by 2.6 inches per waveform row + 2.8 for the running SNR
+    + 3.2 per spectrogram row (+ 0.4 for a title).
 
     Args:
         path: ``.png`` destination.
@@ -367,7 +376,8 @@ def save_comparison_png(
         title: figure title.
         window_s: width of each zoom in seconds.
         running_snr_window_s: window of the running SNR in seconds (needs ``marker_s``).
-        log_freq: logarithmic frequency axis for the spectrograms.
+        log_freq, dynamic_range_db, freq_marker_hz: spectrogram options, see
+            :func:`plot_spectrograms` (e.g. 120 dB and the input Nyquist to judge an upsampler).
 
     Raises:
         ValueError: bad inputs (lengths differ, no zoom, a label "truth" among candidates, ...).
@@ -392,8 +402,10 @@ def save_comparison_png(
 
     n_zoom = len(zoom_centers_s)
     with_snr = running_snr_window_s is not None
-    heights = [2.6] * n_zoom + ([2.8] if with_snr else []) + [3.2]
-    figure = _new_figure(max(10.0, 4.0 * len(series)), sum(heights) + (0.4 if title else 0.0))
+    n_columns = min(len(series), _SPECTROGRAMS_PER_ROW)
+    n_spectrogram_rows = math.ceil(len(series) / n_columns)
+    heights = [2.6] * n_zoom + ([2.8] if with_snr else []) + [3.2 * n_spectrogram_rows]
+    figure = _new_figure(max(10.0, 4.0 * n_columns), sum(heights) + (0.4 if title else 0.0))
     rows = figure.subfigures(len(heights), 1, height_ratios=heights)
     for row, center_s in zip(rows[:n_zoom], zoom_centers_s):
         plot_waveform_overlay(row.add_subplot(), series, rate, center_s, window_s, marker_s)
@@ -406,8 +418,13 @@ def save_comparison_png(
         }
         snr_title = f"running SNR ({running_snr_window_s * 1e3:g} ms windows)"
         plot_running_snr(rows[n_zoom].add_subplot(), curves, title=snr_title)
-    spectrogram_axes = list(rows[-1].subplots(1, len(series), squeeze=False)[0])
-    plot_spectrograms(spectrogram_axes, series, rate, log_freq=log_freq)
+    grid = rows[-1].subplots(n_spectrogram_rows, n_columns, squeeze=False).ravel()
+    for unused in grid[len(series):]:
+        unused.remove()
+    plot_spectrograms(
+        list(grid[: len(series)]), series, rate, log_freq=log_freq,
+        dynamic_range_db=dynamic_range_db, freq_marker_hz=freq_marker_hz,
+    )
     if title:
         figure.suptitle(title)
     _save(figure, out)

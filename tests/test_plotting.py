@@ -73,6 +73,15 @@ def test_comparison_png_has_one_row_per_zoom_plus_snr_and_spectrograms(tmp_path)
     _assert_png(path, 12.0, 2 * 2.6 + 2.8 + 3.2 + 0.4)
 
 
+def test_comparison_png_wraps_spectrograms_four_per_row(tmp_path):
+    truth = _tone(800)
+    candidates = {f"c{i}": (1 - 0.1 * i) * truth for i in range(5)}
+    path = tmp_path / "comparison.png"
+    plotting.save_comparison_png(path, truth, candidates, SAMPLE_RATE, zoom_centers_s=[0.05], dynamic_range_db=120)
+    # 6 spectrograms -> 4 columns (16 in) and 2 rows: 2.6 (zoom) + 2 × 3.2 in.
+    _assert_png(path, 16.0, 2.6 + 2 * 3.2)
+
+
 def test_failed_plot_leaves_the_previous_file_untouched(tmp_path):
     path = tmp_path / "fit.png"
     plotting.save_fit_report_png(path, _history())
@@ -105,7 +114,11 @@ def test_spectrograms_share_one_colour_scale():
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     loud, quiet = _tone(2000), 0.01 * _tone(2000)
-    plotting.plot_spectrograms(list(axes), {"loud": loud, "quiet": quiet}, SAMPLE_RATE, dynamic_range_db=60.0)
+    plotting.plot_spectrograms(
+        list(axes), {"loud": loud, "quiet": quiet}, SAMPLE_RATE, dynamic_range_db=60.0, freq_marker_hz=2000.0
+    )
+    for ax in axes:
+        np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [2000.0, 2000.0])
     limits = [ax.collections[0].get_clim() for ax in axes]
     assert limits[0] == limits[1]
     assert limits[0][1] - limits[0][0] == pytest.approx(60.0)
