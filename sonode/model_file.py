@@ -110,7 +110,7 @@ def _torch_load(file: Path) -> Any:
     refit = "refit the model with `sonode fit` or copy the file again"
     # Our files are always zip archives; refusing anything else up front keeps torch's legacy
     # (non-zip) loader, and its larger attack surface, out of reach.
-    if not zipfile.is_zipfile(file):
+    if not _is_zip(file):
         raise ModelFileError(f"{file} is not a sonode model file (not a torch zip archive, or truncated); {refit}")
     try:
         return torch.load(file, weights_only=True, map_location="cpu")
@@ -123,6 +123,13 @@ def _torch_load(file: Path) -> Any:
         raise ModelFileError(f"{file} is corrupt ({_first_line(err)}); {refit}") from err
     except Exception as err:  # noqa: BLE001 - torch's zip/unpickle errors have no common base class
         raise ModelFileError(f"{file} is corrupt or truncated ({_first_line(err)}); {refit}") from err
+
+
+def _is_zip(file: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(file)
+    except Exception:  # noqa: BLE001 - is_zipfile leaks BadZipFile etc. on odd end records (fuzz-found)
+        return False
 
 
 def _check_container(file: Path, payload: Any, kind: str, supported: list[int]

@@ -114,7 +114,7 @@ def test_reads_only_the_selected_frames(tmp_path, monkeypatch):
 
 
 def test_resamples_to_requested_rate(wav):
-    clip = read_clip(wav, rate=44100)
+    clip = read_clip(wav, rate=np.int64(44100))  # NumPy ints are ints too
     assert clip.sample_rate == 44100 and clip.source_rate == SR
     assert clip.samples.shape == (math.ceil(8000 * 44100 / SR),)
     ref = tone(clip.n_samples, 44100)
@@ -149,15 +149,30 @@ def test_empty_file(tmp_path):
 
 def test_not_audio(tmp_path):
     (tmp_path / "notes.wav").write_text("these are not samples\n" * 20)
-    with pytest.raises(AudioInputError, match="not an audio file sonode can read"):
+    with pytest.raises(AudioInputError, match=r"is not a WAV, FLAC or OGG file \(it starts with b'thes'\)"):
         read_clip(tmp_path / "notes.wav")
 
 
-@pytest.mark.parametrize("fmt", ["AIFF", "AU"])
-def test_unsupported_format(tmp_path, fmt):
-    path = write(tmp_path / f"x.{fmt.lower()}", tone(4000), format=fmt, subtype="PCM_16")
-    with pytest.raises(AudioInputError, match=f"unsupported format {fmt}.*reads WAV, FLAC and OGG"):
+@pytest.mark.parametrize("fmt", ["AIFF", "AU", "CAF", "MP3"])
+def test_other_audio_formats_are_refused_before_libsndfile_parses_them(tmp_path, fmt, monkeypatch):
+    kw = dict(subtype="MPEG_LAYER_III") if fmt == "MP3" else dict(subtype="PCM_16")
+    path = write(tmp_path / f"x.{fmt.lower()}", tone(4000), format=fmt, **kw)
+    monkeypatch.setattr(sf, "SoundFile", None)  # refused by the magic bytes alone
+    with pytest.raises(AudioInputError, match="is not a WAV, FLAC or OGG file.*convert it"):
         read_clip(path)
+
+
+def test_riff_that_is_not_wave_is_not_audio(tmp_path):
+    (tmp_path / "x.avi").write_bytes(b"RIFF\x24\x00\x00\x00AVI LIST" + bytes(64))
+    with pytest.raises(AudioInputError, match="is not an audio file sonode can read"):
+        read_clip(tmp_path / "x.avi")
+
+
+def test_container_is_checked_again_after_opening(wav, monkeypatch):
+    """Magic bytes are a first filter; libsndfile's own verdict on the container is checked too."""
+    monkeypatch.setattr(sf.SoundFile, "format", property(lambda self: "AIFF"))
+    with pytest.raises(AudioInputError, match="unsupported format AIFF"):
+        read_clip(wav)
 
 
 def test_truncated_wav_data(tmp_path, wav):
@@ -234,7 +249,7 @@ def test_start_or_duration_past_the_end(wav):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(start_s=-1.0), "start_s must be"), (dict(start_s=math.nan), "start_s must be"),
     (dict(duration_s=0.0), "duration_s must be"), (dict(rate=0), "rate must be"),
-    (dict(rate=200_000), "rate must be"), (dict(channel="left"), "channel must be"),
+    (dict(rate=200_000), "rate must be"), (dict(rate=16000.0), "rate must be"), (dict(rate=math.inf), "rate must be"), (dict(channel="left"), "channel must be"),
     (dict(channel=-1), "channel must be"), (dict(channel=True), "channel must be"),
 ])
 def test_bad_arguments_are_value_errors_naming_the_value(wav, kwargs, match):

@@ -250,3 +250,15 @@ def test_file_is_the_documented_plain_container(good):
     payload = torch.load(good, weights_only=True)
     assert set(payload) == {"format", "kind", "version", "meta_json", "tensors"}
     assert (payload["format"], payload["kind"], payload["version"]) == ("sonode", KIND, 2)
+
+
+def test_zip_end_record_that_makes_zipfile_raise(tmp_path, good):
+    """Fuzz-found: a zip64 locator claiming 2 disks makes zipfile.is_zipfile raise BadZipFile
+    instead of returning False; it must still end in ModelFileError."""
+    import struct
+
+    data = good.read_bytes()
+    eocd = data.rindex(b"PK\x05\x06")
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 2)
+    (tmp_path / "disks.sonode").write_bytes(data[:eocd] + locator + data[eocd:])
+    refused(tmp_path / "disks.sonode", "not a torch zip archive")
