@@ -6,6 +6,8 @@ import librosa
 import numpy as np
 import pytest
 import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sonode import baselines
 from sonode.metrics import snr_db
@@ -197,3 +199,21 @@ def test_continuation_registry_entries_are_the_named_predictors():
     for name, continue_ in baselines.CONTINUATIONS.items():
         order, method = name.removeprefix("lpc").split("_")
         np.testing.assert_array_equal(continue_(x, 50), baselines.lpc_continue(x, int(order), 50, method))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rates=st.sampled_from([(16000, 48000), (16000, 44100), (8000, 22050), (3, 7)]),
+)
+def test_linear_output_stays_within_each_segment(seed, rates):
+    # Inside the input span every linear output is a convex combination of two neighbours.
+    sr_in, sr_out = rates
+    x = np.random.default_rng(seed).standard_normal(40)
+    y = baselines.upsample_linear(x, sr_in, sr_out)
+    positions = np.arange(y.size) * sr_in / sr_out
+    inside = positions <= x.size - 1
+    left = np.floor(positions[inside]).astype(int)
+    right = np.minimum(left + 1, x.size - 1)
+    low, high = np.minimum(x[left], x[right]), np.maximum(x[left], x[right])
+    assert np.all((y[inside] >= low - 1e-12) & (y[inside] <= high + 1e-12))
