@@ -110,7 +110,7 @@ def plot_waveform_overlay(
     Args:
         target: an Axes to draw on, or a ``.png`` path to write a new 8 × 3 inch figure to.
         signals: label -> shape (n_samples,), all starting at time 0 (lengths may differ). The
-            label ``"truth"`` is drawn thick in black, the others in distinct colours, in order.
+            label ``"truth"`` is a wide pale black band under the others (thin, distinct colours).
         sample_rate: Hz, shared by all signals.
         center_s: centre of the window, seconds from the first sample.
         window_s: window length in seconds.
