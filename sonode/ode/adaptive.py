@@ -107,6 +107,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
     t, y = t_start, y0
     next_out = 1
     prev_ratio, after_reject = 1.0, False
+    ratio = 0.0
     n_steps = n_rejected = 0
     while next_out < n_out:
         if n_steps + n_rejected >= opts.max_steps:
@@ -117,7 +118,12 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
         landing = direction * (t + direction * h - t_end) >= 0.0
         hh = t_end - t if landing else direction * h
         if abs(hh) <= _UNDERFLOW_ULPS * math.ulp(max(abs(t), abs(t_end))):
-            raise underflow_error(t, hh, "the step controller shrank h below round-off of t")
+            why = (
+                "the stages became non-finite (inf/nan)"
+                if not math.isfinite(ratio)
+                else f"the last rejected step's error was {ratio:.3g} x the tolerance"
+            )
+            raise underflow_error(t, hh, why)
         times = [time_arg(t + c * hh, y0) for c in tab.c]
         y1, ks = rk_stages(func, tab, y, hh, times, k1)
         nfev += tab.n_stages - 1

@@ -7,6 +7,7 @@ same interpolant), differentiably — the checkpointed adjoint builds on these t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -32,7 +33,7 @@ def times_as_floats(t: torch.Tensor | Sequence[float]) -> list[float]:
     if tt.is_complex() or not tt.is_floating_point() and tt.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"t must hold real times, got dtype {tt.dtype}")
     times = tt.to(dtype=torch.float64, device="cpu").tolist()
-    if not all(map(lambda v: v == v and abs(v) != float("inf"), times)):
+    if not all(math.isfinite(v) for v in times):
         raise ValueError(f"t must be finite, got {times[:8]}{'...' if len(times) > 8 else ''}")
     if len(times) > 1:
         steps = [b - a for a, b in zip(times[:-1], times[1:])]

@@ -55,3 +55,21 @@ def test_torch_func_jvp_through_fixed_step_odeint(method):
     assert torch.allclose(tangent, fd, rtol=1e-7, atol=1e-9)
     jac = torch.autograd.functional.jacobian(run, y0)  # (len(T), 3, 3)
     assert torch.allclose(tangent, jac @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_backprop_through_per_sample_solve_matches_each_sample_alone():
+    torch.manual_seed(3)
+    W = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    y0 = torch.randn(4, 3, dtype=torch.float64) * torch.tensor([0.1, 1.0, 2.0, 4.0], dtype=torch.float64)[:, None]
+
+    def f(t, y):
+        return torch.tanh(y @ W.T) * 3.0 - 0.1 * y
+
+    opts = {"per_sample": True}
+    ys = odeint(f, y0, T, method="dopri5", rtol=1e-8, atol=1e-10, options=opts)
+    (grad_w,) = torch.autograd.grad(ys[-1].pow(2).sum(), W)
+    alone = sum(
+        torch.autograd.grad(odeint(f, y0[b : b + 1], T, method="dopri5", rtol=1e-8, atol=1e-10)[-1].pow(2).sum(), W)[0]
+        for b in range(4)
+    )
+    assert torch.allclose(grad_w, alone, rtol=1e-7, atol=1e-10)
