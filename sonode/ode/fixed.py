@@ -41,6 +41,7 @@ def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Te
 
 
 def evals_per_step(opts: SolveOptions) -> int:
+    """Evaluations of f per fixed step (Lawson RK4 evaluates N four times)."""
     return 4 if opts.method == "lawson_rk4" else opts.tableau.n_stages
 
 

@@ -26,6 +26,7 @@ _ADAPTIVE_OPTIONS = (
     "per_sample",
 )
 
+
 def valid_option_names(method: str) -> tuple[str, ...]:
     """Names accepted in ``options`` for ``method`` (which must be in ``SOLVERS``)."""
     if method == "lawson_rk4":
@@ -33,6 +34,7 @@ def valid_option_names(method: str) -> tuple[str, ...]:
     if method in FIXED_METHODS:
         return _FIXED_OPTIONS
     return _ADAPTIVE_OPTIONS
+
 
 @dataclass(frozen=True)
 class SolveOptions:
