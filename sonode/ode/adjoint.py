@@ -31,8 +31,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
+from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
 from .options import SOLVERS, SolveOptions
-from .solve import replay_step, solve
+from .solve import solve
 
 ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -114,8 +115,9 @@ def odeint_adjoint(
         method, rtol, atol, options: as for `odeint`.
         adjoint_params: tensors that func reads and that should receive gradients. Default: the
             parameters of func if it is an nn.Module; required for a plain callable (pass () if it
-            reads none). The parameters of ``options["linear"]`` (lawson_rk4) are always added when it
-            is an nn.Module, since the solver itself applies that operator. Tensors that do not
+            reads none). The parameters of ``options["linear"]`` (lawson_rk4) are always added (an
+            nn.Module's parameters, else its tensor attributes that require grad, e.g.
+            ``DenseLinear.A``), since the solver itself applies that operator. Tensors that do not
             require grad are treated as constants.
         adjoint_options: see `AdjointOptions` (mode, checkpoint_every; method/rtol/atol for backsolve).
 
@@ -135,7 +137,7 @@ def odeint_adjoint(
     if adj.mode == "backsolve":
         check_backsolve_supported(method, options, adj)
     params = _collect_params(func, adjoint_params, options)
-    spec = _Spec(func=func, opts=opts, adj=adj, n_params=len(params))
+    spec = _Spec(func=func, opts=opts, adj=adj)
     return _OdeintAdjoint.apply(y0, t, spec, *params)
 
 
@@ -153,14 +155,23 @@ def _collect_params(func: ODEFunc, adjoint_params, options) -> list[torch.Tensor
         bad = [type(p).__name__ for p in params if not isinstance(p, torch.Tensor)]
         if bad:
             raise ValueError(f"adjoint_params must be tensors; got {bad}")
-    linear = (options or {}).get("linear")
-    if isinstance(linear, nn.Module):
-        params += list(linear.parameters())
+    params += _linear_params((options or {}).get("linear"))
     unique: dict[int, torch.Tensor] = {}
     for p in params:
         if p.requires_grad:
             unique.setdefault(id(p), p)
     return list(unique.values())
+
+
+def _linear_params(linear) -> list[torch.Tensor]:
+    """Tensors of lawson_rk4's linear operator that require grad: an nn.Module's parameters, else
+    its tensor attributes (e.g. ``DenseLinear.A``) — the solver applies L itself, so its gradient
+    must not be silently dropped."""
+    if linear is None:
+        return []
+    if isinstance(linear, nn.Module):
+        return list(linear.parameters())
+    return [v for v in getattr(linear, "__dict__", {}).values() if isinstance(v, torch.Tensor) and v.requires_grad]
 
 
 @dataclass
@@ -170,31 +181,24 @@ class _Spec:
     func: ODEFunc
     opts: Any
     adj: AdjointOptions
-    n_params: int
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
-    steps: Any = None
-    kept: torch.Tensor | None = None
+    checkpoints: Any = None
 
 
 class _OdeintAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor) -> torch.Tensor:
-        checkpoint = spec.adj.mode == "checkpoint"
+        if spec.adj.mode == "checkpoint":
+            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, spec.adj.checkpoint_every)
+            return ys
         with torch.no_grad():
-            result = solve(spec.func, y0, t, spec.opts, record_steps=checkpoint)
-        if checkpoint:
-            steps = result.steps
-            # Keep only every k-th step-start state; the step grid (t0, h, out_index) is tiny.
-            spec.kept = steps.y0[:: spec.adj.checkpoint_every].clone()
-            spec.steps = _StepGrid(steps.t0.tolist(), steps.h.tolist(), steps.out_index.tolist())
-        return result.ys
+            return solve(spec.func, y0, t, spec.opts).ys
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        y0, t, spec, *params = inputs
+        _, t, spec, *params = inputs
         ctx.spec = spec
         ctx.save_for_backward(t, output, *params)
-        ctx.y0_shape = y0.shape
 
     @staticmethod
     @once_differentiable
@@ -204,65 +208,14 @@ class _OdeintAdjoint(torch.autograd.Function):
         need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         t64 = t.detach().to(torch.float64)
         if spec.adj.mode == "checkpoint":
-            a0, param_grads = _checkpoint_sweep(spec, params, t64, grad_ys, need_state=need_y0 or need_t)
+            a0, param_grads = checkpoint_sweep(
+                spec.func, spec.opts, spec.checkpoints, params, t64, grad_ys, need_state=need_y0 or need_t
+            )
         else:
             a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
         grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
         grad_y0 = a0 if need_y0 else None
         return (grad_y0, grad_t, None, *param_grads)
-
-
-@dataclass
-class _StepGrid:
-    """The accepted steps of a forward solve as Python lists (read once per step in the backward)."""
-
-    t0: list[float]
-    h: list[float]
-    out_index: list[int]
-
-
-def _checkpoint_sweep(spec: _Spec, params, t64: torch.Tensor, grad_ys: torch.Tensor, *, need_state: bool):
-    """Discrete adjoint: replay each piece from its checkpoint, one VJP per piece, last piece first.
-
-    Returns (a0, param_grads): a0 = dL/dy0 (total, including the direct term of output 0), or None
-    when neither y0 nor t needs it and there is a single piece.
-    """
-    grid: _StepGrid = spec.steps
-    every = spec.adj.checkpoint_every
-    n_steps = len(grid.h)
-    param_grads = [torch.zeros_like(p) for p in params]
-    if n_steps == 0:  # t has one entry: ys[0] is y0 itself
-        return grad_ys[0], param_grads
-    a = None  # cotangent of the current piece's end state; None = zero (nothing after the last step)
-    n_pieces = len(spec.kept)
-    for piece in reversed(range(n_pieces)):
-        first, stop = piece * every, min((piece + 1) * every, n_steps)
-        with torch.enable_grad():
-            start = spec.kept[piece].detach().requires_grad_(piece > 0 or need_state)
-            y = start
-            outs = []
-            for i in range(first, stop):
-                lo, hi = grid.out_index[i], grid.out_index[i + 1]
-                y, y_out = replay_step(spec.func, spec.opts, grid.t0[i], grid.h[i], y, t64[lo:hi])
-                outs.append(y_out)
-            lo, hi = grid.out_index[first], grid.out_index[stop]
-            outputs, cotangents = [], []
-            if hi > lo:  # pieces of sub-steps between two output times have none
-                outputs.append(torch.cat(outs))
-                cotangents.append(grad_ys[lo:hi])
-            if a is not None:
-                outputs.append(y)
-                cotangents.append(a)
-            inputs = ([start] if start.requires_grad else []) + list(params)
-            if not inputs:
-                return None, param_grads
-            grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
-        if start.requires_grad:
-            a, grads = grads[0], grads[1:]
-        for acc, g in zip(param_grads, grads):
-            if g is not None:
-                acc += g
-    return a, param_grads
 
 
 def _time_gradient(func: ODEFunc, t: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor, a0: torch.Tensor):

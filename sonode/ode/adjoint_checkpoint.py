@@ -1,0 +1,127 @@
+"""The discrete adjoint by checkpointing: sparse stored states, one backward sweep of replayed pieces.
+
+Forward (no graph): the solve keeps the state at the start of every ``every``-th accepted step.
+Backward: for the pieces of ``every`` steps, last piece first, re-run the piece from its stored
+state with a graph (`replay_step`: bit-for-bit the forward arithmetic, dense outputs included),
+then ONE ``torch.autograd.grad`` maps the cotangents [dL/dy(t_i) of the piece's outputs, a(piece
+end)] to a(piece start) and the piece's contribution to dL/dθ. The result is the exact gradient of
+the solver's output (= backprop through the solver to round-off) with memory
+O(n_steps / every) states + one piece's graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .fixed import fixed_step, step_grid
+from .options import SolveOptions
+from .records import check_finite_outputs
+from .solve import replay_step, solve, times_as_floats
+
+
+@dataclass
+class Checkpoints:
+    """What the forward leaves for the backward sweep.
+
+    t0, h: start time and signed length of every accepted step (python floats, units of t).
+    out_index: (n_steps + 1) ints; outputs [out_index[i], out_index[i+1]) belong to step i.
+    kept: (n_pieces, *S) the state at the start of steps 0, every, 2*every, ...
+    every: accepted steps per piece.
+    """
+
+    t0: list[float]
+    h: list[float]
+    out_index: list[int]
+    kept: torch.Tensor
+    every: int
+
+
+@torch.no_grad()
+def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int):
+    """Solve without a graph; return (ys (n, *S), Checkpoints). ys equals ``odeint``'s bit for bit."""
+    if opts.adaptive:
+        # Adaptive solves take far fewer steps than there are audio outputs, so the engine's full
+        # record (every step's state) is affordable transiently; we keep every k-th state.
+        result = solve(func, y0, t, opts, record_steps=True)
+        rec = result.steps
+        kept = rec.y0[::every].clone()
+        return result.ys, Checkpoints(rec.t0.tolist(), rec.h.tolist(), rec.out_index.tolist(), kept, every)
+    return _fixed_forward(func, y0, t, opts, every)
+
+
+def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int):
+    """The fixed-step solve of ``solve_fixed`` keeping only every k-th step state.
+
+    ``solve(record_steps=True)`` holds every step's state, O(n_steps) memory even when the loss
+    only reads the end state; this walks the same grid (``step_grid``, last sub-step landing on
+    the output time, t accumulated the same way) with the same ``fixed_step``, so the outputs are
+    identical (tests/ode/test_adjoint.py checks it bit for bit).
+    """
+    t_out = times_as_floats(t)
+    solve(func, y0, t_out[:1], opts)  # validates y0 the engine's way; a one-point solve does no work
+    ys, kept, t0s, hs, out_index = [y0], [], [], [], [0]
+    time, y = t_out[0], y0
+    for i, steps in enumerate(step_grid(t_out, opts.step_size)):
+        for j, h in enumerate(steps):
+            last = j == len(steps) - 1
+            if last:
+                h = t_out[i + 1] - time
+            if len(t0s) % every == 0:
+                kept.append(y)
+            t0s.append(time)
+            hs.append(h)
+            out_index.append(i + 2 if last else i + 1)
+            y = fixed_step(func, opts, time, h, y)
+            time = time + h
+        ys.append(y)
+    ys = torch.stack(ys)
+    check_finite_outputs(ys, t_out)
+    kept_t = torch.stack(kept) if kept else y0.new_empty((0, *y0.shape))
+    return ys, Checkpoints(t0s, hs, out_index, kept_t, every)
+
+
+def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: torch.Tensor, grad_ys: torch.Tensor, need_state: bool):
+    """One backward sweep over the pieces, last first.
+
+    Args:
+        params: tensors receiving gradients (require grad). t64: (n,) float64 output times.
+        grad_ys: (n, *S) dL/dy(t_i). need_state: whether dL/dy0 is wanted.
+
+    Returns:
+        (a0, param_grads): a0 = dL/dy0 including the direct term of output 0 (None if not needed
+        and not computed), and one gradient per parameter.
+    """
+    n_steps = len(cps.h)
+    param_grads = [torch.zeros_like(p) for p in params]
+    if n_steps == 0:  # t has one entry: ys[0] is y0 itself
+        return grad_ys[0], param_grads
+    a = None  # cotangent of the current piece's end state; None: nothing comes after the last step
+    for piece in reversed(range(len(cps.kept))):
+        first, stop = piece * cps.every, min((piece + 1) * cps.every, n_steps)
+        start = cps.kept[piece].detach().requires_grad_(piece > 0 or need_state)
+        inputs = ([start] if start.requires_grad else []) + list(params)
+        if not inputs:
+            return None, param_grads
+        with torch.enable_grad():
+            y, outs = start, []
+            for i in range(first, stop):
+                lo, hi = cps.out_index[i], cps.out_index[i + 1]
+                y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
+                if hi > lo:
+                    outs.append(y_out)
+            outputs, cotangents = [], []
+            lo, hi = cps.out_index[first], cps.out_index[stop]
+            if hi > lo:  # a piece of sub-steps between two output times has no outputs
+                outputs.append(torch.cat(outs))
+                cotangents.append(grad_ys[lo:hi])
+            if a is not None:
+                outputs.append(y)
+                cotangents.append(a)
+            grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
+        if start.requires_grad:
+            a, grads = grads[0], grads[1:]
+        for acc, g in zip(param_grads, grads):
+            if g is not None:
+                acc += g
+    return a, param_grads
