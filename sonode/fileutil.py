@@ -34,6 +34,10 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the file the permissions an ordinary open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
