@@ -2,18 +2,24 @@
 
 A model file is a torch zip archive holding only plain data: ::
 
-    {"format": "sonode", "kind": str, "version": int, "meta_json": str, "tensors": {name: Tensor}}
+    {"format": "sonode", "kind": str, "version": int, "meta_json": str, "tensors": {name: Tensor},
+     "sha256": str}
 
 It is loaded with ``torch.load(weights_only=True)``, whose unpickler only rebuilds tensors and
 plain containers, so a file carrying a pickled object (which could run code when unpickled) is
 refused, not executed. Metadata travels as a JSON string so that it can never hold objects. After
 loading, the container is checked field by field (format, kind, version, tensor names, finiteness,
-shapes) so that a foreign, outdated or tampered file is refused with one clear
+shapes, checksum) so that a foreign, outdated, damaged or tampered file is refused with one clear
 :class:`~sonode.errors.ModelFileError` before any model code sees it.
+
+The SHA-256 digest covers the metadata and every tensor's name, dtype, shape and bytes. torch does
+not verify the zip checksums of tensor data, so without it a bit flipped in transit would load
+silently as a wrong model. It detects damage, not malice: whoever edits a file can recompute it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -28,7 +34,7 @@ from sonode.errors import ModelFileError
 from sonode.fileutil import atomic_write
 
 FORMAT_NAME = "sonode"
-_KEYS = ("format", "kind", "version", "meta_json", "tensors")
+_KEYS = ("format", "kind", "version", "meta_json", "tensors", "sha256")
 
 #: schema entry per tensor: the expected shape, each dimension an int (exact), None (any) or a
 #: str symbol that must take the same value everywhere it appears, e.g. {"A": ("k", "k"), "C": ("k",)}.
@@ -65,7 +71,7 @@ def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
         stored[name] = tensor.detach().to("cpu").contiguous().clone()
     meta_json = json.dumps(dict(meta), sort_keys=True, allow_nan=False)
     payload = {"format": FORMAT_NAME, "kind": kind, "version": version, "meta_json": meta_json,
-               "tensors": stored}
+               "tensors": stored, "sha256": _digest(meta_json, stored)}
     # Serialise to memory first: torch names the archive's root folder after the file, so saving
     # straight to atomic_write's random temp name would make identical models differ in bytes.
     buffer = io.BytesIO()
@@ -161,9 +167,29 @@ def _check_container(file: Path, payload: Any, kind: str, supported: list[int]
             raise ModelFileError(
                 f"{file}: entry {name!r} is a {type(value).__name__}, not a tensor (corrupt or tampered); refit"
             )
+        if value.layout != torch.strided or value.is_quantized:
+            # sonode writes plain dense tensors only; sparse/quantized ones would reach model code
+            # that cannot handle them.
+            raise ModelFileError(f"{file}: tensor {name!r} is not a plain dense tensor (tampered); refit")
+    if not isinstance(payload["sha256"], str) or payload["sha256"] != _digest(payload["meta_json"], tensors):
+        raise ModelFileError(
+            f"{file} is damaged: its contents do not match the checksum stored in it (corrupted in "
+            "copying or edited); copy it again or refit the model"
+        )
+    for name, value in tensors.items():
         if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
             raise ModelFileError(f"{file}: tensor {name!r} has NaN or infinite values; refit the model")
     return tensors, meta
+
+
+def _digest(meta_json: str, tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the metadata and each tensor's name, dtype, shape and raw bytes (name order)."""
+    h = hashlib.sha256(meta_json.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _check_schema(file: Path, tensors: dict[str, torch.Tensor], schema: Schema) -> None:

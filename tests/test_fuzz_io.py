@@ -42,7 +42,7 @@ SCHEMA = {"A": ("k", "k"), "C": ("k",), "bias": ()}
 
 # Header fields are where parsers branch; these values sit on their edges.
 EDGE_INTS = [0, 1, 2, 3, 7, 8, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 8000, 192000, 0x7FFFFFFF, 0xFFFFFFFF]
-offsets = st.one_of(st.integers(0, 80), st.integers(0, 1 << 30))  # half near the header
+offsets = st.one_of(st.integers(4, 80), st.integers(0, 1 << 30))  # half in the header, past the magic
 mutation = st.one_of(
     st.tuples(st.just("set"), offsets, st.binary(min_size=1, max_size=8)),
     st.tuples(st.just("u32"), offsets, st.sampled_from(EDGE_INTS)),

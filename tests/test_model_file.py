@@ -4,6 +4,7 @@ file, including a crafted pickle payload that must not run."""
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -50,8 +51,15 @@ def craft(path, payload) -> Path:
 
 
 def container(**overrides):
+    """A sonode container as a forger would build it: with a checksum matching its contents, so
+    that the later checks (finiteness, shapes, ...) are what must catch it."""
     payload = {"format": "sonode", "kind": KIND, "version": 2, "meta_json": "{}", "tensors": tensors()}
     payload.update(overrides)
+    if "sha256" not in payload:
+        try:
+            payload["sha256"] = model_file._digest(payload["meta_json"], payload["tensors"])
+        except (AttributeError, TypeError):  # malformed on purpose: checked before the digest
+            payload["sha256"] = ""
     return payload
 
 
@@ -169,6 +177,31 @@ def test_non_tensor_values(tmp_path):
     refused(craft(tmp_path / "d.sonode", container(tensors=[torch.ones(2)])), "'tensors' is a list, not a dict")
 
 
+@pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")
+def test_sparse_tensor_is_refused(tmp_path):
+    t = tensors()
+    t["A"] = t["A"].to_sparse()  # weights_only happily rebuilds sparse tensors
+    refused(craft(tmp_path / "sp.sonode", container(tensors=t, sha256="x")), "'A' is not a plain dense tensor")
+
+
+def test_flipped_bit_in_tensor_data_is_detected(tmp_path, good):
+    """torch does not check zip CRCs of tensor records: without the digest this would load."""
+    data = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as z:
+        record = next(i for i in z.infolist() if i.filename.endswith("data/0"))
+    name_len, extra_len = struct.unpack_from("<HH", data, record.header_offset + 26)  # local header
+    start = record.header_offset + 30 + name_len + extra_len
+    data[start + 5] ^= 0x10
+    (tmp_path / "flip.sonode").write_bytes(bytes(data))
+    refused(tmp_path / "flip.sonode", "damaged: its contents do not match the checksum")
+
+
+def test_edited_metadata_is_detected(tmp_path):
+    payload = container(meta_json='{"sample_rate": 16000}')
+    payload["meta_json"] = '{"sample_rate": 48000}'
+    refused(craft(tmp_path / "e.sonode", payload), "damaged")
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_tensor(tmp_path, bad):
     t = tensors()
@@ -248,15 +281,13 @@ def test_load_does_not_call_unsafe_torch_load(good, monkeypatch):
 def test_file_is_the_documented_plain_container(good):
     """Any torch user can read a sonode file safely: weights_only=True, five plain keys."""
     payload = torch.load(good, weights_only=True)
-    assert set(payload) == {"format", "kind", "version", "meta_json", "tensors"}
+    assert set(payload) == {"format", "kind", "version", "meta_json", "tensors", "sha256"}
     assert (payload["format"], payload["kind"], payload["version"]) == ("sonode", KIND, 2)
 
 
 def test_zip_end_record_that_makes_zipfile_raise(tmp_path, good):
     """Fuzz-found: a zip64 locator claiming 2 disks makes zipfile.is_zipfile raise BadZipFile
     instead of returning False; it must still end in ModelFileError."""
-    import struct
-
     data = good.read_bytes()
     eocd = data.rindex(b"PK\x05\x06")
     locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 2)
