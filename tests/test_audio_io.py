@@ -39,6 +39,7 @@ def wav(tmp_path):
     ("WAV", "PCM_U8", 2.0 ** -7), ("WAV", "PCM_16", 2.0 ** -15), ("WAV", "PCM_24", 2.0 ** -23),
     ("WAV", "PCM_32", 2.0 ** -31), ("WAV", "FLOAT", 1e-7), ("WAV", "DOUBLE", 1e-15),
     ("FLAC", "PCM_S8", 2.0 ** -7), ("FLAC", "PCM_16", 2.0 ** -15), ("FLAC", "PCM_24", 2.0 ** -23),
+    ("WAVEX", "PCM_24", 2.0 ** -23), ("RF64", "PCM_16", 2.0 ** -15), ("W64", "FLOAT", 1e-7),
 ])
 def test_reads_every_bit_depth_to_within_one_lsb(tmp_path, fmt, subtype, lsb):
     x = tone(4000)
@@ -180,6 +181,15 @@ def test_truncated_wav_data(tmp_path, wav):
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     with pytest.raises(AudioInputError, match="truncated: its header declares 16000 bytes"):
         read_clip(tmp_path / "cut.wav")
+
+
+def test_streaming_placeholder_size_is_not_truncation(tmp_path, wav):
+    """Writers that stream to a pipe put 0xFFFFFFFF in the data size: the file is complete."""
+    data = bytearray(wav.read_bytes())
+    at = data.index(b"data") + 4
+    data[at:at + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "stream.wav").write_bytes(bytes(data))
+    assert np.allclose(read_clip(tmp_path / "stream.wav").samples, read_clip(wav).samples)
 
 
 def test_truncated_wav_header(tmp_path, wav):
