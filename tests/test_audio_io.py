@@ -142,6 +142,15 @@ def test_named_pipe_is_refused_without_blocking(tmp_path):
         read_clip(tmp_path / "pipe.wav")
 
 
+def test_unreadable_file(wav, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(audio_io, "open", denied, raising=False)  # shadows the builtin in audio_io only
+    with pytest.raises(AudioInputError, match=r"cannot be read \(Permission denied\); check its permissions"):
+        read_clip(wav)
+
+
 def test_empty_file(tmp_path):
     (tmp_path / "e.wav").write_bytes(b"")
     with pytest.raises(AudioInputError, match=r"empty \(0 bytes\)"):

@@ -13,8 +13,10 @@ cases ran and what they ended in.
 from __future__ import annotations
 
 import faulthandler
+import io
 import os
 import struct
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -201,9 +203,6 @@ def test_fuzz_loader_mutated_real_model(tmp_path, real_model, record_property):
 def test_fuzz_loader_mutated_pickle_in_valid_zip(tmp_path, real_model, record_property):
     """Byte flips in the raw file mostly trip the zip checksums; mutate the pickle itself and re-zip
     it with valid checksums so that the unpickler and the container checks get the bad data."""
-    import io
-    import zipfile
-
     with zipfile.ZipFile(io.BytesIO(real_model)) as z:
         members = {info.filename: z.read(info) for info in z.infolist()}
     pkl = next(n for n in members if n.endswith("data.pkl"))
