@@ -1,0 +1,228 @@
+"""SonodeModel: a clip as the cross-faded trajectories of dz/dt = L z + N_θ(z), x = C z + b."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from sonode.errors import ModelFileError
+from sonode.model.field import CorrectionField
+from sonode.model.layout import SegmentLayout
+from sonode.model.oscillator import OscillatorBank
+from sonode.model_file import load_model_file, save_model_file
+from sonode.ode import odeint, odeint_adjoint
+
+MODEL_KIND = "sonode-decoder"
+MODEL_VERSION = 1
+GRADIENT_METHODS = ("adjoint", "backprop")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's structure (saved as plain metadata)."""
+
+    sample_rate: int  # Hz of the fitted clip
+    n_samples: int  # samples of the fitted span
+    hop_samples: int
+    overlap_samples: int
+    n_modes: int  # K; latent dimension d = 2K
+    hidden: int
+    layers: int
+    gain: float  # x_file = gain · x_normalised + offset
+    offset: float
+
+    @property
+    def latent_dim(self) -> int:
+        return 2 * self.n_modes
+
+    @property
+    def layout(self) -> SegmentLayout:
+        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, self.overlap_samples)
+
+
+class SonodeModel(nn.Module):
+    """A fitted clip: segment start states, an oscillator bank, a neural correction and a readout.
+
+    Time is in seconds from the first sample of the fitted span; amplitudes inside the model are
+    normalised (see `ModelConfig.gain` / `offset`), and `render` undoes the normalisation.
+    """
+
+    def __init__(self, config: ModelConfig, bank: OscillatorBank, field: CorrectionField,
+                 states: torch.Tensor, readout: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config
+        self.bank = bank
+        self.field = field
+        d = config.latent_dim
+        if states.shape != (config.layout.n_segments, d):
+            raise ValueError(f"states must have shape {(config.layout.n_segments, d)}, got {tuple(states.shape)}")
+        self.states = nn.Parameter(states.to(torch.float64).clone())
+        if readout is None:  # x = Σ_k u_k: the modal coordinates' real parts
+            readout = torch.cat([torch.ones(config.n_modes), torch.zeros(config.n_modes)])
+        self.readout = nn.Parameter(readout.to(torch.float64).clone())
+        self.readout_bias = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    # ---- solving ---------------------------------------------------------------------------
+    def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float, gradient: str | None = None,
+              checkpoint_every: int = 64) -> torch.Tensor:
+        """Integrate states ``z0`` (B, d) from local time 0 and read them at ``local_s``.
+
+        Args:
+            z0: states at local time 0, shape (B, d).
+            local_s: output times in seconds, shape (n,), increasing, local_s[0] == 0.
+            step_s: largest Lawson RK4 step in seconds (output intervals are split to meet it).
+            gradient: None (no graph), "adjoint" (checkpointed discrete adjoint of the engine),
+                or "backprop" (autograd through the solver).
+            checkpoint_every: adjoint checkpoint spacing in steps (memory vs recomputation).
+
+        Returns:
+            Trajectories, shape (n, B, d).
+        """
+        options = {"linear": self.bank, "step_size": step_s}
+        if gradient is None:
+            with torch.no_grad():
+                return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
+        if gradient == "adjoint":
+            return odeint_adjoint(self.field, z0, local_s, method="lawson_rk4", options=options,
+                                  adjoint_params=tuple(self.field.parameters()),
+                                  adjoint_options={"mode": "checkpoint", "checkpoint_every": checkpoint_every})
+        if gradient == "backprop":
+            return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
+        raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
+
+    def read(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised samples x = C z + b for states z (..., d) → (...)."""
+        return z @ self.readout + self.readout_bias
+
+    def reconstruct(self, gradient: str | None = None, substeps: int = 1,
+                    extra_samples: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised reconstruction on the training grid, all segments in one batch.
+
+        Args:
+            gradient: as in `solve`.
+            substeps: Lawson steps per sample (1 = the training solve; 8 = a fine solve).
+            extra_samples: also integrate each segment this many samples past its window
+                (free-run continuation used by the training loss).
+
+        Returns:
+            (signal (n_samples,), per-segment samples (window + extra, M)).
+        """
+        layout = self.config.layout
+        n = layout.window_samples + extra_samples
+        local = torch.arange(n, dtype=torch.float64) / layout.sample_rate
+        z = self.solve(self.states, local, 1.0 / (layout.sample_rate * substeps), gradient)
+        per_segment = self.read(z)  # (n, M)
+        signal = layout.overlap_add(per_segment[: layout.window_samples] * layout.training_weights())
+        return signal, per_segment
+
+    # ---- rendering -------------------------------------------------------------------------
+    @torch.no_grad()
+    def render_normalised(self, times_s: torch.Tensor, max_step_s: float | None = None,
+                          progress: Callable[[int], None] | None = None) -> torch.Tensor:
+        """The continuous-time signal at arbitrary increasing times (normalised amplitude).
+
+        Times ≥ the fitted span's end continue the last segment's trajectory (extrapolation).
+
+        Args:
+            times_s: float64 (n,), uniformly spaced, increasing, ≥ 0 (seconds).
+            max_step_s: largest solver step; default one training sample (1/sample_rate), so a
+                render at the clip's rate repeats the training solve exactly.
+            progress: called with the number of segments finished, for progress bars.
+
+        Returns:
+            float64 (n,).
+        """
+        layout = self.config.layout
+        step = max_step_s if max_step_s is not None else 1.0 / layout.sample_rate
+        out = torch.zeros_like(times_s)
+        if times_s.numel() == 0:
+            return out
+        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else step
+        starts = layout.start_s()
+        groups: dict[tuple[float, int, bool], list[tuple[int, torch.Tensor]]] = {}
+        for m in range(layout.n_segments):
+            local = times_s - starts[m]
+            w = layout.weights(local, torch.tensor(m))
+            idx = torch.nonzero(w > 0).flatten()
+            if idx.numel() == 0:
+                continue
+            first = float(local[idx[0]])
+            # segments whose output grid has the same offset and length share one batched solve
+            key = (round(first / spacing, 9), int(idx.numel()), m == layout.n_segments - 1)
+            groups.setdefault(key, []).append((m, idx))
+        done = 0
+        for (offset_steps, count, _), members in groups.items():
+            first = offset_steps * spacing
+            grid = first + spacing * torch.arange(count, dtype=torch.float64)
+            local = grid if first == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
+            seg = torch.tensor([m for m, _ in members])
+            z = self.solve(self.states[seg], local, step)[-count:]  # (count, G, d)
+            x = self.read(z)
+            for g, (m, idx) in enumerate(members):
+                out[idx] += layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * x[:, g]
+            done += len(members)
+            if progress is not None:
+                progress(done)
+        return out
+
+    def denormalise(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised samples → file amplitude (numpy float64)."""
+        return (x * self.config.gain + self.config.offset).cpu().numpy()
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+        """Write the model atomically as a code-free, versioned file (tensors + JSON metadata)."""
+        tensors = {name: p.detach() for name, p in self.state_dict().items()}
+        save_model_file(path, tensors, {"config": asdict(self.config), "info": info or {}},
+                        kind=MODEL_KIND, version=MODEL_VERSION)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> tuple["SonodeModel", dict[str, Any]]:
+        """Read a model file (never executes code from it). Returns (model, info)."""
+        tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION])
+        config = _config_from_meta(path, meta)
+        model = build_model(config, torch.zeros(config.n_modes, dtype=torch.float64),
+                            torch.ones(config.n_modes, dtype=torch.float64),
+                            torch.zeros(config.layout.n_segments, config.latent_dim, dtype=torch.float64),
+                            state_scale=1.0, rate_scale=1.0)
+        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        found = {name: tuple(t.shape) for name, t in tensors.items()}
+        if expected != found:
+            bad = sorted(set(expected.items()) ^ set(found.items()))
+            raise ModelFileError(f"{path}: tensors do not match the model's configuration ({bad[:3]}...); "
+                                 "the file is damaged or was edited — refit the clip")
+        model.load_state_dict(tensors)
+        return model, meta.get("info", {})
+
+
+def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,
+                states: torch.Tensor, state_scale: float, rate_scale: float) -> SonodeModel:
+    """Assemble a model from identified modes (K,) and initial segment states (M, 2K)."""
+    bank = OscillatorBank(decay_per_s, omega_rad_per_s)
+    field = CorrectionField(config.latent_dim, config.hidden, config.layers, state_scale, rate_scale)
+    return SonodeModel(config, bank, field, states)
+
+
+def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
+    try:
+        raw = meta["config"]
+        config = ModelConfig(**{f: type_(raw[f]) for f, type_ in _CONFIG_TYPES.items()})
+        if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
+                and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
+                and config.gain > 0 and math.isfinite(config.offset)):
+            raise ValueError("values out of range")
+        config.layout  # validates hop/overlap
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: the model configuration is missing or invalid ({err}); "
+                             "the file is damaged or not a sonode model — refit the clip") from None
+    return config
+
+
+_CONFIG_TYPES = {"sample_rate": int, "n_samples": int, "hop_samples": int, "overlap_samples": int,
+                 "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float}

@@ -1,0 +1,252 @@
+"""Training: fit a SonodeModel to a clip with the engine's adjoint, within a time or step budget."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
+from sonode.model.init import initial_model
+
+FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson steps per sample
+MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Options of `fit_samples` (units in the names; defaults suit a 1–2 s clip).
+
+    Attributes:
+        latent_dim: d = 2K, even; K damped oscillators.
+        hop_samples: segment hop; each segment has its own start state (multiple shooting).
+        overlap_samples: cross-fade length between segments.
+        hidden, layers: the correction MLP.
+        max_time_s: wall-clock budget of the training loop (seconds); None for no limit.
+        steps: maximum optimiser steps; None for no limit.
+        target_snr_db: stop once the reconstruction reaches this SNR; None to use the whole budget.
+        lr: Adam learning rate of the MLP (other groups are scaled from it, see `_param_groups`).
+        gradient: "adjoint" (engine's checkpointed adjoint) or "backprop".
+        free_run_samples: each segment is also integrated this many samples past its window and
+            scored against the clip there, so the dynamics learn to continue the sound.
+        free_run_weight: weight of that term relative to the reconstruction loss.
+        lp_order: order of the linear predictor used for system identification.
+        seed: seeds torch's generator (MLP initialisation).
+    """
+
+    latent_dim: int = 64
+    hop_samples: int = 128
+    overlap_samples: int = 16
+    hidden: int = 64
+    layers: int = 2
+    max_time_s: float | None = 120.0
+    steps: int | None = None
+    target_snr_db: float | None = None
+    lr: float = 1e-3
+    gradient: str = "adjoint"
+    free_run_samples: int = 0
+    free_run_weight: float = 0.1
+    lp_order: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.latent_dim < 2 or self.latent_dim % 2:
+            problems.append(f"latent_dim must be an even number ≥ 2, got {self.latent_dim}")
+        if self.hop_samples < 8:
+            problems.append(f"hop_samples must be ≥ 8, got {self.hop_samples}")
+        if not 0 <= self.overlap_samples <= self.hop_samples:
+            problems.append(f"overlap_samples must be in [0, hop_samples], got {self.overlap_samples}")
+        if self.hidden < 1 or self.layers < 1:
+            problems.append(f"hidden and layers must be ≥ 1, got {self.hidden}, {self.layers}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            problems.append(f"max_time_s must be > 0, got {self.max_time_s}")
+        if self.steps is not None and self.steps < 0:
+            problems.append(f"steps must be ≥ 0, got {self.steps}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.gradient not in GRADIENT_METHODS:
+            problems.append(f"gradient must be one of {GRADIENT_METHODS}, got {self.gradient!r}")
+        if self.free_run_samples < 0 or self.free_run_weight < 0:
+            problems.append("free_run_samples and free_run_weight must be ≥ 0")
+        if self.lp_order < 2:
+            problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    snr_db: float
+    elapsed_s: float
+
+
+@dataclass
+class FitReport:
+    """What happened during a fit (written to <stem>.fit.json by the CLI)."""
+
+    options: dict[str, Any]
+    gradient: str
+    initial_snr_db: float
+    snr_db: float  # reconstruction SNR of the kept (best) model, training solve
+    fine_snr_db: float  # the same model solved with FINE_SUBSTEPS Lawson steps per sample
+    discretisation_snr_db: float  # training solve vs fine solve
+    epochs: int
+    wall_time_s: float
+    seconds_per_epoch: float
+    function_evaluations: int
+    rejected_steps: int
+    stop_reason: str
+    history: list[EpochRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """10·log10(Σ ref² / Σ (ref − est)²) in dB (+inf for a perfect estimate)."""
+    err = float(torch.sum((reference - estimate) ** 2))
+    return math.inf if err == 0 else 10.0 * math.log10(float(torch.sum(reference ** 2)) / err)
+
+
+class _CountingField(torch.nn.Module):
+    """Counts evaluations of the correction field (reported as function evaluations)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def hook(self, module, args, output):
+        self.count += 1
+
+
+def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOptions(),
+                on_epoch: Callable[[EpochRecord, float], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[SonodeModel, FitReport]:
+    """Fit a model to one clip.
+
+    Args:
+        x: the clip in file amplitude, shape (n_samples,), finite, not constant.
+        sample_rate: Hz.
+        options: see `FitOptions`.
+        on_epoch: called after each epoch with (record, best SNR so far in dB), e.g. a progress bar.
+        should_stop: polled every epoch; True ends training early (e.g. on SIGINT) with the best model.
+
+    Returns:
+        (model, report): the best model seen (by training SNR) and the fit report.
+    """
+    t_start = time.perf_counter()
+    torch.manual_seed(options.seed)
+    model = initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples,
+                          options.overlap_samples, options.hidden, options.layers, options.lp_order)
+    target = torch.from_numpy((x - model.config.offset) / model.config.gain)
+    layout = model.config.layout
+    counter = _CountingField()
+    handle = model.field.register_forward_hook(counter.hook)
+    free = options.free_run_samples
+    free_target, free_mask = _free_run_target(target, layout, free)
+    power = float(torch.mean(target ** 2))
+
+    optimiser = torch.optim.Adam(_param_groups(model, options.lr))
+    with torch.no_grad():
+        initial_snr = snr_db(target, model.reconstruct()[0])
+    best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
+    history: list[EpochRecord] = []
+    bad_steps = rejected = 0
+    stop_reason = "steps"
+    epoch = 0
+    while True:
+        elapsed = time.perf_counter() - t_start
+        if options.steps is not None and epoch >= options.steps:
+            stop_reason = "steps"
+            break
+        if options.max_time_s is not None and elapsed >= options.max_time_s:
+            stop_reason = "max_time"
+            break
+        if options.target_snr_db is not None and best_snr >= options.target_snr_db:
+            stop_reason = "target_snr"
+            break
+        if should_stop is not None and should_stop():
+            stop_reason = "interrupted"
+            break
+        good_state = copy.deepcopy(model.state_dict())
+        optimiser.zero_grad(set_to_none=True)
+        signal, per_segment = model.reconstruct(gradient=options.gradient, extra_samples=free)
+        loss = torch.mean((signal - target) ** 2) / power
+        if free:
+            tail = per_segment[layout.window_samples:]
+            loss = loss + options.free_run_weight * torch.sum(((tail - free_target) * free_mask) ** 2) / (
+                power * max(1.0, float(free_mask.sum())))
+        epoch_snr = snr_db(target, signal.detach())
+        if math.isfinite(float(loss.detach())):
+            loss.backward()
+        finite = math.isfinite(float(loss.detach())) and all(
+            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+        if not finite:
+            # roll back to the last good parameters and halve the step size
+            rejected += 1
+            bad_steps += 1
+            model.load_state_dict(good_state)
+            for group in optimiser.param_groups:
+                group["lr"] *= 0.5
+            optimiser.state.clear()
+            if bad_steps >= MAX_BAD_STEPS:
+                stop_reason = "diverged"
+                break
+            continue
+        bad_steps = 0
+        if epoch_snr > best_snr:
+            best_snr, best_state = epoch_snr, good_state
+        optimiser.step()
+        epoch += 1
+        record = EpochRecord(epoch=epoch, loss=float(loss.detach()), snr_db=epoch_snr,
+                             elapsed_s=time.perf_counter() - t_start)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, best_snr)
+    train_time = time.perf_counter() - t_start
+    with torch.no_grad():  # the last step's parameters were never scored
+        last_snr = snr_db(target, model.reconstruct()[0])
+    if last_snr > best_snr:
+        best_snr, best_state = last_snr, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    handle.remove()
+    with torch.no_grad():
+        coarse = model.reconstruct()[0]
+        fine = model.reconstruct(substeps=FINE_SUBSTEPS)[0]
+    report = FitReport(
+        options=asdict(options), gradient=options.gradient, initial_snr_db=initial_snr,
+        snr_db=snr_db(target, coarse), fine_snr_db=snr_db(target, fine),
+        discretisation_snr_db=snr_db(fine, coarse), epochs=epoch, wall_time_s=time.perf_counter() - t_start,
+        seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
+        rejected_steps=rejected, stop_reason=stop_reason, history=history)
+    return model, report
+
+
+def _param_groups(model: SonodeModel, lr: float) -> list[dict[str, Any]]:
+    """Adam moves every parameter by ≈ lr per step in absolute terms, so each group's rate is
+    scaled to its parameters' natural size: states to the state RMS, frequencies to rad/s."""
+    state_scale = float(model.field.state_scale)
+    return [
+        {"params": model.field.parameters(), "lr": lr},
+        {"params": [model.states], "lr": lr * state_scale * 0.1},
+        {"params": [model.readout, model.readout_bias], "lr": lr * 0.1},
+        {"params": [model.bank.omega_rad_per_s], "lr": lr * 100.0},
+        {"params": [model.bank.raw_damping], "lr": lr * 10.0},
+    ]
+
+
+def _free_run_target(target: torch.Tensor, layout, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip samples following each segment's window (extra, M) and a mask of those that exist."""
+    start = torch.arange(layout.n_segments) * layout.hop_samples + layout.window_samples
+    index = start[None, :] + torch.arange(extra)[:, None]
+    mask = index < layout.n_samples
+    values = torch.where(mask, target[torch.clamp(index, max=layout.n_samples - 1)], torch.zeros(()))
+    return values, mask.to(target.dtype)
