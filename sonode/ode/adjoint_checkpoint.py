@@ -28,6 +28,7 @@ class Checkpoints:
     out_index: (n_steps + 1) ints; outputs [out_index[i], out_index[i+1]) belong to step i.
     kept: (n_pieces, *S) the state at the start of steps 0, every, 2*every, ...
     every: accepted steps per piece.
+    tail: (start leaf, outputs with graph) of the last piece if the forward taped it; used once.
     """
 
     t0: list[float]
@@ -35,11 +36,15 @@ class Checkpoints:
     out_index: list[int]
     kept: torch.Tensor
     every: int
+    tail: tuple | None = None
 
 
 @torch.no_grad()
-def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int):
-    """Solve without a graph; return (ys (n, *S), Checkpoints). ys equals ``odeint``'s bit for bit."""
+def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool):
+    """Solve without a graph; return (ys (n, *S), Checkpoints). ys equals ``odeint``'s bit for bit.
+
+    tape_tail: (fixed-step) record the last piece's graph now, so the backward need not replay it.
+    """
     if opts.adaptive:
         # Adaptive solves take far fewer steps than there are audio outputs, so the engine's full
         # record (every step's state) is affordable transiently; we keep every k-th state.
@@ -47,38 +52,54 @@ def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOpt
         rec = result.steps
         kept = rec.y0[::every].clone()
         return result.ys, Checkpoints(rec.t0.tolist(), rec.h.tolist(), rec.out_index.tolist(), kept, every)
-    return _fixed_forward(func, y0, t, opts, every)
+    return _fixed_forward(func, y0, t, opts, every, tape_tail)
 
 
-def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int):
+def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool):
     """The fixed-step solve of ``solve_fixed`` keeping only every k-th step state.
 
     ``solve(record_steps=True)`` holds every step's state, O(n_steps) memory even when the loss
     only reads the end state; this walks the same grid (``step_grid``, last sub-step landing on
     the output time, t accumulated the same way) with the same ``fixed_step``, so the outputs are
-    identical (tests/ode/test_adjoint.py checks it bit for bit).
+    identical (tests/ode/test_adjoint.py checks it bit for bit). With ``tape_tail`` the last piece
+    runs with a graph (at most ``every`` steps of it, so memory stays bounded): the backward then
+    skips one replay, which matters when there are few pieces.
     """
     t_out = times_as_floats(t)
     solve(func, y0, t_out[:1], opts)  # validates y0 the engine's way; a one-point solve does no work
+    grid = step_grid(t_out, opts.step_size)
+    n_steps = sum(map(len, grid))
+    tail_first = (n_steps - 1) // every * every if tape_tail and n_steps else -1
     ys, kept, t0s, hs, out_index = [y0], [], [], [], [0]
     time, y = t_out[0], y0
-    for i, steps in enumerate(step_grid(t_out, opts.step_size)):
+    for i, steps in enumerate(grid):
         for j, h in enumerate(steps):
             last = j == len(steps) - 1
             if last:
                 h = t_out[i + 1] - time
-            if len(t0s) % every == 0:
+            step = len(t0s)
+            if step % every == 0:
                 kept.append(y)
+            if step == tail_first:
+                y = tail_start = y.detach().requires_grad_()
+                if step == 0:
+                    ys[0] = tail_start  # output 0 is the start of step 0
             t0s.append(time)
             hs.append(h)
             out_index.append(i + 2 if last else i + 1)
-            y = fixed_step(func, opts, time, h, y)
+            with torch.set_grad_enabled(step >= tail_first >= 0):
+                y = fixed_step(func, opts, time, h, y)
             time = time + h
         ys.append(y)
-    ys = torch.stack(ys)
+    tail = None
+    if tail_first >= 0:
+        lo = out_index[tail_first]
+        with torch.enable_grad():
+            tail = (tail_start, torch.stack(ys[lo:]) if len(ys) > lo else None)
+    ys = torch.stack(ys)  # no_grad: the returned values carry no graph
     check_finite_outputs(ys, t_out)
     kept_t = torch.stack(kept) if kept else y0.new_empty((0, *y0.shape))
-    return ys, Checkpoints(t0s, hs, out_index, kept_t, every)
+    return ys, Checkpoints(t0s, hs, out_index, kept_t, every, tail)
 
 
 def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: torch.Tensor, grad_ys: torch.Tensor, need_state: bool):
@@ -99,21 +120,21 @@ def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: to
     a = None  # cotangent of the current piece's end state; None: nothing comes after the last step
     for piece in reversed(range(len(cps.kept))):
         first, stop = piece * cps.every, min((piece + 1) * cps.every, n_steps)
-        start = cps.kept[piece].detach().requires_grad_(piece > 0 or need_state)
+        taped = cps.tail is not None  # the last piece, taped by the forward (used once)
+        if taped:
+            (start, outs), cps.tail = cps.tail, None
+        else:
+            start = cps.kept[piece].detach().requires_grad_(piece > 0 or need_state)
         inputs = ([start] if start.requires_grad else []) + list(params)
         if not inputs:
             return None, param_grads
         with torch.enable_grad():
-            y, outs = start, []
-            for i in range(first, stop):
-                lo, hi = cps.out_index[i], cps.out_index[i + 1]
-                y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
-                if hi > lo:
-                    outs.append(y_out)
+            if not taped:
+                y, outs = _replay_piece(func, opts, cps, first, stop, start, t64)
             outputs, cotangents = [], []
             lo, hi = cps.out_index[first], cps.out_index[stop]
             if hi > lo:  # a piece of sub-steps between two output times has no outputs
-                outputs.append(torch.cat(outs))
+                outputs.append(outs)
                 cotangents.append(grad_ys[lo:hi])
             if a is not None:
                 outputs.append(y)
@@ -125,3 +146,24 @@ def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: to
             if g is not None:
                 acc += g
     return a, param_grads
+
+
+def _replay_piece(func, opts: SolveOptions, cps: Checkpoints, first: int, stop: int, y: torch.Tensor, t64: torch.Tensor):
+    """Re-run steps [first, stop) from y with a graph; return (end state, (k, *S) outputs of the piece)."""
+    outs = []
+    if opts.adaptive:
+        for i in range(first, stop):
+            lo, hi = cps.out_index[i], cps.out_index[i + 1]
+            y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
+            if hi > lo:
+                outs.append(y_out)
+        return y, torch.cat(outs) if outs else None
+    # Fixed-step outputs are step end points (output 0: the start of step 0), so the step itself is
+    # replayed with `fixed_step` and the outputs are taken as they are: in the audio case (an output
+    # every step) this saves replay_step's per-step interpolation bookkeeping and a copy per output.
+    for i in range(first, stop):
+        lo, hi = cps.out_index[i], cps.out_index[i + 1]
+        y_start = y
+        y = fixed_step(func, opts, cps.t0[i], cps.h[i], y)
+        outs.extend(y_start if j == 0 else y for j in range(lo, hi))
+    return y, torch.stack(outs) if outs else None
