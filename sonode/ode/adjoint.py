@@ -16,7 +16,7 @@ of backprop's graph of every step. Cost: one extra forward solve (without a grap
 
 ``"backsolve"`` — the *continuous* adjoint of theory.md §3, see `adjoint_backsolve.py`.
 
-Gradients with respect to the output times t use the continuous formula
+Gradients with respect to the output times t (not for lawson_rk4) use the continuous formula
 dL/dt_i = <dL/dy(t_i), f(t_i, y(t_i))> for i >= 1 and dL/dt_0 = -<a(t_0), f(t_0, y_0)>, where a(t_0)
 is the adjoint at t_0 without the direct term dL/dy(t_0); it ignores that moving t_i also moves a
 fixed-step grid, so it differs from backprop through a fixed-step solve by the discretisation error.
@@ -136,6 +136,11 @@ def odeint_adjoint(
         )
     if adj.mode == "backsolve":
         check_backsolve_supported(method, options, adj)
+    if method == "lawson_rk4" and isinstance(t, torch.Tensor) and t.requires_grad:
+        raise ValueError(
+            "odeint_adjoint: gradients w.r.t. t are not available for 'lawson_rk4' (dy/dt = L y + N needs L y, and the "
+            "linear operator only provides exp(L h)); pass t.detach()"
+        )
     params = _collect_params(func, adjoint_params, options)
     spec = _Spec(func=func, opts=opts, adj=adj)
     return _OdeintAdjoint.apply(y0, t, spec, *params)

@@ -161,6 +161,13 @@ def test_bad_options_raise_value_error(kwargs, match):
         odeint_adjoint(func, torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0.0, 1.0]), **kwargs)
 
 
+def test_lawson_time_gradient_is_refused():
+    opts = case_options("lawson_rk4")
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="t.detach"):
+        odeint_adjoint(MLPField(), torch.zeros(2, 3, dtype=torch.float64), t, method="lawson_rk4", options=opts)
+
+
 def test_plain_callable_needs_adjoint_params():
     with pytest.raises(ValueError, match="adjoint_params"):
         odeint_adjoint(lambda t, y: -y, torch.ones(2), torch.tensor([0.0, 1.0]))
