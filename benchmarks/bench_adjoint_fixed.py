@@ -6,21 +6,22 @@
     sonode odeint (classical RK4), torchdiffeq 0.2.5 odeint_adjoint(method="rk4"). torchdiffeq's
     "rk4" is the 3/8-rule variant: also 4 evaluations of f per step, so per-step work is alike
     (different coefficients, not bitwise the same method).
-    Peak memory: each configuration in a fresh subprocess; peak resident set size (getrusage
-    ru_maxrss) after one gradient, and its growth over the RSS just before the gradient.
+    Peak memory: each configuration in a fresh subprocess; peak resident set size of the process
+    during one gradient (Linux VmHWM, reset just before it), and its growth over the resident
+    set size just before the gradient (the process baseline: torch, torchdiffeq, the model).
 audio: batch 16, d = 32, f = MLP 32-64-32 (tanh), an output at every step, n_out = 4000 outputs on
     [0, 1], loss = MSE on every output; rk4 and lawson_rk4 (L = DenseLinear(A), A trainable);
     sonode adjoint vs backprop through sonode odeint.
 Times: median over repeats, torch.set_num_threads(1), methods interleaved in one process.
 
 Run:  /work/venv/bin/python benchmarks/bench_adjoint_fixed.py [--repeats 5] [--skip-memory]
+      /work/venv/bin/python benchmarks/bench_adjoint_fixed.py --every-sweep   (choice of checkpoint_every)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,15 +79,28 @@ def timed(fns: dict, repeats: int) -> dict:
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def _status_kib(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak resident), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def memory_child(name: str, n_steps: int) -> None:
-    """Subprocess body: print {"before_kib", "peak_kib"} of one (c) gradient as JSON."""
+    """Subprocess body: print {"before_kib", "peak_kib"} of one (c) gradient as JSON.
+
+    Peak = VmHWM of this process after resetting it just before the gradient (writing 5 to
+    /proc/self/clear_refs); ru_maxrss is not used because Linux carries it over fork/exec from
+    the parent benchmark process.
+    """
     torch.set_num_threads(1)
     f, y0, t, options = case_c(n_steps)
     grad_c(name, 4, f, y0, t, {"step_size": 0.25})  # warm-up: lazy init of kernels, not of the graph
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     grad_c(name, n_steps, f, y0, t, options)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_kib": before, "peak_kib": peak}))
+    print(json.dumps({"before_kib": before, "peak_kib": _status_kib("VmHWM")}))
 
 
 def memory(name: str, n_steps: int) -> dict:
@@ -96,7 +110,7 @@ def memory(name: str, n_steps: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def audio_fns(method: str, n_out: int):
+def audio_fns(method: str, n_out: int, every_sweep: bool = False):
     f = MLP([32, 64, 32])
     y0 = torch.randn(16, 32, generator=torch.Generator().manual_seed(1))
     t = torch.linspace(0.0, 1.0, n_out)
@@ -106,24 +120,32 @@ def audio_fns(method: str, n_out: int):
         A = 0.1 * torch.randn(32, 32, generator=torch.Generator().manual_seed(3))
         options["linear"] = DenseLinear(A.requires_grad_())
 
-    def run(adjoint: bool):
+    def run(every: int | None):
+        """every=None: backprop through odeint; else the adjoint with that checkpoint_every."""
+
         def go():
             y = y0.detach().clone().requires_grad_()
             start = time.perf_counter()
-            solver = odeint_adjoint if adjoint else odeint
-            ys = solver(f, y, t, method=method, options=options)
+            if every is None:
+                ys = odeint(f, y, t, method=method, options=options)
+            else:
+                adj = {"checkpoint_every": every}
+                ys = odeint_adjoint(f, y, t, method=method, options=options, adjoint_options=adj)
             ((ys - target) ** 2).mean().backward()
             return time.perf_counter() - start
 
         return go
 
-    return {"sonode-adjoint": run(True), "sonode-backprop": run(False)}
+    if every_sweep:
+        return {"sonode-backprop": run(None), **{f"adjoint every={k}": run(k) for k in (8, 32, 128, 512)}}
+    return {"sonode-adjoint": run(32), "sonode-backprop": run(None)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--every-sweep", action="store_true", help="only: audio rk4 case vs checkpoint_every")
     parser.add_argument("--memory-child", nargs=2, metavar=("NAME", "N_STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -131,6 +153,11 @@ def main():
         return
     torch.set_num_threads(1)
     print("torch threads = 1")
+    if args.every_sweep:
+        print("audio-shaped rk4 case (4000 outputs), time vs adjoint_options['checkpoint_every']")
+        for n, sec in timed(audio_fns("rk4", 4000, every_sweep=True), args.repeats).items():
+            print(f"  {n:20s} {sec:.3f} s")
+        return
 
     print("\n(c) RK4, 64 trajectories x 256 steps, d=64, MLP 64-128-128-64, loss on y(1)")
     f, y0, t, options = case_c(256)
@@ -142,7 +169,7 @@ def main():
           f"   sonode adjoint / backprop = {med['sonode-adjoint'] / med['sonode-backprop']:.2f}x")
 
     if not args.skip_memory:
-        print("\n(c) peak memory (fresh subprocess each, ru_maxrss; growth = peak - RSS before the gradient)")
+        print("\n(c) peak memory (fresh subprocess each, VmHWM; growth = peak - RSS before the gradient)")
         for name in ("sonode-adjoint", "sonode-backprop"):
             m = {n: memory(name, n) for n in (256, 4096)}
             for n, v in m.items():
