@@ -129,6 +129,8 @@ def odeint_adjoint(
     """
     opts = SolveOptions.build(method, rtol, atol, options)
     adj = AdjointOptions.from_dict(adjoint_options)
+    if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
+        t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:
         raise ValueError(
             "odeint_adjoint: mode='checkpoint' replays shared steps and does not support per_sample=True; "

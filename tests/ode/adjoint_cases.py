@@ -20,7 +20,8 @@ class MLPField(nn.Module):
         self.b2 = nn.Parameter(0.1 * torch.randn(d, generator=gen, dtype=dtype))
 
     def forward(self, t, y):
-        tt = t.to(y.dtype).expand(*y.shape[:-1], 1)
+        # t is 0-d, or (B,) per sample (per_sample=True): one time column per batch row
+        tt = t.to(y.dtype).reshape(*t.shape, *([1] * (y.dim() - t.dim()))).expand(*y.shape[:-1], 1)
         return torch.tanh(torch.cat([y, tt], -1) @ self.w1.T + self.b1) @ self.w2.T + self.b2
 
 
