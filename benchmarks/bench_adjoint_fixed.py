@@ -178,7 +178,7 @@ def main():
             print(f"  {name:16s} peak(4096) / peak(256) = {m[4096]['peak_kib'] / m[256]['peak_kib']:.2f}")
 
     for method in ("rk4", "lawson_rk4"):
-        print(f"\naudio-shaped: {method}, batch 16, d=32, MLP 32-64-32, 4000 outputs (one per step), MSE on every output")
+        print(f"\naudio-shaped: {method}, batch 16, d=32, MLP 32-64-32, 4000 outputs (one per step), MSE on all")
         med = timed(audio_fns(method, 4000), args.repeats)
         for n, s in med.items():
             print(f"  {n:20s} {s:.3f} s")

@@ -197,7 +197,8 @@ class _OdeintAdjoint(torch.autograd.Function):
     def forward(y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor) -> torch.Tensor:
         if spec.adj.mode == "checkpoint":
             tape_tail = y0.requires_grad or t.requires_grad or any(p.requires_grad for p in params)
-            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, spec.adj.checkpoint_every, tape_tail)
+            every = spec.adj.checkpoint_every
+            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, tape_tail)
             return ys
         with torch.no_grad():
             return solve(spec.func, y0, t, spec.opts).ys

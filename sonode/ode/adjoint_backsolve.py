@@ -79,7 +79,9 @@ class _Augmented:
                 vjps = [None] * len(inputs)
         parts = [f.detach().reshape(-1)]
         for x, g in zip(inputs, vjps):
-            parts.append(torch.zeros(x.numel(), dtype=self.dtype, device=state.device) if g is None else g.reshape(-1).to(self.dtype))
+            if g is None:
+                g = torch.zeros(x.numel(), dtype=self.dtype, device=state.device)
+            parts.append(g.reshape(-1).to(self.dtype))
         return torch.cat(parts)
 
 
@@ -135,7 +137,8 @@ class _Stepper:
                 h = abs(hh) * self.ctrl.rejected_factor(ratio)
                 self.after_reject = True
                 continue
-            proposed = min(back.max_step, abs(hh) * self.ctrl.accepted_factor(ratio, self.prev_ratio, self.after_reject))
+            factor = self.ctrl.accepted_factor(ratio, self.prev_ratio, self.after_reject)
+            proposed = min(back.max_step, abs(hh) * factor)
             # A step shortened to land on tb says little about the next one: keep the longer proposal.
             h = max(proposed, h) if landing else proposed
             self.prev_ratio, self.after_reject = max(ratio, 1e-10), False

@@ -102,7 +102,9 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
     return ys, Checkpoints(t0s, hs, out_index, kept_t, every, tail)
 
 
-def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: torch.Tensor, grad_ys: torch.Tensor, need_state: bool):
+def checkpoint_sweep(
+    func, opts: SolveOptions, cps: Checkpoints, params, t64: torch.Tensor, grad_ys: torch.Tensor, need_state: bool
+):
     """One backward sweep over the pieces, last first.
 
     Args:
@@ -148,7 +150,9 @@ def checkpoint_sweep(func, opts: SolveOptions, cps: Checkpoints, params, t64: to
     return a, param_grads
 
 
-def _replay_piece(func, opts: SolveOptions, cps: Checkpoints, first: int, stop: int, y: torch.Tensor, t64: torch.Tensor):
+def _replay_piece(
+    func, opts: SolveOptions, cps: Checkpoints, first: int, stop: int, y: torch.Tensor, t64: torch.Tensor
+):
     """Re-run steps [first, stop) from y with a graph; return (end state, (k, *S) outputs of the piece)."""
     outs = []
     if opts.adaptive:

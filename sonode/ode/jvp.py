@@ -152,6 +152,7 @@ def finite_time_lyapunov(
         `LyapunovEstimate` (exponent, growth, ys). Norms of a batch y0 (dim >= 2) are taken per
         sample over all but dim 0, so each trajectory gets its own exponent.
     """
+    t = t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=torch.float64)
     if t.dim() != 1 or len(t) < 2:
         raise ValueError(f"t must be 1-D with at least 2 times, got shape {tuple(t.shape)}")
     duration = abs(float(t[-1]) - float(t[0]))

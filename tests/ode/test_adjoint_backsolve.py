@@ -57,7 +57,8 @@ def test_fixed_step_backsolve_error_shrinks_with_the_step(method, order):
 def test_backsolve_method_override_is_used():
     """A tight forward with a loose (overridden) backward sweep: the sweep's own error shows."""
     default = _backsolve_error("dopri5", {}, rtol=1e-10, atol=1e-12)
-    loose_back = _backsolve_error("dopri5", {}, rtol=1e-10, atol=1e-12, adjoint_extra={"method": "bosh3", "rtol": 1e-4, "atol": 1e-6})
+    loose = {"method": "bosh3", "rtol": 1e-4, "atol": 1e-6}
+    loose_back = _backsolve_error("dopri5", {}, rtol=1e-10, atol=1e-12, adjoint_extra=loose)
     assert loose_back > 10 * default
 
 
