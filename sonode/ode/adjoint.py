@@ -144,7 +144,9 @@ def odeint_adjoint(
             "linear operator only provides exp(L h)); pass t.detach()"
         )
     params = _collect_params(func, adjoint_params, options)
-    spec = _Spec(func=func, opts=opts, adj=adj)
+    # Taping the last piece in the forward only pays off if a backward will follow.
+    will_backprop = torch.is_grad_enabled() and (getattr(y0, "requires_grad", False) or t.requires_grad or bool(params))
+    spec = _Spec(func=func, opts=opts, adj=adj, tape_tail=will_backprop)
     return _OdeintAdjoint.apply(y0, t, spec, *params)
 
 
@@ -188,6 +190,7 @@ class _Spec:
     func: ODEFunc
     opts: Any
     adj: AdjointOptions
+    tape_tail: bool
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
     checkpoints: Any = None
 
@@ -196,9 +199,8 @@ class _OdeintAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor) -> torch.Tensor:
         if spec.adj.mode == "checkpoint":
-            tape_tail = y0.requires_grad or t.requires_grad or any(p.requires_grad for p in params)
             every = spec.adj.checkpoint_every
-            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, tape_tail)
+            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, spec.tape_tail)
             return ys
         with torch.no_grad():
             return solve(spec.func, y0, t, spec.opts).ys

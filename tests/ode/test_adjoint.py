@@ -181,3 +181,10 @@ def test_second_backward_replays_the_taped_piece():
     first = torch.autograd.grad(loss, inputs, retain_graph=True)
     second = torch.autograd.grad(loss, inputs)
     assert max_rel_err(second, first) <= 1e-12
+
+
+def test_under_no_grad_returns_plain_values():
+    func, y0, t, opts, _ = _setup("rk4", {"step_size": 0.04})
+    with torch.no_grad():
+        ys = odeint_adjoint(func, y0, t, method="rk4", options=opts)
+    assert ys.grad_fn is None and torch.equal(ys, odeint(func, y0.detach(), t, method="rk4", options=opts))
