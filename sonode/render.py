@@ -71,14 +71,9 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
     times = start_s + torch.arange(n, dtype=torch.float64) / rate
     step_s = min(1.0 / rate, 1.0 / config.sample_rate)
     total = config.layout.n_segments
-    x = model.render_normalised(times, max_step_s=step_s,
+    x = model.render_normalised(times, max_step_s=step_s, bound=BLOWUP_FACTOR,
                                 progress=None if progress is None else (lambda done: progress(done, total)))
-    bad = ~torch.isfinite(x) | (x.abs() > BLOWUP_FACTOR)
-    stopped_at = None
-    if bool(bad.any()):
-        first = int(torch.nonzero(bad)[0])
-        stopped_at = float(times[first])
-        x = x[:first]
+    stopped_at = float(times[x.numel()]) if x.numel() < n else None
     return Rendering(samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at)
 
 

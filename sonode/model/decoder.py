@@ -124,19 +124,24 @@ class SonodeModel(nn.Module):
     # ---- rendering -------------------------------------------------------------------------
     @torch.no_grad()
     def render_normalised(self, times_s: torch.Tensor, max_step_s: float | None = None,
-                          progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """The continuous-time signal at arbitrary increasing times (normalised amplitude).
+                          progress: Callable[[int], None] | None = None, bound: float = math.inf,
+                          chunk_samples: int = 4096) -> torch.Tensor:
+        """The continuous-time signal at uniformly spaced increasing times (normalised amplitude).
 
-        Times ≥ the fitted span's end continue the last segment's trajectory (extrapolation).
+        Times past the fitted span continue the last segment's trajectory (extrapolation). That
+        free run is integrated chunk by chunk and stops at the first sample that is not finite or
+        exceeds ``bound`` in magnitude, so a diverging continuation costs nothing more.
 
         Args:
             times_s: float64 (n,), uniformly spaced, increasing, ≥ 0 (seconds).
             max_step_s: largest solver step; default one training sample (1/sample_rate), so a
                 render at the clip's rate repeats the training solve exactly.
             progress: called with the number of segments finished, for progress bars.
+            bound: largest |x| accepted (normalised amplitude).
+            chunk_samples: outputs per chunk of the free run.
 
         Returns:
-            float64 (n,).
+            float64 (n',) with n' ≤ n: all n samples, or those before the first bad one.
         """
         layout = self.config.layout
         step = max_step_s if max_step_s is not None else 1.0 / layout.sample_rate
@@ -145,31 +150,44 @@ class SonodeModel(nn.Module):
             return out
         spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else step
         starts = layout.start_s()
-        groups: dict[tuple[float, int, bool], list[tuple[int, torch.Tensor]]] = {}
-        for m in range(layout.n_segments):
-            local = times_s - starts[m]
-            w = layout.weights(local, torch.tensor(m))
-            idx = torch.nonzero(w > 0).flatten()
-            if idx.numel() == 0:
-                continue
-            first = float(local[idx[0]])
-            # segments whose output grid has the same offset and length share one batched solve
-            key = (round(first / spacing, 9), int(idx.numel()), m == layout.n_segments - 1)
-            groups.setdefault(key, []).append((m, idx))
+        last = layout.n_segments - 1
+        groups: dict[tuple[float, int], list[tuple[int, torch.Tensor]]] = {}
+        for m in range(last):
+            idx = torch.nonzero(layout.weights(times_s - starts[m], torch.tensor(m)) > 0).flatten()
+            if idx.numel():
+                # segments whose output grid has the same offset and length share one batched solve
+                key = (round(float(times_s[idx[0]] - starts[m]) / spacing, 9), int(idx.numel()))
+                groups.setdefault(key, []).append((m, idx))
         done = 0
-        for (offset_steps, count, _), members in groups.items():
-            first = offset_steps * spacing
-            grid = first + spacing * torch.arange(count, dtype=torch.float64)
-            local = grid if first == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
+        for (offset_steps, count), members in groups.items():
             seg = torch.tensor([m for m, _ in members])
-            z = self.solve(self.states[seg], local, step)[-count:]  # (count, G, d)
-            x = self.read(z)
+            z = self.solve(self.states[seg], _local_grid(offset_steps * spacing, spacing, count), step)
+            x = self.read(z[-count:])  # (count, G)
             for g, (m, idx) in enumerate(members):
                 out[idx] += layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * x[:, g]
             done += len(members)
             if progress is not None:
                 progress(done)
-        return out
+        n_good = _first_bad(out, bound, times_s.numel())
+        idx = torch.nonzero(times_s >= starts[last]).flatten()
+        z = self.states[last:]
+        offset = float(times_s[idx[0]] - starts[last]) if idx.numel() else 0.0
+        for begin in range(0, int(idx.numel()), chunk_samples):
+            chunk = idx[begin: begin + chunk_samples]
+            if int(chunk[0]) >= n_good:
+                break
+            try:
+                traj = self.solve(z, _local_grid(offset, spacing, chunk.numel()), step)
+            except RuntimeError:  # the engine refuses non-finite states: the free run ends here
+                n_good = min(n_good, int(chunk[0]))
+                break
+            out[chunk] += layout.weights(times_s[chunk] - starts[last], torch.tensor(last)) * self.read(
+                traj[-chunk.numel():, 0])
+            n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
+            z, offset = traj[-1], spacing  # continue from the chunk's last output
+        if progress is not None:
+            progress(layout.n_segments)
+        return out[:n_good]
 
     def denormalise(self, x: torch.Tensor) -> np.ndarray:
         """Normalised samples → file amplitude (numpy float64)."""
@@ -199,6 +217,18 @@ class SonodeModel(nn.Module):
                                  "the file is damaged or was edited — refit the clip")
         model.load_state_dict(tensors)
         return model, meta.get("info", {})
+
+
+def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
+    """Solver times: 0, then ``count`` outputs first_s + j·spacing_s (0 itself when first_s == 0)."""
+    grid = first_s + spacing_s * torch.arange(count, dtype=torch.float64)
+    return grid if first_s == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
+
+
+def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
+    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else ``end``."""
+    bad = ~torch.isfinite(x[begin:end]) | (x[begin:end].abs() > bound)
+    return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else end
 
 
 def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,

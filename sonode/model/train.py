@@ -47,7 +47,7 @@ class FitOptions:
     max_time_s: float | None = 120.0
     steps: int | None = None
     target_snr_db: float | None = None
-    lr: float = 1e-3
+    lr: float = 1e-2
     gradient: str = "adjoint"
     free_run_samples: int = 0
     free_run_weight: float = 0.1
@@ -153,10 +153,15 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     free = options.free_run_samples
     free_target, free_mask = _free_run_target(target, layout, free)
     power = float(torch.mean(target ** 2))
+    clip = torch.from_numpy(x)
+
+    def clip_snr(signal: torch.Tensor) -> float:
+        # SNR in file amplitude, as a user measures the rendered WAV (the offset counts as signal)
+        return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
     optimiser = torch.optim.Adam(_param_groups(model, options.lr))
     with torch.no_grad():
-        initial_snr = snr_db(target, model.reconstruct()[0])
+        initial_snr = clip_snr(model.reconstruct()[0])
     best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
     history: list[EpochRecord] = []
     bad_steps = rejected = 0
@@ -184,7 +189,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             tail = per_segment[layout.window_samples:]
             loss = loss + options.free_run_weight * torch.sum(((tail - free_target) * free_mask) ** 2) / (
                 power * max(1.0, float(free_mask.sum())))
-        epoch_snr = snr_db(target, signal.detach())
+        epoch_snr = clip_snr(signal)
         if math.isfinite(float(loss.detach())):
             loss.backward()
         finite = math.isfinite(float(loss.detach())) and all(
@@ -213,7 +218,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
     with torch.no_grad():  # the last step's parameters were never scored
-        last_snr = snr_db(target, model.reconstruct()[0])
+        last_snr = clip_snr(model.reconstruct()[0])
     if last_snr > best_snr:
         best_snr, best_state = last_snr, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -223,7 +228,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         fine = model.reconstruct(substeps=FINE_SUBSTEPS)[0]
     report = FitReport(
         options=asdict(options), gradient=options.gradient, initial_snr_db=initial_snr,
-        snr_db=snr_db(target, coarse), fine_snr_db=snr_db(target, fine),
+        snr_db=clip_snr(coarse), fine_snr_db=clip_snr(fine),
         discretisation_snr_db=snr_db(fine, coarse), epochs=epoch, wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
         rejected_steps=rejected, stop_reason=stop_reason, history=history)
