@@ -132,6 +132,28 @@ def test_single_output_time_gradient_is_the_cotangent():
     assert torch.equal(g, g_ref)
 
 
+class ModuleLinear(torch.nn.Module):
+    """A linear operator that is an nn.Module (as the audio model's is): its parameters are found."""
+
+    def __init__(self, A):
+        super().__init__()
+        self.A = torch.nn.Parameter(A)
+
+    def expm_apply(self, h, y):
+        return y @ torch.linalg.matrix_exp(self.A * h).T
+
+
+def test_linear_module_parameters_are_included_automatically():
+    func, y0, t, _, inputs = _setup("rk4", {})
+    linear = ModuleLinear(case_options("lawson_rk4")["linear"].A.detach().clone())
+    opts = {"linear": linear, "step_size": 0.05}
+    inputs = [*inputs, linear.A]
+    _, g_ref = backprop_grads(func, y0, t, inputs, "lawson_rk4", opts)
+    ys = odeint_adjoint(func, y0, t, method="lawson_rk4", options=opts)  # no adjoint_params given
+    g = torch.autograd.grad(weighted_loss(ys), inputs)
+    assert max_rel_err(g, g_ref) <= 1e-8
+
+
 def test_only_listed_params_get_gradients():
     """A plain callable's tensors get gradients only when listed in adjoint_params."""
     W = torch.eye(2, dtype=torch.float64, requires_grad=True)
