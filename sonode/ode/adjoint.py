@@ -137,8 +137,8 @@ def odeint_adjoint(
             "use adjoint_options={'mode': 'backsolve'} (its backward sweep uses shared steps)"
         )
     if adj.mode == "backsolve":
-        check_backsolve_supported(method, options, adj)
-    if method == "lawson_rk4" and isinstance(t, torch.Tensor) and t.requires_grad:
+        check_backsolve_supported(method, adj)
+    if method == "lawson_rk4" and t.requires_grad:
         raise ValueError(
             "odeint_adjoint: gradients w.r.t. t are not available for 'lawson_rk4' (dy/dt = L y + N needs L y, and the "
             "linear operator only provides exp(L h)); pass t.detach()"

@@ -38,7 +38,7 @@ from .records import time_arg
 from .rk import error_ratio, rk_stages
 
 
-def check_backsolve_supported(method: str, options, adj) -> None:
+def check_backsolve_supported(method: str, adj) -> None:
     """ValueError for the configurations the backsolve sweep cannot handle."""
     if "lawson_rk4" in (method, adj.method):
         raise ValueError(
