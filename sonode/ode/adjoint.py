@@ -12,7 +12,10 @@ start state and the parameters. The gradient is therefore the gradient of the nu
 produced — equal to backprop through the solver up to round-off, for fixed-step and adaptive methods
 alike (for adaptive ones: of the accepted step sequence; step-size choices are not differentiated,
 exactly as with backprop). Memory: n_steps / checkpoint_every states plus one piece's graph, instead
-of backprop's graph of every step. Cost: one extra forward solve (without a graph).
+of backprop's graph of every step (adaptive methods: during the forward solve the engine's step
+record briefly holds every accepted step's state; they take few steps, so this is small next to the
+outputs). Cost: one extra forward solve without a graph — about 1.25–1.3x the time of backprop
+for a compute-bound f (benchmarks/README.md).
 
 ``"backsolve"`` — the *continuous* adjoint of theory.md §3, see `adjoint_backsolve.py`.
 
