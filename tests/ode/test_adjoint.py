@@ -65,7 +65,10 @@ def test_checkpoint_equals_backprop_backwards_in_time_float32():
     assert max_rel_err(g, g_ref) <= 1e-5  # float32 round-off
 
 
-@pytest.mark.parametrize("method,options", [("rk4", {"step_size": 0.1}), ("lawson_rk4", {}), ("dopri5", {})])
+GRADCHECK_CASES = [("euler", {"step_size": 0.1}), ("rk4", {"step_size": 0.1}), ("lawson_rk4", {}), ("dopri5", {})]
+
+
+@pytest.mark.parametrize("method,options", GRADCHECK_CASES, ids=[m for m, _ in GRADCHECK_CASES])
 def test_checkpoint_gradcheck(method, options):
     """Finite differences of the whole map (y0, W) -> ys (float64 gradcheck)."""
     opts = case_options(method, **options)
