@@ -23,6 +23,7 @@ import torch
 from sonode import __version__
 from sonode.audio_io import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
+from sonode.model.checkpoint import CheckpointPlan
 from sonode.render import Rendering, extrapolate, render
 
 FIT_OPTION_NAMES = tuple(f.name for f in fields(FitOptions))
@@ -77,7 +78,8 @@ def load(path: str | os.PathLike) -> Fitted:
 def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: float = 0.0,
         duration_s: float | None = None, channel: str | int = "mix", threads: int | None = None,
         on_epoch: Callable[[EpochRecord, float], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, **options: Any) -> Fitted:
+        should_stop: Callable[[], bool] | None = None, checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every_s: float = 30.0, resume: bool = False, **options: Any) -> Fitted:
     """Fit a neural ODE decoder to an audio clip.
 
     Args:
@@ -86,6 +88,14 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
         start_s, duration_s, channel: which part of the file (see `sonode.audio_io.read_clip`).
         threads: torch intra-op threads (default: torch's choice).
         on_epoch, should_stop: training callbacks (see `fit_samples`).
+        checkpoint_path: write a resumable training checkpoint here (default: none), every
+            ``checkpoint_every_s`` seconds of wall time (0: none) and when ``should_stop`` ends the
+            fit. It stays until you delete it (`sonode.model.checkpoint.remove_checkpoint`; the CLI
+            does so once the model is saved).
+        resume: continue the fit saved in ``checkpoint_path`` (same clip and options; only
+            max_time_s, steps and target_snr_db may differ). With ``steps`` as the stopping rule the
+            result is bit-identical to an uninterrupted fit; ``max_time_s`` counts the time before
+            the interruption too.
         **options: fields of `FitOptions` (max_time_s, steps, target_snr_db, latent_dim, seed, ...).
 
     Returns:
@@ -95,11 +105,19 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
     Raises:
         sonode.errors.AudioInputError: the clip cannot be used.
         ValueError: an option is invalid (the message names it).
+        sonode.model.checkpoint.CheckpointError: ``resume`` and the checkpoint is missing, damaged,
+            or belongs to another clip or other options.
     """
     unknown = sorted(set(options) - set(FIT_OPTION_NAMES))
     if unknown:
         raise ValueError(f"unknown fit option(s) {unknown}; valid: {', '.join(FIT_OPTION_NAMES)}")
     fit_options = FitOptions(**options)
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs checkpoint_path=, the checkpoint to continue from")
+    plan = None
+    if checkpoint_path is not None:
+        plan = CheckpointPlan(Path(checkpoint_path), every_s=checkpoint_every_s, resume=resume,
+                              source=str(clip.source_path if isinstance(clip, Clip) else clip))
     if threads is not None:
         torch.set_num_threads(int(threads))
     if not isinstance(clip, Clip):
@@ -107,7 +125,7 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")
     model, report = fit_samples(clip.samples, clip.sample_rate, fit_options, on_epoch=on_epoch,
-                                should_stop=should_stop)
+                                should_stop=should_stop, checkpoint=plan)
     summary = report.as_dict()
     history = summary.pop("history")
     info = {

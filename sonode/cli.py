@@ -88,7 +88,11 @@ def _progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag instead of killing the fit, so the best model can be saved."""
+    """SIGINT/SIGTERM set a flag instead of killing the fit, so the best model can be saved.
+
+    The first signal also puts the previous handlers back, so that a second Ctrl-C aborts at
+    once (outputs are written atomically, so even that leaves no partial file).
+    """
 
     def __init__(self):
         self.signal: int | None = None
@@ -99,6 +103,8 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         self.signal = signum
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
 
     def __exit__(self, *exc):
         for s, handler in self._old.items():
@@ -106,6 +112,11 @@ class _StopFlag:
 
     def __call__(self) -> bool:
         return self.signal is not None
+
+    @property
+    def name(self) -> str:
+        """The signal received, e.g. "SIGINT" (empty if none)."""
+        return signal.Signals(self.signal).name if self.signal is not None else ""
 
 
 def _fit_options(f, rate_flag: str = "--rate"):
@@ -138,6 +149,11 @@ def _fit_options(f, rate_flag: str = "--rate"):
                      help="Width of the correction MLP."),
         click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
                      show_default=True, help="How gradients are computed."),
+        click.option("--checkpoint-every", "checkpoint_every_s", type=click.FloatRange(min=0), default=30.0,
+                     show_default=True, help="Seconds between resumable checkpoints (<model>.ckpt, deleted "
+                     "when the fit completes); a crash loses at most this much training. 0: none."),
+        click.option("--resume", is_flag=True, help="Continue the interrupted fit saved in <model>.ckpt (same "
+                     "clip and options; --max-time, --steps and --target-snr may change)."),
         click.option("--quiet", is_flag=True, help="No progress output."),
     ]):
         f = decorator(f)
@@ -145,35 +161,48 @@ def _fit_options(f, rate_flag: str = "--rate"):
 
 
 def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) -> tuple[Any, Path]:
-    """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path)."""
+    """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
+
+    A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
+    outputs of a completed fit are written; an interrupted fit keeps it for --resume.
+    """
     from sonode.api import fit
     from sonode.audio_io import check_output_path, write_wav
+    from sonode.model.checkpoint import checkpoint_path_for, remove_checkpoint
     from sonode.plotting import save_fit_report_png
 
     stem = Path(clip).stem
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
     check_output_path(model_path, [clip])
+    checkpoint_path = checkpoint_path_for(model_path)
+    check_output_path(checkpoint_path, [clip])
     if kw["overlap_samples"] > kw["hop_samples"]:
         raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
                                  f"({kw['hop_samples']})", param_hint="--overlap")
     if kw["latent_dim"] % 2:
         raise click.BadParameter(f"must be even, got {kw['latent_dim']}", param_hint="--latent-dim")
     if not quiet:
-        click.echo(f"sonode: fitting {clip} (budget {kw['max_time_s']:.0f} s; Ctrl-C stops and keeps the best)",
-                   err=True)
+        action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
+        if not kw["resume"] and checkpoint_path.exists():
+            action += f" (replacing the checkpoint of an earlier fit, {checkpoint_path}; --resume continues it)"
+        click.echo(f"sonode: {action} (budget {kw['max_time_s']:.0f} s; Ctrl-C stops and keeps the best)", err=True)
+    # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
     with _StopFlag() as stop:
-        fitted = fit(clip, on_epoch=_progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop, **kw)
-    if not quiet:
-        click.echo("", err=True)
-    report = fitted.info["fit"]
-    out_dir = model_path.parent
-    recon_path = out_dir / f"{stem}.recon.wav"
-    fitted.save(model_path)
-    write_wav(recon_path, fitted.render().samples, fitted.sample_rate, protect=[clip])
-    report_path = out_dir / f"{stem}.fit.json"
-    _write_json(report_path, {**fitted.info, "model_file": str(model_path), "device": device})
-    save_fit_report_png(out_dir / f"{stem}.fit.png", fitted.info["history"],
-                        title=f"{Path(clip).name}: reconstruction SNR {report['snr_db']:.1f} dB")
+        fitted = fit(clip, on_epoch=_progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop,
+                     checkpoint_path=checkpoint_path, **kw)
+        if not quiet:
+            click.echo("", err=True)
+        report = fitted.info["fit"]
+        out_dir = model_path.parent
+        recon_path = out_dir / f"{stem}.recon.wav"
+        fitted.save(model_path)
+        write_wav(recon_path, fitted.render().samples, fitted.sample_rate, protect=[clip])
+        report_path = out_dir / f"{stem}.fit.json"
+        _write_json(report_path, {**fitted.info, "model_file": str(model_path), "device": device})
+        save_fit_report_png(out_dir / f"{stem}.fit.png", fitted.info["history"],
+                            title=f"{Path(clip).name}: reconstruction SNR {report['snr_db']:.1f} dB")
+        if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
+            remove_checkpoint(checkpoint_path)
     if not quiet:
         click.echo(f"  SNR {report['snr_db']:.2f} dB (fine solve {report['fine_snr_db']:.2f} dB, "
                    f"initial {report['initial_snr_db']:.2f} dB) after {report['epochs']} epochs "
@@ -181,7 +210,10 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
         click.echo(f"  wrote {model_path}, {recon_path}, {report_path}", err=True)
     _warn_discretisation(report)
     if stop.signal is not None:
-        click.echo(f"sonode: interrupted; the best model so far is saved in {model_path}", err=True)
+        resume = (f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
+                  if checkpoint_path.exists() else "")
+        click.echo(f"sonode: interrupted by {stop.name}; the best model so far is saved in {model_path}{resume}",
+                   err=True)
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
 

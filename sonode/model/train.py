@@ -11,6 +11,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
+                                     load_checkpoint, save_checkpoint)
 from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
 from sonode.model.init import initial_model
 
@@ -129,7 +131,8 @@ class _CountingField(torch.nn.Module):
 
 def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOptions(),
                 on_epoch: Callable[[EpochRecord, float], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> tuple[SonodeModel, FitReport]:
+                should_stop: Callable[[], bool] | None = None,
+                checkpoint: CheckpointPlan | None = None) -> tuple[SonodeModel, FitReport]:
     """Fit a model to one clip.
 
     Args:
@@ -138,10 +141,26 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         options: see `FitOptions`.
         on_epoch: called after each epoch with (record, best SNR so far in dB), e.g. a progress bar.
         should_stop: polled every epoch; True ends training early (e.g. on SIGINT) with the best model.
+        checkpoint: write a resumable checkpoint every ``checkpoint.every_s`` seconds and when
+            stopped by ``should_stop``, and/or resume from one (see `CheckpointPlan`). A resumed
+            fit takes exactly the steps the uninterrupted one would have taken (same parameters,
+            bit for bit, on the same machine and thread count), and its wall-clock budget
+            ``max_time_s`` counts the time spent before the interruption. The checkpoint is left
+            in place: the caller deletes it once the model is safely saved.
 
     Returns:
         (model, report): the best model seen (by training SNR) and the fit report.
+
+    Raises:
+        CheckpointError: ``checkpoint.resume`` and the checkpoint is missing, damaged, or was made
+            for another clip or other options.
     """
+    identity = None
+    resumed = None
+    if checkpoint is not None:
+        identity = fit_identity(x, sample_rate, asdict(options), checkpoint.source)
+        if checkpoint.resume:  # before the costly initialisation, so that a mismatch fails fast
+            resumed = load_checkpoint(checkpoint.path, identity)
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model = initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples,
@@ -160,15 +179,43 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
     optimiser = torch.optim.Adam(_param_groups(model, options.lr))
-    with torch.no_grad():
-        initial_snr = clip_snr(model.reconstruct()[0])
-    best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
     history: list[EpochRecord] = []
     bad_steps = rejected = 0
-    stop_reason = "steps"
     epoch = 0
+    if resumed is None:
+        with torch.no_grad():
+            initial_snr = clip_snr(model.reconstruct()[0])
+        best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
+    else:
+        try:
+            model.load_state_dict(resumed.model)
+            optimiser.load_state_dict(resumed.optimiser)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"cannot resume: {checkpoint.path} does not fit this model ({err}); delete it "
+                                  "and run without --resume") from None
+        torch.set_rng_state(resumed.rng_state)
+        initial_snr, best_snr, best_state = resumed.initial_snr_db, resumed.best_snr_db, resumed.best_model
+        history = [EpochRecord(**r) for r in resumed.history]
+        epoch, rejected, bad_steps = resumed.epoch, resumed.rejected_steps, resumed.bad_steps
+        counter.count = resumed.function_evaluations
+        t_start = time.perf_counter() - resumed.elapsed_s  # --max-time covers the whole fit
+
+    def save(elapsed_s: float) -> None:
+        save_checkpoint(checkpoint.path, TrainingState(
+            epoch=epoch, model=model.state_dict(), optimiser=optimiser.state_dict(), best_model=best_state,
+            best_snr_db=best_snr, initial_snr_db=initial_snr, history=[asdict(r) for r in history],
+            rejected_steps=rejected, bad_steps=bad_steps, function_evaluations=counter.count,
+            elapsed_s=elapsed_s, rng_state=torch.get_rng_state()), identity)
+
+    periodic = checkpoint is not None and checkpoint.every_s > 0
+    last_checkpoint = time.perf_counter()
+    stop_reason = "steps"
     while True:
+        # Between epochs the state is complete (no half-taken step), so this is where it is saved.
         elapsed = time.perf_counter() - t_start
+        if periodic and time.perf_counter() - last_checkpoint >= checkpoint.every_s:
+            save(elapsed)
+            last_checkpoint = time.perf_counter()
         if options.steps is not None and epoch >= options.steps:
             stop_reason = "steps"
             break
@@ -180,6 +227,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             break
         if should_stop is not None and should_stop():
             stop_reason = "interrupted"
+            if periodic:
+                save(elapsed)
             break
         good_state = copy.deepcopy(model.state_dict())
         optimiser.zero_grad(set_to_none=True)
