@@ -36,6 +36,7 @@ class ModelConfig:
     layers: int
     gain: float  # x_file = gain · x_normalised + offset
     offset: float
+    continuation_samples: int = 0  # window of the continuation state (0: the last segment continues)
 
     @property
     def latent_dim(self) -> int:
@@ -44,6 +45,15 @@ class ModelConfig:
     @property
     def layout(self) -> SegmentLayout:
         return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, self.overlap_samples)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
+    def continuation_start_s(self) -> float:
+        """Model time where the continuation state lives: continuation_samples before the end."""
+        return (self.n_samples - self.continuation_samples) / self.sample_rate
 
 
 class SonodeModel(nn.Module):
@@ -67,6 +77,11 @@ class SonodeModel(nn.Module):
             readout = torch.cat([torch.ones(config.n_modes), torch.zeros(config.n_modes)])
         self.readout = nn.Parameter(readout.to(torch.float64).clone())
         self.readout_bias = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        # The state that continues the sound past the span, fitted on the clip's last
+        # continuation_samples (see `sonode.model.train.fit_continuation`): a last segment alone
+        # sees as few as overlap + 1 samples, too few to pin down d numbers for a free run.
+        self.continuation_state = nn.Parameter(
+            torch.zeros((1 if config.continuation_samples else 0, d), dtype=torch.float64))
 
     # ---- solving ---------------------------------------------------------------------------
     def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float, gradient: str | None = None,
@@ -169,9 +184,38 @@ class SonodeModel(nn.Module):
             if progress is not None:
                 progress(done)
         n_good = _first_bad(out, bound, times_s.numel())
-        idx = torch.nonzero(times_s >= starts[last]).flatten()
-        z = self.states[last:]
-        offset = float(times_s[idx[0]] - starts[last]) if idx.numel() else 0.0
+        span_end = self.config.duration_s
+        fade_s = self.config.overlap_samples / layout.sample_rate
+        if self.config.continuation_samples:
+            # the last segment hands over to the continuation state over `fade_s` after the span
+            handover = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((times_s - span_end) / max(fade_s, 1e-12), 0, 1))
+            last_end = span_end + fade_s
+        else:
+            handover, last_end = torch.ones_like(times_s), math.inf
+        last_idx = torch.nonzero((times_s >= starts[last]) & (times_s < last_end)).flatten()
+        last_w = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
+        n_good = self._free_run(self.states[last:], float(starts[last]), times_s, last_idx, last_w, out,
+                                n_good, bound, step, chunk_samples)
+        if self.config.continuation_samples:
+            cont_idx = torch.nonzero(times_s >= span_end).flatten()
+            n_good = self._free_run(self.continuation_state, self.config.continuation_start_s, times_s, cont_idx,
+                                    1.0 - handover, out, n_good, bound, step, chunk_samples)
+        if progress is not None:
+            progress(layout.n_segments)
+        return out[:n_good]
+
+    def _free_run(self, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
+                  weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step: float,
+                  chunk_samples: int) -> int:
+        """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
+
+        Integrates chunk by chunk and stops at the first output that is non-finite or beyond
+        ``bound``; returns the updated count of good leading samples.
+        """
+        if idx.numel() == 0:
+            return n_good
+        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else step
+        offset, z = float(times_s[idx[0]]) - start_s, z0
         for begin in range(0, int(idx.numel()), chunk_samples):
             chunk = idx[begin: begin + chunk_samples]
             if int(chunk[0]) >= n_good:
@@ -179,15 +223,11 @@ class SonodeModel(nn.Module):
             try:
                 traj = self.solve(z, _local_grid(offset, spacing, chunk.numel()), step)
             except RuntimeError:  # the engine refuses non-finite states: the free run ends here
-                n_good = min(n_good, int(chunk[0]))
-                break
-            out[chunk] += layout.weights(times_s[chunk] - starts[last], torch.tensor(last)) * self.read(
-                traj[-chunk.numel():, 0])
+                return min(n_good, int(chunk[0]))
+            out[chunk] += weights[chunk] * self.read(traj[-chunk.numel():, 0])
             n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
             z, offset = traj[-1], spacing  # continue from the chunk's last output
-        if progress is not None:
-            progress(layout.n_segments)
-        return out[:n_good]
+        return n_good
 
     def denormalise(self, x: torch.Tensor) -> np.ndarray:
         """Normalised samples → file amplitude (numpy float64)."""
@@ -226,9 +266,9 @@ def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
 
 
 def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
-    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else ``end``."""
+    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else len(x)."""
     bad = ~torch.isfinite(x[begin:end]) | (x[begin:end].abs() > bound)
-    return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else end
+    return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
 
 
 def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,
@@ -245,7 +285,8 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
         config = ModelConfig(**{f: type_(raw[f]) for f, type_ in _CONFIG_TYPES.items()})
         if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
                 and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
-                and config.gain > 0 and math.isfinite(config.offset)):
+                and config.gain > 0 and math.isfinite(config.offset)
+                and 0 <= config.continuation_samples <= config.n_samples):
             raise ValueError("values out of range")
         config.layout  # validates hop/overlap
     except (KeyError, TypeError, ValueError) as err:
@@ -255,4 +296,5 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
 
 
 _CONFIG_TYPES = {"sample_rate": int, "n_samples": int, "hop_samples": int, "overlap_samples": int,
-                 "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float}
+                 "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float,
+                 "continuation_samples": int}

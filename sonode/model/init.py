@@ -25,7 +25,8 @@ def normalisation(x: np.ndarray) -> tuple[float, float]:
 
 
 def initial_model(x: np.ndarray, sample_rate: int, n_modes: int, hop_samples: int, overlap_samples: int,
-                  hidden: int, layers: int, lp_order: int = 256, rel_ridge: float = 1e-6) -> SonodeModel:
+                  hidden: int, layers: int, lp_order: int = 256, rel_ridge: float = 1e-6,
+                  continuation_samples: int = 0) -> SonodeModel:
     """A model that is the best linear fit of the clip, with a zero neural correction.
 
     Args:
@@ -36,6 +37,8 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int, hop_samples: in
         hidden, layers: size of the correction MLP.
         lp_order: order of the linear predictor whose poles are candidate modes.
         rel_ridge: ridge of the start-state least squares.
+        continuation_samples: window (samples, capped at the clip) of the state that continues the
+            sound past its end, fitted by least squares on the clip's last samples; 0 for none.
 
     Returns:
         The initial `SonodeModel`: its segment states solve a weighted ridge least-squares problem
@@ -43,9 +46,10 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int, hop_samples: in
     """
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
+    continuation_samples = min(continuation_samples, int(x.shape[0]))
     config = ModelConfig(sample_rate=sample_rate, n_samples=int(x.shape[0]), hop_samples=hop_samples,
                          overlap_samples=overlap_samples, n_modes=n_modes, hidden=hidden, layers=layers,
-                         gain=gain, offset=offset)
+                         gain=gain, offset=offset, continuation_samples=continuation_samples)
     layout = config.layout
     modes = identify_modes(xn, sample_rate, n_modes, layout.window_samples, lp_order, rel_ridge)
     poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
@@ -58,5 +62,11 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int, hop_samples: in
     # An O(1) MLP output then changes dz/dt by CORRECTION_SCALE of the linear part's typical rate:
     # the correction refines the identified dynamics instead of swamping them on the first steps.
     rate_scale = CORRECTION_SCALE * state_scale * float(np.median(modes.omega_rad_per_s))
-    return build_model(config, torch.from_numpy(modes.decay_per_s), torch.from_numpy(modes.omega_rad_per_s),
-                       torch.from_numpy(states), state_scale=state_scale, rate_scale=rate_scale)
+    model = build_model(config, torch.from_numpy(modes.decay_per_s), torch.from_numpy(modes.omega_rad_per_s),
+                        torch.from_numpy(states), state_scale=state_scale, rate_scale=rate_scale)
+    if continuation_samples:
+        tail = modal_basis(poles, continuation_samples)
+        state = ridge_solve(tail.T @ tail, xn[-continuation_samples:] @ tail, rel_ridge)
+        with torch.no_grad():
+            model.continuation_state.copy_(torch.from_numpy(state)[None])
+    return model
