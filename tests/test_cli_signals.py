@@ -1,0 +1,141 @@
+"""`sonode fit` under SIGINT, SIGTERM and kill -9 (real subprocesses), --resume, and determinism."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from sonode.api import load
+from sonode.cli import EXIT_INTERRUPTED, main
+from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
+from sonode.model_file import load_model_file
+from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+SMALL = ["--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8"]
+STEPS = 8  # the stopping rule of the runs that are compared bit for bit
+TIMEOUT_S = 120
+CLIP_S = 0.1  # short: the subprocesses should spend their time on the signals, not on fitting
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("signals") / "tone.wav"
+    sf.write(path, two_tone_clip(CLIP_S), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+class _Fit:
+    """`python -m sonode.cli fit` in a subprocess, its stderr collected as it arrives."""
+
+    def __init__(self, clip, model, *extra):
+        self.proc = subprocess.Popen([sys.executable, "-m", "sonode.cli", "fit", str(clip), "-o", str(model),
+                                      *SMALL, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr = b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        # the progress line is rewritten with \r and no newline: read raw chunks, not lines
+        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+            self.stderr += chunk
+
+    def wait_for(self, condition, what):
+        deadline = time.monotonic() + TIMEOUT_S
+        while not condition():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"never saw {what}; stderr: {self.stderr.decode(errors='replace')}")
+            time.sleep(0.01)
+
+    def finish(self):
+        code = self.proc.wait(timeout=TIMEOUT_S)
+        self._reader.join(timeout=10)
+        return code, self.stderr.decode(errors="replace")
+
+
+def _fit_in_process(clip, model, *extra):
+    result = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--quiet", *map(str, extra)])
+    assert result.exit_code == 0, result.output
+    return model
+
+
+def _tensors_and_meta(model_path):
+    """The model file's tensors and metadata without the wall-clock figures (which differ run to run)."""
+    tensors, meta = load_model_file(model_path, kind="sonode-decoder", supported_versions=[1])
+    info = meta["info"]
+    for key in ("wall_time_s", "seconds_per_epoch"):
+        info["fit"].pop(key)
+    for record in info["history"]:
+        record.pop("elapsed_s")
+    return tensors, meta
+
+
+def _assert_same_model(a, b):
+    (tensors_a, meta_a), (tensors_b, meta_b) = _tensors_and_meta(a), _tensors_and_meta(b)
+    assert tensors_a.keys() == tensors_b.keys()
+    for name in tensors_a:
+        assert tensors_a[name].dtype == tensors_b[name].dtype and torch.equal(tensors_a[name], tensors_b[name]), name
+    assert json.dumps(meta_a, sort_keys=True) == json.dumps(meta_b, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def reference(clip, tmp_path_factory):
+    """An uninterrupted `fit --steps STEPS`."""
+    return _fit_in_process(clip, tmp_path_factory.mktemp("reference") / "tone.sonode", "--steps", STEPS)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
+    model = tmp_path / "tone.sonode"
+    fit = _Fit(clip, model, "--max-time", "300")
+    fit.wait_for(lambda: b"epoch" in fit.stderr, "an epoch on the progress line")
+    fit.proc.send_signal(signum)
+    code, stderr = fit.finish()
+    assert code == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    messages = [line for line in stderr.splitlines() if "interrupted" in line]
+    assert len(messages) == 1 and signum.name in messages[0] and str(model) in messages[0], stderr
+    assert "--resume" in messages[0]
+    fitted = load(model)  # loads: a complete, valid model file
+    assert fitted.info["fit"]["stop_reason"] == "interrupted"
+    recon, rate = sf.read(tmp_path / "tone.recon.wav")
+    assert rate == SAMPLE_RATE and recon.shape == (len(two_tone_clip(CLIP_S)),) and np.isfinite(recon).all()
+    assert (tmp_path / "tone.sonode.ckpt").exists()  # kept for --resume
+
+
+def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, reference):
+    model = tmp_path / "tone.sonode"
+    checkpoint = tmp_path / "tone.sonode.ckpt"
+    fit = _Fit(clip, model, "--steps", "1000", "--checkpoint-every", "0.01")
+    fit.wait_for(checkpoint.exists, "a checkpoint")
+    fit.proc.kill()  # SIGKILL: nothing runs after this, only the periodic checkpoint survives
+    fit.finish()
+    assert not model.exists()
+    _, meta = load_model_file(checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION])
+    assert 0 < meta["epoch"] < STEPS
+    refused = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "other options (hidden: checkpoint 8, now 16)" in refused.output
+    _fit_in_process(clip, model, "--steps", STEPS, "--resume")
+    _assert_same_model(reference, model)
+    assert not checkpoint.exists()  # deleted once the fit completed and its outputs were written
+
+
+def test_same_clip_options_and_seed_give_the_same_model_file(clip, tmp_path, reference):
+    again = _fit_in_process(clip, tmp_path / "tone.sonode", "--steps", STEPS)
+    _assert_same_model(reference, again)
+    # the wall-clock figures are the only difference: same tensors, same config, same history
+    assert _tensors_and_meta(again)[1]["info"]["fit"]["epochs"] == STEPS
+
+
+def test_resume_without_a_checkpoint_fails_with_one_clear_line(clip, tmp_path):
+    result = CliRunner().invoke(main, ["fit", str(clip), "-o", str(tmp_path / "none.sonode"), *SMALL, "--resume"])
+    assert result.exit_code == 2 and "no checkpoint at" in result.output and "Traceback" not in result.output
