@@ -401,5 +401,68 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, quiet):
                                  progress=_bar(quiet)), out, subtype, [model], quiet)
 
 
+
+@main.command(name="eval")
+@click.argument("clips", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", "report_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder for results.json, results.md and the pictures.")
+@click.option("--rate", "low_rate", type=int, default=16000, show_default=True, callback=_positive(int),
+              help="Input rate of the upsampling task (the clip's own rate is the truth).")
+@click.option("--budget", "budget_s", type=float, default=60.0, show_default=True, callback=_positive(float),
+              help="Training budget of each fit (seconds); two fits per clip.")
+@click.option("--horizon-s", type=float, default=0.2, show_default=True, callback=_positive(float),
+              help="Length of the continuation task (seconds).")
+@click.option("--duration", "duration_s", type=float, default=1.0, show_default=True, callback=_positive(float),
+              help="Part of each clip used, from its start (seconds).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True)
+@_fail_cleanly
+def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, quiet):
+    """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction."""
+    from sonode.evaluate import EvalOptions, evaluate, results_markdown
+
+    options = EvalOptions(low_rate=low_rate, budget_s=budget_s, horizon_s=horizon_s, duration_s=duration_s,
+                          threads=threads)
+    results = evaluate(list(clips), report_dir, options,
+                       on_clip=None if quiet else (lambda c: click.echo(f"\nsonode eval: {c}", err=True)),
+                       on_epoch=_progress_printer(quiet, budget_s, None))
+    click.echo("\n" + results_markdown(results))
+    if not quiet:
+        click.echo(f"wrote {Path(report_dir) / 'results.json'}, results.md and pictures", err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--clip", type=click.Path(), help="The original clip (default: the source recorded in the model).")
+@click.option("-o", "--output", "out", type=click.Path(), required=True, help="PNG file.")
+@click.option("--at", "centers_s", type=float, multiple=True,
+              help="Centre of a 20 ms waveform zoom (seconds; repeatable). Default: 3 spread over the span.")
+@_fail_cleanly
+def plot(model, clip, out, centers_s):
+    """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
+    from sonode.api import load
+    from sonode.audio_io import check_output_path, read_clip
+    from sonode.plotting import save_comparison_png, save_fit_report_png
+
+    check_output_path(out, [model] + ([clip] if clip else []))
+    fitted = load(model)
+    source = fitted.info.get("source", {})
+    clip = clip or source.get("path")
+    recon = fitted.render().samples
+    duration = fitted.duration_s
+    centers = list(centers_s) or [duration * f for f in (0.1, 0.5, 0.9)]
+    if clip and Path(clip).exists():
+        truth = read_clip(clip, start_s=float(source.get("start_s", 0.0)), duration_s=duration,
+                          rate=fitted.sample_rate, channel=source.get("channel", "mix")).samples[: recon.shape[0]]
+        save_comparison_png(out, truth, {"sonode": recon[: truth.shape[0]]}, fitted.sample_rate, centers,
+                            title=f"{Path(model).name} vs {Path(clip).name}")
+        curve = Path(out).with_suffix(".fit.png")
+        save_fit_report_png(curve, fitted.info.get("history", []), title=f"{Path(model).name}: training")
+        click.echo(f"wrote {out} and {curve}", err=True)
+    else:
+        save_fit_report_png(out, fitted.info.get("history", []), title=f"{Path(model).name}: training")
+        click.echo(f"wrote {out} (training curve only: pass --clip for the waveform comparison)", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -38,6 +38,9 @@ class FitOptions:
             scored against the clip there, so the dynamics learn to continue the sound.
         free_run_weight: weight of that term relative to the reconstruction loss.
         lp_order: order of the linear predictor used for system identification.
+        continuation_samples: the clip's last samples that determine the state continuing the
+            sound past its end (0: the last segment continues, seeing as few as overlap+1 samples).
+        continuation_steps: optimiser steps fitting that state once the dynamics are trained.
         seed: seeds torch's generator (MLP initialisation).
     """
 
@@ -54,6 +57,8 @@ class FitOptions:
     free_run_samples: int = 0
     free_run_weight: float = 0.1
     lp_order: int = 256
+    continuation_samples: int = 512
+    continuation_steps: int = 10
     seed: int = 0
 
     def __post_init__(self):
@@ -76,6 +81,8 @@ class FitOptions:
             problems.append(f"gradient must be one of {GRADIENT_METHODS}, got {self.gradient!r}")
         if self.free_run_samples < 0 or self.free_run_weight < 0:
             problems.append("free_run_samples and free_run_weight must be ≥ 0")
+        if self.continuation_samples < 0 or self.continuation_steps < 0:
+            problems.append("continuation_samples and continuation_steps must be ≥ 0")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
         if problems:
@@ -164,7 +171,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model = initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples,
-                          options.overlap_samples, options.hidden, options.layers, options.lp_order)
+                          options.overlap_samples, options.hidden, options.layers, options.lp_order,
+                          continuation_samples=options.continuation_samples)
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = _CountingField()
@@ -271,6 +279,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     if last_snr > best_snr:
         best_snr, best_state = last_snr, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
+    if model.config.continuation_samples and options.continuation_steps:
+        fit_continuation(model, target, options.continuation_steps, options.gradient)
     handle.remove()
     with torch.no_grad():
         coarse = model.reconstruct()[0]
@@ -284,6 +294,47 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     return model, report
 
 
+def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradient: str) -> float:
+    """Fit the continuation state to the clip's last samples under the trained dynamics.
+
+    The state starts from its linear least-squares value; only it is optimised (Adam, rate
+    relative to its size), so the dynamics, and with them the reconstruction, stay as trained.
+
+    Args:
+        model: a trained model with ``config.continuation_samples > 0``.
+        target: the normalised clip, (n_samples,).
+        steps: optimiser steps.
+        gradient: "adjoint" or "backprop".
+
+    Returns:
+        SNR (dB) of the continuation state's trajectory over its window, normalised amplitude.
+    """
+    n = model.config.continuation_samples
+    window = target[-n:]
+    local = torch.arange(n, dtype=torch.float64) / model.config.sample_rate
+    step_s = 1.0 / model.config.sample_rate
+    state = model.continuation_state
+    frozen = [p for p in model.parameters() if p is not state]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        optimiser = torch.optim.Adam([state], lr=0.05 * float(state.detach().abs().mean()) + 1e-12)
+        best_err, best = math.inf, state.detach().clone()
+        for _ in range(steps + 1):
+            optimiser.zero_grad(set_to_none=True)
+            err = torch.mean((model.read(model.solve(state, local, step_s, gradient)[:, 0]) - window) ** 2)
+            if float(err.detach()) < best_err:
+                best_err, best = float(err.detach()), state.detach().clone()
+            err.backward()
+            optimiser.step()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    with torch.no_grad():
+        state.copy_(best)
+    return 10.0 * math.log10(float(torch.mean(window ** 2)) / max(best_err, 1e-300))
+
+
 def _param_groups(model: SonodeModel, lr: float) -> list[dict[str, Any]]:
     """Adam moves every parameter by ≈ lr per step in absolute terms, so each group's rate is
     scaled to its parameters' natural size: states to the state RMS, frequencies to rad/s."""
@@ -294,7 +345,7 @@ def _param_groups(model: SonodeModel, lr: float) -> list[dict[str, Any]]:
         {"params": [model.readout, model.readout_bias], "lr": lr * 0.1},
         {"params": [model.bank.omega_rad_per_s], "lr": lr * 100.0},
         {"params": [model.bank.raw_damping], "lr": lr * 10.0},
-    ]
+    ]  # the continuation state is not trained here: it is fitted once the dynamics are, see fit_continuation
 
 
 def _free_run_target(target: torch.Tensor, layout, extra: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,196 @@
+"""Evaluation harness: sonode next to the baselines a practitioner would use, on the same audio.
+
+For each clip (its own rate is the truth, e.g. 48 kHz):
+- **upsampling**: band-limit it to ``low_rate`` (the input), fit on that, render back at the clip's
+  rate, and score sonode and every upsampler of `sonode.baselines` against the truth (SNR, LSD,
+  LSD below/above the input's Nyquist);
+- **continuation**: fit on all but the last ``horizon_s`` of the input, continue for ``horizon_s``
+  and score SNR over the first 5/20/50 ms and LSD over the whole horizon, for sonode and the LPC
+  continuations;
+- **reconstruction**: SNR of the full fit, its time, and its discretisation check.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import soundfile
+
+from sonode.api import Fitted, fit
+from sonode.audio_io import Clip, read_clip, resample
+from sonode.baselines import CONTINUATIONS, UPSAMPLERS, output_length
+from sonode.fileutil import atomic_write
+from sonode.metrics import log_spectral_distance, snr_db
+from sonode.plotting import save_comparison_png, save_fit_report_png
+
+SNR_WINDOWS_MS = (5, 20, 50)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Options of `evaluate_clip`: rates in Hz, times in seconds."""
+
+    low_rate: int = 16000
+    budget_s: float = 60.0  # training budget of each fit
+    horizon_s: float = 0.2  # continuation length
+    duration_s: float | None = 1.0  # part of each clip used (from its start); None = whole clip
+    threads: int | None = None
+    fit_options: tuple[tuple[str, Any], ...] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
+
+
+def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
+    start = time.perf_counter()
+    fitted = fit(clip, max_time_s=options.budget_s, threads=options.threads, on_epoch=on_epoch,
+                 **dict(options.fit_options))
+    return fitted, time.perf_counter() - start
+
+
+def _low_clip(truth: Clip, samples: np.ndarray, rate: int) -> Clip:
+    return Clip(samples=samples, sample_rate=rate, source_path=truth.source_path, source_rate=truth.source_rate,
+                source_channels=truth.source_channels, channel=truth.channel, start_s=truth.start_s)
+
+
+def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report_dir: Path | None = None,
+                  on_epoch: Callable | None = None) -> dict[str, Any]:
+    """Run the three tasks on one clip; write its pictures into ``report_dir`` if given.
+
+    Returns:
+        A JSON-ready dict: {"clip", "rate", "low_rate", "upsampling": {method: scores},
+        "continuation": {method: scores}, "reconstruction": {...}}.
+    """
+    duration_s = options.duration_s
+    if duration_s is not None:  # a clip shorter than duration_s is used whole
+        try:
+            duration_s = min(duration_s, soundfile.info(str(path)).duration)
+        except (soundfile.LibsndfileError, RuntimeError, OSError):
+            pass  # read_clip below says what is wrong with the file
+    truth = read_clip(path, duration_s=duration_s)
+    high, low_rate = truth.sample_rate, options.low_rate
+    if low_rate >= high:
+        raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({high} Hz) for the "
+                         "upsampling task")
+    low = _low_clip(truth, resample(truth.samples, high, low_rate), low_rate)
+    n_high = output_length(low.n_samples, low_rate, high)
+    reference = np.zeros(n_high)
+    reference[: min(n_high, truth.n_samples)] = truth.samples[:n_high]
+    nyquist = low_rate / 2
+
+    full, full_time = _fit(low, options, on_epoch)
+    candidates = {"sonode": full.render(rate=high).samples}
+    candidates.update({name: f(low.samples, low_rate, high) for name, f in UPSAMPLERS.items()})
+    upsampling = {name: _upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()}
+
+    horizon = int(round(options.horizon_s * low_rate))
+    if horizon >= low.n_samples // 2:
+        raise ValueError(f"horizon ({options.horizon_s} s) must be shorter than half the clip")
+    history = _low_clip(truth, low.samples[:-horizon], low_rate)
+    future = low.samples[-horizon:]
+    part, _ = _fit(history, options, on_epoch)
+    continuation_signals = {"sonode": part.extrapolate(horizon / low_rate)[:horizon]}
+    continuation_signals.update({name: f(history.samples, horizon) for name, f in CONTINUATIONS.items()})
+    continuation = {name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()}
+
+    report = full.info["fit"]
+    result = {
+        "clip": Path(path).name, "rate": high, "low_rate": low_rate, "duration_s": truth.duration_s,
+        "upsampling": upsampling, "continuation": continuation,
+        "reconstruction": {"snr_db": report["snr_db"], "fine_snr_db": report["fine_snr_db"],
+                           "discretisation_snr_db": report["discretisation_snr_db"], "fit_time_s": full_time,
+                           "epochs": report["epochs"], "initial_snr_db": report["initial_snr_db"]},
+    }
+    if report_dir is not None:
+        _pictures(Path(report_dir), Path(path).stem, reference, candidates, high, nyquist, history.samples,
+                  future, continuation_signals, low_rate, full)
+    return result
+
+
+def _upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
+    lsd = log_spectral_distance(reference, x, rate, split_hz=nyquist)
+    return {"snr_db": snr_db(reference, x), "lsd": lsd["lsd"], "lsd_below": lsd["lsd_below"],
+            "lsd_above": lsd["lsd_above"]}
+
+
+def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
+    scores = {f"snr_{ms}ms_db": snr_db(future[: rate * ms // 1000], x[: rate * ms // 1000]) for ms in SNR_WINDOWS_MS}
+    scores["lsd"] = log_spectral_distance(future, x, rate)["lsd"]
+    return scores
+
+
+def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, history, future, continuations,
+              low_rate, full: Fitted) -> None:
+    shown = {k: candidates[k] for k in ("sonode", "sinc", "cubic")}
+    save_comparison_png(folder / f"{stem}.upsampling.png", reference, shown, high,
+                        zoom_centers_s=[0.1, 0.5 * reference.shape[0] / high], title=f"{stem}: upsampling",
+                        dynamic_range_db=120.0, freq_marker_hz=nyquist)
+    joined = {k: np.concatenate([history, continuations[k]]) for k in ("sonode", "lpc32_burg", "lpc256_burg")}
+    start_s = history.shape[0] / low_rate
+    save_comparison_png(folder / f"{stem}.continuation.png", np.concatenate([history, future]), joined, low_rate,
+                        zoom_centers_s=[start_s, start_s + 0.02], marker_s=start_s,
+                        running_snr_window_s=0.005, title=f"{stem}: continuation")
+    save_fit_report_png(folder / f"{stem}.fit.png", full.info["history"], title=f"{stem}: training")
+
+
+def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
+             on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None) -> dict[str, Any]:
+    """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
+
+    Returns:
+        {"options": ..., "clips": [per-clip results], "median": {task: {method: {metric: median}}}}.
+    """
+    folder = Path(report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for path in paths:
+        if on_clip is not None:
+            on_clip(str(path))
+        clips.append(evaluate_clip(path, options, folder, on_epoch))
+    results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
+               "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
+    results["median"]["reconstruction"] = {
+        k: statistics.median(c["reconstruction"][k] for c in clips) for k in clips[0]["reconstruction"]}
+    with atomic_write(folder / "results.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+    with atomic_write(folder / "results.md") as tmp:
+        tmp.write_text(results_markdown(results))
+    return results
+
+
+def _medians(per_clip: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {method: {metric: statistics.median(c[method][metric] for c in per_clip) for metric in scores}
+            for method, scores in per_clip[0].items()}
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The result tables: one per task, a row per method (median over clips), then per clip."""
+    opts = results["options"]
+    lines = [f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
+             f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.", ""]
+    tables = [("Upsampling (to each clip's own rate)", "upsampling",
+               ["snr_db", "lsd", "lsd_below", "lsd_above"]),
+              ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"])]
+    for title, task, metrics in tables:
+        lines += [f"### {title}", "", "| method | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 1) + "|"]
+        for method, scores in results["median"][task].items():
+            lines.append(f"| {method} | " + " | ".join(f"{scores[m]:.2f}" for m in metrics) + " |")
+        lines.append("")
+    lines += ["### Reconstruction (sonode)", "", "| clip | SNR dB | fine-solve SNR dB | discretisation dB | "
+              "initial (linear) dB | epochs | fit time s |", "|---|---|---|---|---|---|---|"]
+    for c in results["clips"]:
+        r = c["reconstruction"]
+        lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['fine_snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
+                     f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |")
+    lines += ["", "### Per clip: sonode vs best baseline", "", "| clip | upsampling SNR sonode / sinc | "
+              "continuation SNR 20 ms sonode / lpc32_burg / lpc256_burg |", "|---|---|---|"]
+    for c in results["clips"]:
+        u, k = c["upsampling"], c["continuation"]
+        lines.append(f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
+                     f"{k['sonode']['snr_20ms_db']:.2f} / {k['lpc32_burg']['snr_20ms_db']:.2f} / "
+                     f"{k['lpc256_burg']['snr_20ms_db']:.2f} |")
+    return "\n".join(lines) + "\n"
