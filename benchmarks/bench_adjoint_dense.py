@@ -25,26 +25,19 @@ import torch
 import torchdiffeq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from counted_mlp import CountedMLP  # noqa: E402
 from sonode.ode import odeint_adjoint  # noqa: E402
 
 BATCH, DIM, HIDDEN, N_OUT, T_END, RTOL, ATOL = 16, 8, 64, 4000, 10.0, 1e-5, 1e-7
 
 
-class Counted(torch.nn.Module):
-    """The 8-64-8 tanh MLP f(t, y), counting its evaluations."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Linear(DIM, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, DIM))
-        self.nfev = 0
-
-    def forward(self, t, y):
-        self.nfev += 1
-        return self.net(y)
+def Counted() -> CountedMLP:
+    """The benchmark's MLP field (dims DIM-HIDDEN-DIM)."""
+    return CountedMLP(DIM, HIDDEN)
 
 
-def gradient(name: str, f: Counted, y0: torch.Tensor, t: torch.Tensor, rtol=RTOL, atol=ATOL):
+def gradient(name: str, f: CountedMLP, y0: torch.Tensor, t: torch.Tensor, rtol=RTOL, atol=ATOL):
     """(flat gradient of the loss w.r.t. [y0, weights], seconds, evaluations) for one solver."""
     y0 = y0.detach().clone().requires_grad_()
     params = [y0, *f.parameters()]

@@ -22,23 +22,16 @@ import torchdiffeq
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from counted_mlp import CountedMLP  # noqa: E402
 from sonode.ode import odeint  # noqa: E402
 
 BATCH, DIM, HIDDEN, N_OUT, T_END, TOL = 16, 4, 32, 101, 10.0, 1e-6
 
 
-class Counted(torch.nn.Module):
-    """The 4-32-4 tanh MLP f(t, y), counting its evaluations."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Linear(DIM, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, DIM))
-        self.nfev = 0
-
-    def forward(self, t, y):
-        self.nfev += 1
-        return self.net(y)
+def Counted() -> CountedMLP:
+    """The benchmark's MLP field (dims DIM-HIDDEN-DIM)."""
+    return CountedMLP(DIM, HIDDEN)
 
 
 def problem():
