@@ -65,8 +65,24 @@ class Fitted:
         return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model file atomically (tensors + JSON metadata, loadable without code)."""
-        self.model.save(path, self.info)
+        """Write the model file atomically (tensors + JSON metadata, loadable without code).
+
+        Wall-clock figures are left out (they are in the fit report): the same clip, options,
+        seed, step count and thread count then give a byte-identical model file.
+        """
+        self.model.save(path, _without_timings(self.info))
+
+
+TIMING_KEYS = ("wall_time_s", "seconds_per_epoch", "elapsed_s")
+
+
+def _without_timings(value: Any) -> Any:
+    """A copy of nested dicts/lists without the keys in TIMING_KEYS."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
 
 
 def load(path: str | os.PathLike) -> Fitted:

@@ -147,6 +147,12 @@ def _fit_options(f, rate_flag: str = "--rate"):
                      help="Cross-fade between segments (samples)."),
         click.option("--hidden", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Width of the correction MLP."),
+        click.option("--lp-order", type=click.IntRange(min=2), default=256, show_default=True,
+                     help="Order of the linear predictor whose poles initialise the oscillators."),
+        click.option("--continuation-samples", type=click.IntRange(min=0), default=512, show_default=True,
+                     help="Last samples that fix the state continuing the sound (0: the last segment's)."),
+        click.option("--continuation-steps", type=click.IntRange(min=0), default=10, show_default=True,
+                     help="Optimiser steps fitting that state once the dynamics are trained."),
         click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
                      show_default=True, help="How gradients are computed."),
         click.option("--checkpoint-every", "checkpoint_every_s", type=click.FloatRange(min=0), default=30.0,
@@ -285,7 +291,8 @@ def info(model):
             f"fit SNR:      {report['snr_db']:.2f} dB (initial linear fit {report['initial_snr_db']:.2f} dB)",
             f"fine solve:   {report['fine_snr_db']:.2f} dB; discretisation check "
             f"{report['discretisation_snr_db']:.1f} dB (goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
-            f"training:     {report['epochs']} epochs, {report['wall_time_s']:.1f} s, gradient {report['gradient']}",
+            f"training:     {report['epochs']} epochs, gradient {report['gradient']}, stopped by "
+            f"{report['stop_reason']}",
         ]
     click.echo("\n".join(lines))
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from sonode.cli import main
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-FAST = ["--steps", "2", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--quiet"]
+FAST = ["--steps", "2", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
+        "--continuation-steps", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
