@@ -41,6 +41,29 @@ class OscillatorBank(nn.Module):
         """exp(L h) z for a step of h seconds (any sign); z has shape (..., 2K)."""
         k = self.n_modes
         u, v = z[..., :k], z[..., k:]
-        scale = torch.exp(self.decay_per_s * h)
-        cos, sin = scale * torch.cos(self.omega_rad_per_s * h), scale * torch.sin(self.omega_rad_per_s * h)
+        cos, sin = self._rotation(h)
         return torch.cat([cos * u - sin * v, sin * u + cos * v], dim=-1)
+
+    def _rotation(self, h: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(e^{σh} cos ωh, e^{σh} sin ωh), each (K,).
+
+        Without autograd (rendering, the adjoint's forward sweep) the factors of the few step
+        sizes in use are cached: a long free run applies the same three exponentials millions of
+        times. The cache is keyed on the parameters' version counters, so any update (an
+        optimiser step, load_state_dict) invalidates it.
+        """
+        if torch.is_grad_enabled() and (self.raw_damping.requires_grad or self.omega_rad_per_s.requires_grad):
+            return self._compute_rotation(h)
+        key = (float(h), self.raw_damping._version, self.omega_rad_per_s._version,
+               id(self.raw_damping), id(self.omega_rad_per_s))
+        cache = self.__dict__.setdefault("_rotation_cache", {})
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            with torch.no_grad():
+                cache[key] = self._compute_rotation(h)
+        return cache[key]
+
+    def _compute_rotation(self, h: float) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = torch.exp(self.decay_per_s * h)
+        return scale * torch.cos(self.omega_rad_per_s * h), scale * torch.sin(self.omega_rad_per_s * h)

@@ -34,6 +34,17 @@ def test_exponential_group_property_and_no_growing_mode():
     assert torch.all(bank.decay_per_s < 0)  # even the mode given as 0 decays (floor 1e-3 / s)
 
 
+def test_cached_factors_follow_parameter_updates():
+    bank = _bank()
+    z = torch.randn(2, 6, dtype=torch.float64)
+    with torch.no_grad():
+        before = bank.expm_apply(1e-3, z)
+        bank.omega_rad_per_s.add_(100.0)  # an in-place update, as an optimiser makes
+        after = bank.expm_apply(1e-3, z)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, bank.expm_apply(1e-3, z).detach())  # grad mode: computed afresh
+
+
 @pytest.mark.parametrize("n_samples,hop,overlap", [(1000, 128, 16), (200, 64, 0), (129, 128, 16), (90, 128, 16)])
 def test_training_weights_partition_unity_over_the_clip(n_samples, hop, overlap):
     layout = SegmentLayout(16000, n_samples, hop, overlap)
