@@ -224,10 +224,12 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
     return fitted, model_path
 
 
-DISCRETISATION_GOAL_DB = 40.0
-
-
 def _warn_discretisation(report: dict) -> None:
+    from sonode.model.train import DISCRETISATION_GOAL_DB
+
+    if report.get("discretisation_fallback"):
+        click.echo("sonode: WARNING: the trained model changed when solved more finely (it had learned its "
+                   "discretisation); the identified linear model was kept instead", err=True)
     if report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB:
         click.echo(f"sonode: WARNING: the training solve and a fine solve differ (agreement "
                    f"{report['discretisation_snr_db']:.1f} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
@@ -271,6 +273,7 @@ def fit(clip, model_out, quiet, device, **kw):
 def info(model):
     """Print what MODEL is: rate, span, size, fit quality and method."""
     from sonode.api import load
+    from sonode.model.train import DISCRETISATION_GOAL_DB
 
     fitted = load(model)
     cfg, meta = fitted.model.config, fitted.info

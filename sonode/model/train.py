@@ -17,6 +17,7 @@ from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
 from sonode.model.init import initial_model
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson steps per sample
+DISCRETISATION_GOAL_DB = 40.0  # training solve vs fine solve: below this the model is not kept
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
@@ -114,6 +115,7 @@ class FitReport:
     rejected_steps: int
     stop_reason: str
     history: list[EpochRecord] = field(default_factory=list)
+    discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,9 +172,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             resumed = load_checkpoint(checkpoint.path, identity)
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
-    model = initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples,
-                          options.overlap_samples, options.hidden, options.layers, options.lp_order,
-                          continuation_samples=options.continuation_samples)
+    model = _initial(x, sample_rate, options)
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = _CountingField()
@@ -279,19 +279,36 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     if last_snr > best_snr:
         best_snr, best_state = last_snr, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
+    handle.remove()
+    coarse, fine = _coarse_and_fine(model)
+    # Enforce a genuine ODE: a model whose output changes when solved finely has learned its
+    # discretisation (theory.md §6), and upsampling it would be meaningless. The identified
+    # linear model is integrated exactly, so it always passes.
+    fell_back = snr_db(fine, coarse) < DISCRETISATION_GOAL_DB
+    if fell_back:
+        model = _initial(x, sample_rate, options)
+        coarse, fine = _coarse_and_fine(model)
     if model.config.continuation_samples and options.continuation_steps:
         fit_continuation(model, target, options.continuation_steps, options.gradient)
-    handle.remove()
-    with torch.no_grad():
-        coarse = model.reconstruct()[0]
-        fine = model.reconstruct(substeps=FINE_SUBSTEPS)[0]
     report = FitReport(
         options=asdict(options), gradient=options.gradient, initial_snr_db=initial_snr,
         snr_db=clip_snr(coarse), fine_snr_db=clip_snr(fine),
         discretisation_snr_db=snr_db(fine, coarse), epochs=epoch, wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
-        rejected_steps=rejected, stop_reason=stop_reason, history=history)
+        rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back)
     return model, report
+
+
+def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> SonodeModel:
+    return initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples, options.overlap_samples,
+                         options.hidden, options.layers, options.lp_order,
+                         continuation_samples=options.continuation_samples)
+
+
+@torch.no_grad()
+def _coarse_and_fine(model: SonodeModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reconstruction solved on the training grid and with FINE_SUBSTEPS steps per sample."""
+    return model.reconstruct()[0], model.reconstruct(substeps=FINE_SUBSTEPS)[0]
 
 
 def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradient: str) -> float:

@@ -111,3 +111,14 @@ def test_model_file_with_inconsistent_configuration_is_refused(tmp_path):
     save_model_file(path, tensors, meta, kind=MODEL_KIND, version=MODEL_VERSION)
     with pytest.raises(ModelFileError, match="configuration"):
         SonodeModel.load(path)
+
+
+def test_a_model_failing_the_discretisation_check_is_not_kept(monkeypatch):
+    """If the trained model's training-grid and fine solves disagree, the exact linear model wins."""
+    import sonode.model.train as train
+
+    monkeypatch.setattr(train, "DISCRETISATION_GOAL_DB", math.inf)
+    model, report = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None))
+    assert report.discretisation_fallback
+    assert torch.count_nonzero(model.field.mlp[-1].weight) == 0  # the zero-initialised correction
+    assert report.snr_db == pytest.approx(report.initial_snr_db, abs=1e-9)
