@@ -345,9 +345,11 @@ _subtype_option = click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16"
 @click.option("--start", "start_s", type=float, default=0.0, show_default=True, help="Start (seconds of model time).")
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
 @_subtype_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              callback=_device, help="Where to compute.")
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
-def render_cmd(model, out, rate, start_s, end_s, subtype, quiet):
+def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     from sonode.api import load
 
@@ -399,9 +401,11 @@ def _is_model_file(path: str) -> bool:
 @click.option("--rate", type=int, callback=_positive(int), help="Output rate in Hz (default: the clip's).")
 @click.option("--with-context", is_flag=True, help="Write the reconstruction followed by the continuation.")
 @_subtype_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              callback=_device, help="Where to compute.")
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
-def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, quiet):
+def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.api import load
     from sonode.render import extrapolate
