@@ -18,6 +18,8 @@ from sonode.model.init import initial_model
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson steps per sample
 DISCRETISATION_GOAL_DB = 40.0  # training solve vs fine solve: below this the model is not kept
+CHECK_EVERY_EPOCHS = 10  # how often the current parameters may become the kept (best) model
+CHECK_SUBSTEPS = 4  # the in-training discretisation check's fine solve
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
@@ -112,7 +114,7 @@ class FitReport:
     wall_time_s: float
     seconds_per_epoch: float
     function_evaluations: int
-    rejected_steps: int
+    rejected_steps: int  # non-finite steps, and checks failed by learning the discretisation
     stop_reason: str
     history: list[EpochRecord] = field(default_factory=list)
     discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
@@ -264,20 +266,23 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                 break
             continue
         bad_steps = 0
-        if epoch_snr > best_snr:
-            best_snr, best_state = epoch_snr, good_state
         optimiser.step()
         epoch += 1
+        if epoch % CHECK_EVERY_EPOCHS == 0:
+            best_snr, best_state, passed = _consider(model, clip_snr, best_snr, best_state)
+            if not passed:  # learning its discretisation: back to the best genuine ODE, smaller steps
+                rejected += 1
+                model.load_state_dict(best_state)
+                for group in optimiser.param_groups:
+                    group["lr"] *= 0.5
+                optimiser.state.clear()
         record = EpochRecord(epoch=epoch, loss=float(loss.detach()), snr_db=epoch_snr,
                              elapsed_s=time.perf_counter() - t_start)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    with torch.no_grad():  # the last step's parameters were never scored
-        last_snr = clip_snr(model.reconstruct()[0])
-    if last_snr > best_snr:
-        best_snr, best_state = last_snr, copy.deepcopy(model.state_dict())
+    best_snr, best_state, _ = _consider(model, clip_snr, best_snr, best_state)  # the last parameters
     model.load_state_dict(best_state)
     handle.remove()
     coarse, fine = _coarse_and_fine(model)
@@ -297,6 +302,25 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
         rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back)
     return model, report
+
+
+def _consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float], best_snr: float,
+              best_state: dict) -> tuple[float, dict, bool]:
+    """Make the current parameters the best if they fit better and pass the discretisation check.
+
+    Only checked parameters are ever kept, so the fit can never end on a model that learned its
+    discretisation. The in-training check uses CHECK_SUBSTEPS (cheaper than the final check).
+
+    Returns:
+        (best SNR, best state, whether the current parameters passed the check).
+    """
+    with torch.no_grad():
+        coarse = model.reconstruct()[0]
+        passed = snr_db(model.reconstruct(substeps=CHECK_SUBSTEPS)[0], coarse) >= DISCRETISATION_GOAL_DB
+    current = clip_snr(coarse)
+    if passed and current > best_snr:
+        return current, copy.deepcopy(model.state_dict()), passed
+    return best_snr, best_state, passed
 
 
 def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> SonodeModel:
