@@ -119,6 +119,12 @@ class _StopFlag:
         return signal.Signals(self.signal).name if self.signal is not None else ""
 
 
+_device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                              show_default=True, callback=_device, help="Where to compute.")
+_out_rate_option = click.option("--rate", type=int, callback=_positive(int),
+                                help="Output rate in Hz (default: the clip's).")
+
+
 def _fit_options(f, rate_flag: str = "--rate"):
     """Options shared by `fit` and `upsample` (which fits when given a clip; there --rate is the
     output rate, so the fitting rate is --fit-rate)."""
@@ -136,8 +142,7 @@ def _fit_options(f, rate_flag: str = "--rate"):
         click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
         click.option("--target-snr", "target_snr_db", type=float, help="Stop once the fit reaches this SNR (dB)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                     callback=_device, help="Where to compute."),
+        _device_option,
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch."),
         click.option("--latent-dim", type=click.IntRange(min=2), default=64, show_default=True,
                      help="Latent dimension d (even): d/2 damped oscillators."),
@@ -341,12 +346,11 @@ _subtype_option = click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16"
 @main.command(name="render")
 @click.argument("model", type=click.Path())
 @_out_option
-@click.option("--rate", type=int, callback=_positive(int), help="Output rate in Hz (default: the clip's).")
+@_out_rate_option
 @click.option("--start", "start_s", type=float, default=0.0, show_default=True, help="Start (seconds of model time).")
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
 @_subtype_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              callback=_device, help="Where to compute.")
+@_device_option
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
 def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet):
@@ -398,11 +402,10 @@ def _is_model_file(path: str) -> bool:
 @click.argument("model", type=click.Path())
 @_out_option
 @click.option("--seconds", type=float, required=True, callback=_positive(float), help="Length of the continuation.")
-@click.option("--rate", type=int, callback=_positive(int), help="Output rate in Hz (default: the clip's).")
+@_out_rate_option
 @click.option("--with-context", is_flag=True, help="Write the reconstruction followed by the continuation.")
 @_subtype_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              callback=_device, help="Where to compute.")
+@_device_option
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
 def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet):
