@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sonode.audio_io import read_clip  # noqa: E402
+from sonode.model import FitOptions  # noqa: E402
 from sonode.model.init import initial_model  # noqa: E402
 
 
@@ -39,7 +40,9 @@ def _epoch(model, target, gradient):
 
 def epoch_times() -> None:
     clip = read_clip(ROOT / "data" / "decaying_steelguitar_C4.wav", rate=16000, duration_s=1.0)
-    model = initial_model(clip.samples, 16000, 32, 128, 16, 64, 2)
+    o = FitOptions()  # the defaults of `sonode fit`
+    model = initial_model(clip.samples, 16000, o.latent_dim // 2, o.hop_samples, o.overlap_samples, o.hidden,
+                          o.layers, o.lp_order)
     target = torch.from_numpy((clip.samples - model.config.offset) / model.config.gain)
     times = {"adjoint": [], "backprop": []}
     for _ in range(8):
@@ -48,7 +51,9 @@ def epoch_times() -> None:
             _epoch(model, target, method)
             times[method].append(time.perf_counter() - start)
     med = {m: statistics.median(t[1:]) for m, t in times.items()}  # first round warms up
-    print("1. seconds per epoch (1.0 s clip at 16 kHz, d=64, 125 segments of 144 samples, 1 thread)")
+    layout = model.config.layout
+    print(f"1. seconds per epoch (1.0 s clip at 16 kHz, d={model.config.latent_dim}, {layout.n_segments} segments "
+          f"of {layout.window_samples} samples, 1 thread)")
     for m, t in med.items():
         print(f"   {m:9s} {t:.3f} s/epoch   {clip.duration_s / t:5.2f} audio-s per s")
     print(f"   ratio adjoint/backprop: {med['adjoint'] / med['backprop']:.2f}")

@@ -47,9 +47,9 @@ class FitOptions:
         seed: seeds torch's generator (MLP initialisation).
     """
 
-    latent_dim: int = 64
-    hop_samples: int = 128
-    overlap_samples: int = 16
+    latent_dim: int = 128
+    hop_samples: int = 256
+    overlap_samples: int = 32
     hidden: int = 64
     layers: int = 2
     max_time_s: float | None = 120.0
