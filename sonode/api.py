@@ -64,6 +64,16 @@ class Fitted:
         """``seconds`` of continuation after the fitted span (see `sonode.render.extrapolate`)."""
         return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
 
+    def save_training_curve(self, path: str | os.PathLike, title: str | None = None) -> bool:
+        """Write the loss/SNR-per-epoch PNG; False (nothing written) when no epoch was trained,
+        e.g. ``steps=0`` or a target SNR the initial linear fit already reaches."""
+        from sonode.plotting import save_fit_report_png
+
+        if not self.info.get("history"):
+            return False
+        save_fit_report_png(path, self.info["history"], title=title)
+        return True
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the model file atomically (tensors + JSON metadata, loadable without code).
 

@@ -180,7 +180,6 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
     from sonode.api import fit
     from sonode.audio_io import check_output_path, write_wav
     from sonode.model.checkpoint import checkpoint_path_for, remove_checkpoint
-    from sonode.plotting import save_fit_report_png
 
     stem = Path(clip).stem
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
@@ -210,8 +209,8 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
         write_wav(recon_path, fitted.render().samples, fitted.sample_rate, protect=[clip])
         report_path = out_dir / f"{stem}.fit.json"
         _write_json(report_path, {**fitted.info, "model_file": str(model_path), "device": device})
-        save_fit_report_png(out_dir / f"{stem}.fit.png", fitted.info["history"],
-                            title=f"{Path(clip).name}: reconstruction SNR {report['snr_db']:.1f} dB")
+        fitted.save_training_curve(out_dir / f"{stem}.fit.png",
+                                   title=f"{Path(clip).name}: reconstruction SNR {report['snr_db']:.1f} dB")
         if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
             remove_checkpoint(checkpoint_path)
     if not quiet:
@@ -459,7 +458,7 @@ def plot(model, clip, out, centers_s):
     """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
     from sonode.api import load
     from sonode.audio_io import check_output_path, read_clip
-    from sonode.plotting import save_comparison_png, save_fit_report_png
+    from sonode.plotting import save_comparison_png
 
     check_output_path(out, [model] + ([clip] if clip else []))
     fitted = load(model)
@@ -474,11 +473,14 @@ def plot(model, clip, out, centers_s):
         save_comparison_png(out, truth, {"sonode": recon[: truth.shape[0]]}, fitted.sample_rate, centers,
                             title=f"{Path(model).name} vs {Path(clip).name}")
         curve = Path(out).with_suffix(".fit.png")
-        save_fit_report_png(curve, fitted.info.get("history", []), title=f"{Path(model).name}: training")
-        click.echo(f"wrote {out} and {curve}", err=True)
-    else:
-        save_fit_report_png(out, fitted.info.get("history", []), title=f"{Path(model).name}: training")
+        if fitted.save_training_curve(curve, title=f"{Path(model).name}: training"):
+            click.echo(f"wrote {out} and {curve}", err=True)
+        else:
+            click.echo(f"wrote {out} (no training curve: the model was not trained)", err=True)
+    elif fitted.save_training_curve(out, title=f"{Path(model).name}: training"):
         click.echo(f"wrote {out} (training curve only: pass --clip for the waveform comparison)", err=True)
+    else:
+        raise click.UsageError("the model's source clip is not found and it has no training curve: pass --clip")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from sonode.audio_io import Clip, read_clip, resample
 from sonode.baselines import CONTINUATIONS, UPSAMPLERS, output_length
 from sonode.fileutil import atomic_write
 from sonode.metrics import log_spectral_distance, snr_db
-from sonode.plotting import save_comparison_png, save_fit_report_png
+from sonode.plotting import save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
 
@@ -133,7 +133,7 @@ def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, his
     save_comparison_png(folder / f"{stem}.continuation.png", np.concatenate([history, future]), joined, low_rate,
                         zoom_centers_s=[start_s, start_s + 0.02], marker_s=start_s,
                         running_snr_window_s=0.005, title=f"{stem}: continuation")
-    save_fit_report_png(folder / f"{stem}.fit.png", full.info["history"], title=f"{stem}: training")
+    full.save_training_curve(folder / f"{stem}.fit.png", title=f"{stem}: training")
 
 
 def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),

@@ -103,3 +103,9 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(workdir, args, needle):
 def test_debug_shows_the_traceback(workdir):
     result = run("info", workdir / "tone.wav", "--debug")
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_fit_without_training_epochs_still_writes_its_outputs(workdir, tmp_path):
+    result = run("fit", workdir / "tone.wav", "-o", tmp_path / "zero.sonode", *FAST, "--steps", "0")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "tone.recon.wav", "tone.fit.json"}

@@ -64,3 +64,13 @@ def test_plot_command_writes_the_comparison_and_curve(clip48k, tmp_path):
     result = runner.invoke(main, ["plot", str(model), "-o", str(tmp_path / "fig.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.fit.png").exists()
+
+
+def test_eval_command_prints_the_tables_and_writes_the_report(clip48k, tmp_path):
+    result = CliRunner().invoke(main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "1",
+                                       "--horizon-s", "0.05", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "### Upsampling" in result.output and "### Continuation" in result.output
+    assert (tmp_path / "rep" / "results.json").exists() and (tmp_path / "rep" / "results.md").exists()
+    bad = CliRunner().invoke(main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "0"])
+    assert bad.exit_code == 2 and "--budget" in bad.output
