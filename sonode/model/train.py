@@ -18,6 +18,7 @@ from sonode.model.init import initial_model
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson steps per sample
 DISCRETISATION_GOAL_DB = 40.0  # training solve vs fine solve: below this the model is not kept
+WARMUP_EPOCHS = 10
 CHECK_EVERY_EPOCHS = 10  # how often the current parameters may become the kept (best) model
 CHECK_SUBSTEPS = 4  # the in-training discretisation check's fine solve
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
@@ -189,6 +190,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
     optimiser = torch.optim.Adam(_param_groups(model, options.lr))
+    for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
+        group["base_lr"] = group["lr"]
     history: list[EpochRecord] = []
     bad_steps = rejected = 0
     epoch = 0
@@ -241,6 +244,10 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                 save(elapsed)
             break
         good_state = copy.deepcopy(model.state_dict())
+        # Adam's first steps move every parameter by about its full rate; ramping the rate up over
+        # WARMUP_EPOCHS keeps them from knocking the identified model far off its optimum.
+        for group in optimiser.param_groups:
+            group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
         signal, per_segment = model.reconstruct(gradient=options.gradient, extra_samples=free)
         loss = torch.mean((signal - target) ** 2) / power
@@ -259,7 +266,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             bad_steps += 1
             model.load_state_dict(good_state)
             for group in optimiser.param_groups:
-                group["lr"] *= 0.5
+                group["base_lr"] *= 0.5
             optimiser.state.clear()
             if bad_steps >= MAX_BAD_STEPS:
                 stop_reason = "diverged"
@@ -274,7 +281,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                 rejected += 1
                 model.load_state_dict(best_state)
                 for group in optimiser.param_groups:
-                    group["lr"] *= 0.5
+                    group["base_lr"] *= 0.5
                 optimiser.state.clear()
         record = EpochRecord(epoch=epoch, loss=float(loss.detach()), snr_db=epoch_snr,
                              elapsed_s=time.perf_counter() - t_start)
