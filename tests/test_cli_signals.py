@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from click.testing import CliRunner
 
 from sonode.api import load

@@ -195,18 +195,18 @@ class SonodeModel(nn.Module):
         last_idx = torch.nonzero((times_s >= starts[last]) & (times_s < last_end)).flatten()
         last_w = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
         n_good = self._free_run(self.states[last:], float(starts[last]), times_s, last_idx, last_w, out,
-                                n_good, bound, step, chunk_samples)
+                                n_good, bound, step, spacing, chunk_samples)
         if self.config.continuation_samples:
             cont_idx = torch.nonzero(times_s >= span_end).flatten()
             n_good = self._free_run(self.continuation_state, self.config.continuation_start_s, times_s, cont_idx,
-                                    1.0 - handover, out, n_good, bound, step, chunk_samples)
+                                    1.0 - handover, out, n_good, bound, step, spacing, chunk_samples)
         if progress is not None:
             progress(layout.n_segments)
         return out[:n_good]
 
     def _free_run(self, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
                   weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step: float,
-                  chunk_samples: int) -> int:
+                  spacing: float, chunk_samples: int) -> int:
         """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
         Integrates chunk by chunk and stops at the first output that is non-finite or beyond
@@ -214,7 +214,6 @@ class SonodeModel(nn.Module):
         """
         if idx.numel() == 0:
             return n_good
-        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else step
         offset, z = float(times_s[idx[0]]) - start_s, z0
         for begin in range(0, int(idx.numel()), chunk_samples):
             chunk = idx[begin: begin + chunk_samples]

@@ -342,7 +342,7 @@ def _coarse_and_fine(model: SonodeModel) -> tuple[torch.Tensor, torch.Tensor]:
     return model.reconstruct()[0], model.reconstruct(substeps=FINE_SUBSTEPS)[0]
 
 
-def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradient: str) -> float:
+def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradient: str) -> None:
     """Fit the continuation state to the clip's last samples under the trained dynamics.
 
     The state starts from its linear least-squares value; only it is optimised (Adam, rate
@@ -353,9 +353,6 @@ def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradi
         target: the normalised clip, (n_samples,).
         steps: optimiser steps.
         gradient: "adjoint" or "backprop".
-
-    Returns:
-        SNR (dB) of the continuation state's trajectory over its window, normalised amplitude.
     """
     n = model.config.continuation_samples
     window = target[-n:]
@@ -380,7 +377,6 @@ def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradi
             p.requires_grad_(True)
     with torch.no_grad():
         state.copy_(best)
-    return 10.0 * math.log10(float(torch.mean(window ** 2)) / max(best_err, 1e-300))
 
 
 def _param_groups(model: SonodeModel, lr: float) -> list[dict[str, Any]]:
