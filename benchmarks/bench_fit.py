@@ -1,26 +1,28 @@
-"""Training cost of `sonode fit`: adjoint vs backprop per epoch, throughput, profile, peak memory.
+"""Training cost of `sonode fit`: the fast modal solver against the sequential reference, and memory.
 
-    python benchmarks/bench_fit.py            # ~2 minutes
+    python benchmarks/bench_fit.py                 # ~5 minutes
+    python benchmarks/bench_fit.py --memory-only
 
-1. Seconds per epoch with the engine's checkpointed adjoint and with backprop, measured side by
-   side (interleaved, median of 7) on the steel-guitar clip at 16 kHz (1.0 s), 1 thread; and the
-   audio seconds processed per second of training.
-2. Where an adjoint epoch's time goes (cProfile, top entries by cumulative time).
-3. Peak resident memory (Linux VmHWM, fresh subprocess each) of a 5-epoch fit on 0.5 s and 2 s
-   of audio (the tuba clip, repeated to reach 2 s), for both gradient methods.
+1. Optimiser steps per second on each bundled clip (first 1.0 s at 16 kHz, default model, every
+   segment in each step), measured side by side in one run with 1 and 2 threads: the training
+   step of `sonode fit` (fast modal solver, adjoint; the one-trajectory term included at its
+   cadence) against the same model's reconstruction step through the engine's sequential
+   Lawson RK4 at one step per sample with the checkpointed adjoint — what every step cost before
+   the fast solver (0.92 s on 1 thread in the earlier README, d = 128). Ratio = speed-up.
+2. Peak resident memory (Linux VmHWM, fresh process each) of `fit_samples(..., steps=20)` on 10,
+   60 and 300 s of 16 kHz audio (the bundled clips concatenated and repeated), and its step time.
 """
 
 from __future__ import annotations
 
-import cProfile
-import io
-import pstats
+import argparse
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,76 +30,92 @@ sys.path.insert(0, str(ROOT))
 
 from sonode.audio_io import read_clip  # noqa: E402
 from sonode.model import FitOptions  # noqa: E402
-from sonode.model.init import initial_model  # noqa: E402
+from sonode.model.train import TRAJECTORY_EVERY, TRAJECTORY_STRIDE, TRAJECTORY_WEIGHT, _initial  # noqa: E402
+
+CLIPS = sorted((ROOT / "data").glob("*.wav"))
 
 
-def _epoch(model, target, gradient):
+def _fast_step(model, target, step: int) -> None:
+    """One training step's gradient computation as `fit_samples` does it (default options)."""
     model.zero_grad(set_to_none=True)
-    signal, _ = model.reconstruct(gradient=gradient)
+    signal, _ = model.reconstruct(gradient="adjoint")
+    loss = torch.mean((signal - target) ** 2)
+    if step % TRAJECTORY_EVERY == 0:
+        phase = (step // TRAJECTORY_EVERY) % TRAJECTORY_STRIDE
+        free = model.trajectory(target.shape[0], "adjoint", TRAJECTORY_STRIDE, phase)
+        loss = loss + TRAJECTORY_EVERY * TRAJECTORY_WEIGHT * torch.mean((free - target[phase::TRAJECTORY_STRIDE]) ** 2)
+    loss.backward()
+
+
+def _sequential_step(model, target) -> None:
+    model.zero_grad(set_to_none=True)
+    signal, _ = model.reconstruct(gradient="adjoint", substeps=1)
     torch.mean((signal - target) ** 2).backward()
 
 
-def epoch_times() -> None:
-    clip = read_clip(ROOT / "data" / "decaying_steelguitar_C4.wav", rate=16000, duration_s=1.0)
-    o = FitOptions()  # the defaults of `sonode fit`
-    model = initial_model(clip.samples, 16000, o.latent_dim // 2, o.hop_samples, o.overlap_samples, o.hidden,
-                          o.layers, o.lp_order)
-    target = torch.from_numpy((clip.samples - model.config.offset) / model.config.gain)
-    times = {"adjoint": [], "backprop": []}
-    for _ in range(8):
-        for method in times:
+def step_rates(threads: int, fast_steps: int = 8, sequential_steps: int = 2) -> None:
+    torch.set_num_threads(threads)
+    print(f"\n1. optimiser steps per second, {threads} thread(s) (1.0 s at 16 kHz, all segments per step)")
+    print(f"   {'clip':26s} {'d':>4s} {'fast s/step':>12s} {'sequential s/step':>18s} {'speed-up':>9s}")
+    ratios = []
+    for path in CLIPS:
+        clip = read_clip(path, rate=16000, duration_s=1.0)
+        model, _ = _initial(clip.samples, 16000, FitOptions(continuation_samples=0))
+        with torch.no_grad():  # a trained-looking field: the zero field of a fresh model would be cheaper
+            model.field.mlp[-1].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(0))
+        target = torch.from_numpy((clip.samples - model.config.offset) / model.config.gain)
+        _fast_step(model, target, 1)  # warm-up
+        fast, sequential = [], []
+        for i in range(fast_steps):
             start = time.perf_counter()
-            _epoch(model, target, method)
-            times[method].append(time.perf_counter() - start)
-    med = {m: statistics.median(t[1:]) for m, t in times.items()}  # first round warms up
-    layout = model.config.layout
-    print(f"1. seconds per epoch (1.0 s clip at 16 kHz, d={model.config.latent_dim}, {layout.n_segments} segments "
-          f"of {layout.window_samples} samples, 1 thread)")
-    for m, t in med.items():
-        print(f"   {m:9s} {t:.3f} s/epoch   {clip.duration_s / t:5.2f} audio-s per s")
-    print(f"   ratio adjoint/backprop: {med['adjoint'] / med['backprop']:.2f}")
-    print("\n2. profile of one adjoint epoch (cumulative time)")
-    profiler = cProfile.Profile()
-    profiler.enable()
-    _epoch(model, target, "adjoint")
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(14)
-    print("\n".join("   " + line for line in out.getvalue().splitlines()[6:24]))
+            _fast_step(model, target, i)
+            fast.append(time.perf_counter() - start)
+            if i < sequential_steps:  # interleaved, so both see the same machine load
+                start = time.perf_counter()
+                _sequential_step(model, target)
+                sequential.append(time.perf_counter() - start)
+        f, s = statistics.mean(fast), statistics.median(sequential)
+        ratios.append(s / f)
+        print(f"   {path.stem:26s} {model.config.latent_dim:4d} {f:12.3f} {s:18.3f} {s / f:9.1f}")
+    print(f"   median speed-up {statistics.median(ratios):.1f}x (goal ≥ 10x)")
 
 
 CHILD = """
-import sys, numpy as np, torch
+import sys, time, numpy as np, torch
 sys.path.insert(0, {root!r})
 torch.set_num_threads(1)
 from sonode.audio_io import read_clip
 from sonode.model import FitOptions, fit_samples
-clip = read_clip({path!r}, rate=16000)
-x = np.tile(clip.samples, 3)[: int({seconds} * 16000)]
+pieces = [read_clip(p, rate=16000).samples for p in {paths!r}]
+x = np.tile(np.concatenate(pieces), 1 + int({seconds} * 16000) // sum(len(p) for p in pieces))[: int({seconds} * 16000)]
 def hwm():
     for line in open('/proc/self/status'):
         if line.startswith('VmHWM'):
             return int(line.split()[1]) / 1024
-fit_samples(x, 16000, FitOptions(steps=5, max_time_s=None, gradient={gradient!r}, continuation_steps=2))
-print(hwm())
+model, report = fit_samples(x, 16000, FitOptions(steps=20, max_time_s=None))
+print(hwm(), report.seconds_per_epoch, report.wall_time_s)
 """
 
 
-def peak_memory() -> None:
-    print("\n3. peak RSS of a 5-epoch fit (MiB, fresh process each)")
-    path = str(ROOT / "data" / "sustained_tuba_Cs3.wav")
-    rows = {}
-    for gradient in ("adjoint", "backprop"):
-        for seconds in (0.5, 2.0):
-            code = CHILD.format(root=str(ROOT), path=path, seconds=seconds, gradient=gradient)
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            rows[gradient, seconds] = float(out.stdout.strip().splitlines()[-1])
-    for gradient in ("adjoint", "backprop"):
-        a, b = rows[gradient, 0.5], rows[gradient, 2.0]
-        print(f"   {gradient:9s} 0.5 s: {a:7.1f}   2.0 s: {b:7.1f}   ratio {b / a:.2f}")
+def peak_memory(durations=(10.0, 60.0, 300.0)) -> None:
+    print("\n2. peak RSS of `fit_samples(steps=20)` (fresh process each, 1 thread)")
+    print(f"   {'audio s':>8s} {'peak MiB':>9s} {'s/step':>8s} {'wall s':>8s}")
+    peaks = []
+    for seconds in durations:
+        code = CHILD.format(root=str(ROOT), paths=[str(p) for p in CLIPS], seconds=seconds)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        peak, per_step, wall = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
+        peaks.append(peak)
+        print(f"   {seconds:8.0f} {peak:9.1f} {per_step:8.3f} {wall:8.1f}")
+    print(f"   peak ratio {durations[-1]:.0f} s / {durations[0]:.0f} s: {peaks[-1] / peaks[0]:.2f} (goal ≤ 1.3, "
+          f"and ≤ 1536 MiB)")
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    epoch_times()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-only", action="store_true")
+    args = parser.parse_args()
+    if not args.memory_only:
+        step_rates(1)
+        step_rates(2)
     peak_memory()

@@ -59,6 +59,23 @@ def _channel(ctx, param, value: str):
     return index
 
 
+def _db(value, digits: int = 2) -> str:
+    """A dB figure from a report: None stands for a value that is not finite (e.g. an exact fit)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _latent_dim(ctx, param, value: str):
+    if value == "auto":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}") from None
+    if dim < 2 or dim % 2:
+        raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}")
+    return dim
+
+
 def _device(ctx, param, value: str):
     import torch
 
@@ -70,7 +87,8 @@ def _device(ctx, param, value: str):
 
 
 def _progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
-    """An in-place progress line on stderr: epoch, loss, SNR, elapsed / remaining."""
+    """An in-place progress line on stderr: step, loss, SNR of this step, SNR of the kept model
+    (the best parameters that passed the periodic solver check), elapsed / remaining."""
     if quiet:
         return None
 
@@ -81,8 +99,8 @@ def _progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
         if steps:
             remaining.append(record.elapsed_s / record.epoch * (steps - record.epoch))
         left = f" | ~{max(0.0, min(remaining)):.0f} s left" if remaining else ""
-        click.echo(f"\r  epoch {record.epoch:5d} | loss {record.loss:.3e} | SNR {record.snr_db:6.2f} dB "
-                   f"(best {best_snr:6.2f}) | {record.elapsed_s:6.1f} s{left}   ", err=True, nl=False)
+        click.echo(f"\r  step {record.epoch:5d} | loss {record.loss:.3e} | SNR {record.snr_db:6.2f} dB "
+                   f"(kept {best_snr:6.2f}) | {record.elapsed_s:6.1f} s{left}   ", err=True, nl=False)
 
     return show
 
@@ -138,26 +156,35 @@ def _fit_options(f, rate_flag: str = "--rate"):
         click.option("--channel", default="mix", show_default=True, callback=_channel,
                      help="'mix' (mean of channels) or a 0-based channel number."),
         click.option("--max-time", "max_time_s", type=float, default=120.0, show_default=True,
-                     callback=_positive(float), help="Wall-clock training budget (seconds)."),
+                     callback=_positive(float), help="Wall-clock budget (seconds) of identification and "
+                     "training. Every 25 steps the parameters are checked against the engine's reference "
+                     "solver; only checked parameters become the kept model."),
         click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
         click.option("--target-snr", "target_snr_db", type=float, help="Stop once the fit reaches this SNR (dB)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         _device_option,
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch."),
-        click.option("--latent-dim", type=click.IntRange(min=2), default=128, show_default=True,
-                     help="Latent dimension d (even): d/2 damped oscillators."),
+        click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
+                     help="Latent dimension d (even): d/2 damped oscillators; 'auto': chosen per clip by "
+                     "validation on held-back samples, at most --max-latent-dim."),
+        click.option("--max-latent-dim", type=click.IntRange(min=2), default=256, show_default=True,
+                     help="Largest d that 'auto' may choose."),
         click.option("--hop", "hop_samples", type=click.IntRange(min=8), default=256, show_default=True,
                      help="Segment hop (samples at the fitting rate); each segment has its own start state."),
         click.option("--overlap", "overlap_samples", type=click.IntRange(min=0), default=32, show_default=True,
                      help="Cross-fade between segments (samples)."),
         click.option("--hidden", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Width of the correction MLP."),
-        click.option("--lp-order", type=click.IntRange(min=2), default=256, show_default=True,
-                     help="Order of the linear predictor whose poles initialise the oscillators."),
-        click.option("--continuation-samples", type=click.IntRange(min=0), default=512, show_default=True,
-                     help="Last samples that fix the state continuing the sound (0: the last segment's)."),
-        click.option("--continuation-steps", type=click.IntRange(min=0), default=10, show_default=True,
-                     help="Optimiser steps fitting that state once the dynamics are trained."),
+        click.option("--lp-order", type=click.IntRange(min=2), default=1024, show_default=True,
+                     help="Order of the linear predictor whose poles are the candidate oscillators."),
+        click.option("--continuation-samples", type=click.IntRange(min=0), default=None,
+                     help="Last samples that fix the state of the continuation ODE. Default: chosen, with "
+                     "its order, by validation on the clip's last 50 ms. 0: the last segment continues."),
+        click.option("--continuation-steps", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Deprecated, no effect: the continuation state is now fitted in closed form."),
+        click.option("--batch-segments", type=click.IntRange(min=2), default=256, show_default=True,
+                     help="Segments per optimiser step; longer clips train on random runs of this many "
+                     "(memory and step time independent of the clip's length)."),
         click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
                      show_default=True, help="How gradients are computed."),
         click.option("--checkpoint-every", "checkpoint_every_s", type=click.FloatRange(min=0), default=30.0,
@@ -189,13 +216,19 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
     if kw["overlap_samples"] > kw["hop_samples"]:
         raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
                                  f"({kw['hop_samples']})", param_hint="--overlap")
-    if kw["latent_dim"] % 2:
-        raise click.BadParameter(f"must be even, got {kw['latent_dim']}", param_hint="--latent-dim")
+    if kw["max_latent_dim"] % 2:
+        raise click.BadParameter(f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim")
+    if kw["continuation_steps"]:
+        click.echo("sonode: note: --continuation-steps no longer has an effect (the continuation state is "
+                   "fitted in closed form) and will be removed", err=True)
+        kw["continuation_steps"] = 0
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
         if not kw["resume"] and checkpoint_path.exists():
             action += f" (replacing the checkpoint of an earlier fit, {checkpoint_path}; --resume continues it)"
-        click.echo(f"sonode: {action} (budget {kw['max_time_s']:.0f} s; Ctrl-C stops and keeps the best)", err=True)
+        click.echo(f"sonode: {action} (budget {kw['max_time_s']:.0f} s; the model is checked against the "
+                   f"reference solver every 25 steps and only checked parameters are kept; Ctrl-C stops and "
+                   "keeps them)", err=True)
     # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
     with _StopFlag() as stop:
         fitted = fit(clip, on_epoch=_progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop,
@@ -210,12 +243,12 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
         report_path = out_dir / f"{stem}.fit.json"
         _write_json(report_path, {**fitted.info, "model_file": str(model_path), "device": device})
         fitted.save_training_curve(out_dir / f"{stem}.fit.png",
-                                   title=f"{Path(clip).name}: reconstruction SNR {report['snr_db']:.1f} dB")
+                                   title=f"{Path(clip).name}: reconstruction SNR {_db(report['snr_db'], 1)} dB")
         if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
             remove_checkpoint(checkpoint_path)
     if not quiet:
-        click.echo(f"  SNR {report['snr_db']:.2f} dB (fine solve {report['fine_snr_db']:.2f} dB, "
-                   f"initial {report['initial_snr_db']:.2f} dB) after {report['epochs']} epochs "
+        click.echo(f"  SNR {_db(report['snr_db'], 2)} dB (fine solve {_db(report['fine_snr_db'], 2)} dB, "
+                   f"initial {_db(report['initial_snr_db'], 2)} dB) after {report['epochs']} epochs "
                    f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}", err=True)
         click.echo(f"  wrote {model_path}, {recon_path}, {report_path}", err=True)
     _warn_discretisation(report)
@@ -234,9 +267,9 @@ def _warn_discretisation(report: dict) -> None:
     if report.get("discretisation_fallback"):
         click.echo("sonode: WARNING: the trained model changed when solved more finely (it had learned its "
                    "discretisation); the identified linear model was kept instead", err=True)
-    if report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB:
+    if report["discretisation_snr_db"] is not None and report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB:
         click.echo(f"sonode: WARNING: the training solve and a fine solve differ (agreement "
-                   f"{report['discretisation_snr_db']:.1f} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
+                   f"{_db(report['discretisation_snr_db'], 1)} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
                    "learned its discretisation, so upsampling it is not meaningful", err=True)
 
 
@@ -291,15 +324,21 @@ def info(model):
         f"latent dim:   {cfg.latent_dim} ({cfg.n_modes} damped oscillators + MLP {cfg.layers}x{cfg.hidden})",
         f"segments:     {cfg.layout.n_segments} (hop {cfg.hop_samples}, cross-fade {cfg.overlap_samples} samples)",
         f"parameters:   {n_params}",
-        f"solver:       lawson_rk4 (exact oscillators), h = 1/{cfg.sample_rate} s",
+        "solver:       modal (exact oscillators, adaptive dopri5 envelope); reference: lawson_rk4",
     ]
+    ident = report.get("identification", {}) if report else {}
+    if ident.get("continuation"):
+        cont = ident["continuation"]
+        lines.append(f"continuation: linear ODE of {cont['modes']} modes (order {cont['order']}, state from the "
+                     f"last {cont['window_samples']} samples; validation SNR {_db(cont['validation_snr_db'], 1)} dB)")
     if report:
         lines += [
-            f"fit SNR:      {report['snr_db']:.2f} dB (initial linear fit {report['initial_snr_db']:.2f} dB)",
-            f"fine solve:   {report['fine_snr_db']:.2f} dB; discretisation check "
-            f"{report['discretisation_snr_db']:.1f} dB (goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
-            f"training:     {report['epochs']} epochs, gradient {report['gradient']}, stopped by "
+            f"fit SNR:      {_db(report['snr_db'], 2)} dB (initial linear fit {_db(report['initial_snr_db'], 2)} dB)",
+            f"fine solve:   {_db(report['fine_snr_db'], 2)} dB; discretisation check "
+            f"{_db(report['discretisation_snr_db'], 1)} dB (goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
+            f"training:     {report['epochs']} steps, gradient {report['gradient']}, stopped by "
             f"{report['stop_reason']}",
+            f"trajectory:   one free run from the first state: {_db(report.get('trajectory_snr_db'))} dB",
         ]
     click.echo("\n".join(lines))
 

@@ -80,7 +80,7 @@ def reference(clip, tmp_path_factory):
 def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
     model = tmp_path / "tone.sonode"
     fit = _Fit(clip, model, "--max-time", "300")
-    fit.wait_for(lambda: b"epoch" in fit.stderr, "an epoch on the progress line")
+    fit.wait_for(lambda: b"step" in fit.stderr, "an epoch on the progress line")
     fit.proc.send_signal(signum)
     code, stderr = fit.finish()
     assert code == EXIT_INTERRUPTED, stderr
@@ -104,7 +104,7 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, ref
     fit.finish()
     assert not model.exists()
     _, meta = load_model_file(checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION])
-    assert 0 < meta["epoch"] < STEPS
+    assert 0 < meta["step"] < STEPS
     refused = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"])
     assert refused.exit_code == 2 and "Traceback" not in refused.output
     assert "other options (hidden: checkpoint 8, now 16)" in refused.output

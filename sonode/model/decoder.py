@@ -12,14 +12,15 @@ import torch
 from torch import nn
 
 from sonode.errors import ModelFileError
-from sonode.model.field import CorrectionField
+from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
+from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model_file import load_model_file, save_model_file
 from sonode.ode import odeint, odeint_adjoint
 
 MODEL_KIND = "sonode-decoder"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
 GRADIENT_METHODS = ("adjoint", "backprop")
 
 
@@ -37,6 +38,7 @@ class ModelConfig:
     gain: float  # x_file = gain · x_normalised + offset
     offset: float
     continuation_samples: int = 0  # window of the continuation state (0: the last segment continues)
+    tail_modes: int = 0  # modes of the continuation's own linear ODE, identified on the clip's end
 
     @property
     def latent_dim(self) -> int:
@@ -63,7 +65,7 @@ class SonodeModel(nn.Module):
     normalised (see `ModelConfig.gain` / `offset`), and `render` undoes the normalisation.
     """
 
-    def __init__(self, config: ModelConfig, bank: OscillatorBank, field: CorrectionField,
+    def __init__(self, config: ModelConfig, bank: OscillatorBank, field: ModalField,
                  states: torch.Tensor, readout: torch.Tensor | None = None):
         super().__init__()
         self.config = config
@@ -77,28 +79,41 @@ class SonodeModel(nn.Module):
             readout = torch.cat([torch.ones(config.n_modes), torch.zeros(config.n_modes)])
         self.readout = nn.Parameter(readout.to(torch.float64).clone())
         self.readout_bias = nn.Parameter(torch.zeros((), dtype=torch.float64))
-        # The state that continues the sound past the span, fitted on the clip's last
-        # continuation_samples (see `sonode.model.train.fit_continuation`): a last segment alone
-        # sees as few as overlap + 1 samples, too few to pin down d numbers for a free run.
-        self.continuation_state = nn.Parameter(
-            torch.zeros((1 if config.continuation_samples else 0, d), dtype=torch.float64))
+        # The first state of one trajectory through the clip: its free run under the learned
+        # dynamics is the model of the sound without restarts (trained on the first
+        # TRAJECTORY_S); the segment states refine it locally.
+        self.trajectory_state = nn.Parameter(torch.zeros((1, d), dtype=torch.float64))
+        # What continues the sound past the span (see `sonode.model.continuation`): an ODE of the
+        # same kind whose modes are identified on the clip's end and whose state is fitted on its
+        # last continuation_samples — a last segment alone sees as few as overlap + 1 samples.
+        k_tail = config.tail_modes if config.continuation_samples else 0
+        self.tail_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
+                                        torch.ones(k_tail, dtype=torch.float64))
+        self.continuation_state = nn.Parameter(torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64))
 
     # ---- solving ---------------------------------------------------------------------------
-    def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float, gradient: str | None = None,
-              checkpoint_every: int = 64) -> torch.Tensor:
+    def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None = None,
+              gradient: str | None = None, checkpoint_every: int = 64) -> torch.Tensor:
         """Integrate states ``z0`` (B, d) from local time 0 and read them at ``local_s``.
 
         Args:
             z0: states at local time 0, shape (B, d).
-            local_s: output times in seconds, shape (n,), increasing, local_s[0] == 0.
-            step_s: largest Lawson RK4 step in seconds (output intervals are split to meet it).
-            gradient: None (no graph), "adjoint" (checkpointed discrete adjoint of the engine),
-                or "backprop" (autograd through the solver).
-            checkpoint_every: adjoint checkpoint spacing in steps (memory vs recomputation).
+            local_s: output times in seconds, shape (n,), monotone, local_s[0] == 0 (decreasing
+                times integrate backward).
+            step_s: None for the fast modal solver (exact oscillation, adaptive envelope; see
+                `sonode.model.modal`); a number solves the same ODE with the engine's Lawson RK4
+                at that largest step instead — the reference the fast solver is checked against.
+            gradient: None (no graph), "adjoint" (the engine's checkpointed adjoint) or
+                "backprop" (autograd through the solver).
+            checkpoint_every: adjoint checkpoint spacing of the reference solver, in steps.
 
         Returns:
             Trajectories, shape (n, B, d).
         """
+        if gradient is not None and gradient not in GRADIENT_METHODS:
+            raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
+        if step_s is None:
+            return modal_solve(self.bank, self.field, z0, local_s, gradient)
         options = {"linear": self.bank, "step_size": step_s}
         if gradient is None:
             with torch.no_grad():
@@ -107,63 +122,97 @@ class SonodeModel(nn.Module):
             return odeint_adjoint(self.field, z0, local_s, method="lawson_rk4", options=options,
                                   adjoint_params=tuple(self.field.parameters()),
                                   adjoint_options={"mode": "checkpoint", "checkpoint_every": checkpoint_every})
-        if gradient == "backprop":
-            return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
-        raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
+        return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
+
+    def trajectory(self, n_samples: int, gradient: str | None = None, stride: int = 1,
+                   phase: int = 0) -> torch.Tensor:
+        """Normalised samples phase, phase + stride, ... < n_samples of the free run from
+        ``trajectory_state`` (one trajectory through the clip): (ceil((n_samples − phase)/stride),)."""
+        index = torch.arange(phase, n_samples, stride)
+        local = torch.cat([torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate])
+        x = modal_readout(self.bank, self.field, self.trajectory_state, local, self.readout, gradient)[:, 0]
+        return x[1:] + self.readout_bias
+
+    def set_continuation(self, decay_per_s, omega_rad_per_s, state) -> None:
+        """Install the continuation ODE's modes (K_tail,) and its state (2 K_tail,) (numpy or torch)."""
+        with torch.no_grad():
+            fresh = OscillatorBank(torch.as_tensor(decay_per_s, dtype=torch.float64),
+                                   torch.as_tensor(omega_rad_per_s, dtype=torch.float64))
+            self.tail_bank.load_state_dict(fresh.state_dict())
+            self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
+        self.tail_bank.requires_grad_(False)
+        self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised samples x = C z + b for states z (..., d) → (...)."""
         return z @ self.readout + self.readout_bias
 
-    def reconstruct(self, gradient: str | None = None, substeps: int = 1,
-                    extra_samples: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised reconstruction on the training grid, all segments in one batch.
+    def reconstruct(self, gradient: str | None = None, substeps: int | None = None,
+                    segments: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised reconstruction on the training grid, segments solved as one batch.
 
         Args:
             gradient: as in `solve`.
-            substeps: Lawson steps per sample (1 = the training solve; 8 = a fine solve).
-            extra_samples: also integrate each segment this many samples past its window
-                (free-run continuation used by the training loss).
+            substeps: None for the fast modal solver (the training solve); k for the reference
+                Lawson RK4 solve with k steps per sample (8 = the discretisation check's fine solve).
+            segments: indices of a contiguous run of segments to solve (a minibatch); None for all.
 
         Returns:
-            (signal (n_samples,), per-segment samples (window + extra, M)).
+            (signal, per-segment samples (window_samples, B)). The signal covers the samples the
+            chosen segments reach, [start of the first, end of the last window) clipped to the clip;
+            samples also reached by a segment outside the run are incomplete there (see
+            `SegmentLayout.covered`).
         """
         layout = self.config.layout
-        n = layout.window_samples + extra_samples
-        local = torch.arange(n, dtype=torch.float64) / layout.sample_rate
-        z = self.solve(self.states, local, 1.0 / (layout.sample_rate * substeps), gradient)
-        per_segment = self.read(z)  # (n, M)
-        signal = layout.overlap_add(per_segment[: layout.window_samples] * layout.training_weights())
-        return signal, per_segment
+        local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+        states = self.states if segments is None else self.states[segments]
+        if substeps is None:
+            per_segment = modal_readout(self.bank, self.field, states, local, self.readout, gradient) + self.readout_bias
+        else:
+            per_segment = self.read(self.solve(states, local, 1.0 / (layout.sample_rate * substeps), gradient))
+        first = 0 if segments is None else int(segments[0])
+        weights = layout.training_weights()[:, first: first + states.shape[0]]
+        return layout.overlap_add(per_segment * weights, first), per_segment
+
+    def defects(self, gradient: str | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """Continuity defects z_m(hop) − z_{m+1}(0) between consecutive segments, (B − 1, d).
+
+        Zero defects make the segment states samples of one trajectory (multiple shooting)."""
+        layout = self.config.layout
+        states = self.states if segments is None else self.states[segments]
+        ends = modal_solve(self.bank, self.field, states[:-1],
+                           torch.tensor([0.0, layout.hop_samples / layout.sample_rate], dtype=torch.float64),
+                           gradient)[-1]
+        return ends - states[1:]
 
     # ---- rendering -------------------------------------------------------------------------
     @torch.no_grad()
     def render_normalised(self, times_s: torch.Tensor, max_step_s: float | None = None,
                           progress: Callable[[int], None] | None = None, bound: float = math.inf,
-                          chunk_samples: int = 4096) -> torch.Tensor:
+                          chunk_samples: int = 8192) -> torch.Tensor:
         """The continuous-time signal at uniformly spaced increasing times (normalised amplitude).
 
-        Times past the fitted span continue the last segment's trajectory (extrapolation). That
-        free run is integrated chunk by chunk and stops at the first sample that is not finite or
-        exceeds ``bound`` in magnitude, so a diverging continuation costs nothing more.
+        Times past the fitted span continue the last segment's trajectory, handed over to the
+        continuation ODE (extrapolation). Free runs are integrated chunk by chunk and stop at the
+        first sample that is not finite or exceeds ``bound`` in magnitude.
 
         Args:
             times_s: float64 (n,), uniformly spaced, increasing, ≥ 0 (seconds).
-            max_step_s: largest solver step; default one training sample (1/sample_rate), so a
-                render at the clip's rate repeats the training solve exactly.
+            max_step_s: None (default) for the fast modal solver, the one training uses, so a
+                render at the clip's rate repeats the training solve; a number for the reference
+                Lawson RK4 solver with that largest step.
             progress: called with the number of segments finished, for progress bars.
             bound: largest |x| accepted (normalised amplitude).
-            chunk_samples: outputs per chunk of the free run.
+            chunk_samples: outputs per chunk (bounds memory for long renders).
 
         Returns:
             float64 (n',) with n' ≤ n: all n samples, or those before the first bad one.
         """
         layout = self.config.layout
-        step = max_step_s if max_step_s is not None else 1.0 / layout.sample_rate
         out = torch.zeros_like(times_s)
         if times_s.numel() == 0:
             return out
-        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else step
+        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else 1.0 / layout.sample_rate
         starts = layout.start_s()
         last = layout.n_segments - 1
         groups: dict[tuple[float, int], list[tuple[int, torch.Tensor]]] = {}
@@ -175,19 +224,24 @@ class SonodeModel(nn.Module):
                 groups.setdefault(key, []).append((m, idx))
         done = 0
         for (offset_steps, count), members in groups.items():
-            seg = torch.tensor([m for m, _ in members])
-            z = self.solve(self.states[seg], _local_grid(offset_steps * spacing, spacing, count), step)
-            x = self.read(z[-count:])  # (count, G)
-            for g, (m, idx) in enumerate(members):
-                out[idx] += layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * x[:, g]
-            done += len(members)
-            if progress is not None:
-                progress(done)
+            # batches of segments small enough that one solve stays within a chunk's memory
+            per_batch = max(1, chunk_samples * 64 // max(count * self.config.n_modes, 1))
+            for begin in range(0, len(members), per_batch):
+                batch = members[begin: begin + per_batch]
+                seg = torch.tensor([m for m, _ in batch])
+                x = self._samples(self.states[seg], _local_grid(offset_steps * spacing, spacing, count),
+                                  max_step_s)[-count:]  # (count, G)
+                for g, (m, idx) in enumerate(batch):
+                    out[idx] += layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * x[:, g]
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
         n_good = _first_bad(out, bound, times_s.numel())
         span_end = self.config.duration_s
         fade_s = self.config.overlap_samples / layout.sample_rate
-        if self.config.continuation_samples:
-            # the last segment hands over to the continuation state over `fade_s` after the span
+        has_tail = self.continuation_state.shape[0] > 0
+        if has_tail:
+            # the last segment hands over to the continuation ODE over `fade_s` after the span
             handover = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((times_s - span_end) / max(fade_s, 1e-12), 0, 1))
             last_end = span_end + fade_s
         else:
@@ -195,18 +249,41 @@ class SonodeModel(nn.Module):
         last_idx = torch.nonzero((times_s >= starts[last]) & (times_s < last_end)).flatten()
         last_w = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
         n_good = self._free_run(self.states[last:], float(starts[last]), times_s, last_idx, last_w, out,
-                                n_good, bound, step, spacing, chunk_samples)
-        if self.config.continuation_samples:
+                                n_good, bound, max_step_s, spacing, chunk_samples, tail=False)
+        if has_tail:
             cont_idx = torch.nonzero(times_s >= span_end).flatten()
             n_good = self._free_run(self.continuation_state, self.config.continuation_start_s, times_s, cont_idx,
-                                    1.0 - handover, out, n_good, bound, step, spacing, chunk_samples)
+                                    1.0 - handover, out, n_good, bound, max_step_s, spacing, chunk_samples,
+                                    tail=True)
         if progress is not None:
             progress(layout.n_segments)
         return out[:n_good]
 
+    def _samples(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None,
+                 tail: bool = False) -> torch.Tensor:
+        """Normalised samples (n, B) of the trajectories from z0 (B, d) at local times."""
+        if tail:  # the continuation ODE is linear (N = 0)
+            k = self.tail_bank.n_modes
+            readout = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
+            if step_s is None:  # closed form
+                return modal_readout(self.tail_bank, None, z0, local_s, readout) + self.readout_bias
+            z = odeint(_zero_field, z0, local_s, method="lawson_rk4",  # the sequential reference
+                       options={"linear": self.tail_bank, "step_size": step_s})
+            return z @ readout + self.readout_bias
+        if step_s is None:
+            return modal_readout(self.bank, self.field, z0, local_s, self.readout) + self.readout_bias
+        return self.read(self.solve(z0, local_s, step_s))
+
+    def _state_at(self, z0: torch.Tensor, offset_s: float, step_s: float | None, tail: bool) -> torch.Tensor:
+        """The state a time ``offset_s`` after z0 (1, d) on the same trajectory."""
+        grid = torch.tensor([0.0, offset_s], dtype=torch.float64)
+        if tail:  # exact for the linear continuation ODE, whichever solver produced the samples
+            return modal_solve(self.tail_bank, None, z0, grid)[-1]
+        return (modal_solve(self.bank, self.field, z0, grid) if step_s is None else self.solve(z0, grid, step_s))[-1]
+
     def _free_run(self, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
-                  weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step: float,
-                  spacing: float, chunk_samples: int) -> int:
+                  weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step: float | None,
+                  spacing: float, chunk_samples: int, tail: bool) -> int:
         """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
         Integrates chunk by chunk and stops at the first output that is non-finite or beyond
@@ -219,13 +296,17 @@ class SonodeModel(nn.Module):
             chunk = idx[begin: begin + chunk_samples]
             if int(chunk[0]) >= n_good:
                 break
+            grid = _local_grid(offset, spacing, chunk.numel())
             try:
-                traj = self.solve(z, _local_grid(offset, spacing, chunk.numel()), step)
+                x = self._samples(z, grid, step, tail)[-chunk.numel():, 0]
+                z = self._state_at(z, float(grid[-1]), step, tail)
             except RuntimeError:  # the engine refuses non-finite states: the free run ends here
                 return min(n_good, int(chunk[0]))
-            out[chunk] += weights[chunk] * self.read(traj[-chunk.numel():, 0])
+            out[chunk] += weights[chunk] * x
             n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
-            z, offset = traj[-1], spacing  # continue from the chunk's last output
+            if not bool(torch.isfinite(z).all()):
+                return min(n_good, int(chunk[-1]) + 1)
+            offset = spacing  # continue from the chunk's last output
         return n_good
 
     def denormalise(self, x: torch.Tensor) -> np.ndarray:
@@ -247,7 +328,7 @@ class SonodeModel(nn.Module):
         model = build_model(config, torch.zeros(config.n_modes, dtype=torch.float64),
                             torch.ones(config.n_modes, dtype=torch.float64),
                             torch.zeros(config.layout.n_segments, config.latent_dim, dtype=torch.float64),
-                            state_scale=1.0, rate_scale=1.0)
+                            energy_scale=1.0, rate_scale=1.0)
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
@@ -256,6 +337,11 @@ class SonodeModel(nn.Module):
                                  "the file is damaged or was edited — refit the clip")
         model.load_state_dict(tensors)
         return model, meta.get("info", {})
+
+
+def _zero_field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """N = 0: the continuation ODE's (linear) field, for the engine's reference solver."""
+    return torch.zeros_like(z)
 
 
 def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
@@ -271,10 +357,13 @@ def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
 
 
 def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,
-                states: torch.Tensor, state_scale: float, rate_scale: float) -> SonodeModel:
-    """Assemble a model from identified modes (K,) and initial segment states (M, 2K)."""
+                states: torch.Tensor, energy_scale: float, rate_scale: float) -> SonodeModel:
+    """Assemble a model from identified modes (K,) and initial segment states (M, 2K).
+
+    ``energy_scale`` (typical mode energy) and ``rate_scale`` (1/s) set the field's units, see
+    `ModalField`."""
     bank = OscillatorBank(decay_per_s, omega_rad_per_s)
-    field = CorrectionField(config.latent_dim, config.hidden, config.layers, state_scale, rate_scale)
+    field = ModalField(config.n_modes, config.hidden, config.layers, energy_scale, rate_scale)
     return SonodeModel(config, bank, field, states)
 
 
@@ -285,7 +374,7 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
         if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
                 and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
                 and config.gain > 0 and math.isfinite(config.offset)
-                and 0 <= config.continuation_samples <= config.n_samples):
+                and 0 <= config.continuation_samples <= config.n_samples and config.tail_modes >= 0):
             raise ValueError("values out of range")
         config.layout  # validates hop/overlap
     except (KeyError, TypeError, ValueError) as err:
@@ -296,4 +385,4 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
 
 _CONFIG_TYPES = {"sample_rate": int, "n_samples": int, "hop_samples": int, "overlap_samples": int,
                  "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float,
-                 "continuation_samples": int}
+                 "continuation_samples": int, "tail_modes": int}

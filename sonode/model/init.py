@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.sysid import identify_modes, modal_basis, ridge_solve
 
-CORRECTION_SCALE = 0.02
+# Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
+# and pitch offsets that amplitude-dependent effects of real instruments produce are of this order
+# (a pitch glide of a few Hz, decays of a few dB per 100 ms), so training starts in that range.
+FIELD_RATE_SCALE_PER_S = 10.0
+TRAJECTORY_S = 2.0  # the one-trajectory state models (and is trained on) the clip's first seconds
 
 
 def normalisation(x: np.ndarray) -> tuple[float, float]:
@@ -24,49 +29,66 @@ def normalisation(x: np.ndarray) -> tuple[float, float]:
     return gain, offset
 
 
-def initial_model(x: np.ndarray, sample_rate: int, n_modes: int, hop_samples: int, overlap_samples: int,
-                  hidden: int, layers: int, lp_order: int = 256, rel_ridge: float = 1e-6,
-                  continuation_samples: int = 0) -> SonodeModel:
+def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samples: int, overlap_samples: int,
+                  hidden: int, layers: int, lp_order: int = 1024, rel_ridge: float = 1e-6,
+                  continuation_samples: int | None = 0, max_modes: int = 128) -> tuple[SonodeModel, dict]:
     """A model that is the best linear fit of the clip, with a zero neural correction.
 
     Args:
         x: the clip in file amplitude, shape (n_samples,).
         sample_rate: Hz.
-        n_modes: K (latent dimension 2K).
+        n_modes: K (latent dimension 2K), or None to choose it by validation on held-back
+            samples (see `identify_modes`), at most ``max_modes``.
         hop_samples, overlap_samples: segment layout (see `SegmentLayout`).
         hidden, layers: size of the correction MLP.
         lp_order: order of the linear predictor whose poles are candidate modes.
         rel_ridge: ridge of the start-state least squares.
-        continuation_samples: window (samples, capped at the clip) of the state that continues the
-            sound past its end, fitted by least squares on the clip's last samples; 0 for none.
+        continuation_samples: window (samples) of the continuation state, None to choose it (and
+            the continuation's order) by validation on the clip's end, 0 for no continuation ODE
+            (the last segment's trajectory continues).
+        max_modes: the largest K the validation may choose.
 
     Returns:
-        The initial `SonodeModel`: its segment states solve a weighted ridge least-squares problem
-        (each segment fitted over its own window with its cross-fade weights).
+        (model, identification summary). The segment states solve a weighted ridge least-squares
+        problem (each segment fitted over its own window with its cross-fade weights).
     """
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    continuation_samples = min(continuation_samples, int(x.shape[0]))
+    modes = identify_modes(xn, sample_rate, n_modes, max_modes=max_modes, lp_order=lp_order)
+    tail: ContinuationFit | None = None
+    if continuation_samples is None or continuation_samples > 0:
+        tail = identify_continuation(xn, sample_rate, continuation_samples, max_order=lp_order)
     config = ModelConfig(sample_rate=sample_rate, n_samples=int(x.shape[0]), hop_samples=hop_samples,
-                         overlap_samples=overlap_samples, n_modes=n_modes, hidden=hidden, layers=layers,
-                         gain=gain, offset=offset, continuation_samples=continuation_samples)
+                         overlap_samples=overlap_samples, n_modes=modes.n_modes, hidden=hidden, layers=layers,
+                         gain=gain, offset=offset,
+                         continuation_samples=tail.window_samples if tail else 0,
+                         tail_modes=tail.decay_per_s.shape[0] if tail else 0)
     layout = config.layout
-    modes = identify_modes(xn, sample_rate, n_modes, layout.window_samples, lp_order, rel_ridge)
     poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
     basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
     weights = layout.training_weights().numpy().T  # (M, W)
     windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
-    gram = np.einsum("wi,mw,wj->mij", basis, weights, basis)
-    states = ridge_solve(gram, (weights * windows) @ basis, rel_ridge)  # (M, 2K)
-    state_scale = float(np.sqrt(np.mean(states ** 2))) or 1.0
-    # An O(1) MLP output then changes dz/dt by CORRECTION_SCALE of the linear part's typical rate:
-    # the correction refines the identified dynamics instead of swamping them on the first steps.
-    rate_scale = CORRECTION_SCALE * state_scale * float(np.median(modes.omega_rad_per_s))
+    states = np.empty((layout.n_segments, basis.shape[1]))
+    per_batch = max(1, (1 << 25) // basis.shape[1] ** 2)  # bounds the (batch, 2K, 2K) normal matrices
+    basis_t = torch.from_numpy(basis)
+    for begin in range(0, layout.n_segments, per_batch):
+        w, xw = weights[begin: begin + per_batch], windows[begin: begin + per_batch]
+        weighted = torch.from_numpy(w)[:, :, None] * basis_t  # (B, W, 2K)
+        gram = (basis_t.T @ weighted).numpy()  # (B, 2K, 2K) by batched matmul
+        states[begin: begin + per_batch] = ridge_solve(gram, (w * xw) @ basis, rel_ridge)
+    # a mode's energy |c|² = u² + v²: its mean over segments and modes sets the field's input units
+    energy_scale = float(2.0 * np.mean(states ** 2)) or 1.0
     model = build_model(config, torch.from_numpy(modes.decay_per_s), torch.from_numpy(modes.omega_rad_per_s),
-                        torch.from_numpy(states), state_scale=state_scale, rate_scale=rate_scale)
-    if continuation_samples:
-        tail = modal_basis(poles, continuation_samples)
-        state = ridge_solve(tail.T @ tail, xn[-continuation_samples:] @ tail, rel_ridge)
-        with torch.no_grad():
-            model.continuation_state.copy_(torch.from_numpy(state)[None])
-    return model
+                        torch.from_numpy(states), energy_scale=energy_scale, rate_scale=FIELD_RATE_SCALE_PER_S)
+    n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
+    traj_basis = modal_basis(poles, n_traj)
+    trajectory = ridge_solve(traj_basis.T @ traj_basis, xn[:n_traj] @ traj_basis, rel_ridge)
+    with torch.no_grad():
+        model.trajectory_state.copy_(torch.from_numpy(trajectory)[None])
+    summary = {"n_modes": modes.n_modes, "n_modes_chosen_by": "validation" if n_modes is None else "user"}
+    if tail is not None:
+        model.set_continuation(tail.decay_per_s, tail.omega_rad_per_s, tail.state)
+        summary["continuation"] = {"order": tail.order, "window_samples": tail.window_samples,
+                                   "modes": int(tail.decay_per_s.shape[0]),
+                                   "validation_snr_db": tail.validation_snr_db}
+    return model, summary

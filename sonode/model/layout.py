@@ -80,20 +80,37 @@ class SegmentLayout:
         inside = (seg * self.hop_samples + torch.arange(self.window_samples)[:, None]) < self.n_samples
         return w * inside
 
-    def overlap_add(self, per_segment: torch.Tensor) -> torch.Tensor:
+    def overlap_add(self, per_segment: torch.Tensor, first: int = 0) -> torch.Tensor:
         """Sum weighted segment outputs on the training grid into one signal.
 
         Args:
-            per_segment: (window_samples, M), already multiplied by `training_weights`.
+            per_segment: (window_samples, B) for segments first .. first + B − 1, already
+                multiplied by their `training_weights`.
+            first: index of the first segment.
 
         Returns:
-            (n_samples,) signal.
+            The samples from the first segment's start to the last one's window end (clipped to
+            the clip): (n_samples,) when all segments are given.
         """
         w, m = per_segment.shape
+        begin = first * self.hop_samples
+        length = min(self.n_samples, (first + m - 1) * self.hop_samples + w) - begin
         index = (torch.arange(m)[None, :] * self.hop_samples + torch.arange(w)[:, None]).reshape(-1)
-        keep = index < self.n_samples
-        out = torch.zeros(self.n_samples, dtype=per_segment.dtype)
+        keep = index < length
+        out = torch.zeros(length, dtype=per_segment.dtype)
         return out.index_add(0, index[keep], per_segment.reshape(-1)[keep])
+
+    def complete_span(self, first: int, count: int) -> tuple[int, int]:
+        """Samples [begin, end) that segments first .. first + count − 1 determine alone.
+
+        A run of segments that does not start at segment 0 shares its first fade-in with the
+        segment before it, and one that does not reach the last segment shares its last fade-out
+        with the segment after it; those samples are incomplete in the run's `overlap_add`.
+        """
+        last = first + count - 1
+        begin = first * self.hop_samples + (self.overlap_samples if first > 0 else 0)
+        end = self.n_samples if last == self.n_segments - 1 else (last + 1) * self.hop_samples
+        return begin, min(end, self.n_samples)
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """The clip's samples seen by each segment window, zero past the end: (window_samples, M)."""

@@ -14,13 +14,23 @@ import torch
 from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
                                      load_checkpoint, save_checkpoint)
 from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
-from sonode.model.init import initial_model
+from sonode.model.checks import (DISCRETISATION_GOAL_DB, coarse_and_fine, consider, snr_db,
+                                 trajectory_snr)
+from sonode.model.init import TRAJECTORY_S, initial_model
 
-FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson steps per sample
-DISCRETISATION_GOAL_DB = 40.0  # training solve vs fine solve: below this the model is not kept
+FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
-CHECK_EVERY_EPOCHS = 10  # how often the current parameters may become the kept (best) model
-CHECK_SUBSTEPS = 4  # the in-training discretisation check's fine solve
+CHECK_EVERY_EPOCHS = 25  # how often the current parameters may become the kept (best) model
+FINAL_CHECK_SEGMENTS = 64
+CONTINUITY_RAMP_EPOCHS = 50  # the continuity penalty grows to its full weight over these epochs
+TRAJECTORY_WEIGHT = 0.1  # weight of the one-trajectory free-run loss next to the reconstruction loss
+# The free-run loss is the mean squared error over every TRAJECTORY_STRIDE-th sample, the offset
+# rotating from one evaluation to the next: an unbiased estimate of the full mean at a quarter of
+# the cost. It is evaluated on every TRAJECTORY_EVERY-th step (weighted up by as much): one free run
+# through the clip costs as much as the segments themselves, and the slow dynamics it trains do
+# not need a new gradient on every step.
+TRAJECTORY_STRIDE = 4
+TRAJECTORY_EVERY = 4
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
@@ -29,7 +39,9 @@ class FitOptions:
     """Options of `fit_samples` (units in the names; defaults suit a 1–2 s clip).
 
     Attributes:
-        latent_dim: d = 2K, even; K damped oscillators.
+        latent_dim: d = 2K, even; K damped oscillators. None: K chosen per clip by validation on
+            held-back samples (see `sonode.model.sysid.identify_modes`), d ≤ max_latent_dim.
+        max_latent_dim: the largest d the validation may choose.
         hop_samples: segment hop; each segment has its own start state (multiple shooting).
         overlap_samples: cross-fade length between segments.
         hidden, layers: the correction MLP.
@@ -38,17 +50,23 @@ class FitOptions:
         target_snr_db: stop once the reconstruction reaches this SNR; None to use the whole budget.
         lr: Adam learning rate of the MLP (other groups are scaled from it, see `_param_groups`).
         gradient: "adjoint" (engine's checkpointed adjoint) or "backprop".
-        free_run_samples: each segment is also integrated this many samples past its window and
-            scored against the clip there, so the dynamics learn to continue the sound.
-        free_run_weight: weight of that term relative to the reconstruction loss.
+        continuity_weight: weight of the multiple-shooting continuity penalty (squared defects
+            between one segment's end state and the next one's start state, relative to the
+            states' energy), ramped up over CONTINUITY_RAMP_EPOCHS: it makes the segment states
+            samples of one trajectory of the learned dynamics.
+        batch_segments: segments per optimiser step; a longer clip is trained on random
+            contiguous runs of this many segments (memory and step time independent of its length).
         lp_order: order of the linear predictor used for system identification.
-        continuation_samples: the clip's last samples that determine the state continuing the
-            sound past its end (0: the last segment continues, seeing as few as overlap+1 samples).
-        continuation_steps: optimiser steps fitting that state once the dynamics are trained.
+        continuation_samples: the clip's last samples that determine the state of the continuation
+            ODE; None: chosen with the continuation's order by validation on the clip's end
+            (see `sonode.model.continuation`); 0: no continuation ODE, the last segment continues.
+        continuation_steps: no longer used (the continuation state is fitted in closed form); kept
+            so that existing scripts keep working, must be 0 or is ignored with a warning by the CLI.
         seed: seeds torch's generator (MLP initialisation).
     """
 
-    latent_dim: int = 128
+    latent_dim: int | None = 256
+    max_latent_dim: int = 256
     hop_samples: int = 256
     overlap_samples: int = 32
     hidden: int = 64
@@ -58,17 +76,19 @@ class FitOptions:
     target_snr_db: float | None = None
     lr: float = 1e-2
     gradient: str = "adjoint"
-    free_run_samples: int = 0
-    free_run_weight: float = 0.1
-    lp_order: int = 256
-    continuation_samples: int = 512
-    continuation_steps: int = 10
+    continuity_weight: float = 0.0
+    batch_segments: int = 256
+    lp_order: int = 1024
+    continuation_samples: int | None = None
+    continuation_steps: int = 0
     seed: int = 0
 
     def __post_init__(self):
         problems = []
-        if self.latent_dim < 2 or self.latent_dim % 2:
+        if self.latent_dim is not None and (self.latent_dim < 2 or self.latent_dim % 2):
             problems.append(f"latent_dim must be an even number ≥ 2, got {self.latent_dim}")
+        if self.max_latent_dim < 2 or self.max_latent_dim % 2:
+            problems.append(f"max_latent_dim must be an even number ≥ 2, got {self.max_latent_dim}")
         if self.hop_samples < 8:
             problems.append(f"hop_samples must be ≥ 8, got {self.hop_samples}")
         if not 0 <= self.overlap_samples <= self.hop_samples:
@@ -83,9 +103,11 @@ class FitOptions:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.gradient not in GRADIENT_METHODS:
             problems.append(f"gradient must be one of {GRADIENT_METHODS}, got {self.gradient!r}")
-        if self.free_run_samples < 0 or self.free_run_weight < 0:
-            problems.append("free_run_samples and free_run_weight must be ≥ 0")
-        if self.continuation_samples < 0 or self.continuation_steps < 0:
+        if not self.continuity_weight >= 0:
+            problems.append(f"continuity_weight must be ≥ 0, got {self.continuity_weight}")
+        if self.batch_segments < 2:
+            problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
+        if (self.continuation_samples is not None and self.continuation_samples < 0) or self.continuation_steps < 0:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
@@ -119,15 +141,23 @@ class FitReport:
     stop_reason: str
     history: list[EpochRecord] = field(default_factory=list)
     discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
+    identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
+    trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
+    continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for JSON: figures that are not finite (no continuation, a perfect fit) become None."""
+        return _finite_or_none(asdict(self))
 
 
-def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """10·log10(Σ ref² / Σ (ref − est)²) in dB (+inf for a perfect estimate)."""
-    err = float(torch.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10.0 * math.log10(float(torch.sum(reference ** 2)) / err)
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 class _CountingField(torch.nn.Module):
@@ -147,12 +177,16 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                 checkpoint: CheckpointPlan | None = None) -> tuple[SonodeModel, FitReport]:
     """Fit a model to one clip.
 
+    Each optimiser step minimises the reconstruction error of a run of segments (all of them when
+    the clip has at most ``options.batch_segments``) plus the continuity penalty, with gradients
+    from the engine's adjoint (or backprop) through the fast modal solver.
+
     Args:
         x: the clip in file amplitude, shape (n_samples,), finite, not constant.
         sample_rate: Hz.
         options: see `FitOptions`.
-        on_epoch: called after each epoch with (record, best SNR so far in dB), e.g. a progress bar.
-        should_stop: polled every epoch; True ends training early (e.g. on SIGINT) with the best model.
+        on_epoch: called after each step with (record, kept SNR so far in dB), e.g. a progress bar.
+        should_stop: polled every step; True ends training early (e.g. on SIGINT) with the kept model.
         checkpoint: write a resumable checkpoint every ``checkpoint.every_s`` seconds and when
             stopped by ``should_stop``, and/or resume from one (see `CheckpointPlan`). A resumed
             fit takes exactly the steps the uninterrupted one would have taken (same parameters,
@@ -161,7 +195,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             in place: the caller deletes it once the model is safely saved.
 
     Returns:
-        (model, report): the best model seen (by training SNR) and the fit report.
+        (model, report): the kept model (best training SNR among the checked parameters) and the
+        fit report.
 
     Raises:
         CheckpointError: ``checkpoint.resume`` and the checkpoint is missing, damaged, or was made
@@ -175,15 +210,15 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             resumed = load_checkpoint(checkpoint.path, identity)
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
-    model = _initial(x, sample_rate, options)
+    model, identification = _initial(x, sample_rate, options)
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = _CountingField()
     handle = model.field.register_forward_hook(counter.hook)
-    free = options.free_run_samples
-    free_target, free_mask = _free_run_target(target, layout, free)
-    power = float(torch.mean(target ** 2))
     clip = torch.from_numpy(x)
+    batches = _Batches(layout, options.batch_segments, options.seed)
+    n_trajectory = min(layout.n_samples, int(TRAJECTORY_S * sample_rate))
+    trajectory_power = float(torch.mean(target[:n_trajectory] ** 2)) + 1e-12
 
     def clip_snr(signal: torch.Tensor) -> float:
         # SNR in file amplitude, as a user measures the rendered WAV (the offset counts as signal)
@@ -224,7 +259,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     last_checkpoint = time.perf_counter()
     stop_reason = "steps"
     while True:
-        # Between epochs the state is complete (no half-taken step), so this is where it is saved.
+        # Between steps the state is complete (no half-taken step), so this is where it is saved.
         elapsed = time.perf_counter() - t_start
         if periodic and time.perf_counter() - last_checkpoint >= checkpoint.every_s:
             save(elapsed)
@@ -249,13 +284,11 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         for group in optimiser.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
-        signal, per_segment = model.reconstruct(gradient=options.gradient, extra_samples=free)
-        loss = torch.mean((signal - target) ** 2) / power
-        if free:
-            tail = per_segment[layout.window_samples:]
-            loss = loss + options.free_run_weight * torch.sum(((tail - free_target) * free_mask) ** 2) / (
-                power * max(1.0, float(free_mask.sum())))
-        epoch_snr = clip_snr(signal)
+        try:
+            loss, epoch_snr = _step_loss(model, target, options, epoch, batches.pick(epoch), n_trajectory,
+                                         trajectory_power)
+        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step like any other
+            loss, epoch_snr = torch.tensor(math.nan), math.nan
         if math.isfinite(float(loss.detach())):
             loss.backward()
         finite = math.isfinite(float(loss.detach())) and all(
@@ -276,8 +309,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         optimiser.step()
         epoch += 1
         if epoch % CHECK_EVERY_EPOCHS == 0:
-            best_snr, best_state, passed = _consider(model, clip_snr, best_snr, best_state)
-            if not passed:  # learning its discretisation: back to the best genuine ODE, smaller steps
+            best_snr, best_state, passed = consider(model, clip_snr, best_snr, best_state)
+            if not passed:  # the fast solve disagrees with the reference: back to the last checked model
                 rejected += 1
                 model.load_state_dict(best_state)
                 for group in optimiser.param_groups:
@@ -289,113 +322,91 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    best_snr, best_state, _ = _consider(model, clip_snr, best_snr, best_state)  # the last parameters
+    best_snr, best_state, _ = consider(model, clip_snr, best_snr, best_state)  # the last parameters
     model.load_state_dict(best_state)
     handle.remove()
-    coarse, fine = _coarse_and_fine(model)
-    # Enforce a genuine ODE: a model whose output changes when solved finely has learned its
-    # discretisation (theory.md §6), and upsampling it would be meaningless. The identified
-    # linear model is integrated exactly, so it always passes.
-    fell_back = snr_db(fine, coarse) < DISCRETISATION_GOAL_DB
+    coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
+    # finely (theory.md §6). The identified linear model is solved exactly, so it always passes.
+    fell_back = fine_check < DISCRETISATION_GOAL_DB
     if fell_back:
-        model = _initial(x, sample_rate, options)
-        coarse, fine = _coarse_and_fine(model)
-    if model.config.continuation_samples and options.continuation_steps:
-        fit_continuation(model, target, options.continuation_steps, options.gradient)
+        model, _ = _initial(x, sample_rate, options)
+        coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    with torch.no_grad():
+        defects = model.defects()
+        defect_db = 10 * math.log10(float(torch.sum(defects ** 2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300) \
+            if layout.n_segments > 1 else math.nan
     report = FitReport(
         options=asdict(options), gradient=options.gradient, initial_snr_db=initial_snr,
-        snr_db=clip_snr(coarse), fine_snr_db=clip_snr(fine),
-        discretisation_snr_db=snr_db(fine, coarse), epochs=epoch, wall_time_s=time.perf_counter() - t_start,
+        snr_db=clip_snr(coarse), fine_snr_db=clip_snr(coarse), discretisation_snr_db=fine_check,
+        epochs=epoch, wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
-        rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back)
+        rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back,
+        identification=identification, trajectory_snr_db=trajectory_snr(model, target),
+        continuity_defect_db=defect_db)
     return model, report
 
 
-def _consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float], best_snr: float,
-              best_state: dict) -> tuple[float, dict, bool]:
-    """Make the current parameters the best if they fit better and pass the discretisation check.
+def _step_loss(model: SonodeModel, target: torch.Tensor, options: FitOptions, epoch: int,
+               segments: torch.Tensor | None, n_trajectory: int, trajectory_power: float) -> tuple[torch.Tensor, float]:
+    """The loss of one optimiser step (with its graph) and the step's reconstruction SNR (dB).
 
-    Only checked parameters are ever kept, so the fit can never end on a model that learned its
-    discretisation. The in-training check uses CHECK_SUBSTEPS (cheaper than the final check).
+    Reconstruction error of the chosen run of segments (relative to its power), plus the
+    continuity penalty (if weighted), plus, every TRAJECTORY_EVERY-th step, the one-trajectory
+    free-run error over the clip's first TRAJECTORY_S."""
+    layout = model.config.layout
+    signal, _ = model.reconstruct(gradient=options.gradient, segments=segments)
+    begin, end = layout.complete_span(int(segments[0]), len(segments)) if segments is not None else (0, layout.n_samples)
+    offset = 0 if segments is None else int(segments[0]) * layout.hop_samples
+    part, estimate = target[begin:end], signal[begin - offset: end - offset]
+    loss = torch.mean((estimate - part) ** 2) / (torch.mean(part ** 2) + 1e-12)
+    weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
+    if weight > 0 and (segments is None or len(segments) > 1) and layout.n_segments > 1:
+        states = model.states if segments is None else model.states[segments]
+        defects = model.defects(gradient=options.gradient, segments=segments)
+        loss = loss + weight * torch.sum(defects ** 2) / (torch.sum(states.detach()[1:] ** 2) + 1e-12)
+    if TRAJECTORY_WEIGHT > 0 and epoch % TRAJECTORY_EVERY == 0:
+        # the long-horizon term: one free run from the trajectory state over the clip's start
+        phase = (epoch // TRAJECTORY_EVERY) % TRAJECTORY_STRIDE
+        free = model.trajectory(n_trajectory, options.gradient, TRAJECTORY_STRIDE, phase)
+        loss = loss + TRAJECTORY_EVERY * TRAJECTORY_WEIGHT * torch.mean(
+            (free - target[phase:n_trajectory:TRAJECTORY_STRIDE]) ** 2) / trajectory_power
+    return loss, snr_db(part, estimate.detach())
 
-    Returns:
-        (best SNR, best state, whether the current parameters passed the check).
-    """
-    with torch.no_grad():
-        coarse = model.reconstruct()[0]
-        passed = snr_db(model.reconstruct(substeps=CHECK_SUBSTEPS)[0], coarse) >= DISCRETISATION_GOAL_DB
-    current = clip_snr(coarse)
-    if passed and current > best_snr:
-        return current, copy.deepcopy(model.state_dict()), passed
-    return best_snr, best_state, passed
+
+class _Batches:
+    """Which segments each optimiser step solves: all, or a random contiguous run of them."""
+
+    def __init__(self, layout, batch_segments: int, seed: int):
+        self.n_segments = layout.n_segments
+        self.size = batch_segments
+        self.seed = seed
+
+    def pick(self, epoch: int) -> torch.Tensor | None:
+        """None (every segment) or the run's segment indices; reproducible from (seed, epoch)."""
+        if self.n_segments <= self.size:
+            return None
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        first = int(torch.randint(0, self.n_segments - self.size + 1, (1,), generator=generator))
+        return torch.arange(first, first + self.size)
 
 
-def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> SonodeModel:
-    return initial_model(x, sample_rate, options.latent_dim // 2, options.hop_samples, options.overlap_samples,
+def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[SonodeModel, dict]:
+    fixed = None if options.latent_dim is None else options.latent_dim // 2
+    return initial_model(x, sample_rate, fixed, options.hop_samples, options.overlap_samples,
                          options.hidden, options.layers, options.lp_order,
-                         continuation_samples=options.continuation_samples)
-
-
-@torch.no_grad()
-def _coarse_and_fine(model: SonodeModel) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reconstruction solved on the training grid and with FINE_SUBSTEPS steps per sample."""
-    return model.reconstruct()[0], model.reconstruct(substeps=FINE_SUBSTEPS)[0]
-
-
-def fit_continuation(model: SonodeModel, target: torch.Tensor, steps: int, gradient: str) -> None:
-    """Fit the continuation state to the clip's last samples under the trained dynamics.
-
-    The state starts from its linear least-squares value; only it is optimised (Adam, rate
-    relative to its size), so the dynamics, and with them the reconstruction, stay as trained.
-
-    Args:
-        model: a trained model with ``config.continuation_samples > 0``.
-        target: the normalised clip, (n_samples,).
-        steps: optimiser steps.
-        gradient: "adjoint" or "backprop".
-    """
-    n = model.config.continuation_samples
-    window = target[-n:]
-    local = torch.arange(n, dtype=torch.float64) / model.config.sample_rate
-    step_s = 1.0 / model.config.sample_rate
-    state = model.continuation_state
-    frozen = [p for p in model.parameters() if p is not state]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        optimiser = torch.optim.Adam([state], lr=0.05 * float(state.detach().abs().mean()) + 1e-12)
-        best_err, best = math.inf, state.detach().clone()
-        for _ in range(steps + 1):
-            optimiser.zero_grad(set_to_none=True)
-            err = torch.mean((model.read(model.solve(state, local, step_s, gradient)[:, 0]) - window) ** 2)
-            if float(err.detach()) < best_err:
-                best_err, best = float(err.detach()), state.detach().clone()
-            err.backward()
-            optimiser.step()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-    with torch.no_grad():
-        state.copy_(best)
+                         continuation_samples=options.continuation_samples,
+                         max_modes=options.max_latent_dim // 2)
 
 
 def _param_groups(model: SonodeModel, lr: float) -> list[dict[str, Any]]:
     """Adam moves every parameter by ≈ lr per step in absolute terms, so each group's rate is
     scaled to its parameters' natural size: states to the state RMS, frequencies to rad/s."""
-    state_scale = float(model.field.state_scale)
+    state_scale = float(torch.sqrt(torch.mean(model.states.detach() ** 2))) or 1.0
     return [
         {"params": model.field.parameters(), "lr": lr},
-        {"params": [model.states], "lr": lr * state_scale * 0.1},
+        {"params": [model.states, model.trajectory_state], "lr": lr * state_scale * 0.1},
         {"params": [model.readout, model.readout_bias], "lr": lr * 0.1},
         {"params": [model.bank.omega_rad_per_s], "lr": lr * 100.0},
         {"params": [model.bank.raw_damping], "lr": lr * 10.0},
-    ]  # the continuation state is not trained here: it is fitted once the dynamics are, see fit_continuation
-
-
-def _free_run_target(target: torch.Tensor, layout, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clip samples following each segment's window (extra, M) and a mask of those that exist."""
-    start = torch.arange(layout.n_segments) * layout.hop_samples + layout.window_samples
-    index = start[None, :] + torch.arange(extra)[:, None]
-    mask = index < layout.n_samples
-    values = torch.where(mask, target[torch.clamp(index, max=layout.n_samples - 1)], torch.zeros(()))
-    return values, mask.to(target.dtype)
+    ]  # the continuation ODE is identified in closed form (sonode.model.continuation), not trained here

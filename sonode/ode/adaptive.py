@@ -102,7 +102,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
     h = min(h, opts.max_step)
     ctrl = PIController(opts, tab.error_order)
 
-    ys: list[torch.Tensor] = [y0]
+    ys: list[torch.Tensor] = [y0[None]]  # chunks of outputs, one per step that reaches any
     rec_t0, rec_h, rec_y0, out_index = [], [], [], [0]
     t, y = t_start, y0
     next_out = 1
@@ -138,7 +138,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
         while not landing and stop < n_out and direction * (t_out[stop] - t1) <= 0.0:
             stop += 1
         if stop > next_out:
-            ys.extend(step_outputs(tab, t, hh, y, y1, ks, t_out[next_out:stop]))
+            ys.append(step_outputs(tab, t, hh, y, y1, ks, t_out[next_out:stop]))
         if record_steps:
             rec_t0.append(t)
             rec_h.append(hh)
@@ -151,4 +151,4 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
         t, y, k1 = t1, y1, ks[-1]
     stats = SolveStats(nfev=nfev, n_steps=n_steps, n_rejected=n_rejected)
     steps = StepRecord.build(rec_t0, rec_h, rec_y0, out_index, y0) if record_steps else None
-    return SolveResult(ys=torch.stack(ys), stats=stats, steps=steps)
+    return SolveResult(ys=torch.cat(ys), stats=stats, steps=steps)

@@ -101,8 +101,7 @@ def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.T
     else:
         y1 = fixed_step(func, opts, t0, h, y0)
         outs = step_outputs(None, t0, h, y0, y1, None, times)
-    y_out = torch.stack(outs) if outs else y0.new_empty((0, *y0.shape))
-    return y1, y_out
+    return y1, outs
 
 
 def odeint(

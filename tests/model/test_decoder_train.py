@@ -16,7 +16,7 @@ SMALL = dict(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=
 
 def _small_model(x=None):
     x = two_tone_clip(0.1) if x is None else x
-    return initial_model(x, SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)
+    return initial_model(x, SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
 
 
 def test_two_tone_clip_fits_to_30_db_in_a_few_steps():
@@ -63,8 +63,8 @@ def test_non_finite_loss_rolls_back_and_reports(monkeypatch):
     repeated failure the fit ends with the best model rather than crashing."""
     real = SonodeModel.reconstruct
 
-    def poisoned(self, gradient=None, substeps=1, extra_samples=0):
-        signal, per_segment = real(self, gradient, substeps, extra_samples)
+    def poisoned(self, gradient=None, substeps=None, segments=None):
+        signal, per_segment = real(self, gradient, substeps, segments)
         return (signal * math.nan, per_segment) if gradient is not None else (signal, per_segment)
 
     monkeypatch.setattr(SonodeModel, "reconstruct", poisoned)

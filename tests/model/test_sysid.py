@@ -26,7 +26,7 @@ def test_predictor_poles_are_stable_and_one_per_conjugate_pair():
 
 def test_identify_modes_recovers_frequencies_and_decays_of_damped_tones():
     x = two_tone_clip(0.25)
-    modes = identify_modes(x, SAMPLE_RATE, n_modes=2, window_samples=128, lp_order=32)
+    modes = identify_modes(x, SAMPLE_RATE, n_modes=2, lp_order=32)
     found = sorted(zip(modes.omega_rad_per_s / (2 * np.pi), -modes.decay_per_s))
     for (f_true, _, d_true), (f, d) in zip(sorted(TONES), found):
         assert f == pytest.approx(f_true, rel=2e-3)
@@ -34,7 +34,7 @@ def test_identify_modes_recovers_frequencies_and_decays_of_damped_tones():
 
 
 def test_identify_modes_fills_up_to_the_requested_count():
-    modes = identify_modes(two_tone_clip(0.05), SAMPLE_RATE, n_modes=40, window_samples=64, lp_order=8)
+    modes = identify_modes(two_tone_clip(0.05), SAMPLE_RATE, n_modes=40, lp_order=8)
     assert modes.n_modes == 40
     assert np.all(modes.decay_per_s <= 0)
     assert np.all((modes.omega_rad_per_s >= 0) & (modes.omega_rad_per_s <= np.pi * SAMPLE_RATE))

@@ -1,0 +1,74 @@
+"""Checks of a model in training: the fast solver against the engine's reference, one trajectory."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+
+from sonode.model.decoder import SonodeModel
+from sonode.model.init import TRAJECTORY_S
+
+DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept
+CHECK_SUBSTEPS = 2  # the in-training check's reference solve (Lawson RK4 steps per sample)...
+CHECK_SEGMENTS = 8  # ...on this many segments spread over the clip
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """10·log10(Σ ref² / Σ (ref − est)²) in dB (+inf for a perfect estimate)."""
+    err = float(torch.sum((reference - estimate) ** 2))
+    return math.inf if err == 0 else 10.0 * math.log10(float(torch.sum(reference ** 2)) / err)
+
+
+def check_segments(model: SonodeModel, count: int) -> torch.Tensor:
+    """Up to ``count`` segment indices spread evenly over the clip."""
+    m = model.config.layout.n_segments
+    return torch.unique(torch.linspace(0, m - 1, min(count, m)).round().long())
+
+
+@torch.no_grad()
+def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float:
+    """SNR (dB) between the fast solve and the reference Lawson RK4 solve with ``substeps`` steps
+    per sample, over the windows of up to ``count`` segments spread over the clip."""
+    layout = model.config.layout
+    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    states = model.states[check_segments(model, count)]
+    fast = model.read(model.solve(states, local))
+    reference = model.read(model.solve(states, local, 1.0 / (layout.sample_rate * substeps)))
+    return snr_db(reference, fast)
+
+
+def consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float], best_snr: float,
+              best_state: dict) -> tuple[float, dict, bool]:
+    """Make the current parameters the kept ones if they fit better and pass the solver check.
+
+    Only checked parameters are ever kept, so the fit can never end on a model whose fast solve
+    disagrees with the engine's reference solve. The in-training check is cheaper than the final
+    one (CHECK_SUBSTEPS on CHECK_SEGMENTS segments).
+
+    Returns:
+        (kept SNR, kept state, whether the current parameters passed the check).
+    """
+    with torch.no_grad():
+        coarse = model.reconstruct()[0]
+    passed = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS) >= DISCRETISATION_GOAL_DB
+    current = clip_snr(coarse)
+    if passed and current > best_snr:
+        return current, copy.deepcopy(model.state_dict()), passed
+    return best_snr, best_state, passed
+
+
+@torch.no_grad()
+def coarse_and_fine(model: SonodeModel, substeps: int, count: int) -> tuple[torch.Tensor, float]:
+    """The reconstruction by the fast solver, and its agreement (dB) with the reference solve."""
+    return model.reconstruct()[0], fast_vs_reference_db(model, substeps, count)
+
+
+@torch.no_grad()
+def trajectory_snr(model: SonodeModel, target: torch.Tensor) -> float:
+    """SNR (dB) of the one free run from ``trajectory_state`` over (up to TRAJECTORY_S of) the
+    clip: how far the learned dynamics carry the sound without restarting."""
+    n = min(target.shape[0], int(TRAJECTORY_S * model.config.sample_rate))
+    return snr_db(target[:n], model.trajectory(n))
