@@ -57,6 +57,7 @@ class Config:
     threads: int = 2
     grad_check: bool = True
     models: tuple[str, ...] = field(default=MODELS)
+    sweep_models: tuple[str, ...] = field(default=SWEEP_MODELS)
 
     @classmethod
     def quick(cls, threads: int = 2) -> "Config":
@@ -196,7 +197,7 @@ def run(cfg: Config, log=print) -> dict:
             log(f"  {name:7s} seed {seed}: test error {r['test_error_pct']:.2f} %, {r['epoch_s']:.2f} s/epoch"
                 + (f", NFE fwd/bwd {r['nfe_forward']:.1f}/{r['nfe_backward']:.1f}" if r["nfe_forward"] else ""))
     sweep = []
-    for name in SWEEP_MODELS:
+    for name in cfg.sweep_models:
         for depth in cfg.depths:
             m = memory(name, depth, cfg)
             sweep.append(m)
