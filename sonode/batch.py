@@ -320,8 +320,8 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
 
             def show(row: dict[str, Any]) -> None:
                 done[0] += 1
-                # Clear the bar's line, print the status, let the bar redraw below it.
-                echo("\r\033[K" + status_line(done[0], len(jobs), row))
+                # On a terminal, clear the bar's line first; the bar redraws below the status line.
+                echo(("\r\033[K" if sys.stderr.isatty() else "") + status_line(done[0], len(jobs), row))
                 bar.update(1)
 
             for job, row in zip(todo, fit_many(todo, fit_kw, extra, force, scheduler=scheduler,
