@@ -24,7 +24,7 @@ import torch
 import torchaudio.functional as taf
 
 from sonode.errors import AudioInputError, AudioOutputError, OutputPathError
-from sonode.fileutil import atomic_write, same_file
+from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, same_file, sonode_marker, written_by_sonode
 
 Channel = Union[str, int]
 
@@ -195,8 +195,12 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return taf.resample(x, int(orig_rate), int(new_rate), **_RESAMPLE_KW).numpy()
 
 
-def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Refuse an output path that is a folder or the same file as any input (links followed).
+def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
+                      force: bool = False) -> Path:
+    """Refuse an output path that is a folder, the same file as any input (links followed), or an
+    existing file sonode did not write (`sonode.fileutil.written_by_sonode`) unless ``force``.
+
+    Inputs are protected even with ``force``. An existing sonode output may always be replaced.
 
     Returns:
         ``out`` as a Path.
@@ -213,6 +217,11 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
                 f"output {out_path} is the input file {inp}; sonode never overwrites its input, "
                 "choose another output path (-o)"
             )
+    if not force and out_path.exists() and not written_by_sonode(out_path):
+        raise OutputPathError(
+            f"refusing to overwrite {out_path}: the file exists and was not written by sonode; choose "
+            "another output path, or pass --force to replace it"
+        )
     return out_path
 
 
@@ -223,8 +232,12 @@ def write_wav(
     *,
     subtype: str = "FLOAT",
     protect: Iterable[str | os.PathLike] = (),
+    force: bool = False,
 ) -> int:
     """Write a mono WAV atomically (temp file + rename): it appears whole or not at all.
+
+    The file carries sonode's marker (a LIST/INFO chunk, software "sonode <version>"), so a later
+    write may replace it; an existing file without it is only replaced with ``force``.
 
     Args:
         path: destination (parent folders are created).
@@ -232,6 +245,7 @@ def write_wav(
         sample_rate: Hz, positive int (any rate: renders may be upsampled beyond 192 kHz).
         subtype: "FLOAT" (32-bit float, keeps values beyond +-1), "PCM_16" or "PCM_24".
         protect: paths that must not be written (the inputs); compared with same_file.
+        force: replace an existing file even if sonode did not write it (never a protected one).
 
     Returns:
         How many samples were clipped to the PCM range [-1, 1 - 2^(1-bits)] (0 for FLOAT).
@@ -239,7 +253,8 @@ def write_wav(
     Raises:
         ValueError: unknown subtype, bad sample_rate, or samples not 1-D.
         AudioOutputError: NaN/inf samples (or beyond float32 range for FLOAT); nothing is written.
-        OutputPathError: ``path`` is a protected file or a folder, or cannot be written.
+        OutputPathError: ``path`` is a protected file, a folder, a file sonode did not write (without
+            ``force``), or cannot be written.
     """
     if subtype not in WAV_SUBTYPES:
         raise ValueError(f"unknown WAV subtype {subtype!r}; valid: {', '.join(WAV_SUBTYPES)}")
@@ -248,7 +263,7 @@ def write_wav(
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"write_wav expects mono samples of shape (n_samples,), got {x.shape}")
-    out = check_output_path(path, protect)
+    out = Path(path)
     bad = ~np.isfinite(x)
     if subtype == "FLOAT":
         bad |= np.abs(x) > np.finfo(np.float32).max  # would become inf in a 32-bit float file
@@ -259,6 +274,7 @@ def write_wav(
             f"(first at sample {first}, {first / sample_rate:.4f} s), e.g. a diverged render; "
             "nothing was written"
         )
+    check_output_path(out, protect, force=force)
     n_clipped = 0
     bits = WAV_SUBTYPES[subtype]
     if bits is not None:
@@ -269,7 +285,8 @@ def write_wav(
     try:
         with atomic_write(out) as tmp:
             sf.write(tmp, x, int(sample_rate), subtype=subtype, format="WAV")
-    except (OSError, sf.SoundFileError) as err:
+            append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
+    except (OSError, ValueError, sf.SoundFileError) as err:
         raise OutputPathError(f"cannot write {out}: {err}; check the folder exists and is writable") from err
     return n_clipped
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import signal
 import sys
 import time
@@ -141,6 +140,8 @@ _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cud
                               show_default=True, callback=_device, help="Where to compute.")
 _out_rate_option = click.option("--rate", type=int, callback=_positive(int),
                                 help="Output rate in Hz (default: the clip's).")
+_force_option = click.option("--force", is_flag=True, help="Replace existing output files even if sonode did not "
+                             "write them (inputs are never replaced); for several clips, also refit complete ones.")
 
 
 def _fit_options(f, rate_flag: str = "--rate"):
@@ -193,35 +194,27 @@ def _fit_options(f, rate_flag: str = "--rate"):
         click.option("--resume", is_flag=True, help="Continue the interrupted fit saved in <model>.ckpt (same "
                      "clip and options; --max-time, --steps and --target-snr may change)."),
         click.option("--quiet", is_flag=True, help="No progress output."),
+        _force_option,
     ]):
         f = decorator(f)
     return f
 
 
-def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) -> tuple[Any, Path]:
+def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, **kw) -> tuple[Any, Path]:
     """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
 
     A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.audio_io import check_output_path, write_wav
-    from sonode.model.checkpoint import checkpoint_path_for, remove_checkpoint
+    from sonode.batch import check_fit_outputs, fit_output_paths, write_fit_outputs
 
     stem = Path(clip).stem
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
-    check_output_path(model_path, [clip])
-    checkpoint_path = checkpoint_path_for(model_path)
-    check_output_path(checkpoint_path, [clip])
-    if kw["overlap_samples"] > kw["hop_samples"]:
-        raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
-                                 f"({kw['hop_samples']})", param_hint="--overlap")
-    if kw["max_latent_dim"] % 2:
-        raise click.BadParameter(f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim")
-    if kw["continuation_steps"]:
-        click.echo("sonode: note: --continuation-steps no longer has an effect (the continuation state is "
-                   "fitted in closed form) and will be removed", err=True)
-        kw["continuation_steps"] = 0
+    paths = fit_output_paths(model_path, stem)
+    check_fit_outputs(paths, [clip], force)
+    checkpoint_path = paths["checkpoint"]
+    _check_fit_shape(kw)
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
         if not kw["resume"] and checkpoint_path.exists():
@@ -236,21 +229,12 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
         if not quiet:
             click.echo("", err=True)
         report = fitted.info["fit"]
-        out_dir = model_path.parent
-        recon_path = out_dir / f"{stem}.recon.wav"
-        fitted.save(model_path)
-        write_wav(recon_path, fitted.render().samples, fitted.sample_rate, protect=[clip])
-        report_path = out_dir / f"{stem}.fit.json"
-        _write_json(report_path, {**fitted.info, "model_file": str(model_path), "device": device})
-        fitted.save_training_curve(out_dir / f"{stem}.fit.png",
-                                   title=f"{Path(clip).name}: reconstruction SNR {_db(report['snr_db'], 1)} dB")
-        if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
-            remove_checkpoint(checkpoint_path)
+        write_fit_outputs(fitted, clip, paths, {"device": device}, force)
     if not quiet:
         click.echo(f"  SNR {_db(report['snr_db'], 2)} dB (fine solve {_db(report['fine_snr_db'], 2)} dB, "
-                   f"initial {_db(report['initial_snr_db'], 2)} dB) after {report['epochs']} epochs "
+                   f"initial {_db(report['initial_snr_db'], 2)} dB) after {report['epochs']} steps "
                    f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}", err=True)
-        click.echo(f"  wrote {model_path}, {recon_path}, {report_path}", err=True)
+        click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
     _warn_discretisation(report)
     if stop.signal is not None:
         resume = (f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
@@ -259,6 +243,18 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, **kw) 
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
+
+
+def _check_fit_shape(kw: dict) -> None:
+    if kw["overlap_samples"] > kw["hop_samples"]:
+        raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
+                                 f"({kw['hop_samples']})", param_hint="--overlap")
+    if kw["max_latent_dim"] % 2:
+        raise click.BadParameter(f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim")
+    if kw["continuation_steps"]:
+        click.echo("sonode: note: --continuation-steps no longer has an effect (the continuation state is "
+                   "fitted in closed form) and will be removed", err=True)
+        kw["continuation_steps"] = 0
 
 
 def _warn_discretisation(report: dict) -> None:
@@ -273,13 +269,6 @@ def _warn_discretisation(report: dict) -> None:
                    "learned its discretisation, so upsampling it is not meaningful", err=True)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    from sonode.fileutil import atomic_write
-
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sonode")
 def main():
@@ -291,17 +280,48 @@ def main():
 
 
 @main.command()
-@click.argument("clip", type=click.Path(dir_okay=True))
+@click.argument("clips", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-o", "--output", "model_out", type=click.Path(), help="Model file (default outputs/<stem>.sonode).")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Several clips: output folder "
+              "[default: outputs/]; it may be the clips' own folder.")
+@click.option("--scheduler", help="Several clips: address of an existing Dask scheduler, e.g. tcp://HOST:8786 "
+              "[default: $DASK_SCHEDULER_ADDRESS, else an embedded cluster on this machine].")
+@click.option("--workers", type=click.IntRange(min=1), help="Several clips: worker processes of the embedded "
+              "cluster [default: one per core, at most one per clip; with --threads T, cores / T].")
 @_fit_options
 @_fail_cleanly
-def fit(clip, model_out, quiet, device, **kw):
-    """Fit a neural ODE decoder to CLIP (WAV/FLAC/OGG).
+def fit(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw):
+    """Fit a neural ODE decoder to CLIP (WAV/FLAC/OGG), or to several clips / folders of clips.
 
     Writes the model, the reconstruction <stem>.recon.wav, the report <stem>.fit.json and the loss
     curve <stem>.fit.png next to the model (default folder: outputs/).
+
+    Several clips (or a folder, searched recursively, or --scheduler/--out-dir/--workers) run as
+    independent fits on a Dask cluster, writing the same files per clip in --out-dir plus the
+    summary sonode-batch.csv / .json; clips already complete are skipped (--force refits them),
+    and the exit code is the number of clips that failed. See docs/batch.md.
     """
-    _run_fit(clip, model_out, quiet, device, **kw)
+    if len(clips) == 1 and not Path(clips[0]).is_dir() and not (out_dir or scheduler or workers):
+        _run_fit(clips[0], model_out, quiet, device, **kw)
+        return
+    _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw)
+
+
+def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, force, **kw) -> None:
+    from sonode.batch import fit_batch
+
+    if model_out:
+        raise click.UsageError("-o names one model file; with several clips give the output folder with --out-dir")
+    _check_fit_shape(kw)
+    kw.pop("resume")  # a batch always resumes a clip whose checkpoint is there
+    try:
+        failed = fit_batch(list(clips), out_dir or OUTPUT_DIR, kw, {"device": device}, force=force,
+                           scheduler=scheduler, workers=workers, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo("\nsonode: interrupted; rerun the same command to continue (finished clips are skipped, "
+                   "unfinished ones resume from their checkpoints)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(min(failed, 100))
 
 
 @main.command()
@@ -343,10 +363,11 @@ def info(model):
     click.echo("\n".join(lines))
 
 
-def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool) -> None:
+def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool) -> None:
     from sonode.audio_io import write_wav
 
-    n_clipped = write_wav(out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect)
+    n_clipped = write_wav(out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect,
+                          force=force)
     if not quiet:
         click.echo(f"wrote {out}: {len(rendering.samples)} samples at {rendering.sample_rate} Hz"
                    + (f" ({n_clipped} clipped)" if n_clipped else ""), err=True)
@@ -390,16 +411,19 @@ _subtype_option = click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16"
 @_subtype_option
 @_device_option
 @click.option("--quiet", is_flag=True)
+@_force_option
 @_fail_cleanly
-def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet):
+def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     from sonode.api import load
+    from sonode.audio_io import check_output_path
 
     if start_s < 0:
         raise click.BadParameter(f"must be ≥ 0, got {start_s}", param_hint="--start")
+    check_output_path(out, [model], force=force)
     fitted = load(model)
     _write_rendering(fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=_bar(quiet)),
-                     out, subtype, [model], quiet)
+                     out, subtype, [model], quiet, force)
 
 
 @main.command()
@@ -417,14 +441,17 @@ def upsample(source, out, subtype, out_rate, model_out, quiet, device, **kw):
     fit's own rate is then the file's, or --fit-rate).
     """
     from sonode.api import load
+    from sonode.audio_io import check_output_path
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
+    check_output_path(out, [source], force=kw["force"])
     if _is_model_file(source):
         fitted = load(source)
     else:
         fitted, _ = _run_fit(source, model_out, quiet, device, **kw)
-    _write_rendering(fitted.render(rate=out_rate, progress=_bar(quiet)), out, subtype, [source], quiet)
+    _write_rendering(fitted.render(rate=out_rate, progress=_bar(quiet)), out, subtype, [source], quiet,
+                     kw["force"])
 
 
 def _is_model_file(path: str) -> bool:
@@ -445,15 +472,18 @@ def _is_model_file(path: str) -> bool:
 @_subtype_option
 @_device_option
 @click.option("--quiet", is_flag=True)
+@_force_option
 @_fail_cleanly
-def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet):
+def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.api import load
+    from sonode.audio_io import check_output_path
     from sonode.render import extrapolate
 
+    check_output_path(out, [model], force=force)
     fitted = load(model)
     _write_rendering(extrapolate(fitted.model, seconds, rate=rate, with_context=with_context,
-                                 progress=_bar(quiet)), out, subtype, [model], quiet)
+                                 progress=_bar(quiet)), out, subtype, [model], quiet, force)
 
 
 
@@ -470,17 +500,27 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
 @click.option("--duration", "duration_s", type=float, default=1.0, show_default=True, callback=_positive(float),
               help="Part of each clip used, from its start (seconds).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--scheduler", help="Evaluate the clips on an existing Dask scheduler, e.g. tcp://HOST:8786.")
+@click.option("--workers", type=click.IntRange(min=1), help="Evaluate the clips on an embedded Dask cluster of "
+              "this many worker processes [default: one after another here, as the budgets are wall-clock].")
 @click.option("--quiet", is_flag=True)
+@_force_option
 @_fail_cleanly
-def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, quiet):
+def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, scheduler, workers, quiet,
+             force):
     """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction."""
     from sonode.evaluate import EvalOptions, evaluate, results_markdown
 
     options = EvalOptions(low_rate=low_rate, budget_s=budget_s, horizon_s=horizon_s, duration_s=duration_s,
                           threads=threads)
+    map_clips = None
+    if scheduler or workers:
+        from sonode.batch import eval_many
+
+        map_clips = eval_many(scheduler, workers)
     results = evaluate(list(clips), report_dir, options,
                        on_clip=None if quiet else (lambda c: click.echo(f"\nsonode eval: {c}", err=True)),
-                       on_epoch=_progress_printer(quiet, budget_s, None))
+                       on_epoch=_progress_printer(quiet, budget_s, None), force=force, map_clips=map_clips)
     click.echo("\n" + results_markdown(results))
     if not quiet:
         click.echo(f"wrote {Path(report_dir) / 'results.json'}, results.md and pictures", err=True)
@@ -492,14 +532,17 @@ def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threa
 @click.option("-o", "--output", "out", type=click.Path(), required=True, help="PNG file.")
 @click.option("--at", "centers_s", type=float, multiple=True,
               help="Centre of a 20 ms waveform zoom (seconds; repeatable). Default: 3 spread over the span.")
+@_force_option
 @_fail_cleanly
-def plot(model, clip, out, centers_s):
+def plot(model, clip, out, centers_s, force):
     """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
     from sonode.api import load
     from sonode.audio_io import check_output_path, read_clip
     from sonode.plotting import save_comparison_png
 
-    check_output_path(out, [model] + ([clip] if clip else []))
+    inputs = [model] + ([clip] if clip else [])
+    for path in (out, Path(out).with_suffix(".fit.png")):
+        check_output_path(path, inputs, force=force)
     fitted = load(model)
     source = fitted.info.get("source", {})
     clip = clip or source.get("path")

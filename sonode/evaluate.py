@@ -23,13 +23,16 @@ import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
-from sonode.audio_io import Clip, read_clip, resample
+from sonode.audio_io import Clip, check_output_path, read_clip, resample
 from sonode.baselines import CONTINUATIONS, UPSAMPLERS, output_length
-from sonode.fileutil import atomic_write
+from sonode.errors import OutputPathError
+from sonode.fileutil import atomic_write, markdown_marker, sonode_marker
 from sonode.metrics import log_spectral_distance, snr_db
 from sonode.plotting import save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
+#: The pictures written per clip: <stem>.<kind>.png.
+PICTURES = ("upsampling", "continuation", "fit")
 
 
 @dataclass(frozen=True)
@@ -137,28 +140,54 @@ def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, his
 
 
 def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
-             on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None) -> dict[str, Any]:
+             on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None, *,
+             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
+
+    Every output path is checked before the first fit: two clips may not share a stem, and an
+    existing file that sonode did not write is only replaced with ``force``.
+
+    Args:
+        map_clips: ``map_clips(evaluate_clip, paths, options, folder) -> [per-clip results]`` runs
+            the clips elsewhere (e.g. `sonode.batch.eval_many` on a Dask cluster); default: here,
+            one after another (``on_clip``/``on_epoch`` report progress only then).
 
     Returns:
         {"options": ..., "clips": [per-clip results], "median": {task: {method: {metric: median}}}}.
     """
     folder = Path(report_dir)
+    _check_outputs(paths, folder, force)
     folder.mkdir(parents=True, exist_ok=True)
-    clips = []
-    for path in paths:
-        if on_clip is not None:
-            on_clip(str(path))
-        clips.append(evaluate_clip(path, options, folder, on_epoch))
+    if map_clips is not None:
+        clips = map_clips(evaluate_clip, paths, options, folder)
+    else:
+        clips = []
+        for path in paths:
+            if on_clip is not None:
+                on_clip(str(path))
+            clips.append(evaluate_clip(path, options, folder, on_epoch))
     results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
                "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
     results["median"]["reconstruction"] = {
         k: statistics.median(c["reconstruction"][k] for c in clips) for k in clips[0]["reconstruction"]}
     with atomic_write(folder / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.write_text(json.dumps({**results, "written_by": sonode_marker()}, indent=2) + "\n")
     with atomic_write(folder / "results.md") as tmp:
-        tmp.write_text(results_markdown(results))
+        tmp.write_text(markdown_marker() + results_markdown(results))
     return results
+
+
+def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
+    stems: dict[str, str | Path] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem.lower() in stems:
+            raise OutputPathError(f"{stems[stem.lower()]} and {path} would both write {stem}.*.png in {folder}; "
+                                  "rename one of them")
+        stems[stem.lower()] = path
+    names = ["results.json", "results.md"] + [f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES]
+    for name in names:
+        check_output_path(folder / name, paths, force=force)
 
 
 def _medians(per_clip: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

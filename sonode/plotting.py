@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sonode.fileutil import atomic_write
+from sonode.fileutil import atomic_write, sonode_marker
 from sonode.metrics import (
     POWER_FLOOR,
     as_signal,
@@ -61,7 +61,8 @@ def _new_figure(width_in: float, height_in: float) -> Figure:
 
 def _save(figure: Figure, path: Path) -> None:
     with atomic_write(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI)
+        # The Software text marks the PNG as sonode's, so a later run may replace it (fileutil).
+        figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": sonode_marker()})
 
 
 @contextlib.contextmanager
