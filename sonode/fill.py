@@ -1,0 +1,202 @@
+"""Fill gaps in a recording from both sides: fitted dynamics forward from before, backward from after.
+
+For each gap, only its context (``context_s`` on each side) is used. The left context is fitted
+with `sonode.api.fit` and its ODE continued forward across the gap (`Fitted.extrapolate`). The
+right context is fitted time-reversed and continued the same way, which is the backward-in-time
+prediction from after the gap (see `predict_backward` for why the reversed fit is used rather than
+integrating the right context's ODE with decreasing time). The two predictions are blended with
+`blend` so that level and phase stay continuous. The classical fillers of `sonode.gap_baselines`
+can be used instead (``method``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from sonode.audio_io import Clip
+from sonode.gap_baselines import GAP_FILLERS, linear_ramp
+
+METHODS = ("sonode",) + tuple(GAP_FILLERS)
+# Fewer context samples than this on a side make that side unusable (the fit's continuation state
+# is fixed by the last 512 samples): the gap is then filled one-sided from the other side.
+MIN_CONTEXT_SAMPLES = 512
+DEFAULT_CONTEXT_S = 0.25
+DEFAULT_BUDGET_S = 10.0
+# Fit options of the per-gap fits: the gap needs the dynamics near one end of a short context.
+FILL_FIT_OPTIONS = {"latent_dim": 64, "continuation_samples": 512, "continuation_steps": 5}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Samples [start, end) to replace; ``sides`` says which contexts are used ("both", "left", "right")."""
+
+    start: int
+    end: int
+    sides: str = "both"
+    kind: str = "given"  # "given" (--gap) or what --detect found ("zeros", "hold", "repeat", "click")
+
+    @property
+    def n_samples(self) -> int:
+        return self.end - self.start
+
+
+@dataclass
+class FillSettings:
+    """How gaps are filled: method, context per side (s), fit budget per gap (s), optional step cap."""
+
+    method: str = "sonode"
+    context_s: float = DEFAULT_CONTEXT_S
+    budget_s: float = DEFAULT_BUDGET_S
+    steps: int | None = None
+    seed: int = 0
+    fit_options: dict[str, Any] = field(default_factory=lambda: dict(FILL_FIT_OPTIONS))
+
+
+def plan_gaps(gaps_s: list[tuple[float, float]], n_samples: int, rate: int, context_s: float,
+              kinds: list[str] | None = None) -> list[Gap]:
+    """Validate gaps given in seconds and turn them into sample ranges with their usable sides.
+
+    Args:
+        gaps_s: (start_s, end_s) pairs.
+        n_samples, rate: the clip's length and rate.
+        context_s: context per side, seconds.
+        kinds: what each gap is (default "given").
+
+    Returns:
+        Gaps sorted by start.
+
+    Raises:
+        ValueError: a gap is empty, outside the clip, overlaps another, is longer than the context,
+            or has fewer than MIN_CONTEXT_SAMPLES usable samples on both sides.
+    """
+    duration_s = n_samples / rate
+    context = int(round(context_s * rate))
+    ranges = []
+    for i, (start_s, end_s) in enumerate(gaps_s):
+        if not 0 <= start_s < end_s <= duration_s:
+            raise ValueError(f"gap {start_s:g}-{end_s:g} s is not inside the clip (0-{duration_s:.4f} s) "
+                             "or ends before it starts")
+        start, end = int(math.floor(start_s * rate)), int(math.ceil(end_s * rate))
+        if end - start > context:
+            raise ValueError(f"gap {start_s:g}-{end_s:g} s ({(end - start) / rate * 1000:.1f} ms) is longer than "
+                             f"the context ({context_s:g} s per side); raise --context")
+        ranges.append((start, end, (kinds or [])[i] if kinds else "given"))
+    ranges.sort()
+    for (s0, e0, _), (s1, e1, _) in zip(ranges, ranges[1:]):
+        if s1 < e0:
+            raise ValueError(f"gaps {s0 / rate:g}-{e0 / rate:g} s and {s1 / rate:g}-{e1 / rate:g} s overlap; "
+                             "give them as one gap")
+    gaps = []
+    for i, (start, end, kind) in enumerate(ranges):
+        left_limit = ranges[i - 1][1] if i else 0
+        right_limit = ranges[i + 1][0] if i + 1 < len(ranges) else n_samples
+        left_ok = start - left_limit >= MIN_CONTEXT_SAMPLES
+        right_ok = right_limit - end >= MIN_CONTEXT_SAMPLES
+        if not (left_ok or right_ok):
+            raise ValueError(f"gap {start / rate:g}-{end / rate:g} s has fewer than {MIN_CONTEXT_SAMPLES} samples "
+                             "of audio on both sides (clip edge or neighbouring gap): nothing to fill it from")
+        gaps.append(Gap(start, end, "both" if left_ok and right_ok else ("left" if left_ok else "right"), kind))
+    return gaps
+
+
+def blend(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Cross-fade two predictions of a gap with continuous level, whatever their correlation.
+
+    y = g·(w·f + (1 − w)·b), w falling linearly from 1 to 0. For fully correlated predictions
+    (ρ = 1: same phase) g = 1, a plain linear cross-fade. For uncorrelated ones the linear fade
+    would dip by 3 dB mid-gap; g restores the expected energy to the level interpolated between
+    the two sides: g² = (w·σ_f + (1 − w)·σ_b)² / (w²σ_f² + (1 − w)²σ_b² + 2w(1 − w)ρσ_fσ_b), with ρ the
+    correlation of f and b over the gap clipped to [0, 1] (g → equal-power at ρ = 0).
+
+    Args:
+        forward, backward: (n_gap,) predictions from the left and from the right.
+
+    Returns:
+        (n_gap,) float64.
+    """
+    w = linear_ramp(forward.size)
+    sigma_f, sigma_b = np.sqrt(np.mean(forward**2)), np.sqrt(np.mean(backward**2))
+    if sigma_f == 0 or sigma_b == 0:
+        return w * forward + (1 - w) * backward
+    rho = float(np.clip(np.mean(forward * backward) / (sigma_f * sigma_b), 0.0, 1.0))
+    target = (w * sigma_f + (1 - w) * sigma_b) ** 2
+    actual = (w * sigma_f) ** 2 + ((1 - w) * sigma_b) ** 2 + 2 * w * (1 - w) * rho * sigma_f * sigma_b
+    return np.sqrt(target / actual) * (w * forward + (1 - w) * backward)
+
+
+def _context_clip(samples: np.ndarray, rate: int) -> Clip:
+    return Clip(samples=np.ascontiguousarray(samples, dtype=np.float64), sample_rate=rate, source_path="<context>",
+                source_rate=rate, source_channels=1, channel="mix", start_s=0.0)
+
+
+def predict_forward(left: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float) -> np.ndarray:
+    """Fit ``left`` (n,) and continue its ODE for ``n_gap`` samples past its end → (n_gap,)."""
+    from sonode.api import fit
+
+    if not np.any(left):
+        return np.zeros(n_gap)  # digital silence before the gap: nothing to continue
+    fitted = fit(_context_clip(left, rate), max_time_s=budget_s, steps=settings.steps, seed=settings.seed,
+                 **settings.fit_options)
+    out = np.zeros(n_gap)
+    prediction = fitted.extrapolate(n_gap / rate)[:n_gap]  # shorter only if the free run diverged
+    out[: prediction.size] = prediction
+    return out
+
+
+def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float
+                     ) -> np.ndarray:
+    """The ``n_gap`` samples before ``right`` (n,), predicted backward in time → (n_gap,).
+
+    Integrating the right context's own ODE with decreasing time is exact in principle (the flow
+    is invertible) but unusable here: each damped mode grows backward by e^{σ·t}, and the
+    identified banks hold modes with σ of thousands per second (measured: the horn at 16 kHz,
+    40 ms backward from the first segment's state, −1560 dB SNR). The time-reversed right context
+    is instead fitted as a clip of its own, whose stable dynamics are the reversed sound's, and
+    continued forward: that is the backward prediction, with the same machinery (and the same
+    improvements as the model gets) as the forward one.
+    """
+    return predict_forward(right[::-1], n_gap, rate, settings, budget_s)[::-1]
+
+
+def fill_channel(x: np.ndarray, rate: int, gaps: list[Gap], settings: FillSettings,
+                 on_gap: Callable[[int, Gap], None] | None = None) -> np.ndarray:
+    """Return a copy of mono ``x`` (n,) with every gap replaced; other samples untouched.
+
+    Gaps are filled left to right, so a gap's left context may hold the previous gap's fill; its
+    right context stops at the next gap.
+    """
+    y = np.array(x, dtype=np.float64)
+    context = int(round(settings.context_s * rate))
+    for i, gap in enumerate(gaps):
+        if on_gap is not None:
+            on_gap(i, gap)
+        left_limit = gaps[i - 1].end if i else 0
+        right_limit = gaps[i + 1].start if i + 1 < len(gaps) else y.size
+        left = y[max(left_limit, gap.start - context): gap.start]
+        right = y[gap.end: min(right_limit, gap.end + context)]
+        y[gap.start: gap.end] = fill_one(left, right, gap.n_samples, rate, settings, gap.sides)
+    return y
+
+
+def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, settings: FillSettings,
+             sides: str = "both") -> np.ndarray:
+    """Estimate ``n_gap`` samples between ``left`` and ``right`` with ``settings.method`` → (n_gap,)."""
+    if settings.method != "sonode":
+        if sides == "both":
+            return GAP_FILLERS[settings.method](left, right, n_gap)
+        from sonode.baselines import lpc_continue  # one-sided: the classical Burg extrapolation
+
+        side = left if sides == "left" else right[::-1]
+        prediction = lpc_continue(side, min(1024, side.size // 2), n_gap)
+        return prediction if sides == "left" else prediction[::-1]
+    if sides == "left":
+        return predict_forward(left, n_gap, rate, settings, settings.budget_s)
+    if sides == "right":
+        return predict_backward(right, n_gap, rate, settings, settings.budget_s)
+    half = settings.budget_s / 2
+    return blend(predict_forward(left, n_gap, rate, settings, half),
+                 predict_backward(right, n_gap, rate, settings, half))
