@@ -3,7 +3,8 @@
 Three kinds of defect, each only inside a sounding passage (both sides at least SOUNDING_DB below
 the clip's loudest 20 ms, so pauses, fades and digital silence between sounds are left alone):
 - "zeros" / "hold": a run of identical samples (digital silence, or a held value) at least
-  MIN_RUN_S long — real sounding audio crosses a value, it does not stay on it;
+  MIN_RUN_S long — real sounding audio crosses a value, it does not stay on it (here one side
+  may be quiet down to QUIET_DB, as when a dropout runs into the end of a word);
 - "repeat": a stretch that is an exact copy of the audio up to MAX_REPEAT_LAG_S earlier (packet
   loss concealment by repetition): windows of MIN_RUN_S are compared by hash, then exactly;
 - "click": a short burst far above the local linear-prediction error. An order-LP_ORDER Burg
@@ -24,6 +25,7 @@ import scipy.signal
 from sonode.baselines import burg
 
 SOUNDING_DB = -30.0
+QUIET_DB = -60.0
 MIN_RUN_S = 0.0005
 MAX_REPEAT_LAG_S = 0.2
 LP_ORDER = 32
@@ -59,13 +61,20 @@ class _Loudness:
         w20 = max(1, int(0.02 * rate))
         loudest = np.max(self.energy[w20:] - self.energy[:-w20]) / w20 if x.size > w20 else np.mean(x**2)
         self.threshold = loudest * 10 ** (SOUNDING_DB / 10)
+        self.quiet = loudest * 10 ** (QUIET_DB / 10)
 
-    def sounding_around(self, start: int, end: int) -> bool:
-        """Both the 10 ms before ``start`` and the 10 ms after ``end`` are sounding."""
+    def sounding_around(self, start: int, end: int, one_side: bool = False) -> bool:
+        """The 10 ms before ``start`` and the 10 ms after ``end`` are sounding; with ``one_side``,
+        one of them is and the other is at least QUIET_DB re the loudest (not digital silence:
+        a dropout may run from a note into the quiet end of a word)."""
         n = self.energy.size - 1
         before = (self.energy[start] - self.energy[max(0, start - self.window)]) / self.window
         after = (self.energy[min(n, end + self.window)] - self.energy[end]) / self.window
-        return start >= self.window and end + self.window <= n and min(before, after) >= self.threshold
+        if start < self.window or end + self.window > n:
+            return False
+        if one_side:
+            return max(before, after) >= self.threshold and min(before, after) >= self.quiet
+        return min(before, after) >= self.threshold
 
 
 def constant_runs(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
@@ -75,7 +84,7 @@ def constant_runs(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
     found = []
     for start, end in _runs(same):
         start -= 1  # the run includes the first sample of the repeated value
-        if end - start >= min_run and loud.sounding_around(start, end):
+        if end - start >= min_run and loud.sounding_around(start, end, one_side=True):
             found.append(Defect(start, end, "zeros" if x[start] == 0 else "hold"))
     return found
 
@@ -161,12 +170,12 @@ def detect_defects(samples: np.ndarray, rate: int) -> list[Defect]:
     found: list[Defect] = []
     for channel in channels:
         loud = _Loudness(channel, rate)
-        runs = constant_runs(channel, rate, loud)
-        found += runs + exact_repeats(channel, rate, loud)
-        # A dropout makes residual bursts at its edges: clicks inside or next to a run are that run.
+        dropouts = constant_runs(channel, rate, loud) + exact_repeats(channel, rate, loud)
+        found += dropouts
+        # A dropout makes residual bursts at its edges: a click inside or next to one is that dropout.
+        near = int(0.002 * rate)
         found += [c for c in clicks(channel, rate, loud)
-                  if not any(c.start < r.end + int(0.002 * rate) and r.start < c.end + int(0.002 * rate)
-                             for r in runs)]
+                  if not any(c.start < r.end + near and r.start < c.end + near for r in dropouts)]
     merged: list[Defect] = []
     for d in sorted(found, key=lambda d: (d.start, d.end)):
         if merged and d.start <= merged[-1].end:

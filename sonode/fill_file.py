@@ -43,9 +43,17 @@ def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect
         from sonode.detect import detect_defects
 
         for d in detect_defects(_all_channels(path)[0], rate):
-            found.append({"start_s": d.start / rate, "end_s": d.end / rate, "kind": d.kind})
-            spans.append((d.start / rate, d.end / rate))
-            kinds.append(d.kind)
+            start_s, end_s = d.start / rate, d.end / rate
+            found.append({"start_s": start_s, "end_s": end_s, "kind": d.kind})
+            # A defect overlapping a given gap widens that gap (the user's gaps may not overlap,
+            # but what detection finds inside them is the same damage).
+            given = [i for i in range(len(gaps_s)) if start_s < spans[i][1] and spans[i][0] < end_s]
+            if given:
+                i = given[0]
+                spans[i] = (min(spans[i][0], start_s), max(spans[i][1], end_s))
+            else:
+                spans.append((start_s, end_s))
+                kinds.append(d.kind)
     return plan_gaps(spans, clip.n_samples, rate, context_s, kinds), rate, found
 
 
