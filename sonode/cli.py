@@ -482,11 +482,30 @@ def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, step
 @click.option("--duration", "duration_s", type=float, default=1.0, show_default=True, callback=_positive(float),
               help="Part of each clip used, from its start (seconds).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--task", type=click.Choice(["all", "fill"]), default="all", show_default=True,
+              help="all: upsampling, continuation, reconstruction. fill: gaps of 10/20/40/80 ms punched into "
+              "each clip (read at --rate), filled by sonode (--budget per gap), gap-wise Janssen and two-sided Burg.")
+@click.option("--positions", type=click.IntRange(min=1), default=5, show_default=True,
+              help="--task fill: gap positions per clip and length, inside the sounding part.")
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
-def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, quiet):
-    """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction."""
+def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, task, positions, quiet):
+    """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction (or gap filling)."""
     from sonode.evaluate import EvalOptions, evaluate, results_markdown
+
+    if task == "fill":
+        from sonode.evaluate_fill import evaluate_fill, fill_markdown, write_results
+        from sonode.fill import FillSettings
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        results = evaluate_fill(list(clips), low_rate, FillSettings(budget_s=budget_s), n_positions=positions,
+                                on_gap=None if quiet else (lambda g: click.echo(f"sonode eval: {g}", err=True)))
+        write_results(results, report_dir)
+        click.echo(fill_markdown(results))
+        return
 
     options = EvalOptions(low_rate=low_rate, budget_s=budget_s, horizon_s=horizon_s, duration_s=duration_s,
                           threads=threads)

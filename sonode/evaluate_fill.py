@@ -10,6 +10,7 @@ clip (see `gap_positions`); each method sees the same clip with the same gap and
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sonode.audio_io import read_clip
+from sonode.fileutil import atomic_write
 from sonode.fill import FillSettings, Gap, fill_one
 from sonode.gap_baselines import JANSSEN_CONTEXT_SAMPLES
 from sonode.metrics import POWER_FLOOR, snr_db
@@ -109,6 +111,16 @@ def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSetti
     return {"settings": {"context_s": settings.context_s, "budget_s": settings.budget_s, "steps": settings.steps,
                          "fit_options": settings.fit_options},
             "gaps": records, "median": medians(records)}
+
+
+def write_results(results: dict[str, Any], folder: str | Path) -> None:
+    """Write results.json and results.md (the `fill_markdown` table) into ``folder``, atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "results.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+    with atomic_write(folder / "results.md") as tmp:
+        tmp.write_text(fill_markdown(results))
 
 
 def medians(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

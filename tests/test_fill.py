@@ -128,3 +128,19 @@ def test_fill_command_refuses_to_overwrite_its_input(tmp_path, tone):
 
 def test_min_context_is_the_continuation_window():
     assert MIN_CONTEXT_SAMPLES == 512
+
+
+def test_eval_fill_scores_the_classical_fillers_on_sounding_positions(tmp_path, tone):
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, two_tone(np.arange(int(1.2 * RATE)) / RATE) + 1e-4 * np.random.default_rng(0).standard_normal(
+        int(1.2 * RATE)), RATE, subtype="FLOAT")
+    from sonode.evaluate_fill import evaluate_fill
+
+    # (sonode's path, `fill_one`, is tested above; its fits are too slow for a second test)
+    results = evaluate_fill([clip], RATE, FillSettings(), lengths_ms=(20,), n_positions=2,
+                            methods=("janssen", "burg_xfade"))
+    assert {m: results["median"][m]["16000 Hz 20 ms"]["n"] for m in results["median"]} == {"janssen": 2, "burg_xfade": 2}
+    for method, scores in results["median"].items():
+        s = scores["16000 Hz 20 ms"]
+        # (the LSD also weighs the 1e-4 noise floor, which no filler reproduces: only finite here)
+        assert s["snr_db"] > 25.0 and np.isfinite(s["lsd"]) and s["seam_step"] < 1.0, (method, s)
