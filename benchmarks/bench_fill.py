@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sonode.evaluate_fill import evaluate_fill, fill_markdown
+from sonode.evaluate_fill import evaluate_fill, fill_markdown, medians, write_results
 from sonode.fill import FillSettings
 from sonode.fill_file import fill_file
 
@@ -41,19 +41,27 @@ def quality(args) -> None:
     settings = FillSettings(budget_s=args.budget, steps=args.steps)
     paths = sorted(DATA.glob("*.wav"))
     records = []
-    for rate in args.rate:
-        result = evaluate_fill(paths, rate, settings, n_positions=args.positions,
-                               sonode_positions=args.sonode_positions,
-                               on_gap=lambda s: print(s, file=sys.stderr, flush=True))
-        records += result["gaps"]
-    from sonode.evaluate_fill import medians
-
-    results = {"settings": result["settings"], "gaps": records, "median": medians(records),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.output / "results.md").write_text(fill_markdown(results))
-    print(fill_markdown(results))
+    for rate in args.rate:
+        for path in paths:  # results are rewritten after every clip, so a cut-short run keeps its part
+            result = evaluate_fill([path], rate, settings, n_positions=args.positions,
+                                   sonode_positions=args.sonode_positions,
+                                   on_gap=lambda s: print(s, file=sys.stderr, flush=True))
+            records += result["gaps"]
+            results = {"settings": result["settings"], "gaps": records, "median": medians(records),
+                       "paired": paired_medians(records),
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            write_results(results, args.output)
+            with open(args.output / "results.md", "a") as f:
+                f.write("\nOn the gaps sonode was scored on (paired):\n\n"
+                        + fill_markdown({"median": results["paired"]}))
+    print((args.output / "results.md").read_text())
+
+
+def paired_medians(records: list[dict]) -> dict:
+    """Medians over only the (clip, rate, length, position) gaps that sonode was scored on."""
+    scored = {(r["clip"], r["rate"], r["length_ms"], r["position"]) for r in records if r["method"] == "sonode"}
+    return medians([r for r in records if (r["clip"], r["rate"], r["length_ms"], r["position"]) in scored])
 
 
 def timing(args) -> None:
