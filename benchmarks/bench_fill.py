@@ -39,7 +39,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 def quality(args) -> None:
     settings = FillSettings(budget_s=args.budget, steps=args.steps)
-    paths = sorted(DATA.glob("*.wav"))
+    paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
     records = []
     args.output.mkdir(parents=True, exist_ok=True)
     for rate in args.rate:
@@ -131,6 +131,7 @@ def detection(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, action="append", help="Rate(s) to read the clips at (Hz).")
+    parser.add_argument("--clip", action="append", help="Only these files of data/ (default: all).")
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--sonode-positions", type=int, default=1)
     parser.add_argument("--budget", type=float, default=10.0, help="sonode fit budget per gap (s).")

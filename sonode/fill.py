@@ -26,6 +26,8 @@ METHODS = ("sonode",) + tuple(GAP_FILLERS)
 MIN_CONTEXT_SAMPLES = 512
 DEFAULT_CONTEXT_S = 0.25
 DEFAULT_BUDGET_S = 10.0
+# A prediction beyond this many times the context's peak has diverged (as in `sonode.render`).
+MAX_LEVEL_FACTOR = 10.0
 # Modes growing more than this over the gap when integrated backward are left out (see
 # `predict_backward`).
 MAX_BACKWARD_GROWTH = 10.0
@@ -221,5 +223,14 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
     if sides == "right":
         return predict_backward(right, n_gap, rate, settings, settings.budget_s)
     half = settings.budget_s / 2
-    return blend(predict_forward(left, n_gap, rate, settings, half),
-                 predict_backward(right, n_gap, rate, settings, half))
+    forward = predict_forward(left, n_gap, rate, settings, half)
+    backward = predict_backward(right, n_gap, rate, settings, half)
+    # A free run may still diverge (backward, the correction field can grow as well): a side that
+    # leaves ±MAX_LEVEL_FACTOR × the context's peak is dropped, and if both do, Janssen fills.
+    bound = MAX_LEVEL_FACTOR * max(np.max(np.abs(left)), np.max(np.abs(right)))
+    good_f, good_b = (bool(np.all(np.isfinite(p)) and np.max(np.abs(p)) <= bound) for p in (forward, backward))
+    if good_f and good_b:
+        return blend(forward, backward)
+    if good_f or good_b:
+        return forward if good_f else backward
+    return GAP_FILLERS["janssen"](left, right, n_gap)

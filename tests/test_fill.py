@@ -144,3 +144,19 @@ def test_eval_fill_scores_the_classical_fillers_on_sounding_positions(tmp_path, 
         s = scores["16000 Hz 20 ms"]
         # (the LSD also weighs the 1e-4 noise floor, which no filler reproduces: only finite here)
         assert s["snr_db"] > 25.0 and np.isfinite(s["lsd"]) and s["seam_step"] < 1.0, (method, s)
+
+
+def test_a_diverging_side_is_dropped(monkeypatch, tone):
+    import sonode.fill as fill
+
+    start, n_gap = 5600, 320
+    truth = tone[start: start + n_gap]
+    monkeypatch.setattr(fill, "predict_forward", lambda left, n, rate, settings, budget: truth.copy())
+    monkeypatch.setattr(fill, "predict_backward", lambda right, n, rate, settings, budget: np.full(n, 1e80))
+    y = fill.fill_one(tone[start - 3200: start], tone[start + n_gap: start + n_gap + 3200], n_gap, RATE,
+                      FillSettings())
+    np.testing.assert_array_equal(y, truth)
+    monkeypatch.setattr(fill, "predict_forward", lambda left, n, rate, settings, budget: np.full(n, np.nan))
+    y = fill.fill_one(tone[start - 3200: start], tone[start + n_gap: start + n_gap + 3200], n_gap, RATE,
+                      FillSettings())
+    assert snr_db(truth, y) > 40.0  # both diverged: the classical Janssen fill
