@@ -181,10 +181,11 @@ def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSet
         z0[:, drop] = 0.0
         z0[:, n_modes + drop] = 0.0
         local_s = -torch.arange(n_gap + 1, dtype=torch.float64) / rate
-        x = model.denormalise(model.read(model.solve(z0, local_s, 1.0 / rate)[1:, 0]))
-    x = x[::-1].copy()
-    x[~np.isfinite(x)] = 0.0
-    return x
+        try:
+            x = model.denormalise(model.read(model.solve(z0, local_s, 1.0 / rate)[1:, 0]))
+        except RuntimeError:  # the engine refuses non-finite states: the run diverged
+            return np.full(n_gap, np.nan)
+    return x[::-1].copy()
 
 
 def fill_channel(x: np.ndarray, rate: int, gaps: list[Gap], settings: FillSettings,
@@ -209,28 +210,27 @@ def fill_channel(x: np.ndarray, rate: int, gaps: list[Gap], settings: FillSettin
 
 def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, settings: FillSettings,
              sides: str = "both") -> np.ndarray:
-    """Estimate ``n_gap`` samples between ``left`` and ``right`` with ``settings.method`` → (n_gap,)."""
-    if settings.method != "sonode":
-        if sides == "both":
-            return GAP_FILLERS[settings.method](left, right, n_gap)
-        from sonode.baselines import lpc_continue  # one-sided: the classical Burg extrapolation
+    """Estimate ``n_gap`` samples between ``left`` and ``right`` with ``settings.method`` → (n_gap,).
 
-        side = left if sides == "left" else right[::-1]
-        prediction = lpc_continue(side, min(1024, side.size // 2), n_gap)
-        return prediction if sides == "left" else prediction[::-1]
-    if sides == "left":
-        return predict_forward(left, n_gap, rate, settings, settings.budget_s)
-    if sides == "right":
-        return predict_backward(right, n_gap, rate, settings, settings.budget_s)
-    half = settings.budget_s / 2
-    forward = predict_forward(left, n_gap, rate, settings, half)
-    backward = predict_backward(right, n_gap, rate, settings, half)
-    # A free run may still diverge (backward, the correction field can grow as well): a side that
-    # leaves ±MAX_LEVEL_FACTOR × the context's peak is dropped, and if both do, Janssen fills.
-    bound = MAX_LEVEL_FACTOR * max(np.max(np.abs(left)), np.max(np.abs(right)))
-    good_f, good_b = (bool(np.all(np.isfinite(p)) and np.max(np.abs(p)) <= bound) for p in (forward, backward))
-    if good_f and good_b:
-        return blend(forward, backward)
-    if good_f or good_b:
-        return forward if good_f else backward
-    return GAP_FILLERS["janssen"](left, right, n_gap)
+    With sonode, a free run may still diverge (backward, the correction field can grow too): a
+    side that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is dropped; with no
+    usable side left, the classical filler of the same sides fills the gap.
+    """
+    if settings.method == "sonode":
+        half = settings.budget_s / 2 if sides == "both" else settings.budget_s
+        forward = predict_forward(left, n_gap, rate, settings, half) if sides != "right" else None
+        backward = predict_backward(right, n_gap, rate, settings, half) if sides != "left" else None
+        peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
+        usable = [p is not None and bool(np.all(np.isfinite(p)) and np.max(np.abs(p)) <= MAX_LEVEL_FACTOR * peak)
+                  for p in (forward, backward)]
+        if all(usable):
+            return blend(forward, backward)
+        if any(usable):
+            return forward if usable[0] else backward
+    if sides == "both":
+        return GAP_FILLERS["janssen" if settings.method == "sonode" else settings.method](left, right, n_gap)
+    from sonode.baselines import lpc_continue  # one-sided: the classical Burg extrapolation
+
+    side = left if sides == "left" else right[::-1]
+    prediction = lpc_continue(side, min(1024, side.size // 2), n_gap)
+    return prediction if sides == "left" else prediction[::-1]

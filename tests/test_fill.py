@@ -160,3 +160,12 @@ def test_a_diverging_side_is_dropped(monkeypatch, tone):
     y = fill.fill_one(tone[start - 3200: start], tone[start + n_gap: start + n_gap + 3200], n_gap, RATE,
                       FillSettings())
     assert snr_db(truth, y) > 40.0  # both diverged: the classical Janssen fill
+
+
+def test_a_diverging_one_sided_fill_falls_back_to_burg(monkeypatch, tone):
+    import sonode.fill as fill
+
+    start, n_gap = 5600, 320
+    monkeypatch.setattr(fill, "predict_forward", lambda left, n, rate, settings, budget: np.full(n, np.inf))
+    y = fill.fill_one(tone[start - 3200: start], np.array([]), n_gap, RATE, FillSettings(), sides="left")
+    assert snr_db(tone[start: start + n_gap], y) > 30.0
