@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import librosa
 import numpy as np
+import scipy.signal
 import torch
 import torchaudio.functional
 
@@ -150,10 +151,41 @@ def upsample_cubic(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     )
 
 
+def burg(x: np.ndarray, order: int) -> np.ndarray:
+    """Burg's prediction-error filter of ``x`` (same recursion and result as ``librosa.lpc``).
+
+    Each order is one reflection coefficient k = −2 f·b / (f·f + b·b) over the current forward
+    and backward errors, then two vector updates: O(N·order) in numpy, no per-sample Python loop
+    (0.1 s at order 2048 on 12800 samples) and no JIT compilation. When the prediction error
+    vanishes (a noise-free sum of ≤ m/2 sinusoids is predicted exactly by order m) the remaining
+    coefficients stay zero instead of becoming 0/0 = NaN as in librosa.
+
+    Args:
+        x: shape (N,), N > order, float64.
+        order: >= 1.
+
+    Returns:
+        ``a``, shape (order + 1,), a[0] = 1.
+    """
+    forward, backward = x[1:].copy(), x[:-1].copy()
+    a = np.zeros(order + 1)
+    a[0] = 1.0
+    # Below this error energy the errors are round-off of an exactly predictable signal.
+    floor = 1e-24 * max(2.0 * float(x @ x), np.finfo(float).tiny)
+    for m in range(order):
+        energy = float(forward @ forward + backward @ backward)
+        if energy <= floor:
+            break
+        k = -2.0 * float(forward @ backward) / energy
+        a[: m + 2] += k * a[: m + 2][::-1].copy()
+        forward, backward = (forward + k * backward)[1:], (backward + k * forward)[:-1]
+    return a
+
+
 def lpc_coefficients(history: np.ndarray, order: int, method: str = "burg") -> np.ndarray:
     """Linear-prediction polynomial ``a`` of ``history``: x[n] ≈ −Σ_{k=1..order} a[k]·x[n−k].
 
-    ``method="burg"``: Burg's method via ``librosa.lpc`` (minimises forward + backward prediction
+    ``method="burg"``: Burg's method, :func:`burg` (minimises forward + backward prediction
     error; stable in exact arithmetic, but biased on damped sinusoids: it puts their poles too
     close to the unit circle, so it under-estimates decay).
     ``method="lstsq"``: covariance-method least squares — minimise Σ_{n=order..N−1} of the forward
@@ -181,7 +213,7 @@ def lpc_coefficients(history: np.ndarray, order: int, method: str = "burg") -> n
             "pass a longer history or a lower order"
         )
     if method == "burg":
-        return librosa.lpc(signal, order=int(order))
+        return burg(signal, int(order))
     # Row n holds x[n-1], ..., x[n-order] (newest first), predicting x[n], n = order..N-1.
     past = np.lib.stride_tricks.sliding_window_view(signal[:-1], order)[:, ::-1]
     taps, *_ = np.linalg.lstsq(past, signal[order:], rcond=None)
@@ -197,7 +229,7 @@ def lpc_continue(history: np.ndarray, order: int, n_out: int, method: str = "bur
 
     Args:
         history: shape (n_history,), n_history > order.
-        order: predictor order (the issue's baselines use 32 and 256).
+        order: predictor order (the registered baselines use 32 to 2048).
         n_out: number of samples to predict (>= 0).
         method: "burg" or "lstsq", see :func:`lpc_coefficients`.
 
@@ -207,12 +239,11 @@ def lpc_continue(history: np.ndarray, order: int, n_out: int, method: str = "bur
     if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < 0:
         raise ValueError(f"n_out must be a whole number of samples >= 0, got {n_out!r}")
     a = lpc_coefficients(history, order, method)
-    # Oldest-first taps, so that y[i:i+order] @ taps predicts y[i+order].
-    taps = -a[1:][::-1]
-    y = np.concatenate([np.asarray(history, dtype=np.float64)[-order:], np.zeros(n_out)])
-    for i in range(n_out):
-        y[order + i] = y[i : order + i] @ taps
-    return y[order:]
+    # The all-pole filter 1/A(z) run on zero input, its state set from the history's last `order`
+    # samples (newest first): one C loop, ~100x faster than a Python loop at order 2048.
+    state = scipy.signal.lfiltic([1.0], a, np.asarray(history, dtype=np.float64)[::-1][:order])
+    y, _ = scipy.signal.lfilter([1.0], a, np.zeros(n_out), zi=state)
+    return y
 
 
 def _continuation(order: int, method: str) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -240,8 +271,14 @@ UPSAMPLERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
 # Burg at the issue's orders 32 and 256; least squares at 32 only: at order 256 its (N × 256)
 # system took 0.7-4.8 s per clip (1 s history at 16 kHz, loaded 2-core machine) for 20 ms SNRs
 # within 0.7 dB of Burg-256 on the bundled clips, against 0.02-0.04 s for Burg-256.
+# High-order Burg (512-2048; the literature's reference for tonal audio, Kauppinen & Roth 2002)
+# uses the whole history as context (>= 4096 samples in `sonode eval`: 0.8 s at 16 kHz). Burg
+# costs O(N·order): 0.09 s at order 2048 on 12800 samples.
 CONTINUATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "lpc32_burg": _continuation(32, "burg"),
     "lpc256_burg": _continuation(256, "burg"),
+    "lpc512_burg": _continuation(512, "burg"),
+    "lpc1024_burg": _continuation(1024, "burg"),
+    "lpc2048_burg": _continuation(2048, "burg"),
     "lpc32_lstsq": _continuation(32, "lstsq"),
 }

@@ -487,6 +487,57 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
 
 
 
+@main.command(name="fill")
+@click.argument("clip", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), help="Output audio file (same format, rate, channels "
+              "and subtype as CLIP); the JSON report goes next to it as <OUT stem>.fill.json.")
+@click.option("--gap", "gaps", type=(float, float), multiple=True, metavar="START END",
+              help="A gap to fill, in seconds (repeatable).")
+@click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
+              "isolated clicks inside sounding passages, and fill them.")
+@click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
+@click.option("--method", type=click.Choice(["sonode", "janssen", "burg_xfade"]), default="sonode",
+              show_default=True, help="sonode: fitted ODE from both sides; janssen: gap-wise AR interpolation "
+              "(Burg, order ≤ 1024); burg_xfade: two-sided Burg LPC with a cross-fade.")
+@click.option("--context", "context_s", type=float, default=0.25, show_default=True, callback=_positive(float),
+              help="Audio used on each side of a gap (seconds; sonode fits only this).")
+@click.option("--budget-s", type=float, default=10.0, show_default=True, callback=_positive(float),
+              help="sonode: fit time per gap (seconds, shared by the two sides).")
+@click.option("--steps", type=click.IntRange(min=0), help="sonode: cap on optimiser steps per fit.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fits.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True)
+@_fail_cleanly
+def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet):
+    """Repair gaps, dropouts and clicks in CLIP from the audio on both sides.
+
+    Only the samples inside the gaps change. A gap at the very start or end of CLIP is filled from
+    the one side it has (the report says so).
+    """
+    from sonode.fill import FillSettings
+    from sonode.fill_file import fill_file, report_path_for
+
+    if not gaps and not detect:
+        raise click.UsageError("give at least one --gap START END, or --detect")
+    if out is None and not dry_run:
+        raise click.BadParameter("is required (or use --dry-run)", param_hint="-o/--output")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    settings = FillSettings(method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed)
+    report = fill_file(clip, out, list(gaps), settings, detect=detect, dry_run=dry_run,
+                       on_gap=None if quiet else (lambda line: click.echo(f"sonode fill: {line}", err=True)))
+    one_sided = [g for g in report["gaps"] if g["sides"] != "both"]
+    for g in one_sided:
+        click.echo(f"sonode: note: gap {g['start_s']:.4f}-{g['end_s']:.4f} s is at the clip's edge (or next to "
+                   f"another gap): filled from the {g['sides']} side only", err=True)
+    if dry_run:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        click.echo(f"wrote {out} ({len(report['gaps'])} gap(s) filled) and {report_path_for(out)}", err=True)
+
+
 @main.command(name="eval")
 @click.argument("clips", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", "report_dir", type=click.Path(file_okay=False), required=True,
@@ -503,13 +554,32 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
 @click.option("--scheduler", help="Evaluate the clips on an existing Dask scheduler, e.g. tcp://HOST:8786.")
 @click.option("--workers", type=click.IntRange(min=1), help="Evaluate the clips on an embedded Dask cluster of "
               "this many worker processes [default: one after another here, as the budgets are wall-clock].")
+@click.option("--task", type=click.Choice(["all", "fill"]), default="all", show_default=True,
+              help="all: upsampling, continuation, reconstruction. fill: gaps of 10/20/40/80 ms punched into "
+              "each clip (read at --rate), filled by sonode (--budget per gap), gap-wise Janssen and two-sided Burg.")
+@click.option("--positions", type=click.IntRange(min=1), default=5, show_default=True,
+              help="--task fill: gap positions per clip and length, inside the sounding part.")
 @click.option("--quiet", is_flag=True)
 @_force_option
 @_fail_cleanly
-def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, scheduler, workers, quiet,
-             force):
-    """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction."""
+def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, scheduler, workers, task,
+             positions, quiet, force):
+    """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction (or gap filling)."""
     from sonode.evaluate import EvalOptions, evaluate, results_markdown
+
+    if task == "fill":
+        from sonode.evaluate_fill import evaluate_fill, fill_markdown, write_results
+        from sonode.fill import FillSettings
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        results = evaluate_fill(list(clips), low_rate, FillSettings(budget_s=budget_s), n_positions=positions,
+                                on_gap=None if quiet else (lambda g: click.echo(f"sonode eval: {g}", err=True)))
+        write_results(results, report_dir)
+        click.echo(fill_markdown(results))
+        return
 
     options = EvalOptions(low_rate=low_rate, budget_s=budget_s, horizon_s=horizon_s, duration_s=duration_s,
                           threads=threads)

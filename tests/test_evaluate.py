@@ -33,7 +33,8 @@ def test_every_task_scores_sonode_and_the_baselines(results):
     _, res = results
     clip = res["clips"][0]
     assert set(clip["upsampling"]) == {"sonode", "sinc", "sinc_hq", "soxr_hq", "linear", "cubic"}
-    assert set(clip["continuation"]) == {"sonode", "lpc32_burg", "lpc256_burg", "lpc32_lstsq"}
+    assert set(clip["continuation"]) == {"sonode", "lpc32_burg", "lpc256_burg", "lpc512_burg", "lpc1024_burg",
+                                           "lpc2048_burg", "lpc32_lstsq"}
     for scores in clip["continuation"].values():
         assert set(scores) == {f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS} | {"lsd"}
     # the clip is two damped tones far below 8 kHz: sonode's linear part models it almost exactly
