@@ -96,7 +96,8 @@ class TiltTrack:
         return (rate_out / self.rate) * 10.0 ** (level[None, :] + slope[None, :] * octaves)
 
 
-def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic: str = "mean") -> TiltTrack:
+def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic: str = "mean",
+               clip_slope_limit: bool = False) -> TiltTrack:
     """Fit, in every FRAME_S frame of ``x``, the line of log10 sub-band power vs log10 frequency.
 
     Args:
@@ -104,6 +105,9 @@ def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic
         band_hz: (low, high) Hz, split into N_SUBBANDS log-spaced sub-bands.
         statistic: "mean" (sub-band power) or "median" (median bin / ln 2: the floor between
             partials, unbiased for noise whose bin powers are exponentially distributed).
+        clip_slope_limit: no frame's slope is flatter than the slope of the whole clip's mean
+            sub-band powers: a short flat-spectrum frame (an attack) is not continued flat for
+            octaves.
     """
     n_fft = frame_samples(rate)
     if x.size < n_fft:
@@ -128,6 +132,9 @@ def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic
     y = np.log10(np.maximum(sub_power, 1e-30))  # (n_sub, n_frames)
     u_c = u - u.mean()
     slope = np.minimum((u_c @ (y - y.mean(axis=0))) / np.sum(u_c**2), 0.0)
+    if clip_slope_limit:
+        y_clip = np.log10(np.maximum(sub_power.mean(axis=1), 1e-30))
+        slope = np.minimum(slope, (u_c @ (y_clip - y_clip.mean())) / np.sum(u_c**2))
     level = y.mean(axis=0) - slope * u.mean()
     return TiltTrack(times_s=times_s, level=level, slope=slope, ref_hz=ref_hz, rate=rate)
 

@@ -14,7 +14,7 @@ Signals are mono float64 numpy arrays; frequencies in Hz; decays σ in 1/s (≤ 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,10 @@ PROMINENCE = 10.0  # a partial is present if its peak bin is 10 dB above the loc
 MIN_PARTIALS = 3  # ... and at least this many, and half of those predicted, are present in the top octave
 MIN_F0_HZ = 40.0
 MAX_PARTIALS = 400
+MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
+# Extra decay of a continued partial relative to the top octave's envelope, at most this many
+# nepers over the clip (≈ 70 dB): a steeper fitted trend is an outlier, not a string.
+MAX_EXTRA_DECAY_NEPERS = 8.0
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Partials:
             amplitude) of the partials present in the input's top octave.
         decay_slope_per_s_hz: dσ/df of the fitted modes' decays (≤ 0; 0 when unknown).
         decay_ref_hz: frequency where the top octave's own envelope applies (its centre).
+        source: "modes" (the fitted oscillators) or "spectrum" (the input's peaks) gave f0.
     """
 
     f0_hz: float
@@ -46,6 +51,7 @@ class Partials:
     top_power: np.ndarray
     decay_slope_per_s_hz: float = 0.0
     decay_ref_hz: float = 0.0
+    source: str = ""  # "modes" or "spectrum": which candidates gave f0
 
     def frequency(self, k: np.ndarray) -> np.ndarray:
         """f_k in Hz for harmonic numbers k."""
@@ -118,34 +124,51 @@ def harmonic_series(x: np.ndarray, rate: int, band_hz: tuple[float, float],
         x: the input, (n_samples,), at ``rate`` Hz.
         band_hz: the input's top octave (low, high) Hz, clear of its anti-alias roll-off.
         modes: (frequencies Hz, amplitudes, decays 1/s), each (K,), e.g. the fitted model's
-            oscillators; None: the input's spectral peaks (and no decay trend).
+            oscillators, or None.
 
-    f0 and B come from the modes (or peaks), then are refined on the peak frequencies of the
-    partials present in the input's periodogram below ``band_hz[1]``. The series counts as
-    harmonic when ≥ MIN_PARTIALS partials, and ≥ half of those predicted, stand PROMINENCE above
-    the local median of the periodogram in ``band_hz``: noise has no such structure.
+    f0 and B are estimated from the modes and, separately, from the input's spectral peaks; each
+    estimate is refined on the peak frequencies of the partials present in the input's periodogram
+    below ``band_hz[1]``, and the one confirming the larger share of its predicted partials in the
+    top octave is kept. A series
+    counts as harmonic when ≥ MIN_PARTIALS partials, and ≥ half of those predicted, stand
+    PROMINENCE above the local median of the periodogram in ``band_hz``: noise has no such
+    structure. The decay trend σ(f) comes from the modes (0 without them).
     """
-    cand_f, cand_a, cand_decay = modes if modes is not None else (*spectral_peaks(x, rate), None)
-    estimate = estimate_f0(np.asarray(cand_f), np.asarray(cand_a), band_hz[1])
-    if estimate is None:
-        return None
-    f0, inharmonicity = estimate
-    freqs_hz, power, to_mean_power = _periodogram(x, rate)
+    spectrum = _periodogram(x, rate)
+    sources = [("spectrum", spectral_peaks(x, rate))]
+    if modes is not None:
+        sources.insert(0, ("modes", (np.asarray(modes[0]), np.asarray(modes[1]))))
+    best, best_share = None, 0.0
+    for name, (cand_f, cand_a) in sources:
+        estimate = estimate_f0(cand_f, cand_a, band_hz[1])
+        confirmed = None if estimate is None else _confirm(spectrum, band_hz, *estimate)
+        # the share of predicted partials present, not their count: half the true f0 predicts
+        # twice as many and finds the true ones plus chance peaks between them
+        if confirmed is not None and confirmed[1] > best_share:
+            (best, best_share), best.source = confirmed, name
+    if best is not None and modes is not None:
+        best.decay_slope_per_s_hz = _decay_slope(best, *(np.asarray(m) for m in modes), band_hz)
+    return best
+
+
+def _confirm(spectrum: tuple[np.ndarray, np.ndarray, float], band_hz: tuple[float, float], f0: float,
+             inharmonicity: float) -> tuple[Partials, float] | None:
+    """The partials of (f0, B) present in the periodogram, refined, and the share of the predicted
+    ones present in the top octave; None unless harmonic (see `harmonic_series`)."""
+    freqs_hz, power, to_mean_power = spectrum
     bin_hz = freqs_hz[1]
-    k_max = int(band_hz[1] / f0)
-    if k_max < 1:
-        return None
-    found_k, found_f, found_p, present = [], [], [], []
-    for k in range(1, min(k_max, MAX_PARTIALS) + 1):
+    k_max = min(int(band_hz[1] / f0), MAX_PARTIALS)
+    found_k, found_f, found_p, present, n_predicted = [], [], [], [], 0
+    for k in range(1, k_max + 1):
         f_k = k * f0 * math.sqrt(1 + inharmonicity * k * k)
         if f_k >= band_hz[1]:
             break
+        n_predicted += f_k >= band_hz[0]
         reach = max(2 * bin_hz, f_k * 0.003)  # search ±0.3 % (5 cents) around the prediction
         lo, hi = np.searchsorted(freqs_hz, [f_k - reach, f_k + reach + bin_hz])
         peak = lo + int(np.argmax(power[lo:hi]))
         floor_lo, floor_hi = np.searchsorted(freqs_hz, [f_k - f0 / 2, f_k + f0 / 2])
-        local = np.median(power[floor_lo:floor_hi])
-        if power[peak] < PROMINENCE * local or peak in (0, power.size - 1):
+        if power[peak] < PROMINENCE * np.median(power[floor_lo:floor_hi]) or peak in (0, power.size - 1):
             continue
         a, b, c = np.log(power[peak - 1 : peak + 2] + 1e-300)  # parabolic peak interpolation
         offset = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0
@@ -153,20 +176,14 @@ def harmonic_series(x: np.ndarray, rate: int, band_hz: tuple[float, float],
         found_f.append(freqs_hz[peak] + offset * bin_hz)
         found_p.append(to_mean_power * np.sum(power[max(peak - 3, 0) : peak + 4]))
         present.append(f_k >= band_hz[0])
-    found_k, found_f, found_p, present = map(np.asarray, (found_k, found_f, found_p, present))
-    n_predicted = sum(1 for k in range(1, k_max + 1) if band_hz[0] <= k * f0 * math.sqrt(1 + inharmonicity * k * k)
-                      < band_hz[1])
-    n_present = int(np.sum(present)) if present.size else 0
+    found_f, found_p, present = np.asarray(found_f), np.asarray(found_p), np.asarray(present, dtype=bool)
+    n_present = int(np.sum(present))
     if n_present < MIN_PARTIALS or n_present < 0.5 * n_predicted:
         return None
-    if found_k.size >= 3:
-        f0, inharmonicity, _, _ = _fit_series(found_f, np.ones_like(found_f), f0, inharmonicity, 10.0)
+    f0, inharmonicity, _, _ = _fit_series(found_f, np.ones_like(found_f), f0, inharmonicity, 10.0)
     partials = Partials(f0_hz=f0, inharmonicity=inharmonicity, top_hz=found_f[present], top_power=found_p[present],
                         decay_ref_hz=math.sqrt(band_hz[0] * band_hz[1]))
-    if cand_decay is not None:
-        partials.decay_slope_per_s_hz = _decay_slope(partials, np.asarray(cand_f), np.asarray(cand_a),
-                                                     np.asarray(cand_decay), band_hz)
-    return partials
+    return partials, n_present / max(n_predicted, 1)
 
 
 def _decay_slope(partials: Partials, freqs: np.ndarray, amps: np.ndarray, decays: np.ndarray,
@@ -176,7 +193,9 @@ def _decay_slope(partials: Partials, freqs: np.ndarray, amps: np.ndarray, decays
     below (0 with fewer than 3 modes)."""
     k = np.maximum(np.round(freqs / partials.f0_hz), 1)
     cents = 1200 * np.abs(np.log2(np.maximum(freqs, 1e-9) / partials.frequency(k)))
-    sel = (cents < MATCH_CENTS) & (freqs >= band_hz[0] / 2) & (freqs < band_hz[1])
+    # only lightly damped modes (Q = ω/2|σ| > MIN_Q) are partials; the others model transients/noise
+    quality = np.pi * freqs / np.maximum(-decays, 1e-9)
+    sel = (cents < MATCH_CENTS) & (freqs >= band_hz[0] / 2) & (freqs < band_hz[1]) & (quality > MIN_Q)
     if np.sum(sel) < 3:
         return 0.0
     w = amps[sel]
@@ -210,9 +229,10 @@ def continue_partials(partials: Partials, envelope: tuple[np.ndarray, np.ndarray
     """Sinusoids for the partials in [start_hz, stop_hz) at ``rate_out``: (n_out,) float64.
 
     Partial k has frequency f_k, a random phase, and the power envelope of the top octave times
-    exp(2·(dσ/df)·(f_k − f_ref)·t) (the extra decay of a higher partial), scaled so that its mean
-    power under a whole-clip Hann window equals `partial_levels` at f_k (as the input's partials
-    were measured).
+    exp(2·(dσ/df)·(f_k − f_ref)·t), the extra decay of a higher partial (at most
+    MAX_EXTRA_DECAY_NEPERS over the clip). Its level continues the line (`partial_levels`)
+    through the top octave's partials with their own extra decay taken out of their measured
+    (whole-clip Hann-windowed) powers, so a decay is not counted twice.
     """
     ks = np.arange(1, MAX_PARTIALS * 4 + 1, dtype=np.float64)
     f_k = partials.frequency(ks)
@@ -225,11 +245,29 @@ def continue_partials(partials: Partials, envelope: tuple[np.ndarray, np.ndarray
     env_t, env_p = envelope
     base = np.interp(t, env_t, env_p)
     hann = np.hanning(n_out + 2)[1:-1] ** 2
-    levels = partial_levels(partials, f_k)
     phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, f_k.size)
+    # The top octave's partials follow ``base`` times their own extra decay, and were measured
+    # under a whole-clip Hann window: undo that decay's share of their measured powers before
+    # continuing the line, then apply each continued partial's own decay again.
+    base_mean = np.sum(hann * base) / np.sum(hann)
+    if not base_mean > 0:
+        return out
+    max_extra_per_s = MAX_EXTRA_DECAY_NEPERS / max(t[-1], 1.0 / rate_out)
+
+    def envelope_of(f: float) -> np.ndarray:
+        extra_per_s = max(partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz), -max_extra_per_s)
+        return base * np.exp(2 * extra_per_s * t) / base_mean
+
+    def hann_mean(f: float) -> float:
+        return float(np.sum(hann * envelope_of(f)) / np.sum(hann))
+
+    undecayed = replace(partials, top_power=partials.top_power / np.array([hann_mean(f) for f in partials.top_hz]))
+    for f, level, phase in zip(f_k, partial_levels(undecayed, f_k), phases):
+        out += np.sqrt(2 * level * envelope_of(f)) * np.cos(2 * np.pi * f * t + phase)
+    return out
+    max_extra_per_s = MAX_EXTRA_DECAY_NEPERS / max(t[-1], 1.0 / rate_out)
     for f, level, phase in zip(f_k, levels, phases):
-        env = base * np.exp(2 * partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz) * t)
-        mean = np.sum(hann * env) / np.sum(hann)
-        if mean > 0:
-            out += np.sqrt(2 * level * env / mean) * np.cos(2 * np.pi * f * t + phase)
+        extra_per_s = max(partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz), -max_extra_per_s)
+        power = level * base * np.exp(2 * extra_per_s * t) / base_mean
+        out += np.sqrt(2 * power) * np.cos(2 * np.pi * f * t + phase)
     return out

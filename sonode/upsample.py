@@ -10,7 +10,10 @@ model's own rendering (``"model"``). Above it the input carries no information; 
   Nyquist frequency, levels continuing the top octave's tilt, decays the modes' σ(f) trend,
   amplitude envelope the top octave's;
 - a noise floor: random-phase noise whose per-frame level continues the straight line of log power
-  vs log frequency through the top octave (of the floor between partials when harmonic);
+  vs log frequency through the top octave; when harmonic, that of the floor between the partials,
+  with no frame's slope flatter than the whole clip's (an attack's flat spectrum is otherwise
+  continued flat for octaves: measured too bright on the plucked clips; on speech the same limit
+  cut fricatives by 14 dB, so non-harmonic inputs keep the per-frame line);
 - nothing at all when the top octave is empty (SILENT_TOP_OCTAVE_DB).
 
 The two bands are joined by a zero-phase complementary cross-over (`sonode.bandwidth.crossover`)
@@ -31,7 +34,7 @@ from sonode.audio_io import resample
 from sonode.bandwidth import (CROSSOVER_WIDTH, SILENT_TOP_OCTAVE_DB, band_edge_hz, crossover, fit_band,
                               shaped_noise, tilt_track, top_octave_share_db)
 from sonode.baselines import output_length, upsample_sinc
-from sonode.harmonics import continue_partials, harmonic_series, top_envelope
+from sonode.harmonics import MAX_PARTIALS, continue_partials, harmonic_series, top_envelope
 from sonode.metrics import as_signal, energy_above_db
 from sonode.model.decoder import SonodeModel
 from sonode.render import render
@@ -50,6 +53,8 @@ class Extension:
         top_octave_db: the input's energy in its top octave, dB of its total.
         harmonic: whether partials were continued.
         f0_hz, inharmonicity: the series continued (None when not harmonic).
+        f0_source: "modes" (the fitted oscillators) or "spectrum" (the input's peaks) gave f0.
+        decay_slope_per_s_hz: the modes' decay trend dσ/df applied to the continued partials.
         n_partials_added: partials synthesised above the edge.
     """
 
@@ -58,6 +63,8 @@ class Extension:
     harmonic: bool = False
     f0_hz: float | None = None
     inharmonicity: float | None = None
+    f0_source: str | None = None
+    decay_slope_per_s_hz: float = 0.0
     n_partials_added: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,16 +114,17 @@ def extend_band(x: np.ndarray, rate_in: int, rate_out: int,
     if share < SILENT_TOP_OCTAVE_DB:
         return np.zeros(n_out), info
     partials = harmonic_series(sig, rate_in, band, modes)
-    track = tilt_track(sig, rate_in, band, statistic="median" if partials else "mean")
+    track = tilt_track(sig, rate_in, band, statistic="median" if partials else "mean",
+                       clip_slope_limit=partials is not None)
     high = shaped_noise(track, n_out, rate_out, edge, seed=seed)
     if partials is not None:
         stop = 0.98 * rate_out / 2
         tones = continue_partials(partials, top_envelope(sig, rate_in, band), edge, stop, n_out, rate_out, seed)
         high += tones
-        info.harmonic, info.f0_hz, info.inharmonicity = True, partials.f0_hz, partials.inharmonicity
-        k = np.arange(1, 4 * 400 + 1)
-        f_k = partials.frequency(k)
-        info.n_partials_added = int(min(np.sum((f_k >= edge) & (f_k < stop)), 400))
+        info.harmonic, info.f0_hz, info.inharmonicity = True, partials.f0_hz, float(partials.inharmonicity)
+        info.f0_source, info.decay_slope_per_s_hz = partials.source, partials.decay_slope_per_s_hz
+        f_k = partials.frequency(np.arange(1, 4 * MAX_PARTIALS + 1))
+        info.n_partials_added = int(min(np.sum((f_k >= edge) & (f_k < stop)), MAX_PARTIALS))
     return high, info
 
 
