@@ -2,6 +2,7 @@
 
     python benchmarks/bench_upsample.py                         # data/*.wav, 16 kHz input, 60 s fits
     python benchmarks/bench_upsample.py --budget 20 --reuse other.wav
+    python benchmarks/bench_upsample.py --truth-rate 16000 --rate 8000   # held-back top octave
 
 Each clip (its own rate is the truth; the first --duration seconds) is band-limited to --rate with
 `sonode.audio_io.resample`, fitted for --budget seconds, and upsampled back by sonode (default
@@ -37,11 +38,11 @@ SHOWN = ("snr_db", "lsd_below", "lsd_above", "energy_above_vs_truth_db")
 
 
 def run_clip(path: Path, args) -> dict:
-    truth = read_clip(path, duration_s=args.duration)
+    truth = read_clip(path, duration_s=args.duration, rate=args.truth_rate)
     high = truth.sample_rate
     low = Clip(samples=resample(truth.samples, high, args.rate), sample_rate=args.rate, source_path=truth.source_path,
                source_rate=truth.source_rate, source_channels=1, channel="mix", start_s=0.0)
-    model_path = args.output / f"{path.stem}.{args.rate}.sonode"
+    model_path = args.output / f"{path.stem}.{args.rate}.{high}.sonode"
     start = time.perf_counter()
     if args.reuse and model_path.exists():
         fitted = load(model_path)
@@ -60,6 +61,7 @@ def run_clip(path: Path, args) -> dict:
     edge = band_edge_hz(low.samples, args.rate)
     candidates["sonode_no_modes"] = crossover(upsample_sinc(low.samples, args.rate, high), no_modes, high, edge,
                                               CROSSOVER_WIDTH * args.rate / 2)
+    candidates["sonode_high_none"], _ = upsample_samples(low.samples, args.rate, high, high_band="none")
     _, extension = upsample_samples(low.samples, args.rate, high, model=fitted.model)
     scores = {name: upsampling_scores(reference, x, high, args.rate / 2) for name, x in candidates.items()}
     save_band_png(args.output / f"{path.stem}.above_nyquist.png", reference,
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("clips", nargs="*", type=Path, help="clips (default: data/*.wav)")
     parser.add_argument("--budget", type=float, default=60.0, help="training seconds per fit")
     parser.add_argument("--rate", type=int, default=16000, help="input rate (Hz)")
+    parser.add_argument("--truth-rate", type=int, help="resample the truth to this rate first (default: the "
+                        "clip's); e.g. --truth-rate 16000 --rate 8000 predicts the 16 kHz input's own top octave")
     parser.add_argument("--duration", type=float, default=1.0, help="seconds of each clip (from its start)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--synthetic", action="store_true", help="add a Karplus-Strong pluck (not bundled)")
@@ -125,7 +129,8 @@ def main() -> None:
         print(f"{path.name} ...", flush=True)
         results.append(run_clip(path, args))
     (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, input {args.rate} Hz, "
+    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, truth {results[0]['rate']} Hz, "
+          f"input {args.rate} Hz, "
           f"{args.budget:g} s fits, {args.duration:g} s of each clip, torch {torch.__version__}\n")
     print(table(results))
     for r in results:

@@ -27,8 +27,10 @@ MIN_PARTIALS = 3  # ... and at least this many, and half of those predicted, are
 MIN_F0_HZ = 40.0
 MAX_PARTIALS = 400
 MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
-# Extra decay of a continued partial relative to the top octave's envelope, at most this many
-# nepers over the clip (≈ 70 dB): a steeper fitted trend is an outlier, not a string.
+# Extra decay of a continued partial relative to the top octave's envelope: at most this many
+# nepers (≈ 70 dB) over the clip. A faster one cannot be told from the clip's Hann-weighted
+# partial levels, which see little of its first instants (measured: a cap over 0.25 s instead
+# raised the Karplus-Strong clip's LSD above Nyquist from 1.99 to 2.17).
 MAX_EXTRA_DECAY_NEPERS = 8.0
 
 
@@ -264,10 +266,4 @@ def continue_partials(partials: Partials, envelope: tuple[np.ndarray, np.ndarray
     undecayed = replace(partials, top_power=partials.top_power / np.array([hann_mean(f) for f in partials.top_hz]))
     for f, level, phase in zip(f_k, partial_levels(undecayed, f_k), phases):
         out += np.sqrt(2 * level * envelope_of(f)) * np.cos(2 * np.pi * f * t + phase)
-    return out
-    max_extra_per_s = MAX_EXTRA_DECAY_NEPERS / max(t[-1], 1.0 / rate_out)
-    for f, level, phase in zip(f_k, levels, phases):
-        extra_per_s = max(partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz), -max_extra_per_s)
-        power = level * base * np.exp(2 * extra_per_s * t) / base_mean
-        out += np.sqrt(2 * power) * np.cos(2 * np.pi * f * t + phase)
     return out

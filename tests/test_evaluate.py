@@ -31,7 +31,10 @@ def results(clip48k, tmp_path_factory):
 def test_every_task_scores_sonode_and_the_baselines(results):
     _, res = results
     clip = res["clips"][0]
-    assert set(clip["upsampling"]) == {"sonode", "sinc", "sinc_hq", "soxr_hq", "linear", "cubic"}
+    assert set(clip["upsampling"]) == {"sonode", "sonode_model_low", "sonode_render", "sinc", "sinc_hq", "soxr_hq",
+                                       "linear", "cubic", "sinc_noise"}
+    # two tones far below 8 kHz: nothing above the input's Nyquist frequency to continue
+    assert clip["upsampling"]["sonode"]["energy_above_db"] < -100
     assert set(clip["continuation"]) == {"sonode", "lpc32_burg", "lpc256_burg", "lpc32_lstsq"}
     for scores in clip["continuation"].values():
         assert set(scores) == {f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS} | {"lsd"}
@@ -47,7 +50,7 @@ def test_report_files_are_written(results):
     md = (out / "results.md").read_text()
     assert md == results_markdown(res)
     assert "### Upsampling" in md and "| sonode |" in md and "tone48k.wav" in md
-    for suffix in ("upsampling", "continuation", "fit"):
+    for suffix in ("upsampling", "above_nyquist", "continuation", "fit"):
         assert (out / f"tone48k.{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
