@@ -219,7 +219,7 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
         "threads": torch.get_num_threads(),
     }
     # What the fitted trajectory holds above the clip's Nyquist frequency (aliases at the training
-    # grid; added treble when read finely): measured by rendering at REPORT_OVERSAMPLING × the rate.
+    # grid; added treble when read finely): rendered at 4× the rate over the first (up to) 2 s.
     energy_above_db = model_energy_above_db(model)
     info["fit"]["energy_above_nyquist_db"] = energy_above_db if math.isfinite(energy_above_db) else None
     return Fitted(model, info, clip)

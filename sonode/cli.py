@@ -304,7 +304,7 @@ def info(model):
         ]
         if "energy_above_nyquist_db" in report:
             lines.append(f"above Nyquist: {_db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
-                         f"at 4x the rate")
+                         f"at 4x the rate (first 2 s)")
     click.echo("\n".join(lines))
 
 

@@ -41,7 +41,9 @@ from sonode.render import render
 
 LOW_BANDS = ("input", "model")
 HIGH_BANDS = ("model", "none")
-REPORT_OVERSAMPLING = 4  # the fit report renders the model at this many times its rate
+REPORT_OVERSAMPLING = 4  # the fit report renders the model at this many times its rate ...
+REPORT_SPAN_S = 2.0  # ... over at most its first this many seconds (8 s of rendering per second of a
+# 16 kHz fit on the loaded 2-core machine: a whole 30 s clip would add minutes to every fit)
 
 
 @dataclass
@@ -174,15 +176,16 @@ def _resampled(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.pad(out, (0, max(0, n_out - out.size)))[:n_out]
 
 
-def model_energy_above_db(model: SonodeModel, factor: int = REPORT_OVERSAMPLING) -> float:
+def model_energy_above_db(model: SonodeModel, factor: int = REPORT_OVERSAMPLING,
+                          span_s: float = REPORT_SPAN_S) -> float:
     """The fitted model's energy above its clip's Nyquist frequency, in dB of its total.
 
-    Renders the fitted span at ``factor`` × the clip's rate (solver steps as fine) and measures the
-    share above rate/2: what aliases at the training grid, or appears as added treble when the
-    model is read more finely. −inf when there is none.
+    Renders the first min(span_s, fitted span) seconds at ``factor`` × the clip's rate (solver
+    steps as fine) and measures the share above rate/2: what aliases at the training grid, or
+    appears as added treble when the model is read more finely. −inf when there is none.
     """
     rate = model.config.sample_rate
-    samples = render(model, rate=factor * rate).samples
+    samples = render(model, rate=factor * rate, end_s=min(span_s, model.config.duration_s)).samples
     if not np.any(samples):
         return -math.inf
     return energy_above_db(samples - samples.mean(), factor * rate, rate / 2)
