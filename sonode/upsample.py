@@ -5,10 +5,11 @@ the output's low band is that (``low_band="input"``, the default) or, on request
 model's own rendering (``"model"``). Above it the input carries no information; what is added
 (``high_band="model"``, the default) comes from the structure of the clip and its fitted dynamics:
 
-- partials: when the input's top octave is harmonic, the series k·f₀·√(1 + B k²) (f₀ and B from the
-  model's oscillator modes, refined on the input's spectrum) is continued up to the output's
-  Nyquist frequency, levels continuing the top octave's tilt, decays the modes' σ(f) trend,
-  amplitude envelope the top octave's;
+- partials: when the input's top octave is harmonic, the series k·f₀·√(1 + B k²) (f₀ and B from
+  the model's oscillator modes or from the input's spectral peaks, whichever the input's spectrum
+  confirms better) is continued up to the output's Nyquist frequency, levels continuing the top
+  octave's tilt, amplitude envelope the top octave's, and, when the modes identified the series,
+  their decay trend σ(f);
 - a noise floor: random-phase noise whose per-frame level continues the straight line of log power
   vs log frequency through the top octave; when harmonic, that of the floor between the partials,
   with no frame's slope flatter than the whole clip's (an attack's flat spectrum is otherwise
@@ -116,7 +117,7 @@ def extend_band(x: np.ndarray, rate_in: int, rate_out: int,
     if share < SILENT_TOP_OCTAVE_DB:
         return np.zeros(n_out), info
     partials = harmonic_series(sig, rate_in, band, modes)
-    track = tilt_track(sig, rate_in, band, statistic="median" if partials else "mean",
+    track = tilt_track(sig, rate_in, band, statistic="median" if partials is not None else "mean",
                        clip_slope_limit=partials is not None)
     high = shaped_noise(track, n_out, rate_out, edge, seed=seed)
     if partials is not None:
