@@ -11,6 +11,7 @@ The CLI (`sonode.cli`) is a thin shell over these functions.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from dataclasses import fields
@@ -25,6 +26,7 @@ from sonode.audio_io import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.render import Rendering, extrapolate, render
+from sonode.upsample import model_energy_above_db
 
 FIT_OPTION_NAMES = tuple(f.name for f in fields(FitOptions))
 
@@ -37,9 +39,10 @@ class Fitted:
         info: plain metadata: source file, rate, span, fit report summary (saved with the model).
     """
 
-    def __init__(self, model: SonodeModel, info: dict[str, Any]):
+    def __init__(self, model: SonodeModel, info: dict[str, Any], clip: Clip | None = None):
         self.model = model
         self.info = info
+        self._clip = clip  # the fitted samples, when fitted in this session (not saved)
 
     @property
     def sample_rate(self) -> int:
@@ -56,9 +59,58 @@ class Fitted:
         """The signal on [start_s, end_s) at ``rate`` (see `sonode.render.render`)."""
         return render(self.model, rate=rate, start_s=start_s, end_s=end_s, progress=progress)
 
-    def upsample(self, rate: int) -> np.ndarray:
-        """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64."""
-        return self.render(rate=rate).samples
+    def upsample(self, rate: int, low_band: str = "input", high_band: str = "model",
+                 clip: str | os.PathLike | Clip | None = None, seed: int = 0) -> np.ndarray:
+        """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
+
+        The input's band is kept and the band above it synthesised (see `sonode.upsample`).
+
+        Args:
+            rate: output rate in Hz.
+            low_band: "input" (band-limited interpolation of the fitted samples) or "model"
+                (the model's rendering).
+            high_band: "model" (partials and noise floor continued from the clip and the fitted
+                modes) or "none".
+            clip: the fitted samples for ``low_band="input"``: a `Clip` or file path (read as
+                recorded in ``info["source"]``). Default: the clip of this session's fit, else
+                the source file recorded in the model.
+            seed: of the synthesised band's random phases.
+        """
+        from sonode.upsample import upsample_samples
+
+        samples = self.fitted_samples(clip).samples
+        out, _ = upsample_samples(samples, self.sample_rate, int(rate), model=self.model, low_band=low_band,
+                                  high_band=high_band, seed=seed)
+        return out
+
+    def fitted_samples(self, clip: str | os.PathLike | Clip | None = None) -> Clip:
+        """The samples the model was fitted on: ``clip`` if given (a `Clip`, or a path read with the
+        recorded channel, start, rate and length), else this session's clip, else the recorded source.
+
+        Raises:
+            sonode.errors.AudioInputError: the file cannot be read.
+            ValueError: the samples do not have the fitted span's rate and length.
+        """
+        if clip is None and self._clip is not None:
+            clip = self._clip
+        if not isinstance(clip, Clip):
+            source = self.info.get("source", {})
+            path = clip if clip is not None else source.get("path")
+            if path is None:
+                raise ValueError("the model records no source clip; pass the fitted clip")
+            clip = read_clip(path, channel=source.get("channel", "mix"), start_s=source.get("start_s", 0.0),
+                             duration_s=self.duration_s, rate=self.sample_rate)
+        n_fitted = self.model.config.n_samples
+        if clip.sample_rate == self.sample_rate and abs(clip.n_samples - n_fitted) <= 2:
+            # a re-read through a resampler may round the length differently by a sample
+            samples = np.pad(clip.samples, (0, max(0, n_fitted - clip.n_samples)))[:n_fitted]
+            return Clip(samples=samples, sample_rate=clip.sample_rate, source_path=clip.source_path,
+                        source_rate=clip.source_rate, source_channels=clip.source_channels,
+                        channel=clip.channel, start_s=clip.start_s)
+        else:
+            raise ValueError(f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
+                             f"fitted on {self.model.config.n_samples} at {self.sample_rate} Hz; pass the fitted clip")
+        return clip
 
     def extrapolate(self, seconds: float, rate: int | None = None, with_context: bool = False) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.render.extrapolate`)."""
@@ -166,4 +218,8 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
                      "python": platform.python_version()},
         "threads": torch.get_num_threads(),
     }
-    return Fitted(model, info)
+    # What the fitted trajectory holds above the clip's Nyquist frequency (aliases at the training
+    # grid; added treble when read finely): rendered at 4× the rate over the first (up to) 2 s.
+    energy_above_db = model_energy_above_db(model)
+    info["fit"]["energy_above_nyquist_db"] = energy_above_db if math.isfinite(energy_above_db) else None
+    return Fitted(model, info, clip)

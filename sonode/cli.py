@@ -233,7 +233,8 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force:
     if not quiet:
         click.echo(f"  SNR {_db(report['snr_db'], 2)} dB (fine solve {_db(report['fine_snr_db'], 2)} dB, "
                    f"initial {_db(report['initial_snr_db'], 2)} dB) after {report['epochs']} steps "
-                   f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}", err=True)
+                   f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
+                   f"Nyquist {_db_text(report.get('energy_above_nyquist_db'))}", err=True)
         click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
     _warn_discretisation(report)
     if stop.signal is not None:
@@ -360,7 +361,14 @@ def info(model):
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {_db(report.get('trajectory_snr_db'))} dB",
         ]
+        if "energy_above_nyquist_db" in report:
+            lines.append(f"above Nyquist: {_db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
+                         f"at 4x the rate (first 2 s)")
     click.echo("\n".join(lines))
+
+
+def _db_text(value: float | None) -> str:
+    return "none (-inf dB)" if value is None else f"{value:.1f} dB"
 
 
 def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool) -> None:
@@ -431,17 +439,28 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 @_out_option
 @_subtype_option
 @click.option("--rate", "out_rate", type=int, callback=_positive(int), help="Output rate in Hz (required).")
+@click.option("--low-band", type=click.Choice(["input", "model"]), default="input", show_default=True,
+              help="Below the input's band edge: band-limited interpolation of the fitted samples, or the "
+              "model's rendering.")
+@click.option("--high-band", type=click.Choice(["model", "none"]), default="model", show_default=True,
+              help="Above the input's band edge: partials and noise floor continued from the clip and the "
+              "fitted modes, or nothing.")
+@click.option("--clip", "fitted_clip", type=click.Path(),
+              help="When SOURCE is a model: the clip it was fitted on (default: the source file recorded in "
+              "the model, read with the recorded channel, start and rate).")
 @click.option("--model-out", type=click.Path(), help="When SOURCE is a clip: where to save the fitted model.")
 @functools.partial(_fit_options, rate_flag="--fit-rate")
 @_fail_cleanly
-def upsample(source, out, subtype, out_rate, model_out, quiet, device, **kw):
-    """Render the whole fitted span of SOURCE at --rate HZ.
+def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, model_out, quiet, device, **kw):
+    """Write the whole fitted span of SOURCE at --rate HZ: the input's band kept, the band above it
+    synthesised from the clip's structure and the fitted modes.
 
     SOURCE is a model file, or a clip (fitted first, with the same options as `sonode fit`; the
     fit's own rate is then the file's, or --fit-rate).
     """
     from sonode.api import load
     from sonode.audio_io import check_output_path
+    from sonode.render import Rendering
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
@@ -450,8 +469,9 @@ def upsample(source, out, subtype, out_rate, model_out, quiet, device, **kw):
         fitted = load(source)
     else:
         fitted, _ = _run_fit(source, model_out, quiet, device, **kw)
-    _write_rendering(fitted.render(rate=out_rate, progress=_bar(quiet)), out, subtype, [source], quiet,
-                     kw["force"])
+    samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
+    _write_rendering(Rendering(samples=samples, sample_rate=out_rate, start_s=0.0), out, subtype,
+                     [source] + ([fitted_clip] if fitted_clip else []), quiet, kw["force"])
 
 
 def _is_model_file(path: str) -> bool:

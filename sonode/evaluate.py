@@ -27,8 +27,8 @@ from sonode.audio_io import Clip, check_output_path, read_clip, resample
 from sonode.baselines import CONTINUATIONS, UPSAMPLERS, output_length
 from sonode.errors import OutputPathError
 from sonode.fileutil import atomic_write, markdown_marker, sonode_marker
-from sonode.metrics import log_spectral_distance, snr_db
-from sonode.plotting import save_comparison_png
+from sonode.metrics import energy_above_db, log_spectral_distance, lsd_ssr, snr_db
+from sonode.plotting import save_band_png, save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
 #: The pictures written per clip: <stem>.<kind>.png.
@@ -85,9 +85,8 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     nyquist = low_rate / 2
 
     full, full_time = _fit(low, options, on_epoch)
-    candidates = {"sonode": full.render(rate=high).samples}
-    candidates.update({name: f(low.samples, low_rate, high) for name, f in UPSAMPLERS.items()})
-    upsampling = {name: _upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()}
+    candidates = upsampling_candidates(full, low, high)
+    upsampling = {name: upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()}
 
     horizon = int(round(options.horizon_s * low_rate))
     if horizon >= low.n_samples // 2:
@@ -113,10 +112,28 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     return result
 
 
-def _upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
-    lsd = log_spectral_distance(reference, x, rate, split_hz=nyquist)
-    return {"snr_db": snr_db(reference, x), "lsd": lsd["lsd"], "lsd_below": lsd["lsd_below"],
-            "lsd_above": lsd["lsd_above"]}
+def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.ndarray]:
+    """Every upsampler's output at ``rate`` for the fitted clip ``low``: "sonode" (the default
+    options: input band kept, band above synthesised), "sonode_model_low" (the model's own band
+    below), "sonode_render" (the raw trajectory read at ``rate``), then `sonode.baselines.UPSAMPLERS`."""
+    candidates = {"sonode": fitted.upsample(rate, clip=low),
+                  "sonode_model_low": fitted.upsample(rate, low_band="model", clip=low),
+                  "sonode_render": fitted.render(rate=rate).samples}
+    candidates.update({name: f(low.samples, low.sample_rate, rate) for name, f in UPSAMPLERS.items()})
+    return candidates
+
+
+def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
+    """SNR (dB); the LSD of ssr_eval (`sonode.metrics.lsd_ssr`: log10 power, gains matched) over all
+    bins, below and above ``nyquist``; the issue-5 LSD (1e-10 floor, "lsd5_*"); the share of energy
+    above ``nyquist`` (dB of the total) and its difference from the truth's (dB)."""
+    ssr = lsd_ssr(reference, x, rate, split_hz=nyquist)
+    lsd5 = log_spectral_distance(reference, x, rate, split_hz=nyquist)
+    share = energy_above_db(x, rate, nyquist) if np.any(x) else -np.inf
+    share_truth = energy_above_db(reference, rate, nyquist)
+    return {"snr_db": snr_db(reference, x), "lsd": ssr["lsd"], "lsd_below": ssr["lsd_below"],
+            "lsd_above": ssr["lsd_above"], "lsd5_below": lsd5["lsd_below"], "lsd5_above": lsd5["lsd_above"],
+            "energy_above_db": share, "energy_above_vs_truth_db": share - share_truth}
 
 
 def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
@@ -127,10 +144,12 @@ def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[s
 
 def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, history, future, continuations,
               low_rate, full: Fitted) -> None:
-    shown = {k: candidates[k] for k in ("sonode", "sinc", "cubic")}
+    shown = {k: candidates[k] for k in ("sonode", "sinc", "sinc_noise")}
     save_comparison_png(folder / f"{stem}.upsampling.png", reference, shown, high,
                         zoom_centers_s=[0.1, 0.5 * reference.shape[0] / high], title=f"{stem}: upsampling",
                         dynamic_range_db=120.0, freq_marker_hz=nyquist)
+    save_band_png(folder / f"{stem}.above_nyquist.png", reference, shown, high, nyquist,
+                  title=f"{stem}: above the input's Nyquist frequency ({nyquist / 1000:g} kHz)")
     joined = {k: np.concatenate([history, continuations[k]]) for k in ("sonode", "lpc32_burg", "lpc256_burg")}
     start_s = history.shape[0] / low_rate
     save_comparison_png(folder / f"{stem}.continuation.png", np.concatenate([history, future]), joined, low_rate,
@@ -200,8 +219,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     opts = results["options"]
     lines = [f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
              f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.", ""]
-    tables = [("Upsampling (to each clip's own rate)", "upsampling",
-               ["snr_db", "lsd", "lsd_below", "lsd_above"]),
+    tables = [("Upsampling (to each clip's own rate; LSD as ssr_eval, gains matched)", "upsampling",
+               ["snr_db", "lsd", "lsd_below", "lsd_above", "energy_above_vs_truth_db"]),
               ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"])]
     for title, task, metrics in tables:
         lines += [f"### {title}", "", "| method | " + " | ".join(metrics) + " |",

@@ -282,10 +282,12 @@ def plot_training_curve(
         # Inside the axes: the twin y-axis labels take the right margin.
         ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
         heading = title if title is not None else "training"
+        details = f"final SNR {snr[-1]:.1f} dB"
         last = history[-1]
         if "elapsed_s" in last:
-            heading += f" — {float(last['elapsed_s']):.1f} s elapsed"
-        ax.set_title(heading + f", final SNR {snr[-1]:.1f} dB")
+            details = f"{float(last['elapsed_s']):.1f} s elapsed, " + details
+        # Two lines: a long clip name plus the figures overran the 8-inch figure's right edge.
+        ax.set_title(f"{heading}\n{details}", wrap=True)
         return ax if isinstance(target, Axes) else None
 
 
@@ -426,6 +428,52 @@ def save_comparison_png(
         list(grid[: len(series)]), series, rate, log_freq=log_freq,
         dynamic_range_db=dynamic_range_db, freq_marker_hz=freq_marker_hz,
     )
+    if title:
+        figure.suptitle(title)
+    _save(figure, out)
+
+
+def save_band_png(
+    path: str | os.PathLike,
+    truth: np.ndarray,
+    candidates: Mapping[str, np.ndarray],
+    sample_rate: float,
+    low_hz: float,
+    title: str | None = None,
+    dynamic_range_db: float = 100.0,
+) -> None:
+    """Spectrograms of the truth and the candidates from ``low_hz`` up (e.g. an upsampler's input
+    Nyquist frequency, marked dashed) to sample_rate/2, on one colour scale whose top is the
+    loudest bin of that band in any panel, 4 × 3.2 inches per panel.
+
+    Args:
+        path: ``.png`` destination.
+        truth, candidates: shape (n_samples,) each, at ``sample_rate`` Hz, at least 42.7 ms long.
+        low_hz: lowest frequency shown (the view starts 5 % below it), Hz.
+        title: figure title.
+        dynamic_range_db: colour range below the band's maximum, dB.
+    """
+    out = _png_path(path)
+    series = _check_signals({TRUTH_LABEL: truth, **candidates})
+    rate = check_sample_rate(sample_rate)
+    frame = lsd_n_fft(rate)
+    figure = _new_figure(4.0 * len(series), 3.2 + (0.4 if title else 0.0))
+    axes = list(figure.subplots(1, len(series), squeeze=False)[0])
+    spectra = {}
+    for label, x in series.items():
+        freqs_hz, times_s, power = power_spectrogram(x, rate, frame, max(1, frame // 4))
+        keep = freqs_hz >= 0.95 * low_hz
+        spectra[label] = (freqs_hz[keep], times_s, 10 * np.log10(np.maximum(power[keep], POWER_FLOOR)))
+    top_db = max(float(np.max(db)) for _, _, db in spectra.values())
+    image = None
+    for ax, (label, (freqs_hz, times_s, db)) in zip(axes, spectra.items()):
+        image = ax.pcolormesh(times_s, freqs_hz, db, shading="nearest", cmap="magma",
+                              vmin=top_db - dynamic_range_db, vmax=top_db, rasterized=True)
+        ax.axhline(low_hz, color="white", linestyle="--", linewidth=0.8)
+        ax.set_title(label)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("frequency (Hz)")
+    figure.colorbar(image, ax=axes, label="power (dB)")
     if title:
         figure.suptitle(title)
     _save(figure, out)

@@ -8,9 +8,15 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torchaudio.functional
 
 from sonode.model.decoder import SonodeModel
 
+# The decimation filter of renders below the clip's rate: torchaudio's "kaiser_best" (64 zero
+# crossings, Kaiser beta 14.77, cutoff 0.948 x the new Nyquist), as sonode.audio_io.resample uses
+# (that module sits above this one, so the parameters are repeated rather than imported).
+_DECIMATION_KW = dict(lowpass_filter_width=64, rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
+                      beta=14.769656459379492)
 # A free run is stopped when it leaves ±BLOWUP_FACTOR × the clip's peak (normalised peak = 1):
 # real continuations of the sounds sonode models decay or hold their level.
 BLOWUP_FACTOR = 10.0
@@ -54,7 +60,9 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
         A `Rendering` of round((end_s − start_s)·rate) samples, sample j at start_s + j/rate, from
         the fast modal solver that training uses: at the clip's own rate this repeats the training
         solve; at any other rate the oscillators are exact and the envelope is read from the same
-        solution.
+        solution. Below the clip's rate the trajectory is rendered at m·rate ≥ the clip's rate (m
+        whole) and decimated by m with a band-limiting resampler (Kaiser-windowed sinc), so content
+        above the new Nyquist frequency is removed instead of folding back into the band.
 
     Raises:
         ValueError: a negative start, an end before the start, or a rate that is not positive.
@@ -68,6 +76,8 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
         raise ValueError(f"start must be ≥ 0 s (the model starts at the fitted span's first sample), got {start_s}")
     if not end_s > start_s:
         raise ValueError(f"end ({end_s} s) must be after start ({start_s} s)")
+    if rate < config.sample_rate:
+        return _render_band_limited(model, rate, start_s, end_s, progress)
     n = n_output_samples(end_s - start_s, rate)
     times = start_s + torch.arange(n, dtype=torch.float64) / rate
     total = config.layout.n_segments
@@ -75,6 +85,20 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
                                 progress=None if progress is None else (lambda done: progress(done, total)))
     stopped_at = float(times[x.numel()]) if x.numel() < n else None
     return Rendering(samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at)
+
+
+def _render_band_limited(model: SonodeModel, rate: int, start_s: float, end_s: float,
+                         progress: Callable[[int, int], None] | None) -> Rendering:
+    """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
+    ratio keeps the resampler's polyphase kernel small for any rate)."""
+    factor = -(-model.config.sample_rate // rate)
+    fine = render(model, rate=factor * rate, start_s=start_s, end_s=end_s, progress=progress)
+    n = n_output_samples(end_s - start_s, rate)
+    samples = torchaudio.functional.resample(torch.from_numpy(fine.samples), factor * rate, rate,
+                                             **_DECIMATION_KW).numpy()[:n]
+    if fine.stopped_at_s is None:
+        samples = np.pad(samples, (0, n - samples.size))
+    return Rendering(samples=samples, sample_rate=rate, start_s=start_s, stopped_at_s=fine.stopped_at_s)
 
 
 def extrapolate(model: SonodeModel, seconds: float, rate: int | None = None, with_context: bool = False,

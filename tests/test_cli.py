@@ -109,3 +109,16 @@ def test_fit_without_training_epochs_still_writes_its_outputs(workdir, tmp_path)
     result = run("fit", workdir / "tone.wav", "-o", tmp_path / "zero.sonode", *FAST, "--steps", "0")
     assert result.exit_code == 0, result.output
     assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "tone.recon.wav", "tone.fit.json"}
+
+
+def test_upsample_band_options_and_the_fitted_clip(workdir):
+    model = workdir / "out" / "tone.sonode"
+    for extra in (["--low-band", "model", "--high-band", "none"], ["--clip", workdir / "tone.wav"]):
+        dest = workdir / "up_bands.wav"
+        result = run("upsample", model, "--rate", 48000, "-o", dest, "--quiet", *extra)
+        assert result.exit_code == 0, result.output
+        samples, rate = sf.read(dest)
+        assert rate == 48000 and samples.shape == (9600,) and np.all(np.isfinite(samples))
+    result = run("upsample", model, "--rate", 48000, "-o", workdir / "x.wav", "--clip", workdir / "missing.wav")
+    assert result.exit_code != 0 and "missing.wav" in result.output and "Traceback" not in result.output
+    assert "above Nyquist" in run("info", model).output

@@ -32,7 +32,10 @@ def results(clip48k, tmp_path_factory):
 def test_every_task_scores_sonode_and_the_baselines(results):
     _, res = results
     clip = res["clips"][0]
-    assert set(clip["upsampling"]) == {"sonode", "sinc", "sinc_hq", "soxr_hq", "linear", "cubic"}
+    assert set(clip["upsampling"]) == {"sonode", "sonode_model_low", "sonode_render", "sinc", "sinc_hq", "soxr_hq",
+                                       "linear", "cubic", "sinc_noise"}
+    # two tones far below 8 kHz (only the clip's abrupt ends reach above): nothing loud is invented
+    assert clip["upsampling"]["sonode"]["energy_above_vs_truth_db"] < 1.0
     assert set(clip["continuation"]) == {"sonode", "lpc32_burg", "lpc256_burg", "lpc512_burg", "lpc1024_burg",
                                            "lpc2048_burg", "lpc32_lstsq"}
     for scores in clip["continuation"].values():
@@ -49,7 +52,7 @@ def test_report_files_are_written(results):
     md = (out / "results.md").read_text()
     assert md == markdown_marker() + results_markdown(res)  # the marker lets a rerun replace it
     assert "### Upsampling" in md and "| sonode |" in md and "tone48k.wav" in md
-    for suffix in ("upsampling", "continuation", "fit"):
+    for suffix in ("upsampling", "above_nyquist", "continuation", "fit"):
         assert (out / f"tone48k.{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -135,7 +135,7 @@ def test_running_snr_drops_non_finite_points_and_training_curve_uses_log_loss():
     assert ydata[0] == 10.0 and math.isnan(ydata[1]) and math.isnan(ydata[2])
     ax = plotting.plot_training_curve(_axes(), _history(4), title="fit")
     assert ax.get_yscale() == "log"
-    assert ax.get_title() == "fit — 1.5 s elapsed, final SNR 9.0 dB"
+    assert ax.get_title() == "fit\n1.5 s elapsed, final SNR 9.0 dB"
 
 
 # --- refused inputs ----------------------------------------------------------------------------
