@@ -182,7 +182,7 @@ def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSet
         z0[:, n_modes + drop] = 0.0
         local_s = -torch.arange(n_gap + 1, dtype=torch.float64) / rate
         try:
-            x = model.denormalise(model.read(model.solve(z0, local_s, 1.0 / rate)[1:, 0]))
+            x = model.denormalise(model.read(model.solve(z0, local_s)[1:, 0]))
         except RuntimeError:  # the engine refuses non-finite states: the run diverged
             return np.full(n_gap, np.nan)
     return x[::-1].copy()

@@ -120,6 +120,18 @@ RANKING_WINDOW_SAMPLES = 2048  # windows on which the modes are ranked and their
 MAX_RANKING_WINDOWS = 32
 MODE_COUNT_CANDIDATES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 HELD_BACK_FRACTION = 0.2
+# A long clip's predictor is fitted on evenly spaced excerpts totalling this many seconds: its
+# normal matrix costs n·order² operations, hours for minutes of audio at order 1024.
+IDENTIFY_MAX_SAMPLES_PER_RATE_HZ = 8
+
+
+def _excerpts(x: np.ndarray, max_samples: int, pieces: int = 8) -> np.ndarray:
+    """x itself if short enough, else ``pieces`` evenly spaced excerpts joined (max_samples in all)."""
+    if x.shape[0] <= max_samples:
+        return x
+    length = max_samples // pieces
+    starts = np.linspace(0, x.shape[0] - length, pieces).astype(int)
+    return np.concatenate([x[s: s + length] for s in starts])
 
 
 def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_modes: int = 128,
@@ -145,7 +157,7 @@ def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_mod
         model has the latent size the user asked for.
     """
     order = int(min(lp_order, max(2, (x.shape[0] - 1) // 3)))
-    poles = predictor_poles(x, order)
+    poles = predictor_poles(_excerpts(x, IDENTIFY_MAX_SAMPLES_PER_RATE_HZ * sample_rate), order)
     length = min(RANKING_WINDOW_SAMPLES, x.shape[0])
     n_win = min(MAX_RANKING_WINDOWS, max(1, x.shape[0] // length))
     starts = np.linspace(0, x.shape[0] - length, n_win).astype(int)
