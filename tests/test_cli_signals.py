@@ -104,7 +104,7 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, ref
     fit.finish()
     assert not model.exists()
     _, meta = load_model_file(checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION])
-    assert 0 < meta["step"] < STEPS
+    assert 0 < meta["epoch"] < STEPS
     refused = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"])
     assert refused.exit_code == 2 and "Traceback" not in refused.output
     assert "other options (hidden: checkpoint 8, now 16)" in refused.output
@@ -116,7 +116,7 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, ref
 def test_same_clip_options_and_seed_give_the_same_model_file(clip, tmp_path, reference):
     again = _fit_in_process(clip, tmp_path / "tone.sonode", "--steps", STEPS)
     _assert_same_model(reference, again)
-    _, meta = load_model_file(again, kind="sonode-decoder", supported_versions=[1])
+    _, meta = load_model_file(again, kind="sonode-decoder", supported_versions=[2])
     assert meta["info"]["fit"]["epochs"] == STEPS
 
 
