@@ -80,7 +80,7 @@ def reference(clip, tmp_path_factory):
 def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
     model = tmp_path / "tone.sonode"
     fit = _Fit(clip, model, "--max-time", "300")
-    fit.wait_for(lambda: b"step" in fit.stderr, "an epoch on the progress line")
+    fit.wait_for(lambda: b"| loss" in fit.stderr, "a step on the progress line")
     fit.proc.send_signal(signum)
     code, stderr = fit.finish()
     assert code == EXIT_INTERRUPTED, stderr

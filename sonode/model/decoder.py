@@ -22,6 +22,7 @@ from sonode.ode import odeint, odeint_adjoint
 MODEL_KIND = "sonode-decoder"
 MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
 GRADIENT_METHODS = ("adjoint", "backprop")
+EVALUATION_SEGMENTS = 256  # segments per solve when reconstructing without a gradient
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,18 @@ class SonodeModel(nn.Module):
         layout = self.config.layout
         local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
         states = self.states if segments is None else self.states[segments]
-        if substeps is None:
-            per_segment = modal_readout(self.bank, self.field, states, local, self.readout, gradient) + self.readout_bias
-        else:
-            per_segment = self.read(self.solve(states, local, 1.0 / (layout.sample_rate * substeps), gradient))
+        # Without a gradient the segments are solved a run at a time: memory then does not grow with
+        # the clip (with one, the caller chooses the run: `segments`).
+        chunk = states.shape[0] if gradient is not None else EVALUATION_SEGMENTS
+        parts = []
+        for begin in range(0, states.shape[0], chunk):
+            part = states[begin: begin + chunk]
+            if substeps is None:
+                parts.append(modal_readout(self.bank, self.field, part, local, self.readout, gradient)
+                             + self.readout_bias)
+            else:
+                parts.append(self.read(self.solve(part, local, 1.0 / (layout.sample_rate * substeps), gradient)))
+        per_segment = torch.cat(parts, dim=1)
         first = 0 if segments is None else int(segments[0])
         weights = layout.training_weights()[:, first: first + states.shape[0]]
         return layout.overlap_add(per_segment * weights, first), per_segment

@@ -69,7 +69,7 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
     weights = layout.training_weights().numpy().T  # (M, W)
     windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
     states = np.empty((layout.n_segments, basis.shape[1]))
-    per_batch = max(1, (1 << 25) // basis.shape[1] ** 2)  # bounds the (batch, 2K, 2K) normal matrices
+    per_batch = max(1, (1 << 23) // basis.shape[1] ** 2)  # bounds the (batch, 2K, 2K) normal matrices
     basis_t = torch.from_numpy(basis)
     for begin in range(0, layout.n_segments, per_batch):
         w, xw = weights[begin: begin + per_batch], windows[begin: begin + per_batch]
