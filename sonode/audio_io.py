@@ -108,7 +108,7 @@ def read_clip(
     start_s: float = 0.0,
     duration_s: float | None = None,
     rate: int | None = None,
-    max_duration_s: float = 30.0,
+    max_duration_s: float = 600.0,
     min_duration_s: float = 0.05,
 ) -> Clip:
     """Read one validated mono clip from a WAV, FLAC or OGG file.
