@@ -34,6 +34,9 @@ ATOL = 1e-8
 # ≈ −70 dB at 1000/s (a 1 ms attack); the discretisation check measures what it really is.
 NODE_SPACING_S = 2e-3
 HERMITE_MATRIX_MAX_NODES = 32
+# Trajectories per envelope solve without a gradient (reconstruction, rendering): memory then does
+# not grow with the clip, and a render at the clip's rate solves the very batches training does.
+EVALUATION_SEGMENTS = 256
 
 
 class EnvelopeODE(nn.Module):
@@ -73,7 +76,7 @@ def modal_coordinates(bank: OscillatorBank, field: ModalField | None, z0: torch.
     t = local_s.to(torch.float64)[:, None]
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
         exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[:, None, :]  # (n, 1, K)
-        if _needs_envelope(field, gradient):
+        if needs_envelope(field, gradient):
             envelope = _envelope(bank, field, u0 * u0 + v0 * v0, local_s, gradient, rtol, atol)
             exponent = exponent + torch.complex(envelope[..., :k], envelope[..., k:])
         return torch.complex(u0, v0) * torch.exp(exponent)
@@ -89,7 +92,7 @@ def modal_solve(bank: OscillatorBank, field: ModalField | None, z0: torch.Tensor
     return torch.cat([c.real, c.imag], dim=-1)
 
 
-def _needs_envelope(field: ModalField | None, gradient: str | None) -> bool:
+def needs_envelope(field: ModalField | None, gradient: str | None) -> bool:
     """Γ must be integrated unless the ODE is linear: no field, or a zero field and no gradient
     wanted (a zero output layer still has a gradient, so training must integrate it)."""
     return field is not None and (gradient is not None or not field.is_zero())
@@ -98,12 +101,29 @@ def _needs_envelope(field: ModalField | None, gradient: str | None) -> bool:
 def _envelope(bank: OscillatorBank, field: ModalField, energy0: torch.Tensor, local_s: torch.Tensor,
               gradient: str | None, rtol: float, atol: float) -> torch.Tensor:
     """g = [Re Γ, Im Γ] at local_s, shape (n, B, 2K): dopri5 at nodes, cubic Hermite between."""
+    t = local_s.to(torch.float64)
+    nodes, values, slopes = envelope_nodes(bank, field, energy0, float(t[0]), float(t[-1]), gradient, rtol, atol)
+    with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
+        return hermite(nodes, values, slopes, t)
+
+
+def envelope_nodes(bank: OscillatorBank, field: ModalField, energy0: torch.Tensor, first_s: float, last_s: float,
+                   gradient: str | None = None, rtol: float = RTOL,
+                   atol: float = ATOL) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Γ solved at equally spaced nodes from first_s (where Γ = 0) to last_s, ≤ NODE_SPACING_S apart.
+
+    Args:
+        bank, field, gradient, rtol, atol: as in `modal_coordinates`.
+        energy0: |c_k|² at first_s, shape (B, K).
+        first_s, last_s: local times in seconds (last_s < first_s integrates backward).
+
+    Returns:
+        (nodes (N,) float64 seconds, values g = [Re Γ, Im Γ] (N, B, 2K), slopes dg/dt (N, B, 2K)).
+    """
     func = EnvelopeODE(bank, field, energy0)
     g0 = torch.zeros(energy0.shape[:-1] + (2 * field.n_modes,), dtype=energy0.dtype)
-    t = local_s.to(torch.float64)
-    span = float(t[-1] - t[0])
-    n_nodes = max(2, math.ceil(abs(span) / NODE_SPACING_S - 1e-9) + 1)
-    nodes = torch.linspace(float(t[0]), float(t[-1]), n_nodes, dtype=torch.float64)
+    n_nodes = max(2, math.ceil(abs(last_s - first_s) / NODE_SPACING_S - 1e-9) + 1)
+    nodes = torch.linspace(first_s, last_s, n_nodes, dtype=torch.float64)
     if gradient is None:
         with torch.no_grad():
             values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
@@ -117,10 +137,10 @@ def _envelope(bank: OscillatorBank, field: ModalField, energy0: torch.Tensor, lo
         raise ValueError(f"gradient must be 'adjoint', 'backprop' or None, got {gradient!r}")
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
         slopes = func(nodes[:, None, None], values)  # dΓ/dt at every node, one batched evaluation
-        return _hermite(nodes, values, slopes, t)
+    return nodes, values, slopes
 
 
-def _hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Cubic Hermite interpolation of (values, slopes) at equally spaced ``nodes`` (n_nodes, ...),
     read at times ``t`` (n,) inside [nodes[0], nodes[-1]] (either direction): (n, ...).
 
@@ -130,10 +150,7 @@ def _hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t:
     step = float(nodes[1] - nodes[0])
     position = torch.clamp((t - nodes[0]) / step, 0.0, n_nodes - 1.0)
     left = torch.clamp(position.floor().long(), max=n_nodes - 2)
-    th = (position - left).to(values.dtype)
-    th2 = th * th
-    th3 = th2 * th
-    weights = (2 * th3 - 3 * th2 + 1, 3 * th2 - 2 * th3, step * (th3 - 2 * th2 + th), step * (th3 - th2))
+    weights = _hermite_basis((position - left).to(values.dtype), step)
     if n_nodes <= HERMITE_MATRIX_MAX_NODES:
         basis = torch.zeros(t.shape[0], 2 * n_nodes, dtype=values.dtype)
         rows = torch.arange(t.shape[0])
@@ -144,6 +161,23 @@ def _hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t:
     shape = (-1,) + (1,) * (values.ndim - 1)
     w00, w01, w10, w11 = (w.reshape(shape) for w in weights)
     return w00 * values[left] + w01 * values[left + 1] + w10 * slopes[left] + w11 * slopes[left + 1]
+
+
+def hermite_fractions(values: torch.Tensor, slopes: torch.Tensor, step: float, fractions: torch.Tensor) -> torch.Tensor:
+    """`hermite` read at the same fractions (F,) in [0, 1] of every interval of nodes ``step``
+    apart, values and slopes (n_nodes, ...): (n_nodes − 1, F, ...). Four terms per output, where
+    `hermite`'s basis matrix would multiply 2·n_nodes."""
+    weights = torch.stack(_hermite_basis(fractions.to(values.dtype), step), 1)  # (F, 4)
+    stacked = torch.stack([values[:-1], values[1:], slopes[:-1], slopes[1:]], 1)  # (n_nodes − 1, 4, ...)
+    out = weights @ stacked.reshape(stacked.shape[0], 4, -1)
+    return out.reshape((stacked.shape[0], fractions.shape[0]) + values.shape[1:])
+
+
+def _hermite_basis(th: torch.Tensor, step: float) -> tuple[torch.Tensor, ...]:
+    """Weights of (left value, right value, left slope, right slope) at fractions th of an interval."""
+    th2 = th * th
+    th3 = th2 * th
+    return 2 * th3 - 3 * th2 + 1, 3 * th2 - 2 * th3, step * (th3 - 2 * th2 + th), step * (th3 - th2)
 
 
 class _ModalReadout(torch.autograd.Function):
@@ -202,6 +236,6 @@ def modal_readout(bank: OscillatorBank, field: ModalField | None, z0: torch.Tens
         a = torch.complex(z0[..., :k], z0[..., k:]) * torch.complex(readout[:k], -readout[k:])
         lam = torch.complex(bank.decay_per_s, bank.omega_rad_per_s)
         envelope = None
-        if _needs_envelope(field, gradient):
+        if needs_envelope(field, gradient):
             envelope = _envelope(bank, field, z0[..., :k] ** 2 + z0[..., k:] ** 2, local_s, gradient, rtol, atol)
         return _ModalReadout.apply(a, lam, envelope, local_s.to(torch.float64))
