@@ -1,21 +1,22 @@
 """Gap filling on the bundled clips: sonode vs gap-wise Janssen vs two-sided Burg, and fill timing.
 
-    PYTHONPATH=. python benchmarks/bench_fill.py --rate 16000 --rate 48000 --positions 5 \
-        --sonode-positions 1 --budget 10 -o outputs/bench_fill
+    PYTHONPATH=. python benchmarks/bench_fill.py --rate 16000 --rate 48000 --positions 5 -o outputs/bench_fill
+    PYTHONPATH=. python benchmarks/bench_fill.py --rate 16000 --with-fit --sonode-positions 1 --budget 10
     PYTHONPATH=. python benchmarks/bench_fill.py --timing --budget 10 -o outputs/bench_fill
     PYTHONPATH=. python benchmarks/bench_fill.py --detect --trials 20
 
 The first form punches gaps of 10/20/40/80 ms at `--positions` places inside the sounding part of
 every clip in data/ (read at each `--rate`; 48000 is their own rate) and writes results.json and
-results.md (per-rate-and-length medians). sonode costs two fits per gap, so it is scored on the
-first `--sonode-positions` positions only (the table says how many gaps each median covers).
+results.md (per-rate-and-length medians, then per clip). `--with-fit` adds the earlier method,
+sonode_fit (two model fits per gap, minutes each under load), scored on the first
+`--sonode-positions` positions only (the table says how many gaps each median covers).
 
 `--detect` inserts synthetic dropouts and clicks into the bundled clips and counts what
 `sonode fill --detect` finds, and its false alarms on the clean clips.
 
 `--timing` builds a 10 s, 48 kHz clip by looping the five bundled clips (GPL-2 / GPL-2+ data from
 Debian's freepats and alsa-utils, see data/README.md), punches a 40 ms gap at 5 s and times
-`sonode fill` on it (2 threads), end to end: read, fit both contexts, write.
+`sonode fill` on it (2 threads), end to end: read, identify and fill, write.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def quality(args) -> None:
-    settings = FillSettings(budget_s=args.budget, steps=args.steps)
+    settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context)
+    methods = ("sonode", "sonode_fit", "janssen", "burg_xfade") if args.with_fit else ("sonode", "janssen", "burg_xfade")
     paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
     records = []
     args.output.mkdir(parents=True, exist_ok=True)
     for rate in args.rate:
         for path in paths:  # results are rewritten after every clip, so a cut-short run keeps its part
-            result = evaluate_fill([path], rate, settings, n_positions=args.positions,
+            result = evaluate_fill([path], rate, settings, n_positions=args.positions, methods=methods,
                                    sonode_positions=args.sonode_positions,
                                    on_gap=lambda s: print(s, file=sys.stderr, flush=True))
             records += result["gaps"]
@@ -53,14 +55,34 @@ def quality(args) -> None:
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             write_results(results, args.output)
             with open(args.output / "results.md", "a") as f:
-                f.write("\nOn the gaps sonode was scored on (paired):\n\n"
-                        + fill_markdown({"median": results["paired"]}))
+                if args.with_fit:
+                    f.write("\nOn the gaps sonode_fit was scored on (paired):\n\n"
+                            + fill_markdown({"median": results["paired"]}))
+                f.write("\n" + per_clip_markdown(records))
     print((args.output / "results.md").read_text())
 
 
+def per_clip_markdown(records: list[dict]) -> str:
+    """Median SNR over the gap per clip, rate and length: one cell per length, methods separated by /."""
+    methods = [m for m in ("sonode", "sonode_fit", "janssen", "burg_xfade") if any(r["method"] == m for r in records)]
+    lengths = sorted({r["length_ms"] for r in records})
+    lines = [f"Median SNR over the gap (dB), {' / '.join(methods)}:", "",
+             "| clip, rate | " + " | ".join(f"{n} ms" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
+    for clip, rate in sorted({(r["clip"], r["rate"]) for r in records}):
+        cells = []
+        for n in lengths:
+            meds = []
+            for m in methods:
+                v = [r["snr_db"] for r in records if (r["clip"], r["rate"], r["length_ms"], r["method"]) == (clip, rate, n, m)]
+                meds.append(f"{np.median(v):.1f}" if v else "–")
+            cells.append(" / ".join(meds))
+        lines.append(f"| {clip} {rate} Hz | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def paired_medians(records: list[dict]) -> dict:
-    """Medians over only the (clip, rate, length, position) gaps that sonode was scored on."""
-    scored = {(r["clip"], r["rate"], r["length_ms"], r["position"]) for r in records if r["method"] == "sonode"}
+    """Medians over only the (clip, rate, length, position) gaps that sonode_fit was scored on."""
+    scored = {(r["clip"], r["rate"], r["length_ms"], r["position"]) for r in records if r["method"] == "sonode_fit"}
     return medians([r for r in records if (r["clip"], r["rate"], r["length_ms"], r["position"]) in scored])
 
 
@@ -77,7 +99,7 @@ def timing(args) -> None:
     torch.set_num_threads(2)
     begin = time.perf_counter()
     report = fill_file(clip, args.output / "loop10s_filled.wav", [(5.0, 5.04)],
-                       FillSettings(budget_s=args.budget, steps=args.steps))
+                       FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context))
     seconds = time.perf_counter() - begin
     filled = sf.read(args.output / "loop10s_filled.wav")[0]
     gap = slice(start, start + int(0.04 * rate))
@@ -134,7 +156,9 @@ def main() -> None:
     parser.add_argument("--clip", action="append", help="Only these files of data/ (default: all).")
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--sonode-positions", type=int, default=1)
-    parser.add_argument("--budget", type=float, default=10.0, help="sonode fit budget per gap (s).")
+    parser.add_argument("--budget", type=float, default=10.0, help="sonode_fit budget per gap (s).")
+    parser.add_argument("--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap).")
+    parser.add_argument("--context", type=float, default=FillSettings().context_s, help="sonode context per side (s).")
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--detect", action="store_true", help="Measure --detect on synthetic defects.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +26,8 @@ from sonode.gap_baselines import JANSSEN_CONTEXT_SAMPLES
 from sonode.metrics import POWER_FLOOR, snr_db
 
 GAP_LENGTHS_MS = (10, 20, 40, 80)
-METHOD_ORDER = ("sonode", "janssen", "burg_xfade")
+METHOD_ORDER = ("sonode", "sonode_fit", "janssen", "burg_xfade")
+DEFAULT_METHODS = ("sonode", "janssen", "burg_xfade")  # sonode_fit (two model fits per gap) on request
 # A position is "sounding" when the RMS over the gap is at least this fraction of the clip's
 # loudest 20 ms RMS (−20 dB): gaps in pauses or fade-outs score noise, not the method.
 SOUNDING_FRACTION = 0.1
@@ -65,13 +67,13 @@ def gap_positions(x: np.ndarray, rate: int, n_gap: int, count: int, margin: int)
 
 def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSettings,
                   lengths_ms: tuple[int, ...] = GAP_LENGTHS_MS, n_positions: int = 5,
-                  methods: tuple[str, ...] = METHOD_ORDER, sonode_positions: int | None = None,
+                  methods: tuple[str, ...] = DEFAULT_METHODS, sonode_positions: int | None = None,
                   on_gap: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Score ``methods`` on gaps punched into each clip (read at ``rate``, None = its own).
 
     Args:
-        sonode_positions: score sonode on only the first this-many positions per length and clip
-            (its fits cost seconds each); None = all.
+        sonode_positions: score sonode_fit on only the first this-many positions per length and
+            clip (its fits cost seconds each); None = all.
 
     Returns:
         {"gaps": [per-gap records], "median": {method: {length_ms: {metric: median}}}, ...}.
@@ -88,13 +90,13 @@ def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSetti
                 left = x[max(0, start - int(round(settings.context_s * sr))): start]
                 right = x[gap.end: gap.end + int(round(settings.context_s * sr))]
                 for method in methods:
-                    if method == "sonode" and sonode_positions is not None and k >= sonode_positions:
+                    if method == "sonode_fit" and sonode_positions is not None and k >= sonode_positions:
                         continue
                     if on_gap is not None:
                         on_gap(f"{Path(path).name} {sr} Hz {length_ms} ms #{k} {method}")
                     begin = time.perf_counter()
-                    if method == "sonode":
-                        estimate = fill_one(left, right, n_gap, sr, settings)
+                    if method.startswith("sonode"):  # its own context (settings.context_s per side)
+                        estimate = fill_one(left, right, n_gap, sr, replace(settings, method=method))
                     else:  # the classical fillers get their own 4096-sample context
                         wide = x[max(0, start - JANSSEN_CONTEXT_SAMPLES): gap.end + JANSSEN_CONTEXT_SAMPLES]
                         offset = start - max(0, start - JANSSEN_CONTEXT_SAMPLES)

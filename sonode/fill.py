@@ -1,11 +1,17 @@
-"""Fill gaps in a recording from both sides: fitted dynamics forward from before, backward from after.
+"""Fill gaps in a recording from both sides with one trajectory of the dynamics identified around them.
 
-For each gap, only its context (``context_s`` on each side) is used. The left context is fitted
-with `sonode.api.fit` and its ODE continued forward across the gap (`Fitted.extrapolate`). The
-right context is fitted too and its ODE integrated backward in time from its first state across
-the gap (`predict_backward`). The two predictions are blended with `blend` so that level and
-phase stay continuous. The classical fillers of `sonode.gap_baselines`
-can be used instead (``method``).
+For each gap, only its context (``context_s`` on each side) is used. Method ``sonode``
+(`sonode.model.interpolation.interpolate_gap`): a linear ODE driven by white noise is identified
+on both sides of the gap at once (its modes are those of a high-order covariance predictor whose
+rows never touch the gap), and the fill is its most likely trajectory through the gap given both
+sides: one trajectory, two-sided by construction, continuous at both seams, no blend. The order
+is chosen per gap by validation on pseudo-gaps punched into the known audio next to it.
+
+Method ``sonode_fit`` is the earlier one: the left context is fitted with `sonode.api.fit` and
+its ODE continued forward across the gap (`Fitted.extrapolate`); the right context is fitted too
+and its ODE integrated backward in time from its first state (`predict_backward`); the two
+predictions are blended with `blend`. The classical fillers of `sonode.gap_baselines` can be used
+instead (``method``).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import torch
 from sonode.audio_io import Clip
 from sonode.gap_baselines import GAP_FILLERS, linear_ramp
 
-METHODS = ("sonode",) + tuple(GAP_FILLERS)
+METHODS = ("sonode", "sonode_fit") + tuple(GAP_FILLERS)
 # Fewer context samples than this on a side make that side unusable (the fit's continuation state
 # is fixed by the last 512 samples): the gap is then filled one-sided from the other side.
 MIN_CONTEXT_SAMPLES = 512
-DEFAULT_CONTEXT_S = 0.25
+# Measured (bundled clips, 16 kHz, 80 ms gaps, median SNR): 27.8 dB with 0.25 s, 29.5 dB with 0.5 s
+# per side (the pseudo-gaps that choose the order need room next to the gap).
+DEFAULT_CONTEXT_S = 0.5
 DEFAULT_BUDGET_S = 10.0
 # A prediction beyond this many times the context's peak has diverged (as in `sonode.render`).
 MAX_LEVEL_FACTOR = 10.0
@@ -212,11 +220,21 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
              sides: str = "both") -> np.ndarray:
     """Estimate ``n_gap`` samples between ``left`` and ``right`` with ``settings.method`` → (n_gap,).
 
-    With sonode, a free run may still diverge (backward, the correction field can grow too): a
+    ``sonode``: the validated two-sided trajectory (`interpolate_gap`) for gaps with both sides;
+    a one-sided gap is continued by Burg extrapolation from its side (as the classical fillers do).
+    ``sonode_fit``: a free run may still diverge (backward, the correction field can grow too): a
     side that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is dropped; with no
-    usable side left, the classical filler of the same sides fills the gap.
+    usable side left, the classical filler of the same sides fills the gap. Any sonode estimate
+    that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is replaced by Janssen.
     """
-    if settings.method == "sonode":
+    if settings.method == "sonode" and sides == "both":
+        from sonode.model.interpolation import interpolate_gap
+
+        estimate = interpolate_gap(left, right, n_gap).fill
+        peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
+        if np.all(np.isfinite(estimate)) and np.max(np.abs(estimate), initial=0.0) <= MAX_LEVEL_FACTOR * peak:
+            return estimate
+    if settings.method == "sonode_fit":
         half = settings.budget_s / 2 if sides == "both" else settings.budget_s
         forward = predict_forward(left, n_gap, rate, settings, half) if sides != "right" else None
         backward = predict_backward(right, n_gap, rate, settings, half) if sides != "left" else None
@@ -228,7 +246,7 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
         if any(usable):
             return forward if usable[0] else backward
     if sides == "both":
-        return GAP_FILLERS["janssen" if settings.method == "sonode" else settings.method](left, right, n_gap)
+        return GAP_FILLERS["janssen" if settings.method.startswith("sonode") else settings.method](left, right, n_gap)
     from sonode.baselines import lpc_continue  # one-sided: the classical Burg extrapolation
 
     side = left if sides == "left" else right[::-1]

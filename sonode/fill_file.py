@@ -89,7 +89,7 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
     report: dict[str, Any] = {
         "input": str(path), "output": None if dry_run else str(out), "sample_rate": rate,
         "method": settings.method, "context_s": settings.context_s,
-        "budget_s_per_gap": settings.budget_s if settings.method == "sonode" else None,
+        "budget_s_per_gap": settings.budget_s if settings.method == "sonode_fit" else None,
         "detected": found,
         "gaps": [{"start_s": g.start / rate, "end_s": g.end / rate, "samples": g.n_samples, "kind": g.kind,
                   "sides": g.sides} for g in gaps],
