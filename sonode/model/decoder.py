@@ -14,15 +14,15 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
-from sonode.model.modal import modal_readout, modal_solve
+from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
+from sonode.model.rendering import render_normalised
 from sonode.model_file import load_model_file, save_model_file
 from sonode.ode import odeint, odeint_adjoint
 
 MODEL_KIND = "sonode-decoder"
 MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
 GRADIENT_METHODS = ("adjoint", "backprop")
-EVALUATION_SEGMENTS = 256  # segments per solve when reconstructing without a gradient
 
 
 @dataclass(frozen=True)
@@ -203,120 +203,22 @@ class SonodeModel(nn.Module):
 
         Times past the fitted span continue the last segment's trajectory, handed over to the
         continuation ODE (extrapolation). Free runs are integrated chunk by chunk and stop at the
-        first sample that is not finite or exceeds ``bound`` in magnitude.
+        first sample that is not finite or exceeds ``bound`` in magnitude. See
+        `sonode.model.rendering`.
 
         Args:
             times_s: float64 (n,), uniformly spaced, increasing, ≥ 0 (seconds).
-            max_step_s: None (default) for the fast modal solver, the one training uses, so a
-                render at the clip's rate repeats the training solve; a number for the reference
+            max_step_s: None (default) for the fast modal solver, whose envelope solve is training's,
+                so a render at the clip's rate repeats the training solve; a number for the reference
                 Lawson RK4 solver with that largest step.
             progress: called with the number of segments finished, for progress bars.
             bound: largest |x| accepted (normalised amplitude).
-            chunk_samples: outputs per chunk (bounds memory for long renders).
+            chunk_samples: outputs per free-run chunk (bounds memory for long renders).
 
         Returns:
             float64 (n',) with n' ≤ n: all n samples, or those before the first bad one.
         """
-        layout = self.config.layout
-        out = torch.zeros_like(times_s)
-        if times_s.numel() == 0:
-            return out
-        spacing = float(times_s[1] - times_s[0]) if times_s.numel() > 1 else 1.0 / layout.sample_rate
-        starts = layout.start_s()
-        last = layout.n_segments - 1
-        groups: dict[tuple[float, int], list[tuple[int, torch.Tensor]]] = {}
-        for m in range(last):
-            idx = torch.nonzero(layout.weights(times_s - starts[m], torch.tensor(m)) > 0).flatten()
-            if idx.numel():
-                # segments whose output grid has the same offset and length share one batched solve
-                key = (round(float(times_s[idx[0]] - starts[m]) / spacing, 9), int(idx.numel()))
-                groups.setdefault(key, []).append((m, idx))
-        done = 0
-        for (offset_steps, count), members in groups.items():
-            # batches of segments small enough that one solve stays within a chunk's memory
-            per_batch = max(1, chunk_samples * 64 // max(count * self.config.n_modes, 1))
-            for begin in range(0, len(members), per_batch):
-                batch = members[begin: begin + per_batch]
-                seg = torch.tensor([m for m, _ in batch])
-                x = self._samples(self.states[seg], _local_grid(offset_steps * spacing, spacing, count),
-                                  max_step_s)[-count:]  # (count, G)
-                for g, (m, idx) in enumerate(batch):
-                    out[idx] += layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * x[:, g]
-                done += len(batch)
-                if progress is not None:
-                    progress(done)
-        n_good = _first_bad(out, bound, times_s.numel())
-        span_end = self.config.duration_s
-        fade_s = self.config.overlap_samples / layout.sample_rate
-        has_tail = self.continuation_state.shape[0] > 0
-        if has_tail:
-            # the last segment hands over to the continuation ODE over `fade_s` after the span
-            handover = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((times_s - span_end) / max(fade_s, 1e-12), 0, 1))
-            last_end = span_end + fade_s
-        else:
-            handover, last_end = torch.ones_like(times_s), math.inf
-        last_idx = torch.nonzero((times_s >= starts[last]) & (times_s < last_end)).flatten()
-        last_w = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
-        n_good = self._free_run(self.states[last:], float(starts[last]), times_s, last_idx, last_w, out,
-                                n_good, bound, max_step_s, spacing, chunk_samples, tail=False)
-        if has_tail:
-            cont_idx = torch.nonzero(times_s >= span_end).flatten()
-            n_good = self._free_run(self.continuation_state, self.config.continuation_start_s, times_s, cont_idx,
-                                    1.0 - handover, out, n_good, bound, max_step_s, spacing, chunk_samples,
-                                    tail=True)
-        if progress is not None:
-            progress(layout.n_segments)
-        return out[:n_good]
-
-    def _samples(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None,
-                 tail: bool = False) -> torch.Tensor:
-        """Normalised samples (n, B) of the trajectories from z0 (B, d) at local times."""
-        if tail:  # the continuation ODE is linear (N = 0)
-            k = self.tail_bank.n_modes
-            readout = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
-            if step_s is None:  # closed form
-                return modal_readout(self.tail_bank, None, z0, local_s, readout) + self.readout_bias
-            z = odeint(_zero_field, z0, local_s, method="lawson_rk4",  # the sequential reference
-                       options={"linear": self.tail_bank, "step_size": step_s})
-            return z @ readout + self.readout_bias
-        if step_s is None:
-            return modal_readout(self.bank, self.field, z0, local_s, self.readout) + self.readout_bias
-        return self.read(self.solve(z0, local_s, step_s))
-
-    def _state_at(self, z0: torch.Tensor, offset_s: float, step_s: float | None, tail: bool) -> torch.Tensor:
-        """The state a time ``offset_s`` after z0 (1, d) on the same trajectory."""
-        grid = torch.tensor([0.0, offset_s], dtype=torch.float64)
-        if tail:  # exact for the linear continuation ODE, whichever solver produced the samples
-            return modal_solve(self.tail_bank, None, z0, grid)[-1]
-        return (modal_solve(self.bank, self.field, z0, grid) if step_s is None else self.solve(z0, grid, step_s))[-1]
-
-    def _free_run(self, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
-                  weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step: float | None,
-                  spacing: float, chunk_samples: int, tail: bool) -> int:
-        """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
-
-        Integrates chunk by chunk and stops at the first output that is non-finite or beyond
-        ``bound``; returns the updated count of good leading samples.
-        """
-        if idx.numel() == 0:
-            return n_good
-        offset, z = float(times_s[idx[0]]) - start_s, z0
-        for begin in range(0, int(idx.numel()), chunk_samples):
-            chunk = idx[begin: begin + chunk_samples]
-            if int(chunk[0]) >= n_good:
-                break
-            grid = _local_grid(offset, spacing, chunk.numel())
-            try:
-                x = self._samples(z, grid, step, tail)[-chunk.numel():, 0]
-                z = self._state_at(z, float(grid[-1]), step, tail)
-            except RuntimeError:  # the engine refuses non-finite states: the free run ends here
-                return min(n_good, int(chunk[0]))
-            out[chunk] += weights[chunk] * x
-            n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
-            if not bool(torch.isfinite(z).all()):
-                return min(n_good, int(chunk[-1]) + 1)
-            offset = spacing  # continue from the chunk's last output
-        return n_good
+        return render_normalised(self, times_s, max_step_s, progress, bound, chunk_samples)
 
     def denormalise(self, x: torch.Tensor) -> np.ndarray:
         """Normalised samples → file amplitude (numpy float64)."""
@@ -346,23 +248,6 @@ class SonodeModel(nn.Module):
                                  "the file is damaged or was edited — refit the clip")
         model.load_state_dict(tensors)
         return model, meta.get("info", {})
-
-
-def _zero_field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """N = 0: the continuation ODE's (linear) field, for the engine's reference solver."""
-    return torch.zeros_like(z)
-
-
-def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
-    """Solver times: 0, then ``count`` outputs first_s + j·spacing_s (0 itself when first_s == 0)."""
-    grid = first_s + spacing_s * torch.arange(count, dtype=torch.float64)
-    return grid if first_s == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
-
-
-def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
-    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else len(x)."""
-    bad = ~torch.isfinite(x[begin:end]) | (x[begin:end].abs() > bound)
-    return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
 
 
 def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,

@@ -1,0 +1,209 @@
+"""Reading a model's continuous-time signal: cross-faded segments, free runs, the continuation.
+
+The signal at times t is the cross-fade of the segments' trajectories (`SegmentLayout.weights`).
+Segment m is read on its window from the envelope solve over [τ_m, τ_m + (window − 1)/rate],
+batched as training batches it, so a render at the clip's rate repeats the training solve (later
+samples of the window, less than a clip sample past it and faded to nearly zero, extend its last
+node interval). The last segment never fades out: past its window it runs free from its state at
+the window's end, and past the fitted span it hands over to the continuation ODE (see
+`sonode.model.continuation`), which runs free too.
+
+Two solvers read the trajectories: the fast one (`sonode.model.synthesis`: a batch of segments in
+one envelope solve and one matrix product, whatever their sample offsets) and, when a step is
+given, the engine's sequential Lawson RK4, the reference the fast one is checked against.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from sonode.model.modal import EVALUATION_SEGMENTS
+from sonode.model.synthesis import modal_samples
+from sonode.ode import odeint
+
+if TYPE_CHECKING:
+    from sonode.model.decoder import SonodeModel
+
+
+def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: float | None = None,
+                      progress: Callable[[int], None] | None = None, bound: float = math.inf,
+                      chunk_samples: int = 8192) -> torch.Tensor:
+    """See `SonodeModel.render_normalised`."""
+    config, layout = model.config, model.config.layout
+    out = torch.zeros_like(times_s)
+    if times_s.numel() == 0:
+        return out
+    n = times_s.numel()
+    spacing = float(times_s[1] - times_s[0]) if n > 1 else 1.0 / layout.sample_rate
+    starts = layout.start_s()
+    last = layout.n_segments - 1
+    window_end = (layout.window_samples - 1) / layout.sample_rate  # where a segment's envelope solve ends
+    span_end, fade_s = config.duration_s, config.overlap_samples / layout.sample_rate
+    has_tail = model.continuation_state.shape[0] > 0
+    if has_tail:  # the last segment hands over to the continuation ODE over `fade_s` after the span
+        handover = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((times_s - span_end) / max(fade_s, 1e-12), 0, 1))
+        last_end = span_end + fade_s
+    else:
+        handover, last_end = torch.ones_like(times_s), math.inf
+
+    def first_at_or_after(t: float) -> int:
+        return int(torch.searchsorted(times_s, torch.tensor(t, dtype=torch.float64)))
+
+    # samples [lo, hi) of each segment's window; the last segment's window part ends half a sample
+    # after window_end (its free run then starts a positive time after its state there)
+    lo = torch.searchsorted(times_s, starts)
+    hi = torch.searchsorted(times_s, starts + layout.window_samples / layout.sample_rate)
+    free_hi = first_at_or_after(last_end)
+    hi[last] = min(first_at_or_after(float(starts[last]) + window_end + 0.5 * spacing), free_hi) if window_end > 0 \
+        else lo[last]
+    free_lo = max(int(hi[last]), int(lo[last]))
+    segments = [m for m in range(layout.n_segments) if hi[m] > lo[m]]
+    read = _read_windows if max_step_s is None else _read_windows_reference
+    last_state, n_good = read(model, times_s, segments, lo, hi, handover, spacing, window_end, max_step_s, out,
+                              progress)
+    n_good = min(n_good, _first_bad(out, bound, n))
+    if free_hi > free_lo and (last_state is None or bool(torch.isfinite(last_state).all())):
+        if last_state is None:  # no window samples: run from the last segment's start
+            z0, start_s = model.states[last:], float(starts[last])
+        else:
+            z0, start_s = last_state, float(starts[last]) + window_end
+        weights = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
+        n_good = _free_run(model, z0, start_s, times_s, torch.arange(free_lo, free_hi), weights, out, n_good, bound,
+                           max_step_s, spacing, chunk_samples, tail=False)
+    elif free_hi > free_lo:
+        n_good = min(n_good, free_lo)
+    if has_tail:
+        cont_idx = torch.nonzero(times_s >= span_end).flatten()
+        n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, cont_idx,
+                           1.0 - handover, out, n_good, bound, max_step_s, spacing, chunk_samples, tail=True)
+    if progress is not None:
+        progress(layout.n_segments)
+    return out[:n_good]
+
+
+def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, handover, spacing, window_end, step_s, out,
+                  progress) -> tuple[torch.Tensor | None, int]:
+    """Add the weighted window samples [lo[m], hi[m]) of ``segments`` to out with the fast solver,
+    EVALUATION_SEGMENTS segments per solve (as training's reconstruction batches them).
+
+    Returns (the last segment's state at window_end (1, d), or None if it is not in ``segments``;
+    the index of the first sample not computed, len(times_s) if all were)."""
+    layout, last = model.config.layout, model.config.layout.n_segments - 1
+    starts = layout.start_s()
+    last_state = None
+    for begin in range(0, len(segments), EVALUATION_SEGMENTS):
+        seg = torch.tensor(segments[begin: begin + EVALUATION_SEGMENTS])
+        counts = hi[seg] - lo[seg]
+        try:
+            x, z_end = modal_samples(model.bank, model.field, model.states[seg], model.readout,
+                                     times_s[lo[seg]] - starts[seg], spacing, counts, window_end)
+        except RuntimeError:  # the engine refuses non-finite states: the render ends here
+            return None, int(lo[seg[0]])
+        # samples past a segment's count are zero in x: give them its last index and zero weight
+        inside = torch.arange(x.shape[0])[:, None] < counts  # (n, B)
+        index = lo[seg] + torch.minimum(torch.arange(x.shape[0])[:, None], counts - 1)
+        weights = layout.weights(times_s[index] - starts[seg], seg) * inside
+        if int(seg[-1]) == last:
+            weights[:, -1] *= handover[index[:, -1]]
+            last_state = z_end[-1:]
+        out.index_add_(0, index.reshape(-1), (weights * (x + model.readout_bias)).reshape(-1))
+        if progress is not None:
+            progress(begin + seg.numel())
+    return last_state, times_s.numel()
+
+
+def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, handover, spacing, window_end,
+                            step_s, out, progress) -> tuple[torch.Tensor | None, int]:
+    """`_read_windows` with the sequential reference solver (steps ≤ step_s): segments whose grids
+    have the same offset and length are solved as one batch."""
+    layout, last = model.config.layout, model.config.layout.n_segments - 1
+    starts = layout.start_s()
+    groups: dict[tuple[float, int], list[int]] = {}
+    for m in segments:
+        key = (round(float(times_s[lo[m]] - starts[m]) / spacing, 9), int(hi[m] - lo[m]))
+        groups.setdefault(key, []).append(m)
+    done = 0
+    try:
+        for (offset_steps, count), members in groups.items():
+            grid = _local_grid(offset_steps * spacing, spacing, count)
+            x = model.read(_reference_states(model, model.states[members], grid, step_s, tail=False)[-count:])
+            for g, m in enumerate(members):
+                idx = torch.arange(int(lo[m]), int(hi[m]))
+                w = layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * (handover[idx] if m == last else 1.0)
+                out[idx] += w * x[:, g]
+            done += len(members)
+            if progress is not None:
+                progress(done)
+        if last not in segments:
+            return None, times_s.numel()
+        grid = torch.tensor([0.0, window_end], dtype=torch.float64)
+        return _reference_states(model, model.states[last:], grid, step_s, tail=False)[-1], times_s.numel()
+    except RuntimeError:  # the engine refuses non-finite states: the render ends at the first sample lost
+        return None, min(int(lo[m]) for m in segments)
+
+
+def _free_run(model: "SonodeModel", z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
+              weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step_s: float | None,
+              spacing: float, chunk_samples: int, tail: bool) -> int:
+    """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
+
+    Integrates chunk by chunk (each from the state at the previous chunk's last sample) and stops
+    at the first output that is non-finite or beyond ``bound``; returns the updated count of good
+    leading samples. ``tail``: the continuation ODE (linear, read as Σ_k u_k) instead of the model's.
+    """
+    if idx.numel() == 0:
+        return n_good
+    offset, z = float(times_s[idx[0]]) - start_s, z0
+    k = model.tail_bank.n_modes
+    readout = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)]) if tail \
+        else model.readout
+    for begin in range(0, int(idx.numel()), chunk_samples):
+        chunk = idx[begin: begin + chunk_samples]
+        if int(chunk[0]) >= n_good:
+            break
+        try:
+            if step_s is None:
+                bank, field = (model.tail_bank, None) if tail else (model.bank, model.field)
+                x, z = modal_samples(bank, field, z, readout, torch.tensor([offset], dtype=torch.float64), spacing,
+                                     torch.tensor([chunk.numel()]), offset + (chunk.numel() - 1) * spacing)
+                x = x[:, 0]
+            else:
+                states = _reference_states(model, z, _local_grid(offset, spacing, chunk.numel()), step_s, tail)
+                x, z = states[-chunk.numel():, 0] @ readout, states[-1]
+        except RuntimeError:  # the engine refuses non-finite states: the free run ends here
+            return min(n_good, int(chunk[0]))
+        out[chunk] += weights[chunk] * (x + model.readout_bias)
+        n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
+        if not bool(torch.isfinite(z).all()):
+            return min(n_good, int(chunk[-1]) + 1)
+        offset = spacing  # continue from the chunk's last output
+    return n_good
+
+
+def _reference_states(model: "SonodeModel", z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
+                      tail: bool) -> torch.Tensor:
+    """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s."""
+    if tail:  # the continuation ODE is linear: its field is zero
+        return odeint(_zero_field, z0, local_s, method="lawson_rk4",
+                      options={"linear": model.tail_bank, "step_size": step_s})
+    return model.solve(z0, local_s, step_s)
+
+
+def _zero_field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """N = 0: the continuation ODE's (linear) field, for the engine's reference solver."""
+    return torch.zeros_like(z)
+
+
+def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
+    """Solver times: 0, then ``count`` outputs first_s + j·spacing_s (0 itself when first_s == 0)."""
+    grid = first_s + spacing_s * torch.arange(count, dtype=torch.float64)
+    return grid if first_s == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
+
+
+def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
+    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else len(x)."""
+    bad = ~torch.isfinite(x[begin:end]) | (x[begin:end].abs() > bound)
+    return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
