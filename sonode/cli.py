@@ -517,14 +517,16 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
 @click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
               "isolated clicks inside sounding passages, and fill them.")
 @click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
-@click.option("--method", type=click.Choice(["sonode", "janssen", "burg_xfade"]), default="sonode",
-              show_default=True, help="sonode: fitted ODE from both sides; janssen: gap-wise AR interpolation "
-              "(Burg, order ≤ 1024); burg_xfade: two-sided Burg LPC with a cross-fade.")
-@click.option("--context", "context_s", type=float, default=0.25, show_default=True, callback=_positive(float),
-              help="Audio used on each side of a gap (seconds; sonode fits only this).")
+@click.option("--method", type=click.Choice(["sonode", "sonode_fit", "janssen", "burg_xfade"]), default="sonode",
+              show_default=True, help="sonode: the most likely trajectory through the gap of a linear ODE "
+              "identified on both sides (order chosen on pseudo-gaps in the clip); sonode_fit: fitted neural "
+              "ODEs run forward from the left and backward from the right, blended; janssen: gap-wise AR "
+              "interpolation (Burg, order ≤ 1024); burg_xfade: two-sided Burg LPC with a cross-fade.")
+@click.option("--context", "context_s", type=float, default=0.5, show_default=True, callback=_positive(float),
+              help="Audio used on each side of a gap (seconds; nothing else of the clip is read by the filler).")
 @click.option("--budget-s", type=float, default=10.0, show_default=True, callback=_positive(float),
-              help="sonode: fit time per gap (seconds, shared by the two sides).")
-@click.option("--steps", type=click.IntRange(min=0), help="sonode: cap on optimiser steps per fit.")
+              help="sonode_fit: fit time per gap (seconds, shared by the two sides).")
+@click.option("--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fits.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True)

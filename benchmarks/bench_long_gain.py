@@ -1,0 +1,63 @@
+"""Does a long clip learn as much as a short one? (issue #13: budgets on long clips)
+
+    python benchmarks/bench_long_gain.py            # ~2.5 minutes (two 60 s fits)
+    python benchmarks/bench_long_gain.py --budget 30 --long 30
+
+Fits 1 s and a longer stretch (default 10 s) of 16 kHz audio — the bundled clips concatenated and
+repeated, the same audio `bench_fit.py --memory-only` uses — each with the same wall-clock budget
+and default options, side by side in one run, 1 thread. Prints the linear start's SNR, the kept
+model's SNR, the gain, the optimiser steps taken and steps per second: a step trains on a run of
+at most 256 segments, so steps per second should not depend on the clip's length, and the gain
+over the linear start should be at least as large on the long clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sonode.audio_io import read_clip  # noqa: E402
+from sonode.model import FitOptions, fit_samples  # noqa: E402
+
+RATE_HZ = 16000
+
+
+def concatenated(seconds: float) -> np.ndarray:
+    """The bundled clips at 16 kHz, concatenated and repeated to ``seconds``: shape (n,)."""
+    pieces = [read_clip(p, rate=RATE_HZ).samples for p in sorted((ROOT / "data").glob("*.wav"))]
+    whole = np.concatenate(pieces)
+    n = int(seconds * RATE_HZ)
+    return np.tile(whole, 1 + n // len(whole))[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="training seconds per fit")
+    parser.add_argument("--long", type=float, default=10.0, help="length of the long clip (s)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"{'clip s':>7s} {'linear dB':>10s} {'kept dB':>8s} {'gain dB':>8s} {'steps':>6s} {'steps/s':>8s} "
+          f"{'segments/step':>14s}")
+    rates = []
+    for seconds in (1.0, args.long):
+        x = concatenated(seconds)
+        _, report = fit_samples(x, RATE_HZ, FitOptions(max_time_s=args.budget))
+        # the step rate between the first and the last step: identification (longer on a longer
+        # clip) is inside the budget but is not a step
+        first, last = report.history[0], report.history[-1]
+        rates.append((last.epoch - first.epoch) / (last.elapsed_s - first.elapsed_s))
+        print(f"{seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
+              f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
+              f"{min(len(x) // 256, 256):14d}")
+    print(f"steps per second, short / long: {rates[0] / rates[1]:.2f} (goal ≤ 1.5)")
+
+
+if __name__ == "__main__":
+    main()
