@@ -107,7 +107,7 @@ def test_fill_command_dry_run_lists_detected_dropouts_and_writes_nothing(tmp_pat
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--gap", "0.1", "0.5"], "longer than the context"),
+    (["--gap", "0.05", "0.6"], "longer than the context"),
     (["--gap", "0.3", "0.45", "--context", "0.1"], "longer than the context"),
     (["--gap", "0.69", "0.75"], "not inside the clip"),
     ([], "give at least one --gap"),
