@@ -41,11 +41,16 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     starts = layout.start_s()
     last = layout.n_segments - 1
     window_end = (layout.window_samples - 1) / layout.sample_rate  # where a segment's envelope solve ends
-    span_end, fade_s = config.duration_s, config.overlap_samples / layout.sample_rate
+    span_end = config.duration_s
     has_tail = model.continuation_state.shape[0] > 0
-    if has_tail:  # the last segment hands over to the continuation ODE over `fade_s` after the span
-        handover = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((times_s - span_end) / max(fade_s, 1e-12), 0, 1))
-        last_end = span_end + fade_s
+    if has_tail:
+        # The continuation ODE takes over at the span's end, without a cross-fade: both it and the
+        # segments were fitted to the clip up to its last sample, so the seam is as small as
+        # their errors there, while fading over the last segment's free run beyond its data made
+        # the first 2 ms of every continuation bad (6 dB SNR on the tuba, 0.8 s history, where the
+        # continuation ODE alone gives 30 dB). Inside the span the render is the segments' alone.
+        handover = (times_s < span_end).to(torch.float64)
+        last_end = span_end
     else:
         handover, last_end = torch.ones_like(times_s), math.inf
 
@@ -60,7 +65,7 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     hi[last] = min(first_at_or_after(float(starts[last]) + window_end + 0.5 * spacing), free_hi) if window_end > 0 \
         else lo[last]
     free_lo = max(int(hi[last]), int(lo[last]))
-    segments = [m for m in range(layout.n_segments) if hi[m] > lo[m]]
+    segments = torch.nonzero(hi > lo).flatten().tolist()
     read = _read_windows if max_step_s is None else _read_windows_reference
     last_state, n_good = read(model, times_s, segments, lo, hi, handover, spacing, window_end, max_step_s, out,
                               progress)
