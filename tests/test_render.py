@@ -44,9 +44,10 @@ def test_the_fast_render_is_the_sequential_reference(nonlinear, rate, start_s, e
 
 
 def test_render_at_the_clip_rate_repeats_the_training_solve(nonlinear):
+    """Up to the render's envelope tolerance (1e-5, looser than training's 1e-6)."""
     times = torch.arange(nonlinear.config.n_samples, dtype=torch.float64) / SAMPLE_RATE
     reconstruction, _ = nonlinear.reconstruct()
-    assert snr_db(reconstruction.detach().numpy(), nonlinear.render_normalised(times).numpy()) >= 120.0
+    assert snr_db(reconstruction.detach().numpy(), nonlinear.render_normalised(times).numpy()) >= 100.0
 
 
 def test_render_at_the_clip_rate_reproduces_the_fit_report(fitted):

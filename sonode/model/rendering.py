@@ -1,12 +1,13 @@
 """Reading a model's continuous-time signal: cross-faded segments, free runs, the continuation.
 
 The signal at times t is the cross-fade of the segments' trajectories (`SegmentLayout.weights`).
-Segment m is read on its window from the envelope solve over [τ_m, τ_m + (window − 1)/rate],
-batched as training batches it, so a render at the clip's rate repeats the training solve (later
-samples of the window, less than a clip sample past it and faded to nearly zero, extend its last
-node interval). The last segment never fades out: past its window it runs free from its state at
-the window's end, and past the fitted span it hands over to the continuation ODE (see
-`sonode.model.continuation`), which runs free too.
+Segment m is read on its window from the envelope solve over [τ_m, τ_m + (window − 1)/rate] on
+training's nodes, batched as training batches it, so a render at the clip's rate repeats the
+training solve up to the render's tolerance (≈ −120 dB; `sonode.model.synthesis`). Later samples of
+the window, less than a clip sample past it and faded to nearly zero, extend its last node
+interval. The last segment never fades out: past its window it runs free from its state at the
+window's end, and past the fitted span the continuation ODE (see `sonode.model.continuation`)
+takes over and runs free too.
 
 Two solvers read the trajectories: the fast one (`sonode.model.synthesis`: a batch of segments in
 one envelope solve and one matrix product, whatever their sample offsets) and, when a step is

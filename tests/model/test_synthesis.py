@@ -9,7 +9,7 @@ import torch
 from sonode.model.field import ModalField
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
-from sonode.model.synthesis import modal_samples
+from sonode.model.synthesis import RENDER_ATOL, RENDER_RTOL, modal_samples
 
 DECAYS = (3.0, 40.0, 900.0, 5.0, 4000.0, 0.5)  # 1/s
 FREQS_HZ = (440.0, 1250.0, 3000.0, 5000.0, 7800.0, 100.0)
@@ -31,6 +31,11 @@ def _ode(rate_scale: float, seed: int = 0):
     return bank, field, z0, torch.randn(2 * k, generator=gen, dtype=torch.float64)
 
 
+def _readout(*args):
+    """Training's per-sample read-out, its envelope solved to the render's tolerance."""
+    return modal_readout(*args, rtol=RENDER_RTOL, atol=RENDER_ATOL)
+
+
 def _snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     return 10 * math.log10(float((reference ** 2).sum() / ((reference - estimate) ** 2).sum()))
 
@@ -40,11 +45,11 @@ def _snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 def test_samples_equal_the_per_sample_readout_on_the_same_nodes(rate, rate_scale):
     bank, field, z0, readout = _ode(rate_scale)
     local = torch.arange(int(SPAN_S * rate) + 1, dtype=torch.float64) / rate
-    expected = modal_readout(bank, field, z0, local, readout)
+    expected = _readout(bank, field, z0, local, readout)
     with torch.no_grad():
         x, _ = modal_samples(bank, field, z0, readout, torch.zeros(4, dtype=torch.float64), 1 / rate,
                              torch.full((4,), local.numel()), float(local[-1]))
-    assert _snr_db(expected, x) >= 110.0  # the interpolation tolerance is the envelope solve's, 1e-6
+    assert _snr_db(expected, x) >= 100.0  # the interpolation tolerance: 1e-5, as the envelope solve
 
 
 def test_every_trajectory_has_its_own_offset_and_length():
@@ -60,8 +65,8 @@ def test_every_trajectory_has_its_own_offset_and_length():
     for b in range(4):
         grid = first[b] + torch.arange(int(counts[b]), dtype=torch.float64) / rate
         local = torch.cat([torch.zeros(1, dtype=torch.float64), grid, torch.tensor([SPAN_S], dtype=torch.float64)])
-        expected = modal_readout(bank, field, z0[:1], local, readout)[1:-1, 0]  # nodes 0 .. SPAN_S, as above
-        assert _snr_db(expected, x[: counts[b], b]) >= 110.0
+        expected = _readout(bank, field, z0[:1], local, readout)[1:-1, 0]  # nodes 0 .. SPAN_S, as above
+        assert _snr_db(expected, x[: counts[b], b]) >= 100.0
         assert torch.all(x[counts[b]:, b] == 0)
 
 
@@ -70,7 +75,8 @@ def test_the_end_state_is_the_solvers():
     with torch.no_grad():
         _, z_end = modal_samples(bank, field, z0, readout, torch.zeros(4, dtype=torch.float64), 1 / 16000,
                                  torch.full((4,), 10), SPAN_S)
-    expected = modal_solve(bank, field, z0, torch.tensor([0.0, SPAN_S], dtype=torch.float64))[-1]
+    expected = modal_solve(bank, field, z0, torch.tensor([0.0, SPAN_S], dtype=torch.float64), rtol=RENDER_RTOL,
+                           atol=RENDER_ATOL)[-1]
     torch.testing.assert_close(z_end, expected, rtol=1e-12, atol=1e-15)
 
 
