@@ -59,7 +59,7 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
     Returns:
         A `Rendering` of round((end_s − start_s)·rate) samples, sample j at start_s + j/rate, from
         the fast modal solver that training uses: at the clip's own rate this repeats the training
-        solve (to ≈ −120 dB, the render's envelope tolerance); at any other rate the oscillators are
+        solve (to ≈ −110 dB, the render's envelope tolerance); at any other rate the oscillators are
         exact and the envelope is read from the same solution. Below the clip's rate the trajectory
         is rendered at m·rate ≥ the clip's rate (m whole) and decimated by m with a band-limiting
         resampler (Kaiser-windowed sinc), so content above the new Nyquist frequency is removed

@@ -210,7 +210,7 @@ class SonodeModel(nn.Module):
             times_s: float64 (n,), uniformly spaced, increasing, ≥ 0 (seconds).
             max_step_s: None (default) for the fast modal solver, whose envelope solve is training's
                 (to a looser tolerance), so a render at the clip's rate repeats the training solve to
-                ≈ −120 dB; a number for the reference Lawson RK4 solver with that largest step.
+                ≈ −110 dB; a number for the reference Lawson RK4 solver with that largest step.
             progress: called with the number of segments finished, for progress bars.
             bound: largest |x| accepted (normalised amplitude).
             chunk_samples: outputs per free-run chunk (bounds memory for long renders).

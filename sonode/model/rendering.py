@@ -3,7 +3,7 @@
 The signal at times t is the cross-fade of the segments' trajectories (`SegmentLayout.weights`).
 Segment m is read on its window from the envelope solve over [τ_m, τ_m + (window − 1)/rate] on
 training's nodes, batched as training batches it, so a render at the clip's rate repeats the
-training solve up to the render's tolerance (≈ −120 dB; `sonode.model.synthesis`). Later samples of
+training solve up to the render's tolerance (≈ −110 dB; `sonode.model.synthesis`). Later samples of
 the window, less than a clip sample past it and faded to nearly zero, extend its last node
 interval. The last segment never fades out: past its window it runs free from its state at the
 window's end, and past the fitted span the continuation ODE (see `sonode.model.continuation`)
