@@ -44,16 +44,13 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     window_end = (layout.window_samples - 1) / layout.sample_rate  # where a segment's envelope solve ends
     span_end = config.duration_s
     has_tail = model.continuation_state.shape[0] > 0
-    if has_tail:
-        # The continuation ODE takes over at the span's end, without a cross-fade: both it and the
-        # segments were fitted to the clip up to its last sample, so the seam is as small as
-        # their errors there, while fading over the last segment's free run beyond its data made
-        # the first 2 ms of every continuation bad (6 dB SNR on the tuba, 0.8 s history, where the
-        # continuation ODE alone gives 30 dB). Inside the span the render is the segments' alone.
-        handover = (times_s < span_end).to(torch.float64)
-        last_end = span_end
-    else:
-        handover, last_end = torch.ones_like(times_s), math.inf
+    # The continuation ODE takes over at the span's end, without a cross-fade: both it and the
+    # segments were fitted to the clip up to its last sample, so the seam is as small as their
+    # errors there, while fading over the last segment's free run beyond its data made the first
+    # 2 ms of every continuation bad (6 dB SNR on the tuba, 0.8 s history, where the continuation
+    # ODE alone gives 30 dB). Inside the span the render is the segments' alone, past it the
+    # continuation's alone (without one, the last segment runs on).
+    last_end = span_end if has_tail else math.inf
 
     def first_at_or_after(t: float) -> int:
         return int(torch.searchsorted(times_s, torch.tensor(t, dtype=torch.float64)))
@@ -68,7 +65,7 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     free_lo = max(int(hi[last]), int(lo[last]))
     segments = torch.nonzero(hi > lo).flatten().tolist()
     read = _read_windows if max_step_s is None else _read_windows_reference
-    last_state, n_good = read(model, times_s, segments, lo, hi, handover, spacing, window_end, max_step_s, out,
+    last_state, n_good = read(model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out,
                               progress)
     n_good = min(n_good, _first_bad(out, bound, n))
     if free_hi > free_lo and (last_state is None or bool(torch.isfinite(last_state).all())):
@@ -76,7 +73,7 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
             z0, start_s = model.states[last:], float(starts[last])
         else:
             z0, start_s = last_state, float(starts[last]) + window_end
-        weights = layout.weights(times_s - starts[last], torch.tensor(last)) * handover
+        weights = layout.weights(times_s - starts[last], torch.tensor(last))
         n_good = _free_run(model, z0, start_s, times_s, torch.arange(free_lo, free_hi), weights, out, n_good, bound,
                            max_step_s, spacing, chunk_samples, tail=False)
     elif free_hi > free_lo:
@@ -84,13 +81,13 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     if has_tail:
         cont_idx = torch.nonzero(times_s >= span_end).flatten()
         n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, cont_idx,
-                           1.0 - handover, out, n_good, bound, max_step_s, spacing, chunk_samples, tail=True)
+                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples, tail=True)
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
 
 
-def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, handover, spacing, window_end, step_s, out,
+def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, spacing, window_end, step_s, out,
                   progress) -> tuple[torch.Tensor | None, int]:
     """Add the weighted window samples [lo[m], hi[m]) of ``segments`` to out with the fast solver,
     EVALUATION_SEGMENTS segments per solve (as training's reconstruction batches them).
@@ -113,7 +110,6 @@ def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, handover, spa
         index = lo[seg] + torch.minimum(torch.arange(x.shape[0])[:, None], counts - 1)
         weights = layout.weights(times_s[index] - starts[seg], seg) * inside
         if int(seg[-1]) == last:
-            weights[:, -1] *= handover[index[:, -1]]
             last_state = z_end[-1:]
         out.index_add_(0, index.reshape(-1), (weights * (x + model.readout_bias)).reshape(-1))
         if progress is not None:
@@ -121,7 +117,7 @@ def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, handover, spa
     return last_state, times_s.numel()
 
 
-def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, handover, spacing, window_end,
+def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, spacing, window_end,
                             step_s, out, progress) -> tuple[torch.Tensor | None, int]:
     """`_read_windows` with the sequential reference solver (steps ≤ step_s): segments whose grids
     have the same offset and length are solved as one batch."""
@@ -138,7 +134,7 @@ def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, han
             x = model.read(_reference_states(model, model.states[members], grid, step_s, tail=False)[-count:])
             for g, m in enumerate(members):
                 idx = torch.arange(int(lo[m]), int(hi[m]))
-                w = layout.weights(times_s[idx] - starts[m], torch.tensor(m)) * (handover[idx] if m == last else 1.0)
+                w = layout.weights(times_s[idx] - starts[m], torch.tensor(m))
                 out[idx] += w * x[:, g]
             done += len(members)
             if progress is not None:
