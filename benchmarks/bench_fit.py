@@ -29,21 +29,18 @@ sys.path.insert(0, str(ROOT))
 
 from sonode.audio_io import read_clip  # noqa: E402
 from sonode.model import FitOptions  # noqa: E402
-from sonode.model.train import TRAJECTORY_EVERY, TRAJECTORY_STRIDE, TRAJECTORY_WEIGHT, _initial  # noqa: E402
+from sonode.model.train import _initial, _step_loss  # noqa: E402
 
 CLIPS = sorted((ROOT / "data").glob("*.wav"))
 
 
 def _fast_step(model, target, step: int) -> None:
-    """One training step's gradient computation as `fit_samples` does it (default options)."""
+    """One training step's gradient computation, exactly as `fit_samples` does it (default options,
+    a clip short enough for every segment to be in each step)."""
     model.zero_grad(set_to_none=True)
-    signal, _ = model.reconstruct(gradient="adjoint")
-    loss = torch.mean((signal - target) ** 2)
-    if step % TRAJECTORY_EVERY == 0:
-        phase = (step // TRAJECTORY_EVERY) % TRAJECTORY_STRIDE
-        free = model.trajectory(target.shape[0], "adjoint", TRAJECTORY_STRIDE, phase)
-        loss = loss + TRAJECTORY_EVERY * TRAJECTORY_WEIGHT * torch.mean((free - target[phase::TRAJECTORY_STRIDE]) ** 2)
-    loss.backward()
+    log_objective, _, _ = _step_loss(model, target, FitOptions(), step, None, target.shape[0],
+                                     float(torch.mean(target ** 2)))
+    log_objective.backward()
 
 
 def _sequential_step(model, target) -> None:
