@@ -47,15 +47,15 @@ def main() -> None:
           f"{'segments/step':>14s}")
     rates = []
     for seconds in (1.0, args.long):
-        x = concatenated(seconds)
-        _, report = fit_samples(x, RATE_HZ, FitOptions(max_time_s=args.budget))
+        x, options = concatenated(seconds), FitOptions(max_time_s=args.budget)
+        _, report = fit_samples(x, RATE_HZ, options)
         # the step rate between the first and the last step: identification (longer on a longer
         # clip) is inside the budget but is not a step
         first, last = report.history[0], report.history[-1]
         rates.append((last.epoch - first.epoch) / (last.elapsed_s - first.elapsed_s))
         print(f"{seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
               f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
-              f"{min(len(x) // 256, 256):14d}")
+              f"{min(len(x) // options.hop_samples, options.batch_segments):14d}")
     print(f"steps per second, short / long: {rates[0] / rates[1]:.2f} (goal ≤ 1.5)")
 
 

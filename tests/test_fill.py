@@ -172,3 +172,11 @@ def test_a_diverging_one_sided_fill_falls_back_to_burg(monkeypatch, tone):
     y = fill.fill_one(tone[start - 3200: start], np.array([]), n_gap, RATE, FillSettings(method="sonode_fit"),
                       sides="left")
     assert snr_db(tone[start: start + n_gap], y) > 30.0
+
+
+def test_the_fill_command_offers_the_library_methods_and_default_context():
+    # the CLI spells these out so that `sonode --help` need not import torch: keep them in step
+    from sonode.fill import DEFAULT_CONTEXT_S, METHODS
+    params = {p.name: p for p in main.commands["fill"].params}
+    assert tuple(params["method"].type.choices) == METHODS
+    assert params["context_s"].default == DEFAULT_CONTEXT_S
