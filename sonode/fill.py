@@ -4,8 +4,10 @@ For each gap, only its context (``context_s`` on each side) is used. Method ``so
 (`sonode.model.interpolation.interpolate_gap`): a linear ODE driven by white noise is identified
 on both sides of the gap at once (its modes are those of a high-order covariance predictor whose
 rows never touch the gap), and the fill is its most likely trajectory through the gap given both
-sides: one trajectory, two-sided by construction, continuous at both seams, no blend. The order
-is chosen per gap by validation on pseudo-gaps punched into the known audio next to it.
+sides (one trajectory, two-sided by construction, continuous at both seams, no blend) plus the
+part of a conditional draw that restores the power the mean misses mid-gap (seeded by
+``settings.seed``). The order is chosen per gap by validation on pseudo-gaps punched into the
+known audio next to it.
 
 Method ``sonode_fit`` is the earlier one: the left context is fitted with `sonode.api.fit` and
 its ODE continued forward across the gap (`Fitted.extrapolate`); the right context is fitted too
@@ -230,7 +232,7 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
     if settings.method == "sonode" and sides == "both":
         from sonode.model.interpolation import interpolate_gap
 
-        estimate = interpolate_gap(left, right, n_gap).fill
+        estimate = interpolate_gap(left, right, n_gap, seed=settings.seed).fill
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
         if np.all(np.isfinite(estimate)) and np.max(np.abs(estimate), initial=0.0) <= MAX_LEVEL_FACTOR * peak:
             return estimate
