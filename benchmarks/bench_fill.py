@@ -1,6 +1,7 @@
 """Gap filling on the bundled clips: sonode vs gap-wise Janssen vs two-sided Burg, and fill timing.
 
     PYTHONPATH=. python benchmarks/bench_fill.py --rate 16000 --rate 48000 --positions 5 -o outputs/bench_fill
+    PYTHONPATH=. python benchmarks/bench_fill.py --rate 48000 --method sonode --reuse outputs/bench_fill48 -o DIR
     PYTHONPATH=. python benchmarks/bench_fill.py --rate 16000 --with-fit --sonode-positions 1 --budget 10
     PYTHONPATH=. python benchmarks/bench_fill.py --timing --budget 10 -o outputs/bench_fill
     PYTHONPATH=. python benchmarks/bench_fill.py --detect --trials 20
@@ -10,6 +11,9 @@ every clip in data/ (read at each `--rate`; 48000 is their own rate) and writes 
 results.md (per-rate-and-length medians, then per clip). `--with-fit` adds the earlier method,
 sonode_fit (two model fits per gap, minutes each under load), scored on the first
 `--sonode-positions` positions only (the table says how many gaps each median covers).
+
+`--method` runs only the named methods; `--reuse DIR` adds the other methods' records from an
+earlier run's results.json (same rates and clips), so a change to sonode needs only sonode re-run.
 
 `--detect` inserts synthetic dropouts and clicks into the bundled clips and counts what
 `sonode fill --detect` finds, and its false alarms on the clean clips.
@@ -41,8 +45,9 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 def quality(args) -> None:
     settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context)
     methods = ("sonode", "sonode_fit", "janssen", "burg_xfade") if args.with_fit else ("sonode", "janssen", "burg_xfade")
+    methods = tuple(args.method) if args.method else methods
     paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
-    records = []
+    records = reused(args.reuse, methods, args.rate, [p.name for p in paths]) if args.reuse else []
     args.output.mkdir(parents=True, exist_ok=True)
     for rate in args.rate:
         for path in paths:  # results are rewritten after every clip, so a cut-short run keeps its part
@@ -60,6 +65,13 @@ def quality(args) -> None:
                             + fill_markdown({"median": results["paired"]}))
                 f.write("\n" + per_clip_markdown(records))
     print((args.output / "results.md").read_text())
+
+
+def reused(folder: Path, methods: tuple[str, ...], rates: list[int], clips: list[str]) -> list[dict]:
+    """The gap records of an earlier run (``folder``/results.json) for the methods not run now, at
+    these rates and clips: the classical fillers need not be re-run when only sonode changed."""
+    old = json.loads((folder / "results.json").read_text())["gaps"]
+    return [r for r in old if r["method"] not in methods and r["rate"] in rates and r["clip"] in clips]
 
 
 def per_clip_markdown(records: list[dict]) -> str:
@@ -157,6 +169,8 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--sonode-positions", type=int, default=1)
     parser.add_argument("--budget", type=float, default=10.0, help="sonode_fit budget per gap (s).")
+    parser.add_argument("--method", action="append", help="Only these methods (default: sonode, janssen, burg_xfade).")
+    parser.add_argument("--reuse", type=Path, help="Take the other methods' gap records from this earlier output folder.")
     parser.add_argument("--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap).")
     parser.add_argument("--context", type=float, default=FillSettings().context_s, help="sonode context per side (s).")
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
