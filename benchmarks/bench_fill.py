@@ -43,7 +43,8 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def quality(args) -> None:
-    settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context)
+    settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context, orders=args.orders,
+                            residual=args.residual)
     methods = ("sonode", "sonode_fit", "janssen", "burg_xfade") if args.with_fit else ("sonode", "janssen", "burg_xfade")
     methods = tuple(args.method) if args.method else methods
     paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
@@ -173,6 +174,10 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, help="Take the other methods' gap records from this earlier output folder.")
     parser.add_argument("--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap).")
     parser.add_argument("--context", type=float, default=FillSettings().context_s, help="sonode context per side (s).")
+    parser.add_argument("--orders", type=lambda v: tuple(int(o) for o in v.split(",")),
+                        help="sonode's candidate orders, comma-separated (default: scaled to the rate).")
+    parser.add_argument("--residual", default="shaped", choices=("shaped", "sample", "none"),
+                        help="sonode: what is added to the most likely trajectory.")
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--detect", action="store_true", help="Measure --detect on synthetic defects.")

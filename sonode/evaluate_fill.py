@@ -111,6 +111,7 @@ def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSetti
                                     "lsd": gap_lsd(truth, estimate),
                                     "seam_step": seam_step_ratio(filled, gap, typical_step), "time_s": seconds})
     return {"settings": {"context_s": settings.context_s, "budget_s": settings.budget_s, "steps": settings.steps,
+                         "orders": settings.orders, "residual": settings.residual,
                          "fit_options": settings.fit_options},
             "gaps": records, "median": medians(records)}
 

@@ -69,6 +69,8 @@ class FillSettings:
     budget_s: float = DEFAULT_BUDGET_S
     steps: int | None = None
     seed: int = 0
+    orders: tuple[int, ...] | None = None  # sonode's candidate orders; None = candidate_orders(rate)
+    residual: str = "shaped"  # sonode: what is added to the most likely trajectory (interpolate_gap)
     fit_options: dict[str, Any] = field(default_factory=lambda: dict(FILL_FIT_OPTIONS))
 
 
@@ -230,9 +232,11 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
     that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is replaced by Janssen.
     """
     if settings.method == "sonode" and sides == "both":
-        from sonode.model.interpolation import interpolate_gap
+        from sonode.model.interpolation import candidate_orders, interpolate_gap
 
-        estimate = interpolate_gap(left, right, n_gap, seed=settings.seed).fill
+        orders = settings.orders or candidate_orders(rate)
+        estimate = interpolate_gap(left, right, n_gap, orders=orders, residual=settings.residual,
+                                   seed=settings.seed).fill
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
         if np.all(np.isfinite(estimate)) and np.max(np.abs(estimate), initial=0.0) <= MAX_LEVEL_FACTOR * peak:
             return estimate

@@ -9,11 +9,12 @@ restores the level the mean loses mid-gap; the fast covariance normal matrix equ
 import numpy as np
 import pytest
 
+from sonode.evaluate_fill import gap_lsd
 from sonode.fill import FillSettings, fill_one
 from sonode.gap_baselines import janssen_fill
 from sonode.metrics import snr_db
-from sonode.evaluate_fill import gap_lsd
-from sonode.model.interpolation import (conditional_deviation, fill_with_order, interpolate_gap, missing_power_residual,
+from sonode.model.interpolation import (CANDIDATE_ORDERS, MAX_ORDER, candidate_orders, conditional_deviation,
+                                        fill_with_order, interpolate_gap, missing_power_residual,
                                         most_likely_fill, predictor_from_gram, pseudo_gaps, side_gram)
 
 RATE = 16000
@@ -86,6 +87,16 @@ def test_validation_weights_favour_the_order_the_sound_needs():
     result = interpolate_gap(x[:8000], x[8320:], 320, orders=(16, 256))
     assert result.orders == (16, 256)
     assert result.weights[1] > 0.99 and result.validation_snr_db[1] > result.validation_snr_db[0] + 20
+
+
+def test_a_short_side_does_not_limit_the_order_the_long_side_can_validate():
+    # Right side 900 samples: its pseudo-gaps support order 16 only, the left side's support 256.
+    # The sound needs ≥ 80 poles, so order 256 must still be used (validated on the left side).
+    partials = tuple((110.0 * k, -1.0, 1.0 / k, 0.7 * k) for k in range(1, 41))
+    x = damped_tones(16000, partials=partials) + 1e-4 * np.random.default_rng(0).standard_normal(16000)
+    result = interpolate_gap(x[:8000], x[8320:9220], 320, orders=(16, 256))
+    assert result.orders == (16, 256) and result.weights[1] > 0.99
+    assert snr_db(x[8000:8320], result.fill) > 40.0
 
 
 def test_pseudo_gaps_lie_in_known_audio_and_never_touch_the_real_gap():
@@ -171,3 +182,10 @@ def test_the_residual_is_shaped_to_where_the_mean_lacks_power():
     assert band_power(residual, 950, 1050) < 0.01 * band_power(tone_part, 950, 1050)
     broadband = band_power(residual, 3000, 8000) / band_power(noise, 3000, 8000)
     assert 0.8 < broadband < 1.01, broadband
+
+
+def test_candidate_orders_span_the_same_time_at_every_rate_up_to_the_cost_cap():
+    assert candidate_orders(16000) == CANDIDATE_ORDERS
+    assert candidate_orders(8000) == tuple(o // 2 for o in CANDIDATE_ORDERS)
+    high = candidate_orders(48000)
+    assert high[:3] == tuple(3 * o for o in CANDIDATE_ORDERS[:3]) and high[-1] == MAX_ORDER
