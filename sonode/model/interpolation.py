@@ -45,25 +45,24 @@ def side_gram(side: np.ndarray, order: int, n_rows: int, near_end: bool) -> np.n
         return np.zeros((p + 1, p + 1))
     hi = x.shape[0] - 1 if near_end else p + n_rows - 1  # rows n ∈ [lo, hi]
     lo = hi - n_rows + 1
-    lags = np.arange(p + 1)
     # G[0, d] = Σ_n x[n] x[n−d], by FFT correlation
     top = scipy.signal.correlate(x[lo - p: hi + 1], x[lo: hi + 1], mode="valid")[::-1]
     # G[i, i + d] = G[0, d] + Σ_{m<i} (x[lo−1−m] x[lo−1−m−d] − x[hi−m] x[hi−m−d])
-    m = np.arange(p)[:, None]
-    d = lags[None, :]
     pad = np.concatenate([np.zeros(2 * p + 1), x])  # x[k] at pad[k + 2p + 1]; negative k read 0 (unused)
     off = 2 * p + 1
-    enter = pad[off + lo - 1 - m] * pad[off + lo - 1 - m - d]
-    leave = pad[off + hi - m] * pad[off + hi - m - d]
-    corr = np.cumsum(enter - leave, axis=0)  # corr[i−1, d]
-    gram = np.empty((p + 1, p + 1))
-    gram[0] = top
-    i = np.arange(1, p + 1)[:, None]
-    dd = np.arange(p + 1)[None, :]
-    valid = i + dd <= p
-    rows, cols = np.broadcast_to(i, valid.shape)[valid], (i + dd)[valid]
-    gram[rows, cols] = top[np.broadcast_to(dd, valid.shape)[valid]] + corr[rows - 1, np.broadcast_to(dd, valid.shape)[valid]]
-    upper = np.triu(gram)
+
+    def products(base: int) -> np.ndarray:  # [m, d] ↦ x[base − m] x[base − m − d], a Hankel view
+        w = pad[off + base - 2 * p + 1: off + base + 1][::-1]  # w[j] = x[base − j]
+        return w[:p, None] * np.lib.stride_tricks.sliding_window_view(w, p + 1)[:p]
+
+    corr = np.cumsum(products(lo - 1) - products(hi), axis=0)  # corr[i−1, d]
+    skewed = np.concatenate([top[None, :], top[None, :] + corr])  # skewed[i, d] = G[i, i + d]
+    # written through a view with row stride p + 2: skewed[i, d] lands on G[i, i + d]; the entries
+    # with i + d > p land in the strict lower triangle (or past the end) and are discarded
+    flat = np.zeros((p + 1) * (p + 2))
+    step = flat.strides[0]
+    np.lib.stride_tricks.as_strided(flat, shape=(p + 1, p + 1), strides=(step * (p + 2), step))[...] = skewed
+    upper = np.triu(flat[: (p + 1) ** 2].reshape(p + 1, p + 1))
     return upper + np.triu(upper, 1).T
 
 
@@ -76,7 +75,12 @@ def predictor_from_gram(gram: np.ndarray, forward_backward: bool = True,
     order = gram.shape[0] - 1
     normal = gram[1:, 1:]
     ridge = rel_ridge * np.trace(normal) / order + 1e-300
-    a = torch.linalg.solve(torch.from_numpy(normal + ridge * np.eye(order)), torch.from_numpy(-gram[1:, 0])).numpy()
+    matrix, rhs = torch.from_numpy(normal + ridge * np.eye(order)), torch.from_numpy(-gram[1:, 0])
+    factor, info = torch.linalg.cholesky_ex(matrix)  # a Gram matrix plus a ridge: positive definite
+    if int(info) == 0:
+        a = scipy.linalg.cho_solve((factor.numpy(), True), rhs.numpy(), check_finite=False)
+    else:  # round-off broke definiteness
+        a = torch.linalg.solve(matrix, rhs).numpy()
     return np.concatenate([[1.0], a])
 
 
