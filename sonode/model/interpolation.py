@@ -203,13 +203,13 @@ def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarra
     The gap's expected power spectrum given both sides is |M(f)|² + V(f): M the mean's spectrum,
     V the conditional deviation's (what the dynamics cannot carry across the gap: noise, drifting
     partials, growing towards mid-gap). The mean alone carries only |M|², so the fill's spectrum is
-    too weak wherever V dominates (measured: 4-7 dB in the upper half of the band at 20 ms, 14 dB
-    at 80 ms). The deviation is filtered by the zero-phase gain g = √(V / (|M|² + V)) — the share of
-    the expected power the mean misses — and added: where the mean is weak the fill gets the
-    conditional draw's level, where it is strong (sustained partials) almost nothing, so little
-    SNR is lost to random phase. Spectra from one Hann-windowed frame over the gap (as the LSD of
-    `sonode.evaluate_fill` is measured); filtering by FFT zero-padded to ≥ 2·n_gap, so nothing
-    wraps into the gap.
+    too weak wherever V dominates (measured at 16 kHz: 6-7 dB in the upper half of the band at
+    20 ms, 9-15 dB at 80 ms). The deviation is filtered by the zero-phase gain
+    g = √(V / (|M|² + V)) — the share of the expected power the mean misses — and added: where
+    the mean is weak the fill gets the conditional draw's level, where it is strong (sustained
+    partials) almost nothing, so little SNR is lost to random phase. Spectra from one Hann-windowed
+    frame over the gap (as the LSD of `sonode.evaluate_fill` is measured); filtering by FFT
+    zero-padded to ≥ 2·n_gap, so nothing wraps into the gap.
 
     Args:
         mean, deviation: (n_gap,).
@@ -253,9 +253,10 @@ def _usable(order: int, n_left: int, n_right: int) -> bool:
 
 def candidate_orders(rate: float) -> tuple[int, ...]:
     """CANDIDATE_ORDERS scaled to ``rate`` so they span the same time as at ORDERS_RATE (8-64 ms),
-    capped at MAX_ORDER for cost. Measured at 48 kHz (guitar and celesta, 10 gaps per length):
-    orders 256-2048 instead of 128-1024 raised the median SNR over the gap by 0.3/0.6/1.8/1.7 dB
-    (paired) at 10/20/40/80 ms — the sound's dynamics span milliseconds, not samples."""
+    capped at MAX_ORDER for cost. Measured at 48 kHz (bundled clips, 25 gaps per length): orders
+    384-2048 instead of 128-1024 raised the SNR over the gap by a median 0.3/0.5/0.8/0.7 dB (paired)
+    at 10/20/40/80 ms — the sound's dynamics span milliseconds, not samples. (More identification
+    rows per order, 12 instead of 4, at 128-1024 lowered it by 0.1-0.8 dB.)"""
     scale = rate / ORDERS_RATE
     return tuple(sorted({min(MAX_ORDER, max(1, int(round(o * scale)))) for o in CANDIDATE_ORDERS}))
 
