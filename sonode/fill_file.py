@@ -15,7 +15,7 @@ import soundfile as sf
 
 from sonode.audio_io import check_output_path, read_clip
 from sonode.errors import AudioInputError, OutputPathError
-from sonode.fileutil import atomic_write
+from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker
 from sonode.fill import FillSettings, Gap, fill_channel, plan_gaps
 
 # Long recordings are fine here: only the context of each gap is fitted.
@@ -114,6 +114,8 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
     try:
         with atomic_write(out) as tmp:
             sf.write(tmp, filled, rate, subtype=subtype, format=fmt)
+            if fmt in ("WAV", "WAVEX"):  # sonode's marker: a later run may replace its own output
+                append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, sf.SoundFileError) as err:
         raise OutputPathError(f"cannot write {out}: {err}") from err
     with atomic_write(report_path_for(out)) as tmp:

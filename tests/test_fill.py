@@ -93,6 +93,21 @@ def test_fill_command_keeps_format_channels_and_everything_outside_the_gaps(tmp_
     assert [(g["kind"], g["sides"]) for g in report["gaps"]] == [("given", "both")]  # detected run = the gap
 
 
+def test_fill_command_may_replace_its_own_output_but_not_a_foreign_file(tmp_path, tone):
+    damaged = tone.copy()
+    damaged[4000:4320] = 0.0
+    clip, out, foreign = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "foreign.wav"
+    sf.write(clip, damaged, RATE, subtype="PCM_16")
+    sf.write(foreign, damaged, RATE, subtype="PCM_16")
+    args = ["fill", str(clip), "--gap", "0.25", "0.27", "--method", "janssen", "--quiet", "-o"]
+    for _ in range(2):  # the second run replaces the first's output (it carries sonode's marker)
+        result = CliRunner().invoke(main, args + [str(out)])
+        assert result.exit_code == 0, result.output
+    assert sf.info(str(out)).subtype == "PCM_16"
+    result = CliRunner().invoke(main, args + [str(foreign)])
+    assert result.exit_code == 2 and "not written by sonode" in result.output
+
+
 def test_fill_command_dry_run_lists_detected_dropouts_and_writes_nothing(tmp_path, tone):
     damaged = tone.copy()
     damaged[6000:6080] = 0.0
