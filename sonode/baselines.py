@@ -26,6 +26,7 @@ import torchaudio.functional
 
 from sonode import bandwidth
 from sonode.metrics import as_signal
+from sonode.model.sysid import burg  # noqa: F401  (public here too: the classical baseline)
 
 # torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
 _SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
@@ -150,37 +151,6 @@ def upsample_cubic(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return p1 + 0.5 * s * (
         (p2 - p0) + s * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + s * (3 * (p1 - p2) + p3 - p0))
     )
-
-
-def burg(x: np.ndarray, order: int) -> np.ndarray:
-    """Burg's prediction-error filter of ``x`` (same recursion and result as ``librosa.lpc``).
-
-    Each order is one reflection coefficient k = −2 f·b / (f·f + b·b) over the current forward
-    and backward errors, then two vector updates: O(N·order) in numpy, no per-sample Python loop
-    (0.1 s at order 2048 on 12800 samples) and no JIT compilation. When the prediction error
-    vanishes (a noise-free sum of ≤ m/2 sinusoids is predicted exactly by order m) the remaining
-    coefficients stay zero instead of becoming 0/0 = NaN as in librosa.
-
-    Args:
-        x: shape (N,), N > order, float64.
-        order: >= 1.
-
-    Returns:
-        ``a``, shape (order + 1,), a[0] = 1.
-    """
-    forward, backward = x[1:].copy(), x[:-1].copy()
-    a = np.zeros(order + 1)
-    a[0] = 1.0
-    # Below this error energy the errors are round-off of an exactly predictable signal.
-    floor = 1e-24 * max(2.0 * float(x @ x), np.finfo(float).tiny)
-    for m in range(order):
-        energy = float(forward @ forward + backward @ backward)
-        if energy <= floor:
-            break
-        k = -2.0 * float(forward @ backward) / energy
-        a[: m + 2] += k * a[: m + 2][::-1].copy()
-        forward, backward = (forward + k * backward)[1:], (backward + k * forward)[:-1]
-    return a
 
 
 def lpc_coefficients(history: np.ndarray, order: int, method: str = "burg") -> np.ndarray:
