@@ -90,5 +90,5 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
         model.set_continuation(tail.decay_per_s, tail.omega_rad_per_s, tail.state)
         summary["continuation"] = {"order": tail.order, "window_samples": tail.window_samples,
                                    "modes": int(tail.decay_per_s.shape[0]),
-                                   "validation_snr_db": tail.validation_snr_db}
+                                   "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator}
     return model, summary
