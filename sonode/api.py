@@ -25,6 +25,7 @@ from sonode import __version__
 from sonode.audio_io import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
+from sonode.model.init import TRAJECTORY_S
 from sonode.render import Rendering, extrapolate, render
 from sonode.upsample import model_energy_above_db
 
@@ -115,6 +116,16 @@ class Fitted:
     def extrapolate(self, seconds: float, rate: int | None = None, with_context: bool = False) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.render.extrapolate`)."""
         return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
+
+    def free_run(self) -> np.ndarray:
+        """The model's one trajectory: the free run from its trajectory state, without restarts,
+        over the fitted span (at most its first `sonode.model.init.TRAJECTORY_S`), at the fitted
+        rate, in file amplitude: shape (n,)."""
+        config = self.model.config
+        n = min(config.n_samples, int(TRAJECTORY_S * config.sample_rate))
+        with torch.no_grad():
+            x = self.model.trajectory(n)
+        return x.numpy() * config.gain + config.offset
 
     def save_training_curve(self, path: str | os.PathLike, title: str | None = None) -> bool:
         """Write the loss/SNR-per-epoch PNG; False (nothing written) when no epoch was trained,

@@ -99,9 +99,11 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     continuation = {name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()}
 
     report = full.info["fit"]
+    fitted_span = low.samples[: full.model.config.n_samples]
     result = {
         "clip": Path(path).name, "rate": high, "low_rate": low_rate, "duration_s": truth.duration_s,
         "upsampling": upsampling, "continuation": continuation,
+        "trajectory": trajectory_scores(fitted_span, full.free_run(), low_rate),
         "reconstruction": {"snr_db": report["snr_db"], "fine_snr_db": report["fine_snr_db"],
                            "discretisation_snr_db": report["discretisation_snr_db"], "fit_time_s": full_time,
                            "epochs": report["epochs"], "initial_snr_db": report["initial_snr_db"]},
@@ -134,6 +136,26 @@ def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: 
     return {"snr_db": snr_db(reference, x), "lsd": ssr["lsd"], "lsd_below": ssr["lsd_below"],
             "lsd_above": ssr["lsd_above"], "lsd5_below": lsd5["lsd_below"], "lsd5_above": lsd5["lsd_above"],
             "energy_above_db": share, "energy_above_vs_truth_db": share - share_truth}
+
+
+def trajectory_scores(reference: np.ndarray, free_run: np.ndarray, rate: int) -> dict[str, float]:
+    """How well one free run (n,) follows the clip's first n samples: SNR (dB); the worst level
+    difference (dB) over whole 100 ms blocks — what a sustained sound's free run must hold when a
+    pitch error has turned into phase drift and the SNR says nothing; and the ssr_eval LSD
+    (levels as they are)."""
+    n = free_run.shape[0]
+    reference = reference[:n]
+    block = rate // 10
+    n_blocks = max(1, n // block)
+
+    def levels_db(x: np.ndarray) -> np.ndarray:
+        power = np.mean(x[: n_blocks * block].reshape(n_blocks, -1) ** 2, axis=1)
+        return 10 * np.log10(np.maximum(power, 1e-20))
+
+    return {"snr_db": snr_db(reference, free_run),
+            "level_error_db": float(np.max(np.abs(levels_db(free_run) - levels_db(reference)))),
+            # no least-squares gain matching: it would scale a phase-drifted free run to silence
+            "lsd": lsd_ssr(reference, free_run, rate, match_gain=False)["lsd"]}
 
 
 def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
@@ -234,11 +256,20 @@ def results_markdown(results: dict[str, Any]) -> str:
         r = c["reconstruction"]
         lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['fine_snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
                      f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |")
-    lines += ["", "### Per clip: sonode vs best baseline", "", "| clip | upsampling SNR sonode / sinc | "
-              "continuation SNR 20 ms sonode / lpc32_burg / lpc256_burg |", "|---|---|---|"]
+    lines += ["", "### One trajectory (sonode's free run from its trajectory state over the fitted clip)", "",
+              "| clip | SNR dB | worst 100 ms level error dB | LSD |", "|---|---|---|---|"]
+    for c in results["clips"]:
+        t = c["trajectory"]
+        lines.append(f"| {c['clip']} | {t['snr_db']:.2f} | {t['level_error_db']:.1f} | {t['lsd']:.2f} |")
+    metrics = [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]
+    lines += ["", "### Per clip: sonode vs the best Burg order (256–2048) per column", "",
+              "| clip | upsampling SNR sonode / sinc | continuation " + " / ".join(metrics) + ": sonode | best Burg |",
+              "|---|---|---|---|"]
     for c in results["clips"]:
         u, k = c["upsampling"], c["continuation"]
+        burgs = [scores for name, scores in k.items() if name.endswith("_burg") and int(name[3:-5]) >= 256]
+        best = [max(b[m] for b in burgs) for m in metrics[:-1]] + [min(b["lsd"] for b in burgs)]
         lines.append(f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
-                     f"{k['sonode']['snr_20ms_db']:.2f} / {k['lpc32_burg']['snr_20ms_db']:.2f} / "
-                     f"{k['lpc256_burg']['snr_20ms_db']:.2f} |")
+                     + " / ".join(f"{k['sonode'][m]:.2f}" for m in metrics) + " | "
+                     + " / ".join(f"{v:.2f}" for v in best) + " |")
     return "\n".join(lines) + "\n"

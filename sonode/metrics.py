@@ -379,7 +379,7 @@ def matched_gain(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(np.sum(ref * est) / energy) if energy > 0 else 1.0
 
 
-def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, split_hz: float,
+def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, split_hz: float | None = None,
             match_gain: bool = True) -> dict[str, float]:
     """LSD as ssr_eval computes it (see SSR_EPS above), over all bins and split at ``split_hz``.
 
@@ -391,24 +391,27 @@ def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, spl
         reference, estimate: shape (n_samples,), same length, file amplitude (full scale = 1).
         sample_rate: Hz.
         split_hz: e.g. the input's Nyquist frequency; "lsd_below" has the bins < split_hz,
-            "lsd_above" those >= split_hz.
+            "lsd_above" those >= split_hz. None: the whole band only.
 
     Returns:
-        {"lsd", "lsd_below", "lsd_above"}.
+        {"lsd", "lsd_below", "lsd_above"} ({"lsd"} without split_hz).
     """
     ref, est = _as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     if match_gain:
         est = est * matched_gain(ref, est)
     freqs_hz, log_ratio = _ssr_log_ratio(ref, est, rate)
-    below = freqs_hz < split_hz
-    if not (np.any(below) and np.any(~below)):
-        raise ValueError(f"split_hz={split_hz!r} leaves one band empty (bins span 0..{freqs_hz[-1]:g} Hz)")
 
     def band(mask: np.ndarray) -> float:
         return float(np.mean(np.sqrt(np.mean(log_ratio[mask] ** 2, axis=0))))
 
-    return {"lsd": band(np.ones_like(below)), "lsd_below": band(below), "lsd_above": band(~below)}
+    everything = np.ones(freqs_hz.shape, dtype=bool)
+    if split_hz is None:
+        return {"lsd": band(everything)}
+    below = freqs_hz < split_hz
+    if not (np.any(below) and np.any(~below)):
+        raise ValueError(f"split_hz={split_hz!r} leaves one band empty (bins span 0..{freqs_hz[-1]:g} Hz)")
+    return {"lsd": band(everything), "lsd_below": band(below), "lsd_above": band(~below)}
 
 
 def energy_above_db(x: np.ndarray, sample_rate: float, split_hz: float) -> float:

@@ -8,7 +8,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sonode.cli import main
-from sonode.evaluate import SNR_WINDOWS_MS, EvalOptions, evaluate, results_markdown
+from sonode.evaluate import SNR_WINDOWS_MS, EvalOptions, evaluate, results_markdown, trajectory_scores
 from sonode.fileutil import markdown_marker
 from tests.model.synthetic import two_tone
 
@@ -79,3 +79,19 @@ def test_eval_command_prints_the_tables_and_writes_the_report(clip48k, tmp_path)
     assert (tmp_path / "rep" / "results.json").exists() and (tmp_path / "rep" / "results.md").exists()
     bad = CliRunner().invoke(main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "0"])
     assert bad.exit_code == 2 and "--budget" in bad.output
+
+
+def test_trajectory_scores_see_level_errors_the_snr_cannot():
+    rate = 16000
+    t = np.arange(rate) / rate
+    noise = 1e-3 * np.random.default_rng(0).standard_normal(rate)
+    clip = np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 1.5 * t)) + noise
+    same = trajectory_scores(clip, clip.copy(), rate)
+    assert same["level_error_db"] == pytest.approx(0.0, abs=1e-9) and same["lsd"] < 1e-3
+    # a free run 36 samples late (half a period of 220 Hz) has no useful SNR but the right levels
+    # and spectrum
+    late = trajectory_scores(clip, np.roll(clip, 36), rate)
+    assert late["snr_db"] < 1 and late["level_error_db"] < 0.5 and late["lsd"] < 0.3
+    # half the amplitude in the second half: 6.02 dB in the blocks there
+    halved = clip * np.where(t < 0.5, 1.0, 0.5)
+    assert trajectory_scores(clip, halved, rate)["level_error_db"] == pytest.approx(6.02, abs=0.01)
