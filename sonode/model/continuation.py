@@ -109,10 +109,12 @@ def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int |
         A `ContinuationFit`.
     """
     x = np.asarray(x, dtype=np.float64)
-    held = int(round(VALIDATION_S * sample_rate))
+    # a clip shorter than 5 VALIDATION_S holds back its last fifth (enough to tell an exact
+    # predictor from Burg's: without validation, Burg's is used)
+    held = min(int(round(VALIDATION_S * sample_rate)), x.shape[0] // 5)
     history, future = x[:-held], x[-held:]
     best: dict[str, tuple] = {}  # estimator -> (score, order, window, whole history as context)
-    if history.shape[0] > 4 * held:
+    if held >= 16:
         candidates = _candidates(history.shape[0], window_samples, max_order)
         for estimator, predictor in ESTIMATORS.items():
             for order in sorted({o for o, _ in candidates}):
