@@ -527,7 +527,8 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
 @click.option("--budget-s", type=float, default=10.0, show_default=True, callback=_positive(float),
               help="sonode_fit: fit time per gap (seconds, shared by the two sides).")
 @click.option("--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True)
 @_fail_cleanly
