@@ -1,0 +1,84 @@
+"""The continuation ODE alone against high-order Burg prediction, on any folders of clips.
+
+    .venv/bin/python benchmarks/continuation_clips.py data/*.wav data/more/*.wav   # ~2 min, 1 thread
+
+The same task as `sonode eval`'s continuation (first 1.0 s of each clip at 16 kHz; history 0-0.8 s,
+continue 0.2 s; SNR over the first 5 / 20 / 50 ms and LSD over the 200 ms), without the neural fit:
+the continuation is identified on the clip's end (`sonode.model.continuation`) and does not
+depend on training, so this measures it on many clips in minutes (the fitted model's rendering of
+it agrees to within ~0.1 dB, see `sonode eval`). Baseline: the best Burg order among 256-2048
+per column (an oracle: the order is picked after seeing the future). Prints one row per clip,
+then medians and the count of clips where the continuation is ahead, for the bundled clips (data/)
+and the others separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sonode.audio_io import read_clip, resample  # noqa: E402
+from sonode.baselines import lpc_continue  # noqa: E402
+from sonode.metrics import log_spectral_distance, snr_db  # noqa: E402
+from sonode.model.continuation import identify_continuation  # noqa: E402
+from sonode.model.init import normalisation  # noqa: E402
+from sonode.model.sysid import modal_basis  # noqa: E402
+
+RATE = 16000
+HORIZON = int(0.2 * RATE)
+BURG_ORDERS = (256, 512, 1024, 2048)
+
+
+def scores(future: np.ndarray, x: np.ndarray) -> list[float]:
+    """SNR (dB) over 5 / 20 / 50 ms, LSD over the whole horizon."""
+    return [snr_db(future[: RATE * ms // 1000], x[: RATE * ms // 1000]) for ms in (5, 20, 50)] + \
+        [log_spectral_distance(future, x, RATE)["lsd"]]
+
+
+def continuation(history: np.ndarray, n: int) -> tuple[np.ndarray, str]:
+    gain, offset = normalisation(history)
+    fit = identify_continuation((history - offset) / gain, RATE)
+    poles = np.exp((fit.decay_per_s + 1j * fit.omega_rad_per_s) / RATE)
+    x = modal_basis(poles, fit.window_samples + n)[fit.window_samples:] @ fit.state
+    return x * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
+
+
+def summary(name: str, rows: list[tuple[list[float], list[float]]]) -> None:
+    if not rows:
+        return
+    ours, best = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    ahead = [int(np.sum(ours[:, i] > best[:, i])) for i in range(3)] + [int(np.sum(ours[:, 3] <= best[:, 3]))]
+    print(f"{name} ({len(rows)} clips): median sonode {np.round(np.median(ours, 0), 2)}, best Burg "
+          f"{np.round(np.median(best, 0), 2)}; sonode ahead on {ahead} clips (5/20/50 ms SNR, LSD)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="+", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    bundled, others = [], []
+    for path in args.clips:
+        clip = read_clip(path, duration_s=1.0)
+        low = resample(clip.samples, clip.sample_rate, RATE)
+        history, future = low[:-HORIZON], low[-HORIZON:]
+        ours, how = continuation(history, HORIZON)
+        burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
+        best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
+        row = scores(future, ours)
+        print(f"{path.name:36s} sonode {' '.join(f'{v:6.2f}' for v in row)} | best Burg "
+              f"{' '.join(f'{v:6.2f}' for v in best)} | {how}", flush=True)
+        (bundled if path.resolve().parent == ROOT / "data" else others).append((row, best))
+    summary("bundled", bundled)
+    summary("others", others)
+
+
+if __name__ == "__main__":
+    main()
