@@ -115,14 +115,10 @@ def polynomial_roots(a: np.ndarray) -> np.ndarray:
     companion = np.zeros((p, p))
     companion[0] = -a[1:] / a[0]
     companion[np.arange(1, p), np.arange(p - 1)] = 1.0
-    # One thread: LAPACK's Hessenberg QR barely parallelises, and with two threads on a machine
-    # whose other core is busy it ran 30x slower (order 512: 15 s against 0.4 s, measured).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return torch.linalg.eigvals(torch.from_numpy(companion)).numpy()
-    finally:
-        torch.set_num_threads(threads)
+    # Not on one thread, though it would be faster under load (order 512: 0.4 s against 15 s with
+    # two threads when the other core is busy): switching torch's thread count back and forth
+    # left MKL's batched solve (the segment states) hanging, measured.
+    return torch.linalg.eigvals(torch.from_numpy(companion)).numpy()
 
 
 def modal_basis(poles: np.ndarray, n_samples: int) -> np.ndarray:
