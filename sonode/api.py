@@ -124,8 +124,7 @@ class Fitted:
         config = self.model.config
         n = min(config.n_samples, int(TRAJECTORY_S * config.sample_rate))
         with torch.no_grad():
-            x = self.model.trajectory(n)
-        return x.numpy() * config.gain + config.offset
+            return self.model.denormalise(self.model.trajectory(n))
 
     def save_training_curve(self, path: str | os.PathLike, title: str | None = None) -> bool:
         """Write the loss/SNR-per-epoch PNG; False (nothing written) when no epoch was trained,

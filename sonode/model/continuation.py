@@ -8,14 +8,16 @@ modes to the last W samples.
 
 Burg rather than the covariance method (which identifies the model's own modes, unbiased on
 damped sinusoids): Burg's poles sit slightly closer to the unit circle, i.e. they under-estimate
-decay, and its filter is stable by construction. Measured on 0.8 s → 0.2 s continuations, it
-predicted better on both the bundled clips (median SNR at 5 / 20 / 50 ms 34.8 / 32.1 / 26.3 dB
-against the covariance method's 30.6 / 30.0 / 24.7) and twelve other recordings (18.9 / 16.8 /
-11.6 against 18.3 / 14.5 / 9.0): past the clip's end, a slowly decaying partial that is kept too
-long costs less than one cut short, and the bias also keeps the sound's noise floor. The
-covariance method is kept for the one case it is right for (`EXACT_MARGIN_DB`). This is what high-order linear-prediction
-extrapolation does (an order-p predictor run from its last p samples is this ODE with W = p,
-sampled), in continuous time, so the continuation can be read at any rate.
+decay, and its filter is stable by construction. Measured on 0.8 s → 0.2 s continuations
+(benchmarks/continuation_clips.py), it predicted better on both the bundled clips (median SNR at
+5 / 20 / 50 ms 33.4 / 32.1 / 26.3 dB against the covariance method's 30.6 / 30.0 / 24.7) and
+twelve other recordings (18.9 / 16.7 / 11.6 against 18.3 / 14.5 / 9.0): past the clip's end, a
+slowly decaying partial that is kept too long costs less than one cut short, and the bias also
+keeps the sound's noise floor. Over seconds it costs level: a sustained sound's continuation
+decays (README). The covariance method is kept for the one case it is right for
+(`EXACT_MARGIN_DB`). This is what high-order linear-prediction extrapolation does (an order-p
+predictor run from its last p samples is this ODE with W = p, sampled), in continuous time, so
+the continuation can be read at any rate.
 
 Which p and W suit a clip are not guessed: they are chosen by validation on the clip itself — the
 same procedure is run on the clip minus its last `VALIDATION_S`, and the candidate that predicts
@@ -30,9 +32,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 
-from sonode.model.sysid import burg, covariance_predictor, modal_basis, polynomial_roots, ridge_solve
+from sonode.model.sysid import (burg, covariance_predictor, modal_basis, polynomial_roots, predictor_run,
+                                ridge_solve)
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)
@@ -79,14 +81,6 @@ def _state(x: np.ndarray, poles: np.ndarray, window: int) -> np.ndarray:
     return ridge_solve(basis.T @ basis, x[-window:] @ basis, STATE_RIDGE)
 
 
-def _filter_prediction(predictor: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
-    """The predictor run on zero input from the history's last p samples: (n,). The same as the
-    modal continuation with W = p (poles unclamped), without the cost of finding its roots."""
-    order = predictor.shape[0] - 1
-    initial = scipy.signal.lfiltic([1.0], predictor, history[::-1][:order])
-    return scipy.signal.lfilter([1.0], predictor, np.zeros(n), zi=initial)[0]
-
-
 def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> list[tuple[int, int]]:
     pairs = []
     for order in [o for o in CANDIDATE_ORDERS if o <= max_order]:
@@ -118,9 +112,13 @@ def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int |
     best: dict[str, tuple] = {}  # estimator -> (score, order, window)
 
     def consider(estimator: str, prediction: np.ndarray, order: int, window: int) -> None:
-        err = float(np.sum((future - prediction) ** 2))  # inf or nan: an unstable filter ran away
-        score = -math.inf if not err < math.inf else (
-            10 * math.log10(max(float(np.sum(future ** 2)), 1e-300) / err) if err > 0 else math.inf)
+        err = float(np.sum((future - prediction) ** 2))
+        if not math.isfinite(err):  # an unstable filter ran away
+            score = -math.inf
+        elif err == 0:
+            score = math.inf
+        else:
+            score = 10 * math.log10(max(float(np.sum(future ** 2)), 1e-300) / err)
         if estimator not in best or score > best[estimator][0]:
             best[estimator] = (score, order, window)
 
@@ -133,9 +131,10 @@ def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int |
                 state = _state(history, poles, window)
                 consider("burg", (modal_basis(poles, window + held)[window:]) @ state, order, window)
             # the covariance method is only a check for an exact predictor: scored by running it
-            # as a filter (W = p), its roots are found only if it is chosen
+            # as a filter (the modal continuation with W = p, poles unclamped), its roots are
+            # found only if it is chosen
             if window_samples is None or window_samples == order:
-                consider("covariance", _filter_prediction(covariance_predictor(context, order), history, held),
+                consider("covariance", predictor_run(covariance_predictor(context, order), history, held),
                          order, order)
     if best:
         exact = "covariance" in best and best["covariance"][0] > best["burg"][0] + EXACT_MARGIN_DB

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.signal
 import torch
 
 
@@ -86,6 +87,15 @@ def burg(x: np.ndarray, order: int) -> np.ndarray:
         a[: m + 2] += k * a[: m + 2][::-1].copy()
         forward, backward = (forward + k * backward)[1:], (backward + k * forward)[:-1]
     return a
+
+
+def predictor_run(a: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
+    """Linear-prediction extrapolation: the all-pole filter 1/A(z) run on zero input, its state set
+    from the last len(a) − 1 samples of ``history`` (newest first) → (n,) samples following it.
+    One C loop (scipy), ~100x faster than a Python loop at order 2048."""
+    order = a.shape[0] - 1
+    state = scipy.signal.lfiltic([1.0], a, np.asarray(history, dtype=np.float64)[::-1][:order])
+    return scipy.signal.lfilter([1.0], a, np.zeros(n), zi=state)[0]
 
 
 def predictor_poles(x: np.ndarray, order: int) -> np.ndarray:
