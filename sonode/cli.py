@@ -232,8 +232,8 @@ def _run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force:
         report = fitted.info["fit"]
         write_fit_outputs(fitted, clip, paths, {"device": device}, force)
     if not quiet:
-        click.echo(f"  SNR {_db(report['snr_db'], 2)} dB (fine solve {_db(report['fine_snr_db'], 2)} dB, "
-                   f"initial {_db(report['initial_snr_db'], 2)} dB) after {report['epochs']} steps "
+        click.echo(f"  SNR {_db(report['snr_db'], 2)} dB (initial {_db(report['initial_snr_db'], 2)} dB, "
+                   f"discretisation check {_db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
                    f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
                    f"Nyquist {_db_text(report.get('energy_above_nyquist_db'))}", err=True)
         click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
@@ -356,8 +356,8 @@ def info(model):
     if report:
         lines += [
             f"fit SNR:      {_db(report['snr_db'], 2)} dB (initial linear fit {_db(report['initial_snr_db'], 2)} dB)",
-            f"fine solve:   {_db(report['fine_snr_db'], 2)} dB; discretisation check "
-            f"{_db(report['discretisation_snr_db'], 1)} dB (goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
+            f"reference:    discretisation check {_db(report['discretisation_snr_db'], 1)} dB (fast vs "
+            f"reference solve; goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
             f"training:     {report['epochs']} steps, gradient {report['gradient']}, stopped by "
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {_db(report.get('trajectory_snr_db'))} dB",

@@ -250,11 +250,11 @@ def results_markdown(results: dict[str, Any]) -> str:
         for method, scores in results["median"][task].items():
             lines.append(f"| {method} | " + " | ".join(f"{scores[m]:.2f}" for m in metrics) + " |")
         lines.append("")
-    lines += ["### Reconstruction (sonode)", "", "| clip | SNR dB | fine-solve SNR dB | discretisation dB | "
-              "initial (linear) dB | epochs | fit time s |", "|---|---|---|---|---|---|---|"]
+    lines += ["### Reconstruction (sonode)", "", "| clip | SNR dB | discretisation dB | "
+              "initial (linear) dB | epochs | fit time s |", "|---|---|---|---|---|---|"]
     for c in results["clips"]:
         r = c["reconstruction"]
-        lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['fine_snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
+        lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
                      f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |")
     lines += ["", "### One trajectory (sonode's free run from its trajectory state over the fitted clip)", "",
               "| clip | SNR dB | worst 100 ms level error dB | LSD |", "|---|---|---|---|"]

@@ -35,6 +35,7 @@ def test_fit_writes_model_reconstruction_report_and_curve(workdir):
     for key in ("snr_db", "fine_snr_db", "discretisation_snr_db", "epochs", "wall_time_s", "gradient",
                 "function_evaluations", "history"):
         assert key in report["fit"] or key in report, key
+    assert report["fit"]["fine_snr_db"] == report["fit"]["snr_db"]  # the old key, kept for users' scripts
     assert report["fit"]["gradient"] == "adjoint" and report["fit"]["options"]["seed"] == 0
     assert report["versions"]["torch"]
     recon, rate = sf.read(out / "tone.recon.wav")
