@@ -1,0 +1,90 @@
+"""`sonode info` and `sonode plot`: what a model is, and a picture of it against its clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sonode.cli.common import db, db_text, fail_cleanly, force_option
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@fail_cleanly
+def info(model):
+    """Print what MODEL is: rate, span, size, fit quality and method."""
+    from sonode.api import load
+    from sonode.model.train import DISCRETISATION_GOAL_DB
+
+    fitted = load(model)
+    cfg, meta = fitted.model.config, fitted.info
+    n_params = sum(p.numel() for p in fitted.model.parameters())
+    report = meta.get("fit", {})
+    lines = [
+        f"model:        {model}",
+        f"source:       {meta.get('source', {}).get('path', '?')}",
+        f"rate:         {cfg.sample_rate} Hz",
+        f"span:         0 .. {cfg.n_samples / cfg.sample_rate:.4f} s ({cfg.n_samples} samples)",
+        f"latent dim:   {cfg.latent_dim} ({cfg.n_modes} damped oscillators + MLP {cfg.layers}x{cfg.hidden})",
+        f"segments:     {cfg.layout.n_segments} (hop {cfg.hop_samples}, cross-fade {cfg.overlap_samples} samples)",
+        f"parameters:   {n_params}",
+        "solver:       modal (exact oscillators, adaptive dopri5 envelope); reference: lawson_rk4",
+    ]
+    ident = report.get("identification", {}) if report else {}
+    if ident.get("continuation"):
+        cont = ident["continuation"]
+        lines.append(f"continuation: linear ODE of {cont['modes']} modes (order {cont['order']}, state from the "
+                     f"last {cont['window_samples']} samples; validation SNR {db(cont['validation_snr_db'], 1)} dB)")
+    if report:
+        lines += [
+            f"fit SNR:      {db(report['snr_db'], 2)} dB (initial linear fit {db(report['initial_snr_db'], 2)} dB)",
+            f"reference:    discretisation check {db(report['discretisation_snr_db'], 1)} dB (fast vs "
+            f"reference solve; goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
+            f"training:     {report['epochs']} steps, gradient {report['gradient']}, stopped by "
+            f"{report['stop_reason']}",
+            f"trajectory:   one free run from the first state: {db(report.get('trajectory_snr_db'))} dB",
+        ]
+        if "energy_above_nyquist_db" in report:
+            lines.append(f"above Nyquist: {db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
+                         f"at 4x the rate (first 2 s)")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@click.option("--clip", type=click.Path(), help="The original clip (default: the source recorded in the model).")
+@click.option("-o", "--output", "out", type=click.Path(), required=True, help="PNG file.")
+@click.option("--at", "centers_s", type=float, multiple=True,
+              help="Centre of a 20 ms waveform zoom (seconds; repeatable). Default: 3 spread over the span.")
+@force_option
+@fail_cleanly
+def plot(model, clip, out, centers_s, force):
+    """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
+    from sonode.api import load
+    from sonode.audio_io import check_output_path, read_clip
+    from sonode.plotting import save_comparison_png
+
+    inputs = [model] + ([clip] if clip else [])
+    for path in (out, Path(out).with_suffix(".fit.png")):
+        check_output_path(path, inputs, force=force)
+    fitted = load(model)
+    source = fitted.info.get("source", {})
+    clip = clip or source.get("path")
+    recon = fitted.render().samples
+    duration = fitted.duration_s
+    centers = list(centers_s) or [duration * f for f in (0.1, 0.5, 0.9)]
+    if clip and Path(clip).exists():
+        truth = read_clip(clip, start_s=float(source.get("start_s", 0.0)), duration_s=duration,
+                          rate=fitted.sample_rate, channel=source.get("channel", "mix")).samples[: recon.shape[0]]
+        save_comparison_png(out, truth, {"sonode": recon[: truth.shape[0]]}, fitted.sample_rate, centers,
+                            title=f"{Path(model).name} vs {Path(clip).name}")
+        curve = Path(out).with_suffix(".fit.png")
+        if fitted.save_training_curve(curve, title=f"{Path(model).name}: training"):
+            click.echo(f"wrote {out} and {curve}", err=True)
+        else:
+            click.echo(f"wrote {out} (no training curve: the model was not trained)", err=True)
+    elif fitted.save_training_curve(out, title=f"{Path(model).name}: training"):
+        click.echo(f"wrote {out} (training curve only: pass --clip for the waveform comparison)", err=True)
+    else:
+        raise click.UsageError("the model's source clip is not found and it has no training curve: pass --clip")

@@ -1,0 +1,63 @@
+"""`sonode fill`: repair gaps, dropouts and clicks in a file."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sonode.cli.common import fail_cleanly, positive
+
+
+@click.command(name="fill")
+@click.argument("clip", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), help="Output audio file (same format, rate, channels "
+              "and subtype as CLIP); the JSON report goes next to it as <OUT stem>.fill.json.")
+@click.option("--gap", "gaps", type=(float, float), multiple=True, metavar="START END",
+              help="A gap to fill, in seconds (repeatable).")
+@click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
+              "isolated clicks inside sounding passages, and fill them.")
+@click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
+@click.option("--method", type=click.Choice(["sonode", "sonode_fit", "janssen", "burg_xfade"]), default="sonode",
+              show_default=True, help="sonode: the most likely trajectory through the gap of a linear ODE "
+              "identified on both sides (order chosen on pseudo-gaps in the clip); sonode_fit: fitted neural "
+              "ODEs run forward from the left and backward from the right, blended; janssen: gap-wise AR "
+              "interpolation (Burg, order ≤ 1024); burg_xfade: two-sided Burg LPC with a cross-fade.")
+@click.option("--context", "context_s", type=float, default=0.5, show_default=True, callback=positive(float),
+              help="Audio used on each side of a gap (seconds; nothing else of the clip is read by the filler).")
+@click.option("--budget-s", type=float, default=10.0, show_default=True, callback=positive(float),
+              help="sonode_fit: fit time per gap (seconds, shared by the two sides).")
+@click.option("--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--quiet", is_flag=True)
+@fail_cleanly
+def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet):
+    """Repair gaps, dropouts and clicks in CLIP from the audio on both sides.
+
+    Only the samples inside the gaps change. A gap at the very start or end of CLIP is filled from
+    the one side it has (the report says so).
+    """
+    from sonode.fill import FillSettings
+    from sonode.fill_file import fill_file, report_path_for
+
+    if not gaps and not detect:
+        raise click.UsageError("give at least one --gap START END, or --detect")
+    if out is None and not dry_run:
+        raise click.BadParameter("is required (or use --dry-run)", param_hint="-o/--output")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    settings = FillSettings(method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed)
+    report = fill_file(clip, out, list(gaps), settings, detect=detect, dry_run=dry_run,
+                       on_gap=None if quiet else (lambda line: click.echo(f"sonode fill: {line}", err=True)))
+    one_sided = [g for g in report["gaps"] if g["sides"] != "both"]
+    for g in one_sided:
+        click.echo(f"sonode: note: gap {g['start_s']:.4f}-{g['end_s']:.4f} s is at the clip's edge (or next to "
+                   f"another gap): filled from the {g['sides']} side only", err=True)
+    if dry_run:
+        click.echo(json.dumps(report, indent=2))
+    elif not quiet:
+        click.echo(f"wrote {out} ({len(report['gaps'])} gap(s) filled) and {report_path_for(out)}", err=True)

@@ -1,0 +1,240 @@
+"""`sonode fit`: one clip here (progress, Ctrl-C keeps the best model), several on Dask."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, db, db_text, device_option, fail_cleanly, force_option,
+                               positive, progress_printer)
+
+
+def _channel(ctx, param, value: str):
+    if value == "mix":
+        return value
+    try:
+        index = int(value)
+    except ValueError:
+        raise click.BadParameter(f"must be 'mix' or a 0-based channel number, got {value!r}") from None
+    if index < 0:
+        raise click.BadParameter(f"channel numbers start at 0, got {index}")
+    return index
+
+
+def _latent_dim(ctx, param, value: str):
+    if value == "auto":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}") from None
+    if dim < 2 or dim % 2:
+        raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}")
+    return dim
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag instead of killing the fit, so the best model can be saved.
+
+    The first signal also puts the previous handlers back, so that a second Ctrl-C aborts at
+    once (outputs are written atomically, so even that leaves no partial file).
+    """
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def __exit__(self, *exc):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def name(self) -> str:
+        """The signal received, e.g. "SIGINT" (empty if none)."""
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+
+def fit_options(f, rate_flag: str = "--rate"):
+    """Options shared by `fit` and `upsample` (which fits when given a clip; there --rate is the
+    output rate, so the fitting rate is --fit-rate)."""
+    for decorator in reversed([
+        click.option(rate_flag, "rate", type=int, callback=positive(int),
+                     help="Resample the clip to HZ before fitting."),
+        click.option("--start", "start_s", type=float, default=0.0, show_default=True,
+                     help="Start of the clip in the file (seconds)."),
+        click.option("--duration", "duration_s", type=float, callback=positive(float),
+                     help="Length to fit (seconds; default: to the end of the file)."),
+        click.option("--channel", default="mix", show_default=True, callback=_channel,
+                     help="'mix' (mean of channels) or a 0-based channel number."),
+        click.option("--max-time", "max_time_s", type=float, default=120.0, show_default=True,
+                     callback=positive(float), help="Wall-clock budget (seconds) of identification and "
+                     "training. Every 25 steps the parameters are checked against the engine's reference "
+                     "solver; only checked parameters become the kept model."),
+        click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
+        click.option("--target-snr", "target_snr_db", type=float, help="Stop once the fit reaches this SNR (dB)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        device_option,
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch."),
+        click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
+                     help="Latent dimension d (even): d/2 damped oscillators; 'auto': chosen per clip by "
+                     "validation on held-back samples, at most --max-latent-dim."),
+        click.option("--max-latent-dim", type=click.IntRange(min=2), default=256, show_default=True,
+                     help="Largest d that 'auto' may choose."),
+        click.option("--hop", "hop_samples", type=click.IntRange(min=8), default=256, show_default=True,
+                     help="Segment hop (samples at the fitting rate); each segment has its own start state."),
+        click.option("--overlap", "overlap_samples", type=click.IntRange(min=0), default=32, show_default=True,
+                     help="Cross-fade between segments (samples)."),
+        click.option("--hidden", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Width of the correction MLP."),
+        click.option("--lp-order", type=click.IntRange(min=2), default=1024, show_default=True,
+                     help="Order of the linear predictor whose poles are the candidate oscillators."),
+        click.option("--continuation-samples", type=click.IntRange(min=0), default=None,
+                     help="Last samples that fix the state of the continuation ODE. Default: chosen, with "
+                     "its order, by validation on the clip's last 50 ms. 0: the last segment continues."),
+        click.option("--continuation-steps", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Deprecated, no effect: the continuation state is now fitted in closed form."),
+        click.option("--batch-segments", type=click.IntRange(min=2), default=256, show_default=True,
+                     help="Segments per optimiser step; longer clips train on random runs of this many "
+                     "(memory and step time independent of the clip's length)."),
+        click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
+                     show_default=True, help="How gradients are computed."),
+        click.option("--checkpoint-every", "checkpoint_every_s", type=click.FloatRange(min=0), default=30.0,
+                     show_default=True, help="Seconds between resumable checkpoints (<model>.ckpt, deleted "
+                     "when the fit completes); a crash loses at most this much training. 0: none."),
+        click.option("--resume", is_flag=True, help="Continue the interrupted fit saved in <model>.ckpt (same "
+                     "clip and options; --max-time, --steps and --target-snr may change)."),
+        click.option("--quiet", is_flag=True, help="No progress output."),
+        force_option,
+    ]):
+        f = decorator(f)
+    return f
+
+
+def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, **kw) -> tuple[Any, Path]:
+    """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
+
+    A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
+    outputs of a completed fit are written; an interrupted fit keeps it for --resume.
+    """
+    from sonode.api import fit
+    from sonode.batch import check_fit_outputs, fit_output_paths, write_fit_outputs
+
+    stem = Path(clip).stem
+    model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
+    paths = fit_output_paths(model_path, stem)
+    check_fit_outputs(paths, [clip], force)
+    checkpoint_path = paths["checkpoint"]
+    _check_fit_shape(kw)
+    if not quiet:
+        action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
+        if not kw["resume"] and checkpoint_path.exists():
+            action += f" (replacing the checkpoint of an earlier fit, {checkpoint_path}; --resume continues it)"
+        click.echo(f"sonode: {action} (budget {kw['max_time_s']:.0f} s; the model is checked against the "
+                   f"reference solver every 25 steps and only checked parameters are kept; Ctrl-C stops and "
+                   "keeps them)", err=True)
+    # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
+    with _StopFlag() as stop:
+        fitted = fit(clip, on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop,
+                     checkpoint_path=checkpoint_path, **kw)
+        if not quiet:
+            click.echo("", err=True)
+        report = fitted.info["fit"]
+        write_fit_outputs(fitted, clip, paths, {"device": device}, force)
+    if not quiet:
+        click.echo(f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
+                   f"discretisation check {db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
+                   f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
+                   f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}", err=True)
+        click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
+    _warn_discretisation(report)
+    if stop.signal is not None:
+        resume = (f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
+                  if checkpoint_path.exists() else "")
+        click.echo(f"sonode: interrupted by {stop.name}; the best model so far is saved in {model_path}{resume}",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    return fitted, model_path
+
+
+def _check_fit_shape(kw: dict) -> None:
+    if kw["overlap_samples"] > kw["hop_samples"]:
+        raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
+                                 f"({kw['hop_samples']})", param_hint="--overlap")
+    if kw["max_latent_dim"] % 2:
+        raise click.BadParameter(f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim")
+    if kw["continuation_steps"]:
+        click.echo("sonode: note: --continuation-steps no longer has an effect (the continuation state is "
+                   "fitted in closed form) and will be removed", err=True)
+        kw["continuation_steps"] = 0
+
+
+def _warn_discretisation(report: dict) -> None:
+    from sonode.model.train import DISCRETISATION_GOAL_DB
+
+    if report.get("discretisation_fallback"):
+        click.echo("sonode: WARNING: the trained model changed when solved more finely (it had learned its "
+                   "discretisation); the identified linear model was kept instead", err=True)
+    if report["discretisation_snr_db"] is not None and report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB:
+        click.echo(f"sonode: WARNING: the training solve and a fine solve differ (agreement "
+                   f"{db(report['discretisation_snr_db'], 1)} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
+                   "learned its discretisation, so upsampling it is not meaningful", err=True)
+
+
+@click.command()
+@click.argument("clips", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("-o", "--output", "model_out", type=click.Path(), help="Model file (default outputs/<stem>.sonode).")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Several clips: output folder "
+              "[default: outputs/]; it may be the clips' own folder.")
+@click.option("--scheduler", help="Several clips: address of an existing Dask scheduler, e.g. tcp://HOST:8786 "
+              "[default: $DASK_SCHEDULER_ADDRESS, else an embedded cluster on this machine].")
+@click.option("--workers", type=click.IntRange(min=1), help="Several clips: worker processes of the embedded "
+              "cluster [default: one per core, at most one per clip; with --threads T, cores / T].")
+@fit_options
+@fail_cleanly
+def fit(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw):
+    """Fit a neural ODE decoder to CLIP (WAV/FLAC/OGG), or to several clips / folders of clips.
+
+    Writes the model, the reconstruction <stem>.recon.wav, the report <stem>.fit.json and the loss
+    curve <stem>.fit.png next to the model (default folder: outputs/).
+
+    Several clips (or a folder, searched recursively, or --scheduler/--out-dir/--workers) run as
+    independent fits on a Dask cluster, writing the same files per clip in --out-dir plus the
+    summary sonode-batch.csv / .json; clips already complete are skipped (--force refits them),
+    and the exit code is the number of clips that failed. See docs/batch.md.
+    """
+    if len(clips) == 1 and not Path(clips[0]).is_dir() and not (out_dir or scheduler or workers):
+        run_fit(clips[0], model_out, quiet, device, **kw)
+        return
+    _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw)
+
+
+def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, force, **kw) -> None:
+    from sonode.batch import fit_batch
+
+    if model_out:
+        raise click.UsageError("-o names one model file; with several clips give the output folder with --out-dir")
+    _check_fit_shape(kw)
+    kw.pop("resume")  # a batch always resumes a clip whose checkpoint is there
+    try:
+        failed = fit_batch(list(clips), out_dir or OUTPUT_DIR, kw, {"device": device}, force=force,
+                           scheduler=scheduler, workers=workers, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo("\nsonode: interrupted; rerun the same command to continue (finished clips are skipped, "
+                   "unfinished ones resume from their checkpoints)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(min(failed, 100))
