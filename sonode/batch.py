@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sonode.errors import OutputPathError, SonodeError
-from sonode.fileutil import SUMMARY_CSV_COLUMNS, atomic_write, same_file, sonode_marker, written_by_sonode
+from sonode.fileutil import SUMMARY_CSV_COLUMNS, atomic_write, same_file, write_json, written_by_sonode
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SUMMARY_STEM = "sonode-batch"
@@ -75,12 +75,6 @@ def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str
                                title=f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB")
     if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
         remove_checkpoint(paths["checkpoint"])
-
-
-def write_json(path: str | Path, payload: dict) -> None:
-    """Write a JSON object atomically with sonode's marker ("written_by": "sonode <version>")."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps({**payload, "written_by": sonode_marker()}, indent=2, default=str) + "\n")
 
 
 @dataclass(frozen=True)

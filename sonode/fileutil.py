@@ -48,6 +48,12 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
         raise
 
 
+def write_json(path: str | os.PathLike, payload: dict) -> None:
+    """Write a JSON object atomically with sonode's marker ("written_by": "sonode <version>")."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({**payload, "written_by": sonode_marker()}, indent=2, default=str) + "\n")
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if ``a`` and ``b`` name the same file (following links); False if either is missing."""
     try:

@@ -5,7 +5,6 @@ The output keeps the input's rate, channel count, format and subtype; only gap s
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +14,7 @@ import soundfile as sf
 
 from sonode.audio_io import check_output_path, read_clip
 from sonode.errors import AudioInputError, OutputPathError
-from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker
+from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
 from sonode.fill import FillSettings, Gap, fill_channel, plan_gaps
 
 # Long recordings are fine here: only the context of each gap is fitted.
@@ -25,6 +24,17 @@ MAX_FILL_DURATION_S = 3600.0
 def report_path_for(out: str | os.PathLike) -> Path:
     """The JSON report written next to the output: OUT.wav → OUT.fill.json."""
     return Path(out).with_suffix(".fill.json")
+
+
+def check_fill_outputs(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> None:
+    """Refuse, before any work, an output or report path that is the input, or an existing file
+    sonode did not write (unless ``force``), as `sonode.batch.check_fit_outputs` does for a fit.
+
+    Raises:
+        OutputPathError: with the path and what to do instead.
+    """
+    for target in (out, report_path_for(out)):
+        check_output_path(target, [path], force=force)
 
 
 def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool,
@@ -66,7 +76,7 @@ def _all_channels(path: str | os.PathLike) -> tuple[np.ndarray, int, str, str]:
 
 def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tuple[float, float]],
               settings: FillSettings, detect: bool = False, dry_run: bool = False,
-              on_gap: Callable[[str], None] | None = None) -> dict[str, Any]:
+              on_gap: Callable[[str], None] | None = None, force: bool = False) -> dict[str, Any]:
     """Fill the gaps of the audio file ``path`` and write ``out`` and its JSON report.
 
     Args:
@@ -75,16 +85,18 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
         detect: also fill what `sonode.detect.detect_defects` finds.
         dry_run: only find and check the gaps; write nothing.
         on_gap: called with a line describing each gap as it is filled.
+        force: replace an existing output or report that sonode did not write (never the input).
 
     Returns:
         The report: input, output, rate, channels, method, and per gap its span, kind, sides used.
 
     Raises:
         ValueError: bad gaps (see `plan_gaps`) or no gap to fill.
-        AudioInputError / OutputPathError: unreadable input, output = input, unwritable output.
+        AudioInputError / OutputPathError: unreadable input, output = input, an existing output or
+            report sonode did not write (without ``force``), unwritable output.
     """
     if not dry_run:
-        check_output_path(out, [path])
+        check_fill_outputs(path, out, force)
     gaps, rate, found = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
         "input": str(path), "output": None if dry_run else str(out), "sample_rate": rate,
@@ -111,6 +123,7 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
         raise RuntimeError("the fill produced non-finite samples; nothing was written (try --method janssen)")
     if subtype.startswith("PCM") or subtype in ("ULAW", "ALAW"):
         filled = np.clip(filled, -1.0, 1.0)  # integer formats: keep the fill inside full scale
+    check_fill_outputs(path, out, force)  # again: the files may have appeared while filling
     try:
         with atomic_write(out) as tmp:
             sf.write(tmp, filled, rate, subtype=subtype, format=fmt)
@@ -118,6 +131,5 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
                 append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, sf.SoundFileError) as err:
         raise OutputPathError(f"cannot write {out}: {err}") from err
-    with atomic_write(report_path_for(out)) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report_path_for(out), report)  # with sonode's marker: a rerun may replace it
     return report

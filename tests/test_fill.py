@@ -11,6 +11,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sonode.cli import main
+from sonode.fileutil import written_by_sonode
 from sonode.fill import MIN_CONTEXT_SAMPLES, FillSettings, blend, fill_one, plan_gaps
 from sonode.metrics import snr_db
 from tests.model.synthetic import two_tone
@@ -106,6 +107,26 @@ def test_fill_command_may_replace_its_own_output_but_not_a_foreign_file(tmp_path
     assert sf.info(str(out)).subtype == "PCM_16"
     result = CliRunner().invoke(main, args + [str(foreign)])
     assert result.exit_code == 2 and "not written by sonode" in result.output
+
+
+def test_fill_command_force_replaces_foreign_files_as_fit_does_but_never_the_input(tmp_path, tone):
+    damaged = tone.copy()
+    damaged[4000:4320] = 0.0
+    clip, out, report = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "out.fill.json"
+    sf.write(clip, damaged, RATE, subtype="PCM_16")
+    args = ["fill", str(clip), "--gap", "0.25", "0.27", "--method", "janssen", "--quiet"]
+    report.write_text('{"mine": true}\n')  # a user's file where the report would go: refused before any work
+    result = CliRunner().invoke(main, args + ["-o", str(out)])
+    assert result.exit_code == 2 and f"refusing to overwrite {report}" in result.output and "--force" in result.output
+    assert not out.exists() and json.loads(report.read_text()) == {"mine": True}
+    sf.write(out, tone, RATE, subtype="FLOAT")  # and a foreign output
+    result = CliRunner().invoke(main, args + ["-o", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert sf.info(str(out)).subtype == "PCM_16" and json.loads(report.read_text())["method"] == "janssen"
+    assert written_by_sonode(out) and written_by_sonode(report)  # so a rerun replaces both without --force
+    assert CliRunner().invoke(main, args + ["-o", str(out)]).exit_code == 0
+    result = CliRunner().invoke(main, args + ["-o", str(clip), "--force"])
+    assert result.exit_code == 2 and "never overwrites its input" in result.output
 
 
 def test_fill_command_dry_run_lists_detected_dropouts_and_writes_nothing(tmp_path, tone):

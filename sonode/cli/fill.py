@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sonode.cli.common import fail_cleanly, positive
+from sonode.cli.common import fail_cleanly, force_option, positive
 
 
 @click.command(name="fill")
@@ -32,8 +32,9 @@ from sonode.cli.common import fail_cleanly, positive
               help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True)
+@force_option
 @fail_cleanly
-def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet):
+def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet, force):
     """Repair gaps, dropouts and clicks in CLIP from the audio on both sides.
 
     Only the samples inside the gaps change. A gap at the very start or end of CLIP is filled from
@@ -51,7 +52,7 @@ def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, step
 
         torch.set_num_threads(threads)
     settings = FillSettings(method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed)
-    report = fill_file(clip, out, list(gaps), settings, detect=detect, dry_run=dry_run,
+    report = fill_file(clip, out, list(gaps), settings, detect=detect, dry_run=dry_run, force=force,
                        on_gap=None if quiet else (lambda line: click.echo(f"sonode fill: {line}", err=True)))
     one_sided = [g for g in report["gaps"] if g["sides"] != "both"]
     for g in one_sided:
