@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sonode import audio_io
+from sonode import audio_checks, audio_io
 from sonode.audio_io import Clip, check_output_path, read_clip, resample, write_wav
 from sonode.errors import AudioInputError, AudioOutputError, OutputPathError, SonodeError
 
@@ -146,7 +146,7 @@ def test_unreadable_file(wav, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(audio_io, "open", denied, raising=False)  # shadows the builtin in audio_io only
+    monkeypatch.setattr(audio_checks, "open", denied, raising=False)  # shadows the builtin in audio_checks only
     with pytest.raises(AudioInputError, match=r"cannot be read \(Permission denied\); check its permissions"):
         read_clip(wav)
 
