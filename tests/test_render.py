@@ -1,12 +1,16 @@
 """Rendering a fitted model: exact lengths, seamless segments, analytic upsampling and continuation."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from sonode.metrics import snr_db
+from sonode.model.continuation import ContinuationFit
+from sonode.model.decoder import MODEL_KIND, MODEL_VERSION, SonodeModel
+from sonode.model_file import load_model_file, save_model_file
 from sonode.model import FitOptions, fit_samples
 from sonode.render import extrapolate, n_output_samples, render
 from tests.model.synthetic import SAMPLE_RATE, two_tone, two_tone_clip
@@ -145,3 +149,53 @@ def test_bad_spans_are_refused(fitted):
         render(model, start_s=0.2, end_s=0.1)
     with pytest.raises(ValueError, match="seconds"):
         extrapolate(model, 0.0)
+
+
+@pytest.fixture(scope="module")
+def switched(fitted):
+    """The fitted model whose continuation switches to other (late) modes 12.5 ms past the end."""
+    model = copy.deepcopy(fitted[0])
+    early = model.tail_bank
+    late_decay = early.decay_per_s.detach() - 20.0
+    late_omega = early.omega_rad_per_s.detach() + 30.0
+    model.set_continuation(early.decay_per_s.detach(), early.omega_rad_per_s.detach(), model.continuation_state[0],
+                           late_decay, late_omega)
+    model.config = dataclasses.replace(model.config, continuation_switch_s=0.0125)
+    return model
+
+
+def _tail_fit(model) -> ContinuationFit:
+    return ContinuationFit(model.tail_bank.decay_per_s.detach().numpy(), model.tail_bank.omega_rad_per_s.detach().numpy(),
+                           model.continuation_state[0].detach().numpy(), order=0,
+                           window_samples=model.config.continuation_samples, validation_snr_db=0.0,
+                           late_decay_per_s=model.tail_late_bank.decay_per_s.detach().numpy(),
+                           late_omega_rad_per_s=model.tail_late_bank.omega_rad_per_s.detach().numpy(),
+                           switch_after_end_s=model.config.continuation_switch_s)
+
+
+def test_the_continuation_switches_to_its_late_modes_as_identified(switched):
+    """Rendered (fast and reference solver) as `ContinuationFit.samples` computes it in closed form."""
+    n = int(0.05 * SAMPLE_RATE)
+    times = DURATION_S + torch.arange(n, dtype=torch.float64) / SAMPLE_RATE
+    closed_form = _tail_fit(switched).samples(n, SAMPLE_RATE) + float(switched.readout_bias.detach())
+    assert snr_db(closed_form, switched.render_normalised(times).numpy()) >= 100.0
+    assert snr_db(closed_form, switched.render_normalised(times, max_step_s=1.0 / SAMPLE_RATE).numpy()) >= 60.0
+    # and the switch matters: without it the early modes run on
+    early_only = dataclasses.replace(_tail_fit(switched), late_decay_per_s=None, late_omega_rad_per_s=None)
+    assert snr_db(closed_form, early_only.samples(n, SAMPLE_RATE) + float(switched.readout_bias.detach())) < 20.0
+
+
+def test_a_model_file_from_before_the_late_modes_loads_and_continues_as_it_did(switched, tmp_path):
+    path = tmp_path / "old.sonode"
+    switched.save(path)
+    tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION])
+    del meta["config"]["continuation_switch_s"]
+    save_model_file(path, {k: v for k, v in tensors.items() if not k.startswith("tail_late_bank.")}, meta,
+                    kind=MODEL_KIND, version=MODEL_VERSION)
+    old, _ = SonodeModel.load(path)
+    assert old.config.continuation_switch_s == 0.0
+    assert torch.equal(old.tail_late_bank.decay_per_s, switched.tail_bank.decay_per_s)
+    n = int(0.05 * SAMPLE_RATE)
+    times = DURATION_S + torch.arange(n, dtype=torch.float64) / SAMPLE_RATE
+    early_only = dataclasses.replace(_tail_fit(switched), late_decay_per_s=None, late_omega_rad_per_s=None)
+    assert snr_db(early_only.samples(n, SAMPLE_RATE) + float(old.readout_bias.detach()), old.render_normalised(times).numpy()) >= 100.0

@@ -40,6 +40,8 @@ class ModelConfig:
     offset: float
     continuation_samples: int = 0  # window of the continuation state (0: the last segment continues)
     tail_modes: int = 0  # modes of the continuation's own linear ODE, identified on the clip's end
+    # seconds after the span's end at which the continuation's late modes take over (0: from the start)
+    continuation_switch_s: float = 0.0
 
     @property
     def latent_dim(self) -> int:
@@ -90,6 +92,10 @@ class SonodeModel(nn.Module):
         k_tail = config.tail_modes if config.continuation_samples else 0
         self.tail_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
                                         torch.ones(k_tail, dtype=torch.float64))
+        # its modes from continuation_switch_s past the end on: decays measured over the clip's
+        # last second, beating modes merged (see `sonode.model.continuation`)
+        self.tail_late_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
+                                             torch.ones(k_tail, dtype=torch.float64))
         self.continuation_state = nn.Parameter(torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64))
 
     # ---- solving ---------------------------------------------------------------------------
@@ -134,14 +140,20 @@ class SonodeModel(nn.Module):
         x = modal_readout(self.bank, self.field, self.trajectory_state, local, self.readout, gradient)[:, 0]
         return x[1:] + self.readout_bias
 
-    def set_continuation(self, decay_per_s, omega_rad_per_s, state) -> None:
-        """Install the continuation ODE's modes (K_tail,) and its state (2 K_tail,) (numpy or torch)."""
+    def set_continuation(self, decay_per_s, omega_rad_per_s, state, late_decay_per_s=None,
+                         late_omega_rad_per_s=None) -> None:
+        """Install the continuation ODE's modes (K_tail,), its state (2 K_tail,) and its late modes
+        ((K_tail,) each; None: the early ones) — numpy or torch, in 1/s and rad/s."""
+        late_decay_per_s = decay_per_s if late_decay_per_s is None else late_decay_per_s
+        late_omega_rad_per_s = omega_rad_per_s if late_omega_rad_per_s is None else late_omega_rad_per_s
         with torch.no_grad():
-            fresh = OscillatorBank(torch.as_tensor(decay_per_s, dtype=torch.float64),
-                                   torch.as_tensor(omega_rad_per_s, dtype=torch.float64))
-            self.tail_bank.load_state_dict(fresh.state_dict())
+            for bank, decay, omega in ((self.tail_bank, decay_per_s, omega_rad_per_s),
+                                       (self.tail_late_bank, late_decay_per_s, late_omega_rad_per_s)):
+                fresh = OscillatorBank(torch.as_tensor(decay, dtype=torch.float64),
+                                       torch.as_tensor(omega, dtype=torch.float64))
+                bank.load_state_dict(fresh.state_dict())
+                bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
-        self.tail_bank.requires_grad_(False)
         self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
@@ -241,6 +253,9 @@ class SonodeModel(nn.Module):
                             torch.zeros(config.layout.n_segments, config.latent_dim, dtype=torch.float64),
                             energy_scale=1.0, rate_scale=1.0)
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        # files written before the continuation had late modes: the early ones throughout
+        for name in [n for n in tensors if n.startswith("tail_bank.")]:
+            tensors.setdefault(name.replace("tail_bank.", "tail_late_bank.", 1), tensors[name])
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))
@@ -264,11 +279,13 @@ def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s:
 def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
     try:
         raw = meta["config"]
-        config = ModelConfig(**{f: type_(raw[f]) for f, type_ in _CONFIG_TYPES.items()})
+        config = ModelConfig(**{f: type_(raw.get(f, _CONFIG_DEFAULTS[f]) if f in _CONFIG_DEFAULTS else raw[f])
+                                for f, type_ in _CONFIG_TYPES.items()})
         if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
                 and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
                 and config.gain > 0 and math.isfinite(config.offset)
-                and 0 <= config.continuation_samples <= config.n_samples and config.tail_modes >= 0):
+                and 0 <= config.continuation_samples <= config.n_samples and config.tail_modes >= 0
+                and 0.0 <= config.continuation_switch_s < math.inf):
             raise ValueError("values out of range")
         config.layout  # validates hop/overlap
     except (KeyError, TypeError, ValueError) as err:
@@ -279,4 +296,5 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
 
 _CONFIG_TYPES = {"sample_rate": int, "n_samples": int, "hop_samples": int, "overlap_samples": int,
                  "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float,
-                 "continuation_samples": int, "tail_modes": int}
+                 "continuation_samples": int, "tail_modes": int, "continuation_switch_s": float}
+_CONFIG_DEFAULTS = {"continuation_switch_s": 0.0}  # absent from files written before it existed

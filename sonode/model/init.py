@@ -62,7 +62,8 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
                          overlap_samples=overlap_samples, n_modes=modes.n_modes, hidden=hidden, layers=layers,
                          gain=gain, offset=offset,
                          continuation_samples=tail.window_samples if tail else 0,
-                         tail_modes=tail.decay_per_s.shape[0] if tail else 0)
+                         tail_modes=tail.decay_per_s.shape[0] if tail else 0,
+                         continuation_switch_s=tail.switch_after_end_s if tail else 0.0)
     layout = config.layout
     poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
     basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
@@ -87,8 +88,10 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
         model.trajectory_state.copy_(torch.from_numpy(trajectory)[None])
     summary = {"n_modes": modes.n_modes, "n_modes_chosen_by": "validation" if n_modes is None else "user"}
     if tail is not None:
-        model.set_continuation(tail.decay_per_s, tail.omega_rad_per_s, tail.state)
+        model.set_continuation(tail.decay_per_s, tail.omega_rad_per_s, tail.state, tail.late_decay_per_s,
+                               tail.late_omega_rad_per_s)
         summary["continuation"] = {"order": tail.order, "window_samples": tail.window_samples,
                                    "modes": int(tail.decay_per_s.shape[0]),
-                                   "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator}
+                                   "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator,
+                                   "switch_after_end_s": tail.switch_after_end_s}
     return model, summary

@@ -27,6 +27,7 @@ from sonode.ode import odeint
 
 if TYPE_CHECKING:
     from sonode.model.decoder import SonodeModel
+    from sonode.model.oscillator import OscillatorBank
 
 
 def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: float | None = None,
@@ -75,13 +76,19 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
             z0, start_s = last_state, float(starts[last]) + window_end
         weights = layout.weights(times_s - starts[last], torch.tensor(last))
         n_good = _free_run(model, z0, start_s, times_s, torch.arange(free_lo, free_hi), weights, out, n_good, bound,
-                           max_step_s, spacing, chunk_samples, tail=False)
+                           max_step_s, spacing, chunk_samples, tail=None)
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
-    if has_tail:
-        cont_idx = torch.nonzero(times_s >= span_end).flatten()
-        n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, cont_idx,
-                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples, tail=True)
+    if has_tail:  # the continuation's early modes up to the switch, its late ones from the state reached
+        switch_s = span_end + config.continuation_switch_s
+        early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
+        n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, early_idx,
+                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
+                           tail=model.tail_bank)
+        z_switch = model.tail_bank.expm_apply(switch_s - config.continuation_start_s, model.continuation_state)
+        n_good = _free_run(model, z_switch, switch_s, times_s, torch.nonzero(times_s >= switch_s).flatten(),
+                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
+                           tail=model.tail_late_bank)
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
@@ -131,7 +138,7 @@ def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, spa
     try:
         for (offset_steps, count), members in groups.items():
             grid = _local_grid(offset_steps * spacing, spacing, count)
-            x = model.read(_reference_states(model, model.states[members], grid, step_s, tail=False)[-count:])
+            x = model.read(_reference_states(model, model.states[members], grid, step_s, tail=None)[-count:])
             for g, m in enumerate(members):
                 idx = torch.arange(int(lo[m]), int(hi[m]))
                 w = layout.weights(times_s[idx] - starts[m], torch.tensor(m))
@@ -142,33 +149,33 @@ def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, spa
         if last not in segments:
             return None, times_s.numel()
         grid = torch.tensor([0.0, window_end], dtype=torch.float64)
-        return _reference_states(model, model.states[last:], grid, step_s, tail=False)[-1], times_s.numel()
+        return _reference_states(model, model.states[last:], grid, step_s, tail=None)[-1], times_s.numel()
     except RuntimeError:  # the engine refuses non-finite states: the render ends at the first sample lost
         return None, min(int(lo[m]) for m in segments)
 
 
 def _free_run(model: "SonodeModel", z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
               weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step_s: float | None,
-              spacing: float, chunk_samples: int, tail: bool) -> int:
+              spacing: float, chunk_samples: int, tail: "OscillatorBank | None") -> int:
     """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
     Integrates chunk by chunk (each from the state at the previous chunk's last sample) and stops
     at the first output that is non-finite or beyond ``bound``; returns the updated count of good
-    leading samples. ``tail``: the continuation ODE (linear, read as Σ_k u_k) instead of the model's.
+    leading samples. ``tail``: the modes of a continuation ODE (linear, read as Σ_k u_k) to run
+    instead of the model's dynamics (None).
     """
     if idx.numel() == 0:
         return n_good
     offset, z = float(times_s[idx[0]]) - start_s, z0
-    k = model.tail_bank.n_modes
-    readout = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)]) if tail \
-        else model.readout
+    readout = model.readout if tail is None else \
+        torch.cat([torch.ones(tail.n_modes, dtype=torch.float64), torch.zeros(tail.n_modes, dtype=torch.float64)])
     for begin in range(0, int(idx.numel()), chunk_samples):
         chunk = idx[begin: begin + chunk_samples]
         if int(chunk[0]) >= n_good:
             break
         try:
             if step_s is None:
-                bank, field = (model.tail_bank, None) if tail else (model.bank, model.field)
+                bank, field = (model.bank, model.field) if tail is None else (tail, None)
                 x, z = modal_samples(bank, field, z, readout, torch.tensor([offset], dtype=torch.float64), spacing,
                                      torch.tensor([chunk.numel()]), offset + (chunk.numel() - 1) * spacing)
                 x = x[:, 0]
@@ -186,11 +193,11 @@ def _free_run(model: "SonodeModel", z0: torch.Tensor, start_s: float, times_s: t
 
 
 def _reference_states(model: "SonodeModel", z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
-                      tail: bool) -> torch.Tensor:
-    """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s."""
-    if tail:  # the continuation ODE is linear: its field is zero
-        return odeint(_zero_field, z0, local_s, method="lawson_rk4",
-                      options={"linear": model.tail_bank, "step_size": step_s})
+                      tail: "OscillatorBank | None") -> torch.Tensor:
+    """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s,
+    under the model's dynamics or (``tail``) a continuation ODE's modes."""
+    if tail is not None:  # the continuation ODE is linear: its field is zero
+        return odeint(_zero_field, z0, local_s, method="lawson_rk4", options={"linear": tail, "step_size": step_s})
     return model.solve(z0, local_s, step_s)
 
 

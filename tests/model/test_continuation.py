@@ -1,8 +1,11 @@
 """The continuation ODE identified on a clip's end (`sonode.model.continuation`)."""
 
-import numpy as np
+from dataclasses import replace
 
-from sonode.model.continuation import VALIDATION_S, identify_continuation
+import numpy as np
+import pytest
+
+from sonode.model.continuation import VALIDATION_S, envelope_decays, identify_continuation, merge_beating
 from sonode.model.sysid import modal_basis
 
 RATE = 16000
@@ -47,3 +50,62 @@ def test_the_order_is_chosen_on_held_back_samples():
     for max_order in (16, 1024):
         fixed = identify_continuation(x[:-held], RATE, max_order=max_order)
         assert chosen.validation_snr_db >= _snr_db(x[-held:], _continue(fixed, held)) - 1e-6
+
+
+# ---- seconds: late decays measured on the clip's last second ------------------------------------
+
+def _level_db(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(x ** 2))
+
+
+def _noisy_partials(n: int, decay_per_s: float, noise: float, wander: float, seed: int = 2) -> np.ndarray:
+    """Five harmonics of 110 Hz, all decaying at decay_per_s, whose pitch wanders like a held
+    note's (a random walk of relative size ``wander`` over the clip), plus white noise."""
+    rng = np.random.default_rng(seed)
+    pitch = 1 + wander * np.cumsum(rng.standard_normal(n)) / np.sqrt(n)
+    phase = 2 * np.pi * 110 * np.cumsum(pitch) / RATE
+    tone = sum(np.sin(k * phase + k) / k for k in range(1, 6)) * np.exp(-decay_per_s * np.arange(n) / RATE)
+    return tone + noise * rng.standard_normal(n)
+
+
+def test_a_sustained_tone_holds_its_level_for_two_seconds():
+    x = _noisy_partials(RATE, 0.0, noise=1e-2, wander=2e-3)
+    fit = identify_continuation(x, RATE)
+    assert fit.estimator == "burg" and fit.switch_after_end_s == VALIDATION_S
+    cont = fit.samples(2 * RATE, RATE)
+    last = _level_db(x[-RATE // 10:])
+    blocks = [_level_db(cont[i: i + RATE // 10]) - last for i in range(0, 2 * RATE, RATE // 10)]
+    assert max(abs(b) for b in blocks) < 1.0, blocks
+    # Burg's own decays (context 0.26 s) take the wander for decay and lose the level (−5.9 dB):
+    # what the late decays are for
+    burg_only = replace(fit, late_decay_per_s=None, late_omega_rad_per_s=None).samples(2 * RATE, RATE)
+    assert _level_db(burg_only[-RATE // 10:]) - last < -3.0
+
+
+def test_a_decaying_tone_continues_at_its_decay_rate():
+    decay_per_s = 2.0  # 17.4 dB/s
+    n = RATE
+    x = _noisy_partials(n, decay_per_s, noise=1e-3, wander=0.0)
+    fit = identify_continuation(x, RATE)
+    cont = fit.samples(2 * RATE, RATE)
+    levels = np.array([_level_db(cont[i: i + RATE // 50]) for i in range(0, 2 * RATE, RATE // 50)])
+    slope_db_per_s = np.polyfit(np.arange(levels.shape[0]) / 50, levels, 1)[0]
+    expected = -20 * decay_per_s / np.log(10)
+    assert abs(slope_db_per_s - expected) < 0.1 * abs(expected), (slope_db_per_s, expected)
+    assert abs(_level_db(cont[: RATE // 10]) - _level_db(x[-RATE // 10:]) - expected * 0.1) < 1.0
+
+
+def test_envelope_decays_measure_each_partial_and_never_grow():
+    t = np.arange(RATE) / RATE
+    x = np.exp(-1.0 * t) * np.sin(2 * np.pi * 300 * t) + np.exp(-6.0 * t) * np.sin(2 * np.pi * 1000 * t) \
+        + np.minimum(t, 0.5) * np.sin(2 * np.pi * 2000 * t)  # the last swells
+    decays = envelope_decays(x, RATE, 2 * np.pi * np.array([300.0, 1000.0, 2000.0]), 512)
+    assert decays == pytest.approx([-1.0, -6.0, 0.0], abs=0.05)
+    assert envelope_decays(x[:1000], RATE, np.array([1.0]), 512) is None  # fewer than 4 frames
+
+
+def test_beating_modes_merge_into_one_and_others_stay():
+    omega = 2 * np.pi * np.array([440.0, 440.5, 445.0])
+    decay, merged = merge_beating(omega, np.array([-1.0, -3.0, -2.0]), np.array([3.0, 1.0, 1.0]))
+    assert merged == pytest.approx(2 * np.pi * np.array([440.125, 440.125, 445.0]))
+    assert decay == pytest.approx([-1.5, -1.5, -2.0])
