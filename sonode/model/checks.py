@@ -14,6 +14,7 @@ from sonode.model.init import TRAJECTORY_S
 DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept
 CHECK_SUBSTEPS = 2  # the in-training check's reference solve (Lawson RK4 steps per sample)...
 CHECK_SEGMENTS = 8  # ...on this many segments spread over the clip
+TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of reconstruction (training and kept model)
 
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
@@ -40,24 +41,44 @@ def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float
     return snr_db(reference, fast)
 
 
-def consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float], best_snr: float,
-              best_state: dict) -> tuple[float, dict, bool]:
-    """Make the current parameters the kept ones if they fit better and pass the solver check.
+def kept_score_db(snr: float, trajectory_db: float) -> float:
+    """The score by which the kept model is chosen (dB; higher is better): the training objective
+    (see `sonode.model.train._step_loss`) measured on the whole clip, reconstruction SNR plus
+    TRAJECTORY_WEIGHT × the one free run's SNR. So a checkpoint is kept only if its reconstruction
+    gain outweighs what its free run lost at the rate training itself trades them (with weight 0.1,
+    +1 dB of reconstruction cannot buy 10 dB of free run). A free run that is not finite scores −inf."""
+    if math.isnan(trajectory_db):
+        trajectory_db = -math.inf
+    return snr + TRAJECTORY_WEIGHT * trajectory_db if TRAJECTORY_WEIGHT > 0 else snr
+
+
+def consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float],
+             trajectory_db: Callable[[SonodeModel], float], kept: tuple[float, float, dict]
+             ) -> tuple[tuple[float, float, dict], bool]:
+    """Make the current parameters the kept ones if they score better (`kept_score_db`) and pass
+    the solver check.
 
     Only checked parameters are ever kept, so the fit can never end on a model whose fast solve
     disagrees with the engine's reference solve. The in-training check is cheaper than the final
     one (CHECK_SUBSTEPS on CHECK_SEGMENTS segments).
 
+    Args:
+        clip_snr: reconstruction (normalised, (n_samples,)) → SNR in dB.
+        trajectory_db: model → SNR (dB) of its one free run (e.g. `trajectory_snr`).
+        kept: (reconstruction SNR dB, free-run SNR dB, state dict) of the kept parameters.
+
     Returns:
-        (kept SNR, kept state, whether the current parameters passed the check).
+        (the kept triple, whether the current parameters passed the check).
     """
     with torch.no_grad():
         coarse = model.reconstruct()[0]
     passed = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS) >= DISCRETISATION_GOAL_DB
-    current = clip_snr(coarse)
-    if passed and current > best_snr:
-        return current, copy.deepcopy(model.state_dict()), passed
-    return best_snr, best_state, passed
+    if not passed:
+        return kept, passed
+    current, free_run = clip_snr(coarse), trajectory_db(model)
+    if kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
+        return (current, free_run, copy.deepcopy(model.state_dict())), passed
+    return kept, passed
 
 
 @torch.no_grad()

@@ -14,8 +14,8 @@ import torch
 from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
                                      load_checkpoint, save_checkpoint)
 from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
-from sonode.model.checks import (DISCRETISATION_GOAL_DB, coarse_and_fine, consider, snr_db,
-                                 trajectory_snr)
+from sonode.model.checks import (DISCRETISATION_GOAL_DB, TRAJECTORY_WEIGHT, coarse_and_fine, consider,
+                                 snr_db, trajectory_snr)
 from sonode.model.init import TRAJECTORY_S, initial_model
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
@@ -23,14 +23,17 @@ WARMUP_EPOCHS = 10
 CHECK_EVERY_EPOCHS = 25  # how often the current parameters may become the kept (best) model
 FINAL_CHECK_SEGMENTS = 64
 CONTINUITY_RAMP_EPOCHS = 50  # the continuity penalty grows to its full weight over these epochs
-TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of reconstruction (see _step_loss)
 # The free-run loss is the mean squared error over every TRAJECTORY_STRIDE-th sample, the offset
-# rotating from one evaluation to the next: an unbiased estimate of the full mean at a quarter of
-# the cost. It is evaluated on every TRAJECTORY_EVERY-th step (weighted up by as much): one free run
-# through the clip costs as much as the segments themselves, and the slow dynamics it trains do
-# not need a new gradient on every step.
-TRAJECTORY_STRIDE = 4
-TRAJECTORY_EVERY = 4
+# rotating from one step to the next: an unbiased estimate of the full mean at a sixteenth of the
+# readout's cost (the envelope solve along the run is paid whatever the stride). It is evaluated on
+# every step: the free run is far more sensitive to the field than the 16 ms segments are (one Adam
+# step of the field moved the guitar's free run by up to 6 dB, measured per parameter group; the
+# other groups' steps moved it by < 0.1 dB). Evaluated every 4th step (weighted ×4) instead, the
+# field took three reconstruction-only steps between corrections and the free run oscillated
+# (guitar 22.5 → 8 → 20 → 7.7 dB within 36 steps; after 80 steps 22.7 dB vs 26.1 dB every step,
+# celesta 19.2 vs 31.0 dB, reconstruction 46.43 vs 46.79 and 46.24 vs 46.37 dB).
+TRAJECTORY_STRIDE = 16
+TRAJECTORY_EVERY = 1
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
@@ -228,6 +231,17 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         # SNR in file amplitude, as a user measures the rendered WAV (the offset counts as signal)
         return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
+    def free_run_snr(current: SonodeModel, state: dict | None = None) -> float:
+        # the one free run's SNR of the current parameters, or of ``state`` (the model is restored)
+        if state is None:
+            return trajectory_snr(current, target)
+        now = copy.deepcopy(current.state_dict())
+        current.load_state_dict(state)
+        try:
+            return trajectory_snr(current, target)
+        finally:
+            current.load_state_dict(now)
+
     optimiser = torch.optim.Adam(_param_groups(model, options.lr, n_trajectory / sample_rate))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
         group["base_lr"] = group["lr"]
@@ -238,6 +252,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         with torch.no_grad():
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
+        best_trajectory = free_run_snr(model)
     else:
         try:
             model.load_state_dict(resumed.model)
@@ -247,6 +262,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                                   "and run without --resume") from None
         torch.set_rng_state(resumed.rng_state)
         initial_snr, best_snr, best_state = resumed.initial_snr_db, resumed.best_snr_db, resumed.best_model
+        best_trajectory = free_run_snr(model, best_state)  # not in the checkpoint: recomputed
         history = [EpochRecord(**r) for r in resumed.history]
         epoch, rejected, bad_steps = resumed.epoch, resumed.rejected_steps, resumed.bad_steps
         counter.count = resumed.function_evaluations
@@ -313,7 +329,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         optimiser.step()
         epoch += 1
         if epoch % CHECK_EVERY_EPOCHS == 0:
-            best_snr, best_state, passed = consider(model, clip_snr, best_snr, best_state)
+            (best_snr, best_trajectory, best_state), passed = consider(
+                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
             if not passed:  # the fast solve disagrees with the reference: back to the last checked model
                 rejected += 1
                 model.load_state_dict(best_state)
@@ -326,7 +343,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    best_snr, best_state, _ = consider(model, clip_snr, best_snr, best_state)  # the last parameters
+    (best_snr, best_trajectory, best_state), _ = consider(  # the last parameters
+        model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
     model.load_state_dict(best_state)
     handle.remove()
     coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
