@@ -46,7 +46,7 @@ against the last 4p samples, helped two of seventeen recordings, cost the bundle
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,6 +68,12 @@ ENVELOPE_SPAN_S = 1.0  # the clip's end on which the late decays are measured
 FRAME_PER_ORDER = 2  # envelope frame length per predictor coefficient
 MIN_ENVELOPE_FRAMES = 4  # fewer half-overlapping frames than this: no late modes (Burg's run on)
 SWITCH_AFTER_END_S = VALIDATION_S  # the late modes take over where validation stops vouching for Burg's
+# A terminal fade-out (`terminal_fade_samples`): at most 50 ms (editors' fades are 5-50 ms; a
+# longer one is left to the sound), ending 20 dB down, starting where the sound is within 1 dB of
+# its level just before.
+MAX_FADE_S = 0.05
+FADE_END_RATIO = 0.1
+FADE_START_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class ContinuationFit:
             past the clip's end on (None: the early ones throughout).
         switch_after_end_s: when the late modes take over, in seconds after the clip's end
             (its last sample + 1/rate is the continuation's first).
+        fade_samples: length of the fade-out the clip ends in, not identified (the state is
+            fitted on the W − fade_samples samples before it).
     """
 
     decay_per_s: np.ndarray
@@ -96,6 +104,7 @@ class ContinuationFit:
     late_decay_per_s: np.ndarray | None = None  # None: decay_per_s throughout
     late_omega_rad_per_s: np.ndarray | None = None  # None: omega_rad_per_s throughout
     switch_after_end_s: float = 0.0
+    fade_samples: int = 0  # the clip's terminal fade-out, left out of the identification
 
     def samples(self, n_samples: int, sample_rate: int) -> np.ndarray:
         """The continuation's n_samples (normalised) following the clip's last sample, at its rate:
@@ -194,6 +203,33 @@ def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> lis
     return pairs
 
 
+def terminal_fade_samples(x: np.ndarray, sample_rate: int) -> int:
+    """Length of the fade-out a clip ends in (an edit, not the sound), 0 if it ends sounding.
+
+    A clip is taken to end in a fade when its last millisecond peaks below FADE_END_RATIO of its
+    peak in the 25 ms before the last MAX_FADE_S; the fade then covers the samples after the last
+    one that reaches FADE_START_RATIO of that peak (MAX_FADE_S at most). A sound that truly stops
+    within MAX_FADE_S is taken for a fade too: its continuation carries on the sound before.
+
+    Args:
+        x: the clip, (n_samples,). sample_rate: Hz.
+
+    Returns:
+        Samples of the fade at the clip's end, in [0, MAX_FADE_S·sample_rate].
+    """
+    magnitude = np.abs(np.asarray(x, dtype=np.float64))
+    search, before, last = (int(round(MAX_FADE_S * sample_rate)), int(round(0.025 * sample_rate)),
+                            max(1, int(round(0.001 * sample_rate))))
+    if magnitude.shape[0] < 4 * (search + before):
+        return 0
+    level = magnitude[-search - before: -search].max()
+    if level == 0 or magnitude[-last:].max() > FADE_END_RATIO * level:
+        return 0
+    backward_peak = np.maximum.accumulate(magnitude[::-1][:search])  # [j]: peak of the last j + 1 samples
+    reached = np.nonzero(backward_peak >= FADE_START_RATIO * level)[0]
+    return int(reached[0]) if reached.size else search
+
+
 def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int | None = None,
                           max_order: int = 1024) -> ContinuationFit:
     """Identify the continuation ODE of a (normalised) clip.
@@ -205,9 +241,19 @@ def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int |
         max_order: the largest predictor order tried (CANDIDATE_ORDERS up to it).
 
     Returns:
-        A `ContinuationFit`.
+        A `ContinuationFit`. A clip that ends in a fade-out (`terminal_fade_samples`) is identified
+        without it, and its continuation carries on the sound from before the fade.
     """
     x = np.asarray(x, dtype=np.float64)
+    fade = terminal_fade_samples(x, sample_rate)
+    fit = _identify(x[: x.shape[0] - fade], sample_rate, window_samples, max_order)
+    # the state stays where it was fitted, before the fade: the continuation carries the sound on
+    # through the fade's span, as if it had not been faded
+    return replace(fit, window_samples=fit.window_samples + fade, fade_samples=fade)
+
+
+def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_order: int) -> ContinuationFit:
+    """`identify_continuation` of a clip that ends sounding."""
     # a clip shorter than 5 VALIDATION_S holds back its last fifth (enough to tell an exact
     # predictor from Burg's: without validation, Burg's is used)
     held = min(int(round(VALIDATION_S * sample_rate)), x.shape[0] // 5)

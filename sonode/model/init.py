@@ -93,5 +93,6 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
         summary["continuation"] = {"order": tail.order, "window_samples": tail.window_samples,
                                    "modes": int(tail.decay_per_s.shape[0]),
                                    "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator,
-                                   "switch_after_end_s": tail.switch_after_end_s}
+                                   "switch_after_end_s": tail.switch_after_end_s,
+                                   "fade_samples": tail.fade_samples}
     return model, summary

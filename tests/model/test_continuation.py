@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sonode.model.continuation import VALIDATION_S, envelope_decays, identify_continuation, merge_beating
+from sonode.model.continuation import (VALIDATION_S, envelope_decays, identify_continuation, merge_beating,
+                                       terminal_fade_samples)
 from sonode.model.sysid import modal_basis
 
 RATE = 16000
@@ -109,3 +110,19 @@ def test_beating_modes_merge_into_one_and_others_stay():
     decay, merged = merge_beating(omega, np.array([-1.0, -3.0, -2.0]), np.array([3.0, 1.0, 1.0]))
     assert merged == pytest.approx(2 * np.pi * np.array([440.125, 440.125, 445.0]))
     assert decay == pytest.approx([-1.5, -1.5, -2.0])
+
+
+def test_a_fade_out_is_found_and_the_sound_before_it_continued():
+    x = _noisy_partials(RATE, 0.0, noise=1e-2, wander=2e-3)
+    assert terminal_fade_samples(x, RATE) == 0  # ends sounding
+    fade = RATE // 100  # 10 ms, linear to zero
+    faded = x.copy()
+    faded[-fade:] *= np.linspace(1.0, 0.0, fade)
+    found = terminal_fade_samples(faded, RATE)
+    assert 0.85 * fade <= found <= 2 * fade  # past the fade by up to a period (its peak below the one before)
+    fit = identify_continuation(faded, RATE)
+    assert fit.fade_samples == found
+    cont = fit.samples(RATE // 2, RATE)
+    before = _level_db(x[-RATE // 10 - fade: -fade])
+    assert abs(_level_db(cont[: RATE // 10]) - before) < 1.0
+    assert abs(_level_db(cont[-RATE // 10:]) - before) < 1.0
