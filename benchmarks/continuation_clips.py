@@ -29,7 +29,6 @@ from sonode.baselines import lpc_continue  # noqa: E402
 from sonode.metrics import log_spectral_distance, snr_db  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
-from sonode.model.sysid import modal_basis  # noqa: E402
 
 RATE = 16000
 HORIZON = int(0.2 * RATE)
@@ -45,9 +44,7 @@ def scores(future: np.ndarray, x: np.ndarray) -> list[float]:
 def continuation(history: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     gain, offset = normalisation(history)
     fit = identify_continuation((history - offset) / gain, RATE)
-    poles = np.exp((fit.decay_per_s + 1j * fit.omega_rad_per_s) / RATE)
-    x = modal_basis(poles, fit.window_samples + n)[fit.window_samples:] @ fit.state
-    return x * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
+    return fit.samples(n, RATE) * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
 
 
 def summary(name: str, rows: list[tuple[list[float], list[float]]]) -> None:
