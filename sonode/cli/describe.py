@@ -36,6 +36,12 @@ def info(model):
         cont = ident["continuation"]
         lines.append(f"continuation: linear ODE of {cont['modes']} modes (order {cont['order']}, state from the "
                      f"last {cont['window_samples']} samples; validation SNR {db(cont['validation_snr_db'], 1)} dB)")
+        if cont.get("switch_after_end_s"):  # models fitted before late modes and fade detection lack these
+            lines.append(f"              late modes (decays measured on the clip's last second) from "
+                         f"{1000 * cont['switch_after_end_s']:.0f} ms past the end")
+        if cont.get("fade_samples"):
+            lines.append(f"              the clip's last {cont['fade_samples']} samples are a fade-out: "
+                         "continued from before it")
     if report:
         lines += [
             f"fit SNR:      {db(report['snr_db'], 2)} dB (initial linear fit {db(report['initial_snr_db'], 2)} dB)",
