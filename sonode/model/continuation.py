@@ -114,15 +114,18 @@ class ContinuationFit:
         early_poles = np.exp((self.decay_per_s + 1j * self.omega_rad_per_s) / sample_rate)
         late_poles = np.exp((late + 1j * late_omega) / sample_rate)
         n_early = min(n_samples, int(math.ceil(self.switch_after_end_s * sample_rate - 1e-9)))
-        basis = modal_basis(early_poles, self.window_samples + n_early)
-        k = self.decay_per_s.shape[0]
-        # complex mode amplitudes at the switch (continuation sample n_early) from those at the
-        # window's start
-        switch = (self.state[:k] + 1j * self.state[k:]) * early_poles ** (self.window_samples + n_early)
+        start = _amplitudes(self.state, early_poles, self.window_samples)  # at the continuation's first sample
+        switch = start * early_poles ** n_early
         x = np.empty(n_samples)
-        x[:n_early] = basis[self.window_samples: self.window_samples + n_early] @ self.state
+        x[:n_early] = modal_basis(early_poles, n_early) @ np.concatenate([start.real, start.imag])
         x[n_early:] = modal_basis(late_poles, n_samples - n_early) @ np.concatenate([switch.real, switch.imag])
         return x
+
+
+def _amplitudes(state: np.ndarray, poles: np.ndarray, n_samples: int) -> np.ndarray:
+    """Complex mode amplitudes (K,) n_samples after those of ``state`` = [Re; Im] (2K,)."""
+    k = poles.shape[0]
+    return (state[:k] + 1j * state[k:]) * poles ** n_samples
 
 
 def envelope_decays(x: np.ndarray, sample_rate: int, omega_rad_per_s: np.ndarray, frame_samples: int) -> np.ndarray | None:
@@ -304,8 +307,7 @@ def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_o
     late_decay = envelope_decays(x, sample_rate, omega, FRAME_PER_ORDER * order) if estimator == "burg" else None
     late_omega = None
     if late_decay is not None:
-        k = omega.shape[0]
-        energy_at_end = np.abs((state[:k] + 1j * state[k:]) * poles ** window) ** 2
+        energy_at_end = np.abs(_amplitudes(state, poles, window)) ** 2
         late_decay, late_omega = merge_beating(omega, late_decay, energy_at_end)
     return ContinuationFit(decay_per_s=np.minimum(s.real, 0.0), omega_rad_per_s=omega, state=state, order=order,
                            window_samples=window, validation_snr_db=score, estimator=estimator,

@@ -144,7 +144,7 @@ def modal_basis(poles: np.ndarray, n_samples: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_poles = np.log(poles.astype(np.complex128))
     powers = np.exp(np.arange(n_samples)[:, None] * log_poles[None, :])  # zero poles: 0^n (1 at n=0)
-    powers[0] = 1.0
+    powers[:1] = 1.0  # (no row when n_samples is 0)
     return np.concatenate([powers.real, -powers.imag], axis=1)
 
 
