@@ -26,14 +26,13 @@ CONTINUITY_RAMP_EPOCHS = 50  # the continuity penalty grows to its full weight o
 # The free-run loss is the mean squared error over every TRAJECTORY_STRIDE-th sample, the offset
 # rotating from one step to the next: an unbiased estimate of the full mean at a sixteenth of the
 # readout's cost (the envelope solve along the run is paid whatever the stride). It is evaluated on
-# every step: the free run is far more sensitive to the field than the 16 ms segments are (one Adam
+# every step (no longer a cadence): the free run is far more sensitive to the field than the 16 ms segments are (one Adam
 # step of the field moved the guitar's free run by up to 6 dB, measured per parameter group; the
 # other groups' steps moved it by < 0.1 dB). Evaluated every 4th step (weighted ×4) instead, the
 # field took three reconstruction-only steps between corrections and the free run oscillated
 # (guitar 22.5 → 8 → 20 → 7.7 dB within 36 steps; after 80 steps 22.7 dB vs 26.1 dB every step,
 # celesta 19.2 vs 31.0 dB, reconstruction 46.43 vs 46.79 and 46.24 vs 46.37 dB).
 TRAJECTORY_STRIDE = 16
-TRAJECTORY_EVERY = 1
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
@@ -383,8 +382,8 @@ def _step_loss(model: SonodeModel, target: torch.Tensor, options: FitOptions, ep
     reconstruction. The objective's value (positive) is what the loss curve shows.
 
     Terms: reconstruction error of the chosen run of segments (relative to its power); the
-    continuity penalty (if weighted); every TRAJECTORY_EVERY-th step, the one-trajectory free-run
-    error over the clip's first TRAJECTORY_S."""
+    continuity penalty (if weighted); the one-trajectory free-run error over the clip's first
+    TRAJECTORY_S."""
     layout = model.config.layout
     signal, _ = model.reconstruct(gradient=options.gradient, segments=segments)
     begin, end = layout.complete_span(int(segments[0]), len(segments)) if segments is not None else (0, layout.n_samples)
@@ -396,11 +395,11 @@ def _step_loss(model: SonodeModel, target: torch.Tensor, options: FitOptions, ep
         states = model.states if segments is None else model.states[segments]
         defects = model.defects(gradient=options.gradient, segments=segments)
         terms.append((weight, torch.sum(defects ** 2) / (torch.sum(states.detach()[1:] ** 2) + 1e-12)))
-    if TRAJECTORY_WEIGHT > 0 and epoch % TRAJECTORY_EVERY == 0:
+    if TRAJECTORY_WEIGHT > 0:
         # the long-horizon term: one free run from the trajectory state over the clip's start
-        phase = (epoch // TRAJECTORY_EVERY) % TRAJECTORY_STRIDE
+        phase = epoch % TRAJECTORY_STRIDE
         free = model.trajectory(n_trajectory, options.gradient, TRAJECTORY_STRIDE, phase)
-        terms.append((TRAJECTORY_EVERY * TRAJECTORY_WEIGHT, torch.mean(
+        terms.append((TRAJECTORY_WEIGHT, torch.mean(
             (free - target[phase:n_trajectory:TRAJECTORY_STRIDE]) ** 2) / trajectory_power))
     log_objective = sum(w * torch.log(term + 1e-30) for w, term in terms)
     shown = math.exp(float(log_objective.detach()) / sum(w for w, _ in terms))
