@@ -68,7 +68,7 @@ class Config:
             if quick:
                 cfg.epochs, cfg.depths, cfg.memory_batch, cfg.backsolve_seeds = 1, (6, 12), 128, (0,)
         elif dataset == "mnist":
-            cfg = cls(dataset=dataset, epochs=30, patience=3, lr_drop_after=1, lr=1e-3, batch=64, memory_batch=128,
+            cfg = cls(dataset=dataset, epochs=30, patience=3, lr_drop_after=1, lr=1e-3, batch=64, memory_batch=64,
                       backsolve_seeds=(0,), threads=threads, jobs=jobs)
             if quick:  # 400 images (280 train), 2 epochs, depths 6 and 12, one seed
                 cfg.epochs, cfg.patience, cfg.lr_drop_after, cfg.seeds = 2, 1, 1, (0,)
