@@ -97,7 +97,7 @@ def markdown_report(results: dict) -> str:
         f"{cfg['threads']} torch threads, torch {results['torch']}, started {results['date_utc']} UTC"
         + ("" if results.get("complete", True) else " (PARTIAL: run not finished)") + ".",
         "",
-        "| model | test error % (mean ± std) | seeds | params | params / ResNet | epochs (best / run) | s / epoch | NFE per batch fwd / bwd |",
+        "| model | test error % (mean ± std) | seeds | params | params / ResNet | epochs (best / run) | s / epoch (CPU s) | NFE per batch fwd / bwd |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in results["params"]:
@@ -108,9 +108,11 @@ def markdown_report(results: dict) -> str:
         p = results["params"][name]
         rel = f"{p / resnet_params:.2f}" if resnet_params else "–"
         epochs = ", ".join(f"{r.get('best_epoch', cfg['epochs'])}/{r.get('epochs_run', cfg['epochs'])}" for r in runs)
-        epoch_s = statistics.mean(r["epoch_s"] for r in runs)
+        epoch_s = f"{statistics.mean(r['epoch_s'] for r in runs):.1f}"
+        if all("epoch_cpu_s" in r for r in runs):
+            epoch_s += f" ({statistics.mean(r['epoch_cpu_s'] for r in runs):.1f})"
         label = LABELS.get(name, name).format(side=side)
-        lines.append(f"| {label} | {mean:.2f} ± {std:.2f} | {len(runs)} | {p:,} | {rel} | {epochs} | {epoch_s:.1f} | "
+        lines.append(f"| {label} | {mean:.2f} ± {std:.2f} | {len(runs)} | {p:,} | {rel} | {epochs} | {epoch_s} | "
                      f"{_nfe_cell(runs)} |")
 
     depths = cfg["depths"]

@@ -110,7 +110,7 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
     best_loss, best_epoch, bad = math.inf, 0, 0
     epoch_s, history, nfe_fwd, nfe_bwd = [], [], [], []
     for epoch in range(1, cfg.epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         nfe_fwd, nfe_bwd = [], []  # keep only the last epoch's counts
         perm = torch.randperm(n_train, generator=gen)
         for i in range(0, n_train, cfg.batch):
@@ -128,14 +128,16 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
                 nfe_fwd.append(n1 - n0)
                 nfe_bwd.append(func.nfe - n1)
         epoch_s.append(time.perf_counter() - start)
-        row = {"epoch": epoch, "train_s": epoch_s[-1], "lr": opt.param_groups[0]["lr"]}
+        # CPU seconds of this process: on a shared machine, what the epoch would take alone (1 thread)
+        row = {"epoch": epoch, "train_s": epoch_s[-1], "train_cpu_s": time.process_time() - cpu_start,
+               "lr": opt.param_groups[0]["lr"]}
         if has_val:
             row["val_loss"], row["val_error_pct"] = evaluate(model, data["x_val"], data["y_val"])
         improved = plateau and row["val_loss"] < best_loss * (1 - IMPROVEMENT)
         if improved or (not plateau and epoch == cfg.epochs):
             row["test_error_pct"] = evaluate(model, data["x_test"], data["y_test"])[1]
         history.append(row)
-        line = f"  {name} seed {seed} epoch {epoch}: {epoch_s[-1]:.1f} s, lr {row['lr']:.0e}"
+        line = f"  {name} seed {seed} epoch {epoch}: {epoch_s[-1]:.1f} s ({row['train_cpu_s']:.1f} s CPU), lr {row['lr']:.0e}"
         if has_val:
             line += f", val loss {row['val_loss']:.4f} error {row['val_error_pct']:.2f} %"
         if "test_error_pct" in row:
@@ -164,6 +166,7 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
         "epochs_run": len(history),
         "stopped": stopped,
         "epoch_s": statistics.median(epoch_s),
+        "epoch_cpu_s": statistics.median(h["train_cpu_s"] for h in history),
         "train_s": sum(epoch_s),
         "nfe_forward": statistics.mean(nfe_fwd) if func is not None else None,
         "nfe_backward": statistics.mean(nfe_bwd) if func is not None else None,
