@@ -49,7 +49,7 @@ from odenet_models import DATASETS, build_model, load_split, n_params  # noqa: E
 from odenet_report import check_goals, markdown_report  # noqa: E402
 from odenet_train import MODELS, SWEEP_MODELS, Config, grad_check, memory, memory_child, train  # noqa: E402
 
-__all__ = ["MODELS", "SWEEP_MODELS", "Config", "grad_check", "run", "tasks", "main"]
+__all__ = ["MODELS", "SWEEP_MODELS", "Config", "grad_check", "main", "run", "tasks"]
 TRAIN_ORDER = ("resnet", "odenet", "mlp", "rknet")  # the table's key rows first: a stopped run has them
 GRAD_BATCH = 8
 

@@ -119,14 +119,14 @@ def markdown_report(results: dict) -> str:
     if results["memory"]:
         lines += [
             "",
-            f"Peak memory of one training step (batch {cfg['memory_batch']}), fresh process per cell: growth = "
-            "VmHWM - VmRSS just before the step, MiB (process peak in brackets); step time in s.",
+            (f"Peak memory of one training step (batch {cfg['memory_batch']}), fresh process per cell: growth = "
+             "VmHWM - VmRSS just before the step, MiB (process peak in brackets); step time in s."),
             "",
             "| model | " + " | ".join(f"L = {d}" for d in depths) + f" | growth L={depths[-1]} / L={depths[0]} | "
             + " | ".join(f"step s L={d}" for d in (depths[0], depths[-1])) + " |",
             "|---|" + "---|" * (len(depths) + 3),
         ]
-    for name in SWEEP_LABELS:
+    for name, label in SWEEP_LABELS.items():
         sw = _sweep(results, name)
         if not sw:
             continue
@@ -134,15 +134,15 @@ def markdown_report(results: dict) -> str:
         ends = (depths[0], depths[-1])
         ratio = f"{sw[ends[1]]['growth_mib'] / sw[ends[0]]['growth_mib']:.2f}x" if all(d in sw for d in ends) else "–"
         times = [f"{sw[d]['step_s']:.3f}" if d in sw else "–" for d in ends]
-        lines.append(f"| {SWEEP_LABELS[name]} | " + " | ".join(cells) + f" | {ratio} | " + " | ".join(times) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} | " + " | ".join(times) + " |")
 
     if results["grad_check"]:
-        lines += ["", "Gradient of the (untrained) ODE-Net's loss on one batch: ||g - g_backprop|| / "
-                  "||g_backprop|| over all parameters, backprop through the same dopri5 solve:", ""]
+        lines += ["", ("Gradient of the (untrained) ODE-Net's loss on one batch: ||g - g_backprop|| / "
+                       "||g_backprop|| over all parameters, backprop through the same dopri5 solve:"), ""]
         lines += [f"- {k}: {v:.2e}" for k, v in results["grad_check"].items()]
     if "wall_s" in results:
-        lines += ["", f"Wall time {results['wall_s']:.0f} s; load average (1 min) {results['load_average_start']:.2f} "
-                  f"at start, {results['load_average_end']:.2f} at the last result."]
+        lines += ["", (f"Wall time {results['wall_s']:.0f} s; load average (1 min) {results['load_average_start']:.2f} "
+                       f"at start, {results['load_average_end']:.2f} at the last result.")]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     for goal in results.get("goals", {}).values():
         lines.append(f"| {goal['target']} | {goal['value']:.4g} | {'yes' if goal['met'] else 'NO'} |")

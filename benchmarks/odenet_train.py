@@ -57,12 +57,12 @@ class Config:
     sweep_models: tuple[str, ...] = field(default=SWEEP_MODELS)
 
     @classmethod
-    def quick(cls, threads: int = 1) -> "Config":
+    def quick(cls, threads: int = 1) -> Config:
         """The 8x8 digits' reduced run (kept for the existing test's signature)."""
         return cls.for_dataset("digits8", quick=True, threads=threads)
 
     @classmethod
-    def for_dataset(cls, dataset: str, quick: bool = False, threads: int = 1, jobs: int = 2) -> "Config":
+    def for_dataset(cls, dataset: str, quick: bool = False, threads: int = 1, jobs: int = 2) -> Config:
         if dataset == "digits8":
             cfg = cls(dataset=dataset, threads=threads, jobs=jobs)
             if quick:
