@@ -16,7 +16,8 @@ SKIP_DIRS = {".git", ".venv", "venv", "outputs", "build", "dist", "__pycache__",
 PROJECT_DIRS = ("docs", "benchmarks", "tests", "sonode", "examples", "data", ".ci")
 # A path into one of the project's folders, e.g. docs/fill.md or sonode/ode/options.py; globs and
 # templates (data/*.wav, outputs/{...}) are not single files and are skipped.
-PATH_RE = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*[\w-])" % "|".join(re.escape(d) for d in PROJECT_DIRS))
+FOLDERS = "|".join(re.escape(d) for d in PROJECT_DIRS)
+PATH_RE = re.compile(rf"(?<![\w./-])((?:{FOLDERS})/[\w./-]*[\w-])")
 LINK_RE = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 FORBIDDEN = ("theory.md", "../shared")
 
