@@ -38,6 +38,9 @@ def cited_paths(path: Path) -> list[tuple[str, Path]]:
     text = path.read_text(encoding="utf-8")
     cites = []
     if path.suffix == ".md":
+        # HTML comments are notes to the maintainers (placeholders for what another branch brings),
+        # not shown to readers
+        text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
         for target in LINK_RE.findall(text):
             if re.match(r"^[a-z]+:", target) or target.startswith("#"):
                 continue  # a URL, mailto: or an anchor in the same page
