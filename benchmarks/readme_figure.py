@@ -4,7 +4,8 @@ Fits the first second of the bundled steel guitar at 16 kHz (``--budget`` second
 48 kHz with sonode and with the sinc baseline, and draws the three spectrograms on one colour scale,
 with the input's 8 kHz Nyquist frequency dashed. Run from the repository root:
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/readme_figure.py --budget 60 -o docs/img/upsample_guitar.png
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/readme_figure.py --budget 60 \
+        -o docs/img/upsample_guitar.png
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ def main() -> None:
     args = parser.parse_args()
 
     truth = read_clip(args.clip, duration_s=args.duration, rate=args.rate).samples
-    fitted = sonode.fit(args.clip, rate=args.low_rate, duration_s=args.duration, max_time_s=args.budget,
-                        threads=1)
+    fitted = sonode.fit(
+        args.clip, rate=args.low_rate, duration_s=args.duration, max_time_s=args.budget, threads=1
+    )
     low = fitted.fitted_samples().samples
     ours = fitted.upsample(args.rate)
     sinc = upsample_sinc(low, args.low_rate, args.rate)
     n = min(len(truth), len(ours), len(sinc))
-    signals = {f"truth ({args.rate // 1000} kHz)": truth[:n],
-               f"sinc from {args.low_rate // 1000} kHz": sinc[:n],
-               f"sonode from {args.low_rate // 1000} kHz": ours[:n]}
-    plot_spectrograms(args.out, signals, args.rate, freq_marker_hz=args.low_rate / 2, dynamic_range_db=90.0)
+    signals = {
+        f"truth ({args.rate // 1000} kHz)": truth[:n],
+        f"sinc from {args.low_rate // 1000} kHz": sinc[:n],
+        f"sonode from {args.low_rate // 1000} kHz": ours[:n],
+    }
+    plot_spectrograms(
+        args.out, signals, args.rate, freq_marker_hz=args.low_rate / 2, dynamic_range_db=90.0
+    )
     print(f"wrote {args.out}")
 
 

@@ -3,9 +3,9 @@
     python examples/repair_recording.py data/sustained_horn_As3.wav outputs/horn_repair \
         --gap-start 0.6 --gap-ms 40
 
-Writes ``damaged.wav`` (the clip with ``--gap-ms`` of silence from ``--gap-start``), ``repaired.wav``
-and its report ``repaired.fill.json`` into the output folder, and prints the SNR over the gap
-against the original. The same repair from the shell:
+Writes ``damaged.wav`` (the clip with ``--gap-ms`` of silence from ``--gap-start``),
+``repaired.wav`` and its report ``repaired.fill.json`` into the output folder, and prints the SNR
+over the gap against the original. The same repair from the shell:
 ``sonode fill damaged.wav -o repaired.wav --gap START END`` (docs/fill.md).
 """
 
@@ -43,12 +43,15 @@ def main() -> None:
     damaged_path, repaired_path = out_dir / "damaged.wav", out_dir / "repaired.wav"
     sf.write(damaged_path, damaged, rate, subtype="FLOAT")
 
-    report = fill_file(damaged_path, repaired_path, [(start / rate, end / rate)],
-                       FillSettings(method=args.method))
+    report = fill_file(
+        damaged_path, repaired_path, [(start / rate, end / rate)], FillSettings(method=args.method)
+    )
     repaired, _ = sf.read(repaired_path, dtype="float64", always_2d=True)
     gap_snr_db = snr_db(clean[start:end].ravel(), repaired[start:end].ravel())
-    print(f"filled {len(report['gaps'])} gap of {end - start} samples with {args.method}: "
-          f"SNR over the gap {gap_snr_db:.1f} dB; wrote {repaired_path}")
+    print(
+        f"filled {len(report['gaps'])} gap of {end - start} samples with {args.method}: "
+        f"SNR over the gap {gap_snr_db:.1f} dB; wrote {repaired_path}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,16 +21,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip", help="WAV/FLAC/OGG file")
     parser.add_argument("out", help="output WAV file")
-    parser.add_argument("--fit-rate", type=int, default=16000, help="rate the clip is fitted at (Hz)")
+    parser.add_argument(
+        "--fit-rate", type=int, default=16000, help="rate the clip is fitted at (Hz)"
+    )
     parser.add_argument("--rate", type=int, default=48000, help="output rate (Hz)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds of the clip (default: all)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds of the clip (default: all)"
+    )
     parser.add_argument("--budget", type=float, default=30.0, help="seconds of fitting")
     args = parser.parse_args()
 
-    fitted = sonode.fit(args.clip, rate=args.fit_rate, duration_s=args.duration, max_time_s=args.budget)
+    fitted = sonode.fit(
+        args.clip, rate=args.fit_rate, duration_s=args.duration, max_time_s=args.budget
+    )
     report = fitted.report
-    print(f"fitted {fitted.duration_s:.3f} s at {fitted.sample_rate} Hz: reconstruction "
-          f"{report.snr_db:.1f} dB after {report.epochs} steps")
+    print(
+        f"fitted {fitted.duration_s:.3f} s at {fitted.sample_rate} Hz: reconstruction "
+        f"{report.snr_db:.1f} dB after {report.epochs} steps"
+    )
     high = fitted.upsample(args.rate)  # (round(duration_s * rate),) float64, file amplitude
     sf.write(args.out, high.astype(np.float32), args.rate, subtype="FLOAT")
     print(f"wrote {args.out}: {high.size} samples at {args.rate} Hz")

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_DIRS = {".git", ".venv", "venv", "outputs", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "outputs",
+    "build",
+    "dist",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+}
 PROJECT_DIRS = ("docs", "benchmarks", "tests", "sonode", "examples", "data", ".ci")
 # A path into one of the project's folders, e.g. docs/fill.md or sonode/ode/options.py; globs and
 # templates (data/*.wav, outputs/{...}) are not single files and are skipped.
@@ -47,7 +57,7 @@ def cited_paths(path: Path) -> list[tuple[str, Path]]:
             cites.append((target, (path.parent / target.split("#")[0]).resolve()))
     for match in PATH_RE.finditer(text):
         cite = match.group(1).rstrip(".")
-        if any(c in text[match.end(): match.end() + 1] for c in "*{<"):
+        if any(c in text[match.end() : match.end() + 1] for c in "*{<"):
             continue  # the start of a glob or template
         if not re.search(r"\.[A-Za-z]\w*$", cite):
             continue  # a folder or a name inside some other file (a zip member), not a file path
@@ -68,6 +78,10 @@ def test_cited_files_exist(path):
     text = path.read_text(encoding="utf-8")
     if path != Path(__file__).resolve():
         for word in FORBIDDEN:
-            assert word not in text, f"{path.relative_to(ROOT)} cites {word}, which the project does not contain"
+            assert word not in text, (
+                f"{path.relative_to(ROOT)} cites {word}, which the project does not contain"
+            )
     missing = sorted({cite for cite, target in cited_paths(path) if not target.exists()})
-    assert not missing, f"{path.relative_to(ROOT)} cites files the project does not contain: {missing}"
+    assert not missing, (
+        f"{path.relative_to(ROOT)} cites files the project does not contain: {missing}"
+    )

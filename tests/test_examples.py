@@ -1,5 +1,5 @@
-"""The scripts in examples/ run as a user would run them (a subprocess each, short budgets) and write
-finite, non-silent audio of the right length."""
+"""The scripts in examples/ run as a user would run them (a subprocess each, short budgets) and
+write finite, non-silent audio of the right length."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ DATA = ROOT / "data"
 
 def run_example(name: str, *args: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -32,24 +38,53 @@ def audible(path: Path) -> tuple[np.ndarray, int]:
 
 def test_upsample_a_file(tmp_path):
     out = tmp_path / "celesta_48k.wav"
-    run_example("upsample_file.py", str(DATA / "mallet_celesta_Cs5.wav"), str(out), "--fit-rate", "16000",
-                "--rate", "48000", "--duration", "0.25", "--budget", "2")
+    run_example(
+        "upsample_file.py",
+        str(DATA / "mallet_celesta_Cs5.wav"),
+        str(out),
+        "--fit-rate",
+        "16000",
+        "--rate",
+        "48000",
+        "--duration",
+        "0.25",
+        "--budget",
+        "2",
+    )
     x, rate = audible(out)
     assert rate == 48000 and x.shape == (12000,)  # 0.25 s at 48 kHz
 
 
 def test_continue_a_note(tmp_path):
     out = tmp_path / "guitar_longer.wav"
-    run_example("continue_note.py", str(DATA / "decaying_steelguitar_C4.wav"), str(out), "--rate", "16000",
-                "--duration", "0.25", "--seconds", "0.2", "--budget", "2")
+    run_example(
+        "continue_note.py",
+        str(DATA / "decaying_steelguitar_C4.wav"),
+        str(out),
+        "--rate",
+        "16000",
+        "--duration",
+        "0.25",
+        "--seconds",
+        "0.2",
+        "--budget",
+        "2",
+    )
     x, rate = audible(out)
     assert rate == 16000 and x.shape == (7200,)  # 0.25 s of clip + 0.2 s of continuation
     assert np.sqrt(np.mean(x[4000:] ** 2)) > 1e-3  # the continuation itself is not silent
 
 
 def test_repair_a_recording(tmp_path):
-    stdout = run_example("repair_recording.py", str(DATA / "sustained_horn_As3.wav"), str(tmp_path),
-                         "--gap-start", "0.6", "--gap-ms", "20")
+    stdout = run_example(
+        "repair_recording.py",
+        str(DATA / "sustained_horn_As3.wav"),
+        str(tmp_path),
+        "--gap-start",
+        "0.6",
+        "--gap-ms",
+        "20",
+    )
     damaged, rate = sf.read(tmp_path / "damaged.wav", dtype="float64")
     repaired, rate_out = audible(tmp_path / "repaired.wav")
     start, end = round(0.6 * rate), round(0.6 * rate) + round(0.02 * rate)

@@ -1,4 +1,4 @@
-"""One copy of the sample-grid rules (sonode.dsp.grid) and of the SNR, used by dsp, model and tasks."""
+"""One copy of the sample-grid rules (sonode.dsp.grid) and of the SNR, for dsp, model and tasks."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def test_the_model_checks_and_the_metrics_share_one_snr():
     gen = torch.Generator().manual_seed(0)
     ref = torch.randn(1000, generator=gen, dtype=torch.float64)
     est = ref + 0.01 * torch.randn(1000, generator=gen, dtype=torch.float64)
-    assert checks.snr_db(ref, est) == pytest.approx(metrics.snr_db(ref.numpy(), est.numpy()), abs=1e-12)
+    assert checks.snr_db(ref, est) == pytest.approx(
+        metrics.snr_db(ref.numpy(), est.numpy()), abs=1e-12
+    )
     assert checks.snr_db(ref, ref) == math.inf
     assert math.isnan(checks.snr_db(ref, torch.full_like(ref, math.nan)))  # a diverged solve
     assert np.isnan(metrics.snr_from_energies(np.float64(0.0), np.float64(1.0)))

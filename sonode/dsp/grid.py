@@ -22,8 +22,13 @@ def check_sample_rate(sample_rate: float) -> float:
 def as_whole_rate(rate: float, name: str = "rate") -> int:
     """``rate`` as an int, or a ValueError naming ``name`` unless it is a positive whole number of
     Hz (44100 or 44100.0, not 44100.5): resamplers work with the exact ratio of integer rates."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) \
-            or rate <= 0 or rate != int(rate):
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, numbers.Real)
+        or not math.isfinite(rate)
+        or rate <= 0
+        or rate != int(rate)
+    ):
         raise ValueError(f"{name} must be a positive whole number of Hz, got {rate!r}")
     return int(rate)
 

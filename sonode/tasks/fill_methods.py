@@ -11,9 +11,13 @@ from __future__ import annotations
 
 # name -> one-line description (the CLI's help text). Order: how results and --help list them.
 FILL_METHODS: dict[str, str] = {
-    "sonode": "the most likely trajectory through the gap of a linear ODE identified on both sides "
-              "(order chosen on pseudo-gaps in the clip)",
-    "sonode_fit": "fitted neural ODEs run forward from the left and backward from the right, blended",
+    "sonode": (
+        "the most likely trajectory through the gap of a linear ODE identified on both sides "
+        "(order chosen on pseudo-gaps in the clip)"
+    ),
+    "sonode_fit": (
+        "fitted neural ODEs run forward from the left and backward from the right, blended"
+    ),
     "janssen": "gap-wise AR interpolation (Burg, order ≤ 1024)",
     "burg_xfade": "two-sided Burg LPC with a cross-fade",
 }
