@@ -129,7 +129,7 @@ class FitReport:
         for f in fields(cls):
             value = fit.get(f.name)
             if f.name == "history" or (value is None and f.type != "float" and f.default is not MISSING):
-                continue  # the history comes separately; a missing optional figure keeps its default
+                continue  # the history comes separately; a missing optional figure: its default
             if value is None and f.type != "float":
                 if f.default_factory is not MISSING:
                     continue
