@@ -21,7 +21,7 @@ TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of rec
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     """10·log10(Σ ref² / Σ (ref − est)²) in dB of two tensors, by `sonode.dsp.metrics`'s
-    `snr_from_energies`: +inf for a perfect estimate, nan for a silent reference or a NaN estimate."""
+    `snr_from_energies`: +inf for a perfect estimate, nan for a silent reference or NaN estimate."""
     return float(snr_from_energies(np.float64(torch.sum(reference ** 2)),
                                    np.float64(torch.sum((reference - estimate) ** 2))))
 
