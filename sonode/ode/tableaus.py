@@ -103,13 +103,63 @@ EULER = ButcherTableau(name="euler", c=(0.0,), a=((),), b=(1.0,), order=1)
 
 MIDPOINT = ButcherTableau(name="midpoint", c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0), order=2)
 
-# The classical RK4 (Kutta 1901), not the 3/8 rule that torchdiffeq calls "rk4".
-RK4 = ButcherTableau(
-    name="rk4",
+# The classical RK4 (Kutta 1901): sonode's historical "rk4", now under its own name.
+RK4_CLASSICAL = ButcherTableau(
+    name="rk4_classical",
     c=(0.0, 0.5, 0.5, 1.0),
     a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
     order=4,
+)
+
+# Kutta's 3/8 rule, torchdiffeq's "rk4" (smaller error constant than the classical RK4).
+RK4 = ButcherTableau(
+    name="rk4",
+    c=(0.0, 1 / 3, 2 / 3, 1.0),
+    a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
+    b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
+    order=4,
+)
+
+# Heun's 2nd-order method (explicit trapezoid) and Heun's 3rd-order method.
+HEUN2 = ButcherTableau(name="heun2", c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), order=2)
+HEUN3 = ButcherTableau(
+    name="heun3", c=(0.0, 1 / 3, 2 / 3), a=((), (1 / 3,), (0.0, 2 / 3)), b=(0.25, 0.0, 0.75), order=3
+)
+
+
+def _quadratic_dense(s: int, b: tuple[float, ...]):
+    """y(θ) = y0 + h (θ k_0 + θ² (Σ b_i k_i − k_0)): matches y0, y'(t0) and y1; O(h³) error, enough
+    for the 2nd-order pairs, whose last stage is not f(t1, y1) (no Hermite interpolant for free)."""
+    rows = []
+    for i in range(s):
+        rows.append(np.array([0.0, 1.0 if i == 0 else 0.0, b[i] - (1.0 if i == 0 else 0.0)]))
+    return _as_rows(rows)
+
+
+# Heun–Euler 2(1) pair.
+ADAPTIVE_HEUN = ButcherTableau(
+    name="adaptive_heun",
+    c=(0.0, 1.0),
+    a=((), (1.0,)),
+    b=(0.5, 0.5),
+    order=2,
+    b_err=(-0.5, 0.5),
+    error_order=2,
+    dense=_quadratic_dense(2, (0.5, 0.5)),
+)
+
+# Fehlberg (1969) RKF 2(1) pair (NASA TR R-315), advancing with the 2nd-order solution.
+_F2_B = (1 / 512, 255 / 256, 1 / 512)
+FEHLBERG2 = ButcherTableau(
+    name="fehlberg2",
+    c=(0.0, 0.5, 1.0),
+    a=((), (0.5,), (1 / 256, 255 / 256)),
+    b=_F2_B,
+    order=2,
+    b_err=(1 / 512 - 1 / 256, 0.0, 1 / 512),
+    error_order=2,
+    dense=_quadratic_dense(3, _F2_B),
 )
 
 _BS3_B = (2 / 9, 1 / 3, 4 / 9, 0.0)
@@ -221,5 +271,6 @@ TSIT5 = ButcherTableau(
 )
 
 TABLEAUS: dict[str, ButcherTableau] = {
-    tab.name: tab for tab in (EULER, MIDPOINT, RK4, BOSH3, DOPRI5, TSIT5)
+    tab.name: tab
+    for tab in (EULER, MIDPOINT, RK4, RK4_CLASSICAL, HEUN2, HEUN3, ADAPTIVE_HEUN, FEHLBERG2, BOSH3, DOPRI5, TSIT5)
 }
