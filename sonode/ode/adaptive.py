@@ -88,11 +88,15 @@ def underflow_error(t: float, h: float, why: str) -> RuntimeError:
     )
 
 
-def _stops(opts: SolveOptions, t_start: float, t_end: float, direction: float) -> list[tuple[float, bool]]:
-    """step_t / jump_t strictly inside (t_start, t_end), in integration order: (time, is_jump)."""
+def _stops(opts: SolveOptions, t_out: list[float], direction: float) -> list[tuple[float, bool]]:
+    """step_t / jump_t strictly inside (t_start, t_end), in integration order: (time, is_jump);
+    plus every output time for methods whose interpolant is not accurate enough to read outputs."""
+    t_start, t_end = t_out[0], t_out[-1]
     step_t, jump_t = set(opts.step_t or ()), set(opts.jump_t or ())
     if step_t & jump_t:
         raise ValueError("`step_t` and `jump_t` must not have any repeated elements between them.")
+    if not opts.tableau.interpolate_outputs:
+        step_t |= set(t_out[1:-1]) - jump_t
     inside = [(v, v in jump_t) for v in step_t | jump_t if direction * (v - t_start) > 0 and direction * (t_end - v) > 0]
     return sorted(inside, key=lambda p: direction * p[0])
 
@@ -116,7 +120,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
     t_start, t_end = t_out[0], t_out[-1]
     direction = 1.0 if t_end > t_start else -1.0
     cb_step, cb_accept, cb_reject = (_callback(func, n) for n in ("callback_step", "callback_accept_step", "callback_reject_step"))
-    stops = _stops(opts, t_start, t_end, direction)
+    stops = _stops(opts, t_out, direction)
     next_stop = 0
     k1 = func(time_arg(t_start, y0), y0)
     nfev = 1

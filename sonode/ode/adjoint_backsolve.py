@@ -131,6 +131,10 @@ class _Stepper:
             self.prev_ratio, self.after_reject = 1.0, False
 
     def interval(self, ta: float, tb: float, state: torch.Tensor) -> torch.Tensor:
+        if self.back.spec.solver is not None:  # a registered whole-solve method (multistep, scipy, ...)
+            from .solve import solve
+
+            return solve(self.field, state, [ta, tb], self.back).ys[-1]
         if not self.back.adaptive:
             plan = plan_steps(self.field, state, torch.tensor([ta, tb], dtype=torch.float64), [ta, tb], self.back)
             for t0, h, t1 in zip(plan.t0, plan.h, plan.t1):

@@ -99,12 +99,13 @@ _DESCRIBE = {
     "bosh3": "Bogacki–Shampine 3(2)",
     "dopri5": "Dormand–Prince 5(4)",
     "tsit5": "Tsitouras 5(4)",
+    "dopri8": "Dormand–Prince 8(5) (DOP853)",
 }
 
 for _name in ("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3"):
     _tab = TABLEAUS[_name]
     register(Method(_name, _tab.order, adaptive=False, options=FIXED_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
-for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5"):
+for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"):
     _tab = TABLEAUS[_name]
     register(Method(_name, _tab.order, adaptive=True, options=ADAPTIVE_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -99,12 +99,17 @@ class SolveOptions:
     step_t: tuple | None = None
     jump_t: tuple | None = None
     dtype: Any = torch.float64
+    extra: Any = None  # method-specific options (names the registered Method lists), as a dict
     safety: float = 0.9
     ifactor: float = 10.0
     dfactor: float = 0.2
     pcoeff: float = 0.2
     icoeff: float = 0.65
     per_sample: bool = False
+
+    def option(self, name: str, default=None):
+        """A method-specific option (see ``Method.options``), or ``default``."""
+        return (self.extra or {}).get(name, default)
 
     @property
     def spec(self):
@@ -151,7 +156,9 @@ class SolveOptions:
                 options[name] = float(options[name])
         if isinstance(options.get("max_steps"), torch.Tensor):
             options["max_steps"] = int(options["max_steps"])
-        opts = cls(method=spec.name, rtol=_tolerance("rtol", rtol),
+        own = {f.name for f in fields(cls)} - {"extra", "method", "rtol", "atol"}
+        extra = {k: options.pop(k) for k in list(options) if k not in own}
+        opts = cls(method=spec.name, extra=extra, rtol=_tolerance("rtol", rtol),
                    atol=_tolerance("atol", atol), **options)
         opts._check()
         return opts

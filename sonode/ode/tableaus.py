@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import polynomial as P
 
+from .tableau_dopri8 import DOPRI8_A, DOPRI8_B, DOPRI8_B_ERR, DOPRI8_C
+
 
 @dataclass(frozen=True)
 class ButcherTableau:
@@ -34,6 +36,9 @@ class ButcherTableau:
             pair plus one (None for fixed-step methods).
         fsal: the last stage is f(t0 + h, y1) and is reused as the first stage of the next step.
         dense: (s, deg) polynomial coefficients of b_i(θ) for θ^1..θ^deg (None: no interpolant).
+        interpolate_outputs: read outputs inside a step from ``dense``; False: the interpolant is
+            less accurate than the method, so steps land on every output time instead (it then
+            serves only event location and odeint_dense).
     """
 
     name: str
@@ -45,6 +50,7 @@ class ButcherTableau:
     error_order: int | None = None
     fsal: bool = False
     dense: tuple[tuple[float, ...], ...] | None = None
+    interpolate_outputs: bool = True
 
     @property
     def n_stages(self) -> int:
@@ -270,7 +276,15 @@ TSIT5 = ButcherTableau(
     ),
 )
 
+# Dormand–Prince 8th order (DOP853), error estimated against its embedded 5th-order solution.
+# Its own 7th-order interpolant needs 3 more stages; the free cubic Hermite one is far less accurate
+# than the steps, so outputs are step ends (steps land on them) and the cubic serves events only.
+DOPRI8 = ButcherTableau(
+    name="dopri8", c=DOPRI8_C, a=DOPRI8_A, b=DOPRI8_B, order=8, b_err=DOPRI8_B_ERR, error_order=6, fsal=True,
+    dense=_hermite_dense(DOPRI8_B), interpolate_outputs=False,
+)
+
 TABLEAUS: dict[str, ButcherTableau] = {
     tab.name: tab
-    for tab in (EULER, MIDPOINT, RK4, RK4_CLASSICAL, HEUN2, HEUN3, ADAPTIVE_HEUN, FEHLBERG2, BOSH3, DOPRI5, TSIT5)
+    for tab in (EULER, MIDPOINT, RK4, RK4_CLASSICAL, HEUN2, HEUN3, ADAPTIVE_HEUN, FEHLBERG2, BOSH3, DOPRI5, TSIT5, DOPRI8)
 }
