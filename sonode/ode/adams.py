@@ -48,7 +48,7 @@ def adams_weights(nodes: tuple[int, ...]) -> tuple[float, ...]:
 
 def _converged(old: torch.Tensor, new: torch.Tensor, rtol, atol) -> bool:
     scale = atol + rtol * torch.maximum(old.abs(), new.abs())
-    return bool(((old - new).abs() / scale).max() < 1)
+    return bool(((old - new).abs() / scale).max() < 1)  # max norm
 
 
 def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
@@ -71,22 +71,23 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool)
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))
-            y1 = y + h * sum(b * f for b, f in zip(beta, history))
+            dy = h * sum(b * f for b, f in zip(beta, history))
             if implicit:
                 gamma = adams_weights((1,) + tuple(-j for j in range(k)))
-                known = y + h * sum(g * f for g, f in zip(gamma[1:], history))
+                known = h * sum(g * f for g, f in zip(gamma[1:], history))
                 converged = False
                 for _ in range(max_iters):
-                    new = known + (h * gamma[0]) * func(time_arg(t1, y), y1)
+                    new = known + (h * gamma[0]) * func(time_arg(t1, y), y + dy)
                     nfev += 1
-                    converged = _converged(y1, new, opts.rtol, opts.atol)
-                    y1 = new
+                    converged = _converged(dy, new, opts.rtol, opts.atol)  # on the increments, as torchdiffeq
+                    dy = new
                     if converged:
                         break
                 if not converged:
                     warnings.warn("implicit_adams: functional iteration did not converge; dropping the order by one",
                                   RuntimeWarning, stacklevel=2)
                     history.pop()
+            y1 = y + dy
         lo, hi = max(plan.out_index[i], 1), plan.out_index[i + 1]
         if hi > lo:
             ys.extend(fixed_outputs(func, opts, t0, h, t1, y, y1, t_out[lo:hi]))

@@ -149,7 +149,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
         target, jump = (stops[next_stop] if next_stop < len(stops) else (t_end, False))
         landing = direction * (t + direction * h - target) >= 0.0
         hh = target - t if landing else direction * h
-        if abs(hh) <= _UNDERFLOW_ULPS * math.ulp(max(abs(t), abs(t_end))):
+        if abs(hh) <= _UNDERFLOW_ULPS * math.ulp(max(abs(t), abs(t + hh))):
             why = (
                 "the stages became non-finite (inf/nan)"
                 if not math.isfinite(ratio)

@@ -76,7 +76,8 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
                 t1s.append(t_out[i + 1] if last else time)
                 out_index.append(i + 2 if last else i + 1)
         return Plan(t0s, hs, t1s, out_index)
-    tt = torch.as_tensor(t).detach()
+    # the grid is computed in t's dtype, as torchdiffeq does (python floats: float64)
+    tt = t.detach() if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=torch.float64)
     tt = tt if tt.is_floating_point() else tt.to(torch.float64)
     if opts.grid_constructor is not None:
         points = torch.as_tensor(opts.grid_constructor(func, y0, tt)).detach().to(torch.float64).reshape(-1).tolist()

@@ -39,7 +39,8 @@ def _tolerance(name: str, value):
 def _times(name: str, value) -> tuple[float, ...] | None:
     if value is None:
         return None
-    tt = torch.as_tensor(value).detach().to(torch.float64, copy=False).reshape(-1)
+    tt = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
+    tt = tt.to(torch.float64).reshape(-1)
     if not bool(torch.isfinite(tt).all()):
         raise ValueError(f"option {name} must hold finite times")
     return tuple(tt.tolist())
