@@ -100,5 +100,5 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool)
 _OPTIONS = FIXED_OPTIONS + ("max_order", "max_iters")
 register(Method("explicit_adams", 4, adaptive=False, options=_OPTIONS, solver=_solve, replayable=False,
                 description="Adams–Bashforth, up to 11 steps (3/8-rule RK4 start)"))
-register(Method("implicit_adams", 4, adaptive=False, options=_OPTIONS, solver=_solve, replayable=False,
-                description="Adams–Bashforth–Moulton predictor–corrector (fixed-point iteration)"), "fixed_adams")
+register(Method("implicit_adams", 4, adaptive=False, implicit=True, options=_OPTIONS, solver=_solve, replayable=False,
+                description="Adams–Bashforth–Moulton predictor–corrector (fixed-point iteration: not for stiff problems)"), "fixed_adams")
