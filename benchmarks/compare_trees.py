@@ -30,6 +30,7 @@ HARNESS = r'''
 import json, statistics, sys, time
 import torch
 torch.set_num_threads(1)
+torch.manual_seed(0)  # the same initial model in both trees
 from sonode.io.clip import read_clip
 from sonode.model import FitOptions
 from sonode.model.train import _initial, _step_loss

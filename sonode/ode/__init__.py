@@ -7,7 +7,7 @@ docs/engine.md for the methods (registry: :mod:`sonode.ode.methods`).
 
 from . import adams, scipy_solver  # noqa: F401  (register their methods)
 from .adjoint import AdjointOptions, odeint_adjoint
-from .events import odeint_dense, odeint_event
+from .entry import odeint_dense, odeint_event
 from .jvp import LyapunovEstimate, finite_time_lyapunov, odeint_jvp
 from .lawson import DenseLinear, LinearOperator
 from .methods import METHODS, Method, get_method, register

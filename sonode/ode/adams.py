@@ -52,7 +52,7 @@ def _converged(old: torch.Tensor, new: torch.Tensor, rtol, atol) -> bool:
 
 
 def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
-    implicit = opts.method == "implicit_adams"
+    implicit = opts.spec.implicit
     max_order = int(opts.option("max_order", MAX_ORDER))
     max_iters = int(opts.option("max_iters", MAX_ITERS))
     if not MIN_ORDER <= max_order <= MAX_ORDER:
@@ -61,7 +61,10 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool)
     rk4 = dataclasses.replace(opts, method="rk4")  # the 3/8 rule for the starting steps
     history: list[torch.Tensor] = []  # f at previous step starts, newest first
     ys, y, nfev = [y0], y0, 0
+    callback = getattr(func, "callback_step", None)
     for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
+        if callback is not None:
+            callback(time_arg(t0, y), y, time_arg(h, y))
         history.insert(0, func(time_arg(t0, y), y))
         del history[max_order - 1:]
         nfev += 1

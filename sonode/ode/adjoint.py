@@ -35,6 +35,7 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
+from .events import solve_until_event
 from .interface import finish, prepare
 from .methods import get_method
 from .options import SolveOptions
@@ -159,12 +160,13 @@ def odeint_adjoint(
     Double backward is not supported.
     """
     if event_fn is not None:
-        from .events import solve_until_event
+        def to_event(t_event):
+            return odeint_adjoint(func, y0, t_event, rtol=rtol, atol=atol, method=method, options=options,
+                                  adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method,
+                                  adjoint_options=adjoint_options, adjoint_params=adjoint_params)
 
         return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options,
-                                 event_fn=event_fn, adjoint=dict(
-                                     adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method,
-                                     adjoint_options=adjoint_options, adjoint_params=adjoint_params))
+                                 event_fn=event_fn, adjoint=to_event)
     params = _collect_params(func, adjoint_params, options)
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)

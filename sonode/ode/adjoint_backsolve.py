@@ -137,8 +137,9 @@ class _Stepper:
             return solve(self.field, state, [ta, tb], self.back).ys[-1]
         if not self.back.adaptive:
             plan = plan_steps(self.field, state, torch.tensor([ta, tb], dtype=torch.float64), [ta, tb], self.back)
+            callback = getattr(self.field, "callback_step", None)
             for t0, h, t1 in zip(plan.t0, plan.h, plan.t1):
-                state = fixed_step(self.field, self.back, t0, h, state, t1)
+                state = fixed_step(self.field, self.back, t0, h, state, t1, callback)
             return state
         return self._adaptive_interval(ta, tb, state)
 

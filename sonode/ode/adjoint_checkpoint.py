@@ -75,6 +75,7 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
     tail_first = (n_steps - 1) // every * every if tape_tail and n_steps else -1
     ys, kept = [y0], []
     y = y0
+    callback = getattr(func, "callback_step", None)
     for step, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
         if step % every == 0:
             kept.append(y)
@@ -84,7 +85,7 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
                 ys[0] = tail_start  # output 0 is the start of step 0
         with torch.set_grad_enabled(step >= tail_first >= 0):
             y_start = y
-            y = fixed_step(func, opts, t0, h, y, t1)
+            y = fixed_step(func, opts, t0, h, y, t1, callback)
             lo, hi = max(plan.out_index[step], 1), plan.out_index[step + 1]
             if hi > lo:
                 ys.extend(fixed_outputs(func, opts, t0, h, t1, y_start, y, t_out[lo:hi]))
@@ -176,7 +177,7 @@ def _replay_piece(
         if callback is not None:
             callback(time_arg(cps.t0[i], y), y, time_arg(cps.h[i], y))
         y_start = y
-        y = fixed_step(func, opts, cps.t0[i], cps.h[i], y, cps.t1[i], notify=False)
+        y = fixed_step(func, opts, cps.t0[i], cps.h[i], y, cps.t1[i])
         if lo == 0:
             outs.append(y_start)
             lo = 1

@@ -1,4 +1,5 @@
-"""Event handling (``odeint(..., event_fn=...)``, ``odeint_event``) and dense output (``odeint_dense``).
+"""Event handling: the search behind ``odeint(..., event_fn=...)`` and the event-time gradient of
+``odeint_event`` (the entry points are in ``entry.py``).
 
 An event is where ``event_fn(t, y)`` changes sign (a vector event_fn: where its first component
 does; all components are first made positive at t[0]). The solve steps from t[0] in the direction
@@ -17,7 +18,7 @@ import torch
 
 from .adaptive import solve_adaptive
 from .fixed import fixed_outputs, fixed_step
-from .interface import finish, prepare
+from .interface import finish, flat_to_shapes, prepare
 from .options import SolveOptions
 from .records import time_arg
 from .rk import step_outputs
@@ -40,7 +41,11 @@ def _bisect(interp, g, sign0, ta: float, tb: float, tol: float) -> float:
 
 
 def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adjoint=None):
-    """(event_t, ys) with ys = [y0, y(event_t)] (tuples for a tuple y0); t = [t0, t1] gives t0 and the direction."""
+    """(event_t, ys) with ys = [y0, y(event_t)] (tuples for a tuple y0); t = [t0, t1] gives t0 and the direction.
+
+    adjoint: None (gradients by backprop through the search), or ``adjoint(t_event) -> ys`` that
+    solves to the event time with an adjoint method: its gradients, the search's values.
+    """
     if not isinstance(t, torch.Tensor) or t.ndim != 1 or len(t) != 2:
         raise ValueError(f"event handling needs t = [t0, t1] (t1 only sets the direction), got {t!r}")
     problem = prepare(func, y0, rtol, atol, options)
@@ -50,8 +55,6 @@ def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adj
     y = problem.y0
     user_g = event_fn
     if problem.shapes is not None:
-        from .interface import flat_to_shapes
-
         user_g = lambda tt, yy: event_fn(tt, flat_to_shapes(yy, (), problem.shapes))  # noqa: E731
     with torch.no_grad():
         signs = torch.sign(user_g(time_arg(t0, y), y))
@@ -62,15 +65,16 @@ def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adj
     tol = float(torch.as_tensor(problem.atol).min())
     grad_ctx = torch.no_grad() if adjoint is not None else torch.enable_grad() if torch.is_grad_enabled() else torch.no_grad()
     with grad_ctx:
-        if opts.adaptive:
+        if opts.spec.solver is not None and opts.adaptive:
+            raise ValueError(f"event handling is not available for method {opts.method!r}")
+        if opts.spec.solver is not None:
+            event_t, y_event = _windowed_event(problem.func, y, t0, direction, opts, g, tol)
+        elif opts.adaptive:
             event_t, y_event = _adaptive_event(problem.func, y, t0, direction, opts, g, tol)
         else:
             event_t, y_event = _fixed_event(problem.func, y, t0, direction, opts, g, tol)
     if adjoint is not None:  # values of the interpolant, gradient of an adjoint solve to the event time
-        from .adjoint import odeint_adjoint
-
-        t_ev = torch.tensor([t0, event_t], dtype=t.dtype)
-        ys_adj = odeint_adjoint(func, y0, t_ev, rtol=rtol, atol=atol, method=method, options=options, **adjoint)
+        ys_adj = adjoint(torch.tensor([t0, event_t], dtype=t.dtype))
         ys = finish(torch.stack([problem.y0, y_event]), problem, y0)
         if problem.shapes is None:
             ys = ys_adj + (ys - ys_adj).detach()
@@ -121,6 +125,31 @@ def _fixed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
     raise RuntimeError(f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps")
 
 
+def _windowed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
+    """Event search for fixed-step methods with their own solve loop (multistep: the history must
+    run on): solve from t0 with an output at every grid point over 64, 128, ... steps until a
+    sign change shows, then bisect that step's interpolant."""
+    if opts.step_size is None:
+        raise ValueError("event handling with a fixed-step method needs options['step_size']")
+    with torch.no_grad():
+        sign0 = torch.sign(g(t0, y0))
+    n = 64
+    while n <= _FIXED_MAX_STEPS:
+        grid = [t0 + direction * k * opts.step_size for k in range(n + 1)]
+        ys = opts.spec.solver(func, y0, grid, opts, False).ys
+        for k in range(1, n + 1):
+            if torch.sign(g(grid[k], ys[k].detach())) != sign0:
+                ta, tb, ya, yb = grid[k - 1], grid[k], ys[k - 1], ys[k]
+
+                def interp(tm: float):
+                    return fixed_outputs(func, opts, ta, tb - ta, tb, ya, yb, [tm])[0]
+
+                event_t = _bisect(interp, g, sign0, ta, tb, tol)
+                return event_t, interp(event_t)
+        n *= 2
+    raise RuntimeError(f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps")
+
+
 class _EventTimeGradient(torch.autograd.Function):
     """Identity on (event_t, state); its backward adds the gradient through the event time."""
 
@@ -146,71 +175,3 @@ class _EventTimeGradient(torch.autograd.Function):
             rate = dg_dt.reshape(()) + (dg_dy * f).sum()  # dg/dτ along the solution
             grad_state = grad_state + dg_dy * (-total / (rate + 1e-12))
         return None, None, None, grad_state
-
-
-def odeint_event(func, y0, t0, *, event_fn, reverse_time: bool = False, odeint_interface=None, **kwargs):
-    """Solve from t0 until event_fn(t, y) = 0; returns (event_t, ys = [y0, y(event_t)]).
-
-    Gradients flow to y0, the parameters and through event_t (implicit function theorem, module
-    docstring). odeint_interface: odeint (default) or odeint_adjoint; kwargs go to it.
-    """
-    from .solve import odeint
-
-    odeint_interface = odeint if odeint_interface is None else odeint_interface
-    t0 = torch.as_tensor(t0)
-    if not t0.is_floating_point():
-        t0 = t0.to(torch.float64)
-    t = torch.cat([t0.reshape(-1), t0.reshape(-1).detach() + (-1.0 if reverse_time else 1.0)])
-    event_t, solution = odeint_interface(func, y0, t, event_fn=event_fn, **kwargs)
-    problem = prepare(func, y0, 0.0, 0.0, None)
-    is_tuple = problem.shapes is not None
-    state_t = torch.cat([s[-1].reshape(-1) for s in solution]) if is_tuple else solution[-1]
-    if is_tuple:
-        from .interface import flat_to_shapes
-
-        g = lambda tt, yy: event_fn(tt, flat_to_shapes(yy, (), problem.shapes))  # noqa: E731
-    else:
-        g = event_fn
-    with torch.no_grad():
-        signs = torch.sign(g(t0.reshape(()).to(state_t.dtype), problem.y0))
-    g_combined = lambda tt, yy: torch.min(g(tt.to(yy.real.dtype if yy.is_complex() else yy.dtype), yy) * signs)  # noqa: E731
-    event_t, state_t = _EventTimeGradient.apply(problem.func, g_combined, event_t, state_t)
-    if is_tuple:
-        from .interface import flat_to_shapes
-
-        parts = flat_to_shapes(state_t, (), problem.shapes)
-        solution = tuple(torch.cat([s[:-1], p[None].to(s.dtype)]) for s, p in zip(solution, parts))
-    else:
-        solution = torch.cat([solution[:-1], state_t[None]])
-    return event_t, solution
-
-
-def odeint_dense(func, y0: torch.Tensor, t0, t1, *, rtol=1e-7, atol=1e-9, method=None, options=None):
-    """Solve from t0 to t1 and return ``dense(t_eval)``: the solution at any times in [t0, t1].
-
-    dense(t_eval) takes a tensor of times (any shape (...)) and returns (..., *y0.shape), from
-    the accepted steps' interpolants (each evaluation re-runs its step's stages: no state is
-    kept per evaluation, the step record holds one state per step).
-    """
-    from .solve import replay_step, solve
-
-    if not isinstance(y0, torch.Tensor):
-        raise ValueError("odeint_dense takes a tensor y0 (as torchdiffeq)")
-    opts = SolveOptions.build(method, rtol, atol, options)
-    ta, tb = float(t0), float(t1)
-    rec = solve(func, y0, [ta, tb], opts, record_steps=True).steps
-    starts = rec.t0.tolist()
-    hs = rec.h.tolist()
-    direction = 1.0 if tb > ta else -1.0
-    keys = torch.tensor([direction * v for v in starts], dtype=torch.float64)
-
-    def dense(t_eval) -> torch.Tensor:
-        te = torch.as_tensor(t_eval, dtype=torch.float64)
-        flat = te.reshape(-1).tolist()
-        idx = (torch.searchsorted(keys, direction * te.reshape(-1), right=True) - 1).clamp(0, len(starts) - 1)
-        out = []
-        for v, i in zip(flat, idx.tolist()):
-            out.append(replay_step(func, opts, starts[i], hs[i], rec.y0[i], torch.tensor([v]))[1][0])
-        return torch.stack(out).reshape(*te.shape, *y0.shape) if out else y0.new_empty((*te.shape, *y0.shape))
-
-    return dense

@@ -100,10 +100,10 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
 
 
 def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Tensor, t1: float | None = None,
-               notify: bool = True) -> torch.Tensor:
+               callback=None) -> torch.Tensor:
     """One step of a fixed-step method from (t0, y0) with step h to t1 (default t0 + h).
 
-    notify: call func.callback_step(t0, y0, dt) first (False when the adjoint replays a step)."""
+    callback: called as callback(t0, y0, dt) first (func.callback_step, looked up once per solve)."""
     t1 = t0 + h if t1 is None else t1
     sign = 1.0 if h >= 0 else -1.0
 
@@ -113,7 +113,6 @@ def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Te
         return time_arg(t0 + c * h, y0, sign if opts.perturb and c == 0.0 else 0.0)
 
     spec = opts.spec
-    callback = getattr(func, "callback_step", None) if notify else None
     if callback is not None:
         callback(time_arg(t0, y0), y0, time_arg(h, y0))
     if spec.step is not None:
@@ -149,11 +148,12 @@ def solve_fixed(func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOpt
     plan = plan_steps(func, y0, t_out if t is None else t, t_out, opts)
     ys, starts = [y0], []
     y = y0
+    callback = getattr(func, "callback_step", None)
     for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
         y_start = y
         if record_steps:
             starts.append(y)
-        y = fixed_step(func, opts, t0, h, y, t1)
+        y = fixed_step(func, opts, t0, h, y, t1, callback)
         lo, hi = plan.out_index[i], plan.out_index[i + 1]
         if i == 0:
             lo = 1  # output 0 is y0 itself

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .lawson import lawson_rk4_step
 from .tableaus import TABLEAUS, ButcherTableau
 
 # Option names shared by families of methods (torchdiffeq's names, plus sonode's extras).
@@ -111,8 +112,6 @@ for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"
 
 
 def _lawson_step(func, opts, t0: float, h: float, y0, at):
-    from .lawson import lawson_rk4_step
-
     return lawson_rk4_step(func, opts.linear, [at(0.0), at(0.5), at(1.0)], h, y0)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .adaptive import solve_adaptive
+from .events import solve_until_event
 from .fixed import fixed_outputs, fixed_step, solve_fixed
 from .interface import finish, prepare, with_time_gradient
 from .options import SolveOptions
@@ -73,6 +74,8 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
             raise ValueError("record_steps is not available with per_sample=True (steps differ per sample)")
         if y0.ndim == 0:
             raise ValueError("per_sample=True needs a batch dimension: y0 of shape (batch, ...)")
+        if opts.tableau is None or not opts.tableau.interpolate_outputs:
+            raise ValueError(f"per_sample=True is not available for method {opts.method!r} (its outputs are step ends)")
         return solve_per_sample(func, y0, t_out, opts)
     spec = opts.spec
     if spec.solver is not None:
@@ -105,7 +108,7 @@ def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.T
         y1, ks = rk_stages(func, tab, y0, h, stage_times)
         outs = step_outputs(tab, t0, h, y0, y1, ks, times)
     else:
-        y1 = fixed_step(func, opts, t0, h, y0, notify=False)
+        y1 = fixed_step(func, opts, t0, h, y0)
         outs = fixed_outputs(func, opts, t0, h, t0 + h, y0, y1, times)
         outs = torch.stack(outs) if outs else y0.new_empty((0, *y0.shape))
     return y1, outs
@@ -154,8 +157,6 @@ def odeint(
         underflow or a non-finite solution (the message gives the time).
     """
     if event_fn is not None:
-        from .events import solve_until_event
-
         return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options, event_fn=event_fn)
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)

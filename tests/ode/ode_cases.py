@@ -8,7 +8,7 @@ import torch
 from sonode.ode import METHODS, DenseLinear
 
 FIXED_RK = ("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3")
-ADAPTIVE = ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5")
+ADAPTIVE = ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8")
 ORDER = {name: METHODS[name].order for name in FIXED_RK + ADAPTIVE + ("lawson_rk4",)}
 # Every explicit Runge–Kutta method of the registry runs through the shared suite (other kinds,
 # e.g. implicit or multistep solvers, have their own tests).
