@@ -74,11 +74,16 @@ def test_float32_state_gets_float32_time(method):
     ys = odeint(f, y0, t, method=method, rtol=1e-5, atol=1e-7, options={"step_size": 0.01} if method == "rk4" else None)
     assert ys.dtype == torch.float32 and set(seen) == {torch.float32}
     exact = y0.double() * torch.exp(-torch.sin(t - 1.0))[:, None]
-    assert torch.allclose(ys.double(), exact, rtol=1e-4, atol=1e-5)
+    loose = method in ("adaptive_heun", "fehlberg2")  # 2(1) pairs: global error well above rtol
+    assert torch.allclose(ys.double(), exact, rtol=1e-3 if loose else 1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", [m for m in ADAPTIVE if m != "dopri8"])  # dopri8: no per_sample
-def test_per_sample_matches_solving_each_sample_alone(method):
+# dopri8 has no per_sample; the 2(1) pairs (non-FSAL: their own branch) at a tolerance they reach quickly
+PER_SAMPLE = [("adaptive_heun", 1e-4), ("fehlberg2", 1e-4), ("bosh3", 1e-7), ("dopri5", 1e-7), ("tsit5", 1e-7)]
+
+
+@pytest.mark.parametrize("method,rtol", PER_SAMPLE)
+def test_per_sample_matches_solving_each_sample_alone(method, rtol):
     rates = torch.tensor([0.5, 1.0, 4.0, 12.0], dtype=torch.float64)
     y0 = torch.stack([torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.3]), torch.tensor([2.0, -1.0]), torch.tensor([0.0, 1.0])]).double()
 
@@ -87,10 +92,11 @@ def test_per_sample_matches_solving_each_sample_alone(method):
         return torch.stack([y[:, 1] * r, -r * y[:, 0] - 0.1 * y[:, 1]], dim=-1)
 
     t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
-    ys, stats = odeint(f, y0, t, method=method, rtol=1e-7, atol=1e-9, options={"per_sample": True}, return_stats=True)
+    ys, stats = odeint(f, y0, t, method=method, rtol=rtol, atol=rtol / 100, options={"per_sample": True},
+                       return_stats=True)
     for b in range(len(rates)):
         f.sample = b
-        alone, alone_stats = odeint(f, y0[b : b + 1], t, method=method, rtol=1e-7, atol=1e-9, return_stats=True)
+        alone, alone_stats = odeint(f, y0[b : b + 1], t, method=method, rtol=rtol, atol=rtol / 100, return_stats=True)
         assert torch.allclose(ys[:, b], alone[:, 0], rtol=1e-9, atol=1e-12)
         assert int(stats.n_steps[b]) == alone_stats.n_steps
     assert len(set(stats.n_steps.tolist())) == len(rates)  # every sample took its own number of steps
