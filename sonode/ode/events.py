@@ -112,7 +112,7 @@ def _fixed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
     h = direction * opts.step_size
     ta, ya = t0, y0
     for _ in range(_FIXED_MAX_STEPS):
-        tb = ta + h
+        tb = _advance(ta, h, y0)
         yb = fixed_step(func, opts, ta, h, ya, tb)
         if torch.sign(g(tb, yb.detach())) != sign0:
 
@@ -125,6 +125,11 @@ def _fixed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
     raise RuntimeError(f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps")
 
 
+def _advance(t: float, h: float, like: torch.Tensor) -> float:
+    """t + h rounded as torchdiffeq's fixed-step event search accumulates it (in the state's dtype)."""
+    return float(time_arg(t, like) + h)
+
+
 def _windowed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
     """Event search for fixed-step methods with their own solve loop (multistep: the history must
     run on): solve from t0 with an output at every grid point over 64, 128, ... steps until a
@@ -135,7 +140,9 @@ def _windowed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
         sign0 = torch.sign(g(t0, y0))
     n = 64
     while n <= _FIXED_MAX_STEPS:
-        grid = [t0 + direction * k * opts.step_size for k in range(n + 1)]
+        grid = [t0]
+        for _ in range(n):
+            grid.append(_advance(grid[-1], direction * opts.step_size, y0))
         ys = opts.spec.solver(func, y0, grid, opts, False).ys
         for k in range(1, n + 1):
             if torch.sign(g(grid[k], ys[k].detach())) != sign0:
