@@ -126,7 +126,7 @@ class _Stepper:
         self.field, self.back = field, back
         self.h: float | None = back.first_step if back.adaptive else None
         self.n_attempts = 0
-        if back.adaptive:
+        if back.adaptive and back.spec.solver is None:  # RK pairs: the sweep's own step control
             self.ctrl = PIController(back, back.tableau.error_order)
             self.prev_ratio, self.after_reject = 1.0, False
 
