@@ -1,0 +1,1 @@
+"""Evaluation: scoring sonode against baselines and the listening report (report, report_page)."""
