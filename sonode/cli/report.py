@@ -108,7 +108,7 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
         if not quiet:
             click.echo(f"sonode report: {path}: writing the page's media", err=True)
         sections.append(report_section(writer, Path(path).stem, fitted, options, truth, fit_time_s))
-    run = run_info({"budget_s": budget_s, "steps": steps, "fit_rate": fit_rate, "start_s": start_s,
+    run = run_info(command_line(click.get_current_context()), {"budget_s": budget_s, "steps": steps, "fit_rate": fit_rate, "start_s": start_s,
                     "duration_s": duration_s, **options.__dict__}, sections, time.perf_counter() - began)
     title = "sonode listening report: " + ", ".join(s["title"] for s in sections)
     page = write_page(out, title, sections, run, protect=tuple(inputs), force=force)
@@ -117,6 +117,28 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
     if not quiet:
         click.echo(f"wrote {page} ({len(writer.written)} media files in {out / 'media'}); open it in a browser",
                    err=True)
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command as a user would retype it: `sonode <command>`, the arguments and every option
+    not left at its default (however sonode was started: script, python -m, or a test runner)."""
+    import shlex
+
+    words = ["sonode", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        source = ctx.get_parameter_source(param.name)
+        if param.name == "debug" or source in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words += [param.opts[0]] if value else []
+        else:
+            words += [w for v in values for w in (param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
+                                                   str(v))]
+    return shlex.join(words)
 
 
 def _fitted(path: str, budget_s: float, steps: int | None, fit_rate: int, start_s: float, duration_s: float | None,

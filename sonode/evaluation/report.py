@@ -173,7 +173,7 @@ def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tup
 
     context = int(round(DEFAULT_CONTEXT_S * rate))
     sonode_fill, janssen_fill, gaps = x.copy(), x.copy(), []
-    margin = max(JANSSEN_CONTEXT_SAMPLES, int(0.1 * rate))
+    margin = int(0.1 * rate)  # Janssen takes up to its 4096 samples per side from what there is
     for i, ms in enumerate(sorted(gaps_ms)):
         n_gap = int(round(ms * rate / 1000))
         # spread: the i-th gap at the i-th of len(gaps_ms) evenly spaced sounding positions

@@ -7,8 +7,6 @@ computed, with the held-back truth. `write_page` writes DIR/index.html (`report_
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +151,8 @@ def eval_section(w: MediaWriter, stem: str, *, reference: np.ndarray, candidates
             "figures": figures, "numbers": rows, "timings": timings}
 
 
-def run_info(options: Mapping[str, Any], sections: list[dict[str, Any]], total_s: float) -> dict[str, Any]:
+def run_info(command: str, options: Mapping[str, Any], sections: list[dict[str, Any]], total_s: float
+             ) -> dict[str, Any]:
     """What was run, for the page: the command line, versions, options and wall times."""
     import platform
 
@@ -161,8 +160,6 @@ def run_info(options: Mapping[str, Any], sections: list[dict[str, Any]], total_s
 
     from sonode import __version__
 
-    # however it was started (sonode, python -m sonode), the command is the `sonode` one
-    command = shlex.join(["sonode"] + sys.argv[1:])
     times = {s["title"]: s["timings"] for s in sections}
     return {"command": command, "versions": {"sonode": __version__, "torch": torch.__version__,
                                              "numpy": np.__version__, "python": platform.python_version()},
