@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from sonode.cli import main
 from sonode.evaluation.report_media import loudest_span, matched_gains, numbers_row
-from sonode.fileutil import written_by_sonode
+from sonode.io.fileutil import written_by_sonode
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GUITAR = DATA / "decaying_steelguitar_C4.wav"

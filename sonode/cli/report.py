@@ -25,7 +25,7 @@ def _is_model(path: str) -> bool:
 
 def _truth(path: str, source: dict, duration_s: float, fitted_rate: int):
     """The source at its own rate over the fitted span, when that rate is above the fit's (else None)."""
-    from sonode.audio_io import read_clip
+    from sonode.io.clip import read_clip
 
     if not path or not Path(path).is_file() or int(source.get("source_rate") or 0) <= fitted_rate:
         return None
@@ -78,10 +78,15 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
     noise; the continuation beside the best Burg order; made gaps filled beside Janssen; the
     training curve, the model picture and a numbers table. The page works offline from the folder.
     """
-    from sonode.audio_write import check_output_path
     from sonode.evaluation.report_media import MediaWriter, check_report_folder
-    from sonode.evaluation.report_run import ReportOptions, report_section, run_info, write_page
-    from sonode.fileutil import write_json
+    from sonode.evaluation.report_run import (
+        ReportOptions,
+        report_section,
+        run_info,
+        write_page,
+    )
+    from sonode.io.fileutil import write_json
+    from sonode.io.wav import check_output_path
 
     began = time.perf_counter()
     stems: dict[str, str] = {}

@@ -1,1 +1,2 @@
-"""Evaluation: scoring sonode against baselines and the listening report (report, report_page)."""
+"""Evaluation: scoring sonode against the classical baselines (baseline registries, `sonode eval` harnesses)
+and the listening report (`report`, `report_media`, `report_page`, `report_run`)."""

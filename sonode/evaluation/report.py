@@ -16,15 +16,27 @@ dict for the page (`sonode.evaluation.report_page`) and the rows of the clip's n
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from sonode.baselines import lpc_continue
-from sonode.evaluation.report_media import MediaWriter, Version, figure_entry, numbers_row
-from sonode.metrics import lsd_ssr, snr_db
-from sonode.plot_panels import new_figure, plot_running_snr, plot_spectrograms, plot_waveform_overlay, save_figure
+from sonode.dsp.lpc import lpc_continue
+from sonode.dsp.metrics import lsd_ssr, snr_db
+from sonode.evaluation.report_media import (
+    MediaWriter,
+    Version,
+    figure_entry,
+    numbers_row,
+)
+from sonode.plot.panels import (
+    new_figure,
+    plot_running_snr,
+    plot_spectrograms,
+    plot_waveform_overlay,
+    save_figure,
+)
 
 #: Burg orders a continuation is compared with (as `sonode eval`'s "best Burg order" column).
 BURG_ORDERS = (256, 512, 1024, 2048)
@@ -167,9 +179,9 @@ def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tup
                ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """Gaps of ``gaps_ms`` punched into the sounding part of ``x`` (n,) and filled by sonode
     (`sonode.fill`) and gap-wise Janssen; None when the clip has no room for them."""
-    from sonode.evaluate_fill import gap_lsd, gap_positions
-    from sonode.fill import DEFAULT_CONTEXT_S, FillSettings, fill_one
-    from sonode.gap_baselines import JANSSEN_CONTEXT_SAMPLES
+    from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
+    from sonode.evaluation.evaluate_fill import gap_lsd, gap_positions
+    from sonode.tasks.fill import DEFAULT_CONTEXT_S, FillSettings, fill_one
 
     context = int(round(DEFAULT_CONTEXT_S * rate))
     sonode_fill, janssen_fill, gaps = x.copy(), x.copy(), []
@@ -221,7 +233,7 @@ def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tup
 def model_figures(w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np.ndarray) -> list[dict[str, Any]]:
     """The training curve (when the model was trained) and the picture of the fitted model against
     its clip: the learned-dynamics panel where `sonode.plotting` offers one, else `sonode plot`'s."""
-    from sonode import plotting
+    from sonode.plot import figures as plotting
 
     figures = []
     history = fitted.info.get("history")

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from sonode.audio_write import check_output_path, write_flac, write_wav
-from sonode.fileutil import written_by_sonode
+from sonode.io.fileutil import written_by_sonode
+from sonode.io.wav import check_output_path, write_flac, write_wav
 
 MEDIA_DIR = "media"
 AUDIO_FORMATS = ("flac", "wav")

@@ -14,7 +14,7 @@ import json
 from html import escape
 from typing import Any
 
-from sonode.fileutil import markdown_marker
+from sonode.io.fileutil import markdown_marker
 
 KEYS_HELP = ("1–9 pick a version · X switch between the last two (A/B) · P play/pause · "
              "L next loop region · M loudness matching on/off — keys act on the group you last used")

@@ -8,14 +8,22 @@ computed, with the held-back truth. `write_page` writes DIR/index.html (`report_
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from sonode.evaluation.report import (best_burg, continuation_group, field_zeroed, fill_group, listen_group,
-                                      model_figures, upsampling_group)
+from sonode.evaluation.report import (
+    best_burg,
+    continuation_group,
+    field_zeroed,
+    fill_group,
+    listen_group,
+    model_figures,
+    upsampling_group,
+)
 from sonode.evaluation.report_media import DEFAULT_EXCERPT_S, MediaWriter, safe_name
 
 #: Gaps made in each clip for the fill comparison (ms): a short and a long one, as `sonode eval --task fill`.
@@ -70,8 +78,9 @@ def report_section(w: MediaWriter, stem: str, fitted, options: ReportOptions,
         truth: the source at a higher rate than the fit (samples (n,), rate): the upsampling truth.
         fit_time_s: wall time of the fit, when it ran in this command.
     """
-    from sonode.baselines import UPSAMPLERS, output_length
-    from sonode.render import extrapolate, render
+    from sonode.dsp.resample import output_length
+    from sonode.evaluation.baselines import UPSAMPLERS
+    from sonode.tasks.render import extrapolate, render
 
     begin = time.perf_counter()
     clip = fitted.fitted_samples()
@@ -124,7 +133,7 @@ def eval_section(w: MediaWriter, stem: str, *, reference: np.ndarray, candidates
         history, future: the continuation task's split of ``low``; ``part`` was fitted on history.
         continuations: name -> continuation of history ("sonode" and the LPC baselines).
     """
-    from sonode.render import extrapolate, render
+    from sonode.tasks.render import extrapolate, render
 
     begin = time.perf_counter()
     groups, rows = [], []
@@ -158,7 +167,7 @@ def run_info(command: str, options: Mapping[str, Any], sections: list[dict[str, 
 
     import torch
 
-    from sonode import __version__
+    from sonode._version import __version__
 
     times = {s["title"]: s["timings"] for s in sections}
     return {"command": command, "versions": {"sonode": __version__, "torch": torch.__version__,
@@ -170,9 +179,9 @@ def run_info(command: str, options: Mapping[str, Any], sections: list[dict[str, 
 def write_page(folder: Path, title: str, sections: list[dict[str, Any]], run: dict[str, Any],
                protect: tuple[str, ...] = (), force: bool = False) -> Path:
     """Write ``folder``/index.html atomically (marked as sonode's, like its Markdown); returns its path."""
-    from sonode.audio_write import check_output_path
     from sonode.evaluation.report_page import render_page
-    from sonode.fileutil import atomic_write
+    from sonode.io.fileutil import atomic_write
+    from sonode.io.wav import check_output_path
 
     out = check_output_path(Path(folder) / "index.html", protect, force=force)
     with atomic_write(out) as tmp:

@@ -10,11 +10,14 @@ the most energy when every segment of the clip is fitted by them, which is what 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal
 import torch
+
+from sonode.dsp.metrics import as_signal
 
 
 @dataclass(frozen=True)
@@ -243,3 +246,62 @@ def _validation_choice(windows: np.ndarray, ranked: np.ndarray, max_modes: int, 
         if err < best_err:
             best_k, best_err = k, err
     return best_k
+
+
+def lpc_coefficients(history: np.ndarray, order: int, method: str = "burg") -> np.ndarray:
+    """Linear-prediction polynomial ``a`` of ``history``: x[n] ≈ −Σ_{k=1..order} a[k]·x[n−k].
+
+    ``method="burg"``: Burg's method, :func:`burg` (minimises forward + backward prediction
+    error; stable in exact arithmetic, but biased on damped sinusoids: it puts their poles too
+    close to the unit circle, so it under-estimates decay).
+    ``method="lstsq"``: covariance-method least squares — minimise Σ_{n=order..N−1} of the forward
+    prediction error over the whole history, solved with ``numpy.linalg.lstsq`` (exact on a noise-
+    free sum of damped sinusoids of matching order; the filter is not guaranteed stable; with
+    fewer than 2·order samples it is underdetermined and the minimum-norm solution is returned).
+
+    Args:
+        history: shape (n_history,), n_history > order.
+        order: number of predictor taps (>= 1).
+        method: "burg" or "lstsq".
+
+    Returns:
+        ``a``, shape (order + 1,), with ``a[0] == 1`` (librosa's convention). An all-zero history
+        gives ``a = [1, 0, ..., 0]`` (predicts silence).
+    """
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
+        raise ValueError(f"order must be a whole number >= 1, got {order!r}")
+    if method not in ("burg", "lstsq"):
+        raise ValueError(f"method must be 'burg' or 'lstsq', got {method!r}")
+    signal = as_signal(history, "history")
+    if signal.size <= order:
+        raise ValueError(
+            f"history has {signal.size} samples but order={order} needs more than {order}; "
+            "pass a longer history or a lower order"
+        )
+    if method == "burg":
+        return burg(signal, int(order))
+    # Row n holds x[n-1], ..., x[n-order] (newest first), predicting x[n], n = order..N-1.
+    past = np.lib.stride_tricks.sliding_window_view(signal[:-1], order)[:, ::-1]
+    taps, *_ = np.linalg.lstsq(past, signal[order:], rcond=None)
+    return np.concatenate([[1.0], -taps])
+
+
+def lpc_continue(history: np.ndarray, order: int, n_out: int, method: str = "burg") -> np.ndarray:
+    """Continue ``history`` by ``n_out`` samples with a linear predictor and zero excitation.
+
+    Fits :func:`lpc_coefficients` on the whole history, then runs the all-pole filter forward
+    from the last ``order`` samples: y[n] = −Σ a[k]·y[n−k]. The output decays, rings or (for an
+    unstable filter) grows as the fitted poles dictate; nothing is clipped.
+
+    Args:
+        history: shape (n_history,), n_history > order.
+        order: predictor order (the registered baselines use 32 to 2048).
+        n_out: number of samples to predict (>= 0).
+        method: "burg" or "lstsq", see :func:`lpc_coefficients`.
+
+    Returns:
+        Shape (n_out,), float64: the samples following ``history``.
+    """
+    if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < 0:
+        raise ValueError(f"n_out must be a whole number of samples >= 0, got {n_out!r}")
+    return predictor_run(lpc_coefficients(history, order, method), history, n_out)

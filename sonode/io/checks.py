@@ -1,4 +1,4 @@
-"""The checks `sonode.audio_io.read_clip` runs on its arguments and on a user's audio file.
+"""The checks `sonode.io.clip.read_clip` runs on its arguments and on a user's audio file.
 
 Each raises one clear error saying what was wrong and what to do: `~sonode.errors.AudioInputError`
 for the file (missing, not audio, unsupported, corrupt, truncated, out of range, silent),

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sonode.bandwidth import frame_samples
-from sonode.metrics import power_spectrogram
+from sonode.dsp.bandwidth import frame_samples
+from sonode.dsp.spectra import power_spectrogram
 
 MATCH_CENTS = 40.0  # a peak belongs to harmonic k if within this of k·f0·√(1+Bk²)
 PROMINENCE = 10.0  # a partial is present if its peak bin is 10 dB above the local median

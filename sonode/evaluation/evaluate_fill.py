@@ -19,11 +19,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sonode.audio_io import read_clip
-from sonode.fileutil import atomic_write
-from sonode.fill import FillSettings, Gap, fill_one
-from sonode.gap_baselines import JANSSEN_CONTEXT_SAMPLES
-from sonode.metrics import POWER_FLOOR, snr_db
+from sonode.io.clip import read_clip
+from sonode.io.fileutil import atomic_write
+from sonode.tasks.fill import FillSettings, Gap, fill_one
+from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
+from sonode.dsp.metrics import POWER_FLOOR, snr_db
 
 GAP_LENGTHS_MS = (10, 20, 40, 80)
 METHOD_ORDER = ("sonode", "sonode_fit", "janssen", "burg_xfade")

@@ -13,7 +13,7 @@ import torchaudio.functional
 from sonode.model.decoder import SonodeModel
 
 # The decimation filter of renders below the clip's rate: torchaudio's "kaiser_best" (64 zero
-# crossings, Kaiser beta 14.77, cutoff 0.948 x the new Nyquist), as sonode.audio_io.resample uses
+# crossings, Kaiser beta 14.77, cutoff 0.948 x the new Nyquist), as sonode.io.clip.resample uses
 # (that module sits above this one, so the parameters are repeated rather than imported).
 _DECIMATION_KW = dict(lowpass_filter_width=64, rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
                       beta=14.769656459379492)

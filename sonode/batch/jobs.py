@@ -10,7 +10,7 @@ row; a clip that fails returns its message instead of raising, so it fails alone
 dies mid-fit, the scheduler reruns its task on another worker, which resumes from the checkpoint.
 
 Inputs and outputs are plain paths: on a multi-machine cluster they must be on storage every
-worker sees, under the same path. Dask itself is imported only in `fit_many` (sonode.cluster).
+worker sees, under the same path. Dask itself is imported only in `fit_many` (sonode.batch.cluster).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sonode.errors import OutputPathError, SonodeError
-from sonode.fileutil import SUMMARY_CSV_COLUMNS, atomic_write, same_file, write_json, written_by_sonode
+from sonode.io.fileutil import SUMMARY_CSV_COLUMNS, atomic_write, same_file, write_json, written_by_sonode
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SUMMARY_STEM = "sonode-batch"
@@ -45,7 +45,7 @@ def fit_output_paths(model_path: str | Path, stem: str) -> dict[str, Path]:
 def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool) -> None:
     """Refuse before fitting: an output that is an input, or an existing file sonode did not write
     (unless ``force``). Raises OutputPathError."""
-    from sonode.audio_io import check_output_path
+    from sonode.io.wav import check_output_path
 
     inputs = list(inputs)
     for path in paths.values():
@@ -63,7 +63,7 @@ def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str
         extra: added to the report, e.g. {"device": "cpu"}.
         force: replace existing files sonode did not write.
     """
-    from sonode.audio_io import write_wav
+    from sonode.io.wav import write_wav
     from sonode.model.checkpoint import remove_checkpoint
 
     report = fitted.info["fit"]
@@ -225,7 +225,7 @@ def run_fit_job(job: FitJob, fit_kw: dict[str, Any], extra: dict[str, Any], forc
 
 
 def _remove_temporaries(paths: dict[str, Path]) -> None:
-    """Delete leftover temporaries of `sonode.fileutil.atomic_write` (".<name>.<random><suffix>")."""
+    """Delete leftover temporaries of `sonode.io.fileutil.atomic_write` (".<name>.<random><suffix>")."""
     for path in paths.values():
         for tmp in path.parent.glob(f".{path.name}.*"):
             tmp.unlink(missing_ok=True)
@@ -237,7 +237,7 @@ def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) 
     Returns:
         (csv path, json path).
     """
-    from sonode.audio_io import check_output_path
+    from sonode.io.wav import check_output_path
 
     csv_path, json_path = Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
     for path in (csv_path, json_path):
@@ -274,10 +274,10 @@ def fit_many(jobs: list[FitJob], fit_kw: dict[str, Any], extra: dict[str, Any], 
              on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run `run_fit_job` for every job on a Dask cluster; rows in the order of ``jobs``.
 
-    See `sonode.cluster.map_on_cluster` for ``scheduler`` and ``workers``; ``fit_kw["threads"]``
+    See `sonode.batch.cluster.map_on_cluster` for ``scheduler`` and ``workers``; ``fit_kw["threads"]``
     (torch threads per fit; None: the cores per concurrent fit) is passed to it as ``threads``.
     """
-    from sonode.cluster import map_on_cluster
+    from sonode.batch.cluster import map_on_cluster
 
     def failed(job: FitJob, message: str) -> dict[str, Any]:
         return summary_row(job, "failed", error=message)
@@ -330,11 +330,11 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
 
 
 def eval_many(scheduler: str | None, workers: int | None) -> Callable[..., list[dict[str, Any]]]:
-    """A ``map_clips`` for `sonode.evaluate.evaluate` that evaluates the clips on a Dask cluster.
+    """A ``map_clips`` for `sonode.evaluation.evaluate.evaluate` that evaluates the clips on a Dask cluster.
 
     Unlike a batch of fits, an evaluation needs every clip: the first failure raises SonodeError.
     """
-    from sonode.cluster import map_on_cluster
+    from sonode.batch.cluster import map_on_cluster
 
     def map_clips(evaluate_clip, paths, options, folder):
         def failed(path, message: str):

@@ -76,7 +76,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 #   Markdown a first line "<!-- written by sonode ... -->"
 
 MARKER_PREFIX = "sonode "
-#: Columns of the batch summary CSV (sonode.batch); its header row is the CSV's marker.
+#: Columns of the batch summary CSV (sonode.batch.jobs); its header row is the CSV's marker.
 SUMMARY_CSV_COLUMNS = ("clip", "status", "snr_db", "epochs", "wall_time_s", "resumed", "model", "recon",
                        "report", "curve", "error")
 MARKDOWN_MARKER_START = "<!-- written by sonode"
@@ -86,7 +86,7 @@ _MAX_MARKER_READ_BYTES = 64 << 20
 
 def sonode_marker() -> str:
     """The text sonode writes into its outputs: "sonode <version>"."""
-    from sonode import __version__
+    from sonode._version import __version__
 
     return MARKER_PREFIX + __version__
 
@@ -216,7 +216,7 @@ def _png_software(f: BinaryIO) -> str:
 
 
 def _is_sonode_archive(path: str | os.PathLike) -> bool:
-    """A torch archive of sonode.model_file: its pickle holds the key "format" then "sonode".
+    """A torch archive of sonode.io.model_file: its pickle holds the key "format" then "sonode".
 
     The pickle is only disassembled (pickletools), never unpickled, so nothing in it can run.
     """

@@ -12,10 +12,11 @@ from typing import Any, Callable
 import numpy as np
 import soundfile as sf
 
-from sonode.audio_io import check_output_path, read_clip
+from sonode.io.clip import read_clip
+from sonode.io.wav import check_output_path
 from sonode.errors import AudioInputError, OutputPathError
-from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
-from sonode.fill import FillSettings, Gap, fill_channel, plan_gaps
+from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
+from sonode.tasks.fill import FillSettings, Gap, fill_channel, plan_gaps
 
 # Long recordings are fine here: only the context of each gap is fitted.
 MAX_FILL_DURATION_S = 3600.0
@@ -28,7 +29,7 @@ def report_path_for(out: str | os.PathLike) -> Path:
 
 def check_fill_outputs(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> None:
     """Refuse, before any work, an output or report path that is the input, or an existing file
-    sonode did not write (unless ``force``), as `sonode.batch.check_fit_outputs` does for a fit.
+    sonode did not write (unless ``force``), as `sonode.batch.jobs.check_fit_outputs` does for a fit.
 
     Raises:
         OutputPathError: with the path and what to do instead.
@@ -50,7 +51,7 @@ def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect
     kinds = ["given"] * len(gaps_s)
     spans = list(gaps_s)
     if detect:
-        from sonode.detect import detect_defects
+        from sonode.tasks.detect import detect_defects
 
         for d in detect_defects(_all_channels(path)[0], rate):
             start_s, end_s = d.start / rate, d.end / rate
@@ -82,7 +83,7 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
     Args:
         gaps_s: (start_s, end_s) pairs given by the user.
         settings: method, context, budget (see `FillSettings`).
-        detect: also fill what `sonode.detect.detect_defects` finds.
+        detect: also fill what `sonode.tasks.detect.detect_defects` finds.
         dry_run: only find and check the gaps; write nothing.
         on_gap: called with a line describing each gap as it is filled.
         force: replace an existing output or report that sonode did not write (never the input).

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from sonode.baselines import burg
+from sonode.dsp.lpc import burg
 
 SOUNDING_DB = -30.0
 QUIET_DB = -60.0

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from sonode.errors import ModelFileError
-from sonode.fileutil import atomic_write
+from sonode.io.fileutil import atomic_write
 
 FORMAT_NAME = "sonode"
 _KEYS = ("format", "kind", "version", "meta_json", "tensors", "sha256")

@@ -3,12 +3,12 @@
 Built on matplotlib's object API with the Agg canvas (no pyplot, no global state, no display
 needed). Every ``plot_*`` function draws on a given matplotlib ``Axes`` or, when given a path
 ending in ``.png``, on a new figure that it writes there; ``save_*`` functions compose multi-panel
-figures. Files are written atomically (:func:`sonode.fileutil.atomic_write`) at :data:`DPI` dots
+figures. Files are written atomically (:func:`sonode.io.fileutil.atomic_write`) at :data:`DPI` dots
 per inch, so a figure of W × H inches is exactly ``round(W·DPI) × round(H·DPI)`` pixels.
 
 Signals are numpy arrays of shape (n_samples,) starting at time 0; times in the pictures are in
 seconds or milliseconds as the axis labels say. The one-panel ``plot_*`` functions live in
-`sonode.plot_panels` and are imported from here; this module composes them into report figures.
+`sonode.plot.panels` and are imported from here; this module composes them into report figures.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from sonode.metrics import as_signal, check_sample_rate, running_snr_db
-from sonode.plot_panels import (DPI, TRUTH_LABEL, Target, check_signals, new_figure, plot_running_snr,
+from sonode.dsp.metrics import as_signal, check_sample_rate, running_snr_db
+from sonode.plot.panels import (DPI, TRUTH_LABEL, Target, check_signals, new_figure, plot_running_snr,
                                 plot_spectrograms, plot_training_curve, plot_waveform_overlay, png_path, save_figure)
 
 __all__ = ["DPI", "TRUTH_LABEL", "Target", "plot_running_snr", "plot_spectrograms", "plot_training_curve",

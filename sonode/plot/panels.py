@@ -1,5 +1,5 @@
 """One-panel pictures: waveform zooms, spectrograms, training and running-SNR curves, and the
-figure plumbing they share (see `sonode.plotting`, which composes them and re-exports them).
+figure plumbing they share (see `sonode.plot.figures`, which composes them and re-exports them).
 
 Every ``plot_*`` function draws on a given matplotlib ``Axes`` or, when given a path ending in
 ``.png``, on a new figure that it writes there, atomically, at :data:`DPI` dots per inch.
@@ -18,14 +18,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sonode.fileutil import atomic_write, sonode_marker
-from sonode.metrics import (
-    POWER_FLOOR,
-    as_signal,
-    check_sample_rate,
-    lsd_n_fft,
-    power_spectrogram,
-)
+from sonode.io.fileutil import atomic_write, sonode_marker
+from sonode.dsp.metrics import POWER_FLOOR, as_signal, check_sample_rate
+from sonode.dsp.spectra import lsd_n_fft, power_spectrogram
 
 DPI = 100
 TRUTH_LABEL = "truth"
@@ -176,7 +171,7 @@ def plot_spectrograms(
 ) -> None:
     """Spectrograms side by side on one colour scale (power in dB, top = loudest bin of any panel).
 
-    Power spectrograms as in :func:`sonode.metrics.power_spectrogram` (Hann window, hop n_fft/4),
+    Power spectrograms as in :func:`sonode.dsp.metrics.power_spectrogram` (Hann window, hop n_fft/4),
     shown from the overall maximum down to ``dynamic_range_db`` below it, so panels compare.
 
     Args:
@@ -299,7 +294,7 @@ def plot_running_snr(
     title: str | None = None,
     xlabel: str = "time since continuation start (s)",
 ) -> Axes | None:
-    """Running SNR curves (as from :func:`sonode.metrics.running_snr_db`), one line per label.
+    """Running SNR curves (as from :func:`sonode.dsp.metrics.running_snr_db`), one line per label.
 
     Non-finite points (``+inf`` for an exact window, ``nan`` for a silent one) are left out.
 

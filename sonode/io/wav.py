@@ -9,9 +9,9 @@ from typing import Iterable
 import numpy as np
 import soundfile as sf
 
-from sonode.audio_checks import is_int
+from sonode.io.checks import is_int
 from sonode.errors import AudioOutputError, OutputPathError
-from sonode.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, same_file, sonode_marker, written_by_sonode
+from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, same_file, sonode_marker, written_by_sonode
 
 #: PCM subtypes write_wav can produce, with their bit depth; FLOAT is 32-bit IEEE float.
 WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
@@ -20,7 +20,7 @@ WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
 def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
                       force: bool = False) -> Path:
     """Refuse an output path that is a folder, the same file as any input (links followed), or an
-    existing file sonode did not write (`sonode.fileutil.written_by_sonode`) unless ``force``.
+    existing file sonode did not write (`sonode.io.fileutil.written_by_sonode`) unless ``force``.
 
     Inputs are protected even with ``force``. An existing sonode output may always be replaced.
 

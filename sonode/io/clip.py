@@ -3,7 +3,7 @@
 Everything that touches a user's audio file goes through here, so that every bad input ends in one
 :class:`~sonode.errors.AudioInputError` with a message saying what was wrong and what to do, and
 every written WAV appears whole (atomically) and never overwrites an input. The checks are in
-`sonode.audio_checks`, the writing in `sonode.audio_write`; both are imported from here.
+`sonode.io.checks`, the writing in `sonode.io.wav`.
 
 Units: ``*_s`` are seconds, ``sample_rate``/``*_rate`` are Hz, ``n_*`` and frame indices count
 samples. A "frame" is one sample of every channel.
@@ -21,15 +21,13 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 
-from sonode.audio_checks import (MAX_SAMPLE_RATE, MIN_N_SAMPLES, MIN_SAMPLE_RATE, SILENCE_PEAK, SUPPORTED_FORMATS,
+from sonode.io.checks import (MAX_SAMPLE_RATE, MIN_N_SAMPLES, MIN_SAMPLE_RATE, SILENCE_PEAK, SUPPORTED_FORMATS,
                                  Channel, check_input_path, check_min_length, check_read_args, check_stream,
                                  check_values, is_int, libsndfile_error, select_frames)
-from sonode.audio_write import WAV_SUBTYPES, check_output_path, write_wav
 from sonode.errors import AudioInputError
 
-# What callers import from here; the checks live in sonode.audio_checks, the writing in sonode.audio_write.
 __all__ = ["Channel", "Clip", "MAX_SAMPLE_RATE", "MIN_N_SAMPLES", "MIN_SAMPLE_RATE", "SILENCE_PEAK",
-           "SUPPORTED_FORMATS", "WAV_SUBTYPES", "check_output_path", "read_clip", "resample", "write_wav"]
+           "SUPPORTED_FORMATS", "read_clip", "resample"]
 
 # Frames read per block: memory stays O(block x channels) even for many-channel files.
 _READ_BLOCK_FRAMES = 1 << 16

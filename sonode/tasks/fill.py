@@ -1,7 +1,7 @@
 """Fill gaps in a recording from both sides with one trajectory of the dynamics identified around them.
 
 For each gap, only its context (``context_s`` on each side) is used. Method ``sonode``
-(`sonode.model.interpolation.interpolate_gap`): a linear ODE driven by white noise is identified
+(`sonode.dsp.interpolation.interpolate_gap`): a linear ODE driven by white noise is identified
 on both sides of the gap at once (its modes are those of a high-order covariance predictor whose
 rows never touch the gap), and the fill is its most likely trajectory through the gap given both
 sides (one trajectory, two-sided by construction, continuous at both seams, no blend) plus the
@@ -9,10 +9,10 @@ part of a conditional draw that restores the power the mean misses mid-gap (seed
 ``settings.seed``). The order is chosen per gap by validation on pseudo-gaps punched into the
 known audio next to it.
 
-Method ``sonode_fit`` is the earlier one: the left context is fitted with `sonode.api.fit` and
-its ODE continued forward across the gap (`Fitted.extrapolate`); the right context is fitted too
+Method ``sonode_fit`` is the earlier one: the left context is fitted (`sonode.model.fit_samples`) and
+its ODE continued forward across the gap (`sonode.tasks.render.extrapolate`); the right context is fitted too
 and its ODE integrated backward in time from its first state (`predict_backward`); the two
-predictions are blended with `blend`. The classical fillers of `sonode.gap_baselines` can be used
+predictions are blended with `blend`. The classical fillers of `sonode.dsp.ar_fill` can be used
 instead (``method``).
 """
 
@@ -25,8 +25,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from sonode.audio_io import Clip
-from sonode.gap_baselines import GAP_FILLERS, linear_ramp
+from sonode.model import FitOptions, SonodeModel, fit_samples
+from sonode.tasks.render import extrapolate
+from sonode.dsp.ar_fill import GAP_FILLERS, linear_ramp
 
 METHODS = ("sonode", "sonode_fit") + tuple(GAP_FILLERS)
 # Fewer context samples than this on a side make that side unusable (the fit's continuation state
@@ -36,7 +37,7 @@ MIN_CONTEXT_SAMPLES = 512
 # per side (the pseudo-gaps that choose the order need room next to the gap).
 DEFAULT_CONTEXT_S = 0.5
 DEFAULT_BUDGET_S = 10.0
-# A prediction beyond this many times the context's peak has diverged (as in `sonode.render`).
+# A prediction beyond this many times the context's peak has diverged (as in `sonode.tasks.render`).
 MAX_LEVEL_FACTOR = 10.0
 # Modes growing more than this over the gap when integrated backward are left out (see
 # `predict_backward`).
@@ -146,21 +147,20 @@ def blend(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return np.sqrt(target / actual) * (w * forward + (1 - w) * backward)
 
 
-def _context_clip(samples: np.ndarray, rate: int) -> Clip:
-    return Clip(samples=np.ascontiguousarray(samples, dtype=np.float64), sample_rate=rate, source_path="<context>",
-                source_rate=rate, source_channels=1, channel="mix", start_s=0.0)
+def _fit_context(samples: np.ndarray, rate: int, settings: FillSettings, budget_s: float) -> SonodeModel:
+    """Fit one side's context (n,) as `sonode.api.fit` would (same options, same model)."""
+    options = FitOptions(max_time_s=budget_s, steps=settings.steps, seed=settings.seed, **settings.fit_options)
+    model, _ = fit_samples(np.ascontiguousarray(samples, dtype=np.float64), rate, options)
+    return model
 
 
 def predict_forward(left: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float) -> np.ndarray:
     """Fit ``left`` (n,) and continue its ODE for ``n_gap`` samples past its end → (n_gap,)."""
-    from sonode.api import fit
-
     if not np.any(left):
         return np.zeros(n_gap)  # digital silence before the gap: nothing to continue
-    fitted = fit(_context_clip(left, rate), max_time_s=budget_s, steps=settings.steps, seed=settings.seed,
-                 **settings.fit_options)
+    model = _fit_context(left, rate, settings, budget_s)
     out = np.zeros(n_gap)
-    prediction = fitted.extrapolate(n_gap / rate)[:n_gap]  # shorter only if the free run diverged
+    prediction = extrapolate(model, n_gap / rate).samples[:n_gap]  # shorter only if the free run diverged
     out[: prediction.size] = prediction
     return out
 
@@ -179,12 +179,9 @@ def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSet
     cannot grow, so a decaying sound reversed (growing) is not representable (two damped tones,
     20 ms: 22 dB that way against 116 dB by backward integration).
     """
-    from sonode.api import fit
-
     if not np.any(right):
         return np.zeros(n_gap)
-    model = fit(_context_clip(right, rate), max_time_s=budget_s, steps=settings.steps, seed=settings.seed,
-                **settings.fit_options).model
+    model = _fit_context(right, rate, settings, budget_s)
     n_modes = model.config.n_modes
     with torch.no_grad():
         z0 = model.states[:1].detach().clone()
@@ -232,7 +229,7 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
     that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is replaced by Janssen.
     """
     if settings.method == "sonode" and sides == "both":
-        from sonode.model.interpolation import candidate_orders, interpolate_gap
+        from sonode.dsp.interpolation import candidate_orders, interpolate_gap
 
         orders = settings.orders or candidate_orders(rate)
         estimate = interpolate_gap(left, right, n_gap, orders=orders, residual=settings.residual,
@@ -253,7 +250,7 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
             return forward if usable[0] else backward
     if sides == "both":
         return GAP_FILLERS["janssen" if settings.method.startswith("sonode") else settings.method](left, right, n_gap)
-    from sonode.baselines import lpc_continue  # one-sided: the classical Burg extrapolation
+    from sonode.dsp.lpc import lpc_continue  # one-sided: the classical Burg extrapolation
 
     side = left if sides == "left" else right[::-1]
     prediction = lpc_continue(side, min(1024, side.size // 2), n_gap)

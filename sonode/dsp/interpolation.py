@@ -90,9 +90,9 @@ def most_likely_fill(left: np.ndarray, right: np.ndarray, n_gap: int, a: np.ndar
     With the predictor read as a linear ODE driven by white noise (its innovation), this is the
     most likely trajectory through the gap given both sides (the Kalman/RTS smoother's mean over
     the gap, with the p samples on each side as the boundary states); it is solved through the
-    Toeplitz normal equations of `sonode.gap_baselines.ar_interpolate`.
+    Toeplitz normal equations of `sonode.dsp.ar_fill.ar_interpolate`.
     """
-    from sonode.gap_baselines import ar_interpolate
+    from sonode.dsp.ar_fill import ar_interpolate
 
     p = a.size - 1
     nl, nr = min(p, left.shape[0]), min(p, right.shape[0])
@@ -208,7 +208,7 @@ def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarra
     g = √(V / (|M|² + V)) — the share of the expected power the mean misses — and added: where
     the mean is weak the fill gets the conditional draw's level, where it is strong (sustained
     partials) almost nothing, so little SNR is lost to random phase. Spectra from one Hann-windowed
-    frame over the gap (as the LSD of `sonode.evaluate_fill` is measured); filtering by FFT
+    frame over the gap (as the LSD of `sonode.evaluation.evaluate_fill` is measured); filtering by FFT
     zero-padded to ≥ 2·n_gap, so nothing wraps into the gap.
 
     Args:

@@ -17,7 +17,7 @@ model's own rendering (``"model"``). Above it the input carries no information; 
   cut fricatives by 14 dB, so non-harmonic inputs keep the per-frame line);
 - nothing at all when the top octave is empty (SILENT_TOP_OCTAVE_DB).
 
-The two bands are joined by a zero-phase complementary cross-over (`sonode.bandwidth.crossover`)
+The two bands are joined by a zero-phase complementary cross-over (`sonode.dsp.bandwidth.crossover`)
 ending at the input's band edge, so nothing cancels at the seam. ``high_band="none"`` leaves the
 band above empty (band-limited interpolation alone).
 """
@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from sonode.audio_io import resample
-from sonode.bandwidth import (CROSSOVER_WIDTH, SILENT_TOP_OCTAVE_DB, band_edge_hz, crossover, fit_band,
+from sonode.io.clip import resample
+from sonode.dsp.bandwidth import (CROSSOVER_WIDTH, SILENT_TOP_OCTAVE_DB, band_edge_hz, crossover, fit_band,
                               shaped_noise, tilt_track, top_octave_share_db)
-from sonode.baselines import output_length, upsample_sinc
-from sonode.harmonics import MAX_PARTIALS, continue_partials, harmonic_series, top_envelope
-from sonode.metrics import as_signal, energy_above_db
+from sonode.dsp.resample import output_length, upsample_sinc
+from sonode.dsp.harmonics import MAX_PARTIALS, continue_partials, harmonic_series, top_envelope
+from sonode.dsp.metrics import as_signal, energy_above_db
 from sonode.model.decoder import SonodeModel
-from sonode.render import render
+from sonode.tasks.render import render
 
 LOW_BANDS = ("input", "model")
 HIGH_BANDS = ("model", "none")

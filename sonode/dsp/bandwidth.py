@@ -1,10 +1,10 @@
 """Spectral tools for bandwidth extension: where the input's band ends, how its top octave tilts,
 noise shaped to continue that tilt, and a phase-free cross-over joining two bands.
 
-No model here (it sits beside `sonode.baselines`, which builds its shaped-noise upsampler from it,
-and below `sonode.upsample`). Signals are mono float64 numpy arrays of shape (n_samples,).
+No model here (it sits beside `sonode.evaluation.baselines`, which builds its shaped-noise upsampler from it,
+and below `sonode.tasks.upsample`). Signals are mono float64 numpy arrays of shape (n_samples,).
 
-Power convention: per-bin powers as in `sonode.metrics.power_spectrogram` (white noise of
+Power convention: per-bin powers as in `sonode.dsp.metrics.power_spectrogram` (white noise of
 variance s² has s² in every bin). The same continuous sound sampled at rate r has per-bin power
 proportional to r, so a level measured at ``rate_in`` is scaled by ``rate_out/rate_in`` at ``rate_out``.
 """
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sonode.metrics import as_signal, power_spectrogram
+from sonode.dsp.metrics import as_signal
+from sonode.dsp.spectra import power_spectrogram
 
 FRAME_S = 0.032  # analysis/synthesis frame of the envelopes (32 ms, hop 8 ms)
 N_SUBBANDS = 8  # log-spaced sub-bands over which the tilt line is fitted

@@ -2,7 +2,7 @@
 
 For each clip (its own rate is the truth, e.g. 48 kHz):
 - **upsampling**: band-limit it to ``low_rate`` (the input), fit on that, render back at the clip's
-  rate, and score sonode and every upsampler of `sonode.baselines` against the truth (SNR, LSD,
+  rate, and score sonode and every upsampler of `sonode.evaluation.baselines` against the truth (SNR, LSD,
   LSD below/above the input's Nyquist);
 - **continuation**: fit on all but the last ``horizon_s`` of the input, continue for ``horizon_s``
   and score SNR over the first 5/20/50 ms and LSD over the whole horizon, for sonode and the LPC
@@ -23,12 +23,15 @@ import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
-from sonode.audio_io import Clip, check_output_path, read_clip, resample
-from sonode.baselines import CONTINUATIONS, UPSAMPLERS, output_length
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.io.wav import check_output_path
+from sonode.dsp.resample import output_length
+from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
 from sonode.errors import OutputPathError
-from sonode.fileutil import atomic_write, markdown_marker, sonode_marker
-from sonode.metrics import energy_above_db, log_spectral_distance, lsd_ssr, snr_db
-from sonode.plotting import save_band_png, save_comparison_png
+from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
+from sonode.dsp.metrics import energy_above_db, lsd_ssr, snr_db
+from sonode.dsp.spectra import log_spectral_distance
+from sonode.plot.figures import save_band_png, save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
 #: The pictures written per clip: <stem>.<kind>.png.
@@ -117,7 +120,7 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
 def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.ndarray]:
     """Every upsampler's output at ``rate`` for the fitted clip ``low``: "sonode" (the default
     options: input band kept, band above synthesised), "sonode_model_low" (the model's own band
-    below), "sonode_render" (the raw trajectory read at ``rate``), then `sonode.baselines.UPSAMPLERS`."""
+    below), "sonode_render" (the raw trajectory read at ``rate``), then `sonode.evaluation.baselines.UPSAMPLERS`."""
     candidates = {"sonode": fitted.upsample(rate, clip=low),
                   "sonode_model_low": fitted.upsample(rate, low_band="model", clip=low),
                   "sonode_render": fitted.render(rate=rate).samples}
@@ -126,7 +129,7 @@ def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.
 
 
 def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
-    """SNR (dB); the LSD of ssr_eval (`sonode.metrics.lsd_ssr`: log10 power, gains matched) over all
+    """SNR (dB); the LSD of ssr_eval (`sonode.dsp.metrics.lsd_ssr`: log10 power, gains matched) over all
     bins, below and above ``nyquist``; the issue-5 LSD (1e-10 floor, "lsd5_*"); the share of energy
     above ``nyquist`` (dB of the total) and its difference from the truth's (dB)."""
     ssr = lsd_ssr(reference, x, rate, split_hz=nyquist)
@@ -190,7 +193,7 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
 
     Args:
         map_clips: ``map_clips(evaluate_clip, paths, options, folder) -> [per-clip results]`` runs
-            the clips elsewhere (e.g. `sonode.batch.eval_many` on a Dask cluster); default: here,
+            the clips elsewhere (e.g. `sonode.batch.jobs.eval_many` on a Dask cluster); default: here,
             one after another (``on_clip``/``on_epoch`` report progress only then).
 
     Returns:
