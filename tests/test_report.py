@@ -182,3 +182,20 @@ def test_field_zeroed_is_the_linear_model_and_leaves_the_original(model):
     zeroed = field_zeroed(fitted.model)
     assert zeroed.field.is_zero() and not fitted.model.field.is_zero()
     assert fitted.model.field.mlp[-1].weight.abs().sum() > 0
+
+
+def test_eval_html_writes_the_page_with_the_truth(tmp_path):
+    """`sonode eval --html` (here through the API): the page beside results.json, with the held-back truths."""
+    from sonode.evaluation.evaluate import EvalOptions, evaluate
+
+    options = EvalOptions(low_rate=8000, budget_s=60.0, horizon_s=0.1, duration_s=0.8, html=True,
+                          fit_options=(("steps", 1), ("latent_dim", 16), ("lp_order", 64), ("hidden", 8)))
+    results = evaluate([GUITAR], tmp_path, options, command="sonode eval --html")
+    assert "page" not in results["clips"][0]  # the page's data stays out of results.json
+    text, refs = _parse(tmp_path)
+    assert text.count("<audio") == 3 + 4 + 4 + 3  # the continuation's truth is there too
+    assert "SNR of the continuation over [0, horizon]" not in text  # a picture, named by its alt text:
+    assert "SNR against horizon" in text and "truth (full band)" in text and "sonode eval --html" in text
+    for ref in (r for r in refs.refs if not r.startswith("#")):
+        assert (tmp_path / ref).is_file(), ref
+    assert written_by_sonode(tmp_path / "index.html") and (tmp_path / "results.json").is_file()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sonode.cli.common import fail_cleanly, force_option, positive, progress_printer
+from sonode.cli.common import command_line, fail_cleanly, force_option, positive, progress_printer
 
 #: Clips above this rate are fitted at it (as `sonode eval --rate`): the band above is then the
 #: upsampling task, with the source file as its truth.
@@ -122,28 +122,6 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
     if not quiet:
         click.echo(f"wrote {page} ({len(writer.written)} media files in {out / 'media'}); open it in a browser",
                    err=True)
-
-
-def command_line(ctx: click.Context) -> str:
-    """The command as a user would retype it: `sonode <command>`, the arguments and every option
-    not left at its default (however sonode was started: script, python -m, or a test runner)."""
-    import shlex
-
-    words = ["sonode", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        source = ctx.get_parameter_source(param.name)
-        if param.name == "debug" or source in (None, click.core.ParameterSource.DEFAULT):
-            continue
-        values = list(value) if isinstance(value, (tuple, list)) else [value]
-        if isinstance(param, click.Argument):
-            words += [str(v) for v in values]
-        elif getattr(param, "is_flag", False):
-            words += [param.opts[0]] if value else []
-        else:
-            words += [w for v in values for w in (param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
-                                                   str(v))]
-    return shlex.join(words)
 
 
 def _fitted(path: str, budget_s: float, steps: int | None, fit_rate: int, start_s: float, duration_s: float | None,

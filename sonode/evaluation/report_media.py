@@ -102,14 +102,14 @@ class MediaWriter:
         """``path`` as the page refers to it: relative to the folder, with forward slashes."""
         return path.relative_to(self.folder).as_posix()
 
-    def audio(self, name: str, samples: np.ndarray, rate: int) -> str:
-        """Write mono ``samples`` (n,) at ``rate`` Hz as media/<name>.<ext>; returns its relative path."""
+    def audio(self, name: str, samples: np.ndarray, rate: int, subfolder: str = "") -> str:
+        """Write mono ``samples`` (n,) at ``rate`` Hz as media/[subfolder/]<name>.<ext>; returns its relative path."""
         x = np.asarray(samples, dtype=np.float64)
         x = np.where(np.isfinite(x), x, 0.0)
         peak = float(np.max(np.abs(x), initial=0.0))
         if peak > 1.0:
             x = x * (_PEAK / peak)
-        out = self.path(f"{safe_name(name)}.{self.audio_format}")
+        out = self.path(f"{subfolder + '/' if subfolder else ''}{safe_name(name)}.{self.audio_format}")
         if self.audio_format == "flac":
             write_flac(out, x, rate, protect=self.protect, force=self.force)
         else:
@@ -142,7 +142,7 @@ class MediaWriter:
         for version, samples, gain in zip(versions, cut, gains):
             name = f"{stem}.{safe_name(version.label)}"
             src = self.audio(name, samples, rate)
-            full = self.audio(f"full/{name}", version.samples[:n], rate) if trimmed else None
+            full = self.audio(name, version.samples[:n], rate, subfolder="full") if trimmed else None
             entries.append({"label": version.label, "role": version.role, "note": version.note, "src": src,
                             "full": full, "gain": gain, "duration_s": samples.size / rate})
         return entries, start / rate
