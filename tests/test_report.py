@@ -149,7 +149,8 @@ def test_usage_errors_are_one_line(model, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
     result = CliRunner().invoke(main, ["report", str(bad), "-o", str(tmp_path / "x"), "--steps", "1"])
-    assert result.exit_code == 2 and result.output.startswith("sonode: error:")
+    assert result.exit_code == 2 and result.output.splitlines()[-1].startswith("sonode: error:")
+    assert "Traceback" not in result.output
 
 
 def test_matched_gains_equalise_rms():

@@ -148,8 +148,19 @@ def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int
     top, bottom = figure.subplots(2, 1)
     plot_waveform_overlay(top, shown, rate, center_s=end_s + 0.01, window_s=0.04, marker_s=end_s,
                           marker_label="clip ends", title="the first 30 ms of the continuation")
-    plot_waveform_overlay(bottom, shown, rate, center_s=(end_s + horizon_s) / 2, window_s=end_s + horizon_s,
-                          marker_s=end_s, marker_label="clip ends", title="context and whole continuation")
+    frame = max(1, rate // 100)  # 10 ms: the level of each version over context and continuation
+    for label, x in shown.items():
+        n_frames = x.size // frame
+        rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
+        bottom.plot((np.arange(n_frames) + 0.5) * frame / rate, 20 * np.log10(rms + 1e-9), label=label,
+                    color="black" if label == "truth" else None, linewidth=2.5 if label == "truth" else 1.2,
+                    alpha=0.5 if label == "truth" else 1.0)
+    bottom.axvline(end_s, color="grey", linestyle="--", linewidth=1.2)
+    bottom.set_xlabel("time (s)")
+    bottom.set_ylabel("level (dB, 10 ms RMS)")
+    bottom.set_title("level over the context and the whole continuation")
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     path = w.picture(f"{stem}.continuation.waveform")
     save_figure(figure, path)
     figures = [figure_entry(w, path, "Waveforms of the continuations after the clip's end",

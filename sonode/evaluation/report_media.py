@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,10 +157,8 @@ class MediaWriter:
 
 def figure_entry(writer: MediaWriter, path: Path, alt: str, caption: str = "") -> dict[str, Any]:
     """A picture for the page: its relative path, size in pixels (for layout), alternative text, caption."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        width, height = image.size
+    with open(path, "rb") as f:  # a PNG's IHDR chunk: width and height, big-endian, at bytes 16..24
+        width, height = struct.unpack(">II", f.read(24)[16:24])
     return {"src": writer.relative(path), "alt": alt, "caption": caption, "width": width, "height": height}
 
 
