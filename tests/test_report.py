@@ -200,3 +200,16 @@ def test_eval_html_writes_the_page_with_the_truth(tmp_path):
     for ref in (r for r in refs.refs if not r.startswith("#")):
         assert (tmp_path / ref).is_file(), ref
     assert written_by_sonode(tmp_path / "index.html") and (tmp_path / "results.json").is_file()
+
+
+def test_clip_input_is_fitted_and_its_model_kept(tmp_path):
+    out = tmp_path / "clip"
+    result = CliRunner().invoke(main, ["report", str(GUITAR), "-o", str(out), "--quiet", "--steps", "1",
+                                       "--duration", "0.6", "--fit-rate", "8000", "--no-fill", "--horizon-s", "0.1",
+                                       "--context-s", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert written_by_sonode(out / "decaying_steelguitar_C4.sonode")
+    text = (out / "index.html").read_text()
+    assert "Upsampling 8 kHz → 48 kHz" in text and "truth (full band)" in text  # the file is the truth
+    assert "--steps 1" in text and "fit CPU" in text
+    assert GUITAR.read_bytes()[:4] == b"RIFF"  # the input is untouched (and never in the folder)

@@ -44,7 +44,8 @@ def _gap_list(ctx, param, value):
 @click.command(name="report")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "folder", type=click.Path(file_okay=False), required=True,
-              help="Folder for index.html, report.json and media/ (created; open index.html in a browser).")
+              help="Folder for index.html, report.json, media/ and the models of CLIP inputs (open index.html "
+              "in a browser).")
 @click.option("--budget", "budget_s", type=float, default=60.0, show_default=True, callback=positive(float),
               help="CLIP inputs: training budget of the fit (seconds).")
 @click.option("--steps", type=click.IntRange(min=0), help="CLIP inputs: stop the fit after this many steps.")
@@ -74,6 +75,8 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
                no_fill, audio_format, excerpt_s, threads, quiet, force):
     """Write a listening page for each MODEL or CLIP (fitted first): FOLDER/index.html with its media.
 
+    A CLIP's model is saved as FOLDER/<stem>.sonode.
+
     Per clip: the input, reconstruction and untrained start; upsampling beside sinc and shaped
     noise; the continuation beside the best Burg order; made gaps filled beside Janssen; the
     training curve, the model picture and a numbers table. The page works offline from the folder.
@@ -96,6 +99,9 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
             raise click.UsageError(f"{stems[stem.lower()]} and {path} have the same name; their media would collide")
         stems[stem.lower()] = path
     out = check_report_folder(folder, inputs, force)
+    for path in inputs:  # a clip's fit is kept beside the page, for `sonode report MODEL` and the other commands
+        if not _is_model(path):
+            check_output_path(out / f"{Path(path).stem}.sonode", inputs, force=force)
     check_output_path(out / "report.json", inputs, force=force)
     if threads is not None:
         import torch
@@ -106,13 +112,17 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
     writer = MediaWriter(out, audio_format=audio_format, excerpt_s=excerpt_s, protect=tuple(inputs), force=force)
     sections = []
     for path in inputs:
+        cpu = time.process_time()
         fitted, fit_time_s = _fitted(path, budget_s, steps, fit_rate, start_s, duration_s, quiet)
+        fit_cpu_s = None if fit_time_s is None else time.process_time() - cpu
+        if fit_time_s is not None:
+            fitted.save(out / f"{Path(path).stem}.sonode")
         source = fitted.info.get("source", {})
         truth = _truth(path if fit_time_s is not None else source.get("path"), source, fitted.duration_s,
                        fitted.sample_rate)
         if not quiet:
             click.echo(f"sonode report: {path}: writing the page's media", err=True)
-        sections.append(report_section(writer, Path(path).stem, fitted, options, truth, fit_time_s))
+        sections.append(report_section(writer, Path(path).stem, fitted, options, truth, fit_time_s, fit_cpu_s))
     run = run_info(command_line(click.get_current_context()), {"budget_s": budget_s, "steps": steps, "fit_rate": fit_rate, "start_s": start_s,
                     "duration_s": duration_s, **options.__dict__}, sections, time.perf_counter() - began)
     title = "sonode listening report: " + ", ".join(s["title"] for s in sections)

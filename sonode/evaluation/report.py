@@ -46,6 +46,8 @@ BURG_VALIDATION_S = 0.05
 #: Waveform margin shown on each side of a gap, and loop margin around it (seconds).
 GAP_MARGIN_S = 0.02
 LOOP_MARGIN_S = 0.15
+#: Line colours of the candidates in order, as `sonode.plot.panels` gives them (the truth is black).
+LINE_COLORS = ("tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple")
 
 
 def field_zeroed(model):
@@ -149,12 +151,13 @@ def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int
     plot_waveform_overlay(top, shown, rate, center_s=end_s + 0.01, window_s=0.04, marker_s=end_s,
                           marker_label="clip ends", title="the first 30 ms of the continuation")
     frame = max(1, rate // 100)  # 10 ms: the level of each version over context and continuation
+    palette = iter(LINE_COLORS)
     for label, x in shown.items():
         n_frames = x.size // frame
         rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
         bottom.plot((np.arange(n_frames) + 0.5) * frame / rate, 20 * np.log10(rms + 1e-9), label=label,
-                    color="black" if label == "truth" else None, linewidth=2.5 if label == "truth" else 1.2,
-                    alpha=0.5 if label == "truth" else 1.0)
+                    color="black" if label == "truth" else next(palette), linewidth=2.5 if label == "truth" else 1.2,
+                    alpha=0.5 if label == "truth" else 1.0, linestyle="--" if label == "untrained start" else "-")
     bottom.axvline(end_s, color="grey", linestyle="--", linewidth=1.2)
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("level (dB, 10 ms RMS)")
@@ -182,7 +185,13 @@ def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int
                 k = min(n, rate * ms // 1000)
                 rows.append(numbers_row("continuation", f"SNR {ms} ms dB", snr_db(future[:k], outputs["sonode"][:k]),
                                         label, snr_db(future[:k], x[:k]), True))
-    return {"id": "continuation", "title": f"Continuation ({1000 * horizon_s:.0f} ms past the end)",
+    note = ""
+    if "untrained start" in outputs and "sonode" in outputs:
+        a, b = outputs["sonode"], outputs["untrained start"]
+        if snr_db(a, b) > 40:  # say why two players sound the same instead of leaving it a puzzle
+            note = (f"sonode's continuation and the untrained start's agree to {snr_db(a, b):.0f} dB: the "
+                    "continuation ODE is identified in closed form from the clip's end, not trained.")
+    return {"id": "continuation", "title": f"Continuation ({1000 * horizon_s:.0f} ms past the end)", "note": note,
             "versions": entries, "offset_s": offset_s, "rate": rate, "loops": loops, "figures": figures}, rows
 
 

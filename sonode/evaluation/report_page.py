@@ -62,7 +62,9 @@ function setup(el){
   g.audios.forEach(function(a,i){
     a.addEventListener('play',function(){if(g.switching)return;
       if(i!==g.cur){g.prev=g.cur;g.cur=i;}
-      g.audios.forEach(function(b,j){if(j!==i&&!b.paused)b.pause();});active=g;show(g);});
+      // one sound at a time on the page: whatever else plays (this group or another) stops
+      groups.forEach(function(o){o.audios.forEach(function(b){if(b!==a&&!b.paused)b.pause();});});
+      active=g;show(g);});
     a.addEventListener('pause',function(){show(g);});
   });
   g.buttons.forEach(function(b,i){b.addEventListener('click',function(){select(g,i);active=g;});});
@@ -158,7 +160,8 @@ def _group(cid: str, g: dict[str, Any]) -> str:
                'full files are linked.</p>') if any(v.get("full") for v in versions) else ""
     return (f'<section class="group" id="{gid}" aria-labelledby="{gid}-h" data-current="{current}" '
             f'data-previous="{previous}"><h3 id="{gid}-h">{escape(g["title"])}</h3>{control}{excerpt}'
-            f'<ul class="players">{"".join(items)}</ul>{_figures(g.get("figures", []))}</section>')
+            + (f'<p class="help">{escape(g["note"])}</p>' if g.get("note") else "")
+            + f'<ul class="players">{"".join(items)}</ul>{_figures(g.get("figures", []))}</section>')
 
 
 def _numbers(rows: list[dict[str, Any]]) -> str:
@@ -192,13 +195,13 @@ def _run(run: dict[str, Any]) -> str:
     options = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(json.dumps(v))}</td></tr>"
                       for k, v in run.get("options", {}).items())
     times = "".join(f'<tr><td>{escape(clip)}</td>' + "".join(
-        f'<td class="num">{_num(t.get(k), 1)}</td>' for k in ("fit_s", "report_s")) + "</tr>"
+        f'<td class="num">{_num(t.get(k), 1)}</td>' for k in ("fit_s", "report_s", "fit_cpu_s", "report_cpu_s")) + "</tr>"
         for clip, t in run.get("wall_times", {}).items())
     return (f'<section id="run" aria-labelledby="run-title"><h2 id="run-title">What was run</h2>'
             f'<p><code>{escape(run.get("command", ""))}</code></p><p>{escape(versions)}</p>'
             f'<table><caption>options</caption><tbody>{options}</tbody></table>'
             '<table><caption>wall times (seconds)</caption><thead><tr><th scope="col">clip</th><th scope="col">fit</th>'
-            f'<th scope="col">report</th></tr></thead><tbody>{times}</tbody></table>'
+            f'<th scope="col">report</th><th scope="col">fit CPU</th><th scope="col">report CPU</th></tr></thead><tbody>{times}</tbody></table>'
             f'<p>total {_num(run.get("total_s"), 1)} s</p></section>')
 
 
