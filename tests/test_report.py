@@ -213,3 +213,15 @@ def test_clip_input_is_fitted_and_its_model_kept(tmp_path):
     assert "Upsampling 8 kHz → 48 kHz" in text and "truth (full band)" in text  # the file is the truth
     assert "--steps 1" in text and "fit CPU" in text
     assert GUITAR.read_bytes()[:4] == b"RIFF"  # the input is untouched (and never in the folder)
+
+
+def test_flac_marker_recognised_only_on_sonodes_flac(tmp_path):
+    from sonode.io.wav import write_flac
+
+    ours, theirs = tmp_path / "ours.flac", tmp_path / "theirs.flac"
+    assert write_flac(ours, np.array([0.0, 0.5, 2.0]), 16000) == 1  # one sample clipped, counted
+    soundfile.write(str(theirs), np.zeros(10), 16000, format="FLAC")
+    assert written_by_sonode(ours) and not written_by_sonode(theirs)
+    with pytest.raises(Exception, match="refusing"):
+        write_flac(theirs, np.zeros(4), 16000)
+    assert soundfile.read(str(theirs))[0].size == 10  # kept
