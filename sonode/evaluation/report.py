@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from sonode.dsp.lpc import lpc_continue
-from sonode.dsp.metrics import lsd_ssr, snr_db
+from sonode.dsp.metrics import snr_db
+from sonode.dsp.spectra import log_spectral_distance
 from sonode.evaluation.report_media import (
     MediaWriter,
     Version,
@@ -60,9 +61,11 @@ def field_zeroed(model):
     """
     zeroed = copy.deepcopy(model)
     with torch.no_grad():
-        last = zeroed.field.mlp[-1]
-        last.weight.zero_()
-        last.bias.zero_()
+        # every learned field of the model (its own, and a continuation's where the model has one)
+        for module in zeroed.modules():
+            if hasattr(module, "is_zero") and isinstance(getattr(module, "mlp", None), torch.nn.Sequential):
+                module.mlp[-1].weight.zero_()
+                module.mlp[-1].bias.zero_()
     return zeroed
 
 
@@ -100,7 +103,10 @@ def upsampling_group(w: MediaWriter, stem: str, low_rate: int, rate: int, output
                             "sinc has nothing there by construction.")]
     rows = []
     if truth is not None:
-        scores = {k: lsd_ssr(truth, outputs[k], rate, split_hz=nyquist) for k in ("sonode", "sinc", "sinc_noise")}
+        # sonode's LSD (numpy, 1e-10 power floor; "lsd5" in `sonode eval`'s results), not ssr_eval's, whose
+        # librosa import alone costs ~1 s of CPU, a tenth of this whole page
+        scores = {k: log_spectral_distance(truth, outputs[k], rate, split_hz=nyquist)
+                  for k in ("sonode", "sinc", "sinc_noise")}
         snrs = {k: snr_db(truth, outputs[k]) for k in scores}
         for base in ("sinc", "sinc_noise"):
             rows.append(numbers_row("upsampling", "SNR dB", snrs["sonode"], base, snrs[base], True))
@@ -252,7 +258,7 @@ def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tup
 
 def model_figures(w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np.ndarray) -> list[dict[str, Any]]:
     """The training curve (when the model was trained) and the picture of the fitted model against
-    its clip: the learned-dynamics panel where `sonode.plotting` offers one, else `sonode plot`'s."""
+    its clip: the learned-dynamics panel where `sonode.plot.dynamics` exists, else `sonode plot`'s."""
     from sonode.plot import figures as plotting
 
     figures = []
@@ -263,10 +269,15 @@ def model_figures(w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np
         figures.append(figure_entry(w, path, "Training curve: loss and fit SNR per step"))
     path = w.picture(f"{stem}.model")
     duration_s = clip.size / fitted.sample_rate
-    dynamics = getattr(plotting, "save_dynamics_png", None)
+    try:  # the learned-dynamics panel, where this version of sonode has one
+        from sonode.plot.dynamics import save_dynamics_png as dynamics
+    except ImportError:
+        dynamics = None
     if dynamics is not None:
         dynamics(path, fitted.model, title=f"{stem}: learned dynamics")
-        figures.append(figure_entry(w, path, "What the learned field does to each mode"))
+        figures.append(figure_entry(w, path, "Decay and frequency of the strongest modes against their amplitude",
+                                    "Flat lines: linear dynamics (the untrained start); a decay crossing zero: a "
+                                    "limit cycle."))
     else:
         plotting.save_comparison_png(path, clip, {"sonode": recon[: clip.size]}, fitted.sample_rate,
                                      [duration_s * f for f in (0.1, 0.5, 0.9)], title=f"{stem}: model vs clip")
