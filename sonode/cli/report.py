@@ -68,18 +68,18 @@ def _gap_list(ctx, param, value):
 @click.option("--excerpt-s", type=float, default=4.0, show_default=True, callback=positive(float),
               help="Longer versions are heard as their loudest excerpt of this length; full files are linked.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
 @force_option
 @fail_cleanly
 def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, rate, horizon_s, context_s, gaps_ms,
                no_fill, audio_format, excerpt_s, threads, quiet, force):
-    """Write a listening page for each MODEL or CLIP (fitted first): FOLDER/index.html with its media.
+    """Write a listening page for each MODEL or CLIP (fitted first): DIR/index.html (-o DIR) with its media.
 
-    A CLIP's model is saved as FOLDER/<stem>.sonode.
+    A CLIP's model is saved as DIR/<stem>.sonode.
 
     Per clip: the input, reconstruction and untrained start; upsampling beside sinc and shaped
     noise; the continuation beside the best Burg order; made gaps filled beside Janssen; the
-    training curve, the model picture and a numbers table. The page works offline from the folder.
+    training curve, the model picture and a numbers table. The page works offline from DIR: no server, no network.
     """
     from sonode.evaluation.report_media import MediaWriter, check_report_folder
     from sonode.evaluation.report_run import (

@@ -194,9 +194,11 @@ def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int
     note = ""
     if "untrained start" in outputs and "sonode" in outputs:
         a, b = outputs["sonode"], outputs["untrained start"]
-        if snr_db(a, b) > 40:  # say why two players sound the same instead of leaving it a puzzle
-            note = (f"sonode's continuation and the untrained start's agree to {snr_db(a, b):.0f} dB: the "
-                    "continuation ODE is identified in closed form from the clip's end, not trained.")
+        agreement = snr_db(a, b)
+        if agreement > 40:  # say why two players sound the same instead of leaving it a puzzle
+            same = "are identical" if not np.isfinite(agreement) else f"agree to {agreement:.0f} dB"
+            note = (f"sonode's continuation and the untrained start's {same}: the continuation ODE is "
+                    "identified in closed form from the clip's end, not trained.")
     return {"id": "continuation", "title": f"Continuation ({1000 * horizon_s:.0f} ms past the end)", "note": note,
             "versions": entries, "offset_s": offset_s, "rate": rate, "loops": loops, "figures": figures}, rows
 

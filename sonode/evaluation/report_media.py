@@ -28,6 +28,8 @@ DEFAULT_EXCERPT_S = 4.0
 # Peaks above full scale (a diverging baseline) are scaled into 16-bit range rather than clipped;
 # the loudness matching below works on what is written, so the comparison stays fair.
 _PEAK = 0.99
+#: Figures closer than this count as a tie in the numbers table (it shows two decimals).
+TIE = 0.005
 
 
 @dataclass
@@ -186,9 +188,11 @@ def check_report_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Pat
 
 def numbers_row(task: str, metric: str, sonode: float | None, baseline: str, value: float | None,
                 higher_is_better: bool) -> dict[str, Any]:
-    """One row of the numbers table; ``win`` is None when either figure is missing or not finite."""
+    """One row of the numbers table. ``win``: True/False, or None when either figure is missing or
+    not finite, or when they agree to TIE (a difference the table's two decimals cannot show)."""
     finite = sonode is not None and value is not None and np.isfinite(sonode) and np.isfinite(value)
-    win = (sonode > value if higher_is_better else sonode < value) if finite else None
+    decided = finite and abs(sonode - value) >= TIE
+    win = (sonode > value if higher_is_better else sonode < value) if decided else None
     return {"task": task, "metric": metric, "sonode": _plain(sonode), "baseline": baseline,
             "baseline_value": _plain(value), "higher_is_better": higher_is_better, "win": win}
 

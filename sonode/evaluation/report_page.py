@@ -169,13 +169,15 @@ def _numbers(rows: list[dict[str, Any]]) -> str:
         return ""
     decided = [r for r in rows if r["win"] is not None]
     wins = sum(1 for r in decided if r["win"])
+    ties = sum(1 for r in rows if r["win"] is None and r["sonode"] is not None and r["baseline_value"] is not None)
+    tied = f" ({ties} tied)" if ties else ""
     body = "".join(
         f'<tr><td>{escape(r["task"])}</td><td>{escape(r["metric"])}{" ↑" if r["higher_is_better"] else " ↓"}</td>'
         f'<td class="num">{_num(r["sonode"])}</td><td>{escape(r["baseline"])}</td>'
         f'<td class="num">{_num(r["baseline_value"])}</td>'
         f'<td class="{"win" if r["win"] else ("loss" if r["win"] is False else "")}">'
-        f'{"sonode" if r["win"] else ("baseline" if r["win"] is False else "–")}</td></tr>' for r in rows)
-    return (f'<h3>Numbers</h3><p class="wins">sonode is better in {wins} of {len(decided)} comparisons.</p>'
+        f'{"sonode" if r["win"] else ("baseline" if r["win"] is False else "tie")}</td></tr>' for r in rows)
+    return (f'<h3>Numbers</h3><p class="wins">sonode is better in {wins} of {len(decided)} comparisons{tied}.</p>'
             '<table><thead><tr><th scope="col">task</th><th scope="col">metric (↑ higher / ↓ lower is better)</th>'
             '<th scope="col">sonode</th><th scope="col">baseline</th><th scope="col">baseline value</th>'
             f'<th scope="col">better</th></tr></thead><tbody>{body}</tbody></table>')
@@ -200,7 +202,7 @@ def _run(run: dict[str, Any]) -> str:
     return (f'<section id="run" aria-labelledby="run-title"><h2 id="run-title">What was run</h2>'
             f'<p><code>{escape(run.get("command", ""))}</code></p><p>{escape(versions)}</p>'
             f'<table><caption>options</caption><tbody>{options}</tbody></table>'
-            '<table><caption>wall times (seconds)</caption><thead><tr><th scope="col">clip</th><th scope="col">fit</th>'
+            '<table><caption>times (seconds; wall and CPU)</caption><thead><tr><th scope="col">clip</th><th scope="col">fit</th>'
             f'<th scope="col">report</th><th scope="col">fit CPU</th><th scope="col">report CPU</th></tr></thead><tbody>{times}</tbody></table>'
             f'<p>total {_num(run.get("total_s"), 1)} s</p></section>')
 
