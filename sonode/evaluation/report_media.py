@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,3 @@ def numbers_row(task: str, metric: str, sonode: float | None, baseline: str, val
 def _plain(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
-
-def as_mapping(signals: Mapping[str, np.ndarray], keys: Iterable[str]) -> dict[str, np.ndarray]:
-    """The entries of ``signals`` named in ``keys`` that exist, in that order."""
-    return {k: signals[k] for k in keys if k in signals}
