@@ -121,7 +121,9 @@ class SonodeModel(nn.Module):
             raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
         if step_s is None:
             return modal_solve(self.bank, self.field, z0, local_s, gradient)
-        options = {"linear": self.bank, "step_size": step_s}
+        # grid="outputs": steps of at most step_s cut at every output time (the engine's own grid,
+        # which this reference solver has always used; the default is torchdiffeq's uniform grid)
+        options = {"linear": self.bank, "step_size": step_s, "grid": "outputs"}
         if gradient is None:
             with torch.no_grad():
                 return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)

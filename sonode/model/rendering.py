@@ -198,7 +198,7 @@ def _reference_states(model: nn.Module, z0: torch.Tensor, local_s: torch.Tensor,
     """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s,
     under the model's dynamics or (``tail``) a continuation ODE's modes."""
     if tail is not None:  # the continuation ODE is linear: its field is zero
-        return odeint(_zero_field, z0, local_s, method="lawson_rk4", options={"linear": tail, "step_size": step_s})
+        return odeint(_zero_field, z0, local_s, method="lawson_rk4", options={"linear": tail, "step_size": step_s, "grid": "outputs"})
     return model.solve(z0, local_s, step_s)
 
 
