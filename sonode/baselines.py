@@ -20,15 +20,14 @@ from collections.abc import Callable
 
 import librosa
 import numpy as np
-import torch
-import torchaudio.functional
 
 from sonode import bandwidth
+from sonode.audio_io import resample_blocks
 from sonode.metrics import as_signal
 from sonode.model.sysid import burg, predictor_run  # burg: public here too, the classical baseline
 
 # torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
-_SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
+SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
 # "kaiser_best" from the torchaudio resampling tutorial (matches librosa's former kaiser_best):
 # 64 zero crossings, Kaiser window beta 14.77, cutoff at 0.9476 of the lower Nyquist.
 _SINC_HIGH = {
@@ -37,7 +36,7 @@ _SINC_HIGH = {
     "resampling_method": "sinc_interp_kaiser",
     "beta": 14.769656459379492,
 }
-_SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
+_SINC_PRESETS = {"default": SINC_DEFAULT, "high": _SINC_HIGH}
 
 
 def _as_rate(rate: float, name: str) -> int:
@@ -78,9 +77,7 @@ def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "defaul
         raise ValueError(f"quality must be one of {sorted(_SINC_PRESETS)}, got {quality!r}")
     signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
-    out = torchaudio.functional.resample(
-        torch.from_numpy(signal), int(sr_in), int(sr_out), **_SINC_PRESETS[quality]
-    ).numpy()
+    out = resample_blocks(signal, int(sr_in), int(sr_out), **_SINC_PRESETS[quality])
     # torchaudio returns ceil(n_in·ratio) samples, >= our rounded length: trim the extra one.
     return out[:n_out].copy()
 

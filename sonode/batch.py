@@ -33,23 +33,41 @@ SUMMARY_STEM = "sonode-batch"
 OUTPUT_KINDS = ("model", "recon", "report", "curve", "checkpoint")
 
 
-def fit_output_paths(model_path: str | Path, stem: str) -> dict[str, Path]:
+def fit_output_paths(model_path: str | Path, stem: str | None = None) -> dict[str, Path]:
     """The files one fit writes: the model, <stem>.recon.wav, <stem>.fit.json, <stem>.fit.png beside
-    it, and the resumable checkpoint <model>.ckpt (deleted when the fit completes)."""
+    it, and the resumable checkpoint <model>.ckpt (deleted when the fit completes). ``stem``
+    defaults to the model's: side outputs are named after -o, so that two fits into one folder
+    never replace each other's reports (without -o the model is <clip stem>.sonode, as before)."""
     model = Path(model_path)
+    stem = model.stem if stem is None else stem
     return {"model": model, "recon": model.parent / f"{stem}.recon.wav",
             "report": model.parent / f"{stem}.fit.json", "curve": model.parent / f"{stem}.fit.png",
             "checkpoint": model.with_name(model.name + ".ckpt")}
 
 
-def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool) -> None:
-    """Refuse before fitting: an output that is an input, or an existing file sonode did not write
-    (unless ``force``). Raises OutputPathError."""
-    from sonode.audio_io import check_output_path
+def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[str, int]:
+    """Rough sizes (bytes) of a fit's outputs, for the free-space check: the reconstruction is
+    32-bit float, the model holds (segments x latent) float64 states, the checkpoint about four
+    models (parameters, best parameters, Adam's two moments)."""
+    model = 8 * latent_dim * (n_samples // max(1, hop_samples) + 2) + (1 << 20)
+    return {"model": model, "recon": 4 * n_samples + 4096, "report": 1 << 20, "curve": 1 << 20,
+            "checkpoint": 4 * model}
 
-    inputs = list(inputs)
-    for path in paths.values():
-        check_output_path(path, inputs, force=force)
+
+def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool,
+                      also_writes: Iterable[str | Path] = (), sizes: dict[str, int] | None = None) -> None:
+    """Refuse before fitting (`sonode.outputs.OutputPlan`): an output that is an input, a FIFO or
+    device, the same file as another output (also those in ``also_writes``, the caller's own), an
+    existing file sonode did not write (unless ``force``), an unwritable folder, or too little free
+    space for ``sizes`` (see `fit_output_bytes`). Raises OutputPathError."""
+    from sonode.outputs import OutputPlan
+
+    plan = OutputPlan(inputs, force)
+    for kind, path in paths.items():
+        plan.add(path, (sizes or {}).get(kind, 0))
+    for path in also_writes:
+        plan.add(path)
+    plan.check()
 
 
 def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, db, db_text, device_option, fail_cleanly, force_option,
-                               positive, progress_printer)
+                               positive, progress_printer, threads_option)
 
 
 def _channel(ctx, param, value: str):
@@ -89,7 +89,7 @@ def fit_options(f, rate_flag: str = "--rate"):
         click.option("--target-snr", "target_snr_db", type=float, help="Stop once the fit reaches this SNR (dB)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         device_option,
-        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch."),
+        threads_option,
         click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
                      help="Latent dimension d (even): d/2 damped oscillators; 'auto': chosen per clip by "
                      "validation on held-back samples, at most --max-latent-dim."),
@@ -125,21 +125,25 @@ def fit_options(f, rate_flag: str = "--rate"):
     return f
 
 
-def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, **kw) -> tuple[Any, Path]:
+def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, also_writes=(),
+            **kw) -> tuple[Any, Path]:
     """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
+
+    Every output (and ``also_writes``, what the caller will write afterwards) is checked before the
+    clip is read (`sonode.outputs.OutputPlan`).
 
     A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch import check_fit_outputs, fit_output_paths, write_fit_outputs
+    from sonode.batch import check_fit_outputs, fit_output_bytes, fit_output_paths, write_fit_outputs
 
-    stem = Path(clip).stem
-    model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
-    paths = fit_output_paths(model_path, stem)
-    check_fit_outputs(paths, [clip], force)
-    checkpoint_path = paths["checkpoint"]
+    model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
+    paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
+    sizes = fit_output_bytes(_fit_samples_bound(clip, kw), kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"])
+    check_fit_outputs(paths, [clip], force, also_writes, sizes)
+    checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
         if not kw["resume"] and checkpoint_path.exists():
@@ -169,6 +173,23 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
+
+
+def _fit_samples_bound(clip: str, kw: dict) -> int:
+    """Samples the fit will hold at most, from the file's header (0 when the header is unreadable:
+    read_clip then says what is wrong)."""
+    import soundfile as sf
+
+    from sonode.audio_checks import check_input_path
+    from sonode.errors import AudioInputError
+
+    try:
+        check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
+        info = sf.info(clip)
+    except (AudioInputError, sf.SoundFileError, RuntimeError, OSError):
+        return 0
+    seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
+    return int(seconds * (kw.get("rate") or info.samplerate)) + 1
 
 
 def _check_fit_shape(kw: dict) -> None:

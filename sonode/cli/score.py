@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sonode.cli.common import fail_cleanly, force_option, positive, progress_printer
+from sonode.cli.common import fail_cleanly, force_option, positive, progress_printer, threads_option
 
 
 @click.command(name="eval")
@@ -21,7 +21,7 @@ from sonode.cli.common import fail_cleanly, force_option, positive, progress_pri
               help="Length of the continuation task (seconds).")
 @click.option("--duration", "duration_s", type=float, default=1.0, show_default=True, callback=positive(float),
               help="Part of each clip used, from its start (seconds).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@threads_option
 @click.option("--scheduler", help="Evaluate the clips on an existing Dask scheduler, e.g. tcp://HOST:8786.")
 @click.option("--workers", type=click.IntRange(min=1), help="Evaluate the clips on an embedded Dask cluster of "
               "this many worker processes [default: one after another here, as the budgets are wall-clock].")
