@@ -24,6 +24,7 @@ import torch
 from sonode import __version__
 from sonode.audio_io import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
+from sonode.model.train import max_fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
 from sonode.render import Rendering, extrapolate, render
@@ -267,7 +268,8 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
     if threads is not None:
         torch.set_num_threads(int(threads))
     if not isinstance(clip, Clip):
-        clip = read_clip(clip, channel=channel, start_s=start_s, duration_s=duration_s, rate=rate)
+        clip = read_clip(clip, channel=channel, start_s=start_s, duration_s=duration_s, rate=rate,
+                         max_samples=max_fit_samples())
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")
     model, report = fit_samples(clip.samples, clip.sample_rate, fit_options, on_epoch=on_epoch,

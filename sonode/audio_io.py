@@ -90,6 +90,7 @@ def read_clip(
     rate: int | None = None,
     max_duration_s: float = 600.0,
     min_duration_s: float = 0.05,
+    max_samples: int | None = None,
 ) -> Clip:
     """Read one validated mono clip from a WAV, FLAC or OGG file.
 
@@ -106,6 +107,8 @@ def read_clip(
         rate: resample to this rate in Hz (8000..192000); None keeps the file's rate.
         max_duration_s: longest clip accepted, seconds; longer files need start_s/duration_s.
         min_duration_s: shortest clip accepted, seconds (and never fewer than MIN_N_SAMPLES).
+        max_samples: most samples the clip may have at the output rate (checked before reading, e.g.
+            what a fit can hold in memory); None: no limit beyond max_duration_s.
 
     Returns:
         A :class:`Clip` whose ``samples`` has shape (n_samples,), float64, all finite, not silent.
@@ -131,6 +134,13 @@ def read_clip(
                 )
             start_frame, n_frames = select_frames(file, f, start_s, duration_s, max_duration_s)
             check_min_length(file, n_frames, f.samplerate, min_duration_s)
+            n_out = math.ceil(n_frames * (rate or f.samplerate) / f.samplerate)
+            if max_samples is not None and n_out > max_samples:
+                from sonode.limits import LimitError
+
+                raise LimitError(f"{file}: the clip has {n_out} samples at {rate or f.samplerate} Hz, over the limit "
+                                 f"of {max_samples} (memory); select a shorter part with --start/--duration or a "
+                                 "lower --rate")
             samples, channel_peaks = _read_mono(file, f, start_frame, n_frames, channel)
             source_rate, source_channels = f.samplerate, f.channels
     except sf.SoundFileError as err:

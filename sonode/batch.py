@@ -185,7 +185,8 @@ def summary_row(job: FitJob, status: str, report: dict | None = None, error: str
                 wall_time_s: float | None = None, resumed: bool = False) -> dict[str, Any]:
     """One row of the batch summary (columns `SUMMARY_CSV_COLUMNS`); SNR in dB, times in seconds."""
     paths = job.paths()
-    fit = (report or {}).get("fit", {})
+    fit = report.get("fit") if isinstance(report, dict) else None
+    fit = {k: v for k, v in fit.items() if _is_number(v)} if isinstance(fit, dict) else {}  # an edited report
     done = status in ("ok", "skipped")
     return {"clip": job.clip, "status": status, "snr_db": fit.get("snr_db"), "epochs": fit.get("epochs"),
             "wall_time_s": wall_time_s if wall_time_s is not None else fit.get("wall_time_s"),
@@ -194,9 +195,17 @@ def summary_row(job: FitJob, status: str, report: dict | None = None, error: str
             "curve": str(paths["curve"]) if done and paths["curve"].exists() else "", "error": error}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def skipped_row(job: FitJob) -> dict[str, Any]:
-    """The row of a clip whose outputs are already complete (its figures come from its report)."""
-    report = json.loads(job.paths()["report"].read_text())
+    """The row of a clip whose outputs are already complete (its figures come from its report; a
+    report that is not a JSON object of numbers gives an empty row, never an error)."""
+    try:
+        report = json.loads(job.paths()["report"].read_text())
+    except (OSError, ValueError, RecursionError):
+        report = None
     return summary_row(job, "skipped", report)
 
 
@@ -249,6 +258,11 @@ def _remove_temporaries(paths: dict[str, Path]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def summary_paths(out_dir: str | Path) -> tuple[Path, Path]:
+    """<out_dir>/sonode-batch.csv and .json."""
+    return Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
+
+
 def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) -> tuple[Path, Path]:
     """Write <out_dir>/sonode-batch.csv and .json (one row per clip, in input order), atomically.
 
@@ -257,7 +271,7 @@ def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) 
     """
     from sonode.audio_io import check_output_path
 
-    csv_path, json_path = Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
+    csv_path, json_path = summary_paths(out_dir)
     for path in (csv_path, json_path):
         check_output_path(path, force=force)
     text = io.StringIO()
@@ -316,7 +330,18 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
     """
     import click
 
-    jobs = plan_fit_jobs(expand_inputs(inputs), out_dir, force)
+    clips = expand_inputs(inputs)
+    jobs = plan_fit_jobs(clips, out_dir, force)
+    from sonode.outputs import OutputPlan
+
+    summary_plan = OutputPlan(clips, force)
+    for path in summary_paths(out_dir):
+        summary_plan.add(path, 1 << 20)
+    summary_plan.check()  # before any fit: a summary that cannot be written is found now
+    if scheduler:
+        from sonode.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     rows: dict[FitJob, dict[str, Any]] = {}
     if not force:
         rows = {job: skipped_row(job) for job in jobs if is_complete(job)}

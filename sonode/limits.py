@@ -34,8 +34,8 @@ MAX_LP_ORDER = 4096
 MAX_HOP_SAMPLES = 1 << 16
 #: Segments per optimiser step.
 MAX_BATCH_SEGMENTS = 1 << 14
-#: Samples a fit may hold (the clip after resampling): memory and identification time grow with it.
-MAX_FIT_SAMPLES = 30 * 48_000
+#: Largest --continuation-samples (the window that fixes the continuation's state).
+MAX_CONTINUATION_SAMPLES = 1 << 20
 #: Audio used on each side of a gap by `fill` (seconds).
 MAX_FILL_CONTEXT_S = 10.0
 #: Gap positions per clip and length in `eval --task fill`.
