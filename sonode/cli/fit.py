@@ -168,13 +168,13 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
     """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
 
     Every output (and ``also_writes``, what the caller will write afterwards) is checked before the
-    clip is read (`sonode.outputs.OutputPlan`).
+    clip is read (`sonode.io.outputs.OutputPlan`).
 
     A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch import check_fit_outputs, fit_output_bytes, fit_output_paths, write_fit_outputs
+    from sonode.batch.jobs import check_fit_outputs, fit_output_bytes, fit_output_paths, write_fit_outputs
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
@@ -219,7 +219,7 @@ def _fit_samples_bound(clip: str, kw: dict) -> int:
     read_clip then says what is wrong)."""
     import soundfile as sf
 
-    from sonode.audio_checks import check_input_path
+    from sonode.io.checks import check_input_path
     from sonode.errors import AudioInputError
 
     try:
@@ -284,7 +284,7 @@ def fit(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw):
 
 
 def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, force, **kw) -> None:
-    from sonode.batch import fit_batch
+    from sonode.batch.jobs import fit_batch
 
     if model_out:
         raise click.UsageError("-o names one model file; with several clips give the output folder with --out-dir")

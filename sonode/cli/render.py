@@ -15,7 +15,7 @@ from sonode.cli.fit import fit_options, run_fit
 
 
 def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool) -> None:
-    from sonode.audio_io import write_wav
+    from sonode.io.wav import write_wav
 
     n_clipped = write_wav(out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect,
                           force=force)
@@ -64,7 +64,7 @@ def _model_wav_options(f):
 def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read) -> None:
     """Check OUT before loading MODEL, then write ``read(fitted, progress)`` (a Rendering) to it."""
     from sonode.api import load
-    from sonode.outputs import OutputPlan
+    from sonode.io.outputs import OutputPlan
 
     plan = OutputPlan([model], force)
     plan.add(out)
@@ -115,9 +115,9 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     fit's own rate is then the file's, or --fit-rate).
     """
     from sonode.api import load
-    from sonode.outputs import OutputPlan
-    from sonode.render import Rendering
-    from sonode.upsample import check_upsample_size
+    from sonode.io.outputs import OutputPlan
+    from sonode.tasks.render import Rendering
+    from sonode.tasks.upsample import check_upsample_size
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
@@ -162,7 +162,7 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
 
     import soundfile as sf
 
-    from sonode.audio_checks import check_input_path, libsndfile_error
+    from sonode.io.checks import check_input_path, libsndfile_error
 
     check_input_path(Path(clip))
     try:
@@ -177,7 +177,7 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
 def _is_model_file(path: str) -> bool:
     """Model files are torch zip archives; audio files never start with the zip magic. Only regular
     files are opened (a FIFO would block; read_clip then says what the path is)."""
-    from sonode.outputs import special_kind
+    from sonode.io.outputs import special_kind
 
     if special_kind(path) is not None:
         return False
@@ -197,7 +197,7 @@ def _is_model_file(path: str) -> bool:
 @_model_wav_options
 def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
-    from sonode.render import extrapolate
+    from sonode.tasks.render import extrapolate
 
     _model_to_wav(model, out, subtype, quiet, force, lambda fitted, progress: extrapolate(
         fitted.model, seconds, rate=rate, with_context=with_context, progress=progress))
