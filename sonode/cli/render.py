@@ -61,15 +61,24 @@ def _model_wav_options(f):
     return f
 
 
-def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read) -> None:
-    """Check OUT before loading MODEL, then write ``read(fitted, progress)`` (a Rendering) to it."""
+def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read, span) -> None:
+    """Check OUT before loading MODEL, and its room once ``span(fitted)`` = (seconds, rate) gives the
+    size; then write ``read(fitted, progress)`` (a Rendering) to it."""
     from sonode.api import load
     from sonode.io.outputs import OutputPlan
 
     plan = OutputPlan([model], force)
     plan.add(out)
     plan.check()
-    _write_rendering(read(load(model), _bar(quiet)), out, subtype, [model], quiet, force)
+    fitted = load(model)
+    seconds, rate = span(fitted)
+    plan = OutputPlan([model], force)
+    plan.add(out, _WAV_BYTES[subtype] * seconds * (rate or fitted.sample_rate) + 4096)
+    plan.check()
+    _write_rendering(read(fitted, _bar(quiet)), out, subtype, [model], quiet, force)
+
+
+_WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
 
 
 @click.command(name="render")
@@ -87,7 +96,8 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
         raise click.BadParameter(f"must be a finite number after --start ({start_s:g}), got {end_s}",
                                  param_hint="--end")
     _model_to_wav(model, out, subtype, quiet, force,
-                  lambda fitted, progress: fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=progress))
+                  lambda fitted, progress: fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=progress),
+                  lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate))
 
 
 @click.command()
@@ -124,15 +134,13 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     is_model = _is_model_file(source)
     plan = OutputPlan([source, fitted_clip], kw["force"])
     plan.add(out)
-    if not is_model:
+    if is_model:
+        fitted = load(source)  # quick: its recorded source clip is read too, so it must be known first
+        plan.protect(_recorded_source(fitted.info))
+    else:
         plan.add(model_out or _default_model_path(source))
     plan.check()
-    if is_model:
-        fitted = load(source)
-        recorded = _recorded_source(fitted.info)
-        plan.protect(recorded)  # read for the low band unless --clip is given
-        plan.check()
-    else:
+    if not is_model:
         rate_in, n_in = _clip_rate_and_length(source, kw)
         check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
         fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
@@ -200,4 +208,5 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
     from sonode.tasks.render import extrapolate
 
     _model_to_wav(model, out, subtype, quiet, force, lambda fitted, progress: extrapolate(
-        fitted.model, seconds, rate=rate, with_context=with_context, progress=progress))
+        fitted.model, seconds, rate=rate, with_context=with_context, progress=progress),
+        lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate))

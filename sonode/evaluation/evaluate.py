@@ -235,6 +235,7 @@ def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float 
         AudioInputError / LimitError / ValueError: one line naming the clip, value and limit.
     """
     from sonode.io.checks import libsndfile_error
+    from sonode.io.clip import RESAMPLE_KW
     from sonode.sinc import check_resample_cost
     from sonode.model.train import max_fit_samples
 
@@ -248,7 +249,7 @@ def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float 
         if low_rate >= info.samplerate and horizon_s is not None:
             raise ValueError(f"--rate ({low_rate} Hz) must be below {file}'s own rate ({info.samplerate} Hz) for the "
                              "upsampling task")
-        check_resample_cost(info.samplerate, low_rate)
+        check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
         seconds = info.duration if duration_s is None else min(duration_s, info.duration)
         n_low = int(seconds * low_rate)
         if n_low > max_fit_samples():

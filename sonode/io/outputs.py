@@ -151,9 +151,16 @@ def check_free_space(folder: PathLike, n_bytes: int) -> None:
                               f"{_mib(free)} are free; free some space or choose another output folder")
 
 
-def is_disk_full(err: BaseException) -> bool:
-    """An OSError saying the disk or quota is full."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+def disk_full(err: BaseException, out: PathLike) -> bool:
+    """Whether a failed write to ``out`` was for lack of room: an OSError saying so, or (libsndfile
+    reports only "System error") less than FREE_SPACE_MARGIN_BYTES left in its folder."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        st = os.statvfs(existing_folder(out))
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FREE_SPACE_MARGIN_BYTES
 
 
 def _mib(n: float) -> str:

@@ -12,7 +12,7 @@ import soundfile as sf
 from sonode.io.checks import is_int
 from sonode.errors import AudioOutputError, OutputPathError
 from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker
-from sonode.io.outputs import check_output, is_disk_full
+from sonode.io.outputs import check_output, disk_full
 
 #: PCM subtypes write_wav can produce, with their bit depth; FLOAT is 32-bit IEEE float.
 WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
@@ -95,6 +95,6 @@ def write_wav(
             sf.write(tmp, x, int(sample_rate), subtype=subtype, format="WAV")
             append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, ValueError, sf.SoundFileError) as err:
-        why = "the disk is full" if is_disk_full(err) else "check the folder exists and is writable"
+        why = "the disk is full" if disk_full(err, out) else "check the folder exists and is writable"
         raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
     return n_clipped

@@ -26,7 +26,7 @@ from sonode.errors import AudioInputError, OutputPathError
 from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
 from sonode.tasks.fill import Gap, FillSettings, fill_one, plan_gaps
 from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
-from sonode.io.outputs import OutputPlan, is_disk_full
+from sonode.io.outputs import OutputPlan, disk_full
 
 # Long recordings are fine here: only the context of each gap is read and filled.
 MAX_FILL_DURATION_S = 3600.0
@@ -249,7 +249,7 @@ def write_filled(path: str | os.PathLike, out: str | os.PathLike, gaps: list[Gap
             if container in ("WAV", "WAVEX"):  # sonode's marker: a later run may replace its own output
                 append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, sf.SoundFileError, ValueError) as err:
-        why = "the disk is full" if is_disk_full(err) else "check the folder is writable"
+        why = "the disk is full" if disk_full(err, out) else "check the folder is writable"
         raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
 
 
