@@ -247,7 +247,7 @@ def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float 
         except (soundfile.LibsndfileError, RuntimeError) as err:
             raise libsndfile_error(file, err) from err
         if low_rate >= info.samplerate and horizon_s is not None:
-            raise ValueError(f"--rate ({low_rate} Hz) must be below {file}'s own rate ({info.samplerate} Hz) for the "
+            raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "
                              "upsampling task")
         check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
         seconds = info.duration if duration_s is None else min(duration_s, info.duration)
