@@ -62,8 +62,10 @@ class Outcome:
             out.append(f"exit {self.code}, expected one of {codes}")
         if "Traceback" in self.stderr:
             out.append("traceback")
-        if self.code not in (0, None) and len([ln for ln in self.error_lines() if ln.startswith("sonode:")]) != 1:
-            out.append(f"{len(self.error_lines())} lines on stderr, not one")
+        marker = "interrupted" if self.code == 130 else "sonode: error"
+        verdicts = [ln for ln in self.error_lines() if marker in ln]
+        if self.code not in (0, None) and len(verdicts) != 1:
+            out.append(f"{len(verdicts)} lines with {marker!r} on stderr, not one")
         if self.peak_rss_bytes is not None and self.peak_rss_bytes > GOAL_PEAK_BYTES:
             out.append(f"peak memory {self.peak_rss_bytes / 2**30:.2f} GiB > 2 GiB")
         if max_wall_s is not None and self.wall_s > max_wall_s:
