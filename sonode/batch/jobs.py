@@ -339,7 +339,7 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
         summary_plan.add(path, 1 << 20)
     summary_plan.check()  # before any fit: a summary that cannot be written is found now
     if scheduler:
-        from sonode.cluster import check_scheduler
+        from sonode.batch.cluster import check_scheduler
 
         check_scheduler(scheduler)
     rows: dict[FitJob, dict[str, Any]] = {}

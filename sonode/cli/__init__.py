@@ -46,6 +46,10 @@ def main():
 
     Fit a clip (`sonode fit`), then read the fitted continuous-time signal at any rate
     (`render`, `upsample`) or past the clip's end (`extrapolate`).
+
+    Every size is checked before any work (ranges shown with each option; the memory budget is
+    SONODE_MEMORY_BUDGET bytes, default 2 GiB): a refusal is one line with the value and the limit,
+    exit 2. See docs/security.md.
     """
 
 

@@ -120,9 +120,10 @@ def fit_options(f, rate_flag: str = "--rate"):
         click.option("--channel", default="mix", show_default=True, callback=_channel,
                      help="'mix' (mean of channels) or a 0-based channel number."),
         click.option("--max-time", "max_time_s", type=float, default=120.0, show_default=True,
-                     callback=positive(float, limit=MAX_TIME_S), help="Wall-clock budget (seconds) of identification and "
-                     "training. Every 25 steps the parameters are checked against the engine's reference "
-                     "solver; only checked parameters become the kept model."),
+                     callback=positive(float, limit=MAX_TIME_S), help="Wall-clock budget (seconds, at most one day) of "
+                     "reading, identification and training (identification that overruns it stops the command). "
+                     "Every 25 steps the parameters are checked against the engine's reference solver; only "
+                     "checked parameters become the kept model."),
         click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
         click.option("--target-snr", "target_snr_db", type=float, callback=_finite, help="Stop once the fit reaches this SNR (dB)."),
         click.option("--seed", type=click.IntRange(-(2**63), 2**63 - 1), default=0, show_default=True, help="Random seed."),
