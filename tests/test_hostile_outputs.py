@@ -197,3 +197,15 @@ def test_fill_decodes_adpcm_once_instead_of_re_encoding_it(tmp_path):
     filled, _ = sf.read(tmp_path / "out.wav")
     changed = np.flatnonzero(np.abs(decoded - filled) > 1e-7)
     assert changed.size and changed.min() >= int(0.2 * RATE) and changed.max() < int(np.ceil(0.21 * RATE))
+
+
+def test_a_batch_refuses_its_summary_before_any_fit(tmp_path):
+    """Before #30 a batch ran every fit and only then refused to write sonode-batch.csv."""
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", tone(0.2, RATE), RATE, subtype="PCM_16")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sonode-batch.csv").write_text("my,own,table\n")
+    result = cli("fit", tmp_path / "a.wav", tmp_path / "b.wav", "--out-dir", out, *FAST)
+    assert result.exit_code == 2 and "sonode-batch.csv" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["sonode-batch.csv"]  # nothing was fitted

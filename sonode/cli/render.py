@@ -133,15 +133,17 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
     is_model = _is_model_file(source)
     plan = OutputPlan([source, fitted_clip], kw["force"])
-    plan.add(out)
     if is_model:
         fitted = load(source)  # quick: its recorded source clip is read too, so it must be known first
         plan.protect(_recorded_source(fitted.info))
+        seconds = fitted.duration_s
     else:
         plan.add(model_out or _default_model_path(source))
+        rate_in, n_in = _clip_rate_and_length(source, kw)
+        seconds = n_in / rate_in
+    plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
     if not is_model:
-        rate_in, n_in = _clip_rate_and_length(source, kw)
         check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
         fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
     check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
