@@ -123,7 +123,7 @@ def _latency(args, ready, work: Path, timeout_s: float = 600) -> tuple[float | N
     return time.monotonic() - sent, outcome.code, (outcome.error_lines() or [""])[-1][:90]
 
 
-def signals(work: Path) -> None:
+def signals(work: Path, only: str = "") -> None:
     model = _model(work)
     sf.write(work / "long.wav", tone(60.0, 48000), 48000, subtype="PCM_16")
     sf.write(work / "mid.wav", tone(30.0, 16000), 16000, subtype="PCM_16")
@@ -132,15 +132,17 @@ def signals(work: Path) -> None:
          lambda e, t: "fitting" in e and t > 3),
         ("fit: training", ["fit", work / "seed.wav", "-o", work / "b.sonode", "--max-time", "600", "--latent-dim", "16",
                            "--lp-order", "64"], lambda e, t: "| loss" in e),
-        ("render", ["render", model, "--end", "900", "-o", work / "r.wav"], lambda e, t: "rendering" in e),
+        ("render", ["render", model, "--end", "300", "-o", work / "r.wav"], lambda e, t: "rendering" in e and "needs" not in e),
         ("fill (sonode_fit)", ["fill", work / "mid.wav", "--gap", "10", "10.2", "--method", "sonode_fit",
                                "--budget-s", "120", "-o", work / "f.wav", "--force"], lambda e, t: "gap 1/1" in e),
         ("upsample (fit first)", ["upsample", work / "long.wav", "--rate", "96000", "-o", work / "u.wav",
                                   "--max-time", "600", "--force"], lambda e, t: "fitting" in e and t > 3),
-        ("eval (fits)", ["eval", work / "mid.wav", "-o", work / "ev", "--budget", "120", "--force"],
+        ("eval (fits)", ["eval", work / "mid.wav", "-o", work / "ev", "--rate", "8000", "--budget", "120", "--force"],
          lambda e, t: "step" in e),
     ]
     for name, args, ready in phases:
+        if only not in name:
+            continue
         latency, code, last = _latency(args, ready, work)
         shown = "n/a" if latency is None else f"{latency:.2f} s"
         print(f"{name:32s} SIGINT -> exit {code} after {shown}  {last}", flush=True)
@@ -152,6 +154,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=30)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--signals", action="store_true")
+    parser.add_argument("--only", default="", help="--signals: only the phases whose name contains this")
     parser.add_argument("--before", type=Path, help="the tree to measure --memory on (default: this one)")
     args = parser.parse_args()
     failed = 0
@@ -162,7 +165,7 @@ def main() -> int:
         if args.memory:
             memory(work, args.before or ROOT)
         if args.signals:
-            signals(work)
+            signals(work, args.only)
     return 1 if failed else 0
 
 
