@@ -116,6 +116,11 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model, identification = _initial(x, sample_rate, options)
+    if should_stop is not None:
+        # Identification is done: a model exists from here on. Polling tells a caller whose signal
+        # handling depends on the phase (sonode.cli.fit aborts before this point, stops gracefully
+        # after it) that the phase changed, also when no training step follows (steps=0).
+        should_stop()
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = _CountingField()
