@@ -39,8 +39,8 @@ LOSSLESS_SUBTYPES = (*_INT_BITS, "FLOAT", "DOUBLE")
 #: Container per output extension, and the lossless subtypes it can hold.
 _CONTAINERS = {".wav": ("WAV", LOSSLESS_SUBTYPES), ".flac": ("FLAC", ("PCM_S8", "PCM_16", "PCM_24")),
                ".ogg": ("OGG", ())}
-#: Peak bytes per sample of one channel while --detect runs on it (the channel, its prediction
-#: residual, loudness and masks; rounded up).
+#: Peak bytes per sample of one channel while --detect runs on it: an estimate, not yet measured (the
+#: channel, its prediction residual, loudness and masks: about eight float64 arrays).
 DETECT_BYTES_PER_SAMPLE = 64
 
 

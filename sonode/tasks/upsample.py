@@ -172,8 +172,8 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
     return crossover(low, high, rate_out, info.edge_hz, CROSSOVER_WIDTH * rate_in / 2), info
 
 
-#: Peak bytes per output sample of `upsample_samples` (measured with benchmarks/fuzz_hostile.py: the
-#: band-limited interpolation, the synthesised band's STFT frames and the cross-over; rounded up).
+#: Peak bytes per output sample of `upsample_samples`: an estimate, not yet measured (about twenty
+#: float64 arrays of the output's length: interpolation, synthesised band, STFT frames, cross-over).
 UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE = 160
 
 
