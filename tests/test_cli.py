@@ -109,7 +109,7 @@ def test_debug_shows_the_traceback(workdir):
 def test_fit_without_training_epochs_still_writes_its_outputs(workdir, tmp_path):
     result = run("fit", workdir / "tone.wav", "-o", tmp_path / "zero.sonode", *FAST, "--steps", "0")
     assert result.exit_code == 0, result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "tone.recon.wav", "tone.fit.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "zero.recon.wav", "zero.fit.json"}  # named after -o (#30)
 
 
 def test_upsample_band_options_and_the_fitted_clip(workdir):

@@ -69,15 +69,17 @@ def plot(model, clip, out, centers_s, force):
     """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
     from sonode.api import load
     from sonode.io.clip import read_clip
-    from sonode.io.wav import check_output_path
+    from sonode.io.outputs import OutputPlan
     from sonode.plot.figures import save_comparison_png
 
-    inputs = [model] + ([clip] if clip else [])
+    plan = OutputPlan([model, clip], force)
     for path in (out, Path(out).with_suffix(".fit.png")):
-        check_output_path(path, inputs, force=force)
+        plan.add(path, 4 << 20)
+    plan.check()
     fitted = load(model)
     source = fitted.info.get("source", {})
     clip = clip or source.get("path")
+    plan.protect(clip).check()  # the recorded source is read too: never written over
     recon = fitted.render().samples
     duration = fitted.duration_s
     centers = list(centers_s) or [duration * f for f in (0.1, 0.5, 0.9)]

@@ -23,6 +23,8 @@ import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
+from sonode.io.checks import check_input_path
+from sonode.limits import LimitError
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.wav import check_output_path
 from sonode.dsp.resample import output_length
@@ -71,6 +73,7 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
         A JSON-ready dict: {"clip", "rate", "low_rate", "upsampling": {method: scores},
         "continuation": {method: scores}, "reconstruction": {...}}.
     """
+    check_input_path(Path(path))  # before soundfile opens it: a FIFO would block
     duration_s = options.duration_s
     if duration_s is not None:  # a clip shorter than duration_s is used whole
         try:
@@ -214,6 +217,7 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
     """
     began = time.perf_counter()
     folder = Path(report_dir)
+    check_eval_inputs(paths, options.low_rate, options.duration_s, options.horizon_s)
     _check_outputs(paths, folder, force)
     if options.html:
         from sonode.evaluation.report_media import check_report_folder
@@ -244,6 +248,41 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
         write_page(folder, "sonode evaluation: " + ", ".join(p["title"] for p in pages), pages, run,
                    protect=tuple(str(p) for p in paths), force=force)
     return results
+
+
+def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float | None,
+                      horizon_s: float | None = None) -> None:
+    """Check every clip before the first fit, from its header: a regular audio file, a rate above
+    ``low_rate`` with a ratio that can be filtered, a length the fits can hold, and room for the
+    continuation's horizon (half the clip at most).
+
+    Raises:
+        AudioInputError / LimitError / ValueError: one line naming the clip, value and limit.
+    """
+    from sonode.io.checks import libsndfile_error
+    from sonode.io.clip import RESAMPLE_KW
+    from sonode.sinc import check_resample_cost
+    from sonode.model.train import max_fit_samples
+
+    for path in paths:
+        file = Path(path)
+        check_input_path(file)
+        try:
+            info = soundfile.info(str(file))
+        except (soundfile.LibsndfileError, RuntimeError) as err:
+            raise libsndfile_error(file, err) from err
+        if low_rate >= info.samplerate and horizon_s is not None:
+            raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "
+                             "upsampling task")
+        check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
+        seconds = info.duration if duration_s is None else min(duration_s, info.duration)
+        n_low = int(seconds * low_rate)
+        if n_low > max_fit_samples():
+            raise LimitError(f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples()} "
+                             "a fit can hold; lower --duration")
+        if horizon_s is not None and round(horizon_s * low_rate) >= n_low // 2:
+            raise ValueError(f"--horizon-s {horizon_s:g} must be shorter than half of the part of {file} used "
+                             f"({seconds:.3f} s at most; see --duration)")
 
 
 def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pickletools
+import stat
 import struct
 import tempfile
 import zipfile
@@ -127,9 +128,12 @@ def append_riff_chunk(path: str | os.PathLike, chunk: bytes) -> None:
 def written_by_sonode(path: str | os.PathLike) -> bool:
     """True if ``path`` is a file carrying sonode's output marker (see the table above).
 
-    Never raises: a missing, unreadable or foreign file is simply not sonode's.
+    Never raises: a missing, unreadable or foreign file is simply not sonode's. Only regular files
+    are opened (a FIFO would block the read forever, a device is never sonode's).
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             head = f.read(16)
             f.seek(0)

@@ -279,20 +279,43 @@ def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s:
 
 
 def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
-    try:
-        raw = meta["config"]
-        config = ModelConfig(**{f: type_(raw.get(f, _CONFIG_DEFAULTS[f]) if f in _CONFIG_DEFAULTS else raw[f])
-                                for f, type_ in _CONFIG_TYPES.items()})
-        if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
-                and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
-                and config.gain > 0 and math.isfinite(config.offset)
-                and 0 <= config.continuation_samples <= config.n_samples and config.tail_modes >= 0
-                and 0.0 <= config.continuation_switch_s < math.inf):
-            raise ValueError("values out of range")
-        config.layout  # validates hop/overlap
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(f"{path}: the model configuration is missing or invalid ({err}); "
-                             "the file is damaged or not a sonode model — refit the clip") from None
+    """The configuration in a file's metadata, its types and sizes checked before anything is built
+    (a crafted file could otherwise ask for gigabytes: n_modes=1e6, layers=1e7)."""
+    from sonode.limits import (MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM, MAX_LAYERS, MAX_LP_ORDER,
+                               MAX_RENDER_S, check_memory)
+
+    def bad(why: str) -> ModelFileError:
+        return ModelFileError(f"{path}: the model configuration is invalid ({why}); the file is damaged or not a "
+                              "sonode model — refit the clip")
+
+    raw = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        raise bad("no 'config' object")
+    values = {}
+    for field, type_ in _CONFIG_TYPES.items():
+        if field not in raw and field not in _CONFIG_DEFAULTS:
+            raise bad(f"{field} is missing")
+        value = raw.get(field, _CONFIG_DEFAULTS.get(field))
+        if type_ is int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise bad(f"{field} must be an integer, got {type(value).__name__} {str(value)[:40]}")
+        if type_ is float and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                   and math.isfinite(value)):
+            raise bad(f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}")
+        values[field] = type_(value)
+    limits = {"sample_rate": (8000, 192000), "n_samples": (1, int(MAX_RENDER_S * values["sample_rate"])),
+              "hop_samples": (1, MAX_HOP_SAMPLES), "overlap_samples": (0, values["hop_samples"]),
+              "n_modes": (1, MAX_LATENT_DIM // 2), "hidden": (1, MAX_HIDDEN), "layers": (1, MAX_LAYERS),
+              "continuation_samples": (0, values["n_samples"]), "tail_modes": (0, MAX_LP_ORDER),
+              "gain": (1e-300, math.inf), "offset": (-math.inf, math.inf),
+              "continuation_switch_s": (0.0, MAX_RENDER_S)}
+    for field, (low, high) in limits.items():
+        if not low <= values[field] <= high:
+            raise bad(f"{field} = {values[field]} is outside {low}..{high}")
+    config = ModelConfig(**values)
+    n_parameters = (config.layout.n_segments + 1) * config.latent_dim + config.layers * config.hidden ** 2 \
+        + 4 * config.hidden * config.latent_dim + 8 * config.tail_modes
+    check_memory(f"the model in {path} ({n_parameters} parameters)", 32 * n_parameters,
+                 "it is not a model this machine can load")
     return config
 
 

@@ -86,8 +86,24 @@ class FitOptions:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
+        problems += _over_limits(self)
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _over_limits(options: FitOptions) -> list[str]:
+    """The options over `sonode.limits` (sizes that would exhaust memory or time), one text each."""
+    from sonode import limits
+
+    caps = {"latent_dim": limits.MAX_LATENT_DIM, "max_latent_dim": limits.MAX_LATENT_DIM,
+            "hop_samples": limits.MAX_HOP_SAMPLES, "hidden": limits.MAX_HIDDEN, "layers": limits.MAX_LAYERS,
+            "lp_order": limits.MAX_LP_ORDER, "batch_segments": limits.MAX_BATCH_SEGMENTS,
+            "max_time_s": limits.MAX_TIME_S}
+    out = [f"{name} {getattr(options, name)} is over the limit of {cap}" for name, cap in caps.items()
+           if getattr(options, name) is not None and not getattr(options, name) <= cap]
+    if options.target_snr_db is not None and not math.isfinite(options.target_snr_db):
+        out.append(f"target_snr_db must be finite, got {options.target_snr_db}")
+    return out
 
 
 @dataclass
