@@ -50,6 +50,7 @@ SAMPLE_STRIDE = 8  # every 8th sample of a horizon (rotating offset): an unbiase
 LR = 3e-3
 HELD_DB_PER_S = 3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
 LEVEL_FRAME_S = 0.025
+MIN_LEVEL_FRAMES = 2
 SCORE_HORIZONS_S = (0.05, 0.2)
 BANDS_S = (0.0, 0.005, 0.02, 0.05, math.inf)
 
@@ -241,10 +242,12 @@ def fit_dynamics(final: Tail, x: np.ndarray, rate: int, steps: int, loss: str = 
     Returns the report: held-back scores of the untrained and trained continuations, whether the
     field and the cycle were kept, the losses, and the time taken."""
     t0 = time.perf_counter()
-    held = int(HOLD_S * rate)
-    report: dict = {"steps": steps, "loss": loss, "held_back_s": HOLD_S, "field_kept": False, "cycle": False}
-    if x.shape[0] < MIN_CLIP_PER_HOLD * held:
-        report["skipped"] = f"clip shorter than {MIN_CLIP_PER_HOLD} × the held-back {HOLD_S} s"
+    # a short clip holds back a third of itself (for a cycle to be judged, the held-back span must
+    # reach MIN_LEVEL_FRAMES level frames past the switch)
+    held = min(int(HOLD_S * rate), x.shape[0] // MIN_CLIP_PER_HOLD)
+    report: dict = {"steps": steps, "loss": loss, "held_back_s": held / rate, "field_kept": False, "cycle": False}
+    if held < (final.switch_s + MIN_LEVEL_FRAMES * LEVEL_FRAME_S) * rate:
+        report["skipped"] = f"clip too short to hold back {final.switch_s + MIN_LEVEL_FRAMES * LEVEL_FRAME_S:.3f} s"
         return report
     torch.manual_seed(seed)
     probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order))

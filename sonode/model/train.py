@@ -17,6 +17,7 @@ from sonode.model.decoder import GRADIENT_METHODS, SonodeModel
 from sonode.model.checks import (DISCRETISATION_GOAL_DB, TRAJECTORY_WEIGHT, coarse_and_fine, consider,
                                  snr_db, trajectory_snr)
 from sonode.model.init import TRAJECTORY_S, initial_model
+from sonode.model.predict import train_continuation
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
@@ -65,6 +66,10 @@ class FitOptions:
         continuation_steps: no longer used (the continuation state is fitted in closed form); kept
             so that existing scripts keep working, must be 0 or is ignored with a warning by the CLI.
         seed: seeds torch's generator (MLP initialisation).
+        continuation_training_steps: adjoint steps that train the continuation ODE's field for
+            prediction (`sonode.model.predict`, kept only if the clip's held-back end scores
+            better), after which the limit cycle is chosen; 0: neither, the continuation is the
+            identified one exactly.
     """
 
     latent_dim: int | None = 256
@@ -84,6 +89,7 @@ class FitOptions:
     continuation_samples: int | None = None
     continuation_steps: int = 0
     seed: int = 0
+    continuation_training_steps: int = 30
 
     def __post_init__(self):
         problems = []
@@ -111,6 +117,8 @@ class FitOptions:
             problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
         if (self.continuation_samples is not None and self.continuation_samples < 0) or self.continuation_steps < 0:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
+        if self.continuation_training_steps < 0:
+            problems.append(f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
         if problems:
@@ -145,6 +153,9 @@ class FitReport:
     identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
     trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
     continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
+    # the continuation's training (`sonode.model.predict.fit_dynamics`): held-back scores untrained
+    # and trained, field kept, limit cycle chosen
+    continuation_training: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: figures that are not finite (no continuation, a perfect fit) become None.
@@ -353,6 +364,11 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     if fell_back:
         model, _ = _initial(x, sample_rate, options)
         coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    continuation_training = {}
+    if options.continuation_training_steps > 0:
+        continuation_training = train_continuation(model, target.numpy(), options.continuation_training_steps,
+                                                   seed=options.seed, window_samples=options.continuation_samples,
+                                                   max_order=options.lp_order)
     with torch.no_grad():
         defects = model.defects()
         defect_db = 10 * math.log10(float(torch.sum(defects ** 2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300) \
@@ -364,7 +380,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
         rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back,
         identification=identification, trajectory_snr_db=trajectory_snr(model, target),
-        continuity_defect_db=defect_db)
+        continuity_defect_db=defect_db, continuation_training=continuation_training)
     return model, report
 
 
