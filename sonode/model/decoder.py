@@ -14,7 +14,7 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
-from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
+from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_energy_scale, tail_modal_field
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -106,7 +106,8 @@ class SonodeModel(nn.Module):
 
     def continuation_field(self, late: bool) -> ContinuationField:
         """The continuation ODE's field before (late False) or after the switch to its late modes."""
-        return ContinuationField(self.tail_field, self.tail_cycle if late else None)
+        return ContinuationField(self.tail_field, self.tail_cycle if late else None,
+                                 self.tail_late_bank if late else self.tail_bank)
 
     # ---- solving ---------------------------------------------------------------------------
     def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None = None,
@@ -164,9 +165,7 @@ class SonodeModel(nn.Module):
                 bank.load_state_dict(fresh.state_dict())
                 bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
-            k = self.tail_field.n_modes  # the field's energies in units of the state's mean mode energy
-            self.tail_field.energy_scale.fill_(float(torch.mean(self.continuation_state[0, :k] ** 2
-                                                                + self.continuation_state[0, k:] ** 2)) or 1.0)
+            self.tail_field.energy_scale.fill_(tail_energy_scale(self.continuation_state))
         self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:

@@ -70,18 +70,24 @@ class LimitCycle(nn.Module):
 
 
 class ContinuationField(nn.Module):
-    """γ(e) + h(E) as one field with the `ModalField` interface (n_modes, rates, is_zero, forward).
+    """min(γ(e), −σ) + h(E) as one field with the `ModalField` interface (n_modes, rates, is_zero,
+    forward), for the modes σ + iω of ``bank``.
 
-    ``cycle`` None: the trained field alone (the continuation's first, Burg, phase)."""
+    The trained part may not make a mode grow (Re γ_k ≤ −σ_k): the held-back test scores 200 ms,
+    and a field trained on it made a harpsichord's strongest partials grow by 10-20 dB/s near its
+    level, holding a decaying note indefinitely. Only the cycle sustains. ``cycle`` None: the
+    trained field alone (the continuation's first, Burg, phase)."""
 
-    def __init__(self, modal: ModalField, cycle: LimitCycle | None):
+    def __init__(self, modal: nn.Module, cycle: LimitCycle | None, bank: nn.Module):
         super().__init__()
         self.modal = modal
         self.cycle = cycle if cycle is not None and cycle.active else None
         self.n_modes = modal.n_modes
+        self.bank = bank
 
     def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         growth, shift = self.modal.rates(energy)
+        growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
         if self.cycle is not None:
             growth = growth + self.cycle.rates(energy)
         return growth, shift
@@ -97,11 +103,49 @@ class ContinuationField(nn.Module):
         return torch.cat([growth * u - shift * v, shift * u + growth * v], dim=-1)
 
 
-def tail_modal_field(n_modes: int, energy_scale: float = 1.0, rate_scale: float = 10.0) -> ModalField:
-    """The continuation's trainable field: one hidden layer of TAIL_HIDDEN (its last layer zero)."""
+class LevelField(nn.Module):
+    """γ(e) = rate_scale · MLP(log(E / energy_scale)), E = Σ_k e_k: every mode's decay and pitch as
+    functions of the sound's level alone (a tanh MLP 1 → TAIL_HIDDEN → 2K, last layer zero).
+
+    One input rather than K: the states the continuation is trained from (anchors in the clip) are
+    a few dozen, at a few levels; K energies as inputs let the MLP fit each anchor's spectrum
+    instead of the sound's level-dependence. Same interface as `ModalField`."""
+
+    def __init__(self, n_modes: int, hidden: int, energy_scale: float, rate_scale: float):
+        super().__init__()
+        out = nn.Linear(hidden, 2 * n_modes, dtype=torch.float64)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.mlp = nn.Sequential(nn.Linear(1, hidden, dtype=torch.float64), nn.Tanh(), out)
+        self.n_modes = n_modes
+        self.register_buffer("energy_scale", torch.tensor(float(energy_scale), dtype=torch.float64))
+        self.register_buffer("rate_scale", torch.tensor(float(rate_scale), dtype=torch.float64))
+
+    def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        level = torch.log(energy.sum(-1, keepdim=True) / self.energy_scale + 1e-300)
+        out = self.rate_scale * self.mlp(level)
+        return out[..., : self.n_modes], out[..., self.n_modes:]
+
+    is_zero = ModalField.is_zero
+    forward = ModalField.forward
+
+
+def tail_modal_field(n_modes: int, energy_scale: float = 1.0, rate_scale: float = 10.0) -> nn.Module:
+    """The continuation's trainable field (`LevelField` or, with TAIL_INPUT "modes", a `ModalField`)."""
     with warnings.catch_warnings():  # a model without a continuation has 0 tail modes: empty weights
         warnings.simplefilter("ignore", UserWarning)
-        return ModalField(n_modes, TAIL_HIDDEN, 1, energy_scale, rate_scale)
+        if TAIL_INPUT == "modes":
+            return ModalField(n_modes, TAIL_HIDDEN, 1, energy_scale, rate_scale)
+        return LevelField(n_modes, TAIL_HIDDEN, energy_scale, rate_scale)
 
 
-TAIL_HIDDEN = 16  # the continuation's energies → rates map: a few shared envelope features suffice
+TAIL_HIDDEN = 16  # the continuation's level → rates map: a few shared envelope features suffice
+TAIL_INPUT = "level"  # "level": `LevelField`; "modes": every mode's energy (`ModalField`)
+
+
+def tail_energy_scale(state: torch.Tensor) -> float:
+    """The field's energy unit for continuation state (1, 2K): its total energy Σ_k |c_k|² (a
+    `LevelField`'s input is then 0 at the state), or its mean mode energy (a `ModalField`'s)."""
+    k = state.shape[-1] // 2
+    energy = state[0, :k] ** 2 + state[0, k:] ** 2
+    return float(energy.sum() if TAIL_INPUT == "level" else energy.mean()) or 1.0

@@ -23,16 +23,17 @@ The continuation ODE (`sonode.model.continuation`) is identified in closed form;
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from sonode.model.continuation import ContinuationFit, identify_continuation
-from sonode.model.field import ModalField
-from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
+from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_energy_scale, tail_modal_field
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.sysid import modal_basis, ridge_solve
@@ -51,7 +52,10 @@ LR = 3e-3
 HELD_DB_PER_S = 3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
 LEVEL_FRAME_S = 0.025
 MIN_LEVEL_FRAMES = 2
-SCORE_HORIZONS_S = (0.05, 0.2)
+SCORE_HORIZONS_S = (0.005, 0.02, 0.05, 0.2)  # the held-back test: SNR over each
+VALIDATE_EVERY = 5  # steps between held-back tests (early stopping: the best count of steps is kept)
+MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
+MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
 BANDS_S = (0.0, 0.005, 0.02, 0.05, math.inf)
 
 
@@ -62,7 +66,7 @@ class Tail:
     early: OscillatorBank
     late: OscillatorBank
     switch_s: float  # after the clip's end
-    field: ModalField
+    field: torch.nn.Module  # `sonode.model.limit_cycle.tail_modal_field`
     cycle: LimitCycle
     state: torch.Tensor  # (1, 2K) at the window's start
     window: int
@@ -73,7 +77,7 @@ class Tail:
         late_omega = fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
         k = fit.decay_per_s.shape[0]
         state = torch.as_tensor(fit.state, dtype=torch.float64)[None]
-        energy = float(torch.mean(state[:, :k] ** 2 + state[:, k:] ** 2)) or 1.0
+        energy = tail_energy_scale(state)
         tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
         early, late = OscillatorBank(tensor(fit.decay_per_s), tensor(fit.omega_rad_per_s)), \
             OscillatorBank(tensor(late_decay), tensor(late_omega))
@@ -93,7 +97,8 @@ class Tail:
         cycle from switch_local_s on."""
         k = self.early.n_modes
         ones = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
-        early_field, late_field = ContinuationField(self.field, None), ContinuationField(self.field, self.cycle)
+        early_field, late_field = ContinuationField(self.field, None, self.early), \
+            ContinuationField(self.field, self.cycle, self.late)
         zero = torch.zeros(1, dtype=torch.float64)
         before = local_s < switch_local_s
         parts = []
@@ -132,9 +137,13 @@ def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "db", seed: int = 0,
-                horizon_max_s: float = H_MAX_S) -> list[float]:
+                horizon_max_s: float = H_MAX_S, stop_after: int | None = None,
+                on_step: Callable[[int], None] | None = None) -> list[float]:
     """Train ``tail.field`` to predict the clip x (normalised, (n,)) from anchors in it; returns the
-    loss per step. The field is left as trained (the caller keeps or resets it)."""
+    loss per step. The field is left as trained (the caller keeps or resets it).
+
+    ``steps`` sets the curriculum; ``stop_after`` ends it early (the first steps of the same run);
+    ``on_step(k)`` is called after step k (1-based)."""
     n, w = x.shape[0], tail.window
     h_max = int(min(horizon_max_s * rate, (n - w) // 2))
     h_min = max(1, min(h_max, int(H_MIN_S * rate)))
@@ -145,7 +154,7 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
     optimiser = torch.optim.Adam(tail.field.parameters(), lr=LR)
     target = torch.from_numpy(x)
     history = []
-    for step in range(steps):
+    for step in range(steps if stop_after is None else min(steps, stop_after)):
         progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * steps))
         h = int(round(h_min * (h_max / h_min) ** progress))
         hi_anchor = n - h
@@ -166,6 +175,8 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
         objective.backward()
         optimiser.step()
         history.append(float(objective.detach()))
+        if on_step is not None:
+            on_step(step + 1)
     return history
 
 
@@ -220,7 +231,7 @@ def hold_cycle(tail: Tail, rate: int) -> None:
     """Switch the cycle on at the energy the continuation has at its switch."""
     k = tail.early.n_modes
     with torch.no_grad():
-        z = modal_solve(tail.early, ContinuationField(tail.field, None), tail.state,
+        z = modal_solve(tail.early, ContinuationField(tail.field, None, tail.early), tail.state,
                         torch.tensor([0.0, tail.window / rate + tail.switch_s], dtype=torch.float64))[-1]
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
 
@@ -253,18 +264,26 @@ def fit_dynamics(final: Tail, x: np.ndarray, rate: int, steps: int, loss: str = 
     probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order))
     future = x[-held:]
     untrained = score(probe, future, rate)
-    losses = train_field(probe, x[:-held], rate, steps, loss, seed)
-    trained = score(probe, future, rate)
-    report |= {"untrained": untrained, "trained": trained, "losses": losses[::max(1, len(losses) // 20)]}
-    gain = [trained[k] - untrained[k] for k in untrained if k.startswith("snr")]
-    report["held_back_gain_db"] = float(np.mean(gain)) if gain else math.nan
-    if gain and np.mean(gain) > 0:
+    zero_state = copy.deepcopy(probe.field.state_dict())
+    best = {"steps": 0, "gain_db": 0.0, "state": zero_state, "score": untrained}
+
+    def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
+        if step % VALIDATE_EVERY and step != steps:
+            return
+        now = score(probe, future, rate)
+        gains = [now[k] - untrained[k] for k in untrained if k.startswith("snr")]
+        if min(gains) >= -MAX_LOSS_DB and np.mean(gains) > best["gain_db"] + MIN_GAIN_DB:
+            best.update(steps=step, gain_db=float(np.mean(gains)), state=copy.deepcopy(probe.field.state_dict()),
+                        score=now)
+
+    losses = train_field(probe, x[:-held], rate, steps, loss, seed, on_step=validate)
+    probe.field.load_state_dict(best["state"])
+    report |= {"untrained": untrained, "trained": best["score"], "losses": losses[::max(1, len(losses) // 20)],
+               "held_back_gain_db": best["gain_db"], "kept_steps": best["steps"]}
+    if best["steps"] > 0:
         report["field_kept"] = True
-        report["final_losses"] = train_field(final, x, rate, steps, loss, seed)[::max(1, steps // 20)]
-    else:  # the cycle is judged on the continuation that will be delivered: the identified one
-        with torch.no_grad():
-            probe.field.mlp[-1].weight.zero_()
-            probe.field.mlp[-1].bias.zero_()
+        report["final_losses"] = train_field(final, x, rate, steps, loss, seed,
+                                             stop_after=best["steps"])[::max(1, steps // 20)]
     if cycle and is_held(probe):
         without = score(probe, future, rate)
         hold_cycle(probe, rate)

@@ -152,6 +152,7 @@ class FitReport:
     discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
     identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
     trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
+    initial_trajectory_snr_db: float = math.nan  # the same of the untrained start (nan: resumed fit)
     continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
     # the continuation's training (`sonode.model.predict.fit_dynamics`): held-back scores untrained
     # and trained, field kept, limit cycle chosen
@@ -263,6 +264,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
         best_trajectory = free_run_snr(model)
+        initial_trajectory = best_trajectory  # the untrained start's, for the report's training gain
     else:
         try:
             model.load_state_dict(resumed.model)
@@ -271,6 +273,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             raise CheckpointError(f"cannot resume: {checkpoint.path} does not fit this model ({err}); delete it "
                                   "and run without --resume") from None
         torch.set_rng_state(resumed.rng_state)
+        initial_trajectory = math.nan  # not in the checkpoint
         initial_snr, best_snr, best_state = resumed.initial_snr_db, resumed.best_snr_db, resumed.best_model
         best_trajectory = free_run_snr(model, best_state)  # not in the checkpoint: recomputed
         history = [EpochRecord(**r) for r in resumed.history]
@@ -380,6 +383,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
         rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back,
         identification=identification, trajectory_snr_db=trajectory_snr(model, target),
+        initial_trajectory_snr_db=initial_trajectory,
         continuity_defect_db=defect_db, continuation_training=continuation_training)
     return model, report
 

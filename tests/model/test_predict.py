@@ -48,6 +48,11 @@ def test_a_zero_field_takes_the_linear_path_and_a_nonzero_one_changes_the_contin
     ratio_db = 10 * np.log10(np.sum(after[late] ** 2) / np.sum(before[late] ** 2))
     # 5/s over the 50-100 ms past the clip's end (and the window before): ≈ −2·5·(W/rate + 75 ms)·4.34 dB
     assert ratio_db < -2.0, ratio_db
+    with torch.no_grad():  # +50/s: clamped at each mode's own decay, so nothing grows (the level holds)
+        tail.field.mlp[-1].bias[: tail.early.n_modes] = 5.0
+    held = tail.continue_clip(4000, RATE)
+    first, last = np.max(np.abs(held[:400])), np.max(np.abs(held[-400:]))
+    assert 0.5 * first < last <= 1.05 * first, (first, last)
 
 
 def test_the_limit_cycle_attracts_from_below_and_above_and_keeps_the_harmonics_ratio():
@@ -57,14 +62,14 @@ def test_the_limit_cycle_attracts_from_below_and_above_and_keeps_the_harmonics_r
     cycle = LimitCycle(k)
     on_cycle = torch.tensor([[1.0, 0.5, 0.0, 0.0]], dtype=torch.float64)
     cycle.hold(float(torch.sum(on_cycle ** 2)), bank.decay_per_s.detach())
-    field = ContinuationField(tail_modal_field(k), cycle)
+    field = ContinuationField(tail_modal_field(k), cycle, bank)
     grid = torch.tensor([0.0, 1.0], dtype=torch.float64)
     for scale in (0.5, 2.0, 1.0):
         z = modal_solve(bank, field, scale * on_cycle, grid)[-1, 0]
         amplitude = torch.sqrt(z[:k] ** 2 + z[k:] ** 2)
         np.testing.assert_allclose(amplitude.numpy(), [1.0, 0.5], rtol=1e-3)
     cycle.release()
-    z = modal_solve(bank, ContinuationField(tail_modal_field(k), cycle), 0.5 * on_cycle, grid)[-1, 0]
+    z = modal_solve(bank, ContinuationField(tail_modal_field(k), cycle, bank), 0.5 * on_cycle, grid)[-1, 0]
     assert float(torch.sqrt(z[0] ** 2 + z[k] ** 2)) < 0.5 * np.exp(-3.9)  # released: the linear decay
 
 
