@@ -26,14 +26,19 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
 from sonode.model.continuation import ContinuationFit, identify_continuation
-from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_energy_scale, tail_modal_field
+from sonode.model.limit_cycle import (
+    ContinuationField,
+    LimitCycle,
+    tail_energy_scale,
+    tail_modal_field,
+)
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.sysid import modal_basis, ridge_solve
@@ -72,13 +77,13 @@ class Tail:
     window: int
 
     @classmethod
-    def from_fit(cls, fit: ContinuationFit) -> "Tail":
+    def from_fit(cls, fit: ContinuationFit) -> Tail:
         late_decay = fit.decay_per_s if fit.late_decay_per_s is None else fit.late_decay_per_s
         late_omega = fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
         k = fit.decay_per_s.shape[0]
         state = torch.as_tensor(fit.state, dtype=torch.float64)[None]
         energy = tail_energy_scale(state)
-        tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+        tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)
         early, late = OscillatorBank(tensor(fit.decay_per_s), tensor(fit.omega_rad_per_s)), \
             OscillatorBank(tensor(late_decay), tensor(late_omega))
         early.requires_grad_(False)
@@ -87,7 +92,7 @@ class Tail:
                    fit.window_samples)
 
     @classmethod
-    def from_model(cls, model) -> "Tail":
+    def from_model(cls, model) -> Tail:
         return cls(model.tail_bank, model.tail_late_bank, model.config.continuation_switch_s, model.tail_field,
                    model.tail_cycle, model.continuation_state.detach(), model.config.continuation_samples)
 
@@ -213,7 +218,7 @@ def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: i
     n = (truth.shape[0] - first) // frame
     if n < 1:
         return math.nan
-    level = lambda s: 10 * np.log10(np.mean(s[first: first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)  # noqa: E731
+    level = lambda s: 10 * np.log10(np.mean(s[first: first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
     return float(np.sqrt(np.mean((level(truth) - level(estimate)) ** 2)))
 
 

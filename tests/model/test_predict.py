@@ -1,15 +1,18 @@
 """The continuation's trained part (`sonode.model.predict`, `sonode.model.limit_cycle`)."""
 
 import numpy as np
+import pytest
 import torch
+from scipy.integrate import solve_ivp
 
+from sonode.metrics import snr_db
 from sonode.model import FitOptions, fit_samples
 from sonode.model.continuation import identify_continuation
 from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
 from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
+from sonode.model.predict import Tail, fit_dynamics, level_error_db
 from sonode.model.train import _initial
-from sonode.model.predict import Tail, level_error_db
 from sonode.render import extrapolate
 
 RATE = 8000
@@ -78,3 +81,44 @@ def test_level_error_counts_frames_after_the_first_sample():
     estimate = np.concatenate([np.ones(200), 0.5 * np.ones(200)])
     assert level_error_db(truth, estimate, 0, 100) == np.sqrt(2 * (20 * np.log10(2)) ** 2 / 4)
     assert level_error_db(truth, estimate, 0, 1000) != level_error_db(truth, estimate, 0, 1000)  # nan: no frame
+
+
+# ---- a string whose decay and pitch depend on its amplitude: linear modes cannot follow it -------
+
+STRING_HZ = (220.0, 440.0)
+STRING_AMPLITUDES = (1.0, 0.5)
+
+
+def string(n_samples: int) -> np.ndarray:
+    """Two partials with dc/dt = (−(0.5 + 2E) + i2πf(1 + 0.05E)) c, E = Σ|c|²: the decay falls and
+    the pitch glides down as the string rings down (tension modulation), plus −80 dB of noise."""
+    f = np.array(STRING_HZ)
+
+    def rhs(t, y):
+        c = y[:2] + 1j * y[2:]
+        e = np.sum(np.abs(c) ** 2)
+        dc = (-(0.5 + 2.0 * e) + 2j * np.pi * f * (1 + 0.05 * e)) * c
+        return np.concatenate([dc.real, dc.imag])
+
+    t = np.arange(n_samples) / RATE
+    y = solve_ivp(rhs, (0, t[-1]), np.concatenate([STRING_AMPLITUDES, [0.0, 0.0]]), t_eval=t, rtol=1e-10,
+                  atol=1e-12, method="DOP853").y
+    return y[0] + y[1] + 1e-4 * np.random.default_rng(0).standard_normal(n_samples)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "missed: the trained field is not kept (no 5-step checkpoint of 40 improves the held-back test "
+    "at every horizon), so the continuation is its untrained start: 12.4 dB over 200 ms for both "
+    "(measured with loss 'db' at lr 3e-3 and 1e-3 and loss 'mse' at 1e-3). The untrained start is "
+    "already 60-68 dB over 5 ms on this clean clip, and Adam's first steps (≈ lr × rate_scale per "
+    "output) cost those horizons more than the 200 ms gains"))
+def test_a_string_with_amplitude_dependent_decay_and_glide_is_continued_6_db_better_when_trained():
+    x = string(int(1.0 * RATE))
+    history, future = x[: int(0.8 * RATE)], x[int(0.8 * RATE):]
+    scale = np.max(np.abs(history))
+    tail = Tail.from_fit(identify_continuation(history / scale, RATE))
+    untrained = tail.continue_clip(future.shape[0], RATE) * scale
+    fit_dynamics(tail, history / scale, RATE, steps=40)
+    trained = tail.continue_clip(future.shape[0], RATE) * scale
+    assert snr_db(future, trained) >= snr_db(future, untrained) + 6.0, (snr_db(future, untrained),
+                                                                        snr_db(future, trained))
