@@ -94,9 +94,10 @@ def plot(model, clip, out, centers_s, force):
     (OUT.fit.png) and the learned dynamics (OUT.dynamics.png: decay and frequency of the strongest
     modes against amplitude, for the continuation and the model)."""
     from sonode.api import load
-    from sonode.audio_io import check_output_path, read_clip
-    from sonode.plot_dynamics import save_dynamics_png
-    from sonode.plotting import save_comparison_png
+    from sonode.io.clip import read_clip
+    from sonode.io.wav import check_output_path
+    from sonode.plot.dynamics import save_dynamics_png
+    from sonode.plot.figures import save_comparison_png
 
     inputs = [model] + ([clip] if clip else [])
     dynamics = Path(out).with_suffix(".dynamics.png")

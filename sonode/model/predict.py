@@ -41,7 +41,7 @@ from sonode.model.limit_cycle import (
 )
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
-from sonode.model.sysid import modal_basis, ridge_solve
+from sonode.dsp.lpc import modal_basis, ridge_solve
 
 HOLD_S = 0.2  # held-back end: the horizon the task is scored on
 # the rest must still identify the continuation (4p = 0.26 s of context at order 1024 and 16 kHz,

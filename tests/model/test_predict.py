@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from sonode.metrics import snr_db
+from sonode.dsp.metrics import snr_db
 from sonode.model import FitOptions, fit_samples
 from sonode.model.continuation import identify_continuation
 from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
@@ -13,7 +13,7 @@ from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.predict import Tail, fit_dynamics, level_error_db
 from sonode.model.train import _initial
-from sonode.render import extrapolate
+from sonode.tasks.render import extrapolate
 
 RATE = 8000
 
