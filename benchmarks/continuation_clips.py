@@ -35,6 +35,7 @@ from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
+from sonode.model import limit_cycle  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
 
 RATE = 16000
@@ -77,7 +78,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
     parser.add_argument("--train-steps", type=int, default=0, help="also train the continuation (steps)")
+    parser.add_argument("--field-input", choices=("level", "modes"), default=limit_cycle.TAIL_INPUT,
+                        help="the trained field's input: the total level, or every mode's energy")
+    parser.add_argument("--field-phases", choices=("late", "both"), default=limit_cycle.FIELD_PHASES,
+                        help="the trained field acts after the switch to the late modes, or from the end")
     args = parser.parse_args()
+    limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     gains = []
     torch.set_num_threads(1)
     bundled, others = [], []

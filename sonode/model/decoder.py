@@ -14,7 +14,8 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
-from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_energy_scale, tail_modal_field
+from sonode.model.limit_cycle import (ContinuationField, LimitCycle, phase_field, tail_energy_scale,
+                                       tail_modal_field)
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -106,7 +107,7 @@ class SonodeModel(nn.Module):
 
     def continuation_field(self, late: bool) -> ContinuationField:
         """The continuation ODE's field before (late False) or after the switch to its late modes."""
-        return ContinuationField(self.tail_field, self.tail_cycle if late else None,
+        return ContinuationField(phase_field(self.tail_field, late), self.tail_cycle if late else None,
                                  self.tail_late_bank if late else self.tail_bank)
 
     # ---- solving ---------------------------------------------------------------------------

@@ -78,22 +78,25 @@ class ContinuationField(nn.Module):
     level, holding a decaying note indefinitely. Only the cycle sustains. ``cycle`` None: the
     trained field alone (the continuation's first, Burg, phase)."""
 
-    def __init__(self, modal: nn.Module, cycle: LimitCycle | None, bank: nn.Module):
+    def __init__(self, modal: nn.Module | None, cycle: LimitCycle | None, bank: nn.Module):
         super().__init__()
-        self.modal = modal
+        self.modal = modal  # None: no trained part in this phase
         self.cycle = cycle if cycle is not None and cycle.active else None
-        self.n_modes = modal.n_modes
+        self.n_modes = bank.n_modes
         self.bank = bank
 
     def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        growth, shift = self.modal.rates(energy)
-        growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
+        if self.modal is None:
+            growth = shift = torch.zeros_like(energy)
+        else:
+            growth, shift = self.modal.rates(energy)
+            growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
         if self.cycle is not None:
             growth = growth + self.cycle.rates(energy)
         return growth, shift
 
     def is_zero(self) -> bool:
-        return self.cycle is None and self.modal.is_zero()
+        return self.cycle is None and (self.modal is None or self.modal.is_zero())
 
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """N(t, z) in the latent [u; v] coordinates (the reference solver's field)."""
@@ -140,6 +143,10 @@ def tail_modal_field(n_modes: int, energy_scale: float = 1.0, rate_scale: float 
 
 
 TAIL_HIDDEN = 16  # the continuation's level → rates map: a few shared envelope features suffice
+# The trained field acts after the switch to the late modes only ("late") or from the clip's end
+# ("both"). Measured (docs/continuation.md §6): acting from the end, kept fields cost the first
+# milliseconds (the bass: −7.6 dB over 5 ms), and with every horizon guarded none was kept.
+FIELD_PHASES = "late"
 TAIL_INPUT = "level"  # "level": `LevelField`; "modes": every mode's energy (`ModalField`)
 
 
@@ -149,3 +156,8 @@ def tail_energy_scale(state: torch.Tensor) -> float:
     k = state.shape[-1] // 2
     energy = state[0, :k] ** 2 + state[0, k:] ** 2
     return float(energy.sum() if TAIL_INPUT == "level" else energy.mean()) or 1.0
+
+
+def phase_field(field: nn.Module, late: bool) -> nn.Module | None:
+    """The trained field where it acts (`FIELD_PHASES`): None before the switch when it acts late."""
+    return field if late or FIELD_PHASES == "both" else None

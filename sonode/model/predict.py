@@ -32,16 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sonode.dsp.lpc import modal_basis, ridge_solve
+from sonode.model import limit_cycle
 from sonode.model.continuation import ContinuationFit, identify_continuation
-from sonode.model.limit_cycle import (
-    ContinuationField,
-    LimitCycle,
-    tail_energy_scale,
-    tail_modal_field,
-)
+from sonode.model.limit_cycle import ContinuationField, LimitCycle, phase_field, tail_energy_scale, tail_modal_field
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
-from sonode.dsp.lpc import modal_basis, ridge_solve
 
 HOLD_S = 0.2  # held-back end: the horizon the task is scored on
 # the rest must still identify the continuation (4p = 0.26 s of context at order 1024 and 16 kHz,
@@ -102,21 +98,23 @@ class Tail:
         cycle from switch_local_s on."""
         k = self.early.n_modes
         ones = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
-        early_field, late_field = ContinuationField(self.field, None, self.early), \
+        early_field, late_field = ContinuationField(phase_field(self.field, False), None, self.early), \
             ContinuationField(self.field, self.cycle, self.late)
         zero = torch.zeros(1, dtype=torch.float64)
         before = local_s < switch_local_s
+        # a phase without trained parameters is solved without a graph; the engine's adjoint of a
+        # solve that starts from another adjoint solve's output fails on backward ("backward
+        # through the graph a second time"), so after an adjoint early phase the late one is
+        # differentiated through the solver
+        early_gradient = gradient if early_field.modal is not None else None
+        late_gradient = "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
         parts = []
         if bool(before.any()):
             parts.append(modal_readout(self.early, early_field, z0, torch.cat([zero, local_s[before]]), ones,
-                                       gradient)[1:])
+                                       early_gradient)[1:])
         if not bool(before.all()):
             z_switch = modal_solve(self.early, early_field, z0, torch.tensor([0.0, switch_local_s], dtype=torch.float64),
-                                   gradient)[-1]
-            # the engine's adjoint of a solve that starts from another adjoint solve's output fails
-            # on backward ("backward through the graph a second time"), so the late part is
-            # differentiated through the solver
-            late_gradient = "backprop" if gradient == "adjoint" else gradient
+                                   early_gradient)[-1]
             parts.append(modal_readout(self.late, late_field, z_switch,
                                        torch.cat([zero, local_s[~before] - switch_local_s]), ones, late_gradient)[1:])
         return torch.cat(parts, 0)
@@ -151,7 +149,9 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
     ``on_step(k)`` is called after step k (1-based)."""
     n, w = x.shape[0], tail.window
     h_max = int(min(horizon_max_s * rate, (n - w) // 2))
-    h_min = max(1, min(h_max, int(H_MIN_S * rate)))
+    # a field acting after the switch only is first trained a few ms past it
+    first = int(H_MIN_S * rate) + (int(tail.switch_s * rate) if limit_cycle.FIELD_PHASES == "late" else 0)
+    h_min = max(1, min(h_max, first))
     lo_anchor = max(w, n - int(ANCHOR_SPAN_S * rate))
     if steps <= 0 or h_max < 1:
         return []
@@ -175,7 +175,7 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
             continue
         truth = target[torch.as_tensor(anchors)[None, :] + j[:, None]]
         objective = _objective(pred, truth, j.to(torch.float64) / rate, loss)
-        if not bool(torch.isfinite(objective)):
+        if not bool(torch.isfinite(objective)) or not objective.requires_grad:
             continue
         objective.backward()
         optimiser.step()
@@ -236,7 +236,7 @@ def hold_cycle(tail: Tail, rate: int) -> None:
     """Switch the cycle on at the energy the continuation has at its switch."""
     k = tail.early.n_modes
     with torch.no_grad():
-        z = modal_solve(tail.early, ContinuationField(tail.field, None, tail.early), tail.state,
+        z = modal_solve(tail.early, ContinuationField(phase_field(tail.field, False), None, tail.early), tail.state,
                         torch.tensor([0.0, tail.window / rate + tail.switch_s], dtype=torch.float64))[-1]
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
 

@@ -45,11 +45,13 @@ def test_a_zero_field_takes_the_linear_path_and_a_nonzero_one_changes_the_contin
     before = tail.continue_clip(800, RATE)
     np.testing.assert_allclose(before, fit.samples(800, RATE), rtol=0, atol=1e-9)
     with torch.no_grad():
-        tail.field.mlp[-1].bias[: tail.early.n_modes] = -0.5  # 5/s more decay on every mode
+        tail.field.mlp[-1].bias[: tail.early.n_modes] = -2.0  # 20/s more decay on every mode
     after = tail.continue_clip(800, RATE)
-    late = slice(400, 800)
+    switch = int(round(tail.switch_s * RATE))  # the field acts after the switch to the late modes
+    np.testing.assert_array_equal(after[:switch], before[:switch])
+    late = slice(switch, 800)
     ratio_db = 10 * np.log10(np.sum(after[late] ** 2) / np.sum(before[late] ** 2))
-    # 5/s over the 50-100 ms past the clip's end (and the window before): ≈ −2·5·(W/rate + 75 ms)·4.34 dB
+    # 20/s more decay over the 50 ms after the switch: several dB less energy (measured −5.4 dB)
     assert ratio_db < -2.0, ratio_db
     with torch.no_grad():  # +50/s: clamped at each mode's own decay, so nothing grows (the level holds)
         tail.field.mlp[-1].bias[: tail.early.n_modes] = 5.0
