@@ -24,9 +24,9 @@ from scipy.signal import butter, sosfilt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sonode.io.clip import read_clip
 from sonode.dsp.metrics import POWER_FLOOR
 from sonode.dsp.spectra import power_spectrogram
+from sonode.io.clip import read_clip
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.predict import Tail, fit_dynamics

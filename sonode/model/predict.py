@@ -35,7 +35,13 @@ import torch
 from sonode.dsp.lpc import modal_basis, ridge_solve
 from sonode.model import limit_cycle
 from sonode.model.continuation import ContinuationFit, identify_continuation
-from sonode.model.limit_cycle import ContinuationField, LimitCycle, phase_field, tail_energy_scale, tail_modal_field
+from sonode.model.limit_cycle import (
+    ContinuationField,
+    LimitCycle,
+    phase_field,
+    tail_energy_scale,
+    tail_modal_field,
+)
 from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 
