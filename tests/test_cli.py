@@ -46,8 +46,19 @@ def test_fit_writes_model_reconstruction_report_and_curve(workdir):
 def test_info_describes_the_model(workdir):
     result = run("info", workdir / "out" / "tone.sonode")
     assert result.exit_code == 0
-    for text in ("16000 Hz", "latent dim:   8", "fit SNR", "discretisation check", "gradient adjoint"):
+    for text in ("16000 Hz", "latent dim:   8", "fit SNR", "discretisation check", "gradient adjoint",
+                 "gain:         reconstruction", "one trajectory", "limit cycle: no",
+                 "continuation on the held-back last"):
         assert text in result.output
+
+
+def test_plot_draws_the_learned_dynamics(workdir):
+    out = workdir / "pictures" / "tone.png"
+    out.parent.mkdir(exist_ok=True)
+    result = run("plot", workdir / "out" / "tone.sonode", "--clip", workdir / "tone.wav", "-o", out)
+    assert result.exit_code == 0, result.output
+    dynamics = out.with_suffix(".dynamics.png")
+    assert dynamics.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
 
 
 @pytest.mark.parametrize("subtype,expected", [("FLOAT", "FLOAT"), ("PCM_16", "PCM_16"), ("PCM_24", "PCM_24")])

@@ -147,6 +147,10 @@ def fit_options(f, rate_flag: str = "--rate"):
                      "its order, by validation on the clip's last 50 ms. 0: the last segment continues."),
         click.option("--continuation-steps", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Deprecated, no effect: the continuation state is now fitted in closed form."),
+        click.option("--continuation-training-steps", type=click.IntRange(min=0), default=30, show_default=True,
+                     help="Adjoint steps that train the continuation's field for prediction (kept only if the "
+                     "clip's held-back last 0.2 s is predicted better) before its limit cycle is chosen; "
+                     "0: the continuation is the identified linear ODE."),
         click.option("--batch-segments", type=click.IntRange(2, MAX_BATCH_SEGMENTS), default=256, show_default=True,
                      help="Segments per optimiser step; longer clips train on random runs of this many "
                      "(memory and step time independent of the clip's length)."),

@@ -14,6 +14,8 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
+from sonode.model.limit_cycle import (ContinuationField, LimitCycle, phase_field, tail_energy_scale,
+                                       tail_modal_field)
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -97,6 +99,16 @@ class SonodeModel(nn.Module):
         self.tail_late_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
                                              torch.ones(k_tail, dtype=torch.float64))
         self.continuation_state = nn.Parameter(torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64))
+        # what acts on the continuation's modes (`sonode.model.limit_cycle`): a field trained for
+        # prediction (`sonode.model.predict`) and, for a held note, a limit cycle after the switch;
+        # both zero/off, the continuation is the identified linear ODE exactly
+        self.tail_field = tail_modal_field(k_tail)
+        self.tail_cycle = LimitCycle(k_tail)
+
+    def continuation_field(self, late: bool) -> ContinuationField:
+        """The continuation ODE's field before (late False) or after the switch to its late modes."""
+        return ContinuationField(phase_field(self.tail_field, late), self.tail_cycle if late else None,
+                                 self.tail_late_bank if late else self.tail_bank)
 
     # ---- solving ---------------------------------------------------------------------------
     def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None = None,
@@ -156,6 +168,7 @@ class SonodeModel(nn.Module):
                 bank.load_state_dict(fresh.state_dict())
                 bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
+            self.tail_field.energy_scale.fill_(tail_energy_scale(self.continuation_state))
         self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
@@ -258,6 +271,10 @@ class SonodeModel(nn.Module):
         # files written before the continuation had late modes: the early ones throughout
         for name in [n for n in tensors if n.startswith("tail_bank.")]:
             tensors.setdefault(name.replace("tail_bank.", "tail_late_bank.", 1), tensors[name])
+        # ...and before the continuation had a field and a cycle: the untrained ones (zero, off)
+        fresh = model.state_dict()
+        if not any(n.startswith(("tail_field.", "tail_cycle.")) for n in tensors):
+            tensors.update({n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))})
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))

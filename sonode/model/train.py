@@ -18,6 +18,7 @@ from sonode.model.checks import (DISCRETISATION_GOAL_DB, TRAJECTORY_WEIGHT, coar
                                  snr_db, trajectory_snr)
 from sonode.model.init import TRAJECTORY_S, initial_model
 from sonode.model.options import EpochRecord, FitOptions, FitReport
+from sonode.model.predict import train_continuation
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
@@ -156,6 +157,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
         best_trajectory = free_run_snr(model)
+        initial_trajectory = best_trajectory  # the untrained start's, for the report's training gain
     else:
         try:
             model.load_state_dict(resumed.model)
@@ -164,6 +166,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             raise CheckpointError(f"cannot resume: {checkpoint.path} does not fit this model ({err}); delete it "
                                   "and run without --resume") from None
         torch.set_rng_state(resumed.rng_state)
+        initial_trajectory = math.nan  # not in the checkpoint
         initial_snr, best_snr, best_state = resumed.initial_snr_db, resumed.best_snr_db, resumed.best_model
         best_trajectory = free_run_snr(model, best_state)  # not in the checkpoint: recomputed
         history = [EpochRecord(**r) for r in resumed.history]
@@ -257,6 +260,11 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     if fell_back:
         model, _ = _initial(x, sample_rate, options)
         coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    continuation_training = {}
+    if options.continuation_training_steps > 0:
+        continuation_training = train_continuation(model, target.numpy(), options.continuation_training_steps,
+                                                   seed=options.seed, window_samples=options.continuation_samples,
+                                                   max_order=options.lp_order)
     with torch.no_grad():
         defects = model.defects()
         defect_db = 10 * math.log10(float(torch.sum(defects ** 2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300) \
@@ -268,7 +276,8 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
         rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back,
         identification=identification, trajectory_snr_db=trajectory_snr(model, target),
-        continuity_defect_db=defect_db)
+        initial_trajectory_snr_db=initial_trajectory, continuity_defect_db=defect_db,
+        continuation_training=continuation_training)
     return model, report
 
 
