@@ -50,7 +50,12 @@ from odenet_report import check_goals, markdown_report  # noqa: E402
 from odenet_train import MODELS, SWEEP_MODELS, Config, grad_check, memory, memory_child, train  # noqa: E402
 
 __all__ = ["MODELS", "SWEEP_MODELS", "Config", "grad_check", "main", "run", "tasks"]
-TRAIN_ORDER = ("resnet", "odenet", "mlp", "rknet")  # the table's key rows first: a stopped run has them
+TRAIN_ORDER = (
+    "resnet",
+    "odenet",
+    "mlp",
+    "rknet",
+)  # the table's key rows first: a stopped run has them
 GRAD_BATCH = 8
 
 
@@ -58,7 +63,9 @@ def tasks(cfg: Config) -> list[tuple]:
     """Everything the run does, in priority order: ("train", model, seed), ("memory", model, depth),
     ("grad",). Seed 0's ResNet and ODE-Net first, then the memory sweep and gradient check, then the
     rest of seed 0 (MLP, RK-Net, ODE-Net with backsolve), then the other seeds."""
-    order = [m for m in TRAIN_ORDER if m in cfg.models] + [m for m in cfg.models if m not in TRAIN_ORDER]
+    order = [m for m in TRAIN_ORDER if m in cfg.models] + [
+        m for m in cfg.models if m not in TRAIN_ORDER
+    ]
 
     def seed_runs(seed: int) -> list[tuple]:
         runs = [("train", m, seed) for m in order]
@@ -66,7 +73,9 @@ def tasks(cfg: Config) -> list[tuple]:
 
     first, *others = cfg.seeds
     head = seed_runs(first)
-    measure = [("memory", m, d) for m in cfg.sweep_models for d in cfg.depths] + ([("grad",)] if cfg.grad_check else [])
+    measure = [("memory", m, d) for m in cfg.sweep_models for d in cfg.depths] + (
+        [("grad",)] if cfg.grad_check else []
+    )
     return head[:2] + measure + head[2:] + [t for s in others for t in seed_runs(s)]
 
 
@@ -98,12 +107,20 @@ def _pool_task(task: tuple, cfg: Config) -> tuple[tuple, dict]:
 
 def _describe(task: tuple, r: dict) -> str:
     if task[0] == "train":
-        nfe = f", NFE fwd/bwd {r['nfe_forward']:.1f}/{r['nfe_backward']:.1f}" if r["nfe_forward"] is not None else ""
-        return (f"{r['model']:16s} seed {r['seed']}: test error {r['test_error_pct']:.2f} % (epoch {r['best_epoch']} "
-                f"of {r['epochs_run']}, stopped by {r['stopped']}), {r['epoch_s']:.1f} s/epoch{nfe}")
+        nfe = (
+            f", NFE fwd/bwd {r['nfe_forward']:.1f}/{r['nfe_backward']:.1f}"
+            if r["nfe_forward"] is not None
+            else ""
+        )
+        return (
+            f"{r['model']:16s} seed {r['seed']}: test error {r['test_error_pct']:.2f} % (epoch {r['best_epoch']} "
+            f"of {r['epochs_run']}, stopped by {r['stopped']}), {r['epoch_s']:.1f} s/epoch{nfe}"
+        )
     if task[0] == "memory":
-        return (f"memory {r['model']:24s} depth {r['depth']:3d}: peak {r['peak_mib']:.1f} MiB, "
-                f"growth {r['growth_mib']:.1f} MiB, step {r['step_s']:.3f} s")
+        return (
+            f"memory {r['model']:24s} depth {r['depth']:3d}: peak {r['peak_mib']:.1f} MiB, "
+            f"growth {r['growth_mib']:.1f} MiB, step {r['step_s']:.3f} s"
+        )
     return "gradient vs backprop: " + ", ".join(f"{k} {v:.2e}" for k, v in r.items())
 
 
@@ -124,8 +141,11 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "torch": torch.__version__,
         "params": {name: n_params(build_model(name, dataset=cfg.dataset)) for name in names},
-        "runs": [], "memory": [], "grad_check": {},
-        "load_average_start": load_start, "complete": False,
+        "runs": [],
+        "memory": [],
+        "grad_check": {},
+        "load_average_start": load_start,
+        "complete": False,
     }
 
     def record(task: tuple, r: dict) -> None:
@@ -147,7 +167,9 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
         for task in todo:
             record(*run_task(task, cfg, log=log))
     else:
-        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+        ctx = multiprocessing.get_context(
+            "spawn"
+        )  # fresh interpreters: no forked torch thread pools
         with concurrent.futures.ProcessPoolExecutor(cfg.jobs, mp_context=ctx) as pool:
             futures = [pool.submit(_pool_task, task, cfg) for task in todo]  # started in this order
             for future in concurrent.futures.as_completed(futures):
@@ -170,16 +192,35 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits8",
-                        help="mnist: 10,000 real 28x28 digits (data/mnist); digits8: scikit-learn's 8x8 digits (default)")
-    parser.add_argument("--quick", action="store_true",
-                        help="reduced run that checks everything runs (< 3 min): 1-2 epochs, depths 6 and 12")
-    parser.add_argument("--out", type=Path, help="directory for the .json and .md (default: outputs/odenet_<dataset>)")
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default="digits8",
+        help="mnist: 10,000 real 28x28 digits (data/mnist); digits8: scikit-learn's 8x8 digits (default)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="reduced run that checks everything runs (< 3 min): 1-2 epochs, depths 6 and 12",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="directory for the .json and .md (default: outputs/odenet_<dataset>)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
-    parser.add_argument("--jobs", type=int, default=2, help="tasks run in parallel, one process each (default 2)")
-    parser.add_argument("--epochs", type=int, help="override the number of epochs (the cap, on MNIST)")
-    parser.add_argument("--memory-child", nargs=5, metavar=("MODEL", "DEPTH", "BATCH", "THREADS", "DATASET"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="tasks run in parallel, one process each (default 2)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="override the number of epochs (the cap, on MNIST)"
+    )
+    parser.add_argument(
+        "--memory-child",
+        nargs=5,
+        metavar=("MODEL", "DEPTH", "BATCH", "THREADS", "DATASET"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args(argv)
     if args.memory_child:
         name, depth, batch, threads, dataset = args.memory_child
@@ -200,8 +241,11 @@ def main(argv=None) -> None:
         _write_atomic(out / f"{stem}.json", json.dumps(results, indent=1) + "\n")
         _write_atomic(out / f"{stem}.md", markdown_report(results))
 
-    print(f"ODE-Net vs ResNet on {args.dataset} ({'quick' if args.quick else 'full'} run, {cfg.jobs} jobs x "
-          f"{cfg.threads} threads)", flush=True)
+    print(
+        f"ODE-Net vs ResNet on {args.dataset} ({'quick' if args.quick else 'full'} run, {cfg.jobs} jobs x "
+        f"{cfg.threads} threads)",
+        flush=True,
+    )
     results = run(cfg, log=_flush_print, on_result=save)
     save(results)
     print("\n" + markdown_report(results))

@@ -74,16 +74,29 @@ def load_split(dataset: str = "digits8", limit: int | None = None) -> dict:
     spec = DATASETS[dataset]
     n_test, n_val = spec.n_test, spec.n_val
     if limit is not None and limit < len(y):
-        n_test, n_val = max(10, n_test * limit // len(y)), (max(10, n_val * limit // len(y)) if n_val else 0)
+        n_test, n_val = (
+            max(10, n_test * limit // len(y)),
+            (max(10, n_val * limit // len(y)) if n_val else 0),
+        )
         x, _, y, _ = train_test_split(x, y, train_size=limit, stratify=y, random_state=0)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=n_test, stratify=y, random_state=0)
     x_va, y_va = x_tr[:0], y_tr[:0]
     if n_val:
-        x_tr, x_va, y_tr, y_va = train_test_split(x_tr, y_tr, test_size=n_val, stratify=y_tr, random_state=0)
+        x_tr, x_va, y_tr, y_va = train_test_split(
+            x_tr, y_tr, test_size=n_val, stratify=y_tr, random_state=0
+        )
     mean, std = float(x_tr.mean()), float(x_tr.std())
-    scaled = {k: torch.from_numpy((v - mean) / std) for k, v in (("x_train", x_tr), ("x_val", x_va), ("x_test", x_te))}
-    return {**scaled, "y_train": torch.from_numpy(y_tr), "y_val": torch.from_numpy(y_va),
-            "y_test": torch.from_numpy(y_te), "background": -mean / std}
+    scaled = {
+        k: torch.from_numpy((v - mean) / std)
+        for k, v in (("x_train", x_tr), ("x_val", x_va), ("x_test", x_te))
+    }
+    return {
+        **scaled,
+        "y_train": torch.from_numpy(y_tr),
+        "y_val": torch.from_numpy(y_va),
+        "y_test": torch.from_numpy(y_te),
+        "background": -mean / std,
+    }
 
 
 def load_digits_split() -> dict:
@@ -91,7 +104,9 @@ def load_digits_split() -> dict:
     return load_split("digits8")
 
 
-def random_shift(x: torch.Tensor, background: float, generator: torch.Generator, max_shift: int = 1) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, background: float, generator: torch.Generator, max_shift: int = 1
+) -> torch.Tensor:
     """Shift each image of (B, 1, H, W) by -max_shift..+max_shift pixels in each direction (the released
     example's random-crop augmentation); uncovered pixels take the ``background`` value."""
     b, _, h, w = x.shape
@@ -119,7 +134,9 @@ def downsampling(width: int, n_down: int) -> nn.Sequential:
 
 def head(width: int) -> nn.Sequential:
     """(B, width, h, w) -> (B, 10) logits."""
-    return nn.Sequential(norm(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, N_CLASSES))
+    return nn.Sequential(
+        norm(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, N_CLASSES)
+    )
 
 
 class ResBlock(nn.Module):
@@ -128,8 +145,12 @@ class ResBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.branch = nn.Sequential(
-            norm(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False),
-            norm(width), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            norm(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            norm(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +196,14 @@ class ODEBlock(nn.Module):
     accepted step (checkpoint_every = 1: memory = the states plus one step's graph).
     """
 
-    def __init__(self, width: int, method: str, adjoint_mode: str | None, n_steps: int = 6, tol: float = ODE_TOL):
+    def __init__(
+        self,
+        width: int,
+        method: str,
+        adjoint_mode: str | None,
+        n_steps: int = 6,
+        tol: float = ODE_TOL,
+    ):
         super().__init__()
         if method not in ("rk4", "dopri5"):
             raise ValueError(f"unknown ODE block method {method!r}")
@@ -200,15 +228,23 @@ class ODEBlock(nn.Module):
 # ODE-block models: name -> (method, adjoint mode); the step count of the "rk4" ones is the depth L.
 ODE_MODELS = {
     "rknet": ("rk4", None),  # backprop through the solver
-    "odenet": ("dopri5", "checkpoint"),  # the engine's exact (discrete) adjoint: how the ODE-Net is trained
+    "odenet": (
+        "dopri5",
+        "checkpoint",
+    ),  # the engine's exact (discrete) adjoint: how the ODE-Net is trained
     "odenet-backsolve": ("dopri5", "backsolve"),  # the paper's continuous adjoint, for comparison
     "odenet-fixed": ("rk4", "backsolve"),  # memory sweep: L steps forced, continuous adjoint
-    "odenet-fixed-checkpoint": ("rk4", "checkpoint"),  # memory sweep: L steps forced, discrete adjoint
+    "odenet-fixed-checkpoint": (
+        "rk4",
+        "checkpoint",
+    ),  # memory sweep: L steps forced, discrete adjoint
 }
 MODEL_NAMES = ("mlp", "resnet", *ODE_MODELS)
 
 
-def build_model(name: str, depth: int = 6, dataset: str = "digits8", tol: float = ODE_TOL) -> nn.Module:
+def build_model(
+    name: str, depth: int = 6, dataset: str = "digits8", tol: float = ODE_TOL
+) -> nn.Module:
     """One of the table's models for ``dataset``'s images (see `DATASETS`).
 
     name: "mlp" (side²-300-10, ReLU), "resnet" (``depth`` residual blocks), or one ODE block of
@@ -222,7 +258,12 @@ def build_model(name: str, depth: int = 6, dataset: str = "digits8", tol: float 
     spec = DATASETS[dataset]
     width = spec.width
     if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(spec.side**2, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, N_CLASSES))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(spec.side**2, MLP_HIDDEN),
+            nn.ReLU(),
+            nn.Linear(MLP_HIDDEN, N_CLASSES),
+        )
     if name == "resnet":
         features = nn.Sequential(*[ResBlock(width) for _ in range(depth)])
     elif name in ODE_MODELS:

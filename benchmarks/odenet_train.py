@@ -25,8 +25,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from odenet_models import DATASETS, ODE_TOL, build_model, load_split, n_params, ode_func, random_shift
+from odenet_models import (
+    DATASETS,
+    ODE_TOL,
+    build_model,
+    load_split,
+    n_params,
+    ode_func,
+    random_shift,
+)
 
 MODELS = ("mlp", "resnet", "rknet", "odenet")
 SWEEP_MODELS = ("resnet", "rknet", "odenet-fixed", "odenet-fixed-checkpoint")
@@ -40,10 +47,18 @@ class Config:
 
     dataset: str = "digits8"
     epochs: int = 30  # fixed length, or the cap of the plateau protocol
-    patience: int | None = None  # None: fixed length with cosine decay; else stop after this many bad epochs
-    lr_drop_after: int = 2  # plateau protocol: bad epochs in a row before the learning rate drops 10x
+    patience: int | None = (
+        None  # None: fixed length with cosine decay; else stop after this many bad epochs
+    )
+    lr_drop_after: int = (
+        2  # plateau protocol: bad epochs in a row before the learning rate drops 10x
+    )
     seeds: tuple[int, ...] = (0, 1, 2)
-    backsolve_seeds: tuple[int, ...] = (0, 1, 2)  # seeds also trained with the paper's backsolve adjoint
+    backsolve_seeds: tuple[int, ...] = (
+        0,
+        1,
+        2,
+    )  # seeds also trained with the paper's backsolve adjoint
     depths: tuple[int, ...] = (6, 12, 24, 48)
     batch: int = 64
     memory_batch: int = 256
@@ -62,14 +77,31 @@ class Config:
         return cls.for_dataset("digits8", quick=True, threads=threads)
 
     @classmethod
-    def for_dataset(cls, dataset: str, quick: bool = False, threads: int = 1, jobs: int = 2) -> Config:
+    def for_dataset(
+        cls, dataset: str, quick: bool = False, threads: int = 1, jobs: int = 2
+    ) -> Config:
         if dataset == "digits8":
             cfg = cls(dataset=dataset, threads=threads, jobs=jobs)
             if quick:
-                cfg.epochs, cfg.depths, cfg.memory_batch, cfg.backsolve_seeds = 1, (6, 12), 128, (0,)
+                cfg.epochs, cfg.depths, cfg.memory_batch, cfg.backsolve_seeds = (
+                    1,
+                    (6, 12),
+                    128,
+                    (0,),
+                )
         elif dataset == "mnist":
-            cfg = cls(dataset=dataset, epochs=30, patience=3, lr_drop_after=1, lr=1e-3, batch=64, memory_batch=64,
-                      backsolve_seeds=(0,), threads=threads, jobs=jobs)
+            cfg = cls(
+                dataset=dataset,
+                epochs=30,
+                patience=3,
+                lr_drop_after=1,
+                lr=1e-3,
+                batch=64,
+                memory_batch=64,
+                backsolve_seeds=(0,),
+                threads=threads,
+                jobs=jobs,
+            )
             if quick:  # 400 images (280 train), 2 epochs, depths 6 and 12, one seed
                 cfg.epochs, cfg.patience, cfg.lr_drop_after, cfg.seeds = 2, 1, 1, (0,)
                 cfg.limit, cfg.depths, cfg.memory_batch = 400, (6, 12), 32
@@ -99,14 +131,18 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
     n_train = len(data["y_train"])
     sched = None
     if cfg.patience is None:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * math.ceil(n_train / cfg.batch))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cfg.epochs * math.ceil(n_train / cfg.batch)
+        )
     gen = torch.Generator().manual_seed(seed)
     func = ode_func(model)
     shift = DATASETS[cfg.dataset].max_shift
     has_val = len(data["y_val"]) > 0
     plateau = cfg.patience is not None
     if plateau and not has_val:
-        raise ValueError(f"the plateau protocol (patience {cfg.patience}) needs validation images; {cfg.dataset} has none")
+        raise ValueError(
+            f"the plateau protocol (patience {cfg.patience}) needs validation images; {cfg.dataset} has none"
+        )
     best_loss, best_epoch, bad = math.inf, 0, 0
     epoch_s, history, nfe_fwd, nfe_bwd = [], [], [], []
     for epoch in range(1, cfg.epochs + 1):
@@ -129,8 +165,12 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
                 nfe_bwd.append(func.nfe - n1)
         epoch_s.append(time.perf_counter() - start)
         # CPU seconds of this process: on a shared machine, what the epoch would take alone (1 thread)
-        row = {"epoch": epoch, "train_s": epoch_s[-1], "train_cpu_s": time.process_time() - cpu_start,
-               "lr": opt.param_groups[0]["lr"]}
+        row = {
+            "epoch": epoch,
+            "train_s": epoch_s[-1],
+            "train_cpu_s": time.process_time() - cpu_start,
+            "lr": opt.param_groups[0]["lr"],
+        }
         if has_val:
             row["val_loss"], row["val_error_pct"] = evaluate(model, data["x_val"], data["y_val"])
         improved = plateau and row["val_loss"] < best_loss * (1 - IMPROVEMENT)
@@ -209,15 +249,30 @@ def memory_child(name: str, depth: int, batch: int, threads: int, dataset: str =
     training_step(model, opt, x, y)
     step_s = time.perf_counter() - start
     peak = _status_kib("VmHWM")
-    return {"model": name, "depth": depth, "before_mib": before / 1024, "peak_mib": peak / 1024,
-            "growth_mib": (peak - before) / 1024, "step_s": step_s, "params": n_params(model)}
+    return {
+        "model": name,
+        "depth": depth,
+        "before_mib": before / 1024,
+        "peak_mib": peak / 1024,
+        "growth_mib": (peak - before) / 1024,
+        "step_s": step_s,
+        "params": n_params(model),
+    }
 
 
 def memory(name: str, depth: int, cfg: Config) -> dict:
     """Run `memory_child` in a fresh interpreter (benchmarks/odenet_digits.py --memory-child) and return its result."""
     script = Path(__file__).resolve().parent / "odenet_digits.py"
-    cmd = [sys.executable, str(script), "--memory-child", name, str(depth), str(cfg.memory_batch),
-           str(cfg.threads), cfg.dataset]
+    cmd = [
+        sys.executable,
+        str(script),
+        "--memory-child",
+        name,
+        str(depth),
+        str(cfg.memory_batch),
+        str(cfg.threads),
+        cfg.dataset,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
