@@ -20,6 +20,18 @@ from torchaudio.functional.functional import _get_sinc_resample_kernel
 
 from sonode.limits import LimitError
 
+# The two kernels sonode uses, by torchaudio's names. KAISER_BEST (the torchaudio resampling
+# tutorial's "kaiser_best", librosa's former preset): 64 zero crossings, Kaiser beta 14.77, cutoff at
+# 0.9476 of the lower Nyquist; for reading clips and decimating renders. HANN_DEFAULT: torchaudio's
+# defaults (Hann window, 6 zero crossings, cutoff 0.99); the plain sinc interpolator.
+KAISER_BEST = {
+    "lowpass_filter_width": 64,
+    "rolloff": 0.9475937167399596,
+    "resampling_method": "sinc_interp_kaiser",
+    "beta": 14.769656459379492,
+}
+HANN_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
+
 MAX_RESAMPLE_KERNEL_TAPS = 1 << 24
 #: Highest input rate sonode reads (io.checks.MAX_SAMPLE_RATE): nearby rates are searched up to it.
 MAX_INPUT_RATE_HZ = 192_000

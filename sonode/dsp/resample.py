@@ -10,19 +10,9 @@ import numpy as np
 
 from sonode.dsp.grid import output_length
 from sonode.dsp.metrics import as_signal
-from sonode.sinc import resample_blocks
+from sonode.sinc import HANN_DEFAULT, KAISER_BEST, resample_blocks
 
-# torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
-_SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
-# "kaiser_best" from the torchaudio resampling tutorial (matches librosa's former kaiser_best):
-# 64 zero crossings, Kaiser window beta 14.77, cutoff at 0.9476 of the lower Nyquist.
-_SINC_HIGH = {
-    "lowpass_filter_width": 64,
-    "rolloff": 0.9475937167399596,
-    "resampling_method": "sinc_interp_kaiser",
-    "beta": 14.769656459379492,
-}
-SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
+SINC_PRESETS = {"default": HANN_DEFAULT, "high": KAISER_BEST}
 
 
 def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "default") -> np.ndarray:

@@ -23,7 +23,7 @@ from sonode.io.checks import (MAX_SAMPLE_RATE, MIN_N_SAMPLES, MIN_SAMPLE_RATE, S
                                  Channel, check_input_path, check_min_length, check_read_args, check_stream,
                                  check_values, libsndfile_error, select_frames)
 from sonode.errors import AudioInputError
-from sonode.sinc import resample_blocks, resample_cost_problem
+from sonode.sinc import KAISER_BEST, resample_blocks, resample_cost_problem
 
 __all__ = ["Channel", "Clip", "MAX_SAMPLE_RATE", "MIN_N_SAMPLES", "MIN_SAMPLE_RATE", "SILENCE_PEAK",
            "SUPPORTED_FORMATS", "read_clip", "resample"]
@@ -36,12 +36,7 @@ _READ_BLOCK_FRAMES = 1 << 16
 # beta = 14.77 gives a deep stopband. Measured 48 kHz -> 16 kHz: tones up to 7 kHz come through
 # with error < -140 dB, tones from 8.1 kHz up alias at < -100 dB (tests/test_audio_io.py checks
 # both with margins). torchaudio's default (Hann, 6 crossings) leaks far more near Nyquist.
-RESAMPLE_KW = dict(
-    lowpass_filter_width=64,
-    rolloff=0.9475937167399596,
-    resampling_method="sinc_interp_kaiser",
-    beta=14.769656459379492,
-)
+RESAMPLE_KW = KAISER_BEST
 
 
 @dataclass(eq=False)

@@ -12,11 +12,6 @@ import torch
 from sonode.dsp.grid import as_whole_rate, n_samples
 from sonode.model.decoder import SonodeModel
 
-# The decimation filter of renders below the clip's rate: torchaudio's "kaiser_best" (64 zero
-# crossings, Kaiser beta 14.77, cutoff 0.948 x the new Nyquist), as sonode.io.clip.resample uses
-# (that module sits above this one, so the parameters are repeated rather than imported).
-_DECIMATION_KW = dict(lowpass_filter_width=64, rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
-                      beta=14.769656459379492)
 # A free run is stopped when it leaves ±BLOWUP_FACTOR × the clip's peak (normalised peak = 1):
 # real continuations of the sounds sonode models decay or hold their level.
 BLOWUP_FACTOR = 10.0
@@ -114,12 +109,12 @@ def _render_band_limited(model: SonodeModel, rate: int, start_s: float, end_s: f
     """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
     ratio keeps the resampler's polyphase kernel small for any rate; block-wise, so memory stays
     proportional to the output)."""
-    from sonode.sinc import resample_blocks
+    from sonode.sinc import KAISER_BEST, resample_blocks
 
     factor = -(-model.config.sample_rate // rate)
     fine = render(model, rate=factor * rate, start_s=start_s, end_s=end_s, progress=progress)
     n = n_output_samples(end_s - start_s, rate)
-    samples = resample_blocks(fine.samples, factor * rate, rate, **_DECIMATION_KW)[:n]
+    samples = resample_blocks(fine.samples, factor * rate, rate, **KAISER_BEST)[:n]
     if fine.stopped_at_s is None:
         samples = np.pad(samples, (0, n - samples.size))
     return Rendering(samples=samples, sample_rate=rate, start_s=start_s, stopped_at_s=fine.stopped_at_s)
