@@ -145,7 +145,7 @@ class Fitted:
         self.model.save(path, _without_timings(self.info))
 
 
-TIMING_KEYS = ("wall_time_s", "seconds_per_epoch", "elapsed_s")
+TIMING_KEYS = ("wall_time_s", "seconds_per_epoch", "elapsed_s", "time_breakdown_s")
 
 
 def _without_timings(value: Any) -> Any:

@@ -50,8 +50,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sonode.model.sysid import (burg, covariance_predictor, modal_basis, polynomial_roots, predictor_run,
-                                ridge_solve)
+from sonode.model.linalg import lapack_threads, polynomial_roots
+from sonode.model.sysid import burg, covariance_predictor, modal_basis, predictor_run, ridge_solve, stable_poles
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)
@@ -186,14 +186,14 @@ def merge_beating(omega_rad_per_s: np.ndarray, decay_per_s: np.ndarray, energy: 
 
 
 def _poles(predictor: np.ndarray) -> np.ndarray:
-    poles = polynomial_roots(predictor)
-    poles = poles[(poles.imag >= 0) & (np.abs(poles) > 1e-8)]
-    return np.minimum(np.abs(poles), 1.0) * np.exp(1j * np.angle(poles))
+    return stable_poles(polynomial_roots(predictor))
 
 
 def _state(x: np.ndarray, poles: np.ndarray, window: int) -> np.ndarray:
     basis = modal_basis(poles, window)
-    return ridge_solve(basis.T @ basis, x[-window:] @ basis, STATE_RIDGE)
+    with lapack_threads():
+        gram = basis.T @ basis
+    return ridge_solve(gram, x[-window:] @ basis, STATE_RIDGE)
 
 
 def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> list[tuple[int, int]]:
