@@ -33,7 +33,10 @@ import json, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np, torch
 torch.set_num_threads({threads})
-from sonode.audio_io import read_clip
+try:
+    from sonode.io.clip import read_clip
+except ImportError:  # a baseline from before the package restructure
+    from sonode.audio_io import read_clip
 from sonode.model import FitOptions
 from sonode.model.train import _initial
 clip = read_clip({path!r}, rate=16000)

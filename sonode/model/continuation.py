@@ -50,8 +50,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sonode.model.linalg import lapack_threads, polynomial_roots
-from sonode.model.sysid import burg, covariance_predictor, modal_basis, predictor_run, ridge_solve, stable_poles
+from sonode.dsp.linalg import lapack_threads, polynomial_roots
+from sonode.dsp.lpc import burg, covariance_predictor, modal_basis, predictor_run, ridge_solve, stable_poles
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)

@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from sonode.dsp.linalg import lapack_threads
+from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.layout import SegmentLayout
-from sonode.model.linalg import lapack_threads
-from sonode.model.sysid import Stopwatch, identify_modes, modal_basis, ridge_solve
 
 # Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
 # and pitch offsets that amplitude-dependent effects of real instruments produce are of this order

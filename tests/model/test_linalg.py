@@ -6,8 +6,8 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_info
 
-from sonode.model.linalg import aberth_roots, companion_roots, lapack_threads, polynomial_roots
-from sonode.model.sysid import burg, covariance_predictor, lag_gram
+from sonode.dsp.linalg import aberth_roots, companion_roots, lapack_threads, polynomial_roots
+from sonode.dsp.lpc import burg, covariance_predictor, lag_gram
 
 
 def _matched_distance(r1: np.ndarray, r2: np.ndarray) -> float:
