@@ -105,8 +105,12 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     """Write the whole fitted span of SOURCE at --rate HZ: the input's band kept, the band above it
     synthesised from the clip's structure and the fitted modes.
 
-    SOURCE is a model file, or a clip (fitted first, with the same options as `sonode fit`; the
-    fit's own rate is then the file's, or --fit-rate).
+    SOURCE is a model file, or a clip. With a clip and the default --low-band input, the output
+    below the input's band edge is the input's band-limited interpolation, and the band above needs
+    only the clip's oscillators: they are identified (seconds) and no model is trained, so the
+    training options (--max-time, --steps, ...) do not apply. With --low-band model or --model-out
+    the clip is fitted first, with the same options as `sonode fit` (the fit's rate is the file's,
+    or --fit-rate).
     """
     from sonode.api import load
     from sonode.io.wav import check_output_path
@@ -116,12 +120,34 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
     check_output_path(out, [source], force=kw["force"])
     if _is_model_file(source):
-        fitted = load(source)
+        samples = load(source).upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
+    elif low_band == "input" and model_out is None:
+        samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
     else:
         fitted, _ = run_fit(source, model_out, quiet, device, **kw)
-    samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
+        samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
     _write_rendering(Rendering(samples=samples, sample_rate=out_rate, start_s=0.0), out, subtype,
                      [source] + ([fitted_clip] if fitted_clip else []), quiet, kw["force"])
+
+
+def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
+    """A clip upsampled without a model: its interpolation below the band edge, and above it what
+    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`)."""
+    from sonode.io.clip import read_clip
+    from sonode.tasks.upsample import clip_modes, upsample_samples
+
+    clip = read_clip(source, channel=kw["channel"], start_s=kw["start_s"], duration_s=kw["duration_s"],
+                     rate=kw["rate"])
+    modes = None
+    if high_band == "model" and out_rate > clip.sample_rate:
+        if not quiet:
+            click.echo(f"sonode: identifying the oscillators of {source} (no model is trained: the band below "
+                       "its Nyquist frequency is its band-limited interpolation)", err=True)
+        latent = kw["latent_dim"] or kw["max_latent_dim"]
+        modes = clip_modes(clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"])
+    samples, _ = upsample_samples(clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"],
+                                  modes=modes)
+    return samples
 
 
 def _is_model_file(path: str) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sonode.dsp.linalg import lapack_threads
-from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, ridge_solve
+from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, modal_gram, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.layout import SegmentLayout
@@ -78,10 +78,7 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
             states = segment_states(xn, layout, poles, rel_ridge)
         with watch("trajectory_state"):
             n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
-            traj_basis = modal_basis(poles, n_traj)
-            with lapack_threads():
-                traj_gram = traj_basis.T @ traj_basis
-            trajectory = ridge_solve(traj_gram, xn[:n_traj] @ traj_basis, rel_ridge)
+            trajectory = ridge_solve(modal_gram(poles, n_traj), xn[:n_traj] @ modal_basis(poles, n_traj), rel_ridge)
         tail = tail_job.result() if parallel else continuation() if wants_tail else None
     config = ModelConfig(sample_rate=sample_rate, n_samples=int(x.shape[0]), hop_samples=hop_samples,
                          overlap_samples=overlap_samples, n_modes=modes.n_modes, hidden=hidden, layers=layers,
@@ -126,10 +123,14 @@ def segment_states(xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel
     weights = layout.training_weights().numpy().T  # (M, W)
     windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
     states = np.empty((layout.n_segments, basis.shape[1]))
-    per_batch = max(1, (1 << 23) // basis.shape[1] ** 2)  # bounds the (batch, 2K, 2K) normal matrices
-    for begin in range(0, layout.n_segments, per_batch):
-        w, xw = weights[begin: begin + per_batch], windows[begin: begin + per_batch]
+    # The normal matrix depends on the segment only through its cross-fade weights, and all but
+    # the first and last segments share them: one matrix (and factorisation) per distinct pattern,
+    # where one per segment cost O(M·W·K²).
+    patterns, which = np.unique(weights, axis=0, return_inverse=True)
+    for index, w in enumerate(patterns):
+        rows = np.nonzero(which.reshape(-1) == index)[0]
         with lapack_threads():
-            gram = (basis.T[None] * w[:, None, :]) @ basis  # (B, 2K, 2K) by batched matmul
-        states[begin: begin + per_batch] = ridge_solve(gram, (w * xw) @ basis, rel_ridge)
+            gram = basis.T @ (w[:, None] * basis)
+            rhs = (weights[rows] * windows[rows]) @ basis  # (B, 2K)
+        states[rows] = ridge_solve(gram, rhs, rel_ridge)
     return states

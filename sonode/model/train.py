@@ -208,7 +208,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                     group["base_lr"] *= 0.5
                 optimiser.state.clear()
         record = EpochRecord(epoch=epoch, loss=loss, snr_db=epoch_snr,
-                             elapsed_s=time.perf_counter() - t_start)
+                             elapsed_s=time.perf_counter() - t_start, kept_snr_db=best_snr)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best_snr)

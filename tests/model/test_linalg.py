@@ -7,7 +7,7 @@ from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_info
 
 from sonode.dsp.linalg import aberth_roots, companion_roots, lapack_threads, polynomial_roots
-from sonode.dsp.lpc import burg, covariance_predictor, lag_gram
+from sonode.dsp.lpc import burg, covariance_predictor, lag_gram, modal_basis, modal_gram, ridge_solve
 
 
 def _matched_distance(r1: np.ndarray, r2: np.ndarray) -> float:
@@ -74,3 +74,28 @@ def test_lapack_threads_limits_openblas_and_restores_it():
     with lapack_threads(1):
         assert all(t == 1 for t in blas_threads())
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("n", [1, 7, 2048])
+def test_modal_gram_equals_the_basis_gram(n):
+    rng = np.random.default_rng(n)
+    poles = np.concatenate([rng.uniform(0.5, 1.0, 20) * np.exp(1j * rng.uniform(0, np.pi, 20)),
+                            [1.0, 0.999999 * np.exp(1e-7j), np.exp(1e-7j), -0.7]])  # q = 1 and q near 1
+    basis = modal_basis(poles, n)
+    np.testing.assert_allclose(modal_gram(poles, n), basis.T @ basis, rtol=0, atol=1e-9 * n)
+
+
+def test_ridge_solve_with_one_matrix_for_many_rows_equals_the_batched_solve():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6))
+    gram, rhs = a @ a.T, rng.standard_normal((4, 6))
+    np.testing.assert_allclose(ridge_solve(gram, rhs, 1e-6), ridge_solve(np.broadcast_to(gram, (4, 6, 6)).copy(), rhs, 1e-6),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("n, first", [(0, 0), (1, 0), (65, 0), (300, 0), (200, 1000)])
+def test_modal_basis_by_block_products_equals_the_powers(n, first):
+    poles = np.array([0.999 * np.exp(0.3j), 0.5, np.exp(2.0j), 0.0])
+    powers = poles[None, :] ** (first + np.arange(n))[:, None]
+    expected = np.concatenate([powers.real, -powers.imag], axis=1)
+    np.testing.assert_allclose(modal_basis(poles, n, first), expected, rtol=0, atol=1e-12)
