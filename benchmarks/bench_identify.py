@@ -58,9 +58,9 @@ def run(root: Path, path: Path, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def extract(commit: str, into: Path) -> Path:
-    """The baseline's `sonode` package, unpacked from ``git archive`` (no checkout)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "sonode"], capture_output=True,
+def extract(commit: str, into: Path, repo: Path = ROOT) -> Path:
+    """The baseline's `sonode` package, unpacked from ``git archive`` of ``repo`` (no checkout)."""
+    archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "sonode"], capture_output=True,
                              check=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("clips", nargs="*", type=Path)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repo", type=Path, default=ROOT, help="git repository holding the baseline commit "
+                        "(default: this tree's; e.g. the repository when this tree is an exported copy)")
     parser.add_argument("--baseline-threads", type=int, default=1,
                         help="torch threads of the baseline (at 2 its MKL batched solve hung here: "
                              "'DLASWP parameter 6' errors, no progress in 10 minutes)")
@@ -83,7 +85,7 @@ def main() -> None:
           f"{'now dB':>8s} {'diff':>6s}  breakdown (wall s)")
     ratios, diffs, times, cpus = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        base_root = extract(args.baseline, Path(tmp))
+        base_root = extract(args.baseline, Path(tmp), args.repo)
         for path in clips:
             base, now = run(base_root, path, args.baseline_threads), run(ROOT, path, args.threads)
             ratios.append(base["seconds"] / now["seconds"])

@@ -99,3 +99,13 @@ def test_modal_basis_by_block_products_equals_the_powers(n, first):
     powers = poles[None, :] ** (first + np.arange(n))[:, None]
     expected = np.concatenate([powers.real, -powers.imag], axis=1)
     np.testing.assert_allclose(modal_basis(poles, n, first), expected, rtol=0, atol=1e-12)
+
+
+def test_damped_exponential_sum_equals_the_direct_sum():
+    from sonode.dsp.harmonics import damped_exponential_sum
+    rng = np.random.default_rng(5)
+    amplitude = rng.standard_normal(7) + 1j * rng.standard_normal(7)
+    rates = -rng.uniform(0, 5, 7) + 2j * np.pi * rng.uniform(8000, 24000, 7)
+    n, rate = 1000, 48000
+    direct = np.real(np.exp(np.outer(np.arange(n) / rate, rates)) @ amplitude)
+    np.testing.assert_allclose(damped_exponential_sum(amplitude, rates, n, rate), direct, rtol=0, atol=1e-11)
