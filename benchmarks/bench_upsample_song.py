@@ -5,7 +5,8 @@
 
 The song is the bundled and data/more clips at 16 kHz, concatenated and repeated to --seconds
 (written to a temporary directory, never to git). `sonode upsample SONG --rate 48000` runs in a
-fresh process, timed from the command's start to its exit (imports included). With --fit-path S
+fresh process, timed from the command's start to its exit (imports included), wall and CPU time (the child's
+user + system seconds: the work done, which the machine's load changes far less than the wall). With --fit-path S
 the same command also runs with --model-out and --max-time S, i.e. the path that fits a model
 first (what `upsample CLIP` always did before), side by side in the same run; its time is a lower
 bound, the budget being capped. Prints seconds, real-time factors (audio seconds per wall second;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,11 +43,15 @@ def song(seconds: float) -> np.ndarray:
     return np.tile(whole, 1 + n // whole.shape[0])[:n]
 
 
-def timed_cli(*args: str) -> float:
+def timed_cli(*args: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child process, all threads) of `sonode ARGS`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sonode", *args], check=True, env=env, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -58,17 +64,19 @@ def main() -> None:
         wav = Path(tmp) / "song.wav"
         sf.write(wav, song(args.seconds), RATE_HZ, subtype="PCM_16")
         print(f"{args.seconds:.0f} s at 16 kHz -> 48 kHz; load average {os.getloadavg()[0]:.1f} (2 cores)")
-        seconds = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up.wav"), "--quiet")
+        seconds, cpu = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up.wav"), "--quiet")
         out, rate = sf.read(Path(tmp) / "up.wav")
         assert rate == 48000 and out.shape[0] == int(args.seconds * 48000) and np.all(np.isfinite(out))
-        print(f"upsample (identification only): {seconds:7.1f} s, {args.seconds / seconds:5.2f}x real time "
-              f"(goal ≥ 2x); output peak {np.max(np.abs(out)):.3f}")
+        print(f"upsample (identification only): {seconds:7.1f} s wall, {args.seconds / seconds:5.2f}x real time "
+              f"(goal ≥ 2x); {cpu:.1f} s CPU, {args.seconds / cpu:.2f}x real time per CPU second; "
+              f"output peak {np.max(np.abs(out)):.3f}")
         if args.fit_path is not None:
-            fitted = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up_fit.wav"),
+            fitted, fitted_cpu = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up_fit.wav"),
                                "--model-out", str(Path(tmp) / "song.sonode"), "--max-time", str(args.fit_path),
                                "--quiet")
             print(f"upsample fitting first (--max-time {args.fit_path:.0f}): {fitted:7.1f} s, "
-                  f"{args.seconds / fitted:5.2f}x real time; ratio {fitted / seconds:.1f}")
+                  f"{args.seconds / fitted:5.2f}x real time, {fitted_cpu:.1f} s CPU; ratio {fitted / seconds:.1f} "
+                  f"(CPU {fitted_cpu / cpu:.1f})")
         print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -109,3 +109,13 @@ def test_damped_exponential_sum_equals_the_direct_sum():
     n, rate = 1000, 48000
     direct = np.real(np.exp(np.outer(np.arange(n) / rate, rates)) @ amplitude)
     np.testing.assert_allclose(damped_exponential_sum(amplitude, rates, n, rate), direct, rtol=0, atol=1e-11)
+
+
+def test_real_roots_come_out_exactly_real():
+    # real roots with Aberth's rounding-size imaginary parts of either sign would be dropped by
+    # the Im ≥ 0 selection of the poles half of the time
+    a = _predictor_of_noisy_modes(256, seed=4)
+    expected = companion_roots(a)
+    roots = polynomial_roots(a)
+    assert np.sum(roots.imag == 0) == np.sum(expected.imag == 0) > 0
+    assert np.sum(roots.imag >= 0) == np.sum(expected.imag >= 0)
