@@ -25,6 +25,7 @@ import torch
 from sonode._version import __version__
 from sonode.io.clip import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
+from sonode.model.train import max_fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
@@ -173,9 +174,67 @@ def _without_timings(value: Any) -> Any:
 
 
 def load(path: str | os.PathLike) -> Fitted:
-    """Read a model file written by `Fitted.save` (never executes code from the file)."""
+    """Read a model file written by `Fitted.save` (never executes code from the file).
+
+    The descriptive metadata (source, fit report, history) is kept only where its types are what
+    sonode writes: a crafted or damaged file may hold anything there (see `checked_info`)."""
     model, info = SonodeModel.load(path)
-    return Fitted(model, info)
+    return Fitted(model, checked_info(info))
+
+
+def checked_info(info: Any) -> dict[str, Any]:
+    """``info`` with every part of unexpected type dropped: "source" keeps a str path, a channel
+    ("mix" or an int ≥ 0) and a finite start ≥ 0; "fit" is kept if it is an object whose figures
+    are numbers (or null) and whose texts are strings; "history" if it is a list of such records."""
+    if not isinstance(info, dict):
+        return {}
+    out = dict(info)
+    source = info.get("source")
+    if isinstance(source, dict):
+        clean = {k: v for k, v in source.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+        if not isinstance(clean.get("path"), str):
+            clean.pop("path", None)
+        channel = clean.get("channel", "mix")
+        if not (channel == "mix" or (isinstance(channel, int) and channel >= 0)):
+            clean.pop("channel")
+        start = clean.get("start_s", 0.0)
+        if not (isinstance(start, (int, float)) and math.isfinite(start) and start >= 0):
+            clean.pop("start_s")
+        out["source"] = clean
+    else:
+        out.pop("source", None)
+    fit = info.get("fit")
+    if _plain_report(fit, _REQUIRED_REPORT_KEYS):
+        ident = fit.get("identification")
+        cont = ident.get("continuation") if isinstance(ident, dict) else None
+        if ident is not None and not (isinstance(ident, dict) and (cont is None or _plain_report(cont, _CONTINUATION_KEYS))):
+            out["fit"] = {k: v for k, v in fit.items() if k != "identification"}
+    else:
+        out.pop("fit", None)
+    history = info.get("history")
+    if not (isinstance(history, list) and all(_plain_report(r, ("epoch", "loss", "snr_db")) for r in history)):
+        out.pop("history", None)
+    return out
+
+
+_REPORT_TEXT_KEYS = ("gradient", "stop_reason", "estimator")
+_REQUIRED_REPORT_KEYS = ("snr_db", "initial_snr_db", "discretisation_snr_db", "epochs", "gradient", "stop_reason")
+_CONTINUATION_KEYS = ("modes", "order", "window_samples", "validation_snr_db")
+
+
+def _plain_report(report: Any, required: tuple[str, ...]) -> bool:
+    """A fit report or record as sonode writes it: the ``required`` keys present, figures numbers
+    (or null), texts strings."""
+    if not isinstance(report, dict) or any(k not in report for k in required):
+        return False
+    for key, value in report.items():
+        if key in _REPORT_TEXT_KEYS:
+            if not isinstance(value, str):
+                return False
+        elif key.endswith(("_db", "_s", "_samples")) or key in ("epochs", "epoch", "loss", "modes", "order"):
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                return False
+    return True
 
 
 def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: float = 0.0,
@@ -224,7 +283,8 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
     if threads is not None:
         torch.set_num_threads(int(threads))
     if not isinstance(clip, Clip):
-        clip = read_clip(clip, channel=channel, start_s=start_s, duration_s=duration_s, rate=rate)
+        clip = read_clip(clip, channel=channel, start_s=start_s, duration_s=duration_s, rate=rate,
+                         max_samples=max_fit_samples())
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")
     model, report = fit_samples(clip.samples, clip.sample_rate, fit_options, on_epoch=on_epoch,

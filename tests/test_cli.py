@@ -46,8 +46,19 @@ def test_fit_writes_model_reconstruction_report_and_curve(workdir):
 def test_info_describes_the_model(workdir):
     result = run("info", workdir / "out" / "tone.sonode")
     assert result.exit_code == 0
-    for text in ("16000 Hz", "latent dim:   8", "fit SNR", "discretisation check", "gradient adjoint"):
+    for text in ("16000 Hz", "latent dim:   8", "fit SNR", "discretisation check", "gradient adjoint",
+                 "gain:         reconstruction", "one trajectory", "limit cycle: no",
+                 "continuation on the held-back last"):
         assert text in result.output
+
+
+def test_plot_draws_the_learned_dynamics(workdir):
+    out = workdir / "pictures" / "tone.png"
+    out.parent.mkdir(exist_ok=True)
+    result = run("plot", workdir / "out" / "tone.sonode", "--clip", workdir / "tone.wav", "-o", out)
+    assert result.exit_code == 0, result.output
+    dynamics = out.with_suffix(".dynamics.png")
+    assert dynamics.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
 
 
 @pytest.mark.parametrize("subtype,expected", [("FLOAT", "FLOAT"), ("PCM_16", "PCM_16"), ("PCM_24", "PCM_24")])
@@ -109,7 +120,7 @@ def test_debug_shows_the_traceback(workdir):
 def test_fit_without_training_epochs_still_writes_its_outputs(workdir, tmp_path):
     result = run("fit", workdir / "tone.wav", "-o", tmp_path / "zero.sonode", *FAST, "--steps", "0")
     assert result.exit_code == 0, result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "tone.recon.wav", "tone.fit.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "zero.recon.wav", "zero.fit.json"}  # named after -o (#30)
 
 
 def test_upsample_band_options_and_the_fitted_clip(workdir):

@@ -17,12 +17,92 @@ from typing import Any, Callable, Sequence
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
+#: Seconds to reach a --scheduler before giving up (checked before any work).
+SCHEDULER_TIMEOUT_S = 5.0
+
+
+def embedded_cluster(n_workers: int):
+    """A Dask cluster on this machine that a local stranger can neither join nor drive.
+
+    Every connection is TLS with a certificate made for this run only
+    (`distributed.security.Security.temporary`: mutual TLS, the key never leaves this process and
+    its workers), all on 127.0.0.1, and no HTTP server is opened: Dask starts one per scheduler and
+    worker even without a dashboard (it answers /info and /workers, which reveal the addresses),
+    so the scheduler and workers used here skip it (`QuietScheduler`, `QuietWorker`).
+
+    Returns:
+        A started `distributed.SpecCluster` (the caller closes it).
+    """
+    from distributed import Nanny, SpecCluster
+    from distributed.security import Security
+
+    security = Security.temporary()
+    common = {"host": "127.0.0.1", "security": security, "protocol": "tls://"}
+    scheduler = {"cls": __getattr__("QuietScheduler"), "options": {**common, "port": 0, "dashboard": False,
+                                                     "dashboard_address": None}}
+    worker = {"cls": Nanny, "options": {**common, "nthreads": 1, "worker_class": __getattr__("QuietWorker"),
+                                        "dashboard": False, "dashboard_address": None,
+                                        "silence_logs": logging.ERROR}}
+    return SpecCluster(scheduler=scheduler, workers={i: worker for i in range(n_workers)}, security=security,
+                       silence_logs=logging.ERROR)
+
+
+def _no_http_server(self, routes, dashboard_address, default_port=0, ssl_options=None):
+    """Replaces `distributed.node.ServerNode.start_http_server`: the routes are kept (so that the
+    server's bookkeeping works) but nothing listens."""
+    from distributed.http.routing import RoutingApplication
+
+    self.http_application = RoutingApplication(routes)
+
+
+def _quiet(base: type) -> type:
+    return type(f"Quiet{base.__name__}", (base,), {"start_http_server": _no_http_server,
+                                                   "__module__": __name__})
+
+
+def __getattr__(name: str):
+    # QuietScheduler / QuietWorker are made on first use: Dask is imported only when a cluster runs.
+    if name in ("QuietScheduler", "QuietWorker"):
+        import distributed
+
+        cls = _quiet(getattr(distributed, name[len("Quiet"):]))
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse, within SCHEDULER_TIMEOUT_S, a --scheduler address that is malformed or unreachable.
+
+    Raises:
+        SonodeError: one line with the address and what failed.
+    """
+    import socket
+
+    from sonode.errors import SonodeError
+
+    scheme, _, location = address.partition("://")
+    if not location:
+        scheme, location = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return  # other transports (ucx, inproc) are left to Dask
+    host, _, port = location.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SonodeError(f"--scheduler {address!r} is not an address like tcp://HOST:8786 or tls://HOST:8786")
+    try:
+        with socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise SonodeError(f"cannot reach the Dask scheduler at {address} within {SCHEDULER_TIMEOUT_S:g} s "
+                          f"({err.strerror or err}); check the address and that it is running") from None
+
+
 def available_cores() -> int:
     """CPU cores this process may use (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    from sonode.limits import available_cores as cores
+
+    return cores()
 
 
 def local_layout(n_tasks: int, workers: int | None = None, threads: int | None = None,
@@ -65,18 +145,18 @@ def map_on_cluster(func: Callable[..., Any], items: Sequence[Any], *args: Any, s
     Returns:
         The results in the order of ``items``.
     """
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
     cluster = None
     if scheduler is None:
         n_workers, threads = local_layout(len(items), workers, threads)
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = embedded_cluster(n_workers)
     else:
+        check_scheduler(scheduler)
         threads = threads or 1
     try:
-        with Client(cluster if cluster is not None else scheduler) as client:
+        with Client(cluster if cluster is not None else scheduler, timeout=SCHEDULER_TIMEOUT_S) as client:
             futures = {client.submit(func, item, *args, threads=threads, pure=False): index
                        for index, item in enumerate(items)}
             results: list[Any] = [None] * len(items)

@@ -33,23 +33,41 @@ SUMMARY_STEM = "sonode-batch"
 OUTPUT_KINDS = ("model", "recon", "report", "curve", "checkpoint")
 
 
-def fit_output_paths(model_path: str | Path, stem: str) -> dict[str, Path]:
+def fit_output_paths(model_path: str | Path, stem: str | None = None) -> dict[str, Path]:
     """The files one fit writes: the model, <stem>.recon.wav, <stem>.fit.json, <stem>.fit.png beside
-    it, and the resumable checkpoint <model>.ckpt (deleted when the fit completes)."""
+    it, and the resumable checkpoint <model>.ckpt (deleted when the fit completes). ``stem``
+    defaults to the model's: side outputs are named after -o, so that two fits into one folder
+    never replace each other's reports (without -o the model is <clip stem>.sonode, as before)."""
     model = Path(model_path)
+    stem = model.stem if stem is None else stem
     return {"model": model, "recon": model.parent / f"{stem}.recon.wav",
             "report": model.parent / f"{stem}.fit.json", "curve": model.parent / f"{stem}.fit.png",
             "checkpoint": model.with_name(model.name + ".ckpt")}
 
 
-def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool) -> None:
-    """Refuse before fitting: an output that is an input, or an existing file sonode did not write
-    (unless ``force``). Raises OutputPathError."""
-    from sonode.io.wav import check_output_path
+def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[str, int]:
+    """Rough sizes (bytes) of a fit's outputs, for the free-space check: the reconstruction is
+    32-bit float, the model holds (segments x latent) float64 states, the checkpoint about four
+    models (parameters, best parameters, Adam's two moments)."""
+    model = 8 * latent_dim * (n_samples // max(1, hop_samples) + 2) + (1 << 20)
+    return {"model": model, "recon": 4 * n_samples + 4096, "report": 1 << 20, "curve": 1 << 20,
+            "checkpoint": 4 * model}
 
-    inputs = list(inputs)
-    for path in paths.values():
-        check_output_path(path, inputs, force=force)
+
+def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool,
+                      also_writes: Iterable[str | Path] = (), sizes: dict[str, int] | None = None) -> None:
+    """Refuse before fitting (`sonode.io.outputs.OutputPlan`): an output that is an input, a FIFO or
+    device, the same file as another output (also those in ``also_writes``, the caller's own), an
+    existing file sonode did not write (unless ``force``), an unwritable folder, or too little free
+    space for ``sizes`` (see `fit_output_bytes`). Raises OutputPathError."""
+    from sonode.io.outputs import OutputPlan
+
+    plan = OutputPlan(inputs, force)
+    for kind, path in paths.items():
+        plan.add(path, (sizes or {}).get(kind, 0))
+    for path in also_writes:
+        plan.add(path)
+    plan.check()
 
 
 def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool) -> None:
@@ -167,7 +185,8 @@ def summary_row(job: FitJob, status: str, report: dict | None = None, error: str
                 wall_time_s: float | None = None, resumed: bool = False) -> dict[str, Any]:
     """One row of the batch summary (columns `SUMMARY_CSV_COLUMNS`); SNR in dB, times in seconds."""
     paths = job.paths()
-    fit = (report or {}).get("fit", {})
+    fit = report.get("fit") if isinstance(report, dict) else None
+    fit = {k: v for k, v in fit.items() if _is_number(v)} if isinstance(fit, dict) else {}  # an edited report
     done = status in ("ok", "skipped")
     return {"clip": job.clip, "status": status, "snr_db": fit.get("snr_db"), "epochs": fit.get("epochs"),
             "wall_time_s": wall_time_s if wall_time_s is not None else fit.get("wall_time_s"),
@@ -176,9 +195,17 @@ def summary_row(job: FitJob, status: str, report: dict | None = None, error: str
             "curve": str(paths["curve"]) if done and paths["curve"].exists() else "", "error": error}
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def skipped_row(job: FitJob) -> dict[str, Any]:
-    """The row of a clip whose outputs are already complete (its figures come from its report)."""
-    report = json.loads(job.paths()["report"].read_text())
+    """The row of a clip whose outputs are already complete (its figures come from its report; a
+    report that is not a JSON object of numbers gives an empty row, never an error)."""
+    try:
+        report = json.loads(job.paths()["report"].read_text())
+    except (OSError, ValueError, RecursionError):
+        report = None
     return summary_row(job, "skipped", report)
 
 
@@ -231,6 +258,11 @@ def _remove_temporaries(paths: dict[str, Path]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def summary_paths(out_dir: str | Path) -> tuple[Path, Path]:
+    """<out_dir>/sonode-batch.csv and .json."""
+    return Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
+
+
 def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) -> tuple[Path, Path]:
     """Write <out_dir>/sonode-batch.csv and .json (one row per clip, in input order), atomically.
 
@@ -239,7 +271,7 @@ def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) 
     """
     from sonode.io.wav import check_output_path
 
-    csv_path, json_path = Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
+    csv_path, json_path = summary_paths(out_dir)
     for path in (csv_path, json_path):
         check_output_path(path, force=force)
     text = io.StringIO()
@@ -298,7 +330,18 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
     """
     import click
 
-    jobs = plan_fit_jobs(expand_inputs(inputs), out_dir, force)
+    clips = expand_inputs(inputs)
+    jobs = plan_fit_jobs(clips, out_dir, force)
+    from sonode.io.outputs import OutputPlan
+
+    summary_plan = OutputPlan(clips, force)
+    for path in summary_paths(out_dir):
+        summary_plan.add(path, 1 << 20)
+    summary_plan.check()  # before any fit: a summary that cannot be written is found now
+    if scheduler:
+        from sonode.batch.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     rows: dict[FitJob, dict[str, Any]] = {}
     if not force:
         rows = {job: skipped_row(job) for job in jobs if is_complete(job)}

@@ -3,45 +3,111 @@
 from __future__ import annotations
 
 import functools
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
 import click
 
 from sonode.errors import SonodeError
+from sonode.limits import MAX_OUTPUT_RATE_HZ
 
 OUTPUT_DIR = Path("outputs")
 EXIT_INTERRUPTED = 130
 EXIT_DIVERGED = 3
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program is (so that atomic writes clean up after themselves)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+class OutOfTime(BaseException):
+    """--max-time ran out in a phase that cannot stop early with a result (e.g. identification).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it."""
+
+
+def raise_interrupt(signum, frame):
+    """Signal handler: raise `Interrupted` in the main thread."""
+    raise Interrupted(signum)
+
+
+def _install_interrupt_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
 def fail_cleanly(command: Callable) -> Callable:
-    """Turn library errors into one line on stderr and a non-zero exit (traceback with --debug)."""
+    """Turn every failure into one line on stderr: exit 2 for errors (traceback with --debug), 130
+    when interrupted by SIGINT or SIGTERM (which raise `Interrupted` wherever the command is, so that
+    temporary files are removed; a fit installs its own, gentler handlers, see sonode.cli.fit)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         debug = kwargs.pop("debug", False)
+        previous = _install_interrupt_handlers()
         try:
             return command(*args, **kwargs)
-        except (SonodeError, ValueError, RuntimeError, OSError) as err:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt as err:
+            name = err.name if isinstance(err, Interrupted) else "SIGINT"
+            click.echo(f"\nsonode: interrupted by {name}; files already complete were kept, no partial file "
+                       "was left", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except OutOfTime as err:
+            click.echo(f"sonode: error: {err}", err=True)
+            sys.exit(2)
+        except Exception as err:  # noqa: BLE001 - the promise is one line and exit 2, never a traceback
             if debug:
                 raise
-            click.echo(f"sonode: error: {err}", err=True)
-            sys.exit(2 if isinstance(err, (SonodeError, ValueError)) else 1)
+            click.echo(f"sonode: error: {one_line(err)}", err=True)
+            sys.exit(2)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     return click.option("--debug", is_flag=True, help="Show the full traceback on errors.")(wrapper)
 
 
-def positive(kind: type, allow_none: bool = True):
-    """An option callback: the value converted to ``kind`` if it is > 0, else a usage error
-    (None passes when ``allow_none``: the option was not given)."""
+def one_line(err: BaseException) -> str:
+    """The message of an error on one line; errors that are not sonode's own also name their type
+    (they are unexpected: a bug to report, e.g. "MemoryError: ...")."""
+    text = " ".join(str(err).split())
+    if isinstance(err, (SonodeError, click.exceptions.ClickException)):
+        return text
+    if isinstance(err, MemoryError):
+        return (f"out of memory ({text or 'MemoryError'}); lower the sizes or rates given, or raise "
+                "SONODE_MEMORY_BUDGET only if the machine has the memory")
+    if isinstance(err, (ValueError, OSError)):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text} (unexpected; rerun with --debug for the traceback and report it)"
+
+
+def positive(kind: type, allow_none: bool = True, limit: float | None = None, hint: str = ""):
+    """An option callback: the value converted to ``kind`` if it is finite, > 0 and (when ``limit``
+    is given) at most ``limit``, else a usage error (None passes when ``allow_none``: the option
+    was not given)."""
 
     def check(ctx, param, value):
         if value is None and allow_none:
             return value
-        if not value > 0:
-            raise click.BadParameter(f"must be > 0, got {value}")
+        if not (value > 0 and math.isfinite(value)):
+            raise click.BadParameter(f"must be a finite number > 0, got {value}")
+        if limit is not None and value > limit:
+            raise click.BadParameter(f"{value:g} is over the limit of {limit:g}" + (f"; {hint}" if hint else ""))
         return kind(value)
 
     return check
@@ -88,7 +154,41 @@ def progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
 
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                              show_default=True, callback=_device, help="Where to compute.")
-out_rate_option = click.option("--rate", type=int, callback=positive(int),
-                               help="Output rate in Hz (default: the clip's).")
+out_rate_option = click.option("--rate", type=int, callback=positive(int, limit=MAX_OUTPUT_RATE_HZ),
+                               help=f"Output rate in Hz (default: the clip's; at most {MAX_OUTPUT_RATE_HZ}).")
+threads_option = click.option("--threads", type=click.IntRange(min=1), callback=lambda c, p, v: check_threads(v),
+                              help="CPU threads for torch (at most 4 x the cores).")
+
+
+def check_threads(value: int | None) -> int | None:
+    """--threads: at most `sonode.limits.max_threads` (a usage error beyond)."""
+    from sonode.limits import max_threads
+
+    if value is not None and value > max_threads():
+        raise click.BadParameter(f"{value} is over the limit of {max_threads()} (4 x the {max_threads() // 4} "
+                                 "cores this process may use)", param_hint="--threads")
+    return value
 force_option = click.option("--force", is_flag=True, help="Replace existing output files even if sonode did not "
                             "write them (inputs are never replaced); for several clips, also refit complete ones.")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command as a user would retype it: `sonode <command>`, the arguments and every option
+    not left at its default (however sonode was started: script, python -m, or a test runner)."""
+    import shlex
+
+    words = ["sonode", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        source = ctx.get_parameter_source(param.name)
+        if param.name == "debug" or source in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words += [param.opts[0]] if value else []
+        else:
+            words += [w for v in values for w in (param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
+                                                   str(v))]
+    return shlex.join(words)

@@ -51,10 +51,34 @@ def info(model):
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {db(report.get('trajectory_snr_db'))} dB",
         ]
+        lines += _training_gains(report)
         if "energy_above_nyquist_db" in report:
             lines.append(f"above Nyquist: {db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
                          f"at 4x the rate (first 2 s)")
     click.echo("\n".join(lines))
+
+
+def _training_gains(report: dict) -> list[str]:
+    """What training gained over the untrained start, per task (models fitted before lack some)."""
+    def gain(new, old) -> str:
+        return "?" if new is None or old is None else f"{new - old:+.2f} dB"
+
+    lines = [f"gain:         reconstruction {gain(report.get('snr_db'), report.get('initial_snr_db'))}, "
+             f"one trajectory {gain(report.get('trajectory_snr_db'), report.get('initial_trajectory_snr_db'))} "
+             "(trained - untrained start)"]
+    cont = report.get("continuation_training") or {}
+    if cont.get("untrained"):
+        held_ms = 1000 * cont["held_back_s"]
+        untrained, trained = cont["untrained"], cont["trained"]
+        horizons = sorted((k for k in untrained if k.startswith("snr_")), key=lambda k: int(k[4:-5]))
+        per = ", ".join(f"{k[4:-3]} {gain(trained.get(k), untrained[k])}" for k in horizons)
+        kept = f"field kept ({cont.get('kept_steps')} steps)" if cont.get("field_kept") else "field not kept (zero)"
+        lines.append(f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}")
+    elif cont.get("skipped"):
+        lines.append(f"              continuation not trained: {cont['skipped']}")
+    if cont:
+        lines.append(f"              limit cycle: {'yes (held note)' if cont.get('cycle') else 'no'}")
+    return lines
 
 
 @click.command()
@@ -66,18 +90,26 @@ def info(model):
 @force_option
 @fail_cleanly
 def plot(model, clip, out, centers_s, force):
-    """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
+    """Picture of MODEL: waveform zooms and spectrograms against the clip, the training curve
+    (OUT.fit.png) and the learned dynamics (OUT.dynamics.png: decay and frequency of the strongest
+    modes against amplitude, for the continuation and the model)."""
     from sonode.api import load
     from sonode.io.clip import read_clip
-    from sonode.io.wav import check_output_path
+    from sonode.io.outputs import OutputPlan
+    from sonode.plot.dynamics import save_dynamics_png
     from sonode.plot.figures import save_comparison_png
 
-    inputs = [model] + ([clip] if clip else [])
-    for path in (out, Path(out).with_suffix(".fit.png")):
-        check_output_path(path, inputs, force=force)
+    plan = OutputPlan([model, clip], force)
+    dynamics = Path(out).with_suffix(".dynamics.png")
+    for path in (out, Path(out).with_suffix(".fit.png"), dynamics):
+        plan.add(path, 4 << 20)
+    plan.check()
     fitted = load(model)
+    save_dynamics_png(dynamics, fitted.model, title=f"{Path(model).name}: learned dynamics")
+    click.echo(f"wrote {dynamics}", err=True)
     source = fitted.info.get("source", {})
     clip = clip or source.get("path")
+    plan.protect(clip).check()  # the recorded source is read too: never written over
     recon = fitted.render().samples
     duration = fitted.duration_s
     centers = list(centers_s) or [duration * f for f in (0.1, 0.5, 0.9)]

@@ -6,14 +6,17 @@ import json
 
 import click
 
-from sonode.cli.common import fail_cleanly, force_option, positive
+from sonode.cli.common import fail_cleanly, force_option, positive, threads_option
+from sonode.limits import MAX_FILL_CONTEXT_S, MAX_TIME_S
 from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_methods_help
 
 
 @click.command(name="fill")
 @click.argument("clip", type=click.Path())
-@click.option("-o", "--output", "out", type=click.Path(), help="Output audio file (same format, rate, channels "
-              "and subtype as CLIP); the JSON report goes next to it as <OUT stem>.fill.json.")
+@click.option("-o", "--output", "out", type=click.Path(), help="Output audio file: .wav, .flac or .ogg (the container "
+              "follows the extension; rate, channels and, when lossless, subtype are CLIP's: samples outside the gaps "
+              "are then copied bit for bit; a lossy CLIP is written losslessly, never re-encoded lossily); the JSON "
+              "report goes next to it as <OUT stem>.fill.json.")
 @click.option("--gap", "gaps", type=(float, float), multiple=True, metavar="START END",
               help="A gap to fill, in seconds (repeatable).")
 @click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
@@ -21,21 +24,24 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
 @click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
 @click.option("--method", type=click.Choice(list(FILL_METHODS)), default=DEFAULT_FILL_METHOD,
               show_default=True, help=fill_methods_help())
-@click.option("--context", "context_s", type=float, default=0.5, show_default=True, callback=positive(float),
-              help="Audio used on each side of a gap (seconds; nothing else of the clip is read by the filler).")
-@click.option("--budget-s", type=float, default=10.0, show_default=True, callback=positive(float),
+@click.option("--context", "context_s", type=float, default=0.5, show_default=True,
+              callback=positive(float, limit=MAX_FILL_CONTEXT_S),
+              help=f"Audio used on each side of a gap (seconds, at most {MAX_FILL_CONTEXT_S:g}; nothing else of the "
+              "clip is read by the filler).")
+@click.option("--budget-s", type=float, default=10.0, show_default=True, callback=positive(float, limit=MAX_TIME_S),
               help="sonode_fit: fit time per gap (seconds, shared by the two sides).")
 @click.option("--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@threads_option
 @click.option("--quiet", is_flag=True)
 @force_option
 @fail_cleanly
 def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet, force):
     """Repair gaps, dropouts and clicks in CLIP from the audio on both sides.
 
-    Only the samples inside the gaps change. A gap at the very start or end of CLIP is filled from
+    Only the samples inside the gaps change. The file is processed block by block (memory does not
+    grow with its length, up to 3600 s). A gap at the very start or end of CLIP is filled from
     the one side it has (the report says so).
     """
     from sonode.tasks.fill import FillSettings

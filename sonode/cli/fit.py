@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 from pathlib import Path
@@ -9,8 +10,10 @@ from typing import Any
 
 import click
 
-from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, db, db_text, device_option, fail_cleanly, force_option,
-                               positive, progress_printer)
+from sonode.limits import (MAX_BATCH_SEGMENTS, MAX_CONTINUATION_SAMPLES, MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM,
+                           MAX_LP_ORDER, MAX_TIME_S)
+from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, Interrupted, OutOfTime, db, db_text, device_option,
+                               fail_cleanly, force_option, positive, progress_printer, threads_option)
 
 
 def _channel(ctx, param, value: str):
@@ -34,33 +37,68 @@ def _latent_dim(ctx, param, value: str):
         raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}") from None
     if dim < 2 or dim % 2:
         raise click.BadParameter(f"must be an even number ≥ 2 or 'auto', got {value!r}")
+    if dim > MAX_LATENT_DIM:
+        raise click.BadParameter(f"{dim} is over the limit of {MAX_LATENT_DIM}")
     return dim
 
 
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag instead of killing the fit, so the best model can be saved.
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, got {value}")
+    return value
 
-    The first signal also puts the previous handlers back, so that a second Ctrl-C aborts at
-    once (outputs are written atomically, so even that leaves no partial file).
+
+class _StopFlag:
+    """SIGINT/SIGTERM while training set a flag instead of killing the fit, so that the best model
+    can be saved; before training (reading, identification), when there is no model to save yet,
+    they raise `Interrupted` at once, and so does --max-time (`OutOfTime`, one second of grace)
+    when identification overruns it.
+
+    The first signal also puts the previous handlers back (fail_cleanly's, which raise), so a
+    second Ctrl-C aborts at once with exit 130 (outputs are written atomically: no partial file).
+    Training polls the flag (``stop()``), which is what switches it from raising to flagging.
     """
 
-    def __init__(self):
+    GRACE_S = 1.0
+
+    def __init__(self, max_time_s: float | None = None, what: str = ""):
         self.signal: int | None = None
+        self.raising = True
+        self.max_time_s = max_time_s
+        self.what = what
 
     def __enter__(self):
         self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.max_time_s is not None:
+            self._old_alarm = signal.signal(signal.SIGALRM, self._alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.max_time_s + self.GRACE_S)
         return self
 
     def _handle(self, signum, frame):
-        self.signal = signum
         for s, handler in self._old.items():
             signal.signal(s, handler)
+        if self.raising:
+            raise Interrupted(signum)
+        self.signal = signum
+
+    def _alarm(self, signum, frame):
+        if self.raising:
+            raise OutOfTime(f"--max-time {self.max_time_s:g} s ran out before training could start ({self.what}); "
+                            "nothing was written: raise --max-time, or fit a shorter part with --duration")
+
+    def defer(self) -> None:
+        """From now on a signal sets the flag (training started, or the outputs are being written)."""
+        self.raising = False
 
     def __exit__(self, *exc):
         for s, handler in self._old.items():
             signal.signal(s, handler)
+        if self.max_time_s is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old_alarm)
 
     def __call__(self) -> bool:
+        self.raising = False  # polled by the training loop: a model to keep exists from here on
         return self.signal is not None
 
     @property
@@ -82,33 +120,38 @@ def fit_options(f, rate_flag: str = "--rate"):
         click.option("--channel", default="mix", show_default=True, callback=_channel,
                      help="'mix' (mean of channels) or a 0-based channel number."),
         click.option("--max-time", "max_time_s", type=float, default=120.0, show_default=True,
-                     callback=positive(float), help="Wall-clock budget (seconds) of identification and "
-                     "training. Every 25 steps the parameters are checked against the engine's reference "
-                     "solver; only checked parameters become the kept model."),
+                     callback=positive(float, limit=MAX_TIME_S), help="Wall-clock budget (seconds, at most one day) of "
+                     "reading, identification and training (identification that overruns it stops the command). "
+                     "Every 25 steps the parameters are checked against the engine's reference solver; only "
+                     "checked parameters become the kept model."),
         click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
-        click.option("--target-snr", "target_snr_db", type=float, help="Stop once the fit reaches this SNR (dB)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--target-snr", "target_snr_db", type=float, callback=_finite, help="Stop once the fit reaches this SNR (dB)."),
+        click.option("--seed", type=click.IntRange(-(2**63), 2**63 - 1), default=0, show_default=True, help="Random seed."),
         device_option,
-        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch."),
+        threads_option,
         click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
-                     help="Latent dimension d (even): d/2 damped oscillators; 'auto': chosen per clip by "
+                     help=f"Latent dimension d (even, at most {MAX_LATENT_DIM}): d/2 damped oscillators; 'auto': chosen per clip by "
                      "validation on held-back samples, at most --max-latent-dim."),
-        click.option("--max-latent-dim", type=click.IntRange(min=2), default=256, show_default=True,
+        click.option("--max-latent-dim", type=click.IntRange(2, MAX_LATENT_DIM), default=256, show_default=True,
                      help="Largest d that 'auto' may choose."),
-        click.option("--hop", "hop_samples", type=click.IntRange(min=8), default=256, show_default=True,
+        click.option("--hop", "hop_samples", type=click.IntRange(8, MAX_HOP_SAMPLES), default=256, show_default=True,
                      help="Segment hop (samples at the fitting rate); each segment has its own start state."),
-        click.option("--overlap", "overlap_samples", type=click.IntRange(min=0), default=32, show_default=True,
+        click.option("--overlap", "overlap_samples", type=click.IntRange(0, MAX_HOP_SAMPLES), default=32, show_default=True,
                      help="Cross-fade between segments (samples)."),
-        click.option("--hidden", type=click.IntRange(min=1), default=64, show_default=True,
+        click.option("--hidden", type=click.IntRange(1, MAX_HIDDEN), default=64, show_default=True,
                      help="Width of the correction MLP."),
-        click.option("--lp-order", type=click.IntRange(min=2), default=1024, show_default=True,
+        click.option("--lp-order", type=click.IntRange(2, MAX_LP_ORDER), default=1024, show_default=True,
                      help="Order of the linear predictor whose poles are the candidate oscillators."),
-        click.option("--continuation-samples", type=click.IntRange(min=0), default=None,
+        click.option("--continuation-samples", type=click.IntRange(0, MAX_CONTINUATION_SAMPLES), default=None,
                      help="Last samples that fix the state of the continuation ODE. Default: chosen, with "
                      "its order, by validation on the clip's last 50 ms. 0: the last segment continues."),
         click.option("--continuation-steps", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Deprecated, no effect: the continuation state is now fitted in closed form."),
-        click.option("--batch-segments", type=click.IntRange(min=2), default=256, show_default=True,
+        click.option("--continuation-training-steps", type=click.IntRange(min=0), default=30, show_default=True,
+                     help="Adjoint steps that train the continuation's field for prediction (kept only if the "
+                     "clip's held-back last 0.2 s is predicted better) before its limit cycle is chosen; "
+                     "0: the continuation is the identified linear ODE."),
+        click.option("--batch-segments", type=click.IntRange(2, MAX_BATCH_SEGMENTS), default=256, show_default=True,
                      help="Segments per optimiser step; longer clips train on random runs of this many "
                      "(memory and step time independent of the clip's length)."),
         click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
@@ -125,21 +168,25 @@ def fit_options(f, rate_flag: str = "--rate"):
     return f
 
 
-def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, **kw) -> tuple[Any, Path]:
+def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, also_writes=(),
+            **kw) -> tuple[Any, Path]:
     """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
+
+    Every output (and ``also_writes``, what the caller will write afterwards) is checked before the
+    clip is read (`sonode.io.outputs.OutputPlan`).
 
     A checkpoint <model>.ckpt is written while fitting (--checkpoint-every) and deleted once the
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.jobs import check_fit_outputs, fit_output_paths, write_fit_outputs
+    from sonode.batch.jobs import check_fit_outputs, fit_output_bytes, fit_output_paths, write_fit_outputs
 
-    stem = Path(clip).stem
-    model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
-    paths = fit_output_paths(model_path, stem)
-    check_fit_outputs(paths, [clip], force)
-    checkpoint_path = paths["checkpoint"]
+    model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
+    paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
+    sizes = fit_output_bytes(_fit_samples_bound(clip, kw), kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"])
+    check_fit_outputs(paths, [clip], force, also_writes, sizes)
+    checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
         if not kw["resume"] and checkpoint_path.exists():
@@ -148,9 +195,10 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
                    f"reference solver every 25 steps and only checked parameters are kept; Ctrl-C stops and "
                    "keeps them)", err=True)
     # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
-    with _StopFlag() as stop:
+    with _StopFlag(kw["max_time_s"], f"reading and identifying {clip}") as stop:
         fitted = fit(clip, on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop,
                      checkpoint_path=checkpoint_path, **kw)
+        stop.defer()
         if not quiet:
             click.echo("", err=True)
         report = fitted.info["fit"]
@@ -169,6 +217,23 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
+
+
+def _fit_samples_bound(clip: str, kw: dict) -> int:
+    """Samples the fit will hold at most, from the file's header (0 when the header is unreadable:
+    read_clip then says what is wrong)."""
+    import soundfile as sf
+
+    from sonode.io.checks import check_input_path
+    from sonode.errors import AudioInputError
+
+    try:
+        check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
+        info = sf.info(clip)
+    except (AudioInputError, sf.SoundFileError, RuntimeError, OSError):
+        return 0
+    seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
+    return int(seconds * (kw.get("rate") or info.samplerate)) + 1
 
 
 def _check_fit_shape(kw: dict) -> None:

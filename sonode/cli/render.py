@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from typing import Any
@@ -60,13 +61,24 @@ def _model_wav_options(f):
     return f
 
 
-def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read) -> None:
-    """Check OUT before loading MODEL, then write ``read(fitted, progress)`` (a Rendering) to it."""
+def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read, span) -> None:
+    """Check OUT before loading MODEL, and its room once ``span(fitted)`` = (seconds, rate) gives the
+    size; then write ``read(fitted, progress)`` (a Rendering) to it."""
     from sonode.api import load
-    from sonode.io.wav import check_output_path
+    from sonode.io.outputs import OutputPlan
 
-    check_output_path(out, [model], force=force)
-    _write_rendering(read(load(model), _bar(quiet)), out, subtype, [model], quiet, force)
+    plan = OutputPlan([model], force)
+    plan.add(out)
+    plan.check()
+    fitted = load(model)
+    seconds, rate = span(fitted)
+    plan = OutputPlan([model], force)
+    plan.add(out, _WAV_BYTES[subtype] * seconds * (rate or fitted.sample_rate) + 4096)
+    plan.check()
+    _write_rendering(read(fitted, _bar(quiet)), out, subtype, [model], quiet, force)
+
+
+_WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
 
 
 @click.command(name="render")
@@ -78,10 +90,14 @@ def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, 
 @_model_wav_options
 def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
-    if start_s < 0:
-        raise click.BadParameter(f"must be ≥ 0, got {start_s}", param_hint="--start")
+    if not (0 <= start_s < math.inf):
+        raise click.BadParameter(f"must be a finite number ≥ 0, got {start_s}", param_hint="--start")
+    if end_s is not None and not (start_s < end_s < math.inf):
+        raise click.BadParameter(f"must be a finite number after --start ({start_s:g}), got {end_s}",
+                                 param_hint="--end")
     _model_to_wav(model, out, subtype, quiet, force,
-                  lambda fitted, progress: fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=progress))
+                  lambda fitted, progress: fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=progress),
+                  lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate))
 
 
 @click.command()
@@ -113,21 +129,70 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     or --fit-rate).
     """
     from sonode.api import load
-    from sonode.io.wav import check_output_path
+    from sonode.io.outputs import OutputPlan
     from sonode.tasks.render import Rendering
+    from sonode.tasks.upsample import check_upsample_size
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
-    check_output_path(out, [source], force=kw["force"])
-    if _is_model_file(source):
-        samples = load(source).upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
-    elif low_band == "input" and model_out is None:
+    is_model = _is_model_file(source)
+    # a clip whose low band is its own interpolation needs no model: only its oscillators
+    analyse_only = not is_model and low_band == "input" and model_out is None
+    plan = OutputPlan([source, fitted_clip], kw["force"])
+    if is_model:
+        fitted = load(source)  # quick: its recorded source clip is read too, so it must be known first
+        plan.protect(_recorded_source(fitted.info))
+        seconds = fitted.duration_s
+    else:
+        if not analyse_only:
+            plan.add(model_out or _default_model_path(source))
+        rate_in, n_in = _clip_rate_and_length(source, kw)
+        seconds = n_in / rate_in
+    plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
+    plan.check()
+    if analyse_only:
+        check_upsample_size(n_in, rate_in, out_rate)
         samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
     else:
-        fitted, _ = run_fit(source, model_out, quiet, device, **kw)
+        if not is_model:
+            check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
+            fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
+        check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
         samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
     _write_rendering(Rendering(samples=samples, sample_rate=out_rate, start_s=0.0), out, subtype,
-                     [source] + ([fitted_clip] if fitted_clip else []), quiet, kw["force"])
+                     plan.inputs, quiet, kw["force"])
+
+
+def _default_model_path(clip: str):
+    from sonode.cli.common import OUTPUT_DIR
+    from pathlib import Path
+
+    return OUTPUT_DIR / f"{Path(clip).stem}.sonode"
+
+
+def _recorded_source(info: dict) -> str | None:
+    """The source path a model records, if it is a plain string (a crafted file may hold anything)."""
+    source = info.get("source") if isinstance(info, dict) else None
+    path = source.get("path") if isinstance(source, dict) else None
+    return path if isinstance(path, str) and path else None
+
+
+def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
+    """The fitting rate and an upper bound of the fitted samples of ``clip`` (header only)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from sonode.io.checks import check_input_path, libsndfile_error
+
+    check_input_path(Path(clip))
+    try:
+        info = sf.info(clip)
+    except sf.SoundFileError as err:
+        raise libsndfile_error(Path(clip), err) from err
+    rate = kw.get("rate") or info.samplerate
+    seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
+    return int(rate), int(math.ceil(seconds * rate))
 
 
 def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
@@ -151,7 +216,12 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
 
 
 def _is_model_file(path: str) -> bool:
-    """Model files are torch zip archives; audio files never start with the zip magic."""
+    """Model files are torch zip archives; audio files never start with the zip magic. Only regular
+    files are opened (a FIFO would block; read_clip then says what the path is)."""
+    from sonode.io.outputs import special_kind
+
+    if special_kind(path) is not None:
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(4) == b"PK\x03\x04"
@@ -171,4 +241,5 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
     from sonode.tasks.render import extrapolate
 
     _model_to_wav(model, out, subtype, quiet, force, lambda fitted, progress: extrapolate(
-        fitted.model, seconds, rate=rate, with_context=with_context, progress=progress))
+        fitted.model, seconds, rate=rate, with_context=with_context, progress=progress),
+        lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate))

@@ -7,11 +7,10 @@ at j/sr_out seconds, input sample i at i/sr_in, and n_out = round(n_in·sr_out/s
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torchaudio.functional
 
 from sonode.dsp.grid import output_length
 from sonode.dsp.metrics import as_signal
+from sonode.sinc import resample_blocks
 
 # torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
 _SINC_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
@@ -23,11 +22,11 @@ _SINC_HIGH = {
     "resampling_method": "sinc_interp_kaiser",
     "beta": 14.769656459379492,
 }
-_SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
+SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
 
 
 def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "default") -> np.ndarray:
-    """Windowed-sinc resampling with ``torchaudio.functional.resample``.
+    """Windowed-sinc resampling: ``torchaudio.functional.resample``, block by block (`sonode.sinc`).
 
     ``quality="default"``: torchaudio's defaults (Hann window, lowpass_filter_width=6 zero
     crossings, rolloff=0.99). ``quality="high"``: Kaiser window (beta=14.77),
@@ -42,12 +41,10 @@ def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "defaul
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
-    if quality not in _SINC_PRESETS:
-        raise ValueError(f"quality must be one of {sorted(_SINC_PRESETS)}, got {quality!r}")
+    if quality not in SINC_PRESETS:
+        raise ValueError(f"quality must be one of {sorted(SINC_PRESETS)}, got {quality!r}")
     signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
-    out = torchaudio.functional.resample(
-        torch.from_numpy(signal), int(sr_in), int(sr_out), **_SINC_PRESETS[quality]
-    ).numpy()
+    out = resample_blocks(signal, int(sr_in), int(sr_out), **SINC_PRESETS[quality])
     # torchaudio returns ceil(n_in·ratio) samples, >= our rounded length: trim the extra one.
     return out[:n_out].copy()

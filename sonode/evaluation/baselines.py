@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import librosa
 import numpy as np
 
 from sonode.dsp import bandwidth
@@ -42,6 +41,8 @@ def upsample_soxr(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
+    import librosa  # here, not at the top: importing it costs ~1 s of CPU, which only soxr needs
+
     signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
     out = librosa.resample(signal, orig_sr=int(sr_in), target_sr=int(sr_out), res_type="soxr_hq")

@@ -23,6 +23,8 @@ import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
+from sonode.io.checks import check_input_path
+from sonode.limits import LimitError
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.wav import check_output_path
 from sonode.dsp.resample import output_length
@@ -48,6 +50,7 @@ class EvalOptions:
     duration_s: float | None = 1.0  # part of each clip used (from its start); None = whole clip
     threads: int | None = None
     fit_options: tuple[tuple[str, Any], ...] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
+    html: bool = False  # also write the listening page index.html with media/ (sonode.evaluation.report_run)
 
 
 def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
@@ -70,6 +73,7 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
         A JSON-ready dict: {"clip", "rate", "low_rate", "upsampling": {method: scores},
         "continuation": {method: scores}, "reconstruction": {...}}.
     """
+    check_input_path(Path(path))  # before soundfile opens it: a FIFO would block
     duration_s = options.duration_s
     if duration_s is not None:  # a clip shorter than duration_s is used whole
         try:
@@ -114,6 +118,15 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     if report_dir is not None:
         _pictures(Path(report_dir), Path(path).stem, reference, candidates, high, nyquist, history.samples,
                   future, continuation_signals, low_rate, full)
+    if report_dir is not None and options.html:
+        from sonode.evaluation.report_media import MediaWriter
+        from sonode.evaluation.report_run import eval_section
+
+        # evaluate() checked the folder before the first fit (check_report_folder honours --force)
+        writer = MediaWriter(Path(report_dir), protect=(str(path),), force=True)
+        result["page"] = eval_section(writer, Path(path).stem, reference=reference, candidates=candidates, high=high,
+                                      low=low.samples, low_rate=low_rate, history=history.samples, future=future,
+                                      continuations=continuation_signals, full=full, part=part, fit_time_s=full_time)
     return result
 
 
@@ -185,7 +198,8 @@ def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, his
 
 def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
              on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None, *,
-             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None,
+             command: str = "sonode eval") -> dict[str, Any]:
     """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
 
     Every output path is checked before the first fit: two clips may not share a stem, and an
@@ -196,11 +210,19 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
             the clips elsewhere (e.g. `sonode.batch.jobs.eval_many` on a Dask cluster); default: here,
             one after another (``on_clip``/``on_epoch`` report progress only then).
 
+        command: the command line shown on the listening page (``options.html``).
+
     Returns:
         {"options": ..., "clips": [per-clip results], "median": {task: {method: {metric: median}}}}.
     """
+    began = time.perf_counter()
     folder = Path(report_dir)
+    check_eval_inputs(paths, options.low_rate, options.duration_s, options.horizon_s)
     _check_outputs(paths, folder, force)
+    if options.html:
+        from sonode.evaluation.report_media import check_report_folder
+
+        check_report_folder(folder, paths, force)
     folder.mkdir(parents=True, exist_ok=True)
     if map_clips is not None:
         clips = map_clips(evaluate_clip, paths, options, folder)
@@ -210,6 +232,7 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
             if on_clip is not None:
                 on_clip(str(path))
             clips.append(evaluate_clip(path, options, folder, on_epoch))
+    pages = [c.pop("page") for c in clips if "page" in c]
     results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
                "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
     results["median"]["reconstruction"] = {
@@ -218,7 +241,48 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
         tmp.write_text(json.dumps({**results, "written_by": sonode_marker()}, indent=2) + "\n")
     with atomic_write(folder / "results.md") as tmp:
         tmp.write_text(markdown_marker() + results_markdown(results))
+    if pages:
+        from sonode.evaluation.report_run import run_info, write_page
+
+        run = run_info(command, results["options"], pages, time.perf_counter() - began)
+        write_page(folder, "sonode evaluation: " + ", ".join(p["title"] for p in pages), pages, run,
+                   protect=tuple(str(p) for p in paths), force=force)
     return results
+
+
+def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float | None,
+                      horizon_s: float | None = None) -> None:
+    """Check every clip before the first fit, from its header: a regular audio file, a rate above
+    ``low_rate`` with a ratio that can be filtered, a length the fits can hold, and room for the
+    continuation's horizon (half the clip at most).
+
+    Raises:
+        AudioInputError / LimitError / ValueError: one line naming the clip, value and limit.
+    """
+    from sonode.io.checks import libsndfile_error
+    from sonode.io.clip import RESAMPLE_KW
+    from sonode.sinc import check_resample_cost
+    from sonode.model.train import max_fit_samples
+
+    for path in paths:
+        file = Path(path)
+        check_input_path(file)
+        try:
+            info = soundfile.info(str(file))
+        except (soundfile.LibsndfileError, RuntimeError) as err:
+            raise libsndfile_error(file, err) from err
+        if low_rate >= info.samplerate and horizon_s is not None:
+            raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "
+                             "upsampling task")
+        check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
+        seconds = info.duration if duration_s is None else min(duration_s, info.duration)
+        n_low = int(seconds * low_rate)
+        if n_low > max_fit_samples():
+            raise LimitError(f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples()} "
+                             "a fit can hold; lower --duration")
+        if horizon_s is not None and round(horizon_s * low_rate) >= n_low // 2:
+            raise ValueError(f"--horizon-s {horizon_s:g} must be shorter than half of the part of {file} used "
+                             f"({seconds:.3f} s at most; see --duration)")
 
 
 def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:

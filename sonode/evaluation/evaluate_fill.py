@@ -10,7 +10,6 @@ clip (see `gap_positions`); each method sees the same clip with the same gap and
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import replace
@@ -20,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sonode.io.clip import read_clip
-from sonode.io.fileutil import atomic_write
+from sonode.io.fileutil import atomic_write, markdown_marker, write_json
 from sonode.tasks.fill import FillSettings, Gap, fill_one
 from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
@@ -117,14 +116,26 @@ def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSetti
             "gaps": records, "median": medians(records)}
 
 
-def write_results(results: dict[str, Any], folder: str | Path) -> None:
-    """Write results.json and results.md (the `fill_markdown` table) into ``folder``, atomically."""
+def results_plan(clips: list[str | Path], folder: str | Path, force: bool):
+    """The outputs of the fill evaluation, results.json and results.md, as an `OutputPlan`."""
+    from sonode.io.outputs import OutputPlan
+
+    plan = OutputPlan(clips, force)
+    for name in ("results.json", "results.md"):
+        plan.add(Path(folder) / name, 1 << 20)
+    return plan
+
+
+def write_results(results: dict[str, Any], folder: str | Path, clips: list[str | Path] = (),
+                  force: bool = False) -> None:
+    """Write results.json and results.md (the `fill_markdown` table) into ``folder``, atomically,
+    with sonode's marker; an existing file sonode did not write is replaced only with ``force``."""
     folder = Path(folder)
+    results_plan(list(clips), folder, force).check()
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(folder / "results.json", results)
     with atomic_write(folder / "results.md") as tmp:
-        tmp.write_text(fill_markdown(results))
+        tmp.write_text(markdown_marker() + fill_markdown(results))
 
 
 def medians(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

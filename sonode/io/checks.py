@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from sonode.errors import AudioInputError
+from sonode.limits import MAX_SAMPLE_MAGNITUDE
 
 Channel = Union[str, int]
 
@@ -78,9 +79,11 @@ def check_input_path(file: Path) -> None:
     except OSError as err:
         raise AudioInputError(f"{file}: cannot be read ({err.strerror}); check its permissions") from err
     if head not in _MAGIC:
+        # The file's bytes are never echoed: the path may come from a model file, not from the user
+        # (a crafted model naming a password file must not make sonode print its first word).
         raise AudioInputError(
-            f"{file} is not a WAV, FLAC or OGG file (it starts with {head!r}); if it is audio in another "
-            "format, convert it, e.g. `ffmpeg -i INPUT out.wav`"
+            f"{file} is not a WAV, FLAC or OGG file (its header is not one of theirs); if it is audio in "
+            "another format, convert it, e.g. `ffmpeg -i INPUT out.wav`"
         )
 
 
@@ -180,6 +183,12 @@ def check_values(file: Path, x: np.ndarray, sample_rate: int, start: int, channe
             "the file is corrupt, re-export it from the program that made it"
         )
     peak = float(np.abs(x).max())
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        first = start + int(np.argmax(np.abs(x) > MAX_SAMPLE_MAGNITUDE))
+        raise AudioInputError(
+            f"{file}: a sample of magnitude {peak:.3g} (first at {first / sample_rate:.4f} s) is over the limit of "
+            f"{MAX_SAMPLE_MAGNITUDE:g} (full scale = 1): the file is corrupt or not audio; re-export it"
+        )
     if peak < SILENCE_PEAK:
         loud = np.flatnonzero(channel_peaks >= SILENCE_PEAK)
         if channel == "mix" and loud.size:

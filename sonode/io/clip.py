@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as taf
 
 from sonode.io.checks import (MAX_SAMPLE_RATE, MIN_N_SAMPLES, MIN_SAMPLE_RATE, SILENCE_PEAK, SUPPORTED_FORMATS,
                                  Channel, check_input_path, check_min_length, check_read_args, check_stream,
-                                 check_values, is_int, libsndfile_error, select_frames)
+                                 check_values, libsndfile_error, select_frames)
 from sonode.errors import AudioInputError
+from sonode.sinc import resample_blocks, resample_cost_problem
 
 __all__ = ["Channel", "Clip", "MAX_SAMPLE_RATE", "MIN_N_SAMPLES", "MIN_SAMPLE_RATE", "SILENCE_PEAK",
            "SUPPORTED_FORMATS", "read_clip", "resample"]
@@ -37,16 +36,12 @@ _READ_BLOCK_FRAMES = 1 << 16
 # beta = 14.77 gives a deep stopband. Measured 48 kHz -> 16 kHz: tones up to 7 kHz come through
 # with error < -140 dB, tones from 8.1 kHz up alias at < -100 dB (tests/test_audio_io.py checks
 # both with margins). torchaudio's default (Hann, 6 crossings) leaks far more near Nyquist.
-_RESAMPLE_KW = dict(
+RESAMPLE_KW = dict(
     lowpass_filter_width=64,
     rolloff=0.9475937167399596,
     resampling_method="sinc_interp_kaiser",
     beta=14.769656459379492,
 )
-# torchaudio's polyphase kernel has (new/g) x (2 width + orig/g) taps, g = gcd(orig, new): cheap for
-# ratios like 48000 -> 16000, but gigabytes for near-coprime rates (44056 -> 44100). Above this many
-# taps (128 MB in float64) read_clip refuses and suggests a nearby rate with a simpler ratio.
-_MAX_RESAMPLE_KERNEL_TAPS = 1 << 24
 
 
 @dataclass(eq=False)
@@ -89,6 +84,7 @@ def read_clip(
     rate: int | None = None,
     max_duration_s: float = 600.0,
     min_duration_s: float = 0.05,
+    max_samples: int | None = None,
 ) -> Clip:
     """Read one validated mono clip from a WAV, FLAC or OGG file.
 
@@ -105,6 +101,8 @@ def read_clip(
         rate: resample to this rate in Hz (8000..192000); None keeps the file's rate.
         max_duration_s: longest clip accepted, seconds; longer files need start_s/duration_s.
         min_duration_s: shortest clip accepted, seconds (and never fewer than MIN_N_SAMPLES).
+        max_samples: most samples the clip may have at the output rate (checked before reading, e.g.
+            what a fit can hold in memory); None: no limit beyond max_duration_s.
 
     Returns:
         A :class:`Clip` whose ``samples`` has shape (n_samples,), float64, all finite, not silent.
@@ -130,6 +128,13 @@ def read_clip(
                 )
             start_frame, n_frames = select_frames(file, f, start_s, duration_s, max_duration_s)
             check_min_length(file, n_frames, f.samplerate, min_duration_s)
+            n_out = math.ceil(n_frames * (rate or f.samplerate) / f.samplerate)
+            if max_samples is not None and n_out > max_samples:
+                from sonode.limits import LimitError
+
+                raise LimitError(f"{file}: the clip has {n_out} samples at {rate or f.samplerate} Hz, over the limit "
+                                 f"of {max_samples} (memory); select a shorter part with --start/--duration or a "
+                                 "lower --rate")
             samples, channel_peaks = _read_mono(file, f, start_frame, n_frames, channel)
             source_rate, source_channels = f.samplerate, f.channels
     except sf.SoundFileError as err:
@@ -154,7 +159,7 @@ def read_clip(
 
 
 def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Band-limited resampling of a mono signal (windowed sinc, Kaiser window; see _RESAMPLE_KW).
+    """Band-limited resampling of a mono signal (windowed sinc, Kaiser window; see RESAMPLE_KW).
 
     Args:
         samples: shape (n_samples,), any float dtype.
@@ -163,15 +168,11 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     Returns:
         float64 array of shape (ceil(n_samples * new_rate / orig_rate),): the same time span at the
         new rate; content above 0.948 x the lower Nyquist frequency is removed.
+
+    Raises:
+        sonode.limits.LimitError: a ratio too awkward to filter in bounded memory (a nearby rate is named).
     """
-    if not (is_int(orig_rate) and is_int(new_rate) and orig_rate > 0 and new_rate > 0):
-        raise ValueError(f"sample rates must be positive integers in Hz, got {orig_rate}, {new_rate}")
-    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float64))
-    if x.ndim != 1:
-        raise ValueError(f"resample expects a mono signal of shape (n_samples,), got {tuple(x.shape)}")
-    if orig_rate == new_rate:
-        return x.numpy().copy()
-    return taf.resample(x, int(orig_rate), int(new_rate), **_RESAMPLE_KW).numpy()
+    return resample_blocks(samples, orig_rate, new_rate, **RESAMPLE_KW)
 
 
 def _read_mono(file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
@@ -195,25 +196,7 @@ def _read_mono(file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
     return out, peaks
 
 
-def _resample_kernel_taps(orig_rate: int, new_rate: int) -> int:
-    """Size of torchaudio's polyphase kernel for this ratio with _RESAMPLE_KW (see its source)."""
-    g = math.gcd(orig_rate, new_rate)
-    orig, new = orig_rate // g, new_rate // g
-    width = math.ceil(_RESAMPLE_KW["lowpass_filter_width"] * orig / (min(orig, new) * _RESAMPLE_KW["rolloff"]))
-    return new * (2 * width + orig)
-
-
 def _check_resample_cost(file: Path, orig_rate: int, new_rate: int) -> None:
-    if _resample_kernel_taps(orig_rate, new_rate) <= _MAX_RESAMPLE_KERNEL_TAPS:
-        return
-    # Nearest rate whose ratio to the file's rate is simple enough (always exists: orig_rate itself).
-    for delta in range(1, MAX_SAMPLE_RATE):
-        near = [r for r in (new_rate - delta, new_rate + delta) if MIN_SAMPLE_RATE <= r <= MAX_SAMPLE_RATE
-                and _resample_kernel_taps(orig_rate, r) <= _MAX_RESAMPLE_KERNEL_TAPS]
-        if near:
-            break
-    raise AudioInputError(
-        f"{file}: resampling {orig_rate} Hz to {new_rate} Hz is a ratio too awkward to filter exactly "
-        f"in reasonable memory; use a nearby rate such as {near[0]} Hz, or resample the file "
-        f"first (e.g. `sox INPUT -r {new_rate} out.wav`)"
-    )
+    problem = resample_cost_problem(orig_rate, new_rate, RESAMPLE_KW)
+    if problem:
+        raise AudioInputError(f"{file}: {problem}, or resample the file first (e.g. `sox INPUT -r {new_rate} out.wav`)")

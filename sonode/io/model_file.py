@@ -14,7 +14,10 @@ shapes, checksum) so that a foreign, outdated, damaged or tampered file is refus
 
 The SHA-256 digest covers the metadata and every tensor's name, dtype, shape and bytes. torch does
 not verify the zip checksums of tensor data, so without it a bit flipped in transit would load
-silently as a wrong model. It detects damage, not malice: whoever edits a file can recompute it.
+silently as a wrong model. It is integrity, not trust: it detects damage, not malice, since whoever
+edits a file can recompute it. What protects against a crafted file is that loading runs no code
+and that every size in it is bounded before anything is built (`_check_archive` here, the
+configuration's types and limits in `sonode.model.decoder`; see docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch
 
 from sonode.errors import ModelFileError
 from sonode.io.fileutil import atomic_write
+from sonode.limits import MAX_MODEL_FILE_BYTES, MAX_MODEL_MEMBERS
 
 FORMAT_NAME = "sonode"
 _KEYS = ("format", "kind", "version", "meta_json", "tensors", "sha256")
@@ -118,6 +122,7 @@ def _torch_load(file: Path) -> Any:
     # (non-zip) loader, and its larger attack surface, out of reach.
     if not _is_zip(file):
         raise ModelFileError(f"{file} is not a sonode model file (not a torch zip archive, or truncated); {refit}")
+    _check_archive(file)
     try:
         return torch.load(file, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as err:
@@ -129,6 +134,34 @@ def _torch_load(file: Path) -> Any:
         raise ModelFileError(f"{file} is corrupt ({_first_line(err)}); {refit}") from err
     except Exception as err:  # noqa: BLE001 - torch's zip/unpickle errors have no common base class
         raise ModelFileError(f"{file} is corrupt or truncated ({_first_line(err)}); {refit}") from err
+
+
+def _check_archive(file: Path) -> None:
+    """Bound what loading can allocate before torch reads anything: the file's size, its number of
+    members, and their decompressed sizes. torch writes members uncompressed (stored), so a member
+    that is compressed, or declares more bytes than the file holds, is refused: that is how a zip
+    bomb (a small file that inflates to gigabytes) would look."""
+    size = file.stat().st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ModelFileError(f"{file} is {size} bytes, over the limit of {MAX_MODEL_FILE_BYTES} bytes for a model "
+                             "file; it is not a model sonode made")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+    except Exception as err:  # noqa: BLE001 - zipfile raises several types on a damaged directory
+        raise ModelFileError(f"{file} is corrupt or truncated ({_first_line(err)}); refit the model") from None
+    if len(members) > MAX_MODEL_MEMBERS:
+        raise ModelFileError(f"{file} has {len(members)} archive members, over the limit of {MAX_MODEL_MEMBERS}; "
+                             "it is not a model sonode made")
+    total = 0
+    for m in members:
+        if m.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"{file}: archive member {m.filename!r} is compressed, which sonode's model files "
+                                 "never are (refused before decompressing: it could be a zip bomb); refit the model")
+        total += m.file_size
+    if total > size:
+        raise ModelFileError(f"{file}: its members declare {total} bytes but the file holds {size} (damaged or "
+                             "crafted; refused before reading); refit the model")
 
 
 def _is_zip(file: Path) -> bool:
@@ -155,7 +188,7 @@ def _check_container(file: Path, payload: Any, kind: str, supported: list[int]
         )
     try:
         meta = json.loads(payload["meta_json"]) if isinstance(payload["meta_json"], str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict):
         raise ModelFileError(f"{file}: its metadata is not a JSON object (corrupt file); refit the model")

@@ -1,4 +1,4 @@
-"""Writing WAV files: atomically (temp file + rename), with sonode's marker, never over an input."""
+"""Writing WAV and FLAC files: atomically (temp file + rename), with sonode's marker, never over an input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import soundfile as sf
 
 from sonode.io.checks import is_int
 from sonode.errors import AudioOutputError, OutputPathError
-from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, same_file, sonode_marker, written_by_sonode
+from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker
+from sonode.io.outputs import check_output, disk_full
 
 #: PCM subtypes write_wav can produce, with their bit depth; FLOAT is 32-bit IEEE float.
 WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
@@ -19,10 +20,9 @@ WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
 
 def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
                       force: bool = False) -> Path:
-    """Refuse an output path that is a folder, the same file as any input (links followed), or an
-    existing file sonode did not write (`sonode.io.fileutil.written_by_sonode`) unless ``force``.
-
-    Inputs are protected even with ``force``. An existing sonode output may always be replaced.
+    """Refuse an output path that is a folder, FIFO or device, the same file as any input (links
+    followed; even with ``force``), an existing file sonode did not write (without ``force``), or in
+    a folder that cannot be written: `sonode.io.outputs.check_output`.
 
     Returns:
         ``out`` as a Path.
@@ -30,21 +30,7 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
     Raises:
         OutputPathError: with the path and what to do instead.
     """
-    out_path = Path(out)
-    if out_path.is_dir():
-        raise OutputPathError(f"output {out_path} is a folder; give a file name, e.g. {out_path / 'out.wav'}")
-    for inp in inputs:
-        if same_file(out_path, inp):
-            raise OutputPathError(
-                f"output {out_path} is the input file {inp}; sonode never overwrites its input, "
-                "choose another output path (-o)"
-            )
-    if not force and out_path.exists() and not written_by_sonode(out_path):
-        raise OutputPathError(
-            f"refusing to overwrite {out_path}: the file exists and was not written by sonode; choose "
-            "another output path, or pass --force to replace it"
-        )
-    return out_path
+    return check_output(out, inputs, force=force)
 
 
 def write_wav(
@@ -108,6 +94,39 @@ def write_wav(
         with atomic_write(out) as tmp:
             sf.write(tmp, x, int(sample_rate), subtype=subtype, format="WAV")
             append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
+    except (OSError, ValueError, sf.SoundFileError) as err:
+        why = "the disk is full" if disk_full(err, out) else "check the folder exists and is writable"
+        raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
+    return n_clipped
+
+
+def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, *,
+               protect: Iterable[str | os.PathLike] = (), force: bool = False) -> int:
+    """Write a mono 16-bit FLAC atomically, marked as sonode's (Vorbis comment software=sonode ...).
+
+    Same contract as `write_wav` with subtype "PCM_16" (clipping counted and applied, NaN refused,
+    foreign files kept unless ``force``); FLAC is lossless and about half a WAV's size.
+    FLAC allows rates up to 655350 Hz (libsndfile: 1..655350).
+
+    Returns:
+        How many samples were clipped to [-1, 1 - 2^-15].
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"write_flac expects mono samples of shape (n_samples,), got {x.shape}")
+    if not (is_int(sample_rate) and 0 < sample_rate <= 655350):
+        raise ValueError(f"FLAC needs a whole rate in 1..655350 Hz, got {sample_rate!r}")
+    out = Path(path)
+    if not np.all(np.isfinite(x)):
+        raise AudioOutputError(f"refusing to write {out}: it has NaN or infinite samples; nothing was written")
+    check_output_path(out, protect, force=force)
+    top = 1.0 - 2.0 ** -15
+    n_clipped = int(np.count_nonzero((x < -1.0) | (x > top)))
+    try:
+        with atomic_write(out) as tmp:
+            with sf.SoundFile(tmp, "w", int(sample_rate), 1, subtype="PCM_16", format="FLAC") as f:
+                f.software = sonode_marker()
+                f.write(np.clip(x, -1.0, top))
     except (OSError, ValueError, sf.SoundFileError) as err:
         raise OutputPathError(f"cannot write {out}: {err}; check the folder exists and is writable") from err
     return n_clipped

@@ -14,6 +14,8 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
+from sonode.model.limit_cycle import (ContinuationField, LimitCycle, phase_field, tail_energy_scale,
+                                       tail_modal_field)
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -97,6 +99,16 @@ class SonodeModel(nn.Module):
         self.tail_late_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
                                              torch.ones(k_tail, dtype=torch.float64))
         self.continuation_state = nn.Parameter(torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64))
+        # what acts on the continuation's modes (`sonode.model.limit_cycle`): a field trained for
+        # prediction (`sonode.model.predict`) and, for a held note, a limit cycle after the switch;
+        # both zero/off, the continuation is the identified linear ODE exactly
+        self.tail_field = tail_modal_field(k_tail)
+        self.tail_cycle = LimitCycle(k_tail)
+
+    def continuation_field(self, late: bool) -> ContinuationField:
+        """The continuation ODE's field before (late False) or after the switch to its late modes."""
+        return ContinuationField(phase_field(self.tail_field, late), self.tail_cycle if late else None,
+                                 self.tail_late_bank if late else self.tail_bank)
 
     # ---- solving ---------------------------------------------------------------------------
     def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None = None,
@@ -121,7 +133,9 @@ class SonodeModel(nn.Module):
             raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
         if step_s is None:
             return modal_solve(self.bank, self.field, z0, local_s, gradient)
-        options = {"linear": self.bank, "step_size": step_s}
+        # grid="outputs": steps of at most step_s cut at every output time (the engine's own grid,
+        # which this reference solver has always used; the default is torchdiffeq's uniform grid)
+        options = {"linear": self.bank, "step_size": step_s, "grid": "outputs"}
         if gradient is None:
             with torch.no_grad():
                 return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
@@ -154,6 +168,7 @@ class SonodeModel(nn.Module):
                 bank.load_state_dict(fresh.state_dict())
                 bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
+            self.tail_field.energy_scale.fill_(tail_energy_scale(self.continuation_state))
         self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
@@ -256,6 +271,10 @@ class SonodeModel(nn.Module):
         # files written before the continuation had late modes: the early ones throughout
         for name in [n for n in tensors if n.startswith("tail_bank.")]:
             tensors.setdefault(name.replace("tail_bank.", "tail_late_bank.", 1), tensors[name])
+        # ...and before the continuation had a field and a cycle: the untrained ones (zero, off)
+        fresh = model.state_dict()
+        if not any(n.startswith(("tail_field.", "tail_cycle.")) for n in tensors):
+            tensors.update({n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))})
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))
@@ -277,20 +296,43 @@ def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s:
 
 
 def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
-    try:
-        raw = meta["config"]
-        config = ModelConfig(**{f: type_(raw.get(f, _CONFIG_DEFAULTS[f]) if f in _CONFIG_DEFAULTS else raw[f])
-                                for f, type_ in _CONFIG_TYPES.items()})
-        if not (8000 <= config.sample_rate <= 192000 and config.n_samples > 0 and config.n_modes > 0
-                and config.hidden > 0 and config.layers > 0 and math.isfinite(config.gain)
-                and config.gain > 0 and math.isfinite(config.offset)
-                and 0 <= config.continuation_samples <= config.n_samples and config.tail_modes >= 0
-                and 0.0 <= config.continuation_switch_s < math.inf):
-            raise ValueError("values out of range")
-        config.layout  # validates hop/overlap
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(f"{path}: the model configuration is missing or invalid ({err}); "
-                             "the file is damaged or not a sonode model — refit the clip") from None
+    """The configuration in a file's metadata, its types and sizes checked before anything is built
+    (a crafted file could otherwise ask for gigabytes: n_modes=1e6, layers=1e7)."""
+    from sonode.limits import (MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM, MAX_LAYERS, MAX_LP_ORDER,
+                               MAX_RENDER_S, check_memory)
+
+    def bad(why: str) -> ModelFileError:
+        return ModelFileError(f"{path}: the model configuration is invalid ({why}); the file is damaged or not a "
+                              "sonode model — refit the clip")
+
+    raw = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        raise bad("no 'config' object")
+    values = {}
+    for field, type_ in _CONFIG_TYPES.items():
+        if field not in raw and field not in _CONFIG_DEFAULTS:
+            raise bad(f"{field} is missing")
+        value = raw.get(field, _CONFIG_DEFAULTS.get(field))
+        if type_ is int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise bad(f"{field} must be an integer, got {type(value).__name__} {str(value)[:40]}")
+        if type_ is float and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                   and math.isfinite(value)):
+            raise bad(f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}")
+        values[field] = type_(value)
+    limits = {"sample_rate": (8000, 192000), "n_samples": (1, int(MAX_RENDER_S * values["sample_rate"])),
+              "hop_samples": (1, MAX_HOP_SAMPLES), "overlap_samples": (0, values["hop_samples"]),
+              "n_modes": (1, MAX_LATENT_DIM // 2), "hidden": (1, MAX_HIDDEN), "layers": (1, MAX_LAYERS),
+              "continuation_samples": (0, values["n_samples"]), "tail_modes": (0, MAX_LP_ORDER),
+              "gain": (1e-300, math.inf), "offset": (-math.inf, math.inf),
+              "continuation_switch_s": (0.0, MAX_RENDER_S)}
+    for field, (low, high) in limits.items():
+        if not low <= values[field] <= high:
+            raise bad(f"{field} = {values[field]} is outside {low}..{high}")
+    config = ModelConfig(**values)
+    n_parameters = (config.layout.n_segments + 1) * config.latent_dim + config.layers * config.hidden ** 2 \
+        + 4 * config.hidden * config.latent_dim + 8 * config.tail_modes
+    check_memory(f"the model in {path} ({n_parameters} parameters)", 32 * n_parameters,
+                 "it is not a model this machine can load")
     return config
 
 

@@ -38,6 +38,10 @@ class FitOptions:
         continuation_steps: no longer used (the continuation state is fitted in closed form); kept
             so that existing scripts keep working, must be 0 or is ignored with a warning by the CLI.
         seed: seeds torch's generator (MLP initialisation).
+        continuation_training_steps: adjoint steps that train the continuation ODE's field for
+            prediction (`sonode.model.predict`, kept only if the clip's held-back end scores
+            better), after which the limit cycle is chosen; 0: neither, the continuation is the
+            identified one exactly.
     """
 
     latent_dim: int | None = 256
@@ -57,6 +61,7 @@ class FitOptions:
     continuation_samples: int | None = None
     continuation_steps: int = 0
     seed: int = 0
+    continuation_training_steps: int = 30
 
     def __post_init__(self):
         problems = []
@@ -84,10 +89,28 @@ class FitOptions:
             problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
         if (self.continuation_samples is not None and self.continuation_samples < 0) or self.continuation_steps < 0:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
+        if self.continuation_training_steps < 0:
+            problems.append(f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
+        problems += _over_limits(self)
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _over_limits(options: FitOptions) -> list[str]:
+    """The options over `sonode.limits` (sizes that would exhaust memory or time), one text each."""
+    from sonode import limits
+
+    caps = {"latent_dim": limits.MAX_LATENT_DIM, "max_latent_dim": limits.MAX_LATENT_DIM,
+            "hop_samples": limits.MAX_HOP_SAMPLES, "hidden": limits.MAX_HIDDEN, "layers": limits.MAX_LAYERS,
+            "lp_order": limits.MAX_LP_ORDER, "batch_segments": limits.MAX_BATCH_SEGMENTS,
+            "max_time_s": limits.MAX_TIME_S}
+    out = [f"{name} {getattr(options, name)} is over the limit of {cap}" for name, cap in caps.items()
+           if getattr(options, name) is not None and not getattr(options, name) <= cap]
+    if options.target_snr_db is not None and not math.isfinite(options.target_snr_db):
+        out.append(f"target_snr_db must be finite, got {options.target_snr_db}")
+    return out
 
 
 @dataclass
@@ -120,7 +143,11 @@ class FitReport:
     discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
     identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
     trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
+    initial_trajectory_snr_db: float = math.nan  # the same of the untrained start (nan: resumed fit)
     continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
+    # the continuation's training (`sonode.model.predict.fit_dynamics`): held-back scores untrained
+    # and trained, field kept, limit cycle chosen
+    continuation_training: dict[str, Any] = field(default_factory=dict)
     energy_above_nyquist_db: float = math.nan  # set by sonode.api.fit: the model's treble above Nyquist
 
     @classmethod

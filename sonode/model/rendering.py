@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from sonode.model.modal import EVALUATION_SEGMENTS
+from sonode.model.modal import EVALUATION_SEGMENTS, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.synthesis import modal_samples
 from sonode.ode import odeint
@@ -85,14 +85,26 @@ def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float
         early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
         n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, early_idx,
                            torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
-                           tail=model.tail_bank)
-        z_switch = model.tail_bank.expm_apply(switch_s - config.continuation_start_s, model.continuation_state)
+                           tail=(model.tail_bank, model.continuation_field(late=False)))
+        z_switch = continuation_switch_state(model)
         n_good = _free_run(model, z_switch, switch_s, times_s, torch.nonzero(times_s >= switch_s).flatten(),
                            torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
-                           tail=model.tail_late_bank)
+                           tail=(model.tail_late_bank, model.continuation_field(late=True)))
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
+
+
+def continuation_switch_state(model: nn.Module) -> torch.Tensor:
+    """The continuation's state (1, 2K_tail) where its late modes take over: its early ODE (modes
+    and field) integrated from the continuation state (exact exp(L t) when the field is zero)."""
+    config = model.config
+    span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
+    field = model.continuation_field(late=False)
+    if field.is_zero():
+        return model.tail_bank.expm_apply(span_s, model.continuation_state)
+    grid = torch.tensor([0.0, span_s], dtype=torch.float64)
+    return modal_solve(model.tail_bank, field, model.continuation_state, grid)[-1]
 
 
 def _read_windows(model: nn.Module, times_s, segments, lo, hi, spacing, window_end, step_s, out,
@@ -157,26 +169,26 @@ def _read_windows_reference(model: nn.Module, times_s, segments, lo, hi, spacing
 
 def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
               weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step_s: float | None,
-              spacing: float, chunk_samples: int, tail: OscillatorBank | None) -> int:
+              spacing: float, chunk_samples: int, tail: tuple[OscillatorBank, nn.Module] | None) -> int:
     """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
     Integrates chunk by chunk (each from the state at the previous chunk's last sample) and stops
     at the first output that is non-finite or beyond ``bound``; returns the updated count of good
-    leading samples. ``tail``: the modes of a continuation ODE (linear, read as Σ_k u_k) to run
+    leading samples. ``tail``: the modes and field of a continuation ODE (read as Σ_k u_k) to run
     instead of the model's dynamics (None).
     """
     if idx.numel() == 0:
         return n_good
     offset, z = float(times_s[idx[0]]) - start_s, z0
     readout = model.readout if tail is None else \
-        torch.cat([torch.ones(tail.n_modes, dtype=torch.float64), torch.zeros(tail.n_modes, dtype=torch.float64)])
+        torch.cat([torch.ones(tail[0].n_modes, dtype=torch.float64), torch.zeros(tail[0].n_modes, dtype=torch.float64)])
     for begin in range(0, int(idx.numel()), chunk_samples):
         chunk = idx[begin: begin + chunk_samples]
         if int(chunk[0]) >= n_good:
             break
         try:
             if step_s is None:
-                bank, field = (model.bank, model.field) if tail is None else (tail, None)
+                bank, field = (model.bank, model.field) if tail is None else tail
                 x, z = modal_samples(bank, field, z, readout, torch.tensor([offset], dtype=torch.float64), spacing,
                                      torch.tensor([chunk.numel()]), offset + (chunk.numel() - 1) * spacing)
                 x = x[:, 0]
@@ -194,17 +206,13 @@ def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch
 
 
 def _reference_states(model: nn.Module, z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
-                      tail: OscillatorBank | None) -> torch.Tensor:
+                      tail: tuple[OscillatorBank, nn.Module] | None) -> torch.Tensor:
     """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s,
-    under the model's dynamics or (``tail``) a continuation ODE's modes."""
-    if tail is not None:  # the continuation ODE is linear: its field is zero
-        return odeint(_zero_field, z0, local_s, method="lawson_rk4", options={"linear": tail, "step_size": step_s})
+    under the model's dynamics or (``tail``) a continuation ODE's modes and field."""
+    if tail is not None:
+        return odeint(tail[1], z0, local_s, method="lawson_rk4",
+                      options={"linear": tail[0], "step_size": step_s, "grid": "outputs"})
     return model.solve(z0, local_s, step_s)
-
-
-def _zero_field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """N = 0: the continuation ODE's (linear) field, for the engine's reference solver."""
-    return torch.zeros_like(z)
 
 
 def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:

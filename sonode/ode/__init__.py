@@ -1,18 +1,28 @@
-"""sonode.ode: a general ODE engine in PyTorch (no audio code), torchdiffeq-style API.
+"""sonode.ode: a general ODE engine in PyTorch (no audio code), a drop-in for torchdiffeq.
 
-``odeint(func, y0, t, *, method="dopri5", rtol=1e-6, atol=1e-8, options=None)`` solves
-y' = func(t, y); see :func:`sonode.ode.solve.odeint` for shapes, units and options.
+``odeint(func, y0, t, *, rtol=1e-7, atol=1e-9, method=None, options=None, event_fn=None)`` solves
+y' = func(t, y); see :func:`sonode.ode.solve.odeint` for shapes, units and options, and
+docs/engine.md for the methods (registry: :mod:`sonode.ode.methods`).
 """
 
+from . import adams, scipy_solver  # noqa: F401  (register their methods)
 from .adjoint import AdjointOptions, odeint_adjoint
+from .entry import odeint_dense, odeint_event
 from .jvp import LyapunovEstimate, finite_time_lyapunov, odeint_jvp
 from .lawson import DenseLinear, LinearOperator
+from .methods import METHODS, Method, get_method, register
 from .options import SOLVERS, SolveOptions
 from .records import SolveResult, SolveStats, StepRecord
 from .solve import odeint, replay_step, solve
 
 __all__ = [
     "odeint",
+    "odeint_event",
+    "odeint_dense",
+    "METHODS",
+    "Method",
+    "register",
+    "get_method",
     "solve",
     "replay_step",
     "SOLVERS",

@@ -26,7 +26,7 @@ fixed-step grid, so it differs from backprop through a fixed-step solve by the d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -35,7 +35,11 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
-from .options import SOLVERS, SolveOptions
+from .events import solve_until_event
+from .interface import finish, prepare
+from .methods import get_method
+from .options import SolveOptions
+from .records import time_arg
 from .solve import solve
 
 ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -45,34 +49,46 @@ _MODES = ("checkpoint", "backsolve")
 # and fewer stored states, smaller ones a smaller transient graph; 32 RK4 steps of an audio-sized
 # MLP make a graph of a few MB, and beyond ~32 the time no longer improves (benchmarks/README.md).
 DEFAULT_CHECKPOINT_EVERY = 32
+_OWN_KEYS = ("mode", "checkpoint_every", "method", "rtol", "atol")
 
 
 @dataclass(frozen=True)
 class AdjointOptions:
-    """Validated ``adjoint_options`` of `odeint_adjoint`.
+    """Validated ``adjoint_options`` of `odeint_adjoint` (plus its adjoint_rtol/atol/method).
 
-    mode: "checkpoint" (discrete adjoint, exact to round-off; default) or "backsolve" (continuous
-        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance).
+    mode: "checkpoint" (discrete adjoint, exact to round-off; default for methods whose steps can
+        be replayed) or "backsolve" (continuous adjoint, memory O(1) in the number of steps, error
+        of the order of the solver tolerance; the only mode of torchdiffeq).
     checkpoint_every: accepted steps per stored state in checkpoint mode (int >= 1).
-    method, rtol, atol: solver of the backward sweep in backsolve mode (None = same as the forward
-        solve). Rejected in checkpoint mode, which must replay the forward method exactly.
+    method, rtol, atol: solver of the backward sweep in backsolve mode (None = as the forward
+        solve); also given as odeint_adjoint's adjoint_method / adjoint_rtol / adjoint_atol.
+    solver_options: options of the backward solver (backsolve), e.g. step_size, and ``norm``:
+        "seminorm" (error control on [y, a] only: fewer backward steps), a callable
+        norm((t, y, a, *param_grads)), or None (all of [y, a, param_grads], as torchdiffeq).
+    Checkpoint mode replays the forward solver exactly, so the backward-solver settings do not
+    apply to it (they are accepted, as a torchdiffeq call passes them, and unused).
     """
 
     mode: str = "checkpoint"
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     method: str | None = None
-    rtol: float | None = None
-    atol: float | None = None
+    rtol: Any = None
+    atol: Any = None
+    solver_options: dict | None = None
 
     @classmethod
-    def from_dict(cls, adjoint_options: dict[str, Any] | None) -> "AdjointOptions":
+    def from_dict(cls, adjoint_options: dict[str, Any] | None, default_mode: str = "checkpoint",
+                  forward_method: str | None = None, **overrides) -> "AdjointOptions":
         """Build from the user's dict; ValueError naming the bad key or value and the valid ones."""
         given = dict(adjoint_options or {})
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(given) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown adjoint_options {unknown}; valid keys are {valid}")
-        opts = cls(**given)
+        own = {k: given.pop(k) for k in _OWN_KEYS if k in given}
+        for key, value in overrides.items():
+            if value is not None:
+                if own.get(key) is not None and own[key] != value:
+                    raise ValueError(f"adjoint_{key} and adjoint_options[{key!r}] disagree; give one")
+                own[key] = value
+        own.setdefault("mode", default_mode)
+        opts = cls(**own, solver_options=given)
         if opts.mode not in _MODES:
             raise ValueError(f"adjoint_options['mode']={opts.mode!r} is not one of {list(_MODES)}")
         every = opts.checkpoint_every
@@ -80,77 +96,107 @@ class AdjointOptions:
             raise ValueError(
                 f"adjoint_options['checkpoint_every']={every!r} must be an int >= 1 (accepted steps per stored state)"
             )
-        if opts.method is not None and opts.method not in SOLVERS:
-            raise ValueError(f"adjoint_options['method']={opts.method!r} is not one of {list(SOLVERS)}")
+        back_method = get_method(opts.method if opts.method is not None else forward_method)
         for name in ("rtol", "atol"):
             value = getattr(opts, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"adjoint_options[{name!r}]={value!r} must be a positive number or None")
-        if opts.mode == "checkpoint":
-            overridden = [k for k in ("method", "rtol", "atol") if getattr(opts, k) is not None]
-            if overridden:
-                raise ValueError(
-                    f"adjoint_options {overridden} only apply to mode='backsolve': checkpoint mode replays the "
-                    "forward solver exactly; remove them or set mode='backsolve'"
-                )
+            if isinstance(value, torch.Tensor):
+                bad = bool((value < 0).any())
+            else:
+                bad = value is not None and not (isinstance(value, (int, float)) and value >= 0)
+            if bad:
+                raise ValueError(f"adjoint_options[{name!r}] / adjoint_{name}={value!r} must be a number >= 0 or None")
+        norm = given.get("norm")
+        if norm is not None and norm != "seminorm" and not callable(norm):
+            raise ValueError(f"adjoint_options['norm'] must be 'seminorm' or a callable, got {norm!r}")
+        unknown = sorted(set(given) - set(back_method.options) - {"norm"})
+        if unknown:
+            raise ValueError(
+                f"unknown adjoint_options {unknown} for adjoint method {back_method.name!r}; valid keys: "
+                f"{list(_OWN_KEYS) + list(back_method.options)}"
+            )
         return opts
 
 
 def odeint_adjoint(
     func: ODEFunc,
-    y0: torch.Tensor,
+    y0,
     t: torch.Tensor,
     *,
-    method: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol=1e-7,
+    atol=1e-9,
+    method: str | None = None,
     options: dict[str, Any] | None = None,
-    adjoint_params: Sequence[torch.Tensor] | None = None,
+    event_fn=None,
+    adjoint_rtol=None,
+    adjoint_atol=None,
+    adjoint_method: str | None = None,
     adjoint_options: dict[str, Any] | None = None,
-) -> torch.Tensor:
-    """Solve dy/dt = func(t, y) like `odeint`, with gradients by the adjoint method.
+    adjoint_params: Sequence[torch.Tensor] | None = None,
+):
+    """Solve dy/dt = func(t, y) like `odeint`, with gradients by the adjoint method (torchdiffeq's signature).
 
     Args:
-        func: vector field ``func(t, y)``; t is a 0-d float64 tensor (time units of ``t``), y has the
-            shape of y0. For "lawson_rk4" it returns only the nonlinear part N(t, y).
-        y0: initial state, shape (*S) — typically (batch, d).
+        func: vector field ``func(t, y)`` as for `odeint`. For "lawson_rk4" it returns only the
+            nonlinear part N(t, y). Optional callbacks as for odeint, plus callback_step_adjoint /
+            callback_accept_step_adjoint / callback_reject_step_adjoint(t0, state, dt) called on
+            the backward pass (per replayed step in checkpoint mode, per step of the sweep in backsolve).
+        y0: initial state, shape (*S) — typically (batch, d) — or a tuple of tensors.
         t: output times, shape (n,), strictly monotone; t[0] is the time of y0.
-        method, rtol, atol, options: as for `odeint`.
+        rtol, atol, method, options, event_fn: as for `odeint`.
+        adjoint_rtol, adjoint_atol, adjoint_method: the backward solver (backsolve mode; default: as forward).
+        adjoint_options: see `AdjointOptions` (mode, checkpoint_every, and the backward solver's options).
         adjoint_params: tensors that func reads and that should receive gradients. Default: the
             parameters of func if it is an nn.Module; required for a plain callable (pass () if it
             reads none). The parameters of ``options["linear"]`` (lawson_rk4) are always added (an
             nn.Module's parameters, else its tensor attributes that require grad, e.g.
             ``DenseLinear.A``), since the solver itself applies that operator. Tensors that do not
             require grad are treated as constants.
-        adjoint_options: see `AdjointOptions` (mode, checkpoint_every; method/rtol/atol for backsolve).
 
     Returns:
-        Tensor of shape (n, *S): the same values as ``odeint(func, y0, t, ...)``.
+        Tensor of shape (n, *S) (a tuple for a tuple y0): the same values as ``odeint(func, y0, t, ...)``;
+        with event_fn, (event_t, ys) as odeint.
 
     Gradients flow to y0, the adjoint parameters and t (continuous formula, see the module docstring).
     Double backward is not supported.
     """
-    opts = SolveOptions.build(method, rtol, atol, options)
-    adj = AdjointOptions.from_dict(adjoint_options)
+    if event_fn is not None:
+        def to_event(t_event):
+            return odeint_adjoint(func, y0, t_event, rtol=rtol, atol=atol, method=method, options=options,
+                                  adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method,
+                                  adjoint_options=adjoint_options, adjoint_params=adjoint_params)
+
+        return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options,
+                                 event_fn=event_fn, adjoint=to_event)
+    params = _collect_params(func, adjoint_params, options)
+    problem = prepare(func, y0, rtol, atol, options)
+    opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
+    default_mode = "checkpoint" if opts.spec.replayable else "backsolve"
+    adj = AdjointOptions.from_dict(adjoint_options, default_mode, opts.method, method=adjoint_method, rtol=adjoint_rtol,
+                                   atol=adjoint_atol)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
+    if adj.mode == "checkpoint" and not opts.spec.replayable:
+        raise ValueError(f"odeint_adjoint: mode='checkpoint' cannot replay the steps of {opts.method!r}; use mode='backsolve'")
     if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:
         raise ValueError(
             "odeint_adjoint: mode='checkpoint' replays shared steps and does not support per_sample=True; "
             "use adjoint_options={'mode': 'backsolve'} (its backward sweep uses shared steps)"
         )
     if adj.mode == "backsolve":
-        check_backsolve_supported(method, adj)
-    if method == "lawson_rk4" and t.requires_grad:
+        check_backsolve_supported(opts, adj)
+    if not opts.spec.time_gradient and t.requires_grad:
         raise ValueError(
-            "odeint_adjoint: gradients w.r.t. t are not available for 'lawson_rk4' (dy/dt = L y + N needs L y, and the "
+            f"odeint_adjoint: gradients w.r.t. t are not available for {opts.method!r} (dy/dt = L y + N needs L y, and the "
             "linear operator only provides exp(L h)); pass t.detach()"
         )
-    params = _collect_params(func, adjoint_params, options)
     # Taping the last piece in the forward only pays off if a backward will follow.
-    will_backprop = torch.is_grad_enabled() and (getattr(y0, "requires_grad", False) or t.requires_grad or bool(params))
-    spec = _Spec(func=func, opts=opts, adj=adj, tape_tail=will_backprop)
-    return _OdeintAdjoint.apply(y0, t, spec, *params)
+    y_flat = problem.y0
+    will_backprop = torch.is_grad_enabled() and (y_flat.requires_grad or t.requires_grad or bool(params))
+    if callable(getattr(problem.func, "callback_step_adjoint", None)):
+        will_backprop = False  # replay every piece, so the backward callback sees every step
+    spec = _Spec(func=problem.func, opts=opts, adj=adj, tape_tail=will_backprop)
+    ys = _OdeintAdjoint.apply(y_flat, t, spec, *params)
+    return finish(ys, problem, y0)
 
 
 def _collect_params(func: ODEFunc, adjoint_params, options) -> list[torch.Tensor]:
@@ -227,6 +273,8 @@ class _OdeintAdjoint(torch.autograd.Function):
             )
         else:
             a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+        if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
+            a0 = torch.zeros_like(ys[0])
         grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
         grad_y0 = a0 if need_y0 else None
         return (grad_y0, grad_t, None, *param_grads)
@@ -238,7 +286,7 @@ def _time_gradient(func: ODEFunc, t: torch.Tensor, ys: torch.Tensor, grad_ys: to
     grad_t = torch.empty(len(t), dtype=torch.float64, device=t.device)
     with torch.no_grad():
         for i in range(len(t)):
-            f_i = func(t64[i], ys[i])
+            f_i = func(time_arg(float(t64[i]), ys[i]), ys[i])
             if i == 0:
                 # a0 includes the direct term grad_ys[0]; y(t_0) = y0 itself does not move with t_0.
                 grad_t[0] = -((a0 - grad_ys[0]) * f_i).sum()

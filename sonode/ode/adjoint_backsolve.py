@@ -19,9 +19,9 @@ forward solver's numbers. The gradient therefore differs from backprop through t
 amount of the order of the solver tolerance (adaptive) or of the discretisation error (fixed-step);
 for dissipative or oscillatory dynamics over long intervals the backward z can drift badly. Two
 mitigations here: z is reset to the forward solution y(t_i) at every output time (we hold the
-outputs anyway), and the adaptive local error is measured on [z, a] only (a semi-norm: g does not
-feed back into the dynamics, so controlling it only adds steps; Kidger et al. 2021, "Hey, that's
-not an ODE"). Memory is O(1) in the number of steps. Use mode "checkpoint" for exact gradients.
+outputs anyway), and with ``adjoint_options={"norm": "seminorm"}`` the adaptive local error is
+measured on [z, a] only (g does not feed back into the dynamics, so controlling it only adds steps;
+Kidger et al. 2021, "Hey, that's not an ODE"); the default norm covers [z, a, g], as torchdiffeq's. Memory is O(1) in the number of steps. Use mode "checkpoint" for exact gradients.
 """
 from __future__ import annotations
 
@@ -32,30 +32,60 @@ from typing import Callable
 import torch
 
 from .adaptive import PIController, initial_step, underflow_error
-from .fixed import fixed_step, step_grid
+from .fixed import fixed_step, plan_steps
+from .methods import get_method
 from .options import SolveOptions
 from .records import time_arg
 from .rk import error_ratio, rk_stages
 
 
-def check_backsolve_supported(method: str, adj) -> None:
+def check_backsolve_supported(opts: SolveOptions, adj) -> None:
     """ValueError for the configurations the backsolve sweep cannot handle."""
-    if "lawson_rk4" in (method, adj.method):
-        raise ValueError(
-            "adjoint_options mode='backsolve' does not support method 'lawson_rk4' (the augmented adjoint "
-            "state has no exponential integrator); use mode='checkpoint' (the default)"
-        )
+    for spec in (opts.spec, get_method(adj.method) if adj.method else None):
+        if spec is not None and spec.needs_linear:
+            raise ValueError(
+                f"adjoint_options mode='backsolve' does not support method {spec.name!r} (the augmented adjoint "
+                "state has no exponential integrator); use mode='checkpoint' (the default)"
+            )
 
 
-def _backward_options(opts: SolveOptions, adj) -> SolveOptions:
-    """The forward options with the adjoint's method/rtol/atol overrides, always with shared steps."""
+def _backward_options(opts: SolveOptions, adj, norm) -> SolveOptions:
+    """The backward sweep's options: adjoint method/rtol/atol/options if given, else the forward's
+    (torchdiffeq's rule: the forward options carry over, except norm, when the method is the same)."""
+    method = adj.method or opts.method
+    extra = dict(adj.solver_options or {})
+    extra.pop("norm", None)
+    if method == opts.method and not extra:
+        base = dataclasses.replace(opts, norm=None, per_sample=False, step_t=None, jump_t=None)
+    else:
+        base = SolveOptions.build(method, opts.rtol, opts.atol, extra)
+    def scalar(tol):  # per-component tolerances do not fit the augmented state: take the tightest
+        return float(tol.min()) if isinstance(tol, torch.Tensor) else float(tol)
+
     return dataclasses.replace(
-        opts,
-        method=adj.method or opts.method,
-        rtol=opts.rtol if adj.rtol is None else float(adj.rtol),
-        atol=opts.atol if adj.atol is None else float(adj.atol),
-        per_sample=False,
+        base,
+        rtol=scalar(opts.rtol if adj.rtol is None else adj.rtol),
+        atol=scalar(opts.atol if adj.atol is None else adj.atol),
+        norm=norm,
     )
+
+
+def _adjoint_norm(choice, n_z: int, shapes):
+    """The norm of the backward error: over [z, a, g] (default, torchdiffeq's), [z, a] ("seminorm"),
+    or the user's norm((t, z, a, *param_grads))."""
+    if choice is None:
+        return None
+    if choice == "seminorm":
+        return lambda x: torch.linalg.vector_norm(x[: 2 * n_z]) / math.sqrt(max(2 * n_z, 1))
+
+    def user(x):
+        parts, offset = [x.new_zeros(()), x[:n_z], x[n_z : 2 * n_z]], 2 * n_z
+        for n in shapes:
+            parts.append(x[offset : offset + n])
+            offset += n
+        return choice(tuple(parts))
+
+    return user
 
 
 class _Augmented:
@@ -65,6 +95,10 @@ class _Augmented:
         self.func, self.params, self.shape = func, params, shape
         self.n_z = math.prod(shape)
         self.dtype = dtype
+        for name in ("callback_step", "callback_accept_step", "callback_reject_step"):
+            user = getattr(func, name + "_adjoint", None)
+            if callable(user):  # the backward pass's callbacks see the augmented state [z, a, g]
+                setattr(self, name, user)
 
     def __call__(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         n = self.n_z
@@ -90,32 +124,34 @@ class _Stepper:
 
     def __init__(self, field: _Augmented, back: SolveOptions):
         self.field, self.back = field, back
-        self.n_za = 2 * field.n_z  # error control on [z, a] only
         self.h: float | None = back.first_step if back.adaptive else None
         self.n_attempts = 0
-        if back.adaptive:
+        if back.adaptive and back.spec.solver is None:  # RK pairs: the sweep's own step control
             self.ctrl = PIController(back, back.tableau.error_order)
             self.prev_ratio, self.after_reject = 1.0, False
 
     def interval(self, ta: float, tb: float, state: torch.Tensor) -> torch.Tensor:
+        if self.back.spec.solver is not None:  # a registered whole-solve method (multistep, scipy, ...)
+            from .solve import solve
+
+            return solve(self.field, state, [ta, tb], self.back).ys[-1]
         if not self.back.adaptive:
-            steps = step_grid([ta, tb], self.back.step_size)[0]
-            t = ta
-            for k, h in enumerate(steps):
-                if k == len(steps) - 1:
-                    h = tb - t  # land on tb whatever round-off accumulated (as the forward grid does)
-                state = fixed_step(self.field, self.back, t, h, state)
-                t = t + h
+            plan = plan_steps(self.field, state, torch.tensor([ta, tb], dtype=torch.float64), [ta, tb], self.back)
+            callback = getattr(self.field, "callback_step", None)
+            for t0, h, t1 in zip(plan.t0, plan.h, plan.t1):
+                state = fixed_step(self.field, self.back, t0, h, state, t1, callback)
             return state
         return self._adaptive_interval(ta, tb, state)
 
     def _adaptive_interval(self, ta: float, tb: float, state: torch.Tensor) -> torch.Tensor:
-        back, tab, n = self.back, self.back.tableau, self.n_za
+        back, tab = self.back, self.back.tableau
+        cb_step, cb_accept, cb_reject = (getattr(self.field, name, None) for name in
+                                         ("callback_step", "callback_accept_step", "callback_reject_step"))
         direction = 1.0 if tb > ta else -1.0
         t = ta
         k1 = self.field(time_arg(t, state), state)  # a jumped at ta: FSAL cannot carry over
         if self.h is None:
-            self.h = initial_step(self.field, t, state, k1, direction, tab.order, back.rtol, back.atol)
+            self.h = initial_step(self.field, t, state, k1, direction, tab.order, back.rtol, back.atol, norm=back.norm)
         h = min(self.h, back.max_step)
         while True:
             if self.n_attempts >= back.max_steps:
@@ -128,15 +164,19 @@ class _Stepper:
             hh = tb - t if landing else direction * h
             if abs(hh) <= 4.0 * math.ulp(max(abs(t), abs(tb))):
                 raise underflow_error(t, hh, "in the backsolve adjoint sweep")
+            if cb_step is not None:
+                cb_step(time_arg(t, state), state, time_arg(hh, state))
             times = [time_arg(t + c * hh, state) for c in tab.c]
             new, ks = rk_stages(self.field, tab, state, hh, times, k1)
-            ratio = float(
-                error_ratio(tab, hh, [k[:n] for k in ks], state[:n], new[:n], back.rtol, back.atol, per_sample=False)
-            )
+            ratio = float(error_ratio(tab, hh, ks, state, new, back.rtol, back.atol, per_sample=False, norm=back.norm))
             if not ratio <= 1.0:
+                if cb_reject is not None:
+                    cb_reject(time_arg(t, state), state, time_arg(hh, state))
                 h = abs(hh) * self.ctrl.rejected_factor(ratio)
                 self.after_reject = True
                 continue
+            if cb_accept is not None:
+                cb_accept(time_arg(t, state), state, time_arg(hh, state))
             factor = self.ctrl.accepted_factor(ratio, self.prev_ratio, self.after_reject)
             proposed = min(back.max_step, abs(hh) * factor)
             # A step shortened to land on tb says little about the next one: keep the longer proposal.
@@ -161,7 +201,8 @@ def backsolve_sweep(func, opts: SolveOptions, adj, params, t64: torch.Tensor, ys
     """
     shape = ys.shape[1:]
     field = _Augmented(func, list(params), shape, ys.dtype)
-    stepper = _Stepper(field, _backward_options(opts, adj))
+    norm = _adjoint_norm((adj.solver_options or {}).get("norm"), field.n_z, [p.numel() for p in params])
+    stepper = _Stepper(field, _backward_options(opts, adj, norm))
     n_theta = sum(p.numel() for p in params)
     t_out = t64.tolist()
     with torch.no_grad():

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .fixed import fixed_step, step_grid
+from .fixed import fixed_outputs, fixed_step, plan_steps
 from .options import SolveOptions
-from .records import check_finite_outputs
+from .records import check_finite_outputs, time_arg
 from .solve import replay_step, solve, times_as_floats
 
 
@@ -25,6 +25,7 @@ class Checkpoints:
     """What the forward leaves for the backward sweep.
 
     t0, h: start time and signed length of every accepted step (python floats, units of t).
+    t1: (fixed-step) end time of every step, as the forward used it (None: t0 + h).
     out_index: (n_steps + 1) ints; outputs [out_index[i], out_index[i+1]) belong to step i.
     kept: (n_pieces, *S) the state at the start of steps 0, every, 2*every, ...
     every: accepted steps per piece.
@@ -37,6 +38,8 @@ class Checkpoints:
     kept: torch.Tensor
     every: int
     tail: tuple | None = None
+    t1: list[float] | None = None
+    t_out: list[float] | None = None
 
 
 @torch.no_grad()
@@ -59,47 +62,42 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
     """The fixed-step solve of ``solve_fixed`` keeping only every k-th step state.
 
     ``solve(record_steps=True)`` holds every step's state, O(n_steps) memory even when the loss
-    only reads the end state; this walks the same grid (``step_grid``, last sub-step landing on
-    the output time, t accumulated the same way) with the same ``fixed_step``, so the outputs are
-    identical (tests/ode/test_adjoint.py checks it bit for bit). With ``tape_tail`` the last piece
-    runs with a graph (at most ``every`` steps of it, so memory stays bounded): the backward then
-    skips one replay, which matters when there are few pieces.
+    only reads the end state; this walks the same plan (``plan_steps``) with the same
+    ``fixed_step`` and ``fixed_outputs``, so the outputs are identical (tests/ode/test_adjoint.py
+    checks it bit for bit). With ``tape_tail`` the last piece runs with a graph (at most ``every``
+    steps of it, so memory stays bounded): the backward then skips one replay, which matters when
+    there are few pieces.
     """
     t_out = times_as_floats(t)
     solve(func, y0, t_out[:1], opts)  # validates y0 the engine's way; a one-point solve does no work
-    grid = step_grid(t_out, opts.step_size)
-    n_steps = sum(map(len, grid))
+    plan = plan_steps(func, y0, t, t_out, opts)
+    n_steps = len(plan.h)
     tail_first = (n_steps - 1) // every * every if tape_tail and n_steps else -1
-    ys, kept, t0s, hs, out_index = [y0], [], [], [], [0]
-    time, y = t_out[0], y0
-    for i, steps in enumerate(grid):
-        for j, h in enumerate(steps):
-            last = j == len(steps) - 1
-            if last:
-                h = t_out[i + 1] - time
-            step = len(t0s)
-            if step % every == 0:
-                kept.append(y)
-            if step == tail_first:
-                y = tail_start = y.detach().requires_grad_()
-                if step == 0:
-                    ys[0] = tail_start  # output 0 is the start of step 0
-            t0s.append(time)
-            hs.append(h)
-            out_index.append(i + 2 if last else i + 1)
-            with torch.set_grad_enabled(step >= tail_first >= 0):
-                y = fixed_step(func, opts, time, h, y)
-            time = time + h
-        ys.append(y)
+    ys, kept = [y0], []
+    y = y0
+    callback = getattr(func, "callback_step", None)
+    for step, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
+        if step % every == 0:
+            kept.append(y)
+        if step == tail_first:
+            y = tail_start = y.detach().requires_grad_()
+            if step == 0:
+                ys[0] = tail_start  # output 0 is the start of step 0
+        with torch.set_grad_enabled(step >= tail_first >= 0):
+            y_start = y
+            y = fixed_step(func, opts, t0, h, y, t1, callback)
+            lo, hi = max(plan.out_index[step], 1), plan.out_index[step + 1]
+            if hi > lo:
+                ys.extend(fixed_outputs(func, opts, t0, h, t1, y_start, y, t_out[lo:hi]))
     tail = None
     if tail_first >= 0:
-        lo = out_index[tail_first]
+        lo = plan.out_index[tail_first]
         with torch.enable_grad():
             tail = (tail_start, torch.stack(ys[lo:]) if len(ys) > lo else None)
     ys = torch.stack(ys)  # no_grad: the returned values carry no graph
     check_finite_outputs(ys, t_out)
     kept_t = torch.stack(kept) if kept else y0.new_empty((0, *y0.shape))
-    return ys, Checkpoints(t0s, hs, out_index, kept_t, every, tail)
+    return ys, Checkpoints(plan.t0, plan.h, plan.out_index, kept_t, every, tail, plan.t1, t_out)
 
 
 def checkpoint_sweep(
@@ -135,15 +133,22 @@ def checkpoint_sweep(
                 y, outs = _replay_piece(func, opts, cps, first, stop, start, t64)
             outputs, cotangents = [], []
             lo, hi = cps.out_index[first], cps.out_index[stop]
-            if hi > lo:  # a piece of sub-steps between two output times has no outputs
+            # A piece of sub-steps between two output times has no outputs; output 0 of piece 0 is
+            # y0 itself, which carries no graph when y0 does not require grad.
+            if hi > lo and outs is not None and outs.requires_grad:
                 outputs.append(outs)
                 cotangents.append(grad_ys[lo:hi])
-            if a is not None:
+            if a is not None and y.requires_grad:
                 outputs.append(y)
                 cotangents.append(a)
-            grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
+            if not outputs:  # nothing of this piece depends on its start or the parameters
+                grads = [None] * len(inputs)
+            else:
+                grads = torch.autograd.grad(outputs, inputs, cotangents, allow_unused=True)
         if start.requires_grad:
             a, grads = grads[0], grads[1:]
+            if a is None:
+                a = torch.zeros_like(start)
         for acc, g in zip(param_grads, grads):
             if g is not None:
                 acc += g
@@ -155,19 +160,27 @@ def _replay_piece(
 ):
     """Re-run steps [first, stop) from y with a graph; return (end state, (k, *S) outputs of the piece)."""
     outs = []
+    callback = getattr(func, "callback_step_adjoint", None)
     if opts.adaptive:
         for i in range(first, stop):
             lo, hi = cps.out_index[i], cps.out_index[i + 1]
+            if callback is not None:  # each replayed step (pieces last first, steps in order within one)
+                callback(time_arg(cps.t0[i], y), y, time_arg(cps.h[i], y))
             y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
             if hi > lo:
                 outs.append(y_out)
         return y, torch.cat(outs) if outs else None
-    # Fixed-step outputs are step end points (output 0: the start of step 0), so the step itself is
-    # replayed with `fixed_step` and the outputs are taken as they are: in the audio case (an output
-    # every step) this saves replay_step's per-step interpolation bookkeeping and a copy per output.
+    # The step is replayed with `fixed_step` and its outputs with `fixed_outputs`, exactly as the
+    # forward did (no replay_step bookkeeping: in the audio case there is an output every step).
     for i in range(first, stop):
         lo, hi = cps.out_index[i], cps.out_index[i + 1]
+        if callback is not None:
+            callback(time_arg(cps.t0[i], y), y, time_arg(cps.h[i], y))
         y_start = y
-        y = fixed_step(func, opts, cps.t0[i], cps.h[i], y)
-        outs.extend(y_start if j == 0 else y for j in range(lo, hi))
+        y = fixed_step(func, opts, cps.t0[i], cps.h[i], y, cps.t1[i])
+        if lo == 0:
+            outs.append(y_start)
+            lo = 1
+        if hi > lo:
+            outs.extend(fixed_outputs(func, opts, cps.t0[i], cps.h[i], cps.t1[i], y_start, y, cps.t_out[lo:hi]))
     return y, torch.stack(outs) if outs else None

@@ -39,9 +39,9 @@ def odeint_jvp(
     v0: torch.Tensor,
     *,
     params_tangent: dict[str, torch.Tensor] | None = None,
-    method: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    method: str | None = None,
+    rtol=1e-7,
+    atol=1e-9,
     options: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve dy/dt = func(t, y) and push the tangent (v0, params_tangent) forward along it.
@@ -129,9 +129,9 @@ def finite_time_lyapunov(
     *,
     v0: torch.Tensor | None = None,
     seed: int = 0,
-    method: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    method: str | None = None,
+    rtol=1e-7,
+    atol=1e-9,
     options: dict[str, Any] | None = None,
 ) -> LyapunovEstimate:
     """Estimate the largest finite-time Lyapunov exponent along the trajectory from y0 over t.

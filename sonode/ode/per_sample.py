@@ -119,8 +119,13 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
 
         am = accept.reshape(bshape)
         y = torch.where(am, y1, y)
-        k1 = torch.where(am, ks[-1], k1)
+        if tab.fsal:
+            k1 = torch.where(am, ks[-1], k1)
         t = torch.where(accept, t1, t)
+        if not tab.fsal:  # the last stage is not f(t1, y1): evaluate it (one call for the batch)
+            k1 = func(t.to(dtype), y)
+            n_calls += 1
+            nfev += active
         next_out = stop
         n_steps += accept
         n_rejected += reject

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -66,14 +67,26 @@ class SolveResult:
     ys: torch.Tensor
     stats: SolveStats
     steps: StepRecord | None = None
+    last_step: tuple | None = None  # (t0, h, y0, y1, ks) of the step where an event search stopped
 
 
-def time_arg(t: float, like: torch.Tensor) -> torch.Tensor:
-    """The time passed to f: a 0-d float64 tensor on the state's device (torchdiffeq convention).
+def real_dtype(like: torch.Tensor) -> torch.dtype:
+    """The real dtype of a (possibly complex) state: the dtype f receives t in."""
+    return like.real.dtype if like.is_complex() else like.dtype
 
-    A 0-d float64 tensor does not promote a float32 state in arithmetic, so f may use it freely.
+
+def time_arg(t: float, like: torch.Tensor, nudge: float = 0.0) -> torch.Tensor:
+    """The time passed to f: a 0-d tensor in the state's real dtype, on its device (torchdiffeq's
+    convention: a float32 f may concatenate t with its state). Time itself is kept in float64
+    (python floats) by the solvers; only the argument is rounded.
+
+    nudge: +1 / -1 moves the argument one ulp (of its dtype) up / down: f is evaluated just inside
+    a step whose end sits on a discontinuity (options perturb, jump_t).
     """
-    return torch.tensor(t, dtype=torch.float64, device=like.device)
+    out = torch.tensor(t, dtype=real_dtype(like), device=like.device)
+    if nudge:
+        out = torch.nextafter(out, torch.full_like(out, math.copysign(math.inf, nudge)))
+    return out
 
 
 def check_finite_outputs(ys: torch.Tensor, t_out: list[float]) -> None:

@@ -86,9 +86,10 @@ def error_ratio(
     ks: Sequence[torch.Tensor],
     y0: torch.Tensor,
     y1: torch.Tensor,
-    rtol: float,
-    atol: float,
+    rtol,
+    atol,
     per_sample: bool,
+    norm=None,
 ) -> torch.Tensor:
     """RMS of the local error estimate over the tolerance scale; <= 1 means accept.
 
@@ -101,6 +102,8 @@ def error_ratio(
     err = torch.tensordot(w, k, dims=1)
     scale = torch.maximum(y0.detach().abs(), y1.detach().abs()).mul_(rtol).add_(atol)
     ratio = err.div_(scale).mul_(h)
+    if norm is not None:
+        return torch.as_tensor(norm(ratio)).abs()
     if per_sample:
         ratio = ratio.reshape(ratio.shape[0], -1)
         return torch.linalg.vector_norm(ratio, dim=1).div_(math.sqrt(ratio.shape[1]))

@@ -13,7 +13,9 @@ from typing import Any, Sequence
 import torch
 
 from .adaptive import solve_adaptive
-from .fixed import fixed_step, solve_fixed
+from .events import solve_until_event
+from .fixed import fixed_outputs, fixed_step, solve_fixed
+from .interface import finish, prepare, with_time_gradient
 from .options import SolveOptions
 from .per_sample import solve_per_sample
 from .records import SolveResult, SolveStats, StepRecord, time_arg
@@ -49,8 +51,8 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
     """Solve y' = func(t, y), y(t[0]) = y0, reporting y at every t.
 
     Args:
-        func: f(t, y) -> dy/dt with y's shape; t is a 0-d float64 tensor (per_sample: a (B,)
-            tensor in y's dtype).
+        func: f(t, y) -> dy/dt with y's shape; t is a 0-d tensor in y's (real) dtype (per_sample:
+            a (B,) tensor).
         y0: initial state, any shape (dim 0 is the batch for ``per_sample``), float dtype.
         t: (n,) output times (units of t), strictly monotone; kept in float64 internally.
         opts: validated options (:meth:`SolveOptions.build`).
@@ -72,10 +74,17 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
             raise ValueError("record_steps is not available with per_sample=True (steps differ per sample)")
         if y0.ndim == 0:
             raise ValueError("per_sample=True needs a batch dimension: y0 of shape (batch, ...)")
+        if opts.tableau is None or not opts.tableau.interpolate_outputs:
+            raise ValueError(f"per_sample=True is not available for method {opts.method!r} (its outputs are step ends)")
         return solve_per_sample(func, y0, t_out, opts)
+    spec = opts.spec
+    if spec.solver is not None:
+        if record_steps and not spec.replayable:
+            raise ValueError(f"record_steps is not available for method {spec.name!r} (its steps cannot be replayed)")
+        return spec.solver(func, y0, t_out, opts, record_steps)
     if opts.adaptive:
         return solve_adaptive(func, y0, t_out, opts, record_steps)
-    return solve_fixed(func, y0, t_out, opts, record_steps)
+    return solve_fixed(func, y0, t_out, opts, record_steps, t=t)
 
 
 def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Tensor, t_out: torch.Tensor):
@@ -100,44 +109,69 @@ def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.T
         outs = step_outputs(tab, t0, h, y0, y1, ks, times)
     else:
         y1 = fixed_step(func, opts, t0, h, y0)
-        outs = step_outputs(None, t0, h, y0, y1, None, times)
+        outs = fixed_outputs(func, opts, t0, h, t0 + h, y0, y1, times)
+        outs = torch.stack(outs) if outs else y0.new_empty((0, *y0.shape))
     return y1, outs
 
 
 def odeint(
     func: Func,
-    y0: torch.Tensor,
+    y0,
     t,
     *,
-    method: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol=1e-7,
+    atol=1e-9,
+    method: str | None = None,
     options: dict[str, Any] | None = None,
+    event_fn=None,
     return_stats: bool = False,
 ):
     """Solve the initial value problem y' = func(t, y), y(t[0]) = y0 (torchdiffeq's signature).
 
     Args:
-        func: f(t, y) -> dy/dt, a tensor of y's shape. t is a 0-d float64 tensor (with
-            ``per_sample=True``, a (B,) tensor in y's dtype: each sample's own time).
-        y0: (*state_shape) initial state, float32/float64; dim 0 is the batch for per_sample.
+        func: f(t, y) -> dy/dt, of y's shape (a tuple of tensors for a tuple y0). t is a 0-d
+            tensor in y's (real) dtype (with ``per_sample=True``, a (B,) tensor: each sample's
+            own time). Optional attributes callback_step / callback_accept_step /
+            callback_reject_step(t0, y0, dt) are called before / after each step.
+        y0: (*state_shape) initial state (float or complex; dim 0 is the batch for per_sample),
+            or a tuple of such tensors.
         t: (n,) output times in the units of the ODE's time (e.g. seconds), strictly increasing
             or strictly decreasing; t[0] is the initial time. Kept in float64 internally.
-        method: one of ``SOLVERS``: fixed-step "euler", "midpoint", "rk4" (classical),
-            "lawson_rk4"; adaptive "bosh3", "dopri5", "tsit5".
-        rtol, atol: local error tolerances of the adaptive methods.
+        rtol, atol: local error tolerances of the adaptive methods: floats, tensors (per
+            component) or, for a tuple y0, tuples (per tensor).
+        method: a name in ``SOLVERS`` (docs/engine.md); None means "dopri5".
         options: method options, see :class:`SolveOptions` (unknown names raise ValueError).
+        event_fn: event_fn(t, y) -> tensor; the solve stops where it changes sign (then use the
+            return value (event_t, ys) of :func:`sonode.ode.odeint_event` semantics).
         return_stats: also return :class:`SolveStats` (evaluations, steps, rejections).
 
     Returns:
-        ys (n, *state_shape) in y0's dtype, with ys[0] = y0; or (ys, stats).
-        Differentiable by ordinary autograd (backprop through the solver); for fixed-step
-        methods also by ``torch.func.jvp``.
+        ys (n, *state_shape) in y0's dtype, with ys[0] = y0 (a tuple for a tuple y0); or
+        (ys, stats). With event_fn: (event_t, ys) where ys = [y0, y(event_t)].
+        Differentiable by ordinary autograd (backprop through the solver) in y0, the parameters
+        and t (dL/dt by the exact flow's formula, see ``interface.with_time_gradient``); for
+        fixed-step methods also by ``torch.func.jvp``.
 
     Raises:
         ValueError: bad method/options/t/y0. RuntimeError: max_steps exceeded, step-size
         underflow or a non-finite solution (the message gives the time).
     """
-    opts = SolveOptions.build(method, rtol, atol, options)
-    result = solve(func, y0, t, opts)
-    return (result.ys, result.stats) if return_stats else result.ys
+    if event_fn is not None:
+        return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options, event_fn=event_fn)
+    problem = prepare(func, y0, rtol, atol, options)
+    opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
+    stats = []
+
+    def run(y_start, times):
+        result = solve(problem.func, y_start, times, opts)
+        stats.append(result.stats)
+        return result.ys
+
+    if isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled() and len(t) > 1:
+        if not opts.spec.time_gradient:
+            raise ValueError(f"gradients w.r.t. t are not available for method {opts.method!r}; pass t.detach()")
+        ys = with_time_gradient(run, problem.func, problem.y0, t, opts.adaptive and opts.per_sample)
+    else:
+        ys = run(problem.y0, t)
+    ys = finish(ys, problem, y0)
+    return (ys, stats[0]) if return_stats else ys

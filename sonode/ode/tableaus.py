@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import polynomial as P
 
+from .tableau_dopri8 import DOPRI8_A, DOPRI8_B, DOPRI8_B_ERR, DOPRI8_C
+
 
 @dataclass(frozen=True)
 class ButcherTableau:
@@ -34,6 +36,9 @@ class ButcherTableau:
             pair plus one (None for fixed-step methods).
         fsal: the last stage is f(t0 + h, y1) and is reused as the first stage of the next step.
         dense: (s, deg) polynomial coefficients of b_i(θ) for θ^1..θ^deg (None: no interpolant).
+        interpolate_outputs: read outputs inside a step from ``dense``; False: the interpolant is
+            less accurate than the method, so steps land on every output time instead (it then
+            serves only event location and odeint_dense).
     """
 
     name: str
@@ -45,6 +50,7 @@ class ButcherTableau:
     error_order: int | None = None
     fsal: bool = False
     dense: tuple[tuple[float, ...], ...] | None = None
+    interpolate_outputs: bool = True
 
     @property
     def n_stages(self) -> int:
@@ -103,13 +109,63 @@ EULER = ButcherTableau(name="euler", c=(0.0,), a=((),), b=(1.0,), order=1)
 
 MIDPOINT = ButcherTableau(name="midpoint", c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0), order=2)
 
-# The classical RK4 (Kutta 1901), not the 3/8 rule that torchdiffeq calls "rk4".
-RK4 = ButcherTableau(
-    name="rk4",
+# The classical RK4 (Kutta 1901): sonode's historical "rk4", now under its own name.
+RK4_CLASSICAL = ButcherTableau(
+    name="rk4_classical",
     c=(0.0, 0.5, 0.5, 1.0),
     a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
     order=4,
+)
+
+# Kutta's 3/8 rule, torchdiffeq's "rk4" (smaller error constant than the classical RK4).
+RK4 = ButcherTableau(
+    name="rk4",
+    c=(0.0, 1 / 3, 2 / 3, 1.0),
+    a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
+    b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
+    order=4,
+)
+
+# Heun's 2nd-order method (explicit trapezoid) and Heun's 3rd-order method.
+HEUN2 = ButcherTableau(name="heun2", c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), order=2)
+HEUN3 = ButcherTableau(
+    name="heun3", c=(0.0, 1 / 3, 2 / 3), a=((), (1 / 3,), (0.0, 2 / 3)), b=(0.25, 0.0, 0.75), order=3
+)
+
+
+def _quadratic_dense(s: int, b: tuple[float, ...]):
+    """y(θ) = y0 + h (θ k_0 + θ² (Σ b_i k_i − k_0)): matches y0, y'(t0) and y1; O(h³) error, enough
+    for the 2nd-order pairs, whose last stage is not f(t1, y1) (no Hermite interpolant for free)."""
+    rows = []
+    for i in range(s):
+        rows.append(np.array([0.0, 1.0 if i == 0 else 0.0, b[i] - (1.0 if i == 0 else 0.0)]))
+    return _as_rows(rows)
+
+
+# Heun–Euler 2(1) pair.
+ADAPTIVE_HEUN = ButcherTableau(
+    name="adaptive_heun",
+    c=(0.0, 1.0),
+    a=((), (1.0,)),
+    b=(0.5, 0.5),
+    order=2,
+    b_err=(-0.5, 0.5),
+    error_order=2,
+    dense=_quadratic_dense(2, (0.5, 0.5)),
+)
+
+# Fehlberg (1969) RKF 2(1) pair (NASA TR R-315), advancing with the 2nd-order solution.
+_F2_B = (1 / 512, 255 / 256, 1 / 512)
+FEHLBERG2 = ButcherTableau(
+    name="fehlberg2",
+    c=(0.0, 0.5, 1.0),
+    a=((), (0.5,), (1 / 256, 255 / 256)),
+    b=_F2_B,
+    order=2,
+    b_err=(1 / 512 - 1 / 256, 0.0, 1 / 512),
+    error_order=2,
+    dense=_quadratic_dense(3, _F2_B),
 )
 
 _BS3_B = (2 / 9, 1 / 3, 4 / 9, 0.0)
@@ -220,6 +276,15 @@ TSIT5 = ButcherTableau(
     ),
 )
 
+# Dormand–Prince 8th order (DOP853), error estimated against its embedded 5th-order solution.
+# Its own 7th-order interpolant needs 3 more stages; the free cubic Hermite one is far less accurate
+# than the steps, so outputs are step ends (steps land on them) and the cubic serves events only.
+DOPRI8 = ButcherTableau(
+    name="dopri8", c=DOPRI8_C, a=DOPRI8_A, b=DOPRI8_B, order=8, b_err=DOPRI8_B_ERR, error_order=6, fsal=True,
+    dense=_hermite_dense(DOPRI8_B), interpolate_outputs=False,
+)
+
 TABLEAUS: dict[str, ButcherTableau] = {
-    tab.name: tab for tab in (EULER, MIDPOINT, RK4, BOSH3, DOPRI5, TSIT5)
+    tab.name: tab
+    for tab in (EULER, MIDPOINT, RK4, RK4_CLASSICAL, HEUN2, HEUN3, ADAPTIVE_HEUN, FEHLBERG2, BOSH3, DOPRI5, TSIT5, DOPRI8)
 }

@@ -1,6 +1,15 @@
-"""`sonode fill` on files: read every channel, find or check the gaps, fill, write, report.
+"""`sonode fill` on files: check the outputs, scan the file, fill each gap, copy the rest block by block.
 
-The output keeps the input's rate, channel count, format and subtype; only gap samples change.
+The whole file is never loaded: it is scanned block by block (finite, not silent), each gap is
+filled from its context alone, and the output is the input copied block by block with the gaps
+replaced. Memory is O(block + context), whatever the file's length (only --detect reads one
+channel whole, within the memory budget).
+
+The output keeps the input's rate and channels. Its container comes from the output's extension
+(.wav, .flac, .ogg); its subtype is the input's when that is lossless, and then every sample
+outside the gaps is copied bit for bit. A lossy input (Vorbis, ADPCM, mu-law...) is decoded once and
+written losslessly (16-bit PCM or 32-bit float) into a WAV or FLAC output; re-encoding it lossily
+(an .ogg output, or a lossy subtype) would change the whole file and is refused.
 """
 
 from __future__ import annotations
@@ -12,14 +21,27 @@ from typing import Any, Callable
 import numpy as np
 import soundfile as sf
 
-from sonode.io.clip import read_clip
-from sonode.io.wav import check_output_path
+from sonode.io.checks import check_input_path, check_stream, libsndfile_error
 from sonode.errors import AudioInputError, OutputPathError
 from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
-from sonode.tasks.fill import FillSettings, Gap, fill_channel, plan_gaps
+from sonode.tasks.fill import Gap, FillSettings, fill_one, plan_gaps
+from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
+from sonode.io.outputs import OutputPlan, disk_full
 
-# Long recordings are fine here: only the context of each gap is fitted.
+# Long recordings are fine here: only the context of each gap is read and filled.
 MAX_FILL_DURATION_S = 3600.0
+# Frames per block when scanning and copying.
+_BLOCK_FRAMES = 1 << 16
+#: Integer PCM subtypes with their bits: copied as int32, which libsndfile converts exactly.
+_INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+#: Subtypes whose samples survive decoding and re-encoding unchanged.
+LOSSLESS_SUBTYPES = (*_INT_BITS, "FLOAT", "DOUBLE")
+#: Container per output extension, and the lossless subtypes it can hold.
+_CONTAINERS = {".wav": ("WAV", LOSSLESS_SUBTYPES), ".flac": ("FLAC", ("PCM_S8", "PCM_16", "PCM_24")),
+               ".ogg": ("OGG", ())}
+#: Peak bytes per sample of one channel while --detect runs on it: an estimate, not yet measured (the
+#: channel, its prediction residual, loudness and masks: about eight float64 arrays).
+DETECT_BYTES_PER_SAMPLE = 64
 
 
 def report_path_for(out: str | os.PathLike) -> Path:
@@ -27,37 +49,107 @@ def report_path_for(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".fill.json")
 
 
-def check_fill_outputs(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> None:
-    """Refuse, before any work, an output or report path that is the input, or an existing file
-    sonode did not write (unless ``force``), as `sonode.batch.jobs.check_fit_outputs` does for a fit.
+def output_format(path: str | os.PathLike, out: str | os.PathLike, info: sf._SoundFileInfo) -> tuple[str, str]:
+    """(container, subtype) of the output: see the module docstring.
 
     Raises:
-        OutputPathError: with the path and what to do instead.
+        OutputPathError: an unknown extension, or an output that would re-encode lossily.
     """
-    for target in (out, report_path_for(out)):
-        check_output_path(target, [path], force=force)
+    suffix = Path(out).suffix.lower()
+    if suffix not in _CONTAINERS:
+        raise OutputPathError(f"output {out}: unknown extension {suffix or '(none)'!r}; fill writes .wav, .flac or "
+                              ".ogg (the container follows the extension)")
+    container, lossless = _CONTAINERS[suffix]
+    if container == "WAV" and info.format in ("WAVEX", "RF64", "W64") and Path(path).suffix.lower() == suffix:
+        container = info.format  # keep the WAV variant of the input
+    if info.subtype in lossless:
+        return container, info.subtype
+    if not lossless:
+        raise OutputPathError(
+            f"output {out} would re-encode {path} ({info.format} {info.subtype}) lossily, changing every sample, not "
+            "only the gaps (a Vorbis round trip measured 25 dB of change); name a lossless output, e.g. "
+            f"{Path(out).with_suffix('.wav')} or .flac")
+    if info.subtype in LOSSLESS_SUBTYPES:  # e.g. 32-bit or float input into FLAC
+        raise OutputPathError(f"output {out}: {container} cannot hold {info.subtype} samples losslessly; name a .wav "
+                              f"output, e.g. {Path(out).with_suffix('.wav')}")
+    # A lossy input (Vorbis, ADPCM, mu-law, ...) is decoded once and stored losslessly.
+    return container, "FLOAT" if "FLOAT" in lossless else "PCM_24"
+
+
+def check_fill_outputs(path: str | os.PathLike, out: str | os.PathLike, force: bool = False,
+                       expected_bytes: int = 0) -> None:
+    """Refuse, before any work, an output or report that is the input, a FIFO or device, an existing
+    file sonode did not write (unless ``force``), in an unwritable folder, or without room
+    (`sonode.io.outputs.OutputPlan`). Raises OutputPathError."""
+    plan = OutputPlan([path], force)
+    plan.add(out, expected_bytes)
+    plan.add(report_path_for(out), 1 << 20)
+    plan.check()
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    file = Path(path)
+    check_input_path(file)
+    try:
+        f = sf.SoundFile(file)
+    except sf.SoundFileError as err:
+        raise libsndfile_error(file, err) from err
+    check_stream(file, f)
+    return f
+
+
+def scan(path: str | os.PathLike) -> None:
+    """Check the whole file block by block: readable to its end, finite, within range, not silent."""
+    from sonode.io.checks import MAX_SAMPLE_MAGNITUDE, SILENCE_PEAK
+
+    with _open(path) as f:
+        seconds = f.frames / f.samplerate
+        check_limit(f"{path}: duration", round(seconds, 3), MAX_FILL_DURATION_S, "fill a part of the file", " s")
+        peak, done = 0.0, 0
+        for block in f.blocks(_BLOCK_FRAMES, dtype="float64", always_2d=True):
+            with np.errstate(invalid="ignore"):
+                if not np.isfinite(block).all():
+                    raise AudioInputError(f"{path}: NaN or infinite samples near {done / f.samplerate:.3f} s; the file "
+                                          "is corrupt, re-export it")
+                peak = max(peak, float(np.abs(block).max()))
+            if peak > MAX_SAMPLE_MAGNITUDE:
+                raise AudioInputError(f"{path}: a sample of magnitude {peak:.3g} is over the limit of "
+                                      f"{MAX_SAMPLE_MAGNITUDE:g} (full scale = 1): corrupt or not audio")
+            done += block.shape[0]
+        if done < f.frames:
+            raise AudioInputError(f"{path} is truncated: it ends after {done / f.samplerate:.3f} s although its header "
+                                  f"says {seconds:.3f} s; re-export or re-download it")
+        if peak < SILENCE_PEAK:
+            raise AudioInputError(f"{path}: the file is silent (peak {peak:.3g}); nothing to fill from")
 
 
 def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool,
               context_s: float) -> tuple[list[Gap], int, list[dict[str, Any]]]:
-    """The gaps to fill in ``path``: given ones plus, with ``detect``, those found in the channel mix.
+    """The gaps to fill in ``path``: given ones plus, with ``detect``, those found in its channels.
 
     Returns:
         (validated gaps, sample rate, detection records as JSON-ready dicts).
     """
-    clip = read_clip(path, max_duration_s=MAX_FILL_DURATION_S)  # validates the file; mono mix
-    rate = clip.sample_rate
+    check_limit("--context", context_s, MAX_FILL_CONTEXT_S, "use a shorter context", " s")
+    scan(path)
+    with _open(path) as f:
+        rate, n_frames, channels = f.samplerate, f.frames, f.channels
     found: list[dict[str, Any]] = []
     kinds = ["given"] * len(gaps_s)
     spans = list(gaps_s)
     if detect:
         from sonode.tasks.detect import detect_defects
 
-        for d in detect_defects(_all_channels(path)[0], rate):
+        check_memory(f"--detect on {n_frames} samples per channel", n_frames * DETECT_BYTES_PER_SAMPLE,
+                     "detect on a shorter part of the file, or give the gaps with --gap")
+        defects = []
+        for c in range(channels):  # one channel at a time: memory of one channel
+            defects += detect_defects(_read_frames(path, 0, n_frames)[:, c], rate)
+        for d in _merged(defects):
             start_s, end_s = d.start / rate, d.end / rate
             found.append({"start_s": start_s, "end_s": end_s, "kind": d.kind})
-            # A defect overlapping a given gap widens that gap (the user's gaps may not overlap,
-            # but what detection finds inside them is the same damage).
+            # A defect overlapping a given gap widens that gap (what detection finds inside the
+            # user's gap is the same damage).
             given = [i for i in range(len(gaps_s)) if start_s < spans[i][1] and spans[i][0] < end_s]
             if given:
                 i = given[0]
@@ -65,14 +157,100 @@ def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect
             else:
                 spans.append((start_s, end_s))
                 kinds.append(d.kind)
-    return plan_gaps(spans, clip.n_samples, rate, context_s, kinds), rate, found
+    return plan_gaps(spans, n_frames, rate, context_s, kinds), rate, found
 
 
-def _all_channels(path: str | os.PathLike) -> tuple[np.ndarray, int, str, str]:
-    """(samples (n, channels) float64, rate, format, subtype) of the whole file."""
-    info = sf.info(str(path))
-    samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    return samples, rate, info.format, info.subtype
+def _merged(defects: list) -> list:
+    """Overlapping or touching defects of several channels as one (the first kind kept), sorted."""
+    out: list = []
+    for d in sorted(defects, key=lambda d: (d.start, d.end)):
+        if out and d.start <= out[-1].end:
+            out[-1] = type(d)(out[-1].start, max(out[-1].end, d.end), out[-1].kind)
+        else:
+            out.append(d)
+    return out
+
+
+def _read_frames(path: str | os.PathLike, start: int, n: int, dtype: str = "float64") -> np.ndarray:
+    """Frames [start, start + n) of every channel: (n, channels)."""
+    with _open(path) as f:
+        f.seek(start)
+        block = f.read(n, dtype=dtype, always_2d=True)
+    if block.shape[0] != n:
+        raise AudioInputError(f"{path}: the file changed or ended early while it was read")
+    return block
+
+
+def fill_gaps(path: str | os.PathLike, gaps: list[Gap], rate: int, settings: FillSettings,
+              on_gap: Callable[[str], None] | None = None) -> list[np.ndarray]:
+    """The filled samples of every gap, (n_gap, channels) each, from its own context only (a gap's
+    context never reaches into another gap, see `plan_gaps`)."""
+    context = int(round(settings.context_s * rate))
+    with _open(path) as f:
+        n_frames, channels = f.frames, f.channels
+    check_memory(f"filling {channels} channel(s)", 16 * channels * (2 * context + max((g.n_samples for g in gaps),
+                                                                                       default=0)),
+                 "fill fewer channels at once")
+    filled = []
+    for i, gap in enumerate(gaps):
+        left_limit = gaps[i - 1].end if i else 0
+        right_limit = gaps[i + 1].start if i + 1 < len(gaps) else n_frames
+        lo, hi = max(left_limit, gap.start - context), min(right_limit, gap.end + context)
+        window = _read_frames(path, lo, hi - lo)
+        out = np.empty((gap.n_samples, channels))
+        for c in range(channels):
+            if on_gap is not None:
+                label = f"channel {c}: " if channels > 1 else ""
+                on_gap(f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
+                       f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})")
+            x = window[:, c]
+            out[:, c] = fill_one(x[: gap.start - lo], x[gap.end - lo:], gap.n_samples, rate, settings, gap.sides)
+        if not np.all(np.isfinite(out)):
+            raise AudioInputError(f"{path}: the fill of gap {i + 1} produced non-finite samples; nothing was written "
+                                  "(try --method janssen)")
+        filled.append(out)
+    return filled
+
+
+def _as_int32(x: np.ndarray, bits: int) -> np.ndarray:
+    """Float samples (full scale 1) as the int32 that libsndfile writes exactly at ``bits`` bits."""
+    q = np.clip(np.round(x * 2.0 ** (bits - 1)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return (q.astype(np.int64) << (32 - bits)).astype(np.int32)
+
+
+def write_filled(path: str | os.PathLike, out: str | os.PathLike, gaps: list[Gap], filled: list[np.ndarray],
+                 container: str, subtype: str) -> None:
+    """Copy ``path`` to ``out`` block by block with each gap replaced, atomically, with sonode's
+    marker (WAV). Same integer subtype in and out: copied as int32, bit for bit."""
+    with _open(path) as f:
+        rate, channels, in_subtype = f.samplerate, f.channels, f.subtype
+    integer = subtype in _INT_BITS and in_subtype == subtype
+    dtype = "int32" if integer else "float64"
+    top = 1.0 - 2.0 ** (1 - _INT_BITS[subtype]) if subtype in _INT_BITS else None
+    try:
+        with atomic_write(out) as tmp, _open(path) as src:
+            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype=subtype, format=container) as dst:
+                pos = 0
+                for block in src.blocks(_BLOCK_FRAMES, dtype=dtype, always_2d=True):
+                    block = np.array(block)
+                    if not integer and top is not None:
+                        block = np.clip(block, -1.0, top)  # libsndfile wraps out-of-range floats round
+                    for gap, values in zip(gaps, filled):
+                        a, b = max(gap.start, pos), min(gap.end, pos + block.shape[0])
+                        if a < b:
+                            part = values[a - gap.start: b - gap.start]
+                            if integer:
+                                part = _as_int32(part, _INT_BITS[subtype])
+                            elif top is not None:
+                                part = np.clip(part, -1.0, top)
+                            block[a - pos: b - pos] = part
+                    dst.write(block)
+                    pos += block.shape[0]
+            if container in ("WAV", "WAVEX"):  # sonode's marker: a later run may replace its own output
+                append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
+    except (OSError, sf.SoundFileError, ValueError) as err:
+        why = "the disk is full" if disk_full(err, out) else "check the folder is writable"
+        raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
 
 
 def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tuple[float, float]],
@@ -89,18 +267,25 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
         force: replace an existing output or report that sonode did not write (never the input).
 
     Returns:
-        The report: input, output, rate, channels, method, and per gap its span, kind, sides used.
+        The report: input, output, rate, format, subtype, method, and per gap its span, kind, sides.
 
     Raises:
         ValueError: bad gaps (see `plan_gaps`) or no gap to fill.
-        AudioInputError / OutputPathError: unreadable input, output = input, an existing output or
-            report sonode did not write (without ``force``), unwritable output.
+        AudioInputError / OutputPathError / LimitError: unreadable input, an output that is the
+            input, a FIFO, an existing file sonode did not write (without ``force``), a lossy
+            re-encode, an unwritable folder or too little room, a limit exceeded.
     """
+    with _open(path) as f:
+        info = sf.info(str(path))
+        n_values = f.frames * f.channels
+    container = subtype = None
     if not dry_run:
-        check_fill_outputs(path, out, force)
+        container, subtype = output_format(path, out, info)
+        check_fill_outputs(path, out, force, expected_bytes=8 * n_values)
     gaps, rate, found = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
         "input": str(path), "output": None if dry_run else str(out), "sample_rate": rate,
+        "format": container, "subtype": subtype, "input_subtype": info.subtype,
         "method": settings.method, "context_s": settings.context_s,
         "budget_s_per_gap": settings.budget_s if settings.method == "sonode_fit" else None,
         "detected": found,
@@ -111,26 +296,8 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
         return report
     if not gaps:
         raise ValueError("no gap to fill: give --gap START END or use --detect (which found nothing)")
-    samples, file_rate, fmt, subtype = _all_channels(path)
-    if file_rate != rate:
-        raise AudioInputError(f"{path}: the file changed while it was read")
-    filled = np.empty_like(samples)
-    for c in range(samples.shape[1]):
-        label = f"channel {c}: " if samples.shape[1] > 1 else ""
-        filled[:, c] = fill_channel(samples[:, c], rate, gaps, settings, on_gap=None if on_gap is None else (
-            lambda i, g: on_gap(f"{label}gap {i + 1}/{len(gaps)} {g.start / rate:.4f}-{g.end / rate:.4f} s "
-                                f"({g.kind}, {'both sides' if g.sides == 'both' else g.sides + ' side only'})")))
-    if not np.all(np.isfinite(filled)):
-        raise RuntimeError("the fill produced non-finite samples; nothing was written (try --method janssen)")
-    if subtype.startswith("PCM") or subtype in ("ULAW", "ALAW"):
-        filled = np.clip(filled, -1.0, 1.0)  # integer formats: keep the fill inside full scale
+    filled = fill_gaps(path, gaps, rate, settings, on_gap)
     check_fill_outputs(path, out, force)  # again: the files may have appeared while filling
-    try:
-        with atomic_write(out) as tmp:
-            sf.write(tmp, filled, rate, subtype=subtype, format=fmt)
-            if fmt in ("WAV", "WAVEX"):  # sonode's marker: a later run may replace its own output
-                append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
-    except (OSError, sf.SoundFileError) as err:
-        raise OutputPathError(f"cannot write {out}: {err}") from err
+    write_filled(path, out, gaps, filled, container, subtype)
     write_json(report_path_for(out), report)  # with sonode's marker: a rerun may replace it
     return report

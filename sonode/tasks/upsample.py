@@ -191,6 +191,7 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
     if low_band == "model" and model is None:
         raise ValueError("low_band='model' needs the fitted model")
     sig = as_signal(x, "x", min_samples=3)
+    check_upsample_size(sig.size, rate_in, rate_out)
     n_out = output_length(sig.size, rate_in, rate_out)
     if low_band == "input":
         low = upsample_sinc(sig, rate_in, rate_out) if rate_out > rate_in else _resampled(sig, rate_in, rate_out)
@@ -205,6 +206,30 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
     modes = model_modes(model) if model is not None else modes
     high, info = extend_band(sig, rate_in, rate_out, modes, seed)
     return crossover(low, high, rate_out, info.edge_hz, CROSSOVER_WIDTH * rate_in / 2), info
+
+
+#: Peak bytes per output sample of `upsample_samples`: an estimate, not yet measured (about twenty
+#: float64 arrays of the output's length: interpolation, synthesised band, STFT frames, cross-over).
+UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE = 160
+
+
+def check_upsample_size(n_in: int, rate_in: int, rate_out: int) -> None:
+    """Refuse, before any work, an output rate whose resampling kernel or output would not fit in
+    memory (`sonode.limits`): one line with the value and the limit.
+
+    Raises:
+        sonode.limits.LimitError.
+    """
+    from sonode.dsp.resample import SINC_PRESETS
+    from sonode.io.clip import RESAMPLE_KW
+    from sonode.sinc import check_resample_cost
+    from sonode.limits import MAX_OUTPUT_RATE_HZ, check_limit, check_memory
+
+    check_limit("output rate", rate_out, MAX_OUTPUT_RATE_HZ, "choose a lower --rate", " Hz")
+    check_resample_cost(int(rate_in), int(rate_out), SINC_PRESETS["default"] if rate_out > rate_in else RESAMPLE_KW)
+    n_out = output_length(n_in, rate_in, rate_out)
+    check_memory(f"upsampling {n_in} samples to {n_out} at {rate_out} Hz", n_out * UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE,
+                 "choose a lower --rate or a shorter clip")
 
 
 def _resampled(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -46,7 +46,7 @@ def weighted_loss(ys: torch.Tensor, seed: int = 2) -> torch.Tensor:
     return (torch.randn(ys.shape, generator=gen, dtype=ys.dtype) * ys).sum()
 
 
-def backprop_grads(func, y0, t, inputs, method, options, rtol=1e-6, atol=1e-8):
+def backprop_grads(func, y0, t, inputs, method, options, rtol=1e-7, atol=1e-9):
     """Reference: gradients of weighted_loss by ordinary autograd through odeint."""
     ys = odeint(func, y0, t, method=method, rtol=rtol, atol=atol, options=options)
     return ys, torch.autograd.grad(weighted_loss(ys), inputs)

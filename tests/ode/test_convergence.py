@@ -12,7 +12,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from sonode.ode import DenseLinear, odeint
-from ode_cases import A_LIN, ORDER, Y0_LIN, linear_exact, linear_f
+from ode_cases import A_LIN, FIXED_RK, ORDER, Y0_LIN, linear_exact, linear_f
 
 T_END = 2.0
 
@@ -22,7 +22,7 @@ def _observed_order(errors, steps):
     return slope
 
 
-@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+@pytest.mark.parametrize("method", FIXED_RK)
 def test_observed_order_on_linear_system(method):
     t = torch.tensor([0.0, 0.5, T_END], dtype=torch.float64)
     exact = linear_exact(t)
@@ -58,10 +58,11 @@ def test_lawson_rk4_is_exact_for_linear_problems_in_one_huge_step():
     assert float((rk4[-1] - exact).abs().max()) > 1.0  # the contrast that makes the test meaningful
 
 
-def test_fixed_step_grid_lands_on_every_output_time():
-    # step_size does not divide the intervals: the last sub-step of each is shortened
+def test_outputs_grid_lands_on_every_output_time():
+    # grid="outputs": step_size does not divide the intervals, the last sub-step of each is shortened
     t = torch.tensor([0.0, 0.35, 1.0], dtype=torch.float64)
-    ys, stats = odeint(linear_f, Y0_LIN, t, method="rk4", options={"step_size": 0.1}, return_stats=True)
+    ys, stats = odeint(linear_f, Y0_LIN, t, method="rk4", options={"step_size": 0.1, "grid": "outputs"},
+                       return_stats=True)
     assert stats.n_steps == math.ceil(0.35 / 0.1) + math.ceil(0.65 / 0.1)
     # the same steps written out as output times, one step per interval
     grid = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 1.0], dtype=torch.float64)

@@ -1,0 +1,163 @@
+"""The continuation's neural field and its limit cycle: what acts on the identified continuation modes.
+
+The continuation ODE (`sonode.model.continuation`) is linear: modes s_k = σ_k + iω_k, identified on
+the clip's end. Its field adds, in the modes' complex coordinates c_k (energies e_k = |c_k|²),
+
+    dc_k/dt = (s_k + γ_k(e) + h_k(E)) c_k,    E = Σ_k e_k,
+
+* γ = `ModalField` (a tanh MLP of the energies, last layer zero): amplitude-dependent decay and
+  pitch, trained for prediction (`sonode.model.predict`); zero, the ODE is the identified one;
+* h = the limit cycle (`LimitCycle`), used for held notes after the switch to the late modes: it
+  cancels the late modes' decays and adds a Hopf amplitude equation shared by all modes,
+  h = κ (1 − E/E*). With r² = E/E*, every mode's amplitude obeys a' = κ a (1 − a²/a*²) — the Hopf
+  normal form a' = a(μ − a²) — so the orbit at E = E* (the energy at the switch) attracts: a halved
+  amplitude returns to it with time constant ≈ 1/(2κ), a doubled one falls back. A common real
+  factor keeps the modes' amplitude ratios and relative phases, so the harmonics of the held note
+  stay phase-locked at the frequencies the late modes have (plus the field's pitch shift θ' = ω(a)).
+
+Both act through `rates(energy)`, the interface of the fast envelope solver (`sonode.model.modal`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from sonode.model.field import ModalField
+
+# Attraction rate of the cycle (1/s): an amplitude 6 dB off the cycle is back within 1 dB in
+# ≈ 0.1 s, faster than a player's swell (so the level holds over seconds) and slower than the
+# note's period down to 10 Hz (so the cycle never modulates the waveform within a period).
+ATTRACTION_PER_S = 20.0
+
+
+class LimitCycle(nn.Module):
+    """h(E) = κ (1 − E/E*) − σ_k on every mode: an attracting orbit at total energy E*.
+
+    Args:
+        n_modes: K. Off (κ = 0) until `hold` is called; buffers are saved with the model.
+    """
+
+    def __init__(self, n_modes: int):
+        super().__init__()
+        self.n_modes = n_modes
+        self.register_buffer("rate_per_s", torch.zeros((), dtype=torch.float64))  # κ; 0: no cycle
+        self.register_buffer("energy", torch.ones((), dtype=torch.float64))  # E*
+        self.register_buffer("cancel_per_s", torch.zeros(n_modes, dtype=torch.float64))  # −σ_k of the late modes
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate_per_s > 0)
+
+    @torch.no_grad()
+    def hold(self, energy: float, decay_per_s: torch.Tensor, rate_per_s: float = ATTRACTION_PER_S) -> None:
+        """Switch the cycle on: orbit energy E* = ``energy`` (Σ|c_k|² at the switch), cancelling the
+        modes' decays ``decay_per_s`` (K,) (1/s, ≤ 0), attraction ``rate_per_s``."""
+        self.rate_per_s.fill_(float(rate_per_s))
+        self.energy.fill_(float(energy))
+        self.cancel_per_s.copy_(-torch.as_tensor(decay_per_s, dtype=torch.float64))
+
+    @torch.no_grad()
+    def release(self) -> None:
+        self.rate_per_s.zero_()
+
+    def rates(self, energy: torch.Tensor) -> torch.Tensor:
+        """Growth h (..., K) in 1/s for mode energies (..., K)."""
+        total = energy.sum(-1, keepdim=True)
+        return self.cancel_per_s + self.rate_per_s * (1.0 - total / self.energy)
+
+
+class ContinuationField(nn.Module):
+    """min(γ(e), −σ) + h(E) as one field with the `ModalField` interface (n_modes, rates, is_zero,
+    forward), for the modes σ + iω of ``bank``.
+
+    The trained part may not make a mode grow (Re γ_k ≤ −σ_k): the held-back test scores 200 ms,
+    and a field trained on it made a harpsichord's strongest partials grow by 10-20 dB/s near its
+    level, holding a decaying note indefinitely. Only the cycle sustains. ``cycle`` None: the
+    trained field alone (the continuation's first, Burg, phase)."""
+
+    def __init__(self, modal: nn.Module | None, cycle: LimitCycle | None, bank: nn.Module):
+        super().__init__()
+        self.modal = modal  # None: no trained part in this phase
+        self.cycle = cycle if cycle is not None and cycle.active else None
+        self.n_modes = bank.n_modes
+        self.bank = bank
+
+    def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.modal is None:
+            growth = shift = torch.zeros_like(energy)
+        else:
+            growth, shift = self.modal.rates(energy)
+            growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
+        if self.cycle is not None:
+            growth = growth + self.cycle.rates(energy)
+        return growth, shift
+
+    def is_zero(self) -> bool:
+        return self.cycle is None and (self.modal is None or self.modal.is_zero())
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """N(t, z) in the latent [u; v] coordinates (the reference solver's field)."""
+        k = self.n_modes
+        u, v = z[..., :k], z[..., k:]
+        growth, shift = self.rates(u * u + v * v)
+        return torch.cat([growth * u - shift * v, shift * u + growth * v], dim=-1)
+
+
+class LevelField(nn.Module):
+    """γ(e) = rate_scale · MLP(log(E / energy_scale)), E = Σ_k e_k: every mode's decay and pitch as
+    functions of the sound's level alone (a tanh MLP 1 → TAIL_HIDDEN → 2K, last layer zero).
+
+    One input rather than K: the states the continuation is trained from (anchors in the clip) are
+    a few dozen, at a few levels; K energies as inputs let the MLP fit each anchor's spectrum
+    instead of the sound's level-dependence. Same interface as `ModalField`."""
+
+    def __init__(self, n_modes: int, hidden: int, energy_scale: float, rate_scale: float):
+        super().__init__()
+        out = nn.Linear(hidden, 2 * n_modes, dtype=torch.float64)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.mlp = nn.Sequential(nn.Linear(1, hidden, dtype=torch.float64), nn.Tanh(), out)
+        self.n_modes = n_modes
+        self.register_buffer("energy_scale", torch.tensor(float(energy_scale), dtype=torch.float64))
+        self.register_buffer("rate_scale", torch.tensor(float(rate_scale), dtype=torch.float64))
+
+    def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        level = torch.log(energy.sum(-1, keepdim=True) / self.energy_scale + 1e-300)
+        out = self.rate_scale * self.mlp(level)
+        return out[..., : self.n_modes], out[..., self.n_modes:]
+
+    is_zero = ModalField.is_zero
+    forward = ModalField.forward
+
+
+def tail_modal_field(n_modes: int, energy_scale: float = 1.0, rate_scale: float = 10.0) -> nn.Module:
+    """The continuation's trainable field (`LevelField` or, with TAIL_INPUT "modes", a `ModalField`)."""
+    with warnings.catch_warnings():  # a model without a continuation has 0 tail modes: empty weights
+        warnings.simplefilter("ignore", UserWarning)
+        if TAIL_INPUT == "modes":
+            return ModalField(n_modes, TAIL_HIDDEN, 1, energy_scale, rate_scale)
+        return LevelField(n_modes, TAIL_HIDDEN, energy_scale, rate_scale)
+
+
+TAIL_HIDDEN = 16  # the continuation's level → rates map: a few shared envelope features suffice
+# The trained field acts after the switch to the late modes only ("late") or from the clip's end
+# ("both"). Measured (docs/continuation.md §6): acting from the end, kept fields cost the first
+# milliseconds (the bass: −7.6 dB over 5 ms), and with every horizon guarded none was kept.
+FIELD_PHASES = "late"
+TAIL_INPUT = "level"  # "level": `LevelField`; "modes": every mode's energy (`ModalField`)
+
+
+def tail_energy_scale(state: torch.Tensor) -> float:
+    """The field's energy unit for continuation state (1, 2K): its total energy Σ_k |c_k|² (a
+    `LevelField`'s input is then 0 at the state), or its mean mode energy (a `ModalField`'s)."""
+    k = state.shape[-1] // 2
+    energy = state[0, :k] ** 2 + state[0, k:] ** 2
+    return float(energy.sum() if TAIL_INPUT == "level" else energy.mean()) or 1.0
+
+
+def phase_field(field: nn.Module, late: bool) -> nn.Module | None:
+    """The trained field where it acts (`FIELD_PHASES`): None before the switch when it acts late."""
+    return field if late or FIELD_PHASES == "both" else None

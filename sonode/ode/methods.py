@@ -1,0 +1,122 @@
+"""The solver registry: method name -> :class:`Method` (what it is, what it supports, how it runs).
+
+Everything that depends on the method (which options it takes, whether it is adaptive, whether
+the adjoint can replay it, whether it needs a linear operator ...) is a property of its registered
+``Method``; no other module compares method names. A new solver registers itself with
+:func:`register`:
+
+- a fixed-step method gives ``step(func, opts, t0, h, y0, times) -> y1`` (or just a Butcher
+  tableau), and gets the step grid, interpolation, callbacks, both adjoints and forward mode;
+- an adaptive embedded Runge–Kutta pair gives its tableau (with ``b_err``, ``dense``);
+- anything else (multistep, implicit with its own controller, scipy) gives
+  ``solver(func, y0, t_out, opts, record_steps) -> SolveResult`` and sets ``replayable=False``
+  (the checkpoint adjoint then falls back to backsolve).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .lawson import lawson_rk4_step
+from .tableaus import TABLEAUS, ButcherTableau
+
+# Option names shared by families of methods (torchdiffeq's names, plus sonode's extras).
+FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "grid", "norm")
+ADAPTIVE_OPTIONS = (
+    "first_step", "max_step", "min_step", "max_num_steps", "max_steps", "safety", "ifactor", "dfactor",
+    "pcoeff", "icoeff", "step_t", "jump_t", "dtype", "norm", "per_sample",
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered solver.
+
+    name: the ``method=`` string. order: order of the propagated solution.
+    adaptive: error-controlled step size (rtol/atol apply). implicit: solves a nonlinear system per step.
+    options: option names it accepts (anything else is a ValueError).
+    tableau: the explicit RK tableau (None for non-RK steps).
+    step: fixed-step update ``step(func, opts, t0, h, y0, times) -> y1`` (times: f's time
+        arguments for the tableau's stages, see ``fixed.stage_times``); None: the tableau's RK step.
+    evals: evaluations of f per step (fixed-step statistics).
+    solver: a whole-solve function for methods outside the two built-in loops (None: built-in).
+    replayable: steps can be re-run exactly (checkpoint adjoint, record_steps).
+    needs_linear: takes options["linear"] (y' = L y + N); f is then N only.
+    time_gradient: dL/dt by the continuous formula is available (needs the full f).
+    description: one line for docs and error messages.
+    """
+
+    name: str
+    order: int
+    adaptive: bool
+    implicit: bool = False
+    options: tuple[str, ...] = ()
+    tableau: ButcherTableau | None = None
+    step: Callable | None = None
+    evals: int | None = None
+    solver: Callable | None = None
+    replayable: bool = True
+    needs_linear: bool = False
+    time_gradient: bool = True
+    description: str = ""
+
+    @property
+    def n_evals(self) -> int:
+        return self.evals if self.evals is not None else self.tableau.n_stages
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method, *aliases: str) -> Method:
+    """Add ``method`` (and optional alias names) to the registry; returns it."""
+    for name in (method.name, *aliases):
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        METHODS[name] = method
+    return method
+
+
+def get_method(name: Any) -> Method:
+    """The registered method ``name`` (None means "dopri5", as in torchdiffeq); ValueError otherwise."""
+    if name is None:
+        name = "dopri5"
+    method = METHODS.get(name) if isinstance(name, str) else None
+    if method is None:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+    return method
+
+
+_DESCRIBE = {
+    "euler": "explicit Euler",
+    "midpoint": "explicit midpoint",
+    "rk4": "Kutta's 3/8 rule (torchdiffeq's rk4)",
+    "rk4_classical": "classical Runge–Kutta 4",
+    "heun2": "Heun's method (explicit trapezoid)",
+    "heun3": "Heun's 3rd-order method",
+    "adaptive_heun": "Heun–Euler 2(1)",
+    "fehlberg2": "Runge–Kutta–Fehlberg 2(1)",
+    "bosh3": "Bogacki–Shampine 3(2)",
+    "dopri5": "Dormand–Prince 5(4)",
+    "tsit5": "Tsitouras 5(4)",
+    "dopri8": "Dormand–Prince 8(5) (DOP853)",
+}
+
+for _name in ("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3"):
+    _tab = TABLEAUS[_name]
+    register(Method(_name, _tab.order, adaptive=False, options=FIXED_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
+for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"):
+    _tab = TABLEAUS[_name]
+    register(Method(_name, _tab.order, adaptive=True, options=ADAPTIVE_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
+
+
+def _lawson_step(func, opts, t0: float, h: float, y0, at):
+    return lawson_rk4_step(func, opts.linear, [at(0.0), at(0.5), at(1.0)], h, y0)
+
+
+register(Method(
+    "lawson_rk4", 4, adaptive=False, options=FIXED_OPTIONS + ("linear",), step=_lawson_step, evals=4,
+    needs_linear=True, time_gradient=False,
+    description="classical RK4 in the integrating-factor variable of y' = L y + N(t, y) (sonode)",
+))

@@ -1,0 +1,158 @@
+"""Running `sonode` as a hostile user would: a real subprocess with a wall-clock timeout, an
+address-space limit (resource.setrlimit in the child) and its peak memory measured.
+
+Used by tests/test_hostile_*.py and benchmarks/fuzz_hostile.py. Every case must end in exit 0 or 2
+(or the code the case expects), with no traceback and, when it fails, exactly one line on stderr.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What a sonode process maps before any work (torch, numpy, soundfile, matplotlib): VmPeak measured
+#: at import, 3.4 GB of address space for 0.63 GB resident. The child's address space is capped at
+#: this plus the 2 GiB goal, so a runaway allocation fails inside the child instead of swapping.
+IMPORT_ADDRESS_SPACE_BYTES = 3_600 << 20
+GOAL_PEAK_BYTES = 2 << 30
+ADDRESS_SPACE_LIMIT_BYTES = IMPORT_ADDRESS_SPACE_BYTES + GOAL_PEAK_BYTES
+DEFAULT_TIMEOUT_S = 120.0
+# A child that reports its own peak resident memory (ru_maxrss, KiB on Linux) on fd 3 at exit.
+_WRAPPER = (
+    "import atexit, os, resource, runpy, sys\n"
+    "fd = int(os.environ.pop('SONODE_TEST_RSS_FD'))\n"
+    "atexit.register(lambda: os.write(fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).encode()))\n"
+    "sys.argv = ['sonode'] + sys.argv[1:]\n"
+    "runpy.run_module('sonode', run_name='__main__')\n"
+)
+
+
+@dataclass
+class Outcome:
+    args: list[str]
+    code: int | None
+    stdout: str
+    stderr: str
+    wall_s: float
+    peak_rss_bytes: int | None
+    timed_out: bool
+
+    def error_lines(self) -> list[str]:
+        """stderr's lines, progress lines (rewritten with \\r) reduced to their last state."""
+        return [line.split("\r")[-1] for line in self.stderr.splitlines() if line.split("\r")[-1].strip()]
+
+    def problems(self, codes=(0, 2), max_wall_s: float | None = None) -> list[str]:
+        """What is wrong with this outcome (empty when it is clean)."""
+        out = []
+        if self.timed_out:
+            out.append(f"hung (killed after {self.wall_s:.0f} s)")
+        elif self.code not in codes:
+            out.append(f"exit {self.code}, expected one of {codes}")
+        if "Traceback" in self.stderr:
+            out.append("traceback")
+        marker = "interrupted" if self.code == 130 else "sonode: error"
+        verdicts = [ln for ln in self.error_lines() if marker in ln]
+        if self.code not in (0, None) and len(verdicts) != 1:
+            out.append(f"{len(verdicts)} lines with {marker!r} on stderr, not one")
+        if self.peak_rss_bytes is not None and self.peak_rss_bytes > GOAL_PEAK_BYTES:
+            out.append(f"peak memory {self.peak_rss_bytes / 2**30:.2f} GiB > 2 GiB")
+        if max_wall_s is not None and self.wall_s > max_wall_s:
+            out.append(f"took {self.wall_s:.1f} s > {max_wall_s:.0f} s")
+        return out
+
+    def describe(self) -> str:
+        return (f"sonode {' '.join(self.args)} -> exit {self.code} in {self.wall_s:.1f} s, peak "
+                f"{(self.peak_rss_bytes or 0) / 2**20:.0f} MiB; stderr: {self.stderr[-600:]!r}")
+
+
+def _limits(address_space_bytes: int | None):
+    def apply():
+        os.setsid()  # its own process group: a timeout kills the whole tree
+        if address_space_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def start(args, *, env: dict | None = None, cwd: str | Path | None = None,
+          address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES) -> tuple[subprocess.Popen, int]:
+    """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe)."""
+    read_fd, write_fd = os.pipe()
+    child_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 "SONODE_TEST_RSS_FD": str(write_fd), **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, *map(str, args)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, cwd=cwd,
+                            pass_fds=(write_fd,), preexec_fn=_limits(address_space_bytes))
+    os.close(write_fd)
+    return proc, read_fd
+
+
+def finish(proc: subprocess.Popen, read_fd: int, args, started: float, timeout_s: float) -> Outcome:
+    timed_out = False
+    try:
+        stdout, stderr = proc.communicate(timeout=max(0.1, timeout_s - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    wall = time.monotonic() - started
+    with os.fdopen(read_fd, "rb") as f:
+        rss = f.read().decode() or None
+    return Outcome([str(a) for a in args], proc.returncode, stdout.decode(errors="replace"),
+                   stderr.decode(errors="replace"), wall, int(rss) * 1024 if rss else None, timed_out)
+
+
+def run(args, *, timeout_s: float = DEFAULT_TIMEOUT_S, env: dict | None = None, cwd=None,
+        address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES) -> Outcome:
+    """Run `sonode ARGS` to the end (or kill it after ``timeout_s``)."""
+    started = time.monotonic()
+    proc, read_fd = start(args, env=env, cwd=cwd, address_space_bytes=address_space_bytes)
+    return finish(proc, read_fd, args, started, timeout_s)
+
+
+def tone(seconds: float = 0.3, rate: int = 16000, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Two decaying partials plus a little noise: (n,) or (n, channels), peak < 1."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.5 * np.exp(-3 * t) * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t)
+    x = x + 1e-3 * np.random.default_rng(seed).standard_normal(t.size)
+    return x if channels == 1 else np.stack([x * (0.5 + 0.1 * c) for c in range(channels)], axis=1)
+
+
+def pcm16_wav_bytes(x: np.ndarray, rate: int) -> bytes:
+    """A PCM_16 mono WAV in memory (standard library only: the bytes a fuzzer mutates)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def small_tmpfs(size: str = "1m") -> tuple[Path | None, str]:
+    """Mount a tmpfs of ``size`` (needs root); returns (mount point, "") or (None, why not)."""
+    point = Path(tempfile.mkdtemp(prefix="sonode-full-"))
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        point.rmdir()
+        return None, f"cannot mount a tmpfs here ({result.stderr.strip() or 'mount failed'})"
+    return point, ""
+
+
+def unmount(point: Path) -> None:
+    subprocess.run(["umount", str(point)], capture_output=True)
+    point.rmdir()
