@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -89,20 +90,21 @@ def hwm():
         if line.startswith('VmHWM'):
             return int(line.split()[1]) / 1024
 model, report = fit_samples(x, 16000, FitOptions(steps=20, max_time_s=None))
-print(hwm(), report.seconds_per_epoch, report.wall_time_s)
+print(hwm(), report.seconds_per_epoch, report.wall_time_s, report.identification["time_breakdown_s"]["identification"])
 """
 
 
 def peak_memory(durations=(10.0, 60.0, 300.0)) -> None:
     print("\n2. peak RSS of `fit_samples(steps=20)` (fresh process each, 1 thread)")
-    print(f"   {'audio s':>8s} {'peak MiB':>9s} {'s/step':>8s} {'wall s':>8s}")
+    print(f"   load average {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"   {'audio s':>8s} {'peak MiB':>9s} {'s/step':>8s} {'wall s':>8s} {'ident s':>8s} {'wall/audio':>10s}")
     peaks = []
     for seconds in durations:
         code = CHILD.format(root=str(ROOT), paths=[str(p) for p in CLIPS], seconds=seconds)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        peak, per_step, wall = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
+        peak, per_step, wall, ident = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
         peaks.append(peak)
-        print(f"   {seconds:8.0f} {peak:9.1f} {per_step:8.3f} {wall:8.1f}")
+        print(f"   {seconds:8.0f} {peak:9.1f} {per_step:8.3f} {wall:8.1f} {ident:8.1f} {wall / seconds:8.3f}", flush=True)
     print(f"   peak ratio {durations[-1]:.0f} s / {durations[0]:.0f} s: {peaks[-1] / peaks[0]:.2f} (goal ≤ 1.3, "
           f"and ≤ 1536 MiB)")
 
@@ -110,8 +112,10 @@ def peak_memory(durations=(10.0, 60.0, 300.0)) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0, 300.0],
+                        help="clip lengths of the memory measurement")
     args = parser.parse_args()
     if not args.memory_only:
         step_rates(1)
         step_rates(2)
-    peak_memory()
+    peak_memory(tuple(args.seconds))

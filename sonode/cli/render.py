@@ -121,8 +121,12 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     """Write the whole fitted span of SOURCE at --rate HZ: the input's band kept, the band above it
     synthesised from the clip's structure and the fitted modes.
 
-    SOURCE is a model file, or a clip (fitted first, with the same options as `sonode fit`; the
-    fit's own rate is then the file's, or --fit-rate).
+    SOURCE is a model file, or a clip. With a clip and the default --low-band input, the output
+    below the input's band edge is the input's band-limited interpolation, and the band above needs
+    only the clip's oscillators: they are identified (seconds) and no model is trained, so the
+    training options (--max-time, --steps, ...) do not apply. With --low-band model or --model-out
+    the clip is fitted first, with the same options as `sonode fit` (the fit's rate is the file's,
+    or --fit-rate).
     """
     from sonode.api import load
     from sonode.io.outputs import OutputPlan
@@ -132,22 +136,29 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
     is_model = _is_model_file(source)
+    # a clip whose low band is its own interpolation needs no model: only its oscillators
+    analyse_only = not is_model and low_band == "input" and model_out is None
     plan = OutputPlan([source, fitted_clip], kw["force"])
     if is_model:
         fitted = load(source)  # quick: its recorded source clip is read too, so it must be known first
         plan.protect(_recorded_source(fitted.info))
         seconds = fitted.duration_s
     else:
-        plan.add(model_out or _default_model_path(source))
+        if not analyse_only:
+            plan.add(model_out or _default_model_path(source))
         rate_in, n_in = _clip_rate_and_length(source, kw)
         seconds = n_in / rate_in
     plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
-    if not is_model:
-        check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
-        fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
-    check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
-    samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
+    if analyse_only:
+        check_upsample_size(n_in, rate_in, out_rate)
+        samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
+    else:
+        if not is_model:
+            check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
+            fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
+        check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
+        samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
     _write_rendering(Rendering(samples=samples, sample_rate=out_rate, start_s=0.0), out, subtype,
                      plan.inputs, quiet, kw["force"])
 
@@ -182,6 +193,26 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
     rate = kw.get("rate") or info.samplerate
     seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
     return int(rate), int(math.ceil(seconds * rate))
+
+
+def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
+    """A clip upsampled without a model: its interpolation below the band edge, and above it what
+    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`)."""
+    from sonode.io.clip import read_clip
+    from sonode.tasks.upsample import clip_modes, upsample_samples
+
+    clip = read_clip(source, channel=kw["channel"], start_s=kw["start_s"], duration_s=kw["duration_s"],
+                     rate=kw["rate"])
+    modes = None
+    if high_band == "model" and out_rate > clip.sample_rate:
+        if not quiet:
+            click.echo(f"sonode: identifying the oscillators of {source} (no model is trained: the band below "
+                       "its Nyquist frequency is its band-limited interpolation)", err=True)
+        latent = kw["latent_dim"] or kw["max_latent_dim"]
+        modes = clip_modes(clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"])
+    samples, _ = upsample_samples(clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"],
+                                  modes=modes)
+    return samples
 
 
 def _is_model_file(path: str) -> bool:

@@ -9,14 +9,18 @@ the most energy when every segment of the clip is fitted by them, which is what 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.signal
-import torch
 
+from sonode.dsp.linalg import lapack_threads, polynomial_roots
 from sonode.dsp.metrics import as_signal
 
 
@@ -32,34 +36,56 @@ class Modes:
         return int(self.decay_per_s.shape[0])
 
 
-def covariance_predictor(x: np.ndarray, order: int, rel_ridge: float = 1e-9,
-                         max_chunk_samples: int = 1 << 10) -> np.ndarray:
+def lag_gram(x: np.ndarray, order: int) -> np.ndarray:
+    """Normal matrix of the lag matrix: G[i, j] = Σ_{n=order}^{N−1} x[n−i]·x[n−j], i, j ∈ [0, order].
+
+    Shifting both lags by one moves the sum's window by one sample, so
+    G[i, j] = G[i−1, j−1] + x[order−i]·x[order−j] − x[N−i]·x[N−j]: the first row (one
+    correlation, O(N·order)) and this recursion (O(order²)) give the whole matrix, where forming it
+    from the lag matrix costs N·order² (1.2 s of the 1.5 s guitar clip's identification at order
+    1024 on an idle core, against 0.03 s). The recursion's rounding stays near the direct sum's
+    (tested against it).
+
+    Args:
+        x: signal, shape (N,), float64, N > order.
+        order: largest lag.
+
+    Returns:
+        Symmetric (order + 1, order + 1) array.
+    """
+    n = x.shape[0]
+    p = order
+    gram = np.empty((p + 1, p + 1))
+    gram[0] = np.correlate(x, x[p:], mode="valid")[::-1]  # [j]: Σ_n x[n]·x[n−j]
+    head, tail = x[p::-1], x[n - 1:n - p - 2 if n - p - 2 >= 0 else None:-1]  # [i]: x[p−i], x[N−1−i]
+    for i in range(1, p + 1):
+        # row i from row i − 1 shifted: columns j ≥ i only (the rest by symmetry below)
+        gram[i, i:] = gram[i - 1, i - 1:p] + head[i] * head[i:] - tail[i - 1] * tail[i - 1:p]
+    upper = np.triu(gram)
+    return upper + np.triu(gram, 1).T
+
+
+def covariance_predictor(x: np.ndarray, order: int, rel_ridge: float = 1e-9) -> np.ndarray:
     """Covariance-method (least-squares) linear predictor.
 
     Unlike the autocorrelation method it does not window the signal, so the poles of damped
     sinusoids come out unbiased (the autocorrelation method pulls them inward by O(1/duration),
-    which shows up as wrong decay rates). It is solved by the normal equations with a tiny ridge;
-    the normal matrix is accumulated chunk by chunk, so memory stays O(order²) for long signals.
+    which shows up as wrong decay rates). It is solved by the normal equations (`lag_gram`, memory
+    O(order²) at any length) with a tiny ridge, by Cholesky on one LAPACK thread.
 
     Args:
         x: signal, shape (n_samples,), n_samples > 2·order.
         order: predictor order p.
         rel_ridge: ridge relative to the mean diagonal of the normal matrix.
-        max_chunk_samples: rows of the lag matrix formed at once. Small, so that no single BLAS call
-            runs long (1024 rows x order 1024: ~0.25 s on a loaded core; 65536 rows took 40 s, and a
-            signal or --max-time cannot act inside a C call), at the same total cost.
 
     Returns:
         a, shape (p + 1,), a[0] = 1, with x[n] ≈ −Σ_{j≥1} a[j] x[n−j].
     """
-    gram = np.zeros((order + 1, order + 1))
-    for begin in range(0, x.shape[0] - order, max_chunk_samples):
-        piece = x[begin: begin + max_chunk_samples + order]
-        lagged = np.lib.stride_tricks.sliding_window_view(piece, order + 1)[:, ::-1]  # row n: x[n], x[n-1], ...
-        gram += lagged.T @ lagged
+    gram = lag_gram(np.asarray(x, dtype=np.float64), order)
     normal = gram[1:, 1:]
     ridge = rel_ridge * np.trace(normal) / order + 1e-300
-    a = np.linalg.solve(normal + ridge * np.eye(order), -gram[1:, 0])
+    with lapack_threads():
+        a = scipy.linalg.solve(normal + ridge * np.eye(order), -gram[1:, 0], assume_a="pos", check_finite=False)
     return np.concatenate([[1.0], a])
 
 
@@ -113,56 +139,108 @@ def predictor_poles(x: np.ndarray, order: int) -> np.ndarray:
     Returns:
         Complex poles with Im ≥ 0 (real poles included), shape (≤ order,), magnitudes clipped to ≤ 1.
     """
-    poles = polynomial_roots(covariance_predictor(np.asarray(x, dtype=np.float64), order))
-    poles = poles[poles.imag >= 0]
-    poles = poles[np.abs(poles) > 1e-8]  # a zero pole has no continuous-time counterpart
+    return stable_poles(polynomial_roots(covariance_predictor(np.asarray(x, dtype=np.float64), order)))
+
+
+def stable_poles(roots: np.ndarray) -> np.ndarray:
+    """The roots with Im ≥ 0 and |root| > 1e-8 (a zero pole has no continuous-time counterpart),
+    magnitudes clipped to ≤ 1 (no mode grows)."""
+    poles = roots[(roots.imag >= 0) & (np.abs(roots) > 1e-8)]
     return np.minimum(np.abs(poles), 1.0) * np.exp(1j * np.angle(poles))
 
 
-def polynomial_roots(a: np.ndarray) -> np.ndarray:
-    """Roots of the polynomial a[0] z^p + ... + a[p] (a[0] ≠ 0; trailing zero coefficients, i.e.
-    roots at 0, are dropped): eigenvalues of its companion matrix, by torch's LAPACK (several
-    times faster than numpy.roots at orders ~1000 on this machine)."""
-    a = np.trim_zeros(np.asarray(a, dtype=np.float64), "b")
-    p = a.shape[0] - 1
-    if p < 1:
-        return np.zeros(0, dtype=np.complex128)
-    companion = np.zeros((p, p))
-    companion[0] = -a[1:] / a[0]
-    companion[np.arange(1, p), np.arange(p - 1)] = 1.0
-    # Not on one thread, though it would be faster under load (order 512: 0.4 s against 15 s with
-    # two threads when the other core is busy): switching torch's thread count back and forth
-    # left MKL's batched solve (the segment states) hanging, measured.
-    return torch.linalg.eigvals(torch.from_numpy(companion)).numpy()
+MODAL_BLOCK_ROWS = 64  # rows of p^j computed by exp; the rest are products with p^(block start)
 
 
-def modal_basis(poles: np.ndarray, n_samples: int) -> np.ndarray:
+def modal_basis(poles: np.ndarray, n_samples: int, first: int = 0) -> np.ndarray:
     """Real basis of the free responses: x[n] = Σ_k Re(c_k p_k^n) = basis @ [Re c, Im c].
+
+    The powers are exp(n·log p) at the first MODAL_BLOCK_ROWS offsets and at each block's start,
+    and products of the two elsewhere: one complex product per entry instead of one complex exp
+    (several times faster), to within an ulp or two of exp(n·log p).
 
     Args:
         poles: discrete poles, shape (K,).
         n_samples: rows of the basis.
+        first: the power of its first row (rows first … first + n_samples − 1).
 
     Returns:
         Array (n_samples, 2K): columns Re(p^n) then −Im(p^n).
     """
     with np.errstate(divide="ignore"):
         log_poles = np.log(poles.astype(np.complex128))
-    powers = np.exp(np.arange(n_samples)[:, None] * log_poles[None, :])  # zero poles: 0^n (1 at n=0)
-    powers[:1] = 1.0  # (no row when n_samples is 0)
+    block = min(MODAL_BLOCK_ROWS, max(n_samples, 1))
+    n_blocks = -(-n_samples // block)
+    with np.errstate(invalid="ignore"):  # 0·log 0 of zero poles: their columns are set below
+        offsets = np.exp(np.arange(block)[:, None] * log_poles[None, :])  # (B, K)
+        starts = np.exp((first + block * np.arange(n_blocks))[:, None] * log_poles[None, :])  # (blocks, K)
+        powers = (starts[:, None, :] * offsets[None, :, :]).reshape(n_blocks * block, poles.shape[0])[:n_samples]
+    zero = ~np.isfinite(log_poles.real)  # zero poles: 0^n, 1 at n = 0
+    powers[:, zero] = 0.0
+    if first == 0 and n_samples > 0:
+        powers[0] = 1.0
     return np.concatenate([powers.real, -powers.imag], axis=1)
+
+
+def modal_gram(poles: np.ndarray, n_samples: int) -> np.ndarray:
+    """``modal_basis(poles, n).T @ modal_basis(poles, n)`` in closed form, O(K²) instead of O(n·K²).
+
+    Products of the basis columns are real parts of (p_i p_j)^n and (p_i p̄_j)^n, whose sums over
+    n are geometric: Σ_{n<N} q^n = expm1(N log q) / expm1(log q) (N where q = 1), accurate for q
+    near 1 (two close, lightly damped poles), where 1 − q^N over 1 − q would cancel.
+
+    Args:
+        poles: (K,) complex, none zero (use `modal_basis` for those).
+        n_samples: N ≥ 1.
+
+    Returns:
+        (2K, 2K) symmetric.
+    """
+    log_p = np.log(poles.astype(np.complex128))
+    sums = []
+    for other in (log_p, np.conj(log_p)):  # Σ (p_i p_j)^n, Σ (p_i p̄_j)^n
+        exponent = log_p[:, None] + other[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.expm1(n_samples * exponent) / np.expm1(exponent)
+        sums.append(np.where(np.abs(exponent) < 1e-300, n_samples, total))
+    same, cross = sums
+    real_real = 0.5 * (same.real + cross.real)
+    imag_imag = 0.5 * (cross.real - same.real)
+    real_negimag = -0.5 * (same.imag - cross.imag)  # Re(p_i^n)·(−Im(p_j^n))
+    return np.block([[real_real, real_negimag], [real_negimag.T, imag_imag]])
 
 
 def ridge_solve(gram: np.ndarray, rhs: np.ndarray, rel_ridge: float) -> np.ndarray:
     """Solve (G + λI) c = r with λ = rel_ridge · mean diagonal of G, batched over leading dims.
+
+    Args: gram (..., d, d) or (d, d) shared by all right-hand sides; rhs (..., d). Returns (..., d).
 
     The small ridge keeps nearly collinear modes (close poles) from producing huge, cancelling
     coefficients that would make the trajectory fragile.
     """
     dim = gram.shape[-1]
     lam = rel_ridge * np.trace(gram, axis1=-2, axis2=-1)[..., None, None] / dim + 1e-12
-    # torch's batched LAPACK solve is several times faster than numpy's on this machine
-    return torch.linalg.solve(torch.from_numpy(gram + lam * np.eye(dim)), torch.from_numpy(rhs[..., None])).numpy()[..., 0]
+    with lapack_threads():
+        if gram.ndim == 2:  # one matrix for every right-hand side: factorised once, not per row
+            return np.linalg.solve(gram + lam * np.eye(dim), rhs.reshape(-1, dim).T).T.reshape(rhs.shape)
+        return np.linalg.solve(gram + lam * np.eye(dim), rhs[..., None])[..., 0]
+
+
+class Stopwatch:
+    """Wall-clock seconds spent in named pieces of work (the fit report's identification breakdown).
+
+    ``with watch("roots"): ...`` adds the block's duration to ``watch.seconds["roots"]``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 RANKING_WINDOW_SAMPLES = 2048  # windows on which the modes are ranked and their number chosen
@@ -183,8 +261,16 @@ def _excerpts(x: np.ndarray, max_samples: int, pieces: int = 8) -> np.ndarray:
     return np.concatenate([x[s: s + length] for s in starts])
 
 
+def window_starts(n_samples: int) -> tuple[int, np.ndarray]:
+    """The ranking windows of a clip of n_samples: (length, starts (J,)), up to
+    MAX_RANKING_WINDOWS windows of RANKING_WINDOW_SAMPLES spread evenly over it."""
+    length = min(RANKING_WINDOW_SAMPLES, n_samples)
+    n_win = min(MAX_RANKING_WINDOWS, max(1, n_samples // length))
+    return length, np.linspace(0, n_samples - length, n_win).astype(int)
+
+
 def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_modes: int = 128,
-                   lp_order: int = 1024, rel_ridge: float = 1e-6) -> Modes:
+                   lp_order: int = 1024, rel_ridge: float = 1e-6, watch: Stopwatch | None = None) -> Modes:
     """Pick the continuous-time modes of a clip, and how many of them it supports.
 
     The candidates are the poles of an order-``lp_order`` covariance-method predictor of the whole
@@ -200,25 +286,31 @@ def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_mod
         max_modes: the largest K the validation may choose.
         lp_order: order of the linear predictor whose poles are the candidates (capped by the clip).
         rel_ridge: ridge of the windowed least-squares fits.
+        watch: records the seconds of the predictor, its roots, the ranking and the validation.
+
     Returns:
         The K modes carrying the most energy; if the predictor has fewer distinct poles than an
         explicit ``n_modes``, the rest are spread on a log-frequency grid with slow decay, so the
         model has the latent size the user asked for.
     """
+    watch = watch or Stopwatch()
     order = int(min(lp_order, max(2, (x.shape[0] - 1) // 3)))
-    poles = predictor_poles(_excerpts(x, IDENTIFY_MAX_SAMPLES_PER_RATE_HZ * sample_rate), order)
-    length = min(RANKING_WINDOW_SAMPLES, x.shape[0])
-    n_win = min(MAX_RANKING_WINDOWS, max(1, x.shape[0] // length))
-    starts = np.linspace(0, x.shape[0] - length, n_win).astype(int)
+    with watch("modes_predictor"):
+        predictor = covariance_predictor(_excerpts(x, IDENTIFY_MAX_SAMPLES_PER_RATE_HZ * sample_rate), order)
+    with watch("modes_roots"):
+        poles = stable_poles(polynomial_roots(predictor))
+    length, starts = window_starts(x.shape[0])
     segs = np.stack([x[s: s + length] for s in starts])  # (J, L)
-    basis = modal_basis(poles, length)
-    coef = ridge_solve(basis.T @ basis, segs @ basis, rel_ridge)  # (J, 2K)
-    k = poles.shape[0]
-    energy_per_mode = (coef[:, :k] ** 2 + coef[:, k:] ** 2).sum(0) * (np.abs(basis[:, :k]) ** 2
-                                                                      + basis[:, k:] ** 2).sum(0)
-    ranked = poles[np.argsort(energy_per_mode)[::-1]]
+    with watch("modes_ranking"):
+        basis = modal_basis(poles, length)
+        coef = ridge_solve(modal_gram(poles, length), segs @ basis, rel_ridge)  # (J, 2K)
+        k = poles.shape[0]
+        energy_per_mode = (coef[:, :k] ** 2 + coef[:, k:] ** 2).sum(0) * (np.abs(basis[:, :k]) ** 2
+                                                                          + basis[:, k:] ** 2).sum(0)
+        ranked = poles[np.argsort(energy_per_mode)[::-1]]
     if n_modes is None:
-        n_modes = _validation_choice(segs, ranked, min(max_modes, k), rel_ridge)
+        with watch("modes_validation"):
+            n_modes = _validation_choice(segs, ranked, min(max_modes, k), rel_ridge)
     chosen = ranked[:n_modes]
     s = np.log(chosen) * sample_rate
     decay, omega = np.minimum(s.real, 0.0), np.abs(s.imag)
@@ -241,8 +333,8 @@ def _validation_choice(windows: np.ndarray, ranked: np.ndarray, max_modes: int, 
     for k in [c for c in MODE_COUNT_CANDIDATES if c <= max_modes] or [max(1, max_modes)]:
         basis = modal_basis(ranked[:k], length)  # (L, 2K)
         kept = (~held).astype(np.float64)
-        weighted = torch.from_numpy(kept)[:, :, None] * torch.from_numpy(basis)  # (J, L, 2K)
-        gram = (torch.from_numpy(basis).T @ weighted).numpy()
+        with lapack_threads():
+            gram = (basis.T[None] * kept[:, None, :]) @ basis  # (J, 2K, 2K) by batched matmul
         coef = ridge_solve(gram, (kept * windows) @ basis, rel_ridge)
         err = float(np.sum(held * (windows - coef @ basis.T) ** 2))
         if err < best_err:

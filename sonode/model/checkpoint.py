@@ -71,7 +71,7 @@ class TrainingState:
     Attributes:
         epoch: optimiser steps taken.
         model: the current parameters and buffers (state_dict).
-        optimiser: ``torch.optim.Optimizer.state_dict()`` of the Adam optimiser.
+        optimiser: ``state_dict()`` of the Adam optimiser (`sonode.model.adam.Adam`, torch's layout).
         best_model: state_dict of the best model seen so far.
         best_snr_db, initial_snr_db: reconstruction SNRs in dB (may be +inf).
         history: per-epoch records as dicts (`EpochRecord` fields).

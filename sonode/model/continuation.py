@@ -51,8 +51,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sonode.dsp.lpc import (burg, covariance_predictor, modal_basis, polynomial_roots, predictor_run,
-                                ridge_solve)
+from sonode.dsp.linalg import polynomial_roots
+from sonode.dsp.lpc import (burg, covariance_predictor, modal_basis, modal_gram, predictor_run, ridge_solve,
+                            stable_poles)
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)
@@ -187,14 +188,11 @@ def merge_beating(omega_rad_per_s: np.ndarray, decay_per_s: np.ndarray, energy: 
 
 
 def _poles(predictor: np.ndarray) -> np.ndarray:
-    poles = polynomial_roots(predictor)
-    poles = poles[(poles.imag >= 0) & (np.abs(poles) > 1e-8)]
-    return np.minimum(np.abs(poles), 1.0) * np.exp(1j * np.angle(poles))
+    return stable_poles(polynomial_roots(predictor))
 
 
 def _state(x: np.ndarray, poles: np.ndarray, window: int) -> np.ndarray:
-    basis = modal_basis(poles, window)
-    return ridge_solve(basis.T @ basis, x[-window:] @ basis, STATE_RIDGE)
+    return ridge_solve(modal_gram(poles, window), x[-window:] @ modal_basis(poles, window), STATE_RIDGE)
 
 
 def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> list[tuple[int, int]]:
@@ -282,7 +280,7 @@ def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_o
             poles = _poles(burg(context, order))
             for _, window in [p for p in candidates if p[0] == order]:
                 state = _state(history, poles, window)
-                consider("burg", (modal_basis(poles, window + held)[window:]) @ state, order, window)
+                consider("burg", modal_basis(poles, held, first=window) @ state, order, window)
             # the covariance method is only a check for an exact predictor: scored by running it
             # as a filter (the modal continuation with W = p, poles unclamped), its roots are
             # found only if it is chosen

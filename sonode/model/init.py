@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
+from sonode.dsp.linalg import lapack_threads
+from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, modal_gram, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
-from sonode.dsp.lpc import identify_modes, modal_basis, ridge_solve
+from sonode.model.layout import SegmentLayout
 
 # Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
 # and pitch offsets that amplitude-dependent effects of real instruments produce are of this order
@@ -54,36 +58,38 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
     """
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    modes = identify_modes(xn, sample_rate, n_modes, max_modes=max_modes, lp_order=lp_order)
-    tail: ContinuationFit | None = None
-    if continuation_samples is None or continuation_samples > 0:
-        tail = identify_continuation(xn, sample_rate, continuation_samples, max_order=lp_order)
+    watch = Stopwatch()
+    layout = SegmentLayout(sample_rate, int(x.shape[0]), hop_samples, overlap_samples)
+    wants_tail = continuation_samples is None or continuation_samples > 0
+
+    def continuation() -> ContinuationFit:
+        with watch("continuation"):
+            return identify_continuation(xn, sample_rate, continuation_samples, max_order=lp_order)
+
+    with watch("identification"), ThreadPoolExecutor(max_workers=1) as pool:
+        # The continuation (its own predictors and roots on the clip's end) does not depend on the
+        # modes: given two torch threads it runs beside them, each on one LAPACK thread (see
+        # `lapack_threads`), and is waited for only once the segment states are fitted.
+        parallel = wants_tail and torch.get_num_threads() >= 2
+        tail_job = pool.submit(continuation) if parallel else None
+        modes = identify_modes(xn, sample_rate, n_modes, max_modes=max_modes, lp_order=lp_order, watch=watch)
+        poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
+        with watch("segment_states"):
+            states = segment_states(xn, layout, poles, rel_ridge)
+        with watch("trajectory_state"):
+            n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
+            trajectory = ridge_solve(modal_gram(poles, n_traj), xn[:n_traj] @ modal_basis(poles, n_traj), rel_ridge)
+        tail = tail_job.result() if parallel else continuation() if wants_tail else None
     config = ModelConfig(sample_rate=sample_rate, n_samples=int(x.shape[0]), hop_samples=hop_samples,
                          overlap_samples=overlap_samples, n_modes=modes.n_modes, hidden=hidden, layers=layers,
                          gain=gain, offset=offset,
                          continuation_samples=tail.window_samples if tail else 0,
                          tail_modes=tail.decay_per_s.shape[0] if tail else 0,
                          continuation_switch_s=tail.switch_after_end_s if tail else 0.0)
-    layout = config.layout
-    poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
-    basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
-    weights = layout.training_weights().numpy().T  # (M, W)
-    windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
-    states = np.empty((layout.n_segments, basis.shape[1]))
-    per_batch = max(1, (1 << 23) // basis.shape[1] ** 2)  # bounds the (batch, 2K, 2K) normal matrices
-    basis_t = torch.from_numpy(basis)
-    for begin in range(0, layout.n_segments, per_batch):
-        w, xw = weights[begin: begin + per_batch], windows[begin: begin + per_batch]
-        weighted = torch.from_numpy(w)[:, :, None] * basis_t  # (B, W, 2K)
-        gram = (basis_t.T @ weighted).numpy()  # (B, 2K, 2K) by batched matmul
-        states[begin: begin + per_batch] = ridge_solve(gram, (w * xw) @ basis, rel_ridge)
     # a mode's energy |c|² = u² + v²: its mean over segments and modes sets the field's input units
     energy_scale = float(2.0 * np.mean(states ** 2)) or 1.0
     model = build_model(config, torch.from_numpy(modes.decay_per_s), torch.from_numpy(modes.omega_rad_per_s),
                         torch.from_numpy(states), energy_scale=energy_scale, rate_scale=FIELD_RATE_SCALE_PER_S)
-    n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
-    traj_basis = modal_basis(poles, n_traj)
-    trajectory = ridge_solve(traj_basis.T @ traj_basis, xn[:n_traj] @ traj_basis, rel_ridge)
     with torch.no_grad():
         model.trajectory_state.copy_(torch.from_numpy(trajectory)[None])
     summary = {"n_modes": modes.n_modes, "n_modes_chosen_by": "validation" if n_modes is None else "user"}
@@ -95,4 +101,36 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
                                    "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator,
                                    "switch_after_end_s": tail.switch_after_end_s,
                                    "fade_samples": tail.fade_samples}
+    # wall-clock seconds of each piece (the continuation's overlap the modes' when run beside them)
+    summary["time_breakdown_s"] = {name: round(sec, 4) for name, sec in watch.seconds.items()}
     return model, summary
+
+
+def segment_states(xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel_ridge: float) -> np.ndarray:
+    """Start states of every segment: ridge least squares of the modes over the segment's window,
+    weighted by its cross-fade weights.
+
+    Args:
+        xn: normalised clip, (layout.n_samples,).
+        layout: the segments.
+        poles: discrete modes (K,).
+        rel_ridge: see `ridge_solve`.
+
+    Returns:
+        (layout.n_segments, 2K) states [Re c; Im c].
+    """
+    basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
+    weights = layout.training_weights().numpy().T  # (M, W)
+    windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
+    states = np.empty((layout.n_segments, basis.shape[1]))
+    # The normal matrix depends on the segment only through its cross-fade weights, and all but
+    # the first and last segments share them: one matrix (and factorisation) per distinct pattern,
+    # where one per segment cost O(M·W·K²).
+    patterns, which = np.unique(weights, axis=0, return_inverse=True)
+    for index, w in enumerate(patterns):
+        rows = np.nonzero(which.reshape(-1) == index)[0]
+        with lapack_threads():
+            gram = basis.T @ (w[:, None] * basis)
+            rhs = (weights[rows] * windows[rows]) @ basis  # (B, 2K)
+        states[rows] = ridge_solve(gram, rhs, rel_ridge)
+    return states

@@ -117,8 +117,11 @@ def _over_limits(options: FitOptions) -> list[str]:
 class EpochRecord:
     epoch: int
     loss: float
-    snr_db: float
+    snr_db: float  # this step's reconstruction SNR (of its run of segments)
     elapsed_s: float
+    # the kept model's reconstruction SNR over the clip after this step (it changes only at the
+    # checks, to a better-scoring model); nan in histories written before it was recorded
+    kept_snr_db: float = math.nan
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 
 from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
                                      load_checkpoint, save_checkpoint)
+from sonode.model.adam import Adam
 from sonode.model.decoder import SonodeModel
 from sonode.model.checks import (DISCRETISATION_GOAL_DB, TRAJECTORY_WEIGHT, coarse_and_fine, consider,
                                  snr_db, trajectory_snr)
@@ -146,7 +147,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         finally:
             current.load_state_dict(now)
 
-    optimiser = torch.optim.Adam(_param_groups(model, options.lr, n_trajectory / sample_rate))
+    optimiser = Adam(_param_groups(model, options.lr, n_trajectory / sample_rate))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
         group["base_lr"] = group["lr"]
     history: list[EpochRecord] = []
@@ -244,7 +245,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
                     group["base_lr"] *= 0.5
                 optimiser.state.clear()
         record = EpochRecord(epoch=epoch, loss=loss, snr_db=epoch_snr,
-                             elapsed_s=time.perf_counter() - t_start)
+                             elapsed_s=time.perf_counter() - t_start, kept_snr_db=best_snr)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best_snr)

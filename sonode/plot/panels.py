@@ -251,7 +251,8 @@ def plot_training_curve(
     Args:
         target: an Axes, or a ``.png`` path for a new 8 × 4 inch figure.
         history: one dict per recorded epoch with keys ``"epoch"``, ``"loss"``, ``"snr_db"`` and
-            optionally ``"elapsed_s"`` (wall time in seconds; the last one is shown in the title).
+            optionally ``"elapsed_s"`` (wall time in seconds; the last one is shown in the title) and
+            ``"kept_snr_db"`` (the kept model's SNR, drawn as a step line).
         title: axes title prefix (default "training").
 
     Returns:
@@ -273,13 +274,20 @@ def plot_training_curve(
         ax.set_ylabel("loss", color="tab:blue")
         ax.grid(alpha=0.3)
         snr_ax = ax.twinx()
-        snr_line = snr_ax.plot(epochs, snr, color="tab:red", marker=marker, label="SNR")
+        snr_line = snr_ax.plot(epochs, snr, color="tab:red", marker=marker, label="step SNR")
         snr_ax.set_ylabel("fit SNR (dB)", color="tab:red")
         lines = loss_line + snr_line
+        kept = np.array([float(entry.get("kept_snr_db", np.nan)) for entry in history])
+        if np.any(np.isfinite(kept)):
+            # what the fit returns: the best checked model, which a worse step never replaces
+            lines += snr_ax.plot(epochs, kept, color="tab:green", drawstyle="steps-post", linewidth=2.0,
+                                 label="kept model SNR")
         # Inside the axes: the twin y-axis labels take the right margin.
         ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
         heading = title if title is not None else "training"
         details = f"final SNR {snr[-1]:.1f} dB"
+        if np.isfinite(kept[-1]):
+            details = f"kept model SNR {kept[-1]:.1f} dB (last step {snr[-1]:.1f} dB)"
         last = history[-1]
         if "elapsed_s" in last:
             details = f"{float(last['elapsed_s']):.1f} s elapsed, " + details

@@ -131,9 +131,43 @@ def extend_band(x: np.ndarray, rate_in: int, rate_out: int,
     return high, info
 
 
+def clip_modes(x: np.ndarray, rate: int, n_modes: int = 128,
+               lp_order: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `model_modes` reads from a fitted model, from the clip's identification alone.
+
+    The band above the input needs the clip's oscillators (frequencies, amplitudes, decays) to find
+    and continue a harmonic series; the linear start of a fit identifies them in seconds, and
+    training moves them little (frequencies and decays step by lr/(free-run length) per step).
+    The amplitudes are the RMS, over up to 32 windows spread over the clip, of each mode's
+    least-squares amplitude at the window's start (a fitted model's: over its segments' starts).
+
+    Args:
+        x: the clip (file amplitude), (n,). rate: Hz.
+        n_modes: K, as a fit's default d = 256.
+        lp_order: order of the predictor whose roots are the candidates.
+
+    Returns:
+        (frequencies Hz, amplitudes in file amplitude, decays 1/s), each (K,).
+    """
+    from sonode.dsp.lpc import identify_modes, modal_basis, ridge_solve, window_starts
+    from sonode.model.init import normalisation
+
+    gain, offset = normalisation(np.asarray(x, dtype=np.float64))
+    xn = (x - offset) / gain
+    modes = identify_modes(xn, rate, n_modes, lp_order=lp_order)
+    poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / rate)
+    length, starts = window_starts(xn.shape[0])
+    basis = modal_basis(poles, length)
+    coef = ridge_solve(basis.T @ basis, np.stack([xn[s: s + length] for s in starts]) @ basis, 1e-6)
+    k = modes.n_modes
+    amplitude = np.sqrt(np.mean(coef[:, :k] ** 2 + coef[:, k:] ** 2, axis=0)) * gain
+    return modes.omega_rad_per_s / (2 * math.pi), amplitude, modes.decay_per_s
+
+
 def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeModel | None = None,
-                     low_band: str = "input", high_band: str = "model",
-                     seed: int = 0) -> tuple[np.ndarray, Extension | None]:
+                     low_band: str = "input", high_band: str = "model", seed: int = 0,
+                     modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, Extension | None]:
     """Upsample input samples: the low band kept, the band above synthesised.
 
     Args:
@@ -143,6 +177,8 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
         model: the fitted model (needed for ``low_band="model"``; its modes guide the partials).
         low_band: "input" (windowed-sinc interpolation of ``x``) or "model" (the model's rendering).
         high_band: "model" (partials + noise floor, see the module docstring) or "none".
+        modes: the oscillators that guide the partials when there is no model (see `clip_modes`);
+            ignored when ``model`` is given.
 
     Returns:
         ((round(n_in·rate_out/rate_in),) float64 in file amplitude, `Extension` or None when
@@ -167,7 +203,7 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
             edge = band_edge_hz(sig, rate_in)
             low = crossover(low, np.zeros(n_out), rate_out, edge, CROSSOVER_WIDTH * rate_in / 2)
         return low, None
-    modes = model_modes(model) if model is not None else None
+    modes = model_modes(model) if model is not None else modes
     high, info = extend_band(sig, rate_in, rate_out, modes, seed)
     return crossover(low, high, rate_out, info.edge_hz, CROSSOVER_WIDTH * rate_in / 2), info
 

@@ -1,0 +1,101 @@
+"""Adam without torch.optim: the same update, bit for bit, and the same state_dict layout.
+
+Constructing any `torch.optim` optimiser imports `torch._dynamo` (1.2 s of CPU on the reference
+machine, measured; 9 s of wall time there under load): a tenth of a 60 s fit's budget went to an
+import before the first step. This is the update of `torch.optim.Adam`'s single-tensor path (the
+one it takes on CPU) with betas (0.9, 0.999), eps 1e-8, no weight decay, in the same order of
+operations, so a fit takes the same steps as it did with torch's (tested against it), and
+checkpoints keep their layout ({"state": {index: {"step", "exp_avg", "exp_avg_sq"}},
+"param_groups": [{..., "params": [indices]}]}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+class Adam:
+    """Adam over parameter groups (dicts with "params" and "lr"; other keys are kept, e.g. base_lr).
+
+    Attributes:
+        param_groups: the groups, as in `torch.optim.Optimizer`.
+        state: per-parameter moments; clear() it to restart them (as after a rollback).
+    """
+
+    def __init__(self, groups: Iterable[dict[str, Any]]):
+        self.param_groups = [{**group, "params": list(group["params"]), "betas": BETAS, "eps": EPS}
+                             for group in groups]
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {
+                        "step": torch.tensor(0.0, dtype=torch.float32),
+                        "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                state["step"] += 1
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
+                step = state["step"].item()
+                step_size = group["lr"] / (1 - beta1 ** step)
+                denom = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** step) ** 0.5).add_(group["eps"])
+                p.addcdiv_(state["exp_avg"], denom, value=-step_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"state": {index: moments}, "param_groups": [group without tensors, "params": indices]}."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index[p] = len(index)
+                ids.append(index[p])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {index[p]: dict(s) for p, s in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Restore moments and group settings (lr, base_lr, ...) saved by `state_dict` (or by
+        `torch.optim.Adam` with the same groups).
+
+        Raises:
+            ValueError: the saved groups do not match these parameters.
+        """
+        params = [p for group in self.param_groups for p in group["params"]]
+        saved_groups = saved["param_groups"]
+        if len(saved_groups) != len(self.param_groups) or any(
+                len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)):
+            raise ValueError("the saved optimiser state has other parameter groups")
+        for group, saved_group in zip(self.param_groups, saved_groups):
+            for key in ("lr", "base_lr"):
+                if key in saved_group:
+                    group[key] = saved_group[key]
+        self.state = {}
+        for index, moments in saved["state"].items():
+            p = params[int(index)]
+            if any(isinstance(v, torch.Tensor) and k != "step" and v.shape != p.shape for k, v in moments.items()):
+                raise ValueError("the saved optimiser state does not fit the parameters' shapes")
+            self.state[p] = {k: (v.clone() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
+                             for k, v in moments.items() if k in ("step", "exp_avg", "exp_avg_sq")}
