@@ -35,12 +35,14 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
+from .adjoint_reversible import check_reversible, reversible_forward, reversible_sweep
 from .options import SOLVERS, SolveOptions
+from .reversible import REVERSIBLE_METHODS
 from .solve import solve
 
 ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-_MODES = ("checkpoint", "backsolve")
+_MODES = ("checkpoint", "backsolve", "reversible")
 # Accepted steps per stored state. Larger pieces mean fewer (per-call expensive) autograd.grad calls
 # and fewer stored states, smaller ones a smaller transient graph; 32 RK4 steps of an audio-sized
 # MLP make a graph of a few MB, and beyond ~32 the time no longer improves (benchmarks/README.md).
@@ -131,7 +133,10 @@ def odeint_adjoint(
     Double backward is not supported.
     """
     opts = SolveOptions.build(method, rtol, atol, options)
+    if method in REVERSIBLE_METHODS and "mode" not in (adjoint_options or {}):
+        adjoint_options = {**(adjoint_options or {}), "mode": "reversible"}  # its own exact O(1)-memory adjoint
     adj = AdjointOptions.from_dict(adjoint_options)
+    check_reversible(method, adj.mode)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:
@@ -205,6 +210,9 @@ class _OdeintAdjoint(torch.autograd.Function):
             every = spec.adj.checkpoint_every
             ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, spec.tape_tail)
             return ys
+        if spec.adj.mode == "reversible":
+            ys, spec.checkpoints = reversible_forward(spec.func, y0, t, spec.opts)
+            return ys
         with torch.no_grad():
             return solve(spec.func, y0, t, spec.opts).ys
 
@@ -221,6 +229,9 @@ class _OdeintAdjoint(torch.autograd.Function):
         t, ys, *params = ctx.saved_tensors
         need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         t64 = t.detach().to(torch.float64)
+        if spec.adj.mode == "reversible":  # exact discrete gradient, also in t
+            a0, param_grads, grad_t = reversible_sweep(spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, need_t)
+            return (a0 if need_y0 else None, grad_t, None, *param_grads)
         if spec.adj.mode == "checkpoint":
             a0, param_grads = checkpoint_sweep(
                 spec.func, spec.opts, spec.checkpoints, params, t64, grad_ys, need_state=need_y0 or need_t

@@ -8,7 +8,7 @@ from typing import Any
 
 from .tableaus import TABLEAUS
 
-FIXED_METHODS = ("euler", "midpoint", "rk4", "lawson_rk4")
+FIXED_METHODS = ("euler", "midpoint", "rk4", "lawson_rk4", "reversible_heun")
 ADAPTIVE_METHODS = ("bosh3", "dopri5", "tsit5")
 SOLVERS: tuple[str, ...] = FIXED_METHODS + ADAPTIVE_METHODS
 

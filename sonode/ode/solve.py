@@ -17,6 +17,7 @@ from .fixed import fixed_step, solve_fixed
 from .options import SolveOptions
 from .per_sample import solve_per_sample
 from .records import SolveResult, SolveStats, StepRecord, time_arg
+from .reversible import REVERSIBLE_METHODS, solve_reversible
 from .rk import Func, rk_stages, step_outputs
 
 __all__ = ["odeint", "solve", "replay_step", "SolveResult", "SolveStats", "StepRecord", "times_as_floats"]
@@ -67,6 +68,10 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
     if len(t_out) == 1:
         steps = StepRecord.build([], [], [], [0], y0) if record_steps else None
         return SolveResult(ys=y0.unsqueeze(0), stats=SolveStats(0, 0, 0), steps=steps)
+    if opts.method in REVERSIBLE_METHODS:  # carries (y, ŷ, f) between steps: no StepRecord
+        if record_steps:
+            raise ValueError(f"record_steps is not available with method {opts.method!r}")
+        return solve_reversible(func, y0, t, t_out, opts)
     if opts.adaptive and opts.per_sample:
         if record_steps:
             raise ValueError("record_steps is not available with per_sample=True (steps differ per sample)")

@@ -1,0 +1,132 @@
+"""The reversible adjoint: backprop's gradient through reversible Heun at O(1) memory in the steps.
+
+Used by `odeint_adjoint(..., method="reversible_heun")` (mode "reversible", the default for that
+method). The forward solve keeps no graph and stores only what it returns anyway — y at the output
+times — plus ŷ there. The backward sweep walks the grid from the end, rebuilding each earlier state
+with the method's algebraic inverse (`reversible.py`) and accumulating the *discrete* adjoint of the
+step map (y, ŷ, f) -> (y', ŷ', f'): the same chain rule backprop applies to the stored graph, applied
+to the rebuilt states, so the gradient equals backprop's up to the round-off of the rebuild. At output
+times the rebuilt (y, ŷ) are replaced by the stored forward values, which stops round-off from
+carrying across outputs.
+
+Per step the sweep costs one evaluation of f with a graph (at the rebuilt ŷ_n: it serves both the
+rebuild of y_n and the next vector–Jacobian product) and one vector–Jacobian product — the same work
+as backprop's backward, with one graph of f alive at a time instead of all of them.
+
+Gradients with respect to t are exact too: the grid times are t_i + k·h, and the sweep accumulates
+dL/dτ_k from f's time argument and from the step lengths, then sums them onto the t_i they come from.
+"""
+from __future__ import annotations
+
+import torch
+
+from .options import SolveOptions
+from .reversible import REVERSIBLE_METHODS, heun_grid, solve_reversible
+from .solve import times_as_floats
+
+
+def check_reversible(method: str, mode: str) -> None:
+    """ValueError for a reversible method outside mode 'reversible' or the mode with another method."""
+    if mode == "reversible" and method not in REVERSIBLE_METHODS:
+        raise ValueError(
+            f"adjoint_options mode='reversible' needs an algebraically reversible method "
+            f"({', '.join(REVERSIBLE_METHODS)}); got method={method!r}"
+        )
+    if mode != "reversible" and method in REVERSIBLE_METHODS:
+        raise ValueError(
+            f"method {method!r} carries (y, ŷ, f) from step to step, which mode={mode!r} cannot replay; "
+            "use adjoint_options={'mode': 'reversible'} (the default for this method: exact, O(1) memory)"
+        )
+
+
+@torch.no_grad()
+def reversible_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions):
+    """Solve without a graph; return (ys (n, *S), yhats (n, *S)): ys equals `odeint`'s bit for bit."""
+    result, yhats = solve_reversible(func, y0, t, times_as_floats(t), opts, keep_yhat=True)
+    return result.ys, yhats
+
+
+def _f_with_graph(func, tau_n: torch.Tensor, yh: torch.Tensor, need_t: bool):
+    """f(τ_n, ŷ) with a graph from fresh leaves ŷ (and τ_n if t needs a gradient)."""
+    leaf_y = yh.detach().requires_grad_()
+    leaf_t = tau_n.detach().requires_grad_() if need_t else tau_n.detach()
+    with torch.enable_grad():
+        f = func(leaf_t, leaf_y)
+    return f, leaf_y, leaf_t
+
+
+def _vjp(f, leaf_y, leaf_t, params, cot, need_t: bool):
+    """(cot·∂f/∂ŷ, cot·∂f/∂τ or None, [cot·∂f/∂θ]); unused inputs give None."""
+    inputs = [leaf_y] + ([leaf_t] if need_t else []) + list(params)
+    if not f.requires_grad:  # f reads neither ŷ, τ nor θ
+        return None, None, [None] * len(params)
+    grads = list(torch.autograd.grad(f, inputs, cot, allow_unused=True))
+    g_y = grads.pop(0)
+    g_t = grads.pop(0) if need_t else None
+    return g_y, g_t, grads
+
+
+@torch.no_grad()
+def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhats, grad_ys, need_t: bool):
+    """dL/dy0, dL/dθ and dL/dt by the discrete adjoint of reversible Heun, rebuilding states backwards.
+
+    Args:
+        func, opts: as given to the forward solve. params: tensors receiving gradients.
+        t: (n,) output times. ys, yhats: (n, *S) y and ŷ at the output times (forward values).
+        grad_ys: (n, *S) dL/dy(t_i). need_t: also return dL/dt.
+
+    Returns:
+        (a0, param_grads, grad_t): dL/dy0 (shape S), one gradient per parameter, and dL/dt of
+        shape (n,) in t's dtype (None unless need_t).
+    """
+    t_out = times_as_floats(t)
+    tau, owner, out_pos = heun_grid(t.detach(), t_out, opts.step_size)
+    n_steps = len(tau) - 1
+    g_tau = torch.zeros_like(tau)
+    g_params = [torch.zeros_like(p) for p in params]
+
+    def add_params(grads):
+        for acc, g in zip(g_params, grads):
+            if g is not None:
+                acc += g
+
+    out_i = len(t_out) - 1
+    y, yh = ys[out_i], yhats[out_i]
+    a_y, a_yh, a_f = grad_ys[out_i].clone(), torch.zeros_like(y), torch.zeros_like(y)
+    fg, leaf_y, leaf_t = _f_with_graph(func, tau[n_steps], yh, need_t)
+    for n in range(n_steps - 1, -1, -1):
+        h = tau[n + 1] - tau[n]
+        f1 = fg.detach()
+        # y_{n+1} = y_n + h/2 (f_n + f_{n+1}): f_{n+1}'s cotangent, pushed through f to ŷ_{n+1}, τ, θ.
+        g_y, g_t, g_p = _vjp(fg, leaf_y, leaf_t, params, a_f + (0.5 * h) * a_y, need_t)
+        if g_y is not None:
+            a_yh = a_yh + g_y
+        if g_t is not None:
+            g_tau[n + 1] += g_t
+        add_params(g_p)
+        # Rebuild (y_n, ŷ_n, f_n); at an output time take the stored forward values instead.
+        at_output = n == out_pos[out_i - 1]
+        yh0 = yhats[out_i - 1] if at_output else 2 * y - yh - h * f1
+        fg, leaf_y, leaf_t = _f_with_graph(func, tau[n], yh0, need_t)
+        f0 = fg.detach()
+        y0 = ys[out_i - 1] if at_output else y - (0.5 * h) * (f0 + f1)
+        if need_t:  # ŷ_{n+1} = 2y_n − ŷ_n + h f_n and y_{n+1} both move with h = τ_{n+1} − τ_n
+            a_h = (a_yh * f0).sum() + 0.5 * (a_y * (f0 + f1)).sum()
+            g_tau[n + 1] += a_h
+            g_tau[n] -= a_h
+        a_y, a_yh, a_f = a_y + 2 * a_yh, -a_yh, h * a_yh + (0.5 * h) * a_y
+        y, yh = y0, yh0
+        if at_output:
+            out_i -= 1
+            a_y = a_y + grad_ys[out_i]
+    # ŷ_0 = y_0 and f_0 = f(t_0, y_0): all three cotangents land on y0.
+    g_y, g_t, g_p = _vjp(fg, leaf_y, leaf_t, params, a_f, need_t)
+    a0 = a_y + a_yh + (g_y if g_y is not None else 0)
+    if g_t is not None:
+        g_tau[0] += g_t
+    add_params(g_p)
+    grad_t = None
+    if need_t:
+        grad_t = torch.zeros(len(t_out), dtype=torch.float64, device=tau.device).index_add_(0, owner, g_tau)
+        grad_t = grad_t.to(t.dtype)
+    return a0, g_params, grad_t

@@ -1,0 +1,96 @@
+"""Reversible Heun (Kidger, Foster, Li & Lyons 2021): an algebraically reversible fixed-step solver.
+
+The method carries a second state ŷ and the last evaluation f_n = f(t_n, ŷ_n) from step to step:
+
+    ŷ_{n+1} = 2 y_n − ŷ_n + h f_n
+    f_{n+1} = f(t_{n+1}, ŷ_{n+1})
+    y_{n+1} = y_n + h/2 (f_n + f_{n+1}),          y_0 = ŷ_0 = y(t[0]),
+
+one evaluation of f per step, order 2. Its algebraic inverse needs one evaluation too:
+
+    ŷ_n = 2 y_{n+1} − ŷ_{n+1} − h f_{n+1},   f_n = f(t_n, ŷ_n),   y_n = y_{n+1} − h/2 (f_n + f_{n+1}),
+
+so the adjoint (`adjoint_reversible.py`) rebuilds every forward state from the last one instead of
+storing them: backprop's gradient with memory that does not grow with the number of steps.
+
+Stability: on y' = λy with z = hλ the step is the linear map [[1+z, z²/2], [2, z−1]] on (y, ŷ),
+whose eigenvalues solve μ² − 2zμ − 1 = 0, so μ₁μ₂ = −1: both have |μ| = 1 exactly when z = iω,
+|ω| < 1, and one has |μ| > 1 for every z off the imaginary axis. The method is stable only on the
+segment (−i, i): fine for oscillatory dynamics, but on dissipative ones (Re λ < 0) the parasitic
+mode y − ŷ grows like (1 + |z|)^n; keep |h Re λ| · n_steps small (docs/reversible.md measures it).
+
+Grid: each output interval [t_i, t_{i+1}] is cut into steps of ``step_size`` (the last one ends on
+t_{i+1}; None: one step per interval), and the grid times are built from t by tensor arithmetic,
+so backprop through `odeint` and the reversible adjoint both differentiate them with respect to t.
+"""
+from __future__ import annotations
+
+import torch
+
+from .fixed import step_grid
+from .records import SolveResult, SolveStats, check_finite_outputs
+
+REVERSIBLE_METHODS = ("reversible_heun",)
+
+
+def heun_grid(t: torch.Tensor, t_out: list[float], step_size: float | None):
+    """The step grid of reversible Heun.
+
+    Args:
+        t: (n,) output times as given (may require grad). t_out: the same as python floats.
+        step_size: |h| in units of t, or None for one step per output interval.
+
+    Returns:
+        (tau, owner, out_pos): tau (N+1,) float64 grid times, differentiable in t (grid point k is
+        t[owner[k]] + an offset, so dτ_k/dt[owner[k]] = 1); owner (N+1,) int64; out_pos: list of
+        the n grid indices where the outputs fall (out_pos[0] = 0, out_pos[-1] = N).
+    """
+    t64 = torch.as_tensor(t).to(torch.float64).reshape(-1)
+    owner, offset, out_pos = [0], [0.0], [0]
+    for i, steps in enumerate(step_grid(t_out, step_size)):
+        for k in range(1, len(steps)):  # interior points of the interval: t_i + k h
+            owner.append(i)
+            offset.append(k * steps[0])
+        owner.append(i + 1)  # the interval's last step lands on t_{i+1} exactly
+        offset.append(0.0)
+        out_pos.append(len(owner) - 1)
+    owner_t = torch.tensor(owner, dtype=torch.int64, device=t64.device)
+    tau = t64[owner_t] + torch.tensor(offset, dtype=torch.float64, device=t64.device)
+    return tau, owner_t, out_pos
+
+
+def heun_step(func, tau1: torch.Tensor, h: torch.Tensor, y, yh, f):
+    """One forward step from (y_n, ŷ_n, f_n) with step h (0-d float64) to (y_{n+1}, ŷ_{n+1}, f_{n+1})."""
+    yh1 = 2 * y - yh + h * f
+    f1 = func(tau1, yh1)
+    y1 = y + (0.5 * h) * (f + f1)
+    return y1, yh1, f1
+
+
+def solve_reversible(func, y0: torch.Tensor, t, t_out: list[float], opts, keep_yhat: bool = False):
+    """Reversible Heun through the output times; differentiable by ordinary autograd (also in t).
+
+    Args:
+        func: f(t, y); t is a 0-d float64 tensor. y0: (*S). t: (n,) output times (tensor or list).
+        t_out: t as validated python floats. opts: SolveOptions (step_size).
+        keep_yhat: also return ŷ at the output times (what the reversible adjoint stores).
+
+    Returns:
+        SolveResult with ys (n, *S); with keep_yhat, (SolveResult, yhats (n, *S)).
+    """
+    tau, _, out_pos = heun_grid(t, t_out, opts.step_size)
+    y = yh = y0
+    f = func(tau[0], y0)
+    ys, yhats = [y0], [y0]
+    next_out = 1
+    for n in range(len(tau) - 1):
+        y, yh, f = heun_step(func, tau[n + 1], tau[n + 1] - tau[n], y, yh, f)
+        if n + 1 == out_pos[next_out]:
+            ys.append(y)
+            yhats.append(yh)
+            next_out += 1
+    ys_t = torch.stack(ys)
+    check_finite_outputs(ys_t, t_out)
+    n_steps = len(tau) - 1
+    result = SolveResult(ys=ys_t, stats=SolveStats(nfev=n_steps + 1, n_steps=n_steps, n_rejected=0))
+    return (result, torch.stack(yhats)) if keep_yhat else result
