@@ -33,6 +33,7 @@ import torch
 
 from .adaptive import PIController, initial_step, underflow_error
 from .fixed import fixed_step, step_grid
+from .implicit_tableaus import IMPLICIT_METHODS
 from .options import SolveOptions
 from .records import time_arg
 from .rk import error_ratio, rk_stages
@@ -40,6 +41,11 @@ from .rk import error_ratio, rk_stages
 
 def check_backsolve_supported(method: str, adj) -> None:
     """ValueError for the configurations the backsolve sweep cannot handle."""
+    if method in IMPLICIT_METHODS or adj.method in IMPLICIT_METHODS:
+        raise ValueError(
+            "adjoint_options mode='backsolve' does not support the implicit methods (Newton on the augmented "
+            "adjoint state would need its Jacobian); use mode='checkpoint' (the default: exact gradients)"
+        )
     if "lawson_rk4" in (method, adj.method):
         raise ValueError(
             "adjoint_options mode='backsolve' does not support method 'lawson_rk4' (the augmented adjoint "

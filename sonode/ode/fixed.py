@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from .implicit import implicit_fixed_step
+from .implicit_tableaus import IMPLICIT_METHODS
 from .lawson import lawson_rk4_step
 from .options import SolveOptions
 from .records import SolveResult, SolveStats, StepRecord, check_finite_outputs, time_arg
@@ -35,6 +37,8 @@ def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Te
     if opts.method == "lawson_rk4":
         times = [time_arg(t0, y0), time_arg(t0 + 0.5 * h, y0), time_arg(t0 + h, y0)]
         return lawson_rk4_step(func, opts.linear, times, h, y0)
+    if opts.method in IMPLICIT_METHODS:
+        return implicit_fixed_step(func, opts, t0, h, y0)
     tab = opts.tableau
     times = [time_arg(t0 + c * h, y0) for c in tab.c]
     return rk_stages(func, tab, y0, h, times)[0]

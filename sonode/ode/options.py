@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .implicit_tableaus import IMPLICIT_METHODS, IMPLICIT_OPTIONS, IMPLICIT_TABLEAUS, check_implicit_options
 from .tableaus import TABLEAUS
 
 FIXED_METHODS = ("euler", "midpoint", "rk4", "lawson_rk4", "reversible_heun")
 ADAPTIVE_METHODS = ("bosh3", "dopri5", "tsit5")
-SOLVERS: tuple[str, ...] = FIXED_METHODS + ADAPTIVE_METHODS
+SOLVERS: tuple[str, ...] = FIXED_METHODS + ADAPTIVE_METHODS + IMPLICIT_METHODS
 
 _FIXED_OPTIONS = ("step_size",)
 _LAWSON_OPTIONS = ("step_size", "linear")
@@ -29,6 +30,8 @@ _ADAPTIVE_OPTIONS = (
 
 def valid_option_names(method: str) -> tuple[str, ...]:
     """Names accepted in ``options`` for ``method`` (which must be in ``SOLVERS``)."""
+    if method in IMPLICIT_METHODS:
+        return IMPLICIT_OPTIONS
     if method == "lawson_rk4":
         return _LAWSON_OPTIONS
     if method in FIXED_METHODS:
@@ -75,15 +78,19 @@ class SolveOptions:
     pcoeff: float = 0.2
     icoeff: float = 0.65
     per_sample: bool = False
+    # Implicit methods (implicit_solve.py): options["adaptive"] (step doubling), Newton's stopping rule.
+    doubling: bool = False
+    newton_tol: float = 1e-3
+    max_iters: int = 20
 
     @property
     def adaptive(self) -> bool:
-        return self.method in ADAPTIVE_METHODS
+        return self.method in ADAPTIVE_METHODS or self.doubling
 
     @property
     def tableau(self):
         """The Butcher tableau (None for ``lawson_rk4``, whose step is not a plain RK step)."""
-        return TABLEAUS.get(self.method)
+        return TABLEAUS.get(self.method) or IMPLICIT_TABLEAUS.get(self.method)
 
     @classmethod
     def build(
@@ -107,6 +114,8 @@ class SolveOptions:
                 f"unknown option(s) {', '.join(map(repr, unknown))} for method {method!r}; "
                 f"valid options: {', '.join(valid)}"
             )
+        if "adaptive" in options:  # implicit methods: the option's name, not the property's
+            options["doubling"] = options.pop("adaptive")
         opts = cls(method=method, rtol=float(rtol), atol=float(atol), **options)
         opts._check()
         return opts
@@ -141,6 +150,8 @@ class SolveOptions:
                 raise ValueError(f"option per_sample must be a bool, got {self.per_sample!r}")
         else:
             positive("step_size", self.step_size, allow_none=True)
+        if self.method in IMPLICIT_METHODS:
+            check_implicit_options(self, positive)
         if self.method == "lawson_rk4" and not callable(getattr(self.linear, "expm_apply", None)):
             raise ValueError(
                 "method 'lawson_rk4' needs options['linear']: an object with expm_apply(h, y) "

@@ -14,6 +14,8 @@ import torch
 
 from .adaptive import solve_adaptive
 from .fixed import fixed_step, solve_fixed
+from .implicit_solve import replay_implicit, solve_implicit
+from .implicit_tableaus import IMPLICIT_METHODS
 from .options import SolveOptions
 from .per_sample import solve_per_sample
 from .records import SolveResult, SolveStats, StepRecord, time_arg
@@ -72,6 +74,8 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
         if record_steps:
             raise ValueError(f"record_steps is not available with method {opts.method!r}")
         return solve_reversible(func, y0, t, t_out, opts)
+    if opts.method in IMPLICIT_METHODS:
+        return solve_implicit(func, y0, t_out, opts, record_steps)
     if opts.adaptive and opts.per_sample:
         if record_steps:
             raise ValueError("record_steps is not available with per_sample=True (steps differ per sample)")
@@ -98,6 +102,8 @@ def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.T
     """
     t0, h = float(t0), float(h)
     times = [float(v) for v in torch.as_tensor(t_out, dtype=torch.float64).reshape(-1).tolist()]
+    if opts.method in IMPLICIT_METHODS and opts.adaptive:
+        return replay_implicit(func, opts, t0, h, y0, times)
     if opts.adaptive:
         tab = opts.tableau
         stage_times = [time_arg(t0 + c * h, y0) for c in tab.c]
