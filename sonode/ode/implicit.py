@@ -73,7 +73,7 @@ def newton_stages(func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Ten
     Z = y0f.new_zeros((tab.n_stages, y0f.numel()))
     F = _stage_values(func, times, y0f, Z, shape)
     lu = None if full else torch.linalg.lu_factor(_newton_matrix(a, h, jac))
-    prev = None
+    roundoff, prev = 16 * torch.finfo(y0f.dtype).eps, None
     for _ in range(opts.max_iters):
         if full:
             jacs = [jacobian(func, times[j], (y0f + Z[j]).view(shape)) for j in range(tab.n_stages)]
@@ -85,8 +85,8 @@ def newton_stages(func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Ten
         norm = float(torch.linalg.vector_norm(dZ / scale) / math.sqrt(dZ.numel()))
         if not (math.isfinite(norm) and bool(torch.isfinite(F).all())):
             return None
-        if norm <= opts.newton_tol:
-            return Z
+        if norm <= opts.newton_tol or bool((dZ.abs() <= roundoff * (y0f.abs() + Z.abs())).all()):
+            return Z  # converged, or the updates are round-off (tight tolerances in float32)
         if prev is not None and norm >= prev:  # not contracting: a smaller step (or full Newton) is needed
             return None
         prev = norm
