@@ -21,8 +21,16 @@ from __future__ import annotations
 import torch
 
 from .options import SolveOptions
-from .reversible import REVERSIBLE_METHODS, heun_grid, solve_reversible
+from .reversible import (
+    _MF_BASE,
+    MF_COUPLING,
+    REVERSIBLE_METHODS,
+    heun_grid,
+    rk_increment,
+    solve_reversible,
+)
 from .solve import times_as_floats
+from .tableaus import TABLEAUS
 
 
 def check_reversible(method: str, mode: str) -> None:
@@ -68,11 +76,11 @@ def _vjp(f, leaf_y, leaf_t, params, cot, need_t: bool):
 
 @torch.no_grad()
 def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhats, grad_ys, need_t: bool):
-    """dL/dy0, dL/dθ and dL/dt by the discrete adjoint of reversible Heun, rebuilding states backwards.
+    """dL/dy0, dL/dθ and dL/dt by the discrete adjoint of a reversible method, rebuilding states backwards.
 
     Args:
         func, opts: as given to the forward solve. params: tensors receiving gradients.
-        t: (n,) output times. ys, yhats: (n, *S) y and ŷ at the output times (forward values).
+        t: (n,) output times. ys, yhats: (n, *S) y and ŷ (Heun) or z (McCallum–Foster) at the outputs.
         grad_ys: (n, *S) dL/dy(t_i). need_t: also return dL/dt.
 
     Returns:
@@ -81,7 +89,6 @@ def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhat
     """
     t_out = times_as_floats(t)
     tau, owner, out_pos = heun_grid(t.detach(), t_out, opts.step_size)
-    n_steps = len(tau) - 1
     g_tau = torch.zeros_like(tau)
     g_params = [torch.zeros_like(p) for p in params]
 
@@ -90,7 +97,20 @@ def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhat
             if g is not None:
                 acc += g
 
-    out_i = len(t_out) - 1
+    sweep = _heun_sweep if opts.method == "reversible_heun" else _mf_sweep
+    a0 = sweep(func, opts, params, tau, out_pos, ys, yhats, grad_ys, need_t, g_tau, add_params)
+    grad_t = None
+    if need_t:
+        grad_t = torch.zeros(len(t_out), dtype=torch.float64, device=tau.device).index_add_(0, owner, g_tau)
+        grad_t = grad_t.to(t.dtype)
+    return a0, g_params, grad_t
+
+
+def _heun_sweep(func, opts, params, tau, out_pos, ys, yhats, grad_ys, need_t, g_tau, add_params):
+    """Reversible Heun's backward sweep; accumulates into g_tau / the parameters, returns dL/dy0."""
+    n_steps = len(tau) - 1
+
+    out_i = len(out_pos) - 1
     y, yh = ys[out_i], yhats[out_i]
     a_y, a_yh, a_f = grad_ys[out_i].clone(), torch.zeros_like(y), torch.zeros_like(y)
     fg, leaf_y, leaf_t = _f_with_graph(func, tau[n_steps], yh, need_t)
@@ -125,8 +145,61 @@ def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhat
     if g_t is not None:
         g_tau[0] += g_t
     add_params(g_p)
-    grad_t = None
-    if need_t:
-        grad_t = torch.zeros(len(t_out), dtype=torch.float64, device=tau.device).index_add_(0, owner, g_tau)
-        grad_t = grad_t.to(t.dtype)
-    return a0, g_params, grad_t
+    return a0
+
+
+def _mf_sweep(func, opts, params, tau, out_pos, ys, zs, grad_ys, need_t, g_tau, add_params):
+    """McCallum–Foster's backward sweep (state (y, z)); same contract as `_heun_sweep`.
+
+    Per step: P = Ψ_{−h}(t_{n+1}, y_{n+1}) and Q = Ψ_h(t_n, z_n) are evaluated once, with a graph;
+    their values rebuild z_n = z_{n+1} + P and y_n = (y_{n+1} − (1 − λ) z_n − Q) / λ, and their
+    graphs give the two vector–Jacobian products of the step's chain rule.
+    """
+    tab = TABLEAUS[_MF_BASE[opts.method]]
+    lam = MF_COUPLING
+    out_i = len(out_pos) - 1
+    y, z = ys[out_i], zs[out_i]
+    a_y, a_z = grad_ys[out_i].clone(), torch.zeros_like(y)
+    for n in range(len(tau) - 2, -1, -1):
+        t0 = tau[n].detach().requires_grad_(need_t)
+        t1 = tau[n + 1].detach().requires_grad_(need_t)
+        y1 = y.detach().requires_grad_()
+        with torch.enable_grad():
+            h = t1 - t0
+            P = rk_increment(func, tab, t1, -h, y1)
+        # z_{n+1} = z_n − P(y_{n+1}): y_{n+1}'s total cotangent ā_y = a_y − (∂P/∂y)ᵀ a_z.
+        g_y, g_t0, g_t1, g_p = _vjp_many(P, y1, t0, t1, params, a_z, need_t)
+        a_ybar = a_y - g_y if g_y is not None else a_y
+        add_params([None if g is None else -g for g in g_p])
+        if need_t:
+            g_tau[n] -= g_t0 if g_t0 is not None else 0.0
+            g_tau[n + 1] -= g_t1 if g_t1 is not None else 0.0
+        at_output = n == out_pos[out_i - 1]
+        z0 = zs[out_i - 1] if at_output else z + P.detach()
+        z0 = z0.detach().requires_grad_()
+        with torch.enable_grad():
+            Q = rk_increment(func, tab, t0, h, z0)
+        # y_{n+1} = λ y_n + (1 − λ) z_n + Q(z_n)
+        g_z, g_t0, g_t1, g_p = _vjp_many(Q, z0, t0, t1, params, a_ybar, need_t)
+        add_params(g_p)
+        if need_t:
+            g_tau[n] += g_t0 if g_t0 is not None else 0.0
+            g_tau[n + 1] += g_t1 if g_t1 is not None else 0.0
+        y0 = ys[out_i - 1] if at_output else (y - (1.0 - lam) * z0.detach() - Q.detach()) / lam
+        a_y, a_z = lam * a_ybar, a_z + (1.0 - lam) * a_ybar + (g_z if g_z is not None else 0.0)
+        y, z = y0, z0.detach()
+        if at_output:
+            out_i -= 1
+            a_y = a_y + grad_ys[out_i]
+    return a_y + a_z  # y_0 = z_0 = y(t[0])
+
+
+def _vjp_many(out, leaf, t0, t1, params, cot, need_t: bool):
+    """(cot·∂out/∂leaf, ·∂/∂t0, ·∂/∂t1 (None unless need_t), [·∂/∂θ]); unused inputs give None."""
+    inputs = [leaf] + ([t0, t1] if need_t else []) + list(params)
+    if not out.requires_grad:
+        return None, None, None, [None] * len(params)
+    grads = list(torch.autograd.grad(out, inputs, cot, allow_unused=True))
+    g_leaf = grads.pop(0)
+    g_t0, g_t1 = (grads.pop(0), grads.pop(0)) if need_t else (None, None)
+    return g_leaf, g_t0, g_t1, grads

@@ -20,7 +20,7 @@ import torch
 
 from .adaptive import PIController, initial_step, underflow_error
 from .fixed import solve_fixed
-from .implicit import finish_step, half_steps, jacobian, newton_stages
+from .implicit import half_steps, jacobian, newton_stages
 from .implicit_tableaus import IMPLICIT_TABLEAUS
 from .records import SolveResult, SolveStats, StepRecord, time_arg
 from .rk import step_outputs

@@ -9,7 +9,7 @@ from typing import Any
 from .implicit_tableaus import IMPLICIT_METHODS, IMPLICIT_OPTIONS, IMPLICIT_TABLEAUS, check_implicit_options
 from .tableaus import TABLEAUS
 
-FIXED_METHODS = ("euler", "midpoint", "rk4", "lawson_rk4", "reversible_heun")
+FIXED_METHODS = ("euler", "midpoint", "rk4", "lawson_rk4", "reversible_heun", "reversible_rk4")
 ADAPTIVE_METHODS = ("bosh3", "dopri5", "tsit5")
 SOLVERS: tuple[str, ...] = FIXED_METHODS + ADAPTIVE_METHODS + IMPLICIT_METHODS
 

@@ -1,4 +1,6 @@
-"""Reversible Heun (Kidger, Foster, Li & Lyons 2021): an algebraically reversible fixed-step solver.
+"""Algebraically reversible fixed-step solvers: reversible Heun and McCallum–Foster reversible RK4.
+
+Reversible Heun (Kidger, Foster, Li & Lyons 2021):
 
 The method carries a second state ŷ and the last evaluation f_n = f(t_n, ŷ_n) from step to step:
 
@@ -19,6 +21,16 @@ whose eigenvalues solve μ² − 2zμ − 1 = 0, so μ₁μ₂ = −1: both have
 segment (−i, i): fine for oscillatory dynamics, but on dissipative ones (Re λ < 0) the parasitic
 mode y − ŷ grows like (1 + |z|)^n; keep |h Re λ| · n_steps small (docs/reversible.md measures it).
 
+Reversible RK4 ("reversible_rk4"; McCallum & Foster 2024) couples two copies (y, z) of the state
+through any explicit one-step increment Ψ_h(t, y) = h Σ b_i k_i (here classical RK4's):
+
+    y_{n+1} = λ y_n + (1 − λ) z_n + Ψ_h(t_n, z_n),        z_{n+1} = z_n − Ψ_{−h}(t_{n+1}, y_{n+1}),
+    inverse:  z_n = z_{n+1} + Ψ_{−h}(t_{n+1}, y_{n+1}),   y_n = (y_{n+1} − (1 − λ) z_n − Ψ_h(t_n, z_n)) / λ,
+
+y_0 = z_0 = y(t[0]); the order is the base method's (4), the cost two base steps (8 evaluations of f)
+per step, and the coupling λ < 1 damps the parasitic mode y − z, which gives the scheme a stability
+region of its own (benchmarks/bench_reversible.py measures it). λ = MF_COUPLING = 0.999.
+
 Grid: each output interval [t_i, t_{i+1}] is cut into steps of ``step_size`` (the last one ends on
 t_{i+1}; None: one step per interval), and the grid times are built from t by tensor arithmetic,
 so backprop through `odeint` and the reversible adjoint both differentiate them with respect to t.
@@ -29,12 +41,16 @@ import torch
 
 from .fixed import step_grid
 from .records import SolveResult, SolveStats, check_finite_outputs
+from .rk import lincomb, rk_stages
+from .tableaus import TABLEAUS
 
-REVERSIBLE_METHODS = ("reversible_heun",)
+REVERSIBLE_METHODS = ("reversible_heun", "reversible_rk4")
+MF_COUPLING = 0.999  # λ: 1 leaves the parasitic mode y − z undamped, smaller damps more
+_MF_BASE = {"reversible_rk4": "rk4"}
 
 
 def heun_grid(t: torch.Tensor, t_out: list[float], step_size: float | None):
-    """The step grid of reversible Heun.
+    """The step grid of the reversible methods.
 
     Args:
         t: (n,) output times as given (may require grad). t_out: the same as python floats.
@@ -67,24 +83,44 @@ def heun_step(func, tau1: torch.Tensor, h: torch.Tensor, y, yh, f):
     return y1, yh1, f1
 
 
+def rk_increment(func, tab, tau: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Ψ_h(τ, y) = h Σ b_i k_i of the explicit tableau ``tab`` (τ, h: 0-d float64 tensors)."""
+    _, ks = rk_stages(func, tab, y, h, [tau + c * h for c in tab.c])
+    return lincomb(torch.zeros_like(y), h, tab.b, ks)
+
+
+def mf_step(func, tab, tau0: torch.Tensor, tau1: torch.Tensor, y, z):
+    """One McCallum–Foster step from (y_n, z_n) on [τ0, τ1] to (y_{n+1}, z_{n+1})."""
+    h = tau1 - tau0
+    y1 = MF_COUPLING * y + (1.0 - MF_COUPLING) * z + rk_increment(func, tab, tau0, h, z)
+    z1 = z - rk_increment(func, tab, tau1, -h, y1)
+    return y1, z1
+
+
 def solve_reversible(func, y0: torch.Tensor, t, t_out: list[float], opts, keep_yhat: bool = False):
-    """Reversible Heun through the output times; differentiable by ordinary autograd (also in t).
+    """A reversible method through the output times; differentiable by ordinary autograd (also in t).
 
     Args:
         func: f(t, y); t is a 0-d float64 tensor. y0: (*S). t: (n,) output times (tensor or list).
         t_out: t as validated python floats. opts: SolveOptions (step_size).
-        keep_yhat: also return ŷ at the output times (what the reversible adjoint stores).
+        keep_yhat: also return ŷ (Heun) or z (McCallum–Foster) at the output times (what the
+            reversible adjoint stores).
 
     Returns:
         SolveResult with ys (n, *S); with keep_yhat, (SolveResult, yhats (n, *S)).
     """
     tau, _, out_pos = heun_grid(t, t_out, opts.step_size)
-    y = yh = y0
-    f = func(tau[0], y0)
+    heun = opts.method == "reversible_heun"
+    tab = None if heun else TABLEAUS[_MF_BASE[opts.method]]
+    y = yh = y0  # yh: ŷ of reversible Heun, z of McCallum–Foster
+    f = func(tau[0], y0) if heun else None
     ys, yhats = [y0], [y0]
     next_out = 1
     for n in range(len(tau) - 1):
-        y, yh, f = heun_step(func, tau[n + 1], tau[n + 1] - tau[n], y, yh, f)
+        if heun:
+            y, yh, f = heun_step(func, tau[n + 1], tau[n + 1] - tau[n], y, yh, f)
+        else:
+            y, yh = mf_step(func, tab, tau[n], tau[n + 1], y, yh)
         if n + 1 == out_pos[next_out]:
             ys.append(y)
             yhats.append(yh)
@@ -92,5 +128,6 @@ def solve_reversible(func, y0: torch.Tensor, t, t_out: list[float], opts, keep_y
     ys_t = torch.stack(ys)
     check_finite_outputs(ys_t, t_out)
     n_steps = len(tau) - 1
-    result = SolveResult(ys=ys_t, stats=SolveStats(nfev=n_steps + 1, n_steps=n_steps, n_rejected=0))
+    nfev = n_steps + 1 if heun else 2 * tab.n_stages * n_steps
+    result = SolveResult(ys=ys_t, stats=SolveStats(nfev=nfev, n_steps=n_steps, n_rejected=0))
     return (result, torch.stack(yhats)) if keep_yhat else result

@@ -12,9 +12,9 @@ ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 ORDER = {"euler": 1, "midpoint": 2, "rk4": 4, "lawson_rk4": 4, "bosh3": 3, "dopri5": 5, "tsit5": 5}
 # Covered by tests/ode/test_implicit.py and tests/ode/test_reversible.py.
 IMPLICIT = ("implicit_euler", "implicit_midpoint", "trapezoid", "radauIIA3", "radauIIA5", "gl4", "gl6", "sdirk2", "trbdf2")
-REVERSIBLE = ("reversible_heun",)
+REVERSIBLE = ("reversible_heun", "reversible_rk4")
 ORDER.update(implicit_euler=1, implicit_midpoint=2, trapezoid=2, radauIIA3=3, radauIIA5=5, gl4=4, gl6=6, sdirk2=2, trbdf2=2)
-ORDER.update(reversible_heun=2)
+ORDER.update(reversible_heun=2, reversible_rk4=4)
 assert set(FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE) == set(SOLVERS), "a solver is missing from the shared suite"
 
 # A linear system y' = A y with rotation and decay (complex eigenvalues), solved exactly by exp(A t).
