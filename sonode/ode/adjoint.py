@@ -136,7 +136,7 @@ def odeint_adjoint(
     if method in REVERSIBLE_METHODS and "mode" not in (adjoint_options or {}):
         adjoint_options = {**(adjoint_options or {}), "mode": "reversible"}  # its own exact O(1)-memory adjoint
     adj = AdjointOptions.from_dict(adjoint_options)
-    check_reversible(method, adj.mode)
+    check_reversible(method, adj)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:

@@ -33,8 +33,17 @@ from .solve import times_as_floats
 from .tableaus import TABLEAUS
 
 
-def check_reversible(method: str, mode: str) -> None:
-    """ValueError for a reversible method outside mode 'reversible' or the mode with another method."""
+def check_reversible(method: str, adj) -> None:
+    """ValueError for a reversible method outside mode 'reversible' or the mode with another method.
+
+    adj: AdjointOptions (its mode, and the backsolve sweep's method override).
+    """
+    mode = adj.mode
+    if adj.method in REVERSIBLE_METHODS:
+        raise ValueError(
+            f"adjoint_options['method']={adj.method!r}: a reversible method cannot run the backsolve sweep "
+            "(it carries two states); pick an explicit or implicit method there"
+        )
     if mode == "reversible" and method not in REVERSIBLE_METHODS:
         raise ValueError(
             f"adjoint_options mode='reversible' needs an algebraically reversible method "

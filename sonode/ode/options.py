@@ -62,6 +62,9 @@ class SolveOptions:
             k the method's error order (Söderlind's form, as in diffrax). The defaults reproduce
             the stabilised controller of Hairer's DOPRI5 code (β = 0.04) for 5th-order pairs.
         per_sample: give every batch element (dim 0 of y0) its own t, h and accept/reject.
+    Implicit (``implicit_euler``, ``trapezoid``, ``radauIIA3/5``, ``gl4/6``, ...; implicit_solve.py):
+        step_size as fixed-step; options["adaptive"]=True (field ``doubling``): step doubling with the
+        adaptive options above; newton_tol, max_iters: Newton's stopping rule (implicit.py).
     """
 
     method: str = "dopri5"

@@ -126,3 +126,9 @@ def test_adjoint_mode_checks():
     out = odeint_adjoint(f, y, t[:1], method="reversible_heun")
     (g,) = torch.autograd.grad(out.sum(), y)
     assert torch.equal(out[0], y.detach()) and torch.equal(g, torch.ones_like(y))
+
+
+def test_a_reversible_method_cannot_run_the_backsolve_sweep():
+    f, y0, t = Field(), torch.zeros(2, 3, dtype=D), torch.tensor([0.0, 1.0], dtype=D)
+    with pytest.raises(ValueError, match="cannot run the backsolve sweep"):
+        odeint_adjoint(f, y0, t, method="rk4", adjoint_options={"mode": "backsolve", "method": "reversible_heun"})
