@@ -35,9 +35,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sonode.evaluate_fill import evaluate_fill, fill_markdown, medians, write_results
-from sonode.fill import FillSettings
-from sonode.fill_file import fill_file
+from sonode.evaluation.evaluate_fill import evaluate_fill, fill_markdown, medians, write_results
+from sonode.tasks.fill import FillSettings
+from sonode.tasks.fill_file import fill_file
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -128,8 +128,8 @@ def detection(args) -> None:
     Dropouts: 1-50 ms of zeros. Clicks: 0.1-2 ms bursts, random signs, exponentially decaying,
     peak 0.1-0.5 × the clip's peak. Positions: where the 20 ms RMS is ≥ −20 dB re its loudest.
     """
-    from sonode.audio_io import read_clip
-    from sonode.detect import detect_defects
+    from sonode.io.clip import read_clip
+    from sonode.tasks.detect import detect_defects
 
     rng = np.random.default_rng(1)
     counts = {"dropout": [0, 0], "click": [0, 0]}

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sonode.audio_io import read_clip  # noqa: E402
+from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions  # noqa: E402
 from sonode.model.train import _initial, _step_loss  # noqa: E402
 
@@ -80,7 +80,7 @@ CHILD = """
 import sys, time, numpy as np, torch
 sys.path.insert(0, {root!r})
 torch.set_num_threads(1)
-from sonode.audio_io import read_clip
+from sonode.io.clip import read_clip
 from sonode.model import FitOptions, fit_samples
 pieces = [read_clip(p, rate=16000).samples for p in {paths!r}]
 x = np.tile(np.concatenate(pieces), 1 + int({seconds} * 16000) // sum(len(p) for p in pieces))[: int({seconds} * 16000)]

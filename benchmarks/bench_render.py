@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sonode.audio_io import read_clip  # noqa: E402
+from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
 
 

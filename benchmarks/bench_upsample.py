@@ -5,9 +5,9 @@
     python benchmarks/bench_upsample.py --truth-rate 16000 --rate 8000   # held-back top octave
 
 Each clip (its own rate is the truth; the first --duration seconds) is band-limited to --rate with
-`sonode.audio_io.resample`, fitted for --budget seconds, and upsampled back by sonode (default
-options, and the variants) and by every upsampler in `sonode.baselines.UPSAMPLERS`. Scores per
-`sonode.evaluate.upsampling_scores`: SNR, ssr_eval's LSD below/above the input's Nyquist frequency
+`sonode.io.clip.resample`, fitted for --budget seconds, and upsampled back by sonode (default
+options, and the variants) and by every upsampler in `sonode.evaluation.baselines.UPSAMPLERS`. Scores per
+`sonode.evaluation.evaluate.upsampling_scores`: SNR, ssr_eval's LSD below/above the input's Nyquist frequency
 (gains matched), energy above Nyquist relative to the truth's. Writes the models, results.json
 and spectrogram PNGs above the Nyquist frequency into --output; --reuse loads models saved there by
 an earlier run instead of fitting again (the synthesis can then be compared quickly).
@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from sonode.api import fit, load
-from sonode.audio_io import Clip, read_clip, resample
-from sonode.bandwidth import CROSSOVER_WIDTH, band_edge_hz, crossover
-from sonode.baselines import output_length, upsample_sinc
-from sonode.evaluate import upsampling_candidates, upsampling_scores
-from sonode.plotting import save_band_png
-from sonode.upsample import extend_band, upsample_samples
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.dsp.bandwidth import CROSSOVER_WIDTH, band_edge_hz, crossover
+from sonode.dsp.resample import output_length, upsample_sinc
+from sonode.evaluation.evaluate import upsampling_candidates, upsampling_scores
+from sonode.plot.figures import save_band_png
+from sonode.tasks.upsample import extend_band, upsample_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOWN = ("snr_db", "lsd_below", "lsd_above", "energy_above_vs_truth_db")

@@ -24,9 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sonode.audio_io import read_clip, resample  # noqa: E402
-from sonode.baselines import lpc_continue  # noqa: E402
-from sonode.metrics import log_spectral_distance, snr_db  # noqa: E402
+from sonode.io.clip import read_clip, resample  # noqa: E402
+from sonode.dsp.lpc import lpc_continue  # noqa: E402
+from sonode.dsp.metrics import snr_db  # noqa: E402
+from sonode.dsp.spectra import log_spectral_distance
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 

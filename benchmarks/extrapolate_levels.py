@@ -5,14 +5,14 @@
 
 Every clip of data/ is read at 16 kHz, fitted with the default options and a fixed number of
 optimiser steps (--steps, 60; no wall-clock budget, so the result does not depend on the machine's
-load) and continued for --seconds (2) with `sonode.render.extrapolate`: what
+load) and continued for --seconds (2) with `sonode.tasks.render.extrapolate`: what
 `sonode fit --rate 16000 --steps 60 clip.wav` then `sonode extrapolate --seconds 2` write.
 --models keeps the fits (and reuses them on the next run); --trim-fade fits each clip without its
 last 10 ms, the fade-out every bundled clip ends with (data/README.md), which the continuation
 otherwise identifies as the sound's final dynamics.
 
 The goal (issue #11, goal 4): the continuation is finite, the ±10× blow-up cut of
-`sonode.render` does not fire (Rendering.stopped_at_s is None), and
+`sonode.tasks.render` does not fire (Rendering.stopped_at_s is None), and
 
 * a sustained clip continues within ±6 dB of the level of its last 100 ms: every 100 ms block of
   the continuation is within ±6 dB of it;
@@ -83,8 +83,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sonode.api import Fitted, fit, load  # noqa: E402
-from sonode.audio_io import Clip, read_clip  # noqa: E402
-from sonode.render import extrapolate  # noqa: E402
+from sonode.io.clip import Clip, read_clip  # noqa: E402
+from sonode.tasks.render import extrapolate  # noqa: E402
 
 RATE = 16000
 LAST_S = 0.1  # the clip's last 100 ms: the level a sustained continuation must hold

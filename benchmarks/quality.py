@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sonode.evaluate import EvalOptions, evaluate, results_markdown
+from sonode.evaluation.evaluate import EvalOptions, evaluate, results_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

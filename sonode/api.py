@@ -21,13 +21,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from sonode import __version__
-from sonode.audio_io import Clip, read_clip
+from sonode._version import __version__
+from sonode.io.clip import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
-from sonode.render import Rendering, extrapolate, render
-from sonode.upsample import model_energy_above_db
+from sonode.tasks.render import Rendering, extrapolate, render
+from sonode.tasks.upsample import model_energy_above_db
 
 FIT_OPTION_NAMES = tuple(f.name for f in fields(FitOptions))
 
@@ -57,14 +57,14 @@ class Fitted:
 
     def render(self, rate: int | None = None, start_s: float = 0.0, end_s: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> Rendering:
-        """The signal on [start_s, end_s) at ``rate`` (see `sonode.render.render`)."""
+        """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`)."""
         return render(self.model, rate=rate, start_s=start_s, end_s=end_s, progress=progress)
 
     def upsample(self, rate: int, low_band: str = "input", high_band: str = "model",
                  clip: str | os.PathLike | Clip | None = None, seed: int = 0) -> np.ndarray:
         """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
 
-        The input's band is kept and the band above it synthesised (see `sonode.upsample`).
+        The input's band is kept and the band above it synthesised (see `sonode.tasks.upsample`).
 
         Args:
             rate: output rate in Hz.
@@ -77,7 +77,7 @@ class Fitted:
                 the source file recorded in the model.
             seed: of the synthesised band's random phases.
         """
-        from sonode.upsample import upsample_samples
+        from sonode.tasks.upsample import upsample_samples
 
         samples = self.fitted_samples(clip).samples
         out, _ = upsample_samples(samples, self.sample_rate, int(rate), model=self.model, low_band=low_band,
@@ -114,7 +114,7 @@ class Fitted:
         return clip
 
     def extrapolate(self, seconds: float, rate: int | None = None, with_context: bool = False) -> np.ndarray:
-        """``seconds`` of continuation after the fitted span (see `sonode.render.extrapolate`)."""
+        """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`)."""
         return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
 
     def free_run(self) -> np.ndarray:
@@ -129,7 +129,7 @@ class Fitted:
     def save_training_curve(self, path: str | os.PathLike, title: str | None = None) -> bool:
         """Write the loss/SNR-per-epoch PNG; False (nothing written) when no epoch was trained,
         e.g. ``steps=0`` or a target SNR the initial linear fit already reaches."""
-        from sonode.plotting import save_fit_report_png
+        from sonode.plot.figures import save_fit_report_png
 
         if not self.info.get("history"):
             return False
@@ -173,7 +173,7 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
     Args:
         clip: a file path (WAV/FLAC/OGG) or a `Clip` already read.
         rate: resample to this rate in Hz before fitting (default: the file's rate).
-        start_s, duration_s, channel: which part of the file (see `sonode.audio_io.read_clip`).
+        start_s, duration_s, channel: which part of the file (see `sonode.io.clip.read_clip`).
         threads: torch intra-op threads (default: torch's choice).
         on_epoch, should_stop: training callbacks (see `fit_samples`).
         checkpoint_path: write a resumable training checkpoint here (default: none), every

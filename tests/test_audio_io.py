@@ -1,4 +1,4 @@
-"""sonode.audio_io: every accepted input reads correctly, every bad input gives one clear error,
+"""sonode.io.clip: every accepted input reads correctly, every bad input gives one clear error,
 resampling is band-limited, and WAV output is atomic and never overwrites an input."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sonode import audio_checks, audio_io
-from sonode.audio_io import Clip, check_output_path, read_clip, resample, write_wav
+from sonode.io import checks as audio_checks
+from sonode.io import clip as audio_io
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.io.wav import check_output_path, write_wav
 from sonode.errors import AudioInputError, AudioOutputError, OutputPathError, SonodeError
 
 SR = 16_000

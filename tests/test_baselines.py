@@ -1,4 +1,4 @@
-"""sonode.baselines: exactness where the method guarantees it, analytic signals elsewhere."""
+"""sonode.evaluation.baselines: exactness where the method guarantees it, analytic signals elsewhere."""
 
 import math
 
@@ -9,8 +9,9 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sonode import baselines
-from sonode.metrics import snr_db
+from sonode.dsp import lpc, resample
+from sonode.evaluation import baselines
+from sonode.dsp.metrics import snr_db
 
 UPSAMPLER_NAMES = sorted(baselines.UPSAMPLERS)
 
@@ -26,7 +27,7 @@ def _tone(frequency_hz: float, sample_rate: int, n_samples: int) -> np.ndarray:
     [(100, 16000, 48000, 300), (441, 44100, 48000, 480), (10, 3, 4, 13), (1, 2, 1, 1), (3, 2, 1, 2)],
 )
 def test_output_length_rounds_half_up(n_in, sr_in, sr_out, n_out):
-    assert baselines.output_length(n_in, sr_in, sr_out) == n_out
+    assert resample.output_length(n_in, sr_in, sr_out) == n_out
 
 
 @pytest.mark.parametrize("name", UPSAMPLER_NAMES)
@@ -34,7 +35,7 @@ def test_output_length_rounds_half_up(n_in, sr_in, sr_out, n_out):
 def test_every_upsampler_returns_the_common_grid(name, sr_in, sr_out):
     x = _tone(300.0, sr_in, 1001)
     y = baselines.UPSAMPLERS[name](x, sr_in, sr_out)
-    assert y.shape == (baselines.output_length(1001, sr_in, sr_out),)
+    assert y.shape == (resample.output_length(1001, sr_in, sr_out),)
     assert y.dtype == np.float64
 
 
@@ -62,7 +63,7 @@ def test_band_limited_upsamplers_match_the_analytic_tone(name, min_snr_db, sr_ou
 def test_linear_reproduces_a_ramp_and_cubic_a_quadratic_exactly(sr_in, sr_out):
     n_in = 50
     t_in = np.arange(n_in) / sr_in
-    t_out = np.arange(baselines.output_length(n_in, sr_in, sr_out)) / sr_out
+    t_out = np.arange(resample.output_length(n_in, sr_in, sr_out)) / sr_out
 
     def ramp(t):
         return 0.3 - 2.0 * t * sr_in / n_in
@@ -127,7 +128,7 @@ def test_short_inputs_and_unknown_quality_are_explained():
     with pytest.raises(ValueError, match="has 1 samples; at least 2 needed"):
         baselines.upsample_linear(np.ones(1), 1, 2)
     with pytest.raises(ValueError, match="quality must be one of"):
-        baselines.upsample_sinc(np.ones(10), 1, 2, quality="best")
+        resample.upsample_sinc(np.ones(10), 1, 2, quality="best")
 
 
 # --- LPC continuation --------------------------------------------------------------------------
@@ -142,12 +143,12 @@ def test_lstsq_continues_a_sum_of_two_damped_sinusoids_analytically(order):
     # Two damped sinusoids obey an exact order-4 recursion; least squares finds it (an
     # over-specified order finds an equivalent predictor), so the continuation is exact.
     x = _damped_sum(2500)
-    assert snr_db(x[2000:], baselines.lpc_continue(x[:2000], order, 500, method="lstsq")) > 60.0
+    assert snr_db(x[2000:], lpc.lpc_continue(x[:2000], order, 500, method="lstsq")) > 60.0
 
 
 def test_lstsq_recovers_the_poles_of_a_damped_sinusoid():
     n = np.arange(1000)
-    a = baselines.lpc_coefficients(0.999**n * np.cos(0.05 * n + 0.4), 2, method="lstsq")
+    a = lpc.lpc_coefficients(0.999**n * np.cos(0.05 * n + 0.4), 2, method="lstsq")
     np.testing.assert_allclose(a, [1.0, -2 * 0.999 * math.cos(0.05), 0.999**2], atol=1e-10)
 
 
@@ -157,11 +158,11 @@ def test_burg_continues_a_sum_of_two_sinusoids_with_accurate_poles():
     # 8 dB on the damped sum where least squares is exact (it pulls the poles to the unit circle).
     n = np.arange(2500)
     x = np.cos(0.05 * n + 0.4) + 0.5 * np.cos(0.23 * n + 1.1)
-    poles = np.roots(baselines.lpc_coefficients(x[:2000], 4, method="burg"))
+    poles = np.roots(lpc.lpc_coefficients(x[:2000], 4, method="burg"))
     np.testing.assert_allclose(np.sort(np.abs(np.angle(poles))), [0.05, 0.05, 0.23, 0.23], atol=1e-3)
     np.testing.assert_allclose(np.abs(poles), 1.0, atol=1e-5)
-    assert snr_db(x[2000:], baselines.lpc_continue(x[:2000], 4, 500, method="burg")) > 15.0
-    assert snr_db(x[2000:2020], baselines.lpc_continue(x[:2000], 4, 20, method="burg")) > 40.0
+    assert snr_db(x[2000:], lpc.lpc_continue(x[:2000], 4, 500, method="burg")) > 15.0
+    assert snr_db(x[2000:2020], lpc.lpc_continue(x[:2000], 4, 20, method="burg")) > 40.0
 
 
 @pytest.mark.parametrize("method", ["burg", "lstsq"])
@@ -169,36 +170,36 @@ def test_continuation_is_the_all_pole_filter_run_with_zero_input(method):
     # Independent reference: scipy's lfilter with its state initialised from the history's tail.
     rng = np.random.default_rng(3)
     history = scipy.signal.lfilter([1.0], [1.0, -1.6, 0.9], rng.standard_normal(3000))
-    a = baselines.lpc_coefficients(history, 32, method)
+    a = lpc.lpc_coefficients(history, 32, method)
     np.testing.assert_array_equal(a[0], 1.0)
     if method == "burg":
         np.testing.assert_allclose(a, librosa.lpc(history, order=32))
     state = scipy.signal.lfiltic([1.0], a, history[::-1][:32])
     expected, _ = scipy.signal.lfilter([1.0], a, np.zeros(400), zi=state)
-    np.testing.assert_allclose(baselines.lpc_continue(history, 32, 400, method), expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lpc.lpc_continue(history, 32, 400, method), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_lpc_edge_cases_and_errors():
-    assert baselines.lpc_continue(np.ones(10), 3, 0).shape == (0,)
-    np.testing.assert_array_equal(baselines.lpc_coefficients(np.zeros(50), 4), [1, 0, 0, 0, 0])
-    np.testing.assert_array_equal(baselines.lpc_continue(np.zeros(50), 4, 8, "lstsq"), np.zeros(8))
+    assert lpc.lpc_continue(np.ones(10), 3, 0).shape == (0,)
+    np.testing.assert_array_equal(lpc.lpc_coefficients(np.zeros(50), 4), [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(lpc.lpc_continue(np.zeros(50), 4, 8, "lstsq"), np.zeros(8))
     with pytest.raises(ValueError, match="history has 32 samples but order=32 needs more than 32"):
-        baselines.lpc_continue(np.ones(32), 32, 10)
+        lpc.lpc_continue(np.ones(32), 32, 10)
     with pytest.raises(ValueError, match="history has 10 samples but order=256"):
-        baselines.lpc_coefficients(np.ones(10), 256, "lstsq")
+        lpc.lpc_coefficients(np.ones(10), 256, "lstsq")
     with pytest.raises(ValueError, match="order must be a whole number >= 1, got 0"):
-        baselines.lpc_coefficients(np.ones(10), 0)
+        lpc.lpc_coefficients(np.ones(10), 0)
     with pytest.raises(ValueError, match="method must be 'burg' or 'lstsq', got 'yule'"):
-        baselines.lpc_continue(np.ones(10), 2, 5, method="yule")
+        lpc.lpc_continue(np.ones(10), 2, 5, method="yule")
     with pytest.raises(ValueError, match="n_out must be a whole number of samples >= 0, got -1"):
-        baselines.lpc_continue(np.ones(10), 2, -1)
+        lpc.lpc_continue(np.ones(10), 2, -1)
 
 
 def test_continuation_registry_entries_are_the_named_predictors():
     x = _damped_sum(3000)
     for name, continue_ in baselines.CONTINUATIONS.items():
         order, method = name.removeprefix("lpc").split("_")
-        np.testing.assert_array_equal(continue_(x, 50), baselines.lpc_continue(x, int(order), 50, method))
+        np.testing.assert_array_equal(continue_(x, 50), lpc.lpc_continue(x, int(order), 50, method))
 
 
 @settings(max_examples=30, deadline=None)

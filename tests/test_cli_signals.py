@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sonode.api import load
 from sonode.cli import EXIT_INTERRUPTED, main
 from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
-from sonode.model_file import load_model_file
+from sonode.io.model_file import load_model_file
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 SMALL = ["--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32", "--continuation-steps", "2"]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sonode.audio_io import read_clip
-from sonode.detect import detect_defects
+from sonode.io.clip import read_clip
+from sonode.tasks.detect import detect_defects
 
 RATE = 16000
 

@@ -21,9 +21,9 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from sonode.metrics import snr_db
+from sonode.dsp.metrics import snr_db
 from sonode.model import FitOptions, fit_samples
-from sonode.render import extrapolate
+from sonode.tasks.render import extrapolate
 
 GOAL_SNR_DB = 40.0
 GOAL_PERIODS = 100

@@ -8,8 +8,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sonode.cli import main
-from sonode.evaluate import SNR_WINDOWS_MS, EvalOptions, evaluate, results_markdown, trajectory_scores
-from sonode.fileutil import markdown_marker
+from sonode.evaluation.evaluate import SNR_WINDOWS_MS, EvalOptions, evaluate, results_markdown, trajectory_scores
+from sonode.io.fileutil import markdown_marker
 from tests.model.synthetic import two_tone
 
 TINY_FIT = (("latent_dim", 8), ("hidden", 8), ("steps", 1), ("continuation_steps", 0), ("lp_order", 32))

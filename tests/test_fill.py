@@ -11,9 +11,9 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sonode.cli import main
-from sonode.fileutil import written_by_sonode
-from sonode.fill import MIN_CONTEXT_SAMPLES, FillSettings, blend, fill_one, plan_gaps
-from sonode.metrics import snr_db
+from sonode.io.fileutil import written_by_sonode
+from sonode.tasks.fill import MIN_CONTEXT_SAMPLES, FillSettings, blend, fill_one, plan_gaps
+from sonode.dsp.metrics import snr_db
 from tests.model.synthetic import two_tone
 
 RATE = 16000
@@ -172,7 +172,7 @@ def test_eval_fill_scores_the_classical_fillers_on_sounding_positions(tmp_path, 
     clip = tmp_path / "tone.wav"
     sf.write(clip, two_tone(np.arange(int(1.2 * RATE)) / RATE) + 1e-4 * np.random.default_rng(0).standard_normal(
         int(1.2 * RATE)), RATE, subtype="FLOAT")
-    from sonode.evaluate_fill import evaluate_fill
+    from sonode.evaluation.evaluate_fill import evaluate_fill
 
     # (sonode_fit's path, `fill_one`, is tested above; its fits are too slow for a second test)
     results = evaluate_fill([clip], RATE, FillSettings(context_s=0.25), lengths_ms=(20,), n_positions=2)
@@ -185,7 +185,7 @@ def test_eval_fill_scores_the_classical_fillers_on_sounding_positions(tmp_path, 
 
 
 def test_a_diverging_side_is_dropped(monkeypatch, tone):
-    import sonode.fill as fill
+    import sonode.tasks.fill as fill
 
     start, n_gap = 5600, 320
     truth = tone[start: start + n_gap]
@@ -201,7 +201,7 @@ def test_a_diverging_side_is_dropped(monkeypatch, tone):
 
 
 def test_a_diverging_one_sided_fill_falls_back_to_burg(monkeypatch, tone):
-    import sonode.fill as fill
+    import sonode.tasks.fill as fill
 
     start, n_gap = 5600, 320
     monkeypatch.setattr(fill, "predict_forward", lambda left, n, rate, settings, budget: np.full(n, np.inf))
@@ -212,7 +212,7 @@ def test_a_diverging_one_sided_fill_falls_back_to_burg(monkeypatch, tone):
 
 def test_the_fill_command_offers_the_library_methods_and_default_context():
     # the CLI spells these out so that `sonode --help` need not import torch: keep them in step
-    from sonode.fill import DEFAULT_CONTEXT_S, METHODS
+    from sonode.tasks.fill import DEFAULT_CONTEXT_S, METHODS
     params = {p.name: p for p in main.commands["fill"].params}
     assert tuple(params["method"].type.choices) == METHODS
     assert params["context_s"].default == DEFAULT_CONTEXT_S

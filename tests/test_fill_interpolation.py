@@ -1,4 +1,4 @@
-"""The two-sided trajectory fill (`sonode.model.interpolation`, method ``sonode`` of `sonode fill`).
+"""The two-sided trajectory fill (`sonode.dsp.interpolation`, method ``sonode`` of `sonode fill`).
 
 Analytic cases: damped sinusoids are exactly one trajectory of a linear ODE, so a gap in them is
 restored to round-off; with noise the fill is the most likely trajectory and must beat gap-wise
@@ -9,11 +9,11 @@ restores the level the mean loses mid-gap; the fast covariance normal matrix equ
 import numpy as np
 import pytest
 
-from sonode.evaluate_fill import gap_lsd
-from sonode.fill import FillSettings, fill_one
-from sonode.gap_baselines import janssen_fill
-from sonode.metrics import snr_db
-from sonode.model.interpolation import (CANDIDATE_ORDERS, MAX_ORDER, candidate_orders, conditional_deviation,
+from sonode.evaluation.evaluate_fill import gap_lsd
+from sonode.tasks.fill import FillSettings, fill_one
+from sonode.dsp.ar_fill import janssen_fill
+from sonode.dsp.metrics import snr_db
+from sonode.dsp.interpolation import (CANDIDATE_ORDERS, MAX_ORDER, candidate_orders, conditional_deviation,
                                         fill_with_order, interpolate_gap, missing_power_residual,
                                         most_likely_fill, predictor_from_gram, pseudo_gaps, side_gram)
 
@@ -64,7 +64,7 @@ def test_a_real_sustained_tone_is_filled_better_than_by_janssen():
     Janssen's (measured 0.59 vs 0.63 with the residual, 0.71 without)."""
     from pathlib import Path
 
-    from sonode.audio_io import read_clip
+    from sonode.io.clip import read_clip
 
     x = read_clip(Path(__file__).resolve().parent.parent / "data" / "sustained_tuba_Cs3.wav", rate=RATE).samples
     n_gap, context = 640, 8000

@@ -26,9 +26,10 @@ import soundfile as sf
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sonode.audio_io import SILENCE_PEAK, Clip, read_clip
+from sonode.io.checks import SILENCE_PEAK
+from sonode.io.clip import Clip, read_clip
 from sonode.errors import AudioInputError, ModelFileError
-from sonode.model_file import load_model_file, save_model_file
+from sonode.io.model_file import load_model_file, save_model_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REAL_WAVS = sorted(DATA.glob("*.wav"))

@@ -4,9 +4,9 @@ import librosa
 import numpy as np
 import pytest
 
-from sonode.baselines import burg
-from sonode.gap_baselines import GAP_FILLERS, ar_interpolate, burg_crossfade_fill, janssen_fill, linear_ramp
-from sonode.metrics import snr_db
+from sonode.dsp.lpc import burg
+from sonode.dsp.ar_fill import GAP_FILLERS, ar_interpolate, burg_crossfade_fill, janssen_fill, linear_ramp
+from sonode.dsp.metrics import snr_db
 
 RATE = 16000
 

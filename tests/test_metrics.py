@@ -1,4 +1,4 @@
-"""sonode.metrics against values computed by hand, and against librosa as an independent STFT."""
+"""sonode.dsp.metrics against values computed by hand, and against librosa as an independent STFT."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sonode import metrics
+from sonode.dsp import metrics, spectra
 
 RNG = np.random.default_rng(1234)
 
@@ -120,7 +120,7 @@ def test_running_snr_rejects_window_longer_than_signal():
 
 def test_power_spectrogram_matches_librosa_stft():
     x = RNG.standard_normal(3000)
-    freqs_hz, times_s, power = metrics.power_spectrogram(x, 16000, n_fft=683, hop_length=160)
+    freqs_hz, times_s, power = spectra.power_spectrogram(x, 16000, n_fft=683, hop_length=160)
     window = librosa.filters.get_window("hann", 683, fftbins=True)
     expected = np.abs(librosa.stft(x, n_fft=683, hop_length=160, window="hann", center=False)) ** 2
     np.testing.assert_allclose(power, expected / np.sum(window**2), rtol=1e-9, atol=1e-12)
@@ -129,22 +129,22 @@ def test_power_spectrogram_matches_librosa_stft():
 
 
 def test_lsd_n_fft_scales_with_rate():
-    assert metrics.lsd_n_fft(48000) == 2048
-    assert metrics.lsd_n_fft(16000) == 683
-    assert metrics.lsd_n_fft(44100) == 1882
+    assert spectra.lsd_n_fft(48000) == 2048
+    assert spectra.lsd_n_fft(16000) == 683
+    assert spectra.lsd_n_fft(44100) == 1882
 
 
 @pytest.mark.parametrize("gain", [10.0, 0.1, 2.0])
 def test_lsd_of_a_pure_gain_is_twice_log10_gain(gain):
     # Power scales by gain², so every bin's log10 power differs by exactly 2·log10(gain).
     reference = RNG.standard_normal(16000)
-    result = metrics.log_spectral_distance(reference, gain * reference, 16000)
+    result = spectra.log_spectral_distance(reference, gain * reference, 16000)
     assert result == {"lsd": pytest.approx(abs(2 * math.log10(gain)), rel=1e-9)}
 
 
 def test_lsd_is_zero_for_identical_signals():
     x = RNG.standard_normal(5000)
-    assert metrics.log_spectral_distance(x, x.copy(), 16000)["lsd"] == 0.0
+    assert spectra.log_spectral_distance(x, x.copy(), 16000)["lsd"] == 0.0
 
 
 def test_lsd_split_bands_on_two_bin_centred_tones():
@@ -155,7 +155,7 @@ def test_lsd_split_bands_on_two_bin_centred_tones():
     sample_rate, n_fft, n_samples = 48000, 2048, 9600
     low = _bin_tone(n_samples, sample_rate, n_fft, 100, 0.5)
     high = _bin_tone(n_samples, sample_rate, n_fft, 600, 0.1)
-    result = metrics.log_spectral_distance(low + high, low + 10 * high, sample_rate, split_hz=8000)
+    result = spectra.log_spectral_distance(low + high, low + 10 * high, sample_rate, split_hz=8000)
     assert result["lsd_below"] == pytest.approx(0.0, abs=1e-9)
     assert result["lsd_above"] == pytest.approx(2 * math.sqrt(3 / 683), rel=1e-6)
     assert result["lsd"] == pytest.approx(2 * math.sqrt(3 / 1025), rel=1e-6)
@@ -163,11 +163,11 @@ def test_lsd_split_bands_on_two_bin_centred_tones():
 
 def test_lsd_errors_are_actionable():
     with pytest.raises(ValueError, match="shorter than one 683-sample analysis frame"):
-        metrics.log_spectral_distance(np.ones(600), np.ones(600), 16000)
+        spectra.log_spectral_distance(np.ones(600), np.ones(600), 16000)
     with pytest.raises(ValueError, match="split_hz=9000 leaves one band empty"):
-        metrics.log_spectral_distance(np.ones(1000), np.ones(1000), 16000, split_hz=9000)
+        spectra.log_spectral_distance(np.ones(1000), np.ones(1000), 16000, split_hz=9000)
     with pytest.raises(ValueError, match="1000 samples but estimate has 999"):
-        metrics.log_spectral_distance(np.ones(1000), np.ones(999), 16000)
+        spectra.log_spectral_distance(np.ones(1000), np.ones(999), 16000)
 
 
 # --- multi-resolution STFT distance ------------------------------------------------------------
@@ -176,20 +176,20 @@ def test_lsd_errors_are_actionable():
 def test_mrstft_of_a_pure_gain(gain):
     # SC = ‖M − gM‖/‖M‖ = |1 − g|; LM = |ln g| in every bin; same at every resolution.
     reference = RNG.standard_normal(8000)
-    distance = metrics.multi_resolution_stft_distance(reference, gain * reference, 16000)
+    distance = spectra.multi_resolution_stft_distance(reference, gain * reference, 16000)
     assert distance == pytest.approx(abs(1 - gain) + abs(math.log(gain)), rel=1e-9)
 
 
 def test_mrstft_zero_for_identical_and_errors():
     x = RNG.standard_normal(2048)
-    assert metrics.multi_resolution_stft_distance(x, x.copy(), 48000) == 0.0
+    assert spectra.multi_resolution_stft_distance(x, x.copy(), 48000) == 0.0
     # 2047 samples < the 2048-sample frame of the largest resolution at 48 kHz.
     with pytest.raises(ValueError, match="shorter than one 2048-sample"):
-        metrics.multi_resolution_stft_distance(x[:-1], x[:-1], 48000)
+        spectra.multi_resolution_stft_distance(x[:-1], x[:-1], 48000)
     with pytest.raises(ValueError, match="silent"):
-        metrics.multi_resolution_stft_distance(np.zeros(2048), x, 48000)
+        spectra.multi_resolution_stft_distance(np.zeros(2048), x, 48000)
     with pytest.raises(ValueError, match="fft_sizes is empty"):
-        metrics.multi_resolution_stft_distance(x, x, 48000, fft_sizes=())
+        spectra.multi_resolution_stft_distance(x, x, 48000, fft_sizes=())
 
 
 # --- properties --------------------------------------------------------------------------------
@@ -204,6 +204,6 @@ def test_snr_and_lsd_are_invariant_to_a_common_scale_and_lsd_is_symmetric(seed, 
     reference = rng.standard_normal(1200)
     estimate = reference + 0.3 * rng.standard_normal(1200)
     assert metrics.snr_db(scale * reference, scale * estimate) == pytest.approx(metrics.snr_db(reference, estimate))
-    lsd = metrics.log_spectral_distance(reference, estimate, 16000)["lsd"]
-    assert metrics.log_spectral_distance(estimate, reference, 16000)["lsd"] == pytest.approx(lsd, rel=1e-12)
-    assert metrics.log_spectral_distance(scale * reference, scale * estimate, 16000)["lsd"] == pytest.approx(lsd)
+    lsd = spectra.log_spectral_distance(reference, estimate, 16000)["lsd"]
+    assert spectra.log_spectral_distance(estimate, reference, 16000)["lsd"] == pytest.approx(lsd, rel=1e-12)
+    assert spectra.log_spectral_distance(scale * reference, scale * estimate, 16000)["lsd"] == pytest.approx(lsd)

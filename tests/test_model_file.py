@@ -1,4 +1,4 @@
-"""sonode.model_file: round trip, determinism, atomicity, and a clear ModelFileError for every bad
+"""sonode.io.model_file: round trip, determinism, atomicity, and a clear ModelFileError for every bad
 file, including a crafted pickle payload that must not run."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sonode import model_file
+from sonode.io import model_file
 from sonode.errors import ModelFileError
-from sonode.model_file import load_model_file, save_model_file
+from sonode.io.model_file import load_model_file, save_model_file
 
 KIND = "decoder"
 SCHEMA = {"A": ("k", "k"), "C": ("k",), "bias": (), "hist": (None, 3)}

@@ -10,12 +10,12 @@ import soundfile as sf
 from click.testing import CliRunner
 from matplotlib.figure import Figure
 
-from sonode.audio_io import write_wav
-from sonode.batch import expand_inputs, plan_fit_jobs
+from sonode.io.wav import write_wav
+from sonode.batch.jobs import expand_inputs, plan_fit_jobs
 from sonode.cli import main
-from sonode.cluster import local_layout
+from sonode.batch.cluster import local_layout
 from sonode.errors import OutputPathError
-from sonode.fileutil import written_by_sonode
+from sonode.io.fileutil import written_by_sonode
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 FAST = ["--steps", "2", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",

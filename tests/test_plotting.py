@@ -1,4 +1,4 @@
-"""sonode.plotting: valid PNGs of the promised pixel size, written atomically; bad inputs refused."""
+"""sonode.plot.figures: valid PNGs of the promised pixel size, written atomically; bad inputs refused."""
 
 import math
 
@@ -8,7 +8,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sonode import plotting
+from sonode.plot import figures as plotting
+from sonode.plot import panels
 
 SAMPLE_RATE = 8000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -29,7 +30,7 @@ def _assert_png(path, width_in: float, height_in: float) -> None:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC
     pixels = matplotlib.image.imread(path)
-    assert pixels.shape[:2] == (round(height_in * plotting.DPI), round(width_in * plotting.DPI))
+    assert pixels.shape[:2] == (round(height_in * panels.DPI), round(width_in * panels.DPI))
     assert pixels[..., :3].std() > 0.05  # something was drawn, not a blank canvas
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
@@ -45,11 +46,11 @@ def _axes() -> object:
 def test_single_panel_plots_write_pngs_of_the_documented_size(tmp_path):
     signals = {"truth": _tone(800), "estimate": 0.9 * _tone(800)}
     cases = [
-        (lambda p: plotting.plot_waveform_overlay(p, signals, SAMPLE_RATE, center_s=0.05, marker_s=0.05), 8.0, 3.0),
-        (lambda p: plotting.plot_training_curve(p, _history()), 8.0, 4.0),
+        (lambda p: panels.plot_waveform_overlay(p, signals, SAMPLE_RATE, center_s=0.05, marker_s=0.05), 8.0, 3.0),
+        (lambda p: panels.plot_training_curve(p, _history()), 8.0, 4.0),
         (lambda p: plotting.save_fit_report_png(p, _history(), title="fit"), 8.0, 4.0),
-        (lambda p: plotting.plot_running_snr(p, {"lpc": (np.arange(4) * 0.01, np.array([20, 15, np.inf, 5.0]))}), 8.0, 3.5),
-        (lambda p: plotting.plot_spectrograms(p, signals, SAMPLE_RATE, log_freq=True), 8.0, 3.2),
+        (lambda p: panels.plot_running_snr(p, {"lpc": (np.arange(4) * 0.01, np.array([20, 15, np.inf, 5.0]))}), 8.0, 3.5),
+        (lambda p: panels.plot_spectrograms(p, signals, SAMPLE_RATE, log_freq=True), 8.0, 3.2),
     ]
     for i, (draw, width_in, height_in) in enumerate(cases):
         folder = tmp_path / str(i)
@@ -97,7 +98,7 @@ def test_failed_plot_leaves_the_previous_file_untouched(tmp_path):
 # --- drawing on given axes ---------------------------------------------------------------------
 
 def test_waveform_overlay_draws_the_window_in_ms_with_a_marker():
-    ax = plotting.plot_waveform_overlay(
+    ax = panels.plot_waveform_overlay(
         _axes(), {"truth": _tone(800), "short": _tone(300)}, SAMPLE_RATE, center_s=0.05, window_s=0.01, marker_s=0.05
     )
     assert ax.get_xlim() == pytest.approx((45.0, 55.0))
@@ -114,7 +115,7 @@ def test_spectrograms_share_one_colour_scale():
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     loud, quiet = _tone(2000), 0.01 * _tone(2000)
-    plotting.plot_spectrograms(
+    panels.plot_spectrograms(
         list(axes), {"loud": loud, "quiet": quiet}, SAMPLE_RATE, dynamic_range_db=60.0, freq_marker_hz=2000.0
     )
     for ax in axes:
@@ -130,10 +131,10 @@ def test_spectrograms_share_one_colour_scale():
 
 
 def test_running_snr_drops_non_finite_points_and_training_curve_uses_log_loss():
-    ax = plotting.plot_running_snr(_axes(), {"a": (np.array([0.0, 0.1, 0.2]), np.array([10.0, np.inf, np.nan]))})
+    ax = panels.plot_running_snr(_axes(), {"a": (np.array([0.0, 0.1, 0.2]), np.array([10.0, np.inf, np.nan]))})
     ydata = ax.get_lines()[0].get_ydata()
     assert ydata[0] == 10.0 and math.isnan(ydata[1]) and math.isnan(ydata[2])
-    ax = plotting.plot_training_curve(_axes(), _history(4), title="fit")
+    ax = panels.plot_training_curve(_axes(), _history(4), title="fit")
     assert ax.get_yscale() == "log"
     assert ax.get_title() == "fit\n1.5 s elapsed, final SNR 9.0 dB"
 
@@ -143,16 +144,16 @@ def test_running_snr_drops_non_finite_points_and_training_curve_uses_log_loss():
 @pytest.mark.parametrize(
     ("draw", "message"),
     [
-        (lambda p: plotting.plot_training_curve(p.with_suffix(".jpg"), _history()), "must end in .png"),
-        (lambda p: plotting.plot_waveform_overlay(p, {}, SAMPLE_RATE, 0.1), "non-empty dict"),
-        (lambda p: plotting.plot_waveform_overlay(p, {"a": _tone(800)}, SAMPLE_RATE, 5.0), "outside the signals"),
-        (lambda p: plotting.plot_waveform_overlay(p, {"a": np.ones((2, 4))}, SAMPLE_RATE, 0.0), "mono signal"),
-        (lambda p: plotting.plot_waveform_overlay(p, {"a": _tone(800)}, -1, 0.05), "sample_rate"),
-        (lambda p: plotting.plot_training_curve(p, []), "history is empty"),
-        (lambda p: plotting.plot_training_curve(p, [{"epoch": 1, "loss": 1.0}]), r"history\[0\] lacks \['snr_db'\]"),
-        (lambda p: plotting.plot_running_snr(p, {"a": (np.zeros(3), np.zeros(2))}), "equal in shape"),
-        (lambda p: plotting.plot_spectrograms(p, {"a": _tone(100)}, SAMPLE_RATE), "shorter than one"),
-        (lambda p: plotting.plot_spectrograms([_axes()], {"a": _tone(800), "b": _tone(800)}, SAMPLE_RATE), "2 signals"),
+        (lambda p: panels.plot_training_curve(p.with_suffix(".jpg"), _history()), "must end in .png"),
+        (lambda p: panels.plot_waveform_overlay(p, {}, SAMPLE_RATE, 0.1), "non-empty dict"),
+        (lambda p: panels.plot_waveform_overlay(p, {"a": _tone(800)}, SAMPLE_RATE, 5.0), "outside the signals"),
+        (lambda p: panels.plot_waveform_overlay(p, {"a": np.ones((2, 4))}, SAMPLE_RATE, 0.0), "mono signal"),
+        (lambda p: panels.plot_waveform_overlay(p, {"a": _tone(800)}, -1, 0.05), "sample_rate"),
+        (lambda p: panels.plot_training_curve(p, []), "history is empty"),
+        (lambda p: panels.plot_training_curve(p, [{"epoch": 1, "loss": 1.0}]), r"history\[0\] lacks \['snr_db'\]"),
+        (lambda p: panels.plot_running_snr(p, {"a": (np.zeros(3), np.zeros(2))}), "equal in shape"),
+        (lambda p: panels.plot_spectrograms(p, {"a": _tone(100)}, SAMPLE_RATE), "shorter than one"),
+        (lambda p: panels.plot_spectrograms([_axes()], {"a": _tone(800), "b": _tone(800)}, SAMPLE_RATE), "2 signals"),
         (lambda p: plotting.save_comparison_png(p, _tone(800), {"truth": _tone(800)}, SAMPLE_RATE, [0.05]), "reserved"),
         (lambda p: plotting.save_comparison_png(p, _tone(800), {"a": _tone(799)}, SAMPLE_RATE, [0.05]), "799 samples"),
         (lambda p: plotting.save_comparison_png(p, _tone(800), {"a": _tone(800)}, SAMPLE_RATE, []), "zoom_centers_s"),

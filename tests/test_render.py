@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from sonode.metrics import snr_db
+from sonode.dsp.metrics import snr_db
 from sonode.model.continuation import ContinuationFit
 from sonode.model.decoder import MODEL_KIND, MODEL_VERSION, SonodeModel
-from sonode.model_file import load_model_file, save_model_file
+from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model import FitOptions, fit_samples
-from sonode.render import extrapolate, n_output_samples, render
+from sonode.tasks.render import extrapolate, n_output_samples, render
 from tests.model.synthetic import SAMPLE_RATE, two_tone, two_tone_clip
 
 DURATION_S = 0.25
@@ -114,11 +114,11 @@ def test_no_clicks_at_segment_boundaries_at_a_non_integer_rate_ratio(fitted):
 def test_a_free_run_leaving_the_bound_is_cut_there(fitted, monkeypatch):
     """The tanh field is bounded and the oscillators decay, so a real model cannot be driven past
     the guard in a short test: lower the bound instead and check where and how the cut happens."""
-    import sonode.render
+    import sonode.tasks.render
 
     model, _ = fitted
     full = render(model).samples
-    monkeypatch.setattr(sonode.render, "BLOWUP_FACTOR", 0.5)
+    monkeypatch.setattr(sonode.tasks.render, "BLOWUP_FACTOR", 0.5)
     normalised = (full - model.config.offset) / model.config.gain
     first_over = int(np.argmax(np.abs(normalised) > 0.5))
     out = render(model)

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 
 from sonode.api import fit
-from sonode.audio_io import Clip, read_clip, resample
-from sonode.bandwidth import crossover
-from sonode.baselines import upsample_shaped_noise, upsample_sinc
-from sonode.harmonics import _periodogram
-from sonode.metrics import energy_above_db, lsd_ssr, power_spectrogram
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.dsp.bandwidth import crossover
+from sonode.dsp.resample import upsample_sinc
+from sonode.evaluation.baselines import upsample_shaped_noise
+from sonode.dsp.harmonics import _periodogram
+from sonode.dsp.metrics import energy_above_db, lsd_ssr
+from sonode.dsp.spectra import power_spectrogram
 from sonode.model import FitOptions, fit_samples
-from sonode.render import render
-from sonode.upsample import extend_band, model_energy_above_db, upsample_samples
+from sonode.tasks.render import render
+from sonode.tasks.upsample import extend_band, model_energy_above_db, upsample_samples
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = dict(latent_dim=48, hop_samples=256, overlap_samples=32, hidden=8, layers=1, lp_order=64, steps=0,

@@ -68,8 +68,9 @@ def info(model):
 def plot(model, clip, out, centers_s, force):
     """Picture of MODEL: waveform zooms and spectrograms against the clip, and the training curve."""
     from sonode.api import load
-    from sonode.audio_io import check_output_path, read_clip
-    from sonode.plotting import save_comparison_png
+    from sonode.io.clip import read_clip
+    from sonode.io.wav import check_output_path
+    from sonode.plot.figures import save_comparison_png
 
     inputs = [model] + ([clip] if clip else [])
     for path in (out, Path(out).with_suffix(".fit.png")):

@@ -40,8 +40,8 @@ def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, step
     Only the samples inside the gaps change. A gap at the very start or end of CLIP is filled from
     the one side it has (the report says so).
     """
-    from sonode.fill import FillSettings
-    from sonode.fill_file import fill_file, report_path_for
+    from sonode.tasks.fill import FillSettings
+    from sonode.tasks.fill_file import fill_file, report_path_for
 
     if not gaps and not detect:
         raise click.UsageError("give at least one --gap START END, or --detect")

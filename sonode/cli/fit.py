@@ -132,7 +132,7 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch import check_fit_outputs, fit_output_paths, write_fit_outputs
+    from sonode.batch.jobs import check_fit_outputs, fit_output_paths, write_fit_outputs
 
     stem = Path(clip).stem
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{stem}.sonode"
@@ -224,7 +224,7 @@ def fit(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw):
 
 
 def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, force, **kw) -> None:
-    from sonode.batch import fit_batch
+    from sonode.batch.jobs import fit_batch
 
     if model_out:
         raise click.UsageError("-o names one model file; with several clips give the output folder with --out-dir")

@@ -14,7 +14,7 @@ from sonode.cli.fit import fit_options, run_fit
 
 
 def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool) -> None:
-    from sonode.audio_io import write_wav
+    from sonode.io.wav import write_wav
 
     n_clipped = write_wav(out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect,
                           force=force)
@@ -63,7 +63,7 @@ def _model_wav_options(f):
 def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read) -> None:
     """Check OUT before loading MODEL, then write ``read(fitted, progress)`` (a Rendering) to it."""
     from sonode.api import load
-    from sonode.audio_io import check_output_path
+    from sonode.io.wav import check_output_path
 
     check_output_path(out, [model], force=force)
     _write_rendering(read(load(model), _bar(quiet)), out, subtype, [model], quiet, force)
@@ -109,8 +109,8 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     fit's own rate is then the file's, or --fit-rate).
     """
     from sonode.api import load
-    from sonode.audio_io import check_output_path
-    from sonode.render import Rendering
+    from sonode.io.wav import check_output_path
+    from sonode.tasks.render import Rendering
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
@@ -142,7 +142,7 @@ def _is_model_file(path: str) -> bool:
 @_model_wav_options
 def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
-    from sonode.render import extrapolate
+    from sonode.tasks.render import extrapolate
 
     _model_to_wav(model, out, subtype, quiet, force, lambda fitted, progress: extrapolate(
         fitted.model, seconds, rate=rate, with_context=with_context, progress=progress))

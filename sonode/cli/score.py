@@ -36,11 +36,11 @@ from sonode.cli.common import fail_cleanly, force_option, positive, progress_pri
 def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, scheduler, workers, task,
              positions, quiet, force):
     """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction (or gap filling)."""
-    from sonode.evaluate import EvalOptions, evaluate, results_markdown
+    from sonode.evaluation.evaluate import EvalOptions, evaluate, results_markdown
 
     if task == "fill":
-        from sonode.evaluate_fill import evaluate_fill, fill_markdown, write_results
-        from sonode.fill import FillSettings
+        from sonode.evaluation.evaluate_fill import evaluate_fill, fill_markdown, write_results
+        from sonode.tasks.fill import FillSettings
 
         if threads is not None:
             import torch
@@ -56,7 +56,7 @@ def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threa
                           threads=threads)
     map_clips = None
     if scheduler or workers:
-        from sonode.batch import eval_many
+        from sonode.batch.jobs import eval_many
 
         map_clips = eval_many(scheduler, workers)
     results = evaluate(list(clips), report_dir, options,

@@ -1,6 +1,6 @@
 """Resumable training checkpoints: everything the training loop needs to continue bit-identically.
 
-A checkpoint is a sonode model file (`sonode.model_file`, kind ``"sonode-checkpoint"``): tensors
+A checkpoint is a sonode model file (`sonode.io.model_file`, kind ``"sonode-checkpoint"``): tensors
 plus JSON metadata, loaded with ``torch.load(weights_only=True)``, so a shared or tampered
 checkpoint cannot run code. It holds the model and best-model parameters, the Adam state (its
 per-parameter tensors flattened to named tensors, its hyper-parameters as JSON), the epoch, best
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from sonode.errors import ModelFileError, SonodeError
-from sonode.model_file import load_model_file, save_model_file
+from sonode.io.model_file import load_model_file, save_model_file
 
 CHECKPOINT_KIND = "sonode-checkpoint"
 CHECKPOINT_VERSION = 1

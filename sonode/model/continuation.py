@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sonode.model.sysid import (burg, covariance_predictor, modal_basis, polynomial_roots, predictor_run,
+from sonode.dsp.lpc import (burg, covariance_predictor, modal_basis, polynomial_roots, predictor_run,
                                 ridge_solve)
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)

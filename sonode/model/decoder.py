@@ -17,7 +17,7 @@ from sonode.model.layout import SegmentLayout
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
-from sonode.model_file import load_model_file, save_model_file
+from sonode.io.model_file import load_model_file, save_model_file
 from sonode.ode import odeint, odeint_adjoint
 
 MODEL_KIND = "sonode-decoder"

@@ -7,7 +7,7 @@ import torch
 
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
-from sonode.model.sysid import identify_modes, modal_basis, ridge_solve
+from sonode.dsp.lpc import identify_modes, modal_basis, ridge_solve
 
 # Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
 # and pitch offsets that amplitude-dependent effects of real instruments produce are of this order

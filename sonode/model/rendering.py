@@ -17,20 +17,21 @@ given, the engine's sequential Lawson RK4, the reference the fast one is checked
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
+from torch import nn
 
 from sonode.model.modal import EVALUATION_SEGMENTS
+from sonode.model.oscillator import OscillatorBank
 from sonode.model.synthesis import modal_samples
 from sonode.ode import odeint
 
-if TYPE_CHECKING:
-    from sonode.model.decoder import SonodeModel
-    from sonode.model.oscillator import OscillatorBank
+# ``model`` below is a `sonode.model.decoder.SonodeModel`, typed as nn.Module: the decoder imports
+# this module (its render_normalised delegates here), and imports run one way.
 
 
-def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: float | None = None,
+def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float | None = None,
                       progress: Callable[[int], None] | None = None, bound: float = math.inf,
                       chunk_samples: int = 8192) -> torch.Tensor:
     """See `SonodeModel.render_normalised`."""
@@ -94,7 +95,7 @@ def render_normalised(model: "SonodeModel", times_s: torch.Tensor, max_step_s: f
     return out[:n_good]
 
 
-def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, spacing, window_end, step_s, out,
+def _read_windows(model: nn.Module, times_s, segments, lo, hi, spacing, window_end, step_s, out,
                   progress) -> tuple[torch.Tensor | None, int]:
     """Add the weighted window samples [lo[m], hi[m]) of ``segments`` to out with the fast solver,
     EVALUATION_SEGMENTS segments per solve (as training's reconstruction batches them).
@@ -124,7 +125,7 @@ def _read_windows(model: "SonodeModel", times_s, segments, lo, hi, spacing, wind
     return last_state, times_s.numel()
 
 
-def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, spacing, window_end,
+def _read_windows_reference(model: nn.Module, times_s, segments, lo, hi, spacing, window_end,
                             step_s, out, progress) -> tuple[torch.Tensor | None, int]:
     """`_read_windows` with the sequential reference solver (steps ≤ step_s): segments whose grids
     have the same offset and length are solved as one batch."""
@@ -154,9 +155,9 @@ def _read_windows_reference(model: "SonodeModel", times_s, segments, lo, hi, spa
         return None, min(int(lo[m]) for m in segments)
 
 
-def _free_run(model: "SonodeModel", z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
+def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
               weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step_s: float | None,
-              spacing: float, chunk_samples: int, tail: "OscillatorBank | None") -> int:
+              spacing: float, chunk_samples: int, tail: OscillatorBank | None) -> int:
     """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
     Integrates chunk by chunk (each from the state at the previous chunk's last sample) and stops
@@ -192,8 +193,8 @@ def _free_run(model: "SonodeModel", z0: torch.Tensor, start_s: float, times_s: t
     return n_good
 
 
-def _reference_states(model: "SonodeModel", z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
-                      tail: "OscillatorBank | None") -> torch.Tensor:
+def _reference_states(model: nn.Module, z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
+                      tail: OscillatorBank | None) -> torch.Tensor:
     """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s,
     under the model's dynamics or (``tail``) a continuation ODE's modes."""
     if tail is not None:  # the continuation ODE is linear: its field is zero

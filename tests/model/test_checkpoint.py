@@ -8,7 +8,7 @@ import torch
 from sonode.model import FitOptions, fit_samples
 from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
                                      load_checkpoint, save_checkpoint)
-from sonode.model_file import load_model_file
+from sonode.io.model_file import load_model_file
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 # lr 1e-3 with 2 modes improves the fit at every step, so the kept (best) model is the last one and

@@ -97,7 +97,7 @@ def test_model_file_round_trip_renders_identically(tmp_path):
 
 
 def test_model_file_with_inconsistent_configuration_is_refused(tmp_path):
-    from sonode.model_file import load_model_file, save_model_file
+    from sonode.io.model_file import load_model_file, save_model_file
     from sonode.model.decoder import MODEL_KIND, MODEL_VERSION
 
     path = tmp_path / "m.sonode"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sonode.model.sysid import covariance_predictor, identify_modes, modal_basis, predictor_poles
+from sonode.dsp.lpc import covariance_predictor, identify_modes, modal_basis, predictor_poles
 from tests.model.synthetic import SAMPLE_RATE, TONES, two_tone_clip
 
 

@@ -1,0 +1,1 @@
+"""Scoring sonode against the classical baselines: baseline registries, `sonode eval` harnesses."""

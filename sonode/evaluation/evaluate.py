@@ -1,0 +1,278 @@
+"""Evaluation harness: sonode next to the baselines a practitioner would use, on the same audio.
+
+For each clip (its own rate is the truth, e.g. 48 kHz):
+- **upsampling**: band-limit it to ``low_rate`` (the input), fit on that, render back at the clip's
+  rate, and score sonode and every upsampler of `sonode.evaluation.baselines` against the truth (SNR, LSD,
+  LSD below/above the input's Nyquist);
+- **continuation**: fit on all but the last ``horizon_s`` of the input, continue for ``horizon_s``
+  and score SNR over the first 5/20/50 ms and LSD over the whole horizon, for sonode and the LPC
+  continuations;
+- **reconstruction**: SNR of the full fit, its time, and its discretisation check.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import soundfile
+
+from sonode.api import Fitted, fit
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.io.wav import check_output_path
+from sonode.dsp.resample import output_length
+from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
+from sonode.errors import OutputPathError
+from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
+from sonode.dsp.metrics import energy_above_db, lsd_ssr, snr_db
+from sonode.dsp.spectra import log_spectral_distance
+from sonode.plot.figures import save_band_png, save_comparison_png
+
+SNR_WINDOWS_MS = (5, 20, 50)
+#: The pictures written per clip: <stem>.<kind>.png.
+PICTURES = ("upsampling", "continuation", "fit")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Options of `evaluate_clip`: rates in Hz, times in seconds."""
+
+    low_rate: int = 16000
+    budget_s: float = 60.0  # training budget of each fit
+    horizon_s: float = 0.2  # continuation length
+    duration_s: float | None = 1.0  # part of each clip used (from its start); None = whole clip
+    threads: int | None = None
+    fit_options: tuple[tuple[str, Any], ...] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
+
+
+def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
+    start = time.perf_counter()
+    fitted = fit(clip, max_time_s=options.budget_s, threads=options.threads, on_epoch=on_epoch,
+                 **dict(options.fit_options))
+    return fitted, time.perf_counter() - start
+
+
+def _low_clip(truth: Clip, samples: np.ndarray, rate: int) -> Clip:
+    return Clip(samples=samples, sample_rate=rate, source_path=truth.source_path, source_rate=truth.source_rate,
+                source_channels=truth.source_channels, channel=truth.channel, start_s=truth.start_s)
+
+
+def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report_dir: Path | None = None,
+                  on_epoch: Callable | None = None) -> dict[str, Any]:
+    """Run the three tasks on one clip; write its pictures into ``report_dir`` if given.
+
+    Returns:
+        A JSON-ready dict: {"clip", "rate", "low_rate", "upsampling": {method: scores},
+        "continuation": {method: scores}, "reconstruction": {...}}.
+    """
+    duration_s = options.duration_s
+    if duration_s is not None:  # a clip shorter than duration_s is used whole
+        try:
+            duration_s = min(duration_s, soundfile.info(str(path)).duration)
+        except (soundfile.LibsndfileError, RuntimeError, OSError):
+            pass  # read_clip below says what is wrong with the file
+    truth = read_clip(path, duration_s=duration_s)
+    high, low_rate = truth.sample_rate, options.low_rate
+    if low_rate >= high:
+        raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({high} Hz) for the "
+                         "upsampling task")
+    low = _low_clip(truth, resample(truth.samples, high, low_rate), low_rate)
+    n_high = output_length(low.n_samples, low_rate, high)
+    reference = np.zeros(n_high)
+    reference[: min(n_high, truth.n_samples)] = truth.samples[:n_high]
+    nyquist = low_rate / 2
+
+    full, full_time = _fit(low, options, on_epoch)
+    candidates = upsampling_candidates(full, low, high)
+    upsampling = {name: upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()}
+
+    horizon = int(round(options.horizon_s * low_rate))
+    if horizon >= low.n_samples // 2:
+        raise ValueError(f"horizon ({options.horizon_s} s) must be shorter than half the clip")
+    history = _low_clip(truth, low.samples[:-horizon], low_rate)
+    future = low.samples[-horizon:]
+    part, _ = _fit(history, options, on_epoch)
+    continuation_signals = {"sonode": part.extrapolate(horizon / low_rate)[:horizon]}
+    continuation_signals.update({name: f(history.samples, horizon) for name, f in CONTINUATIONS.items()})
+    continuation = {name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()}
+
+    report = full.info["fit"]
+    fitted_span = low.samples[: full.model.config.n_samples]
+    result = {
+        "clip": Path(path).name, "rate": high, "low_rate": low_rate, "duration_s": truth.duration_s,
+        "upsampling": upsampling, "continuation": continuation,
+        "trajectory": trajectory_scores(fitted_span, full.free_run(), low_rate),
+        "reconstruction": {"snr_db": report["snr_db"], "fine_snr_db": report["fine_snr_db"],
+                           "discretisation_snr_db": report["discretisation_snr_db"], "fit_time_s": full_time,
+                           "epochs": report["epochs"], "initial_snr_db": report["initial_snr_db"]},
+    }
+    if report_dir is not None:
+        _pictures(Path(report_dir), Path(path).stem, reference, candidates, high, nyquist, history.samples,
+                  future, continuation_signals, low_rate, full)
+    return result
+
+
+def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.ndarray]:
+    """Every upsampler's output at ``rate`` for the fitted clip ``low``: "sonode" (the default
+    options: input band kept, band above synthesised), "sonode_model_low" (the model's own band
+    below), "sonode_render" (the raw trajectory read at ``rate``), then `sonode.evaluation.baselines.UPSAMPLERS`."""
+    candidates = {"sonode": fitted.upsample(rate, clip=low),
+                  "sonode_model_low": fitted.upsample(rate, low_band="model", clip=low),
+                  "sonode_render": fitted.render(rate=rate).samples}
+    candidates.update({name: f(low.samples, low.sample_rate, rate) for name, f in UPSAMPLERS.items()})
+    return candidates
+
+
+def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
+    """SNR (dB); the LSD of ssr_eval (`sonode.dsp.metrics.lsd_ssr`: log10 power, gains matched) over all
+    bins, below and above ``nyquist``; the issue-5 LSD (1e-10 floor, "lsd5_*"); the share of energy
+    above ``nyquist`` (dB of the total) and its difference from the truth's (dB)."""
+    ssr = lsd_ssr(reference, x, rate, split_hz=nyquist)
+    lsd5 = log_spectral_distance(reference, x, rate, split_hz=nyquist)
+    share = energy_above_db(x, rate, nyquist) if np.any(x) else -np.inf
+    share_truth = energy_above_db(reference, rate, nyquist)
+    return {"snr_db": snr_db(reference, x), "lsd": ssr["lsd"], "lsd_below": ssr["lsd_below"],
+            "lsd_above": ssr["lsd_above"], "lsd5_below": lsd5["lsd_below"], "lsd5_above": lsd5["lsd_above"],
+            "energy_above_db": share, "energy_above_vs_truth_db": share - share_truth}
+
+
+def trajectory_scores(reference: np.ndarray, free_run: np.ndarray, rate: int) -> dict[str, float]:
+    """How well one free run (n,) follows the clip's first n samples: SNR (dB); the worst level
+    difference (dB) over whole 100 ms blocks — what a sustained sound's free run must hold when a
+    pitch error has turned into phase drift and the SNR says nothing; and the ssr_eval LSD
+    (levels as they are)."""
+    n = free_run.shape[0]
+    reference = reference[:n]
+    block = rate // 10
+    n_blocks = max(1, n // block)
+
+    def levels_db(x: np.ndarray) -> np.ndarray:
+        power = np.mean(x[: n_blocks * block].reshape(n_blocks, -1) ** 2, axis=1)
+        return 10 * np.log10(np.maximum(power, 1e-20))
+
+    return {"snr_db": snr_db(reference, free_run),
+            "level_error_db": float(np.max(np.abs(levels_db(free_run) - levels_db(reference)))),
+            # no least-squares gain matching: it would scale a phase-drifted free run to silence
+            "lsd": lsd_ssr(reference, free_run, rate, match_gain=False)["lsd"]}
+
+
+def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
+    scores = {f"snr_{ms}ms_db": snr_db(future[: rate * ms // 1000], x[: rate * ms // 1000]) for ms in SNR_WINDOWS_MS}
+    scores["lsd"] = log_spectral_distance(future, x, rate)["lsd"]
+    return scores
+
+
+def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, history, future, continuations,
+              low_rate, full: Fitted) -> None:
+    shown = {k: candidates[k] for k in ("sonode", "sinc", "sinc_noise")}
+    save_comparison_png(folder / f"{stem}.upsampling.png", reference, shown, high,
+                        zoom_centers_s=[0.1, 0.5 * reference.shape[0] / high], title=f"{stem}: upsampling",
+                        dynamic_range_db=120.0, freq_marker_hz=nyquist)
+    save_band_png(folder / f"{stem}.above_nyquist.png", reference, shown, high, nyquist,
+                  title=f"{stem}: above the input's Nyquist frequency ({nyquist / 1000:g} kHz)")
+    joined = {k: np.concatenate([history, continuations[k]]) for k in ("sonode", "lpc32_burg", "lpc256_burg")}
+    start_s = history.shape[0] / low_rate
+    save_comparison_png(folder / f"{stem}.continuation.png", np.concatenate([history, future]), joined, low_rate,
+                        zoom_centers_s=[start_s, start_s + 0.02], marker_s=start_s,
+                        running_snr_window_s=0.005, title=f"{stem}: continuation")
+    full.save_training_curve(folder / f"{stem}.fit.png", title=f"{stem}: training")
+
+
+def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
+             on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None, *,
+             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
+
+    Every output path is checked before the first fit: two clips may not share a stem, and an
+    existing file that sonode did not write is only replaced with ``force``.
+
+    Args:
+        map_clips: ``map_clips(evaluate_clip, paths, options, folder) -> [per-clip results]`` runs
+            the clips elsewhere (e.g. `sonode.batch.jobs.eval_many` on a Dask cluster); default: here,
+            one after another (``on_clip``/``on_epoch`` report progress only then).
+
+    Returns:
+        {"options": ..., "clips": [per-clip results], "median": {task: {method: {metric: median}}}}.
+    """
+    folder = Path(report_dir)
+    _check_outputs(paths, folder, force)
+    folder.mkdir(parents=True, exist_ok=True)
+    if map_clips is not None:
+        clips = map_clips(evaluate_clip, paths, options, folder)
+    else:
+        clips = []
+        for path in paths:
+            if on_clip is not None:
+                on_clip(str(path))
+            clips.append(evaluate_clip(path, options, folder, on_epoch))
+    results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
+               "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
+    results["median"]["reconstruction"] = {
+        k: statistics.median(c["reconstruction"][k] for c in clips) for k in clips[0]["reconstruction"]}
+    with atomic_write(folder / "results.json") as tmp:
+        tmp.write_text(json.dumps({**results, "written_by": sonode_marker()}, indent=2) + "\n")
+    with atomic_write(folder / "results.md") as tmp:
+        tmp.write_text(markdown_marker() + results_markdown(results))
+    return results
+
+
+def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
+    stems: dict[str, str | Path] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem.lower() in stems:
+            raise OutputPathError(f"{stems[stem.lower()]} and {path} would both write {stem}.*.png in {folder}; "
+                                  "rename one of them")
+        stems[stem.lower()] = path
+    names = ["results.json", "results.md"] + [f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES]
+    for name in names:
+        check_output_path(folder / name, paths, force=force)
+
+
+def _medians(per_clip: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {method: {metric: statistics.median(c[method][metric] for c in per_clip) for metric in scores}
+            for method, scores in per_clip[0].items()}
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The result tables: one per task, a row per method (median over clips), then per clip."""
+    opts = results["options"]
+    lines = [f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
+             f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.", ""]
+    tables = [("Upsampling (to each clip's own rate; LSD as ssr_eval, gains matched)", "upsampling",
+               ["snr_db", "lsd", "lsd_below", "lsd_above", "energy_above_vs_truth_db"]),
+              ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"])]
+    for title, task, metrics in tables:
+        lines += [f"### {title}", "", "| method | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 1) + "|"]
+        for method, scores in results["median"][task].items():
+            lines.append(f"| {method} | " + " | ".join(f"{scores[m]:.2f}" for m in metrics) + " |")
+        lines.append("")
+    lines += ["### Reconstruction (sonode)", "", "| clip | SNR dB | discretisation dB | "
+              "initial (linear) dB | epochs | fit time s |", "|---|---|---|---|---|---|"]
+    for c in results["clips"]:
+        r = c["reconstruction"]
+        lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
+                     f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |")
+    lines += ["", "### One trajectory (sonode's free run from its trajectory state over the fitted clip)", "",
+              "| clip | SNR dB | worst 100 ms level error dB | LSD |", "|---|---|---|---|"]
+    for c in results["clips"]:
+        t = c["trajectory"]
+        lines.append(f"| {c['clip']} | {t['snr_db']:.2f} | {t['level_error_db']:.1f} | {t['lsd']:.2f} |")
+    metrics = [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]
+    lines += ["", "### Per clip: sonode vs the best Burg order (256–2048) per column", "",
+              "| clip | upsampling SNR sonode / sinc | continuation " + " / ".join(metrics) + ": sonode | best Burg |",
+              "|---|---|---|---|"]
+    for c in results["clips"]:
+        u, k = c["upsampling"], c["continuation"]
+        burgs = [scores for name, scores in k.items() if name.endswith("_burg") and int(name[3:-5]) >= 256]
+        best = [max(b[m] for b in burgs) for m in metrics[:-1]] + [min(b["lsd"] for b in burgs)]
+        lines.append(f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
+                     + " / ".join(f"{k['sonode'][m]:.2f}" for m in metrics) + " | "
+                     + " / ".join(f"{v:.2f}" for v in best) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,113 @@
+"""Writing WAV files: atomically (temp file + rename), with sonode's marker, never over an input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import soundfile as sf
+
+from sonode.io.checks import is_int
+from sonode.errors import AudioOutputError, OutputPathError
+from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, same_file, sonode_marker, written_by_sonode
+
+#: PCM subtypes write_wav can produce, with their bit depth; FLOAT is 32-bit IEEE float.
+WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
+
+
+def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
+                      force: bool = False) -> Path:
+    """Refuse an output path that is a folder, the same file as any input (links followed), or an
+    existing file sonode did not write (`sonode.io.fileutil.written_by_sonode`) unless ``force``.
+
+    Inputs are protected even with ``force``. An existing sonode output may always be replaced.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        OutputPathError: with the path and what to do instead.
+    """
+    out_path = Path(out)
+    if out_path.is_dir():
+        raise OutputPathError(f"output {out_path} is a folder; give a file name, e.g. {out_path / 'out.wav'}")
+    for inp in inputs:
+        if same_file(out_path, inp):
+            raise OutputPathError(
+                f"output {out_path} is the input file {inp}; sonode never overwrites its input, "
+                "choose another output path (-o)"
+            )
+    if not force and out_path.exists() and not written_by_sonode(out_path):
+        raise OutputPathError(
+            f"refusing to overwrite {out_path}: the file exists and was not written by sonode; choose "
+            "another output path, or pass --force to replace it"
+        )
+    return out_path
+
+
+def write_wav(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "FLOAT",
+    protect: Iterable[str | os.PathLike] = (),
+    force: bool = False,
+) -> int:
+    """Write a mono WAV atomically (temp file + rename): it appears whole or not at all.
+
+    The file carries sonode's marker (a LIST/INFO chunk, software "sonode <version>"), so a later
+    write may replace it; an existing file without it is only replaced with ``force``.
+
+    Args:
+        path: destination (parent folders are created).
+        samples: shape (n_samples,), full scale = 1.
+        sample_rate: Hz, positive int (any rate: renders may be upsampled beyond 192 kHz).
+        subtype: "FLOAT" (32-bit float, keeps values beyond +-1), "PCM_16" or "PCM_24".
+        protect: paths that must not be written (the inputs); compared with same_file.
+        force: replace an existing file even if sonode did not write it (never a protected one).
+
+    Returns:
+        How many samples were clipped to the PCM range [-1, 1 - 2^(1-bits)] (0 for FLOAT).
+
+    Raises:
+        ValueError: unknown subtype, bad sample_rate, or samples not 1-D.
+        AudioOutputError: NaN/inf samples (or beyond float32 range for FLOAT); nothing is written.
+        OutputPathError: ``path`` is a protected file, a folder, a file sonode did not write (without
+            ``force``), or cannot be written.
+    """
+    if subtype not in WAV_SUBTYPES:
+        raise ValueError(f"unknown WAV subtype {subtype!r}; valid: {', '.join(WAV_SUBTYPES)}")
+    if not (is_int(sample_rate) and sample_rate > 0):
+        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"write_wav expects mono samples of shape (n_samples,), got {x.shape}")
+    out = Path(path)
+    bad = ~np.isfinite(x)
+    if subtype == "FLOAT":
+        bad |= np.abs(x) > np.finfo(np.float32).max  # would become inf in a 32-bit float file
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise AudioOutputError(
+            f"refusing to write {out}: {int(bad.sum())} of {x.size} samples are NaN or infinite "
+            f"(first at sample {first}, {first / sample_rate:.4f} s), e.g. a diverged render; "
+            "nothing was written"
+        )
+    check_output_path(out, protect, force=force)
+    n_clipped = 0
+    bits = WAV_SUBTYPES[subtype]
+    if bits is not None:
+        # libsndfile wraps around (not clips) out-of-range floats when converting to integers.
+        top = 1.0 - 2.0 ** (1 - bits)
+        n_clipped = int(np.count_nonzero((x < -1.0) | (x > top)))
+        x = np.clip(x, -1.0, top)
+    try:
+        with atomic_write(out) as tmp:
+            sf.write(tmp, x, int(sample_rate), subtype=subtype, format="WAV")
+            append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
+    except (OSError, ValueError, sf.SoundFileError) as err:
+        raise OutputPathError(f"cannot write {out}: {err}; check the folder exists and is writable") from err
+    return n_clipped

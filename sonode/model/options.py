@@ -1,0 +1,139 @@
+"""The options of a fit (`FitOptions`) and what it reports (`EpochRecord`, `FitReport`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sonode.model.decoder import GRADIENT_METHODS
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Options of `fit_samples` (units in the names; defaults suit a 1–2 s clip).
+
+    Attributes:
+        latent_dim: d = 2K, even; K damped oscillators. None: K chosen per clip by validation on
+            held-back samples (see `sonode.dsp.lpc.identify_modes`), d ≤ max_latent_dim.
+        max_latent_dim: the largest d the validation may choose.
+        hop_samples: segment hop; each segment has its own start state (multiple shooting).
+        overlap_samples: cross-fade length between segments.
+        hidden, layers: the correction MLP.
+        max_time_s: wall-clock budget of the training loop (seconds); None for no limit.
+        steps: maximum optimiser steps; None for no limit.
+        target_snr_db: stop once the reconstruction reaches this SNR; None to use the whole budget.
+        lr: Adam learning rate of the MLP (other groups are scaled from it, see `_param_groups`).
+        gradient: "adjoint" (engine's checkpointed adjoint) or "backprop".
+        continuity_weight: weight of the multiple-shooting continuity penalty (squared defects
+            between one segment's end state and the next one's start state, relative to the
+            states' energy), ramped up over CONTINUITY_RAMP_EPOCHS: it makes the segment states
+            samples of one trajectory of the learned dynamics.
+        batch_segments: segments per optimiser step; a longer clip is trained on random
+            contiguous runs of this many segments (memory and step time independent of its length).
+        lp_order: order of the linear predictor used for system identification.
+        continuation_samples: the clip's last samples that determine the state of the continuation
+            ODE; None: chosen with the continuation's order by validation on the clip's end
+            (see `sonode.model.continuation`); 0: no continuation ODE, the last segment continues.
+        continuation_steps: no longer used (the continuation state is fitted in closed form); kept
+            so that existing scripts keep working, must be 0 or is ignored with a warning by the CLI.
+        seed: seeds torch's generator (MLP initialisation).
+    """
+
+    latent_dim: int | None = 256
+    max_latent_dim: int = 256
+    hop_samples: int = 256
+    overlap_samples: int = 32
+    hidden: int = 64
+    layers: int = 2
+    max_time_s: float | None = 120.0
+    steps: int | None = None
+    target_snr_db: float | None = None
+    lr: float = 1e-2
+    gradient: str = "adjoint"
+    continuity_weight: float = 0.0
+    batch_segments: int = 256
+    lp_order: int = 1024
+    continuation_samples: int | None = None
+    continuation_steps: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.latent_dim is not None and (self.latent_dim < 2 or self.latent_dim % 2):
+            problems.append(f"latent_dim must be an even number ≥ 2, got {self.latent_dim}")
+        if self.max_latent_dim < 2 or self.max_latent_dim % 2:
+            problems.append(f"max_latent_dim must be an even number ≥ 2, got {self.max_latent_dim}")
+        if self.hop_samples < 8:
+            problems.append(f"hop_samples must be ≥ 8, got {self.hop_samples}")
+        if not 0 <= self.overlap_samples <= self.hop_samples:
+            problems.append(f"overlap_samples must be in [0, hop_samples], got {self.overlap_samples}")
+        if self.hidden < 1 or self.layers < 1:
+            problems.append(f"hidden and layers must be ≥ 1, got {self.hidden}, {self.layers}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            problems.append(f"max_time_s must be > 0, got {self.max_time_s}")
+        if self.steps is not None and self.steps < 0:
+            problems.append(f"steps must be ≥ 0, got {self.steps}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.gradient not in GRADIENT_METHODS:
+            problems.append(f"gradient must be one of {GRADIENT_METHODS}, got {self.gradient!r}")
+        if not self.continuity_weight >= 0:
+            problems.append(f"continuity_weight must be ≥ 0, got {self.continuity_weight}")
+        if self.batch_segments < 2:
+            problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
+        if (self.continuation_samples is not None and self.continuation_samples < 0) or self.continuation_steps < 0:
+            problems.append("continuation_samples and continuation_steps must be ≥ 0")
+        if self.lp_order < 2:
+            problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    snr_db: float
+    elapsed_s: float
+
+
+@dataclass
+class FitReport:
+    """What happened during a fit (written to <stem>.fit.json by the CLI)."""
+
+    options: dict[str, Any]
+    gradient: str
+    initial_snr_db: float
+    snr_db: float  # reconstruction SNR of the kept (best) model, training solve
+    discretisation_snr_db: float  # training solve vs fine solve
+    epochs: int
+    wall_time_s: float
+    seconds_per_epoch: float
+    function_evaluations: int
+    rejected_steps: int  # non-finite steps, and checks failed by learning the discretisation
+    stop_reason: str
+    history: list[EpochRecord] = field(default_factory=list)
+    discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
+    identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
+    trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
+    continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: figures that are not finite (no continuation, a perfect fit) become None.
+
+        ``fine_snr_db`` is there for old scripts and equals ``snr_db``: solving the whole clip with
+        FINE_SUBSTEPS Lawson steps per sample costs ~7 s per second of clip, so only
+        FINAL_CHECK_SEGMENTS segments are solved so, and ``discretisation_snr_db`` reports that.
+        """
+        return _finite_or_none({**asdict(self), "fine_snr_db": self.snr_db})
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Figures (PNG); the only package that imports matplotlib."""

@@ -1,0 +1,124 @@
+"""Reading a fitted model as audio: any span, any rate, and continuation past the clip's end."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torchaudio.functional
+
+from sonode.model.decoder import SonodeModel
+
+# The decimation filter of renders below the clip's rate: torchaudio's "kaiser_best" (64 zero
+# crossings, Kaiser beta 14.77, cutoff 0.948 x the new Nyquist), as sonode.io.clip.resample uses
+# (that module sits above this one, so the parameters are repeated rather than imported).
+_DECIMATION_KW = dict(lowpass_filter_width=64, rolloff=0.9475937167399596, resampling_method="sinc_interp_kaiser",
+                      beta=14.769656459379492)
+# A free run is stopped when it leaves ±BLOWUP_FACTOR × the clip's peak (normalised peak = 1):
+# real continuations of the sounds sonode models decay or hold their level.
+BLOWUP_FACTOR = 10.0
+
+
+@dataclass
+class Rendering:
+    """Samples of a render and what happened.
+
+    Attributes:
+        samples: float64 (n_samples,), file amplitude; finite.
+        sample_rate: Hz.
+        start_s: model time of samples[0] (0 = first sample of the fitted span).
+        stopped_at_s: model time where a diverging free run was cut (samples end there), else None.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    start_s: float
+    stopped_at_s: float | None = None
+
+
+def n_output_samples(duration_s: float, rate: int) -> int:
+    """round(duration_s · rate), halves up: the exact length of every render."""
+    return int(math.floor(duration_s * rate + 0.5))
+
+
+def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, end_s: float | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Rendering:
+    """The model's signal on [start_s, end_s) at ``rate`` Hz.
+
+    Args:
+        model: a fitted model.
+        rate: output sample rate in Hz (default: the fitted clip's rate).
+        start_s: start in seconds of model time (≥ 0; 0 is the first fitted sample).
+        end_s: end in seconds (default: the end of the fitted span); past it the last segment's
+            trajectory is continued (extrapolation).
+        progress: called as progress(done, total) in segments.
+
+    Returns:
+        A `Rendering` of round((end_s − start_s)·rate) samples, sample j at start_s + j/rate, from
+        the fast modal solver that training uses: at the clip's own rate this repeats the training
+        solve (to ≈ −110 dB, the render's envelope tolerance); at any other rate the oscillators are
+        exact and the envelope is read from the same solution. Below the clip's rate the trajectory
+        is rendered at m·rate ≥ the clip's rate (m whole) and decimated by m with a band-limiting
+        resampler (Kaiser-windowed sinc), so content above the new Nyquist frequency is removed
+        instead of folding back into the band.
+
+    Raises:
+        ValueError: a negative start, an end before the start, or a rate that is not positive.
+    """
+    config = model.config
+    rate = config.sample_rate if rate is None else int(rate)
+    end_s = config.n_samples / config.sample_rate if end_s is None else float(end_s)
+    if rate <= 0:
+        raise ValueError(f"rate must be a positive number of Hz, got {rate}")
+    if not start_s >= 0:
+        raise ValueError(f"start must be ≥ 0 s (the model starts at the fitted span's first sample), got {start_s}")
+    if not end_s > start_s:
+        raise ValueError(f"end ({end_s} s) must be after start ({start_s} s)")
+    if rate < config.sample_rate:
+        return _render_band_limited(model, rate, start_s, end_s, progress)
+    n = n_output_samples(end_s - start_s, rate)
+    times = start_s + torch.arange(n, dtype=torch.float64) / rate
+    total = config.layout.n_segments
+    x = model.render_normalised(times, bound=BLOWUP_FACTOR,
+                                progress=None if progress is None else (lambda done: progress(done, total)))
+    stopped_at = float(times[x.numel()]) if x.numel() < n else None
+    return Rendering(samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at)
+
+
+def _render_band_limited(model: SonodeModel, rate: int, start_s: float, end_s: float,
+                         progress: Callable[[int, int], None] | None) -> Rendering:
+    """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
+    ratio keeps the resampler's polyphase kernel small for any rate)."""
+    factor = -(-model.config.sample_rate // rate)
+    fine = render(model, rate=factor * rate, start_s=start_s, end_s=end_s, progress=progress)
+    n = n_output_samples(end_s - start_s, rate)
+    samples = torchaudio.functional.resample(torch.from_numpy(fine.samples), factor * rate, rate,
+                                             **_DECIMATION_KW).numpy()[:n]
+    if fine.stopped_at_s is None:
+        samples = np.pad(samples, (0, n - samples.size))
+    return Rendering(samples=samples, sample_rate=rate, start_s=start_s, stopped_at_s=fine.stopped_at_s)
+
+
+def extrapolate(model: SonodeModel, seconds: float, rate: int | None = None, with_context: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> Rendering:
+    """Continue the sound past the fitted span by integrating the last segment's ODE onward.
+
+    Args:
+        model: a fitted model.
+        seconds: length of the continuation (> 0).
+        rate: output rate in Hz (default: the clip's).
+        with_context: also include the reconstruction before the continuation (one seamless
+            signal starting at model time 0).
+        progress: as in `render`.
+
+    Returns:
+        A `Rendering`; without context it starts at the fitted span's end, T = n_samples/clip rate.
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    span_s = model.config.n_samples / model.config.sample_rate
+    start = 0.0 if with_context else span_s
+    return render(model, rate=rate, start_s=start, end_s=span_s + seconds, progress=progress)

@@ -1,0 +1,27 @@
+"""Model files written by sonode at d8155b1 (before the package restructure) still load and render
+bit-identically.
+
+tests/data/model_d8155b1.sonode was fitted at d8155b1 on the first 0.2 s of
+data/decaying_steelguitar_C4.wav at 8 kHz (latent_dim=8, hidden=16, layers=1, steps=5,
+lp_order=64, seed=0, one thread); the .npy files are its renders at 8 kHz and 48 kHz written by
+that same code.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sonode
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 48000])
+def test_d8155b1_model_renders_bit_identically(rate_hz):
+    fitted = sonode.load(DATA / "model_d8155b1.sonode")
+    assert fitted.sample_rate == 8000
+    expected = np.load(DATA / f"model_d8155b1_render_{rate_hz}hz.npy")
+    got = fitted.render(rate=rate_hz).samples
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected)
