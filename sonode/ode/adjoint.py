@@ -19,6 +19,10 @@ for a compute-bound f (benchmarks/README.md).
 
 ``"backsolve"`` — the *continuous* adjoint of theory.md §3, see `adjoint_backsolve.py`.
 
+``"reversible"`` (the default for the reversible methods "reversible_heun" / "reversible_rk4") — runs
+the method's algebraic inverse backwards: backprop's gradient (also in t) at O(1) memory in the number
+of steps, see `adjoint_reversible.py` and docs/reversible.md.
+
 Gradients with respect to the output times t (not for lawson_rk4) use the continuous formula
 dL/dt_i = <dL/dy(t_i), f(t_i, y(t_i))> for i >= 1 and dL/dt_0 = -<a(t_0), f(t_0, y_0)>, where a(t_0)
 is the adjoint at t_0 without the direct term dL/dy(t_0); it ignores that moving t_i also moves a
@@ -54,7 +58,8 @@ class AdjointOptions:
     """Validated ``adjoint_options`` of `odeint_adjoint`.
 
     mode: "checkpoint" (discrete adjoint, exact to round-off; default) or "backsolve" (continuous
-        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance).
+        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance), or
+        "reversible" (reversible methods only, and their default: exact and O(1) memory).
     checkpoint_every: accepted steps per stored state in checkpoint mode (int >= 1).
     method, rtol, atol: solver of the backward sweep in backsolve mode (None = same as the forward
         solve). Rejected in checkpoint mode, which must replay the forward method exactly.
