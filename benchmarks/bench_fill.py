@@ -38,6 +38,7 @@ import torch
 from sonode.evaluation.evaluate_fill import evaluate_fill, fill_markdown, medians, write_results
 from sonode.tasks.fill import FillSettings
 from sonode.tasks.fill_file import fill_file
+from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -45,7 +46,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 def quality(args) -> None:
     settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context, orders=args.orders,
                             residual=args.residual)
-    methods = ("sonode", "sonode_fit", "janssen", "burg_xfade") if args.with_fit else ("sonode", "janssen", "burg_xfade")
+    methods = tuple(FILL_METHODS) if args.with_fit else EVALUATED_FILL_METHODS
     methods = tuple(args.method) if args.method else methods
     paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
     records = reused(args.reuse, methods, args.rate, [p.name for p in paths]) if args.reuse else []
@@ -77,7 +78,7 @@ def reused(folder: Path, methods: tuple[str, ...], rates: list[int], clips: list
 
 def per_clip_markdown(records: list[dict]) -> str:
     """Median SNR over the gap per clip, rate and length: one cell per length, methods separated by /."""
-    methods = [m for m in ("sonode", "sonode_fit", "janssen", "burg_xfade") if any(r["method"] == m for r in records)]
+    methods = [m for m in FILL_METHODS if any(r["method"] == m for r in records)]
     lengths = sorted({r["length_ms"] for r in records})
     lines = [f"Median SNR over the gap (dB), {' / '.join(methods)}:", "",
              "| clip, rate | " + " | ".join(f"{n} ms" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
@@ -170,7 +171,8 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--sonode-positions", type=int, default=1)
     parser.add_argument("--budget", type=float, default=10.0, help="sonode_fit budget per gap (s).")
-    parser.add_argument("--method", action="append", help="Only these methods (default: sonode, janssen, burg_xfade).")
+    parser.add_argument("--method", action="append", choices=list(FILL_METHODS),
+                        help=f"Only these methods (default: {', '.join(EVALUATED_FILL_METHODS)}).")
     parser.add_argument("--reuse", type=Path, help="Take the other methods' gap records from this earlier output folder.")
     parser.add_argument("--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap).")
     parser.add_argument("--context", type=float, default=FillSettings().context_s, help="sonode context per side (s).")

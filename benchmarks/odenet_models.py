@@ -1,6 +1,6 @@
 """Data and the four models of Chen et al. (2018), Table 1, scaled to scikit-learn's 8x8 digits.
 
-The architecture follows the authors' released MNIST example (torchdiffeq examples/odenet_mnist.py):
+The architecture follows the authors' released MNIST example (odenet_mnist.py in torchdiffeq's examples folder):
 conv downsampling -> 6 pre-activation residual blocks, or one ODE block -> GroupNorm, ReLU, average
 pooling, linear head. The ODE block's field is the residual block's branch with time as an extra
 input channel of each convolution (and a third GroupNorm), integrated over t in [0, 1].

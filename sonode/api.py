@@ -23,7 +23,7 @@ import torch
 
 from sonode._version import __version__
 from sonode.io.clip import Clip, read_clip
-from sonode.model import EpochRecord, FitOptions, SonodeModel, fit_samples
+from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
@@ -38,12 +38,26 @@ class Fitted:
     Attributes:
         model: the `SonodeModel`.
         info: plain metadata: source file, rate, span, fit report summary (saved with the model).
+        report: the fit report as a typed `FitReport` (read from ``info``).
     """
 
     def __init__(self, model: SonodeModel, info: dict[str, Any], clip: Clip | None = None):
         self.model = model
         self.info = info
         self._clip = clip  # the fitted samples, when fitted in this session (not saved)
+
+    @property
+    def report(self) -> FitReport:
+        """The fit report as a typed object, read from ``info["fit"]`` and ``info["history"]`` (which
+        stay as they are for old scripts). Figures a saved model file leaves out (wall-clock times)
+        and figures that were not finite are nan.
+
+        Raises:
+            ValueError: ``info`` holds no fit report.
+        """
+        if not isinstance(self.info.get("fit"), dict):
+            raise ValueError("this model carries no fit report (info has no 'fit' entry)")
+        return FitReport.from_dict(self.info["fit"], self.info.get("history"))
 
     @property
     def sample_rate(self) -> int:

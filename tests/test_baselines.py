@@ -218,3 +218,28 @@ def test_linear_output_stays_within_each_segment(seed, rates):
     right = np.minimum(left + 1, x.size - 1)
     low, high = np.minimum(x[left], x[right]), np.maximum(x[left], x[right])
     assert np.all((y[inside] >= low - 1e-12) & (y[inside] <= high + 1e-12))
+
+
+def test_baseline_registries_add_look_up_and_refuse(monkeypatch):
+    monkeypatch.setattr(baselines, "UPSAMPLERS", dict(baselines.UPSAMPLERS))
+    monkeypatch.setattr(baselines, "CONTINUATIONS", dict(baselines.CONTINUATIONS))
+
+    @baselines.register_upsampler("zero_order_hold")
+    def hold(x, sr_in, sr_out):
+        return np.repeat(x, sr_out // sr_in)
+
+    baselines.register_continuation("silence", lambda history, n_out: np.zeros(n_out))
+    assert baselines.upsampler("zero_order_hold") is hold
+    assert baselines.UPSAMPLERS["zero_order_hold"] is hold
+    assert np.array_equal(baselines.continuation("silence")(np.ones(8), 3), np.zeros(3))
+    assert baselines.upsampler("sinc") is resample.upsample_sinc
+    with pytest.raises(ValueError, match="already exists"):
+        baselines.register_upsampler("sinc", hold)
+    with pytest.raises(ValueError, match="already exists"):
+        baselines.register_continuation("sonode", hold)  # sonode's own column
+    with pytest.raises(ValueError, match="identifier"):
+        baselines.register_continuation("lpc 8", hold)
+    with pytest.raises(ValueError, match="unknown upsampler 'sync'; valid: sinc, sinc_hq"):
+        baselines.upsampler("sync")
+    with pytest.raises(ValueError, match="unknown continuation 'burg'"):
+        baselines.continuation("burg")

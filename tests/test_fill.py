@@ -216,3 +216,24 @@ def test_the_fill_command_offers_the_library_methods_and_default_context():
     params = {p.name: p for p in main.commands["fill"].params}
     assert tuple(params["method"].type.choices) == METHODS
     assert params["context_s"].default == DEFAULT_CONTEXT_S
+
+
+def test_one_registry_names_the_fill_methods_everywhere():
+    # CLI choices, the library and the evaluation all read sonode.tasks.fill_methods.FILL_METHODS
+    from sonode.dsp.ar_fill import GAP_FILLERS
+    from sonode.evaluation import evaluate_fill
+    from sonode.tasks.fill_methods import FILL_METHODS, MODEL_FILL_METHODS
+
+    params = {p.name: p for p in main.commands["fill"].params}
+    assert tuple(params["method"].type.choices) == tuple(FILL_METHODS)
+    assert evaluate_fill.METHOD_ORDER == tuple(FILL_METHODS)
+    assert set(evaluate_fill.DEFAULT_METHODS) <= set(FILL_METHODS)
+    # every classical name has an implementation, and every implementation a name
+    assert set(FILL_METHODS) - set(MODEL_FILL_METHODS) == set(GAP_FILLERS)
+    for name in FILL_METHODS:
+        assert name in params["method"].help
+
+
+def test_fill_settings_refuse_an_unknown_method():
+    with pytest.raises(ValueError, match="unknown fill method 'lpc'; valid: sonode, sonode_fit"):
+        FillSettings(method="lpc")

@@ -1,7 +1,7 @@
 """Command-line interface: a thin shell over `sonode.api` (one command per verb).
 
 One module per group of commands: `fit` (one clip, or many on Dask), `render` (render, upsample,
-extrapolate), `fill`, `score` (eval) and `describe` (info, plot); `common` holds what they share
+extrapolate), `fill`, `score` (eval), `describe` (info, plot) and `report` (the listening page); `common` holds what they share
 (error handling, options, number formatting).
 """
 
@@ -14,6 +14,7 @@ from sonode.cli.describe import info, plot
 from sonode.cli.fill import fill_cmd
 from sonode.cli.fit import fit
 from sonode.cli.render import extrapolate_cmd, render_cmd, upsample
+from sonode.cli.report import report_cmd
 from sonode.cli.score import eval_cmd
 
 __all__ = ["EXIT_DIVERGED", "EXIT_INTERRUPTED", "OUTPUT_DIR", "main"]
@@ -29,5 +30,5 @@ def main():
     """
 
 
-for _command in (fit, info, render_cmd, upsample, extrapolate_cmd, fill_cmd, eval_cmd, plot):
+for _command in (fit, info, render_cmd, upsample, extrapolate_cmd, fill_cmd, eval_cmd, plot, report_cmd):
     main.add_command(_command)

@@ -92,3 +92,25 @@ out_rate_option = click.option("--rate", type=int, callback=positive(int),
                                help="Output rate in Hz (default: the clip's).")
 force_option = click.option("--force", is_flag=True, help="Replace existing output files even if sonode did not "
                             "write them (inputs are never replaced); for several clips, also refit complete ones.")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command as a user would retype it: `sonode <command>`, the arguments and every option
+    not left at its default (however sonode was started: script, python -m, or a test runner)."""
+    import shlex
+
+    words = ["sonode", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        source = ctx.get_parameter_source(param.name)
+        if param.name == "debug" or source in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words += [param.opts[0]] if value else []
+        else:
+            words += [w for v in values for w in (param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
+                                                   str(v))]
+    return shlex.join(words)

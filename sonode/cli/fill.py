@@ -7,6 +7,7 @@ import json
 import click
 
 from sonode.cli.common import fail_cleanly, force_option, positive
+from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_methods_help
 
 
 @click.command(name="fill")
@@ -18,11 +19,8 @@ from sonode.cli.common import fail_cleanly, force_option, positive
 @click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
               "isolated clicks inside sounding passages, and fill them.")
 @click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
-@click.option("--method", type=click.Choice(["sonode", "sonode_fit", "janssen", "burg_xfade"]), default="sonode",
-              show_default=True, help="sonode: the most likely trajectory through the gap of a linear ODE "
-              "identified on both sides (order chosen on pseudo-gaps in the clip); sonode_fit: fitted neural "
-              "ODEs run forward from the left and backward from the right, blended; janssen: gap-wise AR "
-              "interpolation (Burg, order ≤ 1024); burg_xfade: two-sided Burg LPC with a cross-fade.")
+@click.option("--method", type=click.Choice(list(FILL_METHODS)), default=DEFAULT_FILL_METHOD,
+              show_default=True, help=fill_methods_help())
 @click.option("--context", "context_s", type=float, default=0.5, show_default=True, callback=positive(float),
               help="Audio used on each side of a gap (seconds; nothing else of the clip is read by the filler).")
 @click.option("--budget-s", type=float, default=10.0, show_default=True, callback=positive(float),

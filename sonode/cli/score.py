@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sonode.cli.common import fail_cleanly, force_option, positive, progress_printer
+from sonode.cli.common import command_line, fail_cleanly, force_option, positive, progress_printer
 
 
 @click.command(name="eval")
@@ -30,14 +30,18 @@ from sonode.cli.common import fail_cleanly, force_option, positive, progress_pri
               "each clip (read at --rate), filled by sonode (--budget per gap), gap-wise Janssen and two-sided Burg.")
 @click.option("--positions", type=click.IntRange(min=1), default=5, show_default=True,
               help="--task fill: gap positions per clip and length, inside the sounding part.")
+@click.option("--html", is_flag=True, help="Also write a listening page, index.html with media/ in the folder: "
+              "truth, sonode and the baselines side by side (--task all).")
 @click.option("--quiet", is_flag=True)
 @force_option
 @fail_cleanly
 def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threads, scheduler, workers, task,
-             positions, quiet, force):
+             positions, html, quiet, force):
     """Score sonode against the baselines on CLIPS: upsampling, continuation, reconstruction (or gap filling)."""
     from sonode.evaluation.evaluate import EvalOptions, evaluate, results_markdown
 
+    if task == "fill" and html:
+        raise click.UsageError("--html writes the page of --task all (the fill comparison is on it too)")
     if task == "fill":
         from sonode.evaluation.evaluate_fill import evaluate_fill, fill_markdown, write_results
         from sonode.tasks.fill import FillSettings
@@ -53,7 +57,7 @@ def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threa
         return
 
     options = EvalOptions(low_rate=low_rate, budget_s=budget_s, horizon_s=horizon_s, duration_s=duration_s,
-                          threads=threads)
+                          threads=threads, html=html)
     map_clips = None
     if scheduler or workers:
         from sonode.batch.jobs import eval_many
@@ -61,7 +65,9 @@ def eval_cmd(clips, report_dir, low_rate, budget_s, horizon_s, duration_s, threa
         map_clips = eval_many(scheduler, workers)
     results = evaluate(list(clips), report_dir, options,
                        on_clip=None if quiet else (lambda c: click.echo(f"\nsonode eval: {c}", err=True)),
-                       on_epoch=progress_printer(quiet, budget_s, None), force=force, map_clips=map_clips)
+                       on_epoch=progress_printer(quiet, budget_s, None), force=force, map_clips=map_clips,
+                       command=command_line(click.get_current_context()))
     click.echo("\n" + results_markdown(results))
     if not quiet:
-        click.echo(f"wrote {Path(report_dir) / 'results.json'}, results.md and pictures", err=True)
+        page = " and the listening page index.html" if html else ""
+        click.echo(f"wrote {Path(report_dir) / 'results.json'}, results.md, pictures{page}", err=True)

@@ -15,9 +15,10 @@ Conventions for the degenerate cases, shared by all functions here:
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from sonode.dsp.grid import check_sample_rate, n_samples
 
 # Spectra are normalised by the window energy, so that white noise of variance s^2 has an expected
 # power of s^2 in every bin whatever n_fft is. Powers below this floor are clamped to it before
@@ -41,7 +42,8 @@ def as_signal(x: np.ndarray, name: str = "x", min_samples: int = 1) -> np.ndarra
     return arr
 
 
-def _as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals checked with `as_signal`, or a ValueError unless they have the same length."""
     ref = as_signal(reference, "reference")
     est = as_signal(estimate, "estimate")
     if ref.shape != est.shape:
@@ -52,19 +54,11 @@ def _as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, n
     return ref, est
 
 
-def check_sample_rate(sample_rate: float) -> float:
-    """``sample_rate`` as a float, or a ValueError unless it is a positive finite number (Hz)."""
-    valid = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool)
-    if not (valid and math.isfinite(sample_rate) and sample_rate > 0):
-        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
-    return float(sample_rate)
-
-
 def _n_samples(duration_s: float, sample_rate: float, name: str) -> int:
     """``duration_s`` as a whole number (>= 1) of samples."""
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"{name} must be a positive duration in seconds, got {duration_s!r}")
-    n = int(round(duration_s * sample_rate))
+    n = n_samples(duration_s, sample_rate)
     if n < 1:
         raise ValueError(
             f"{name}={duration_s} s is shorter than one sample at {sample_rate:g} Hz; make it longer"
@@ -72,7 +66,7 @@ def _n_samples(duration_s: float, sample_rate: float, name: str) -> int:
     return n
 
 
-def _snr_from_energies(signal_energy: np.ndarray, error_energy: np.ndarray) -> np.ndarray:
+def snr_from_energies(signal_energy: np.ndarray, error_energy: np.ndarray) -> np.ndarray:
     """10·log10(signal/error) elementwise: +inf where error is 0, nan where signal is 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = 10.0 * np.log10(signal_energy / error_energy)
@@ -95,11 +89,11 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     Raises:
         ValueError: shapes differ, non-finite samples, or the reference is all zeros (SNR undefined).
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     signal_energy = float(np.sum(ref**2))
     if signal_energy == 0:
         raise ValueError("reference is silent (all zeros): SNR is undefined; score a non-silent excerpt")
-    return float(_snr_from_energies(np.asarray(signal_energy), np.asarray(np.sum((ref - est) ** 2))))
+    return float(snr_from_energies(np.asarray(signal_energy), np.asarray(np.sum((ref - est) ** 2))))
 
 
 def segmental_snr_db(
@@ -131,7 +125,7 @@ def segmental_snr_db(
     Raises:
         ValueError: bad shapes/arguments, signal shorter than one frame, or every frame silent.
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     n_frame = _n_samples(frame_s, rate, "frame_s")
     low_db, high_db = clamp_db
@@ -150,7 +144,7 @@ def segmental_snr_db(
     active = (signal_energy > threshold) & (signal_energy > 0)
     if not np.any(active):
         raise ValueError("every frame of the reference is silent: segmental SNR is undefined")
-    frame_snr = _snr_from_energies(signal_energy[active], np.sum(err_frames[active] ** 2, axis=1))
+    frame_snr = snr_from_energies(signal_energy[active], np.sum(err_frames[active] ** 2, axis=1))
     return float(np.mean(np.clip(frame_snr, low_db, high_db)))
 
 
@@ -181,7 +175,7 @@ def running_snr_db(
     Raises:
         ValueError: bad shapes/arguments, or signal shorter than one window.
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     n_window = _n_samples(window_s, rate, "window_s")
     n_hop = _n_samples(window_s / 4 if hop_s is None else hop_s, rate, "hop_s")
@@ -194,7 +188,7 @@ def running_snr_db(
     err_windows = np.lib.stride_tricks.sliding_window_view(ref - est, n_window)[::n_hop]
     starts = np.arange(ref_windows.shape[0]) * n_hop
     times_s = (starts + (n_window - 1) / 2) / rate
-    snr = _snr_from_energies(np.sum(ref_windows**2, axis=1), np.sum(err_windows**2, axis=1))
+    snr = snr_from_energies(np.sum(ref_windows**2, axis=1), np.sum(err_windows**2, axis=1))
     return times_s, snr
 
 
@@ -219,7 +213,7 @@ def _ssr_log_ratio(reference: np.ndarray, estimate: np.ndarray, rate: float) -> 
 
 def matched_gain(reference: np.ndarray, estimate: np.ndarray) -> float:
     """The least-squares gain g minimising Σ(reference − g·estimate)² (1.0 for a silent estimate)."""
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     energy = float(np.sum(est**2))
     return float(np.sum(ref * est) / energy) if energy > 0 else 1.0
 
@@ -241,7 +235,7 @@ def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, spl
     Returns:
         {"lsd", "lsd_below", "lsd_above"} ({"lsd"} without split_hz).
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     if match_gain:
         est = est * matched_gain(ref, est)

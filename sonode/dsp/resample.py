@@ -6,12 +6,11 @@ at j/sr_out seconds, input sample i at i/sr_in, and n_out = round(n_in·sr_out/s
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 import torchaudio.functional
 
+from sonode.dsp.grid import output_length
 from sonode.dsp.metrics import as_signal
 
 # torchaudio's defaults: Hann-windowed sinc, 6 zero crossings, cutoff at 0.99 of the lower Nyquist.
@@ -25,19 +24,6 @@ _SINC_HIGH = {
     "beta": 14.769656459379492,
 }
 _SINC_PRESETS = {"default": _SINC_DEFAULT, "high": _SINC_HIGH}
-
-
-def _as_rate(rate: float, name: str) -> int:
-    """Sample rates must be whole Hz: the sinc resamplers work with the exact ratio of integers."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or rate <= 0 or rate != int(rate):
-        raise ValueError(f"{name} must be a positive whole number of Hz, got {rate!r}")
-    return int(rate)
-
-
-def output_length(n_in: int, sr_in: int, sr_out: int) -> int:
-    """Number of output samples for ``n_in`` input samples: round(n_in·sr_out/sr_in), halves up."""
-    sr_in, sr_out = _as_rate(sr_in, "sr_in"), _as_rate(sr_out, "sr_out")
-    return (2 * n_in * sr_out + sr_in) // (2 * sr_in)
 
 
 def upsample_sinc(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "default") -> np.ndarray:

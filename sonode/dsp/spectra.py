@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sonode.dsp.metrics import POWER_FLOOR, _as_pair, as_signal, check_sample_rate
+from sonode.dsp.metrics import POWER_FLOOR, as_pair, as_signal, check_sample_rate
 
 # The reference resolution of the issue-5 LSD: n_fft = 2048 at 48 kHz (42.7 ms), hop 10 ms.
 _LSD_N_FFT_AT_48K = 2048
@@ -95,7 +95,7 @@ def log_spectral_distance(
     Raises:
         ValueError: bad shapes, signal shorter than one frame, or split_hz leaving a band empty.
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     n_fft = lsd_n_fft(rate)
     hop_length = max(1, int(round(_LSD_HOP_S * rate)))
@@ -144,7 +144,7 @@ def multi_resolution_stft_distance(
     Raises:
         ValueError: bad shapes, signal shorter than the largest frame, or silent reference.
     """
-    ref, est = _as_pair(reference, estimate)
+    ref, est = as_pair(reference, estimate)
     rate = check_sample_rate(sample_rate)
     if len(fft_sizes) == 0:
         raise ValueError("fft_sizes is empty; pass at least one FFT size, e.g. (512, 1024, 2048)")

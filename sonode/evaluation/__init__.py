@@ -1,1 +1,2 @@
-"""Scoring sonode against the classical baselines: baseline registries, `sonode eval` harnesses."""
+"""Evaluation: scoring sonode against the classical baselines (baseline registries, `sonode eval` harnesses)
+and the listening report (`report`, `report_media`, `report_page`, `report_run`)."""

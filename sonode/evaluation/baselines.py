@@ -10,14 +10,15 @@ can be scored sample by sample against the same truth.
 Continuations ``f(history, n_out) -> (n_out,)`` predict the ``n_out`` samples that follow
 ``history``.
 
-:data:`UPSAMPLERS` and :data:`CONTINUATIONS` map a short name to each baseline, for evaluation loops.
+:data:`UPSAMPLERS` and :data:`CONTINUATIONS` map a short name to each baseline; `sonode eval` scores
+every entry. Add one with :func:`register_upsampler` / :func:`register_continuation` and look one up
+with :func:`upsampler` / :func:`continuation` (docs/extending.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import librosa
 import numpy as np
 
 from sonode.dsp import bandwidth
@@ -40,6 +41,8 @@ def upsample_soxr(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     Returns:
         Shape (round(n_in·sr_out/sr_in),), float64.
     """
+    import librosa  # here, not at the top: importing it costs ~1 s of CPU, which only soxr needs
+
     signal = as_signal(x, "x")
     n_out = output_length(signal.size, sr_in, sr_out)
     out = librosa.resample(signal, orig_sr=int(sr_in), target_sr=int(sr_out), res_type="soxr_hq")
@@ -139,7 +142,10 @@ def _sinc_high(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return upsample_sinc(x, sr_in, sr_out, quality="high")
 
 
-UPSAMPLERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
+Upsampler = Callable[[np.ndarray, int, int], np.ndarray]
+Continuation = Callable[[np.ndarray, int], np.ndarray]
+
+UPSAMPLERS: dict[str, Upsampler] = {
     "sinc": upsample_sinc,
     "sinc_hq": _sinc_high,
     "soxr_hq": upsample_soxr,
@@ -154,7 +160,7 @@ UPSAMPLERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
 # High-order Burg (512-2048; the literature's reference for tonal audio, Kauppinen & Roth 2002)
 # uses the whole history as context (>= 4096 samples in `sonode eval`: 0.8 s at 16 kHz). Burg
 # costs O(N·order): 0.09 s at order 2048 on 12800 samples.
-CONTINUATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+CONTINUATIONS: dict[str, Continuation] = {
     "lpc32_burg": _continuation(32, "burg"),
     "lpc256_burg": _continuation(256, "burg"),
     "lpc512_burg": _continuation(512, "burg"),
@@ -162,3 +168,45 @@ CONTINUATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "lpc2048_burg": _continuation(2048, "burg"),
     "lpc32_lstsq": _continuation(32, "lstsq"),
 }
+
+
+def _register(registry: dict, kind: str, name: str, function: Callable | None):
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"a {kind} name must be a Python identifier (it names table columns), got {name!r}")
+    if name in registry or name == "sonode":
+        raise ValueError(f"a {kind} named {name!r} already exists; choose another name")
+
+    def add(f: Callable) -> Callable:
+        registry[name] = f
+        return f
+
+    return add if function is None else add(function)
+
+
+def register_upsampler(name: str, function: Upsampler | None = None):
+    """Add an upsampler ``f(x, sr_in, sr_out) -> (round(n_in·sr_out/sr_in),)`` under ``name``;
+    as a decorator without ``function``. Raises ValueError for a name already taken."""
+    return _register(UPSAMPLERS, "upsampler", name, function)
+
+
+def register_continuation(name: str, function: Continuation | None = None):
+    """Add a continuation ``f(history, n_out) -> (n_out,)`` under ``name``; as a decorator without
+    ``function``. Raises ValueError for a name already taken."""
+    return _register(CONTINUATIONS, "continuation", name, function)
+
+
+def _lookup(registry: dict, kind: str, name: str) -> Callable:
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(registry)}") from None
+
+
+def upsampler(name: str) -> Upsampler:
+    """The upsampling baseline registered as ``name`` (ValueError listing the valid names)."""
+    return _lookup(UPSAMPLERS, "upsampler", name)
+
+
+def continuation(name: str) -> Continuation:
+    """The continuation baseline registered as ``name`` (ValueError listing the valid names)."""
+    return _lookup(CONTINUATIONS, "continuation", name)

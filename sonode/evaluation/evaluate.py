@@ -48,6 +48,7 @@ class EvalOptions:
     duration_s: float | None = 1.0  # part of each clip used (from its start); None = whole clip
     threads: int | None = None
     fit_options: tuple[tuple[str, Any], ...] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
+    html: bool = False  # also write the listening page index.html with media/ (sonode.evaluation.report_run)
 
 
 def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
@@ -114,6 +115,15 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     if report_dir is not None:
         _pictures(Path(report_dir), Path(path).stem, reference, candidates, high, nyquist, history.samples,
                   future, continuation_signals, low_rate, full)
+    if report_dir is not None and options.html:
+        from sonode.evaluation.report_media import MediaWriter
+        from sonode.evaluation.report_run import eval_section
+
+        # evaluate() checked the folder before the first fit (check_report_folder honours --force)
+        writer = MediaWriter(Path(report_dir), protect=(str(path),), force=True)
+        result["page"] = eval_section(writer, Path(path).stem, reference=reference, candidates=candidates, high=high,
+                                      low=low.samples, low_rate=low_rate, history=history.samples, future=future,
+                                      continuations=continuation_signals, full=full, part=part, fit_time_s=full_time)
     return result
 
 
@@ -185,7 +195,8 @@ def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, his
 
 def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
              on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None, *,
-             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None,
+             command: str = "sonode eval") -> dict[str, Any]:
     """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
 
     Every output path is checked before the first fit: two clips may not share a stem, and an
@@ -196,11 +207,18 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
             the clips elsewhere (e.g. `sonode.batch.jobs.eval_many` on a Dask cluster); default: here,
             one after another (``on_clip``/``on_epoch`` report progress only then).
 
+        command: the command line shown on the listening page (``options.html``).
+
     Returns:
         {"options": ..., "clips": [per-clip results], "median": {task: {method: {metric: median}}}}.
     """
+    began = time.perf_counter()
     folder = Path(report_dir)
     _check_outputs(paths, folder, force)
+    if options.html:
+        from sonode.evaluation.report_media import check_report_folder
+
+        check_report_folder(folder, paths, force)
     folder.mkdir(parents=True, exist_ok=True)
     if map_clips is not None:
         clips = map_clips(evaluate_clip, paths, options, folder)
@@ -210,6 +228,7 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
             if on_clip is not None:
                 on_clip(str(path))
             clips.append(evaluate_clip(path, options, folder, on_epoch))
+    pages = [c.pop("page") for c in clips if "page" in c]
     results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
                "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
     results["median"]["reconstruction"] = {
@@ -218,6 +237,12 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
         tmp.write_text(json.dumps({**results, "written_by": sonode_marker()}, indent=2) + "\n")
     with atomic_write(folder / "results.md") as tmp:
         tmp.write_text(markdown_marker() + results_markdown(results))
+    if pages:
+        from sonode.evaluation.report_run import run_info, write_page
+
+        run = run_info(command, results["options"], pages, time.perf_counter() - began)
+        write_page(folder, "sonode evaluation: " + ", ".join(p["title"] for p in pages), pages, run,
+                   protect=tuple(str(p) for p in paths), force=force)
     return results
 
 

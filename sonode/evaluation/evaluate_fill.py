@@ -22,12 +22,13 @@ import numpy as np
 from sonode.io.clip import read_clip
 from sonode.io.fileutil import atomic_write
 from sonode.tasks.fill import FillSettings, Gap, fill_one
+from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
 from sonode.dsp.metrics import POWER_FLOOR, snr_db
 
 GAP_LENGTHS_MS = (10, 20, 40, 80)
-METHOD_ORDER = ("sonode", "sonode_fit", "janssen", "burg_xfade")
-DEFAULT_METHODS = ("sonode", "janssen", "burg_xfade")  # sonode_fit (two model fits per gap) on request
+METHOD_ORDER = tuple(FILL_METHODS)
+DEFAULT_METHODS = EVALUATED_FILL_METHODS  # sonode_fit (two model fits per gap) on request
 # A position is "sounding" when the RMS over the gap is at least this fraction of the clip's
 # loudest 20 ms RMS (−20 dB): gaps in pauses or fade-outs score noise, not the method.
 SOUNDING_FRACTION = 0.1

@@ -68,6 +68,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 # given). Its outputs are recognised by their *content*, never by their name, so a user's
 # recording called "x.recon.wav" is still protected:
 #   WAV      a RIFF LIST/INFO chunk whose ISFT (software) text starts with "sonode "
+#   FLAC     a Vorbis comment "software=sonode ..." (libsndfile's software string)
 #   model    a torch zip archive whose payload has "format": "sonode" (models and checkpoints)
 #   PNG      a tEXt chunk "Software" starting with "sonode "
 #   JSON     a top-level object with "written_by" starting with "sonode "
@@ -134,6 +135,8 @@ def written_by_sonode(path: str | os.PathLike) -> bool:
             f.seek(0)
             if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
                 return _riff_software(f).startswith(MARKER_PREFIX)
+            if head[:4] == b"fLaC":
+                return _flac_software(f).startswith(MARKER_PREFIX)
             if head[:8] == b"\x89PNG\r\n\x1a\n":
                 return _png_software(f).startswith(MARKER_PREFIX)
             if head[:4] == b"PK\x03\x04":
@@ -165,6 +168,33 @@ def _riff_software(f: BinaryIO) -> str:
                     return value.split(b"\0", 1)[0].decode("utf-8", "replace")
                 f.read(sub_size % 2)
         f.seek(start + size + size % 2)
+    return ""
+
+
+def _flac_software(f: BinaryIO) -> str:
+    """The "software=" Vorbis comment of a FLAC stream (metadata blocks follow the 4-byte magic)."""
+    f.seek(4)
+    for _ in range(128):  # FLAC has a handful of metadata blocks; stop on a damaged one
+        header = f.read(4)
+        if len(header) < 4:
+            return ""
+        last, kind, size = header[0] & 0x80, header[0] & 0x7F, int.from_bytes(header[1:], "big")
+        if kind == 4:  # VORBIS_COMMENT: little-endian lengths, vendor string, then "KEY=value" entries
+            data = f.read(size)
+            vendor = struct.unpack_from("<I", data)[0]
+            offset = 4 + vendor
+            count = struct.unpack_from("<I", data, offset)[0]
+            offset += 4
+            for _ in range(count):
+                length = struct.unpack_from("<I", data, offset)[0]
+                key, _, value = data[offset + 4: offset + 4 + length].partition(b"=")
+                if key.lower() == b"software":
+                    return value.decode("utf-8", "replace")
+                offset += 4 + length
+            return ""
+        f.seek(size, os.SEEK_CUR)
+        if last:
+            return ""
     return ""
 
 

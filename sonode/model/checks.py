@@ -6,8 +6,10 @@ import copy
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 
+from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S
 
@@ -18,9 +20,10 @@ TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of rec
 
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """10·log10(Σ ref² / Σ (ref − est)²) in dB (+inf for a perfect estimate)."""
-    err = float(torch.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10.0 * math.log10(float(torch.sum(reference ** 2)) / err)
+    """10·log10(Σ ref² / Σ (ref − est)²) in dB of two tensors, by `sonode.dsp.metrics`'s
+    `snr_from_energies`: +inf for a perfect estimate, nan for a silent reference or NaN estimate."""
+    return float(snr_from_energies(np.float64(torch.sum(reference ** 2)),
+                                   np.float64(torch.sum((reference - estimate) ** 2))))
 
 
 def check_segments(model: SonodeModel, count: int) -> torch.Tensor:

@@ -34,7 +34,8 @@ the envelope frames do not). The late modes have
   (the celesta's 554.3 / 554.8 Hz pair otherwise dips 10 dB in 0.4 s and recovers).
 The ODE stays linear, with a piecewise-constant matrix. Measured on seventeen recordings, late modes
 hold sustained sounds within ±6 dB for 2 s and follow decaying ones, and lower the 200 ms LSD
-(README, benchmarks/continuation_clips.py); the SNR over the first 50 ms is Burg's by construction.
+(docs/results.md, benchmarks/continuation_clips.py); the SNR over the first 50 ms is Burg's by
+construction.
 
 Which p and W suit a clip are not guessed: they are chosen by validation on the clip itself — the
 same procedure is run on the clip minus its last `VALIDATION_S`, and the candidate that predicts

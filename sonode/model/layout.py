@@ -1,7 +1,7 @@
 """How a clip is cut into overlapping segments and how their trajectories are cross-faded.
 
 Segment m starts at τ_m = m·hop/sample_rate seconds with its own initial state (multiple
-shooting, theory.md §6). Its trajectory is read over [τ_m, τ_m + (hop + overlap)/sample_rate)
+shooting; docs/design.md). Its trajectory is read over [τ_m, τ_m + (hop + overlap)/sample_rate)
 with a raised-cosine fade-in over its first `overlap` samples and a complementary fade-out over
 the `overlap` samples after τ_{m+1}. The weights sum to one everywhere, so the rendered signal is
 a smooth (C¹) blend of genuine ODE solutions at any rate: no clicks at segment boundaries. The

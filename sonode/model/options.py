@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from sonode.model.decoder import GRADIENT_METHODS
@@ -118,6 +118,27 @@ class FitReport:
     identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
     trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
     continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
+    energy_above_nyquist_db: float = math.nan  # set by sonode.api.fit: the model's treble above Nyquist
+
+    @classmethod
+    def from_dict(cls, fit: dict[str, Any], history: list[dict[str, Any]] | None = None) -> FitReport:
+        """The report from its `as_dict` form (e.g. a model file's ``info["fit"]`` and
+        ``info["history"]``). None and missing figures (saved model files leave out wall-clock
+        times) become nan; keys this version does not know are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = fit.get(f.name)
+            if f.name == "history" or (value is None and f.type != "float" and f.default is not MISSING):
+                continue  # the history comes separately; a missing optional figure: its default
+            if value is None and f.type != "float":
+                if f.default_factory is not MISSING:
+                    continue
+                raise ValueError(f"the fit report lacks {f.name!r}; it is not a report written by sonode")
+            values[f.name] = math.nan if value is None else value
+        records = [EpochRecord(epoch=int(r["epoch"]), loss=_nan_if_none(r.get("loss")),
+                               snr_db=_nan_if_none(r.get("snr_db")), elapsed_s=_nan_if_none(r.get("elapsed_s")))
+                   for r in (history or [])]
+        return cls(**values, history=records)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: figures that are not finite (no continuation, a perfect fit) become None.
@@ -127,6 +148,10 @@ class FitReport:
         FINAL_CHECK_SEGMENTS segments are solved so, and ``discretisation_snr_db`` reports that.
         """
         return _finite_or_none({**asdict(self), "fine_snr_db": self.snr_db})
+
+
+def _nan_if_none(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -13,7 +13,7 @@ class OscillatorBank(nn.Module):
     The state (..., 2K) is laid out as [u_1..u_K, v_1..v_K]; mode k is the complex number
     u_k + i v_k, which L multiplies by s_k = σ_k + iω_k. exp(L h) is a rotation by ω_k h times a
     decay e^{σ_k h}, so `expm_apply` is exact for any step h: the integrator's step size is not
-    limited by the highest frequency (theory.md §6). It implements the engine's LinearOperator.
+    limited by the highest frequency (docs/design.md). It implements the engine's LinearOperator.
 
     Args:
         decay_per_s: σ, shape (K,), ≤ 0 (1/s). Stored as σ = −softplus(ρ) so no mode can grow

@@ -219,7 +219,7 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
     handle.remove()
     coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
     # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
-    # finely (theory.md §6). The identified linear model is solved exactly, so it always passes.
+    # finely (docs/design.md). The identified linear model is solved exactly, so it always passes.
     fell_back = fine_check < DISCRETISATION_GOAL_DB
     if fell_back:
         model, _ = _initial(x, sample_rate, options)

@@ -1,4 +1,4 @@
-"""Gradients of ODE solutions by the adjoint method (theory.md §3), built for dense observations.
+"""Gradients of ODE solutions by the adjoint method, built for dense observations (docs/design.md).
 
 `odeint_adjoint` returns exactly what `odeint` returns; only the backward pass differs from
 backpropagation through the solver. Two modes (``adjoint_options={"mode": ...}``):
@@ -17,7 +17,7 @@ record briefly holds every accepted step's state; they take few steps, so this i
 outputs). Cost: one extra forward solve without a graph — about 1.25–1.3x the time of backprop
 for a compute-bound f (benchmarks/README.md).
 
-``"backsolve"`` — the *continuous* adjoint of theory.md §3, see `adjoint_backsolve.py`.
+``"backsolve"`` — the *continuous* adjoint (docs/design.md), see `adjoint_backsolve.py`.
 
 ``"reversible"`` (the default for the reversible methods "reversible_heun" / "reversible_rk4") — runs
 the method's algebraic inverse backwards: backprop's gradient (also in t) at O(1) memory in the number

@@ -1,4 +1,4 @@
-"""The continuous adjoint (theory.md §3): one backward sweep of the augmented state [z, a, g_θ].
+"""The continuous adjoint (docs/design.md, "Adjoints"): one backward sweep of [z, a, g_θ].
 
 Used by `odeint_adjoint(..., adjoint_options={"mode": "backsolve"})`. From t[-1] back to t[0] we solve
 

@@ -1,4 +1,4 @@
-"""Forward-mode sensitivities of ODE solutions (theory.md §4) and finite-time Lyapunov exponents.
+"""Forward-mode sensitivities of ODE solutions (docs/design.md) and finite-time Lyapunov exponents.
 
 The tangent v(t) = dy(t)·(v0, w) of the solution along an initial-state tangent v0 and a parameter
 tangent w solves

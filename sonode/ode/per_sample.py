@@ -3,7 +3,7 @@
 Vectorised with masks (no python loop over samples): each iteration attempts one step for every
 still-integrating sample at its own (t_b, h_b); samples that finished ride along with h = 0 and
 are masked out. One hard sample therefore no longer forces tiny steps on the others (torchode's
-design; theory.md §2).
+design; docs/design.md, "Per-sample step sizes").
 """
 
 from __future__ import annotations

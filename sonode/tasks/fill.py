@@ -28,8 +28,9 @@ import torch
 from sonode.model import FitOptions, SonodeModel, fit_samples
 from sonode.tasks.render import extrapolate
 from sonode.dsp.ar_fill import GAP_FILLERS, linear_ramp
+from sonode.tasks.fill_methods import FILL_METHODS, MODEL_FILL_METHODS
 
-METHODS = ("sonode", "sonode_fit") + tuple(GAP_FILLERS)
+METHODS = tuple(FILL_METHODS)  # the registry's names (sonode.tasks.fill_methods)
 # Fewer context samples than this on a side make that side unusable (the fit's continuation state
 # is fixed by the last 512 samples): the gap is then filled one-sided from the other side.
 MIN_CONTEXT_SAMPLES = 512
@@ -73,6 +74,10 @@ class FillSettings:
     orders: tuple[int, ...] | None = None  # sonode's candidate orders; None = candidate_orders(rate)
     residual: str = "shaped"  # sonode: what is added to the most likely trajectory (interpolate_gap)
     fit_options: dict[str, Any] = field(default_factory=lambda: dict(FILL_FIT_OPTIONS))
+
+    def __post_init__(self) -> None:
+        if self.method not in FILL_METHODS:
+            raise ValueError(f"unknown fill method {self.method!r}; valid: {', '.join(FILL_METHODS)}")
 
 
 def plan_gaps(gaps_s: list[tuple[float, float]], n_samples: int, rate: int, context_s: float,
@@ -249,7 +254,7 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
         if any(usable):
             return forward if usable[0] else backward
     if sides == "both":
-        return GAP_FILLERS["janssen" if settings.method.startswith("sonode") else settings.method](left, right, n_gap)
+        return GAP_FILLERS["janssen" if settings.method in MODEL_FILL_METHODS else settings.method](left, right, n_gap)
     from sonode.dsp.lpc import lpc_continue  # one-sided: the classical Burg extrapolation
 
     side = left if sides == "left" else right[::-1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 import torchaudio.functional
 
+from sonode.dsp.grid import as_whole_rate, n_samples
 from sonode.model.decoder import SonodeModel
 
 # The decimation filter of renders below the clip's rate: torchaudio's "kaiser_best" (64 zero
@@ -40,8 +40,8 @@ class Rendering:
 
 
 def n_output_samples(duration_s: float, rate: int) -> int:
-    """round(duration_s · rate), halves up: the exact length of every render."""
-    return int(math.floor(duration_s * rate + 0.5))
+    """round(duration_s · rate), halves up: the exact length of every render (`sonode.dsp.grid`)."""
+    return n_samples(duration_s, rate)
 
 
 def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, end_s: float | None = None,
@@ -69,10 +69,8 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
         ValueError: a negative start, an end before the start, or a rate that is not positive.
     """
     config = model.config
-    rate = config.sample_rate if rate is None else int(rate)
+    rate = config.sample_rate if rate is None else as_whole_rate(rate, "rate")
     end_s = config.n_samples / config.sample_rate if end_s is None else float(end_s)
-    if rate <= 0:
-        raise ValueError(f"rate must be a positive number of Hz, got {rate}")
     if not start_s >= 0:
         raise ValueError(f"start must be ≥ 0 s (the model starts at the fitted span's first sample), got {start_s}")
     if not end_s > start_s:

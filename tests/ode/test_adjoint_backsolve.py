@@ -1,4 +1,4 @@
-"""odeint_adjoint, backsolve mode (the continuous adjoint of theory.md §3).
+"""odeint_adjoint, backsolve mode (the continuous adjoint, docs/design.md "Adjoints").
 
 Properties checked: agreement with backprop through the solver within the solver tolerance, and
 convergence to it as the tolerance / step shrinks (the documented error is a discretisation error,
