@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 from sonode.ode import odeint  # noqa: E402
 
 T = torch.tensor([0.0, 1e-2, 1.0, 1e2, 1e4], dtype=torch.float64)
@@ -39,23 +41,48 @@ def f_np(t, y):
 
 def main() -> None:
     torch.set_num_threads(1)
-    ref = solve_ivp(f_np, (0.0, float(T[-1])), Y0.numpy(), method="Radau", rtol=1e-11, atol=1e-16, t_eval=T.numpy()).y.T
+    ref = solve_ivp(
+        f_np,
+        (0.0, float(T[-1])),
+        Y0.numpy(),
+        method="Radau",
+        rtol=1e-11,
+        atol=1e-16,
+        t_eval=T.numpy(),
+    ).y.T
     scale = np.abs(ref).max(axis=0)
-    odeint(f, Y0, T[:3], method="radauIIA5", options={"adaptive": True})  # warm-up: torch.func's first jacrev
-    print("| method | accepted steps | rejected | f calls | seconds | max rel. error vs scipy Radau |")
+    odeint(
+        f, Y0, T[:3], method="radauIIA5", options={"adaptive": True}
+    )  # warm-up: torch.func's first jacrev
+    print(
+        "| method | accepted steps | rejected | f calls | seconds | max rel. error vs scipy Radau |"
+    )
     print("|---|---|---|---|---|---|")
     for method in ("radauIIA5", "radauIIA3", "gl6", "gl4", "sdirk2", "trbdf2", "implicit_euler"):
         start = time.perf_counter()
-        ys, st = odeint(f, Y0, T, method=method, rtol=1e-6, atol=1e-12, options={"adaptive": True}, return_stats=True)
+        ys, st = odeint(
+            f,
+            Y0,
+            T,
+            method=method,
+            rtol=1e-6,
+            atol=1e-12,
+            options={"adaptive": True},
+            return_stats=True,
+        )
         sec = time.perf_counter() - start
         err = float((np.abs(ys.numpy() - ref).max(axis=0) / scale).max())
-        print(f"| {method} (adaptive) | {st.n_steps} | {st.n_rejected} | {st.nfev} | {sec:.2f} | {err:.2e} |")
+        print(
+            f"| {method} (adaptive) | {st.n_steps} | {st.n_rejected} | {st.nfev} | {sec:.2f} | {err:.2e} |"
+        )
     start = time.perf_counter()
     try:
         odeint(f, Y0, T, method="dopri5", rtol=1e-6, atol=1e-12, options={"max_steps": 20000})
         print("| dopri5 | finished |")
     except RuntimeError as exc:
-        print(f"| dopri5 | – | – | – | {time.perf_counter() - start:.2f} | {str(exc).split(';')[0]} |")
+        print(
+            f"| dopri5 | – | – | – | {time.perf_counter() - start:.2f} | {str(exc).split(';')[0]} |"
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 from bench_adjoint_fixed import _status_kib  # noqa: E402  (VmRSS / VmHWM of this process)
 
 from sonode.ode import odeint, odeint_adjoint  # noqa: E402
@@ -45,10 +47,22 @@ from sonode.ode.reversible import heun_step, mf_step  # noqa: E402
 from sonode.ode.tableaus import TABLEAUS  # noqa: E402
 
 D = 8
-CONFIGS = ("reversible", "backprop-rh", "reversible-rk4", "backprop-rrk4", "checkpoint-rk4", "backprop-rk4",
-           "tdq-adjoint", "tdq-backprop")
-REFERENCE = {"reversible": "backprop-rh", "reversible-rk4": "backprop-rrk4", "checkpoint-rk4": "backprop-rk4",
-             "tdq-adjoint": "tdq-backprop"}
+CONFIGS = (
+    "reversible",
+    "backprop-rh",
+    "reversible-rk4",
+    "backprop-rrk4",
+    "checkpoint-rk4",
+    "backprop-rk4",
+    "tdq-adjoint",
+    "tdq-backprop",
+)
+REFERENCE = {
+    "reversible": "backprop-rh",
+    "reversible-rk4": "backprop-rrk4",
+    "checkpoint-rk4": "backprop-rk4",
+    "tdq-adjoint": "tdq-backprop",
+}
 DOPRI_TOLS = (1e-3, 1e-5, 1e-7, 1e-9)
 
 
@@ -56,7 +70,9 @@ class Field(nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(D + 1, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, D))
+        self.net = nn.Sequential(
+            nn.Linear(D + 1, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, D)
+        )
         self.net.double()
 
     def forward(self, t, y):
@@ -87,7 +103,9 @@ def gradient(name: str, n_steps: int, f, y0, t, target):
     params = list(f.parameters())
     start = time.perf_counter()
     if name == "reversible":
-        ys = odeint_adjoint(fc, y0, t, method="reversible_heun", options=opts, adjoint_params=params)
+        ys = odeint_adjoint(
+            fc, y0, t, method="reversible_heun", options=opts, adjoint_params=params
+        )
     elif name == "backprop-rh":
         ys = odeint(fc, y0, t, method="reversible_heun", options=opts)
     elif name == "reversible-rk4":
@@ -99,7 +117,9 @@ def gradient(name: str, n_steps: int, f, y0, t, target):
     elif name == "backprop-rk4":
         ys = odeint(fc, y0, t, method="rk4", options=opts)
     elif name == "tdq-adjoint":
-        ys = torchdiffeq.odeint_adjoint(fc, y0, t, method="rk4", options=opts, adjoint_params=params)
+        ys = torchdiffeq.odeint_adjoint(
+            fc, y0, t, method="rk4", options=opts, adjoint_params=params
+        )
     elif name == "tdq-backprop":
         ys = torchdiffeq.odeint(fc, y0, t, method="rk4", options=opts)
     elif name.startswith("dopri5-"):  # n_steps unused: rtol = atol from the name
@@ -128,7 +148,10 @@ def child(name: str, n_steps: int, out_path: str) -> None:
 def run_child(name: str, n_steps: int, tmp: Path) -> dict:
     out = tmp / f"{name}-{n_steps}.pt"
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", name, str(n_steps), str(out)], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", name, str(n_steps), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{name} n={n_steps} failed:\n{proc.stderr[-2000:]}")
@@ -149,7 +172,10 @@ def _step_matrix(method: str, z: complex) -> torch.Tensor:
     h, t0 = torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
     cols = []
     for y, w in ((1.0, 0.0), (0.0, 1.0)):
-        y_t, w_t = torch.tensor([y], dtype=torch.complex128), torch.tensor([w], dtype=torch.complex128)
+        y_t, w_t = (
+            torch.tensor([y], dtype=torch.complex128),
+            torch.tensor([w], dtype=torch.complex128),
+        )
         if method == "reversible_heun":  # state (y, ŷ); f_n = λ ŷ_n
             y1, w1, _ = heun_step(lambda tt, v, lam=lam: lam * v, h, h, y_t, w_t, lam * w_t)
         else:  # state (y, z)
@@ -160,28 +186,59 @@ def _step_matrix(method: str, z: complex) -> torch.Tensor:
 
 def stability_table() -> list[str]:
     """Largest |eigenvalue| of each reversible method's step map on y' = λy, z = hλ, against |e^z|."""
-    lines = ["| z = hλ | reversible_heun | reversible_rk4 (λ_c = 0.999) | exact abs(e^z) |", "|---|---|---|---|"]
-    for z in (0.5j, 0.99j, 1.0j, 1.01j, 1.5j, 2.5j, 2.8j, 3.0j, -0.001, -0.01, -0.1, -1.0, -0.1 + 0.5j, 0.01):
-        mus = [float(torch.linalg.eigvals(_step_matrix(m, z)).abs().max()) for m in ("reversible_heun", "reversible_rk4")]
+    lines = [
+        "| z = hλ | reversible_heun | reversible_rk4 (λ_c = 0.999) | exact abs(e^z) |",
+        "|---|---|---|---|",
+    ]
+    for z in (
+        0.5j,
+        0.99j,
+        1.0j,
+        1.01j,
+        1.5j,
+        2.5j,
+        2.8j,
+        3.0j,
+        -0.001,
+        -0.01,
+        -0.1,
+        -1.0,
+        -0.1 + 0.5j,
+        0.01,
+    ):
+        mus = [
+            float(torch.linalg.eigvals(_step_matrix(m, z)).abs().max())
+            for m in ("reversible_heun", "reversible_rk4")
+        ]
         lines.append(f"| {z} | {mus[0]:.6f} | {mus[1]:.6f} | {abs(cmath.exp(z)):.6f} |")
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000, 10000])
-    parser.add_argument("--child", nargs=3, metavar=("NAME", "N_STEPS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("NAME", "N_STEPS", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
     y_ref = reference_end_state()
-    print(f"torch {torch.__version__}, float64, 1 thread; 8 x d={D}, MLP {D + 1}-64-64-{D}, 11 outputs on [0, 1]\n")
-    print("| steps | method | s / gradient | memory growth MiB | grad rel. error vs backprop (same solver) "
-          "| y(1) error | f evals |")
+    print(
+        f"torch {torch.__version__}, float64, 1 thread; 8 x d={D}, MLP {D + 1}-64-64-{D}, 11 outputs on [0, 1]\n"
+    )
+    print(
+        "| steps | method | s / gradient | memory growth MiB | grad rel. error vs backprop (same solver) "
+        "| y(1) error | f evals |"
+    )
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [(name, n) for n in args.steps for name in CONFIGS] + [(f"dopri5-{tol:g}", 0) for tol in DOPRI_TOLS]
+        runs = [(name, n) for n in args.steps for name in CONFIGS] + [
+            (f"dopri5-{tol:g}", 0) for tol in DOPRI_TOLS
+        ]
         rows = {}
         for name, n in runs:
             rows[(name, n)] = row = run_child(name, n, Path(tmp))
@@ -190,11 +247,17 @@ def main() -> None:
             ref = rows.get((REFERENCE.get(name), n))
             if name.startswith("dopri5-"):
                 ref = None
-            err = "–" if ref is None else f"{float((row['grad'] - ref['grad']).norm() / ref['grad'].norm()):.2e}"
+            err = (
+                "–"
+                if ref is None
+                else f"{float((row['grad'] - ref['grad']).norm() / ref['grad'].norm()):.2e}"
+            )
             y_err = float((row["ys"][-1] - y_ref).abs().max())
             label = "adaptive" if n == 0 else str(n)
-            print(f"| {label} | {name} | {row['seconds']:.3f} | {row['growth_mib']:.1f} | {err} | {y_err:.2e} "
-                  f"| {row['nfev']} |")
+            print(
+                f"| {label} | {name} | {row['seconds']:.3f} | {row['growth_mib']:.1f} | {err} | {y_err:.2e} "
+                f"| {row['nfev']} |"
+            )
     print("\nStability: largest abs eigenvalue of the step map on y' = λy (stable where <= 1):\n")
     print("\n".join(stability_table()))
 

@@ -30,7 +30,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 from bench_adjoint_fixed import _status_kib
 from odenet_models import WIDTH, ODEBlock, downsampling, head, load_digits_split
 
@@ -48,10 +50,14 @@ CASES = {
 }
 
 
-def model(method: str, mode: str | None, n_steps: int, dtype=torch.float32, tol: float = 1e-3) -> nn.Sequential:
+def model(
+    method: str, mode: str | None, n_steps: int, dtype=torch.float32, tol: float = 1e-3
+) -> nn.Sequential:
     """The ODE-Net of odenet_models.build_model with the given ODE block; same weights for every call."""
     torch.manual_seed(0)
-    net = nn.Sequential(downsampling(WIDTH), ODEBlock(WIDTH, method, mode, n_steps=n_steps, tol=tol), head(WIDTH))
+    net = nn.Sequential(
+        downsampling(WIDTH), ODEBlock(WIDTH, method, mode, n_steps=n_steps, tol=tol), head(WIDTH)
+    )
     return net.to(dtype)
 
 
@@ -112,7 +118,12 @@ def child(name: str, depth: int) -> None:
 def memory_row(name: str, depths: list[int]) -> str:
     cells = []
     for depth in depths:
-        proc = subprocess.run([sys.executable, __file__, "--child", name, str(depth)], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", name, str(depth)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"{name} L={depth} failed:\n{proc.stderr[-2000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,7 +132,9 @@ def memory_row(name: str, depths: list[int]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--depths", type=int, nargs="+", default=[6, 48])
     parser.add_argument("--child", nargs=2, metavar=("NAME", "DEPTH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,16 +146,33 @@ def main() -> None:
     print("Gradient error against backprop through the same solver (batch 8, untrained ODE-Net):\n")
     print("| ODE block, adjoint | steps | dtype | ‖g − g_bp‖ / ‖g_bp‖ |\n|---|---|---|---|")
     for depth in args.depths:
-        print("\n".join(l for l in gradient_errors(depth) if depth == args.depths[0] or "dopri5" not in l))
+        print(
+            "\n".join(
+                l for l in gradient_errors(depth) if depth == args.depths[0] or "dopri5" not in l
+            )
+        )
     print("\nz(1) error against dopri5 at 1e-8, float64, relative:\n")
     print("| solver | steps | ‖z − z_ref‖ / ‖z_ref‖ |\n|---|---|---|")
     for depth in args.depths:
-        print("\n".join(l for l in solution_errors(depth) if depth == args.depths[0] or "dopri5" not in l))
-    print("\nOne training step, batch 256, float32: peak memory growth and time (fresh process per cell):\n")
+        print(
+            "\n".join(
+                l for l in solution_errors(depth) if depth == args.depths[0] or "dopri5" not in l
+            )
+        )
+    print(
+        "\nOne training step, batch 256, float32: peak memory growth and time (fresh process per cell):\n"
+    )
     print("| ODE block, gradient | " + " | ".join(f"L = {d}" for d in args.depths) + " |")
     print("|---|" + "---|" * len(args.depths))
-    for name in ("reversible_heun, reversible", "reversible_heun, backprop", "reversible_rk4, reversible",
-                 "reversible_rk4, backprop", "rk4, backsolve", "rk4, checkpoint", "rk4, backprop"):
+    for name in (
+        "reversible_heun, reversible",
+        "reversible_heun, backprop",
+        "reversible_rk4, reversible",
+        "reversible_rk4, backprop",
+        "rk4, backsolve",
+        "rk4, checkpoint",
+        "rk4, backprop",
+    ):
         print(memory_row(name, args.depths))
 
 

@@ -16,6 +16,7 @@ as backprop's backward, with one graph of f alive at a time instead of all of th
 Gradients with respect to t are exact too: the grid times are t_i + k·h, and the sweep accumulates
 dL/dτ_k from f's time argument and from the step lengths, then sums them onto the t_i they come from.
 """
+
 from __future__ import annotations
 
 import torch
@@ -84,7 +85,9 @@ def _vjp(f, leaf_y, leaf_t, params, cot, need_t: bool):
 
 
 @torch.no_grad()
-def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhats, grad_ys, need_t: bool):
+def reversible_sweep(
+    func, opts: SolveOptions, params, t: torch.Tensor, ys, yhats, grad_ys, need_t: bool
+):
     """dL/dy0, dL/dθ and dL/dt by the discrete adjoint of a reversible method, rebuilding states backwards.
 
     Args:
@@ -110,7 +113,9 @@ def reversible_sweep(func, opts: SolveOptions, params, t: torch.Tensor, ys, yhat
     a0 = sweep(func, opts, params, tau, out_pos, ys, yhats, grad_ys, need_t, g_tau, add_params)
     grad_t = None
     if need_t:
-        grad_t = torch.zeros(len(t_out), dtype=torch.float64, device=tau.device).index_add_(0, owner, g_tau)
+        grad_t = torch.zeros(len(t_out), dtype=torch.float64, device=tau.device).index_add_(
+            0, owner, g_tau
+        )
         grad_t = grad_t.to(t.dtype)
     return a0, g_params, grad_t
 

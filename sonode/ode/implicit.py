@@ -15,6 +15,7 @@ and return Z* + (u − u.detach()). Its value is Z* bit for bit (so a replayed s
 one) and its derivative is the IFT one: backprop through the solver and the checkpointed adjoint
 both get the derivative of the exact stage solution, not of the unrolled iterations.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,9 @@ def jacobian(func, t_arg: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _stage_values(func, times, y0f: torch.Tensor, Z: torch.Tensor, shape) -> torch.Tensor:
     """F (s, n): f at every stage value y0 + Z_j."""
-    return torch.stack([func(times[j], (y0f + Z[j]).view(shape)).reshape(-1) for j in range(Z.shape[0])])
+    return torch.stack(
+        [func(times[j], (y0f + Z[j]).view(shape)).reshape(-1) for j in range(Z.shape[0])]
+    )
 
 
 def _newton_matrix(tab_a: torch.Tensor, h: float, jacs) -> torch.Tensor:
@@ -60,7 +63,9 @@ def _newton_matrix(tab_a: torch.Tensor, h: float, jacs) -> torch.Tensor:
 
 
 @torch.no_grad()
-def newton_stages(func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Tensor, jac, opts, full: bool = False):
+def newton_stages(
+    func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Tensor, jac, opts, full: bool = False
+):
     """Solve the stage equations; return Z* (s, n), or None if Newton diverged or ran out of iterations.
 
     jac: ∂f/∂y at (t0, y0) for simplified Newton (ignored with ``full``).
@@ -87,13 +92,17 @@ def newton_stages(func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Ten
             return None
         if norm <= opts.newton_tol or bool((dZ.abs() <= roundoff * (y0f.abs() + Z.abs())).all()):
             return Z  # converged, or the updates are round-off (tight tolerances in float32)
-        if prev is not None and norm >= prev:  # not contracting: a smaller step (or full Newton) is needed
+        if (
+            prev is not None and norm >= prev
+        ):  # not contracting: a smaller step (or full Newton) is needed
             return None
         prev = norm
     return None
 
 
-def finish_step(func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
+def finish_step(
+    func, tab: ImplicitTableau, t0: float, h: float, y0: torch.Tensor, Z: torch.Tensor
+) -> torch.Tensor:
     """y1 = y0 + Σ d_j Z_j, carrying the implicit-function-theorem derivative of Z* when recording a graph."""
     shape, d = y0.shape, coeffs(tab.d, Z)
     if torch.is_grad_enabled():

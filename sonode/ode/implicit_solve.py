@@ -12,6 +12,7 @@ and a step whose Newton iteration fails is rejected and halved. Cost per step: t
 plus one Jacobian — about 3x a fixed step of the same size, bought back many times on stiff problems,
 where the step may grow far beyond the explicit stability limit.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,9 @@ class _Counted:
         return self.func(t, y)
 
 
-def solve_implicit(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
+def solve_implicit(
+    func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool
+) -> SolveResult:
     """Solve with an implicit method through the output times (python floats, monotone)."""
     counted = _Counted(func)
     if not opts.adaptive:
@@ -53,13 +56,17 @@ def _error_ratio(y0, y_half, y_full, order: int, rtol: float, atol: float) -> fl
     return float(torch.linalg.vector_norm(err / scale) / math.sqrt(max(err.numel(), 1)))
 
 
-def _solve_doubling(func: _Counted, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
+def _solve_doubling(
+    func: _Counted, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool
+) -> SolveResult:
     tab = IMPLICIT_TABLEAUS[opts.method]
     direction = 1.0 if t_out[-1] > t_out[0] else -1.0
     t, y = t_out[0], y0
     h = opts.first_step
     if h is None:
-        h = initial_step(func, t, y0, func(time_arg(t, y0), y0), direction, tab.order, opts.rtol, opts.atol)
+        h = initial_step(
+            func, t, y0, func(time_arg(t, y0), y0), direction, tab.order, opts.rtol, opts.atol
+        )
     h = min(h, opts.max_step)
     ctrl = PIController(opts, tab.order + 1)
     prev_ratio, after_reject = 1.0, False
@@ -76,7 +83,9 @@ def _solve_doubling(func: _Counted, y0: torch.Tensor, t_out: list[float], opts, 
         landing = direction * (t + direction * h - target) >= 0.0
         hh = target - t if landing else direction * h
         if abs(hh) <= 4.0 * math.ulp(max(abs(t), abs(target))):
-            raise underflow_error(t, hh, f"{opts.method}'s Newton iteration or error test keeps failing")
+            raise underflow_error(
+                t, hh, f"{opts.method}'s Newton iteration or error test keeps failing"
+            )
         jac = jacobian(func, time_arg(t, y), y)
         y1 = half_steps(func, opts, t, hh, y, jac)
         Z = newton_stages(func, tab, t, hh, y, jac, opts) if y1 is not None else None
@@ -85,7 +94,9 @@ def _solve_doubling(func: _Counted, y0: torch.Tensor, t_out: list[float], opts, 
             h, after_reject = 0.5 * abs(hh), True
             continue
         with torch.no_grad():
-            y_full = y.detach() + (torch.as_tensor(tab.d, dtype=Z.dtype, device=Z.device) @ Z).view(y.shape)
+            y_full = y.detach() + (torch.as_tensor(tab.d, dtype=Z.dtype, device=Z.device) @ Z).view(
+                y.shape
+            )
         ratio = _error_ratio(y, y1, y_full, tab.order, opts.rtol, opts.atol)
         if not ratio <= 1.0:
             n_rejected += 1
@@ -102,7 +113,9 @@ def _solve_doubling(func: _Counted, y0: torch.Tensor, t_out: list[float], opts, 
             next_out += 1
         if record_steps:
             out_index.append(next_out)
-        proposed = min(opts.max_step, abs(hh) * ctrl.accepted_factor(ratio, prev_ratio, after_reject))
+        proposed = min(
+            opts.max_step, abs(hh) * ctrl.accepted_factor(ratio, prev_ratio, after_reject)
+        )
         # A step shortened to land on an output says little about the next one: keep the longer proposal.
         h = max(proposed, h) if landing else proposed
         prev_ratio, after_reject = max(ratio, 1e-10), False
@@ -120,5 +133,3 @@ def replay_implicit(func, opts, t0: float, h: float, y0: torch.Tensor, t_out: li
     if y1 is None:  # cannot happen for a step the forward accepted (same arithmetic)
         raise RuntimeError(f"{opts.method}: replay of the step from t={t0!r} failed to converge")
     return y1, step_outputs(None, t0, h, y0, y1, None, t_out)
-
-

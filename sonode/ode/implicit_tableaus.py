@@ -8,6 +8,7 @@ with d = bᵀA⁻¹ (so y1 = y0 + h Σ b_j f(Y_j) once the stages are solved), o
 accurate methods (b = the last row of A; also those with a singular A, such as the trapezoid rule).
 Names follow torchdiffeq where it has the method.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ def _tableau(name: str, c, a, b, order: int) -> ImplicitTableau:
         d = np.eye(len(b))[-1]  # stiffly accurate: y1 is the last stage value
     else:
         d = np.linalg.solve(a_np.T, b_np)  # d = bᵀ A⁻¹
-    return ImplicitTableau(name, tuple(c), tuple(map(tuple, a)), tuple(b), order, tuple(float(x) for x in d))
+    return ImplicitTableau(
+        name, tuple(c), tuple(map(tuple, a)), tuple(b), order, tuple(float(x) for x in d)
+    )
 
 
 _G = (2.0 - _S2) / 2.0  # SDIRK2's diagonal: L-stable two-stage, order 2
@@ -84,14 +87,30 @@ IMPLICIT_TABLEAUS: dict[str, ImplicitTableau] = {
             6,
         ),
         _tableau("sdirk2", [_G, 1.0], [[_G, 0.0], [1.0 - _G, _G]], [1.0 - _G, _G], 2),
-        _tableau("trbdf2", [0.0, _TG, 1.0], [[0.0, 0.0, 0.0], [_TD, _TD, 0.0], [_TW, _TW, _TD]], [_TW, _TW, _TD], 2),
+        _tableau(
+            "trbdf2",
+            [0.0, _TG, 1.0],
+            [[0.0, 0.0, 0.0], [_TD, _TD, 0.0], [_TW, _TW, _TD]],
+            [_TW, _TW, _TD],
+            2,
+        ),
     )
 }
 IMPLICIT_METHODS: tuple[str, ...] = tuple(IMPLICIT_TABLEAUS)
 # Options of the implicit methods: fixed grid (step_size) or, with adaptive=True, step doubling.
 IMPLICIT_OPTIONS = (
-    "step_size", "adaptive", "newton_tol", "max_iters",
-    "first_step", "max_step", "max_steps", "safety", "ifactor", "dfactor", "pcoeff", "icoeff",
+    "step_size",
+    "adaptive",
+    "newton_tol",
+    "max_iters",
+    "first_step",
+    "max_step",
+    "max_steps",
+    "safety",
+    "ifactor",
+    "dfactor",
+    "pcoeff",
+    "icoeff",
 )
 
 
@@ -100,9 +119,15 @@ def check_implicit_options(opts, positive) -> None:
     if not isinstance(opts.doubling, bool):
         raise ValueError(f"option adaptive must be a bool, got {opts.doubling!r}")
     if opts.doubling and opts.step_size is not None:
-        raise ValueError("options step_size and adaptive=True exclude each other (adaptive chooses the steps)")
+        raise ValueError(
+            "options step_size and adaptive=True exclude each other (adaptive chooses the steps)"
+        )
     positive("newton_tol", opts.newton_tol)
-    if isinstance(opts.max_iters, bool) or not isinstance(opts.max_iters, int) or opts.max_iters < 1:
+    if (
+        isinstance(opts.max_iters, bool)
+        or not isinstance(opts.max_iters, int)
+        or opts.max_iters < 1
+    ):
         raise ValueError(f"option max_iters must be an int >= 1, got {opts.max_iters!r}")
     if not (opts.rtol >= 0 and opts.atol >= 0 and opts.rtol + opts.atol > 0):
         raise ValueError(

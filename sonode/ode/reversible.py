@@ -35,6 +35,7 @@ Grid: each output interval [t_i, t_{i+1}] is cut into steps of ``step_size`` (th
 t_{i+1}; None: one step per interval), and the grid times are built from t by tensor arithmetic,
 so backprop through `odeint` and the reversible adjoint both differentiate them with respect to t.
 """
+
 from __future__ import annotations
 
 import torch

@@ -17,13 +17,27 @@ T_LIN = torch.tensor([0.0, 1.5], dtype=D)
 
 
 def _lin_error(method: str, n: int) -> float:
-    y = odeint(linear_f, linear_exact(T_LIN)[0], T_LIN, method=method, rtol=1e-13, atol=1e-15,
-               options={"step_size": 1.5 / n})
+    y = odeint(
+        linear_f,
+        linear_exact(T_LIN)[0],
+        T_LIN,
+        method=method,
+        rtol=1e-13,
+        atol=1e-15,
+        options={"step_size": 1.5 / n},
+    )
     return float((y[-1] - linear_exact(T_LIN)[-1]).abs().max())
 
 
 # Steps per run: the error must be well above round-off at the finest grid and in the asymptotic range.
-_STEPS = {1: (32, 64, 128), 2: (16, 32, 64), 3: (8, 16, 32), 4: (8, 16, 32), 5: (4, 8, 16), 6: (3, 6, 12)}
+_STEPS = {
+    1: (32, 64, 128),
+    2: (16, 32, 64),
+    3: (8, 16, 32),
+    4: (8, 16, 32),
+    5: (4, 8, 16),
+    6: (3, 6, 12),
+}
 
 
 @pytest.mark.parametrize("method", IMPLICIT)
@@ -58,8 +72,15 @@ def _scipy_robertson(t: torch.Tensor) -> np.ndarray:
         r1, r2, r3 = 0.04 * y[0], 1e4 * y[1] * y[2], 3e7 * y[1] ** 2
         return np.array([-r1 + r2, r1 - r2 - r3, r3])
 
-    sol = solve_ivp(f, (float(t[0]), float(t[-1])), Y0_ROB.numpy(), method="Radau", rtol=1e-11, atol=1e-16,
-                    t_eval=t.numpy())
+    sol = solve_ivp(
+        f,
+        (float(t[0]), float(t[-1])),
+        Y0_ROB.numpy(),
+        method="Radau",
+        rtol=1e-11,
+        atol=1e-16,
+        t_eval=t.numpy(),
+    )
     assert sol.success
     return sol.y.T
 
@@ -68,9 +89,19 @@ def _scipy_robertson(t: torch.Tensor) -> np.ndarray:
 def test_robertson_adaptive_matches_scipy_where_dopri5_gives_up(method):
     f = robertson(K_ROB)
     with pytest.raises(RuntimeError, match="max_steps=1000 reached"):
-        odeint(f, Y0_ROB, T_ROB, method="dopri5", rtol=1e-6, atol=1e-12, options={"max_steps": 1000})
-    ys, stats = odeint(f, Y0_ROB, T_ROB, method=method, rtol=1e-6, atol=1e-12, options={"adaptive": True},
-                       return_stats=True)
+        odeint(
+            f, Y0_ROB, T_ROB, method="dopri5", rtol=1e-6, atol=1e-12, options={"max_steps": 1000}
+        )
+    ys, stats = odeint(
+        f,
+        Y0_ROB,
+        T_ROB,
+        method=method,
+        rtol=1e-6,
+        atol=1e-12,
+        options={"adaptive": True},
+        return_stats=True,
+    )
     ref = _scipy_robertson(T_ROB)
     scale = np.abs(ref).max(axis=0)  # per component: y2 lives at ~1e-5, y1 and y3 at ~1
     rel = np.abs(ys.numpy() - ref).max(axis=0) / scale
@@ -92,13 +123,21 @@ def _param_problem(k: torch.Tensor, method: str, options: dict, adjoint: bool = 
     f = robertson(k)
     t = torch.tensor([0.0, 0.5, 2.0], dtype=D)
     kw = {"method": method, "rtol": 1e-9, "atol": 1e-13, "options": options}
-    ys = odeint_adjoint(f, Y0_ROB, t, adjoint_params=[k], **kw) if adjoint else odeint(f, Y0_ROB, t, **kw)
+    ys = (
+        odeint_adjoint(f, Y0_ROB, t, adjoint_params=[k], **kw)
+        if adjoint
+        else odeint(f, Y0_ROB, t, **kw)
+    )
     return (ys[1:] * torch.tensor([1.0, 1e4, 2.0], dtype=D)).sum()
 
 
 @pytest.mark.parametrize(
     "method,options",
-    [("radauIIA3", {"step_size": 0.1}), ("radauIIA5", {"adaptive": True}), ("trbdf2", {"step_size": 0.1})],
+    [
+        ("radauIIA3", {"step_size": 0.1}),
+        ("radauIIA5", {"adaptive": True}),
+        ("trbdf2", {"step_size": 0.1}),
+    ],
 )
 def test_gradient_matches_finite_differences_and_the_adjoint_equals_backprop(method, options):
     k = K_ROB.clone().requires_grad_()
@@ -111,14 +150,19 @@ def test_gradient_matches_finite_differences_and_the_adjoint_equals_backprop(met
             kp, km = K_ROB.clone(), K_ROB.clone()
             kp[i] += e
             km[i] -= e
-            fd = (float(_param_problem(kp, method, options)) - float(_param_problem(km, method, options))) / (2 * e)
+            fd = (
+                float(_param_problem(kp, method, options))
+                - float(_param_problem(km, method, options))
+            ) / (2 * e)
             assert fd == pytest.approx(float(g_bp[i]), rel=1e-5), (i, fd, float(g_bp[i]))
 
 
 def test_gradient_with_respect_to_y0_matches_finite_differences():
     y0 = torch.tensor([1.0, -0.5, 0.25], dtype=D, requires_grad=True)
     t = torch.tensor([0.0, 0.7, 1.5], dtype=D)
-    loss = lambda y: (odeint(linear_f, y, t, method="gl4", options={"step_size": 0.1})[1:] ** 3).sum()
+    loss = lambda y: (
+        odeint(linear_f, y, t, method="gl4", options={"step_size": 0.1})[1:] ** 3
+    ).sum()
     g = torch.autograd.grad(loss(y0), y0)[0]
     for i in range(3):
         e = torch.zeros(3, dtype=D)
@@ -130,7 +174,13 @@ def test_gradient_with_respect_to_y0_matches_finite_differences():
 def test_newton_failure_and_bad_options_give_one_line_errors():
     f = lambda t, y: y**2  # blows up at t = 1: no stage solution for a step across it
     with pytest.raises(RuntimeError, match="Newton's method did not converge"):
-        odeint(f, torch.ones(1, dtype=D), torch.tensor([0.0, 3.0], dtype=D), method="radauIIA5", options={"max_iters": 5})
+        odeint(
+            f,
+            torch.ones(1, dtype=D),
+            torch.tensor([0.0, 3.0], dtype=D),
+            method="radauIIA5",
+            options={"max_iters": 5},
+        )
     y0, t = torch.ones(1, dtype=D), torch.tensor([0.0, 1.0], dtype=D)
     with pytest.raises(ValueError, match="exclude each other"):
         odeint(f, y0, t, method="gl4", options={"adaptive": True, "step_size": 0.1})
@@ -139,4 +189,6 @@ def test_newton_failure_and_bad_options_give_one_line_errors():
     with pytest.raises(ValueError, match="unknown option"):
         odeint(f, y0, t, method="gl4", options={"linear": None})
     with pytest.raises(ValueError, match="does not support the implicit methods"):
-        odeint_adjoint(f, y0, t, method="gl4", adjoint_params=(), adjoint_options={"mode": "backsolve"})
+        odeint_adjoint(
+            f, y0, t, method="gl4", adjoint_params=(), adjoint_options={"mode": "backsolve"}
+        )

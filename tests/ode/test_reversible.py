@@ -46,9 +46,15 @@ def _rel(a, b):
 @pytest.mark.parametrize(
     "t,options",
     [
-        (torch.linspace(0.0, 2.0, 25, dtype=D), {"step_size": 0.004}),  # 500 steps, an output every ~21
+        (
+            torch.linspace(0.0, 2.0, 25, dtype=D),
+            {"step_size": 0.004},
+        ),  # 500 steps, an output every ~21
         (torch.linspace(0.0, 2.0, 25, dtype=D) ** 2, None),  # one step per (uneven) output interval
-        (torch.linspace(1.0, -1.0, 5, dtype=D), {"step_size": 2e-3}),  # backwards in time, 1000 steps
+        (
+            torch.linspace(1.0, -1.0, 5, dtype=D),
+            {"step_size": 2e-3},
+        ),  # backwards in time, 1000 steps
     ],
 )
 def test_reversible_adjoint_equals_backprop_in_float64(method, t, options):
@@ -72,7 +78,9 @@ def test_float32_state_float32_gradients():
     assert all(_rel(a, b) < 1e-5 for a, b in zip(g_adj, g_bp))
 
 
-@pytest.mark.parametrize("method,order,steps", [("reversible_heun", 2, (100, 200)), ("reversible_rk4", 4, (20, 40))])
+@pytest.mark.parametrize(
+    "method,order,steps", [("reversible_heun", 2, (100, 200)), ("reversible_rk4", 4, (20, 40))]
+)
 def test_convergence_order(method, order, steps):
     t = torch.tensor([0.0, 1.5], dtype=D)
     errs = []
@@ -92,11 +100,18 @@ def test_stability_region_is_the_imaginary_segment():
     y0, n = torch.tensor([1.0, 0.0], dtype=D), 4000
     t = torch.tensor([0.0, float(n)], dtype=D)
     inside = odeint(_rotation(0.9), y0, t, method="reversible_heun", options={"step_size": 1.0})
-    outside = odeint(_rotation(1.1), y0, t / 50, method="reversible_heun", options={"step_size": 1.0})
+    outside = odeint(
+        _rotation(1.1), y0, t / 50, method="reversible_heun", options={"step_size": 1.0}
+    )
     assert 0.2 < float(inside[-1].norm()) < 5.0  # |μ| = 1: bounded over 4000 steps
     assert float(outside[-1].norm()) > 1e10  # |μ| ≈ 1.56: 1.56^80 ≈ 1e15
-    decay = odeint(lambda t, y: -y, torch.ones(1, dtype=D), torch.tensor([0.0, 40.0], dtype=D),
-                   method="reversible_heun", options={"step_size": 0.1})
+    decay = odeint(
+        lambda t, y: -y,
+        torch.ones(1, dtype=D),
+        torch.tensor([0.0, 40.0], dtype=D),
+        method="reversible_heun",
+        options={"step_size": 0.1},
+    )
     assert float(decay[-1].abs()) > 1.0  # exact e^-40; the parasitic mode grows like 1.1^400 / 2
 
 
@@ -107,8 +122,13 @@ def test_mccallum_foster_stability_follows_rk4_on_the_imaginary_axis():
     t = torch.tensor([0.0, 2000.0], dtype=D)
     inside = odeint(_rotation(2.5), y0, t, method="reversible_rk4", options={"step_size": 1.0})
     assert 0.2 < float(inside[-1].norm()) < 5.0
-    decay = odeint(lambda t, y: -y, torch.ones(1, dtype=D), torch.tensor([0.0, 100.0], dtype=D),
-                   method="reversible_rk4", options={"step_size": 0.1})
+    decay = odeint(
+        lambda t, y: -y,
+        torch.ones(1, dtype=D),
+        torch.tensor([0.0, 100.0], dtype=D),
+        method="reversible_rk4",
+        options={"step_size": 0.1},
+    )
     assert float(decay[-1].abs()) > 1.0  # exact e^-100; parasitic growth 0.999 e^0.1 per step
 
 
@@ -131,4 +151,10 @@ def test_adjoint_mode_checks():
 def test_a_reversible_method_cannot_run_the_backsolve_sweep():
     f, y0, t = Field(), torch.zeros(2, 3, dtype=D), torch.tensor([0.0, 1.0], dtype=D)
     with pytest.raises(ValueError, match="cannot run the backsolve sweep"):
-        odeint_adjoint(f, y0, t, method="rk4", adjoint_options={"mode": "backsolve", "method": "reversible_heun"})
+        odeint_adjoint(
+            f,
+            y0,
+            t,
+            method="rk4",
+            adjoint_options={"mode": "backsolve", "method": "reversible_heun"},
+        )
