@@ -189,11 +189,12 @@ class ODEFunc(nn.Module):
 class ODEBlock(nn.Module):
     """z(1) of dz/dt = f(t, z), z(0) = x, by the sonode engine.
 
-    method "rk4": classical RK4 with ``n_steps`` steps of 1 / n_steps; "dopri5": adaptive with
-    rtol = atol = ``tol``. adjoint_mode None: gradients by backprop through the solver (RK-Net);
+    method "rk4" (classical RK4), "reversible_heun" or "reversible_rk4": ``n_steps`` steps of
+    1 / n_steps; "dopri5": adaptive with rtol = atol = ``tol``. adjoint_mode None: gradients by backprop through the solver (RK-Net);
     "backsolve": the paper's continuous adjoint (ODE-Net; memory O(1) in the number of steps);
     "checkpoint": sonode's discrete adjoint (gradient = backprop's to round-off), one stored state per
-    accepted step (checkpoint_every = 1: memory = the states plus one step's graph).
+    accepted step (checkpoint_every = 1: memory = the states plus one step's graph); "reversible" (with
+    the reversible methods): the reversible adjoint (backprop's gradient at O(1) memory, docs/reversible.md).
     """
 
     def __init__(
@@ -205,7 +206,7 @@ class ODEBlock(nn.Module):
         tol: float = ODE_TOL,
     ):
         super().__init__()
-        if method not in ("rk4", "dopri5"):
+        if method not in ("rk4", "dopri5", "reversible_heun", "reversible_rk4"):
             raise ValueError(f"unknown ODE block method {method!r}")
         self.func = ODEFunc(width)
         self.method, self.adjoint_mode, self.n_steps, self.tol = method, adjoint_mode, n_steps, tol
@@ -213,7 +214,7 @@ class ODEBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = torch.tensor([0.0, 1.0], dtype=torch.float64)
         kw = {"method": self.method}
-        if self.method == "rk4":
+        if self.method != "dopri5":  # fixed step
             kw["options"] = {"step_size": 1.0 / self.n_steps}
         else:
             kw["rtol"] = kw["atol"] = self.tol

@@ -5,7 +5,7 @@ y' = func(t, y); see :func:`sonode.ode.solve.odeint` for shapes, units and optio
 docs/engine.md for the methods (registry: :mod:`sonode.ode.methods`).
 """
 
-from . import adams, scipy_solver  # noqa: F401  (register their methods)
+from . import adams, implicit_solve, reversible, scipy_solver  # noqa: F401  (register their methods)
 from .adjoint import AdjointOptions, odeint_adjoint
 from .entry import odeint_dense, odeint_event
 from .jvp import LyapunovEstimate, finite_time_lyapunov, odeint_jvp

@@ -51,7 +51,7 @@ def _converged(old: torch.Tensor, new: torch.Tensor, rtol, atol) -> bool:
     return bool(((old - new).abs() / scale).max() < 1)  # max norm
 
 
-def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
+def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None) -> SolveResult:
     implicit = opts.spec.implicit
     max_order = int(opts.option("max_order", MAX_ORDER))
     max_iters = int(opts.option("max_iters", MAX_ITERS))

@@ -19,6 +19,10 @@ for a compute-bound f (benchmarks/README.md).
 
 ``"backsolve"`` — the *continuous* adjoint (docs/design.md), see `adjoint_backsolve.py`.
 
+``"reversible"`` (the default for the reversible methods "reversible_heun" / "reversible_rk4") — runs
+the method's algebraic inverse backwards: backprop's gradient (y0, θ) at O(1) memory in the number
+of steps, see `adjoint_reversible.py` and docs/reversible.md.
+
 Gradients with respect to the output times t (not for lawson_rk4) use the continuous formula
 dL/dt_i = <dL/dy(t_i), f(t_i, y(t_i))> for i >= 1 and dL/dt_0 = -<a(t_0), f(t_0, y_0)>, where a(t_0)
 is the adjoint at t_0 without the direct term dL/dy(t_0); it ignores that moving t_i also moves a
@@ -35,6 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
+from .adjoint_reversible import check_reversible, reversible_forward, reversible_sweep
 from .events import solve_until_event
 from .interface import finish, prepare
 from .methods import get_method
@@ -44,7 +49,7 @@ from .solve import solve
 
 ODEFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-_MODES = ("checkpoint", "backsolve")
+_MODES = ("checkpoint", "backsolve", "reversible")
 # Accepted steps per stored state. Larger pieces mean fewer (per-call expensive) autograd.grad calls
 # and fewer stored states, smaller ones a smaller transient graph; 32 RK4 steps of an audio-sized
 # MLP make a graph of a few MB, and beyond ~32 the time no longer improves (benchmarks/README.md).
@@ -56,9 +61,9 @@ _OWN_KEYS = ("mode", "checkpoint_every", "method", "rtol", "atol")
 class AdjointOptions:
     """Validated ``adjoint_options`` of `odeint_adjoint` (plus its adjoint_rtol/atol/method).
 
-    mode: "checkpoint" (discrete adjoint, exact to round-off; default for methods whose steps can
-        be replayed) or "backsolve" (continuous adjoint, memory O(1) in the number of steps, error
-        of the order of the solver tolerance; the only mode of torchdiffeq).
+    mode: "checkpoint" (discrete adjoint, exact to round-off; default) or "backsolve" (continuous
+        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance), or
+        "reversible" (reversible methods only, and their default: exact and O(1) memory).
     checkpoint_every: accepted steps per stored state in checkpoint mode (int >= 1).
     method, rtol, atol: solver of the backward sweep in backsolve mode (None = as the forward
         solve); also given as odeint_adjoint's adjoint_method / adjoint_rtol / adjoint_atol.
@@ -170,9 +175,11 @@ def odeint_adjoint(
     params = _collect_params(func, adjoint_params, options)
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
-    default_mode = "checkpoint" if opts.spec.replayable else "backsolve"
+    # reversible methods default to their own exact O(1)-memory adjoint (Method.adjoint_mode)
+    default_mode = opts.spec.adjoint_mode or ("checkpoint" if opts.spec.replayable else "backsolve")
     adj = AdjointOptions.from_dict(adjoint_options, default_mode, opts.method, method=adjoint_method, rtol=adjoint_rtol,
                                    atol=adjoint_atol)
+    check_reversible(opts.method, adj)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and not opts.spec.replayable:
@@ -251,6 +258,9 @@ class _OdeintAdjoint(torch.autograd.Function):
             every = spec.adj.checkpoint_every
             ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, spec.tape_tail)
             return ys
+        if spec.adj.mode == "reversible":
+            ys, spec.checkpoints = reversible_forward(spec.func, y0, t, spec.opts)
+            return ys
         with torch.no_grad():
             return solve(spec.func, y0, t, spec.opts).ys
 
@@ -267,7 +277,10 @@ class _OdeintAdjoint(torch.autograd.Function):
         t, ys, *params = ctx.saved_tensors
         need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         t64 = t.detach().to(torch.float64)
-        if spec.adj.mode == "checkpoint":
+        if spec.adj.mode == "reversible":  # exact discrete gradient in y0 and θ
+            # dL/dt by the continuous formula, as odeint and the other modes (not the discrete grid's)
+            a0, param_grads, _ = reversible_sweep(spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, False)
+        elif spec.adj.mode == "checkpoint":
             a0, param_grads = checkpoint_sweep(
                 spec.func, spec.opts, spec.checkpoints, params, t64, grad_ys, need_state=need_y0 or need_t
             )

@@ -42,6 +42,11 @@ from .rk import error_ratio, rk_stages
 def check_backsolve_supported(opts: SolveOptions, adj) -> None:
     """ValueError for the configurations the backsolve sweep cannot handle."""
     for spec in (opts.spec, get_method(adj.method) if adj.method else None):
+        if spec is not None and not spec.backsolve:
+            raise ValueError(
+                f"adjoint_options mode='backsolve' does not support the implicit methods ({spec.name!r}: Newton on the "
+                "augmented adjoint state would need its Jacobian); use mode='checkpoint' (the default: exact gradients)"
+            )
         if spec is not None and spec.needs_linear:
             raise ValueError(
                 f"adjoint_options mode='backsolve' does not support method {spec.name!r} (the augmented adjoint "

@@ -50,7 +50,7 @@ def step_grid(t_out: list[float], step_size: float | None) -> list[list[float]]:
     return grid
 
 
-def _uniform_points(t: torch.Tensor, step_size: float) -> list[float]:
+def uniform_points(t: torch.Tensor, step_size: float) -> list[float]:
     """torchdiffeq's grid, computed in t's dtype as it does (in increasing time, then mapped back)."""
     sign = -1.0 if len(t) > 1 and bool(t[1] < t[0]) else 1.0
     ts = sign * t
@@ -87,7 +87,7 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
                 f"got {points[:1]}...{points[-1:]}"
             )
     elif opts.step_size is not None:
-        points = _uniform_points(tt, opts.step_size)
+        points = uniform_points(tt, opts.step_size)
     else:
         points = list(t_out)
     direction = 1.0 if t_out[-1] > t_out[0] else -1.0

@@ -44,6 +44,11 @@ class Method:
     replayable: steps can be re-run exactly (checkpoint adjoint, record_steps).
     needs_linear: takes options["linear"] (y' = L y + N); f is then N only.
     time_gradient: dL/dt by the continuous formula is available (needs the full f).
+    check: extra option validation ``check(opts, positive)`` (positive(name, value) raises unless > 0).
+    replay: re-run of one accepted step of its own adaptive loop, ``replay(func, opts, t0, h, y0,
+        times) -> (y1, outs)`` (None: the RK replay of ``solve.replay_step``).
+    backsolve: the continuous (backsolve) adjoint can integrate it on the augmented state.
+    adjoint_mode: odeint_adjoint's default mode for it (None: "checkpoint" if replayable, else "backsolve").
     description: one line for docs and error messages.
     """
 
@@ -59,6 +64,10 @@ class Method:
     replayable: bool = True
     needs_linear: bool = False
     time_gradient: bool = True
+    check: Callable | None = None
+    replay: Callable | None = None
+    backsolve: bool = True
+    adjoint_mode: str | None = None
     description: str = ""
 
     @property

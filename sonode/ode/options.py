@@ -81,6 +81,9 @@ class SolveOptions:
             k the method's error order (Söderlind's form, as in diffrax). The defaults reproduce
             the stabilised controller of Hairer's DOPRI5 code (β = 0.04) for 5th-order pairs.
         per_sample: give every batch element (dim 0 of y0) its own t, h and accept/reject.
+    Implicit (``implicit_euler``, ``trapezoid``, ``radauIIA3/5``, ``gl4/6``, ...; implicit_solve.py):
+        step_size as fixed-step; options["adaptive"]=True (field ``doubling``): step doubling with the
+        adaptive options above; newton_tol, max_iters: Newton's stopping rule (implicit.py).
     """
 
     method: str = "dopri5"
@@ -107,6 +110,10 @@ class SolveOptions:
     pcoeff: float = 0.2
     icoeff: float = 0.65
     per_sample: bool = False
+    # Implicit methods (implicit_solve.py): options["adaptive"] (step doubling), Newton's stopping rule.
+    doubling: bool = False
+    newton_tol: float = 1e-3
+    max_iters: int = 20
 
     def option(self, name: str, default=None):
         """A method-specific option (see ``Method.options``), or ``default``."""
@@ -119,7 +126,7 @@ class SolveOptions:
 
     @property
     def adaptive(self) -> bool:
-        return self.spec.adaptive
+        return self.spec.adaptive or self.doubling
 
     @property
     def tableau(self):
@@ -145,6 +152,8 @@ class SolveOptions:
                 f"unknown option(s) {', '.join(map(repr, unknown))} for method {spec.name!r}; "
                 f"valid options: {', '.join(valid)}"
             )
+        if "adaptive" in options:  # implicit methods: the option's name, not the property's
+            options["doubling"] = options.pop("adaptive")
         if "max_num_steps" in options:
             if "max_steps" in options:
                 raise ValueError("give max_num_steps or max_steps (the same option), not both")
@@ -212,6 +221,8 @@ class SolveOptions:
                     raise ValueError("step_size and grid_constructor are mutually exclusive options")
             if not isinstance(self.perturb, bool):
                 raise ValueError(f"option perturb must be a bool, got {self.perturb!r}")
+        if self.spec.check is not None:
+            self.spec.check(self, positive)
         if self.spec.needs_linear and not callable(getattr(self.linear, "expm_apply", None)):
             raise ValueError(
                 f"method {self.method!r} needs options['linear']: an object with expm_apply(h, y) "

@@ -12,7 +12,7 @@ from .methods import Method, register
 from .records import SolveResult, SolveStats, real_dtype
 
 
-def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool) -> SolveResult:
+def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None) -> SolveResult:
     from scipy.integrate import solve_ivp  # lazily: scipy is only needed by this method
 
     shape, dtype, device = y0.shape, y0.dtype, y0.device

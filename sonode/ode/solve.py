@@ -81,7 +81,7 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
     if spec.solver is not None:
         if record_steps and not spec.replayable:
             raise ValueError(f"record_steps is not available for method {spec.name!r} (its steps cannot be replayed)")
-        return spec.solver(func, y0, t_out, opts, record_steps)
+        return spec.solver(func, y0, t_out, opts, record_steps, t=t)
     if opts.adaptive:
         return solve_adaptive(func, y0, t_out, opts, record_steps)
     return solve_fixed(func, y0, t_out, opts, record_steps, t=t)
@@ -102,6 +102,8 @@ def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.T
     """
     t0, h = float(t0), float(h)
     times = [float(v) for v in torch.as_tensor(t_out, dtype=torch.float64).reshape(-1).tolist()]
+    if opts.adaptive and opts.spec.replay is not None:  # e.g. the implicit methods' step doubling
+        return opts.spec.replay(func, opts, t0, h, y0, times)
     if opts.adaptive:
         tab = opts.tableau
         stage_times = [time_arg(t0 + c * h, y0) for c in tab.c]

@@ -12,9 +12,15 @@ ADAPTIVE = ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8")
 # The 2(1) pairs need ~1e4 steps at the tight tolerances of the gradient tests; they are covered
 # by test_torchdiffeq_parity.py and test_adaptive.py instead.
 ADAPTIVE_HIGH = tuple(m for m in ADAPTIVE if m not in ("adaptive_heun", "fehlberg2"))
-ORDER = {name: METHODS[name].order for name in FIXED_RK + ADAPTIVE + ("lawson_rk4",)}
-# Every explicit Runge–Kutta method of the registry runs through the shared suite (other kinds,
-# e.g. implicit or multistep solvers, have their own tests).
+# Covered by tests/ode/test_implicit.py and tests/ode/test_reversible.py.
+IMPLICIT = ("implicit_euler", "implicit_midpoint", "trapezoid", "radauIIA3", "radauIIA5", "gl4", "gl6", "sdirk2", "trbdf2")
+REVERSIBLE = ("reversible_heun", "reversible_rk4")
+# Whole-solve methods (multistep, scipy): test_adams.py, test_torchdiffeq_parity.py.
+WHOLE_SOLVE = ("explicit_adams", "implicit_adams", "fixed_adams", "scipy_solver")
+ALL_METHODS = FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE + WHOLE_SOLVE
+ORDER = {name: METHODS[name].order for name in FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE}
+assert set(ALL_METHODS) == set(METHODS), "a solver is missing from the shared suite"
+# Every explicit Runge–Kutta method of the registry runs through the shared suite (other kinds have their own tests).
 _EXPLICIT_RK = {n for n, m in METHODS.items() if not m.implicit and m.solver is None}
 assert _EXPLICIT_RK <= set(FIXED_RK + ADAPTIVE + ("lawson_rk4",)), "a solver is missing from the shared suite"
 
