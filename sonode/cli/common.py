@@ -158,6 +158,12 @@ out_rate_option = click.option("--rate", type=int, callback=positive(int, limit=
                                help=f"Output rate in Hz (default: the clip's; at most {MAX_OUTPUT_RATE_HZ}).")
 threads_option = click.option("--threads", type=click.IntRange(min=1), callback=lambda c, p, v: check_threads(v),
                               help="CPU threads for torch (at most 4 x the cores).")
+# Fits default to one torch thread: with two, a 1 s fit took 5 steps in its 60 s instead of 77 when
+# the machine's other core was busy (README quickstart, 2026-12-06), as torch's threads wait on each other.
+fit_threads_option = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+                                  callback=lambda c, p, v: check_threads(v),
+                                  help="CPU threads for torch (at most 4 x the cores); more help only on an idle "
+                                  "machine.")
 
 
 def check_threads(value: int | None) -> int | None:

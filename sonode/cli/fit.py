@@ -13,7 +13,7 @@ import click
 from sonode.limits import (MAX_BATCH_SEGMENTS, MAX_CONTINUATION_SAMPLES, MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM,
                            MAX_LP_ORDER, MAX_TIME_S)
 from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, Interrupted, OutOfTime, db, db_text, device_option,
-                               fail_cleanly, force_option, positive, progress_printer, threads_option)
+                               fail_cleanly, force_option, positive, progress_printer, fit_threads_option)
 
 
 def _channel(ctx, param, value: str):
@@ -128,7 +128,7 @@ def fit_options(f, rate_flag: str = "--rate"):
         click.option("--target-snr", "target_snr_db", type=float, callback=_finite, help="Stop once the fit reaches this SNR (dB)."),
         click.option("--seed", type=click.IntRange(-(2**63), 2**63 - 1), default=0, show_default=True, help="Random seed."),
         device_option,
-        threads_option,
+        fit_threads_option,
         click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
                      help=f"Latent dimension d (even, at most {MAX_LATENT_DIM}): d/2 damped oscillators; 'auto': chosen per clip by "
                      "validation on held-back samples, at most --max-latent-dim."),
