@@ -24,9 +24,12 @@ from pathlib import Path
 import torch
 import torchdiffeq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counted_mlp import CountedMLP  # noqa: E402
+
 from sonode.ode import odeint_adjoint  # noqa: E402
 
 BATCH, DIM, HIDDEN, N_OUT, T_END, RTOL, ATOL = 16, 8, 64, 4000, 10.0, 1e-5, 1e-7
@@ -47,7 +50,9 @@ def gradient(name: str, f: CountedMLP, y0: torch.Tensor, t: torch.Tensor, rtol=R
         ys = torchdiffeq.odeint_adjoint(f, y0, t, method="dopri5", rtol=rtol, atol=atol)
     else:
         mode = "backsolve" if name == "sonode-backsolve" else "checkpoint"
-        ys = odeint_adjoint(f, y0, t, method="dopri5", rtol=rtol, atol=atol, adjoint_options={"mode": mode})
+        ys = odeint_adjoint(
+            f, y0, t, method="dopri5", rtol=rtol, atol=atol, adjoint_options={"mode": mode}
+        )
     target = torch.sin(t).to(ys.dtype).reshape(-1, 1, 1)
     loss = ((ys - target) ** 2).mean()
     grads = torch.autograd.grad(loss, params)
@@ -58,14 +63,18 @@ def gradient(name: str, f: CountedMLP, y0: torch.Tensor, t: torch.Tensor, rtol=R
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--td-outputs", type=int, default=N_OUT, help="output times used for torchdiffeq")
+    parser.add_argument(
+        "--td-outputs", type=int, default=N_OUT, help="output times used for torchdiffeq"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     f = Counted()
     y0 = torch.randn(BATCH, DIM, generator=torch.Generator().manual_seed(1))
     t = torch.linspace(0.0, T_END, N_OUT)
-    print(f"problem: {DIM}-{HIDDEN}-{DIM} tanh MLP, batch {BATCH}, {N_OUT} outputs on [0, {T_END}], dopri5 "
-          f"rtol={RTOL} atol={ATOL}, float32, torch threads = 1")
+    print(
+        f"problem: {DIM}-{HIDDEN}-{DIM} tanh MLP, batch {BATCH}, {N_OUT} outputs on [0, {T_END}], dopri5 "
+        f"rtol={RTOL} atol={ATOL}, float32, torch threads = 1"
+    )
 
     f64 = copy.deepcopy(f).double()
     refs = {}
@@ -73,15 +82,22 @@ def main():
         refs[n] = gradient("sonode", f64, y0.double(), t[:n].double(), rtol=1e-10, atol=1e-12)[0]
 
     rows = {}
-    for name, n in [("sonode", N_OUT), ("sonode-backsolve", N_OUT), ("torchdiffeq", args.td_outputs)]:
+    for name, n in [
+        ("sonode", N_OUT),
+        ("sonode-backsolve", N_OUT),
+        ("torchdiffeq", args.td_outputs),
+    ]:
         repeats = args.repeats if name != "torchdiffeq" or n < N_OUT else 1
         runs = [gradient(name, f, y0, t[:n]) for _ in range(repeats)]
         grad, _, nfev = runs[0]
         err = float((grad - refs[n]).norm() / refs[n].norm())
         seconds = statistics.median(r[1] for r in runs)
         rows[name] = (n, seconds, nfev, err)
-        print(f"{name:17s} outputs={n:5d}  time={seconds:8.3f} s  nfev={nfev:7d}  grad rel. error={err:.2e}"
-              f"  (median of {repeats})", flush=True)
+        print(
+            f"{name:17s} outputs={n:5d}  time={seconds:8.3f} s  nfev={nfev:7d}  grad rel. error={err:.2e}"
+            f"  (median of {repeats})",
+            flush=True,
+        )
 
     n_td, s_td = rows["torchdiffeq"][0], rows["torchdiffeq"][1]
     for name in ("sonode", "sonode-backsolve"):
@@ -92,8 +108,10 @@ def main():
             # torchdiffeq's adjoint cost is ~linear in the number of intervals (one restart each);
             # the reduced run's per-interval cost scaled to N_OUT is stated as an estimate.
             est = s_td * (N_OUT - 1) / (n_td - 1)
-            print(f"speed-up of {name} over torchdiffeq: ESTIMATE {est / s:.1f}x (torchdiffeq timed on {n_td} "
-                  f"outputs = {s_td:.2f} s, scaled linearly to {N_OUT}: {est:.1f} s)")
+            print(
+                f"speed-up of {name} over torchdiffeq: ESTIMATE {est / s:.1f}x (torchdiffeq timed on {n_td} "
+                f"outputs = {s_td:.2f} s, scaled linearly to {N_OUT}: {est:.1f} s)"
+            )
 
 
 if __name__ == "__main__":

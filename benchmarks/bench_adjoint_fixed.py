@@ -32,7 +32,9 @@ import torch
 import torchdiffeq
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 from sonode.ode import DenseLinear, odeint, odeint_adjoint  # noqa: E402
 
 
@@ -41,7 +43,7 @@ class MLP(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         layers = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=False):
             layers += [nn.Linear(a, b), nn.Tanh()]
         self.net = nn.Sequential(*layers[:-1])
 
@@ -96,7 +98,9 @@ def memory_child(name: str, n_steps: int) -> None:
     """
     torch.set_num_threads(1)
     f, y0, t, options = case_c(n_steps)
-    grad_c(name, 4, f, y0, t, {"step_size": 0.25})  # warm-up: lazy init of kernels, not of the graph
+    grad_c(
+        name, 4, f, y0, t, {"step_size": 0.25}
+    )  # warm-up: lazy init of kernels, not of the graph
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")
     grad_c(name, n_steps, f, y0, t, options)
@@ -105,7 +109,10 @@ def memory_child(name: str, n_steps: int) -> None:
 
 def memory(name: str, n_steps: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", name, str(n_steps)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--memory-child", name, str(n_steps)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -137,7 +144,10 @@ def audio_fns(method: str, n_out: int, every_sweep: bool = False):
         return go
 
     if every_sweep:
-        return {"sonode-backprop": run(None), **{f"adjoint every={k}": run(k) for k in (8, 32, 128, 512)}}
+        return {
+            "sonode-backprop": run(None),
+            **{f"adjoint every={k}": run(k) for k in (8, 32, 128, 512)},
+        }
     return {"sonode-adjoint": run(32), "sonode-backprop": run(None)}
 
 
@@ -145,8 +155,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--every-sweep", action="store_true", help="only: audio rk4 case vs checkpoint_every")
-    parser.add_argument("--memory-child", nargs=2, metavar=("NAME", "N_STEPS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--every-sweep", action="store_true", help="only: audio rk4 case vs checkpoint_every"
+    )
+    parser.add_argument(
+        "--memory-child", nargs=2, metavar=("NAME", "N_STEPS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child[0], int(args.memory_child[1]))
@@ -165,24 +179,36 @@ def main():
     med = timed({n: (lambda n=n: grad_c(n, 256, f, y0, t, options)) for n in names}, args.repeats)
     for n in names:
         print(f"  {n:20s} {med[n]:.3f} s")
-    print(f"  torchdiffeq adjoint / sonode adjoint = {med['torchdiffeq-adjoint'] / med['sonode-adjoint']:.2f}x"
-          f"   sonode adjoint / backprop = {med['sonode-adjoint'] / med['sonode-backprop']:.2f}x")
+    print(
+        f"  torchdiffeq adjoint / sonode adjoint = {med['torchdiffeq-adjoint'] / med['sonode-adjoint']:.2f}x"
+        f"   sonode adjoint / backprop = {med['sonode-adjoint'] / med['sonode-backprop']:.2f}x"
+    )
 
     if not args.skip_memory:
-        print("\n(c) peak memory (fresh subprocess each, VmHWM; growth = peak - RSS before the gradient)")
+        print(
+            "\n(c) peak memory (fresh subprocess each, VmHWM; growth = peak - RSS before the gradient)"
+        )
         for name in ("sonode-adjoint", "sonode-backprop"):
             m = {n: memory(name, n) for n in (256, 4096)}
             for n, v in m.items():
-                print(f"  {name:16s} {n:5d} steps: peak {v['peak_kib'] / 1024:8.1f} MiB, "
-                      f"growth {(v['peak_kib'] - v['before_kib']) / 1024:8.1f} MiB")
-            print(f"  {name:16s} peak(4096) / peak(256) = {m[4096]['peak_kib'] / m[256]['peak_kib']:.2f}")
+                print(
+                    f"  {name:16s} {n:5d} steps: peak {v['peak_kib'] / 1024:8.1f} MiB, "
+                    f"growth {(v['peak_kib'] - v['before_kib']) / 1024:8.1f} MiB"
+                )
+            print(
+                f"  {name:16s} peak(4096) / peak(256) = {m[4096]['peak_kib'] / m[256]['peak_kib']:.2f}"
+            )
 
     for method in ("rk4", "lawson_rk4"):
-        print(f"\naudio-shaped: {method}, batch 16, d=32, MLP 32-64-32, 4000 outputs (one per step), MSE on all")
+        print(
+            f"\naudio-shaped: {method}, batch 16, d=32, MLP 32-64-32, 4000 outputs (one per step), MSE on all"
+        )
         med = timed(audio_fns(method, 4000), args.repeats)
         for n, s in med.items():
             print(f"  {n:20s} {s:.3f} s")
-        print(f"  sonode adjoint / backprop = {med['sonode-adjoint'] / med['sonode-backprop']:.2f}x")
+        print(
+            f"  sonode adjoint / backprop = {med['sonode-adjoint'] / med['sonode-backprop']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

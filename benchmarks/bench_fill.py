@@ -44,50 +44,81 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def quality(args) -> None:
-    settings = FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context, orders=args.orders,
-                            residual=args.residual)
+    settings = FillSettings(
+        budget_s=args.budget,
+        steps=args.steps,
+        context_s=args.context,
+        orders=args.orders,
+        residual=args.residual,
+    )
     methods = tuple(FILL_METHODS) if args.with_fit else EVALUATED_FILL_METHODS
     methods = tuple(args.method) if args.method else methods
     paths = sorted(DATA.glob("*.wav")) if not args.clip else [DATA / c for c in args.clip]
     records = reused(args.reuse, methods, args.rate, [p.name for p in paths]) if args.reuse else []
     args.output.mkdir(parents=True, exist_ok=True)
     for rate in args.rate:
-        for path in paths:  # results are rewritten after every clip, so a cut-short run keeps its part
-            result = evaluate_fill([path], rate, settings, n_positions=args.positions, methods=methods,
-                                   sonode_positions=args.sonode_positions,
-                                   on_gap=lambda s: print(s, file=sys.stderr, flush=True))
+        for (
+            path
+        ) in paths:  # results are rewritten after every clip, so a cut-short run keeps its part
+            result = evaluate_fill(
+                [path],
+                rate,
+                settings,
+                n_positions=args.positions,
+                methods=methods,
+                sonode_positions=args.sonode_positions,
+                on_gap=lambda s: print(s, file=sys.stderr, flush=True),
+            )
             records += result["gaps"]
-            results = {"settings": result["settings"], "gaps": records, "median": medians(records),
-                       "paired": paired_medians(records),
-                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            results = {
+                "settings": result["settings"],
+                "gaps": records,
+                "median": medians(records),
+                "paired": paired_medians(records),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
             write_results(results, args.output)
             with open(args.output / "results.md", "a") as f:
                 if args.with_fit:
-                    f.write("\nOn the gaps sonode_fit was scored on (paired):\n\n"
-                            + fill_markdown({"median": results["paired"]}))
+                    f.write(
+                        "\nOn the gaps sonode_fit was scored on (paired):\n\n"
+                        + fill_markdown({"median": results["paired"]})
+                    )
                 f.write("\n" + per_clip_markdown(records))
     print((args.output / "results.md").read_text())
 
 
-def reused(folder: Path, methods: tuple[str, ...], rates: list[int], clips: list[str]) -> list[dict]:
+def reused(
+    folder: Path, methods: tuple[str, ...], rates: list[int], clips: list[str]
+) -> list[dict]:
     """The gap records of an earlier run (``folder``/results.json) for the methods not run now, at
     these rates and clips: the classical fillers need not be re-run when only sonode changed."""
     old = json.loads((folder / "results.json").read_text())["gaps"]
-    return [r for r in old if r["method"] not in methods and r["rate"] in rates and r["clip"] in clips]
+    return [
+        r for r in old if r["method"] not in methods and r["rate"] in rates and r["clip"] in clips
+    ]
 
 
 def per_clip_markdown(records: list[dict]) -> str:
     """Median SNR over the gap per clip, rate and length: one cell per length, methods separated by /."""
     methods = [m for m in FILL_METHODS if any(r["method"] == m for r in records)]
     lengths = sorted({r["length_ms"] for r in records})
-    lines = [f"Median SNR over the gap (dB), {' / '.join(methods)}:", "",
-             "| clip, rate | " + " | ".join(f"{n} ms" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
+    lines = [
+        f"Median SNR over the gap (dB), {' / '.join(methods)}:",
+        "",
+        "| clip, rate | " + " | ".join(f"{n} ms" for n in lengths) + " |",
+        "|---" * (len(lengths) + 1) + "|",
+    ]
     for clip, rate in sorted({(r["clip"], r["rate"]) for r in records}):
         cells = []
         for n in lengths:
             meds = []
             for m in methods:
-                v = [r["snr_db"] for r in records if (r["clip"], r["rate"], r["length_ms"], r["method"]) == (clip, rate, n, m)]
+                v = [
+                    r["snr_db"]
+                    for r in records
+                    if (r["clip"], r["rate"], r["length_ms"], r["method"]) == (clip, rate, n, m)
+                ]
                 meds.append(f"{np.median(v):.1f}" if v else "–")
             cells.append(" / ".join(meds))
         lines.append(f"| {clip} {rate} Hz | " + " | ".join(cells) + " |")
@@ -96,8 +127,14 @@ def per_clip_markdown(records: list[dict]) -> str:
 
 def paired_medians(records: list[dict]) -> dict:
     """Medians over only the (clip, rate, length, position) gaps that sonode_fit was scored on."""
-    scored = {(r["clip"], r["rate"], r["length_ms"], r["position"]) for r in records if r["method"] == "sonode_fit"}
-    return medians([r for r in records if (r["clip"], r["rate"], r["length_ms"], r["position"]) in scored])
+    scored = {
+        (r["clip"], r["rate"], r["length_ms"], r["position"])
+        for r in records
+        if r["method"] == "sonode_fit"
+    }
+    return medians(
+        [r for r in records if (r["clip"], r["rate"], r["length_ms"], r["position"]) in scored]
+    )
 
 
 def timing(args) -> None:
@@ -106,20 +143,33 @@ def timing(args) -> None:
     x = np.tile(np.concatenate(parts), 2)[: 10 * rate]
     truth = x.copy()
     start = 5 * rate
-    x[start: start + int(0.04 * rate)] = 0.0
+    x[start : start + int(0.04 * rate)] = 0.0
     args.output.mkdir(parents=True, exist_ok=True)
     clip = args.output / "loop10s_gap.wav"
     sf.write(clip, x, rate, subtype="PCM_16")
     torch.set_num_threads(2)
     begin = time.perf_counter()
-    report = fill_file(clip, args.output / "loop10s_filled.wav", [(5.0, 5.04)],
-                       FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context))
+    report = fill_file(
+        clip,
+        args.output / "loop10s_filled.wav",
+        [(5.0, 5.04)],
+        FillSettings(budget_s=args.budget, steps=args.steps, context_s=args.context),
+    )
     seconds = time.perf_counter() - begin
     filled = sf.read(args.output / "loop10s_filled.wav")[0]
     gap = slice(start, start + int(0.04 * rate))
     err = np.sum((filled[gap] - truth[gap]) ** 2)
-    print(json.dumps({"seconds": seconds, "goal_s": 30, "gap_snr_db": 10 * np.log10(np.sum(truth[gap] ** 2) / err),
-                      "report": report}, indent=2))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "goal_s": 30,
+                "gap_snr_db": 10 * np.log10(np.sum(truth[gap] ** 2) / err),
+                "report": report,
+            },
+            indent=2,
+        )
+    )
 
 
 def detection(args) -> None:
@@ -150,40 +200,79 @@ def detection(args) -> None:
                 start, y = int(rng.choice(sounding)), x.copy()
                 if kind == "dropout":
                     n = int(rng.uniform(0.001, 0.05) * sr)
-                    y[start: start + n] = 0.0
+                    y[start : start + n] = 0.0
                 else:
                     n = max(1, int(rng.uniform(0.0001, 0.002) * sr))
                     burst = np.exp(-np.arange(n) / (n / 3 + 1)) * rng.choice([-1.0, 1.0], n)
-                    y[start: start + n] += rng.uniform(0.1, 0.5) * np.abs(x).max() * burst
+                    y[start : start + n] += rng.uniform(0.1, 0.5) * np.abs(x).max() * burst
                 hit = any(d.start < start + n and start < d.end for d in detect_defects(y, sr))
                 counts[kind][0] += hit
                 counts[kind][1] += 1
                 if not hit:
                     misses.append((path.name, sr, kind, start / sr, n))
-    print(json.dumps({"found": {k: f"{h}/{t}" for k, (h, t) in counts.items()}, "false_alarms": false_alarms,
-                      "clean_audio_s": clean_s, "misses": misses}, indent=2))
+    print(
+        json.dumps(
+            {
+                "found": {k: f"{h}/{t}" for k, (h, t) in counts.items()},
+                "false_alarms": false_alarms,
+                "clean_audio_s": clean_s,
+                "misses": misses,
+            },
+            indent=2,
+        )
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=int, action="append", help="Rate(s) to read the clips at (Hz).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate", type=int, action="append", help="Rate(s) to read the clips at (Hz)."
+    )
     parser.add_argument("--clip", action="append", help="Only these files of data/ (default: all).")
     parser.add_argument("--positions", type=int, default=5)
     parser.add_argument("--sonode-positions", type=int, default=1)
     parser.add_argument("--budget", type=float, default=10.0, help="sonode_fit budget per gap (s).")
-    parser.add_argument("--method", action="append", choices=list(FILL_METHODS),
-                        help=f"Only these methods (default: {', '.join(EVALUATED_FILL_METHODS)}).")
-    parser.add_argument("--reuse", type=Path, help="Take the other methods' gap records from this earlier output folder.")
-    parser.add_argument("--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap).")
-    parser.add_argument("--context", type=float, default=FillSettings().context_s, help="sonode context per side (s).")
-    parser.add_argument("--orders", type=lambda v: tuple(int(o) for o in v.split(",")),
-                        help="sonode's candidate orders, comma-separated (default: scaled to the rate).")
-    parser.add_argument("--residual", default="shaped", choices=("shaped", "sample", "none"),
-                        help="sonode: what is added to the most likely trajectory.")
+    parser.add_argument(
+        "--method",
+        action="append",
+        choices=list(FILL_METHODS),
+        help=f"Only these methods (default: {', '.join(EVALUATED_FILL_METHODS)}).",
+    )
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="Take the other methods' gap records from this earlier output folder.",
+    )
+    parser.add_argument(
+        "--with-fit", action="store_true", help="Also score sonode_fit (model fits per gap)."
+    )
+    parser.add_argument(
+        "--context",
+        type=float,
+        default=FillSettings().context_s,
+        help="sonode context per side (s).",
+    )
+    parser.add_argument(
+        "--orders",
+        type=lambda v: tuple(int(o) for o in v.split(",")),
+        help="sonode's candidate orders, comma-separated (default: scaled to the rate).",
+    )
+    parser.add_argument(
+        "--residual",
+        default="shaped",
+        choices=("shaped", "sample", "none"),
+        help="sonode: what is added to the most likely trajectory.",
+    )
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
     parser.add_argument("--timing", action="store_true")
-    parser.add_argument("--detect", action="store_true", help="Measure --detect on synthetic defects.")
-    parser.add_argument("--trials", type=int, default=20, help="Defects inserted per clip and rate (--detect).")
+    parser.add_argument(
+        "--detect", action="store_true", help="Measure --detect on synthetic defects."
+    )
+    parser.add_argument(
+        "--trials", type=int, default=20, help="Defects inserted per clip and rate (--detect)."
+    )
     parser.add_argument("-o", "--output", type=Path, default=Path("outputs/bench_fill"))
     args = parser.parse_args()
     if args.timing:

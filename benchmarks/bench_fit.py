@@ -39,8 +39,9 @@ def _fast_step(model, target, step: int) -> None:
     """One training step's gradient computation, exactly as `fit_samples` does it (default options,
     a clip short enough for every segment to be in each step)."""
     model.zero_grad(set_to_none=True)
-    log_objective, _, _ = _step_loss(model, target, FitOptions(), step, None, target.shape[0],
-                                     float(torch.mean(target ** 2)))
+    log_objective, _, _ = _step_loss(
+        model, target, FitOptions(), step, None, target.shape[0], float(torch.mean(target**2))
+    )
     log_objective.backward()
 
 
@@ -52,14 +53,22 @@ def _sequential_step(model, target) -> None:
 
 def step_rates(threads: int, fast_steps: int = 8, sequential_steps: int = 2) -> None:
     torch.set_num_threads(threads)
-    print(f"\n1. optimiser steps per second, {threads} thread(s) (1.0 s at 16 kHz, all segments per step)")
-    print(f"   {'clip':26s} {'d':>4s} {'fast s/step':>12s} {'sequential s/step':>18s} {'speed-up':>9s}")
+    print(
+        f"\n1. optimiser steps per second, {threads} thread(s) (1.0 s at 16 kHz, all segments per step)"
+    )
+    print(
+        f"   {'clip':26s} {'d':>4s} {'fast s/step':>12s} {'sequential s/step':>18s} {'speed-up':>9s}"
+    )
     ratios = []
     for path in CLIPS:
         clip = read_clip(path, rate=16000, duration_s=1.0)
         model, _ = _initial(clip.samples, 16000, FitOptions(continuation_samples=0))
-        with torch.no_grad():  # a trained-looking field: the zero field of a fresh model would be cheaper
-            model.field.mlp[-1].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(0))
+        with (
+            torch.no_grad()
+        ):  # a trained-looking field: the zero field of a fresh model would be cheaper
+            model.field.mlp[-1].weight.normal_(
+                0.0, 0.05, generator=torch.Generator().manual_seed(0)
+            )
         target = torch.from_numpy((clip.samples - model.config.offset) / model.config.gain)
         _fast_step(model, target, 1)  # warm-up
         fast, sequential = [], []
@@ -97,23 +106,39 @@ print(hwm(), report.seconds_per_epoch, report.wall_time_s, report.identification
 def peak_memory(durations=(10.0, 60.0, 300.0)) -> None:
     print("\n2. peak RSS of `fit_samples(steps=20)` (fresh process each, 1 thread)")
     print(f"   load average {os.getloadavg()[0]:.1f} (2 cores)")
-    print(f"   {'audio s':>8s} {'peak MiB':>9s} {'s/step':>8s} {'wall s':>8s} {'ident s':>8s} {'wall/audio':>10s}")
+    print(
+        f"   {'audio s':>8s} {'peak MiB':>9s} {'s/step':>8s} {'wall s':>8s} {'ident s':>8s} {'wall/audio':>10s}"
+    )
     peaks = []
     for seconds in durations:
         code = CHILD.format(root=str(ROOT), paths=[str(p) for p in CLIPS], seconds=seconds)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        peak, per_step, wall, ident = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        peak, per_step, wall, ident = (
+            float(v) for v in out.stdout.strip().splitlines()[-1].split()
+        )
         peaks.append(peak)
-        print(f"   {seconds:8.0f} {peak:9.1f} {per_step:8.3f} {wall:8.1f} {ident:8.1f} {wall / seconds:8.3f}", flush=True)
-    print(f"   peak ratio {durations[-1]:.0f} s / {durations[0]:.0f} s: {peaks[-1] / peaks[0]:.2f} (goal ≤ 1.3, "
-          f"and ≤ 1536 MiB)")
+        print(
+            f"   {seconds:8.0f} {peak:9.1f} {per_step:8.3f} {wall:8.1f} {ident:8.1f} {wall / seconds:8.3f}",
+            flush=True,
+        )
+    print(
+        f"   peak ratio {durations[-1]:.0f} s / {durations[0]:.0f} s: {peaks[-1] / peaks[0]:.2f} (goal ≤ 1.3, "
+        f"and ≤ 1536 MiB)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory-only", action="store_true")
-    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0, 300.0],
-                        help="clip lengths of the memory measurement")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        nargs="+",
+        default=[10.0, 60.0, 300.0],
+        help="clip lengths of the memory measurement",
+    )
     args = parser.parse_args()
     if not args.memory_only:
         step_rates(1)

@@ -21,9 +21,12 @@ import torch
 import torchdiffeq
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counted_mlp import CountedMLP  # noqa: E402
+
 from sonode.ode import odeint  # noqa: E402
 
 BATCH, DIM, HIDDEN, N_OUT, T_END, TOL = 16, 4, 32, 101, 10.0, 1e-6
@@ -43,7 +46,9 @@ def problem():
 
 SOLVERS = {
     "sonode": lambda f, y0, t: odeint(f, y0, t, method="dopri5", rtol=TOL, atol=TOL),
-    "torchdiffeq": lambda f, y0, t: torchdiffeq.odeint(f, y0, t, method="dopri5", rtol=TOL, atol=TOL),
+    "torchdiffeq": lambda f, y0, t: torchdiffeq.odeint(
+        f, y0, t, method="dopri5", rtol=TOL, atol=TOL
+    ),
 }
 
 
@@ -75,7 +80,9 @@ def main():
     f, y0, t = problem()
     f64 = Counted().double()
     with torch.no_grad():
-        ref = torchdiffeq.odeint(f64, y0.double(), t.double(), method="dopri5", rtol=1e-12, atol=1e-12).float()
+        ref = torchdiffeq.odeint(
+            f64, y0.double(), t.double(), method="dopri5", rtol=1e-12, atol=1e-12
+        ).float()
     rows = {}
     for grad in (False, True):
         times = {name: [] for name in SOLVERS}
@@ -90,12 +97,19 @@ def main():
             f.nfev = 0
             with torch.no_grad():
                 ys = solve(f, y0, t)
-            rows[(name, grad)] = (statistics.median(times[name]), f.nfev, float((ys - ref).abs().max()), ys)
+            rows[(name, grad)] = (
+                statistics.median(times[name]),
+                f.nfev,
+                float((ys - ref).abs().max()),
+                ys,
+            )
     diff = float((rows[("sonode", False)][3] - rows[("torchdiffeq", False)][3]).abs().max())
     mem = {name: peak_tensor_kib(name) for name in SOLVERS}
 
-    print(f"forward dopri5, 4-{HIDDEN}-4 tanh MLP, batch {BATCH}, {N_OUT} outputs on [0, {T_END}], "
-          f"rtol=atol={TOL}, float32, 1 thread, median of {args.repeats}")
+    print(
+        f"forward dopri5, 4-{HIDDEN}-4 tanh MLP, batch {BATCH}, {N_OUT} outputs on [0, {T_END}], "
+        f"rtol=atol={TOL}, float32, 1 thread, median of {args.repeats}"
+    )
     print(f"{'':14}{'sonode':>12}{'torchdiffeq':>14}{'ratio s/t':>12}")
     for grad in (False, True):
         s, d = rows[("sonode", grad)], rows[("torchdiffeq", grad)]
@@ -104,7 +118,10 @@ def main():
     s, d = rows[("sonode", False)], rows[("torchdiffeq", False)]
     print(f"{'f evals':14}{s[1]:12d}{d[1]:14d}{s[1] / d[1]:12.2f}")
     print(f"{'max err vs ref':14}{s[2]:12.2e}{d[2]:14.2e}{s[2] / d[2]:12.2f}")
-    print(f"{'peak mem [KiB]':14}{mem['sonode']:12.0f}{mem['torchdiffeq']:14.0f}{mem['sonode'] / mem['torchdiffeq']:12.2f}")
+    print(
+        f"{'peak mem [KiB]':14}{mem['sonode']:12.0f}{mem['torchdiffeq']:14.0f}"
+        f"{mem['sonode'] / mem['torchdiffeq']:12.2f}"
+    )
     print(f"max |sonode - torchdiffeq| = {diff:.2e}")
 
 

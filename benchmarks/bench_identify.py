@@ -7,7 +7,8 @@ For every clip (whole file at 16 kHz, default `sonode fit` options) the identifi
 (`initial_model`: the order-1024 predictor and its roots, the mode ranking, the continuation's
 predictors, the segment and trajectory states) runs in a fresh process with this tree's code and
 with the baseline commit's (extracted by `git archive`, never checked out), one after the other so
-that both see the same machine load. Prints both wall times, their ratio, both processes' CPU times (all threads: the work done,
+that both see the same machine load. Prints both wall times, their ratio, both processes' CPU times
+(all threads: the work done,
 less dependent on the machine's load than the wall time), the linear start's SNR from
 each and the difference, and this tree's breakdown (the fit report's
 ``identification.time_breakdown_s``). The machine's load average is printed with the results.
@@ -47,21 +48,25 @@ seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 with torch.no_grad():
     x = model.denormalise(model.reconstruct()[0])
 snr = 10 * np.log10(np.sum(clip.samples ** 2) / np.sum((clip.samples - x) ** 2))
-print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "snr_db": float(snr), "breakdown": summary.get("time_breakdown_s", {{}})}}))
+print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "snr_db": float(snr),
+                  "breakdown": summary.get("time_breakdown_s", {{}})}}))
 """
 
 
 def run(root: Path, path: Path, threads: int) -> dict:
     code = CHILD.format(root=str(root), path=str(path), threads=threads)
     env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def extract(commit: str, into: Path, repo: Path = ROOT) -> Path:
     """The baseline's `sonode` package, unpacked from ``git archive`` of ``repo`` (no checkout)."""
-    archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "sonode"], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", commit, "sonode"], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -72,17 +77,32 @@ def main() -> None:
     parser.add_argument("clips", nargs="*", type=Path)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repo", type=Path, default=ROOT, help="git repository holding the baseline commit "
-                        "(default: this tree's; e.g. the repository when this tree is an exported copy)")
-    parser.add_argument("--baseline-threads", type=int, default=1,
-                        help="torch threads of the baseline (at 2 its MKL batched solve hung here: "
-                             "'DLASWP parameter 6' errors, no progress in 10 minutes)")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=ROOT,
+        help="git repository holding the baseline commit "
+        "(default: this tree's; e.g. the repository when this tree is an exported copy)",
+    )
+    parser.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=1,
+        help="torch threads of the baseline (at 2 its MKL batched solve hung here: "
+        "'DLASWP parameter 6' errors, no progress in 10 minutes)",
+    )
     args = parser.parse_args()
-    clips = args.clips or sorted((ROOT / "data").glob("*.wav")) + sorted((ROOT / "data" / "more").glob("*.wav"))
-    print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); torch threads: {args.threads} "
-          f"(baseline {args.baseline_threads})")
-    print(f"{'clip':32s} {'base s':>7s} {'now s':>7s} {'ratio':>6s} {'base cpu':>8s} {'now cpu':>8s} {'base dB':>8s} "
-          f"{'now dB':>8s} {'diff':>6s}  breakdown (wall s)")
+    clips = args.clips or sorted((ROOT / "data").glob("*.wav")) + sorted(
+        (ROOT / "data" / "more").glob("*.wav")
+    )
+    print(
+        f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); torch threads: {args.threads} "
+        f"(baseline {args.baseline_threads})"
+    )
+    print(
+        f"{'clip':32s} {'base s':>7s} {'now s':>7s} {'ratio':>6s} {'base cpu':>8s} {'now cpu':>8s} {'base dB':>8s} "
+        f"{'now dB':>8s} {'diff':>6s}  breakdown (wall s)"
+    )
     ratios, diffs, times, cpus = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         base_root = extract(args.baseline, Path(tmp), args.repo)
@@ -93,12 +113,18 @@ def main() -> None:
             times.append(now["seconds"])
             cpus.append(now["cpu_s"])
             parts = " ".join(f"{k}={v:.2f}" for k, v in now["breakdown"].items())
-            print(f"{path.stem:32s} {base['seconds']:7.2f} {now['seconds']:7.2f} {ratios[-1]:6.1f} "
-                  f"{base['cpu_s']:8.2f} {now['cpu_s']:8.2f} "
-                  f"{base['snr_db']:8.2f} {now['snr_db']:8.2f} {diffs[-1]:+6.2f}  {parts}", flush=True)
-    print(f"median speed-up {statistics.median(ratios):.1f}x; now median {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s (goal ≤ 3 s), CPU median {statistics.median(cpus):.2f} s; SNR change min {min(diffs):+.2f} max {max(diffs):+.2f} dB "
-          f"(goal within ±0.2); load average at end: {os.getloadavg()[0]:.1f}")
+            print(
+                f"{path.stem:32s} {base['seconds']:7.2f} {now['seconds']:7.2f} {ratios[-1]:6.1f} "
+                f"{base['cpu_s']:8.2f} {now['cpu_s']:8.2f} "
+                f"{base['snr_db']:8.2f} {now['snr_db']:8.2f} {diffs[-1]:+6.2f}  {parts}",
+                flush=True,
+            )
+    print(
+        f"median speed-up {statistics.median(ratios):.1f}x; now median {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s (goal ≤ 3 s), CPU median {statistics.median(cpus):.2f} s; "
+        f"SNR change min {min(diffs):+.2f} max {max(diffs):+.2f} dB "
+        f"(goal within ±0.2); load average at end: {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ print(t1 - t0, t2 - t1)
 
 
 def timed(extra: str) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", CODE.format(extra=extra)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CODE.format(extra=extra)], capture_output=True, text=True, check=True
+    )
     torch_s, extra_s = map(float, out.stdout.split())
     return torch_s, extra_s
 
@@ -34,9 +36,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     for statement in ("import sonode.ode", "import sonode", "import sonode; sonode.fit"):
-        torch_s, extra_s = zip(*(timed(statement) for _ in range(runs)))
-        print(f"{statement:28s} import torch {statistics.median(torch_s):.3f} s, "
-              f"then {statistics.median(extra_s):.3f} s more (median of {runs})")
+        torch_s, extra_s = zip(*(timed(statement) for _ in range(runs)), strict=False)
+        print(
+            f"{statement:28s} import torch {statistics.median(torch_s):.3f} s, "
+            f"then {statistics.median(extra_s):.3f} s more (median of {runs})"
+        )
 
 
 if __name__ == "__main__":

@@ -44,9 +44,13 @@ def main() -> None:
     parser.add_argument("--long", type=float, default=10.0, help="length of the long clip (s)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"load average {os.getloadavg()[0]:.1f} (2 cores); identification time per clip in the last column")
-    print(f"{'clip s':>7s} {'linear dB':>10s} {'kept dB':>8s} {'gain dB':>8s} {'steps':>6s} {'steps/s':>8s} "
-          f"{'segments/step':>14s} {'ident s':>8s}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} (2 cores); identification time per clip in the last column"
+    )
+    print(
+        f"{'clip s':>7s} {'linear dB':>10s} {'kept dB':>8s} {'gain dB':>8s} {'steps':>6s} {'steps/s':>8s} "
+        f"{'segments/step':>14s} {'ident s':>8s}"
+    )
     rates = []
     for seconds in (1.0, args.long):
         x, options = concatenated(seconds), FitOptions(max_time_s=args.budget)
@@ -54,12 +58,17 @@ def main() -> None:
         # the step rate between the first and the last step: identification (longer on a longer
         # clip) is inside the budget but is not a step
         first, last = report.history[0], report.history[-1]
-        span_s = last.elapsed_s - first.elapsed_s  # 0 when the budget allowed one step (a loaded machine)
+        span_s = (
+            last.elapsed_s - first.elapsed_s
+        )  # 0 when the budget allowed one step (a loaded machine)
         rates.append((last.epoch - first.epoch) / span_s if span_s > 0 else float("nan"))
-        print(f"{seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
-              f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
-              f"{min(len(x) // options.hop_samples, options.batch_segments):14d} "
-              f"{report.identification['time_breakdown_s']['identification']:8.2f}", flush=True)
+        print(
+            f"{seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
+            f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
+            f"{min(len(x) // options.hop_samples, options.batch_segments):14d} "
+            f"{report.identification['time_breakdown_s']['identification']:8.2f}",
+            flush=True,
+        )
     print(f"steps per second, short / long: {rates[0] / rates[1]:.2f} (goal ≤ 1.5)")
 
 

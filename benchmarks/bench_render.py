@@ -38,7 +38,7 @@ def timed(fn, repeats: int = 5):
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     err = float(torch.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10 * math.log10(float(torch.sum(reference ** 2)) / err)
+    return math.inf if err == 0 else 10 * math.log10(float(torch.sum(reference**2)) / err)
 
 
 def main() -> None:
@@ -48,23 +48,41 @@ def main() -> None:
     span = model.config.duration_s
     # the continuation ODE is linear (exact for any step); the segments' free run is what the
     # sequential reference integrates step by step: compare the last segment's free run
-    cases = [("upsample 1.0 s to 48 kHz", 0.0, span, 48000), ("upsample 1.0 s to 44.1 kHz", 0.0, span, 44100),
-             ("extrapolate 0.2 s at 48 kHz", span, span + 0.2, 48000),
-             ("extrapolate 2.0 s at 48 kHz (fast only)", span, span + 2.0, 48000)]
+    cases = [
+        ("upsample 1.0 s to 48 kHz", 0.0, span, 48000),
+        ("upsample 1.0 s to 44.1 kHz", 0.0, span, 44100),
+        ("extrapolate 0.2 s at 48 kHz", span, span + 0.2, 48000),
+        ("extrapolate 2.0 s at 48 kHz (fast only)", span, span + 2.0, 48000),
+    ]
     k = model.config.n_modes
     with torch.no_grad():
         growth, shift = model.field.rates(model.states[:, :k] ** 2 + model.states[:, k:] ** 2)
-    field = "zero (linear ODE)" if model.field.is_zero() else \
-        f"max |Re γ| {float(growth.abs().max()):.3g}/s, |Im γ| {float(shift.abs().max()):.3g} rad/s at segment starts"
-    print(f"model: d={model.config.latent_dim}, {model.config.layout.n_segments} segments, "
-          f"continuation {model.config.tail_modes} modes, field {field}, 1 thread")
-    print(f"{'case':42s} {'fast s':>7s} {'x real time':>11s} {'sequential s':>13s} {'speed-up':>9s} {'SNR dB':>7s}")
+    field = (
+        "zero (linear ODE)"
+        if model.field.is_zero()
+        else f"max |Re γ| {float(growth.abs().max()):.3g}/s, "
+        f"|Im γ| {float(shift.abs().max()):.3g} rad/s at segment starts"
+    )
+    print(
+        f"model: d={model.config.latent_dim}, {model.config.layout.n_segments} segments, "
+        f"continuation {model.config.tail_modes} modes, field {field}, 1 thread"
+    )
+    print(
+        f"{'case':42s} {'fast s':>7s} {'x real time':>11s} {'sequential s':>13s} {'speed-up':>9s} {'SNR dB':>7s}"
+    )
     for name, start_s, end_s, rate in cases:
-        times = start_s + torch.arange(int(round((end_s - start_s) * rate)), dtype=torch.float64) / rate
-        fast_s, fast = timed(lambda: model.render_normalised(times))
+        times = (
+            start_s + torch.arange(int(round((end_s - start_s) * rate)), dtype=torch.float64) / rate
+        )
+        fast_s, fast = timed(lambda times=times: model.render_normalised(times))
         line = f"{name:42s} {fast_s:7.3f} {(end_s - start_s) / fast_s:11.1f}"
         if "fast only" not in name:
-            seq_s, seq = timed(lambda: model.render_normalised(times, max_step_s=1.0 / rate), repeats=1)
+            seq_s, seq = timed(
+                lambda times=times, rate=rate: model.render_normalised(
+                    times, max_step_s=1.0 / rate
+                ),
+                repeats=1,
+            )
             line += f" {seq_s:13.3f} {seq_s / fast_s:9.1f} {snr_db(seq, fast):7.1f}"
         print(line)
 

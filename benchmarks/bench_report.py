@@ -25,12 +25,28 @@ from sonode.cli import main
 def run(clip: str, out: Path, duration_s: float, budget_s: float) -> dict:
     if out.exists():
         shutil.rmtree(out)
-    result = CliRunner().invoke(main, ["report", clip, "-o", str(out), "--duration", str(duration_s), "--budget",
-                                       str(budget_s), "--quiet", "--threads", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            clip,
+            "-o",
+            str(out),
+            "--duration",
+            str(duration_s),
+            "--budget",
+            str(budget_s),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+    )
     if result.exit_code != 0:
         raise SystemExit(result.output)
     timings = json.loads((out / "report.json").read_text())["clips"][0]["timings"]
-    page_bytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix != ".sonode")
+    page_bytes = sum(
+        p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix != ".sonode"
+    )
     return {**timings, "page_bytes": page_bytes}
 
 
@@ -45,8 +61,10 @@ def main_() -> None:
     print(f"{Path(args.clip).name}, {args.duration:g} s, budget {args.budget:g} s")
     print(f"  fit     wall {r['fit_s']:7.1f} s   CPU {r['fit_cpu_s']:7.1f} s")
     print(f"  report  wall {r['report_s']:7.1f} s   CPU {r['report_cpu_s']:7.1f} s")
-    print(f"  report / fit: wall {100 * r['report_s'] / r['fit_s']:.1f} %, CPU "
-          f"{100 * r['report_cpu_s'] / r['fit_cpu_s']:.1f} %  (goal < 10 %)")
+    print(
+        f"  report / fit: wall {100 * r['report_s'] / r['fit_s']:.1f} %, CPU "
+        f"{100 * r['report_cpu_s'] / r['fit_cpu_s']:.1f} %  (goal < 10 %)"
+    )
     print(f"  page folder (without the model file): {r['page_bytes'] / 1e6:.2f} MB  (goal < 5 MB)")
 
 

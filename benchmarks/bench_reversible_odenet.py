@@ -81,7 +81,7 @@ def gradient_errors(depth: int) -> list[str]:
         grads, secs = {}, {}
         for name, (method, mode, _) in CASES.items():
             secs[name], grads[name] = train_step(model(method, mode, depth, dtype), x, y)
-        for name, (method, mode, ref) in CASES.items():
+        for name, (method, _mode, ref) in CASES.items():
             if ref is None:
                 continue
             err = float((grads[name] - grads[ref]).norm() / grads[ref].norm())
@@ -148,7 +148,9 @@ def main() -> None:
     for depth in args.depths:
         print(
             "\n".join(
-                l for l in gradient_errors(depth) if depth == args.depths[0] or "dopri5" not in l
+                line
+                for line in gradient_errors(depth)
+                if depth == args.depths[0] or "dopri5" not in line
             )
         )
     print("\nz(1) error against dopri5 at 1e-8, float64, relative:\n")
@@ -156,7 +158,9 @@ def main() -> None:
     for depth in args.depths:
         print(
             "\n".join(
-                l for l in solution_errors(depth) if depth == args.depths[0] or "dopri5" not in l
+                line
+                for line in solution_errors(depth)
+                if depth == args.depths[0] or "dopri5" not in line
             )
         )
     print(

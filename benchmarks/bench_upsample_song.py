@@ -48,7 +48,9 @@ def timed_cli(*args: str) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sonode", *args], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sonode", *args], check=True, env=env, capture_output=True
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -57,26 +59,51 @@ def timed_cli(*args: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0)
-    parser.add_argument("--fit-path", type=float, default=None, metavar="S",
-                        help="also time the fit-first path with --max-time S")
+    parser.add_argument(
+        "--fit-path",
+        type=float,
+        default=None,
+        metavar="S",
+        help="also time the fit-first path with --max-time S",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "song.wav"
         sf.write(wav, song(args.seconds), RATE_HZ, subtype="PCM_16")
-        print(f"{args.seconds:.0f} s at 16 kHz -> 48 kHz; load average {os.getloadavg()[0]:.1f} (2 cores)")
-        seconds, cpu = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up.wav"), "--quiet")
+        print(
+            f"{args.seconds:.0f} s at 16 kHz -> 48 kHz; load average {os.getloadavg()[0]:.1f} (2 cores)"
+        )
+        seconds, cpu = timed_cli(
+            "upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up.wav"), "--quiet"
+        )
         out, rate = sf.read(Path(tmp) / "up.wav")
-        assert rate == 48000 and out.shape[0] == int(args.seconds * 48000) and np.all(np.isfinite(out))
-        print(f"upsample (identification only): {seconds:7.1f} s wall, {args.seconds / seconds:5.2f}x real time "
-              f"(goal ≥ 2x); {cpu:.1f} s CPU, {args.seconds / cpu:.2f}x real time per CPU second; "
-              f"output peak {np.max(np.abs(out)):.3f}")
+        assert (
+            rate == 48000 and out.shape[0] == int(args.seconds * 48000) and np.all(np.isfinite(out))
+        )
+        print(
+            f"upsample (identification only): {seconds:7.1f} s wall, {args.seconds / seconds:5.2f}x real time "
+            f"(goal ≥ 2x); {cpu:.1f} s CPU, {args.seconds / cpu:.2f}x real time per CPU second; "
+            f"output peak {np.max(np.abs(out)):.3f}"
+        )
         if args.fit_path is not None:
-            fitted, fitted_cpu = timed_cli("upsample", str(wav), "--rate", "48000", "-o", str(Path(tmp) / "up_fit.wav"),
-                               "--model-out", str(Path(tmp) / "song.sonode"), "--max-time", str(args.fit_path),
-                               "--quiet")
-            print(f"upsample fitting first (--max-time {args.fit_path:.0f}): {fitted:7.1f} s, "
-                  f"{args.seconds / fitted:5.2f}x real time, {fitted_cpu:.1f} s CPU; ratio {fitted / seconds:.1f} "
-                  f"(CPU {fitted_cpu / cpu:.1f})")
+            fitted, fitted_cpu = timed_cli(
+                "upsample",
+                str(wav),
+                "--rate",
+                "48000",
+                "-o",
+                str(Path(tmp) / "up_fit.wav"),
+                "--model-out",
+                str(Path(tmp) / "song.sonode"),
+                "--max-time",
+                str(args.fit_path),
+                "--quiet",
+            )
+            print(
+                f"upsample fitting first (--max-time {args.fit_path:.0f}): {fitted:7.1f} s, "
+                f"{args.seconds / fitted:5.2f}x real time, {fitted_cpu:.1f} s CPU; ratio {fitted / seconds:.1f} "
+                f"(CPU {fitted_cpu / cpu:.1f})"
+            )
         print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = "decaying_steelguitar_C4.wav"
 
-HARNESS = r'''
+HARNESS = r"""
 import json, statistics, sys, time
 import torch
 torch.set_num_threads(1)
@@ -70,13 +70,24 @@ with torch.no_grad():
 seq_s, signal = timed(seq_step, 1)
 print(json.dumps({"fit step": fit_s, "seq step": seq_s, "render": render_s, "seq render": seq_render_s,
                   "_signal": signal[::97].tolist(), "_fast": fast[::97].tolist(), "_slow": slow[::97].tolist()}))
-'''
+"""
 
 
 def run(tree: Path) -> dict:
-    env = {"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", HARNESS, str(ROOT / "data" / CLIP)], cwd=tree, env=env,
-                         capture_output=True, text=True, check=True)
+    env = {
+        "PYTHONPATH": str(tree),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", HARNESS, str(ROOT / "data" / CLIP)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -88,17 +99,22 @@ def main() -> None:
     trees = {"this": ROOT, "other": args.other}
     results = {"this": [], "other": []}
     for r in range(args.rounds):
-        for name in (("this", "other") if r % 2 == 0 else ("other", "this")):
+        for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
             results[name].append(run(trees[name]))
     keys = ["fit step", "seq step", "render", "seq render"]
-    print(f"this = {ROOT}, other = {args.other}; {CLIP}, 1.0 s at 16 kHz, 1 thread, {args.rounds} rounds")
+    print(
+        f"this = {ROOT}, other = {args.other}; {CLIP}, 1.0 s at 16 kHz, 1 thread, {args.rounds} rounds"
+    )
     print(f"{'':12s} {'this s':>9s} {'other s':>9s} {'this/other':>11s}")
     for key in keys:
         a = statistics.median(r[key] for r in results["this"])
         b = statistics.median(r[key] for r in results["other"])
         print(f"{key:12s} {a:9.4f} {b:9.4f} {a / b:11.3f}")
     for key in ("_signal", "_fast", "_slow"):
-        diff = max(abs(x - y) for x, y in zip(results["this"][0][key], results["other"][0][key]))
+        diff = max(
+            abs(x - y)
+            for x, y in zip(results["this"][0][key], results["other"][0][key], strict=False)
+        )
         print(f"max |this - other| of {key[1:]} output (every 97th sample): {diff:.3g}")
 
 

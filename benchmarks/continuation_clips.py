@@ -29,13 +29,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sonode.io.clip import read_clip, resample  # noqa: E402
 from sonode.dsp.lpc import lpc_continue  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
+from sonode.io.clip import read_clip, resample  # noqa: E402
+from sonode.model import limit_cycle  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
-from sonode.model import limit_cycle  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
 
 RATE = 16000
@@ -45,17 +45,22 @@ BURG_ORDERS = (256, 512, 1024, 2048)
 
 def scores(future: np.ndarray, x: np.ndarray) -> list[float]:
     """SNR (dB) over 5 / 20 / 50 ms, LSD over the whole horizon."""
-    return [snr_db(future[: RATE * ms // 1000], x[: RATE * ms // 1000]) for ms in (5, 20, 50)] + \
-        [log_spectral_distance(future, x, RATE)["lsd"]]
+    return [snr_db(future[: RATE * ms // 1000], x[: RATE * ms // 1000]) for ms in (5, 20, 50)] + [
+        log_spectral_distance(future, x, RATE)["lsd"]
+    ]
 
 
 def continuation(history: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     gain, offset = normalisation(history)
     fit = identify_continuation((history - offset) / gain, RATE)
-    return fit.samples(n, RATE) * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
+    return fit.samples(
+        n, RATE
+    ) * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
 
 
-def trained_continuation(history: np.ndarray, n: int, steps: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def trained_continuation(
+    history: np.ndarray, n: int, steps: int
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """(untrained, trained) continuations of the ODE whose field `fit_dynamics` trains, and its report."""
     gain, offset = normalisation(history)
     xn = (history - offset) / gain
@@ -69,19 +74,33 @@ def summary(name: str, rows: list[tuple[list[float], list[float]]]) -> None:
     if not rows:
         return
     ours, best = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
-    ahead = [int(np.sum(ours[:, i] > best[:, i])) for i in range(3)] + [int(np.sum(ours[:, 3] <= best[:, 3]))]
-    print(f"{name} ({len(rows)} clips): median sonode {np.round(np.median(ours, 0), 2)}, best Burg "
-          f"{np.round(np.median(best, 0), 2)}; sonode ahead on {ahead} clips (5/20/50 ms SNR, LSD)")
+    ahead = [int(np.sum(ours[:, i] > best[:, i])) for i in range(3)] + [
+        int(np.sum(ours[:, 3] <= best[:, 3]))
+    ]
+    print(
+        f"{name} ({len(rows)} clips): median sonode {np.round(np.median(ours, 0), 2)}, best Burg "
+        f"{np.round(np.median(best, 0), 2)}; sonode ahead on {ahead} clips (5/20/50 ms SNR, LSD)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
-    parser.add_argument("--train-steps", type=int, default=0, help="also train the continuation (steps)")
-    parser.add_argument("--field-input", choices=("level", "modes"), default=limit_cycle.TAIL_INPUT,
-                        help="the trained field's input: the total level, or every mode's energy")
-    parser.add_argument("--field-phases", choices=("late", "both"), default=limit_cycle.FIELD_PHASES,
-                        help="the trained field acts after the switch to the late modes, or from the end")
+    parser.add_argument(
+        "--train-steps", type=int, default=0, help="also train the continuation (steps)"
+    )
+    parser.add_argument(
+        "--field-input",
+        choices=("level", "modes"),
+        default=limit_cycle.TAIL_INPUT,
+        help="the trained field's input: the total level, or every mode's energy",
+    )
+    parser.add_argument(
+        "--field-phases",
+        choices=("late", "both"),
+        default=limit_cycle.FIELD_PHASES,
+        help="the trained field acts after the switch to the late modes, or from the end",
+    )
     args = parser.parse_args()
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     gains = []
@@ -95,23 +114,34 @@ def main() -> None:
         burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
         best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
         row = scores(future, ours)
-        print(f"{path.name:36s} sonode {' '.join(f'{v:6.2f}' for v in row)} | best Burg "
-              f"{' '.join(f'{v:6.2f}' for v in best)} | {how}", flush=True)
+        print(
+            f"{path.name:36s} sonode {' '.join(f'{v:6.2f}' for v in row)} | best Burg "
+            f"{' '.join(f'{v:6.2f}' for v in best)} | {how}",
+            flush=True,
+        )
         (bundled if path.resolve().parent == ROOT / "data" else others).append((row, best))
         if args.train_steps > 0:
             plain, trained, report = trained_continuation(history, HORIZON, args.train_steps)
-            a, b = scores(future, plain) + [snr_db(future, plain)], scores(future, trained) + [snr_db(future, trained)]
+            a, b = (
+                scores(future, plain) + [snr_db(future, plain)],
+                scores(future, trained) + [snr_db(future, trained)],
+            )
             gains.append((path.name, b[2] - a[2], b[4] - a[4]))
-            print(f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
-                  f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
-                  f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
-                  f"{report.get('held_back_gain_db', float('nan')):+.2f} dB", flush=True)
+            print(
+                f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
+                f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
+                f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
+                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB",
+                flush=True,
+            )
     summary("bundled", bundled)
     summary("others", others)
     if gains:
         g = np.array([[g50, g200] for _, g50, g200 in gains])
-        print(f"trained - untrained, median over {len(gains)} clips: {np.median(g[:, 0]):+.2f} dB at 50 ms, "
-              f"{np.median(g[:, 1]):+.2f} dB at 200 ms; worst {g.min(0).round(2)}")
+        print(
+            f"trained - untrained, median over {len(gains)} clips: {np.median(g[:, 0]):+.2f} dB at 50 ms, "
+            f"{np.median(g[:, 1]):+.2f} dB at 200 ms; worst {g.min(0).round(2)}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ class CountedMLP(torch.nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, dim))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, dim)
+        )
         self.nfev = 0
 
     def forward(self, t, y):

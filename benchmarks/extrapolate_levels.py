@@ -97,7 +97,13 @@ JUDGED_SPAN = 1
 FADE_OUT_S = 0.01  # data/README.md: every bundled clip ends in a 10 ms fade-out
 AUDIBLE_FROM_HZ = 20.0  # levels are of the audible band (see the module docstring)
 # data/README.md's category (the file name's first word) -> what the continuation must do
-KINDS = {"sustained": "sustained", "decaying": "decaying", "mallet": "decaying", "bell": "decaying", "speech": "speech"}
+KINDS = {
+    "sustained": "sustained",
+    "decaying": "decaying",
+    "mallet": "decaying",
+    "bell": "decaying",
+    "speech": "speech",
+}
 
 
 def audible(x: np.ndarray, rate: int) -> np.ndarray:
@@ -114,7 +120,7 @@ def level_db(x: np.ndarray) -> float:
 def block_levels(x: np.ndarray, block: int) -> np.ndarray:
     """Levels (dB) of the consecutive whole blocks of ``block`` samples of x."""
     n = x.shape[0] // block
-    return np.array([level_db(x[i * block: (i + 1) * block]) for i in range(n)])
+    return np.array([level_db(x[i * block : (i + 1) * block]) for i in range(n)])
 
 
 def decay_rate_db_per_s(x: np.ndarray, rate: int) -> float:
@@ -132,7 +138,9 @@ class Clipped:
     kind: str  # sustained / decaying / speech
     last_db: float  # level of the last 100 ms
     rates_db_per_s: list[float]  # over the last SLOPE_SPANS_S before the fade-out
-    spread_db: float  # max − min of the 100 ms block levels over the last second before the fade-out
+    spread_db: (
+        float  # max − min of the 100 ms block levels over the last second before the fade-out
+    )
 
     @property
     def rate_db_per_s(self) -> float:
@@ -142,10 +150,16 @@ class Clipped:
 def measure_clip(name: str, x: np.ndarray, rate: int, fade_s: float) -> Clipped:
     """The clip's kind, last-100 ms level and measured decay rates; ``fade_s``: its fade-out (0 if cut off)."""
     end = x.shape[0] - int(round(fade_s * rate))
-    rates = [decay_rate_db_per_s(x[end - int(round(span * rate)): end], rate) for span in SLOPE_SPANS_S]
-    blocks = block_levels(x[end - rate: end], int(round(BLOCK_S * rate)))
-    return Clipped(kind=KINDS.get(name.split("_")[0], "other"), last_db=level_db(x[-int(round(LAST_S * rate)):]),
-                   rates_db_per_s=rates, spread_db=float(blocks.max() - blocks.min()))
+    rates = [
+        decay_rate_db_per_s(x[end - int(round(span * rate)) : end], rate) for span in SLOPE_SPANS_S
+    ]
+    blocks = block_levels(x[end - rate : end], int(round(BLOCK_S * rate)))
+    return Clipped(
+        kind=KINDS.get(name.split("_")[0], "other"),
+        last_db=level_db(x[-int(round(LAST_S * rate)) :]),
+        rates_db_per_s=rates,
+        spread_db=float(blocks.max() - blocks.min()),
+    )
 
 
 @dataclass
@@ -165,11 +179,17 @@ class Verdict:
 def judge(clip: Clipped, cont: np.ndarray, cut_at_s: float | None, rate: int) -> Verdict:
     """Goal 4's checks of a continuation ``cont`` (file amplitude) of a clip measured as ``clip``."""
     finite = bool(np.all(np.isfinite(cont)))
-    blocks = block_levels(cont, int(round(BLOCK_S * rate))) - clip.last_db if finite else np.zeros(0)
+    blocks = (
+        block_levels(cont, int(round(BLOCK_S * rate))) - clip.last_db if finite else np.zeros(0)
+    )
     early = cont[: int(round(SLOPE_SPANS_S[JUDGED_SPAN] * rate))]
-    verdict = Verdict(decay_rate_db_per_s(cont, rate) if finite and cont.size else math.nan,
-                      decay_rate_db_per_s(early, rate) if finite and early.size else math.nan, blocks, finite,
-                      cut_at_s)
+    verdict = Verdict(
+        decay_rate_db_per_s(cont, rate) if finite and cont.size else math.nan,
+        decay_rate_db_per_s(early, rate) if finite and early.size else math.nan,
+        blocks,
+        finite,
+        cut_at_s,
+    )
     if not finite:
         verdict.problems.append("not finite")
     if cut_at_s is not None:
@@ -179,8 +199,12 @@ def judge(clip: Clipped, cont: np.ndarray, cut_at_s: float | None, rate: int) ->
     if clip.kind == "sustained" and np.max(np.abs(blocks)) > LEVEL_TOLERANCE_DB:
         verdict.problems.append(f"level off by {blocks[np.argmax(np.abs(blocks))]:+.1f} dB")
     if clip.kind == "decaying":
-        if not abs(verdict.cont_rate_db_per_s - clip.rate_db_per_s) <= RATE_TOLERANCE * abs(clip.rate_db_per_s):
-            verdict.problems.append(f"rate {verdict.cont_rate_db_per_s:+.1f} vs {clip.rate_db_per_s:+.1f} dB/s")
+        if not abs(verdict.cont_rate_db_per_s - clip.rate_db_per_s) <= RATE_TOLERANCE * abs(
+            clip.rate_db_per_s
+        ):
+            verdict.problems.append(
+                f"rate {verdict.cont_rate_db_per_s:+.1f} vs {clip.rate_db_per_s:+.1f} dB/s"
+            )
         if abs(blocks[0]) > LEVEL_TOLERANCE_DB:
             verdict.problems.append(f"starts {blocks[0]:+.1f} dB off")
     if clip.kind in ("speech", "other") and np.max(blocks) > LEVEL_TOLERANCE_DB:
@@ -188,7 +212,9 @@ def judge(clip: Clipped, cont: np.ndarray, cut_at_s: float | None, rate: int) ->
     return verdict
 
 
-def fitted_model(clip: Clip, cached: Path | None, steps: int, threads: int | None) -> tuple[Fitted, float]:
+def fitted_model(
+    clip: Clip, cached: Path | None, steps: int, threads: int | None
+) -> tuple[Fitted, float]:
     """The fit of ``clip`` (read from ``cached`` if that file exists, else fitted and saved there)."""
     if cached is not None and cached.exists():
         return load(cached), math.nan
@@ -206,9 +232,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--trim-fade", action="store_true",
-                        help="fit each clip without its last 10 ms (the fade-out data/README.md describes)")
-    parser.add_argument("--models", type=Path, help="directory of fitted models: reused if present, else written")
+    parser.add_argument(
+        "--trim-fade",
+        action="store_true",
+        help="fit each clip without its last 10 ms (the fade-out data/README.md describes)",
+    )
+    parser.add_argument(
+        "--models", type=Path, help="directory of fitted models: reused if present, else written"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", help="run the clips whose name contains this")
     args = parser.parse_args()
@@ -220,37 +251,58 @@ def main() -> None:
         if args.trim_fade:  # as `sonode fit --rate 16000 --duration <length − 10 ms>` reads it
             clip = read_clip(path, rate=RATE, duration_s=clip.duration_s - FADE_OUT_S)
         fade_s = 0.0 if args.trim_fade else FADE_OUT_S
-        cached = args.models / f"{path.stem}{'.trimmed' if args.trim_fade else ''}.sonode" if args.models else None
+        cached = (
+            args.models / f"{path.stem}{'.trimmed' if args.trim_fade else ''}.sonode"
+            if args.models
+            else None
+        )
         fitted, fit_s = fitted_model(clip, cached, args.steps, args.threads)
         start = time.perf_counter()
         cont = extrapolate(fitted.model, args.seconds)
         cont_s = time.perf_counter() - start
         heard = audible(np.concatenate([clip.samples, cont.samples]), RATE)
         measured = measure_clip(path.stem, heard[: clip.samples.shape[0]], RATE, fade_s)
-        verdict = judge(measured, heard[clip.samples.shape[0]:], cont.stopped_at_s, RATE)
+        verdict = judge(measured, heard[clip.samples.shape[0] :], cont.stopped_at_s, RATE)
         report = fitted.info.get("fit", {})
         tail = report.get("identification", {}).get("continuation") or {}
-        print(f"# {path.stem}: {clip.duration_s:.3f} s fitted in {fit_s:.0f} s (nan: cached), continued in "
-              f"{cont_s:.1f} s; fit SNR {report.get('snr_db', math.nan):.1f} dB; continuation order "
-              f"{tail.get('order')}, window {tail.get('window_samples')}, validation SNR "
-              f"{tail.get('validation_snr_db') or math.nan:.1f} dB", flush=True)
+        print(
+            f"# {path.stem}: {clip.duration_s:.3f} s fitted in {fit_s:.0f} s (nan: cached), continued in "
+            f"{cont_s:.1f} s; fit SNR {report.get('snr_db', math.nan):.1f} dB; continuation order "
+            f"{tail.get('order')}, window {tail.get('window_samples')}, validation SNR "
+            f"{tail.get('validation_snr_db') or math.nan:.1f} dB",
+            flush=True,
+        )
         rows.append((path.stem, measured, verdict))
     print()
-    print(f"{RATE} Hz, {args.steps} steps, {'fade-out trimmed' if args.trim_fade else 'clips as bundled'}, "
-          f"continuation {args.seconds} s. Levels dBFS, rates dB/s (line through 20 ms levels).")
+    print(
+        f"{RATE} Hz, {args.steps} steps, {'fade-out trimmed' if args.trim_fade else 'clips as bundled'}, "
+        f"continuation {args.seconds} s. Levels dBFS, rates dB/s (line through 20 ms levels)."
+    )
     print()
-    print("| clip | kind | last 100 ms (dB) | last 1 s spread (dB) | clip rate, last 0.25 / **0.5** / 1 s | "
-          "continuation rate, first 0.5 s / **all** | continuation 100 ms blocks re last 100 ms: first / min / max (dB) | finite | "
-          "cut | goal 4 |")
+    print(
+        "| clip | kind | last 100 ms (dB) | last 1 s spread (dB) | clip rate, last 0.25 / **0.5** / 1 s | "
+        "continuation rate, first 0.5 s / **all** | "
+        "continuation 100 ms blocks re last 100 ms: first / min / max (dB) | finite | "
+        "cut | goal 4 |"
+    )
     print("|---|---|---:|---:|---:|---:|---|---|---|---|")
     for name, m, v in rows:
-        rates = " / ".join(f"**{r:+.1f}**" if i == JUDGED_SPAN else f"{r:+.1f}" for i, r in enumerate(m.rates_db_per_s))
-        blocks = (f"{v.blocks_rel_db[0]:+.1f} / {v.blocks_rel_db.min():+.1f} / {v.blocks_rel_db.max():+.1f}"
-                  if v.blocks_rel_db.size else "-")
+        rates = " / ".join(
+            f"**{r:+.1f}**" if i == JUDGED_SPAN else f"{r:+.1f}"
+            for i, r in enumerate(m.rates_db_per_s)
+        )
+        blocks = (
+            f"{v.blocks_rel_db[0]:+.1f} / {v.blocks_rel_db.min():+.1f} / {v.blocks_rel_db.max():+.1f}"
+            if v.blocks_rel_db.size
+            else "-"
+        )
         cut = "-" if v.cut_at_s is None else f"at {v.cut_at_s:.3f} s"
-        print(f"| {name} | {m.kind} | {m.last_db:.1f} | {m.spread_db:.1f} | {rates} | {v.early_rate_db_per_s:+.1f} / **{v.cont_rate_db_per_s:+.1f}** | "
-              f"{blocks} | {'yes' if v.finite else 'NO'} | {cut} | "
-              f"{'pass' if v.passed else 'FAIL: ' + '; '.join(v.problems)} |")
+        print(
+            f"| {name} | {m.kind} | {m.last_db:.1f} | {m.spread_db:.1f} | {rates} | "
+            f"{v.early_rate_db_per_s:+.1f} / **{v.cont_rate_db_per_s:+.1f}** | "
+            f"{blocks} | {'yes' if v.finite else 'NO'} | {cut} | "
+            f"{'pass' if v.passed else 'FAIL: ' + '; '.join(v.problems)} |"
+        )
     print()
     print("continuation level per 100 ms block, dB re the clip's last 100 ms:")
     for name, _, v in rows:

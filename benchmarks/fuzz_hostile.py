@@ -29,8 +29,21 @@ import soundfile as sf  # noqa: E402
 from tests.hostile_cases import make_cases  # noqa: E402
 from tests.hostile_support import finish, run, small_tmpfs, start, tone, unmount  # noqa: E402
 
-TINY = ["--steps", "1", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--quiet"]
+TINY = [
+    "--steps",
+    "1",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--quiet",
+]
 
 
 def _model(work: Path) -> Path:
@@ -65,13 +78,18 @@ def fuzz(work: Path, n_cases: int, seed: int) -> int:
             worst_rss = max(worst_rss, outcome.peak_rss_bytes or 0)
             worst_wall = max(worst_wall, outcome.wall_s)
             last = (outcome.error_lines() or [""])[-1][:110]
-            print(f"[{k + 1}/{len(cases)}] {'ok ' if not problems else 'BAD'} {case.name}: exit {outcome.code}, "
-                  f"{outcome.wall_s:.1f} s, {(outcome.peak_rss_bytes or 0) / 2**20:.0f} MiB  {last}"
-                  + (f"  PROBLEMS: {problems}" if problems else ""), flush=True)
+            print(
+                f"[{k + 1}/{len(cases)}] {'ok ' if not problems else 'BAD'} {case.name}: exit {outcome.code}, "
+                f"{outcome.wall_s:.1f} s, {(outcome.peak_rss_bytes or 0) / 2**20:.0f} MiB  {last}"
+                + (f"  PROBLEMS: {problems}" if problems else ""),
+                flush=True,
+            )
         for point in mounts:
             unmount(point)
-    print(f"\n{len(cases)} cases (seed {seed}): {dict(verdicts)}; worst peak {worst_rss / 2**20:.0f} MiB, "
-          f"slowest {worst_wall:.1f} s")
+    print(
+        f"\n{len(cases)} cases (seed {seed}): {dict(verdicts)}; worst peak {worst_rss / 2**20:.0f} MiB, "
+        f"slowest {worst_wall:.1f} s"
+    )
     return verdicts["FAILED"]
 
 
@@ -84,24 +102,52 @@ def memory(work: Path, tree: Path) -> None:
         for _ in range(120):
             f.write(block)
     cases = [
-        ("upsample --rate 44101 (22.7 GB)", ["upsample", model, "--rate", "44101", "-o", work / "u.wav"]),
+        (
+            "upsample --rate 44101 (22.7 GB)",
+            ["upsample", model, "--rate", "44101", "-o", work / "u.wav"],
+        ),
         ("upsample --rate 48001", ["upsample", model, "--rate", "48001", "-o", work / "u.wav"]),
-        ("render --rate 50000000 (2.86 GB)", ["render", model, "--rate", "50000000", "-o", work / "r.wav"]),
-        ("render --rate 8000 --end 200 (11 GB)", ["render", model, "--rate", "8000", "--end", "200", "-o",
-                                                  work / "r.wav"]),
-        ("fit --latent-dim 2000000 (11.7 GB)", ["fit", work / "seed.wav", "--latent-dim", "2000000", "-o",
-                                                work / "m.sonode"]),
-        ("fill 120 s 192 kHz 6 ch (3.77 GB)", ["fill", long_wav, "--gap", "60", "60.01", "--method", "janssen", "-o",
-                                               work / "f.wav", "--quiet", "--force"]),
+        (
+            "render --rate 50000000 (2.86 GB)",
+            ["render", model, "--rate", "50000000", "-o", work / "r.wav"],
+        ),
+        (
+            "render --rate 8000 --end 200 (11 GB)",
+            ["render", model, "--rate", "8000", "--end", "200", "-o", work / "r.wav"],
+        ),
+        (
+            "fit --latent-dim 2000000 (11.7 GB)",
+            ["fit", work / "seed.wav", "--latent-dim", "2000000", "-o", work / "m.sonode"],
+        ),
+        (
+            "fill 120 s 192 kHz 6 ch (3.77 GB)",
+            [
+                "fill",
+                long_wav,
+                "--gap",
+                "60",
+                "60.01",
+                "--method",
+                "janssen",
+                "-o",
+                work / "f.wav",
+                "--quiet",
+                "--force",
+            ],
+        ),
     ]
     for name, args in cases:
         outcome = run(args, timeout_s=900, env={"PYTHONPATH": str(tree)})
-        print(f"{name:42s} exit {outcome.code}, {outcome.wall_s:6.1f} s, peak "
-              f"{(outcome.peak_rss_bytes or 0) / 2**30:.2f} GiB  {(outcome.error_lines() or [''])[-1][:100]}",
-              flush=True)
+        print(
+            f"{name:42s} exit {outcome.code}, {outcome.wall_s:6.1f} s, peak "
+            f"{(outcome.peak_rss_bytes or 0) / 2**30:.2f} GiB  {(outcome.error_lines() or [''])[-1][:100]}",
+            flush=True,
+        )
 
 
-def _latency(args, ready, work: Path, timeout_s: float = 600) -> tuple[float | None, int | None, str]:
+def _latency(
+    args, ready, work: Path, timeout_s: float = 600
+) -> tuple[float | None, int | None, str]:
     began = time.monotonic()
     proc, fd = start(args, cwd=work)
     os.set_blocking(proc.stderr.fileno(), False)
@@ -128,17 +174,80 @@ def signals(work: Path, only: str = "") -> None:
     sf.write(work / "long.wav", tone(60.0, 48000), 48000, subtype="PCM_16")
     sf.write(work / "mid.wav", tone(30.0, 16000), 16000, subtype="PCM_16")
     phases = [
-        ("fit: reading + identification", ["fit", work / "long.wav", "-o", work / "a.sonode", "--max-time", "600"],
-         lambda e, t: "fitting" in e and t > 3),
-        ("fit: training", ["fit", work / "seed.wav", "-o", work / "b.sonode", "--max-time", "600", "--latent-dim", "16",
-                           "--lp-order", "64"], lambda e, t: "| loss" in e),
-        ("render", ["render", model, "--end", "300", "-o", work / "r.wav"], lambda e, t: "rendering" in e and "needs" not in e),
-        ("fill (sonode_fit)", ["fill", work / "mid.wav", "--gap", "10", "10.2", "--method", "sonode_fit",
-                               "--budget-s", "120", "-o", work / "f.wav", "--force"], lambda e, t: "gap 1/1" in e),
-        ("upsample (fit first)", ["upsample", work / "long.wav", "--rate", "96000", "-o", work / "u.wav",
-                                  "--max-time", "600", "--force"], lambda e, t: "fitting" in e and t > 3),
-        ("eval (fits)", ["eval", work / "mid.wav", "-o", work / "ev", "--rate", "8000", "--budget", "120", "--force"],
-         lambda e, t: "step" in e),
+        (
+            "fit: reading + identification",
+            ["fit", work / "long.wav", "-o", work / "a.sonode", "--max-time", "600"],
+            lambda e, t: "fitting" in e and t > 3,
+        ),
+        (
+            "fit: training",
+            [
+                "fit",
+                work / "seed.wav",
+                "-o",
+                work / "b.sonode",
+                "--max-time",
+                "600",
+                "--latent-dim",
+                "16",
+                "--lp-order",
+                "64",
+            ],
+            lambda e, t: "| loss" in e,
+        ),
+        (
+            "render",
+            ["render", model, "--end", "300", "-o", work / "r.wav"],
+            lambda e, t: "rendering" in e and "needs" not in e,
+        ),
+        (
+            "fill (sonode_fit)",
+            [
+                "fill",
+                work / "mid.wav",
+                "--gap",
+                "10",
+                "10.2",
+                "--method",
+                "sonode_fit",
+                "--budget-s",
+                "120",
+                "-o",
+                work / "f.wav",
+                "--force",
+            ],
+            lambda e, t: "gap 1/1" in e,
+        ),
+        (
+            "upsample (fit first)",
+            [
+                "upsample",
+                work / "long.wav",
+                "--rate",
+                "96000",
+                "-o",
+                work / "u.wav",
+                "--max-time",
+                "600",
+                "--force",
+            ],
+            lambda e, t: "fitting" in e and t > 3,
+        ),
+        (
+            "eval (fits)",
+            [
+                "eval",
+                work / "mid.wav",
+                "-o",
+                work / "ev",
+                "--rate",
+                "8000",
+                "--budget",
+                "120",
+                "--force",
+            ],
+            lambda e, t: "step" in e,
+        ),
     ]
     for name, args, ready in phases:
         if only not in name:
@@ -150,12 +259,18 @@ def signals(work: Path, only: str = "") -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=0, help="fuzz cases to run (about a third of each kind)")
+    parser.add_argument(
+        "--cases", type=int, default=0, help="fuzz cases to run (about a third of each kind)"
+    )
     parser.add_argument("--seed", type=int, default=30)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--signals", action="store_true")
-    parser.add_argument("--only", default="", help="--signals: only the phases whose name contains this")
-    parser.add_argument("--before", type=Path, help="the tree to measure --memory on (default: this one)")
+    parser.add_argument(
+        "--only", default="", help="--signals: only the phases whose name contains this"
+    )
+    parser.add_argument(
+        "--before", type=Path, help="the tree to measure --memory on (default: this one)"
+    )
     args = parser.parse_args()
     failed = 0
     with tempfile.TemporaryDirectory(prefix="sonode-fuzz-") as tmp:

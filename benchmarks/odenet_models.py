@@ -190,7 +190,8 @@ class ODEBlock(nn.Module):
     """z(1) of dz/dt = f(t, z), z(0) = x, by the sonode engine.
 
     method "rk4" (classical RK4), "reversible_heun" or "reversible_rk4": ``n_steps`` steps of
-    1 / n_steps; "dopri5": adaptive with rtol = atol = ``tol``. adjoint_mode None: gradients by backprop through the solver (RK-Net);
+    1 / n_steps; "dopri5": adaptive with rtol = atol = ``tol``. adjoint_mode None: gradients by
+    backprop through the solver (RK-Net);
     "backsolve": the paper's continuous adjoint (ODE-Net; memory O(1) in the number of steps);
     "checkpoint": sonode's discrete adjoint (gradient = backprop's to round-off), one stored state per
     accepted step (checkpoint_every = 1: memory = the states plus one step's graph); "reversible" (with

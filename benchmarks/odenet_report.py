@@ -113,14 +113,18 @@ def markdown_report(results: dict) -> str:
     resnet_params = results["params"].get("resnet")
     data_text = DATASET_TEXT.get(dataset, dataset)
     if split:
-        data_text += f", fixed stratified split {split['train']} train / {split['validation']} validation / {split['test']} test"
+        data_text += (
+            f", fixed stratified split {split['train']} train / {split['validation']} validation"
+            f" / {split['test']} test"
+        )
     lines = [
         f"Data: {data_text}. {_protocol(cfg)}; batch {cfg['batch']}, {cfg.get('jobs', 1)} jobs x "
         f"{cfg['threads']} torch threads, torch {results['torch']}, started {results['date_utc']} UTC"
         + ("" if results.get("complete", True) else " (PARTIAL: run not finished)")
         + ".",
         "",
-        "| model | test error % (mean ± std) | seeds | params | params / ResNet | epochs (best / run) | s / epoch (CPU s) | NFE per batch fwd / bwd |",
+        "| model | test error % (mean ± std) | seeds | params | params / ResNet "
+        "| epochs (best / run) | s / epoch (CPU s) | NFE per batch fwd / bwd |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in results["params"]:

@@ -177,7 +177,10 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
         if improved or (not plateau and epoch == cfg.epochs):
             row["test_error_pct"] = evaluate(model, data["x_test"], data["y_test"])[1]
         history.append(row)
-        line = f"  {name} seed {seed} epoch {epoch}: {epoch_s[-1]:.1f} s ({row['train_cpu_s']:.1f} s CPU), lr {row['lr']:.0e}"
+        line = (
+            f"  {name} seed {seed} epoch {epoch}: {epoch_s[-1]:.1f} s "
+            f"({row['train_cpu_s']:.1f} s CPU), lr {row['lr']:.0e}"
+        )
         if has_val:
             line += f", val loss {row['val_loss']:.4f} error {row['val_error_pct']:.2f} %"
         if "test_error_pct" in row:

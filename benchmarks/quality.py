@@ -24,17 +24,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path, help="extra folders of WAV/FLAC/OGG clips")
     parser.add_argument("--budget", type=float, default=60.0, help="training seconds per fit")
-    parser.add_argument("--rate", type=int, default=16000, help="input rate of the upsampling task (Hz)")
+    parser.add_argument(
+        "--rate", type=int, default=16000, help="input rate of the upsampling task (Hz)"
+    )
     parser.add_argument("--horizon", type=float, default=0.2, help="continuation length (s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "outputs" / "eval")
     args = parser.parse_args()
     clips = sorted((ROOT / "data").glob("*.wav"))
     for folder in args.folders:
-        clips += sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        clips += sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg")
+        )
     torch.set_num_threads(args.threads)
-    options = EvalOptions(low_rate=args.rate, budget_s=args.budget, horizon_s=args.horizon, threads=args.threads)
-    results = evaluate(clips, args.output, options, on_clip=lambda c: print(f"evaluating {c}", flush=True))
+    options = EvalOptions(
+        low_rate=args.rate, budget_s=args.budget, horizon_s=args.horizon, threads=args.threads
+    )
+    results = evaluate(
+        clips, args.output, options, on_clip=lambda c: print(f"evaluating {c}", flush=True)
+    )
     print(f"\n{datetime.date.today()}, torch {torch.__version__}, {args.threads} threads\n")
     print(results_markdown(results))
 

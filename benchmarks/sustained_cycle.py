@@ -42,23 +42,32 @@ def audible(x: np.ndarray) -> np.ndarray:
 
 def average_spectrum(x: np.ndarray) -> np.ndarray:
     n_fft = round(2048 * RATE / 48000)
-    return np.maximum(power_spectrogram(x, RATE, n_fft, round(0.01 * RATE))[2].mean(axis=-1), POWER_FLOOR)
+    return np.maximum(
+        power_spectrogram(x, RATE, n_fft, round(0.01 * RATE))[2].mean(axis=-1), POWER_FLOOR
+    )
 
 
 def measure(clip: np.ndarray, continuation: np.ndarray) -> tuple[list[float], float]:
     both = audible(np.concatenate([clip, continuation]))
-    last, cont = both[clip.shape[0] - int(BLOCK_S * RATE): clip.shape[0]], both[clip.shape[0]:]
-    ref = 10 * np.log10(np.mean(last ** 2))
+    last, cont = both[clip.shape[0] - int(BLOCK_S * RATE) : clip.shape[0]], both[clip.shape[0] :]
+    ref = 10 * np.log10(np.mean(last**2))
     block = int(BLOCK_S * RATE)
-    levels = [10 * np.log10(np.mean(cont[i: i + block] ** 2) + 1e-30) - ref for i in range(0, cont.shape[0] - block + 1, block)]
-    lsd = float(np.sqrt(np.mean((np.log10(average_spectrum(cont)) - np.log10(average_spectrum(last))) ** 2)))
+    levels = [
+        10 * np.log10(np.mean(cont[i : i + block] ** 2) + 1e-30) - ref
+        for i in range(0, cont.shape[0] - block + 1, block)
+    ]
+    lsd = float(
+        np.sqrt(np.mean((np.log10(average_spectrum(cont)) - np.log10(average_spectrum(last))) ** 2))
+    )
     return levels, lsd
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
-    parser.add_argument("--steps", type=int, default=0, help="field training steps (default 0: the cycle only)")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="field training steps (default 0: the cycle only)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     worst = {"linear": [], "cycle": []}
@@ -74,14 +83,19 @@ def main() -> None:
         for name, run in (("linear", linear), ("cycle", chosen)):
             levels, lsd = measure(clip, run)
             worst[name].append((max(abs(v) for v in levels), lsd))
-            print(f"{path.name:32s} {name:6s} cycle={report['cycle']!s:5s} levels "
-                  f"{' '.join(f'{v:+5.1f}' for v in levels)} dB | max {max(abs(v) for v in levels):4.1f} dB | "
-                  f"LSD {lsd:.2f}", flush=True)
+            print(
+                f"{path.name:32s} {name:6s} cycle={report['cycle']!s:5s} levels "
+                f"{' '.join(f'{v:+5.1f}' for v in levels)} dB | max {max(abs(v) for v in levels):4.1f} dB | "
+                f"LSD {lsd:.2f}",
+                flush=True,
+            )
     for name, rows in worst.items():
         a = np.array(rows)
-        print(f"{name}: level within ±2 dB on {int(np.sum(a[:, 0] <= 2))} of {len(rows)}, LSD ≤ 1.0 on "
-              f"{int(np.sum(a[:, 1] <= 1.0))}; median max |level| {np.median(a[:, 0]):.1f} dB, median LSD "
-              f"{np.median(a[:, 1]):.2f}")
+        print(
+            f"{name}: level within ±2 dB on {int(np.sum(a[:, 0] <= 2))} of {len(rows)}, LSD ≤ 1.0 on "
+            f"{int(np.sum(a[:, 1] <= 1.0))}; median max |level| {np.median(a[:, 0]):.1f} dB, median LSD "
+            f"{np.median(a[:, 1]):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +26,9 @@ import torch
 from sonode._version import __version__
 from sonode.io.clip import Clip, read_clip
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
-from sonode.model.train import max_fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
+from sonode.model.train import max_fit_samples
 from sonode.tasks.render import Rendering, extrapolate, render
 from sonode.tasks.upsample import model_energy_above_db
 
@@ -71,13 +72,24 @@ class Fitted:
         """Length of the fitted span in seconds."""
         return self.model.config.n_samples / self.model.config.sample_rate
 
-    def render(self, rate: int | None = None, start_s: float = 0.0, end_s: float | None = None,
-               progress: Callable[[int, int], None] | None = None) -> Rendering:
+    def render(
+        self,
+        rate: int | None = None,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Rendering:
         """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`)."""
         return render(self.model, rate=rate, start_s=start_s, end_s=end_s, progress=progress)
 
-    def upsample(self, rate: int, low_band: str = "input", high_band: str = "model",
-                 clip: str | os.PathLike | Clip | None = None, seed: int = 0) -> np.ndarray:
+    def upsample(
+        self,
+        rate: int,
+        low_band: str = "input",
+        high_band: str = "model",
+        clip: str | os.PathLike | Clip | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
 
         The input's band is kept and the band above it synthesised (see `sonode.tasks.upsample`).
@@ -96,8 +108,15 @@ class Fitted:
         from sonode.tasks.upsample import upsample_samples
 
         samples = self.fitted_samples(clip).samples
-        out, _ = upsample_samples(samples, self.sample_rate, int(rate), model=self.model, low_band=low_band,
-                                  high_band=high_band, seed=seed)
+        out, _ = upsample_samples(
+            samples,
+            self.sample_rate,
+            int(rate),
+            model=self.model,
+            low_band=low_band,
+            high_band=high_band,
+            seed=seed,
+        )
         return out
 
     def fitted_samples(self, clip: str | os.PathLike | Clip | None = None) -> Clip:
@@ -115,21 +134,36 @@ class Fitted:
             path = clip if clip is not None else source.get("path")
             if path is None:
                 raise ValueError("the model records no source clip; pass the fitted clip")
-            clip = read_clip(path, channel=source.get("channel", "mix"), start_s=source.get("start_s", 0.0),
-                             duration_s=self.duration_s, rate=self.sample_rate)
+            clip = read_clip(
+                path,
+                channel=source.get("channel", "mix"),
+                start_s=source.get("start_s", 0.0),
+                duration_s=self.duration_s,
+                rate=self.sample_rate,
+            )
         n_fitted = self.model.config.n_samples
         if clip.sample_rate == self.sample_rate and abs(clip.n_samples - n_fitted) <= 2:
             # a re-read through a resampler may round the length differently by a sample
             samples = np.pad(clip.samples, (0, max(0, n_fitted - clip.n_samples)))[:n_fitted]
-            return Clip(samples=samples, sample_rate=clip.sample_rate, source_path=clip.source_path,
-                        source_rate=clip.source_rate, source_channels=clip.source_channels,
-                        channel=clip.channel, start_s=clip.start_s)
+            return Clip(
+                samples=samples,
+                sample_rate=clip.sample_rate,
+                source_path=clip.source_path,
+                source_rate=clip.source_rate,
+                source_channels=clip.source_channels,
+                channel=clip.channel,
+                start_s=clip.start_s,
+            )
         else:
-            raise ValueError(f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
-                             f"fitted on {self.model.config.n_samples} at {self.sample_rate} Hz; pass the fitted clip")
+            raise ValueError(
+                f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
+                f"fitted on {self.model.config.n_samples} at {self.sample_rate} Hz; pass the fitted clip"
+            )
         return clip
 
-    def extrapolate(self, seconds: float, rate: int | None = None, with_context: bool = False) -> np.ndarray:
+    def extrapolate(
+        self, seconds: float, rate: int | None = None, with_context: bool = False
+    ) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`)."""
         return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
 
@@ -191,7 +225,11 @@ def checked_info(info: Any) -> dict[str, Any]:
     out = dict(info)
     source = info.get("source")
     if isinstance(source, dict):
-        clean = {k: v for k, v in source.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+        clean = {
+            k: v
+            for k, v in source.items()
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        }
         if not isinstance(clean.get("path"), str):
             clean.pop("path", None)
         channel = clean.get("channel", "mix")
@@ -207,18 +245,30 @@ def checked_info(info: Any) -> dict[str, Any]:
     if _plain_report(fit, _REQUIRED_REPORT_KEYS):
         ident = fit.get("identification")
         cont = ident.get("continuation") if isinstance(ident, dict) else None
-        if ident is not None and not (isinstance(ident, dict) and (cont is None or _plain_report(cont, _CONTINUATION_KEYS))):
+        if ident is not None and not (
+            isinstance(ident, dict) and (cont is None or _plain_report(cont, _CONTINUATION_KEYS))
+        ):
             out["fit"] = {k: v for k, v in fit.items() if k != "identification"}
     else:
         out.pop("fit", None)
     history = info.get("history")
-    if not (isinstance(history, list) and all(_plain_report(r, ("epoch", "loss", "snr_db")) for r in history)):
+    if not (
+        isinstance(history, list)
+        and all(_plain_report(r, ("epoch", "loss", "snr_db")) for r in history)
+    ):
         out.pop("history", None)
     return out
 
 
 _REPORT_TEXT_KEYS = ("gradient", "stop_reason", "estimator")
-_REQUIRED_REPORT_KEYS = ("snr_db", "initial_snr_db", "discretisation_snr_db", "epochs", "gradient", "stop_reason")
+_REQUIRED_REPORT_KEYS = (
+    "snr_db",
+    "initial_snr_db",
+    "discretisation_snr_db",
+    "epochs",
+    "gradient",
+    "stop_reason",
+)
 _CONTINUATION_KEYS = ("modes", "order", "window_samples", "validation_snr_db")
 
 
@@ -231,17 +281,35 @@ def _plain_report(report: Any, required: tuple[str, ...]) -> bool:
         if key in _REPORT_TEXT_KEYS:
             if not isinstance(value, str):
                 return False
-        elif key.endswith(("_db", "_s", "_samples")) or key in ("epochs", "epoch", "loss", "modes", "order"):
-            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        elif key.endswith(("_db", "_s", "_samples")) or key in (
+            "epochs",
+            "epoch",
+            "loss",
+            "modes",
+            "order",
+        ):
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+            ):
                 return False
     return True
 
 
-def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: float = 0.0,
-        duration_s: float | None = None, channel: str | int = "mix", threads: int | None = None,
-        on_epoch: Callable[[EpochRecord, float], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, checkpoint_path: str | os.PathLike | None = None,
-        checkpoint_every_s: float = 30.0, resume: bool = False, **options: Any) -> Fitted:
+def fit(
+    clip: str | os.PathLike | Clip,
+    *,
+    rate: int | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    channel: str | int = "mix",
+    threads: int | None = None,
+    on_epoch: Callable[[EpochRecord, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every_s: float = 30.0,
+    resume: bool = False,
+    **options: Any,
+) -> Fitted:
     """Fit a neural ODE decoder to an audio clip.
 
     Args:
@@ -278,38 +346,68 @@ def fit(clip: str | os.PathLike | Clip, *, rate: int | None = None, start_s: flo
         raise ValueError("resume=True needs checkpoint_path=, the checkpoint to continue from")
     plan = None
     if checkpoint_path is not None:
-        plan = CheckpointPlan(Path(checkpoint_path), every_s=checkpoint_every_s, resume=resume,
-                              source=str(clip.source_path if isinstance(clip, Clip) else clip))
+        plan = CheckpointPlan(
+            Path(checkpoint_path),
+            every_s=checkpoint_every_s,
+            resume=resume,
+            source=str(clip.source_path if isinstance(clip, Clip) else clip),
+        )
     if threads is not None:
         torch.set_num_threads(int(threads))
     if not isinstance(clip, Clip):
-        clip = read_clip(clip, channel=channel, start_s=start_s, duration_s=duration_s, rate=rate,
-                         max_samples=max_fit_samples())
+        clip = read_clip(
+            clip,
+            channel=channel,
+            start_s=start_s,
+            duration_s=duration_s,
+            rate=rate,
+            max_samples=max_fit_samples(),
+        )
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")
-    model, report = fit_samples(clip.samples, clip.sample_rate, fit_options, on_epoch=on_epoch,
-                                should_stop=should_stop, checkpoint=plan)
+    model, report = fit_samples(
+        clip.samples,
+        clip.sample_rate,
+        fit_options,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+        checkpoint=plan,
+    )
     summary = report.as_dict()
     history = summary.pop("history")
     info = {
-        "source": {"path": str(clip.source_path), "name": Path(clip.source_path).name,
-                   "source_rate": clip.source_rate, "channels": clip.source_channels,
-                   "channel": clip.channel, "start_s": clip.start_s},
+        "source": {
+            "path": str(clip.source_path),
+            "name": Path(clip.source_path).name,
+            "source_rate": clip.source_rate,
+            "channels": clip.source_channels,
+            "channel": clip.channel,
+            "start_s": clip.start_s,
+        },
         "sample_rate": clip.sample_rate,
         "duration_s": clip.duration_s,
         "fit": summary,
         "history": history,
-        "versions": {"sonode": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "sonode": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "threads": torch.get_num_threads(),
     }
     # What the fitted trajectory holds above the clip's Nyquist frequency (aliases at the training
     # grid; added treble when read finely): rendered at 4× the rate over the first (up to) 2 s.
     start = time.perf_counter()
     energy_above_db = model_energy_above_db(model)
-    info["fit"]["energy_above_nyquist_db"] = energy_above_db if math.isfinite(energy_above_db) else None
+    info["fit"]["energy_above_nyquist_db"] = (
+        energy_above_db if math.isfinite(energy_above_db) else None
+    )
     # wall seconds of the pieces outside the training loop (left out of model files, like all timings)
     info["fit"]["time_breakdown_s"] = {
-        "identification": summary.get("identification", {}).get("time_breakdown_s", {}).get("identification"),
-        "energy_above_nyquist": round(time.perf_counter() - start, 4)}
+        "identification": summary.get("identification", {})
+        .get("time_breakdown_s", {})
+        .get("identification"),
+        "energy_above_nyquist": round(time.perf_counter() - start, 4),
+    }
     return Fitted(model, info, clip)

@@ -87,7 +87,9 @@ def memory_budget_bytes() -> int:
 def check_limit(what: str, value: float, limit: float, hint: str, unit: str = "") -> None:
     """Raise LimitError "WHAT VALUE is over the limit of LIMIT; HINT" unless value <= limit."""
     if not (isinstance(value, (int, float)) and value <= limit):
-        raise LimitError(f"{what} {_show(value)}{unit} is over the limit of {_show(limit)}{unit}; {hint}")
+        raise LimitError(
+            f"{what} {_show(value)}{unit} is over the limit of {_show(limit)}{unit}; {hint}"
+        )
 
 
 def check_finite(what: str, value: float, hint: str = "give a finite number") -> None:
@@ -101,9 +103,11 @@ def check_memory(what: str, n_bytes: float, hint: str) -> None:
     baseline (PROCESS_BASELINE_BYTES) exceeds the budget."""
     budget = memory_budget_bytes()
     if not n_bytes + PROCESS_BASELINE_BYTES <= budget:
-        raise LimitError(f"{what} needs about {_bytes(n_bytes + PROCESS_BASELINE_BYTES)}, over the memory limit of "
-                         f"{_bytes(budget)} "
-                         f"(SONODE_MEMORY_BUDGET); {hint}")
+        raise LimitError(
+            f"{what} needs about {_bytes(n_bytes + PROCESS_BASELINE_BYTES)}, over the memory limit of "
+            f"{_bytes(budget)} "
+            f"(SONODE_MEMORY_BUDGET); {hint}"
+        )
 
 
 def _bytes(n: float) -> str:

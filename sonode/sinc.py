@@ -59,28 +59,36 @@ def resample_blocks(samples: np.ndarray, orig_rate: int, new_rate: int, **kernel
         ValueError: bad rates or shape. sonode.limits.LimitError: kernel over MAX_RESAMPLE_KERNEL_TAPS.
     """
     if not (_is_int(orig_rate) and _is_int(new_rate) and orig_rate > 0 and new_rate > 0):
-        raise ValueError(f"sample rates must be positive integers in Hz, got {orig_rate}, {new_rate}")
+        raise ValueError(
+            f"sample rates must be positive integers in Hz, got {orig_rate}, {new_rate}"
+        )
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float64))
     if x.ndim != 1:
-        raise ValueError(f"resample expects a mono signal of shape (n_samples,), got {tuple(x.shape)}")
+        raise ValueError(
+            f"resample expects a mono signal of shape (n_samples,), got {tuple(x.shape)}"
+        )
     if orig_rate == new_rate:
         return x.numpy().copy()
     check_resample_cost(int(orig_rate), int(new_rate), kernel_kw)
     g = math.gcd(int(orig_rate), int(new_rate))
-    kernel, width = _get_sinc_resample_kernel(int(orig_rate), int(new_rate), g, dtype=torch.float64, **kernel_kw)
+    kernel, width = _get_sinc_resample_kernel(
+        int(orig_rate), int(new_rate), g, dtype=torch.float64, **kernel_kw
+    )
     orig, new = orig_rate // g, new_rate // g
     n = x.shape[0]
     n_out = math.ceil(new * n / orig)
     n_frames = -(-n_out // new)  # each polyphase frame (one input stride) gives `new` outputs
     padded = torch.nn.functional.pad(x, (width, width + orig))
     taps = kernel.shape[-1]
-    per_block = max(1, (1 << 22) // (taps + new))  # frames per convolution: ~32 MB of unfolded input
+    per_block = max(
+        1, (1 << 22) // (taps + new)
+    )  # frames per convolution: ~32 MB of unfolded input
     out = np.empty(n_frames * new)
     for f0 in range(0, n_frames, per_block):
         f1 = min(n_frames, f0 + per_block)
-        piece = padded[f0 * orig: (f1 - 1) * orig + taps]
+        piece = padded[f0 * orig : (f1 - 1) * orig + taps]
         y = torch.nn.functional.conv1d(piece[None, None], kernel, stride=orig)  # (1, new, frames)
-        out[f0 * new: f1 * new] = y[0].transpose(0, 1).reshape(-1).numpy()
+        out[f0 * new : f1 * new] = y[0].transpose(0, 1).reshape(-1).numpy()
     return out[:n_out]
 
 
@@ -97,7 +105,9 @@ def resample_kernel_taps(orig_rate: int, new_rate: int, kernel_kw: dict) -> int:
     kw = kernel_kw
     g = math.gcd(orig_rate, new_rate)
     orig, new = orig_rate // g, new_rate // g
-    width = math.ceil(kw.get("lowpass_filter_width", 6) * orig / (min(orig, new) * kw.get("rolloff", 0.99)))
+    width = math.ceil(
+        kw.get("lowpass_filter_width", 6) * orig / (min(orig, new) * kw.get("rolloff", 0.99))
+    )
     return new * (2 * width + orig)
 
 
@@ -109,12 +119,16 @@ def resample_cost_problem(orig_rate: int, new_rate: int, kernel_kw: dict) -> str
     top = max(MAX_INPUT_RATE_HZ, new_rate)
     near = [orig_rate]
     for delta in range(1, top):
-        near = [r for r in (new_rate - delta, new_rate + delta) if 1 <= r <= top
-                and resample_kernel_taps(orig_rate, r, kernel_kw) <= MAX_RESAMPLE_KERNEL_TAPS]
+        near = [
+            r
+            for r in (new_rate - delta, new_rate + delta)
+            if 1 <= r <= top
+            and resample_kernel_taps(orig_rate, r, kernel_kw) <= MAX_RESAMPLE_KERNEL_TAPS
+        ]
         if near:
             break
-    return (f"resampling {orig_rate} Hz to {new_rate} Hz needs a filter kernel of {taps} taps, over the limit of "
-            f"{MAX_RESAMPLE_KERNEL_TAPS} (the ratio {new_rate}/{orig_rate} is too awkward to filter exactly in "
-            f"bounded memory); use a nearby rate such as {near[0]} Hz")
-
-
+    return (
+        f"resampling {orig_rate} Hz to {new_rate} Hz needs a filter kernel of {taps} taps, over the limit of "
+        f"{MAX_RESAMPLE_KERNEL_TAPS} (the ratio {new_rate}/{orig_rate} is too awkward to filter exactly in "
+        f"bounded memory); use a nearby rate such as {near[0]} Hz"
+    )

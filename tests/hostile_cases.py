@@ -22,9 +22,35 @@ from sonode.io.model_file import _digest
 from tests.hostile_support import pcm16_wav_bytes, tone
 
 RATE = 16000
-TINY = ["--steps", "1", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--max-time", "30", "--quiet"]
-ABSURD_NUMBERS = ["0", "-1", "1e308", "inf", "-inf", "nan", "99999999999999999999999", "1e-300", "abc", ""]
+TINY = [
+    "--steps",
+    "1",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--max-time",
+    "30",
+    "--quiet",
+]
+ABSURD_NUMBERS = [
+    "0",
+    "-1",
+    "1e308",
+    "inf",
+    "-inf",
+    "nan",
+    "99999999999999999999999",
+    "1e-300",
+    "abc",
+    "",
+]
 
 
 @dataclass
@@ -46,13 +72,17 @@ def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     elif how == "truncate":
         b = b[: rng.randrange(4, len(b))]
     elif how == "header":  # rate, channels, bits set to extremes
-        offset, fmt, value = rng.choice([(24, "<I", rng.choice([0, 1, 7999, 192001, 2**32 - 1])),
-                                         (22, "<H", rng.choice([0, 3, 255, 65535])),
-                                         (34, "<H", rng.choice([0, 1, 7, 64, 65535]))])
-        b[offset: offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+        offset, fmt, value = rng.choice(
+            [
+                (24, "<I", rng.choice([0, 1, 7999, 192001, 2**32 - 1])),
+                (22, "<H", rng.choice([0, 3, 255, 65535])),
+                (34, "<H", rng.choice([0, 1, 7, 64, 65535])),
+            ]
+        )
+        b[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
     elif how == "chunk_size":
         offset = rng.choice([4, 16, 40])
-        b[offset: offset + 4] = struct.pack("<I", rng.choice([0, 1, 2**31, 2**32 - 1]))
+        b[offset : offset + 4] = struct.pack("<I", rng.choice([0, 1, 2**31, 2**32 - 1]))
     elif how == "garbage":
         b = b[:12] + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 4096)))
     else:
@@ -66,10 +96,13 @@ def _special_audio(workdir: Path, rng: random.Random) -> list[tuple[str, Path]]:
 
     out = []
     x = tone(0.3, RATE)
-    for name, samples, subtype in [("nan", np.where(np.arange(x.size) == 50, np.nan, x), "DOUBLE"),
-                                   ("huge", np.where(np.arange(x.size) == 50, 1e300, x), "DOUBLE"),
-                                   ("silent", np.zeros_like(x), "PCM_16"), ("one_sample", x[:1], "PCM_16"),
-                                   ("dc", np.full_like(x, 0.5), "PCM_16")]:
+    for name, samples, subtype in [
+        ("nan", np.where(np.arange(x.size) == 50, np.nan, x), "DOUBLE"),
+        ("huge", np.where(np.arange(x.size) == 50, 1e300, x), "DOUBLE"),
+        ("silent", np.zeros_like(x), "PCM_16"),
+        ("one_sample", x[:1], "PCM_16"),
+        ("dc", np.full_like(x, 0.5), "PCM_16"),
+    ]:
         path = workdir / f"special_{name}.wav"
         sf.write(path, samples, RATE, subtype=subtype)
         out.append((f"audio:{name}", path))
@@ -77,13 +110,48 @@ def _special_audio(workdir: Path, rng: random.Random) -> list[tuple[str, Path]]:
 
 
 def _model_edits(rng: random.Random):
-    values = [10**9, -5, 0, 2**63, float("inf"), float("nan"), "x", [1], {"a": 1}, None, True, 1.5, 10**6]
-    keys = [("config", k) for k in ("sample_rate", "n_samples", "hop_samples", "overlap_samples", "n_modes", "hidden",
-                                    "layers", "gain", "offset", "continuation_samples", "tail_modes",
-                                    "continuation_switch_s")]
-    keys += [("info", "source"), ("info", "fit"), ("info", "history"), ("info", "source", "path"),
-             ("info", "source", "start_s"), ("info", "source", "channel"), ("info", "fit", "snr_db"),
-             ("info", "fit", "identification")]
+    values = [
+        10**9,
+        -5,
+        0,
+        2**63,
+        float("inf"),
+        float("nan"),
+        "x",
+        [1],
+        {"a": 1},
+        None,
+        True,
+        1.5,
+        10**6,
+    ]
+    keys = [
+        ("config", k)
+        for k in (
+            "sample_rate",
+            "n_samples",
+            "hop_samples",
+            "overlap_samples",
+            "n_modes",
+            "hidden",
+            "layers",
+            "gain",
+            "offset",
+            "continuation_samples",
+            "tail_modes",
+            "continuation_switch_s",
+        )
+    ]
+    keys += [
+        ("info", "source"),
+        ("info", "fit"),
+        ("info", "history"),
+        ("info", "source", "path"),
+        ("info", "source", "start_s"),
+        ("info", "source", "channel"),
+        ("info", "fit", "snr_db"),
+        ("info", "fit", "identification"),
+    ]
     path = rng.choice(keys)
     value = rng.choice(values)
 
@@ -94,6 +162,7 @@ def _model_edits(rng: random.Random):
                 node[key] = {}
             node = node[key]
         node[path[-1]] = value
+
     return f"{'.'.join(path)}={str(value)[:12]}", edit
 
 
@@ -103,7 +172,9 @@ def _tensor_edit(rng: random.Random):
     def edit(tensors):
         name = rng.choice(sorted(tensors))
         if how == "shape":
-            tensors[name] = torch.zeros(tuple(s + 1 for s in tensors[name].shape) or (2,), dtype=tensors[name].dtype)
+            tensors[name] = torch.zeros(
+                tuple(s + 1 for s in tensors[name].shape) or (2,), dtype=tensors[name].dtype
+            )
         elif how == "dtype":
             tensors[name] = tensors[name].to(torch.int64)
         elif how == "nan":
@@ -117,6 +188,7 @@ def _tensor_edit(rng: random.Random):
             tensors["evil"] = torch.zeros(3)
         else:
             tensors[name] = torch.zeros(1).expand(1 << 20)  # a view: its storage is one float
+
     return how, edit
 
 
@@ -133,8 +205,9 @@ def _crafted(model: Path, out: Path, edit_meta=None, edit_tensors=None) -> Path:
     return out
 
 
-def make_cases(workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_model: int = 8,
-               n_args: int = 10) -> list[Case]:
+def make_cases(
+    workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_model: int = 8, n_args: int = 10
+) -> list[Case]:
     """The cases, their inputs written into ``workdir``; ``model`` is a small fitted model file."""
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -146,11 +219,33 @@ def make_cases(workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_mo
     audio += _special_audio(workdir, rng)
     for name, path in audio:
         command = rng.choice(["fit", "fill", "eval-fill"])
-        args = {"fit": ["fit", path, "-o", workdir / f"{path.stem}.sonode", *TINY],
-                "fill": ["fill", path, "--gap", "0.1", "0.11", "--method", "janssen", "-o",
-                         workdir / f"{path.stem}.filled.wav", "--quiet"],
-                "eval-fill": ["eval", path, "--task", "fill", "--positions", "1", "-o", workdir / f"ev_{path.stem}",
-                              "--quiet", "--force"]}[command]
+        args = {
+            "fit": ["fit", path, "-o", workdir / f"{path.stem}.sonode", *TINY],
+            "fill": [
+                "fill",
+                path,
+                "--gap",
+                "0.1",
+                "0.11",
+                "--method",
+                "janssen",
+                "-o",
+                workdir / f"{path.stem}.filled.wav",
+                "--quiet",
+            ],
+            "eval-fill": [
+                "eval",
+                path,
+                "--task",
+                "fill",
+                "--positions",
+                "1",
+                "-o",
+                workdir / f"ev_{path.stem}",
+                "--quiet",
+                "--force",
+            ],
+        }[command]
         cases.append(Case("audio", f"{name} {command}", [str(a) for a in args]))
     model_bytes = model.read_bytes()
     for k in range(n_model):
@@ -166,10 +261,29 @@ def make_cases(workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_mo
             label, edit = _tensor_edit(rng)
             _crafted(model, out, edit_tensors=edit)
         command = rng.choice(["info", "render", "upsample", "plot", "extrapolate"])
-        args = {"info": ["info", out], "render": ["render", out, "-o", workdir / f"r{k}.wav", "--quiet"],
-                "upsample": ["upsample", out, "--rate", "32000", "-o", workdir / f"u{k}.wav", "--quiet"],
-                "plot": ["plot", out, "-o", workdir / f"p{k}.png"],
-                "extrapolate": ["extrapolate", out, "--seconds", "0.1", "-o", workdir / f"e{k}.wav", "--quiet"]}[command]
+        args = {
+            "info": ["info", out],
+            "render": ["render", out, "-o", workdir / f"r{k}.wav", "--quiet"],
+            "upsample": [
+                "upsample",
+                out,
+                "--rate",
+                "32000",
+                "-o",
+                workdir / f"u{k}.wav",
+                "--quiet",
+            ],
+            "plot": ["plot", out, "-o", workdir / f"p{k}.png"],
+            "extrapolate": [
+                "extrapolate",
+                out,
+                "--seconds",
+                "0.1",
+                "-o",
+                workdir / f"e{k}.wav",
+                "--quiet",
+            ],
+        }[command]
         cases.append(Case("model", f"model:{how}:{label} {command}", [str(a) for a in args]))
     good_clip = workdir / "good.wav"
     good_clip.write_bytes(clean)
@@ -177,15 +291,38 @@ def make_cases(workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_mo
         ("render", ["render", model, "-o", workdir / "ar.wav"], ["--rate", "--start", "--end"]),
         ("extrapolate", ["extrapolate", model, "-o", workdir / "ae.wav"], ["--seconds", "--rate"]),
         ("upsample", ["upsample", model, "-o", workdir / "au.wav"], ["--rate"]),
-        ("fit", ["fit", good_clip, "-o", workdir / "af.sonode", *TINY],
-         ["--rate", "--start", "--duration", "--latent-dim", "--hop", "--overlap", "--hidden", "--lp-order",
-          "--threads", "--target-snr", "--seed", "--batch-segments", "--checkpoint-every", "--continuation-samples"]),
-        ("fill", ["fill", good_clip, "-o", workdir / "afill.wav", "--gap", "0.1", "0.11"],
-         ["--context", "--budget-s", "--threads", "--seed"]),
-        ("eval", ["eval", good_clip, "-o", workdir / "aev", "--force"],
-         ["--rate", "--budget", "--horizon-s", "--duration", "--threads", "--positions"]),
+        (
+            "fit",
+            ["fit", good_clip, "-o", workdir / "af.sonode", *TINY],
+            [
+                "--rate",
+                "--start",
+                "--duration",
+                "--latent-dim",
+                "--hop",
+                "--overlap",
+                "--hidden",
+                "--lp-order",
+                "--threads",
+                "--target-snr",
+                "--seed",
+                "--batch-segments",
+                "--checkpoint-every",
+                "--continuation-samples",
+            ],
+        ),
+        (
+            "fill",
+            ["fill", good_clip, "-o", workdir / "afill.wav", "--gap", "0.1", "0.11"],
+            ["--context", "--budget-s", "--threads", "--seed"],
+        ),
+        (
+            "eval",
+            ["eval", good_clip, "-o", workdir / "aev", "--force"],
+            ["--rate", "--budget", "--horizon-s", "--duration", "--threads", "--positions"],
+        ),
     ]
-    for k in range(n_args):
+    for _ in range(n_args):
         command, base, options = rng.choice(option_table)
         option, value = rng.choice(options), rng.choice(ABSURD_NUMBERS)
         args = [str(a) for a in base] + [option, value]
@@ -195,13 +332,41 @@ def make_cases(workdir: Path, model: Path, seed: int = 0, n_audio: int = 8, n_mo
     fifo = workdir / "pipe.wav"
     if not fifo.exists():
         os.mkfifo(fifo)
-    cases.append(Case("fifo", "fifo:render -o", ["render", str(model), "-o", str(fifo)], codes=(2,)))
-    cases.append(Case("fifo", "fifo:upsample in", ["upsample", str(fifo), "--rate", "32000", "-o",
-                                                   str(workdir / "fu.wav")], codes=(2,)))
-    cases.append(Case("fifo", "fifo:fill -o", ["fill", str(good_clip), "--gap", "0.1", "0.11", "-o", str(fifo)],
-                      codes=(2,)))
-    cases.append(Case("readonly", "readonly:render", ["render", str(model), "-o", "{ro}/r.wav"], codes=(2,),
-                      needs=["tmpfs-ro"]))
-    cases.append(Case("full", "full:render", ["render", str(model), "--end", "30", "-o", "{full}/r.wav"], codes=(2,),
-                      needs=["tmpfs-full"]))
+    cases.append(
+        Case("fifo", "fifo:render -o", ["render", str(model), "-o", str(fifo)], codes=(2,))
+    )
+    cases.append(
+        Case(
+            "fifo",
+            "fifo:upsample in",
+            ["upsample", str(fifo), "--rate", "32000", "-o", str(workdir / "fu.wav")],
+            codes=(2,),
+        )
+    )
+    cases.append(
+        Case(
+            "fifo",
+            "fifo:fill -o",
+            ["fill", str(good_clip), "--gap", "0.1", "0.11", "-o", str(fifo)],
+            codes=(2,),
+        )
+    )
+    cases.append(
+        Case(
+            "readonly",
+            "readonly:render",
+            ["render", str(model), "-o", "{ro}/r.wav"],
+            codes=(2,),
+            needs=["tmpfs-ro"],
+        )
+    )
+    cases.append(
+        Case(
+            "full",
+            "full:render",
+            ["render", str(model), "--end", "30", "-o", "{full}/r.wav"],
+            codes=(2,),
+            needs=["tmpfs-full"],
+        )
+    )
     return cases

@@ -51,7 +51,11 @@ class Outcome:
 
     def error_lines(self) -> list[str]:
         """stderr's lines, progress lines (rewritten with \\r) reduced to their last state."""
-        return [line.split("\r")[-1] for line in self.stderr.splitlines() if line.split("\r")[-1].strip()]
+        return [
+            line.split("\r")[-1]
+            for line in self.stderr.splitlines()
+            if line.split("\r")[-1].strip()
+        ]
 
     def problems(self, codes=(0, 2), max_wall_s: float | None = None) -> list[str]:
         """What is wrong with this outcome (empty when it is clean)."""
@@ -73,8 +77,10 @@ class Outcome:
         return out
 
     def describe(self) -> str:
-        return (f"sonode {' '.join(self.args)} -> exit {self.code} in {self.wall_s:.1f} s, peak "
-                f"{(self.peak_rss_bytes or 0) / 2**20:.0f} MiB; stderr: {self.stderr[-600:]!r}")
+        return (
+            f"sonode {' '.join(self.args)} -> exit {self.code} in {self.wall_s:.1f} s, peak "
+            f"{(self.peak_rss_bytes or 0) / 2**20:.0f} MiB; stderr: {self.stderr[-600:]!r}"
+        )
 
 
 def _limits(address_space_bytes: int | None):
@@ -87,15 +93,33 @@ def _limits(address_space_bytes: int | None):
     return apply
 
 
-def start(args, *, env: dict | None = None, cwd: str | Path | None = None,
-          address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES) -> tuple[subprocess.Popen, int]:
+def start(
+    args,
+    *,
+    env: dict | None = None,
+    cwd: str | Path | None = None,
+    address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+) -> tuple[subprocess.Popen, int]:
     """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe)."""
     read_fd, write_fd = os.pipe()
-    child_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                 "SONODE_TEST_RSS_FD": str(write_fd), **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, *map(str, args)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, cwd=cwd,
-                            pass_fds=(write_fd,), preexec_fn=_limits(address_space_bytes))
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "SONODE_TEST_RSS_FD": str(write_fd),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRAPPER, *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env,
+        cwd=cwd,
+        pass_fds=(write_fd,),
+        preexec_fn=_limits(address_space_bytes),
+    )
     os.close(write_fd)
     return proc, read_fd
 
@@ -103,7 +127,9 @@ def start(args, *, env: dict | None = None, cwd: str | Path | None = None,
 def finish(proc: subprocess.Popen, read_fd: int, args, started: float, timeout_s: float) -> Outcome:
     timed_out = False
     try:
-        stdout, stderr = proc.communicate(timeout=max(0.1, timeout_s - (time.monotonic() - started)))
+        stdout, stderr = proc.communicate(
+            timeout=max(0.1, timeout_s - (time.monotonic() - started))
+        )
     except subprocess.TimeoutExpired:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
@@ -111,12 +137,25 @@ def finish(proc: subprocess.Popen, read_fd: int, args, started: float, timeout_s
     wall = time.monotonic() - started
     with os.fdopen(read_fd, "rb") as f:
         rss = f.read().decode() or None
-    return Outcome([str(a) for a in args], proc.returncode, stdout.decode(errors="replace"),
-                   stderr.decode(errors="replace"), wall, int(rss) * 1024 if rss else None, timed_out)
+    return Outcome(
+        [str(a) for a in args],
+        proc.returncode,
+        stdout.decode(errors="replace"),
+        stderr.decode(errors="replace"),
+        wall,
+        int(rss) * 1024 if rss else None,
+        timed_out,
+    )
 
 
-def run(args, *, timeout_s: float = DEFAULT_TIMEOUT_S, env: dict | None = None, cwd=None,
-        address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES) -> Outcome:
+def run(
+    args,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    env: dict | None = None,
+    cwd=None,
+    address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+) -> Outcome:
     """Run `sonode ARGS` to the end (or kill it after ``timeout_s``)."""
     started = time.monotonic()
     proc, read_fd = start(args, env=env, cwd=cwd, address_space_bytes=address_space_bytes)
@@ -145,8 +184,11 @@ def pcm16_wav_bytes(x: np.ndarray, rate: int) -> bytes:
 def small_tmpfs(size: str = "1m") -> tuple[Path | None, str]:
     """Mount a tmpfs of ``size`` (needs root); returns (mount point, "") or (None, why not)."""
     point = Path(tempfile.mkdtemp(prefix="sonode-full-"))
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         point.rmdir()
         return None, f"cannot mount a tmpfs here ({result.stderr.strip() or 'mount failed'})"

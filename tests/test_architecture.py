@@ -51,10 +51,15 @@ def unit_of(module: str) -> str:
     """The layer unit a module belongs to: the longest listed prefix ("sonode" only for the root itself)."""
     if module == "sonode":
         return "sonode"
-    best = max((u for u in UNIT_LAYER if u != "sonode" and (module == u or module.startswith(u + "."))),
-               key=len, default=None)
+    best = max(
+        (u for u in UNIT_LAYER if u != "sonode" and (module == u or module.startswith(u + "."))),
+        key=len,
+        default=None,
+    )
     if best is None:
-        raise AssertionError(f"{module} belongs to no layer: add its package to LAYERS and docs/design.md")
+        raise AssertionError(
+            f"{module} belongs to no layer: add its package to LAYERS and docs/design.md"
+        )
     return best
 
 
@@ -79,7 +84,10 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            names = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         for name in names:
@@ -104,7 +112,9 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             tu = unit_of(target)
             if tu != su and UNIT_LAYER[tu] >= UNIT_LAYER[su]:
                 way = "up" if UNIT_LAYER[tu] > UNIT_LAYER[su] else "sideways to a peer"
-                bad.append(f"{source} imports {target} ({way}: {su} is layer {UNIT_LAYER[su]}, {tu} layer {UNIT_LAYER[tu]})")
+                bad.append(
+                    f"{source} imports {target} ({way}: {su} is layer {UNIT_LAYER[su]}, {tu} layer {UNIT_LAYER[tu]})"
+                )
     return bad
 
 
@@ -169,7 +179,8 @@ def test_the_checks_see_function_level_relative_and_type_checking_imports(tmp_pa
     assert graph["sonode.io.clip"] == {"sonode.model.decoder"}
     assert layer_violations(graph) == [
         f"sonode.io.clip imports sonode.model.decoder (up: sonode.io is layer {UNIT_LAYER['sonode.io']}, "
-        f"sonode.model layer {UNIT_LAYER['sonode.model']})"]
+        f"sonode.model layer {UNIT_LAYER['sonode.model']})"
+    ]
     assert cycles(graph) == [["sonode.model.decoder", "sonode.model.rendering"]]
 
 
@@ -178,8 +189,9 @@ HEAVY = ("librosa", "soundfile", "torchaudio", "scipy", "matplotlib", "dask", "d
 
 def _loaded_after(statement: str) -> list[str]:
     code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT.parent)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT.parent
+    )
     return json.loads(run.stdout.splitlines()[-1])
 
 
@@ -191,15 +203,21 @@ def test_import_sonode_ode_loads_only_the_engine():
     loaded = _loaded_after("import sonode.ode")
     assert _heavy(loaded) == []
     allowed = {"sonode", "sonode._version", "sonode.errors", "sonode.ode"}
-    assert [m for m in loaded if m.startswith("sonode") and m not in allowed and not m.startswith("sonode.ode.")] == []
+    assert [
+        m
+        for m in loaded
+        if m.startswith("sonode") and m not in allowed and not m.startswith("sonode.ode.")
+    ] == []
 
 
 def test_import_sonode_loads_no_audio_library_and_resolves_the_api_lazily():
     loaded = _loaded_after("import sonode")
     assert _heavy(loaded) == [] and "torch" not in loaded
     assert [m for m in loaded if m.startswith("sonode")] == ["sonode", "sonode._version"]
-    loaded = _loaded_after("import sonode\nfrom sonode.api import Fitted, fit, load\n"
-                           "assert (sonode.fit, sonode.load, sonode.Fitted) == (fit, load, Fitted)")
+    loaded = _loaded_after(
+        "import sonode\nfrom sonode.api import Fitted, fit, load\n"
+        "assert (sonode.fit, sonode.load, sonode.Fitted) == (fit, load, Fitted)"
+    )
     assert "sonode.api" in loaded
     with pytest.raises(subprocess.CalledProcessError):
         _loaded_after("import sonode\nsonode.no_such_name")

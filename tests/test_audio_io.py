@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sonode.errors import AudioInputError, AudioOutputError, OutputPathError, SonodeError
 from sonode.io import checks as audio_checks
 from sonode.io import clip as audio_io
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.wav import check_output_path, write_wav
-from sonode.errors import AudioInputError, AudioOutputError, OutputPathError, SonodeError
 
 SR = 16_000
 
@@ -37,19 +37,39 @@ def wav(tmp_path):
 # --- accepted inputs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt,subtype,lsb", [
-    ("WAV", "PCM_U8", 2.0 ** -7), ("WAV", "PCM_16", 2.0 ** -15), ("WAV", "PCM_24", 2.0 ** -23),
-    ("WAV", "PCM_32", 2.0 ** -31), ("WAV", "FLOAT", 1e-7), ("WAV", "DOUBLE", 1e-15),
-    ("FLAC", "PCM_S8", 2.0 ** -7), ("FLAC", "PCM_16", 2.0 ** -15), ("FLAC", "PCM_24", 2.0 ** -23),
-    ("WAVEX", "PCM_24", 2.0 ** -23), ("RF64", "PCM_16", 2.0 ** -15), ("W64", "FLOAT", 1e-7),
-])
+@pytest.mark.parametrize(
+    "fmt,subtype,lsb",
+    [
+        ("WAV", "PCM_U8", 2.0**-7),
+        ("WAV", "PCM_16", 2.0**-15),
+        ("WAV", "PCM_24", 2.0**-23),
+        ("WAV", "PCM_32", 2.0**-31),
+        ("WAV", "FLOAT", 1e-7),
+        ("WAV", "DOUBLE", 1e-15),
+        ("FLAC", "PCM_S8", 2.0**-7),
+        ("FLAC", "PCM_16", 2.0**-15),
+        ("FLAC", "PCM_24", 2.0**-23),
+        ("WAVEX", "PCM_24", 2.0**-23),
+        ("RF64", "PCM_16", 2.0**-15),
+        ("W64", "FLOAT", 1e-7),
+    ],
+)
 def test_reads_every_bit_depth_to_within_one_lsb(tmp_path, fmt, subtype, lsb):
     x = tone(4000)
     path = write(tmp_path / f"x.{fmt.lower()}", x, format=fmt, subtype=subtype)
     clip = read_clip(path)
-    assert isinstance(clip, Clip) and clip.samples.dtype == np.float64 and clip.samples.shape == (4000,)
+    assert (
+        isinstance(clip, Clip)
+        and clip.samples.dtype == np.float64
+        and clip.samples.shape == (4000,)
+    )
     assert np.max(np.abs(clip.samples - x)) <= lsb
-    assert (clip.sample_rate, clip.source_rate, clip.source_channels, clip.channel) == (SR, SR, 1, "mix")
+    assert (clip.sample_rate, clip.source_rate, clip.source_channels, clip.channel) == (
+        SR,
+        SR,
+        1,
+        "mix",
+    )
     assert clip.duration_s == pytest.approx(0.25)
 
 
@@ -78,7 +98,11 @@ def test_stereo_mix_is_channel_mean_and_channels_select(tmp_path):
     path = write(tmp_path / "st.wav", np.stack([left, right], axis=1), subtype="FLOAT")
     assert np.allclose(read_clip(path).samples, (left + right) / 2, atol=1e-7)
     clip = read_clip(path, channel=1)
-    assert np.allclose(clip.samples, right, atol=1e-7) and clip.channel == 1 and clip.source_channels == 2
+    assert (
+        np.allclose(clip.samples, right, atol=1e-7)
+        and clip.channel == 1
+        and clip.source_channels == 2
+    )
 
 
 def test_three_channels_mix_and_select(tmp_path):
@@ -86,7 +110,9 @@ def test_three_channels_mix_and_select(tmp_path):
     path = write(tmp_path / "c3.wav", chans, subtype="FLOAT")
     assert np.allclose(read_clip(path).samples, chans.mean(axis=1), atol=1e-7)
     assert np.allclose(read_clip(path, channel=2).samples, chans[:, 2], atol=1e-7)
-    with pytest.raises(AudioInputError, match=r"channel 3 requested but the file has 3 channel\(s\), numbered 0..2"):
+    with pytest.raises(
+        AudioInputError, match=r"channel 3 requested but the file has 3 channel\(s\), numbered 0..2"
+    ):
         read_clip(path, channel=3)
 
 
@@ -111,7 +137,11 @@ def test_reads_only_the_selected_frames(tmp_path, monkeypatch):
     path = write(tmp_path / "long.wav", tone(40 * SR), subtype="PCM_16")  # 40 s > the 30 s limit
     asked = []
     real_read = sf.SoundFile.read
-    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kw: asked.append(frames) or real_read(self, frames, **kw))
+    monkeypatch.setattr(
+        sf.SoundFile,
+        "read",
+        lambda self, frames=-1, **kw: asked.append(frames) or real_read(self, frames, **kw),
+    )
     clip = read_clip(path, start_s=35.0, duration_s=1.0)
     assert sum(asked) == SR and clip.samples.shape == (SR,)
 
@@ -148,8 +178,12 @@ def test_unreadable_file(wav, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(audio_checks, "open", denied, raising=False)  # shadows the builtin in audio_checks only
-    with pytest.raises(AudioInputError, match=r"cannot be read \(Permission denied\); check its permissions"):
+    monkeypatch.setattr(
+        audio_checks, "open", denied, raising=False
+    )  # shadows the builtin in audio_checks only
+    with pytest.raises(
+        AudioInputError, match=r"cannot be read \(Permission denied\); check its permissions"
+    ):
         read_clip(wav)
 
 
@@ -161,9 +195,13 @@ def test_empty_file(tmp_path):
 
 def test_not_audio(tmp_path):
     (tmp_path / "notes.wav").write_text("these are not samples\n" * 20)
-    with pytest.raises(AudioInputError, match=r"is not a WAV, FLAC or OGG file \(its header is not one of theirs\)") as caught:
+    with pytest.raises(
+        AudioInputError, match=r"is not a WAV, FLAC or OGG file \(its header is not one of theirs\)"
+    ) as caught:
         read_clip(tmp_path / "notes.wav")
-    assert "thes" not in str(caught.value)  # a file's bytes are never echoed (#30: a model naming a secret)
+    assert "thes" not in str(
+        caught.value
+    )  # a file's bytes are never echoed (#30: a model naming a secret)
 
 
 @pytest.mark.parametrize("fmt", ["AIFF", "AU", "CAF", "MP3"])
@@ -199,7 +237,7 @@ def test_streaming_placeholder_size_is_not_truncation(tmp_path, wav):
     """Writers that stream to a pipe put 0xFFFFFFFF in the data size: the file is complete."""
     data = bytearray(wav.read_bytes())
     at = data.index(b"data") + 4
-    data[at:at + 4] = b"\xff\xff\xff\xff"
+    data[at : at + 4] = b"\xff\xff\xff\xff"
     (tmp_path / "stream.wav").write_bytes(bytes(data))
     assert np.allclose(read_clip(tmp_path / "stream.wav").samples, read_clip(wav).samples)
 
@@ -225,7 +263,9 @@ def test_zero_samples(tmp_path):
 
 def test_too_short_states_the_minimum(tmp_path):
     path = write(tmp_path / "s.wav", tone(160))  # 0.01 s
-    with pytest.raises(AudioInputError, match=r"0\.0100 s \(160 samples.*at least 0\.0500 s \(800 samples\)"):
+    with pytest.raises(
+        AudioInputError, match=r"0\.0100 s \(160 samples.*at least 0\.0500 s \(800 samples\)"
+    ):
         read_clip(path)
 
 
@@ -247,13 +287,17 @@ def test_non_finite_samples(tmp_path, bad):
     x = tone(4000)
     x[1234] = bad
     path = write(tmp_path / "nan.wav", x, subtype="FLOAT")
-    with pytest.raises(AudioInputError, match=r"1 samples are NaN or infinite \(first at 0\.0771 s\)"):
+    with pytest.raises(
+        AudioInputError, match=r"1 samples are NaN or infinite \(first at 0\.0771 s\)"
+    ):
         read_clip(path)
 
 
 def test_too_long_unless_a_part_is_selected(tmp_path):
     path = write(tmp_path / "long.wav", tone(2 * SR))
-    with pytest.raises(AudioInputError, match="over the 1 s limit; select a part with --start/--duration"):
+    with pytest.raises(
+        AudioInputError, match="over the 1 s limit; select a part with --start/--duration"
+    ):
         read_clip(path, max_duration_s=1.0)
     assert read_clip(path, max_duration_s=1.0, start_s=1.2).duration_s == pytest.approx(0.8)
     assert read_clip(path, max_duration_s=1.0, duration_s=0.5).duration_s == pytest.approx(0.5)
@@ -262,18 +306,29 @@ def test_too_long_unless_a_part_is_selected(tmp_path):
 
 
 def test_start_or_duration_past_the_end(wav):
-    with pytest.raises(AudioInputError, match=r"start 0.5 s is at or past the end of the file \(0.500 s long\)"):
+    with pytest.raises(
+        AudioInputError, match=r"start 0.5 s is at or past the end of the file \(0.500 s long\)"
+    ):
         read_clip(wav, start_s=0.5)
     with pytest.raises(AudioInputError, match="goes past the end.*at most 0.300 s"):
         read_clip(wav, start_s=0.2, duration_s=0.4)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(start_s=-1.0), "start_s must be"), (dict(start_s=math.nan), "start_s must be"),
-    (dict(duration_s=0.0), "duration_s must be"), (dict(rate=0), "rate must be"),
-    (dict(rate=200_000), "rate must be"), (dict(rate=16000.0), "rate must be"), (dict(rate=math.inf), "rate must be"), (dict(channel="left"), "channel must be"),
-    (dict(channel=-1), "channel must be"), (dict(channel=True), "channel must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(start_s=-1.0), "start_s must be"),
+        (dict(start_s=math.nan), "start_s must be"),
+        (dict(duration_s=0.0), "duration_s must be"),
+        (dict(rate=0), "rate must be"),
+        (dict(rate=200_000), "rate must be"),
+        (dict(rate=16000.0), "rate must be"),
+        (dict(rate=math.inf), "rate must be"),
+        (dict(channel="left"), "channel must be"),
+        (dict(channel=-1), "channel must be"),
+        (dict(channel=True), "channel must be"),
+    ],
+)
 def test_bad_arguments_are_value_errors_naming_the_value(wav, kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         read_clip(wav, **kwargs)
@@ -298,12 +353,17 @@ def test_all_input_errors_are_sonode_errors_on_one_line(tmp_path):
 
 
 def rms_db(a, ref):
-    return 20 * np.log10(np.sqrt(np.mean(a ** 2)) / np.sqrt(np.mean(ref ** 2)))
+    return 20 * np.log10(np.sqrt(np.mean(a**2)) / np.sqrt(np.mean(ref**2)))
 
 
-@pytest.mark.parametrize("orig,new,n", [(48000, 16000, 48000), (16000, 44100, 1601), (44100, 22050, 999), (8000, 192000, 77)])
+@pytest.mark.parametrize(
+    "orig,new,n",
+    [(48000, 16000, 48000), (16000, 44100, 1601), (44100, 22050, 999), (8000, 192000, 77)],
+)
 def test_resample_length_covers_the_same_span(orig, new, n):
-    assert resample(np.random.default_rng(0).standard_normal(n), orig, new).shape == (math.ceil(n * new / orig),)
+    assert resample(np.random.default_rng(0).standard_normal(n), orig, new).shape == (
+        math.ceil(n * new / orig),
+    )
 
 
 @pytest.mark.parametrize("freq", [1000.0, 5000.0, 7000.0])
@@ -331,19 +391,25 @@ def test_resample_same_rate_is_a_copy():
 # --- writing ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("subtype,tol", [("FLOAT", 1e-7), ("PCM_16", 2.0 ** -15), ("PCM_24", 2.0 ** -23)])
+@pytest.mark.parametrize(
+    "subtype,tol", [("FLOAT", 1e-7), ("PCM_16", 2.0**-15), ("PCM_24", 2.0**-23)]
+)
 def test_write_round_trip(tmp_path, subtype, tol):
     x = tone(1000)
     assert write_wav(tmp_path / "o.wav", x, SR, subtype=subtype) == 0
     y, sr = sf.read(tmp_path / "o.wav")
-    assert sr == SR and sf.info(tmp_path / "o.wav").subtype == subtype and np.max(np.abs(y - x)) <= tol
+    assert (
+        sr == SR and sf.info(tmp_path / "o.wav").subtype == subtype and np.max(np.abs(y - x)) <= tol
+    )
 
 
 def test_pcm_write_clips_instead_of_wrapping_and_counts(tmp_path):
     x = np.array([0.0, 1.5, -2.0, 1.0, 0.999, -1.0, 0.5])
-    assert write_wav(tmp_path / "o.wav", x, SR, subtype="PCM_16") == 3  # 1.5, -2.0 and 1.0 (> 32767/32768)
+    assert (
+        write_wav(tmp_path / "o.wav", x, SR, subtype="PCM_16") == 3
+    )  # 1.5, -2.0 and 1.0 (> 32767/32768)
     y, _ = sf.read(tmp_path / "o.wav")
-    assert y[1] == pytest.approx(1 - 2 ** -15) and y[2] == -1.0 and y[3] > 0.99  # no sign flip
+    assert y[1] == pytest.approx(1 - 2**-15) and y[2] == -1.0 and y[3] > 0.99  # no sign flip
     assert write_wav(tmp_path / "f.wav", x, SR) == 0 and sf.read(tmp_path / "f.wav")[0][2] == -2.0
 
 
@@ -353,7 +419,9 @@ def test_write_refuses_non_finite_and_leaves_existing_file(tmp_path, bad):
     out.write_bytes(b"previous")
     x = tone(1000)
     x[500] = bad
-    with pytest.raises(AudioOutputError, match="1 of 1000 samples are NaN or infinite.*nothing was written"):
+    with pytest.raises(
+        AudioOutputError, match="1 of 1000 samples are NaN or infinite.*nothing was written"
+    ):
         write_wav(out, x, SR)
     assert out.read_bytes() == b"previous" and sorted(os.listdir(tmp_path)) == ["o.wav"]
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sonode.dsp import lpc, resample
-from sonode.evaluation import baselines
 from sonode.dsp.metrics import snr_db
+from sonode.evaluation import baselines
 
 UPSAMPLER_NAMES = sorted(baselines.UPSAMPLERS)
 
@@ -22,9 +22,16 @@ def _tone(frequency_hz: float, sample_rate: int, n_samples: int) -> np.ndarray:
 
 # --- output grid -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("n_in", "sr_in", "sr_out", "n_out"),
-    [(100, 16000, 48000, 300), (441, 44100, 48000, 480), (10, 3, 4, 13), (1, 2, 1, 1), (3, 2, 1, 2)],
+    [
+        (100, 16000, 48000, 300),
+        (441, 44100, 48000, 480),
+        (10, 3, 4, 13),
+        (1, 2, 1, 1),
+        (3, 2, 1, 2),
+    ],
 )
 def test_output_length_rounds_half_up(n_in, sr_in, sr_out, n_out):
     assert resample.output_length(n_in, sr_in, sr_out) == n_out
@@ -59,6 +66,7 @@ def test_band_limited_upsamplers_match_the_analytic_tone(name, min_snr_db, sr_ou
 
 # --- linear and cubic --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("sr_in", "sr_out"), [(16000, 48000), (16000, 44100), (3, 7)])
 def test_linear_reproduces_a_ramp_and_cubic_a_quadratic_exactly(sr_in, sr_out):
     n_in = 50
@@ -72,7 +80,9 @@ def test_linear_reproduces_a_ramp_and_cubic_a_quadratic_exactly(sr_in, sr_out):
         u = t * sr_in / n_in
         return 0.1 + u - 1.5 * u**2
 
-    np.testing.assert_allclose(baselines.upsample_linear(ramp(t_in), sr_in, sr_out), ramp(t_out), atol=1e-12)
+    np.testing.assert_allclose(
+        baselines.upsample_linear(ramp(t_in), sr_in, sr_out), ramp(t_out), atol=1e-12
+    )
     np.testing.assert_allclose(
         baselines.upsample_cubic(quadratic(t_in), sr_in, sr_out), quadratic(t_out), atol=1e-12
     )
@@ -108,11 +118,14 @@ def test_interpolation_error_converges_at_the_method_order(name, order):
 
 # --- errors ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", UPSAMPLER_NAMES)
 def test_upsamplers_reject_bad_rates_and_signals(name):
     upsample = baselines.UPSAMPLERS[name]
     x = np.ones(100)
-    with pytest.raises(ValueError, match="sr_in must be a positive whole number of Hz, got 16000.5"):
+    with pytest.raises(
+        ValueError, match="sr_in must be a positive whole number of Hz, got 16000.5"
+    ):
         upsample(x, 16000.5, 48000)
     with pytest.raises(ValueError, match="sr_out must be a positive whole number of Hz, got 0"):
         upsample(x, 16000, 0)
@@ -132,6 +145,7 @@ def test_short_inputs_and_unknown_quality_are_explained():
 
 
 # --- LPC continuation --------------------------------------------------------------------------
+
 
 def _damped_sum(n_samples: int) -> np.ndarray:
     n = np.arange(n_samples)
@@ -159,7 +173,9 @@ def test_burg_continues_a_sum_of_two_sinusoids_with_accurate_poles():
     n = np.arange(2500)
     x = np.cos(0.05 * n + 0.4) + 0.5 * np.cos(0.23 * n + 1.1)
     poles = np.roots(lpc.lpc_coefficients(x[:2000], 4, method="burg"))
-    np.testing.assert_allclose(np.sort(np.abs(np.angle(poles))), [0.05, 0.05, 0.23, 0.23], atol=1e-3)
+    np.testing.assert_allclose(
+        np.sort(np.abs(np.angle(poles))), [0.05, 0.05, 0.23, 0.23], atol=1e-3
+    )
     np.testing.assert_allclose(np.abs(poles), 1.0, atol=1e-5)
     assert snr_db(x[2000:], lpc.lpc_continue(x[:2000], 4, 500, method="burg")) > 15.0
     assert snr_db(x[2000:2020], lpc.lpc_continue(x[:2000], 4, 20, method="burg")) > 40.0
@@ -176,7 +192,9 @@ def test_continuation_is_the_all_pole_filter_run_with_zero_input(method):
         np.testing.assert_allclose(a, librosa.lpc(history, order=32))
     state = scipy.signal.lfiltic([1.0], a, history[::-1][:32])
     expected, _ = scipy.signal.lfilter([1.0], a, np.zeros(400), zi=state)
-    np.testing.assert_allclose(lpc.lpc_continue(history, 32, 400, method), expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        lpc.lpc_continue(history, 32, 400, method), expected, rtol=1e-9, atol=1e-12
+    )
 
 
 def test_lpc_edge_cases_and_errors():

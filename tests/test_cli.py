@@ -10,16 +10,32 @@ from click.testing import CliRunner
 from sonode.cli import main
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-FAST = ["--steps", "2", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--continuation-steps", "2", "--quiet"]
+FAST = [
+    "--steps",
+    "2",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--continuation-steps",
+    "2",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     sf.write(root / "tone.wav", two_tone_clip(0.2), SAMPLE_RATE, subtype="PCM_16")
-    result = CliRunner().invoke(main, ["fit", str(root / "tone.wav"), "-o", str(root / "out" / "tone.sonode"),
-                                       *FAST])
+    result = CliRunner().invoke(
+        main, ["fit", str(root / "tone.wav"), "-o", str(root / "out" / "tone.sonode"), *FAST]
+    )
     assert result.exit_code == 0, result.output
     return root
 
@@ -30,25 +46,51 @@ def run(*args):
 
 def test_fit_writes_model_reconstruction_report_and_curve(workdir):
     out = workdir / "out"
-    assert {p.name for p in out.iterdir()} == {"tone.sonode", "tone.recon.wav", "tone.fit.json", "tone.fit.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "tone.sonode",
+        "tone.recon.wav",
+        "tone.fit.json",
+        "tone.fit.png",
+    }
     report = json.loads((out / "tone.fit.json").read_text())
-    for key in ("snr_db", "fine_snr_db", "discretisation_snr_db", "epochs", "wall_time_s", "gradient",
-                "function_evaluations", "history"):
+    for key in (
+        "snr_db",
+        "fine_snr_db",
+        "discretisation_snr_db",
+        "epochs",
+        "wall_time_s",
+        "gradient",
+        "function_evaluations",
+        "history",
+    ):
         assert key in report["fit"] or key in report, key
-    assert report["fit"]["fine_snr_db"] == report["fit"]["snr_db"]  # the old key, kept for users' scripts
+    assert (
+        report["fit"]["fine_snr_db"] == report["fit"]["snr_db"]
+    )  # the old key, kept for users' scripts
     assert report["fit"]["gradient"] == "adjoint" and report["fit"]["options"]["seed"] == 0
     assert report["versions"]["torch"]
     recon, rate = sf.read(out / "tone.recon.wav")
     assert rate == SAMPLE_RATE and recon.shape == (int(0.2 * SAMPLE_RATE),)
-    assert 10 * np.log10(np.sum(two_tone_clip(0.2) ** 2) / np.sum((recon - two_tone_clip(0.2)) ** 2)) > 20
+    assert (
+        10 * np.log10(np.sum(two_tone_clip(0.2) ** 2) / np.sum((recon - two_tone_clip(0.2)) ** 2))
+        > 20
+    )
 
 
 def test_info_describes_the_model(workdir):
     result = run("info", workdir / "out" / "tone.sonode")
     assert result.exit_code == 0
-    for text in ("16000 Hz", "latent dim:   8", "fit SNR", "discretisation check", "gradient adjoint",
-                 "gain:         reconstruction", "one trajectory", "limit cycle: no",
-                 "continuation on the held-back last"):
+    for text in (
+        "16000 Hz",
+        "latent dim:   8",
+        "fit SNR",
+        "discretisation check",
+        "gradient adjoint",
+        "gain:         reconstruction",
+        "one trajectory",
+        "limit cycle: no",
+        "continuation on the held-back last",
+    ):
         assert text in result.output
 
 
@@ -61,11 +103,22 @@ def test_plot_draws_the_learned_dynamics(workdir):
     assert dynamics.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
 
 
-@pytest.mark.parametrize("subtype,expected", [("FLOAT", "FLOAT"), ("PCM_16", "PCM_16"), ("PCM_24", "PCM_24")])
+@pytest.mark.parametrize(
+    "subtype,expected", [("FLOAT", "FLOAT"), ("PCM_16", "PCM_16"), ("PCM_24", "PCM_24")]
+)
 def test_upsample_a_model_writes_the_exact_length_and_subtype(workdir, subtype, expected):
     dest = workdir / f"up_{subtype}.wav"
-    result = run("upsample", workdir / "out" / "tone.sonode", "--rate", 48000, "-o", dest, "--subtype", subtype,
-                 "--quiet")
+    result = run(
+        "upsample",
+        workdir / "out" / "tone.sonode",
+        "--rate",
+        48000,
+        "-o",
+        dest,
+        "--subtype",
+        subtype,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     info = sf.info(dest)
     assert (info.samplerate, info.frames, info.subtype) == (48000, 9600, expected)
@@ -73,38 +126,83 @@ def test_upsample_a_model_writes_the_exact_length_and_subtype(workdir, subtype, 
 
 def test_upsample_a_clip_fits_first(workdir):
     dest = workdir / "up_from_clip.wav"
-    result = run("upsample", workdir / "tone.wav", "--rate", 32000, "-o", dest, "--model-out",
-                 workdir / "m2.sonode", *FAST)
+    result = run(
+        "upsample",
+        workdir / "tone.wav",
+        "--rate",
+        32000,
+        "-o",
+        dest,
+        "--model-out",
+        workdir / "m2.sonode",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     assert sf.info(dest).frames == 6400 and (workdir / "m2.sonode").exists()
 
 
 def test_extrapolate_and_render_lengths(workdir):
     model = workdir / "out" / "tone.sonode"
-    assert run("extrapolate", model, "--seconds", 0.1, "-o", workdir / "ex.wav", "--quiet").exit_code == 0
+    assert (
+        run("extrapolate", model, "--seconds", 0.1, "-o", workdir / "ex.wav", "--quiet").exit_code
+        == 0
+    )
     assert sf.info(workdir / "ex.wav").frames == 1600
-    assert run("extrapolate", model, "--seconds", 0.1, "--with-context", "--rate", 8000, "-o",
-               workdir / "exc.wav", "--quiet").exit_code == 0
+    assert (
+        run(
+            "extrapolate",
+            model,
+            "--seconds",
+            0.1,
+            "--with-context",
+            "--rate",
+            8000,
+            "-o",
+            workdir / "exc.wav",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     assert sf.info(workdir / "exc.wav").frames == 2400
-    assert run("render", model, "--start", 0.05, "--end", 0.15, "--rate", 44100, "-o", workdir / "r.wav",
-               "--quiet").exit_code == 0
+    assert (
+        run(
+            "render",
+            model,
+            "--start",
+            0.05,
+            "--end",
+            0.15,
+            "--rate",
+            44100,
+            "-o",
+            workdir / "r.wav",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     assert sf.info(workdir / "r.wav").frames == 4410
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["fit", "{dir}/missing.wav", "--quiet"], "missing.wav"),
-    (["fit", "{dir}/tone.wav", "--max-time", "-3"], "--max-time"),
-    (["fit", "{dir}/tone.wav", "--rate", "0"], "--rate"),
-    (["fit", "{dir}/tone.wav", "--latent-dim", "7"], "--latent-dim"),
-    (["fit", "{dir}/tone.wav", "--gradient", "magic"], "magic"),
-    (["fit", "{dir}/tone.wav", "--channel", "left"], "left"),
-    (["fit", "{dir}/tone.wav", "--device", "cuda"], "CPU"),
-    (["fit", "{dir}/tone.wav", "-o", "{dir}/tone.wav"], "input"),
-    (["info", "{dir}/tone.wav"], "tone.wav"),
-    (["extrapolate", "{dir}/out/tone.sonode", "--seconds", "-1", "-o", "{dir}/x.wav"], "--seconds"),
-    (["render", "{dir}/out/tone.sonode", "-o", "{dir}/out/tone.sonode"], "tone.sonode"),
-    (["upsample", "{dir}/out/tone.sonode", "-o", "{dir}/u.wav"], "--rate"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["fit", "{dir}/missing.wav", "--quiet"], "missing.wav"),
+        (["fit", "{dir}/tone.wav", "--max-time", "-3"], "--max-time"),
+        (["fit", "{dir}/tone.wav", "--rate", "0"], "--rate"),
+        (["fit", "{dir}/tone.wav", "--latent-dim", "7"], "--latent-dim"),
+        (["fit", "{dir}/tone.wav", "--gradient", "magic"], "magic"),
+        (["fit", "{dir}/tone.wav", "--channel", "left"], "left"),
+        (["fit", "{dir}/tone.wav", "--device", "cuda"], "CPU"),
+        (["fit", "{dir}/tone.wav", "-o", "{dir}/tone.wav"], "input"),
+        (["info", "{dir}/tone.wav"], "tone.wav"),
+        (
+            ["extrapolate", "{dir}/out/tone.sonode", "--seconds", "-1", "-o", "{dir}/x.wav"],
+            "--seconds",
+        ),
+        (["render", "{dir}/out/tone.sonode", "-o", "{dir}/out/tone.sonode"], "tone.sonode"),
+        (["upsample", "{dir}/out/tone.sonode", "-o", "{dir}/u.wav"], "--rate"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(workdir, args, needle):
     result = run(*[a.format(dir=workdir) for a in args])
     assert result.exit_code != 0
@@ -120,7 +218,11 @@ def test_debug_shows_the_traceback(workdir):
 def test_fit_without_training_epochs_still_writes_its_outputs(workdir, tmp_path):
     result = run("fit", workdir / "tone.wav", "-o", tmp_path / "zero.sonode", *FAST, "--steps", "0")
     assert result.exit_code == 0, result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"zero.sonode", "zero.recon.wav", "zero.fit.json"}  # named after -o (#30)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "zero.sonode",
+        "zero.recon.wav",
+        "zero.fit.json",
+    }  # named after -o (#30)
 
 
 def test_upsample_band_options_and_the_fitted_clip(workdir):
@@ -131,6 +233,19 @@ def test_upsample_band_options_and_the_fitted_clip(workdir):
         assert result.exit_code == 0, result.output
         samples, rate = sf.read(dest)
         assert rate == 48000 and samples.shape == (9600,) and np.all(np.isfinite(samples))
-    result = run("upsample", model, "--rate", 48000, "-o", workdir / "x.wav", "--clip", workdir / "missing.wav")
-    assert result.exit_code != 0 and "missing.wav" in result.output and "Traceback" not in result.output
+    result = run(
+        "upsample",
+        model,
+        "--rate",
+        48000,
+        "-o",
+        workdir / "x.wav",
+        "--clip",
+        workdir / "missing.wav",
+    )
+    assert (
+        result.exit_code != 0
+        and "missing.wav" in result.output
+        and "Traceback" not in result.output
+    )
     assert "above Nyquist" in run("info", model).output

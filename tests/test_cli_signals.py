@@ -13,11 +13,24 @@ from click.testing import CliRunner
 
 from sonode.api import load
 from sonode.cli import EXIT_INTERRUPTED, main
-from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
 from sonode.io.model_file import load_model_file
+from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-SMALL = ["--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32", "--continuation-steps", "2"]
+SMALL = [
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--continuation-steps",
+    "2",
+]
 STEPS = 8  # the stopping rule of the runs that are compared bit for bit
 TIMEOUT_S = 120
 CLIP_S = 0.1  # short: the subprocesses should spend their time on the signals, not on fitting
@@ -34,8 +47,21 @@ class _Fit:
     """`python -m sonode.cli fit` in a subprocess, its stderr collected as it arrives."""
 
     def __init__(self, clip, model, *extra):
-        self.proc = subprocess.Popen([sys.executable, "-m", "sonode.cli", "fit", str(clip), "-o", str(model),
-                                      *SMALL, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sonode.cli",
+                "fit",
+                str(clip),
+                "-o",
+                str(model),
+                *SMALL,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.stderr = b""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -60,7 +86,9 @@ class _Fit:
 
 
 def _fit_in_process(clip, model, *extra):
-    result = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--quiet", *map(str, extra)])
+    result = CliRunner().invoke(
+        main, ["fit", str(clip), "-o", str(model), *SMALL, "--quiet", *map(str, extra)]
+    )
     assert result.exit_code == 0, result.output
     return model
 
@@ -73,7 +101,9 @@ def _assert_same_model(a, b):
 @pytest.fixture(scope="module")
 def reference(clip, tmp_path_factory):
     """An uninterrupted `fit --steps STEPS`."""
-    return _fit_in_process(clip, tmp_path_factory.mktemp("reference") / "tone.sonode", "--steps", STEPS)
+    return _fit_in_process(
+        clip, tmp_path_factory.mktemp("reference") / "tone.sonode", "--steps", STEPS
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -91,7 +121,11 @@ def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
     fitted = load(model)  # loads: a complete, valid model file
     assert fitted.info["fit"]["stop_reason"] == "interrupted"
     recon, rate = sf.read(tmp_path / "tone.recon.wav")
-    assert rate == SAMPLE_RATE and recon.shape == (len(two_tone_clip(CLIP_S)),) and np.isfinite(recon).all()
+    assert (
+        rate == SAMPLE_RATE
+        and recon.shape == (len(two_tone_clip(CLIP_S)),)
+        and np.isfinite(recon).all()
+    )
     assert (tmp_path / "tone.sonode.ckpt").exists()  # kept for --resume
 
 
@@ -103,9 +137,13 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, ref
     fit.proc.kill()  # SIGKILL: nothing runs after this, only the periodic checkpoint survives
     fit.finish()
     assert not model.exists()
-    _, meta = load_model_file(checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION])
+    _, meta = load_model_file(
+        checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION]
+    )
     assert 0 < meta["epoch"] < STEPS
-    refused = CliRunner().invoke(main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"])
+    refused = CliRunner().invoke(
+        main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"]
+    )
     assert refused.exit_code == 2 and "Traceback" not in refused.output
     assert "other options (hidden: checkpoint 8, now 16)" in refused.output
     _fit_in_process(clip, model, "--steps", STEPS, "--resume")
@@ -121,5 +159,11 @@ def test_same_clip_options_and_seed_give_the_same_model_file(clip, tmp_path, ref
 
 
 def test_resume_without_a_checkpoint_fails_with_one_clear_line(clip, tmp_path):
-    result = CliRunner().invoke(main, ["fit", str(clip), "-o", str(tmp_path / "none.sonode"), *SMALL, "--resume"])
-    assert result.exit_code == 2 and "no checkpoint at" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(
+        main, ["fit", str(clip), "-o", str(tmp_path / "none.sonode"), *SMALL, "--resume"]
+    )
+    assert (
+        result.exit_code == 2
+        and "no checkpoint at" in result.output
+        and "Traceback" not in result.output
+    )

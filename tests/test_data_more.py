@@ -23,7 +23,9 @@ def test_clip_is_documented_and_usable(path: Path):
     readme = (MORE / "README.md").read_text(encoding="utf-8")
     assert f"| {path.name} |" in readme, f"{path.name} has no row in data/more/README.md"
     info = sf.info(str(path))
-    assert (info.samplerate, info.channels) == (48000, 1), f"{path.name}: {info.samplerate} Hz, {info.channels} channels"
+    assert (info.samplerate, info.channels) == (48000, 1), (
+        f"{path.name}: {info.samplerate} Hz, {info.channels} channels"
+    )
     x, _ = sf.read(str(path), dtype="float64")
     assert np.isfinite(x).all()
     rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-12)

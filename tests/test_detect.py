@@ -31,9 +31,11 @@ def test_clean_audio_gives_no_alarm():
 def test_dropouts_of_zeros_are_found(ms):
     x = _voice()
     start, n = 7000, int(ms * RATE / 1000)
-    x[start: start + n] = 0.0
+    x[start : start + n] = 0.0
     hits = _found(x, start, start + n)
-    assert [h.kind for h in hits] == ["zeros"] and hits[0].start <= start and hits[0].end >= start + n
+    assert (
+        [h.kind for h in hits] == ["zeros"] and hits[0].start <= start and hits[0].end >= start + n
+    )
 
 
 def test_a_held_value_and_an_exact_repeat_are_found():
@@ -48,7 +50,7 @@ def test_a_held_value_and_an_exact_repeat_are_found():
 def test_isolated_clicks_are_found(n):
     x = _voice()
     start = 11000
-    x[start: start + n] += 0.2 * np.exp(-np.arange(n) / 4.0)
+    x[start : start + n] += 0.2 * np.exp(-np.arange(n) / 4.0)
     hits = _found(x, start, start + n)
     assert [h.kind for h in hits] == ["click"] and hits[0].start <= start < start + n <= hits[0].end
 
@@ -56,8 +58,10 @@ def test_isolated_clicks_are_found(n):
 def test_defects_in_real_speech_and_stereo_input():
     speech = read_clip("data/speech_front_left.wav", rate=RATE).samples
     damaged = speech.copy()
-    loud = np.flatnonzero(np.convolve(speech**2, np.ones(320) / 320, "same") > 0.1 * np.max(speech**2))
-    damaged[loud[100]: loud[100] + 160] = 0.0  # 10 ms dropout at the start of the first word
+    loud = np.flatnonzero(
+        np.convolve(speech**2, np.ones(320) / 320, "same") > 0.1 * np.max(speech**2)
+    )
+    damaged[loud[100] : loud[100] + 160] = 0.0  # 10 ms dropout at the start of the first word
     damaged[loud[-100]] += 0.3  # a click near the end of the last loud passage
     stereo = np.stack([speech, damaged], axis=1)  # a defect in one channel is a defect of the file
     kinds = [d.kind for d in detect_defects(stereo, RATE)]

@@ -39,11 +39,17 @@ def _options(**changes) -> FitOptions:
 
 DAMPED_RATE = 4000
 DAMPED_S = 2.5  # longer than the 2 s the trajectory state is fitted and trained on
-DAMPED_TONES = ((220.0, 0.5, 1.0, 0.0), (587.0, 0.3, 2.5, 1.1), (1130.0, 0.2, 4.0, 2.3))  # Hz, amp, 1/s, rad
+DAMPED_TONES = (
+    (220.0, 0.5, 1.0, 0.0),
+    (587.0, 0.3, 2.5, 1.1),
+    (1130.0, 0.2, 4.0, 2.3),
+)  # Hz, amp, 1/s, rad
 
 
 def damped_sum(t_s: np.ndarray) -> np.ndarray:
-    return sum(a * np.exp(-d * t_s) * np.sin(2 * np.pi * f * t_s + ph) for f, a, d, ph in DAMPED_TONES)
+    return sum(
+        a * np.exp(-d * t_s) * np.sin(2 * np.pi * f * t_s + ph) for f, a, d, ph in DAMPED_TONES
+    )
 
 
 def test_a_sum_of_damped_sinusoids_is_one_trajectory_over_its_whole_span():
@@ -73,8 +79,15 @@ def _vdp_cycle_point_and_period() -> tuple[np.ndarray, float]:
     settle = solve_ivp(_vdp, (0.0, 300.0), [2.0, 0.0], method="DOP853", rtol=1e-11, atol=1e-12)
     crossing = lambda t, y: y[0]  # noqa: E731
     crossing.direction = 1.0
-    laps = solve_ivp(_vdp, (0.0, 100.0), settle.y[:, -1], method="DOP853", rtol=1e-11, atol=1e-12,
-                     events=crossing)
+    laps = solve_ivp(
+        _vdp,
+        (0.0, 100.0),
+        settle.y[:, -1],
+        method="DOP853",
+        rtol=1e-11,
+        atol=1e-12,
+        events=crossing,
+    )
     return settle.y[:, -1], float(np.mean(np.diff(laps.t_events[0])))
 
 
@@ -83,14 +96,16 @@ def vdp_signal(n_samples: int, start_scale: float = 1.0) -> np.ndarray:
     cycle whose amplitude is multiplied by ``start_scale`` (1: on the cycle from the start)."""
     y0, period = _vdp_cycle_point_and_period()
     t = np.arange(n_samples) / VDP_RATE * (period * VDP_F0)
-    return solve_ivp(_vdp, (0.0, t[-1]), y0 * start_scale, t_eval=t, method="DOP853", rtol=1e-11, atol=1e-12).y[0]
+    return solve_ivp(
+        _vdp, (0.0, t[-1]), y0 * start_scale, t_eval=t, method="DOP853", rtol=1e-11, atol=1e-12
+    ).y[0]
 
 
 def period_peaks(x: np.ndarray) -> np.ndarray:
     """max |x| over each whole period of x."""
     n = int(x.shape[0] // PERIOD_SAMPLES)
     edges = np.round(np.arange(n + 1) * PERIOD_SAMPLES).astype(int)
-    return np.array([np.max(np.abs(x[a:b])) for a, b in zip(edges[:-1], edges[1:])])
+    return np.array([np.max(np.abs(x[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=False)])
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +119,10 @@ def test_the_van_der_pol_clip_has_several_harmonics(vdp_fit):
     x, _, _ = vdp_fit
     spectrum = np.abs(np.fft.rfft(x * np.hanning(x.shape[0])))
     freqs = np.fft.rfftfreq(x.shape[0], 1.0 / VDP_RATE)
-    levels = [20 * np.log10(spectrum[np.argmin(np.abs(freqs - h * VDP_F0))] / spectrum.max()) for h in (3, 5, 7, 9)]
+    levels = [
+        20 * np.log10(spectrum[np.argmin(np.abs(freqs - h * VDP_F0))] / spectrum.max())
+        for h in (3, 5, 7, 9)
+    ]
     assert min(levels) > -60.0, levels
 
 
@@ -144,21 +162,27 @@ def _perturbed_run(model, n_samples: int, which: str, scale: float) -> np.ndarra
             state.copy_(kept)
 
 
-TRAJECTORY_NOT_A_CYCLE = pytest.mark.xfail(strict=True, reason=(
-    "the one trajectory is not a limit cycle, a neutral linear oscillation: every harmonic is a "
-    "linear mode at the bank's smallest decay (0.001/s) and the model's field stays zero (the linear "
-    "fit is already 99.5 dB, so training keeps it); a halved amplitude stays halved: periods 90-100 "
-    "peak at 0.499-0.500 of the cycle. The true van der Pol oscillator from the same halved state is "
-    "at 0.995 in its first period and 1.000 in its second. (The continuation has a limit cycle: "
-    "sonode.model.limit_cycle.)"))
+TRAJECTORY_NOT_A_CYCLE = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the one trajectory is not a limit cycle, a neutral linear oscillation: every harmonic is a "
+        "linear mode at the bank's smallest decay (0.001/s) and the model's field stays zero (the linear "
+        "fit is already 99.5 dB, so training keeps it); a halved amplitude stays halved: periods 90-100 "
+        "peak at 0.499-0.500 of the cycle. The true van der Pol oscillator from the same halved state is "
+        "at 0.995 in its first period and 1.000 in its second. (The continuation has a limit cycle: "
+        "sonode.model.limit_cycle.)"
+    ),
+)
 
 
-@pytest.mark.parametrize("which", [pytest.param("trajectory", marks=TRAJECTORY_NOT_A_CYCLE), "continuation"])
+@pytest.mark.parametrize(
+    "which", [pytest.param("trajectory", marks=TRAJECTORY_NOT_A_CYCLE), "continuation"]
+)
 def test_a_halved_van_der_pol_amplitude_returns_to_the_cycle(vdp_fit, which):
     x, model, _ = vdp_fit
     cycle = np.median(period_peaks(x))
     run = _perturbed_run(model, int(math.ceil((GOAL_PERIODS + 1) * PERIOD_SAMPLES)), which, 0.5)
-    late = period_peaks(run)[GOAL_PERIODS - 10: GOAL_PERIODS] / cycle
+    late = period_peaks(run)[GOAL_PERIODS - 10 : GOAL_PERIODS] / cycle
     assert np.max(np.abs(late - 1.0)) <= GOAL_PEAK_TOLERANCE, (late.min(), late.max())
 
 
@@ -175,8 +199,11 @@ def two_tone(t_s: np.ndarray) -> np.ndarray:
 
 def test_continuation_of_a_clean_two_tone_clip_is_40_db_over_50_ms():
     n = int(TWO_TONE_S * TWO_TONE_RATE)
-    model, _ = fit_samples(two_tone(np.arange(n) / TWO_TONE_RATE), TWO_TONE_RATE,
-                           _options(latent_dim=8, lp_order=64, steps=10))
+    model, _ = fit_samples(
+        two_tone(np.arange(n) / TWO_TONE_RATE),
+        TWO_TONE_RATE,
+        _options(latent_dim=8, lp_order=64, steps=10),
+    )
     run = extrapolate(model, 0.05)
     truth = two_tone((n + np.arange(run.samples.shape[0])) / TWO_TONE_RATE)
     assert run.stopped_at_s is None and run.samples.shape[0] == int(0.05 * TWO_TONE_RATE)

@@ -8,11 +8,23 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sonode.cli import main
-from sonode.evaluation.evaluate import SNR_WINDOWS_MS, EvalOptions, evaluate, results_markdown, trajectory_scores
+from sonode.evaluation.evaluate import (
+    SNR_WINDOWS_MS,
+    EvalOptions,
+    evaluate,
+    results_markdown,
+    trajectory_scores,
+)
 from sonode.io.fileutil import markdown_marker
 from tests.model.synthetic import two_tone
 
-TINY_FIT = (("latent_dim", 8), ("hidden", 8), ("steps", 1), ("continuation_steps", 0), ("lp_order", 32))
+TINY_FIT = (
+    ("latent_dim", 8),
+    ("hidden", 8),
+    ("steps", 1),
+    ("continuation_steps", 0),
+    ("lp_order", 32),
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +37,37 @@ def clip48k(tmp_path_factory):
 @pytest.fixture(scope="module")
 def results(clip48k, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    options = EvalOptions(low_rate=16000, budget_s=30.0, horizon_s=0.05, duration_s=None, fit_options=TINY_FIT)
+    options = EvalOptions(
+        low_rate=16000, budget_s=30.0, horizon_s=0.05, duration_s=None, fit_options=TINY_FIT
+    )
     return out, evaluate([clip48k], out, options)
 
 
 def test_every_task_scores_sonode_and_the_baselines(results):
     _, res = results
     clip = res["clips"][0]
-    assert set(clip["upsampling"]) == {"sonode", "sonode_model_low", "sonode_render", "sinc", "sinc_hq", "soxr_hq",
-                                       "linear", "cubic", "sinc_noise"}
+    assert set(clip["upsampling"]) == {
+        "sonode",
+        "sonode_model_low",
+        "sonode_render",
+        "sinc",
+        "sinc_hq",
+        "soxr_hq",
+        "linear",
+        "cubic",
+        "sinc_noise",
+    }
     # two tones far below 8 kHz (only the clip's abrupt ends reach above): nothing loud is invented
     assert clip["upsampling"]["sonode"]["energy_above_vs_truth_db"] < 1.0
-    assert set(clip["continuation"]) == {"sonode", "lpc32_burg", "lpc256_burg", "lpc512_burg", "lpc1024_burg",
-                                           "lpc2048_burg", "lpc32_lstsq"}
+    assert set(clip["continuation"]) == {
+        "sonode",
+        "lpc32_burg",
+        "lpc256_burg",
+        "lpc512_burg",
+        "lpc1024_burg",
+        "lpc2048_burg",
+        "lpc32_lstsq",
+    }
     for scores in clip["continuation"].values():
         assert set(scores) == {f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS} | {"lsd"}
     # the clip is two damped tones far below 8 kHz: sonode's linear part models it almost exactly
@@ -64,20 +94,53 @@ def test_a_low_rate_not_below_the_clip_rate_is_refused(clip48k, tmp_path):
 def test_plot_command_writes_the_comparison_and_curve(clip48k, tmp_path):
     runner = CliRunner()
     model = tmp_path / "m.sonode"
-    assert runner.invoke(main, ["fit", str(clip48k), "-o", str(model), "--steps", "1", "--latent-dim", "8",
-                                "--hidden", "8", "--quiet"]).exit_code == 0
+    assert (
+        runner.invoke(
+            main,
+            [
+                "fit",
+                str(clip48k),
+                "-o",
+                str(model),
+                "--steps",
+                "1",
+                "--latent-dim",
+                "8",
+                "--hidden",
+                "8",
+                "--quiet",
+            ],
+        ).exit_code
+        == 0
+    )
     result = runner.invoke(main, ["plot", str(model), "-o", str(tmp_path / "fig.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.fit.png").exists()
 
 
 def test_eval_command_prints_the_tables_and_writes_the_report(clip48k, tmp_path):
-    result = CliRunner().invoke(main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "1",
-                                       "--horizon-s", "0.05", "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(clip48k),
+            "-o",
+            str(tmp_path / "rep"),
+            "--budget",
+            "1",
+            "--horizon-s",
+            "0.05",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "### Upsampling" in result.output and "### Continuation" in result.output
-    assert (tmp_path / "rep" / "results.json").exists() and (tmp_path / "rep" / "results.md").exists()
-    bad = CliRunner().invoke(main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "0"])
+    assert (tmp_path / "rep" / "results.json").exists() and (
+        tmp_path / "rep" / "results.md"
+    ).exists()
+    bad = CliRunner().invoke(
+        main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "0"]
+    )
     assert bad.exit_code == 2 and "--budget" in bad.output
 
 

@@ -9,13 +9,23 @@ restores the level the mean loses mid-gap; the fast covariance normal matrix equ
 import numpy as np
 import pytest
 
+from sonode.dsp.ar_fill import janssen_fill
+from sonode.dsp.interpolation import (
+    CANDIDATE_ORDERS,
+    MAX_ORDER,
+    candidate_orders,
+    conditional_deviation,
+    fill_with_order,
+    interpolate_gap,
+    missing_power_residual,
+    most_likely_fill,
+    predictor_from_gram,
+    pseudo_gaps,
+    side_gram,
+)
+from sonode.dsp.metrics import snr_db
 from sonode.evaluation.evaluate_fill import gap_lsd
 from sonode.tasks.fill import FillSettings, fill_one
-from sonode.dsp.ar_fill import janssen_fill
-from sonode.dsp.metrics import snr_db
-from sonode.dsp.interpolation import (CANDIDATE_ORDERS, MAX_ORDER, candidate_orders, conditional_deviation,
-                                        fill_with_order, interpolate_gap, missing_power_residual,
-                                        most_likely_fill, predictor_from_gram, pseudo_gaps, side_gram)
 
 RATE = 16000
 
@@ -25,21 +35,25 @@ def damped_tones(n, rate=RATE, partials=((440.0, -3.0, 1.0, 0.3), (1234.5, -8.0,
     return sum(a * np.exp(d * t) * np.cos(2 * np.pi * f * t + ph) for f, d, a, ph in partials)
 
 
-@pytest.mark.parametrize(("order", "rows", "near_end"), [(5, 20, True), (5, 20, False), (64, 1000, True),
-                                                         (300, 400, False), (64, 10_000, True)])
+@pytest.mark.parametrize(
+    ("order", "rows", "near_end"),
+    [(5, 20, True), (5, 20, False), (64, 1000, True), (300, 400, False), (64, 10_000, True)],
+)
 def test_side_gram_equals_the_direct_covariance_normal_matrix(order, rows, near_end):
     x = np.random.default_rng(order).standard_normal(3000)
     gram = side_gram(x, order, rows, near_end)
     lagged = np.lib.stride_tricks.sliding_window_view(x, order + 1)[:, ::-1]
     n = min(rows, x.size - order)
     lagged = lagged[-n:] if near_end else lagged[:n]
-    np.testing.assert_allclose(gram, lagged.T @ lagged, rtol=0, atol=1e-10 * np.abs(lagged.T @ lagged).max())
+    np.testing.assert_allclose(
+        gram, lagged.T @ lagged, rtol=0, atol=1e-10 * np.abs(lagged.T @ lagged).max()
+    )
 
 
 def test_two_damped_sinusoids_are_restored_across_a_gap_to_60_db():
     x = damped_tones(8000)
     start, n_gap = 4000, 640  # 40 ms
-    left, right, truth = x[:start], x[start + n_gap:], x[start: start + n_gap]
+    left, right, truth = x[:start], x[start + n_gap :], x[start : start + n_gap]
     # one order alone, and the validated fill through `fill_one` with its seams
     assert snr_db(truth, fill_with_order(left, right, n_gap, 64, 256)) >= 50.0
     y = fill_one(left, right, n_gap, RATE, FillSettings())
@@ -52,8 +66,8 @@ def test_a_long_gap_in_a_growing_then_decaying_tone_is_one_trajectory_from_both_
     # Only the two sides together pin down both modes: a growing and a decaying partial.
     x = damped_tones(6000, partials=((300.0, 4.0, 0.2, 0.0), (700.0, -20.0, 1.0, 1.0)))
     start, n_gap = 2500, 1280  # 80 ms
-    y = interpolate_gap(x[:start], x[start + n_gap:], n_gap).fill
-    assert snr_db(x[start: start + n_gap], y) >= 60.0
+    y = interpolate_gap(x[:start], x[start + n_gap :], n_gap).fill
+    assert snr_db(x[start : start + n_gap], y) >= 60.0
 
 
 def test_a_real_sustained_tone_is_filled_better_than_by_janssen():
@@ -66,11 +80,17 @@ def test_a_real_sustained_tone_is_filled_better_than_by_janssen():
 
     from sonode.io.clip import read_clip
 
-    x = read_clip(Path(__file__).resolve().parent.parent / "data" / "sustained_tuba_Cs3.wav", rate=RATE).samples
+    x = read_clip(
+        Path(__file__).resolve().parent.parent / "data" / "sustained_tuba_Cs3.wav", rate=RATE
+    ).samples
     n_gap, context = 640, 8000
     ours, janssen, ours_lsd, janssen_lsd = [], [], [], []
     for start in np.linspace(context, x.size - context - n_gap, 4).astype(int)[2:]:
-        left, right, truth = x[start - context: start], x[start + n_gap: start + n_gap + context], x[start: start + n_gap]
+        left, right, truth = (
+            x[start - context : start],
+            x[start + n_gap : start + n_gap + context],
+            x[start : start + n_gap],
+        )
         fill, reference = interpolate_gap(left, right, n_gap).fill, janssen_fill(left, right, n_gap)
         ours.append(snr_db(truth, fill))
         janssen.append(snr_db(truth, reference))
@@ -83,17 +103,23 @@ def test_a_real_sustained_tone_is_filled_better_than_by_janssen():
 def test_validation_weights_favour_the_order_the_sound_needs():
     # 40 partials need ≥ 80 poles: the order-16 candidate cannot carry them, and loses its weight.
     partials = tuple((110.0 * k, -1.0, 1.0 / k, 0.7 * k) for k in range(1, 41))
-    x = damped_tones(16000, partials=partials) + 1e-4 * np.random.default_rng(0).standard_normal(16000)
+    x = damped_tones(16000, partials=partials) + 1e-4 * np.random.default_rng(0).standard_normal(
+        16000
+    )
     result = interpolate_gap(x[:8000], x[8320:], 320, orders=(16, 256))
     assert result.orders == (16, 256)
-    assert result.weights[1] > 0.99 and result.validation_snr_db[1] > result.validation_snr_db[0] + 20
+    assert (
+        result.weights[1] > 0.99 and result.validation_snr_db[1] > result.validation_snr_db[0] + 20
+    )
 
 
 def test_a_short_side_does_not_limit_the_order_the_long_side_can_validate():
     # Right side 900 samples: its pseudo-gaps support order 16 only, the left side's support 256.
     # The sound needs ≥ 80 poles, so order 256 must still be used (validated on the left side).
     partials = tuple((110.0 * k, -1.0, 1.0 / k, 0.7 * k) for k in range(1, 41))
-    x = damped_tones(16000, partials=partials) + 1e-4 * np.random.default_rng(0).standard_normal(16000)
+    x = damped_tones(16000, partials=partials) + 1e-4 * np.random.default_rng(0).standard_normal(
+        16000
+    )
     result = interpolate_gap(x[:8000], x[8320:9220], 320, orders=(16, 256))
     assert result.orders == (16, 256) and result.weights[1] > 0.99
     assert snr_db(x[8000:8320], result.fill) > 40.0
@@ -121,12 +147,12 @@ def test_conditional_deviation_is_the_least_squares_response_to_the_innovations(
     e = rng.standard_normal(n_gap + p)
     conv = np.zeros((n_gap + p, n_gap))  # rows: innovations at gap times 0 .. n_gap + p − 1
     for j in range(n_gap):
-        conv[j: j + p + 1, j] = a
+        conv[j : j + p + 1, j] = a
     dense = np.linalg.lstsq(conv, e, rcond=None)[0]
     np.testing.assert_allclose(conditional_deviation(a, n_gap, e), dense, rtol=1e-6, atol=1e-9)
 
 
-def ar_noise(n, seed, poles=(0.97 * np.exp(0.3j), 0.9 * np.exp(1.9j))):
+def ar_noise(n, seed, poles=(0.97 * np.exp(0.3j), 0.9 * np.exp(1.9j))):  # noqa: B008 (constants)
     """White noise through an all-pole filter: nothing in it is predictable beyond a few ms."""
     import scipy.signal
 
@@ -142,7 +168,7 @@ def test_the_residual_restores_the_level_the_mean_loses_in_a_long_gap_of_noise()
     n_gap, ratios, ratios_mean, lsd, lsd_mean = 1280, [], [], [], []
     for seed in range(6):
         x = ar_noise(10_000, seed)
-        left, right, truth = x[:4000], x[4000 + n_gap:], x[4000: 4000 + n_gap]
+        left, right, truth = x[:4000], x[4000 + n_gap :], x[4000 : 4000 + n_gap]
         result = interpolate_gap(left, right, n_gap, orders=(16, 32), seed=seed)
         ratios.append(np.sum(result.fill**2) / np.sum(truth**2))
         ratios_mean.append(np.sum(result.mean**2) / np.sum(truth**2))

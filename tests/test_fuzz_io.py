@@ -24,11 +24,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from sonode.errors import AudioInputError, ModelFileError
 from sonode.io.checks import SILENCE_PEAK
 from sonode.io.clip import Clip, read_clip
-from sonode.errors import AudioInputError, ModelFileError
 from sonode.io.model_file import load_model_file, save_model_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -44,8 +45,27 @@ FUZZ = settings(
 SCHEMA = {"A": ("k", "k"), "C": ("k",), "bias": ()}
 
 # Header fields are where parsers branch; these values sit on their edges.
-EDGE_INTS = [0, 1, 2, 3, 7, 8, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 8000, 192000, 0x7FFFFFFF, 0xFFFFFFFF]
-offsets = st.one_of(st.integers(4, 80), st.integers(0, 1 << 30))  # half in the header, past the magic
+EDGE_INTS = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    8,
+    255,
+    256,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    8000,
+    192000,
+    0x7FFFFFFF,
+    0xFFFFFFFF,
+]
+offsets = st.one_of(
+    st.integers(4, 80), st.integers(0, 1 << 30)
+)  # half in the header, past the magic
 mutation = st.one_of(
     st.tuples(st.just("set"), offsets, st.binary(min_size=1, max_size=8)),
     st.tuples(st.just("u32"), offsets, st.sampled_from(EDGE_INTS)),
@@ -54,12 +74,14 @@ mutation = st.one_of(
     st.tuples(st.just("delete"), offsets, st.integers(1, 64)),
     st.tuples(st.just("cut"), offsets, st.none()),
 )
-read_options = st.fixed_dictionaries({
-    "channel": st.sampled_from(["mix", 0, 1]),
-    "start_s": st.sampled_from([0.0, 0.1, 1.4]),
-    "duration_s": st.sampled_from([None, 0.2]),
-    "rate": st.sampled_from([None, None, 8000, 16000]),
-})
+read_options = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(["mix", 0, 1]),
+        "start_s": st.sampled_from([0.0, 0.1, 1.4]),
+        "duration_s": st.sampled_from([None, 0.2]),
+        "rate": st.sampled_from([None, None, 8000, 16000]),
+    }
+)
 
 
 def mutate(data: bytes, mutations) -> bytes:
@@ -67,13 +89,15 @@ def mutate(data: bytes, mutations) -> bytes:
     for kind, offset, arg in mutations:
         at = offset % (len(buf) + 1)
         if kind == "set":
-            buf[at:at + len(arg)] = arg
+            buf[at : at + len(arg)] = arg
         elif kind in ("u32", "u16"):
-            buf[at:at + (4 if kind == "u32" else 2)] = struct.pack("<I" if kind == "u32" else "<H", arg)
+            buf[at : at + (4 if kind == "u32" else 2)] = struct.pack(
+                "<I" if kind == "u32" else "<H", arg
+            )
         elif kind == "insert":
             buf[at:at] = arg
         elif kind == "delete":
-            del buf[at:at + arg]
+            del buf[at : at + arg]
         else:
             del buf[at:]
     return bytes(buf)
@@ -93,8 +117,11 @@ def real_audio(tmp_path_factory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("real")
     files = {p.name: p.read_bytes() for p in REAL_WAVS}
     x, sr = sf.read(REAL_WAVS[0])
-    for name, kw, data in [("c.flac", dict(format="FLAC"), x), ("c.ogg", dict(format="OGG", subtype="VORBIS"), x),
-                           ("st.wav", dict(subtype="PCM_24"), np.stack([x, x[::-1]], axis=1))]:
+    for name, kw, data in [
+        ("c.flac", dict(format="FLAC"), x),
+        ("c.ogg", dict(format="OGG", subtype="VORBIS"), x),
+        ("st.wav", dict(subtype="PCM_24"), np.stack([x, x[::-1]], axis=1)),
+    ]:
         sf.write(folder / name, data, sr, **kw)
         files[name] = (folder / name).read_bytes()
     return files
@@ -104,9 +131,17 @@ def real_audio(tmp_path_factory) -> dict[str, bytes]:
 def real_model(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("model") / "m.sonode"
     g = torch.Generator().manual_seed(0)
-    save_model_file(path, {"A": torch.randn(6, 6, generator=g), "C": torch.randn(6, generator=g),
-                           "bias": torch.tensor(0.1)}, {"sample_rate": 16000, "snr_db": 30.0},
-                    kind="decoder", version=1)
+    save_model_file(
+        path,
+        {
+            "A": torch.randn(6, 6, generator=g),
+            "C": torch.randn(6, generator=g),
+            "bias": torch.tensor(0.1),
+        },
+        {"sample_rate": 16000, "snr_db": 30.0},
+        kind="decoder",
+        version=1,
+    )
     return path.read_bytes()
 
 
@@ -143,7 +178,9 @@ def report(name: str, outcomes: Counter, record_property) -> None:
 
 def test_fuzz_reader_random_bytes(tmp_path, record_property):
     outcomes = Counter()
-    magic = st.sampled_from([b"", b"RIFF\x24\x08\x00\x00WAVEfmt ", b"fLaC", b"OggS\x00\x02", b"RIFX", b"RF64"])
+    magic = st.sampled_from(
+        [b"", b"RIFF\x24\x08\x00\x00WAVEfmt ", b"fLaC", b"OggS\x00\x02", b"RIFX", b"RF64"]
+    )
 
     @FUZZ
     @given(prefix=magic, body=st.binary(max_size=2048), options=read_options)
@@ -160,8 +197,11 @@ def test_fuzz_reader_mutated_real_files(tmp_path, real_audio, record_property):
     outcomes = Counter()
 
     @FUZZ
-    @given(name=st.sampled_from(sorted(real_audio)), mutations=st.lists(mutation, min_size=1, max_size=6),
-           options=read_options)
+    @given(
+        name=st.sampled_from(sorted(real_audio)),
+        mutations=st.lists(mutation, min_size=1, max_size=6),
+        options=read_options,
+    )
     def check(name, mutations, options):
         path = tmp_path / f"fuzz{Path(name).suffix}"
         path.write_bytes(mutate(real_audio[name], mutations))
@@ -200,7 +240,9 @@ def test_fuzz_loader_mutated_real_model(tmp_path, real_model, record_property):
     report("load_model_file(mutated real model)", outcomes, record_property)
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes odd pickles; we judge them
+@pytest.mark.filterwarnings(
+    "ignore:Detected pickle protocol"
+)  # torch notes odd pickles; we judge them
 def test_fuzz_loader_mutated_pickle_in_valid_zip(tmp_path, real_model, record_property):
     """Byte flips in the raw file mostly trip the zip checksums; mutate the pickle itself and re-zip
     it with valid checksums so that the unpickler and the container checks get the bad data."""

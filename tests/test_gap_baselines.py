@@ -4,8 +4,14 @@ import librosa
 import numpy as np
 import pytest
 
+from sonode.dsp.ar_fill import (
+    GAP_FILLERS,
+    ar_interpolate,
+    burg_crossfade_fill,
+    janssen_fill,
+    linear_ramp,
+)
 from sonode.dsp.lpc import burg
-from sonode.dsp.ar_fill import GAP_FILLERS, ar_interpolate, burg_crossfade_fill, janssen_fill, linear_ramp
 from sonode.dsp.metrics import snr_db
 
 RATE = 16000
@@ -13,8 +19,11 @@ RATE = 16000
 
 def _sines(n: int, noise: float = 0.0) -> np.ndarray:
     t = np.arange(n) / RATE
-    x = (np.sin(2 * np.pi * 440 * t + 0.3) + 0.5 * np.sin(2 * np.pi * 1234 * t + 1.0)
-         + 0.2 * np.sin(2 * np.pi * 3000 * t))
+    x = (
+        np.sin(2 * np.pi * 440 * t + 0.3)
+        + 0.5 * np.sin(2 * np.pi * 1234 * t + 1.0)
+        + 0.2 * np.sin(2 * np.pi * 3000 * t)
+    )
     return x + noise * np.random.default_rng(0).standard_normal(n)
 
 
@@ -32,7 +41,7 @@ def test_ar_interpolate_equals_the_dense_least_squares_solution():
     # Independent reference: the full convolution matrix, least squares over the gap columns.
     conv = np.zeros((x.size + p, x.size))
     for j in range(x.size):
-        conv[j: j + p + 1, j] = a
+        conv[j : j + p + 1, j] = a
     gap = np.arange(start, start + n_gap)
     known = np.setdiff1d(np.arange(x.size), gap)
     expected, *_ = np.linalg.lstsq(conv[:, gap], -conv[:, known] @ x[known], rcond=None)
@@ -43,13 +52,13 @@ def test_ar_interpolate_equals_the_dense_least_squares_solution():
 def test_janssen_restores_a_sum_of_sinusoids_almost_exactly(n_gap):
     x = _sines(9000 + n_gap, noise=1e-4)
     start = 4500
-    y = janssen_fill(x[:start], x[start + n_gap:], n_gap)
-    assert snr_db(_sines(9000 + n_gap)[start: start + n_gap], y) > 50.0
+    y = janssen_fill(x[:start], x[start + n_gap :], n_gap)
+    assert snr_db(_sines(9000 + n_gap)[start : start + n_gap], y) > 50.0
 
 
 def test_two_sided_burg_restores_a_sum_of_sinusoids():
     x = _sines(9000 + 320, noise=1e-4)
-    y = burg_crossfade_fill(x[:4500], x[4500 + 320:], 320)
+    y = burg_crossfade_fill(x[:4500], x[4500 + 320 :], 320)
     assert snr_db(_sines(9320)[4500:4820], y) > 40.0
 
 

@@ -60,7 +60,9 @@ def test_it_listens_only_on_loopback_and_serves_no_http(cluster):
     assert not [port for _, port, _ in sockets if _answers_http(port)], sockets
 
 
-@pytest.mark.parametrize("how", ["plain tcp", "tls without a credential", "tls with another credential"])
+@pytest.mark.parametrize(
+    "how", ["plain tcp", "tls without a credential", "tls with another credential"]
+)
 def test_a_stranger_cannot_connect(cluster, how):
     from distributed import Client
     from distributed.security import Security
@@ -83,15 +85,36 @@ def test_an_unreachable_scheduler_is_refused_at_once(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     began = time.monotonic()
-    result = CliRunner().invoke(main, ["fit", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--scheduler",
-                                       f"tcp://127.0.0.1:{port}", "--out-dir", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output, result.output
+    result = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(tmp_path / "a.wav"),
+            str(tmp_path / "b.wav"),
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output, (
+        result.output
+    )
     assert time.monotonic() - began < SCHEDULER_TIMEOUT_S + 20  # was 30 s of waiting before #30
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_a_malformed_scheduler_address_is_refused(tmp_path):
     sf.write(tmp_path / "a.wav", tone(0.2, 16000), 16000, subtype="PCM_16")
-    result = CliRunner().invoke(main, ["fit", str(tmp_path / "a.wav"), "--scheduler", "tcp://nowhere",
-                                       "--out-dir", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(tmp_path / "a.wav"),
+            "--scheduler",
+            "tcp://nowhere",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 2 and "not an address" in result.output, result.output

@@ -22,11 +22,37 @@ TIMEOUT_S = 150
 def cases(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-fuzz")
     sf.write(root / "seed.wav", tone(0.3, 16000), 16000, subtype="PCM_16")
-    result = CliRunner().invoke(main, ["fit", str(root / "seed.wav"), "-o", str(root / "seed.sonode"), "--steps", "1",
-                                       "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8",
-                                       "--lp-order", "32", "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "fit",
+            str(root / "seed.wav"),
+            "-o",
+            str(root / "seed.sonode"),
+            "--steps",
+            "1",
+            "--latent-dim",
+            "8",
+            "--hidden",
+            "8",
+            "--hop",
+            "64",
+            "--overlap",
+            "8",
+            "--lp-order",
+            "32",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    made = make_cases(root / "cases", root / "seed.sonode", seed=30, n_audio=N_AUDIO, n_model=N_MODEL, n_args=N_ARGS)
+    made = make_cases(
+        root / "cases",
+        root / "seed.sonode",
+        seed=30,
+        n_audio=N_AUDIO,
+        n_model=N_MODEL,
+        n_args=N_ARGS,
+    )
     assert len(made) == N_CASES
     return made
 

@@ -2,7 +2,6 @@
 value and the limit, exit 2), crafted model files are refused before they are built, and the
 cases that used to end in tracebacks end in one line."""
 
-import io
 import json
 import zipfile
 
@@ -20,8 +19,21 @@ from sonode.io.model_file import _digest
 from sonode.sinc import resample_blocks
 from tests.hostile_support import GOAL_PEAK_BYTES, run, tone
 
-FAST = ["--steps", "1", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--quiet"]
+FAST = [
+    "--steps",
+    "1",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--quiet",
+]
 RATE = 16000
 
 
@@ -53,32 +65,63 @@ def crafted(model, out, edit_meta=None, edit_tensors=None):
     return out
 
 
-@pytest.mark.parametrize("ratio", [(48000, 16000), (16000, 44100), (44100, 48000), (48000, 8000), (8000, 48000)])
+@pytest.mark.parametrize(
+    "ratio", [(48000, 16000), (16000, 44100), (44100, 48000), (48000, 8000), (8000, 48000)]
+)
 def test_block_wise_resampling_is_bit_identical_to_torchaudio(ratio):
     x = np.random.default_rng(0).standard_normal(123_457)
     expected = taf.resample(torch.from_numpy(x), *ratio, **RESAMPLE_KW).numpy()
     assert np.array_equal(resample_blocks(x, *ratio, **RESAMPLE_KW), expected)
 
 
-@pytest.mark.parametrize("args,limit", [
-    (["upsample", "{model}", "--rate", "44101", "-o", "{tmp}/u.wav"], "44100 Hz"),  # 22.7 GB before #30
-    (["upsample", "{model}", "--rate", "48001", "-o", "{tmp}/u.wav"], "taps"),
-    (["render", "{model}", "--rate", "50000000", "-o", "{tmp}/r.wav"], "limit of 768000"),  # 2.86 GB
-    (["render", "{model}", "--rate", "8000", "--end", "3000", "-o", "{tmp}/r.wav"], "memory limit"),  # 11 GB at 200 s
-    (["fit", "{clip}", "--latent-dim", "2000000", "-o", "{tmp}/m.sonode"], "limit of 1024"),  # 11.7 GB
-    (["fit", "{clip}", "--hop", "60000", "-o", "{tmp}/m.sonode", "--quiet"], "longer than the clip"),
-    (["fit", "{clip}", "--threads", "100000", "-o", "{tmp}/m.sonode"], "over the limit"),
-    (["eval", "{clip}", "--rate", "15999", "-o", "{tmp}/ev"], "taps"),
-    (["eval", "{clip}", "--budget", "inf", "-o", "{tmp}/ev"], "finite"),
-    (["eval", "{clip}", "--rate", "8000", "--horizon-s", "0.4", "-o", "{tmp}/ev"], "shorter than half"),  # was found after a fit
-    (["render", "{model}", "--end", "inf", "-o", "{tmp}/r.wav"], "finite"),
-    (["extrapolate", "{model}", "--seconds", "inf", "-o", "{tmp}/r.wav"], "finite"),
-    (["render", "{model}", "--rate", "100000000000000000000", "-o", "{tmp}/r.wav"], "over the limit"),
-    (["fill", "{clip}", "--gap", "0.1", "0.11", "--context", "inf", "-o", "{tmp}/f.wav"], "finite"),
-    (["fit", "{clip}", "--max-time", "inf", "-o", "{tmp}/m.sonode"], "finite"),
-])
+@pytest.mark.parametrize(
+    "args,limit",
+    [
+        (
+            ["upsample", "{model}", "--rate", "44101", "-o", "{tmp}/u.wav"],
+            "44100 Hz",
+        ),  # 22.7 GB before #30
+        (["upsample", "{model}", "--rate", "48001", "-o", "{tmp}/u.wav"], "taps"),
+        (
+            ["render", "{model}", "--rate", "50000000", "-o", "{tmp}/r.wav"],
+            "limit of 768000",
+        ),  # 2.86 GB
+        (
+            ["render", "{model}", "--rate", "8000", "--end", "3000", "-o", "{tmp}/r.wav"],
+            "memory limit",
+        ),  # 11 GB at 200 s
+        (
+            ["fit", "{clip}", "--latent-dim", "2000000", "-o", "{tmp}/m.sonode"],
+            "limit of 1024",
+        ),  # 11.7 GB
+        (
+            ["fit", "{clip}", "--hop", "60000", "-o", "{tmp}/m.sonode", "--quiet"],
+            "longer than the clip",
+        ),
+        (["fit", "{clip}", "--threads", "100000", "-o", "{tmp}/m.sonode"], "over the limit"),
+        (["eval", "{clip}", "--rate", "15999", "-o", "{tmp}/ev"], "taps"),
+        (["eval", "{clip}", "--budget", "inf", "-o", "{tmp}/ev"], "finite"),
+        (
+            ["eval", "{clip}", "--rate", "8000", "--horizon-s", "0.4", "-o", "{tmp}/ev"],
+            "shorter than half",
+        ),  # was found after a fit
+        (["render", "{model}", "--end", "inf", "-o", "{tmp}/r.wav"], "finite"),
+        (["extrapolate", "{model}", "--seconds", "inf", "-o", "{tmp}/r.wav"], "finite"),
+        (
+            ["render", "{model}", "--rate", "100000000000000000000", "-o", "{tmp}/r.wav"],
+            "over the limit",
+        ),
+        (
+            ["fill", "{clip}", "--gap", "0.1", "0.11", "--context", "inf", "-o", "{tmp}/f.wav"],
+            "finite",
+        ),
+        (["fit", "{clip}", "--max-time", "inf", "-o", "{tmp}/m.sonode"], "finite"),
+    ],
+)
 def test_absurd_sizes_are_refused_up_front_in_one_line(fitted, tmp_path, args, limit):
-    args = [a.format(model=fitted / "take.sonode", clip=fitted / "take.wav", tmp=tmp_path) for a in args]
+    args = [
+        a.format(model=fitted / "take.sonode", clip=fitted / "take.wav", tmp=tmp_path) for a in args
+    ]
     outcome = run(args, timeout_s=90)
     assert not outcome.problems(codes=(2,), max_wall_s=60), outcome.describe()
     assert limit in outcome.stderr, outcome.describe()
@@ -100,39 +143,56 @@ def _set(path, value):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return edit
 
 
-@pytest.mark.parametrize("name,edit", [
-    ("n_modes_1e6", _set(["config", "n_modes"], 1_000_000)),  # 3.1 GB before #30
-    ("layers_1e7", _set(["config", "layers"], 10_000_000)),  # 3.4 GB in 41 s
-    ("n_modes_inf", _set(["config", "n_modes"], float("inf"))),  # OverflowError
-    ("rate_string", _set(["config", "sample_rate"], "48000")),
-    ("hop_zero", _set(["config", "hop_samples"], 0)),
-    ("source_string", _set(["info", "source"], "take.wav")),  # AttributeError in info/plot/upsample
-    ("fit_list", _set(["info", "fit"], [1, 2])),
-    ("history_dict", _set(["info", "history"], {"epoch": 1})),
-    ("continuation_list", _set(["info", "fit", "identification", "continuation"], [1])),
-    ("channel_list", _set(["info", "source", "channel"], [0])),
-])
+@pytest.mark.parametrize(
+    "name,edit",
+    [
+        ("n_modes_1e6", _set(["config", "n_modes"], 1_000_000)),  # 3.1 GB before #30
+        ("layers_1e7", _set(["config", "layers"], 10_000_000)),  # 3.4 GB in 41 s
+        ("n_modes_inf", _set(["config", "n_modes"], float("inf"))),  # OverflowError
+        ("rate_string", _set(["config", "sample_rate"], "48000")),
+        ("hop_zero", _set(["config", "hop_samples"], 0)),
+        (
+            "source_string",
+            _set(["info", "source"], "take.wav"),
+        ),  # AttributeError in info/plot/upsample
+        ("fit_list", _set(["info", "fit"], [1, 2])),
+        ("history_dict", _set(["info", "history"], {"epoch": 1})),
+        ("continuation_list", _set(["info", "fit", "identification", "continuation"], [1])),
+        ("channel_list", _set(["info", "source", "channel"], [0])),
+    ],
+)
 @pytest.mark.parametrize("command", ["info", "plot", "upsample", "render"])
 def test_crafted_model_metadata_ends_in_one_line(fitted, tmp_path, name, edit, command):
     model = crafted(fitted / "take.sonode", tmp_path / f"{name}.sonode", edit)
-    args = {"info": ["info", model], "plot": ["plot", model, "-o", tmp_path / "p.png"],
-            "upsample": ["upsample", model, "--rate", "32000", "-o", tmp_path / "u.wav"],
-            "render": ["render", model, "-o", tmp_path / "r.wav"]}[command]
+    args = {
+        "info": ["info", model],
+        "plot": ["plot", model, "-o", tmp_path / "p.png"],
+        "upsample": ["upsample", model, "--rate", "32000", "-o", tmp_path / "u.wav"],
+        "render": ["render", model, "-o", tmp_path / "r.wav"],
+    }[command]
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code in (0, 2), result.output
     assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
     if result.exit_code == 2:
-        assert len([ln for ln in result.output.splitlines() if ln.startswith("sonode: error")]) == 1, result.output
+        assert (
+            len([ln for ln in result.output.splitlines() if ln.startswith("sonode: error")]) == 1
+        ), result.output
 
 
 def test_a_crafted_model_naming_a_secret_as_its_source_never_prints_it(fitted, tmp_path):
     secret = tmp_path / "passwords"
     secret.write_text("hunter2:x:0:0:root\n")
-    model = crafted(fitted / "take.sonode", tmp_path / "m.sonode", _set(["info", "source", "path"], str(secret)))
-    for args in (["upsample", model, "--rate", "32000", "-o", tmp_path / "u.wav"], ["plot", model, "-o", tmp_path / "p.png"]):
+    model = crafted(
+        fitted / "take.sonode", tmp_path / "m.sonode", _set(["info", "source", "path"], str(secret))
+    )
+    for args in (
+        ["upsample", model, "--rate", "32000", "-o", tmp_path / "u.wav"],
+        ["plot", model, "-o", tmp_path / "p.png"],
+    ):
         result = cli(*args)
         assert "hunter2" not in result.output and "hunt" not in result.output, result.output
     assert secret.read_text() == "hunter2:x:0:0:root\n"
@@ -154,8 +214,11 @@ def test_a_zip_bomb_is_refused_before_it_is_decompressed(fitted, tmp_path):
 
 
 def test_tensors_that_do_not_match_the_config_are_refused(fitted, tmp_path):
-    model = crafted(fitted / "take.sonode", tmp_path / "m.sonode",
-                    edit_tensors=lambda t: t.update(states=torch.zeros(3, 3, dtype=torch.float64)))
+    model = crafted(
+        fitted / "take.sonode",
+        tmp_path / "m.sonode",
+        edit_tensors=lambda t: t.update(states=torch.zeros(3, 3, dtype=torch.float64)),
+    )
     result = cli("info", model)
     assert result.exit_code == 2 and "do not match" in result.output, result.output
 
@@ -181,8 +244,21 @@ def test_fill_of_a_long_many_channel_file_streams(tmp_path):
             block = tone(1.0, rate, channels=channels)
             for _ in range(seconds):
                 f.write(block)
-        outcome = run(["fill", clip, "--gap", "0.5", "0.51", "--method", "janssen", "-o", tmp_path / f"out{seconds}.wav",
-                       "--quiet"], timeout_s=300)
+        outcome = run(
+            [
+                "fill",
+                clip,
+                "--gap",
+                "0.5",
+                "0.51",
+                "--method",
+                "janssen",
+                "-o",
+                tmp_path / f"out{seconds}.wav",
+                "--quiet",
+            ],
+            timeout_s=300,
+        )
         assert not outcome.problems(codes=(0,)), outcome.describe()
         peaks[seconds] = outcome.peak_rss_bytes
     assert peaks[20] - peaks[1] < 64 << 20, peaks

@@ -17,8 +17,21 @@ from sonode.cli import main
 from sonode.io.fileutil import written_by_sonode
 from tests.hostile_support import run, small_tmpfs, tone, unmount
 
-FAST = ["--steps", "1", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--quiet"]
+FAST = [
+    "--steps",
+    "1",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--quiet",
+]
 RATE = 16000
 
 
@@ -41,15 +54,30 @@ def test_upsample_never_writes_the_models_recorded_source_even_with_force(fitted
     before = source.read_bytes()
     for extra in ([], ["--force"]):
         result = cli("upsample", fitted / "take.sonode", "--rate", 32000, "-o", source, *extra)
-        assert result.exit_code == 2 and "never overwrites its input" in result.output, result.output
+        assert result.exit_code == 2 and "never overwrites its input" in result.output, (
+            result.output
+        )
     assert source.read_bytes() == before
 
 
 def test_upsample_never_writes_a_source_that_sonode_wrote_itself(fitted, tmp_path):
     """The source is a fill output (sonode's marker): before #30 it was replaced without --force."""
     filled = tmp_path / "filled.wav"
-    assert cli("fill", fitted / "take.wav", "--gap", "0.1", "0.11", "--method", "janssen", "-o", filled,
-               "--quiet").exit_code == 0
+    assert (
+        cli(
+            "fill",
+            fitted / "take.wav",
+            "--gap",
+            "0.1",
+            "0.11",
+            "--method",
+            "janssen",
+            "-o",
+            filled,
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     assert written_by_sonode(filled)
     assert cli("fit", filled, "-o", tmp_path / "m.sonode", *FAST).exit_code == 0
     before = filled.read_bytes()
@@ -59,8 +87,17 @@ def test_upsample_never_writes_a_source_that_sonode_wrote_itself(fitted, tmp_pat
 
 
 def test_upsample_refuses_a_model_out_that_is_also_the_output(fitted, tmp_path):
-    result = cli("upsample", fitted / "take.wav", "--rate", 32000, "--model-out", tmp_path / "x", "-o", tmp_path / "x",
-                 *FAST)
+    result = cli(
+        "upsample",
+        fitted / "take.wav",
+        "--rate",
+        32000,
+        "--model-out",
+        tmp_path / "x",
+        "-o",
+        tmp_path / "x",
+        *FAST,
+    )
     assert result.exit_code == 2 and "same file" in result.output, result.output
     assert not (tmp_path / "x").exists()
 
@@ -71,7 +108,12 @@ def test_fit_side_outputs_are_named_after_o(fitted, tmp_path):
     (tmp_path / "b").mkdir()
     for d in ("a", "b"):
         sf.write(tmp_path / d / "take.wav", tone(0.3, RATE, seed=ord(d)), RATE, subtype="PCM_16")
-        assert cli("fit", tmp_path / d / "take.wav", "-o", tmp_path / "out" / f"{d}.sonode", *FAST).exit_code == 0
+        assert (
+            cli(
+                "fit", tmp_path / d / "take.wav", "-o", tmp_path / "out" / f"{d}.sonode", *FAST
+            ).exit_code
+            == 0
+        )
     for d in ("a", "b"):
         report = json.loads((tmp_path / "out" / f"{d}.fit.json").read_text())
         assert report["source"]["path"].endswith(f"{d}/take.wav")
@@ -83,7 +125,19 @@ def test_eval_fill_marks_its_results_and_respects_force(fitted, tmp_path):
     out = tmp_path / "ev"
     out.mkdir()
     (out / "results.json").write_text('{"mine": true}\n')
-    args = ["eval", fitted / "take.wav", "--task", "fill", "--positions", "1", "--rate", RATE, "-o", out, "--quiet"]
+    args = [
+        "eval",
+        fitted / "take.wav",
+        "--task",
+        "fill",
+        "--positions",
+        "1",
+        "--rate",
+        RATE,
+        "-o",
+        out,
+        "--quiet",
+    ]
     result = cli(*args)
     assert result.exit_code == 2 and "refusing to overwrite" in result.output
     assert json.loads((out / "results.json").read_text()) == {"mine": True}
@@ -96,11 +150,13 @@ def test_eval_fill_marks_its_results_and_respects_force(fitted, tmp_path):
 def test_a_fifo_as_output_is_refused_at_once(fitted, tmp_path, command):
     fifo = tmp_path / ("out.wav" if command != "plot" else "out.png")
     os.mkfifo(fifo)
-    args = {"render": ["render", fitted / "take.sonode", "-o", fifo],
-            "extrapolate": ["extrapolate", fitted / "take.sonode", "--seconds", "0.1", "-o", fifo],
-            "plot": ["plot", fitted / "take.sonode", "-o", fifo],
-            "fill": ["fill", fitted / "take.wav", "--gap", "0.1", "0.11", "-o", fifo],
-            "fit": ["fit", fitted / "take.wav", "-o", fifo, *FAST]}[command]
+    args = {
+        "render": ["render", fitted / "take.sonode", "-o", fifo],
+        "extrapolate": ["extrapolate", fitted / "take.sonode", "--seconds", "0.1", "-o", fifo],
+        "plot": ["plot", fitted / "take.sonode", "-o", fifo],
+        "fill": ["fill", fitted / "take.wav", "--gap", "0.1", "0.11", "-o", fifo],
+        "fit": ["fit", fitted / "take.wav", "-o", fifo, *FAST],
+    }[command]
     outcome = run(args, timeout_s=60)
     assert not outcome.problems(codes=(2,)), outcome.describe()
     assert "FIFO" in outcome.stderr and stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -110,9 +166,12 @@ def test_a_fifo_as_output_is_refused_at_once(fitted, tmp_path, command):
 def test_a_fifo_as_input_is_refused_at_once(tmp_path, command):
     fifo = tmp_path / "in.wav"
     os.mkfifo(fifo)
-    args = {"upsample": ["upsample", fifo, "--rate", "32000", "-o", tmp_path / "u.wav"],
-            "eval": ["eval", fifo, "-o", tmp_path / "ev"], "info": ["info", fifo],
-            "fill": ["fill", fifo, "--gap", "0.1", "0.11", "-o", tmp_path / "f.wav"]}[command]
+    args = {
+        "upsample": ["upsample", fifo, "--rate", "32000", "-o", tmp_path / "u.wav"],
+        "eval": ["eval", fifo, "-o", tmp_path / "ev"],
+        "info": ["info", fifo],
+        "fill": ["fill", fifo, "--gap", "0.1", "0.11", "-o", tmp_path / "f.wav"],
+    }[command]
     outcome = run(args, timeout_s=60)
     assert not outcome.problems(codes=(2,)), outcome.describe()
     assert "not a regular file" in outcome.stderr or "not a file" in outcome.stderr
@@ -123,11 +182,17 @@ def test_a_read_only_folder_is_found_before_the_fit(fitted):
     if point is None:
         pytest.skip(why)
     try:
-        if subprocess.run(["mount", "-o", "remount,ro", str(point)], capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "-o", "remount,ro", str(point)], capture_output=True
+        ).returncode:
             pytest.skip("cannot remount the tmpfs read-only")
-        outcome = run(["fit", fitted / "take.wav", "-o", point / "m.sonode", "--max-time", "60"], timeout_s=60)
+        outcome = run(
+            ["fit", fitted / "take.wav", "-o", point / "m.sonode", "--max-time", "60"], timeout_s=60
+        )
         assert not outcome.problems(codes=(2,)), outcome.describe()
-        assert "read-only" in outcome.stderr and outcome.wall_s < 30  # refused before identification
+        assert (
+            "read-only" in outcome.stderr and outcome.wall_s < 30
+        )  # refused before identification
     finally:
         unmount(point)
 
@@ -137,7 +202,10 @@ def test_a_full_folder_is_found_before_the_work(fitted, tmp_path):
     if point is None:
         pytest.skip(why)
     try:
-        outcome = run(["render", fitted / "take.sonode", "--end", "30", "-o", point / "long.wav"], timeout_s=60)
+        outcome = run(
+            ["render", fitted / "take.sonode", "--end", "30", "-o", point / "long.wav"],
+            timeout_s=60,
+        )
         assert not outcome.problems(codes=(2,)), outcome.describe()
         assert "free space" in outcome.stderr or "disk is full" in outcome.stderr
         assert list(point.iterdir()) == []  # no partial file, no temporary left behind
@@ -151,13 +219,18 @@ def test_fill_keeps_everything_outside_the_gap_bit_for_bit(tmp_path, subtype):
     clip = tmp_path / "in.wav"
     sf.write(clip, x, RATE, subtype=subtype)
     out = tmp_path / "out.wav"
-    assert cli("fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", out, "--quiet").exit_code == 0
+    assert (
+        cli(
+            "fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", out, "--quiet"
+        ).exit_code
+        == 0
+    )
     dtype = "float64" if subtype == "FLOAT" else "int32"
     a, _ = sf.read(clip, dtype=dtype, always_2d=True)
     b, _ = sf.read(out, dtype=dtype, always_2d=True)
     assert sf.info(str(out)).subtype == subtype and a.shape == b.shape
     inside = np.zeros(a.shape[0], bool)
-    inside[int(0.2 * RATE): int(np.ceil(0.21 * RATE))] = True
+    inside[int(0.2 * RATE) : int(np.ceil(0.21 * RATE))] = True
     assert np.array_equal(a[~inside], b[~inside])
     assert not np.array_equal(a[inside], b[inside])
 
@@ -165,8 +238,21 @@ def test_fill_keeps_everything_outside_the_gap_bit_for_bit(tmp_path, subtype):
 def test_fill_writes_the_container_its_extension_names(tmp_path):
     clip = tmp_path / "in.wav"
     sf.write(clip, tone(0.5, RATE), RATE, subtype="PCM_16")
-    assert cli("fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", tmp_path / "x.flac",
-               "--quiet").exit_code == 0
+    assert (
+        cli(
+            "fill",
+            clip,
+            "--gap",
+            "0.2",
+            "0.21",
+            "--method",
+            "janssen",
+            "-o",
+            tmp_path / "x.flac",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     info = sf.info(str(tmp_path / "x.flac"))
     assert info.format == "FLAC" and info.subtype == "PCM_16"
     a, _ = sf.read(clip, dtype="int32")
@@ -177,26 +263,62 @@ def test_fill_writes_the_container_its_extension_names(tmp_path):
 def test_fill_refuses_a_lossy_re_encode_and_decodes_lossy_inputs_into_lossless_outputs(tmp_path):
     clip = tmp_path / "in.ogg"
     sf.write(clip, tone(0.5, RATE), RATE, format="OGG", subtype="VORBIS")
-    result = cli("fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", tmp_path / "out.ogg")
-    assert result.exit_code == 2 and "lossily" in result.output and not (tmp_path / "out.ogg").exists()
-    assert cli("fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", tmp_path / "out.wav",
-               "--quiet").exit_code == 0
+    result = cli(
+        "fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", tmp_path / "out.ogg"
+    )
+    assert (
+        result.exit_code == 2 and "lossily" in result.output and not (tmp_path / "out.ogg").exists()
+    )
+    assert (
+        cli(
+            "fill",
+            clip,
+            "--gap",
+            "0.2",
+            "0.21",
+            "--method",
+            "janssen",
+            "-o",
+            tmp_path / "out.wav",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     decoded, _ = sf.read(clip)
     filled, _ = sf.read(tmp_path / "out.wav")
     assert sf.info(str(tmp_path / "out.wav")).subtype == "FLOAT"
     outside = slice(0, int(0.2 * RATE) - 1)
-    assert np.max(np.abs(decoded[outside] - filled[outside])) < 1e-7  # float32 of the decoded samples
+    assert (
+        np.max(np.abs(decoded[outside] - filled[outside])) < 1e-7
+    )  # float32 of the decoded samples
 
 
 def test_fill_decodes_adpcm_once_instead_of_re_encoding_it(tmp_path):
     clip = tmp_path / "in.wav"
     sf.write(clip, tone(0.5, RATE), RATE, subtype="IMA_ADPCM")
-    assert cli("fill", clip, "--gap", "0.2", "0.21", "--method", "janssen", "-o", tmp_path / "out.wav",
-               "--quiet").exit_code == 0
+    assert (
+        cli(
+            "fill",
+            clip,
+            "--gap",
+            "0.2",
+            "0.21",
+            "--method",
+            "janssen",
+            "-o",
+            tmp_path / "out.wav",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     decoded, _ = sf.read(clip)
     filled, _ = sf.read(tmp_path / "out.wav")
     changed = np.flatnonzero(np.abs(decoded - filled) > 1e-7)
-    assert changed.size and changed.min() >= int(0.2 * RATE) and changed.max() < int(np.ceil(0.21 * RATE))
+    assert (
+        changed.size
+        and changed.min() >= int(0.2 * RATE)
+        and changed.max() < int(np.ceil(0.21 * RATE))
+    )
 
 
 def test_a_batch_refuses_its_summary_before_any_fit(tmp_path):

@@ -31,6 +31,7 @@ def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
     proc, fd = start(args, cwd=tmp_path)
     err = b""
     import os
+
     os.set_blocking(proc.stderr.fileno(), False)
     while not ready(err.decode(errors="replace"), time.monotonic() - began):
         assert proc.poll() is None, err.decode(errors="replace")
@@ -54,20 +55,40 @@ def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_identification_acts_at_once(long_clip, tmp_path, signum):
     """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000)."""
-    outcome, latency = _signal_when(["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
-                                    lambda err, t: "fitting" in err and t > 8, [signum], tmp_path)
+    outcome, latency = _signal_when(
+        ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
+        lambda err, t: "fitting" in err and t > 8,
+        [signum],
+        tmp_path,
+    )
     assert not outcome.problems(codes=(130,)), outcome.describe()
     assert latency < BOUND_S, latency
-    assert signum.name in outcome.stderr and "| loss" not in outcome.stderr  # still identifying (no progress line)
+    assert (
+        signum.name in outcome.stderr and "| loss" not in outcome.stderr
+    )  # still identifying (no progress line)
     assert not (tmp_path / "m.sonode").exists() and not list(tmp_path.glob(".m.sonode*"))
 
 
 def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
-    outcome, latency = _signal_when(["fit", clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--latent-dim", "16",
-                                     "--lp-order", "64"],
-                                    lambda err, t: "| loss" in err, [signal.SIGINT, signal.SIGINT], tmp_path)
+    outcome, latency = _signal_when(
+        [
+            "fit",
+            clip,
+            "-o",
+            tmp_path / "m.sonode",
+            "--max-time",
+            "300",
+            "--latent-dim",
+            "16",
+            "--lp-order",
+            "64",
+        ],
+        lambda err, t: "| loss" in err,
+        [signal.SIGINT, signal.SIGINT],
+        tmp_path,
+    )
     assert outcome.code == 130, outcome.describe()  # was 1 before #30
     assert "Traceback" not in outcome.stderr and latency < BOUND_S
 
@@ -78,7 +99,9 @@ def test_max_time_bounds_identification(long_clip, tmp_path):
     assert not outcome.problems(codes=(2, 0)), outcome.describe()
     if outcome.code == 2:
         assert "--max-time 3 s ran out" in outcome.stderr
-    startup = run(["info", tmp_path / "none.sonode"], timeout_s=120).wall_s  # imports (torch...), side by side
+    startup = run(
+        ["info", tmp_path / "none.sonode"], timeout_s=120
+    ).wall_s  # imports (torch...), side by side
     assert outcome.wall_s < startup + 3 + BOUND_S, (outcome.wall_s, startup)
 
 
@@ -87,14 +110,43 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(30.0, 16000), 16000, subtype="PCM_16")
     if command == "render":
-        fit = run(["fit", clip, "--duration", "0.5", "-o", tmp_path / "m.sonode", "--steps", "1", "--latent-dim", "8",
-                   "--lp-order", "32", "--quiet"], timeout_s=300)
+        fit = run(
+            [
+                "fit",
+                clip,
+                "--duration",
+                "0.5",
+                "-o",
+                tmp_path / "m.sonode",
+                "--steps",
+                "1",
+                "--latent-dim",
+                "8",
+                "--lp-order",
+                "32",
+                "--quiet",
+            ],
+            timeout_s=300,
+        )
         assert fit.code == 0, fit.describe()
         args = ["render", tmp_path / "m.sonode", "--end", "600", "-o", tmp_path / "out.wav"]
     else:
-        args = ["fill", clip, "--gap", "10", "10.2", "--method", "sonode_fit", "--budget-s", "60", "-o",
-                tmp_path / "out.wav"]
-    busy = "rendering" if command == "render" else "gap 1/1"  # the progress bar / the fill's first gap
+        args = [
+            "fill",
+            clip,
+            "--gap",
+            "10",
+            "10.2",
+            "--method",
+            "sonode_fit",
+            "--budget-s",
+            "60",
+            "-o",
+            tmp_path / "out.wav",
+        ]
+    busy = (
+        "rendering" if command == "render" else "gap 1/1"
+    )  # the progress bar / the fill's first gap
     outcome, latency = _signal_when(args, lambda err, t: busy in err, [signal.SIGTERM], tmp_path)
     assert not outcome.problems(codes=(130, 0)), outcome.describe()
     assert latency < BOUND_S

@@ -19,7 +19,9 @@ def _noise_with_energy(n_samples: int, energy: float, seed: int) -> np.ndarray:
     return noise * math.sqrt(energy / np.sum(noise**2))
 
 
-def _bin_tone(n_samples: int, sample_rate: float, n_fft: int, bin_index: int, amplitude: float) -> np.ndarray:
+def _bin_tone(
+    n_samples: int, sample_rate: float, n_fft: int, bin_index: int, amplitude: float
+) -> np.ndarray:
     """A cosine exactly at FFT bin ``bin_index``: under a periodic Hann window it occupies only
     bins k-1, k, k+1 with phase-independent magnitudes, all other bins are (numerically) zero."""
     t = np.arange(n_samples)
@@ -28,10 +30,13 @@ def _bin_tone(n_samples: int, sample_rate: float, n_fft: int, bin_index: int, am
 
 # --- SNR ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("target_db", [-3.0, 0.0, 20.0, 47.5])
 def test_snr_of_reference_plus_noise_of_known_energy(target_db):
     reference = np.sin(2 * np.pi * 440 * np.arange(4000) / 16000)
-    noise = _noise_with_energy(reference.size, np.sum(reference**2) / 10 ** (target_db / 10), seed=1)
+    noise = _noise_with_energy(
+        reference.size, np.sum(reference**2) / 10 ** (target_db / 10), seed=1
+    )
     assert metrics.snr_db(reference, reference + noise) == pytest.approx(target_db, abs=1e-9)
 
 
@@ -57,6 +62,7 @@ def test_snr_rejects_silent_reference_and_mismatched_or_bad_inputs():
 
 # --- segmental SNR -----------------------------------------------------------------------------
 
+
 def test_segmental_snr_clamps_skips_silence_and_averages_frames():
     sample_rate, frame = 1000, 20  # frame_s = 0.02 -> 20 samples
     frame_snrs = [10.0, 20.0, math.inf, None, -30.0]  # None: silent reference frame
@@ -75,9 +81,13 @@ def test_segmental_snr_clamps_skips_silence_and_averages_frames():
     estimate.append(-np.ones(7))
     reference, estimate = np.concatenate(reference), np.concatenate(estimate)
     # Per-frame SNRs clamped to (-10, 35): 10, 20, 35, -10 -> mean 13.75.
-    assert metrics.segmental_snr_db(reference, estimate, sample_rate) == pytest.approx(13.75, abs=1e-9)
+    assert metrics.segmental_snr_db(reference, estimate, sample_rate) == pytest.approx(
+        13.75, abs=1e-9
+    )
     # A tighter clamp caps the 20 dB frame too: (10 + 15 + 15 - 10)/4.
-    assert metrics.segmental_snr_db(reference, estimate, sample_rate, clamp_db=(-10, 15)) == pytest.approx(7.5)
+    assert metrics.segmental_snr_db(
+        reference, estimate, sample_rate, clamp_db=(-10, 15)
+    ) == pytest.approx(7.5)
 
 
 def test_segmental_snr_errors():
@@ -92,6 +102,7 @@ def test_segmental_snr_errors():
 
 
 # --- running SNR -------------------------------------------------------------------------------
+
 
 def test_running_snr_windows_times_and_degenerate_windows():
     sample_rate = 100.0
@@ -117,6 +128,7 @@ def test_running_snr_rejects_window_longer_than_signal():
 
 
 # --- spectrogram and LSD -----------------------------------------------------------------------
+
 
 def test_power_spectrogram_matches_librosa_stft():
     x = RNG.standard_normal(3000)
@@ -172,6 +184,7 @@ def test_lsd_errors_are_actionable():
 
 # --- multi-resolution STFT distance ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("gain", [2.0, 0.5])
 def test_mrstft_of_a_pure_gain(gain):
     # SC = ‖M − gM‖/‖M‖ = |1 − g|; LM = |ln g| in every bin; same at every resolution.
@@ -203,7 +216,13 @@ def test_snr_and_lsd_are_invariant_to_a_common_scale_and_lsd_is_symmetric(seed, 
     rng = np.random.default_rng(seed)
     reference = rng.standard_normal(1200)
     estimate = reference + 0.3 * rng.standard_normal(1200)
-    assert metrics.snr_db(scale * reference, scale * estimate) == pytest.approx(metrics.snr_db(reference, estimate))
+    assert metrics.snr_db(scale * reference, scale * estimate) == pytest.approx(
+        metrics.snr_db(reference, estimate)
+    )
     lsd = spectra.log_spectral_distance(reference, estimate, 16000)["lsd"]
-    assert spectra.log_spectral_distance(estimate, reference, 16000)["lsd"] == pytest.approx(lsd, rel=1e-12)
-    assert spectra.log_spectral_distance(scale * reference, scale * estimate, 16000)["lsd"] == pytest.approx(lsd)
+    assert spectra.log_spectral_distance(estimate, reference, 16000)["lsd"] == pytest.approx(
+        lsd, rel=1e-12
+    )
+    assert spectra.log_spectral_distance(scale * reference, scale * estimate, 16000)[
+        "lsd"
+    ] == pytest.approx(lsd)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sonode.io import model_file
 from sonode.errors import ModelFileError
+from sonode.io import model_file
 from sonode.io.model_file import load_model_file, save_model_file
 
 KIND = "decoder"
@@ -53,7 +53,13 @@ def craft(path, payload) -> Path:
 def container(**overrides):
     """A sonode container as a forger would build it: with a checksum matching its contents, so
     that the later checks (finiteness, shapes, ...) are what must catch it."""
-    payload = {"format": "sonode", "kind": KIND, "version": 2, "meta_json": "{}", "tensors": tensors()}
+    payload = {
+        "format": "sonode",
+        "kind": KIND,
+        "version": 2,
+        "meta_json": "{}",
+        "tensors": tensors(),
+    }
     payload.update(overrides)
     if "sha256" not in payload:
         try:
@@ -75,7 +81,9 @@ def test_round_trip_keeps_values_dtypes_and_meta(good):
 
 def test_views_are_stored_compactly(tmp_path):
     big = torch.zeros(1_000_000)
-    save_model_file(tmp_path / "v.sonode", {"w": big[:4], "t": torch.ones(3, 4).T}, {}, kind=KIND, version=1)
+    save_model_file(
+        tmp_path / "v.sonode", {"w": big[:4], "t": torch.ones(3, 4).T}, {}, kind=KIND, version=1
+    )
     loaded, _ = load(tmp_path / "v.sonode", supported_versions=[1])
     assert os.path.getsize(tmp_path / "v.sonode") < 10_000  # not the 4 MB base storage
     assert loaded["t"].is_contiguous() and loaded["t"].shape == (4, 3)
@@ -83,7 +91,13 @@ def test_views_are_stored_compactly(tmp_path):
 
 def test_identical_models_give_identical_bytes(tmp_path):
     save_model_file(tmp_path / "a.sonode", tensors(), META, kind=KIND, version=2)
-    save_model_file(tmp_path / "other_name.sonode", tensors(), dict(reversed(META.items())), kind=KIND, version=2)
+    save_model_file(
+        tmp_path / "other_name.sonode",
+        tensors(),
+        dict(reversed(META.items())),
+        kind=KIND,
+        version=2,
+    )
     assert (tmp_path / "a.sonode").read_bytes() == (tmp_path / "other_name.sonode").read_bytes()
 
 
@@ -101,11 +115,18 @@ def test_crash_mid_save_keeps_the_old_file(tmp_path, good, monkeypatch):
     assert good.read_bytes() == before and os.listdir(good.parent) == [good.name]
 
 
-@pytest.mark.parametrize("kwargs,exc", [
-    (dict(kind=""), ValueError), (dict(version=0), ValueError), (dict(version=True), ValueError),
-    (dict(tensors={"a": [1.0]}), TypeError), (dict(meta={"x": float("nan")}), ValueError),
-    (dict(meta={"x": object()}), TypeError), (dict(tensors={"a": torch.tensor([float("inf")])}), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        (dict(kind=""), ValueError),
+        (dict(version=0), ValueError),
+        (dict(version=True), ValueError),
+        (dict(tensors={"a": [1.0]}), TypeError),
+        (dict(meta={"x": float("nan")}), ValueError),
+        (dict(meta={"x": object()}), TypeError),
+        (dict(tensors={"a": torch.tensor([float("inf")])}), ValueError),
+    ],
+)
 def test_save_refuses_what_load_would_refuse(tmp_path, kwargs, exc):
     args = {"tensors": tensors(), "meta": META, "kind": KIND, "version": 1, **kwargs}
     with pytest.raises(exc):
@@ -149,11 +170,16 @@ def test_zip_that_is_not_a_torch_file(tmp_path):
 
 
 def test_plain_torch_state_dict_is_not_a_sonode_file(tmp_path):
-    refused(craft(tmp_path / "sd.pt", {"weight": torch.ones(2)}), "torch file but not a sonode model file")
+    refused(
+        craft(tmp_path / "sd.pt", {"weight": torch.ones(2)}),
+        "torch file but not a sonode model file",
+    )
 
 
 def test_wrong_kind(tmp_path):
-    refused(craft(tmp_path / "k.sonode", container(kind="report")), "holds a 'report', not a 'decoder'")
+    refused(
+        craft(tmp_path / "k.sonode", container(kind="report")), "holds a 'report', not a 'decoder'"
+    )
 
 
 @pytest.mark.parametrize("version", [3, 0, "2", 2.0])
@@ -169,19 +195,31 @@ def test_missing_keys(tmp_path):
 
 @pytest.mark.parametrize("meta_json", ["not json", "[1, 2]", 42])
 def test_meta_must_be_a_json_object(tmp_path, meta_json):
-    refused(craft(tmp_path / "j.sonode", container(meta_json=meta_json)), "metadata is not a JSON object")
+    refused(
+        craft(tmp_path / "j.sonode", container(meta_json=meta_json)),
+        "metadata is not a JSON object",
+    )
 
 
 def test_non_tensor_values(tmp_path):
-    refused(craft(tmp_path / "n.sonode", container(tensors={"A": [1.0, 2.0]})), "'A' is a list, not a tensor")
-    refused(craft(tmp_path / "d.sonode", container(tensors=[torch.ones(2)])), "'tensors' is a list, not a dict")
+    refused(
+        craft(tmp_path / "n.sonode", container(tensors={"A": [1.0, 2.0]})),
+        "'A' is a list, not a tensor",
+    )
+    refused(
+        craft(tmp_path / "d.sonode", container(tensors=[torch.ones(2)])),
+        "'tensors' is a list, not a dict",
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")
 def test_sparse_tensor_is_refused(tmp_path):
     t = tensors()
     t["A"] = t["A"].to_sparse()  # weights_only happily rebuilds sparse tensors
-    refused(craft(tmp_path / "sp.sonode", container(tensors=t, sha256="x")), "'A' is not a plain dense tensor")
+    refused(
+        craft(tmp_path / "sp.sonode", container(tensors=t, sha256="x")),
+        "'A' is not a plain dense tensor",
+    )
 
 
 def test_flipped_bit_in_tensor_data_is_detected(tmp_path, good):
@@ -206,7 +244,9 @@ def test_edited_metadata_is_detected(tmp_path):
 def test_non_finite_tensor(tmp_path, bad):
     t = tensors()
     t["C"][1] = bad
-    refused(craft(tmp_path / "f.sonode", container(tensors=t)), "tensor 'C' has NaN or infinite values")
+    refused(
+        craft(tmp_path / "f.sonode", container(tensors=t)), "tensor 'C' has NaN or infinite values"
+    )
 
 
 # --- schema: tampered shapes -----------------------------------------------------------------
@@ -219,12 +259,22 @@ def test_tampered_shape_breaks_a_symbol(tmp_path):
     assert "k=5" in msg and "k=4" in msg
 
 
-@pytest.mark.parametrize("name,tensor", [("A", torch.zeros(4, 4, 1)), ("bias", torch.zeros(1)),
-                                         ("hist", torch.zeros(2, 4, dtype=torch.int64))])
+@pytest.mark.parametrize(
+    "name,tensor",
+    [
+        ("A", torch.zeros(4, 4, 1)),
+        ("bias", torch.zeros(1)),
+        ("hist", torch.zeros(2, 4, dtype=torch.int64)),
+    ],
+)
 def test_tampered_rank_or_fixed_size(tmp_path, name, tensor):
     t = tensors()
     t[name] = tensor
-    refused(craft(tmp_path / "s.sonode", container(tensors=t)), f"tensor '{name}' has shape .* expected", schema=SCHEMA)
+    refused(
+        craft(tmp_path / "s.sonode", container(tensors=t)),
+        f"tensor '{name}' has shape .* expected",
+        schema=SCHEMA,
+    )
 
 
 def test_schema_none_accepts_any_size(tmp_path):
@@ -236,7 +286,11 @@ def test_schema_none_accepts_any_size(tmp_path):
 
 def test_schema_missing_and_unexpected_tensors(tmp_path, good):
     refused(good, "missing tensor", schema={**SCHEMA, "D": ("k",)})
-    refused(good, r"unexpected tensor\(s\) hist", schema={k: v for k, v in SCHEMA.items() if k != "hist"})
+    refused(
+        good,
+        r"unexpected tensor\(s\) hist",
+        schema={k: v for k, v in SCHEMA.items() if k != "hist"},
+    )
 
 
 # --- untrusted code -------------------------------------------------------------------------
@@ -273,7 +327,9 @@ def test_payload_in_legacy_non_zip_format_is_refused_and_not_executed(tmp_path):
 def test_load_does_not_call_unsafe_torch_load(good, monkeypatch):
     seen = []
     real = torch.load
-    monkeypatch.setattr(model_file.torch, "load", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(
+        model_file.torch, "load", lambda *a, **kw: seen.append(kw) or real(*a, **kw)
+    )
     load(good)
     assert seen == [{"weights_only": True, "map_location": "cpu"}]
 

@@ -10,16 +10,31 @@ import soundfile as sf
 from click.testing import CliRunner
 from matplotlib.figure import Figure
 
-from sonode.io.wav import write_wav
+from sonode.batch.cluster import local_layout
 from sonode.batch.jobs import expand_inputs, plan_fit_jobs
 from sonode.cli import main
-from sonode.batch.cluster import local_layout
 from sonode.errors import OutputPathError
 from sonode.io.fileutil import written_by_sonode
+from sonode.io.wav import write_wav
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-FAST = ["--steps", "2", "--latent-dim", "8", "--hidden", "8", "--hop", "64", "--overlap", "8", "--lp-order", "32",
-        "--continuation-steps", "2", "--quiet"]
+FAST = [
+    "--steps",
+    "2",
+    "--latent-dim",
+    "8",
+    "--hidden",
+    "8",
+    "--hop",
+    "64",
+    "--overlap",
+    "8",
+    "--lp-order",
+    "32",
+    "--continuation-steps",
+    "2",
+    "--quiet",
+]
 
 
 def run(*args):
@@ -41,7 +56,11 @@ def test_render_over_the_source_recording_is_refused_unless_forced(fitted, tmp_p
     clip.write_bytes((fitted / "tone.wav").read_bytes())
     before = clip.read_bytes()
     result = run("render", fitted / "tone.sonode", "-o", clip, "--quiet")
-    assert result.exit_code == 2 and "was not written by sonode" in result.output and "--force" in result.output
+    assert (
+        result.exit_code == 2
+        and "was not written by sonode" in result.output
+        and "--force" in result.output
+    )
     assert clip.read_bytes() == before
     forced = run("render", fitted / "tone.sonode", "-o", clip, "--quiet", "--force")
     assert forced.exit_code == 0, forced.output
@@ -62,7 +81,9 @@ def test_fit_refuses_before_fitting_when_an_output_is_a_users_file(fitted, tmp_p
     users.write_bytes(b"\x89PNG\r\n\x1a\n my drawing")
     result = run("fit", fitted / "tone.wav", "-o", tmp_path / "tone.sonode", *FAST)
     assert result.exit_code == 2 and f"refusing to overwrite {users}" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tone.fit.png"]  # nothing was fitted or written
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tone.fit.png"
+    ]  # nothing was fitted or written
 
 
 def test_refitting_replaces_sonode_outputs(fitted):
@@ -79,12 +100,18 @@ def test_markers_recognise_sonode_outputs_only(fitted, tmp_path):
     figure.savefig(tmp_path / "user.png")
     (tmp_path / "user.json").write_text(json.dumps({"fit": {}, "written_by": "someone else"}))
     with zipfile.ZipFile(tmp_path / "user.zip", "w") as archive:
-        archive.writestr("x/data.pkl", b"\x80\x02}q\x00X\x06\x00\x00\x00formatq\x01X\x03\x00\x00\x00zipq\x02s.")
+        archive.writestr(
+            "x/data.pkl", b"\x80\x02}q\x00X\x06\x00\x00\x00formatq\x01X\x03\x00\x00\x00zipq\x02s."
+        )
     (tmp_path / "notes.md").write_text("# notes\n")
     for name in ("user.png", "user.json", "user.zip", "notes.md", "missing.wav"):
         assert not written_by_sonode(tmp_path / name), name
-    write_wav(tmp_path / "ours.wav", np.zeros(101), SAMPLE_RATE, subtype="PCM_24")  # odd data size: padded
-    assert written_by_sonode(tmp_path / "ours.wav") and sf.read(tmp_path / "ours.wav")[0].shape == (101,)
+    write_wav(
+        tmp_path / "ours.wav", np.zeros(101), SAMPLE_RATE, subtype="PCM_24"
+    )  # odd data size: padded
+    assert written_by_sonode(tmp_path / "ours.wav") and sf.read(tmp_path / "ours.wav")[0].shape == (
+        101,
+    )
 
 
 def test_batch_names_are_made_unique_and_collisions_with_inputs_refused(tmp_path):
@@ -110,7 +137,9 @@ def test_batch_mode_rejects_a_single_model_path(tmp_path):
     assert result.exit_code == 2 and "--out-dir" in result.output
 
 
-@pytest.mark.parametrize("tasks,workers,threads,expected", [
-    (8, None, None, (2, 1)), (1, None, None, (1, 2)), (8, None, 2, (1, 2)), (2, 5, None, (2, 1))])
+@pytest.mark.parametrize(
+    "tasks,workers,threads,expected",
+    [(8, None, None, (2, 1)), (1, None, None, (1, 2)), (8, None, 2, (1, 2)), (2, 5, None, (2, 1))],
+)
 def test_embedded_cluster_never_oversubscribes_two_cores(tasks, workers, threads, expected):
     assert local_layout(tasks, workers, threads, cores=2) == expected

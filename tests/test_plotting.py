@@ -21,7 +21,8 @@ def _tone(n_samples: int, frequency_hz: float = 440.0) -> np.ndarray:
 
 def _history(n_epochs: int = 5) -> list[dict]:
     return [
-        {"epoch": e, "loss": 0.1 / (e + 1), "snr_db": 3.0 * e, "elapsed_s": 0.5 * e} for e in range(n_epochs)
+        {"epoch": e, "loss": 0.1 / (e + 1), "snr_db": 3.0 * e, "elapsed_s": 0.5 * e}
+        for e in range(n_epochs)
     ]
 
 
@@ -43,13 +44,26 @@ def _axes() -> object:
 
 # --- files -------------------------------------------------------------------------------------
 
+
 def test_single_panel_plots_write_pngs_of_the_documented_size(tmp_path):
     signals = {"truth": _tone(800), "estimate": 0.9 * _tone(800)}
     cases = [
-        (lambda p: panels.plot_waveform_overlay(p, signals, SAMPLE_RATE, center_s=0.05, marker_s=0.05), 8.0, 3.0),
+        (
+            lambda p: panels.plot_waveform_overlay(
+                p, signals, SAMPLE_RATE, center_s=0.05, marker_s=0.05
+            ),
+            8.0,
+            3.0,
+        ),
         (lambda p: panels.plot_training_curve(p, _history()), 8.0, 4.0),
         (lambda p: plotting.save_fit_report_png(p, _history(), title="fit"), 8.0, 4.0),
-        (lambda p: panels.plot_running_snr(p, {"lpc": (np.arange(4) * 0.01, np.array([20, 15, np.inf, 5.0]))}), 8.0, 3.5),
+        (
+            lambda p: panels.plot_running_snr(
+                p, {"lpc": (np.arange(4) * 0.01, np.array([20, 15, np.inf, 5.0]))}
+            ),
+            8.0,
+            3.5,
+        ),
         (lambda p: panels.plot_spectrograms(p, signals, SAMPLE_RATE, log_freq=True), 8.0, 3.2),
     ]
     for i, (draw, width_in, height_in) in enumerate(cases):
@@ -67,8 +81,14 @@ def test_comparison_png_has_one_row_per_zoom_plus_snr_and_spectrograms(tmp_path)
     }
     path = tmp_path / "report" / "comparison.png"
     plotting.save_comparison_png(
-        path, truth, candidates, SAMPLE_RATE, zoom_centers_s=[0.1, 0.2], marker_s=0.2,
-        title="comparison", running_snr_window_s=0.01,
+        path,
+        truth,
+        candidates,
+        SAMPLE_RATE,
+        zoom_centers_s=[0.1, 0.2],
+        marker_s=0.2,
+        title="comparison",
+        running_snr_window_s=0.01,
     )
     # Width max(10, 4 per spectrogram: 3 panels) = 12 in; height 2 × 2.6 + 2.8 + 3.2 + 0.4 title.
     _assert_png(path, 12.0, 2 * 2.6 + 2.8 + 3.2 + 0.4)
@@ -78,7 +98,9 @@ def test_comparison_png_wraps_spectrograms_four_per_row(tmp_path):
     truth = _tone(800)
     candidates = {f"c{i}": (1 - 0.1 * i) * truth for i in range(5)}
     path = tmp_path / "comparison.png"
-    plotting.save_comparison_png(path, truth, candidates, SAMPLE_RATE, zoom_centers_s=[0.05], dynamic_range_db=120)
+    plotting.save_comparison_png(
+        path, truth, candidates, SAMPLE_RATE, zoom_centers_s=[0.05], dynamic_range_db=120
+    )
     # 6 spectrograms -> 4 columns (16 in) and 2 rows: 2.6 (zoom) + 2 × 3.2 in.
     _assert_png(path, 16.0, 2.6 + 2 * 3.2)
 
@@ -97,9 +119,15 @@ def test_failed_plot_leaves_the_previous_file_untouched(tmp_path):
 
 # --- drawing on given axes ---------------------------------------------------------------------
 
+
 def test_waveform_overlay_draws_the_window_in_ms_with_a_marker():
     ax = panels.plot_waveform_overlay(
-        _axes(), {"truth": _tone(800), "short": _tone(300)}, SAMPLE_RATE, center_s=0.05, window_s=0.01, marker_s=0.05
+        _axes(),
+        {"truth": _tone(800), "short": _tone(300)},
+        SAMPLE_RATE,
+        center_s=0.05,
+        window_s=0.01,
+        marker_s=0.05,
     )
     assert ax.get_xlim() == pytest.approx((45.0, 55.0))
     assert ax.get_xlabel() == "time (ms)"
@@ -116,7 +144,11 @@ def test_spectrograms_share_one_colour_scale():
     axes = figure.subplots(1, 2)
     loud, quiet = _tone(2000), 0.01 * _tone(2000)
     panels.plot_spectrograms(
-        list(axes), {"loud": loud, "quiet": quiet}, SAMPLE_RATE, dynamic_range_db=60.0, freq_marker_hz=2000.0
+        list(axes),
+        {"loud": loud, "quiet": quiet},
+        SAMPLE_RATE,
+        dynamic_range_db=60.0,
+        freq_marker_hz=2000.0,
     )
     for ax in axes:
         np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [2000.0, 2000.0])
@@ -131,7 +163,9 @@ def test_spectrograms_share_one_colour_scale():
 
 
 def test_running_snr_drops_non_finite_points_and_training_curve_uses_log_loss():
-    ax = panels.plot_running_snr(_axes(), {"a": (np.array([0.0, 0.1, 0.2]), np.array([10.0, np.inf, np.nan]))})
+    ax = panels.plot_running_snr(
+        _axes(), {"a": (np.array([0.0, 0.1, 0.2]), np.array([10.0, np.inf, np.nan]))}
+    )
     ydata = ax.get_lines()[0].get_ydata()
     assert ydata[0] == 10.0 and math.isnan(ydata[1]) and math.isnan(ydata[2])
     ax = panels.plot_training_curve(_axes(), _history(4), title="fit")
@@ -141,22 +175,55 @@ def test_running_snr_drops_non_finite_points_and_training_curve_uses_log_loss():
 
 # --- refused inputs ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("draw", "message"),
     [
-        (lambda p: panels.plot_training_curve(p.with_suffix(".jpg"), _history()), "must end in .png"),
+        (
+            lambda p: panels.plot_training_curve(p.with_suffix(".jpg"), _history()),
+            "must end in .png",
+        ),
         (lambda p: panels.plot_waveform_overlay(p, {}, SAMPLE_RATE, 0.1), "non-empty dict"),
-        (lambda p: panels.plot_waveform_overlay(p, {"a": _tone(800)}, SAMPLE_RATE, 5.0), "outside the signals"),
-        (lambda p: panels.plot_waveform_overlay(p, {"a": np.ones((2, 4))}, SAMPLE_RATE, 0.0), "mono signal"),
+        (
+            lambda p: panels.plot_waveform_overlay(p, {"a": _tone(800)}, SAMPLE_RATE, 5.0),
+            "outside the signals",
+        ),
+        (
+            lambda p: panels.plot_waveform_overlay(p, {"a": np.ones((2, 4))}, SAMPLE_RATE, 0.0),
+            "mono signal",
+        ),
         (lambda p: panels.plot_waveform_overlay(p, {"a": _tone(800)}, -1, 0.05), "sample_rate"),
         (lambda p: panels.plot_training_curve(p, []), "history is empty"),
-        (lambda p: panels.plot_training_curve(p, [{"epoch": 1, "loss": 1.0}]), r"history\[0\] lacks \['snr_db'\]"),
+        (
+            lambda p: panels.plot_training_curve(p, [{"epoch": 1, "loss": 1.0}]),
+            r"history\[0\] lacks \['snr_db'\]",
+        ),
         (lambda p: panels.plot_running_snr(p, {"a": (np.zeros(3), np.zeros(2))}), "equal in shape"),
         (lambda p: panels.plot_spectrograms(p, {"a": _tone(100)}, SAMPLE_RATE), "shorter than one"),
-        (lambda p: panels.plot_spectrograms([_axes()], {"a": _tone(800), "b": _tone(800)}, SAMPLE_RATE), "2 signals"),
-        (lambda p: plotting.save_comparison_png(p, _tone(800), {"truth": _tone(800)}, SAMPLE_RATE, [0.05]), "reserved"),
-        (lambda p: plotting.save_comparison_png(p, _tone(800), {"a": _tone(799)}, SAMPLE_RATE, [0.05]), "799 samples"),
-        (lambda p: plotting.save_comparison_png(p, _tone(800), {"a": _tone(800)}, SAMPLE_RATE, []), "zoom_centers_s"),
+        (
+            lambda p: panels.plot_spectrograms(
+                [_axes()], {"a": _tone(800), "b": _tone(800)}, SAMPLE_RATE
+            ),
+            "2 signals",
+        ),
+        (
+            lambda p: plotting.save_comparison_png(
+                p, _tone(800), {"truth": _tone(800)}, SAMPLE_RATE, [0.05]
+            ),
+            "reserved",
+        ),
+        (
+            lambda p: plotting.save_comparison_png(
+                p, _tone(800), {"a": _tone(799)}, SAMPLE_RATE, [0.05]
+            ),
+            "799 samples",
+        ),
+        (
+            lambda p: plotting.save_comparison_png(
+                p, _tone(800), {"a": _tone(800)}, SAMPLE_RATE, []
+            ),
+            "zoom_centers_s",
+        ),
         (
             lambda p: plotting.save_comparison_png(
                 p, _tone(800), {"a": _tone(800)}, SAMPLE_RATE, [0.05], running_snr_window_s=0.01

@@ -24,14 +24,30 @@ from sonode.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CLIPS = sorted(DATA.glob("*.wav")) + [DATA / "more" / "sustained_flute_F4.wav"]
-CHROMIUM = os.environ.get("SONODE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    os.environ.get("SONODE_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
 # The flags of a clean, quiet, offline browser: nothing of its own goes to the network.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 SWITCH_TOLERANCE_S = 0.05
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +63,27 @@ def _report(clip: Path, folder: Path) -> Path:
     """A short fit of ``clip`` saved as a model, then `sonode report MODEL -o folder`; returns index.html."""
     import sonode
 
-    fitted = sonode.fit(str(clip), rate=8000, duration_s=1.2, steps=2, latent_dim=32, lp_order=128, hidden=16)
+    fitted = sonode.fit(
+        str(clip), rate=8000, duration_s=1.2, steps=2, latent_dim=32, lp_order=128, hidden=16
+    )
     model = folder.parent / f"{clip.stem}.sonode"
     fitted.save(model)
-    result = CliRunner().invoke(main, ["report", str(model), "-o", str(folder), "--quiet", "--horizon-s", "0.2",
-                                       "--context-s", "0.2", "--gap-ms", "20"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            str(model),
+            "-o",
+            str(folder),
+            "--quiet",
+            "--horizon-s",
+            "0.2",
+            "--context-s",
+            "0.2",
+            "--gap-ms",
+            "20",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return folder / "index.html"
 
@@ -106,19 +138,25 @@ def test_report_in_chromium(clip, tmp_path, browser):
     page.on("request", lambda r: requests.append(r.url))
     try:
         page.goto(page_path.resolve().as_uri(), wait_until="load")
-        page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 2 || a.error)",
-                               timeout=30000)
+        page.wait_for_function(
+            "[...document.querySelectorAll('audio')].every(a => a.readyState >= 2 || a.error)",
+            timeout=30000,
+        )
         audio = page.evaluate(_AUDIO_STATE)
         assert len(audio) >= 10
         for a in audio:
             assert a["error"] is None and a["duration"] > 0 and a["ready"] >= 2, a
-        images = page.evaluate("[...document.images].map(i => [i.currentSrc, i.complete, i.naturalWidth])")
+        images = page.evaluate(
+            "[...document.images].map(i => [i.currentSrc, i.complete, i.naturalWidth])"
+        )
         assert len(images) >= 4
         assert all(complete and width > 0 for _, complete, width in images), images
         groups = page.evaluate("window.sonodeReport.groups.map(g => g.el.id)")
         upsampling = next(g for g in groups if g.endswith("-upsampling"))
         switch = page.evaluate(_SWITCH, upsampling)
-        assert switch["playing_before"] and switch["from_paused"] and switch["still_playing"], switch
+        assert switch["playing_before"] and switch["from_paused"] and switch["still_playing"], (
+            switch
+        )
         assert switch["playing_delta"] < SWITCH_TOLERANCE_S, switch
         assert switch["seeked"] and switch["seeked_paused"] and switch["seeked_back"], switch
         assert switch["advanced"] > 0.05, switch  # it kept playing from there
@@ -126,14 +164,18 @@ def test_report_in_chromium(clip, tmp_path, browser):
         labels = page.evaluate("""[...document.querySelectorAll('audio')].map(a =>
             (document.getElementById(a.getAttribute('aria-labelledby')) || {}).textContent || '')""")
         assert all(label.strip() for label in labels)
-        shot = np.asarray(Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L"), dtype=float)
+        shot = np.asarray(
+            Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L"), dtype=float
+        )
         assert shot.std() > 20, "the screenshot is blank"
     finally:
         page.close()
     assert not errors, errors
     outside = [url for url in requests if not url.startswith(folder_uri)]
     assert not outside, outside
-    assert any(url.endswith(".flac") for url in requests) and any(url.endswith(".png") for url in requests)
+    assert any(url.endswith(".flac") for url in requests) and any(
+        url.endswith(".png") for url in requests
+    )
 
 
 def test_report_without_javascript(tmp_path, browser):
@@ -146,6 +188,8 @@ def test_report_without_javascript(tmp_path, browser):
         players = page.locator("audio[controls]")
         assert players.count() >= 10 and players.first.is_visible()
         assert page.locator(".ab").count() >= 3 and not page.locator(".ab").first.is_visible()
-        assert all(width > 0 for width in page.evaluate("[...document.images].map(i => i.naturalWidth)"))
+        assert all(
+            width > 0 for width in page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        )
     finally:
         context.close()

@@ -7,23 +7,35 @@ import numpy as np
 import pytest
 
 from sonode.api import fit
-from sonode.io.clip import Clip, read_clip, resample
 from sonode.dsp.bandwidth import crossover
-from sonode.dsp.resample import upsample_sinc
-from sonode.evaluation.baselines import upsample_shaped_noise
 from sonode.dsp.harmonics import _periodogram
 from sonode.dsp.metrics import energy_above_db, lsd_ssr
+from sonode.dsp.resample import upsample_sinc
 from sonode.dsp.spectra import power_spectrogram
+from sonode.evaluation.baselines import upsample_shaped_noise
+from sonode.io.clip import Clip, read_clip, resample
 from sonode.model import FitOptions, fit_samples
 from sonode.tasks.render import render
 from sonode.tasks.upsample import extend_band, model_energy_above_db, upsample_samples
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-TINY = dict(latent_dim=48, hop_samples=256, overlap_samples=32, hidden=8, layers=1, lp_order=64, steps=0,
-            continuation_steps=0, max_time_s=None, seed=0)
+TINY = dict(
+    latent_dim=48,
+    hop_samples=256,
+    overlap_samples=32,
+    hidden=8,
+    layers=1,
+    lp_order=64,
+    steps=0,
+    continuation_steps=0,
+    max_time_s=None,
+    seed=0,
+)
 
 
-def harmonic_tone(rate: int, duration_s: float = 0.5, f0: float = 440.0, inharmonicity: float = 1e-4):
+def harmonic_tone(
+    rate: int, duration_s: float = 0.5, f0: float = 440.0, inharmonicity: float = 1e-4
+):
     """Partials k·f0·√(1+Bk²) up to 22 kHz, amplitude 0.3/k, decay 2 + 3e-4·f per second."""
     t = np.arange(int(duration_s * rate)) / rate
     rng = np.random.default_rng(1)
@@ -32,14 +44,26 @@ def harmonic_tone(rate: int, duration_s: float = 0.5, f0: float = 440.0, inharmo
         f = k * f0 * math.sqrt(1 + inharmonicity * k * k)
         if f > min(22000.0, 0.49 * rate):
             break
-        x += 0.3 / k * np.exp(-(2 + 3e-4 * f) * t) * np.cos(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        x += (
+            0.3
+            / k
+            * np.exp(-(2 + 3e-4 * f) * t)
+            * np.cos(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        )
         partials.append(f)
     return x, np.array(partials)
 
 
 def _clip(samples: np.ndarray, rate: int) -> Clip:
-    return Clip(samples=samples, sample_rate=rate, source_path=Path("synthetic.wav"), source_rate=rate,
-                source_channels=1, channel="mix", start_s=0.0)
+    return Clip(
+        samples=samples,
+        sample_rate=rate,
+        source_path=Path("synthetic.wav"),
+        source_rate=rate,
+        source_channels=1,
+        channel="mix",
+        start_s=0.0,
+    )
 
 
 def _partial(x: np.ndarray, rate: int, f_hz: float) -> tuple[float, float]:
@@ -72,7 +96,10 @@ def test_synthesised_partials_land_within_10_cents_and_3_db_of_the_true_ones(ton
     sinc, noise = upsample_sinc(low, 16000, 48000), upsample_shaped_noise(low, 16000, 48000)
     ours, theirs = lsd_ssr(truth, out, 48000, 8000), lsd_ssr(truth, sinc, 48000, 8000)
     assert ours["lsd_below"] < theirs["lsd_below"] + 0.05
-    assert ours["lsd_above"] < min(lsd_ssr(truth, noise, 48000, 8000)["lsd_above"], theirs["lsd_above"]) - 1
+    assert (
+        ours["lsd_above"]
+        < min(lsd_ssr(truth, noise, 48000, 8000)["lsd_above"], theirs["lsd_above"]) - 1
+    )
 
 
 def test_fit_report_states_the_model_energy_above_nyquist(tone_fit):
@@ -115,11 +142,14 @@ def test_a_pure_tone_below_nyquist_gets_nothing_above():
     assert np.max(spectrum[np.fft.rfftfreq(out.size, 1 / 48000) > 1100]) < 1e-12 * spectrum.max()
 
 
-@pytest.mark.parametrize("clip_name, rate_in, rate_out", [
-    ("speech_front_left.wav", 8000, 16000),
-    ("sustained_horn_As3.wav", 16000, 44100),
-    ("decaying_steelguitar_C4.wav", 22050, 48000),
-])
+@pytest.mark.parametrize(
+    "clip_name, rate_in, rate_out",
+    [
+        ("speech_front_left.wav", 8000, 16000),
+        ("sustained_horn_As3.wav", 16000, 44100),
+        ("decaying_steelguitar_C4.wav", 22050, 48000),
+    ],
+)
 def test_other_rates_work(clip_name, rate_in, rate_out):
     truth = read_clip(DATA / clip_name, duration_s=0.5, rate=rate_out).samples
     low = resample(truth, rate_out, rate_in)
@@ -130,7 +160,10 @@ def test_other_rates_work(clip_name, rate_in, rate_out):
     sinc = lsd_ssr(truth[:n], upsample_sinc(low, rate_in, rate_out)[:n], rate_out, rate_in / 2)
     assert ours["lsd_below"] < sinc["lsd_below"] + 0.05
     assert ours["lsd_above"] < sinc["lsd_above"]
-    assert energy_above_db(out[:n], rate_out, rate_in / 2) < energy_above_db(truth[:n], rate_out, rate_in / 2) + 1
+    assert (
+        energy_above_db(out[:n], rate_out, rate_in / 2)
+        < energy_above_db(truth[:n], rate_out, rate_in / 2) + 1
+    )
 
 
 def test_the_crossover_neither_cancels_nor_shifts():
@@ -148,7 +181,9 @@ def test_rendering_below_the_model_rate_leaves_no_aliases():
     out = render(model, rate=8000).samples
     assert out.shape == (4000,)
     assert 10 * math.log10(np.sum(out**2) / np.sum(tone[::2] ** 2)) < -60
-    assert model_energy_above_db(model) < -40  # the linear tone model has (almost) nothing above 8 kHz
+    assert (
+        model_energy_above_db(model) < -40
+    )  # the linear tone model has (almost) nothing above 8 kHz
 
 
 def test_lsd_ssr_is_log10_power_with_a_tiny_eps():

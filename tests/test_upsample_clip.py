@@ -15,9 +15,13 @@ def test_clip_modes_finds_the_tones_and_their_amplitudes():
     x = 0.5 * two_tone_clip(0.25)
     freqs, amplitude, decay = clip_modes(x, SAMPLE_RATE, n_modes=2, lp_order=32)
     order = np.argsort(freqs)
-    for (f_true, a_true, _), f, a in zip(sorted(TONES), freqs[order], amplitude[order]):
+    for (f_true, a_true, _), f, a in zip(
+        sorted(TONES), freqs[order], amplitude[order], strict=False
+    ):
         assert abs(f - f_true) < 2.0
-        assert abs(a - 0.5 * a_true) < 0.05 * a_true  # one window, at the start: the tone's amplitude
+        assert (
+            abs(a - 0.5 * a_true) < 0.05 * a_true
+        )  # one window, at the start: the tone's amplitude
     assert np.all(decay <= 0)
 
 
@@ -25,11 +29,27 @@ def test_upsample_a_clip_without_model_out_trains_nothing(tmp_path):
     x = two_tone_clip(0.2)
     sf.write(tmp_path / "tone.wav", x, SAMPLE_RATE, subtype="FLOAT")
     dest = tmp_path / "up.wav"
-    result = CliRunner().invoke(main, ["upsample", str(tmp_path / "tone.wav"), "--rate", "48000", "-o", str(dest),
-                                       "--lp-order", "32", "--latent-dim", "8"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "upsample",
+            str(tmp_path / "tone.wav"),
+            "--rate",
+            "48000",
+            "-o",
+            str(dest),
+            "--lp-order",
+            "32",
+            "--latent-dim",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "no model is trained" in result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"tone.wav", "up.wav"}  # no model, report or reconstruction
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "tone.wav",
+        "up.wav",
+    }  # no model, report or reconstruction
     out, rate = sf.read(dest)
     expected, _ = upsample_samples(x, SAMPLE_RATE, 48000, modes=clip_modes(x, SAMPLE_RATE, 4, 32))
     assert rate == 48000 and out.shape == (9600,)

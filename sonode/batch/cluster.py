@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 #: Environment variable naming an existing scheduler (Dask's own convention).
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -38,13 +39,27 @@ def embedded_cluster(n_workers: int):
 
     security = Security.temporary()
     common = {"host": "127.0.0.1", "security": security, "protocol": "tls://"}
-    scheduler = {"cls": __getattr__("QuietScheduler"), "options": {**common, "port": 0, "dashboard": False,
-                                                     "dashboard_address": None}}
-    worker = {"cls": Nanny, "options": {**common, "nthreads": 1, "worker_class": __getattr__("QuietWorker"),
-                                        "dashboard": False, "dashboard_address": None,
-                                        "silence_logs": logging.ERROR}}
-    return SpecCluster(scheduler=scheduler, workers={i: worker for i in range(n_workers)}, security=security,
-                       silence_logs=logging.ERROR)
+    scheduler = {
+        "cls": __getattr__("QuietScheduler"),
+        "options": {**common, "port": 0, "dashboard": False, "dashboard_address": None},
+    }
+    worker = {
+        "cls": Nanny,
+        "options": {
+            **common,
+            "nthreads": 1,
+            "worker_class": __getattr__("QuietWorker"),
+            "dashboard": False,
+            "dashboard_address": None,
+            "silence_logs": logging.ERROR,
+        },
+    }
+    return SpecCluster(
+        scheduler=scheduler,
+        workers={i: worker for i in range(n_workers)},
+        security=security,
+        silence_logs=logging.ERROR,
+    )
 
 
 def _no_http_server(self, routes, dashboard_address, default_port=0, ssl_options=None):
@@ -56,8 +71,11 @@ def _no_http_server(self, routes, dashboard_address, default_port=0, ssl_options
 
 
 def _quiet(base: type) -> type:
-    return type(f"Quiet{base.__name__}", (base,), {"start_http_server": _no_http_server,
-                                                   "__module__": __name__})
+    return type(
+        f"Quiet{base.__name__}",
+        (base,),
+        {"start_http_server": _no_http_server, "__module__": __name__},
+    )
 
 
 def __getattr__(name: str):
@@ -65,7 +83,7 @@ def __getattr__(name: str):
     if name in ("QuietScheduler", "QuietWorker"):
         import distributed
 
-        cls = _quiet(getattr(distributed, name[len("Quiet"):]))
+        cls = _quiet(getattr(distributed, name[len("Quiet") :]))
         globals()[name] = cls
         return cls
     raise AttributeError(name)
@@ -89,13 +107,17 @@ def check_scheduler(address: str) -> None:
     host, _, port = location.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SonodeError(f"--scheduler {address!r} is not an address like tcp://HOST:8786 or tls://HOST:8786")
+        raise SonodeError(
+            f"--scheduler {address!r} is not an address like tcp://HOST:8786 or tls://HOST:8786"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT_S):
             pass
     except OSError as err:
-        raise SonodeError(f"cannot reach the Dask scheduler at {address} within {SCHEDULER_TIMEOUT_S:g} s "
-                          f"({err.strerror or err}); check the address and that it is running") from None
+        raise SonodeError(
+            f"cannot reach the Dask scheduler at {address} within {SCHEDULER_TIMEOUT_S:g} s "
+            f"({err.strerror or err}); check the address and that it is running"
+        ) from None
 
 
 def available_cores() -> int:
@@ -105,8 +127,9 @@ def available_cores() -> int:
     return cores()
 
 
-def local_layout(n_tasks: int, workers: int | None = None, threads: int | None = None,
-                 cores: int | None = None) -> tuple[int, int]:
+def local_layout(
+    n_tasks: int, workers: int | None = None, threads: int | None = None, cores: int | None = None
+) -> tuple[int, int]:
     """Worker processes and torch threads per task for an embedded cluster on ``cores`` cores.
 
     Every worker runs one task at a time, so workers × threads ≤ cores (no oversubscription):
@@ -123,10 +146,16 @@ def local_layout(n_tasks: int, workers: int | None = None, threads: int | None =
     return workers, threads or max(1, cores // workers)
 
 
-def map_on_cluster(func: Callable[..., Any], items: Sequence[Any], *args: Any, scheduler: str | None = None,
-                   workers: int | None = None, threads: int | None = None,
-                   on_failure: Callable[[Any, str], Any], on_result: Callable[[Any], None] | None = None
-                   ) -> list[Any]:
+def map_on_cluster(
+    func: Callable[..., Any],
+    items: Sequence[Any],
+    *args: Any,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    on_failure: Callable[[Any, str], Any],
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
     """``[func(item, *args, threads=t) for item in items]``, computed on a Dask cluster.
 
     Args:
@@ -156,9 +185,13 @@ def map_on_cluster(func: Callable[..., Any], items: Sequence[Any], *args: Any, s
         check_scheduler(scheduler)
         threads = threads or 1
     try:
-        with Client(cluster if cluster is not None else scheduler, timeout=SCHEDULER_TIMEOUT_S) as client:
-            futures = {client.submit(func, item, *args, threads=threads, pure=False): index
-                       for index, item in enumerate(items)}
+        with Client(
+            cluster if cluster is not None else scheduler, timeout=SCHEDULER_TIMEOUT_S
+        ) as client:
+            futures = {
+                client.submit(func, item, *args, threads=threads, pure=False): index
+                for index, item in enumerate(items)
+            }
             results: list[Any] = [None] * len(items)
             for future in as_completed(futures):
                 index = futures[future]
@@ -166,7 +199,9 @@ def map_on_cluster(func: Callable[..., Any], items: Sequence[Any], *args: Any, s
                     results[index] = future.result()
                 else:
                     err = future.exception()
-                    results[index] = on_failure(items[index], " ".join(f"{type(err).__name__}: {err}".split()))
+                    results[index] = on_failure(
+                        items[index], " ".join(f"{type(err).__name__}: {err}".split())
+                    )
                 if on_result is not None:
                     on_result(results[index])
             return results

@@ -20,12 +20,19 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sonode.errors import OutputPathError, SonodeError
-from sonode.io.fileutil import SUMMARY_CSV_COLUMNS, atomic_write, same_file, write_json, written_by_sonode
+from sonode.io.fileutil import (
+    SUMMARY_CSV_COLUMNS,
+    atomic_write,
+    same_file,
+    write_json,
+    written_by_sonode,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SUMMARY_STEM = "sonode-batch"
@@ -40,9 +47,13 @@ def fit_output_paths(model_path: str | Path, stem: str | None = None) -> dict[st
     never replace each other's reports (without -o the model is <clip stem>.sonode, as before)."""
     model = Path(model_path)
     stem = model.stem if stem is None else stem
-    return {"model": model, "recon": model.parent / f"{stem}.recon.wav",
-            "report": model.parent / f"{stem}.fit.json", "curve": model.parent / f"{stem}.fit.png",
-            "checkpoint": model.with_name(model.name + ".ckpt")}
+    return {
+        "model": model,
+        "recon": model.parent / f"{stem}.recon.wav",
+        "report": model.parent / f"{stem}.fit.json",
+        "curve": model.parent / f"{stem}.fit.png",
+        "checkpoint": model.with_name(model.name + ".ckpt"),
+    }
 
 
 def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[str, int]:
@@ -50,12 +61,22 @@ def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[
     32-bit float, the model holds (segments x latent) float64 states, the checkpoint about four
     models (parameters, best parameters, Adam's two moments)."""
     model = 8 * latent_dim * (n_samples // max(1, hop_samples) + 2) + (1 << 20)
-    return {"model": model, "recon": 4 * n_samples + 4096, "report": 1 << 20, "curve": 1 << 20,
-            "checkpoint": 4 * model}
+    return {
+        "model": model,
+        "recon": 4 * n_samples + 4096,
+        "report": 1 << 20,
+        "curve": 1 << 20,
+        "checkpoint": 4 * model,
+    }
 
 
-def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], force: bool,
-                      also_writes: Iterable[str | Path] = (), sizes: dict[str, int] | None = None) -> None:
+def check_fit_outputs(
+    paths: dict[str, Path],
+    inputs: Iterable[str | Path],
+    force: bool,
+    also_writes: Iterable[str | Path] = (),
+    sizes: dict[str, int] | None = None,
+) -> None:
     """Refuse before fitting (`sonode.io.outputs.OutputPlan`): an output that is an input, a FIFO or
     device, the same file as another output (also those in ``also_writes``, the caller's own), an
     existing file sonode did not write (unless ``force``), an unwritable folder, or too little free
@@ -70,7 +91,9 @@ def check_fit_outputs(paths: dict[str, Path], inputs: Iterable[str | Path], forc
     plan.check()
 
 
-def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool) -> None:
+def write_fit_outputs(
+    fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool
+) -> None:
     """Write a fit's model, reconstruction, JSON report and loss curve (each atomically), then
     delete its checkpoint unless the fit was interrupted (then the checkpoint allows --resume).
 
@@ -87,11 +110,17 @@ def write_fit_outputs(fitted, clip: str, paths: dict[str, Path], extra: dict[str
     report = fitted.info["fit"]
     check_fit_outputs(paths, [clip], force)
     fitted.save(paths["model"])
-    write_wav(paths["recon"], fitted.render().samples, fitted.sample_rate, protect=[clip], force=force)
+    write_wav(
+        paths["recon"], fitted.render().samples, fitted.sample_rate, protect=[clip], force=force
+    )
     write_json(paths["report"], {**fitted.info, "model_file": str(paths["model"]), **extra})
-    fitted.save_training_curve(paths["curve"],
-                               title=f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB")
-    if report["stop_reason"] != "interrupted":  # the outputs are safely written: it is redundant now
+    fitted.save_training_curve(
+        paths["curve"],
+        title=f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB",
+    )
+    if (
+        report["stop_reason"] != "interrupted"
+    ):  # the outputs are safely written: it is redundant now
         remove_checkpoint(paths["checkpoint"])
 
 
@@ -120,11 +149,18 @@ def expand_inputs(args: Iterable[str | Path]) -> list[Path]:
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            clips = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                           and not written_by_sonode(p))
+            clips = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in AUDIO_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and not written_by_sonode(p)
+            )
             if not clips:
-                raise SonodeError(f"folder {path} holds no audio file ({', '.join(AUDIO_SUFFIXES)})")
+                raise SonodeError(
+                    f"folder {path} holds no audio file ({', '.join(AUDIO_SUFFIXES)})"
+                )
             found += clips
         elif path.exists():
             found.append(path)
@@ -160,12 +196,16 @@ def plan_fit_jobs(clips: list[Path], out_dir: str | Path, force: bool) -> list[F
             parents = clip.resolve().parent.parts[1:][-depth:]
             stems[clip] = "__".join([*parents, clip.stem])
     else:
-        raise OutputPathError("refusing to start: several clips would write the same outputs; rename them")
+        raise OutputPathError(
+            "refusing to start: several clips would write the same outputs; rename them"
+        )
     by_stem: dict[str, Path] = {}
     for clip, stem in stems.items():
         if stem.lower() in by_stem:
-            raise OutputPathError(f"refusing to start: {by_stem[stem.lower()]} and {clip} would both write "
-                                  f"{stem}.* in {out_dir}; rename one of them")
+            raise OutputPathError(
+                f"refusing to start: {by_stem[stem.lower()]} and {clip} would both write "
+                f"{stem}.* in {out_dir}; rename one of them"
+            )
         by_stem[stem.lower()] = clip
     jobs = [FitJob(str(clip), stem, str(out_dir)) for clip, stem in stems.items()]
     for job in jobs:
@@ -177,22 +217,42 @@ def is_complete(job: FitJob) -> bool:
     """Whether the clip's outputs are all there from a completed fit: a sonode model and report, its
     reconstruction, and no checkpoint (a checkpoint beside the model means the fit did not finish)."""
     paths = job.paths()
-    return (written_by_sonode(paths["model"]) and written_by_sonode(paths["report"])
-            and written_by_sonode(paths["recon"]) and not paths["checkpoint"].exists())
+    return (
+        written_by_sonode(paths["model"])
+        and written_by_sonode(paths["report"])
+        and written_by_sonode(paths["recon"])
+        and not paths["checkpoint"].exists()
+    )
 
 
-def summary_row(job: FitJob, status: str, report: dict | None = None, error: str = "",
-                wall_time_s: float | None = None, resumed: bool = False) -> dict[str, Any]:
+def summary_row(
+    job: FitJob,
+    status: str,
+    report: dict | None = None,
+    error: str = "",
+    wall_time_s: float | None = None,
+    resumed: bool = False,
+) -> dict[str, Any]:
     """One row of the batch summary (columns `SUMMARY_CSV_COLUMNS`); SNR in dB, times in seconds."""
     paths = job.paths()
     fit = report.get("fit") if isinstance(report, dict) else None
-    fit = {k: v for k, v in fit.items() if _is_number(v)} if isinstance(fit, dict) else {}  # an edited report
+    fit = (
+        {k: v for k, v in fit.items() if _is_number(v)} if isinstance(fit, dict) else {}
+    )  # an edited report
     done = status in ("ok", "skipped")
-    return {"clip": job.clip, "status": status, "snr_db": fit.get("snr_db"), "epochs": fit.get("epochs"),
-            "wall_time_s": wall_time_s if wall_time_s is not None else fit.get("wall_time_s"),
-            "resumed": resumed, "model": str(paths["model"]) if done else "",
-            "recon": str(paths["recon"]) if done else "", "report": str(paths["report"]) if done else "",
-            "curve": str(paths["curve"]) if done and paths["curve"].exists() else "", "error": error}
+    return {
+        "clip": job.clip,
+        "status": status,
+        "snr_db": fit.get("snr_db"),
+        "epochs": fit.get("epochs"),
+        "wall_time_s": wall_time_s if wall_time_s is not None else fit.get("wall_time_s"),
+        "resumed": resumed,
+        "model": str(paths["model"]) if done else "",
+        "recon": str(paths["recon"]) if done else "",
+        "report": str(paths["report"]) if done else "",
+        "curve": str(paths["curve"]) if done and paths["curve"].exists() else "",
+        "error": error,
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -209,8 +269,13 @@ def skipped_row(job: FitJob) -> dict[str, Any]:
     return summary_row(job, "skipped", report)
 
 
-def run_fit_job(job: FitJob, fit_kw: dict[str, Any], extra: dict[str, Any], force: bool,
-                threads: int | None = None) -> dict[str, Any]:
+def run_fit_job(
+    job: FitJob,
+    fit_kw: dict[str, Any],
+    extra: dict[str, Any],
+    force: bool,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Fit one clip and write its outputs (runs on a Dask worker; never raises for a bad clip).
 
     If a checkpoint of this clip is there (its previous worker died), the fit resumes from it; a
@@ -237,18 +302,33 @@ def run_fit_job(job: FitJob, fit_kw: dict[str, Any], extra: dict[str, Any], forc
     try:
         check_fit_outputs(paths, [job.clip], force)
         try:
-            fitted = fit(job.clip, checkpoint_path=paths["checkpoint"], **{**fit_kw, "resume": resumed})
+            fitted = fit(
+                job.clip, checkpoint_path=paths["checkpoint"], **{**fit_kw, "resume": resumed}
+            )
         except CheckpointError:
             if not resumed:
                 raise
             resumed = False
-            fitted = fit(job.clip, checkpoint_path=paths["checkpoint"], **{**fit_kw, "resume": False})
+            fitted = fit(
+                job.clip, checkpoint_path=paths["checkpoint"], **{**fit_kw, "resume": False}
+            )
         write_fit_outputs(fitted, job.clip, paths, extra, force)
     except Exception as err:  # noqa: BLE001 -- a bad clip fails alone; its message goes in the summary
-        message = str(err) if isinstance(err, (SonodeError, ValueError, OSError)) else f"{type(err).__name__}: {err}"
-        return summary_row(job, "failed", error=" ".join(message.split()),
-                           wall_time_s=time.perf_counter() - start, resumed=resumed)
-    return summary_row(job, "ok", fitted.info, wall_time_s=time.perf_counter() - start, resumed=resumed)
+        message = (
+            str(err)
+            if isinstance(err, (SonodeError, ValueError, OSError))
+            else f"{type(err).__name__}: {err}"
+        )
+        return summary_row(
+            job,
+            "failed",
+            error=" ".join(message.split()),
+            wall_time_s=time.perf_counter() - start,
+            resumed=resumed,
+        )
+    return summary_row(
+        job, "ok", fitted.info, wall_time_s=time.perf_counter() - start, resumed=resumed
+    )
 
 
 def _remove_temporaries(paths: dict[str, Path]) -> None:
@@ -263,7 +343,9 @@ def summary_paths(out_dir: str | Path) -> tuple[Path, Path]:
     return Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
 
 
-def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) -> tuple[Path, Path]:
+def write_summary(
+    rows: list[dict[str, Any]], out_dir: str | Path, force: bool
+) -> tuple[Path, Path]:
     """Write <out_dir>/sonode-batch.csv and .json (one row per clip, in input order), atomically.
 
     Returns:
@@ -280,7 +362,9 @@ def write_summary(rows: list[dict[str, Any]], out_dir: str | Path, force: bool) 
     writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
     with atomic_write(csv_path) as tmp:
         tmp.write_text(text.getvalue())
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "failed")}
+    counts = {
+        status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "failed")
+    }
     write_json(json_path, {"counts": counts, "clips": rows})
     return csv_path, json_path
 
@@ -292,18 +376,27 @@ def _csv_value(value: Any) -> Any:
 
 
 def status_line(index: int, total: int, row: dict[str, Any]) -> str:
-    """"[3/8] ok       a.wav: SNR 21.40 dB, 120 epochs, 8.1 s" (the error for a failed clip)."""
+    """ "[3/8] ok       a.wav: SNR 21.40 dB, 120 epochs, 8.1 s" (the error for a failed clip)."""
     head = f"[{index}/{total}] {row['status']:<8} {row['clip']}"
     if row["status"] == "failed":
         return f"{head}: {row['error']}"
     snr = f"SNR {row['snr_db']:.2f} dB, " if row["snr_db"] is not None else ""
     wall = f", {row['wall_time_s']:.1f} s" if row["wall_time_s"] is not None else ""
-    return f"{head}: {snr}{row['epochs']} epochs{wall}" + (" (resumed from its checkpoint)" if row["resumed"] else "")
+    return f"{head}: {snr}{row['epochs']} epochs{wall}" + (
+        " (resumed from its checkpoint)" if row["resumed"] else ""
+    )
 
 
-def fit_many(jobs: list[FitJob], fit_kw: dict[str, Any], extra: dict[str, Any], force: bool, *,
-             scheduler: str | None = None, workers: int | None = None,
-             on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def fit_many(
+    jobs: list[FitJob],
+    fit_kw: dict[str, Any],
+    extra: dict[str, Any],
+    force: bool,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run `run_fit_job` for every job on a Dask cluster; rows in the order of ``jobs``.
 
     See `sonode.batch.cluster.map_on_cluster` for ``scheduler`` and ``workers``; ``fit_kw["threads"]``
@@ -316,12 +409,31 @@ def fit_many(jobs: list[FitJob], fit_kw: dict[str, Any], extra: dict[str, Any], 
 
     fit_kw = dict(fit_kw)
     threads = fit_kw.pop("threads", None)
-    return map_on_cluster(run_fit_job, jobs, fit_kw, extra, force, scheduler=scheduler, workers=workers,
-                          threads=threads, on_failure=failed, on_result=on_row)
+    return map_on_cluster(
+        run_fit_job,
+        jobs,
+        fit_kw,
+        extra,
+        force,
+        scheduler=scheduler,
+        workers=workers,
+        threads=threads,
+        on_failure=failed,
+        on_result=on_row,
+    )
 
 
-def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], extra: dict[str, Any], *,
-              force: bool, scheduler: str | None, workers: int | None, quiet: bool) -> int:
+def fit_batch(
+    inputs: list[str],
+    out_dir: str | Path,
+    fit_kw: dict[str, Any],
+    extra: dict[str, Any],
+    *,
+    force: bool,
+    scheduler: str | None,
+    workers: int | None,
+    quiet: bool,
+) -> int:
     """`sonode fit CLIP... / DIR`: plan, skip complete clips, fit the rest on the cluster, write the
     summary; progress (a bar over clips and one status line per clip) goes to stderr.
 
@@ -347,28 +459,42 @@ def fit_batch(inputs: list[str], out_dir: str | Path, fit_kw: dict[str, Any], ex
         rows = {job: skipped_row(job) for job in jobs if is_complete(job)}
     todo = [job for job in jobs if job not in rows]
     echo = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    echo(f"sonode: {len(jobs)} clip(s): {len(rows)} already complete (--force refits them), {len(todo)} to fit; "
-         f"outputs in {out_dir}")
+    echo(
+        f"sonode: {len(jobs)} clip(s): {len(rows)} already complete (--force refits them), {len(todo)} to fit; "
+        f"outputs in {out_dir}"
+    )
     for index, job in enumerate(rows, 1):
         echo(status_line(index, len(jobs), rows[job]))
     if todo:
-        with click.progressbar(length=len(todo), label="clips", file=io.StringIO() if quiet else sys.stderr) as bar:
+        with click.progressbar(
+            length=len(todo), label="clips", file=io.StringIO() if quiet else sys.stderr
+        ) as bar:
             done = [len(rows)]
 
             def show(row: dict[str, Any]) -> None:
                 done[0] += 1
                 # On a terminal, clear the bar's line first; the bar redraws below the status line.
-                echo(("\r\033[K" if sys.stderr.isatty() else "") + status_line(done[0], len(jobs), row))
+                echo(
+                    ("\r\033[K" if sys.stderr.isatty() else "")
+                    + status_line(done[0], len(jobs), row)
+                )
                 bar.update(1)
 
-            for job, row in zip(todo, fit_many(todo, fit_kw, extra, force, scheduler=scheduler,
-                                               workers=workers, on_row=show)):
+            for job, row in zip(
+                todo,
+                fit_many(
+                    todo, fit_kw, extra, force, scheduler=scheduler, workers=workers, on_row=show
+                ),
+                strict=False,
+            ):
                 rows[job] = row
     ordered = [rows[job] for job in jobs]
     csv_path, json_path = write_summary(ordered, out_dir, force)
     failed = sum(row["status"] == "failed" for row in ordered)
-    echo(f"sonode: {len(jobs) - failed} of {len(jobs)} clip(s) done, {failed} failed; summary in {csv_path} "
-         f"and {json_path}")
+    echo(
+        f"sonode: {len(jobs) - failed} of {len(jobs)} clip(s) done, {failed} failed; summary in {csv_path} "
+        f"and {json_path}"
+    )
     return failed
 
 
@@ -383,8 +509,17 @@ def eval_many(scheduler: str | None, workers: int | None) -> Callable[..., list[
         def failed(path, message: str):
             raise SonodeError(f"evaluating {path} failed: {message}")
 
-        return map_on_cluster(_eval_job, list(paths), evaluate_clip, options, folder, scheduler=scheduler,
-                              workers=workers, threads=options.threads, on_failure=failed)
+        return map_on_cluster(
+            _eval_job,
+            list(paths),
+            evaluate_clip,
+            options,
+            folder,
+            scheduler=scheduler,
+            workers=workers,
+            threads=options.threads,
+            on_failure=failed,
+        )
 
     return map_clips
 

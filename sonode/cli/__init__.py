@@ -1,8 +1,8 @@
 """Command-line interface: a thin shell over `sonode.api` (one command per verb).
 
 One module per group of commands: `fit` (one clip, or many on Dask), `render` (render, upsample,
-extrapolate), `fill`, `score` (eval), `describe` (info, plot) and `report` (the listening page); `common` holds what they share
-(error handling, options, number formatting).
+extrapolate), `fill`, `score` (eval), `describe` (info, plot) and `report` (the listening page);
+`common` holds what they share (error handling, options, number formatting).
 """
 
 from __future__ import annotations
@@ -54,5 +54,15 @@ def main():
     """
 
 
-for _command in (fit, info, render_cmd, upsample, extrapolate_cmd, fill_cmd, eval_cmd, plot, report_cmd):
+for _command in (
+    fit,
+    info,
+    render_cmd,
+    upsample,
+    extrapolate_cmd,
+    fill_cmd,
+    eval_cmd,
+    plot,
+    report_cmd,
+):
     main.add_command(_command)

@@ -7,8 +7,8 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -64,8 +64,11 @@ def fail_cleanly(command: Callable) -> Callable:
             raise
         except KeyboardInterrupt as err:
             name = err.name if isinstance(err, Interrupted) else "SIGINT"
-            click.echo(f"\nsonode: interrupted by {name}; files already complete were kept, no partial file "
-                       "was left", err=True)
+            click.echo(
+                f"\nsonode: interrupted by {name}; files already complete were kept, no partial file "
+                "was left",
+                err=True,
+            )
             sys.exit(EXIT_INTERRUPTED)
         except OutOfTime as err:
             click.echo(f"sonode: error: {err}", err=True)
@@ -89,8 +92,10 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, (SonodeError, click.exceptions.ClickException)):
         return text
     if isinstance(err, MemoryError):
-        return (f"out of memory ({text or 'MemoryError'}); lower the sizes or rates given, or raise "
-                "SONODE_MEMORY_BUDGET only if the machine has the memory")
+        return (
+            f"out of memory ({text or 'MemoryError'}); lower the sizes or rates given, or raise "
+            "SONODE_MEMORY_BUDGET only if the machine has the memory"
+        )
     if isinstance(err, (ValueError, OSError)):
         return text or type(err).__name__
     return f"{type(err).__name__}: {text} (unexpected; rerun with --debug for the traceback and report it)"
@@ -107,7 +112,9 @@ def positive(kind: type, allow_none: bool = True, limit: float | None = None, hi
         if not (value > 0 and math.isfinite(value)):
             raise click.BadParameter(f"must be a finite number > 0, got {value}")
         if limit is not None and value > limit:
-            raise click.BadParameter(f"{value:g} is over the limit of {limit:g}" + (f"; {hint}" if hint else ""))
+            raise click.BadParameter(
+                f"{value:g} is over the limit of {limit:g}" + (f"; {hint}" if hint else "")
+            )
         return kind(value)
 
     return check
@@ -129,7 +136,9 @@ def _device(ctx, param, value: str):
     if value == "cuda" or (value == "auto" and torch.cuda.is_available()):
         # The model and engine run in float64 on the CPU; say so rather than silently ignore it.
         if value == "cuda":
-            raise click.BadParameter("this version of sonode runs on the CPU only (use --device cpu)")
+            raise click.BadParameter(
+                "this version of sonode runs on the CPU only (use --device cpu)"
+            )
     return "cpu"
 
 
@@ -146,24 +155,46 @@ def progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
         if steps:
             remaining.append(record.elapsed_s / record.epoch * (steps - record.epoch))
         left = f" | ~{max(0.0, min(remaining)):.0f} s left" if remaining else ""
-        click.echo(f"\r  step {record.epoch:5d} | loss {record.loss:.3e} | SNR {record.snr_db:6.2f} dB "
-                   f"(kept {best_snr:6.2f}) | {record.elapsed_s:6.1f} s{left}   ", err=True, nl=False)
+        click.echo(
+            f"\r  step {record.epoch:5d} | loss {record.loss:.3e} | SNR {record.snr_db:6.2f} dB "
+            f"(kept {best_snr:6.2f}) | {record.elapsed_s:6.1f} s{left}   ",
+            err=True,
+            nl=False,
+        )
 
     return show
 
 
-device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-                             show_default=True, callback=_device, help="Where to compute.")
-out_rate_option = click.option("--rate", type=int, callback=positive(int, limit=MAX_OUTPUT_RATE_HZ),
-                               help=f"Output rate in Hz (default: the clip's; at most {MAX_OUTPUT_RATE_HZ}).")
-threads_option = click.option("--threads", type=click.IntRange(min=1), callback=lambda c, p, v: check_threads(v),
-                              help="CPU threads for torch (at most 4 x the cores).")
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    callback=_device,
+    help="Where to compute.",
+)
+out_rate_option = click.option(
+    "--rate",
+    type=int,
+    callback=positive(int, limit=MAX_OUTPUT_RATE_HZ),
+    help=f"Output rate in Hz (default: the clip's; at most {MAX_OUTPUT_RATE_HZ}).",
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    callback=lambda c, p, v: check_threads(v),
+    help="CPU threads for torch (at most 4 x the cores).",
+)
 # Fits default to one torch thread: with two, a 1 s fit took 5 steps in its 60 s instead of 77 when
 # the machine's other core was busy (README quickstart, 2026-12-06), as torch's threads wait on each other.
-fit_threads_option = click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-                                  callback=lambda c, p, v: check_threads(v),
-                                  help="CPU threads for torch (at most 4 x the cores); more help only on an idle "
-                                  "machine.")
+fit_threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    callback=lambda c, p, v: check_threads(v),
+    help="CPU threads for torch (at most 4 x the cores); more help only on an idle machine.",
+)
 
 
 def check_threads(value: int | None) -> int | None:
@@ -171,11 +202,20 @@ def check_threads(value: int | None) -> int | None:
     from sonode.limits import max_threads
 
     if value is not None and value > max_threads():
-        raise click.BadParameter(f"{value} is over the limit of {max_threads()} (4 x the {max_threads() // 4} "
-                                 "cores this process may use)", param_hint="--threads")
+        raise click.BadParameter(
+            f"{value} is over the limit of {max_threads()} (4 x the {max_threads() // 4} "
+            "cores this process may use)",
+            param_hint="--threads",
+        )
     return value
-force_option = click.option("--force", is_flag=True, help="Replace existing output files even if sonode did not "
-                            "write them (inputs are never replaced); for several clips, also refit complete ones.")
+
+
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Replace existing output files even if sonode did not "
+    "write them (inputs are never replaced); for several clips, also refit complete ones.",
+)
 
 
 def command_line(ctx: click.Context) -> str:
@@ -195,6 +235,12 @@ def command_line(ctx: click.Context) -> str:
         elif getattr(param, "is_flag", False):
             words += [param.opts[0]] if value else []
         else:
-            words += [w for v in values for w in (param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
-                                                   str(v))]
+            words += [
+                w
+                for v in values
+                for w in (
+                    param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
+                    str(v),
+                )
+            ]
     return shlex.join(words)

@@ -34,14 +34,22 @@ def info(model):
     ident = report.get("identification", {}) if report else {}
     if ident.get("continuation"):
         cont = ident["continuation"]
-        lines.append(f"continuation: linear ODE of {cont['modes']} modes (order {cont['order']}, state from the "
-                     f"last {cont['window_samples']} samples; validation SNR {db(cont['validation_snr_db'], 1)} dB)")
-        if cont.get("switch_after_end_s"):  # models fitted before late modes and fade detection lack these
-            lines.append(f"              late modes (decays measured on the clip's last second) from "
-                         f"{1000 * cont['switch_after_end_s']:.0f} ms past the end")
+        lines.append(
+            f"continuation: linear ODE of {cont['modes']} modes (order {cont['order']}, state from the "
+            f"last {cont['window_samples']} samples; validation SNR {db(cont['validation_snr_db'], 1)} dB)"
+        )
+        if cont.get(
+            "switch_after_end_s"
+        ):  # models fitted before late modes and fade detection lack these
+            lines.append(
+                f"              late modes (decays measured on the clip's last second) from "
+                f"{1000 * cont['switch_after_end_s']:.0f} ms past the end"
+            )
         if cont.get("fade_samples"):
-            lines.append(f"              the clip's last {cont['fade_samples']} samples are a fade-out: "
-                         "continued from before it")
+            lines.append(
+                f"              the clip's last {cont['fade_samples']} samples are a fade-out: "
+                "continued from before it"
+            )
     if report:
         lines += [
             f"fit SNR:      {db(report['snr_db'], 2)} dB (initial linear fit {db(report['initial_snr_db'], 2)} dB)",
@@ -53,40 +61,64 @@ def info(model):
         ]
         lines += _training_gains(report)
         if "energy_above_nyquist_db" in report:
-            lines.append(f"above Nyquist: {db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
-                         f"at 4x the rate (first 2 s)")
+            lines.append(
+                f"above Nyquist: {db_text(report['energy_above_nyquist_db'])} of the energy when rendered "
+                f"at 4x the rate (first 2 s)"
+            )
     click.echo("\n".join(lines))
 
 
 def _training_gains(report: dict) -> list[str]:
     """What training gained over the untrained start, per task (models fitted before lack some)."""
+
     def gain(new, old) -> str:
         return "?" if new is None or old is None else f"{new - old:+.2f} dB"
 
-    lines = [f"gain:         reconstruction {gain(report.get('snr_db'), report.get('initial_snr_db'))}, "
-             f"one trajectory {gain(report.get('trajectory_snr_db'), report.get('initial_trajectory_snr_db'))} "
-             "(trained - untrained start)"]
+    lines = [
+        f"gain:         reconstruction {gain(report.get('snr_db'), report.get('initial_snr_db'))}, "
+        f"one trajectory {gain(report.get('trajectory_snr_db'), report.get('initial_trajectory_snr_db'))} "
+        "(trained - untrained start)"
+    ]
     cont = report.get("continuation_training") or {}
     if cont.get("untrained"):
         held_ms = 1000 * cont["held_back_s"]
         untrained, trained = cont["untrained"], cont["trained"]
-        horizons = sorted((k for k in untrained if k.startswith("snr_")), key=lambda k: int(k[4:-5]))
+        horizons = sorted(
+            (k for k in untrained if k.startswith("snr_")), key=lambda k: int(k[4:-5])
+        )
         per = ", ".join(f"{k[4:-3]} {gain(trained.get(k), untrained[k])}" for k in horizons)
-        kept = f"field kept ({cont.get('kept_steps')} steps)" if cont.get("field_kept") else "field not kept (zero)"
-        lines.append(f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}")
+        kept = (
+            f"field kept ({cont.get('kept_steps')} steps)"
+            if cont.get("field_kept")
+            else "field not kept (zero)"
+        )
+        lines.append(
+            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}"
+        )
     elif cont.get("skipped"):
         lines.append(f"              continuation not trained: {cont['skipped']}")
     if cont:
-        lines.append(f"              limit cycle: {'yes (held note)' if cont.get('cycle') else 'no'}")
+        lines.append(
+            f"              limit cycle: {'yes (held note)' if cont.get('cycle') else 'no'}"
+        )
     return lines
 
 
 @click.command()
 @click.argument("model", type=click.Path())
-@click.option("--clip", type=click.Path(), help="The original clip (default: the source recorded in the model).")
+@click.option(
+    "--clip",
+    type=click.Path(),
+    help="The original clip (default: the source recorded in the model).",
+)
 @click.option("-o", "--output", "out", type=click.Path(), required=True, help="PNG file.")
-@click.option("--at", "centers_s", type=float, multiple=True,
-              help="Centre of a 20 ms waveform zoom (seconds; repeatable). Default: 3 spread over the span.")
+@click.option(
+    "--at",
+    "centers_s",
+    type=float,
+    multiple=True,
+    help="Centre of a 20 ms waveform zoom (seconds; repeatable). Default: 3 spread over the span.",
+)
 @force_option
 @fail_cleanly
 def plot(model, clip, out, centers_s, force):
@@ -114,16 +146,31 @@ def plot(model, clip, out, centers_s, force):
     duration = fitted.duration_s
     centers = list(centers_s) or [duration * f for f in (0.1, 0.5, 0.9)]
     if clip and Path(clip).exists():
-        truth = read_clip(clip, start_s=float(source.get("start_s", 0.0)), duration_s=duration,
-                          rate=fitted.sample_rate, channel=source.get("channel", "mix")).samples[: recon.shape[0]]
-        save_comparison_png(out, truth, {"sonode": recon[: truth.shape[0]]}, fitted.sample_rate, centers,
-                            title=f"{Path(model).name} vs {Path(clip).name}")
+        truth = read_clip(
+            clip,
+            start_s=float(source.get("start_s", 0.0)),
+            duration_s=duration,
+            rate=fitted.sample_rate,
+            channel=source.get("channel", "mix"),
+        ).samples[: recon.shape[0]]
+        save_comparison_png(
+            out,
+            truth,
+            {"sonode": recon[: truth.shape[0]]},
+            fitted.sample_rate,
+            centers,
+            title=f"{Path(model).name} vs {Path(clip).name}",
+        )
         curve = Path(out).with_suffix(".fit.png")
         if fitted.save_training_curve(curve, title=f"{Path(model).name}: training"):
             click.echo(f"wrote {out} and {curve}", err=True)
         else:
             click.echo(f"wrote {out} (no training curve: the model was not trained)", err=True)
     elif fitted.save_training_curve(out, title=f"{Path(model).name}: training"):
-        click.echo(f"wrote {out} (training curve only: pass --clip for the waveform comparison)", err=True)
+        click.echo(
+            f"wrote {out} (training curve only: pass --clip for the waveform comparison)", err=True
+        )
     else:
-        raise click.UsageError("the model's source clip is not found and it has no training curve: pass --clip")
+        raise click.UsageError(
+            "the model's source clip is not found and it has no training curve: pass --clip"
+        )

@@ -13,31 +13,89 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
 
 @click.command(name="fill")
 @click.argument("clip", type=click.Path())
-@click.option("-o", "--output", "out", type=click.Path(), help="Output audio file: .wav, .flac or .ogg (the container "
-              "follows the extension; rate, channels and, when lossless, subtype are CLIP's: samples outside the gaps "
-              "are then copied bit for bit; a lossy CLIP is written losslessly, never re-encoded lossily); the JSON "
-              "report goes next to it as <OUT stem>.fill.json.")
-@click.option("--gap", "gaps", type=(float, float), multiple=True, metavar="START END",
-              help="A gap to fill, in seconds (repeatable).")
-@click.option("--detect", is_flag=True, help="Also find dropouts (runs of identical samples, exact repeats) and "
-              "isolated clicks inside sounding passages, and fill them.")
-@click.option("--dry-run", is_flag=True, help="Only list the gaps (given and detected) as JSON; write nothing.")
-@click.option("--method", type=click.Choice(list(FILL_METHODS)), default=DEFAULT_FILL_METHOD,
-              show_default=True, help=fill_methods_help())
-@click.option("--context", "context_s", type=float, default=0.5, show_default=True,
-              callback=positive(float, limit=MAX_FILL_CONTEXT_S),
-              help=f"Audio used on each side of a gap (seconds, at most {MAX_FILL_CONTEXT_S:g}; nothing else of the "
-              "clip is read by the filler).")
-@click.option("--budget-s", type=float, default=10.0, show_default=True, callback=positive(float, limit=MAX_TIME_S),
-              help="sonode_fit: fit time per gap (seconds, shared by the two sides).")
-@click.option("--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(),
+    help="Output audio file: .wav, .flac or .ogg (the container "
+    "follows the extension; rate, channels and, when lossless, subtype are CLIP's: samples outside the gaps "
+    "are then copied bit for bit; a lossy CLIP is written losslessly, never re-encoded lossily); the JSON "
+    "report goes next to it as <OUT stem>.fill.json.",
+)
+@click.option(
+    "--gap",
+    "gaps",
+    type=(float, float),
+    multiple=True,
+    metavar="START END",
+    help="A gap to fill, in seconds (repeatable).",
+)
+@click.option(
+    "--detect",
+    is_flag=True,
+    help="Also find dropouts (runs of identical samples, exact repeats) and "
+    "isolated clicks inside sounding passages, and fill them.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only list the gaps (given and detected) as JSON; write nothing.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(list(FILL_METHODS)),
+    default=DEFAULT_FILL_METHOD,
+    show_default=True,
+    help=fill_methods_help(),
+)
+@click.option(
+    "--context",
+    "context_s",
+    type=float,
+    default=0.5,
+    show_default=True,
+    callback=positive(float, limit=MAX_FILL_CONTEXT_S),
+    help=f"Audio used on each side of a gap (seconds, at most {MAX_FILL_CONTEXT_S:g}; nothing else of the "
+    "clip is read by the filler).",
+)
+@click.option(
+    "--budget-s",
+    type=float,
+    default=10.0,
+    show_default=True,
+    callback=positive(float, limit=MAX_TIME_S),
+    help="sonode_fit: fit time per gap (seconds, shared by the two sides).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=0), help="sonode_fit: cap on optimiser steps per fit."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).",
+)
 @threads_option
 @click.option("--quiet", is_flag=True)
 @force_option
 @fail_cleanly
-def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, steps, seed, threads, quiet, force):
+def fill_cmd(
+    clip,
+    out,
+    gaps,
+    detect,
+    dry_run,
+    method,
+    context_s,
+    budget_s,
+    steps,
+    seed,
+    threads,
+    quiet,
+    force,
+):
     """Repair gaps, dropouts and clicks in CLIP from the audio on both sides.
 
     Only the samples inside the gaps change. The file is processed block by block (memory does not
@@ -55,14 +113,30 @@ def fill_cmd(clip, out, gaps, detect, dry_run, method, context_s, budget_s, step
         import torch
 
         torch.set_num_threads(threads)
-    settings = FillSettings(method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed)
-    report = fill_file(clip, out, list(gaps), settings, detect=detect, dry_run=dry_run, force=force,
-                       on_gap=None if quiet else (lambda line: click.echo(f"sonode fill: {line}", err=True)))
+    settings = FillSettings(
+        method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed
+    )
+    report = fill_file(
+        clip,
+        out,
+        list(gaps),
+        settings,
+        detect=detect,
+        dry_run=dry_run,
+        force=force,
+        on_gap=None if quiet else (lambda line: click.echo(f"sonode fill: {line}", err=True)),
+    )
     one_sided = [g for g in report["gaps"] if g["sides"] != "both"]
     for g in one_sided:
-        click.echo(f"sonode: note: gap {g['start_s']:.4f}-{g['end_s']:.4f} s is at the clip's edge (or next to "
-                   f"another gap): filled from the {g['sides']} side only", err=True)
+        click.echo(
+            f"sonode: note: gap {g['start_s']:.4f}-{g['end_s']:.4f} s is at the clip's edge (or next to "
+            f"another gap): filled from the {g['sides']} side only",
+            err=True,
+        )
     if dry_run:
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
-        click.echo(f"wrote {out} ({len(report['gaps'])} gap(s) filled) and {report_path_for(out)}", err=True)
+        click.echo(
+            f"wrote {out} ({len(report['gaps'])} gap(s) filled) and {report_path_for(out)}",
+            err=True,
+        )

@@ -10,10 +10,29 @@ from typing import Any
 
 import click
 
-from sonode.limits import (MAX_BATCH_SEGMENTS, MAX_CONTINUATION_SAMPLES, MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM,
-                           MAX_LP_ORDER, MAX_TIME_S)
-from sonode.cli.common import (EXIT_INTERRUPTED, OUTPUT_DIR, Interrupted, OutOfTime, db, db_text, device_option,
-                               fail_cleanly, force_option, positive, progress_printer, fit_threads_option)
+from sonode.cli.common import (
+    EXIT_INTERRUPTED,
+    OUTPUT_DIR,
+    Interrupted,
+    OutOfTime,
+    db,
+    db_text,
+    device_option,
+    fail_cleanly,
+    fit_threads_option,
+    force_option,
+    positive,
+    progress_printer,
+)
+from sonode.limits import (
+    MAX_BATCH_SEGMENTS,
+    MAX_CONTINUATION_SAMPLES,
+    MAX_HIDDEN,
+    MAX_HOP_SAMPLES,
+    MAX_LATENT_DIM,
+    MAX_LP_ORDER,
+    MAX_TIME_S,
+)
 
 
 def _channel(ctx, param, value: str):
@@ -22,7 +41,9 @@ def _channel(ctx, param, value: str):
     try:
         index = int(value)
     except ValueError:
-        raise click.BadParameter(f"must be 'mix' or a 0-based channel number, got {value!r}") from None
+        raise click.BadParameter(
+            f"must be 'mix' or a 0-based channel number, got {value!r}"
+        ) from None
     if index < 0:
         raise click.BadParameter(f"channel numbers start at 0, got {index}")
     return index
@@ -83,8 +104,10 @@ class _StopFlag:
 
     def _alarm(self, signum, frame):
         if self.raising:
-            raise OutOfTime(f"--max-time {self.max_time_s:g} s ran out before training could start ({self.what}); "
-                            "nothing was written: raise --max-time, or fit a shorter part with --duration")
+            raise OutOfTime(
+                f"--max-time {self.max_time_s:g} s ran out before training could start ({self.what}); "
+                "nothing was written: raise --max-time, or fit a shorter part with --duration"
+            )
 
     def defer(self) -> None:
         """From now on a signal sets the flag (training started, or the outputs are being written)."""
@@ -110,66 +133,175 @@ class _StopFlag:
 def fit_options(f, rate_flag: str = "--rate"):
     """Options shared by `fit` and `upsample` (which fits when given a clip; there --rate is the
     output rate, so the fitting rate is --fit-rate)."""
-    for decorator in reversed([
-        click.option(rate_flag, "rate", type=int, callback=positive(int),
-                     help="Resample the clip to HZ before fitting."),
-        click.option("--start", "start_s", type=float, default=0.0, show_default=True,
-                     help="Start of the clip in the file (seconds)."),
-        click.option("--duration", "duration_s", type=float, callback=positive(float),
-                     help="Length to fit (seconds; default: to the end of the file)."),
-        click.option("--channel", default="mix", show_default=True, callback=_channel,
-                     help="'mix' (mean of channels) or a 0-based channel number."),
-        click.option("--max-time", "max_time_s", type=float, default=120.0, show_default=True,
-                     callback=positive(float, limit=MAX_TIME_S), help="Wall-clock budget (seconds, at most one day) of "
-                     "reading, identification and training (identification that overruns it stops the command). "
-                     "Every 25 steps the parameters are checked against the engine's reference solver; only "
-                     "checked parameters become the kept model."),
-        click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
-        click.option("--target-snr", "target_snr_db", type=float, callback=_finite, help="Stop once the fit reaches this SNR (dB)."),
-        click.option("--seed", type=click.IntRange(-(2**63), 2**63 - 1), default=0, show_default=True, help="Random seed."),
-        device_option,
-        fit_threads_option,
-        click.option("--latent-dim", default="256", show_default=True, callback=_latent_dim,
-                     help=f"Latent dimension d (even, at most {MAX_LATENT_DIM}): d/2 damped oscillators; 'auto': chosen per clip by "
-                     "validation on held-back samples, at most --max-latent-dim."),
-        click.option("--max-latent-dim", type=click.IntRange(2, MAX_LATENT_DIM), default=256, show_default=True,
-                     help="Largest d that 'auto' may choose."),
-        click.option("--hop", "hop_samples", type=click.IntRange(8, MAX_HOP_SAMPLES), default=256, show_default=True,
-                     help="Segment hop (samples at the fitting rate); each segment has its own start state."),
-        click.option("--overlap", "overlap_samples", type=click.IntRange(0, MAX_HOP_SAMPLES), default=32, show_default=True,
-                     help="Cross-fade between segments (samples)."),
-        click.option("--hidden", type=click.IntRange(1, MAX_HIDDEN), default=64, show_default=True,
-                     help="Width of the correction MLP."),
-        click.option("--lp-order", type=click.IntRange(2, MAX_LP_ORDER), default=1024, show_default=True,
-                     help="Order of the linear predictor whose poles are the candidate oscillators."),
-        click.option("--continuation-samples", type=click.IntRange(0, MAX_CONTINUATION_SAMPLES), default=None,
-                     help="Last samples that fix the state of the continuation ODE. Default: chosen, with "
-                     "its order, by validation on the clip's last 50 ms. 0: the last segment continues."),
-        click.option("--continuation-steps", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Deprecated, no effect: the continuation state is now fitted in closed form."),
-        click.option("--continuation-training-steps", type=click.IntRange(min=0), default=30, show_default=True,
-                     help="Adjoint steps that train the continuation's field for prediction (kept only if the "
-                     "clip's held-back last 0.2 s is predicted better) before its limit cycle is chosen; "
-                     "0: the continuation is the identified linear ODE."),
-        click.option("--batch-segments", type=click.IntRange(2, MAX_BATCH_SEGMENTS), default=256, show_default=True,
-                     help="Segments per optimiser step; longer clips train on random runs of this many "
-                     "(memory and step time independent of the clip's length)."),
-        click.option("--gradient", type=click.Choice(["adjoint", "backprop"]), default="adjoint",
-                     show_default=True, help="How gradients are computed."),
-        click.option("--checkpoint-every", "checkpoint_every_s", type=click.FloatRange(min=0), default=30.0,
-                     show_default=True, help="Seconds between resumable checkpoints (<model>.ckpt, deleted "
-                     "when the fit completes); a crash loses at most this much training. 0: none."),
-        click.option("--resume", is_flag=True, help="Continue the interrupted fit saved in <model>.ckpt (same "
-                     "clip and options; --max-time, --steps and --target-snr may change)."),
-        click.option("--quiet", is_flag=True, help="No progress output."),
-        force_option,
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                rate_flag,
+                "rate",
+                type=int,
+                callback=positive(int),
+                help="Resample the clip to HZ before fitting.",
+            ),
+            click.option(
+                "--start",
+                "start_s",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Start of the clip in the file (seconds).",
+            ),
+            click.option(
+                "--duration",
+                "duration_s",
+                type=float,
+                callback=positive(float),
+                help="Length to fit (seconds; default: to the end of the file).",
+            ),
+            click.option(
+                "--channel",
+                default="mix",
+                show_default=True,
+                callback=_channel,
+                help="'mix' (mean of channels) or a 0-based channel number.",
+            ),
+            click.option(
+                "--max-time",
+                "max_time_s",
+                type=float,
+                default=120.0,
+                show_default=True,
+                callback=positive(float, limit=MAX_TIME_S),
+                help="Wall-clock budget (seconds, at most one day) of "
+                "reading, identification and training (identification that overruns it stops the command). "
+                "Every 25 steps the parameters are checked against the engine's reference solver; only "
+                "checked parameters become the kept model.",
+            ),
+            click.option("--steps", type=click.IntRange(min=0), help="Maximum optimiser steps."),
+            click.option(
+                "--target-snr",
+                "target_snr_db",
+                type=float,
+                callback=_finite,
+                help="Stop once the fit reaches this SNR (dB).",
+            ),
+            click.option(
+                "--seed",
+                type=click.IntRange(-(2**63), 2**63 - 1),
+                default=0,
+                show_default=True,
+                help="Random seed.",
+            ),
+            device_option,
+            fit_threads_option,
+            click.option(
+                "--latent-dim",
+                default="256",
+                show_default=True,
+                callback=_latent_dim,
+                help=f"Latent dimension d (even, at most {MAX_LATENT_DIM}): d/2 damped oscillators; "
+                "'auto': chosen per clip by validation on held-back samples, at most --max-latent-dim.",
+            ),
+            click.option(
+                "--max-latent-dim",
+                type=click.IntRange(2, MAX_LATENT_DIM),
+                default=256,
+                show_default=True,
+                help="Largest d that 'auto' may choose.",
+            ),
+            click.option(
+                "--hop",
+                "hop_samples",
+                type=click.IntRange(8, MAX_HOP_SAMPLES),
+                default=256,
+                show_default=True,
+                help="Segment hop (samples at the fitting rate); each segment has its own start state.",
+            ),
+            click.option(
+                "--overlap",
+                "overlap_samples",
+                type=click.IntRange(0, MAX_HOP_SAMPLES),
+                default=32,
+                show_default=True,
+                help="Cross-fade between segments (samples).",
+            ),
+            click.option(
+                "--hidden",
+                type=click.IntRange(1, MAX_HIDDEN),
+                default=64,
+                show_default=True,
+                help="Width of the correction MLP.",
+            ),
+            click.option(
+                "--lp-order",
+                type=click.IntRange(2, MAX_LP_ORDER),
+                default=1024,
+                show_default=True,
+                help="Order of the linear predictor whose poles are the candidate oscillators.",
+            ),
+            click.option(
+                "--continuation-samples",
+                type=click.IntRange(0, MAX_CONTINUATION_SAMPLES),
+                default=None,
+                help="Last samples that fix the state of the continuation ODE. Default: chosen, with "
+                "its order, by validation on the clip's last 50 ms. 0: the last segment continues.",
+            ),
+            click.option(
+                "--continuation-steps",
+                type=click.IntRange(min=0),
+                default=0,
+                show_default=True,
+                help="Deprecated, no effect: the continuation state is now fitted in closed form.",
+            ),
+            click.option(
+                "--continuation-training-steps",
+                type=click.IntRange(min=0),
+                default=30,
+                show_default=True,
+                help="Adjoint steps that train the continuation's field for prediction (kept only if the "
+                "clip's held-back last 0.2 s is predicted better) before its limit cycle is chosen; "
+                "0: the continuation is the identified linear ODE.",
+            ),
+            click.option(
+                "--batch-segments",
+                type=click.IntRange(2, MAX_BATCH_SEGMENTS),
+                default=256,
+                show_default=True,
+                help="Segments per optimiser step; longer clips train on random runs of this many "
+                "(memory and step time independent of the clip's length).",
+            ),
+            click.option(
+                "--gradient",
+                type=click.Choice(["adjoint", "backprop"]),
+                default="adjoint",
+                show_default=True,
+                help="How gradients are computed.",
+            ),
+            click.option(
+                "--checkpoint-every",
+                "checkpoint_every_s",
+                type=click.FloatRange(min=0),
+                default=30.0,
+                show_default=True,
+                help="Seconds between resumable checkpoints (<model>.ckpt, deleted "
+                "when the fit completes); a crash loses at most this much training. 0: none.",
+            ),
+            click.option(
+                "--resume",
+                is_flag=True,
+                help="Continue the interrupted fit saved in <model>.ckpt (same "
+                "clip and options; --max-time, --steps and --target-snr may change).",
+            ),
+            click.option("--quiet", is_flag=True, help="No progress output."),
+            force_option,
+        ]
+    ):
         f = decorator(f)
     return f
 
 
-def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, also_writes=(),
-            **kw) -> tuple[Any, Path]:
+def run_fit(
+    clip: str, model_out: Path | None, quiet: bool, device: str, force: bool, also_writes=(), **kw
+) -> tuple[Any, Path]:
     """Fit ``clip`` and write model, reconstruction, report and loss curve. Returns (fitted, model path).
 
     Every output (and ``also_writes``, what the caller will write afterwards) is checked before the
@@ -179,42 +311,65 @@ def run_fit(clip: str, model_out: Path | None, quiet: bool, device: str, force: 
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.jobs import check_fit_outputs, fit_output_bytes, fit_output_paths, write_fit_outputs
+    from sonode.batch.jobs import (
+        check_fit_outputs,
+        fit_output_bytes,
+        fit_output_paths,
+        write_fit_outputs,
+    )
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
-    sizes = fit_output_bytes(_fit_samples_bound(clip, kw), kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"])
+    sizes = fit_output_bytes(
+        _fit_samples_bound(clip, kw), kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"]
+    )
     check_fit_outputs(paths, [clip], force, also_writes, sizes)
     checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
         if not kw["resume"] and checkpoint_path.exists():
             action += f" (replacing the checkpoint of an earlier fit, {checkpoint_path}; --resume continues it)"
-        click.echo(f"sonode: {action} (budget {kw['max_time_s']:.0f} s; the model is checked against the "
-                   f"reference solver every 25 steps and only checked parameters are kept; Ctrl-C stops and "
-                   "keeps them)", err=True)
+        click.echo(
+            f"sonode: {action} (budget {kw['max_time_s']:.0f} s; the model is checked against the "
+            f"reference solver every 25 steps and only checked parameters are kept; Ctrl-C stops and "
+            "keeps them)",
+            err=True,
+        )
     # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
     with _StopFlag(kw["max_time_s"], f"reading and identifying {clip}") as stop:
-        fitted = fit(clip, on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]), should_stop=stop,
-                     checkpoint_path=checkpoint_path, **kw)
+        fitted = fit(
+            clip,
+            on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]),
+            should_stop=stop,
+            checkpoint_path=checkpoint_path,
+            **kw,
+        )
         stop.defer()
         if not quiet:
             click.echo("", err=True)
         report = fitted.info["fit"]
         write_fit_outputs(fitted, clip, paths, {"device": device}, force)
     if not quiet:
-        click.echo(f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
-                   f"discretisation check {db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
-                   f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
-                   f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}", err=True)
+        click.echo(
+            f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
+            f"discretisation check {db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
+            f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
+            f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}",
+            err=True,
+        )
         click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
     _warn_discretisation(report)
     if stop.signal is not None:
-        resume = (f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
-                  if checkpoint_path.exists() else "")
-        click.echo(f"sonode: interrupted by {stop.name}; the best model so far is saved in {model_path}{resume}",
-                   err=True)
+        resume = (
+            f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
+            if checkpoint_path.exists()
+            else ""
+        )
+        click.echo(
+            f"sonode: interrupted by {stop.name}; the best model so far is saved in {model_path}{resume}",
+            err=True,
+        )
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
 
@@ -224,8 +379,8 @@ def _fit_samples_bound(clip: str, kw: dict) -> int:
     read_clip then says what is wrong)."""
     import soundfile as sf
 
-    from sonode.io.checks import check_input_path
     from sonode.errors import AudioInputError
+    from sonode.io.checks import check_input_path
 
     try:
         check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
@@ -238,13 +393,20 @@ def _fit_samples_bound(clip: str, kw: dict) -> int:
 
 def _check_fit_shape(kw: dict) -> None:
     if kw["overlap_samples"] > kw["hop_samples"]:
-        raise click.BadParameter(f"--overlap ({kw['overlap_samples']}) must not exceed --hop "
-                                 f"({kw['hop_samples']})", param_hint="--overlap")
+        raise click.BadParameter(
+            f"--overlap ({kw['overlap_samples']}) must not exceed --hop ({kw['hop_samples']})",
+            param_hint="--overlap",
+        )
     if kw["max_latent_dim"] % 2:
-        raise click.BadParameter(f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim")
+        raise click.BadParameter(
+            f"must be even, got {kw['max_latent_dim']}", param_hint="--max-latent-dim"
+        )
     if kw["continuation_steps"]:
-        click.echo("sonode: note: --continuation-steps no longer has an effect (the continuation state is "
-                   "fitted in closed form) and will be removed", err=True)
+        click.echo(
+            "sonode: note: --continuation-steps no longer has an effect (the continuation state is "
+            "fitted in closed form) and will be removed",
+            err=True,
+        )
         kw["continuation_steps"] = 0
 
 
@@ -252,23 +414,48 @@ def _warn_discretisation(report: dict) -> None:
     from sonode.model.train import DISCRETISATION_GOAL_DB
 
     if report.get("discretisation_fallback"):
-        click.echo("sonode: WARNING: the trained model changed when solved more finely (it had learned its "
-                   "discretisation); the identified linear model was kept instead", err=True)
-    if report["discretisation_snr_db"] is not None and report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB:
-        click.echo(f"sonode: WARNING: the training solve and a fine solve differ (agreement "
-                   f"{db(report['discretisation_snr_db'], 1)} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
-                   "learned its discretisation, so upsampling it is not meaningful", err=True)
+        click.echo(
+            "sonode: WARNING: the trained model changed when solved more finely (it had learned its "
+            "discretisation); the identified linear model was kept instead",
+            err=True,
+        )
+    if (
+        report["discretisation_snr_db"] is not None
+        and report["discretisation_snr_db"] < DISCRETISATION_GOAL_DB
+    ):
+        click.echo(
+            f"sonode: WARNING: the training solve and a fine solve differ (agreement "
+            f"{db(report['discretisation_snr_db'], 1)} dB < {DISCRETISATION_GOAL_DB:.0f} dB): the model has "
+            "learned its discretisation, so upsampling it is not meaningful",
+            err=True,
+        )
 
 
 @click.command()
 @click.argument("clips", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("-o", "--output", "model_out", type=click.Path(), help="Model file (default outputs/<stem>.sonode).")
-@click.option("--out-dir", type=click.Path(file_okay=False), help="Several clips: output folder "
-              "[default: outputs/]; it may be the clips' own folder.")
-@click.option("--scheduler", help="Several clips: address of an existing Dask scheduler, e.g. tcp://HOST:8786 "
-              "[default: $DASK_SCHEDULER_ADDRESS, else an embedded cluster on this machine].")
-@click.option("--workers", type=click.IntRange(min=1), help="Several clips: worker processes of the embedded "
-              "cluster [default: one per core, at most one per clip; with --threads T, cores / T].")
+@click.option(
+    "-o",
+    "--output",
+    "model_out",
+    type=click.Path(),
+    help="Model file (default outputs/<stem>.sonode).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Several clips: output folder [default: outputs/]; it may be the clips' own folder.",
+)
+@click.option(
+    "--scheduler",
+    help="Several clips: address of an existing Dask scheduler, e.g. tcp://HOST:8786 "
+    "[default: $DASK_SCHEDULER_ADDRESS, else an embedded cluster on this machine].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Several clips: worker processes of the embedded "
+    "cluster [default: one per core, at most one per clip; with --threads T, cores / T].",
+)
 @fit_options
 @fail_cleanly
 def fit(clips, model_out, out_dir, scheduler, workers, quiet, device, **kw):
@@ -292,14 +479,27 @@ def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, for
     from sonode.batch.jobs import fit_batch
 
     if model_out:
-        raise click.UsageError("-o names one model file; with several clips give the output folder with --out-dir")
+        raise click.UsageError(
+            "-o names one model file; with several clips give the output folder with --out-dir"
+        )
     _check_fit_shape(kw)
     kw.pop("resume")  # a batch always resumes a clip whose checkpoint is there
     try:
-        failed = fit_batch(list(clips), out_dir or OUTPUT_DIR, kw, {"device": device}, force=force,
-                           scheduler=scheduler, workers=workers, quiet=quiet)
+        failed = fit_batch(
+            list(clips),
+            out_dir or OUTPUT_DIR,
+            kw,
+            {"device": device},
+            force=force,
+            scheduler=scheduler,
+            workers=workers,
+            quiet=quiet,
+        )
     except KeyboardInterrupt:
-        click.echo("\nsonode: interrupted; rerun the same command to continue (finished clips are skipped, "
-                   "unfinished ones resume from their checkpoints)", err=True)
+        click.echo(
+            "\nsonode: interrupted; rerun the same command to continue (finished clips are skipped, "
+            "unfinished ones resume from their checkpoints)",
+            err=True,
+        )
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(min(failed, 100))

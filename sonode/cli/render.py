@@ -10,21 +10,37 @@ from typing import Any
 
 import click
 
-from sonode.cli.common import EXIT_DIVERGED, device_option, fail_cleanly, force_option, out_rate_option, positive
+from sonode.cli.common import (
+    EXIT_DIVERGED,
+    device_option,
+    fail_cleanly,
+    force_option,
+    out_rate_option,
+    positive,
+)
 from sonode.cli.fit import fit_options, run_fit
 
 
-def _write_rendering(rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool) -> None:
+def _write_rendering(
+    rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool
+) -> None:
     from sonode.io.wav import write_wav
 
-    n_clipped = write_wav(out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect,
-                          force=force)
+    n_clipped = write_wav(
+        out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect, force=force
+    )
     if not quiet:
-        click.echo(f"wrote {out}: {len(rendering.samples)} samples at {rendering.sample_rate} Hz"
-                   + (f" ({n_clipped} clipped)" if n_clipped else ""), err=True)
+        click.echo(
+            f"wrote {out}: {len(rendering.samples)} samples at {rendering.sample_rate} Hz"
+            + (f" ({n_clipped} clipped)" if n_clipped else ""),
+            err=True,
+        )
     if rendering.stopped_at_s is not None:
-        click.echo(f"sonode: the free run left ±10× the clip's peak at t = {rendering.stopped_at_s:.4f} s; "
-                   "stopped there (the output holds what came before)", err=True)
+        click.echo(
+            f"sonode: the free run left ±10× the clip's peak at t = {rendering.stopped_at_s:.4f} s; "
+            "stopped there (the output holds what came before)",
+            err=True,
+        )
         sys.exit(EXIT_DIVERGED)
 
 
@@ -48,15 +64,29 @@ def _bar(quiet: bool):
     return update
 
 
-_out_option = click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output WAV file.")
-_subtype_option = click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16", "PCM_24"]), default="FLOAT",
-                               show_default=True, help="WAV sample format.")
+_out_option = click.option(
+    "-o", "--output", "out", type=click.Path(), required=True, help="Output WAV file."
+)
+_subtype_option = click.option(
+    "--subtype",
+    type=click.Choice(["FLOAT", "PCM_16", "PCM_24"]),
+    default="FLOAT",
+    show_default=True,
+    help="WAV sample format.",
+)
 
 
 def _model_wav_options(f):
     """The options that `render` and `extrapolate` end with: --subtype, --device, --quiet, --force, --debug."""
-    for decorator in reversed([_subtype_option, device_option, click.option("--quiet", is_flag=True), force_option,
-                               fail_cleanly]):
+    for decorator in reversed(
+        [
+            _subtype_option,
+            device_option,
+            click.option("--quiet", is_flag=True),
+            force_option,
+            fail_cleanly,
+        ]
+    ):
         f = decorator(f)
     return f
 
@@ -85,39 +115,77 @@ _WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
 @click.argument("model", type=click.Path())
 @_out_option
 @out_rate_option
-@click.option("--start", "start_s", type=float, default=0.0, show_default=True, help="Start (seconds of model time).")
+@click.option(
+    "--start",
+    "start_s",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Start (seconds of model time).",
+)
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
 @_model_wav_options
 def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     if not (0 <= start_s < math.inf):
-        raise click.BadParameter(f"must be a finite number ≥ 0, got {start_s}", param_hint="--start")
+        raise click.BadParameter(
+            f"must be a finite number ≥ 0, got {start_s}", param_hint="--start"
+        )
     if end_s is not None and not (start_s < end_s < math.inf):
-        raise click.BadParameter(f"must be a finite number after --start ({start_s:g}), got {end_s}",
-                                 param_hint="--end")
-    _model_to_wav(model, out, subtype, quiet, force,
-                  lambda fitted, progress: fitted.render(rate=rate, start_s=start_s, end_s=end_s, progress=progress),
-                  lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate))
+        raise click.BadParameter(
+            f"must be a finite number after --start ({start_s:g}), got {end_s}", param_hint="--end"
+        )
+    _model_to_wav(
+        model,
+        out,
+        subtype,
+        quiet,
+        force,
+        lambda fitted, progress: fitted.render(
+            rate=rate, start_s=start_s, end_s=end_s, progress=progress
+        ),
+        lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate),
+    )
 
 
 @click.command()
 @click.argument("source", type=click.Path())
 @_out_option
 @_subtype_option
-@click.option("--rate", "out_rate", type=int, callback=positive(int), help="Output rate in Hz (required).")
-@click.option("--low-band", type=click.Choice(["input", "model"]), default="input", show_default=True,
-              help="Below the input's band edge: band-limited interpolation of the fitted samples, or the "
-              "model's rendering.")
-@click.option("--high-band", type=click.Choice(["model", "none"]), default="model", show_default=True,
-              help="Above the input's band edge: partials and noise floor continued from the clip and the "
-              "fitted modes, or nothing.")
-@click.option("--clip", "fitted_clip", type=click.Path(),
-              help="When SOURCE is a model: the clip it was fitted on (default: the source file recorded in "
-              "the model, read with the recorded channel, start and rate).")
-@click.option("--model-out", type=click.Path(), help="When SOURCE is a clip: where to save the fitted model.")
+@click.option(
+    "--rate", "out_rate", type=int, callback=positive(int), help="Output rate in Hz (required)."
+)
+@click.option(
+    "--low-band",
+    type=click.Choice(["input", "model"]),
+    default="input",
+    show_default=True,
+    help="Below the input's band edge: band-limited interpolation of the fitted samples, or the "
+    "model's rendering.",
+)
+@click.option(
+    "--high-band",
+    type=click.Choice(["model", "none"]),
+    default="model",
+    show_default=True,
+    help="Above the input's band edge: partials and noise floor continued from the clip and the "
+    "fitted modes, or nothing.",
+)
+@click.option(
+    "--clip",
+    "fitted_clip",
+    type=click.Path(),
+    help="When SOURCE is a model: the clip it was fitted on (default: the source file recorded in "
+    "the model, read with the recorded channel, start and rate).",
+)
+@click.option(
+    "--model-out", type=click.Path(), help="When SOURCE is a clip: where to save the fitted model."
+)
 @functools.partial(fit_options, rate_flag="--fit-rate")
 @fail_cleanly
-def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, model_out, quiet, device, **kw):
+def upsample(
+    source, out, subtype, out_rate, low_band, high_band, fitted_clip, model_out, quiet, device, **kw
+):
     """Write the whole fitted span of SOURCE at --rate HZ: the input's band kept, the band above it
     synthesised from the clip's structure and the fitted modes.
 
@@ -140,7 +208,9 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
     analyse_only = not is_model and low_band == "input" and model_out is None
     plan = OutputPlan([source, fitted_clip], kw["force"])
     if is_model:
-        fitted = load(source)  # quick: its recorded source clip is read too, so it must be known first
+        fitted = load(
+            source
+        )  # quick: its recorded source clip is read too, so it must be known first
         plan.protect(_recorded_source(fitted.info))
         seconds = fitted.duration_s
     else:
@@ -158,14 +228,23 @@ def upsample(source, out, subtype, out_rate, low_band, high_band, fitted_clip, m
             check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
             fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
         check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
-        samples = fitted.upsample(out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip)
-    _write_rendering(Rendering(samples=samples, sample_rate=out_rate, start_s=0.0), out, subtype,
-                     plan.inputs, quiet, kw["force"])
+        samples = fitted.upsample(
+            out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip
+        )
+    _write_rendering(
+        Rendering(samples=samples, sample_rate=out_rate, start_s=0.0),
+        out,
+        subtype,
+        plan.inputs,
+        quiet,
+        kw["force"],
+    )
 
 
 def _default_model_path(clip: str):
-    from sonode.cli.common import OUTPUT_DIR
     from pathlib import Path
+
+    from sonode.cli.common import OUTPUT_DIR
 
     return OUTPUT_DIR / f"{Path(clip).stem}.sonode"
 
@@ -201,17 +280,28 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
     from sonode.io.clip import read_clip
     from sonode.tasks.upsample import clip_modes, upsample_samples
 
-    clip = read_clip(source, channel=kw["channel"], start_s=kw["start_s"], duration_s=kw["duration_s"],
-                     rate=kw["rate"])
+    clip = read_clip(
+        source,
+        channel=kw["channel"],
+        start_s=kw["start_s"],
+        duration_s=kw["duration_s"],
+        rate=kw["rate"],
+    )
     modes = None
     if high_band == "model" and out_rate > clip.sample_rate:
         if not quiet:
-            click.echo(f"sonode: identifying the oscillators of {source} (no model is trained: the band below "
-                       "its Nyquist frequency is its band-limited interpolation)", err=True)
+            click.echo(
+                f"sonode: identifying the oscillators of {source} (no model is trained: the band below "
+                "its Nyquist frequency is its band-limited interpolation)",
+                err=True,
+            )
         latent = kw["latent_dim"] or kw["max_latent_dim"]
-        modes = clip_modes(clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"])
-    samples, _ = upsample_samples(clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"],
-                                  modes=modes)
+        modes = clip_modes(
+            clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"]
+        )
+    samples, _ = upsample_samples(
+        clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"], modes=modes
+    )
     return samples
 
 
@@ -232,14 +322,30 @@ def _is_model_file(path: str) -> bool:
 @click.command(name="extrapolate")
 @click.argument("model", type=click.Path())
 @_out_option
-@click.option("--seconds", type=float, required=True, callback=positive(float), help="Length of the continuation.")
+@click.option(
+    "--seconds",
+    type=float,
+    required=True,
+    callback=positive(float),
+    help="Length of the continuation.",
+)
 @out_rate_option
-@click.option("--with-context", is_flag=True, help="Write the reconstruction followed by the continuation.")
+@click.option(
+    "--with-context", is_flag=True, help="Write the reconstruction followed by the continuation."
+)
 @_model_wav_options
 def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.tasks.render import extrapolate
 
-    _model_to_wav(model, out, subtype, quiet, force, lambda fitted, progress: extrapolate(
-        fitted.model, seconds, rate=rate, with_context=with_context, progress=progress),
-        lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate))
+    _model_to_wav(
+        model,
+        out,
+        subtype,
+        quiet,
+        force,
+        lambda fitted, progress: extrapolate(
+            fitted.model, seconds, rate=rate, with_context=with_context, progress=progress
+        ),
+        lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate),
+    )

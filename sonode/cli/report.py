@@ -29,8 +29,12 @@ def _truth(path: str, source: dict, duration_s: float, fitted_rate: int):
 
     if not path or not Path(path).is_file() or int(source.get("source_rate") or 0) <= fitted_rate:
         return None
-    clip = read_clip(path, channel=source.get("channel", "mix"), start_s=float(source.get("start_s", 0.0)),
-                     duration_s=duration_s)
+    clip = read_clip(
+        path,
+        channel=source.get("channel", "mix"),
+        start_s=float(source.get("start_s", 0.0)),
+        duration_s=duration_s,
+    )
     return clip.samples, clip.sample_rate
 
 
@@ -43,36 +47,118 @@ def _gap_list(ctx, param, value):
 
 @click.command(name="report")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "folder", type=click.Path(file_okay=False), required=True,
-              help="Folder for index.html, report.json, media/ and the models of CLIP inputs (open index.html "
-              "in a browser).")
-@click.option("--budget", "budget_s", type=float, default=60.0, show_default=True, callback=positive(float),
-              help="CLIP inputs: training budget of the fit (seconds).")
-@click.option("--steps", type=click.IntRange(min=0), help="CLIP inputs: stop the fit after this many steps.")
-@click.option("--fit-rate", type=int, default=DEFAULT_FIT_RATE, show_default=True, callback=positive(int),
-              help="CLIP inputs: fit at this rate when the clip's is higher (the clip is then the upsampling truth).")
-@click.option("--start", "start_s", type=float, default=0.0, show_default=True, help="CLIP inputs: start (s).")
-@click.option("--duration", "duration_s", type=float, callback=positive(float),
-              help="CLIP inputs: length to fit (s) [default: to the end of the file].")
-@click.option("--rate", type=int, callback=positive(int), help="Upsampling output rate in Hz [default: the source "
-              "file's when above the fit's (with it as the truth), else 48000 or twice the fit's rate].")
-@click.option("--horizon-s", type=float, default=0.5, show_default=True, callback=positive(float),
-              help="Length of the continuation (seconds).")
-@click.option("--context-s", type=float, default=0.5, show_default=True, callback=positive(float),
-              help="Seconds of the clip's end heard before the continuation.")
-@click.option("--gap-ms", "gaps_ms", type=int, multiple=True, default=(20, 80), show_default=True, callback=_gap_list,
-              help="Gaps made for the fill comparison (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    "folder",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for index.html, report.json, media/ and the models of CLIP inputs (open index.html "
+    "in a browser).",
+)
+@click.option(
+    "--budget",
+    "budget_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    callback=positive(float),
+    help="CLIP inputs: training budget of the fit (seconds).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=0), help="CLIP inputs: stop the fit after this many steps."
+)
+@click.option(
+    "--fit-rate",
+    type=int,
+    default=DEFAULT_FIT_RATE,
+    show_default=True,
+    callback=positive(int),
+    help="CLIP inputs: fit at this rate when the clip's is higher (the clip is then the upsampling truth).",
+)
+@click.option(
+    "--start", "start_s", type=float, default=0.0, show_default=True, help="CLIP inputs: start (s)."
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=float,
+    callback=positive(float),
+    help="CLIP inputs: length to fit (s) [default: to the end of the file].",
+)
+@click.option(
+    "--rate",
+    type=int,
+    callback=positive(int),
+    help="Upsampling output rate in Hz [default: the source "
+    "file's when above the fit's (with it as the truth), else 48000 or twice the fit's rate].",
+)
+@click.option(
+    "--horizon-s",
+    type=float,
+    default=0.5,
+    show_default=True,
+    callback=positive(float),
+    help="Length of the continuation (seconds).",
+)
+@click.option(
+    "--context-s",
+    type=float,
+    default=0.5,
+    show_default=True,
+    callback=positive(float),
+    help="Seconds of the clip's end heard before the continuation.",
+)
+@click.option(
+    "--gap-ms",
+    "gaps_ms",
+    type=int,
+    multiple=True,
+    default=(20, 80),
+    show_default=True,
+    callback=_gap_list,
+    help="Gaps made for the fill comparison (repeatable).",
+)
 @click.option("--no-fill", is_flag=True, help="Leave out the fill comparison.")
-@click.option("--audio", "audio_format", type=click.Choice(["flac", "wav"]), default="flac", show_default=True,
-              help="Audio format of the page (16-bit; wav for browsers without FLAC).")
-@click.option("--excerpt-s", type=float, default=4.0, show_default=True, callback=positive(float),
-              help="Longer versions are heard as their loudest excerpt of this length; full files are linked.")
+@click.option(
+    "--audio",
+    "audio_format",
+    type=click.Choice(["flac", "wav"]),
+    default="flac",
+    show_default=True,
+    help="Audio format of the page (16-bit; wav for browsers without FLAC).",
+)
+@click.option(
+    "--excerpt-s",
+    type=float,
+    default=4.0,
+    show_default=True,
+    callback=positive(float),
+    help="Longer versions are heard as their loudest excerpt of this length; full files are linked.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @force_option
 @fail_cleanly
-def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, rate, horizon_s, context_s, gaps_ms,
-               no_fill, audio_format, excerpt_s, threads, quiet, force):
+def report_cmd(
+    inputs,
+    folder,
+    budget_s,
+    steps,
+    fit_rate,
+    start_s,
+    duration_s,
+    rate,
+    horizon_s,
+    context_s,
+    gaps_ms,
+    no_fill,
+    audio_format,
+    excerpt_s,
+    threads,
+    quiet,
+    force,
+):
     """Write a listening page for each MODEL or CLIP (fitted first): DIR/index.html (-o DIR) with its media.
 
     A CLIP's model is saved as DIR/<stem>.sonode.
@@ -96,10 +182,14 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
     for path in inputs:
         stem = Path(path).stem
         if stem.lower() in stems:
-            raise click.UsageError(f"{stems[stem.lower()]} and {path} have the same name; their media would collide")
+            raise click.UsageError(
+                f"{stems[stem.lower()]} and {path} have the same name; their media would collide"
+            )
         stems[stem.lower()] = path
     out = check_report_folder(folder, inputs, force)
-    for path in inputs:  # a clip's fit is kept beside the page, for `sonode report MODEL` and the other commands
+    for path in (
+        inputs
+    ):  # a clip's fit is kept beside the page, for `sonode report MODEL` and the other commands
         if not _is_model(path):
             check_output_path(out / f"{Path(path).stem}.sonode", inputs, force=force)
     check_output_path(out / "report.json", inputs, force=force)
@@ -107,9 +197,17 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
         import torch
 
         torch.set_num_threads(threads)
-    options = ReportOptions(rate=rate, horizon_s=horizon_s, context_s=context_s, gaps_ms=() if no_fill else gaps_ms,
-                            audio_format=audio_format, excerpt_s=excerpt_s)
-    writer = MediaWriter(out, audio_format=audio_format, excerpt_s=excerpt_s, protect=tuple(inputs), force=force)
+    options = ReportOptions(
+        rate=rate,
+        horizon_s=horizon_s,
+        context_s=context_s,
+        gaps_ms=() if no_fill else gaps_ms,
+        audio_format=audio_format,
+        excerpt_s=excerpt_s,
+    )
+    writer = MediaWriter(
+        out, audio_format=audio_format, excerpt_s=excerpt_s, protect=tuple(inputs), force=force
+    )
     sections = []
     for path in inputs:
         cpu = time.process_time()
@@ -118,24 +216,58 @@ def report_cmd(inputs, folder, budget_s, steps, fit_rate, start_s, duration_s, r
         if fit_time_s is not None:
             fitted.save(out / f"{Path(path).stem}.sonode")
         source = fitted.info.get("source", {})
-        truth = _truth(path if fit_time_s is not None else source.get("path"), source, fitted.duration_s,
-                       fitted.sample_rate)
+        truth = _truth(
+            path if fit_time_s is not None else source.get("path"),
+            source,
+            fitted.duration_s,
+            fitted.sample_rate,
+        )
         if not quiet:
             click.echo(f"sonode report: {path}: writing the page's media", err=True)
-        sections.append(report_section(writer, Path(path).stem, fitted, options, truth, fit_time_s, fit_cpu_s))
-    run = run_info(command_line(click.get_current_context()), {"budget_s": budget_s, "steps": steps, "fit_rate": fit_rate, "start_s": start_s,
-                    "duration_s": duration_s, **options.__dict__}, sections, time.perf_counter() - began)
+        sections.append(
+            report_section(writer, Path(path).stem, fitted, options, truth, fit_time_s, fit_cpu_s)
+        )
+    run = run_info(
+        command_line(click.get_current_context()),
+        {
+            "budget_s": budget_s,
+            "steps": steps,
+            "fit_rate": fit_rate,
+            "start_s": start_s,
+            "duration_s": duration_s,
+            **options.__dict__,
+        },
+        sections,
+        time.perf_counter() - began,
+    )
     title = "sonode listening report: " + ", ".join(s["title"] for s in sections)
     page = write_page(out, title, sections, run, protect=tuple(inputs), force=force)
-    write_json(out / "report.json", {"run": run, "clips": [{"clip": s["title"], "numbers": s["numbers"],
-                                                            "timings": s["timings"]} for s in sections]})
+    write_json(
+        out / "report.json",
+        {
+            "run": run,
+            "clips": [
+                {"clip": s["title"], "numbers": s["numbers"], "timings": s["timings"]}
+                for s in sections
+            ],
+        },
+    )
     if not quiet:
-        click.echo(f"wrote {page} ({len(writer.written)} media files in {out / 'media'}); open it in a browser",
-                   err=True)
+        click.echo(
+            f"wrote {page} ({len(writer.written)} media files in {out / 'media'}); open it in a browser",
+            err=True,
+        )
 
 
-def _fitted(path: str, budget_s: float, steps: int | None, fit_rate: int, start_s: float, duration_s: float | None,
-            quiet: bool):
+def _fitted(
+    path: str,
+    budget_s: float,
+    steps: int | None,
+    fit_rate: int,
+    start_s: float,
+    duration_s: float | None,
+    quiet: bool,
+):
     """(Fitted, fit wall time in s) for a clip, fitted here; (Fitted, None) for a model file."""
     import soundfile
 
@@ -150,9 +282,17 @@ def _fitted(path: str, budget_s: float, steps: int | None, fit_rate: int, start_
     if not quiet:
         click.echo(f"sonode report: fitting {path} (budget {budget_s:g} s)", err=True)
     begin = time.perf_counter()
-    options = {"max_time_s": budget_s} if steps is None else {"max_time_s": budget_s, "steps": steps}
-    fitted = fit(path, rate=fit_rate if native and native > fit_rate else None, start_s=start_s, duration_s=duration_s,
-                 on_epoch=progress_printer(quiet, budget_s, steps), **options)
+    options = (
+        {"max_time_s": budget_s} if steps is None else {"max_time_s": budget_s, "steps": steps}
+    )
+    fitted = fit(
+        path,
+        rate=fit_rate if native and native > fit_rate else None,
+        start_s=start_s,
+        duration_s=duration_s,
+        on_epoch=progress_printer(quiet, budget_s, steps),
+        **options,
+    )
     if not quiet:
         click.echo("", err=True)
     return fitted, time.perf_counter() - begin

@@ -77,9 +77,14 @@ def ar_interpolate(segment: np.ndarray, gap_start: int, n_gap: int, a: np.ndarra
     return scipy.linalg.solve_toeplitz(column, rhs)
 
 
-def janssen_fill(left: np.ndarray, right: np.ndarray, n_gap: int, max_order: int = JANSSEN_MAX_ORDER,
-                 context_samples: int = JANSSEN_CONTEXT_SAMPLES, iterations: int = JANSSEN_ITERATIONS
-                 ) -> np.ndarray:
+def janssen_fill(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    max_order: int = JANSSEN_MAX_ORDER,
+    context_samples: int = JANSSEN_CONTEXT_SAMPLES,
+    iterations: int = JANSSEN_ITERATIONS,
+) -> np.ndarray:
     """Gap-wise Janssen interpolation with Burg AR estimation.
 
     Uses ``context_samples`` on each side (fewer if the context is shorter), AR order
@@ -111,8 +116,13 @@ def janssen_fill(left: np.ndarray, right: np.ndarray, n_gap: int, max_order: int
     return best
 
 
-def burg_crossfade_fill(left: np.ndarray, right: np.ndarray, n_gap: int, order: int = BURG_XFADE_ORDER,
-                        context_samples: int = JANSSEN_CONTEXT_SAMPLES) -> np.ndarray:
+def burg_crossfade_fill(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    order: int = BURG_XFADE_ORDER,
+    context_samples: int = JANSSEN_CONTEXT_SAMPLES,
+) -> np.ndarray:
     """Two-sided Burg LPC extrapolation with a linear cross-fade (Kauppinen & Roth 2002).
 
     The left context is continued forward and the time-reversed right context forward (i.e. the

@@ -97,8 +97,13 @@ class TiltTrack:
         return (rate_out / self.rate) * 10.0 ** (level[None, :] + slope[None, :] * octaves)
 
 
-def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic: str = "mean",
-               clip_slope_limit: bool = False) -> TiltTrack:
+def tilt_track(
+    x: np.ndarray,
+    rate: int,
+    band_hz: tuple[float, float],
+    statistic: str = "mean",
+    clip_slope_limit: bool = False,
+) -> TiltTrack:
     """Fit, in every FRAME_S frame of ``x``, the line of log10 sub-band power vs log10 frequency.
 
     Args:
@@ -112,15 +117,21 @@ def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic
     """
     n_fft = frame_samples(rate)
     if x.size < n_fft:
-        raise ValueError(f"the input has {x.size} samples, fewer than one {n_fft}-sample analysis frame")
+        raise ValueError(
+            f"the input has {x.size} samples, fewer than one {n_fft}-sample analysis frame"
+        )
     freqs_hz, times_s, power = power_spectrogram(x, rate, n_fft, n_fft // 4)
     edges = np.geomspace(band_hz[0], band_hz[1], N_SUBBANDS + 1)
     centres, rows = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         sel = (freqs_hz >= lo) & (freqs_hz < hi)
         if np.any(sel):
             centres.append(math.sqrt(lo * hi))
-            rows.append(power[sel].mean(axis=0) if statistic == "mean" else np.median(power[sel], axis=0) / math.log(2))
+            rows.append(
+                power[sel].mean(axis=0)
+                if statistic == "mean"
+                else np.median(power[sel], axis=0) / math.log(2)
+            )
     if len(rows) < 2:
         raise ValueError(f"the band {band_hz} Hz holds fewer than two sub-bands at {rate} Hz")
     ref_hz = math.sqrt(band_hz[0] * band_hz[1])
@@ -128,8 +139,12 @@ def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic
     # Sub-band powers of one 32 ms frame scatter by ~±1 dB; the slope over half a decade then
     # scatters by ~±0.5 and clamping it at 0 would bias it down: smooth over ~0.1 s first.
     smooth = np.hanning(2 * SMOOTH_FRAMES + 3)[1:-1]
-    sub_power = np.stack([np.convolve(r, smooth, mode="same") / np.convolve(np.ones_like(r), smooth, mode="same")
-                          for r in rows])
+    sub_power = np.stack(
+        [
+            np.convolve(r, smooth, mode="same") / np.convolve(np.ones_like(r), smooth, mode="same")
+            for r in rows
+        ]
+    )
     y = np.log10(np.maximum(sub_power, 1e-30))  # (n_sub, n_frames)
     u_c = u - u.mean()
     slope = np.minimum((u_c @ (y - y.mean(axis=0))) / np.sum(u_c**2), 0.0)
@@ -140,8 +155,9 @@ def tilt_track(x: np.ndarray, rate: int, band_hz: tuple[float, float], statistic
     return TiltTrack(times_s=times_s, level=level, slope=slope, ref_hz=ref_hz, rate=rate)
 
 
-def shaped_noise(track: TiltTrack, n_out: int, rate_out: int, start_hz: float, seed: int = 0,
-                 scale: float = 1.0) -> np.ndarray:
+def shaped_noise(
+    track: TiltTrack, n_out: int, rate_out: int, start_hz: float, seed: int = 0, scale: float = 1.0
+) -> np.ndarray:
     """Random-phase noise above ``start_hz`` whose per-frame power follows ``track`` continued.
 
     White Gaussian noise is shaped in the STFT domain (Hann frames of FRAME_S, hop 1/4) by the
@@ -163,11 +179,15 @@ def shaped_noise(track: TiltTrack, n_out: int, rate_out: int, start_hz: float, s
     # times sqrt(target) has the target per-bin power.
     gain = np.sqrt(scale * track.power_at(freqs_hz, times_s, rate_out))
     gain[freqs_hz < start_hz] = 0.0
-    shaped = torch.istft(spec * torch.from_numpy(gain), n_fft, hop, window=window, center=True, length=n_out)
+    shaped = torch.istft(
+        spec * torch.from_numpy(gain), n_fft, hop, window=window, center=True, length=n_out
+    )
     return shaped.numpy()
 
 
-def crossover(low: np.ndarray, high: np.ndarray, rate: int, edge_hz: float, width_hz: float) -> np.ndarray:
+def crossover(
+    low: np.ndarray, high: np.ndarray, rate: int, edge_hz: float, width_hz: float
+) -> np.ndarray:
     """``low`` below ``edge_hz`` plus ``high`` above it, joined without phase shifts.
 
     Zero-phase complementary weights on the whole-signal FFT: W(f) = 1 below edge − width, a
@@ -189,5 +209,7 @@ def crossover(low: np.ndarray, high: np.ndarray, rate: int, edge_hz: float, widt
     freqs_hz = np.fft.rfftfreq(n_fft, d=1.0 / rate)
     ramp = np.clip((edge_hz - freqs_hz) / max(width_hz, 1e-9), 0.0, 1.0)
     weight = 0.5 - 0.5 * np.cos(np.pi * ramp)
-    spectrum = weight * np.fft.rfft(np.pad(low, pad)) + (1.0 - weight) * np.fft.rfft(np.pad(high, pad))
+    spectrum = weight * np.fft.rfft(np.pad(low, pad)) + (1.0 - weight) * np.fft.rfft(
+        np.pad(high, pad)
+    )
     return np.fft.irfft(spectrum, n=n_fft)[pad : pad + n]

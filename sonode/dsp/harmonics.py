@@ -23,7 +23,9 @@ from sonode.dsp.spectra import power_spectrogram
 
 MATCH_CENTS = 40.0  # a peak belongs to harmonic k if within this of k·f0·√(1+Bk²)
 PROMINENCE = 10.0  # a partial is present if its peak bin is 10 dB above the local median
-MIN_PARTIALS = 3  # ... and at least this many, and half of those predicted, are present in the top octave
+MIN_PARTIALS = (
+    3  # ... and at least this many, and half of those predicted, are present in the top octave
+)
 MIN_F0_HZ = 40.0
 MAX_PARTIALS = 400
 MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
@@ -78,8 +80,9 @@ def spectral_peaks(x: np.ndarray, rate: int, max_peaks: int = 200) -> tuple[np.n
     return freqs_hz[idx], np.sqrt(power[idx])
 
 
-def _fit_series(freqs: np.ndarray, weights: np.ndarray, f0: float, inharmonicity: float,
-                max_cents: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+def _fit_series(
+    freqs: np.ndarray, weights: np.ndarray, f0: float, inharmonicity: float, max_cents: float
+) -> tuple[float, float, np.ndarray, np.ndarray]:
     """Match peaks to harmonics of (f0, B) and refit f_k² = f0²k² + f0²B k⁴ by weighted least
     squares (twice). Returns (f0, B, matched mask, harmonic numbers)."""
     for _ in range(2):
@@ -88,15 +91,22 @@ def _fit_series(freqs: np.ndarray, weights: np.ndarray, f0: float, inharmonicity
         matched = cents < max_cents
         if np.sum(matched) < 3:
             break
-        design = np.stack([k[matched] ** 2, k[matched] ** 4], axis=1) * np.sqrt(weights[matched])[:, None]
-        (a, b), *_ = np.linalg.lstsq(design, freqs[matched] ** 2 * np.sqrt(weights[matched]), rcond=None)
+        design = (
+            np.stack([k[matched] ** 2, k[matched] ** 4], axis=1)
+            * np.sqrt(weights[matched])[:, None]
+        )
+        (a, b), *_ = np.linalg.lstsq(
+            design, freqs[matched] ** 2 * np.sqrt(weights[matched]), rcond=None
+        )
         if a <= 0:
             break
         f0, inharmonicity = math.sqrt(a), max(0.0, min(b / a, 1e-2))
     return f0, inharmonicity, matched, k
 
 
-def estimate_f0(freqs: np.ndarray, amplitudes: np.ndarray, max_hz: float) -> tuple[float, float] | None:
+def estimate_f0(
+    freqs: np.ndarray, amplitudes: np.ndarray, max_hz: float
+) -> tuple[float, float] | None:
     """f0 and B from candidate peaks (frequencies Hz, amplitudes) below ``max_hz``, or None.
 
     Candidates are the strongest peaks divided by 1..10; each is scored by the power of the peaks
@@ -105,7 +115,9 @@ def estimate_f0(freqs: np.ndarray, amplitudes: np.ndarray, max_hz: float) -> tup
     """
     keep = (freqs > MIN_F0_HZ) & (freqs < max_hz) & (amplitudes > 0)
     freqs, weights = freqs[keep], amplitudes[keep] ** 2
-    keep = weights > weights.max() * 1e-4 if weights.size else keep[:0]  # within 40 dB of the strongest
+    keep = (
+        weights > weights.max() * 1e-4 if weights.size else keep[:0]
+    )  # within 40 dB of the strongest
     freqs, weights = freqs[keep], weights[keep]
     if freqs.size < 3:
         return None
@@ -118,8 +130,12 @@ def estimate_f0(freqs: np.ndarray, amplitudes: np.ndarray, max_hz: float) -> tup
     return max(((f0, b) for s, f0, b in scored if s >= 0.9 * best), key=lambda t: t[0])
 
 
-def harmonic_series(x: np.ndarray, rate: int, band_hz: tuple[float, float],
-                    modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Partials | None:
+def harmonic_series(
+    x: np.ndarray,
+    rate: int,
+    band_hz: tuple[float, float],
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Partials | None:
     """The input's harmonic series, or None when its top octave is not harmonic.
 
     Args:
@@ -156,8 +172,12 @@ def harmonic_series(x: np.ndarray, rate: int, band_hz: tuple[float, float],
     return best
 
 
-def _confirm(spectrum: tuple[np.ndarray, np.ndarray, float], band_hz: tuple[float, float], f0: float,
-             inharmonicity: float) -> tuple[Partials, float] | None:
+def _confirm(
+    spectrum: tuple[np.ndarray, np.ndarray, float],
+    band_hz: tuple[float, float],
+    f0: float,
+    inharmonicity: float,
+) -> tuple[Partials, float] | None:
     """The partials of (f0, B) present in the periodogram, refined, and the share of the predicted
     ones present in the top octave; None unless harmonic (see `harmonic_series`)."""
     freqs_hz, power, to_mean_power = spectrum
@@ -173,7 +193,10 @@ def _confirm(spectrum: tuple[np.ndarray, np.ndarray, float], band_hz: tuple[floa
         lo, hi = np.searchsorted(freqs_hz, [f_k - reach, f_k + reach + bin_hz])
         peak = lo + int(np.argmax(power[lo:hi]))
         floor_lo, floor_hi = np.searchsorted(freqs_hz, [f_k - f0 / 2, f_k + f0 / 2])
-        if power[peak] < PROMINENCE * np.median(power[floor_lo:floor_hi]) or peak in (0, power.size - 1):
+        if power[peak] < PROMINENCE * np.median(power[floor_lo:floor_hi]) or peak in (
+            0,
+            power.size - 1,
+        ):
             continue
         a, b, c = np.log(power[peak - 1 : peak + 2] + 1e-300)  # parabolic peak interpolation
         offset = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0
@@ -181,18 +204,32 @@ def _confirm(spectrum: tuple[np.ndarray, np.ndarray, float], band_hz: tuple[floa
         found_f.append(freqs_hz[peak] + offset * bin_hz)
         found_p.append(to_mean_power * np.sum(power[max(peak - 3, 0) : peak + 4]))
         present.append(f_k >= band_hz[0])
-    found_f, found_p, present = np.asarray(found_f), np.asarray(found_p), np.asarray(present, dtype=bool)
+    found_f, found_p, present = (
+        np.asarray(found_f),
+        np.asarray(found_p),
+        np.asarray(present, dtype=bool),
+    )
     n_present = int(np.sum(present))
     if n_present < MIN_PARTIALS or n_present < 0.5 * n_predicted:
         return None
     f0, inharmonicity, _, _ = _fit_series(found_f, np.ones_like(found_f), f0, inharmonicity, 10.0)
-    partials = Partials(f0_hz=f0, inharmonicity=inharmonicity, top_hz=found_f[present], top_power=found_p[present],
-                        decay_ref_hz=math.sqrt(band_hz[0] * band_hz[1]))
+    partials = Partials(
+        f0_hz=f0,
+        inharmonicity=inharmonicity,
+        top_hz=found_f[present],
+        top_power=found_p[present],
+        decay_ref_hz=math.sqrt(band_hz[0] * band_hz[1]),
+    )
     return partials, n_present / max(n_predicted, 1)
 
 
-def _decay_slope(partials: Partials, freqs: np.ndarray, amps: np.ndarray, decays: np.ndarray,
-                 band_hz: tuple[float, float]) -> float:
+def _decay_slope(
+    partials: Partials,
+    freqs: np.ndarray,
+    amps: np.ndarray,
+    decays: np.ndarray,
+    band_hz: tuple[float, float],
+) -> float:
     """dσ/df over the modes that match a partial in the upper half of the input's band (weighted by
     amplitude); ≤ 0 so that a partial above the band never decays more slowly than its neighbours
     below (0 with fewer than 3 modes)."""
@@ -200,7 +237,9 @@ def _decay_slope(partials: Partials, freqs: np.ndarray, amps: np.ndarray, decays
     cents = 1200 * np.abs(np.log2(np.maximum(freqs, 1e-9) / partials.frequency(k)))
     # only lightly damped modes (Q = ω/2|σ| > MIN_Q) are partials; the others model transients/noise
     quality = np.pi * freqs / np.maximum(-decays, 1e-9)
-    sel = (cents < MATCH_CENTS) & (freqs >= band_hz[0] / 2) & (freqs < band_hz[1]) & (quality > MIN_Q)
+    sel = (
+        (cents < MATCH_CENTS) & (freqs >= band_hz[0] / 2) & (freqs < band_hz[1]) & (quality > MIN_Q)
+    )
     if np.sum(sel) < 3:
         return 0.0
     w = amps[sel]
@@ -222,7 +261,9 @@ def partial_levels(partials: Partials, freqs_hz: np.ndarray) -> np.ndarray:
     return 10.0 ** (intercept + slope * np.log10(freqs_hz))
 
 
-def top_envelope(x: np.ndarray, rate: int, band_hz: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def top_envelope(
+    x: np.ndarray, rate: int, band_hz: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Power of the input's top octave per 32 ms frame: (frame centres s, power (n_frames,))."""
     n_fft = frame_samples(rate)
     freqs_hz, times_s, power = power_spectrogram(x, rate, n_fft, n_fft // 4)
@@ -233,7 +274,9 @@ HANN_MEAN_POINTS = 1 << 16  # samples summed for the Hann-weighted envelope mean
 SUM_BLOCK_SAMPLES = 256
 
 
-def damped_exponential_sum(amplitude: np.ndarray, rates_per_s: np.ndarray, n: int, rate: int) -> np.ndarray:
+def damped_exponential_sum(
+    amplitude: np.ndarray, rates_per_s: np.ndarray, n: int, rate: int
+) -> np.ndarray:
     """Re Σ_k amplitude_k · exp(rates_k · j / rate) for j < n: (n,) float64.
 
     Exact exponentials at each block's start, times a shared table of exp(rates·i/rate) for the
@@ -242,13 +285,22 @@ def damped_exponential_sum(amplitude: np.ndarray, rates_per_s: np.ndarray, n: in
     """
     block = min(SUM_BLOCK_SAMPLES, max(n, 1))
     n_blocks = -(-n // block)
-    starts = amplitude[None, :] * np.exp(np.outer(np.arange(n_blocks) * block / rate, rates_per_s))  # (blocks, K)
+    starts = amplitude[None, :] * np.exp(
+        np.outer(np.arange(n_blocks) * block / rate, rates_per_s)
+    )  # (blocks, K)
     table = np.exp(np.outer(rates_per_s, np.arange(block) / rate))  # (K, block)
     return (starts @ table).real.reshape(-1)[:n]
 
 
-def continue_partials(partials: Partials, envelope: tuple[np.ndarray, np.ndarray], start_hz: float,
-                      stop_hz: float, n_out: int, rate_out: int, seed: int = 0) -> np.ndarray:
+def continue_partials(
+    partials: Partials,
+    envelope: tuple[np.ndarray, np.ndarray],
+    start_hz: float,
+    stop_hz: float,
+    n_out: int,
+    rate_out: int,
+    seed: int = 0,
+) -> np.ndarray:
     """Sinusoids for the partials in [start_hz, stop_hz) at ``rate_out``: (n_out,) float64.
 
     Partial k has frequency f_k, a random phase, and the power envelope of the top octave times
@@ -281,13 +333,19 @@ def continue_partials(partials: Partials, envelope: tuple[np.ndarray, np.ndarray
     max_extra_per_s = MAX_EXTRA_DECAY_NEPERS / max(t[-1], 1.0 / rate_out)
 
     def extra_decay_per_s(f):
-        return np.clip(partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz), -max_extra_per_s, max_extra_per_s)
+        return np.clip(
+            partials.decay_slope_per_s_hz * (f - partials.decay_ref_hz),
+            -max_extra_per_s,
+            max_extra_per_s,
+        )
 
     def hann_mean(f: float) -> float:
         envelope_f = base[::stride] * np.exp(2 * extra_decay_per_s(f) * t_mean) / base_mean
         return float(np.sum(hann * envelope_f) / np.sum(hann))
 
-    undecayed = replace(partials, top_power=partials.top_power / np.array([hann_mean(f) for f in partials.top_hz]))
+    undecayed = replace(
+        partials, top_power=partials.top_power / np.array([hann_mean(f) for f in partials.top_hz])
+    )
     # Σ_k sqrt(2·level_k·base(t)·e^{2 d_k t}/base_mean)·cos(2π f_k t + φ_k) = sqrt(base(t))·Re Σ_k a_k e^{s_k t}:
     # a sum of damped complex exponentials, read a block at a time as one matrix product
     amplitude = np.sqrt(2 * partial_levels(undecayed, f_k) / base_mean) * np.exp(1j * phases)

@@ -24,7 +24,6 @@ import scipy.linalg
 import scipy.signal
 import torch
 
-
 PREDICTOR_RIDGE = 1e-9
 
 
@@ -46,13 +45,15 @@ def side_gram(side: np.ndarray, order: int, n_rows: int, near_end: bool) -> np.n
     hi = x.shape[0] - 1 if near_end else p + n_rows - 1  # rows n ∈ [lo, hi]
     lo = hi - n_rows + 1
     # G[0, d] = Σ_n x[n] x[n−d], by FFT correlation
-    top = scipy.signal.correlate(x[lo - p: hi + 1], x[lo: hi + 1], mode="valid")[::-1]
+    top = scipy.signal.correlate(x[lo - p : hi + 1], x[lo : hi + 1], mode="valid")[::-1]
     # G[i, i + d] = G[0, d] + Σ_{m<i} (x[lo−1−m] x[lo−1−m−d] − x[hi−m] x[hi−m−d])
-    pad = np.concatenate([np.zeros(2 * p + 1), x])  # x[k] at pad[k + 2p + 1]; negative k read 0 (unused)
+    pad = np.concatenate(
+        [np.zeros(2 * p + 1), x]
+    )  # x[k] at pad[k + 2p + 1]; negative k read 0 (unused)
     off = 2 * p + 1
 
     def products(base: int) -> np.ndarray:  # [m, d] ↦ x[base − m] x[base − m − d], a Hankel view
-        w = pad[off + base - 2 * p + 1: off + base + 1][::-1]  # w[j] = x[base − j]
+        w = pad[off + base - 2 * p + 1 : off + base + 1][::-1]  # w[j] = x[base − j]
         return w[:p, None] * np.lib.stride_tricks.sliding_window_view(w, p + 1)[:p]
 
     corr = np.cumsum(products(lo - 1) - products(hi), axis=0)  # corr[i−1, d]
@@ -61,13 +62,16 @@ def side_gram(side: np.ndarray, order: int, n_rows: int, near_end: bool) -> np.n
     # with i + d > p land in the strict lower triangle (or past the end) and are discarded
     flat = np.zeros((p + 1) * (p + 2))
     step = flat.strides[0]
-    np.lib.stride_tricks.as_strided(flat, shape=(p + 1, p + 1), strides=(step * (p + 2), step))[...] = skewed
+    np.lib.stride_tricks.as_strided(flat, shape=(p + 1, p + 1), strides=(step * (p + 2), step))[
+        ...
+    ] = skewed
     upper = np.triu(flat[: (p + 1) ** 2].reshape(p + 1, p + 1))
     return upper + np.triu(upper, 1).T
 
 
-def predictor_from_gram(gram: np.ndarray, forward_backward: bool = True,
-                        rel_ridge: float = PREDICTOR_RIDGE) -> np.ndarray:
+def predictor_from_gram(
+    gram: np.ndarray, forward_backward: bool = True, rel_ridge: float = PREDICTOR_RIDGE
+) -> np.ndarray:
     """Covariance-method predictor a (p + 1,), a[0] = 1, from a normal matrix (`side_gram`, summed
     over sides); ``forward_backward`` adds the time-reversed rows (same products, reversed lags)."""
     if forward_backward:
@@ -96,7 +100,7 @@ def most_likely_fill(left: np.ndarray, right: np.ndarray, n_gap: int, a: np.ndar
 
     p = a.size - 1
     nl, nr = min(p, left.shape[0]), min(p, right.shape[0])
-    segment = np.concatenate([left[left.shape[0] - nl:], np.zeros(n_gap), right[:nr]])
+    segment = np.concatenate([left[left.shape[0] - nl :], np.zeros(n_gap), right[:nr]])
     return ar_interpolate(segment, nl, n_gap, a)
 
 
@@ -116,7 +120,9 @@ class OrderFill:
     sigma: float
 
 
-def innovation_sigma(gram: np.ndarray, a: np.ndarray, rows: int, forward_backward: bool = True) -> float:
+def innovation_sigma(
+    gram: np.ndarray, a: np.ndarray, rows: int, forward_backward: bool = True
+) -> float:
     """RMS prediction error of ``a`` over the ``rows`` context rows whose normal matrix is ``gram``
     (forward and, with ``forward_backward``, time-reversed rows: 2·rows in all)."""
     if forward_backward:
@@ -144,16 +150,26 @@ def conditional_deviation(a: np.ndarray, n_gap: int, innovations: np.ndarray) ->
     column = np.zeros(n_gap)
     column[: min(n_gap, p + 1)] = r[: min(n_gap, p + 1)]
     column[0] *= 1.0 + 1e-10  # the loading of `ar_interpolate`
-    rhs = scipy.signal.correlate(np.asarray(innovations[: n_gap + p], dtype=np.float64), a, mode="valid")
+    rhs = scipy.signal.correlate(
+        np.asarray(innovations[: n_gap + p], dtype=np.float64), a, mode="valid"
+    )
     return scipy.linalg.solve_toeplitz(column, rhs)
 
 
-def order_fill(left: np.ndarray, right: np.ndarray, n_gap: int, order: int, rows_per_side: int,
-               noise: np.ndarray | None = None) -> OrderFill:
+def order_fill(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    order: int,
+    rows_per_side: int,
+    noise: np.ndarray | None = None,
+) -> OrderFill:
     """Identify the order-``order`` dynamics on both sides (``rows_per_side`` rows each, nearest the
     gap) and fill the gap: the most likely trajectory, and with ``noise`` (≥ n_gap + order standard
     normal values) a conditional deviation driven by σ·noise."""
-    gram = side_gram(left, order, rows_per_side, True) + side_gram(right, order, rows_per_side, False)
+    gram = side_gram(left, order, rows_per_side, True) + side_gram(
+        right, order, rows_per_side, False
+    )
     rows = sum(max(0, min(rows_per_side, side.shape[0] - order)) for side in (left, right))
     a = predictor_from_gram(gram)
     sigma = innovation_sigma(gram, a, rows)
@@ -162,8 +178,9 @@ def order_fill(left: np.ndarray, right: np.ndarray, n_gap: int, order: int, rows
     return OrderFill(mean=mean, deviation=deviation, sigma=sigma)
 
 
-def fill_with_order(left: np.ndarray, right: np.ndarray, n_gap: int, order: int, rows_per_side: int
-                    ) -> np.ndarray:
+def fill_with_order(
+    left: np.ndarray, right: np.ndarray, n_gap: int, order: int, rows_per_side: int
+) -> np.ndarray:
     """The most likely trajectory of the order-``order`` dynamics through the gap, (n_gap,)."""
     return order_fill(left, right, n_gap, order, rows_per_side).mean
 
@@ -226,8 +243,13 @@ def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarra
     return np.fft.irfft(np.fft.rfft(deviation, n_fft) * gain, n_fft)[:n]
 
 
-def pseudo_gaps(left: np.ndarray, right: np.ndarray, n_gap: int, per_side: int = PSEUDO_GAPS_PER_SIDE,
-                min_side: int = 0):
+def pseudo_gaps(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    per_side: int = PSEUDO_GAPS_PER_SIDE,
+    min_side: int = 0,
+):
     """Gaps of ``n_gap`` samples punched into known audio next to the real gap: ``per_side`` in the
     left context and as many in the right, at evenly spaced distances from the real gap, each with
     the audio between it and the real gap as its right (left) context.
@@ -243,11 +265,13 @@ def pseudo_gaps(left: np.ndarray, right: np.ndarray, n_gap: int, per_side: int =
         for k in range(1, per_side + 1):
             distance = k * (n - n_gap) // (per_side + 1)
             start = n - distance - n_gap
-            yield x[:start], x[start + n_gap:], x[start: start + n_gap]
+            yield x[:start], x[start + n_gap :], x[start : start + n_gap]
 
 
 def _usable(order: int, n_left: int, n_right: int) -> bool:
-    rows = max(0, min(ROWS_PER_ORDER * order, n_left - order)) + max(0, min(ROWS_PER_ORDER * order, n_right - order))
+    rows = max(0, min(ROWS_PER_ORDER * order, n_left - order)) + max(
+        0, min(ROWS_PER_ORDER * order, n_right - order)
+    )
     return rows >= 2 * order
 
 
@@ -275,8 +299,15 @@ def validation_plan(candidates: list[int], pseudo: list) -> tuple[list[int], lis
     return candidates, []
 
 
-def interpolate_gap(left: np.ndarray, right: np.ndarray, n_gap: int, orders: tuple[int, ...] = CANDIDATE_ORDERS,
-                    per_side: int = PSEUDO_GAPS_PER_SIDE, residual: str = "shaped", seed: int = 0) -> GapFill:
+def interpolate_gap(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    orders: tuple[int, ...] = CANDIDATE_ORDERS,
+    per_side: int = PSEUDO_GAPS_PER_SIDE,
+    residual: str = "shaped",
+    seed: int = 0,
+) -> GapFill:
     """Fill ``n_gap`` samples between ``left`` and ``right`` with the most likely trajectory of a
     linear ODE identified on both sides, the order chosen by validation on the clip itself, plus
     the power the mean misses (``residual`` "shaped"; "sample": a plain conditional draw, mean
@@ -306,13 +337,19 @@ def interpolate_gap(left: np.ndarray, right: np.ndarray, n_gap: int, orders: tup
     for pl, pr, truth in pseudo:
         energy += float(np.sum(truth**2))
         for i, order in enumerate(candidates):
-            errors[i] += float(np.sum((fill_with_order(pl, pr, n_gap, order, ROWS_PER_ORDER * order) - truth) ** 2))
+            errors[i] += float(
+                np.sum((fill_with_order(pl, pr, n_gap, order, ROWS_PER_ORDER * order) - truth) ** 2)
+            )
     if residual not in RESIDUALS:
         raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
-    noise = np.random.default_rng(seed).standard_normal(n_gap + max(candidates)) if residual != "none" else None
+    noise = (
+        np.random.default_rng(seed).standard_normal(n_gap + max(candidates))
+        if residual != "none"
+        else None
+    )
     fills = [order_fill(left, right, n_gap, o, ROWS_PER_ORDER * o, noise) for o in candidates]
     if energy > 0 and np.all(errors > 0):
-        weights = errors ** -2.0
+        weights = errors**-2.0
         snr = 10 * np.log10(energy / errors)
     else:  # nothing to validate on (short contexts, or silence): plain average
         weights = np.ones(len(candidates))
@@ -323,5 +360,11 @@ def interpolate_gap(left: np.ndarray, right: np.ndarray, n_gap: int, orders: tup
     if residual != "none":
         deviation = weights @ np.array([f.deviation for f in fills])
         extra = missing_power_residual(mean, deviation) if residual == "shaped" else deviation
-    return GapFill(fill=mean + extra, mean=mean, residual=extra, orders=tuple(candidates), weights=weights,
-                   validation_snr_db=snr)
+    return GapFill(
+        fill=mean + extra,
+        mean=mean,
+        residual=extra,
+        orders=tuple(candidates),
+        weights=weights,
+        validation_snr_db=snr,
+    )

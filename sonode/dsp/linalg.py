@@ -16,7 +16,9 @@ from collections.abc import Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-ABERTH_MIN_DEGREE = 128  # below this LAPACK's eigenvalues are as fast (order 64: 0.01-0.02 s either way)
+ABERTH_MIN_DEGREE = (
+    128  # below this LAPACK's eigenvalues are as fast (order 64: 0.01-0.02 s either way)
+)
 REAL_ROOT_TOLERANCE = 1e-10  # |Im z| below this (relative) is rounding: the root is real
 ABERTH_MAX_ITERATIONS = 60  # not converged by then (never seen): the companion matrix's eigenvalues
 

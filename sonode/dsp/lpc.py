@@ -57,10 +57,13 @@ def lag_gram(x: np.ndarray, order: int) -> np.ndarray:
     p = order
     gram = np.empty((p + 1, p + 1))
     gram[0] = np.correlate(x, x[p:], mode="valid")[::-1]  # [j]: Σ_n x[n]·x[n−j]
-    head, tail = x[p::-1], x[n - 1:n - p - 2 if n - p - 2 >= 0 else None:-1]  # [i]: x[p−i], x[N−1−i]
+    head, tail = (
+        x[p::-1],
+        x[n - 1 : n - p - 2 if n - p - 2 >= 0 else None : -1],
+    )  # [i]: x[p−i], x[N−1−i]
     for i in range(1, p + 1):
         # row i from row i − 1 shifted: columns j ≥ i only (the rest by symmetry below)
-        gram[i, i:] = gram[i - 1, i - 1:p] + head[i] * head[i:] - tail[i - 1] * tail[i - 1:p]
+        gram[i, i:] = gram[i - 1, i - 1 : p] + head[i] * head[i:] - tail[i - 1] * tail[i - 1 : p]
     upper = np.triu(gram)
     return upper + np.triu(gram, 1).T
 
@@ -85,7 +88,9 @@ def covariance_predictor(x: np.ndarray, order: int, rel_ridge: float = 1e-9) -> 
     normal = gram[1:, 1:]
     ridge = rel_ridge * np.trace(normal) / order + 1e-300
     with lapack_threads():
-        a = scipy.linalg.solve(normal + ridge * np.eye(order), -gram[1:, 0], assume_a="pos", check_finite=False)
+        a = scipy.linalg.solve(
+            normal + ridge * np.eye(order), -gram[1:, 0], assume_a="pos", check_finite=False
+        )
     return np.concatenate([[1.0], a])
 
 
@@ -139,7 +144,9 @@ def predictor_poles(x: np.ndarray, order: int) -> np.ndarray:
     Returns:
         Complex poles with Im ≥ 0 (real poles included), shape (≤ order,), magnitudes clipped to ≤ 1.
     """
-    return stable_poles(polynomial_roots(covariance_predictor(np.asarray(x, dtype=np.float64), order)))
+    return stable_poles(
+        polynomial_roots(covariance_predictor(np.asarray(x, dtype=np.float64), order))
+    )
 
 
 def stable_poles(roots: np.ndarray) -> np.ndarray:
@@ -173,8 +180,12 @@ def modal_basis(poles: np.ndarray, n_samples: int, first: int = 0) -> np.ndarray
     n_blocks = -(-n_samples // block)
     with np.errstate(invalid="ignore"):  # 0·log 0 of zero poles: their columns are set below
         offsets = np.exp(np.arange(block)[:, None] * log_poles[None, :])  # (B, K)
-        starts = np.exp((first + block * np.arange(n_blocks))[:, None] * log_poles[None, :])  # (blocks, K)
-        powers = (starts[:, None, :] * offsets[None, :, :]).reshape(n_blocks * block, poles.shape[0])[:n_samples]
+        starts = np.exp(
+            (first + block * np.arange(n_blocks))[:, None] * log_poles[None, :]
+        )  # (blocks, K)
+        powers = (starts[:, None, :] * offsets[None, :, :]).reshape(
+            n_blocks * block, poles.shape[0]
+        )[:n_samples]
     zero = ~np.isfinite(log_poles.real)  # zero poles: 0^n, 1 at n = 0
     powers[:, zero] = 0.0
     if first == 0 and n_samples > 0:
@@ -222,7 +233,9 @@ def ridge_solve(gram: np.ndarray, rhs: np.ndarray, rel_ridge: float) -> np.ndarr
     lam = rel_ridge * np.trace(gram, axis1=-2, axis2=-1)[..., None, None] / dim + 1e-12
     with lapack_threads():
         if gram.ndim == 2:  # one matrix for every right-hand side: factorised once, not per row
-            return np.linalg.solve(gram + lam * np.eye(dim), rhs.reshape(-1, dim).T).T.reshape(rhs.shape)
+            return np.linalg.solve(gram + lam * np.eye(dim), rhs.reshape(-1, dim).T).T.reshape(
+                rhs.shape
+            )
         return np.linalg.solve(gram + lam * np.eye(dim), rhs[..., None])[..., 0]
 
 
@@ -258,7 +271,7 @@ def _excerpts(x: np.ndarray, max_samples: int, pieces: int = 8) -> np.ndarray:
         return x
     length = max_samples // pieces
     starts = np.linspace(0, x.shape[0] - length, pieces).astype(int)
-    return np.concatenate([x[s: s + length] for s in starts])
+    return np.concatenate([x[s : s + length] for s in starts])
 
 
 def window_starts(n_samples: int) -> tuple[int, np.ndarray]:
@@ -269,8 +282,15 @@ def window_starts(n_samples: int) -> tuple[int, np.ndarray]:
     return length, np.linspace(0, n_samples - length, n_win).astype(int)
 
 
-def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_modes: int = 128,
-                   lp_order: int = 1024, rel_ridge: float = 1e-6, watch: Stopwatch | None = None) -> Modes:
+def identify_modes(
+    x: np.ndarray,
+    sample_rate: int,
+    n_modes: int | None,
+    max_modes: int = 128,
+    lp_order: int = 1024,
+    rel_ridge: float = 1e-6,
+    watch: Stopwatch | None = None,
+) -> Modes:
     """Pick the continuous-time modes of a clip, and how many of them it supports.
 
     The candidates are the poles of an order-``lp_order`` covariance-method predictor of the whole
@@ -296,17 +316,20 @@ def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_mod
     watch = watch or Stopwatch()
     order = int(min(lp_order, max(2, (x.shape[0] - 1) // 3)))
     with watch("modes_predictor"):
-        predictor = covariance_predictor(_excerpts(x, IDENTIFY_MAX_SAMPLES_PER_RATE_HZ * sample_rate), order)
+        predictor = covariance_predictor(
+            _excerpts(x, IDENTIFY_MAX_SAMPLES_PER_RATE_HZ * sample_rate), order
+        )
     with watch("modes_roots"):
         poles = stable_poles(polynomial_roots(predictor))
     length, starts = window_starts(x.shape[0])
-    segs = np.stack([x[s: s + length] for s in starts])  # (J, L)
+    segs = np.stack([x[s : s + length] for s in starts])  # (J, L)
     with watch("modes_ranking"):
         basis = modal_basis(poles, length)
         coef = ridge_solve(modal_gram(poles, length), segs @ basis, rel_ridge)  # (J, 2K)
         k = poles.shape[0]
-        energy_per_mode = (coef[:, :k] ** 2 + coef[:, k:] ** 2).sum(0) * (np.abs(basis[:, :k]) ** 2
-                                                                          + basis[:, k:] ** 2).sum(0)
+        energy_per_mode = (coef[:, :k] ** 2 + coef[:, k:] ** 2).sum(0) * (
+            np.abs(basis[:, :k]) ** 2 + basis[:, k:] ** 2
+        ).sum(0)
         ranked = poles[np.argsort(energy_per_mode)[::-1]]
     if n_modes is None:
         with watch("modes_validation"):
@@ -322,7 +345,9 @@ def identify_modes(x: np.ndarray, sample_rate: int, n_modes: int | None, max_mod
     return Modes(decay_per_s=decay, omega_rad_per_s=omega)
 
 
-def _validation_choice(windows: np.ndarray, ranked: np.ndarray, max_modes: int, rel_ridge: float) -> int:
+def _validation_choice(
+    windows: np.ndarray, ranked: np.ndarray, max_modes: int, rel_ridge: float
+) -> int:
     """The K of MODE_COUNT_CANDIDATES (≤ max_modes) whose per-window fits predict held-back
     samples best: every window is fitted on (1 − HELD_BACK_FRACTION) of its samples, chosen at
     random with a fixed seed, and scored on the rest. Too few modes miss the sound; too many fit

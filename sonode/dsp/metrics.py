@@ -34,7 +34,9 @@ def as_signal(x: np.ndarray, name: str = "x", min_samples: int = 1) -> np.ndarra
     """
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a mono signal of shape (n_samples,), got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a mono signal of shape (n_samples,), got shape {arr.shape}"
+        )
     if arr.size < min_samples:
         raise ValueError(f"{name} has {arr.size} samples; at least {min_samples} needed")
     if not np.all(np.isfinite(arr)):
@@ -92,7 +94,9 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     ref, est = as_pair(reference, estimate)
     signal_energy = float(np.sum(ref**2))
     if signal_energy == 0:
-        raise ValueError("reference is silent (all zeros): SNR is undefined; score a non-silent excerpt")
+        raise ValueError(
+            "reference is silent (all zeros): SNR is undefined; score a non-silent excerpt"
+        )
     return float(snr_from_energies(np.asarray(signal_energy), np.asarray(np.sum((ref - est) ** 2))))
 
 
@@ -200,7 +204,9 @@ def running_snr_db(
 SSR_EPS = 1e-12
 
 
-def _ssr_log_ratio(reference: np.ndarray, estimate: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+def _ssr_log_ratio(
+    reference: np.ndarray, estimate: np.ndarray, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     import librosa
 
     n_fft = int(2048 / (44100 / rate))
@@ -218,8 +224,13 @@ def matched_gain(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(np.sum(ref * est) / energy) if energy > 0 else 1.0
 
 
-def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, split_hz: float | None = None,
-            match_gain: bool = True) -> dict[str, float]:
+def lsd_ssr(
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    sample_rate: float,
+    split_hz: float | None = None,
+    match_gain: bool = True,
+) -> dict[str, float]:
     """LSD as ssr_eval computes it (see SSR_EPS above), over all bins and split at ``split_hz``.
 
     Each value is the mean over frames of sqrt(mean over the band's bins of d(f,t)²), in log10
@@ -249,7 +260,9 @@ def lsd_ssr(reference: np.ndarray, estimate: np.ndarray, sample_rate: float, spl
         return {"lsd": band(everything)}
     below = freqs_hz < split_hz
     if not (np.any(below) and np.any(~below)):
-        raise ValueError(f"split_hz={split_hz!r} leaves one band empty (bins span 0..{freqs_hz[-1]:g} Hz)")
+        raise ValueError(
+            f"split_hz={split_hz!r} leaves one band empty (bins span 0..{freqs_hz[-1]:g} Hz)"
+        )
     return {"lsd": band(everything), "lsd_below": band(below), "lsd_above": band(~below)}
 
 

@@ -41,7 +41,9 @@ def power_spectrogram(
     sig = as_signal(x, "x")
     rate = check_sample_rate(sample_rate)
     if n_fft < 2 or hop_length < 1:
-        raise ValueError(f"need n_fft >= 2 and hop_length >= 1, got n_fft={n_fft}, hop_length={hop_length}")
+        raise ValueError(
+            f"need n_fft >= 2 and hop_length >= 1, got n_fft={n_fft}, hop_length={hop_length}"
+        )
     if sig.size < n_fft:
         raise ValueError(
             f"signal has {sig.size} samples ({sig.size / rate * 1e3:.1f} ms), shorter than one "
@@ -57,7 +59,9 @@ def power_spectrogram(
 
 def _rms_log_power_difference(ref_power: np.ndarray, est_power: np.ndarray) -> float:
     """Mean over frames (axis 1) of the RMS over bins (axis 0) of log10 power differences."""
-    diff = np.log10(np.maximum(ref_power, POWER_FLOOR)) - np.log10(np.maximum(est_power, POWER_FLOOR))
+    diff = np.log10(np.maximum(ref_power, POWER_FLOOR)) - np.log10(
+        np.maximum(est_power, POWER_FLOOR)
+    )
     return float(np.mean(np.sqrt(np.mean(diff**2, axis=0))))
 
 

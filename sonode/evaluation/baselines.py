@@ -22,9 +22,10 @@ from collections.abc import Callable
 import numpy as np
 
 from sonode.dsp import bandwidth
-from sonode.dsp.metrics import as_signal
 from sonode.dsp.lpc import lpc_continue
+from sonode.dsp.metrics import as_signal
 from sonode.dsp.resample import output_length, upsample_sinc
+
 
 def _output_positions(n_in: int, sr_in: int, sr_out: int) -> np.ndarray:
     """Output sample times in units of input samples (j·sr_in/sr_out), shape (n_out,)."""
@@ -172,7 +173,9 @@ CONTINUATIONS: dict[str, Continuation] = {
 
 def _register(registry: dict, kind: str, name: str, function: Callable | None):
     if not (isinstance(name, str) and name.isidentifier()):
-        raise ValueError(f"a {kind} name must be a Python identifier (it names table columns), got {name!r}")
+        raise ValueError(
+            f"a {kind} name must be a Python identifier (it names table columns), got {name!r}"
+        )
     if name in registry or name == "sonode":
         raise ValueError(f"a {kind} named {name!r} already exists; choose another name")
 

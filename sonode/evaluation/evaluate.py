@@ -15,24 +15,25 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
-from sonode.io.checks import check_input_path
-from sonode.limits import LimitError
-from sonode.io.clip import Clip, read_clip, resample
-from sonode.io.wav import check_output_path
-from sonode.dsp.resample import output_length
-from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
-from sonode.errors import OutputPathError
-from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
 from sonode.dsp.metrics import energy_above_db, lsd_ssr, snr_db
+from sonode.dsp.resample import output_length
 from sonode.dsp.spectra import log_spectral_distance
+from sonode.errors import OutputPathError
+from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
+from sonode.io.checks import check_input_path
+from sonode.io.clip import Clip, read_clip, resample
+from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
+from sonode.io.wav import check_output_path
+from sonode.limits import LimitError
 from sonode.plot.figures import save_band_png, save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
@@ -49,24 +50,44 @@ class EvalOptions:
     horizon_s: float = 0.2  # continuation length
     duration_s: float | None = 1.0  # part of each clip used (from its start); None = whole clip
     threads: int | None = None
-    fit_options: tuple[tuple[str, Any], ...] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
-    html: bool = False  # also write the listening page index.html with media/ (sonode.evaluation.report_run)
+    fit_options: tuple[
+        tuple[str, Any], ...
+    ] = ()  # extra `sonode.fit` options, e.g. (("latent_dim", 32),)
+    html: bool = (
+        False  # also write the listening page index.html with media/ (sonode.evaluation.report_run)
+    )
 
 
 def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
     start = time.perf_counter()
-    fitted = fit(clip, max_time_s=options.budget_s, threads=options.threads, on_epoch=on_epoch,
-                 **dict(options.fit_options))
+    fitted = fit(
+        clip,
+        max_time_s=options.budget_s,
+        threads=options.threads,
+        on_epoch=on_epoch,
+        **dict(options.fit_options),
+    )
     return fitted, time.perf_counter() - start
 
 
 def _low_clip(truth: Clip, samples: np.ndarray, rate: int) -> Clip:
-    return Clip(samples=samples, sample_rate=rate, source_path=truth.source_path, source_rate=truth.source_rate,
-                source_channels=truth.source_channels, channel=truth.channel, start_s=truth.start_s)
+    return Clip(
+        samples=samples,
+        sample_rate=rate,
+        source_path=truth.source_path,
+        source_rate=truth.source_rate,
+        source_channels=truth.source_channels,
+        channel=truth.channel,
+        start_s=truth.start_s,
+    )
 
 
-def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report_dir: Path | None = None,
-                  on_epoch: Callable | None = None) -> dict[str, Any]:
+def evaluate_clip(
+    path: str | Path,
+    options: EvalOptions = EvalOptions(),
+    report_dir: Path | None = None,
+    on_epoch: Callable | None = None,
+) -> dict[str, Any]:
     """Run the three tasks on one clip; write its pictures into ``report_dir`` if given.
 
     Returns:
@@ -83,8 +104,10 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     truth = read_clip(path, duration_s=duration_s)
     high, low_rate = truth.sample_rate, options.low_rate
     if low_rate >= high:
-        raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({high} Hz) for the "
-                         "upsampling task")
+        raise ValueError(
+            f"--rate ({low_rate} Hz) must be below the clip's own rate ({high} Hz) for the "
+            "upsampling task"
+        )
     low = _low_clip(truth, resample(truth.samples, high, low_rate), low_rate)
     n_high = output_length(low.n_samples, low_rate, high)
     reference = np.zeros(n_high)
@@ -93,7 +116,9 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
 
     full, full_time = _fit(low, options, on_epoch)
     candidates = upsampling_candidates(full, low, high)
-    upsampling = {name: upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()}
+    upsampling = {
+        name: upsampling_scores(reference, x, high, nyquist) for name, x in candidates.items()
+    }
 
     horizon = int(round(options.horizon_s * low_rate))
     if horizon >= low.n_samples // 2:
@@ -102,31 +127,67 @@ def evaluate_clip(path: str | Path, options: EvalOptions = EvalOptions(), report
     future = low.samples[-horizon:]
     part, _ = _fit(history, options, on_epoch)
     continuation_signals = {"sonode": part.extrapolate(horizon / low_rate)[:horizon]}
-    continuation_signals.update({name: f(history.samples, horizon) for name, f in CONTINUATIONS.items()})
-    continuation = {name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()}
+    continuation_signals.update(
+        {name: f(history.samples, horizon) for name, f in CONTINUATIONS.items()}
+    )
+    continuation = {
+        name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()
+    }
 
     report = full.info["fit"]
     fitted_span = low.samples[: full.model.config.n_samples]
     result = {
-        "clip": Path(path).name, "rate": high, "low_rate": low_rate, "duration_s": truth.duration_s,
-        "upsampling": upsampling, "continuation": continuation,
+        "clip": Path(path).name,
+        "rate": high,
+        "low_rate": low_rate,
+        "duration_s": truth.duration_s,
+        "upsampling": upsampling,
+        "continuation": continuation,
         "trajectory": trajectory_scores(fitted_span, full.free_run(), low_rate),
-        "reconstruction": {"snr_db": report["snr_db"], "fine_snr_db": report["fine_snr_db"],
-                           "discretisation_snr_db": report["discretisation_snr_db"], "fit_time_s": full_time,
-                           "epochs": report["epochs"], "initial_snr_db": report["initial_snr_db"]},
+        "reconstruction": {
+            "snr_db": report["snr_db"],
+            "fine_snr_db": report["fine_snr_db"],
+            "discretisation_snr_db": report["discretisation_snr_db"],
+            "fit_time_s": full_time,
+            "epochs": report["epochs"],
+            "initial_snr_db": report["initial_snr_db"],
+        },
     }
     if report_dir is not None:
-        _pictures(Path(report_dir), Path(path).stem, reference, candidates, high, nyquist, history.samples,
-                  future, continuation_signals, low_rate, full)
+        _pictures(
+            Path(report_dir),
+            Path(path).stem,
+            reference,
+            candidates,
+            high,
+            nyquist,
+            history.samples,
+            future,
+            continuation_signals,
+            low_rate,
+            full,
+        )
     if report_dir is not None and options.html:
         from sonode.evaluation.report_media import MediaWriter
         from sonode.evaluation.report_run import eval_section
 
         # evaluate() checked the folder before the first fit (check_report_folder honours --force)
         writer = MediaWriter(Path(report_dir), protect=(str(path),), force=True)
-        result["page"] = eval_section(writer, Path(path).stem, reference=reference, candidates=candidates, high=high,
-                                      low=low.samples, low_rate=low_rate, history=history.samples, future=future,
-                                      continuations=continuation_signals, full=full, part=part, fit_time_s=full_time)
+        result["page"] = eval_section(
+            writer,
+            Path(path).stem,
+            reference=reference,
+            candidates=candidates,
+            high=high,
+            low=low.samples,
+            low_rate=low_rate,
+            history=history.samples,
+            future=future,
+            continuations=continuation_signals,
+            full=full,
+            part=part,
+            fit_time_s=full_time,
+        )
     return result
 
 
@@ -134,14 +195,20 @@ def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.
     """Every upsampler's output at ``rate`` for the fitted clip ``low``: "sonode" (the default
     options: input band kept, band above synthesised), "sonode_model_low" (the model's own band
     below), "sonode_render" (the raw trajectory read at ``rate``), then `sonode.evaluation.baselines.UPSAMPLERS`."""
-    candidates = {"sonode": fitted.upsample(rate, clip=low),
-                  "sonode_model_low": fitted.upsample(rate, low_band="model", clip=low),
-                  "sonode_render": fitted.render(rate=rate).samples}
-    candidates.update({name: f(low.samples, low.sample_rate, rate) for name, f in UPSAMPLERS.items()})
+    candidates = {
+        "sonode": fitted.upsample(rate, clip=low),
+        "sonode_model_low": fitted.upsample(rate, low_band="model", clip=low),
+        "sonode_render": fitted.render(rate=rate).samples,
+    }
+    candidates.update(
+        {name: f(low.samples, low.sample_rate, rate) for name, f in UPSAMPLERS.items()}
+    )
     return candidates
 
 
-def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float) -> dict[str, float]:
+def upsampling_scores(
+    reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float
+) -> dict[str, float]:
     """SNR (dB); the LSD of ssr_eval (`sonode.dsp.metrics.lsd_ssr`: log10 power, gains matched) over all
     bins, below and above ``nyquist``; the issue-5 LSD (1e-10 floor, "lsd5_*"); the share of energy
     above ``nyquist`` (dB of the total) and its difference from the truth's (dB)."""
@@ -149,9 +216,16 @@ def upsampling_scores(reference: np.ndarray, x: np.ndarray, rate: int, nyquist: 
     lsd5 = log_spectral_distance(reference, x, rate, split_hz=nyquist)
     share = energy_above_db(x, rate, nyquist) if np.any(x) else -np.inf
     share_truth = energy_above_db(reference, rate, nyquist)
-    return {"snr_db": snr_db(reference, x), "lsd": ssr["lsd"], "lsd_below": ssr["lsd_below"],
-            "lsd_above": ssr["lsd_above"], "lsd5_below": lsd5["lsd_below"], "lsd5_above": lsd5["lsd_above"],
-            "energy_above_db": share, "energy_above_vs_truth_db": share - share_truth}
+    return {
+        "snr_db": snr_db(reference, x),
+        "lsd": ssr["lsd"],
+        "lsd_below": ssr["lsd_below"],
+        "lsd_above": ssr["lsd_above"],
+        "lsd5_below": lsd5["lsd_below"],
+        "lsd5_above": lsd5["lsd_above"],
+        "energy_above_db": share,
+        "energy_above_vs_truth_db": share - share_truth,
+    }
 
 
 def trajectory_scores(reference: np.ndarray, free_run: np.ndarray, rate: int) -> dict[str, float]:
@@ -168,38 +242,84 @@ def trajectory_scores(reference: np.ndarray, free_run: np.ndarray, rate: int) ->
         power = np.mean(x[: n_blocks * block].reshape(n_blocks, -1) ** 2, axis=1)
         return 10 * np.log10(np.maximum(power, 1e-20))
 
-    return {"snr_db": snr_db(reference, free_run),
-            "level_error_db": float(np.max(np.abs(levels_db(free_run) - levels_db(reference)))),
-            # no least-squares gain matching: it would scale a phase-drifted free run to silence
-            "lsd": lsd_ssr(reference, free_run, rate, match_gain=False)["lsd"]}
+    return {
+        "snr_db": snr_db(reference, free_run),
+        "level_error_db": float(np.max(np.abs(levels_db(free_run) - levels_db(reference)))),
+        # no least-squares gain matching: it would scale a phase-drifted free run to silence
+        "lsd": lsd_ssr(reference, free_run, rate, match_gain=False)["lsd"],
+    }
 
 
 def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
-    scores = {f"snr_{ms}ms_db": snr_db(future[: rate * ms // 1000], x[: rate * ms // 1000]) for ms in SNR_WINDOWS_MS}
+    scores = {
+        f"snr_{ms}ms_db": snr_db(future[: rate * ms // 1000], x[: rate * ms // 1000])
+        for ms in SNR_WINDOWS_MS
+    }
     scores["lsd"] = log_spectral_distance(future, x, rate)["lsd"]
     return scores
 
 
-def _pictures(folder: Path, stem: str, reference, candidates, high, nyquist, history, future, continuations,
-              low_rate, full: Fitted) -> None:
+def _pictures(
+    folder: Path,
+    stem: str,
+    reference,
+    candidates,
+    high,
+    nyquist,
+    history,
+    future,
+    continuations,
+    low_rate,
+    full: Fitted,
+) -> None:
     shown = {k: candidates[k] for k in ("sonode", "sinc", "sinc_noise")}
-    save_comparison_png(folder / f"{stem}.upsampling.png", reference, shown, high,
-                        zoom_centers_s=[0.1, 0.5 * reference.shape[0] / high], title=f"{stem}: upsampling",
-                        dynamic_range_db=120.0, freq_marker_hz=nyquist)
-    save_band_png(folder / f"{stem}.above_nyquist.png", reference, shown, high, nyquist,
-                  title=f"{stem}: above the input's Nyquist frequency ({nyquist / 1000:g} kHz)")
-    joined = {k: np.concatenate([history, continuations[k]]) for k in ("sonode", "lpc32_burg", "lpc256_burg")}
+    save_comparison_png(
+        folder / f"{stem}.upsampling.png",
+        reference,
+        shown,
+        high,
+        zoom_centers_s=[0.1, 0.5 * reference.shape[0] / high],
+        title=f"{stem}: upsampling",
+        dynamic_range_db=120.0,
+        freq_marker_hz=nyquist,
+    )
+    save_band_png(
+        folder / f"{stem}.above_nyquist.png",
+        reference,
+        shown,
+        high,
+        nyquist,
+        title=f"{stem}: above the input's Nyquist frequency ({nyquist / 1000:g} kHz)",
+    )
+    joined = {
+        k: np.concatenate([history, continuations[k]])
+        for k in ("sonode", "lpc32_burg", "lpc256_burg")
+    }
     start_s = history.shape[0] / low_rate
-    save_comparison_png(folder / f"{stem}.continuation.png", np.concatenate([history, future]), joined, low_rate,
-                        zoom_centers_s=[start_s, start_s + 0.02], marker_s=start_s,
-                        running_snr_window_s=0.005, title=f"{stem}: continuation")
+    save_comparison_png(
+        folder / f"{stem}.continuation.png",
+        np.concatenate([history, future]),
+        joined,
+        low_rate,
+        zoom_centers_s=[start_s, start_s + 0.02],
+        marker_s=start_s,
+        running_snr_window_s=0.005,
+        title=f"{stem}: continuation",
+    )
     full.save_training_curve(folder / f"{stem}.fit.png", title=f"{stem}: training")
 
 
-def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptions = EvalOptions(),
-             on_clip: Callable[[str], None] | None = None, on_epoch: Callable | None = None, *,
-             force: bool = False, map_clips: Callable[..., list[dict[str, Any]]] | None = None,
-             command: str = "sonode eval") -> dict[str, Any]:
+def evaluate(
+    paths: list[str | Path],
+    report_dir: str | Path,
+    options: EvalOptions = EvalOptions(),
+    on_clip: Callable[[str], None] | None = None,
+    on_epoch: Callable | None = None,
+    *,
+    force: bool = False,
+    map_clips: Callable[..., list[dict[str, Any]]] | None = None,
+    command: str = "sonode eval",
+) -> dict[str, Any]:
     """`evaluate_clip` over several clips; writes results.json, results.md and the pictures.
 
     Every output path is checked before the first fit: two clips may not share a stem, and an
@@ -233,10 +353,17 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
                 on_clip(str(path))
             clips.append(evaluate_clip(path, options, folder, on_epoch))
     pages = [c.pop("page") for c in clips if "page" in c]
-    results = {"options": {k: v for k, v in options.__dict__.items()}, "clips": clips,
-               "median": {task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")}}
+    results = {
+        "options": {k: v for k, v in options.__dict__.items()},
+        "clips": clips,
+        "median": {
+            task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")
+        },
+    }
     results["median"]["reconstruction"] = {
-        k: statistics.median(c["reconstruction"][k] for c in clips) for k in clips[0]["reconstruction"]}
+        k: statistics.median(c["reconstruction"][k] for c in clips)
+        for k in clips[0]["reconstruction"]
+    }
     with atomic_write(folder / "results.json") as tmp:
         tmp.write_text(json.dumps({**results, "written_by": sonode_marker()}, indent=2) + "\n")
     with atomic_write(folder / "results.md") as tmp:
@@ -245,13 +372,20 @@ def evaluate(paths: list[str | Path], report_dir: str | Path, options: EvalOptio
         from sonode.evaluation.report_run import run_info, write_page
 
         run = run_info(command, results["options"], pages, time.perf_counter() - began)
-        write_page(folder, "sonode evaluation: " + ", ".join(p["title"] for p in pages), pages, run,
-                   protect=tuple(str(p) for p in paths), force=force)
+        write_page(
+            folder,
+            "sonode evaluation: " + ", ".join(p["title"] for p in pages),
+            pages,
+            run,
+            protect=tuple(str(p) for p in paths),
+            force=force,
+        )
     return results
 
 
-def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float | None,
-                      horizon_s: float | None = None) -> None:
+def check_eval_inputs(
+    paths: list[str | Path], low_rate: int, duration_s: float | None, horizon_s: float | None = None
+) -> None:
     """Check every clip before the first fit, from its header: a regular audio file, a rate above
     ``low_rate`` with a ratio that can be filtered, a length the fits can hold, and room for the
     continuation's horizon (half the clip at most).
@@ -261,8 +395,8 @@ def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float 
     """
     from sonode.io.checks import libsndfile_error
     from sonode.io.clip import RESAMPLE_KW
-    from sonode.sinc import check_resample_cost
     from sonode.model.train import max_fit_samples
+    from sonode.sinc import check_resample_cost
 
     for path in paths:
         file = Path(path)
@@ -272,17 +406,23 @@ def check_eval_inputs(paths: list[str | Path], low_rate: int, duration_s: float 
         except (soundfile.LibsndfileError, RuntimeError) as err:
             raise libsndfile_error(file, err) from err
         if low_rate >= info.samplerate and horizon_s is not None:
-            raise ValueError(f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "
-                             "upsampling task")
+            raise ValueError(
+                f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "
+                "upsampling task"
+            )
         check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
         seconds = info.duration if duration_s is None else min(duration_s, info.duration)
         n_low = int(seconds * low_rate)
         if n_low > max_fit_samples():
-            raise LimitError(f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples()} "
-                             "a fit can hold; lower --duration")
+            raise LimitError(
+                f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples()} "
+                "a fit can hold; lower --duration"
+            )
         if horizon_s is not None and round(horizon_s * low_rate) >= n_low // 2:
-            raise ValueError(f"--horizon-s {horizon_s:g} must be shorter than half of the part of {file} used "
-                             f"({seconds:.3f} s at most; see --duration)")
+            raise ValueError(
+                f"--horizon-s {horizon_s:g} must be shorter than half of the part of {file} used "
+                f"({seconds:.3f} s at most; see --duration)"
+            )
 
 
 def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
@@ -290,53 +430,100 @@ def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
     for path in paths:
         stem = Path(path).stem
         if stem.lower() in stems:
-            raise OutputPathError(f"{stems[stem.lower()]} and {path} would both write {stem}.*.png in {folder}; "
-                                  "rename one of them")
+            raise OutputPathError(
+                f"{stems[stem.lower()]} and {path} would both write {stem}.*.png in {folder}; "
+                "rename one of them"
+            )
         stems[stem.lower()] = path
-    names = ["results.json", "results.md"] + [f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES]
+    names = ["results.json", "results.md"] + [
+        f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES
+    ]
     for name in names:
         check_output_path(folder / name, paths, force=force)
 
 
 def _medians(per_clip: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    return {method: {metric: statistics.median(c[method][metric] for c in per_clip) for metric in scores}
-            for method, scores in per_clip[0].items()}
+    return {
+        method: {
+            metric: statistics.median(c[method][metric] for c in per_clip) for metric in scores
+        }
+        for method, scores in per_clip[0].items()
+    }
 
 
 def results_markdown(results: dict[str, Any]) -> str:
     """The result tables: one per task, a row per method (median over clips), then per clip."""
     opts = results["options"]
-    lines = [f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
-             f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.", ""]
-    tables = [("Upsampling (to each clip's own rate; LSD as ssr_eval, gains matched)", "upsampling",
-               ["snr_db", "lsd", "lsd_below", "lsd_above", "energy_above_vs_truth_db"]),
-              ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"])]
+    lines = [
+        f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
+        f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.",
+        "",
+    ]
+    tables = [
+        (
+            "Upsampling (to each clip's own rate; LSD as ssr_eval, gains matched)",
+            "upsampling",
+            ["snr_db", "lsd", "lsd_below", "lsd_above", "energy_above_vs_truth_db"],
+        ),
+        ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]),
+    ]
     for title, task, metrics in tables:
-        lines += [f"### {title}", "", "| method | " + " | ".join(metrics) + " |",
-                  "|---" * (len(metrics) + 1) + "|"]
+        lines += [
+            f"### {title}",
+            "",
+            "| method | " + " | ".join(metrics) + " |",
+            "|---" * (len(metrics) + 1) + "|",
+        ]
         for method, scores in results["median"][task].items():
             lines.append(f"| {method} | " + " | ".join(f"{scores[m]:.2f}" for m in metrics) + " |")
         lines.append("")
-    lines += ["### Reconstruction (sonode)", "", "| clip | SNR dB | discretisation dB | "
-              "initial (linear) dB | epochs | fit time s |", "|---|---|---|---|---|---|"]
+    lines += [
+        "### Reconstruction (sonode)",
+        "",
+        "| clip | SNR dB | discretisation dB | initial (linear) dB | epochs | fit time s |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in results["clips"]:
         r = c["reconstruction"]
-        lines.append(f"| {c['clip']} | {r['snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
-                     f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |")
-    lines += ["", "### One trajectory (sonode's free run from its trajectory state over the fitted clip)", "",
-              "| clip | SNR dB | worst 100 ms level error dB | LSD |", "|---|---|---|---|"]
+        lines.append(
+            f"| {c['clip']} | {r['snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
+            f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "### One trajectory (sonode's free run from its trajectory state over the fitted clip)",
+        "",
+        "| clip | SNR dB | worst 100 ms level error dB | LSD |",
+        "|---|---|---|---|",
+    ]
     for c in results["clips"]:
         t = c["trajectory"]
-        lines.append(f"| {c['clip']} | {t['snr_db']:.2f} | {t['level_error_db']:.1f} | {t['lsd']:.2f} |")
+        lines.append(
+            f"| {c['clip']} | {t['snr_db']:.2f} | {t['level_error_db']:.1f} | {t['lsd']:.2f} |"
+        )
     metrics = [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]
-    lines += ["", "### Per clip: sonode vs the best Burg order (256–2048) per column", "",
-              "| clip | upsampling SNR sonode / sinc | continuation " + " / ".join(metrics) + ": sonode | best Burg |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "### Per clip: sonode vs the best Burg order (256–2048) per column",
+        "",
+        "| clip | upsampling SNR sonode / sinc | continuation "
+        + " / ".join(metrics)
+        + ": sonode | best Burg |",
+        "|---|---|---|---|",
+    ]
     for c in results["clips"]:
         u, k = c["upsampling"], c["continuation"]
-        burgs = [scores for name, scores in k.items() if name.endswith("_burg") and int(name[3:-5]) >= 256]
+        burgs = [
+            scores
+            for name, scores in k.items()
+            if name.endswith("_burg") and int(name[3:-5]) >= 256
+        ]
         best = [max(b[m] for b in burgs) for m in metrics[:-1]] + [min(b["lsd"] for b in burgs)]
-        lines.append(f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
-                     + " / ".join(f"{k['sonode'][m]:.2f}" for m in metrics) + " | "
-                     + " / ".join(f"{v:.2f}" for v in best) + " |")
+        lines.append(
+            f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
+            + " / ".join(f"{k['sonode'][m]:.2f}" for m in metrics)
+            + " | "
+            + " / ".join(f"{v:.2f}" for v in best)
+            + " |"
+        )
     return "\n".join(lines) + "\n"

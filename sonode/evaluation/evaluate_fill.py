@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
+from sonode.dsp.metrics import POWER_FLOOR, snr_db
 from sonode.io.clip import read_clip
 from sonode.io.fileutil import atomic_write, markdown_marker, write_json
 from sonode.tasks.fill import FillSettings, Gap, fill_one
 from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
-from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
-from sonode.dsp.metrics import POWER_FLOOR, snr_db
 
 GAP_LENGTHS_MS = (10, 20, 40, 80)
 METHOD_ORDER = tuple(FILL_METHODS)
@@ -47,7 +48,10 @@ def gap_lsd(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 def seam_step_ratio(filled: np.ndarray, gap: Gap, typical_step: float) -> float:
     """Largest |step| entering and leaving the gap in ``filled`` over ``typical_step``."""
-    steps = [abs(filled[gap.start] - filled[gap.start - 1]), abs(filled[gap.end] - filled[gap.end - 1])]
+    steps = [
+        abs(filled[gap.start] - filled[gap.start - 1]),
+        abs(filled[gap.end] - filled[gap.end - 1]),
+    ]
     return float(max(steps) / typical_step)
 
 
@@ -65,10 +69,16 @@ def gap_positions(x: np.ndarray, rate: int, n_gap: int, count: int, margin: int)
     return sounding[np.round(np.linspace(0, sounding.size - 1, count)).astype(int)].tolist()
 
 
-def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSettings,
-                  lengths_ms: tuple[int, ...] = GAP_LENGTHS_MS, n_positions: int = 5,
-                  methods: tuple[str, ...] = DEFAULT_METHODS, sonode_positions: int | None = None,
-                  on_gap: Callable[[str], None] | None = None) -> dict[str, Any]:
+def evaluate_fill(
+    paths: list[str | Path],
+    rate: int | None,
+    settings: FillSettings,
+    lengths_ms: tuple[int, ...] = GAP_LENGTHS_MS,
+    n_positions: int = 5,
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    sonode_positions: int | None = None,
+    on_gap: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Score ``methods`` on gaps punched into each clip (read at ``rate``, None = its own).
 
     Args:
@@ -85,35 +95,69 @@ def evaluate_fill(paths: list[str | Path], rate: int | None, settings: FillSetti
         typical_step = float(np.quantile(np.abs(np.diff(x)), 0.99))
         for length_ms in lengths_ms:
             n_gap = int(round(length_ms * sr / 1000))
-            for k, start in enumerate(gap_positions(x, sr, n_gap, n_positions, JANSSEN_CONTEXT_SAMPLES)):
+            for k, start in enumerate(
+                gap_positions(x, sr, n_gap, n_positions, JANSSEN_CONTEXT_SAMPLES)
+            ):
                 gap = Gap(start, start + n_gap)
-                left = x[max(0, start - int(round(settings.context_s * sr))): start]
-                right = x[gap.end: gap.end + int(round(settings.context_s * sr))]
+                left = x[max(0, start - int(round(settings.context_s * sr))) : start]
+                right = x[gap.end : gap.end + int(round(settings.context_s * sr))]
                 for method in methods:
-                    if method == "sonode_fit" and sonode_positions is not None and k >= sonode_positions:
+                    if (
+                        method == "sonode_fit"
+                        and sonode_positions is not None
+                        and k >= sonode_positions
+                    ):
                         continue
                     if on_gap is not None:
                         on_gap(f"{Path(path).name} {sr} Hz {length_ms} ms #{k} {method}")
                     begin = time.perf_counter()
                     if method.startswith("sonode"):  # its own context (settings.context_s per side)
-                        estimate = fill_one(left, right, n_gap, sr, replace(settings, method=method))
+                        estimate = fill_one(
+                            left, right, n_gap, sr, replace(settings, method=method)
+                        )
                     else:  # the classical fillers get their own 4096-sample context
-                        wide = x[max(0, start - JANSSEN_CONTEXT_SAMPLES): gap.end + JANSSEN_CONTEXT_SAMPLES]
+                        wide = x[
+                            max(0, start - JANSSEN_CONTEXT_SAMPLES) : gap.end
+                            + JANSSEN_CONTEXT_SAMPLES
+                        ]
                         offset = start - max(0, start - JANSSEN_CONTEXT_SAMPLES)
-                        estimate = fill_one(wide[:offset], wide[offset + n_gap:], n_gap, sr,
-                                            FillSettings(method=method))
+                        estimate = fill_one(
+                            wide[:offset],
+                            wide[offset + n_gap :],
+                            n_gap,
+                            sr,
+                            FillSettings(method=method),
+                        )
                     seconds = time.perf_counter() - begin
                     filled = x.copy()
-                    filled[gap.start: gap.end] = estimate
-                    truth = x[gap.start: gap.end]
-                    records.append({"clip": Path(path).name, "rate": sr, "length_ms": length_ms, "position": k,
-                                    "start_s": start / sr, "method": method, "snr_db": snr_db(truth, estimate),
-                                    "lsd": gap_lsd(truth, estimate),
-                                    "seam_step": seam_step_ratio(filled, gap, typical_step), "time_s": seconds})
-    return {"settings": {"context_s": settings.context_s, "budget_s": settings.budget_s, "steps": settings.steps,
-                         "orders": settings.orders, "residual": settings.residual,
-                         "fit_options": settings.fit_options},
-            "gaps": records, "median": medians(records)}
+                    filled[gap.start : gap.end] = estimate
+                    truth = x[gap.start : gap.end]
+                    records.append(
+                        {
+                            "clip": Path(path).name,
+                            "rate": sr,
+                            "length_ms": length_ms,
+                            "position": k,
+                            "start_s": start / sr,
+                            "method": method,
+                            "snr_db": snr_db(truth, estimate),
+                            "lsd": gap_lsd(truth, estimate),
+                            "seam_step": seam_step_ratio(filled, gap, typical_step),
+                            "time_s": seconds,
+                        }
+                    )
+    return {
+        "settings": {
+            "context_s": settings.context_s,
+            "budget_s": settings.budget_s,
+            "steps": settings.steps,
+            "orders": settings.orders,
+            "residual": settings.residual,
+            "fit_options": settings.fit_options,
+        },
+        "gaps": records,
+        "median": medians(records),
+    }
 
 
 def results_plan(clips: list[str | Path], folder: str | Path, force: bool):
@@ -126,8 +170,9 @@ def results_plan(clips: list[str | Path], folder: str | Path, force: bool):
     return plan
 
 
-def write_results(results: dict[str, Any], folder: str | Path, clips: list[str | Path] = (),
-                  force: bool = False) -> None:
+def write_results(
+    results: dict[str, Any], folder: str | Path, clips: list[str | Path] = (), force: bool = False
+) -> None:
     """Write results.json and results.md (the `fill_markdown` table) into ``folder``, atomically,
     with sonode's marker; an existing file sonode did not write is replaced only with ``force``."""
     folder = Path(folder)
@@ -145,8 +190,10 @@ def medians(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, floa
         groups.setdefault((r["method"], f"{r['rate']} Hz {r['length_ms']} ms"), []).append(r)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (method, key), rows in groups.items():
-        out.setdefault(method, {})[key] = {m: statistics.median(r[m] for r in rows)
-                                           for m in ("snr_db", "lsd", "seam_step", "time_s")} | {"n": len(rows)}
+        out.setdefault(method, {})[key] = {
+            m: statistics.median(r[m] for r in rows)
+            for m in ("snr_db", "lsd", "seam_step", "time_s")
+        } | {"n": len(rows)}
     return out
 
 
@@ -154,13 +201,21 @@ def fill_markdown(results: dict[str, Any]) -> str:
     """One table: a row per rate and gap length, median SNR / LSD / seam step per method."""
     med = results["median"]
     methods = [m for m in METHOD_ORDER if m in med]
-    keys = sorted({k for m in methods for k in med[m]}, key=lambda k: (int(k.split()[0]), int(k.split()[2])))
-    lines = ["| rate, gap | " + " | ".join(f"{m} SNR dB / LSD / seam (n)" for m in methods) + " |",
-             "|---" * (len(methods) + 1) + "|"]
+    keys = sorted(
+        {k for m in methods for k in med[m]}, key=lambda k: (int(k.split()[0]), int(k.split()[2]))
+    )
+    lines = [
+        "| rate, gap | " + " | ".join(f"{m} SNR dB / LSD / seam (n)" for m in methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+    ]
     for key in keys:
         cells = []
         for m in methods:
             s = med[m].get(key)
-            cells.append("–" if s is None else f"{s['snr_db']:.2f} / {s['lsd']:.2f} / {s['seam_step']:.2f} ({s['n']})")
+            cells.append(
+                "–"
+                if s is None
+                else f"{s['snr_db']:.2f} / {s['lsd']:.2f} / {s['seam_step']:.2f} ({s['n']})"
+            )
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -63,63 +63,137 @@ def field_zeroed(model):
     with torch.no_grad():
         # every learned field of the model (its own, and a continuation's where the model has one)
         for module in zeroed.modules():
-            if hasattr(module, "is_zero") and isinstance(getattr(module, "mlp", None), torch.nn.Sequential):
+            if hasattr(module, "is_zero") and isinstance(
+                getattr(module, "mlp", None), torch.nn.Sequential
+            ):
                 module.mlp[-1].weight.zero_()
                 module.mlp[-1].bias.zero_()
     return zeroed
 
 
-def listen_group(w: MediaWriter, stem: str, clip: np.ndarray, recon: np.ndarray, zeroed: np.ndarray,
-                 rate: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def listen_group(
+    w: MediaWriter, stem: str, clip: np.ndarray, recon: np.ndarray, zeroed: np.ndarray, rate: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Input, reconstruction and the untrained start's reconstruction, all (n,) at ``rate`` Hz."""
-    versions = [Version("input", "truth", clip, "what was fitted"),
-                Version("sonode", "sonode", recon, "reconstruction (fitted model)"),
-                Version("untrained start", "baseline", zeroed, "same model, learned field zeroed")]
+    versions = [
+        Version("input", "truth", clip, "what was fitted"),
+        Version("sonode", "sonode", recon, "reconstruction (fitted model)"),
+        Version("untrained start", "baseline", zeroed, "same model, learned field zeroed"),
+    ]
     entries, offset_s = w.versions(f"{stem}.listen", versions, rate)
-    rows = [numbers_row("reconstruction", "SNR dB", snr_db(clip, recon), "untrained start", snr_db(clip, zeroed),
-                        True)]
-    return {"id": "listen", "title": "Input and reconstruction", "versions": entries, "offset_s": offset_s,
-            "rate": rate, "loops": [], "figures": []}, rows
+    rows = [
+        numbers_row(
+            "reconstruction",
+            "SNR dB",
+            snr_db(clip, recon),
+            "untrained start",
+            snr_db(clip, zeroed),
+            True,
+        )
+    ]
+    return {
+        "id": "listen",
+        "title": "Input and reconstruction",
+        "versions": entries,
+        "offset_s": offset_s,
+        "rate": rate,
+        "loops": [],
+        "figures": [],
+    }, rows
 
 
-def upsampling_group(w: MediaWriter, stem: str, low_rate: int, rate: int, outputs: Mapping[str, np.ndarray],
-                     truth: np.ndarray | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def upsampling_group(
+    w: MediaWriter,
+    stem: str,
+    low_rate: int,
+    rate: int,
+    outputs: Mapping[str, np.ndarray],
+    truth: np.ndarray | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """sonode's upsampling beside sinc and sinc + shaped noise (``outputs``: name -> (n,) at ``rate``),
     and the full-band ``truth`` when there is one; spectrograms from the input's Nyquist up."""
     nyquist = low_rate / 2
-    labels = {"sonode": ("sonode", "sonode", "input band kept, band above synthesised"),
-              "sinc": ("sinc", "baseline", "windowed-sinc interpolation: nothing above the input's band"),
-              "sinc_noise": ("sinc + shaped noise", "baseline", "noise shaped like the input's top octave")}
-    versions = [] if truth is None else [Version("truth (full band)", "truth", truth, f"the clip at {rate} Hz")]
-    versions += [Version(labels[k][0], labels[k][1], outputs[k], labels[k][2]) for k in labels if k in outputs]
+    labels = {
+        "sonode": ("sonode", "sonode", "input band kept, band above synthesised"),
+        "sinc": ("sinc", "baseline", "windowed-sinc interpolation: nothing above the input's band"),
+        "sinc_noise": (
+            "sinc + shaped noise",
+            "baseline",
+            "noise shaped like the input's top octave",
+        ),
+    }
+    versions = (
+        []
+        if truth is None
+        else [Version("truth (full band)", "truth", truth, f"the clip at {rate} Hz")]
+    )
+    versions += [
+        Version(labels[k][0], labels[k][1], outputs[k], labels[k][2])
+        for k in labels
+        if k in outputs
+    ]
     entries, offset_s = w.versions(f"{stem}.upsampling", versions, rate)
     start = int(round(offset_s * rate))
     n = int(round(entries[0]["duration_s"] * rate))
-    shown = {v.label: v.samples[start: start + n] for v in versions}
+    shown = {v.label: v.samples[start : start + n] for v in versions}
     picture = w.picture(f"{stem}.upsampling.spectrograms")
-    plot_spectrograms(picture, shown, rate, min_freq_hz=nyquist, freq_marker_hz=nyquist, dynamic_range_db=100.0)
-    figures = [figure_entry(w, picture, f"Spectrograms above {nyquist / 1000:g} kHz of "
-                            + ", ".join(shown), f"Above the input's Nyquist frequency ({nyquist / 1000:g} kHz); "
-                            "sinc has nothing there by construction.")]
+    plot_spectrograms(
+        picture, shown, rate, min_freq_hz=nyquist, freq_marker_hz=nyquist, dynamic_range_db=100.0
+    )
+    figures = [
+        figure_entry(
+            w,
+            picture,
+            f"Spectrograms above {nyquist / 1000:g} kHz of " + ", ".join(shown),
+            f"Above the input's Nyquist frequency ({nyquist / 1000:g} kHz); "
+            "sinc has nothing there by construction.",
+        )
+    ]
     rows = []
     if truth is not None:
         # sonode's LSD (numpy, 1e-10 power floor; "lsd5" in `sonode eval`'s results), not ssr_eval's, whose
         # librosa import alone costs ~1 s of CPU, a tenth of this whole page
-        scores = {k: log_spectral_distance(truth, outputs[k], rate, split_hz=nyquist)
-                  for k in ("sonode", "sinc", "sinc_noise")}
+        scores = {
+            k: log_spectral_distance(truth, outputs[k], rate, split_hz=nyquist)
+            for k in ("sonode", "sinc", "sinc_noise")
+        }
         snrs = {k: snr_db(truth, outputs[k]) for k in scores}
         for base in ("sinc", "sinc_noise"):
             rows.append(numbers_row("upsampling", "SNR dB", snrs["sonode"], base, snrs[base], True))
-            rows.append(numbers_row("upsampling", "LSD", scores["sonode"]["lsd"], base, scores[base]["lsd"], False))
-            rows.append(numbers_row("upsampling", "LSD above Nyquist", scores["sonode"]["lsd_above"], base,
-                                    scores[base]["lsd_above"], False))
+            rows.append(
+                numbers_row(
+                    "upsampling", "LSD", scores["sonode"]["lsd"], base, scores[base]["lsd"], False
+                )
+            )
+            rows.append(
+                numbers_row(
+                    "upsampling",
+                    "LSD above Nyquist",
+                    scores["sonode"]["lsd_above"],
+                    base,
+                    scores[base]["lsd_above"],
+                    False,
+                )
+            )
     title = f"Upsampling {low_rate / 1000:g} kHz → {rate / 1000:g} kHz"
-    return {"id": "upsampling", "title": title, "versions": entries, "offset_s": offset_s, "rate": rate,
-            "loops": [], "figures": figures}, rows
+    return {
+        "id": "upsampling",
+        "title": title,
+        "versions": entries,
+        "offset_s": offset_s,
+        "rate": rate,
+        "loops": [],
+        "figures": figures,
+    }, rows
 
 
-def best_burg(history: np.ndarray, rate: int, n_out: int, future: np.ndarray | None = None,
-              signals: Mapping[str, np.ndarray] | None = None) -> tuple[str, np.ndarray]:
+def best_burg(
+    history: np.ndarray,
+    rate: int,
+    n_out: int,
+    future: np.ndarray | None = None,
+    signals: Mapping[str, np.ndarray] | None = None,
+) -> tuple[str, np.ndarray]:
     """The best Burg continuation of ``history`` (n_out samples) and its name, e.g. "Burg 1024".
 
     With a ``future`` (the truth) the best is the highest SNR over the first 20 ms among
@@ -132,38 +206,74 @@ def best_burg(history: np.ndarray, rate: int, n_out: int, future: np.ndarray | N
         best = max(names, key=lambda k: snr_db(future[:n], signals[k][:n]))
         return f"Burg {int(best[3:-5])}", signals[best]
     held = int(round(BURG_VALIDATION_S * rate))
-    orders = [p for p in BURG_ORDERS if 2 * p < history.size - held] or [min(BURG_ORDERS[0], history.size // 4)]
-    order = max(orders, key=lambda p: snr_db(history[-held:], lpc_continue(history[:-held], p, held)))
+    orders = [p for p in BURG_ORDERS if 2 * p < history.size - held] or [
+        min(BURG_ORDERS[0], history.size // 4)
+    ]
+    order = max(
+        orders, key=lambda p: snr_db(history[-held:], lpc_continue(history[:-held], p, held))
+    )
     return f"Burg {order}", lpc_continue(history, order, n_out)
 
 
-def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int, context_s: float,
-                       outputs: Mapping[str, np.ndarray], future: np.ndarray | None
-                       ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def continuation_group(
+    w: MediaWriter,
+    stem: str,
+    history: np.ndarray,
+    rate: int,
+    context_s: float,
+    outputs: Mapping[str, np.ndarray],
+    future: np.ndarray | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The clip's last ``context_s`` followed by each continuation (``outputs``: label -> (horizon,),
     sonode's under "sonode"), with the ``future`` (truth) when known: players, waveform, horizon curve."""
-    context = history[-int(round(context_s * rate)):]
+    context = history[-int(round(context_s * rate)) :]
     joined = {label: np.concatenate([context, x]) for label, x in outputs.items()}
-    versions = [] if future is None else [Version("truth", "truth", np.concatenate([context, future]))]
-    versions += [Version(label, "sonode" if label == "sonode" else "baseline", x) for label, x in joined.items()]
+    versions = (
+        [] if future is None else [Version("truth", "truth", np.concatenate([context, future]))]
+    )
+    versions += [
+        Version(label, "sonode" if label == "sonode" else "baseline", x)
+        for label, x in joined.items()
+    ]
     end_s = context.size / rate
     horizon_s = min(x.size for x in outputs.values()) / rate
-    entries, offset_s = w.versions(f"{stem}.continuation", versions, rate, span=(0, min(v.samples.size for v in versions)))
-    loops = [{"label": "around the clip's end", "start_s": max(0.0, end_s - LOOP_MARGIN_S),
-              "end_s": min(end_s + horizon_s, end_s + 2 * LOOP_MARGIN_S)}]
+    entries, offset_s = w.versions(
+        f"{stem}.continuation", versions, rate, span=(0, min(v.samples.size for v in versions))
+    )
+    loops = [
+        {
+            "label": "around the clip's end",
+            "start_s": max(0.0, end_s - LOOP_MARGIN_S),
+            "end_s": min(end_s + horizon_s, end_s + 2 * LOOP_MARGIN_S),
+        }
+    ]
     shown = {("truth" if v.role == "truth" else v.label): v.samples for v in versions}
     figure = new_figure(10.0, 5.6)
     top, bottom = figure.subplots(2, 1)
-    plot_waveform_overlay(top, shown, rate, center_s=end_s + 0.01, window_s=0.04, marker_s=end_s,
-                          marker_label="clip ends", title="the first 30 ms of the continuation")
+    plot_waveform_overlay(
+        top,
+        shown,
+        rate,
+        center_s=end_s + 0.01,
+        window_s=0.04,
+        marker_s=end_s,
+        marker_label="clip ends",
+        title="the first 30 ms of the continuation",
+    )
     frame = max(1, rate // 100)  # 10 ms: the level of each version over context and continuation
     palette = iter(LINE_COLORS)
     for label, x in shown.items():
         n_frames = x.size // frame
         rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
-        bottom.plot((np.arange(n_frames) + 0.5) * frame / rate, 20 * np.log10(rms + 1e-9), label=label,
-                    color="black" if label == "truth" else next(palette), linewidth=2.5 if label == "truth" else 1.2,
-                    alpha=0.5 if label == "truth" else 1.0, linestyle="--" if label == "untrained start" else "-")
+        bottom.plot(
+            (np.arange(n_frames) + 0.5) * frame / rate,
+            20 * np.log10(rms + 1e-9),
+            label=label,
+            color="black" if label == "truth" else next(palette),
+            linewidth=2.5 if label == "truth" else 1.2,
+            alpha=0.5 if label == "truth" else 1.0,
+            linestyle="--" if label == "untrained start" else "-",
+        )
     bottom.axvline(end_s, color="grey", linestyle="--", linewidth=1.2)
     bottom.set_xlabel("time (s)")
     bottom.set_ylabel("level (dB, 10 ms RMS)")
@@ -172,39 +282,74 @@ def continuation_group(w: MediaWriter, stem: str, history: np.ndarray, rate: int
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     path = w.picture(f"{stem}.continuation.waveform")
     save_figure(figure, path)
-    figures = [figure_entry(w, path, "Waveforms of the continuations after the clip's end",
-                            "Time 0 is the start of the context shown; the dashed line marks the clip's end.")]
+    figures = [
+        figure_entry(
+            w,
+            path,
+            "Waveforms of the continuations after the clip's end",
+            "Time 0 is the start of the context shown; the dashed line marks the clip's end.",
+        )
+    ]
     rows = []
     if future is not None:
         n = min(future.size, min(x.size for x in outputs.values()))
         steps = np.unique(np.linspace(max(1, rate // 1000), n, 100).astype(int))
-        curves = {label: (steps / rate, np.array([snr_db(future[:k], x[:k]) for k in steps]))
-                  for label, x in outputs.items()}
+        curves = {
+            label: (steps / rate, np.array([snr_db(future[:k], x[:k]) for k in steps]))
+            for label, x in outputs.items()
+        }
         path = w.picture(f"{stem}.continuation.horizon")
-        plot_running_snr(path, curves, title="SNR of the continuation over [0, horizon]", xlabel="horizon (s)")
-        figures.append(figure_entry(w, path, "SNR against horizon for each continuation",
-                                    "SNR over the first h seconds after the clip's end."))
+        plot_running_snr(
+            path, curves, title="SNR of the continuation over [0, horizon]", xlabel="horizon (s)"
+        )
+        figures.append(
+            figure_entry(
+                w,
+                path,
+                "SNR against horizon for each continuation",
+                "SNR over the first h seconds after the clip's end.",
+            )
+        )
         for label, x in outputs.items():
             if label == "sonode":
                 continue
             for ms in (5, 20, 50):
                 k = min(n, rate * ms // 1000)
-                rows.append(numbers_row("continuation", f"SNR {ms} ms dB", snr_db(future[:k], outputs["sonode"][:k]),
-                                        label, snr_db(future[:k], x[:k]), True))
+                rows.append(
+                    numbers_row(
+                        "continuation",
+                        f"SNR {ms} ms dB",
+                        snr_db(future[:k], outputs["sonode"][:k]),
+                        label,
+                        snr_db(future[:k], x[:k]),
+                        True,
+                    )
+                )
     note = ""
     if "untrained start" in outputs and "sonode" in outputs:
         a, b = outputs["sonode"], outputs["untrained start"]
         agreement = snr_db(a, b)
         if agreement > 40:  # say why two players sound the same instead of leaving it a puzzle
             same = "are identical" if not np.isfinite(agreement) else f"agree to {agreement:.0f} dB"
-            note = (f"sonode's continuation and the untrained start's {same}: the continuation ODE is "
-                    "identified in closed form from the clip's end, not trained.")
-    return {"id": "continuation", "title": f"Continuation ({1000 * horizon_s:.0f} ms past the end)", "note": note,
-            "versions": entries, "offset_s": offset_s, "rate": rate, "loops": loops, "figures": figures}, rows
+            note = (
+                f"sonode's continuation and the untrained start's {same}: the continuation ODE is "
+                "identified in closed form from the clip's end, not trained."
+            )
+    return {
+        "id": "continuation",
+        "title": f"Continuation ({1000 * horizon_s:.0f} ms past the end)",
+        "note": note,
+        "versions": entries,
+        "offset_s": offset_s,
+        "rate": rate,
+        "loops": loops,
+        "figures": figures,
+    }, rows
 
 
-def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tuple[int, ...]
-               ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def fill_group(
+    w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tuple[int, ...]
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """Gaps of ``gaps_ms`` punched into the sounding part of ``x`` (n,) and filled by sonode
     (`sonode.fill`) and gap-wise Janssen; None when the clip has no room for them."""
     from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
@@ -217,48 +362,89 @@ def fill_group(w: MediaWriter, stem: str, x: np.ndarray, rate: int, gaps_ms: tup
     for i, ms in enumerate(sorted(gaps_ms)):
         n_gap = int(round(ms * rate / 1000))
         # spread: the i-th gap at the i-th of len(gaps_ms) evenly spaced sounding positions
-        starts = [s for s in gap_positions(x, rate, n_gap, len(gaps_ms), margin)
-                  if all(s + n_gap + margin <= a or s >= b + margin for a, b in gaps)]
+        starts = [
+            s
+            for s in gap_positions(x, rate, n_gap, len(gaps_ms), margin)
+            if all(s + n_gap + margin <= a or s >= b + margin for a, b in gaps)
+        ]
         if not starts:
             continue
         start = starts[min(i, len(starts) - 1)]
         gaps.append((start, start + n_gap))
-        left, right = x[max(0, start - context): start], x[start + n_gap: start + n_gap + context]
-        sonode_fill[start: start + n_gap] = fill_one(left, right, n_gap, rate, FillSettings())
-        wide_l = x[max(0, start - JANSSEN_CONTEXT_SAMPLES): start]
-        wide_r = x[start + n_gap: start + n_gap + JANSSEN_CONTEXT_SAMPLES]
-        janssen_fill[start: start + n_gap] = fill_one(wide_l, wide_r, n_gap, rate, FillSettings(method="janssen"))
+        left, right = x[max(0, start - context) : start], x[start + n_gap : start + n_gap + context]
+        sonode_fill[start : start + n_gap] = fill_one(left, right, n_gap, rate, FillSettings())
+        wide_l = x[max(0, start - JANSSEN_CONTEXT_SAMPLES) : start]
+        wide_r = x[start + n_gap : start + n_gap + JANSSEN_CONTEXT_SAMPLES]
+        janssen_fill[start : start + n_gap] = fill_one(
+            wide_l, wide_r, n_gap, rate, FillSettings(method="janssen")
+        )
     if not gaps:
         return None
     gaps.sort()
-    versions = [Version("truth", "truth", x, "the clip before the gaps were made"),
-                Version("sonode", "sonode", sonode_fill, "sonode fill (two-sided trajectory)"),
-                Version("Janssen", "baseline", janssen_fill, "gap-wise Janssen (AR interpolation)")]
+    versions = [
+        Version("truth", "truth", x, "the clip before the gaps were made"),
+        Version("sonode", "sonode", sonode_fill, "sonode fill (two-sided trajectory)"),
+        Version("Janssen", "baseline", janssen_fill, "gap-wise Janssen (AR interpolation)"),
+    ]
     entries, offset_s = w.versions(f"{stem}.fill", versions, rate, span=(0, x.size))
     figure = new_figure(10.0, 2.6 * len(gaps))
     rows, loops = [], []
-    for ax, (a, b) in zip(np.atleast_1d(figure.subplots(len(gaps), 1)), gaps):
+    for ax, (a, b) in zip(np.atleast_1d(figure.subplots(len(gaps), 1)), gaps, strict=False):
         ms = 1000 * (b - a) / rate
         shown = {"truth": x, "sonode": sonode_fill, "Janssen": janssen_fill}
         width_s = (b - a) / rate + 2 * GAP_MARGIN_S
-        plot_waveform_overlay(ax, shown, rate, center_s=(a + b) / 2 / rate, window_s=width_s,
-                              title=f"{ms:.0f} ms gap at {a / rate:.3f} s")
+        plot_waveform_overlay(
+            ax,
+            shown,
+            rate,
+            center_s=(a + b) / 2 / rate,
+            window_s=width_s,
+            title=f"{ms:.0f} ms gap at {a / rate:.3f} s",
+        )
         ax.axvspan(1000 * a / rate, 1000 * b / rate, color="gold", alpha=0.25, label="gap")
-        loops.append({"label": f"{ms:.0f} ms gap at {a / rate:.2f} s", "start_s": max(0.0, a / rate - LOOP_MARGIN_S),
-                      "end_s": min(x.size / rate, b / rate + LOOP_MARGIN_S)})
+        loops.append(
+            {
+                "label": f"{ms:.0f} ms gap at {a / rate:.2f} s",
+                "start_s": max(0.0, a / rate - LOOP_MARGIN_S),
+                "end_s": min(x.size / rate, b / rate + LOOP_MARGIN_S),
+            }
+        )
         truth = x[a:b]
         for metric, f, better in (("SNR dB", snr_db, True), ("LSD", gap_lsd, False)):
-            rows.append(numbers_row(f"fill {ms:.0f} ms", metric, f(truth, sonode_fill[a:b]), "Janssen",
-                                    f(truth, janssen_fill[a:b]), better))
+            rows.append(
+                numbers_row(
+                    f"fill {ms:.0f} ms",
+                    metric,
+                    f(truth, sonode_fill[a:b]),
+                    "Janssen",
+                    f(truth, janssen_fill[a:b]),
+                    better,
+                )
+            )
     path = w.picture(f"{stem}.fill.gaps")
     save_figure(figure, path)
-    figures = [figure_entry(w, path, "Waveform zooms of each made gap: truth, sonode and Janssen",
-                            "The shaded band is the gap; the truth is the wide pale line.")]
-    return {"id": "fill", "title": "Fill (made gaps)", "versions": entries, "offset_s": offset_s, "rate": rate,
-            "loops": loops, "figures": figures}, rows
+    figures = [
+        figure_entry(
+            w,
+            path,
+            "Waveform zooms of each made gap: truth, sonode and Janssen",
+            "The shaded band is the gap; the truth is the wide pale line.",
+        )
+    ]
+    return {
+        "id": "fill",
+        "title": "Fill (made gaps)",
+        "versions": entries,
+        "offset_s": offset_s,
+        "rate": rate,
+        "loops": loops,
+        "figures": figures,
+    }, rows
 
 
-def model_figures(w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np.ndarray) -> list[dict[str, Any]]:
+def model_figures(
+    w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np.ndarray
+) -> list[dict[str, Any]]:
     """The training curve (when the model was trained) and the picture of the fitted model against
     its clip: the learned-dynamics panel where `sonode.plot.dynamics` exists, else `sonode plot`'s."""
     from sonode.plot import figures as plotting
@@ -277,11 +463,27 @@ def model_figures(w: MediaWriter, stem: str, fitted, clip: np.ndarray, recon: np
         dynamics = None
     if dynamics is not None:
         dynamics(path, fitted.model, title=f"{stem}: learned dynamics")
-        figures.append(figure_entry(w, path, "Decay and frequency of the strongest modes against their amplitude",
-                                    "Flat lines: linear dynamics (the untrained start); a decay crossing zero: a "
-                                    "limit cycle."))
+        figures.append(
+            figure_entry(
+                w,
+                path,
+                "Decay and frequency of the strongest modes against their amplitude",
+                "Flat lines: linear dynamics (the untrained start); a decay crossing zero: a "
+                "limit cycle.",
+            )
+        )
     else:
-        plotting.save_comparison_png(path, clip, {"sonode": recon[: clip.size]}, fitted.sample_rate,
-                                     [duration_s * f for f in (0.1, 0.5, 0.9)], title=f"{stem}: model vs clip")
-        figures.append(figure_entry(w, path, "Waveform zooms and spectrograms of the reconstruction against the clip"))
+        plotting.save_comparison_png(
+            path,
+            clip,
+            {"sonode": recon[: clip.size]},
+            fitted.sample_rate,
+            [duration_s * f for f in (0.1, 0.5, 0.9)],
+            title=f"{stem}: model vs clip",
+        )
+        figures.append(
+            figure_entry(
+                w, path, "Waveform zooms and spectrograms of the reconstruction against the clip"
+            )
+        )
     return figures

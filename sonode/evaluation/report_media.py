@@ -91,7 +91,9 @@ class MediaWriter:
     def __post_init__(self):
         self.folder = Path(self.folder)
         if self.audio_format not in AUDIO_FORMATS:
-            raise ValueError(f"audio format must be one of {', '.join(AUDIO_FORMATS)}, got {self.audio_format!r}")
+            raise ValueError(
+                f"audio format must be one of {', '.join(AUDIO_FORMATS)}, got {self.audio_format!r}"
+            )
         if not self.excerpt_s > 0:
             raise ValueError(f"excerpt length must be > 0 s, got {self.excerpt_s}")
 
@@ -112,7 +114,9 @@ class MediaWriter:
         peak = float(np.max(np.abs(x), initial=0.0))
         if peak > 1.0:
             x = x * (_PEAK / peak)
-        out = self.path(f"{subfolder + '/' if subfolder else ''}{safe_name(name)}.{self.audio_format}")
+        out = self.path(
+            f"{subfolder + '/' if subfolder else ''}{safe_name(name)}.{self.audio_format}"
+        )
         if self.audio_format == "flac":
             write_flac(out, x, rate, protect=self.protect, force=self.force)
         else:
@@ -120,8 +124,9 @@ class MediaWriter:
         self.written.append(out)
         return self.relative(out)
 
-    def versions(self, stem: str, versions: list[Version], rate: int, span: tuple[int, int] | None = None
-                 ) -> tuple[list[dict[str, Any]], float]:
+    def versions(
+        self, stem: str, versions: list[Version], rate: int, span: tuple[int, int] | None = None
+    ) -> tuple[list[dict[str, Any]], float]:
         """Write versions that are compared by ear; all are cut to one span so positions match.
 
         Args:
@@ -142,12 +147,23 @@ class MediaWriter:
         cut = [np.asarray(v.samples[start:end], dtype=np.float64) for v in versions]
         gains = matched_gains(cut)
         entries = []
-        for version, samples, gain in zip(versions, cut, gains):
+        for version, samples, gain in zip(versions, cut, gains, strict=False):
             name = f"{stem}.{safe_name(version.label)}"
             src = self.audio(name, samples, rate)
-            full = self.audio(name, version.samples[:n], rate, subfolder="full") if trimmed else None
-            entries.append({"label": version.label, "role": version.role, "note": version.note, "src": src,
-                            "full": full, "gain": gain, "duration_s": samples.size / rate})
+            full = (
+                self.audio(name, version.samples[:n], rate, subfolder="full") if trimmed else None
+            )
+            entries.append(
+                {
+                    "label": version.label,
+                    "role": version.role,
+                    "note": version.note,
+                    "src": src,
+                    "full": full,
+                    "gain": gain,
+                    "duration_s": samples.size / rate,
+                }
+            )
         return entries, start / rate
 
     def picture(self, name: str) -> Path:
@@ -161,10 +177,18 @@ def figure_entry(writer: MediaWriter, path: Path, alt: str, caption: str = "") -
     """A picture for the page: its relative path, size in pixels (for layout), alternative text, caption."""
     with open(path, "rb") as f:  # a PNG's IHDR chunk: width and height, big-endian, at bytes 16..24
         width, height = struct.unpack(">II", f.read(24)[16:24])
-    return {"src": writer.relative(path), "alt": alt, "caption": caption, "width": width, "height": height}
+    return {
+        "src": writer.relative(path),
+        "alt": alt,
+        "caption": caption,
+        "width": width,
+        "height": height,
+    }
 
 
-def check_report_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool) -> Path:
+def check_report_folder(
+    folder: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool
+) -> Path:
     """Refuse, before any work, a report folder whose index.html or media files sonode did not write.
 
     Raises:
@@ -181,22 +205,36 @@ def check_report_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Pat
     if media.is_dir() and not force:
         for path in sorted(media.rglob("*")):
             if path.is_file() and not path.name.startswith(".") and not written_by_sonode(path):
-                raise OutputPathError(f"refusing to write into {media}: {path} was not written by sonode; "
-                                      "choose another folder, or pass --force")
+                raise OutputPathError(
+                    f"refusing to write into {media}: {path} was not written by sonode; "
+                    "choose another folder, or pass --force"
+                )
     return out
 
 
-def numbers_row(task: str, metric: str, sonode: float | None, baseline: str, value: float | None,
-                higher_is_better: bool) -> dict[str, Any]:
+def numbers_row(
+    task: str,
+    metric: str,
+    sonode: float | None,
+    baseline: str,
+    value: float | None,
+    higher_is_better: bool,
+) -> dict[str, Any]:
     """One row of the numbers table. ``win``: True/False, or None when either figure is missing or
     not finite, or when they agree to TIE (a difference the table's two decimals cannot show)."""
     finite = sonode is not None and value is not None and np.isfinite(sonode) and np.isfinite(value)
     decided = finite and abs(sonode - value) >= TIE
     win = (sonode > value if higher_is_better else sonode < value) if decided else None
-    return {"task": task, "metric": metric, "sonode": _plain(sonode), "baseline": baseline,
-            "baseline_value": _plain(value), "higher_is_better": higher_is_better, "win": win}
+    return {
+        "task": task,
+        "metric": metric,
+        "sonode": _plain(sonode),
+        "baseline": baseline,
+        "baseline_value": _plain(value),
+        "higher_is_better": higher_is_better,
+        "win": win,
+    }
 
 
 def _plain(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
-

@@ -16,8 +16,10 @@ from typing import Any
 
 from sonode.io.fileutil import markdown_marker
 
-KEYS_HELP = ("1–9 pick a version · X switch between the last two (A/B) · P play/pause · "
-             "L next loop region · M loudness matching on/off — keys act on the group you last used")
+KEYS_HELP = (
+    "1–9 pick a version · X switch between the last two (A/B) · P play/pause · "
+    "L next loop region · M loudness matching on/off — keys act on the group you last used"
+)
 
 _CSS = """
 :root{--fg:#1d1d1f;--muted:#5f6368;--line:#d8dbe0;--bg:#fff;--panel:#f5f6f8;--accent:#c2410c;--truth:#111;
@@ -125,43 +127,72 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def _figures(figures: list[dict[str, Any]]) -> str:
-    return "".join(f'<figure><img src="{escape(f["src"])}" width="{f["width"]}" height="{f["height"]}" '
-                   f'alt="{escape(f["alt"])}"><figcaption>{escape(f.get("caption") or f["alt"])}</figcaption></figure>'
-                   for f in figures)
+    return "".join(
+        f'<figure><img src="{escape(f["src"])}" width="{f["width"]}" height="{f["height"]}" '
+        f'alt="{escape(f["alt"])}"><figcaption>{escape(f.get("caption") or f["alt"])}</figcaption></figure>'
+        for f in figures
+    )
 
 
 def _group(cid: str, g: dict[str, Any]) -> str:
     gid = f"{cid}-{g['id']}"
     versions = g["versions"]
     current = next((i for i, v in enumerate(versions) if v["role"] == "sonode"), 0)
-    previous = next((i for i, v in enumerate(versions) if v["role"] == "baseline"), 0 if current else min(1, len(versions) - 1))
-    buttons = "".join(f'<button type="button" role="radio" aria-checked="{str(i == current).lower()}" data-label="'
-                      f'{escape(v["label"])}" aria-label="Hear {escape(v["label"])} (key {i + 1})">{i + 1} · '
-                      f'{escape(v["label"])}</button>' for i, v in enumerate(versions))
-    loops = "".join(f'<option value="{lp["start_s"]:.3f},{lp["end_s"]:.3f}">{escape(lp["label"])} '
-                    f'({lp["start_s"]:.2f}–{lp["end_s"]:.2f} s)</option>' for lp in g.get("loops", []))
-    loop = (f'<label>Loop <select class="loop" aria-label="Loop a region of {escape(g["title"])}">'
-            f'<option value="">off</option>{loops}</select></label>') if loops else ""
-    control = (f'<div class="ab" hidden role="group" aria-label="A/B listening: {escape(g["title"])}">'
-               f'<div class="versions" role="radiogroup" aria-label="Version to hear">{buttons}</div>'
-               f'<button type="button" class="play" aria-pressed="false">▶ Play</button>'
-               f'<button type="button" class="swap" title="key X">A/B</button>{loop}'
-               f'<label><input type="checkbox" class="match" checked> loudness-matched</label>'
-               f'<output class="now" aria-label="playback position">0.00 s</output></div>')
+    previous = next(
+        (i for i, v in enumerate(versions) if v["role"] == "baseline"),
+        0 if current else min(1, len(versions) - 1),
+    )
+    buttons = "".join(
+        f'<button type="button" role="radio" aria-checked="{str(i == current).lower()}" data-label="'
+        f'{escape(v["label"])}" aria-label="Hear {escape(v["label"])} (key {i + 1})">{i + 1} · '
+        f"{escape(v['label'])}</button>"
+        for i, v in enumerate(versions)
+    )
+    loops = "".join(
+        f'<option value="{lp["start_s"]:.3f},{lp["end_s"]:.3f}">{escape(lp["label"])} '
+        f"({lp['start_s']:.2f}–{lp['end_s']:.2f} s)</option>"
+        for lp in g.get("loops", [])
+    )
+    loop = (
+        (
+            f'<label>Loop <select class="loop" aria-label="Loop a region of {escape(g["title"])}">'
+            f'<option value="">off</option>{loops}</select></label>'
+        )
+        if loops
+        else ""
+    )
+    control = (
+        f'<div class="ab" hidden role="group" aria-label="A/B listening: {escape(g["title"])}">'
+        f'<div class="versions" role="radiogroup" aria-label="Version to hear">{buttons}</div>'
+        f'<button type="button" class="play" aria-pressed="false">▶ Play</button>'
+        f'<button type="button" class="swap" title="key X">A/B</button>{loop}'
+        f'<label><input type="checkbox" class="match" checked> loudness-matched</label>'
+        f'<output class="now" aria-label="playback position">0.00 s</output></div>'
+    )
     items = []
     for i, v in enumerate(versions):
         vid = f"{gid}-v{i}"
         full = f' · <a href="{escape(v["full"])}">full file</a>' if v.get("full") else ""
-        items.append(f'<li class="role-{escape(v["role"])}"><span class="vlabel" id="{vid}">{i + 1} · {escape(v["label"])}'
-                     f'</span> <span class="note">{escape(v.get("note", ""))}{full}</span>'
-                     f'<audio controls preload="auto" src="{escape(v["src"])}" data-gain="{v["gain"]:.4f}" '
-                     f'aria-labelledby="{vid}" aria-describedby="{gid}-h"></audio></li>')
-    excerpt = (f'<p class="help">Excerpt from {g["offset_s"]:.2f} s ({versions[0]["duration_s"]:.2f} s); '
-               'full files are linked.</p>') if any(v.get("full") for v in versions) else ""
-    return (f'<section class="group" id="{gid}" aria-labelledby="{gid}-h" data-current="{current}" '
-            f'data-previous="{previous}"><h3 id="{gid}-h">{escape(g["title"])}</h3>{control}{excerpt}'
-            + (f'<p class="help">{escape(g["note"])}</p>' if g.get("note") else "")
-            + f'<ul class="players">{"".join(items)}</ul>{_figures(g.get("figures", []))}</section>')
+        items.append(
+            f'<li class="role-{escape(v["role"])}"><span class="vlabel" id="{vid}">{i + 1} · {escape(v["label"])}'
+            f'</span> <span class="note">{escape(v.get("note", ""))}{full}</span>'
+            f'<audio controls preload="auto" src="{escape(v["src"])}" data-gain="{v["gain"]:.4f}" '
+            f'aria-labelledby="{vid}" aria-describedby="{gid}-h"></audio></li>'
+        )
+    excerpt = (
+        (
+            f'<p class="help">Excerpt from {g["offset_s"]:.2f} s ({versions[0]["duration_s"]:.2f} s); '
+            "full files are linked.</p>"
+        )
+        if any(v.get("full") for v in versions)
+        else ""
+    )
+    return (
+        f'<section class="group" id="{gid}" aria-labelledby="{gid}-h" data-current="{current}" '
+        f'data-previous="{previous}"><h3 id="{gid}-h">{escape(g["title"])}</h3>{control}{excerpt}'
+        + (f'<p class="help">{escape(g["note"])}</p>' if g.get("note") else "")
+        + f'<ul class="players">{"".join(items)}</ul>{_figures(g.get("figures", []))}</section>'
+    )
 
 
 def _numbers(rows: list[dict[str, Any]]) -> str:
@@ -169,53 +200,76 @@ def _numbers(rows: list[dict[str, Any]]) -> str:
         return ""
     decided = [r for r in rows if r["win"] is not None]
     wins = sum(1 for r in decided if r["win"])
-    ties = sum(1 for r in rows if r["win"] is None and r["sonode"] is not None and r["baseline_value"] is not None)
+    ties = sum(
+        1
+        for r in rows
+        if r["win"] is None and r["sonode"] is not None and r["baseline_value"] is not None
+    )
     tied = f" ({ties} tied)" if ties else ""
     body = "".join(
-        f'<tr><td>{escape(r["task"])}</td><td>{escape(r["metric"])}{" ↑" if r["higher_is_better"] else " ↓"}</td>'
+        f"<tr><td>{escape(r['task'])}</td><td>{escape(r['metric'])}{' ↑' if r['higher_is_better'] else ' ↓'}</td>"
         f'<td class="num">{_num(r["sonode"])}</td><td>{escape(r["baseline"])}</td>'
         f'<td class="num">{_num(r["baseline_value"])}</td>'
         f'<td class="{"win" if r["win"] else ("loss" if r["win"] is False else "")}">'
-        f'{"sonode" if r["win"] else ("baseline" if r["win"] is False else "tie")}</td></tr>' for r in rows)
-    return (f'<h3>Numbers</h3><p class="wins">sonode is better in {wins} of {len(decided)} comparisons{tied}.</p>'
-            '<table><thead><tr><th scope="col">task</th><th scope="col">metric (↑ higher / ↓ lower is better)</th>'
-            '<th scope="col">sonode</th><th scope="col">baseline</th><th scope="col">baseline value</th>'
-            f'<th scope="col">better</th></tr></thead><tbody>{body}</tbody></table>')
+        f"{'sonode' if r['win'] else ('baseline' if r['win'] is False else 'tie')}</td></tr>"
+        for r in rows
+    )
+    return (
+        f'<h3>Numbers</h3><p class="wins">sonode is better in {wins} of {len(decided)} comparisons{tied}.</p>'
+        '<table><thead><tr><th scope="col">task</th><th scope="col">metric (↑ higher / ↓ lower is better)</th>'
+        '<th scope="col">sonode</th><th scope="col">baseline</th><th scope="col">baseline value</th>'
+        f'<th scope="col">better</th></tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def _section(s: dict[str, Any]) -> str:
     cid = s["id"]
     facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in s.get("facts", []))
     groups = "".join(_group(cid, g) for g in s["groups"])
-    return (f'<section class="clip" id="{cid}" aria-labelledby="{cid}-title"><h2 id="{cid}-title">{escape(s["title"])}'
-            f'</h2><dl class="facts">{facts}</dl>{groups}<h3>Model</h3>{_figures(s.get("figures", []))}'
-            f'{_numbers(s.get("numbers", []))}</section>')
+    return (
+        f'<section class="clip" id="{cid}" aria-labelledby="{cid}-title"><h2 id="{cid}-title">{escape(s["title"])}'
+        f'</h2><dl class="facts">{facts}</dl>{groups}<h3>Model</h3>{_figures(s.get("figures", []))}'
+        f"{_numbers(s.get('numbers', []))}</section>"
+    )
 
 
 def _run(run: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items())
-    options = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(json.dumps(v))}</td></tr>"
-                      for k, v in run.get("options", {}).items())
-    times = "".join(f'<tr><td>{escape(clip)}</td>' + "".join(
-        f'<td class="num">{_num(t.get(k), 1)}</td>' for k in ("fit_s", "report_s", "fit_cpu_s", "report_cpu_s")) + "</tr>"
-        for clip, t in run.get("wall_times", {}).items())
-    return (f'<section id="run" aria-labelledby="run-title"><h2 id="run-title">What was run</h2>'
-            f'<p><code>{escape(run.get("command", ""))}</code></p><p>{escape(versions)}</p>'
-            f'<table><caption>options</caption><tbody>{options}</tbody></table>'
-            '<table><caption>times (seconds; wall and CPU)</caption><thead><tr><th scope="col">clip</th><th scope="col">fit</th>'
-            f'<th scope="col">report</th><th scope="col">fit CPU</th><th scope="col">report CPU</th></tr></thead><tbody>{times}</tbody></table>'
-            f'<p>total {_num(run.get("total_s"), 1)} s</p></section>')
+    options = "".join(
+        f"<tr><td>{escape(str(k))}</td><td>{escape(json.dumps(v))}</td></tr>"
+        for k, v in run.get("options", {}).items()
+    )
+    times = "".join(
+        f"<tr><td>{escape(clip)}</td>"
+        + "".join(
+            f'<td class="num">{_num(t.get(k), 1)}</td>'
+            for k in ("fit_s", "report_s", "fit_cpu_s", "report_cpu_s")
+        )
+        + "</tr>"
+        for clip, t in run.get("wall_times", {}).items()
+    )
+    return (
+        f'<section id="run" aria-labelledby="run-title"><h2 id="run-title">What was run</h2>'
+        f"<p><code>{escape(run.get('command', ''))}</code></p><p>{escape(versions)}</p>"
+        f"<table><caption>options</caption><tbody>{options}</tbody></table>"
+        '<table><caption>times (seconds; wall and CPU)</caption><thead><tr><th scope="col">clip</th><th scope="col">fit</th>'
+        f'<th scope="col">report</th><th scope="col">fit CPU</th><th scope="col">report CPU</th></tr></thead><tbody>{times}</tbody></table>'
+        f"<p>total {_num(run.get('total_s'), 1)} s</p></section>"
+    )
 
 
 def render_page(title: str, sections: list[dict[str, Any]], run: dict[str, Any]) -> str:
     """The whole page as text: the sonode marker comment, then the HTML document."""
     nav = "".join(f'<li><a href="#{s["id"]}">{escape(s["title"])}</a></li>' for s in sections)
-    return (markdown_marker() + '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>'
-            f'<h1>{escape(title)}</h1><p class="lead">Listen side by side: pick a version, play, and switch '
-            'with X — the switch keeps the playback position; versions are loudness-matched.</p>'
-            f'<p class="help">Keys: {escape(KEYS_HELP)}.</p>'
-            f'<nav aria-label="Clips"><ul>{nav}<li><a href="#run">What was run</a></li></ul></nav>'
-            + "".join(_section(s) for s in sections) + _run(run)
-            + f"</main><script>{_JS}</script></body></html>\n")
+    return (
+        markdown_marker() + '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>"
+        f'<h1>{escape(title)}</h1><p class="lead">Listen side by side: pick a version, play, and switch '
+        "with X — the switch keeps the playback position; versions are loudness-matched.</p>"
+        f'<p class="help">Keys: {escape(KEYS_HELP)}.</p>'
+        f'<nav aria-label="Clips"><ul>{nav}<li><a href="#run">What was run</a></li></ul></nav>'
+        + "".join(_section(s) for s in sections)
+        + _run(run)
+        + f"</main><script>{_JS}</script></body></html>\n"
+    )

@@ -59,16 +59,27 @@ def default_upsampling_rate(rate: int) -> int:
 
 def _facts(fitted, clip_name: str) -> list[tuple[str, str]]:
     config, report = fitted.model.config, fitted.info.get("fit", {})
-    facts = [("clip", clip_name), ("fitted", f"{config.n_samples / config.sample_rate:.3f} s at {config.sample_rate} Hz"),
-             ("model", f"{config.n_modes} modes, MLP {config.layers}×{config.hidden}")]
+    facts = [
+        ("clip", clip_name),
+        ("fitted", f"{config.n_samples / config.sample_rate:.3f} s at {config.sample_rate} Hz"),
+        ("model", f"{config.n_modes} modes, MLP {config.layers}×{config.hidden}"),
+    ]
     if report:
-        facts.append(("training", f"{report.get('epochs')} steps, stopped by {report.get('stop_reason')}"))
+        facts.append(
+            ("training", f"{report.get('epochs')} steps, stopped by {report.get('stop_reason')}")
+        )
     return facts
 
 
-def report_section(w: MediaWriter, stem: str, fitted, options: ReportOptions,
-                   truth: tuple[np.ndarray, int] | None = None, fit_time_s: float | None = None,
-                   fit_cpu_s: float | None = None) -> dict[str, Any]:
+def report_section(
+    w: MediaWriter,
+    stem: str,
+    fitted,
+    options: ReportOptions,
+    truth: tuple[np.ndarray, int] | None = None,
+    fit_time_s: float | None = None,
+    fit_cpu_s: float | None = None,
+) -> dict[str, Any]:
     """Write one fitted model's media and return its section of the page.
 
     Args:
@@ -104,8 +115,11 @@ def report_section(w: MediaWriter, stem: str, fitted, options: ReportOptions,
 
     n_out = int(round(options.horizon_s * rate))
     burg_label, burg = best_burg(x, rate, n_out)
-    continuations = {"sonode": fitted.extrapolate(n_out / rate)[:n_out], burg_label: burg,
-                     "untrained start": extrapolate(zeroed_model, n_out / rate).samples[:n_out]}
+    continuations = {
+        "sonode": fitted.extrapolate(n_out / rate)[:n_out],
+        burg_label: burg,
+        "untrained start": extrapolate(zeroed_model, n_out / rate).samples[:n_out],
+    }
     group, found = continuation_group(w, stem, x, rate, options.context_s, continuations, None)
     groups.append(group), rows.extend(found)
 
@@ -115,19 +129,43 @@ def report_section(w: MediaWriter, stem: str, fitted, options: ReportOptions,
             groups.append(made[0]), rows.extend(made[1])
     figures = model_figures(w, stem, fitted, x, recon)
     # wall and CPU seconds: on a shared machine the wall time of a fit is its budget, the report's stretches
-    timings = {"report_s": time.perf_counter() - begin, "report_cpu_s": time.process_time() - begin_cpu}
+    timings = {
+        "report_s": time.perf_counter() - begin,
+        "report_cpu_s": time.process_time() - begin_cpu,
+    }
     if fit_time_s is not None:
         timings["fit_s"] = fit_time_s
     if fit_cpu_s is not None:
         timings["fit_cpu_s"] = fit_cpu_s
-    return {"id": safe_name(stem), "title": stem, "facts": _facts(fitted, Path(clip.source_path).name),
-            "groups": groups, "figures": figures, "numbers": rows, "timings": timings}
+    return {
+        "id": safe_name(stem),
+        "title": stem,
+        "facts": _facts(fitted, Path(clip.source_path).name),
+        "groups": groups,
+        "figures": figures,
+        "numbers": rows,
+        "timings": timings,
+    }
 
 
-def eval_section(w: MediaWriter, stem: str, *, reference: np.ndarray, candidates: Mapping[str, np.ndarray],
-                 high: int, low: np.ndarray, low_rate: int, history: np.ndarray, future: np.ndarray,
-                 continuations: Mapping[str, np.ndarray], full, part, gaps_ms: tuple[int, ...] = DEFAULT_GAPS_MS,
-                 context_s: float = 0.5, fit_time_s: float | None = None) -> dict[str, Any]:
+def eval_section(
+    w: MediaWriter,
+    stem: str,
+    *,
+    reference: np.ndarray,
+    candidates: Mapping[str, np.ndarray],
+    high: int,
+    low: np.ndarray,
+    low_rate: int,
+    history: np.ndarray,
+    future: np.ndarray,
+    continuations: Mapping[str, np.ndarray],
+    full,
+    part,
+    gaps_ms: tuple[int, ...] = DEFAULT_GAPS_MS,
+    context_s: float = 0.5,
+    fit_time_s: float | None = None,
+) -> dict[str, Any]:
     """One clip of `sonode eval` as a page section (the truths are the held-back audio).
 
     Args:
@@ -142,14 +180,19 @@ def eval_section(w: MediaWriter, stem: str, *, reference: np.ndarray, candidates
     begin, begin_cpu = time.perf_counter(), time.process_time()
     groups, rows = [], []
     recon = full.render().samples
-    group, found = listen_group(w, stem, low, recon, render(field_zeroed(full.model)).samples, low_rate)
+    group, found = listen_group(
+        w, stem, low, recon, render(field_zeroed(full.model)).samples, low_rate
+    )
     groups.append(group), rows.extend(found)
     group, found = upsampling_group(w, stem, low_rate, high, candidates, reference)
     groups.append(group), rows.extend(found)
     n_out = future.size
     burg_label, burg = best_burg(history, low_rate, n_out, future, continuations)
-    shown = {"sonode": continuations["sonode"][:n_out], burg_label: burg[:n_out],
-             "untrained start": extrapolate(field_zeroed(part.model), n_out / low_rate).samples[:n_out]}
+    shown = {
+        "sonode": continuations["sonode"][:n_out],
+        burg_label: burg[:n_out],
+        "untrained start": extrapolate(field_zeroed(part.model), n_out / low_rate).samples[:n_out],
+    }
     group, found = continuation_group(w, stem, history, low_rate, context_s, shown, future)
     groups.append(group), rows.extend(found)
     if gaps_ms:
@@ -158,15 +201,26 @@ def eval_section(w: MediaWriter, stem: str, *, reference: np.ndarray, candidates
             groups.append(made[0]), rows.extend(made[1])
     figures = model_figures(w, stem, full, low, recon)
     # wall and CPU seconds: on a shared machine the wall time of a fit is its budget, the report's stretches
-    timings = {"report_s": time.perf_counter() - begin, "report_cpu_s": time.process_time() - begin_cpu}
+    timings = {
+        "report_s": time.perf_counter() - begin,
+        "report_cpu_s": time.process_time() - begin_cpu,
+    }
     if fit_time_s is not None:
         timings["fit_s"] = fit_time_s
-    return {"id": safe_name(stem), "title": stem, "facts": _facts(full, stem), "groups": groups,
-            "figures": figures, "numbers": rows, "timings": timings}
+    return {
+        "id": safe_name(stem),
+        "title": stem,
+        "facts": _facts(full, stem),
+        "groups": groups,
+        "figures": figures,
+        "numbers": rows,
+        "timings": timings,
+    }
 
 
-def run_info(command: str, options: Mapping[str, Any], sections: list[dict[str, Any]], total_s: float
-             ) -> dict[str, Any]:
+def run_info(
+    command: str, options: Mapping[str, Any], sections: list[dict[str, Any]], total_s: float
+) -> dict[str, Any]:
     """What was run, for the page: the command line, versions, options and wall times."""
     import platform
 
@@ -175,14 +229,28 @@ def run_info(command: str, options: Mapping[str, Any], sections: list[dict[str, 
     from sonode._version import __version__
 
     times = {s["title"]: s["timings"] for s in sections}
-    return {"command": command, "versions": {"sonode": __version__, "torch": torch.__version__,
-                                             "numpy": np.__version__, "python": platform.python_version()},
-            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
-            "wall_times": times, "total_s": total_s}
+    return {
+        "command": command,
+        "versions": {
+            "sonode": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
+        "wall_times": times,
+        "total_s": total_s,
+    }
 
 
-def write_page(folder: Path, title: str, sections: list[dict[str, Any]], run: dict[str, Any],
-               protect: tuple[str, ...] = (), force: bool = False) -> Path:
+def write_page(
+    folder: Path,
+    title: str,
+    sections: list[dict[str, Any]],
+    run: dict[str, Any],
+    protect: tuple[str, ...] = (),
+    force: bool = False,
+) -> Path:
     """Write ``folder``/index.html atomically (marked as sonode's, like its Markdown); returns its path."""
     from sonode.evaluation.report_page import render_page
     from sonode.io.fileutil import atomic_write

@@ -11,7 +11,6 @@ import math
 import numbers
 import re
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import soundfile as sf
@@ -19,7 +18,7 @@ import soundfile as sf
 from sonode.errors import AudioInputError
 from sonode.limits import MAX_SAMPLE_MAGNITUDE
 
-Channel = Union[str, int]
+Channel = str | int
 
 #: Containers read_clip accepts (soundfile format names). WAVEX is WAV with an extensible header
 #: (how most tools write 24-bit and multichannel WAV); RF64/W64 are WAV variants for files > 4 GB.
@@ -56,11 +55,15 @@ def check_read_args(channel, start_s, duration_s, rate, max_duration_s, min_dura
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
     if rate is not None and not (is_int(rate) and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
-        raise ValueError(f"rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {rate!r}")
+        raise ValueError(
+            f"rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {rate!r}"
+        )
     if not (math.isfinite(max_duration_s) and max_duration_s > 0):
         raise ValueError(f"max_duration_s must be > 0 seconds, got {max_duration_s!r}")
     if not (math.isfinite(min_duration_s) and 0 < min_duration_s <= max_duration_s):
-        raise ValueError(f"min_duration_s must be > 0 and <= max_duration_s, got {min_duration_s!r}")
+        raise ValueError(
+            f"min_duration_s must be > 0 and <= max_duration_s, got {min_duration_s!r}"
+        )
 
 
 def check_input_path(file: Path) -> None:
@@ -68,16 +71,22 @@ def check_input_path(file: Path) -> None:
     if not file.exists():
         raise AudioInputError(f"{file}: no such file; check the path")
     if file.is_dir():
-        raise AudioInputError(f"{file} is a folder, not an audio file; give the path of a WAV, FLAC or OGG file")
+        raise AudioInputError(
+            f"{file} is a folder, not an audio file; give the path of a WAV, FLAC or OGG file"
+        )
     if not file.is_file():
-        raise AudioInputError(f"{file} is not a regular file (a device or pipe?); give a WAV, FLAC or OGG file")
+        raise AudioInputError(
+            f"{file} is not a regular file (a device or pipe?); give a WAV, FLAC or OGG file"
+        )
     if file.stat().st_size == 0:
         raise AudioInputError(f"{file} is empty (0 bytes); it is not an audio file")
     try:
         with open(file, "rb") as f:
             head = f.read(4)
     except OSError as err:
-        raise AudioInputError(f"{file}: cannot be read ({err.strerror}); check its permissions") from err
+        raise AudioInputError(
+            f"{file}: cannot be read ({err.strerror}); check its permissions"
+        ) from err
     if head not in _MAGIC:
         # The file's bytes are never echoed: the path may come from a model file, not from the user
         # (a crafted model naming a password file must not make sonode print its first word).
@@ -98,7 +107,9 @@ def libsndfile_error(file: Path, err: sf.SoundFileError) -> AudioInputError:
         )
     if code == 2:  # SF_ERR_SYSTEM: the OS refused (permissions, I/O error)
         return AudioInputError(f"{file}: cannot be read ({detail}); check its permissions")
-    return AudioInputError(f"{file} is corrupt or truncated ({detail}); re-export or re-download it")
+    return AudioInputError(
+        f"{file} is corrupt or truncated ({detail}); re-export or re-download it"
+    )
 
 
 def check_stream(file: Path, f: sf.SoundFile) -> None:
@@ -114,20 +125,27 @@ def check_stream(file: Path, f: sf.SoundFile) -> None:
             f"{MAX_SAMPLE_RATE} Hz; resample it first, e.g. `sox INPUT -r 16000 out.wav`"
         )
     if f.frames <= 0:
-        raise AudioInputError(f"{file} contains no audio samples (0 frames); record or export it again")
+        raise AudioInputError(
+            f"{file} contains no audio samples (0 frames); record or export it again"
+        )
     if f.format in ("WAV", "WAVEX"):
         # libsndfile silently reads what is there when the data chunk is cut short; the header
         # log keeps the declared size, which tells a truncated download from a complete file.
         m = _WAV_DATA_LOG.search(f.extra_info)
-        if m and int(m.group(1)) not in _WAV_SIZE_PLACEHOLDERS and int(m.group(1)) > int(m.group(2)):
+        if (
+            m
+            and int(m.group(1)) not in _WAV_SIZE_PLACEHOLDERS
+            and int(m.group(1)) > int(m.group(2))
+        ):
             raise AudioInputError(
                 f"{file} is truncated: its header declares {m.group(1)} bytes of audio but only "
                 f"{m.group(2)} are present; re-export or re-download it"
             )
 
 
-def select_frames(file: Path, f: sf.SoundFile, start_s: float, duration_s: float | None,
-                   max_duration_s: float) -> tuple[int, int]:
+def select_frames(
+    file: Path, f: sf.SoundFile, start_s: float, duration_s: float | None, max_duration_s: float
+) -> tuple[int, int]:
     """Frame range [start, start + n) of the selection, checked against the file and the limit."""
     sr, total = f.samplerate, f.frames
     file_s = total / sr
@@ -172,8 +190,14 @@ def check_min_length(file: Path, n_samples: int, sample_rate: int, min_duration_
         )
 
 
-def check_values(file: Path, x: np.ndarray, sample_rate: int, start: int, channel: Channel,
-                  channel_peaks: np.ndarray) -> None:
+def check_values(
+    file: Path,
+    x: np.ndarray,
+    sample_rate: int,
+    start: int,
+    channel: Channel,
+    channel_peaks: np.ndarray,
+) -> None:
     """The samples are finite and not silent (a silent mix of loud channels names one to use)."""
     bad = ~np.isfinite(x)
     if bad.any():

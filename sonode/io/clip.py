@@ -19,14 +19,35 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sonode.io.checks import (MAX_SAMPLE_RATE, MIN_N_SAMPLES, MIN_SAMPLE_RATE, SILENCE_PEAK, SUPPORTED_FORMATS,
-                                 Channel, check_input_path, check_min_length, check_read_args, check_stream,
-                                 check_values, libsndfile_error, select_frames)
 from sonode.errors import AudioInputError
+from sonode.io.checks import (
+    MAX_SAMPLE_RATE,
+    MIN_N_SAMPLES,
+    MIN_SAMPLE_RATE,
+    SILENCE_PEAK,
+    SUPPORTED_FORMATS,
+    Channel,
+    check_input_path,
+    check_min_length,
+    check_read_args,
+    check_stream,
+    check_values,
+    libsndfile_error,
+    select_frames,
+)
 from sonode.sinc import KAISER_BEST, resample_blocks, resample_cost_problem
 
-__all__ = ["Channel", "Clip", "MAX_SAMPLE_RATE", "MIN_N_SAMPLES", "MIN_SAMPLE_RATE", "SILENCE_PEAK",
-           "SUPPORTED_FORMATS", "read_clip", "resample"]
+__all__ = [
+    "Channel",
+    "Clip",
+    "MAX_SAMPLE_RATE",
+    "MIN_N_SAMPLES",
+    "MIN_SAMPLE_RATE",
+    "SILENCE_PEAK",
+    "SUPPORTED_FORMATS",
+    "read_clip",
+    "resample",
+]
 
 # Frames read per block: memory stays O(block x channels) even for many-channel files.
 _READ_BLOCK_FRAMES = 1 << 16
@@ -127,9 +148,11 @@ def read_clip(
             if max_samples is not None and n_out > max_samples:
                 from sonode.limits import LimitError
 
-                raise LimitError(f"{file}: the clip has {n_out} samples at {rate or f.samplerate} Hz, over the limit "
-                                 f"of {max_samples} (memory); select a shorter part with --start/--duration or a "
-                                 "lower --rate")
+                raise LimitError(
+                    f"{file}: the clip has {n_out} samples at {rate or f.samplerate} Hz, over the limit "
+                    f"of {max_samples} (memory); select a shorter part with --start/--duration or a "
+                    "lower --rate"
+                )
             samples, channel_peaks = _read_mono(file, f, start_frame, n_frames, channel)
             source_rate, source_channels = f.samplerate, f.channels
     except sf.SoundFileError as err:
@@ -170,8 +193,9 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return resample_blocks(samples, orig_rate, new_rate, **RESAMPLE_KW)
 
 
-def _read_mono(file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _read_mono(
+    file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
+) -> tuple[np.ndarray, np.ndarray]:
     """Read frames [start, start+n) as one channel or the mix; also each channel's peak."""
     out = np.empty(n, dtype=np.float64)
     peaks = np.zeros(f.channels)
@@ -186,7 +210,9 @@ def _read_mono(file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
             )
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported by check_values
             peaks = np.fmax(peaks, np.abs(block).max(axis=0))
-            out[done:done + block.shape[0]] = block.mean(axis=1) if channel == "mix" else block[:, channel]
+            out[done : done + block.shape[0]] = (
+                block.mean(axis=1) if channel == "mix" else block[:, channel]
+            )
         done += block.shape[0]
     return out, peaks
 
@@ -194,4 +220,6 @@ def _read_mono(file: Path, f: sf.SoundFile, start: int, n: int, channel: Channel
 def _check_resample_cost(file: Path, orig_rate: int, new_rate: int) -> None:
     problem = resample_cost_problem(orig_rate, new_rate, RESAMPLE_KW)
     if problem:
-        raise AudioInputError(f"{file}: {problem}, or resample the file first (e.g. `sox INPUT -r {new_rate} out.wav`)")
+        raise AudioInputError(
+            f"{file}: {problem}, or resample the file first (e.g. `sox INPUT -r {new_rate} out.wav`)"
+        )

@@ -10,8 +10,9 @@ import stat
 import struct
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 
 @contextlib.contextmanager
@@ -33,7 +34,9 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=final.suffix if suffix is None else suffix, dir=final.parent
+        prefix=f".{final.name}.",
+        suffix=final.suffix if suffix is None else suffix,
+        dir=final.parent,
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -52,7 +55,9 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     """Write a JSON object atomically with sonode's marker ("written_by": "sonode <version>")."""
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps({**payload, "written_by": sonode_marker()}, indent=2, default=str) + "\n")
+        tmp.write_text(
+            json.dumps({**payload, "written_by": sonode_marker()}, indent=2, default=str) + "\n"
+        )
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -78,8 +83,19 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 MARKER_PREFIX = "sonode "
 #: Columns of the batch summary CSV (sonode.batch.jobs); its header row is the CSV's marker.
-SUMMARY_CSV_COLUMNS = ("clip", "status", "snr_db", "epochs", "wall_time_s", "resumed", "model", "recon",
-                       "report", "curve", "error")
+SUMMARY_CSV_COLUMNS = (
+    "clip",
+    "status",
+    "snr_db",
+    "epochs",
+    "wall_time_s",
+    "resumed",
+    "model",
+    "recon",
+    "report",
+    "curve",
+    "error",
+)
 MARKDOWN_MARKER_START = "<!-- written by sonode"
 # Marker checks read at most this much of a file (a JSON report or a pickle header is far smaller).
 _MAX_MARKER_READ_BYTES = 64 << 20
@@ -94,7 +110,7 @@ def sonode_marker() -> str:
 
 def markdown_marker() -> str:
     """First line of the Markdown files sonode writes (an HTML comment: invisible when rendered)."""
-    return f"{MARKDOWN_MARKER_START} {sonode_marker()[len(MARKER_PREFIX):]} -->\n"
+    return f"{MARKDOWN_MARKER_START} {sonode_marker()[len(MARKER_PREFIX) :]} -->\n"
 
 
 def riff_info_chunk(software: str) -> bytes:
@@ -147,10 +163,13 @@ def written_by_sonode(path: str | os.PathLike) -> bool:
                 return _is_sonode_archive(path)
             if head.lstrip()[:1] == b"{":
                 data = json.loads(f.read(_MAX_MARKER_READ_BYTES))
-                return isinstance(data, dict) and str(data.get("written_by", "")).startswith(MARKER_PREFIX)
+                return isinstance(data, dict) and str(data.get("written_by", "")).startswith(
+                    MARKER_PREFIX
+                )
             first_line = f.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
-            return (first_line.startswith(MARKDOWN_MARKER_START)
-                    or first_line == ",".join(SUMMARY_CSV_COLUMNS))
+            return first_line.startswith(MARKDOWN_MARKER_START) or first_line == ",".join(
+                SUMMARY_CSV_COLUMNS
+            )
     except (OSError, ValueError, struct.error, zipfile.BadZipFile):
         return False
 
@@ -183,7 +202,9 @@ def _flac_software(f: BinaryIO) -> str:
         if len(header) < 4:
             return ""
         last, kind, size = header[0] & 0x80, header[0] & 0x7F, int.from_bytes(header[1:], "big")
-        if kind == 4:  # VORBIS_COMMENT: little-endian lengths, vendor string, then "KEY=value" entries
+        if (
+            kind == 4
+        ):  # VORBIS_COMMENT: little-endian lengths, vendor string, then "KEY=value" entries
             data = f.read(size)
             vendor = struct.unpack_from("<I", data)[0]
             offset = 4 + vendor
@@ -191,7 +212,7 @@ def _flac_software(f: BinaryIO) -> str:
             offset += 4
             for _ in range(count):
                 length = struct.unpack_from("<I", data, offset)[0]
-                key, _, value = data[offset + 4: offset + 4 + length].partition(b"=")
+                key, _, value = data[offset + 4 : offset + 4 + length].partition(b"=")
                 if key.lower() == b"software":
                     return value.decode("utf-8", "replace")
                 offset += 4 + length
@@ -228,5 +249,7 @@ def _is_sonode_archive(path: str | os.PathLike) -> bool:
         names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(names) != 1 or archive.getinfo(names[0]).file_size > _MAX_MARKER_READ_BYTES:
             return False
-        strings = [arg for op, arg, _ in pickletools.genops(archive.read(names[0])) if isinstance(arg, str)]
-    return any(a == "format" and b == "sonode" for a, b in zip(strings, strings[1:]))
+        strings = [
+            arg for op, arg, _ in pickletools.genops(archive.read(names[0])) if isinstance(arg, str)
+        ]
+    return any(a == "format" and b == "sonode" for a, b in zip(strings, strings[1:], strict=False))

@@ -28,8 +28,9 @@ import json
 import os
 import pickle
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -45,8 +46,14 @@ _KEYS = ("format", "kind", "version", "meta_json", "tensors", "sha256")
 Schema = Mapping[str, tuple]
 
 
-def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
-                    *, kind: str, version: int) -> None:
+def save_model_file(
+    path: str | os.PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    *,
+    kind: str,
+    version: int,
+) -> None:
     """Write a model file atomically; the bytes depend only on the arguments (deterministic).
 
     Args:
@@ -67,15 +74,27 @@ def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
     stored = {}
     for name, tensor in tensors.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"tensors must map str to torch.Tensor, got {name!r}: {type(tensor).__name__}")
-        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise TypeError(
+                f"tensors must map str to torch.Tensor, got {name!r}: {type(tensor).__name__}"
+            )
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
             # load_model_file refuses such files, so writing one would only lose the previous file.
-            raise ValueError(f"tensor {name!r} has NaN or infinite values; not saving a diverged model")
+            raise ValueError(
+                f"tensor {name!r} has NaN or infinite values; not saving a diverged model"
+            )
         # clone(): a view would otherwise drag its whole base storage into the file.
         stored[name] = tensor.detach().to("cpu").contiguous().clone()
     meta_json = json.dumps(dict(meta), sort_keys=True, allow_nan=False)
-    payload = {"format": FORMAT_NAME, "kind": kind, "version": version, "meta_json": meta_json,
-               "tensors": stored, "sha256": _digest(meta_json, stored)}
+    payload = {
+        "format": FORMAT_NAME,
+        "kind": kind,
+        "version": version,
+        "meta_json": meta_json,
+        "tensors": stored,
+        "sha256": _digest(meta_json, stored),
+    }
     # Serialise to memory first: torch names the archive's root folder after the file, so saving
     # straight to atomic_write's random temp name would make identical models differ in bytes.
     buffer = io.BytesIO()
@@ -84,8 +103,13 @@ def save_model_file(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
         tmp.write_bytes(buffer.getvalue())
 
 
-def load_model_file(path: str | os.PathLike, *, kind: str, supported_versions: Iterable[int],
-                    schema: Schema | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_model_file(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    supported_versions: Iterable[int],
+    schema: Schema | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load and check a model file without running any code stored in it.
 
     Args:
@@ -106,7 +130,9 @@ def load_model_file(path: str | os.PathLike, *, kind: str, supported_versions: I
     file = Path(path)
     supported = sorted(set(supported_versions))
     if not file.exists():
-        raise ModelFileError(f"{file}: no such model file; check the path (models are made by `sonode fit`)")
+        raise ModelFileError(
+            f"{file}: no such model file; check the path (models are made by `sonode fit`)"
+        )
     if not file.is_file():
         raise ModelFileError(f"{file} is not a file; give the path of a .sonode model file")
     payload = _torch_load(file)
@@ -121,7 +147,9 @@ def _torch_load(file: Path) -> Any:
     # Our files are always zip archives; refusing anything else up front keeps torch's legacy
     # (non-zip) loader, and its larger attack surface, out of reach.
     if not _is_zip(file):
-        raise ModelFileError(f"{file} is not a sonode model file (not a torch zip archive, or truncated); {refit}")
+        raise ModelFileError(
+            f"{file} is not a sonode model file (not a torch zip archive, or truncated); {refit}"
+        )
     _check_archive(file)
     try:
         return torch.load(file, weights_only=True, map_location="cpu")
@@ -133,7 +161,9 @@ def _torch_load(file: Path) -> Any:
             ) from err
         raise ModelFileError(f"{file} is corrupt ({_first_line(err)}); {refit}") from err
     except Exception as err:  # noqa: BLE001 - torch's zip/unpickle errors have no common base class
-        raise ModelFileError(f"{file} is corrupt or truncated ({_first_line(err)}); {refit}") from err
+        raise ModelFileError(
+            f"{file} is corrupt or truncated ({_first_line(err)}); {refit}"
+        ) from err
 
 
 def _check_archive(file: Path) -> None:
@@ -143,25 +173,35 @@ def _check_archive(file: Path) -> None:
     bomb (a small file that inflates to gigabytes) would look."""
     size = file.stat().st_size
     if size > MAX_MODEL_FILE_BYTES:
-        raise ModelFileError(f"{file} is {size} bytes, over the limit of {MAX_MODEL_FILE_BYTES} bytes for a model "
-                             "file; it is not a model sonode made")
+        raise ModelFileError(
+            f"{file} is {size} bytes, over the limit of {MAX_MODEL_FILE_BYTES} bytes for a model "
+            "file; it is not a model sonode made"
+        )
     try:
         with zipfile.ZipFile(file) as archive:
             members = archive.infolist()
     except Exception as err:  # noqa: BLE001 - zipfile raises several types on a damaged directory
-        raise ModelFileError(f"{file} is corrupt or truncated ({_first_line(err)}); refit the model") from None
+        raise ModelFileError(
+            f"{file} is corrupt or truncated ({_first_line(err)}); refit the model"
+        ) from None
     if len(members) > MAX_MODEL_MEMBERS:
-        raise ModelFileError(f"{file} has {len(members)} archive members, over the limit of {MAX_MODEL_MEMBERS}; "
-                             "it is not a model sonode made")
+        raise ModelFileError(
+            f"{file} has {len(members)} archive members, over the limit of {MAX_MODEL_MEMBERS}; "
+            "it is not a model sonode made"
+        )
     total = 0
     for m in members:
         if m.compress_type != zipfile.ZIP_STORED:
-            raise ModelFileError(f"{file}: archive member {m.filename!r} is compressed, which sonode's model files "
-                                 "never are (refused before decompressing: it could be a zip bomb); refit the model")
+            raise ModelFileError(
+                f"{file}: archive member {m.filename!r} is compressed, which sonode's model files "
+                "never are (refused before decompressing: it could be a zip bomb); refit the model"
+            )
         total += m.file_size
     if total > size:
-        raise ModelFileError(f"{file}: its members declare {total} bytes but the file holds {size} (damaged or "
-                             "crafted; refused before reading); refit the model")
+        raise ModelFileError(
+            f"{file}: its members declare {total} bytes but the file holds {size} (damaged or "
+            "crafted; refused before reading); refit the model"
+        )
 
 
 def _is_zip(file: Path) -> bool:
@@ -171,15 +211,22 @@ def _is_zip(file: Path) -> bool:
         return False
 
 
-def _check_container(file: Path, payload: Any, kind: str, supported: list[int]
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _check_container(
+    file: Path, payload: Any, kind: str, supported: list[int]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{file} is a torch file but not a sonode model file; give a file made by `sonode fit`")
+        raise ModelFileError(
+            f"{file} is a torch file but not a sonode model file; give a file made by `sonode fit`"
+        )
     missing = [k for k in _KEYS if k not in payload]
     if missing:
-        raise ModelFileError(f"{file} is incomplete: missing {', '.join(missing)}; refit the model with `sonode fit`")
+        raise ModelFileError(
+            f"{file} is incomplete: missing {', '.join(missing)}; refit the model with `sonode fit`"
+        )
     if payload["kind"] != kind:
-        raise ModelFileError(f"{file} holds a {payload['kind']!r}, not a {kind!r}; give the right kind of file")
+        raise ModelFileError(
+            f"{file} holds a {payload['kind']!r}, not a {kind!r}; give the right kind of file"
+        )
     version = payload["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version not in supported:
         raise ModelFileError(
@@ -191,10 +238,14 @@ def _check_container(file: Path, payload: Any, kind: str, supported: list[int]
     except (ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict):
-        raise ModelFileError(f"{file}: its metadata is not a JSON object (corrupt file); refit the model")
+        raise ModelFileError(
+            f"{file}: its metadata is not a JSON object (corrupt file); refit the model"
+        )
     tensors = payload["tensors"]
     if not isinstance(tensors, dict):
-        raise ModelFileError(f"{file}: 'tensors' is a {type(tensors).__name__}, not a dict (corrupt file); refit")
+        raise ModelFileError(
+            f"{file}: 'tensors' is a {type(tensors).__name__}, not a dict (corrupt file); refit"
+        )
     for name, value in tensors.items():
         if not isinstance(name, str) or not isinstance(value, torch.Tensor):
             raise ModelFileError(
@@ -203,15 +254,23 @@ def _check_container(file: Path, payload: Any, kind: str, supported: list[int]
         if value.layout != torch.strided or value.is_quantized:
             # sonode writes plain dense tensors only; sparse/quantized ones would reach model code
             # that cannot handle them.
-            raise ModelFileError(f"{file}: tensor {name!r} is not a plain dense tensor (tampered); refit")
-    if not isinstance(payload["sha256"], str) or payload["sha256"] != _digest(payload["meta_json"], tensors):
+            raise ModelFileError(
+                f"{file}: tensor {name!r} is not a plain dense tensor (tampered); refit"
+            )
+    if not isinstance(payload["sha256"], str) or payload["sha256"] != _digest(
+        payload["meta_json"], tensors
+    ):
         raise ModelFileError(
             f"{file} is damaged: its contents do not match the checksum stored in it (corrupted in "
             "copying or edited); copy it again or refit the model"
         )
     for name, value in tensors.items():
-        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
-            raise ModelFileError(f"{file}: tensor {name!r} has NaN or infinite values; refit the model")
+        if (value.is_floating_point() or value.is_complex()) and not bool(
+            torch.isfinite(value).all()
+        ):
+            raise ModelFileError(
+                f"{file}: tensor {name!r} has NaN or infinite values; refit the model"
+            )
     return tensors, meta
 
 
@@ -233,12 +292,14 @@ def _check_schema(file: Path, tensors: dict[str, torch.Tensor], schema: Schema) 
             parts.append(f"missing tensor(s) {', '.join(sorted(expected - names))}")
         if names - expected:
             parts.append(f"unexpected tensor(s) {', '.join(sorted(names - expected))}")
-        raise ModelFileError(f"{file}: {'; '.join(parts)} (corrupt, tampered, or another model type); refit")
+        raise ModelFileError(
+            f"{file}: {'; '.join(parts)} (corrupt, tampered, or another model type); refit"
+        )
     bound: dict[str, tuple[int, str]] = {}  # symbol -> (size, tensor that fixed it)
     for name, dims in schema.items():
         shape = tuple(tensors[name].shape)
         ok = len(shape) == len(dims)
-        for size, dim in zip(shape, dims) if ok else ():
+        for size, dim in zip(shape, dims, strict=False) if ok else ():
             if isinstance(dim, str):
                 if dim in bound and bound[dim][0] != size:
                     raise ModelFileError(

@@ -22,8 +22,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from sonode.errors import OutputPathError
 from sonode.io.fileutil import same_file, written_by_sonode
@@ -35,7 +35,7 @@ PathLike = str | os.PathLike
 
 
 def special_kind(path: PathLike) -> str | None:
-    """"a FIFO", "a device", "a socket" or "a folder" when ``path`` exists and is one (links
+    """ "a FIFO", "a device", "a socket" or "a folder" when ``path`` exists and is one (links
     followed), else None. Never opens the path (opening a FIFO blocks until a writer comes)."""
     try:
         mode = os.stat(path).st_mode
@@ -66,7 +66,7 @@ class OutputPlan:
         self.force = force
         self.protect(*inputs)
 
-    def protect(self, *paths: PathLike | None) -> "OutputPlan":
+    def protect(self, *paths: PathLike | None) -> OutputPlan:
         """Add paths the command reads (e.g. a model's recorded source clip once it is known)."""
         self.inputs += [Path(p) for p in paths if p is not None and str(p) != ""]
         return self
@@ -76,12 +76,14 @@ class OutputPlan:
         out = Path(path)
         for other in self.outputs:
             if other == out or same_file(other, out):
-                raise OutputPathError(f"two outputs of this command are the same file ({other}, {out}); one would "
-                                      "replace the other: give them different names")
+                raise OutputPathError(
+                    f"two outputs of this command are the same file ({other}, {out}); one would "
+                    "replace the other: give them different names"
+                )
         self.outputs[out] = int(max(0.0, expected_bytes))
         return out
 
-    def check(self) -> "OutputPlan":
+    def check(self) -> OutputPlan:
         """Check every planned output (see the module docstring). Raises OutputPathError."""
         needed: dict[int, tuple[Path, int]] = {}
         for out, size in self.outputs.items():
@@ -101,17 +103,25 @@ def check_output(out: PathLike, inputs: Iterable[PathLike] = (), *, force: bool 
     out_path = Path(out)
     kind = special_kind(out_path)
     if kind == "a folder":
-        raise OutputPathError(f"output {out_path} is a folder; give a file name, e.g. {out_path / 'out.wav'}")
+        raise OutputPathError(
+            f"output {out_path} is a folder; give a file name, e.g. {out_path / 'out.wav'}"
+        )
     if kind is not None:
-        raise OutputPathError(f"output {out_path} is {kind}, not a regular file; sonode writes only regular "
-                              "files, choose another output path")
+        raise OutputPathError(
+            f"output {out_path} is {kind}, not a regular file; sonode writes only regular "
+            "files, choose another output path"
+        )
     for inp in inputs:
         if same_file(out_path, inp):
-            raise OutputPathError(f"output {out_path} is the input file {inp}; sonode never overwrites its input "
-                                  "nor any file it reads, not even with --force; choose another output path")
+            raise OutputPathError(
+                f"output {out_path} is the input file {inp}; sonode never overwrites its input "
+                "nor any file it reads, not even with --force; choose another output path"
+            )
     if not force and out_path.exists() and not written_by_sonode(out_path):
-        raise OutputPathError(f"refusing to overwrite {out_path}: the file exists and was not written by sonode; "
-                              "choose another output path, or pass --force to replace it")
+        raise OutputPathError(
+            f"refusing to overwrite {out_path}: the file exists and was not written by sonode; "
+            "choose another output path, or pass --force to replace it"
+        )
     check_folder(out_path)
     return out_path
 
@@ -136,7 +146,9 @@ def check_folder(out: PathLike) -> None:
         read_only = False
     if read_only or not os.access(folder, os.W_OK | os.X_OK):
         why = "is on a read-only file system" if read_only else "is not writable by this user"
-        raise OutputPathError(f"cannot write {out}: the folder {folder} {why}; choose another output folder")
+        raise OutputPathError(
+            f"cannot write {out}: the folder {folder} {why}; choose another output folder"
+        )
 
 
 def check_free_space(folder: PathLike, n_bytes: int) -> None:
@@ -147,8 +159,10 @@ def check_free_space(folder: PathLike, n_bytes: int) -> None:
         return
     free = st.f_bavail * st.f_frsize
     if free < n_bytes + FREE_SPACE_MARGIN_BYTES:
-        raise OutputPathError(f"not enough free space in {folder}: the outputs need about {_mib(n_bytes)}, "
-                              f"{_mib(free)} are free; free some space or choose another output folder")
+        raise OutputPathError(
+            f"not enough free space in {folder}: the outputs need about {_mib(n_bytes)}, "
+            f"{_mib(free)} are free; free some space or choose another output folder"
+        )
 
 
 def disk_full(err: BaseException, out: PathLike) -> bool:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import soundfile as sf
 
-from sonode.io.checks import is_int
 from sonode.errors import AudioOutputError, OutputPathError
+from sonode.io.checks import is_int
 from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker
 from sonode.io.outputs import check_output, disk_full
 
@@ -18,8 +18,9 @@ from sonode.io.outputs import check_output, disk_full
 WAV_SUBTYPES = {"FLOAT": None, "PCM_16": 16, "PCM_24": 24}
 
 
-def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
-                      force: bool = False) -> Path:
+def check_output_path(
+    out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *, force: bool = False
+) -> Path:
     """Refuse an output path that is a folder, FIFO or device, the same file as any input (links
     followed; even with ``force``), an existing file sonode did not write (without ``force``), or in
     a folder that cannot be written: `sonode.io.outputs.check_output`.
@@ -95,13 +96,21 @@ def write_wav(
             sf.write(tmp, x, int(sample_rate), subtype=subtype, format="WAV")
             append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, ValueError, sf.SoundFileError) as err:
-        why = "the disk is full" if disk_full(err, out) else "check the folder exists and is writable"
+        why = (
+            "the disk is full" if disk_full(err, out) else "check the folder exists and is writable"
+        )
         raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
     return n_clipped
 
 
-def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, *,
-               protect: Iterable[str | os.PathLike] = (), force: bool = False) -> int:
+def write_flac(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    protect: Iterable[str | os.PathLike] = (),
+    force: bool = False,
+) -> int:
     """Write a mono 16-bit FLAC atomically, marked as sonode's (Vorbis comment software=sonode ...).
 
     Same contract as `write_wav` with subtype "PCM_16" (clipping counted and applied, NaN refused,
@@ -118,9 +127,11 @@ def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, *
         raise ValueError(f"FLAC needs a whole rate in 1..655350 Hz, got {sample_rate!r}")
     out = Path(path)
     if not np.all(np.isfinite(x)):
-        raise AudioOutputError(f"refusing to write {out}: it has NaN or infinite samples; nothing was written")
+        raise AudioOutputError(
+            f"refusing to write {out}: it has NaN or infinite samples; nothing was written"
+        )
     check_output_path(out, protect, force=force)
-    top = 1.0 - 2.0 ** -15
+    top = 1.0 - 2.0**-15
     n_clipped = int(np.count_nonzero((x < -1.0) | (x > top)))
     try:
         with atomic_write(out) as tmp:
@@ -128,5 +139,7 @@ def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, *
                 f.software = sonode_marker()
                 f.write(np.clip(x, -1.0, top))
     except (OSError, ValueError, sf.SoundFileError) as err:
-        raise OutputPathError(f"cannot write {out}: {err}; check the folder exists and is writable") from err
+        raise OutputPathError(
+            f"cannot write {out}: {err}; check the folder exists and is writable"
+        ) from err
     return n_clipped

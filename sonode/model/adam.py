@@ -29,8 +29,10 @@ class Adam:
     """
 
     def __init__(self, groups: Iterable[dict[str, Any]]):
-        self.param_groups = [{**group, "params": list(group["params"]), "betas": BETAS, "eps": EPS}
-                             for group in groups]
+        self.param_groups = [
+            {**group, "params": list(group["params"]), "betas": BETAS, "eps": EPS}
+            for group in groups
+        ]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -54,13 +56,14 @@ class Adam:
                     state = self.state[p] = {
                         "step": torch.tensor(0.0, dtype=torch.float32),
                         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    }
                 state["step"] += 1
                 state["exp_avg"].lerp_(grad, 1 - beta1)
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
                 step = state["step"].item()
-                step_size = group["lr"] / (1 - beta1 ** step)
-                denom = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** step) ** 0.5).add_(group["eps"])
+                step_size = group["lr"] / (1 - beta1**step)
+                denom = (state["exp_avg_sq"].sqrt() / (1 - beta2**step) ** 0.5).add_(group["eps"])
                 p.addcdiv_(state["exp_avg"], denom, value=-step_size)
 
     def state_dict(self) -> dict[str, Any]:
@@ -86,16 +89,24 @@ class Adam:
         params = [p for group in self.param_groups for p in group["params"]]
         saved_groups = saved["param_groups"]
         if len(saved_groups) != len(self.param_groups) or any(
-                len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)):
+            len(s["params"]) != len(g["params"])
+            for s, g in zip(saved_groups, self.param_groups, strict=False)
+        ):
             raise ValueError("the saved optimiser state has other parameter groups")
-        for group, saved_group in zip(self.param_groups, saved_groups):
+        for group, saved_group in zip(self.param_groups, saved_groups, strict=False):
             for key in ("lr", "base_lr"):
                 if key in saved_group:
                     group[key] = saved_group[key]
         self.state = {}
         for index, moments in saved["state"].items():
             p = params[int(index)]
-            if any(isinstance(v, torch.Tensor) and k != "step" and v.shape != p.shape for k, v in moments.items()):
+            if any(
+                isinstance(v, torch.Tensor) and k != "step" and v.shape != p.shape
+                for k, v in moments.items()
+            ):
                 raise ValueError("the saved optimiser state does not fit the parameters' shapes")
-            self.state[p] = {k: (v.clone() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
-                             for k, v in moments.items() if k in ("step", "exp_avg", "exp_avg_sq")}
+            self.state[p] = {
+                k: (v.clone() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
+                for k, v in moments.items()
+                if k in ("step", "exp_avg", "exp_avg_sq")
+            }

@@ -61,7 +61,9 @@ class CheckpointPlan:
 
     def __post_init__(self):
         if not (self.every_s >= 0 and math.isfinite(self.every_s)):
-            raise ValueError(f"checkpoint interval must be a finite number of seconds ≥ 0, got {self.every_s}")
+            raise ValueError(
+                f"checkpoint interval must be a finite number of seconds ≥ 0, got {self.every_s}"
+            )
 
 
 @dataclass
@@ -102,7 +104,9 @@ def checkpoint_path_for(model_path: str | os.PathLike) -> Path:
     return path.with_name(path.name + CHECKPOINT_SUFFIX)
 
 
-def fit_identity(x: np.ndarray, sample_rate: int, options: dict[str, Any], source: str = "") -> dict[str, Any]:
+def fit_identity(
+    x: np.ndarray, sample_rate: int, options: dict[str, Any], source: str = ""
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (plain JSON data).
 
     Args:
@@ -113,13 +117,19 @@ def fit_identity(x: np.ndarray, sample_rate: int, options: dict[str, Any], sourc
     """
     samples = np.ascontiguousarray(x, dtype=np.float64)
     return {
-        "clip": {"sha256": hashlib.sha256(samples.tobytes()).hexdigest(), "n_samples": int(samples.shape[0]),
-                 "sample_rate": int(sample_rate), "source": source},
+        "clip": {
+            "sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
+            "n_samples": int(samples.shape[0]),
+            "sample_rate": int(sample_rate),
+            "source": source,
+        },
         "options": {k: v for k, v in sorted(options.items()) if k not in STOPPING_OPTIONS},
     }
 
 
-def save_checkpoint(path: str | os.PathLike, state: TrainingState, identity: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, state: TrainingState, identity: dict[str, Any]
+) -> None:
     """Write ``state`` atomically (a crash mid-write leaves the previous checkpoint intact)."""
     tensors = {_MODEL + k: v for k, v in state.model.items()}
     tensors.update({_BEST + k: v for k, v in state.best_model.items()})
@@ -137,8 +147,10 @@ def save_checkpoint(path: str | os.PathLike, state: TrainingState, identity: dic
         "epoch": state.epoch,
         "best_snr_db": _encode_float(state.best_snr_db),
         "initial_snr_db": _encode_float(state.initial_snr_db),
-        "history": [{k: _encode_float(v) if isinstance(v, float) else v for k, v in r.items()}
-                    for r in state.history],
+        "history": [
+            {k: _encode_float(v) if isinstance(v, float) else v for k, v in r.items()}
+            for r in state.history
+        ],
         "rejected_steps": state.rejected_steps,
         "bad_steps": state.bad_steps,
         "function_evaluations": state.function_evaluations,
@@ -164,19 +176,27 @@ def load_checkpoint(path: str | os.PathLike, identity: dict[str, Any]) -> Traini
     """
     file = Path(path)
     if not file.exists():
-        raise CheckpointError(f"--resume: no checkpoint at {file} (one is written every --checkpoint-every "
-                              "seconds during a fit and deleted when the fit completes); run without --resume "
-                              "to start a new fit")
+        raise CheckpointError(
+            f"--resume: no checkpoint at {file} (one is written every --checkpoint-every "
+            "seconds during a fit and deleted when the fit completes); run without --resume "
+            "to start a new fit"
+        )
     try:
-        tensors, meta = load_model_file(file, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION])
+        tensors, meta = load_model_file(
+            file, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION]
+        )
     except ModelFileError as err:
-        raise CheckpointError(f"cannot resume: {err}; delete {file} and run without --resume") from None
+        raise CheckpointError(
+            f"cannot resume: {err}; delete {file} and run without --resume"
+        ) from None
     _check_identity(file, meta.get("identity"), identity)
     try:
         return _state_from(tensors, meta)
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"cannot resume: {file} is incomplete or damaged ({err!r}); delete it and run "
-                              "without --resume") from None
+        raise CheckpointError(
+            f"cannot resume: {file} is incomplete or damaged ({err!r}); delete it and run "
+            "without --resume"
+        ) from None
 
 
 def remove_checkpoint(path: str | os.PathLike) -> None:
@@ -187,45 +207,61 @@ def remove_checkpoint(path: str | os.PathLike) -> None:
 def _check_identity(file: Path, found: Any, expected: dict[str, Any]) -> None:
     fresh = "delete it or run without --resume to start a new fit"
     if not isinstance(found, dict):
-        raise CheckpointError(f"cannot resume: {file} has no record of the fit it belongs to; {fresh}")
+        raise CheckpointError(
+            f"cannot resume: {file} has no record of the fit it belongs to; {fresh}"
+        )
     clip, want = found.get("clip", {}), expected["clip"]
     if any(clip.get(k) != want[k] for k in ("sha256", "n_samples", "sample_rate")):
         raise CheckpointError(
             f"cannot resume: {file} was made for another clip ({clip.get('source') or '?'}: "
             f"{clip.get('n_samples')} samples at {clip.get('sample_rate')} Hz), not {want['source'] or 'this clip'} "
             f"({want['n_samples']} samples at {want['sample_rate']} Hz, different samples); use the same file, "
-            f"--start, --duration, --channel and --rate, or {fresh}")
+            f"--start, --duration, --channel and --rate, or {fresh}"
+        )
     options = found.get("options", {})
-    differ = [f"{k}: checkpoint {options.get(k)!r}, now {v!r}" for k, v in expected["options"].items()
-              if options.get(k) != v]
-    differ += [f"{k}: checkpoint {v!r}, now unset" for k, v in options.items() if k not in expected["options"]]
+    differ = [
+        f"{k}: checkpoint {options.get(k)!r}, now {v!r}"
+        for k, v in expected["options"].items()
+        if options.get(k) != v
+    ]
+    differ += [
+        f"{k}: checkpoint {v!r}, now unset"
+        for k, v in options.items()
+        if k not in expected["options"]
+    ]
     if differ:
-        raise CheckpointError(f"cannot resume: {file} was made with other options ({'; '.join(differ)}); "
-                              f"repeat the original options (only --max-time, --steps and --target-snr may "
-                              f"change), or {fresh}")
+        raise CheckpointError(
+            f"cannot resume: {file} was made with other options ({'; '.join(differ)}); "
+            f"repeat the original options (only --max-time, --steps and --target-snr may "
+            f"change), or {fresh}"
+        )
 
 
 def _state_from(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> TrainingState:
     optim_state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith(_OPTIM):
-            index, key = name[len(_OPTIM):].split(".", 1)
+            index, key = name[len(_OPTIM) :].split(".", 1)
             optim_state.setdefault(int(index), {})[key] = value
     for name, value in meta["optimiser_scalars"].items():
         index, key = name.split(".", 1)
         optim_state.setdefault(int(index), {})[key] = value
     # JSON turned tuples (Adam's betas) into lists; give the optimiser back what it saved.
-    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
-              for g in meta["optimiser_groups"]]
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in meta["optimiser_groups"]
+    ]
     return TrainingState(
         epoch=int(meta["epoch"]),
-        model={k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)},
+        model={k[len(_MODEL) :]: v for k, v in tensors.items() if k.startswith(_MODEL)},
         optimiser={"state": optim_state, "param_groups": groups},
-        best_model={k[len(_BEST):]: v for k, v in tensors.items() if k.startswith(_BEST)},
+        best_model={k[len(_BEST) :]: v for k, v in tensors.items() if k.startswith(_BEST)},
         best_snr_db=float(meta["best_snr_db"]),
         initial_snr_db=float(meta["initial_snr_db"]),
-        history=[{k: float(v) if k in ("loss", "snr_db", "elapsed_s") else v for k, v in r.items()}
-                 for r in meta["history"]],
+        history=[
+            {k: float(v) if k in ("loss", "snr_db", "elapsed_s") else v for k, v in r.items()}
+            for r in meta["history"]
+        ],
         rejected_steps=int(meta["rejected_steps"]),
         bad_steps=int(meta["bad_steps"]),
         function_evaluations=int(meta["function_evaluations"]),

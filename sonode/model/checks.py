@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,8 +22,11 @@ TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of rec
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     """10·log10(Σ ref² / Σ (ref − est)²) in dB of two tensors, by `sonode.dsp.metrics`'s
     `snr_from_energies`: +inf for a perfect estimate, nan for a silent reference or NaN estimate."""
-    return float(snr_from_energies(np.float64(torch.sum(reference ** 2)),
-                                   np.float64(torch.sum((reference - estimate) ** 2))))
+    return float(
+        snr_from_energies(
+            np.float64(torch.sum(reference**2)), np.float64(torch.sum((reference - estimate) ** 2))
+        )
+    )
 
 
 def check_segments(model: SonodeModel, count: int) -> torch.Tensor:
@@ -55,9 +58,12 @@ def kept_score_db(snr: float, trajectory_db: float) -> float:
     return snr + TRAJECTORY_WEIGHT * trajectory_db if TRAJECTORY_WEIGHT > 0 else snr
 
 
-def consider(model: SonodeModel, clip_snr: Callable[[torch.Tensor], float],
-             trajectory_db: Callable[[SonodeModel], float], kept: tuple[float, float, dict]
-             ) -> tuple[tuple[float, float, dict], bool]:
+def consider(
+    model: SonodeModel,
+    clip_snr: Callable[[torch.Tensor], float],
+    trajectory_db: Callable[[SonodeModel], float],
+    kept: tuple[float, float, dict],
+) -> tuple[tuple[float, float, dict], bool]:
     """Make the current parameters the kept ones if they score better (`kept_score_db`) and pass
     the solver check.
 

@@ -52,8 +52,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sonode.dsp.linalg import polynomial_roots
-from sonode.dsp.lpc import (burg, covariance_predictor, modal_basis, modal_gram, predictor_run, ridge_solve,
-                            stable_poles)
+from sonode.dsp.lpc import (
+    burg,
+    covariance_predictor,
+    modal_basis,
+    modal_gram,
+    predictor_run,
+    ridge_solve,
+    stable_poles,
+)
 
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)
@@ -69,7 +76,9 @@ EXACT_MARGIN_DB = 10.0
 ENVELOPE_SPAN_S = 1.0  # the clip's end on which the late decays are measured
 FRAME_PER_ORDER = 2  # envelope frame length per predictor coefficient
 MIN_ENVELOPE_FRAMES = 4  # fewer half-overlapping frames than this: no late modes (Burg's run on)
-SWITCH_AFTER_END_S = VALIDATION_S  # the late modes take over where validation stops vouching for Burg's
+SWITCH_AFTER_END_S = (
+    VALIDATION_S  # the late modes take over where validation stops vouching for Burg's
+)
 # A terminal fade-out (`terminal_fade_samples`): at most 50 ms (editors' fades are 5-50 ms; a
 # longer one is left to the sound), ending 20 dB down, starting where the sound is within 1 dB of
 # its level just before.
@@ -112,25 +121,33 @@ class ContinuationFit:
         """The continuation's n_samples (normalised) following the clip's last sample, at its rate:
         the early modes up to the switch, then the late ones from the state they reached."""
         late = self.decay_per_s if self.late_decay_per_s is None else self.late_decay_per_s
-        late_omega = self.omega_rad_per_s if self.late_omega_rad_per_s is None else self.late_omega_rad_per_s
+        late_omega = (
+            self.omega_rad_per_s if self.late_omega_rad_per_s is None else self.late_omega_rad_per_s
+        )
         early_poles = np.exp((self.decay_per_s + 1j * self.omega_rad_per_s) / sample_rate)
         late_poles = np.exp((late + 1j * late_omega) / sample_rate)
         n_early = min(n_samples, int(math.ceil(self.switch_after_end_s * sample_rate - 1e-9)))
-        start = _amplitudes(self.state, early_poles, self.window_samples)  # at the continuation's first sample
-        switch = start * early_poles ** n_early
+        start = _amplitudes(
+            self.state, early_poles, self.window_samples
+        )  # at the continuation's first sample
+        switch = start * early_poles**n_early
         x = np.empty(n_samples)
         x[:n_early] = modal_basis(early_poles, n_early) @ np.concatenate([start.real, start.imag])
-        x[n_early:] = modal_basis(late_poles, n_samples - n_early) @ np.concatenate([switch.real, switch.imag])
+        x[n_early:] = modal_basis(late_poles, n_samples - n_early) @ np.concatenate(
+            [switch.real, switch.imag]
+        )
         return x
 
 
 def _amplitudes(state: np.ndarray, poles: np.ndarray, n_samples: int) -> np.ndarray:
     """Complex mode amplitudes (K,) n_samples after those of ``state`` = [Re; Im] (2K,)."""
     k = poles.shape[0]
-    return (state[:k] + 1j * state[k:]) * poles ** n_samples
+    return (state[:k] + 1j * state[k:]) * poles**n_samples
 
 
-def envelope_decays(x: np.ndarray, sample_rate: int, omega_rad_per_s: np.ndarray, frame_samples: int) -> np.ndarray | None:
+def envelope_decays(
+    x: np.ndarray, sample_rate: int, omega_rad_per_s: np.ndarray, frame_samples: int
+) -> np.ndarray | None:
     """Decay of the clip at each frequency over its last ENVELOPE_SPAN_S: the slope of the log
     amplitude of x demodulated at that frequency, in Hann frames of ``frame_samples`` (hop half a
     frame), fitted by least squares weighted by the frames' energy at it.
@@ -146,25 +163,33 @@ def envelope_decays(x: np.ndarray, sample_rate: int, omega_rad_per_s: np.ndarray
         (K,) decays in 1/s, ≤ 0 (a swelling partial is held, not grown), or None when the span
         holds fewer than MIN_ENVELOPE_FRAMES frames.
     """
-    span = np.asarray(x, dtype=np.float64)[-min(x.shape[0], int(ENVELOPE_SPAN_S * sample_rate)):]
+    span = np.asarray(x, dtype=np.float64)[-min(x.shape[0], int(ENVELOPE_SPAN_S * sample_rate)) :]
     hop = max(1, frame_samples // 2)
     starts = np.arange(0, span.shape[0] - frame_samples + 1, hop)
     if starts.shape[0] < MIN_ENVELOPE_FRAMES:
         return None
-    frames = np.lib.stride_tricks.sliding_window_view(span, frame_samples)[starts] * np.hanning(frame_samples)
-    carriers = np.exp(-1j * np.arange(frame_samples)[:, None] * omega_rad_per_s[None, :] / sample_rate)
+    frames = np.lib.stride_tricks.sliding_window_view(span, frame_samples)[starts] * np.hanning(
+        frame_samples
+    )
+    carriers = np.exp(
+        -1j * np.arange(frame_samples)[:, None] * omega_rad_per_s[None, :] / sample_rate
+    )
     amplitude = np.abs(frames @ carriers) + 1e-300  # (frames, K)
     times_s = (starts + 0.5 * frame_samples) / sample_rate
-    weight = amplitude ** 2
+    weight = amplitude**2
     weight /= weight.sum(axis=0)
     mean_t = weight.T @ times_s
     mean_log = np.sum(weight * np.log(amplitude), axis=0)
     dt = times_s[:, None] - mean_t[None, :]
-    slope = np.sum(weight * dt * (np.log(amplitude) - mean_log), axis=0) / np.maximum(np.sum(weight * dt ** 2, axis=0), 1e-300)
+    slope = np.sum(weight * dt * (np.log(amplitude) - mean_log), axis=0) / np.maximum(
+        np.sum(weight * dt**2, axis=0), 1e-300
+    )
     return np.minimum(slope, 0.0)
 
 
-def merge_beating(omega_rad_per_s: np.ndarray, decay_per_s: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def merge_beating(
+    omega_rad_per_s: np.ndarray, decay_per_s: np.ndarray, energy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Modes closer than one beat per ENVELOPE_SPAN_S become one: each group of modes whose
     neighbouring frequencies differ by less than 2π/ENVELOPE_SPAN_S rad/s gets the energy-weighted
     mean frequency and decay of the group.
@@ -192,7 +217,9 @@ def _poles(predictor: np.ndarray) -> np.ndarray:
 
 
 def _state(x: np.ndarray, poles: np.ndarray, window: int) -> np.ndarray:
-    return ridge_solve(modal_gram(poles, window), x[-window:] @ modal_basis(poles, window), STATE_RIDGE)
+    return ridge_solve(
+        modal_gram(poles, window), x[-window:] @ modal_basis(poles, window), STATE_RIDGE
+    )
 
 
 def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> list[tuple[int, int]]:
@@ -220,20 +247,26 @@ def terminal_fade_samples(x: np.ndarray, sample_rate: int) -> int:
         Samples of the fade at the clip's end, in [0, MAX_FADE_S·sample_rate].
     """
     magnitude = np.abs(np.asarray(x, dtype=np.float64))
-    search, before, last = (int(round(MAX_FADE_S * sample_rate)), int(round(0.025 * sample_rate)),
-                            max(1, int(round(0.001 * sample_rate))))
+    search, before, last = (
+        int(round(MAX_FADE_S * sample_rate)),
+        int(round(0.025 * sample_rate)),
+        max(1, int(round(0.001 * sample_rate))),
+    )
     if magnitude.shape[0] < 4 * (search + before):
         return 0
-    level = magnitude[-search - before: -search].max()
+    level = magnitude[-search - before : -search].max()
     if level == 0 or magnitude[-last:].max() > FADE_END_RATIO * level:
         return 0
-    backward_peak = np.maximum.accumulate(magnitude[::-1][:search])  # [j]: peak of the last j + 1 samples
+    backward_peak = np.maximum.accumulate(
+        magnitude[::-1][:search]
+    )  # [j]: peak of the last j + 1 samples
     reached = np.nonzero(backward_peak >= FADE_START_RATIO * level)[0]
     return int(reached[0]) if reached.size else search
 
 
-def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int | None = None,
-                          max_order: int = 1024) -> ContinuationFit:
+def identify_continuation(
+    x: np.ndarray, sample_rate: int, window_samples: int | None = None, max_order: int = 1024
+) -> ContinuationFit:
     """Identify the continuation ODE of a (normalised) clip.
 
     Args:
@@ -254,7 +287,9 @@ def identify_continuation(x: np.ndarray, sample_rate: int, window_samples: int |
     return replace(fit, window_samples=fit.window_samples + fade, fade_samples=fade)
 
 
-def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_order: int) -> ContinuationFit:
+def _identify(
+    x: np.ndarray, sample_rate: int, window_samples: int | None, max_order: int
+) -> ContinuationFit:
     """`identify_continuation` of a clip that ends sounding."""
     # a clip shorter than 5 VALIDATION_S holds back its last fifth (enough to tell an exact
     # predictor from Burg's: without validation, Burg's is used)
@@ -269,14 +304,14 @@ def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_o
         elif err == 0:
             score = math.inf
         else:
-            score = 10 * math.log10(max(float(np.sum(future ** 2)), 1e-300) / err)
+            score = 10 * math.log10(max(float(np.sum(future**2)), 1e-300) / err)
         if estimator not in best or score > best[estimator][0]:
             best[estimator] = (score, order, window)
 
     if held >= 16:
         candidates = _candidates(history.shape[0], window_samples, max_order)
         for order in sorted({o for o, _ in candidates}):
-            context = history[-min(history.shape[0], CONTEXT_PER_ORDER * order):]
+            context = history[-min(history.shape[0], CONTEXT_PER_ORDER * order) :]
             poles = _poles(burg(context, order))
             for _, window in [p for p in candidates if p[0] == order]:
                 state = _state(history, poles, window)
@@ -285,30 +320,48 @@ def _identify(x: np.ndarray, sample_rate: int, window_samples: int | None, max_o
             # as a filter (the modal continuation with W = p, poles unclamped), its roots are
             # found only if it is chosen
             if window_samples is None or window_samples == order:
-                consider("covariance", predictor_run(covariance_predictor(context, order), history, held),
-                         order, order)
+                consider(
+                    "covariance",
+                    predictor_run(covariance_predictor(context, order), history, held),
+                    order,
+                    order,
+                )
     if best:
         exact = "covariance" in best and best["covariance"][0] > best["burg"][0] + EXACT_MARGIN_DB
         estimator = "covariance" if exact else "burg"
         score, order, window = best[estimator]
     else:  # too short to validate: the largest order the clip supports, W = p
-        order = max([o for o in CANDIDATE_ORDERS if x.shape[0] >= 2 * o + 2 and o <= max_order]
-                    or [min(CANDIDATE_ORDERS)])
+        order = max(
+            [o for o in CANDIDATE_ORDERS if x.shape[0] >= 2 * o + 2 and o <= max_order]
+            or [min(CANDIDATE_ORDERS)]
+        )
         order = min(order, max(2, (x.shape[0] - 2) // 2))
         estimator, score, window = "burg", math.nan, window_samples or order
     window = min(window, x.shape[0])
-    context = x[-min(x.shape[0], CONTEXT_PER_ORDER * order):]
+    context = x[-min(x.shape[0], CONTEXT_PER_ORDER * order) :]
     poles = _poles(ESTIMATORS[estimator](context, order))
     s = np.log(poles) * sample_rate
     omega = np.abs(s.imag)
     state = _state(x, poles, window)
     # an exact (covariance) predictor's decays are right at every horizon; Burg's are re-measured
-    late_decay = envelope_decays(x, sample_rate, omega, FRAME_PER_ORDER * order) if estimator == "burg" else None
+    late_decay = (
+        envelope_decays(x, sample_rate, omega, FRAME_PER_ORDER * order)
+        if estimator == "burg"
+        else None
+    )
     late_omega = None
     if late_decay is not None:
         energy_at_end = np.abs(_amplitudes(state, poles, window)) ** 2
         late_decay, late_omega = merge_beating(omega, late_decay, energy_at_end)
-    return ContinuationFit(decay_per_s=np.minimum(s.real, 0.0), omega_rad_per_s=omega, state=state, order=order,
-                           window_samples=window, validation_snr_db=score, estimator=estimator,
-                           late_decay_per_s=late_decay, late_omega_rad_per_s=late_omega,
-                           switch_after_end_s=SWITCH_AFTER_END_S if late_decay is not None else 0.0)
+    return ContinuationFit(
+        decay_per_s=np.minimum(s.real, 0.0),
+        omega_rad_per_s=omega,
+        state=state,
+        order=order,
+        window_samples=window,
+        validation_snr_db=score,
+        estimator=estimator,
+        late_decay_per_s=late_decay,
+        late_omega_rad_per_s=late_omega,
+        switch_after_end_s=SWITCH_AFTER_END_S if late_decay is not None else 0.0,
+    )

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from sonode.errors import ModelFileError
+from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.field import ModalField
 from sonode.model.layout import SegmentLayout
-from sonode.model.limit_cycle import (ContinuationField, LimitCycle, phase_field, tail_energy_scale,
-                                       tail_modal_field)
+from sonode.model.limit_cycle import (
+    ContinuationField,
+    LimitCycle,
+    phase_field,
+    tail_energy_scale,
+    tail_modal_field,
+)
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
-from sonode.io.model_file import load_model_file, save_model_file
 from sonode.ode import odeint, odeint_adjoint
 
 MODEL_KIND = "sonode-decoder"
@@ -40,7 +46,9 @@ class ModelConfig:
     layers: int
     gain: float  # x_file = gain · x_normalised + offset
     offset: float
-    continuation_samples: int = 0  # window of the continuation state (0: the last segment continues)
+    continuation_samples: int = (
+        0  # window of the continuation state (0: the last segment continues)
+    )
     tail_modes: int = 0  # modes of the continuation's own linear ODE, identified on the clip's end
     # seconds after the span's end at which the continuation's late modes take over (0: from the start)
     continuation_switch_s: float = 0.0
@@ -51,7 +59,9 @@ class ModelConfig:
 
     @property
     def layout(self) -> SegmentLayout:
-        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, self.overlap_samples)
+        return SegmentLayout(
+            self.sample_rate, self.n_samples, self.hop_samples, self.overlap_samples
+        )
 
     @property
     def duration_s(self) -> float:
@@ -70,15 +80,23 @@ class SonodeModel(nn.Module):
     normalised (see `ModelConfig.gain` / `offset`), and `render` undoes the normalisation.
     """
 
-    def __init__(self, config: ModelConfig, bank: OscillatorBank, field: ModalField,
-                 states: torch.Tensor, readout: torch.Tensor | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        bank: OscillatorBank,
+        field: ModalField,
+        states: torch.Tensor,
+        readout: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.config = config
         self.bank = bank
         self.field = field
         d = config.latent_dim
         if states.shape != (config.layout.n_segments, d):
-            raise ValueError(f"states must have shape {(config.layout.n_segments, d)}, got {tuple(states.shape)}")
+            raise ValueError(
+                f"states must have shape {(config.layout.n_segments, d)}, got {tuple(states.shape)}"
+            )
         self.states = nn.Parameter(states.to(torch.float64).clone())
         if readout is None:  # x = Σ_k u_k: the modal coordinates' real parts
             readout = torch.cat([torch.ones(config.n_modes), torch.zeros(config.n_modes)])
@@ -92,13 +110,17 @@ class SonodeModel(nn.Module):
         # same kind whose modes are identified on the clip's end and whose state is fitted on its
         # last continuation_samples — a last segment alone sees as few as overlap + 1 samples.
         k_tail = config.tail_modes if config.continuation_samples else 0
-        self.tail_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
-                                        torch.ones(k_tail, dtype=torch.float64))
+        self.tail_bank = OscillatorBank(
+            -torch.ones(k_tail, dtype=torch.float64), torch.ones(k_tail, dtype=torch.float64)
+        )
         # its modes from continuation_switch_s past the end on: decays measured over the clip's
         # last second, beating modes merged (see `sonode.model.continuation`)
-        self.tail_late_bank = OscillatorBank(-torch.ones(k_tail, dtype=torch.float64),
-                                             torch.ones(k_tail, dtype=torch.float64))
-        self.continuation_state = nn.Parameter(torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64))
+        self.tail_late_bank = OscillatorBank(
+            -torch.ones(k_tail, dtype=torch.float64), torch.ones(k_tail, dtype=torch.float64)
+        )
+        self.continuation_state = nn.Parameter(
+            torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64)
+        )
         # what acts on the continuation's modes (`sonode.model.limit_cycle`): a field trained for
         # prediction (`sonode.model.predict`) and, for a held note, a limit cycle after the switch;
         # both zero/off, the continuation is the identified linear ODE exactly
@@ -107,12 +129,21 @@ class SonodeModel(nn.Module):
 
     def continuation_field(self, late: bool) -> ContinuationField:
         """The continuation ODE's field before (late False) or after the switch to its late modes."""
-        return ContinuationField(phase_field(self.tail_field, late), self.tail_cycle if late else None,
-                                 self.tail_late_bank if late else self.tail_bank)
+        return ContinuationField(
+            phase_field(self.tail_field, late),
+            self.tail_cycle if late else None,
+            self.tail_late_bank if late else self.tail_bank,
+        )
 
     # ---- solving ---------------------------------------------------------------------------
-    def solve(self, z0: torch.Tensor, local_s: torch.Tensor, step_s: float | None = None,
-              gradient: str | None = None, checkpoint_every: int = 64) -> torch.Tensor:
+    def solve(
+        self,
+        z0: torch.Tensor,
+        local_s: torch.Tensor,
+        step_s: float | None = None,
+        gradient: str | None = None,
+        checkpoint_every: int = 64,
+    ) -> torch.Tensor:
         """Integrate states ``z0`` (B, d) from local time 0 and read them at ``local_s``.
 
         Args:
@@ -130,7 +161,9 @@ class SonodeModel(nn.Module):
             Trajectories, shape (n, B, d).
         """
         if gradient is not None and gradient not in GRADIENT_METHODS:
-            raise ValueError(f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}")
+            raise ValueError(
+                f"gradient must be one of {GRADIENT_METHODS} or None, got {gradient!r}"
+            )
         if step_s is None:
             return modal_solve(self.bank, self.field, z0, local_s, gradient)
         # grid="outputs": steps of at most step_s cut at every output time (the engine's own grid,
@@ -140,31 +173,49 @@ class SonodeModel(nn.Module):
             with torch.no_grad():
                 return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
         if gradient == "adjoint":
-            return odeint_adjoint(self.field, z0, local_s, method="lawson_rk4", options=options,
-                                  adjoint_params=tuple(self.field.parameters()),
-                                  adjoint_options={"mode": "checkpoint", "checkpoint_every": checkpoint_every})
+            return odeint_adjoint(
+                self.field,
+                z0,
+                local_s,
+                method="lawson_rk4",
+                options=options,
+                adjoint_params=tuple(self.field.parameters()),
+                adjoint_options={"mode": "checkpoint", "checkpoint_every": checkpoint_every},
+            )
         return odeint(self.field, z0, local_s, method="lawson_rk4", options=options)
 
-    def trajectory(self, n_samples: int, gradient: str | None = None, stride: int = 1,
-                   phase: int = 0) -> torch.Tensor:
+    def trajectory(
+        self, n_samples: int, gradient: str | None = None, stride: int = 1, phase: int = 0
+    ) -> torch.Tensor:
         """Normalised samples phase, phase + stride, ... < n_samples of the free run from
         ``trajectory_state`` (one trajectory through the clip): (ceil((n_samples − phase)/stride),)."""
         index = torch.arange(phase, n_samples, stride)
-        local = torch.cat([torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate])
-        x = modal_readout(self.bank, self.field, self.trajectory_state, local, self.readout, gradient)[:, 0]
+        local = torch.cat(
+            [torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate]
+        )
+        x = modal_readout(
+            self.bank, self.field, self.trajectory_state, local, self.readout, gradient
+        )[:, 0]
         return x[1:] + self.readout_bias
 
-    def set_continuation(self, decay_per_s, omega_rad_per_s, state, late_decay_per_s=None,
-                         late_omega_rad_per_s=None) -> None:
+    def set_continuation(
+        self, decay_per_s, omega_rad_per_s, state, late_decay_per_s=None, late_omega_rad_per_s=None
+    ) -> None:
         """Install the continuation ODE's modes (K_tail,), its state (2 K_tail,) and its late modes
         ((K_tail,) each; None: the early ones) — numpy or torch, in 1/s and rad/s."""
         late_decay_per_s = decay_per_s if late_decay_per_s is None else late_decay_per_s
-        late_omega_rad_per_s = omega_rad_per_s if late_omega_rad_per_s is None else late_omega_rad_per_s
+        late_omega_rad_per_s = (
+            omega_rad_per_s if late_omega_rad_per_s is None else late_omega_rad_per_s
+        )
         with torch.no_grad():
-            for bank, decay, omega in ((self.tail_bank, decay_per_s, omega_rad_per_s),
-                                       (self.tail_late_bank, late_decay_per_s, late_omega_rad_per_s)):
-                fresh = OscillatorBank(torch.as_tensor(decay, dtype=torch.float64),
-                                       torch.as_tensor(omega, dtype=torch.float64))
+            for bank, decay, omega in (
+                (self.tail_bank, decay_per_s, omega_rad_per_s),
+                (self.tail_late_bank, late_decay_per_s, late_omega_rad_per_s),
+            ):
+                fresh = OscillatorBank(
+                    torch.as_tensor(decay, dtype=torch.float64),
+                    torch.as_tensor(omega, dtype=torch.float64),
+                )
                 bank.load_state_dict(fresh.state_dict())
                 bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
@@ -175,8 +226,12 @@ class SonodeModel(nn.Module):
         """Normalised samples x = C z + b for states z (..., d) → (...)."""
         return z @ self.readout + self.readout_bias
 
-    def reconstruct(self, gradient: str | None = None, substeps: int | None = None,
-                    segments: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def reconstruct(
+        self,
+        gradient: str | None = None,
+        substeps: int | None = None,
+        segments: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised reconstruction on the training grid, segments solved as one batch.
 
         Args:
@@ -199,33 +254,50 @@ class SonodeModel(nn.Module):
         chunk = states.shape[0] if gradient is not None else EVALUATION_SEGMENTS
         parts = []
         for begin in range(0, states.shape[0], chunk):
-            part = states[begin: begin + chunk]
+            part = states[begin : begin + chunk]
             if substeps is None:
-                parts.append(modal_readout(self.bank, self.field, part, local, self.readout, gradient)
-                             + self.readout_bias)
+                parts.append(
+                    modal_readout(self.bank, self.field, part, local, self.readout, gradient)
+                    + self.readout_bias
+                )
             else:
-                parts.append(self.read(self.solve(part, local, 1.0 / (layout.sample_rate * substeps), gradient)))
+                parts.append(
+                    self.read(
+                        self.solve(part, local, 1.0 / (layout.sample_rate * substeps), gradient)
+                    )
+                )
         per_segment = torch.cat(parts, dim=1)
         first = 0 if segments is None else int(segments[0])
-        weights = layout.training_weights()[:, first: first + states.shape[0]]
+        weights = layout.training_weights()[:, first : first + states.shape[0]]
         return layout.overlap_add(per_segment * weights, first), per_segment
 
-    def defects(self, gradient: str | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
+    def defects(
+        self, gradient: str | None = None, segments: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Continuity defects z_m(hop) − z_{m+1}(0) between consecutive segments, (B − 1, d).
 
         Zero defects make the segment states samples of one trajectory (multiple shooting)."""
         layout = self.config.layout
         states = self.states if segments is None else self.states[segments]
-        ends = modal_solve(self.bank, self.field, states[:-1],
-                           torch.tensor([0.0, layout.hop_samples / layout.sample_rate], dtype=torch.float64),
-                           gradient)[-1]
+        ends = modal_solve(
+            self.bank,
+            self.field,
+            states[:-1],
+            torch.tensor([0.0, layout.hop_samples / layout.sample_rate], dtype=torch.float64),
+            gradient,
+        )[-1]
         return ends - states[1:]
 
     # ---- rendering -------------------------------------------------------------------------
     @torch.no_grad()
-    def render_normalised(self, times_s: torch.Tensor, max_step_s: float | None = None,
-                          progress: Callable[[int], None] | None = None, bound: float = math.inf,
-                          chunk_samples: int = 8192) -> torch.Tensor:
+    def render_normalised(
+        self,
+        times_s: torch.Tensor,
+        max_step_s: float | None = None,
+        progress: Callable[[int], None] | None = None,
+        bound: float = math.inf,
+        chunk_samples: int = 8192,
+    ) -> torch.Tensor:
         """The continuous-time signal at uniformly spaced increasing times (normalised amplitude).
 
         Times past the fitted span continue the last segment's trajectory, handed over to the
@@ -255,18 +327,27 @@ class SonodeModel(nn.Module):
     def save(self, path: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
         """Write the model atomically as a code-free, versioned file (tensors + JSON metadata)."""
         tensors = {name: p.detach() for name, p in self.state_dict().items()}
-        save_model_file(path, tensors, {"config": asdict(self.config), "info": info or {}},
-                        kind=MODEL_KIND, version=MODEL_VERSION)
+        save_model_file(
+            path,
+            tensors,
+            {"config": asdict(self.config), "info": info or {}},
+            kind=MODEL_KIND,
+            version=MODEL_VERSION,
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> tuple["SonodeModel", dict[str, Any]]:
+    def load(cls, path: str | os.PathLike) -> tuple[SonodeModel, dict[str, Any]]:
         """Read a model file (never executes code from it). Returns (model, info)."""
         tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION])
         config = _config_from_meta(path, meta)
-        model = build_model(config, torch.zeros(config.n_modes, dtype=torch.float64),
-                            torch.ones(config.n_modes, dtype=torch.float64),
-                            torch.zeros(config.layout.n_segments, config.latent_dim, dtype=torch.float64),
-                            energy_scale=1.0, rate_scale=1.0)
+        model = build_model(
+            config,
+            torch.zeros(config.n_modes, dtype=torch.float64),
+            torch.ones(config.n_modes, dtype=torch.float64),
+            torch.zeros(config.layout.n_segments, config.latent_dim, dtype=torch.float64),
+            energy_scale=1.0,
+            rate_scale=1.0,
+        )
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         # files written before the continuation had late modes: the early ones throughout
         for name in [n for n in tensors if n.startswith("tail_bank.")]:
@@ -274,18 +355,28 @@ class SonodeModel(nn.Module):
         # ...and before the continuation had a field and a cycle: the untrained ones (zero, off)
         fresh = model.state_dict()
         if not any(n.startswith(("tail_field.", "tail_cycle.")) for n in tensors):
-            tensors.update({n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))})
+            tensors.update(
+                {n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))}
+            )
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))
-            raise ModelFileError(f"{path}: tensors do not match the model's configuration ({bad[:3]}...); "
-                                 "the file is damaged or was edited — refit the clip")
+            raise ModelFileError(
+                f"{path}: tensors do not match the model's configuration ({bad[:3]}...); "
+                "the file is damaged or was edited — refit the clip"
+            )
         model.load_state_dict(tensors)
         return model, meta.get("info", {})
 
 
-def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s: torch.Tensor,
-                states: torch.Tensor, energy_scale: float, rate_scale: float) -> SonodeModel:
+def build_model(
+    config: ModelConfig,
+    decay_per_s: torch.Tensor,
+    omega_rad_per_s: torch.Tensor,
+    states: torch.Tensor,
+    energy_scale: float,
+    rate_scale: float,
+) -> SonodeModel:
     """Assemble a model from identified modes (K,) and initial segment states (M, 2K).
 
     ``energy_scale`` (typical mode energy) and ``rate_scale`` (1/s) set the field's units, see
@@ -298,12 +389,21 @@ def build_model(config: ModelConfig, decay_per_s: torch.Tensor, omega_rad_per_s:
 def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
     """The configuration in a file's metadata, its types and sizes checked before anything is built
     (a crafted file could otherwise ask for gigabytes: n_modes=1e6, layers=1e7)."""
-    from sonode.limits import (MAX_HIDDEN, MAX_HOP_SAMPLES, MAX_LATENT_DIM, MAX_LAYERS, MAX_LP_ORDER,
-                               MAX_RENDER_S, check_memory)
+    from sonode.limits import (
+        MAX_HIDDEN,
+        MAX_HOP_SAMPLES,
+        MAX_LATENT_DIM,
+        MAX_LAYERS,
+        MAX_LP_ORDER,
+        MAX_RENDER_S,
+        check_memory,
+    )
 
     def bad(why: str) -> ModelFileError:
-        return ModelFileError(f"{path}: the model configuration is invalid ({why}); the file is damaged or not a "
-                              "sonode model — refit the clip")
+        return ModelFileError(
+            f"{path}: the model configuration is invalid ({why}); the file is damaged or not a "
+            "sonode model — refit the clip"
+        )
 
     raw = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(raw, dict):
@@ -315,28 +415,57 @@ def _config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
         value = raw.get(field, _CONFIG_DEFAULTS.get(field))
         if type_ is int and not (isinstance(value, int) and not isinstance(value, bool)):
             raise bad(f"{field} must be an integer, got {type(value).__name__} {str(value)[:40]}")
-        if type_ is float and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                   and math.isfinite(value)):
-            raise bad(f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}")
+        if type_ is float and not (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            raise bad(
+                f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}"
+            )
         values[field] = type_(value)
-    limits = {"sample_rate": (8000, 192000), "n_samples": (1, int(MAX_RENDER_S * values["sample_rate"])),
-              "hop_samples": (1, MAX_HOP_SAMPLES), "overlap_samples": (0, values["hop_samples"]),
-              "n_modes": (1, MAX_LATENT_DIM // 2), "hidden": (1, MAX_HIDDEN), "layers": (1, MAX_LAYERS),
-              "continuation_samples": (0, values["n_samples"]), "tail_modes": (0, MAX_LP_ORDER),
-              "gain": (1e-300, math.inf), "offset": (-math.inf, math.inf),
-              "continuation_switch_s": (0.0, MAX_RENDER_S)}
+    limits = {
+        "sample_rate": (8000, 192000),
+        "n_samples": (1, int(MAX_RENDER_S * values["sample_rate"])),
+        "hop_samples": (1, MAX_HOP_SAMPLES),
+        "overlap_samples": (0, values["hop_samples"]),
+        "n_modes": (1, MAX_LATENT_DIM // 2),
+        "hidden": (1, MAX_HIDDEN),
+        "layers": (1, MAX_LAYERS),
+        "continuation_samples": (0, values["n_samples"]),
+        "tail_modes": (0, MAX_LP_ORDER),
+        "gain": (1e-300, math.inf),
+        "offset": (-math.inf, math.inf),
+        "continuation_switch_s": (0.0, MAX_RENDER_S),
+    }
     for field, (low, high) in limits.items():
         if not low <= values[field] <= high:
             raise bad(f"{field} = {values[field]} is outside {low}..{high}")
     config = ModelConfig(**values)
-    n_parameters = (config.layout.n_segments + 1) * config.latent_dim + config.layers * config.hidden ** 2 \
-        + 4 * config.hidden * config.latent_dim + 8 * config.tail_modes
-    check_memory(f"the model in {path} ({n_parameters} parameters)", 32 * n_parameters,
-                 "it is not a model this machine can load")
+    n_parameters = (
+        (config.layout.n_segments + 1) * config.latent_dim
+        + config.layers * config.hidden**2
+        + 4 * config.hidden * config.latent_dim
+        + 8 * config.tail_modes
+    )
+    check_memory(
+        f"the model in {path} ({n_parameters} parameters)",
+        32 * n_parameters,
+        "it is not a model this machine can load",
+    )
     return config
 
 
-_CONFIG_TYPES = {"sample_rate": int, "n_samples": int, "hop_samples": int, "overlap_samples": int,
-                 "n_modes": int, "hidden": int, "layers": int, "gain": float, "offset": float,
-                 "continuation_samples": int, "tail_modes": int, "continuation_switch_s": float}
+_CONFIG_TYPES = {
+    "sample_rate": int,
+    "n_samples": int,
+    "hop_samples": int,
+    "overlap_samples": int,
+    "n_modes": int,
+    "hidden": int,
+    "layers": int,
+    "gain": float,
+    "offset": float,
+    "continuation_samples": int,
+    "tail_modes": int,
+    "continuation_switch_s": float,
+}
 _CONFIG_DEFAULTS = {"continuation_switch_s": 0.0}  # absent from files written before it existed

@@ -35,11 +35,13 @@ class ModalField(nn.Module):
         rate_scale: typical size of γ in 1/s (decay) and rad/s (frequency shift).
     """
 
-    def __init__(self, n_modes: int, hidden: int, layers: int, energy_scale: float, rate_scale: float):
+    def __init__(
+        self, n_modes: int, hidden: int, layers: int, energy_scale: float, rate_scale: float
+    ):
         super().__init__()
         widths = [n_modes] + [hidden] * layers
         blocks: list[nn.Module] = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=False):
             blocks += [nn.Linear(n_in, n_out, dtype=torch.float64), nn.Tanh()]
         out = nn.Linear(widths[-1], 2 * n_modes, dtype=torch.float64)
         nn.init.zeros_(out.weight)
@@ -52,7 +54,7 @@ class ModalField(nn.Module):
     def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(Re γ, Im γ) for mode energies ``energy`` (..., K): each (..., K), in 1/s and rad/s."""
         out = self.rate_scale * self.mlp(torch.log1p(energy / self.energy_scale))
-        return out[..., : self.n_modes], out[..., self.n_modes:]
+        return out[..., : self.n_modes], out[..., self.n_modes :]
 
     def is_zero(self) -> bool:
         """True while the output layer is exactly zero (the field vanishes: a linear model)."""

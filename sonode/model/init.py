@@ -33,9 +33,19 @@ def normalisation(x: np.ndarray) -> tuple[float, float]:
     return gain, offset
 
 
-def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samples: int, overlap_samples: int,
-                  hidden: int, layers: int, lp_order: int = 1024, rel_ridge: float = 1e-6,
-                  continuation_samples: int | None = 0, max_modes: int = 128) -> tuple[SonodeModel, dict]:
+def initial_model(
+    x: np.ndarray,
+    sample_rate: int,
+    n_modes: int | None,
+    hop_samples: int,
+    overlap_samples: int,
+    hidden: int,
+    layers: int,
+    lp_order: int = 1024,
+    rel_ridge: float = 1e-6,
+    continuation_samples: int | None = 0,
+    max_modes: int = 128,
+) -> tuple[SonodeModel, dict]:
     """A model that is the best linear fit of the clip, with a zero neural correction.
 
     Args:
@@ -72,41 +82,73 @@ def initial_model(x: np.ndarray, sample_rate: int, n_modes: int | None, hop_samp
         # `lapack_threads`), and is waited for only once the segment states are fitted.
         parallel = wants_tail and torch.get_num_threads() >= 2
         tail_job = pool.submit(continuation) if parallel else None
-        modes = identify_modes(xn, sample_rate, n_modes, max_modes=max_modes, lp_order=lp_order, watch=watch)
+        modes = identify_modes(
+            xn, sample_rate, n_modes, max_modes=max_modes, lp_order=lp_order, watch=watch
+        )
         poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / sample_rate)
         with watch("segment_states"):
             states = segment_states(xn, layout, poles, rel_ridge)
         with watch("trajectory_state"):
             n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
-            trajectory = ridge_solve(modal_gram(poles, n_traj), xn[:n_traj] @ modal_basis(poles, n_traj), rel_ridge)
+            trajectory = ridge_solve(
+                modal_gram(poles, n_traj), xn[:n_traj] @ modal_basis(poles, n_traj), rel_ridge
+            )
         tail = tail_job.result() if parallel else continuation() if wants_tail else None
-    config = ModelConfig(sample_rate=sample_rate, n_samples=int(x.shape[0]), hop_samples=hop_samples,
-                         overlap_samples=overlap_samples, n_modes=modes.n_modes, hidden=hidden, layers=layers,
-                         gain=gain, offset=offset,
-                         continuation_samples=tail.window_samples if tail else 0,
-                         tail_modes=tail.decay_per_s.shape[0] if tail else 0,
-                         continuation_switch_s=tail.switch_after_end_s if tail else 0.0)
+    config = ModelConfig(
+        sample_rate=sample_rate,
+        n_samples=int(x.shape[0]),
+        hop_samples=hop_samples,
+        overlap_samples=overlap_samples,
+        n_modes=modes.n_modes,
+        hidden=hidden,
+        layers=layers,
+        gain=gain,
+        offset=offset,
+        continuation_samples=tail.window_samples if tail else 0,
+        tail_modes=tail.decay_per_s.shape[0] if tail else 0,
+        continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
+    )
     # a mode's energy |c|² = u² + v²: its mean over segments and modes sets the field's input units
-    energy_scale = float(2.0 * np.mean(states ** 2)) or 1.0
-    model = build_model(config, torch.from_numpy(modes.decay_per_s), torch.from_numpy(modes.omega_rad_per_s),
-                        torch.from_numpy(states), energy_scale=energy_scale, rate_scale=FIELD_RATE_SCALE_PER_S)
+    energy_scale = float(2.0 * np.mean(states**2)) or 1.0
+    model = build_model(
+        config,
+        torch.from_numpy(modes.decay_per_s),
+        torch.from_numpy(modes.omega_rad_per_s),
+        torch.from_numpy(states),
+        energy_scale=energy_scale,
+        rate_scale=FIELD_RATE_SCALE_PER_S,
+    )
     with torch.no_grad():
         model.trajectory_state.copy_(torch.from_numpy(trajectory)[None])
-    summary = {"n_modes": modes.n_modes, "n_modes_chosen_by": "validation" if n_modes is None else "user"}
+    summary = {
+        "n_modes": modes.n_modes,
+        "n_modes_chosen_by": "validation" if n_modes is None else "user",
+    }
     if tail is not None:
-        model.set_continuation(tail.decay_per_s, tail.omega_rad_per_s, tail.state, tail.late_decay_per_s,
-                               tail.late_omega_rad_per_s)
-        summary["continuation"] = {"order": tail.order, "window_samples": tail.window_samples,
-                                   "modes": int(tail.decay_per_s.shape[0]),
-                                   "validation_snr_db": tail.validation_snr_db, "estimator": tail.estimator,
-                                   "switch_after_end_s": tail.switch_after_end_s,
-                                   "fade_samples": tail.fade_samples}
+        model.set_continuation(
+            tail.decay_per_s,
+            tail.omega_rad_per_s,
+            tail.state,
+            tail.late_decay_per_s,
+            tail.late_omega_rad_per_s,
+        )
+        summary["continuation"] = {
+            "order": tail.order,
+            "window_samples": tail.window_samples,
+            "modes": int(tail.decay_per_s.shape[0]),
+            "validation_snr_db": tail.validation_snr_db,
+            "estimator": tail.estimator,
+            "switch_after_end_s": tail.switch_after_end_s,
+            "fade_samples": tail.fade_samples,
+        }
     # wall-clock seconds of each piece (the continuation's overlap the modes' when run beside them)
     summary["time_breakdown_s"] = {name: round(sec, 4) for name, sec in watch.seconds.items()}
     return model, summary
 
 
-def segment_states(xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel_ridge: float) -> np.ndarray:
+def segment_states(
+    xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel_ridge: float
+) -> np.ndarray:
     """Start states of every segment: ridge least squares of the modes over the segment's window,
     weighted by its cross-fade weights.
 

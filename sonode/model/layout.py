@@ -27,8 +27,10 @@ class SegmentLayout:
 
     def __post_init__(self):
         if self.hop_samples < 1 or not 0 <= self.overlap_samples <= self.hop_samples:
-            raise ValueError(f"need hop ≥ 1 and 0 ≤ overlap ≤ hop, got hop={self.hop_samples}, "
-                             f"overlap={self.overlap_samples}")
+            raise ValueError(
+                f"need hop ≥ 1 and 0 ≤ overlap ≤ hop, got hop={self.hop_samples}, "
+                f"overlap={self.overlap_samples}"
+            )
 
     @property
     def n_segments(self) -> int:
@@ -46,7 +48,9 @@ class SegmentLayout:
 
     def start_s(self) -> torch.Tensor:
         """τ_m in seconds, shape (M,), float64."""
-        return torch.arange(self.n_segments, dtype=torch.float64) * (self.hop_samples / self.sample_rate)
+        return torch.arange(self.n_segments, dtype=torch.float64) * (
+            self.hop_samples / self.sample_rate
+        )
 
     def weights(self, local_s: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
         """Cross-fade weight of ``segment`` at local time ``local_s`` = t − τ_m (seconds).
@@ -63,11 +67,15 @@ class SegmentLayout:
         first, last = segment == 0, segment == self.n_segments - 1
         if fade_s > 0:
             rise = 0.5 - 0.5 * torch.cos(math.pi * torch.clamp(local_s / fade_s, 0.0, 1.0))
-            fall = 0.5 + 0.5 * torch.cos(math.pi * torch.clamp((local_s - hop_s) / fade_s, 0.0, 1.0))
+            fall = 0.5 + 0.5 * torch.cos(
+                math.pi * torch.clamp((local_s - hop_s) / fade_s, 0.0, 1.0)
+            )
         else:
             rise = torch.ones_like(local_s)
             fall = (local_s < hop_s).to(local_s.dtype)
-        w = torch.where(first, torch.ones_like(rise), rise) * torch.where(last, torch.ones_like(fall), fall)
+        w = torch.where(first, torch.ones_like(rise), rise) * torch.where(
+            last, torch.ones_like(fall), fall
+        )
         inside = (local_s >= 0) & (last | (local_s < hop_s + fade_s))
         return torch.where(inside, w, torch.zeros_like(w))
 
@@ -77,7 +85,9 @@ class SegmentLayout:
         seg = torch.arange(self.n_segments)[None, :]
         w = self.weights(local, seg)
         # samples past the clip's end carry no data
-        inside = (seg * self.hop_samples + torch.arange(self.window_samples)[:, None]) < self.n_samples
+        inside = (
+            seg * self.hop_samples + torch.arange(self.window_samples)[:, None]
+        ) < self.n_samples
         return w * inside
 
     def overlap_add(self, per_segment: torch.Tensor, first: int = 0) -> torch.Tensor:
@@ -114,6 +124,8 @@ class SegmentLayout:
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """The clip's samples seen by each segment window, zero past the end: (window_samples, M)."""
-        padded = torch.zeros(self.n_segments * self.hop_samples + self.overlap_samples, dtype=x.dtype)
+        padded = torch.zeros(
+            self.n_segments * self.hop_samples + self.overlap_samples, dtype=x.dtype
+        )
         padded[: self.n_samples] = x
         return padded.unfold(0, self.window_samples, self.hop_samples)[: self.n_segments].T

@@ -45,14 +45,18 @@ class LimitCycle(nn.Module):
         self.n_modes = n_modes
         self.register_buffer("rate_per_s", torch.zeros((), dtype=torch.float64))  # κ; 0: no cycle
         self.register_buffer("energy", torch.ones((), dtype=torch.float64))  # E*
-        self.register_buffer("cancel_per_s", torch.zeros(n_modes, dtype=torch.float64))  # −σ_k of the late modes
+        self.register_buffer(
+            "cancel_per_s", torch.zeros(n_modes, dtype=torch.float64)
+        )  # −σ_k of the late modes
 
     @property
     def active(self) -> bool:
         return bool(self.rate_per_s > 0)
 
     @torch.no_grad()
-    def hold(self, energy: float, decay_per_s: torch.Tensor, rate_per_s: float = ATTRACTION_PER_S) -> None:
+    def hold(
+        self, energy: float, decay_per_s: torch.Tensor, rate_per_s: float = ATTRACTION_PER_S
+    ) -> None:
         """Switch the cycle on: orbit energy E* = ``energy`` (Σ|c_k|² at the switch), cancelling the
         modes' decays ``decay_per_s`` (K,) (1/s, ≤ 0), attraction ``rate_per_s``."""
         self.rate_per_s.fill_(float(rate_per_s))
@@ -127,15 +131,19 @@ class LevelField(nn.Module):
     def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         level = torch.log(energy.sum(-1, keepdim=True) / self.energy_scale + 1e-300)
         out = self.rate_scale * self.mlp(level)
-        return out[..., : self.n_modes], out[..., self.n_modes:]
+        return out[..., : self.n_modes], out[..., self.n_modes :]
 
     is_zero = ModalField.is_zero
     forward = ModalField.forward
 
 
-def tail_modal_field(n_modes: int, energy_scale: float = 1.0, rate_scale: float = 10.0) -> nn.Module:
+def tail_modal_field(
+    n_modes: int, energy_scale: float = 1.0, rate_scale: float = 10.0
+) -> nn.Module:
     """The continuation's trainable field (`LevelField` or, with TAIL_INPUT "modes", a `ModalField`)."""
-    with warnings.catch_warnings():  # a model without a continuation has 0 tail modes: empty weights
+    with (
+        warnings.catch_warnings()
+    ):  # a model without a continuation has 0 tail modes: empty weights
         warnings.simplefilter("ignore", UserWarning)
         if TAIL_INPUT == "modes":
             return ModalField(n_modes, TAIL_HIDDEN, 1, energy_scale, rate_scale)

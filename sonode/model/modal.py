@@ -54,8 +54,15 @@ class EnvelopeODE(nn.Module):
         return torch.cat([growth, shift], dim=-1)
 
 
-def modal_coordinates(bank: OscillatorBank, field: ModalField | None, z0: torch.Tensor, local_s: torch.Tensor,
-                      gradient: str | None = None, rtol: float = RTOL, atol: float = ATOL) -> torch.Tensor:
+def modal_coordinates(
+    bank: OscillatorBank,
+    field: ModalField | None,
+    z0: torch.Tensor,
+    local_s: torch.Tensor,
+    gradient: str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> torch.Tensor:
     """Complex mode coordinates c(t) = c(0)·exp(λt + Γ(t)) of the trajectories from ``z0``.
 
     Args:
@@ -75,15 +82,24 @@ def modal_coordinates(bank: OscillatorBank, field: ModalField | None, z0: torch.
     u0, v0 = z0[..., :k], z0[..., k:]
     t = local_s.to(torch.float64)[:, None]
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
-        exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[:, None, :]  # (n, 1, K)
+        exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[
+            :, None, :
+        ]  # (n, 1, K)
         if needs_envelope(field, gradient):
             envelope = _envelope(bank, field, u0 * u0 + v0 * v0, local_s, gradient, rtol, atol)
             exponent = exponent + torch.complex(envelope[..., :k], envelope[..., k:])
         return torch.complex(u0, v0) * torch.exp(exponent)
 
 
-def modal_solve(bank: OscillatorBank, field: ModalField | None, z0: torch.Tensor, local_s: torch.Tensor,
-                gradient: str | None = None, rtol: float = RTOL, atol: float = ATOL) -> torch.Tensor:
+def modal_solve(
+    bank: OscillatorBank,
+    field: ModalField | None,
+    z0: torch.Tensor,
+    local_s: torch.Tensor,
+    gradient: str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> torch.Tensor:
     """States z(t) of dz/dt = L z + γ(e(z)) ⊙ z from z0, read at ``local_s``: (n, B, 2K).
 
     Arguments as in `modal_coordinates`; the states are laid out [u; v] like z0.
@@ -98,18 +114,34 @@ def needs_envelope(field: ModalField | None, gradient: str | None) -> bool:
     return field is not None and (gradient is not None or not field.is_zero())
 
 
-def _envelope(bank: OscillatorBank, field: ModalField, energy0: torch.Tensor, local_s: torch.Tensor,
-              gradient: str | None, rtol: float, atol: float) -> torch.Tensor:
+def _envelope(
+    bank: OscillatorBank,
+    field: ModalField,
+    energy0: torch.Tensor,
+    local_s: torch.Tensor,
+    gradient: str | None,
+    rtol: float,
+    atol: float,
+) -> torch.Tensor:
     """g = [Re Γ, Im Γ] at local_s, shape (n, B, 2K): dopri5 at nodes, cubic Hermite between."""
     t = local_s.to(torch.float64)
-    nodes, values, slopes = envelope_nodes(bank, field, energy0, float(t[0]), float(t[-1]), gradient, rtol, atol)
+    nodes, values, slopes = envelope_nodes(
+        bank, field, energy0, float(t[0]), float(t[-1]), gradient, rtol, atol
+    )
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
         return hermite(nodes, values, slopes, t)
 
 
-def envelope_nodes(bank: OscillatorBank, field: ModalField, energy0: torch.Tensor, first_s: float, last_s: float,
-                   gradient: str | None = None, rtol: float = RTOL,
-                   atol: float = ATOL) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def envelope_nodes(
+    bank: OscillatorBank,
+    field: ModalField,
+    energy0: torch.Tensor,
+    first_s: float,
+    last_s: float,
+    gradient: str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Γ solved at equally spaced nodes from first_s (where Γ = 0) to last_s, ≤ NODE_SPACING_S apart.
 
     Args:
@@ -129,8 +161,15 @@ def envelope_nodes(bank: OscillatorBank, field: ModalField, energy0: torch.Tenso
             values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
     elif gradient == "adjoint":
         params = [*field.parameters(), bank.raw_damping, energy0]
-        values = odeint_adjoint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol,
-                                adjoint_params=[p for p in params if p.requires_grad])
+        values = odeint_adjoint(
+            func,
+            g0,
+            nodes,
+            method="dopri5",
+            rtol=rtol,
+            atol=atol,
+            adjoint_params=[p for p in params if p.requires_grad],
+        )
     elif gradient == "backprop":
         values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
     else:
@@ -140,7 +179,9 @@ def envelope_nodes(bank: OscillatorBank, field: ModalField, energy0: torch.Tenso
     return nodes, values, slopes
 
 
-def hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def hermite(
+    nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """Cubic Hermite interpolation of (values, slopes) at equally spaced ``nodes`` (n_nodes, ...),
     read at times ``t`` (n,) inside [nodes[0], nodes[-1]] (either direction): (n, ...).
 
@@ -154,7 +195,9 @@ def hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: 
     if n_nodes <= HERMITE_MATRIX_MAX_NODES:
         basis = torch.zeros(t.shape[0], 2 * n_nodes, dtype=values.dtype)
         rows = torch.arange(t.shape[0])
-        for column, weight in zip((left, left + 1, n_nodes + left, n_nodes + left + 1), weights):
+        for column, weight in zip(
+            (left, left + 1, n_nodes + left, n_nodes + left + 1), weights, strict=False
+        ):
             basis[rows, column] = weight
         stacked = torch.cat([values, slopes]).reshape(2 * n_nodes, -1)
         return (basis @ stacked).reshape((t.shape[0],) + values.shape[1:])
@@ -163,12 +206,16 @@ def hermite(nodes: torch.Tensor, values: torch.Tensor, slopes: torch.Tensor, t: 
     return w00 * values[left] + w01 * values[left + 1] + w10 * slopes[left] + w11 * slopes[left + 1]
 
 
-def hermite_fractions(values: torch.Tensor, slopes: torch.Tensor, step: float, fractions: torch.Tensor) -> torch.Tensor:
+def hermite_fractions(
+    values: torch.Tensor, slopes: torch.Tensor, step: float, fractions: torch.Tensor
+) -> torch.Tensor:
     """`hermite` read at the same fractions (F,) in [0, 1] of every interval of nodes ``step``
     apart, values and slopes (n_nodes, ...): (n_nodes − 1, F, ...). Four terms per output, where
     `hermite`'s basis matrix would multiply 2·n_nodes."""
     weights = torch.stack(_hermite_basis(fractions.to(values.dtype), step), 1)  # (F, 4)
-    stacked = torch.stack([values[:-1], values[1:], slopes[:-1], slopes[1:]], 1)  # (n_nodes − 1, 4, ...)
+    stacked = torch.stack(
+        [values[:-1], values[1:], slopes[:-1], slopes[1:]], 1
+    )  # (n_nodes − 1, 4, ...)
     out = weights @ stacked.reshape(stacked.shape[0], 4, -1)
     return out.reshape((stacked.shape[0], fractions.shape[0]) + values.shape[1:])
 
@@ -193,7 +240,9 @@ class _ModalReadout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, lam, envelope, t):
-        rotation = torch.exp(lam[None, :] * t[:, None])[:, None, :]  # (T, 1, K), shared by all segments
+        rotation = torch.exp(lam[None, :] * t[:, None])[
+            :, None, :
+        ]  # (T, 1, K), shared by all segments
         if envelope is None:
             q = rotation.expand(t.shape[0], a.shape[0], a.shape[1])
         else:
@@ -209,16 +258,29 @@ class _ModalReadout(torch.autograd.Function):
         g = grad_x.to(q.dtype)
         grad_a = torch.einsum("tb,tbk->bk", g, q).conj() if ctx.needs_input_grad[0] else None
         weighted = (g[..., None] * a[None]) * q  # g_x·P, (T, B, K)
-        grad_lam = torch.einsum("t,tbk->k", t.to(q.dtype), weighted).conj() if ctx.needs_input_grad[1] else None
+        grad_lam = (
+            torch.einsum("t,tbk->k", t.to(q.dtype), weighted).conj()
+            if ctx.needs_input_grad[1]
+            else None
+        )
         grad_envelope = None
-        if ctx.has_envelope and ctx.needs_input_grad[2]:  # conj(g_x·P) split into real and imaginary parts
+        if (
+            ctx.has_envelope and ctx.needs_input_grad[2]
+        ):  # conj(g_x·P) split into real and imaginary parts
             grad_envelope = torch.cat([weighted.real, -weighted.imag], dim=-1)
         return grad_a, grad_lam, grad_envelope, None
 
 
-def modal_readout(bank: OscillatorBank, field: ModalField | None, z0: torch.Tensor, local_s: torch.Tensor,
-                  readout: torch.Tensor, gradient: str | None = None, rtol: float = RTOL,
-                  atol: float = ATOL) -> torch.Tensor:
+def modal_readout(
+    bank: OscillatorBank,
+    field: ModalField | None,
+    z0: torch.Tensor,
+    local_s: torch.Tensor,
+    readout: torch.Tensor,
+    gradient: str | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> torch.Tensor:
     """Read-out samples x(t) = C z(t) (without bias) of the trajectories from ``z0``.
 
     Same as ``modal_solve(...) @ readout`` without forming the (n, B, 2K) states.
@@ -237,5 +299,7 @@ def modal_readout(bank: OscillatorBank, field: ModalField | None, z0: torch.Tens
         lam = torch.complex(bank.decay_per_s, bank.omega_rad_per_s)
         envelope = None
         if needs_envelope(field, gradient):
-            envelope = _envelope(bank, field, z0[..., :k] ** 2 + z0[..., k:] ** 2, local_s, gradient, rtol, atol)
+            envelope = _envelope(
+                bank, field, z0[..., :k] ** 2 + z0[..., k:] ** 2, local_s, gradient, rtol, atol
+            )
         return _ModalReadout.apply(a, lam, envelope, local_s.to(torch.float64))

@@ -72,7 +72,9 @@ class FitOptions:
         if self.hop_samples < 8:
             problems.append(f"hop_samples must be ≥ 8, got {self.hop_samples}")
         if not 0 <= self.overlap_samples <= self.hop_samples:
-            problems.append(f"overlap_samples must be in [0, hop_samples], got {self.overlap_samples}")
+            problems.append(
+                f"overlap_samples must be in [0, hop_samples], got {self.overlap_samples}"
+            )
         if self.hidden < 1 or self.layers < 1:
             problems.append(f"hidden and layers must be ≥ 1, got {self.hidden}, {self.layers}")
         if self.max_time_s is not None and not self.max_time_s > 0:
@@ -87,10 +89,14 @@ class FitOptions:
             problems.append(f"continuity_weight must be ≥ 0, got {self.continuity_weight}")
         if self.batch_segments < 2:
             problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
-        if (self.continuation_samples is not None and self.continuation_samples < 0) or self.continuation_steps < 0:
+        if (
+            self.continuation_samples is not None and self.continuation_samples < 0
+        ) or self.continuation_steps < 0:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
         if self.continuation_training_steps < 0:
-            problems.append(f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}")
+            problems.append(
+                f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}"
+            )
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
         problems += _over_limits(self)
@@ -102,12 +108,21 @@ def _over_limits(options: FitOptions) -> list[str]:
     """The options over `sonode.limits` (sizes that would exhaust memory or time), one text each."""
     from sonode import limits
 
-    caps = {"latent_dim": limits.MAX_LATENT_DIM, "max_latent_dim": limits.MAX_LATENT_DIM,
-            "hop_samples": limits.MAX_HOP_SAMPLES, "hidden": limits.MAX_HIDDEN, "layers": limits.MAX_LAYERS,
-            "lp_order": limits.MAX_LP_ORDER, "batch_segments": limits.MAX_BATCH_SEGMENTS,
-            "max_time_s": limits.MAX_TIME_S}
-    out = [f"{name} {getattr(options, name)} is over the limit of {cap}" for name, cap in caps.items()
-           if getattr(options, name) is not None and not getattr(options, name) <= cap]
+    caps = {
+        "latent_dim": limits.MAX_LATENT_DIM,
+        "max_latent_dim": limits.MAX_LATENT_DIM,
+        "hop_samples": limits.MAX_HOP_SAMPLES,
+        "hidden": limits.MAX_HIDDEN,
+        "layers": limits.MAX_LAYERS,
+        "lp_order": limits.MAX_LP_ORDER,
+        "batch_segments": limits.MAX_BATCH_SEGMENTS,
+        "max_time_s": limits.MAX_TIME_S,
+    }
+    out = [
+        f"{name} {getattr(options, name)} is over the limit of {cap}"
+        for name, cap in caps.items()
+        if getattr(options, name) is not None and not getattr(options, name) <= cap
+    ]
     if options.target_snr_db is not None and not math.isfinite(options.target_snr_db):
         out.append(f"target_snr_db must be finite, got {options.target_snr_db}")
     return out
@@ -140,34 +155,54 @@ class FitReport:
     rejected_steps: int  # non-finite steps, and checks failed by learning the discretisation
     stop_reason: str
     history: list[EpochRecord] = field(default_factory=list)
-    discretisation_fallback: bool = False  # the trained model failed the check; the linear one was kept
-    identification: dict[str, Any] = field(default_factory=dict)  # modes chosen, continuation order/window
+    discretisation_fallback: bool = (
+        False  # the trained model failed the check; the linear one was kept
+    )
+    identification: dict[str, Any] = field(
+        default_factory=dict
+    )  # modes chosen, continuation order/window
     trajectory_snr_db: float = math.nan  # one free run from the trajectory state over the clip
-    initial_trajectory_snr_db: float = math.nan  # the same of the untrained start (nan: resumed fit)
+    initial_trajectory_snr_db: float = (
+        math.nan
+    )  # the same of the untrained start (nan: resumed fit)
     continuity_defect_db: float = math.nan  # segment-boundary defects relative to the states, dB
     # the continuation's training (`sonode.model.predict.fit_dynamics`): held-back scores untrained
     # and trained, field kept, limit cycle chosen
     continuation_training: dict[str, Any] = field(default_factory=dict)
-    energy_above_nyquist_db: float = math.nan  # set by sonode.api.fit: the model's treble above Nyquist
+    energy_above_nyquist_db: float = (
+        math.nan
+    )  # set by sonode.api.fit: the model's treble above Nyquist
 
     @classmethod
-    def from_dict(cls, fit: dict[str, Any], history: list[dict[str, Any]] | None = None) -> FitReport:
+    def from_dict(
+        cls, fit: dict[str, Any], history: list[dict[str, Any]] | None = None
+    ) -> FitReport:
         """The report from its `as_dict` form (e.g. a model file's ``info["fit"]`` and
         ``info["history"]``). None and missing figures (saved model files leave out wall-clock
         times) become nan; keys this version does not know are ignored."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             value = fit.get(f.name)
-            if f.name == "history" or (value is None and f.type != "float" and f.default is not MISSING):
+            if f.name == "history" or (
+                value is None and f.type != "float" and f.default is not MISSING
+            ):
                 continue  # the history comes separately; a missing optional figure: its default
             if value is None and f.type != "float":
                 if f.default_factory is not MISSING:
                     continue
-                raise ValueError(f"the fit report lacks {f.name!r}; it is not a report written by sonode")
+                raise ValueError(
+                    f"the fit report lacks {f.name!r}; it is not a report written by sonode"
+                )
             values[f.name] = math.nan if value is None else value
-        records = [EpochRecord(epoch=int(r["epoch"]), loss=_nan_if_none(r.get("loss")),
-                               snr_db=_nan_if_none(r.get("snr_db")), elapsed_s=_nan_if_none(r.get("elapsed_s")))
-                   for r in (history or [])]
+        records = [
+            EpochRecord(
+                epoch=int(r["epoch"]),
+                loss=_nan_if_none(r.get("loss")),
+                snr_db=_nan_if_none(r.get("snr_db")),
+                elapsed_s=_nan_if_none(r.get("elapsed_s")),
+            )
+            for r in (history or [])
+        ]
         return cls(**values, history=records)
 
     def as_dict(self) -> dict[str, Any]:

@@ -52,10 +52,17 @@ class OscillatorBank(nn.Module):
         times. The cache is keyed on the parameters' version counters, so any update (an
         optimiser step, load_state_dict) invalidates it.
         """
-        if torch.is_grad_enabled() and (self.raw_damping.requires_grad or self.omega_rad_per_s.requires_grad):
+        if torch.is_grad_enabled() and (
+            self.raw_damping.requires_grad or self.omega_rad_per_s.requires_grad
+        ):
             return self._compute_rotation(h)
-        key = (float(h), self.raw_damping._version, self.omega_rad_per_s._version,
-               id(self.raw_damping), id(self.omega_rad_per_s))
+        key = (
+            float(h),
+            self.raw_damping._version,
+            self.omega_rad_per_s._version,
+            id(self.raw_damping),
+            id(self.omega_rad_per_s),
+        )
         cache = self.__dict__.setdefault("_rotation_cache", {})
         if key not in cache:
             if len(cache) > 64:
@@ -66,4 +73,6 @@ class OscillatorBank(nn.Module):
 
     def _compute_rotation(self, h: float) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.exp(self.decay_per_s * h)
-        return scale * torch.cos(self.omega_rad_per_s * h), scale * torch.sin(self.omega_rad_per_s * h)
+        return scale * torch.cos(self.omega_rad_per_s * h), scale * torch.sin(
+            self.omega_rad_per_s * h
+        )

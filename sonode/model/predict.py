@@ -53,14 +53,22 @@ H_MIN_S = 0.002
 H_MAX_S = 0.2
 CURRICULUM_FRACTION = 0.7
 ANCHORS = 8  # prediction starts per step (random, over the clip's last ANCHOR_SPAN_S)
-ANCHOR_SPAN_S = 1.0  # the late modes describe the clip's last second; earlier states obey other decays
-SAMPLE_STRIDE = 8  # every 8th sample of a horizon (rotating offset): an unbiased estimate of its error
+ANCHOR_SPAN_S = (
+    1.0  # the late modes describe the clip's last second; earlier states obey other decays
+)
+SAMPLE_STRIDE = (
+    8  # every 8th sample of a horizon (rotating offset): an unbiased estimate of its error
+)
 LR = 3e-3
-HELD_DB_PER_S = 3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
+HELD_DB_PER_S = (
+    3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
+)
 LEVEL_FRAME_S = 0.025
 MIN_LEVEL_FRAMES = 2
 SCORE_HORIZONS_S = (0.005, 0.02, 0.05, 0.2)  # the held-back test: SNR over each
-VALIDATE_EVERY = 5  # steps between held-back tests (early stopping: the best count of steps is kept)
+VALIDATE_EVERY = (
+    5  # steps between held-back tests (early stopping: the best count of steps is kept)
+)
 MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
 MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
 BANDS_S = (0.0, 0.005, 0.02, 0.05, math.inf)
@@ -81,31 +89,59 @@ class Tail:
     @classmethod
     def from_fit(cls, fit: ContinuationFit) -> Tail:
         late_decay = fit.decay_per_s if fit.late_decay_per_s is None else fit.late_decay_per_s
-        late_omega = fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
+        late_omega = (
+            fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
+        )
         k = fit.decay_per_s.shape[0]
         state = torch.as_tensor(fit.state, dtype=torch.float64)[None]
         energy = tail_energy_scale(state)
-        tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)
-        early, late = OscillatorBank(tensor(fit.decay_per_s), tensor(fit.omega_rad_per_s)), \
-            OscillatorBank(tensor(late_decay), tensor(late_omega))
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=torch.float64)
+
+        early, late = (
+            OscillatorBank(tensor(fit.decay_per_s), tensor(fit.omega_rad_per_s)),
+            OscillatorBank(tensor(late_decay), tensor(late_omega)),
+        )
         early.requires_grad_(False)
         late.requires_grad_(False)
-        return cls(early, late, fit.switch_after_end_s, tail_modal_field(k, energy), LimitCycle(k), state,
-                   fit.window_samples)
+        return cls(
+            early,
+            late,
+            fit.switch_after_end_s,
+            tail_modal_field(k, energy),
+            LimitCycle(k),
+            state,
+            fit.window_samples,
+        )
 
     @classmethod
     def from_model(cls, model) -> Tail:
-        return cls(model.tail_bank, model.tail_late_bank, model.config.continuation_switch_s, model.tail_field,
-                   model.tail_cycle, model.continuation_state.detach(), model.config.continuation_samples)
+        return cls(
+            model.tail_bank,
+            model.tail_late_bank,
+            model.config.continuation_switch_s,
+            model.tail_field,
+            model.tail_cycle,
+            model.continuation_state.detach(),
+            model.config.continuation_samples,
+        )
 
-    def run(self, z0: torch.Tensor, local_s: torch.Tensor, switch_local_s: float,
-            gradient: str | None = None) -> torch.Tensor:
+    def run(
+        self,
+        z0: torch.Tensor,
+        local_s: torch.Tensor,
+        switch_local_s: float,
+        gradient: str | None = None,
+    ) -> torch.Tensor:
         """Samples (n, B) at local times (n,) ≥ 0 (from the states z0 (B, 2K)), the late modes and the
         cycle from switch_local_s on."""
         k = self.early.n_modes
         ones = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
-        early_field, late_field = ContinuationField(phase_field(self.field, False), None, self.early), \
-            ContinuationField(self.field, self.cycle, self.late)
+        early_field, late_field = (
+            ContinuationField(phase_field(self.field, False), None, self.early),
+            ContinuationField(self.field, self.cycle, self.late),
+        )
         zero = torch.zeros(1, dtype=torch.float64)
         before = local_s < switch_local_s
         # a phase without trained parameters is solved without a graph; the engine's adjoint of a
@@ -113,16 +149,39 @@ class Tail:
         # through the graph a second time"), so after an adjoint early phase the late one is
         # differentiated through the solver
         early_gradient = gradient if early_field.modal is not None else None
-        late_gradient = "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
+        late_gradient = (
+            "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
+        )
         parts = []
         if bool(before.any()):
-            parts.append(modal_readout(self.early, early_field, z0, torch.cat([zero, local_s[before]]), ones,
-                                       early_gradient)[1:])
+            parts.append(
+                modal_readout(
+                    self.early,
+                    early_field,
+                    z0,
+                    torch.cat([zero, local_s[before]]),
+                    ones,
+                    early_gradient,
+                )[1:]
+            )
         if not bool(before.all()):
-            z_switch = modal_solve(self.early, early_field, z0, torch.tensor([0.0, switch_local_s], dtype=torch.float64),
-                                   early_gradient)[-1]
-            parts.append(modal_readout(self.late, late_field, z_switch,
-                                       torch.cat([zero, local_s[~before] - switch_local_s]), ones, late_gradient)[1:])
+            z_switch = modal_solve(
+                self.early,
+                early_field,
+                z0,
+                torch.tensor([0.0, switch_local_s], dtype=torch.float64),
+                early_gradient,
+            )[-1]
+            parts.append(
+                modal_readout(
+                    self.late,
+                    late_field,
+                    z_switch,
+                    torch.cat([zero, local_s[~before] - switch_local_s]),
+                    ones,
+                    late_gradient,
+                )[1:]
+            )
         return torch.cat(parts, 0)
 
     def continue_clip(self, n_samples: int, rate: int) -> np.ndarray:
@@ -133,21 +192,34 @@ class Tail:
 
     def states_at(self, x: np.ndarray, anchors: np.ndarray, rate: int) -> torch.Tensor:
         """Least-squares states (A, 2K) of the early modes on the W samples before each anchor."""
-        poles = np.exp((self.early.decay_per_s.detach().numpy() + 1j * self.early.omega_rad_per_s.detach().numpy())
-                       / rate)
+        poles = np.exp(
+            (
+                self.early.decay_per_s.detach().numpy()
+                + 1j * self.early.omega_rad_per_s.detach().numpy()
+            )
+            / rate
+        )
         basis = modal_basis(poles, self.window)
-        windows = np.stack([x[a - self.window: a] for a in anchors])
+        windows = np.stack([x[a - self.window : a] for a in anchors])
         return torch.from_numpy(ridge_solve(basis.T @ basis, windows @ basis, 1e-9))
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
     err = float(np.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference ** 2)) / err)
+    return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference**2)) / err)
 
 
-def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "db", seed: int = 0,
-                horizon_max_s: float = H_MAX_S, stop_after: int | None = None,
-                on_step: Callable[[int], None] | None = None) -> list[float]:
+def train_field(
+    tail: Tail,
+    x: np.ndarray,
+    rate: int,
+    steps: int,
+    loss: str = "db",
+    seed: int = 0,
+    horizon_max_s: float = H_MAX_S,
+    stop_after: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> list[float]:
     """Train ``tail.field`` to predict the clip x (normalised, (n,)) from anchors in it; returns the
     loss per step. The field is left as trained (the caller keeps or resets it).
 
@@ -156,7 +228,9 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
     n, w = x.shape[0], tail.window
     h_max = int(min(horizon_max_s * rate, (n - w) // 2))
     # a field acting after the switch only is first trained a few ms past it
-    first = int(H_MIN_S * rate) + (int(tail.switch_s * rate) if limit_cycle.FIELD_PHASES == "late" else 0)
+    first = int(H_MIN_S * rate) + (
+        int(tail.switch_s * rate) if limit_cycle.FIELD_PHASES == "late" else 0
+    )
     h_min = max(1, min(h_max, first))
     lo_anchor = max(w, n - int(ANCHOR_SPAN_S * rate))
     if steps <= 0 or h_max < 1:
@@ -191,7 +265,9 @@ def train_field(tail: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "d
     return history
 
 
-def _objective(pred: torch.Tensor, truth: torch.Tensor, after_s: torch.Tensor, loss: str) -> torch.Tensor:
+def _objective(
+    pred: torch.Tensor, truth: torch.Tensor, after_s: torch.Tensor, loss: str
+) -> torch.Tensor:
     """The task loss of predictions (n, A) of truth (n, A) at times after_s (n,) past each anchor.
 
     "db": the mean over anchors and horizon bands (BANDS_S: 0-5, 5-20, 20-50, 50-200 ms) of the
@@ -199,9 +275,9 @@ def _objective(pred: torch.Tensor, truth: torch.Tensor, after_s: torch.Tensor, l
     decide the gradient: measured on the guitar, 30 steps gained 2 dB at 200 ms and lost 5.6 dB at
     50 ms); "mse": the log of the pooled relative error."""
     if loss == "mse":
-        return torch.log(torch.sum((pred - truth) ** 2) / (torch.sum(truth ** 2) + 1e-12))
+        return torch.log(torch.sum((pred - truth) ** 2) / (torch.sum(truth**2) + 1e-12))
     terms = []
-    for lo, hi in zip(BANDS_S[:-1], BANDS_S[1:]):
+    for lo, hi in zip(BANDS_S[:-1], BANDS_S[1:], strict=False):
         inside = (after_s >= lo) & (after_s < hi)
         if bool(inside.any()):
             err = torch.mean((pred[inside] - truth[inside]) ** 2, 0)
@@ -213,9 +289,16 @@ def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
     """SNR (dB) over the first SCORE_HORIZONS_S of the continuation against ``future``, and the level
     error (dB RMS over LEVEL_FRAME_S frames) after the switch."""
     prediction = tail.continue_clip(future.shape[0], rate)
-    out = {f"snr_{int(round(h * 1000))}ms_db": snr(future[: int(h * rate)], prediction[: int(h * rate)])
-           for h in SCORE_HORIZONS_S if int(h * rate) <= future.shape[0]}
-    out["level_error_db"] = level_error_db(future, prediction, int(tail.switch_s * rate), int(LEVEL_FRAME_S * rate))
+    out = {
+        f"snr_{int(round(h * 1000))}ms_db": snr(
+            future[: int(h * rate)], prediction[: int(h * rate)]
+        )
+        for h in SCORE_HORIZONS_S
+        if int(h * rate) <= future.shape[0]
+    }
+    out["level_error_db"] = level_error_db(
+        future, prediction, int(tail.switch_s * rate), int(LEVEL_FRAME_S * rate)
+    )
     return out
 
 
@@ -224,7 +307,12 @@ def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: i
     n = (truth.shape[0] - first) // frame
     if n < 1:
         return math.nan
-    level = lambda s: 10 * np.log10(np.mean(s[first: first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
+
+    def level(s):
+        return 10 * np.log10(
+            np.mean(s[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20
+        )
+
     return float(np.sqrt(np.mean((level(truth) - level(estimate)) ** 2)))
 
 
@@ -234,7 +322,11 @@ def is_held(tail: Tail) -> bool:
     energy = (tail.state[0, :k] ** 2 + tail.state[0, k:] ** 2).numpy()
     if energy.sum() <= 0:
         return False
-    decay_db_per_s = -20 / math.log(10) * float(np.sum(energy * tail.late.decay_per_s.detach().numpy()) / energy.sum())
+    decay_db_per_s = (
+        -20
+        / math.log(10)
+        * float(np.sum(energy * tail.late.decay_per_s.detach().numpy()) / energy.sum())
+    )
     return decay_db_per_s < HELD_DB_PER_S
 
 
@@ -242,22 +334,57 @@ def hold_cycle(tail: Tail, rate: int) -> None:
     """Switch the cycle on at the energy the continuation has at its switch."""
     k = tail.early.n_modes
     with torch.no_grad():
-        z = modal_solve(tail.early, ContinuationField(phase_field(tail.field, False), None, tail.early), tail.state,
-                        torch.tensor([0.0, tail.window / rate + tail.switch_s], dtype=torch.float64))[-1]
+        z = modal_solve(
+            tail.early,
+            ContinuationField(phase_field(tail.field, False), None, tail.early),
+            tail.state,
+            torch.tensor([0.0, tail.window / rate + tail.switch_s], dtype=torch.float64),
+        )[-1]
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
 
 
-def train_continuation(model, x: np.ndarray, steps: int, loss: str = "db", seed: int = 0,
-                       cycle: bool = True, window_samples: int | None = None, max_order: int = 1024) -> dict:
+def train_continuation(
+    model,
+    x: np.ndarray,
+    steps: int,
+    loss: str = "db",
+    seed: int = 0,
+    cycle: bool = True,
+    window_samples: int | None = None,
+    max_order: int = 1024,
+) -> dict:
     """`fit_dynamics` of a fitted model's continuation (its tail_field and tail_cycle, in place)."""
     if model.config.tail_modes == 0:
-        return {"steps": steps, "field_kept": False, "cycle": False, "skipped": "no continuation ODE"}
-    return fit_dynamics(Tail.from_model(model), x, model.config.sample_rate, steps, loss, seed, cycle,
-                        window_samples, max_order)
+        return {
+            "steps": steps,
+            "field_kept": False,
+            "cycle": False,
+            "skipped": "no continuation ODE",
+        }
+    return fit_dynamics(
+        Tail.from_model(model),
+        x,
+        model.config.sample_rate,
+        steps,
+        loss,
+        seed,
+        cycle,
+        window_samples,
+        max_order,
+    )
 
 
-def fit_dynamics(final: Tail, x: np.ndarray, rate: int, steps: int, loss: str = "db", seed: int = 0,
-                 cycle: bool = True, window_samples: int | None = None, max_order: int = 1024) -> dict:
+def fit_dynamics(
+    final: Tail,
+    x: np.ndarray,
+    rate: int,
+    steps: int,
+    loss: str = "db",
+    seed: int = 0,
+    cycle: bool = True,
+    window_samples: int | None = None,
+    max_order: int = 1024,
+) -> dict:
     """Train the field (and choose the limit cycle) of ``final``, the continuation ODE identified on
     the whole normalised clip x (n,), where the same recipe validates on x's held-back end.
 
@@ -267,9 +394,17 @@ def fit_dynamics(final: Tail, x: np.ndarray, rate: int, steps: int, loss: str = 
     # a short clip holds back a third of itself (for a cycle to be judged, the held-back span must
     # reach MIN_LEVEL_FRAMES level frames past the switch)
     held = min(int(HOLD_S * rate), x.shape[0] // MIN_CLIP_PER_HOLD)
-    report: dict = {"steps": steps, "loss": loss, "held_back_s": held / rate, "field_kept": False, "cycle": False}
+    report: dict = {
+        "steps": steps,
+        "loss": loss,
+        "held_back_s": held / rate,
+        "field_kept": False,
+        "cycle": False,
+    }
     if held < (final.switch_s + MIN_LEVEL_FRAMES * LEVEL_FRAME_S) * rate:
-        report["skipped"] = f"clip too short to hold back {final.switch_s + MIN_LEVEL_FRAMES * LEVEL_FRAME_S:.3f} s"
+        report["skipped"] = (
+            f"clip too short to hold back {final.switch_s + MIN_LEVEL_FRAMES * LEVEL_FRAME_S:.3f} s"
+        )
         return report
     torch.manual_seed(seed)
     probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order))
@@ -284,17 +419,27 @@ def fit_dynamics(final: Tail, x: np.ndarray, rate: int, steps: int, loss: str = 
         now = score(probe, future, rate)
         gains = [now[k] - untrained[k] for k in untrained if k.startswith("snr")]
         if min(gains) >= -MAX_LOSS_DB and np.mean(gains) > best["gain_db"] + MIN_GAIN_DB:
-            best.update(steps=step, gain_db=float(np.mean(gains)), state=copy.deepcopy(probe.field.state_dict()),
-                        score=now)
+            best.update(
+                steps=step,
+                gain_db=float(np.mean(gains)),
+                state=copy.deepcopy(probe.field.state_dict()),
+                score=now,
+            )
 
     losses = train_field(probe, x[:-held], rate, steps, loss, seed, on_step=validate)
     probe.field.load_state_dict(best["state"])
-    report |= {"untrained": untrained, "trained": best["score"], "losses": losses[::max(1, len(losses) // 20)],
-               "held_back_gain_db": best["gain_db"], "kept_steps": best["steps"]}
+    report |= {
+        "untrained": untrained,
+        "trained": best["score"],
+        "losses": losses[:: max(1, len(losses) // 20)],
+        "held_back_gain_db": best["gain_db"],
+        "kept_steps": best["steps"],
+    }
     if best["steps"] > 0:
         report["field_kept"] = True
-        report["final_losses"] = train_field(final, x, rate, steps, loss, seed,
-                                             stop_after=best["steps"])[::max(1, steps // 20)]
+        report["final_losses"] = train_field(
+            final, x, rate, steps, loss, seed, stop_after=best["steps"]
+        )[:: max(1, steps // 20)]
     if cycle and is_held(probe):
         without = score(probe, future, rate)
         hold_cycle(probe, rate)

@@ -17,7 +17,7 @@ given, the engine's sequential Lawson RK4, the reference the fast one is checked
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,9 +31,14 @@ from sonode.ode import odeint
 # this module (its render_normalised delegates here), and imports run one way.
 
 
-def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float | None = None,
-                      progress: Callable[[int], None] | None = None, bound: float = math.inf,
-                      chunk_samples: int = 8192) -> torch.Tensor:
+def render_normalised(
+    model: nn.Module,
+    times_s: torch.Tensor,
+    max_step_s: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    bound: float = math.inf,
+    chunk_samples: int = 8192,
+) -> torch.Tensor:
     """See `SonodeModel.render_normalised`."""
     config, layout = model.config, model.config.layout
     out = torch.zeros_like(times_s)
@@ -43,7 +48,9 @@ def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float
     spacing = float(times_s[1] - times_s[0]) if n > 1 else 1.0 / layout.sample_rate
     starts = layout.start_s()
     last = layout.n_segments - 1
-    window_end = (layout.window_samples - 1) / layout.sample_rate  # where a segment's envelope solve ends
+    window_end = (
+        layout.window_samples - 1
+    ) / layout.sample_rate  # where a segment's envelope solve ends
     span_end = config.duration_s
     has_tail = model.continuation_state.shape[0] > 0
     # The continuation ODE takes over at the span's end, without a cross-fade: both it and the
@@ -62,13 +69,17 @@ def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float
     lo = torch.searchsorted(times_s, starts)
     hi = torch.searchsorted(times_s, starts + layout.window_samples / layout.sample_rate)
     free_hi = first_at_or_after(last_end)
-    hi[last] = min(first_at_or_after(float(starts[last]) + window_end + 0.5 * spacing), free_hi) if window_end > 0 \
+    hi[last] = (
+        min(first_at_or_after(float(starts[last]) + window_end + 0.5 * spacing), free_hi)
+        if window_end > 0
         else lo[last]
+    )
     free_lo = max(int(hi[last]), int(lo[last]))
     segments = torch.nonzero(hi > lo).flatten().tolist()
     read = _read_windows if max_step_s is None else _read_windows_reference
-    last_state, n_good = read(model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out,
-                              progress)
+    last_state, n_good = read(
+        model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out, progress
+    )
     n_good = min(n_good, _first_bad(out, bound, n))
     if free_hi > free_lo and (last_state is None or bool(torch.isfinite(last_state).all())):
         if last_state is None:  # no window samples: run from the last segment's start
@@ -76,20 +87,59 @@ def render_normalised(model: nn.Module, times_s: torch.Tensor, max_step_s: float
         else:
             z0, start_s = last_state, float(starts[last]) + window_end
         weights = layout.weights(times_s - starts[last], torch.tensor(last))
-        n_good = _free_run(model, z0, start_s, times_s, torch.arange(free_lo, free_hi), weights, out, n_good, bound,
-                           max_step_s, spacing, chunk_samples, tail=None)
+        n_good = _free_run(
+            model,
+            z0,
+            start_s,
+            times_s,
+            torch.arange(free_lo, free_hi),
+            weights,
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=None,
+        )
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
-    if has_tail:  # the continuation's early modes up to the switch, its late ones from the state reached
+    if (
+        has_tail
+    ):  # the continuation's early modes up to the switch, its late ones from the state reached
         switch_s = span_end + config.continuation_switch_s
         early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
-        n_good = _free_run(model, model.continuation_state, config.continuation_start_s, times_s, early_idx,
-                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
-                           tail=(model.tail_bank, model.continuation_field(late=False)))
+        n_good = _free_run(
+            model,
+            model.continuation_state,
+            config.continuation_start_s,
+            times_s,
+            early_idx,
+            torch.ones_like(times_s),
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=(model.tail_bank, model.continuation_field(late=False)),
+        )
         z_switch = continuation_switch_state(model)
-        n_good = _free_run(model, z_switch, switch_s, times_s, torch.nonzero(times_s >= switch_s).flatten(),
-                           torch.ones_like(times_s), out, n_good, bound, max_step_s, spacing, chunk_samples,
-                           tail=(model.tail_late_bank, model.continuation_field(late=True)))
+        n_good = _free_run(
+            model,
+            z_switch,
+            switch_s,
+            times_s,
+            torch.nonzero(times_s >= switch_s).flatten(),
+            torch.ones_like(times_s),
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=(model.tail_late_bank, model.continuation_field(late=True)),
+        )
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
@@ -107,8 +157,9 @@ def continuation_switch_state(model: nn.Module) -> torch.Tensor:
     return modal_solve(model.tail_bank, field, model.continuation_state, grid)[-1]
 
 
-def _read_windows(model: nn.Module, times_s, segments, lo, hi, spacing, window_end, step_s, out,
-                  progress) -> tuple[torch.Tensor | None, int]:
+def _read_windows(
+    model: nn.Module, times_s, segments, lo, hi, spacing, window_end, step_s, out, progress
+) -> tuple[torch.Tensor | None, int]:
     """Add the weighted window samples [lo[m], hi[m]) of ``segments`` to out with the fast solver,
     EVALUATION_SEGMENTS segments per solve (as training's reconstruction batches them).
 
@@ -118,11 +169,19 @@ def _read_windows(model: nn.Module, times_s, segments, lo, hi, spacing, window_e
     starts = layout.start_s()
     last_state = None
     for begin in range(0, len(segments), EVALUATION_SEGMENTS):
-        seg = torch.tensor(segments[begin: begin + EVALUATION_SEGMENTS])
+        seg = torch.tensor(segments[begin : begin + EVALUATION_SEGMENTS])
         counts = hi[seg] - lo[seg]
         try:
-            x, z_end = modal_samples(model.bank, model.field, model.states[seg], model.readout,
-                                     times_s[lo[seg]] - starts[seg], spacing, counts, window_end)
+            x, z_end = modal_samples(
+                model.bank,
+                model.field,
+                model.states[seg],
+                model.readout,
+                times_s[lo[seg]] - starts[seg],
+                spacing,
+                counts,
+                window_end,
+            )
         except RuntimeError:  # the engine refuses non-finite states: the render ends here
             return None, int(lo[seg[0]])
         # samples past a segment's count are zero in x: give them its last index and zero weight
@@ -137,8 +196,9 @@ def _read_windows(model: nn.Module, times_s, segments, lo, hi, spacing, window_e
     return last_state, times_s.numel()
 
 
-def _read_windows_reference(model: nn.Module, times_s, segments, lo, hi, spacing, window_end,
-                            step_s, out, progress) -> tuple[torch.Tensor | None, int]:
+def _read_windows_reference(
+    model: nn.Module, times_s, segments, lo, hi, spacing, window_end, step_s, out, progress
+) -> tuple[torch.Tensor | None, int]:
     """`_read_windows` with the sequential reference solver (steps ≤ step_s): segments whose grids
     have the same offset and length are solved as one batch."""
     layout, last = model.config.layout, model.config.layout.n_segments - 1
@@ -151,7 +211,9 @@ def _read_windows_reference(model: nn.Module, times_s, segments, lo, hi, spacing
     try:
         for (offset_steps, count), members in groups.items():
             grid = _local_grid(offset_steps * spacing, spacing, count)
-            x = model.read(_reference_states(model, model.states[members], grid, step_s, tail=None)[-count:])
+            x = model.read(
+                _reference_states(model, model.states[members], grid, step_s, tail=None)[-count:]
+            )
             for g, m in enumerate(members):
                 idx = torch.arange(int(lo[m]), int(hi[m]))
                 w = layout.weights(times_s[idx] - starts[m], torch.tensor(m))
@@ -162,14 +224,30 @@ def _read_windows_reference(model: nn.Module, times_s, segments, lo, hi, spacing
         if last not in segments:
             return None, times_s.numel()
         grid = torch.tensor([0.0, window_end], dtype=torch.float64)
-        return _reference_states(model, model.states[last:], grid, step_s, tail=None)[-1], times_s.numel()
-    except RuntimeError:  # the engine refuses non-finite states: the render ends at the first sample lost
+        return _reference_states(model, model.states[last:], grid, step_s, tail=None)[
+            -1
+        ], times_s.numel()
+    except (
+        RuntimeError
+    ):  # the engine refuses non-finite states: the render ends at the first sample lost
         return None, min(int(lo[m]) for m in segments)
 
 
-def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch.Tensor, idx: torch.Tensor,
-              weights: torch.Tensor, out: torch.Tensor, n_good: int, bound: float, step_s: float | None,
-              spacing: float, chunk_samples: int, tail: tuple[OscillatorBank, nn.Module] | None) -> int:
+def _free_run(
+    model: nn.Module,
+    z0: torch.Tensor,
+    start_s: float,
+    times_s: torch.Tensor,
+    idx: torch.Tensor,
+    weights: torch.Tensor,
+    out: torch.Tensor,
+    n_good: int,
+    bound: float,
+    step_s: float | None,
+    spacing: float,
+    chunk_samples: int,
+    tail: tuple[OscillatorBank, nn.Module] | None,
+) -> int:
     """Add the weighted trajectory from state z0 (1, d) at model time start_s to out[idx].
 
     Integrates chunk by chunk (each from the state at the previous chunk's last sample) and stops
@@ -180,21 +258,39 @@ def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch
     if idx.numel() == 0:
         return n_good
     offset, z = float(times_s[idx[0]]) - start_s, z0
-    readout = model.readout if tail is None else \
-        torch.cat([torch.ones(tail[0].n_modes, dtype=torch.float64), torch.zeros(tail[0].n_modes, dtype=torch.float64)])
+    readout = (
+        model.readout
+        if tail is None
+        else torch.cat(
+            [
+                torch.ones(tail[0].n_modes, dtype=torch.float64),
+                torch.zeros(tail[0].n_modes, dtype=torch.float64),
+            ]
+        )
+    )
     for begin in range(0, int(idx.numel()), chunk_samples):
-        chunk = idx[begin: begin + chunk_samples]
+        chunk = idx[begin : begin + chunk_samples]
         if int(chunk[0]) >= n_good:
             break
         try:
             if step_s is None:
                 bank, field = (model.bank, model.field) if tail is None else tail
-                x, z = modal_samples(bank, field, z, readout, torch.tensor([offset], dtype=torch.float64), spacing,
-                                     torch.tensor([chunk.numel()]), offset + (chunk.numel() - 1) * spacing)
+                x, z = modal_samples(
+                    bank,
+                    field,
+                    z,
+                    readout,
+                    torch.tensor([offset], dtype=torch.float64),
+                    spacing,
+                    torch.tensor([chunk.numel()]),
+                    offset + (chunk.numel() - 1) * spacing,
+                )
                 x = x[:, 0]
             else:
-                states = _reference_states(model, z, _local_grid(offset, spacing, chunk.numel()), step_s, tail)
-                x, z = states[-chunk.numel():, 0] @ readout, states[-1]
+                states = _reference_states(
+                    model, z, _local_grid(offset, spacing, chunk.numel()), step_s, tail
+                )
+                x, z = states[-chunk.numel() :, 0] @ readout, states[-1]
         except RuntimeError:  # the engine refuses non-finite states: the free run ends here
             return min(n_good, int(chunk[0]))
         out[chunk] += weights[chunk] * (x + model.readout_bias)
@@ -205,13 +301,23 @@ def _free_run(model: nn.Module, z0: torch.Tensor, start_s: float, times_s: torch
     return n_good
 
 
-def _reference_states(model: nn.Module, z0: torch.Tensor, local_s: torch.Tensor, step_s: float,
-                      tail: tuple[OscillatorBank, nn.Module] | None) -> torch.Tensor:
+def _reference_states(
+    model: nn.Module,
+    z0: torch.Tensor,
+    local_s: torch.Tensor,
+    step_s: float,
+    tail: tuple[OscillatorBank, nn.Module] | None,
+) -> torch.Tensor:
     """States (n, B, d) from z0 (B, d) at ``local_s`` by the engine's Lawson RK4 with steps ≤ step_s,
     under the model's dynamics or (``tail``) a continuation ODE's modes and field."""
     if tail is not None:
-        return odeint(tail[1], z0, local_s, method="lawson_rk4",
-                      options={"linear": tail[0], "step_size": step_s, "grid": "outputs"})
+        return odeint(
+            tail[1],
+            z0,
+            local_s,
+            method="lawson_rk4",
+            options={"linear": tail[0], "step_size": step_s, "grid": "outputs"},
+        )
     return model.solve(z0, local_s, step_s)
 
 

@@ -40,7 +40,9 @@ from sonode.model.oscillator import OscillatorBank
 # equals training's solve to ≈ −110 dB.
 RENDER_RTOL = 1e-5
 RENDER_ATOL = 1e-6
-INTERPOLATION_TOLERANCE = RENDER_RTOL  # relative error of E between nodes: that of the envelope solve
+INTERPOLATION_TOLERANCE = (
+    RENDER_RTOL  # relative error of E between nodes: that of the envelope solve
+)
 MAX_POINTS = 8  # Chebyshev points per interval before node intervals are subdivided instead
 MAX_SPLITS = 8  # a field changing faster than this resolves is not one the node spacing can carry
 # Samples per interval of a linear ODE: anchors (per interval) and powers (per sample of an
@@ -49,9 +51,16 @@ LINEAR_BLOCK_SAMPLES = 128
 
 
 @torch.no_grad()
-def modal_samples(bank: OscillatorBank, field: ModalField | None, z0: torch.Tensor, readout: torch.Tensor,
-                  first_s: torch.Tensor, dt: float, counts: torch.Tensor,
-                  span_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+def modal_samples(
+    bank: OscillatorBank,
+    field: ModalField | None,
+    z0: torch.Tensor,
+    readout: torch.Tensor,
+    first_s: torch.Tensor,
+    dt: float,
+    counts: torch.Tensor,
+    span_s: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Read-out samples (without bias) of the trajectories from ``z0`` on uniform grids, and their
     states at ``span_s``.
 
@@ -75,10 +84,18 @@ def modal_samples(bank: OscillatorBank, field: ModalField | None, z0: torch.Tens
     a = c0 * torch.complex(readout[:k], -readout[k:])  # x = Re Σ_k c_k (C_u,k − i C_v,k)
     decay, omega = bank.decay_per_s, bank.omega_rad_per_s
     if needs_envelope(field, None):
-        nodes, values, slopes = envelope_nodes(bank, field, z0[:, :k] ** 2 + z0[:, k:] ** 2, 0.0, span_s,
-                                               rtol=RENDER_RTOL, atol=RENDER_ATOL)
-        bounds, theta, begin, t_begin, terms = _envelope_terms(a, decay, omega, nodes, values, slopes,
-                                                               first_s, dt, counts)
+        nodes, values, slopes = envelope_nodes(
+            bank,
+            field,
+            z0[:, :k] ** 2 + z0[:, k:] ** 2,
+            0.0,
+            span_s,
+            rtol=RENDER_RTOL,
+            atol=RENDER_ATOL,
+        )
+        bounds, theta, begin, t_begin, terms = _envelope_terms(
+            a, decay, omega, nodes, values, slopes, first_s, dt, counts
+        )
         end = _exp_complex(decay * span_s + values[-1, :, :k], omega * span_s + values[-1, :, k:])
     else:
         width = LINEAR_BLOCK_SAMPLES * dt
@@ -94,9 +111,17 @@ def modal_samples(bank: OscillatorBank, field: ModalField | None, z0: torch.Tens
     return x, torch.cat([c_end.real, c_end.imag], dim=-1)
 
 
-def _envelope_terms(a: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor, nodes: torch.Tensor,
-                    values: torch.Tensor, slopes: torch.Tensor, first_s: torch.Tensor, dt: float,
-                    counts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _envelope_terms(
+    a: torch.Tensor,
+    decay: torch.Tensor,
+    omega: torch.Tensor,
+    nodes: torch.Tensor,
+    values: torch.Tensor,
+    slopes: torch.Tensor,
+    first_s: torch.Tensor,
+    dt: float,
+    counts: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
     """The terms of every interval at its Chebyshev points (see `_terms`), from Γ's nodes (N,)
     and its values and slopes (N, B, 2K); returns (bounds, theta, begin, t_begin, terms).
 
@@ -110,27 +135,48 @@ def _envelope_terms(a: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor, n
     k = values.shape[-1] // 2
     step = float(nodes[1] - nodes[0])
     rate_width = 1.5 * step * float(torch.sqrt(slopes[..., :k] ** 2 + slopes[..., k:] ** 2).max())
-    points = next((p for p in range(1, MAX_POINTS) if 2 * (rate_width / 4) ** p / math.factorial(p)
-                   <= INTERPOLATION_TOLERANCE), MAX_POINTS)
+    points = next(
+        (
+            p
+            for p in range(1, MAX_POINTS)
+            if 2 * (rate_width / 4) ** p / math.factorial(p) <= INTERPOLATION_TOLERANCE
+        ),
+        MAX_POINTS,
+    )
     splits = 1
     while True:
         width = step / splits
-        bounds = nodes[0] + width * torch.arange((nodes.numel() - 1) * splits + 1, dtype=torch.float64)
+        bounds = nodes[0] + width * torch.arange(
+            (nodes.numel() - 1) * splits + 1, dtype=torch.float64
+        )
         n_intervals, b = bounds.numel() - 1, values.shape[1]
         begin, t_begin = _interval_starts(bounds, first_s, dt, counts)
         anchors = _anchors(a, decay, omega, t_begin)
         theta, to_monomials = _chebyshev(points)
-        within = torch.arange(splits, dtype=torch.float64)[:, None]  # sub-interval of a node interval
+        within = torch.arange(splits, dtype=torch.float64)[
+            :, None
+        ]  # sub-interval of a node interval
         g = hermite_fractions(values, slopes, step, ((within + theta) / splits).reshape(-1))
         terms = _terms(anchors, g.reshape(n_intervals, points, b, 2 * k))
         # the terms at both ends of every interval: exactly, and as the interpolant has them
-        starts = hermite_fractions(values, slopes, step, within[:, 0] / splits).reshape(n_intervals, b, 2 * k)
+        starts = hermite_fractions(values, slopes, step, within[:, 0] / splits).reshape(
+            n_intervals, b, 2 * k
+        )
         exact = _terms(anchors, torch.stack([starts, torch.cat([starts[1:], values[-1:]])], 1))
-        at_ends = torch.tensor([[(-1.0) ** q for q in range(points)], [1.0] * points],
-                               dtype=torch.float64) @ to_monomials  # Lagrange weights at u = 0, 1: (2, P)
+        at_ends = (
+            torch.tensor(
+                [[(-1.0) ** q for q in range(points)], [1.0] * points], dtype=torch.float64
+            )
+            @ to_monomials
+        )  # Lagrange weights at u = 0, 1: (2, P)
         interpolated = (at_ends @ terms.reshape(2 * n_intervals, points, -1)).reshape(exact.shape)
         # |Re| + |Im| summed over modes: within √2 of the terms' moduli, and no square roots
-        error = float(((interpolated - exact).abs().sum((0, -1)) / exact.abs().sum((0, -1)).clamp(min=1e-300)).max())
+        error = float(
+            (
+                (interpolated - exact).abs().sum((0, -1))
+                / exact.abs().sum((0, -1)).clamp(min=1e-300)
+            ).max()
+        )
         if error <= INTERPOLATION_TOLERANCE or splits >= MAX_SPLITS:
             return bounds, theta, begin, t_begin, terms
         if points < MAX_POINTS:
@@ -142,30 +188,47 @@ def _envelope_terms(a: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor, n
 def _chebyshev(points: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Chebyshev points theta in [0, 1] (P,), and the matrix (P, P) taking values at them to the
     coefficients of the interpolating polynomial in v = 2u − 1 ∈ [−1, 1]."""
-    theta = 0.5 - 0.5 * torch.cos(math.pi * (2 * torch.arange(points, dtype=torch.float64) + 1) / (2 * points))
-    return theta, torch.linalg.inv((2 * theta[:, None] - 1) ** torch.arange(points, dtype=torch.float64))
+    theta = 0.5 - 0.5 * torch.cos(
+        math.pi * (2 * torch.arange(points, dtype=torch.float64) + 1) / (2 * points)
+    )
+    return theta, torch.linalg.inv(
+        (2 * theta[:, None] - 1) ** torch.arange(points, dtype=torch.float64)
+    )
 
 
-def _interval_starts(bounds: torch.Tensor, first_s: torch.Tensor, dt: float,
-                     counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _interval_starts(
+    bounds: torch.Tensor, first_s: torch.Tensor, dt: float, counts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """First sample of trajectory b in interval i, begin (B, I) int64, and its time t_begin (I, B).
 
     Interval i is [bounds[i], bounds[i + 1]); the first also takes samples before bounds[0], the
     last those after bounds[-1]; an empty interval begins where the next one does."""
-    inner = torch.ceil((bounds[None, 1:-1] - first_s[:, None]) / dt - 1e-9).long()  # a sample on a bound opens it
-    begin = torch.cat([torch.zeros(first_s.shape[0], 1, dtype=torch.long),
-                       torch.minimum(inner.clamp(min=0), counts[:, None])], 1)
+    inner = torch.ceil(
+        (bounds[None, 1:-1] - first_s[:, None]) / dt - 1e-9
+    ).long()  # a sample on a bound opens it
+    begin = torch.cat(
+        [
+            torch.zeros(first_s.shape[0], 1, dtype=torch.long),
+            torch.minimum(inner.clamp(min=0), counts[:, None]),
+        ],
+        1,
+    )
     return begin, (first_s[:, None] + begin.to(torch.float64) * dt).T
 
 
-def _anchors(a: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor,
-             t_begin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _anchors(
+    a: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor, t_begin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log |a_bk e^{λ_k t}| and arg(a_bk e^{λ_k t}) at t = t_begin[i, b]: each (I, 1, B, K)."""
-    return ((torch.log(a.abs()) + decay * t_begin[..., None])[:, None],
-            (torch.angle(a) + omega * t_begin[..., None])[:, None])
+    return (
+        (torch.log(a.abs()) + decay * t_begin[..., None])[:, None],
+        (torch.angle(a) + omega * t_begin[..., None])[:, None],
+    )
 
 
-def _terms(anchors: tuple[torch.Tensor, torch.Tensor], envelope: torch.Tensor | None) -> torch.Tensor:
+def _terms(
+    anchors: tuple[torch.Tensor, torch.Tensor], envelope: torch.Tensor | None
+) -> torch.Tensor:
     """a_bk · exp(λ_k t_begin[i, b] + Γ) as (real parts, imaginary parts), (2, I, P, B, K), from
     the `_anchors` and envelope values g = [Re Γ, Im Γ] (I, P, B, 2K), or (2, I, 1, B, K) with
     Γ = 0 (envelope None).
@@ -191,28 +254,44 @@ def _terms(anchors: tuple[torch.Tensor, torch.Tensor], envelope: torch.Tensor | 
     return out
 
 
-def _sum_terms(terms: torch.Tensor, theta: torch.Tensor, decay: torch.Tensor, omega: torch.Tensor,
-               bounds: torch.Tensor, begin: torch.Tensor, t_begin: torch.Tensor, dt: float,
-               counts: torch.Tensor) -> torch.Tensor:
+def _sum_terms(
+    terms: torch.Tensor,
+    theta: torch.Tensor,
+    decay: torch.Tensor,
+    omega: torch.Tensor,
+    bounds: torch.Tensor,
+    begin: torch.Tensor,
+    t_begin: torch.Tensor,
+    dt: float,
+    counts: torch.Tensor,
+) -> torch.Tensor:
     """x[s, b] = Re Σ_k exp(λ_k (t − t_begin[i, b])) F_ibk(u) for the sample s of trajectory b at
     t = first_s[b] + s·dt in interval i, u = (t − bounds[i]) / width, F_ibk the polynomial through
     terms[:, i, :, b, k] (real, imaginary parts) at the points theta (P,) in [0, 1].
     Returns (max(counts), B), zero past counts[b]."""
     n_intervals, p, b, k = terms.shape[1], theta.numel(), terms.shape[3], terms.shape[4]
     width = float(bounds[1] - bounds[0])
-    rows = max(1, int((torch.cat([begin[:, 1:], counts[:, None]], 1) - begin).max()))  # samples per interval
+    rows = max(
+        1, int((torch.cat([begin[:, 1:], counts[:, None]], 1) - begin).max())
+    )  # samples per interval
     j = dt * torch.arange(rows, dtype=torch.float64)[:, None]
     # Re(c·w) = Re c·Re w − Im c·Im w, w = exp(λ j dt): the sum over modes is one real matrix product
     powers = torch.exp(decay * j)
-    sums = torch.addmm(terms[0].reshape(-1, k) @ (powers * torch.cos(omega * j)).T, terms[1].reshape(-1, k),
-                       (powers * torch.sin(omega * j)).T, alpha=-1)  # (I·P·B, rows)
+    sums = torch.addmm(
+        terms[0].reshape(-1, k) @ (powers * torch.cos(omega * j)).T,
+        terms[1].reshape(-1, k),
+        (powers * torch.sin(omega * j)).T,
+        alpha=-1,
+    )  # (I·P·B, rows)
     j = j[:, 0]
     if p == 1:
         per_interval = sums.reshape(n_intervals, b, rows)
     else:
         # values at the points → monomial coefficients in v = 2u − 1 ∈ [−1, 1] (the sum over modes is
         # linear, so the change of basis can follow it, on P numbers instead of P·K), then Horner
-        monomials = (_chebyshev(p)[1] @ sums.reshape(n_intervals, p, b * rows)).reshape(n_intervals, p, b, rows)
+        monomials = (_chebyshev(p)[1] @ sums.reshape(n_intervals, p, b * rows)).reshape(
+            n_intervals, p, b, rows
+        )
         v = (2 / width) * ((t_begin - bounds[:-1, None])[..., None] + j) - 1  # (I, B, rows)
         per_interval = monomials[:, -1]
         for q in range(p - 2, -1, -1):

@@ -5,18 +5,31 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from sonode.model.checkpoint import (CheckpointError, CheckpointPlan, TrainingState, fit_identity,
-                                     load_checkpoint, save_checkpoint)
 from sonode.model.adam import Adam
+from sonode.model.checkpoint import (
+    CheckpointError,
+    CheckpointPlan,
+    TrainingState,
+    fit_identity,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sonode.model.checks import (
+    DISCRETISATION_GOAL_DB,
+    TRAJECTORY_WEIGHT,
+    coarse_and_fine,
+    consider,
+    snr_db,
+    trajectory_snr,
+)
 from sonode.model.decoder import SonodeModel
-from sonode.model.checks import (DISCRETISATION_GOAL_DB, TRAJECTORY_WEIGHT, coarse_and_fine, consider,
-                                 snr_db, trajectory_snr)
 from sonode.model.init import TRAJECTORY_S, initial_model
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
@@ -29,8 +42,8 @@ CONTINUITY_RAMP_EPOCHS = 50  # the continuity penalty grows to its full weight o
 # The free-run loss is the mean squared error over every TRAJECTORY_STRIDE-th sample, the offset
 # rotating from one step to the next: an unbiased estimate of the full mean at a sixteenth of the
 # readout's cost (the envelope solve along the run is paid whatever the stride). It is evaluated on
-# every step (no longer a cadence): the free run is far more sensitive to the field than the 16 ms segments are (one Adam
-# step of the field moved the guitar's free run by up to 6 dB, measured per parameter group; the
+# every step (no longer a cadence): the free run is far more sensitive to the field than the 16 ms
+# segments are (one Adam step of the field moved the guitar's free run by up to 6 dB, measured per parameter group; the
 # other groups' steps moved it by < 0.1 dB). Evaluated every 4th step (weighted ×4) instead, the
 # field took three reconstruction-only steps between corrections and the free run oscillated
 # (guitar 22.5 → 8 → 20 → 7.7 dB within 36 steps; after 80 steps 22.7 dB vs 26.1 dB every step,
@@ -71,16 +84,25 @@ def check_fit_size(n_samples: int, sample_rate: int, options: FitOptions) -> Non
     from sonode.limits import LimitError, check_memory
 
     if options.hop_samples > n_samples:
-        raise LimitError(f"--hop {options.hop_samples} is longer than the clip ({n_samples} samples at {sample_rate} "
-                         f"Hz), the limit; choose a hop of at most {n_samples} samples (default 256)")
-    check_memory(f"fitting {n_samples} samples", n_samples * FIT_BYTES_PER_SAMPLE,
-                 "fit a shorter part (--duration) or at a lower rate (--rate)")
+        raise LimitError(
+            f"--hop {options.hop_samples} is longer than the clip ({n_samples} samples at {sample_rate} "
+            f"Hz), the limit; choose a hop of at most {n_samples} samples (default 256)"
+        )
+    check_memory(
+        f"fitting {n_samples} samples",
+        n_samples * FIT_BYTES_PER_SAMPLE,
+        "fit a shorter part (--duration) or at a lower rate (--rate)",
+    )
 
 
-def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOptions(),
-                on_epoch: Callable[[EpochRecord, float], None] | None = None,
-                should_stop: Callable[[], bool] | None = None,
-                checkpoint: CheckpointPlan | None = None) -> tuple[SonodeModel, FitReport]:
+def fit_samples(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions = FitOptions(),
+    on_epoch: Callable[[EpochRecord, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint: CheckpointPlan | None = None,
+) -> tuple[SonodeModel, FitReport]:
     """Fit a model to one clip.
 
     Each optimiser step minimises the reconstruction error of a run of segments (all of them when
@@ -158,17 +180,25 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
         best_trajectory = free_run_snr(model)
-        initial_trajectory = best_trajectory  # the untrained start's, for the report's training gain
+        initial_trajectory = (
+            best_trajectory  # the untrained start's, for the report's training gain
+        )
     else:
         try:
             model.load_state_dict(resumed.model)
             optimiser.load_state_dict(resumed.optimiser)
         except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"cannot resume: {checkpoint.path} does not fit this model ({err}); delete it "
-                                  "and run without --resume") from None
+            raise CheckpointError(
+                f"cannot resume: {checkpoint.path} does not fit this model ({err}); delete it "
+                "and run without --resume"
+            ) from None
         torch.set_rng_state(resumed.rng_state)
         initial_trajectory = math.nan  # not in the checkpoint
-        initial_snr, best_snr, best_state = resumed.initial_snr_db, resumed.best_snr_db, resumed.best_model
+        initial_snr, best_snr, best_state = (
+            resumed.initial_snr_db,
+            resumed.best_snr_db,
+            resumed.best_model,
+        )
         best_trajectory = free_run_snr(model, best_state)  # not in the checkpoint: recomputed
         history = [EpochRecord(**r) for r in resumed.history]
         epoch, rejected, bad_steps = resumed.epoch, resumed.rejected_steps, resumed.bad_steps
@@ -176,11 +206,24 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         t_start = time.perf_counter() - resumed.elapsed_s  # --max-time covers the whole fit
 
     def save(elapsed_s: float) -> None:
-        save_checkpoint(checkpoint.path, TrainingState(
-            epoch=epoch, model=model.state_dict(), optimiser=optimiser.state_dict(), best_model=best_state,
-            best_snr_db=best_snr, initial_snr_db=initial_snr, history=[asdict(r) for r in history],
-            rejected_steps=rejected, bad_steps=bad_steps, function_evaluations=counter.count,
-            elapsed_s=elapsed_s, rng_state=torch.get_rng_state()), identity)
+        save_checkpoint(
+            checkpoint.path,
+            TrainingState(
+                epoch=epoch,
+                model=model.state_dict(),
+                optimiser=optimiser.state_dict(),
+                best_model=best_state,
+                best_snr_db=best_snr,
+                initial_snr_db=initial_snr,
+                history=[asdict(r) for r in history],
+                rejected_steps=rejected,
+                bad_steps=bad_steps,
+                function_evaluations=counter.count,
+                elapsed_s=elapsed_s,
+                rng_state=torch.get_rng_state(),
+            ),
+            identity,
+        )
 
     periodic = checkpoint is not None and checkpoint.every_s > 0
     last_checkpoint = time.perf_counter()
@@ -212,14 +255,18 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
             group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
         try:
-            log_objective, loss, epoch_snr = _step_loss(model, target, options, epoch, batches.pick(epoch), n_trajectory,
-                                         trajectory_power)
-        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step like any other
+            log_objective, loss, epoch_snr = _step_loss(
+                model, target, options, epoch, batches.pick(epoch), n_trajectory, trajectory_power
+            )
+        except (
+            RuntimeError
+        ):  # the engine refused a non-finite or stalled solve: a bad step like any other
             log_objective, loss, epoch_snr = None, math.nan, math.nan
         if math.isfinite(loss):
             log_objective.backward()
         finite = math.isfinite(loss) and all(
-            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
+        )
         if not finite:
             # roll back to the last good parameters and halve the step size
             rejected += 1
@@ -237,21 +284,30 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         epoch += 1
         if epoch % CHECK_EVERY_EPOCHS == 0:
             (best_snr, best_trajectory, best_state), passed = consider(
-                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
-            if not passed:  # the fast solve disagrees with the reference: back to the last checked model
+                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
+            )
+            if (
+                not passed
+            ):  # the fast solve disagrees with the reference: back to the last checked model
                 rejected += 1
                 model.load_state_dict(best_state)
                 for group in optimiser.param_groups:
                     group["base_lr"] *= 0.5
                 optimiser.state.clear()
-        record = EpochRecord(epoch=epoch, loss=loss, snr_db=epoch_snr,
-                             elapsed_s=time.perf_counter() - t_start, kept_snr_db=best_snr)
+        record = EpochRecord(
+            epoch=epoch,
+            loss=loss,
+            snr_db=epoch_snr,
+            elapsed_s=time.perf_counter() - t_start,
+            kept_snr_db=best_snr,
+        )
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
     (best_snr, best_trajectory, best_state), _ = consider(  # the last parameters
-        model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
+        model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
+    )
     model.load_state_dict(best_state)
     handle.remove()
     coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
@@ -263,27 +319,56 @@ def fit_samples(x: np.ndarray, sample_rate: int, options: FitOptions = FitOption
         coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
     continuation_training = {}
     if options.continuation_training_steps > 0:
-        continuation_training = train_continuation(model, target.numpy(), options.continuation_training_steps,
-                                                   seed=options.seed, window_samples=options.continuation_samples,
-                                                   max_order=options.lp_order)
+        continuation_training = train_continuation(
+            model,
+            target.numpy(),
+            options.continuation_training_steps,
+            seed=options.seed,
+            window_samples=options.continuation_samples,
+            max_order=options.lp_order,
+        )
     with torch.no_grad():
         defects = model.defects()
-        defect_db = 10 * math.log10(float(torch.sum(defects ** 2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300) \
-            if layout.n_segments > 1 else math.nan
+        defect_db = (
+            10
+            * math.log10(
+                float(torch.sum(defects**2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300
+            )
+            if layout.n_segments > 1
+            else math.nan
+        )
     report = FitReport(
-        options=asdict(options), gradient=options.gradient, initial_snr_db=initial_snr,
-        snr_db=clip_snr(coarse), discretisation_snr_db=fine_check,
-        epochs=epoch, wall_time_s=time.perf_counter() - t_start,
-        seconds_per_epoch=train_time / max(epoch, 1), function_evaluations=counter.count,
-        rejected_steps=rejected, stop_reason=stop_reason, history=history, discretisation_fallback=fell_back,
-        identification=identification, trajectory_snr_db=trajectory_snr(model, target),
-        initial_trajectory_snr_db=initial_trajectory, continuity_defect_db=defect_db,
-        continuation_training=continuation_training)
+        options=asdict(options),
+        gradient=options.gradient,
+        initial_snr_db=initial_snr,
+        snr_db=clip_snr(coarse),
+        discretisation_snr_db=fine_check,
+        epochs=epoch,
+        wall_time_s=time.perf_counter() - t_start,
+        seconds_per_epoch=train_time / max(epoch, 1),
+        function_evaluations=counter.count,
+        rejected_steps=rejected,
+        stop_reason=stop_reason,
+        history=history,
+        discretisation_fallback=fell_back,
+        identification=identification,
+        trajectory_snr_db=trajectory_snr(model, target),
+        initial_trajectory_snr_db=initial_trajectory,
+        continuity_defect_db=defect_db,
+        continuation_training=continuation_training,
+    )
     return model, report
 
 
-def _step_loss(model: SonodeModel, target: torch.Tensor, options: FitOptions, epoch: int,
-               segments: torch.Tensor | None, n_trajectory: int, trajectory_power: float) -> tuple[torch.Tensor, float, float]:
+def _step_loss(
+    model: SonodeModel,
+    target: torch.Tensor,
+    options: FitOptions,
+    epoch: int,
+    segments: torch.Tensor | None,
+    n_trajectory: int,
+    trajectory_power: float,
+) -> tuple[torch.Tensor, float, float]:
     """The log-objective of one optimiser step (with its graph), the objective's value, and the
     step's reconstruction SNR (dB).
 
@@ -300,21 +385,32 @@ def _step_loss(model: SonodeModel, target: torch.Tensor, options: FitOptions, ep
     TRAJECTORY_S."""
     layout = model.config.layout
     signal, _ = model.reconstruct(gradient=options.gradient, segments=segments)
-    begin, end = layout.complete_span(int(segments[0]), len(segments)) if segments is not None else (0, layout.n_samples)
+    begin, end = (
+        layout.complete_span(int(segments[0]), len(segments))
+        if segments is not None
+        else (0, layout.n_samples)
+    )
     offset = 0 if segments is None else int(segments[0]) * layout.hop_samples
-    part, estimate = target[begin:end], signal[begin - offset: end - offset]
-    terms = [(1.0, torch.mean((estimate - part) ** 2) / (torch.mean(part ** 2) + 1e-12))]
+    part, estimate = target[begin:end], signal[begin - offset : end - offset]
+    terms = [(1.0, torch.mean((estimate - part) ** 2) / (torch.mean(part**2) + 1e-12))]
     weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
     if weight > 0 and (segments is None or len(segments) > 1) and layout.n_segments > 1:
         states = model.states if segments is None else model.states[segments]
         defects = model.defects(gradient=options.gradient, segments=segments)
-        terms.append((weight, torch.sum(defects ** 2) / (torch.sum(states.detach()[1:] ** 2) + 1e-12)))
+        terms.append(
+            (weight, torch.sum(defects**2) / (torch.sum(states.detach()[1:] ** 2) + 1e-12))
+        )
     if TRAJECTORY_WEIGHT > 0:
         # the long-horizon term: one free run from the trajectory state over the clip's start
         phase = epoch % TRAJECTORY_STRIDE
         free = model.trajectory(n_trajectory, options.gradient, TRAJECTORY_STRIDE, phase)
-        terms.append((TRAJECTORY_WEIGHT, torch.mean(
-            (free - target[phase:n_trajectory:TRAJECTORY_STRIDE]) ** 2) / trajectory_power))
+        terms.append(
+            (
+                TRAJECTORY_WEIGHT,
+                torch.mean((free - target[phase:n_trajectory:TRAJECTORY_STRIDE]) ** 2)
+                / trajectory_power,
+            )
+        )
     log_objective = sum(w * torch.log(term + 1e-30) for w, term in terms)
     shown = math.exp(float(log_objective.detach()) / sum(w for w, _ in terms))
     return log_objective, shown, snr_db(part, estimate.detach())
@@ -339,10 +435,18 @@ class _Batches:
 
 def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[SonodeModel, dict]:
     fixed = None if options.latent_dim is None else options.latent_dim // 2
-    return initial_model(x, sample_rate, fixed, options.hop_samples, options.overlap_samples,
-                         options.hidden, options.layers, options.lp_order,
-                         continuation_samples=options.continuation_samples,
-                         max_modes=options.max_latent_dim // 2)
+    return initial_model(
+        x,
+        sample_rate,
+        fixed,
+        options.hop_samples,
+        options.overlap_samples,
+        options.hidden,
+        options.layers,
+        options.lp_order,
+        continuation_samples=options.continuation_samples,
+        max_modes=options.max_latent_dim // 2,
+    )
 
 
 def _param_groups(model: SonodeModel, lr: float, horizon_s: float) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -29,7 +29,7 @@ from .tableaus import RK4
 MIN_ORDER, MAX_ORDER, MAX_ITERS = 4, 12, 4
 
 
-@lru_cache(maxsize=None)
+@cache
 def adams_weights(nodes: tuple[int, ...]) -> tuple[float, ...]:
     """w_j with ∫_0^1 p(s) ds = Σ_j w_j p(nodes[j]) for every polynomial p of degree < len(nodes)
     (nodes in units of the step, relative to the step start). Exact rational solve, then floats."""
@@ -42,7 +42,7 @@ def adams_weights(nodes: tuple[int, ...]) -> tuple[float, ...]:
         for r in range(n):
             if r != col and rows[r][col] != 0:
                 factor = rows[r][col]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col])]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col], strict=False)]
     return tuple(float(row[-1]) for row in rows)
 
 
@@ -51,7 +51,9 @@ def _converged(old: torch.Tensor, new: torch.Tensor, rtol, atol) -> bool:
     return bool(((old - new).abs() / scale).max() < 1)  # max norm
 
 
-def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None) -> SolveResult:
+def _solve(
+    func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None
+) -> SolveResult:
     implicit = opts.spec.implicit
     max_order = int(opts.option("max_order", MAX_ORDER))
     max_iters = int(opts.option("max_iters", MAX_ITERS))
@@ -62,11 +64,11 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool,
     history: list[torch.Tensor] = []  # f at previous step starts, newest first
     ys, y, nfev = [y0], y0, 0
     callback = getattr(func, "callback_step", None)
-    for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
+    for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1, strict=False)):
         if callback is not None:
             callback(time_arg(t0, y), y, time_arg(h, y))
         history.insert(0, func(time_arg(t0, y), y))
-        del history[max_order - 1:]
+        del history[max_order - 1 :]
         nfev += 1
         if len(history) < MIN_ORDER - 1:
             y1 = fixed_step(func, rk4, t0, h, y, t1)
@@ -74,21 +76,26 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool,
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))
-            dy = h * sum(b * f for b, f in zip(beta, history))
+            dy = h * sum(b * f for b, f in zip(beta, history, strict=False))
             if implicit:
                 gamma = adams_weights((1,) + tuple(-j for j in range(k)))
-                known = h * sum(g * f for g, f in zip(gamma[1:], history))
+                known = h * sum(g * f for g, f in zip(gamma[1:], history, strict=False))
                 converged = False
                 for _ in range(max_iters):
                     new = known + (h * gamma[0]) * func(time_arg(t1, y), y + dy)
                     nfev += 1
-                    converged = _converged(dy, new, opts.rtol, opts.atol)  # on the increments, as torchdiffeq
+                    converged = _converged(
+                        dy, new, opts.rtol, opts.atol
+                    )  # on the increments, as torchdiffeq
                     dy = new
                     if converged:
                         break
                 if not converged:
-                    warnings.warn("implicit_adams: functional iteration did not converge; dropping the order by one",
-                                  RuntimeWarning, stacklevel=2)
+                    warnings.warn(
+                        "implicit_adams: functional iteration did not converge; dropping the order by one",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                     history.pop()
             y1 = y + dy
         lo, hi = max(plan.out_index[i], 1), plan.out_index[i + 1]
@@ -101,7 +108,27 @@ def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool,
 
 
 _OPTIONS = FIXED_OPTIONS + ("max_order", "max_iters")
-register(Method("explicit_adams", 4, adaptive=False, options=_OPTIONS, solver=_solve, replayable=False,
-                description="Adams–Bashforth, up to 11 steps (3/8-rule RK4 start)"))
-register(Method("implicit_adams", 4, adaptive=False, implicit=True, options=_OPTIONS, solver=_solve, replayable=False,
-                description="Adams–Bashforth–Moulton predictor–corrector (fixed-point iteration: not for stiff problems)"), "fixed_adams")
+register(
+    Method(
+        "explicit_adams",
+        4,
+        adaptive=False,
+        options=_OPTIONS,
+        solver=_solve,
+        replayable=False,
+        description="Adams–Bashforth, up to 11 steps (3/8-rule RK4 start)",
+    )
+)
+register(
+    Method(
+        "implicit_adams",
+        4,
+        adaptive=False,
+        implicit=True,
+        options=_OPTIONS,
+        solver=_solve,
+        replayable=False,
+        description="Adams–Bashforth–Moulton predictor–corrector (fixed-point iteration: not for stiff problems)",
+    ),
+    "fixed_adams",
+)

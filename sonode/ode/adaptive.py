@@ -25,7 +25,9 @@ def rms_norm(x: torch.Tensor, dim=None, norm=None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def initial_step(func: Func, t0, y0, f0, direction: float, order: int, rtol, atol, dim=None, norm=None):
+def initial_step(
+    func: Func, t0, y0, f0, direction: float, order: int, rtol, atol, dim=None, norm=None
+):
     """Hairer's starting step (Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4), one f evaluation.
 
     Returns |h| in units of t: a python float, or a (B,) float64 tensor with ``dim=1`` (per sample;
@@ -47,7 +49,9 @@ def initial_step(func: Func, t0, y0, f0, direction: float, order: int, rtol, ato
     d2 = rms_norm((f1.detach() - f0) / scale, dim, norm).double() / h0
     dmax = torch.maximum(d1, d2)
     h1 = torch.where(
-        dmax <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), (0.01 / dmax.clamp(min=1e-300)) ** (1.0 / order)
+        dmax <= 1e-15,
+        torch.clamp(h0 * 1e-3, min=1e-6),
+        (0.01 / dmax.clamp(min=1e-300)) ** (1.0 / order),
     )
     h = torch.minimum(100 * h0, h1)
     return float(h) if dim is None else h
@@ -97,7 +101,11 @@ def _stops(opts: SolveOptions, t_out: list[float], direction: float) -> list[tup
         raise ValueError("`step_t` and `jump_t` must not have any repeated elements between them.")
     if not opts.tableau.interpolate_outputs:
         step_t |= set(t_out[1:-1]) - jump_t
-    inside = [(v, v in jump_t) for v in step_t | jump_t if direction * (v - t_start) > 0 and direction * (t_end - v) > 0]
+    inside = [
+        (v, v in jump_t)
+        for v in step_t | jump_t
+        if direction * (v - t_start) > 0 and direction * (t_end - v) > 0
+    ]
     return sorted(inside, key=lambda p: direction * p[0])
 
 
@@ -105,8 +113,14 @@ def _callback(func, name: str):
     return getattr(func, name, None)
 
 
-def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOptions, record_steps: bool,
-                   until=None) -> SolveResult:
+def solve_adaptive(
+    func: Func,
+    y0: torch.Tensor,
+    t_out: list[float],
+    opts: SolveOptions,
+    record_steps: bool,
+    until=None,
+) -> SolveResult:
     """Shared-step adaptive solve through the output times ``t_out`` (python floats, monotone).
 
     Steps are clipped to land on every step_t / jump_t; after a jump f is re-evaluated just past it.
@@ -119,13 +133,18 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
     n_out = len(t_out)
     t_start, t_end = t_out[0], t_out[-1]
     direction = 1.0 if t_end > t_start else -1.0
-    cb_step, cb_accept, cb_reject = (_callback(func, n) for n in ("callback_step", "callback_accept_step", "callback_reject_step"))
+    cb_step, cb_accept, cb_reject = (
+        _callback(func, n)
+        for n in ("callback_step", "callback_accept_step", "callback_reject_step")
+    )
     stops = _stops(opts, t_out, direction)
     next_stop = 0
     k1 = func(time_arg(t_start, y0), y0)
     nfev = 1
     if opts.first_step is None:
-        h = initial_step(func, t_start, y0, k1, direction, tab.order, opts.rtol, opts.atol, norm=opts.norm)
+        h = initial_step(
+            func, t_start, y0, k1, direction, tab.order, opts.rtol, opts.atol, norm=opts.norm
+        )
         nfev += 1
     else:
         h = opts.first_step
@@ -146,7 +165,7 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
                 f"max_steps={opts.max_steps} reached at t={t!r} (integrating to t={t_end!r}); "
                 "raise options['max_num_steps'], loosen rtol/atol, or check that the ODE is not stiff"
             )
-        target, jump = (stops[next_stop] if next_stop < len(stops) else (t_end, False))
+        target, jump = stops[next_stop] if next_stop < len(stops) else (t_end, False)
         landing = direction * (t + direction * h - target) >= 0.0
         hh = target - t if landing else direction * h
         if abs(hh) <= _UNDERFLOW_ULPS * math.ulp(max(abs(t), abs(t + hh))):
@@ -162,10 +181,15 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
         t1 = target if on_stop else t + hh
         times = [time_arg(t + c * hh, y0) for c in tab.c]
         if on_stop and jump:  # f just before the discontinuity, not on it
-            times = [time_arg(t1, y0, -direction) if c == 1.0 else ti for c, ti in zip(tab.c, times)]
+            times = [
+                time_arg(t1, y0, -direction) if c == 1.0 else ti
+                for c, ti in zip(tab.c, times, strict=False)
+            ]
         nfev += tab.n_stages - (k1 is not None)
         y1, ks = rk_stages(func, tab, y, hh, times, k1)
-        ratio = float(error_ratio(tab, hh, ks, y, y1, opts.rtol, opts.atol, per_sample=False, norm=opts.norm))
+        ratio = float(
+            error_ratio(tab, hh, ks, y, y1, opts.rtol, opts.atol, per_sample=False, norm=opts.norm)
+        )
         if not ratio <= 1.0 and not abs(hh) <= opts.min_step:  # also catches nan
             n_rejected += 1
             if cb_reject is not None:
@@ -191,7 +215,10 @@ def solve_adaptive(func: Func, y0: torch.Tensor, t_out: list[float], opts: Solve
             out_index.append(stop)
         next_out = stop
         n_steps += 1
-        h = min(opts.max_step, max(opts.min_step, abs(hh) * ctrl.accepted_factor(ratio, prev_ratio, after_reject)))
+        h = min(
+            opts.max_step,
+            max(opts.min_step, abs(hh) * ctrl.accepted_factor(ratio, prev_ratio, after_reject)),
+        )
         prev_ratio, after_reject = max(ratio, 1e-10), False
         t, y, k1 = t1, y1, ks[-1]
         if on_stop:

@@ -28,10 +28,12 @@ dL/dt_i = <dL/dy(t_i), f(t_i, y(t_i))> for i >= 1 and dL/dt_0 = -<a(t_0), f(t_0,
 is the adjoint at t_0 without the direct term dL/dy(t_0); it ignores that moving t_i also moves a
 fixed-step grid, so it differs from backprop through a fixed-step solve by the discretisation error.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,15 +84,22 @@ class AdjointOptions:
     solver_options: dict | None = None
 
     @classmethod
-    def from_dict(cls, adjoint_options: dict[str, Any] | None, default_mode: str = "checkpoint",
-                  forward_method: str | None = None, **overrides) -> "AdjointOptions":
+    def from_dict(
+        cls,
+        adjoint_options: dict[str, Any] | None,
+        default_mode: str = "checkpoint",
+        forward_method: str | None = None,
+        **overrides,
+    ) -> AdjointOptions:
         """Build from the user's dict; ValueError naming the bad key or value and the valid ones."""
         given = dict(adjoint_options or {})
         own = {k: given.pop(k) for k in _OWN_KEYS if k in given}
         for key, value in overrides.items():
             if value is not None:
                 if own.get(key) is not None and own[key] != value:
-                    raise ValueError(f"adjoint_{key} and adjoint_options[{key!r}] disagree; give one")
+                    raise ValueError(
+                        f"adjoint_{key} and adjoint_options[{key!r}] disagree; give one"
+                    )
                 own[key] = value
         own.setdefault("mode", default_mode)
         opts = cls(**own, solver_options=given)
@@ -109,10 +118,14 @@ class AdjointOptions:
             else:
                 bad = value is not None and not (isinstance(value, (int, float)) and value >= 0)
             if bad:
-                raise ValueError(f"adjoint_options[{name!r}] / adjoint_{name}={value!r} must be a number >= 0 or None")
+                raise ValueError(
+                    f"adjoint_options[{name!r}] / adjoint_{name}={value!r} must be a number >= 0 or None"
+                )
         norm = given.get("norm")
         if norm is not None and norm != "seminorm" and not callable(norm):
-            raise ValueError(f"adjoint_options['norm'] must be 'seminorm' or a callable, got {norm!r}")
+            raise ValueError(
+                f"adjoint_options['norm'] must be 'seminorm' or a callable, got {norm!r}"
+            )
         unknown = sorted(set(given) - set(back_method.options) - {"norm"})
         if unknown:
             raise ValueError(
@@ -165,25 +178,54 @@ def odeint_adjoint(
     Double backward is not supported.
     """
     if event_fn is not None:
-        def to_event(t_event):
-            return odeint_adjoint(func, y0, t_event, rtol=rtol, atol=atol, method=method, options=options,
-                                  adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, adjoint_method=adjoint_method,
-                                  adjoint_options=adjoint_options, adjoint_params=adjoint_params)
 
-        return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options,
-                                 event_fn=event_fn, adjoint=to_event)
+        def to_event(t_event):
+            return odeint_adjoint(
+                func,
+                y0,
+                t_event,
+                rtol=rtol,
+                atol=atol,
+                method=method,
+                options=options,
+                adjoint_rtol=adjoint_rtol,
+                adjoint_atol=adjoint_atol,
+                adjoint_method=adjoint_method,
+                adjoint_options=adjoint_options,
+                adjoint_params=adjoint_params,
+            )
+
+        return solve_until_event(
+            func,
+            y0,
+            t,
+            rtol=rtol,
+            atol=atol,
+            method=method,
+            options=options,
+            event_fn=event_fn,
+            adjoint=to_event,
+        )
     params = _collect_params(func, adjoint_params, options)
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
     # reversible methods default to their own exact O(1)-memory adjoint (Method.adjoint_mode)
     default_mode = opts.spec.adjoint_mode or ("checkpoint" if opts.spec.replayable else "backsolve")
-    adj = AdjointOptions.from_dict(adjoint_options, default_mode, opts.method, method=adjoint_method, rtol=adjoint_rtol,
-                                   atol=adjoint_atol)
+    adj = AdjointOptions.from_dict(
+        adjoint_options,
+        default_mode,
+        opts.method,
+        method=adjoint_method,
+        rtol=adjoint_rtol,
+        atol=adjoint_atol,
+    )
     check_reversible(opts.method, adj)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and not opts.spec.replayable:
-        raise ValueError(f"odeint_adjoint: mode='checkpoint' cannot replay the steps of {opts.method!r}; use mode='backsolve'")
+        raise ValueError(
+            f"odeint_adjoint: mode='checkpoint' cannot replay the steps of {opts.method!r}; use mode='backsolve'"
+        )
     if adj.mode == "checkpoint" and opts.adaptive and opts.per_sample:
         raise ValueError(
             "odeint_adjoint: mode='checkpoint' replays shared steps and does not support per_sample=True; "
@@ -193,12 +235,14 @@ def odeint_adjoint(
         check_backsolve_supported(opts, adj)
     if not opts.spec.time_gradient and t.requires_grad:
         raise ValueError(
-            f"odeint_adjoint: gradients w.r.t. t are not available for {opts.method!r} (dy/dt = L y + N needs L y, and the "
-            "linear operator only provides exp(L h)); pass t.detach()"
+            f"odeint_adjoint: gradients w.r.t. t are not available for {opts.method!r} "
+            "(dy/dt = L y + N needs L y, and the linear operator only provides exp(L h)); pass t.detach()"
         )
     # Taping the last piece in the forward only pays off if a backward will follow.
     y_flat = problem.y0
-    will_backprop = torch.is_grad_enabled() and (y_flat.requires_grad or t.requires_grad or bool(params))
+    will_backprop = torch.is_grad_enabled() and (
+        y_flat.requires_grad or t.requires_grad or bool(params)
+    )
     if callable(getattr(problem.func, "callback_step_adjoint", None)):
         will_backprop = False  # replay every piece, so the backward callback sees every step
     spec = _Spec(func=problem.func, opts=opts, adj=adj, tape_tail=will_backprop)
@@ -236,7 +280,11 @@ def _linear_params(linear) -> list[torch.Tensor]:
         return []
     if isinstance(linear, nn.Module):
         return list(linear.parameters())
-    return [v for v in getattr(linear, "__dict__", {}).values() if isinstance(v, torch.Tensor) and v.requires_grad]
+    return [
+        v
+        for v in getattr(linear, "__dict__", {}).values()
+        if isinstance(v, torch.Tensor) and v.requires_grad
+    ]
 
 
 @dataclass
@@ -253,10 +301,14 @@ class _Spec:
 
 class _OdeintAdjoint(torch.autograd.Function):
     @staticmethod
-    def forward(y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor) -> torch.Tensor:
+    def forward(
+        y0: torch.Tensor, t: torch.Tensor, spec: _Spec, *params: torch.Tensor
+    ) -> torch.Tensor:
         if spec.adj.mode == "checkpoint":
             every = spec.adj.checkpoint_every
-            ys, spec.checkpoints = checkpointed_forward(spec.func, y0, t, spec.opts, every, spec.tape_tail)
+            ys, spec.checkpoints = checkpointed_forward(
+                spec.func, y0, t, spec.opts, every, spec.tape_tail
+            )
             return ys
         if spec.adj.mode == "reversible":
             ys, spec.checkpoints = reversible_forward(spec.func, y0, t, spec.opts)
@@ -279,13 +331,23 @@ class _OdeintAdjoint(torch.autograd.Function):
         t64 = t.detach().to(torch.float64)
         if spec.adj.mode == "reversible":  # exact discrete gradient in y0 and θ
             # dL/dt by the continuous formula, as odeint and the other modes (not the discrete grid's)
-            a0, param_grads, _ = reversible_sweep(spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, False)
+            a0, param_grads, _ = reversible_sweep(
+                spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, False
+            )
         elif spec.adj.mode == "checkpoint":
             a0, param_grads = checkpoint_sweep(
-                spec.func, spec.opts, spec.checkpoints, params, t64, grad_ys, need_state=need_y0 or need_t
+                spec.func,
+                spec.opts,
+                spec.checkpoints,
+                params,
+                t64,
+                grad_ys,
+                need_state=need_y0 or need_t,
             )
         else:
-            a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+            a0, param_grads = backsolve_sweep(
+                spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys
+            )
         if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
             a0 = torch.zeros_like(ys[0])
         grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
@@ -293,7 +355,9 @@ class _OdeintAdjoint(torch.autograd.Function):
         return (grad_y0, grad_t, None, *param_grads)
 
 
-def _time_gradient(func: ODEFunc, t: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor, a0: torch.Tensor):
+def _time_gradient(
+    func: ODEFunc, t: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor, a0: torch.Tensor
+):
     """dL/dt (shape (n,), dtype of t) by the continuous formula of the module docstring."""
     t64 = t.detach().to(torch.float64)
     grad_t = torch.empty(len(t), dtype=torch.float64, device=t.device)

@@ -21,13 +21,15 @@ for dissipative or oscillatory dynamics over long intervals the backward z can d
 mitigations here: z is reset to the forward solution y(t_i) at every output time (we hold the
 outputs anyway), and with ``adjoint_options={"norm": "seminorm"}`` the adaptive local error is
 measured on [z, a] only (g does not feed back into the dynamics, so controlling it only adds steps;
-Kidger et al. 2021, "Hey, that's not an ODE"); the default norm covers [z, a, g], as torchdiffeq's. Memory is O(1) in the number of steps. Use mode "checkpoint" for exact gradients.
+Kidger et al. 2021, "Hey, that's not an ODE"); the default norm covers [z, a, g], as torchdiffeq's.
+Memory is O(1) in the number of steps. Use mode "checkpoint" for exact gradients.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -64,6 +66,7 @@ def _backward_options(opts: SolveOptions, adj, norm) -> SolveOptions:
         base = dataclasses.replace(opts, norm=None, per_sample=False, step_t=None, jump_t=None)
     else:
         base = SolveOptions.build(method, opts.rtol, opts.atol, extra)
+
     def scalar(tol):  # per-component tolerances do not fit the augmented state: take the tightest
         return float(tol.min()) if isinstance(tol, torch.Tensor) else float(tol)
 
@@ -96,7 +99,9 @@ def _adjoint_norm(choice, n_z: int, shapes):
 class _Augmented:
     """The augmented vector field on a flat state [z, a, g_θ] (z, a of the state's shape)."""
 
-    def __init__(self, func: Callable, params: list[torch.Tensor], shape: torch.Size, dtype: torch.dtype):
+    def __init__(
+        self, func: Callable, params: list[torch.Tensor], shape: torch.Size, dtype: torch.dtype
+    ):
         self.func, self.params, self.shape = func, params, shape
         self.n_z = math.prod(shape)
         self.dtype = dtype
@@ -117,7 +122,7 @@ class _Augmented:
             else:  # f ignores z and θ: the adjoint and g do not move
                 vjps = [None] * len(inputs)
         parts = [f.detach().reshape(-1)]
-        for x, g in zip(inputs, vjps):
+        for x, g in zip(inputs, vjps, strict=False):
             if g is None:
                 g = torch.zeros(x.numel(), dtype=self.dtype, device=state.device)
             parts.append(g.reshape(-1).to(self.dtype))
@@ -136,27 +141,35 @@ class _Stepper:
             self.prev_ratio, self.after_reject = 1.0, False
 
     def interval(self, ta: float, tb: float, state: torch.Tensor) -> torch.Tensor:
-        if self.back.spec.solver is not None:  # a registered whole-solve method (multistep, scipy, ...)
+        if (
+            self.back.spec.solver is not None
+        ):  # a registered whole-solve method (multistep, scipy, ...)
             from .solve import solve
 
             return solve(self.field, state, [ta, tb], self.back).ys[-1]
         if not self.back.adaptive:
-            plan = plan_steps(self.field, state, torch.tensor([ta, tb], dtype=torch.float64), [ta, tb], self.back)
+            plan = plan_steps(
+                self.field, state, torch.tensor([ta, tb], dtype=torch.float64), [ta, tb], self.back
+            )
             callback = getattr(self.field, "callback_step", None)
-            for t0, h, t1 in zip(plan.t0, plan.h, plan.t1):
+            for t0, h, t1 in zip(plan.t0, plan.h, plan.t1, strict=False):
                 state = fixed_step(self.field, self.back, t0, h, state, t1, callback)
             return state
         return self._adaptive_interval(ta, tb, state)
 
     def _adaptive_interval(self, ta: float, tb: float, state: torch.Tensor) -> torch.Tensor:
         back, tab = self.back, self.back.tableau
-        cb_step, cb_accept, cb_reject = (getattr(self.field, name, None) for name in
-                                         ("callback_step", "callback_accept_step", "callback_reject_step"))
+        cb_step, cb_accept, cb_reject = (
+            getattr(self.field, name, None)
+            for name in ("callback_step", "callback_accept_step", "callback_reject_step")
+        )
         direction = 1.0 if tb > ta else -1.0
         t = ta
         k1 = self.field(time_arg(t, state), state)  # a jumped at ta: FSAL cannot carry over
         if self.h is None:
-            self.h = initial_step(self.field, t, state, k1, direction, tab.order, back.rtol, back.atol, norm=back.norm)
+            self.h = initial_step(
+                self.field, t, state, k1, direction, tab.order, back.rtol, back.atol, norm=back.norm
+            )
         h = min(self.h, back.max_step)
         while True:
             if self.n_attempts >= back.max_steps:
@@ -173,7 +186,11 @@ class _Stepper:
                 cb_step(time_arg(t, state), state, time_arg(hh, state))
             times = [time_arg(t + c * hh, state) for c in tab.c]
             new, ks = rk_stages(self.field, tab, state, hh, times, k1)
-            ratio = float(error_ratio(tab, hh, ks, state, new, back.rtol, back.atol, per_sample=False, norm=back.norm))
+            ratio = float(
+                error_ratio(
+                    tab, hh, ks, state, new, back.rtol, back.atol, per_sample=False, norm=back.norm
+                )
+            )
             if not ratio <= 1.0:
                 if cb_reject is not None:
                     cb_reject(time_arg(t, state), state, time_arg(hh, state))
@@ -193,7 +210,15 @@ class _Stepper:
                 return state
 
 
-def backsolve_sweep(func, opts: SolveOptions, adj, params, t64: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor):
+def backsolve_sweep(
+    func,
+    opts: SolveOptions,
+    adj,
+    params,
+    t64: torch.Tensor,
+    ys: torch.Tensor,
+    grad_ys: torch.Tensor,
+):
     """dL/dy0 and dL/dθ by the continuous adjoint, one sweep from t[-1] to t[0].
 
     Args:
@@ -206,7 +231,9 @@ def backsolve_sweep(func, opts: SolveOptions, adj, params, t64: torch.Tensor, ys
     """
     shape = ys.shape[1:]
     field = _Augmented(func, list(params), shape, ys.dtype)
-    norm = _adjoint_norm((adj.solver_options or {}).get("norm"), field.n_z, [p.numel() for p in params])
+    norm = _adjoint_norm(
+        (adj.solver_options or {}).get("norm"), field.n_z, [p.numel() for p in params]
+    )
     stepper = _Stepper(field, _backward_options(opts, adj, norm))
     n_theta = sum(p.numel() for p in params)
     t_out = t64.tolist()

@@ -8,6 +8,7 @@ end)] to a(piece start) and the piece's contribution to dL/dθ. The result is th
 the solver's output (= backprop through the solver to round-off) with memory
 O(n_steps / every) states + one piece's graph.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ class Checkpoints:
 
 
 @torch.no_grad()
-def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool):
+def checkpointed_forward(
+    func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool
+):
     """Solve without a graph; return (ys (n, *S), Checkpoints). ys equals ``odeint``'s bit for bit.
 
     tape_tail: (fixed-step) record the last piece's graph now, so the backward need not replay it.
@@ -54,11 +57,15 @@ def checkpointed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOpt
         result = solve(func, y0, t, opts, record_steps=True)
         rec = result.steps
         kept = rec.y0[::every].clone()
-        return result.ys, Checkpoints(rec.t0.tolist(), rec.h.tolist(), rec.out_index.tolist(), kept, every)
+        return result.ys, Checkpoints(
+            rec.t0.tolist(), rec.h.tolist(), rec.out_index.tolist(), kept, every
+        )
     return _fixed_forward(func, y0, t, opts, every, tape_tail)
 
 
-def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool):
+def _fixed_forward(
+    func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, every: int, tape_tail: bool
+):
     """The fixed-step solve of ``solve_fixed`` keeping only every k-th step state.
 
     ``solve(record_steps=True)`` holds every step's state, O(n_steps) memory even when the loss
@@ -69,14 +76,16 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
     there are few pieces.
     """
     t_out = times_as_floats(t)
-    solve(func, y0, t_out[:1], opts)  # validates y0 the engine's way; a one-point solve does no work
+    solve(
+        func, y0, t_out[:1], opts
+    )  # validates y0 the engine's way; a one-point solve does no work
     plan = plan_steps(func, y0, t, t_out, opts)
     n_steps = len(plan.h)
     tail_first = (n_steps - 1) // every * every if tape_tail and n_steps else -1
     ys, kept = [y0], []
     y = y0
     callback = getattr(func, "callback_step", None)
-    for step, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
+    for step, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1, strict=False)):
         if step % every == 0:
             kept.append(y)
         if step == tail_first:
@@ -101,7 +110,13 @@ def _fixed_forward(func, y0: torch.Tensor, t: torch.Tensor, opts: SolveOptions, 
 
 
 def checkpoint_sweep(
-    func, opts: SolveOptions, cps: Checkpoints, params, t64: torch.Tensor, grad_ys: torch.Tensor, need_state: bool
+    func,
+    opts: SolveOptions,
+    cps: Checkpoints,
+    params,
+    t64: torch.Tensor,
+    grad_ys: torch.Tensor,
+    need_state: bool,
 ):
     """One backward sweep over the pieces, last first.
 
@@ -149,14 +164,20 @@ def checkpoint_sweep(
             a, grads = grads[0], grads[1:]
             if a is None:
                 a = torch.zeros_like(start)
-        for acc, g in zip(param_grads, grads):
+        for acc, g in zip(param_grads, grads, strict=False):
             if g is not None:
                 acc += g
     return a, param_grads
 
 
 def _replay_piece(
-    func, opts: SolveOptions, cps: Checkpoints, first: int, stop: int, y: torch.Tensor, t64: torch.Tensor
+    func,
+    opts: SolveOptions,
+    cps: Checkpoints,
+    first: int,
+    stop: int,
+    y: torch.Tensor,
+    t64: torch.Tensor,
 ):
     """Re-run steps [first, stop) from y with a graph; return (end state, (k, *S) outputs of the piece)."""
     outs = []
@@ -164,7 +185,9 @@ def _replay_piece(
     if opts.adaptive:
         for i in range(first, stop):
             lo, hi = cps.out_index[i], cps.out_index[i + 1]
-            if callback is not None:  # each replayed step (pieces last first, steps in order within one)
+            if (
+                callback is not None
+            ):  # each replayed step (pieces last first, steps in order within one)
                 callback(time_arg(cps.t0[i], y), y, time_arg(cps.h[i], y))
             y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
             if hi > lo:
@@ -182,5 +205,9 @@ def _replay_piece(
             outs.append(y_start)
             lo = 1
         if hi > lo:
-            outs.extend(fixed_outputs(func, opts, cps.t0[i], cps.h[i], cps.t1[i], y_start, y, cps.t_out[lo:hi]))
+            outs.extend(
+                fixed_outputs(
+                    func, opts, cps.t0[i], cps.h[i], cps.t1[i], y_start, y, cps.t_out[lo:hi]
+                )
+            )
     return y, torch.stack(outs) if outs else None

@@ -112,7 +112,7 @@ def reversible_sweep(
     g_params = [torch.zeros_like(p) for p in params]
 
     def add_params(grads):
-        for acc, g in zip(g_params, grads):
+        for acc, g in zip(g_params, grads, strict=False):
             if g is not None:
                 acc += g
 
@@ -133,7 +133,9 @@ def _interp_adjoint(t, tau, kept, where, ys_kept, grad_ys, need_t: bool, g_tau):
 
     Returns (grad_kept (K, *S), dL/dt_i through s (n,) float64)."""
     pos = {k: j for j, k in enumerate(kept)}
-    grad_kept = torch.zeros((len(kept), *grad_ys.shape[1:]), dtype=grad_ys.dtype, device=grad_ys.device)
+    grad_kept = torch.zeros(
+        (len(kept), *grad_ys.shape[1:]), dtype=grad_ys.dtype, device=grad_ys.device
+    )
     g_out_t = torch.zeros(len(where), dtype=torch.float64, device=tau.device)
     t64 = t.detach().to(torch.float64).reshape(-1)
     for i, (k, exact) in enumerate(where):

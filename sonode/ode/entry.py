@@ -10,7 +10,9 @@ from .options import SolveOptions
 from .solve import odeint, replay_step, solve
 
 
-def odeint_event(func, y0, t0, *, event_fn, reverse_time: bool = False, odeint_interface=None, **kwargs):
+def odeint_event(
+    func, y0, t0, *, event_fn, reverse_time: bool = False, odeint_interface=None, **kwargs
+):
     """Solve from t0 until event_fn(t, y) = 0; returns (event_t, ys = [y0, y(event_t)]).
 
     Gradients flow to y0, the parameters and through event_t (implicit function theorem, module
@@ -31,17 +33,24 @@ def odeint_event(func, y0, t0, *, event_fn, reverse_time: bool = False, odeint_i
         g = event_fn
     with torch.no_grad():
         signs = torch.sign(g(t0.reshape(()).to(state_t.dtype), problem.y0))
-    g_combined = lambda tt, yy: torch.min(g(tt.to(yy.real.dtype if yy.is_complex() else yy.dtype), yy) * signs)  # noqa: E731
+
+    def g_combined(tt, yy):
+        return torch.min(g(tt.to(yy.real.dtype if yy.is_complex() else yy.dtype), yy) * signs)  # noqa: E731
+
     event_t, state_t = _EventTimeGradient.apply(problem.func, g_combined, event_t, state_t)
     if is_tuple:
         parts = flat_to_shapes(state_t, (), problem.shapes)
-        solution = tuple(torch.cat([s[:-1], p[None].to(s.dtype)]) for s, p in zip(solution, parts))
+        solution = tuple(
+            torch.cat([s[:-1], p[None].to(s.dtype)]) for s, p in zip(solution, parts, strict=False)
+        )
     else:
         solution = torch.cat([solution[:-1], state_t[None]])
     return event_t, solution
 
 
-def odeint_dense(func, y0: torch.Tensor, t0, t1, *, rtol=1e-7, atol=1e-9, method=None, options=None):
+def odeint_dense(
+    func, y0: torch.Tensor, t0, t1, *, rtol=1e-7, atol=1e-9, method=None, options=None
+):
     """Solve from t0 to t1 and return ``dense(t_eval)``: the solution at any times in [t0, t1].
 
     dense(t_eval) takes a tensor of times (any shape (...)) and returns (..., *y0.shape), from
@@ -61,10 +70,18 @@ def odeint_dense(func, y0: torch.Tensor, t0, t1, *, rtol=1e-7, atol=1e-9, method
     def dense(t_eval) -> torch.Tensor:
         te = torch.as_tensor(t_eval, dtype=torch.float64)
         flat = te.reshape(-1).tolist()
-        idx = (torch.searchsorted(keys, direction * te.reshape(-1), right=True) - 1).clamp(0, len(starts) - 1)
+        idx = (torch.searchsorted(keys, direction * te.reshape(-1), right=True) - 1).clamp(
+            0, len(starts) - 1
+        )
         out = []
-        for v, i in zip(flat, idx.tolist()):
-            out.append(replay_step(func, opts, starts[i], hs[i], rec.y0[i], torch.tensor([v]))[1][0])
-        return torch.stack(out).reshape(*te.shape, *y0.shape) if out else y0.new_empty((*te.shape, *y0.shape))
+        for v, i in zip(flat, idx.tolist(), strict=False):
+            out.append(
+                replay_step(func, opts, starts[i], hs[i], rec.y0[i], torch.tensor([v]))[1][0]
+            )
+        return (
+            torch.stack(out).reshape(*te.shape, *y0.shape)
+            if out
+            else y0.new_empty((*te.shape, *y0.shape))
+        )
 
     return dense

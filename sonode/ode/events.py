@@ -47,7 +47,9 @@ def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adj
     solves to the event time with an adjoint method: its gradients, the search's values.
     """
     if not isinstance(t, torch.Tensor) or t.ndim != 1 or len(t) != 2:
-        raise ValueError(f"event handling needs t = [t0, t1] (t1 only sets the direction), got {t!r}")
+        raise ValueError(
+            f"event handling needs t = [t0, t1] (t1 only sets the direction), got {t!r}"
+        )
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
     t0, t1 = (float(v) for v in t.detach().to(torch.float64))
@@ -63,7 +65,13 @@ def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adj
         return torch.min(user_g(time_arg(tt, yy), yy) * signs)
 
     tol = float(torch.as_tensor(problem.atol).min())
-    grad_ctx = torch.no_grad() if adjoint is not None else torch.enable_grad() if torch.is_grad_enabled() else torch.no_grad()
+    grad_ctx = (
+        torch.no_grad()
+        if adjoint is not None
+        else torch.enable_grad()
+        if torch.is_grad_enabled()
+        else torch.no_grad()
+    )
     with grad_ctx:
         if opts.spec.solver is not None and opts.adaptive:
             raise ValueError(f"event handling is not available for method {opts.method!r}")
@@ -73,13 +81,15 @@ def solve_until_event(func, y0, t, *, rtol, atol, method, options, event_fn, adj
             event_t, y_event = _adaptive_event(problem.func, y, t0, direction, opts, g, tol)
         else:
             event_t, y_event = _fixed_event(problem.func, y, t0, direction, opts, g, tol)
-    if adjoint is not None:  # values of the interpolant, gradient of an adjoint solve to the event time
+    if (
+        adjoint is not None
+    ):  # values of the interpolant, gradient of an adjoint solve to the event time
         ys_adj = adjoint(torch.tensor([t0, event_t], dtype=t.dtype))
         ys = finish(torch.stack([problem.y0, y_event]), problem, y0)
         if problem.shapes is None:
             ys = ys_adj + (ys - ys_adj).detach()
         else:
-            ys = tuple(a + (b - a).detach() for a, b in zip(ys_adj, ys))
+            ys = tuple(a + (b - a).detach() for a, b in zip(ys_adj, ys, strict=False))
     else:
         ys = finish(torch.stack([problem.y0, y_event]), problem, y0)
     return torch.tensor(event_t, dtype=t.dtype, device=t.device), ys
@@ -122,7 +132,9 @@ def _fixed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
             event_t = _bisect(interp, g, sign0, ta, tb, tol)
             return event_t, interp(event_t)
         ta, ya = tb, yb
-    raise RuntimeError(f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps")
+    raise RuntimeError(
+        f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps"
+    )
 
 
 def _advance(t: float, h: float, like: torch.Tensor) -> float:
@@ -148,13 +160,16 @@ def _windowed_event(func, y0, t0: float, direction: float, opts, g, tol: float):
             if torch.sign(g(grid[k], ys[k].detach())) != sign0:
                 ta, tb, ya, yb = grid[k - 1], grid[k], ys[k - 1], ys[k]
 
+                # used and returned within this iteration only, so the loop variables are the ones meant
                 def interp(tm: float):
-                    return fixed_outputs(func, opts, ta, tb - ta, tb, ya, yb, [tm])[0]
+                    return fixed_outputs(func, opts, ta, tb - ta, tb, ya, yb, [tm])[0]  # noqa: B023
 
                 event_t = _bisect(interp, g, sign0, ta, tb, tol)
                 return event_t, interp(event_t)
         n *= 2
-    raise RuntimeError(f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps")
+    raise RuntimeError(
+        f"event search: no sign change of event_fn within {_FIXED_MAX_STEPS} fixed steps"
+    )
 
 
 class _EventTimeGradient(torch.autograd.Function):
@@ -178,7 +193,9 @@ class _EventTimeGradient(torch.autograd.Function):
         dg_dy = torch.zeros_like(yy) if dg_dy is None else dg_dy
         with torch.no_grad():
             f = ctx.func(event_t.to(state.real.dtype if state.is_complex() else state.dtype), state)
-            total = (grad_t + (grad_state * f).sum()).reshape(())  # dL/dτ, the end state moving with τ
+            total = (grad_t + (grad_state * f).sum()).reshape(
+                ()
+            )  # dL/dτ, the end state moving with τ
             rate = dg_dt.reshape(()) + (dg_dy * f).sum()  # dg/dτ along the solution
             grad_state = grad_state + dg_dy * (-total / (rate + 1e-12))
         return None, None, None, grad_state

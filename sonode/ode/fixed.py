@@ -40,7 +40,7 @@ def step_grid(t_out: list[float], step_size: float | None) -> list[list[float]]:
     round-off in Δt / step_size from adding a needless tiny step).
     """
     grid = []
-    for ta, tb in zip(t_out[:-1], t_out[1:]):
+    for ta, tb in zip(t_out[:-1], t_out[1:], strict=False):
         span = tb - ta
         if step_size is None:
             grid.append([span])
@@ -69,7 +69,9 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
             for j, h in enumerate(steps):
                 last = j == len(steps) - 1
                 if last:
-                    h = t_out[i + 1] - time  # land on the output time whatever round-off accumulated
+                    h = (
+                        t_out[i + 1] - time
+                    )  # land on the output time whatever round-off accumulated
                 t0s.append(time)
                 hs.append(h)
                 time = time + h
@@ -80,7 +82,13 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
     tt = t.detach() if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=torch.float64)
     tt = tt if tt.is_floating_point() else tt.to(torch.float64)
     if opts.grid_constructor is not None:
-        points = torch.as_tensor(opts.grid_constructor(func, y0, tt)).detach().to(torch.float64).reshape(-1).tolist()
+        points = (
+            torch.as_tensor(opts.grid_constructor(func, y0, tt))
+            .detach()
+            .to(torch.float64)
+            .reshape(-1)
+            .tolist()
+        )
         if len(points) < 2 or points[0] != t_out[0] or points[-1] != t_out[-1]:
             raise ValueError(
                 f"grid_constructor must return a grid from t[0]={t_out[0]!r} to t[-1]={t_out[-1]!r}, "
@@ -96,11 +104,23 @@ def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveO
         while j < len(t_out) and direction * (t1 - t_out[j]) >= 0.0:
             j += 1
         out_index.append(j)
-    return Plan(points[:-1], [b - a for a, b in zip(points[:-1], points[1:])], points[1:], out_index)
+    return Plan(
+        points[:-1],
+        [b - a for a, b in zip(points[:-1], points[1:], strict=False)],
+        points[1:],
+        out_index,
+    )
 
 
-def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Tensor, t1: float | None = None,
-               callback=None) -> torch.Tensor:
+def fixed_step(
+    func: Func,
+    opts: SolveOptions,
+    t0: float,
+    h: float,
+    y0: torch.Tensor,
+    t1: float | None = None,
+    callback=None,
+) -> torch.Tensor:
     """One step of a fixed-step method from (t0, y0) with step h to t1 (default t0 + h).
 
     callback: called as callback(t0, y0, dt) first (func.callback_step, looked up once per solve)."""
@@ -121,8 +141,16 @@ def fixed_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Te
     return rk_stages(func, tab, y0, h, [at(c) for c in tab.c])[0]
 
 
-def fixed_outputs(func: Func, opts: SolveOptions, t0: float, h: float, t1: float, y0: torch.Tensor,
-                  y1: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
+def fixed_outputs(
+    func: Func,
+    opts: SolveOptions,
+    t0: float,
+    h: float,
+    t1: float,
+    y0: torch.Tensor,
+    y1: torch.Tensor,
+    times: list[float],
+) -> list[torch.Tensor]:
     """The states at ``times`` (inside the step [t0, t1]): ends exactly, interior interpolated."""
     outs, f0, f1 = [], None, None
     for t in times:
@@ -142,14 +170,15 @@ def fixed_outputs(func: Func, opts: SolveOptions, t0: float, h: float, t1: float
     return outs
 
 
-def solve_fixed(func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOptions, record_steps: bool,
-                t=None) -> SolveResult:
+def solve_fixed(
+    func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOptions, record_steps: bool, t=None
+) -> SolveResult:
     """Integrate through every output time of ``t_out`` (python floats, monotone) on the step grid."""
     plan = plan_steps(func, y0, t_out if t is None else t, t_out, opts)
     ys, starts = [y0], []
     y = y0
     callback = getattr(func, "callback_step", None)
-    for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1)):
+    for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1, strict=False)):
         y_start = y
         if record_steps:
             starts.append(y)

@@ -141,13 +141,26 @@ def _implicit_step(func, opts, t0: float, h: float, y0: torch.Tensor, at) -> tor
     return implicit_fixed_step(func, opts, t0, h, y0)
 
 
-def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None) -> SolveResult:
+def _solve(
+    func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None
+) -> SolveResult:
     return solve_implicit(func, y0, t_out, opts, record_steps)
 
 
 for _name, _tab in IMPLICIT_TABLEAUS.items():
-    register(Method(
-        _name, _tab.order, adaptive=False, implicit=True, options=IMPLICIT_OPTIONS, step=_implicit_step,
-        evals=_tab.n_stages, solver=_solve, check=check_implicit_options, replay=replay_implicit,
-        backsolve=False, description=f"implicit Runge–Kutta {_name} (Newton; options adaptive, newton_tol, max_iters)",
-    ))
+    register(
+        Method(
+            _name,
+            _tab.order,
+            adaptive=False,
+            implicit=True,
+            options=IMPLICIT_OPTIONS,
+            step=_implicit_step,
+            evals=_tab.n_stages,
+            solver=_solve,
+            check=check_implicit_options,
+            replay=replay_implicit,
+            backsolve=False,
+            description=f"implicit Runge–Kutta {_name} (Newton; options adaptive, newton_tol, max_iters)",
+        )
+    )

@@ -57,7 +57,9 @@ def _mixed_norm(shapes):
 
     def norm(flat: torch.Tensor) -> torch.Tensor:
         parts = flat_to_shapes(flat, (), shapes)
-        return torch.stack([p.abs().pow(2).mean().sqrt() if p.numel() else flat.new_zeros(()) for p in parts]).max()
+        return torch.stack(
+            [p.abs().pow(2).mean().sqrt() if p.numel() else flat.new_zeros(()) for p in parts]
+        ).max()
 
     return norm
 
@@ -65,8 +67,15 @@ def _mixed_norm(shapes):
 def _tuple_tolerance(name: str, tol, shapes):
     if isinstance(tol, (tuple, list)):
         if len(tol) != len(shapes):
-            raise ValueError(f"tupled {name} must have one entry per component of the tuple y0 ({len(shapes)})")
-        return torch.cat([torch.as_tensor(v, dtype=torch.float64).expand(math.prod(s)).reshape(-1) for v, s in zip(tol, shapes)])
+            raise ValueError(
+                f"tupled {name} must have one entry per component of the tuple y0 ({len(shapes)})"
+            )
+        return torch.cat(
+            [
+                torch.as_tensor(v, dtype=torch.float64).expand(math.prod(s)).reshape(-1)
+                for v, s in zip(tol, shapes, strict=False)
+            ]
+        )
     return tol
 
 
@@ -85,9 +94,13 @@ class Problem:
 def prepare(func, y0, rtol, atol, options) -> Problem:
     """Flatten a tuple y0 (and tupled tolerances, a user norm) the way torchdiffeq does."""
     if isinstance(y0, torch.Tensor):
-        return Problem(func, y0, rtol, atol, options, None)  # the core reads func's callbacks itself
+        return Problem(
+            func, y0, rtol, atol, options, None
+        )  # the core reads func's callbacks itself
     if not isinstance(y0, tuple) or not y0 or not all(isinstance(v, torch.Tensor) for v in y0):
-        raise ValueError(f"y0 must be a tensor or a non-empty tuple of tensors, got {type(y0).__name__}")
+        raise ValueError(
+            f"y0 must be a tensor or a non-empty tuple of tensors, got {type(y0).__name__}"
+        )
     shapes = [v.shape for v in y0]
     dtype = y0[0].dtype
     for v in y0:
@@ -95,9 +108,19 @@ def prepare(func, y0, rtol, atol, options) -> Problem:
     flat = torch.cat([v.reshape(-1).to(dtype) for v in y0])
     options = dict(options or {})
     user_norm = options.get("norm")
-    options["norm"] = _mixed_norm(shapes) if user_norm is None else (lambda x: user_norm(flat_to_shapes(x, (), shapes)))
-    return Problem(Field(func, shapes), flat, _tuple_tolerance("rtol", rtol, shapes),
-                   _tuple_tolerance("atol", atol, shapes), options, shapes)
+    options["norm"] = (
+        _mixed_norm(shapes)
+        if user_norm is None
+        else (lambda x: user_norm(flat_to_shapes(x, (), shapes)))
+    )
+    return Problem(
+        Field(func, shapes),
+        flat,
+        _tuple_tolerance("rtol", rtol, shapes),
+        _tuple_tolerance("atol", atol, shapes),
+        options,
+        shapes,
+    )
 
 
 def finish(ys: torch.Tensor, problem: Problem, like):
@@ -105,16 +128,19 @@ def finish(ys: torch.Tensor, problem: Problem, like):
     if problem.shapes is None:
         return ys if ys.dtype == like.dtype else ys.to(like.dtype)
     parts = flat_to_shapes(ys, (ys.shape[0],), problem.shapes)
-    return tuple(p.to(v.dtype) for p, v in zip(parts, like))
+    return tuple(p.to(v.dtype) for p, v in zip(parts, like, strict=False))
 
 
-def with_time_gradient(solve_fn, func, y0: torch.Tensor, t: torch.Tensor, per_sample: bool) -> torch.Tensor:
+def with_time_gradient(
+    solve_fn, func, y0: torch.Tensor, t: torch.Tensor, per_sample: bool
+) -> torch.Tensor:
     """Solve by ``solve_fn(y0, t_detached)`` and make the result differentiable in t.
 
     Moving an output time t_i (i >= 1) moves y(t_i) along f(t_i, y(t_i)); moving t_0 shifts the
     initial condition by -f(t_0, y0) dt_0 before the solve (so the backward carries it through the
     solver's own gradient). Both terms have value zero: the numbers are the plain solve's.
     """
+
     def f_at(ti: float, y: torch.Tensor) -> torch.Tensor:
         targ = time_arg(ti, y)
         if per_sample:
@@ -127,6 +153,6 @@ def with_time_gradient(solve_fn, func, y0: torch.Tensor, t: torch.Tensor, per_sa
         f0 = f_at(times[0], y0.detach())
     ys = solve_fn(y0 - shift[0] * f0, t.detach())
     with torch.no_grad():
-        fs = torch.stack([f_at(ti, yi) for ti, yi in zip(times[1:], ys[1:].detach())])
+        fs = torch.stack([f_at(ti, yi) for ti, yi in zip(times[1:], ys[1:].detach(), strict=False)])
     moved = ys[1:] + shift[1:].reshape((-1,) + (1,) * y0.ndim) * fs
     return torch.cat([y0[None], moved])

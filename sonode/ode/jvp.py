@@ -17,10 +17,12 @@ also accurate for the tangent. When v grows much faster than y (chaotic dynamics
 steps than the solve of y alone would; normalise v0 (or renormalise, as `finite_time_lyapunov` does)
 to keep it comparable in size to y.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -65,7 +67,15 @@ def odeint_jvp(
     field = _tangent_field(func, params_tangent)
     pair_dim = max(y0.dim() - 1, 0)
     yv0 = torch.stack([y0, v0.to(y0.dtype)], dim=pair_dim)
-    yvs = odeint(lambda ti, yv: field(ti, yv, pair_dim), yv0, t, method=method, rtol=rtol, atol=atol, options=options)
+    yvs = odeint(
+        lambda ti, yv: field(ti, yv, pair_dim),
+        yv0,
+        t,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        options=options,
+    )
     ys, vs = yvs.unbind(pair_dim + 1)  # +1: the output time dimension comes first
     return ys, vs
 
@@ -88,7 +98,9 @@ def _tangent_field(func: ODEFunc, params_tangent: dict[str, torch.Tensor] | None
     named = dict(func.named_parameters())
     unknown = sorted(set(params_tangent) - set(named))
     if unknown:
-        raise ValueError(f"params_tangent names {unknown} are not parameters of func; valid names: {sorted(named)}")
+        raise ValueError(
+            f"params_tangent names {unknown} are not parameters of func; valid names: {sorted(named)}"
+        )
     names = list(params_tangent)
     for name in names:
         if params_tangent[name].shape != named[name].shape:
@@ -101,7 +113,9 @@ def _tangent_field(func: ODEFunc, params_tangent: dict[str, torch.Tensor] | None
 
     def field(t, yv, pair_dim):
         y, v = yv.unbind(pair_dim)
-        f, jv = func_jvp(lambda y_, p_: functional_call(func, p_, (t, y_)), (y, primals), (v, tangents))
+        f, jv = func_jvp(
+            lambda y_, p_: functional_call(func, p_, (t, y_)), (y, primals), (v, tangents)
+        )
         return torch.stack([f, jv], dim=pair_dim)
 
     return field
@@ -157,7 +171,9 @@ def finite_time_lyapunov(
         raise ValueError(f"t must be 1-D with at least 2 times, got shape {tuple(t.shape)}")
     duration = abs(float(t[-1]) - float(t[0]))
     if not math.isfinite(duration) or duration == 0:
-        raise ValueError(f"t must span a finite, non-zero time; got t[0]={float(t[0])}, t[-1]={float(t[-1])}")
+        raise ValueError(
+            f"t must span a finite, non-zero time; got t[0]={float(t[0])}, t[-1]={float(t[-1])}"
+        )
     if v0 is None:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         v0 = torch.randn(y0.shape, generator=gen, dtype=y0.dtype).to(y0.device)
@@ -173,7 +189,9 @@ def finite_time_lyapunov(
     y, v = y0, unit(v0)
     ys, growth = [y0], []
     for i in range(1, len(t)):
-        yi, vi = odeint_jvp(func, y, t[i - 1 : i + 1], v, method=method, rtol=rtol, atol=atol, options=options)
+        yi, vi = odeint_jvp(
+            func, y, t[i - 1 : i + 1], v, method=method, rtol=rtol, atol=atol, options=options
+        )
         y, v = yi[-1], vi[-1]
         growth.append(norm(v))
         ys.append(y)

@@ -35,7 +35,9 @@ class DenseLinear:
 
     def __init__(self, A: torch.Tensor):
         if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"DenseLinear needs a square (d, d) matrix, got shape {tuple(A.shape)}")
+            raise ValueError(
+                f"DenseLinear needs a square (d, d) matrix, got shape {tuple(A.shape)}"
+            )
         self.A = A
 
     def expm_apply(self, h: float, y: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,9 @@ class DenseLinear:
         return y @ torch.linalg.matrix_exp(self.A * h).T
 
 
-def lawson_rk4_step(func: Func, linear: LinearOperator, times, h: float, y0: torch.Tensor) -> torch.Tensor:
+def lawson_rk4_step(
+    func: Func, linear: LinearOperator, times, h: float, y0: torch.Tensor
+) -> torch.Tensor:
     """One Lawson RK4 step (4 evaluations of N, 3 calls of ``expm_apply`` at h/2).
 
     Args:
@@ -60,7 +64,9 @@ def lawson_rk4_step(func: Func, linear: LinearOperator, times, h: float, y0: tor
     """
     half = 0.5 * h
     k1 = func(times[0], y0)
-    u, v, e1 = linear.expm_apply(half, torch.stack([torch.add(y0, k1, alpha=half), y0, k1])).unbind(0)
+    u, v, e1 = linear.expm_apply(half, torch.stack([torch.add(y0, k1, alpha=half), y0, k1])).unbind(
+        0
+    )
     k2 = func(times[1], u)  # u = E(h/2)(y0 + h/2 k1)
     k3 = func(times[1], torch.add(v, k2, alpha=half))  # v = E(h/2) y0
     ey, e3 = linear.expm_apply(half, torch.stack([v, k3])).unbind(0)  # E(h) y0, E(h/2) k3

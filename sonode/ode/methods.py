@@ -15,8 +15,9 @@ the adjoint can replay it, whether it needs a linear operator ...) is a property
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .lawson import lawson_rk4_step
 from .tableaus import TABLEAUS, ButcherTableau
@@ -24,8 +25,21 @@ from .tableaus import TABLEAUS, ButcherTableau
 # Option names shared by families of methods (torchdiffeq's names, plus sonode's extras).
 FIXED_OPTIONS = ("step_size", "grid_constructor", "perturb", "interp", "grid", "norm")
 ADAPTIVE_OPTIONS = (
-    "first_step", "max_step", "min_step", "max_num_steps", "max_steps", "safety", "ifactor", "dfactor",
-    "pcoeff", "icoeff", "step_t", "jump_t", "dtype", "norm", "per_sample",
+    "first_step",
+    "max_step",
+    "min_step",
+    "max_num_steps",
+    "max_steps",
+    "safety",
+    "ifactor",
+    "dfactor",
+    "pcoeff",
+    "icoeff",
+    "step_t",
+    "jump_t",
+    "dtype",
+    "norm",
+    "per_sample",
 )
 
 
@@ -114,18 +128,44 @@ _DESCRIBE = {
 
 for _name in ("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3"):
     _tab = TABLEAUS[_name]
-    register(Method(_name, _tab.order, adaptive=False, options=FIXED_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
+    register(
+        Method(
+            _name,
+            _tab.order,
+            adaptive=False,
+            options=FIXED_OPTIONS,
+            tableau=_tab,
+            description=_DESCRIBE[_name],
+        )
+    )
 for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"):
     _tab = TABLEAUS[_name]
-    register(Method(_name, _tab.order, adaptive=True, options=ADAPTIVE_OPTIONS, tableau=_tab, description=_DESCRIBE[_name]))
+    register(
+        Method(
+            _name,
+            _tab.order,
+            adaptive=True,
+            options=ADAPTIVE_OPTIONS,
+            tableau=_tab,
+            description=_DESCRIBE[_name],
+        )
+    )
 
 
 def _lawson_step(func, opts, t0: float, h: float, y0, at):
     return lawson_rk4_step(func, opts.linear, [at(0.0), at(0.5), at(1.0)], h, y0)
 
 
-register(Method(
-    "lawson_rk4", 4, adaptive=False, options=FIXED_OPTIONS + ("linear",), step=_lawson_step, evals=4,
-    needs_linear=True, time_gradient=False,
-    description="classical RK4 in the integrating-factor variable of y' = L y + N(t, y) (sonode)",
-))
+register(
+    Method(
+        "lawson_rk4",
+        4,
+        adaptive=False,
+        options=FIXED_OPTIONS + ("linear",),
+        step=_lawson_step,
+        evals=4,
+        needs_linear=True,
+        time_gradient=False,
+        description="classical RK4 in the integrating-factor variable of y' = L y + N(t, y) (sonode)",
+    )
+)

@@ -39,7 +39,11 @@ def _tolerance(name: str, value):
 def _times(name: str, value) -> tuple[float, ...] | None:
     if value is None:
         return None
-    tt = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
+    tt = (
+        value.detach()
+        if isinstance(value, torch.Tensor)
+        else torch.tensor(value, dtype=torch.float64)
+    )
     tt = tt.to(torch.float64).reshape(-1)
     if not bool(torch.isfinite(tt).all()):
         raise ValueError(f"option {name} must hold finite times")
@@ -134,7 +138,7 @@ class SolveOptions:
         return self.spec.tableau
 
     @classmethod
-    def build(cls, method, rtol, atol, options: dict[str, Any] | None = None) -> "SolveOptions":
+    def build(cls, method, rtol, atol, options: dict[str, Any] | None = None) -> SolveOptions:
         """Validate ``method`` and the ``options`` dict and return the typed options.
 
         Raises:
@@ -168,8 +172,13 @@ class SolveOptions:
             options["max_steps"] = int(options["max_steps"])
         own = {f.name for f in fields(cls)} - {"extra", "method", "rtol", "atol"}
         extra = {k: options.pop(k) for k in list(options) if k not in own}
-        opts = cls(method=spec.name, extra=extra, rtol=_tolerance("rtol", rtol),
-                   atol=_tolerance("atol", atol), **options)
+        opts = cls(
+            method=spec.name,
+            extra=extra,
+            rtol=_tolerance("rtol", rtol),
+            atol=_tolerance("atol", atol),
+            **options,
+        )
         opts._check()
         return opts
 
@@ -181,13 +190,17 @@ class SolveOptions:
                 raise ValueError(f"option {name} must be a positive number, got {value!r}")
 
         if self.norm is not None and not callable(self.norm):
-            raise ValueError(f"option norm must be a callable norm(tensor) -> scalar, got {self.norm!r}")
+            raise ValueError(
+                f"option norm must be a callable norm(tensor) -> scalar, got {self.norm!r}"
+            )
         if self.adaptive:
             if isinstance(self.rtol, float):
                 positive("rtol", self.rtol)
             if isinstance(self.atol, float) and not self.atol >= 0:
                 raise ValueError(f"atol must be >= 0, got {self.atol!r}")
-            if not (isinstance(self.min_step, (int, float)) and 0 <= self.min_step <= self.max_step):
+            if not (
+                isinstance(self.min_step, (int, float)) and 0 <= self.min_step <= self.max_step
+            ):
                 raise ValueError(f"option min_step must be in [0, max_step], got {self.min_step!r}")
             if not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
                 raise ValueError(f"option dtype must be a floating torch dtype, got {self.dtype!r}")
@@ -216,9 +229,13 @@ class SolveOptions:
                 raise ValueError(f"option interp must be one of {INTERPS}, got {self.interp!r}")
             if self.grid_constructor is not None:
                 if not callable(self.grid_constructor):
-                    raise ValueError("option grid_constructor must be callable (func, y0, t) -> grid")
+                    raise ValueError(
+                        "option grid_constructor must be callable (func, y0, t) -> grid"
+                    )
                 if self.step_size is not None:
-                    raise ValueError("step_size and grid_constructor are mutually exclusive options")
+                    raise ValueError(
+                        "step_size and grid_constructor are mutually exclusive options"
+                    )
             if not isinstance(self.perturb, bool):
                 raise ValueError(f"option perturb must be a bool, got {self.perturb!r}")
         if self.spec.check is not None:

@@ -23,7 +23,9 @@ def _first_active(mask: torch.Tensor, t: torch.Tensor) -> str:
     return f"sample {b} at t={float(t[b])!r}"
 
 
-def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOptions) -> SolveResult:
+def solve_per_sample(
+    func: Func, y0: torch.Tensor, t_out: list[float], opts: SolveOptions
+) -> SolveResult:
     """Per-sample adaptive solve; y0 is (B, ...), ``func`` receives t as a (B,) tensor in y's dtype."""
     tab = opts.tableau
     dev, dtype = y0.device, y0.dtype
@@ -39,7 +41,9 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
     k1 = func(t.to(dtype), y0)
     n_calls = 1
     if opts.first_step is None:
-        h = initial_step(func, t.to(dtype), y0, k1, direction, tab.order, opts.rtol, opts.atol, dim=1)
+        h = initial_step(
+            func, t.to(dtype), y0, k1, direction, tab.order, opts.rtol, opts.atol, dim=1
+        )
         n_calls += 1
     else:
         h = torch.full((B,), opts.first_step, dtype=torch.float64, device=dev)
@@ -69,7 +73,9 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
         landing = direction * (t + direction * h - t_end) >= 0.0
         hh = torch.where(landing, t_end - t, direction * h)
         hh = torch.where(active, hh, torch.zeros_like(hh))
-        tiny = _UNDERFLOW_ULPS * torch.finfo(torch.float64).eps * torch.clamp(t.abs(), min=abs(t_end))
+        tiny = (
+            _UNDERFLOW_ULPS * torch.finfo(torch.float64).eps * torch.clamp(t.abs(), min=abs(t_end))
+        )
         under = active & (hh.abs() <= tiny)
         if bool(under.any()):
             raise RuntimeError(
@@ -87,10 +93,14 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
 
         # PI controller, elementwise (same law as PIController on floats)
         r = ratio.clamp(min=1e-10)
-        fac_acc = (opts.safety * r ** (-ctrl.beta1) * prev_ratio**ctrl.beta2).clamp(opts.dfactor, opts.ifactor)
+        fac_acc = (opts.safety * r ** (-ctrl.beta1) * prev_ratio**ctrl.beta2).clamp(
+            opts.dfactor, opts.ifactor
+        )
         fac_acc = torch.where(after_reject, fac_acc.clamp(max=1.0), fac_acc)
         fac_rej = (opts.safety * r ** (-1.0 / ctrl.k)).clamp(opts.dfactor, 1.0)
-        fac_rej = torch.where(torch.isfinite(ratio), fac_rej, torch.full_like(fac_rej, opts.dfactor))
+        fac_rej = torch.where(
+            torch.isfinite(ratio), fac_rej, torch.full_like(fac_rej, opts.dfactor)
+        )
         h_new = (hh.abs() * torch.where(accept, fac_acc, fac_rej)).clamp(max=opts.max_step)
         h = torch.where(active, h_new, h)
         prev_ratio = torch.where(accept, r, prev_ratio)
@@ -107,9 +117,13 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
             sel = (count > 0).nonzero().squeeze(1)
             idx = next_out[sel, None] + torch.arange(m, device=dev)
             valid = idx < stop[sel, None]
-            theta = ((t_out_t[idx.clamp(max=n_out - 1)] - t[sel, None]) / hh[sel, None]).clamp(0.0, 1.0)
+            theta = ((t_out_t[idx.clamp(max=n_out - 1)] - t[sel, None]) / hh[sel, None]).clamp(
+                0.0, 1.0
+            )
             w = dense_weights(tab, theta).to(dtype)  # (R, m, s)
-            k = torch.stack(ks)[:, sel].reshape(tab.n_stages, sel.numel(), -1).transpose(0, 1)  # (R, s, F)
+            k = (
+                torch.stack(ks)[:, sel].reshape(tab.n_stages, sel.numel(), -1).transpose(0, 1)
+            )  # (R, s, F)
             ysel = y[sel].reshape(sel.numel(), 1, -1)
             yo = ysel + hb[sel].reshape(-1, 1, 1) * torch.bmm(w, k)
             yo = torch.where((theta == 1.0).unsqueeze(-1), y1[sel].reshape(sel.numel(), 1, -1), yo)
@@ -132,6 +146,8 @@ def solve_per_sample(func: Func, y0: torch.Tensor, t_out: list[float], opts: Sol
         n_iter += 1
 
     vals = torch.cat(out_vals)
-    ys = vals.new_zeros((n_out, B, vals.shape[-1])).index_put((torch.cat(out_oi), torch.cat(out_bi)), vals)
+    ys = vals.new_zeros((n_out, B, vals.shape[-1])).index_put(
+        (torch.cat(out_oi), torch.cat(out_bi)), vals
+    )
     stats = SolveStats(nfev=nfev, n_steps=n_steps, n_rejected=n_rejected, n_calls=n_calls)
     return SolveResult(ys=ys.reshape(n_out, *y0.shape), stats=stats)

@@ -46,7 +46,14 @@ class StepRecord:
     out_index: torch.Tensor
 
     @classmethod
-    def build(cls, t0: list[float], h: list[float], y0: list[torch.Tensor], out_index: list[int], like: torch.Tensor):
+    def build(
+        cls,
+        t0: list[float],
+        h: list[float],
+        y0: list[torch.Tensor],
+        out_index: list[int],
+        like: torch.Tensor,
+    ):
         states = torch.stack(y0) if y0 else like.new_empty((0, *like.shape))
         return cls(
             t0=torch.tensor(t0, dtype=torch.float64),

@@ -90,7 +90,9 @@ def heun_grid(t: torch.Tensor, t_out: list[float], step_size: float | None):
     return tau, owner_t, sorted(kept), where
 
 
-def interp_outputs(t, tau: torch.Tensor, kept: list[int], where, states: torch.Tensor) -> torch.Tensor:
+def interp_outputs(
+    t, tau: torch.Tensor, kept: list[int], where, states: torch.Tensor
+) -> torch.Tensor:
     """(n, *S) outputs from the (len(kept), *S) grid states: exact, or torchdiffeq's linear interpolation."""
     t64 = torch.as_tensor(t).to(torch.float64).reshape(-1)
     pos = {k: j for j, k in enumerate(kept)}
@@ -164,15 +166,26 @@ def solve_reversible(func, y0: torch.Tensor, t, t_out: list[float], opts, keep_y
     return (result, (ys_kept, torch.stack(yhats))) if keep_yhat else result
 
 
-def _solve(func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None) -> SolveResult:
+def _solve(
+    func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool, t=None
+) -> SolveResult:
     if record_steps:  # carries (y, ŷ, f) between steps: no StepRecord
         raise ValueError(f"record_steps is not available with method {opts.method!r}")
     return solve_reversible(func, y0, t_out if t is None else t, t_out, opts)
 
 
 for _name, _order, _evals in (("reversible_heun", 2, 1), ("reversible_rk4", 4, 8)):
-    register(Method(
-        _name, _order, adaptive=False, options=("step_size",), evals=_evals, solver=_solve, replayable=False,
-        backsolve=False, adjoint_mode="reversible",
-        description="algebraically reversible (exact O(1)-memory adjoint, mode 'reversible')",
-    ))
+    register(
+        Method(
+            _name,
+            _order,
+            adaptive=False,
+            options=("step_size",),
+            evals=_evals,
+            solver=_solve,
+            replayable=False,
+            backsolve=False,
+            adjoint_mode="reversible",
+            description="algebraically reversible (exact O(1)-memory adjoint, mode 'reversible')",
+        )
+    )

@@ -7,7 +7,7 @@ forward solve, backprop through the solver, ``torch.func.jvp`` and the adjoint's
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,13 +27,15 @@ def coeffs(values: Sequence, like: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def lincomb(y: torch.Tensor, h, weights: Sequence[float], ks: Sequence[torch.Tensor]) -> torch.Tensor:
+def lincomb(
+    y: torch.Tensor, h, weights: Sequence[float], ks: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """y + h Σ_j weights[j] ks[j], skipping zero weights.
 
     ``h`` is a python float (shared step: folded into each fused add, one op per term) or a
     tensor broadcastable to y (per-sample steps).
     """
-    terms = [(w, k) for w, k in zip(weights, ks) if w != 0.0]
+    terms = [(w, k) for w, k in zip(weights, ks, strict=False) if w != 0.0]
     if isinstance(h, float):
         out = y
         for w, k in terms:

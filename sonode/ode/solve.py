@@ -8,7 +8,8 @@ same interpolant), differentiably — the checkpointed adjoint builds on these t
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -21,7 +22,15 @@ from .per_sample import solve_per_sample
 from .records import SolveResult, SolveStats, StepRecord, time_arg
 from .rk import Func, rk_stages, step_outputs
 
-__all__ = ["odeint", "solve", "replay_step", "SolveResult", "SolveStats", "StepRecord", "times_as_floats"]
+__all__ = [
+    "odeint",
+    "solve",
+    "replay_step",
+    "SolveResult",
+    "SolveStats",
+    "StepRecord",
+    "times_as_floats",
+]
 
 
 def times_as_floats(t: torch.Tensor | Sequence[float]) -> list[float]:
@@ -38,7 +47,7 @@ def times_as_floats(t: torch.Tensor | Sequence[float]) -> list[float]:
     if not all(math.isfinite(v) for v in times):
         raise ValueError(f"t must be finite, got {times[:8]}{'...' if len(times) > 8 else ''}")
     if len(times) > 1:
-        steps = [b - a for a, b in zip(times[:-1], times[1:])]
+        steps = [b - a for a, b in zip(times[:-1], times[1:], strict=False)]
         if not (all(s > 0 for s in steps) or all(s < 0 for s in steps)):
             raise ValueError(
                 "t must be strictly increasing or strictly decreasing (no repeats); "
@@ -47,7 +56,9 @@ def times_as_floats(t: torch.Tensor | Sequence[float]) -> list[float]:
     return times
 
 
-def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: bool = False) -> SolveResult:
+def solve(
+    func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: bool = False
+) -> SolveResult:
     """Solve y' = func(t, y), y(t[0]) = y0, reporting y at every t.
 
     Args:
@@ -62,7 +73,9 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
         SolveResult with ys (n, *y0.shape), stats, and steps if requested.
     """
     if not isinstance(y0, torch.Tensor) or not (y0.is_floating_point() or y0.is_complex()):
-        raise ValueError(f"y0 must be a floating-point tensor, got {type(y0).__name__} {getattr(y0, 'dtype', '')}")
+        raise ValueError(
+            f"y0 must be a floating-point tensor, got {type(y0).__name__} {getattr(y0, 'dtype', '')}"
+        )
     t_out = times_as_floats(t)
     if not bool(torch.isfinite(y0.detach()).all()):
         raise ValueError(f"y0 must be finite (no inf/nan) at t={t_out[0]!r}")
@@ -71,23 +84,31 @@ def solve(func: Func, y0: torch.Tensor, t, opts: SolveOptions, *, record_steps: 
         return SolveResult(ys=y0.unsqueeze(0), stats=SolveStats(0, 0, 0), steps=steps)
     if opts.adaptive and opts.per_sample:
         if record_steps:
-            raise ValueError("record_steps is not available with per_sample=True (steps differ per sample)")
+            raise ValueError(
+                "record_steps is not available with per_sample=True (steps differ per sample)"
+            )
         if y0.ndim == 0:
             raise ValueError("per_sample=True needs a batch dimension: y0 of shape (batch, ...)")
         if opts.tableau is None or not opts.tableau.interpolate_outputs:
-            raise ValueError(f"per_sample=True is not available for method {opts.method!r} (its outputs are step ends)")
+            raise ValueError(
+                f"per_sample=True is not available for method {opts.method!r} (its outputs are step ends)"
+            )
         return solve_per_sample(func, y0, t_out, opts)
     spec = opts.spec
     if spec.solver is not None:
         if record_steps and not spec.replayable:
-            raise ValueError(f"record_steps is not available for method {spec.name!r} (its steps cannot be replayed)")
+            raise ValueError(
+                f"record_steps is not available for method {spec.name!r} (its steps cannot be replayed)"
+            )
         return spec.solver(func, y0, t_out, opts, record_steps, t=t)
     if opts.adaptive:
         return solve_adaptive(func, y0, t_out, opts, record_steps)
     return solve_fixed(func, y0, t_out, opts, record_steps, t=t)
 
 
-def replay_step(func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Tensor, t_out: torch.Tensor):
+def replay_step(
+    func: Func, opts: SolveOptions, t0: float, h: float, y0: torch.Tensor, t_out: torch.Tensor
+):
     """Re-execute one accepted step of a recorded solve, differentiably.
 
     Args:
@@ -159,7 +180,9 @@ def odeint(
         underflow or a non-finite solution (the message gives the time).
     """
     if event_fn is not None:
-        return solve_until_event(func, y0, t, rtol=rtol, atol=atol, method=method, options=options, event_fn=event_fn)
+        return solve_until_event(
+            func, y0, t, rtol=rtol, atol=atol, method=method, options=options, event_fn=event_fn
+        )
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
     stats = []
@@ -171,7 +194,9 @@ def odeint(
 
     if isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled() and len(t) > 1:
         if not opts.spec.time_gradient:
-            raise ValueError(f"gradients w.r.t. t are not available for method {opts.method!r}; pass t.detach()")
+            raise ValueError(
+                f"gradients w.r.t. t are not available for method {opts.method!r}; pass t.detach()"
+            )
         ys = with_time_gradient(run, problem.func, problem.y0, t, opts.adaptive and opts.per_sample)
     else:
         ys = run(problem.y0, t)

@@ -130,7 +130,11 @@ RK4 = ButcherTableau(
 # Heun's 2nd-order method (explicit trapezoid) and Heun's 3rd-order method.
 HEUN2 = ButcherTableau(name="heun2", c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), order=2)
 HEUN3 = ButcherTableau(
-    name="heun3", c=(0.0, 1 / 3, 2 / 3), a=((), (1 / 3,), (0.0, 2 / 3)), b=(0.25, 0.0, 0.75), order=3
+    name="heun3",
+    c=(0.0, 1 / 3, 2 / 3),
+    a=((), (1 / 3,), (0.0, 2 / 3)),
+    b=(0.25, 0.0, 0.75),
+    order=3,
 )
 
 
@@ -176,7 +180,7 @@ BOSH3 = ButcherTableau(
     a=((), (0.5,), (0.0, 0.75), _BS3_B[:3]),
     b=_BS3_B,
     order=3,
-    b_err=tuple(bi - bh for bi, bh in zip(_BS3_B, (7 / 24, 1 / 4, 1 / 3, 1 / 8))),
+    b_err=tuple(bi - bh for bi, bh in zip(_BS3_B, (7 / 24, 1 / 4, 1 / 3, 1 / 8), strict=False)),
     error_order=3,
     fsal=True,
     dense=_hermite_dense(_BS3_B),
@@ -209,7 +213,7 @@ DOPRI5 = ButcherTableau(
     ),
     b=_DP5_B,
     order=5,
-    b_err=tuple(bi - bh for bi, bh in zip(_DP5_B, _DP5_B_HAT)),
+    b_err=tuple(bi - bh for bi, bh in zip(_DP5_B, _DP5_B_HAT, strict=False)),
     error_order=5,
     fsal=True,
     dense=_hermite_dense(_DP5_B, _DP5_D),
@@ -267,9 +271,21 @@ TSIT5 = ButcherTableau(
                 [0.7139816917074209, -1.4364028541716351, 1],
             ),
             _factored(0.1017, [0, 0, 1], [1.2949852507374631, -2.1966568338249754, 1]),
-            _factored(2.490627285651252793, [0, 0, 1], [1.57803468208092486, -2.38535645472061657, 1]),
-            _factored(-16.54810288924490272, [0, 0, 1], [-1.21712927295533244, 1], [-0.61620406037800089, 1]),
-            _factored(47.37952196281928122, [0, 0, 1], [-1.203071208372362603, 1], [-0.658047292653547382, 1]),
+            _factored(
+                2.490627285651252793, [0, 0, 1], [1.57803468208092486, -2.38535645472061657, 1]
+            ),
+            _factored(
+                -16.54810288924490272,
+                [0, 0, 1],
+                [-1.21712927295533244, 1],
+                [-0.61620406037800089, 1],
+            ),
+            _factored(
+                47.37952196281928122,
+                [0, 0, 1],
+                [-1.203071208372362603, 1],
+                [-0.658047292653547382, 1],
+            ),
             _factored(-34.87065786149660974, [0, 0, 1], [-1.2, 1], [-0.666666666666666667, 1]),
             _factored(2.5, [0, 0, 1], [-1.0, 1], [-0.6, 1]),
         ]
@@ -280,11 +296,32 @@ TSIT5 = ButcherTableau(
 # Its own 7th-order interpolant needs 3 more stages; the free cubic Hermite one is far less accurate
 # than the steps, so outputs are step ends (steps land on them) and the cubic serves events only.
 DOPRI8 = ButcherTableau(
-    name="dopri8", c=DOPRI8_C, a=DOPRI8_A, b=DOPRI8_B, order=8, b_err=DOPRI8_B_ERR, error_order=6, fsal=True,
-    dense=_hermite_dense(DOPRI8_B), interpolate_outputs=False,
+    name="dopri8",
+    c=DOPRI8_C,
+    a=DOPRI8_A,
+    b=DOPRI8_B,
+    order=8,
+    b_err=DOPRI8_B_ERR,
+    error_order=6,
+    fsal=True,
+    dense=_hermite_dense(DOPRI8_B),
+    interpolate_outputs=False,
 )
 
 TABLEAUS: dict[str, ButcherTableau] = {
     tab.name: tab
-    for tab in (EULER, MIDPOINT, RK4, RK4_CLASSICAL, HEUN2, HEUN3, ADAPTIVE_HEUN, FEHLBERG2, BOSH3, DOPRI5, TSIT5, DOPRI8)
+    for tab in (
+        EULER,
+        MIDPOINT,
+        RK4,
+        RK4_CLASSICAL,
+        HEUN2,
+        HEUN3,
+        ADAPTIVE_HEUN,
+        FEHLBERG2,
+        BOSH3,
+        DOPRI5,
+        TSIT5,
+        DOPRI8,
+    )
 }

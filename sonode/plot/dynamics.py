@@ -22,14 +22,19 @@ DB_PER_NEPER = 20 / math.log(10)
 
 
 @torch.no_grad()
-def mode_rates(bank, field, state: torch.Tensor, amplitudes_db: np.ndarray = AMPLITUDES_DB,
-               count: int = STRONGEST) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mode_rates(
+    bank,
+    field,
+    state: torch.Tensor,
+    amplitudes_db: np.ndarray = AMPLITUDES_DB,
+    count: int = STRONGEST,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decay (dB/s, negative = decaying) and frequency (Hz) of the ``count`` strongest modes of
     ``state`` (1, 2K) scaled by each amplitude (dB), under the bank's modes plus the field's rates.
 
     Returns (mode indices (count,), decay (A, count), frequency (A, count))."""
     k = bank.n_modes
-    energy = (state[0, :k] ** 2 + state[0, k:] ** 2)
+    energy = state[0, :k] ** 2 + state[0, k:] ** 2
     strongest = torch.argsort(energy, descending=True)[: min(count, k)]
     scale = torch.from_numpy(10 ** (amplitudes_db / 10))[:, None]  # energy ∝ amplitude²: 10^(dB/10)
     growth, shift = field.rates(scale * energy[None, :])
@@ -43,21 +48,32 @@ def save_dynamics_png(path: str | os.PathLike, model, title: str = "learned dyna
     model's own ODE (from its trajectory state); columns: decay and frequency shift against amplitude."""
     rows = []
     if model.config.tail_modes:
-        rows.append(("continuation", model.tail_late_bank, model.continuation_field(late=True),
-                     model.continuation_state.detach()))
+        rows.append(
+            (
+                "continuation",
+                model.tail_late_bank,
+                model.continuation_field(late=True),
+                model.continuation_state.detach(),
+            )
+        )
     rows.append(("model", model.bank, model.field, model.trajectory_state.detach()))
     figure = new_figure(11.0, 3.2 * len(rows))
     for r, (name, bank, field, state) in enumerate(rows):
         modes, decay, freq = mode_rates(bank, field, state)
         left = figure.add_subplot(len(rows), 2, 2 * r + 1)
         right = figure.add_subplot(len(rows), 2, 2 * r + 2)
-        for i, m in enumerate(modes):
+        for i, _m in enumerate(modes):
             label = f"{freq[len(AMPLITUDES_DB) // 2, i]:.1f} Hz"
             left.plot(AMPLITUDES_DB, decay[:, i], label=label)
-            right.plot(AMPLITUDES_DB, freq[:, i] - freq[np.argmin(np.abs(AMPLITUDES_DB)), i], label=label)
+            right.plot(
+                AMPLITUDES_DB, freq[:, i] - freq[np.argmin(np.abs(AMPLITUDES_DB)), i], label=label
+            )
         left.axhline(0.0, color="k", lw=0.5)
         cycle = name == "continuation" and model.tail_cycle.active
-        left.set_title(f"{name}: decay of the {len(modes)} strongest modes" + (" (limit cycle at 0 dB)" if cycle else ""))
+        left.set_title(
+            f"{name}: decay of the {len(modes)} strongest modes"
+            + (" (limit cycle at 0 dB)" if cycle else "")
+        )
         left.set_xlabel("amplitude re the state (dB)")
         left.set_ylabel("dB/s (> 0 grows)")
         right.set_title(f"{name}: frequency shift")

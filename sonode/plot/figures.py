@@ -20,11 +20,32 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sonode.dsp.metrics import as_signal, check_sample_rate, running_snr_db
-from sonode.plot.panels import (DPI, TRUTH_LABEL, Target, check_signals, new_figure, plot_running_snr,
-                                plot_spectrograms, plot_training_curve, plot_waveform_overlay, png_path, save_figure)
+from sonode.plot.panels import (
+    DPI,
+    TRUTH_LABEL,
+    Target,
+    check_signals,
+    new_figure,
+    plot_running_snr,
+    plot_spectrograms,
+    plot_training_curve,
+    plot_waveform_overlay,
+    png_path,
+    save_figure,
+)
 
-__all__ = ["DPI", "TRUTH_LABEL", "Target", "plot_running_snr", "plot_spectrograms", "plot_training_curve",
-           "plot_waveform_overlay", "save_band_png", "save_comparison_png", "save_fit_report_png"]
+__all__ = [
+    "DPI",
+    "TRUTH_LABEL",
+    "Target",
+    "plot_running_snr",
+    "plot_spectrograms",
+    "plot_training_curve",
+    "plot_waveform_overlay",
+    "save_band_png",
+    "save_comparison_png",
+    "save_fit_report_png",
+]
 
 _SPECTROGRAMS_PER_ROW = 4  # beyond this, comparison figures wrap spectrograms onto more rows
 
@@ -102,7 +123,7 @@ def save_comparison_png(
     heights = [2.6] * n_zoom + ([2.8] if with_snr else []) + [3.2 * n_spectrogram_rows]
     figure = new_figure(max(10.0, 4.0 * n_columns), sum(heights) + (0.4 if title else 0.0))
     rows = figure.subfigures(len(heights), 1, height_ratios=heights)
-    for row, center_s in zip(rows[:n_zoom], zoom_centers_s):
+    for row, center_s in zip(rows[:n_zoom], zoom_centers_s, strict=False):
         plot_waveform_overlay(row.add_subplot(), series, rate, center_s, window_s, marker_s)
     if with_snr:
         first = int(round(marker_s * rate))
@@ -114,11 +135,15 @@ def save_comparison_png(
         snr_title = f"running SNR ({running_snr_window_s * 1e3:g} ms windows)"
         plot_running_snr(rows[n_zoom].add_subplot(), curves, title=snr_title)
     grid = rows[-1].subplots(n_spectrogram_rows, n_columns, squeeze=False).ravel()
-    for unused in grid[len(series):]:
+    for unused in grid[len(series) :]:
         unused.remove()
     plot_spectrograms(
-        list(grid[: len(series)]), series, rate, log_freq=log_freq,
-        dynamic_range_db=dynamic_range_db, freq_marker_hz=freq_marker_hz,
+        list(grid[: len(series)]),
+        series,
+        rate,
+        log_freq=log_freq,
+        dynamic_range_db=dynamic_range_db,
+        freq_marker_hz=freq_marker_hz,
     )
     if title:
         figure.suptitle(title)
@@ -148,8 +173,14 @@ def save_band_png(
     out = png_path(path)
     series = check_signals({TRUTH_LABEL: truth, **candidates})
     figure = new_figure(4.0 * len(series), 3.2 + (0.4 if title else 0.0))
-    plot_spectrograms(list(figure.subplots(1, len(series), squeeze=False)[0]), series, check_sample_rate(sample_rate),
-                      dynamic_range_db=dynamic_range_db, freq_marker_hz=low_hz, min_freq_hz=0.95 * low_hz)
+    plot_spectrograms(
+        list(figure.subplots(1, len(series), squeeze=False)[0]),
+        series,
+        check_sample_rate(sample_rate),
+        dynamic_range_db=dynamic_range_db,
+        freq_marker_hz=low_hz,
+        min_freq_hz=0.95 * low_hz,
+    )
     if title:
         figure.suptitle(title)
     save_figure(figure, out)

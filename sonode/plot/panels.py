@@ -18,17 +18,24 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sonode.io.fileutil import atomic_write, sonode_marker
 from sonode.dsp.metrics import POWER_FLOOR, as_signal, check_sample_rate
 from sonode.dsp.spectra import lsd_n_fft, power_spectrogram
+from sonode.io.fileutil import atomic_write, sonode_marker
 
 DPI = 100
 TRUTH_LABEL = "truth"
 _TRUTH_COLOR = "black"
 # Tableau colours, skipping grey so it never looks like the truth line.
 _CANDIDATE_COLORS = (
-    "tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple",
-    "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+    "tab:orange",
+    "tab:blue",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
 )
 
 Target = Axes | str | os.PathLike
@@ -71,14 +78,18 @@ def _axes_for(target: Target, size_in: tuple[float, float]) -> Iterator[Axes]:
 def _colors(labels: Sequence[str]) -> dict[str, str]:
     """Stable colours: the truth is black, the others cycle through the candidate palette."""
     others = [label for label in labels if label != TRUTH_LABEL]
-    colors = {label: _CANDIDATE_COLORS[i % len(_CANDIDATE_COLORS)] for i, label in enumerate(others)}
+    colors = {
+        label: _CANDIDATE_COLORS[i % len(_CANDIDATE_COLORS)] for i, label in enumerate(others)
+    }
     colors[TRUTH_LABEL] = _TRUTH_COLOR
     return colors
 
 
 def _outside_legend(ax: Axes, *args) -> None:
     """Legend to the right of the axes, so that it never hides the curves."""
-    ax.legend(*args, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small")
+    ax.legend(
+        *args, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small"
+    )
 
 
 def check_signals(signals: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -86,6 +97,7 @@ def check_signals(signals: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not isinstance(signals, Mapping) or len(signals) == 0:
         raise ValueError("signals must be a non-empty dict of label -> (n_samples,) array")
     return {str(label): as_signal(x, f"signal {label!r}") for label, x in signals.items()}
+
 
 def plot_waveform_overlay(
     target: Target,
@@ -148,7 +160,9 @@ def plot_waveform_overlay(
                 zorder=1 if truth else 2,
             )
         if marker_s is not None:
-            ax.axvline(marker_s * 1e3, color="grey", linestyle="--", linewidth=1.2, label=marker_label)
+            ax.axvline(
+                marker_s * 1e3, color="grey", linestyle="--", linewidth=1.2, label=marker_label
+            )
         ax.set_xlim(start_s * 1e3, stop_s * 1e3)
         ax.set_xlabel("time (ms)")
         ax.set_ylabel("amplitude")
@@ -211,13 +225,21 @@ def plot_spectrograms(
     else:
         path, axes = None, list(target)
         if len(axes) != len(series):
-            raise ValueError(f"got {len(axes)} Axes for {len(series)} signals; pass one Axes per signal")
+            raise ValueError(
+                f"got {len(axes)} Axes for {len(series)} signals; pass one Axes per signal"
+            )
         figure = axes[0].figure
     image = None
-    for ax, (label, (freqs_hz, times_s, db)) in zip(axes, spectra.items()):
+    for ax, (label, (freqs_hz, times_s, db)) in zip(axes, spectra.items(), strict=False):
         image = ax.pcolormesh(
-            times_s, freqs_hz, db, shading="nearest", cmap="magma",
-            vmin=top_db - dynamic_range_db, vmax=top_db, rasterized=True,
+            times_s,
+            freqs_hz,
+            db,
+            shading="nearest",
+            cmap="magma",
+            vmin=top_db - dynamic_range_db,
+            vmax=top_db,
+            rasterized=True,
         )
         if log_freq:
             ax.set_yscale("log")
@@ -280,8 +302,14 @@ def plot_training_curve(
         kept = np.array([float(entry.get("kept_snr_db", np.nan)) for entry in history])
         if np.any(np.isfinite(kept)):
             # what the fit returns: the best checked model, which a worse step never replaces
-            lines += snr_ax.plot(epochs, kept, color="tab:green", drawstyle="steps-post", linewidth=2.0,
-                                 label="kept model SNR")
+            lines += snr_ax.plot(
+                epochs,
+                kept,
+                color="tab:green",
+                drawstyle="steps-post",
+                linewidth=2.0,
+                label="kept model SNR",
+            )
         # Inside the axes: the twin y-axis labels take the right margin.
         ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize="small")
         heading = title if title is not None else "training"

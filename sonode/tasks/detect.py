@@ -49,7 +49,9 @@ class Defect:
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True in a boolean array."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=False)
+    )
 
 
 class _Loudness:
@@ -59,7 +61,9 @@ class _Loudness:
         self.window = max(1, int(0.01 * rate))
         self.energy = np.concatenate([[0.0], np.cumsum(x**2)])
         w20 = max(1, int(0.02 * rate))
-        loudest = np.max(self.energy[w20:] - self.energy[:-w20]) / w20 if x.size > w20 else np.mean(x**2)
+        loudest = (
+            np.max(self.energy[w20:] - self.energy[:-w20]) / w20 if x.size > w20 else np.mean(x**2)
+        )
         self.threshold = loudest * 10 ** (SOUNDING_DB / 10)
         self.quiet = loudest * 10 ** (QUIET_DB / 10)
 
@@ -104,10 +108,10 @@ def exact_repeats(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
     later, earlier = order[1:][same], order[:-1][same]
     close = (later - earlier > 0) & (later - earlier <= MAX_REPEAT_LAG_S * rate)
     mask = np.zeros(x.size, dtype=bool)
-    for p, q in zip(later[close].tolist(), earlier[close].tolist()):
-        window = x[p: p + width]
-        if np.ptp(window) > 0 and np.array_equal(window, x[q: q + width]):
-            mask[p: p + width] = True
+    for p, q in zip(later[close].tolist(), earlier[close].tolist(), strict=False):
+        window = x[p : p + width]
+        if np.ptp(window) > 0 and np.array_equal(window, x[q : q + width]):
+            mask[p : p + width] = True
     return [Defect(s, e, "repeat") for s, e in _runs(mask) if loud.sounding_around(s, e)]
 
 
@@ -118,11 +122,11 @@ def prediction_residual(x: np.ndarray, rate: int) -> np.ndarray:
     residual = np.zeros_like(x)
     for start in range(0, x.size, block):
         lo = max(0, start - LP_ORDER)
-        segment = x[lo: start + block]
+        segment = x[lo : start + block]
         if segment.size <= LP_ORDER or not np.any(segment):
             continue
         a = burg(segment, LP_ORDER)
-        residual[start: start + block] = scipy.signal.lfilter(a, [1.0], segment)[start - lo:]
+        residual[start : start + block] = scipy.signal.lfilter(a, [1.0], segment)[start - lo :]
     return residual
 
 
@@ -154,7 +158,9 @@ def clicks(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
         # Dominance over the neighbourhood (the predictor's ring after the burst excepted): pitch
         # pulses of voiced speech and brass are as strong as their neighbours, a click is not.
         ring = end + LP_ORDER + gap
-        around = np.concatenate([e[max(0, start - isolation): max(0, start - gap)], e[ring: ring + isolation]])
+        around = np.concatenate(
+            [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
+        )
         nearby = around.size > 0 and e[start:end].max() < DOMINANCE * around.max()
         start, end = max(0, start - pad_before), min(x.size, end + pad_after)
         if not nearby and loud.sounding_around(start, end):
@@ -174,8 +180,11 @@ def detect_defects(samples: np.ndarray, rate: int) -> list[Defect]:
         found += dropouts
         # A dropout makes residual bursts at its edges: a click inside or next to one is that dropout.
         near = int(0.002 * rate)
-        found += [c for c in clicks(channel, rate, loud)
-                  if not any(c.start < r.end + near and r.start < c.end + near for r in dropouts)]
+        found += [
+            c
+            for c in clicks(channel, rate, loud)
+            if not any(c.start < r.end + near and r.start < c.end + near for r in dropouts)
+        ]
     merged: list[Defect] = []
     for d in sorted(found, key=lambda d: (d.start, d.end)):
         if merged and d.start <= merged[-1].end:

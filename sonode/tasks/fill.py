@@ -19,16 +19,17 @@ instead (``method``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from sonode.model import FitOptions, SonodeModel, fit_samples
-from sonode.tasks.render import extrapolate
 from sonode.dsp.ar_fill import GAP_FILLERS, linear_ramp
+from sonode.model import FitOptions, SonodeModel, fit_samples
 from sonode.tasks.fill_methods import FILL_METHODS, MODEL_FILL_METHODS
+from sonode.tasks.render import extrapolate
 
 METHODS = tuple(FILL_METHODS)  # the registry's names (sonode.tasks.fill_methods)
 # Fewer context samples than this on a side make that side unusable (the fit's continuation state
@@ -55,7 +56,9 @@ class Gap:
     start: int
     end: int
     sides: str = "both"
-    kind: str = "given"  # "given" (--gap) or what --detect found ("zeros", "hold", "repeat", "click")
+    kind: str = (
+        "given"  # "given" (--gap) or what --detect found ("zeros", "hold", "repeat", "click")
+    )
 
     @property
     def n_samples(self) -> int:
@@ -71,17 +74,28 @@ class FillSettings:
     budget_s: float = DEFAULT_BUDGET_S
     steps: int | None = None
     seed: int = 0
-    orders: tuple[int, ...] | None = None  # sonode's candidate orders; None = candidate_orders(rate)
-    residual: str = "shaped"  # sonode: what is added to the most likely trajectory (interpolate_gap)
+    orders: tuple[int, ...] | None = (
+        None  # sonode's candidate orders; None = candidate_orders(rate)
+    )
+    residual: str = (
+        "shaped"  # sonode: what is added to the most likely trajectory (interpolate_gap)
+    )
     fit_options: dict[str, Any] = field(default_factory=lambda: dict(FILL_FIT_OPTIONS))
 
     def __post_init__(self) -> None:
         if self.method not in FILL_METHODS:
-            raise ValueError(f"unknown fill method {self.method!r}; valid: {', '.join(FILL_METHODS)}")
+            raise ValueError(
+                f"unknown fill method {self.method!r}; valid: {', '.join(FILL_METHODS)}"
+            )
 
 
-def plan_gaps(gaps_s: list[tuple[float, float]], n_samples: int, rate: int, context_s: float,
-              kinds: list[str] | None = None) -> list[Gap]:
+def plan_gaps(
+    gaps_s: list[tuple[float, float]],
+    n_samples: int,
+    rate: int,
+    context_s: float,
+    kinds: list[str] | None = None,
+) -> list[Gap]:
     """Validate gaps given in seconds and turn them into sample ranges with their usable sides.
 
     Args:
@@ -102,18 +116,24 @@ def plan_gaps(gaps_s: list[tuple[float, float]], n_samples: int, rate: int, cont
     ranges = []
     for i, (start_s, end_s) in enumerate(gaps_s):
         if not 0 <= start_s < end_s <= duration_s:
-            raise ValueError(f"gap {start_s:g}-{end_s:g} s is not inside the clip (0-{duration_s:.4f} s) "
-                             "or ends before it starts")
+            raise ValueError(
+                f"gap {start_s:g}-{end_s:g} s is not inside the clip (0-{duration_s:.4f} s) "
+                "or ends before it starts"
+            )
         start, end = int(math.floor(start_s * rate)), int(math.ceil(end_s * rate))
         if end - start > context:
-            raise ValueError(f"gap {start_s:g}-{end_s:g} s ({(end - start) / rate * 1000:.1f} ms) is longer than "
-                             f"the context ({context_s:g} s per side); raise --context")
+            raise ValueError(
+                f"gap {start_s:g}-{end_s:g} s ({(end - start) / rate * 1000:.1f} ms) is longer than "
+                f"the context ({context_s:g} s per side); raise --context"
+            )
         ranges.append((start, end, (kinds or [])[i] if kinds else "given"))
     ranges.sort()
-    for (s0, e0, _), (s1, e1, _) in zip(ranges, ranges[1:]):
+    for (s0, e0, _), (s1, e1, _) in zip(ranges, ranges[1:], strict=False):
         if s1 < e0:
-            raise ValueError(f"gaps {s0 / rate:g}-{e0 / rate:g} s and {s1 / rate:g}-{e1 / rate:g} s overlap; "
-                             "give them as one gap")
+            raise ValueError(
+                f"gaps {s0 / rate:g}-{e0 / rate:g} s and {s1 / rate:g}-{e1 / rate:g} s overlap; "
+                "give them as one gap"
+            )
     gaps = []
     for i, (start, end, kind) in enumerate(ranges):
         left_limit = ranges[i - 1][1] if i else 0
@@ -121,9 +141,18 @@ def plan_gaps(gaps_s: list[tuple[float, float]], n_samples: int, rate: int, cont
         left_ok = start - left_limit >= MIN_CONTEXT_SAMPLES
         right_ok = right_limit - end >= MIN_CONTEXT_SAMPLES
         if not (left_ok or right_ok):
-            raise ValueError(f"gap {start / rate:g}-{end / rate:g} s has fewer than {MIN_CONTEXT_SAMPLES} samples "
-                             "of audio on both sides (clip edge or neighbouring gap): nothing to fill it from")
-        gaps.append(Gap(start, end, "both" if left_ok and right_ok else ("left" if left_ok else "right"), kind))
+            raise ValueError(
+                f"gap {start / rate:g}-{end / rate:g} s has fewer than {MIN_CONTEXT_SAMPLES} samples "
+                "of audio on both sides (clip edge or neighbouring gap): nothing to fill it from"
+            )
+        gaps.append(
+            Gap(
+                start,
+                end,
+                "both" if left_ok and right_ok else ("left" if left_ok else "right"),
+                kind,
+            )
+        )
     return gaps
 
 
@@ -148,30 +177,41 @@ def blend(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
         return w * forward + (1 - w) * backward
     rho = float(np.clip(np.mean(forward * backward) / (sigma_f * sigma_b), 0.0, 1.0))
     target = (w * sigma_f + (1 - w) * sigma_b) ** 2
-    actual = (w * sigma_f) ** 2 + ((1 - w) * sigma_b) ** 2 + 2 * w * (1 - w) * rho * sigma_f * sigma_b
+    actual = (
+        (w * sigma_f) ** 2 + ((1 - w) * sigma_b) ** 2 + 2 * w * (1 - w) * rho * sigma_f * sigma_b
+    )
     return np.sqrt(target / actual) * (w * forward + (1 - w) * backward)
 
 
-def _fit_context(samples: np.ndarray, rate: int, settings: FillSettings, budget_s: float) -> SonodeModel:
+def _fit_context(
+    samples: np.ndarray, rate: int, settings: FillSettings, budget_s: float
+) -> SonodeModel:
     """Fit one side's context (n,) as `sonode.api.fit` would (same options, same model)."""
-    options = FitOptions(max_time_s=budget_s, steps=settings.steps, seed=settings.seed, **settings.fit_options)
+    options = FitOptions(
+        max_time_s=budget_s, steps=settings.steps, seed=settings.seed, **settings.fit_options
+    )
     model, _ = fit_samples(np.ascontiguousarray(samples, dtype=np.float64), rate, options)
     return model
 
 
-def predict_forward(left: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float) -> np.ndarray:
+def predict_forward(
+    left: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float
+) -> np.ndarray:
     """Fit ``left`` (n,) and continue its ODE for ``n_gap`` samples past its end → (n_gap,)."""
     if not np.any(left):
         return np.zeros(n_gap)  # digital silence before the gap: nothing to continue
     model = _fit_context(left, rate, settings, budget_s)
     out = np.zeros(n_gap)
-    prediction = extrapolate(model, n_gap / rate).samples[:n_gap]  # shorter only if the free run diverged
+    prediction = extrapolate(model, n_gap / rate).samples[
+        :n_gap
+    ]  # shorter only if the free run diverged
     out[: prediction.size] = prediction
     return out
 
 
-def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float
-                     ) -> np.ndarray:
+def predict_backward(
+    right: np.ndarray, n_gap: int, rate: int, settings: FillSettings, budget_s: float
+) -> np.ndarray:
     """The ``n_gap`` samples before ``right`` (n,), integrated backward in time → (n_gap,).
 
     ``right`` is fitted, and its ODE is solved from the first segment's state at local times
@@ -202,8 +242,13 @@ def predict_backward(right: np.ndarray, n_gap: int, rate: int, settings: FillSet
     return x[::-1].copy()
 
 
-def fill_channel(x: np.ndarray, rate: int, gaps: list[Gap], settings: FillSettings,
-                 on_gap: Callable[[int, Gap], None] | None = None) -> np.ndarray:
+def fill_channel(
+    x: np.ndarray,
+    rate: int,
+    gaps: list[Gap],
+    settings: FillSettings,
+    on_gap: Callable[[int, Gap], None] | None = None,
+) -> np.ndarray:
     """Return a copy of mono ``x`` (n,) with every gap replaced; other samples untouched.
 
     Gaps are filled left to right, so a gap's left context may hold the previous gap's fill; its
@@ -216,14 +261,20 @@ def fill_channel(x: np.ndarray, rate: int, gaps: list[Gap], settings: FillSettin
             on_gap(i, gap)
         left_limit = gaps[i - 1].end if i else 0
         right_limit = gaps[i + 1].start if i + 1 < len(gaps) else y.size
-        left = y[max(left_limit, gap.start - context): gap.start]
-        right = y[gap.end: min(right_limit, gap.end + context)]
-        y[gap.start: gap.end] = fill_one(left, right, gap.n_samples, rate, settings, gap.sides)
+        left = y[max(left_limit, gap.start - context) : gap.start]
+        right = y[gap.end : min(right_limit, gap.end + context)]
+        y[gap.start : gap.end] = fill_one(left, right, gap.n_samples, rate, settings, gap.sides)
     return y
 
 
-def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, settings: FillSettings,
-             sides: str = "both") -> np.ndarray:
+def fill_one(
+    left: np.ndarray,
+    right: np.ndarray,
+    n_gap: int,
+    rate: int,
+    settings: FillSettings,
+    sides: str = "both",
+) -> np.ndarray:
     """Estimate ``n_gap`` samples between ``left`` and ``right`` with ``settings.method`` → (n_gap,).
 
     ``sonode``: the validated two-sided trajectory (`interpolate_gap`) for gaps with both sides;
@@ -237,24 +288,33 @@ def fill_one(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int, setting
         from sonode.dsp.interpolation import candidate_orders, interpolate_gap
 
         orders = settings.orders or candidate_orders(rate)
-        estimate = interpolate_gap(left, right, n_gap, orders=orders, residual=settings.residual,
-                                   seed=settings.seed).fill
+        estimate = interpolate_gap(
+            left, right, n_gap, orders=orders, residual=settings.residual, seed=settings.seed
+        ).fill
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
-        if np.all(np.isfinite(estimate)) and np.max(np.abs(estimate), initial=0.0) <= MAX_LEVEL_FACTOR * peak:
+        if (
+            np.all(np.isfinite(estimate))
+            and np.max(np.abs(estimate), initial=0.0) <= MAX_LEVEL_FACTOR * peak
+        ):
             return estimate
     if settings.method == "sonode_fit":
         half = settings.budget_s / 2 if sides == "both" else settings.budget_s
         forward = predict_forward(left, n_gap, rate, settings, half) if sides != "right" else None
         backward = predict_backward(right, n_gap, rate, settings, half) if sides != "left" else None
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
-        usable = [p is not None and bool(np.all(np.isfinite(p)) and np.max(np.abs(p)) <= MAX_LEVEL_FACTOR * peak)
-                  for p in (forward, backward)]
+        usable = [
+            p is not None
+            and bool(np.all(np.isfinite(p)) and np.max(np.abs(p)) <= MAX_LEVEL_FACTOR * peak)
+            for p in (forward, backward)
+        ]
         if all(usable):
             return blend(forward, backward)
         if any(usable):
             return forward if usable[0] else backward
     if sides == "both":
-        return GAP_FILLERS["janssen" if settings.method in MODEL_FILL_METHODS else settings.method](left, right, n_gap)
+        return GAP_FILLERS["janssen" if settings.method in MODEL_FILL_METHODS else settings.method](
+            left, right, n_gap
+        )
     from sonode.dsp.lpc import lpc_continue  # one-sided: the classical Burg extrapolation
 
     side = left if sides == "left" else right[::-1]

@@ -15,18 +15,25 @@ written losslessly (16-bit PCM or 32-bit float) into a WAV or FLAC output; re-en
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from sonode.io.checks import check_input_path, check_stream, libsndfile_error
 from sonode.errors import AudioInputError, OutputPathError
-from sonode.io.fileutil import append_riff_chunk, atomic_write, riff_info_chunk, sonode_marker, write_json
-from sonode.tasks.fill import Gap, FillSettings, fill_one, plan_gaps
-from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
+from sonode.io.checks import check_input_path, check_stream, libsndfile_error
+from sonode.io.fileutil import (
+    append_riff_chunk,
+    atomic_write,
+    riff_info_chunk,
+    sonode_marker,
+    write_json,
+)
 from sonode.io.outputs import OutputPlan, disk_full
+from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
+from sonode.tasks.fill import FillSettings, Gap, fill_one, plan_gaps
 
 # Long recordings are fine here: only the context of each gap is read and filled.
 MAX_FILL_DURATION_S = 3600.0
@@ -37,8 +44,11 @@ _INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 #: Subtypes whose samples survive decoding and re-encoding unchanged.
 LOSSLESS_SUBTYPES = (*_INT_BITS, "FLOAT", "DOUBLE")
 #: Container per output extension, and the lossless subtypes it can hold.
-_CONTAINERS = {".wav": ("WAV", LOSSLESS_SUBTYPES), ".flac": ("FLAC", ("PCM_S8", "PCM_16", "PCM_24")),
-               ".ogg": ("OGG", ())}
+_CONTAINERS = {
+    ".wav": ("WAV", LOSSLESS_SUBTYPES),
+    ".flac": ("FLAC", ("PCM_S8", "PCM_16", "PCM_24")),
+    ".ogg": ("OGG", ()),
+}
 #: Peak bytes per sample of one channel while --detect runs on it: an estimate, not yet measured (the
 #: channel, its prediction residual, loudness and masks: about eight float64 arrays).
 DETECT_BYTES_PER_SAMPLE = 64
@@ -49,7 +59,9 @@ def report_path_for(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".fill.json")
 
 
-def output_format(path: str | os.PathLike, out: str | os.PathLike, info: sf._SoundFileInfo) -> tuple[str, str]:
+def output_format(
+    path: str | os.PathLike, out: str | os.PathLike, info: sf._SoundFileInfo
+) -> tuple[str, str]:
     """(container, subtype) of the output: see the module docstring.
 
     Raises:
@@ -57,10 +69,16 @@ def output_format(path: str | os.PathLike, out: str | os.PathLike, info: sf._Sou
     """
     suffix = Path(out).suffix.lower()
     if suffix not in _CONTAINERS:
-        raise OutputPathError(f"output {out}: unknown extension {suffix or '(none)'!r}; fill writes .wav, .flac or "
-                              ".ogg (the container follows the extension)")
+        raise OutputPathError(
+            f"output {out}: unknown extension {suffix or '(none)'!r}; fill writes .wav, .flac or "
+            ".ogg (the container follows the extension)"
+        )
     container, lossless = _CONTAINERS[suffix]
-    if container == "WAV" and info.format in ("WAVEX", "RF64", "W64") and Path(path).suffix.lower() == suffix:
+    if (
+        container == "WAV"
+        and info.format in ("WAVEX", "RF64", "W64")
+        and Path(path).suffix.lower() == suffix
+    ):
         container = info.format  # keep the WAV variant of the input
     if info.subtype in lossless:
         return container, info.subtype
@@ -68,16 +86,20 @@ def output_format(path: str | os.PathLike, out: str | os.PathLike, info: sf._Sou
         raise OutputPathError(
             f"output {out} would re-encode {path} ({info.format} {info.subtype}) lossily, changing every sample, not "
             "only the gaps (a Vorbis round trip measured 25 dB of change); name a lossless output, e.g. "
-            f"{Path(out).with_suffix('.wav')} or .flac")
+            f"{Path(out).with_suffix('.wav')} or .flac"
+        )
     if info.subtype in LOSSLESS_SUBTYPES:  # e.g. 32-bit or float input into FLAC
-        raise OutputPathError(f"output {out}: {container} cannot hold {info.subtype} samples losslessly; name a .wav "
-                              f"output, e.g. {Path(out).with_suffix('.wav')}")
+        raise OutputPathError(
+            f"output {out}: {container} cannot hold {info.subtype} samples losslessly; name a .wav "
+            f"output, e.g. {Path(out).with_suffix('.wav')}"
+        )
     # A lossy input (Vorbis, ADPCM, mu-law, ...) is decoded once and stored losslessly.
     return container, "FLOAT" if "FLOAT" in lossless else "PCM_24"
 
 
-def check_fill_outputs(path: str | os.PathLike, out: str | os.PathLike, force: bool = False,
-                       expected_bytes: int = 0) -> None:
+def check_fill_outputs(
+    path: str | os.PathLike, out: str | os.PathLike, force: bool = False, expected_bytes: int = 0
+) -> None:
     """Refuse, before any work, an output or report that is the input, a FIFO or device, an existing
     file sonode did not write (unless ``force``), in an unwritable folder, or without room
     (`sonode.io.outputs.OutputPlan`). Raises OutputPathError."""
@@ -104,27 +126,42 @@ def scan(path: str | os.PathLike) -> None:
 
     with _open(path) as f:
         seconds = f.frames / f.samplerate
-        check_limit(f"{path}: duration", round(seconds, 3), MAX_FILL_DURATION_S, "fill a part of the file", " s")
+        check_limit(
+            f"{path}: duration",
+            round(seconds, 3),
+            MAX_FILL_DURATION_S,
+            "fill a part of the file",
+            " s",
+        )
         peak, done = 0.0, 0
         for block in f.blocks(_BLOCK_FRAMES, dtype="float64", always_2d=True):
             with np.errstate(invalid="ignore"):
                 if not np.isfinite(block).all():
-                    raise AudioInputError(f"{path}: NaN or infinite samples near {done / f.samplerate:.3f} s; the file "
-                                          "is corrupt, re-export it")
+                    raise AudioInputError(
+                        f"{path}: NaN or infinite samples near {done / f.samplerate:.3f} s; the file "
+                        "is corrupt, re-export it"
+                    )
                 peak = max(peak, float(np.abs(block).max()))
             if peak > MAX_SAMPLE_MAGNITUDE:
-                raise AudioInputError(f"{path}: a sample of magnitude {peak:.3g} is over the limit of "
-                                      f"{MAX_SAMPLE_MAGNITUDE:g} (full scale = 1): corrupt or not audio")
+                raise AudioInputError(
+                    f"{path}: a sample of magnitude {peak:.3g} is over the limit of "
+                    f"{MAX_SAMPLE_MAGNITUDE:g} (full scale = 1): corrupt or not audio"
+                )
             done += block.shape[0]
         if done < f.frames:
-            raise AudioInputError(f"{path} is truncated: it ends after {done / f.samplerate:.3f} s although its header "
-                                  f"says {seconds:.3f} s; re-export or re-download it")
+            raise AudioInputError(
+                f"{path} is truncated: it ends after {done / f.samplerate:.3f} s although its header "
+                f"says {seconds:.3f} s; re-export or re-download it"
+            )
         if peak < SILENCE_PEAK:
-            raise AudioInputError(f"{path}: the file is silent (peak {peak:.3g}); nothing to fill from")
+            raise AudioInputError(
+                f"{path}: the file is silent (peak {peak:.3g}); nothing to fill from"
+            )
 
 
-def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool,
-              context_s: float) -> tuple[list[Gap], int, list[dict[str, Any]]]:
+def find_gaps(
+    path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool, context_s: float
+) -> tuple[list[Gap], int, list[dict[str, Any]]]:
     """The gaps to fill in ``path``: given ones plus, with ``detect``, those found in its channels.
 
     Returns:
@@ -140,8 +177,11 @@ def find_gaps(path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect
     if detect:
         from sonode.tasks.detect import detect_defects
 
-        check_memory(f"--detect on {n_frames} samples per channel", n_frames * DETECT_BYTES_PER_SAMPLE,
-                     "detect on a shorter part of the file, or give the gaps with --gap")
+        check_memory(
+            f"--detect on {n_frames} samples per channel",
+            n_frames * DETECT_BYTES_PER_SAMPLE,
+            "detect on a shorter part of the file, or give the gaps with --gap",
+        )
         defects = []
         for c in range(channels):  # one channel at a time: memory of one channel
             defects += detect_defects(_read_frames(path, 0, n_frames)[:, c], rate)
@@ -181,16 +221,23 @@ def _read_frames(path: str | os.PathLike, start: int, n: int, dtype: str = "floa
     return block
 
 
-def fill_gaps(path: str | os.PathLike, gaps: list[Gap], rate: int, settings: FillSettings,
-              on_gap: Callable[[str], None] | None = None) -> list[np.ndarray]:
+def fill_gaps(
+    path: str | os.PathLike,
+    gaps: list[Gap],
+    rate: int,
+    settings: FillSettings,
+    on_gap: Callable[[str], None] | None = None,
+) -> list[np.ndarray]:
     """The filled samples of every gap, (n_gap, channels) each, from its own context only (a gap's
     context never reaches into another gap, see `plan_gaps`)."""
     context = int(round(settings.context_s * rate))
     with _open(path) as f:
         n_frames, channels = f.frames, f.channels
-    check_memory(f"filling {channels} channel(s)", 16 * channels * (2 * context + max((g.n_samples for g in gaps),
-                                                                                       default=0)),
-                 "fill fewer channels at once")
+    check_memory(
+        f"filling {channels} channel(s)",
+        16 * channels * (2 * context + max((g.n_samples for g in gaps), default=0)),
+        "fill fewer channels at once",
+    )
     filled = []
     for i, gap in enumerate(gaps):
         left_limit = gaps[i - 1].end if i else 0
@@ -201,13 +248,19 @@ def fill_gaps(path: str | os.PathLike, gaps: list[Gap], rate: int, settings: Fil
         for c in range(channels):
             if on_gap is not None:
                 label = f"channel {c}: " if channels > 1 else ""
-                on_gap(f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
-                       f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})")
+                on_gap(
+                    f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
+                    f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})"
+                )
             x = window[:, c]
-            out[:, c] = fill_one(x[: gap.start - lo], x[gap.end - lo:], gap.n_samples, rate, settings, gap.sides)
+            out[:, c] = fill_one(
+                x[: gap.start - lo], x[gap.end - lo :], gap.n_samples, rate, settings, gap.sides
+            )
         if not np.all(np.isfinite(out)):
-            raise AudioInputError(f"{path}: the fill of gap {i + 1} produced non-finite samples; nothing was written "
-                                  "(try --method janssen)")
+            raise AudioInputError(
+                f"{path}: the fill of gap {i + 1} produced non-finite samples; nothing was written "
+                "(try --method janssen)"
+            )
         filled.append(out)
     return filled
 
@@ -218,8 +271,14 @@ def _as_int32(x: np.ndarray, bits: int) -> np.ndarray:
     return (q.astype(np.int64) << (32 - bits)).astype(np.int32)
 
 
-def write_filled(path: str | os.PathLike, out: str | os.PathLike, gaps: list[Gap], filled: list[np.ndarray],
-                 container: str, subtype: str) -> None:
+def write_filled(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    gaps: list[Gap],
+    filled: list[np.ndarray],
+    container: str,
+    subtype: str,
+) -> None:
     """Copy ``path`` to ``out`` block by block with each gap replaced, atomically, with sonode's
     marker (WAV). Same integer subtype in and out: copied as int32, bit for bit."""
     with _open(path) as f:
@@ -229,33 +288,47 @@ def write_filled(path: str | os.PathLike, out: str | os.PathLike, gaps: list[Gap
     top = 1.0 - 2.0 ** (1 - _INT_BITS[subtype]) if subtype in _INT_BITS else None
     try:
         with atomic_write(out) as tmp, _open(path) as src:
-            with sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, subtype=subtype, format=container) as dst:
+            with sf.SoundFile(
+                tmp, "w", samplerate=rate, channels=channels, subtype=subtype, format=container
+            ) as dst:
                 pos = 0
                 for block in src.blocks(_BLOCK_FRAMES, dtype=dtype, always_2d=True):
                     block = np.array(block)
                     if not integer and top is not None:
-                        block = np.clip(block, -1.0, top)  # libsndfile wraps out-of-range floats round
-                    for gap, values in zip(gaps, filled):
+                        block = np.clip(
+                            block, -1.0, top
+                        )  # libsndfile wraps out-of-range floats round
+                    for gap, values in zip(gaps, filled, strict=False):
                         a, b = max(gap.start, pos), min(gap.end, pos + block.shape[0])
                         if a < b:
-                            part = values[a - gap.start: b - gap.start]
+                            part = values[a - gap.start : b - gap.start]
                             if integer:
                                 part = _as_int32(part, _INT_BITS[subtype])
                             elif top is not None:
                                 part = np.clip(part, -1.0, top)
-                            block[a - pos: b - pos] = part
+                            block[a - pos : b - pos] = part
                     dst.write(block)
                     pos += block.shape[0]
-            if container in ("WAV", "WAVEX"):  # sonode's marker: a later run may replace its own output
+            if container in (
+                "WAV",
+                "WAVEX",
+            ):  # sonode's marker: a later run may replace its own output
                 append_riff_chunk(tmp, riff_info_chunk(sonode_marker()))
     except (OSError, sf.SoundFileError, ValueError) as err:
         why = "the disk is full" if disk_full(err, out) else "check the folder is writable"
         raise OutputPathError(f"cannot write {out}: {err}; {why} (nothing was written)") from err
 
 
-def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tuple[float, float]],
-              settings: FillSettings, detect: bool = False, dry_run: bool = False,
-              on_gap: Callable[[str], None] | None = None, force: bool = False) -> dict[str, Any]:
+def fill_file(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    gaps_s: list[tuple[float, float]],
+    settings: FillSettings,
+    detect: bool = False,
+    dry_run: bool = False,
+    on_gap: Callable[[str], None] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     """Fill the gaps of the audio file ``path`` and write ``out`` and its JSON report.
 
     Args:
@@ -284,18 +357,33 @@ def fill_file(path: str | os.PathLike, out: str | os.PathLike, gaps_s: list[tupl
         check_fill_outputs(path, out, force, expected_bytes=8 * n_values)
     gaps, rate, found = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
-        "input": str(path), "output": None if dry_run else str(out), "sample_rate": rate,
-        "format": container, "subtype": subtype, "input_subtype": info.subtype,
-        "method": settings.method, "context_s": settings.context_s,
+        "input": str(path),
+        "output": None if dry_run else str(out),
+        "sample_rate": rate,
+        "format": container,
+        "subtype": subtype,
+        "input_subtype": info.subtype,
+        "method": settings.method,
+        "context_s": settings.context_s,
         "budget_s_per_gap": settings.budget_s if settings.method == "sonode_fit" else None,
         "detected": found,
-        "gaps": [{"start_s": g.start / rate, "end_s": g.end / rate, "samples": g.n_samples, "kind": g.kind,
-                  "sides": g.sides} for g in gaps],
+        "gaps": [
+            {
+                "start_s": g.start / rate,
+                "end_s": g.end / rate,
+                "samples": g.n_samples,
+                "kind": g.kind,
+                "sides": g.sides,
+            }
+            for g in gaps
+        ],
     }
     if dry_run:
         return report
     if not gaps:
-        raise ValueError("no gap to fill: give --gap START END or use --detect (which found nothing)")
+        raise ValueError(
+            "no gap to fill: give --gap START END or use --detect (which found nothing)"
+        )
     filled = fill_gaps(path, gaps, rate, settings, on_gap)
     check_fill_outputs(path, out, force)  # again: the files may have appeared while filling
     write_filled(path, out, gaps, filled, container, subtype)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,19 +50,35 @@ def check_render_size(start_s: float, end_s: float, rate: int, clip_rate: int) -
     Raises:
         sonode.limits.LimitError: one line with the value and the limit.
     """
-    from sonode.limits import MAX_OUTPUT_RATE_HZ, MAX_RENDER_S, check_finite, check_limit, check_memory
+    from sonode.limits import (
+        MAX_OUTPUT_RATE_HZ,
+        MAX_RENDER_S,
+        check_finite,
+        check_limit,
+        check_memory,
+    )
 
     check_finite("end", end_s, "give a finite end in seconds")
     check_limit("span", end_s - start_s, MAX_RENDER_S, "render a shorter span", " s")
     check_limit("output rate", rate, MAX_OUTPUT_RATE_HZ, "choose a lower --rate", " Hz")
-    factor = -(-clip_rate // rate) if rate < clip_rate else 1  # renders below the clip's rate run finer
+    factor = (
+        -(-clip_rate // rate) if rate < clip_rate else 1
+    )  # renders below the clip's rate run finer
     n = n_output_samples(end_s - start_s, factor * rate)
-    check_memory(f"rendering {n} samples at {factor * rate} Hz", n * RENDER_BYTES_PER_OUTPUT_SAMPLE,
-                 "render a shorter span or at a lower rate")
+    check_memory(
+        f"rendering {n} samples at {factor * rate} Hz",
+        n * RENDER_BYTES_PER_OUTPUT_SAMPLE,
+        "render a shorter span or at a lower rate",
+    )
 
 
-def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, end_s: float | None = None,
-           progress: Callable[[int, int], None] | None = None) -> Rendering:
+def render(
+    model: SonodeModel,
+    rate: int | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Rendering:
     """The model's signal on [start_s, end_s) at ``rate`` Hz.
 
     Args:
@@ -89,7 +105,9 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
     rate = config.sample_rate if rate is None else as_whole_rate(rate, "rate")
     end_s = config.n_samples / config.sample_rate if end_s is None else float(end_s)
     if not start_s >= 0:
-        raise ValueError(f"start must be ≥ 0 s (the model starts at the fitted span's first sample), got {start_s}")
+        raise ValueError(
+            f"start must be ≥ 0 s (the model starts at the fitted span's first sample), got {start_s}"
+        )
     if not end_s > start_s:
         raise ValueError(f"end ({end_s} s) must be after start ({start_s} s)")
     check_render_size(start_s, end_s, rate, config.sample_rate)
@@ -98,14 +116,24 @@ def render(model: SonodeModel, rate: int | None = None, start_s: float = 0.0, en
     n = n_output_samples(end_s - start_s, rate)
     times = start_s + torch.arange(n, dtype=torch.float64) / rate
     total = config.layout.n_segments
-    x = model.render_normalised(times, bound=BLOWUP_FACTOR,
-                                progress=None if progress is None else (lambda done: progress(done, total)))
+    x = model.render_normalised(
+        times,
+        bound=BLOWUP_FACTOR,
+        progress=None if progress is None else (lambda done: progress(done, total)),
+    )
     stopped_at = float(times[x.numel()]) if x.numel() < n else None
-    return Rendering(samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at)
+    return Rendering(
+        samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at
+    )
 
 
-def _render_band_limited(model: SonodeModel, rate: int, start_s: float, end_s: float,
-                         progress: Callable[[int, int], None] | None) -> Rendering:
+def _render_band_limited(
+    model: SonodeModel,
+    rate: int,
+    start_s: float,
+    end_s: float,
+    progress: Callable[[int, int], None] | None,
+) -> Rendering:
     """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
     ratio keeps the resampler's polyphase kernel small for any rate; block-wise, so memory stays
     proportional to the output)."""
@@ -117,11 +145,18 @@ def _render_band_limited(model: SonodeModel, rate: int, start_s: float, end_s: f
     samples = resample_blocks(fine.samples, factor * rate, rate, **KAISER_BEST)[:n]
     if fine.stopped_at_s is None:
         samples = np.pad(samples, (0, n - samples.size))
-    return Rendering(samples=samples, sample_rate=rate, start_s=start_s, stopped_at_s=fine.stopped_at_s)
+    return Rendering(
+        samples=samples, sample_rate=rate, start_s=start_s, stopped_at_s=fine.stopped_at_s
+    )
 
 
-def extrapolate(model: SonodeModel, seconds: float, rate: int | None = None, with_context: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> Rendering:
+def extrapolate(
+    model: SonodeModel,
+    seconds: float,
+    rate: int | None = None,
+    with_context: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Rendering:
     """Continue the sound past the fitted span by integrating the last segment's ODE onward.
 
     Args:

@@ -31,19 +31,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from sonode.io.clip import resample
-from sonode.dsp.bandwidth import (CROSSOVER_WIDTH, SILENT_TOP_OCTAVE_DB, band_edge_hz, crossover, fit_band,
-                              shaped_noise, tilt_track, top_octave_share_db)
-from sonode.dsp.resample import output_length, upsample_sinc
+from sonode.dsp.bandwidth import (
+    CROSSOVER_WIDTH,
+    SILENT_TOP_OCTAVE_DB,
+    band_edge_hz,
+    crossover,
+    fit_band,
+    shaped_noise,
+    tilt_track,
+    top_octave_share_db,
+)
 from sonode.dsp.harmonics import MAX_PARTIALS, continue_partials, harmonic_series, top_envelope
 from sonode.dsp.metrics import as_signal, energy_above_db
+from sonode.dsp.resample import output_length, upsample_sinc
+from sonode.io.clip import resample
 from sonode.model.decoder import SonodeModel
 from sonode.tasks.render import render
 
 LOW_BANDS = ("input", "model")
 HIGH_BANDS = ("model", "none")
 REPORT_OVERSAMPLING = 4  # the fit report renders the model at this many times its rate ...
-REPORT_SPAN_S = 2.0  # ... over at most its first this many seconds (8 s of rendering per second of a
+REPORT_SPAN_S = (
+    2.0  # ... over at most its first this many seconds (8 s of rendering per second of a
+)
 # 16 kHz fit on the loaded 2-core machine: a whole 30 s clip would add minutes to every fit)
 
 
@@ -93,9 +103,13 @@ def model_modes(model: SonodeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return freqs_hz, amplitude, model.bank.decay_per_s.detach().numpy()
 
 
-def extend_band(x: np.ndarray, rate_in: int, rate_out: int,
-                modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                seed: int = 0) -> tuple[np.ndarray, Extension]:
+def extend_band(
+    x: np.ndarray,
+    rate_in: int,
+    rate_out: int,
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, Extension]:
     """The synthesised band above the input's band edge, at ``rate_out``.
 
     Args:
@@ -117,22 +131,34 @@ def extend_band(x: np.ndarray, rate_in: int, rate_out: int,
     if share < SILENT_TOP_OCTAVE_DB:
         return np.zeros(n_out), info
     partials = harmonic_series(sig, rate_in, band, modes)
-    track = tilt_track(sig, rate_in, band, statistic="median" if partials is not None else "mean",
-                       clip_slope_limit=partials is not None)
+    track = tilt_track(
+        sig,
+        rate_in,
+        band,
+        statistic="median" if partials is not None else "mean",
+        clip_slope_limit=partials is not None,
+    )
     high = shaped_noise(track, n_out, rate_out, edge, seed=seed)
     if partials is not None:
         stop = 0.98 * rate_out / 2
-        tones = continue_partials(partials, top_envelope(sig, rate_in, band), edge, stop, n_out, rate_out, seed)
+        tones = continue_partials(
+            partials, top_envelope(sig, rate_in, band), edge, stop, n_out, rate_out, seed
+        )
         high += tones
-        info.harmonic, info.f0_hz, info.inharmonicity = True, partials.f0_hz, float(partials.inharmonicity)
+        info.harmonic, info.f0_hz, info.inharmonicity = (
+            True,
+            partials.f0_hz,
+            float(partials.inharmonicity),
+        )
         info.f0_source, info.decay_slope_per_s_hz = partials.source, partials.decay_slope_per_s_hz
         f_k = partials.frequency(np.arange(1, 4 * MAX_PARTIALS + 1))
         info.n_partials_added = int(min(np.sum((f_k >= edge) & (f_k < stop)), MAX_PARTIALS))
     return high, info
 
 
-def clip_modes(x: np.ndarray, rate: int, n_modes: int = 128,
-               lp_order: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def clip_modes(
+    x: np.ndarray, rate: int, n_modes: int = 128, lp_order: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What `model_modes` reads from a fitted model, from the clip's identification alone.
 
     The band above the input needs the clip's oscillators (frequencies, amplitudes, decays) to find
@@ -158,16 +184,24 @@ def clip_modes(x: np.ndarray, rate: int, n_modes: int = 128,
     poles = np.exp((modes.decay_per_s + 1j * modes.omega_rad_per_s) / rate)
     length, starts = window_starts(xn.shape[0])
     basis = modal_basis(poles, length)
-    coef = ridge_solve(basis.T @ basis, np.stack([xn[s: s + length] for s in starts]) @ basis, 1e-6)
+    coef = ridge_solve(
+        basis.T @ basis, np.stack([xn[s : s + length] for s in starts]) @ basis, 1e-6
+    )
     k = modes.n_modes
     amplitude = np.sqrt(np.mean(coef[:, :k] ** 2 + coef[:, k:] ** 2, axis=0)) * gain
     return modes.omega_rad_per_s / (2 * math.pi), amplitude, modes.decay_per_s
 
 
-def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeModel | None = None,
-                     low_band: str = "input", high_band: str = "model", seed: int = 0,
-                     modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                     ) -> tuple[np.ndarray, Extension | None]:
+def upsample_samples(
+    x: np.ndarray,
+    rate_in: int,
+    rate_out: int,
+    model: SonodeModel | None = None,
+    low_band: str = "input",
+    high_band: str = "model",
+    seed: int = 0,
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Extension | None]:
     """Upsample input samples: the low band kept, the band above synthesised.
 
     Args:
@@ -194,7 +228,11 @@ def upsample_samples(x: np.ndarray, rate_in: int, rate_out: int, model: SonodeMo
     check_upsample_size(sig.size, rate_in, rate_out)
     n_out = output_length(sig.size, rate_in, rate_out)
     if low_band == "input":
-        low = upsample_sinc(sig, rate_in, rate_out) if rate_out > rate_in else _resampled(sig, rate_in, rate_out)
+        low = (
+            upsample_sinc(sig, rate_in, rate_out)
+            if rate_out > rate_in
+            else _resampled(sig, rate_in, rate_out)
+        )
     else:
         low = render(model, rate=rate_out).samples
         low = np.pad(low, (0, max(0, n_out - low.size)))[:n_out]
@@ -222,14 +260,19 @@ def check_upsample_size(n_in: int, rate_in: int, rate_out: int) -> None:
     """
     from sonode.dsp.resample import SINC_PRESETS
     from sonode.io.clip import RESAMPLE_KW
-    from sonode.sinc import check_resample_cost
     from sonode.limits import MAX_OUTPUT_RATE_HZ, check_limit, check_memory
+    from sonode.sinc import check_resample_cost
 
     check_limit("output rate", rate_out, MAX_OUTPUT_RATE_HZ, "choose a lower --rate", " Hz")
-    check_resample_cost(int(rate_in), int(rate_out), SINC_PRESETS["default"] if rate_out > rate_in else RESAMPLE_KW)
+    check_resample_cost(
+        int(rate_in), int(rate_out), SINC_PRESETS["default"] if rate_out > rate_in else RESAMPLE_KW
+    )
     n_out = output_length(n_in, rate_in, rate_out)
-    check_memory(f"upsampling {n_in} samples to {n_out} at {rate_out} Hz", n_out * UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE,
-                 "choose a lower --rate or a shorter clip")
+    check_memory(
+        f"upsampling {n_in} samples to {n_out} at {rate_out} Hz",
+        n_out * UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE,
+        "choose a lower --rate or a shorter clip",
+    )
 
 
 def _resampled(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -238,8 +281,9 @@ def _resampled(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.pad(out, (0, max(0, n_out - out.size)))[:n_out]
 
 
-def model_energy_above_db(model: SonodeModel, factor: int = REPORT_OVERSAMPLING,
-                          span_s: float = REPORT_SPAN_S) -> float:
+def model_energy_above_db(
+    model: SonodeModel, factor: int = REPORT_OVERSAMPLING, span_s: float = REPORT_SPAN_S
+) -> float:
     """The fitted model's energy above its clip's Nyquist frequency, in dB of its total.
 
     Renders the first min(span_s, fitted span) seconds at ``factor`` × the clip's rate (solver

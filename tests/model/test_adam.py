@@ -21,7 +21,7 @@ def _run(make, steps: int, seed: int = 0):
     a, b, target = _problem(seed)
     opt = make([{"params": [a], "lr": 0.05}, {"params": [b], "lr": 0.002}])
     for i in range(steps):
-        for group, lr in zip(opt.param_groups, (0.05, 0.002)):
+        for group, lr in zip(opt.param_groups, (0.05, 0.002), strict=False):
             group["lr"] = lr * min(1.0, (i + 1) / 4)  # warm-up, as training does
         opt.zero_grad(set_to_none=True)
         _loss(a, b, target).backward()

@@ -5,25 +5,33 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sonode.model.continuation import (VALIDATION_S, envelope_decays, identify_continuation, merge_beating,
-                                       terminal_fade_samples)
+from sonode.model.continuation import (
+    VALIDATION_S,
+    envelope_decays,
+    identify_continuation,
+    merge_beating,
+    terminal_fade_samples,
+)
 
 RATE = 16000
 
 
 def _snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2))
+    return 10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2))
 
 
 def _damped_partials(n: int) -> np.ndarray:
     t = np.arange(n) / RATE
-    return (np.exp(-3 * t) * np.sin(2 * np.pi * 220 * t + 0.3) + 0.5 * np.exp(-8 * t) * np.sin(2 * np.pi * 661 * t)
-            + 0.2 * np.exp(-1 * t) * np.sin(2 * np.pi * 1503 * t + 1.0))
+    return (
+        np.exp(-3 * t) * np.sin(2 * np.pi * 220 * t + 0.3)
+        + 0.5 * np.exp(-8 * t) * np.sin(2 * np.pi * 661 * t)
+        + 0.2 * np.exp(-1 * t) * np.sin(2 * np.pi * 1503 * t + 1.0)
+    )
 
 
 def test_damped_partials_continue_exactly_and_no_mode_grows():
     x = _damped_partials(int(0.9 * RATE))
-    history, future = x[: int(0.8 * RATE)], x[int(0.8 * RATE):]
+    history, future = x[: int(0.8 * RATE)], x[int(0.8 * RATE) :]
     fit = identify_continuation(history, RATE)
     assert np.all(fit.decay_per_s <= 0)
     # noise-free modes: the covariance method, exact here, validates far better than Burg (whose
@@ -38,7 +46,9 @@ def test_the_order_is_chosen_on_held_back_samples():
     smallest and the largest candidate, whatever order that is."""
     rng = np.random.default_rng(1)
     t = np.arange(int(0.6 * RATE)) / RATE
-    x = sum(np.sin(2 * np.pi * 110 * k * t + k) / k for k in range(1, 12)) + 0.02 * rng.standard_normal(t.shape)
+    x = sum(
+        np.sin(2 * np.pi * 110 * k * t + k) / k for k in range(1, 12)
+    ) + 0.02 * rng.standard_normal(t.shape)
     chosen = identify_continuation(x, RATE)
     assert chosen.estimator == "burg"  # noise: no predictor is exact, Burg's poles are used
     held = int(round(VALIDATION_S * RATE))
@@ -49,17 +59,22 @@ def test_the_order_is_chosen_on_held_back_samples():
 
 # ---- seconds: late decays measured on the clip's last second ------------------------------------
 
+
 def _level_db(x: np.ndarray) -> float:
-    return 10 * np.log10(np.mean(x ** 2))
+    return 10 * np.log10(np.mean(x**2))
 
 
-def _noisy_partials(n: int, decay_per_s: float, noise: float, wander: float, seed: int = 2) -> np.ndarray:
+def _noisy_partials(
+    n: int, decay_per_s: float, noise: float, wander: float, seed: int = 2
+) -> np.ndarray:
     """Five harmonics of 110 Hz, all decaying at decay_per_s, whose pitch wanders like a held
     note's (a random walk of relative size ``wander`` over the clip), plus white noise."""
     rng = np.random.default_rng(seed)
     pitch = 1 + wander * np.cumsum(rng.standard_normal(n)) / np.sqrt(n)
     phase = 2 * np.pi * 110 * np.cumsum(pitch) / RATE
-    tone = sum(np.sin(k * phase + k) / k for k in range(1, 6)) * np.exp(-decay_per_s * np.arange(n) / RATE)
+    tone = sum(np.sin(k * phase + k) / k for k in range(1, 6)) * np.exp(
+        -decay_per_s * np.arange(n) / RATE
+    )
     return tone + noise * rng.standard_normal(n)
 
 
@@ -68,13 +83,15 @@ def test_a_sustained_tone_holds_its_level_for_two_seconds():
     fit = identify_continuation(x, RATE)
     assert fit.estimator == "burg" and fit.switch_after_end_s == VALIDATION_S
     cont = fit.samples(2 * RATE, RATE)
-    last = _level_db(x[-RATE // 10:])
-    blocks = [_level_db(cont[i: i + RATE // 10]) - last for i in range(0, 2 * RATE, RATE // 10)]
+    last = _level_db(x[-RATE // 10 :])
+    blocks = [_level_db(cont[i : i + RATE // 10]) - last for i in range(0, 2 * RATE, RATE // 10)]
     assert max(abs(b) for b in blocks) < 1.0, blocks
     # Burg's own decays (context 0.26 s) take the wander for decay and lose the level (−5.9 dB):
     # what the late decays are for
-    burg_only = replace(fit, late_decay_per_s=None, late_omega_rad_per_s=None).samples(2 * RATE, RATE)
-    assert _level_db(burg_only[-RATE // 10:]) - last < -3.0
+    burg_only = replace(fit, late_decay_per_s=None, late_omega_rad_per_s=None).samples(
+        2 * RATE, RATE
+    )
+    assert _level_db(burg_only[-RATE // 10 :]) - last < -3.0
 
 
 def test_a_decaying_tone_continues_at_its_decay_rate():
@@ -83,17 +100,20 @@ def test_a_decaying_tone_continues_at_its_decay_rate():
     x = _noisy_partials(n, decay_per_s, noise=1e-3, wander=0.0)
     fit = identify_continuation(x, RATE)
     cont = fit.samples(2 * RATE, RATE)
-    levels = np.array([_level_db(cont[i: i + RATE // 50]) for i in range(0, 2 * RATE, RATE // 50)])
+    levels = np.array([_level_db(cont[i : i + RATE // 50]) for i in range(0, 2 * RATE, RATE // 50)])
     slope_db_per_s = np.polyfit(np.arange(levels.shape[0]) / 50, levels, 1)[0]
     expected = -20 * decay_per_s / np.log(10)
     assert abs(slope_db_per_s - expected) < 0.1 * abs(expected), (slope_db_per_s, expected)
-    assert abs(_level_db(cont[: RATE // 10]) - _level_db(x[-RATE // 10:]) - expected * 0.1) < 1.0
+    assert abs(_level_db(cont[: RATE // 10]) - _level_db(x[-RATE // 10 :]) - expected * 0.1) < 1.0
 
 
 def test_envelope_decays_measure_each_partial_and_never_grow():
     t = np.arange(RATE) / RATE
-    x = np.exp(-1.0 * t) * np.sin(2 * np.pi * 300 * t) + np.exp(-6.0 * t) * np.sin(2 * np.pi * 1000 * t) \
-        + np.minimum(t, 0.5) * np.sin(2 * np.pi * 2000 * t)  # the last swells
+    x = (
+        np.exp(-1.0 * t) * np.sin(2 * np.pi * 300 * t)
+        + np.exp(-6.0 * t) * np.sin(2 * np.pi * 1000 * t)
+        + np.minimum(t, 0.5) * np.sin(2 * np.pi * 2000 * t)
+    )  # the last swells
     decays = envelope_decays(x, RATE, 2 * np.pi * np.array([300.0, 1000.0, 2000.0]), 512)
     assert decays == pytest.approx([-1.0, -6.0, 0.0], abs=0.05)
     assert envelope_decays(x[:1000], RATE, np.array([1.0]), 512) is None  # fewer than 4 frames
@@ -113,10 +133,12 @@ def test_a_fade_out_is_found_and_the_sound_before_it_continued():
     faded = x.copy()
     faded[-fade:] *= np.linspace(1.0, 0.0, fade)
     found = terminal_fade_samples(faded, RATE)
-    assert 0.85 * fade <= found <= 2 * fade  # past the fade by up to a period (its peak below the one before)
+    assert (
+        0.85 * fade <= found <= 2 * fade
+    )  # past the fade by up to a period (its peak below the one before)
     fit = identify_continuation(faded, RATE)
     assert fit.fade_samples == found
     cont = fit.samples(RATE // 2, RATE)
-    before = _level_db(x[-RATE // 10 - fade: -fade])
+    before = _level_db(x[-RATE // 10 - fade : -fade])
     assert abs(_level_db(cont[: RATE // 10]) - before) < 1.0
-    assert abs(_level_db(cont[-RATE // 10:]) - before) < 1.0
+    assert abs(_level_db(cont[-RATE // 10 :]) - before) < 1.0

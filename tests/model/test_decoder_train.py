@@ -20,7 +20,9 @@ def _small_model(x=None):
 
 
 def test_two_tone_clip_fits_to_30_db_in_a_few_steps():
-    model, report = fit_samples(two_tone_clip(0.25), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None))
+    model, report = fit_samples(
+        two_tone_clip(0.25), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None)
+    )
     assert report.snr_db >= 30.0
     assert report.discretisation_snr_db >= 40.0
     assert report.epochs == 3 and len(report.history) == 3 and report.stop_reason == "steps"
@@ -40,7 +42,7 @@ def test_adjoint_gradient_equals_backprop_through_the_same_solver():
         torch.mean((signal - target) ** 2).backward()
         return [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
-    for g_adj, g_bp in zip(grads("adjoint"), grads("backprop")):
+    for g_adj, g_bp in zip(grads("adjoint"), grads("backprop"), strict=False):
         torch.testing.assert_close(g_adj, g_bp, rtol=1e-8, atol=1e-14)
 
 
@@ -48,13 +50,16 @@ def test_same_seed_and_steps_give_identical_parameters():
     options = FitOptions(**SMALL, steps=2, max_time_s=None, seed=3)
     a, _ = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, options)
     b, _ = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, options)
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=False):
         assert torch.equal(pa, pb), name
 
 
 def test_target_snr_stops_training_early():
-    _, report = fit_samples(two_tone_clip(0.1), SAMPLE_RATE,
-                            FitOptions(**SMALL, steps=50, max_time_s=None, target_snr_db=10.0))
+    _, report = fit_samples(
+        two_tone_clip(0.1),
+        SAMPLE_RATE,
+        FitOptions(**SMALL, steps=50, max_time_s=None, target_snr_db=10.0),
+    )
     assert report.stop_reason == "target_snr" and report.epochs == 0
 
 
@@ -68,7 +73,9 @@ def test_non_finite_loss_rolls_back_and_reports(monkeypatch):
         return (signal * math.nan, per_segment) if gradient is not None else (signal, per_segment)
 
     monkeypatch.setattr(SonodeModel, "reconstruct", poisoned)
-    model, report = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=5, max_time_s=None))
+    model, report = fit_samples(
+        two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=5, max_time_s=None)
+    )
     assert report.stop_reason == "diverged" and report.rejected_steps >= 6 and report.epochs == 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert report.snr_db == pytest.approx(report.initial_snr_db)
@@ -118,7 +125,9 @@ def test_a_model_failing_the_discretisation_check_is_not_kept(monkeypatch):
     import sonode.model.train as train
 
     monkeypatch.setattr(train, "DISCRETISATION_GOAL_DB", math.inf)
-    model, report = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None))
+    model, report = fit_samples(
+        two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None)
+    )
     assert report.discretisation_fallback
     assert torch.count_nonzero(model.field.mlp[-1].weight) == 0  # the zero-initialised correction
     assert report.snr_db == pytest.approx(report.initial_snr_db, abs=1e-9)

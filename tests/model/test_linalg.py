@@ -7,7 +7,14 @@ from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_info
 
 from sonode.dsp.linalg import aberth_roots, companion_roots, lapack_threads, polynomial_roots
-from sonode.dsp.lpc import burg, covariance_predictor, lag_gram, modal_basis, modal_gram, ridge_solve
+from sonode.dsp.lpc import (
+    burg,
+    covariance_predictor,
+    lag_gram,
+    modal_basis,
+    modal_gram,
+    ridge_solve,
+)
 
 
 def _matched_distance(r1: np.ndarray, r2: np.ndarray) -> float:
@@ -19,8 +26,15 @@ def _matched_distance(r1: np.ndarray, r2: np.ndarray) -> float:
 def _predictor_of_noisy_modes(order: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = np.arange(4 * order)
-    x = sum(np.exp(-d * n) * np.cos(w * n + ph) for w, d, ph in
-            zip(rng.uniform(0.05, 3.0, 30), rng.uniform(0, 1e-3, 30), rng.uniform(0, 6, 30)))
+    x = sum(
+        np.exp(-d * n) * np.cos(w * n + ph)
+        for w, d, ph in zip(
+            rng.uniform(0.05, 3.0, 30),
+            rng.uniform(0, 1e-3, 30),
+            rng.uniform(0, 6, 30),
+            strict=False,
+        )
+    )
     return burg(x + 1e-3 * rng.standard_normal(n.shape[0]), order)
 
 
@@ -54,7 +68,9 @@ def test_aberth_reports_failure_instead_of_returning_unconverged_roots():
 @pytest.mark.parametrize("n, order", [(13, 12), (50, 3), (3000, 40)])
 def test_lag_gram_equals_the_lag_matrix_gram(n, order):
     x = np.random.default_rng(n).standard_normal(n)
-    lagged = np.lib.stride_tricks.sliding_window_view(x, order + 1)[:, ::-1]  # row: x[m], x[m-1], ...
+    lagged = np.lib.stride_tricks.sliding_window_view(x, order + 1)[
+        :, ::-1
+    ]  # row: x[m], x[m-1], ...
     np.testing.assert_allclose(lag_gram(x, order), lagged.T @ lagged, rtol=0, atol=1e-12 * n)
 
 
@@ -63,13 +79,14 @@ def test_covariance_predictor_of_an_exact_recursion_is_exact():
     x = np.zeros(200)
     x[:3] = [1.0, -0.5, 0.25]
     for n in range(3, 200):
-        x[n] = -a_true[1:] @ x[n - 3: n][::-1]
+        x[n] = -a_true[1:] @ x[n - 3 : n][::-1]
     np.testing.assert_allclose(covariance_predictor(x, 3, rel_ridge=0.0), a_true, atol=1e-10)
 
 
 def test_lapack_threads_limits_openblas_and_restores_it():
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
     before = blas_threads()
     with lapack_threads(1):
         assert all(t == 1 for t in blas_threads())
@@ -79,8 +96,12 @@ def test_lapack_threads_limits_openblas_and_restores_it():
 @pytest.mark.parametrize("n", [1, 7, 2048])
 def test_modal_gram_equals_the_basis_gram(n):
     rng = np.random.default_rng(n)
-    poles = np.concatenate([rng.uniform(0.5, 1.0, 20) * np.exp(1j * rng.uniform(0, np.pi, 20)),
-                            [1.0, 0.999999 * np.exp(1e-7j), np.exp(1e-7j), -0.7]])  # q = 1 and q near 1
+    poles = np.concatenate(
+        [
+            rng.uniform(0.5, 1.0, 20) * np.exp(1j * rng.uniform(0, np.pi, 20)),
+            [1.0, 0.999999 * np.exp(1e-7j), np.exp(1e-7j), -0.7],
+        ]
+    )  # q = 1 and q near 1
     basis = modal_basis(poles, n)
     np.testing.assert_allclose(modal_gram(poles, n), basis.T @ basis, rtol=0, atol=1e-9 * n)
 
@@ -89,8 +110,11 @@ def test_ridge_solve_with_one_matrix_for_many_rows_equals_the_batched_solve():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((6, 6))
     gram, rhs = a @ a.T, rng.standard_normal((4, 6))
-    np.testing.assert_allclose(ridge_solve(gram, rhs, 1e-6), ridge_solve(np.broadcast_to(gram, (4, 6, 6)).copy(), rhs, 1e-6),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        ridge_solve(gram, rhs, 1e-6),
+        ridge_solve(np.broadcast_to(gram, (4, 6, 6)).copy(), rhs, 1e-6),
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("n, first", [(0, 0), (1, 0), (65, 0), (300, 0), (200, 1000)])
@@ -103,12 +127,15 @@ def test_modal_basis_by_block_products_equals_the_powers(n, first):
 
 def test_damped_exponential_sum_equals_the_direct_sum():
     from sonode.dsp.harmonics import damped_exponential_sum
+
     rng = np.random.default_rng(5)
     amplitude = rng.standard_normal(7) + 1j * rng.standard_normal(7)
     rates = -rng.uniform(0, 5, 7) + 2j * np.pi * rng.uniform(8000, 24000, 7)
     n, rate = 1000, 48000
     direct = np.real(np.exp(np.outer(np.arange(n) / rate, rates)) @ amplitude)
-    np.testing.assert_allclose(damped_exponential_sum(amplitude, rates, n, rate), direct, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(
+        damped_exponential_sum(amplitude, rates, n, rate), direct, rtol=0, atol=1e-11
+    )
 
 
 def test_real_roots_come_out_exactly_real():

@@ -10,7 +10,9 @@ from sonode.model.oscillator import OscillatorBank
 
 
 def _bank():
-    return OscillatorBank(torch.tensor([-5.0, -0.0, -300.0]), torch.tensor([2000.0, 300.0, 40000.0]))
+    return OscillatorBank(
+        torch.tensor([-5.0, -0.0, -300.0]), torch.tensor([2000.0, 300.0, 40000.0])
+    )
 
 
 def test_expm_apply_equals_matrix_exponential_of_the_block_matrix():
@@ -30,7 +32,9 @@ def test_expm_apply_equals_matrix_exponential_of_the_block_matrix():
 def test_exponential_group_property_and_no_growing_mode():
     bank = _bank()
     z = torch.randn(3, 6, dtype=torch.float64)
-    torch.testing.assert_close(bank.expm_apply(0.002, bank.expm_apply(0.001, z)), bank.expm_apply(0.003, z))
+    torch.testing.assert_close(
+        bank.expm_apply(0.002, bank.expm_apply(0.001, z)), bank.expm_apply(0.003, z)
+    )
     assert torch.all(bank.decay_per_s < 0)  # even the mode given as 0 decays (floor 1e-3 / s)
 
 
@@ -42,10 +46,14 @@ def test_cached_factors_follow_parameter_updates():
         bank.omega_rad_per_s.add_(100.0)  # an in-place update, as an optimiser makes
         after = bank.expm_apply(1e-3, z)
     assert not torch.allclose(before, after)
-    torch.testing.assert_close(after, bank.expm_apply(1e-3, z).detach())  # grad mode: computed afresh
+    torch.testing.assert_close(
+        after, bank.expm_apply(1e-3, z).detach()
+    )  # grad mode: computed afresh
 
 
-@pytest.mark.parametrize("n_samples,hop,overlap", [(1000, 128, 16), (200, 64, 0), (129, 128, 16), (90, 128, 16)])
+@pytest.mark.parametrize(
+    "n_samples,hop,overlap", [(1000, 128, 16), (200, 64, 0), (129, 128, 16), (90, 128, 16)]
+)
 def test_training_weights_partition_unity_over_the_clip(n_samples, hop, overlap):
     layout = SegmentLayout(16000, n_samples, hop, overlap)
     summed = layout.overlap_add(layout.training_weights())

@@ -12,7 +12,7 @@ def test_covariance_predictor_equals_least_squares():
     x = np.convolve(rng.standard_normal(3000), [1.0, -0.6, 0.3, 0.1], mode="same")
     order = 12
     a = covariance_predictor(x, order, rel_ridge=0.0)
-    lagged = np.stack([x[order - j: len(x) - j] for j in range(1, order + 1)], axis=1)
+    lagged = np.stack([x[order - j : len(x) - j] for j in range(1, order + 1)], axis=1)
     expected, *_ = np.linalg.lstsq(lagged, -x[order:], rcond=None)
     assert a[0] == 1.0
     np.testing.assert_allclose(a[1:], expected, rtol=1e-8, atol=1e-12)
@@ -27,8 +27,8 @@ def test_predictor_poles_are_stable_and_one_per_conjugate_pair():
 def test_identify_modes_recovers_frequencies_and_decays_of_damped_tones():
     x = two_tone_clip(0.25)
     modes = identify_modes(x, SAMPLE_RATE, n_modes=2, lp_order=32)
-    found = sorted(zip(modes.omega_rad_per_s / (2 * np.pi), -modes.decay_per_s))
-    for (f_true, _, d_true), (f, d) in zip(sorted(TONES), found):
+    found = sorted(zip(modes.omega_rad_per_s / (2 * np.pi), -modes.decay_per_s, strict=False))
+    for (f_true, _, d_true), (f, d) in zip(sorted(TONES), found, strict=False):
         assert f == pytest.approx(f_true, rel=2e-3)
         assert d == pytest.approx(d_true, abs=0.05)
 

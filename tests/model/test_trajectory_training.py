@@ -47,7 +47,9 @@ def _fit_with_scores(monkeypatch, free_run_after_start_db: float):
 
     monkeypatch.setattr(train, "snr_db", reconstruction)
     monkeypatch.setattr(train, "trajectory_snr", free_run)
-    model, _ = fit_samples(two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None))
+    model, _ = fit_samples(
+        two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None)
+    )
     return model
 
 

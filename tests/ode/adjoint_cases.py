@@ -30,7 +30,11 @@ def lawson_linear(d: int = 3, seed: int = 1) -> DenseLinear:
     gen = torch.Generator().manual_seed(seed)
     rot = torch.zeros(d, d, dtype=torch.float64)
     rot[0, 1], rot[1, 0] = 3.0, -3.0
-    A = rot - 0.2 * torch.eye(d, dtype=torch.float64) + 0.1 * torch.randn(d, d, generator=gen, dtype=torch.float64)
+    A = (
+        rot
+        - 0.2 * torch.eye(d, dtype=torch.float64)
+        + 0.1 * torch.randn(d, d, generator=gen, dtype=torch.float64)
+    )
     return DenseLinear(A.requires_grad_())
 
 
@@ -53,4 +57,6 @@ def backprop_grads(func, y0, t, inputs, method, options, rtol=1e-7, atol=1e-9):
 
 
 def max_rel_err(got, ref) -> float:
-    return max(float((g - r).norm() / r.norm().clamp_min(1e-300)) for g, r in zip(got, ref))
+    return max(
+        float((g - r).norm() / r.norm().clamp_min(1e-300)) for g, r in zip(got, ref, strict=False)
+    )

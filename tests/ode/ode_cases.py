@@ -13,16 +13,31 @@ ADAPTIVE = ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8")
 # by test_torchdiffeq_parity.py and test_adaptive.py instead.
 ADAPTIVE_HIGH = tuple(m for m in ADAPTIVE if m not in ("adaptive_heun", "fehlberg2"))
 # Covered by tests/ode/test_implicit.py and tests/ode/test_reversible.py.
-IMPLICIT = ("implicit_euler", "implicit_midpoint", "trapezoid", "radauIIA3", "radauIIA5", "gl4", "gl6", "sdirk2", "trbdf2")
+IMPLICIT = (
+    "implicit_euler",
+    "implicit_midpoint",
+    "trapezoid",
+    "radauIIA3",
+    "radauIIA5",
+    "gl4",
+    "gl6",
+    "sdirk2",
+    "trbdf2",
+)
 REVERSIBLE = ("reversible_heun", "reversible_rk4")
 # Whole-solve methods (multistep, scipy): test_adams.py, test_torchdiffeq_parity.py.
 WHOLE_SOLVE = ("explicit_adams", "implicit_adams", "fixed_adams", "scipy_solver")
 ALL_METHODS = FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE + WHOLE_SOLVE
-ORDER = {name: METHODS[name].order for name in FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE}
+ORDER = {
+    name: METHODS[name].order
+    for name in FIXED_RK + ADAPTIVE + ("lawson_rk4",) + IMPLICIT + REVERSIBLE
+}
 assert set(ALL_METHODS) == set(METHODS), "a solver is missing from the shared suite"
 # Every explicit Runge–Kutta method of the registry runs through the shared suite (other kinds have their own tests).
 _EXPLICIT_RK = {n for n, m in METHODS.items() if not m.implicit and m.solver is None}
-assert _EXPLICIT_RK <= set(FIXED_RK + ADAPTIVE + ("lawson_rk4",)), "a solver is missing from the shared suite"
+assert _EXPLICIT_RK <= set(FIXED_RK + ADAPTIVE + ("lawson_rk4",)), (
+    "a solver is missing from the shared suite"
+)
 
 # A linear system y' = A y with rotation and decay (complex eigenvalues), solved exactly by exp(A t).
 A_LIN = torch.tensor([[-0.3, 2.0, 0.0], [-2.0, -0.3, 0.5], [0.0, -0.5, -0.8]], dtype=torch.float64)

@@ -12,12 +12,11 @@ import math
 import pytest
 import torch
 import torchdiffeq
+from adjoint_cases import MLPField, backprop_grads, case_options, max_rel_err, weighted_loss
 
 from sonode.ode import odeint, odeint_adjoint
 from sonode.ode.adjoint_checkpoint import checkpointed_forward
 from sonode.ode.options import SolveOptions
-
-from adjoint_cases import MLPField, backprop_grads, case_options, max_rel_err, weighted_loss
 
 CASES = [
     ("euler", {"step_size": 0.07}),
@@ -33,7 +32,9 @@ CASES = [
 
 def _setup(method, options, n_out=9, t_end=1.5, batch=2):
     func = MLPField()
-    y0 = torch.randn(batch, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64).requires_grad_()
+    y0 = torch.randn(
+        batch, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    ).requires_grad_()
     t = torch.linspace(0.0, t_end, n_out, dtype=torch.float64)
     opts = case_options(method, **options)
     inputs = [y0, *func.parameters()]
@@ -47,7 +48,9 @@ def _setup(method, options, n_out=9, t_end=1.5, batch=2):
 def test_checkpoint_equals_backprop(method, options, every):
     func, y0, t, opts, inputs = _setup(method, options)
     ys_ref, g_ref = backprop_grads(func, y0, t, inputs, method, opts)
-    ys = odeint_adjoint(func, y0, t, method=method, options=opts, adjoint_options={"checkpoint_every": every})
+    ys = odeint_adjoint(
+        func, y0, t, method=method, options=opts, adjoint_options={"checkpoint_every": every}
+    )
     assert torch.equal(ys, ys_ref), "odeint_adjoint must return exactly odeint's values"
     g = torch.autograd.grad(weighted_loss(ys), inputs)
     assert max_rel_err(g, g_ref) <= 1e-8
@@ -65,7 +68,12 @@ def test_checkpoint_equals_backprop_backwards_in_time_float32():
     assert max_rel_err(g, g_ref) <= 1e-5  # float32 round-off
 
 
-GRADCHECK_CASES = [("euler", {"step_size": 0.1}), ("rk4", {"step_size": 0.1}), ("lawson_rk4", {}), ("dopri5", {})]
+GRADCHECK_CASES = [
+    ("euler", {"step_size": 0.1}),
+    ("rk4", {"step_size": 0.1}),
+    ("lawson_rk4", {}),
+    ("dopri5", {}),
+]
 
 
 @pytest.mark.parametrize("method,options", GRADCHECK_CASES, ids=[m for m, _ in GRADCHECK_CASES])
@@ -73,15 +81,21 @@ def test_checkpoint_gradcheck(method, options):
     """Finite differences of the whole map (y0, W) -> ys (float64 gradcheck)."""
     opts = case_options(method, **options)
     t = torch.tensor([0.0, 0.3, 0.8], dtype=torch.float64)
-    W = (0.5 * torch.randn(2, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)).requires_grad_()
+    W = (
+        0.5 * torch.randn(2, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    ).requires_grad_()
     y0 = torch.tensor([0.4, -0.7], dtype=torch.float64, requires_grad=True)
     if method == "lawson_rk4":
         opts["linear"].A.requires_grad_(False)
         opts["linear"].A = opts["linear"].A[:2, :2].detach()
 
     def f(y0, W):
-        field = lambda t, y: torch.sin(y @ W.T) * (1 + t)
-        return odeint_adjoint(field, y0, t, method=method, rtol=1e-11, atol=1e-13, options=opts, adjoint_params=[W])
+        def field(t, y):
+            return torch.sin(y @ W.T) * (1 + t)
+
+        return odeint_adjoint(
+            field, y0, t, method=method, rtol=1e-11, atol=1e-13, options=opts, adjoint_params=[W]
+        )
 
     assert torch.autograd.gradcheck(f, (y0, W), atol=1e-6, rtol=1e-5)
 
@@ -91,9 +105,15 @@ def test_checkpoint_keeps_sparse_states():
     func = MLPField()
     y0 = torch.zeros(2, 3, dtype=torch.float64)
     opts = SolveOptions.build("rk4", 1e-6, 1e-8, {"step_size": 0.01})
-    _, cps = checkpointed_forward(func, y0, torch.tensor([0.0, 1.0]), opts, every=32, tape_tail=True)
+    _, cps = checkpointed_forward(
+        func, y0, torch.tensor([0.0, 1.0]), opts, every=32, tape_tail=True
+    )
     assert len(cps.h) == 100 and cps.kept.shape == (math.ceil(100 / 32), 2, 3)
-    assert cps.tail[1].shape == (1, 2, 3)  # the taped last piece (steps 96..99) holds only the output at t=1
+    assert cps.tail[1].shape == (
+        1,
+        2,
+        3,
+    )  # the taped last piece (steps 96..99) holds only the output at t=1
 
 
 @pytest.mark.parametrize("mode", ["checkpoint", "backsolve"])
@@ -111,16 +131,23 @@ def test_time_gradient_matches_finite_differences(mode):
             tp, tm = t.detach().clone(), t.detach().clone()
             tp[i] += eps
             tm[i] -= eps
-            fd[i] = (weighted_loss(odeint(func, y0, tp, **kw)) - weighted_loss(odeint(func, y0, tm, **kw))) / (2 * eps)
+            fd[i] = (
+                weighted_loss(odeint(func, y0, tp, **kw))
+                - weighted_loss(odeint(func, y0, tm, **kw))
+            ) / (2 * eps)
     assert torch.allclose(g_t, fd, rtol=1e-6, atol=1e-7)
 
 
 def test_agrees_with_torchdiffeq_adjoint():
     func = MLPField()
-    y0 = torch.randn(2, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64).requires_grad_()
+    y0 = torch.randn(
+        2, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64
+    ).requires_grad_()
     t = torch.linspace(0.0, 2.0, 6, dtype=torch.float64)
     inputs = [y0, *func.parameters()]
-    ours = torch.autograd.grad(weighted_loss(odeint_adjoint(func, y0, t, rtol=1e-10, atol=1e-12)), inputs)
+    ours = torch.autograd.grad(
+        weighted_loss(odeint_adjoint(func, y0, t, rtol=1e-10, atol=1e-12)), inputs
+    )
     ref_ys = torchdiffeq.odeint_adjoint(func, y0, t, method="dopri5", rtol=1e-10, atol=1e-12)
     ref = torch.autograd.grad(weighted_loss(ref_ys), inputs)
     assert max_rel_err(ours, ref) <= 1e-6
@@ -162,7 +189,9 @@ def test_only_listed_params_get_gradients():
     W = torch.eye(2, dtype=torch.float64, requires_grad=True)
     V = torch.eye(2, dtype=torch.float64, requires_grad=True)
     y0 = torch.ones(2, dtype=torch.float64)
-    ys = odeint_adjoint(lambda t, y: -y @ W @ V, y0, torch.tensor([0.0, 1.0]), method="rk4", adjoint_params=[W])
+    ys = odeint_adjoint(
+        lambda t, y: -y @ W @ V, y0, torch.tensor([0.0, 1.0]), method="rk4", adjoint_params=[W]
+    )
     ys.sum().backward()
     assert W.grad is not None and W.grad.abs().sum() > 0 and V.grad is None
 
@@ -184,14 +213,18 @@ def test_only_listed_params_get_gradients():
 def test_bad_options_raise_value_error(kwargs, match):
     func = MLPField()
     with pytest.raises(ValueError, match=match):
-        odeint_adjoint(func, torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0.0, 1.0]), **kwargs)
+        odeint_adjoint(
+            func, torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0.0, 1.0]), **kwargs
+        )
 
 
 def test_lawson_time_gradient_is_refused():
     opts = case_options("lawson_rk4")
     t = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
     with pytest.raises(ValueError, match="t.detach"):
-        odeint_adjoint(MLPField(), torch.zeros(2, 3, dtype=torch.float64), t, method="lawson_rk4", options=opts)
+        odeint_adjoint(
+            MLPField(), torch.zeros(2, 3, dtype=torch.float64), t, method="lawson_rk4", options=opts
+        )
 
 
 def test_plain_callable_needs_adjoint_params():
@@ -202,7 +235,9 @@ def test_plain_callable_needs_adjoint_params():
 def test_second_backward_replays_the_taped_piece():
     """The forward tapes the last piece once; a retained second backward replays it: same gradient."""
     func, y0, t, opts, inputs = _setup("rk4", {"step_size": 0.04})
-    ys = odeint_adjoint(func, y0, t, method="rk4", options=opts, adjoint_options={"checkpoint_every": 4})
+    ys = odeint_adjoint(
+        func, y0, t, method="rk4", options=opts, adjoint_options={"checkpoint_every": 4}
+    )
     loss = weighted_loss(ys)
     first = torch.autograd.grad(loss, inputs, retain_graph=True)
     second = torch.autograd.grad(loss, inputs)
@@ -213,4 +248,6 @@ def test_under_no_grad_returns_plain_values():
     func, y0, t, opts, _ = _setup("rk4", {"step_size": 0.04})
     with torch.no_grad():
         ys = odeint_adjoint(func, y0, t, method="rk4", options=opts)
-    assert ys.grad_fn is None and torch.equal(ys, odeint(func, y0.detach(), t, method="rk4", options=opts))
+    assert ys.grad_fn is None and torch.equal(
+        ys, odeint(func, y0.detach(), t, method="rk4", options=opts)
+    )

@@ -11,17 +11,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torchdiffeq
+from adjoint_cases import MLPField, backprop_grads, max_rel_err, weighted_loss
 
 from sonode.ode import odeint_adjoint
-
-from adjoint_cases import MLPField, backprop_grads, max_rel_err, weighted_loss
 
 BACKSOLVE = {"mode": "backsolve"}
 
 
 def _setup(n_out=9, t_end=1.5):
     func = MLPField()
-    y0 = torch.randn(2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64).requires_grad_()
+    y0 = torch.randn(
+        2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    ).requires_grad_()
     t = torch.linspace(0.0, t_end, n_out, dtype=torch.float64)
     return func, y0, t, [y0, *func.parameters()]
 
@@ -30,7 +31,13 @@ def _backsolve_error(method, options, rtol=1e-6, atol=1e-8, adjoint_extra=None):
     func, y0, t, inputs = _setup()
     _, g_ref = backprop_grads(func, y0, t, inputs, method, options, rtol=rtol, atol=atol)
     ys = odeint_adjoint(
-        func, y0, t, method=method, rtol=rtol, atol=atol, options=options,
+        func,
+        y0,
+        t,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        options=options,
         adjoint_options={**BACKSOLVE, **(adjoint_extra or {})},
     )
     return max_rel_err(torch.autograd.grad(weighted_loss(ys), inputs), g_ref)
@@ -65,18 +72,31 @@ def test_backsolve_method_override_is_used():
     assert loose_back > 10 * default
 
 
-@pytest.mark.parametrize("method,options", [("rk4", {"step_size": 0.005}), ("dopri5", {})], ids=["rk4", "dopri5"])
+@pytest.mark.parametrize(
+    "method,options", [("rk4", {"step_size": 0.005}), ("dopri5", {})], ids=["rk4", "dopri5"]
+)
 def test_backsolve_gradcheck(method, options):
     """Finite differences of the whole map (y0, W) -> ys; backsolve's own error is far below gradcheck's."""
     t = torch.tensor([0.0, 0.4, 1.0], dtype=torch.float64)
-    W = (0.5 * torch.randn(2, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)).requires_grad_()
+    W = (
+        0.5 * torch.randn(2, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    ).requires_grad_()
     y0 = torch.tensor([0.4, -0.7], dtype=torch.float64, requires_grad=True)
 
     def f(y0, W):
-        field = lambda t, y: torch.sin(y @ W.T) * (1 + t)
+        def field(t, y):
+            return torch.sin(y @ W.T) * (1 + t)
+
         return odeint_adjoint(
-            field, y0, t, method=method, rtol=1e-11, atol=1e-13, options=options,
-            adjoint_params=[W], adjoint_options=BACKSOLVE,
+            field,
+            y0,
+            t,
+            method=method,
+            rtol=1e-11,
+            atol=1e-13,
+            options=options,
+            adjoint_params=[W],
+            adjoint_options=BACKSOLVE,
         )
 
     assert torch.autograd.gradcheck(f, (y0, W), atol=1e-6, rtol=1e-5)
@@ -85,10 +105,16 @@ def test_backsolve_gradcheck(method, options):
 def test_backsolve_agrees_with_torchdiffeq():
     func, y0, t, inputs = _setup()
     ours = torch.autograd.grad(
-        weighted_loss(odeint_adjoint(func, y0, t, rtol=1e-10, atol=1e-12, adjoint_options=BACKSOLVE)), inputs
+        weighted_loss(
+            odeint_adjoint(func, y0, t, rtol=1e-10, atol=1e-12, adjoint_options=BACKSOLVE)
+        ),
+        inputs,
     )
     ref = torch.autograd.grad(
-        weighted_loss(torchdiffeq.odeint_adjoint(func, y0, t, method="dopri5", rtol=1e-10, atol=1e-12)), inputs
+        weighted_loss(
+            torchdiffeq.odeint_adjoint(func, y0, t, method="dopri5", rtol=1e-10, atol=1e-12)
+        ),
+        inputs,
     )
     assert max_rel_err(ours, ref) <= 1e-6
 
@@ -117,8 +143,12 @@ def test_lawson_is_refused_in_backsolve():
 
     with pytest.raises(ValueError, match="lawson_rk4"):
         odeint_adjoint(
-            MLPField(), torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0.0, 1.0]),
-            method="lawson_rk4", options={"linear": lawson_linear()}, adjoint_options=BACKSOLVE,
+            MLPField(),
+            torch.zeros(2, 3, dtype=torch.float64),
+            torch.tensor([0.0, 1.0]),
+            method="lawson_rk4",
+            options={"linear": lawson_linear()},
+            adjoint_options=BACKSOLVE,
         )
 
 
@@ -128,5 +158,7 @@ def test_backsolve_backwards_in_time_and_per_sample(options):
     func, y0, _, inputs = _setup()
     t = torch.linspace(2.0, 0.0, 7, dtype=torch.float64)
     _, g_ref = backprop_grads(func, y0, t, inputs, "dopri5", options, rtol=1e-9, atol=1e-11)
-    ys = odeint_adjoint(func, y0, t, rtol=1e-9, atol=1e-11, options=options, adjoint_options=BACKSOLVE)
+    ys = odeint_adjoint(
+        func, y0, t, rtol=1e-9, atol=1e-11, options=options, adjoint_options=BACKSOLVE
+    )
     assert max_rel_err(torch.autograd.grad(weighted_loss(ys), inputs), g_ref) < 1e-6

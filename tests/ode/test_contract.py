@@ -5,9 +5,9 @@ replay_step must reproduce the forward solve bit for bit (same stages, same inte
 
 import pytest
 import torch
+from ode_cases import A_LIN, ADAPTIVE_HIGH, van_der_pol_f
 
 from sonode.ode import DenseLinear, SolveOptions, replay_step, solve
-from ode_cases import A_LIN, ADAPTIVE_HIGH, van_der_pol_f
 
 CASES = [(m, None) for m in ADAPTIVE_HIGH] + [
     ("rk4", {"step_size": 0.07}),

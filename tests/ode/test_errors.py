@@ -23,7 +23,10 @@ def test_unknown_method_lists_the_valid_ones():
 
 @pytest.mark.parametrize(
     "method, options, valid",
-    [("dopri5", {"step_size": 0.1}, "first_step"), ("rk4", {"rtol": 1e-3, "first_step": 0.1}, "step_size")],
+    [
+        ("dopri5", {"step_size": 0.1}, "first_step"),
+        ("rk4", {"rtol": 1e-3, "first_step": 0.1}, "step_size"),
+    ],
 )
 def test_unknown_option_lists_the_valid_ones(method, options, valid):
     with pytest.raises(ValueError, match=f"unknown option.*valid options:.*{valid}"):
@@ -72,7 +75,12 @@ def _named_time(message: str) -> float:
 def test_blow_up_raises_runtime_error_at_the_singularity(method):
     # y' = y², y(0) = 1: y = 1 / (1 - t) is singular at t = 1
     with pytest.raises(RuntimeError, match="underflow") as err:
-        odeint(lambda t, y: y**2, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 2.0]), method=method)
+        odeint(
+            lambda t, y: y**2,
+            torch.ones(1, dtype=torch.float64),
+            torch.tensor([0.0, 2.0]),
+            method=method,
+        )
     assert _named_time(str(err.value)) == pytest.approx(1.0, abs=1e-3)
 
 
@@ -85,12 +93,21 @@ def test_blow_up_with_per_sample_names_the_sample():
 
 def test_fixed_step_blow_up_names_the_interval():
     with pytest.raises(RuntimeError, match=r"non-finite .* between t=0.5 and t=0.75"):
-        odeint(lambda t, y: y**3, torch.full((1,), 1.5), torch.tensor([0.0, 0.25, 0.5, 0.75]), method="euler",
-               options={"step_size": 0.05})
+        odeint(
+            lambda t, y: y**3,
+            torch.full((1,), 1.5),
+            torch.tensor([0.0, 0.25, 0.5, 0.75]),
+            method="euler",
+            options={"step_size": 0.05},
+        )
 
 
 def test_max_steps_names_t():
     with pytest.raises(RuntimeError, match=r"max_steps=5 reached at t=") as err:
-        odeint(lambda t, y: torch.cos(50 * t) * torch.ones_like(y), Y0, torch.tensor([0.0, 10.0]),
-               options={"max_steps": 5})
+        odeint(
+            lambda t, y: torch.cos(50 * t) * torch.ones_like(y),
+            Y0,
+            torch.tensor([0.0, 10.0]),
+            options={"max_steps": 5},
+        )
     assert 0.0 < _named_time(str(err.value)) < 10.0

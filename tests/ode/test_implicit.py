@@ -111,7 +111,10 @@ def test_robertson_adaptive_matches_scipy_where_dopri5_gives_up(method):
 
 def test_implicit_methods_are_stable_far_beyond_the_explicit_limit():
     """y' = -1e6 (y - cos t): h = 0.1 is 5e4 times dopri5's stability limit; L-stable methods track cos t."""
-    f = lambda t, y: -1e6 * (y - torch.cos(t))
+
+    def f(t, y):
+        return -1e6 * (y - torch.cos(t))
+
     t = torch.linspace(0.0, 2.0, 21, dtype=D)
     for method in ("implicit_euler", "radauIIA3", "radauIIA5", "sdirk2", "trbdf2"):
         ys = odeint(f, torch.zeros(1, dtype=D), t, method=method)
@@ -160,9 +163,10 @@ def test_gradient_matches_finite_differences_and_the_adjoint_equals_backprop(met
 def test_gradient_with_respect_to_y0_matches_finite_differences():
     y0 = torch.tensor([1.0, -0.5, 0.25], dtype=D, requires_grad=True)
     t = torch.tensor([0.0, 0.7, 1.5], dtype=D)
-    loss = lambda y: (
-        odeint(linear_f, y, t, method="gl4", options={"step_size": 0.1})[1:] ** 3
-    ).sum()
+
+    def loss(y):
+        return (odeint(linear_f, y, t, method="gl4", options={"step_size": 0.1})[1:] ** 3).sum()
+
     g = torch.autograd.grad(loss(y0), y0)[0]
     for i in range(3):
         e = torch.zeros(3, dtype=D)
@@ -172,7 +176,9 @@ def test_gradient_with_respect_to_y0_matches_finite_differences():
 
 
 def test_newton_failure_and_bad_options_give_one_line_errors():
-    f = lambda t, y: y**2  # blows up at t = 1: no stage solution for a step across it
+    def f(t, y):
+        return y**2  # blows up at t = 1: no stage solution for a step across it
+
     with pytest.raises(RuntimeError, match="Newton's method did not converge"):
         odeint(
             f,

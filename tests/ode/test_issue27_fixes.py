@@ -32,12 +32,16 @@ def test_checkpoint_adjoint_with_only_parameters_requiring_grad(n_steps):
     opts = {"step_size": 1.0 / n_steps}
     ys = odeint_adjoint(func, y0, t, method="rk4", options=opts)
     (g_adj,) = torch.autograd.grad(ys[-1].sum(), [func.k])
-    (g_ref,) = torch.autograd.grad(odeint(func, y0, t, method="rk4", options=opts)[-1].sum(), [func.k])
+    (g_ref,) = torch.autograd.grad(
+        odeint(func, y0, t, method="rk4", options=opts)[-1].sum(), [func.k]
+    )
     assert torch.allclose(g_adj, g_ref, rtol=1e-12)
     assert float(g_adj) == pytest.approx(-3.0 * math.exp(-0.7), rel=1e-7)  # d/dk of 3 exp(-k)
 
 
-@pytest.mark.parametrize("method,options", [("dopri5", {}), ("rk4", {"step_size": 0.01}), ("bosh3", {})])
+@pytest.mark.parametrize(
+    "method,options", [("dopri5", {}), ("rk4", {"step_size": 0.01}), ("bosh3", {})]
+)
 def test_odeint_gradient_with_respect_to_t(method, options):
     """y(t_i) = y0 exp(-k (t_i - t_0)): dL/dt_i = -k y(t_i) for i >= 1 and dL/dt_0 = k Σ y(t_i)."""
     func = Decay()
@@ -74,7 +78,9 @@ def test_float32_scalar_state_stays_float32(method):
         seen.add(tt.dtype)
         return -y
 
-    ys = odeint(f, y0, t, method=method, options={"step_size": 0.1} if method in ("rk4", "euler") else None)
+    ys = odeint(
+        f, y0, t, method=method, options={"step_size": 0.1} if method in ("rk4", "euler") else None
+    )
     assert ys.dtype == torch.float32 and ys.shape == (3,)
     assert seen == {torch.float32}
 
@@ -89,8 +95,7 @@ def test_float32_net_concatenating_t():
     y0 = torch.randn(4, 2)
     ys = odeint(f, y0, torch.tensor([0.0, 1.0], dtype=torch.float64))
     assert ys.dtype == torch.float32
-    ya = odeint_adjoint(_Wrap(net), y0,
-                        torch.tensor([0.0, 1.0], dtype=torch.float64))
+    ya = odeint_adjoint(_Wrap(net), y0, torch.tensor([0.0, 1.0], dtype=torch.float64))
     assert torch.equal(ys, ya.detach())
 
 
@@ -124,8 +129,14 @@ class Recording(Decay):
 
 def test_callbacks_fixed_step():
     func = Recording()
-    _, stats = odeint(func, torch.ones(2, dtype=torch.float64), torch.tensor([0.0, 1.0]), method="rk4",
-                      options={"step_size": 0.1}, return_stats=True)
+    _, stats = odeint(
+        func,
+        torch.ones(2, dtype=torch.float64),
+        torch.tensor([0.0, 1.0]),
+        method="rk4",
+        options={"step_size": 0.1},
+        return_stats=True,
+    )
     assert func.calls["step"] == stats.n_steps == 10
     assert func.calls["accept"] == func.calls["reject"] == 0
 
@@ -133,7 +144,9 @@ def test_callbacks_fixed_step():
 def test_callbacks_adaptive_count_every_attempt():
     func = Recording()
     y0 = torch.ones(2, dtype=torch.float64)
-    _, stats = odeint(func, y0, torch.tensor([0.0, 5.0]), options={"first_step": 1.0}, return_stats=True)
+    _, stats = odeint(
+        func, y0, torch.tensor([0.0, 5.0]), options={"first_step": 1.0}, return_stats=True
+    )
     assert stats.n_rejected > 0  # the large first step is rejected: both callbacks are exercised
     assert func.calls["accept"] == stats.n_steps and func.calls["reject"] == stats.n_rejected
     assert func.calls["step"] == stats.n_steps + stats.n_rejected
@@ -143,8 +156,14 @@ def test_callbacks_adaptive_count_every_attempt():
 def test_adjoint_callbacks_are_called_on_the_backward_pass(mode):
     func = Recording()
     y0 = torch.ones(2, dtype=torch.float64, requires_grad=True)
-    ys = odeint_adjoint(func, y0, torch.tensor([0.0, 1.0]), method="rk4", options={"step_size": 0.1},
-                        adjoint_options={"mode": mode})
+    ys = odeint_adjoint(
+        func,
+        y0,
+        torch.tensor([0.0, 1.0]),
+        method="rk4",
+        options={"step_size": 0.1},
+        adjoint_options={"mode": mode},
+    )
     assert func.calls["step_adjoint"] == 0
     ys[-1].sum().backward()
     assert func.calls["step_adjoint"] >= 10

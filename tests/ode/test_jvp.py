@@ -13,11 +13,10 @@ import math
 
 import pytest
 import torch
+from adjoint_cases import MLPField, case_options
 from torch.func import functional_call
 
 from sonode.ode import finite_time_lyapunov, odeint, odeint_jvp
-
-from adjoint_cases import MLPField, case_options
 
 T = torch.linspace(0.0, 1.5, 7, dtype=torch.float64)
 GEN = torch.Generator().manual_seed(11)
@@ -36,10 +35,14 @@ def test_state_tangent_matches_finite_differences(method, options):
     func, opts = MLPField(), case_options(method, **options)
     ys, vs = odeint_jvp(func, Y0, T, V0, method=method, rtol=1e-10, atol=1e-12, options=opts)
     # dopri5's steps differ from a solve of y alone (error control covers v too): equal to tolerance.
-    assert torch.allclose(ys, _solve(func, Y0, method, opts), rtol=1e-8 if method == "dopri5" else 1e-13, atol=0)
+    assert torch.allclose(
+        ys, _solve(func, Y0, method, opts), rtol=1e-8 if method == "dopri5" else 1e-13, atol=0
+    )
     eps = 1e-6
     with torch.no_grad():
-        fd = (_solve(func, Y0 + eps * V0, method, opts) - _solve(func, Y0 - eps * V0, method, opts)) / (2 * eps)
+        fd = (
+            _solve(func, Y0 + eps * V0, method, opts) - _solve(func, Y0 - eps * V0, method, opts)
+        ) / (2 * eps)
     assert torch.allclose(vs, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -47,13 +50,24 @@ def test_parameter_tangent_matches_finite_differences():
     func = MLPField()
     named = [(n, p) for n, p in func.named_parameters() if n != "b2"]  # b2 keeps a zero tangent
     w = {name: torch.randn(p.shape, generator=GEN, dtype=p.dtype) for name, p in named}
-    ys, vs = odeint_jvp(func, Y0, T, torch.zeros_like(Y0), params_tangent=w, method="rk4", options={"step_size": 0.05})
+    ys, vs = odeint_jvp(
+        func,
+        Y0,
+        T,
+        torch.zeros_like(Y0),
+        params_tangent=w,
+        method="rk4",
+        options={"step_size": 0.05},
+    )
     eps = 1e-6
     params = dict(func.named_parameters())
 
     def shifted(sign):
         moved = {n: params[n].detach() + sign * eps * w[n] for n in w}
-        field = lambda t, y: functional_call(func, moved, (t, y))
+
+        def field(t, y):
+            return functional_call(func, moved, (t, y))
+
         return odeint(field, Y0, T, method="rk4", options={"step_size": 0.05})
 
     with torch.no_grad():
@@ -62,7 +76,9 @@ def test_parameter_tangent_matches_finite_differences():
     assert torch.allclose(vs, fd, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("method,options,tol", [("rk4", {"step_size": 0.1}, 1e-12), ("dopri5", {}, 1e-6)])
+@pytest.mark.parametrize(
+    "method,options,tol", [("rk4", {"step_size": 0.1}, 1e-12), ("dopri5", {}, 1e-6)]
+)
 def test_jvp_is_transpose_of_vjp(method, options, tol):
     func = MLPField()
     u = torch.randn(len(T), 2, 3, generator=GEN, dtype=torch.float64)
@@ -77,7 +93,9 @@ def test_jvp_is_transpose_of_vjp(method, options, tol):
 def test_matches_torch_func_jvp_through_odeint():
     func = MLPField()
     _, vs = odeint_jvp(func, Y0, T, V0, method="rk4", options={"step_size": 0.1})
-    _, vs_ref = torch.func.jvp(lambda y: odeint(func, y, T, method="rk4", options={"step_size": 0.1}), (Y0,), (V0,))
+    _, vs_ref = torch.func.jvp(
+        lambda y: odeint(func, y, T, method="rk4", options={"step_size": 0.1}), (Y0,), (V0,)
+    )
     assert torch.allclose(vs, vs_ref, rtol=1e-12, atol=1e-14)
 
 
@@ -95,7 +113,9 @@ def test_lyapunov_exponent_of_linear_decay_and_growth():
     """y' = λ y per sample (λ = -0.7 and 0.4): exponent λ, growth exp(λ Δt) on every interval."""
     lam = torch.tensor([[-0.7], [0.4]], dtype=torch.float64)
     t = torch.linspace(0.0, 5.0, 11, dtype=torch.float64)
-    est = finite_time_lyapunov(lambda t, y: lam * y, torch.ones(2, 1, dtype=torch.float64), t, rtol=1e-10, atol=1e-12)
+    est = finite_time_lyapunov(
+        lambda t, y: lam * y, torch.ones(2, 1, dtype=torch.float64), t, rtol=1e-10, atol=1e-12
+    )
     assert torch.allclose(est.exponent, lam.squeeze(1), rtol=1e-7)
     assert torch.allclose(est.growth, torch.exp(0.5 * lam.squeeze(1)).expand(10, 2), rtol=1e-7)
     assert est.ys.shape == (11, 2, 1)
@@ -106,7 +126,9 @@ def test_lyapunov_finds_the_most_expanding_direction():
     A = torch.tensor([[0.3, 2.0, 0.0], [-2.0, 0.3, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64)
     t = torch.linspace(0.0, 60.0, 61, dtype=torch.float64)
     y0 = torch.ones(3, dtype=torch.float64)
-    est = finite_time_lyapunov(lambda t, y: y @ A.T, y0, t, method="rk4", options={"step_size": 0.02})
+    est = finite_time_lyapunov(
+        lambda t, y: y @ A.T, y0, t, method="rk4", options={"step_size": 0.02}
+    )
     assert est.exponent.shape == ()
     assert abs(float(est.exponent) - 0.3) < 2.0 / 60  # transient ~ log|v0 component| / T
     assert math.isclose(float(est.growth[-1]), math.exp(0.3), rel_tol=1e-3)  # aligned by the end

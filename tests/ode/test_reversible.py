@@ -63,7 +63,7 @@ def test_reversible_adjoint_equals_backprop_in_float64(method, t, options):
     ys_bp, g_bp = _grads(odeint, f, y0, t, options, method)
     ys_adj, g_adj = _grads(odeint_adjoint, f, y0, t, options, method)
     assert torch.equal(ys_adj, ys_bp)  # the adjoint's forward is the same solve
-    for name, a, b in zip(["y0", "t", "w1", "w2", "b"], g_adj, g_bp):
+    for name, a, b in zip(["y0", "t", "w1", "w2", "b"], g_adj, g_bp, strict=False):
         assert _rel(a, b) <= 1e-10, (name, _rel(a, b))
 
 
@@ -74,8 +74,8 @@ def test_float32_state_float32_gradients():
     ys_bp, g_bp = _grads(odeint, f, y0, t, {"step_size": 0.01})
     ys_adj, g_adj = _grads(odeint_adjoint, f, y0, t, {"step_size": 0.01})
     assert ys_adj.dtype == torch.float32 and torch.equal(ys_adj, ys_bp)
-    assert all(a.dtype == b.dtype for a, b in zip(g_adj, g_bp))
-    assert all(_rel(a, b) < 1e-5 for a, b in zip(g_adj, g_bp))
+    assert all(a.dtype == b.dtype for a, b in zip(g_adj, g_bp, strict=False))
+    assert all(_rel(a, b) < 1e-5 for a, b in zip(g_adj, g_bp, strict=False))
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from ode_cases import ORDER
 
 from sonode.ode.tableaus import TABLEAUS
-from ode_cases import ORDER
 
 
 def _order_conditions(b, A, c):
@@ -19,8 +19,14 @@ def _order_conditions(b, A, c):
         3: [b @ c**2 - 1 / 3, b @ Ac - 1 / 6],
         4: [b @ c**3 - 1 / 4, b @ (c * Ac) - 1 / 8, b @ Ac2 - 1 / 12, b @ AAc - 1 / 24],
         5: [
-            b @ c**4 - 1 / 5, b @ (c**2 * Ac) - 1 / 10, b @ (c * Ac2) - 1 / 15, b @ (c * AAc) - 1 / 30,
-            b @ (Ac * Ac) - 1 / 20, b @ Ac3 - 1 / 20, b @ AAc2 - 1 / 60, b @ (A @ (c * Ac)) - 1 / 40,
+            b @ c**4 - 1 / 5,
+            b @ (c**2 * Ac) - 1 / 10,
+            b @ (c * Ac2) - 1 / 15,
+            b @ (c * AAc) - 1 / 30,
+            b @ (Ac * Ac) - 1 / 20,
+            b @ Ac3 - 1 / 20,
+            b @ AAc2 - 1 / 60,
+            b @ (A @ (c * Ac)) - 1 / 40,
             b @ AAAc - 1 / 120,
         ],
     }

@@ -9,18 +9,25 @@ import torch
 
 torchdiffeq = pytest.importorskip("torchdiffeq")
 
-from sonode.ode import odeint  # noqa: E402
 from ode_cases import PROBLEMS  # noqa: E402
+
+from sonode.ode import odeint  # noqa: E402
 
 
 def _mlp_field():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4)
+    ).double()
     return lambda t, y: net(y)
 
 
 FIELDS = {name: (f, y0, t_end) for name, (f, y0, t_end) in PROBLEMS.items()}
-FIELDS["mlp_batch"] = (_mlp_field(), torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), 2.0)
+FIELDS["mlp_batch"] = (
+    _mlp_field(),
+    torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3)),
+    2.0,
+)
 
 
 @pytest.mark.parametrize("problem", sorted(FIELDS))
