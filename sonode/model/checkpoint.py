@@ -82,6 +82,8 @@ class TrainingState:
         elapsed_s: training wall time so far (seconds), carried over so --max-time covers the
             whole fit.
         rng_state: ``torch.get_rng_state()``.
+        initial_trajectory_snr_db: the untrained model's one-trajectory SNR (dB), so a resumed fit
+            reports training's gain as an uninterrupted one does (nan in older checkpoints).
     """
 
     epoch: int
@@ -96,6 +98,7 @@ class TrainingState:
     function_evaluations: int
     elapsed_s: float
     rng_state: torch.Tensor
+    initial_trajectory_snr_db: float = math.nan
 
 
 def checkpoint_path_for(model_path: str | os.PathLike) -> Path:
@@ -147,6 +150,7 @@ def save_checkpoint(
         "epoch": state.epoch,
         "best_snr_db": _encode_float(state.best_snr_db),
         "initial_snr_db": _encode_float(state.initial_snr_db),
+        "initial_trajectory_snr_db": _encode_float(state.initial_trajectory_snr_db),
         "history": [
             {k: _encode_float(v) if isinstance(v, float) else v for k, v in r.items()}
             for r in state.history
@@ -258,6 +262,7 @@ def _state_from(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Train
         best_model={k[len(_BEST) :]: v for k, v in tensors.items() if k.startswith(_BEST)},
         best_snr_db=float(meta["best_snr_db"]),
         initial_snr_db=float(meta["initial_snr_db"]),
+        initial_trajectory_snr_db=float(meta.get("initial_trajectory_snr_db", "nan")),
         history=[
             {k: float(v) if k in ("loss", "snr_db", "elapsed_s") else v for k, v in r.items()}
             for r in meta["history"]

@@ -193,7 +193,7 @@ def fit_samples(
                 "and run without --resume"
             ) from None
         torch.set_rng_state(resumed.rng_state)
-        initial_trajectory = math.nan  # not in the checkpoint
+        initial_trajectory = resumed.initial_trajectory_snr_db
         initial_snr, best_snr, best_state = (
             resumed.initial_snr_db,
             resumed.best_snr_db,
@@ -221,6 +221,7 @@ def fit_samples(
                 function_evaluations=counter.count,
                 elapsed_s=elapsed_s,
                 rng_state=torch.get_rng_state(),
+                initial_trajectory_snr_db=initial_trajectory,
             ),
             identity,
         )
