@@ -49,7 +49,7 @@ def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float
 
 def kept_score_db(snr: float, trajectory_db: float) -> float:
     """The score by which the kept model is chosen (dB; higher is better): the training objective
-    (see `sonode.model.train._step_loss`) measured on the whole clip, reconstruction SNR plus
+    (see `sonode.model.objective.step_loss`) measured on the whole clip, reconstruction SNR plus
     TRAJECTORY_WEIGHT × the one free run's SNR. So a checkpoint is kept only if its reconstruction
     gain outweighs what its free run lost at the rate training itself trades them (with weight 0.1,
     +1 dB of reconstruction cannot buy 10 dB of free run). A free run that is not finite scores −inf."""

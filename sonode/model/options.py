@@ -23,7 +23,8 @@ class FitOptions:
         max_time_s: wall-clock budget of the training loop (seconds); None for no limit.
         steps: maximum optimiser steps; None for no limit.
         target_snr_db: stop once the reconstruction reaches this SNR; None to use the whole budget.
-        lr: Adam learning rate of the MLP (other groups are scaled from it, see `_param_groups`).
+        lr: Adam learning rate of the MLP (other groups are scaled from it, see
+            `sonode.model.objective.param_groups`).
         gradient: "adjoint" (engine's checkpointed adjoint) or "backprop".
         continuity_weight: weight of the multiple-shooting continuity penalty (squared defects
             between one segment's end state and the next one's start state, relative to the
