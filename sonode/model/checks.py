@@ -64,8 +64,8 @@ def consider(
     trajectory_db: Callable[[SonodeModel], float],
     kept: tuple[float, float, dict],
 ) -> tuple[tuple[float, float, dict], bool]:
-    """Make the current parameters the kept ones if they score better (`kept_score_db`) and pass
-    the solver check.
+    """Make the current parameters the kept ones if they score better (`kept_score_db`), do not
+    reconstruct worse, and pass the solver check.
 
     Only checked parameters are ever kept, so the fit can never end on a model whose fast solve
     disagrees with the engine's reference solve. The in-training check is cheaper than the final
@@ -85,7 +85,9 @@ def consider(
     if not passed:
         return kept, passed
     current, free_run = clip_snr(coarse), trajectory_db(model)
-    if kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
+    # ...and never at the cost of reconstruction: the kept model's SNR (the training curve's
+    # green line, the fit report's figure) then only rises
+    if current >= kept[0] and kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
         return (current, free_run, copy.deepcopy(model.state_dict())), passed
     return kept, passed
 

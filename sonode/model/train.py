@@ -29,6 +29,7 @@ from sonode.model.checks import (
 )
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S, initial_model
+from sonode.model.linear_step import reset_moments, solve_states
 from sonode.model.objective import SegmentBatches, param_groups, step_loss
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
@@ -244,8 +245,9 @@ def fit_samples(
             group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
         try:
+            segments = batches.pick(epoch)
             log_objective, loss, epoch_snr = step_loss(
-                model, target, options, epoch, batches.pick(epoch), n_trajectory, trajectory_power
+                model, target, options, epoch, segments, n_trajectory, trajectory_power
             )
         except (
             RuntimeError
@@ -271,6 +273,11 @@ def fit_samples(
         bad_steps = 0
         optimiser.step()
         epoch += 1
+        if options.state_solve_every and epoch % options.state_solve_every == 0:
+            # the states this step trained, solved exactly for the modes and field it left
+            before, after = solve_states(model, target, segments)
+            if after < before:
+                reset_moments(optimiser, [model.states])
         if epoch % CHECK_EVERY_EPOCHS == 0:
             (best_snr, best_trajectory, best_state), passed = consider(
                 model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
