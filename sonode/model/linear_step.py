@@ -23,7 +23,8 @@ from sonode.dsp.lpc import ridge_solve
 from sonode.model.decoder import SonodeModel
 from sonode.model.modal import modal_factors
 
-REL_RIDGE = 1e-6  # the identification's ridge (`sonode.model.init.initial_model`): same conditioning
+# the identification's ridge (`sonode.model.init.initial_model`): the same conditioning
+REL_RIDGE = 1e-6
 CHUNK_SEGMENTS = 64  # segments whose bases (window × 2K each) are held at once: bounds memory
 
 

@@ -26,9 +26,9 @@ def _global_least_squares(model, target):
     n, m = layout.n_samples, layout.n_segments
     design = np.zeros((n, m * 2 * k))
     for s in range(m):
-        basis = (modal_factors(model.bank, None, model.states.detach()[s : s + 1], local) * readout)[
-            :, 0
-        ].numpy()
+        basis = (
+            modal_factors(model.bank, None, model.states.detach()[s : s + 1], local) * readout
+        )[:, 0].numpy()
         rows = s * layout.hop_samples + np.arange(layout.window_samples)
         keep = rows < n
         block = weights[:, s : s + 1] * np.concatenate([basis.real, -basis.imag], axis=1)
