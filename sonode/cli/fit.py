@@ -311,7 +311,7 @@ def run_fit(
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.jobs import (
+    from sonode.batch.outputs import (
         check_fit_outputs,
         fit_output_bytes,
         fit_output_paths,
