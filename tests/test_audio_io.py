@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 
 from sonode.errors import AudioInputError, AudioOutputError, OutputPathError, SonodeError
-from sonode.io import checks as audio_checks
-from sonode.io import clip as audio_io
+from sonode.io import checks as audio_checks, clip as audio_io
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.wav import check_output_path, write_wav
 
