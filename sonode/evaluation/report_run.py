@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 
 from sonode.evaluation.report import (
-    best_burg,
-    continuation_group,
     field_zeroed,
     fill_group,
     listen_group,
     model_figures,
     upsampling_group,
 )
+from sonode.evaluation.report_continuation import best_burg, continuation_group
 from sonode.evaluation.report_media import DEFAULT_EXCERPT_S, MediaWriter, safe_name
 
 #: Gaps made in each clip for the fill comparison (ms): a short and a long one, as `sonode eval --task fill`.
