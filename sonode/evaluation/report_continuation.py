@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from sonode.dsp.lpc import lpc_continue
 from sonode.dsp.metrics import snr_db
+from sonode.dsp.predictor import lpc_continue
 from sonode.evaluation.report_media import (
     LINE_COLORS,
     LOOP_MARGIN_S,
