@@ -99,6 +99,7 @@ def test_block_wise_resampling_is_bit_identical_to_torchaudio(ratio):
             "longer than the clip",
         ),
         (["fit", "{clip}", "--threads", "100000", "-o", "{tmp}/m.sonode"], "over the limit"),
+        (["report", "{model}", "--threads", "100000", "-o", "{tmp}/rep"], "over the limit"),
         (["eval", "{clip}", "--rate", "15999", "-o", "{tmp}/ev"], "taps"),
         (["eval", "{clip}", "--budget", "inf", "-o", "{tmp}/ev"], "finite"),
         (
