@@ -39,12 +39,12 @@ from sonode.evaluation.report_media import (
     Version,
     figure_entry,
     numbers_row,
+    saved_figure,
 )
 from sonode.plot.panels import (
     new_figure,
     plot_spectrograms,
     plot_waveform_overlay,
-    save_figure,
 )
 
 
@@ -258,12 +258,11 @@ def fill_group(
                     better,
                 )
             )
-    path = w.picture(f"{stem}.fill.gaps")
-    save_figure(figure, path)
     figures = [
-        figure_entry(
+        saved_figure(
             w,
-            path,
+            figure,
+            f"{stem}.fill.gaps",
             "Waveform zooms of each made gap: truth, sonode and Janssen",
             "The shaded band is the gap; the truth is the wide pale line.",
         )

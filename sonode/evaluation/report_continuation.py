@@ -18,8 +18,9 @@ from sonode.evaluation.report_media import (
     Version,
     figure_entry,
     numbers_row,
+    saved_figure,
 )
-from sonode.plot.panels import new_figure, plot_running_snr, plot_waveform_overlay, save_figure
+from sonode.plot.panels import new_figure, plot_running_snr, plot_waveform_overlay
 
 #: Burg orders a continuation is compared with (as `sonode eval`'s "best Burg order" column).
 BURG_ORDERS = (256, 512, 1024, 2048)
@@ -123,12 +124,11 @@ def continuation_group(
     bottom.set_title("level over the context and the whole continuation")
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    path = w.picture(f"{stem}.continuation.waveform")
-    save_figure(figure, path)
     figures = [
-        figure_entry(
+        saved_figure(
             w,
-            path,
+            figure,
+            f"{stem}.continuation.waveform",
             "Waveforms of the continuations after the clip's end",
             "Time 0 is the start of the context shown; the dashed line marks the clip's end.",
         )

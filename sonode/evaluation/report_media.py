@@ -191,6 +191,17 @@ def figure_entry(writer: MediaWriter, path: Path, alt: str, caption: str = "") -
     }
 
 
+def saved_figure(
+    writer: MediaWriter, figure, name: str, alt: str, caption: str = ""
+) -> dict[str, Any]:
+    """Save a matplotlib ``figure`` as media/<name>.png and return its `figure_entry`."""
+    from sonode.plot.panels import save_figure
+
+    path = writer.picture(name)
+    save_figure(figure, path)
+    return figure_entry(writer, path, alt, caption)
+
+
 def check_report_folder(
     folder: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool
 ) -> Path:
