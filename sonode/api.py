@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +150,7 @@ class Fitted:
         if clip.sample_rate == self.sample_rate and abs(clip.n_samples - n_fitted) <= 2:
             # a re-read through a resampler may round the length differently by a sample
             samples = np.pad(clip.samples, (0, max(0, n_fitted - clip.n_samples)))[:n_fitted]
-            return Clip(
-                samples=samples,
-                sample_rate=clip.sample_rate,
-                source_path=clip.source_path,
-                source_rate=clip.source_rate,
-                source_channels=clip.source_channels,
-                channel=clip.channel,
-                start_s=clip.start_s,
-            )
+            return replace(clip, samples=samples)
         else:
             raise ValueError(
                 f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "

@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +75,7 @@ def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
 
 
 def _low_clip(truth: Clip, samples: np.ndarray, rate: int) -> Clip:
-    return Clip(
-        samples=samples,
-        sample_rate=rate,
-        source_path=truth.source_path,
-        source_rate=truth.source_rate,
-        source_channels=truth.source_channels,
-        channel=truth.channel,
-        start_s=truth.start_s,
-    )
+    return replace(truth, samples=samples, sample_rate=rate)
 
 
 def evaluate_clip(
