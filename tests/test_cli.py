@@ -5,43 +5,18 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from sonode.cli import main
+from tests.cli_support import FAST, run
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
-
-FAST = [
-    "--steps",
-    "2",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--continuation-steps",
-    "2",
-    "--quiet",
-]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     sf.write(root / "tone.wav", two_tone_clip(0.2), SAMPLE_RATE, subtype="PCM_16")
-    result = CliRunner().invoke(
-        main, ["fit", str(root / "tone.wav"), "-o", str(root / "out" / "tone.sonode"), *FAST]
-    )
+    result = run("fit", root / "tone.wav", "-o", root / "out" / "tone.sonode", *FAST)
     assert result.exit_code == 0, result.output
     return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_fit_writes_model_reconstruction_report_and_curve(workdir):
