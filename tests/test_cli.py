@@ -224,3 +224,17 @@ def test_upsample_band_options_and_the_fitted_clip(workdir):
         and "Traceback" not in result.output
     )
     assert "above Nyquist" in run("info", model).output
+
+
+def test_fit_short_options_are_the_long_ones():
+    """-r and -t (the README's quickstart) are --rate and --max-time; upsample's -t too."""
+    from sonode.cli.fit import fit
+    from sonode.cli.render import upsample
+
+    def params(command, *args):
+        return command.make_context(command.name, ["a.wav", *args]).params
+
+    short = params(fit, "-r", "16000", "-t", "60")
+    assert short == params(fit, "--rate", "16000", "--max-time", "60")
+    assert (short["rate"], short["max_time_s"]) == (16000, 60.0)
+    assert params(upsample, "--rate", "32000", "-o", "u.wav", "-t", "5")["max_time_s"] == 5.0

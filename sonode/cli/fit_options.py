@@ -59,7 +59,8 @@ def fit_options(f, rate_flag: str = "--rate"):
     for decorator in reversed(
         [
             click.option(
-                rate_flag,
+                # -r only where --rate is the fitting rate (in `upsample` it is the output rate)
+                *(("-r", rate_flag) if rate_flag == "--rate" else (rate_flag,)),
                 "rate",
                 type=int,
                 callback=positive(int),
@@ -88,6 +89,7 @@ def fit_options(f, rate_flag: str = "--rate"):
                 help="'mix' (mean of channels) or a 0-based channel number.",
             ),
             click.option(
+                "-t",
                 "--max-time",
                 "max_time_s",
                 type=float,
