@@ -96,7 +96,9 @@ def fit_samples(
 
     Each optimiser step minimises the reconstruction error of a run of segments (all of them when
     the clip has at most ``options.batch_segments``) plus the continuity penalty, with gradients
-    from the engine's adjoint (or backprop) through the fast modal solver.
+    from the engine's adjoint (or backprop) through the fast modal solver. Every
+    ``options.state_solve_every`` steps the states of the step's segments are solved by least
+    squares for the modes and field it left (`sonode.model.linear_step`).
 
     Args:
         x: the clip in file amplitude, shape (n_samples,), finite, not constant.
