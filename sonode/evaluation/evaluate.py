@@ -29,6 +29,7 @@ from sonode.dsp.resample import output_length
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.errors import OutputPathError
 from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
+from sonode.evaluation.horizon import clip_horizon, write_horizon
 from sonode.io.checks import check_input_path
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
@@ -38,7 +39,7 @@ from sonode.plot.figures import save_band_png, save_comparison_png
 
 SNR_WINDOWS_MS = (5, 20, 50)
 #: The pictures written per clip: <stem>.<kind>.png.
-PICTURES = ("upsampling", "continuation", "fit")
+PICTURES = ("upsampling", "continuation", "fit", "horizon")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def evaluate_clip(
         name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()
     }
 
+    # trained, untrained start and Burg side by side over 1 ms - 2 s (sonode.evaluation.horizon)
+    horizon_curves = clip_horizon(path, part.model, history.samples, low_rate, report_dir)
     report = full.info["fit"]
     fitted_span = low.samples[: full.model.config.n_samples]
     result = {
@@ -143,6 +146,7 @@ def evaluate_clip(
         "duration_s": truth.duration_s,
         "upsampling": upsampling,
         "continuation": continuation,
+        "horizon": horizon_curves,
         "trajectory": trajectory_scores(fitted_span, full.free_run(), low_rate),
         "reconstruction": {
             "snr_db": report["snr_db"],
@@ -353,6 +357,7 @@ def evaluate(
                 on_clip(str(path))
             clips.append(evaluate_clip(path, options, folder, on_epoch))
     pages = [c.pop("page") for c in clips if "page" in c]
+    write_horizon(folder, clips)  # horizon.json and horizon.png; results.json stays as it was
     results = {
         "options": {k: v for k, v in options.__dict__.items()},
         "clips": clips,
@@ -435,7 +440,7 @@ def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
                 "rename one of them"
             )
         stems[stem.lower()] = path
-    names = ["results.json", "results.md"] + [
+    names = ["results.json", "results.md", "horizon.json", "horizon.png"] + [
         f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES
     ]
     for name in names:
