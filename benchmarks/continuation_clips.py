@@ -1,6 +1,7 @@
 """The continuation ODE alone against high-order Burg prediction, on any folders of clips.
 
     .venv/bin/python benchmarks/continuation_clips.py data/*.wav data/more/*.wav   # ~2 min, 1 thread
+    .venv/bin/python benchmarks/continuation_clips.py /work/corpus/short48   # a folder: its audio files
 
 The same task as `sonode eval`'s continuation (first 1.0 s of each clip at 16 kHz; history 0-0.8 s,
 continue 0.2 s; SNR over the first 5 / 20 / 50 ms and LSD over the 200 ms), without the neural fit:
@@ -134,6 +135,7 @@ def main() -> None:
     gains = []
     torch.set_num_threads(1)
     bundled, others = [], []
+    categories: dict[str, list] = {}  # by the name's first word: sustained_, decaying_, bell_ ...
     for path in args.clips:
         clip = read_clip(path, duration_s=1.0)
         low = resample(clip.samples, clip.sample_rate, RATE)
@@ -148,6 +150,7 @@ def main() -> None:
             flush=True,
         )
         (bundled if path.resolve().parent == ROOT / "data" else others).append((row, best))
+        categories.setdefault(path.name.split("_")[0], []).append((row, best))
         if args.train_steps > 0:
             plain, trained, report = trained_continuation(history, HORIZON, args.train_steps)
             a, b = (
@@ -164,6 +167,9 @@ def main() -> None:
             )
     summary("bundled", bundled)
     summary("others", others)
+    if len(categories) > 1:
+        for category, rows in sorted(categories.items()):
+            summary(f"  {category}", rows)
     if gains:
         g = np.array([[g50, g200] for _, g50, g200 in gains])
         print(
