@@ -63,6 +63,7 @@ def consider(
     clip_snr: Callable[[torch.Tensor], float],
     trajectory_db: Callable[[SonodeModel], float],
     kept: tuple[float, float, dict],
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[tuple[float, float, dict], bool]:
     """Make the current parameters the kept ones if they score better (`kept_score_db`) and pass
     the solver check.
@@ -75,14 +76,22 @@ def consider(
         clip_snr: reconstruction (normalised, (n_samples,)) → SNR in dB.
         trajectory_db: model → SNR (dB) of its one free run (e.g. `trajectory_snr`).
         kept: (reconstruction SNR dB, free-run SNR dB, state dict) of the kept parameters.
+        should_stop: polled between the three solves; True (a signal) leaves ``kept`` as it is
+            (reported as passed), so that a stop acts within one solve.
 
     Returns:
         (the kept triple, whether the current parameters passed the check).
     """
+
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
+
     with torch.no_grad():
         coarse = model.reconstruct()[0]
+    if stopped():
+        return kept, True
     passed = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS) >= DISCRETISATION_GOAL_DB
-    if not passed:
+    if not passed or stopped():
         return kept, passed
     current, free_run = clip_snr(coarse), trajectory_db(model)
     if kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
