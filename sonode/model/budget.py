@@ -47,7 +47,8 @@ class FitBudget:
         self.check_s = check_s
         self.batches = max(1, reconstruction_batches)
         self.fine_final = check_s * FINAL_CHECK_COST <= FINAL_CHECK_SHARE * self.budget_s
-        self.continuation_s = CONTINUATION_SHARE * self.budget_s if continuation else 0.0
+        bounded = continuation and max_time_s is not None
+        self.continuation_s = CONTINUATION_SHARE * self.budget_s if bounded else 0.0
         self.step_s = 0.0  # slowest optimiser step so far
         self.consider_s: float | None = None  # the last in-training check's measured duration
 

@@ -31,6 +31,7 @@ from sonode.model.checks import (
     consider,
     fast_vs_reference_db,
     snr_db,
+    stoppable_check_db,
     trajectory_snr,
 )
 from sonode.model.decoder import SonodeModel
@@ -236,7 +237,9 @@ def fit_samples(
     evaluation_s = time.perf_counter() - evaluation_start
     check_start = time.perf_counter()
     # timed (the final checks' cost); also the final check of an untrained kept model
+    counted = counter.count  # a measurement, not training: left out of the reported evaluations
     start_check_db = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS)
+    counter.count = counted
     check_s = time.perf_counter() - check_start
     budget = FitBudget(
         t_start,
@@ -345,10 +348,11 @@ def fit_samples(
         if hurry or not budget.fine_final
         else (FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
     )
+    checked_samples = layout.window_samples
     if substeps == CHECK_SUBSTEPS and best_state is identified:
         fine_check = start_check_db  # the same check of the same parameters
-    else:
-        fine_check = fast_vs_reference_db(model, substeps, segments)
+    else:  # a signal during it ends it (the report gives the samples checked)
+        fine_check, checked_samples = stoppable_check_db(model, substeps, segments, should_stop)
     coarse = None  # the kept parameters' reconstruction and free run: best_snr, best_trajectory
     # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
     # finely (docs/design.md). The identified linear model is solved exactly, so it always passes.
@@ -394,7 +398,11 @@ def fit_samples(
         initial_snr_db=initial_snr,
         snr_db=best_snr if coarse is None else clip_snr(coarse),
         discretisation_snr_db=fine_check,
-        discretisation_check={"substeps_per_sample": substeps, "segments": segments},
+        discretisation_check={
+            "substeps_per_sample": substeps,
+            "segments": segments,
+            "window_samples": checked_samples,
+        },
         epochs=epoch,
         wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1),
