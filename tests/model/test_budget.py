@@ -83,3 +83,19 @@ def test_segment_states_group_the_segments_by_their_weights():
         gram = basis.T @ (weights[m][:, None] * basis)
         one = ridge_solve(gram, (weights[m] * windows[m]) @ basis, 1e-6)
         np.testing.assert_allclose(grouped[m], one, rtol=1e-9, atol=1e-12)
+
+
+def test_the_reconstruction_in_runs_is_the_reconstruction():
+    """`consider` reconstructs a run of segments at a time, so that a stop acts between runs."""
+    from sonode.model.checks import _reconstruct
+    from sonode.model.modal import EVALUATION_SEGMENTS
+
+    model = initial_model(two_tone_clip(1.3), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
+    with torch.no_grad():
+        for p in model.field.parameters():
+            p.add_(3.0 * torch.randn_like(p))
+    assert model.config.layout.n_segments > EVALUATION_SEGMENTS  # more than one run
+    with torch.no_grad():
+        whole = model.reconstruct()[0]
+    torch.testing.assert_close(_reconstruct(model, lambda: False), whole, rtol=0, atol=1e-12)
+    assert _reconstruct(model, lambda: True) is None
