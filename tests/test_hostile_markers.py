@@ -1,20 +1,14 @@
 """#30: every audio output of `fill` carries sonode's marker, so that a later run recognises its own
 file (replaced without --force) and still protects a user's file of the same name and format."""
 
-import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from sonode.cli import main
 from sonode.io.fileutil import sonode_marker, written_by_sonode
+from tests.cli_support import run as cli
 from tests.hostile_support import tone
 
 RATE = 16000
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def fill(clip, out, *extra):
