@@ -40,7 +40,7 @@ def clips_of(paths: list[str]) -> list[Path]:
     return found
 
 
-def max_time(clips: list[Path], times: list[float], work: Path) -> None:
+def max_time(clips: list[Path], times: list[float], work: Path, fit_args: list[str]) -> None:
     startup = run(["info", work / "none.sonode"], timeout_s=300).wall_s
     print(f"start-up (sonode info, imports): {startup:.1f} s")
     print(
@@ -50,7 +50,7 @@ def max_time(clips: list[Path], times: list[float], work: Path) -> None:
         for t in times:
             out = work / f"{clip.stem}-{t:g}.sonode"
             outcome = run(
-                ["fit", clip, "-o", out, "--max-time", f"{t:g}", "--force", "--quiet"],
+                ["fit", clip, "-o", out, "--max-time", f"{t:g}", "--force", "--quiet", *fit_args],
                 timeout_s=10 * t + 600,
             )
             report, last = {}, (outcome.error_lines() or [""])[-1][:60]
@@ -101,16 +101,11 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
     return ack, time.monotonic() - sent, outcome.code
 
 
-def signals(clips: list[Path], work: Path) -> None:
+def signals(clips: list[Path], work: Path, fit_args: list[str]) -> None:
     print(f"{'clip':28s} {'phase':16s} {'signal':8s} {'ack s':>6s} {'exit s':>7s} code")
     for clip in clips:
-        base = [
-            "fit",
-            clip,
-            "--max-time",
-            "600",
-            "--force",
-        ]  # not --quiet: the phases show on stderr
+        # not --quiet: the phases show on stderr
+        base = ["fit", clip, "--max-time", "600", "--force", *fit_args]
         phases = [
             ("identification", [], lambda e, t: t > 8 and "| loss" not in e),
             ("training", [], lambda e, t: "| loss" in e),
@@ -135,6 +130,7 @@ def main() -> int:
     parser.add_argument("clips", nargs="*", help="audio files or folders")
     parser.add_argument("--times", type=float, nargs="+", default=[3, 10, 60])
     parser.add_argument("--signals", action="store_true", help="also the signal latencies")
+    parser.add_argument("--rate", type=int, help="fit at this rate (fit --rate), e.g. 16000")
     parser.add_argument(
         "--synthetic", action="store_true", help="add a 1.5 s and a 60 s 48 kHz tone"
     )
@@ -149,9 +145,10 @@ def main() -> int:
                 clips.append(path)
         if not clips:
             parser.error("give clips or --synthetic")
-        max_time(clips, args.times, work)
+        fit_args = ["--rate", str(args.rate)] if args.rate else []
+        max_time(clips, args.times, work, fit_args)
         if args.signals:
-            signals(clips, work)
+            signals(clips, work, fit_args)
     return 0
 
 

@@ -336,10 +336,11 @@ def fit_samples(
     train_time = time.perf_counter() - t_start
     # Stopped by a signal, or no time to check the last parameters: the kept (checked) parameters as
     # they are, and the final check at the in-training check's size (seconds, not tens of seconds).
-    hurry = stop_reason == "interrupted" or not budget.check_last()
+    stopped = stop_reason == "interrupted" or (should_stop is not None and should_stop())
+    hurry = stopped or not budget.check_last()
     if not hurry and epoch % CHECK_EVERY_EPOCHS:  # steps since the last check: the last parameters
         (best_snr, best_trajectory, best_state), _ = consider(
-            model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
+            model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
         )
     model.load_state_dict(best_state)
     handle.remove()
