@@ -101,7 +101,7 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
     return ack, time.monotonic() - sent, outcome.code
 
 
-def signals(clips: list[Path], work: Path, fit_args: list[str]) -> None:
+def signals(clips: list[Path], work: Path, fit_args: list[str], only: str = "") -> None:
     print(f"{'clip':28s} {'phase':16s} {'signal':8s} {'ack s':>6s} {'exit s':>7s} code")
     for clip in clips:
         # not --quiet: the phases show on stderr
@@ -112,6 +112,8 @@ def signals(clips: list[Path], work: Path, fit_args: list[str]) -> None:
             ("final work", ["--steps", "1"], lambda e, t: "| loss" in e),
         ]
         for name, extra, ready in phases:
+            if only and not any(f"{clip.name}:{name}".find(o) >= 0 for o in only.split(",")):
+                continue
             for signals_sent in ([signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]):
                 out = work / f"{clip.stem}-sig.sonode"
                 args = base[:2] + ["-o", out] + base[2:] + extra
@@ -130,6 +132,13 @@ def main() -> int:
     parser.add_argument("clips", nargs="*", help="audio files or folders")
     parser.add_argument("--times", type=float, nargs="+", default=[3, 10, 60])
     parser.add_argument("--signals", action="store_true", help="also the signal latencies")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="--signals: only CLIP:PHASE pairs containing one of these comma-separated texts, "
+        "e.g. '60s_48k.wav:ident,1.5s_48k.wav:'",
+    )
+    parser.add_argument("--no-max-time", action="store_true", help="skip the --max-time table")
     parser.add_argument("--rate", type=int, help="fit at this rate (fit --rate), e.g. 16000")
     parser.add_argument(
         "--synthetic", action="store_true", help="add a 1.5 s and a 60 s 48 kHz tone"
@@ -146,9 +155,10 @@ def main() -> int:
         if not clips:
             parser.error("give clips or --synthetic")
         fit_args = ["--rate", str(args.rate)] if args.rate else []
-        max_time(clips, args.times, work, fit_args)
+        if not args.no_max_time:
+            max_time(clips, args.times, work, fit_args)
         if args.signals:
-            signals(clips, work, fit_args)
+            signals(clips, work, fit_args, args.only)
     return 0
 
 
