@@ -205,3 +205,18 @@ def test_a_signal_after_training_stops_the_final_work(tmp_path):
     # exit = the outputs written (the curve's matplotlib import alone is seconds on a loaded
     # machine); the same fit without the signal spent 180 s here at load ~37
     assert latency < 6 * BOUND_S, latency
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum):
+    """Importing torch and the audio libraries takes seconds: a SIGTERM there killed sonode
+    (exit −15) and SIGINT printed a KeyboardInterrupt traceback."""
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
+    began = time.monotonic()
+    proc, fd = start(["fit", clip, "-o", tmp_path / "m.sonode"], cwd=tmp_path)
+    time.sleep(0.5)  # the interpreter is up and importing (or, on a fast machine, already fitting)
+    proc.send_signal(signum)
+    outcome = finish(proc, fd, ["fit"], began, 120)
+    assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
+    assert len(outcome.error_lines()) <= 2 and not (tmp_path / "m.sonode").exists()
