@@ -32,8 +32,8 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
+from sonode.model.fit_size import max_fit_samples
 from sonode.model.init import TRAJECTORY_S
-from sonode.model.train import max_fit_samples
 from sonode.tasks.render import Rendering, extrapolate, render
 from sonode.tasks.upsample import model_energy_above_db
 

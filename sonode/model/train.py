@@ -33,6 +33,7 @@ from sonode.model.checks import (
     trajectory_snr,
 )
 from sonode.model.decoder import SonodeModel
+from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_model
 from sonode.model.linear_step import reset_moments, solve_states
 from sonode.model.objective import SegmentBatches, param_groups, step_loss
@@ -46,47 +47,13 @@ FINAL_CHECK_SEGMENTS = 64
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
-class _CountingField(torch.nn.Module):
+class _CountingField:
     """Counts evaluations of the correction field (reported as function evaluations)."""
 
-    def __init__(self):
-        super().__init__()
-        self.count = 0
+    count = 0
 
     def hook(self, module, args, output):
         self.count += 1
-
-
-#: Peak bytes per clip sample of a fit with the default options (measured: a 300 s clip at 48 kHz,
-#: 14.4 M samples, peaked at 2.54 GB; (2.54 GB − the process's 0.77 GB) / 14.4 M = 123, rounded up).
-FIT_BYTES_PER_SAMPLE = 128
-
-
-def max_fit_samples() -> int:
-    """Most clip samples a fit may hold within the memory budget (`sonode.limits`)."""
-    from sonode.limits import PROCESS_BASELINE_BYTES, memory_budget_bytes
-
-    return max(0, memory_budget_bytes() - PROCESS_BASELINE_BYTES) // FIT_BYTES_PER_SAMPLE
-
-
-def check_fit_size(n_samples: int, sample_rate: int, options: FitOptions) -> None:
-    """Refuse, before any work, a clip that the fit cannot hold in memory, or a hop longer than it.
-
-    Raises:
-        sonode.limits.LimitError: one line with the value and the limit.
-    """
-    from sonode.limits import LimitError, check_memory
-
-    if options.hop_samples > n_samples:
-        raise LimitError(
-            f"--hop {options.hop_samples} is longer than the clip ({n_samples} samples at {sample_rate} "
-            f"Hz), the limit; choose a hop of at most {n_samples} samples (default 256)"
-        )
-    check_memory(
-        f"fitting {n_samples} samples",
-        n_samples * FIT_BYTES_PER_SAMPLE,
-        "fit a shorter part (--duration) or at a lower rate (--rate)",
-    )
 
 
 def fit_samples(
@@ -276,9 +243,7 @@ def fit_samples(
             log_objective, loss, epoch_snr = step_loss(
                 model, target, options, epoch, segments, n_trajectory, trajectory_power
             )
-        except (
-            RuntimeError
-        ):  # the engine refused a non-finite or stalled solve: a bad step like any other
+        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
             log_objective, loss, epoch_snr = None, math.nan, math.nan
         if math.isfinite(loss):
             log_objective.backward()
@@ -312,9 +277,7 @@ def fit_samples(
                 model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
             budget.consider_took(time.perf_counter() - check_start)
-            if (
-                not passed
-            ):  # the fast solve disagrees with the reference: back to the last checked model
+            if not passed:  # the fast solve disagrees with the reference: back to the last kept
                 rejected += 1
                 model.load_state_dict(best_state)
                 for group in optimiser.param_groups:
