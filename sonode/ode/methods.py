@@ -63,6 +63,8 @@ class Method:
         times) -> (y1, outs)`` (None: the RK replay of ``solve.replay_step``).
     backsolve: the continuous (backsolve) adjoint can integrate it on the augmented state.
     adjoint_mode: odeint_adjoint's default mode for it (None: "checkpoint" if replayable, else "backsolve").
+    callbacks: the func.callback_* names its forward solve calls (None: all three if the solve is
+        adaptive, else callback_step); odeint warns about the others, as torchdiffeq does.
     description: one line for docs and error messages.
     """
 
@@ -82,6 +84,7 @@ class Method:
     replay: Callable | None = None
     backsolve: bool = True
     adjoint_mode: str | None = None
+    callbacks: tuple[str, ...] | None = None
     description: str = ""
 
     @property
