@@ -41,7 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
-from .adjoint_params import held_fixed
+from .adjoint_params import held_fixed, leaf_substitutes
 from .adjoint_reversible import check_reversible, reversible_forward, reversible_sweep
 from .events import solve_until_event
 from .interface import ADJOINT_CALLBACKS, finish, prepare, warn_unused_callbacks
@@ -245,11 +245,16 @@ def odeint_adjoint(
     will_backprop = torch.is_grad_enabled() and (
         y_flat.requires_grad or t.requires_grad or bool(params)
     )
-    if any(p.grad_fn is not None for p in params):
-        will_backprop = False  # a taped piece would carry their history (see adjoint_params.py)
     if any(callable(getattr(problem.func, n, None)) for n in ADJOINT_CALLBACKS):
         will_backprop = False  # replay every piece, so the backward callback sees every step
-    spec = _Spec(func=problem.func, opts=opts, adj=adj, tape_tail=will_backprop, params=params)
+    spec = _Spec(
+        func=problem.func,
+        opts=opts,
+        adj=adj,
+        tape_tail=will_backprop,
+        params=params,
+        fixed=leaf_substitutes(params),
+    )
     ys = _OdeintAdjoint.apply(y_flat, t, spec, *params)
     return finish(ys, problem, y0)
 
@@ -300,6 +305,7 @@ class _Spec:
     adj: AdjointOptions
     tape_tail: bool
     params: list = ()  # the adjoint params as given (held_fixed finds them in func by identity)
+    fixed: dict = None  # leaf_substitutes(params): computed params, held fixed (adjoint_params.py)
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
     checkpoints: Any = None
 
@@ -311,9 +317,10 @@ class _OdeintAdjoint(torch.autograd.Function):
     ) -> torch.Tensor:
         if spec.adj.mode == "checkpoint":
             every = spec.adj.checkpoint_every
-            ys, spec.checkpoints = checkpointed_forward(
-                spec.func, y0, t, spec.opts, every, spec.tape_tail
-            )
+            with held_fixed(spec.func, spec.params, spec.fixed, check=False):  # a taped piece
+                ys, spec.checkpoints = checkpointed_forward(
+                    spec.func, y0, t, spec.opts, every, spec.tape_tail
+                )
             return ys
         if spec.adj.mode == "reversible":
             ys, spec.checkpoints = reversible_forward(spec.func, y0, t, spec.opts)
@@ -333,7 +340,7 @@ class _OdeintAdjoint(torch.autograd.Function):
         spec: _Spec = ctx.spec
         t, ys, *_ = ctx.saved_tensors
         # computed params (e.g. from another solve) are held fixed while func is differentiated
-        with held_fixed(spec.func, spec.params) as params:
+        with held_fixed(spec.func, spec.params, spec.fixed) as params:
             return _backward(ctx, spec, t, ys, params, grad_ys)
 
 

@@ -9,7 +9,8 @@ outer backward then fails ("Trying to backward through the graph a second time")
 
 `held_fixed` therefore swaps every such e, where func reads it (a closure or global variable, a module
 attribute or buffer, recursively through submodules, bound methods and wrapper objects), for a
-detached leaf while the backward sweep runs, and restores it afterwards.
+detached leaf (made once per solve by `leaf_substitutes`) while the forward solve and the backward
+sweep run, and restores it afterwards: a piece the forward tapes then refers to the same leaf.
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ from torch import nn
 _MAX_DEPTH = 6  # wrappers (interface.Field, partial, bound method, module, submodule, closure)
 
 
-@contextmanager
-def held_fixed(func, params: list[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
-    """Within the block func reads detached leaves in place of the computed tensors of ``params``.
+def leaf_substitutes(params: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+    """id(p) -> a detached leaf of p (same storage), for every computed tensor p of ``params``."""
+    return {id(p): p.detach().requires_grad_() for p in params if p.grad_fn is not None}
 
-    Yields the list of tensors to differentiate against (``params`` with each computed tensor
-    replaced by its leaf). RuntimeError if a computed tensor whose history reaches another of
-    ``params`` cannot be found inside func (its gradient would be double counted).
+
+@contextmanager
+def held_fixed(
+    func, params: list[torch.Tensor], subs: dict[int, torch.Tensor], check: bool = True
+) -> Iterator[list[torch.Tensor]]:
+    """Within the block func reads the leaves ``subs`` (`leaf_substitutes`) in place of the
+    computed tensors of ``params``.
+
+    Yields the list of tensors to differentiate against (``params`` with each computed tensor that
+    was found replaced by its leaf). With ``check``, RuntimeError if a computed tensor whose
+    history reaches another of ``params`` cannot be found inside func (its gradient would be
+    double counted).
     """
-    subs = {id(p): p.detach().requires_grad_() for p in params if p.grad_fn is not None}
     if not subs:
         yield list(params)
         return
@@ -42,7 +51,7 @@ def held_fixed(func, params: list[torch.Tensor]) -> Iterator[list[torch.Tensor]]
     try:
         _swap(func, subs, restores, found, set(), 0)
         for p in params:
-            if id(p) in subs and id(p) not in found and _reaches(p, params):
+            if check and id(p) in subs and id(p) not in found and _reaches(p, params):
                 raise RuntimeError(
                     "odeint_adjoint: an adjoint_params tensor computed from another of the adjoint "
                     f"params (shape {tuple(p.shape)}) is not a closure or global variable or module "
