@@ -240,6 +240,10 @@ ODE_MODELS = {
         "rk4",
         "checkpoint",
     ),  # memory sweep: L steps forced, discrete adjoint
+    # the engine's reversible solvers (docs/reversible.md): backprop's gradient at O(1) memory;
+    # L = depth steps (6 in the table, as the RK-Net)
+    "odenet-reversible": ("reversible_heun", "reversible"),
+    "odenet-reversible-rk4": ("reversible_rk4", "reversible"),
 }
 MODEL_NAMES = ("mlp", "resnet", *ODE_MODELS)
 
