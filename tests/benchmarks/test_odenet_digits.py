@@ -160,9 +160,8 @@ def test_peak_allocated_bytes_counts_live_tensors_once():
     # n tanh layers on a (64, 1000) float32 input: backprop keeps each tanh output (256,000 bytes)
     # alive until the backward pass, so the peak is n outputs plus a few transients; summing the
     # events' totals (children counted in their parents) or resident memory would not give n x.
-    from torch.profiler import ProfilerActivity, profile
-
     from odenet_train import peak_allocated_bytes
+    from torch.profiler import ProfilerActivity, profile
 
     def peak(n: int) -> int:
         x = torch.randn(64, 1000, requires_grad=True)
