@@ -11,7 +11,8 @@ LABELS = {
     "mlp": "1-layer MLP ({side}²-300-10)",
     "resnet": "ResNet (6 residual blocks)",
     "rknet": "RK-Net (RK4, 6 steps, backprop)",
-    "odenet": "ODE-Net (dopri5 1e-3, checkpoint adjoint)",
+    "odenet": "ODE-Net (reversible Heun, 6 steps, reversible adjoint)",
+    "odenet-checkpoint": "ODE-Net (dopri5 1e-3, checkpoint adjoint)",
     "odenet-backsolve": "ODE-Net (dopri5 1e-3, backsolve adjoint)",
 }
 SWEEP_LABELS = {
@@ -19,7 +20,7 @@ SWEEP_LABELS = {
     "rknet": "RK-Net (RK4 L steps, backprop)",
     "odenet-fixed": "ODE-Net (RK4 L steps, backsolve adjoint)",
     "odenet-fixed-checkpoint": "ODE-Net (RK4 L steps, checkpoint adjoint)",
-    "odenet-reversible": "ODE-Net (reversible Heun L steps, reversible adjoint)",
+    "odenet-reversible": "ODE-Net as trained (reversible Heun L steps, reversible adjoint)",
 }
 DATASET_TEXT = {
     "mnist": "real MNIST digits (28x28, data/mnist/mnist10k.npz)",
