@@ -13,7 +13,8 @@ sonode_static (partials stationary with random phases: no pitch trajectory), son
 chosen by pseudo-band-extension: the synthesis' own levels).
 
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
-bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all bins and above the input's Nyquist frequency;
+bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all
+bins and above the input's Nyquist frequency;
 level above 8 kHz (dB, output's energy there over the truth's; 0 is right). The category of a
 clip is the folder's README table entry when it has one (a "| file | category |" row), else its
 name up to the first "_". --png NAME writes the spectrograms of the clips whose names contain NAME
@@ -95,8 +96,11 @@ def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict
 
 
 def categories(folder: Path) -> dict[str, str]:
-    """file name -> category from the README.md table whose header has a "category" column."""
-    readme = folder / "README.md"
+    """file name -> category from the README.md (of the folder, else its parent) table whose header
+    has a "category" column."""
+    readme = (
+        folder / "README.md" if (folder / "README.md").exists() else folder.parent / "README.md"
+    )
     found, column = {}, None
     if readme.exists():
         for line in readme.read_text(errors="replace").splitlines():

@@ -8,7 +8,8 @@ series was identified) and moves outward frame by frame, each frame searched wit
 of its neighbour's ratio, so a partial is never confused with the next one. Frames where the
 series stands less than MIN_SALIENCE_DB above the floor hold the neighbour's ratio.
 
-`dewarped` reads the clip on that clock, where the series stands still. `warped_time` integrates it: τ(t) = ∫ r dt, so partial k at phase 2π·f_k·τ(t) + φ_k has the
+`dewarped` reads the clip on that clock, where the series stands still. `warped_time`
+integrates it: τ(t) = ∫ r dt, so partial k at phase 2π·f_k·τ(t) + φ_k has the
 instantaneous frequency r(t)·f_k: every partial, above the band too, phase-locked to the
 fundamental's trajectory.
 """
