@@ -48,6 +48,12 @@ MAX_SNR_COST_DB = 1.5
 STEADY_PITCH_CENTS = 3.0
 FLOOR_MIN_SCALE = 0.01  # the floor is never cut by more than 20 dB: partial levels are estimates
 SERIES_SEGMENT_S = 0.128  # the loudest stretch searched for a series when the whole clip has none
+# ... in a clip up to this long (one note gliding); in a longer recording one stretch's series
+# says nothing of the rest
+SERIES_SEGMENT_MAX_CLIP_S = 10.0
+# Partials following a pitch track cost a cosine per partial per output sample: above this many
+# (~10 s of CPU) the series is synthesised stationary (one matrix product per block)
+MAX_TRACKED_PARTIAL_SAMPLES = 1e9
 
 
 @dataclass
@@ -128,7 +134,8 @@ def extend_band(
         return np.zeros(n_out), info
     partials = harmonic_series(sig, rate_in, band, modes)
     ref_time_s = None
-    if partials is None and dynamics:  # a glide smears the whole clip's partials: look closer
+    if partials is None and dynamics and sig.size <= SERIES_SEGMENT_MAX_CLIP_S * rate_in:
+        # a glide smears the whole clip's partials: look closer
         ref_time_s, partials = loudest_series(sig, rate_in, band)
     track = tilt_track(
         sig,
@@ -144,7 +151,10 @@ def extend_band(
         if dynamics:
             times_s, ratio = ratio_track(sig, rate_in, partials, band[1], ref_time_s)
             info.pitch_depth_cents = track_depth_cents(ratio)
-            if info.pitch_depth_cents > STEADY_PITCH_CENTS:
+            f_k = partials.frequency(np.arange(1, 4 * MAX_PARTIALS + 1))
+            n_added = min(np.sum((f_k >= edge) & (f_k < stop)), MAX_PARTIALS)
+            affordable = n_added * n_out <= MAX_TRACKED_PARTIAL_SAMPLES
+            if info.pitch_depth_cents > STEADY_PITCH_CENTS and affordable:
                 warp = warped_time(times_s, ratio, n_out, rate_out)
                 # levels, f0 and B of the series where it stands still (a vibrato's partials are
                 # smeared over hundreds of bins of the clip's own periodogram)
