@@ -159,6 +159,20 @@ def _decay_predictor(
     return predict
 
 
+def octave_cap(
+    x: np.ndarray, rate: int, band_hz: tuple[float, float], predict: Predictor
+) -> Predictor:
+    """``predict`` held at or below a PSD falling as 1/f from the top octave's mean PSD (at its
+    geometric centre): no octave above the band holds more energy than the top octave itself.
+    A line through a flat top octave would otherwise double the energy in every octave above
+    (measured: +12 to +28 dB above 8 kHz on sampled instruments whose recordings end near 11 kHz)."""
+    freqs_hz, _, psd = _spectrogram(x, rate)
+    inside = (freqs_hz >= band_hz[0]) & (freqs_hz < band_hz[1])
+    ref_psd = float(psd[inside].mean()) if np.any(inside) else 0.0
+    ref_hz = math.sqrt(band_hz[0] * band_hz[1])
+    return lambda f: np.minimum(predict(f), ref_psd * ref_hz / np.maximum(f, 1.0))
+
+
 def measured(x: np.ndarray, rate: int, lo_hz: float, hi_hz: float) -> Predictor:
     """The long-term PSD of ``x`` (rate Hz) as a predictor: 1/3-octave band means over
     [lo_hz, hi_hz), linear in dB between band centres and held beyond them."""
@@ -175,8 +189,8 @@ def choose_estimator(
     synthesis: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
 ) -> LevelChoice:
     """Pseudo-band-extension: each estimator predicts ``x``'s own top octave from ``x`` at half its
-    rate; the one with the smallest RMS dB error over SCORE_BANDS bands is chosen ("tilt" when
-    the clip is too short to halve).
+    rate (each held below `octave_cap`); the one with the smallest RMS dB error over SCORE_BANDS
+    bands is chosen ("tilt" when the clip is too short to halve).
 
     Args:
         x: (n,) at ``rate`` Hz.
@@ -187,7 +201,8 @@ def choose_estimator(
     try:
         x_half = upsample_sinc(x, rate, half, quality="high")
         edge_half = band_edge_hz(x_half, half)
-        candidates = predictors(x_half, half, fit_band(edge_half, half / 2))
+        band_half = fit_band(edge_half, half / 2)
+        candidates = predictors(x_half, half, band_half)
     except ValueError:
         return LevelChoice("tilt")
     top = fit_band(band_edge_hz(x, rate), rate / 2)[1]
@@ -195,6 +210,7 @@ def choose_estimator(
         band = synthesis(x_half, half, rate)
         if np.any(band):
             candidates["synthesis"] = measured(band, rate, edge_half, top)
+    candidates = {k: octave_cap(x_half, half, band_half, p) for k, p in candidates.items()}
     freqs_hz, _, psd = _spectrogram(x, rate)
     centres, truth = band_psd(freqs_hz, psd.mean(axis=1), edge_half, top, SCORE_BANDS)
     if centres.size == 0 or not np.all(truth > 0):

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from sonode.dsp.band_level import LevelChoice, choose_estimator, match_level, predictors
+from sonode.dsp.band_level import (
+    LevelChoice,
+    choose_estimator,
+    match_level,
+    measured,
+    octave_cap,
+    predictors,
+)
 from sonode.dsp.bandwidth import (
     SILENT_TOP_OCTAVE_DB,
     band_edge_hz,
@@ -188,11 +195,12 @@ def extend_band(
             choice = choose_estimator(sig, rate_in, synthesis)
         info.level_estimator, info.level_scores_db = choice.name, choice.scores_db or None
         info.level_bias_db = choice.bias_db.get(choice.name)
-        if choice.name != "synthesis":
-            available = predictors(sig, rate_in, band)
-            name = choice.name if choice.name in available else "tilt"
-            high = match_level(high, rate_out, edge, stop, available[name])
-            info.level_estimator = name
+        available = predictors(sig, rate_in, band)
+        available["synthesis"] = measured(high, rate_out, edge, stop)
+        name = choice.name if choice.name in available else "tilt"
+        target = octave_cap(sig, rate_in, band, available[name])
+        high = match_level(high, rate_out, edge, stop, target)
+        info.level_estimator = name
     if max_snr_cost_db is not None:
         scale = min(10 ** (max_snr_cost_db / 10) - 1, 1.0)  # never above the predicted level
         info.level_scale_db = 10 * math.log10(scale) if scale > 0 else -math.inf
