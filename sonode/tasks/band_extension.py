@@ -53,6 +53,10 @@ MAX_SNR_COST_DB = 1.5
 # Below this peak-to-peak pitch excursion the partials are synthesised stationary (the fast sum):
 # a few cents over a clip is the tracker's own scatter, not a vibrato.
 STEADY_PITCH_CENTS = 3.0
+# The noise floor's per-frame line falls at least as 1/f (log10 per-bin power per log10 f): an
+# attack's flat burst in the top octave was continued flat to 24 kHz where recorded plucks fall
+# steeply (the long-term `octave_cap` cannot see one loud frame)
+MAX_FLOOR_SLOPE = -1.0
 FLOOR_MIN_SCALE = 0.01  # the floor is never cut by more than 20 dB: partial levels are estimates
 SERIES_SEGMENT_S = 0.128  # the loudest stretch searched for a series when the whole clip has none
 # ... in a clip up to this long (one note gliding); in a longer recording one stretch's series
@@ -150,6 +154,7 @@ def extend_band(
         band,
         statistic="median" if partials is not None else "mean",
         clip_slope_limit=partials is not None,
+        max_slope=MAX_FLOOR_SLOPE,
     )
     stop = 0.98 * rate_out / 2
     high = np.zeros(n_out)
@@ -203,6 +208,11 @@ def extend_band(
         info.level_estimator = name
     if max_snr_cost_db is not None:
         scale = min(10 ** (max_snr_cost_db / 10) - 1, 1.0)  # never above the predicted level
+        # The predicted level is uncertain: take the estimator's RMS error on the held-back octave
+        # as the spread σ (dB) of a log-normal error; the mean power added is then the prediction
+        # × exp((σ·ln10/10)²/2), which the bound must also cover.
+        spread_db = (info.level_scores_db or {}).get(info.level_estimator or "", 0.0)
+        scale /= math.exp((spread_db * math.log(10) / 10) ** 2 / 2)
         info.level_scale_db = 10 * math.log10(scale) if scale > 0 else -math.inf
         high *= math.sqrt(max(scale, 0.0))
     return high, info
