@@ -189,7 +189,7 @@ def upsample_channels(
             for c in range(x.shape[1])
         ]
         return np.stack([c[0] for c in columns], axis=1), [c[1] for c in columns]
-    check_upsample_size(x.shape[0], rate_in, rate_out)
+    check_upsample_size(x.shape[0] * x.shape[1], rate_in, rate_out)  # every channel in memory
     mid, side = (x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2
     keys = ("max_snr_cost_db", "level", "dynamics")
     kw = {k: options[k] for k in keys if k in options}
