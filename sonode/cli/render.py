@@ -275,17 +275,33 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
 
 def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
     """A clip upsampled without a model: its interpolation below the band edge, and above it what
-    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`)."""
-    from sonode.io.clip import read_clip
-    from sonode.tasks.upsample import clip_modes, upsample_samples
+    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`).
 
-    clip = read_clip(
-        source,
-        channel=kw["channel"],
-        start_s=kw["start_s"],
-        duration_s=kw["duration_s"],
-        rate=kw["rate"],
+    A file of several channels read without an explicit --channel comes out with as many
+    channels (`sonode.tasks.upsample.upsample_channels`): (n,) or (n, channels)."""
+    import numpy as np
+    import soundfile as sf
+    from click.core import ParameterSource
+
+    from sonode.io.clip import read_clip
+    from sonode.tasks.upsample import clip_modes, upsample_channels, upsample_samples
+
+    def read(channel):
+        return read_clip(
+            source,
+            channel=channel,
+            start_s=kw["start_s"],
+            duration_s=kw["duration_s"],
+            rate=kw["rate"],
+        )
+
+    clip = read(kw["channel"])
+    ctx = click.get_current_context(silent=True)
+    channel_given = ctx is not None and ctx.get_parameter_source("channel") not in (
+        ParameterSource.DEFAULT,
+        None,
     )
+    n_channels = 1 if channel_given else sf.info(source).channels
     modes = None
     if high_band == "model" and out_rate > clip.sample_rate:
         if not quiet:
@@ -298,6 +314,12 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         modes = clip_modes(
             clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"]
         )
+    if n_channels > 1:
+        channels = np.stack([read(c).samples for c in range(n_channels)], axis=1)
+        samples, _ = upsample_channels(
+            channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band
+        )
+        return samples
     samples, _ = upsample_samples(
         clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"], modes=modes
     )
