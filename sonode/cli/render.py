@@ -219,8 +219,7 @@ def upsample(
         seconds = n_in / rate_in
     plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
-    if analyse_only:
-        check_upsample_size(n_in, rate_in, out_rate)
+    if analyse_only:  # long clips go block by block (`upsample_in_blocks`): bounded memory
         samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
     else:
         if not is_model:
@@ -284,7 +283,7 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
     from click.core import ParameterSource
 
     from sonode.io.clip import read_clip
-    from sonode.tasks.upsample import clip_modes, upsample_channels, upsample_samples
+    from sonode.tasks.upsample import check_upsample_blocks, clip_modes, upsample_in_blocks
 
     def read(channel):
         return read_clip(
@@ -302,6 +301,7 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         None,
     )
     n_channels = 1 if channel_given else sf.info(source).channels
+    check_upsample_blocks(clip.samples.size, n_channels, clip.sample_rate, out_rate)
     modes = None
     if high_band == "model" and out_rate > clip.sample_rate:
         if not quiet:
@@ -316,14 +316,12 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         )
     if n_channels > 1:
         channels = np.stack([read(c).samples for c in range(n_channels)], axis=1)
-        samples, _ = upsample_channels(
-            channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band
-        )
-        return samples
-    samples, _ = upsample_samples(
-        clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"], modes=modes
+    else:
+        channels = clip.samples[:, None]
+    samples = upsample_in_blocks(
+        channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band
     )
-    return samples
+    return samples if n_channels > 1 else samples[:, 0]
 
 
 def _is_model_file(path: str) -> bool:

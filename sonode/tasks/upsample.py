@@ -221,6 +221,92 @@ def upsample_channels(
     return out, [info_mid, info_side]
 
 
+#: Blocks of a long clip overlap by this much. The cross-fade spans the overlap's middle half, where
+#: both blocks' interpolations are the whole clip's (the sinc kernel and the cross-over's DFT wrap
+#: reach only milliseconds into a block), so the band below the cross-over is still exact.
+BLOCK_OVERLAP_S = 1.0
+MIN_BLOCK_S = 4.0  # shorter blocks than this would leave the band-level estimators too little
+
+
+def upsample_in_blocks(
+    x: np.ndarray,
+    rate_in: int,
+    rate_out: int,
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+    **options,
+) -> np.ndarray:
+    """`upsample_channels` of a clip of any length in bounded memory: the whole clip at once when it
+    fits the memory budget, else blocks as long as fit, overlapping by BLOCK_OVERLAP_S and joined by
+    a cross-fade whose weights sum to 1 (amplitude-complementary: the shared low band stays exact).
+    Each block's band above is extended on its own (its own level estimate and seed), so a song's
+    band above follows its sections; across a join its independent parts dip by up to 3 dB.
+
+    Args:
+        x: (n_in, C) at ``rate_in`` Hz. modes, seed, options: as `upsample_channels`.
+
+    Returns:
+        (round(n_in·rate_out/rate_in), C) float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n_in, n_ch = x.shape
+    block = check_upsample_blocks(n_in, n_ch, rate_in, rate_out)
+    if block >= n_in:
+        return upsample_channels(x, rate_in, rate_out, modes, seed, **options)[0]
+    grid = rate_in // math.gcd(rate_in, rate_out)  # input steps that land on whole output samples
+    overlap = -(-int(BLOCK_OVERLAP_S * rate_in) // grid) * grid
+    n_blocks = -(-(n_in - overlap) // (block - overlap))
+    hop = -(-(n_in - overlap) // n_blocks // grid) * grid  # equal blocks, none longer than `block`
+    starts = [i * hop for i in range(n_blocks) if i * hop < n_in - overlap]
+    out = np.zeros((output_length(n_in, rate_in, rate_out), n_ch))
+    join_out = overlap * rate_out // rate_in  # output samples of each join (grid: exact)
+    for i, start in enumerate(starts):
+        end = n_in if i + 1 == len(starts) else start + hop + overlap
+        y, _ = upsample_channels(x[start:end], rate_in, rate_out, modes, seed + 2 * i, **options)
+        weight = np.ones(y.shape[0])
+        if i > 0:  # rises where the previous block falls
+            weight *= _fade(y.shape[0], join_out, rising=True)
+        if i + 1 < len(starts):
+            weight *= _fade(y.shape[0], join_out, rising=False)
+        o = start * rate_out // rate_in
+        n = min(y.shape[0], out.shape[0] - o)
+        out[o : o + n] += y[:n] * weight[:n, None]
+    return out
+
+
+def _fade(n: int, overlap: int, rising: bool) -> np.ndarray:
+    """(n,) weights: sin² over the middle half of an ``overlap``-sample join at the start (rising)
+    or cos² at the end; the two sides of a join sum to 1 sample by sample."""
+    ramp = np.clip((np.arange(n) - overlap / 4) / (overlap / 2), 0.0, 1.0)
+    if not rising:
+        ramp = np.clip((np.arange(n) - (n - overlap) - overlap / 4) / (overlap / 2), 0.0, 1.0)
+        return np.cos(0.5 * np.pi * ramp) ** 2
+    return np.sin(0.5 * np.pi * ramp) ** 2
+
+
+def check_upsample_blocks(n_in: int, n_channels: int, rate_in: int, rate_out: int) -> int:
+    """Input samples per block `upsample_in_blocks` can afford within the memory budget (n_in when
+    the whole clip fits); refuses, before any work, a rate or a length that no block would fit.
+
+    Raises:
+        sonode.limits.LimitError: one line with the value and the limit.
+    """
+    from sonode.limits import PROCESS_BASELINE_BYTES, check_memory, memory_budget_bytes
+
+    n_out = output_length(n_in, rate_in, rate_out)
+    held = 3 * 8 * n_channels * (n_out + n_in)  # the input, the output and the written copy
+    per_input = UPSAMPLE_BYTES_PER_OUTPUT_SAMPLE * n_channels * rate_out / rate_in
+    min_block = min(n_in, int(MIN_BLOCK_S * rate_in))
+    check_upsample_size(min_block * n_channels, rate_in, rate_out)  # rates, kernel, one block
+    check_memory(
+        f"upsampling {n_in} samples × {n_channels} channels to {rate_out} Hz in blocks",
+        held + per_input * min_block,
+        "choose a lower --rate or a shorter clip",
+    )
+    free = memory_budget_bytes() - PROCESS_BASELINE_BYTES - held
+    return min(n_in, max(min_block, int(free // per_input)))
+
+
 def join_bands(
     low: np.ndarray, high: np.ndarray, rate_in: int, rate_out: int, edge_hz: float
 ) -> np.ndarray:
