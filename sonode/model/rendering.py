@@ -104,45 +104,64 @@ def render_normalised(
         )
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
-    if (
-        has_tail
-    ):  # the continuation's early modes up to the switch, its late ones from the state reached
-        switch_s = span_end + config.continuation_switch_s
-        early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
-        n_good = _free_run(
-            model,
-            model.continuation_state,
-            config.continuation_start_s,
-            times_s,
-            early_idx,
-            torch.ones_like(times_s),
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=(model.tail_bank, model.continuation_field(late=False)),
-        )
-        z_switch = continuation_switch_state(model)
-        n_good = _free_run(
-            model,
-            z_switch,
-            switch_s,
-            times_s,
-            torch.nonzero(times_s >= switch_s).flatten(),
-            torch.ones_like(times_s),
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=(model.tail_late_bank, model.continuation_field(late=True)),
+    if has_tail:
+        n_good = add_continuation(
+            model, times_s, out, n_good, bound, max_step_s, spacing, chunk_samples
         )
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
+
+
+def add_continuation(
+    model: nn.Module,
+    times_s: torch.Tensor,
+    out: torch.Tensor,
+    n_good: int,
+    bound: float,
+    max_step_s: float | None,
+    spacing: float,
+    chunk_samples: int,
+) -> int:
+    """Add the continuation ODE's free run at the times past the span to ``out``: its early modes
+    up to the switch, its late ones from the state reached. Returns the updated count of good
+    leading samples (see `_free_run`). Any model with the continuation parts
+    (`sonode.model.continuation_parts`) and a ``readout_bias``."""
+    config = model.config
+    span_end = config.duration_s
+    switch_s = span_end + config.continuation_switch_s
+    early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
+    n_good = _free_run(
+        model,
+        model.continuation_state,
+        config.continuation_start_s,
+        times_s,
+        early_idx,
+        torch.ones_like(times_s),
+        out,
+        n_good,
+        bound,
+        max_step_s,
+        spacing,
+        chunk_samples,
+        tail=(model.tail_bank, model.continuation_field(late=False)),
+    )
+    z_switch = continuation_switch_state(model)
+    return _free_run(
+        model,
+        z_switch,
+        switch_s,
+        times_s,
+        torch.nonzero(times_s >= switch_s).flatten(),
+        torch.ones_like(times_s),
+        out,
+        n_good,
+        bound,
+        max_step_s,
+        spacing,
+        chunk_samples,
+        tail=(model.tail_late_bank, model.continuation_field(late=True)),
+    )
 
 
 def continuation_switch_state(model: nn.Module) -> torch.Tensor:

@@ -31,6 +31,7 @@ from sonode.model.checks import (
 )
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S, initial_model
+from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
 
@@ -131,6 +132,10 @@ def fit_samples(
             for another clip or other options.
     """
     check_fit_size(int(x.shape[0]), sample_rate, options)
+    if options.modes != "global":  # modes that follow the notes, or the choice by validation
+        variant = choose_variant(x, sample_rate, options) if options.modes == "auto" else "local"
+        if variant == "local":
+            return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
     identity = None
     resumed = None
     if checkpoint is not None:
