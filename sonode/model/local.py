@@ -240,7 +240,20 @@ class LocalModel(ContinuationMixin, nn.Module):
         file; `sonode.model.local_fit` keeps float64 when rounding would cost ≥ 0.01 dB)."""
         dtype = torch.float32 if storage == "float32" else torch.float64
         tensors = {}
-        for name, t in self.state_dict().items():
+        # an untrained continuation field (zero output) and an inactive cycle are rebuilt on
+        # loading, as are late modes equal to the early ones: no redundant buffers in the file
+        untrained = self.tail_field.is_zero() and not self.tail_cycle.active
+        state = self.state_dict()
+        same_late = all(
+            torch.equal(state[n], state[n.replace("tail_late_bank.", "tail_bank.", 1)])
+            for n in state
+            if n.startswith("tail_late_bank.")
+        )
+        for name, t in state.items():
+            if (untrained and name.startswith(("tail_field.", "tail_cycle."))) or (
+                same_late and name.startswith("tail_late_bank.")
+            ):
+                continue
             if name in ("freq_hz", "amp_re", "amp_im"):
                 t = t.to(dtype)
             elif name in ("track_first", "track_length"):
