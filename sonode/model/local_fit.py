@@ -302,7 +302,7 @@ def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_st
         if options.target_snr_db is not None and best >= options.target_snr_db:
             stop = "target"
             break
-        record = EpochRecord(step, float(loss), run_snr, time.perf_counter() - started, best)
+        record = EpochRecord(step, float(loss.detach()), run_snr, time.perf_counter() - started, best)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best)
