@@ -88,6 +88,8 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.amp_re = nn.Parameter(torch.as_tensor(amp_re, dtype=torch.float64).clone())
         self.amp_im = nn.Parameter(torch.as_tensor(amp_im, dtype=torch.float64).clone())
         self.register_buffer("readout_bias", torch.zeros((), dtype=torch.float64))
+        # precision of the node tables in a model file (`sonode.model.local_fit` chooses it)
+        self.storage = "float32"
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
         self.pieces = Pieces.build(
             np.asarray(first, dtype=np.int64), np.asarray(length, dtype=np.int64), config.n_nodes
@@ -234,10 +236,14 @@ class LocalModel(ContinuationMixin, nn.Module):
 
     # ---- persistence -----------------------------------------------------------------------
     def save(
-        self, path: str | os.PathLike, info: dict[str, Any] | None = None, storage: str = "float32"
+        self,
+        path: str | os.PathLike,
+        info: dict[str, Any] | None = None,
+        storage: str | None = None,
     ) -> None:
         """Write the model atomically: node tables in ``storage`` precision ("float32" halves the
         file; `sonode.model.local_fit` keeps float64 when rounding would cost ≥ 0.01 dB)."""
+        storage = self.storage if storage is None else storage
         dtype = torch.float32 if storage == "float32" else torch.float64
         tensors = {}
         # an untrained continuation field (zero output) and an inactive cycle are rebuilt on
@@ -294,6 +300,7 @@ class LocalModel(ContinuationMixin, nn.Module):
                 f"({sorted(set(expected.items()) ^ set(found.items()))[:3]}...); refit the clip"
             )
         model.load_state_dict({n: t.to(fresh[n].dtype) for n, t in tensors.items()})
+        model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
         return model, meta.get("info", {})
 
 

@@ -40,6 +40,7 @@ QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its 
 HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
+STORAGE_MARGIN_DB = 30.0
 CHECK_EVERY = 25  # steps between whole-clip checks (and exact re-solves of the states)
 RUN_INTERVALS = 48  # intervals per training step
 FREQ_LR_HZ = 0.05  # Adam step of the frequencies (Hz): a tenth of a 40 ms window's accuracy
@@ -98,6 +99,8 @@ def fit_local(
     initial = snr_db(xn, model.reconstruct().numpy())
     history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
     float32_db = _storage_check(model, xn)
+    # float32 tables when their rounding error lies STORAGE_MARGIN_DB under the model's (< 0.01 dB)
+    model.storage = "float32" if float32_db >= best + STORAGE_MARGIN_DB else "float64"
     identification = {
         "variant": "local",
         "n_modes": int(model.n_tracks),
@@ -108,6 +111,7 @@ def fit_local(
         "validation_snr_db": validation,
         "parameters_per_sample": model.stored_numbers() / xn.size,
         "float32_check_db": float32_db,
+        "storage": model.storage,
         "time_breakdown_s": {"identification": round(identified_s, 4)},
     }
     if tail is not None:
@@ -302,7 +306,9 @@ def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_st
         if options.target_snr_db is not None and best >= options.target_snr_db:
             stop = "target"
             break
-        record = EpochRecord(step, float(loss.detach()), run_snr, time.perf_counter() - started, best)
+        record = EpochRecord(
+            step, float(loss.detach()), run_snr, time.perf_counter() - started, best
+        )
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, best)
