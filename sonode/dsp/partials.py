@@ -10,6 +10,7 @@ equations' shape when every unknown touches only its own node's neighbours.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,37 +124,35 @@ def link_tracks(
 
 
 def block_tridiagonal_solve(
-    diagonal: list[np.ndarray], upper: list[np.ndarray], rhs: list[np.ndarray]
+    blocks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> list[np.ndarray]:
     """Solve a symmetric positive definite block-tridiagonal system (block Thomas / Cholesky).
 
     Args:
-        diagonal: blocks D_f (n_f, n_f), f = 0..F−1.
-        upper: blocks E_f (n_f, n_{f+1}) coupling f and f+1, f = 0..F−2 (the lower ones are Eᵀ).
-        rhs: r_f (n_f,).
+        blocks: (D_f (n_f, n_f), E_f (n_f, n_{f+1}), r_f (n_f,)) for f = 0..F−1 in order, E_f
+            coupling f and f + 1 (the lower blocks are Eᵀ; the last E has n_{f+1} = 0). An
+            iterator may build each block just before it is eliminated: only the eliminated
+            couplings (Σ n_f n_{f+1} numbers) are kept.
 
     Returns:
-        x_f (n_f,) per block. Cost O(Σ n_f³), memory O(Σ n_f n_{f+1}).
+        x_f (n_f,) per block. Cost O(Σ n_f³).
     """
-    n_blocks = len(diagonal)
     carry, solved = [], []
-    for f in range(n_blocks):
-        d, r = diagonal[f], rhs[f]
-        if f > 0:
-            d = d - upper[f - 1].T @ carry[f - 1]
-            r = r - upper[f - 1].T @ solved[f - 1]
+    previous_upper = None
+    for d, upper, r in blocks:
+        if previous_upper is not None:
+            d = d - previous_upper.T @ carry[-1]
+            r = r - previous_upper.T @ solved[-1]
         if d.shape[0] == 0:
-            carry.append(np.zeros((0, upper[f].shape[1] if f < n_blocks - 1 else 0)))
+            carry.append(np.zeros((0, upper.shape[1])))
             solved.append(np.zeros(0))
-            continue
-        factor = scipy.linalg.cho_factor(d, check_finite=False)
-        carry.append(
-            scipy.linalg.cho_solve(factor, upper[f], check_finite=False)
-            if f < n_blocks - 1
-            else np.zeros((d.shape[0], 0))
-        )
-        solved.append(scipy.linalg.cho_solve(factor, r, check_finite=False))
-    out = [np.zeros(0)] * n_blocks
-    for f in range(n_blocks - 1, -1, -1):
-        out[f] = solved[f] - (carry[f] @ out[f + 1] if f < n_blocks - 1 else 0.0)
+        else:
+            factor = scipy.linalg.cho_factor(d, check_finite=False)
+            carry.append(scipy.linalg.cho_solve(factor, upper, check_finite=False))
+            solved.append(scipy.linalg.cho_solve(factor, r, check_finite=False))
+        previous_upper = upper
+    out = [np.zeros(0)] * len(solved)
+    for f in range(len(solved) - 1, -1, -1):
+        out[f] = solved[f] - (carry[f] @ out[f + 1] if f < len(solved) - 1 else 0.0)
+        carry[f] = None  # back substitution frees what it has used
     return out

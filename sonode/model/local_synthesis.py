@@ -153,33 +153,63 @@ def node_least_squares(
         (amp_re, amp_im), each (P,).
     """
     n_nodes = int(pieces.start.numel())
-    n_int = n_nodes - 1
-    padded = np.zeros(n_int * hop)
-    padded[: min(x.size, padded.size)] = x[: padded.size]
-    weight = np.zeros(n_int * hop)
-    weight[: min(x.size, weight.size)] = 1.0 if mask is None else mask[: weight.size]
     # entries of each node, and each entry's position within its node's block
     order = np.argsort(node_of_entry, kind="stable")
     counts = np.bincount(node_of_entry, minlength=n_nodes)
     block_start = np.concatenate([[0], np.cumsum(counts)])
     position = np.empty_like(order)
     position[order] = np.arange(order.size) - block_start[node_of_entry[order]]
-    diagonal = [np.zeros((2 * c, 2 * c)) for c in counts]
-    upper = [np.zeros((2 * counts[f], 2 * counts[f + 1])) for f in range(n_int)]
-    rhs = [np.zeros(2 * c) for c in counts]
+    blocks = _normal_blocks(pieces, freq_cycles, counts, position, x, hop, mask, rel_ridge)
+    solution = block_tridiagonal_solve(blocks)
+    flat = np.concatenate(solution) if solution else np.zeros(0)
+    # block order lists entries by node; map back to entry order
+    amp_pairs = flat.reshape(-1, 2)
+    amp_re, amp_im = np.empty(node_of_entry.size), np.empty(node_of_entry.size)
+    amp_re[order], amp_im[order] = amp_pairs[:, 0], amp_pairs[:, 1]
+    return amp_re, amp_im
+
+
+def _normal_blocks(pieces, freq_cycles, counts, position, x, hop, mask, rel_ridge):
+    """The normal equations' blocks (D_f, E_f, r_f), node after node: block f is complete once
+    intervals f − 1 and f are added, and is handed to the solver before interval f + 1 is built,
+    so memory holds two blocks, not the whole system."""
+    n_int = counts.size - 1
     s = np.arange(hop) / hop
     freq = torch.from_numpy(freq_cycles)
+    diagonal, rhs = np.zeros((2 * counts[0], 2 * counts[0])), np.zeros(2 * counts[0])
     for f in range(n_int):
-        which = pieces.of_intervals(f, f + 1)
-        if which.numel() == 0:
-            continue
+        n_l, n_r = 2 * counts[f], 2 * counts[f + 1]
+        gram, proj = _interval_gram(pieces, freq, position, x, hop, mask, f, n_l, n_r, s)
+        diagonal += gram[:n_l, :n_l]
+        rhs += proj[:n_l]
+        if diagonal.size:
+            scale = max(float(np.trace(diagonal)) / diagonal.shape[0], 1e-12)
+            diagonal[np.diag_indices_from(diagonal)] += rel_ridge * scale
+        yield diagonal, gram[:n_l, n_l:], rhs
+        diagonal, rhs = gram[n_l:, n_l:].copy(), proj[n_l:].copy()
+    if diagonal.size:
+        scale = max(float(np.trace(diagonal)) / diagonal.shape[0], 1e-12)
+        diagonal[np.diag_indices_from(diagonal)] += rel_ridge * scale
+    yield diagonal, np.zeros((diagonal.shape[0], 0)), rhs
+
+
+def _interval_gram(pieces, freq, position, x, hop, mask, f, n_l, n_r, s):
+    """Gram matrix and projection of interval f's basis: columns [Re, −Im] of the states at node f
+    (n_l) then f + 1 (n_r); samples past the clip and held-back ones weigh 0."""
+    begin, end = f * hop, min((f + 1) * hop, x.size)
+    target = np.zeros(hop)
+    w = np.zeros(hop)
+    if end > begin:
+        target[: end - begin] = x[begin:end]
+        w[: end - begin] = 1.0 if mask is None else mask[begin:end]
+    basis = np.zeros((hop, n_l + n_r))
+    which = pieces.of_intervals(f, f + 1)
+    if which.numel():
         left, right = pieces.left[which].numpy(), pieces.right[which].numpy()
         w_l = 2 * math.pi * freq[pieces.freq_left[which]].numpy()[:, None]
         w_r = 2 * math.pi * freq[pieces.freq_right[which]].numpy()[:, None]
         psi = w_l * s + (w_r - w_l) * (0.5 * s * s)
         psi_r = psi - 0.5 * (w_l + w_r)
-        n_l, n_r = 2 * counts[f], 2 * counts[f + 1]
-        basis = np.zeros((hop, n_l + n_r))
         for rows, entries, phase, ramp, base in (
             (left >= 0, left, psi, 1 - s, 0),
             (right >= 0, right, psi_r, s, n_l),
@@ -187,24 +217,5 @@ def node_least_squares(
             col = base + 2 * position[entries[rows]]
             basis[:, col] = (ramp * np.cos(phase[rows])).T
             basis[:, col + 1] = (-ramp * np.sin(phase[rows])).T
-        w = weight[f * hop : (f + 1) * hop]
-        weighted = basis * w[:, None]
-        gram = weighted.T @ basis
-        proj = weighted.T @ padded[f * hop : (f + 1) * hop]
-        diagonal[f] += gram[:n_l, :n_l]
-        diagonal[f + 1] += gram[n_l:, n_l:]
-        upper[f] += gram[:n_l, n_l:]
-        rhs[f] += proj[:n_l]
-        rhs[f + 1] += proj[n_l:]
-    for d in diagonal:
-        if d.size:
-            d[np.diag_indices_from(d)] += rel_ridge * max(float(np.trace(d)) / d.shape[0], 1e-12)
-    solution = block_tridiagonal_solve(diagonal, upper, rhs)
-    amp = np.zeros(2 * node_of_entry.size)
-    flat = np.concatenate(solution) if solution else np.zeros(0)
-    # block order lists entries by node; map back to entry order
-    amp_pairs = flat.reshape(-1, 2)
-    amp_re, amp_im = np.empty(node_of_entry.size), np.empty(node_of_entry.size)
-    amp_re[order], amp_im[order] = amp_pairs[:, 0], amp_pairs[:, 1]
-    del amp
-    return amp_re, amp_im
+    weighted = basis * w[:, None]
+    return weighted.T @ basis, weighted.T @ target

@@ -79,7 +79,8 @@ def test_block_tridiagonal_solve_matches_dense():
     blocks = [dense[cut[i] : cut[i + 1], cut[i] : cut[i + 1]] for i in range(len(sizes))]
     upper = [dense[cut[i] : cut[i + 1], cut[i + 1] : cut[i + 2]] for i in range(len(sizes) - 1)]
     rhs = [b[cut[i] : cut[i + 1]] for i in range(len(sizes))]
-    x = np.concatenate(block_tridiagonal_solve(blocks, upper, rhs))
+    upper.append(np.zeros((sizes[-1], 0)))
+    x = np.concatenate(block_tridiagonal_solve(zip(blocks, upper, rhs, strict=True)))
     np.testing.assert_allclose(x, np.linalg.solve(dense, b), rtol=1e-10, atol=1e-12)
 
 
