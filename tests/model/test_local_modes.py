@@ -169,3 +169,32 @@ def test_damaged_tables_are_refused(melody_fits, tmp_path):
     save_model_file(path, tensors, meta, kind="sonode-decoder", version=3)
     with pytest.raises(ModelFileError, match="inconsistent"):
         SonodeModel.load(path)
+
+
+def test_cli_fit_local_then_info_render_and_plot(tmp_path):
+    """`sonode fit --modes local` writes a model that info, render and plot read."""
+    import soundfile
+
+    from tests.cli_support import run
+
+    clip = tmp_path / "melody.wav"
+    soundfile.write(clip, 0.5 * melody(notes=(330, 440, 392)) / 1.5, RATE, "PCM_16")
+    model = tmp_path / "melody.sonode"
+    fitted = run(
+        "fit", clip, "--modes", "local", "--steps", "2", "--lp-order", "32", "--quiet", "-o", model
+    )
+    assert fitted.exit_code == 0, fitted.output
+    info = run("info", model)
+    assert info.exit_code == 0 and "modes:        local:" in info.output, info.output
+    wav = tmp_path / "twice.wav"
+    rendered = run("render", model, "-o", wav, "--rate", 2 * RATE, "--end", 0.4)
+    assert rendered.exit_code == 0, rendered.output
+    data, rate = soundfile.read(wav)
+    assert rate == 2 * RATE and data.shape == (int(0.4 * 2 * RATE),) and np.all(np.isfinite(data))
+    assert np.max(np.abs(data)) > 0.05  # not silent
+    png = tmp_path / "melody.png"
+    plotted = run("plot", model, "-o", png)
+    assert plotted.exit_code == 0, plotted.output
+    assert png.with_suffix(".modes.png").stat().st_size > 10_000
+    bad = run("fit", clip, "--modes", "everywhere", "-o", tmp_path / "x.sonode")
+    assert bad.exit_code == 2 and "everywhere" in bad.output
