@@ -29,7 +29,7 @@ from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
-from sonode.model.local_synthesis import Pieces, node_least_squares
+from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 
 NODE_SPACING_S = 0.010  # nodes 10 ms apart: an attack or a note change is followed within ~1 node
@@ -235,9 +235,8 @@ def _tracks(peaks) -> Tracks:
 
 def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
     """(amp_re, amp_im), each (P,): the node states by least squares."""
-    pieces = Pieces.build(tracks.first, tracks.length, n_nodes)
     cycles = tracks.freq_hz * hop / rate
-    return node_least_squares(pieces, cycles, tracks.node, xn, hop, mask)
+    return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
 
 
 def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
@@ -320,10 +319,10 @@ def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_st
 def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
     """The exact least-squares node states for the model's current frequencies."""
     hop, rate = model.config.hop_samples, model.config.sample_rate
-    re, im = node_least_squares(
-        model.pieces,
+    re, im = chunked_least_squares(
+        model.track_first.numpy(),
+        model.track_length.numpy(),
         model.freq_hz.numpy() * hop / rate,
-        model.entry_nodes().numpy(),
         xn,
         hop,
     )

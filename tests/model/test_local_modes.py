@@ -198,3 +198,20 @@ def test_cli_fit_local_then_info_render_and_plot(tmp_path):
     assert png.with_suffix(".modes.png").stat().st_size > 10_000
     bad = run("fit", clip, "--modes", "everywhere", "-o", tmp_path / "x.sonode")
     assert bad.exit_code == 2 and "everywhere" in bad.output
+
+
+def test_least_squares_in_overlapping_runs_matches_one_run(melody_fits):
+    """Long clips are solved in runs of nodes (bounded memory); with enough overlap the states
+    are those of the single solve (the coupling decays geometrically along the chain)."""
+    from sonode.model.local_synthesis import chunked_least_squares
+
+    x, local, _, _, _, _ = melody_fits
+    xn = (x - local.config.offset) / local.config.gain
+    hop, rate = local.config.hop_samples, local.config.sample_rate
+    tables = (local.track_first.numpy(), local.track_length.numpy())
+    cycles = local.freq_hz.detach().numpy() * hop / rate
+    whole = chunked_least_squares(*tables, cycles, xn, hop)
+    runs = chunked_least_squares(*tables, cycles, xn, hop, chunk_nodes=50, overlap_nodes=20)
+    scale = np.max(np.abs(whole[0]))
+    assert np.max(np.abs(runs[0] - whole[0])) < 0.01 * scale
+    assert np.max(np.abs(runs[1] - whole[1])) < 0.01 * scale
