@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,10 +67,7 @@ def fit_local(
     torch.manual_seed(options.seed)
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
-    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
-    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
-    tracks, level, validation = choose_level(xn, sample_rate, hop, n_nodes, peaks)
+    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate)
     tail = (
         identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
         if options.continuation_samples != 0
@@ -115,15 +113,7 @@ def fit_local(
         "time_breakdown_s": {"identification": round(identified_s, 4)},
     }
     if tail is not None:
-        identification["continuation"] = {
-            "order": tail.order,
-            "window_samples": tail.window_samples,
-            "modes": int(tail.decay_per_s.shape[0]),
-            "validation_snr_db": tail.validation_snr_db,
-            "estimator": tail.estimator,
-            "switch_after_end_s": tail.switch_after_end_s,
-            "fade_samples": tail.fade_samples,
-        }
+        identification["continuation"] = tail.summary()
     wall = time.perf_counter() - started
     report = FitReport(
         options=asdict(options),
@@ -145,34 +135,27 @@ def fit_local(
     return model, report
 
 
-def choose_variant(x: np.ndarray, sample_rate: int, options: FitOptions) -> str:
+def identify_tracks(xn: np.ndarray, sample_rate: int):
+    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–3 of the
+    module docstring."""
+    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
+    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
+    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
+    return hop, n_nodes, choose_level(xn, sample_rate, hop, n_nodes, peaks)
+
+
+def choose_variant(x: np.ndarray, sample_rate: int, global_start: Callable[[], Any]) -> str:
     """ "local" or "global", whichever linear start scores better on the held-back samples.
 
     The local start is solved without the held-back samples; the global start (its modes and
     segment states, `sonode.model.init.initial_model`) is solved on all of them, so the
     comparison leans towards the global model: local is chosen only when it predicts samples it
-    has not seen better than the global one reproduces samples it has."""
-    from sonode.model.init import initial_model
-
+    has not seen better than the global one reproduces samples it has. ``global_start`` builds the
+    global linear start (a `SonodeModel`, without continuation)."""
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
-    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
-    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
-    _, _, local_db = choose_level(xn, sample_rate, hop, n_nodes, peaks)
-    fixed = None if options.latent_dim is None else options.latent_dim // 2
-    model, _ = initial_model(
-        x,
-        sample_rate,
-        fixed,
-        options.hop_samples,
-        options.overlap_samples,
-        options.hidden,
-        options.layers,
-        options.lp_order,
-        continuation_samples=0,
-        max_modes=options.max_latent_dim // 2,
-    )
+    _, _, (_, _, local_db) = identify_tracks(xn, sample_rate)
+    model = global_start()
     with torch.no_grad():
         start = model.reconstruct()[0].numpy()
     held = np.zeros(xn.size, dtype=bool)

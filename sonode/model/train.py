@@ -133,7 +133,13 @@ def fit_samples(
     """
     check_fit_size(int(x.shape[0]), sample_rate, options)
     if options.modes != "global":  # modes that follow the notes, or the choice by validation
-        variant = choose_variant(x, sample_rate, options) if options.modes == "auto" else "local"
+        variant = (
+            choose_variant(
+                x, sample_rate, lambda: _initial(x, sample_rate, options, continuation=False)[0]
+            )
+            if options.modes == "auto"
+            else "local"
+        )
         if variant == "local":
             return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
     identity = None
@@ -439,7 +445,9 @@ class _Batches:
         return torch.arange(first, first + self.size)
 
 
-def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[SonodeModel, dict]:
+def _initial(
+    x: np.ndarray, sample_rate: int, options: FitOptions, continuation: bool = True
+) -> tuple[SonodeModel, dict]:
     fixed = None if options.latent_dim is None else options.latent_dim // 2
     return initial_model(
         x,
@@ -450,7 +458,7 @@ def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[Sono
         options.hidden,
         options.layers,
         options.lp_order,
-        continuation_samples=options.continuation_samples,
+        continuation_samples=options.continuation_samples if continuation else 0,
         max_modes=options.max_latent_dim // 2,
     )
 

@@ -215,3 +215,11 @@ def test_least_squares_in_overlapping_runs_matches_one_run(melody_fits):
     scale = np.max(np.abs(whole[0]))
     assert np.max(np.abs(runs[0] - whole[0])) < 0.01 * scale
     assert np.max(np.abs(runs[1] - whole[1])) < 0.01 * scale
+
+
+def test_auto_chooses_local_modes_for_a_melody():
+    options = FitOptions(
+        modes="auto", steps=0, continuation_samples=0, max_time_s=None, latent_dim=16, lp_order=64
+    )
+    model, report = fit_samples(melody(), RATE, options)
+    assert isinstance(model, LocalModel) and report.identification["variant"] == "local"
