@@ -77,6 +77,25 @@ def render_normalised(
     free_lo = max(int(hi[last]), int(lo[last]))
     segments = torch.nonzero(hi > lo).flatten().tolist()
     read = _read_windows if max_step_s is None else _read_windows_reference
+
+    def free_run(z0, start_s: float, idx, weights, tail, n_good: int) -> int:
+        """`_free_run` from state z0 at start_s over the samples idx (the rest as in this render)."""
+        return _free_run(
+            model,
+            z0,
+            start_s,
+            times_s,
+            idx,
+            weights,
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=tail,
+        )
+
     last_state, n_good = read(
         model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out, progress
     )
@@ -87,21 +106,7 @@ def render_normalised(
         else:
             z0, start_s = last_state, float(starts[last]) + window_end
         weights = layout.weights(times_s - starts[last], torch.tensor(last))
-        n_good = _free_run(
-            model,
-            z0,
-            start_s,
-            times_s,
-            torch.arange(free_lo, free_hi),
-            weights,
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=None,
-        )
+        n_good = free_run(z0, start_s, torch.arange(free_lo, free_hi), weights, None, n_good)
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
     if has_tail:
@@ -130,50 +135,54 @@ def add_continuation(
     config = model.config
     span_end = config.duration_s
     switch_s = span_end + config.continuation_switch_s
+    ones = torch.ones_like(times_s)
+
+    def free_run(z0, start_s: float, idx, tail, n_good: int) -> int:
+        return _free_run(
+            model,
+            z0,
+            start_s,
+            times_s,
+            idx,
+            ones,
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=tail,
+        )
+
     early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
-    n_good = _free_run(
-        model,
-        model.continuation_state,
-        config.continuation_start_s,
-        times_s,
-        early_idx,
-        torch.ones_like(times_s),
-        out,
-        n_good,
-        bound,
-        max_step_s,
-        spacing,
-        chunk_samples,
-        tail=(model.tail_bank, model.continuation_field(late=False)),
-    )
-    z_switch = continuation_switch_state(model)
-    return _free_run(
-        model,
-        z_switch,
-        switch_s,
-        times_s,
-        torch.nonzero(times_s >= switch_s).flatten(),
-        torch.ones_like(times_s),
-        out,
-        n_good,
-        bound,
-        max_step_s,
-        spacing,
-        chunk_samples,
-        tail=(model.tail_late_bank, model.continuation_field(late=True)),
+    early = (model.tail_bank, model.continuation_field(late=False))
+    # the field acts from the end
+    n_good = free_run(continuation_end_state(model), span_end, early_idx, early, n_good)
+    late = (model.tail_late_bank, model.continuation_field(late=True))
+    late_idx = torch.nonzero(times_s >= switch_s).flatten()
+    return free_run(continuation_switch_state(model), switch_s, late_idx, late, n_good)
+
+
+def continuation_end_state(model: nn.Module) -> torch.Tensor:
+    """The continuation's state (1, 2K_tail) at the clip's end: its state, fitted at the start of
+    its window, carried over the window by its early modes alone (exp(L t)). Its field acts from
+    the end on, at the level the modes were identified at (`sonode.model.tail.Tail.run` alike)."""
+    config = model.config
+    return model.tail_bank.expm_apply(
+        config.duration_s - config.continuation_start_s, model.continuation_state
     )
 
 
 def continuation_switch_state(model: nn.Module) -> torch.Tensor:
     """The continuation's state (1, 2K_tail) where its late modes take over: its early ODE (modes
-    and field) integrated from the continuation state (exact exp(L t) when the field is zero)."""
+    and field) integrated from its state at the clip's end (exact exp(L t) when the field is zero)."""
     config = model.config
-    span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
     field = model.continuation_field(late=False)
     if field.is_zero():
+        span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
         return model.tail_bank.expm_apply(span_s, model.continuation_state)
-    grid = torch.tensor([0.0, span_s], dtype=torch.float64)
-    return modal_solve(model.tail_bank, field, model.continuation_state, grid)[-1]
+    grid = torch.tensor([0.0, config.continuation_switch_s], dtype=torch.float64)
+    return modal_solve(model.tail_bank, field, continuation_end_state(model), grid)[-1]
 
 
 def _read_windows(
