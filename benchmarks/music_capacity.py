@@ -3,6 +3,10 @@
 
     python benchmarks/music_capacity.py /work/corpus/music44 --max-time 300
     python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --max-time 60
+    python benchmarks/music_capacity.py /work/corpus/music44 --duration 3 --starts
+
+``--starts`` compares the identified starts only (no training, no continuation), in this process:
+the local model against the global one with 64 and with 128 modes (default hop and field).
 
 Each fit runs in a fresh process (one torch thread) so that its peak memory (ru_maxrss) is its own.
 Per clip and variant it prints the reconstruction SNR of the kept model and of the identified start,
@@ -74,6 +78,45 @@ def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None,
     }
 
 
+def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
+    """Identified starts of both variants on one clip: SNR (dB) and stored numbers per sample."""
+    import torch
+
+    from sonode.dsp.metrics import snr_db
+    from sonode.io.clip import read_clip
+    from sonode.model.init import initial_model, normalisation
+    from sonode.model.local import LocalConfig, LocalModel
+    from sonode.model.local_fit import _solve_states, identify_tracks
+
+    torch.set_num_threads(1)
+    read = read_clip(clip, rate=rate, duration_s=duration_s)
+    x, rate = read.samples, read.sample_rate
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    started = time.process_time()
+    hop, _, (tracks, _, _) = identify_tracks(xn, rate)
+    states = _solve_states(tracks, 0, xn, hop, rate)
+    local = LocalModel(
+        LocalConfig(rate, xn.size, hop, gain, offset),
+        tracks.first,
+        tracks.length,
+        tracks.freq_hz,
+        *states,
+    )
+    row = {
+        "clip": clip.name,
+        "local_db": snr_db(x, local.denormalise(local.reconstruct())),
+        "local_per_sample": (3 * local.n_entries + 2 * local.n_tracks) / x.size,
+        "local_cpu_s": time.process_time() - started,
+    }
+    for k in (64, 128):
+        model, _ = initial_model(x, rate, k, 256, 32, 64, 2, 1024, continuation_samples=0)
+        with torch.no_grad():
+            row[f"global{k}_db"] = snr_db(x, model.denormalise(model.reconstruct()[0]))
+        row[f"global{k}_per_sample"] = sum(p.numel() for p in model.parameters()) / x.size
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def run_child(clip: Path, variant: str, args) -> dict:
     """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
     command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
@@ -103,6 +146,7 @@ def main() -> None:
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--starts", action="store_true", help="identified starts only")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,6 +157,13 @@ def main() -> None:
         parser.error("give a folder of clips")
     clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
     clips = clips[: args.limit] if args.limit else clips
+    if args.starts:
+        rows = [starts(clip, args.rate, args.duration) for clip in clips]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        for key in ("local_db", "global64_db", "global128_db", "local_per_sample"):
+            print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        return
     variants = args.variants.split(",")
     rows = []
     header = f"{'clip':34s} {'variant':7s} {'SNR':>6s} {'start':>6s} {'gain':>5s} {'num/smp':>7s}"
