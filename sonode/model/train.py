@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sonode.model.adam import Adam
+from sonode.model.budget import FitBudget
 from sonode.model.checkpoint import (
     CheckpointError,
     CheckpointPlan,
@@ -21,10 +22,14 @@ from sonode.model.checkpoint import (
     save_checkpoint,
 )
 from sonode.model.checks import (
+    CHECK_SEGMENTS,
+    CHECK_SUBSTEPS,
     DISCRETISATION_GOAL_DB,
     coarse_and_fine,
     consider,
+    fast_vs_reference_db,
     snr_db,
+    stoppable_check_db,
     trajectory_snr,
 )
 from sonode.model.decoder import SonodeModel
@@ -177,10 +182,13 @@ def fit_samples(
     history: list[EpochRecord] = []
     bad_steps = rejected = 0
     epoch = 0
+    evaluation_start = time.perf_counter()
+    identified = None
     if resumed is None:
         with torch.no_grad():
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
+        identified = best_state  # the fallback below (never modified: best_state is replaced)
         best_trajectory = free_run_snr(model)
         initial_trajectory = (
             best_trajectory  # the untrained start's, for the report's training gain
@@ -228,6 +236,22 @@ def fit_samples(
             identity,
         )
 
+    evaluation_s = time.perf_counter() - evaluation_start
+    check_start = time.perf_counter()
+    # timed (the final checks' cost); also the final check of an untrained kept model
+    counted = counter.count  # a measurement, not training: left out of the reported evaluations
+    start_check_db = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS)
+    counter.count = counted
+    check_s = time.perf_counter() - check_start
+    budget = FitBudget(
+        t_start,
+        options.max_time_s,
+        evaluation_s,
+        check_s,
+        -(-layout.n_segments // options.batch_segments),
+        options.continuation_training_steps > 0 and model.config.tail_modes > 0,
+    )
+
     periodic = checkpoint is not None and checkpoint.every_s > 0
     last_checkpoint = time.perf_counter()
     stop_reason = "steps"
@@ -240,7 +264,7 @@ def fit_samples(
         if options.steps is not None and epoch >= options.steps:
             stop_reason = "steps"
             break
-        if options.max_time_s is not None and elapsed >= options.max_time_s:
+        if not budget.train_more():  # --max-time: the rest of the fit must fit too (FitBudget)
             stop_reason = "max_time"
             break
         if options.target_snr_db is not None and best_snr >= options.target_snr_db:
@@ -251,6 +275,7 @@ def fit_samples(
             if periodic:
                 save(elapsed)
             break
+        step_start = time.perf_counter()
         good_state = copy.deepcopy(model.state_dict())
         # Adam's first steps move every parameter by about its full rate; ramping the rate up over
         # WARMUP_EPOCHS keeps them from knocking the identified model far off its optimum.
@@ -286,15 +311,18 @@ def fit_samples(
         bad_steps = 0
         optimiser.step()
         epoch += 1
+        budget.step_took(time.perf_counter() - step_start)
         if options.state_solve_every and epoch % options.state_solve_every == 0:
             # the states this step trained, solved exactly for the modes and field it left
             before, after = solve_states(model, target, segments)
             if after < before:
                 reset_moments(optimiser, [model.states])
         if epoch % CHECK_EVERY_EPOCHS == 0:
+            check_start = time.perf_counter()
             (best_snr, best_trajectory, best_state), passed = consider(
-                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
+                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
+            budget.consider_took(time.perf_counter() - check_start)
             if (
                 not passed
             ):  # the fast solve disagrees with the reference: back to the last checked model
@@ -314,19 +342,40 @@ def fit_samples(
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    (best_snr, best_trajectory, best_state), _ = consider(  # the last parameters
-        model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
-    )
+    # Stopped by a signal, or no time to check the last parameters: the kept (checked) parameters as
+    # they are, and the final check at the in-training check's size (seconds, not tens of seconds).
+    stopped = stop_reason == "interrupted" or (should_stop is not None and should_stop())
+    hurry = stopped or not budget.check_last()
+    if not hurry and epoch % CHECK_EVERY_EPOCHS:  # steps since the last check: the last parameters
+        (best_snr, best_trajectory, best_state), _ = consider(
+            model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
+        )
     model.load_state_dict(best_state)
     handle.remove()
-    coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    substeps, segments = (
+        (CHECK_SUBSTEPS, CHECK_SEGMENTS)
+        if hurry or not budget.fine_final
+        else (FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    )
+    checked_samples = layout.window_samples
+    if substeps == CHECK_SUBSTEPS and best_state is identified:
+        fine_check = start_check_db  # the same check of the same parameters
+    else:  # a signal during it ends it (the report gives the samples checked)
+        fine_check, checked_samples = stoppable_check_db(model, substeps, segments, should_stop)
+    coarse = None  # the kept parameters' reconstruction and free run: best_snr, best_trajectory
     # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
     # finely (docs/design.md). The identified linear model is solved exactly, so it always passes.
     fell_back = fine_check < DISCRETISATION_GOAL_DB
-    if fell_back:
-        model, _ = _initial(x, sample_rate, options)
-        coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    if fell_back:  # the identified model, kept from the start (identified again after a resume)
+        if identified is None:
+            model, _ = _initial(x, sample_rate, options)
+        else:
+            model.load_state_dict(identified)
+        coarse, fine_check = coarse_and_fine(model, substeps, segments)
     continuation_training = {}
+    continuation_identification_s = identification.get("time_breakdown_s", {}).get(
+        "continuation", 0
+    )
     if options.continuation_training_steps > 0:
         continuation_training = train_continuation(
             model,
@@ -335,6 +384,12 @@ def fit_samples(
             seed=options.seed,
             window_samples=options.continuation_samples,
             max_order=options.lp_order,
+            # it ends early enough for the work after it (defects, the reconstruction's render),
+            # and starts only if its own identification (timed in the fit's) fits too
+            should_stop=lambda: (
+                budget.out_of_time(evaluation_s + continuation_identification_s)
+                or (should_stop is not None and should_stop())
+            ),
         )
     with torch.no_grad():
         defects = model.defects()
@@ -350,8 +405,13 @@ def fit_samples(
         options=asdict(options),
         gradient=options.gradient,
         initial_snr_db=initial_snr,
-        snr_db=clip_snr(coarse),
+        snr_db=best_snr if coarse is None else clip_snr(coarse),
         discretisation_snr_db=fine_check,
+        discretisation_check={
+            "substeps_per_sample": substeps,
+            "segments": segments,
+            "window_samples": checked_samples,
+        },
         epochs=epoch,
         wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1),
@@ -361,7 +421,7 @@ def fit_samples(
         history=history,
         discretisation_fallback=fell_back,
         identification=identification,
-        trajectory_snr_db=trajectory_snr(model, target),
+        trajectory_snr_db=best_trajectory if coarse is None else trajectory_snr(model, target),
         initial_trajectory_snr_db=initial_trajectory,
         continuity_defect_db=defect_db,
         continuation_training=continuation_training,
