@@ -26,11 +26,24 @@ def info(model):
         f"source:       {meta.get('source', {}).get('path', '?')}",
         f"rate:         {cfg.sample_rate} Hz",
         f"span:         0 .. {cfg.n_samples / cfg.sample_rate:.4f} s ({cfg.n_samples} samples)",
-        f"latent dim:   {cfg.latent_dim} ({cfg.n_modes} damped oscillators + MLP {cfg.layers}x{cfg.hidden})",
-        f"segments:     {cfg.layout.n_segments} (hop {cfg.hop_samples}, cross-fade {cfg.overlap_samples} samples)",
-        f"parameters:   {n_params}",
-        "solver:       modal (exact oscillators, adaptive dopri5 envelope); reference: lawson_rk4",
     ]
+    if hasattr(fitted.model, "track_length"):  # modes that follow the notes
+        local = fitted.model
+        lines += [
+            f"modes:        local: {local.n_tracks} tracks over {cfg.n_nodes} nodes {cfg.hop_samples} "
+            f"samples apart ({local.n_entries} node states, at most "
+            f"{int(local.entry_nodes().bincount().max())} modes at a node)",
+            f"parameters:   {n_params} ({local.stored_numbers()} numbers stored, "
+            f"{local.stored_numbers() / cfg.n_samples:.3f} per sample)",
+            "solver:       exact (closed-form solution between nodes; continuation: modal)",
+        ]
+    else:
+        lines += [
+            f"latent dim:   {cfg.latent_dim} ({cfg.n_modes} damped oscillators + MLP {cfg.layers}x{cfg.hidden})",
+            f"segments:     {cfg.layout.n_segments} (hop {cfg.hop_samples}, cross-fade {cfg.overlap_samples} samples)",
+            f"parameters:   {n_params}",
+            "solver:       modal (exact oscillators, adaptive dopri5 envelope); reference: lawson_rk4",
+        ]
     ident = report.get("identification", {}) if report else {}
     if ident.get("continuation"):
         cont = ident["continuation"]
@@ -53,8 +66,13 @@ def info(model):
     if report:
         lines += [
             f"fit SNR:      {db(report['snr_db'], 2)} dB (initial linear fit {db(report['initial_snr_db'], 2)} dB)",
-            f"reference:    discretisation check {db(report['discretisation_snr_db'], 1)} dB (fast vs "
-            f"reference solve; goal ≥ {DISCRETISATION_GOAL_DB:.0f})",
+            (
+                f"storage:      float32 check {db(report['discretisation_snr_db'], 1)} dB (tables "
+                "rounded to float32 vs float64; the solution itself is exact)"
+                if hasattr(fitted.model, "track_length")
+                else f"reference:    discretisation check {db(report['discretisation_snr_db'], 1)} dB "
+                f"(fast vs reference solve; goal ≥ {DISCRETISATION_GOAL_DB:.0f})"
+            ),
             f"training:     {report['epochs']} steps, gradient {report['gradient']}, stopped by "
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {db(report.get('trajectory_snr_db'))} dB",
@@ -124,21 +142,30 @@ def _training_gains(report: dict) -> list[str]:
 def plot(model, clip, out, centers_s, force):
     """Picture of MODEL: waveform zooms and spectrograms against the clip, the training curve
     (OUT.fit.png) and the learned dynamics (OUT.dynamics.png: decay and frequency of the strongest
-    modes against amplitude, for the continuation and the model)."""
+    modes against amplitude, for the continuation and the model); for a model fitted with
+    --modes local, the mode trajectories over the spectrogram instead (OUT.modes.png)."""
     from sonode.api import load
     from sonode.io.clip import read_clip
     from sonode.io.outputs import OutputPlan
     from sonode.plot.dynamics import save_dynamics_png
     from sonode.plot.figures import save_comparison_png
+    from sonode.plot.modes import save_modes_png
 
     plan = OutputPlan([model, clip], force)
     dynamics = Path(out).with_suffix(".dynamics.png")
-    for path in (out, Path(out).with_suffix(".fit.png"), dynamics):
+    modes = Path(out).with_suffix(".modes.png")
+    for path in (out, Path(out).with_suffix(".fit.png"), dynamics, modes):
         plan.add(path, 4 << 20)
     plan.check()
     fitted = load(model)
-    save_dynamics_png(dynamics, fitted.model, title=f"{Path(model).name}: learned dynamics")
-    click.echo(f"wrote {dynamics}", err=True)
+    if hasattr(fitted.model, "track_length"):  # modes that follow the notes: their trajectories
+        save_modes_png(
+            modes, fitted.model, fitted.render().samples, f"{Path(model).name}: mode trajectories"
+        )
+        click.echo(f"wrote {modes}", err=True)
+    else:
+        save_dynamics_png(dynamics, fitted.model, title=f"{Path(model).name}: learned dynamics")
+        click.echo(f"wrote {dynamics}", err=True)
     source = fitted.info.get("source", {})
     clip = clip or source.get("path")
     plan.protect(clip).check()  # the recorded source is read too: never written over

@@ -135,6 +135,15 @@ def fit_options(f, rate_flag: str = "--rate"):
                 help="Largest d that 'auto' may choose.",
             ),
             click.option(
+                "--modes",
+                type=click.Choice(["global", "local", "auto"]),
+                default="global",
+                show_default=True,
+                help="global: one set of modes for the clip, a start state per segment; local: modes "
+                "identified per 40 ms window and tracked, so they follow the notes (docs/music_capacity.md); "
+                "auto: the one scoring better on held-back samples.",
+            ),
+            click.option(
                 "--hop",
                 "hop_samples",
                 type=click.IntRange(8, MAX_HOP_SAMPLES),

@@ -12,6 +12,9 @@ from typing import Any
 from sonode.errors import ModelFileError
 from sonode.model.layout import SegmentLayout
 
+MODEL_KIND = "sonode-decoder"
+MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

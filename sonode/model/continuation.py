@@ -117,6 +117,18 @@ class ContinuationFit:
     switch_after_end_s: float = 0.0
     fade_samples: int = 0  # the clip's terminal fade-out, left out of the identification
 
+    def summary(self) -> dict:
+        """What a fit report records of it (``identification["continuation"]``)."""
+        return {
+            "order": self.order,
+            "window_samples": self.window_samples,
+            "modes": int(self.decay_per_s.shape[0]),
+            "validation_snr_db": self.validation_snr_db,
+            "estimator": self.estimator,
+            "switch_after_end_s": self.switch_after_end_s,
+            "fade_samples": self.fade_samples,
+        }
+
     def samples(self, n_samples: int, sample_rate: int) -> np.ndarray:
         """The continuation's n_samples (normalised) following the clip's last sample, at its rate:
         the early modes up to the switch, then the late ones from the state they reached."""

@@ -14,15 +14,10 @@ from torch import nn
 
 from sonode.errors import ModelFileError
 from sonode.io.model_file import load_model_file, save_model_file
-from sonode.model.config import ModelConfig, config_from_meta
+from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
+from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.field import ModalField
-from sonode.model.limit_cycle import (
-    ContinuationField,
-    LimitCycle,
-    phase_field,
-    tail_energy_scale,
-    tail_modal_field,
-)
+from sonode.model.local import LOCAL_VERSION, LocalModel
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -37,12 +32,10 @@ __all__ = [
     "build_model",
 ]
 
-MODEL_KIND = "sonode-decoder"
-MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
 GRADIENT_METHODS = ("adjoint", "backprop")
 
 
-class SonodeModel(nn.Module):
+class SonodeModel(ContinuationMixin, nn.Module):
     """A fitted clip: segment start states, an oscillator bank, a neural correction and a readout.
 
     Time is in seconds from the first sample of the fitted span; amplitudes inside the model are
@@ -75,34 +68,10 @@ class SonodeModel(nn.Module):
         # dynamics is the model of the sound without restarts (trained on the first
         # TRAJECTORY_S); the segment states refine it locally.
         self.trajectory_state = nn.Parameter(torch.zeros((1, d), dtype=torch.float64))
-        # What continues the sound past the span (see `sonode.model.continuation`): an ODE of the
-        # same kind whose modes are identified on the clip's end and whose state is fitted on its
-        # last continuation_samples — a last segment alone sees as few as overlap + 1 samples.
-        k_tail = config.tail_modes if config.continuation_samples else 0
-        self.tail_bank = OscillatorBank(
-            -torch.ones(k_tail, dtype=torch.float64), torch.ones(k_tail, dtype=torch.float64)
-        )
-        # its modes from continuation_switch_s past the end on: decays measured over the clip's
-        # last second, beating modes merged (see `sonode.model.continuation`)
-        self.tail_late_bank = OscillatorBank(
-            -torch.ones(k_tail, dtype=torch.float64), torch.ones(k_tail, dtype=torch.float64)
-        )
-        self.continuation_state = nn.Parameter(
-            torch.zeros((1 if k_tail else 0, 2 * k_tail), dtype=torch.float64)
-        )
-        # what acts on the continuation's modes (`sonode.model.limit_cycle`): a field trained for
-        # prediction (`sonode.model.predict`) and, for a held note, a limit cycle after the switch;
-        # both zero/off, the continuation is the identified linear ODE exactly
-        self.tail_field = tail_modal_field(k_tail)
-        self.tail_cycle = LimitCycle(k_tail)
-
-    def continuation_field(self, late: bool) -> ContinuationField:
-        """The continuation ODE's field before (late False) or after the switch to its late modes."""
-        return ContinuationField(
-            phase_field(self.tail_field, late),
-            self.tail_cycle if late else None,
-            self.tail_late_bank if late else self.tail_bank,
-        )
+        # What continues the sound past the span (see `sonode.model.continuation_parts`): an ODE
+        # whose modes are identified on the clip's end; a last segment alone sees as few as
+        # overlap + 1 samples.
+        self._init_continuation(config.tail_modes if config.continuation_samples else 0)
 
     # ---- solving ---------------------------------------------------------------------------
     def solve(
@@ -166,36 +135,6 @@ class SonodeModel(nn.Module):
             self.bank, self.field, self.trajectory_state, local, self.readout, gradient
         )[:, 0]
         return x[1:] + self.readout_bias
-
-    def set_continuation(
-        self, decay_per_s, omega_rad_per_s, state, late_decay_per_s=None, late_omega_rad_per_s=None
-    ) -> None:
-        """Install the continuation ODE's modes (K_tail,), its state (2 K_tail,) and its late modes
-        ((K_tail,) each; None: the early ones) — numpy or torch, in 1/s and rad/s."""
-        late_decay_per_s = decay_per_s if late_decay_per_s is None else late_decay_per_s
-        late_omega_rad_per_s = (
-            omega_rad_per_s if late_omega_rad_per_s is None else late_omega_rad_per_s
-        )
-        with torch.no_grad():
-            for bank, decay, omega in (
-                (self.tail_bank, decay_per_s, omega_rad_per_s),
-                (self.tail_late_bank, late_decay_per_s, late_omega_rad_per_s),
-            ):
-                fresh = OscillatorBank(
-                    torch.as_tensor(decay, dtype=torch.float64),
-                    torch.as_tensor(omega, dtype=torch.float64),
-                )
-                bank.load_state_dict(fresh.state_dict())
-                bank.requires_grad_(False)
-            self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
-            self.tail_field.energy_scale.fill_(
-                tail_energy_scale(
-                    self.continuation_state,
-                    decay_per_s,
-                    self.config.continuation_samples / self.config.sample_rate,
-                )
-            )
-        self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised samples x = C z + b for states z (..., d) → (...)."""
@@ -311,9 +250,14 @@ class SonodeModel(nn.Module):
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> tuple[SonodeModel, dict[str, Any]]:
-        """Read a model file (never executes code from it). Returns (model, info)."""
-        tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION])
+    def load(cls, path: str | os.PathLike) -> tuple[SonodeModel | LocalModel, dict[str, Any]]:
+        """Read a model file (never executes code from it). Returns (model, info); a file of the
+        local-mode variant (`sonode.model.local`) gives a `LocalModel`."""
+        tensors, meta = load_model_file(
+            path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION, LOCAL_VERSION]
+        )
+        if meta.get("variant") == LocalModel.variant:  # modes that follow the notes
+            return LocalModel.from_file(path, tensors, meta)
         config = config_from_meta(path, meta)
         model = build_model(
             config,
@@ -324,19 +268,7 @@ class SonodeModel(nn.Module):
             rate_scale=1.0,
         )
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-        # files written before the continuation had late modes: the early ones throughout
-        for name in [n for n in tensors if n.startswith("tail_bank.")]:
-            tensors.setdefault(name.replace("tail_bank.", "tail_late_bank.", 1), tensors[name])
-        # ...and before the continuation had a field and a cycle: the untrained ones (zero, off)
-        fresh = model.state_dict()
-        if not any(n.startswith(("tail_field.", "tail_cycle.")) for n in tensors):
-            tensors.update(
-                {n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))}
-            )
-        # ...and before the continuation's field had its gain terms: zero (the same field)
-        for name in ("tail_field.gain", "tail_field.glide"):
-            if name in fresh:
-                tensors.setdefault(name, fresh[name])
+        legacy_continuation_tensors(tensors, model.state_dict())
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))

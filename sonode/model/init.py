@@ -134,15 +134,7 @@ def initial_model(
             tail.late_decay_per_s,
             tail.late_omega_rad_per_s,
         )
-        summary["continuation"] = {
-            "order": tail.order,
-            "window_samples": tail.window_samples,
-            "modes": int(tail.decay_per_s.shape[0]),
-            "validation_snr_db": tail.validation_snr_db,
-            "estimator": tail.estimator,
-            "switch_after_end_s": tail.switch_after_end_s,
-            "fade_samples": tail.fade_samples,
-        }
+        summary["continuation"] = tail.summary()
     # wall-clock seconds of each piece (the continuation's overlap the modes' when run beside them)
     summary["time_breakdown_s"] = {name: round(sec, 4) for name, sec in watch.seconds.items()}
     return model, summary

@@ -8,6 +8,8 @@ from typing import Any
 
 from sonode.model.decoder import GRADIENT_METHODS
 
+MODE_VARIANTS = ("global", "local", "auto")
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -46,6 +48,9 @@ class FitOptions:
             prediction (`sonode.model.predict`, kept only if the clip's held-back end scores
             better), after which the limit cycle is chosen; 0: neither, the continuation is the
             identified one exactly.
+        modes: "global" (one set of modes for the clip, a start state per segment), "local"
+            (modes identified per window and tracked, `sonode.model.local`) or "auto" (the one
+            scoring better on held-back samples, see `sonode.model.local_fit.choose_variant`).
     """
 
     latent_dim: int | None = 256
@@ -66,6 +71,7 @@ class FitOptions:
     continuation_steps: int = 0
     seed: int = 0
     continuation_training_steps: int = 30
+    modes: str = "global"
     state_solve_every: int = 25
 
     def __post_init__(self):
@@ -104,6 +110,8 @@ class FitOptions:
             problems.append(
                 f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}"
             )
+        if self.modes not in MODE_VARIANTS:
+            problems.append(f"modes must be one of {', '.join(MODE_VARIANTS)}, got {self.modes!r}")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
         problems += _over_limits(self)

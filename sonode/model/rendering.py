@@ -109,21 +109,58 @@ def render_normalised(
         n_good = free_run(z0, start_s, torch.arange(free_lo, free_hi), weights, None, n_good)
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
-    if (
-        has_tail
-    ):  # the continuation's early modes up to the switch, its late ones from the state reached
-        switch_s = span_end + config.continuation_switch_s
-        early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
-        ones = torch.ones_like(times_s)
-        early = (model.tail_bank, model.continuation_field(late=False))
-        start = continuation_end_state(model), config.duration_s  # the field acts from the end
-        n_good = free_run(*start, early_idx, ones, early, n_good)
-        late = (model.tail_late_bank, model.continuation_field(late=True))
-        late_idx = torch.nonzero(times_s >= switch_s).flatten()
-        n_good = free_run(continuation_switch_state(model), switch_s, late_idx, ones, late, n_good)
+    if has_tail:
+        n_good = add_continuation(
+            model, times_s, out, n_good, bound, max_step_s, spacing, chunk_samples
+        )
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]
+
+
+def add_continuation(
+    model: nn.Module,
+    times_s: torch.Tensor,
+    out: torch.Tensor,
+    n_good: int,
+    bound: float,
+    max_step_s: float | None,
+    spacing: float,
+    chunk_samples: int,
+) -> int:
+    """Add the continuation ODE's free run at the times past the span to ``out``: its early modes
+    up to the switch, its late ones from the state reached. Returns the updated count of good
+    leading samples (see `_free_run`). Any model with the continuation parts
+    (`sonode.model.continuation_parts`) and a ``readout_bias``."""
+    config = model.config
+    span_end = config.duration_s
+    switch_s = span_end + config.continuation_switch_s
+    ones = torch.ones_like(times_s)
+
+    def free_run(z0, start_s: float, idx, tail, n_good: int) -> int:
+        return _free_run(
+            model,
+            z0,
+            start_s,
+            times_s,
+            idx,
+            ones,
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=tail,
+        )
+
+    early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
+    early = (model.tail_bank, model.continuation_field(late=False))
+    # the field acts from the end
+    n_good = free_run(continuation_end_state(model), span_end, early_idx, early, n_good)
+    late = (model.tail_late_bank, model.continuation_field(late=True))
+    late_idx = torch.nonzero(times_s >= switch_s).flatten()
+    return free_run(continuation_switch_state(model), switch_s, late_idx, late, n_good)
 
 
 def continuation_end_state(model: nn.Module) -> torch.Tensor:

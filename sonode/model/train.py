@@ -36,6 +36,7 @@ from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_model
 from sonode.model.linear_step import reset_moments, solve_states
+from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.objective import SegmentBatches, param_groups, step_loss
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
@@ -94,6 +95,16 @@ def fit_samples(
             for another clip or other options.
     """
     check_fit_size(int(x.shape[0]), sample_rate, options)
+    if options.modes != "global":  # modes that follow the notes, or the choice by validation
+        variant = (
+            choose_variant(
+                x, sample_rate, lambda: _initial(x, sample_rate, options, continuation=False)[0]
+            )
+            if options.modes == "auto"
+            else "local"
+        )
+        if variant == "local":
+            return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
     identity = None
     resumed = None
     if checkpoint is not None:
@@ -381,7 +392,9 @@ def fit_samples(
     return model, report
 
 
-def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[SonodeModel, dict]:
+def _initial(
+    x: np.ndarray, sample_rate: int, options: FitOptions, continuation: bool = True
+) -> tuple[SonodeModel, dict]:
     fixed = None if options.latent_dim is None else options.latent_dim // 2
     return initial_model(
         x,
@@ -392,6 +405,6 @@ def _initial(x: np.ndarray, sample_rate: int, options: FitOptions) -> tuple[Sono
         options.hidden,
         options.layers,
         options.lp_order,
-        continuation_samples=options.continuation_samples,
+        continuation_samples=options.continuation_samples if continuation else 0,
         max_modes=options.max_latent_dim // 2,
     )

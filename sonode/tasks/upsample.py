@@ -45,8 +45,11 @@ def model_modes(model: SonodeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     segment start states through the readout) and decays σ (K,) 1/s.
 
     The state is laid out [u_1..u_K, v_1..v_K]; mode k reads as x = c_u·u + c_v·v, an oscillation
-    of amplitude |u + iv|·√(c_u² + c_v²).
+    of amplitude |u + iv|·√(c_u² + c_v²). A model of modes that follow the notes
+    (`sonode.model.local.LocalModel`) gives the modes alive at its last node.
     """
+    if hasattr(model, "partials"):
+        return model.partials()
     with torch.no_grad():
         d = model.config.latent_dim
         k = d // 2

@@ -1,0 +1,209 @@
+"""Music capacity: the global model (`fit --modes global`) against modes that follow the notes
+(`fit --modes local`), side by side on every clip of a folder.
+
+    python benchmarks/music_capacity.py /work/corpus/music44 --max-time 300
+    python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --max-time 60
+    python benchmarks/music_capacity.py /work/corpus/music44 --duration 3 --starts
+
+``--starts`` compares the identified starts only (no training, no continuation), in this process:
+the local model against the global one with 64 and with 128 modes (default hop and field).
+
+Each fit runs in a fresh process (one torch thread) so that its peak memory (ru_maxrss) is its own.
+Per clip and variant it prints the reconstruction SNR of the kept model and of the identified start,
+the stored numbers per sample (all of the model's parameters; for local also the node tables
+alone), the model file's size, the size of the fitted samples as 16-bit FLAC, the peak memory and
+the wall time; then the medians. Stereo files are mixed to mono, as `sonode fit` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+AUDIO = (".wav", ".flac", ".ogg")
+
+
+def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None, max_time_s: float):
+    """Fit one clip with one variant in this process; a dict of figures."""
+    import soundfile
+    import torch
+
+    from sonode.api import fit
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    fitted = fit(
+        clip, rate=rate, duration_s=duration_s, modes=variant, max_time_s=max_time_s, threads=1
+    )
+    wall = time.perf_counter() - started
+    model, report = fitted.model, fitted.info["fit"]
+    n = model.config.n_samples
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.sonode"
+        fitted.save(path)
+        model_bytes = path.stat().st_size
+    buffer = io.BytesIO()
+    samples = fitted.fitted_samples().samples
+    soundfile.write(buffer, samples.clip(-1, 1), model.config.sample_rate, "PCM_16", format="FLAC")
+    if hasattr(model, "stored_numbers"):
+        numbers, tables = model.stored_numbers(), 3 * model.n_entries + 2 * model.n_tracks
+    else:
+        numbers = tables = sum(p.numel() for p in model.parameters())
+    return {
+        "clip": Path(clip).name,
+        "variant": report.get("identification", {}).get("variant", "global"),
+        "rate": model.config.sample_rate,
+        "seconds": n / model.config.sample_rate,
+        "snr_db": report["snr_db"],
+        "initial_snr_db": report["initial_snr_db"],
+        "gain_db": report["snr_db"] - report["initial_snr_db"],
+        "steps": report["epochs"],
+        "numbers_per_sample": numbers / n,
+        "tables_per_sample": tables / n,
+        "numbers_per_s": numbers * model.config.sample_rate / n,
+        "model_bytes": model_bytes,
+        "flac_bytes": len(buffer.getvalue()),
+        "wall_s": wall,
+    }
+
+
+def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
+    """Identified starts of both variants on one clip: SNR (dB) and stored numbers per sample."""
+    import torch
+
+    from sonode.dsp.metrics import snr_db
+    from sonode.io.clip import read_clip
+    from sonode.model.init import initial_model, normalisation
+    from sonode.model.local import LocalConfig, LocalModel
+    from sonode.model.local_fit import _solve_states, identify_tracks
+
+    torch.set_num_threads(1)
+    read = read_clip(clip, rate=rate, duration_s=duration_s)
+    x, rate = read.samples, read.sample_rate
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    started = time.process_time()
+    hop, _, (tracks, _, _) = identify_tracks(xn, rate)
+    states = _solve_states(tracks, 0, xn, hop, rate)
+    local = LocalModel(
+        LocalConfig(rate, xn.size, hop, gain, offset),
+        tracks.first,
+        tracks.length,
+        tracks.freq_hz,
+        *states,
+    )
+    row = {
+        "clip": clip.name,
+        "local_db": snr_db(x, local.denormalise(local.reconstruct())),
+        "local_per_sample": (3 * local.n_entries + 2 * local.n_tracks) / x.size,
+        "local_cpu_s": time.process_time() - started,
+    }
+    for k in (64, 128):
+        model, _ = initial_model(x, rate, k, 256, 32, 64, 2, 1024, continuation_samples=0)
+        with torch.no_grad():
+            row[f"global{k}_db"] = snr_db(x, model.denormalise(model.reconstruct()[0]))
+        row[f"global{k}_per_sample"] = sum(p.numel() for p in model.parameters()) / x.size
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def run_child(clip: Path, variant: str, args) -> dict:
+    """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
+    command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
+    command += ["--max-time", str(args.max_time)]
+    if args.rate:
+        command += ["--rate", str(args.rate)]
+    if args.duration:
+        command += ["--duration", str(args.duration)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        return {"clip": clip.name, "variant": variant, "error": f"exit status {status}"}
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["peak_mib"] = usage.ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", help="folder of clips (searched recursively)")
+    parser.add_argument("--rate", type=int, help="fit at this rate (default: the file's)")
+    parser.add_argument("--duration", type=float, help="fit the first seconds only")
+    parser.add_argument("--max-time", type=float, default=300.0, help="budget per fit (s)")
+    parser.add_argument("--variants", default="global,local")
+    parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
+    parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--starts", action="store_true", help="identified starts only")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(fit_one(args.one, args.variant, args.rate, args.duration, args.max_time)))
+        return
+    if not args.folder:
+        parser.error("give a folder of clips")
+    clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
+    clips = clips[: args.limit] if args.limit else clips
+    if args.starts:
+        rows = [starts(clip, args.rate, args.duration) for clip in clips]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        for key in ("local_db", "global64_db", "global128_db", "local_per_sample"):
+            print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        return
+    variants = args.variants.split(",")
+    rows = []
+    header = f"{'clip':34s} {'variant':7s} {'SNR':>6s} {'start':>6s} {'gain':>5s} {'num/smp':>7s}"
+    header += f" {'tbl/smp':>7s} {'model kB':>8s} {'FLAC kB':>7s} {'peak MiB':>8s} {'s':>5s}"
+    print(header, flush=True)
+    for clip in clips:
+        for variant in variants:
+            row = run_child(clip, variant, args)
+            rows.append(row)
+            if "error" in row:
+                print(f"{clip.name[:34]:34s} {variant:7s} failed: {row['error']}", flush=True)
+                continue
+            print(
+                f"{row['clip'][:34]:34s} {row['variant']:7s} {row['snr_db']:6.2f} "
+                f"{row['initial_snr_db']:6.2f} {row['gain_db']:5.2f} "
+                f"{row['numbers_per_sample']:7.3f} {row['tables_per_sample']:7.3f} "
+                f"{row['model_bytes'] / 1e3:8.0f} {row['flac_bytes'] / 1e3:7.0f} "
+                f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f}",
+                flush=True,
+            )
+    for variant in variants:
+        good = [r for r in rows if r.get("variant") == variant and "error" not in r]
+        if not good:
+            continue
+        med = {
+            k: statistics.median(r[k] for r in good)
+            for k in good[0]
+            if k not in ("clip", "variant")
+        }
+        ratio = statistics.median(r["model_bytes"] / r["flac_bytes"] for r in good)
+        print(
+            f"median {variant:7s} ({len(good)} clips): SNR {med['snr_db']:.2f} dB, start "
+            f"{med['initial_snr_db']:.2f} dB, gain {med['gain_db']:.2f} dB, "
+            f"{med['numbers_per_sample']:.3f} numbers/sample ({med['numbers_per_s']:.0f}/s), model/FLAC "
+            f"{ratio:.2f}, peak {med['peak_mib']:.0f} MiB, max peak "
+            f"{max(r['peak_mib'] for r in good):.0f} MiB, {med['wall_s']:.0f} s"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

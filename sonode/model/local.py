@@ -1,0 +1,361 @@
+"""LocalModel: a clip as modes that follow the notes — dc_k/dt = λ_k(t)·c_k, x = Σ_k Re c_k.
+
+The global decoder (`sonode.model.decoder`) has one set of modes for the whole clip and a free
+start state per segment. Here every mode lives on its own track of nodes (t_f = f·hop/rate): a
+frequency and a complex state per node, the trajectory between nodes the exact solution of the
+time-varying linear ODE (`sonode.model.local_synthesis`). Modes start, glide and stop; the node
+states are values of one continuous trajectory, not restarts. Past the span the continuation ODE
+takes over, as for the global model (`sonode.model.rendering.add_continuation`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sonode.errors import ModelFileError
+from sonode.io.model_file import save_model_file
+from sonode.model.config import MODEL_KIND
+from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
+from sonode.model.layout import SegmentLayout
+from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
+from sonode.model.rendering import add_continuation
+
+LOCAL_VERSION = 3  # model file version of the local variant (version 2: the global decoder)
+INTERVALS_PER_EVALUATION = 64  # intervals read per batched evaluation: bounded memory
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The local model's structure (saved as plain metadata)."""
+
+    sample_rate: int  # Hz of the fitted clip
+    n_samples: int  # samples of the fitted span
+    hop_samples: int  # samples between nodes
+    gain: float  # x_file = gain · x_normalised + offset
+    offset: float
+    continuation_samples: int = 0
+    tail_modes: int = 0
+    continuation_switch_s: float = 0.0
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
+        return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
+    def continuation_start_s(self) -> float:
+        return (self.n_samples - self.continuation_samples) / self.sample_rate
+
+    @property
+    def layout(self) -> SegmentLayout:
+        """The intervals between nodes as a segment layout (progress counts intervals)."""
+        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, 0)
+
+
+class LocalModel(ContinuationMixin, nn.Module):
+    """Tracks of nodes: ``track_first`` (K,) / ``track_length`` (K,) say where each mode lives;
+    ``freq_hz``, ``amp_re``, ``amp_im`` (P,) are its node frequencies and states, track after
+    track. Amplitudes are normalised (see `LocalConfig.gain`); `denormalise` undoes it."""
+
+    variant = "local"
+
+    def __init__(
+        self,
+        config: LocalConfig,
+        first: np.ndarray,
+        length: np.ndarray,
+        freq_hz: np.ndarray,
+        amp_re: np.ndarray,
+        amp_im: np.ndarray,
+    ):
+        super().__init__()
+        self.config = config
+        self.register_buffer("track_first", torch.as_tensor(first, dtype=torch.int64))
+        self.register_buffer("track_length", torch.as_tensor(length, dtype=torch.int64))
+        self.freq_hz = nn.Parameter(torch.as_tensor(freq_hz, dtype=torch.float64).clone())
+        self.amp_re = nn.Parameter(torch.as_tensor(amp_re, dtype=torch.float64).clone())
+        self.amp_im = nn.Parameter(torch.as_tensor(amp_im, dtype=torch.float64).clone())
+        self.register_buffer("readout_bias", torch.zeros((), dtype=torch.float64))
+        # precision of the node tables in a model file (`sonode.model.local_fit` chooses it)
+        self.storage = "float32"
+        self._init_continuation(config.tail_modes if config.continuation_samples else 0)
+        self.pieces = Pieces.build(
+            np.asarray(first, dtype=np.int64), np.asarray(length, dtype=np.int64), config.n_nodes
+        )
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.track_first.numel())
+
+    @property
+    def n_entries(self) -> int:
+        return int(self.freq_hz.numel())
+
+    def stored_numbers(self) -> int:
+        """Numbers a model file holds: 3 per node entry, 2 per track, the continuation's tensors."""
+        tail = sum(
+            t.numel()
+            for n, t in self.state_dict().items()
+            if n.startswith(("tail_", "continuation"))
+        )
+        return 3 * self.n_entries + 2 * self.n_tracks + tail
+
+    def entry_nodes(self) -> torch.Tensor:
+        """(P,) the node of every entry."""
+        offset = torch.cumsum(self.track_length, 0) - self.track_length
+        base = torch.repeat_interleave(self.track_first - offset, self.track_length)
+        return base + torch.arange(self.n_entries)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def samples(self, first: int = 0, last: int | None = None) -> torch.Tensor:
+        """The normalised signal on the clip's grid over intervals first..last−1 (differentiable):
+        ((last − first)·hop,), samples past the clip included."""
+        last = self.config.n_nodes - 1 if last is None else last
+        hop, rate = self.config.hop_samples, self.config.sample_rate
+        parts = [
+            interval_samples(
+                self.pieces,
+                self.freq_hz,
+                self.amp_re,
+                self.amp_im,
+                a,
+                min(a + INTERVALS_PER_EVALUATION, last),
+                hop,
+                rate,
+            )
+            for a in range(first, last, INTERVALS_PER_EVALUATION)
+        ]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+    def reconstruct(self) -> torch.Tensor:
+        """The normalised reconstruction on the clip's grid, (n_samples,), without a graph."""
+        with torch.no_grad():
+            return self.samples()[: self.config.n_samples]
+
+    def trajectory(
+        self, n_samples: int, gradient: str | None = None, stride: int = 1, phase: int = 0
+    ) -> torch.Tensor:
+        """Samples phase, phase + stride, ... < n_samples of the model's one trajectory (it has no
+        restarts: this is the reconstruction itself), normalised."""
+        times = torch.arange(phase, n_samples, stride, dtype=torch.float64)
+        return self.render_normalised(times / self.config.sample_rate)
+
+    @torch.no_grad()
+    def render_normalised(
+        self,
+        times_s: torch.Tensor,
+        max_step_s: float | None = None,
+        progress: Callable[[int], None] | None = None,
+        bound: float = math.inf,
+        chunk_samples: int = 8192,
+    ) -> torch.Tensor:
+        """The continuous-time signal at uniformly spaced increasing times ≥ 0 (normalised).
+
+        Inside the span the solution is exact at any time (``max_step_s`` applies to the
+        continuation's reference solve only); past it the continuation ODE runs free, or, without
+        one, the modes alive at the last node fall silent. Stops at the first sample that is not
+        finite or exceeds ``bound``. Returns float64 (n',), n' ≤ n.
+        """
+        config = self.config
+        out = torch.zeros_like(times_s)
+        n = times_s.numel()
+        if n == 0:
+            return out
+        spacing = float(times_s[1] - times_s[0]) if n > 1 else 1.0 / config.sample_rate
+        has_tail = self.continuation_state.shape[0] > 0
+        interval_s = config.hop_samples / config.sample_rate
+        position = times_s / interval_s
+        index = torch.floor(position).long()
+        inside = (times_s < config.duration_s) & (index < config.n_nodes - 1)
+        n_int = config.n_nodes - 1
+        bounds = torch.searchsorted(index[inside].contiguous(), torch.arange(n_int + 1))
+        fraction = (position - index)[inside]
+        for a in range(0, n_int, INTERVALS_PER_EVALUATION):
+            b = min(a + INTERVALS_PER_EVALUATION, n_int)
+            counts = bounds[a + 1 : b + 1] - bounds[a:b]
+            if int(counts.sum()) == 0:
+                continue
+            which = self.pieces.of_intervals(a, b)
+            local = self.pieces.interval[which] - a
+            columns = torch.arange(int(counts.max()))
+            rows = bounds[a:b][local][:, None] + columns  # (Q, m) sample indices
+            valid = columns[None, :] < counts[local][:, None]
+            rows = torch.where(valid, rows, bounds[a:b][local][:, None])
+            values = piece_values(
+                self.pieces,
+                which,
+                self.freq_hz,
+                self.amp_re,
+                self.amp_im,
+                fraction[rows.clamp(max=max(fraction.numel() - 1, 0))],
+                interval_s,
+            )
+            target = torch.nonzero(inside).flatten()[rows.clamp(max=max(fraction.numel() - 1, 0))]
+            out.index_add_(0, target[valid], values[valid])
+            if progress is not None:
+                progress(b)
+        n_good = _first_bad(out, bound)
+        if has_tail:
+            n_good = add_continuation(
+                self, times_s, out, n_good, bound, max_step_s, spacing, chunk_samples
+            )
+        return out[:n_good]
+
+    def denormalise(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised samples → file amplitude (numpy float64)."""
+        return (x * self.config.gain + self.config.offset).cpu().numpy()
+
+    def partials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(freqs_hz, amplitudes in file units, decays 1/s) of the tracks alive at the last node:
+        what the band extension of `sonode.tasks.upsample` continues. Decays from each track's
+        last two node magnitudes (≤ 0)."""
+        with torch.no_grad():
+            nodes = self.entry_nodes()
+            last = torch.cumsum(self.track_length, 0) - 1
+            freq = self.freq_hz[last].numpy()
+            mag = torch.hypot(self.amp_re, self.amp_im)
+            before = torch.where(self.track_length > 1, last - 1, last)
+            ratio = (mag[last] + 1e-12) / (mag[before] + 1e-12)
+            interval_s = self.config.hop_samples / self.config.sample_rate
+            decay = torch.clamp(torch.log(ratio) / interval_s, max=0.0).numpy()
+            amplitude = mag[last].numpy() * abs(self.config.gain)
+            alive = (nodes[last] >= self.config.n_nodes - 2).numpy()
+        return freq[alive], amplitude[alive], decay[alive]
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(
+        self,
+        path: str | os.PathLike,
+        info: dict[str, Any] | None = None,
+        storage: str | None = None,
+    ) -> None:
+        """Write the model atomically: node tables in ``storage`` precision ("float32" halves the
+        file; `sonode.model.local_fit` keeps float64 when rounding would cost ≥ 0.01 dB)."""
+        storage = self.storage if storage is None else storage
+        dtype = torch.float32 if storage == "float32" else torch.float64
+        tensors = {}
+        # an untrained continuation field (zero output) and an inactive cycle are rebuilt on
+        # loading, as are late modes equal to the early ones: no redundant buffers in the file
+        untrained = self.tail_field.is_zero() and not self.tail_cycle.active
+        state = self.state_dict()
+        same_late = all(
+            torch.equal(state[n], state[n.replace("tail_late_bank.", "tail_bank.", 1)])
+            for n in state
+            if n.startswith("tail_late_bank.")
+        )
+        for name, t in state.items():
+            if (untrained and name.startswith(("tail_field.", "tail_cycle."))) or (
+                same_late and name.startswith("tail_late_bank.")
+            ):
+                continue
+            if name in ("freq_hz", "amp_re", "amp_im"):
+                t = t.to(dtype)
+            elif name in ("track_first", "track_length"):
+                t = t.to(torch.int32)
+            elif name == "readout_bias":
+                continue
+            tensors[name] = t.detach()
+        meta = {"variant": self.variant, "config": asdict(self.config), "info": info or {}}
+        save_model_file(path, tensors, meta, kind=MODEL_KIND, version=LOCAL_VERSION)
+
+    @classmethod
+    def from_file(cls, path, tensors: dict, meta: dict) -> tuple[LocalModel, dict[str, Any]]:
+        """The model from a checked container's tensors and metadata (see `SonodeModel.load`)."""
+        config = local_config_from_meta(path, meta)
+        bad = _table_problem(config, tensors)
+        if bad:
+            raise ModelFileError(
+                f"{path}: the local model's tables are inconsistent ({bad}); the file is damaged "
+                "or was edited — refit the clip"
+            )
+        first, length = (
+            tensors[n].to(torch.int64).numpy() for n in ("track_first", "track_length")
+        )
+        model = cls(
+            config,
+            first,
+            length,
+            *(tensors[n].to(torch.float64).numpy() for n in ("freq_hz", "amp_re", "amp_im")),
+        )
+        fresh = model.state_dict()
+        tensors = {**tensors, "readout_bias": fresh["readout_bias"]}
+        legacy_continuation_tensors(tensors, fresh)
+        expected = {n: tuple(t.shape) for n, t in fresh.items()}
+        found = {n: tuple(t.shape) for n, t in tensors.items()}
+        if expected != found:
+            raise ModelFileError(
+                f"{path}: tensors do not match the model's configuration "
+                f"({sorted(set(expected.items()) ^ set(found.items()))[:3]}...); refit the clip"
+            )
+        model.load_state_dict({n: t.to(fresh[n].dtype) for n, t in tensors.items()})
+        model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
+        return model, meta.get("info", {})
+
+
+def _first_bad(x: torch.Tensor, bound: float) -> int:
+    bad = ~torch.isfinite(x) | (x.abs() > bound)
+    return int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
+
+
+def _table_problem(config: LocalConfig, tensors: dict) -> str | None:
+    """What is wrong with a file's track tables, or None."""
+    need = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
+    if any(n not in tensors or tensors[n].ndim != 1 for n in need):
+        return "a track table is missing or not one-dimensional"
+    first, length = tensors["track_first"].to(torch.int64), tensors["track_length"].to(torch.int64)
+    n_entries = tensors["freq_hz"].numel()
+    if first.numel() != length.numel() or any(tensors[n].numel() != n_entries for n in need[3:]):
+        return "table lengths differ"
+    if bool((length < 1).any()) or int(length.sum()) != n_entries:
+        return "track lengths do not add up to the node entries"
+    if bool((first < 0).any()) or bool((first + length > config.n_nodes).any()):
+        return "a track lies outside the nodes"
+    return None
+
+
+def local_config_from_meta(path, meta: dict) -> LocalConfig:
+    """The configuration in a local model file's metadata, types and sizes checked first."""
+    from sonode.limits import MAX_HOP_SAMPLES, MAX_LP_ORDER, MAX_RENDER_S
+
+    raw = meta.get("config")
+    types = {
+        f: (int if f.endswith(("samples", "rate", "modes")) else float)
+        for f in LocalConfig.__dataclass_fields__
+    }
+    if not isinstance(raw, dict) or set(raw) != set(types):
+        raise ModelFileError(
+            f"{path}: the local model's configuration is missing or incomplete; refit"
+        )
+    for name, kind in types.items():
+        value = raw[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or (kind is int and not isinstance(value, int)) or not math.isfinite(value):
+            raise ModelFileError(f"{path}: the local configuration's {name} is invalid; refit")
+    limits = {
+        "sample_rate": (8000, 192000),
+        "hop_samples": (1, MAX_HOP_SAMPLES),
+        "n_samples": (1, int(MAX_RENDER_S * raw["sample_rate"])),
+        "continuation_samples": (0, raw["n_samples"]),
+        "tail_modes": (0, MAX_LP_ORDER),
+        "gain": (1e-300, math.inf),
+        "continuation_switch_s": (0.0, MAX_RENDER_S),
+    }
+    for name, (low, high) in limits.items():
+        if not low <= raw[name] <= high:
+            raise ModelFileError(
+                f"{path}: the local configuration's {name} = {raw[name]} is "
+                f"outside {low}..{high}; refit"
+            )
+    return LocalConfig(**{n: types[n](raw[n]) for n in types})

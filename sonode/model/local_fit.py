@@ -1,0 +1,326 @@
+"""Fitting the local-mode model: identify per window, track, solve the node states, train.
+
+1. Peaks of a Hann window (4 node spacings long) centred on every node are the candidate modes
+   (`sonode.dsp.partials.frame_peaks`), at most PARAMETERS_PER_SAMPLE·hop/3 per node, so the node
+   tables stay within that many numbers per sample.
+2. How many to keep per window is chosen by validation on held-back samples: for each candidate
+   level (peaks within L dB of the window's strongest and of the clip's strongest), the peaks are
+   linked into tracks, the node states are solved by least squares on the samples not held back,
+   and the level with the best SNR on the held-back ones wins: few modes for a solo note, many
+   for a chord. The chosen tracks' states are then solved on all samples (the identified start).
+3. Training moves frequencies and states together by Adam through the exact solution (its
+   gradient is the adjoint's, the solve being closed form), a contiguous run of intervals per
+   step, with the states re-solved exactly for the current frequencies at every check (variable
+   projection); the best-scoring model over the whole clip is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from sonode.dsp.metrics import snr_db
+from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
+from sonode.model.continuation import identify_continuation
+from sonode.model.init import normalisation
+from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_synthesis import chunked_least_squares
+from sonode.model.options import EpochRecord, FitOptions, FitReport
+
+NODE_SPACING_S = 0.010  # nodes 10 ms apart: an attack or a note change is followed within ~1 node
+WINDOW_NODES = 4  # analysis window, in node spacings (40 ms: resolves partials ~50 Hz apart)
+PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per node
+LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
+QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
+HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
+TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
+TRACK_TOLERANCE_RELATIVE = 0.02
+STORAGE_MARGIN_DB = 30.0
+CHECK_EVERY = 25  # steps between whole-clip checks (and exact re-solves of the states)
+RUN_INTERVALS = 48  # intervals per training step
+FREQ_LR_HZ = 0.05  # Adam step of the frequencies (Hz): a tenth of a 40 ms window's accuracy
+
+
+def fit_local(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions,
+    on_epoch: Callable[[EpochRecord, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint=None,
+) -> tuple[LocalModel, FitReport]:
+    """Fit the local-mode model to a clip x (n,) in file amplitude. See the module docstring.
+
+    Raises:
+        ValueError: resuming from a checkpoint (the local fit writes none: its identification is
+            most of its time, and a fit is repeated exactly from the same clip and options).
+    """
+    if checkpoint is not None and checkpoint.resume:
+        raise ValueError("resuming a fit is not supported with modes='local'; refit the clip")
+    started = time.perf_counter()
+    torch.manual_seed(options.seed)
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate)
+    tail = (
+        identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
+        if options.continuation_samples != 0
+        else None
+    )
+    config = LocalConfig(
+        sample_rate=sample_rate,
+        n_samples=int(xn.size),
+        hop_samples=hop,
+        gain=gain,
+        offset=offset,
+        continuation_samples=tail.window_samples if tail else 0,
+        tail_modes=tail.decay_per_s.shape[0] if tail else 0,
+        continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
+    )
+    states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
+    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    if tail is not None:
+        model.set_continuation(
+            tail.decay_per_s,
+            tail.omega_rad_per_s,
+            tail.state,
+            tail.late_decay_per_s,
+            tail.late_omega_rad_per_s,
+        )
+    identified_s = time.perf_counter() - started
+    initial = snr_db(xn, model.reconstruct().numpy())
+    history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
+    float32_db = _storage_check(model, xn)
+    # float32 tables when their rounding error lies STORAGE_MARGIN_DB under the model's (< 0.01 dB)
+    model.storage = "float32" if float32_db >= best + STORAGE_MARGIN_DB else "float64"
+    identification = {
+        "variant": "local",
+        "n_modes": int(model.n_tracks),
+        "n_modes_chosen_by": "validation",
+        "node_entries": int(model.n_entries),
+        "hop_samples": hop,
+        "level_db": level,
+        "validation_snr_db": validation,
+        "parameters_per_sample": model.stored_numbers() / xn.size,
+        "float32_check_db": float32_db,
+        "storage": model.storage,
+        "time_breakdown_s": {"identification": round(identified_s, 4)},
+    }
+    if tail is not None:
+        identification["continuation"] = tail.summary()
+    wall = time.perf_counter() - started
+    report = FitReport(
+        options=asdict(options),
+        gradient="backprop",  # through the closed-form solution: the exact gradient
+        initial_snr_db=initial,
+        snr_db=best,
+        discretisation_snr_db=float32_db,
+        epochs=len(history),
+        wall_time_s=wall,
+        seconds_per_epoch=(wall - identified_s) / max(1, len(history)),
+        function_evaluations=0,
+        rejected_steps=0,
+        stop_reason=stop,
+        history=history,
+        identification=identification,
+        trajectory_snr_db=best,  # no restarts: the reconstruction is one trajectory
+        initial_trajectory_snr_db=initial,
+    )
+    return model, report
+
+
+def identify_tracks(xn: np.ndarray, sample_rate: int):
+    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–3 of the
+    module docstring."""
+    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
+    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
+    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
+    return hop, n_nodes, choose_level(xn, sample_rate, hop, n_nodes, peaks)
+
+
+def choose_variant(x: np.ndarray, sample_rate: int, global_start: Callable[[], Any]) -> str:
+    """ "local" or "global", whichever linear start scores better on the held-back samples.
+
+    The local start is solved without the held-back samples; the global start (its modes and
+    segment states, `sonode.model.init.initial_model`) is solved on all of them, so the
+    comparison leans towards the global model: local is chosen only when it predicts samples it
+    has not seen better than the global one reproduces samples it has. ``global_start`` builds the
+    global linear start (a `SonodeModel`, without continuation)."""
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    _, _, (_, _, local_db) = identify_tracks(xn, sample_rate)
+    model = global_start()
+    with torch.no_grad():
+        start = model.reconstruct()[0].numpy()
+    held = np.zeros(xn.size, dtype=bool)
+    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
+    global_db = snr_db(xn[held], start[held])
+    return "local" if local_db > global_db else "global"
+
+
+def _max_peaks(hop: int) -> int:
+    """Most modes per node within PARAMETERS_PER_SAMPLE (3 numbers per mode per node)."""
+    return max(1, int(PARAMETERS_PER_SAMPLE * hop / 3))
+
+
+def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window, the peaks within level_db of its strongest and within level_db + QUIET_DB of
+    the clip's strongest (a quiet passage keeps its own notes, silence keeps nothing)."""
+    loudest = max((float(m[0]) for _, m in peaks if m.size), default=0.0)
+    out = []
+    for freqs, mags in peaks:
+        strongest = float(mags[0]) if mags.size else 0.0
+        floor = max(
+            strongest * 10 ** (-level_db / 20), loudest * 10 ** (-(level_db + QUIET_DB) / 20)
+        )
+        keep = mags >= floor
+        out.append((freqs[keep], mags[keep]))
+    return out
+
+
+def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
+    """The tracks of the level with the best held-back SNR: (tracks, level dB, held-back SNR dB)."""
+    mask = np.ones(xn.size)
+    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
+    held = mask == 0
+    best = None
+    previous_count = -1
+    for level in LEVELS_DB:
+        selected = select_peaks(peaks, level)
+        count = sum(f.size for f, _ in selected)
+        if count == previous_count:  # every window already keeps its most peaks: same tracks
+            break
+        previous_count = count
+        tracks = _tracks(selected)
+        if tracks.first.size == 0:
+            continue
+        states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
+        fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
+        score = snr_db(xn[held], fit[held])
+        if best is None or score > best[2]:
+            best = (tracks, level, score)
+        elif score < best[2] - 1.0:
+            break  # past the best level: more modes only fit the noise
+    if best is None:
+        raise ValueError("the clip has no spectral peaks: nothing for local modes to follow")
+    return best
+
+
+def _tracks(peaks) -> Tracks:
+    return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
+
+
+def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
+    """(amp_re, amp_im), each (P,): the node states by least squares."""
+    cycles = tracks.freq_hz * hop / rate
+    return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
+
+
+def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
+    config = LocalConfig(rate, n, hop, 1.0, 0.0)
+    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    return model.reconstruct().numpy()
+
+
+def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
+    """Adam on frequencies and node states with whole-clip checks; the best model is kept."""
+    hop = model.config.hop_samples
+    n_int = model.config.n_nodes - 1
+    target = torch.zeros(n_int * hop, dtype=torch.float64)
+    target[: xn.size] = torch.from_numpy(xn[: n_int * hop])
+    weight = torch.zeros_like(target)
+    weight[: xn.size] = 1.0
+    scale = (
+        float(torch.sqrt(torch.mean(model.amp_re.detach() ** 2 + model.amp_im.detach() ** 2)))
+        or 1.0
+    )
+    optimiser = torch.optim.Adam(
+        [
+            {"params": [model.freq_hz], "lr": FREQ_LR_HZ},
+            {"params": [model.amp_re, model.amp_im], "lr": 0.02 * scale},
+        ]
+    )
+    best, best_state = initial, {k: v.clone() for k, v in model.state_dict().items()}
+    history: list[EpochRecord] = []
+    generator = torch.Generator().manual_seed(options.seed)
+    step, stop = 0, "steps"
+    if options.steps == 0:
+        return history, best, "steps"
+    while True:
+        elapsed = time.perf_counter() - started
+        if options.max_time_s is not None and elapsed >= options.max_time_s:
+            stop = "time"
+            break
+        if options.steps is not None and step >= options.steps:
+            break
+        if should_stop is not None and should_stop():
+            stop = "interrupted"
+            break
+        run = min(RUN_INTERVALS, n_int)
+        first = int(torch.randint(0, n_int - run + 1, (1,), generator=generator))
+        x = model.samples(first, first + run)
+        span = slice(first * hop, (first + run) * hop)
+        error = (x - target[span]) * weight[span]
+        loss = torch.mean(error**2)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        energy = float(torch.sum((target[span] * weight[span]) ** 2))
+        run_snr = 10 * math.log10(
+            max(energy, 1e-300) / max(float(torch.sum(error.detach() ** 2)), 1e-300)
+        )
+        if step % CHECK_EVERY == 0:
+            _resolve_states(model, xn)
+            score = snr_db(xn, model.reconstruct().numpy())
+            if score > best:
+                best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+            else:  # back to the best, a smaller frequency step
+                model.load_state_dict(best_state)
+                for group in optimiser.param_groups:
+                    group["lr"] *= 0.5
+        if options.target_snr_db is not None and best >= options.target_snr_db:
+            stop = "target"
+            break
+        record = EpochRecord(
+            step, float(loss.detach()), run_snr, time.perf_counter() - started, best
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, best)
+    model.load_state_dict(best_state)
+    return history, best, stop
+
+
+@torch.no_grad()
+def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
+    """The exact least-squares node states for the model's current frequencies."""
+    hop, rate = model.config.hop_samples, model.config.sample_rate
+    re, im = chunked_least_squares(
+        model.track_first.numpy(),
+        model.track_length.numpy(),
+        model.freq_hz.numpy() * hop / rate,
+        xn,
+        hop,
+    )
+    model.amp_re.copy_(torch.from_numpy(re))
+    model.amp_im.copy_(torch.from_numpy(im))
+
+
+@torch.no_grad()
+def _storage_check(model: LocalModel, xn: np.ndarray) -> float:
+    """SNR (dB) of the model with its node tables rounded to float32 against the float64 one."""
+    exact = model.reconstruct().numpy()
+    saved = {n: getattr(model, n).detach().clone() for n in ("freq_hz", "amp_re", "amp_im")}
+    for name, value in saved.items():
+        getattr(model, name).copy_(value.to(torch.float32).to(torch.float64))
+    rounded = model.reconstruct().numpy()
+    for name, value in saved.items():
+        getattr(model, name).copy_(value)
+    return snr_db(exact, rounded)
