@@ -40,7 +40,8 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Only list the gaps (given and detected) as JSON; write nothing.",
+    help="Only list the gaps (given and detected), each with the reason it would be filled, as "
+    "JSON on stdout (and one line per gap on stderr); write nothing.",
 )
 @click.option(
     "--method",
@@ -134,6 +135,13 @@ def fill_cmd(
             err=True,
         )
     if dry_run:
+        if not quiet:  # one line per gap on stderr; the JSON on stdout stays machine-readable
+            for i, g in enumerate(report["gaps"], 1):
+                click.echo(
+                    f"gap {i}: {g['start_s']:.4f}-{g['end_s']:.4f} s ({g['samples']} samples, "
+                    f"{g['kind']}): {g['reason']}",
+                    err=True,
+                )
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
         click.echo(

@@ -81,6 +81,9 @@ class FillSettings:
         "shaped"  # sonode: what is added to the most likely trajectory (interpolate_gap)
     )
     fit_options: dict[str, Any] = field(default_factory=lambda: dict(FILL_FIT_OPTIONS))
+    # sonode: the further estimators weighed against the orders (sonode.dsp.gap_candidates);
+    # None = DEFAULT_GAP_CANDIDATES, () = the orders alone.
+    candidates: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in FILL_METHODS:
@@ -285,11 +288,19 @@ def fill_one(
     that is not finite or leaves ±MAX_LEVEL_FACTOR × the context's peak is replaced by Janssen.
     """
     if settings.method == "sonode" and sides == "both":
+        from sonode.dsp.gap_candidates import DEFAULT_GAP_CANDIDATES, bound_candidates
         from sonode.dsp.interpolation import candidate_orders, interpolate_gap
 
         orders = settings.orders or candidate_orders(rate)
+        names = DEFAULT_GAP_CANDIDATES if settings.candidates is None else settings.candidates
         estimate = interpolate_gap(
-            left, right, n_gap, orders=orders, residual=settings.residual, seed=settings.seed
+            left,
+            right,
+            n_gap,
+            orders=orders,
+            residual=settings.residual,
+            seed=settings.seed,
+            extra=bound_candidates(tuple(names), rate),
         ).fill
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
         if (

@@ -161,11 +161,12 @@ def scan(path: str | os.PathLike) -> None:
 
 def find_gaps(
     path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool, context_s: float
-) -> tuple[list[Gap], int, list[dict[str, Any]]]:
+) -> tuple[list[Gap], int, list[dict[str, Any]], list[str]]:
     """The gaps to fill in ``path``: given ones plus, with ``detect``, those found in its channels.
 
     Returns:
-        (validated gaps, sample rate, detection records as JSON-ready dicts).
+        (validated gaps, sample rate, detection records as JSON-ready dicts, per gap the reason
+        it is filled: "given with --gap", or what detection measured).
     """
     check_limit("--context", context_s, MAX_FILL_CONTEXT_S, "use a shorter context", " s")
     scan(path)
@@ -173,6 +174,7 @@ def find_gaps(
         rate, n_frames, channels = f.samplerate, f.frames, f.channels
     found: list[dict[str, Any]] = []
     kinds = ["given"] * len(gaps_s)
+    reasons = ["given with --gap"] * len(gaps_s)
     spans = list(gaps_s)
     if detect:
         from sonode.tasks.detect import detect_defects
@@ -187,17 +189,22 @@ def find_gaps(
             defects += detect_defects(_read_frames(path, 0, n_frames)[:, c], rate)
         for d in _merged(defects):
             start_s, end_s = d.start / rate, d.end / rate
-            found.append({"start_s": start_s, "end_s": end_s, "kind": d.kind})
+            found.append({"start_s": start_s, "end_s": end_s, "kind": d.kind, "reason": d.reason})
             # A defect overlapping a given gap widens that gap (what detection finds inside the
             # user's gap is the same damage).
             given = [i for i in range(len(gaps_s)) if start_s < spans[i][1] and spans[i][0] < end_s]
             if given:
                 i = given[0]
                 spans[i] = (min(spans[i][0], start_s), max(spans[i][1], end_s))
+                reasons[i] += f"; widened to cover a detected {d.kind}: {d.reason}"
             else:
                 spans.append((start_s, end_s))
                 kinds.append(d.kind)
-    return plan_gaps(spans, n_frames, rate, context_s, kinds), rate, found
+                reasons.append(d.reason)
+    gaps = plan_gaps(spans, n_frames, rate, context_s, kinds)
+    # plan_gaps sorts by start: carry each gap's reason along (spans do not overlap, starts differ)
+    by_start = {int(np.floor(a * rate)): why for (a, _), why in zip(spans, reasons, strict=True)}
+    return gaps, rate, found, [by_start.get(g.start, "") for g in gaps]
 
 
 def _merged(defects: list) -> list:
@@ -205,7 +212,7 @@ def _merged(defects: list) -> list:
     out: list = []
     for d in sorted(defects, key=lambda d: (d.start, d.end)):
         if out and d.start <= out[-1].end:
-            out[-1] = type(d)(out[-1].start, max(out[-1].end, d.end), out[-1].kind)
+            out[-1] = type(d)(out[-1].start, max(out[-1].end, d.end), out[-1].kind, out[-1].reason)
         else:
             out.append(d)
     return out
@@ -355,7 +362,7 @@ def fill_file(
     if not dry_run:
         container, subtype = output_format(path, out, info)
         check_fill_outputs(path, out, force, expected_bytes=8 * n_values)
-    gaps, rate, found = find_gaps(path, gaps_s, detect, settings.context_s)
+    gaps, rate, found, reasons = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
         "input": str(path),
         "output": None if dry_run else str(out),
@@ -374,8 +381,9 @@ def fill_file(
                 "samples": g.n_samples,
                 "kind": g.kind,
                 "sides": g.sides,
+                "reason": why,
             }
-            for g in gaps
+            for g, why in zip(gaps, reasons, strict=True)
         ],
     }
     if dry_run:
