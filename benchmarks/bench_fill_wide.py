@@ -16,7 +16,8 @@ The reference is the issue's Janssen: Burg order ≤ 1024 (Janssen's 3·gap + 2 
 4096 samples of context per side, 20 iterations (``janssen20``). Per rate, length and category
 (and over all): median SNR over the gap, wins against janssen20 (gaps where the method's SNR is
 higher), median LSD over the gap. The category is the file name's prefix before the first "_"
-(data/ and data/more name their clips so), or the first folder under the given one.
+(data/ and data/more name their clips so), or the first folder under the given one. Clips are
+taken round-robin over the categories, so a run cut short still covers each.
 
 Results go to OUT/results.json (every gap, rewritten after each clip) and OUT/results.md.
 """
@@ -24,6 +25,7 @@ Results go to OUT/results.json (every gap, rewritten after each clip) and OUT/re
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -296,6 +298,11 @@ def main() -> None:
         for f in args.folders
         for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
     ][:: args.every]
+    # Round-robin over the categories, so a run cut short still covers every category.
+    by_category: dict[str, list] = {}
+    for clip in clips:
+        by_category.setdefault(category_of(*clip), []).append(clip)
+    clips = [c for group in itertools.zip_longest(*by_category.values()) for c in group if c]
     for rate in rates:
         for path, root in clips:
             records += run_clip(path, root, rate, args, methods)
