@@ -26,29 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 import soundfile as sf  # noqa: E402
 
-from tests.hostile_cases import make_cases  # noqa: E402
-from tests.hostile_support import finish, run, small_tmpfs, start, tone, unmount  # noqa: E402
-
-TINY = [
-    "--steps",
-    "1",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--quiet",
-]
+from tests.hostile_cases import make_cases, run_case  # noqa: E402
+from tests.hostile_support import FAST, finish, run, start, tone  # noqa: E402
 
 
 def _model(work: Path) -> Path:
     sf.write(work / "seed.wav", tone(0.5, 16000), 16000, subtype="PCM_16")
-    outcome = run(["fit", work / "seed.wav", "-o", work / "seed.sonode", *TINY], timeout_s=600)
+    outcome = run(["fit", work / "seed.wav", "-o", work / "seed.sonode", *FAST], timeout_s=600)
     assert outcome.code == 0, outcome.describe()
     return work / "seed.sonode"
 
@@ -60,32 +44,22 @@ def fuzz(work: Path, n_cases: int, seed: int) -> int:
     verdicts: Counter = Counter()
     worst_rss, worst_wall = 0, 0.0
     for k, case in enumerate(cases):
-        args, mounts = list(case.args), []
-        for need in case.needs:
-            point, why = small_tmpfs("64k")
-            if point is None:
-                print(f"[{k + 1}/{len(cases)}] skipped {case.name}: {why}")
-                break
-            mounts.append(point)
-            if need == "tmpfs-ro":
-                os.system(f"mount -o remount,ro {point}")
-            args = [a.replace("{ro}" if need == "tmpfs-ro" else "{full}", str(point)) for a in args]
-        else:
-            outcome = run(args, timeout_s=180)
-            problems = outcome.problems(codes=case.codes)
-            verdicts["clean" if not problems else "FAILED"] += 1
-            verdicts[f"exit {outcome.code}"] += 1
-            worst_rss = max(worst_rss, outcome.peak_rss_bytes or 0)
-            worst_wall = max(worst_wall, outcome.wall_s)
-            last = (outcome.error_lines() or [""])[-1][:110]
-            print(
-                f"[{k + 1}/{len(cases)}] {'ok ' if not problems else 'BAD'} {case.name}: exit {outcome.code}, "
-                f"{outcome.wall_s:.1f} s, {(outcome.peak_rss_bytes or 0) / 2**20:.0f} MiB  {last}"
-                + (f"  PROBLEMS: {problems}" if problems else ""),
-                flush=True,
-            )
-        for point in mounts:
-            unmount(point)
+        outcome, why = run_case(case, timeout_s=180)
+        if outcome is None:
+            print(f"[{k + 1}/{len(cases)}] skipped {case.name}: {why}")
+            continue
+        problems = outcome.problems(codes=case.codes)
+        verdicts["clean" if not problems else "FAILED"] += 1
+        verdicts[f"exit {outcome.code}"] += 1
+        worst_rss = max(worst_rss, outcome.peak_rss_bytes or 0)
+        worst_wall = max(worst_wall, outcome.wall_s)
+        last = (outcome.error_lines() or [""])[-1][:110]
+        print(
+            f"[{k + 1}/{len(cases)}] {'ok ' if not problems else 'BAD'} {case.name}: exit {outcome.code}, "
+            f"{outcome.wall_s:.1f} s, {(outcome.peak_rss_bytes or 0) / 2**20:.0f} MiB  {last}"
+            + (f"  PROBLEMS: {problems}" if problems else ""),
+            flush=True,
+        )
     print(
         f"\n{len(cases)} cases (seed {seed}): {dict(verdicts)}; worst peak {worst_rss / 2**20:.0f} MiB, "
         f"slowest {worst_wall:.1f} s"

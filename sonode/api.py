@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ import torch
 
 from sonode._version import __version__
 from sonode.io.clip import Clip, read_clip
+from sonode.io.model_info import (
+    TIMING_KEYS as TIMING_KEYS,  # moved to sonode.io.model_info; importable here as before
+    checked_info,
+    without_timings,
+)
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
 from sonode.model.init import TRAJECTORY_S
@@ -145,15 +150,7 @@ class Fitted:
         if clip.sample_rate == self.sample_rate and abs(clip.n_samples - n_fitted) <= 2:
             # a re-read through a resampler may round the length differently by a sample
             samples = np.pad(clip.samples, (0, max(0, n_fitted - clip.n_samples)))[:n_fitted]
-            return Clip(
-                samples=samples,
-                sample_rate=clip.sample_rate,
-                source_path=clip.source_path,
-                source_rate=clip.source_rate,
-                source_channels=clip.source_channels,
-                channel=clip.channel,
-                start_s=clip.start_s,
-            )
+            return replace(clip, samples=samples)
         else:
             raise ValueError(
                 f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
@@ -192,19 +189,7 @@ class Fitted:
         Wall-clock figures are left out (they are in the fit report): the same clip, options,
         seed, step count and thread count then give a byte-identical model file.
         """
-        self.model.save(path, _without_timings(self.info))
-
-
-TIMING_KEYS = ("wall_time_s", "seconds_per_epoch", "elapsed_s", "time_breakdown_s")
-
-
-def _without_timings(value: Any) -> Any:
-    """A copy of nested dicts/lists without the keys in TIMING_KEYS."""
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
+        self.model.save(path, without_timings(self.info))
 
 
 def load(path: str | os.PathLike) -> Fitted:
@@ -214,85 +199,6 @@ def load(path: str | os.PathLike) -> Fitted:
     sonode writes: a crafted or damaged file may hold anything there (see `checked_info`)."""
     model, info = SonodeModel.load(path)
     return Fitted(model, checked_info(info))
-
-
-def checked_info(info: Any) -> dict[str, Any]:
-    """``info`` with every part of unexpected type dropped: "source" keeps a str path, a channel
-    ("mix" or an int ≥ 0) and a finite start ≥ 0; "fit" is kept if it is an object whose figures
-    are numbers (or null) and whose texts are strings; "history" if it is a list of such records."""
-    if not isinstance(info, dict):
-        return {}
-    out = dict(info)
-    source = info.get("source")
-    if isinstance(source, dict):
-        clean = {
-            k: v
-            for k, v in source.items()
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool)
-        }
-        if not isinstance(clean.get("path"), str):
-            clean.pop("path", None)
-        channel = clean.get("channel", "mix")
-        if not (channel == "mix" or (isinstance(channel, int) and channel >= 0)):
-            clean.pop("channel")
-        start = clean.get("start_s", 0.0)
-        if not (isinstance(start, (int, float)) and math.isfinite(start) and start >= 0):
-            clean.pop("start_s")
-        out["source"] = clean
-    else:
-        out.pop("source", None)
-    fit = info.get("fit")
-    if _plain_report(fit, _REQUIRED_REPORT_KEYS):
-        ident = fit.get("identification")
-        cont = ident.get("continuation") if isinstance(ident, dict) else None
-        if ident is not None and not (
-            isinstance(ident, dict) and (cont is None or _plain_report(cont, _CONTINUATION_KEYS))
-        ):
-            out["fit"] = {k: v for k, v in fit.items() if k != "identification"}
-    else:
-        out.pop("fit", None)
-    history = info.get("history")
-    if not (
-        isinstance(history, list)
-        and all(_plain_report(r, ("epoch", "loss", "snr_db")) for r in history)
-    ):
-        out.pop("history", None)
-    return out
-
-
-_REPORT_TEXT_KEYS = ("gradient", "stop_reason", "estimator")
-_REQUIRED_REPORT_KEYS = (
-    "snr_db",
-    "initial_snr_db",
-    "discretisation_snr_db",
-    "epochs",
-    "gradient",
-    "stop_reason",
-)
-_CONTINUATION_KEYS = ("modes", "order", "window_samples", "validation_snr_db")
-
-
-def _plain_report(report: Any, required: tuple[str, ...]) -> bool:
-    """A fit report or record as sonode writes it: the ``required`` keys present, figures numbers
-    (or null), texts strings."""
-    if not isinstance(report, dict) or any(k not in report for k in required):
-        return False
-    for key, value in report.items():
-        if key in _REPORT_TEXT_KEYS:
-            if not isinstance(value, str):
-                return False
-        elif key.endswith(("_db", "_s", "_samples")) or key in (
-            "epochs",
-            "epoch",
-            "loss",
-            "modes",
-            "order",
-        ):
-            if value is not None and not (
-                isinstance(value, (int, float)) and not isinstance(value, bool)
-            ):
-                return False
-    return True
 
 
 def fit(

@@ -2,7 +2,8 @@
 checksum recomputed as an attacker would), absurd arguments, FIFOs, read-only and full folders.
 
 `make_cases(workdir, seed, n_audio, n_model, n_args)` writes the inputs into ``workdir`` and returns
-`Case`s; tests/test_hostile_fuzz.py runs a few dozen, benchmarks/fuzz_hostile.py as many as asked.
+`Case`s; `run_case` runs one. tests/test_hostile_fuzz.py runs a few dozen, benchmarks/fuzz_hostile.py
+as many as asked.
 Every case must end in exit 0 or 2 with one line, within the harness's time and memory bounds.
 """
 
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import struct
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,26 +21,18 @@ import numpy as np
 import torch
 
 from sonode.io.model_file import _digest
-from tests.hostile_support import pcm16_wav_bytes, tone
+from tests.cli_support import TINY_MODEL
+from tests.hostile_support import (
+    RATE,
+    Outcome,
+    pcm16_wav_bytes,
+    run,
+    small_tmpfs,
+    tone,
+    unmount,
+)
 
-RATE = 16000
-TINY = [
-    "--steps",
-    "1",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--max-time",
-    "30",
-    "--quiet",
-]
+TINY = ["--steps", "1", *TINY_MODEL, "--max-time", "30", "--quiet"]
 ABSURD_NUMBERS = [
     "0",
     "-1",
@@ -59,7 +53,7 @@ class Case:
     name: str
     args: list[str]
     codes: tuple[int, ...] = (0, 2)
-    needs: list[str] = field(default_factory=list)  # "tmpfs" when the case mounts one
+    needs: list[str] = field(default_factory=list)  # "tmpfs-ro" or "tmpfs-full": a tmpfs it mounts
 
 
 def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
@@ -370,3 +364,27 @@ def make_cases(
         )
     )
     return cases
+
+
+def run_case(case: Case, timeout_s: float) -> tuple[Outcome | None, str]:
+    """Run one case: mount the 64 KiB tmpfs folders it needs (remounted read-only for "tmpfs-ro"),
+    put their paths for "{ro}" / "{full}" in its arguments, run `sonode` under the harness of
+    tests/hostile_support.py, and unmount.
+
+    Returns:
+        (the outcome, ""), or (None, why) when a tmpfs cannot be mounted here (it needs root).
+    """
+    args, mounts = list(case.args), []
+    try:
+        for need in case.needs:
+            point, why = small_tmpfs("64k")
+            if point is None:
+                return None, why
+            mounts.append(point)
+            if need == "tmpfs-ro":
+                subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+            args = [a.replace("{ro}" if need == "tmpfs-ro" else "{full}", str(point)) for a in args]
+        return run(args, timeout_s=timeout_s), ""
+    finally:
+        for point in mounts:
+            unmount(point)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.cli_support import TINY_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 #: What a sonode process maps before any work (torch, numpy, soundfile, matplotlib): VmPeak measured
 #: at import, 3.4 GB of address space for 0.63 GB resident. The child's address space is capped at
@@ -29,6 +31,9 @@ IMPORT_ADDRESS_SPACE_BYTES = 3_600 << 20
 GOAL_PEAK_BYTES = 2 << 30
 ADDRESS_SPACE_LIMIT_BYTES = IMPORT_ADDRESS_SPACE_BYTES + GOAL_PEAK_BYTES
 DEFAULT_TIMEOUT_S = 120.0
+RATE = 16000
+#: One optimiser step of the tiny model, without progress output: the fits of the hostile cases.
+FAST = ["--steps", "1", *TINY_MODEL, "--quiet"]
 # A child that reports its own peak resident memory (ru_maxrss, KiB on Linux) on fd 3 at exit.
 _WRAPPER = (
     "import atexit, os, resource, runpy, sys\n"
@@ -168,6 +173,19 @@ def tone(seconds: float = 0.3, rate: int = 16000, channels: int = 1, seed: int =
     x = 0.5 * np.exp(-3 * t) * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t)
     x = x + 1e-3 * np.random.default_rng(seed).standard_normal(t.size)
     return x if channels == 1 else np.stack([x * (0.5 + 0.1 * c) for c in range(channels)], axis=1)
+
+
+def fit_take(root: Path, seconds: float) -> Path:
+    """``root``/take.wav (`tone` of ``seconds`` at RATE, 16-bit) and ``root``/take.sonode fitted from
+    it with FAST, in this process; returns ``root``."""
+    import soundfile as sf
+
+    from tests.cli_support import run as cli
+
+    sf.write(root / "take.wav", tone(seconds, RATE), RATE, subtype="PCM_16")
+    result = cli("fit", root / "take.wav", "-o", root / "take.sonode", *FAST)
+    assert result.exit_code == 0, result.output
+    return root
 
 
 def pcm16_wav_bytes(x: np.ndarray, rate: int) -> bytes:

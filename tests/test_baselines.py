@@ -6,8 +6,7 @@ import librosa
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from sonode.dsp import lpc, resample
 from sonode.dsp.metrics import snr_db

@@ -15,28 +15,12 @@ import pytest
 import soundfile as sf
 
 from sonode.io.fileutil import written_by_sonode
+from tests.cli_support import TWO_STEPS
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY = [
-    "--steps",
-    "2",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--continuation-steps",
-    "2",
-    "--duration",
-    "0.1",
-]
+TINY = [*TWO_STEPS, "--duration", "0.1"]
 OUTPUT_SUFFIXES = (".sonode", ".recon.wav", ".fit.json", ".fit.png")
 
 

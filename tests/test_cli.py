@@ -5,43 +5,18 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from sonode.cli import main
+from tests.cli_support import FAST, run
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
-
-FAST = [
-    "--steps",
-    "2",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--continuation-steps",
-    "2",
-    "--quiet",
-]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     sf.write(root / "tone.wav", two_tone_clip(0.2), SAMPLE_RATE, subtype="PCM_16")
-    result = CliRunner().invoke(
-        main, ["fit", str(root / "tone.wav"), "-o", str(root / "out" / "tone.sonode"), *FAST]
-    )
+    result = run("fit", root / "tone.wav", "-o", root / "out" / "tone.sonode", *FAST)
     assert result.exit_code == 0, result.output
     return root
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_fit_writes_model_reconstruction_report_and_curve(workdir):
@@ -249,3 +224,17 @@ def test_upsample_band_options_and_the_fitted_clip(workdir):
         and "Traceback" not in result.output
     )
     assert "above Nyquist" in run("info", model).output
+
+
+def test_fit_short_options_are_the_long_ones():
+    """-r and -t (the README's quickstart) are --rate and --max-time; upsample's -t too."""
+    from sonode.cli.fit import fit
+    from sonode.cli.render import upsample
+
+    def params(command, *args):
+        return command.make_context(command.name, ["a.wav", *args]).params
+
+    short = params(fit, "-r", "16000", "-t", "60")
+    assert short == params(fit, "--rate", "16000", "--max-time", "60")
+    assert (short["rate"], short["max_time_s"]) == (16000, 60.0)
+    assert params(upsample, "--rate", "32000", "-o", "u.wav", "-t", "5")["max_time_s"] == 5.0

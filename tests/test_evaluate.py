@@ -5,9 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from sonode.cli import main
 from sonode.evaluation.evaluate import (
     SNR_WINDOWS_MS,
     EvalOptions,
@@ -16,6 +14,7 @@ from sonode.evaluation.evaluate import (
     trajectory_scores,
 )
 from sonode.io.fileutil import markdown_marker
+from tests.cli_support import run
 from tests.model.synthetic import two_tone
 
 TINY_FIT = (
@@ -92,55 +91,26 @@ def test_a_low_rate_not_below_the_clip_rate_is_refused(clip48k, tmp_path):
 
 
 def test_plot_command_writes_the_comparison_and_curve(clip48k, tmp_path):
-    runner = CliRunner()
     model = tmp_path / "m.sonode"
-    assert (
-        runner.invoke(
-            main,
-            [
-                "fit",
-                str(clip48k),
-                "-o",
-                str(model),
-                "--steps",
-                "1",
-                "--latent-dim",
-                "8",
-                "--hidden",
-                "8",
-                "--quiet",
-            ],
-        ).exit_code
-        == 0
+    fitted = run(
+        "fit", clip48k, "-o", model, "--steps", 1, "--latent-dim", 8, "--hidden", 8, "--quiet"
     )
-    result = runner.invoke(main, ["plot", str(model), "-o", str(tmp_path / "fig.png")])
+    assert fitted.exit_code == 0, fitted.output
+    result = run("plot", model, "-o", tmp_path / "fig.png")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.fit.png").exists()
 
 
 def test_eval_command_prints_the_tables_and_writes_the_report(clip48k, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "eval",
-            str(clip48k),
-            "-o",
-            str(tmp_path / "rep"),
-            "--budget",
-            "1",
-            "--horizon-s",
-            "0.05",
-            "--quiet",
-        ],
+    result = run(
+        "eval", clip48k, "-o", tmp_path / "rep", "--budget", 1, "--horizon-s", 0.05, "--quiet"
     )
     assert result.exit_code == 0, result.output
     assert "### Upsampling" in result.output and "### Continuation" in result.output
     assert (tmp_path / "rep" / "results.json").exists() and (
         tmp_path / "rep" / "results.md"
     ).exists()
-    bad = CliRunner().invoke(
-        main, ["eval", str(clip48k), "-o", str(tmp_path / "rep"), "--budget", "0"]
-    )
+    bad = run("eval", clip48k, "-o", tmp_path / "rep", "--budget", 0)
     assert bad.exit_code == 2 and "--budget" in bad.output
 
 

@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sonode.errors import AudioInputError, ModelFileError
 from sonode.io.checks import SILENCE_PEAK

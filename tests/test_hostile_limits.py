@@ -17,37 +17,13 @@ from sonode.cli import main
 from sonode.io.clip import RESAMPLE_KW
 from sonode.io.model_file import _digest
 from sonode.sinc import resample_blocks
-from tests.hostile_support import GOAL_PEAK_BYTES, run, tone
-
-FAST = [
-    "--steps",
-    "1",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--quiet",
-]
-RATE = 16000
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from tests.cli_support import run as cli
+from tests.hostile_support import FAST, GOAL_PEAK_BYTES, RATE, fit_take, run, tone
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-limits")
-    sf.write(root / "take.wav", tone(0.5, RATE), RATE, subtype="PCM_16")
-    result = cli("fit", root / "take.wav", "-o", root / "take.sonode", *FAST)
-    assert result.exit_code == 0, result.output
-    return root
+    return fit_take(tmp_path_factory.mktemp("hostile-limits"), 0.5)
 
 
 def crafted(model, out, edit_meta=None, edit_tensors=None):
@@ -99,6 +75,7 @@ def test_block_wise_resampling_is_bit_identical_to_torchaudio(ratio):
             "longer than the clip",
         ),
         (["fit", "{clip}", "--threads", "100000", "-o", "{tmp}/m.sonode"], "over the limit"),
+        (["report", "{model}", "--threads", "100000", "-o", "{tmp}/rep"], "over the limit"),
         (["eval", "{clip}", "--rate", "15999", "-o", "{tmp}/ev"], "taps"),
         (["eval", "{clip}", "--budget", "inf", "-o", "{tmp}/ev"], "finite"),
         (

@@ -11,42 +11,16 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from sonode.cli import main
 from sonode.io.fileutil import written_by_sonode
-from tests.hostile_support import run, small_tmpfs, tone, unmount
-
-FAST = [
-    "--steps",
-    "1",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--quiet",
-]
-RATE = 16000
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from tests.cli_support import run as cli
+from tests.hostile_support import FAST, RATE, fit_take, run, small_tmpfs, tone, unmount
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A recording and a model fitted from it (the model records the recording as its source)."""
-    root = tmp_path_factory.mktemp("hostile-out")
-    sf.write(root / "take.wav", tone(0.3, RATE), RATE, subtype="PCM_16")
-    result = cli("fit", root / "take.wav", "-o", root / "take.sonode", *FAST)
-    assert result.exit_code == 0, result.output
-    return root
+    return fit_take(tmp_path_factory.mktemp("hostile-out"), 0.3)
 
 
 def test_upsample_never_writes_the_models_recorded_source_even_with_force(fitted, tmp_path):

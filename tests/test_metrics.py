@@ -5,8 +5,7 @@ import math
 import librosa
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from sonode.dsp import metrics, spectra
 

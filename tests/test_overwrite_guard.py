@@ -7,38 +7,15 @@ import zipfile
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 from matplotlib.figure import Figure
 
 from sonode.batch.cluster import local_layout
 from sonode.batch.jobs import expand_inputs, plan_fit_jobs
-from sonode.cli import main
 from sonode.errors import OutputPathError
 from sonode.io.fileutil import written_by_sonode
 from sonode.io.wav import write_wav
+from tests.cli_support import FAST, run
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
-
-FAST = [
-    "--steps",
-    "2",
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--continuation-steps",
-    "2",
-    "--quiet",
-]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sonode.plot import figures as plotting
-from sonode.plot import panels
+from sonode.plot import figures as plotting, panels
 
 SAMPLE_RATE = 8000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

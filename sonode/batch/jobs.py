@@ -15,126 +15,33 @@ worker sees, under the same path. Dask itself is imported only in `fit_many` (so
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sonode.errors import OutputPathError, SonodeError
-from sonode.io.fileutil import (
-    SUMMARY_CSV_COLUMNS,
-    atomic_write,
-    same_file,
-    write_json,
-    written_by_sonode,
+from sonode.batch.outputs import (
+    OUTPUT_KINDS as OUTPUT_KINDS,  # the names moved to outputs.py and summary.py stay importable here
+    FitJob,
+    check_fit_outputs,
+    fit_output_bytes as fit_output_bytes,
+    fit_output_paths as fit_output_paths,
+    write_fit_outputs,
 )
+from sonode.batch.summary import (
+    SUMMARY_STEM as SUMMARY_STEM,
+    skipped_row,
+    status_line,
+    summary_paths,
+    summary_row,
+    write_summary,
+)
+from sonode.errors import OutputPathError, SonodeError
+from sonode.io.fileutil import same_file, written_by_sonode
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-SUMMARY_STEM = "sonode-batch"
-#: Keys of `fit_output_paths`, in the order a fit writes them (the checkpoint goes last).
-OUTPUT_KINDS = ("model", "recon", "report", "curve", "checkpoint")
-
-
-def fit_output_paths(model_path: str | Path, stem: str | None = None) -> dict[str, Path]:
-    """The files one fit writes: the model, <stem>.recon.wav, <stem>.fit.json, <stem>.fit.png beside
-    it, and the resumable checkpoint <model>.ckpt (deleted when the fit completes). ``stem``
-    defaults to the model's: side outputs are named after -o, so that two fits into one folder
-    never replace each other's reports (without -o the model is <clip stem>.sonode, as before)."""
-    model = Path(model_path)
-    stem = model.stem if stem is None else stem
-    return {
-        "model": model,
-        "recon": model.parent / f"{stem}.recon.wav",
-        "report": model.parent / f"{stem}.fit.json",
-        "curve": model.parent / f"{stem}.fit.png",
-        "checkpoint": model.with_name(model.name + ".ckpt"),
-    }
-
-
-def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[str, int]:
-    """Rough sizes (bytes) of a fit's outputs, for the free-space check: the reconstruction is
-    32-bit float, the model holds (segments x latent) float64 states, the checkpoint about four
-    models (parameters, best parameters, Adam's two moments)."""
-    model = 8 * latent_dim * (n_samples // max(1, hop_samples) + 2) + (1 << 20)
-    return {
-        "model": model,
-        "recon": 4 * n_samples + 4096,
-        "report": 1 << 20,
-        "curve": 1 << 20,
-        "checkpoint": 4 * model,
-    }
-
-
-def check_fit_outputs(
-    paths: dict[str, Path],
-    inputs: Iterable[str | Path],
-    force: bool,
-    also_writes: Iterable[str | Path] = (),
-    sizes: dict[str, int] | None = None,
-) -> None:
-    """Refuse before fitting (`sonode.io.outputs.OutputPlan`): an output that is an input, a FIFO or
-    device, the same file as another output (also those in ``also_writes``, the caller's own), an
-    existing file sonode did not write (unless ``force``), an unwritable folder, or too little free
-    space for ``sizes`` (see `fit_output_bytes`). Raises OutputPathError."""
-    from sonode.io.outputs import OutputPlan
-
-    plan = OutputPlan(inputs, force)
-    for kind, path in paths.items():
-        plan.add(path, (sizes or {}).get(kind, 0))
-    for path in also_writes:
-        plan.add(path)
-    plan.check()
-
-
-def write_fit_outputs(
-    fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool
-) -> None:
-    """Write a fit's model, reconstruction, JSON report and loss curve (each atomically), then
-    delete its checkpoint unless the fit was interrupted (then the checkpoint allows --resume).
-
-    Args:
-        fitted: a `sonode.api.Fitted`.
-        clip: the input path (protected, and named in the curve's title).
-        paths: `fit_output_paths`.
-        extra: added to the report, e.g. {"device": "cpu"}.
-        force: replace existing files sonode did not write.
-    """
-    from sonode.io.wav import write_wav
-    from sonode.model.checkpoint import remove_checkpoint
-
-    report = fitted.info["fit"]
-    check_fit_outputs(paths, [clip], force)
-    fitted.save(paths["model"])
-    write_wav(
-        paths["recon"], fitted.render().samples, fitted.sample_rate, protect=[clip], force=force
-    )
-    write_json(paths["report"], {**fitted.info, "model_file": str(paths["model"]), **extra})
-    fitted.save_training_curve(
-        paths["curve"],
-        title=f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB",
-    )
-    if (
-        report["stop_reason"] != "interrupted"
-    ):  # the outputs are safely written: it is redundant now
-        remove_checkpoint(paths["checkpoint"])
-
-
-@dataclass(frozen=True)
-class FitJob:
-    """One clip of a batch: its input path and the unique stem of its outputs in ``out_dir``."""
-
-    clip: str
-    stem: str
-    out_dir: str
-
-    def paths(self) -> dict[str, Path]:
-        """`fit_output_paths` of this clip."""
-        return fit_output_paths(Path(self.out_dir) / f"{self.stem}.sonode", self.stem)
 
 
 def expand_inputs(args: Iterable[str | Path]) -> list[Path]:
@@ -225,50 +132,6 @@ def is_complete(job: FitJob) -> bool:
     )
 
 
-def summary_row(
-    job: FitJob,
-    status: str,
-    report: dict | None = None,
-    error: str = "",
-    wall_time_s: float | None = None,
-    resumed: bool = False,
-) -> dict[str, Any]:
-    """One row of the batch summary (columns `SUMMARY_CSV_COLUMNS`); SNR in dB, times in seconds."""
-    paths = job.paths()
-    fit = report.get("fit") if isinstance(report, dict) else None
-    fit = (
-        {k: v for k, v in fit.items() if _is_number(v)} if isinstance(fit, dict) else {}
-    )  # an edited report
-    done = status in ("ok", "skipped")
-    return {
-        "clip": job.clip,
-        "status": status,
-        "snr_db": fit.get("snr_db"),
-        "epochs": fit.get("epochs"),
-        "wall_time_s": wall_time_s if wall_time_s is not None else fit.get("wall_time_s"),
-        "resumed": resumed,
-        "model": str(paths["model"]) if done else "",
-        "recon": str(paths["recon"]) if done else "",
-        "report": str(paths["report"]) if done else "",
-        "curve": str(paths["curve"]) if done and paths["curve"].exists() else "",
-        "error": error,
-    }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def skipped_row(job: FitJob) -> dict[str, Any]:
-    """The row of a clip whose outputs are already complete (its figures come from its report; a
-    report that is not a JSON object of numbers gives an empty row, never an error)."""
-    try:
-        report = json.loads(job.paths()["report"].read_text())
-    except (OSError, ValueError, RecursionError):
-        report = None
-    return summary_row(job, "skipped", report)
-
-
 def run_fit_job(
     job: FitJob,
     fit_kw: dict[str, Any],
@@ -336,55 +199,6 @@ def _remove_temporaries(paths: dict[str, Path]) -> None:
     for path in paths.values():
         for tmp in path.parent.glob(f".{path.name}.*"):
             tmp.unlink(missing_ok=True)
-
-
-def summary_paths(out_dir: str | Path) -> tuple[Path, Path]:
-    """<out_dir>/sonode-batch.csv and .json."""
-    return Path(out_dir) / f"{SUMMARY_STEM}.csv", Path(out_dir) / f"{SUMMARY_STEM}.json"
-
-
-def write_summary(
-    rows: list[dict[str, Any]], out_dir: str | Path, force: bool
-) -> tuple[Path, Path]:
-    """Write <out_dir>/sonode-batch.csv and .json (one row per clip, in input order), atomically.
-
-    Returns:
-        (csv path, json path).
-    """
-    from sonode.io.wav import check_output_path
-
-    csv_path, json_path = summary_paths(out_dir)
-    for path in (csv_path, json_path):
-        check_output_path(path, force=force)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SUMMARY_CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
-    with atomic_write(csv_path) as tmp:
-        tmp.write_text(text.getvalue())
-    counts = {
-        status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "failed")
-    }
-    write_json(json_path, {"counts": counts, "clips": rows})
-    return csv_path, json_path
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "" if value is None else value
-
-
-def status_line(index: int, total: int, row: dict[str, Any]) -> str:
-    """ "[3/8] ok       a.wav: SNR 21.40 dB, 120 epochs, 8.1 s" (the error for a failed clip)."""
-    head = f"[{index}/{total}] {row['status']:<8} {row['clip']}"
-    if row["status"] == "failed":
-        return f"{head}: {row['error']}"
-    snr = f"SNR {row['snr_db']:.2f} dB, " if row["snr_db"] is not None else ""
-    wall = f", {row['wall_time_s']:.1f} s" if row["wall_time_s"] is not None else ""
-    return f"{head}: {snr}{row['epochs']} epochs{wall}" + (
-        " (resumed from its checkpoint)" if row["resumed"] else ""
-    )
 
 
 def fit_many(

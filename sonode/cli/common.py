@@ -210,6 +210,14 @@ def check_threads(value: int | None) -> int | None:
     return value
 
 
+def apply_threads(threads: int | None) -> None:
+    """Set torch's CPU threads to --threads (None: leave torch's default)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 force_option = click.option(
     "--force",
     is_flag=True,

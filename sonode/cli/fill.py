@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sonode.cli.common import fail_cleanly, force_option, positive, threads_option
+from sonode.cli.common import apply_threads, fail_cleanly, force_option, positive, threads_option
 from sonode.limits import MAX_FILL_CONTEXT_S, MAX_TIME_S
 from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_methods_help
 
@@ -110,10 +110,7 @@ def fill_cmd(
         raise click.UsageError("give at least one --gap START END, or --detect")
     if out is None and not dry_run:
         raise click.BadParameter("is required (or use --dry-run)", param_hint="-o/--output")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     settings = FillSettings(
         method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed
     )

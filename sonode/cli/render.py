@@ -18,7 +18,8 @@ from sonode.cli.common import (
     out_rate_option,
     positive,
 )
-from sonode.cli.fit import fit_options, run_fit
+from sonode.cli.fit import run_fit
+from sonode.cli.fit_options import fit_options
 
 
 def _write_rendering(

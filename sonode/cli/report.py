@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from sonode.cli.common import command_line, fail_cleanly, force_option, positive, progress_printer
+from sonode.cli.common import (
+    apply_threads,
+    command_line,
+    fail_cleanly,
+    force_option,
+    positive,
+    progress_printer,
+    threads_option,
+)
 
 #: Clips above this rate are fitted at it (as `sonode eval --rate`): the band above is then the
 #: upsampling task, with the source file as its truth.
@@ -136,7 +144,7 @@ def _gap_list(ctx, param, value):
     callback=positive(float),
     help="Longer versions are heard as their loudest excerpt of this length; full files are linked.",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@threads_option
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @force_option
 @fail_cleanly
@@ -193,10 +201,7 @@ def report_cmd(
         if not _is_model(path):
             check_output_path(out / f"{Path(path).stem}.sonode", inputs, force=force)
     check_output_path(out / "report.json", inputs, force=force)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     options = ReportOptions(
         rate=rate,
         horizon_s=horizon_s,

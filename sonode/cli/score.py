@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sonode.cli.common import (
+    apply_threads,
     command_line,
     fail_cleanly,
     force_option,
@@ -131,10 +132,7 @@ def eval_cmd(
 
         check_eval_inputs(list(clips), low_rate, None)
         results_plan(clips, report_dir, force).check()  # before any work, and again before writing
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
+        apply_threads(threads)
         results = evaluate_fill(
             list(clips),
             low_rate,

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg
 import scipy.signal
 
-from sonode.dsp.lpc import lpc_coefficients, lpc_continue
+from sonode.dsp.predictor import lpc_coefficients, lpc_continue
 
 JANSSEN_MAX_ORDER = 1024
 JANSSEN_CONTEXT_SAMPLES = 4096  # per side

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from sonode.dsp import bandwidth
-from sonode.dsp.lpc import lpc_continue
 from sonode.dsp.metrics import as_signal
+from sonode.dsp.predictor import lpc_continue
 from sonode.dsp.resample import output_length, upsample_sinc
 
 

@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,16 @@ import numpy as np
 import soundfile
 
 from sonode.api import Fitted, fit
-from sonode.dsp.metrics import energy_above_db, lsd_ssr, snr_db
 from sonode.dsp.resample import output_length
-from sonode.dsp.spectra import log_spectral_distance
 from sonode.errors import OutputPathError
 from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
+from sonode.evaluation.results import medians, results_markdown as results_markdown
+from sonode.evaluation.scores import (
+    SNR_WINDOWS_MS as SNR_WINDOWS_MS,  # the scores and tables moved out stay importable here
+    continuation_scores,
+    trajectory_scores,
+    upsampling_scores,
+)
 from sonode.io.checks import check_input_path
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
@@ -36,7 +41,6 @@ from sonode.io.wav import check_output_path
 from sonode.limits import LimitError
 from sonode.plot.figures import save_band_png, save_comparison_png
 
-SNR_WINDOWS_MS = (5, 20, 50)
 #: The pictures written per clip: <stem>.<kind>.png.
 PICTURES = ("upsampling", "continuation", "fit")
 
@@ -71,15 +75,7 @@ def _fit(clip: Clip, options: EvalOptions, on_epoch) -> tuple[Fitted, float]:
 
 
 def _low_clip(truth: Clip, samples: np.ndarray, rate: int) -> Clip:
-    return Clip(
-        samples=samples,
-        sample_rate=rate,
-        source_path=truth.source_path,
-        source_rate=truth.source_rate,
-        source_channels=truth.source_channels,
-        channel=truth.channel,
-        start_s=truth.start_s,
-    )
+    return replace(truth, samples=samples, sample_rate=rate)
 
 
 def evaluate_clip(
@@ -131,7 +127,7 @@ def evaluate_clip(
         {name: f(history.samples, horizon) for name, f in CONTINUATIONS.items()}
     )
     continuation = {
-        name: _continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()
+        name: continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()
     }
 
     report = full.info["fit"]
@@ -204,59 +200,6 @@ def upsampling_candidates(fitted: Fitted, low: Clip, rate: int) -> dict[str, np.
         {name: f(low.samples, low.sample_rate, rate) for name, f in UPSAMPLERS.items()}
     )
     return candidates
-
-
-def upsampling_scores(
-    reference: np.ndarray, x: np.ndarray, rate: int, nyquist: float
-) -> dict[str, float]:
-    """SNR (dB); the LSD of ssr_eval (`sonode.dsp.metrics.lsd_ssr`: log10 power, gains matched) over all
-    bins, below and above ``nyquist``; the issue-5 LSD (1e-10 floor, "lsd5_*"); the share of energy
-    above ``nyquist`` (dB of the total) and its difference from the truth's (dB)."""
-    ssr = lsd_ssr(reference, x, rate, split_hz=nyquist)
-    lsd5 = log_spectral_distance(reference, x, rate, split_hz=nyquist)
-    share = energy_above_db(x, rate, nyquist) if np.any(x) else -np.inf
-    share_truth = energy_above_db(reference, rate, nyquist)
-    return {
-        "snr_db": snr_db(reference, x),
-        "lsd": ssr["lsd"],
-        "lsd_below": ssr["lsd_below"],
-        "lsd_above": ssr["lsd_above"],
-        "lsd5_below": lsd5["lsd_below"],
-        "lsd5_above": lsd5["lsd_above"],
-        "energy_above_db": share,
-        "energy_above_vs_truth_db": share - share_truth,
-    }
-
-
-def trajectory_scores(reference: np.ndarray, free_run: np.ndarray, rate: int) -> dict[str, float]:
-    """How well one free run (n,) follows the clip's first n samples: SNR (dB); the worst level
-    difference (dB) over whole 100 ms blocks — what a sustained sound's free run must hold when a
-    pitch error has turned into phase drift and the SNR says nothing; and the ssr_eval LSD
-    (levels as they are)."""
-    n = free_run.shape[0]
-    reference = reference[:n]
-    block = rate // 10
-    n_blocks = max(1, n // block)
-
-    def levels_db(x: np.ndarray) -> np.ndarray:
-        power = np.mean(x[: n_blocks * block].reshape(n_blocks, -1) ** 2, axis=1)
-        return 10 * np.log10(np.maximum(power, 1e-20))
-
-    return {
-        "snr_db": snr_db(reference, free_run),
-        "level_error_db": float(np.max(np.abs(levels_db(free_run) - levels_db(reference)))),
-        # no least-squares gain matching: it would scale a phase-drifted free run to silence
-        "lsd": lsd_ssr(reference, free_run, rate, match_gain=False)["lsd"],
-    }
-
-
-def _continuation_scores(future: np.ndarray, x: np.ndarray, rate: int) -> dict[str, float]:
-    scores = {
-        f"snr_{ms}ms_db": snr_db(future[: rate * ms // 1000], x[: rate * ms // 1000])
-        for ms in SNR_WINDOWS_MS
-    }
-    scores["lsd"] = log_spectral_distance(future, x, rate)["lsd"]
-    return scores
 
 
 def _pictures(
@@ -357,7 +300,7 @@ def evaluate(
         "options": {k: v for k, v in options.__dict__.items()},
         "clips": clips,
         "median": {
-            task: _medians([c[task] for c in clips]) for task in ("upsampling", "continuation")
+            task: medians([c[task] for c in clips]) for task in ("upsampling", "continuation")
         },
     }
     results["median"]["reconstruction"] = {
@@ -440,90 +383,3 @@ def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
     ]
     for name in names:
         check_output_path(folder / name, paths, force=force)
-
-
-def _medians(per_clip: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    return {
-        method: {
-            metric: statistics.median(c[method][metric] for c in per_clip) for metric in scores
-        }
-        for method, scores in per_clip[0].items()
-    }
-
-
-def results_markdown(results: dict[str, Any]) -> str:
-    """The result tables: one per task, a row per method (median over clips), then per clip."""
-    opts = results["options"]
-    lines = [
-        f"Input rate {opts['low_rate']} Hz, fit budget {opts['budget_s']:g} s per fit, "
-        f"continuation horizon {opts['horizon_s']:g} s, {len(results['clips'])} clip(s). Medians over clips.",
-        "",
-    ]
-    tables = [
-        (
-            "Upsampling (to each clip's own rate; LSD as ssr_eval, gains matched)",
-            "upsampling",
-            ["snr_db", "lsd", "lsd_below", "lsd_above", "energy_above_vs_truth_db"],
-        ),
-        ("Continuation", "continuation", [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]),
-    ]
-    for title, task, metrics in tables:
-        lines += [
-            f"### {title}",
-            "",
-            "| method | " + " | ".join(metrics) + " |",
-            "|---" * (len(metrics) + 1) + "|",
-        ]
-        for method, scores in results["median"][task].items():
-            lines.append(f"| {method} | " + " | ".join(f"{scores[m]:.2f}" for m in metrics) + " |")
-        lines.append("")
-    lines += [
-        "### Reconstruction (sonode)",
-        "",
-        "| clip | SNR dB | discretisation dB | initial (linear) dB | epochs | fit time s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in results["clips"]:
-        r = c["reconstruction"]
-        lines.append(
-            f"| {c['clip']} | {r['snr_db']:.2f} | {r['discretisation_snr_db']:.1f} "
-            f"| {r['initial_snr_db']:.2f} | {r['epochs']} | {r['fit_time_s']:.1f} |"
-        )
-    lines += [
-        "",
-        "### One trajectory (sonode's free run from its trajectory state over the fitted clip)",
-        "",
-        "| clip | SNR dB | worst 100 ms level error dB | LSD |",
-        "|---|---|---|---|",
-    ]
-    for c in results["clips"]:
-        t = c["trajectory"]
-        lines.append(
-            f"| {c['clip']} | {t['snr_db']:.2f} | {t['level_error_db']:.1f} | {t['lsd']:.2f} |"
-        )
-    metrics = [f"snr_{ms}ms_db" for ms in SNR_WINDOWS_MS] + ["lsd"]
-    lines += [
-        "",
-        "### Per clip: sonode vs the best Burg order (256–2048) per column",
-        "",
-        "| clip | upsampling SNR sonode / sinc | continuation "
-        + " / ".join(metrics)
-        + ": sonode | best Burg |",
-        "|---|---|---|---|",
-    ]
-    for c in results["clips"]:
-        u, k = c["upsampling"], c["continuation"]
-        burgs = [
-            scores
-            for name, scores in k.items()
-            if name.endswith("_burg") and int(name[3:-5]) >= 256
-        ]
-        best = [max(b[m] for b in burgs) for m in metrics[:-1]] + [min(b["lsd"] for b in burgs)]
-        lines.append(
-            f"| {c['clip']} | {u['sonode']['snr_db']:.2f} / {u['sinc']['snr_db']:.2f} | "
-            + " / ".join(f"{k['sonode'][m]:.2f}" for m in metrics)
-            + " | "
-            + " / ".join(f"{v:.2f}" for v in best)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"

@@ -30,6 +30,11 @@ DEFAULT_EXCERPT_S = 4.0
 _PEAK = 0.99
 #: Figures closer than this count as a tie in the numbers table (it shows two decimals).
 TIE = 0.005
+#: Waveform margin shown on each side of a gap, and loop margin around it (seconds).
+GAP_MARGIN_S = 0.02
+LOOP_MARGIN_S = 0.15
+#: Line colours of the candidates in order, as `sonode.plot.panels` gives them (the truth is black).
+LINE_COLORS = ("tab:orange", "tab:blue", "tab:green", "tab:red", "tab:purple")
 
 
 @dataclass
@@ -184,6 +189,17 @@ def figure_entry(writer: MediaWriter, path: Path, alt: str, caption: str = "") -
         "width": width,
         "height": height,
     }
+
+
+def saved_figure(
+    writer: MediaWriter, figure, name: str, alt: str, caption: str = ""
+) -> dict[str, Any]:
+    """Save a matplotlib ``figure`` as media/<name>.png and return its `figure_entry`."""
+    from sonode.plot.panels import save_figure
+
+    path = writer.picture(name)
+    save_figure(figure, path)
+    return figure_entry(writer, path, alt, caption)
 
 
 def check_report_folder(

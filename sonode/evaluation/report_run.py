@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 
 from sonode.evaluation.report import (
-    best_burg,
-    continuation_group,
     field_zeroed,
     fill_group,
     listen_group,
     model_figures,
     upsampling_group,
 )
+from sonode.evaluation.report_continuation import best_burg, continuation_group
 from sonode.evaluation.report_media import DEFAULT_EXCERPT_S, MediaWriter, safe_name
 
 #: Gaps made in each clip for the fill comparison (ms): a short and a long one, as `sonode eval --task fill`.
@@ -123,29 +122,9 @@ def report_section(
     group, found = continuation_group(w, stem, x, rate, options.context_s, continuations, None)
     groups.append(group), rows.extend(found)
 
-    if options.gaps_ms:
-        made = fill_group(w, stem, x, rate, tuple(options.gaps_ms))
-        if made is not None:
-            groups.append(made[0]), rows.extend(made[1])
-    figures = model_figures(w, stem, fitted, x, recon)
-    # wall and CPU seconds: on a shared machine the wall time of a fit is its budget, the report's stretches
-    timings = {
-        "report_s": time.perf_counter() - begin,
-        "report_cpu_s": time.process_time() - begin_cpu,
-    }
-    if fit_time_s is not None:
-        timings["fit_s"] = fit_time_s
-    if fit_cpu_s is not None:
-        timings["fit_cpu_s"] = fit_cpu_s
-    return {
-        "id": safe_name(stem),
-        "title": stem,
-        "facts": _facts(fitted, Path(clip.source_path).name),
-        "groups": groups,
-        "figures": figures,
-        "numbers": rows,
-        "timings": timings,
-    }
+    facts = _facts(fitted, Path(clip.source_path).name)
+    timing = (begin, begin_cpu, fit_time_s, fit_cpu_s)
+    return _section(w, stem, groups, rows, fitted, x, rate, recon, options.gaps_ms, facts, timing)
 
 
 def eval_section(
@@ -195,11 +174,34 @@ def eval_section(
     }
     group, found = continuation_group(w, stem, history, low_rate, context_s, shown, future)
     groups.append(group), rows.extend(found)
+    timing = (begin, begin_cpu, fit_time_s, None)
+    return _section(
+        w, stem, groups, rows, full, low, low_rate, recon, gaps_ms, _facts(full, stem), timing
+    )
+
+
+def _section(
+    w: MediaWriter,
+    stem: str,
+    groups: list,
+    rows: list,
+    fitted,
+    x: np.ndarray,
+    rate: int,
+    recon: np.ndarray,
+    gaps_ms,
+    facts: list,
+    timing: tuple[float, float, float | None, float | None],
+) -> dict[str, Any]:
+    """The end both sections share: the fill group (when ``gaps_ms``), the model's figures, the
+    timings ``timing`` = (perf_counter and process_time at the start, fit wall and CPU seconds or
+    None) and the section dict."""
     if gaps_ms:
-        made = fill_group(w, stem, low, low_rate, tuple(gaps_ms))
+        made = fill_group(w, stem, x, rate, tuple(gaps_ms))
         if made is not None:
             groups.append(made[0]), rows.extend(made[1])
-    figures = model_figures(w, stem, full, low, recon)
+    figures = model_figures(w, stem, fitted, x, recon)
+    begin, begin_cpu, fit_time_s, fit_cpu_s = timing
     # wall and CPU seconds: on a shared machine the wall time of a fit is its budget, the report's stretches
     timings = {
         "report_s": time.perf_counter() - begin,
@@ -207,10 +209,12 @@ def eval_section(
     }
     if fit_time_s is not None:
         timings["fit_s"] = fit_time_s
+    if fit_cpu_s is not None:
+        timings["fit_cpu_s"] = fit_cpu_s
     return {
         "id": safe_name(stem),
         "title": stem,
-        "facts": _facts(full, stem),
+        "facts": facts,
         "groups": groups,
         "figures": figures,
         "numbers": rows,

@@ -17,7 +17,7 @@ not verify the zip checksums of tensor data, so without it a bit flipped in tran
 silently as a wrong model. It is integrity, not trust: it detects damage, not malice, since whoever
 edits a file can recompute it. What protects against a crafted file is that loading runs no code
 and that every size in it is bounded before anything is built (`_check_archive` here, the
-configuration's types and limits in `sonode.model.decoder`; see docs/security.md).
+configuration's types and limits in `sonode.model.config`; see docs/security.md).
 """
 
 from __future__ import annotations

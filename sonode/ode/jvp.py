@@ -26,8 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.func import functional_call
-from torch.func import jvp as func_jvp
+from torch.func import functional_call, jvp as func_jvp
 
 from .solve import odeint
 

@@ -126,30 +126,22 @@ _DESCRIBE = {
     "dopri8": "Dormand–Prince 8(5) (DOP853)",
 }
 
-for _name in ("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3"):
-    _tab = TABLEAUS[_name]
-    register(
-        Method(
-            _name,
-            _tab.order,
-            adaptive=False,
-            options=FIXED_OPTIONS,
-            tableau=_tab,
-            description=_DESCRIBE[_name],
+for _names, _adaptive, _options in (
+    (("euler", "midpoint", "rk4", "rk4_classical", "heun2", "heun3"), False, FIXED_OPTIONS),
+    (("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"), True, ADAPTIVE_OPTIONS),
+):
+    for _name in _names:
+        _tab = TABLEAUS[_name]
+        register(
+            Method(
+                _name,
+                _tab.order,
+                adaptive=_adaptive,
+                options=_options,
+                tableau=_tab,
+                description=_DESCRIBE[_name],
+            )
         )
-    )
-for _name in ("adaptive_heun", "fehlberg2", "bosh3", "dopri5", "tsit5", "dopri8"):
-    _tab = TABLEAUS[_name]
-    register(
-        Method(
-            _name,
-            _tab.order,
-            adaptive=True,
-            options=ADAPTIVE_OPTIONS,
-            tableau=_tab,
-            description=_DESCRIBE[_name],
-        )
-    )
 
 
 def _lawson_step(func, opts, t0: float, h: float, y0, at):

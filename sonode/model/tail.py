@@ -1,0 +1,156 @@
+"""The continuation ODE as one runnable object: early modes, the switch to the late modes, the
+trained field and the limit cycle, from a state fitted to the samples before the clip's end.
+
+`Tail` is what `extrapolate` integrates past the clip and what `sonode.model.predict` trains and
+scores: built from an identification (`Tail.from_fit`) or from a fitted model's parts
+(`Tail.from_model`), which it shares, so training it trains the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sonode.dsp.lpc import modal_basis, ridge_solve
+from sonode.model.continuation import ContinuationFit
+from sonode.model.limit_cycle import (
+    ContinuationField,
+    LimitCycle,
+    phase_field,
+    tail_energy_scale,
+    tail_modal_field,
+)
+from sonode.model.modal import modal_readout, modal_solve
+from sonode.model.oscillator import OscillatorBank
+
+
+@dataclass
+class Tail:
+    """A continuation ODE: early/late modes, switch, field, cycle, state and window (samples)."""
+
+    early: OscillatorBank
+    late: OscillatorBank
+    switch_s: float  # after the clip's end
+    field: torch.nn.Module  # `sonode.model.limit_cycle.tail_modal_field`
+    cycle: LimitCycle
+    state: torch.Tensor  # (1, 2K) at the window's start
+    window: int
+
+    @classmethod
+    def from_fit(cls, fit: ContinuationFit) -> Tail:
+        late_decay = fit.decay_per_s if fit.late_decay_per_s is None else fit.late_decay_per_s
+        late_omega = (
+            fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
+        )
+        k = fit.decay_per_s.shape[0]
+        state = torch.as_tensor(fit.state, dtype=torch.float64)[None]
+        energy = tail_energy_scale(state)
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=torch.float64)
+
+        early, late = (
+            OscillatorBank(tensor(fit.decay_per_s), tensor(fit.omega_rad_per_s)),
+            OscillatorBank(tensor(late_decay), tensor(late_omega)),
+        )
+        early.requires_grad_(False)
+        late.requires_grad_(False)
+        return cls(
+            early,
+            late,
+            fit.switch_after_end_s,
+            tail_modal_field(k, energy),
+            LimitCycle(k),
+            state,
+            fit.window_samples,
+        )
+
+    @classmethod
+    def from_model(cls, model) -> Tail:
+        return cls(
+            model.tail_bank,
+            model.tail_late_bank,
+            model.config.continuation_switch_s,
+            model.tail_field,
+            model.tail_cycle,
+            model.continuation_state.detach(),
+            model.config.continuation_samples,
+        )
+
+    def run(
+        self,
+        z0: torch.Tensor,
+        local_s: torch.Tensor,
+        switch_local_s: float,
+        gradient: str | None = None,
+    ) -> torch.Tensor:
+        """Samples (n, B) at local times (n,) ≥ 0 (from the states z0 (B, 2K)), the late modes and the
+        cycle from switch_local_s on."""
+        k = self.early.n_modes
+        ones = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
+        early_field, late_field = (
+            ContinuationField(phase_field(self.field, False), None, self.early),
+            ContinuationField(self.field, self.cycle, self.late),
+        )
+        zero = torch.zeros(1, dtype=torch.float64)
+        before = local_s < switch_local_s
+        # a phase without trained parameters is solved without a graph; the engine's adjoint of a
+        # solve that starts from another adjoint solve's output fails on backward ("backward
+        # through the graph a second time"), so after an adjoint early phase the late one is
+        # differentiated through the solver
+        early_gradient = gradient if early_field.modal is not None else None
+        late_gradient = (
+            "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
+        )
+        parts = []
+        if bool(before.any()):
+            parts.append(
+                modal_readout(
+                    self.early,
+                    early_field,
+                    z0,
+                    torch.cat([zero, local_s[before]]),
+                    ones,
+                    early_gradient,
+                )[1:]
+            )
+        if not bool(before.all()):
+            z_switch = modal_solve(
+                self.early,
+                early_field,
+                z0,
+                torch.tensor([0.0, switch_local_s], dtype=torch.float64),
+                early_gradient,
+            )[-1]
+            parts.append(
+                modal_readout(
+                    self.late,
+                    late_field,
+                    z_switch,
+                    torch.cat([zero, local_s[~before] - switch_local_s]),
+                    ones,
+                    late_gradient,
+                )[1:]
+            )
+        return torch.cat(parts, 0)
+
+    def continue_clip(self, n_samples: int, rate: int) -> np.ndarray:
+        """The continuation's first n_samples after the clip's end (normalised), as `extrapolate` gives it."""
+        local = (self.window + torch.arange(n_samples, dtype=torch.float64)) / rate
+        with torch.no_grad():
+            return self.run(self.state, local, self.window / rate + self.switch_s)[:, 0].numpy()
+
+    def states_at(self, x: np.ndarray, anchors: np.ndarray, rate: int) -> torch.Tensor:
+        """Least-squares states (A, 2K) of the early modes on the W samples before each anchor."""
+        poles = np.exp(
+            (
+                self.early.decay_per_s.detach().numpy()
+                + 1j * self.early.omega_rad_per_s.detach().numpy()
+            )
+            / rate
+        )
+        basis = modal_basis(poles, self.window)
+        windows = np.stack([x[a - self.window : a] for a in anchors])
+        return torch.from_numpy(ridge_solve(basis.T @ basis, windows @ basis, 1e-9))
