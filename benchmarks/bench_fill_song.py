@@ -170,6 +170,15 @@ def song_benchmark(args) -> None:
     command = [sys.executable, "-m", "sonode", "fill", str(damaged_path), "-o", str(out)]
     command += ["--detect", "--quiet", "--force"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    begin = time.perf_counter()  # detection alone (and the interpreter's start): --dry-run
+    subprocess.run(
+        [sys.executable, "-m", "sonode", "fill", str(damaged_path), "--detect", "--dry-run"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dry_run_s = time.perf_counter() - begin
     begin = time.perf_counter()
     subprocess.run(command, check=True, env=env)
     seconds = time.perf_counter() - begin
@@ -195,6 +204,7 @@ def song_benchmark(args) -> None:
                 "channels": before.shape[1],
                 "rate": rate,
                 "wall_s": round(seconds, 2),
+                "dry_run_wall_s": round(dry_run_s, 2),
                 "real_time_ratio": round(seconds / duration_s, 4),
                 "goal_s": 0.2 * duration_s,
                 "made": len(made),
