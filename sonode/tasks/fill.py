@@ -326,7 +326,7 @@ def fill_one(
         return GAP_FILLERS["janssen" if settings.method in MODEL_FILL_METHODS else settings.method](
             left, right, n_gap
         )
-    from sonode.dsp.lpc import lpc_continue  # one-sided: the classical Burg extrapolation
+    from sonode.dsp.predictor import lpc_continue  # one-sided: the classical Burg extrapolation
 
     side = left if sides == "left" else right[::-1]
     prediction = lpc_continue(side, min(1024, side.size // 2), n_gap)
