@@ -16,9 +16,9 @@ from sonode.dsp.gap_candidates import (
     DEFAULT_GAP_CANDIDATES,
     GAP_CANDIDATES,
     bound_candidates,
+    janssen_candidate,
     reestimated_fill,
     register_gap_candidate,
-    scaled_janssen,
 )
 from sonode.dsp.interpolation import fill_with_order, interpolate_gap
 from sonode.dsp.metrics import snr_db
@@ -42,13 +42,11 @@ def test_reestimation_restores_noise_free_damped_tones():
     assert snr_db(x[start : start + n_gap], fill) >= 60.0
 
 
-def test_the_janssen_candidate_is_gap_wise_janssen_with_order_and_context_scaled_to_the_rate():
+def test_the_janssen_candidate_is_classical_gap_wise_janssen_at_every_rate():
     x = damped_tones(30000, rate=48000) + 1e-3 * np.random.default_rng(0).standard_normal(30000)
     left, right = x[:14000], x[14480:]
-    expected = janssen_fill(left, right, 480, max_order=2048, context_samples=12288, iterations=3)
-    np.testing.assert_array_equal(scaled_janssen(left, right, 480, 48000), expected)
-    at16 = janssen_fill(left, right, 480)  # 16 kHz: the classical setting itself
-    np.testing.assert_array_equal(scaled_janssen(left, right, 480, 16000), at16)
+    expected = janssen_fill(left, right, 480, max_order=1024, context_samples=4096, iterations=3)
+    np.testing.assert_array_equal(janssen_candidate(left, right, 480, 48000), expected)
 
 
 def test_validation_gives_a_useless_candidate_no_weight_and_a_better_one_all_of_it():
@@ -71,9 +69,9 @@ def test_validation_gives_a_useless_candidate_no_weight_and_a_better_one_all_of_
 def test_the_registry_names_the_default_candidates_and_refuses_bad_names():
     assert set(DEFAULT_GAP_CANDIDATES) <= set(GAP_CANDIDATES)
     with pytest.raises(ValueError, match="already exists"):
-        register_gap_candidate("janssen", scaled_janssen)
+        register_gap_candidate("janssen", janssen_candidate)
     with pytest.raises(ValueError, match="identifier"):
-        register_gap_candidate("two words", scaled_janssen)
+        register_gap_candidate("two words", janssen_candidate)
     with pytest.raises(ValueError, match="unknown gap candidate 'nope'; valid: reestimate"):
         bound_candidates(("nope",), RATE)
 

@@ -10,9 +10,9 @@ by another (docs/fill.md, "Why it lost off the bundled clips"):
   order the context supports fills the gap, is re-identified on the whole segment with the gap
   filled (every row, the ones through the gap included, forward and time-reversed), and fills it
   again: the rows nearest the gap, which describe the sound there best, are no longer left out.
-- ``janssen``: gap-wise Janssen with Burg estimation (`sonode.dsp.ar_fill.janssen_fill`), order and
-  context scaled with the rate (1024 and 4096 samples at 16 kHz): a different estimator (Burg's
-  forward-backward lattice) on a different window.
+- ``janssen``: gap-wise Janssen with Burg estimation (`sonode.dsp.ar_fill.janssen_fill`, order
+  ≤ 1024, 4096 samples per side, 3 iterations): a different estimator (Burg's forward-backward
+  lattice) on a different window.
 
 Every candidate is ``f(left, right, n_gap, rate) -> (n_gap,)`` (left newest last, right oldest
 first, mono float64). `register_gap_candidate` adds one: the hook for a trained model filling from
@@ -25,10 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES, JANSSEN_MAX_ORDER, janssen_fill
+from sonode.dsp.ar_fill import janssen_fill
 from sonode.dsp.interpolation import (
-    MAX_ORDER,
-    ORDERS_RATE,
     ROWS_PER_ORDER,
     _usable,
     candidate_orders,
@@ -75,23 +73,17 @@ def reestimated_fill(
     return fill
 
 
-def scaled_janssen(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int) -> np.ndarray:
-    """`janssen_fill` with its order (≤ 1024) and context (4096 per side) scaled from 16 kHz to
-    ``rate`` (capped at MAX_ORDER), so it spans the same time at every rate → (n_gap,)."""
-    scale = rate / ORDERS_RATE
-    return janssen_fill(
-        left,
-        right,
-        n_gap,
-        max_order=min(MAX_ORDER, max(1, int(round(JANSSEN_MAX_ORDER * scale)))),
-        context_samples=max(1, int(round(JANSSEN_CONTEXT_SAMPLES * scale))),
-        iterations=CANDIDATE_JANSSEN_ITERATIONS,
-    )
+def janssen_candidate(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int) -> np.ndarray:
+    """`janssen_fill` in its classical setting at every rate (order ≤ 1024, 4096 samples per
+    side, CANDIDATE_JANSSEN_ITERATIONS) → (n_gap,). Not scaled with the rate as the orders are:
+    at 44.1-48 kHz order 2048 on 12288 samples per side made this one candidate cost more than all
+    the orders together (Burg is O(context·order) per iteration, 5 fills per gap)."""
+    return janssen_fill(left, right, n_gap, iterations=CANDIDATE_JANSSEN_ITERATIONS)
 
 
 GAP_CANDIDATES: dict[str, GapCandidate] = {
     "reestimate": reestimated_fill,
-    "janssen": scaled_janssen,
+    "janssen": janssen_candidate,
 }
 # What `sonode fill` weighs against the orders unless told otherwise (FillSettings.candidates).
 DEFAULT_GAP_CANDIDATES = ("reestimate", "janssen")
