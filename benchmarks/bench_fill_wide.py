@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_fill_wide.py data data/more --rate 16000 -o outputs/wide16
     PYTHONPATH=. python benchmarks/bench_fill_wide.py /work/corpus --rate 48000 --positions 2 -o DIR
     PYTHONPATH=. python benchmarks/bench_fill_wide.py data/more --method sonode --reuse DIR -o DIR2
+    PYTHONPATH=. python benchmarks/bench_fill_wide.py --analyse OUT1 OUT2   # one table over runs
 
 Every WAV and FLAC of the given folders (recursively; ``--every N``: every N-th, sorted) is
 read at each ``--rate`` (first channel, at most
@@ -44,6 +45,7 @@ from sonode.tasks.fill import FillSettings, fill_one
 
 LENGTHS_MS = (10, 20, 40, 80)
 REFERENCE = "janssen20"
+RESIDUAL_GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # analyse: levels of the residual scanned offline
 
 
 def _janssen20(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int) -> np.ndarray:
@@ -92,7 +94,7 @@ def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.nda
         seed=settings.seed,
         extra=bound_candidates(tuple(GAP_CANDIDATES), rate),
     )
-    out = {PARTS: result.fill, PARTS + "_mean": result.mean}
+    out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
     for name, fill in zip(result.names, result.candidate_fills, strict=True):
         out["cand_" + name.replace(" ", "")] = fill
     out[PARTS + "_best"] = result.candidate_fills[int(np.nanargmax(result.validation_snr_db))]
@@ -145,6 +147,7 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                     parts = _parts(left, right, n_gap, sr, settings)
                     seconds = time.perf_counter() - begin
                     validation = parts.pop("_validation_snr_db").tolist()
+                    residual = parts.pop("_residual")
                     if args.save_fills:  # for re-weighting offline (docs/fill.md's analysis)
                         folder = args.output / "fills"
                         folder.mkdir(exist_ok=True)
@@ -152,6 +155,8 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                             folder / f"{path.stem}_{sr}_{length_ms}_{start}.npz",
                             truth=truth,
                             validation_snr_db=np.array(validation),
+                            mean=parts[PARTS + "_mean"],
+                            residual=residual,
                             **{k: v for k, v in parts.items() if k.startswith("cand_")},
                         )
                     for part, estimate in parts.items():
@@ -280,11 +285,18 @@ def main() -> None:
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("outputs/bench_fill_wide"))
     parser.add_argument(
-        "--analyse", action="store_true", help="Only re-weigh the saved fills of -o (see analyse)."
+        "--analyse",
+        action="store_true",
+        help="FOLDERS are earlier outputs: summarise them together and re-weigh their saved fills.",
     )
     args = parser.parse_args()
-    if args.analyse:
-        print(analyse(args.output))
+    if args.analyse:  # the positional folders are earlier outputs here: one summary over all
+        records = [
+            r for f in args.folders for r in json.loads((f / "results.json").read_text())["gaps"]
+        ]
+        print(markdown(summary(records)))
+        for folder in args.folders:
+            print(analyse(folder))
         return
     rates = args.rate or [16000]
     methods = args.method or [REFERENCE, "sonode"]
@@ -325,12 +337,18 @@ def analyse(folder: Path) -> str:
         if r["method"] == REFERENCE
     }
     stems = {Path(r["clip"]).stem: r["clip"] for r in results}
-    subsets = {
-        "orders (the method before)": lambda n: n.startswith("cand_order"),
-        "orders + janssen": lambda n: n.startswith("cand_order") or n == "cand_janssen",
-        "orders + reestimate": lambda n: n.startswith("cand_order") or n == "cand_reestimate",
-        "all": lambda n: True,
-        "janssen + reestimate": lambda n: n in ("cand_janssen", "cand_reestimate"),
+    subsets = {  # label: (which candidates, exponent of 1/err in the weights)
+        "orders (the method before)": (lambda n: n.startswith("cand_order"), 2),
+        "orders + janssen": (lambda n: n.startswith("cand_order") or n == "cand_janssen", 2),
+        "orders + reestimate": (
+            lambda n: n.startswith("cand_order") or n == "cand_reestimate",
+            2,
+        ),
+        "all (the method)": (lambda n: True, 2),
+        "all, weights 1/err": (lambda n: True, 1),
+        "all, weights 1/err^4": (lambda n: True, 4),
+        "all, equal weights": (lambda n: True, 0),
+        "janssen + reestimate": (lambda n: n in ("cand_janssen", "cand_reestimate"), 2),
     }
     table: dict[tuple, list] = {}
     for path in sorted((folder / "fills").glob("*.npz")):
@@ -342,14 +360,19 @@ def analyse(folder: Path) -> str:
         # validation order: orders ascending then the extras, as interpolate_gap names them
         snr_val = data["validation_snr_db"]
         ordered = [n for n in data.files if n.startswith("cand_")]
-        for label, keep in subsets.items():
+        for label, (keep, power) in subsets.items():
             chosen = [i for i, n in enumerate(ordered) if keep(n)]
-            w = 10 ** (2 * snr_val[chosen] / 10)  # ∝ 1/err² (the same energy for all)
+            w = 10 ** (power * snr_val[chosen] / 10)  # ∝ 1/err^power (the same energy for all)
             if not np.all(np.isfinite(w)) or w.sum() == 0:
                 w = np.ones(len(chosen))
             mean = (w / w.sum()) @ np.array([data[ordered[i]] for i in chosen])
             delta = snr_db(data["truth"], mean) - reference[key]
             table.setdefault((int(rate), int(length), label), []).append(delta)
+        if "residual" in data.files:  # the residual's level: fill = mean + gain · residual
+            for gain in RESIDUAL_GAINS:
+                fill = data["mean"] + gain * data["residual"]
+                row = (snr_db(data["truth"], fill) - reference[key], gap_lsd(data["truth"], fill))
+                table.setdefault((int(rate), int(length), f"residual x {gain:g}"), []).append(row)
         each = [snr_db(data["truth"], data[n]) for n in ordered]
         best_validated = each[int(np.nanargmax(snr_val))]
         table.setdefault((int(rate), int(length), "one: best on the pseudo-gaps"), []).append(
@@ -366,9 +389,14 @@ def analyse(folder: Path) -> str:
         "|---|---|---|---|---|",
     ]
     for (rate, length, label), deltas in sorted(table.items()):
+        lsd = ""
+        if isinstance(deltas[0], tuple):  # residual rows: (ΔSNR, LSD)
+            lsd = f" (median LSD {np.median([d[1] for d in deltas]):.2f})"
+            deltas = [d[0] for d in deltas]
         wins = sum(d > 0 for d in deltas)
         lines.append(
-            f"| {rate} | {length} ms | {label} | {np.median(deltas):+.2f} | {wins}/{len(deltas)} |"
+            f"| {rate} | {length} ms | {label}{lsd} | {np.median(deltas):+.2f} | "
+            f"{wins}/{len(deltas)} |"
         )
     return "\n".join(lines) + "\n"
 
