@@ -161,3 +161,15 @@ def test_a_click_in_one_channel_changes_only_that_channel(tmp_path):
     assert right_changed.max() > 9000  # the click was repaired there
     assert not changed[:5990].any() and not changed[9100:].any()
     assert detect_defects(sf.read(out)[0], RATE) == []
+
+
+def test_the_residual_gain_scales_only_what_is_added_to_the_mean():
+    x = damped_tones(8000) + 1e-2 * np.random.default_rng(0).standard_normal(8000)
+    left, right = x[:4000], x[4640:]
+    full = interpolate_gap(left, right, 640, orders=(32, 64))
+    half = interpolate_gap(left, right, 640, orders=(32, 64), residual_gain=0.5)
+    none = interpolate_gap(left, right, 640, orders=(32, 64), residual_gain=0.0)
+    np.testing.assert_array_equal(half.mean, full.mean)
+    np.testing.assert_allclose(half.residual, 0.5 * full.residual, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(none.fill, full.mean)
+    assert np.sum(full.residual**2) > 0

@@ -314,6 +314,7 @@ def interpolate_gap(
     residual: str = "shaped",
     seed: int = 0,
     extra: Mapping[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] | None = None,
+    residual_gain: float = 1.0,
 ) -> GapFill:
     """Fill ``n_gap`` samples between ``left`` and ``right`` with the most likely trajectory of a
     linear ODE identified on both sides, the order chosen by validation on the clip itself, plus
@@ -332,7 +333,8 @@ def interpolate_gap(
     ``extra`` maps names to further candidate fillers f(left, right, n_gap) -> (n_gap,) (other
     estimators: `sonode.dsp.gap_candidates`); they fill the same pseudo-gaps and the real gap and
     are weighted with the orders by the same rule. The residual's deviation comes from the orders
-    alone (weights renormalised over them): it is shaped against the combined mean.
+    alone (weights renormalised over them): it is shaped against the combined mean, then scaled
+    by ``residual_gain``.
 
     Returns:
         A `GapFill`.
@@ -383,6 +385,7 @@ def interpolate_gap(
         )
         deviation = order_weights @ np.array([f.deviation for f in fills])
         extra_part = missing_power_residual(mean, deviation) if residual == "shaped" else deviation
+        extra_part = residual_gain * extra_part
     return GapFill(
         fill=mean + extra_part,
         mean=mean,

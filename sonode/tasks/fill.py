@@ -39,6 +39,7 @@ MIN_CONTEXT_SAMPLES = 512
 # per side (the pseudo-gaps that choose the order need room next to the gap).
 DEFAULT_CONTEXT_S = 0.5
 DEFAULT_BUDGET_S = 10.0
+DEFAULT_RESIDUAL_GAIN = 1.0
 # A prediction beyond this many times the context's peak has diverged (as in `sonode.tasks.render`).
 MAX_LEVEL_FACTOR = 10.0
 # Modes growing more than this over the gap when integrated backward are left out (see
@@ -84,6 +85,9 @@ class FillSettings:
     # sonode: the further estimators weighed against the orders (sonode.dsp.gap_candidates);
     # None = DEFAULT_GAP_CANDIDATES, () = the orders alone.
     candidates: tuple[str, ...] | None = None
+    # sonode: the residual's level (0 = the most likely trajectory alone, 1 = the whole shaped
+    # residual); see DEFAULT_RESIDUAL_GAIN.
+    residual_gain: float = DEFAULT_RESIDUAL_GAIN
 
     def __post_init__(self) -> None:
         if self.method not in FILL_METHODS:
@@ -301,6 +305,7 @@ def fill_one(
             residual=settings.residual,
             seed=settings.seed,
             extra=bound_candidates(tuple(names), rate),
+            residual_gain=settings.residual_gain,
         ).fill
         peak = max(np.max(np.abs(left), initial=0.0), np.max(np.abs(right), initial=0.0))
         if (
