@@ -173,3 +173,22 @@ def test_the_residual_gain_scales_only_what_is_added_to_the_mean():
     np.testing.assert_allclose(half.residual, 0.5 * full.residual, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(none.fill, full.mean)
     assert np.sum(full.residual**2) > 0
+
+
+def test_the_cli_passes_the_residual_gain_and_refuses_one_out_of_range(tmp_path, monkeypatch):
+    import sonode.tasks.fill_file as fill_file
+
+    seen = []
+
+    def fake_fill_file(clip, out, gaps, settings, **kwargs):
+        seen.append(settings.residual_gain)
+        return {"gaps": []}
+
+    monkeypatch.setattr(fill_file, "fill_file", fake_fill_file)
+    clip = _stereo(tmp_path)
+    args = ["fill", str(clip), "--gap", "0.1", "0.11", "--dry-run", "--quiet"]
+    assert CliRunner().invoke(main, args + ["--residual-gain", "0.25"]).exit_code == 0
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert seen == [0.25, FillSettings().residual_gain]
+    result = CliRunner().invoke(main, args + ["--residual-gain", "1.5"])
+    assert result.exit_code == 2 and "--residual-gain" in result.output

@@ -78,6 +78,14 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     show_default=True,
     help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).",
 )
+@click.option(
+    "--residual-gain",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=None,
+    help="sonode: level of the shaped residual added to the most likely trajectory, 0-1 (0: the "
+    "trajectory alone, best SNR; 1: the gap's full expected spectrum, best LSD); default "
+    "FillSettings' (docs/fill.md).",
+)
 @threads_option
 @click.option("--quiet", is_flag=True)
 @force_option
@@ -93,6 +101,7 @@ def fill_cmd(
     budget_s,
     steps,
     seed,
+    residual_gain,
     threads,
     quiet,
     force,
@@ -114,6 +123,8 @@ def fill_cmd(
     settings = FillSettings(
         method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed
     )
+    if residual_gain is not None:
+        settings.residual_gain = residual_gain
     report = fill_file(
         clip,
         out,
