@@ -186,14 +186,16 @@ def _tensor_edit(rng: random.Random):
     return how, edit
 
 
-def _crafted(model: Path, out: Path, edit_meta=None, edit_tensors=None) -> Path:
+def crafted(model: Path, out: Path, edit_meta=None, edit_tensors=None) -> Path:
+    """A copy of ``model`` with its metadata or tensors edited and its checksum recomputed (what an
+    attacker can do: the checksum is integrity, not trust); returns ``out``."""
     payload = torch.load(model, weights_only=True)
     meta = json.loads(payload["meta_json"])
     if edit_meta:
         edit_meta(meta)
     if edit_tensors:
         edit_tensors(payload["tensors"])
-    payload["meta_json"] = json.dumps(meta)
+    payload["meta_json"] = json.dumps(meta)  # allow_nan: "Infinity" is what a crafted file may hold
     payload["sha256"] = _digest(payload["meta_json"], payload["tensors"])
     torch.save(payload, out)
     return out
@@ -250,10 +252,10 @@ def make_cases(
             label = "bytes"
         elif how == "meta":
             label, edit = _model_edits(rng)
-            _crafted(model, out, edit_meta=edit)
+            crafted(model, out, edit_meta=edit)
         else:
             label, edit = _tensor_edit(rng)
-            _crafted(model, out, edit_tensors=edit)
+            crafted(model, out, edit_tensors=edit)
         command = rng.choice(["info", "render", "upsample", "plot", "extrapolate"])
         args = {
             "info": ["info", out],

@@ -15,22 +15,10 @@ from sonode.api import load
 from sonode.cli import EXIT_INTERRUPTED, main
 from sonode.io.model_file import load_model_file
 from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
+from tests.cli_support import TINY_MODEL
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-SMALL = [
-    "--latent-dim",
-    "8",
-    "--hidden",
-    "8",
-    "--hop",
-    "64",
-    "--overlap",
-    "8",
-    "--lp-order",
-    "32",
-    "--continuation-steps",
-    "2",
-]
+SMALL = [*TINY_MODEL, "--continuation-steps", "2"]
 STEPS = 8  # the stopping rule of the runs that are compared bit for bit
 TIMEOUT_S = 120
 CLIP_S = 0.1  # short: the subprocesses should spend their time on the signals, not on fitting

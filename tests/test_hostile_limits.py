@@ -15,30 +15,15 @@ from click.testing import CliRunner
 from sonode.batch.jobs import FitJob, skipped_row, status_line
 from sonode.cli import main
 from sonode.io.clip import RESAMPLE_KW
-from sonode.io.model_file import _digest
 from sonode.sinc import resample_blocks
 from tests.cli_support import run as cli
+from tests.hostile_cases import crafted
 from tests.hostile_support import FAST, GOAL_PEAK_BYTES, RATE, fit_take, run, tone
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     return fit_take(tmp_path_factory.mktemp("hostile-limits"), 0.5)
-
-
-def crafted(model, out, edit_meta=None, edit_tensors=None):
-    """A copy of ``model`` with its metadata or tensors edited and its checksum recomputed (what an
-    attacker can do: the checksum is integrity, not trust)."""
-    payload = torch.load(model, weights_only=True)
-    meta = json.loads(payload["meta_json"])
-    if edit_meta:
-        edit_meta(meta)
-    if edit_tensors:
-        edit_tensors(payload["tensors"])
-    payload["meta_json"] = json.dumps(meta)  # allow_nan: "Infinity" is what a crafted file may hold
-    payload["sha256"] = _digest(payload["meta_json"], payload["tensors"])
-    torch.save(payload, out)
-    return out
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,14 @@ def positive(kind: type, allow_none: bool = True, limit: float | None = None, hi
     return check
 
 
+def positive_option(*decls: str, kind: type, limit: float | None = None, hint: str = "", **kw):
+    """A click option for a number > 0 of ``kind`` (int or float), at most ``limit``, checked by
+    `positive` (one-line usage errors); a default, when there is one, is shown in the help."""
+    if kw.get("default") is not None:
+        kw.setdefault("show_default", True)
+    return click.option(*decls, type=kind, callback=positive(kind, limit=limit, hint=hint), **kw)
+
+
 def db(value, digits: int = 2) -> str:
     """A dB figure from a report: None stands for a value that is not finite (e.g. an exact fit)."""
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -173,10 +181,10 @@ device_option = click.option(
     callback=_device,
     help="Where to compute.",
 )
-out_rate_option = click.option(
+out_rate_option = positive_option(
     "--rate",
-    type=int,
-    callback=positive(int, limit=MAX_OUTPUT_RATE_HZ),
+    kind=int,
+    limit=MAX_OUTPUT_RATE_HZ,
     help=f"Output rate in Hz (default: the clip's; at most {MAX_OUTPUT_RATE_HZ}).",
 )
 threads_option = click.option(

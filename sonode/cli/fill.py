@@ -6,7 +6,13 @@ import json
 
 import click
 
-from sonode.cli.common import apply_threads, fail_cleanly, force_option, positive, threads_option
+from sonode.cli.common import (
+    apply_threads,
+    fail_cleanly,
+    force_option,
+    positive_option,
+    threads_option,
+)
 from sonode.limits import MAX_FILL_CONTEXT_S, MAX_TIME_S
 from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_methods_help
 
@@ -50,22 +56,20 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     show_default=True,
     help=fill_methods_help(),
 )
-@click.option(
+@positive_option(
     "--context",
     "context_s",
-    type=float,
+    kind=float,
+    limit=MAX_FILL_CONTEXT_S,
     default=0.5,
-    show_default=True,
-    callback=positive(float, limit=MAX_FILL_CONTEXT_S),
     help=f"Audio used on each side of a gap (seconds, at most {MAX_FILL_CONTEXT_S:g}; nothing else of the "
     "clip is read by the filler).",
 )
-@click.option(
+@positive_option(
     "--budget-s",
-    type=float,
+    kind=float,
+    limit=MAX_TIME_S,
     default=10.0,
-    show_default=True,
-    callback=positive(float, limit=MAX_TIME_S),
     help="sonode_fit: fit time per gap (seconds, shared by the two sides).",
 )
 @click.option(

@@ -7,7 +7,12 @@ import math
 
 import click
 
-from sonode.cli.common import device_option, fit_threads_option, force_option, positive
+from sonode.cli.common import (
+    device_option,
+    fit_threads_option,
+    force_option,
+    positive_option,
+)
 from sonode.limits import (
     MAX_BATCH_SEGMENTS,
     MAX_CONTINUATION_SAMPLES,
@@ -58,12 +63,10 @@ def fit_options(f, rate_flag: str = "--rate"):
     output rate, so the fitting rate is --fit-rate)."""
     for decorator in reversed(
         [
-            click.option(
-                # -r only where --rate is the fitting rate (in `upsample` it is the output rate)
+            positive_option(
                 *(("-r", rate_flag) if rate_flag == "--rate" else (rate_flag,)),
                 "rate",
-                type=int,
-                callback=positive(int),
+                kind=int,
                 help="Resample the clip to HZ before fitting.",
             ),
             click.option(
@@ -74,11 +77,10 @@ def fit_options(f, rate_flag: str = "--rate"):
                 show_default=True,
                 help="Start of the clip in the file (seconds).",
             ),
-            click.option(
+            positive_option(
                 "--duration",
                 "duration_s",
-                type=float,
-                callback=positive(float),
+                kind=float,
                 help="Length to fit (seconds; default: to the end of the file).",
             ),
             click.option(
@@ -88,14 +90,13 @@ def fit_options(f, rate_flag: str = "--rate"):
                 callback=_channel,
                 help="'mix' (mean of channels) or a 0-based channel number.",
             ),
-            click.option(
+            positive_option(
                 "-t",
                 "--max-time",
                 "max_time_s",
-                type=float,
+                kind=float,
+                limit=MAX_TIME_S,
                 default=120.0,
-                show_default=True,
-                callback=positive(float, limit=MAX_TIME_S),
                 help="Wall-clock budget (seconds, at most one day) of "
                 "reading, identification and training (identification that overruns it stops the command). "
                 "Every 25 steps the parameters are checked against the engine's reference solver; only "

@@ -16,7 +16,7 @@ from sonode.cli.common import (
     fail_cleanly,
     force_option,
     out_rate_option,
-    positive,
+    positive_option,
 )
 from sonode.cli.fit import run_fit
 from sonode.cli.fit_options import fit_options
@@ -153,9 +153,7 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 @click.argument("source", type=click.Path())
 @_out_option
 @_subtype_option
-@click.option(
-    "--rate", "out_rate", type=int, callback=positive(int), help="Output rate in Hz (required)."
-)
+@positive_option("--rate", "out_rate", kind=int, help="Output rate in Hz (required).")
 @click.option(
     "--low-band",
     type=click.Choice(["input", "model"]),
@@ -323,13 +321,7 @@ def _is_model_file(path: str) -> bool:
 @click.command(name="extrapolate")
 @click.argument("model", type=click.Path())
 @_out_option
-@click.option(
-    "--seconds",
-    type=float,
-    required=True,
-    callback=positive(float),
-    help="Length of the continuation.",
-)
+@positive_option("--seconds", kind=float, required=True, help="Length of the continuation.")
 @out_rate_option
 @click.option(
     "--with-context", is_flag=True, help="Write the reconstruction followed by the continuation."

@@ -12,7 +12,7 @@ from sonode.cli.common import (
     command_line,
     fail_cleanly,
     force_option,
-    positive,
+    positive_option,
     progress_printer,
     threads_option,
 )
@@ -64,57 +64,44 @@ def _gap_list(ctx, param, value):
     help="Folder for index.html, report.json, media/ and the models of CLIP inputs (open index.html "
     "in a browser).",
 )
-@click.option(
+@positive_option(
     "--budget",
     "budget_s",
-    type=float,
+    kind=float,
     default=60.0,
-    show_default=True,
-    callback=positive(float),
     help="CLIP inputs: training budget of the fit (seconds).",
 )
 @click.option(
     "--steps", type=click.IntRange(min=0), help="CLIP inputs: stop the fit after this many steps."
 )
-@click.option(
+@positive_option(
     "--fit-rate",
-    type=int,
+    kind=int,
     default=DEFAULT_FIT_RATE,
-    show_default=True,
-    callback=positive(int),
     help="CLIP inputs: fit at this rate when the clip's is higher (the clip is then the upsampling truth).",
 )
 @click.option(
     "--start", "start_s", type=float, default=0.0, show_default=True, help="CLIP inputs: start (s)."
 )
-@click.option(
+@positive_option(
     "--duration",
     "duration_s",
-    type=float,
-    callback=positive(float),
+    kind=float,
     help="CLIP inputs: length to fit (s) [default: to the end of the file].",
 )
-@click.option(
+@positive_option(
     "--rate",
-    type=int,
-    callback=positive(int),
+    kind=int,
     help="Upsampling output rate in Hz [default: the source "
     "file's when above the fit's (with it as the truth), else 48000 or twice the fit's rate].",
 )
-@click.option(
-    "--horizon-s",
-    type=float,
-    default=0.5,
-    show_default=True,
-    callback=positive(float),
-    help="Length of the continuation (seconds).",
+@positive_option(
+    "--horizon-s", kind=float, default=0.5, help="Length of the continuation (seconds)."
 )
-@click.option(
+@positive_option(
     "--context-s",
-    type=float,
+    kind=float,
     default=0.5,
-    show_default=True,
-    callback=positive(float),
     help="Seconds of the clip's end heard before the continuation.",
 )
 @click.option(
@@ -136,12 +123,10 @@ def _gap_list(ctx, param, value):
     show_default=True,
     help="Audio format of the page (16-bit; wav for browsers without FLAC).",
 )
-@click.option(
+@positive_option(
     "--excerpt-s",
-    type=float,
+    kind=float,
     default=4.0,
-    show_default=True,
-    callback=positive(float),
     help="Longer versions are heard as their loudest excerpt of this length; full files are linked.",
 )
 @threads_option

@@ -11,7 +11,7 @@ from sonode.cli.common import (
     command_line,
     fail_cleanly,
     force_option,
-    positive,
+    positive_option,
     progress_printer,
     threads_option,
 )
@@ -28,39 +28,31 @@ from sonode.limits import MAX_EVAL_POSITIONS, MAX_TIME_S
     required=True,
     help="Folder for results.json, results.md and the pictures.",
 )
-@click.option(
+@positive_option(
     "--rate",
     "low_rate",
-    type=int,
+    kind=int,
+    limit=192000,
     default=16000,
-    show_default=True,
-    callback=positive(int, limit=192000),
     help="Input rate of the upsampling task (the clip's own rate is the truth).",
 )
-@click.option(
+@positive_option(
     "--budget",
     "budget_s",
-    type=float,
+    kind=float,
+    limit=MAX_TIME_S,
     default=60.0,
-    show_default=True,
-    callback=positive(float, limit=MAX_TIME_S),
     help="Training budget of each fit (seconds); two fits per clip.",
 )
-@click.option(
-    "--horizon-s",
-    type=float,
-    default=0.2,
-    show_default=True,
-    callback=positive(float),
-    help="Length of the continuation task (seconds).",
+@positive_option(
+    "--horizon-s", kind=float, default=0.2, help="Length of the continuation task (seconds)."
 )
-@click.option(
+@positive_option(
     "--duration",
     "duration_s",
-    type=float,
+    kind=float,
+    limit=600,
     default=1.0,
-    show_default=True,
-    callback=positive(float, limit=600),
     help="Part of each clip used, from its start (seconds).",
 )
 @threads_option

@@ -77,6 +77,25 @@ def render_normalised(
     free_lo = max(int(hi[last]), int(lo[last]))
     segments = torch.nonzero(hi > lo).flatten().tolist()
     read = _read_windows if max_step_s is None else _read_windows_reference
+
+    def free_run(z0, start_s: float, idx, weights, tail, n_good: int) -> int:
+        """`_free_run` from state z0 at start_s over the samples idx (the rest as in this render)."""
+        return _free_run(
+            model,
+            z0,
+            start_s,
+            times_s,
+            idx,
+            weights,
+            out,
+            n_good,
+            bound,
+            max_step_s,
+            spacing,
+            chunk_samples,
+            tail=tail,
+        )
+
     last_state, n_good = read(
         model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out, progress
     )
@@ -87,21 +106,7 @@ def render_normalised(
         else:
             z0, start_s = last_state, float(starts[last]) + window_end
         weights = layout.weights(times_s - starts[last], torch.tensor(last))
-        n_good = _free_run(
-            model,
-            z0,
-            start_s,
-            times_s,
-            torch.arange(free_lo, free_hi),
-            weights,
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=None,
-        )
+        n_good = free_run(z0, start_s, torch.arange(free_lo, free_hi), weights, None, n_good)
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
     if (
@@ -109,37 +114,13 @@ def render_normalised(
     ):  # the continuation's early modes up to the switch, its late ones from the state reached
         switch_s = span_end + config.continuation_switch_s
         early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
-        n_good = _free_run(
-            model,
-            model.continuation_state,
-            config.continuation_start_s,
-            times_s,
-            early_idx,
-            torch.ones_like(times_s),
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=(model.tail_bank, model.continuation_field(late=False)),
-        )
-        z_switch = continuation_switch_state(model)
-        n_good = _free_run(
-            model,
-            z_switch,
-            switch_s,
-            times_s,
-            torch.nonzero(times_s >= switch_s).flatten(),
-            torch.ones_like(times_s),
-            out,
-            n_good,
-            bound,
-            max_step_s,
-            spacing,
-            chunk_samples,
-            tail=(model.tail_late_bank, model.continuation_field(late=True)),
-        )
+        ones = torch.ones_like(times_s)
+        early = (model.tail_bank, model.continuation_field(late=False))
+        start = model.continuation_state, config.continuation_start_s
+        n_good = free_run(*start, early_idx, ones, early, n_good)
+        late = (model.tail_late_bank, model.continuation_field(late=True))
+        late_idx = torch.nonzero(times_s >= switch_s).flatten()
+        n_good = free_run(continuation_switch_state(model), switch_s, late_idx, ones, late, n_good)
     if progress is not None:
         progress(layout.n_segments)
     return out[:n_good]

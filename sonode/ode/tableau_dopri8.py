@@ -96,21 +96,8 @@ DOPRI8_A = (
         0.04471061572777259,
     ),
 )
-DOPRI8_B = (
-    0.054293734116568765,
-    0.0,
-    0.0,
-    0.0,
-    0.0,
-    4.450312892752409,
-    1.8915178993145003,
-    -5.801203960010585,
-    0.3111643669578199,
-    -0.1521609496625161,
-    0.20136540080403034,
-    0.04471061572777259,
-    0.0,
-)
+# FSAL: the last stage is evaluated at the solution, so b is the last row of a (then 0).
+DOPRI8_B = (*DOPRI8_A[-1], 0.0)
 # b - b_hat of the embedded 5th-order solution (13 entries: the last weights f(t1, y1)).
 DOPRI8_B_ERR = (
     0.01312004499419488,
