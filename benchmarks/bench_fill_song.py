@@ -178,7 +178,7 @@ def song_benchmark(args) -> None:
     damaged_path, out = args.output / "song_damaged.wav", args.output / "song_filled.wav"
     sf.write(damaged_path, damaged, rate, subtype="PCM_16")
     command = [sys.executable, "-m", "sonode", "fill", str(damaged_path), "-o", str(out)]
-    command += ["--detect", "--quiet", "--force"]
+    command += ["--detect", "--quiet", "--force", "--method", args.method]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cpu0 = _children_cpu_s()
     begin = time.perf_counter()  # detection alone (and the interpreter's start): --dry-run
@@ -211,6 +211,7 @@ def song_benchmark(args) -> None:
         json.dumps(
             {
                 "song": str(args.synthetic or args.song),
+                "method": args.method,
                 "duration_s": duration_s,
                 "channels": before.shape[1],
                 "rate": rate,
@@ -255,6 +256,7 @@ def main() -> None:
     s.add_argument("--dropouts", type=int, default=4)
     s.add_argument("--clicks", type=int, default=6)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--method", default="sonode", help="sonode fill --method (default sonode).")
     s.add_argument("-o", "--output", type=Path, default=Path("outputs/bench_fill_song"))
     args = parser.parse_args()
     if args.mode == "detect":
