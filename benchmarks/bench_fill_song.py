@@ -44,12 +44,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def audio_files(folders: list[Path]) -> list[Path]:
-    return [
+    found = [
         p
         for f in folders
         for p in sorted(f.rglob("*"))
         if p.suffix.lower() in (".wav", ".flac") and p.is_file()
     ]
+    seen: set = set()  # a folder inside another one given (data and data/more): each file once
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
 def sounding_starts(x: np.ndarray, rate: int, margin_s: float = 0.06) -> np.ndarray:

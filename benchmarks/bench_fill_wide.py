@@ -310,6 +310,8 @@ def main() -> None:
         for f in args.folders
         for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
     ][:: args.every]
+    seen: set = set()  # a folder inside another one given (data and data/more): each file once
+    clips = [c for c in clips if not (c[0].resolve() in seen or seen.add(c[0].resolve()))]
     # Round-robin over the categories, so a run cut short still covers every category.
     by_category: dict[str, list] = {}
     for clip in clips:
