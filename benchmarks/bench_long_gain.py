@@ -2,13 +2,16 @@
 
     python benchmarks/bench_long_gain.py            # ~2.5 minutes (two 60 s fits)
     python benchmarks/bench_long_gain.py --budget 30 --long 30
+    python benchmarks/bench_long_gain.py --cpu-clock --batch-segments 256 64 [--folder DIR]
 
 Fits 1 s and a longer stretch (default 10 s) of 16 kHz audio — the bundled clips concatenated and
 repeated, the same audio `bench_fit.py --memory-only` uses — each with the same wall-clock budget
 and default options, side by side in one run, 1 thread. Prints the linear start's SNR, the kept
 model's SNR, the gain, the optimiser steps taken and steps per second: a step trains on a run of
 at most 256 segments, so steps per second should not depend on the clip's length, and the gain
-over the linear start should be at least as large on the long clip.
+over the linear start should be at least as large on the long clip. ``--cpu-clock`` counts the
+budget in CPU seconds of the process (see budget_clock.py: comparable under any machine load);
+``--batch-segments`` fits every clip with each of the given batch sizes, side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from budget_clock import use_cpu_clock  # noqa: E402
 
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
@@ -30,9 +36,9 @@ from sonode.model import FitOptions, fit_samples  # noqa: E402
 RATE_HZ = 16000
 
 
-def concatenated(seconds: float) -> np.ndarray:
-    """The bundled clips at 16 kHz, concatenated and repeated to ``seconds``: shape (n,)."""
-    pieces = [read_clip(p, rate=RATE_HZ).samples for p in sorted((ROOT / "data").glob("*.wav"))]
+def concatenated(seconds: float, folder: Path = ROOT / "data") -> np.ndarray:
+    """The folder's clips at 16 kHz, concatenated and repeated to ``seconds``: shape (n,)."""
+    pieces = [read_clip(p, rate=RATE_HZ).samples for p in sorted(folder.glob("*.wav"))]
     whole = np.concatenate(pieces)
     n = int(seconds * RATE_HZ)
     return np.tile(whole, 1 + n // len(whole))[:n]
@@ -42,18 +48,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="training seconds per fit")
     parser.add_argument("--long", type=float, default=10.0, help="length of the long clip (s)")
+    parser.add_argument("--folder", type=Path, default=ROOT / "data", help="clips to concatenate")
+    parser.add_argument("--cpu-clock", action="store_true", help="budget in CPU seconds")
+    parser.add_argument(
+        "--batch-segments", type=int, nargs="+", default=[FitOptions().batch_segments]
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.cpu_clock:
+        use_cpu_clock()
+    clock = "CPU" if args.cpu_clock else "wall"
     print(
-        f"load average {os.getloadavg()[0]:.1f} (2 cores); identification time per clip in the last column"
+        f"load average {os.getloadavg()[0]:.1f} (2 cores); budget {args.budget:.0f} {clock} s; "
+        "identification time per clip in the last column"
     )
     print(
-        f"{'clip s':>7s} {'linear dB':>10s} {'kept dB':>8s} {'gain dB':>8s} {'steps':>6s} {'steps/s':>8s} "
-        f"{'segments/step':>14s} {'ident s':>8s}"
+        f"{'batch':>5s} {'clip s':>7s} {'linear dB':>10s} {'kept dB':>8s} {'gain dB':>8s} {'steps':>6s} "
+        f"{'steps/s':>8s} {'segments/step':>14s} {'ident s':>8s}"
     )
+    for batch in args.batch_segments:
+        rates = _compare(args, batch)
+        print(
+            f"batch {batch}: steps per second, short / long: {rates[0] / rates[1]:.2f} (goal ≤ 1.5)"
+        )
+
+
+def _compare(args, batch: int) -> list[float]:
     rates = []
     for seconds in (1.0, args.long):
-        x, options = concatenated(seconds), FitOptions(max_time_s=args.budget)
+        x = concatenated(seconds, args.folder)
+        options = FitOptions(max_time_s=args.budget, batch_segments=batch)
         _, report = fit_samples(x, RATE_HZ, options)
         # the step rate between the first and the last step: identification (longer on a longer
         # clip) is inside the budget but is not a step
@@ -63,13 +87,13 @@ def main() -> None:
         )  # 0 when the budget allowed one step (a loaded machine)
         rates.append((last.epoch - first.epoch) / span_s if span_s > 0 else float("nan"))
         print(
-            f"{seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
+            f"{batch:5d} {seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
             f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
             f"{min(len(x) // options.hop_samples, options.batch_segments):14d} "
             f"{report.identification['time_breakdown_s']['identification']:8.2f}",
             flush=True,
         )
-    print(f"steps per second, short / long: {rates[0] / rates[1]:.2f} (goal ≤ 1.5)")
+    return rates
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
     python benchmarks/bench_upsample_song.py                  # 180 s, this tree's CLI only
     python benchmarks/bench_upsample_song.py --seconds 30 --fit-path 30
+    python benchmarks/bench_upsample_song.py --song /work/corpus/song/SONG.flac   # a real song
 
 The song is the bundled and data/more clips at 16 kHz, concatenated and repeated to --seconds
-(written to a temporary directory, never to git). `sonode upsample SONG --rate 48000` runs in a
+(written to a temporary directory, never to git), or --song FILE (any rate; read at 16 kHz and cut
+to --seconds when longer). `sonode upsample SONG --rate 48000` runs in a
 fresh process, timed from the command's start to its exit (imports included), wall and CPU time (the child's
 user + system seconds: the work done, which the machine's load changes far less than the wall). With --fit-path S
 the same command also runs with --model-out and --max-time S, i.e. the path that fits a model
@@ -35,8 +37,11 @@ from sonode.io.clip import read_clip  # noqa: E402
 RATE_HZ = 16000
 
 
-def song(seconds: float) -> np.ndarray:
-    """The bundled and held-out clips at 16 kHz, concatenated and repeated: (seconds·16000,)."""
+def song(seconds: float, path: Path | None = None) -> np.ndarray:
+    """The song at ``path`` at 16 kHz, or the bundled and held-out clips concatenated and repeated:
+    (at most seconds·16000,)."""
+    if path is not None:
+        return read_clip(path, rate=RATE_HZ).samples[: int(seconds * RATE_HZ)]
     paths = sorted((ROOT / "data").glob("*.wav")) + sorted((ROOT / "data" / "more").glob("*.wav"))
     whole = np.concatenate([read_clip(p, rate=RATE_HZ).samples for p in paths])
     n = int(seconds * RATE_HZ)
@@ -66,10 +71,13 @@ def main() -> None:
         metavar="S",
         help="also time the fit-first path with --max-time S",
     )
+    parser.add_argument("--song", type=Path, default=None, help="a real song instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "song.wav"
-        sf.write(wav, song(args.seconds), RATE_HZ, subtype="PCM_16")
+        samples = song(args.seconds, args.song)
+        args.seconds = samples.shape[0] / RATE_HZ
+        sf.write(wav, samples, RATE_HZ, subtype="PCM_16")
         print(
             f"{args.seconds:.0f} s at 16 kHz -> 48 kHz; load average {os.getloadavg()[0]:.1f} (2 cores)"
         )

@@ -4,7 +4,7 @@
 
 Each round runs one fresh process per tree (order alternating between rounds, so both see the same
 machine load) that times, on the first 1.0 s of one bundled clip at 16 kHz, 1 thread:
-  fit step      one training step of `sonode fit` (`_step_loss` + backward: modal solver, dopri5
+  fit step      one training step of `sonode fit` (`step_loss` + backward: modal solver, dopri5
                 envelope with the checkpointed adjoint), median of 5;
   seq step      the reference reconstruction step through the engine's Lawson RK4 at one step per
                 sample with the checkpointed adjoint (`model.reconstruct(gradient="adjoint")`), 1 run;
@@ -33,7 +33,11 @@ torch.set_num_threads(1)
 torch.manual_seed(0)  # the same initial model in both trees
 from sonode.io.clip import read_clip
 from sonode.model import FitOptions
-from sonode.model.train import _initial, _step_loss
+from sonode.model.train import _initial
+try:  # the objective moved out of train.py; the other tree may predate that
+    from sonode.model.objective import step_loss as _step_loss
+except ImportError:
+    from sonode.model.train import _step_loss
 clip = read_clip(sys.argv[1], rate=16000, duration_s=1.0)
 model, _ = _initial(clip.samples, 16000, FitOptions(continuation_samples=0))
 with torch.no_grad():  # a trained-looking field (a fresh model's zero field is cheaper)

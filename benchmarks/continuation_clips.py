@@ -1,6 +1,7 @@
 """The continuation ODE alone against high-order Burg prediction, on any folders of clips.
 
     .venv/bin/python benchmarks/continuation_clips.py data/*.wav data/more/*.wav   # ~2 min, 1 thread
+    .venv/bin/python benchmarks/continuation_clips.py /work/corpus/short48   # a folder: its audio files
 
 The same task as `sonode eval`'s continuation (first 1.0 s of each clip at 16 kHz; history 0-0.8 s,
 continue 0.2 s; SNR over the first 5 / 20 / 50 ms and LSD over the 200 ms), without the neural fit:
@@ -33,7 +34,7 @@ from sonode.dsp.lpc import lpc_continue  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.io.clip import read_clip, resample  # noqa: E402
-from sonode.model import limit_cycle  # noqa: E402
+from sonode.model import limit_cycle, predict  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
@@ -41,6 +42,7 @@ from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
 RATE = 16000
 HORIZON = int(0.2 * RATE)
 BURG_ORDERS = (256, 512, 1024, 2048)
+AUDIO = (".wav", ".flac", ".ogg")
 
 
 def scores(future: np.ndarray, x: np.ndarray) -> list[float]:
@@ -64,7 +66,7 @@ def trained_continuation(
     """(untrained, trained) continuations of the ODE whose field `fit_dynamics` trains, and its report."""
     gain, offset = normalisation(history)
     xn = (history - offset) / gain
-    tail = Tail.from_fit(identify_continuation(xn, RATE))
+    tail = Tail.from_fit(identify_continuation(xn, RATE), RATE)
     untrained = tail.continue_clip(n, RATE) * gain + offset
     report = fit_dynamics(tail, xn, RATE, steps)
     return untrained, tail.continue_clip(n, RATE) * gain + offset, report
@@ -101,11 +103,39 @@ def main() -> None:
         default=limit_cycle.FIELD_PHASES,
         help="the trained field acts after the switch to the late modes, or from the end",
     )
+    parser.add_argument(
+        "--field-train",
+        choices=("mlp", "gain", "glide", "all"),
+        default=limit_cycle.TAIL_TRAIN,
+        help="what training moves: the level MLP, the gain terms, the shared glide, or all",
+    )
+    parser.add_argument("--anchors", type=int, default=predict.ANCHORS, help="anchors per step")
+    parser.add_argument(
+        "--anchor-span-s",
+        type=float,
+        default=predict.ANCHOR_SPAN_S,
+        help="anchors are drawn from the history's last this many seconds",
+    )
+    parser.add_argument(
+        "--skip", default="speech", help="skip clips whose name contains this (default: speech)"
+    )
     args = parser.parse_args()
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
+    limit_cycle.TAIL_TRAIN = args.field_train
+    predict.ANCHORS, predict.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
+    # a folder stands for its audio files (e.g. /work/corpus/<category>)
+    args.clips = [
+        f
+        for p in args.clips
+        for f in (
+            sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO) if p.is_dir() else [p]
+        )
+        if not (args.skip and args.skip in f.name)
+    ]
     gains = []
     torch.set_num_threads(1)
     bundled, others = [], []
+    categories: dict[str, list] = {}  # by the name's first word: sustained_, decaying_, bell_ ...
     for path in args.clips:
         clip = read_clip(path, duration_s=1.0)
         low = resample(clip.samples, clip.sample_rate, RATE)
@@ -120,6 +150,7 @@ def main() -> None:
             flush=True,
         )
         (bundled if path.resolve().parent == ROOT / "data" else others).append((row, best))
+        categories.setdefault(path.name.split("_")[0], []).append((row, best))
         if args.train_steps > 0:
             plain, trained, report = trained_continuation(history, HORIZON, args.train_steps)
             a, b = (
@@ -136,6 +167,9 @@ def main() -> None:
             )
     summary("bundled", bundled)
     summary("others", others)
+    if len(categories) > 1:
+        for category, rows in sorted(categories.items()):
+            summary(f"  {category}", rows)
     if gains:
         g = np.array([[g50, g200] for _, g50, g200 in gains])
         print(

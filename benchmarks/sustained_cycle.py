@@ -75,7 +75,7 @@ def main() -> None:
         clip = read_clip(path, duration_s=1.5, rate=RATE).samples
         gain, offset = normalisation(clip)
         xn = (clip - offset) / gain
-        tail = Tail.from_fit(identify_continuation(xn, RATE))
+        tail = Tail.from_fit(identify_continuation(xn, RATE), RATE)
         n = int(SECONDS * RATE)
         linear = tail.continue_clip(n, RATE) * gain + offset
         report = fit_dynamics(tail, xn, RATE, args.steps)

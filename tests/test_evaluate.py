@@ -81,8 +81,31 @@ def test_report_files_are_written(results):
     md = (out / "results.md").read_text()
     assert md == markdown_marker() + results_markdown(res)  # the marker lets a rerun replace it
     assert "### Upsampling" in md and "| sonode |" in md and "tone48k.wav" in md
-    for suffix in ("upsampling", "above_nyquist", "continuation", "fit"):
+    for suffix in ("upsampling", "above_nyquist", "continuation", "fit", "horizon"):
         assert (out / f"tone48k.{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "horizon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_horizon_curve_puts_the_trained_model_beside_its_start_and_burg(results):
+    out, res = results
+    horizon = json.loads((out / "horizon.json").read_text())
+    assert "horizon" not in res["clips"][0]  # moved out of results.json
+    curves = horizon["clips"]["tone48k.wav"]
+    assert set(curves["snr_db"]) == {
+        "trained",
+        "untrained start",
+        "Burg 256",
+        "Burg 512",
+        "Burg 1024",
+        "Burg 2048",
+    }
+    # the truth goes 50 ms past the history: horizons 1 ms ... 50 ms of the 1 ms - 1 s grid
+    assert curves["horizons_s"][0] == 0.001 and 0.04 < curves["horizons_s"][-1] <= 0.05
+    # continuation training is off in this fit: the trained model continues as its untrained start
+    assert curves["snr_db"]["trained"] == curves["snr_db"]["untrained start"]
+    assert min(curves["snr_db"]["trained"][:5]) > 40  # two damped tones: the ODE is exact
+    assert len(curves["level_db"]["trained"]) == 100  # 2 s of 20 ms frames
+    assert horizon["median"]["snr_db"]["trained"] == curves["snr_db"]["trained"]
 
 
 def test_a_low_rate_not_below_the_clip_rate_is_refused(clip48k, tmp_path):

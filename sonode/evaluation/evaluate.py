@@ -27,6 +27,7 @@ from sonode.api import Fitted, fit
 from sonode.dsp.resample import output_length
 from sonode.errors import OutputPathError
 from sonode.evaluation.baselines import CONTINUATIONS, UPSAMPLERS
+from sonode.evaluation.horizon import clip_horizon, write_horizon
 from sonode.evaluation.results import medians, results_markdown as results_markdown
 from sonode.evaluation.scores import (
     SNR_WINDOWS_MS as SNR_WINDOWS_MS,  # the scores and tables moved out stay importable here
@@ -42,7 +43,7 @@ from sonode.limits import LimitError
 from sonode.plot.figures import save_band_png, save_comparison_png
 
 #: The pictures written per clip: <stem>.<kind>.png.
-PICTURES = ("upsampling", "continuation", "fit")
+PICTURES = ("upsampling", "continuation", "fit", "horizon")
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ def evaluate_clip(
         name: continuation_scores(future, x, low_rate) for name, x in continuation_signals.items()
     }
 
+    # trained, untrained start and Burg side by side over 1 ms - 2 s (sonode.evaluation.horizon)
+    horizon_curves = clip_horizon(path, part.model, history.samples, low_rate, report_dir)
     report = full.info["fit"]
     fitted_span = low.samples[: full.model.config.n_samples]
     result = {
@@ -139,6 +142,7 @@ def evaluate_clip(
         "duration_s": truth.duration_s,
         "upsampling": upsampling,
         "continuation": continuation,
+        "horizon": horizon_curves,
         "trajectory": trajectory_scores(fitted_span, full.free_run(), low_rate),
         "reconstruction": {
             "snr_db": report["snr_db"],
@@ -296,6 +300,7 @@ def evaluate(
                 on_clip(str(path))
             clips.append(evaluate_clip(path, options, folder, on_epoch))
     pages = [c.pop("page") for c in clips if "page" in c]
+    write_horizon(folder, clips)  # horizon.json and horizon.png; results.json stays as it was
     results = {
         "options": {k: v for k, v in options.__dict__.items()},
         "clips": clips,
@@ -378,7 +383,7 @@ def _check_outputs(paths: list[str | Path], folder: Path, force: bool) -> None:
                 "rename one of them"
             )
         stems[stem.lower()] = path
-    names = ["results.json", "results.md"] + [
+    names = ["results.json", "results.md", "horizon.json", "horizon.png"] + [
         f"{Path(p).stem}.{kind}.png" for p in paths for kind in PICTURES
     ]
     for name in names:

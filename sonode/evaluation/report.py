@@ -63,8 +63,8 @@ def field_zeroed(model):
             if hasattr(module, "is_zero") and isinstance(
                 getattr(module, "mlp", None), torch.nn.Sequential
             ):
-                module.mlp[-1].weight.zero_()
-                module.mlp[-1].bias.zero_()
+                for parameter in module.parameters():  # the output layer, and a gain term
+                    parameter.zero_()
     return zeroed
 
 

@@ -49,7 +49,7 @@ def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float
 
 def kept_score_db(snr: float, trajectory_db: float) -> float:
     """The score by which the kept model is chosen (dB; higher is better): the training objective
-    (see `sonode.model.train._step_loss`) measured on the whole clip, reconstruction SNR plus
+    (see `sonode.model.objective.step_loss`) measured on the whole clip, reconstruction SNR plus
     TRAJECTORY_WEIGHT × the one free run's SNR. So a checkpoint is kept only if its reconstruction
     gain outweighs what its free run lost at the rate training itself trades them (with weight 0.1,
     +1 dB of reconstruction cannot buy 10 dB of free run). A free run that is not finite scores −inf."""
@@ -64,8 +64,8 @@ def consider(
     trajectory_db: Callable[[SonodeModel], float],
     kept: tuple[float, float, dict],
 ) -> tuple[tuple[float, float, dict], bool]:
-    """Make the current parameters the kept ones if they score better (`kept_score_db`) and pass
-    the solver check.
+    """Make the current parameters the kept ones if they score better (`kept_score_db`), do not
+    reconstruct worse, and pass the solver check.
 
     Only checked parameters are ever kept, so the fit can never end on a model whose fast solve
     disagrees with the engine's reference solve. The in-training check is cheaper than the final
@@ -85,7 +85,9 @@ def consider(
     if not passed:
         return kept, passed
     current, free_run = clip_snr(coarse), trajectory_db(model)
-    if kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
+    # ...and never at the cost of reconstruction: the kept model's SNR (the training curve's
+    # green line, the fit report's figure) then only rises
+    if current >= kept[0] and kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
         return (current, free_run, copy.deepcopy(model.state_dict())), passed
     return kept, passed
 

@@ -188,7 +188,13 @@ class SonodeModel(nn.Module):
                 bank.load_state_dict(fresh.state_dict())
                 bank.requires_grad_(False)
             self.continuation_state.copy_(torch.as_tensor(state, dtype=torch.float64)[None])
-            self.tail_field.energy_scale.fill_(tail_energy_scale(self.continuation_state))
+            self.tail_field.energy_scale.fill_(
+                tail_energy_scale(
+                    self.continuation_state,
+                    decay_per_s,
+                    self.config.continuation_samples / self.config.sample_rate,
+                )
+            )
         self.continuation_state.requires_grad_(False)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
@@ -327,6 +333,10 @@ class SonodeModel(nn.Module):
             tensors.update(
                 {n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))}
             )
+        # ...and before the continuation's field had its gain terms: zero (the same field)
+        for name in ("tail_field.gain", "tail_field.glide"):
+            if name in fresh:
+                tensors.setdefault(name, fresh[name])
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))

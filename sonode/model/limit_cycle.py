@@ -93,7 +93,11 @@ class ContinuationField(nn.Module):
         if self.modal is None:
             growth = shift = torch.zeros_like(energy)
         else:
-            growth, shift = self.modal.rates(energy)
+            growth, shift = (
+                self.modal.rates(energy, self.bank.omega_rad_per_s.detach())
+                if isinstance(self.modal, LevelField)
+                else self.modal.rates(energy)
+            )
             growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
         if self.cycle is not None:
             growth = growth + self.cycle.rates(energy)
@@ -111,12 +115,17 @@ class ContinuationField(nn.Module):
 
 
 class LevelField(nn.Module):
-    """γ(e) = rate_scale · MLP(log(E / energy_scale)), E = Σ_k e_k: every mode's decay and pitch as
-    functions of the sound's level alone (a tanh MLP 1 → TAIL_HIDDEN → 2K, last layer zero).
+    """γ(e) = rate_scale · (MLP(log r) + g ⊙ (r − 1)), r = Σ_k e_k / energy_scale: every mode's decay
+    and pitch as functions of the sound's level alone (a tanh MLP 1 → TAIL_HIDDEN → 2K whose last
+    layer starts at zero, and a per-mode gain g (2K,), zero at the start).
 
     One input rather than K: the states the continuation is trained from (anchors in the clip) are
     a few dozen, at a few levels; K energies as inputs let the MLP fit each anchor's spectrum
-    instead of the sound's level-dependence. Same interface as `ModalField`."""
+    instead of the sound's level-dependence. The gain term is the physics of a string or a reed
+    (tension modulation: decay and pitch shift linear in the energy) and vanishes at r = 1, the
+    level at the clip's end, where the identified modes are right: it changes nothing at the first
+    samples and more as the level departs, and it extrapolates to the levels the continuation
+    reaches below the clip's (a tanh saturates). Same interface as `ModalField`."""
 
     def __init__(self, n_modes: int, hidden: int, energy_scale: float, rate_scale: float):
         super().__init__()
@@ -124,16 +133,32 @@ class LevelField(nn.Module):
         nn.init.zeros_(out.weight)
         nn.init.zeros_(out.bias)
         self.mlp = nn.Sequential(nn.Linear(1, hidden, dtype=torch.float64), nn.Tanh(), out)
+        self.gain = nn.Parameter(torch.zeros(2 * n_modes, dtype=torch.float64))
+        # shared by all modes: decay b·rate_scale and relative pitch shift a (Δω_k = a ω_k), both per
+        # unit of r − 1: one tension-modulated string shifts every partial by the same ratio
+        self.glide = nn.Parameter(torch.zeros(2, dtype=torch.float64))
         self.n_modes = n_modes
         self.register_buffer("energy_scale", torch.tensor(float(energy_scale), dtype=torch.float64))
         self.register_buffer("rate_scale", torch.tensor(float(rate_scale), dtype=torch.float64))
 
-    def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        level = torch.log(energy.sum(-1, keepdim=True) / self.energy_scale + 1e-300)
-        out = self.rate_scale * self.mlp(level)
-        return out[..., : self.n_modes], out[..., self.n_modes :]
+    def rates(
+        self, energy: torch.Tensor, omega_rad_per_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Re γ, Im γ) (..., K) in 1/s and rad/s for mode energies (..., K); the shared relative
+        pitch shift needs the modes' frequencies ``omega_rad_per_s`` (K,) (None: left out)."""
+        ratio = energy.sum(-1, keepdim=True) / self.energy_scale
+        out = self.rate_scale * (self.mlp(torch.log(ratio + 1e-300)) + self.gain * (ratio - 1.0))
+        growth = out[..., : self.n_modes] + self.rate_scale * self.glide[0] * (ratio - 1.0)
+        shift = out[..., self.n_modes :]
+        if omega_rad_per_s is not None:
+            shift = shift + omega_rad_per_s * self.glide[1] * (ratio - 1.0)
+        return growth, shift
 
-    is_zero = ModalField.is_zero
+    def is_zero(self) -> bool:
+        return ModalField.is_zero(self) and not any(
+            bool(torch.any(p != 0)) for p in (self.gain, self.glide)
+        )
+
     forward = ModalField.forward
 
 
@@ -155,14 +180,24 @@ TAIL_HIDDEN = 16  # the continuation's level → rates map: a few shared envelop
 # ("both"). Measured (docs/continuation.md §6): acting from the end, kept fields cost the first
 # milliseconds (the bass: −7.6 dB over 5 ms), and with every horizon guarded none was kept.
 FIELD_PHASES = "late"
+# What training moves: "mlp" (the level MLP, as measured in docs/continuation.md §6), "gain" (the
+# gain terms, zero at the clip's end level so the first samples stay Burg's), "glide" (the two
+# shared terms alone) or "all"
+TAIL_TRAIN = "mlp"
 TAIL_INPUT = "level"  # "level": `LevelField`; "modes": every mode's energy (`ModalField`)
 
 
-def tail_energy_scale(state: torch.Tensor) -> float:
-    """The field's energy unit for continuation state (1, 2K): its total energy Σ_k |c_k|² (a
-    `LevelField`'s input is then 0 at the state), or its mean mode energy (a `ModalField`'s)."""
+def tail_energy_scale(
+    state: torch.Tensor, decay_per_s: torch.Tensor | None = None, window_s: float = 0.0
+) -> float:
+    """The field's energy unit for continuation state (1, 2K) at the window's start: its total
+    energy Σ_k |c_k|² at the clip's end, ``window_s`` later under the modes' decays (K,) in 1/s
+    (a `LevelField` is then at r = 1 where the continuation starts), or its mean mode energy (a
+    `ModalField`'s). Without decays: the energy at the state."""
     k = state.shape[-1] // 2
     energy = state[0, :k] ** 2 + state[0, k:] ** 2
+    if decay_per_s is not None:
+        energy = energy * torch.exp(2 * torch.as_tensor(decay_per_s, dtype=energy.dtype) * window_s)
     return float(energy.sum() if TAIL_INPUT == "level" else energy.mean()) or 1.0
 
 

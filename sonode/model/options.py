@@ -23,7 +23,8 @@ class FitOptions:
         max_time_s: wall-clock budget of the training loop (seconds); None for no limit.
         steps: maximum optimiser steps; None for no limit.
         target_snr_db: stop once the reconstruction reaches this SNR; None to use the whole budget.
-        lr: Adam learning rate of the MLP (other groups are scaled from it, see `_param_groups`).
+        lr: Adam learning rate of the MLP (other groups are scaled from it, see
+            `sonode.model.objective.param_groups`).
         gradient: "adjoint" (engine's checkpointed adjoint) or "backprop".
         continuity_weight: weight of the multiple-shooting continuity penalty (squared defects
             between one segment's end state and the next one's start state, relative to the
@@ -38,6 +39,9 @@ class FitOptions:
         continuation_steps: no longer used (the continuation state is fitted in closed form); kept
             so that existing scripts keep working, must be 0 or is ignored with a warning by the CLI.
         seed: seeds torch's generator (MLP initialisation).
+        state_solve_every: every this many steps the segment states of the step's run are solved
+            by least squares for the current modes, field and readout (`sonode.model.linear_step`;
+            kept only if the measured error falls); 0: never, Adam alone moves them.
         continuation_training_steps: adjoint steps that train the continuation ODE's field for
             prediction (`sonode.model.predict`, kept only if the clip's held-back end scores
             better), after which the limit cycle is chosen; 0: neither, the continuation is the
@@ -62,6 +66,7 @@ class FitOptions:
     continuation_steps: int = 0
     seed: int = 0
     continuation_training_steps: int = 30
+    state_solve_every: int = 25
 
     def __post_init__(self):
         problems = []
@@ -93,6 +98,8 @@ class FitOptions:
             self.continuation_samples is not None and self.continuation_samples < 0
         ) or self.continuation_steps < 0:
             problems.append("continuation_samples and continuation_steps must be ≥ 0")
+        if self.state_solve_every < 0:
+            problems.append(f"state_solve_every must be ≥ 0, got {self.state_solve_every}")
         if self.continuation_training_steps < 0:
             problems.append(
                 f"continuation_training_steps must be ≥ 0, got {self.continuation_training_steps}"

@@ -99,7 +99,8 @@ def train_field(
     if steps <= 0 or h_max < 1:
         return []
     generator = np.random.default_rng(seed)
-    optimiser = torch.optim.Adam(tail.field.parameters(), lr=LR)
+    trained = trained_parameters(tail.field)
+    optimiser = torch.optim.Adam(trained, lr=LR)
     target = torch.from_numpy(x)
     history = []
     for step in range(steps if stop_after is None else min(steps, stop_after)):
@@ -113,7 +114,9 @@ def train_field(
         local = (w + j.to(torch.float64)) / rate
         optimiser.zero_grad(set_to_none=True)
         try:
-            pred = tail.run(z0, local, w / rate + tail.switch_s, gradient="adjoint")  # (h', A)
+            pred = tail.run(
+                z0, local, w / rate + tail.switch_s, gradient="adjoint", linear_s=w / rate
+            )  # (h', A)
         except RuntimeError:  # the engine refused a non-finite solve: skip the step
             continue
         truth = target[torch.as_tensor(anchors)[None, :] + j[:, None]]
@@ -126,6 +129,18 @@ def train_field(
         if on_step is not None:
             on_step(step + 1)
     return history
+
+
+def trained_parameters(field: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of the continuation's field that training moves (`limit_cycle.TAIL_TRAIN`)."""
+    if not hasattr(field, "glide"):  # a `ModalField`: all of it
+        return list(field.parameters())
+    return {
+        "mlp": list(field.mlp.parameters()),
+        "gain": [field.gain, field.glide],
+        "glide": [field.glide],
+        "all": list(field.parameters()),
+    }[limit_cycle.TAIL_TRAIN]
 
 
 def _objective(
@@ -200,8 +215,8 @@ def hold_cycle(tail: Tail, rate: int) -> None:
         z = modal_solve(
             tail.early,
             ContinuationField(phase_field(tail.field, False), None, tail.early),
-            tail.state,
-            torch.tensor([0.0, tail.window / rate + tail.switch_s], dtype=torch.float64),
+            tail.early.expm_apply(tail.window / rate, tail.state),  # at the clip's end
+            torch.tensor([0.0, tail.switch_s], dtype=torch.float64),
         )[-1]
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
 
@@ -270,7 +285,7 @@ def fit_dynamics(
         )
         return report
     torch.manual_seed(seed)
-    probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order))
+    probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order), rate)
     future = x[-held:]
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())

@@ -116,7 +116,7 @@ def render_normalised(
         early_idx = torch.nonzero((times_s >= span_end) & (times_s < switch_s)).flatten()
         ones = torch.ones_like(times_s)
         early = (model.tail_bank, model.continuation_field(late=False))
-        start = model.continuation_state, config.continuation_start_s
+        start = continuation_end_state(model), config.duration_s  # the field acts from the end
         n_good = free_run(*start, early_idx, ones, early, n_good)
         late = (model.tail_late_bank, model.continuation_field(late=True))
         late_idx = torch.nonzero(times_s >= switch_s).flatten()
@@ -126,16 +126,26 @@ def render_normalised(
     return out[:n_good]
 
 
+def continuation_end_state(model: nn.Module) -> torch.Tensor:
+    """The continuation's state (1, 2K_tail) at the clip's end: its state, fitted at the start of
+    its window, carried over the window by its early modes alone (exp(L t)). Its field acts from
+    the end on, at the level the modes were identified at (`sonode.model.tail.Tail.run` alike)."""
+    config = model.config
+    return model.tail_bank.expm_apply(
+        config.duration_s - config.continuation_start_s, model.continuation_state
+    )
+
+
 def continuation_switch_state(model: nn.Module) -> torch.Tensor:
     """The continuation's state (1, 2K_tail) where its late modes take over: its early ODE (modes
-    and field) integrated from the continuation state (exact exp(L t) when the field is zero)."""
+    and field) integrated from its state at the clip's end (exact exp(L t) when the field is zero)."""
     config = model.config
-    span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
     field = model.continuation_field(late=False)
     if field.is_zero():
+        span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
         return model.tail_bank.expm_apply(span_s, model.continuation_state)
-    grid = torch.tensor([0.0, span_s], dtype=torch.float64)
-    return modal_solve(model.tail_bank, field, model.continuation_state, grid)[-1]
+    grid = torch.tensor([0.0, config.continuation_switch_s], dtype=torch.float64)
+    return modal_solve(model.tail_bank, field, continuation_end_state(model), grid)[-1]
 
 
 def _read_windows(

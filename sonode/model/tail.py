@@ -39,14 +39,20 @@ class Tail:
     window: int
 
     @classmethod
-    def from_fit(cls, fit: ContinuationFit) -> Tail:
+    def from_fit(cls, fit: ContinuationFit, rate: int | None = None) -> Tail:
+        """The identified ODE of ``fit``, untrained; ``rate`` (Hz) places the field's unit level at
+        the clip's end (as a fitted model's), without it at the state's window start."""
         late_decay = fit.decay_per_s if fit.late_decay_per_s is None else fit.late_decay_per_s
         late_omega = (
             fit.omega_rad_per_s if fit.late_omega_rad_per_s is None else fit.late_omega_rad_per_s
         )
         k = fit.decay_per_s.shape[0]
         state = torch.as_tensor(fit.state, dtype=torch.float64)[None]
-        energy = tail_energy_scale(state)
+        energy = (
+            tail_energy_scale(state)
+            if rate is None
+            else tail_energy_scale(state, fit.decay_per_s, fit.window_samples / rate)
+        )
 
         def tensor(a):
             return torch.as_tensor(a, dtype=torch.float64)
@@ -85,9 +91,15 @@ class Tail:
         local_s: torch.Tensor,
         switch_local_s: float,
         gradient: str | None = None,
+        linear_s: float = 0.0,
     ) -> torch.Tensor:
-        """Samples (n, B) at local times (n,) ≥ 0 (from the states z0 (B, 2K)), the late modes and the
-        cycle from switch_local_s on."""
+        """Samples (n, B) at local times (n,) ≥ linear_s (from the states z0 (B, 2K) at 0), the late
+        modes and the cycle from switch_local_s on. The first ``linear_s`` (the state's window, up
+        to the clip's end or the anchor) are the early modes alone: the field acts from there, at
+        the level the modes were identified at, as `extrapolate` runs it."""
+        if linear_s > 0:
+            z0 = self.early.expm_apply(linear_s, z0)
+            local_s, switch_local_s = local_s - linear_s, switch_local_s - linear_s
         k = self.early.n_modes
         ones = torch.cat([torch.ones(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)])
         early_field, late_field = (
@@ -104,35 +116,35 @@ class Tail:
         late_gradient = (
             "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
         )
+
+        def read(bank, field, z, times, how):  # the solver's grid starts at 0, once
+            first = bool(times[0] == 0)
+            grid = times if first else torch.cat([zero, times])
+            return modal_readout(bank, field, z, grid, ones, how)[0 if first else 1 :]
+
         parts = []
         if bool(before.any()):
-            parts.append(
-                modal_readout(
+            parts.append(read(self.early, early_field, z0, local_s[before], early_gradient))
+        if not bool(before.all()):
+            z_switch = (
+                z0
+                if switch_local_s <= 0  # no early phase (a continuation without late modes)
+                else modal_solve(
                     self.early,
                     early_field,
                     z0,
-                    torch.cat([zero, local_s[before]]),
-                    ones,
+                    torch.tensor([0.0, switch_local_s], dtype=torch.float64),
                     early_gradient,
-                )[1:]
+                )[-1]
             )
-        if not bool(before.all()):
-            z_switch = modal_solve(
-                self.early,
-                early_field,
-                z0,
-                torch.tensor([0.0, switch_local_s], dtype=torch.float64),
-                early_gradient,
-            )[-1]
             parts.append(
-                modal_readout(
+                read(
                     self.late,
                     late_field,
                     z_switch,
-                    torch.cat([zero, local_s[~before] - switch_local_s]),
-                    ones,
+                    local_s[~before] - switch_local_s,
                     late_gradient,
-                )[1:]
+                )
             )
         return torch.cat(parts, 0)
 
@@ -140,7 +152,9 @@ class Tail:
         """The continuation's first n_samples after the clip's end (normalised), as `extrapolate` gives it."""
         local = (self.window + torch.arange(n_samples, dtype=torch.float64)) / rate
         with torch.no_grad():
-            return self.run(self.state, local, self.window / rate + self.switch_s)[:, 0].numpy()
+            return self.run(
+                self.state, local, self.window / rate + self.switch_s, linear_s=self.window / rate
+            )[:, 0].numpy()
 
     def states_at(self, x: np.ndarray, anchors: np.ndarray, rate: int) -> torch.Tensor:
         """Least-squares states (A, 2K) of the early modes on the W samples before each anchor."""

@@ -32,6 +32,15 @@ def test_consider_keeps_a_better_reconstruction_only_if_its_free_run_did_not_pay
     assert torch.equal(state["trajectory_state"], model.trajectory_state)
 
 
+def test_consider_never_keeps_a_worse_reconstruction_for_a_better_free_run():
+    """The kept model's SNR (the training curve's green line) only rises: +20 dB of free run
+    (+2 dB of score) does not replace a kept model that reconstructs 0.5 dB better."""
+    model = _small_model()
+    kept = (30.0, 0.0, {"marker": True})
+    (snr, free_run, state), passed = consider(model, lambda signal: 29.5, lambda m: 20.0, kept)
+    assert passed and state is kept[2] and (snr, free_run) == (30.0, 0.0)
+
+
 def _fit_with_scores(monkeypatch, free_run_after_start_db: float):
     """A 3-step fit in which every reconstruction after the start scores 40 dB (the start 30 dB)
     and every free run after the start ``free_run_after_start_db`` (the start's 30 dB)."""

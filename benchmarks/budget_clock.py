@@ -1,0 +1,20 @@
+"""Fit budgets in CPU seconds, for benchmarks on a shared machine.
+
+`fit_samples` stops at ``max_time_s`` of wall-clock time. On a machine whose cores other jobs keep
+busy, a 60 s wall budget buys a few seconds of work, and how many depends on the others' load, so
+two fits measured one after the other are not comparable. With `use_cpu_clock` the fit's clock is
+the process's CPU time instead: a budget of 60 s is then 60 s of work, what a fit gets on an
+otherwise idle core, whatever the load while the benchmark runs.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+
+
+def use_cpu_clock() -> None:
+    """Make `sonode.model.train`'s clock the process's CPU time (all threads) for this process."""
+    import sonode.model.train as train
+
+    train.time = types.SimpleNamespace(perf_counter=time.process_time)

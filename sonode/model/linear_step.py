@@ -1,0 +1,153 @@
+"""Least-squares steps for the parameters the reconstruction is linear in, once the modes are given.
+
+Segment m's read-out is x_m(t) = Re Σ_k c_{m,k} r_k q_{m,k}(t) + b, with c_m = u_m + i v_m its
+start state, r_k = C_u,k − i C_v,k the readout and q = exp(λt + Γ(t)) (`modal_factors`). With the
+envelope Γ held fixed it is linear in the start state, so the states that minimise the
+reconstruction error for the current modes, field and readout are a least-squares problem, not
+something for Adam to creep towards at a rate fixed by the parameters' scale. Γ depends on the
+state through the mode energies only, weakly while the field is small, so the solve is a
+fixed-point step; the caller keeps its result only if the measured objective improved.
+
+The objective is training's: the error of the cross-faded sum of all segments. Neighbouring
+segments overlap, so it is solved by block Gauss–Seidel in two colours: the even segments (whose
+windows do not overlap one another) each solve exactly given their odd neighbours, then the odd
+ones given the new even ones. Each half-sweep is an exact minimisation over its block, so for the
+frozen Γ the error never grows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sonode.dsp.lpc import ridge_solve
+from sonode.model.decoder import SonodeModel
+from sonode.model.modal import modal_factors
+
+# the identification's ridge (`sonode.model.init.initial_model`): the same conditioning
+REL_RIDGE = 1e-6
+CHUNK_SEGMENTS = 64  # segments whose bases (window × 2K each) are held at once: bounds memory
+
+
+def _extended(layout, run: torch.Tensor) -> torch.Tensor:
+    """The run and one fixed neighbour on each side: their sum is complete over the run's windows."""
+    return torch.arange(max(0, int(run[0]) - 1), min(layout.n_segments, int(run[-1]) + 2))
+
+
+@torch.no_grad()
+def refit_segment_states(
+    model: SonodeModel,
+    target: torch.Tensor,
+    segments: torch.Tensor | None = None,
+    rel_ridge: float = REL_RIDGE,
+) -> torch.Tensor:
+    """Start states of ``segments`` that minimise the cross-faded reconstruction error for the
+    current modes, field, readout and the other segments' states (Γ frozen at the current states):
+    one red–black Gauss–Seidel sweep over the run.
+
+    Args:
+        model: the model (not modified).
+        target: the normalised clip, (n_samples,).
+        segments: a contiguous run of segment indices, or None for all; the segments outside it
+            stay as they are and count as fixed neighbours.
+        rel_ridge: relative ridge of each block's normal matrix (see `ridge_solve`).
+
+    Returns:
+        All segment states, (n_segments, 2K) float64: the run's refitted, the others unchanged.
+    """
+    layout = model.config.layout
+    k = model.config.n_modes
+    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    weights = layout.training_weights()  # (W, M)
+    readout = torch.complex(model.readout[:k], -model.readout[k:]).detach()
+    states = model.states.detach().clone()
+    run = torch.arange(layout.n_segments) if segments is None else segments
+    extended = _extended(layout, run)
+    begin = int(extended[0]) * layout.hop_samples
+    signal, _ = model.reconstruct(segments=extended)
+    residual = target[begin : begin + signal.shape[0]] - signal  # complete over the run's windows
+    for colour in (0, 1):
+        chosen = run[(run % 2) == colour]
+        for first in range(0, chosen.shape[0], CHUNK_SEGMENTS):
+            block = chosen[first : first + CHUNK_SEGMENTS]
+            # Γ held at the states the solve starts from (model.states, not the updated ones)
+            basis = modal_factors(model.bank, model.field, model.states[block], local)
+            basis = basis * readout  # (W, B, K): segment b's columns are Re/Im of this
+            _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge)
+    return states
+
+
+def _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge) -> None:
+    """One exact block update, in place: ``states[block]`` and the ``residual`` (starting at clip
+    sample ``begin``) it leaves.
+
+    The segments of ``block`` are of one colour, so their windows are disjoint: each solves
+    min_c Σ_j (ρ_j − w_j Re Σ_k c_k basis_jk)² with ρ the residual of everything else."""
+    k = basis.shape[-1]
+    w = weights[:, block]  # (W, B)
+    index = block[None, :] * layout.hop_samples + torch.arange(layout.window_samples)[:, None]
+    index = index - begin
+    inside = index < residual.shape[0]
+    index = torch.where(inside, index, 0)
+    old = torch.complex(states[block, :k], states[block, k:])
+    y_old = torch.einsum("bk,wbk->wb", old, basis).real
+    rho = torch.where(inside, residual[index], 0.0) + w * y_old  # what this block should explain
+    # x = Re Σ c_k β_k = Σ Re c_k Re β_k − Im c_k Im β_k: real columns [Re β, −Im β], weighted
+    columns = (w[..., None] * torch.cat([basis.real, -basis.imag], dim=-1)).permute(1, 0, 2)
+    gram = columns.transpose(1, 2) @ columns  # (B, 2K, 2K)
+    rhs = torch.einsum("bwd,wb->bd", columns, rho)
+    solution = torch.from_numpy(ridge_solve(gram.numpy(), rhs.numpy(), rel_ridge))
+    new = torch.complex(solution[:, :k], solution[:, k:])
+    y_new = torch.einsum("bk,wbk->wb", new, basis).real
+    change = torch.where(inside, w * (y_new - y_old), 0.0)
+    residual.index_add_(0, index.reshape(-1), -change.reshape(-1))
+    states[block] = solution
+
+
+@torch.no_grad()
+def run_error(model: SonodeModel, target: torch.Tensor, segments: torch.Tensor | None) -> float:
+    """Squared reconstruction error over the samples the run and its neighbours determine alone
+    (the whole clip for None): what `refit_segment_states` changes."""
+    layout = model.config.layout
+    run = torch.arange(layout.n_segments) if segments is None else segments
+    extended = _extended(layout, run)
+    signal, _ = model.reconstruct(segments=extended)
+    begin, end = layout.complete_span(int(extended[0]), extended.shape[0])
+    offset = int(extended[0]) * layout.hop_samples
+    return float(torch.sum((target[begin:end] - signal[begin - offset : end - offset]) ** 2))
+
+
+def solve_states(
+    model: SonodeModel,
+    target: torch.Tensor,
+    segments: torch.Tensor | None = None,
+    iterations: int = 2,
+) -> tuple[float, float]:
+    """Replace the run's states by their least-squares solution if it lowers the measured error.
+
+    Each iteration re-solves with Γ recomputed at the previous iteration's states (a fixed-point
+    iteration: the frozen-Γ solve can overshoot once the field is non-zero); the best measured
+    states are kept, the current ones if none is better.
+
+    Returns:
+        (error before, error after): squared errors over the run's span (`run_error`).
+    """
+    before = best = run_error(model, target, segments)
+    original = model.states.detach().clone()
+    best_states = original
+    for _ in range(iterations):
+        with torch.no_grad():
+            model.states.copy_(refit_segment_states(model, target, segments))
+        error = run_error(model, target, segments)
+        if not error < best:
+            break
+        best, best_states = error, model.states.detach().clone()
+    with torch.no_grad():
+        model.states.copy_(best_states)
+    return before, best
+
+
+def reset_moments(optimiser, parameters) -> None:
+    """Forget Adam's moments of ``parameters`` after a jump: momentum gathered on the way to the
+    old values would carry them off the least-squares solution."""
+    for p in parameters:
+        optimiser.state.pop(p, None)

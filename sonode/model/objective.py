@@ -1,0 +1,116 @@
+"""The training objective: what one optimiser step minimises, which segments it solves, and each
+parameter group's learning rate (used by `sonode.model.train.fit_samples`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from sonode.model.checks import TRAJECTORY_WEIGHT, snr_db
+from sonode.model.decoder import SonodeModel
+from sonode.model.options import FitOptions
+
+CONTINUITY_RAMP_EPOCHS = 50  # the continuity penalty grows to its full weight over these epochs
+# The free-run loss is the mean squared error over every TRAJECTORY_STRIDE-th sample, the offset
+# rotating from one step to the next: an unbiased estimate of the full mean at a sixteenth of the
+# readout's cost (the envelope solve along the run is paid whatever the stride). It is evaluated on
+# every step (no longer a cadence): the free run is far more sensitive to the field than the 16 ms
+# segments are (one Adam step of the field moved the guitar's free run by up to 6 dB, measured per parameter group; the
+# other groups' steps moved it by < 0.1 dB). Evaluated every 4th step (weighted ×4) instead, the
+# field took three reconstruction-only steps between corrections and the free run oscillated
+# (guitar 22.5 → 8 → 20 → 7.7 dB within 36 steps; after 80 steps 22.7 dB vs 26.1 dB every step,
+# celesta 19.2 vs 31.0 dB, reconstruction 46.43 vs 46.79 and 46.24 vs 46.37 dB).
+TRAJECTORY_STRIDE = 16
+
+
+def step_loss(
+    model: SonodeModel,
+    target: torch.Tensor,
+    options: FitOptions,
+    epoch: int,
+    segments: torch.Tensor | None,
+    n_trajectory: int,
+    trajectory_power: float,
+) -> tuple[torch.Tensor, float, float]:
+    """The log-objective of one optimiser step (with its graph), the objective's value, and the
+    step's reconstruction SNR (dB).
+
+    The terms are relative squared errors of very different sizes: the segments reconstruct the
+    clip to 40–50 dB while one free run through it reaches 20–30 dB, a thousand times more error.
+    Summed, the larger term's gradient decides every shared parameter (frequencies, decays,
+    readout) and the reconstruction falls by 20 dB within 60 steps (measured on the steel guitar).
+    So the objective is their weighted geometric mean, optimised through its logarithm: each term's
+    gradient is divided by its own size, and a weight w means one dB of that term is worth w dB of
+    reconstruction. The objective's value (positive) is what the loss curve shows.
+
+    Terms: reconstruction error of the chosen run of segments (relative to its power); the
+    continuity penalty (if weighted); the one-trajectory free-run error over the clip's first
+    TRAJECTORY_S."""
+    layout = model.config.layout
+    signal, _ = model.reconstruct(gradient=options.gradient, segments=segments)
+    begin, end = (
+        layout.complete_span(int(segments[0]), len(segments))
+        if segments is not None
+        else (0, layout.n_samples)
+    )
+    offset = 0 if segments is None else int(segments[0]) * layout.hop_samples
+    part, estimate = target[begin:end], signal[begin - offset : end - offset]
+    terms = [(1.0, torch.mean((estimate - part) ** 2) / (torch.mean(part**2) + 1e-12))]
+    weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
+    if weight > 0 and (segments is None or len(segments) > 1) and layout.n_segments > 1:
+        states = model.states if segments is None else model.states[segments]
+        defects = model.defects(gradient=options.gradient, segments=segments)
+        terms.append(
+            (weight, torch.sum(defects**2) / (torch.sum(states.detach()[1:] ** 2) + 1e-12))
+        )
+    if TRAJECTORY_WEIGHT > 0:
+        # the long-horizon term: one free run from the trajectory state over the clip's start
+        phase = epoch % TRAJECTORY_STRIDE
+        free = model.trajectory(n_trajectory, options.gradient, TRAJECTORY_STRIDE, phase)
+        terms.append(
+            (
+                TRAJECTORY_WEIGHT,
+                torch.mean((free - target[phase:n_trajectory:TRAJECTORY_STRIDE]) ** 2)
+                / trajectory_power,
+            )
+        )
+    log_objective = sum(w * torch.log(term + 1e-30) for w, term in terms)
+    shown = math.exp(float(log_objective.detach()) / sum(w for w, _ in terms))
+    return log_objective, shown, snr_db(part, estimate.detach())
+
+
+class SegmentBatches:
+    """Which segments each optimiser step solves: all, or a random contiguous run of them."""
+
+    def __init__(self, layout, batch_segments: int, seed: int):
+        self.n_segments = layout.n_segments
+        self.size = batch_segments
+        self.seed = seed
+
+    def pick(self, epoch: int) -> torch.Tensor | None:
+        """None (every segment) or the run's segment indices; reproducible from (seed, epoch)."""
+        if self.n_segments <= self.size:
+            return None
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        first = int(torch.randint(0, self.n_segments - self.size + 1, (1,), generator=generator))
+        return torch.arange(first, first + self.size)
+
+
+def param_groups(model: SonodeModel, lr: float, horizon_s: float) -> list[dict[str, Any]]:
+    """Adam moves every parameter by ≈ lr per step in absolute terms, so each group's rate is
+    scaled to its parameters' natural size: states to the state RMS; frequencies (rad/s) and decay
+    rates (1/s) to 1/horizon_s, the longest span one solve covers. A frequency error δω becomes a
+    phase error δω·T after T seconds, so over the one-trajectory free run (T = horizon_s) a step of
+    lr rad/s per second of horizon is a phase step of ≈ lr rad, as small as the field's steps; the
+    segments alone (16 ms) would tolerate steps 60 times larger, and took them (×100) before the
+    free run was trained, which knocked the trajectory off its phase on every step."""
+    state_scale = float(torch.sqrt(torch.mean(model.states.detach() ** 2))) or 1.0
+    return [
+        {"params": model.field.parameters(), "lr": lr},
+        {"params": [model.states, model.trajectory_state], "lr": lr * state_scale * 0.1},
+        {"params": [model.readout, model.readout_bias], "lr": lr * 0.1},
+        {"params": [model.bank.omega_rad_per_s], "lr": lr / horizon_s},
+        {"params": [model.bank.raw_damping], "lr": lr / horizon_s},
+    ]  # the continuation ODE is identified in closed form (sonode.model.continuation), not trained here
