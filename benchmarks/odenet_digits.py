@@ -6,22 +6,25 @@ images, at the paper's scale (7x7 feature maps, 64 channels); "digits8" = scikit
 the small fast companion (1198 training / 599 test images, width 32). Nothing is downloaded.
 
 Models (benchmarks/odenet_models.py): a 1-layer MLP; a ResNet of 6 residual blocks; RK-Net (one
-block of shared weights integrated by classical RK4 with 6 steps, gradients by backprop through the
-solver); ODE-Net (the same block solved by dopri5 at rtol = atol = 1e-3, gradients by sonode's
-discrete adjoint, odeint_adjoint mode "checkpoint": backprop's gradient to round-off); and, for the
-seeds in ``backsolve_seeds``, the same ODE-Net trained with the paper's continuous adjoint (mode
-"backsolve"). All are trained identically (benchmarks/odenet_train.py: fixed 30 epochs with cosine
-decay on the 8x8 digits; on MNIST until the validation loss stops improving) over several seeds (the
-split is fixed; seeds change the initialisation, batch order and shifts). Reported per model: test
-error (mean ± std over seeds), parameters, seconds per training epoch, epochs, f evaluations per batch
-forward / backward (last epoch).
+block of shared weights integrated by RK4 with 6 steps, gradients by backprop through the solver);
+ODE-Net (the same block solved by reversible Heun with 6 steps, gradients by the engine's best: the
+reversible adjoint, odeint_adjoint mode "reversible", backprop's gradient at memory flat in the
+steps, docs/reversible.md); and, for the seeds in ``backsolve_seeds``, the ODE-Net solved by dopri5
+at rtol = atol = 1e-3 with sonode's discrete adjoint (mode "checkpoint") and with the paper's
+continuous adjoint (mode "backsolve"), for comparison. All are trained identically
+(benchmarks/odenet_train.py: fixed 30 epochs with cosine decay on the 8x8 digits; on MNIST until the
+validation loss stops improving) over several seeds (the split is fixed; seeds change the
+initialisation, batch order and shifts). Reported per model: test error (mean ± std over seeds),
+parameters, seconds per training epoch, epochs, f evaluations per batch forward / backward (last
+epoch).
 
-Memory sweep: peak resident memory of one training step as the depth grows 6, 12, 24, 48 — residual
-blocks for the ResNet, RK4 steps for the RK-Net and for the ODE-Net (its step count forced by
-integrating with fixed-step RK4 of 1/L, under the backsolve and under the checkpoint adjoint). Each
-cell runs in a fresh subprocess; peak = Linux VmHWM reset just before the step; "growth" = peak -
-resident size just before the step, i.e. the step's own memory. Gradient check: the ODE-Net's
-adjoint gradients against backprop through the same solve, on one batch.
+Memory sweep: peak memory of one training step as the depth grows 6, 12, 24, 48 — residual blocks
+for the ResNet, RK4 steps for the RK-Net and for the ODE-Net (its step count forced by integrating
+with fixed-step RK4 of 1/L, under the backsolve and under the checkpoint adjoint, and the trained
+ODE-Net with L reversible Heun steps). Each cell runs in a fresh subprocess on the same images;
+"growth" = the peak of live tensor memory during the step, from torch.profiler's memory events (the
+process's resident growth, VmHWM - VmRSS, is recorded too). Gradient check: the ODE-Net's adjoint
+gradients against backprop through the same solve, on one batch.
 
 Run:  python benchmarks/odenet_digits.py [--dataset mnist|digits8] [--quick] [--jobs 2] [--out DIR]
 Writes DIR/odenet_<dataset>.json and .md (default DIR: outputs/odenet_<dataset>; the 8x8 digits keep
@@ -69,7 +72,8 @@ def tasks(cfg: Config) -> list[tuple]:
 
     def seed_runs(seed: int) -> list[tuple]:
         runs = [("train", m, seed) for m in order]
-        return runs + ([("train", "odenet-backsolve", seed)] if seed in cfg.backsolve_seeds else [])
+        compare = [("train", m, seed) for m in ("odenet-checkpoint", "odenet-backsolve")]
+        return runs + (compare if seed in cfg.backsolve_seeds else [])
 
     first, *others = cfg.seeds
     head = seed_runs(first)
@@ -130,7 +134,9 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
     wall_start = time.perf_counter()
     load_start = os.getloadavg()[0]
     spec = DATASETS[cfg.dataset]
-    names = list(cfg.models) + (["odenet-backsolve"] if cfg.backsolve_seeds else [])
+    names = list(cfg.models) + (
+        ["odenet-checkpoint", "odenet-backsolve"] if cfg.backsolve_seeds else []
+    )
     data = load_split(cfg.dataset, limit=cfg.limit)
     sizes = {k: len(data[k]) for k in ("y_train", "y_val", "y_test")}
     results = {

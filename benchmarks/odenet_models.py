@@ -230,16 +230,17 @@ class ODEBlock(nn.Module):
 # ODE-block models: name -> (method, adjoint mode); the step count of the "rk4" ones is the depth L.
 ODE_MODELS = {
     "rknet": ("rk4", None),  # backprop through the solver
-    "odenet": (
-        "dopri5",
-        "checkpoint",
-    ),  # the engine's exact (discrete) adjoint: how the ODE-Net is trained
-    "odenet-backsolve": ("dopri5", "backsolve"),  # the paper's continuous adjoint, for comparison
+    # How the ODE-Net is trained: the engine's best gradient, the reversible adjoint of reversible
+    # Heun (backprop's gradient at O(1) memory, docs/reversible.md), 6 steps (L = depth).
+    "odenet": ("reversible_heun", "reversible"),
+    # dopri5 at tol with sonode's exact discrete adjoint (the ODE-Net before issue 31's reversible
+    # choice) and with the paper's continuous adjoint, for comparison
+    "odenet-checkpoint": ("dopri5", "checkpoint"),
+    "odenet-backsolve": ("dopri5", "backsolve"),
     "odenet-fixed": ("rk4", "backsolve"),  # memory sweep: L steps forced, continuous adjoint
-    "odenet-fixed-checkpoint": (
-        "rk4",
-        "checkpoint",
-    ),  # memory sweep: L steps forced, discrete adjoint
+    "odenet-fixed-checkpoint": ("rk4", "checkpoint"),  # memory sweep: L steps, discrete adjoint
+    "odenet-reversible": ("reversible_heun", "reversible"),  # memory sweep: the trained ODE-Net
+    "odenet-reversible-rk4": ("reversible_rk4", "reversible"),  # McCallum–Foster, 8 f per step
 }
 MODEL_NAMES = ("mlp", "resnet", *ODE_MODELS)
 
@@ -250,8 +251,9 @@ def build_model(
     """One of the table's models for ``dataset``'s images (see `DATASETS`).
 
     name: "mlp" (side²-300-10, ReLU), "resnet" (``depth`` residual blocks), or one ODE block of
-    `ODE_MODELS`: "rknet" (RK4 with ``depth`` steps, backprop), "odenet" (dopri5 at rtol = atol =
-    ``tol``, checkpoint adjoint), "odenet-backsolve" (the same, backsolve adjoint), "odenet-fixed" /
+    `ODE_MODELS`: "rknet" (RK4 with ``depth`` steps, backprop), "odenet" (reversible Heun with
+    ``depth`` steps, reversible adjoint), "odenet-checkpoint" / "odenet-backsolve" (dopri5 at
+    rtol = atol = ``tol``, checkpoint / backsolve adjoint), "odenet-fixed" /
     "odenet-fixed-checkpoint" (RK4 with ``depth`` steps, backsolve / checkpoint adjoint).
     Input (B, 1, side, side) float32, output (B, 10) logits.
     """

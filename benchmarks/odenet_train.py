@@ -36,7 +36,7 @@ from odenet_models import (
 )
 
 MODELS = ("mlp", "resnet", "rknet", "odenet")
-SWEEP_MODELS = ("resnet", "rknet", "odenet-fixed", "odenet-fixed-checkpoint")
+SWEEP_MODELS = ("resnet", "rknet", "odenet-fixed", "odenet-fixed-checkpoint", "odenet-reversible")
 IMPROVEMENT = 1e-3  # relative decrease of the best validation loss that counts as an improvement
 EVAL_BATCH = 500  # images per forward pass when evaluating (bounds the memory of a no-grad pass)
 
@@ -232,13 +232,40 @@ def training_step(model, opt, x, y) -> None:
     opt.step()
 
 
+def peak_allocated_bytes(prof) -> int:
+    """Peak bytes of tensor memory allocated above the start of a torch.profiler run (profile_memory=True).
+
+    Each op's own allocations minus frees (self_cpu_memory_usage) and the frees outside ops
+    ("[memory]" events) in time order; the running sum's maximum is the peak of live tensor
+    memory — activations, saved tensors, stored states, gradients — at op granularity. Unlike the
+    process's resident size it does not see the allocator's cached or fragmented pages, the
+    interpreter or the data set, so the growth with depth is the model's own.
+    """
+    deltas = []
+    for event in prof.events():
+        delta = event.cpu_memory_usage if event.name == "[memory]" else event.self_cpu_memory_usage
+        if delta:
+            deltas.append((event.time_range.start, delta))
+    deltas.sort(key=lambda d: d[0])
+    live = peak = 0
+    for _, delta in deltas:
+        live += delta
+        peak = max(peak, live)
+    return peak
+
+
 def memory_child(name: str, depth: int, batch: int, threads: int, dataset: str = "digits8") -> dict:
     """Subprocess body: peak memory and time of one training step of ``name`` at ``depth``.
 
     A warm-up step on 2 images first initialises kernels, gradients and Adam's state without
-    building a large graph; then VmHWM is reset (writing 5 to /proc/self/clear_refs) so that the
-    peak covers only the measured step (ru_maxrss would carry over from the parent process).
+    building a large graph. The measured step (the same ``batch`` first training images for every
+    model and depth) runs twice: once under torch.profiler with memory profiling, whose peak of
+    live tensor memory (`peak_allocated_bytes`) is the reported "growth" (the step's own memory),
+    and once plain for its time and the process's peak resident growth (VmHWM reset by writing 5 to
+    /proc/self/clear_refs, minus VmRSS before; includes allocator caching, shown for comparison).
     """
+    from torch.profiler import ProfilerActivity, profile
+
     torch.set_num_threads(threads)
     data = load_split(dataset)
     torch.manual_seed(0)
@@ -252,12 +279,15 @@ def memory_child(name: str, depth: int, batch: int, threads: int, dataset: str =
     training_step(model, opt, x, y)
     step_s = time.perf_counter() - start
     peak = _status_kib("VmHWM")
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        training_step(model, opt, x, y)
     return {
         "model": name,
         "depth": depth,
         "before_mib": before / 1024,
         "peak_mib": peak / 1024,
-        "growth_mib": (peak - before) / 1024,
+        "rss_growth_mib": (peak - before) / 1024,
+        "growth_mib": peak_allocated_bytes(prof) / 2**20,
         "step_s": step_s,
         "params": n_params(model),
     }
@@ -287,25 +317,33 @@ GRAD_CHECK_CASES = ((torch.float32, ODE_TOL), (torch.float64, 1e-4), (torch.floa
 def grad_check(batch: int = 8, cases=GRAD_CHECK_CASES, dataset: str = "digits8") -> dict:
     """Relative difference of the ODE-Net's adjoint gradients from backprop's on one batch.
 
-    The ODE-Net (seed 0, untrained) is differentiated three ways on the same batch of ``batch``
-    training images: backprop through the dopri5 solve, the continuous adjoint ("backsolve", the
-    paper's) and the discrete adjoint ("checkpoint", how sonode trains it). Returns
-    {"<mode>_<dtype>_tol<tol>": ||g - g_backprop|| / ||g_backprop||} over all parameters stacked,
-    for each (dtype, rtol = atol).
+    On the same batch of ``batch`` training images (seed 0, untrained): the trained ODE-Net
+    (reversible Heun, 6 steps) by its reversible adjoint against backprop through the same solve
+    (key "reversible_<dtype>", no tolerance); and the dopri5 ODE-Net at rtol = atol = tol by the
+    continuous adjoint ("backsolve", the paper's) and the discrete one ("checkpoint") against
+    backprop through the same dopri5 solve. Returns {"<mode>_<dtype>[_tol<tol>]": ||g - g_backprop|| /
+    ||g_backprop||} over all parameters stacked, for each (dtype, tol) of ``cases``.
     """
     data = load_split(dataset)
     x, y = data["x_train"][:batch], data["y_train"][:batch]
     result = {}
     for dtype, tol in cases:
-        torch.manual_seed(0)
-        model = build_model("odenet", dataset=dataset, tol=tol).to(dtype)
-        grads = {}
-        for mode in (None, "backsolve", "checkpoint"):
-            model[1].adjoint_mode = mode
-            model.zero_grad()
-            F.cross_entropy(model(x.to(dtype)), y).backward()
-            grads[mode] = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
-        for mode in ("backsolve", "checkpoint"):
-            rel = float((grads[mode] - grads[None]).norm() / grads[None].norm())
-            result[f"{mode}_{str(dtype).split('.')[-1]}_tol{tol:g}"] = rel
+        for name, modes in (
+            ("odenet", ("reversible",)),
+            ("odenet-checkpoint", ("backsolve", "checkpoint")),
+        ):
+            key_tol = "" if name == "odenet" else f"_tol{tol:g}"
+            if name == "odenet" and f"reversible_{str(dtype).split('.')[-1]}" in result:
+                continue  # no tolerance: once per dtype
+            torch.manual_seed(0)
+            model = build_model(name, dataset=dataset, tol=tol).to(dtype)
+            grads = {}
+            for mode in (None, *modes):
+                model[1].adjoint_mode = mode
+                model.zero_grad()
+                F.cross_entropy(model(x.to(dtype)), y).backward()
+                grads[mode] = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+            for mode in modes:
+                rel = float((grads[mode] - grads[None]).norm() / grads[None].norm())
+                result[f"{mode}_{str(dtype).split('.')[-1]}{key_tol}"] = rel
     return result

@@ -32,8 +32,8 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
+from sonode.model.fit_size import max_fit_samples
 from sonode.model.init import TRAJECTORY_S
-from sonode.model.train import max_fit_samples
 from sonode.tasks.render import Rendering, extrapolate, render
 from sonode.tasks.upsample import model_energy_above_db
 
@@ -94,6 +94,9 @@ class Fitted:
         high_band: str = "model",
         clip: str | os.PathLike | Clip | None = None,
         seed: int = 0,
+        max_snr_cost_db: float | None = 1.5,
+        level: str = "auto",
+        dynamics: bool = True,
     ) -> np.ndarray:
         """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
 
@@ -109,6 +112,8 @@ class Fitted:
                 recorded in ``info["source"]``). Default: the clip of this session's fit, else
                 the source file recorded in the model.
             seed: of the synthesised band's random phases.
+            max_snr_cost_db, level, dynamics: see `sonode.tasks.band_extension.extend_band` (the
+                band's SNR-cost bound, its level estimator, partials following the pitch).
         """
         from sonode.tasks.upsample import upsample_samples
 
@@ -121,6 +126,9 @@ class Fitted:
             low_band=low_band,
             high_band=high_band,
             seed=seed,
+            max_snr_cost_db=max_snr_cost_db,
+            level=level,
+            dynamics=dynamics,
         )
         return out
 

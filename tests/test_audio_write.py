@@ -93,7 +93,15 @@ def test_write_validates_subtype_and_rate(tmp_path):
     with pytest.raises(ValueError, match="sample_rate"):
         write_wav(tmp_path / "o.wav", tone(100), 0)
     with pytest.raises(ValueError, match=r"shape \(n_samples,\)"):
-        write_wav(tmp_path / "o.wav", np.zeros((10, 2)), SR)
+        write_wav(tmp_path / "o.wav", np.zeros((10, 2, 1)), SR)
+
+
+def test_write_keeps_channels(tmp_path):
+    stereo = np.stack([tone(100), -0.5 * tone(100)], axis=1)
+    write_wav(tmp_path / "st.wav", stereo, SR)
+    back, rate = sf.read(tmp_path / "st.wav")
+    assert rate == SR and back.shape == (100, 2)
+    np.testing.assert_allclose(back, stereo, atol=1e-6)
 
 
 class SimulatedCrash(Exception):

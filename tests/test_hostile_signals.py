@@ -4,6 +4,8 @@ once; --max-time bounds the whole command, identification included.
 The bounds asserted here are generous (the machine is shared); benchmarks/fuzz_hostile.py --signals
 measures the latency per phase."""
 
+import json
+import os
 import signal
 import time
 
@@ -24,17 +26,29 @@ def long_clip(tmp_path_factory):
     return path
 
 
+def _skip_if_short_of_memory(outcome) -> None:
+    """The fit refuses a clip that does not fit in 80 % of the memory available now (sonode.limits):
+    on a machine that other work has filled, that refusal (exit 2, one line) is right, and the
+    timing this file tests cannot be measured."""
+    if outcome.code == 2 and ("memory" in outcome.stderr and "over the limit" in outcome.stderr):
+        pytest.skip(f"the machine is short of memory: {outcome.error_lines()[-1]}")
+
+
 def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
     """Start sonode, wait until ``ready(stderr so far, seconds since start)``, send ``signals``
     (0.2 s apart); returns (outcome, seconds from the first signal to the exit)."""
     began = time.monotonic()
     proc, fd = start(args, cwd=tmp_path)
     err = b""
-    import os
 
     os.set_blocking(proc.stderr.fileno(), False)
     while not ready(err.decode(errors="replace"), time.monotonic() - began):
-        assert proc.poll() is None, err.decode(errors="replace")
+        if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
+            os.set_blocking(proc.stderr.fileno(), True)
+            early = finish(proc, fd, args, began, timeout_s)
+            early.stderr = err.decode(errors="replace") + early.stderr
+            _skip_if_short_of_memory(early)
+            raise AssertionError(early.describe())
         assert time.monotonic() - began < timeout_s, "never became ready"
         try:
             err += proc.stderr.read() or b""
@@ -52,19 +66,10 @@ def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
     return outcome, time.monotonic() - sent
 
 
-IDENTIFICATION_REGRESSION = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "regressed at the merge of the faster identification (branch budget): on a 60 s 48 kHz clip the "
-        "signal acted after ~100 s and --max-time 3 after 38 s (2026-12-06); to be found and fixed"
-    ),
-)
-
-
-@IDENTIFICATION_REGRESSION
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_identification_acts_at_once(long_clip, tmp_path, signum):
-    """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000)."""
+    """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000); after the
+    faster identification ~100 s (one np.unique over all segments' weights, a thread pool joined)."""
     outcome, latency = _signal_when(
         ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
         lambda err, t: "fitting" in err and t > 8,
@@ -103,10 +108,10 @@ def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
     assert "Traceback" not in outcome.stderr and latency < BOUND_S
 
 
-@IDENTIFICATION_REGRESSION
 def test_max_time_bounds_identification(long_clip, tmp_path):
     """A 300 s clip with --max-time 20 took 72.6 s before #30 and trained 0 steps."""
     outcome = run(["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "3"], timeout_s=120)
+    _skip_if_short_of_memory(outcome)
     assert not outcome.problems(codes=(2, 0)), outcome.describe()
     if outcome.code == 2:
         assert "--max-time 3 s ran out" in outcome.stderr
@@ -163,3 +168,55 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
     assert latency < BOUND_S
     if outcome.code == 130:
         assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav*"))
+
+
+def test_max_time_bounds_training_the_final_checks_and_the_continuation(tmp_path):
+    """The training loop stops early enough for what follows it: the continuation's training and
+    the final check used to run after --max-time (23 s of a 57 s fit)."""
+    clip = tmp_path / "short.wav"
+    sf.write(clip, tone(1.5, RATE), RATE, subtype="PCM_16")
+    outcome = run(["fit", clip, "-o", tmp_path / "m.sonode", "--max-time", "10"], timeout_s=300)
+    _skip_if_short_of_memory(outcome)
+    assert outcome.code == 0, outcome.describe()
+    startup = run(["info", tmp_path / "none.sonode"], timeout_s=120).wall_s
+    assert outcome.wall_s < startup + 10 + BOUND_S, (outcome.wall_s, startup)
+    report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
+    assert report["wall_time_s"] < 10 + BOUND_S
+
+
+def test_a_signal_after_training_stops_the_final_work(tmp_path):
+    """After the last step come the last check, the final check (8 Lawson steps per sample) and
+    the continuation's training: a signal there used to wait for all of them (13.6 s)."""
+    clip = tmp_path / "short.wav"
+    sf.write(clip, tone(1.5, RATE), RATE, subtype="PCM_16")
+    args = ["fit", clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
+    outcome, latency = _signal_when(args, lambda err, t: "| loss" in err, [signal.SIGINT], tmp_path)
+    _skip_if_short_of_memory(outcome)
+    assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
+    assert "SIGINT: stopping" in outcome.stderr, outcome.describe()
+    report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
+    # the work after the step was skipped or cut short: no fine check, no continuation training
+    assert report["discretisation_check"]["substeps_per_sample"] == 2 or (
+        report["discretisation_check"]["window_samples"] < 300
+    )
+    assert report["continuation_training"].get("skipped") == "stopped" or report[
+        "continuation_training"
+    ].get("stopped")
+    # exit = the outputs written (the curve's matplotlib import alone is seconds on a loaded
+    # machine); the same fit without the signal spent 180 s here at load ~37
+    assert latency < 6 * BOUND_S, latency
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum):
+    """Importing torch and the audio libraries takes seconds: a SIGTERM there killed sonode
+    (exit −15) and SIGINT printed a KeyboardInterrupt traceback."""
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
+    began = time.monotonic()
+    proc, fd = start(["fit", clip, "-o", tmp_path / "m.sonode"], cwd=tmp_path)
+    time.sleep(0.5)  # the interpreter is up and importing (or, on a fast machine, already fitting)
+    proc.send_signal(signum)
+    outcome = finish(proc, fd, ["fit"], began, 120)
+    assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
+    assert len(outcome.error_lines()) <= 2 and not (tmp_path / "m.sonode").exists()

@@ -83,7 +83,7 @@ def tone_fit():
 
 def test_synthesised_partials_land_within_10_cents_and_3_db_of_the_true_ones(tone_fit):
     truth, partials, low, fitted = tone_fit
-    out = fitted.upsample(48000)
+    out = fitted.upsample(48000, max_snr_cost_db=None)  # the band at its predicted level
     assert out.shape == truth.shape and np.all(np.isfinite(out))
     above = partials[(partials > 8200) & (partials < 20000)]
     assert above.size >= 20

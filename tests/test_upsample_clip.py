@@ -58,3 +58,23 @@ def test_upsample_a_clip_without_model_out_trains_nothing(tmp_path):
     low = np.fft.rfft(out)[: int(6000 * out.shape[0] / 48000)]
     reference = np.fft.rfft(upsample_sinc(x, SAMPLE_RATE, 48000))[: low.shape[0]]
     assert np.max(np.abs(low - reference)) < 1e-3 * np.max(np.abs(reference))
+
+
+def test_upsample_a_stereo_clip_gives_stereo_unless_a_channel_is_chosen(tmp_path):
+    x = two_tone_clip(0.2)
+    stereo = np.stack([x, 0.5 * x[::-1]], axis=1)
+    sf.write(tmp_path / "st.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    args = ["upsample", str(tmp_path / "st.wav"), "--rate", "48000", "--lp-order", "32"]
+    args += ["--latent-dim", "8"]
+    result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "both.wav")])
+    assert result.exit_code == 0, result.output
+    out, rate = sf.read(tmp_path / "both.wav")
+    assert rate == 48000 and out.shape == (9600, 2)
+    n = int(6000 * out.shape[0] / 48000)
+    for c in range(2):  # each channel below the band: its own interpolation
+        low = np.fft.rfft(out[:, c])[:n]
+        reference = np.fft.rfft(upsample_sinc(stereo[:, c], SAMPLE_RATE, 48000))[:n]
+        assert np.max(np.abs(low - reference)) < 1e-3 * np.max(np.abs(reference))
+    result = CliRunner().invoke(main, [*args, "--channel", "1", "-o", str(tmp_path / "one.wav")])
+    assert result.exit_code == 0, result.output
+    assert sf.read(tmp_path / "one.wav")[0].shape == (9600,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -54,6 +55,13 @@ class _StopFlag:
         if self.raising:
             raise Interrupted(signum)
         self.signal = signum
+        # at once, so the user sees the signal act; os.write: a signal handler may interrupt a
+        # buffered write to stderr (the progress line), which must not be re-entered
+        os.write(
+            2,
+            f"\nsonode: {signal.Signals(signum).name}: stopping; saving the best model so far "
+            f"(send it again to abort)\n".encode(),
+        )
 
     def _alarm(self, signum, frame):
         if self.raising:

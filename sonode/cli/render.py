@@ -219,8 +219,7 @@ def upsample(
         seconds = n_in / rate_in
     plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
-    if analyse_only:
-        check_upsample_size(n_in, rate_in, out_rate)
+    if analyse_only:  # long clips go block by block (`upsample_in_blocks`): bounded memory
         samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
     else:
         if not is_model:
@@ -275,17 +274,34 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
 
 def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
     """A clip upsampled without a model: its interpolation below the band edge, and above it what
-    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`)."""
-    from sonode.io.clip import read_clip
-    from sonode.tasks.upsample import clip_modes, upsample_samples
+    its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`).
 
-    clip = read_clip(
-        source,
-        channel=kw["channel"],
-        start_s=kw["start_s"],
-        duration_s=kw["duration_s"],
-        rate=kw["rate"],
+    A file of several channels read without an explicit --channel comes out with as many
+    channels (`sonode.tasks.upsample.upsample_channels`): (n,) or (n, channels)."""
+    import numpy as np
+    import soundfile as sf
+    from click.core import ParameterSource
+
+    from sonode.io.clip import read_clip
+    from sonode.tasks.upsample import check_upsample_blocks, clip_modes, upsample_in_blocks
+
+    def read(channel):
+        return read_clip(
+            source,
+            channel=channel,
+            start_s=kw["start_s"],
+            duration_s=kw["duration_s"],
+            rate=kw["rate"],
+        )
+
+    clip = read(kw["channel"])
+    ctx = click.get_current_context(silent=True)
+    channel_given = ctx is not None and ctx.get_parameter_source("channel") not in (
+        ParameterSource.DEFAULT,
+        None,
     )
+    n_channels = 1 if channel_given else sf.info(source).channels
+    check_upsample_blocks(clip.samples.size, n_channels, clip.sample_rate, out_rate)
     modes = None
     if high_band == "model" and out_rate > clip.sample_rate:
         if not quiet:
@@ -298,10 +314,14 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         modes = clip_modes(
             clip.samples, clip.sample_rate, n_modes=latent // 2, lp_order=kw["lp_order"]
         )
-    samples, _ = upsample_samples(
-        clip.samples, clip.sample_rate, out_rate, high_band=high_band, seed=kw["seed"], modes=modes
+    if n_channels > 1:
+        channels = np.stack([read(c).samples for c in range(n_channels)], axis=1)
+    else:
+        channels = clip.samples[:, None]
+    samples = upsample_in_blocks(
+        channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band
     )
-    return samples
+    return samples if n_channels > 1 else samples[:, 0]
 
 
 def _is_model_file(path: str) -> bool:

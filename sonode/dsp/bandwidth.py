@@ -103,6 +103,7 @@ def tilt_track(
     band_hz: tuple[float, float],
     statistic: str = "mean",
     clip_slope_limit: bool = False,
+    max_slope: float = 0.0,
 ) -> TiltTrack:
     """Fit, in every FRAME_S frame of ``x``, the line of log10 sub-band power vs log10 frequency.
 
@@ -114,6 +115,8 @@ def tilt_track(
         clip_slope_limit: no frame's slope is flatter than the slope of the whole clip's mean
             sub-band powers: a short flat-spectrum frame (an attack) is not continued flat for
             octaves.
+        max_slope: no frame's slope is above this (0: held flat where it rises; −1: falling at
+            least as 1/f, so no octave above holds more energy than the one below).
     """
     n_fft = frame_samples(rate)
     if x.size < n_fft:
@@ -147,7 +150,7 @@ def tilt_track(
     )
     y = np.log10(np.maximum(sub_power, 1e-30))  # (n_sub, n_frames)
     u_c = u - u.mean()
-    slope = np.minimum((u_c @ (y - y.mean(axis=0))) / np.sum(u_c**2), 0.0)
+    slope = np.minimum((u_c @ (y - y.mean(axis=0))) / np.sum(u_c**2), max_slope)
     if clip_slope_limit:
         y_clip = np.log10(np.maximum(sub_power.mean(axis=1), 1e-30))
         slope = np.minimum(slope, (u_c @ (y_clip - y_clip.mean())) / np.sum(u_c**2))

@@ -272,6 +272,7 @@ def top_envelope(
 
 HANN_MEAN_POINTS = 1 << 16  # samples summed for the Hann-weighted envelope means
 SUM_BLOCK_SAMPLES = 256
+WARP_BLOCK_SAMPLES = 4096
 
 
 def damped_exponential_sum(
@@ -300,8 +301,12 @@ def continue_partials(
     n_out: int,
     rate_out: int,
     seed: int = 0,
+    warp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sinusoids for the partials in [start_hz, stop_hz) at ``rate_out``: (n_out,) float64.
+
+    With ``warp`` (n_out,) = τ(t) seconds (`sonode.dsp.pitch_track.warped_time`), partial k's
+    phase is 2π·f_k·τ(t) + φ_k: its frequency follows the fundamental's trajectory r(t)·f_k.
 
     Partial k has frequency f_k, a random phase, and the power envelope of the top octave times
     exp(2·(dσ/df)·(f_k − f_ref)·t), the extra decay of a higher partial (at most
@@ -350,5 +355,11 @@ def continue_partials(
     # a sum of damped complex exponentials, read a block at a time as one matrix product
     amplitude = np.sqrt(2 * partial_levels(undecayed, f_k) / base_mean) * np.exp(1j * phases)
     rates = extra_decay_per_s(f_k) + 2j * np.pi * f_k  # (K,) 1/s
-    out = np.sqrt(base) * damped_exponential_sum(amplitude, rates, n_out, rate_out)
+    if warp is None:
+        return np.sqrt(base) * damped_exponential_sum(amplitude, rates, n_out, rate_out)
+    for lo in range(0, n_out, WARP_BLOCK_SAMPLES):  # a cos per partial per sample, in blocks
+        hi = min(lo + WARP_BLOCK_SAMPLES, n_out)
+        phase = np.outer(2 * np.pi * f_k, warp[lo:hi]) + np.angle(amplitude)[:, None]
+        decay = np.exp(np.outer(rates.real, t[lo:hi]))
+        out[lo:hi] = np.sqrt(base[lo:hi]) * (np.abs(amplitude) @ (decay * np.cos(phase)))
     return out

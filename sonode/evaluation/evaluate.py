@@ -343,7 +343,7 @@ def check_eval_inputs(
     """
     from sonode.io.checks import libsndfile_error
     from sonode.io.clip import RESAMPLE_KW
-    from sonode.model.train import max_fit_samples
+    from sonode.model.fit_size import max_fit_samples
     from sonode.sinc import check_resample_cost
 
     for path in paths:

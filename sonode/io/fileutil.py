@@ -75,6 +75,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 # recording called "x.recon.wav" is still protected:
 #   WAV      a RIFF LIST/INFO chunk whose ISFT (software) text starts with "sonode "
 #   FLAC     a Vorbis comment "software=sonode ..." (libsndfile's software string)
+#   OGG      a Vorbis (or Opus) comment "SOFTWARE=sonode ..." (libsndfile's software string)
 #   model    a torch zip archive whose payload has "format": "sonode" (models and checkpoints)
 #   PNG      a tEXt chunk "Software" starting with "sonode "
 #   JSON     a top-level object with "written_by" starting with "sonode "
@@ -157,6 +158,8 @@ def written_by_sonode(path: str | os.PathLike) -> bool:
                 return _riff_software(f).startswith(MARKER_PREFIX)
             if head[:4] == b"fLaC":
                 return _flac_software(f).startswith(MARKER_PREFIX)
+            if head[:4] == b"OggS":
+                return _ogg_software(f).startswith(MARKER_PREFIX)
             if head[:8] == b"\x89PNG\r\n\x1a\n":
                 return _png_software(f).startswith(MARKER_PREFIX)
             if head[:4] == b"PK\x03\x04":
@@ -219,6 +222,34 @@ def _flac_software(f: BinaryIO) -> str:
             return ""
         f.seek(size, os.SEEK_CUR)
         if last:
+            return ""
+    return ""
+
+
+# An Ogg stream's comment header (Vorbis "\x03vorbis", Opus "OpusTags") sits on its second page,
+# within the first few KiB unless it carries cover art: only this much is searched.
+_OGG_COMMENT_SEARCH_BYTES = 1 << 16
+
+
+def _ogg_software(f: BinaryIO) -> str:
+    """The "SOFTWARE=" comment of an Ogg Vorbis/Opus stream (what libsndfile writes for
+    ``SoundFile.software``), or ""."""
+    f.seek(0)
+    data = f.read(_OGG_COMMENT_SEARCH_BYTES)
+    for magic in (b"\x03vorbis", b"OpusTags"):
+        offset = data.find(magic)
+        if offset >= 0:
+            offset += len(magic)
+            vendor = struct.unpack_from("<I", data, offset)[0]
+            offset += 4 + vendor
+            count = struct.unpack_from("<I", data, offset)[0]
+            offset += 4
+            for _ in range(min(count, 1000)):
+                length = struct.unpack_from("<I", data, offset)[0]
+                key, _, value = data[offset + 4 : offset + 4 + length].partition(b"=")
+                if key.lower() == b"software":
+                    return value.decode("utf-8", "replace")
+                offset += 4 + length
             return ""
     return ""
 

@@ -43,14 +43,14 @@ def write_wav(
     protect: Iterable[str | os.PathLike] = (),
     force: bool = False,
 ) -> int:
-    """Write a mono WAV atomically (temp file + rename): it appears whole or not at all.
+    """Write a WAV atomically (temp file + rename): it appears whole or not at all.
 
     The file carries sonode's marker (a LIST/INFO chunk, software "sonode <version>"), so a later
     write may replace it; an existing file without it is only replaced with ``force``.
 
     Args:
         path: destination (parent folders are created).
-        samples: shape (n_samples,), full scale = 1.
+        samples: shape (n_samples,) (mono) or (n_samples, channels), full scale = 1.
         sample_rate: Hz, positive int (any rate: renders may be upsampled beyond 192 kHz).
         subtype: "FLOAT" (32-bit float, keeps values beyond +-1), "PCM_16" or "PCM_24".
         protect: paths that must not be written (the inputs); compared with same_file.
@@ -60,7 +60,7 @@ def write_wav(
         How many samples were clipped to the PCM range [-1, 1 - 2^(1-bits)] (0 for FLOAT).
 
     Raises:
-        ValueError: unknown subtype, bad sample_rate, or samples not 1-D.
+        ValueError: unknown subtype, bad sample_rate, or samples neither 1-D nor (n, channels).
         AudioOutputError: NaN/inf samples (or beyond float32 range for FLOAT); nothing is written.
         OutputPathError: ``path`` is a protected file, a folder, a file sonode did not write (without
             ``force``), or cannot be written.
@@ -70,14 +70,16 @@ def write_wav(
     if not (is_int(sample_rate) and sample_rate > 0):
         raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
     x = np.asarray(samples, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"write_wav expects mono samples of shape (n_samples,), got {x.shape}")
+    if x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] < 1):
+        raise ValueError(
+            f"write_wav expects samples of shape (n_samples,) or (n_samples, channels), got {x.shape}"
+        )
     out = Path(path)
     bad = ~np.isfinite(x)
     if subtype == "FLOAT":
         bad |= np.abs(x) > np.finfo(np.float32).max  # would become inf in a 32-bit float file
     if bad.any():
-        first = int(np.argmax(bad))
+        first = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
         raise AudioOutputError(
             f"refusing to write {out}: {int(bad.sum())} of {x.size} samples are NaN or infinite "
             f"(first at sample {first}, {first / sample_rate:.4f} s), e.g. a diverged render; "

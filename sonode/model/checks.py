@@ -12,10 +12,12 @@ import torch
 from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S
+from sonode.model.modal import EVALUATION_SEGMENTS
 
 DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept
 CHECK_SUBSTEPS = 2  # the in-training check's reference solve (Lawson RK4 steps per sample)...
 CHECK_SEGMENTS = 8  # ...on this many segments spread over the clip
+REFERENCE_PIECE_SAMPLES = 16  # outputs per piece of a stoppable reference solve
 TRAJECTORY_WEIGHT = 0.1  # dB of the one-trajectory free run worth one dB of reconstruction (training and kept model)
 
 
@@ -47,6 +49,37 @@ def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float
     return snr_db(reference, fast)
 
 
+@torch.no_grad()
+def stoppable_check_db(
+    model: SonodeModel, substeps: int, count: int, should_stop: Callable[[], bool] | None
+) -> tuple[float, int]:
+    """`fast_vs_reference_db` with the reference solved in pieces of REFERENCE_PIECE_SAMPLES
+    (the field is autonomous: each piece continues from the last one's end state), so that a stop
+    acts within one piece: the final check at 8 substeps took 16 s on a loaded machine.
+
+    Returns:
+        (SNR in dB, window samples checked): all of them unless ``should_stop()`` turned True.
+    """
+    layout = model.config.layout
+    window = layout.window_samples
+    local = torch.arange(window, dtype=torch.float64) / layout.sample_rate
+    states = model.states[check_segments(model, count)]
+    fast = model.read(model.solve(states, local))
+    step_s = 1.0 / (layout.sample_rate * substeps)
+    pieces, z, begin = [], states, 0
+    while begin < window - 1:
+        end = min(begin + REFERENCE_PIECE_SAMPLES, window - 1)
+        trajectory = model.solve(z, local[begin : end + 1] - local[begin], step_s)
+        pieces.append(model.read(trajectory[:-1]))
+        z, begin = trajectory[-1], end
+        if should_stop is not None and should_stop():
+            break
+    if begin == window - 1:
+        pieces.append(model.read(z[None]))
+    reference = torch.cat(pieces)
+    return snr_db(reference, fast[: reference.shape[0]]), int(reference.shape[0])
+
+
 def kept_score_db(snr: float, trajectory_db: float) -> float:
     """The score by which the kept model is chosen (dB; higher is better): the training objective
     (see `sonode.model.objective.step_loss`) measured on the whole clip, reconstruction SNR plus
@@ -63,6 +96,7 @@ def consider(
     clip_snr: Callable[[torch.Tensor], float],
     trajectory_db: Callable[[SonodeModel], float],
     kept: tuple[float, float, dict],
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[tuple[float, float, dict], bool]:
     """Make the current parameters the kept ones if they score better (`kept_score_db`), do not
     reconstruct worse, and pass the solver check.
@@ -75,14 +109,21 @@ def consider(
         clip_snr: reconstruction (normalised, (n_samples,)) → SNR in dB.
         trajectory_db: model → SNR (dB) of its one free run (e.g. `trajectory_snr`).
         kept: (reconstruction SNR dB, free-run SNR dB, state dict) of the kept parameters.
+        should_stop: polled between the three solves; True (a signal) leaves ``kept`` as it is
+            (reported as passed), so that a stop acts within one solve.
 
     Returns:
         (the kept triple, whether the current parameters passed the check).
     """
-    with torch.no_grad():
-        coarse = model.reconstruct()[0]
+
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
+
+    coarse = _reconstruct(model, stopped)
+    if coarse is None:
+        return kept, True
     passed = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS) >= DISCRETISATION_GOAL_DB
-    if not passed:
+    if not passed or stopped():
         return kept, passed
     current, free_run = clip_snr(coarse), trajectory_db(model)
     # ...and never at the cost of reconstruction: the kept model's SNR (the training curve's
@@ -90,6 +131,24 @@ def consider(
     if current >= kept[0] and kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
         return (current, free_run, copy.deepcopy(model.state_dict())), passed
     return kept, passed
+
+
+@torch.no_grad()
+def _reconstruct(model: SonodeModel, stopped: Callable[[], bool]) -> torch.Tensor | None:
+    """``model.reconstruct()[0]``, a run of EVALUATION_SEGMENTS segments at a time with ``stopped``
+    polled between runs (None once it is True): a trained field's reconstruction of a 60 s clip at
+    48 kHz took 111 s on a loaded machine, and a signal waited for all of it. The overlap-add is
+    linear, so the runs' sum is the whole reconstruction (to rounding)."""
+    layout = model.config.layout
+    out = torch.zeros(layout.n_samples, dtype=torch.float64)
+    for first in range(0, layout.n_segments, EVALUATION_SEGMENTS):
+        run = torch.arange(first, min(layout.n_segments, first + EVALUATION_SEGMENTS))
+        part = model.reconstruct(segments=run)[0]
+        begin = first * layout.hop_samples
+        out[begin : begin + part.shape[0]] += part
+        if stopped():
+            return None
+    return out
 
 
 @torch.no_grad()

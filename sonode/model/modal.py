@@ -37,6 +37,9 @@ HERMITE_MATRIX_MAX_NODES = 32
 # Trajectories per envelope solve without a gradient (reconstruction, rendering): memory then does
 # not grow with the clip, and a render at the clip's rate solves the very batches training does.
 EVALUATION_SEGMENTS = 256
+READOUT_CHUNK_SAMPLES = (
+    8192  # samples of a graph-free read-out summed in one piece (see modal_readout)
+)
 
 
 class EnvelopeODE(nn.Module):
@@ -330,4 +333,20 @@ def modal_readout(
             envelope = _envelope(
                 bank, field, z0[..., :k] ** 2 + z0[..., k:] ** 2, local_s, gradient, rtol, atol
             )
-        return _ModalReadout.apply(a, lam, envelope, local_s.to(torch.float64))
+        t = local_s.to(torch.float64)
+        if torch.is_grad_enabled() or t.shape[0] <= READOUT_CHUNK_SAMPLES:
+            return _ModalReadout.apply(a, lam, envelope, t)
+        # Without a graph, a long read-out (a free run over seconds) is summed in pieces: one
+        # (T, B, K) complex exp of 96000 samples took 3.9 s on a loaded machine, during which
+        # SIGINT could not act; the pieces also bound the memory.
+        return torch.cat(
+            [
+                _ModalReadout.apply(
+                    a,
+                    lam,
+                    None if envelope is None else envelope[i : i + READOUT_CHUNK_SAMPLES],
+                    t[i : i + READOUT_CHUNK_SAMPLES],
+                )
+                for i in range(0, t.shape[0], READOUT_CHUNK_SAMPLES)
+            ]
+        )

@@ -176,6 +176,9 @@ class FitReport:
     # the continuation's training (`sonode.model.predict.fit_dynamics`): held-back scores untrained
     # and trained, field kept, limit cycle chosen
     continuation_training: dict[str, Any] = field(default_factory=dict)
+    # the reference solve of the discretisation check: Lawson RK4 steps per sample, segments checked
+    # (the in-training check's size when the fit was stopped or ran out of --max-time)
+    discretisation_check: dict[str, Any] = field(default_factory=dict)
     energy_above_nyquist_db: float = (
         math.nan
     )  # set by sonode.api.fit: the model's treble above Nyquist

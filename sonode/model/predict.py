@@ -82,12 +82,13 @@ def train_field(
     horizon_max_s: float = H_MAX_S,
     stop_after: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[float]:
     """Train ``tail.field`` to predict the clip x (normalised, (n,)) from anchors in it; returns the
     loss per step. The field is left as trained (the caller keeps or resets it).
 
     ``steps`` sets the curriculum; ``stop_after`` ends it early (the first steps of the same run);
-    ``on_step(k)`` is called after step k (1-based)."""
+    ``on_step(k)`` is called after step k (1-based); ``should_stop()`` True ends it before a step."""
     n, w = x.shape[0], tail.window
     h_max = int(min(horizon_max_s * rate, (n - w) // 2))
     # a field acting after the switch only is first trained a few ms past it
@@ -104,6 +105,8 @@ def train_field(
     target = torch.from_numpy(x)
     history = []
     for step in range(steps if stop_after is None else min(steps, stop_after)):
+        if should_stop is not None and should_stop():
+            break
         progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * steps))
         h = int(round(h_min * (h_max / h_min) ** progress))
         hi_anchor = n - h
@@ -230,8 +233,13 @@ def train_continuation(
     cycle: bool = True,
     window_samples: int | None = None,
     max_order: int = 1024,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
-    """`fit_dynamics` of a fitted model's continuation (its tail_field and tail_cycle, in place)."""
+    """`fit_dynamics` of a fitted model's continuation (its tail_field and tail_cycle, in place).
+
+    ``should_stop()`` (e.g. --max-time ran out, or a signal) True skips or ends the training: the
+    field then stays untrained (its training on the whole clip would not finish in time) and the
+    report says "skipped" or "stopped"."""
     if model.config.tail_modes == 0:
         return {
             "steps": steps,
@@ -239,6 +247,8 @@ def train_continuation(
             "cycle": False,
             "skipped": "no continuation ODE",
         }
+    if should_stop is not None and should_stop():
+        return {"steps": steps, "field_kept": False, "cycle": False, "skipped": "stopped"}
     return fit_dynamics(
         Tail.from_model(model),
         x,
@@ -249,6 +259,7 @@ def train_continuation(
         cycle,
         window_samples,
         max_order,
+        should_stop,
     )
 
 
@@ -262,6 +273,7 @@ def fit_dynamics(
     cycle: bool = True,
     window_samples: int | None = None,
     max_order: int = 1024,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Train the field (and choose the limit cycle) of ``final``, the continuation ODE identified on
     the whole normalised clip x (n,), where the same recipe validates on x's held-back end.
@@ -304,7 +316,13 @@ def fit_dynamics(
                 score=now,
             )
 
-    losses = train_field(probe, x[:-held], rate, steps, loss, seed, on_step=validate)
+    losses = train_field(
+        probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
+    )
+    stopped = should_stop is not None and should_stop()
+    if stopped:  # the held-back training or the final one would not finish: the untrained field
+        best.update(steps=0, gain_db=0.0, state=zero_state, score=untrained)
+        report["stopped"] = True
     probe.field.load_state_dict(best["state"])
     report |= {
         "untrained": untrained,
@@ -318,7 +336,7 @@ def fit_dynamics(
         report["final_losses"] = train_field(
             final, x, rate, steps, loss, seed, stop_after=best["steps"]
         )[:: max(1, steps // 20)]
-    if cycle and is_held(probe):
+    if cycle and not stopped and is_held(probe):
         without = score(probe, future, rate)
         hold_cycle(probe, rate)
         with_cycle = score(probe, future, rate)

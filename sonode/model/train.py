@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sonode.model.adam import Adam
+from sonode.model.budget import FitBudget
 from sonode.model.checkpoint import (
     CheckpointError,
     CheckpointPlan,
@@ -21,13 +22,18 @@ from sonode.model.checkpoint import (
     save_checkpoint,
 )
 from sonode.model.checks import (
+    CHECK_SEGMENTS,
+    CHECK_SUBSTEPS,
     DISCRETISATION_GOAL_DB,
     coarse_and_fine,
     consider,
+    fast_vs_reference_db,
     snr_db,
+    stoppable_check_db,
     trajectory_snr,
 )
 from sonode.model.decoder import SonodeModel
+from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_model
 from sonode.model.linear_step import reset_moments, solve_states
 from sonode.model.objective import SegmentBatches, param_groups, step_loss
@@ -41,47 +47,13 @@ FINAL_CHECK_SEGMENTS = 64
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
-class _CountingField(torch.nn.Module):
+class _CountingField:
     """Counts evaluations of the correction field (reported as function evaluations)."""
 
-    def __init__(self):
-        super().__init__()
-        self.count = 0
+    count = 0
 
     def hook(self, module, args, output):
         self.count += 1
-
-
-#: Peak bytes per clip sample of a fit with the default options (measured: a 300 s clip at 48 kHz,
-#: 14.4 M samples, peaked at 2.54 GB; (2.54 GB − the process's 0.77 GB) / 14.4 M = 123, rounded up).
-FIT_BYTES_PER_SAMPLE = 128
-
-
-def max_fit_samples() -> int:
-    """Most clip samples a fit may hold within the memory budget (`sonode.limits`)."""
-    from sonode.limits import PROCESS_BASELINE_BYTES, memory_budget_bytes
-
-    return max(0, memory_budget_bytes() - PROCESS_BASELINE_BYTES) // FIT_BYTES_PER_SAMPLE
-
-
-def check_fit_size(n_samples: int, sample_rate: int, options: FitOptions) -> None:
-    """Refuse, before any work, a clip that the fit cannot hold in memory, or a hop longer than it.
-
-    Raises:
-        sonode.limits.LimitError: one line with the value and the limit.
-    """
-    from sonode.limits import LimitError, check_memory
-
-    if options.hop_samples > n_samples:
-        raise LimitError(
-            f"--hop {options.hop_samples} is longer than the clip ({n_samples} samples at {sample_rate} "
-            f"Hz), the limit; choose a hop of at most {n_samples} samples (default 256)"
-        )
-    check_memory(
-        f"fitting {n_samples} samples",
-        n_samples * FIT_BYTES_PER_SAMPLE,
-        "fit a shorter part (--duration) or at a lower rate (--rate)",
-    )
 
 
 def fit_samples(
@@ -166,10 +138,13 @@ def fit_samples(
     history: list[EpochRecord] = []
     bad_steps = rejected = 0
     epoch = 0
+    evaluation_start = time.perf_counter()
+    identified = None
     if resumed is None:
         with torch.no_grad():
             initial_snr = clip_snr(model.reconstruct()[0])
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
+        identified = best_state  # the fallback below (never modified: best_state is replaced)
         best_trajectory = free_run_snr(model)
         initial_trajectory = (
             best_trajectory  # the untrained start's, for the report's training gain
@@ -217,6 +192,22 @@ def fit_samples(
             identity,
         )
 
+    evaluation_s = time.perf_counter() - evaluation_start
+    check_start = time.perf_counter()
+    # timed (the final checks' cost); also the final check of an untrained kept model
+    counted = counter.count  # a measurement, not training: left out of the reported evaluations
+    start_check_db = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS)
+    counter.count = counted
+    check_s = time.perf_counter() - check_start
+    budget = FitBudget(
+        t_start,
+        options.max_time_s,
+        evaluation_s,
+        check_s,
+        -(-layout.n_segments // options.batch_segments),
+        options.continuation_training_steps > 0 and model.config.tail_modes > 0,
+    )
+
     periodic = checkpoint is not None and checkpoint.every_s > 0
     last_checkpoint = time.perf_counter()
     stop_reason = "steps"
@@ -229,7 +220,7 @@ def fit_samples(
         if options.steps is not None and epoch >= options.steps:
             stop_reason = "steps"
             break
-        if options.max_time_s is not None and elapsed >= options.max_time_s:
+        if not budget.train_more():  # --max-time: the rest of the fit must fit too (FitBudget)
             stop_reason = "max_time"
             break
         if options.target_snr_db is not None and best_snr >= options.target_snr_db:
@@ -240,6 +231,7 @@ def fit_samples(
             if periodic:
                 save(elapsed)
             break
+        step_start = time.perf_counter()
         good_state = copy.deepcopy(model.state_dict())
         # Adam's first steps move every parameter by about its full rate; ramping the rate up over
         # WARMUP_EPOCHS keeps them from knocking the identified model far off its optimum.
@@ -251,9 +243,7 @@ def fit_samples(
             log_objective, loss, epoch_snr = step_loss(
                 model, target, options, epoch, segments, n_trajectory, trajectory_power
             )
-        except (
-            RuntimeError
-        ):  # the engine refused a non-finite or stalled solve: a bad step like any other
+        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
             log_objective, loss, epoch_snr = None, math.nan, math.nan
         if math.isfinite(loss):
             log_objective.backward()
@@ -275,18 +265,19 @@ def fit_samples(
         bad_steps = 0
         optimiser.step()
         epoch += 1
+        budget.step_took(time.perf_counter() - step_start)
         if options.state_solve_every and epoch % options.state_solve_every == 0:
             # the states this step trained, solved exactly for the modes and field it left
             before, after = solve_states(model, target, segments)
             if after < before:
                 reset_moments(optimiser, [model.states])
         if epoch % CHECK_EVERY_EPOCHS == 0:
+            check_start = time.perf_counter()
             (best_snr, best_trajectory, best_state), passed = consider(
-                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
+                model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
-            if (
-                not passed
-            ):  # the fast solve disagrees with the reference: back to the last checked model
+            budget.consider_took(time.perf_counter() - check_start)
+            if not passed:  # the fast solve disagrees with the reference: back to the last kept
                 rejected += 1
                 model.load_state_dict(best_state)
                 for group in optimiser.param_groups:
@@ -303,19 +294,40 @@ def fit_samples(
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    (best_snr, best_trajectory, best_state), _ = consider(  # the last parameters
-        model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state)
-    )
+    # Stopped by a signal, or no time to check the last parameters: the kept (checked) parameters as
+    # they are, and the final check at the in-training check's size (seconds, not tens of seconds).
+    stopped = stop_reason == "interrupted" or (should_stop is not None and should_stop())
+    hurry = stopped or not budget.check_last()
+    if not hurry and epoch % CHECK_EVERY_EPOCHS:  # steps since the last check: the last parameters
+        (best_snr, best_trajectory, best_state), _ = consider(
+            model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
+        )
     model.load_state_dict(best_state)
     handle.remove()
-    coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    substeps, segments = (
+        (CHECK_SUBSTEPS, CHECK_SEGMENTS)
+        if hurry or not budget.fine_final
+        else (FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    )
+    checked_samples = layout.window_samples
+    if substeps == CHECK_SUBSTEPS and best_state is identified:
+        fine_check = start_check_db  # the same check of the same parameters
+    else:  # a signal during it ends it (the report gives the samples checked)
+        fine_check, checked_samples = stoppable_check_db(model, substeps, segments, should_stop)
+    coarse = None  # the kept parameters' reconstruction and free run: best_snr, best_trajectory
     # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
     # finely (docs/design.md). The identified linear model is solved exactly, so it always passes.
     fell_back = fine_check < DISCRETISATION_GOAL_DB
-    if fell_back:
-        model, _ = _initial(x, sample_rate, options)
-        coarse, fine_check = coarse_and_fine(model, FINE_SUBSTEPS, FINAL_CHECK_SEGMENTS)
+    if fell_back:  # the identified model, kept from the start (identified again after a resume)
+        if identified is None:
+            model, _ = _initial(x, sample_rate, options)
+        else:
+            model.load_state_dict(identified)
+        coarse, fine_check = coarse_and_fine(model, substeps, segments)
     continuation_training = {}
+    continuation_identification_s = identification.get("time_breakdown_s", {}).get(
+        "continuation", 0
+    )
     if options.continuation_training_steps > 0:
         continuation_training = train_continuation(
             model,
@@ -324,6 +336,12 @@ def fit_samples(
             seed=options.seed,
             window_samples=options.continuation_samples,
             max_order=options.lp_order,
+            # it ends early enough for the work after it (defects, the reconstruction's render),
+            # and starts only if its own identification (timed in the fit's) fits too
+            should_stop=lambda: (
+                budget.out_of_time(evaluation_s + continuation_identification_s)
+                or (should_stop is not None and should_stop())
+            ),
         )
     with torch.no_grad():
         defects = model.defects()
@@ -339,8 +357,13 @@ def fit_samples(
         options=asdict(options),
         gradient=options.gradient,
         initial_snr_db=initial_snr,
-        snr_db=clip_snr(coarse),
+        snr_db=best_snr if coarse is None else clip_snr(coarse),
         discretisation_snr_db=fine_check,
+        discretisation_check={
+            "substeps_per_sample": substeps,
+            "segments": segments,
+            "window_samples": checked_samples,
+        },
         epochs=epoch,
         wall_time_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / max(epoch, 1),
@@ -350,7 +373,7 @@ def fit_samples(
         history=history,
         discretisation_fallback=fell_back,
         identification=identification,
-        trajectory_snr_db=trajectory_snr(model, target),
+        trajectory_snr_db=best_trajectory if coarse is None else trajectory_snr(model, target),
         initial_trajectory_snr_db=initial_trajectory,
         continuity_defect_db=defect_db,
         continuation_training=continuation_training,

@@ -67,7 +67,9 @@ def _solve(
     for i, (t0, h, t1) in enumerate(zip(plan.t0, plan.h, plan.t1, strict=False)):
         if callback is not None:
             callback(time_arg(t0, y), y, time_arg(h, y))
-        history.insert(0, func(time_arg(t0, y), y))
+        # perturb: f just inside the step at both ends, as fixed_step does for the RK methods
+        sign = (1.0 if h >= 0 else -1.0) if opts.perturb else 0.0
+        history.insert(0, func(time_arg(t0, y, sign), y))
         del history[max_order - 1 :]
         nfev += 1
         if len(history) < MIN_ORDER - 1:
@@ -76,13 +78,14 @@ def _solve(
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))
-            dy = h * sum(b * f for b, f in zip(beta, history, strict=False))
+            # (h β_j) f_j, h β_j rounded once: torchdiffeq's arithmetic, so float32 solves match it exactly
+            dy = sum((h * b) * f for b, f in zip(beta, history, strict=False))
             if implicit:
                 gamma = adams_weights((1,) + tuple(-j for j in range(k)))
                 known = h * sum(g * f for g, f in zip(gamma[1:], history, strict=False))
                 converged = False
                 for _ in range(max_iters):
-                    new = known + (h * gamma[0]) * func(time_arg(t1, y), y + dy)
+                    new = known + (h * gamma[0]) * func(time_arg(t1, y, -sign), y + dy)
                     nfev += 1
                     converged = _converged(
                         dy, new, opts.rtol, opts.atol

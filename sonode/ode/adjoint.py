@@ -41,9 +41,10 @@ from torch.autograd.function import once_differentiable
 
 from .adjoint_backsolve import backsolve_sweep, check_backsolve_supported
 from .adjoint_checkpoint import checkpoint_sweep, checkpointed_forward
+from .adjoint_params import held_fixed, leaf_substitutes
 from .adjoint_reversible import check_reversible, reversible_forward, reversible_sweep
 from .events import solve_until_event
-from .interface import finish, prepare
+from .interface import ADJOINT_CALLBACKS, finish, prepare, warn_unused_callbacks
 from .methods import get_method
 from .options import SolveOptions
 from .records import time_arg
@@ -220,6 +221,7 @@ def odeint_adjoint(
         atol=adjoint_atol,
     )
     check_reversible(opts.method, adj)
+    warn_unused_callbacks(func, opts)
     if not isinstance(t, torch.Tensor):  # a list of times, as odeint accepts
         t = torch.tensor(t, dtype=torch.float64)
     if adj.mode == "checkpoint" and not opts.spec.replayable:
@@ -243,9 +245,16 @@ def odeint_adjoint(
     will_backprop = torch.is_grad_enabled() and (
         y_flat.requires_grad or t.requires_grad or bool(params)
     )
-    if callable(getattr(problem.func, "callback_step_adjoint", None)):
+    if any(callable(getattr(problem.func, n, None)) for n in ADJOINT_CALLBACKS):
         will_backprop = False  # replay every piece, so the backward callback sees every step
-    spec = _Spec(func=problem.func, opts=opts, adj=adj, tape_tail=will_backprop)
+    spec = _Spec(
+        func=problem.func,
+        opts=opts,
+        adj=adj,
+        tape_tail=will_backprop,
+        params=params,
+        fixed=leaf_substitutes(params),
+    )
     ys = _OdeintAdjoint.apply(y_flat, t, spec, *params)
     return finish(ys, problem, y0)
 
@@ -295,6 +304,8 @@ class _Spec:
     opts: Any
     adj: AdjointOptions
     tape_tail: bool
+    params: list = ()  # the adjoint params as given (held_fixed finds them in func by identity)
+    fixed: dict = None  # leaf_substitutes(params): computed params, held fixed (adjoint_params.py)
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
     checkpoints: Any = None
 
@@ -306,9 +317,10 @@ class _OdeintAdjoint(torch.autograd.Function):
     ) -> torch.Tensor:
         if spec.adj.mode == "checkpoint":
             every = spec.adj.checkpoint_every
-            ys, spec.checkpoints = checkpointed_forward(
-                spec.func, y0, t, spec.opts, every, spec.tape_tail
-            )
+            with held_fixed(spec.func, spec.params, spec.fixed, check=False):  # a taped piece
+                ys, spec.checkpoints = checkpointed_forward(
+                    spec.func, y0, t, spec.opts, every, spec.tape_tail
+                )
             return ys
         if spec.adj.mode == "reversible":
             ys, spec.checkpoints = reversible_forward(spec.func, y0, t, spec.opts)
@@ -326,33 +338,38 @@ class _OdeintAdjoint(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
         spec: _Spec = ctx.spec
-        t, ys, *params = ctx.saved_tensors
-        need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        t64 = t.detach().to(torch.float64)
-        if spec.adj.mode == "reversible":  # exact discrete gradient in y0 and θ
-            # dL/dt by the continuous formula, as odeint and the other modes (not the discrete grid's)
-            a0, param_grads, _ = reversible_sweep(
-                spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, False
-            )
-        elif spec.adj.mode == "checkpoint":
-            a0, param_grads = checkpoint_sweep(
-                spec.func,
-                spec.opts,
-                spec.checkpoints,
-                params,
-                t64,
-                grad_ys,
-                need_state=need_y0 or need_t,
-            )
-        else:
-            a0, param_grads = backsolve_sweep(
-                spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys
-            )
-        if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
-            a0 = torch.zeros_like(ys[0])
-        grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
-        grad_y0 = a0 if need_y0 else None
-        return (grad_y0, grad_t, None, *param_grads)
+        t, ys, *_ = ctx.saved_tensors
+        # computed params (e.g. from another solve) are held fixed while func is differentiated
+        with held_fixed(spec.func, spec.params, spec.fixed) as params:
+            return _backward(ctx, spec, t, ys, params, grad_ys)
+
+
+def _backward(ctx, spec: _Spec, t, ys, params, grad_ys):
+    """The sweep of spec.adj.mode: (dL/dy0, dL/dt, None, *dL/dparams) as autograd wants them."""
+    need_y0, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    t64 = t.detach().to(torch.float64)
+    if spec.adj.mode == "reversible":  # exact discrete gradient in y0 and θ
+        # dL/dt by the continuous formula, as odeint and the other modes (not the discrete grid's)
+        a0, param_grads, _ = reversible_sweep(
+            spec.func, spec.opts, params, t, ys, spec.checkpoints, grad_ys, False
+        )
+    elif spec.adj.mode == "checkpoint":
+        a0, param_grads = checkpoint_sweep(
+            spec.func,
+            spec.opts,
+            spec.checkpoints,
+            params,
+            t64,
+            grad_ys,
+            need_state=need_y0 or need_t,
+        )
+    else:
+        a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+    if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
+        a0 = torch.zeros_like(ys[0])
+    grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None
+    grad_y0 = a0 if need_y0 else None
+    return (grad_y0, grad_t, None, *param_grads)
 
 
 def _time_gradient(

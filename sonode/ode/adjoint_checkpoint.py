@@ -183,13 +183,16 @@ def _replay_piece(
     outs = []
     callback = getattr(func, "callback_step_adjoint", None)
     if opts.adaptive:
+        # every replayed step is an accepted one: callback_step_adjoint then callback_accept_step_adjoint
+        accepted = getattr(func, "callback_accept_step_adjoint", None)
         for i in range(first, stop):
             lo, hi = cps.out_index[i], cps.out_index[i + 1]
-            if (
-                callback is not None
-            ):  # each replayed step (pieces last first, steps in order within one)
+            y_start = y
+            if callback is not None:  # each replayed step (pieces last first, in order within one)
                 callback(time_arg(cps.t0[i], y), y, time_arg(cps.h[i], y))
             y, y_out = replay_step(func, opts, cps.t0[i], cps.h[i], y, t64[lo:hi])
+            if accepted is not None:
+                accepted(time_arg(cps.t0[i], y_start), y_start, time_arg(cps.h[i], y_start))
             if hi > lo:
                 outs.append(y_out)
         return y, torch.cat(outs) if outs else None

@@ -38,6 +38,9 @@ class _Counted:
         self.n += 1
         return self.func(t, y)
 
+    def __getattr__(self, name):  # the user's callback_* (the solvers look them up on func)
+        return getattr(self.func, name)
+
 
 def solve_implicit(
     func, y0: torch.Tensor, t_out: list[float], opts, record_steps: bool
@@ -74,6 +77,10 @@ def _solve_doubling(
     ys, next_out = [y0], 1
     rec_t0, rec_h, rec_y0, out_index = [], [], [], [0]
     n_steps = n_rejected = 0
+    cb_step, cb_accept, cb_reject = (
+        getattr(func, n, None)
+        for n in ("callback_step", "callback_accept_step", "callback_reject_step")
+    )
     while next_out < len(t_out):
         if n_steps + n_rejected >= opts.max_steps:
             raise RuntimeError(
@@ -87,10 +94,14 @@ def _solve_doubling(
             raise underflow_error(
                 t, hh, f"{opts.method}'s Newton iteration or error test keeps failing"
             )
+        if cb_step is not None:
+            cb_step(time_arg(t, y), y, time_arg(hh, y))
         jac = jacobian(func, time_arg(t, y), y)
         y1 = half_steps(func, opts, t, hh, y, jac)
         Z = newton_stages(func, tab, t, hh, y, jac, opts) if y1 is not None else None
         if Z is None:  # Newton failed: halve the step
+            if cb_reject is not None:
+                cb_reject(time_arg(t, y), y, time_arg(hh, y))
             n_rejected += 1
             h, after_reject = 0.5 * abs(hh), True
             continue
@@ -100,9 +111,13 @@ def _solve_doubling(
             )
         ratio = _error_ratio(y, y1, y_full, tab.order, opts.rtol, opts.atol)
         if not ratio <= 1.0:
+            if cb_reject is not None:
+                cb_reject(time_arg(t, y), y, time_arg(hh, y))
             n_rejected += 1
             h, after_reject = abs(hh) * ctrl.rejected_factor(ratio), True
             continue
+        if cb_accept is not None:
+            cb_accept(time_arg(t, y), y, time_arg(hh, y))
         if record_steps:
             rec_t0.append(t)
             rec_h.append(hh)

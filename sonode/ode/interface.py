@@ -8,6 +8,7 @@ call onto it and ``finish`` maps the result back.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,21 @@ from .records import time_arg
 
 CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
 ADJOINT_CALLBACKS = tuple(name + "_adjoint" for name in CALLBACKS)
+
+
+def warn_unused_callbacks(func, opts) -> None:
+    """Warn (as torchdiffeq does) about callbacks on func that the solve of ``opts`` never calls."""
+    called = opts.spec.callbacks
+    if called is None:
+        called = CALLBACKS if opts.adaptive else CALLBACKS[:1]
+    for name in CALLBACKS:
+        if name not in called and callable(getattr(func, name, None)):
+            warnings.warn(
+                f"method {opts.method!r} does not call func.{name} (it calls "
+                f"{', '.join(called) or 'no callbacks'})",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def flat_to_shapes(flat: torch.Tensor, lead: tuple, shapes) -> tuple[torch.Tensor, ...]:

@@ -186,6 +186,7 @@ for _name, _order, _evals in (("reversible_heun", 2, 1), ("reversible_rk4", 4, 8
             replayable=False,
             backsolve=False,
             adjoint_mode="reversible",
+            callbacks=(),  # the (y, ŷ) recursion has no per-step hook yet
             description="algebraically reversible (exact O(1)-memory adjoint, mode 'reversible')",
         )
     )

@@ -66,6 +66,7 @@ register(
         options=("solver", "min_step", "max_step", "norm"),
         solver=_solve,
         replayable=False,
+        callbacks=(),  # scipy drives the steps
         description="scipy.integrate.solve_ivp (LSODA by default); no autograd graph",
     )
 )

@@ -16,7 +16,7 @@ import torch
 from .adaptive import solve_adaptive
 from .events import solve_until_event
 from .fixed import fixed_outputs, fixed_step, solve_fixed
-from .interface import finish, prepare, with_time_gradient
+from .interface import finish, prepare, warn_unused_callbacks, with_time_gradient
 from .options import SolveOptions
 from .per_sample import solve_per_sample
 from .records import SolveResult, SolveStats, StepRecord, time_arg
@@ -185,6 +185,7 @@ def odeint(
         )
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
+    warn_unused_callbacks(func, opts)
     stats = []
 
     def run(y_start, times):

@@ -172,7 +172,9 @@ def write_filled(
     subtype: str,
 ) -> None:
     """Copy ``path`` to ``out`` block by block with each gap replaced, atomically, with sonode's
-    marker (WAV). Same integer subtype in and out: copied as int32, bit for bit."""
+    marker (a RIFF INFO chunk in WAV, a "software" comment in FLAC and OGG: see
+    `sonode.io.fileutil.written_by_sonode`). Same integer subtype in and out: copied as int32, bit
+    for bit."""
     with _open(path) as f:
         rate, channels, in_subtype = f.samplerate, f.channels, f.subtype
     integer = subtype in _INT_BITS and in_subtype == subtype
@@ -183,6 +185,8 @@ def write_filled(
             with sf.SoundFile(
                 tmp, "w", samplerate=rate, channels=channels, subtype=subtype, format=container
             ) as dst:
+                if container not in ("WAV", "WAVEX"):  # FLAC/OGG: a software comment (see below)
+                    dst.software = sonode_marker()
                 pos = 0
                 for block in src.blocks(_BLOCK_FRAMES, dtype=dtype, always_2d=True):
                     block = np.array(block)

@@ -1,0 +1,101 @@
+"""#30: one --max-time for the whole fit (FitBudget), and a final check that a signal can stop."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from sonode.model import FitOptions, fit_samples
+from sonode.model.budget import FINAL_CHECK_COST, FitBudget
+from sonode.model.checks import REFERENCE_PIECE_SAMPLES, fast_vs_reference_db, stoppable_check_db
+from sonode.model.init import initial_model, segment_states
+from sonode.model.layout import SegmentLayout
+from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+SMALL = dict(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1, lp_order=32)
+
+
+def _perturbed_model():
+    model = initial_model(two_tone_clip(0.1), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
+    torch.manual_seed(0)
+    with torch.no_grad():  # a clearly non-zero field, so that the reference solve differs
+        for p in model.field.parameters():
+            p.add_(3.0 * torch.randn_like(p))
+    return model
+
+
+def test_the_reference_solved_in_pieces_is_the_reference():
+    model = _perturbed_model()
+    whole = fast_vs_reference_db(model, 2, 8)
+    pieces, samples = stoppable_check_db(model, 2, 8, None)
+    assert 20 < whole < 200  # a measurable disagreement, not rounding
+    assert samples == model.config.layout.window_samples
+    assert pieces == pytest.approx(whole, abs=1e-6)
+
+
+def test_a_stop_ends_the_check_after_one_piece():
+    model = _perturbed_model()
+    db, samples = stoppable_check_db(model, 8, 64, lambda: True)
+    assert samples == REFERENCE_PIECE_SAMPLES and np.isfinite(db)
+
+
+def test_the_budget_stops_training_before_the_rest_would_overrun():
+    start = time.perf_counter()
+    free = FitBudget(start, None, 5.0, 1.0, 10, True)
+    assert free.train_more() and free.check_last() and free.fine_final
+    tight = FitBudget(start, 10.0, 1.0, 0.5, 10, True)
+    assert not tight.fine_final  # 12 checks of 0.5 s are over a quarter of 10 s
+    assert tight.train_more()  # 1 + 0.5 (check) + 0.5 (final) + 2 (continuation) < 10
+    tight.step_took(1.0)  # a trained field's check: one step's solve per batch (10 s)
+    assert not tight.train_more() and not tight.check_last()
+    tight.consider_took(0.2)  # measured: cheaper than estimated
+    assert tight.train_more() and tight.check_last()
+    roomy = FitBudget(start, 100.0, 1.0, 0.5, 10, False)
+    assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
+
+
+def test_a_fit_out_of_time_takes_no_step_and_checks_at_the_in_training_size():
+    """--max-time shorter than identification: no step, no fine check, no continuation training
+    (each ran past the budget before)."""
+    x = two_tone_clip(0.5)
+    _, report = fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, max_time_s=1e-3))
+    assert report.epochs == 0 and report.stop_reason == "max_time"
+    assert report.discretisation_check["substeps_per_sample"] == 2
+    assert report.continuation_training.get("skipped") in ("stopped", "no continuation ODE")
+    _, full = fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, steps=2, max_time_s=None))
+    assert full.epochs == 2 and full.discretisation_check["substeps_per_sample"] == 8
+
+
+def test_segment_states_group_the_segments_by_their_weights():
+    """Grouped by a dict of rows, blocks of rows per solve: the same states as one solve per
+    segment (the definition)."""
+    x = np.asarray(two_tone_clip(0.3), dtype=np.float64)
+    layout = SegmentLayout(SAMPLE_RATE, x.shape[0], 64, 8)
+    poles = np.exp(np.array([-3 + 2j * np.pi * 440, -5 + 2j * np.pi * 1000]) / SAMPLE_RATE)
+    grouped = segment_states(x, layout, poles, 1e-6)
+    from sonode.dsp.lpc import modal_basis, ridge_solve
+
+    basis = modal_basis(poles, layout.window_samples)
+    weights = layout.training_weights().numpy().T
+    windows = layout.split(torch.from_numpy(x)).numpy().T
+    for m in (0, 1, layout.n_segments // 2, layout.n_segments - 1):
+        gram = basis.T @ (weights[m][:, None] * basis)
+        one = ridge_solve(gram, (weights[m] * windows[m]) @ basis, 1e-6)
+        np.testing.assert_allclose(grouped[m], one, rtol=1e-9, atol=1e-12)
+
+
+def test_the_reconstruction_in_runs_is_the_reconstruction():
+    """`consider` reconstructs a run of segments at a time, so that a stop acts between runs."""
+    from sonode.model.checks import _reconstruct
+    from sonode.model.modal import EVALUATION_SEGMENTS
+
+    model = initial_model(two_tone_clip(1.3), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
+    with torch.no_grad():
+        for p in model.field.parameters():
+            p.add_(3.0 * torch.randn_like(p))
+    assert model.config.layout.n_segments > EVALUATION_SEGMENTS  # more than one run
+    with torch.no_grad():
+        whole = model.reconstruct()[0]
+    torch.testing.assert_close(_reconstruct(model, lambda: False), whole, rtol=0, atol=1e-12)
+    assert _reconstruct(model, lambda: True) is None
