@@ -46,7 +46,8 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Only list the gaps (given and detected) as JSON; write nothing.",
+    help="Only list the gaps (given and detected), each with the reason it would be filled, as "
+    "JSON on stdout (and one line per gap on stderr); write nothing.",
 )
 @click.option(
     "--method",
@@ -81,6 +82,14 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     show_default=True,
     help="Random seed: of the residual drawn into each gap (sonode), of the fits (sonode_fit).",
 )
+@click.option(
+    "--residual-gain",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=None,
+    help="sonode: level of the shaped residual added to the most likely trajectory, 0-1 (0: the "
+    "trajectory alone, best SNR; 1: the gap's full expected spectrum, best LSD); default "
+    "FillSettings' (docs/fill.md).",
+)
 @threads_option
 @click.option("--quiet", is_flag=True)
 @force_option
@@ -96,6 +105,7 @@ def fill_cmd(
     budget_s,
     steps,
     seed,
+    residual_gain,
     threads,
     quiet,
     force,
@@ -117,6 +127,8 @@ def fill_cmd(
     settings = FillSettings(
         method=method, context_s=context_s, budget_s=budget_s, steps=steps, seed=seed
     )
+    if residual_gain is not None:
+        settings.residual_gain = residual_gain
     report = fill_file(
         clip,
         out,
@@ -135,6 +147,13 @@ def fill_cmd(
             err=True,
         )
     if dry_run:
+        if not quiet:  # one line per gap on stderr; the JSON on stdout stays machine-readable
+            for i, g in enumerate(report["gaps"], 1):
+                click.echo(
+                    f"gap {i}: {g['start_s']:.4f}-{g['end_s']:.4f} s ({g['samples']} samples, "
+                    f"{g['kind']}): {g['reason']}",
+                    err=True,
+                )
         click.echo(json.dumps(report, indent=2))
     elif not quiet:
         click.echo(

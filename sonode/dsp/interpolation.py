@@ -17,6 +17,7 @@ The order is chosen per gap by validation on pseudo-gaps next to it (`interpolat
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,8 +203,11 @@ class GapFill:
         mean: (n_gap,) the weighted most likely trajectories.
         residual: (n_gap,) what was added to the mean: the shaped conditional deviation
             (`missing_power_residual`), the plain one ("sample"), or zeros ("none").
-        orders: the candidate orders combined; weights: their weights (sum 1).
-        validation_snr_db: per order, SNR of its fills of the pseudo-gaps (nan without pseudo-gaps).
+        orders: the candidate orders combined.
+        weights: per candidate (the orders, then the extra candidates), its weight (sum 1).
+        validation_snr_db: per candidate, SNR of its fills of the pseudo-gaps (nan without them).
+        names: per candidate, its name ("order 512", then the extra candidates' names).
+        candidate_fills: (candidates, n_gap) each candidate's fill of the real gap.
     """
 
     fill: np.ndarray
@@ -212,6 +216,8 @@ class GapFill:
     orders: tuple[int, ...]
     weights: np.ndarray
     validation_snr_db: np.ndarray
+    names: tuple[str, ...] = ()
+    candidate_fills: np.ndarray | None = None
 
 
 def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarray:
@@ -307,6 +313,8 @@ def interpolate_gap(
     per_side: int = PSEUDO_GAPS_PER_SIDE,
     residual: str = "shaped",
     seed: int = 0,
+    extra: Mapping[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] | None = None,
+    residual_gain: float = 1.0,
 ) -> GapFill:
     """Fill ``n_gap`` samples between ``left`` and ``right`` with the most likely trajectory of a
     linear ODE identified on both sides, the order chosen by validation on the clip itself, plus
@@ -322,6 +330,12 @@ def interpolate_gap(
     ``seed``, shared by all orders) are averaged with the same weights and shaped by
     `missing_power_residual`.
 
+    ``extra`` maps names to further candidate fillers f(left, right, n_gap) -> (n_gap,) (other
+    estimators: `sonode.dsp.gap_candidates`); they fill the same pseudo-gaps and the real gap and
+    are weighted with the orders by the same rule. The residual's deviation comes from the orders
+    alone (weights renormalised over them): it is shaped against the combined mean, then scaled
+    by ``residual_gain``.
+
     Returns:
         A `GapFill`.
     """
@@ -332,7 +346,8 @@ def interpolate_gap(
         candidates = [max(1, min(max(left.shape[0], right.shape[0]) // 3, min(orders)))]
     pseudo = list(pseudo_gaps(left, right, n_gap, per_side))
     candidates, pseudo = validation_plan(candidates, pseudo)
-    errors = np.zeros(len(candidates))
+    extra = dict(extra or {})
+    errors = np.zeros(len(candidates) + len(extra))
     energy = 0.0
     for pl, pr, truth in pseudo:
         energy += float(np.sum(truth**2))
@@ -340,6 +355,8 @@ def interpolate_gap(
             errors[i] += float(
                 np.sum((fill_with_order(pl, pr, n_gap, order, ROWS_PER_ORDER * order) - truth) ** 2)
             )
+        for i, filler in enumerate(extra.values(), start=len(candidates)):
+            errors[i] += float(np.sum((filler(pl, pr, n_gap) - truth) ** 2))
     if residual not in RESIDUALS:
         raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
     noise = (
@@ -348,23 +365,34 @@ def interpolate_gap(
         else None
     )
     fills = [order_fill(left, right, n_gap, o, ROWS_PER_ORDER * o, noise) for o in candidates]
+    means = np.array(
+        [f.mean for f in fills] + [filler(left, right, n_gap) for filler in extra.values()]
+    )
     if energy > 0 and np.all(errors > 0):
         weights = errors**-2.0
         snr = 10 * np.log10(energy / errors)
     else:  # nothing to validate on (short contexts, or silence): plain average
-        weights = np.ones(len(candidates))
-        snr = np.full(len(candidates), np.nan)
+        weights = np.ones(errors.size)
+        snr = np.full(errors.size, np.nan)
     weights = weights / weights.sum()
-    mean = weights @ np.array([f.mean for f in fills])
-    extra = np.zeros(n_gap)
+    mean = weights @ means
+    extra_part = np.zeros(n_gap)
     if residual != "none":
-        deviation = weights @ np.array([f.deviation for f in fills])
-        extra = missing_power_residual(mean, deviation) if residual == "shaped" else deviation
+        order_weights = weights[: len(candidates)]  # uniform if the extras took all the weight
+        total = order_weights.sum()
+        order_weights = (
+            order_weights / total if total > 0 else np.full(len(candidates), 1 / len(candidates))
+        )
+        deviation = order_weights @ np.array([f.deviation for f in fills])
+        extra_part = missing_power_residual(mean, deviation) if residual == "shaped" else deviation
+        extra_part = residual_gain * extra_part
     return GapFill(
-        fill=mean + extra,
+        fill=mean + extra_part,
         mean=mean,
-        residual=extra,
+        residual=extra_part,
         orders=tuple(candidates),
         weights=weights,
         validation_snr_db=snr,
+        names=tuple(f"order {o}" for o in candidates) + tuple(extra),
+        candidate_fills=means,
     )

@@ -23,7 +23,6 @@ import numpy as np
 import soundfile as sf
 
 from sonode.errors import AudioInputError, OutputPathError
-from sonode.io.checks import check_input_path, check_stream, libsndfile_error
 from sonode.io.fileutil import (
     append_riff_chunk,
     atomic_write,
@@ -32,13 +31,15 @@ from sonode.io.fileutil import (
     write_json,
 )
 from sonode.io.outputs import OutputPlan, disk_full
-from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
-from sonode.tasks.fill import FillSettings, Gap, fill_one, plan_gaps
+from sonode.limits import check_memory
+from sonode.tasks.fill import FillSettings, Gap, fill_one
+from sonode.tasks.fill_scan import (
+    _BLOCK_FRAMES,
+    _open,
+    _read_frames,
+    find_gaps,
+)
 
-# Long recordings are fine here: only the context of each gap is read and filled.
-MAX_FILL_DURATION_S = 3600.0
-# Frames per block when scanning and copying.
-_BLOCK_FRAMES = 1 << 16
 #: Integer PCM subtypes with their bits: copied as int32, which libsndfile converts exactly.
 _INT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 #: Subtypes whose samples survive decoding and re-encoding unchanged.
@@ -49,9 +50,6 @@ _CONTAINERS = {
     ".flac": ("FLAC", ("PCM_S8", "PCM_16", "PCM_24")),
     ".ogg": ("OGG", ()),
 }
-#: Peak bytes per sample of one channel while --detect runs on it: an estimate, not yet measured (the
-#: channel, its prediction residual, loudness and masks: about eight float64 arrays).
-DETECT_BYTES_PER_SAMPLE = 64
 
 
 def report_path_for(out: str | os.PathLike) -> Path:
@@ -109,127 +107,18 @@ def check_fill_outputs(
     plan.check()
 
 
-def _open(path: str | os.PathLike) -> sf.SoundFile:
-    file = Path(path)
-    check_input_path(file)
-    try:
-        f = sf.SoundFile(file)
-    except sf.SoundFileError as err:
-        raise libsndfile_error(file, err) from err
-    check_stream(file, f)
-    return f
-
-
-def scan(path: str | os.PathLike) -> None:
-    """Check the whole file block by block: readable to its end, finite, within range, not silent."""
-    from sonode.io.checks import MAX_SAMPLE_MAGNITUDE, SILENCE_PEAK
-
-    with _open(path) as f:
-        seconds = f.frames / f.samplerate
-        check_limit(
-            f"{path}: duration",
-            round(seconds, 3),
-            MAX_FILL_DURATION_S,
-            "fill a part of the file",
-            " s",
-        )
-        peak, done = 0.0, 0
-        for block in f.blocks(_BLOCK_FRAMES, dtype="float64", always_2d=True):
-            with np.errstate(invalid="ignore"):
-                if not np.isfinite(block).all():
-                    raise AudioInputError(
-                        f"{path}: NaN or infinite samples near {done / f.samplerate:.3f} s; the file "
-                        "is corrupt, re-export it"
-                    )
-                peak = max(peak, float(np.abs(block).max()))
-            if peak > MAX_SAMPLE_MAGNITUDE:
-                raise AudioInputError(
-                    f"{path}: a sample of magnitude {peak:.3g} is over the limit of "
-                    f"{MAX_SAMPLE_MAGNITUDE:g} (full scale = 1): corrupt or not audio"
-                )
-            done += block.shape[0]
-        if done < f.frames:
-            raise AudioInputError(
-                f"{path} is truncated: it ends after {done / f.samplerate:.3f} s although its header "
-                f"says {seconds:.3f} s; re-export or re-download it"
-            )
-        if peak < SILENCE_PEAK:
-            raise AudioInputError(
-                f"{path}: the file is silent (peak {peak:.3g}); nothing to fill from"
-            )
-
-
-def find_gaps(
-    path: str | os.PathLike, gaps_s: list[tuple[float, float]], detect: bool, context_s: float
-) -> tuple[list[Gap], int, list[dict[str, Any]]]:
-    """The gaps to fill in ``path``: given ones plus, with ``detect``, those found in its channels.
-
-    Returns:
-        (validated gaps, sample rate, detection records as JSON-ready dicts).
-    """
-    check_limit("--context", context_s, MAX_FILL_CONTEXT_S, "use a shorter context", " s")
-    scan(path)
-    with _open(path) as f:
-        rate, n_frames, channels = f.samplerate, f.frames, f.channels
-    found: list[dict[str, Any]] = []
-    kinds = ["given"] * len(gaps_s)
-    spans = list(gaps_s)
-    if detect:
-        from sonode.tasks.detect import detect_defects
-
-        check_memory(
-            f"--detect on {n_frames} samples per channel",
-            n_frames * DETECT_BYTES_PER_SAMPLE,
-            "detect on a shorter part of the file, or give the gaps with --gap",
-        )
-        defects = []
-        for c in range(channels):  # one channel at a time: memory of one channel
-            defects += detect_defects(_read_frames(path, 0, n_frames)[:, c], rate)
-        for d in _merged(defects):
-            start_s, end_s = d.start / rate, d.end / rate
-            found.append({"start_s": start_s, "end_s": end_s, "kind": d.kind})
-            # A defect overlapping a given gap widens that gap (what detection finds inside the
-            # user's gap is the same damage).
-            given = [i for i in range(len(gaps_s)) if start_s < spans[i][1] and spans[i][0] < end_s]
-            if given:
-                i = given[0]
-                spans[i] = (min(spans[i][0], start_s), max(spans[i][1], end_s))
-            else:
-                spans.append((start_s, end_s))
-                kinds.append(d.kind)
-    return plan_gaps(spans, n_frames, rate, context_s, kinds), rate, found
-
-
-def _merged(defects: list) -> list:
-    """Overlapping or touching defects of several channels as one (the first kind kept), sorted."""
-    out: list = []
-    for d in sorted(defects, key=lambda d: (d.start, d.end)):
-        if out and d.start <= out[-1].end:
-            out[-1] = type(d)(out[-1].start, max(out[-1].end, d.end), out[-1].kind)
-        else:
-            out.append(d)
-    return out
-
-
-def _read_frames(path: str | os.PathLike, start: int, n: int, dtype: str = "float64") -> np.ndarray:
-    """Frames [start, start + n) of every channel: (n, channels)."""
-    with _open(path) as f:
-        f.seek(start)
-        block = f.read(n, dtype=dtype, always_2d=True)
-    if block.shape[0] != n:
-        raise AudioInputError(f"{path}: the file changed or ended early while it was read")
-    return block
-
-
 def fill_gaps(
     path: str | os.PathLike,
     gaps: list[Gap],
     rate: int,
     settings: FillSettings,
     on_gap: Callable[[str], None] | None = None,
+    channels_to_fill: list[list[int]] | None = None,
 ) -> list[np.ndarray]:
     """The filled samples of every gap, (n_gap, channels) each, from its own context only (a gap's
-    context never reaches into another gap, see `plan_gaps`)."""
+    context never reaches into another gap, see `plan_gaps`). ``channels_to_fill``: per gap, the
+    channels to fill (default all); the others keep their own samples (a click found in one
+    channel leaves the other as it was)."""
     context = int(round(settings.context_s * rate))
     with _open(path) as f:
         n_frames, channels = f.frames, f.channels
@@ -246,13 +135,16 @@ def fill_gaps(
         window = _read_frames(path, lo, hi - lo)
         out = np.empty((gap.n_samples, channels))
         for c in range(channels):
+            x = window[:, c]
+            if channels_to_fill is not None and c not in channels_to_fill[i]:
+                out[:, c] = x[gap.start - lo : gap.end - lo]  # written back as read: unchanged
+                continue
             if on_gap is not None:
                 label = f"channel {c}: " if channels > 1 else ""
                 on_gap(
                     f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
                     f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})"
                 )
-            x = window[:, c]
             out[:, c] = fill_one(
                 x[: gap.start - lo], x[gap.end - lo :], gap.n_samples, rate, settings, gap.sides
             )
@@ -359,7 +251,7 @@ def fill_file(
     if not dry_run:
         container, subtype = output_format(path, out, info)
         check_fill_outputs(path, out, force, expected_bytes=8 * n_values)
-    gaps, rate, found = find_gaps(path, gaps_s, detect, settings.context_s)
+    gaps, rate, found, notes = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
         "input": str(path),
         "output": None if dry_run else str(out),
@@ -378,8 +270,10 @@ def fill_file(
                 "samples": g.n_samples,
                 "kind": g.kind,
                 "sides": g.sides,
+                "channels": note["channels"],
+                "reason": note["reason"],
             }
-            for g in gaps
+            for g, note in zip(gaps, notes, strict=True)
         ],
     }
     if dry_run:
@@ -388,7 +282,7 @@ def fill_file(
         raise ValueError(
             "no gap to fill: give --gap START END or use --detect (which found nothing)"
         )
-    filled = fill_gaps(path, gaps, rate, settings, on_gap)
+    filled = fill_gaps(path, gaps, rate, settings, on_gap, [n["channels"] for n in notes])
     check_fill_outputs(path, out, force)  # again: the files may have appeared while filling
     write_filled(path, out, gaps, filled, container, subtype)
     write_json(report_path_for(out), report)  # with sonode's marker: a rerun may replace it

@@ -1,0 +1,407 @@
+"""Gap filling on folders of real recordings: sonode against gap-wise Janssen, per category.
+
+    PYTHONPATH=. python benchmarks/bench_fill_wide.py data data/more --rate 16000 -o outputs/wide16
+    PYTHONPATH=. python benchmarks/bench_fill_wide.py /work/corpus --rate 48000 --positions 2 -o DIR
+    PYTHONPATH=. python benchmarks/bench_fill_wide.py data/more --method sonode --reuse DIR -o DIR2
+    PYTHONPATH=. python benchmarks/bench_fill_wide.py --analyse OUT1 OUT2   # one table over runs
+
+Every WAV and FLAC of the given folders (recursively; ``--every N``: every N-th, sorted) is
+read at each ``--rate`` (first channel, at most
+``--max-seconds``). Gaps of 10/20/40/80 ms are punched at ``--positions`` places per clip and
+length drawn at random (``--seed``) among the sounding ones (RMS over the gap ≥ −20 dB re the
+clip's loudest 20 ms) that leave 4096 samples on each side — not hand-picked. Each method fills
+the same gaps from its own context: sonode methods ``--context`` seconds per side (less where the
+clip ends), Janssen 4096 samples per side.
+
+The reference is the issue's Janssen: Burg order ≤ 1024 (Janssen's 3·gap + 2 rule below that),
+4096 samples of context per side, 20 iterations (``janssen20``). Per rate, length and category
+(and over all): median SNR over the gap, wins against janssen20 (gaps where the method's SNR is
+higher), median LSD over the gap. The category is the file name's prefix before the first "_"
+(data/ and data/more name their clips so), or the first folder under the given one. Clips are
+taken round-robin over the categories, so a run cut short still covers each.
+
+Results go to OUT/results.json (every gap, rewritten after each clip) and OUT/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES, janssen_fill
+from sonode.dsp.metrics import snr_db
+from sonode.evaluation.evaluate_fill import SOUNDING_FRACTION, gap_lsd
+from sonode.io.clip import read_clip
+from sonode.tasks.fill import FillSettings, fill_one
+
+LENGTHS_MS = (10, 20, 40, 80)
+REFERENCE = "janssen20"
+RESIDUAL_GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # analyse: levels of the residual scanned offline
+
+
+def _janssen20(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int) -> np.ndarray:
+    return janssen_fill(left, right, n_gap, max_order=1024, iterations=20)
+
+
+def _classical(name: str) -> Callable:
+    def run(left, right, n_gap, rate):
+        return fill_one(left, right, n_gap, rate, FillSettings(method=name))
+
+    return run
+
+
+def _sonode(**changes) -> Callable:
+    def run(left, right, n_gap, rate, settings: FillSettings):
+        return fill_one(left, right, n_gap, rate, replace(settings, **changes))
+
+    return run
+
+
+# name -> (function, uses sonode's context). The sonode variants are the measured alternatives of
+# docs/fill.md ("Why it lost"): the residual, the order set and the candidate set.
+METHODS: dict[str, tuple[Callable, bool]] = {
+    REFERENCE: (_janssen20, False),
+    "janssen": (_classical("janssen"), False),
+    "sonode": (_sonode(), True),
+    "sonode_orders": (_sonode(candidates=()), True),
+    "sonode_mean": (_sonode(residual="none"), True),
+    "sonode_sample": (_sonode(residual="sample"), True),
+}
+# One run of every candidate on each gap, scored as several methods (the analysis of docs/fill.md):
+# "parts" = the default fill, "parts_mean" = its mean (no residual), "cand_<name>" = each candidate
+# alone, "parts_best" = the candidate best on the pseudo-gaps alone.
+PARTS = "parts"
+
+
+def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.ndarray]:
+    from sonode.dsp.gap_candidates import GAP_CANDIDATES, bound_candidates
+    from sonode.dsp.interpolation import candidate_orders, interpolate_gap
+
+    result = interpolate_gap(
+        left,
+        right,
+        n_gap,
+        orders=candidate_orders(rate),
+        seed=settings.seed,
+        extra=bound_candidates(tuple(GAP_CANDIDATES), rate),
+    )
+    out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
+    for name, fill in zip(result.names, result.candidate_fills, strict=True):
+        out["cand_" + name.replace(" ", "")] = fill
+    out[PARTS + "_best"] = result.candidate_fills[int(np.nanargmax(result.validation_snr_db))]
+    out["_validation_snr_db"] = result.validation_snr_db
+    return out
+
+
+def category_of(path: Path, root: Path) -> str:
+    """The clip's category: the first folder under ``root``, else its name's prefix before '_'."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else path.stem.split("_")[0]
+
+
+def random_positions(
+    x: np.ndarray, rate: int, n_gap: int, count: int, margin: int, rng: np.random.Generator
+) -> list[int]:
+    """``count`` gap starts drawn without replacement among the sounding starts (hop n_gap/2) that
+    leave ``margin`` samples on both sides; sorted."""
+    window = max(1, int(0.02 * rate))
+    loudest = np.sqrt(np.max(np.convolve(x**2, np.ones(window) / window, mode="valid")))
+    candidates = np.arange(margin, x.size - margin - n_gap, max(1, n_gap // 2))
+    energy = np.concatenate([[0.0], np.cumsum(x**2)])
+    rms = np.sqrt((energy[candidates + n_gap] - energy[candidates]) / n_gap)
+    sounding = candidates[rms >= SOUNDING_FRACTION * loudest]
+    if sounding.size <= count:
+        return sounding.tolist()
+    return sorted(rng.choice(sounding, size=count, replace=False).tolist())
+
+
+def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> list[dict]:
+    clip = read_clip(path, rate=rate)
+    x = clip.samples[: int(args.max_seconds * clip.sample_rate)]
+    sr = clip.sample_rate
+    # One generator per (clip, rate) from the seed: adding a clip or a method moves no gap.
+    rng = np.random.default_rng([args.seed, sr, sum(path.name.encode())])
+    settings = FillSettings(context_s=args.context)
+    context = int(round(args.context * sr))
+    records = []
+    for length_ms in LENGTHS_MS:
+        n_gap = int(round(length_ms * sr / 1000))
+        for k, start in enumerate(
+            random_positions(x, sr, n_gap, args.positions, JANSSEN_CONTEXT_SAMPLES, rng)
+        ):
+            truth = x[start : start + n_gap]
+            for name in methods:
+                if name == PARTS:
+                    left = x[max(0, start - context) : start]
+                    right = x[start + n_gap : start + n_gap + context]
+                    begin = time.perf_counter()
+                    parts = _parts(left, right, n_gap, sr, settings)
+                    seconds = time.perf_counter() - begin
+                    validation = parts.pop("_validation_snr_db").tolist()
+                    residual = parts.pop("_residual")
+                    if args.save_fills:  # for re-weighting offline (docs/fill.md's analysis)
+                        folder = args.output / "fills"
+                        folder.mkdir(exist_ok=True)
+                        np.savez(
+                            folder / f"{path.stem}_{sr}_{length_ms}_{start}.npz",
+                            truth=truth,
+                            validation_snr_db=np.array(validation),
+                            mean=parts[PARTS + "_mean"],
+                            residual=residual,
+                            **{k: v for k, v in parts.items() if k.startswith("cand_")},
+                        )
+                    for part, estimate in parts.items():
+                        records.append(
+                            {
+                                "clip": path.name,
+                                "category": category_of(path, root),
+                                "rate": sr,
+                                "length_ms": length_ms,
+                                "position": k,
+                                "start": start,
+                                "method": part,
+                                "snr_db": snr_db(truth, estimate),
+                                "lsd": gap_lsd(truth, estimate),
+                                "time_s": seconds,
+                                "validation_snr_db": validation,
+                            }
+                        )
+                    continue
+                function, own_context = METHODS[name]
+                width = context if own_context else JANSSEN_CONTEXT_SAMPLES
+                left = x[max(0, start - width) : start]
+                right = x[start + n_gap : start + n_gap + width]
+                begin = time.perf_counter()
+                if own_context:
+                    estimate = function(left, right, n_gap, sr, settings)
+                else:
+                    estimate = function(left, right, n_gap, sr)
+                seconds = time.perf_counter() - begin
+                records.append(
+                    {
+                        "clip": path.name,
+                        "category": category_of(path, root),
+                        "rate": sr,
+                        "length_ms": length_ms,
+                        "position": k,
+                        "start": start,
+                        "method": name,
+                        "snr_db": snr_db(truth, estimate),
+                        "lsd": gap_lsd(truth, estimate),
+                        "time_s": seconds,
+                    }
+                )
+            print(f"{path.name} {sr} Hz {length_ms} ms #{k}", file=sys.stderr, flush=True)
+    return records
+
+
+def summary(records: list[dict]) -> list[dict]:
+    """Per (rate, length, category incl. "all", method): n, median SNR, median LSD, wins vs the
+    reference on the same gaps, median paired SNR difference to the reference."""
+    ref = {
+        (r["clip"], r["rate"], r["length_ms"], r["start"]): r
+        for r in records
+        if r["method"] == REFERENCE
+    }
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        for category in (r["category"], "all"):
+            groups.setdefault((r["rate"], r["length_ms"], category, r["method"]), []).append(r)
+    rows = []
+    for (rate, length, category, method), rs in sorted(groups.items()):
+        paired = [
+            (r, ref[key])
+            for r in rs
+            if (key := (r["clip"], r["rate"], r["length_ms"], r["start"])) in ref
+        ]
+        rows.append(
+            {
+                "rate": rate,
+                "length_ms": length,
+                "category": category,
+                "method": method,
+                "n": len(rs),
+                "snr_db": statistics.median(r["snr_db"] for r in rs),
+                "lsd": statistics.median(r["lsd"] for r in rs),
+                "wins": sum(r["snr_db"] > q["snr_db"] for r, q in paired),
+                "paired": len(paired),
+                "delta_db": statistics.median(r["snr_db"] - q["snr_db"] for r, q in paired)
+                if paired
+                else float("nan"),
+                "time_s": statistics.median(r["time_s"] for r in rs),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        f"Median SNR over the gap dB / median LSD / wins vs {REFERENCE} (of n) / median paired "
+        "ΔSNR dB / median s per gap",
+        "",
+        "| rate | gap | category | method | SNR | LSD | wins | ΔSNR | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["rate"], r["category"] != "all", r["category"])):
+        lines.append(
+            f"| {r['rate']} | {r['length_ms']} ms | {r['category']} | {r['method']} | "
+            f"{r['snr_db']:.2f} | {r['lsd']:.2f} | {r['wins']}/{r['paired']} | "
+            f"{r['delta_db']:+.2f} | {r['time_s']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folders", type=Path, nargs="+", help="Folders of WAV files.")
+    parser.add_argument("--rate", type=int, action="append", help="Rates (Hz); default 16000.")
+    parser.add_argument("--positions", type=int, default=3, help="Gaps per clip and length.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--context", type=float, default=FillSettings().context_s)
+    parser.add_argument("--max-seconds", type=float, default=10.0)
+    parser.add_argument("--every", type=int, default=1, help="Every N-th clip (sorted by path).")
+    parser.add_argument(
+        "--method",
+        action="append",
+        choices=[*METHODS, PARTS],
+        help="Default: janssen20 and sonode.",
+    )
+    parser.add_argument(
+        "--save-fills", action="store_true", help="parts: keep each candidate's fill (OUT/fills)."
+    )
+    parser.add_argument(
+        "--reuse", type=Path, help="Earlier OUT: keep its records of other methods."
+    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("outputs/bench_fill_wide"))
+    parser.add_argument(
+        "--analyse",
+        action="store_true",
+        help="FOLDERS are earlier outputs: summarise them together and re-weigh their saved fills.",
+    )
+    args = parser.parse_args()
+    if args.analyse:  # the positional folders are earlier outputs here: one summary over all
+        records = [
+            r for f in args.folders for r in json.loads((f / "results.json").read_text())["gaps"]
+        ]
+        print(markdown(summary(records)))
+        for folder in args.folders:
+            print(analyse(folder))
+        return
+    rates = args.rate or [16000]
+    methods = args.method or [REFERENCE, "sonode"]
+    records = []
+    if args.reuse:
+        old = json.loads((args.reuse / "results.json").read_text())["gaps"]
+        records = [r for r in old if r["method"] not in methods and r["rate"] in rates]
+    args.output.mkdir(parents=True, exist_ok=True)
+    clips = [
+        (p, f)
+        for f in args.folders
+        for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
+    ][:: args.every]
+    seen: set = set()  # a folder inside another one given (data and data/more): each file once
+    clips = [c for c in clips if not (c[0].resolve() in seen or seen.add(c[0].resolve()))]
+    # Round-robin over the categories, so a run cut short still covers every category.
+    by_category: dict[str, list] = {}
+    for clip in clips:
+        by_category.setdefault(category_of(*clip), []).append(clip)
+    clips = [c for group in itertools.zip_longest(*by_category.values()) for c in group if c]
+    for rate in rates:
+        for path, root in clips:
+            records += run_clip(path, root, rate, args, methods)
+            rows = summary(records)
+            (args.output / "results.json").write_text(
+                json.dumps({"args": sys.argv[1:], "gaps": records, "summary": rows}, indent=1)
+            )
+            (args.output / "results.md").write_text(markdown(rows))
+    print((args.output / "results.md").read_text())
+
+
+def analyse(folder: Path) -> str:
+    """Re-weigh the saved candidate fills of a ``--method parts --save-fills`` run (OUT/fills):
+    median SNR of the 1/err² average over subsets of the candidates, against the reference's.
+    The mean only (no residual): how much each candidate adds to the combination."""
+    results = json.loads((folder / "results.json").read_text())["gaps"]
+    reference = {
+        (r["clip"], r["rate"], r["length_ms"], r["start"]): r["snr_db"]
+        for r in results
+        if r["method"] == REFERENCE
+    }
+    stems = {Path(r["clip"]).stem: r["clip"] for r in results}
+    subsets = {  # label: (which candidates, exponent of 1/err in the weights)
+        "orders (the method before)": (lambda n: n.startswith("cand_order"), 2),
+        "orders + janssen": (lambda n: n.startswith("cand_order") or n == "cand_janssen", 2),
+        "orders + reestimate": (
+            lambda n: n.startswith("cand_order") or n == "cand_reestimate",
+            2,
+        ),
+        "all (the method)": (lambda n: True, 2),
+        "all, weights 1/err": (lambda n: True, 1),
+        "all, weights 1/err^4": (lambda n: True, 4),
+        "all, equal weights": (lambda n: True, 0),
+        "janssen + reestimate": (lambda n: n in ("cand_janssen", "cand_reestimate"), 2),
+    }
+    table: dict[tuple, list] = {}
+    for path in sorted((folder / "fills").glob("*.npz")):
+        stem, rate, length, start = path.stem.rsplit("_", 3)
+        key = (stems.get(stem, stem), int(rate), int(length), int(start))
+        if key not in reference:
+            continue
+        data = np.load(path)
+        # validation order: orders ascending then the extras, as interpolate_gap names them
+        snr_val = data["validation_snr_db"]
+        ordered = [n for n in data.files if n.startswith("cand_")]
+        for label, (keep, power) in subsets.items():
+            chosen = [i for i, n in enumerate(ordered) if keep(n)]
+            w = 10 ** (power * snr_val[chosen] / 10)  # ∝ 1/err^power (the same energy for all)
+            if not np.all(np.isfinite(w)) or w.sum() == 0:
+                w = np.ones(len(chosen))
+            mean = (w / w.sum()) @ np.array([data[ordered[i]] for i in chosen])
+            delta = snr_db(data["truth"], mean) - reference[key]
+            table.setdefault((int(rate), int(length), label), []).append(delta)
+        if "residual" in data.files:  # the residual's level: fill = mean + gain · residual
+            for gain in RESIDUAL_GAINS:
+                fill = data["mean"] + gain * data["residual"]
+                row = (snr_db(data["truth"], fill) - reference[key], gap_lsd(data["truth"], fill))
+                table.setdefault((int(rate), int(length), f"residual x {gain:g}"), []).append(row)
+        each = [snr_db(data["truth"], data[n]) for n in ordered]
+        best_validated = each[int(np.nanargmax(snr_val))]
+        table.setdefault((int(rate), int(length), "one: best on the pseudo-gaps"), []).append(
+            best_validated - reference[key]
+        )
+        table.setdefault((int(rate), int(length), "one: best in hindsight (oracle)"), []).append(
+            max(each) - reference[key]
+        )
+    lines = [
+        f"Median paired ΔSNR (dB) of the 1/err² mean over candidate subsets, against {REFERENCE}; "
+        "wins / n",
+        "",
+        "| rate | gap | candidates | ΔSNR | wins |",
+        "|---|---|---|---|---|",
+    ]
+    for (rate, length, label), deltas in sorted(table.items()):
+        lsd = ""
+        if isinstance(deltas[0], tuple):  # residual rows: (ΔSNR, LSD)
+            lsd = f" (median LSD {np.median([d[1] for d in deltas]):.2f})"
+            deltas = [d[0] for d in deltas]
+        wins = sum(d > 0 for d in deltas)
+        lines.append(
+            f"| {rate} | {length} ms | {label}{lsd} | {np.median(deltas):+.2f} | "
+            f"{wins}/{len(deltas)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
