@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions  # noqa: E402
+from sonode.model.init import initial_from_options as _initial  # noqa: E402
 from sonode.model.objective import step_loss as _step_loss  # noqa: E402
-from sonode.model.train import _initial  # noqa: E402
 
 CLIPS = sorted((ROOT / "data").glob("*.wav"))
 

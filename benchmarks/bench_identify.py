@@ -40,7 +40,7 @@ try:
 except ImportError:  # a baseline from before the package restructure
     from sonode.audio_io import read_clip
 from sonode.model import FitOptions
-from sonode.model.train import _initial
+from sonode.model.init import initial_from_options as _initial
 clip = read_clip({path!r}, rate=16000)
 start, cpu = time.perf_counter(), time.process_time()
 model, summary = _initial(clip.samples, 16000, FitOptions())

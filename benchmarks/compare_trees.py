@@ -1,6 +1,6 @@
 """Audio-model speed of this tree against another checkout (default /work/main), side by side in one run.
 
-    python benchmarks/compare_trees.py [--other /work/main] [--rounds 15] [--clip data/X.wav]
+    python benchmarks/compare_trees.py [--other /work/main] [--rounds 15] [--clip CLIP.wav]
 
 One long-lived worker process per tree (1 thread) loads its tree and the clip (first --duration-s,
 default 0.5 s, at 16 kHz) once; the runner then asks the two workers in turn to run one measurement, alternating
@@ -38,7 +38,10 @@ torch.set_num_threads(1)
 torch.manual_seed(0)  # the same initial model in both trees
 from sonode.io.clip import read_clip
 from sonode.model import FitOptions
-from sonode.model.train import _initial
+try:  # the start moved to init.py; the other tree may predate that
+    from sonode.model.init import initial_from_options as _initial
+except ImportError:
+    from sonode.model.train import _initial
 try:  # the objective moved out of train.py; the other tree may predate that
     from sonode.model.objective import step_loss as _step_loss
 except ImportError:

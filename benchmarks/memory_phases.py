@@ -26,7 +26,7 @@ from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
 
 PHASES = {
-    train: ["_initial", "step_loss", "solve_states", "consider", "coarse_and_fine"]
+    train: ["initial_from_options", "step_loss", "solve_states", "consider", "coarse_and_fine"]
     + ["train_continuation", "trajectory_snr"],
     init: ["identify_modes", "segment_states", "identify_continuation"],
 }

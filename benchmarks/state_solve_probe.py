@@ -26,10 +26,13 @@ sys.path.insert(0, str(ROOT))
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions  # noqa: E402
 from sonode.model.adam import Adam  # noqa: E402
-from sonode.model.init import TRAJECTORY_S  # noqa: E402
+from sonode.model.init import (
+    TRAJECTORY_S,  # noqa: E402
+    initial_from_options as _initial,
+)
 from sonode.model.linear_step import refit_segment_states, run_error  # noqa: E402
 from sonode.model.objective import param_groups, step_loss  # noqa: E402
-from sonode.model.train import WARMUP_EPOCHS, _initial  # noqa: E402
+from sonode.model.train import WARMUP_EPOCHS  # noqa: E402
 
 RATE_HZ = 16000
 

@@ -12,6 +12,7 @@ from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, modal_gram, r
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.layout import SegmentLayout
+from sonode.model.options import FitOptions
 
 # Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
 # and pitch offsets that amplitude-dependent effects of real instruments produce are of this order
@@ -208,3 +209,23 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def initial_from_options(
+    x: np.ndarray, sample_rate: int, options: FitOptions, continuation: bool = True
+) -> tuple[SonodeModel, dict]:
+    """`initial_model` with the sizes a fit's options set (no continuation when ``continuation`` is
+    False: the choice between the global and the local modes needs the reconstruction only)."""
+    fixed = None if options.latent_dim is None else options.latent_dim // 2
+    return initial_model(
+        x,
+        sample_rate,
+        fixed,
+        options.hop_samples,
+        options.overlap_samples,
+        options.hidden,
+        options.layers,
+        options.lp_order,
+        continuation_samples=options.continuation_samples if continuation else 0,
+        max_modes=options.max_latent_dim // 2,
+    )

@@ -34,7 +34,7 @@ from sonode.model.checks import (
 )
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
-from sonode.model.init import TRAJECTORY_S, initial_model
+from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import reset_moments, solve_states
 from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.objective import SegmentBatches, param_groups, step_loss
@@ -98,7 +98,9 @@ def fit_samples(
     if options.modes != "global":  # modes that follow the notes, or the choice by validation
         variant = (
             choose_variant(
-                x, sample_rate, lambda: _initial(x, sample_rate, options, continuation=False)[0]
+                x,
+                sample_rate,
+                lambda: initial_from_options(x, sample_rate, options, continuation=False)[0],
             )
             if options.modes == "auto"
             else "local"
@@ -113,7 +115,7 @@ def fit_samples(
             resumed = load_checkpoint(checkpoint.path, identity)
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
-    model, identification = _initial(x, sample_rate, options)
+    model, identification = initial_from_options(x, sample_rate, options)
     if should_stop is not None:
         # Identification is done: a model exists from here on. Polling tells a caller whose signal
         # handling depends on the phase (sonode.cli.fit aborts before this point, stops gracefully
@@ -331,7 +333,7 @@ def fit_samples(
     fell_back = fine_check < DISCRETISATION_GOAL_DB
     if fell_back:  # the identified model, kept from the start (identified again after a resume)
         if identified is None:
-            model, _ = _initial(x, sample_rate, options)
+            model, _ = initial_from_options(x, sample_rate, options)
         else:
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
@@ -390,21 +392,3 @@ def fit_samples(
         continuation_training=continuation_training,
     )
     return model, report
-
-
-def _initial(
-    x: np.ndarray, sample_rate: int, options: FitOptions, continuation: bool = True
-) -> tuple[SonodeModel, dict]:
-    fixed = None if options.latent_dim is None else options.latent_dim // 2
-    return initial_model(
-        x,
-        sample_rate,
-        fixed,
-        options.hop_samples,
-        options.overlap_samples,
-        options.hidden,
-        options.layers,
-        options.lp_order,
-        continuation_samples=options.continuation_samples if continuation else 0,
-        max_modes=options.max_latent_dim // 2,
-    )

@@ -8,11 +8,11 @@ from scipy.integrate import solve_ivp
 from sonode.dsp.metrics import snr_db
 from sonode.model import FitOptions, fit_samples, limit_cycle
 from sonode.model.continuation import identify_continuation
+from sonode.model.init import initial_from_options as _initial
 from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
 from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.predict import Tail, fit_dynamics, level_error_db
-from sonode.model.train import _initial
 from sonode.tasks.render import extrapolate
 
 RATE = 8000
