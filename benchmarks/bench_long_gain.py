@@ -32,6 +32,7 @@ from budget_clock import use_cpu_clock  # noqa: E402
 
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
+from sonode.model.objective import run_segments  # noqa: E402
 
 RATE_HZ = 16000
 
@@ -51,7 +52,11 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=ROOT / "data", help="clips to concatenate")
     parser.add_argument("--cpu-clock", action="store_true", help="budget in CPU seconds")
     parser.add_argument(
-        "--batch-segments", type=int, nargs="+", default=[FitOptions().batch_segments]
+        "--batch-segments",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="segments per step, each fitted side by side; 0: the default rule (run_segments)",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -77,8 +82,10 @@ def _compare(args, batch: int) -> list[float]:
     rates = []
     for seconds in (1.0, args.long):
         x = concatenated(seconds, args.folder)
-        options = FitOptions(max_time_s=args.budget, batch_segments=batch)
-        _, report = fit_samples(x, RATE_HZ, options)
+        options = FitOptions(max_time_s=args.budget, batch_segments=batch or None)
+        model, report = fit_samples(x, RATE_HZ, options)
+        layout = model.config.layout
+        run = run_segments(layout, model.config.n_modes, options.batch_segments)
         # the step rate between the first and the last step: identification (longer on a longer
         # clip) is inside the budget but is not a step
         first, last = report.history[0], report.history[-1]
@@ -89,7 +96,7 @@ def _compare(args, batch: int) -> list[float]:
         print(
             f"{batch:5d} {seconds:7.1f} {report.initial_snr_db:10.2f} {report.snr_db:8.2f} "
             f"{report.snr_db - report.initial_snr_db:8.2f} {report.epochs:6d} {rates[-1]:8.2f} "
-            f"{min(len(x) // options.hop_samples, options.batch_segments):14d} "
+            f"{min(layout.n_segments, run):14d} "
             f"{report.identification['time_breakdown_s']['identification']:8.2f}",
             flush=True,
         )

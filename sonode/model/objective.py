@@ -81,6 +81,42 @@ def step_loss(
     return log_objective, shown, snr_db(part, estimate.detach())
 
 
+#: Segments a step solves when the clip has no more (the whole clip per step) and the longest run of
+#: any clip: the default `FitOptions.batch_segments` before the memory rule below existed.
+WHOLE_CLIP_SEGMENTS = 256
+#: Bytes a step's run may hold in the modal readout's (window × modes) complex temporaries on a clip
+#: longer than WHOLE_CLIP_SEGMENTS: one eighth of the 1.5 GiB goal of a long fit, the rest being the
+#: process (`sonode.limits.PROCESS_BASELINE_BYTES`) and the clip's own arrays, which grow with it.
+STEP_RUN_BYTES = 192 << 20
+#: Complex (window × modes) temporaries live at a step's peak, per segment of its run (forward and
+#: backward of `sonode.model.modal._ModalReadout`; measured: a 256-segment step at d = 256 raised the
+#: peak by 550–700 MiB, 4 × 256 × 288 × 128 × 16 B = 576 MiB).
+STEP_TEMPORARIES = 4
+
+
+def run_segments(layout, n_modes: int, requested: int | None = None) -> int:
+    """Segments per optimiser step: ``requested`` if given, else the memory rule.
+
+    A clip of at most WHOLE_CLIP_SEGMENTS segments is solved whole on every step (as always). A
+    longer one is trained on random runs whose readout temporaries, STEP_TEMPORARIES × run ×
+    window_samples × n_modes complex128 values, fit STEP_RUN_BYTES: the step's memory then stays
+    bounded while the clip's own memory grows (at d = 256, hop 256: 85 segments, 1.4 s).
+
+    Args:
+        layout: the clip's `SegmentLayout` (n_segments, window_samples).
+        n_modes: K oscillators (d = 2K) of the model.
+        requested: `FitOptions.batch_segments`; None for the rule.
+    Returns:
+        segments per step, ≥ 2.
+    """
+    if requested is not None:
+        return requested
+    if layout.n_segments <= WHOLE_CLIP_SEGMENTS:
+        return WHOLE_CLIP_SEGMENTS
+    per_segment_bytes = STEP_TEMPORARIES * layout.window_samples * n_modes * 16
+    return max(2, min(WHOLE_CLIP_SEGMENTS, STEP_RUN_BYTES // per_segment_bytes))
+
+
 class SegmentBatches:
     """Which segments each optimiser step solves: all, or a random contiguous run of them."""
 

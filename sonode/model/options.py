@@ -34,6 +34,8 @@ class FitOptions:
             samples of one trajectory of the learned dynamics.
         batch_segments: segments per optimiser step; a longer clip is trained on random
             contiguous runs of this many segments (memory and step time independent of its length).
+            None: 256 (the whole clip per step) for a clip of at most 256 segments, fewer on a
+            longer one so that the step's memory stays bounded (`sonode.model.objective.run_segments`).
         lp_order: order of the linear predictor used for system identification.
         continuation_samples: the clip's last samples that determine the state of the continuation
             ODE; None: chosen with the continuation's order by validation on the clip's end
@@ -65,7 +67,7 @@ class FitOptions:
     lr: float = 1e-2
     gradient: str = "adjoint"
     continuity_weight: float = 0.0
-    batch_segments: int = 256
+    batch_segments: int | None = None
     lp_order: int = 1024
     continuation_samples: int | None = None
     continuation_steps: int = 0
@@ -98,7 +100,7 @@ class FitOptions:
             problems.append(f"gradient must be one of {GRADIENT_METHODS}, got {self.gradient!r}")
         if not self.continuity_weight >= 0:
             problems.append(f"continuity_weight must be ≥ 0, got {self.continuity_weight}")
-        if self.batch_segments < 2:
+        if self.batch_segments is not None and self.batch_segments < 2:
             problems.append(f"batch_segments must be ≥ 2, got {self.batch_segments}")
         if (
             self.continuation_samples is not None and self.continuation_samples < 0

@@ -37,7 +37,7 @@ from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import reset_moments, solve_states
 from sonode.model.local_fit import choose_variant, fit_local
-from sonode.model.objective import SegmentBatches, param_groups, step_loss
+from sonode.model.objective import SegmentBatches, param_groups, run_segments, step_loss
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
 
@@ -126,7 +126,8 @@ def fit_samples(
     counter = _CountingField()
     handle = model.field.register_forward_hook(counter.hook)
     clip = torch.from_numpy(x)
-    batches = SegmentBatches(layout, options.batch_segments, options.seed)
+    batch_segments = run_segments(layout, model.config.n_modes, options.batch_segments)
+    batches = SegmentBatches(layout, batch_segments, options.seed)
     n_trajectory = min(layout.n_samples, int(TRAJECTORY_S * sample_rate))
     trajectory_power = float(torch.mean(target[:n_trajectory] ** 2)) + 1e-12
 
@@ -217,7 +218,7 @@ def fit_samples(
         options.max_time_s,
         evaluation_s,
         check_s,
-        -(-layout.n_segments // options.batch_segments),
+        -(-layout.n_segments // batch_segments),
         options.continuation_training_steps > 0 and model.config.tail_modes > 0,
     )
 
