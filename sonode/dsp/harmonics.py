@@ -27,6 +27,10 @@ MIN_PARTIALS = (
     3  # ... and at least this many, and half of those predicted, are present in the top octave
 )
 MIN_F0_HZ = 40.0
+SUBHARMONIC_DIVISORS = (2, 3, 5, 7)  # an f0 found at f0/d (composites: repeated moves)
+# ... when under this share of the harmonics d·f0 does not predict stand out: a vibrato's smear
+# reaches a few high ones; an odd-only series (clarinet) has half of them for every d
+MAX_UNPREDICTED_PRESENT = 0.25
 MAX_PARTIALS = 400
 MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
 # Extra decay of a continued partial relative to the top octave's envelope: at most this many
@@ -130,6 +134,35 @@ def estimate_f0(
     return max(((f0, b) for s, f0, b in scored if s >= 0.9 * best), key=lambda t: t[0])
 
 
+def highest_explaining_f0(
+    spectrum: tuple[np.ndarray, np.ndarray, float], f0: float, inharmonicity: float, max_hz: float
+) -> tuple[float, float]:
+    """(f0, B) moved up to d·f0 (d in SUBHARMONIC_DIVISORS, repeatedly) while the harmonics of f0
+    that d·f0 does not predict carry no energy: fewer than MAX_UNPREDICTED_PRESENT of them have a
+    peak (±f0/4 around each, the first 4d harmonics below ``max_hz``) within PROMINENCE of the
+    median peak of those it predicts (an odd-only series has about half of them: it stays).
+    A vibrato smears the clip's partials, so a sub-multiple's 40-cent windows match nearly every
+    peak and outscore the true f0 in `estimate_f0`; the gaps between the true partials tell."""
+    freqs_hz, power, _ = spectrum
+    moved = True
+    while moved:
+        moved = False
+        for d in SUBHARMONIC_DIVISORS:
+            k = np.arange(1, min(4 * d, int(max_hz / f0)) + 1)
+            if k.size < 2 * d:
+                continue
+            f_k = k * f0 * np.sqrt(1 + inharmonicity * k**2)
+            lo, hi = np.searchsorted(freqs_hz, [f_k - f0 / 4, f_k + f0 / 4])
+            peak = np.array([power[a:b].max() for a, b in zip(lo, hi, strict=True)])
+            peak_db = 10 * np.log10(peak + 1e-300)
+            on = k % d == 0
+            present = peak_db[~on] > np.median(peak_db[on]) - 10 * math.log10(PROMINENCE)
+            if np.mean(present) < MAX_UNPREDICTED_PRESENT:
+                f0, inharmonicity, moved = d * f0, d * d * inharmonicity, True
+                break
+    return f0, inharmonicity
+
+
 def harmonic_series(
     x: np.ndarray,
     rate: int,
@@ -159,6 +192,8 @@ def harmonic_series(
     best, best_share = None, 0.0
     for name, (cand_f, cand_a) in sources:
         estimate = estimate_f0(cand_f, cand_a, band_hz[1])
+        if estimate is not None:
+            estimate = highest_explaining_f0(spectrum, *estimate, band_hz[1])
         confirmed = None if estimate is None else _confirm(spectrum, band_hz, *estimate)
         # the share of predicted partials present, not their count: half the true f0 predicts
         # twice as many and finds the true ones plus chance peaks between them
