@@ -208,3 +208,11 @@ def test_stereo_keeps_each_channel_exact_and_the_image_above_nyquist(shared):
     top = coherence_above(low[:, 0], low[:, 1], 16000, 4000, 7000)
     above = coherence_above(out[:, 0], out[:, 1], rate, 9000, 20000)
     assert abs(above - top) < 0.15, (top, above)
+
+
+def test_the_sub_multiple_check_stays_below_max_hz_for_a_stiff_series():
+    # B = 0.01 bends harmonic 14 of 500 Hz to 12 kHz, past a 16 kHz input's spectrum (it crashed
+    # on the timpani of the corpus)
+    x = np.random.default_rng(2).normal(size=16000)
+    f0_hz, b = highest_explaining_f0(_periodogram(x, 16000), 500.0, 1e-2, 7000.0)
+    assert np.isfinite(f0_hz) and f0_hz >= 500.0

@@ -138,23 +138,23 @@ def highest_explaining_f0(
     spectrum: tuple[np.ndarray, np.ndarray, float], f0: float, inharmonicity: float, max_hz: float
 ) -> tuple[float, float]:
     """(f0, B) moved up to d·f0 (d in SUBHARMONIC_DIVISORS, repeatedly) while the harmonics of f0
-    that d·f0 does not predict carry no energy: fewer than MAX_UNPREDICTED_PRESENT of them have a
-    peak (±f0/4 around each, the first 4d harmonics below ``max_hz``) within PROMINENCE of the
-    median peak of those it predicts (an odd-only series has about half of them: it stays).
-    A vibrato smears the clip's partials, so a sub-multiple's 40-cent windows match nearly every
-    peak and outscore the true f0 in `estimate_f0`; the gaps between the true partials tell."""
+    that d·f0 does not predict are absent: under MAX_UNPREDICTED_PRESENT of them (first 4d below
+    ``max_hz``) peak (±f0/4) within PROMINENCE of the median peak of those it does predict. A
+    vibrato's smeared peaks let a sub-multiple outscore f0 in `estimate_f0`; the gaps tell."""
     freqs_hz, power, _ = spectrum
     moved = True
     while moved:
         moved = False
         for d in SUBHARMONIC_DIVISORS:
-            k = np.arange(1, min(4 * d, int(max_hz / f0)) + 1)
+            k = np.arange(1, 4 * d + 1)
+            f_k = k * f0 * np.sqrt(1 + inharmonicity * k**2)
+            k, f_k = k[f_k + f0 / 4 < max_hz], f_k[f_k + f0 / 4 < max_hz]  # B bends the top up
             if k.size < 2 * d:
                 continue
-            f_k = k * f0 * np.sqrt(1 + inharmonicity * k**2)
             lo, hi = np.searchsorted(freqs_hz, [f_k - f0 / 4, f_k + f0 / 4])
-            peak = np.array([power[a:b].max() for a, b in zip(lo, hi, strict=True)])
-            peak_db = 10 * np.log10(peak + 1e-300)
+            peak_db = 10 * np.log10(
+                [power[a:b].max() + 1e-300 for a, b in zip(lo, hi, strict=True)]
+            )
             on = k % d == 0
             present = peak_db[~on] > np.median(peak_db[on]) - 10 * math.log10(PROMINENCE)
             if np.mean(present) < MAX_UNPREDICTED_PRESENT:
