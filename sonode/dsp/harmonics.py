@@ -28,8 +28,7 @@ MIN_PARTIALS = (
 )
 MIN_F0_HZ = 40.0
 SUBHARMONIC_DIVISORS = (2, 3, 5, 7)  # an f0 found at f0/d (composites: repeated moves)
-# ... when under this share of the harmonics d·f0 does not predict stand out: a vibrato's smear
-# reaches a few high ones; an odd-only series (clarinet) has half of them for every d
+# ... when under this share of those d·f0 skips stand out (an odd-only series has about half)
 MAX_UNPREDICTED_PRESENT = 0.25
 MAX_PARTIALS = 400
 MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
@@ -189,20 +188,21 @@ def harmonic_series(
     sources = [("spectrum", spectral_peaks(x, rate))]
     if modes is not None:
         sources.insert(0, ("modes", (np.asarray(modes[0]), np.asarray(modes[1]))))
-    best, best_share = None, 0.0
+    best, best_share, moved = None, 0.0, False
     for name, (cand_f, cand_a) in sources:
-        estimate = estimate_f0(cand_f, cand_a, band_hz[1])
-        if estimate is not None:
-            estimate = highest_explaining_f0(spectrum, *estimate, band_hz[1])
+        found = estimate_f0(cand_f, cand_a, band_hz[1])
+        estimate = found and highest_explaining_f0(spectrum, *found, band_hz[1])
         confirmed = None if estimate is None else _confirm(spectrum, band_hz, *estimate)
         # the share of predicted partials present, not their count: half the true f0 predicts
         # twice as many and finds the true ones plus chance peaks between them
         if confirmed is not None and confirmed[1] > best_share:
             (best, best_share), best.source = confirmed, name
+            moved = estimate[0] != found[0]
     # The modes' decay trend is trusted only when the modes themselves identified the series: on
     # the bundled recordings (f0 from the spectrum) the trend of segment-wise fitted decays was
-    # ~10x too steep and cut the guitar's predicted top octave by 20 dB (held-back test).
-    if best is not None and best.source == "modes":
+    # ~10x too steep and cut the guitar's predicted top octave by 20 dB (held-back test). Modes
+    # that put f0 at a sub-multiple misread the series: the violin's trend then cut its band.
+    if best is not None and best.source == "modes" and not moved:
         best.decay_slope_per_s_hz = _decay_slope(best, *(np.asarray(m) for m in modes), band_hz)
     return best
 
