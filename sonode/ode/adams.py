@@ -74,8 +74,9 @@ def _solve(
         del history[max_order - 1 :]
         nfev += 1
         if len(history) < MIN_ORDER - 1:
-            y1 = fixed_step(func, rk4, t0, h, y, t1)
-            nfev += RK4.n_stages
+            # f(t0, y) is history[0] already: torchdiffeq reuses it too (same nfev, same callbacks)
+            y1 = fixed_step(func, rk4, t0, h, y, t1, k1=history[0])
+            nfev += RK4.n_stages - 1
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))

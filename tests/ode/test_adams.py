@@ -76,3 +76,23 @@ def test_adams_equals_torchdiffeq_bit_for_bit(method, max_order, dtype):
         ref = torchdiffeq.odeint(field, y0, t, method=method, options=opts)
     assert ours.dtype == dtype
     assert torch.equal(ours, ref)
+
+
+@pytest.mark.parametrize("method", ["explicit_adams", "implicit_adams"])
+def test_adams_start_up_reuses_f0_and_counts_torchdiffeq_evaluations(method):
+    # the RK4 start-up steps take f(t0, y0) from the history (it evaluated it twice before: 58 vs 56)
+    calls = [0, 0]
+
+    def counting(i):
+        def f(t, y):
+            calls[i] += 1
+            return field(t, y)
+
+        return f
+
+    t = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    y0 = torch.tensor([Y0], dtype=torch.float64)
+    ours = odeint(counting(0), y0, t, method=method, options={"step_size": 0.01})
+    ref = torchdiffeq.odeint(counting(1), y0, t, method=method, options={"step_size": 0.01})
+    assert calls[0] == calls[1]
+    assert torch.equal(ours, ref)
