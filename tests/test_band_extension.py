@@ -8,7 +8,7 @@ import pytest
 
 from sonode.dsp.band_level import choose_estimator, predictors
 from sonode.dsp.bandwidth import band_edge_hz, fit_band
-from sonode.dsp.harmonics import harmonic_series
+from sonode.dsp.harmonics import _periodogram, harmonic_series, highest_explaining_f0
 from sonode.dsp.metrics import lsd_ssr, snr_db
 from sonode.dsp.pitch_track import ratio_track
 from sonode.dsp.resample import upsample_sinc
@@ -119,6 +119,49 @@ def test_the_pitch_track_follows_a_vibrato_within_a_few_cents():
     assert np.sqrt(np.mean((error - error.mean()) ** 2)) < 5.0
 
 
+@pytest.mark.parametrize(
+    "f0_hz, depth_cents, power",
+    [(588.0, 40, 1.0), (450.0, 40, 2.0), (350.0, 60, 1.0)],  # found at f0/2, f0/3, f0/4 before
+)
+def test_a_vibrato_series_of_harmonics_1_to_n_is_not_tracked_at_a_sub_multiple(
+    f0_hz, depth_cents, power
+):
+    # every harmonic of f0 is present, so f0 is the highest f0 that explains the spectrum; the
+    # vibrato's smeared peaks made a sub-multiple's 40-cent windows match more of them
+    rate = 16000
+    t = np.arange(rate) / rate
+    cents = depth_cents * np.sin(2 * np.pi * 5.5 * t)
+    x = series(f0_hz * 2 ** (cents / 1200), rate, power=power)
+    band = fit_band(band_edge_hz(x, rate), rate / 2)
+    partials = harmonic_series(x, rate, band)
+    assert partials is not None
+    assert abs(1200 * math.log2(partials.f0_hz / f0_hz)) < 50
+    times, ratio = ratio_track(x, rate, partials, band[1])
+    tracked_hz = partials.f0_hz * ratio
+    true_hz = f0_hz * 2 ** (np.interp(times, t, cents) / 1200)
+    inner = (times > 0.1) & (times < t[-1] - 0.1)
+    assert np.median(np.abs(1200 * np.log2(tracked_hz / true_hz))[inner]) < 25
+
+
+@pytest.mark.parametrize("harmonics", ["odd", "no_fundamental"])
+def test_a_series_without_its_even_harmonics_or_fundamental_keeps_its_f0(harmonics):
+    # odd harmonics only (a clarinet) and a missing fundamental are f0's series: not 2·f0 or 3·f0
+    rate, f0_hz = 16000, 300.0
+    t = np.arange(rate) / rate
+    k = np.arange(1, 24)
+    k = k[k % 2 == 1] if harmonics == "odd" else k[k > 1]
+    rng = np.random.default_rng(1)
+    x = sum(np.cos(2 * np.pi * j * f0_hz * t + rng.uniform(0, 2 * np.pi)) / j for j in k)
+    x = 0.5 * x / np.max(np.abs(x)) + 10 ** (-70 / 20) * 0.5 * rng.normal(size=t.size)
+    band = fit_band(band_edge_hz(x, rate), rate / 2)
+    assert highest_explaining_f0(_periodogram(x, rate), f0_hz, 0.0, band[1])[0] == f0_hz
+    # (an odd-only series fills only half the top octave's predicted lines: not confirmed at all)
+    partials = harmonic_series(x, rate, band)
+    assert (partials is None) == (harmonics == "odd")
+    if partials is not None:
+        assert abs(1200 * math.log2(partials.f0_hz / f0_hz)) < 10
+
+
 def test_partials_that_follow_a_glide_beat_stationary_ones_above_nyquist():
     rate = 48000
     t = np.arange(rate) / rate
@@ -165,3 +208,11 @@ def test_stereo_keeps_each_channel_exact_and_the_image_above_nyquist(shared):
     top = coherence_above(low[:, 0], low[:, 1], 16000, 4000, 7000)
     above = coherence_above(out[:, 0], out[:, 1], rate, 9000, 20000)
     assert abs(above - top) < 0.15, (top, above)
+
+
+def test_the_sub_multiple_check_stays_below_max_hz_for_a_stiff_series():
+    # B = 0.01 bends harmonic 14 of 500 Hz to 12 kHz, past a 16 kHz input's spectrum (it crashed
+    # on the timpani of the corpus)
+    x = np.random.default_rng(2).normal(size=16000)
+    f0_hz, b = highest_explaining_f0(_periodogram(x, 16000), 500.0, 1e-2, 7000.0)
+    assert np.isfinite(f0_hz) and f0_hz >= 500.0

@@ -27,6 +27,9 @@ MIN_PARTIALS = (
     3  # ... and at least this many, and half of those predicted, are present in the top octave
 )
 MIN_F0_HZ = 40.0
+SUBHARMONIC_DIVISORS = (2, 3, 5, 7)  # an f0 found at f0/d (composites: repeated moves)
+# ... when under this share of those d·f0 skips stand out (an odd-only series has about half)
+MAX_UNPREDICTED_PRESENT = 0.25
 MAX_PARTIALS = 400
 MIN_Q = 50.0  # modes with a lower quality factor do not inform the partials' decay trend
 # Extra decay of a continued partial relative to the top octave's envelope: at most this many
@@ -130,6 +133,35 @@ def estimate_f0(
     return max(((f0, b) for s, f0, b in scored if s >= 0.9 * best), key=lambda t: t[0])
 
 
+def highest_explaining_f0(
+    spectrum: tuple[np.ndarray, np.ndarray, float], f0: float, inharmonicity: float, max_hz: float
+) -> tuple[float, float]:
+    """(f0, B) moved up to d·f0 (d in SUBHARMONIC_DIVISORS, repeatedly) while the harmonics of f0
+    that d·f0 does not predict are absent: under MAX_UNPREDICTED_PRESENT of them (first 4d below
+    ``max_hz``) peak (±f0/4) within PROMINENCE of the median peak of those it does predict. A
+    vibrato's smeared peaks let a sub-multiple outscore f0 in `estimate_f0`; the gaps tell."""
+    freqs_hz, power, _ = spectrum
+    moved = True
+    while moved:
+        moved = False
+        for d in SUBHARMONIC_DIVISORS:
+            k = np.arange(1, 4 * d + 1)
+            f_k = k * f0 * np.sqrt(1 + inharmonicity * k**2)
+            k, f_k = k[f_k + f0 / 4 < max_hz], f_k[f_k + f0 / 4 < max_hz]  # B bends the top up
+            if k.size < 2 * d:
+                continue
+            lo, hi = np.searchsorted(freqs_hz, [f_k - f0 / 4, f_k + f0 / 4])
+            peak_db = 10 * np.log10(
+                [power[a:b].max() + 1e-300 for a, b in zip(lo, hi, strict=True)]
+            )
+            on = k % d == 0
+            present = peak_db[~on] > np.median(peak_db[on]) - 10 * math.log10(PROMINENCE)
+            if np.mean(present) < MAX_UNPREDICTED_PRESENT:
+                f0, inharmonicity, moved = d * f0, d * d * inharmonicity, True
+                break
+    return f0, inharmonicity
+
+
 def harmonic_series(
     x: np.ndarray,
     rate: int,
@@ -156,18 +188,21 @@ def harmonic_series(
     sources = [("spectrum", spectral_peaks(x, rate))]
     if modes is not None:
         sources.insert(0, ("modes", (np.asarray(modes[0]), np.asarray(modes[1]))))
-    best, best_share = None, 0.0
+    best, best_share, moved = None, 0.0, False
     for name, (cand_f, cand_a) in sources:
-        estimate = estimate_f0(cand_f, cand_a, band_hz[1])
+        found = estimate_f0(cand_f, cand_a, band_hz[1])
+        estimate = found and highest_explaining_f0(spectrum, *found, band_hz[1])
         confirmed = None if estimate is None else _confirm(spectrum, band_hz, *estimate)
         # the share of predicted partials present, not their count: half the true f0 predicts
         # twice as many and finds the true ones plus chance peaks between them
         if confirmed is not None and confirmed[1] > best_share:
             (best, best_share), best.source = confirmed, name
+            moved = estimate[0] != found[0]
     # The modes' decay trend is trusted only when the modes themselves identified the series: on
     # the bundled recordings (f0 from the spectrum) the trend of segment-wise fitted decays was
-    # ~10x too steep and cut the guitar's predicted top octave by 20 dB (held-back test).
-    if best is not None and best.source == "modes":
+    # ~10x too steep and cut the guitar's predicted top octave by 20 dB (held-back test). Modes
+    # that put f0 at a sub-multiple misread the series: the violin's trend then cut its band.
+    if best is not None and best.source == "modes" and not moved:
         best.decay_slope_per_s_hz = _decay_slope(best, *(np.asarray(m) for m in modes), band_hz)
     return best
 
