@@ -33,6 +33,7 @@ from sonode.dsp.interpolation import (
     most_likely_fill,
     predictor_from_gram,
     side_gram,
+    two_sided_predictor,
 )
 
 GapCandidate = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
@@ -62,10 +63,9 @@ def reestimated_fill(
     order = max(usable) if usable else max(1, min(left.size, right.size) // 3)
     span = (ROWS_PER_ORDER + 1) * order
     left, right = left[-span:], right[:span]
-    gram = side_gram(left, order, ROWS_PER_ORDER * order, True) + side_gram(
-        right, order, ROWS_PER_ORDER * order, False
-    )
-    fill = most_likely_fill(left, right, n_gap, predictor_from_gram(gram))
+    # the orders of `interpolate_gap` have just fitted this predictor on these samples: memoised
+    start, _ = two_sided_predictor(left, right, order, ROWS_PER_ORDER * order)
+    fill = most_likely_fill(left, right, n_gap, start)
     for _ in range(REESTIMATE_ITERATIONS):
         segment = np.concatenate([left, fill, right])
         whole = side_gram(segment, order, segment.size - order, True)

@@ -23,70 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.signal
-import torch
 
-PREDICTOR_RIDGE = 1e-9
-
-
-def side_gram(side: np.ndarray, order: int, n_rows: int, near_end: bool) -> np.ndarray:
-    """Covariance normal matrix Σ_n v_n v_nᵀ, v_n = (x[n], x[n−1], …, x[n−order]), over the
-    ``n_rows`` prediction rows of ``side`` nearest the gap (its end if ``near_end``, else its start).
-
-    Computed in O(order·(n_rows + order)) rather than O(n_rows·order²): the first row by dot
-    products, then down each diagonal G[i+1, j+1] = G[i, j] + (entering − leaving products).
-
-    Returns:
-        (order + 1, order + 1) symmetric; zeros if ``side`` has ≤ ``order`` samples.
-    """
-    x = np.asarray(side, dtype=np.float64)
-    p = order
-    n_rows = int(min(n_rows, x.shape[0] - p))
-    if n_rows <= 0:
-        return np.zeros((p + 1, p + 1))
-    hi = x.shape[0] - 1 if near_end else p + n_rows - 1  # rows n ∈ [lo, hi]
-    lo = hi - n_rows + 1
-    # G[0, d] = Σ_n x[n] x[n−d], by FFT correlation
-    top = scipy.signal.correlate(x[lo - p : hi + 1], x[lo : hi + 1], mode="valid")[::-1]
-    # G[i, i + d] = G[0, d] + Σ_{m<i} (x[lo−1−m] x[lo−1−m−d] − x[hi−m] x[hi−m−d])
-    pad = np.concatenate(
-        [np.zeros(2 * p + 1), x]
-    )  # x[k] at pad[k + 2p + 1]; negative k read 0 (unused)
-    off = 2 * p + 1
-
-    def products(base: int) -> np.ndarray:  # [m, d] ↦ x[base − m] x[base − m − d], a Hankel view
-        w = pad[off + base - 2 * p + 1 : off + base + 1][::-1]  # w[j] = x[base − j]
-        return w[:p, None] * np.lib.stride_tricks.sliding_window_view(w, p + 1)[:p]
-
-    corr = np.cumsum(products(lo - 1) - products(hi), axis=0)  # corr[i−1, d]
-    skewed = np.concatenate([top[None, :], top[None, :] + corr])  # skewed[i, d] = G[i, i + d]
-    # written through a view with row stride p + 2: skewed[i, d] lands on G[i, i + d]; the entries
-    # with i + d > p land in the strict lower triangle (or past the end) and are discarded
-    flat = np.zeros((p + 1) * (p + 2))
-    step = flat.strides[0]
-    np.lib.stride_tricks.as_strided(flat, shape=(p + 1, p + 1), strides=(step * (p + 2), step))[
-        ...
-    ] = skewed
-    upper = np.triu(flat[: (p + 1) ** 2].reshape(p + 1, p + 1))
-    return upper + np.triu(upper, 1).T
-
-
-def predictor_from_gram(
-    gram: np.ndarray, forward_backward: bool = True, rel_ridge: float = PREDICTOR_RIDGE
-) -> np.ndarray:
-    """Covariance-method predictor a (p + 1,), a[0] = 1, from a normal matrix (`side_gram`, summed
-    over sides); ``forward_backward`` adds the time-reversed rows (same products, reversed lags)."""
-    if forward_backward:
-        gram = gram + gram[::-1, ::-1]
-    order = gram.shape[0] - 1
-    normal = gram[1:, 1:]
-    ridge = rel_ridge * np.trace(normal) / order + 1e-300
-    matrix, rhs = torch.from_numpy(normal + ridge * np.eye(order)), torch.from_numpy(-gram[1:, 0])
-    factor, info = torch.linalg.cholesky_ex(matrix)  # a Gram matrix plus a ridge: positive definite
-    if int(info) == 0:
-        a = scipy.linalg.cho_solve((factor.numpy(), True), rhs.numpy(), check_finite=False)
-    else:  # round-off broke definiteness
-        a = torch.linalg.solve(matrix, rhs).numpy()
-    return np.concatenate([[1.0], a])
+from sonode.dsp.two_sided_fit import (  # noqa: F401  (re-exported: the fill's primitives)
+    PREDICTOR_MEMO,
+    PREDICTOR_RIDGE,
+    innovation_sigma,
+    predictor_from_gram,
+    side_gram,
+    two_sided_predictor,
+)
 
 
 def most_likely_fill(left: np.ndarray, right: np.ndarray, n_gap: int, a: np.ndarray) -> np.ndarray:
@@ -119,17 +64,6 @@ class OrderFill:
     mean: np.ndarray
     deviation: np.ndarray
     sigma: float
-
-
-def innovation_sigma(
-    gram: np.ndarray, a: np.ndarray, rows: int, forward_backward: bool = True
-) -> float:
-    """RMS prediction error of ``a`` over the ``rows`` context rows whose normal matrix is ``gram``
-    (forward and, with ``forward_backward``, time-reversed rows: 2·rows in all)."""
-    if forward_backward:
-        gram = gram + gram[::-1, ::-1]
-        rows = 2 * rows
-    return float(np.sqrt(max(float(a @ gram @ a), 0.0) / max(rows, 1)))
 
 
 def conditional_deviation(a: np.ndarray, n_gap: int, innovations: np.ndarray) -> np.ndarray:
@@ -168,12 +102,7 @@ def order_fill(
     """Identify the order-``order`` dynamics on both sides (``rows_per_side`` rows each, nearest the
     gap) and fill the gap: the most likely trajectory, and with ``noise`` (≥ n_gap + order standard
     normal values) a conditional deviation driven by σ·noise."""
-    gram = side_gram(left, order, rows_per_side, True) + side_gram(
-        right, order, rows_per_side, False
-    )
-    rows = sum(max(0, min(rows_per_side, side.shape[0] - order)) for side in (left, right))
-    a = predictor_from_gram(gram)
-    sigma = innovation_sigma(gram, a, rows)
+    a, sigma = two_sided_predictor(left, right, order, rows_per_side)
     mean = most_likely_fill(left, right, n_gap, a)
     deviation = np.zeros(n_gap) if noise is None else conditional_deviation(a, n_gap, sigma * noise)
     return OrderFill(mean=mean, deviation=deviation, sigma=sigma)

@@ -59,7 +59,8 @@ def _solve(
     max_iters = int(opts.option("max_iters", MAX_ITERS))
     if not MIN_ORDER <= max_order <= MAX_ORDER:
         raise ValueError(f"option max_order must be in [{MIN_ORDER}, {MAX_ORDER}], got {max_order}")
-    plan = plan_steps(func, y0, t_out, t_out, opts)
+    # the grid in t's own dtype (float32 t: float32 grid points), as solve_fixed and torchdiffeq build it
+    plan = plan_steps(func, y0, t_out if t is None else t, t_out, opts)
     rk4 = dataclasses.replace(opts, method="rk4")  # the 3/8 rule for the starting steps
     history: list[torch.Tensor] = []  # f at previous step starts, newest first
     ys, y, nfev = [y0], y0, 0
@@ -73,8 +74,9 @@ def _solve(
         del history[max_order - 1 :]
         nfev += 1
         if len(history) < MIN_ORDER - 1:
-            y1 = fixed_step(func, rk4, t0, h, y, t1)
-            nfev += RK4.n_stages
+            # f(t0, y) is history[0] already: torchdiffeq reuses it too (same nfev, same callbacks)
+            y1 = fixed_step(func, rk4, t0, h, y, t1, k1=history[0])
+            nfev += RK4.n_stages - 1
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))

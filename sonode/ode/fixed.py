@@ -120,10 +120,12 @@ def fixed_step(
     y0: torch.Tensor,
     t1: float | None = None,
     callback=None,
+    k1: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One step of a fixed-step method from (t0, y0) with step h to t1 (default t0 + h).
 
-    callback: called as callback(t0, y0, dt) first (func.callback_step, looked up once per solve)."""
+    callback: called as callback(t0, y0, dt) first (func.callback_step, looked up once per solve).
+    k1: f(t0, y0) if already known (tableau methods and rk4 reuse it; pass none to other steps)."""
     t1 = t0 + h if t1 is None else t1
     sign = 1.0 if h >= 0 else -1.0
 
@@ -136,9 +138,11 @@ def fixed_step(
     if callback is not None:
         callback(time_arg(t0, y0), y0, time_arg(h, y0))
     if spec.step is not None:
+        if k1 is not None:  # only steps that accept it are passed one (rk4, by the Adams start-up)
+            return spec.step(func, opts, t0, h, y0, at, k1=k1)
         return spec.step(func, opts, t0, h, y0, at)
     tab = spec.tableau
-    return rk_stages(func, tab, y0, h, [at(c) for c in tab.c])[0]
+    return rk_stages(func, tab, y0, h, [at(c) for c in tab.c], k1=k1)[0]
 
 
 def fixed_outputs(

@@ -130,10 +130,11 @@ _DESCRIBE = {
 }
 
 
-def _rk4_step(func, opts, t0: float, h: float, y0, at):
+def _rk4_step(func, opts, t0: float, h: float, y0, at, k1=None):
     """Kutta's 3/8 rule in torchdiffeq's own arithmetic (same values as the tableau, same rounding:
-    float32 solves then match torchdiffeq's to the last bit, not just to round-off)."""
-    k1 = func(at(0.0), y0)
+    float32 solves then match torchdiffeq's to the last bit, not just to round-off).
+    k1: f(t0, y0) if already known (the Adams start-up has it in its history)."""
+    k1 = func(at(0.0), y0) if k1 is None else k1
     k2 = func(at(1 / 3), y0 + h * k1 * (1 / 3))
     k3 = func(at(2 / 3), y0 + h * (k2 - k1 * (1 / 3)))
     k4 = func(at(1.0), y0 + h * (k1 - k2 + k3))
