@@ -205,21 +205,8 @@ def _flac_software(f: BinaryIO) -> str:
         if len(header) < 4:
             return ""
         last, kind, size = header[0] & 0x80, header[0] & 0x7F, int.from_bytes(header[1:], "big")
-        if (
-            kind == 4
-        ):  # VORBIS_COMMENT: little-endian lengths, vendor string, then "KEY=value" entries
-            data = f.read(size)
-            vendor = struct.unpack_from("<I", data)[0]
-            offset = 4 + vendor
-            count = struct.unpack_from("<I", data, offset)[0]
-            offset += 4
-            for _ in range(count):
-                length = struct.unpack_from("<I", data, offset)[0]
-                key, _, value = data[offset + 4 : offset + 4 + length].partition(b"=")
-                if key.lower() == b"software":
-                    return value.decode("utf-8", "replace")
-                offset += 4 + length
-            return ""
+        if kind == 4:  # VORBIS_COMMENT
+            return _vorbis_comment_software(f.read(size), 0)
         f.seek(size, os.SEEK_CUR)
         if last:
             return ""
@@ -239,18 +226,24 @@ def _ogg_software(f: BinaryIO) -> str:
     for magic in (b"\x03vorbis", b"OpusTags"):
         offset = data.find(magic)
         if offset >= 0:
-            offset += len(magic)
-            vendor = struct.unpack_from("<I", data, offset)[0]
-            offset += 4 + vendor
-            count = struct.unpack_from("<I", data, offset)[0]
-            offset += 4
-            for _ in range(min(count, 1000)):
-                length = struct.unpack_from("<I", data, offset)[0]
-                key, _, value = data[offset + 4 : offset + 4 + length].partition(b"=")
-                if key.lower() == b"software":
-                    return value.decode("utf-8", "replace")
-                offset += 4 + length
-            return ""
+            return _vorbis_comment_software(data, offset + len(magic))
+    return ""
+
+
+def _vorbis_comment_software(data: bytes, offset: int) -> str:
+    """The "software=" entry of a Vorbis comment block starting at ``offset`` of ``data`` (FLAC and
+    Ogg share the layout: little-endian lengths, the vendor string, then "KEY=value" entries), or
+    "". At most 1000 entries are read: a damaged count cannot make it loop for long."""
+    vendor = struct.unpack_from("<I", data, offset)[0]
+    offset += 4 + vendor
+    count = struct.unpack_from("<I", data, offset)[0]
+    offset += 4
+    for _ in range(min(count, 1000)):
+        length = struct.unpack_from("<I", data, offset)[0]
+        key, _, value = data[offset + 4 : offset + 4 + length].partition(b"=")
+        if key.lower() == b"software":
+            return value.decode("utf-8", "replace")
+        offset += 4 + length
     return ""
 
 
