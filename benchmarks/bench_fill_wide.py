@@ -39,7 +39,7 @@ import numpy as np
 
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES, janssen_fill
 from sonode.dsp.metrics import snr_db
-from sonode.evaluation.evaluate_fill import SOUNDING_FRACTION, gap_lsd
+from sonode.evaluation.evaluate_fill import gap_lsd, sounding_starts
 from sonode.io.clip import read_clip
 from sonode.tasks.fill import FillSettings, fill_one
 
@@ -113,12 +113,9 @@ def random_positions(
 ) -> list[int]:
     """``count`` gap starts drawn without replacement among the sounding starts (hop n_gap/2) that
     leave ``margin`` samples on both sides; sorted."""
-    window = max(1, int(0.02 * rate))
-    loudest = np.sqrt(np.max(np.convolve(x**2, np.ones(window) / window, mode="valid")))
-    candidates = np.arange(margin, x.size - margin - n_gap, max(1, n_gap // 2))
-    energy = np.concatenate([[0.0], np.cumsum(x**2)])
-    rms = np.sqrt((energy[candidates + n_gap] - energy[candidates]) / n_gap)
-    sounding = candidates[rms >= SOUNDING_FRACTION * loudest]
+    sounding = sounding_starts(
+        x, rate, n_gap, margin
+    )  # the same places as `sonode eval --task fill`
     if sounding.size <= count:
         return sounding.tolist()
     return sorted(rng.choice(sounding, size=count, replace=False).tolist())
