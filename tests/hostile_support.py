@@ -39,6 +39,9 @@ _WRAPPER = (
     "import atexit, os, resource, runpy, sys\n"
     "fd = int(os.environ.pop('SONODE_TEST_RSS_FD'))\n"
     "atexit.register(lambda: os.write(fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).encode()))\n"
+    "if os.environ.pop('SONODE_TEST_PHASES', ''):\n"
+    "    import tests.phase_trace\n"
+    "    tests.phase_trace.install()\n"
     "sys.argv = ['sonode'] + sys.argv[1:]\n"
     "runpy.run_module('sonode', run_name='__main__')\n"
 )
@@ -104,8 +107,10 @@ def start(
     env: dict | None = None,
     cwd: str | Path | None = None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+    phases: bool = False,
 ) -> tuple[subprocess.Popen, int]:
-    """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe)."""
+    """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe); with
+    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr (tests/phase_trace.py)."""
     read_fd, write_fd = os.pipe()
     child_env = {
         **os.environ,
@@ -113,6 +118,7 @@ def start(
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "SONODE_TEST_RSS_FD": str(write_fd),
+        **({"SONODE_TEST_PHASES": "1"} if phases else {}),
         **(env or {}),
     }
     proc = subprocess.Popen(

@@ -24,19 +24,24 @@ from sonode.cli.fit_options import fit_options
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM while training set a flag instead of killing the fit, so that the best model
-    can be saved; before training (reading, identification), when there is no model to save yet,
-    they raise `Interrupted` at once, and so does --max-time (`OutOfTime`, one second of grace)
-    when identification overruns it.
+    """SIGINT/SIGTERM while training stop the fit (the step under way is abandoned, see
+    `sonode.model.stopping`) so that the best model is saved; before training (reading,
+    identification, the identified model's check), when there is no model to save yet, they raise
+    `Interrupted` at once, and so does --max-time (`OutOfTime`, one second of grace) when that
+    phase overruns it.
 
     The first signal also puts the previous handlers back (fail_cleanly's, which raise), so a
     second Ctrl-C aborts at once with exit 130 (outputs are written atomically: no partial file).
-    Training polls the flag (``stop()``), which is what switches it from raising to flagging.
+    Training polls the flag (``stop()``), which is what switches it from raising to stopping.
     """
 
     GRACE_S = 1.0
 
     def __init__(self, max_time_s: float | None = None, what: str = ""):
+        from sonode.model.stopping import StopRequest  # not at import: it imports torch
+
+        self._request = StopRequest()
+        self.abandonable = self._request.abandonable  # makes the step abandonable (fit_samples)
         self.signal: int | None = None
         self.raising = True
         self.max_time_s = max_time_s
@@ -62,6 +67,7 @@ class _StopFlag:
             f"\nsonode: {signal.Signals(signum).name}: stopping; saving the best model so far "
             f"(send it again to abort)\n".encode(),
         )
+        self._request.request()  # raises StepAbandoned in the step under way
 
     def _alarm(self, signum, frame):
         if self.raising:
@@ -74,6 +80,11 @@ class _StopFlag:
         """From now on a signal sets the flag (training started, or the outputs are being written)."""
         self.raising = False
 
+    def abort(self) -> None:
+        """From now on a signal raises `Interrupted` where the command is (the outputs that matter
+        are written; what is left may be abandoned)."""
+        self.raising = True
+
     def __exit__(self, *exc):
         for s, handler in self._old.items():
             signal.signal(s, handler)
@@ -83,7 +94,7 @@ class _StopFlag:
 
     def __call__(self) -> bool:
         self.raising = False  # polled by the training loop: a model to keep exists from here on
-        return self.signal is not None
+        return self._request()
 
     @property
     def name(self) -> str:
@@ -103,12 +114,7 @@ def run_fit(
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.outputs import (
-        check_fit_outputs,
-        fit_output_bytes,
-        fit_output_paths,
-        write_fit_outputs,
-    )
+    from sonode.batch.outputs import check_fit_outputs, fit_output_bytes, fit_output_paths
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
@@ -141,7 +147,7 @@ def run_fit(
         if not quiet:
             click.echo("", err=True)
         report = fitted.info["fit"]
-        write_fit_outputs(fitted, clip, paths, {"device": device}, force)
+        unwritten = _write_outputs(stop, fitted, clip, paths, {"device": device}, force)
     if not quiet:
         click.echo(
             f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
@@ -150,8 +156,16 @@ def run_fit(
             f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}",
             err=True,
         )
-        click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
+        written = [p for p in (model_path, paths["recon"], paths["report"]) if p not in unwritten]
+        click.echo(f"  wrote {', '.join(map(str, written))}", err=True)
     _warn_discretisation(report)
+    if unwritten:
+        click.echo(
+            f"sonode: note: {' and '.join(map(str, unwritten))} not written (stopped; no earlier "
+            f"fit's left in their place); `sonode "
+            f"render {model_path}` makes the reconstruction, `sonode plot` the loss curve",
+            err=True,
+        )
     if stop.signal is not None:
         resume = (
             f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
@@ -164,6 +178,32 @@ def run_fit(
         )
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
+
+
+def _write_outputs(stop: _StopFlag, fitted, clip: str, paths: dict, extra: dict, force: bool):
+    """Write the model and its report, then, unless a signal came, the reconstruction and the loss
+    curve (seconds: a render, matplotlib), which a signal abandons. Returns the paths not written.
+
+    Before, a signal waited for all four: 2-15 s from Ctrl-C to the exit (#30)."""
+    from sonode.batch.outputs import ESSENTIAL_OUTPUTS, check_fit_outputs, fit_output_writers
+
+    check_fit_outputs(paths, [clip], force)
+    writers = fit_output_writers(fitted, clip, paths, extra, force)
+    for _, write in writers[:ESSENTIAL_OUTPUTS]:
+        write()
+    unwritten = []
+    for path, write in writers[ESSENTIAL_OUTPUTS:]:
+        if stop.signal is None:
+            stop.abort()
+            try:
+                write()
+                continue
+            except Interrupted as err:  # the atomic writer removed its temporary file
+                stop.signal = err.signum
+        unwritten.append(path)
+        # an earlier fit's file (the check allowed replacing it) must not pass for this one's
+        path.unlink(missing_ok=True)
+    return unwritten
 
 
 def _fit_samples_bound(clip: str, kw: dict) -> int:

@@ -13,6 +13,7 @@ from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S
 from sonode.model.modal import EVALUATION_SEGMENTS
+from sonode.model.stopping import StepAbandoned, abandonable
 
 DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept
 CHECK_SUBSTEPS = 2  # the in-training check's reference solve (Lawson RK4 steps per sample)...
@@ -109,13 +110,21 @@ def consider(
         clip_snr: reconstruction (normalised, (n_samples,)) → SNR in dB.
         trajectory_db: model → SNR (dB) of its one free run (e.g. `trajectory_snr`).
         kept: (reconstruction SNR dB, free-run SNR dB, state dict) of the kept parameters.
-        should_stop: polled between the three solves; True (a signal) leaves ``kept`` as it is
-            (reported as passed), so that a stop acts within one solve.
+        should_stop: polled between the three solves, and a `sonode.model.stopping.StopRequest`
+            abandons the check on the spot; a stop leaves ``kept`` as it is (reported as passed).
 
     Returns:
         (the kept triple, whether the current parameters passed the check).
     """
 
+    try:  # a signal abandons the check at once: it changes nothing until its last line
+        with abandonable(should_stop):
+            return _consider(model, clip_snr, trajectory_db, kept, should_stop)
+    except StepAbandoned:
+        return kept, True
+
+
+def _consider(model, clip_snr, trajectory_db, kept, should_stop):
     def stopped() -> bool:
         return should_stop is not None and should_stop()
 

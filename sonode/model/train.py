@@ -40,6 +40,7 @@ from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.objective import SegmentBatches, param_groups, run_segments, step_loss
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
+from sonode.model.stopping import StepAbandoned, abandonable
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
@@ -116,11 +117,6 @@ def fit_samples(
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model, identification = initial_from_options(x, sample_rate, options)
-    if should_stop is not None:
-        # Identification is done: a model exists from here on. Polling tells a caller whose signal
-        # handling depends on the phase (sonode.cli.fit aborts before this point, stops gracefully
-        # after it) that the phase changed, also when no training step follows (steps=0).
-        should_stop()
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = _CountingField()
@@ -222,6 +218,8 @@ def fit_samples(
         options.continuation_training_steps > 0 and model.config.tail_modes > 0,
     )
 
+    if should_stop is not None:  # evaluated and checked: a model to keep exists from here on;
+        should_stop()  # polling tells a caller (sonode.cli.fit) that the phase changed, steps=0 too
     periodic = checkpoint is not None and checkpoint.every_s > 0
     last_checkpoint = time.perf_counter()
     stop_reason = "steps"
@@ -252,15 +250,22 @@ def fit_samples(
         for group in optimiser.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
-        try:
-            segments = batches.pick(epoch)
-            log_objective, loss, epoch_snr = step_loss(
-                model, target, options, epoch, segments, n_trajectory, trajectory_power
-            )
-        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
-            log_objective, loss, epoch_snr = None, math.nan, math.nan
-        if math.isfinite(loss):
-            log_objective.backward()
+        try:  # a signal abandons the step under way: nothing the fit keeps has changed yet
+            with abandonable(should_stop):
+                try:
+                    segments = batches.pick(epoch)
+                    log_objective, loss, epoch_snr = step_loss(
+                        model, target, options, epoch, segments, n_trajectory, trajectory_power
+                    )
+                except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
+                    log_objective, loss, epoch_snr = None, math.nan, math.nan
+                if math.isfinite(loss):
+                    log_objective.backward()
+        except StepAbandoned:
+            stop_reason = "interrupted"
+            if periodic:
+                save(elapsed)
+            break
         finite = math.isfinite(loss) and all(
             p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
         )

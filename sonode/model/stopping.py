@@ -1,0 +1,57 @@
+"""Stopping a fit from a signal handler within a second (#30).
+
+A fit polls its ``should_stop`` between pieces of work (steps, check blocks, continuation steps).
+One piece is too long to wait for: the optimiser step (3.4 s on the README quickstart at load ~6,
+more on long clips). It changes nothing until its last line (`torch.optim` step), so it can be
+abandoned on the spot: a `StopRequest` raises `StepAbandoned` inside `abandonable` when a stop is
+requested, and the fit ends as if the request had come just before the step (same parameters,
+optimiser state and checkpoint, so --resume still reproduces the uninterrupted fit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+
+class StepAbandoned(BaseException):
+    """A stop was requested during an abandonable step (a BaseException, like KeyboardInterrupt, so
+    that no ``except Exception`` on the way swallows it)."""
+
+
+class StopRequest:
+    """A ``should_stop`` for `sonode.model.train.fit_samples` that a signal handler sets with
+    `request`; calling it tells whether a stop was requested."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._abandonable = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def request(self) -> None:
+        """Ask the fit to stop; inside `abandonable` (the step under way) this raises StepAbandoned
+        (from a signal handler: where the main thread is)."""
+        self.requested = True
+        if self._abandonable:
+            self._abandonable = False
+            raise StepAbandoned
+
+    @contextlib.contextmanager
+    def abandonable(self) -> Iterator[None]:
+        """Work a stop request abandons at once: it must change no state the fit keeps."""
+        if self.requested:
+            raise StepAbandoned
+        self._abandonable = True
+        try:
+            yield
+        finally:
+            self._abandonable = False
+
+
+def abandonable(should_stop: Callable[[], bool] | None):
+    """``should_stop.abandonable()`` when it has one (a `StopRequest`, or a caller's object that
+    holds one), else a no-op context (a plain callable is only polled)."""
+    enter = getattr(should_stop, "abandonable", None)
+    return enter() if enter is not None else contextlib.nullcontext()
