@@ -1,5 +1,5 @@
-"""`python -m sonode.cli`: the `sonode` command."""
+"""`python -m sonode.cli`: the `sonode` command (as `python -m sonode`: same signal handling and exit)."""
 
-from sonode.cli import main
+from sonode.__main__ import run
 
-main()
+run()
