@@ -35,8 +35,10 @@ AUDIO = (".wav", ".flac", ".ogg")
 
 
 def clips_of(paths: list[str]) -> list[Path]:
+    """The audio files named or found in folders, as absolute paths: the fits run in a scratch
+    folder (a relative path there found nothing, so every phase was "never reached")."""
     found = []
-    for p in map(Path, paths):
+    for p in (Path(q).resolve() for q in paths):
         found += sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO) if p.is_dir() else [p]
     return found
 
