@@ -47,7 +47,8 @@ def max_time(clips: list[Path], times: list[float], work: Path, fit_args: list[s
     startup = run(["info", work / "none.sonode"], timeout_s=300).wall_s
     print(f"start-up (sonode info, imports): {startup:.1f} s")
     print(
-        f"{'clip':34s} {'T s':>5s} {'exit':>4s} {'wall s':>7s} {'wall-T-startup':>14s} {'fit s':>6s} steps stop"
+        f"{'clip':34s} {'T s':>5s} {'exit':>4s} {'wall s':>7s} {'wall-T-startup':>14s} {'fit s':>6s} "
+        "steps curve stop"
     )
     for clip in clips:
         for t in times:
@@ -62,7 +63,8 @@ def max_time(clips: list[Path], times: list[float], work: Path, fit_args: list[s
             print(
                 f"{clip.name[:34]:34s} {t:5g} {outcome.code!s:>4s} {outcome.wall_s:7.1f} "
                 f"{outcome.wall_s - t - startup:14.1f} {report.get('wall_time_s', float('nan')):6.1f} "
-                f"{report.get('epochs', '-')!s:>5s} {report.get('stop_reason', last)}",
+                f"{report.get('epochs', '-')!s:>5s} {_curve(out, outcome):5s} "
+                f"{report.get('stop_reason', last)}",
                 flush=True,
             )
 
@@ -94,6 +96,16 @@ def in_phase(name: str, after: str = ""):
         return name in seen
 
     return ready
+
+
+def _curve(model: Path, outcome) -> str:
+    """Whether the fit wrote its loss curve: "yes", "cut" (abandoned at the end of --max-time's
+    grace), "none" (no step trained: there is no curve to draw) or "-" (no model)."""
+    if model.with_suffix(".fit.png").exists():
+        return "yes"
+    if "fit.png not written" in outcome.stderr:
+        return "cut"
+    return "none" if model.exists() else "-"
 
 
 def _latency(args, ready, signals, work: Path, timeout_s: float = 900):

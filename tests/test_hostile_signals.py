@@ -12,6 +12,7 @@ import time
 
 import pytest
 import soundfile as sf
+import torch
 
 from sonode.api import fit, load
 from sonode.model.stopping import StopRequest
@@ -300,3 +301,29 @@ def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum):
     outcome = finish(proc, fd, ["fit"], began, 120)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert len(outcome.error_lines()) <= 2 and not (tmp_path / "m.sonode").exists()
+
+
+def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_path, monkeypatch):
+    """The continuation's identification and training took 7-8 s that a signal waited for (the
+    README quickstart at load ~10): abandoned, the continuation is put back as identified."""
+    import sonode.model.train as train
+
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(0.1, 16000), 16000, subtype="PCM_16")
+    stop, before = StopRequest(), {}
+
+    def train_continuation(model, *args, **kwargs):
+        before.update({n: t.clone() for n, t in model.tail_field.state_dict().items()})
+        with torch.no_grad():
+            for p in model.tail_field.parameters():
+                p.add_(1.0)  # half-way through changing the model in place...
+        stop.request()  # ...a signal
+        raise AssertionError("not reached: the request abandons the continuation")
+
+    monkeypatch.setattr(train, "train_continuation", train_continuation)
+    fitted = fit(
+        clip, steps=1, latent_dim=8, hidden=8, hop_samples=64, lp_order=32, should_stop=stop
+    )
+    assert fitted.info["fit"]["continuation_training"]["skipped"] == "stopped"
+    after = fitted.model.tail_field.state_dict()
+    assert before and all(torch.equal(before[n], after[n]) for n in before)

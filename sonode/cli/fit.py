@@ -39,6 +39,8 @@ class _StopFlag:
     """
 
     GRACE_S = 1.0
+    # the reconstruction and the curve may end this long after --max-time (#30: "within ~2 s")
+    WRITING_GRACE_S = 2.0
 
     def __init__(self, max_time_s: float | None = None, what: str = ""):
         from sonode.model.stopping import StopRequest  # not at import: it imports torch
@@ -89,11 +91,11 @@ class _StopFlag:
 
     def abort(self) -> None:
         """From now on a signal raises `Interrupted` where the command is, and the end of
-        --max-time's grace `OutOfTime` (the outputs that matter are written; what is left may be
-        abandoned)."""
+        --max-time's writing grace `OutOfTime` (the outputs that matter are written; what is left
+        may be abandoned)."""
         self.raising = self.writing = True
         if self.max_time_s is not None:
-            left_s = self.deadline + self.GRACE_S - time.monotonic()
+            left_s = self.deadline + self.WRITING_GRACE_S - time.monotonic()
             if left_s <= 0:
                 raise OutOfTime("--max-time ran out")
             signal.setitimer(signal.ITIMER_REAL, left_s)

@@ -55,3 +55,19 @@ def abandonable(should_stop: Callable[[], bool] | None):
     holds one), else a no-op context (a plain callable is only polled)."""
     enter = getattr(should_stop, "abandonable", None)
     return enter() if enter is not None else contextlib.nullcontext()
+
+
+def unless_abandoned(should_stop, work: Callable, module=None, prefixes: tuple[str, ...] = ()):
+    """``work()`` inside `abandonable` (``should_stop``); None when a stop abandoned it, after the
+    entries of ``module``'s state whose names start with ``prefixes`` (what ``work`` changes in
+    place) are put back as they were before it."""
+    before = {}
+    if module is not None:
+        before = {n: t.clone() for n, t in module.state_dict().items() if n.startswith(prefixes)}
+    try:
+        with abandonable(should_stop):
+            return work()
+    except StepAbandoned:
+        if module is not None:
+            module.load_state_dict(before, strict=False)
+        return None

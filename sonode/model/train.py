@@ -40,7 +40,7 @@ from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.objective import SegmentBatches, param_groups, run_segments, step_loss
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
-from sonode.model.stopping import StepAbandoned, abandonable
+from sonode.model.stopping import StepAbandoned, abandonable, unless_abandoned
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
@@ -156,9 +156,7 @@ def fit_samples(
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
         identified = best_state  # the fallback below (never modified: best_state is replaced)
         best_trajectory = free_run_snr(model)
-        initial_trajectory = (
-            best_trajectory  # the untrained start's, for the report's training gain
-        )
+        initial_trajectory = best_trajectory  # the untrained start's, for the report's gain
     else:
         try:
             model.load_state_dict(resumed.model)
@@ -261,11 +259,8 @@ def fit_samples(
                     log_objective, loss, epoch_snr = None, math.nan, math.nan
                 if math.isfinite(loss):
                     log_objective.backward()
-        except StepAbandoned:
-            stop_reason = "interrupted"
-            if periodic:
-                save(elapsed)
-            break
+        except StepAbandoned:  # as if the stop had come just before it: the poll above ends it
+            continue
         finite = math.isfinite(loss) and all(
             p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
         )
@@ -344,24 +339,27 @@ def fit_samples(
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
     continuation_training = {}
-    continuation_identification_s = identification.get("time_breakdown_s", {}).get(
-        "continuation", 0
-    )
-    if options.continuation_training_steps > 0:
-        continuation_training = train_continuation(
-            model,
-            target.numpy(),
-            options.continuation_training_steps,
-            seed=options.seed,
-            window_samples=options.continuation_samples,
-            max_order=options.lp_order,
-            # it ends early enough for the work after it (defects, the reconstruction's render),
-            # and starts only if its own identification (timed in the fit's) fits too
-            should_stop=lambda: (
-                budget.out_of_time(evaluation_s + continuation_identification_s)
-                or (should_stop is not None and should_stop())
+    breakdown_s = identification.get("time_breakdown_s", {})
+    continuation_identification_s = breakdown_s.get("continuation", 0)
+    if options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
+        continuation_training = unless_abandoned(
+            should_stop,
+            lambda: train_continuation(
+                model,
+                target.numpy(),
+                options.continuation_training_steps,
+                seed=options.seed,
+                window_samples=options.continuation_samples,
+                max_order=options.lp_order,
+                # ends in time for the work after it; starts only if its identification fits too
+                should_stop=lambda: (
+                    budget.out_of_time(evaluation_s + continuation_identification_s)
+                    or (should_stop is not None and should_stop())
+                ),
             ),
-        )
+            model,
+            ("tail_field.", "tail_cycle."),
+        ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
     with torch.no_grad():
         defects = model.defects()
         defect_db = (
