@@ -176,7 +176,7 @@ def run_fit(
             f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
             f"discretisation check {db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
             f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
-            f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}",
+            f"Nyquist {_energy_text(report)}",
             err=True,
         )
         written = [p for p in (model_path, paths["recon"], paths["report"]) if p not in unwritten]
@@ -232,6 +232,12 @@ def _write_outputs(stop: _StopFlag, fitted, clip: str, paths: dict, extra: dict,
     for path in unwritten:  # an earlier fit's (the check allowed replacing it): not this one's
         path.unlink(missing_ok=True)
     return unwritten, why
+
+
+def _energy_text(report: dict) -> str:
+    if str(report.get("time_breakdown_s", {}).get("energy_above_nyquist")).startswith("skipped"):
+        return "not measured (stopped)"
+    return db_text(report.get("energy_above_nyquist_db"))
 
 
 def _import_plotting() -> None:
