@@ -82,6 +82,12 @@ PHASES = [
 ]
 
 
+def _lines(err: str) -> list[str]:
+    """stderr's last lines: the phase lines, or why the fit ended before the phase (a fit whose
+    work after its one step does not fit the budget skips the check, e.g. a 60 s clip)."""
+    return [ln.split("\r")[-1] for ln in err.splitlines() if ln.split("\r")[-1].strip()]
+
+
 def phases_seen(err: str) -> list[str]:
     return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
 
@@ -126,8 +132,9 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
     while not ready(err.decode(errors="replace")):
         if proc.poll() is not None or time.monotonic() - began > timeout_s:
             proc.kill()
-            finish(proc, fd, args, began, 5)
-            return None, None, "never reached the phase", ""
+            outcome = finish(proc, fd, args, began, 5)
+            last = (_lines(err.decode(errors="replace") + outcome.stderr) or ["-"])[-1]
+            return None, None, "never reached the phase", last[:60]
         read()
         time.sleep(0.005)
     sent = time.monotonic()

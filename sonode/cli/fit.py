@@ -235,8 +235,9 @@ def _write_outputs(stop: _StopFlag, fitted, clip: str, paths: dict, extra: dict,
 
 
 def _energy_text(report: dict) -> str:
-    if str(report.get("time_breakdown_s", {}).get("energy_above_nyquist")).startswith("skipped"):
-        return "not measured (stopped)"
+    seconds = str(report.get("time_breakdown_s", {}).get("energy_above_nyquist"))
+    if seconds.startswith("skipped"):  # "skipped (stopped)" or "(--max-time)"
+        return "not measured" + seconds[len("skipped") :]
     return db_text(report.get("energy_above_nyquist_db"))
 
 
