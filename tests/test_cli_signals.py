@@ -31,14 +31,15 @@ def clip(tmp_path_factory):
 
 
 class _Fit:
-    """`python -m sonode.cli fit` in a subprocess, its stderr collected as it arrives."""
+    """`python -m sonode fit` (as the `sonode` command runs) in a subprocess, its stderr collected
+    as it arrives."""
 
     def __init__(self, clip, model, *extra):
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "sonode.cli",
+                "sonode",
                 "fit",
                 str(clip),
                 "-o",

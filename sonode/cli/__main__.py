@@ -1,5 +1,5 @@
-"""`python -m sonode.cli`: the `sonode` command (as `python -m sonode`: same signal handling and exit)."""
+"""`python -m sonode.cli`: the `sonode` command."""
 
-from sonode.__main__ import run
+from sonode.cli import main
 
-run()
+main()
