@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import math
-import os
-import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,103 +20,7 @@ from sonode.cli.common import (
     progress_printer,
 )
 from sonode.cli.fit_options import fit_options
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM while training stop the fit (the step under way is abandoned, see
-    `sonode.model.stopping`) so that the best model is saved; before training (reading,
-    identification, the identified model's check), when there is no model to save yet, they raise
-    `Interrupted` at once, and so does --max-time (`OutOfTime`, one second of grace) when that
-    phase overruns it.
-
-    The first signal also puts the previous handlers back (fail_cleanly's, which raise), so a
-    second Ctrl-C aborts at once with exit 130 (outputs are written atomically: no partial file).
-    Training polls the flag (``stop()``), which is what switches it from raising to stopping.
-    """
-
-    GRACE_S = 1.0
-    # the reconstruction and the curve may end this long after --max-time (#30: "within ~2 s")
-    WRITING_GRACE_S = 2.0
-
-    def __init__(self, max_time_s: float | None = None, what: str = ""):
-        from sonode.model.stopping import StopRequest  # not at import: it imports torch
-
-        self._request = StopRequest()
-        self.abandonable = self._request.abandonable  # makes the step abandonable (fit_samples)
-        self.signal: int | None = None
-        self.raising = True
-        self.writing = False
-        self.max_time_s = max_time_s
-        self.what = what
-
-    def __enter__(self):
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.deadline = time.monotonic() + (self.max_time_s or math.inf)
-        if self.max_time_s is not None:
-            self._old_alarm = signal.signal(signal.SIGALRM, self._alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.max_time_s + self.GRACE_S)
-        return self
-
-    def _handle(self, signum, frame):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        if self.raising:
-            raise Interrupted(signum)
-        self.signal = signum
-        # at once, so the user sees the signal act; os.write: a signal handler may interrupt a
-        # buffered write to stderr (the progress line), which must not be re-entered
-        os.write(
-            2,
-            f"\nsonode: {signal.Signals(signum).name}: stopping; saving the best model so far "
-            f"(send it again to abort)\n".encode(),
-        )
-        self._request.request()  # raises StepAbandoned in the step under way
-
-    def _alarm(self, signum, frame):
-        if self.raising and self.writing:
-            raise OutOfTime("--max-time ran out")
-        if self.raising:
-            raise OutOfTime(
-                f"--max-time {self.max_time_s:g} s ran out before training could start ({self.what}); "
-                "nothing was written: raise --max-time, or fit a shorter part with --duration"
-            )
-
-    def defer(self) -> None:
-        """From now on a signal sets the flag (training started, or the outputs are being written)."""
-        self.raising = False
-
-    def abort(self) -> None:
-        """From now on a signal raises `Interrupted` where the command is, and the end of
-        --max-time's writing grace `OutOfTime` (the outputs that matter are written; what is left
-        may be abandoned)."""
-        self.raising = self.writing = True
-        if self.max_time_s is not None:
-            left_s = self.deadline + self.WRITING_GRACE_S - time.monotonic()
-            if left_s <= 0:
-                raise OutOfTime("--max-time ran out")
-            signal.setitimer(signal.ITIMER_REAL, left_s)
-
-    def settle(self) -> None:
-        """The outputs are written: a signal sets the flag again, --max-time no longer acts."""
-        self.raising = False
-        if self.max_time_s is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def __exit__(self, *exc):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        if self.max_time_s is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old_alarm)
-
-    def __call__(self) -> bool:
-        self.raising = False  # polled by the training loop: a model to keep exists from here on
-        return self._request()
-
-    @property
-    def name(self) -> str:
-        """The signal received, e.g. "SIGINT" (empty if none)."""
-        return signal.Signals(self.signal).name if self.signal is not None else ""
+from sonode.cli.stop_flag import StopFlag
 
 
 def run_fit(
@@ -158,7 +58,7 @@ def run_fit(
     # matplotlib's import took 2.2 s of the curve's 4.3 s at load ~6: done beside the fit instead
     threading.Thread(target=_import_plotting, daemon=True).start()
     # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
-    with _StopFlag(kw["max_time_s"], f"reading, identifying and checking {clip}") as stop:
+    with StopFlag(kw["max_time_s"], f"reading, identifying and checking {clip}") as stop:
         fitted = fit(
             clip,
             on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]),
@@ -203,7 +103,7 @@ def run_fit(
     return fitted, model_path
 
 
-def _write_outputs(stop: _StopFlag, fitted, clip: str, paths: dict, extra: dict, force: bool):
+def _write_outputs(stop: StopFlag, fitted, clip: str, paths: dict, extra: dict, force: bool):
     """Write the model and its report, then, unless a signal came, the reconstruction and the loss
     curve (seconds: a render, matplotlib), which a signal or the end of --max-time's grace
     abandons. Returns (the paths not written, why).
