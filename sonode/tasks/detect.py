@@ -12,7 +12,9 @@ the clip's loudest 20 ms, so pauses, fades and digital silence between sounds ar
   |residual| are grouped, and a group counts when it is short (≤ MAX_CLICK_S) and isolated: its
   peak is DOMINANCE times the largest residual within ISOLATION_S around it (the predictor's
   ring after the burst excepted) — voiced speech and brass have a residual peak every pitch
-  period, each as strong as the next; a click stands alone.
+  period, each as strong as the next; a click stands alone. A burst that passes is then judged
+  by `sonode.tasks.click_checks`: it must be more isolated than the recording's own events are
+  expected to be, and not the start of a new sound (an attack).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 import scipy.signal
+
+from sonode.tasks.click_checks import EventIsolation, judge
 
 SOUNDING_DB = -30.0
 QUIET_DB = -60.0
@@ -189,8 +193,13 @@ def batched_levinson(r: np.ndarray) -> np.ndarray:
     return a
 
 
-def clicks(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
-    """Short isolated bursts far above the local prediction error (see the module docstring)."""
+def clicks(
+    x: np.ndarray, rate: int, loud: _Loudness, rejected: list[Defect] | None = None
+) -> list[Defect]:
+    """Short isolated bursts far above the local prediction error (see the module docstring) that
+    `sonode.tasks.click_checks.judge` takes for clicks; the bursts it takes for sounds of the
+    recording are appended to ``rejected`` (with the reason) if given."""
+    rejected = [] if rejected is None else rejected
     e = np.abs(prediction_residual(x, rate))
     # Local scale: median |e| per 5 ms, then the median of 9 such medians around each (45 ms).
     hop = max(1, int(0.005 * rate))
@@ -216,6 +225,7 @@ def clicks(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
     isolation, longest = int(ISOLATION_S * rate), int(MAX_CLICK_S * rate) + LP_ORDER
     pad_before, pad_after = int(CLICK_PAD_S[0] * rate), int(CLICK_PAD_S[1] * rate)
     found = []
+    events = None  # the channel's own events, modelled once a candidate needs them
     for group in np.split(hits, splits):
         start, end = int(group[0]), int(group[-1]) + 1
         if end - start > longest:
@@ -231,11 +241,14 @@ def clicks(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
         start, end = max(0, start - pad_before), min(x.size, end + pad_after)
         if not nearby and loud.sounding_around(start, end):
             ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
+            if events is None:
+                events = EventIsolation(e, isolation, gap, LP_ORDER + gap)
+            is_click, why = judge(x, rate, start, end, ratio, events)
             reason = (
                 f"isolated burst: prediction error {peak / scale[group[0]]:.0f}x the local median, "
-                f"{ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms"
+                f"{ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms; {why}"
             )
-            found.append(Defect(start, end, "click", reason))
+            (found if is_click else rejected).append(Defect(start, end, "click", reason))
     return found
 
 
