@@ -119,8 +119,10 @@ def judge(
 ) -> tuple[bool, str]:
     """(is a click, the reason's tail) for a candidate burst [start, end) (padded span) of ``x``."""
     expected = events.expected(isolation_ratio)
+    if expected == float("inf"):
+        return False, "no more isolated than the recording's own usual events"
     if expected >= EXPECTED_EVENTS:  # nan (no tail: short or sparse) is not a reason to refuse
-        return False, f"as isolated as {expected:.1f} of this recording's own events"
+        return False, f"{expected:.1f} of the recording's own events are expected as isolated"
     change = new_sound(x, rate, start, end)
     if change is None:  # the recording starts or ends within the window: an attack is likelier
         return False, f"within {CHANGE_WINDOW_S * 1000:.0f} ms of the recording's edge"
