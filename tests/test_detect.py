@@ -118,3 +118,11 @@ def test_the_tail_model_counts_the_events_of_white_noise():
     for level in np.quantile(ratios, [0.5, 0.8]):
         observed = int(np.sum(ratios >= level))
         assert 0.6 * observed < events.expected(level) < 1.6 * observed
+
+
+def test_the_tail_model_without_events_does_not_judge():
+    """No events (silence) or too few to model a tail: nothing to compare, no count."""
+    silent = EventIsolation(np.zeros(20_000), 320, 16, 48)
+    assert silent.n_events == 0 and np.isnan(silent.expected(5.0))
+    few = EventIsolation(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48)
+    assert np.isnan(few.expected(50.0))

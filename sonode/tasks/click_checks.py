@@ -81,6 +81,8 @@ class EventIsolation:
         excess = np.log(isolation_ratio) - self.threshold
         if excess <= 0:
             return float("inf")
+        if self.excess.size == 0:
+            return float("nan")
         # leave the candidate's own event out: in a short clip it is a large part of the tail
         tail = np.delete(self.excess, np.argmin(np.abs(self.excess - excess)))
         if tail.size < MIN_TAIL_EVENTS or np.mean(tail) <= 0:
