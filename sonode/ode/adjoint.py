@@ -259,6 +259,7 @@ def odeint_adjoint(
         tape_tail=will_backprop,
         params=params,
         fixed=leaf_substitutes(params),
+        shapes=problem.shapes,
     )
     ys = _OdeintAdjoint.apply(y_flat, t, spec, *params)
     return finish(ys, problem, y0)
@@ -311,6 +312,7 @@ class _Spec:
     tape_tail: bool
     params: list = ()  # the adjoint params as given (held_fixed finds them in func by identity)
     fixed: dict = None  # leaf_substitutes(params): computed params, held fixed (adjoint_params.py)
+    shapes: Any = None  # a tuple state's parts' shapes (the user's adjoint norm sees them)
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
     checkpoints: Any = None
 
@@ -369,7 +371,9 @@ def _backward(ctx, spec: _Spec, t, ys, params, grad_ys):
             need_state=need_y0 or need_t,
         )
     else:
-        a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+        a0, param_grads = backsolve_sweep(
+            spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys, spec.shapes
+        )
     if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
         a0 = torch.zeros_like(ys[0])
     grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None

@@ -85,3 +85,26 @@ def test_checkpoint_every_without_the_checkpoint_mode_is_an_error():
             adjoint_params=(),
             adjoint_options={"checkpoint_every": 4},
         )
+
+
+@pytest.mark.parametrize("tuple_state", [False, True])
+def test_a_user_adjoint_norm_sees_the_users_layout(tuple_state):
+    """norm((t, *y, *a, *param_grads)) gets each part in its own shape, as torchdiffeq calls it."""
+    params = (torch.rand(7, requires_grad=True), torch.rand((), requires_grad=True))
+    seen = []
+
+    def norm(parts):
+        seen.append(tuple(p.shape for p in parts))
+        return max(p.abs().max() for p in parts)
+
+    y0 = (torch.tensor(1.0), torch.ones(2, 2)) if tuple_state else torch.tensor(1.0)
+
+    def f(t, y):
+        return tuple(-p * params[1] for p in y) if tuple_state else -y * params[1]
+
+    ys = odeint_adjoint(
+        f, y0, torch.tensor([0.0, 1.0]), adjoint_params=params, adjoint_options={"norm": norm}
+    )
+    (ys[0] if tuple_state else ys).sum().backward()
+    state = [(), (2, 2)] if tuple_state else [()]
+    assert seen and set(seen) == {tuple(torch.Size(s) for s in [(), *state, *state, (7,), ()])}
