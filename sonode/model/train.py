@@ -35,9 +35,14 @@ from sonode.model.checks import (
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
-from sonode.model.linear_step import reset_moments, solve_states
+from sonode.model.linear_step import solve_run_states
 from sonode.model.local_fit import choose_variant, fit_local
-from sonode.model.objective import SegmentBatches, param_groups, run_segments, step_loss
+from sonode.model.objective import (
+    SegmentBatches,
+    param_groups,
+    run_segments,
+    step_loss,
+)
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
 
@@ -146,7 +151,8 @@ def fit_samples(
         finally:
             current.load_state_dict(now)
 
-    optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate))
+    sampled = layout.n_segments > batch_segments  # each step trains a sample of the segments
+    optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate, sampled))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
         group["base_lr"] = group["lr"]
     history: list[EpochRecord] = []
@@ -281,10 +287,7 @@ def fit_samples(
         epoch += 1
         budget.step_took(time.perf_counter() - step_start)
         if options.state_solve_every and epoch % options.state_solve_every == 0:
-            # the states this step trained, solved exactly for the modes and field it left
-            before, after = solve_states(model, target, segments)
-            if after < before:
-                reset_moments(optimiser, [model.states])
+            solve_run_states(model, target, segments, optimiser)
         if epoch % CHECK_EVERY_EPOCHS == 0:
             check_start = time.perf_counter()
             (best_snr, best_trajectory, best_state), passed = consider(
