@@ -154,10 +154,13 @@ def reset_moments(optimiser, parameters) -> None:
         optimiser.state.pop(p, None)
 
 
-def solve_run_states(model: SonodeModel, target: torch.Tensor, segments, optimiser) -> None:
+def solve_run_states(model: SonodeModel, target: torch.Tensor, segments, optimiser) -> bool:
     """`solve_states` on each contiguous piece of a step's ``segments`` (None: the whole clip),
-    and Adam's moments of the states forgotten if any piece's states changed."""
+    and Adam's moments of the states forgotten if any piece's states changed; returns whether
+    any did."""
     runs = [None] if segments is None else [torch.arange(f, f + c) for f, c in pieces(segments)]
     errors = [solve_states(model, target, run) for run in runs]  # (before, after) each
-    if any(after < before for before, after in errors):
+    changed = any(after < before for before, after in errors)
+    if changed:
         reset_moments(optimiser, [model.states])
+    return changed

@@ -213,3 +213,12 @@ def param_groups(
         {"params": [model.bank.omega_rad_per_s], "lr": lr / horizon_s},
         {"params": [model.bank.raw_damping], "lr": lr / horizon_s},
     ]  # the continuation ODE is identified in closed form (sonode.model.continuation), not trained here
+
+
+class CountingField:
+    """Counts evaluations of the correction field (reported as function evaluations)."""
+
+    count = 0
+
+    def hook(self, module, args, output):
+        self.count += 1
