@@ -10,7 +10,7 @@ from sonode.model.objective import (
     piece_reconstruction,
     pieces,
 )
-from tests.model.test_decoder_train import _small_model
+from tests.model.test_decoder_train import SMALL, _small_model
 
 
 def test_every_step_samples_the_whole_clip_and_a_cycle_visits_every_segment():
@@ -84,3 +84,19 @@ def test_sparse_rows_move_only_when_trained_and_start_with_a_full_step():
     # dense Adam, whose bias correction counts the five steps the row was not trained
     assert torch.allclose(sparse[2], torch.full((3,), 0.1, dtype=torch.float64), rtol=1e-6)
     assert float(dense[2, 0]) < 0.06
+
+
+def test_a_sampled_clip_starts_from_its_jointly_solved_states():
+    import numpy as np
+
+    from sonode.model import FitOptions, fit_samples
+    from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+    noise = 0.05 * np.random.default_rng(0).standard_normal(4800)
+    x = two_tone_clip(4800 / SAMPLE_RATE) + noise  # 75 segments, trained 6 at a time
+    reports = [
+        fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, steps=0, batch_segments=6, **extra))[1]
+        for extra in ({}, {"state_solve_every": 0})
+    ]
+    assert reports[0].snr_db > reports[0].initial_snr_db + 0.01  # the solve's states are kept
+    assert reports[1].snr_db == reports[1].initial_snr_db  # no solve: the identified model
