@@ -57,10 +57,10 @@ def step_loss(
         part, estimate = piece_reconstruction(model, target, segments, options.gradient)
     terms = [(1.0, torch.mean((estimate - part) ** 2) / (torch.mean(part**2) + 1e-12))]
     weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
-    if weight > 0 and (segments is None or len(segments) > 1) and layout.n_segments > 1:
-        runs = [None]
-        if segments is not None:
-            runs = [torch.arange(f, f + c) for f, c in pieces(segments) if c > 1]
+    # the continuity defects of each piece of ≥ 2 segments (a sample's wrapped piece may be split)
+    runs = [None] if segments is None else [torch.arange(f, f + c) for f, c in pieces(segments)]
+    runs = [r for r in runs if r is None or r.shape[0] > 1]
+    if weight > 0 and runs and layout.n_segments > 1:
         states = torch.cat([(model.states if r is None else model.states[r])[1:] for r in runs])
         defects = torch.cat([model.defects(gradient=options.gradient, segments=r) for r in runs])
         terms.append((weight, torch.sum(defects**2) / (torch.sum(states.detach() ** 2) + 1e-12)))

@@ -100,3 +100,16 @@ def test_a_sampled_clip_starts_from_its_jointly_solved_states():
     ]
     assert reports[0].snr_db > reports[0].initial_snr_db + 0.01  # the solve's states are kept
     assert reports[1].snr_db == reports[1].initial_snr_db  # no solve: the identified model
+
+
+def test_the_continuity_penalty_takes_a_sample_of_single_segments():
+    from sonode.model import FitOptions
+    from sonode.model.objective import step_loss
+
+    model = _small_model()
+    last = model.config.layout.n_segments - 1
+    target = torch.zeros(model.config.layout.n_samples, dtype=torch.float64)
+    # a piece wrapped round its stratum can be split into single segments: no defect to measure
+    options = FitOptions(**SMALL, continuity_weight=1.0)
+    log_objective, loss, _ = step_loss(model, target, options, 0, torch.tensor([0, last]), 64, 1.0)
+    assert torch.isfinite(log_objective) and loss > 0
