@@ -11,7 +11,9 @@ stand in for it: on 19 of 79 recordings every level estimator put the band 4–2
 taken from the prediction cost up to 13.4 dB. `sinc_error_floor` bounds M from below with what the
 input does show: the strip from the cross-over's start to the input's Nyquist frequency, where the
 input's anti-alias filter removed the truth, holds at least the input's floor level just below it
-(the median bin of its top third-octave: partials are not assumed to continue; the floor is).
+(the median bin of its top third-octave), plus the harmonics of a series found in the input that
+fall in that strip (f₀ and B say which), at their top-octave line's level. Nothing above Nyquist is
+counted: the truth may end there (a pluck's highs dying, a source sampled at 22 kHz).
 
 The band is then given that energy budget, spent where it helps the log-spectral distance most
 (`ceiling_gains`): LSD weighs every frame alike, the SNR only the loud ones, so the loudest frames of
@@ -26,12 +28,17 @@ import numpy as np
 import torch
 
 from sonode.dsp.bandwidth import frame_samples, long_term_spectrum
+from sonode.dsp.harmonics import Partials, partial_levels
 
 FLOOR_OCTAVES = 1.0 / 3.0  # the top of the fitted band over which the input's floor is measured
 
 
 def sinc_error_floor(
-    x: np.ndarray, rate: int, band_hz: tuple[float, float], start_hz: float
+    x: np.ndarray,
+    rate: int,
+    band_hz: tuple[float, float],
+    start_hz: float,
+    partials: Partials | None = None,
 ) -> float:
     """A lower bound on the mean square of sinc's error above ``start_hz`` (file amplitude²).
 
@@ -40,18 +47,27 @@ def sinc_error_floor(
         band_hz: the fitted top octave (`sonode.dsp.bandwidth.fit_band`); its top FLOOR_OCTAVES
             gives the floor.
         start_hz: where the output stops being the interpolation (the cross-over's start).
+        partials: the harmonic series found, if any: its harmonics that fall in the strip
+            [start_hz, rate/2) (known from f₀ and B) count at the level of the top octave's
+            partials' line (`partial_levels`), continued over that fraction of an octave.
 
     Returns:
-        median per-bin power there per Hz × (rate/2 − start_hz); 0 when the strip is empty.
+        the floor's median per-bin power per Hz × (rate/2 − start_hz), plus those partials'
+        powers; 0 when the strip is empty.
     """
     freqs_hz, power = long_term_spectrum(x, rate)
     top = band_hz[1]
+    nyquist = rate / 2
     inside = (freqs_hz >= top * 2.0**-FLOOR_OCTAVES) & (freqs_hz < top)
-    if not np.any(inside):
+    if not np.any(inside) or start_hz >= nyquist:
         return 0.0
     # per-bin power convention: white noise of variance s² has s² in each of its rate/2 Hz
-    per_hz = float(np.median(power[inside])) / (rate / 2)
-    return per_hz * max(rate / 2 - start_hz, 0.0)
+    floor = float(np.median(power[inside])) / nyquist * (nyquist - start_hz)
+    if partials is None:
+        return floor
+    f_k = partials.frequency(np.arange(1, int(nyquist / partials.f0_hz) + 2))
+    in_strip = f_k[(f_k >= start_hz) & (f_k < nyquist)]
+    return floor + float(np.sum(partial_levels(partials, in_strip))) if in_strip.size else floor
 
 
 def ceiling_gains(frame_energy: np.ndarray, target: float) -> np.ndarray:

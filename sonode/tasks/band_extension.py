@@ -218,7 +218,7 @@ def extend_band(
         # above that share of sinc's least plausible error (`sonode.dsp.snr_bound`)
         share = 10 ** (max_snr_cost_db / 10) - 1
         start = edge - CROSSOVER_WIDTH * nyquist  # the output is the interpolation below it
-        floor = sinc_error_floor(sig, rate_in, band, start)
+        floor = sinc_error_floor(sig, rate_in, band, start, partials)
         info.error_floor_db = 10 * math.log10(floor / predicted) if predicted > 0 < floor else None
         budget = share * min(float(np.mean(high**2)), floor)
         high, gain = bound_band(high, rate_out, budget)
