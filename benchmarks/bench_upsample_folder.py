@@ -15,7 +15,9 @@ chosen by pseudo-band-extension: the synthesis' own levels).
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
 bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all
 bins and above the input's Nyquist frequency;
-level above 8 kHz (dB, output's energy there over the truth's; 0 is right). The category of a
+level above 8 kHz (dB, output's energy there over the truth's; 0 is right); what the SNR cost
+against sinc is made of: the energy added to sinc's output over sinc's error (dB) and the share of
+it the truth cancels (in results.json). The category of a
 clip is the folder's README table entry when it has one (a "| file | category |" row), else its
 name up to the first "_". --png NAME writes the spectrograms of the clips whose names contain NAME
 (truth, sinc, sinc_noise, sonode_static, sonode), full band with the input's Nyquist dashed.
