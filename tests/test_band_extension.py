@@ -254,6 +254,22 @@ def test_stereo_keeps_each_channel_exact_and_the_image_above_nyquist(shared):
     assert abs(above - top) < 0.15, (top, above)
 
 
+def test_mid_and_side_above_nyquist_keep_their_top_octaves_energy_ratio():
+    from sonode.tasks.band_extension import image_matched
+
+    rate = 16000
+    mid = coloured_noise(rate, rate, -1.0, seed=6)
+    side = 0.5 * coloured_noise(rate, rate, -1.0, seed=7)  # side 6 dB below mid in the input
+    high_mid, high_side = (coloured_noise(3 * rate, 3 * rate, -1.0, seed=s) for s in (8, 9))
+    for gain in (0.01, 10.0):  # the side's band 20 dB too weak, then 20 dB too loud
+        new_mid, new_side = image_matched(high_mid, gain * high_side, mid, side, rate, 7800.0)
+        ratio_db = 10 * math.log10(np.mean(new_side**2) / np.mean(new_mid**2))
+        assert ratio_db == pytest.approx(-6.0, abs=0.5)
+        # only turned down: each band stays within its own SNR-cost bound
+        assert np.mean(new_mid**2) <= np.mean(high_mid**2) * (1 + 1e-12)
+        assert np.mean(new_side**2) <= np.mean((gain * high_side) ** 2) * (1 + 1e-12)
+
+
 def test_the_sub_multiple_check_stays_below_max_hz_for_a_stiff_series():
     # B = 0.01 bends harmonic 14 of 500 Hz to 12 kHz, past a 16 kHz input's spectrum (it crashed
     # on the timpani of the corpus)
