@@ -34,7 +34,7 @@ from sonode.dsp.lpc import lpc_continue  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.io.clip import read_clip, resample  # noqa: E402
-from sonode.model import limit_cycle, predict  # noqa: E402
+from sonode.model import limit_cycle, task_loss  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
@@ -109,11 +109,11 @@ def main() -> None:
         default=limit_cycle.TAIL_TRAIN,
         help="what training moves: the level MLP, the gain terms, the shared glide, or all",
     )
-    parser.add_argument("--anchors", type=int, default=predict.ANCHORS, help="anchors per step")
+    parser.add_argument("--anchors", type=int, default=task_loss.ANCHORS, help="anchors per step")
     parser.add_argument(
         "--anchor-span-s",
         type=float,
-        default=predict.ANCHOR_SPAN_S,
+        default=task_loss.ANCHOR_SPAN_S,
         help="anchors are drawn from the history's last this many seconds",
     )
     parser.add_argument(
@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     limit_cycle.TAIL_TRAIN = args.field_train
-    predict.ANCHORS, predict.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
+    task_loss.ANCHORS, task_loss.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
     # a folder stands for its audio files (e.g. /work/corpus/<category>)
     args.clips = [
         f
