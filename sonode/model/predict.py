@@ -53,6 +53,11 @@ VALIDATE_EVERY = (
 )
 MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
 MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
+# ...and its level trend from 1 to 2 s after the end must agree with the untrained one's (the late
+# modes' measured decays) within a factor TREND_RATIO (`contradicts_trend`)
+TREND_SPAN_S = (1.0, 2.0)
+TREND_FRAME_S = 0.05
+TREND_RATIO = 2.0
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -79,16 +84,51 @@ def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
 
 def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: int) -> float:
     """RMS over frames (from sample ``first``) of the dB difference of the two signals' frame levels."""
-    n = (truth.shape[0] - first) // frame
-    if n < 1:
+    if (truth.shape[0] - first) // frame < 1:
         return math.nan
-
-    def level(s):
-        return 10 * np.log10(
-            np.mean(s[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20
+    return float(
+        np.sqrt(
+            np.mean(
+                (frame_levels_db(truth, first, frame) - frame_levels_db(estimate, first, frame))
+                ** 2
+            )
         )
+    )
 
-    return float(np.sqrt(np.mean((level(truth) - level(estimate)) ** 2)))
+
+def frame_levels_db(x: np.ndarray, first: int, frame: int) -> np.ndarray:
+    """Mean-square level (dB) of x's whole frames of ``frame`` samples from sample ``first``."""
+    n = (x.shape[0] - first) // frame
+    return 10 * np.log10(np.mean(x[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
+
+
+def level_slope_db_per_s(tail: Tail, rate: int) -> float:
+    """The continuation's level trend: the least-squares slope (dB/s) of its TREND_FRAME_S frame
+    levels over TREND_SPAN_S after the clip's end (nan if the ODE cannot be integrated there)."""
+    first, last = (int(t * rate) for t in TREND_SPAN_S)
+    try:
+        y = tail.continue_clip(last, rate)
+    except RuntimeError:  # the engine refused a non-finite solve
+        return math.nan
+    frame = int(TREND_FRAME_S * rate)
+    levels = frame_levels_db(y, first, frame)
+    times_s = (first + frame * (np.arange(levels.shape[0]) + 0.5)) / rate
+    return float(np.polyfit(times_s, levels, 1)[0])
+
+
+def contradicts_trend(trained_db_per_s: float, identified_db_per_s: float) -> bool:
+    """A trained field's level trend past the held-back test disagrees with the identified one.
+
+    The held-back test scores 0.2 s; past it the field meets levels the clip never showed, where
+    the only evidence is the late modes' decays, measured on the clip's last second. A trained
+    continuation may decay at up to twice or half that rate (a string's decay slows as its level
+    falls), each widened by HELD_DB_PER_S (a held note's wander): it may not hold a decaying note
+    or silence a held one (a kept field held a decaying harpsichord level for 2 s)."""
+    if not math.isfinite(trained_db_per_s):
+        return True
+    s = identified_db_per_s
+    bounds = (TREND_RATIO * s, s / TREND_RATIO)
+    return not (min(bounds) - HELD_DB_PER_S <= trained_db_per_s <= max(bounds) + HELD_DB_PER_S)
 
 
 def is_held(tail: Tail) -> bool:
@@ -196,6 +236,12 @@ def fit_dynamics(
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())
     best = {"steps": 0, "gain_db": 0.0, "state": zero_state, "score": untrained}
+    # the identified long-run trends, before training moves the fields
+    trend = {
+        "held_back": level_slope_db_per_s(probe, rate),
+        "final": level_slope_db_per_s(final, rate),
+    }
+    report["trend_db_per_s"] = {"identified": trend["held_back"]}
 
     def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
         if step % VALIDATE_EVERY and step != steps:
@@ -203,6 +249,10 @@ def fit_dynamics(
         now = score(probe, future, rate)
         gains = [now[k] - untrained[k] for k in untrained if k.startswith("snr")]
         if min(gains) >= -MAX_LOSS_DB and np.mean(gains) > best["gain_db"] + MIN_GAIN_DB:
+            slope = level_slope_db_per_s(probe, rate)
+            if contradicts_trend(slope, trend["held_back"]):
+                report["trend_db_per_s"]["rejected"] = slope
+                return
             best.update(
                 steps=step,
                 gain_db=float(np.mean(gains)),
@@ -230,6 +280,12 @@ def fit_dynamics(
         report["final_losses"] = train_field(
             final, x, rate, steps, loss, seed, stop_after=best["steps"]
         )[:: max(1, steps // 20)]
+        slope = level_slope_db_per_s(final, rate)
+        report["trend_db_per_s"]["final"] = [trend["final"], slope]
+        if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere
+            final.field.load_state_dict(zero_state)
+            report["field_kept"] = False
+            report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
         without = score(probe, future, rate)
         hold_cycle(probe, rate)

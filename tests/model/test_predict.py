@@ -6,13 +6,19 @@ import torch
 from scipy.integrate import solve_ivp
 
 from sonode.dsp.metrics import snr_db
-from sonode.model import FitOptions, fit_samples, limit_cycle
+from sonode.model import FitOptions, fit_samples, limit_cycle, predict
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import initial_from_options as _initial
 from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
 from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
-from sonode.model.predict import Tail, fit_dynamics, level_error_db
+from sonode.model.predict import (
+    Tail,
+    contradicts_trend,
+    fit_dynamics,
+    level_error_db,
+    level_slope_db_per_s,
+)
 from sonode.tasks.render import extrapolate
 
 RATE = 8000
@@ -158,6 +164,55 @@ def test_level_error_counts_frames_after_the_first_sample():
     assert level_error_db(truth, estimate, 0, 1000) != level_error_db(
         truth, estimate, 0, 1000
     )  # nan: no frame
+
+
+def _holding(tail: Tail) -> None:
+    """A field that cancels every decay (clamped at each mode's own: nothing grows, the level holds)."""
+    with torch.no_grad():
+        tail.field.mlp[-1].bias[: tail.early.n_modes] = 5.0
+
+
+def test_a_field_that_holds_a_decaying_note_contradicts_its_identified_level_trend():
+    tail = Tail.from_fit(identify_continuation(_tone(int(0.8 * RATE)), RATE, max_order=64), RATE)
+    identified = level_slope_db_per_s(tail, RATE)
+    assert -30 < identified < -22, identified  # the tone's strong partial: exp(-3t), -26 dB/s
+    assert not contradicts_trend(identified, identified)
+    with torch.no_grad():  # 0.5/s more decay (-4.3 dB/s): a string's level dependence, allowed
+        tail.field.mlp[-1].bias[: tail.early.n_modes] = -0.05
+    assert not contradicts_trend(level_slope_db_per_s(tail, RATE), identified)
+    _holding(tail)
+    held = level_slope_db_per_s(tail, RATE)
+    assert abs(held) < 1.0, held
+    assert contradicts_trend(held, identified)
+    assert contradicts_trend(-2.5 * 26, -26) and contradicts_trend(-6, 0.0)
+    assert contradicts_trend(float("nan"), -26)
+
+
+def test_a_field_that_wins_the_held_back_test_but_holds_a_decaying_note_is_not_kept(monkeypatch):
+    """The held-back 0.2 s cannot see a field hold a decaying note for seconds: the trend check
+    must. Training is replaced by a field that holds the level, and the held-back score by one
+    that scores any trained field 1 dB above the untrained one at every horizon."""
+    real_score, first = predict.score, {}
+
+    def train(tail, x, rate, steps, *args, on_step=None, stop_after=None, **kwargs):
+        _holding(tail)
+        for step in range(1, (steps if stop_after is None else stop_after) + 1):
+            if on_step is not None:
+                on_step(step)
+        return [0.0] * steps
+
+    def score(tail, future, rate):
+        if tail.field.is_zero():
+            return first.setdefault("untrained", real_score(tail, future, rate))
+        return {k: v + 1.0 for k, v in first["untrained"].items()}
+
+    monkeypatch.setattr(predict, "train_field", train)
+    monkeypatch.setattr(predict, "score", score)
+    x = _tone(int(1.0 * RATE))
+    tail = Tail.from_fit(identify_continuation(x, RATE, max_order=64), RATE)
+    report = fit_dynamics(tail, x, RATE, steps=10, cycle=False)
+    assert not report["field_kept"] and tail.field.is_zero(), report
+    assert abs(report["trend_db_per_s"]["rejected"]) < 1.0, report
 
 
 # ---- a string whose decay and pitch depend on its amplitude: linear modes cannot follow it -------
