@@ -162,7 +162,8 @@ def main() -> None:
                 f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
                 f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
                 f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
-                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB",
+                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | trend 1-2 s (dB/s) "
+                f"{report.get('trend_db_per_s', {})}",
                 flush=True,
             )
     summary("bundled", bundled)

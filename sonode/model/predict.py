@@ -54,10 +54,11 @@ VALIDATE_EVERY = (
 MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
 MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
 # ...and its level trend from 1 to 2 s after the end must agree with the untrained one's (the late
-# modes' measured decays) within a factor TREND_RATIO (`contradicts_trend`)
+# modes' measured decays) within a factor TREND_RATIO or TREND_FLOOR_DB_PER_S (`contradicts_trend`)
 TREND_SPAN_S = (1.0, 2.0)
 TREND_FRAME_S = 0.05
 TREND_RATIO = 2.0
+TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -122,13 +123,15 @@ def contradicts_trend(trained_db_per_s: float, identified_db_per_s: float) -> bo
     The held-back test scores 0.2 s; past it the field meets levels the clip never showed, where
     the only evidence is the late modes' decays, measured on the clip's last second. A trained
     continuation may decay at up to twice or half that rate (a string's decay slows as its level
-    falls), each widened by HELD_DB_PER_S (a held note's wander): it may not hold a decaying note
-    or silence a held one (a kept field held a decaying harpsichord level for 2 s)."""
+    falls), and within TREND_FLOOR_DB_PER_S of it (a near-held note): it may not hold a decaying
+    note or silence a held one (a kept field held a decaying harpsichord level for 2 s, where the
+    identified continuation fell 4 dB/s over 1-2 s and the trained one 0.8 dB/s)."""
     if not math.isfinite(trained_db_per_s):
         return True
     s = identified_db_per_s
-    bounds = (TREND_RATIO * s, s / TREND_RATIO)
-    return not (min(bounds) - HELD_DB_PER_S <= trained_db_per_s <= max(bounds) + HELD_DB_PER_S)
+    low = min(TREND_RATIO * s, s - TREND_FLOOR_DB_PER_S)
+    high = max(s / TREND_RATIO, s + TREND_FLOOR_DB_PER_S)
+    return not low <= trained_db_per_s <= high
 
 
 def is_held(tail: Tail) -> bool:
