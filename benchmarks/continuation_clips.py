@@ -34,7 +34,7 @@ from sonode.dsp.lpc import lpc_continue  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.io.clip import read_clip, resample  # noqa: E402
-from sonode.model import limit_cycle, task_loss  # noqa: E402
+from sonode.model import limit_cycle, predict, task_loss  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
@@ -117,12 +117,18 @@ def main() -> None:
         help="anchors are drawn from the history's last this many seconds",
     )
     parser.add_argument(
+        "--no-glide",
+        action="store_true",
+        help="leave out the L-BFGS fit of the shared pitch glide (the level MLP alone)",
+    )
+    parser.add_argument(
         "--skip", default="speech", help="skip clips whose name contains this (default: speech)"
     )
     args = parser.parse_args()
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     limit_cycle.TAIL_TRAIN = args.field_train
     task_loss.ANCHORS, task_loss.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
+    predict.FIT_GLIDE = not args.no_glide
     # a folder stands for its audio files (e.g. /work/corpus/<category>)
     args.clips = [
         f
@@ -162,8 +168,9 @@ def main() -> None:
                 f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
                 f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
                 f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
-                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | trend 1-2 s (dB/s) "
-                f"{report.get('trend_db_per_s', {})}",
+                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | glide "
+                f"{report.get('glide_kept')} {report.get('final_glide', {}).get('glide')} | mlp steps "
+                f"{report.get('kept_steps')} | trend 1-2 s (dB/s) {report.get('trend_db_per_s', {})}",
                 flush=True,
             )
     summary("bundled", bundled)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from sonode.model.continuation import identify_continuation
+from sonode.model.glide_fit import fit_glide
 from sonode.model.limit_cycle import ContinuationField, phase_field
 from sonode.model.modal import modal_solve
 from sonode.model.tail import Tail
@@ -59,6 +60,7 @@ TREND_SPAN_S = (1.0, 2.0)
 TREND_FRAME_S = 0.05
 TREND_RATIO = 2.0
 TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
+FIT_GLIDE = True  # fit the shared pitch glide by L-BFGS before the level MLP (`glide_fit`)
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -246,29 +248,42 @@ def fit_dynamics(
     }
     report["trend_db_per_s"] = {"identified": trend["held_back"]}
 
-    def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
-        if step % VALIDATE_EVERY and step != steps:
-            return
+    def consider(step: int) -> bool:  # keep the field as it is after ``step`` steps if it is better
         now = score(probe, future, rate)
         gains = [now[k] - untrained[k] for k in untrained if k.startswith("snr")]
-        if min(gains) >= -MAX_LOSS_DB and np.mean(gains) > best["gain_db"] + MIN_GAIN_DB:
-            slope = level_slope_db_per_s(probe, rate)
-            if contradicts_trend(slope, trend["held_back"]):
-                report["trend_db_per_s"]["rejected"] = slope
-                return
-            best.update(
-                steps=step,
-                gain_db=float(np.mean(gains)),
-                state=copy.deepcopy(probe.field.state_dict()),
-                score=now,
-            )
+        if min(gains) < -MAX_LOSS_DB or np.mean(gains) <= best["gain_db"] + MIN_GAIN_DB:
+            return False
+        slope = level_slope_db_per_s(probe, rate)
+        if contradicts_trend(slope, trend["held_back"]):
+            report["trend_db_per_s"]["rejected"] = slope
+            return False
+        best.update(
+            steps=step,
+            gain_db=float(np.mean(gains)),
+            state=copy.deepcopy(probe.field.state_dict()),
+            score=now,
+        )
+        return True
 
+    def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
+        if step % VALIDATE_EVERY == 0 or step == steps:
+            consider(step)
+
+    glide_kept = False
+    if FIT_GLIDE and steps > 0:  # first the shared pitch glide, by L-BFGS (`glide_fit`)
+        report["glide"] = fit_glide(
+            probe, x[:-held], rate, window_samples, max_order, should_stop=should_stop
+        )
+        glide_kept = "glide" in report["glide"] and consider(0)
+        if not glide_kept:
+            probe.field.load_state_dict(zero_state)
     losses = train_field(
         probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
     )
     stopped = should_stop is not None and should_stop()
     if stopped:  # the held-back training or the final one would not finish: the untrained field
         best.update(steps=0, gain_db=0.0, state=zero_state, score=untrained)
+        glide_kept = False
         report["stopped"] = True
     probe.field.load_state_dict(best["state"])
     report |= {
@@ -277,12 +292,16 @@ def fit_dynamics(
         "losses": losses[:: max(1, len(losses) // 20)],
         "held_back_gain_db": best["gain_db"],
         "kept_steps": best["steps"],
+        "glide_kept": glide_kept,
     }
-    if best["steps"] > 0:
+    if glide_kept or best["steps"] > 0:  # the same recipe on the whole clip
         report["field_kept"] = True
-        report["final_losses"] = train_field(
-            final, x, rate, steps, loss, seed, stop_after=best["steps"]
-        )[:: max(1, steps // 20)]
+        if glide_kept:
+            report["final_glide"] = fit_glide(final, x, rate, window_samples, max_order)
+        if best["steps"] > 0:
+            report["final_losses"] = train_field(
+                final, x, rate, steps, loss, seed, stop_after=best["steps"]
+            )[:: max(1, steps // 20)]
         slope = level_slope_db_per_s(final, rate)
         report["trend_db_per_s"]["final"] = [trend["final"], slope]
         if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere

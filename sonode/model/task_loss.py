@@ -62,33 +62,43 @@ def train_field(
     optimiser = torch.optim.Adam(trained, lr=LR)
     target = torch.from_numpy(x)
     history = []
-    for step in range(steps if stop_after is None else min(steps, stop_after)):
-        if should_stop is not None and should_stop():
-            break
-        progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * steps))
-        h = int(round(h_min * (h_max / h_min) ** progress))
-        hi_anchor = n - h
-        anchors = np.sort(generator.integers(min(lo_anchor, hi_anchor), hi_anchor + 1, ANCHORS))
-        z0 = tail.states_at(x, anchors, rate)
-        offset = step % SAMPLE_STRIDE if h > SAMPLE_STRIDE else 0
-        j = torch.arange(offset, h, SAMPLE_STRIDE if h > SAMPLE_STRIDE else 1)
-        local = (w + j.to(torch.float64)) / rate
-        optimiser.zero_grad(set_to_none=True)
-        try:
-            pred = tail.run(
-                z0, local, w / rate + tail.switch_s, gradient="adjoint", linear_s=w / rate
-            )  # (h', A)
-        except RuntimeError:  # the engine refused a non-finite solve: skip the step
-            continue
-        truth = target[torch.as_tensor(anchors)[None, :] + j[:, None]]
-        objective = _objective(pred, truth, j.to(torch.float64) / rate, loss)
-        if not bool(torch.isfinite(objective)) or not objective.requires_grad:
-            continue
-        objective.backward()
-        optimiser.step()
-        history.append(float(objective.detach()))
-        if on_step is not None:
-            on_step(step + 1)
+    # the field's other parameters are held fixed: a frozen glide keeps the phase before the switch
+    # out of the graph (`limit_cycle.phase_field`)
+    frozen = [p for p in tail.field.parameters() if all(p is not q for q in trained)]
+    flags = [p.requires_grad for p in frozen]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        for step in range(steps if stop_after is None else min(steps, stop_after)):
+            if should_stop is not None and should_stop():
+                break
+            progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * steps))
+            h = int(round(h_min * (h_max / h_min) ** progress))
+            hi_anchor = n - h
+            anchors = np.sort(generator.integers(min(lo_anchor, hi_anchor), hi_anchor + 1, ANCHORS))
+            z0 = tail.states_at(x, anchors, rate)
+            offset = step % SAMPLE_STRIDE if h > SAMPLE_STRIDE else 0
+            j = torch.arange(offset, h, SAMPLE_STRIDE if h > SAMPLE_STRIDE else 1)
+            local = (w + j.to(torch.float64)) / rate
+            optimiser.zero_grad(set_to_none=True)
+            try:
+                pred = tail.run(
+                    z0, local, w / rate + tail.switch_s, gradient="adjoint", linear_s=w / rate
+                )  # (h', A)
+            except RuntimeError:  # the engine refused a non-finite solve: skip the step
+                continue
+            truth = target[torch.as_tensor(anchors)[None, :] + j[:, None]]
+            objective = _objective(pred, truth, j.to(torch.float64) / rate, loss)
+            if not bool(torch.isfinite(objective)) or not objective.requires_grad:
+                continue
+            objective.backward()
+            optimiser.step()
+            history.append(float(objective.detach()))
+            if on_step is not None:
+                on_step(step + 1)
+    finally:
+        for p, flag in zip(frozen, flags, strict=True):
+            p.requires_grad_(flag)
     return history
 
 
