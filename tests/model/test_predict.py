@@ -291,4 +291,5 @@ def test_lbfgs_finds_the_strings_shared_pitch_glide_on_continuations_identified_
         snr_db(future[:first], trained[:first]) >= snr_db(future[:first], untrained[:first]) - 0.3
     )
     gain_db = snr_db(future, trained) - snr_db(future, untrained)
-    assert gain_db > 6.0, gain_db  # measured 15.3 -> 26.1 dB
+    # measured 15.3 -> 28.3 dB; with twice the noise (seeds 1-3) +6.9, +4.5, +6.8 dB
+    assert gain_db > 6.0, gain_db
