@@ -16,6 +16,8 @@ With ``--train-steps N`` the continuation is also trained for prediction
 (`sonode.model.predict.fit_dynamics`: N adjoint steps, kept only where the history's own held-back
 end scores better, limit cycle chosen) and printed beside its untrained start ("trained" rows, with
 the SNR over 200 ms as a fifth column and the gain over the untrained start at 50 / 200 ms).
+Its rows also say whether the L-BFGS glide fit was kept (``--no-glide`` leaves it out) and the
+level trends over 1-2 s that the trend check compared (identified, rejected, kept).
 """
 
 from __future__ import annotations
