@@ -241,6 +241,9 @@ def fit_dynamics(
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())
     best = {"steps": 0, "gain_db": 0.0, "state": zero_state, "score": untrained}
+    final_start = copy.deepcopy(
+        final.field.state_dict()
+    )  # its own size: K may differ from the probe's
     # the identified long-run trends, before training moves the fields
     trend = {
         "held_back": level_slope_db_per_s(probe, rate),
@@ -305,7 +308,7 @@ def fit_dynamics(
         slope = level_slope_db_per_s(final, rate)
         report["trend_db_per_s"]["final"] = [trend["final"], slope]
         if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere
-            final.field.load_state_dict(zero_state)
+            final.field.load_state_dict(final_start)
             report["field_kept"] = False
             report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
