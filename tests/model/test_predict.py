@@ -213,9 +213,28 @@ def test_a_field_that_wins_the_held_back_test_but_holds_a_decaying_note_is_not_k
     monkeypatch.setattr(predict, "FIT_GLIDE", False)  # (the held-note field is the MLP's here)
     x = _tone(int(1.0 * RATE))
     tail = Tail.from_fit(identify_continuation(x, RATE, max_order=64), RATE)
-    report = fit_dynamics(tail, x, RATE, steps=10, cycle=False)
+    report = fit_dynamics(tail, x, RATE, steps=10, cycle=False, max_order=64)
     assert not report["field_kept"] and tail.field.is_zero(), report
     assert abs(report["trend_db_per_s"]["rejected"]) < 1.0, report
+
+    # the probe's field passes (a little more decay), the whole clip's holds the note: the final
+    # check refuses it and the field returns to its start, whatever its size (K = 17 here, the
+    # probe's is up to 33)
+    def train_final(tail, x, rate, steps, *args, on_step=None, stop_after=None, **kwargs):
+        if stop_after is None:  # the probe's run
+            with torch.no_grad():
+                tail.field.mlp[-1].bias[: tail.early.n_modes] = -0.05
+            for step in range(1, steps + 1):
+                on_step(step)
+        else:
+            _holding(tail)
+        return [0.0] * steps
+
+    monkeypatch.setattr(predict, "train_field", train_final)
+    first.clear()
+    tail = Tail.from_fit(identify_continuation(x, RATE, max_order=32), RATE)
+    report = fit_dynamics(tail, x, RATE, steps=10, cycle=False, max_order=64)
+    assert report["field_rejected"] == "level trend" and tail.field.is_zero(), report
 
 
 # ---- a string whose decay and pitch depend on its amplitude: linear modes cannot follow it -------
