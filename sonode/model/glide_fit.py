@@ -73,11 +73,11 @@ def fit_glide(
     for horizon in (max(1, h // 4), h):
         before = glide.detach().clone()
         try:
-            start, end = _stage(runs, glide, x, rate, horizon)
-        except RuntimeError:  # the engine refused a non-finite solve: back to before the stage
+            start, end = _stage(runs, glide, x, rate, horizon, should_stop)
+        except (RuntimeError, _Stopped) as error:  # a non-finite solve, or --max-time / a signal
             with torch.no_grad():
                 glide.copy_(before)
-            report["failed"] = True
+            report["stopped" if isinstance(error, _Stopped) else "failed"] = True
             break
         if not math.isfinite(end) or end > start:
             with torch.no_grad():
@@ -89,8 +89,17 @@ def fit_glide(
     return report
 
 
+class _Stopped(Exception):
+    """should_stop() said so within an L-BFGS stage."""
+
+
 def _stage(
-    runs: list[tuple[int, Tail]], glide: torch.nn.Parameter, x: np.ndarray, rate: int, horizon: int
+    runs: list[tuple[int, Tail]],
+    glide: torch.nn.Parameter,
+    x: np.ndarray,
+    rate: int,
+    horizon: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[float, float]:
     """L-BFGS on the glide's pitch entry for the task loss over ``horizon`` samples from each run's
     anchor; returns the loss before and after."""
@@ -111,6 +120,8 @@ def _stage(
     )
 
     def closure() -> torch.Tensor:
+        if should_stop is not None and should_stop():  # a stage is up to 15 iterations: end it
+            raise _Stopped
         optimiser.zero_grad(set_to_none=False)
         value = loss()
         value.backward()

@@ -313,3 +313,18 @@ def test_lbfgs_finds_the_strings_shared_pitch_glide_on_continuations_identified_
     gain_db = snr_db(future, trained) - snr_db(future, untrained)
     # measured 15.3 -> 28.3 dB; with twice the noise (seeds 1-3) +6.9, +4.5, +6.8 dB
     assert gain_db > 6.0, gain_db
+
+
+def test_the_glide_fit_ends_at_once_when_told_to_stop_and_leaves_the_glide_as_it_was(monkeypatch):
+    monkeypatch.setattr(glide_fit, "GLIDE_ANCHORS", 2)
+    x = string(int(0.8 * RATE))
+    x = x / np.max(np.abs(x))
+    tail = Tail.from_fit(identify_continuation(x, RATE), RATE)
+    calls = []
+
+    def should_stop() -> bool:  # stop at the first L-BFGS evaluation, after the identifications
+        calls.append(1)
+        return len(calls) > glide_fit.GLIDE_ANCHORS
+
+    report = fit_glide(tail, x, RATE, should_stop=should_stop)
+    assert report.get("stopped") and tail.field.is_zero(), report
