@@ -13,7 +13,7 @@ from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
 from sonode.model.init import TRAJECTORY_S
 from sonode.model.modal import EVALUATION_SEGMENTS
-from sonode.model.stopping import StepAbandoned, abandonable
+from sonode.model.stopping import abandonable
 
 DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept
 CHECK_SUBSTEPS = 2  # the in-training check's reference solve (Lawson RK4 steps per sample)...
@@ -120,11 +120,9 @@ def consider(
         (the kept triple, whether the current parameters passed the check).
     """
 
-    try:  # a signal abandons the check at once: it changes nothing until its last line
-        with abandonable(should_stop):
-            return _consider(model, clip_snr, trajectory_db, kept, should_stop)
-    except StepAbandoned:
-        return kept, True
+    with abandonable(should_stop):  # a signal abandons it at once: it changes nothing until its end
+        return _consider(model, clip_snr, trajectory_db, kept, should_stop)
+    return kept, True
 
 
 def _consider(model, clip_snr, trajectory_db, kept, should_stop):

@@ -10,8 +10,7 @@ optimiser state and checkpoint, so --resume still reproduces the uninterrupted f
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 
 class StepAbandoned(BaseException):
@@ -38,36 +37,48 @@ class StopRequest:
             self._abandonable = False
             raise StepAbandoned
 
-    @contextlib.contextmanager
-    def abandonable(self) -> Iterator[None]:
+    def abandonable(self) -> Abandonable:
         """Work a stop request abandons at once: it must change no state the fit keeps."""
-        if self.requested:
-            raise StepAbandoned
-        self._abandonable = True
-        try:
-            yield
-        finally:
-            self._abandonable = False
+        return Abandonable(self)
 
 
-def abandonable(should_stop: Callable[[], bool] | None):
+class Abandonable:
+    """The context of `StopRequest.abandonable`: StepAbandoned raised inside it is swallowed and
+    ``abandoned`` says so (without a StopRequest, ``request`` None, it only runs the work)."""
+
+    def __init__(self, request: StopRequest | None):
+        self.request = request
+        self.abandoned = False
+
+    def __enter__(self) -> Abandonable:
+        if self.request is not None:  # (a request made before is seen by the caller's poll)
+            self.request._abandonable = True
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if self.request is not None:
+            self.request._abandonable = False
+        self.abandoned = kind is not None and issubclass(kind, StepAbandoned)
+        return self.abandoned
+
+
+def abandonable(should_stop: Callable[[], bool] | None) -> Abandonable:
     """``should_stop.abandonable()`` when it has one (a `StopRequest`, or a caller's object that
-    holds one), else a no-op context (a plain callable is only polled)."""
+    holds one), else a context that only runs the work (a plain callable is only polled)."""
     enter = getattr(should_stop, "abandonable", None)
-    return enter() if enter is not None else contextlib.nullcontext()
+    return enter() if enter is not None else Abandonable(None)
 
 
 def unless_abandoned(should_stop, work: Callable, module=None, prefixes: tuple[str, ...] = ()):
     """``work()`` inside `abandonable` (``should_stop``); None when a stop abandoned it, after the
-    entries of ``module``'s state whose names start with ``prefixes`` (what ``work`` changes in
-    place) are put back as they were before it."""
+    entries of ``module``'s state whose names start with ``prefixes`` (all of them by default;
+    what ``work`` may change in place) are put back as they were before it."""
     before = {}
     if module is not None:
-        before = {n: t.clone() for n, t in module.state_dict().items() if n.startswith(prefixes)}
-    try:
-        with abandonable(should_stop):
-            return work()
-    except StepAbandoned:
-        if module is not None:
-            module.load_state_dict(before, strict=False)
-        return None
+        state = module.state_dict().items()
+        before = {n: t.clone() for n, t in state if not prefixes or n.startswith(prefixes)}
+    with abandonable(should_stop) as step:
+        return work()
+    if module is not None and step.abandoned:
+        module.load_state_dict(before, strict=False)
+    return None
