@@ -198,6 +198,16 @@ def test_tensors_that_do_not_match_the_config_are_refused(fitted, tmp_path):
     assert result.exit_code == 2 and "do not match" in result.output, result.output
 
 
+def test_eval_refuses_an_upsampling_task_too_large_for_memory_before_any_fit(tmp_path):
+    """`eval --duration 600` of a 48 kHz clip fitted for 45 s (its peak 2.07 GiB) and only then
+    found that the upsampling to 48 kHz needed 5 GiB; 45 s at 192 kHz needs 1.3 GiB of output."""
+    clip = tmp_path / "long.wav"
+    sf.write(clip, np.zeros(45 * 192_000, dtype=np.int16), 192_000, subtype="PCM_16")
+    result = cli("eval", clip, "--duration", "45", "-o", tmp_path / "ev", "--quiet")
+    assert result.exit_code == 2 and "upsampling" in result.output and "GiB" in result.output
+    assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())
+
+
 def test_a_batch_rerun_survives_an_edited_report(tmp_path):
     job = FitJob(str(tmp_path / "take.wav"), "take", str(tmp_path))
     job.paths()["report"].write_text(json.dumps({"fit": [1, 2], "written_by": "sonode 0"}))
