@@ -142,7 +142,11 @@ class LocalModel(ContinuationMixin, nn.Module):
     def reconstruct(self) -> torch.Tensor:
         """The normalised reconstruction on the clip's grid, (n_samples,), without a graph."""
         with torch.no_grad():
-            return self.samples()[: self.config.n_samples]
+            out = self.samples()[: self.config.n_samples]
+            if out.numel() < self.config.n_samples:  # the last sample sits on the last node
+                at_last = self.entry_nodes() == self.config.n_nodes - 1
+                out = torch.cat([out, self.amp_re[at_last].sum().reshape(1)])
+            return out
 
     def trajectory(
         self, n_samples: int, gradient: str | None = None, stride: int = 1, phase: int = 0
@@ -177,8 +181,9 @@ class LocalModel(ContinuationMixin, nn.Module):
         has_tail = self.continuation_state.shape[0] > 0
         interval_s = config.hop_samples / config.sample_rate
         position = times_s / interval_s
-        index = torch.floor(position).long()
-        inside = (times_s < config.duration_s) & (index < config.n_nodes - 1)
+        # a time on the last node (when hop divides n − 1) is the end of the last interval
+        index = torch.floor(position).long().clamp(max=config.n_nodes - 2)
+        inside = (times_s < config.duration_s) & (position <= config.n_nodes - 1)
         n_int = config.n_nodes - 1
         bounds = torch.searchsorted(index[inside].contiguous(), torch.arange(n_int + 1))
         fraction = (position - index)[inside]
