@@ -30,6 +30,7 @@ from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_codec import choose_steps
 from sonode.model.local_refine import refine_frequencies
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
@@ -42,7 +43,9 @@ QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its 
 HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
-STORAGE_MARGIN_DB = 30.0
+STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
+ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
+ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded model
 
 
 def fit_local(
@@ -94,9 +97,8 @@ def fit_local(
     identified_s = time.perf_counter() - started
     initial = snr_db(xn, model.reconstruct().numpy())
     history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
-    float32_db = _storage_check(model, xn)
-    # float32 tables when their rounding error lies STORAGE_MARGIN_DB under the model's (< 0.01 dB)
-    model.storage = "float32" if float32_db >= best + STORAGE_MARGIN_DB else "float64"
+    unrounded = best
+    best, check_db, storage = _store_compactly(model, xn, best)
     identification = {
         "variant": "local",
         "n_modes": int(model.n_tracks),
@@ -106,8 +108,9 @@ def fit_local(
         "level_db": level,
         "validation_snr_db": validation,
         "parameters_per_sample": model.stored_numbers() / xn.size,
-        "float32_check_db": float32_db,
         "storage": model.storage,
+        "rounding": storage,
+        "unrounded_snr_db": unrounded,
         "time_breakdown_s": {"identification": round(identified_s, 4)},
     }
     if tail is not None:
@@ -118,7 +121,7 @@ def fit_local(
         gradient="variable projection",  # Gauss–Newton through the exact state solve
         initial_snr_db=initial,
         snr_db=best,
-        discretisation_snr_db=float32_db,
+        discretisation_snr_db=check_db,
         epochs=len(history),
         wall_time_s=wall,
         seconds_per_epoch=(wall - identified_s) / max(1, len(history)),
@@ -310,6 +313,54 @@ def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
     )
     model.amp_re.copy_(torch.from_numpy(re))
     model.amp_im.copy_(torch.from_numpy(im))
+
+
+@torch.no_grad()
+def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
+    """Round the node tables for a compact file (`sonode.model.local_codec`) where the rounding
+    costs ≤ ~0.1 dB, else keep float32 (or float64) tables. The model takes the rounded values,
+    so what is reported is what the file holds. Returns (SNR dB of the stored model, its check
+    dB against the unrounded one, a summary for the report)."""
+    config = model.config
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+
+    def synthesise(freq, re, im):
+        probe = LocalModel(
+            LocalConfig(config.sample_rate, config.n_samples, config.hop_samples, 1.0, 0.0),
+            first,
+            length,
+            freq,
+            re,
+            im,
+        )
+        return probe.reconstruct().numpy()
+
+    compact = choose_steps(
+        first,
+        length,
+        *(getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
+        config.hop_samples,
+        config.sample_rate,
+        synthesise,
+        max(fit_db + ROUNDING_MARGIN_DB, ROUNDING_FLOOR_DB),
+    )
+    if compact is None:
+        float32_db = _storage_check(model, xn)
+        model.storage = "float32" if float32_db >= fit_db + STORAGE_MARGIN_DB else "float64"
+        return fit_db, float32_db, {"float32_check_db": float32_db}
+    for name in ("freq_hz", "amp_re", "amp_im"):
+        getattr(model, name).copy_(torch.from_numpy(getattr(compact, name)))
+    model.storage = "quantised"
+    model.steps = (compact.freq_step_hz, compact.state_step)
+    stored_db = snr_db(xn, model.reconstruct().numpy())
+    summary = {
+        "freq_step_hz": compact.freq_step_hz,
+        "state_step": compact.state_step,
+        "rounding_snr_db": compact.rounding_snr_db,
+        "cost_db": fit_db - stored_db,
+        "packed_bytes": compact.packed_bytes,
+    }
+    return stored_db, compact.rounding_snr_db, summary
 
 
 @torch.no_grad()
