@@ -1,0 +1,66 @@
+"""Reading a local model file's metadata and tables, every size and type checked first."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from sonode.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from sonode.model.local import LocalConfig
+
+
+def table_problem(config: LocalConfig, tensors: dict) -> str | None:
+    """What is wrong with a file's track tables, or None."""
+    need = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
+    if any(n not in tensors or tensors[n].ndim != 1 for n in need):
+        return "a track table is missing or not one-dimensional"
+    first, length = tensors["track_first"].to(torch.int64), tensors["track_length"].to(torch.int64)
+    n_entries = tensors["freq_hz"].numel()
+    if first.numel() != length.numel() or any(tensors[n].numel() != n_entries for n in need[3:]):
+        return "table lengths differ"
+    if bool((length < 1).any()) or int(length.sum()) != n_entries:
+        return "track lengths do not add up to the node entries"
+    if bool((first < 0).any()) or bool((first + length > config.n_nodes).any()):
+        return "a track lies outside the nodes"
+    return None
+
+
+def local_config_from_meta(path, meta: dict) -> LocalConfig:
+    """The configuration in a local model file's metadata, types and sizes checked first."""
+    from sonode.limits import MAX_HOP_SAMPLES, MAX_LP_ORDER, MAX_RENDER_S
+    from sonode.model.local import LocalConfig
+
+    raw = meta.get("config")
+    types = {
+        f: (int if f.endswith(("samples", "rate", "modes")) else float)
+        for f in LocalConfig.__dataclass_fields__
+    }
+    if not isinstance(raw, dict) or set(raw) != set(types):
+        raise ModelFileError(
+            f"{path}: the local model's configuration is missing or incomplete; refit"
+        )
+    for name, kind in types.items():
+        value = raw[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or (kind is int and not isinstance(value, int)) or not math.isfinite(value):
+            raise ModelFileError(f"{path}: the local configuration's {name} is invalid; refit")
+    limits = {
+        "sample_rate": (8000, 192000),
+        "hop_samples": (1, MAX_HOP_SAMPLES),
+        "n_samples": (1, int(MAX_RENDER_S * raw["sample_rate"])),
+        "continuation_samples": (0, raw["n_samples"]),
+        "tail_modes": (0, MAX_LP_ORDER),
+        "gain": (1e-300, math.inf),
+        "continuation_switch_s": (0.0, MAX_RENDER_S),
+    }
+    for name, (low, high) in limits.items():
+        if not low <= raw[name] <= high:
+            raise ModelFileError(
+                f"{path}: the local configuration's {name} = {raw[name]} is "
+                f"outside {low}..{high}; refit"
+            )
+    return LocalConfig(**{n: types[n](raw[n]) for n in types})
