@@ -25,11 +25,17 @@ from sonode.io.model_file import save_model_file
 from sonode.model.config import MODEL_KIND
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.layout import SegmentLayout
-from sonode.model.local_file import local_config_from_meta, table_problem
+from sonode.model.local_codec import CODEC, encode
+from sonode.model.local_file import local_config_from_meta, read_packed_tables, table_problem
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
 from sonode.model.rendering import add_continuation
 
-LOCAL_VERSION = 3  # model file version of the local variant (version 2: the global decoder)
+# model file versions of the local variant (version 2: the global decoder): 3 holds float node
+# tables, 4 the compact ones of `sonode.model.local_codec`; files are written in the oldest that
+# holds their tables, and both are read
+LOCAL_VERSION = 4
+LOCAL_VERSIONS = (3, 4)
+_TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
 INTERVALS_PER_EVALUATION = 64  # intervals read per batched evaluation: bounded memory
 
 
@@ -90,7 +96,9 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.amp_im = nn.Parameter(torch.as_tensor(amp_im, dtype=torch.float64).clone())
         self.register_buffer("readout_bias", torch.zeros((), dtype=torch.float64))
         # precision of the node tables in a model file (`sonode.model.local_fit` chooses it)
-        self.storage = "float32"
+        self.storage = "float32"  # or "float64", or "quantised" at ``steps``
+        self.steps: tuple[float, float] | None = None  # (freq_step_hz, state_step)
+        self.freq_shifts: np.ndarray | None = None  # (K,) track k's step is 2^shift·freq_step_hz
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
         self.pieces = Pieces.build(
             np.asarray(first, dtype=np.int64), np.asarray(length, dtype=np.int64), config.n_nodes
@@ -247,9 +255,11 @@ class LocalModel(ContinuationMixin, nn.Module):
         info: dict[str, Any] | None = None,
         storage: str | None = None,
     ) -> None:
-        """Write the model atomically: node tables in ``storage`` precision ("float32" halves the
-        file; `sonode.model.local_fit` keeps float64 when rounding would cost ≥ 0.01 dB)."""
+        """Write the model atomically: node tables in ``storage`` precision ("quantised": the
+        compact codes of `sonode.model.local_codec` at ``steps``, which the fit has already
+        rounded the tables to; "float32" halves a float64 file)."""
         storage = self.storage if storage is None else storage
+        packed = storage == "quantised" and self.steps is not None and self.freq_shifts is not None
         dtype = torch.float32 if storage == "float32" else torch.float64
         tensors = {}
         # an untrained continuation field (zero output) and an inactive cycle are rebuilt on
@@ -266,6 +276,8 @@ class LocalModel(ContinuationMixin, nn.Module):
                 same_late and name.startswith("tail_late_bank.")
             ):
                 continue
+            if packed and name in ("freq_hz", "amp_re", "amp_im", "track_first", "track_length"):
+                continue
             if name in ("freq_hz", "amp_re", "amp_im"):
                 t = t.to(dtype)
             elif name in ("track_first", "track_length"):
@@ -274,12 +286,36 @@ class LocalModel(ContinuationMixin, nn.Module):
                 continue
             tensors[name] = t.detach()
         meta = {"variant": self.variant, "config": asdict(self.config), "info": info or {}}
-        save_model_file(path, tensors, meta, kind=MODEL_KIND, version=LOCAL_VERSION)
+        version = 3
+        if packed:
+            blob = encode(
+                *(getattr(self, n).detach().numpy() for n in _TABLES),
+                self.config.hop_samples,
+                self.config.sample_rate,
+                *self.steps,
+                self.freq_shifts,
+            )[0]
+            tensors["node_tables"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+            meta["tables"] = {
+                "codec": CODEC,
+                "n_tracks": self.n_tracks,
+                "n_entries": self.n_entries,
+                "freq_step_hz": self.steps[0],
+                "state_step": self.steps[1],
+            }
+            version = 4
+        save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
 
     @classmethod
     def from_file(cls, path, tensors: dict, meta: dict) -> tuple[LocalModel, dict[str, Any]]:
         """The model from a checked container's tensors and metadata (see `SonodeModel.load`)."""
         config = local_config_from_meta(path, meta)
+        steps = None
+        if "node_tables" in tensors:  # version 4: compact tables
+            tensors = dict(tensors)
+            decoded, steps = read_packed_tables(path, config, tensors.pop("node_tables"), meta)
+            *decoded, shifts = decoded
+            tensors = {**tensors, **dict(zip(_TABLES, decoded, strict=True))}
         bad = table_problem(config, tensors)
         if bad:
             raise ModelFileError(
@@ -307,6 +343,8 @@ class LocalModel(ContinuationMixin, nn.Module):
             )
         model.load_state_dict({n: t.to(fresh[n].dtype) for n, t in tensors.items()})
         model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
+        if steps is not None:
+            model.storage, model.steps, model.freq_shifts = "quantised", steps, shifts.numpy()
         return model, meta.get("info", {})
 
 

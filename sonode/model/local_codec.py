@@ -3,7 +3,9 @@
 A float32 node table costs 32 bits per number, ~18 bits per sample at 0.56 numbers per sample,
 where the clip's own FLAC needs 6–8. Here:
 
-- frequencies are rounded to a step (Hz) and stored as the change along their track;
+- frequencies are rounded to a step (Hz) and stored as the change along their track; a track's
+  step grows as its amplitude falls (a frequency error costs in proportion to the amplitude),
+  and the states are solved again for the rounded frequencies, which absorbs most of it;
 - node states are rounded to a step (normalised amplitude) after *prediction along the track*:
   the state at node f + 1 is predicted from the decoded one at f carried by the dynamics
   (c_{f+1} ≈ c_f·e^{iψ(1)}, the phase the mode turns over the interval), and only the rounded
@@ -30,7 +32,8 @@ from sonode.dsp.metrics import snr_db
 
 CODEC = "lzma-planes-1"
 _MAX_CODE = 2**31 - 1
-FREQ_STEP_START_HZ = 0.05  # 0.05 Hz turns a 10 ms interval's phase by ≤ 0.002 rad
+FREQ_STEP_HZ = 0.05  # a loud track's step: turns a 10 ms interval's phase by ≤ 0.002 rad
+MAX_SHIFT = 6  # a track 2^k times weaker than the typical one gets a 2^k times coarser step
 STATE_STEP_START = 1e-3  # of the states' RMS
 STEP_TRIES = 6
 
@@ -45,8 +48,25 @@ class Compact:
     freq_hz: np.ndarray
     amp_re: np.ndarray
     amp_im: np.ndarray
+    shifts: np.ndarray
     packed_bytes: int
     rounding_snr_db: float
+
+
+def track_shifts(length: np.ndarray, amp_re: np.ndarray, amp_im: np.ndarray) -> np.ndarray:
+    """(K,) the power of two that scales each track's frequency step: a frequency error costs in
+    proportion to its mode's amplitude, so weak tracks are rounded coarser."""
+    power = amp_re**2 + amp_im**2
+    track_of = np.repeat(np.arange(length.size), length)
+    track_rms = np.sqrt(np.bincount(track_of, power, minlength=length.size) / np.maximum(length, 1))
+    typical = float(np.sqrt(np.mean(power))) or 1.0
+    ratio = typical / np.maximum(track_rms, 1e-300)
+    return np.clip(np.floor(np.log2(ratio)), 0, MAX_SHIFT).astype(np.int64)
+
+
+def entry_freq_steps(length: np.ndarray, shifts: np.ndarray, freq_step_hz: float) -> np.ndarray:
+    """(P,) each entry's frequency step (Hz)."""
+    return np.repeat(freq_step_hz * np.exp2(shifts.astype(np.float64)), length)
 
 
 def choose_steps(
@@ -58,44 +78,54 @@ def choose_steps(
     hop: int,
     rate: int,
     synthesise: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    solve: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     target_db: float,
 ) -> Compact | None:
-    """The coarsest steps (tried by scaling both together) whose rounding keeps the model within
-    ``target_db`` of itself: rounding noise grows with the step squared, so one measurement
-    predicts the step, and halving corrects a miss. None if no step within STEP_TRIES does (the
-    caller keeps float tables).
+    """Round the frequencies (per-track steps, `track_shifts`), solve the states again for the
+    rounded frequencies (which absorbs most of their rounding), then take the coarsest state step
+    whose rounding keeps the model within ``target_db`` of the unrounded one: rounding noise
+    grows with the step squared, so one measurement predicts the step and halving corrects a
+    miss. A finer frequency step is tried if no state step meets the target; None if none does
+    (the caller keeps float tables).
 
     Args:
         synthesise: (freq_hz, amp_re, amp_im) → the model's samples (n,).
+        solve: freq_hz → the least-squares states (amp_re, amp_im) for those frequencies.
     """
     reference = synthesise(freq_hz, amp_re, amp_im)
-    rms = float(np.sqrt(np.mean(amp_re**2 + amp_im**2))) or 1.0
-    scale = 1.0
-    best = None
-    for _ in range(STEP_TRIES):
-        steps = (FREQ_STEP_START_HZ * scale, STATE_STEP_START * rms * scale)
-        try:
-            blob, freq, re, im = encode(first, length, freq_hz, amp_re, amp_im, hop, rate, *steps)
-        except OverflowError:
-            scale *= 4.0
-            continue
-        rounding_db = snr_db(reference, synthesise(freq, re, im))
-        if rounding_db >= target_db:
-            if best is None or len(blob) < best.packed_bytes:
-                best = Compact(*steps, freq, re, im, len(blob), rounding_db)
-            if rounding_db < target_db + 1.0:
+    shifts = track_shifts(length, amp_re, amp_im)
+    for freq_scale in (1.0, 0.25, 1 / 16):
+        freq_step = FREQ_STEP_HZ * freq_scale
+        steps = entry_freq_steps(length, shifts, freq_step)
+        freq = np.rint(freq_hz / steps) * steps
+        re, im = solve(freq)
+        rms = float(np.sqrt(np.mean(re**2 + im**2))) or 1.0
+        scale, best = 1.0, None
+        for _ in range(STEP_TRIES):
+            state_step = STATE_STEP_START * rms * scale
+            try:
+                blob, freq_d, re_d, im_d = encode(
+                    first, length, freq, re, im, hop, rate, freq_step, state_step, shifts
+                )
+            except OverflowError:
+                scale *= 4.0
+                continue
+            rounding_db = snr_db(reference, synthesise(freq_d, re_d, im_d))
+            if rounding_db >= target_db:
+                if best is None or len(blob) < best.packed_bytes:
+                    best = Compact(
+                        freq_step, state_step, freq_d, re_d, im_d, shifts, len(blob), rounding_db
+                    )
+                if rounding_db < target_db + 1.0:
+                    break
+            elif best is not None:
                 break
-        elif best is not None:
-            break
-        # the step that would just meet the target (noise power ∝ step²), a little finer
-        factor = 10 ** ((rounding_db - target_db - 0.5) / 20)
-        scale *= float(np.clip(factor, 0.1, 10.0)) if math.isfinite(factor) else 10.0
-    return best
-
-
-def quantise_frequencies(freq_hz: np.ndarray, step_hz: float) -> np.ndarray:
-    """Integer codes (P,) of frequencies rounded to ``step_hz``."""
-    return np.rint(freq_hz / step_hz).astype(np.int64)
+            # the step that would just meet the target (noise power ∝ step²), a little finer
+            factor = 10 ** ((rounding_db - target_db - 0.5) / 20)
+            scale *= float(np.clip(factor, 0.1, 10.0)) if math.isfinite(factor) else 10.0
+        if best is not None:
+            return best
+    return None
 
 
 def code_states(
@@ -156,13 +186,16 @@ def encode(
     rate: int,
     freq_step_hz: float,
     state_step: float,
+    shifts: np.ndarray,
 ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """(packed bytes, decoded freq_hz, amp_re, amp_im) of the tables at the given steps.
+    """(packed bytes, decoded freq_hz, amp_re, amp_im) of the tables at the given steps (track k's
+    frequencies at freq_step_hz·2^shifts[k]).
 
     Raises:
         OverflowError: a code does not fit 31 bits (a step far too small for the values)."""
-    freq_codes = quantise_frequencies(freq_hz, freq_step_hz)
-    freq = freq_codes * freq_step_hz
+    steps = entry_freq_steps(length, shifts, freq_step_hz)
+    freq_codes = np.rint(freq_hz / steps).astype(np.int64)
+    freq = freq_codes * steps
     (code_re, code_im), (re, im) = code_states(
         first, length, freq, hop, rate, state_step, target=(amp_re, amp_im)
     )
@@ -171,31 +204,40 @@ def encode(
     freq_delta[1:] -= freq_codes[:-1]
     freq_delta[offset] = freq_codes[offset]  # a track's first frequency is absolute
     first_delta = np.diff(first, prepend=0)
-    streams = [first_delta, length, freq_delta, code_re, code_im]
+    streams = [first_delta, length, shifts, freq_delta, code_re, code_im]
     return pack(streams), freq, re, im
 
 
-def decode(blob: bytes, n_tracks: int, n_entries: int, hop: int, rate: int, freq_step_hz: float,
-           state_step: float) -> tuple[np.ndarray, ...]:
-    """(first, length, freq_hz, amp_re, amp_im) from `encode`'s bytes.
+def decode(
+    blob: bytes,
+    n_tracks: int,
+    n_entries: int,
+    hop: int,
+    rate: int,
+    freq_step_hz: float,
+    state_step: float,
+) -> tuple[np.ndarray, ...]:
+    """(first, length, freq_hz, amp_re, amp_im, shifts) from `encode`'s bytes.
 
     Raises:
         ValueError: the bytes are not a stream of the declared sizes, or the tables they hold
             are inconsistent (the caller turns this into a refusal of the file)."""
-    first_delta, length, freq_delta, code_re, code_im = unpack(
-        blob, [n_tracks, n_tracks, n_entries, n_entries, n_entries]
+    first_delta, length, shifts, freq_delta, code_re, code_im = unpack(
+        blob, [n_tracks] * 3 + [n_entries] * 3
     )
     if bool((length < 1).any()) or int(length.sum()) != n_entries:
         raise ValueError("track lengths do not add up to the node entries")
+    if bool((shifts < 0).any()) or bool((shifts > MAX_SHIFT).any()):
+        raise ValueError("a frequency step is out of range")
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     first = np.cumsum(first_delta)
     track_of = np.repeat(np.arange(n_tracks), length)
     # undo the per-track differences: cumulative sum restarted at each track's first entry
     total = np.cumsum(freq_delta)
     base = total[offset] - freq_delta[offset]
-    freq = (total - base[track_of]) * freq_step_hz
+    freq = (total - base[track_of]) * entry_freq_steps(length, shifts, freq_step_hz)
     _, (re, im) = code_states(first, length, freq, hop, rate, state_step, codes=(code_re, code_im))
-    return first, length, freq, re, im
+    return first, length, freq, re, im, shifts
 
 
 def pack(streams: list[np.ndarray]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
@@ -64,3 +65,38 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
                 f"outside {low}..{high}; refit"
             )
     return LocalConfig(**{n: types[n](raw[n]) for n in types})
+
+
+def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict):
+    """Decode a version-4 file's compact tables (`sonode.model.local_codec`): ((first, length,
+    freq_hz, amp_re, amp_im) as tensors, (freq_step_hz, state_step)). Sizes and steps are checked
+    before anything is decompressed, and no more is decompressed than they declare."""
+    from sonode.model.local_codec import CODEC, decode
+
+    tables = meta.get("tables")
+    if not isinstance(tables, dict) or tables.get("codec") != CODEC:
+        raise ModelFileError(
+            f"{path}: the local model's compact tables are of an unknown kind; refit"
+        )
+    counts = [tables.get(n) for n in ("n_tracks", "n_entries")]
+    steps = [tables.get(n) for n in ("freq_step_hz", "state_step")]
+    # at most one entry per sample and node: far above any fit's (0.5 numbers per sample)
+    most = config.n_nodes * max(1, config.hop_samples)
+    if (
+        blob.dtype != torch.uint8
+        or blob.ndim != 1
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+        or not 0 <= counts[0] <= counts[1] <= most
+        or not all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in steps)
+    ):
+        raise ModelFileError(f"{path}: the local model's compact tables are damaged; refit")
+    try:
+        decoded = decode(
+            blob.numpy().tobytes(), *counts, config.hop_samples, config.sample_rate, *steps
+        )
+    except ValueError as err:
+        raise ModelFileError(
+            f"{path}: the local model's compact tables are damaged ({err}); refit"
+        ) from None
+    as_tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in decoded]
+    return as_tensors, (steps[0], steps[1])

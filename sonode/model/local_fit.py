@@ -342,6 +342,9 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         config.hop_samples,
         config.sample_rate,
         synthesise,
+        lambda freq: chunked_least_squares(
+            first, length, freq * config.hop_samples / config.sample_rate, xn, config.hop_samples
+        ),
         max(fit_db + ROUNDING_MARGIN_DB, ROUNDING_FLOOR_DB),
     )
     if compact is None:
@@ -352,6 +355,7 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         getattr(model, name).copy_(torch.from_numpy(getattr(compact, name)))
     model.storage = "quantised"
     model.steps = (compact.freq_step_hz, compact.state_step)
+    model.freq_shifts = compact.shifts
     stored_db = snr_db(xn, model.reconstruct().numpy())
     summary = {
         "freq_step_hz": compact.freq_step_hz,
