@@ -12,7 +12,9 @@ Each fit runs in a fresh process (one torch thread) so that its peak memory (ru_
 Per clip and variant it prints the reconstruction SNR of the kept model and of the identified start,
 the stored numbers per sample (all of the model's parameters; for local also the node tables
 alone), the model file's size, the size of the fitted samples as 16-bit FLAC, the peak memory and
-the wall time; then the medians. Stereo files are mixed to mono, as `sonode fit` does.
+the wall time and CPU seconds; then the medians. ``--steps N`` fixes the training steps (for the
+local model, Gauss–Newton iterations of the frequencies) instead of the wall-clock budget, so that
+a loaded machine measures the same fit. Stereo files are mixed to mono, as `sonode fit` does.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ sys.path.insert(0, str(ROOT))
 AUDIO = (".wav", ".flac", ".ogg")
 
 
-def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None, max_time_s: float):
+def fit_one(
+    clip: str,
+    variant: str,
+    rate: int | None,
+    duration_s: float | None,
+    max_time_s: float,
+    steps: int | None = None,
+):
     """Fit one clip with one variant in this process; a dict of figures."""
     import soundfile
     import torch
@@ -44,7 +53,13 @@ def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None,
     torch.set_num_threads(1)
     started = time.perf_counter()
     fitted = fit(
-        clip, rate=rate, duration_s=duration_s, modes=variant, max_time_s=max_time_s, threads=1
+        clip,
+        rate=rate,
+        duration_s=duration_s,
+        modes=variant,
+        max_time_s=max_time_s,
+        steps=steps,
+        threads=1,
     )
     wall = time.perf_counter() - started
     model, report = fitted.model, fitted.info["fit"]
@@ -121,6 +136,8 @@ def run_child(clip: Path, variant: str, args) -> dict:
     """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
     command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
     command += ["--max-time", str(args.max_time)]
+    if args.steps is not None:
+        command += ["--steps", str(args.steps)]
     if args.rate:
         command += ["--rate", str(args.rate)]
     if args.duration:
@@ -134,6 +151,7 @@ def run_child(clip: Path, variant: str, args) -> dict:
         return {"clip": clip.name, "variant": variant, "error": f"exit status {status}"}
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["peak_mib"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -143,6 +161,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, help="fit at this rate (default: the file's)")
     parser.add_argument("--duration", type=float, help="fit the first seconds only")
     parser.add_argument("--max-time", type=float, default=300.0, help="budget per fit (s)")
+    parser.add_argument(
+        "--steps", type=int, help="training steps (local: Gauss–Newton iterations), any time"
+    )
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
@@ -151,7 +172,8 @@ def main() -> None:
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(fit_one(args.one, args.variant, args.rate, args.duration, args.max_time)))
+        row = fit_one(args.one, args.variant, args.rate, args.duration, args.max_time, args.steps)
+        print(json.dumps(row))
         return
     if not args.folder:
         parser.error("give a folder of clips")
@@ -168,6 +190,7 @@ def main() -> None:
     rows = []
     header = f"{'clip':34s} {'variant':7s} {'SNR':>6s} {'start':>6s} {'gain':>5s} {'num/smp':>7s}"
     header += f" {'tbl/smp':>7s} {'model kB':>8s} {'FLAC kB':>7s} {'peak MiB':>8s} {'s':>5s}"
+    header += f" {'CPU s':>6s}"
     print(header, flush=True)
     for clip in clips:
         for variant in variants:
@@ -181,7 +204,7 @@ def main() -> None:
                 f"{row['initial_snr_db']:6.2f} {row['gain_db']:5.2f} "
                 f"{row['numbers_per_sample']:7.3f} {row['tables_per_sample']:7.3f} "
                 f"{row['model_bytes'] / 1e3:8.0f} {row['flac_bytes'] / 1e3:7.0f} "
-                f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f}",
+                f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f} {row['cpu_s']:6.0f}",
                 flush=True,
             )
     for variant in variants:
@@ -199,7 +222,9 @@ def main() -> None:
             f"{med['initial_snr_db']:.2f} dB, gain {med['gain_db']:.2f} dB, "
             f"{med['numbers_per_sample']:.3f} numbers/sample ({med['numbers_per_s']:.0f}/s), model/FLAC "
             f"{ratio:.2f}, peak {med['peak_mib']:.0f} MiB, max peak "
-            f"{max(r['peak_mib'] for r in good):.0f} MiB, {med['wall_s']:.0f} s"
+            f"{max(r['peak_mib'] for r in good):.0f} MiB, {med['wall_s']:.0f} s, "
+            f"{med['cpu_s']:.0f} CPU s; model ≤ FLAC on "
+            f"{sum(r['model_bytes'] <= r['flac_bytes'] for r in good)} of {len(good)}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

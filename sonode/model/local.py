@@ -36,7 +36,9 @@ from sonode.model.rendering import add_continuation
 LOCAL_VERSION = 4
 LOCAL_VERSIONS = (3, 4)
 _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
-INTERVALS_PER_EVALUATION = 64  # intervals read per batched evaluation: bounded memory
+# pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
+# memory of reading or rendering does not grow with the rate, the modes or the clip
+EVALUATION_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -128,23 +130,26 @@ class LocalModel(ContinuationMixin, nn.Module):
         return base + torch.arange(self.n_entries)
 
     # ---- reading ---------------------------------------------------------------------------
+    def _runs(self, first: int, last: int, samples_per_interval: int):
+        """Runs (a, b) of intervals first..last−1 whose pieces × samples_per_interval stay
+        within EVALUATION_ELEMENTS (one interval at least)."""
+        start = self.pieces.start
+        most = max(1, EVALUATION_ELEMENTS // max(1, samples_per_interval))
+        a = first
+        while a < last:
+            b = int(torch.searchsorted(start, start[a] + most, right=True)) - 1
+            b = min(max(b, a + 1), last)
+            yield a, b
+            a = b
+
     def samples(self, first: int = 0, last: int | None = None) -> torch.Tensor:
         """The normalised signal on the clip's grid over intervals first..last−1 (differentiable):
         ((last − first)·hop,), samples past the clip included."""
         last = self.config.n_nodes - 1 if last is None else last
         hop, rate = self.config.hop_samples, self.config.sample_rate
         parts = [
-            interval_samples(
-                self.pieces,
-                self.freq_hz,
-                self.amp_re,
-                self.amp_im,
-                a,
-                min(a + INTERVALS_PER_EVALUATION, last),
-                hop,
-                rate,
-            )
-            for a in range(first, last, INTERVALS_PER_EVALUATION)
+            interval_samples(self.pieces, self.freq_hz, self.amp_re, self.amp_im, a, b, hop, rate)
+            for a, b in self._runs(first, last, hop)
         ]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
@@ -196,8 +201,7 @@ class LocalModel(ContinuationMixin, nn.Module):
         n_int = config.n_nodes - 1
         bounds = torch.searchsorted(index[inside].contiguous(), torch.arange(n_int + 1))
         fraction = (position - index)[inside]
-        for a in range(0, n_int, INTERVALS_PER_EVALUATION):
-            b = min(a + INTERVALS_PER_EVALUATION, n_int)
+        for a, b in self._runs(0, n_int, math.ceil(interval_s / spacing) + 1):
             counts = bounds[a + 1 : b + 1] - bounds[a:b]
             if int(counts.sum()) == 0:
                 continue

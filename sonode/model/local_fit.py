@@ -267,6 +267,8 @@ def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_st
         return False
 
     deadline = None if options.max_time_s is None else started + options.max_time_s
+    if deadline is not None and time.perf_counter() >= deadline:
+        return history, initial, "time"  # identification used the budget
     refined = refine_frequencies(
         first,
         length,

@@ -33,6 +33,10 @@ DAMPING_START = 1e-3
 DAMPING_UP, DAMPING_DOWN = 8.0, 3.0
 DAMPING_LIMIT = 1e4  # beyond this the steps are too small to matter: stop
 MIN_GAIN_DB = 0.005  # a held-back improvement smaller than this ends the refinement
+# an iteration costs ~4 state solves (the joint one has 1.5× the unknowns); after the last one the
+# caller still solves once on all samples and rounds the tables (~2 solves): both are budgeted
+ITERATION_SOLVES, RESERVE_SOLVES = 4.0, 2.0
+GAUSS_NEWTON_CHUNK_NODES = 800  # runs of the joint solve: its blocks are 2.25× the states' alone
 
 
 @dataclass
@@ -67,7 +71,9 @@ def refine_frequencies(
         xn: (n,) the normalised clip; mask: (n,) 1 for training samples, 0 for held-back ones.
         synthesise: (freq_hz, states) → the model's (n,) samples.
         iterations: most Gauss–Newton iterations (None: until converged or the deadline).
-        deadline: time.perf_counter() value after which no iteration starts (None: none).
+        deadline: time.perf_counter() value by which the refinement and the caller's final solve
+            should be done: an iteration starts only if its predicted cost (the last one's, or
+            ITERATION_SOLVES state solves) and RESERVE_SOLVES more fit before it (None: none).
         on_iteration: called after every iteration; returning True stops.
 
     Returns:
@@ -77,18 +83,22 @@ def refine_frequencies(
     nyquist = 0.5 * rate
 
     def solve(freq, states=None, damping=0.0):
+        chunk = {} if states is None else {"chunk_nodes": GAUSS_NEWTON_CHUNK_NODES}
         return chunked_least_squares(
-            first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping
+            first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping, **chunk
         )
 
     def score(freq, states):
         return snr_db(xn[held], synthesise(freq, states)[held])
 
+    started = time.perf_counter()
     states = solve(freq_hz)
     best = Refinement(freq_hz.copy(), states, score(freq_hz, states))
-    last_seconds = 0.0
+    solve_seconds = time.perf_counter() - started
+    last_seconds = ITERATION_SOLVES * solve_seconds  # the first iteration's cost, predicted
     while iterations is None or len(best.history) < iterations:
-        if deadline is not None and time.perf_counter() + last_seconds > deadline:
+        reserve = RESERVE_SOLVES * solve_seconds
+        if deadline is not None and time.perf_counter() + last_seconds + reserve > deadline:
             break
         if best.damping > DAMPING_LIMIT:
             break
