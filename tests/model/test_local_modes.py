@@ -186,6 +186,7 @@ def test_cli_fit_local_then_info_render_and_plot(tmp_path):
     assert fitted.exit_code == 0, fitted.output
     info = run("info", model)
     assert info.exit_code == 0 and "modes:        local:" in info.output, info.output
+    assert "storage:      compact tables, rounding check" in info.output, info.output
     wav = tmp_path / "twice.wav"
     rendered = run("render", model, "-o", wav, "--rate", 2 * RATE, "--end", 0.4)
     assert rendered.exit_code == 0, rendered.output
