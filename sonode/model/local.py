@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,13 @@ from sonode.errors import ModelFileError
 from sonode.io.model_file import save_model_file
 from sonode.model.config import MODEL_KIND
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
-from sonode.model.layout import SegmentLayout
 from sonode.model.local_codec import CODEC, encode
-from sonode.model.local_file import local_config_from_meta, read_packed_tables, table_problem
+from sonode.model.local_file import (
+    LocalConfig,
+    local_config_from_meta,
+    read_packed_tables,
+    table_problem,
+)
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
 from sonode.model.rendering import add_continuation
 
@@ -39,38 +43,6 @@ _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
 # pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
 # memory of reading or rendering does not grow with the rate, the modes or the clip
 EVALUATION_ELEMENTS = 1 << 20
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    """The local model's structure (saved as plain metadata)."""
-
-    sample_rate: int  # Hz of the fitted clip
-    n_samples: int  # samples of the fitted span
-    hop_samples: int  # samples between nodes
-    gain: float  # x_file = gain · x_normalised + offset
-    offset: float
-    continuation_samples: int = 0
-    tail_modes: int = 0
-    continuation_switch_s: float = 0.0
-
-    @property
-    def n_nodes(self) -> int:
-        """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
-        return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def continuation_start_s(self) -> float:
-        return (self.n_samples - self.continuation_samples) / self.sample_rate
-
-    @property
-    def layout(self) -> SegmentLayout:
-        """The intervals between nodes as a segment layout (progress counts intervals)."""
-        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, 0)
 
 
 class LocalModel(ContinuationMixin, nn.Module):

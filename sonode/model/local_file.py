@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
+from sonode.model.layout import SegmentLayout
 
-if TYPE_CHECKING:
-    from sonode.model.local import LocalConfig
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The local model's structure (saved as plain metadata)."""
+
+    sample_rate: int  # Hz of the fitted clip
+    n_samples: int  # samples of the fitted span
+    hop_samples: int  # samples between nodes
+    gain: float  # x_file = gain · x_normalised + offset
+    offset: float
+    continuation_samples: int = 0
+    tail_modes: int = 0
+    continuation_switch_s: float = 0.0
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
+        return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
+    def continuation_start_s(self) -> float:
+        return (self.n_samples - self.continuation_samples) / self.sample_rate
+
+    @property
+    def layout(self) -> SegmentLayout:
+        """The intervals between nodes as a segment layout (progress counts intervals)."""
+        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, 0)
 
 
 def table_problem(config: LocalConfig, tensors: dict) -> str | None:
@@ -33,7 +63,6 @@ def table_problem(config: LocalConfig, tensors: dict) -> str | None:
 def local_config_from_meta(path, meta: dict) -> LocalConfig:
     """The configuration in a local model file's metadata, types and sizes checked first."""
     from sonode.limits import MAX_HOP_SAMPLES, MAX_LP_ORDER, MAX_RENDER_S
-    from sonode.model.local import LocalConfig
 
     raw = meta.get("config")
     types = {
