@@ -5,6 +5,11 @@
     python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --max-time 60
     python benchmarks/music_capacity.py /work/corpus/music44 --duration 3 --starts
 
+``--choice`` prints, per clip, what ``--modes auto`` picks against the global start and the local
+start before and after ``--steps`` (default 6) refinement iterations, in this process:
+
+    python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --choice
+
 ``--starts`` compares the identified starts only (no training, no continuation), in this process:
 the local model against the global one with 64 and with 128 modes (default hop and field).
 
@@ -132,6 +137,43 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
 
 
+def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -> dict:
+    """What `--modes auto` picks on one clip, against both variants' reconstructions: the global
+    linear start (the default options, no continuation) and the local start before and after
+    ``steps`` Gauss–Newton iterations of its frequencies (no continuation), in this process."""
+    import torch
+
+    from sonode.dsp.metrics import snr_db
+    from sonode.io.clip import read_clip
+    from sonode.model import FitOptions
+    from sonode.model.init import initial_from_options
+    from sonode.model.local_fit import choose_variant, fit_local
+
+    torch.set_num_threads(1)
+    read = read_clip(clip, rate=rate, duration_s=duration_s)
+    x, rate = read.samples, read.sample_rate
+    started = time.process_time()
+    start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
+    with torch.no_grad():
+        global_db = snr_db(x, start.denormalise(start.reconstruct()[0]))
+    global_cpu = time.process_time() - started
+    options = FitOptions(modes="local", steps=steps, max_time_s=None, continuation_samples=0)
+    _, report = fit_local(x, rate, options)
+    local_cpu = time.process_time() - started - global_cpu
+    pick = choose_variant(x, rate, lambda: start)
+    row = {
+        "clip": clip.name,
+        "global_start_db": global_db,
+        "local_start_db": report.initial_snr_db,
+        "local_refined_db": report.snr_db,
+        "pick": pick,
+        "picked_db": report.snr_db if pick == "local" else global_db,
+        "global_cpu_s": global_cpu,
+        "local_cpu_s": local_cpu,
+    }
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def run_child(clip: Path, variant: str, args) -> dict:
     """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
     command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
@@ -168,6 +210,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--starts", action="store_true", help="identified starts only")
+    parser.add_argument(
+        "--choice", action="store_true", help="what --modes auto picks, against both variants"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,6 +224,15 @@ def main() -> None:
         parser.error("give a folder of clips")
     clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
     clips = clips[: args.limit] if args.limit else clips
+    if args.choice:
+        rows = [choice(clip, args.rate, args.duration, args.steps or 6) for clip in clips]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        for key in ("global_start_db", "local_start_db", "local_refined_db", "picked_db"):
+            print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        gains = [r["local_refined_db"] - r["local_start_db"] for r in rows]
+        print(f"median refinement gain: {statistics.median(gains):+.3f} dB")
+        return
     if args.starts:
         rows = [starts(clip, args.rate, args.duration) for clip in clips]
         for row in rows:
