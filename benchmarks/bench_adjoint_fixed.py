@@ -63,7 +63,9 @@ def grad_c(name: str, n_steps: int, f, y0, t, options) -> float:
     y0 = y0.detach().clone().requires_grad_()
     start = time.perf_counter()
     if name == "sonode-adjoint":
-        ys = odeint_adjoint(f, y0, t, method="rk4", options=options)
+        ys = odeint_adjoint(
+            f, y0, t, method="rk4", options=options, adjoint_options={"mode": "checkpoint"}
+        )
     elif name == "sonode-backprop":
         ys = odeint(f, y0, t, method="rk4", options=options)
     else:
@@ -136,7 +138,7 @@ def audio_fns(method: str, n_out: int, every_sweep: bool = False):
             if every is None:
                 ys = odeint(f, y, t, method=method, options=options)
             else:
-                adj = {"checkpoint_every": every}
+                adj = {"mode": "checkpoint", "checkpoint_every": every}
                 ys = odeint_adjoint(f, y, t, method=method, options=options, adjoint_options=adj)
             ((ys - target) ** 2).mean().backward()
             return time.perf_counter() - start

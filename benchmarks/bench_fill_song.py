@@ -6,7 +6,8 @@
 
 ``detect``: every WAV/FLAC of the folders (recursively) at its own rate, first channel:
 - false alarms: what `detect_defects` flags on the clean recording (should be nothing);
-- recall: ``--trials`` defects per file, one at a time, at seeded random sounding places (20 ms
+- recall: ``--trials`` defects per file, one at a time (a missed click with the reason the
+  click checks gave, or "not a candidate"), at seeded random sounding places (20 ms
   RMS ≥ −20 dB re the loudest): dropouts of 5-50 ms of zeros, clicks of 0.1-2 ms (decaying bursts
   of random sign, peak 0.1-0.5 × the file's peak); a hit is a detection overlapping the defect;
 - proposed vs made: in files of ≥ 8 s, 2 dropouts and 3 clicks at once, ≥ 0.5 s apart.
@@ -77,6 +78,16 @@ def make_defect(x: np.ndarray, rate: int, kind: str, start: int, rng) -> tuple[n
     return x, n
 
 
+def _why_missed(y: np.ndarray, rate: int, start: int, n: int) -> str:
+    """Why a made click was not reported: the reason `clicks` rejected it, or "not a candidate"."""
+    from sonode.tasks.detect import _Loudness, clicks
+
+    rejected: list = []
+    clicks(y, rate, _Loudness(y, rate), rejected)
+    why = [d.reason for d in rejected if d.start < start + n and start < d.end]
+    return why[0] if why else "not a candidate (stage 1: residual factor or isolation too low)"
+
+
 def detect_benchmark(args) -> None:
     rng = np.random.default_rng(args.seed)
     counts = {"dropout": [0, 0], "click": [0, 0]}
@@ -100,7 +111,10 @@ def detect_benchmark(args) -> None:
             counts[kind][0] += hit
             counts[kind][1] += 1
             if not hit:
-                misses.append({"file": str(path), "kind": kind, "start_s": start / rate, "n": n})
+                misses.append(
+                    {"file": str(path), "kind": kind, "start_s": start / rate, "n": n}
+                    | ({"why": _why_missed(y, rate, start, n)} if kind == "click" else {})
+                )
         if x.size >= 8 * rate:  # several defects at once: how many gaps does --detect propose?
             y, made = x.copy(), []
             for kind in ("dropout", "dropout", "click", "click", "click"):

@@ -20,7 +20,7 @@ all weights against backprop through the same solver, and the error of y(1) agai
 Part 2 measures the stability regions: the eigenvalues of each reversible method's one-step map on
 y' = λy, taken from its own step function (`heun_step`, `mf_step`) on the basis of its 2-vector state.
 
-Run:  /work/venv/bin/python benchmarks/bench_reversible.py [--steps 10 100 1000 10000]
+Run:  /work/venv/bin/python benchmarks/bench_reversible.py [--steps 10 100 1000 10000] [--configs NAME ...]
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ sys.path.insert(
 from bench_adjoint_fixed import _status_kib  # noqa: E402  (VmRSS / VmHWM of this process)
 
 from sonode.ode import odeint, odeint_adjoint  # noqa: E402
+
+CHECKPOINT = {
+    "mode": "checkpoint"
+}  # sonode's discrete adjoint, named: the default is torchdiffeq's backsolve
 from sonode.ode.reversible import heun_step, mf_step  # noqa: E402
 from sonode.ode.tableaus import TABLEAUS  # noqa: E402
 
@@ -113,7 +117,9 @@ def gradient(name: str, n_steps: int, f, y0, t, target):
     elif name == "backprop-rrk4":
         ys = odeint(fc, y0, t, method="reversible_rk4", options=opts)
     elif name == "checkpoint-rk4":
-        ys = odeint_adjoint(fc, y0, t, method="rk4", options=opts, adjoint_params=params)
+        ys = odeint_adjoint(
+            fc, y0, t, method="rk4", options=opts, adjoint_params=params, adjoint_options=CHECKPOINT
+        )
     elif name == "backprop-rk4":
         ys = odeint(fc, y0, t, method="rk4", options=opts)
     elif name == "tdq-adjoint":
@@ -124,7 +130,16 @@ def gradient(name: str, n_steps: int, f, y0, t, target):
         ys = torchdiffeq.odeint(fc, y0, t, method="rk4", options=opts)
     elif name.startswith("dopri5-"):  # n_steps unused: rtol = atol from the name
         tol = float(name.split("-", 1)[1])
-        ys = odeint_adjoint(fc, y0, t, method="dopri5", rtol=tol, atol=tol, adjoint_params=params)
+        ys = odeint_adjoint(
+            fc,
+            y0,
+            t,
+            method="dopri5",
+            rtol=tol,
+            atol=tol,
+            adjoint_params=params,
+            adjoint_options=CHECKPOINT,
+        )
     else:
         raise ValueError(name)
     grads = torch.autograd.grad(((ys - target) ** 2).sum(), [y0, *params])
@@ -220,6 +235,13 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        default=list(CONFIGS),
+        help="the rows to run (each gradient error needs its reference row too)",
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("NAME", "N_STEPS", "OUT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -236,7 +258,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [(name, n) for n in args.steps for name in CONFIGS] + [
+        runs = [(name, n) for n in args.steps for name in args.configs] + [
             (f"dopri5-{tol:g}", 0) for tol in DOPRI_TOLS
         ]
         rows = {}

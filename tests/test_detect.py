@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sonode.io.clip import read_clip
-from sonode.tasks.detect import detect_defects
+from sonode.tasks.click_checks import EventIsolation
+from sonode.tasks.detect import _Loudness, clicks, detect_defects
 
 RATE = 16000
 
@@ -73,3 +74,55 @@ def test_silence_between_sounds_is_not_a_dropout():
     x[:2000] = 0.0  # leading digital silence
     x[-2000:] = 0.0  # trailing digital silence
     assert detect_defects(x, RATE) == []
+
+
+def _tone(seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = 0.1 * sum(np.sin(2 * np.pi * 147.3 * k * t + k) / k for k in range(1, 6))
+    return t, x + 1e-3 * np.random.default_rng(0).standard_normal(t.size)
+
+
+def test_an_attack_is_a_new_sound_not_a_click():
+    """A louder note plucked over a held one: its onset is an isolated residual burst (the check
+    before click_checks flagged it), but the sound after it is 13 dB louder and goes on."""
+    t, x = _tone()
+    onset = np.where(t >= 1.0, np.exp(-(t - 1.0) / 0.4), 0.0)
+    x = x + 0.5 * onset * sum(np.sin(2 * np.pi * 311.1 * k * t + k) / k for k in range(1, 6))
+    rejected: list = []
+    assert clicks(x, RATE, _Loudness(x, RATE), rejected) == []
+    assert [d.kind for d in rejected] == ["click"] and "a new sound" in rejected[0].reason
+    assert detect_defects(x, RATE) == []
+
+
+def test_the_recordings_own_ticks_are_not_clicks():
+    """A short resonant tick every 100 ms (a percussive part): each stands alone within 20 ms as a
+    click does (all 19 were flagged before), but the recording makes many as isolated; a click
+    is rarer than its own events. The most isolated of 19 alike sits at about one expected."""
+    _, x = _tone()
+    n = 32
+    tick = 0.15 * np.exp(-np.arange(n) / 6) * np.sin(2 * np.pi * 3000 * np.arange(n) / RATE)
+    for k in range(1, 20):
+        start = int(k * 0.1 * RATE) + 37
+        x[start : start + n] += tick
+    rejected: list = []
+    found = clicks(x, RATE, _Loudness(x, RATE), rejected)
+    assert len(found) <= 1 and len(found) + len(rejected) == 19
+
+
+def test_the_tail_model_counts_the_events_of_white_noise():
+    """The exponential tail of the events' isolation, checked against the events themselves: in
+    white noise, how many events are at least as isolated as a level, against the model's count."""
+    e = np.abs(np.random.default_rng(1).standard_normal(400_000))
+    events = EventIsolation(e, 320, 16, 48)
+    ratios = np.exp(events.threshold + events.excess)
+    for level in np.quantile(ratios, [0.5, 0.8]):
+        observed = int(np.sum(ratios >= level))
+        assert 0.6 * observed < events.expected(level) < 1.6 * observed
+
+
+def test_the_tail_model_without_events_does_not_judge():
+    """No events (silence) or too few to model a tail: nothing to compare, no count."""
+    silent = EventIsolation(np.zeros(20_000), 320, 16, 48)
+    assert silent.n_events == 0 and np.isnan(silent.expected(5.0))
+    few = EventIsolation(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48)
+    assert np.isnan(few.expected(50.0))

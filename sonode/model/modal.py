@@ -198,6 +198,7 @@ def envelope_nodes(
             rtol=rtol,
             atol=atol,
             adjoint_params=[p for p in params if p.requires_grad],
+            adjoint_options={"mode": "checkpoint"},  # the exact discrete adjoint, not the default
         )
     elif gradient == "backprop":
         values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)

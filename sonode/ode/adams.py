@@ -46,6 +46,17 @@ def adams_weights(nodes: tuple[int, ...]) -> tuple[float, ...]:
     return tuple(float(row[-1]) for row in rows)
 
 
+def _weighted(coeffs, fs: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Σ c_j f_j in torchdiffeq's arithmetic, so float32 solves match it to the last bit: each c_j
+    (h β_j rounded once) is a 0-d float64 tensor, so a 0-d state's products and sum are float64 by
+    type promotion (a state with dims stays in its dtype), then cast back to the state's dtype."""
+    total = sum(
+        torch.tensor(c, dtype=torch.float64, device=like.device) * f
+        for c, f in zip(coeffs, fs, strict=False)
+    )
+    return total.to(like.dtype)
+
+
 def _converged(old: torch.Tensor, new: torch.Tensor, rtol, atol) -> bool:
     scale = atol + rtol * torch.maximum(old.abs(), new.abs())
     return bool(((old - new).abs() / scale).max() < 1)  # max norm
@@ -80,14 +91,15 @@ def _solve(
         else:
             k = len(history)
             beta = adams_weights(tuple(-j for j in range(k)))
-            # (h β_j) f_j, h β_j rounded once: torchdiffeq's arithmetic, so float32 solves match it exactly
-            dy = sum((h * b) * f for b, f in zip(beta, history, strict=False))
+            dy = _weighted([h * b for b in beta], history, y)
             if implicit:
                 gamma = adams_weights((1,) + tuple(-j for j in range(k)))
-                known = h * sum(g * f for g, f in zip(gamma[1:], history, strict=False))
+                known = h * _weighted(gamma[1:], history, y)
                 converged = False
                 for _ in range(max_iters):
-                    new = known + (h * gamma[0]) * func(time_arg(t1, y, -sign), y + dy)
+                    new = known + _weighted(
+                        [h * gamma[0]], [func(time_arg(t1, y, -sign), y + dy)], y
+                    )
                     nfev += 1
                     converged = _converged(
                         dy, new, opts.rtol, opts.atol

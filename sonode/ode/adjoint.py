@@ -1,9 +1,14 @@
 """Gradients of ODE solutions by the adjoint method, built for dense observations (docs/design.md).
 
 `odeint_adjoint` returns exactly what `odeint` returns; only the backward pass differs from
-backpropagation through the solver. Two modes (``adjoint_options={"mode": ...}``):
+backpropagation through the solver. Modes (``adjoint_options={"mode": ...}``); the default is
+torchdiffeq's, so a torchdiffeq call behaves as there (docs/engine.md, "Which adjoint by default"):
 
-``"checkpoint"`` (default) — the *discrete* adjoint. The forward solve runs without a graph and keeps
+``"backsolve"`` (default wherever it applies) — torchdiffeq's *continuous* adjoint (docs/design.md),
+see `adjoint_backsolve.py`: O(1) memory, gradient accurate to the solver's tolerance.
+
+``"checkpoint"`` (pass it explicitly; the default only for the implicit methods and lawson_rk4, which
+backsolve cannot integrate) — the *discrete* adjoint. The forward solve runs without a graph and keeps
 the state at the start of every ``checkpoint_every``-th accepted step. The backward pass is one sweep
 from the last piece to the first: each piece of steps is re-run from its stored state with a graph
 (``replay_step``: the same stages and dense-output interpolant as the forward solve), and one
@@ -12,12 +17,8 @@ start state and the parameters. The gradient is therefore the gradient of the nu
 produced — equal to backprop through the solver up to round-off, for fixed-step and adaptive methods
 alike (for adaptive ones: of the accepted step sequence; step-size choices are not differentiated,
 exactly as with backprop). Memory: n_steps / checkpoint_every states plus one piece's graph, instead
-of backprop's graph of every step (adaptive methods: during the forward solve the engine's step
-record briefly holds every accepted step's state; they take few steps, so this is small next to the
-outputs). Cost: one extra forward solve without a graph — about 1.25–1.3x the time of backprop
-for a compute-bound f (benchmarks/README.md).
-
-``"backsolve"`` — the *continuous* adjoint (docs/design.md), see `adjoint_backsolve.py`.
+of backprop's graph of every step. Cost: one extra forward solve without a graph — about 1.25–1.3x
+the time of backprop for a compute-bound f (benchmarks/README.md). sonode's audio model asks for it.
 
 ``"reversible"`` (the default for the reversible methods "reversible_heun" / "reversible_rk4") — runs
 the method's algebraic inverse backwards: backprop's gradient (y0, θ) at O(1) memory in the number
@@ -64,9 +65,10 @@ _OWN_KEYS = ("mode", "checkpoint_every", "method", "rtol", "atol")
 class AdjointOptions:
     """Validated ``adjoint_options`` of `odeint_adjoint` (plus its adjoint_rtol/atol/method).
 
-    mode: "checkpoint" (discrete adjoint, exact to round-off; default) or "backsolve" (continuous
-        adjoint, memory O(1) in the number of steps, error of the order of the solver tolerance), or
-        "reversible" (reversible methods only, and their default: exact and O(1) memory).
+    mode: "backsolve" (continuous adjoint as torchdiffeq's, memory O(1) in the number of steps, error
+        of the order of the solver tolerance; the default), "checkpoint" (discrete adjoint, exact to
+        round-off) or "reversible" (reversible methods only: exact and O(1) memory). The default
+        per method is `Method.default_adjoint_mode`.
     checkpoint_every: accepted steps per stored state in checkpoint mode (int >= 1).
     method, rtol, atol: solver of the backward sweep in backsolve mode (None = as the forward
         solve); also given as odeint_adjoint's adjoint_method / adjoint_rtol / adjoint_atol.
@@ -77,7 +79,7 @@ class AdjointOptions:
     apply to it (they are accepted, as a torchdiffeq call passes them, and unused).
     """
 
-    mode: str = "checkpoint"
+    mode: str = "backsolve"
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     method: str | None = None
     rtol: Any = None
@@ -88,7 +90,7 @@ class AdjointOptions:
     def from_dict(
         cls,
         adjoint_options: dict[str, Any] | None,
-        default_mode: str = "checkpoint",
+        default_mode: str = "backsolve",
         forward_method: str | None = None,
         **overrides,
     ) -> AdjointOptions:
@@ -106,6 +108,11 @@ class AdjointOptions:
         opts = cls(**own, solver_options=given)
         if opts.mode not in _MODES:
             raise ValueError(f"adjoint_options['mode']={opts.mode!r} is not one of {list(_MODES)}")
+        if "checkpoint_every" in own and opts.mode != "checkpoint":  # else silently unused
+            raise ValueError(
+                f"adjoint_options['checkpoint_every'] applies to mode='checkpoint' only, and the mode is "
+                f"{opts.mode!r} (the default is torchdiffeq's 'backsolve'); add 'mode': 'checkpoint'"
+            )
         every = opts.checkpoint_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(
@@ -210,11 +217,9 @@ def odeint_adjoint(
     params = _collect_params(func, adjoint_params, options)
     problem = prepare(func, y0, rtol, atol, options)
     opts = SolveOptions.build(method, problem.rtol, problem.atol, problem.options)
-    # reversible methods default to their own exact O(1)-memory adjoint (Method.adjoint_mode)
-    default_mode = opts.spec.adjoint_mode or ("checkpoint" if opts.spec.replayable else "backsolve")
     adj = AdjointOptions.from_dict(
         adjoint_options,
-        default_mode,
+        opts.spec.default_adjoint_mode,
         opts.method,
         method=adjoint_method,
         rtol=adjoint_rtol,
@@ -254,6 +259,7 @@ def odeint_adjoint(
         tape_tail=will_backprop,
         params=params,
         fixed=leaf_substitutes(params),
+        shapes=problem.shapes,
     )
     ys = _OdeintAdjoint.apply(y_flat, t, spec, *params)
     return finish(ys, problem, y0)
@@ -306,6 +312,7 @@ class _Spec:
     tape_tail: bool
     params: list = ()  # the adjoint params as given (held_fixed finds them in func by identity)
     fixed: dict = None  # leaf_substitutes(params): computed params, held fixed (adjoint_params.py)
+    shapes: Any = None  # a tuple state's parts' shapes (the user's adjoint norm sees them)
     # Filled by the forward (setup_context style forwards cannot write to ctx themselves).
     checkpoints: Any = None
 
@@ -364,7 +371,9 @@ def _backward(ctx, spec: _Spec, t, ys, params, grad_ys):
             need_state=need_y0 or need_t,
         )
     else:
-        a0, param_grads = backsolve_sweep(spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys)
+        a0, param_grads = backsolve_sweep(
+            spec.func, spec.opts, spec.adj, params, t64, ys, grad_ys, spec.shapes
+        )
     if need_t and a0 is None:  # the sweep skipped the state cotangent: t needs it for t[0]
         a0 = torch.zeros_like(ys[0])
     grad_t = _time_gradient(spec.func, t, ys, grad_ys, a0) if need_t else None

@@ -35,6 +35,7 @@ import torch
 
 from .adaptive import PIController, initial_step, underflow_error
 from .fixed import fixed_step, plan_steps
+from .interface import flat_to_shapes
 from .methods import get_method
 from .options import SolveOptions
 from .records import time_arg
@@ -78,18 +79,26 @@ def _backward_options(opts: SolveOptions, adj, norm) -> SolveOptions:
     )
 
 
-def _adjoint_norm(choice, n_z: int, shapes):
+def _adjoint_norm(choice, n_z: int, param_shapes, state_shape, tuple_shapes=None):
     """The norm of the backward error: over [z, a, g] (default, torchdiffeq's), [z, a] ("seminorm"),
-    or the user's norm((t, z, a, *param_grads))."""
+    or the user's norm((t, *z, *a, *param_grads)) in the user's layout, as torchdiffeq calls it: z
+    and a in the state's shape (one tensor per part of a tuple state), each gradient in its
+    parameter's shape; t is a 0-d zero (dL/dt is not part of sonode's sweep)."""
     if choice is None:
         return None
     if choice == "seminorm":
         return lambda x: torch.linalg.vector_norm(x[: 2 * n_z]) / math.sqrt(max(2 * n_z, 1))
 
+    def layout(flat):
+        if tuple_shapes is not None:
+            return flat_to_shapes(flat, (), tuple_shapes)
+        return (flat.reshape(state_shape),)
+
     def user(x):
-        parts, offset = [x.new_zeros(()), x[:n_z], x[n_z : 2 * n_z]], 2 * n_z
-        for n in shapes:
-            parts.append(x[offset : offset + n])
+        parts, offset = [x.new_zeros(()), *layout(x[:n_z]), *layout(x[n_z : 2 * n_z])], 2 * n_z
+        for shape in param_shapes:
+            n = math.prod(shape)
+            parts.append(x[offset : offset + n].reshape(shape))
             offset += n
         return choice(tuple(parts))
 
@@ -218,6 +227,7 @@ def backsolve_sweep(
     t64: torch.Tensor,
     ys: torch.Tensor,
     grad_ys: torch.Tensor,
+    tuple_shapes=None,
 ):
     """dL/dy0 and dL/dθ by the continuous adjoint, one sweep from t[-1] to t[0].
 
@@ -225,15 +235,15 @@ def backsolve_sweep(
         func: f(t, y); opts: the forward options; adj: AdjointOptions (method/rtol/atol overrides).
         params: tensors receiving gradients; t64: (n,) float64 output times.
         ys: (n, *S) forward solution; grad_ys: (n, *S) dL/dy(t_i).
+        tuple_shapes: the parts' shapes of a tuple state (S is then their flat concatenation).
 
     Returns:
         (a0, param_grads): a0 of shape S, one gradient per parameter (its shape and dtype).
     """
     shape = ys.shape[1:]
     field = _Augmented(func, list(params), shape, ys.dtype)
-    norm = _adjoint_norm(
-        (adj.solver_options or {}).get("norm"), field.n_z, [p.numel() for p in params]
-    )
+    choice = (adj.solver_options or {}).get("norm")
+    norm = _adjoint_norm(choice, field.n_z, [p.shape for p in params], shape, tuple_shapes)
     stepper = _Stepper(field, _backward_options(opts, adj, norm))
     n_theta = sum(p.numel() for p in params)
     t_out = t64.tolist()

@@ -60,8 +60,17 @@ def uniform_points(t: torch.Tensor, step_size: float) -> list[float]:
     return (sign * grid).to(torch.float64).tolist()
 
 
+EVENT_GRID = "event"  # internal: the event search's grid (not a user option; options.GRIDS)
+
+
 def plan_steps(func: Func, y0: torch.Tensor, t, t_out: list[float], opts: SolveOptions) -> Plan:
     """The steps and the output assignment of a fixed-step solve through ``t_out``."""
+    if opts.grid == EVENT_GRID:
+        # t_out are the step ends, each step exactly ±step_size long (torchdiffeq's event search
+        # steps by step_size and rounds only t itself: in float32 the two differ by an ulp of t)
+        h = math.copysign(opts.step_size, t_out[-1] - t_out[0])
+        n = len(t_out) - 1
+        return Plan(t_out[:-1], [h] * n, t_out[1:], [0] + [i + 2 for i in range(n)])
     if opts.grid == "outputs":
         t0s, hs, t1s, out_index = [], [], [], [0]
         time = t_out[0]

@@ -62,7 +62,7 @@ class Method:
     replay: re-run of one accepted step of its own adaptive loop, ``replay(func, opts, t0, h, y0,
         times) -> (y1, outs)`` (None: the RK replay of ``solve.replay_step``).
     backsolve: the continuous (backsolve) adjoint can integrate it on the augmented state.
-    adjoint_mode: odeint_adjoint's default mode for it (None: "checkpoint" if replayable, else "backsolve").
+    adjoint_mode: odeint_adjoint's default mode for it (None: see `default_adjoint_mode`).
     callbacks: the func.callback_* names its forward solve calls (None: all three if the solve is
         adaptive, else callback_step); odeint warns about the others, as torchdiffeq does.
     description: one line for docs and error messages.
@@ -86,6 +86,15 @@ class Method:
     adjoint_mode: str | None = None
     callbacks: tuple[str, ...] | None = None
     description: str = ""
+
+    @property
+    def default_adjoint_mode(self) -> str:
+        """odeint_adjoint's mode when adjoint_options names none: torchdiffeq's continuous adjoint
+        ("backsolve") wherever it can integrate the method, so a torchdiffeq call gets torchdiffeq's
+        backward pass; else the exact discrete "checkpoint" (implicit methods, lawson_rk4)."""
+        if self.adjoint_mode is not None:
+            return self.adjoint_mode
+        return "backsolve" if self.backsolve and not self.needs_linear else "checkpoint"
 
     @property
     def n_evals(self) -> int:

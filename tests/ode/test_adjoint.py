@@ -18,6 +18,8 @@ from sonode.ode import odeint, odeint_adjoint
 from sonode.ode.adjoint_checkpoint import checkpointed_forward
 from sonode.ode.options import SolveOptions
 
+CHECKPOINT = {"mode": "checkpoint"}  # the exact discrete adjoint (the default is backsolve)
+
 CASES = [
     ("euler", {"step_size": 0.07}),
     ("midpoint", {}),
@@ -49,7 +51,12 @@ def test_checkpoint_equals_backprop(method, options, every):
     func, y0, t, opts, inputs = _setup(method, options)
     ys_ref, g_ref = backprop_grads(func, y0, t, inputs, method, opts)
     ys = odeint_adjoint(
-        func, y0, t, method=method, options=opts, adjoint_options={"checkpoint_every": every}
+        func,
+        y0,
+        t,
+        method=method,
+        options=opts,
+        adjoint_options={"mode": "checkpoint", "checkpoint_every": every},
     )
     assert torch.equal(ys, ys_ref), "odeint_adjoint must return exactly odeint's values"
     g = torch.autograd.grad(weighted_loss(ys), inputs)
@@ -62,7 +69,9 @@ def test_checkpoint_equals_backprop_backwards_in_time_float32():
     t = torch.linspace(2.0, 0.0, 21)
     inputs = [y0, *func.parameters()]
     _, g_ref = backprop_grads(func, y0, t, inputs, "rk4", {"step_size": 0.03})
-    ys = odeint_adjoint(func, y0, t, method="rk4", options={"step_size": 0.03})
+    ys = odeint_adjoint(
+        func, y0, t, method="rk4", options={"step_size": 0.03}, adjoint_options=CHECKPOINT
+    )
     assert ys.dtype == torch.float32
     g = torch.autograd.grad(weighted_loss(ys), inputs)
     assert max_rel_err(g, g_ref) <= 1e-5  # float32 round-off
@@ -94,7 +103,15 @@ def test_checkpoint_gradcheck(method, options):
             return torch.sin(y @ W.T) * (1 + t)
 
         return odeint_adjoint(
-            field, y0, t, method=method, rtol=1e-11, atol=1e-13, options=opts, adjoint_params=[W]
+            field,
+            y0,
+            t,
+            method=method,
+            rtol=1e-11,
+            atol=1e-13,
+            options=opts,
+            adjoint_params=[W],
+            adjoint_options=CHECKPOINT,
         )
 
     assert torch.autograd.gradcheck(f, (y0, W), atol=1e-6, rtol=1e-5)
@@ -201,13 +218,15 @@ def test_only_listed_params_get_gradients():
     [
         (dict(adjoint_options={"mode": "reverse"}), "mode"),
         (dict(adjoint_options={"checkpoint_evry": 4}), "valid keys"),
-        (dict(adjoint_options={"checkpoint_every": 0}), "checkpoint_every"),
+        (dict(adjoint_options={"mode": "checkpoint", "checkpoint_every": 0}), "checkpoint_every"),
+        (dict(adjoint_options={"checkpoint_every": 4}), "mode='checkpoint' only"),
+        (dict(adjoint_options={"mode": "backsolve", "checkpoint_every": 4}), "backsolve"),
         (dict(adjoint_options={"mode": "backsolve", "norm": "semi"}), "seminorm"),
         (dict(adjoint_rtol=1e-3, adjoint_options={"rtol": 1e-4}), "disagree"),
         (dict(adjoint_options={"mode": "backsolve", "method": "rk5"}), "rk5"),
         (dict(adjoint_options={"mode": "backsolve", "atol": -1.0}), "atol"),
         (dict(method="rk4", options={"stepsize": 0.1}), "valid options"),
-        (dict(options={"per_sample": True}), "per_sample"),
+        (dict(options={"per_sample": True}, adjoint_options=CHECKPOINT), "per_sample"),
     ],
 )
 def test_bad_options_raise_value_error(kwargs, match):
@@ -236,7 +255,12 @@ def test_second_backward_replays_the_taped_piece():
     """The forward tapes the last piece once; a retained second backward replays it: same gradient."""
     func, y0, t, opts, inputs = _setup("rk4", {"step_size": 0.04})
     ys = odeint_adjoint(
-        func, y0, t, method="rk4", options=opts, adjoint_options={"checkpoint_every": 4}
+        func,
+        y0,
+        t,
+        method="rk4",
+        options=opts,
+        adjoint_options={"mode": "checkpoint", "checkpoint_every": 4},
     )
     loss = weighted_loss(ys)
     first = torch.autograd.grad(loss, inputs, retain_graph=True)

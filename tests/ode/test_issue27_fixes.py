@@ -30,7 +30,9 @@ def test_checkpoint_adjoint_with_only_parameters_requiring_grad(n_steps):
     y0 = torch.tensor([1.0, 2.0], dtype=torch.float64)  # no grad: only k does
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     opts = {"step_size": 1.0 / n_steps}
-    ys = odeint_adjoint(func, y0, t, method="rk4", options=opts)
+    ys = odeint_adjoint(
+        func, y0, t, method="rk4", options=opts, adjoint_options={"mode": "checkpoint"}
+    )
     (g_adj,) = torch.autograd.grad(ys[-1].sum(), [func.k])
     (g_ref,) = torch.autograd.grad(
         odeint(func, y0, t, method="rk4", options=opts)[-1].sum(), [func.k]

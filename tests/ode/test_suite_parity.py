@@ -93,7 +93,7 @@ def test_checkpoint_replay_calls_the_accept_adjoint_callback():
     y0 = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     ys, stats = odeint(func, y0, t, return_stats=True), None
-    ys = odeint_adjoint(func, y0, t)
+    ys = odeint_adjoint(func, y0, t, adjoint_options={"mode": "checkpoint"})
     ys.sum().backward()
     _, stats = odeint(func, y0.detach(), t, return_stats=True)
     # every replayed step is an accepted step of the forward solve
