@@ -29,7 +29,7 @@ def test_d8155b1_model_renders_bit_identically(rate_hz):
 
 def test_local_version_3_model_renders_bit_identically():
     """A `--modes local` file of version 3 (float32 node tables, written at 96151ad on the first
-    0.2 s of tests/model/test_local_modes.melody, steps=0, no continuation) still loads and
+    0.2 s of the melody of test_local_modes.py, steps=0, no continuation) still loads and
     renders exactly as the code that wrote it did."""
     fitted = sonode.load(DATA / "model_local_v3.sonode")
     assert fitted.sample_rate == 16000 and fitted.model.variant == "local"
