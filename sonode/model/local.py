@@ -40,6 +40,7 @@ from sonode.model.rendering import add_continuation
 LOCAL_VERSION = 4
 LOCAL_VERSIONS = (3, 4)
 _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
+_CONTINUATION = ("continuation", "tail_")
 # pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
 # memory of reading or rendering does not grow with the rate, the modes or the clip
 EVALUATION_ELEMENTS = 1 << 20
@@ -73,6 +74,8 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.storage = "float32"  # or "float64", or "quantised" at ``steps``
         self.steps: tuple[float, float] | None = None  # (freq_step_hz, state_step)
         self.freq_shifts: np.ndarray | None = None  # (K,) track k's step is 2^shift·freq_step_hz
+        # the continuation's tensors hold float32 values (`round_continuation`): stored so
+        self.continuation_float32 = False
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
         self.pieces = Pieces.build(
             np.asarray(first, dtype=np.int64), np.asarray(length, dtype=np.int64), config.n_nodes
@@ -225,6 +228,15 @@ class LocalModel(ContinuationMixin, nn.Module):
         return freq[alive], amplitude[alive], decay[alive]
 
     # ---- persistence -----------------------------------------------------------------------
+    @torch.no_grad()
+    def round_continuation(self) -> None:
+        """Round the continuation's tensors to float32 values (a compact file stores them so;
+        rounding the model itself keeps the file and the model identical)."""
+        for name, t in self.state_dict().items():
+            if name.startswith(_CONTINUATION) and t.is_floating_point():
+                t.copy_(t.to(torch.float32).to(t.dtype))
+        self.continuation_float32 = True
+
     def save(
         self,
         path: str | os.PathLike,
@@ -254,6 +266,8 @@ class LocalModel(ContinuationMixin, nn.Module):
                 continue
             if packed and name in ("freq_hz", "amp_re", "amp_im", "track_first", "track_length"):
                 continue
+            if packed and self.continuation_float32 and name.startswith(_CONTINUATION):
+                t = t.to(torch.float32)  # lossless: the values were rounded so by the fit
             if name in ("freq_hz", "amp_re", "amp_im"):
                 t = t.to(dtype)
             elif name in ("track_first", "track_length"):
@@ -321,6 +335,9 @@ class LocalModel(ContinuationMixin, nn.Module):
         model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
         if steps is not None:
             model.storage, model.steps, model.freq_shifts = "quantised", steps, shifts.numpy()
+            model.continuation_float32 = any(
+                t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
+            )
         return model, meta.get("info", {})
 
 

@@ -146,7 +146,7 @@ def test_local_model_file_round_trip_and_render(melody_fits, tmp_path):
     np.testing.assert_allclose(twice[::2].numpy(), local.reconstruct().numpy(), atol=1e-12)
 
 
-def test_local_model_extrapolates_with_the_continuation():
+def test_local_model_extrapolates_with_the_continuation(tmp_path):
     x = melody(notes=(330, 440))
     model, report = fit_samples(x, RATE, FitOptions(modes="local", steps=0, max_time_s=None))
     assert model.continuation_state.shape[0] == 1
@@ -155,6 +155,17 @@ def test_local_model_extrapolates_with_the_continuation():
     assert out.numel() == times.numel() and bool(torch.isfinite(out).all())
     tail = out[x.size :]
     assert 0 < float(tail.abs().max()) < 2.0  # the continuation sounds on, without blowing up
+    # a compact file stores the continuation in float32, as the fit rounded it: the same model,
+    # continuation included, and smaller than with float64 continuation tensors
+    assert model.storage == "quantised" and model.continuation_float32
+    path = tmp_path / "compact.sonode"
+    model.save(path)
+    again, _ = SonodeModel.load(path)
+    assert again.continuation_float32
+    assert torch.equal(again.render_normalised(times), out)
+    model.continuation_float32 = False
+    model.save(tmp_path / "wide.sonode")
+    assert path.stat().st_size < (tmp_path / "wide.sonode").stat().st_size
 
 
 def test_damaged_tables_are_refused(melody_fits, tmp_path):
