@@ -5,11 +5,11 @@
 
 Every run is a `sonode fit` subprocess (tests/hostile_support.py: one torch thread, address space
 capped). The start-up (imports) is measured side by side as `sonode info` on a missing file and
-printed, so wall − start-up is the part --max-time governs. Signals: sent once the phase is
-reached (identification: a few seconds after "fitting" and before any step; training: after the
-first step's line; final work: after the only step of --steps 1); "ack" is the signal to sonode's
-"stopping" line (before training: its "interrupted" error), "exit" the signal to the process's end
-(the outputs are written in between).
+printed, so wall − start-up is the part --max-time governs. Signals: sent as soon as the child
+announces the phase (tests/phase_trace.py prints a line as each phase begins; the phases after
+training are reached with --steps 1); "ack" is the signal to sonode's "stopping" line (before
+training: its "interrupted" line), "exit" the signal to the process's end (the outputs are written
+in between); "last phase" is the last one announced, i.e. where the signal was acted on.
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ sys.path.insert(0, str(ROOT))
 import soundfile as sf  # noqa: E402
 
 from tests.hostile_support import finish, run, start, tone  # noqa: E402
+from tests.phase_trace import PHASE_PREFIX  # noqa: E402
 
 AUDIO = (".wav", ".flac", ".ogg")
 
 
 def clips_of(paths: list[str]) -> list[Path]:
+    """The audio files named or found in folders, as absolute paths: the fits run in a scratch
+    folder (a relative path there found nothing, so every phase was "never reached")."""
     found = []
-    for p in map(Path, paths):
+    for p in (Path(q).resolve() for q in paths):
         found += sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO) if p.is_dir() else [p]
     return found
 
@@ -44,7 +47,8 @@ def max_time(clips: list[Path], times: list[float], work: Path, fit_args: list[s
     startup = run(["info", work / "none.sonode"], timeout_s=300).wall_s
     print(f"start-up (sonode info, imports): {startup:.1f} s")
     print(
-        f"{'clip':34s} {'T s':>5s} {'exit':>4s} {'wall s':>7s} {'wall-T-startup':>14s} {'fit s':>6s} steps stop"
+        f"{'clip':34s} {'T s':>5s} {'exit':>4s} {'wall s':>7s} {'wall-T-startup':>14s} {'fit s':>6s} "
+        "steps curve stop"
     )
     for clip in clips:
         for t in times:
@@ -59,15 +63,62 @@ def max_time(clips: list[Path], times: list[float], work: Path, fit_args: list[s
             print(
                 f"{clip.name[:34]:34s} {t:5g} {outcome.code!s:>4s} {outcome.wall_s:7.1f} "
                 f"{outcome.wall_s - t - startup:14.1f} {report.get('wall_time_s', float('nan')):6.1f} "
-                f"{report.get('epochs', '-')!s:>5s} {report.get('stop_reason', last)}",
+                f"{report.get('epochs', '-')!s:>5s} {_curve(out, outcome):5s} "
+                f"{report.get('stop_reason', last)}",
                 flush=True,
             )
 
 
+# (phase, extra fit arguments, the phase line after which the signal goes, a phase line that must
+# have come before it): the phases come from tests/phase_trace.py, so the signal lands in the phase
+# whatever the clip's length and the machine's load.
+PHASES = [
+    ("identification", [], "identification", ""),
+    ("training", [], "training", ""),
+    ("checks", ["--steps", "1"], "checks", "training"),
+    ("continuation", ["--steps", "1"], "continuation", ""),
+    ("report", ["--steps", "1"], "report", ""),
+    ("writing", ["--steps", "1"], "writing", ""),
+]
+
+
+def _lines(err: str) -> list[str]:
+    """stderr's last lines: the phase lines, or why the fit ended before the phase (a fit whose
+    work after its one step does not fit the budget skips the check, e.g. a 60 s clip)."""
+    return [ln.split("\r")[-1] for ln in err.splitlines() if ln.split("\r")[-1].strip()]
+
+
+def phases_seen(err: str) -> list[str]:
+    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
+
+
+def in_phase(name: str, after: str = ""):
+    """A readiness test for `_latency`: the child announced ``name`` (after ``after``, if given)."""
+
+    def ready(err: str) -> bool:
+        seen = phases_seen(err)
+        if after:
+            seen = seen[seen.index(after) + 1 :] if after in seen else []
+        return name in seen
+
+    return ready
+
+
+def _curve(model: Path, outcome) -> str:
+    """Whether the fit wrote its loss curve: "yes", "cut" (abandoned at the end of --max-time's
+    grace), "none" (no step trained: there is no curve to draw) or "-" (no model)."""
+    if model.with_suffix(".fit.png").exists():
+        return "yes"
+    if "fit.png not written" in outcome.stderr:
+        return "cut"
+    return "none" if model.exists() else "-"
+
+
 def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
-    """(seconds from the first signal to the "stopping" line or None, to the exit, exit code)."""
+    """(seconds from the first signal to the "stopping" line or None, to the exit, exit code, the
+    last phase announced before the exit)."""
     began = time.monotonic()
-    proc, fd = start(args, cwd=work)
+    proc, fd = start(args, cwd=work, phases=True)
     os.set_blocking(proc.stderr.fileno(), False)
     err = b""
 
@@ -78,13 +129,14 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
         except (BlockingIOError, TypeError):
             pass
 
-    while not ready(err.decode(errors="replace"), time.monotonic() - began):
+    while not ready(err.decode(errors="replace")):
         if proc.poll() is not None or time.monotonic() - began > timeout_s:
             proc.kill()
-            finish(proc, fd, args, began, 5)
-            return None, None, "never reached the phase"
+            outcome = finish(proc, fd, args, began, 5)
+            last = (_lines(err.decode(errors="replace") + outcome.stderr) or ["-"])[-1]
+            return None, None, "never reached the phase", last[:60]
         read()
-        time.sleep(0.02)
+        time.sleep(0.005)
     sent = time.monotonic()
     ack = None
     for k, signum in enumerate(signals):
@@ -95,34 +147,46 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
         read()
         if ack is None and (b"stopping" in err or b"interrupted" in err):
             ack = time.monotonic() - sent
-        time.sleep(0.02)
+        time.sleep(0.005)
+    done = time.monotonic() - sent
     os.set_blocking(proc.stderr.fileno(), True)
     outcome = finish(proc, fd, args, began, timeout_s)
-    return ack, time.monotonic() - sent, outcome.code
+    text = err.decode(errors="replace") + outcome.stderr
+    if ack is None and ("stopping" in text or "interrupted" in text):
+        ack = done
+    return ack, done, outcome.code, (phases_seen(text) or ["-"])[-1]
 
 
-def signals(clips: list[Path], work: Path, fit_args: list[str], only: str = "") -> None:
-    print(f"{'clip':28s} {'phase':16s} {'signal':8s} {'ack s':>6s} {'exit s':>7s} code")
+SIGNAL_SETS = {
+    "int": [signal.SIGINT],
+    "term": [signal.SIGTERM],
+    "int2": [signal.SIGINT, signal.SIGINT],  # 0.3 s apart: the second aborts
+}
+
+
+def signals(
+    clips: list[Path], work: Path, fit_args: list[str], only: str = "", kinds=tuple(SIGNAL_SETS)
+) -> None:
+    """Per clip and phase: one SIGINT, one SIGTERM, and two SIGINTs 0.3 s apart (``kinds``)."""
+    print(
+        f"{'clip':28s} {'phase':15s} {'signal':14s} {'ack s':>6s} {'exit s':>7s} code  last phase"
+    )
     for clip in clips:
-        # not --quiet: the phases show on stderr
+        # not --quiet, so that the "stopping" line shows
         base = ["fit", clip, "--max-time", "600", "--force", *fit_args]
-        phases = [
-            ("identification", [], lambda e, t: t > 8 and "| loss" not in e),
-            ("training", [], lambda e, t: "| loss" in e),
-            ("final work", ["--steps", "1"], lambda e, t: "| loss" in e),
-        ]
-        for name, extra, ready in phases:
+        for name, extra, phase, after in PHASES:
             if only and not any(f"{clip.name}:{name}".find(o) >= 0 for o in only.split(",")):
                 continue
-            for signals_sent in ([signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]):
+            for signals_sent in (SIGNAL_SETS[k] for k in kinds):
                 out = work / f"{clip.stem}-sig.sonode"
                 args = base[:2] + ["-o", out] + base[2:] + extra
-                ack, done, code = _latency(args, ready, signals_sent, work)
+                ack, done, code, last = _latency(args, in_phase(phase, after), signals_sent, work)
                 label = "+".join(s.name for s in signals_sent)
                 shown = "-" if ack is None else f"{ack:.2f}"
                 exit_s = "-" if done is None else f"{done:.2f}"
                 print(
-                    f"{clip.name[:28]:28s} {name:16s} {label:8s} {shown:>6s} {exit_s:>7s} {code}",
+                    f"{clip.name[:28]:28s} {name:15s} {label:14s} {shown:>6s} {exit_s:>7s} "
+                    f"{code!s:4s}  {last}",
                     flush=True,
                 )
 
@@ -137,6 +201,13 @@ def main() -> int:
         default="",
         help="--signals: only CLIP:PHASE pairs containing one of these comma-separated texts, "
         "e.g. '60s_48k.wav:ident,1.5s_48k.wav:'",
+    )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=list(SIGNAL_SETS),
+        default=list(SIGNAL_SETS),
+        help="--signals: which signals to send (int2: two SIGINTs 0.3 s apart)",
     )
     parser.add_argument("--no-max-time", action="store_true", help="skip the --max-time table")
     parser.add_argument("--rate", type=int, help="fit at this rate (fit --rate), e.g. 16000")
@@ -158,7 +229,7 @@ def main() -> int:
         if not args.no_max_time:
             max_time(clips, args.times, work, fit_args)
         if args.signals:
-            signals(clips, work, fit_args, args.only)
+            signals(clips, work, fit_args, args.only, args.kinds)
     return 0
 
 

@@ -7,7 +7,7 @@
 Fits 1 s and a longer stretch (default 10 s) of 16 kHz audio — the bundled clips concatenated and
 repeated, the same audio `bench_fit.py --memory-only` uses — each with the same wall-clock budget
 and default options, side by side in one run, 1 thread. Prints the linear start's SNR, the kept
-model's SNR, the gain, the optimiser steps taken and steps per second: a step trains on a run of
+model's SNR, the gain, the optimiser steps taken and steps per second: a step trains on a sample of
 at most 256 segments, so steps per second should not depend on the clip's length, and the gain
 over the linear start should be at least as large on the long clip. ``--cpu-clock`` counts the
 budget in CPU seconds of the process (see budget_clock.py: comparable under any machine load);

@@ -15,7 +15,9 @@ chosen by pseudo-band-extension: the synthesis' own levels).
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
 bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all
 bins and above the input's Nyquist frequency;
-level above 8 kHz (dB, output's energy there over the truth's; 0 is right). The category of a
+level above 8 kHz (dB, output's energy there over the truth's; 0 is right); what the SNR cost
+against sinc is made of: the energy added to sinc's output over sinc's error (dB) and the share of
+it the truth cancels (in results.json). The category of a
 clip is the folder's README table entry when it has one (a "| file | category |" row), else its
 name up to the first "_". --png NAME writes the spectrograms of the clips whose names contain NAME
 (truth, sinc, sinc_noise, sonode_static, sonode), full band with the input's Nyquist dashed.
@@ -61,8 +63,14 @@ def lowpassed(x: np.ndarray, rate: int, cut_hz: float) -> np.ndarray:
     return np.fft.irfft(spectrum, n=x.size)
 
 
-def scores(truth: np.ndarray, x: np.ndarray, rate: int, nyquist: float, edge: float) -> dict:
+def scores(
+    truth: np.ndarray, x: np.ndarray, rate: int, nyquist: float, edge: float, sinc: np.ndarray
+) -> dict:
     lsd = lsd_ssr(truth, x, rate, split_hz=nyquist)
+    # what the SNR cost against sinc is made of: the energy added to sinc's output, over sinc's
+    # error, and the share of it that the truth's band cancels (2<truth - sinc, added>/|added|²)
+    added, missed = x - sinc, truth - sinc
+    added_energy = float(np.sum(added**2))
     above = band_energy(x, rate, SPLIT_HZ, rate / 2)
     truth_above = band_energy(truth, rate, SPLIT_HZ, rate / 2)
     return {
@@ -71,6 +79,9 @@ def scores(truth: np.ndarray, x: np.ndarray, rate: int, nyquist: float, edge: fl
         "lsd": lsd["lsd"],
         "lsd_above": lsd["lsd_above"],
         "level_above_8k_db": 10 * np.log10(max(above, 1e-30) / max(truth_above, 1e-30)),
+        "added_over_sinc_error_db": 10
+        * np.log10(max(added_energy, 1e-30) / max(float(np.sum(missed**2)), 1e-30)),
+        "added_correlation": 2 * float(np.dot(missed, added)) / max(added_energy, 1e-30),
     }
 
 
@@ -163,7 +174,8 @@ def run_clip(path: Path, category: str, args) -> dict:
         "seconds": seconds,
         "extension": info,
         "scores": {
-            k: scores(reference, v, args.truth_rate, args.rate / 2, edge) for k, v in outs.items()
+            k: scores(reference, v, args.truth_rate, args.rate / 2, edge, outs["sinc"])
+            for k, v in outs.items()
         },
     }
     if any(p in path.name for p in args.png):

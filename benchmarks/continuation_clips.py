@@ -16,6 +16,8 @@ With ``--train-steps N`` the continuation is also trained for prediction
 (`sonode.model.predict.fit_dynamics`: N adjoint steps, kept only where the history's own held-back
 end scores better, limit cycle chosen) and printed beside its untrained start ("trained" rows, with
 the SNR over 200 ms as a fifth column and the gain over the untrained start at 50 / 200 ms).
+Its rows also say whether the L-BFGS glide fit was kept (``--no-glide`` leaves it out) and the
+level trends over 1-2 s that the trend check compared (identified, rejected, kept).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sonode.dsp.lpc import lpc_continue  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance
 from sonode.io.clip import read_clip, resample  # noqa: E402
-from sonode.model import limit_cycle, predict  # noqa: E402
+from sonode.model import limit_cycle, predict, task_loss  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
@@ -109,12 +111,17 @@ def main() -> None:
         default=limit_cycle.TAIL_TRAIN,
         help="what training moves: the level MLP, the gain terms, the shared glide, or all",
     )
-    parser.add_argument("--anchors", type=int, default=predict.ANCHORS, help="anchors per step")
+    parser.add_argument("--anchors", type=int, default=task_loss.ANCHORS, help="anchors per step")
     parser.add_argument(
         "--anchor-span-s",
         type=float,
-        default=predict.ANCHOR_SPAN_S,
+        default=task_loss.ANCHOR_SPAN_S,
         help="anchors are drawn from the history's last this many seconds",
+    )
+    parser.add_argument(
+        "--no-glide",
+        action="store_true",
+        help="leave out the L-BFGS fit of the shared pitch glide (the level MLP alone)",
     )
     parser.add_argument(
         "--skip", default="speech", help="skip clips whose name contains this (default: speech)"
@@ -122,7 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     limit_cycle.TAIL_TRAIN = args.field_train
-    predict.ANCHORS, predict.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
+    task_loss.ANCHORS, task_loss.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
+    predict.FIT_GLIDE = not args.no_glide
     # a folder stands for its audio files (e.g. /work/corpus/<category>)
     args.clips = [
         f
@@ -162,7 +170,9 @@ def main() -> None:
                 f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
                 f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
                 f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
-                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB",
+                f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | glide "
+                f"{report.get('glide_kept')} {report.get('final_glide', {}).get('glide')} | mlp steps "
+                f"{report.get('kept_steps')} | trend 1-2 s (dB/s) {report.get('trend_db_per_s', {})}",
                 flush=True,
             )
     summary("bundled", bundled)

@@ -67,8 +67,46 @@ def fuzz(work: Path, n_cases: int, seed: int) -> int:
     return verdicts["FAILED"]
 
 
-def memory(work: Path, tree: Path) -> None:
-    """#30's worst cases (peaks it reported before the fixes in brackets)."""
+def _long_wav(path: Path, seconds: int, rate: int, channels: int) -> Path:
+    with sf.SoundFile(path, "w", samplerate=rate, channels=channels, subtype="PCM_16") as f:
+        block = tone(1.0, rate, channels=channels)
+        for _ in range(seconds):
+            f.write(block)
+    return path
+
+
+def _long_cases(work: Path) -> list[tuple[str, list]]:
+    """The largest inputs the CLI accepts, with the defaults: the longest clip a fit holds (215 s
+    at 48 kHz; --steps 1, as more steps reuse the same memory), renders near their limit at
+    192 kHz, and a 3600 s stereo file (the longest fill accepts) through every command that reads
+    audio."""
+    fit_wav = _long_wav(work / "fit215.wav", 215, 48_000, 1)
+    hour = _long_wav(work / "hour.wav", 3600, 48_000, 2)
+    model = work / "m215.sonode"
+    out = ["-o", work / "o.wav", "--force"]
+    return [
+        ("fit 215 s 48 kHz, --steps 1", ["fit", fit_wav, "-o", model, "--steps", "1", "--force"]),
+        ("render 70 s at 192 kHz", ["render", model, "--rate", "192000", "--end", "70", *out]),
+        ("upsample 215 s model to 96 kHz", ["upsample", model, "--rate", "96000", *out]),
+        ("fit 3600 s stereo 48 kHz", ["fit", hour, "-o", work / "h.sonode", "--force"]),
+        ("upsample 3600 s stereo clip", ["upsample", hour, "--rate", "96000", *out]),
+        ("fill 3600 s stereo, one gap", ["fill", hour, "--gap", "1800", "1800.02", *out]),
+        ("fill 3600 s stereo --detect", ["fill", hour, "--detect", *out]),
+        (
+            "eval 3600 s stereo --duration 3600",
+            ["eval", hour, "--duration", "3600", "-o", work / "ev", "--force"],
+        ),
+        (
+            "eval --task fill 3600 s, 1 position",
+            ["eval", hour, "--task", "fill", "--duration", "3600", "--positions", "1"]
+            + ["--budget", "2", "-o", work / "evf", "--force"],
+        ),
+    ]
+
+
+def memory(work: Path, tree: Path, long: bool = False) -> None:
+    """#30's worst cases (peaks it reported before the fixes in brackets); ``long``: also the
+    largest inputs accepted (`_long_cases`: about 1 GB of scratch files, many CPU minutes)."""
     model = _model(work)
     long_wav = work / "long.wav"
     with sf.SoundFile(long_wav, "w", samplerate=192_000, channels=6, subtype="PCM_16") as f:
@@ -110,8 +148,10 @@ def memory(work: Path, tree: Path) -> None:
             ],
         ),
     ]
+    if long:
+        cases += _long_cases(work)
     for name, args in cases:
-        outcome = run(args, timeout_s=900, env={"PYTHONPATH": str(tree)})
+        outcome = run(args, timeout_s=1800, env={"PYTHONPATH": str(tree)})
         print(
             f"{name:42s} exit {outcome.code}, {outcome.wall_s:6.1f} s, peak "
             f"{(outcome.peak_rss_bytes or 0) / 2**30:.2f} GiB  {(outcome.error_lines() or [''])[-1][:100]}",
@@ -123,7 +163,7 @@ def _latency(
     args, ready, work: Path, timeout_s: float = 600
 ) -> tuple[float | None, int | None, str]:
     began = time.monotonic()
-    proc, fd = start(args, cwd=work)
+    proc, fd = start(args, cwd=work, phases=True)  # fits announce their phases
     os.set_blocking(proc.stderr.fileno(), False)
     err = b""
     while proc.poll() is None and not ready(err.decode(errors="replace"), time.monotonic() - began):
@@ -151,7 +191,7 @@ def signals(work: Path, only: str = "") -> None:
         (
             "fit: reading + identification",
             ["fit", work / "long.wav", "-o", work / "a.sonode", "--max-time", "600"],
-            lambda e, t: "fitting" in e and t > 3,
+            lambda e, t: "sonode-phase: identification" in e,
         ),
         (
             "fit: training",
@@ -167,7 +207,7 @@ def signals(work: Path, only: str = "") -> None:
                 "--lp-order",
                 "64",
             ],
-            lambda e, t: "| loss" in e,
+            lambda e, t: "sonode-phase: training" in e,
         ),
         (
             "render",
@@ -205,7 +245,7 @@ def signals(work: Path, only: str = "") -> None:
                 "600",
                 "--force",
             ],
-            lambda e, t: "fitting" in e and t > 3,
+            lambda e, t: "sonode-phase: identification" in e,
         ),
         (
             "eval (fits)",
@@ -238,6 +278,9 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=30)
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--long", action="store_true", help="--memory: also the largest inputs the CLI accepts"
+    )
     parser.add_argument("--signals", action="store_true")
     parser.add_argument(
         "--only", default="", help="--signals: only the phases whose name contains this"
@@ -252,7 +295,7 @@ def main() -> int:
         if args.cases:
             failed = fuzz(work, args.cases, args.seed)
         if args.memory:
-            memory(work, args.before or ROOT)
+            memory(work, args.before or ROOT, args.long)
         if args.signals:
             signals(work, args.only)
     return 1 if failed else 0

@@ -33,12 +33,16 @@ ADDRESS_SPACE_LIMIT_BYTES = IMPORT_ADDRESS_SPACE_BYTES + GOAL_PEAK_BYTES
 DEFAULT_TIMEOUT_S = 120.0
 RATE = 16000
 #: One optimiser step of the tiny model, without progress output: the fits of the hostile cases.
-FAST = ["--steps", "1", *TINY_MODEL, "--quiet"]
+#: No continuation training (30 steps by default: 2.8 of a fit's 4.4 CPU s): no case is about it.
+FAST = ["--steps", "1", *TINY_MODEL, "--continuation-training-steps", "0", "--quiet"]
 # A child that reports its own peak resident memory (ru_maxrss, KiB on Linux) on fd 3 at exit.
 _WRAPPER = (
     "import atexit, os, resource, runpy, sys\n"
     "fd = int(os.environ.pop('SONODE_TEST_RSS_FD'))\n"
     "atexit.register(lambda: os.write(fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).encode()))\n"
+    "if os.environ.pop('SONODE_TEST_PHASES', ''):\n"
+    "    import tests.phase_trace\n"
+    "    tests.phase_trace.install()\n"
     "sys.argv = ['sonode'] + sys.argv[1:]\n"
     "runpy.run_module('sonode', run_name='__main__')\n"
 )
@@ -104,8 +108,10 @@ def start(
     env: dict | None = None,
     cwd: str | Path | None = None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+    phases: bool = False,
 ) -> tuple[subprocess.Popen, int]:
-    """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe)."""
+    """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe); with
+    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr (tests/phase_trace.py)."""
     read_fd, write_fd = os.pipe()
     child_env = {
         **os.environ,
@@ -113,6 +119,7 @@ def start(
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "SONODE_TEST_RSS_FD": str(write_fd),
+        **({"SONODE_TEST_PHASES": "1"} if phases else {}),
         **(env or {}),
     }
     proc = subprocess.Popen(

@@ -6,7 +6,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -32,14 +31,15 @@ def clip(tmp_path_factory):
 
 
 class _Fit:
-    """`python -m sonode.cli fit` in a subprocess, its stderr collected as it arrives."""
+    """`python -m sonode fit` (as the `sonode` command runs) in a subprocess, its stderr collected
+    as it arrives."""
 
     def __init__(self, clip, model, *extra):
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "sonode.cli",
+                "sonode",
                 "fit",
                 str(clip),
                 "-o",
@@ -108,12 +108,11 @@ def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
     assert "--resume" in messages[0]
     fitted = load(model)  # loads: a complete, valid model file
     assert fitted.info["fit"]["stop_reason"] == "interrupted"
-    recon, rate = sf.read(tmp_path / "tone.recon.wav")
-    assert (
-        rate == SAMPLE_RATE
-        and recon.shape == (len(two_tone_clip(CLIP_S)),)
-        and np.isfinite(recon).all()
-    )
+    assert (tmp_path / "tone.fit.json").exists()
+    # the reconstruction and the curve (seconds of render and matplotlib) are left to `sonode
+    # render` and `sonode plot`, and said so: the exit took 2-15 s before #30
+    assert not (tmp_path / "tone.recon.wav").exists() and not (tmp_path / "tone.fit.png").exists()
+    assert "tone.recon.wav and" in stderr and "sonode render" in stderr
     assert (tmp_path / "tone.sonode.ckpt").exists()  # kept for --resume
 
 

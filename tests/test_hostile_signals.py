@@ -1,8 +1,9 @@
 """#30: SIGINT/SIGTERM act in every phase (identification included) and a second Ctrl-C exits 130 at
 once; --max-time bounds the whole command, identification included.
 
-The bounds asserted here are generous (the machine is shared); benchmarks/fuzz_hostile.py --signals
-measures the latency per phase."""
+The bounds asserted here are generous (the machine is shared); benchmarks/bench_deadline.py --signals
+measures the latency per phase. Signals go when the child announces the phase (tests/phase_trace.py),
+never after a guessed delay."""
 
 import json
 import os
@@ -11,11 +12,23 @@ import time
 
 import pytest
 import soundfile as sf
+import torch
 
+from sonode.api import fit, load
+from sonode.model.stopping import StopRequest
 from tests.hostile_support import finish, run, start, tone
+from tests.phase_trace import PHASE_PREFIX
 
 RATE = 48000
 BOUND_S = 10.0  # from the signal to the exit; the measured latency is well under a second
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """1.5 s at 48 kHz: every phase of a fit, each from a fraction of a second to seconds."""
+    path = tmp_path_factory.mktemp("hostile-signals") / "short.wav"
+    sf.write(path, tone(1.5, RATE), RATE, subtype="PCM_16")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +48,14 @@ def _skip_if_short_of_memory(outcome) -> None:
 
 
 def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
-    """Start sonode, wait until ``ready(stderr so far, seconds since start)``, send ``signals``
+    """Start sonode (announcing its phases), wait until ``ready(stderr so far)``, send ``signals``
     (0.2 s apart); returns (outcome, seconds from the first signal to the exit)."""
     began = time.monotonic()
-    proc, fd = start(args, cwd=tmp_path)
+    proc, fd = start(args, cwd=tmp_path, phases=True)
     err = b""
 
     os.set_blocking(proc.stderr.fileno(), False)
-    while not ready(err.decode(errors="replace"), time.monotonic() - began):
+    while not ready(err.decode(errors="replace")):
         if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
             os.set_blocking(proc.stderr.fileno(), True)
             early = finish(proc, fd, args, began, timeout_s)
@@ -54,7 +67,7 @@ def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
             err += proc.stderr.read() or b""
         except (BlockingIOError, TypeError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.01)
     sent = time.monotonic()
     for k, signum in enumerate(signals):
         if k:
@@ -66,34 +79,35 @@ def _signal_when(args, ready, signals, tmp_path, timeout_s=300):
     return outcome, time.monotonic() - sent
 
 
-def _seconds_after(text: str, delay_s: float):
-    """A readiness test for `_signal_when`: ``delay_s`` after ``text`` first appears on stderr."""
-    seen_at = []
+def _in_phase(name: str, after: str = ""):
+    """A readiness test for `_signal_when`: the child announced phase ``name`` (after ``after``)."""
 
-    def ready(err: str, t: float) -> bool:
-        if text in err and not seen_at:
-            seen_at.append(t)
-        return bool(seen_at) and t - seen_at[0] >= delay_s
+    def ready(err: str) -> bool:
+        seen = [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
+        if after:
+            seen = seen[seen.index(after) + 1 :] if after in seen else []
+        return name in seen
 
     return ready
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_during_identification_acts_at_once(long_clip, tmp_path, signum):
+def test_a_signal_during_identification_acts_at_once(short_clip, tmp_path, signum):
     """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000); after the
     faster identification ~100 s (one np.unique over all segments' weights, a thread pool joined)."""
     outcome, latency = _signal_when(
-        ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
-        _seconds_after("fitting", 1.0),  # identification takes seconds even idle (60 s at 48 kHz)
+        ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
+        _in_phase("identification"),
         [signum],
         tmp_path,
     )
     assert not outcome.problems(codes=(130,)), outcome.describe()
     assert latency < BOUND_S, latency
-    assert (
-        signum.name in outcome.stderr and "| loss" not in outcome.stderr
-    )  # still identifying (no progress line)
+    assert signum.name in outcome.stderr and "| loss" not in outcome.stderr  # no step began
     assert not (tmp_path / "m.sonode").exists() and not list(tmp_path.glob(".m.sonode*"))
+    # the exit skips the interpreter's teardown (2-2.7 s at load 8), not the atexit handlers:
+    # the harness's own handler reported the child's peak memory
+    assert outcome.peak_rss_bytes is not None
 
 
 def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
@@ -112,7 +126,7 @@ def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
             "--lp-order",
             "64",
         ],
-        lambda err, t: "| loss" in err,
+        _in_phase("training"),
         [signal.SIGINT, signal.SIGINT],
         tmp_path,
     )
@@ -152,6 +166,8 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
                 "8",
                 "--lp-order",
                 "32",
+                "--continuation-training-steps",
+                "0",
                 "--quiet",
             ],
             timeout_s=300,
@@ -175,34 +191,37 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
     busy = (
         "rendering" if command == "render" else "gap 1/1"
     )  # the progress bar / the fill's first gap
-    outcome, latency = _signal_when(args, lambda err, t: busy in err, [signal.SIGTERM], tmp_path)
+    outcome, latency = _signal_when(args, lambda err: busy in err, [signal.SIGTERM], tmp_path)
     assert not outcome.problems(codes=(130, 0)), outcome.describe()
     assert latency < BOUND_S
     if outcome.code == 130:
         assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav*"))
 
 
-def test_max_time_bounds_training_the_final_checks_and_the_continuation(tmp_path):
+def test_max_time_bounds_training_the_final_checks_and_the_continuation(short_clip, tmp_path):
     """The training loop stops early enough for what follows it: the continuation's training and
     the final check used to run after --max-time (23 s of a 57 s fit)."""
-    clip = tmp_path / "short.wav"
-    sf.write(clip, tone(1.5, RATE), RATE, subtype="PCM_16")
-    outcome = run(["fit", clip, "-o", tmp_path / "m.sonode", "--max-time", "10"], timeout_s=300)
+    outcome = run(
+        ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "5"], timeout_s=300
+    )
     _skip_if_short_of_memory(outcome)
-    assert outcome.code == 0, outcome.describe()
+    assert not outcome.problems(codes=(0, 2)), outcome.describe()
     startup = run(["info", tmp_path / "none.sonode"], timeout_s=120).wall_s
-    assert outcome.wall_s < startup + 10 + BOUND_S, (outcome.wall_s, startup)
-    report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
-    assert report["wall_time_s"] < 10 + BOUND_S
+    assert outcome.wall_s < startup + 5 + BOUND_S, (outcome.wall_s, startup)
+    if outcome.code == 2:  # a loaded machine: identification and its check overran 5 s
+        assert "--max-time 5 s ran out before training could start" in outcome.stderr
+    else:
+        assert json.loads((tmp_path / "m.fit.json").read_text())["fit"]["wall_time_s"] < 5 + BOUND_S
 
 
-def test_a_signal_after_training_stops_the_final_work(tmp_path):
+def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     """After the last step come the last check, the final check (8 Lawson steps per sample) and
-    the continuation's training: a signal there used to wait for all of them (13.6 s)."""
-    clip = tmp_path / "short.wav"
-    sf.write(clip, tone(1.5, RATE), RATE, subtype="PCM_16")
-    args = ["fit", clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
-    outcome, latency = _signal_when(args, lambda err, t: "| loss" in err, [signal.SIGINT], tmp_path)
+    the continuation's training: a signal there used to wait for all of them (13.6 s), then for
+    the reconstruction and the curve."""
+    args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
+    outcome, latency = _signal_when(
+        args, _in_phase("checks", "training"), [signal.SIGINT], tmp_path
+    )
     _skip_if_short_of_memory(outcome)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert "SIGINT: stopping" in outcome.stderr, outcome.describe()
@@ -214,9 +233,59 @@ def test_a_signal_after_training_stops_the_final_work(tmp_path):
     assert report["continuation_training"].get("skipped") == "stopped" or report[
         "continuation_training"
     ].get("stopped")
-    # exit = the outputs written (the curve's matplotlib import alone is seconds on a loaded
-    # machine); the same fit without the signal spent 180 s here at load ~37
-    assert latency < 6 * BOUND_S, latency
+    assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
+    assert not (tmp_path / "m.recon.wav").exists() and "not written (stopped" in outcome.stderr
+    assert latency < BOUND_S, latency
+
+
+def test_a_signal_while_writing_keeps_the_model_and_report_and_drops_the_rest(short_clip, tmp_path):
+    """The model and its report are written first; the curve (matplotlib: seconds) is abandoned,
+    and an earlier fit's curve is not left to pass for this one's."""
+    (tmp_path / "m.fit.png").write_bytes(b"an earlier fit's curve")
+    args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--steps", "1", "--force"]
+    args += ["--continuation-training-steps", "0"]  # its training is not this test's phase
+    outcome, latency = _signal_when(args, _in_phase("writing"), [signal.SIGTERM], tmp_path)
+    _skip_if_short_of_memory(outcome)
+    assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
+    assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
+    assert json.loads((tmp_path / "m.fit.json").read_text())["fit"]["epochs"] == 1
+    assert not (tmp_path / "m.fit.png").exists() and "m.fit.png not written" in outcome.stderr
+    assert latency < BOUND_S, latency
+
+
+def test_a_stop_during_a_step_abandons_it_and_the_fit_still_resumes_bit_for_bit(
+    tmp_path, monkeypatch
+):
+    """A step took seconds (3.4 s on the README quickstart at load ~6) and a signal waited for it.
+    Abandoned, it leaves the parameters and the checkpoint as they were before it, so --resume
+    still reproduces the uninterrupted fit."""
+    import sonode.model.train as train
+
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(0.1, 16000), 16000, subtype="PCM_16")
+    options = {"steps": 6, "latent_dim": 8, "hidden": 8, "hop_samples": 64, "lp_order": 32}
+    options["continuation_training_steps"] = 0  # not what this test is about: seconds saved
+    reference = tmp_path / "reference.sonode"
+    fit(clip, **options).save(reference)
+
+    stop, steps = StopRequest(), []
+    real_step = train.step_loss
+
+    def step_loss(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 4:
+            stop.request()  # as a signal handler would, in the middle of the 4th step
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "step_loss", step_loss)
+    checkpoint = tmp_path / "m.sonode.ckpt"
+    stopped = fit(clip, should_stop=stop, checkpoint_path=checkpoint, **options)
+    assert stopped.info["fit"]["stop_reason"] == "interrupted"
+    assert stopped.info["fit"]["epochs"] == 3  # the 4th step was abandoned, not finished
+    monkeypatch.setattr(train, "step_loss", real_step)
+    resumed = tmp_path / "resumed.sonode"
+    fit(clip, checkpoint_path=checkpoint, resume=True, **options).save(resumed)
+    assert resumed.read_bytes() == reference.read_bytes()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -232,3 +301,29 @@ def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum):
     outcome = finish(proc, fd, ["fit"], began, 120)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert len(outcome.error_lines()) <= 2 and not (tmp_path / "m.sonode").exists()
+
+
+def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_path, monkeypatch):
+    """The continuation's identification and training took 7-8 s that a signal waited for (the
+    README quickstart at load ~10): abandoned, the continuation is put back as identified."""
+    import sonode.model.train as train
+
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(0.1, 16000), 16000, subtype="PCM_16")
+    stop, before = StopRequest(), {}
+
+    def train_continuation(model, *args, **kwargs):
+        before.update({n: t.clone() for n, t in model.tail_field.state_dict().items()})
+        with torch.no_grad():
+            for p in model.tail_field.parameters():
+                p.add_(1.0)  # half-way through changing the model in place...
+        stop.request()  # ...a signal
+        raise AssertionError("not reached: the request abandons the continuation")
+
+    monkeypatch.setattr(train, "train_continuation", train_continuation)
+    fitted = fit(
+        clip, steps=1, latent_dim=8, hidden=8, hop_samples=64, lp_order=32, should_stop=stop
+    )
+    assert fitted.info["fit"]["continuation_training"]["skipped"] == "stopped"
+    after = fitted.model.tail_field.state_dict()
+    assert before and all(torch.equal(before[n], after[n]) for n in before)

@@ -72,8 +72,9 @@ def check_fit_outputs(
 def write_fit_outputs(
     fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool
 ) -> None:
-    """Write a fit's model, reconstruction, JSON report and loss curve (each atomically), then
-    delete its checkpoint unless the fit was interrupted (then the checkpoint allows --resume).
+    """Write a fit's model, JSON report, reconstruction and loss curve (each atomically), deleting
+    its checkpoint once the model is written unless the fit was interrupted (then the checkpoint
+    allows --resume).
 
     Args:
         fitted: a `sonode.api.Fitted`.
@@ -82,24 +83,54 @@ def write_fit_outputs(
         extra: added to the report, e.g. {"device": "cpu"}.
         force: replace existing files sonode did not write.
     """
+    check_fit_outputs(paths, [clip], force)
+    for _, write in fit_output_writers(fitted, clip, paths, extra, force):
+        write()
+
+
+#: The first outputs of `fit_output_writers` (model and report): what an interrupted fit must leave.
+ESSENTIAL_OUTPUTS = 2
+
+
+def fit_output_writers(
+    fitted, clip: str, paths: dict[str, Path], extra: dict[str, Any], force: bool
+) -> list[tuple[Path, Any]]:
+    """(path, write) of a fit's outputs in the order they are written: the model and its report
+    first (ESSENTIAL_OUTPUTS: milliseconds), then the reconstruction and the loss curve (a render
+    of the clip; matplotlib's import and drawing, seconds), which a stopped command may skip (sonode
+    render and sonode plot make them from the model). Writing the model also deletes the checkpoint
+    unless the fit was interrupted. The caller checks the outputs first (`check_fit_outputs`)."""
     from sonode.io.wav import write_wav
     from sonode.model.checkpoint import remove_checkpoint
 
     report = fitted.info["fit"]
-    check_fit_outputs(paths, [clip], force)
-    fitted.save(paths["model"])
-    write_wav(
-        paths["recon"], fitted.render().samples, fitted.sample_rate, protect=[clip], force=force
-    )
-    write_json(paths["report"], {**fitted.info, "model_file": str(paths["model"]), **extra})
-    fitted.save_training_curve(
-        paths["curve"],
-        title=f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB",
-    )
-    if (
-        report["stop_reason"] != "interrupted"
-    ):  # the outputs are safely written: it is redundant now
-        remove_checkpoint(paths["checkpoint"])
+
+    def model() -> None:
+        fitted.save(paths["model"])
+        if report["stop_reason"] != "interrupted":  # the model is safely written: it is redundant
+            remove_checkpoint(paths["checkpoint"])
+
+    title = f"{Path(clip).name}: reconstruction SNR {report['snr_db'] or float('inf'):.1f} dB"
+    return [
+        (paths["model"], model),
+        (
+            paths["report"],
+            lambda: write_json(
+                paths["report"], {**fitted.info, "model_file": str(paths["model"]), **extra}
+            ),
+        ),
+        (
+            paths["recon"],
+            lambda: write_wav(
+                paths["recon"],
+                fitted.render().samples,
+                fitted.sample_rate,
+                protect=[clip],
+                force=force,
+            ),
+        ),
+        (paths["curve"], lambda: fitted.save_training_curve(paths["curve"], title=title)),
+    ]
 
 
 @dataclass(frozen=True)

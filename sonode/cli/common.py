@@ -64,11 +64,7 @@ def fail_cleanly(command: Callable) -> Callable:
             raise
         except KeyboardInterrupt as err:
             name = err.name if isinstance(err, Interrupted) else "SIGINT"
-            click.echo(
-                f"\nsonode: interrupted by {name}; files already complete were kept, no partial file "
-                "was left",
-                err=True,
-            )
+            click.echo(f"\n{interrupted_line(name)}", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except OutOfTime as err:
             click.echo(f"sonode: error: {err}", err=True)
@@ -83,6 +79,13 @@ def fail_cleanly(command: Callable) -> Callable:
                 signal.signal(s, handler)
 
     return click.option("--debug", is_flag=True, help="Show the full traceback on errors.")(wrapper)
+
+
+def interrupted_line(name: str) -> str:
+    """What an interrupted command says (``name``: "SIGINT" or "SIGTERM")."""
+    return (
+        f"sonode: interrupted by {name}; files already complete were kept, no partial file was left"
+    )
 
 
 def one_line(err: BaseException) -> str:

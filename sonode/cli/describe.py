@@ -107,6 +107,8 @@ def _training_gains(report: dict) -> list[str]:
         kept = (
             f"field kept ({cont.get('kept_steps')} steps)"
             if cont.get("field_kept")
+            else "field not kept (zero: its level trend over 1-2 s contradicts the identified decays)"
+            if cont.get("field_rejected")
             else "field not kept (zero)"
         )
         lines.append(

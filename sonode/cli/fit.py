@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,74 +20,7 @@ from sonode.cli.common import (
     progress_printer,
 )
 from sonode.cli.fit_options import fit_options
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM while training set a flag instead of killing the fit, so that the best model
-    can be saved; before training (reading, identification), when there is no model to save yet,
-    they raise `Interrupted` at once, and so does --max-time (`OutOfTime`, one second of grace)
-    when identification overruns it.
-
-    The first signal also puts the previous handlers back (fail_cleanly's, which raise), so a
-    second Ctrl-C aborts at once with exit 130 (outputs are written atomically: no partial file).
-    Training polls the flag (``stop()``), which is what switches it from raising to flagging.
-    """
-
-    GRACE_S = 1.0
-
-    def __init__(self, max_time_s: float | None = None, what: str = ""):
-        self.signal: int | None = None
-        self.raising = True
-        self.max_time_s = max_time_s
-        self.what = what
-
-    def __enter__(self):
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        if self.max_time_s is not None:
-            self._old_alarm = signal.signal(signal.SIGALRM, self._alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.max_time_s + self.GRACE_S)
-        return self
-
-    def _handle(self, signum, frame):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        if self.raising:
-            raise Interrupted(signum)
-        self.signal = signum
-        # at once, so the user sees the signal act; os.write: a signal handler may interrupt a
-        # buffered write to stderr (the progress line), which must not be re-entered
-        os.write(
-            2,
-            f"\nsonode: {signal.Signals(signum).name}: stopping; saving the best model so far "
-            f"(send it again to abort)\n".encode(),
-        )
-
-    def _alarm(self, signum, frame):
-        if self.raising:
-            raise OutOfTime(
-                f"--max-time {self.max_time_s:g} s ran out before training could start ({self.what}); "
-                "nothing was written: raise --max-time, or fit a shorter part with --duration"
-            )
-
-    def defer(self) -> None:
-        """From now on a signal sets the flag (training started, or the outputs are being written)."""
-        self.raising = False
-
-    def __exit__(self, *exc):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        if self.max_time_s is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old_alarm)
-
-    def __call__(self) -> bool:
-        self.raising = False  # polled by the training loop: a model to keep exists from here on
-        return self.signal is not None
-
-    @property
-    def name(self) -> str:
-        """The signal received, e.g. "SIGINT" (empty if none)."""
-        return signal.Signals(self.signal).name if self.signal is not None else ""
+from sonode.cli.stop_flag import StopFlag
 
 
 def run_fit(
@@ -103,12 +35,7 @@ def run_fit(
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.outputs import (
-        check_fit_outputs,
-        fit_output_bytes,
-        fit_output_paths,
-        write_fit_outputs,
-    )
+    from sonode.batch.outputs import check_fit_outputs, fit_output_bytes, fit_output_paths
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
@@ -128,8 +55,10 @@ def run_fit(
             "keeps them)",
             err=True,
         )
+    # matplotlib's import took 2.2 s of the curve's 4.3 s at load ~6: done beside the fit instead
+    threading.Thread(target=_import_plotting, daemon=True).start()
     # The flag covers the writing of the outputs too, so a signal then cannot leave them half done.
-    with _StopFlag(kw["max_time_s"], f"reading and identifying {clip}") as stop:
+    with StopFlag(kw["max_time_s"], f"reading, identifying and checking {clip}") as stop:
         fitted = fit(
             clip,
             on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]),
@@ -141,17 +70,25 @@ def run_fit(
         if not quiet:
             click.echo("", err=True)
         report = fitted.info["fit"]
-        write_fit_outputs(fitted, clip, paths, {"device": device}, force)
+        unwritten, why = _write_outputs(stop, fitted, clip, paths, {"device": device}, force)
     if not quiet:
         click.echo(
             f"  SNR {db(report['snr_db'], 2)} dB (initial {db(report['initial_snr_db'], 2)} dB, "
             f"discretisation check {db(report['discretisation_snr_db'], 1)} dB) after {report['epochs']} steps "
             f"in {report['wall_time_s']:.1f} s; gradient: {report['gradient']}; energy above "
-            f"Nyquist {db_text(report.get('energy_above_nyquist_db'))}",
+            f"Nyquist {_energy_text(report)}",
             err=True,
         )
-        click.echo(f"  wrote {model_path}, {paths['recon']}, {paths['report']}", err=True)
+        written = [p for p in (model_path, paths["recon"], paths["report"]) if p not in unwritten]
+        click.echo(f"  wrote {', '.join(map(str, written))}", err=True)
     _warn_discretisation(report)
+    if unwritten:
+        click.echo(
+            f"sonode: note: {' and '.join(map(str, unwritten))} not written ({why}; no earlier "
+            f"fit's left in their place); `sonode render {model_path}` makes the reconstruction, "
+            "`sonode plot` the loss curve",
+            err=True,
+        )
     if stop.signal is not None:
         resume = (
             f"; to continue, rerun the same command with --resume (checkpoint {checkpoint_path})"
@@ -164,6 +101,48 @@ def run_fit(
         )
         sys.exit(EXIT_INTERRUPTED)
     return fitted, model_path
+
+
+def _write_outputs(stop: StopFlag, fitted, clip: str, paths: dict, extra: dict, force: bool):
+    """Write the model and its report, then, unless a signal came, the reconstruction and the loss
+    curve (seconds: a render, matplotlib), which a signal or the end of --max-time's grace
+    abandons. Returns (the paths not written, why).
+
+    Before, a signal waited for all four: 2-15 s from Ctrl-C to the exit (#30)."""
+    from sonode.batch.outputs import ESSENTIAL_OUTPUTS, check_fit_outputs, fit_output_writers
+
+    check_fit_outputs(paths, [clip], force)
+    writers = fit_output_writers(fitted, clip, paths, extra, force)
+    for _, write in writers[:ESSENTIAL_OUTPUTS]:
+        write()
+    extras, written, why = writers[ESSENTIAL_OUTPUTS:], 0, "stopped"
+    try:
+        if stop.signal is None:
+            stop.abort()
+            for _, write in extras:
+                write()
+                written += 1
+        stop.settle()
+    except Interrupted as err:  # the atomic writer removed its temporary file
+        stop.signal = err.signum
+    except OutOfTime as err:
+        why = str(err)
+    stop.settle()
+    unwritten = [path for path, _ in extras[written:]]
+    for path in unwritten:  # an earlier fit's (the check allowed replacing it): not this one's
+        path.unlink(missing_ok=True)
+    return unwritten, why
+
+
+def _energy_text(report: dict) -> str:
+    seconds = str(report.get("time_breakdown_s", {}).get("energy_above_nyquist"))
+    if seconds.startswith("skipped"):  # "skipped (stopped)" or "(--max-time)"
+        return "not measured" + seconds[len("skipped") :]
+    return db_text(report.get("energy_above_nyquist_db"))
+
+
+def _import_plotting() -> None:
+    import sonode.plot.figures  # noqa: F401
 
 
 def _fit_samples_bound(clip: str, kw: dict) -> int:

@@ -200,8 +200,8 @@ def fit_options(f, rate_flag: str = "--rate"):
                 "--batch-segments",
                 type=click.IntRange(2, MAX_BATCH_SEGMENTS),
                 default=None,
-                help="Segments per optimiser step; longer clips train on random runs of this many "
-                "(memory and step time independent of the clip's length). Default: 256 (the whole "
+                help="Segments per optimiser step; longer clips train on a sample of this many spread "
+                "over the clip (memory and step time independent of the clip's length). Default: 256 (the whole "
                 "clip) up to 256 segments, fewer on longer clips so the step's memory stays bounded "
                 "(85 at d = 256, hop 256).",
             ),

@@ -23,6 +23,9 @@ EPS = 1e-8
 class Adam:
     """Adam over parameter groups (dicts with "params" and "lr"; other keys are kept, e.g. base_lr).
 
+    A group with ``"sparse_rows": True`` updates only the rows of its 2-D parameters whose gradient
+    is not all zero, each row with its own step count (see `_sparse_rows_step`).
+
     Attributes:
         param_groups: the groups, as in `torch.optim.Optimizer`.
         state: per-parameter moments; clear() it to restart them (as after a rollback).
@@ -58,6 +61,9 @@ class Adam:
                         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                         "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
                     }
+                if group.get("sparse_rows") and p.dim() == 2:
+                    _sparse_rows_step(p, grad, state, group)
+                    continue
                 state["step"] += 1
                 state["exp_avg"].lerp_(grad, 1 - beta1)
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
@@ -101,12 +107,36 @@ class Adam:
         for index, moments in saved["state"].items():
             p = params[int(index)]
             if any(
-                isinstance(v, torch.Tensor) and k != "step" and v.shape != p.shape
+                isinstance(v, torch.Tensor) and k not in ("step", "row_step") and v.shape != p.shape
                 for k, v in moments.items()
             ):
                 raise ValueError("the saved optimiser state does not fit the parameters' shapes")
             self.state[p] = {
                 k: (v.clone() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
                 for k, v in moments.items()
-                if k in ("step", "exp_avg", "exp_avg_sq")
+                if k in ("step", "exp_avg", "exp_avg_sq", "row_step")
             }
+
+
+def _sparse_rows_step(p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
+    """Adam on the rows of ``p`` whose gradient is not all zero ("lazy" Adam), in place.
+
+    For per-segment parameters trained a sample of segments per step (the segment states of a long
+    clip): dense Adam keeps moving a row for tens of steps after its segment left the sample, on
+    momentum gathered for other values of the shared parameters, while its segment's error is not
+    measured. Here a row moves only when its segment is trained, and its bias correction counts
+    its own steps, so its first update is a full-sized one however late it comes."""
+    beta1, beta2 = group["betas"]
+    rows = torch.nonzero(grad.ne(0).any(dim=1)).flatten()
+    if "row_step" not in state:
+        state["row_step"] = torch.zeros(p.shape[0], dtype=torch.float64)
+    state["step"] += 1
+    state["row_step"][rows] += 1
+    step = state["row_step"][rows][:, None]
+    g = grad[rows]
+    exp_avg = state["exp_avg"][rows].lerp_(g, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    state["exp_avg"][rows] = exp_avg
+    state["exp_avg_sq"][rows] = exp_avg_sq
+    denom = (exp_avg_sq.sqrt() / (1 - beta2**step).sqrt()).add_(group["eps"])
+    p[rows] -= group["lr"] / (1 - beta1**step) * exp_avg / denom

@@ -95,7 +95,7 @@ class ContinuationField(nn.Module):
         else:
             growth, shift = (
                 self.modal.rates(energy, self.bank.omega_rad_per_s.detach())
-                if isinstance(self.modal, LevelField)
+                if isinstance(self.modal, (LevelField, GlideTerms))
                 else self.modal.rates(energy)
             )
             growth = torch.minimum(growth, -self.bank.decay_per_s.detach())
@@ -201,6 +201,41 @@ def tail_energy_scale(
     return float(energy.sum() if TAIL_INPUT == "level" else energy.mean()) or 1.0
 
 
+class GlideTerms(nn.Module):
+    """The shared glide terms of a `LevelField` alone (decay b and relative pitch shift a per unit
+    of r − 1): what acts before the switch when the rest of the field acts late. They vanish at the
+    clip's end level, so the first samples stay Burg's, and they are what a continuation
+    identified anywhere in the clip shares (`sonode.model.glide_fit` trains them there)."""
+
+    def __init__(self, field: LevelField):
+        super().__init__()
+        self.level = [field]  # a list: not a submodule (its parameters stay the field's own)
+        self.n_modes = field.n_modes
+
+    def rates(
+        self, energy: torch.Tensor, omega_rad_per_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        field = self.level[0]
+        excess = energy.sum(-1, keepdim=True) / field.energy_scale - 1.0
+        growth = (field.rate_scale * field.glide[0] * excess).expand_as(energy)
+        shift = torch.zeros_like(energy)
+        if omega_rad_per_s is not None:
+            shift = omega_rad_per_s * field.glide[1] * excess
+        return growth, shift
+
+    def is_zero(self) -> bool:
+        return not bool(torch.any(self.level[0].glide != 0))
+
+    forward = ModalField.forward
+
+
 def phase_field(field: nn.Module, late: bool) -> nn.Module | None:
-    """The trained field where it acts (`FIELD_PHASES`): None before the switch when it acts late."""
-    return field if late or FIELD_PHASES == "both" else None
+    """The trained field where it acts (`FIELD_PHASES`). Before the switch, when it acts late: its
+    glide terms (`GlideTerms`) if they are set or being trained, else nothing."""
+    if late or FIELD_PHASES == "both":
+        return field
+    if isinstance(field, LevelField) and (
+        field.glide.requires_grad or bool(torch.any(field.glide != 0))
+    ):
+        return GlideTerms(field)
+    return None

@@ -22,6 +22,7 @@ import torch
 from sonode.dsp.lpc import ridge_solve
 from sonode.model.decoder import SonodeModel
 from sonode.model.modal import modal_factors
+from sonode.model.objective import pieces
 
 # the identification's ridge (`sonode.model.init.initial_model`): the same conditioning
 REL_RIDGE = 1e-6
@@ -151,3 +152,15 @@ def reset_moments(optimiser, parameters) -> None:
     old values would carry them off the least-squares solution."""
     for p in parameters:
         optimiser.state.pop(p, None)
+
+
+def solve_run_states(model: SonodeModel, target: torch.Tensor, segments, optimiser) -> bool:
+    """`solve_states` on each contiguous piece of a step's ``segments`` (None: the whole clip),
+    and Adam's moments of the states forgotten if any piece's states changed; returns whether
+    any did."""
+    runs = [None] if segments is None else [torch.arange(f, f + c) for f, c in pieces(segments)]
+    errors = [solve_states(model, target, run) for run in runs]  # (before, after) each
+    changed = any(after < before for before, after in errors)
+    if changed:
+        reset_moments(optimiser, [model.states])
+    return changed

@@ -32,8 +32,9 @@ class FitOptions:
             between one segment's end state and the next one's start state, relative to the
             states' energy), ramped up over CONTINUITY_RAMP_EPOCHS: it makes the segment states
             samples of one trajectory of the learned dynamics.
-        batch_segments: segments per optimiser step; a longer clip is trained on random
-            contiguous runs of this many segments (memory and step time independent of its length).
+        batch_segments: segments per optimiser step; a longer clip is trained on a
+            sample of this many segments spread over it, pieces of 7-8 in equal strata (memory and
+            step time independent of its length).
             None: 256 (the whole clip per step) for a clip of at most 256 segments, fewer on a
             longer one so that the step's memory stays bounded (`sonode.model.objective.run_segments`).
         lp_order: order of the linear predictor used for system identification.

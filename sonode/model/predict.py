@@ -32,27 +32,17 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from sonode.model import limit_cycle
 from sonode.model.continuation import identify_continuation
+from sonode.model.glide_fit import fit_glide
 from sonode.model.limit_cycle import ContinuationField, phase_field
 from sonode.model.modal import modal_solve
 from sonode.model.tail import Tail
+from sonode.model.task_loss import train_field
 
 HOLD_S = 0.2  # held-back end: the horizon the task is scored on
 # the rest must still identify the continuation (4p = 0.26 s of context at order 1024 and 16 kHz,
 # plus its own 50 ms validation) and give anchors some room
 MIN_CLIP_PER_HOLD = 3
-H_MIN_S = 0.002
-H_MAX_S = 0.2
-CURRICULUM_FRACTION = 0.7
-ANCHORS = 8  # prediction starts per step (random, over the clip's last ANCHOR_SPAN_S)
-ANCHOR_SPAN_S = (
-    1.0  # the late modes describe the clip's last second; earlier states obey other decays
-)
-SAMPLE_STRIDE = (
-    8  # every 8th sample of a horizon (rotating offset): an unbiased estimate of its error
-)
-LR = 3e-3
 HELD_DB_PER_S = (
     3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
 )
@@ -64,106 +54,18 @@ VALIDATE_EVERY = (
 )
 MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
 MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
-BANDS_S = (0.0, 0.005, 0.02, 0.05, math.inf)
+# ...and its level trend from 1 to 2 s after the end must agree with the untrained one's (the late
+# modes' measured decays) within a factor TREND_RATIO or TREND_FLOOR_DB_PER_S (`contradicts_trend`)
+TREND_SPAN_S = (1.0, 2.0)
+TREND_FRAME_S = 0.05
+TREND_RATIO = 2.0
+TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
+FIT_GLIDE = True  # fit the shared pitch glide by L-BFGS before the level MLP (`glide_fit`)
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
     err = float(np.sum((reference - estimate) ** 2))
     return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference**2)) / err)
-
-
-def train_field(
-    tail: Tail,
-    x: np.ndarray,
-    rate: int,
-    steps: int,
-    loss: str = "db",
-    seed: int = 0,
-    horizon_max_s: float = H_MAX_S,
-    stop_after: int | None = None,
-    on_step: Callable[[int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> list[float]:
-    """Train ``tail.field`` to predict the clip x (normalised, (n,)) from anchors in it; returns the
-    loss per step. The field is left as trained (the caller keeps or resets it).
-
-    ``steps`` sets the curriculum; ``stop_after`` ends it early (the first steps of the same run);
-    ``on_step(k)`` is called after step k (1-based); ``should_stop()`` True ends it before a step."""
-    n, w = x.shape[0], tail.window
-    h_max = int(min(horizon_max_s * rate, (n - w) // 2))
-    # a field acting after the switch only is first trained a few ms past it
-    first = int(H_MIN_S * rate) + (
-        int(tail.switch_s * rate) if limit_cycle.FIELD_PHASES == "late" else 0
-    )
-    h_min = max(1, min(h_max, first))
-    lo_anchor = max(w, n - int(ANCHOR_SPAN_S * rate))
-    if steps <= 0 or h_max < 1:
-        return []
-    generator = np.random.default_rng(seed)
-    trained = trained_parameters(tail.field)
-    optimiser = torch.optim.Adam(trained, lr=LR)
-    target = torch.from_numpy(x)
-    history = []
-    for step in range(steps if stop_after is None else min(steps, stop_after)):
-        if should_stop is not None and should_stop():
-            break
-        progress = min(1.0, step / max(1.0, CURRICULUM_FRACTION * steps))
-        h = int(round(h_min * (h_max / h_min) ** progress))
-        hi_anchor = n - h
-        anchors = np.sort(generator.integers(min(lo_anchor, hi_anchor), hi_anchor + 1, ANCHORS))
-        z0 = tail.states_at(x, anchors, rate)
-        offset = step % SAMPLE_STRIDE if h > SAMPLE_STRIDE else 0
-        j = torch.arange(offset, h, SAMPLE_STRIDE if h > SAMPLE_STRIDE else 1)
-        local = (w + j.to(torch.float64)) / rate
-        optimiser.zero_grad(set_to_none=True)
-        try:
-            pred = tail.run(
-                z0, local, w / rate + tail.switch_s, gradient="adjoint", linear_s=w / rate
-            )  # (h', A)
-        except RuntimeError:  # the engine refused a non-finite solve: skip the step
-            continue
-        truth = target[torch.as_tensor(anchors)[None, :] + j[:, None]]
-        objective = _objective(pred, truth, j.to(torch.float64) / rate, loss)
-        if not bool(torch.isfinite(objective)) or not objective.requires_grad:
-            continue
-        objective.backward()
-        optimiser.step()
-        history.append(float(objective.detach()))
-        if on_step is not None:
-            on_step(step + 1)
-    return history
-
-
-def trained_parameters(field: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """The parameters of the continuation's field that training moves (`limit_cycle.TAIL_TRAIN`)."""
-    if not hasattr(field, "glide"):  # a `ModalField`: all of it
-        return list(field.parameters())
-    return {
-        "mlp": list(field.mlp.parameters()),
-        "gain": [field.gain, field.glide],
-        "glide": [field.glide],
-        "all": list(field.parameters()),
-    }[limit_cycle.TAIL_TRAIN]
-
-
-def _objective(
-    pred: torch.Tensor, truth: torch.Tensor, after_s: torch.Tensor, loss: str
-) -> torch.Tensor:
-    """The task loss of predictions (n, A) of truth (n, A) at times after_s (n,) past each anchor.
-
-    "db": the mean over anchors and horizon bands (BANDS_S: 0-5, 5-20, 20-50, 50-200 ms) of the
-    log relative error, so a few ms count as much as the last 150 (pooled, the later, larger errors
-    decide the gradient: measured on the guitar, 30 steps gained 2 dB at 200 ms and lost 5.6 dB at
-    50 ms); "mse": the log of the pooled relative error."""
-    if loss == "mse":
-        return torch.log(torch.sum((pred - truth) ** 2) / (torch.sum(truth**2) + 1e-12))
-    terms = []
-    for lo, hi in zip(BANDS_S[:-1], BANDS_S[1:], strict=False):
-        inside = (after_s >= lo) & (after_s < hi)
-        if bool(inside.any()):
-            err = torch.mean((pred[inside] - truth[inside]) ** 2, 0)
-            terms.append(torch.log(err / (torch.mean(truth[inside] ** 2, 0) + 1e-12) + 1e-30))
-    return torch.mean(torch.stack(terms))
 
 
 def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
@@ -185,16 +87,53 @@ def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
 
 def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: int) -> float:
     """RMS over frames (from sample ``first``) of the dB difference of the two signals' frame levels."""
-    n = (truth.shape[0] - first) // frame
-    if n < 1:
+    if (truth.shape[0] - first) // frame < 1:
         return math.nan
-
-    def level(s):
-        return 10 * np.log10(
-            np.mean(s[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20
+    return float(
+        np.sqrt(
+            np.mean(
+                (frame_levels_db(truth, first, frame) - frame_levels_db(estimate, first, frame))
+                ** 2
+            )
         )
+    )
 
-    return float(np.sqrt(np.mean((level(truth) - level(estimate)) ** 2)))
+
+def frame_levels_db(x: np.ndarray, first: int, frame: int) -> np.ndarray:
+    """Mean-square level (dB) of x's whole frames of ``frame`` samples from sample ``first``."""
+    n = (x.shape[0] - first) // frame
+    return 10 * np.log10(np.mean(x[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
+
+
+def level_slope_db_per_s(tail: Tail, rate: int) -> float:
+    """The continuation's level trend: the least-squares slope (dB/s) of its TREND_FRAME_S frame
+    levels over TREND_SPAN_S after the clip's end (nan if the ODE cannot be integrated there)."""
+    first, last = (int(t * rate) for t in TREND_SPAN_S)
+    try:
+        y = tail.continue_clip(last, rate)
+    except RuntimeError:  # the engine refused a non-finite solve
+        return math.nan
+    frame = int(TREND_FRAME_S * rate)
+    levels = frame_levels_db(y, first, frame)
+    times_s = (first + frame * (np.arange(levels.shape[0]) + 0.5)) / rate
+    return float(np.polyfit(times_s, levels, 1)[0])
+
+
+def contradicts_trend(trained_db_per_s: float, identified_db_per_s: float) -> bool:
+    """A trained field's level trend past the held-back test disagrees with the identified one.
+
+    The held-back test scores 0.2 s; past it the field meets levels the clip never showed, where
+    the only evidence is the late modes' decays, measured on the clip's last second. A trained
+    continuation may decay at up to twice or half that rate (a string's decay slows as its level
+    falls), and within TREND_FLOOR_DB_PER_S of it (a near-held note): it may not hold a decaying
+    note or silence a held one (a kept field held a decaying harpsichord level for 2 s, where the
+    identified continuation fell 4 dB/s over 1-2 s and the trained one 0.8 dB/s)."""
+    if not math.isfinite(trained_db_per_s):
+        return True
+    s = identified_db_per_s
+    low = min(TREND_RATIO * s, s - TREND_FLOOR_DB_PER_S)
+    high = max(s / TREND_RATIO, s + TREND_FLOOR_DB_PER_S)
+    return not low <= trained_db_per_s <= high
 
 
 def is_held(tail: Tail) -> bool:
@@ -302,26 +241,52 @@ def fit_dynamics(
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())
     best = {"steps": 0, "gain_db": 0.0, "state": zero_state, "score": untrained}
+    final_start = copy.deepcopy(
+        final.field.state_dict()
+    )  # its own size: K may differ from the probe's
+    # the identified long-run trends, before training moves the fields
+    trend = {
+        "held_back": level_slope_db_per_s(probe, rate),
+        "final": level_slope_db_per_s(final, rate),
+    }
+    report["trend_db_per_s"] = {"identified": trend["held_back"]}
 
-    def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
-        if step % VALIDATE_EVERY and step != steps:
-            return
+    def consider(step: int) -> bool:  # keep the field as it is after ``step`` steps if it is better
         now = score(probe, future, rate)
         gains = [now[k] - untrained[k] for k in untrained if k.startswith("snr")]
-        if min(gains) >= -MAX_LOSS_DB and np.mean(gains) > best["gain_db"] + MIN_GAIN_DB:
-            best.update(
-                steps=step,
-                gain_db=float(np.mean(gains)),
-                state=copy.deepcopy(probe.field.state_dict()),
-                score=now,
-            )
+        if min(gains) < -MAX_LOSS_DB or np.mean(gains) <= best["gain_db"] + MIN_GAIN_DB:
+            return False
+        slope = level_slope_db_per_s(probe, rate)
+        if contradicts_trend(slope, trend["held_back"]):
+            report["trend_db_per_s"]["rejected"] = slope
+            return False
+        best.update(
+            steps=step,
+            gain_db=float(np.mean(gains)),
+            state=copy.deepcopy(probe.field.state_dict()),
+            score=now,
+        )
+        return True
 
+    def validate(step: int) -> None:  # the held-back score of the field after ``step`` steps
+        if step % VALIDATE_EVERY == 0 or step == steps:
+            consider(step)
+
+    glide_kept = False
+    if FIT_GLIDE and steps > 0:  # first the shared pitch glide, by L-BFGS (`glide_fit`)
+        report["glide"] = fit_glide(
+            probe, x[:-held], rate, window_samples, max_order, should_stop=should_stop
+        )
+        glide_kept = "glide" in report["glide"] and consider(0)
+        if not glide_kept:
+            probe.field.load_state_dict(zero_state)
     losses = train_field(
         probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
     )
     stopped = should_stop is not None and should_stop()
     if stopped:  # the held-back training or the final one would not finish: the untrained field
         best.update(steps=0, gain_db=0.0, state=zero_state, score=untrained)
+        glide_kept = False
         report["stopped"] = True
     probe.field.load_state_dict(best["state"])
     report |= {
@@ -330,12 +295,22 @@ def fit_dynamics(
         "losses": losses[:: max(1, len(losses) // 20)],
         "held_back_gain_db": best["gain_db"],
         "kept_steps": best["steps"],
+        "glide_kept": glide_kept,
     }
-    if best["steps"] > 0:
+    if glide_kept or best["steps"] > 0:  # the same recipe on the whole clip
         report["field_kept"] = True
-        report["final_losses"] = train_field(
-            final, x, rate, steps, loss, seed, stop_after=best["steps"]
-        )[:: max(1, steps // 20)]
+        if glide_kept:
+            report["final_glide"] = fit_glide(final, x, rate, window_samples, max_order)
+        if best["steps"] > 0:
+            report["final_losses"] = train_field(
+                final, x, rate, steps, loss, seed, stop_after=best["steps"]
+            )[:: max(1, steps // 20)]
+        slope = level_slope_db_per_s(final, rate)
+        report["trend_db_per_s"]["final"] = [trend["final"], slope]
+        if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere
+            final.field.load_state_dict(final_start)
+            report["field_kept"] = False
+            report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
         without = score(probe, future, rate)
         hold_cycle(probe, rate)

@@ -143,15 +143,16 @@ def _envelope_terms(
         ),
         MAX_POINTS,
     )
-    splits = 1
+    splits, anchored = 1, 0
     while True:
-        width = step / splits
-        bounds = nodes[0] + width * torch.arange(
-            (nodes.numel() - 1) * splits + 1, dtype=torch.float64
-        )
-        n_intervals, b = bounds.numel() - 1, values.shape[1]
-        begin, t_begin = _interval_starts(bounds, first_s, dt, counts)
-        anchors = _anchors(a, decay, omega, t_begin)
+        if anchored != splits:  # the intervals and their anchors change only with the split
+            width = step / splits
+            bounds = nodes[0] + width * torch.arange(
+                (nodes.numel() - 1) * splits + 1, dtype=torch.float64
+            )
+            n_intervals, b = bounds.numel() - 1, values.shape[1]
+            begin, t_begin = _interval_starts(bounds, first_s, dt, counts)
+            anchors, anchored = _anchors(a, decay, omega, t_begin), splits
         theta, to_monomials = _chebyshev(points)
         within = torch.arange(splits, dtype=torch.float64)[
             :, None
@@ -159,8 +160,13 @@ def _envelope_terms(
         g = hermite_fractions(values, slopes, step, ((within + theta) / splits).reshape(-1))
         terms = _terms(anchors, g.reshape(n_intervals, points, b, 2 * k))
         # the terms at both ends of every interval: exactly, and as the interpolant has them
-        starts = hermite_fractions(values, slopes, step, within[:, 0] / splits).reshape(
-            n_intervals, b, 2 * k
+        # (unsplit, the interval starts are the nodes: their values, without an interpolation)
+        starts = (
+            values[:-1]
+            if splits == 1
+            else hermite_fractions(values, slopes, step, within[:, 0] / splits).reshape(
+                n_intervals, b, 2 * k
+            )
         )
         exact = _terms(anchors, torch.stack([starts, torch.cat([starts[1:], values[-1:]])], 1))
         at_ends = (

@@ -35,26 +35,24 @@ from sonode.model.checks import (
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
-from sonode.model.linear_step import reset_moments, solve_states
+from sonode.model.linear_step import solve_run_states
 from sonode.model.local_fit import choose_variant, fit_local
-from sonode.model.objective import SegmentBatches, param_groups, run_segments, step_loss
+from sonode.model.objective import (
+    CountingField,
+    SegmentBatches,
+    param_groups,
+    run_segments,
+    step_loss,
+)
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 from sonode.model.predict import train_continuation
+from sonode.model.stopping import abandonable, unless_abandoned
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
 CHECK_EVERY_EPOCHS = 25  # how often the current parameters may become the kept (best) model
 FINAL_CHECK_SEGMENTS = 64
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
-
-
-class _CountingField:
-    """Counts evaluations of the correction field (reported as function evaluations)."""
-
-    count = 0
-
-    def hook(self, module, args, output):
-        self.count += 1
 
 
 def fit_samples(
@@ -116,14 +114,9 @@ def fit_samples(
     t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model, identification = initial_from_options(x, sample_rate, options)
-    if should_stop is not None:
-        # Identification is done: a model exists from here on. Polling tells a caller whose signal
-        # handling depends on the phase (sonode.cli.fit aborts before this point, stops gracefully
-        # after it) that the phase changed, also when no training step follows (steps=0).
-        should_stop()
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
-    counter = _CountingField()
+    counter = CountingField()
     handle = model.field.register_forward_hook(counter.hook)
     clip = torch.from_numpy(x)
     batch_segments = run_segments(layout, model.config.n_modes, options.batch_segments)
@@ -146,7 +139,8 @@ def fit_samples(
         finally:
             current.load_state_dict(now)
 
-    optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate))
+    sampled = layout.n_segments > batch_segments  # each step trains a sample of the segments
+    optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate, sampled))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
         group["base_lr"] = group["lr"]
     history: list[EpochRecord] = []
@@ -160,9 +154,7 @@ def fit_samples(
         best_snr, best_state = initial_snr, copy.deepcopy(model.state_dict())
         identified = best_state  # the fallback below (never modified: best_state is replaced)
         best_trajectory = free_run_snr(model)
-        initial_trajectory = (
-            best_trajectory  # the untrained start's, for the report's training gain
-        )
+        initial_trajectory = best_trajectory  # the untrained start's, for the report's gain
     else:
         try:
             model.load_state_dict(resumed.model)
@@ -221,7 +213,17 @@ def fit_samples(
         -(-layout.n_segments // batch_segments),
         options.continuation_training_steps > 0 and model.config.tail_modes > 0,
     )
-
+    if sampled and options.state_solve_every and resumed is None:
+        # A long clip's states solved jointly before its first step: on 10 s clips its steps had
+        # not improved the whole clip within 60 s (docs/training.md), and this gains 0.15-0.4 dB.
+        check_start = time.perf_counter()
+        if solve_run_states(model, target, None, optimiser):
+            kept = consider(model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
+            (best_snr, best_trajectory, best_state), _ = kept
+            model.load_state_dict(best_state)
+            budget.consider_took(time.perf_counter() - check_start)
+    if should_stop is not None:  # evaluated and checked: a model to keep exists from here on;
+        should_stop()  # polling tells a caller (sonode.cli.fit) that the phase changed, steps=0 too
     periodic = checkpoint is not None and checkpoint.every_s > 0
     last_checkpoint = time.perf_counter()
     stop_reason = "steps"
@@ -252,15 +254,18 @@ def fit_samples(
         for group in optimiser.param_groups:
             group["lr"] = group["base_lr"] * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
         optimiser.zero_grad(set_to_none=True)
-        try:
-            segments = batches.pick(epoch)
-            log_objective, loss, epoch_snr = step_loss(
-                model, target, options, epoch, segments, n_trajectory, trajectory_power
-            )
-        except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
-            log_objective, loss, epoch_snr = None, math.nan, math.nan
-        if math.isfinite(loss):
-            log_objective.backward()
+        with abandonable(should_stop) as step:  # a signal abandons it: nothing kept changed yet
+            try:
+                segments = batches.pick(epoch)
+                log_objective, loss, epoch_snr = step_loss(
+                    model, target, options, epoch, segments, n_trajectory, trajectory_power
+                )
+            except RuntimeError:  # the engine refused a non-finite or stalled solve: a bad step
+                log_objective, loss, epoch_snr = None, math.nan, math.nan
+            if math.isfinite(loss):
+                log_objective.backward()
+        if step.abandoned:  # as if the stop had come just before it: the poll above ends it
+            continue
         finite = math.isfinite(loss) and all(
             p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
         )
@@ -280,17 +285,15 @@ def fit_samples(
         optimiser.step()
         epoch += 1
         budget.step_took(time.perf_counter() - step_start)
+        check_start = time.perf_counter()
         if options.state_solve_every and epoch % options.state_solve_every == 0:
-            # the states this step trained, solved exactly for the modes and field it left
-            before, after = solve_states(model, target, segments)
-            if after < before:
-                reset_moments(optimiser, [model.states])
+            # a sampled clip's every segment: the untrained ones' states lag the shared parameters
+            solve_run_states(model, target, None if sampled else segments, optimiser)
         if epoch % CHECK_EVERY_EPOCHS == 0:
-            check_start = time.perf_counter()
             (best_snr, best_trajectory, best_state), passed = consider(
                 model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
-            budget.consider_took(time.perf_counter() - check_start)
+            budget.consider_took(time.perf_counter() - check_start)  # the solve before it too
             if not passed:  # the fast solve disagrees with the reference: back to the last kept
                 rejected += 1
                 model.load_state_dict(best_state)
@@ -339,24 +342,26 @@ def fit_samples(
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
     continuation_training = {}
-    continuation_identification_s = identification.get("time_breakdown_s", {}).get(
-        "continuation", 0
-    )
-    if options.continuation_training_steps > 0:
-        continuation_training = train_continuation(
-            model,
-            target.numpy(),
-            options.continuation_training_steps,
-            seed=options.seed,
-            window_samples=options.continuation_samples,
-            max_order=options.lp_order,
-            # it ends early enough for the work after it (defects, the reconstruction's render),
-            # and starts only if its own identification (timed in the fit's) fits too
-            should_stop=lambda: (
-                budget.out_of_time(evaluation_s + continuation_identification_s)
-                or (should_stop is not None and should_stop())
+    breakdown_s = identification.get("time_breakdown_s", {})
+    continuation_identification_s = breakdown_s.get("continuation", 0)
+    if options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
+        continuation_training = unless_abandoned(
+            should_stop,
+            lambda: train_continuation(
+                model,
+                target.numpy(),
+                options.continuation_training_steps,
+                seed=options.seed,
+                window_samples=options.continuation_samples,
+                max_order=options.lp_order,
+                # ends in time for the work after it; starts only if its identification fits too
+                should_stop=lambda: (
+                    budget.out_of_time(evaluation_s + continuation_identification_s)
+                    or (should_stop is not None and should_stop())
+                ),
             ),
-        )
+            model,
+        ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
     with torch.no_grad():
         defects = model.defects()
         defect_db = (

@@ -11,7 +11,8 @@
   that partials + floor hold the top octave's measured power;
 - the whole band re-levelled to the estimator of `sonode.dsp.band_level` that predicted the clip's
   own top octave best from the octave below (pseudo-band-extension);
-- then put below that predicted level by the SNR-cost bound (MAX_SNR_COST_DB).
+- then held within the SNR-cost bound (MAX_SNR_COST_DB, `sonode.dsp.snr_bound`): its loudest
+  frames are cut first.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from sonode.dsp.band_level import (
     predictors,
 )
 from sonode.dsp.bandwidth import (
+    CROSSOVER_WIDTH,
     SILENT_TOP_OCTAVE_DB,
     band_edge_hz,
     fit_band,
     frame_samples,
+    long_term_spectrum,
     shaped_noise,
     tilt_track,
     top_octave_share_db,
@@ -43,12 +46,12 @@ from sonode.dsp.harmonics import MAX_PARTIALS, continue_partials, harmonic_serie
 from sonode.dsp.metrics import as_signal
 from sonode.dsp.pitch_track import dewarped, ratio_track, track_depth_cents, warped_time
 from sonode.dsp.resample import output_length
+from sonode.dsp.snr_bound import bound_band, sinc_error_floor
 
-#: Default bound on the expected full-band SNR cost (dB) of the band above. Random-phase content of
-#: power P added where the truth has power P_t (which the band-limited interpolation misses: its
-#: error there is P_t) adds P to the error: the cost is 10·log10(1 + P/(E_low + P_t)) ≤
-#: 10·log10(1 + P/P_t). The band is therefore put at (10^(cost/10) − 1) × its predicted level
-#: (−3.8 dB for 1.5 dB), where the predicted level is the truth's.
+#: Default bound on the full-band SNR cost (dB) of the band above against band-limited
+#: interpolation: random-phase content of energy A adds A to sinc's error M, a cost of
+#: 10·log10(1 + A/M). A is held at (10^(cost/10) − 1) × the smaller of the band's predicted energy
+#: and a lower bound on M read from the input (`sonode.dsp.snr_bound`).
 MAX_SNR_COST_DB = 1.5
 # Below this peak-to-peak pitch excursion the partials are synthesised stationary (the fast sum):
 # a few cents over a clip is the tracker's own scatter, not a vibrato.
@@ -82,7 +85,9 @@ class Extension:
         level_estimator: the estimator of the band's level chosen by pseudo-band-extension, and
             level_scores_db its RMS error (dB) on the held-back top octave, per estimator
             (`sonode.dsp.band_level`); level_bias_db the chosen one's mean error there (+: loud).
-        level_scale_db: the band's gain below the predicted level for the SNR-cost bound.
+        level_scale_db: the band's energy below its predicted level after the SNR-cost bound (dB).
+        error_floor_db: the least plausible energy of sinc's error (`sonode.dsp.snr_bound`), dB
+            relative to the band's predicted energy (None: not bounded).
         floor_scale_db: the noise floor's gain so that partials + floor hold the top octave's
             measured power (0 without partials).
         pitch_depth_cents: peak-to-peak excursion of the series' pitch track (None: not tracked).
@@ -102,6 +107,7 @@ class Extension:
     pitch_depth_cents: float | None = None
     level_bias_db: float | None = None
     floor_scale_db: float = 0.0
+    error_floor_db: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +193,7 @@ def extend_band(
     high += shaped_noise(
         track, n_out, rate_out, edge, seed=seed, scale=10 ** (info.floor_scale_db / 10)
     )
+    predicted = float(np.mean(high**2))
     if level != "synthesis":
         choice = LevelChoice(level)
         if level == "auto":
@@ -206,15 +213,17 @@ def extend_band(
         target = octave_cap(sig, rate_in, band, available[name])
         high = match_level(high, rate_out, edge, stop, target)
         info.level_estimator = name
+        predicted = float(np.mean(high**2))
     if max_snr_cost_db is not None:
-        scale = min(10 ** (max_snr_cost_db / 10) - 1, 1.0)  # never above the predicted level
-        # The predicted level is uncertain: take the estimator's RMS error on the held-back octave
-        # as the spread σ (dB) of a log-normal error; the mean power added is then the prediction
-        # × exp((σ·ln10/10)²/2), which the bound must also cover.
-        spread_db = (info.level_scores_db or {}).get(info.level_estimator or "", 0.0)
-        scale /= math.exp((spread_db * math.log(10) / 10) ** 2 / 2)
-        info.level_scale_db = 10 * math.log10(scale) if scale > 0 else -math.inf
-        high *= math.sqrt(max(scale, 0.0))
+        # never above (10^(c/10) − 1) × the predicted level (a right prediction costs c dB), nor
+        # above that share of sinc's least plausible error (`sonode.dsp.snr_bound`)
+        share = 10 ** (max_snr_cost_db / 10) - 1
+        start = edge - CROSSOVER_WIDTH * nyquist  # the output is the interpolation below it
+        floor = sinc_error_floor(sig, rate_in, band, start, partials)
+        info.error_floor_db = 10 * math.log10(floor / predicted) if predicted > 0 < floor else None
+        budget = share * min(float(np.mean(high**2)), floor)
+        high, gain = bound_band(high, rate_out, budget)
+        info.level_scale_db = 10 * math.log10(gain) if gain > 0 else -math.inf
     return high, info
 
 
@@ -259,3 +268,31 @@ def modes_below(
     """The oscillators below ``max_hz`` (what a clip at twice that rate could show)."""
     keep = np.asarray(modes[0]) < max_hz
     return tuple(np.asarray(m)[keep] for m in modes)
+
+
+def image_matched(
+    high_mid: np.ndarray,
+    high_side: np.ndarray,
+    mid: np.ndarray,
+    side: np.ndarray,
+    rate_in: int,
+    edge_hz: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bands above of mid and side (each (n_out,)), the louder one turned down so that their
+    energy ratio is the inputs' (mid, side: (n_in,) at ``rate_in``) over the top octave: the
+    channels' coherence above Nyquist then follows their top octave's. Extended on their own, mid
+    and side get estimators chosen apart (a spurious harmonic series in one, a wide piece put
+    19 dB mid-heavy above 9 kHz where its top octave was 1 dB side-heavy). Only turned down, so
+    each stays within its own SNR-cost bound."""
+    band = fit_band(edge_hz, rate_in / 2)
+    powers = []
+    for x in (mid, side):
+        freqs_hz, power = long_term_spectrum(x, rate_in)
+        powers.append(float(np.sum(power[(freqs_hz >= band[0]) & (freqs_hz < band[1])])))
+    have_mid, have_side = float(np.mean(high_mid**2)), float(np.mean(high_side**2))
+    if min(powers + [have_mid, have_side]) <= 0:
+        return high_mid, high_side
+    want, have = powers[1] / powers[0], have_side / have_mid
+    if have > want:
+        return high_mid, high_side * math.sqrt(want / have)
+    return high_mid * math.sqrt(have / want), high_side

@@ -28,6 +28,7 @@ from sonode.tasks.band_extension import (  # noqa: F401  (Extension, extend_band
     MAX_SNR_COST_DB,
     Extension,
     extend_band,
+    image_matched,
 )
 from sonode.tasks.render import render
 
@@ -197,11 +198,12 @@ def upsample_channels(
     keys = ("max_snr_cost_db", "level", "dynamics")
     kw = {k: options[k] for k in keys if k in options}
     high_mid, info_mid = extend_band(mid, rate_in, rate_out, modes, seed, **kw)
+    edge = info_mid.edge_hz
     if np.any(side):
         high_side, info_side = extend_band(side, rate_in, rate_out, None, seed + 1, **kw)
+        high_mid, high_side = image_matched(high_mid, high_side, mid, side, rate_in, edge)
     else:  # a mono file stored as two channels stays mono
         high_side, info_side = np.zeros_like(high_mid), None
-    edge = info_mid.edge_hz
     out = np.stack(
         [
             join_bands(

@@ -1,5 +1,6 @@
 """#30: one --max-time for the whole fit (FitBudget), and a final check that a signal can stop."""
 
+import math
 import time
 
 import numpy as np
@@ -36,8 +37,12 @@ def test_the_reference_solved_in_pieces_is_the_reference():
 
 def test_a_stop_ends_the_check_after_one_piece():
     model = _perturbed_model()
-    db, samples = stoppable_check_db(model, 8, 64, lambda: True)
+    polls = iter([False])  # not stopped when it begins, stopped from the first piece on
+    db, samples = stoppable_check_db(model, 8, 64, lambda: next(polls, True))
     assert samples == REFERENCE_PIECE_SAMPLES and np.isfinite(db)
+    # stopped before it began (a signal after the last step): nothing is solved, nothing checked
+    db, samples = stoppable_check_db(model, 8, 64, lambda: True)
+    assert samples == 0 and math.isnan(db)
 
 
 def test_the_budget_stops_training_before_the_rest_would_overrun():
