@@ -5,6 +5,11 @@
     python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --max-time 60
     python benchmarks/music_capacity.py /work/corpus/music44 --duration 3 --starts
 
+``--choice`` prints, per clip, what ``--modes auto`` picks against the global start and the local
+start before and after ``--steps`` (default 6) refinement iterations, in this process:
+
+    python benchmarks/music_capacity.py data/more --rate 16000 --duration 1 --choice
+
 ``--starts`` compares the identified starts only (no training, no continuation), in this process:
 the local model against the global one with 64 and with 128 modes (default hop and field).
 
@@ -12,7 +17,9 @@ Each fit runs in a fresh process (one torch thread) so that its peak memory (ru_
 Per clip and variant it prints the reconstruction SNR of the kept model and of the identified start,
 the stored numbers per sample (all of the model's parameters; for local also the node tables
 alone), the model file's size, the size of the fitted samples as 16-bit FLAC, the peak memory and
-the wall time; then the medians. Stereo files are mixed to mono, as `sonode fit` does.
+the wall time and CPU seconds; then the medians. ``--steps N`` fixes the training steps (for the
+local model, Gauss–Newton iterations of the frequencies) instead of the wall-clock budget, so that
+a loaded machine measures the same fit. Stereo files are mixed to mono, as `sonode fit` does.
 """
 
 from __future__ import annotations
@@ -34,7 +41,14 @@ sys.path.insert(0, str(ROOT))
 AUDIO = (".wav", ".flac", ".ogg")
 
 
-def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None, max_time_s: float):
+def fit_one(
+    clip: str,
+    variant: str,
+    rate: int | None,
+    duration_s: float | None,
+    max_time_s: float,
+    steps: int | None = None,
+):
     """Fit one clip with one variant in this process; a dict of figures."""
     import soundfile
     import torch
@@ -44,7 +58,13 @@ def fit_one(clip: str, variant: str, rate: int | None, duration_s: float | None,
     torch.set_num_threads(1)
     started = time.perf_counter()
     fitted = fit(
-        clip, rate=rate, duration_s=duration_s, modes=variant, max_time_s=max_time_s, threads=1
+        clip,
+        rate=rate,
+        duration_s=duration_s,
+        modes=variant,
+        max_time_s=max_time_s,
+        steps=steps,
+        threads=1,
     )
     wall = time.perf_counter() - started
     model, report = fitted.model, fitted.info["fit"]
@@ -117,10 +137,49 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
 
 
+def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -> dict:
+    """What `--modes auto` picks on one clip, against both variants' reconstructions: the global
+    linear start (the default options, no continuation) and the local start before and after
+    ``steps`` Gauss–Newton iterations of its frequencies (no continuation), in this process."""
+    import torch
+
+    from sonode.dsp.metrics import snr_db
+    from sonode.io.clip import read_clip
+    from sonode.model import FitOptions
+    from sonode.model.init import initial_from_options
+    from sonode.model.local_fit import choose_variant, fit_local
+
+    torch.set_num_threads(1)
+    read = read_clip(clip, rate=rate, duration_s=duration_s)
+    x, rate = read.samples, read.sample_rate
+    started = time.process_time()
+    start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
+    with torch.no_grad():
+        global_db = snr_db(x, start.denormalise(start.reconstruct()[0]))
+    global_cpu = time.process_time() - started
+    options = FitOptions(modes="local", steps=steps, max_time_s=None, continuation_samples=0)
+    _, report = fit_local(x, rate, options)
+    local_cpu = time.process_time() - started - global_cpu
+    pick = choose_variant(x, rate, lambda: start)
+    row = {
+        "clip": clip.name,
+        "global_start_db": global_db,
+        "local_start_db": report.initial_snr_db,
+        "local_refined_db": report.snr_db,
+        "pick": pick,
+        "picked_db": report.snr_db if pick == "local" else global_db,
+        "global_cpu_s": global_cpu,
+        "local_cpu_s": local_cpu,
+    }
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def run_child(clip: Path, variant: str, args) -> dict:
     """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
     command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
     command += ["--max-time", str(args.max_time)]
+    if args.steps is not None:
+        command += ["--steps", str(args.steps)]
     if args.rate:
         command += ["--rate", str(args.rate)]
     if args.duration:
@@ -134,6 +193,7 @@ def run_child(clip: Path, variant: str, args) -> dict:
         return {"clip": clip.name, "variant": variant, "error": f"exit status {status}"}
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["peak_mib"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -143,20 +203,36 @@ def main() -> None:
     parser.add_argument("--rate", type=int, help="fit at this rate (default: the file's)")
     parser.add_argument("--duration", type=float, help="fit the first seconds only")
     parser.add_argument("--max-time", type=float, default=300.0, help="budget per fit (s)")
+    parser.add_argument(
+        "--steps", type=int, help="training steps (local: Gauss–Newton iterations), any time"
+    )
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--starts", action="store_true", help="identified starts only")
+    parser.add_argument(
+        "--choice", action="store_true", help="what --modes auto picks, against both variants"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(fit_one(args.one, args.variant, args.rate, args.duration, args.max_time)))
+        row = fit_one(args.one, args.variant, args.rate, args.duration, args.max_time, args.steps)
+        print(json.dumps(row))
         return
     if not args.folder:
         parser.error("give a folder of clips")
     clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
     clips = clips[: args.limit] if args.limit else clips
+    if args.choice:
+        rows = [choice(clip, args.rate, args.duration, args.steps or 6) for clip in clips]
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        for key in ("global_start_db", "local_start_db", "local_refined_db", "picked_db"):
+            print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        gains = [r["local_refined_db"] - r["local_start_db"] for r in rows]
+        print(f"median refinement gain: {statistics.median(gains):+.3f} dB")
+        return
     if args.starts:
         rows = [starts(clip, args.rate, args.duration) for clip in clips]
         for row in rows:
@@ -168,6 +244,7 @@ def main() -> None:
     rows = []
     header = f"{'clip':34s} {'variant':7s} {'SNR':>6s} {'start':>6s} {'gain':>5s} {'num/smp':>7s}"
     header += f" {'tbl/smp':>7s} {'model kB':>8s} {'FLAC kB':>7s} {'peak MiB':>8s} {'s':>5s}"
+    header += f" {'CPU s':>6s}"
     print(header, flush=True)
     for clip in clips:
         for variant in variants:
@@ -181,7 +258,7 @@ def main() -> None:
                 f"{row['initial_snr_db']:6.2f} {row['gain_db']:5.2f} "
                 f"{row['numbers_per_sample']:7.3f} {row['tables_per_sample']:7.3f} "
                 f"{row['model_bytes'] / 1e3:8.0f} {row['flac_bytes'] / 1e3:7.0f} "
-                f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f}",
+                f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f} {row['cpu_s']:6.0f}",
                 flush=True,
             )
     for variant in variants:
@@ -199,7 +276,9 @@ def main() -> None:
             f"{med['initial_snr_db']:.2f} dB, gain {med['gain_db']:.2f} dB, "
             f"{med['numbers_per_sample']:.3f} numbers/sample ({med['numbers_per_s']:.0f}/s), model/FLAC "
             f"{ratio:.2f}, peak {med['peak_mib']:.0f} MiB, max peak "
-            f"{max(r['peak_mib'] for r in good):.0f} MiB, {med['wall_s']:.0f} s"
+            f"{max(r['peak_mib'] for r in good):.0f} MiB, {med['wall_s']:.0f} s, "
+            f"{med['cpu_s']:.0f} CPU s; model ≤ FLAC on "
+            f"{sum(r['model_bytes'] <= r['flac_bytes'] for r in good)} of {len(good)}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

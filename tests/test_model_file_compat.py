@@ -25,3 +25,15 @@ def test_d8155b1_model_renders_bit_identically(rate_hz):
     got = fitted.render(rate=rate_hz).samples
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert np.array_equal(got, expected)
+
+
+def test_local_version_3_model_renders_bit_identically():
+    """A `--modes local` file of version 3 (float32 node tables, written at 96151ad on the first
+    0.2 s of the melody of test_local_modes.py, steps=0, no continuation) still loads and
+    renders exactly as the code that wrote it did."""
+    fitted = sonode.load(DATA / "model_local_v3.sonode")
+    assert fitted.sample_rate == 16000 and fitted.model.variant == "local"
+    expected = np.load(DATA / "model_local_v3_render_16000hz.npy")
+    got = fitted.render().samples
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected)

@@ -67,8 +67,7 @@ def info(model):
         lines += [
             f"fit SNR:      {db(report['snr_db'], 2)} dB (initial linear fit {db(report['initial_snr_db'], 2)} dB)",
             (
-                f"storage:      float32 check {db(report['discretisation_snr_db'], 1)} dB (tables "
-                "rounded to float32 vs float64; the solution itself is exact)"
+                _local_storage(fitted.model, report)
                 if hasattr(fitted.model, "track_length")
                 else f"reference:    discretisation check {db(report['discretisation_snr_db'], 1)} dB "
                 f"(fast vs reference solve; goal ≥ {DISCRETISATION_GOAL_DB:.0f})"
@@ -203,3 +202,19 @@ def plot(model, clip, out, centers_s, force):
         raise click.UsageError(
             "the model's source clip is not found and it has no training curve: pass --clip"
         )
+
+
+def _local_storage(model, report: dict) -> str:
+    """The local model's storage line: compact (rounded) or float node tables."""
+    check = db(report["discretisation_snr_db"], 1)
+    if getattr(model, "storage", "") == "quantised":
+        rounding = report.get("identification", {}).get("rounding", {})
+        cost = rounding.get("cost_db")
+        return (
+            f"storage:      compact tables, rounding check {check} dB against the unrounded model"
+            + (f" (costs {cost:.2f} dB of fit)" if isinstance(cost, (int, float)) else "")
+        )
+    return (
+        f"storage:      float32 check {check} dB (tables rounded to float32 vs float64; the "
+        "solution itself is exact)"
+    )

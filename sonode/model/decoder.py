@@ -17,7 +17,7 @@ from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.field import ModalField
-from sonode.model.local import LOCAL_VERSION, LocalModel
+from sonode.model.local import LOCAL_VERSIONS, LocalModel
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
@@ -254,7 +254,7 @@ class SonodeModel(ContinuationMixin, nn.Module):
         """Read a model file (never executes code from it). Returns (model, info); a file of the
         local-mode variant (`sonode.model.local`) gives a `LocalModel`."""
         tensors, meta = load_model_file(
-            path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION, LOCAL_VERSION]
+            path, kind=MODEL_KIND, supported_versions=[MODEL_VERSION, *LOCAL_VERSIONS]
         )
         if meta.get("variant") == LocalModel.variant:  # modes that follow the notes
             return LocalModel.from_file(path, tensors, meta)

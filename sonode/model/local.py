@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,44 +24,26 @@ from sonode.errors import ModelFileError
 from sonode.io.model_file import save_model_file
 from sonode.model.config import MODEL_KIND
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
-from sonode.model.layout import SegmentLayout
+from sonode.model.local_codec import CODEC, encode
+from sonode.model.local_file import (
+    LocalConfig,
+    local_config_from_meta,
+    read_packed_tables,
+    table_problem,
+)
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
 from sonode.model.rendering import add_continuation
 
-LOCAL_VERSION = 3  # model file version of the local variant (version 2: the global decoder)
-INTERVALS_PER_EVALUATION = 64  # intervals read per batched evaluation: bounded memory
-
-
-@dataclass(frozen=True)
-class LocalConfig:
-    """The local model's structure (saved as plain metadata)."""
-
-    sample_rate: int  # Hz of the fitted clip
-    n_samples: int  # samples of the fitted span
-    hop_samples: int  # samples between nodes
-    gain: float  # x_file = gain · x_normalised + offset
-    offset: float
-    continuation_samples: int = 0
-    tail_modes: int = 0
-    continuation_switch_s: float = 0.0
-
-    @property
-    def n_nodes(self) -> int:
-        """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
-        return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def continuation_start_s(self) -> float:
-        return (self.n_samples - self.continuation_samples) / self.sample_rate
-
-    @property
-    def layout(self) -> SegmentLayout:
-        """The intervals between nodes as a segment layout (progress counts intervals)."""
-        return SegmentLayout(self.sample_rate, self.n_samples, self.hop_samples, 0)
+# model file versions of the local variant (version 2: the global decoder): 3 holds float node
+# tables, 4 the compact ones of `sonode.model.local_codec`; files are written in the oldest that
+# holds their tables, and both are read
+LOCAL_VERSION = 4
+LOCAL_VERSIONS = (3, 4)
+_TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
+_CONTINUATION = ("continuation", "tail_")
+# pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
+# memory of reading or rendering does not grow with the rate, the modes or the clip
+EVALUATION_ELEMENTS = 1 << 20
 
 
 class LocalModel(ContinuationMixin, nn.Module):
@@ -89,7 +71,11 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.amp_im = nn.Parameter(torch.as_tensor(amp_im, dtype=torch.float64).clone())
         self.register_buffer("readout_bias", torch.zeros((), dtype=torch.float64))
         # precision of the node tables in a model file (`sonode.model.local_fit` chooses it)
-        self.storage = "float32"
+        self.storage = "float32"  # or "float64", or "quantised" at ``steps``
+        self.steps: tuple[float, float] | None = None  # (freq_step_hz, state_step)
+        self.freq_shifts: np.ndarray | None = None  # (K,) track k's step is 2^shift·freq_step_hz
+        # the continuation's tensors hold float32 values (`round_continuation`): stored so
+        self.continuation_float32 = False
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
         self.pieces = Pieces.build(
             np.asarray(first, dtype=np.int64), np.asarray(length, dtype=np.int64), config.n_nodes
@@ -119,30 +105,37 @@ class LocalModel(ContinuationMixin, nn.Module):
         return base + torch.arange(self.n_entries)
 
     # ---- reading ---------------------------------------------------------------------------
+    def _runs(self, first: int, last: int, samples_per_interval: int):
+        """Runs (a, b) of intervals first..last−1 whose pieces × samples_per_interval stay
+        within EVALUATION_ELEMENTS (one interval at least)."""
+        start = self.pieces.start
+        most = max(1, EVALUATION_ELEMENTS // max(1, samples_per_interval))
+        a = first
+        while a < last:
+            b = int(torch.searchsorted(start, start[a] + most, right=True)) - 1
+            b = min(max(b, a + 1), last)
+            yield a, b
+            a = b
+
     def samples(self, first: int = 0, last: int | None = None) -> torch.Tensor:
         """The normalised signal on the clip's grid over intervals first..last−1 (differentiable):
         ((last − first)·hop,), samples past the clip included."""
         last = self.config.n_nodes - 1 if last is None else last
         hop, rate = self.config.hop_samples, self.config.sample_rate
         parts = [
-            interval_samples(
-                self.pieces,
-                self.freq_hz,
-                self.amp_re,
-                self.amp_im,
-                a,
-                min(a + INTERVALS_PER_EVALUATION, last),
-                hop,
-                rate,
-            )
-            for a in range(first, last, INTERVALS_PER_EVALUATION)
+            interval_samples(self.pieces, self.freq_hz, self.amp_re, self.amp_im, a, b, hop, rate)
+            for a, b in self._runs(first, last, hop)
         ]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
     def reconstruct(self) -> torch.Tensor:
         """The normalised reconstruction on the clip's grid, (n_samples,), without a graph."""
         with torch.no_grad():
-            return self.samples()[: self.config.n_samples]
+            out = self.samples()[: self.config.n_samples]
+            if out.numel() < self.config.n_samples:  # the last sample sits on the last node
+                at_last = self.entry_nodes() == self.config.n_nodes - 1
+                out = torch.cat([out, self.amp_re[at_last].sum().reshape(1)])
+            return out
 
     def trajectory(
         self, n_samples: int, gradient: str | None = None, stride: int = 1, phase: int = 0
@@ -177,13 +170,13 @@ class LocalModel(ContinuationMixin, nn.Module):
         has_tail = self.continuation_state.shape[0] > 0
         interval_s = config.hop_samples / config.sample_rate
         position = times_s / interval_s
-        index = torch.floor(position).long()
-        inside = (times_s < config.duration_s) & (index < config.n_nodes - 1)
+        # a time on the last node (when hop divides n − 1) is the end of the last interval
+        index = torch.floor(position).long().clamp(max=config.n_nodes - 2)
+        inside = (times_s < config.duration_s) & (position <= config.n_nodes - 1)
         n_int = config.n_nodes - 1
         bounds = torch.searchsorted(index[inside].contiguous(), torch.arange(n_int + 1))
         fraction = (position - index)[inside]
-        for a in range(0, n_int, INTERVALS_PER_EVALUATION):
-            b = min(a + INTERVALS_PER_EVALUATION, n_int)
+        for a, b in self._runs(0, n_int, math.ceil(interval_s / spacing) + 1):
             counts = bounds[a + 1 : b + 1] - bounds[a:b]
             if int(counts.sum()) == 0:
                 continue
@@ -235,15 +228,26 @@ class LocalModel(ContinuationMixin, nn.Module):
         return freq[alive], amplitude[alive], decay[alive]
 
     # ---- persistence -----------------------------------------------------------------------
+    @torch.no_grad()
+    def round_continuation(self) -> None:
+        """Round the continuation's tensors to float32 values (a compact file stores them so;
+        rounding the model itself keeps the file and the model identical)."""
+        for name, t in self.state_dict().items():
+            if name.startswith(_CONTINUATION) and t.is_floating_point():
+                t.copy_(t.to(torch.float32).to(t.dtype))
+        self.continuation_float32 = True
+
     def save(
         self,
         path: str | os.PathLike,
         info: dict[str, Any] | None = None,
         storage: str | None = None,
     ) -> None:
-        """Write the model atomically: node tables in ``storage`` precision ("float32" halves the
-        file; `sonode.model.local_fit` keeps float64 when rounding would cost ≥ 0.01 dB)."""
+        """Write the model atomically: node tables in ``storage`` precision ("quantised": the
+        compact codes of `sonode.model.local_codec` at ``steps``, which the fit has already
+        rounded the tables to; "float32" halves a float64 file)."""
         storage = self.storage if storage is None else storage
+        packed = storage == "quantised" and self.steps is not None and self.freq_shifts is not None
         dtype = torch.float32 if storage == "float32" else torch.float64
         tensors = {}
         # an untrained continuation field (zero output) and an inactive cycle are rebuilt on
@@ -260,6 +264,10 @@ class LocalModel(ContinuationMixin, nn.Module):
                 same_late and name.startswith("tail_late_bank.")
             ):
                 continue
+            if packed and name in ("freq_hz", "amp_re", "amp_im", "track_first", "track_length"):
+                continue
+            if packed and self.continuation_float32 and name.startswith(_CONTINUATION):
+                t = t.to(torch.float32)  # lossless: the values were rounded so by the fit
             if name in ("freq_hz", "amp_re", "amp_im"):
                 t = t.to(dtype)
             elif name in ("track_first", "track_length"):
@@ -268,13 +276,37 @@ class LocalModel(ContinuationMixin, nn.Module):
                 continue
             tensors[name] = t.detach()
         meta = {"variant": self.variant, "config": asdict(self.config), "info": info or {}}
-        save_model_file(path, tensors, meta, kind=MODEL_KIND, version=LOCAL_VERSION)
+        version = 3
+        if packed:
+            blob = encode(
+                *(getattr(self, n).detach().numpy() for n in _TABLES),
+                self.config.hop_samples,
+                self.config.sample_rate,
+                *self.steps,
+                self.freq_shifts,
+            )[0]
+            tensors["node_tables"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+            meta["tables"] = {
+                "codec": CODEC,
+                "n_tracks": self.n_tracks,
+                "n_entries": self.n_entries,
+                "freq_step_hz": self.steps[0],
+                "state_step": self.steps[1],
+            }
+            version = 4
+        save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
 
     @classmethod
     def from_file(cls, path, tensors: dict, meta: dict) -> tuple[LocalModel, dict[str, Any]]:
         """The model from a checked container's tensors and metadata (see `SonodeModel.load`)."""
         config = local_config_from_meta(path, meta)
-        bad = _table_problem(config, tensors)
+        steps = None
+        if "node_tables" in tensors:  # version 4: compact tables
+            tensors = dict(tensors)
+            decoded, steps = read_packed_tables(path, config, tensors.pop("node_tables"), meta)
+            *decoded, shifts = decoded
+            tensors = {**tensors, **dict(zip(_TABLES, decoded, strict=True))}
+        bad = table_problem(config, tensors)
         if bad:
             raise ModelFileError(
                 f"{path}: the local model's tables are inconsistent ({bad}); the file is damaged "
@@ -301,61 +333,14 @@ class LocalModel(ContinuationMixin, nn.Module):
             )
         model.load_state_dict({n: t.to(fresh[n].dtype) for n, t in tensors.items()})
         model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
+        if steps is not None:
+            model.storage, model.steps, model.freq_shifts = "quantised", steps, shifts.numpy()
+            model.continuation_float32 = any(
+                t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
+            )
         return model, meta.get("info", {})
 
 
 def _first_bad(x: torch.Tensor, bound: float) -> int:
     bad = ~torch.isfinite(x) | (x.abs() > bound)
     return int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
-
-
-def _table_problem(config: LocalConfig, tensors: dict) -> str | None:
-    """What is wrong with a file's track tables, or None."""
-    need = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
-    if any(n not in tensors or tensors[n].ndim != 1 for n in need):
-        return "a track table is missing or not one-dimensional"
-    first, length = tensors["track_first"].to(torch.int64), tensors["track_length"].to(torch.int64)
-    n_entries = tensors["freq_hz"].numel()
-    if first.numel() != length.numel() or any(tensors[n].numel() != n_entries for n in need[3:]):
-        return "table lengths differ"
-    if bool((length < 1).any()) or int(length.sum()) != n_entries:
-        return "track lengths do not add up to the node entries"
-    if bool((first < 0).any()) or bool((first + length > config.n_nodes).any()):
-        return "a track lies outside the nodes"
-    return None
-
-
-def local_config_from_meta(path, meta: dict) -> LocalConfig:
-    """The configuration in a local model file's metadata, types and sizes checked first."""
-    from sonode.limits import MAX_HOP_SAMPLES, MAX_LP_ORDER, MAX_RENDER_S
-
-    raw = meta.get("config")
-    types = {
-        f: (int if f.endswith(("samples", "rate", "modes")) else float)
-        for f in LocalConfig.__dataclass_fields__
-    }
-    if not isinstance(raw, dict) or set(raw) != set(types):
-        raise ModelFileError(
-            f"{path}: the local model's configuration is missing or incomplete; refit"
-        )
-    for name, kind in types.items():
-        value = raw[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or (kind is int and not isinstance(value, int)) or not math.isfinite(value):
-            raise ModelFileError(f"{path}: the local configuration's {name} is invalid; refit")
-    limits = {
-        "sample_rate": (8000, 192000),
-        "hop_samples": (1, MAX_HOP_SAMPLES),
-        "n_samples": (1, int(MAX_RENDER_S * raw["sample_rate"])),
-        "continuation_samples": (0, raw["n_samples"]),
-        "tail_modes": (0, MAX_LP_ORDER),
-        "gain": (1e-300, math.inf),
-        "continuation_switch_s": (0.0, MAX_RENDER_S),
-    }
-    for name, (low, high) in limits.items():
-        if not low <= raw[name] <= high:
-            raise ModelFileError(
-                f"{path}: the local configuration's {name} = {raw[name]} is "
-                f"outside {low}..{high}; refit"
-            )
-    return LocalConfig(**{n: types[n](raw[n]) for n in types})

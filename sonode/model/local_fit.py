@@ -8,10 +8,10 @@
    linked into tracks, the node states are solved by least squares on the samples not held back,
    and the level with the best SNR on the held-back ones wins: few modes for a solo note, many
    for a chord. The chosen tracks' states are then solved on all samples (the identified start).
-3. Training moves frequencies and states together by Adam through the exact solution (its
-   gradient is the adjoint's, the solve being closed form), a contiguous run of intervals per
-   step, with the states re-solved exactly for the current frequencies at every check (variable
-   projection); the best-scoring model over the whole clip is kept.
+3. Training refines what the least squares cannot: the frequencies. Gauss–Newton steps of
+   variable projection (`sonode.model.local_refine`), each kept only if the held-back samples
+   improve; the states are then solved on all samples, and the refined model is kept only if it
+   reconstructs the clip better than the identified start.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_codec import choose_steps
+from sonode.model.local_refine import refine_frequencies
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 
@@ -41,10 +43,9 @@ QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its 
 HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
-STORAGE_MARGIN_DB = 30.0
-CHECK_EVERY = 25  # steps between whole-clip checks (and exact re-solves of the states)
-RUN_INTERVALS = 48  # intervals per training step
-FREQ_LR_HZ = 0.05  # Adam step of the frequencies (Hz): a tenth of a 40 ms window's accuracy
+STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
+ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
+ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded model
 
 
 def fit_local(
@@ -96,9 +97,8 @@ def fit_local(
     identified_s = time.perf_counter() - started
     initial = snr_db(xn, model.reconstruct().numpy())
     history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
-    float32_db = _storage_check(model, xn)
-    # float32 tables when their rounding error lies STORAGE_MARGIN_DB under the model's (< 0.01 dB)
-    model.storage = "float32" if float32_db >= best + STORAGE_MARGIN_DB else "float64"
+    unrounded = best
+    best, check_db, storage = _store_compactly(model, xn, best)
     identification = {
         "variant": "local",
         "n_modes": int(model.n_tracks),
@@ -108,8 +108,9 @@ def fit_local(
         "level_db": level,
         "validation_snr_db": validation,
         "parameters_per_sample": model.stored_numbers() / xn.size,
-        "float32_check_db": float32_db,
         "storage": model.storage,
+        "rounding": storage,
+        "unrounded_snr_db": unrounded,
         "time_breakdown_s": {"identification": round(identified_s, 4)},
     }
     if tail is not None:
@@ -117,10 +118,10 @@ def fit_local(
     wall = time.perf_counter() - started
     report = FitReport(
         options=asdict(options),
-        gradient="backprop",  # through the closed-form solution: the exact gradient
+        gradient="variable projection",  # Gauss–Newton through the exact state solve
         initial_snr_db=initial,
         snr_db=best,
-        discretisation_snr_db=float32_db,
+        discretisation_snr_db=check_db,
         epochs=len(history),
         wall_time_s=wall,
         seconds_per_epoch=(wall - identified_s) / max(1, len(history)),
@@ -229,78 +230,81 @@ def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
 
 
 def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
-    """Adam on frequencies and node states with whole-clip checks; the best model is kept."""
-    hop = model.config.hop_samples
-    n_int = model.config.n_nodes - 1
-    target = torch.zeros(n_int * hop, dtype=torch.float64)
-    target[: xn.size] = torch.from_numpy(xn[: n_int * hop])
-    weight = torch.zeros_like(target)
-    weight[: xn.size] = 1.0
-    scale = (
-        float(torch.sqrt(torch.mean(model.amp_re.detach() ** 2 + model.amp_im.detach() ** 2)))
-        or 1.0
-    )
-    optimiser = torch.optim.Adam(
-        [
-            {"params": [model.freq_hz], "lr": FREQ_LR_HZ},
-            {"params": [model.amp_re, model.amp_im], "lr": 0.02 * scale},
-        ]
-    )
-    best, best_state = initial, {k: v.clone() for k, v in model.state_dict().items()}
-    history: list[EpochRecord] = []
-    generator = torch.Generator().manual_seed(options.seed)
-    step, stop = 0, "steps"
+    """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
+    not held back, then solve the states on all of them; the refined model is kept only if it
+    reconstructs the clip better than the identified start."""
     if options.steps == 0:
-        return history, best, "steps"
-    while True:
-        elapsed = time.perf_counter() - started
-        if options.max_time_s is not None and elapsed >= options.max_time_s:
-            stop = "time"
-            break
-        if options.steps is not None and step >= options.steps:
-            break
-        if should_stop is not None and should_stop():
-            stop = "interrupted"
-            break
-        run = min(RUN_INTERVALS, n_int)
-        first = int(torch.randint(0, n_int - run + 1, (1,), generator=generator))
-        x = model.samples(first, first + run)
-        span = slice(first * hop, (first + run) * hop)
-        error = (x - target[span]) * weight[span]
-        loss = torch.mean(error**2)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        step += 1
-        energy = float(torch.sum((target[span] * weight[span]) ** 2))
-        run_snr = 10 * math.log10(
-            max(energy, 1e-300) / max(float(torch.sum(error.detach() ** 2)), 1e-300)
-        )
-        if step % CHECK_EVERY == 0:
-            _resolve_states(model, xn)
-            score = snr_db(xn, model.reconstruct().numpy())
-            if score > best:
-                best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
-            else:  # back to the best, a smaller frequency step
-                model.load_state_dict(best_state)
-                for group in optimiser.param_groups:
-                    group["lr"] *= 0.5
-        if options.target_snr_db is not None and best >= options.target_snr_db:
-            stop = "target"
-            break
+        return [], initial, "steps"
+    hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+    mask = np.ones(n)
+    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
+    history: list[EpochRecord] = []
+    stop = ["converged"]
+
+    def synthesise(freq_hz, states):
+        probe = LocalModel(LocalConfig(rate, n, hop, 1.0, 0.0), first, length, freq_hz, *states)
+        return probe.reconstruct().numpy()
+
+    def on_iteration(state) -> bool:
+        last = state.history[-1]
         record = EpochRecord(
-            step, float(loss.detach()), run_snr, time.perf_counter() - started, best
+            len(history) + 1,
+            10 ** (-last["trial_snr_db"] / 10),
+            last["trial_snr_db"],
+            time.perf_counter() - started,
+            state.held_db,
         )
         history.append(record)
         if on_epoch is not None:
-            on_epoch(record, best)
-    model.load_state_dict(best_state)
-    return history, best, stop
+            on_epoch(record, initial)
+        if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
+            stop[0] = "target"
+            return True
+        if should_stop is not None and should_stop():
+            stop[0] = "interrupted"
+            return True
+        return False
+
+    deadline = None if options.max_time_s is None else started + options.max_time_s
+    if deadline is not None and time.perf_counter() >= deadline:
+        return history, initial, "time"  # identification used the budget
+    refined = refine_frequencies(
+        first,
+        length,
+        model.freq_hz.detach().numpy(),
+        xn,
+        hop,
+        rate,
+        mask,
+        synthesise,
+        options.steps,
+        deadline,
+        on_iteration,
+    )
+    if stop[0] == "converged":
+        if options.steps is not None and len(history) >= options.steps:
+            stop[0] = "steps"
+        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
+            stop[0] = "time"
+    if not any(h["accepted"] for h in refined.history):
+        return history, initial, stop[0]
+    before = model.freq_hz.detach().clone()
+    with torch.no_grad():
+        model.freq_hz.copy_(torch.from_numpy(refined.freq_hz))
+    _resolve_states(model, xn)
+    score = snr_db(xn, model.reconstruct().numpy())
+    if score <= initial:  # the held-back gain did not carry over to the whole clip
+        with torch.no_grad():
+            model.freq_hz.copy_(before)
+        _resolve_states(model, xn)
+        return history, initial, stop[0]
+    return history, score, stop[0]
 
 
 @torch.no_grad()
 def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
-    """The exact least-squares node states for the model's current frequencies."""
+    """The exact least-squares node states, on all samples, for the model's current frequencies."""
     hop, rate = model.config.hop_samples, model.config.sample_rate
     re, im = chunked_least_squares(
         model.track_first.numpy(),
@@ -311,6 +315,61 @@ def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
     )
     model.amp_re.copy_(torch.from_numpy(re))
     model.amp_im.copy_(torch.from_numpy(im))
+
+
+@torch.no_grad()
+def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
+    """Round the node tables for a compact file (`sonode.model.local_codec`) where the rounding
+    costs ≤ ~0.1 dB, else keep float32 (or float64) tables. The model takes the rounded values,
+    so what is reported is what the file holds. Returns (SNR dB of the stored model, its check
+    dB against the unrounded one, a summary for the report)."""
+    config = model.config
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+
+    def synthesise(freq, re, im):
+        probe = LocalModel(
+            LocalConfig(config.sample_rate, config.n_samples, config.hop_samples, 1.0, 0.0),
+            first,
+            length,
+            freq,
+            re,
+            im,
+        )
+        return probe.reconstruct().numpy()
+
+    compact = choose_steps(
+        first,
+        length,
+        *(getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
+        config.hop_samples,
+        config.sample_rate,
+        synthesise,
+        lambda freq: chunked_least_squares(
+            first, length, freq * config.hop_samples / config.sample_rate, xn, config.hop_samples
+        ),
+        max(fit_db + ROUNDING_MARGIN_DB, ROUNDING_FLOOR_DB),
+    )
+    if compact is None:
+        float32_db = _storage_check(model, xn)
+        model.storage = "float32" if float32_db >= fit_db + STORAGE_MARGIN_DB else "float64"
+        return fit_db, float32_db, {"float32_check_db": float32_db}
+    for name in ("freq_hz", "amp_re", "amp_im"):
+        getattr(model, name).copy_(torch.from_numpy(getattr(compact, name)))
+    model.storage = "quantised"
+    model.steps = (compact.freq_step_hz, compact.state_step)
+    model.freq_shifts = compact.shifts
+    # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep ~1e-7
+    # relative precision, a phase error ≤ 0.01 rad per second of continuation)
+    model.round_continuation()
+    stored_db = snr_db(xn, model.reconstruct().numpy())
+    summary = {
+        "freq_step_hz": compact.freq_step_hz,
+        "state_step": compact.state_step,
+        "rounding_snr_db": compact.rounding_snr_db,
+        "cost_db": fit_db - stored_db,
+        "packed_bytes": compact.packed_bytes,
+    }
+    return stored_db, compact.rounding_snr_db, summary
 
 
 @torch.no_grad()

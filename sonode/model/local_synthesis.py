@@ -140,62 +140,93 @@ def node_least_squares(
     hop: int,
     mask: np.ndarray | None = None,
     rel_ridge: float = 1e-7,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The node states c (P,) minimising Σ mask·(x − Σ_k Re c_k)² for fixed frequencies.
+    states: tuple[np.ndarray, np.ndarray] | None = None,
+    damping: float = 0.0,
+) -> tuple[np.ndarray, ...]:
+    """The node states c (P,) minimising Σ mask·(x − Σ_k Re c_k)² for fixed frequencies; with
+    ``states``, also the Gauss–Newton step of the frequencies.
 
     Args:
         freq_cycles: (P,) frequencies in cycles per interval (f_hz · hop / rate).
         node_of_entry: (P,) node of each entry.
         x: (n,) target samples (normalised); mask: (n,) weights (0 = held back), None for all.
         rel_ridge: ridge relative to each block's mean diagonal (keeps silent columns solvable).
+        states: (amp_re, amp_im) (P,) at which the signal is linearised in the frequencies: a
+            third unknown per entry, its frequency change, whose column is ∂x/∂f at these states.
+            The joint linear least squares is the Gauss–Newton step of the variable-projection
+            problem (eliminating the states leaves Jᵀ P⊥ J δf = Jᵀ P⊥ r, Kaufman's form).
+        damping: Levenberg–Marquardt factor: the frequency columns' diagonal is scaled by
+            (1 + damping).
 
     Returns:
-        (amp_re, amp_im), each (P,).
+        (amp_re, amp_im), each (P,); with ``states`` also (delta_cycles (P,)).
     """
     n_nodes = int(pieces.start.numel())
+    width = 2 if states is None else 3
     # entries of each node, and each entry's position within its node's block
     order = np.argsort(node_of_entry, kind="stable")
     counts = np.bincount(node_of_entry, minlength=n_nodes)
     block_start = np.concatenate([[0], np.cumsum(counts)])
     position = np.empty_like(order)
     position[order] = np.arange(order.size) - block_start[node_of_entry[order]]
-    blocks = _normal_blocks(pieces, freq_cycles, counts, position, x, hop, mask, rel_ridge)
-    solution = block_tridiagonal_solve(blocks)
+    system = _System(pieces, freq_cycles, position, x, hop, mask, states, width)
+    solution = block_tridiagonal_solve(_normal_blocks(system, counts, rel_ridge, damping))
     flat = np.concatenate(solution) if solution else np.zeros(0)
     # block order lists entries by node; map back to entry order
-    amp_pairs = flat.reshape(-1, 2)
-    amp_re, amp_im = np.empty(node_of_entry.size), np.empty(node_of_entry.size)
-    amp_re[order], amp_im[order] = amp_pairs[:, 0], amp_pairs[:, 1]
-    return amp_re, amp_im
+    columns = flat.reshape(-1, width)
+    out = tuple(np.empty(node_of_entry.size) for _ in range(width))
+    for j in range(width):
+        out[j][order] = columns[:, j]
+    return out
 
 
-def _normal_blocks(pieces, freq_cycles, counts, position, x, hop, mask, rel_ridge):
+@dataclass(frozen=True)
+class _System:
+    """What the normal equations are built from (see `node_least_squares`)."""
+
+    pieces: Pieces
+    freq_cycles: np.ndarray
+    position: np.ndarray
+    x: np.ndarray
+    hop: int
+    mask: np.ndarray | None
+    states: tuple[np.ndarray, np.ndarray] | None
+    width: int
+
+
+def _normal_blocks(system: _System, counts, rel_ridge, damping):
     """The normal equations' blocks (D_f, E_f, r_f), node after node: block f is complete once
     intervals f − 1 and f are added, and is handed to the solver before interval f + 1 is built,
     so memory holds two blocks, not the whole system."""
-    n_int = counts.size - 1
-    s = np.arange(hop) / hop
-    freq = torch.from_numpy(freq_cycles)
-    diagonal, rhs = np.zeros((2 * counts[0], 2 * counts[0])), np.zeros(2 * counts[0])
+    width, n_int = system.width, counts.size - 1
+    s = np.arange(system.hop) / system.hop
+
+    def regularise(d):
+        if d.size:
+            scale = max(float(np.trace(d)) / d.shape[0], 1e-12)
+            d[np.diag_indices_from(d)] += rel_ridge * scale
+            if width == 3:  # Levenberg–Marquardt on the frequency columns
+                index = np.arange(2, d.shape[0], 3)
+                d[index, index] *= 1.0 + damping
+        return d
+
+    diagonal = np.zeros((width * counts[0],) * 2)
+    rhs = np.zeros(width * counts[0])
     for f in range(n_int):
-        n_l, n_r = 2 * counts[f], 2 * counts[f + 1]
-        gram, proj = _interval_gram(pieces, freq, position, x, hop, mask, f, n_l, n_r, s)
+        n_l, n_r = width * counts[f], width * counts[f + 1]
+        gram, proj = _interval_gram(system, f, n_l, n_r, s)
         diagonal += gram[:n_l, :n_l]
         rhs += proj[:n_l]
-        if diagonal.size:
-            scale = max(float(np.trace(diagonal)) / diagonal.shape[0], 1e-12)
-            diagonal[np.diag_indices_from(diagonal)] += rel_ridge * scale
-        yield diagonal, gram[:n_l, n_l:], rhs
+        yield regularise(diagonal), gram[:n_l, n_l:], rhs
         diagonal, rhs = gram[n_l:, n_l:].copy(), proj[n_l:].copy()
-    if diagonal.size:
-        scale = max(float(np.trace(diagonal)) / diagonal.shape[0], 1e-12)
-        diagonal[np.diag_indices_from(diagonal)] += rel_ridge * scale
-    yield diagonal, np.zeros((diagonal.shape[0], 0)), rhs
+    yield regularise(diagonal), np.zeros((diagonal.shape[0], 0)), rhs
 
 
-def _interval_gram(pieces, freq, position, x, hop, mask, f, n_l, n_r, s):
-    """Gram matrix and projection of interval f's basis: columns [Re, −Im] of the states at node f
-    (n_l) then f + 1 (n_r); samples past the clip and held-back ones weigh 0."""
+def _interval_gram(system: _System, f, n_l, n_r, s):
+    """Gram matrix and projection of interval f's basis: columns [Re, −Im(, ∂/∂f)] of the entries
+    at node f (n_l) then f + 1 (n_r); samples past the clip and held-back ones weigh 0."""
+    pieces, x, hop, mask, width = system.pieces, system.x, system.hop, system.mask, system.width
+    position = system.position
     begin, end = f * hop, min((f + 1) * hop, x.size)
     target = np.zeros(hop)
     w = np.zeros(hop)
@@ -203,22 +234,46 @@ def _interval_gram(pieces, freq, position, x, hop, mask, f, n_l, n_r, s):
         target[: end - begin] = x[begin:end]
         w[: end - begin] = 1.0 if mask is None else mask[begin:end]
     basis = np.zeros((hop, n_l + n_r))
-    which = pieces.of_intervals(f, f + 1)
-    if which.numel():
+    which = pieces.of_intervals(f, f + 1).numpy()
+    if which.size:
         left, right = pieces.left[which].numpy(), pieces.right[which].numpy()
-        w_l = 2 * math.pi * freq[pieces.freq_left[which]].numpy()[:, None]
-        w_r = 2 * math.pi * freq[pieces.freq_right[which]].numpy()[:, None]
+        w_l = 2 * math.pi * system.freq_cycles[pieces.freq_left[which].numpy()][:, None]
+        w_r = 2 * math.pi * system.freq_cycles[pieces.freq_right[which].numpy()][:, None]
         psi = w_l * s + (w_r - w_l) * (0.5 * s * s)
         psi_r = psi - 0.5 * (w_l + w_r)
         for rows, entries, phase, ramp, base in (
             (left >= 0, left, psi, 1 - s, 0),
             (right >= 0, right, psi_r, s, n_l),
         ):
-            col = base + 2 * position[entries[rows]]
+            col = base + width * position[entries[rows]]
             basis[:, col] = (ramp * np.cos(phase[rows])).T
             basis[:, col + 1] = (-ramp * np.sin(phase[rows])).T
+        if system.states is not None:
+            _frequency_columns(system, basis, left, right, psi, psi_r, s, n_l)
     weighted = basis * w[:, None]
     return weighted.T @ basis, weighted.T @ target
+
+
+def _frequency_columns(system, basis, left, right, psi, psi_r, s, n_l):
+    """∂x/∂f (per cycle per interval) of each piece's two bounding frequencies, at the states:
+    with u_L = s − s²/2 and u_R = s²/2 (∂ψ/∂ω_L, ∂ψ/∂ω_R) and ∂ψ(1)/∂ω = ½,
+    ∂x/∂ω = −(1 − s)·u·Im(e^{iψ}c_L) − s·(u − ½)·Im(e^{i(ψ−ψ(1))}c_R)."""
+    re, im = system.states
+    position = system.position
+    has_l, has_r = left >= 0, right >= 0
+    l_, r_ = left.clip(min=0), right.clip(min=0)
+    im_l = np.where(
+        has_l[:, None], re[l_][:, None] * np.sin(psi) + im[l_][:, None] * np.cos(psi), 0
+    )
+    im_r = np.where(
+        has_r[:, None], re[r_][:, None] * np.sin(psi_r) + im[r_][:, None] * np.cos(psi_r), 0
+    )
+    # the bounding frequencies are the entries at f / f + 1, or the one entry of a birth / death
+    col_l = np.where(has_l, 3 * position[l_] + 2, n_l + 3 * position[r_] + 2)
+    col_r = np.where(has_r, n_l + 3 * position[r_] + 2, 3 * position[l_] + 2)
+    for col, u in ((col_l, s - 0.5 * s * s), (col_r, 0.5 * s * s)):
+        d = -2 * math.pi * ((1 - s) * u * im_l + s * (u - 0.5) * im_r)
+        basis[:, col] += d.T
 
 
 def chunked_least_squares(
@@ -230,7 +285,9 @@ def chunked_least_squares(
     mask: np.ndarray | None = None,
     chunk_nodes: int = 1500,
     overlap_nodes: int = 100,
-) -> tuple[np.ndarray, np.ndarray]:
+    states: tuple[np.ndarray, np.ndarray] | None = None,
+    damping: float = 0.0,
+) -> tuple[np.ndarray, ...]:
     """`node_least_squares` of a whole clip in runs of ``chunk_nodes`` nodes that overlap by
     2·``overlap_nodes``: each run keeps the states of its middle nodes, where the states beyond it
     no longer matter, so memory stays that of one run at any length. A state couples only to its
@@ -240,16 +297,17 @@ def chunked_least_squares(
 
     Args:
         first, length: (K,) the tracks (see `Pieces.build`); freq_cycles: (P,) their frequencies in
-            cycles per interval; x, hop, mask: as in `node_least_squares`.
+            cycles per interval; x, hop, mask, states, damping: as in `node_least_squares`.
 
     Returns:
-        (amp_re, amp_im), each (P,).
+        (amp_re, amp_im), each (P,); with ``states`` also the frequency step (cycles per
+        interval, (P,)).
     """
     n_nodes = max(2, math.ceil((x.size - 1) / hop) + 1)
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     node = np.repeat(first - offset, length) + np.arange(freq_cycles.size)
     track = np.repeat(np.arange(first.size), length)
-    amp_re, amp_im = np.zeros(freq_cycles.size), np.zeros(freq_cycles.size)
+    out = tuple(np.zeros(freq_cycles.size) for _ in range(2 if states is None else 3))
     stride = max(1, chunk_nodes - 2 * overlap_nodes)
     begin = 0
     while True:
@@ -261,13 +319,22 @@ def chunked_least_squares(
         pieces = Pieces.build(node[inside][first_index] - a, sub_length, b - a + 1)
         sub_x = x[a * hop : b * hop]
         sub_mask = None if mask is None else mask[a * hop : b * hop]
-        re, im = node_least_squares(
-            pieces, freq_cycles[inside], node[inside] - a, sub_x, hop, sub_mask
+        sub_states = None if states is None else tuple(a_[inside] for a_ in states)
+        solved = node_least_squares(
+            pieces,
+            freq_cycles[inside],
+            node[inside] - a,
+            sub_x,
+            hop,
+            sub_mask,
+            states=sub_states,
+            damping=damping,
         )
         last = b >= n_nodes - 1
         keep = (node[inside] >= begin) & ((node[inside] < begin + stride) | last)
         index = np.nonzero(inside)[0][keep]
-        amp_re[index], amp_im[index] = re[keep], im[keep]
+        for whole, part in zip(out, solved, strict=True):
+            whole[index] = part[keep]
         if last:
-            return amp_re, amp_im
+            return out
         begin += stride

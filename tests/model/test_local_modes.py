@@ -146,7 +146,7 @@ def test_local_model_file_round_trip_and_render(melody_fits, tmp_path):
     np.testing.assert_allclose(twice[::2].numpy(), local.reconstruct().numpy(), atol=1e-12)
 
 
-def test_local_model_extrapolates_with_the_continuation():
+def test_local_model_extrapolates_with_the_continuation(tmp_path):
     x = melody(notes=(330, 440))
     model, report = fit_samples(x, RATE, FitOptions(modes="local", steps=0, max_time_s=None))
     assert model.continuation_state.shape[0] == 1
@@ -155,6 +155,17 @@ def test_local_model_extrapolates_with_the_continuation():
     assert out.numel() == times.numel() and bool(torch.isfinite(out).all())
     tail = out[x.size :]
     assert 0 < float(tail.abs().max()) < 2.0  # the continuation sounds on, without blowing up
+    # a compact file stores the continuation in float32, as the fit rounded it: the same model,
+    # continuation included, and smaller than with float64 continuation tensors
+    assert model.storage == "quantised" and model.continuation_float32
+    path = tmp_path / "compact.sonode"
+    model.save(path)
+    again, _ = SonodeModel.load(path)
+    assert again.continuation_float32
+    assert torch.equal(again.render_normalised(times), out)
+    model.continuation_float32 = False
+    model.save(tmp_path / "wide.sonode")
+    assert path.stat().st_size < (tmp_path / "wide.sonode").stat().st_size
 
 
 def test_damaged_tables_are_refused(melody_fits, tmp_path):
@@ -163,7 +174,7 @@ def test_damaged_tables_are_refused(melody_fits, tmp_path):
 
     _, local, _, _, _, _ = melody_fits
     path = tmp_path / "m.sonode"
-    local.save(path)
+    local.save(path, storage="float32")  # version 3: plain tables
     tensors, meta = load_model_file(path, kind="sonode-decoder", supported_versions=[3])
     tensors["track_length"] = tensors["track_length"] + 1
     save_model_file(path, tensors, meta, kind="sonode-decoder", version=3)
@@ -186,6 +197,7 @@ def test_cli_fit_local_then_info_render_and_plot(tmp_path):
     assert fitted.exit_code == 0, fitted.output
     info = run("info", model)
     assert info.exit_code == 0 and "modes:        local:" in info.output, info.output
+    assert "storage:      compact tables, rounding check" in info.output, info.output
     wav = tmp_path / "twice.wav"
     rendered = run("render", model, "-o", wav, "--rate", 2 * RATE, "--end", 0.4)
     assert rendered.exit_code == 0, rendered.output

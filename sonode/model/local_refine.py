@@ -1,0 +1,133 @@
+"""Refining the local model's frequencies by variable projection (Golub–Pereyra).
+
+For given frequencies the node states are a linear least-squares optimum
+(`sonode.model.local_synthesis.chunked_least_squares`), so the only thing left to train is the
+frequency trajectory that the 40 ms windows measured. Each iteration:
+
+1. linearises the signal in the frequencies at the current states and solves the joint linear
+   least squares in (states, frequency steps) — block-tridiagonal like the states' own, since an
+   entry's frequency touches only the two intervals beside its node. Eliminating the states from
+   it leaves Jᵀ P⊥ J δf = Jᵀ P⊥ r: the Gauss–Newton step of the projected residual (Kaufman's
+   variant of variable projection); a Levenberg–Marquardt factor damps it;
+2. projects: solves the states exactly for the new frequencies;
+3. keeps the step only if the SNR on held-back samples (never fitted) improves, and otherwise
+   rejects it and raises the damping.
+
+Both solves use the samples not held back; the caller solves the final states on all samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sonode.dsp.metrics import snr_db
+from sonode.model.local_synthesis import chunked_least_squares
+
+MAX_STEP_HZ = 10.0  # a step larger than ~ half a 40 ms window's bin is not a refinement
+DAMPING_START = 1e-3
+DAMPING_UP, DAMPING_DOWN = 8.0, 3.0
+DAMPING_LIMIT = 1e4  # beyond this the steps are too small to matter: stop
+MIN_GAIN_DB = 0.005  # a held-back improvement smaller than this ends the refinement
+# an iteration costs ~4 state solves (the joint one has 1.5× the unknowns); after the last one the
+# caller still solves once on all samples and rounds the tables (~2 solves): both are budgeted
+ITERATION_SOLVES, RESERVE_SOLVES = 4.0, 2.0
+GAUSS_NEWTON_CHUNK_NODES = 800  # runs of the joint solve: its blocks are 2.25× the states' alone
+
+
+@dataclass
+class Refinement:
+    """The refinement's state: frequencies (P,) Hz and their states fitted on the training samples,
+    the held-back SNR (dB) they reach, and one record per iteration."""
+
+    freq_hz: np.ndarray
+    states: tuple[np.ndarray, np.ndarray]
+    held_db: float
+    damping: float = DAMPING_START
+    history: list[dict] = field(default_factory=list)
+
+
+def refine_frequencies(
+    first: np.ndarray,
+    length: np.ndarray,
+    freq_hz: np.ndarray,
+    xn: np.ndarray,
+    hop: int,
+    rate: int,
+    mask: np.ndarray,
+    synthesise: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], np.ndarray],
+    iterations: int | None,
+    deadline: float | None,
+    on_iteration: Callable[[Refinement], bool] | None = None,
+) -> Refinement:
+    """Gauss–Newton steps of variable projection on the frequencies; see the module docstring.
+
+    Args:
+        first, length: (K,) the tracks; freq_hz: (P,) their node frequencies (Hz).
+        xn: (n,) the normalised clip; mask: (n,) 1 for training samples, 0 for held-back ones.
+        synthesise: (freq_hz, states) → the model's (n,) samples.
+        iterations: most Gauss–Newton iterations (None: until converged or the deadline).
+        deadline: time.perf_counter() value by which the refinement and the caller's final solve
+            should be done: an iteration starts only if its predicted cost (the last one's, or
+            ITERATION_SOLVES state solves) and RESERVE_SOLVES more fit before it (None: none).
+        on_iteration: called after every iteration; returning True stops.
+
+    Returns:
+        The best refinement found (the start if no step helped).
+    """
+    held = mask == 0
+    nyquist = 0.5 * rate
+
+    def solve(freq, states=None, damping=0.0):
+        chunk = {} if states is None else {"chunk_nodes": GAUSS_NEWTON_CHUNK_NODES}
+        return chunked_least_squares(
+            first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping, **chunk
+        )
+
+    def score(freq, states):
+        return snr_db(xn[held], synthesise(freq, states)[held])
+
+    started = time.perf_counter()
+    states = solve(freq_hz)
+    best = Refinement(freq_hz.copy(), states, score(freq_hz, states))
+    solve_seconds = time.perf_counter() - started
+    last_seconds = ITERATION_SOLVES * solve_seconds  # the first iteration's cost, predicted
+    while iterations is None or len(best.history) < iterations:
+        reserve = RESERVE_SOLVES * solve_seconds
+        if deadline is not None and time.perf_counter() + last_seconds + reserve > deadline:
+            break
+        if best.damping > DAMPING_LIMIT:
+            break
+        started = time.perf_counter()
+        *_, step_cycles = solve(best.freq_hz, best.states, best.damping)
+        step_hz = np.clip(step_cycles * rate / hop, -MAX_STEP_HZ, MAX_STEP_HZ)
+        trial = np.clip(best.freq_hz + step_hz, 0.0, nyquist)
+        trial_states = solve(trial)
+        trial_db = score(trial, trial_states)
+        gain = trial_db - best.held_db
+        accepted = math.isfinite(trial_db) and gain > 0
+        if accepted:
+            best.freq_hz, best.states, best.held_db = trial, trial_states, trial_db
+            best.damping /= DAMPING_DOWN
+        else:
+            best.damping *= DAMPING_UP
+        last_seconds = time.perf_counter() - started
+        best.history.append(
+            {
+                "held_back_snr_db": best.held_db,
+                "trial_snr_db": trial_db,
+                "accepted": accepted,
+                "damping": best.damping,
+                "median_step_hz": float(np.median(np.abs(step_hz))) if step_hz.size else 0.0,
+                "seconds": last_seconds,
+            }
+        )
+        if on_iteration is not None and on_iteration(best):
+            break
+        if accepted and gain < MIN_GAIN_DB:
+            break
+    return best
