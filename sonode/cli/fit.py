@@ -79,7 +79,11 @@ def run_fit(
             f"Nyquist {_energy_text(report)}",
             err=True,
         )
-        written = [p for p in (model_path, paths["recon"], paths["report"]) if p not in unwritten]
+        written = [
+            p
+            for p in (model_path, paths["recon"], paths["report"], paths["curve"])
+            if p not in unwritten
+        ]
         click.echo(f"  wrote {', '.join(map(str, written))}", err=True)
     _warn_discretisation(report)
     if unwritten:
