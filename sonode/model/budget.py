@@ -17,10 +17,6 @@ import time
 FINAL_CHECK_COST = 12
 FINAL_CHECK_SHARE = 0.25  # above this share of the budget the final check is the in-training one
 CONTINUATION_SHARE = 0.2  # of the budget, kept for the continuation's training after the loop
-# What a finished fit writes after it: the reconstruction WAV (one render of the clip, less than the
-# measured evaluation) and the loss curve (drawing; matplotlib is imported in the background). Without
-# this reserve the quickstart at load 5 ended its work at T and the curve was abandoned past the grace.
-CURVE_S = 1.0
 
 
 class FitBudget:
@@ -53,7 +49,6 @@ class FitBudget:
         self.fine_final = check_s * FINAL_CHECK_COST <= FINAL_CHECK_SHARE * self.budget_s
         bounded = continuation and max_time_s is not None
         self.continuation_s = CONTINUATION_SHARE * self.budget_s if bounded else 0.0
-        self.writing_s = 0.0 if max_time_s is None else evaluation_s + CURVE_S
         self.step_s = 0.0  # slowest optimiser step so far
         self.consider_s: float | None = None  # the last in-training check's measured duration
 
@@ -61,8 +56,8 @@ class FitBudget:
         return time.perf_counter() - self.start
 
     def out_of_time(self, margin_s: float = 0.0) -> bool:
-        """True once the deadline minus the outputs' writing and ``margin_s`` has passed."""
-        return self.elapsed_s() >= self.budget_s - self.writing_s - margin_s
+        """True once the deadline minus ``margin_s`` has passed."""
+        return self.elapsed_s() >= self.budget_s - margin_s
 
     def step_took(self, seconds: float) -> None:
         self.step_s = max(self.step_s, seconds)
@@ -84,9 +79,9 @@ class FitBudget:
         """Whether another step fits: the step, a check of the parameters it leads to, the final
         check and the continuation's share."""
         after = self.step_s + self.consider_estimate_s() + self.final_check_s()
-        return self.elapsed_s() + after + self.continuation_s + self.writing_s < self.budget_s
+        return self.elapsed_s() + after + self.continuation_s < self.budget_s
 
     def check_last(self) -> bool:
         """Whether the last parameters can still be checked (and the final check done) in time."""
         needed = self.consider_estimate_s() + self.final_check_s()
-        return self.elapsed_s() + needed + self.writing_s < self.budget_s
+        return self.elapsed_s() + needed < self.budget_s

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sonode.model import FitOptions, fit_samples
-from sonode.model.budget import CURVE_S, FINAL_CHECK_COST, FitBudget
+from sonode.model.budget import FINAL_CHECK_COST, FitBudget
 from sonode.model.checks import REFERENCE_PIECE_SAMPLES, fast_vs_reference_db, stoppable_check_db
 from sonode.model.init import initial_model, segment_states
 from sonode.model.layout import SegmentLayout
@@ -58,17 +58,6 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert tight.train_more() and tight.check_last()
     roomy = FitBudget(start, 100.0, 1.0, 0.5, 10, False)
     assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
-
-
-def test_the_budget_keeps_time_for_writing_the_outputs():
-    """A finished fit still renders its reconstruction (about one evaluation) and draws its curve:
-    without that reserve the quickstart's curve was abandoned past --max-time's grace."""
-    start = time.perf_counter()
-    budget = FitBudget(start, 10.0, 3.0, 0.5, 10, True)
-    assert budget.writing_s == 3.0 + CURVE_S
-    # 3.5 (check estimate) + 0.5 (final) + 2 (continuation) fit in 10 s only without the writing
-    assert not budget.train_more() and budget.out_of_time(margin_s=6.0)
-    assert FitBudget(start, None, 3.0, 0.5, 10, True).writing_s == 0.0
 
 
 def test_a_fit_out_of_time_takes_no_step_and_checks_at_the_in_training_size():
