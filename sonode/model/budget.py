@@ -81,6 +81,13 @@ class FitBudget:
         after = self.step_s + self.consider_estimate_s() + self.final_check_s()
         return self.elapsed_s() + after + self.continuation_s < self.budget_s
 
+    def state_solve_fits(self, solve_s: float) -> bool:
+        """Whether a joint state solve of ``solve_s`` seconds, a check of its result, the final
+        check and the continuation's share fit before the deadline. (Unchecked, the solve took a
+        60 s 48 kHz clip past --max-time 60 before any step: the fit ended with nothing written.)"""
+        needed = solve_s + self.check_s + self.evaluation_s + self.final_check_s()
+        return self.elapsed_s() + needed + self.continuation_s < self.budget_s
+
     def check_last(self) -> bool:
         """Whether the last parameters can still be checked (and the final check done) in time."""
         needed = self.consider_estimate_s() + self.final_check_s()

@@ -35,7 +35,7 @@ from sonode.model.checks import (
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
-from sonode.model.linear_step import solve_run_states
+from sonode.model.linear_step import solve_run_states, whole_solve_estimate_s
 from sonode.model.local_fit import choose_variant, fit_local
 from sonode.model.objective import (
     CountingField,
@@ -214,10 +214,10 @@ def fit_samples(
         options.continuation_training_steps > 0 and model.config.tail_modes > 0,
     )
     if sampled and options.state_solve_every and resumed is None:
-        # A long clip's states solved jointly before its first step: on 10 s clips its steps had
-        # not improved the whole clip within 60 s (docs/training.md), and this gains 0.15-0.4 dB.
+        # a long clip's states solved jointly first, if that fits (docs/training.md: +0.15-0.4 dB)
         check_start = time.perf_counter()
-        if solve_run_states(model, target, None, optimiser):
+        fits = budget.state_solve_fits(whole_solve_estimate_s(model, target))
+        if fits and solve_run_states(model, target, None, optimiser):
             kept = consider(model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
             (best_snr, best_trajectory, best_state), _ = kept
             model.load_state_dict(best_state)

@@ -60,6 +60,14 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
 
 
+def test_the_joint_state_solve_runs_only_if_it_fits_the_budget():
+    """A 60 s 48 kHz clip's joint solve (~50 s) took --max-time 60 before any step."""
+    start = time.perf_counter()
+    assert FitBudget(start, None, 2.0, 0.5, 10, True).state_solve_fits(1e6)
+    assert FitBudget(start, 200.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 40 < 200
+    assert not FitBudget(start, 60.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 12 > 60
+
+
 def test_a_fit_out_of_time_takes_no_step_and_checks_at_the_in_training_size():
     """--max-time shorter than identification: no step, no fine check, no continuation training
     (each ran past the budget before)."""
