@@ -206,7 +206,14 @@ def markdown_report(results: dict) -> str:
         lines += [
             "",
             (
-                f"Wall time {results['wall_s']:.0f} s; load average (1 min) {results['load_average_start']:.2f} "
+                f"Wall time {results['wall_s']:.0f} s"
+                + (
+                    f" in {len(results['sessions'])} sessions"
+                    if len(results.get("sessions", [])) > 1
+                    else ""
+                )
+                + (f", {results['cpu_s']:.0f} CPU s of its tasks" if "cpu_s" in results else "")
+                + f"; load average (1 min) {results['load_average_start']:.2f} "
                 f"at start, {results['load_average_end']:.2f} at the last result."
             ),
         ]
