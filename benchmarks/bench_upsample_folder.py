@@ -9,8 +9,10 @@ Each clip (the first --duration seconds, resampled to --truth-rate = the truth) 
 sinc (`upsample_sinc`), soxr_hq (libsoxr), sinc_noise (`upsample_shaped_noise`), sonode (the
 defaults of `upsample_samples` with the clip's identified oscillators, as `sonode upsample CLIP`),
 sonode_static (partials stationary with random phases: no pitch trajectory), sonode_full_level
-(no SNR-cost bound: the band at its predicted level) and sonode_synthesis_level (no estimator
-chosen by pseudo-band-extension: the synthesis' own levels); and, as a diagnosis that reads the
+(no SNR-cost bound: the band at its predicted level), sonode_static_full_level (both: the
+model's dynamics compared at the predicted level, where the bound's cut does not weigh partials
+against floor) and sonode_synthesis_level (no estimator chosen by pseudo-band-extension: the
+synthesis' own levels); and, as a diagnosis that reads the
 truth, oracle_level (the predicted band scaled by one gain to the truth's energy above 8 kHz: where
 it beats shaped noise and sonode does not, sonode loses on its level alone).
 
@@ -115,6 +117,7 @@ def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict
     variants = {
         "sonode_static": dict(dynamics=False),
         "sonode_full_level": dict(max_snr_cost_db=None),
+        "sonode_static_full_level": dict(max_snr_cost_db=None, dynamics=False),
         "sonode_synthesis_level": dict(level="synthesis"),
     }
     for name, kw in variants.items():
