@@ -1,0 +1,87 @@
+"""#30, peak memory at the largest inputs the CLI accepts (benchmarks/memory_survey.py measures the
+peaks; these tests pin the fixes it led to, each in seconds, without large files)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sonode.errors import AudioInputError
+from sonode.io.checks import CHECK_BLOCK_SAMPLES, check_values
+
+
+def _peak_allocated_bytes(fn) -> int:
+    """Peak bytes allocated (numpy's buffers included: numpy reports them to tracemalloc) by fn()."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_checking_a_clips_samples_allocates_one_block_not_the_clip():
+    # Whole-clip np.abs/np.isfinite added 9 B per sample to the reader's peak: 1 GB for the longest
+    # clip the reader accepts (600 s at 192 kHz), enough to carry `upsample CLIP` over 2 GiB.
+    x = np.full(8 * CHECK_BLOCK_SAMPLES, 0.5)
+    peak = _peak_allocated_bytes(
+        lambda: check_values(Path("a.wav"), x, 48_000, 0, "mix", np.ones(1))
+    )
+    # two blocks' temporaries at most (|block| is made before the previous one is freed): 19 MB
+    assert peak < 2 * 9 * CHECK_BLOCK_SAMPLES + (1 << 20), peak
+    assert peak < x.nbytes / 3
+
+
+@pytest.mark.parametrize(
+    "bad, value, message",
+    [
+        (
+            CHECK_BLOCK_SAMPLES + 4800,
+            np.nan,
+            r"2 samples are NaN or infinite \(first at 21\.9453 s\)",
+        ),
+        (2 * CHECK_BLOCK_SAMPLES + 48, 1e300, r"magnitude 1e\+300 \(first at 43\.6917 s\)"),
+    ],
+)
+def test_a_bad_sample_past_the_first_block_is_found_and_placed(bad, value, message):
+    x = np.full(3 * CHECK_BLOCK_SAMPLES, 0.25)
+    x[bad] = value
+    if np.isnan(value):
+        x[-1] = np.inf  # counted across blocks
+    with pytest.raises(AudioInputError, match=message):
+        check_values(Path("a.wav"), x, 48_000, 0, "mix", np.ones(1))
+
+
+def test_a_silent_clip_is_still_told_apart_from_a_cancelling_mix():
+    x = np.zeros(2 * CHECK_BLOCK_SAMPLES + 3)
+    with pytest.raises(AudioInputError, match="channel 1 has sound"):
+        check_values(Path("a.wav"), x, 48_000, 0, "mix", np.array([0.0, 0.5]))
+    with pytest.raises(AudioInputError, match="the selected audio is silent"):
+        check_values(Path("a.wav"), x, 48_000, 0, 0, np.array([0.0, 0.5]))
+
+
+def test_upsampling_a_clip_too_long_for_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    # `upsample CLIP` of the longest file the reader takes (600 s, 192 kHz, 8 channels) read all of
+    # it (18 CPU s, 1.45 GiB) before finding that its output could not fit: now the header decides.
+    import soundfile as sf
+
+    import sonode.io.clip
+    from tests.cli_support import run as cli
+
+    clip = tmp_path / "long.wav"
+    sf.write(clip, 0.1 * np.ones((10 * 48_000, 2)), 48_000, subtype="PCM_16")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the clip was read before its size was checked")
+
+    monkeypatch.setattr(sonode.io.clip, "read_clip", never)
+    monkeypatch.setenv("SONODE_MEMORY_BUDGET", str(800 << 20))  # 32 MiB beyond the baseline
+    result = cli("upsample", clip, "--rate", "192000", "-o", tmp_path / "u.wav", "--quiet")
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "over the memory limit of 800 MiB" in lines[0], result.output
+    assert lines[0].startswith("sonode: error: upsampling ")
+    assert not (tmp_path / "u.wav").exists()
