@@ -85,3 +85,24 @@ def test_upsampling_a_clip_too_long_for_memory_is_refused_before_it_is_read(tmp_
     assert len(lines) == 1 and "over the memory limit of 800 MiB" in lines[0], result.output
     assert lines[0].startswith("sonode: error: upsampling ")
     assert not (tmp_path / "u.wav").exists()
+
+
+def test_resampling_pads_blocks_not_a_copy_of_the_whole_input(monkeypatch):
+    # `report CLIP` (fit at 16 kHz) of a 600 s 192 kHz file peaked at 2.38 GiB in resampling: a
+    # zero-padded copy of the whole 0.9 GB input. Now each block is padded, with the same output.
+    import torch
+    import torchaudio.functional as taf
+
+    from sonode.io.clip import RESAMPLE_KW
+    from sonode.sinc import resample_blocks
+
+    x = np.random.default_rng(0).standard_normal(600_000)
+    want = taf.resample(torch.from_numpy(x), 192_000, 16_000, **RESAMPLE_KW).numpy()
+    padded = []
+    pad = torch.nn.functional.pad
+    monkeypatch.setattr(
+        torch.nn.functional, "pad", lambda t, *a, **k: padded.append(t.numel()) or pad(t, *a, **k)
+    )
+    got = resample_blocks(x, 192_000, 16_000, **RESAMPLE_KW)
+    assert np.array_equal(got, want)
+    assert padded and max(padded) < x.size / 4, padded
