@@ -56,8 +56,9 @@ def write_long(path: Path, seconds: int, rate: int, channels: int) -> Path:
 
 
 def run_child(args: list, timeout_s: float) -> dict:
-    """`sonode ARGS` in a child (nice 10, 1 thread, address space capped): its exit code, peak
-    RSS (bytes), CPU seconds (user + sys, from wait4) and last stderr line."""
+    """`sonode ARGS` (`python -c CODE` for ARGS ["-c", CODE]) in a child (nice 10, 1 thread, address
+    space capped): its exit code, peak RSS (bytes), CPU seconds (user + sys, from wait4) and the
+    last line of its stderr."""
 
     def limits():
         os.setsid()
@@ -69,7 +70,7 @@ def run_child(args: list, timeout_s: float) -> dict:
     err = tempfile.TemporaryFile()
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sonode", *map(str, args)],
+        [sys.executable, *([] if args[0] == "-c" else ["-m", "sonode"]), *map(str, args)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=err,
@@ -121,10 +122,12 @@ def cases(work: Path) -> list[tuple[str, list]]:
     det_s = int(largest(DETECT_BYTES_PER_SAMPLE) / 48_000)
     det = write_long(work / f"det{det_s}.wav", det_s, 48_000, 2)
     hi = write_long(work / "hi192x8.wav", 600, 192_000, 8)
+    read16 = f"from sonode.io.clip import read_clip; read_clip({str(hi)!r}, rate=16000)"
     small = [write_long(work / f"b{k}.wav", 1, 16_000, 1) for k in range(2)]
     return [
         ("upsample 600 s 192k 8ch --rate 768000", ["upsample", hi, "--rate", 768_000, *out]),
         ("eval 3600 s 48k 2ch --duration 600", ["eval", hour, "--duration", 600, "--budget", 2, "-o", work / "ev", *q]),
+        ("read_clip 600 s 192k 8ch at 16 kHz (fit's and report's reading)", ["-c", read16]),
         ("report 600 s 192k 8ch CLIP --steps 1", ["report", hi, "--steps", 1, "-o", work / "rep2", *q]),
         ("fill 3600 s 48k 2ch, 1 gap, --context 10", ["fill", hour, "--gap", 1800, 1800.05, "--context", 10, *out]),
         ("fill 600 s 192k 8ch, 1 gap, --context 10", ["fill", hi, "--gap", 300, 300.05, "--context", 10, *out]),
@@ -139,11 +142,11 @@ def cases(work: Path) -> list[tuple[str, list]]:
         ("extrapolate --seconds 3600 (past the bound)", ["extrapolate", model, "--seconds", 3600, *out]),
         (f"render --rate 8000 --end {t48} (decimation)", ["render", model, "--rate", 8000, "--end", t48, *out]),
         ("upsample MODEL --rate 768000", ["upsample", model, "--rate", 768_000, *out]),
+        (f"fill {det_s} s 48k 2ch --detect", ["fill", det, "--detect", *out]),
         ("plot MODEL", ["plot", model, "-o", work / "p.png", "--force"]),
         ("report MODEL", ["report", model, "-o", work / "rep", "--force", "--quiet"]),
         ("eval 600 s 192k 8ch (defaults: 1 s)", ["eval", hi, "--budget", 2, "-o", work / "ev", *q]),
         ("batch: fit 2 clips of 1 s", ["fit", *small, "-o", work / "batch", *fast]),
-        (f"fill {det_s} s 48k 2ch --detect", ["fill", det, "--detect", *out]),
     ]  # fmt: skip
 
 
