@@ -106,3 +106,41 @@ def test_resampling_pads_blocks_not_a_copy_of_the_whole_input(monkeypatch):
     got = resample_blocks(x, 192_000, 16_000, **RESAMPLE_KW)
     assert np.array_equal(got, want)
     assert padded and max(padded) < x.size / 4, padded
+
+
+def _stereo(path: Path, seconds: float, rate: int = 16_000, channels: int = 2) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) + 1e-3 * np.random.default_rng(0).standard_normal(t.size)
+    sf.write(path, np.stack([x] * channels, axis=1), rate, subtype="PCM_16")
+    return path
+
+
+def test_detect_reads_one_channel_at_a_time(tmp_path, monkeypatch):
+    # Reading every channel and slicing one kept all of them alive through detection (8 B per
+    # sample per channel on top of detection's own peak).
+    import sonode.tasks.detect
+    from sonode.tasks.fill_scan import find_gaps
+
+    seen = []
+    monkeypatch.setattr(sonode.tasks.detect, "detect_defects", lambda x, rate: seen.append(x) or [])
+    find_gaps(_stereo(tmp_path / "four.wav", 0.5, channels=4), [], detect=True, context_s=0.1)
+    assert len(seen) == 4
+    for x in seen:
+        assert x.shape == (8000,) and x.strides == (8,)
+        assert x.base is None or x.base.nbytes == x.nbytes  # not a view of all four channels
+
+
+def test_detect_is_sized_by_its_measured_peak_per_sample(tmp_path, monkeypatch):
+    # 415 s of 48 kHz stereo passed the 64 B/sample estimate and peaked at 2.72 GiB; detection
+    # needs about 116 B per sample. A budget that 64 B would admit must now refuse, in one line.
+    from tests.cli_support import run as cli
+
+    clip = _stereo(tmp_path / "long.wav", 60.0)  # 960 000 samples per channel
+    monkeypatch.setenv("SONODE_MEMORY_BUDGET", str((768 << 20) + 960_000 * 100))
+    result = cli("fill", clip, "--detect", "-o", tmp_path / "f.wav", "--quiet")
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--detect on 960000 samples per channel needs about" in lines[0]
+    assert not (tmp_path / "f.wav").exists()
