@@ -146,7 +146,7 @@ def cases(work: Path) -> list[tuple[str, list]]:
         ("plot MODEL", ["plot", model, "-o", work / "p.png", "--force"]),
         ("report MODEL", ["report", model, "-o", work / "rep", "--force", "--quiet"]),
         ("eval 600 s 192k 8ch (defaults: 1 s)", ["eval", hi, "--budget", 2, "-o", work / "ev", *q]),
-        ("batch: fit 2 clips of 1 s", ["fit", *small, "-o", work / "batch", *fast]),
+        ("batch: fit 2 clips of 1 s", ["fit", *small, "--out-dir", work / "batch", *fast]),
     ]  # fmt: skip
 
 
