@@ -31,7 +31,7 @@ from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_codec import choose_steps
-from sonode.model.local_refine import refine_frequencies
+from sonode.model.local_refine import HOLD_OUT_EVERY, train_tables
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 
@@ -40,7 +40,6 @@ WINDOW_NODES = 4  # analysis window, in node spacings (40 ms: resolves partials 
 PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per node
 LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
 QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
-HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
 STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
@@ -96,7 +95,7 @@ def fit_local(
         )
     identified_s = time.perf_counter() - started
     initial = snr_db(xn, model.reconstruct().numpy())
-    history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
+    history, best, stop = train_tables(model, xn, options, initial, started, on_epoch, should_stop)
     unrounded = best
     best, check_db, storage = _store_compactly(model, xn, best)
     identification = {
@@ -227,94 +226,6 @@ def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
     config = LocalConfig(rate, n, hop, 1.0, 0.0)
     model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
     return model.reconstruct().numpy()
-
-
-def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
-    """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
-    not held back, then solve the states on all of them; the refined model is kept only if it
-    reconstructs the clip better than the identified start."""
-    if options.steps == 0:
-        return [], initial, "steps"
-    hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
-    first, length = model.track_first.numpy(), model.track_length.numpy()
-    mask = np.ones(n)
-    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
-    history: list[EpochRecord] = []
-    stop = ["converged"]
-
-    def synthesise(freq_hz, states):
-        probe = LocalModel(LocalConfig(rate, n, hop, 1.0, 0.0), first, length, freq_hz, *states)
-        return probe.reconstruct().numpy()
-
-    def on_iteration(state) -> bool:
-        last = state.history[-1]
-        record = EpochRecord(
-            len(history) + 1,
-            10 ** (-last["trial_snr_db"] / 10),
-            last["trial_snr_db"],
-            time.perf_counter() - started,
-            state.held_db,
-        )
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record, initial)
-        if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
-            stop[0] = "target"
-            return True
-        if should_stop is not None and should_stop():
-            stop[0] = "interrupted"
-            return True
-        return False
-
-    deadline = None if options.max_time_s is None else started + options.max_time_s
-    if deadline is not None and time.perf_counter() >= deadline:
-        return history, initial, "time"  # identification used the budget
-    refined = refine_frequencies(
-        first,
-        length,
-        model.freq_hz.detach().numpy(),
-        xn,
-        hop,
-        rate,
-        mask,
-        synthesise,
-        options.steps,
-        deadline,
-        on_iteration,
-    )
-    if stop[0] == "converged":
-        if options.steps is not None and len(history) >= options.steps:
-            stop[0] = "steps"
-        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
-            stop[0] = "time"
-    if not any(h["accepted"] for h in refined.history):
-        return history, initial, stop[0]
-    before = model.freq_hz.detach().clone()
-    with torch.no_grad():
-        model.freq_hz.copy_(torch.from_numpy(refined.freq_hz))
-    _resolve_states(model, xn)
-    score = snr_db(xn, model.reconstruct().numpy())
-    if score <= initial:  # the held-back gain did not carry over to the whole clip
-        with torch.no_grad():
-            model.freq_hz.copy_(before)
-        _resolve_states(model, xn)
-        return history, initial, stop[0]
-    return history, score, stop[0]
-
-
-@torch.no_grad()
-def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
-    """The exact least-squares node states, on all samples, for the model's current frequencies."""
-    hop, rate = model.config.hop_samples, model.config.sample_rate
-    re, im = chunked_least_squares(
-        model.track_first.numpy(),
-        model.track_length.numpy(),
-        model.freq_hz.numpy() * hop / rate,
-        xn,
-        hop,
-    )
-    model.amp_re.copy_(torch.from_numpy(re))
-    model.amp_im.copy_(torch.from_numpy(im))
 
 
 @torch.no_grad()

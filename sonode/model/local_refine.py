@@ -24,10 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from sonode.dsp.metrics import snr_db
+from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_synthesis import chunked_least_squares
+from sonode.model.options import EpochRecord
 
+HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 MAX_STEP_HZ = 10.0  # a step larger than ~ half a 40 ms window's bin is not a refinement
 DAMPING_START = 1e-3
 DAMPING_UP, DAMPING_DOWN = 8.0, 3.0
@@ -131,3 +135,91 @@ def refine_frequencies(
         if accepted and gain < MIN_GAIN_DB:
             break
     return best
+
+
+def train_tables(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
+    """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
+    not held back, then solve the states on all of them; the refined model is kept only if it
+    reconstructs the clip better than the identified start."""
+    if options.steps == 0:
+        return [], initial, "steps"
+    hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+    mask = np.ones(n)
+    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
+    history: list[EpochRecord] = []
+    stop = ["converged"]
+
+    def synthesise(freq_hz, states):
+        probe = LocalModel(LocalConfig(rate, n, hop, 1.0, 0.0), first, length, freq_hz, *states)
+        return probe.reconstruct().numpy()
+
+    def on_iteration(state) -> bool:
+        last = state.history[-1]
+        record = EpochRecord(
+            len(history) + 1,
+            10 ** (-last["trial_snr_db"] / 10),
+            last["trial_snr_db"],
+            time.perf_counter() - started,
+            state.held_db,
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, initial)
+        if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
+            stop[0] = "target"
+            return True
+        if should_stop is not None and should_stop():
+            stop[0] = "interrupted"
+            return True
+        return False
+
+    deadline = None if options.max_time_s is None else started + options.max_time_s
+    if deadline is not None and time.perf_counter() >= deadline:
+        return history, initial, "time"  # identification used the budget
+    refined = refine_frequencies(
+        first,
+        length,
+        model.freq_hz.detach().numpy(),
+        xn,
+        hop,
+        rate,
+        mask,
+        synthesise,
+        options.steps,
+        deadline,
+        on_iteration,
+    )
+    if stop[0] == "converged":
+        if options.steps is not None and len(history) >= options.steps:
+            stop[0] = "steps"
+        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
+            stop[0] = "time"
+    if not any(h["accepted"] for h in refined.history):
+        return history, initial, stop[0]
+    before = model.freq_hz.detach().clone()
+    with torch.no_grad():
+        model.freq_hz.copy_(torch.from_numpy(refined.freq_hz))
+    _resolve_states(model, xn)
+    score = snr_db(xn, model.reconstruct().numpy())
+    if score <= initial:  # the held-back gain did not carry over to the whole clip
+        with torch.no_grad():
+            model.freq_hz.copy_(before)
+        _resolve_states(model, xn)
+        return history, initial, stop[0]
+    return history, score, stop[0]
+
+
+@torch.no_grad()
+def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
+    """The exact least-squares node states, on all samples, for the model's current frequencies."""
+    hop, rate = model.config.hop_samples, model.config.sample_rate
+    re, im = chunked_least_squares(
+        model.track_first.numpy(),
+        model.track_length.numpy(),
+        model.freq_hz.numpy() * hop / rate,
+        xn,
+        hop,
+    )
+    model.amp_re.copy_(torch.from_numpy(re))
+    model.amp_im.copy_(torch.from_numpy(im))
