@@ -138,36 +138,55 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
 
 
 def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -> dict:
-    """What `--modes auto` picks on one clip, against both variants' reconstructions: the global
-    linear start (the default options, no continuation) and the local start before and after
-    ``steps`` Gauss–Newton iterations of its frequencies (no continuation), in this process."""
+    """What `--modes auto` picks on one clip (`sonode.model.local_fit.fit_auto`'s rule, at
+    ``steps`` Gauss–Newton iterations instead of its share of the budget), against both variants:
+    the global linear start (default options, no continuation) on all samples and on held-back
+    ones (its segment states solved without them), the local start and the local model after
+    refinement and rounding, in this process."""
+    import numpy as np
     import torch
 
     from sonode.dsp.metrics import snr_db
     from sonode.io.clip import read_clip
     from sonode.model import FitOptions
-    from sonode.model.init import initial_from_options
-    from sonode.model.local_fit import choose_variant, fit_local
+    from sonode.model.init import initial_from_options, normalisation, segment_states
+    from sonode.model.local_fit import HOLD_OUT_EVERY, fit_tables, local_wins
 
     torch.set_num_threads(1)
     read = read_clip(clip, rate=rate, duration_s=duration_s)
     x, rate = read.samples, read.sample_rate
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
     started = time.process_time()
     start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
     with torch.no_grad():
-        global_db = snr_db(x, start.denormalise(start.reconstruct()[0]))
+        global_db = snr_db(xn, start.reconstruct()[0].numpy())
     global_cpu = time.process_time() - started
     options = FitOptions(modes="local", steps=steps, max_time_s=None, continuation_samples=0)
-    _, report = fit_local(x, rate, options)
+    tables = fit_tables(x, rate, options, time.perf_counter())
     local_cpu = time.process_time() - started - global_cpu
-    pick = choose_variant(x, rate, lambda: start)
+    # the global start scored as the local validation scores: states without held-back samples
+    held = np.zeros(xn.size, dtype=bool)
+    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
+    bank = start.bank
+    with torch.no_grad():
+        poles = np.exp((bank.decay_per_s + 1j * bank.omega_rad_per_s).numpy() / rate)
+        states = segment_states(xn, start.config.layout, poles, 1e-6, sample_weights=~held)
+        start.states.copy_(torch.from_numpy(states))
+        global_held_db = snr_db(xn[held], start.reconstruct()[0].numpy()[held])
+    pick = "local" if local_wins(tables, global_db) else "global"
     row = {
         "clip": clip.name,
         "global_start_db": global_db,
-        "local_start_db": report.initial_snr_db,
-        "local_refined_db": report.snr_db,
+        "global_held_back_db": global_held_db,
+        "local_start_db": tables.initial_db,
+        "local_held_back_db": tables.validation_db,
+        "local_refined_db": tables.snr_db,
+        "local_refined_held_back_db": max(
+            [tables.validation_db] + [r.kept_snr_db for r in tables.history]
+        ),
         "pick": pick,
-        "picked_db": report.snr_db if pick == "local" else global_db,
+        "picked_db": tables.snr_db if pick == "local" else global_db,
         "global_cpu_s": global_cpu,
         "local_cpu_s": local_cpu,
     }

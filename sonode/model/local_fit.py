@@ -12,6 +12,9 @@
    variable projection (`sonode.model.local_refine`), each kept only if the held-back samples
    improve; the states are then solved on all samples, and the refined model is kept only if it
    reconstructs the clip better than the identified start.
+
+`fit_auto` (`--modes auto`) fits the tables first and keeps them if they reconstruct the clip
+better than the global start; the continuation is identified only for the model returned.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +48,9 @@ TRACK_TOLERANCE_RELATIVE = 0.02
 STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
 ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
 ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded model
+# --modes auto: the local fit may spend this share of the budget; the rest trains the global
+# model if that is chosen
+AUTO_LOCAL_SHARE = 0.5
 
 
 def fit_local(
@@ -64,27 +70,132 @@ def fit_local(
     if checkpoint is not None and checkpoint.resume:
         raise ValueError("resuming a fit is not supported with modes='local'; refit the clip")
     started = time.perf_counter()
+    # the continuation first, so that the budget left for training is what remains after it
+    tail = local_continuation(x, sample_rate, options)
+    tables = fit_tables(x, sample_rate, options, started, on_epoch, should_stop)
+    return finish_local(tables, options, tail)
+
+
+def fit_auto(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions,
+    global_start: Callable[[], Any],
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint=None,
+) -> tuple[LocalModel, FitReport] | None:
+    """`--modes auto`: the fitted local model if it reconstructs the clip better than the global
+    linear start (``global_start()``, a `SonodeModel` without continuation), else None.
+
+    Both are scored as the user gets them, on the same (all) samples: the local model trained
+    within AUTO_LOCAL_SHARE of the budget and rounded as its file stores it, so that a local win
+    is returned without identifying anything again; the global model before its training, which
+    the rest of the budget buys and can only raise. Not on held-back samples: the global start's
+    segment states (one number per sample) interpolate poorly, so on 55 one-second clips held-back
+    scores picked local on notes the global model reconstructs 10–35 dB better
+    (docs/music_capacity.md). A resumed fit is a global one (the local fit writes no checkpoint).
+    """
+    if checkpoint is not None and checkpoint.resume:
+        return None
+    started = time.perf_counter()
+    gain, offset = normalisation(x)
+    start = global_start()
+    with torch.no_grad():
+        global_db = snr_db((x - offset) / gain, start.reconstruct()[0].numpy())
+    budget = None if options.max_time_s is None else AUTO_LOCAL_SHARE * options.max_time_s
+    tables = fit_tables(
+        x, sample_rate, replace(options, max_time_s=budget), started, None, should_stop
+    )
+    choice = {"global_start_snr_db": global_db, "local_snr_db": tables.snr_db}
+    if not local_wins(tables, global_db):
+        return None
+    return finish_local(tables, options, local_continuation(x, sample_rate, options), choice)
+
+
+def local_wins(tables: LocalTables, global_start_db: float) -> bool:
+    """The rule of `fit_auto`: the local tables reconstruct the clip better than the global start
+    (SNR dB on the normalised clip)."""
+    return tables.snr_db > global_start_db
+
+
+@dataclass
+class LocalTables:
+    """The node tables identified, trained and rounded for storage, without the continuation:
+    the stage at which `--modes auto` compares the local model with the global one.
+
+    ``model`` reconstructs what the file will hold; SNRs (dB) are on the normalised clip ``xn``
+    (n,); ``started`` is the fit's time.perf_counter() origin."""
+
+    model: LocalModel
+    xn: np.ndarray
+    started: float
+    identified_s: float
+    initial_db: float
+    snr_db: float
+    unrounded_db: float
+    check_db: float
+    rounding: dict
+    history: list[EpochRecord]
+    stop: str
+    level_db: float
+    validation_db: float
+
+
+def local_continuation(x: np.ndarray, sample_rate: int, options: FitOptions):
+    """The continuation ODE of the normalised clip (a `ContinuationFit`), None without one."""
+    if options.continuation_samples == 0:
+        return None
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    return identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
+
+
+def fit_tables(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions,
+    started: float,
+    on_epoch: Callable[[EpochRecord, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LocalTables:
+    """Steps 1–3 of the module docstring and the compact rounding: the tables of a clip x (n,) in
+    file amplitude, training within ``options.max_time_s`` counted from ``started``."""
     torch.manual_seed(options.seed)
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
     hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate)
-    tail = (
-        identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
-        if options.continuation_samples != 0
-        else None
-    )
-    config = LocalConfig(
-        sample_rate=sample_rate,
-        n_samples=int(xn.size),
-        hop_samples=hop,
-        gain=gain,
-        offset=offset,
+    config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
+    states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
+    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    identified_s = time.perf_counter() - started
+    initial = snr_db(xn, model.reconstruct().numpy())
+    history, best, stop = train_tables(model, xn, options, initial, started, on_epoch, should_stop)
+    stored, check_db, rounding = _store_compactly(model, xn, best)
+    return LocalTables(
+        model, xn, started, identified_s, initial, stored, best, check_db, rounding, history, stop,
+        level, validation,
+    )  # fmt: skip
+
+
+def finish_local(
+    tables: LocalTables, options: FitOptions, tail, choice: dict | None = None
+) -> tuple[LocalModel, FitReport]:
+    """The model with its continuation (``tail``, a `ContinuationFit` or None) and its report;
+    ``choice`` (what `--modes auto` compared) goes into the report's identification."""
+    fitted = tables.model
+    config = replace(
+        fitted.config,
         continuation_samples=tail.window_samples if tail else 0,
         tail_modes=tail.decay_per_s.shape[0] if tail else 0,
         continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
     )
-    states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
-    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    model = LocalModel(
+        config,
+        fitted.track_first.numpy(),
+        fitted.track_length.numpy(),
+        *(getattr(fitted, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
+    )
+    model.storage, model.steps, model.freq_shifts = fitted.storage, fitted.steps, fitted.freq_shifts
     if tail is not None:
         model.set_continuation(
             tail.decay_per_s,
@@ -93,44 +204,46 @@ def fit_local(
             tail.late_decay_per_s,
             tail.late_omega_rad_per_s,
         )
-    identified_s = time.perf_counter() - started
-    initial = snr_db(xn, model.reconstruct().numpy())
-    history, best, stop = train_tables(model, xn, options, initial, started, on_epoch, should_stop)
-    unrounded = best
-    best, check_db, storage = _store_compactly(model, xn, best)
+        if model.storage == "quantised":
+            # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep
+            # ~1e-7 relative precision, a phase error ≤ 0.01 rad per second of continuation)
+            model.round_continuation()
     identification = {
         "variant": "local",
         "n_modes": int(model.n_tracks),
         "n_modes_chosen_by": "validation",
         "node_entries": int(model.n_entries),
-        "hop_samples": hop,
-        "level_db": level,
-        "validation_snr_db": validation,
-        "parameters_per_sample": model.stored_numbers() / xn.size,
+        "hop_samples": config.hop_samples,
+        "level_db": tables.level_db,
+        "validation_snr_db": tables.validation_db,
+        "parameters_per_sample": model.stored_numbers() / tables.xn.size,
         "storage": model.storage,
-        "rounding": storage,
-        "unrounded_snr_db": unrounded,
-        "time_breakdown_s": {"identification": round(identified_s, 4)},
+        "rounding": tables.rounding,
+        "unrounded_snr_db": tables.unrounded_db,
+        "time_breakdown_s": {"identification": round(tables.identified_s, 4)},
     }
     if tail is not None:
         identification["continuation"] = tail.summary()
-    wall = time.perf_counter() - started
+    if choice is not None:
+        identification["modes_chosen_by"] = choice
+    wall = time.perf_counter() - tables.started
+    history = tables.history
     report = FitReport(
         options=asdict(options),
         gradient="variable projection",  # Gauss–Newton through the exact state solve
-        initial_snr_db=initial,
-        snr_db=best,
-        discretisation_snr_db=check_db,
+        initial_snr_db=tables.initial_db,
+        snr_db=tables.snr_db,
+        discretisation_snr_db=tables.check_db,
         epochs=len(history),
         wall_time_s=wall,
-        seconds_per_epoch=(wall - identified_s) / max(1, len(history)),
+        seconds_per_epoch=(wall - tables.identified_s) / max(1, len(history)),
         function_evaluations=0,
         rejected_steps=0,
-        stop_reason=stop,
+        stop_reason=tables.stop,
         history=history,
         identification=identification,
-        trajectory_snr_db=best,  # no restarts: the reconstruction is one trajectory
-        initial_trajectory_snr_db=initial,
+        trajectory_snr_db=tables.snr_db,  # no restarts: the reconstruction is one trajectory
+        initial_trajectory_snr_db=tables.initial_db,
     )
     return model, report
 
@@ -142,26 +255,6 @@ def identify_tracks(xn: np.ndarray, sample_rate: int):
     n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
     peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
     return hop, n_nodes, choose_level(xn, sample_rate, hop, n_nodes, peaks)
-
-
-def choose_variant(x: np.ndarray, sample_rate: int, global_start: Callable[[], Any]) -> str:
-    """ "local" or "global", whichever linear start scores better on the held-back samples.
-
-    The local start is solved without the held-back samples; the global start (its modes and
-    segment states, `sonode.model.init.initial_model`) is solved on all of them, so the
-    comparison leans towards the global model: local is chosen only when it predicts samples it
-    has not seen better than the global one reproduces samples it has. ``global_start`` builds the
-    global linear start (a `SonodeModel`, without continuation)."""
-    gain, offset = normalisation(x)
-    xn = (x - offset) / gain
-    _, _, (_, _, local_db) = identify_tracks(xn, sample_rate)
-    model = global_start()
-    with torch.no_grad():
-        start = model.reconstruct()[0].numpy()
-    held = np.zeros(xn.size, dtype=bool)
-    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
-    global_db = snr_db(xn[held], start[held])
-    return "local" if local_db > global_db else "global"
 
 
 def _max_peaks(hop: int) -> int:
@@ -269,9 +362,6 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
     model.storage = "quantised"
     model.steps = (compact.freq_step_hz, compact.state_step)
     model.freq_shifts = compact.shifts
-    # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep ~1e-7
-    # relative precision, a phase error ≤ 0.01 rad per second of continuation)
-    model.round_continuation()
     stored_db = snr_db(xn, model.reconstruct().numpy())
     summary = {
         "freq_step_hz": compact.freq_step_hz,

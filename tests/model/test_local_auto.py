@@ -1,0 +1,50 @@
+"""`fit --modes auto`: the local model against the global start, as the user gets them."""
+
+import numpy as np
+import torch
+
+from sonode.dsp.metrics import snr_db
+from sonode.model import FitOptions, SonodeModel, fit_samples
+from sonode.model.init import initial_from_options, normalisation
+from sonode.model.local import LocalModel
+from tests.model.test_local_modes import RATE, melody
+
+SMALL = dict(continuation_samples=0, max_time_s=None, latent_dim=16, lp_order=64)
+
+
+def test_auto_identifies_the_local_model_once_and_reports_what_it_compared(monkeypatch):
+    """A local win is the fitted model itself (one identification), and the SNRs compared are
+    the kept model's own and the global start's on the same samples."""
+    import sonode.model.local_fit as local_fit
+
+    calls = []
+    identify = local_fit.identify_tracks
+    monkeypatch.setattr(
+        local_fit, "identify_tracks", lambda *a, **k: calls.append(1) or identify(*a, **k)
+    )
+    x = melody()
+    options = FitOptions(modes="auto", steps=2, **SMALL)
+    model, report = fit_samples(x, RATE, options)
+    assert isinstance(model, LocalModel) and len(calls) == 1
+    chosen = report.identification["modes_chosen_by"]
+    assert chosen["local_snr_db"] == report.snr_db  # the stage the user gets: trained, rounded
+    gain, offset = normalisation(x)
+    start = initial_from_options(x, RATE, options, continuation=False)[0]
+    with torch.no_grad():
+        global_db = snr_db((x - offset) / gain, start.reconstruct()[0].numpy())
+    assert abs(chosen["global_start_snr_db"] - global_db) < 1e-9
+    assert chosen["local_snr_db"] > chosen["global_start_snr_db"]
+
+
+def test_auto_keeps_the_global_model_for_exact_decays():
+    """Three exponentially decaying partials are exact for the global modes over a whole segment,
+    while the local model's amplitude is linear between nodes: auto picks global."""
+    t = np.arange(int(0.4 * RATE)) / RATE
+    x = sum(
+        np.exp(-d * t) * np.cos(2 * np.pi * f * t + p)
+        for d, f, p in ((6, 220, 0), (9, 440, 1), (15, 660, 2))
+    )
+    x = x + 1e-6 * np.random.default_rng(0).standard_normal(t.size)
+    model, report = fit_samples(x, RATE, FitOptions(modes="auto", steps=2, **SMALL))
+    assert isinstance(model, SonodeModel)
+    assert "modes_chosen_by" not in report.identification
