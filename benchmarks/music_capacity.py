@@ -150,7 +150,8 @@ def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -
     from sonode.io.clip import read_clip
     from sonode.model import FitOptions
     from sonode.model.init import initial_from_options, normalisation, segment_states
-    from sonode.model.local_fit import HOLD_OUT_EVERY, fit_tables, local_wins
+    from sonode.model.local_fit import fit_tables, local_wins
+    from sonode.model.local_refine import HOLD_OUT_EVERY
 
     torch.set_num_threads(1)
     read = read_clip(clip, rate=rate, duration_s=duration_s)

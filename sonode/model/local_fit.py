@@ -19,7 +19,6 @@ better than the global start; the continuation is identified only for the model 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -29,22 +28,15 @@ import numpy as np
 import torch
 
 from sonode.dsp.metrics import snr_db
-from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_codec import choose_steps
-from sonode.model.local_refine import HOLD_OUT_EVERY, train_tables
+from sonode.model.local_identify import _solve_states, identify_tracks
+from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 
-NODE_SPACING_S = 0.010  # nodes 10 ms apart: an attack or a note change is followed within ~1 node
-WINDOW_NODES = 4  # analysis window, in node spacings (40 ms: resolves partials ~50 Hz apart)
-PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per node
-LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
-QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
-TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
-TRACK_TOLERANCE_RELATIVE = 0.02
 STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
 ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
 ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded model
@@ -246,79 +238,6 @@ def finish_local(
         initial_trajectory_snr_db=tables.initial_db,
     )
     return model, report
-
-
-def identify_tracks(xn: np.ndarray, sample_rate: int):
-    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–3 of the
-    module docstring."""
-    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
-    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
-    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
-    return hop, n_nodes, choose_level(xn, sample_rate, hop, n_nodes, peaks)
-
-
-def _max_peaks(hop: int) -> int:
-    """Most modes per node within PARAMETERS_PER_SAMPLE (3 numbers per mode per node)."""
-    return max(1, int(PARAMETERS_PER_SAMPLE * hop / 3))
-
-
-def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per window, the peaks within level_db of its strongest and within level_db + QUIET_DB of
-    the clip's strongest (a quiet passage keeps its own notes, silence keeps nothing)."""
-    loudest = max((float(m[0]) for _, m in peaks if m.size), default=0.0)
-    out = []
-    for freqs, mags in peaks:
-        strongest = float(mags[0]) if mags.size else 0.0
-        floor = max(
-            strongest * 10 ** (-level_db / 20), loudest * 10 ** (-(level_db + QUIET_DB) / 20)
-        )
-        keep = mags >= floor
-        out.append((freqs[keep], mags[keep]))
-    return out
-
-
-def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
-    """The tracks of the level with the best held-back SNR: (tracks, level dB, held-back SNR dB)."""
-    mask = np.ones(xn.size)
-    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
-    held = mask == 0
-    best = None
-    previous_count = -1
-    for level in LEVELS_DB:
-        selected = select_peaks(peaks, level)
-        count = sum(f.size for f, _ in selected)
-        if count == previous_count:  # every window already keeps its most peaks: same tracks
-            break
-        previous_count = count
-        tracks = _tracks(selected)
-        if tracks.first.size == 0:
-            continue
-        states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
-        fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
-        score = snr_db(xn[held], fit[held])
-        if best is None or score > best[2]:
-            best = (tracks, level, score)
-        elif score < best[2] - 1.0:
-            break  # past the best level: more modes only fit the noise
-    if best is None:
-        raise ValueError("the clip has no spectral peaks: nothing for local modes to follow")
-    return best
-
-
-def _tracks(peaks) -> Tracks:
-    return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
-
-
-def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
-    """(amp_re, amp_im), each (P,): the node states by least squares."""
-    cycles = tracks.freq_hz * hop / rate
-    return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
-
-
-def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
-    config = LocalConfig(rate, n, hop, 1.0, 0.0)
-    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
-    return model.reconstruct().numpy()
 
 
 @torch.no_grad()
