@@ -43,6 +43,7 @@ ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded
 # --modes auto: the local fit may spend this share of the budget; the rest trains the global
 # model if that is chosen
 AUTO_LOCAL_SHARE = 0.5
+IDENTIFICATION_SHARE = 0.5  # of the budget (the local fit's share, in auto), to choose the spacing
 
 
 def fit_local(
@@ -155,7 +156,11 @@ def fit_tables(
     torch.manual_seed(options.seed)
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate)
+    # the identification may use IDENTIFICATION_SHARE of the budget to choose the node spacing
+    deadline = (
+        None if options.max_time_s is None else started + IDENTIFICATION_SHARE * options.max_time_s
+    )
+    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
     config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
     states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
     model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)

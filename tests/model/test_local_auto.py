@@ -48,3 +48,21 @@ def test_auto_keeps_the_global_model_for_exact_decays():
     model, report = fit_samples(x, RATE, FitOptions(modes="auto", steps=2, **SMALL))
     assert isinstance(model, SonodeModel)
     assert "modes_chosen_by" not in report.identification
+
+
+def test_node_spacing_is_chosen_by_validation_for_a_bass_note(monkeypatch):
+    """Harmonics 41 Hz apart (E1) are not resolved by the 40 ms windows of 10 ms nodes; a longer
+    spacing, chosen on held-back samples, resolves them at the same numbers per sample."""
+    import sonode.model.local_identify as local_identify
+
+    t = np.arange(int(0.6 * RATE)) / RATE
+    x = sum(
+        np.exp(-(1 + h) * t) * np.cos(2 * np.pi * 41.2 * h * t + h) / h for h in range(1, 9)
+    ) + 1e-5 * np.random.default_rng(1).standard_normal(t.size)
+    options = FitOptions(modes="local", steps=0, continuation_samples=0, max_time_s=None)
+    chosen, report = fit_samples(x, RATE, options)
+    monkeypatch.setattr(local_identify, "NODE_SPACINGS_S", (0.010,))
+    short, short_report = fit_samples(x, RATE, options)
+    assert short.config.hop_samples == 160 and chosen.config.hop_samples > 160
+    assert report.snr_db > short_report.snr_db + 10
+    assert report.identification["parameters_per_sample"] < 0.6
