@@ -106,7 +106,7 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     from sonode.io.clip import read_clip
     from sonode.model.init import initial_model, normalisation
     from sonode.model.local import LocalConfig, LocalModel
-    from sonode.model.local_fit import _solve_states, identify_tracks
+    from sonode.model.local_identify import _solve_states, identify_tracks
 
     torch.set_num_threads(1)
     read = read_clip(clip, rate=rate, duration_s=duration_s)

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 
 from sonode.dsp.metrics import snr_db
+from sonode.model.checkpoint import fit_identity
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_checkpoint import LocalCheckpointer, LocalResume, load_local
 from sonode.model.local_codec import choose_steps
-from sonode.model.local_identify import _solve_states, identify_tracks
+from sonode.model.local_identify import identify_tracks
 from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
@@ -56,16 +58,24 @@ def fit_local(
 ) -> tuple[LocalModel, FitReport]:
     """Fit the local-mode model to a clip x (n,) in file amplitude. See the module docstring.
 
+    ``checkpoint`` (a `CheckpointPlan`): the refinement's state is written every
+    ``checkpoint.every_s`` seconds and when interrupted, and resumed from with ``resume``
+    (`sonode.model.local_checkpoint`).
+
     Raises:
-        ValueError: resuming from a checkpoint (the local fit writes none: its identification is
-            most of its time, and a fit is repeated exactly from the same clip and options).
+        CheckpointError: resuming, and the checkpoint is missing, damaged, a global fit's, or made
+            for another clip or other options.
     """
-    if checkpoint is not None and checkpoint.resume:
-        raise ValueError("resuming a fit is not supported with modes='local'; refit the clip")
-    started = time.perf_counter()
+    identity = resumed = None
+    if checkpoint is not None:
+        identity = fit_identity(x, sample_rate, asdict(options), checkpoint.source)
+        if checkpoint.resume:  # before any identification, so that a mismatch fails fast
+            resumed = load_local(checkpoint.path, identity)
+    started = time.perf_counter() - (0.0 if resumed is None else resumed.elapsed_s)
     # the continuation first, so that the budget left for training is what remains after it
     tail = local_continuation(x, sample_rate, options)
-    tables = fit_tables(x, sample_rate, options, started, on_epoch, should_stop)
+    plan = None if checkpoint is None else (checkpoint, identity)
+    tables = fit_tables(x, sample_rate, options, started, on_epoch, should_stop, plan, resumed)
     return finish_local(tables, options, tail)
 
 
@@ -150,23 +160,45 @@ def fit_tables(
     started: float,
     on_epoch: Callable[[EpochRecord, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint=None,
+    resumed: LocalResume | None = None,
 ) -> LocalTables:
     """Steps 1–3 of the module docstring and the compact rounding: the tables of a clip x (n,) in
-    file amplitude, training within ``options.max_time_s`` counted from ``started``."""
+    file amplitude, training within ``options.max_time_s`` counted from ``started``; with
+    ``checkpoint`` ((`CheckpointPlan`, identity)) the refinement is checkpointed, and
+    ``resumed`` continues one instead of identifying."""
     torch.manual_seed(options.seed)
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    # the identification may use IDENTIFICATION_SHARE of the budget to choose the node spacing
-    deadline = (
-        None if options.max_time_s is None else started + IDENTIFICATION_SHARE * options.max_time_s
-    )
-    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
+    if resumed is None:
+        # the identification may use IDENTIFICATION_SHARE of the budget to choose the spacing
+        deadline = (
+            None
+            if options.max_time_s is None
+            else started + IDENTIFICATION_SHARE * options.max_time_s
+        )
+        hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
+        first, length, freq = tracks.first, tracks.length, tracks.freq_hz
+    else:
+        hop, level, validation = resumed.hop_samples, resumed.level_db, resumed.validation_db
+        first, length = resumed.track_first, resumed.track_length
+        freq = resumed.identified_freq_hz
     config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
-    states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
-    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    states = chunked_least_squares(first, length, freq * hop / sample_rate, xn, hop)
+    model = LocalModel(config, first, length, freq, *states)
     identified_s = time.perf_counter() - started
     initial = snr_db(xn, model.reconstruct().numpy())
-    history, best, stop = train_tables(model, xn, options, initial, started, on_epoch, should_stop)
+    save = None
+    if checkpoint is not None:
+        plan, identity = checkpoint
+        save = LocalCheckpointer(plan, identity, started, {
+            "hop_samples": hop, "track_first": first, "track_length": length,
+            "identified_freq_hz": freq, "level_db": level, "validation_db": validation,
+            "initial_db": initial,
+        })  # fmt: skip
+    history, best, stop = train_tables(
+        model, xn, options, initial, started, on_epoch, should_stop, save, resumed
+    )
     stored, check_db, rounding = _store_compactly(model, xn, best)
     return LocalTables(
         model, xn, started, identified_s, initial, stored, best, check_db, rounding, history, stop,

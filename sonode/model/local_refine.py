@@ -67,6 +67,7 @@ def refine_frequencies(
     iterations: int | None,
     deadline: float | None,
     on_iteration: Callable[[Refinement], bool] | None = None,
+    resume: tuple[float, int] | None = None,
 ) -> Refinement:
     """Gauss–Newton steps of variable projection on the frequencies; see the module docstring.
 
@@ -79,6 +80,8 @@ def refine_frequencies(
             should be done: an iteration starts only if its predicted cost (the last one's, or
             ITERATION_SOLVES state solves) and RESERVE_SOLVES more fit before it (None: none).
         on_iteration: called after every iteration; returning True stops.
+        resume: (damping, iterations done) of an interrupted refinement that had reached
+            ``freq_hz``: it continues as it would have.
 
     Returns:
         The best refinement found (the start if no step helped).
@@ -98,6 +101,9 @@ def refine_frequencies(
     started = time.perf_counter()
     states = solve(freq_hz)
     best = Refinement(freq_hz.copy(), states, score(freq_hz, states))
+    if resume is not None:
+        best.damping = resume[0]
+        best.history = [{"resumed": True}] * resume[1]  # counted against ``iterations``
     solve_seconds = time.perf_counter() - started
     last_seconds = ITERATION_SOLVES * solve_seconds  # the first iteration's cost, predicted
     while iterations is None or len(best.history) < iterations:
@@ -137,17 +143,22 @@ def refine_frequencies(
     return best
 
 
-def train_tables(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
+def train_tables(
+    model: LocalModel, xn, options, initial, started, on_epoch, should_stop, save=None, resume=None
+):
     """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
     not held back, then solve the states on all of them; the refined model is kept only if it
-    reconstructs the clip better than the identified start."""
-    if options.steps == 0:
-        return [], initial, "steps"
+    reconstructs the clip better than the identified start (``model``'s frequencies).
+
+    ``save(refinement, history, force)`` is called after every iteration (a checkpoint, forced
+    when interrupted); ``resume`` (a `LocalResume`) continues an interrupted refinement."""
+    history: list[EpochRecord] = [] if resume is None else list(resume.history)
+    if options.steps is not None and len(history) >= options.steps:
+        return history, initial, "steps"
     hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
     first, length = model.track_first.numpy(), model.track_length.numpy()
     mask = np.ones(n)
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
-    history: list[EpochRecord] = []
     stop = ["converged"]
 
     def synthesise(freq_hz, states):
@@ -169,18 +180,22 @@ def train_tables(model: LocalModel, xn, options, initial, started, on_epoch, sho
         if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
             stop[0] = "target"
             return True
-        if should_stop is not None and should_stop():
+        interrupted = should_stop is not None and should_stop()
+        if save is not None:
+            save(state, history, interrupted)
+        if interrupted:
             stop[0] = "interrupted"
             return True
         return False
 
     deadline = None if options.max_time_s is None else started + options.max_time_s
-    if deadline is not None and time.perf_counter() >= deadline:
+    if resume is None and deadline is not None and time.perf_counter() >= deadline:
         return history, initial, "time"  # identification used the budget
+    identified = model.freq_hz.detach().numpy().copy()
     refined = refine_frequencies(
         first,
         length,
-        model.freq_hz.detach().numpy(),
+        identified if resume is None else resume.freq_hz,
         xn,
         hop,
         rate,
@@ -189,13 +204,14 @@ def train_tables(model: LocalModel, xn, options, initial, started, on_epoch, sho
         options.steps,
         deadline,
         on_iteration,
+        None if resume is None else (resume.damping, len(resume.history)),
     )
     if stop[0] == "converged":
         if options.steps is not None and len(history) >= options.steps:
             stop[0] = "steps"
         elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
             stop[0] = "time"
-    if not any(h["accepted"] for h in refined.history):
+    if np.array_equal(refined.freq_hz, identified):  # no step was accepted
         return history, initial, stop[0]
     before = model.freq_hz.detach().clone()
     with torch.no_grad():

@@ -66,3 +66,43 @@ def test_node_spacing_is_chosen_by_validation_for_a_bass_note(monkeypatch):
     assert short.config.hop_samples == 160 and chosen.config.hop_samples > 160
     assert report.snr_db > short_report.snr_db + 10
     assert report.identification["parameters_per_sample"] < 0.6
+
+
+def test_an_interrupted_local_fit_resumes_to_the_uninterrupted_result(tmp_path):
+    """--resume for local fits: interrupted after 2 Gauss–Newton iterations, the fit resumes from
+    its checkpoint without identifying again and ends where the uninterrupted 4 iterations end."""
+    import pytest
+
+    import sonode.model.local_fit as local_fit
+    from sonode.model.checkpoint import CheckpointError, CheckpointPlan
+
+    t = np.arange(int(0.4 * RATE)) / RATE
+    x = np.cos(2 * np.pi * (440 * t + 8 / (2 * np.pi * 5) * np.sin(2 * np.pi * 5 * t)))
+    x = x * (1 + 0.3 * np.cos(2 * np.pi * 3 * t))
+    options = FitOptions(modes="local", steps=4, continuation_samples=0, max_time_s=None)
+    whole, whole_report = fit_samples(x, RATE, options)
+    assert whole_report.epochs == 4 and whole_report.snr_db > whole_report.initial_snr_db
+    path = tmp_path / "fit.ckpt"
+    calls = []
+    fit_samples(
+        x,
+        RATE,
+        options,
+        should_stop=lambda: calls.append(1) or len(calls) >= 2,
+        checkpoint=CheckpointPlan(path, every_s=0),
+    )
+    assert path.exists()
+    identify = local_fit.identify_tracks
+    local_fit.identify_tracks = None  # a resumed fit must not identify
+    try:
+        resumed, report = fit_samples(
+            x, RATE, options, checkpoint=CheckpointPlan(path, resume=True)
+        )
+    finally:
+        local_fit.identify_tracks = identify
+    assert report.epochs == 4
+    assert torch.equal(resumed.freq_hz, whole.freq_hz)
+    assert report.snr_db == whole_report.snr_db
+    with pytest.raises(CheckpointError, match="other options"):
+        other = FitOptions(modes="local", steps=4, continuation_samples=0, max_time_s=None, seed=1)
+        fit_samples(x, RATE, other, checkpoint=CheckpointPlan(path, resume=True))
