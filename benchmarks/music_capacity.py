@@ -245,18 +245,20 @@ def main() -> None:
     clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
     clips = clips[: args.limit] if args.limit else clips
     if args.choice:
-        rows = [choice(clip, args.rate, args.duration, args.steps or 6) for clip in clips]
-        for row in rows:
-            print(json.dumps(row), flush=True)
+        rows = []
+        for clip in clips:
+            rows.append(choice(clip, args.rate, args.duration, args.steps or 6))
+            print(json.dumps(rows[-1]), flush=True)
         for key in ("global_start_db", "local_start_db", "local_refined_db", "picked_db"):
             print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
         gains = [r["local_refined_db"] - r["local_start_db"] for r in rows]
         print(f"median refinement gain: {statistics.median(gains):+.3f} dB")
         return
     if args.starts:
-        rows = [starts(clip, args.rate, args.duration) for clip in clips]
-        for row in rows:
-            print(json.dumps(row), flush=True)
+        rows = []
+        for clip in clips:
+            rows.append(starts(clip, args.rate, args.duration))
+            print(json.dumps(rows[-1]), flush=True)
         for key in ("local_db", "global64_db", "global128_db", "local_per_sample"):
             print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
         return
