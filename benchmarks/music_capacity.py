@@ -186,6 +186,7 @@ def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -
         "local_refined_held_back_db": max(
             [tables.validation_db] + [r.kept_snr_db for r in tables.history]
         ),
+        "local_hop_samples": tables.model.config.hop_samples,
         "pick": pick,
         "picked_db": tables.snr_db if pick == "local" else global_db,
         "global_cpu_s": global_cpu,
@@ -251,6 +252,12 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         for key in ("global_start_db", "local_start_db", "local_refined_db", "picked_db"):
             print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        best = [max(r["global_start_db"], r["local_refined_db"]) for r in rows]
+        wrong = sum(r["picked_db"] < b for r, b in zip(rows, best, strict=True))
+        print(
+            f"picks local on {sum(r['pick'] == 'local' for r in rows)} of {len(rows)}, "
+            f"the worse of the two on {wrong}"
+        )
         gains = [r["local_refined_db"] - r["local_start_db"] for r in rows]
         print(f"median refinement gain: {statistics.median(gains):+.3f} dB")
         return
