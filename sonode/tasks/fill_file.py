@@ -2,7 +2,7 @@
 
 The whole file is never loaded: it is scanned block by block (finite, not silent), each gap is
 filled from its context alone, and the output is the input copied block by block with the gaps
-replaced. Memory is O(block + context), whatever the file's length (only --detect reads one
+replaced. Memory is O(block + threads × context), whatever the file's length (only --detect reads one
 channel whole, within the memory budget).
 
 The output keeps the input's rate and channels. Its container comes from the output's extension
@@ -124,13 +124,16 @@ def fill_gaps(
     context = int(round(settings.context_s * rate))
     with _open(path) as f:
         n_frames, channels = f.frames, f.channels
-    check_memory(
-        f"filling {channels} channel(s)",
-        16 * channels * (2 * context + max((g.n_samples for g in gaps), default=0)),
-        "fill fewer channels at once",
-    )
     tasks = len(gaps) * channels if channels_to_fill is None else sum(map(len, channels_to_fill))
     workers = _fill_workers(settings, tasks)
+    check_memory(  # up to 2 × workers + 1 gaps' windows are held while their fills run
+        f"filling {channels} channel(s), {workers} at once",
+        16
+        * channels
+        * (2 * context + max((g.n_samples for g in gaps), default=0))
+        * (2 * workers + 1),
+        "fill fewer channels at once (--threads 1)",
+    )
     filled: list[np.ndarray] = []
     pending: deque = deque()  # (gap index, its output, [(channel, future of its fill)])
 
