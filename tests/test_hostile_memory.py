@@ -77,7 +77,7 @@ def test_upsampling_a_clip_too_long_for_memory_is_refused_before_it_is_read(tmp_
     def never(*args, **kwargs):
         raise AssertionError("the clip was read before its size was checked")
 
-    monkeypatch.setattr(sonode.io.clip, "read_clip", never)
+    monkeypatch.setattr(sonode.io.clip, "_read_mono", never)  # what every read of samples calls
     monkeypatch.setenv("SONODE_MEMORY_BUDGET", str(800 << 20))  # 32 MiB beyond the baseline
     result = cli("upsample", clip, "--rate", "192000", "-o", tmp_path / "u.wav", "--quiet")
     assert result.exit_code == 2, result.output
