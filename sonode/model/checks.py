@@ -173,3 +173,14 @@ def trajectory_snr(model: SonodeModel, target: torch.Tensor) -> float:
     clip: how far the learned dynamics carry the sound without restarting."""
     n = min(target.shape[0], int(TRAJECTORY_S * model.config.sample_rate))
     return snr_db(target[:n], model.trajectory(n))
+
+
+@torch.no_grad()
+def continuity_defect_db(model: SonodeModel) -> float:
+    """The segment-boundary continuity defects relative to the states (dB; nan for one segment)."""
+    if model.config.layout.n_segments <= 1:
+        return math.nan
+    defects = model.defects()
+    return 10 * math.log10(
+        float(torch.sum(defects**2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300
+    )

@@ -27,6 +27,7 @@ from sonode.model.checks import (
     DISCRETISATION_GOAL_DB,
     coarse_and_fine,
     consider,
+    continuity_defect_db,
     fast_vs_reference_db,
     snr_db,
     stoppable_check_db,
@@ -362,16 +363,6 @@ def fit_samples(
             ),
             model,
         ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
-    with torch.no_grad():
-        defects = model.defects()
-        defect_db = (
-            10
-            * math.log10(
-                float(torch.sum(defects**2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300
-            )
-            if layout.n_segments > 1
-            else math.nan
-        )
     report = FitReport(
         options=asdict(options),
         gradient=options.gradient,
@@ -394,7 +385,7 @@ def fit_samples(
         identification=identification,
         trajectory_snr_db=best_trajectory if coarse is None else trajectory_snr(model, target),
         initial_trajectory_snr_db=initial_trajectory,
-        continuity_defect_db=defect_db,
+        continuity_defect_db=continuity_defect_db(model),
         continuation_training=continuation_training,
     )
     return model, report
