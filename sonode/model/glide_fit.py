@@ -35,7 +35,8 @@ GLIDE_ANCHORS = 8
 ANCHOR_SPREAD_S = 0.15  # anchors lie over this span before the last one (the end minus H)
 MIN_CONTEXT_S = 0.1  # an anchor needs this much clip before it to identify a continuation
 GLIDE_ITERATIONS = 15  # L-BFGS iterations per horizon (each a few adjoint solves)
-GLIDE_STRIDE = 4  # every 4th sample of a horizon
+GLIDE_STRIDE = 4  # every 4th sample of a horizon...
+GLIDE_MAX_POINTS = 2400  # ...and at most 200 ms at 48 kHz of them: a sparser stride above (#30)
 PITCH = torch.tensor([0.0, 1.0], dtype=torch.float64)  # the glide entry fitted: a, not b
 
 
@@ -103,7 +104,7 @@ def _stage(
 ) -> tuple[float, float]:
     """L-BFGS on the glide's pitch entry for the task loss over ``horizon`` samples from each run's
     anchor; returns the loss before and after."""
-    j = torch.arange(0, horizon, GLIDE_STRIDE)
+    j = torch.arange(0, horizon, max(GLIDE_STRIDE, -(-horizon // GLIDE_MAX_POINTS)))
     after_s = j.to(torch.float64) / rate
 
     def run_loss(a: int, run: Tail) -> torch.Tensor:

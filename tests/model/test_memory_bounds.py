@@ -5,6 +5,7 @@ import math
 import weakref
 
 import numpy as np
+import pytest
 import torch
 
 from sonode.model import glide_fit, modal
@@ -104,3 +105,29 @@ def test_the_glide_fit_holds_one_anchors_graph_at_a_time(monkeypatch):
     tail = Tail.from_fit(identify_continuation(x, RATE, max_order=32), RATE)
     one, four = _glide_peak_bytes(tail, x, 1), _glide_peak_bytes(tail, x, 4)
     assert one > 0 and four < 1.5 * one, (one, four)  # summed first: 4 times as much
+
+
+def test_a_horizons_points_are_capped_above_48_khz_and_unchanged_below(monkeypatch):
+    """The task loss and the glide read a horizon every 8th / 4th sample: 200 ms at 192 kHz would be
+    4800 / 9600 points per anchor, 4 times the graph of 48 kHz. Above 48 kHz the stride grows."""
+    from sonode.model import task_loss
+
+    monkeypatch.setattr(task_loss, "H_MIN_S", task_loss.H_MAX_S)  # the longest horizon at once
+    for rate, steps, glide_points in ((48000, 8, 2400), (192000, 32, 2400)):
+        t = np.arange(int(0.6 * rate)) / rate
+        x = 0.6 * np.exp(-3 * t) * np.sin(2 * np.pi * 330 * t)
+        tail = Tail.from_fit(identify_continuation(x, rate, max_order=16), rate)
+        points = []
+
+        def record(self, z0, local_s, *args, _points=points, **kwargs):  # no solve needed
+            _points.append(local_s.shape[0])
+            raise RuntimeError("recorded")
+
+        monkeypatch.setattr(Tail, "run", record)
+        task_loss.train_field(tail, x, rate, steps=1)
+        horizon = int(task_loss.H_MAX_S * rate)
+        assert points == [-(-horizon // steps)], (rate, points)  # every 8th, every 32nd
+        assert points[0] <= task_loss.MAX_HORIZON_POINTS
+        with pytest.raises(RuntimeError, match="recorded"):
+            glide_fit._stage([(int(0.3 * rate), tail)], tail.field.glide, x, rate, horizon)
+        assert points[1] == glide_points <= glide_fit.GLIDE_MAX_POINTS, (rate, points)
