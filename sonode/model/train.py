@@ -29,6 +29,7 @@ from sonode.model.checks import (
     consider,
     continuity_defect_db,
     fast_vs_reference_db,
+    reconstruction_estimate_s,
     snr_db,
     stoppable_check_db,
     trajectory_snr,
@@ -216,9 +217,9 @@ def fit_samples(
     )
     if sampled and options.state_solve_every and resumed is None:
         # a long clip's states solved jointly first, if that fits (docs/training.md: +0.15-0.4 dB)
-        check_start = time.perf_counter()
-        fits = budget.state_solve_fits(whole_solve_estimate_s(model, target))
+        fits = budget.solve_fits(lambda: whole_solve_estimate_s(model, target))
         if fits and solve_run_states(model, target, None, optimiser):
+            check_start = time.perf_counter()
             kept = consider(model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
             (best_snr, best_trajectory, best_state), _ = kept
             model.load_state_dict(best_state)
@@ -286,15 +287,19 @@ def fit_samples(
         optimiser.step()
         epoch += 1
         budget.step_took(time.perf_counter() - step_start)
-        check_start = time.perf_counter()
+        if sampled:  # what a check costs once the field is trained, measured once
+            budget.measure_reconstruction(lambda: reconstruction_estimate_s(model))
         if options.state_solve_every and epoch % options.state_solve_every == 0:
-            # a sampled clip's every segment: the untrained ones' states lag the shared parameters
-            solve_run_states(model, target, None if sampled else segments, optimiser)
+            # a sampled clip's every segment (the untrained ones' states lag the shared parameters)
+            # if it fits: a 60 s 48 kHz clip's whole solve was estimated at ~160 CPU s
+            if not sampled or budget.solve_fits(lambda: whole_solve_estimate_s(model, target)):
+                solve_run_states(model, target, None if sampled else segments, optimiser)
+        check_start = time.perf_counter()
         if epoch % CHECK_EVERY_EPOCHS == 0:
             (best_snr, best_trajectory, best_state), passed = consider(
                 model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
-            budget.consider_took(time.perf_counter() - check_start)  # the solve before it too
+            budget.consider_took(time.perf_counter() - check_start)
             if not passed:  # the fast solve disagrees with the reference: back to the last kept
                 rejected += 1
                 model.load_state_dict(best_state)
