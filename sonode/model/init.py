@@ -142,7 +142,11 @@ def initial_model(
 
 
 def segment_states(
-    xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel_ridge: float
+    xn: np.ndarray,
+    layout: SegmentLayout,
+    poles: np.ndarray,
+    rel_ridge: float,
+    sample_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Start states of every segment: ridge least squares of the modes over the segment's window,
     weighted by its cross-fade weights.
@@ -152,12 +156,18 @@ def segment_states(
         layout: the segments.
         poles: discrete modes (K,).
         rel_ridge: see `ridge_solve`.
+        sample_weights: (layout.n_samples,) weights of the clip's samples (0 = held back), None
+            for all alike.
 
     Returns:
         (layout.n_segments, 2K) states [Re c; Im c].
     """
     basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
     weights = layout.training_weights().numpy().T  # (M, W)
+    if sample_weights is not None:
+        weights = (
+            weights * layout.split(torch.from_numpy(np.asarray(sample_weights, float))).numpy().T
+        )
     windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
     states = np.empty((layout.n_segments, basis.shape[1]))
     # The normal matrix depends on the segment only through its cross-fade weights, and all but

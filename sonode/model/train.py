@@ -38,7 +38,7 @@ from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import solve_run_states, whole_solve_estimate_s
-from sonode.model.local_fit import choose_variant, fit_local
+from sonode.model.local_fit import fit_auto, fit_local
 from sonode.model.objective import (
     CountingField,
     SegmentBatches,
@@ -95,25 +95,20 @@ def fit_samples(
             for another clip or other options.
     """
     check_fit_size(int(x.shape[0]), sample_rate, options)
-    if options.modes != "global":  # modes that follow the notes, or the choice by validation
-        variant = (
-            choose_variant(
-                x,
-                sample_rate,
-                lambda: initial_from_options(x, sample_rate, options, continuation=False)[0],
-            )
-            if options.modes == "auto"
-            else "local"
-        )
-        if variant == "local":
-            return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
+    t_start = time.perf_counter()  # the choice of --modes auto counts against --max-time
+    if options.modes == "local":  # modes that follow the notes
+        return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
+    if options.modes == "auto":  # the local model if it beats the global start, else global
+        start = lambda: initial_from_options(x, sample_rate, options, continuation=False)[0]  # noqa: E731
+        local = fit_auto(x, sample_rate, options, start, should_stop, checkpoint)
+        if local is not None:
+            return local
     identity = None
     resumed = None
     if checkpoint is not None:
         identity = fit_identity(x, sample_rate, asdict(options), checkpoint.source)
         if checkpoint.resume:  # before the costly initialisation, so that a mismatch fails fast
             resumed = load_checkpoint(checkpoint.path, identity)
-    t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model, identification = initial_from_options(x, sample_rate, options)
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
