@@ -17,7 +17,7 @@ from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.field import ModalField
-from sonode.model.limit_cycle import CycledField, LimitCycle
+from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.local import LOCAL_VERSIONS, LocalModel
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
@@ -136,16 +136,17 @@ class SonodeModel(ContinuationMixin, nn.Module):
         local = torch.cat(
             [torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate]
         )
-        x = modal_readout(
-            self.bank, self.trajectory_field(), self.trajectory_state, local, self.readout, gradient
-        )[:, 0]
+        bank, field = self.trajectory_ode()
+        x = modal_readout(bank, field, self.trajectory_state, local, self.readout, gradient)[:, 0]
         return x[1:] + self.readout_bias
 
-    def trajectory_field(self) -> nn.Module:
-        """The one trajectory's field: the model's, plus its limit cycle when that is on."""
-        if self.trajectory_cycle.active:
-            return CycledField(self.field, self.trajectory_cycle)
-        return self.field
+    def trajectory_ode(self) -> tuple[nn.Module | HeldModes, nn.Module]:
+        """The one trajectory's (bank, field): the model's, or, when its limit cycle is on, the
+        cycle's member modes neutral (`HeldModes`) and the cycle added to the field."""
+        cycle = self.trajectory_cycle
+        if cycle.active:
+            return HeldModes(self.bank, cycle.member > 0), CycledField(self.field, cycle)
+        return self.bank, self.field
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised samples x = C z + b for states z (..., d) → (...)."""

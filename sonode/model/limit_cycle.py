@@ -84,6 +84,33 @@ class LimitCycle(nn.Module):
         return self.cancel_per_s + self.member * self.rate_per_s * (1.0 - total / self.energy)
 
 
+class HeldModes:
+    """``bank`` (an `OscillatorBank`) with the modes ``member`` (K,) bool made neutral (σ = 0): the
+    modes a limit cycle holds, as the one trajectory runs them. Cancelling their decays inside the
+    field instead (h = −σ, as the continuation's cycle does) overflows: the fast solver reads
+    exp(Γ)·exp(λt) with Γ ≈ −σt, inf·0 past |σ|t ≈ 700 (a mode falling 3000 dB/s at 2 s). Not a
+    module: it holds the bank's own parameters (frequencies, and the decays of the others)."""
+
+    def __init__(self, bank: nn.Module, member: torch.Tensor):
+        self.bank, self.member = bank, member.to(torch.bool)
+
+    @property
+    def n_modes(self) -> int:
+        return self.bank.n_modes
+
+    @property
+    def decay_per_s(self) -> torch.Tensor:
+        return torch.where(self.member, 0.0, self.bank.decay_per_s)
+
+    @property
+    def omega_rad_per_s(self) -> torch.Tensor:
+        return self.bank.omega_rad_per_s
+
+    @property
+    def raw_damping(self) -> torch.Tensor:
+        return self.bank.raw_damping
+
+
 class CycledField(nn.Module):
     """γ(e) + h(E): ``field`` (any field with the `ModalField` interface) with the limit cycle
     ``cycle`` added — the one trajectory's ODE when its cycle is on (`SonodeModel.trajectory`).

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from sonode.dsp.lpc import modal_basis, modal_gram, ridge_solve
-from sonode.model.limit_cycle import CycledField, LimitCycle
+from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.modal import modal_readout
 from sonode.model.predict import LEVEL_FRAME_S, level_error_db
 
@@ -37,7 +37,7 @@ TIE_DB = 0.1
 # for 16 ms segments, so a held note's energy sits in modes decaying at hundreds of dB/s (measured
 # on the seven sustained clips of data/: median 200-500 dB/s); which of them make the held orbit
 # is decided by the held-back test, not fixed.
-MEMBER_DB_PER_S = (3.0, 30.0, 300.0, 3000.0)
+MEMBER_DB_PER_S = (3.0, 30.0, 300.0, 3000.0, math.inf)
 # a held note has most of its energy in the modes that hold: with less, the cycle would hold a
 # remnant (a sum of damped tones whose one slow mode carries 1e-6 of the energy ties, not a cycle)
 MIN_MEMBER_SHARE = 0.5
@@ -95,14 +95,14 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     local = torch.cat([torch.zeros(1), torch.arange(n_samples) / rate]).to(torch.float64)
     truth = xn[fit:n_samples]
 
-    def held_back_error(field, state) -> float:
+    def held_back_error(bank, field, state) -> float:
         with torch.no_grad():
             run = modal_readout(bank, field, state, local, model.readout)[1:, 0]
             run = (run + model.readout_bias).numpy()[fit:]
         return level_error_db(truth, run, 0, int(LEVEL_FRAME_S * rate))
 
     linear_state = torch.from_numpy(least_squares_state(poles, xn[:fit], rel_ridge))[None]
-    errors = {"linear": held_back_error(model.field, linear_state)}
+    errors = {"linear": held_back_error(bank, model.field, linear_state)}
     best = None
     for bound_db_per_s in MEMBER_DB_PER_S:
         member = decay > -bound_db_per_s * np.log(10) / 20
@@ -111,8 +111,8 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
         if share < MIN_MEMBER_SHARE:
             continue
         cycle = LimitCycle(bank.n_modes)
-        cycle.hold(state_energy(state, member), decay, member=member)
-        error = held_back_error(CycledField(model.field, cycle), state)
+        cycle.hold(state_energy(state, member), torch.zeros_like(decay), member=member)
+        error = held_back_error(HeldModes(bank, member), CycledField(model.field, cycle), state)
         errors[f"{bound_db_per_s:g}"] = error
         # a free run that cannot be scored (non-finite) is no evidence for the cycle
         if math.isfinite(error) and (best is None or error < best[0]):
@@ -126,6 +126,7 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     state = _orbit_state(poles, member.numpy(), xn[:n_samples], rel_ridge)
     with torch.no_grad():
         model.trajectory_state.copy_(state)
-    model.trajectory_cycle.hold(state_energy(state, member), decay, member=member)
+    # the members' decays are zeroed by `HeldModes`, not cancelled by the cycle
+    model.trajectory_cycle.hold(state_energy(state, member), torch.zeros_like(decay), member=member)
     report.update(chosen=True, member_db_per_s=bound_db_per_s, modes=int(member.sum()))
     return report
