@@ -16,6 +16,10 @@ the clip's end. Its field adds, in the modes' complex coordinates c_k (energies 
   stay phase-locked at the frequencies the late modes have (plus the field's pitch shift θ' = ω(a)).
 
 Both act through `rates(energy)`, the interface of the fast envelope solver (`sonode.model.modal`).
+
+The one trajectory of the model itself (`SonodeModel.trajectory`) uses the same `LimitCycle` on the
+modes it holds (`member`), chosen per clip by `sonode.model.trajectory_cycle`: `HeldModes` runs those
+modes neutral and `CycledField` adds the cycle to the model's field.
 """
 
 from __future__ import annotations

@@ -1,20 +1,24 @@
 """The one trajectory's limit cycle, chosen per clip by validation on held-back samples.
 
 The one trajectory (`SonodeModel.trajectory`) is the free run of the model's ODE from its
-trajectory state. With linear modes that free run is neutral: a held note is a set of modes at the
-bank's smallest decay, and an amplitude pushed off it stays off. The limit cycle
-(`sonode.model.limit_cycle.LimitCycle`, the same one the continuation uses for held notes) cancels
-the modes' decays and adds the Hopf amplitude equation a' = κ a (1 − a²/a*²) shared by every mode,
-at the energy E* of the trajectory state: a common real factor, so the modes' amplitude ratios and
-relative phases (the note's waveform) are kept, and the orbit attracts.
+trajectory state. With linear modes that free run is neutral at best (a held note as modes at the
+bank's smallest decay: an amplitude pushed off it stays off) and dies out at worst (the bank is
+identified for 16 ms segments, and on real held notes most of the state's energy sits in modes
+falling hundreds of dB/s). The limit cycle (`sonode.model.limit_cycle.LimitCycle`, the one the
+continuation uses for held notes) runs its *member* modes neutral (`HeldModes`) and adds the Hopf
+amplitude equation a' = κ a (1 − a²/a*²) shared by them, at the energy E* of the orbit: a common
+real factor, so the members' amplitude ratios and relative phases (the note's waveform) are kept,
+and the orbit attracts. The other modes (a note's onset, noise) decay as identified.
 
-Whether the clip's note is held is decided on its own samples: the trajectory state is fitted by
-the same least squares on the first (1 − HOLD_FRACTION) of the trajectory's span, and both free
-runs, without and with the cycle, are scored on the held-back rest by their frame-level error
-(dB RMS over LEVEL_FRAME_S frames, as the continuation's cycle is chosen in
-`sonode.model.predict`). A tie (within TIE_DB: a held note's frame levels wobble by that much)
-goes to the cycle: both hold the level over the held-back span, and only the cycle is stable
-against a perturbation. A decaying sound's held-back levels fall, which the cycle does not: it is
+Whether the note is held, and which modes hold it, is decided on the clip's own samples. The
+trajectory's span is split: on its first (1 − HOLD_FRACTION) the state is fitted by least squares
+(i) as identified, (ii) for each bound of MEMBER_DB_PER_S, as the orbit with the modes decaying
+slower than the bound neutral. Each free run is scored on the held-back rest by its frame-level
+error (dB RMS over LEVEL_FRAME_S frames, as the continuation's cycle is chosen in
+`sonode.model.predict`). The best cycle is kept unless the linear run is better by more than TIE_DB
+(a held note's frame levels wobble by that much; on a tie both hold the level over the held-back
+span, and only the cycle is stable against a perturbation); the state is then refitted as that
+orbit on the whole span. A decaying sound's held-back levels fall, which the cycle's do not: it is
 refused.
 """
 
@@ -103,9 +107,12 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
 
     linear_state = torch.from_numpy(least_squares_state(poles, xn[:fit], rel_ridge))[None]
     errors = {"linear": held_back_error(bank, model.field, linear_state)}
-    best = None
+    best, tried = None, []
     for bound_db_per_s in MEMBER_DB_PER_S:
         member = decay > -bound_db_per_s * np.log(10) / 20
+        if any(torch.equal(member, other) for other in tried):  # the same members: the same run
+            continue
+        tried.append(member)
         state = _orbit_state(poles, member.numpy(), xn[:fit], rel_ridge)
         share = state_energy(state, member) / max(state_energy(state, member | ~member), 1e-300)
         if share < MIN_MEMBER_SHARE:
