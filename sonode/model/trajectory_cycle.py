@@ -61,11 +61,29 @@ def least_squares_state(poles: np.ndarray, x: np.ndarray, rel_ridge: float) -> n
     return ridge_solve(modal_gram(poles, n), x @ modal_basis(poles, n), rel_ridge)
 
 
-def _orbit_state(poles: np.ndarray, member: np.ndarray, x: np.ndarray, rel_ridge: float):
-    """The state (1, 2K) of the held orbit that best fits ``x``: the member modes neutral (as the
-    cycle runs them, decays cancelled), the others decaying (least squares, as above)."""
-    held = np.where(member, poles / np.abs(poles), poles)
-    return torch.from_numpy(least_squares_state(held, x, rel_ridge))[None]
+def _held_poles(poles: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """``poles`` (K,) with the ``member`` (K,) bool ones moved onto the unit circle (neutral, as the
+    cycle runs them)."""
+    return np.where(member, poles / np.abs(poles), poles)
+
+
+class _OrbitFits:
+    """Least-squares states of ``x`` (n,) for ``poles`` (K,) with any set of member modes neutral:
+    the orbit that best fits x (the other modes decaying as identified). The projections of x on
+    both bases are computed once (the basis is the cost: n × 2K complex powers), the Gram matrix in
+    closed form per set."""
+
+    def __init__(self, poles: np.ndarray, x: np.ndarray, rel_ridge: float):
+        self.poles, self.n, self.rel_ridge = poles, x.shape[0], rel_ridge
+        held = _held_poles(poles, np.ones(poles.shape[0], dtype=bool))
+        self.rhs = [x @ modal_basis(p, self.n) for p in (poles, held)]  # (2K,) each
+
+    def state(self, member: np.ndarray) -> torch.Tensor:
+        """(1, 2K) for the members ``member`` (K,) bool (none: the linear fit)."""
+        both = np.concatenate([member, member])  # columns Re then −Im of each mode
+        rhs = np.where(both, self.rhs[1], self.rhs[0])
+        gram = modal_gram(_held_poles(self.poles, member), self.n)
+        return torch.from_numpy(ridge_solve(gram, rhs, self.rel_ridge))[None]
 
 
 def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: float) -> dict:
@@ -96,24 +114,25 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     decay, omega = bank.decay_per_s.detach(), bank.omega_rad_per_s.detach()
     poles = np.exp((decay.numpy() + 1j * omega.numpy()) / rate)
     fit = n_samples - held
-    local = torch.cat([torch.zeros(1), torch.arange(n_samples) / rate]).to(torch.float64)
+    # read at the held-back samples only (the run still starts at the span's first sample)
+    local = torch.cat([torch.zeros(1), torch.arange(fit, n_samples) / rate]).to(torch.float64)
     truth = xn[fit:n_samples]
 
     def held_back_error(bank, field, state) -> float:
         with torch.no_grad():
             run = modal_readout(bank, field, state, local, model.readout)[1:, 0]
-            run = (run + model.readout_bias).numpy()[fit:]
+            run = (run + model.readout_bias).numpy()
         return level_error_db(truth, run, 0, int(LEVEL_FRAME_S * rate))
 
-    linear_state = torch.from_numpy(least_squares_state(poles, xn[:fit], rel_ridge))[None]
-    errors = {"linear": held_back_error(bank, model.field, linear_state)}
+    fits = _OrbitFits(poles, xn[:fit], rel_ridge)
+    errors = {"linear": held_back_error(bank, model.field, fits.state(np.zeros(len(poles), bool)))}
     best, tried = None, []
     for bound_db_per_s in MEMBER_DB_PER_S:
         member = decay > -bound_db_per_s * np.log(10) / 20
         if any(torch.equal(member, other) for other in tried):  # the same members: the same run
             continue
         tried.append(member)
-        state = _orbit_state(poles, member.numpy(), xn[:fit], rel_ridge)
+        state = fits.state(member.numpy())
         share = state_energy(state, member) / max(state_energy(state, member | ~member), 1e-300)
         if share < MIN_MEMBER_SHARE:
             continue
@@ -130,7 +149,8 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     ):
         return report
     _, bound_db_per_s, member = best
-    state = _orbit_state(poles, member.numpy(), xn[:n_samples], rel_ridge)
+    held_poles = _held_poles(poles, member.numpy())
+    state = torch.from_numpy(least_squares_state(held_poles, xn[:n_samples], rel_ridge))[None]
     with torch.no_grad():
         model.trajectory_state.copy_(state)
     # the members' decays are zeroed by `HeldModes`, not cancelled by the cycle
