@@ -15,11 +15,11 @@ trajectory's span is split: on its first (1 − HOLD_FRACTION) the state is fitt
 (i) as identified, (ii) for each bound of MEMBER_DB_PER_S, as the orbit with the modes decaying
 slower than the bound neutral. Each free run is scored on the held-back rest by its frame-level
 error (dB RMS over LEVEL_FRAME_S frames, as the continuation's cycle is chosen in
-`sonode.model.predict`). The best cycle is kept unless the linear run is better by more than TIE_DB
-(a held note's frame levels wobble by that much; on a tie both hold the level over the held-back
-span, and only the cycle is stable against a perturbation); the state is then refitted as that
-orbit on the whole span. A decaying sound's held-back levels fall, which the cycle's do not: it is
-refused.
+`sonode.model.predict`). The best cycle is kept if its level error is lower by more than TIE_DB
+(a held note's frame levels wobble by that much), or within TIE_DB and its held-back SNR is not
+lower by more than TIE_DB (on a tie of both — the same runs — the cycle: only it is stable against
+a perturbation); the state is then refitted as that orbit on the whole span. A decaying sound's
+held-back levels fall, which the cycle's do not: it is refused.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 from sonode.dsp.lpc import modal_basis, modal_gram, ridge_solve
 from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.modal import modal_readout
-from sonode.model.predict import LEVEL_FRAME_S, level_error_db
+from sonode.model.predict import LEVEL_FRAME_S, level_error_db, snr
 
 HOLD_FRACTION = 0.25  # of the trajectory's span, held back to choose the cycle
 MIN_HELD_S = 0.1  # a shorter held-back span (4 level frames) cannot tell a held note: no cycle
@@ -86,6 +86,17 @@ class _OrbitFits:
         return torch.from_numpy(ridge_solve(gram, rhs, self.rel_ridge))[None]
 
 
+def _cycle_wins(level_db: float, snr_db: float, linear_level_db: float, linear_snr_db: float):
+    """The cycle's held-back (level error, SNR) against the linear run's: a clear win on the level
+    (what the cycle is for), or a tie on it (within TIE_DB) and no loss of SNR beyond TIE_DB (a tie
+    on both — the same runs, as on a noise-free held note — goes to the cycle: only it is stable)."""
+    if not math.isfinite(linear_level_db):
+        return True
+    if level_db < linear_level_db - TIE_DB:
+        return True
+    return level_db <= linear_level_db + TIE_DB and not snr_db < linear_snr_db - TIE_DB
+
+
 def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: float) -> dict:
     """Switch ``model.trajectory_cycle`` on if the held-back test says the clip's note is held,
     with the trajectory state refitted as the held orbit; leave both alone otherwise.
@@ -93,7 +104,7 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     Candidates: the linear free run (the state as fitted) and, for each of MEMBER_DB_PER_S, the
     cycle on the modes decaying slower than that, its state fitted with those modes neutral. Each
     is fitted on the span's first (1 − HOLD_FRACTION) and scored by its frame-level error on the
-    rest; the best cycle is chosen unless the linear run is better by more than TIE_DB.
+    rest; the best cycle is chosen if it wins (`_cycle_wins`).
 
     Args:
         model: a `SonodeModel` whose bank and trajectory state are identified.
@@ -118,14 +129,16 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
     local = torch.cat([torch.zeros(1), torch.arange(fit, n_samples) / rate]).to(torch.float64)
     truth = xn[fit:n_samples]
 
-    def held_back_error(bank, field, state) -> float:
+    def held_back_error(bank, field, state) -> tuple[float, float]:
+        """(level error dB, SNR dB) of the free run on the held-back samples."""
         with torch.no_grad():
             run = modal_readout(bank, field, state, local, model.readout)[1:, 0]
             run = (run + model.readout_bias).numpy()
-        return level_error_db(truth, run, 0, int(LEVEL_FRAME_S * rate))
+        return level_error_db(truth, run, 0, int(LEVEL_FRAME_S * rate)), snr(truth, run)
 
     fits = _OrbitFits(poles, xn[:fit], rel_ridge)
-    errors = {"linear": held_back_error(bank, model.field, fits.state(np.zeros(len(poles), bool)))}
+    linear = held_back_error(bank, model.field, fits.state(np.zeros(len(poles), bool)))
+    errors, snrs = {"linear": linear[0]}, {"linear": linear[1]}
     best, tried = None, []
     for bound_db_per_s in MEMBER_DB_PER_S:
         member = decay > -bound_db_per_s * np.log(10) / 20
@@ -138,17 +151,18 @@ def choose_trajectory_cycle(model, xn: np.ndarray, n_samples: int, rel_ridge: fl
             continue
         cycle = LimitCycle(bank.n_modes)
         cycle.hold(state_energy(state, member), torch.zeros_like(decay), member=member)
-        error = held_back_error(HeldModes(bank, member), CycledField(model.field, cycle), state)
-        errors[f"{bound_db_per_s:g}"] = error
+        error, run_snr = held_back_error(
+            HeldModes(bank, member), CycledField(model.field, cycle), state
+        )
+        errors[f"{bound_db_per_s:g}"], snrs[f"{bound_db_per_s:g}"] = error, run_snr
         # a free run that cannot be scored (non-finite) is no evidence for the cycle
         if math.isfinite(error) and (best is None or error < best[0]):
-            best = (error, bound_db_per_s, member)
+            best = (error, run_snr, bound_db_per_s, member)
     report["level_error_db"] = {name: round(e, 3) for name, e in errors.items()}
-    if best is None or not (
-        not math.isfinite(errors["linear"]) or best[0] <= errors["linear"] + TIE_DB
-    ):
+    report["snr_db"] = {name: round(e, 3) for name, e in snrs.items()}
+    if best is None or not _cycle_wins(best[0], best[1], *linear):
         return report
-    _, bound_db_per_s, member = best
+    _, _, bound_db_per_s, member = best
     held_poles = _held_poles(poles, member.numpy())
     state = torch.from_numpy(least_squares_state(held_poles, xn[:n_samples], rel_ridge))[None]
     with torch.no_grad():
