@@ -182,12 +182,17 @@ def envelope_nodes(
         (nodes (N,) float64 seconds, values g = [Re Γ, Im Γ] (N, B, 2K), slopes dg/dt (N, B, 2K)).
     """
     func = EnvelopeODE(bank, field, energy0)
+    # A field may bound the step (a limit cycle: at its orbit the error estimate vanishes, the steps
+    # grow past the stability bound of its attraction, and the solution's gradient — the discrete
+    # map's — is then wrong by orders of magnitude while the solution itself is right)
+    max_step_s = getattr(field, "max_step_s", None)
+    options = None if max_step_s is None else {"max_step": max_step_s}
     g0 = torch.zeros(energy0.shape[:-1] + (2 * field.n_modes,), dtype=energy0.dtype)
     n_nodes = max(2, math.ceil(abs(last_s - first_s) / NODE_SPACING_S - 1e-9) + 1)
     nodes = torch.linspace(first_s, last_s, n_nodes, dtype=torch.float64)
     if gradient is None:
         with torch.no_grad():
-            values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
+            values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol, options=options)
     elif gradient == "adjoint":
         params = [*field.parameters(), bank.raw_damping, energy0]
         values = odeint_adjoint(
@@ -197,11 +202,12 @@ def envelope_nodes(
             method="dopri5",
             rtol=rtol,
             atol=atol,
+            options=options,
             adjoint_params=[p for p in params if p.requires_grad],
             adjoint_options={"mode": "checkpoint"},  # the exact discrete adjoint, not the default
         )
     elif gradient == "backprop":
-        values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
+        values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol, options=options)
     else:
         raise ValueError(f"gradient must be 'adjoint', 'backprop' or None, got {gradient!r}")
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
