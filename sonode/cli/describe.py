@@ -111,8 +111,14 @@ def _training_gains(report: dict) -> list[str]:
             if cont.get("field_rejected")
             else "field not kept (zero)"
         )
+        modes = (
+            "modes trained for H-step prediction"
+            if cont.get("modes_kept")
+            else "modes as identified"
+            + (" (trained ones contradicted the level trend)" if cont.get("modes_rejected") else "")
+        )
         lines.append(
-            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}"
+            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {modes}; {kept}"
         )
     elif cont.get("skipped"):
         lines.append(f"              continuation not trained: {cont['skipped']}")
