@@ -351,18 +351,11 @@ def _final_modes(
     """Fit ``final``'s modes on the whole clip x as they were on the held-back probe; undone (and
     False returned) if stopped or if their 1-2 s level trend contradicts the identified one."""
     identified = mode_fit.snapshot(final)
-    late = [p.detach().clone() for p in mode_fit.mode_parameters(final, "late")]
     report["final_modes"] = mode_fit.fit_modes(final, x, rate, should_stop=should_stop)
     slope = level_slope_db_per_s(final, rate)
     report["trend_db_per_s"]["final_modes"] = [identified_db_per_s, slope]
-    if contradicts_trend(slope, identified_db_per_s) and final.switch_s > 0:
-        # the late modes set the trend past the held-back span: keep the early ones' training
-        with torch.no_grad():
-            for p, v in zip(mode_fit.mode_parameters(final, "late"), late, strict=True):
-                p.copy_(v)
-        slope = level_slope_db_per_s(final, rate)
-        report["trend_db_per_s"]["final_modes"].append(slope)
-        report["final_modes"]["late_modes"] = "as identified (level trend)"
+    # (keeping the early modes' training alone when the late ones contradict the trend was
+    # measured on the synthetic string: 200 ms SNR 12.4 -> 11.7 dB, worse than untrained)
     if report["final_modes"].get("stopped") or contradicts_trend(slope, identified_db_per_s):
         mode_fit.restore(final, identified)
         report["modes_kept"] = False
