@@ -115,7 +115,11 @@ def _training_gains(report: dict) -> list[str]:
             "modes trained for H-step prediction"
             if cont.get("modes_kept")
             else "modes as identified"
-            + (" (trained ones contradicted the level trend)" if cont.get("modes_rejected") else "")
+            + (
+                " (the whole clip's trained ones contradicted the 1-2 s level trend)"
+                if cont.get("modes_rejected") == "level trend"
+                else ""
+            )
         )
         lines.append(
             f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {modes}; {kept}"
