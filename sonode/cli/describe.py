@@ -76,6 +76,17 @@ def info(model):
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {db(report.get('trajectory_snr_db'))} dB",
         ]
+        held = (report.get("identification") or {}).get("trajectory_cycle")
+        if held is not None:  # models fitted before the trajectory's cycle lack it
+            lines.append(
+                "              limit cycle: "
+                + (
+                    f"yes (held note: {held.get('modes')} modes held, chosen on the held-back "
+                    f"last {1000 * held['held_back_s']:.0f} ms of its span)"
+                    if held.get("chosen")
+                    else "no"
+                )
+            )
         lines += _training_gains(report)
         if "energy_above_nyquist_db" in report:
             lines.append(

@@ -35,7 +35,8 @@ GLIDE_ANCHORS = 8
 ANCHOR_SPREAD_S = 0.15  # anchors lie over this span before the last one (the end minus H)
 MIN_CONTEXT_S = 0.1  # an anchor needs this much clip before it to identify a continuation
 GLIDE_ITERATIONS = 15  # L-BFGS iterations per horizon (each a few adjoint solves)
-GLIDE_STRIDE = 4  # every 4th sample of a horizon
+GLIDE_STRIDE = 4  # every 4th sample of a horizon...
+GLIDE_MAX_POINTS = 2400  # ...and at most 200 ms at 48 kHz of them: a sparser stride above (#30)
 GATE_FRAME_S = 0.04  # frames of the pitch-against-level regression (`glide_phase_rad`)
 # The glide is fitted only if the clip's pitch-against-level slope would move the strongest
 # partial's phase this much over the continuation: less is an error below -20 dB of it (|1 − e^{iφ}|),
@@ -153,17 +154,17 @@ def _stage(
 ) -> tuple[float, float]:
     """L-BFGS on the glide's pitch entry for the task loss over ``horizon`` samples from each run's
     anchor; returns the loss before and after."""
-    j = torch.arange(0, horizon, GLIDE_STRIDE)
+    j = torch.arange(0, horizon, max(GLIDE_STRIDE, -(-horizon // GLIDE_MAX_POINTS)))
     after_s = j.to(torch.float64) / rate
 
+    def run_loss(a: int, run: Tail) -> torch.Tensor:
+        w = run.window / rate
+        pred = run.run(run.state, w + after_s, w + run.switch_s, gradient="adjoint", linear_s=w)
+        truth = torch.from_numpy(x[a + j.numpy()])[:, None]
+        return _objective(pred, truth, after_s, "db") / len(runs)
+
     def loss() -> torch.Tensor:
-        total = torch.zeros((), dtype=torch.float64)
-        for a, run in runs:
-            w = run.window / rate
-            pred = run.run(run.state, w + after_s, w + run.switch_s, gradient="adjoint", linear_s=w)
-            truth = torch.from_numpy(x[a + j.numpy()])[:, None]
-            total = total + _objective(pred, truth, after_s, "db")
-        return total / len(runs)
+        return sum((run_loss(a, run) for a, run in runs), torch.zeros((), dtype=torch.float64))
 
     optimiser = torch.optim.LBFGS(
         [glide], lr=1, max_iter=GLIDE_ITERATIONS, line_search_fn="strong_wolfe"
@@ -173,8 +174,13 @@ def _stage(
         if should_stop is not None and should_stop():  # a stage is up to 15 iterations: end it
             raise _Stopped
         optimiser.zero_grad(set_to_none=False)
-        value = loss()
-        value.backward()
+        # one anchor's graph at a time (the gradient is their sum): all 8 held at once were the
+        # peak of a 60 s 48 kHz fit (+690 MiB; the late phase is backprop through the solver)
+        value = torch.zeros((), dtype=torch.float64)
+        for a, run in runs:
+            part = run_loss(a, run)
+            part.backward()
+            value = value + part.detach()
         glide.grad.mul_(PITCH)  # b is held at zero
         return value
 
