@@ -122,8 +122,18 @@ def _training_gains(report: dict) -> list[str]:
             if cont.get("field_rejected")
             else "field not kept (zero)"
         )
+        modes = (
+            "modes trained for H-step prediction"
+            if cont.get("modes_kept")
+            else "modes as identified"
+            + (
+                " (the whole clip's trained ones contradicted the 1-2 s level trend)"
+                if cont.get("modes_rejected") == "level trend"
+                else ""
+            )
+        )
         lines.append(
-            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}"
+            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {modes}; {kept}"
         )
     elif cont.get("skipped"):
         lines.append(f"              continuation not trained: {cont['skipped']}")
