@@ -118,7 +118,10 @@ def detect_benchmark(args) -> None:
         if x.size >= 8 * rate:  # several defects at once: how many gaps does --detect propose?
             y, made = x.copy(), []
             for kind in ("dropout", "dropout", "click", "click", "click"):
-                free = [s for s in places if all(abs(s - m) > 0.5 * rate for m, _ in made)]
+                far = np.ones(places.size, dtype=bool)  # ≥ 0.5 s from each defect made so far
+                for m, _ in made:
+                    far &= np.abs(places - m) > 0.5 * rate
+                free = places[far]
                 start = int(rng.choice(free))
                 y, n = make_defect(y, rate, kind, start, rng)
                 made.append((start, n))

@@ -16,8 +16,11 @@ import types
 def use_cpu_clock() -> None:
     """Make `sonode.model.train`'s clock the process's CPU time (all threads) for this process."""
     import sonode.model.budget as budget
+    import sonode.model.checks as checks
+    import sonode.model.linear_step as linear_step
     import sonode.model.train as train
 
-    # both clocks of a fit: the loop's and FitBudget's (which compares against the loop's start)
-    train.time = types.SimpleNamespace(perf_counter=time.process_time)
-    budget.time = types.SimpleNamespace(perf_counter=time.process_time)
+    # every clock of a fit: the loop's, FitBudget's (which compares against the loop's start) and
+    # the cost probes' (a state solve's, a reconstruction's), which the budget extrapolates
+    for module in (train, budget, checks, linear_step):
+        module.time = types.SimpleNamespace(perf_counter=time.process_time)

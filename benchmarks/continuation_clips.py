@@ -16,14 +16,18 @@ With ``--train-steps N`` the continuation is also trained for prediction
 (`sonode.model.predict.fit_dynamics`: N adjoint steps, kept only where the history's own held-back
 end scores better, limit cycle chosen) and printed beside its untrained start ("trained" rows, with
 the SNR over 200 ms as a fifth column and the gain over the untrained start at 50 / 200 ms).
-Its rows also say whether the L-BFGS glide fit was kept (``--no-glide`` leaves it out) and the
-level trends over 1-2 s that the trend check compared (identified, rejected, kept).
+Its rows also say whether the output-error fit of the modes was kept (``--no-modes`` leaves it
+out; `sonode.model.mode_fit`), the CPU seconds of the mode fit and of the whole training, whether
+the L-BFGS glide fit was kept (``--no-glide`` leaves it out) and the level trends over 1-2 s that
+the trend check compared (identified, rejected, kept). A "trained" summary compares the trained
+continuation with the best Burg order as the others do the untrained one.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +123,11 @@ def main() -> None:
         help="anchors are drawn from the history's last this many seconds",
     )
     parser.add_argument(
+        "--no-modes",
+        action="store_true",
+        help="leave out the output-error fit of the continuation's modes (`mode_fit`)",
+    )
+    parser.add_argument(
         "--no-glide",
         action="store_true",
         help="leave out the L-BFGS fit of the shared pitch glide (the level MLP alone)",
@@ -131,6 +140,7 @@ def main() -> None:
     limit_cycle.TAIL_TRAIN = args.field_train
     task_loss.ANCHORS, task_loss.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
     predict.FIT_GLIDE = not args.no_glide
+    predict.FIT_MODES = not args.no_modes
     # a folder stands for its audio files (e.g. /work/corpus/<category>)
     args.clips = [
         f
@@ -140,7 +150,7 @@ def main() -> None:
         )
         if not (args.skip and args.skip in f.name)
     ]
-    gains = []
+    gains, trained_rows = [], []
     torch.set_num_threads(1)
     bundled, others = [], []
     categories: dict[str, list] = {}  # by the name's first word: sustained_, decaying_, bell_ ...
@@ -160,16 +170,20 @@ def main() -> None:
         (bundled if path.resolve().parent == ROOT / "data" else others).append((row, best))
         categories.setdefault(path.name.split("_")[0], []).append((row, best))
         if args.train_steps > 0:
+            cpu_s = time.process_time()
             plain, trained, report = trained_continuation(history, HORIZON, args.train_steps)
+            cpu_s = time.process_time() - cpu_s
             a, b = (
                 scores(future, plain) + [snr_db(future, plain)],
                 scores(future, trained) + [snr_db(future, trained)],
             )
             gains.append((path.name, b[2] - a[2], b[4] - a[4]))
+            trained_rows.append((b[:4], best))
             print(
                 f"{'':36s} untrained {' '.join(f'{v:6.2f}' for v in a)} | trained "
                 f"{' '.join(f'{v:6.2f}' for v in b)} | gain 50/200 ms {b[2] - a[2]:+.2f} {b[4] - a[4]:+.2f} dB | "
-                f"kept {report['field_kept']} cycle {report['cycle']} held-back gain "
+                f"modes {report.get('modes_kept')} ({report.get('modes', {}).get('cpu_s', 0):.1f} "
+                f"of {cpu_s:.1f} CPU s) field {report['field_kept']} cycle {report['cycle']} held-back gain "
                 f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | glide "
                 f"{report.get('glide_kept')} {report.get('final_glide', {}).get('glide')} | mlp steps "
                 f"{report.get('kept_steps')} | trend 1-2 s (dB/s) {report.get('trend_db_per_s', {})}",
@@ -180,6 +194,7 @@ def main() -> None:
     if len(categories) > 1:
         for category, rows in sorted(categories.items()):
             summary(f"  {category}", rows)
+    summary("trained", trained_rows)
     if gains:
         g = np.array([[g50, g200] for _, g50, g200 in gains])
         print(

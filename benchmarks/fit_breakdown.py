@@ -38,6 +38,8 @@ PHASES = {  # name in sonode.model.train -> what the report calls it
     "fast_vs_reference_db": "solver check (start)",
     "stoppable_check_db": "final solver check",
     "train_continuation": "continuation training",
+    "whole_solve_estimate_s": "state-solve cost probes",
+    "reconstruction_estimate_s": "check cost probe",
 }
 
 
@@ -49,13 +51,16 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per fit")
     parser.add_argument("--rate", type=int, default=16000, help="fit rate (Hz)")
     parser.add_argument("--wall", action="store_true", help="budget in wall-clock seconds")
+    parser.add_argument(
+        "--continuation-steps", type=int, default=30, help="--continuation-training-steps"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.wall:
         use_cpu_clock()
     clock = time.perf_counter if args.wall else time.process_time
     spent: dict[str, float] = {}
-    for name in PHASES:
+    for name in [n for n in PHASES if hasattr(train, n)]:  # (an older tree lacks the probes)
         original = getattr(train, name)
 
         def timed(*a, _original=original, _name=name, **k):
@@ -74,7 +79,11 @@ def main() -> None:
         spent.clear()
         clip = read_clip(path, rate=args.rate)
         start = clock()
-        _, report = fit_samples(clip.samples, args.rate, FitOptions(max_time_s=args.budget))
+        _, report = fit_samples(
+            clip.samples,
+            args.rate,
+            FitOptions(max_time_s=args.budget, continuation_training_steps=args.continuation_steps),
+        )
         total = clock() - start
         print(
             f"{path.name}: {report.epochs} steps, linear start {report.initial_snr_db:.2f} dB, kept "
@@ -87,6 +96,9 @@ def main() -> None:
         print(
             f"  {'other (backward, Adam, loop)':30s} {total - inner - spent.get('train_continuation', 0.0):6.2f} s"
         )
+        with open("/proc/self/status") as f:  # the process's peak so far (Linux)
+            peak = next((int(line.split()[1]) >> 10 for line in f if line.startswith("VmHWM")), 0)
+        print(f"  {'peak resident memory':30s} {peak:6d} MiB (process so far)")
         print(
             f"  {'per step (forward+backward)':30s} {report.seconds_per_epoch:6.3f} s (loop time / steps)"
         )

@@ -1,11 +1,15 @@
 """Where a long fit's memory peaks: resident memory before and after each phase of `fit_samples`.
 
     python benchmarks/memory_phases.py 300 2      # 300 s of 16 kHz audio, 2 steps
+    python benchmarks/memory_phases.py 60 1 48000 tone   # the 60 s 48 kHz tone of bench_deadline
 
 Wraps the phases `sonode.model.train` and `sonode.model.init` call (identification pieces, the
 training step, the kept-model check, the final checks, the continuation's training) and prints
 VmHWM (peak so far) and VmRSS in MiB and the process's CPU seconds around each, on the bundled
-clips concatenated and repeated to the given length (as `bench_fit.py --memory-only`), 1 thread.
+clips concatenated and repeated to the given length (as `bench_fit.py --memory-only`) or on the
+synthetic tone of `bench_deadline.py --synthetic` ("tone"), at the given rate, 1 thread. The
+continuation's pieces (the glide's L-BFGS, the field's steps, the trend check) are probed too: a
+trained continuation's trend check once took a 60 s 48 kHz fit to 3.8 GB (#30).
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sonode.model.glide_fit as glide_fit  # noqa: E402
 import sonode.model.init as init  # noqa: E402
+import sonode.model.predict as predict  # noqa: E402
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
 
 PHASES = {
-    train: ["initial_from_options", "step_loss", "solve_states", "consider", "coarse_and_fine"]
+    train: ["initial_from_options", "step_loss", "solve_run_states", "consider", "coarse_and_fine"]
     + ["train_continuation", "trajectory_snr"],
     init: ["identify_modes", "segment_states", "identify_continuation"],
+    predict: ["fit_glide", "train_field", "level_slope_db_per_s"],
+    glide_fit: ["_stage"],
 }
 
 
@@ -57,15 +65,22 @@ def wrap(module, name: str) -> None:
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 300.0
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    rate = int(sys.argv[3]) if len(sys.argv) > 3 else 16000
+    synthetic = len(sys.argv) > 4 and sys.argv[4] == "tone"
     torch.set_num_threads(1)
     for module, names in PHASES.items():
         for name in names:
             wrap(module, name)
-    pieces = [read_clip(p, rate=16000).samples for p in sorted((ROOT / "data").glob("*.wav"))]
-    n = int(seconds * 16000)
-    x = np.tile(np.concatenate(pieces), 1 + n // sum(len(p) for p in pieces))[:n]
+    n = int(seconds * rate)
+    if synthetic:
+        from tests.hostile_support import tone
+
+        x = tone(seconds, rate)
+    else:
+        pieces = [read_clip(p, rate=rate).samples for p in sorted((ROOT / "data").glob("*.wav"))]
+        x = np.tile(np.concatenate(pieces), 1 + n // sum(len(p) for p in pieces))[:n]
     print(f"audio read          {status()}", flush=True)
-    fit_samples(x, 16000, FitOptions(steps=steps, max_time_s=None))
+    fit_samples(x, rate, FitOptions(steps=steps, max_time_s=None))
     print(f"done                {status()}", flush=True)
 
 

@@ -106,7 +106,7 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     from sonode.io.clip import read_clip
     from sonode.model.init import initial_model, normalisation
     from sonode.model.local import LocalConfig, LocalModel
-    from sonode.model.local_fit import _solve_states, identify_tracks
+    from sonode.model.local_identify import _solve_states, identify_tracks
 
     torch.set_num_threads(1)
     read = read_clip(clip, rate=rate, duration_s=duration_s)
@@ -138,36 +138,57 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
 
 
 def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -> dict:
-    """What `--modes auto` picks on one clip, against both variants' reconstructions: the global
-    linear start (the default options, no continuation) and the local start before and after
-    ``steps`` Gauss–Newton iterations of its frequencies (no continuation), in this process."""
+    """What `--modes auto` picks on one clip (`sonode.model.local_fit.fit_auto`'s rule, at
+    ``steps`` Gauss–Newton iterations instead of its share of the budget), against both variants:
+    the global linear start (default options, no continuation) on all samples and on held-back
+    ones (its segment states solved without them), the local start and the local model after
+    refinement and rounding, in this process."""
+    import numpy as np
     import torch
 
     from sonode.dsp.metrics import snr_db
     from sonode.io.clip import read_clip
     from sonode.model import FitOptions
-    from sonode.model.init import initial_from_options
-    from sonode.model.local_fit import choose_variant, fit_local
+    from sonode.model.init import initial_from_options, normalisation, segment_states
+    from sonode.model.local_fit import fit_tables, local_wins
+    from sonode.model.local_refine import HOLD_OUT_EVERY
 
     torch.set_num_threads(1)
     read = read_clip(clip, rate=rate, duration_s=duration_s)
     x, rate = read.samples, read.sample_rate
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
     started = time.process_time()
     start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
     with torch.no_grad():
-        global_db = snr_db(x, start.denormalise(start.reconstruct()[0]))
+        global_db = snr_db(xn, start.reconstruct()[0].numpy())
     global_cpu = time.process_time() - started
     options = FitOptions(modes="local", steps=steps, max_time_s=None, continuation_samples=0)
-    _, report = fit_local(x, rate, options)
+    tables = fit_tables(x, rate, options, time.perf_counter())
     local_cpu = time.process_time() - started - global_cpu
-    pick = choose_variant(x, rate, lambda: start)
+    # the global start scored as the local validation scores: states without held-back samples
+    held = np.zeros(xn.size, dtype=bool)
+    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
+    bank = start.bank
+    with torch.no_grad():
+        poles = np.exp((bank.decay_per_s + 1j * bank.omega_rad_per_s).numpy() / rate)
+        states = segment_states(xn, start.config.layout, poles, 1e-6, sample_weights=~held)
+        start.states.copy_(torch.from_numpy(states))
+        global_held_db = snr_db(xn[held], start.reconstruct()[0].numpy()[held])
+    pick = "local" if local_wins(tables, global_db) else "global"
     row = {
         "clip": clip.name,
         "global_start_db": global_db,
-        "local_start_db": report.initial_snr_db,
-        "local_refined_db": report.snr_db,
+        "global_held_back_db": global_held_db,
+        "local_start_db": tables.initial_db,
+        "local_held_back_db": tables.validation_db,
+        "local_refined_db": tables.snr_db,
+        "local_refined_held_back_db": max(
+            [tables.validation_db] + [r.kept_snr_db for r in tables.history]
+        ),
+        "local_hop_samples": tables.model.config.hop_samples,
         "pick": pick,
-        "picked_db": report.snr_db if pick == "local" else global_db,
+        "picked_db": tables.snr_db if pick == "local" else global_db,
         "global_cpu_s": global_cpu,
         "local_cpu_s": local_cpu,
     }
@@ -225,18 +246,26 @@ def main() -> None:
     clips = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in AUDIO)
     clips = clips[: args.limit] if args.limit else clips
     if args.choice:
-        rows = [choice(clip, args.rate, args.duration, args.steps or 6) for clip in clips]
-        for row in rows:
-            print(json.dumps(row), flush=True)
+        rows = []
+        for clip in clips:
+            rows.append(choice(clip, args.rate, args.duration, args.steps or 6))
+            print(json.dumps(rows[-1]), flush=True)
         for key in ("global_start_db", "local_start_db", "local_refined_db", "picked_db"):
             print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
+        best = [max(r["global_start_db"], r["local_refined_db"]) for r in rows]
+        wrong = sum(r["picked_db"] < b for r, b in zip(rows, best, strict=True))
+        print(
+            f"picks local on {sum(r['pick'] == 'local' for r in rows)} of {len(rows)}, "
+            f"the worse of the two on {wrong}"
+        )
         gains = [r["local_refined_db"] - r["local_start_db"] for r in rows]
         print(f"median refinement gain: {statistics.median(gains):+.3f} dB")
         return
     if args.starts:
-        rows = [starts(clip, args.rate, args.duration) for clip in clips]
-        for row in rows:
-            print(json.dumps(row), flush=True)
+        rows = []
+        for clip in clips:
+            rows.append(starts(clip, args.rate, args.duration))
+            print(json.dumps(rows[-1]), flush=True)
         for key in ("local_db", "global64_db", "global128_db", "local_per_sample"):
             print(f"median {key}: {statistics.median(r[key] for r in rows):.3f}")
         return

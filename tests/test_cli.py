@@ -67,6 +67,10 @@ def test_info_describes_the_model(workdir):
         "continuation on the held-back last",
     ):
         assert text in result.output
+    # whether the output-error fit of the continuation's modes was kept (`sonode.model.mode_fit`)
+    assert ("modes trained for H-step prediction" in result.output) != (
+        "modes as identified" in result.output
+    ), result.output
 
 
 def test_plot_draws_the_learned_dynamics(workdir):

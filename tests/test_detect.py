@@ -120,6 +120,17 @@ def test_the_tail_model_counts_the_events_of_white_noise():
         assert 0.6 * observed < events.expected(level) < 1.6 * observed
 
 
+def test_a_short_clip_has_a_tail_to_judge_by():
+    """1.5 s (about 37 events): the 90th percentile left ~3 events and the check was skipped (a
+    candidate of a short clip was judged by nothing); the threshold now drops until 8 exceed it."""
+    e = np.abs(np.random.default_rng(4).standard_normal(24_000))
+    events = EventIsolation(e, 320, 16, 48)
+    assert 20 <= events.n_events <= 60 and events.excess.size >= 8
+    ratios = np.sort(np.exp(events.threshold + events.excess))
+    assert events.expected(ratios[-1]) < 2.0  # the most isolated event: about one expected
+    assert events.expected(ratios[len(ratios) // 2]) >= 2.0  # a middling one: several
+
+
 def test_the_tail_model_without_events_does_not_judge():
     """No events (silence) or too few to model a tail: nothing to compare, no count."""
     silent = EventIsolation(np.zeros(20_000), 320, 16, 48)

@@ -76,6 +76,17 @@ def info(model):
             f"{report['stop_reason']}",
             f"trajectory:   one free run from the first state: {db(report.get('trajectory_snr_db'))} dB",
         ]
+        held = (report.get("identification") or {}).get("trajectory_cycle")
+        if held is not None:  # models fitted before the trajectory's cycle lack it
+            lines.append(
+                "              limit cycle: "
+                + (
+                    f"yes (held note: {held.get('modes')} modes held, chosen on the held-back "
+                    f"last {1000 * held['held_back_s']:.0f} ms of its span)"
+                    if held.get("chosen")
+                    else "no"
+                )
+            )
         lines += _training_gains(report)
         if "energy_above_nyquist_db" in report:
             lines.append(
@@ -111,8 +122,18 @@ def _training_gains(report: dict) -> list[str]:
             if cont.get("field_rejected")
             else "field not kept (zero)"
         )
+        modes = (
+            "modes trained for H-step prediction"
+            if cont.get("modes_kept")
+            else "modes as identified"
+            + (
+                " (the whole clip's trained ones contradicted the 1-2 s level trend)"
+                if cont.get("modes_rejected") == "level trend"
+                else ""
+            )
+        )
         lines.append(
-            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {kept}"
+            f"              continuation on the held-back last {held_ms:.0f} ms: {per}; {modes}; {kept}"
         )
     elif cont.get("skipped"):
         lines.append(f"              continuation not trained: {cont['skipped']}")

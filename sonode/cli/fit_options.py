@@ -141,7 +141,7 @@ def fit_options(f, rate_flag: str = "--rate"):
                 show_default=True,
                 help="global: one set of modes for the clip, a start state per segment; local: modes "
                 "identified per 40 ms window and tracked, so they follow the notes (docs/music_capacity.md); "
-                "auto: the one scoring better on held-back samples.",
+                "auto: local if, trained, it reconstructs the clip better than the global start.",
             ),
             click.option(
                 "--hop",

@@ -45,6 +45,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "SILENCE_PEAK",
     "SUPPORTED_FORMATS",
+    "read_channel",
     "read_clip",
     "resample",
 ]
@@ -191,6 +192,17 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
         sonode.limits.LimitError: a ratio too awkward to filter in bounded memory (a nearby rate is named).
     """
     return resample_blocks(samples, orig_rate, new_rate, **RESAMPLE_KW)
+
+
+def read_channel(
+    f: sf.SoundFile, channel: Channel, start: int = 0, n: int | None = None
+) -> np.ndarray:
+    """Frames [start, start + n) (default: to the end) of one channel (or "mix") of the opened file
+    ``f``, block by block: float64 (n,), the memory of one channel whatever the file's channel count
+    (reading every channel and slicing one kept all of them: 8 B per sample per channel). Only the
+    length is checked; `read_clip` is the validating reader."""
+    n = f.frames - start if n is None else n
+    return _read_mono(Path(f.name), f, start, n, channel)[0]
 
 
 def _read_mono(

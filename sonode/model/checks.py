@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -173,3 +174,24 @@ def trajectory_snr(model: SonodeModel, target: torch.Tensor) -> float:
     clip: how far the learned dynamics carry the sound without restarting."""
     n = min(target.shape[0], int(TRAJECTORY_S * model.config.sample_rate))
     return snr_db(target[:n], model.trajectory(n))
+
+
+@torch.no_grad()
+def continuity_defect_db(model: SonodeModel) -> float:
+    """The segment-boundary continuity defects relative to the states (dB; nan for one segment)."""
+    if model.config.layout.n_segments <= 1:
+        return math.nan
+    defects = model.defects()
+    return 10 * math.log10(
+        float(torch.sum(defects**2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300
+    )
+
+
+@torch.no_grad()
+def reconstruction_estimate_s(model: SonodeModel) -> float:
+    """Seconds of the whole clip's graph-free reconstruction (`consider`'s largest part), from
+    reconstructing its first EVALUATION_SEGMENTS segments: the cost is linear in the runs."""
+    n = model.config.layout.n_segments
+    start = time.perf_counter()
+    model.reconstruct(segments=torch.arange(min(n, EVALUATION_SEGMENTS)))
+    return (time.perf_counter() - start) * -(-n // EVALUATION_SEGMENTS)

@@ -90,7 +90,8 @@ def legacy_continuation_tensors(tensors: dict, fresh: dict) -> None:
         tensors.update(
             {n: t for n, t in fresh.items() if n.startswith(("tail_field.", "tail_cycle."))}
         )
-    # ...and before the continuation's field had its gain terms: zero (the same field)
-    for name in ("tail_field.gain", "tail_field.glide"):
+    # ...and before the continuation's field had its gain terms: zero (the same field); before the
+    # cycle had members: all modes (the same cycle)
+    for name in ("tail_field.gain", "tail_field.glide", "tail_cycle.member"):
         if name in fresh:
             tensors.setdefault(name, fresh[name])

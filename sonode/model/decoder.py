@@ -17,6 +17,7 @@ from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.field import ModalField
+from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.local import LOCAL_VERSIONS, LocalModel
 from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
@@ -68,6 +69,10 @@ class SonodeModel(ContinuationMixin, nn.Module):
         # dynamics is the model of the sound without restarts (trained on the first
         # TRAJECTORY_S); the segment states refine it locally.
         self.trajectory_state = nn.Parameter(torch.zeros((1, d), dtype=torch.float64))
+        # ...and, for a held note, a limit cycle on its modes (`sonode.model.trajectory_cycle`:
+        # chosen per clip by validation), so that the free run holds an attracting orbit; off, the
+        # trajectory is the model's ODE exactly
+        self.trajectory_cycle = LimitCycle(config.n_modes)
         # What continues the sound past the span (see `sonode.model.continuation_parts`): an ODE
         # whose modes are identified on the clip's end; a last segment alone sees as few as
         # overlap + 1 samples.
@@ -131,10 +136,17 @@ class SonodeModel(ContinuationMixin, nn.Module):
         local = torch.cat(
             [torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate]
         )
-        x = modal_readout(
-            self.bank, self.field, self.trajectory_state, local, self.readout, gradient
-        )[:, 0]
+        bank, field = self.trajectory_ode()
+        x = modal_readout(bank, field, self.trajectory_state, local, self.readout, gradient)[:, 0]
         return x[1:] + self.readout_bias
+
+    def trajectory_ode(self) -> tuple[nn.Module | HeldModes, nn.Module]:
+        """The one trajectory's (bank, field): the model's, or, when its limit cycle is on, the
+        cycle's member modes neutral (`HeldModes`) and the cycle added to the field."""
+        cycle = self.trajectory_cycle
+        if cycle.active:
+            return HeldModes(self.bank, cycle.member > 0), CycledField(self.field, cycle)
+        return self.bank, self.field
 
     def read(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised samples x = C z + b for states z (..., d) → (...)."""
@@ -269,6 +281,9 @@ class SonodeModel(ContinuationMixin, nn.Module):
         )
         expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
         legacy_continuation_tensors(tensors, model.state_dict())
+        for name, fresh in model.state_dict().items():  # files from before the trajectory's cycle
+            if name.startswith("trajectory_cycle."):
+                tensors.setdefault(name, fresh)
         found = {name: tuple(t.shape) for name, t in tensors.items()}
         if expected != found:
             bad = sorted(set(expected.items()) ^ set(found.items()))

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from sonode.model.continuation import identify_continuation
+from sonode.model.continuation import ENVELOPE_SPAN_S, identify_continuation
 from sonode.model.tail import Tail
 from sonode.model.task_loss import H_MAX_S, _objective
 
@@ -35,8 +35,59 @@ GLIDE_ANCHORS = 8
 ANCHOR_SPREAD_S = 0.15  # anchors lie over this span before the last one (the end minus H)
 MIN_CONTEXT_S = 0.1  # an anchor needs this much clip before it to identify a continuation
 GLIDE_ITERATIONS = 15  # L-BFGS iterations per horizon (each a few adjoint solves)
-GLIDE_STRIDE = 4  # every 4th sample of a horizon
+GLIDE_STRIDE = 4  # every 4th sample of a horizon...
+GLIDE_MAX_POINTS = 2400  # ...and at most 200 ms at 48 kHz of them: a sparser stride above (#30)
+GATE_FRAME_S = 0.04  # frames of the pitch-against-level regression (`glide_phase_rad`)
+# The glide is fitted only if the clip's pitch-against-level slope would move the strongest
+# partial's phase this much over the continuation: less is an error below -20 dB of it (|1 − e^{iφ}|),
+# which no glide can win back a decibel of
+MIN_GLIDE_PHASE_RAD = 0.1
 PITCH = torch.tensor([0.0, 1.0], dtype=torch.float64)  # the glide entry fitted: a, not b
+
+
+def glide_phase_rad(tail: Tail, x: np.ndarray, rate: int, horizon_s: float = H_MAX_S) -> float:
+    """How far (radians) a level-dependent pitch glide, as the clip shows it, would move the
+    strongest partial's phase over ``horizon_s`` of continuation: the cheap reason to fit one.
+
+    The strongest continuation mode is demodulated over the clip's last ENVELOPE_SPAN_S in Hann
+    frames of GATE_FRAME_S (hop half a frame); each hop's phase advance gives its frequency offset,
+    regressed (energy-weighted) on r − 1, r the frame's energy relative to the last frame's: that is
+    the glide's relative pitch shift per unit r − 1 (a of `LevelField.glide`). Over the
+    continuation r follows the late modes' decays, r(t) = Σ e_k exp(2σ_k t) / Σ e_k, so the phase moves by
+    ω · a · ∫(r − 1) dt. A held note (r ≈ 1) or a pitch that does not follow the level gives ≈ 0.
+    """
+    k = tail.early.n_modes
+    energy = (tail.state[0, :k] ** 2 + tail.state[0, k:] ** 2).detach().numpy()
+    energy = energy * np.exp(2 * tail.early.decay_per_s.detach().numpy() * tail.window / rate)
+    strongest = int(np.argmax(energy))
+    omega = float(tail.late.omega_rad_per_s[strongest])
+    frame = max(16, int(GATE_FRAME_S * rate))
+    hop = frame // 2
+    span = np.asarray(x, dtype=np.float64)[-min(x.shape[0], int(ENVELOPE_SPAN_S * rate)) :]
+    starts = np.arange(0, span.shape[0] - frame + 1, hop)
+    if starts.shape[0] < 4 or omega <= 0:
+        return 0.0
+    frames = np.lib.stride_tricks.sliding_window_view(span, frame)[starts] * np.hanning(frame)
+    amplitude = frames @ np.exp(-1j * omega * (starts[0] + np.arange(frame)) / rate)
+    amplitude *= np.exp(-1j * omega * (starts - starts[0]) / rate)  # each frame at its own start
+    offset = np.angle(amplitude[1:] * np.conj(amplitude[:-1])) / (hop / rate) / omega  # relative
+    power = np.abs(amplitude) ** 2
+    total = np.sum(frames**2, axis=1)  # the level r is the whole sound's, as the field's
+    level = 0.5 * (total[1:] + total[:-1]) / max(total[-1], 1e-300) - 1.0  # r − 1 per hop
+    weight = np.sqrt(power[1:] * power[:-1])
+    if weight.sum() <= 0:
+        return 0.0
+    mean_level = np.average(level, weights=weight)
+    mean_offset = np.average(offset, weights=weight)
+    spread = np.average((level - mean_level) ** 2, weights=weight)
+    if spread <= 0:
+        return 0.0
+    glide = np.average((level - mean_level) * (offset - mean_offset), weights=weight) / spread
+    t = np.linspace(0.0, horizon_s, 201)
+    late = tail.late.decay_per_s.detach().numpy()
+    r = np.exp(2 * t[:, None] * late[None, :]) @ energy / max(energy.sum(), 1e-300)
+    excess = np.trapezoid(r - 1.0, t)  # ∫(r − 1) dt over the continuation
+    return float(abs(omega * glide * excess))
 
 
 def fit_glide(
@@ -103,17 +154,17 @@ def _stage(
 ) -> tuple[float, float]:
     """L-BFGS on the glide's pitch entry for the task loss over ``horizon`` samples from each run's
     anchor; returns the loss before and after."""
-    j = torch.arange(0, horizon, GLIDE_STRIDE)
+    j = torch.arange(0, horizon, max(GLIDE_STRIDE, -(-horizon // GLIDE_MAX_POINTS)))
     after_s = j.to(torch.float64) / rate
 
+    def run_loss(a: int, run: Tail) -> torch.Tensor:
+        w = run.window / rate
+        pred = run.run(run.state, w + after_s, w + run.switch_s, gradient="adjoint", linear_s=w)
+        truth = torch.from_numpy(x[a + j.numpy()])[:, None]
+        return _objective(pred, truth, after_s, "db") / len(runs)
+
     def loss() -> torch.Tensor:
-        total = torch.zeros((), dtype=torch.float64)
-        for a, run in runs:
-            w = run.window / rate
-            pred = run.run(run.state, w + after_s, w + run.switch_s, gradient="adjoint", linear_s=w)
-            truth = torch.from_numpy(x[a + j.numpy()])[:, None]
-            total = total + _objective(pred, truth, after_s, "db")
-        return total / len(runs)
+        return sum((run_loss(a, run) for a, run in runs), torch.zeros((), dtype=torch.float64))
 
     optimiser = torch.optim.LBFGS(
         [glide], lr=1, max_iter=GLIDE_ITERATIONS, line_search_fn="strong_wolfe"
@@ -123,8 +174,13 @@ def _stage(
         if should_stop is not None and should_stop():  # a stage is up to 15 iterations: end it
             raise _Stopped
         optimiser.zero_grad(set_to_none=False)
-        value = loss()
-        value.backward()
+        # one anchor's graph at a time (the gradient is their sum): all 8 held at once were the
+        # peak of a 60 s 48 kHz fit (+690 MiB; the late phase is backprop through the solver)
+        value = torch.zeros((), dtype=torch.float64)
+        for a, run in runs:
+            part = run_loss(a, run)
+            part.backward()
+            value = value + part.detach()
         glide.grad.mul_(PITCH)  # b is held at zero
         return value
 

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from sonode.dsp.linalg import lapack_threads
-from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, modal_gram, ridge_solve
+from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.layout import SegmentLayout
 from sonode.model.options import FitOptions
+from sonode.model.trajectory_cycle import choose_trajectory_cycle, least_squares_state
 
 # Largest rate (1/s; rad/s for frequency) the fresh field's O(1) outputs stand for: the decay rates
 # and pitch offsets that amplitude-dependent effects of real instruments produce are of this order
@@ -93,9 +94,7 @@ def initial_model(
             states = segment_states(xn, layout, poles, rel_ridge)
         with watch("trajectory_state"):
             n_traj = min(xn.shape[0], int(TRAJECTORY_S * sample_rate))
-            trajectory = ridge_solve(
-                modal_gram(poles, n_traj), xn[:n_traj] @ modal_basis(poles, n_traj), rel_ridge
-            )
+            trajectory = least_squares_state(poles, xn[:n_traj], rel_ridge)
         tail = tail_job.result() if tail_job else continuation() if wants_tail else None
     config = ModelConfig(
         sample_rate=sample_rate,
@@ -127,6 +126,8 @@ def initial_model(
         "n_modes": modes.n_modes,
         "n_modes_chosen_by": "validation" if n_modes is None else "user",
     }
+    with watch("trajectory_cycle"):
+        summary["trajectory_cycle"] = choose_trajectory_cycle(model, xn, n_traj, rel_ridge)
     if tail is not None:
         model.set_continuation(
             tail.decay_per_s,
@@ -142,7 +143,11 @@ def initial_model(
 
 
 def segment_states(
-    xn: np.ndarray, layout: SegmentLayout, poles: np.ndarray, rel_ridge: float
+    xn: np.ndarray,
+    layout: SegmentLayout,
+    poles: np.ndarray,
+    rel_ridge: float,
+    sample_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Start states of every segment: ridge least squares of the modes over the segment's window,
     weighted by its cross-fade weights.
@@ -152,12 +157,18 @@ def segment_states(
         layout: the segments.
         poles: discrete modes (K,).
         rel_ridge: see `ridge_solve`.
+        sample_weights: (layout.n_samples,) weights of the clip's samples (0 = held back), None
+            for all alike.
 
     Returns:
         (layout.n_segments, 2K) states [Re c; Im c].
     """
     basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
     weights = layout.training_weights().numpy().T  # (M, W)
+    if sample_weights is not None:
+        weights = (
+            weights * layout.split(torch.from_numpy(np.asarray(sample_weights, float))).numpy().T
+        )
     windows = layout.split(torch.from_numpy(xn)).numpy().T  # (M, W)
     states = np.empty((layout.n_segments, basis.shape[1]))
     # The normal matrix depends on the segment only through its cross-fade weights, and all but

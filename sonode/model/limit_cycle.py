@@ -16,6 +16,10 @@ the clip's end. Its field adds, in the modes' complex coordinates c_k (energies 
   stay phase-locked at the frequencies the late modes have (plus the field's pitch shift θ' = ω(a)).
 
 Both act through `rates(energy)`, the interface of the fast envelope solver (`sonode.model.modal`).
+
+The one trajectory of the model itself (`SonodeModel.trajectory`) uses the same `LimitCycle` on the
+modes it holds (`member`), chosen per clip by `sonode.model.trajectory_cycle`: `HeldModes` runs those
+modes neutral and `CycledField` adds the cycle to the model's field.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ class LimitCycle(nn.Module):
         self.register_buffer(
             "cancel_per_s", torch.zeros(n_modes, dtype=torch.float64)
         )  # −σ_k of the late modes
+        # 1 for the modes the cycle holds, 0 for those it leaves alone (all, for the continuation's
+        # late modes; the one trajectory's fast-decaying modes — a note's onset and noise — are left
+        # to decay: sustaining a mode that falls 2000/s would hold a transient forever)
+        self.register_buffer("member", torch.ones(n_modes, dtype=torch.float64))
 
     @property
     def active(self) -> bool:
@@ -55,13 +63,20 @@ class LimitCycle(nn.Module):
 
     @torch.no_grad()
     def hold(
-        self, energy: float, decay_per_s: torch.Tensor, rate_per_s: float = ATTRACTION_PER_S
+        self,
+        energy: float,
+        decay_per_s: torch.Tensor,
+        rate_per_s: float = ATTRACTION_PER_S,
+        member: torch.Tensor | None = None,
     ) -> None:
-        """Switch the cycle on: orbit energy E* = ``energy`` (Σ|c_k|² at the switch), cancelling the
-        modes' decays ``decay_per_s`` (K,) (1/s, ≤ 0), attraction ``rate_per_s``."""
+        """Switch the cycle on: orbit energy E* = ``energy`` (Σ|c_k|² of the member modes at the
+        switch), cancelling the modes' decays ``decay_per_s`` (K,) (1/s, ≤ 0), attraction
+        ``rate_per_s``; ``member`` (K,) bool: the modes it holds (None: all)."""
+        member = torch.ones(self.n_modes) if member is None else torch.as_tensor(member)
+        self.member.copy_(member.to(torch.float64))
         self.rate_per_s.fill_(float(rate_per_s))
         self.energy.fill_(float(energy))
-        self.cancel_per_s.copy_(-torch.as_tensor(decay_per_s, dtype=torch.float64))
+        self.cancel_per_s.copy_(-torch.as_tensor(decay_per_s, dtype=torch.float64) * self.member)
 
     @torch.no_grad()
     def release(self) -> None:
@@ -69,8 +84,63 @@ class LimitCycle(nn.Module):
 
     def rates(self, energy: torch.Tensor) -> torch.Tensor:
         """Growth h (..., K) in 1/s for mode energies (..., K)."""
-        total = energy.sum(-1, keepdim=True)
-        return self.cancel_per_s + self.rate_per_s * (1.0 - total / self.energy)
+        total = (energy * self.member).sum(-1, keepdim=True)
+        return self.cancel_per_s + self.member * self.rate_per_s * (1.0 - total / self.energy)
+
+
+class HeldModes:
+    """``bank`` (an `OscillatorBank`) with the modes ``member`` (K,) bool made neutral (σ = 0): the
+    modes a limit cycle holds, as the one trajectory runs them. Cancelling their decays inside the
+    field instead (h = −σ, as the continuation's cycle does) overflows: the fast solver reads
+    exp(Γ)·exp(λt) with Γ ≈ −σt, inf·0 past |σ|t ≈ 700 (a mode falling 3000 dB/s at 2 s). Not a
+    module: it holds the bank's own parameters (frequencies, and the decays of the others)."""
+
+    def __init__(self, bank: nn.Module, member: torch.Tensor):
+        self.bank, self.member = bank, member.to(torch.bool)
+
+    @property
+    def n_modes(self) -> int:
+        return self.bank.n_modes
+
+    @property
+    def decay_per_s(self) -> torch.Tensor:
+        return torch.where(self.member, 0.0, self.bank.decay_per_s)
+
+    @property
+    def omega_rad_per_s(self) -> torch.Tensor:
+        return self.bank.omega_rad_per_s
+
+    @property
+    def raw_damping(self) -> torch.Tensor:
+        return self.bank.raw_damping
+
+
+class CycledField(nn.Module):
+    """γ(e) + h(E): ``field`` (any field with the `ModalField` interface) with the limit cycle
+    ``cycle`` added — the one trajectory's ODE when its cycle is on (`SonodeModel.trajectory`).
+
+    Unlike `ContinuationField` the trained part is not bounded: the trajectory's field is trained
+    on the clip it reproduces, not extrapolated past it. The bank is not held (it is not a
+    submodule), so the envelope solver's adjoint sees the bank's parameters once."""
+
+    def __init__(self, field: nn.Module, cycle: LimitCycle):
+        super().__init__()
+        self.field, self.cycle, self.n_modes = field, cycle, cycle.n_modes
+
+    @property
+    def max_step_s(self) -> float:
+        """The envelope solver's largest step (`sonode.model.modal.envelope_nodes`): |h λ| = 0.5
+        for the orbit's linearised rate λ = −2κ, well inside dopri5's stability interval (≈ 3.3)."""
+        return 0.25 / max(float(self.cycle.rate_per_s), 1e-12)
+
+    def rates(self, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        growth, shift = self.field.rates(energy)
+        return growth + self.cycle.rates(energy), shift
+
+    def is_zero(self) -> bool:
+        return not self.cycle.active and self.field.is_zero()
+
+    forward = ModalField.forward
 
 
 class ContinuationField(nn.Module):

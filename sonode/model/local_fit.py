@@ -12,40 +12,40 @@
    variable projection (`sonode.model.local_refine`), each kept only if the held-back samples
    improve; the states are then solved on all samples, and the refined model is kept only if it
    reconstructs the clip better than the identified start.
+
+`fit_auto` (`--modes auto`) fits the tables first and keeps them if they reconstruct the clip
+better than the global start; the continuation is identified only for the model returned.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from sonode.dsp.metrics import snr_db
-from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
+from sonode.model.checkpoint import fit_identity
 from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_checkpoint import LocalCheckpointer, LocalResume, load_local
 from sonode.model.local_codec import choose_steps
-from sonode.model.local_refine import refine_frequencies
+from sonode.model.local_identify import identify_tracks
+from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
 
-NODE_SPACING_S = 0.010  # nodes 10 ms apart: an attack or a note change is followed within ~1 node
-WINDOW_NODES = 4  # analysis window, in node spacings (40 ms: resolves partials ~50 Hz apart)
-PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per node
-LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
-QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
-HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
-TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
-TRACK_TOLERANCE_RELATIVE = 0.02
 STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
 ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
 ROUNDING_FLOOR_DB = 45.0  # ... and never louder than this against the unrounded model
+# --modes auto: the local fit may spend this share of the budget; the rest trains the global
+# model if that is chosen
+AUTO_LOCAL_SHARE = 0.5
+IDENTIFICATION_SHARE = 0.5  # of the budget (the local fit's share, in auto), to choose the spacing
 
 
 def fit_local(
@@ -58,34 +58,173 @@ def fit_local(
 ) -> tuple[LocalModel, FitReport]:
     """Fit the local-mode model to a clip x (n,) in file amplitude. See the module docstring.
 
+    ``checkpoint`` (a `CheckpointPlan`): the refinement's state is written every
+    ``checkpoint.every_s`` seconds and when interrupted, and resumed from with ``resume``
+    (`sonode.model.local_checkpoint`).
+
     Raises:
-        ValueError: resuming from a checkpoint (the local fit writes none: its identification is
-            most of its time, and a fit is repeated exactly from the same clip and options).
+        CheckpointError: resuming, and the checkpoint is missing, damaged, a global fit's, or made
+            for another clip or other options.
+    """
+    identity = resumed = None
+    if checkpoint is not None:
+        identity = fit_identity(x, sample_rate, asdict(options), checkpoint.source)
+        if checkpoint.resume:  # before any identification, so that a mismatch fails fast
+            resumed = load_local(checkpoint.path, identity)
+    started = time.perf_counter() - (0.0 if resumed is None else resumed.elapsed_s)
+    # the continuation first, so that the budget left for training is what remains after it
+    tail = local_continuation(x, sample_rate, options)
+    plan = None if checkpoint is None else (checkpoint, identity)
+    tables = fit_tables(x, sample_rate, options, started, on_epoch, should_stop, plan, resumed)
+    return finish_local(tables, options, tail)
+
+
+def fit_auto(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions,
+    global_start: Callable[[], Any],
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint=None,
+) -> tuple[LocalModel, FitReport] | None:
+    """`--modes auto`: the fitted local model if it reconstructs the clip better than the global
+    linear start (``global_start()``, a `SonodeModel` without continuation), else None.
+
+    Both are scored as the user gets them, on the same (all) samples: the local model trained
+    within AUTO_LOCAL_SHARE of the budget and rounded as its file stores it, so that a local win
+    is returned without identifying anything again; the global model before its training, which
+    the rest of the budget buys and can only raise. Not on held-back samples: the global start's
+    segment states (one number per sample) interpolate poorly, so on 55 one-second clips held-back
+    scores picked local on notes the global model reconstructs 10–35 dB better
+    (docs/music_capacity.md). A resumed fit is a global one (the local fit writes no checkpoint).
     """
     if checkpoint is not None and checkpoint.resume:
-        raise ValueError("resuming a fit is not supported with modes='local'; refit the clip")
+        return None
     started = time.perf_counter()
+    gain, offset = normalisation(x)
+    start = global_start()
+    with torch.no_grad():
+        global_db = snr_db((x - offset) / gain, start.reconstruct()[0].numpy())
+    budget = None if options.max_time_s is None else AUTO_LOCAL_SHARE * options.max_time_s
+    tables = fit_tables(
+        x, sample_rate, replace(options, max_time_s=budget), started, None, should_stop
+    )
+    choice = {"global_start_snr_db": global_db, "local_snr_db": tables.snr_db}
+    if not local_wins(tables, global_db):
+        return None
+    return finish_local(tables, options, local_continuation(x, sample_rate, options), choice)
+
+
+def local_wins(tables: LocalTables, global_start_db: float) -> bool:
+    """The rule of `fit_auto`: the local tables reconstruct the clip better than the global start
+    (SNR dB on the normalised clip)."""
+    return tables.snr_db > global_start_db
+
+
+@dataclass
+class LocalTables:
+    """The node tables identified, trained and rounded for storage, without the continuation:
+    the stage at which `--modes auto` compares the local model with the global one.
+
+    ``model`` reconstructs what the file will hold; SNRs (dB) are on the normalised clip ``xn``
+    (n,); ``started`` is the fit's time.perf_counter() origin."""
+
+    model: LocalModel
+    xn: np.ndarray
+    started: float
+    identified_s: float
+    initial_db: float
+    snr_db: float
+    unrounded_db: float
+    check_db: float
+    rounding: dict
+    history: list[EpochRecord]
+    stop: str
+    level_db: float
+    validation_db: float
+
+
+def local_continuation(x: np.ndarray, sample_rate: int, options: FitOptions):
+    """The continuation ODE of the normalised clip (a `ContinuationFit`), None without one."""
+    if options.continuation_samples == 0:
+        return None
+    gain, offset = normalisation(x)
+    xn = (x - offset) / gain
+    return identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
+
+
+def fit_tables(
+    x: np.ndarray,
+    sample_rate: int,
+    options: FitOptions,
+    started: float,
+    on_epoch: Callable[[EpochRecord, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint=None,
+    resumed: LocalResume | None = None,
+) -> LocalTables:
+    """Steps 1–3 of the module docstring and the compact rounding: the tables of a clip x (n,) in
+    file amplitude, training within ``options.max_time_s`` counted from ``started``; with
+    ``checkpoint`` ((`CheckpointPlan`, identity)) the refinement is checkpointed, and
+    ``resumed`` continues one instead of identifying."""
     torch.manual_seed(options.seed)
     gain, offset = normalisation(x)
     xn = (x - offset) / gain
-    hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate)
-    tail = (
-        identify_continuation(xn, sample_rate, options.continuation_samples, options.lp_order)
-        if options.continuation_samples != 0
-        else None
+    if resumed is None:
+        # the identification may use IDENTIFICATION_SHARE of the budget to choose the spacing
+        deadline = (
+            None
+            if options.max_time_s is None
+            else started + IDENTIFICATION_SHARE * options.max_time_s
+        )
+        hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
+        first, length, freq = tracks.first, tracks.length, tracks.freq_hz
+    else:
+        hop, level, validation = resumed.hop_samples, resumed.level_db, resumed.validation_db
+        first, length = resumed.track_first, resumed.track_length
+        freq = resumed.identified_freq_hz
+    config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
+    states = chunked_least_squares(first, length, freq * hop / sample_rate, xn, hop)
+    model = LocalModel(config, first, length, freq, *states)
+    identified_s = time.perf_counter() - started
+    initial = snr_db(xn, model.reconstruct().numpy())
+    save = None
+    if checkpoint is not None:
+        plan, identity = checkpoint
+        save = LocalCheckpointer(plan, identity, started, {
+            "hop_samples": hop, "track_first": first, "track_length": length,
+            "identified_freq_hz": freq, "level_db": level, "validation_db": validation,
+            "initial_db": initial,
+        })  # fmt: skip
+    history, best, stop = train_tables(
+        model, xn, options, initial, started, on_epoch, should_stop, save, resumed
     )
-    config = LocalConfig(
-        sample_rate=sample_rate,
-        n_samples=int(xn.size),
-        hop_samples=hop,
-        gain=gain,
-        offset=offset,
+    stored, check_db, rounding = _store_compactly(model, xn, best)
+    return LocalTables(
+        model, xn, started, identified_s, initial, stored, best, check_db, rounding, history, stop,
+        level, validation,
+    )  # fmt: skip
+
+
+def finish_local(
+    tables: LocalTables, options: FitOptions, tail, choice: dict | None = None
+) -> tuple[LocalModel, FitReport]:
+    """The model with its continuation (``tail``, a `ContinuationFit` or None) and its report;
+    ``choice`` (what `--modes auto` compared) goes into the report's identification."""
+    fitted = tables.model
+    config = replace(
+        fitted.config,
         continuation_samples=tail.window_samples if tail else 0,
         tail_modes=tail.decay_per_s.shape[0] if tail else 0,
         continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
     )
-    states = _solve_states(tracks, n_nodes, xn, hop, sample_rate)
-    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    model = LocalModel(
+        config,
+        fitted.track_first.numpy(),
+        fitted.track_length.numpy(),
+        *(getattr(fitted, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
+    )
+    model.storage, model.steps, model.freq_shifts = fitted.storage, fitted.steps, fitted.freq_shifts
     if tail is not None:
         model.set_continuation(
             tail.decay_per_s,
@@ -94,227 +233,48 @@ def fit_local(
             tail.late_decay_per_s,
             tail.late_omega_rad_per_s,
         )
-    identified_s = time.perf_counter() - started
-    initial = snr_db(xn, model.reconstruct().numpy())
-    history, best, stop = _train(model, xn, options, initial, started, on_epoch, should_stop)
-    unrounded = best
-    best, check_db, storage = _store_compactly(model, xn, best)
+        if model.storage == "quantised":
+            # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep
+            # ~1e-7 relative precision, a phase error ≤ 0.01 rad per second of continuation)
+            model.round_continuation()
     identification = {
         "variant": "local",
         "n_modes": int(model.n_tracks),
         "n_modes_chosen_by": "validation",
         "node_entries": int(model.n_entries),
-        "hop_samples": hop,
-        "level_db": level,
-        "validation_snr_db": validation,
-        "parameters_per_sample": model.stored_numbers() / xn.size,
+        "hop_samples": config.hop_samples,
+        "level_db": tables.level_db,
+        "validation_snr_db": tables.validation_db,
+        "parameters_per_sample": model.stored_numbers() / tables.xn.size,
         "storage": model.storage,
-        "rounding": storage,
-        "unrounded_snr_db": unrounded,
-        "time_breakdown_s": {"identification": round(identified_s, 4)},
+        "rounding": tables.rounding,
+        "unrounded_snr_db": tables.unrounded_db,
+        "time_breakdown_s": {"identification": round(tables.identified_s, 4)},
     }
     if tail is not None:
         identification["continuation"] = tail.summary()
-    wall = time.perf_counter() - started
+    if choice is not None:
+        identification["modes_chosen_by"] = choice
+    wall = time.perf_counter() - tables.started
+    history = tables.history
     report = FitReport(
         options=asdict(options),
         gradient="variable projection",  # Gauss–Newton through the exact state solve
-        initial_snr_db=initial,
-        snr_db=best,
-        discretisation_snr_db=check_db,
+        initial_snr_db=tables.initial_db,
+        snr_db=tables.snr_db,
+        discretisation_snr_db=tables.check_db,
         epochs=len(history),
         wall_time_s=wall,
-        seconds_per_epoch=(wall - identified_s) / max(1, len(history)),
+        seconds_per_epoch=(wall - tables.identified_s) / max(1, len(history)),
         function_evaluations=0,
         rejected_steps=0,
-        stop_reason=stop,
+        stop_reason=tables.stop,
         history=history,
         identification=identification,
-        trajectory_snr_db=best,  # no restarts: the reconstruction is one trajectory
-        initial_trajectory_snr_db=initial,
+        trajectory_snr_db=tables.snr_db,  # no restarts: the reconstruction is one trajectory
+        initial_trajectory_snr_db=tables.initial_db,
     )
     return model, report
-
-
-def identify_tracks(xn: np.ndarray, sample_rate: int):
-    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–3 of the
-    module docstring."""
-    hop = max(8, int(round(NODE_SPACING_S * sample_rate)))
-    n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
-    peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
-    return hop, n_nodes, choose_level(xn, sample_rate, hop, n_nodes, peaks)
-
-
-def choose_variant(x: np.ndarray, sample_rate: int, global_start: Callable[[], Any]) -> str:
-    """ "local" or "global", whichever linear start scores better on the held-back samples.
-
-    The local start is solved without the held-back samples; the global start (its modes and
-    segment states, `sonode.model.init.initial_model`) is solved on all of them, so the
-    comparison leans towards the global model: local is chosen only when it predicts samples it
-    has not seen better than the global one reproduces samples it has. ``global_start`` builds the
-    global linear start (a `SonodeModel`, without continuation)."""
-    gain, offset = normalisation(x)
-    xn = (x - offset) / gain
-    _, _, (_, _, local_db) = identify_tracks(xn, sample_rate)
-    model = global_start()
-    with torch.no_grad():
-        start = model.reconstruct()[0].numpy()
-    held = np.zeros(xn.size, dtype=bool)
-    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
-    global_db = snr_db(xn[held], start[held])
-    return "local" if local_db > global_db else "global"
-
-
-def _max_peaks(hop: int) -> int:
-    """Most modes per node within PARAMETERS_PER_SAMPLE (3 numbers per mode per node)."""
-    return max(1, int(PARAMETERS_PER_SAMPLE * hop / 3))
-
-
-def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per window, the peaks within level_db of its strongest and within level_db + QUIET_DB of
-    the clip's strongest (a quiet passage keeps its own notes, silence keeps nothing)."""
-    loudest = max((float(m[0]) for _, m in peaks if m.size), default=0.0)
-    out = []
-    for freqs, mags in peaks:
-        strongest = float(mags[0]) if mags.size else 0.0
-        floor = max(
-            strongest * 10 ** (-level_db / 20), loudest * 10 ** (-(level_db + QUIET_DB) / 20)
-        )
-        keep = mags >= floor
-        out.append((freqs[keep], mags[keep]))
-    return out
-
-
-def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
-    """The tracks of the level with the best held-back SNR: (tracks, level dB, held-back SNR dB)."""
-    mask = np.ones(xn.size)
-    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
-    held = mask == 0
-    best = None
-    previous_count = -1
-    for level in LEVELS_DB:
-        selected = select_peaks(peaks, level)
-        count = sum(f.size for f, _ in selected)
-        if count == previous_count:  # every window already keeps its most peaks: same tracks
-            break
-        previous_count = count
-        tracks = _tracks(selected)
-        if tracks.first.size == 0:
-            continue
-        states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
-        fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
-        score = snr_db(xn[held], fit[held])
-        if best is None or score > best[2]:
-            best = (tracks, level, score)
-        elif score < best[2] - 1.0:
-            break  # past the best level: more modes only fit the noise
-    if best is None:
-        raise ValueError("the clip has no spectral peaks: nothing for local modes to follow")
-    return best
-
-
-def _tracks(peaks) -> Tracks:
-    return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
-
-
-def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
-    """(amp_re, amp_im), each (P,): the node states by least squares."""
-    cycles = tracks.freq_hz * hop / rate
-    return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
-
-
-def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
-    config = LocalConfig(rate, n, hop, 1.0, 0.0)
-    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
-    return model.reconstruct().numpy()
-
-
-def _train(model: LocalModel, xn, options, initial, started, on_epoch, should_stop):
-    """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
-    not held back, then solve the states on all of them; the refined model is kept only if it
-    reconstructs the clip better than the identified start."""
-    if options.steps == 0:
-        return [], initial, "steps"
-    hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
-    first, length = model.track_first.numpy(), model.track_length.numpy()
-    mask = np.ones(n)
-    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
-    history: list[EpochRecord] = []
-    stop = ["converged"]
-
-    def synthesise(freq_hz, states):
-        probe = LocalModel(LocalConfig(rate, n, hop, 1.0, 0.0), first, length, freq_hz, *states)
-        return probe.reconstruct().numpy()
-
-    def on_iteration(state) -> bool:
-        last = state.history[-1]
-        record = EpochRecord(
-            len(history) + 1,
-            10 ** (-last["trial_snr_db"] / 10),
-            last["trial_snr_db"],
-            time.perf_counter() - started,
-            state.held_db,
-        )
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record, initial)
-        if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
-            stop[0] = "target"
-            return True
-        if should_stop is not None and should_stop():
-            stop[0] = "interrupted"
-            return True
-        return False
-
-    deadline = None if options.max_time_s is None else started + options.max_time_s
-    if deadline is not None and time.perf_counter() >= deadline:
-        return history, initial, "time"  # identification used the budget
-    refined = refine_frequencies(
-        first,
-        length,
-        model.freq_hz.detach().numpy(),
-        xn,
-        hop,
-        rate,
-        mask,
-        synthesise,
-        options.steps,
-        deadline,
-        on_iteration,
-    )
-    if stop[0] == "converged":
-        if options.steps is not None and len(history) >= options.steps:
-            stop[0] = "steps"
-        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
-            stop[0] = "time"
-    if not any(h["accepted"] for h in refined.history):
-        return history, initial, stop[0]
-    before = model.freq_hz.detach().clone()
-    with torch.no_grad():
-        model.freq_hz.copy_(torch.from_numpy(refined.freq_hz))
-    _resolve_states(model, xn)
-    score = snr_db(xn, model.reconstruct().numpy())
-    if score <= initial:  # the held-back gain did not carry over to the whole clip
-        with torch.no_grad():
-            model.freq_hz.copy_(before)
-        _resolve_states(model, xn)
-        return history, initial, stop[0]
-    return history, score, stop[0]
-
-
-@torch.no_grad()
-def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
-    """The exact least-squares node states, on all samples, for the model's current frequencies."""
-    hop, rate = model.config.hop_samples, model.config.sample_rate
-    re, im = chunked_least_squares(
-        model.track_first.numpy(),
-        model.track_length.numpy(),
-        model.freq_hz.numpy() * hop / rate,
-        xn,
-        hop,
-    )
-    model.amp_re.copy_(torch.from_numpy(re))
-    model.amp_im.copy_(torch.from_numpy(im))
 
 
 @torch.no_grad()
@@ -358,9 +318,6 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
     model.storage = "quantised"
     model.steps = (compact.freq_step_hz, compact.state_step)
     model.freq_shifts = compact.shifts
-    # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep ~1e-7
-    # relative precision, a phase error ≤ 0.01 rad per second of continuation)
-    model.round_continuation()
     stored_db = snr_db(xn, model.reconstruct().numpy())
     summary = {
         "freq_step_hz": compact.freq_step_hz,

@@ -24,10 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from sonode.dsp.metrics import snr_db
+from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_synthesis import chunked_least_squares
+from sonode.model.options import EpochRecord
 
+HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 MAX_STEP_HZ = 10.0  # a step larger than ~ half a 40 ms window's bin is not a refinement
 DAMPING_START = 1e-3
 DAMPING_UP, DAMPING_DOWN = 8.0, 3.0
@@ -37,6 +41,9 @@ MIN_GAIN_DB = 0.005  # a held-back improvement smaller than this ends the refine
 # caller still solves once on all samples and rounds the tables (~2 solves): both are budgeted
 ITERATION_SOLVES, RESERVE_SOLVES = 4.0, 2.0
 GAUSS_NEWTON_CHUNK_NODES = 800  # runs of the joint solve: its blocks are 2.25× the states' alone
+# ... and fewer where nodes hold many modes: a run keeps one (3·modes)² float64 block per node,
+# so its memory stays near this whatever the node spacing (at least 300 nodes: 3× the overlap)
+GAUSS_NEWTON_RUN_BYTES = 256 << 20
 
 
 @dataclass
@@ -63,6 +70,7 @@ def refine_frequencies(
     iterations: int | None,
     deadline: float | None,
     on_iteration: Callable[[Refinement], bool] | None = None,
+    resume: tuple[float, int] | None = None,
 ) -> Refinement:
     """Gauss–Newton steps of variable projection on the frequencies; see the module docstring.
 
@@ -75,6 +83,8 @@ def refine_frequencies(
             should be done: an iteration starts only if its predicted cost (the last one's, or
             ITERATION_SOLVES state solves) and RESERVE_SOLVES more fit before it (None: none).
         on_iteration: called after every iteration; returning True stops.
+        resume: (damping, iterations done) of an interrupted refinement that had reached
+            ``freq_hz``: it continues as it would have.
 
     Returns:
         The best refinement found (the start if no step helped).
@@ -82,8 +92,15 @@ def refine_frequencies(
     held = mask == 0
     nyquist = 0.5 * rate
 
+    offset = np.cumsum(length) - length
+    per_node = int(
+        np.bincount(np.repeat(first - offset, length) + np.arange(freq_hz.size)).max(initial=1)
+    )
+    run_nodes = GAUSS_NEWTON_RUN_BYTES // (8 * (3 * per_node) ** 2)
+    run_nodes = int(min(GAUSS_NEWTON_CHUNK_NODES, max(300, run_nodes)))
+
     def solve(freq, states=None, damping=0.0):
-        chunk = {} if states is None else {"chunk_nodes": GAUSS_NEWTON_CHUNK_NODES}
+        chunk = {} if states is None else {"chunk_nodes": run_nodes}
         return chunked_least_squares(
             first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping, **chunk
         )
@@ -94,6 +111,9 @@ def refine_frequencies(
     started = time.perf_counter()
     states = solve(freq_hz)
     best = Refinement(freq_hz.copy(), states, score(freq_hz, states))
+    if resume is not None:
+        best.damping = resume[0]
+        best.history = [{"resumed": True}] * resume[1]  # counted against ``iterations``
     solve_seconds = time.perf_counter() - started
     last_seconds = ITERATION_SOLVES * solve_seconds  # the first iteration's cost, predicted
     while iterations is None or len(best.history) < iterations:
@@ -131,3 +151,101 @@ def refine_frequencies(
         if accepted and gain < MIN_GAIN_DB:
             break
     return best
+
+
+def train_tables(
+    model: LocalModel, xn, options, initial, started, on_epoch, should_stop, save=None, resume=None
+):
+    """Refine the frequencies by variable projection (`sonode.model.local_refine`) on the samples
+    not held back, then solve the states on all of them; the refined model is kept only if it
+    reconstructs the clip better than the identified start (``model``'s frequencies).
+
+    ``save(refinement, history, force)`` is called after every iteration (a checkpoint, forced
+    when interrupted); ``resume`` (a `LocalResume`) continues an interrupted refinement."""
+    history: list[EpochRecord] = [] if resume is None else list(resume.history)
+    if options.steps is not None and len(history) >= options.steps:
+        return history, initial, "steps"
+    hop, rate, n = model.config.hop_samples, model.config.sample_rate, xn.size
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+    mask = np.ones(n)
+    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
+    stop = ["converged"]
+
+    def synthesise(freq_hz, states):
+        probe = LocalModel(LocalConfig(rate, n, hop, 1.0, 0.0), first, length, freq_hz, *states)
+        return probe.reconstruct().numpy()
+
+    def on_iteration(state) -> bool:
+        last = state.history[-1]
+        record = EpochRecord(
+            len(history) + 1,
+            10 ** (-last["trial_snr_db"] / 10),
+            last["trial_snr_db"],
+            time.perf_counter() - started,
+            state.held_db,
+        )
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, initial)
+        if options.target_snr_db is not None and state.held_db >= options.target_snr_db:
+            stop[0] = "target"
+            return True
+        interrupted = should_stop is not None and should_stop()
+        if save is not None:
+            save(state, history, interrupted)
+        if interrupted:
+            stop[0] = "interrupted"
+            return True
+        return False
+
+    deadline = None if options.max_time_s is None else started + options.max_time_s
+    if resume is None and deadline is not None and time.perf_counter() >= deadline:
+        return history, initial, "time"  # identification used the budget
+    identified = model.freq_hz.detach().numpy().copy()
+    refined = refine_frequencies(
+        first,
+        length,
+        identified if resume is None else resume.freq_hz,
+        xn,
+        hop,
+        rate,
+        mask,
+        synthesise,
+        options.steps,
+        deadline,
+        on_iteration,
+        None if resume is None else (resume.damping, len(resume.history)),
+    )
+    if stop[0] == "converged":
+        if options.steps is not None and len(history) >= options.steps:
+            stop[0] = "steps"
+        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
+            stop[0] = "time"
+    if np.array_equal(refined.freq_hz, identified):  # no step was accepted
+        return history, initial, stop[0]
+    before = model.freq_hz.detach().clone()
+    with torch.no_grad():
+        model.freq_hz.copy_(torch.from_numpy(refined.freq_hz))
+    _resolve_states(model, xn)
+    score = snr_db(xn, model.reconstruct().numpy())
+    if score <= initial:  # the held-back gain did not carry over to the whole clip
+        with torch.no_grad():
+            model.freq_hz.copy_(before)
+        _resolve_states(model, xn)
+        return history, initial, stop[0]
+    return history, score, stop[0]
+
+
+@torch.no_grad()
+def _resolve_states(model: LocalModel, xn: np.ndarray) -> None:
+    """The exact least-squares node states, on all samples, for the model's current frequencies."""
+    hop, rate = model.config.hop_samples, model.config.sample_rate
+    re, im = chunked_least_squares(
+        model.track_first.numpy(),
+        model.track_length.numpy(),
+        model.freq_hz.numpy() * hop / rate,
+        xn,
+        hop,
+    )
+    model.amp_re.copy_(torch.from_numpy(re))
+    model.amp_im.copy_(torch.from_numpy(im))

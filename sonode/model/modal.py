@@ -182,12 +182,17 @@ def envelope_nodes(
         (nodes (N,) float64 seconds, values g = [Re Γ, Im Γ] (N, B, 2K), slopes dg/dt (N, B, 2K)).
     """
     func = EnvelopeODE(bank, field, energy0)
+    # A field may bound the step (a limit cycle: at its orbit the error estimate vanishes, the steps
+    # grow past the stability bound of its attraction, and the solution's gradient — the discrete
+    # map's — is then wrong by orders of magnitude while the solution itself is right)
+    max_step_s = getattr(field, "max_step_s", None)
+    options = None if max_step_s is None else {"max_step": max_step_s}
     g0 = torch.zeros(energy0.shape[:-1] + (2 * field.n_modes,), dtype=energy0.dtype)
     n_nodes = max(2, math.ceil(abs(last_s - first_s) / NODE_SPACING_S - 1e-9) + 1)
     nodes = torch.linspace(first_s, last_s, n_nodes, dtype=torch.float64)
     if gradient is None:
         with torch.no_grad():
-            values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
+            values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol, options=options)
     elif gradient == "adjoint":
         params = [*field.parameters(), bank.raw_damping, energy0]
         values = odeint_adjoint(
@@ -197,11 +202,12 @@ def envelope_nodes(
             method="dopri5",
             rtol=rtol,
             atol=atol,
+            options=options,
             adjoint_params=[p for p in params if p.requires_grad],
             adjoint_options={"mode": "checkpoint"},  # the exact discrete adjoint, not the default
         )
     elif gradient == "backprop":
-        values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol)
+        values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol, options=options)
     else:
         raise ValueError(f"gradient must be 'adjoint', 'backprop' or None, got {gradient!r}")
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
@@ -329,25 +335,26 @@ def modal_readout(
         # x = Σ_k C_u,k Re c_k + C_v,k Im c_k = Re Σ_k c_k (C_u,k − i C_v,k)
         a = torch.complex(z0[..., :k], z0[..., k:]) * torch.complex(readout[:k], -readout[k:])
         lam = torch.complex(bank.decay_per_s, bank.omega_rad_per_s)
-        envelope = None
-        if needs_envelope(field, gradient):
-            envelope = _envelope(
-                bank, field, z0[..., :k] ** 2 + z0[..., k:] ** 2, local_s, gradient, rtol, atol
-            )
         t = local_s.to(torch.float64)
+        nodes = None
+        if needs_envelope(field, gradient):
+            energy0 = z0[..., :k] ** 2 + z0[..., k:] ** 2
+            nodes = envelope_nodes(
+                bank, field, energy0, float(t[0]), float(t[-1]), gradient, rtol, atol
+            )
+
+        def envelope(times: torch.Tensor) -> torch.Tensor | None:  # Γ read at ``times``
+            return None if nodes is None else hermite(*nodes, times)
+
         if torch.is_grad_enabled() or t.shape[0] <= READOUT_CHUNK_SAMPLES:
-            return _ModalReadout.apply(a, lam, envelope, t)
-        # Without a graph, a long read-out (a free run over seconds) is summed in pieces: one
-        # (T, B, K) complex exp of 96000 samples took 3.9 s on a loaded machine, during which
-        # SIGINT could not act; the pieces also bound the memory.
+            return _ModalReadout.apply(a, lam, envelope(t), t)
+        # Without a graph, a long read-out (a free run over seconds) is read and summed in pieces:
+        # one (T, B, K) complex exp of 96000 samples took 3.9 s on a loaded machine, during which
+        # SIGINT could not act; and Γ itself, (T, B, 2K) float64, is read per piece from its
+        # nodes: read whole, 2 s at 48 kHz of a 513-mode continuation peaked at +2.2 GB (#30).
         return torch.cat(
             [
-                _ModalReadout.apply(
-                    a,
-                    lam,
-                    None if envelope is None else envelope[i : i + READOUT_CHUNK_SAMPLES],
-                    t[i : i + READOUT_CHUNK_SAMPLES],
-                )
-                for i in range(0, t.shape[0], READOUT_CHUNK_SAMPLES)
+                _ModalReadout.apply(a, lam, envelope(piece), piece)
+                for piece in torch.split(t, READOUT_CHUNK_SAMPLES)
             ]
         )

@@ -52,8 +52,9 @@ class FitOptions:
             better), after which the limit cycle is chosen; 0: neither, the continuation is the
             identified one exactly.
         modes: "global" (one set of modes for the clip, a start state per segment), "local"
-            (modes identified per window and tracked, `sonode.model.local`) or "auto" (the one
-            scoring better on held-back samples, see `sonode.model.local_fit.choose_variant`).
+            (modes identified per window and tracked, `sonode.model.local`) or "auto" (local
+            if, trained and rounded, it reconstructs the clip better than the global start, see
+            `sonode.model.local_fit.fit_auto`).
     """
 
     latent_dim: int | None = 256

@@ -108,13 +108,15 @@ class Tail:
         )
         zero = torch.zeros(1, dtype=torch.float64)
         before = local_s < switch_local_s
-        # a phase without trained parameters is solved without a graph; the engine's adjoint of a
-        # solve that starts from another adjoint solve's output fails on backward ("backward
-        # through the graph a second time"), so after an adjoint early phase the late one is
-        # differentiated through the solver
-        early_gradient = gradient if early_field.modal is not None else None
+        # a zero field that nothing trains is the closed form (no envelope solve); a phase without
+        # trained parameters (field or modes, `sonode.model.mode_fit`) is solved without a graph
+        early_field, late_field = self._solved(early_field), self._solved(late_field)
+        early_gradient = gradient if early_field is not None or _trains(self.early) else None
+        # the engine's adjoint of a solve that starts from another adjoint solve's output fails on
+        # backward ("backward through the graph a second time"), so after an adjoint early
+        # envelope solve the late one is differentiated through the solver
         late_gradient = (
-            "backprop" if gradient == "adjoint" and early_gradient == "adjoint" else gradient
+            "backprop" if gradient == "adjoint" and early_gradient and early_field else gradient
         )
 
         def read(bank, field, z, times, how):  # the solver's grid starts at 0, once
@@ -148,6 +150,13 @@ class Tail:
             )
         return torch.cat(parts, 0)
 
+    def _solved(self, field: ContinuationField) -> ContinuationField | None:
+        """The field a phase is solved with: None (the linear ODE in closed form) when it is zero
+        and none of the trained field's parameters takes a gradient."""
+        if field.is_zero() and not _trains(self.field):
+            return None
+        return field
+
     def continue_clip(self, n_samples: int, rate: int) -> np.ndarray:
         """The continuation's first n_samples after the clip's end (normalised), as `extrapolate` gives it."""
         local = (self.window + torch.arange(n_samples, dtype=torch.float64)) / rate
@@ -168,3 +177,8 @@ class Tail:
         basis = modal_basis(poles, self.window)
         windows = np.stack([x[a - self.window : a] for a in anchors])
         return torch.from_numpy(ridge_solve(basis.T @ basis, windows @ basis, 1e-9))
+
+
+def _trains(module: torch.nn.Module) -> bool:
+    """Some parameter of ``module`` takes a gradient."""
+    return any(p.requires_grad for p in module.parameters())

@@ -26,6 +26,9 @@ ANCHOR_SPAN_S = (
 SAMPLE_STRIDE = (
     8  # every 8th sample of a horizon (rotating offset): an unbiased estimate of its error
 )
+# ...and at most this many per horizon (200 ms at 48 kHz): the step's graph holds several
+# (points × anchors × 2K) float64 arrays, so above 48 kHz the stride grows instead (#30)
+MAX_HORIZON_POINTS = 1200
 LR = 3e-3
 BANDS_S = (0.0, 0.005, 0.02, 0.05, math.inf)
 
@@ -77,8 +80,9 @@ def train_field(
             hi_anchor = n - h
             anchors = np.sort(generator.integers(min(lo_anchor, hi_anchor), hi_anchor + 1, ANCHORS))
             z0 = tail.states_at(x, anchors, rate)
-            offset = step % SAMPLE_STRIDE if h > SAMPLE_STRIDE else 0
-            j = torch.arange(offset, h, SAMPLE_STRIDE if h > SAMPLE_STRIDE else 1)
+            stride = max(SAMPLE_STRIDE, -(-h // MAX_HORIZON_POINTS))
+            offset = step % stride if h > stride else 0
+            j = torch.arange(offset, h, stride if h > stride else 1)
             local = (w + j.to(torch.float64)) / rate
             optimiser.zero_grad(set_to_none=True)
             try:

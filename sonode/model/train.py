@@ -27,7 +27,9 @@ from sonode.model.checks import (
     DISCRETISATION_GOAL_DB,
     coarse_and_fine,
     consider,
+    continuity_defect_db,
     fast_vs_reference_db,
+    reconstruction_estimate_s,
     snr_db,
     stoppable_check_db,
     trajectory_snr,
@@ -36,7 +38,7 @@ from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
 from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import solve_run_states, whole_solve_estimate_s
-from sonode.model.local_fit import choose_variant, fit_local
+from sonode.model.local_fit import fit_auto, fit_local
 from sonode.model.objective import (
     CountingField,
     SegmentBatches,
@@ -93,25 +95,20 @@ def fit_samples(
             for another clip or other options.
     """
     check_fit_size(int(x.shape[0]), sample_rate, options)
-    if options.modes != "global":  # modes that follow the notes, or the choice by validation
-        variant = (
-            choose_variant(
-                x,
-                sample_rate,
-                lambda: initial_from_options(x, sample_rate, options, continuation=False)[0],
-            )
-            if options.modes == "auto"
-            else "local"
-        )
-        if variant == "local":
-            return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
+    t_start = time.perf_counter()  # the choice of --modes auto counts against --max-time
+    if options.modes == "local":  # modes that follow the notes
+        return fit_local(x, sample_rate, options, on_epoch, should_stop, checkpoint)
+    if options.modes == "auto":  # the local model if it beats the global start, else global
+        start = lambda: initial_from_options(x, sample_rate, options, continuation=False)[0]  # noqa: E731
+        local = fit_auto(x, sample_rate, options, start, should_stop, checkpoint)
+        if local is not None:
+            return local
     identity = None
     resumed = None
     if checkpoint is not None:
         identity = fit_identity(x, sample_rate, asdict(options), checkpoint.source)
         if checkpoint.resume:  # before the costly initialisation, so that a mismatch fails fast
             resumed = load_checkpoint(checkpoint.path, identity)
-    t_start = time.perf_counter()
     torch.manual_seed(options.seed)
     model, identification = initial_from_options(x, sample_rate, options)
     target = torch.from_numpy((x - model.config.offset) / model.config.gain)
@@ -215,9 +212,9 @@ def fit_samples(
     )
     if sampled and options.state_solve_every and resumed is None:
         # a long clip's states solved jointly first, if that fits (docs/training.md: +0.15-0.4 dB)
-        check_start = time.perf_counter()
-        fits = budget.state_solve_fits(whole_solve_estimate_s(model, target))
+        fits = budget.solve_fits(lambda: whole_solve_estimate_s(model, target))
         if fits and solve_run_states(model, target, None, optimiser):
+            check_start = time.perf_counter()
             kept = consider(model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state))
             (best_snr, best_trajectory, best_state), _ = kept
             model.load_state_dict(best_state)
@@ -285,15 +282,19 @@ def fit_samples(
         optimiser.step()
         epoch += 1
         budget.step_took(time.perf_counter() - step_start)
-        check_start = time.perf_counter()
+        if sampled:  # what a check costs once the field is trained, measured once
+            budget.measure_reconstruction(lambda: reconstruction_estimate_s(model))
         if options.state_solve_every and epoch % options.state_solve_every == 0:
-            # a sampled clip's every segment: the untrained ones' states lag the shared parameters
-            solve_run_states(model, target, None if sampled else segments, optimiser)
+            # a sampled clip's every segment (the untrained ones' states lag the shared parameters)
+            # if it fits: a 60 s 48 kHz clip's whole solve was estimated at ~160 CPU s
+            if not sampled or budget.solve_fits(lambda: whole_solve_estimate_s(model, target)):
+                solve_run_states(model, target, None if sampled else segments, optimiser)
+        check_start = time.perf_counter()
         if epoch % CHECK_EVERY_EPOCHS == 0:
             (best_snr, best_trajectory, best_state), passed = consider(
                 model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
             )
-            budget.consider_took(time.perf_counter() - check_start)  # the solve before it too
+            budget.consider_took(time.perf_counter() - check_start)
             if not passed:  # the fast solve disagrees with the reference: back to the last kept
                 rejected += 1
                 model.load_state_dict(best_state)
@@ -362,16 +363,6 @@ def fit_samples(
             ),
             model,
         ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
-    with torch.no_grad():
-        defects = model.defects()
-        defect_db = (
-            10
-            * math.log10(
-                float(torch.sum(defects**2)) / float(torch.sum(model.states[1:] ** 2)) + 1e-300
-            )
-            if layout.n_segments > 1
-            else math.nan
-        )
     report = FitReport(
         options=asdict(options),
         gradient=options.gradient,
@@ -394,7 +385,7 @@ def fit_samples(
         identification=identification,
         trajectory_snr_db=best_trajectory if coarse is None else trajectory_snr(model, target),
         initial_trajectory_snr_db=initial_trajectory,
-        continuity_defect_db=defect_db,
+        continuity_defect_db=continuity_defect_db(model),
         continuation_training=continuation_training,
     )
     return model, report

@@ -56,7 +56,9 @@ def save_dynamics_png(path: str | os.PathLike, model, title: str = "learned dyna
                 model.continuation_state.detach(),
             )
         )
-    rows.append(("model", model.bank, model.field, model.trajectory_state.detach()))
+    # the model's own ODE as its one trajectory runs it: with the trajectory's limit cycle if on
+    trajectory_ode = getattr(model, "trajectory_ode", lambda: (model.bank, model.field))
+    rows.append(("model", *trajectory_ode(), model.trajectory_state.detach()))
     figure = new_figure(11.0, 3.2 * len(rows))
     for r, (name, bank, field, state) in enumerate(rows):
         modes, decay, freq = mode_rates(bank, field, state)
@@ -69,7 +71,11 @@ def save_dynamics_png(path: str | os.PathLike, model, title: str = "learned dyna
                 AMPLITUDES_DB, freq[:, i] - freq[np.argmin(np.abs(AMPLITUDES_DB)), i], label=label
             )
         left.axhline(0.0, color="k", lw=0.5)
-        cycle = name == "continuation" and model.tail_cycle.active
+        cycle = (name == "continuation" and model.tail_cycle.active) or (
+            name == "model"
+            and getattr(model, "trajectory_cycle", None) is not None
+            and model.trajectory_cycle.active
+        )
         left.set_title(
             f"{name}: decay of the {len(modes)} strongest modes"
             + (" (limit cycle at 0 dB)" if cycle else "")

@@ -132,11 +132,17 @@ def exact_repeats(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
     same = hashes[order[1:]] == hashes[order[:-1]]
     later, earlier = order[1:][same], order[:-1][same]
     close = (later - earlier > 0) & (later - earlier <= MAX_REPEAT_LAG_S * rate)
+    # Constant windows (digital silence, a held value) repeat trivially and are runs, not repeats:
+    # dropped before the exact comparison (one ptp per pair cost ~4 s of a 3-minute song).
+    changes = np.concatenate([[0], np.cumsum(x[1:] != x[:-1])])
+    varying = changes[width - 1 :] - changes[: changes.size - width + 1] > 0  # per window start
+    later, earlier = later[close], earlier[close]
+    keep = varying[later]
     mask = np.zeros(x.size, dtype=bool)
     lag = np.zeros(x.size, dtype=np.int64)
-    for p, q in zip(later[close].tolist(), earlier[close].tolist(), strict=False):
+    for p, q in zip(later[keep].tolist(), earlier[keep].tolist(), strict=False):
         window = x[p : p + width]
-        if np.ptp(window) > 0 and np.array_equal(window, x[q : q + width]):
+        if np.array_equal(window, x[q : q + width]):
             mask[p : p + width] = True
             lag[p] = p - q
     return [

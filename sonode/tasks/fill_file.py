@@ -2,7 +2,7 @@
 
 The whole file is never loaded: it is scanned block by block (finite, not silent), each gap is
 filled from its context alone, and the output is the input copied block by block with the gaps
-replaced. Memory is O(block + context), whatever the file's length (only --detect reads one
+replaced. Memory is O(block + threads × context), whatever the file's length (only --detect reads one
 channel whole, within the memory budget).
 
 The output keeps the input's rate and channels. Its container comes from the output's extension
@@ -15,7 +15,9 @@ written losslessly (16-bit PCM or 32-bit float) into a WAV or FLAC output; re-en
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -122,39 +124,108 @@ def fill_gaps(
     context = int(round(settings.context_s * rate))
     with _open(path) as f:
         n_frames, channels = f.frames, f.channels
-    check_memory(
-        f"filling {channels} channel(s)",
-        16 * channels * (2 * context + max((g.n_samples for g in gaps), default=0)),
-        "fill fewer channels at once",
+    tasks = len(gaps) * channels if channels_to_fill is None else sum(map(len, channels_to_fill))
+    workers = _fill_workers(settings, tasks)
+    check_memory(  # up to 2 × workers + 1 gaps' windows are held while their fills run
+        f"filling {channels} channel(s), {workers} at once",
+        16
+        * channels
+        * (2 * context + max((g.n_samples for g in gaps), default=0))
+        * (2 * workers + 1),
+        "fill fewer channels at once (--threads 1)",
     )
-    filled = []
-    for i, gap in enumerate(gaps):
-        left_limit = gaps[i - 1].end if i else 0
-        right_limit = gaps[i + 1].start if i + 1 < len(gaps) else n_frames
-        lo, hi = max(left_limit, gap.start - context), min(right_limit, gap.end + context)
-        window = _read_frames(path, lo, hi - lo)
-        out = np.empty((gap.n_samples, channels))
-        for c in range(channels):
-            x = window[:, c]
-            if channels_to_fill is not None and c not in channels_to_fill[i]:
-                out[:, c] = x[gap.start - lo : gap.end - lo]  # written back as read: unchanged
-                continue
-            if on_gap is not None:
-                label = f"channel {c}: " if channels > 1 else ""
-                on_gap(
-                    f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
-                    f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})"
-                )
-            out[:, c] = fill_one(
-                x[: gap.start - lo], x[gap.end - lo :], gap.n_samples, rate, settings, gap.sides
-            )
+    filled: list[np.ndarray] = []
+    pending: deque = deque()  # (gap index, its output, [(channel, future of its fill)])
+
+    def collect() -> None:  # the oldest pending gap: its fills in place, then checked
+        i, out, futures = pending.popleft()
+        for c, future in futures:
+            out[:, c] = future.result()
         if not np.all(np.isfinite(out)):
             raise AudioInputError(
                 f"{path}: the fill of gap {i + 1} produced non-finite samples; nothing was written "
                 "(try --method janssen)"
             )
-        filled.append(out)
+
+    with _FillPool(workers) as pool:
+        for i, gap in enumerate(gaps):
+            left_limit = gaps[i - 1].end if i else 0
+            right_limit = gaps[i + 1].start if i + 1 < len(gaps) else n_frames
+            lo, hi = max(left_limit, gap.start - context), min(right_limit, gap.end + context)
+            window = _read_frames(path, lo, hi - lo)
+            out = np.empty((gap.n_samples, channels))
+            futures = []
+            for c in range(channels):
+                x = window[:, c]
+                if channels_to_fill is not None and c not in channels_to_fill[i]:
+                    out[:, c] = x[gap.start - lo : gap.end - lo]  # written back as read: unchanged
+                    continue
+                if on_gap is not None:
+                    label = f"channel {c}: " if channels > 1 else ""
+                    on_gap(
+                        f"{label}gap {i + 1}/{len(gaps)} {gap.start / rate:.4f}-{gap.end / rate:.4f} s ({gap.kind}, "
+                        f"{'both sides' if gap.sides == 'both' else gap.sides + ' side only'})"
+                    )
+                left, right = x[: gap.start - lo], x[gap.end - lo :]
+                futures.append(
+                    (
+                        c,
+                        pool.submit(
+                            fill_one, left, right, gap.n_samples, rate, settings, gap.sides
+                        ),
+                    )
+                )
+            filled.append(out)
+            pending.append((i, out, futures))
+            if len(pending) > 2 * workers:  # bounded memory: a few gaps' contexts at a time
+                collect()
+        while pending:
+            collect()
     return filled
+
+
+def _fill_workers(settings: FillSettings, tasks: int) -> int:
+    """Gap-channels filled at once: torch's thread count (the cores, or --threads) for the
+    classical and validated fills, which are pure functions of their context; 1 for sonode_fit
+    (its training uses torch's threads itself)."""
+    import torch
+
+    if settings.method == "sonode_fit":
+        return 1
+    return max(1, min(torch.get_num_threads(), tasks))
+
+
+class _FillPool:
+    """A thread pool of ``workers`` with torch on one thread each while it runs (restored after);
+    with one worker, the fills run in the calling thread, as before. The fills' heavy parts
+    (Cholesky, FFT, large numpy loops) release the GIL, so gap-channels run in parallel."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def __enter__(self) -> _FillPool:
+        import torch
+
+        self.threads = torch.get_num_threads()
+        self.executor = None
+        if self.workers > 1:
+            torch.set_num_threads(1)
+            self.executor = ThreadPoolExecutor(self.workers)
+        return self
+
+    def submit(self, f: Callable, *args: Any) -> Future:
+        if self.executor is not None:
+            return self.executor.submit(f, *args)
+        future: Future = Future()
+        future.set_result(f(*args))  # an exception propagates here, as in the serial loop
+        return future
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(self.threads)
 
 
 def _as_int32(x: np.ndarray, bits: int) -> np.ndarray:

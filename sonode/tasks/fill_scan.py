@@ -14,6 +14,7 @@ import soundfile as sf
 
 from sonode.errors import AudioInputError
 from sonode.io.checks import check_input_path, check_stream, libsndfile_error
+from sonode.io.clip import read_channel
 from sonode.limits import MAX_FILL_CONTEXT_S, check_limit, check_memory
 from sonode.tasks.fill import Gap, plan_gaps
 
@@ -21,9 +22,11 @@ from sonode.tasks.fill import Gap, plan_gaps
 MAX_FILL_DURATION_S = 3600.0
 # Frames per block when scanning and copying.
 _BLOCK_FRAMES = 1 << 16
-#: Peak bytes per sample of one channel while --detect runs on it: an estimate, not yet measured (the
-#: channel, its prediction residual, loudness and masks: about eight float64 arrays).
-DETECT_BYTES_PER_SAMPLE = 64
+#: Peak bytes per sample of one channel while --detect runs on it (the channel, its window hashes,
+#: their sorts, masks). Measured (benchmarks/memory_survey.py): 415 s of a 48 kHz stereo file whose
+#: every window repeats peaked at 2.72 GiB, 116 B per sample over the process baseline, 8 of them
+#: the second channel, no longer read; 64 B admitted that file.
+DETECT_BYTES_PER_SAMPLE = 128
 
 
 def _open(path: str | os.PathLike) -> sf.SoundFile:
@@ -104,7 +107,10 @@ def find_gaps(
         )
         defects = []
         for c in range(channels):  # one channel at a time: memory of one channel
-            defects += [(d, c) for d in detect_defects(_read_frames(path, 0, n_frames)[:, c], rate)]
+            with _open(path) as f:
+                x = read_channel(f, c, 0, n_frames)
+            defects += [(d, c) for d in detect_defects(x, rate)]
+            del x
         for d, where in _merged(defects):
             start_s, end_s = d.start / rate, d.end / rate
             found.append(

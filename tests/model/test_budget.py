@@ -60,6 +60,26 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
 
 
+def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
+    """One step's solve per batch put a 60 s 48 kHz clip's check at ~40 s: it trained 1 step in
+    9 s of its 60. The graph-free reconstruction, measured once, is what the check costs."""
+    start = time.perf_counter()
+    budget = FitBudget(start, 40.0, 1.0, 0.5, 132, False)
+    budget.step_took(0.3)  # 0.3 + (0.3 x 132 + 0.5 + 1.0) + 12 x 0.5 > 40
+    assert not budget.train_more()
+    budget.measure_reconstruction(lambda: 4.0)
+    assert budget.consider_estimate_s() == 4.0 + 0.5 + 1.0 and budget.train_more()
+    budget.measure_reconstruction(lambda: 1e6)  # measured once, on the first trained field
+    assert budget.reconstruction_s == 4.0
+    budget.consider_took(50.0)  # a measured check replaces the estimate
+    assert not budget.train_more()
+    free = FitBudget(start, None, 1.0, 0.5, 132, False)  # no deadline: nothing is probed
+    free.measure_reconstruction(lambda: pytest.fail("probed without a deadline"))
+    assert free.solve_fits(lambda: pytest.fail("probed without a deadline"))
+    assert free.reconstruction_s is None
+    assert not budget.solve_fits(lambda: 1e3) and budget.solve_fits(lambda: 1.0)
+
+
 def test_the_joint_state_solve_runs_only_if_it_fits_the_budget():
     """A 60 s 48 kHz clip's joint solve (~50 s) took --max-time 60 before any step."""
     start = time.perf_counter()

@@ -1,0 +1,126 @@
+"""Identifying the local model's tracks: steps 1–2 of `sonode.model.local_fit` (peaks per window,
+tracking, the number of modes per window chosen by validation on held-back samples)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from sonode.dsp.metrics import snr_db
+from sonode.dsp.partials import Tracks, frame_peaks, link_tracks
+from sonode.model.local import LocalConfig, LocalModel
+from sonode.model.local_refine import HOLD_OUT_EVERY
+from sonode.model.local_synthesis import chunked_least_squares
+
+# node spacings tried, shortest first, while the held-back SNR improves: 10 ms follows an attack
+# or a syllable within ~1 node; 20 and 40 ms give each node 2 and 4 times the modes at the same
+# numbers per sample, and windows that resolve partials 25 and 12 Hz apart (a bass note's)
+NODE_SPACINGS_S = (0.010, 0.020, 0.040)
+WINDOW_NODES = 4  # analysis window, in node spacings (40 ms at 10 ms: partials ~50 Hz apart)
+# a longer spacing is tried only if ~this many times the last one's identification time fits
+# before the deadline (twice the modes per node in half the nodes: ~4× the work)
+SPACING_COST_GROWTH = 4.0
+PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per node
+# and at most this many modes per node, whatever the spacing and rate: the least squares keeps one
+# (3·modes)² coupling per node of a run (`chunked_least_squares`), 0.66 MB here (73 at 10 ms and
+# 44.1 kHz; 294 at 40 ms would be 6.2 MB a node, GBs a run)
+MAX_MODES_PER_NODE = 96
+LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
+QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
+TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
+TRACK_TOLERANCE_RELATIVE = 0.02
+
+
+def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = None):
+    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–2 of
+    `sonode.model.local_fit`, at the node spacing of NODE_SPACINGS_S whose held-back SNR is best.
+    Longer spacings are tried while the score improves and, with a ``deadline``
+    (time.perf_counter()), while their predicted cost fits before it."""
+    best = None
+    for spacing_s in NODE_SPACINGS_S:
+        began = time.perf_counter()
+        hop = max(8, int(round(spacing_s * sample_rate)))
+        n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
+        if best is not None and n_nodes < 3:
+            break  # one interval: the clip is too short for a longer spacing
+        peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
+        try:
+            found = choose_level(xn, sample_rate, hop, n_nodes, peaks)
+        except ValueError:  # no peaks at all
+            if best is None:
+                raise
+            break
+        if best is not None and not found[2] > best[2][2]:
+            break  # the longer windows lose more in time than they gain in frequency
+        best = (hop, n_nodes, found)
+        cost = SPACING_COST_GROWTH * (time.perf_counter() - began)
+        if deadline is not None and time.perf_counter() + cost > deadline:
+            break
+    return best
+
+
+def _max_peaks(hop: int) -> int:
+    """Most modes per node within PARAMETERS_PER_SAMPLE (3 numbers per mode per node), at most
+    MAX_MODES_PER_NODE."""
+    return max(1, min(MAX_MODES_PER_NODE, int(PARAMETERS_PER_SAMPLE * hop / 3)))
+
+
+def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window, the peaks within level_db of its strongest and within level_db + QUIET_DB of
+    the clip's strongest (a quiet passage keeps its own notes, silence keeps nothing)."""
+    loudest = max((float(m[0]) for _, m in peaks if m.size), default=0.0)
+    out = []
+    for freqs, mags in peaks:
+        strongest = float(mags[0]) if mags.size else 0.0
+        floor = max(
+            strongest * 10 ** (-level_db / 20), loudest * 10 ** (-(level_db + QUIET_DB) / 20)
+        )
+        keep = mags >= floor
+        out.append((freqs[keep], mags[keep]))
+    return out
+
+
+def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
+    """The tracks of the level with the best held-back SNR: (tracks, level dB, held-back SNR dB)."""
+    mask = np.ones(xn.size)
+    mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
+    held = mask == 0
+    best = None
+    previous_count = -1
+    for level in LEVELS_DB:
+        selected = select_peaks(peaks, level)
+        count = sum(f.size for f, _ in selected)
+        if count == previous_count:  # every window already keeps its most peaks: same tracks
+            break
+        previous_count = count
+        tracks = _tracks(selected)
+        if tracks.first.size == 0:
+            continue
+        states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
+        fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
+        score = snr_db(xn[held], fit[held])
+        if best is None or score > best[2]:
+            best = (tracks, level, score)
+        elif score < best[2] - 1.0:
+            break  # past the best level: more modes only fit the noise
+    if best is None:
+        raise ValueError("the clip has no spectral peaks: nothing for local modes to follow")
+    return best
+
+
+def _tracks(peaks) -> Tracks:
+    return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
+
+
+def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
+    """(amp_re, amp_im), each (P,): the node states by least squares."""
+    cycles = tracks.freq_hz * hop / rate
+    return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
+
+
+def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
+    config = LocalConfig(rate, n, hop, 1.0, 0.0)
+    model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
+    return model.reconstruct().numpy()
