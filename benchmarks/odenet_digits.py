@@ -27,9 +27,12 @@ process's resident growth, VmHWM - VmRSS, is recorded too). Gradient check: the 
 gradients against backprop through the same solve, on one batch.
 
 Run:  python benchmarks/odenet_digits.py [--dataset mnist|digits8] [--quick] [--jobs 2] [--out DIR]
+                                         [--resume]
 Writes DIR/odenet_<dataset>.json and .md (default DIR: outputs/odenet_<dataset>; the 8x8 digits keep
 their old names odenet_digits.*), rewritten after every finished task so a stopped run leaves its
-partial results; per-epoch lines go to stdout.
+partial results, and a checkpoint per training task after every epoch (DIR/checkpoints); per-epoch
+lines go to stdout. Tasks run most important first (benchmarks/odenet_resume.py: `tasks`);
+``--resume`` continues a stopped run in DIR, possibly with another --jobs, losing no finished epoch.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import resource
 import sys
 import time
 from dataclasses import asdict
@@ -50,37 +54,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # run from a checkout without installing
 from odenet_models import DATASETS, build_model, load_split, n_params  # noqa: E402
 from odenet_report import check_goals, markdown_report  # noqa: E402
+from odenet_resume import config_mismatch, done_tasks, tasks  # noqa: E402
 from odenet_train import MODELS, SWEEP_MODELS, Config, grad_check, memory, memory_child, train  # noqa: E402
 
 __all__ = ["MODELS", "SWEEP_MODELS", "Config", "grad_check", "main", "run", "tasks"]
-TRAIN_ORDER = (
-    "resnet",
-    "odenet",
-    "mlp",
-    "rknet",
-)  # the table's key rows first: a stopped run has them
 GRAD_BATCH = 8
-
-
-def tasks(cfg: Config) -> list[tuple]:
-    """Everything the run does, in priority order: ("train", model, seed), ("memory", model, depth),
-    ("grad",). Seed 0's ResNet and ODE-Net first, then the memory sweep and gradient check, then the
-    rest of seed 0 (MLP, RK-Net, ODE-Net with backsolve), then the other seeds."""
-    order = [m for m in TRAIN_ORDER if m in cfg.models] + [
-        m for m in cfg.models if m not in TRAIN_ORDER
-    ]
-
-    def seed_runs(seed: int) -> list[tuple]:
-        runs = [("train", m, seed) for m in order]
-        compare = [("train", m, seed) for m in ("odenet-checkpoint", "odenet-backsolve")]
-        return runs + (compare if seed in cfg.backsolve_seeds else [])
-
-    first, *others = cfg.seeds
-    head = seed_runs(first)
-    measure = [("memory", m, d) for m in cfg.sweep_models for d in cfg.depths] + (
-        [("grad",)] if cfg.grad_check else []
-    )
-    return head[:2] + measure + head[2:] + [t for s in others for t in seed_runs(s)]
 
 
 _DATA: dict = {}
@@ -93,11 +71,19 @@ def run_task(task: tuple, cfg: Config, log=print) -> tuple[tuple, dict]:
         key = (cfg.dataset, cfg.limit)
         if key not in _DATA:
             _DATA[key] = load_split(cfg.dataset, limit=cfg.limit)
-        return task, train(task[1], task[2], cfg, _DATA[key], log=log)
+        return task, train(task[1], task[2], cfg, _DATA[key], log=log)  # its "cpu_s": every epoch
+    cpu_start = time.process_time() + _children_cpu_s()  # a memory cell runs in a subprocess
     if task[0] == "memory":
-        return task, memory(task[1], task[2], cfg)
-    batch = 4 if cfg.limit else GRAD_BATCH
-    return task, grad_check(batch=batch, dataset=cfg.dataset)
+        r = memory(task[1], task[2], cfg)
+    else:
+        r = grad_check(batch=4 if cfg.limit else GRAD_BATCH, dataset=cfg.dataset)
+    cpu_s = time.process_time() + _children_cpu_s() - cpu_start
+    return task, r | {"cpu_s": cpu_s}
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _flush_print(line: str) -> None:
@@ -128,11 +114,11 @@ def _describe(task: tuple, r: dict) -> str:
     return "gradient vs backprop: " + ", ".join(f"{k} {v:.2e}" for k, v in r.items())
 
 
-def run(cfg: Config, log=print, on_result=None) -> dict:
+def run(cfg: Config, log=print, on_result=None, previous: dict | None = None) -> dict:
     """The whole benchmark (`tasks`, ``cfg.jobs`` at a time in fresh processes, or in this process
-    when jobs = 1). ``on_result(results)`` is called with the results so far after every task."""
+    when jobs = 1). ``on_result(results)`` is called with the results so far after every task.
+    ``previous``: the results of a stopped run with the same config; its tasks are not run again."""
     wall_start = time.perf_counter()
-    load_start = os.getloadavg()[0]
     spec = DATASETS[cfg.dataset]
     names = list(cfg.models) + (
         ["odenet-checkpoint", "odenet-backsolve"] if cfg.backsolve_seeds else []
@@ -150,9 +136,25 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
         "runs": [],
         "memory": [],
         "grad_check": {},
-        "load_average_start": load_start,
+        "sessions": [],
+        "load_average_start": os.getloadavg()[0],
         "complete": False,
     }
+    if previous is not None:  # keep what the stopped run measured, and when it started
+        keep = ("date_utc", "runs", "memory", "grad_check", "grad_cpu_s", "sessions")
+        keep += ("load_average_start",)
+        results |= {k: previous[k] for k in keep if k in previous}
+    session = {"start_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "jobs": cfg.jobs}
+    session["load_average_start"] = os.getloadavg()[0]
+    results["sessions"] = [*results["sessions"], session]
+
+    def update_totals() -> None:
+        session["wall_s"] = time.perf_counter() - wall_start
+        session["load_average_end"] = results["load_average_end"] = os.getloadavg()[0]
+        results["wall_s"] = sum(s.get("wall_s", 0.0) for s in results["sessions"])
+        tasks_cpu = [r.get("cpu_s", 0.0) for r in results["runs"] + results["memory"]]
+        results["cpu_s"] = sum(tasks_cpu) + results.get("grad_cpu_s", 0.0)
+        results["goals"] = check_goals(results)
 
     def record(task: tuple, r: dict) -> None:
         if task[0] == "train":
@@ -160,15 +162,17 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
         elif task[0] == "memory":
             results["memory"].append(r)
         else:
+            results["grad_cpu_s"] = r.pop("cpu_s", 0.0)
             results["grad_check"] = r
         log("  " + _describe(task, r))
-        results["wall_s"] = time.perf_counter() - wall_start
-        results["load_average_end"] = os.getloadavg()[0]
-        results["goals"] = check_goals(results)
+        update_totals()
         if on_result:
             on_result(results)
 
-    todo = tasks(cfg)
+    done = done_tasks(results)
+    todo = [t for t in tasks(cfg) if t not in done]
+    if done:
+        log(f"resuming: {len(done)} tasks already done, {len(todo)} to run")
     if cfg.jobs <= 1:
         for task in todo:
             record(*run_task(task, cfg, log=log))
@@ -180,13 +184,11 @@ def run(cfg: Config, log=print, on_result=None) -> dict:
             futures = [pool.submit(_pool_task, task, cfg) for task in todo]  # started in this order
             for future in concurrent.futures.as_completed(futures):
                 record(*future.result())
-    order = {t: i for i, t in enumerate(todo)}  # report rows in task order, not completion order
-    results["runs"].sort(key=lambda r: order[("train", r["model"], r["seed"])])
-    results["memory"].sort(key=lambda m: order[("memory", m["model"], m["depth"])])
+    order = {t: i for i, t in enumerate(tasks(cfg))}  # rows in task order, not completion order
+    results["runs"].sort(key=lambda r: order.get(("train", r["model"], r["seed"]), len(order)))
+    results["memory"].sort(key=lambda m: order.get(("memory", m["model"], m["depth"]), len(order)))
     results["complete"] = True
-    results["wall_s"] = time.perf_counter() - wall_start
-    results["load_average_end"] = os.getloadavg()[0]
-    results["goals"] = check_goals(results)
+    update_totals()
     return results
 
 
@@ -222,6 +224,12 @@ def main(argv=None) -> None:
         "--epochs", type=int, help="override the number of epochs (the cap, on MNIST)"
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out: skip the tasks its JSON holds, continue training from "
+        "per-epoch checkpoints (same options required; --jobs and --threads may differ)",
+    )
+    parser.add_argument(
         "--memory-child",
         nargs=5,
         metavar=("MODEL", "DEPTH", "BATCH", "THREADS", "DATASET"),
@@ -242,6 +250,13 @@ def main(argv=None) -> None:
     stem = "odenet_digits" if args.dataset == "digits8" else f"odenet_{args.dataset}"
     out = args.out or HERE.parent / "outputs" / stem
     out.mkdir(parents=True, exist_ok=True)
+    cfg.checkpoint_dir, cfg.resume = str(out / "checkpoints"), args.resume
+    previous = None
+    if args.resume and (out / f"{stem}.json").exists():
+        previous = json.loads((out / f"{stem}.json").read_text())
+        differ = config_mismatch(previous["config"], cfg)
+        if differ:
+            parser.error(f"--resume: {out / stem}.json was run with other {', '.join(differ)}")
 
     def save(results: dict) -> None:
         _write_atomic(out / f"{stem}.json", json.dumps(results, indent=1) + "\n")
@@ -252,7 +267,7 @@ def main(argv=None) -> None:
         f"{cfg.threads} threads)",
         flush=True,
     )
-    results = run(cfg, log=_flush_print, on_result=save)
+    results = run(cfg, log=_flush_print, on_result=save, previous=previous)
     save(results)
     print("\n" + markdown_report(results))
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")

@@ -34,6 +34,7 @@ from odenet_models import (
     ode_func,
     random_shift,
 )
+from odenet_resume import checkpoint_path, load_checkpoint, save_checkpoint
 
 MODELS = ("mlp", "resnet", "rknet", "odenet")
 SWEEP_MODELS = ("resnet", "rknet", "odenet-fixed", "odenet-fixed-checkpoint", "odenet-reversible")
@@ -68,6 +69,8 @@ class Config:
     limit: int | None = None  # use a stratified subset of this many images (tests)
     grad_check: bool = True
     full: bool = True  # the run whose wall time is a goal
+    checkpoint_dir: str | None = None  # per-epoch training checkpoints go here (None: none)
+    resume: bool = False  # continue training tasks from their checkpoints
     models: tuple[str, ...] = field(default=MODELS)
     sweep_models: tuple[str, ...] = field(default=SWEEP_MODELS)
 
@@ -145,7 +148,21 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
         )
     best_loss, best_epoch, bad = math.inf, 0, 0
     epoch_s, history, nfe_fwd, nfe_bwd = [], [], [], []
-    for epoch in range(1, cfg.epochs + 1):
+    ckpt = checkpoint_path(cfg.checkpoint_dir, name, seed)
+    saved = load_checkpoint(ckpt) if cfg.resume else None
+    if saved is not None:  # continue after the last finished epoch, every state as it was
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        if sched is not None:
+            sched.load_state_dict(saved["sched"])
+        gen.set_state(saved["gen"])
+        best_loss, best_epoch, bad = saved["best_loss"], saved["best_epoch"], saved["bad"]
+        epoch_s, history = saved["epoch_s"], saved["history"]
+        nfe_fwd, nfe_bwd = saved["nfe_fwd"], saved["nfe_bwd"]
+        log(f"  {name} seed {seed}: resumed after epoch {len(history)} from {ckpt}")
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        if plateau and bad >= cfg.patience:
+            break  # a checkpoint of a run that had already stopped
         start, cpu_start = time.perf_counter(), time.process_time()
         nfe_fwd, nfe_bwd = [], []  # keep only the last epoch's counts
         perm = torch.randperm(n_train, generator=gen)
@@ -183,6 +200,7 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
         )
         if has_val:
             line += f", val loss {row['val_loss']:.4f} error {row['val_error_pct']:.2f} %"
+        row["cpu_s"] = time.process_time() - cpu_start  # training and evaluation
         if "test_error_pct" in row:
             line += f", test error {row['test_error_pct']:.2f} %"
         if func is not None:
@@ -196,8 +214,19 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
                 if bad % cfg.lr_drop_after == 0:
                     for group in opt.param_groups:
                         group["lr"] *= 0.1
-                if bad >= cfg.patience:
-                    break
+        if ckpt is not None:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state()}
+            state |= {"sched": sched.state_dict() if sched is not None else None}
+            state |= {"best_loss": best_loss, "best_epoch": best_epoch, "bad": bad}
+            state |= {
+                "epoch_s": epoch_s,
+                "history": history,
+                "nfe_fwd": nfe_fwd,
+                "nfe_bwd": nfe_bwd,
+            }
+            save_checkpoint(ckpt, state)
+        if plateau and bad >= cfg.patience:
+            break
     stopped = "plateau" if plateau and bad >= cfg.patience else "epochs"
     if not plateau:  # fixed-length protocol: the final weights
         best_epoch = history[-1]["epoch"]
@@ -211,6 +240,7 @@ def train(name: str, seed: int, cfg: Config, data: dict, log=print) -> dict:
         "epoch_s": statistics.median(epoch_s),
         "epoch_cpu_s": statistics.median(h["train_cpu_s"] for h in history),
         "train_s": sum(epoch_s),
+        "cpu_s": sum(h.get("cpu_s", 0.0) for h in history),  # the task's CPU, over every resume
         "nfe_forward": statistics.mean(nfe_fwd) if func is not None else None,
         "nfe_backward": statistics.mean(nfe_bwd) if func is not None else None,
         "history": history,

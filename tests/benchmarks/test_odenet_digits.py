@@ -91,9 +91,9 @@ def test_mnist_quick_path_on_a_tiny_subset():
         "resnet",
         "odenet",
         "mlp",
+        "odenet-backsolve",
         "rknet",
         "odenet-checkpoint",
-        "odenet-backsolve",
     ]
     for r in results["runs"]:
         assert 0.0 <= r["test_error_pct"] <= 100.0 and 1 <= r["best_epoch"] <= r["epochs_run"] <= 2
