@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
+from sonode.model.config import SpanTiming
 from sonode.model.layout import SegmentLayout
 
 
 @dataclass(frozen=True)
-class LocalConfig:
+class LocalConfig(SpanTiming):
     """The local model's structure (saved as plain metadata)."""
 
     sample_rate: int  # Hz of the fitted clip
@@ -29,14 +30,6 @@ class LocalConfig:
     def n_nodes(self) -> int:
         """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
         return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def continuation_start_s(self) -> float:
-        return (self.n_samples - self.continuation_samples) / self.sample_rate
 
     @property
     def layout(self) -> SegmentLayout:
