@@ -187,9 +187,11 @@ def encode(
     freq_step_hz: float,
     state_step: float,
     shifts: np.ndarray,
+    streams_only: bool = False,
 ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """(packed bytes, decoded freq_hz, amp_re, amp_im) of the tables at the given steps (track k's
-    frequencies at freq_step_hz·2^shifts[k]).
+    frequencies at freq_step_hz·2^shifts[k]); with ``streams_only`` the integer streams (first
+    increments, lengths, shifts, frequency increments, state codes re, im) instead of the bytes.
 
     Raises:
         OverflowError: a code does not fit 31 bits (a step far too small for the values)."""
@@ -205,7 +207,7 @@ def encode(
     freq_delta[offset] = freq_codes[offset]  # a track's first frequency is absolute
     first_delta = np.diff(first, prepend=0)
     streams = [first_delta, length, shifts, freq_delta, code_re, code_im]
-    return pack(streams), freq, re, im
+    return (streams if streams_only else pack(streams)), freq, re, im
 
 
 def decode(

@@ -51,6 +51,27 @@ def test_decoding_reproduces_the_encoders_values_bit_for_bit():
     assert np.abs(code_re[later]).mean() < 0.05 * raw, (np.abs(code_re[later]).mean(), raw)
 
 
+def test_streams_only_gives_the_streams_the_bytes_pack():
+    first, length, freq, re, im = tables()
+    shifts = track_shifts(length, re, im)
+    args = (first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
+    blob, *decoded = encode(*args)
+    streams, *same = encode(*args, streams_only=True)
+    assert [s.size for s in streams] == [3, 3, 3] + [int(length.sum())] * 3
+    assert pack(streams) == blob
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, same, strict=True))
+
+
+def test_both_configurations_place_the_span_and_continuation_alike():
+    from sonode.model.config import ModelConfig
+
+    local = LocalConfig(RATE, 24000, HOP, 1.0, 0.0, continuation_samples=4000)
+    global_ = ModelConfig(RATE, 24000, 256, 32, 64, 2, 1024, 1.0, 0.0, continuation_samples=4000)
+    for config in (local, global_):
+        assert config.duration_s == 1.5
+        assert config.continuation_start_s == 1.25
+
+
 def test_unpack_refuses_wrong_sizes_and_garbage():
     blob = pack([np.arange(10), -np.arange(5)])
     assert [a.tolist() for a in unpack(blob, [10, 5])] == [list(range(10)), [0, -1, -2, -3, -4]]
