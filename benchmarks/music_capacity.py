@@ -111,6 +111,8 @@ def fit_one(
     }
     if getattr(model, "storage", None) == "quantised":
         row["stream_bytes"] = stream_bytes(model)
+        row["rounding"] = report["identification"]["rounding"]
+        row["hop_samples"] = model.config.hop_samples
     return row
 
 
