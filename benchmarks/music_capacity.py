@@ -151,7 +151,8 @@ def stream_bytes(model) -> dict:
         first, length, *tables, config.hop_samples, config.sample_rate, *model.steps,
         model.freq_shifts, streams_only=True,
     )  # fmt: skip
-    names = ("first", "length", "shifts", "freq", "state_re", "state_im")
+    names = ("first", "length", "shifts", "predict", "freq_start", "freq")
+    names += ("state_start_re", "state_start_im", "state_re", "state_im")
     return {n: len(pack([s])) for n, s in zip(names, blob, strict=True)}
 
 

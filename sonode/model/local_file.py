@@ -93,10 +93,10 @@ def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict
     """Decode a version-4 file's compact tables (`sonode.model.local_codec`): ((first, length,
     freq_hz, amp_re, amp_im) as tensors, (freq_step_hz, state_step)). Sizes and steps are checked
     before anything is decompressed, and no more is decompressed than they declare."""
-    from sonode.model.local_codec import CODEC, decode
+    from sonode.model.local_codec import CODECS, decode
 
     tables = meta.get("tables")
-    if not isinstance(tables, dict) or tables.get("codec") != CODEC:
+    if not isinstance(tables, dict) or tables.get("codec") not in CODECS:
         raise ModelFileError(
             f"{path}: the local model's compact tables are of an unknown kind; refit"
         )
@@ -114,7 +114,12 @@ def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict
         raise ModelFileError(f"{path}: the local model's compact tables are damaged; refit")
     try:
         decoded = decode(
-            blob.numpy().tobytes(), *counts, config.hop_samples, config.sample_rate, *steps
+            blob.numpy().tobytes(),
+            *counts,
+            config.hop_samples,
+            config.sample_rate,
+            *steps,
+            codec=tables["codec"],
         )
     except ValueError as err:
         raise ModelFileError(
