@@ -374,14 +374,16 @@ def main() -> None:
                 f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f} {row['cpu_s']:6.0f}",
                 flush=True,
             )
+    if args.json:  # before the summary, so that the rows survive it
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     for variant in variants:
         good = [r for r in rows if r.get("variant") == variant and "error" not in r]
         if not good:
             continue
         med = {
             k: statistics.median(r[k] for r in good)
-            for k in good[0]
-            if k not in ("clip", "variant")
+            for k, v in good[0].items()
+            if isinstance(v, (int, float)) and k != "hop_samples"
         }
         ratio = statistics.median(r["model_bytes"] / r["flac_bytes"] for r in good)
         print(
@@ -393,8 +395,6 @@ def main() -> None:
             f"{med['cpu_s']:.0f} CPU s; model ≤ FLAC on "
             f"{sum(r['model_bytes'] <= r['flac_bytes'] for r in good)} of {len(good)}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
