@@ -22,8 +22,8 @@ def _damaged() -> np.ndarray:
     x += np.where(t >= 3.0, 0.6 * np.exp(-(t - 3.0) / 0.3) * np.sin(2 * np.pi * 311.1 * t), 0.0)
     x[5000:9000] = 0.0  # a 0.5 s dropout: crosses several blocks
     x[12000:12040] = x[11999]  # a held value
-    for i in range(15000, 19000):  # a 0.5 s loop of the 0.1 s before it: one long repeat
-        x[i] = x[i - 800]
+    for i in range(15000, 19000):  # a 0.5 s loop of the 0.195 s before it: one long repeat
+        x[i] = x[i - 1560]
     for s in (999, 21999, 26001, 48000):  # clicks at and next to block edges
         x[s : s + 5] += 0.5 * np.exp(-np.arange(5) / 2.0)
     return x
