@@ -91,6 +91,7 @@ def test_fill_detects_block_by_block_with_bounded_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(blocks, "DETECT_BLOCK_S", 0.25)
     report = fill_file(path, tmp_path / "blocks.wav", [], settings, detect=True)
     assert report["detected"] == reference["detected"] and report["gaps"] == reference["gaps"]
+    assert {"zeros", "hold", "repeat", "click"} <= {d["kind"] for d in report["detected"]}
     assert reads and max(reads) <= int(0.25 * RATE) + 2 * margin_samples(RATE) < x.size // 2
     a, b = sf.read(tmp_path / "blocks.wav")[0], sf.read(tmp_path / "whole.wav")[0]
     assert np.array_equal(a, b)

@@ -113,10 +113,10 @@ def find_gaps(
         defects = []
         for c in range(channels):
             with _open(path) as f:
-                found = detect_channel(
+                of_channel = detect_channel(
                     lambda a, b, f=f, c=c: read_channel(f, c, a, b - a), n_frames, rate, block
                 )
-            defects += [(d, c) for d in merge_defects(found)]
+            defects += [(d, c) for d in merge_defects(of_channel)]
         for d, where in _merged(defects):
             start_s, end_s = d.start / rate, d.end / rate
             found.append(
