@@ -49,7 +49,8 @@ def repeat_similarity(e: np.ndarray, start: int, end: int, rate: int) -> float:
         return 0.0
     num = scipy.signal.correlate(seg, t, mode="valid", method="fft")
     energy = np.concatenate([[0.0], np.cumsum(seg**2)])
-    den = np.sqrt(np.maximum(energy[t.size :] - energy[: -t.size], 1e-300) * np.sum(t**2))
+    floor = 1e-9 * float(np.max(energy[t.size :] - energy[: -t.size])) + 1e-300  # silence
+    den = np.sqrt(np.maximum(energy[t.size :] - energy[: -t.size], floor) * np.sum(t**2))
     corr = num / den
     lags = np.arange(corr.size) + lo - start
     far = np.abs(lags) >= int(REPEAT_MIN_LAG_S * rate)
@@ -91,11 +92,42 @@ def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None)
     return rows
 
 
+def several_at_once(x: np.ndarray, rate: int, places: np.ndarray, k: int, seed: int) -> list[dict]:
+    """``k`` made clicks at once (≥ 50 ms apart) in ``x``: one row per click, found or not by
+    `detect_defects` (kind "made_at_once")."""
+    from sonode.tasks.detect import detect_defects
+
+    rng = np.random.default_rng(1000 + seed)
+    y, made = x.copy(), []
+    for _ in range(k):
+        far = np.ones(places.size, dtype=bool)
+        for m, _ in made:
+            far &= np.abs(places - m) > 0.05 * rate
+        free = places[far]
+        if free.size == 0:
+            break
+        start = int(rng.choice(free))
+        y, n = make_defect(y, rate, "click", start, rng)
+        made.append((start, n))
+    found = detect_defects(y, rate)
+    return [
+        {
+            "kind": "made_at_once",
+            "start_s": s / rate,
+            "found": any(d.start < s + n and s < d.end for d in found),
+        }
+        for s, n in made
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--at-once", type=int, default=0, help="also K made clicks at once per file"
+    )
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -129,6 +161,10 @@ def main() -> None:
                 start = int(rng.choice(places[far]))
                 y, n = make_defect(y, rate, kind, start, rng)
                 made.append((start, n))
+        if (
+            args.at_once
+        ):  # several clicks in one recording (its own generator: the draws above kept)
+            rows += [meta | r for r in several_at_once(x, rate, places, args.at_once, i)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"made_total": made_total, "rows": rows}, indent=0, default=float)

@@ -52,10 +52,15 @@ def _window_max(e: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     return running[centre]
 
 
-def log_isolations(
+def log_isolations(e: np.ndarray, isolation: int, gap: int, ring: int) -> np.ndarray:
+    """Log-isolation of each event of ``e`` (see `events_of`)."""
+    return events_of(e, isolation, gap, ring)[1]
+
+
+def events_of(
     e: np.ndarray, isolation: int, gap: int, ring: int, lo: int | None = None, hi: int | None = None
-) -> np.ndarray:
-    """Log-isolation of each event of ``e`` (|prediction error|, (n,)) at positions [lo, hi)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, log-isolations) of the events of ``e`` (|prediction error|, (n,)) at [lo, hi)
     (default [isolation, n − ring − isolation): events whose neighbourhood fits): an event is the
     largest error within ``isolation`` samples either side; its isolation is its error over the
     largest within ``isolation`` before it (``gap`` left out) and after it (the predictor's
@@ -67,7 +72,7 @@ def log_isolations(
     events = events[(events >= lo) & (events < hi)]
     before = _window_max(e, np.maximum(events - isolation, 0), isolation - gap)
     after = _window_max(e, events + 1 + ring, isolation)
-    return np.log(e[events] / np.maximum(np.maximum(before, after), 1e-300))
+    return events, np.log(e[events] / np.maximum(np.maximum(before, after), 1e-300))
 
 
 class EventIsolation:

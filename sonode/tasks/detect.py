@@ -25,7 +25,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from sonode.tasks.click_checks import EventIsolation, judge, log_isolations, new_sound
+from sonode.tasks.click_checks import EventIsolation, events_of, judge, new_sound
 
 SOUNDING_DB = -30.0
 QUIET_DB = -60.0
@@ -265,8 +265,8 @@ class Candidate:
 
 def click_candidates(
     x: np.ndarray, rate: int, loud: _Loudness, own: tuple[int, int] | None = None
-) -> tuple[list[Candidate], np.ndarray]:
-    """(candidates, log-isolation of the residual's events) of ``x`` (n,), samples [loud.origin,
+) -> tuple[list[Candidate], tuple[np.ndarray, np.ndarray]]:
+    """(candidates, (channel positions, log-isolations) of the residual's events) of ``x`` (n,), samples [loud.origin,
     loud.origin + n) of the channel. With ``own`` = (a, b) (channel positions), only bursts and
     events starting in [a, b): a block of a long file, whose margins make these exact."""
     origin = loud.origin
@@ -293,7 +293,8 @@ def click_candidates(
     isolation, longest = int(ISOLATION_S * rate), int(MAX_CLICK_S * rate) + LP_ORDER
     lo = max(a, isolation) - origin  # events as `EventIsolation` takes them on the whole channel
     hi = min(b, loud.total - LP_ORDER - gap - isolation) - origin
-    events = log_isolations(e, isolation, gap, LP_ORDER + gap, max(lo, 0), hi)
+    at, log_isolation = events_of(e, isolation, gap, LP_ORDER + gap, max(lo, 0), hi)
+    events = (at + origin, log_isolation)
     strong = e > CLICK_FACTOR * scale
     # Group exceedances closer than 1 ms into one burst.
     hits = np.flatnonzero(strong)
@@ -355,7 +356,7 @@ def clicks(
     """Short isolated bursts far above the local prediction error in all of ``x`` (see the module
     docstring) that `sonode.tasks.click_checks.judge` takes for clicks; the bursts it takes for
     sounds of the recording are appended to ``rejected`` (with the reason) if given."""
-    candidates, events = click_candidates(x, rate, loud)
+    candidates, (_, events) = click_candidates(x, rate, loud)
     return judge_candidates(candidates, EventIsolation(events), rejected)
 
 

@@ -139,12 +139,16 @@ def detect_channel(read: Reader, n: int, rate: int, block: int | None = None) ->
         b = min(n, a + block)
         lo, hi = max(0, a - margin), min(n, b + margin)
         scan.block(np.asarray(read(lo, hi), dtype=np.float64), lo, a, b)
-    clicks = judge_candidates(scan.candidates, EventIsolation(np.concatenate(scan.events)))
-    # A dropout makes residual bursts at its edges: a click inside or next to one is that dropout.
+    # A dropout makes residual bursts at its edges: a click inside or next to one is that dropout,
+    # and so is an event there (not one of the recording's own: left out of the events' tail).
     near = int(0.002 * rate)
     starts = np.array(sorted(d.start for d in scan.dropouts), dtype=np.int64)
     ends = np.array(sorted(d.end for d in scan.dropouts), dtype=np.int64)
-    clicks = [c for c in clicks if not _touches(c, starts, ends, near)]
+    at = np.concatenate([p for p, _ in scan.events])
+    own = ~_touches(at, at + 1, starts, ends, near)
+    events = EventIsolation(np.concatenate([v for _, v in scan.events])[own])
+    clicks = judge_candidates(scan.candidates, events)
+    clicks = [c for c in clicks if not _touches(c.start, c.end, starts, ends, near)]
     return sorted(scan.dropouts + clicks, key=lambda d: (d.start, d.end))
 
 
@@ -156,7 +160,7 @@ class _BlockScan:
         self.runs, self.repeats = _RunStitcher(), _RunStitcher()
         self.dropouts: list[Defect] = []
         self.candidates: list[Candidate] = []
-        self.events: list[np.ndarray] = []
+        self.events: list[tuple[np.ndarray, np.ndarray]] = []
 
     def block(self, x: np.ndarray, lo: int, a: int, b: int) -> None:
         """Scan ``x``, samples [lo, lo + x.size) of the channel, for what starts in [a, b)."""
@@ -182,18 +186,18 @@ class _BlockScan:
         for s, (before, at), e in ended + (self.repeats.finish(n) if b == n else []):
             d = repeat_defect(s, e, at, rate, loud, before, _after(loud, e))
             self.dropouts += [d] if d else []
-        found, isolation = click_candidates(x, rate, loud, own=(a, b))
+        found, events = click_candidates(x, rate, loud, own=(a, b))
         self.candidates += found
-        self.events.append(isolation)
+        self.events.append(events)
 
 
-def _touches(c: Defect, starts: np.ndarray, ends: np.ndarray, near: int) -> bool:
-    """Whether some dropout [start, end) comes within ``near`` samples of ``c``: the dropouts
-    starting before c.end + near, less those ending by c.start − near (all of which start
-    before it too), by binary search in the sorted starts and ends."""
-    return bool(
-        np.searchsorted(starts, c.end + near, "left")
-        - np.searchsorted(ends, c.start - near, "right")
+def _touches(start, end, starts: np.ndarray, ends: np.ndarray, near: int):
+    """Whether some dropout [starts, ends) comes within ``near`` samples of [start, end) (scalars
+    or arrays): the dropouts starting before end + near, less those ending by start − near (all of
+    which start before it too), by binary search in the sorted starts and ends."""
+    return (
+        np.searchsorted(starts, np.add(end, near), "left")
+        - np.searchsorted(ends, np.subtract(start, near), "right")
         > 0
     )
 
