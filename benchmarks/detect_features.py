@@ -65,7 +65,7 @@ def category(path: Path) -> str:
 
 def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None) -> list[dict]:
     loud = _Loudness(y, rate)
-    candidates, log_iso = click_candidates(y, rate, loud)
+    candidates, (_, log_iso) = click_candidates(y, rate, loud)
     events = EventIsolation(log_iso)
     e = prediction_residual(y, rate)
     rows = []
@@ -92,31 +92,34 @@ def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None)
     return rows
 
 
-def several_at_once(x: np.ndarray, rate: int, places: np.ndarray, k: int, seed: int) -> list[dict]:
-    """``k`` made clicks at once (≥ 50 ms apart) in ``x``: one row per click, found or not by
-    `detect_defects` (kind "made_at_once")."""
+def several_at_once(
+    x: np.ndarray, rate: int, places: np.ndarray, k: int, seed: int, dropouts: int = 0
+) -> list[dict]:
+    """``dropouts`` made dropouts, then ``k`` made clicks, at once (≥ 50 ms apart) in ``x``: one
+    row per defect, found or not by `detect_defects` (kind "made_at_once")."""
     from sonode.tasks.detect import detect_defects
 
     rng = np.random.default_rng(1000 + seed)
     y, made = x.copy(), []
-    for _ in range(k):
+    for kind in ["dropout"] * dropouts + ["click"] * k:
         far = np.ones(places.size, dtype=bool)
-        for m, _ in made:
+        for m, _, _ in made:
             far &= np.abs(places - m) > 0.05 * rate
         free = places[far]
         if free.size == 0:
             break
         start = int(rng.choice(free))
-        y, n = make_defect(y, rate, "click", start, rng)
-        made.append((start, n))
+        y, n = make_defect(y, rate, kind, start, rng)
+        made.append((start, n, kind))
     found = detect_defects(y, rate)
     return [
         {
             "kind": "made_at_once",
+            "defect": kind,
             "start_s": s / rate,
             "found": any(d.start < s + n and s < d.end for d in found),
         }
-        for s, n in made
+        for s, n, kind in made
     ]
 
 
@@ -164,7 +167,9 @@ def main() -> None:
         if (
             args.at_once
         ):  # several clicks in one recording (its own generator: the draws above kept)
-            rows += [meta | r for r in several_at_once(x, rate, places, args.at_once, i)]
+            rows += [
+                meta | r for r in several_at_once(x, rate, places, args.at_once, i, args.dropouts)
+            ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"made_total": made_total, "rows": rows}, indent=0, default=float)
