@@ -137,3 +137,15 @@ def test_the_tail_model_without_events_does_not_judge():
     assert silent.n_events == 0 and np.isnan(silent.expected(5.0))
     few = EventIsolation(log_isolations(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48))
     assert np.isnan(few.expected(50.0))
+
+
+def test_dropout_edges_are_not_the_recordings_own_events():
+    """Four 25 ms dropouts and a click: each dropout's two edges are isolated residual bursts. Counted
+    as the recording's own events they made the click look usual (it was missed); they are the
+    defect, so they are left out of the events' tail and the click is found."""
+    x = _voice(1.5) + 1e-2 * np.random.default_rng(5).standard_normal(int(1.5 * RATE))
+    for s in (3000, 7000, 11000, 15000):
+        x[s : s + 400] = 0.0
+    x[19000:19004] += 0.3 * np.exp(-np.arange(4) / 2.0)
+    found = detect_defects(x, RATE)
+    assert [d.kind for d in found] == ["zeros"] * 4 + ["click"] and found[-1].start <= 19000
