@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument(
         "--at-once", type=int, default=0, help="also K made clicks at once per file"
     )
+    parser.add_argument("--dropouts", type=int, default=0, help="and D dropouts with them")
     parser.add_argument("-o", "--out", type=Path, required=True)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
