@@ -135,7 +135,9 @@ def test_the_tail_model_without_events_does_not_judge():
     """No events (silence) or too few to model a tail: nothing to compare, no count."""
     silent = EventIsolation(log_isolations(np.zeros(20_000), 320, 16, 48))
     assert silent.n_events == 0 and np.isnan(silent.expected(5.0))
-    few = EventIsolation(log_isolations(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48))
+    few = EventIsolation(
+        log_isolations(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48)
+    )
     assert np.isnan(few.expected(50.0))
 
 
