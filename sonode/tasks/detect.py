@@ -118,13 +118,19 @@ def loudest_mean_square(x: np.ndarray, rate: int) -> float:
     return float(np.max(energy[w20:] - energy[:-w20]) / w20)
 
 
+def min_run_samples(rate: int) -> int:
+    """The shortest run of identical samples taken for a dropout (MIN_RUN_S, at least 4)."""
+    return max(4, int(round(MIN_RUN_S * rate)))
+
+
 def run_defect(
     start: int, end: int, value: float, rate: int, loud: _Loudness, before: float, after: float
 ) -> Defect | None:
     """The defect of a run [start, end) of samples equal to ``value``, if long enough and inside a
     sounding passage (``before``/``after``: the mean squares around it, see `_Loudness`)."""
-    min_run = max(4, int(round(MIN_RUN_S * rate)))
-    if end - start < min_run or not loud.sounding(start, end, before, after, one_side=True):
+    if end - start < min_run_samples(rate) or not loud.sounding(
+        start, end, before, after, one_side=True
+    ):
         return None
     kind = "zeros" if value == 0 else "hold"
     reason = (
@@ -276,7 +282,7 @@ def click_candidates(
     # the 5 ms hops start at multiples of 5 ms of the channel (a block's first one is partial).
     hop = max(1, int(0.005 * rate))
     lead = origin % hop
-    ep = np.concatenate([np.full(lead, e[0] if e.size else 0.0), e])
+    ep = np.concatenate([np.full(lead, e[0]), e]) if lead else e
     n_hops = -(-ep.size // hop)
     padded = np.concatenate([ep, np.full(n_hops * hop - ep.size, np.nan)])
     whole = ep.size // hop  # np.median on the full hops: nanmedian over all took 1.1 s of 3 minutes

@@ -43,10 +43,10 @@ from sonode.tasks.detect import (
     Candidate,
     Defect,
     _Loudness,
-    _runs,
     click_candidates,
     judge_candidates,
     loudest_mean_square,
+    min_run_samples,
     repeat_defect,
     repeat_mask,
     repeat_width,
@@ -85,8 +85,11 @@ class _RunStitcher:
     reaching a block's end stays open until a later block ends it. Each run carries the value
     ``payload_at(start)`` computed in the block where it starts."""
 
-    def __init__(self) -> None:
+    def __init__(self, shortest: int = 1) -> None:
         self.open: tuple[int, Any] | None = None
+        # runs inside one block shorter than this are dropped unseen: in quiet 16-bit audio the
+        # mask of repeated samples has millions of short runs, and each one's payload cost time
+        self.shortest = shortest
 
     def feed(self, mask: np.ndarray, offset: int, payload_at: Callable[[int], Any]) -> list:
         """The runs that end in this block (or at its first sample): [(start, end, payload)]."""
@@ -94,8 +97,12 @@ class _RunStitcher:
         if self.open is not None and (mask.size == 0 or not mask[0]):
             out.append((*self.open, offset))  # the open run ended where this block starts
             self.open = None
-        for s, e in _runs(mask):
-            s, e = s + offset, e + offset
+        edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        keep = (ends - starts >= self.shortest) | (starts == 0) | (ends == mask.size)
+        for s, e in zip(
+            (starts[keep] + offset).tolist(), (ends[keep] + offset).tolist(), strict=True
+        ):
             if s == offset and self.open is not None:
                 start, payload = self.open
                 self.open = None
@@ -157,7 +164,9 @@ class _BlockScan:
 
     def __init__(self, rate: int, n: int, loudest: float) -> None:
         self.rate, self.n, self.loudest = rate, n, loudest
-        self.runs, self.repeats = _RunStitcher(), _RunStitcher()
+        # a run of `same` of L samples is a run of L + 1 identical samples (run_defect's minimum)
+        self.runs = _RunStitcher(min_run_samples(rate) - 1)
+        self.repeats = _RunStitcher()
         self.dropouts: list[Defect] = []
         self.candidates: list[Candidate] = []
         self.events: list[tuple[np.ndarray, np.ndarray]] = []
@@ -167,8 +176,9 @@ class _BlockScan:
         rate, n = self.rate, self.n
         loud = _Loudness(x, rate, self.loudest, origin=lo, total=n)
         core = x[a - lo : b - lo]
-        previous = x[a - lo - 1 : b - lo - 1] if a > 0 else np.concatenate([[np.nan], core[:-1]])
-        same = core == previous  # same[i]: sample i repeats sample i − 1 (never the first sample)
+        same = np.empty(core.size, dtype=bool)  # same[i]: sample i repeats sample i − 1
+        same[1:] = core[1:] == core[:-1]
+        same[:1] = a > 0 and x[a - lo] == x[a - lo - 1]  # (never the channel's first sample)
 
         def run_start(s: int) -> tuple[float, float]:  # a run of `same` from s: samples from s − 1
             return _before(loud, s - 1), float(x[s - 1 - lo])
