@@ -33,7 +33,7 @@ from sonode.tasks.click_checks import (
     CHANGE_WINDOW_S,
     EventIsolation,
 )
-from sonode.tasks.detect import (
+from sonode.tasks.detect_parts import (
     BLOCK_S,
     CLICK_PAD_S,
     ISOLATION_S,
