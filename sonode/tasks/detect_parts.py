@@ -23,6 +23,7 @@ CLICK_FACTOR = 8.0
 MAX_CLICK_S = 0.003
 ISOLATION_S = 0.02
 DOMINANCE = 2.0
+REPEAT_VERIFY_BATCH = 1 << 16  # window pairs compared at once (× window × 16 B of memory)
 RESIDUAL_BATCH_BLOCKS = 512  # blocks whose predictors are found together (bounds the memory)
 CLICK_PAD_S = (0.0005, 0.002)  # widen a click's span (before, after): its start and its tail, which
 # sinks below the prediction error before it ends (a 30-sample burst: its last 20 samples unseen)
@@ -169,11 +170,20 @@ def repeat_mask(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     varying = changes[width - 1 :] - changes[: changes.size - width + 1] > 0  # per window start
     later, earlier = later[close], earlier[close]
     keep = varying[later]
-    for p, q in zip(later[keep].tolist(), earlier[keep].tolist(), strict=False):
-        window = x[p : p + width]
-        if np.array_equal(window, x[q : q + width]):
-            mask[p : p + width] = True
-            lag[p] = p - q
+    later, earlier = later[keep], earlier[keep]
+    # The pairs compared exactly, a batch at a time (a periodic file pairs every window: one
+    # Python comparison per window took minutes on an hour of audio).
+    windows = np.lib.stride_tricks.sliding_window_view(x, width)
+    equal = np.zeros(later.size, dtype=bool)
+    for i in range(0, later.size, REPEAT_VERIFY_BATCH):
+        part = slice(i, i + REPEAT_VERIFY_BATCH)
+        equal[part] = np.all(windows[later[part]] == windows[earlier[part]], axis=1)
+    starts = later[equal]
+    lag[starts] = starts - earlier[equal]
+    cover = np.bincount(starts, minlength=x.size + 1) - np.bincount(
+        starts + width, minlength=x.size + 1
+    )
+    mask[:] = np.cumsum(cover[: x.size]) > 0  # inside some verified window
     return mask, lag
 
 
