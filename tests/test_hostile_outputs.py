@@ -268,3 +268,21 @@ def test_a_batch_refuses_its_summary_before_any_fit(tmp_path):
     result = cli("fit", tmp_path / "a.wav", tmp_path / "b.wav", "--out-dir", out, *FAST)
     assert result.exit_code == 2 and "sonode-batch.csv" in result.output, result.output
     assert sorted(p.name for p in out.iterdir()) == ["sonode-batch.csv"]  # nothing was fitted
+
+
+@pytest.mark.parametrize("subtype, width", [("PCM_16", 2), ("PCM_24", 3), ("FLOAT", 4)])
+def test_fills_free_space_check_counts_the_outputs_own_sample_width(tmp_path, subtype, width):
+    # It assumed 8 B per value, 4x a 16-bit output: a 3.4 GB file needed 13.7 GB free to be filled.
+    from unittest import mock
+
+    from sonode.tasks.fill import FillSettings
+    from sonode.tasks.fill_file import fill_file
+
+    clip = tmp_path / "in.wav"
+    sf.write(clip, tone(1.0, RATE, channels=2), RATE, subtype=subtype)
+    asked = []
+    with mock.patch("sonode.io.outputs.check_free_space", lambda _, n: asked.append(n)):
+        fill_file(clip, tmp_path / "out.wav", [(0.5, 0.51)], FillSettings(method="janssen"))
+    n_values = RATE * 2  # 1 s, 2 channels
+    output_estimate = asked[0] - (1 << 20)  # the folder's total: the output and its 1 MiB report
+    assert width * n_values <= output_estimate <= width * n_values + (64 << 10)
