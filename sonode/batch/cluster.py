@@ -164,7 +164,8 @@ def map_on_cluster(
         items: one task each.
         scheduler: address of an existing scheduler (e.g. "tcp://host:8786"); default: the
             DASK_SCHEDULER_ADDRESS environment variable, else an embedded LocalCluster.
-        workers: worker processes of the embedded cluster (default: see `local_layout`).
+        workers: worker processes of the embedded cluster (default: see `local_layout`); with one,
+            the tasks run one after another in a child process each, without a cluster.
         threads: torch threads per task (default: cores per task on the embedded cluster, 1 on an
             existing one, whose workers should run one task per core).
         on_failure: ``(item, message) -> result`` for a task that raised or whose workers kept
@@ -180,6 +181,12 @@ def map_on_cluster(
     cluster = None
     if scheduler is None:
         n_workers, threads = local_layout(len(items), workers, threads)
+        if n_workers == 1:  # no cluster for one worker: it would only add its processes' memory
+            from sonode.batch.child import map_in_children
+
+            return map_in_children(
+                func, items, *args, threads=threads, on_failure=on_failure, on_result=on_result
+            )
         cluster = embedded_cluster(n_workers)
     else:
         check_scheduler(scheduler)

@@ -16,12 +16,14 @@ worker sees, under the same path. Dask itself is imported only in `fit_many` (so
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sonode.batch.cluster import SCHEDULER_ENV
 from sonode.batch.outputs import (
     OUTPUT_KINDS as OUTPUT_KINDS,  # the names moved to outputs.py and summary.py stay importable here
     FitJob,
@@ -277,6 +279,12 @@ def fit_batch(
         f"sonode: {len(jobs)} clip(s): {len(rows)} already complete (--force refits them), {len(todo)} to fit; "
         f"outputs in {out_dir}"
     )
+    if todo and not (scheduler or os.environ.get(SCHEDULER_ENV)):
+        from sonode.batch.memory import fit_workers
+
+        workers, note = fit_workers(todo, fit_kw, workers)
+        if note:
+            click.echo(note, err=True)  # also with --quiet: it changes how long the batch takes
     for index, job in enumerate(rows, 1):
         echo(status_line(index, len(jobs), rows[job]))
     if todo:
