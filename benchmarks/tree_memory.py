@@ -5,13 +5,17 @@
     git archive db05a0d sonode | tar -x -C /tmp/base   # then --tree /tmp/base: the code before
 
 Runs `python -m sonode ARGS` in a new session at nice 10 (one torch thread) and samples every
-process of that session (the CLI, Dask's nannies and worker processes) every --interval seconds:
+process of that session and every descendant (the CLI, Dask's worker processes, a batch's child
+fits in sessions of their own) every --interval seconds:
 
 - the sum of their resident sets (RSS: shared libraries such as torch's counted once per process,
   an upper bound of what the command holds), and
 - the sum of their proportional set sizes (PSS, /proc/PID/smaps_rollup: a shared page counts
-  1/n in each of the n processes mapping it, so the sum is the memory the command takes from
-  the machine).
+  1/n in each of the n processes mapping it; processes outside the command that map the same
+  libraries, e.g. other torch programs, lower it), and
+- the pages private to each process summed, plus the largest process's shared pages once
+  ("private + shared once": the workers share torch's libraries, ~0.23 GiB resident): what the
+  command takes from the machine, the figure the batch's worker count is sized against.
 
 Prints each peak with the process count at it, the command's exit code, its last stderr line and
 the CPU seconds of the whole tree (wait4 of the session leader: its waited-for children included).
@@ -36,8 +40,9 @@ GIB = 1 << 30
 
 
 def session_pids(sid: int) -> list[int]:
-    """Processes whose session id is ``sid`` (field 6 of /proc/PID/stat)."""
-    pids = []
+    """Processes of the session ``sid`` (field 6 of /proc/PID/stat) and every descendant of its
+    leader, also those in a session of their own (a batch's child fits)."""
+    parent_of, session_of = {}, {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -46,24 +51,31 @@ def session_pids(sid: int) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == sid:
-            pids.append(int(name))
-    return pids
+        parent_of[int(name)], session_of[int(name)] = int(fields[1]), int(fields[3])
+    found = {pid for pid, s in session_of.items() if s == sid}
+    for pid in parent_of:
+        ancestor = pid
+        while ancestor > 1 and ancestor not in found:
+            ancestor = parent_of.get(ancestor, 0)
+        if ancestor in found:
+            found.add(pid)
+    return sorted(found)
 
 
-def rss_pss(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of one process in bytes; (0, 0) once it is gone."""
-    rss = pss = 0
+def sizes_of(pid: int) -> tuple[int, int, int, int]:
+    """(RSS, PSS, private, shared) bytes of one process (/proc/PID/smaps_rollup); zeros once gone."""
+    found = dict.fromkeys(("Rss", "Pss", "Private_Clean", "Private_Dirty", "Shared_Clean"), 0)
+    found["Shared_Dirty"] = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1]) * 1024
+                key = line.split(":")[0]
+                if key in found:
+                    found[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return rss, pss
+    private = found["Private_Clean"] + found["Private_Dirty"]
+    return found["Rss"], found["Pss"], private, found["Shared_Clean"] + found["Shared_Dirty"]
 
 
 def measure(args: list[str], interval_s: float, env: dict | None = None, tree: Path = ROOT) -> dict:
@@ -88,20 +100,26 @@ def measure(args: list[str], interval_s: float, env: dict | None = None, tree: P
         stdout=subprocess.DEVNULL,
         stderr=err,
         env=env,
+        cwd=tree,  # `python -m` puts the working folder first on sys.path: give absolute paths
         preexec_fn=child,
     )
-    peak = {"rss": 0, "pss": 0, "n_rss": 0, "n_pss": 0, "procs": 0}
+    peak = {"rss": 0, "pss": 0, "unique": 0, "n_rss": 0, "n_pss": 0, "n_unique": 0, "procs": 0}
     each: dict[int, list] = {}  # pid -> [peak RSS, peak PSS, what it runs]
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             pids = session_pids(proc.pid)
-            sizes = [rss_pss(p) for p in pids]
-            for pid, (rss, pss) in zip(pids, sizes, strict=True):
+            sizes = [sizes_of(p) for p in pids]
+            for pid, (rss, pss, _, _) in zip(pids, sizes, strict=True):
                 mine = each.setdefault(pid, [0, 0, command_of(pid)])
                 mine[0], mine[1] = max(mine[0], rss), max(mine[1], pss)
             rss, pss = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+            # Pages private to each process, plus the shared ones (torch's libraries, mapped by
+            # every worker) once: what the command takes from the machine.
+            unique = sum(s[2] for s in sizes) + max((s[3] for s in sizes), default=0)
+            if unique > peak["unique"]:
+                peak["unique"], peak["n_unique"] = unique, len(pids)
             if rss > peak["rss"]:
                 peak["rss"], peak["n_rss"] = rss, len(pids)
             if pss > peak["pss"]:
@@ -146,7 +164,8 @@ def command_of(pid: int) -> str:
 
 def show(r: dict) -> str:
     return (
-        f"tree peak: RSS sum {r['rss'] / GIB:.2f} GiB ({r['n_rss']} processes), PSS sum "
+        f"tree peak: private + shared once {r['unique'] / GIB:.2f} GiB ({r['n_unique']} processes); "
+        f"RSS sum {r['rss'] / GIB:.2f} GiB ({r['n_rss']} processes), PSS sum "
         f"{r['pss'] / GIB:.2f} GiB ({r['n_pss']} processes); largest process {r['max_single_rss'] / GIB:.2f}"
         f" GiB; exit {r['code']}; {r['cpu_s']:.1f} CPU s (leader), {r['wall_s']:.1f} s wall at load "
         f"{os.getloadavg()[0]:.1f}"

@@ -14,53 +14,72 @@ from typing import Any
 
 from sonode.batch.outputs import FitJob
 
-#: What an embedded cluster adds to its fits (peak resident bytes, measured with
-#: benchmarks/tree_memory.py on a batch of 1 s clips): the scheduler and client in this process, and
-#: per worker its nanny process and Dask's own imports in the worker process.
-CLUSTER_PARENT_BYTES = 256 << 20
-CLUSTER_WORKER_EXTRA_BYTES = 192 << 20
+#: What an embedded cluster adds to its fits: the scheduler, client and nannies in this process
+#: (resident, without torch: 0.08 GiB measured with benchmarks/tree_memory.py, a batch of two 1.5 s clips).
+CLUSTER_PARENT_BYTES = 128 << 20
+#: Resident library pages every fit process maps (torch, numpy, scipy; measured: a process that
+#: imported torch held 232 MiB file-backed of 518 MiB): shared by the workers, so counted once.
+SHARED_LIBRARY_BYTES = 224 << 20
+#: A fit's peak is never below that of FIT_FLOOR_SAMPLES + FIT_FLOOR_S x its rate clip samples: its
+#: identification and its continuation's training work on spans fixed in seconds. Measured with
+#: benchmarks/memory_phases.py on a 2 s clip, default options, in process: 1152 MiB at 16 kHz,
+#: 1503 MiB at 48 kHz (the continuation's training); plus ~80 MiB that the command adds (matplotlib,
+#: writing): 1230 and 1583 MiB here.
+FIT_FLOOR_SAMPLES = 2_200_000
+FIT_FLOOR_S = 85.0
 
 
 def memory_workers(task_peaks_bytes: Sequence[int], workers: int, budget_bytes: int) -> int:
     """Most workers, up to ``workers``, whose tasks fit in ``budget_bytes`` together, the ``k``
-    largest side by side: CLUSTER_PARENT_BYTES + k x CLUSTER_WORKER_EXTRA_BYTES + the k largest
-    peaks (resident sets summed, shared libraries counted in each process: an upper bound). One
-    worker runs in a plain child process instead (`sonode.batch.child`), which needs no extra.
-    Returns at least 1."""
+    largest side by side: CLUSTER_PARENT_BYTES + the k largest peaks, the libraries they share
+    (SHARED_LIBRARY_BYTES) counted once. One worker runs in a plain child process instead
+    (`sonode.batch.child`), which needs no cluster. Returns at least 1."""
     largest = sorted(task_peaks_bytes, reverse=True)
     k = max(1, min(workers, len(largest)))
-    while k > 1 and (
-        CLUSTER_PARENT_BYTES + k * CLUSTER_WORKER_EXTRA_BYTES + sum(largest[:k]) > budget_bytes
-    ):
+    while k > 1 and cluster_bytes(largest[:k]) > budget_bytes:
         k -= 1
     return k
+
+
+def cluster_bytes(peaks_bytes: Sequence[int]) -> int:
+    """Estimated memory of an embedded cluster running these fits side by side (bytes)."""
+    return CLUSTER_PARENT_BYTES + sum(peaks_bytes) - (len(peaks_bytes) - 1) * SHARED_LIBRARY_BYTES
+
+
+def fit_peak(clip: str, rate: int | None, duration_s: float | None) -> int:
+    """Estimated peak bytes of the process fitting ``clip`` (`fit_peak_bytes` of the samples its
+    header announces at the fitting rate, never below the floor above, at most what a fit
+    accepts)."""
+    import soundfile as sf
+
+    from sonode.model.fit_size import fit_peak_bytes, fit_samples_bound, max_fit_samples
+
+    n_samples = fit_samples_bound(clip, rate, duration_s)
+    if n_samples:
+        fit_rate = rate or sf.info(str(clip)).samplerate
+        n_samples = max(n_samples, FIT_FLOOR_SAMPLES + int(FIT_FLOOR_S * fit_rate))
+    return fit_peak_bytes(min(n_samples, max_fit_samples()))
 
 
 def fit_workers(jobs: list[FitJob], fit_kw: dict[str, Any], workers: int | None) -> tuple[int, str]:
     """Worker processes of an embedded cluster for these fits, so that the batch as a whole stays
     within the memory budget (`sonode.limits`): one per core, fewer when that many of the largest
-    clips would not fit side by side (each fit's peak is `fit_peak_bytes` of the samples its
-    clip's header announces). An explicit ``workers`` is kept.
+    clips would not fit side by side (`fit_peak`, `memory_workers`). An explicit ``workers`` is
+    kept.
 
     Returns:
         (workers, a one-line notice when the count was reduced or ``workers`` may not fit, else "").
     """
     from sonode.batch.cluster import local_layout
     from sonode.limits import GIB, memory_budget_bytes
-    from sonode.model.fit_size import fit_peak_bytes, fit_samples_bound, max_fit_samples
 
-    rate, duration_s = fit_kw.get("rate"), fit_kw.get("duration_s")
-    peaks = [
-        fit_peak_bytes(min(fit_samples_bound(job.clip, rate, duration_s), max_fit_samples()))
-        for job in jobs
-    ]
+    peaks = [fit_peak(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s")) for job in jobs]
     budget = memory_budget_bytes()
     wanted = local_layout(len(jobs), workers, fit_kw.get("threads"))[0]
     fitting = memory_workers(peaks, wanted, budget)
     if fitting == wanted:
         return wanted, ""
-    largest = sorted(peaks, reverse=True)[:wanted]
-    total = CLUSTER_PARENT_BYTES + wanted * CLUSTER_WORKER_EXTRA_BYTES + sum(largest)
+    total = cluster_bytes(sorted(peaks, reverse=True)[:wanted])
     what = (
         f"{wanted} fits of these clips side by side need about {total / GIB:.1f} GiB, over "
         f"the memory budget of {budget / GIB:.2f} GiB (SONODE_MEMORY_BUDGET)"
