@@ -1,8 +1,8 @@
 """Run tasks one after another, each in a fresh child process: a batch's layout when only one fit at a
 time fits in memory (`sonode.batch.cluster.map_on_cluster`).
 
-An embedded Dask cluster of one worker would add its scheduler (in this process) and a nanny
-process to the fit's own peak; a plain child adds only this process, which never imports torch.
+An embedded Dask cluster of one worker would add its scheduler and nanny (in this process) and Dask
+in the worker to the fit's own peak; a plain child adds only this process, which imports no torch.
 The child runs in its own session, so a Ctrl-C at the terminal reaches this process alone: it
 ends the child at once (SIGKILL; the fit's checkpoint stays for the rerun) and raises as before; a
 child whose parent was killed outright ends itself within a second.

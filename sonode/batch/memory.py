@@ -1,10 +1,11 @@
 """How many fits of a batch run side by side: as many as the cores allow, fewer when the memory
-budget (`sonode.limits`, 2 GiB by default) cannot hold that many of the largest at once (#30: a batch
-of two fits of the longest clips a fit accepts held about 2 x 1.8 GiB plus its parent).
+budget (`sonode.limits`, 2 GiB by default) cannot hold that many of the largest at once (#30: two
+fits of 1.5 s 48 kHz clips side by side held 2.56 GiB, two of the longest clips a fit accepts would
+hold about 2 x 1.8 GiB).
 
 Each fit's peak is the estimate the fit itself is checked against (`sonode.model.fit_size`), from
-the samples its clip's header announces; this module imports no torch, so the batch's parent, which
-only plans, stays small.
+the samples its clip's header announces, with a floor for the spans a fit works on whatever the
+clip's length; this module imports no torch, so the batch's parent, which only plans, stays small.
 """
 
 from __future__ import annotations

@@ -211,8 +211,10 @@ def _warn_discretisation(report: dict) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Several clips: worker processes of the embedded "
-    "cluster [default: one per core, at most one per clip; with --threads T, cores / T].",
+    help="Several clips: fits side by side on the embedded cluster [default: one per core, at most "
+    "one per clip (with --threads T, cores / T), fewer when that many of the largest clips would "
+    "not fit in the memory budget, SONODE_MEMORY_BUDGET (2 GiB); one fit at a time runs in a child "
+    "process, without a cluster].",
 )
 @fit_options
 @fail_cleanly
