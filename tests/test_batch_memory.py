@@ -87,12 +87,12 @@ def test_tasks_in_child_processes_fail_alone(monkeypatch):
 PARENT = textwrap.dedent(
     """
     import sys
-    from sonode.batch.child import map_in_children
+    from sonode.batch.cluster import map_on_cluster
     from sonode.cli.common import _install_interrupt_handlers
     _install_interrupt_handlers()  # as every command does: SIGINT and SIGTERM raise
     from tests.hostile_support import waiting_task
-    try:
-        map_in_children(waiting_task, [sys.argv[1]], threads=1, on_failure=print)
+    try:  # one worker: a child process; two: an embedded Dask cluster
+        map_on_cluster(waiting_task, sys.argv[1:], workers=len(sys.argv) - 1, on_failure=print)
     except KeyboardInterrupt:
         sys.exit(130)
     """
@@ -108,30 +108,35 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_a_signal_to_the_command_ends_its_child_at_once(tmp_path, signum):
-    pid_file = tmp_path / "child.pid"
+@pytest.mark.parametrize(
+    "signum, workers",
+    [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGKILL, 1), (signal.SIGTERM, 2)],
+)
+def test_a_signal_to_the_command_ends_its_fits_at_once(tmp_path, signum, workers):
+    pid_files = [tmp_path / f"task{k}.pid" for k in range(workers)]
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, str(pid_file)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-c", PARENT, *map(str, pid_files)],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DASK_SCHEDULER_ADDRESS": ""},
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(p.exists() and p.read_text() for p in pid_files):
         time.sleep(0.05)
-    child = int(pid_file.read_text())
+    tasks = [int(p.read_text()) for p in pid_files]
     parent.send_signal(signum)
-    parent.wait(timeout=30)
+    parent.wait(timeout=60)
     if signum != signal.SIGKILL:
         assert parent.returncode == 130 and b"Traceback" not in parent.stderr.read()
-        assert _gone(child)  # killed and reaped before the command ended
-    for _ in range(200):  # the parent killed it, or (SIGKILL) it saw its parent go
-        if _gone(child):
+        # killed before the command ended (a Dask cluster's graceful close left one running)
+        assert all(_gone(pid) for pid in tasks)
+    for _ in range(200):  # (SIGKILL) the child saw its parent go
+        if all(_gone(pid) for pid in tasks):
             break
         time.sleep(0.05)
     else:
-        os.kill(child, signal.SIGKILL)
-        pytest.fail("the child outlived its parent")
+        for pid in tasks:
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail("a task outlived its command")
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="one core: a batch runs one fit at a time anyway")
