@@ -187,6 +187,25 @@ def test_a_full_folder_is_found_before_the_work(fitted, tmp_path):
         unmount(point)
 
 
+def test_a_batch_without_room_for_its_outputs_is_refused_before_any_fit(tmp_path):
+    # Room for the summary (2 MiB) but not for two fits' outputs as a single fit sizes them.
+    point, why = small_tmpfs("8m")
+    if point is None:
+        pytest.skip(why)
+    try:
+        for k in range(2):
+            sf.write(tmp_path / f"c{k}.wav", tone(1.0, RATE, seed=k), RATE, subtype="PCM_16")
+        outcome = run(
+            ["fit", tmp_path / "c0.wav", tmp_path / "c1.wav", "--out-dir", point, *FAST],
+            timeout_s=120,
+        )
+        assert not outcome.problems(codes=(2,)), outcome.describe()
+        assert "free space" in outcome.stderr and "[1/2]" not in outcome.stderr
+        assert list(point.iterdir()) == []
+    finally:
+        unmount(point)
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT", "PCM_U8"])
 def test_fill_keeps_everything_outside_the_gap_bit_for_bit(tmp_path, subtype):
     x = tone(0.5, RATE, channels=2)
