@@ -237,13 +237,13 @@ def terminal_fade_samples(x: np.ndarray, sample_rate: int) -> int:
 
 def _validate(
     x: np.ndarray, sample_rate: int, held: int, window_samples: int | None, max_order: int
-) -> tuple[dict[str, tuple], dict[tuple, float]]:
+) -> tuple[dict[tuple, float], dict[tuple, float]]:
     """Score the candidates on VALIDATION_ORIGINS held-back spans of ``held`` samples at the clip's
     end (each identified on what precedes it): a candidate's score is the mean over the spans of
     the mean over VALIDATION_HORIZONS_S of its SNR (dB).
 
-    Returns ({estimator: (score, order, window)} of the best, {(estimator, order, window): SNR
-    over the whole last span}).
+    Returns ({(estimator, order, window): score}, {(estimator, order, window): SNR over the whole
+    last span}).
     """
     n = x.shape[0]
     # spans before the last one only where the history stays 4 spans long
@@ -280,12 +280,7 @@ def _validate(
     ]
     for offset in origins:
         run(offset, keys)
-    best: dict[str, tuple] = {}
-    for key in keys:
-        score = float(np.mean(scores[key]))
-        if key[0] not in best or score > best[key[0]][0]:
-            best[key[0]] = (score, key[1], key[2])
-    return best, pooled
+    return {key: float(np.mean(values)) for key, values in scores.items()}, pooled
 
 
 def identify_continuation(
@@ -318,16 +313,21 @@ def _identify(
     # a clip shorter than 5 VALIDATION_S holds back its last fifth (enough to tell an exact
     # predictor from Burg's: without validation, Burg's is used)
     held = min(int(round(VALIDATION_S * sample_rate)), x.shape[0] // 5)
-    best, pooled = (
+    scores, pooled = (
         _validate(x, sample_rate, held, window_samples, max_order) if held >= 16 else ({}, {})
     )
-    if best:
-        exact = "covariance" in best and (
-            "burg" not in best or best["covariance"][0] > best["burg"][0] + EXACT_MARGIN_DB
+    if scores:
+        # the exactness check compares the pooled 50 ms SNRs, where an exact predictor stands out
+        # by tens of dB (at 5 ms Burg's SNR is high too, and the mean score narrows the gap)
+        best_pooled = {e: max(v for k, v in pooled.items() if k[0] == e) for e, *_ in pooled}
+        exact = "covariance" in best_pooled and (
+            best_pooled["covariance"] > best_pooled.get("burg", -math.inf) + EXACT_MARGIN_DB
         )
         estimator = "covariance" if exact else "burg"
-        score, order, window = best[estimator]
-        pooled_snr_db = pooled[(estimator, order, window)]
+        candidates = [k for k in scores if k[0] == estimator]
+        key = max(candidates, key=pooled.get if exact else scores.get)
+        _, order, window = key
+        score, pooled_snr_db = scores[key], pooled[key]
     else:  # too short to validate: the largest order the clip supports, W = p
         order = max(
             [o for o in CANDIDATE_ORDERS if x.shape[0] >= 2 * o + 2 and o <= max_order]
