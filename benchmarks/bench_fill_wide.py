@@ -77,8 +77,9 @@ METHODS: dict[str, tuple[Callable, bool]] = {
     "sonode_sample": (_sonode(residual="sample"), True),
 }
 # One run of every candidate on each gap, scored as several methods (the analysis of docs/fill.md):
-# "parts" = the default fill, "parts_mean" = its mean (no residual), "cand_<name>" = each candidate
-# alone, "parts_best" = the candidate best on the pseudo-gaps alone.
+# "parts" = the fill with the whole residual, "parts_default" = `sonode` (the residual at the default
+# gain), "parts_mean" = the mean alone, "cand_<name>" = each candidate alone, "parts_best" = the
+# candidate best on the pseudo-gaps alone.
 PARTS = "parts"
 
 
@@ -95,6 +96,7 @@ def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.nda
         extra=bound_candidates(tuple(GAP_CANDIDATES), rate),
     )
     out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
+    out[PARTS + "_default"] = result.mean + settings.residual_gain * result.residual  # = sonode
     for name, fill in zip(result.names, result.candidate_fills, strict=True):
         out["cand_" + name.replace(" ", "")] = fill
     out[PARTS + "_best"] = result.candidate_fills[int(np.nanargmax(result.validation_snr_db))]
