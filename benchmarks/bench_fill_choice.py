@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.optimize
 
 from benchmarks.bench_fill_wide import _janssen20, category_of, random_positions
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
@@ -57,7 +58,7 @@ SUBSETS = {
     "far (2/3, 5/6)": (4, 5),
     "all ten": SIXTHS,
 }
-POWERS = {"1/err²": 2.0, "1/err⁴": 4.0, "best one": np.inf}
+POWERS = {"1/err²": 2.0, "1/err⁴": 4.0, "best one": np.inf, "stacked (NNLS)": "stack"}
 GAINS = (0.0, 0.125, 0.25, 0.5, 1.0)
 
 
@@ -81,16 +82,17 @@ def measure_gap(left, right, n_gap, rate, seed=0) -> dict:
     names = [f"order {o}" for o in orders] + list(extra)
     pseudo = list(sixth_pseudo_gaps(left, right, n_gap))
     errors = np.full((len(pseudo), len(names)), np.nan)
+    pseudo_fills = np.full((len(pseudo), len(names), n_gap), np.nan)
     top = np.zeros(len(pseudo), dtype=int)  # the largest order each pseudo-gap supports
     for i, (_, pl, pr, truth) in enumerate(pseudo):
         usable = [o for o in orders if _usable(o, pl.size, pr.size)]
         top[i] = max(usable, default=0)
         for j, o in enumerate(orders):
             if o in usable:
-                fill = fill_with_order(pl, pr, n_gap, o, ROWS_PER_ORDER * o)
-                errors[i, j] = np.sum((fill - truth) ** 2)
+                pseudo_fills[i, j] = fill_with_order(pl, pr, n_gap, o, ROWS_PER_ORDER * o)
         for j, f in enumerate(extra.values(), start=len(orders)):
-            errors[i, j] = np.sum((f(pl, pr, n_gap) - truth) ** 2)
+            pseudo_fills[i, j] = f(pl, pr, n_gap)
+        errors[i] = np.sum((pseudo_fills[i] - truth) ** 2, axis=1)
     noise = np.random.default_rng(seed).standard_normal(n_gap + max(orders))
     parts = [order_fill(left, right, n_gap, o, ROWS_PER_ORDER * o, noise) for o in orders]
     fills = [p.mean for p in parts] + [f(left, right, n_gap) for f in extra.values()]
@@ -100,6 +102,8 @@ def measure_gap(left, right, n_gap, rate, seed=0) -> dict:
         "fills": np.array(fills),
         "deviations": np.array([p.deviation for p in parts]),
         "errors": errors,
+        "pseudo_fills": pseudo_fills,
+        "pseudo_truths": np.array([t for *_, t in pseudo]),
         "energy": np.array([np.sum(t**2) for *_, t in pseudo]),
         "k": np.array([p[0] for p in pseudo]),
         "top": top,
@@ -108,8 +112,10 @@ def measure_gap(left, right, n_gap, rate, seed=0) -> dict:
 
 def combine(d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None) -> np.ndarray:
     """The fill `interpolate_gap` would make validating on the pseudo-gaps at ``ks`` sixths with
-    weights ∝ err^-power (inf: the single best), over the candidates ``names`` (default: the
-    method's, i.e. all but reestimate3), plus ``gain`` × the shaped residual."""
+    weights ∝ err^-power (inf: the single best; "stack": non-negative least squares of the
+    candidates' pseudo-gap fills on the pseudo-gaps' truth, Breiman's stacking), over the
+    candidates ``names`` (default: the method's, all but reestimate3), plus ``gain`` × the shaped
+    residual."""
     all_names = list(d["names"])
     names = names or [n for n in all_names if n != "reestimate3"]
     cols = [all_names.index(n) for n in names]
@@ -130,14 +136,20 @@ def combine(d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None) -> 
     n_orders = len([c for c in cols if all_names[c].startswith("order")])
     errors = d["errors"][np.ix_(rows, cols)].sum(axis=0)
     energy = d["energy"][rows].sum()
-    if rows.any() and energy > 0 and np.all(errors > 0):
+    if power == "stack" and rows.any():
+        a = np.concatenate([d["pseudo_fills"][r][cols].T for r in np.flatnonzero(rows)])
+        weights = scipy.optimize.nnls(a, np.concatenate(d["pseudo_truths"][rows]))[0]
+        if weights.sum() == 0:
+            weights = np.ones(len(cols))
+    elif rows.any() and energy > 0 and np.all(errors > 0):
         if np.isinf(power):
             weights = (errors == errors.min()).astype(float)
         else:
             weights = (errors / errors.min()) ** -power  # scaled: same ratios, no overflow
     else:
         weights = np.ones(len(cols))
-    weights = weights / weights.sum()
+    if power != "stack":
+        weights = weights / weights.sum()
     mean = weights @ d["fills"][cols]
     if gain == 0:
         return mean
