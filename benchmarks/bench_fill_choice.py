@@ -42,6 +42,7 @@ from sonode.dsp.interpolation import (
     _usable,
     candidate_orders,
     fill_with_order,
+    level_residual,
     missing_power_residual,
     order_fill,
 )
@@ -59,7 +60,8 @@ SUBSETS = {
     "all ten": SIXTHS,
 }
 POWERS = {"1/err²": 2.0, "1/err⁴": 4.0, "best one": np.inf, "stacked (NNLS)": "stack"}
-GAINS = (0.0, 0.125, 0.25, 0.5, 1.0)
+GAINS = (0.0, 0.125, 0.25, 0.375, 0.5, 1.0)
+LEVEL_KNEES_DB = (21.0, 27.0, 33.0, 39.0, 45.0)
 
 
 def sixth_pseudo_gaps(left: np.ndarray, right: np.ndarray, n_gap: int):
@@ -110,7 +112,9 @@ def measure_gap(left, right, n_gap, rate, seed=0) -> dict:
     }
 
 
-def combine(d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None) -> np.ndarray:
+def combine(
+    d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None, knee_db=None
+) -> np.ndarray:
     """The fill `interpolate_gap` would make validating on the pseudo-gaps at ``ks`` sixths with
     weights ∝ err^-power (inf: the single best; "stack": non-negative least squares of the
     candidates' pseudo-gap fills on the pseudo-gaps' truth, Breiman's stacking), over the
@@ -156,6 +160,8 @@ def combine(d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None) -> 
     ow = weights[:n_orders]
     ow = ow / ow.sum() if ow.sum() > 0 else np.full(n_orders, 1 / n_orders)
     deviation = ow @ d["deviations"][:n_orders]
+    if knee_db is not None:  # the level-aware residual (`level_residual`) instead, gain 1
+        return mean + level_residual(mean, deviation, knee_db)
     return mean + gain * missing_power_residual(mean, deviation)
 
 
@@ -233,8 +239,9 @@ def analyse(folders: list[Path], per_gap: bool) -> str:
 
             def add(label, fill, g=g, ref=ref, truth=truth):
                 s, lsd = snr_db(truth, fill), gap_lsd(truth, fill)
+                category = g["clip"].split("_")[0]  # data/more's clips are "more" under data/
                 rows.setdefault((g["length_ms"], label), []).append(
-                    (s - ref[0], s, ref[0], lsd, ref[1], g["category"])
+                    (s - ref[0], s, ref[0], lsd, ref[1], category)
                 )
                 return s
 
@@ -250,6 +257,8 @@ def analyse(folders: list[Path], per_gap: bool) -> str:
             )
             for gain in GAINS:
                 add(f"residual gain {gain:g}", combine(d, gain=gain))
+            for knee in LEVEL_KNEES_DB:
+                add(f"residual level-aware, knee {knee:g} dB", combine(d, knee_db=knee))
             each = [snr_db(truth, f) for f in d["fills"]]
             best = int(np.argmax(each))
             add("hindsight: best one candidate", d["fills"][best])
@@ -268,15 +277,15 @@ def analyse(folders: list[Path], per_gap: bool) -> str:
                     f"| {d['names'][best]} ({each[best]:.2f}) | {snr_db(truth, blend_oracle(d, truth)):.2f} |"
                 )
     lines = [
-        "| gap | rule | n | Δ dB | Δmed dB | wins | SNR | LSD (janssen20) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| gap | rule | n | Δ dB | Δmed dB | wins | Δ ≥ 1 dB | SNR | LSD (janssen20) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (length, label), rs in sorted(rows.items()):
         delta = statistics.median(r[0] for r in rs)
         dmed = statistics.median(r[1] for r in rs) - statistics.median(r[2] for r in rs)
         lines.append(
             f"| {length} ms | {label} | {len(rs)} | {delta:+.2f} | {dmed:+.2f} | "
-            f"{sum(r[0] > 0 for r in rs)} | {statistics.median(r[1] for r in rs):.2f} | "
+            f"{sum(r[0] > 0 for r in rs)} | {sum(r[0] >= 1 for r in rs)} | {statistics.median(r[1] for r in rs):.2f} | "
             f"{statistics.median(r[3] for r in rs):.2f} ({statistics.median(r[4] for r in rs):.2f}) |"
         )
     cats = ["", "Per category, the method (gain 0.25): Δ / wins of n", ""]

@@ -85,7 +85,7 @@ PARTS = "parts"
 
 def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.ndarray]:
     from sonode.dsp.gap_candidates import GAP_CANDIDATES, bound_candidates
-    from sonode.dsp.interpolation import candidate_orders, interpolate_gap
+    from sonode.dsp.interpolation import candidate_orders, interpolate_gap, level_residual
 
     result = interpolate_gap(
         left,
@@ -97,6 +97,8 @@ def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.nda
     )
     out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
     out[PARTS + "_default"] = result.mean + settings.residual_gain * result.residual  # = sonode
+    out[PARTS + "_level"] = result.mean + level_residual(result.mean, result.deviation)
+    out["_deviation"] = result.deviation
     for name, fill in zip(result.names, result.candidate_fills, strict=True):
         out["cand_" + name.replace(" ", "")] = fill
     out[PARTS + "_best"] = result.candidate_fills[int(np.nanargmax(result.validation_snr_db))]
@@ -147,6 +149,7 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                     seconds = time.perf_counter() - begin
                     validation = parts.pop("_validation_snr_db").tolist()
                     residual = parts.pop("_residual")
+                    deviation = parts.pop("_deviation")
                     if args.save_fills:  # for re-weighting offline (docs/fill.md's analysis)
                         folder = args.output / "fills"
                         folder.mkdir(exist_ok=True)
@@ -156,6 +159,7 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                             validation_snr_db=np.array(validation),
                             mean=parts[PARTS + "_mean"],
                             residual=residual,
+                            deviation=deviation,
                             **{k: v for k, v in parts.items() if k.startswith("cand_")},
                         )
                     for part, estimate in parts.items():
