@@ -218,14 +218,28 @@ def level_residual(
     Returns:
         (n_gap,), file amplitude.
     """
+    n_fft, m_power, v_power = _gap_spectra(mean, deviation)
+    added = level_added_power(m_power, v_power, knee_db)
+    return _filtered(deviation, np.sqrt(added / np.maximum(v_power, 1e-300)), n_fft)
+
+
+def level_added_power(
+    m_power: np.ndarray, v_power: np.ndarray, knee_db: float = LEVEL_KNEE_DB
+) -> np.ndarray:
+    """Per bin, the power a ∈ [0, V] minimising (ln(T / (|M|² + a)))² + λ·a (`level_residual`).
+
+    Args:
+        m_power, v_power: (bins,) |M|² and V, any power unit.
+
+    Returns:
+        (bins,) a, in the unit of the inputs.
+    """
     import scipy.special
 
-    n_fft, m_power, v_power = _gap_spectra(mean, deviation)
     expected = m_power + v_power
     lam = 2 * 10 ** (knee_db / 10) / max(float(np.mean(expected)), 1e-300)
     level = (2 / lam) * scipy.special.lambertw(lam * expected / 2).real
-    added = np.clip(level - m_power, 0.0, v_power)
-    return _filtered(deviation, np.sqrt(added / np.maximum(v_power, 1e-300)), n_fft)
+    return np.clip(level - m_power, 0.0, v_power)
 
 
 def pseudo_gaps(
