@@ -25,7 +25,7 @@ def test_the_added_power_is_the_minimiser_of_log_error_plus_its_cost_in_every_bi
         added = level_added_power(m_power, v_power, knee_db)
         lam = 2 * 10 ** (knee_db / 10) / np.mean(m_power + v_power)
         for m, v, a in zip(m_power, v_power, added, strict=True):
-            cost = lambda x, m=m, v=v: np.log((m + v) / (m + x)) ** 2 + lam * x  # noqa: E731
+            cost = lambda x, m=m, v=v, lam=lam: np.log((m + v) / (m + x)) ** 2 + lam * x  # noqa: E731
             best = scipy.optimize.minimize_scalar(
                 cost, bounds=(0.0, v), method="bounded", options={"xatol": 1e-14 * v}
             )
