@@ -96,8 +96,10 @@ def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.nda
         extra=bound_candidates(tuple(GAP_CANDIDATES), rate),
     )
     out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
-    out[PARTS + "_default"] = result.mean + settings.residual_gain * result.residual  # = sonode
-    out[PARTS + "_level"] = result.mean + level_residual(result.mean, result.deviation)
+    level = level_residual(result.mean, result.deviation)
+    default = result.residual if settings.residual == "shaped" else level  # = sonode's fill:
+    out[PARTS + "_default"] = result.mean + settings.residual_gain * default
+    out[PARTS + "_level"] = result.mean + level
     out["_deviation"] = result.deviation
     for name, fill in zip(result.names, result.candidate_fills, strict=True):
         out["cand_" + name.replace(" ", "")] = fill
