@@ -38,6 +38,7 @@ from benchmarks.bench_fill_wide import _janssen20, category_of, random_positions
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
 from sonode.dsp.gap_candidates import DEFAULT_GAP_CANDIDATES, bound_candidates, reestimated_fill
 from sonode.dsp.interpolation import (
+    LEVEL_KNEE_DB,
     ROWS_PER_ORDER,
     _usable,
     candidate_orders,
@@ -49,7 +50,7 @@ from sonode.dsp.interpolation import (
 from sonode.dsp.metrics import snr_db
 from sonode.evaluation.evaluate_fill import gap_lsd
 from sonode.io.clip import read_clip
-from sonode.tasks.fill import DEFAULT_RESIDUAL_GAIN, FillSettings
+from sonode.tasks.fill import FillSettings
 
 SIXTHS = (1, 2, 3, 4, 5)  # pseudo-gap distances, in sixths of the free context
 SUBSETS = {
@@ -113,13 +114,14 @@ def measure_gap(left, right, n_gap, rate, seed=0) -> dict:
 
 
 def combine(
-    d, ks=(2, 4), power=2.0, gain=DEFAULT_RESIDUAL_GAIN, names=None, knee_db=None
+    d, ks=(2, 4), power=2.0, names=None, residual="level", gain=1.0, knee_db=LEVEL_KNEE_DB
 ) -> np.ndarray:
     """The fill `interpolate_gap` would make validating on the pseudo-gaps at ``ks`` sixths with
     weights ∝ err^-power (inf: the single best; "stack": non-negative least squares of the
     candidates' pseudo-gap fills on the pseudo-gaps' truth, Breiman's stacking), over the
-    candidates ``names`` (default: the method's, all but reestimate3), plus ``gain`` × the shaped
-    residual."""
+    candidates ``names`` (default: the method's, all but reestimate3), plus ``gain`` × the
+    ``residual`` ("level": `level_residual` with ``knee_db``, the method; "shaped":
+    `missing_power_residual`; "none")."""
     all_names = list(d["names"])
     names = names or [n for n in all_names if n != "reestimate3"]
     cols = [all_names.index(n) for n in names]
@@ -155,13 +157,13 @@ def combine(
     if power != "stack":
         weights = weights / weights.sum()
     mean = weights @ d["fills"][cols]
-    if gain == 0:
+    if residual == "none" or gain == 0:
         return mean
     ow = weights[:n_orders]
     ow = ow / ow.sum() if ow.sum() > 0 else np.full(n_orders, 1 / n_orders)
     deviation = ow @ d["deviations"][:n_orders]
-    if knee_db is not None:  # the level-aware residual (`level_residual`) instead, gain 1
-        return mean + level_residual(mean, deviation, knee_db)
+    if residual == "level":
+        return mean + gain * level_residual(mean, deviation, knee_db)
     return mean + gain * missing_power_residual(mean, deviation)
 
 
@@ -245,18 +247,22 @@ def analyse(folders: list[Path], per_gap: bool) -> str:
                 )
                 return s
 
-            default = add("the method (gain 0.25)", combine(d))
+            default = add("the method (level residual)", combine(d))
+            add(
+                "shaped residual x 0.25 (the method before)",
+                combine(d, residual="shaped", gain=0.25),
+            )
             for (sub, ks), (pw, power) in itertools.product(SUBSETS.items(), POWERS.items()):
-                add(f"mean: {sub}, {pw}", combine(d, ks, power, 0.0))
+                add(f"mean: {sub}, {pw}", combine(d, ks, power, residual="none"))
             method_names = [n for n in d["names"] if n != "reestimate3"]
             with_re3 = [*method_names, "reestimate3"]
-            add("mean: method + reestimate3", combine(d, gain=0.0, names=with_re3))
+            add("mean: method + reestimate3", combine(d, names=with_re3, residual="none"))
             add(
                 "mean: orders only",
-                combine(d, gain=0.0, names=[n for n in method_names if n.startswith("order")]),
+                combine(d, names=[n for n in method_names if n[:5] == "order"], residual="none"),
             )
             for gain in GAINS:
-                add(f"residual gain {gain:g}", combine(d, gain=gain))
+                add(f"shaped residual x {gain:g}", combine(d, residual="shaped", gain=gain))
             for knee in LEVEL_KNEES_DB:
                 add(f"residual level-aware, knee {knee:g} dB", combine(d, knee_db=knee))
             each = [snr_db(truth, f) for f in d["fills"]]
@@ -288,16 +294,24 @@ def analyse(folders: list[Path], per_gap: bool) -> str:
             f"{sum(r[0] > 0 for r in rs)} | {sum(r[0] >= 1 for r in rs)} | {statistics.median(r[1] for r in rs):.2f} | "
             f"{statistics.median(r[3] for r in rs):.2f} ({statistics.median(r[4] for r in rs):.2f}) |"
         )
-    cats = ["", "Per category, the method (gain 0.25): Δ / wins of n", ""]
+    cats = [
+        "",
+        "Per category: Δ / wins of n (the method), median Δ of the best one in hindsight",
+        "",
+    ]
     for (length, label), rs in sorted(rows.items()):
         if label.startswith("the method"):
             by: dict[str, list] = {}
             for r in rs:
                 by.setdefault(r[5], []).append(r[0])
+            best: dict[str, list] = {}
+            for r in rows[(length, "hindsight: best one candidate")]:
+                best.setdefault(r[5], []).append(r[0])
             cats.append(
                 f"- {length} ms: "
                 + ", ".join(
-                    f"{c} {statistics.median(v):+.2f} / {sum(x > 0 for x in v)} of {len(v)}"
+                    f"{c} {statistics.median(v):+.2f} / {sum(x > 0 for x in v)} of {len(v)} "
+                    f"({statistics.median(best[c]):+.2f})"
                     for c, v in sorted(by.items())
                 )
             )
