@@ -41,9 +41,9 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     "--detect",
     is_flag=True,
     help="Also find dropouts (runs of identical samples, exact repeats) and "
-    "isolated clicks inside sounding passages, and fill them. Detection holds one channel at a time: "
-    "about 128 B per sample, so up to about 218 s at 48 kHz within the default 2 GiB "
-    "(SONODE_MEMORY_BUDGET); a longer file is refused in one line (split it, or give the gaps with --gap).",
+    "isolated clicks inside sounding passages, and fill them. Detection reads one channel at a time "
+    "in 20 s blocks (about 128 B per sample of a block: ~130 MB at 48 kHz), so its memory does not "
+    "grow with the file's length.",
 )
 @click.option(
     "--dry-run",
