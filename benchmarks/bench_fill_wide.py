@@ -142,6 +142,8 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
             random_positions(x, sr, n_gap, args.positions, JANSSEN_CONTEXT_SAMPLES, rng)
         ):
             truth = x[start : start + n_gap]
+            gap = {"clip": path.name, "category": category_of(path, root), "rate": sr,
+                   "length_ms": length_ms, "position": k, "start": start}  # fmt: skip
             for name in methods:
                 if name == PARTS:
                     left = x[max(0, start - context) : start]
@@ -167,18 +169,13 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                     for part, estimate in parts.items():
                         records.append(
                             {
-                                "clip": path.name,
-                                "category": category_of(path, root),
-                                "rate": sr,
-                                "length_ms": length_ms,
-                                "position": k,
-                                "start": start,
+                                **gap,
                                 "method": part,
                                 "snr_db": snr_db(truth, estimate),
                                 "lsd": gap_lsd(truth, estimate),
                                 "time_s": seconds,
                                 "validation_snr_db": validation,
-                            }
+                            }  # fmt: skip
                         )
                     continue
                 function, own_context = METHODS[name]
@@ -193,17 +190,12 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                 seconds = time.perf_counter() - begin
                 records.append(
                     {
-                        "clip": path.name,
-                        "category": category_of(path, root),
-                        "rate": sr,
-                        "length_ms": length_ms,
-                        "position": k,
-                        "start": start,
+                        **gap,
                         "method": name,
                         "snr_db": snr_db(truth, estimate),
                         "lsd": gap_lsd(truth, estimate),
                         "time_s": seconds,
-                    }
+                    }  # fmt: skip
                 )
             print(f"{path.name} {sr} Hz {length_ms} ms #{k}", file=sys.stderr, flush=True)
     return records
