@@ -177,8 +177,8 @@ def run(args) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "fills").mkdir(exist_ok=True)
     clips = [
-        (p, f)
-        for f in args.folders
+        (p, f)  # the deepest folder first: data/more's clips are categorised under data/more
+        for f in sorted(args.folders, key=lambda f: -len(f.resolve().parts))
         for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
     ]
     seen: set = set()

@@ -303,8 +303,8 @@ def main() -> None:
         records = [r for r in old if r["method"] not in methods and r["rate"] in rates]
     args.output.mkdir(parents=True, exist_ok=True)
     clips = [
-        (p, f)
-        for f in args.folders
+        (p, f)  # the deepest folder first: data/more's clips are categorised under data/more
+        for f in sorted(args.folders, key=lambda f: -len(f.resolve().parts))
         for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
     ][:: args.every]
     seen: set = set()  # a folder inside another one given (data and data/more): each file once
