@@ -88,9 +88,9 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     "--residual-gain",
     type=click.FloatRange(min=0.0, max=1.0),
     default=None,
-    help="sonode: level of the shaped residual added to the most likely trajectory, 0-1 (0: the "
-    "trajectory alone, best SNR; 1: the gap's full expected spectrum, best LSD); default "
-    "FillSettings' (docs/fill.md).",
+    help="sonode: scale of the residual added to the most likely trajectory, 0-1 (0: the "
+    "trajectory alone; 1, the default: the gap's quiet bins restored to their expected level, "
+    "the loud ones left to the trajectory; docs/fill.md).",
 )
 @threads_option
 @click.option("--quiet", is_flag=True)
