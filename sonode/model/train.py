@@ -323,11 +323,13 @@ def fit_samples(
         if on_epoch is not None:
             on_epoch(record, best_snr)
     train_time = time.perf_counter() - t_start
-    # Stopped by a signal, or no time to check the last parameters: the kept (checked) parameters as
-    # they are, and the final check at the in-training check's size (seconds, not tens of seconds).
+    # Steps since the last check: the last parameters are checked if that and the final check fit.
+    # Stopped by a signal, or no time for the final check: the kept (checked) parameters as they
+    # are, and the final check at the in-training check's size (seconds, not tens of seconds).
     stopped = stop_reason == "interrupted" or (should_stop is not None and should_stop())
-    hurry = stopped or not budget.check_last()
-    if not hurry and epoch % CHECK_EVERY_EPOCHS:  # steps since the last check: the last parameters
+    check_last = not stopped and epoch % CHECK_EVERY_EPOCHS != 0 and budget.check_last()
+    hurry = stopped or not budget.check_last(consider=check_last)
+    if check_last:
         (best_snr, best_trajectory, best_state), _ = consider(
             model, clip_snr, free_run_snr, (best_snr, best_trajectory, best_state), should_stop
         )

@@ -54,6 +54,8 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert tight.train_more()  # 1.5 (check) + 0.5 (final) < 10
     tight.step_took(1.0)  # a trained field's check: one step's solve per batch (10 s)
     assert not tight.train_more() and not tight.check_last()
+    # parameters already checked (the last step was a checking one) need only the final check
+    assert tight.check_last(consider=False)
     tight.consider_took(0.2)  # measured: cheaper than estimated
     assert tight.train_more() and tight.check_last()
     roomy = FitBudget(start, 100.0, 1.0, 0.5, 10)
