@@ -70,7 +70,8 @@ def main() -> None:
     torch.set_num_threads(1)
     for module, names in PHASES.items():
         for name in names:
-            if hasattr(module, name):  # train_continuation before, train_tail_first after #22's move
+            # train_continuation before #22 moved it, train_tail_first after
+            if hasattr(module, name):
                 wrap(module, name)
     n = int(seconds * rate)
     if synthetic:
