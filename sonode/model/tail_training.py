@@ -19,13 +19,12 @@ import torch
 from sonode.model.predict import train_continuation
 from sonode.model.stopping import unless_abandoned
 
-#: The most of the budget the continuation's training may take; past it the training is abandoned and
-#: the identified continuation kept, as when its reserve ran out after the loop. It is the share that
-#: was reserved for it there, now a cap: what it does not use goes to the steps. (Measured: on the
-#: quickstart's guitar it needs 17.6 CPU s, load 5, so it is abandoned at 12 s either way; a third of
-#: the budget let it finish and cost the steps 15 of 69. A 60 s 48 kHz clip's took 63 CPU s, so with
-#: --max-time 240 it no longer gets what the loop left beyond its 48 s.)
-CONTINUATION_SHARE = 0.2
+#: The most of the budget the continuation's training may take (it is abandoned, the identified
+#: continuation kept, when it would take more). Its training is all or nothing — stopped, it
+#: leaves the identified ODE — while the loop's steps each count, so it is given a generous cap
+#: and the loop the rest. (Trained last, it had at least 0.2 of the budget plus whatever the loop
+#: left; a 60 s 48 kHz clip's took 63 s of CPU, measured, inside a 240 s budget.)
+CONTINUATION_SHARE = 1 / 3
 TAIL_PREFIX = "tail_"  # the continuation's parameters and buffers in a model's state_dict
 
 
