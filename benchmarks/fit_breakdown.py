@@ -37,8 +37,7 @@ PHASES = {  # name in sonode.model.train -> what the report calls it
     "solve_run_states": "least-squares state solves",
     "fast_vs_reference_db": "solver check (start)",
     "stoppable_check_db": "final solver check",
-    "train_continuation": "continuation training",  # after the loop (before this branch)
-    "train_tail_first": "continuation training",  # before the loop
+    "train_continuation": "continuation training",
     "whole_solve_estimate_s": "state-solve cost probes",
     "reconstruction_estimate_s": "check cost probe",
 }
@@ -90,12 +89,13 @@ def main() -> None:
             f"{path.name}: {report.epochs} steps, linear start {report.initial_snr_db:.2f} dB, kept "
             f"{report.snr_db:.2f} dB ({report.snr_db - report.initial_snr_db:+.2f}), {total:.1f} {unit} s"
         )
-        for name, label in PHASES.items():
-            if hasattr(train, name):
-                print(f"  {label:30s} {spent.get(name, 0.0):6.2f} s")
         # the backward pass and the optimiser are in the loop, outside step_loss
-        print(f"  {'other (backward, Adam, loop)':30s} {total - sum(spent.values()):6.2f} s")
-        print(f"  {'unused of the budget':30s} {args.budget - total:6.2f} s")
+        inner = sum(v for k, v in spent.items() if k != "train_continuation")
+        for name, label in PHASES.items():
+            print(f"  {label:30s} {spent.get(name, 0.0):6.2f} s")
+        print(
+            f"  {'other (backward, Adam, loop)':30s} {total - inner - spent.get('train_continuation', 0.0):6.2f} s"
+        )
         with open("/proc/self/status") as f:  # the process's peak so far (Linux)
             peak = next((int(line.split()[1]) >> 10 for line in f if line.startswith("VmHWM")), 0)
         print(f"  {'peak resident memory':30s} {peak:6d} MiB (process so far)")

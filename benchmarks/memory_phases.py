@@ -33,7 +33,7 @@ from sonode.model import FitOptions, fit_samples  # noqa: E402
 
 PHASES = {
     train: ["initial_from_options", "step_loss", "solve_run_states", "consider", "coarse_and_fine"]
-    + ["train_continuation", "train_tail_first", "trajectory_snr"],
+    + ["train_continuation", "trajectory_snr"],
     init: ["identify_modes", "segment_states", "identify_continuation"],
     predict: ["fit_glide", "train_field", "level_slope_db_per_s"],
     glide_fit: ["_stage"],
@@ -70,9 +70,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for module, names in PHASES.items():
         for name in names:
-            # train_continuation before #22 moved it, train_tail_first after
-            if hasattr(module, name):
-                wrap(module, name)
+            wrap(module, name)
     n = int(seconds * rate)
     if synthetic:
         from tests.hostile_support import tone

@@ -4,9 +4,8 @@ so that a test or benchmark sends its signal in a known phase instead of after a
 Imported by the child wrapper of tests/hostile_support.py when SONODE_TEST_PHASES=1 (`start(...,
 phases=True)`). It wraps the functions that begin each phase where the fit looks them up (module
 globals), so sonode itself is unchanged. Phases, in order: identification, checks (the untrained
-model's solver check), continuation (trained before the steps, its time measured, not reserved),
-training, checks (the last parameters', the final one), report (the energy above Nyquist),
-writing.
+model's solver check), training, checks (the last parameters', the final one), continuation,
+report (the energy above Nyquist), writing.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ def install() -> None:
         ("consider", "checks"),
         ("fast_vs_reference_db", "checks"),
         ("stoppable_check_db", "checks"),
-        ("train_tail_first", "continuation"),
+        ("train_continuation", "continuation"),
     ):
         setattr(train, attribute, _announce(name, getattr(train, attribute)))
     sonode.api.model_energy_above_db = _announce("report", sonode.api.model_energy_above_db)

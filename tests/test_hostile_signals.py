@@ -215,9 +215,9 @@ def test_max_time_bounds_training_the_final_checks_and_the_continuation(short_cl
 
 
 def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
-    """After the last step come the last check and the final check (8 Lawson steps per sample;
-    the continuation is trained before the steps): a signal there used to wait for them and the
-    continuation's training (13.6 s), then for the reconstruction and the curve."""
+    """After the last step come the last check, the final check (8 Lawson steps per sample) and
+    the continuation's training: a signal there used to wait for all of them (13.6 s), then for
+    the reconstruction and the curve."""
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
     outcome, latency = _signal_when(
         args, _in_phase("checks", "training"), [signal.SIGINT], tmp_path
@@ -226,10 +226,13 @@ def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert "SIGINT: stopping" in outcome.stderr, outcome.describe()
     report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
-    # the work after the step was skipped or cut short: no fine check
+    # the work after the step was skipped or cut short: no fine check, no continuation training
     assert report["discretisation_check"]["substeps_per_sample"] == 2 or (
         report["discretisation_check"]["window_samples"] < 300
     )
+    assert report["continuation_training"].get("skipped") == "stopped" or report[
+        "continuation_training"
+    ].get("stopped")
     assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
     assert not (tmp_path / "m.recon.wav").exists() and "not written (stopped" in outcome.stderr
     assert latency < BOUND_S, latency
@@ -303,7 +306,7 @@ def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum):
 def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_path, monkeypatch):
     """The continuation's identification and training took 7-8 s that a signal waited for (the
     README quickstart at load ~10): abandoned, the continuation is put back as identified."""
-    import sonode.model.tail_training as tail_training
+    import sonode.model.train as train
 
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(0.1, 16000), 16000, subtype="PCM_16")
@@ -317,7 +320,7 @@ def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_pa
         stop.request()  # ...a signal
         raise AssertionError("not reached: the request abandons the continuation")
 
-    monkeypatch.setattr(tail_training, "train_continuation", train_continuation)
+    monkeypatch.setattr(train, "train_continuation", train_continuation)
     fitted = fit(
         clip, steps=1, latent_dim=8, hidden=8, hop_samples=64, lp_order=32, should_stop=stop
     )

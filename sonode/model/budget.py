@@ -1,11 +1,10 @@
-"""One deadline for the whole fit (--max-time): identification, the continuation's training,
-training, the last check and the final check all fit in it (#30).
+"""One deadline for the whole fit (--max-time): identification, training, the last check, the final
+check and the continuation's training all fit in it (#30).
 
-The continuation is trained before the loop (`sonode.model.tail_training`), so what it took is
-measured, not reserved. The training loop stops when the rest of the fit, estimated from what it
-measured so far, would no longer fit before the deadline; the work after the loop then adapts to
-the time left (the last parameters are checked only if that fits, the final check is the
-in-training one when the fine one would take over FINAL_CHECK_SHARE of the budget).
+The training loop stops when the rest of the fit, estimated from what it measured so far, would
+no longer fit before the deadline; the work after the loop then adapts to the time left (the last
+parameters are checked only if that fits, the final check is the in-training one when the fine
+one would take over FINAL_CHECK_SHARE of the budget, the continuation trains until the deadline).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Callable
 # measured 10.7-11.3× on a 1.5 s clip at 48 kHz, both cores loaded.
 FINAL_CHECK_COST = 12
 FINAL_CHECK_SHARE = 0.25  # above this share of the budget the final check is the in-training one
+CONTINUATION_SHARE = 0.2  # of the budget, kept for the continuation's training after the loop
 
 
 class FitBudget:
@@ -30,6 +30,7 @@ class FitBudget:
         check_s: measured seconds of one in-training solver check.
         reconstruction_batches: optimiser-step-sized batches in one reconstruction of the clip
             (a trained field's reconstruction costs about one step's solve per batch).
+        continuation: whether a continuation is trained after the loop.
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class FitBudget:
         evaluation_s: float,
         check_s: float,
         reconstruction_batches: int,
+        continuation: bool,
     ):
         self.start = start
         self.budget_s = math.inf if max_time_s is None else float(max_time_s)
@@ -46,6 +48,8 @@ class FitBudget:
         self.check_s = check_s
         self.batches = max(1, reconstruction_batches)
         self.fine_final = check_s * FINAL_CHECK_COST <= FINAL_CHECK_SHARE * self.budget_s
+        bounded = continuation and max_time_s is not None
+        self.continuation_s = CONTINUATION_SHARE * self.budget_s if bounded else 0.0
         self.step_s = 0.0  # slowest optimiser step so far
         self.consider_s: float | None = None  # the last in-training check's measured duration
         self.reconstruction_s: float | None = None  # a trained field's reconstruction, measured
@@ -56,11 +60,6 @@ class FitBudget:
     def out_of_time(self, margin_s: float = 0.0) -> bool:
         """True once the deadline minus ``margin_s`` has passed."""
         return self.elapsed_s() >= self.budget_s - margin_s
-
-    def spare_s(self) -> float:
-        """Seconds before the deadline beyond what the fit must keep for its end (a check of the
-        identified model and the final check): what work before the loop may still use."""
-        return self.budget_s - self.elapsed_s() - self.check_s - self.final_check_s()
 
     def step_took(self, seconds: float) -> None:
         self.step_s = max(self.step_s, seconds)
@@ -91,17 +90,17 @@ class FitBudget:
         return self.check_s * (FINAL_CHECK_COST if self.fine_final else 1)
 
     def train_more(self) -> bool:
-        """Whether another step fits: the step, a check of the parameters it leads to and the final
-        check."""
+        """Whether another step fits: the step, a check of the parameters it leads to, the final
+        check and the continuation's share."""
         after = self.step_s + self.consider_estimate_s() + self.final_check_s()
-        return self.elapsed_s() + after < self.budget_s
+        return self.elapsed_s() + after + self.continuation_s < self.budget_s
 
     def state_solve_fits(self, solve_s: float) -> bool:
-        """Whether a joint state solve of ``solve_s`` seconds, a check of its result and the final
-        check fit before the deadline. (Unchecked, the solve took a
+        """Whether a joint state solve of ``solve_s`` seconds, a check of its result, the final
+        check and the continuation's share fit before the deadline. (Unchecked, the solve took a
         60 s 48 kHz clip past --max-time 60 before any step: the fit ended with nothing written.)"""
         needed = solve_s + self.check_s + self.evaluation_s + self.final_check_s()
-        return self.elapsed_s() + needed < self.budget_s
+        return self.elapsed_s() + needed + self.continuation_s < self.budget_s
 
     def solve_fits(self, estimate_s: Callable[[], float]) -> bool:
         """`state_solve_fits` of the solve whose cost ``estimate_s()`` measures, probed only when

@@ -28,7 +28,6 @@ import torch
 
 from sonode.errors import ModelFileError, SonodeError
 from sonode.io.model_file import load_model_file, save_model_file
-from sonode.model.options import finite_or_none
 
 CHECKPOINT_KIND = "sonode-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -85,9 +84,6 @@ class TrainingState:
         rng_state: ``torch.get_rng_state()``.
         initial_trajectory_snr_db: the untrained model's one-trajectory SNR (dB), so a resumed fit
             reports training's gain as an uninterrupted one does (nan in older checkpoints).
-        continuation_training: the report of the continuation's training, done before the first
-            step (its result is in ``model``); None in older checkpoints, whose continuation was
-            trained after the loop, so a resume trains it.
     """
 
     epoch: int
@@ -103,7 +99,6 @@ class TrainingState:
     elapsed_s: float
     rng_state: torch.Tensor
     initial_trajectory_snr_db: float = math.nan
-    continuation_training: dict[str, Any] | None = None
 
 
 def checkpoint_path_for(model_path: str | os.PathLike) -> Path:
@@ -164,7 +159,6 @@ def save_checkpoint(
         "bad_steps": state.bad_steps,
         "function_evaluations": state.function_evaluations,
         "elapsed_s": state.elapsed_s,
-        "continuation_training": finite_or_none(state.continuation_training),
         "optimiser_groups": state.optimiser["param_groups"],
         "optimiser_scalars": optim_scalars,
         "torch": torch.__version__,
@@ -278,14 +272,7 @@ def _state_from(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Train
         function_evaluations=int(meta["function_evaluations"]),
         elapsed_s=float(meta["elapsed_s"]),
         rng_state=tensors[_RNG],
-        continuation_training=_dict_or_none(meta.get("continuation_training")),
     )
-
-
-def _dict_or_none(value: Any) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, dict):
-        raise TypeError(f"continuation_training is {type(value).__name__}, not an object")
-    return value
 
 
 def _encode_float(value: float) -> float | str:

@@ -234,19 +234,18 @@ class FitReport:
         FINE_SUBSTEPS Lawson steps per sample costs ~7 s per second of clip, so only
         FINAL_CHECK_SEGMENTS segments are solved so, and ``discretisation_snr_db`` reports that.
         """
-        return finite_or_none({**asdict(self), "fine_snr_db": self.snr_db})
+        return _finite_or_none({**asdict(self), "fine_snr_db": self.snr_db})
 
 
 def _nan_if_none(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def finite_or_none(value: Any) -> Any:
-    """``value`` (nested dicts/lists) with every float that is not finite as None (strict JSON)."""
+def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
+        return {k: _finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [finite_or_none(v) for v in value]
+        return [_finite_or_none(v) for v in value]
     return value

@@ -47,8 +47,8 @@ from sonode.model.objective import (
     step_loss,
 )
 from sonode.model.options import EpochRecord, FitOptions, FitReport
-from sonode.model.stopping import abandonable
-from sonode.model.tail_training import tail_state, train_tail_first, with_tail
+from sonode.model.predict import train_continuation
+from sonode.model.stopping import abandonable, unless_abandoned
 
 FINE_SUBSTEPS = 8  # the discretisation check re-solves with 8 Lawson RK4 steps per sample
 WARMUP_EPOCHS = 10
@@ -191,7 +191,6 @@ def fit_samples(
                 elapsed_s=elapsed_s,
                 rng_state=torch.get_rng_state(),
                 initial_trajectory_snr_db=initial_trajectory,
-                continuation_training=continuation_training,
             ),
             identity,
         )
@@ -209,18 +208,8 @@ def fit_samples(
         evaluation_s,
         check_s,
         -(-layout.n_segments // batch_segments),
+        options.continuation_training_steps > 0 and model.config.tail_modes > 0,
     )
-    # The continuation is trained first: the loop never touches it, and its time is then measured
-    # rather than reserved (a resumed fit has it trained in its checkpoint's model).
-    if resumed is None or resumed.continuation_training is None:
-        continuation_training = train_tail_first(
-            model, target, options, should_stop, budget.spare_s
-        )
-        tail, untrained = tail_state(model), identified is best_state
-        best_state = with_tail(best_state, tail)
-        identified = best_state if untrained else identified and with_tail(identified, tail)
-    else:
-        continuation_training = resumed.continuation_training
     if sampled and options.state_solve_every and resumed is None:
         # a long clip's states solved jointly first, if that fits (docs/training.md: +0.15-0.4 dB)
         fits = budget.solve_fits(lambda: whole_solve_estimate_s(model, target))
@@ -351,12 +340,31 @@ def fit_samples(
     fell_back = fine_check < DISCRETISATION_GOAL_DB
     if fell_back:  # the identified model, kept from the start (identified again after a resume)
         if identified is None:
-            tail = tail_state(model)  # trained before the interruption
             model, _ = initial_from_options(x, sample_rate, options)
-            model.load_state_dict(tail, strict=False)
         else:
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
+    continuation_training = {}
+    breakdown_s = identification.get("time_breakdown_s", {})
+    continuation_identification_s = breakdown_s.get("continuation", 0)
+    if options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
+        continuation_training = unless_abandoned(
+            should_stop,
+            lambda: train_continuation(
+                model,
+                target.numpy(),
+                options.continuation_training_steps,
+                seed=options.seed,
+                window_samples=options.continuation_samples,
+                max_order=options.lp_order,
+                # ends in time for the work after it; starts only if its identification fits too
+                should_stop=lambda: (
+                    budget.out_of_time(evaluation_s + continuation_identification_s)
+                    or (should_stop is not None and should_stop())
+                ),
+            ),
+            model,
+        ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
     report = FitReport(
         options=asdict(options),
         gradient=options.gradient,

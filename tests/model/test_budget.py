@@ -47,18 +47,18 @@ def test_a_stop_ends_the_check_after_one_piece():
 
 def test_the_budget_stops_training_before_the_rest_would_overrun():
     start = time.perf_counter()
-    free = FitBudget(start, None, 5.0, 1.0, 10)
+    free = FitBudget(start, None, 5.0, 1.0, 10, True)
     assert free.train_more() and free.check_last() and free.fine_final
-    tight = FitBudget(start, 10.0, 1.0, 0.5, 10)
+    tight = FitBudget(start, 10.0, 1.0, 0.5, 10, True)
     assert not tight.fine_final  # 12 checks of 0.5 s are over a quarter of 10 s
-    assert tight.train_more()  # 1.5 (check) + 0.5 (final) < 10
+    assert tight.train_more()  # 1 + 0.5 (check) + 0.5 (final) + 2 (continuation) < 10
     tight.step_took(1.0)  # a trained field's check: one step's solve per batch (10 s)
     assert not tight.train_more() and not tight.check_last()
     # parameters already checked (the last step was a checking one) need only the final check
     assert tight.check_last(consider=False)
     tight.consider_took(0.2)  # measured: cheaper than estimated
     assert tight.train_more() and tight.check_last()
-    roomy = FitBudget(start, 100.0, 1.0, 0.5, 10)
+    roomy = FitBudget(start, 100.0, 1.0, 0.5, 10, False)
     assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
 
 
@@ -66,7 +66,7 @@ def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
     """One step's solve per batch put a 60 s 48 kHz clip's check at ~40 s: it trained 1 step in
     9 s of its 60. The graph-free reconstruction, measured once, is what the check costs."""
     start = time.perf_counter()
-    budget = FitBudget(start, 40.0, 1.0, 0.5, 132)
+    budget = FitBudget(start, 40.0, 1.0, 0.5, 132, False)
     budget.step_took(0.3)  # 0.3 + (0.3 x 132 + 0.5 + 1.0) + 12 x 0.5 > 40
     assert not budget.train_more()
     budget.measure_reconstruction(lambda: 4.0)
@@ -75,7 +75,7 @@ def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
     assert budget.reconstruction_s == 4.0
     budget.consider_took(50.0)  # a measured check replaces the estimate
     assert not budget.train_more()
-    free = FitBudget(start, None, 1.0, 0.5, 132)  # no deadline: nothing is probed
+    free = FitBudget(start, None, 1.0, 0.5, 132, False)  # no deadline: nothing is probed
     free.measure_reconstruction(lambda: pytest.fail("probed without a deadline"))
     assert free.solve_fits(lambda: pytest.fail("probed without a deadline"))
     assert free.reconstruction_s is None
@@ -85,9 +85,9 @@ def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
 def test_the_joint_state_solve_runs_only_if_it_fits_the_budget():
     """A 60 s 48 kHz clip's joint solve (~50 s) took --max-time 60 before any step."""
     start = time.perf_counter()
-    assert FitBudget(start, None, 2.0, 0.5, 10).state_solve_fits(1e6)
-    assert FitBudget(start, 60.0, 1.2, 0.5, 10).state_solve_fits(48.0)  # 48 + 0.5 + 1.2 + 6 < 60
-    assert not FitBudget(start, 60.0, 1.2, 0.5, 10).state_solve_fits(55.0)  # 62.7 > 60
+    assert FitBudget(start, None, 2.0, 0.5, 10, True).state_solve_fits(1e6)
+    assert FitBudget(start, 200.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 40 < 200
+    assert not FitBudget(start, 60.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 12 > 60
 
 
 def test_a_fit_out_of_time_takes_no_step_and_checks_at_the_in_training_size():
