@@ -15,20 +15,12 @@ import types
 
 def use_cpu_clock() -> None:
     """Make `sonode.model.train`'s clock the process's CPU time (all threads) for this process."""
-    import importlib
-
     import sonode.model.budget as budget
     import sonode.model.checks as checks
     import sonode.model.linear_step as linear_step
     import sonode.model.train as train
 
-    # every clock of a fit: the loop's, FitBudget's (which compares against the loop's start), the
-    # cost probes' (a state solve's, a reconstruction's), which the budget extrapolates, and the
-    # continuation's cap (trained before the loop since #22; absent from older trees)
-    modules = [train, budget, checks, linear_step]
-    try:
-        modules.append(importlib.import_module("sonode.model.tail_training"))
-    except ImportError:
-        pass
-    for module in modules:
+    # every clock of a fit: the loop's, FitBudget's (which compares against the loop's start) and
+    # the cost probes' (a state solve's, a reconstruction's), which the budget extrapolates
+    for module in (train, budget, checks, linear_step):
         module.time = types.SimpleNamespace(perf_counter=time.process_time)
