@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from sonode.dsp.interpolation import RESIDUALS
 from sonode.evaluation.evaluate_fill import evaluate_fill, fill_markdown, medians, write_results
 from sonode.tasks.fill import FillSettings
 from sonode.tasks.fill_file import fill_file
@@ -261,9 +262,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--residual",
-        default="shaped",
-        choices=("shaped", "sample", "none"),
-        help="sonode: what is added to the most likely trajectory.",
+        default=FillSettings().residual,
+        choices=RESIDUALS,
+        help="sonode: what is added to the most likely trajectory (default: FillSettings').",
     )
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
     parser.add_argument("--timing", action="store_true")

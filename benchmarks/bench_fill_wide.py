@@ -77,14 +77,15 @@ METHODS: dict[str, tuple[Callable, bool]] = {
     "sonode_sample": (_sonode(residual="sample"), True),
 }
 # One run of every candidate on each gap, scored as several methods (the analysis of docs/fill.md):
-# "parts" = the default fill, "parts_mean" = its mean (no residual), "cand_<name>" = each candidate
-# alone, "parts_best" = the candidate best on the pseudo-gaps alone.
+# "parts" = the fill with the whole residual, "parts_default" = `sonode` (the residual at the default
+# gain), "parts_mean" = the mean alone, "cand_<name>" = each candidate alone, "parts_best" = the
+# candidate best on the pseudo-gaps alone.
 PARTS = "parts"
 
 
 def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.ndarray]:
     from sonode.dsp.gap_candidates import GAP_CANDIDATES, bound_candidates
-    from sonode.dsp.interpolation import candidate_orders, interpolate_gap
+    from sonode.dsp.interpolation import candidate_orders, interpolate_gap, level_residual
 
     result = interpolate_gap(
         left,
@@ -95,6 +96,11 @@ def _parts(left, right, n_gap, rate, settings: FillSettings) -> dict[str, np.nda
         extra=bound_candidates(tuple(GAP_CANDIDATES), rate),
     )
     out = {PARTS: result.fill, PARTS + "_mean": result.mean, "_residual": result.residual}
+    level = level_residual(result.mean, result.deviation)
+    default = result.residual if settings.residual == "shaped" else level  # = sonode's fill:
+    out[PARTS + "_default"] = result.mean + settings.residual_gain * default
+    out[PARTS + "_level"] = result.mean + level
+    out["_deviation"] = result.deviation
     for name, fill in zip(result.names, result.candidate_fills, strict=True):
         out["cand_" + name.replace(" ", "")] = fill
     out[PARTS + "_best"] = result.candidate_fills[int(np.nanargmax(result.validation_snr_db))]
@@ -136,6 +142,8 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
             random_positions(x, sr, n_gap, args.positions, JANSSEN_CONTEXT_SAMPLES, rng)
         ):
             truth = x[start : start + n_gap]
+            gap = {"clip": path.name, "category": category_of(path, root), "rate": sr,
+                   "length_ms": length_ms, "position": k, "start": start}  # fmt: skip
             for name in methods:
                 if name == PARTS:
                     left = x[max(0, start - context) : start]
@@ -145,6 +153,7 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                     seconds = time.perf_counter() - begin
                     validation = parts.pop("_validation_snr_db").tolist()
                     residual = parts.pop("_residual")
+                    deviation = parts.pop("_deviation")
                     if args.save_fills:  # for re-weighting offline (docs/fill.md's analysis)
                         folder = args.output / "fills"
                         folder.mkdir(exist_ok=True)
@@ -154,23 +163,19 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                             validation_snr_db=np.array(validation),
                             mean=parts[PARTS + "_mean"],
                             residual=residual,
+                            deviation=deviation,
                             **{k: v for k, v in parts.items() if k.startswith("cand_")},
                         )
                     for part, estimate in parts.items():
                         records.append(
                             {
-                                "clip": path.name,
-                                "category": category_of(path, root),
-                                "rate": sr,
-                                "length_ms": length_ms,
-                                "position": k,
-                                "start": start,
+                                **gap,
                                 "method": part,
                                 "snr_db": snr_db(truth, estimate),
                                 "lsd": gap_lsd(truth, estimate),
                                 "time_s": seconds,
                                 "validation_snr_db": validation,
-                            }
+                            }  # fmt: skip
                         )
                     continue
                 function, own_context = METHODS[name]
@@ -185,17 +190,12 @@ def run_clip(path: Path, root: Path, rate: int, args, methods: list[str]) -> lis
                 seconds = time.perf_counter() - begin
                 records.append(
                     {
-                        "clip": path.name,
-                        "category": category_of(path, root),
-                        "rate": sr,
-                        "length_ms": length_ms,
-                        "position": k,
-                        "start": start,
+                        **gap,
                         "method": name,
                         "snr_db": snr_db(truth, estimate),
                         "lsd": gap_lsd(truth, estimate),
                         "time_s": seconds,
-                    }
+                    }  # fmt: skip
                 )
             print(f"{path.name} {sr} Hz {length_ms} ms #{k}", file=sys.stderr, flush=True)
     return records
@@ -303,8 +303,8 @@ def main() -> None:
         records = [r for r in old if r["method"] not in methods and r["rate"] in rates]
     args.output.mkdir(parents=True, exist_ok=True)
     clips = [
-        (p, f)
-        for f in args.folders
+        (p, f)  # the deepest folder first: data/more's clips are categorised under data/more
+        for f in sorted(args.folders, key=lambda f: -len(f.resolve().parts))
         for p in sorted(q for q in f.rglob("*") if q.suffix.lower() in (".wav", ".flac"))
     ][:: args.every]
     seen: set = set()  # a folder inside another one given (data and data/more): each file once

@@ -63,10 +63,14 @@ def test_info_describes_the_model(workdir):
         "gradient adjoint",
         "gain:         reconstruction",
         "one trajectory",
-        "limit cycle: no",
+        "trajectory's limit cycle: no",
+        "continuation's limit cycle: no",
         "continuation on the held-back last",
     ):
         assert text in result.output
+    # each cycle line says whose cycle it is: no bare "limit cycle:" line a user cannot place
+    cycles = [line.strip() for line in result.output.splitlines() if "limit cycle:" in line]
+    assert len(cycles) == 2 and all("'s limit cycle:" in line for line in cycles), cycles
     # whether the output-error fit of the continuation's modes was kept (`sonode.model.mode_fit`)
     assert ("modes trained for H-step prediction" in result.output) != (
         "modes as identified" in result.output

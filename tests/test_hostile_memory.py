@@ -120,11 +120,15 @@ def _stereo(path: Path, seconds: float, rate: int = 16_000, channels: int = 2) -
 def test_detect_reads_one_channel_at_a_time(tmp_path, monkeypatch):
     # Reading every channel and slicing one kept all of them alive through detection (8 B per
     # sample per channel on top of detection's own peak).
-    import sonode.tasks.detect
+    import sonode.tasks.detect_blocks
     from sonode.tasks.fill_scan import find_gaps
 
     seen = []
-    monkeypatch.setattr(sonode.tasks.detect, "detect_defects", lambda x, rate: seen.append(x) or [])
+    monkeypatch.setattr(
+        sonode.tasks.detect_blocks,
+        "detect_channel",
+        lambda read, n, rate, block: seen.append(read(0, n)) or [],
+    )
     find_gaps(_stereo(tmp_path / "four.wav", 0.5, channels=4), [], detect=True, context_s=0.1)
     assert len(seen) == 4
     for x in seen:
@@ -132,15 +136,21 @@ def test_detect_reads_one_channel_at_a_time(tmp_path, monkeypatch):
         assert x.base is None or x.base.nbytes == x.nbytes  # not a view of all four channels
 
 
-def test_detect_is_sized_by_its_measured_peak_per_sample(tmp_path, monkeypatch):
-    # 415 s of 48 kHz stereo passed the 64 B/sample estimate and peaked at 2.72 GiB; detection
-    # needs about 116 B per sample. A budget that 64 B would admit must now refuse, in one line.
+def test_detect_is_sized_by_its_block(tmp_path, monkeypatch):
+    # --detect once held a whole channel (116 B per sample measured, refused past ~218 s at
+    # 48 kHz); it now reads blocks of DETECT_BLOCK_S with margins. A budget that refused a whole
+    # 60 s channel at 100 B/sample admits it; one below a block's need refuses, in one line.
+    from sonode.tasks.detect_blocks import DETECT_BLOCK_S, margin_samples
     from tests.cli_support import run as cli
 
     clip = _stereo(tmp_path / "long.wav", 60.0)  # 960 000 samples per channel
+    held = int(DETECT_BLOCK_S * 16_000) + 2 * margin_samples(16_000)
     monkeypatch.setenv("SONODE_MEMORY_BUDGET", str((768 << 20) + 960_000 * 100))
+    result = cli("fill", clip, "--detect", "--dry-run", "-o", tmp_path / "f.wav", "--quiet")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("SONODE_MEMORY_BUDGET", str((768 << 20) + held * 100))
     result = cli("fill", clip, "--detect", "-o", tmp_path / "f.wav", "--quiet")
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "--detect on 960000 samples per channel needs about" in lines[0]
+    assert len(lines) == 1 and f"--detect on blocks of {held} samples needs about" in lines[0]
     assert not (tmp_path / "f.wav").exists()

@@ -79,7 +79,7 @@ def info(model):
         held = (report.get("identification") or {}).get("trajectory_cycle")
         if held is not None:  # models fitted before the trajectory's cycle lack it
             lines.append(
-                "              limit cycle: "
+                "              trajectory's limit cycle: "
                 + (
                     f"yes (held note: {held.get('modes')} modes held, chosen on the held-back "
                     f"last {1000 * held['held_back_s']:.0f} ms of its span)"
@@ -139,7 +139,8 @@ def _training_gains(report: dict) -> list[str]:
         lines.append(f"              continuation not trained: {cont['skipped']}")
     if cont:
         lines.append(
-            f"              limit cycle: {'yes (held note)' if cont.get('cycle') else 'no'}"
+            "              continuation's limit cycle: "
+            + ("yes (held note)" if cont.get("cycle") else "no")
         )
     return lines
 

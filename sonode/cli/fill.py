@@ -41,9 +41,9 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     "--detect",
     is_flag=True,
     help="Also find dropouts (runs of identical samples, exact repeats) and "
-    "isolated clicks inside sounding passages, and fill them. Detection holds one channel at a time: "
-    "about 128 B per sample, so up to about 218 s at 48 kHz within the default 2 GiB "
-    "(SONODE_MEMORY_BUDGET); a longer file is refused in one line (split it, or give the gaps with --gap).",
+    "isolated clicks inside sounding passages, and fill them. Detection reads one channel at a time "
+    "in 20 s blocks (about 128 B per sample of a block: ~130 MB at 48 kHz), so its memory does not "
+    "grow with the file's length.",
 )
 @click.option(
     "--dry-run",
@@ -88,9 +88,9 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     "--residual-gain",
     type=click.FloatRange(min=0.0, max=1.0),
     default=None,
-    help="sonode: level of the shaped residual added to the most likely trajectory, 0-1 (0: the "
-    "trajectory alone, best SNR; 1: the gap's full expected spectrum, best LSD); default "
-    "FillSettings' (docs/fill.md).",
+    help="sonode: scale of the residual added to the most likely trajectory, 0-1 (0: the "
+    "trajectory alone; 1, the default: the gap's quiet bins restored to their expected level, "
+    "the loud ones left to the trajectory; docs/fill.md).",
 )
 @threads_option
 @click.option("--quiet", is_flag=True)

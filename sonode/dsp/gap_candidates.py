@@ -49,8 +49,10 @@ def reestimated_fill(
     n_gap: int,
     rate: int,
     orders: tuple[int, ...] | None = None,
+    iterations: int = REESTIMATE_ITERATIONS,
 ) -> np.ndarray:
-    """Janssen's iteration on the two-sided covariance predictor (see the module docstring).
+    """Janssen's iteration on the two-sided covariance predictor (see the module docstring),
+    ``iterations`` re-identifications (each on the segment with the previous fill).
 
     The order is the largest of ``orders`` (default `candidate_orders(rate)`) the context
     supports; the segment is ROWS_PER_ORDER·p rows plus p samples on each side of the gap.
@@ -66,7 +68,7 @@ def reestimated_fill(
     # the orders of `interpolate_gap` have just fitted this predictor on these samples: memoised
     start, _ = two_sided_predictor(left, right, order, ROWS_PER_ORDER * order)
     fill = most_likely_fill(left, right, n_gap, start)
-    for _ in range(REESTIMATE_ITERATIONS):
+    for _ in range(iterations):
         segment = np.concatenate([left, fill, right])
         whole = side_gram(segment, order, segment.size - order, True)
         fill = most_likely_fill(left, right, n_gap, predictor_from_gram(whole))

@@ -120,7 +120,7 @@ ORDERS_RATE = 16000
 MAX_ORDER = 2048  # the predictor's solve costs O(p³): 2048 is ~8× 1024's
 ROWS_PER_ORDER = 4  # prediction rows per side per coefficient, as the continuation's context (4p)
 PSEUDO_GAPS_PER_SIDE = 2
-RESIDUALS = ("shaped", "sample", "none")
+RESIDUALS = ("shaped", "level", "sample", "none")
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,7 @@ class GapFill:
         validation_snr_db: per candidate, SNR of its fills of the pseudo-gaps (nan without them).
         names: per candidate, its name ("order 512", then the extra candidates' names).
         candidate_fills: (candidates, n_gap) each candidate's fill of the real gap.
+        deviation: (n_gap,) the orders' conditional deviations, weighted (zeros for "none").
     """
 
     fill: np.ndarray
@@ -147,6 +148,23 @@ class GapFill:
     validation_snr_db: np.ndarray
     names: tuple[str, ...] = ()
     candidate_fills: np.ndarray | None = None
+    deviation: np.ndarray | None = None
+
+
+def _gap_spectra(mean: np.ndarray, deviation: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(n_fft, |M|², V): the mean's and the deviation's power spectra from one Hann-windowed frame
+    over the gap (as `sonode.evaluation.evaluate_fill.gap_lsd` measures), zero-padded to ≥ 2·n_gap
+    so that filtering by them wraps nothing into the gap."""
+    n = mean.size
+    n_fft = 2 * (1 << max(1, (n - 1).bit_length()))
+    window = np.hanning(n + 2)[1:-1]
+    m_power = np.abs(np.fft.rfft(mean * window, n_fft)) ** 2
+    v_power = np.abs(np.fft.rfft(deviation * window, n_fft)) ** 2
+    return n_fft, m_power, v_power
+
+
+def _filtered(deviation: np.ndarray, gain: np.ndarray, n_fft: int) -> np.ndarray:
+    return np.fft.irfft(np.fft.rfft(deviation, n_fft) * gain, n_fft)[: deviation.size]
 
 
 def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarray:
@@ -159,9 +177,7 @@ def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarra
     20 ms, 9-15 dB at 80 ms). The deviation is filtered by the zero-phase gain
     g = √(V / (|M|² + V)) — the share of the expected power the mean misses — and added: where
     the mean is weak the fill gets the conditional draw's level, where it is strong (sustained
-    partials) almost nothing, so little SNR is lost to random phase. Spectra from one Hann-windowed
-    frame over the gap (as the LSD of `sonode.evaluation.evaluate_fill` is measured); filtering by FFT
-    zero-padded to ≥ 2·n_gap, so nothing wraps into the gap.
+    partials) almost nothing, so little SNR is lost to random phase (`_gap_spectra`).
 
     Args:
         mean, deviation: (n_gap,).
@@ -169,13 +185,61 @@ def missing_power_residual(mean: np.ndarray, deviation: np.ndarray) -> np.ndarra
     Returns:
         (n_gap,), file amplitude.
     """
-    n = mean.size
-    n_fft = 2 * (1 << max(1, (n - 1).bit_length()))
-    window = np.hanning(n + 2)[1:-1]
-    m_power = np.abs(np.fft.rfft(mean * window, n_fft)) ** 2
-    v_power = np.abs(np.fft.rfft(deviation * window, n_fft)) ** 2
+    n_fft, m_power, v_power = _gap_spectra(mean, deviation)
     gain = np.sqrt(v_power / np.maximum(m_power + v_power, 1e-300))
-    return np.fft.irfft(np.fft.rfft(deviation, n_fft) * gain, n_fft)[:n]
+    return _filtered(deviation, gain, n_fft)
+
+
+# `level_residual`: a bin this far below the gap's mean expected power may stay one neper
+# (4.3 dB) short of it; quieter bins are filled closer, louder ones less. Chosen on data/ +
+# data/more at 16 kHz (flat from 27 to 39 dB), checked on the corpus (docs/fill.md).
+LEVEL_KNEE_DB = 33.0
+
+
+def level_residual(
+    mean: np.ndarray, deviation: np.ndarray, knee_db: float = LEVEL_KNEE_DB
+) -> np.ndarray:
+    """The part of a conditional draw that restores the gap's quiet bins, not its loud ones.
+
+    Added random power a in a bin costs SNR in proportion to a (it is independent of the fill's
+    error) and lowers that bin's log-spectral error log(T / (|M|² + a)), T = |M|² + V the
+    expected power (`missing_power_residual`). Minimising the squared log error plus λ·a per bin
+    gives the filled level y = |M|² + a with log(T / y) = λy/2, i.e. y = (2/λ) W(λT/2) (Lambert
+    W), a clipped to [0, V]: quiet bins (where the mean is too weak by 10-40 dB and a costs
+    almost nothing) are filled to nearly T, loud ones (where random phase costs SNR) barely.
+    λ = 2·10^(knee_db/10) / mean(T): the deficit left is one neper at knee_db below the mean
+    power, and scales with the level. The LSD weighs every bin alike, the SNR the loud ones:
+    this spends the residual where the one gains most per unit of the other.
+
+    Args:
+        mean, deviation: (n_gap,).
+        knee_db: see LEVEL_KNEE_DB.
+
+    Returns:
+        (n_gap,), file amplitude.
+    """
+    n_fft, m_power, v_power = _gap_spectra(mean, deviation)
+    added = level_added_power(m_power, v_power, knee_db)
+    return _filtered(deviation, np.sqrt(added / np.maximum(v_power, 1e-300)), n_fft)
+
+
+def level_added_power(
+    m_power: np.ndarray, v_power: np.ndarray, knee_db: float = LEVEL_KNEE_DB
+) -> np.ndarray:
+    """Per bin, the power a ∈ [0, V] minimising (ln(T / (|M|² + a)))² + λ·a (`level_residual`).
+
+    Args:
+        m_power, v_power: (bins,) |M|² and V, any power unit.
+
+    Returns:
+        (bins,) a, in the unit of the inputs.
+    """
+    import scipy.special
+
+    expected = m_power + v_power
+    lam = 2 * 10 ** (knee_db / 10) / max(float(np.mean(expected)), 1e-300)
+    level = (2 / lam) * scipy.special.lambertw(lam * expected / 2).real
+    return np.clip(level - m_power, 0.0, v_power)
 
 
 def pseudo_gaps(
@@ -247,8 +311,9 @@ def interpolate_gap(
 ) -> GapFill:
     """Fill ``n_gap`` samples between ``left`` and ``right`` with the most likely trajectory of a
     linear ODE identified on both sides, the order chosen by validation on the clip itself, plus
-    the power the mean misses (``residual`` "shaped"; "sample": a plain conditional draw, mean
-    plus deviation; "none": the mean alone — both measured worse, docs/fill.md).
+    the power the mean misses (``residual`` "shaped": `missing_power_residual`; "level":
+    `level_residual`, the quiet bins only; "sample": a plain conditional draw, mean plus
+    deviation; "none": the mean alone; measured in docs/fill.md).
 
     Every candidate order p (``orders``, those the context supports) identifies the dynamics on
     ROWS_PER_ORDER·p rows per side and fills the gap (`order_fill`). The same is done on
@@ -256,8 +321,8 @@ def interpolate_gap(
     the candidates' fills are averaged with weights ∝ 1 / (pseudo-gap error energy)², so the orders
     that fill this clip's own gaps best dominate, and close runners-up still average out part of
     each other's error. The candidates' conditional deviations (one white-noise draw from
-    ``seed``, shared by all orders) are averaged with the same weights and shaped by
-    `missing_power_residual`.
+    ``seed``, shared by all orders) are averaged with the same weights and shaped as ``residual``
+    says.
 
     ``extra`` maps names to further candidate fillers f(left, right, n_gap) -> (n_gap,) (other
     estimators: `sonode.dsp.gap_candidates`); they fill the same pseudo-gaps and the real gap and
@@ -305,7 +370,7 @@ def interpolate_gap(
         snr = np.full(errors.size, np.nan)
     weights = weights / weights.sum()
     mean = weights @ means
-    extra_part = np.zeros(n_gap)
+    extra_part = deviation = np.zeros(n_gap)
     if residual != "none":
         order_weights = weights[: len(candidates)]  # uniform if the extras took all the weight
         total = order_weights.sum()
@@ -313,7 +378,8 @@ def interpolate_gap(
             order_weights / total if total > 0 else np.full(len(candidates), 1 / len(candidates))
         )
         deviation = order_weights @ np.array([f.deviation for f in fills])
-        extra_part = missing_power_residual(mean, deviation) if residual == "shaped" else deviation
+        shape = {"shaped": missing_power_residual, "level": level_residual}
+        extra_part = shape[residual](mean, deviation) if residual in shape else deviation
         extra_part = residual_gain * extra_part
     return GapFill(
         fill=mean + extra_part,
@@ -324,4 +390,5 @@ def interpolate_gap(
         validation_snr_db=snr,
         names=tuple(f"order {o}" for o in candidates) + tuple(extra),
         candidate_fills=means,
+        deviation=deviation,
     )

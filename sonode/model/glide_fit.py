@@ -27,7 +27,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from sonode.model.continuation import ENVELOPE_SPAN_S, identify_continuation
+from sonode.model.continuation import identify_continuation
+from sonode.model.late_modes import ENVELOPE_SPAN_S
 from sonode.model.tail import Tail
 from sonode.model.task_loss import H_MAX_S, _objective
 

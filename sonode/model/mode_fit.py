@@ -50,7 +50,6 @@ ANCHOR_SPAN_S = 0.3
 ENERGY_SHARE = 1.0  # the modes trained carry this share of the anchors' energy (1: all)
 TRAIN = "both"  # what moves: "both" (frequencies and decays), "omega" or "decay"
 ITERATIONS = 10  # L-BFGS iterations per stage
-STATE_RIDGE = 1e-9  # as the continuation's state solve (`sonode.model.continuation`)
 LOSSES = ("db", "snr", "lsd")
 LSD_FRAME = 256
 
@@ -73,31 +72,13 @@ def stride_and_anchors(horizon: int) -> tuple[int, int]:
     return stride, min(MAX_ANCHORS, max(MIN_ANCHORS, -(-RESIDUALS // per_anchor)))
 
 
-def solved_states(
-    tail: Tail, x: torch.Tensor, anchors: np.ndarray, rate: int, fitted: int | None = None
-) -> torch.Tensor:
-    """Least-squares states (A, 2K) of the early modes at W samples before each anchor, fitted on
-    the first ``fitted`` (default W) of those samples, differentiable in the modes (`Tail.states_at`
-    with the graph)."""
-    w = tail.window if fitted is None else fitted
-    bank = tail.early
-    n = torch.arange(w, dtype=torch.float64)[:, None] / rate
-    power = torch.exp(torch.complex(bank.decay_per_s * n, bank.omega_rad_per_s * n))  # (W, K)
-    basis = torch.cat([power.real, -power.imag], 1)  # x[j] = basis @ [u; v]
-    gram = basis.T @ basis
-    ridge = STATE_RIDGE * torch.trace(gram).detach() / gram.shape[0] + 1e-12
-    windows = torch.stack([x[a - tail.window : a - tail.window + w] for a in anchors])  # (A, W)
-    eye = torch.eye(gram.shape[0], dtype=torch.float64)
-    return torch.linalg.solve(gram + ridge * eye, (windows @ basis).T).T
-
-
 def horizon_loss(
     tail: Tail, x: torch.Tensor, anchors: np.ndarray, horizon: int, rate: int, loss: str
 ) -> torch.Tensor:
     """The task loss of the continuation run ``horizon`` samples from each anchor (states solved)."""
     w = tail.window
     j = torch.arange(0, horizon, 1 if loss == "lsd" else stride_and_anchors(horizon)[0])
-    z0 = solved_states(tail, x, anchors, rate)
+    z0 = tail.states_at(x, anchors, rate)
     pred = tail.run(
         z0, (w + j.to(torch.float64)) / rate, w / rate + tail.switch_s, "adjoint", w / rate
     )
@@ -214,7 +195,7 @@ def _stage(tail, params, target, anchors, horizon, rate, loss, iterations, shoul
     after."""
     optimiser = torch.optim.LBFGS(params, lr=1, max_iter=iterations, line_search_fn="strong_wolfe")
     with torch.no_grad():
-        mask = strong_modes(solved_states(tail, target, anchors, rate)).to(torch.float64)
+        mask = strong_modes(tail.states_at(target, anchors, rate)).to(torch.float64)
 
     def closure() -> torch.Tensor:
         if should_stop is not None and should_stop():
@@ -251,9 +232,7 @@ def resolve_end_state(tail: Tail, x: np.ndarray, rate: int) -> None:
     n = x.shape[0]
     fitted = tail.window - terminal_fade_samples(x, rate)  # the state is fitted before a fade
     with torch.no_grad():
-        state = solved_states(
-            tail, torch.from_numpy(np.asarray(x, dtype=np.float64)), np.array([n]), rate, fitted
-        )
+        state = tail.states_at(np.asarray(x, dtype=np.float64), np.array([n]), rate, fitted)
         tail.state.copy_(state)
         if hasattr(tail.field, "energy_scale"):
             tail.field.energy_scale.fill_(

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sonode.dsp.lpc import modal_basis, ridge_solve
-from sonode.model.continuation import ContinuationFit
+from sonode.model.continuation import STATE_RIDGE, ContinuationFit
 from sonode.model.limit_cycle import (
     ContinuationField,
     LimitCycle,
@@ -165,18 +164,26 @@ class Tail:
                 self.state, local, self.window / rate + self.switch_s, linear_s=self.window / rate
             )[:, 0].numpy()
 
-    def states_at(self, x: np.ndarray, anchors: np.ndarray, rate: int) -> torch.Tensor:
-        """Least-squares states (A, 2K) of the early modes on the W samples before each anchor."""
-        poles = np.exp(
-            (
-                self.early.decay_per_s.detach().numpy()
-                + 1j * self.early.omega_rad_per_s.detach().numpy()
-            )
-            / rate
-        )
-        basis = modal_basis(poles, self.window)
-        windows = np.stack([x[a - self.window : a] for a in anchors])
-        return torch.from_numpy(ridge_solve(basis.T @ basis, windows @ basis, 1e-9))
+    def states_at(
+        self, x, anchors: np.ndarray, rate: int, fitted: int | None = None
+    ) -> torch.Tensor:
+        """Least-squares states (A, 2K) of the early modes at W samples before each anchor, fitted
+        on the first ``fitted`` (default W) of those samples of the clip x (n,) (numpy or torch).
+
+        The solve is differentiable in the modes (variable projection: `sonode.model.mode_fit`
+        trains them through it); call it under ``torch.no_grad()`` for plain states."""
+        w = self.window if fitted is None else fitted
+        bank = self.early
+        n = torch.arange(w, dtype=torch.float64)[:, None] / rate
+        power = torch.exp(torch.complex(bank.decay_per_s * n, bank.omega_rad_per_s * n))  # (W, K)
+        basis = torch.cat([power.real, -power.imag], 1)  # x[j] = basis @ [u; v]
+        gram = basis.T @ basis
+        # the ridge of the continuation's own state solve (`sonode.dsp.lpc.ridge_solve`)
+        ridge = STATE_RIDGE * torch.trace(gram).detach() / gram.shape[0] + 1e-12
+        x = torch.as_tensor(x, dtype=torch.float64)
+        windows = torch.stack([x[a - self.window : a - self.window + w] for a in anchors])
+        eye = torch.eye(gram.shape[0], dtype=torch.float64)
+        return torch.linalg.solve(gram + ridge * eye, (windows @ basis).T).T
 
 
 def _trains(module: torch.nn.Module) -> bool:

@@ -79,7 +79,8 @@ def train_field(
             h = int(round(h_min * (h_max / h_min) ** progress))
             hi_anchor = n - h
             anchors = np.sort(generator.integers(min(lo_anchor, hi_anchor), hi_anchor + 1, ANCHORS))
-            z0 = tail.states_at(x, anchors, rate)
+            with torch.no_grad():  # the states are data here: the modes are not trained
+                z0 = tail.states_at(x, anchors, rate)
             stride = max(SAMPLE_STRIDE, -(-h // MAX_HORIZON_POINTS))
             offset = step % stride if h > stride else 0
             j = torch.arange(offset, h, stride if h > stride else 1)

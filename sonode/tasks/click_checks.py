@@ -52,34 +52,44 @@ def _window_max(e: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     return running[centre]
 
 
+def log_isolations(e: np.ndarray, isolation: int, gap: int, ring: int) -> np.ndarray:
+    """Log-isolation of each event of ``e`` (see `events_of`)."""
+    return events_of(e, isolation, gap, ring)[1]
+
+
+def events_of(
+    e: np.ndarray, isolation: int, gap: int, ring: int, lo: int | None = None, hi: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, log-isolations) of the events of ``e`` (|prediction error|, (n,)) at [lo, hi)
+    (default [isolation, n − ring − isolation): events whose neighbourhood fits): an event is the
+    largest error within ``isolation`` samples either side; its isolation is its error over the
+    largest within ``isolation`` before it (``gap`` left out) and after it (the predictor's
+    ``ring`` left out), as `sonode.tasks.detect.clicks` measures a burst's."""
+    lo = isolation if lo is None else lo
+    hi = e.size - ring - isolation if hi is None else hi
+    biggest = scipy.ndimage.maximum_filter1d(e, 2 * isolation + 1, mode="constant")
+    events = np.flatnonzero((e == biggest) & (e > 0))
+    events = events[(events >= lo) & (events < hi)]
+    before = _window_max(e, np.maximum(events - isolation, 0), isolation - gap)
+    after = _window_max(e, events + 1 + ring, isolation)
+    return events, np.log(e[events] / np.maximum(np.maximum(before, after), 1e-300))
+
+
 class EventIsolation:
     """The isolation of a channel's own residual events, and how many as isolated to expect.
 
-    ``e``: |prediction error| (n,); ``isolation``, ``gap``, ``ring``: samples, as in `clicks`
-    (the neighbourhood on each side, the gap left before a burst, the predictor's ring after it).
+    ``log_isolation``: of every event of the channel (`log_isolations`), in any order.
     """
 
-    def __init__(self, e: np.ndarray, isolation: int, gap: int, ring: int):
-        self.isolation, self.gap, self.ring = isolation, gap, ring
-        biggest = scipy.ndimage.maximum_filter1d(e, 2 * isolation + 1, mode="constant")
-        events = np.flatnonzero((e == biggest) & (e > 0))
-        events = events[(events >= isolation) & (events < e.size - ring - isolation)]
-        log_isolation = np.log(e[events] / np.maximum(self.around(e, events, events + 1), 1e-300))
+    def __init__(self, log_isolation: np.ndarray):
+        log_isolation = np.asarray(log_isolation, dtype=np.float64)
         self.n_events = int(log_isolation.size)
         # Peaks over threshold need exceedances to fit: in a short clip (20-40 events) the 90th
         # percentile leaves 2-4 and the check was skipped (11 of 20 false alarms in the corpus),
         # so the threshold drops until MIN_EXCEEDANCES events exceed it, never below the median.
-        q = min(TAIL_QUANTILE, max(0.5, 1.0 - MIN_EXCEEDANCES / max(events.size, 1)))
-        self.threshold = float(np.quantile(log_isolation, q)) if events.size else 0.0
+        q = min(TAIL_QUANTILE, max(0.5, 1.0 - MIN_EXCEEDANCES / max(self.n_events, 1)))
+        self.threshold = float(np.quantile(log_isolation, q)) if self.n_events else 0.0
         self.excess = np.sort(log_isolation[log_isolation > self.threshold] - self.threshold)
-
-    def around(self, e: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Largest |error| within ``isolation`` before ``start`` (``gap`` left out) and after
-        ``end`` (the predictor's ``ring`` left out), per burst [start, end)."""
-        before_start = np.maximum(start - self.isolation, 0)
-        before = _window_max(e, before_start, self.isolation - self.gap)
-        after = _window_max(e, end + self.ring, self.isolation)
-        return np.maximum(before, after)
 
     def expected(self, isolation_ratio: float) -> float:
         """Events at least ``isolation_ratio`` isolated expected from the recording itself (inf
@@ -119,20 +129,15 @@ def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, fl
 
 
 def judge(
-    x: np.ndarray,
-    rate: int,
-    start: int,
-    end: int,
-    isolation_ratio: float,
-    events: EventIsolation,
+    change: tuple[float, float] | None, isolation_ratio: float, events: EventIsolation
 ) -> tuple[bool, str]:
-    """(is a click, the reason's tail) for a candidate burst [start, end) (padded span) of ``x``."""
+    """(is a click, the reason's tail) for a candidate burst: ``change`` is `new_sound` across its
+    padded span, ``isolation_ratio`` its isolation, ``events`` the channel's own."""
     expected = events.expected(isolation_ratio)
     if expected == float("inf"):
         return False, "no more isolated than the recording's own usual events"
     if expected >= EXPECTED_EVENTS:  # nan (no tail: short or sparse) is not a reason to refuse
         return False, f"{expected:.1f} of the recording's own events are expected as isolated"
-    change = new_sound(x, rate, start, end)
     if change is None:  # the recording starts or ends within the window: an attack is likelier
         return False, f"within {CHANGE_WINDOW_S * 1000:.0f} ms of the recording's edge"
     if change[0] > NEW_SOUND_RISE_DB:

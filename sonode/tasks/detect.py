@@ -15,271 +15,55 @@ the clip's loudest 20 ms, so pauses, fades and digital silence between sounds ar
   period, each as strong as the next; a click stands alone. A burst that passes is then judged
   by `sonode.tasks.click_checks`: it must be more isolated than the recording's own events are
   expected to be, and not the start of a new sound (an attack).
+
+The parts live in `sonode.tasks.detect_parts` (re-exported here); `sonode.tasks.detect_blocks`
+runs them over a channel block by block (bounded memory on files of any length).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import scipy.fft
-import scipy.signal
 
-from sonode.tasks.click_checks import EventIsolation, judge
-
-SOUNDING_DB = -30.0
-QUIET_DB = -60.0
-MIN_RUN_S = 0.0005
-MAX_REPEAT_LAG_S = 0.2
-LP_ORDER = 32
-BLOCK_S = 0.05
-CLICK_FACTOR = 8.0
-MAX_CLICK_S = 0.003
-ISOLATION_S = 0.02
-DOMINANCE = 2.0
-RESIDUAL_BATCH_BLOCKS = 512  # blocks whose predictors are found together (bounds the memory)
-CLICK_PAD_S = (0.0005, 0.002)  # widen a click's span (before, after): its start and its tail, which
-# sinks below the prediction error before it ends (a 30-sample burst: its last 20 samples unseen)
-
-
-@dataclass(frozen=True)
-class Defect:
-    """Samples [start, end) of one defect, its kind ("zeros", "hold", "repeat", "click") and why."""
-
-    start: int
-    end: int
-    kind: str
-    reason: str = ""  # why it was flagged, one line with the measured figures (--dry-run lists it)
+from sonode.tasks.detect_blocks import detect_channel
+from sonode.tasks.detect_parts import (  # noqa: F401  (the detection API, used by tests and benchmarks)
+    BLOCK_S,
+    CLICK_FACTOR,
+    CLICK_PAD_S,
+    DOMINANCE,
+    ISOLATION_S,
+    LP_ORDER,
+    MAX_CLICK_S,
+    MAX_REPEAT_LAG_S,
+    MIN_RUN_S,
+    QUIET_DB,
+    SOUNDING_DB,
+    Candidate,
+    Defect,
+    _Loudness,
+    _runs,
+    batched_levinson,
+    click_candidates,
+    clicks,
+    judge_candidates,
+    prediction_residual,
+    repeat_mask,
+)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in a boolean array."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(
-        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=False)
-    )
-
-
-class _Loudness:
-    """Local RMS over 10 ms windows, to tell sounding passages from pauses."""
-
-    def __init__(self, x: np.ndarray, rate: int):
-        self.window = max(1, int(0.01 * rate))
-        self.energy = np.concatenate([[0.0], np.cumsum(x**2)])
-        w20 = max(1, int(0.02 * rate))
-        loudest = (
-            np.max(self.energy[w20:] - self.energy[:-w20]) / w20 if x.size > w20 else np.mean(x**2)
-        )
-        self.threshold = loudest * 10 ** (SOUNDING_DB / 10)
-        self.quiet = loudest * 10 ** (QUIET_DB / 10)
-
-    def sounding_around(self, start: int, end: int, one_side: bool = False) -> bool:
-        """The 10 ms before ``start`` and the 10 ms after ``end`` are sounding; with ``one_side``,
-        one of them is and the other is at least QUIET_DB re the loudest (not digital silence:
-        a dropout may run from a note into the quiet end of a word)."""
-        n = self.energy.size - 1
-        before = (self.energy[start] - self.energy[max(0, start - self.window)]) / self.window
-        after = (self.energy[min(n, end + self.window)] - self.energy[end]) / self.window
-        if start < self.window or end + self.window > n:
-            return False
-        if one_side:
-            return max(before, after) >= self.threshold and min(before, after) >= self.quiet
-        return min(before, after) >= self.threshold
-
-
-def constant_runs(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
-    """Runs of ≥ MIN_RUN_S identical samples with sounding audio on both sides."""
-    min_run = max(4, int(round(MIN_RUN_S * rate)))
-    same = np.concatenate([[False], x[1:] == x[:-1]])  # same[n]: x[n] repeats x[n-1]
-    found = []
-    for start, end in _runs(same):
-        start -= 1  # the run includes the first sample of the repeated value
-        if end - start >= min_run and loud.sounding_around(start, end, one_side=True):
-            kind = "zeros" if x[start] == 0 else "hold"
-            reason = (
-                f"{end - start} identical samples ({(end - start) / rate * 1000:.1f} ms"
-                f"{'' if kind == 'zeros' else f' at {x[start]:.6g}'}) inside a sounding passage"
-            )
-            found.append(Defect(start, end, kind, reason))
-    return found
-
-
-def exact_repeats(x: np.ndarray, rate: int, loud: _Loudness) -> list[Defect]:
-    """Stretches equal to the audio at most MAX_REPEAT_LAG_S earlier (later copy reported)."""
-    width = max(8, int(round(MIN_RUN_S * rate)))
-    if x.size < 2 * width:
-        return []
-    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
-    # A random linear hash of each window (int64 arithmetic wraps; equal windows, equal hashes).
-    # The bits are mixed first (multiply, xor-shift): 16-bit audio as float64 has its low ~37
-    # mantissa bits zero, so the plain linear hash kept ~27 bits and a 3-minute channel had 1.6
-    # million colliding values (4 million windows to compare: 3/4 of --detect's time on a song).
-    weights = np.random.default_rng(0).integers(1, 2**62, size=width, dtype=np.int64)
-    with np.errstate(over="ignore"):
-        mixed = bits * np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15, Fibonacci hashing
-        mixed ^= mixed >> 29
-        hashes = np.lib.stride_tricks.sliding_window_view(mixed, width) @ weights
-    # Only windows whose hash occurs twice can repeat: an unstable sort of the values finds those
-    # hashes, and only their windows are sorted stably (by hash, then position). Sorting every
-    # window stably cost 4.5 s of a 3-minute channel at 44.1 kHz, this 1.5 s.
-    values = np.sort(hashes)
-    repeated = np.unique(values[1:][values[1:] == values[:-1]])
-    if repeated.size == 0:
-        return []
-    slot = np.minimum(np.searchsorted(repeated, hashes), repeated.size - 1)
-    candidates = np.flatnonzero(repeated[slot] == hashes)
-    order = candidates[np.argsort(hashes[candidates], kind="stable")]
-    same = hashes[order[1:]] == hashes[order[:-1]]
-    later, earlier = order[1:][same], order[:-1][same]
-    close = (later - earlier > 0) & (later - earlier <= MAX_REPEAT_LAG_S * rate)
-    # Constant windows (digital silence, a held value) repeat trivially and are runs, not repeats:
-    # dropped before the exact comparison (one ptp per pair cost ~4 s of a 3-minute song).
-    changes = np.concatenate([[0], np.cumsum(x[1:] != x[:-1])])
-    varying = changes[width - 1 :] - changes[: changes.size - width + 1] > 0  # per window start
-    later, earlier = later[close], earlier[close]
-    keep = varying[later]
-    mask = np.zeros(x.size, dtype=bool)
-    lag = np.zeros(x.size, dtype=np.int64)
-    for p, q in zip(later[keep].tolist(), earlier[keep].tolist(), strict=False):
-        window = x[p : p + width]
-        if np.array_equal(window, x[q : q + width]):
-            mask[p : p + width] = True
-            lag[p] = p - q
-    return [
-        Defect(
-            s,
-            e,
-            "repeat",
-            f"{e - s} samples ({(e - s) / rate * 1000:.1f} ms) equal to the audio "
-            f"{lag[s] / rate * 1000:.1f} ms earlier, inside a sounding passage",
-        )
-        for s, e in _runs(mask)
-        if loud.sounding_around(s, e)
-    ]
-
-
-def prediction_residual(x: np.ndarray, rate: int) -> np.ndarray:
-    """Forward prediction error (n,) of an order-LP_ORDER predictor fitted per BLOCK_S block
-    (on the block and LP_ORDER samples before it, so the filter starts with its true history).
-
-    All blocks at once: autocorrelations by one batched FFT, the predictors by Levinson's
-    recursion vectorised over blocks (`batched_levinson`), the errors by the product of spectra.
-    Burg block by block (the predictor before) took 7-11 s of a 3-minute 44.1 kHz channel on the
-    shared machine; this about a second. Same order, same blocks."""
-    block = max(4 * LP_ORDER, int(BLOCK_S * rate))
-    p = LP_ORDER
-    n_blocks = -(-x.size // block)
-    padded = np.concatenate([np.zeros(p), x, np.zeros(n_blocks * block - x.size)])
-    residual = np.empty(n_blocks * block)
-    for first in range(0, n_blocks, RESIDUAL_BATCH_BLOCKS):  # bounded memory on long files
-        rows = np.arange(first, min(n_blocks, first + RESIDUAL_BATCH_BLOCKS))
-        # (B, p + L): each block with the p samples before it (zeros before the clip's start)
-        segments = np.lib.stride_tricks.sliding_window_view(padded, p + block)[rows * block]
-        # lags ≤ p and the filter's p taps: n_fft ≥ p + L + p keeps both free of wrap-around
-        n_fft = scipy.fft.next_fast_len(2 * p + block + 1, real=True)
-        spectrum = scipy.fft.rfft(segments, n_fft, axis=1)
-        r = scipy.fft.irfft(np.abs(spectrum) ** 2, n_fft, axis=1)[:, : p + 1]
-        a = batched_levinson(r)  # (B, p + 1)
-        # e[n] = Σ_k a[k] x[n − k]: the product of the spectra, the block's own samples kept
-        e = scipy.fft.irfft(spectrum * scipy.fft.rfft(a, n_fft, axis=1), n_fft, axis=1)
-        residual[first * block : (rows[-1] + 1) * block] = e[:, p : p + block].ravel()
-    return residual[: x.size]
-
-
-def batched_levinson(r: np.ndarray) -> np.ndarray:
-    """Prediction-error filters (B, p + 1), a[:, 0] = 1, of the autocorrelations ``r`` (B, p + 1)
-    by Levinson-Durbin, one vector step per order for all rows. A row whose error reaches
-    round-off (silence, or an exactly predictable block) keeps its lower-order filter."""
-    n_rows, order = r.shape[0], r.shape[1] - 1
-    a = np.zeros((n_rows, order + 1))
-    a[:, 0] = 1.0
-    error = r[:, 0].copy()
-    floor = 1e-12 * np.maximum(r[:, 0], np.finfo(float).tiny)
-    for m in range(1, order + 1):
-        live = error > floor
-        acc = np.einsum("ij,ij->i", a[:, :m], r[:, m:0:-1])
-        k = np.where(live, -acc / np.where(live, error, 1.0), 0.0)
-        a[:, : m + 1] += k[:, None] * a[:, m::-1]
-        error = error * (1.0 - k**2)
-    return a
-
-
-def clicks(
-    x: np.ndarray, rate: int, loud: _Loudness, rejected: list[Defect] | None = None
-) -> list[Defect]:
-    """Short isolated bursts far above the local prediction error (see the module docstring) that
-    `sonode.tasks.click_checks.judge` takes for clicks; the bursts it takes for sounds of the
-    recording are appended to ``rejected`` (with the reason) if given."""
-    rejected = [] if rejected is None else rejected
-    e = np.abs(prediction_residual(x, rate))
-    # Local scale: median |e| per 5 ms, then the median of 9 such medians around each (45 ms).
-    hop = max(1, int(0.005 * rate))
-    n_hops = -(-x.size // hop)
-    padded = np.concatenate([e, np.full(n_hops * hop - x.size, np.nan)])
-    whole = x.size // hop  # np.median on the full hops: nanmedian over all took 1.1 s of 3 minutes
-    medians = np.concatenate(
-        [
-            np.median(e[: whole * hop].reshape(whole, hop), axis=1),
-            np.nanmedian(padded[whole * hop :].reshape(-1, hop), axis=1),
-        ]
-    )
-    local = scipy.signal.medfilt(medians, 9) if n_hops >= 9 else np.full(n_hops, np.median(medians))
-    scale = np.repeat(np.maximum(local, 1e-12), hop)[: x.size]
-    strong = e > CLICK_FACTOR * scale
-    # Group exceedances closer than 1 ms into one burst.
-    gap = max(1, int(0.001 * rate))
-    hits = np.flatnonzero(strong)
-    if hits.size == 0:
-        return []
-    splits = np.flatnonzero(np.diff(hits) > gap) + 1
-    # a burst of MAX_CLICK_S plus the predictor's ring of LP_ORDER samples after it
-    isolation, longest = int(ISOLATION_S * rate), int(MAX_CLICK_S * rate) + LP_ORDER
-    pad_before, pad_after = int(CLICK_PAD_S[0] * rate), int(CLICK_PAD_S[1] * rate)
-    found = []
-    events = None  # the channel's own events, modelled once a candidate needs them
-    for group in np.split(hits, splits):
-        start, end = int(group[0]), int(group[-1]) + 1
-        if end - start > longest:
-            continue
-        # Dominance over the neighbourhood (the predictor's ring after the burst excepted): pitch
-        # pulses of voiced speech and brass are as strong as their neighbours, a click is not.
-        ring = end + LP_ORDER + gap
-        around = np.concatenate(
-            [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
-        )
-        peak = float(e[start:end].max())
-        nearby = around.size > 0 and peak < DOMINANCE * around.max()
-        start, end = max(0, start - pad_before), min(x.size, end + pad_after)
-        if not nearby and loud.sounding_around(start, end):
-            ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
-            if events is None:
-                events = EventIsolation(e, isolation, gap, LP_ORDER + gap)
-            is_click, why = judge(x, rate, start, end, ratio, events)
-            reason = (
-                f"isolated burst: prediction error {peak / scale[group[0]]:.0f}x the local median, "
-                f"{ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms; {why}"
-            )
-            (found if is_click else rejected).append(Defect(start, end, "click", reason))
-    return found
-
-
-def detect_defects(samples: np.ndarray, rate: int) -> list[Defect]:
+def detect_defects(samples: np.ndarray, rate: int, block: int | None = None) -> list[Defect]:
     """All defects in ``samples`` (n,) or (n, channels) at ``rate`` Hz, merged across channels
-    and kinds (overlapping or touching spans become one, keeping the first kind), sorted."""
+    and kinds (overlapping or touching spans become one, keeping the first kind), sorted.
+    ``block``: detect in core blocks of that many samples (`sonode.tasks.detect_blocks`; None:
+    the whole channel at once, the same detections)."""
     x = np.asarray(samples, dtype=np.float64)
-    channels = x.reshape(x.shape[0], -1).T
     found: list[Defect] = []
-    for channel in channels:
-        loud = _Loudness(channel, rate)
-        dropouts = constant_runs(channel, rate, loud) + exact_repeats(channel, rate, loud)
-        found += dropouts
-        # A dropout makes residual bursts at its edges: a click inside or next to one is that dropout.
-        near = int(0.002 * rate)
-        found += [
-            c
-            for c in clicks(channel, rate, loud)
-            if not any(c.start < r.end + near and r.start < c.end + near for r in dropouts)
-        ]
+    for channel in x.reshape(x.shape[0], -1).T:
+        found += detect_channel(lambda a, b, c=channel: c[a:b], channel.size, rate, block)
+    return merge_defects(found)
+
+
+def merge_defects(found: list[Defect]) -> list[Defect]:
+    """Overlapping or touching defects as one (the first kind and reason kept), sorted by start."""
     merged: list[Defect] = []
     for d in sorted(found, key=lambda d: (d.start, d.end)):
         if merged and d.start <= merged[-1].end:

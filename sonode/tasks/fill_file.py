@@ -2,8 +2,8 @@
 
 The whole file is never loaded: it is scanned block by block (finite, not silent), each gap is
 filled from its context alone, and the output is the input copied block by block with the gaps
-replaced. Memory is O(block + threads × context), whatever the file's length (only --detect reads one
-channel whole, within the memory budget).
+replaced. Memory is O(block + threads × context), whatever the file's length (--detect too: it
+reads one channel at a time in blocks of `sonode.tasks.detect_blocks.DETECT_BLOCK_S`).
 
 The output keeps the input's rate and channels. Its container comes from the output's extension
 (.wav, .flac, .ogg); its subtype is the input's when that is lossless, and then every sample

@@ -22,10 +22,11 @@ from sonode.tasks.fill import Gap, plan_gaps
 MAX_FILL_DURATION_S = 3600.0
 # Frames per block when scanning and copying.
 _BLOCK_FRAMES = 1 << 16
-#: Peak bytes per sample of one channel while --detect runs on it (the channel, its window hashes,
-#: their sorts, masks). Measured (benchmarks/memory_survey.py): 415 s of a 48 kHz stereo file whose
-#: every window repeats peaked at 2.72 GiB, 116 B per sample over the process baseline, 8 of them
-#: the second channel, no longer read; 64 B admitted that file.
+#: Peak bytes per sample of the block --detect works on (the block, its window hashes, their
+#: sorts, masks). Measured (benchmarks/memory_survey.py) when a whole channel was one block: 415 s
+#: of a 48 kHz stereo file whose every window repeats peaked at 2.72 GiB, 116 B per sample over
+#: the process baseline, 8 of them the second channel, no longer read; 64 B admitted that file.
+#: Detection now reads blocks of DETECT_BLOCK_S (`sonode.tasks.detect_blocks`), whatever the length.
 DETECT_BYTES_PER_SAMPLE = 128
 
 
@@ -98,19 +99,24 @@ def find_gaps(
     kinds = ["given"] * len(gaps_s)
     notes = [{"reason": "given with --gap", "channels": list(range(channels))} for _ in gaps_s]
     if detect:
-        from sonode.tasks.detect import detect_defects
+        from sonode.tasks.detect import merge_defects
+        from sonode.tasks.detect_blocks import DETECT_BLOCK_S, detect_channel, margin_samples
 
+        # One channel at a time, block by block: the memory of one block and its margins.
+        block = max(1, int(DETECT_BLOCK_S * rate))
+        held = min(n_frames, block + 2 * margin_samples(rate))
         check_memory(
-            f"--detect on {n_frames} samples per channel",
-            n_frames * DETECT_BYTES_PER_SAMPLE,
-            "detect on a shorter part of the file, or give the gaps with --gap",
+            f"--detect on blocks of {held} samples",
+            held * DETECT_BYTES_PER_SAMPLE,
+            "give the gaps with --gap",
         )
         defects = []
-        for c in range(channels):  # one channel at a time: memory of one channel
+        for c in range(channels):
             with _open(path) as f:
-                x = read_channel(f, c, 0, n_frames)
-            defects += [(d, c) for d in detect_defects(x, rate)]
-            del x
+                of_channel = detect_channel(
+                    lambda a, b, f=f, c=c: read_channel(f, c, a, b - a), n_frames, rate, block
+                )
+            defects += [(d, c) for d in merge_defects(of_channel)]
         for d, where in _merged(defects):
             start_s, end_s = d.start / rate, d.end / rate
             found.append(
