@@ -223,3 +223,26 @@ def small_tmpfs(size: str = "1m") -> tuple[Path | None, str]:
 def unmount(point: Path) -> None:
     subprocess.run(["umount", str(point)], capture_output=True)
     point.rmdir()
+
+
+# Tasks for `sonode.batch.child.map_in_children` in tests (importable by name in the child process).
+def square_task(item, threads):
+    return item * item
+
+
+def failing_task(item, threads):
+    raise ValueError(f"item {item} is bad")
+
+
+def dying_task(item, threads):
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def waiting_task(pid_file, threads):
+    """Writes its pid to ``pid_file``, then waits forever."""
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(0.05)

@@ -208,6 +208,17 @@ def test_eval_refuses_an_upsampling_task_too_large_for_memory_before_any_fit(tmp
     assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())
 
 
+def test_report_refuses_a_page_too_large_for_memory_before_the_fit(tmp_path):
+    """`report CLIP` of 600 s at 192 kHz fitted 9.6 M samples at 16 kHz, read the clip again at
+    192 kHz (peak 2.56 GiB) and only then found that its upsampling section needed 17.9 GiB."""
+    clip = tmp_path / "long.wav"
+    sf.write(clip, np.zeros(60 * 192_000, dtype=np.int16), 192_000, subtype="PCM_16")
+    result = cli("report", clip, "-o", tmp_path / "rep", "--steps", "1")
+    assert result.exit_code == 2 and "upsampling" in result.output and "GiB" in result.output
+    assert "fitting" not in result.output  # refused before the fit
+    assert not (tmp_path / "rep" / "long.sonode").exists()
+
+
 def test_a_batch_rerun_survives_an_edited_report(tmp_path):
     job = FitJob(str(tmp_path / "take.wav"), "take", str(tmp_path))
     job.paths()["report"].write_text(json.dumps({"fit": [1, 2], "written_by": "sonode 0"}))

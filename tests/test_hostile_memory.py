@@ -154,3 +154,16 @@ def test_detect_is_sized_by_its_block(tmp_path, monkeypatch):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"--detect on blocks of {held} samples needs about" in lines[0]
     assert not (tmp_path / "f.wav").exists()
+
+
+def test_the_continuation_stays_at_order_1024_whatever_the_lp_order():
+    # --lp-order goes up to 4096 (identification: a 195 s 48 kHz fit peaked at 1.65 GiB with it,
+    # 1.70 GiB with the default 1024), but the continuation's order stops at 1024 (<= 513 modes):
+    # its training's read-out pieces and per-anchor graphs are sized for that.
+    from sonode.model.continuation import identify_continuation
+
+    rate = 48_000
+    t = np.arange(rate // 2) / rate
+    freqs = np.random.default_rng(1).uniform(50, 20_000, 700)  # needs an order above 1024
+    x = np.sin(2 * np.pi * freqs[:, None] * t).sum(0) / 30
+    assert identify_continuation(x, rate, max_order=4096).order <= 1024

@@ -187,6 +187,25 @@ def test_a_full_folder_is_found_before_the_work(fitted, tmp_path):
         unmount(point)
 
 
+def test_a_batch_without_room_for_its_outputs_is_refused_before_any_fit(tmp_path):
+    # Room for the summary (2 MiB) but not for two fits' outputs as a single fit sizes them.
+    point, why = small_tmpfs("8m")
+    if point is None:
+        pytest.skip(why)
+    try:
+        for k in range(2):
+            sf.write(tmp_path / f"c{k}.wav", tone(1.0, RATE, seed=k), RATE, subtype="PCM_16")
+        outcome = run(
+            ["fit", tmp_path / "c0.wav", tmp_path / "c1.wav", "--out-dir", point, *FAST],
+            timeout_s=120,
+        )
+        assert not outcome.problems(codes=(2,)), outcome.describe()
+        assert "free space" in outcome.stderr and "[1/2]" not in outcome.stderr
+        assert list(point.iterdir()) == []
+    finally:
+        unmount(point)
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT", "PCM_U8"])
 def test_fill_keeps_everything_outside_the_gap_bit_for_bit(tmp_path, subtype):
     x = tone(0.5, RATE, channels=2)
@@ -268,3 +287,21 @@ def test_a_batch_refuses_its_summary_before_any_fit(tmp_path):
     result = cli("fit", tmp_path / "a.wav", tmp_path / "b.wav", "--out-dir", out, *FAST)
     assert result.exit_code == 2 and "sonode-batch.csv" in result.output, result.output
     assert sorted(p.name for p in out.iterdir()) == ["sonode-batch.csv"]  # nothing was fitted
+
+
+@pytest.mark.parametrize("subtype, width", [("PCM_16", 2), ("PCM_24", 3), ("FLOAT", 4)])
+def test_fills_free_space_check_counts_the_outputs_own_sample_width(tmp_path, subtype, width):
+    # It assumed 8 B per value, 4x a 16-bit output: a 3.4 GB file needed 13.7 GB free to be filled.
+    from unittest import mock
+
+    from sonode.tasks.fill import FillSettings
+    from sonode.tasks.fill_file import fill_file
+
+    clip = tmp_path / "in.wav"
+    sf.write(clip, tone(1.0, RATE, channels=2), RATE, subtype=subtype)
+    asked = []
+    with mock.patch("sonode.io.outputs.check_free_space", lambda _, n: asked.append(n)):
+        fill_file(clip, tmp_path / "out.wav", [(0.5, 0.51)], FillSettings(method="janssen"))
+    n_values = RATE * 2  # 1 s, 2 channels
+    output_estimate = asked[0] - (1 << 20)  # the folder's total: the output and its 1 MiB report
+    assert width * n_values <= output_estimate <= width * n_values + (64 << 10)

@@ -16,12 +16,14 @@ worker sees, under the same path. Dask itself is imported only in `fit_many` (so
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sonode.batch.cluster import SCHEDULER_ENV
 from sonode.batch.outputs import (
     OUTPUT_KINDS as OUTPUT_KINDS,  # the names moved to outputs.py and summary.py stay importable here
     FitJob,
@@ -260,23 +262,33 @@ def fit_batch(
     jobs = plan_fit_jobs(clips, out_dir, force)
     from sonode.io.outputs import OutputPlan
 
-    summary_plan = OutputPlan(clips, force)
-    for path in summary_paths(out_dir):
-        summary_plan.add(path, 1 << 20)
-    summary_plan.check()  # before any fit: a summary that cannot be written is found now
-    if scheduler:
-        from sonode.batch.cluster import check_scheduler
-
-        check_scheduler(scheduler)
     rows: dict[FitJob, dict[str, Any]] = {}
     if not force:
         rows = {job: skipped_row(job) for job in jobs if is_complete(job)}
     todo = [job for job in jobs if job not in rows]
+    # Before any fit: a summary that cannot be written, or outputs the disk has no room for
+    plan = OutputPlan(clips, force)
+    for path in summary_paths(out_dir):
+        plan.add(path, 1 << 20)
+    for job in todo:
+        for kind, size in _output_sizes(job, fit_kw).items():
+            plan.add(job.paths()[kind], size)
+    plan.check()
+    if scheduler:
+        from sonode.batch.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     echo = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     echo(
         f"sonode: {len(jobs)} clip(s): {len(rows)} already complete (--force refits them), {len(todo)} to fit; "
         f"outputs in {out_dir}"
     )
+    if todo and not (scheduler or os.environ.get(SCHEDULER_ENV)):
+        from sonode.batch.memory import fit_workers
+
+        workers, note = fit_workers(todo, fit_kw, workers)
+        if note:
+            click.echo(note, err=True)  # also with --quiet: it changes how long the batch takes
     for index, job in enumerate(rows, 1):
         echo(status_line(index, len(jobs), rows[job]))
     if todo:
@@ -310,6 +322,15 @@ def fit_batch(
         f"and {json_path}"
     )
     return failed
+
+
+def _output_sizes(job: FitJob, fit_kw: dict[str, Any]) -> dict[str, int]:
+    """`fit_output_bytes` of a clip's fit, from its header (as a single `sonode fit` sizes them)."""
+    from sonode.model.fit_size import fit_samples_bound
+
+    n_samples = fit_samples_bound(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s"))
+    latent_dim = fit_kw.get("latent_dim") or fit_kw.get("max_latent_dim") or 256
+    return fit_output_bytes(n_samples, latent_dim, fit_kw.get("hop_samples") or 256)
 
 
 def eval_many(scheduler: str | None, workers: int | None) -> Callable[..., list[dict[str, Any]]]:

@@ -142,14 +142,10 @@ def db_text(value: float | None) -> str:
 
 
 def _device(ctx, param, value: str):
-    import torch
-
-    if value == "cuda" or (value == "auto" and torch.cuda.is_available()):
-        # The model and engine run in float64 on the CPU; say so rather than silently ignore it.
-        if value == "cuda":
-            raise click.BadParameter(
-                "this version of sonode runs on the CPU only (use --device cpu)"
-            )
+    # The model and engine run in float64 on the CPU ("auto" is the CPU, with or without a GPU);
+    # say so rather than silently ignore "cuda". No torch here: a batch's parent never needs it.
+    if value == "cuda":
+        raise click.BadParameter("this version of sonode runs on the CPU only (use --device cpu)")
     return "cpu"
 
 

@@ -36,13 +36,13 @@ def run_fit(
     """
     from sonode.api import fit
     from sonode.batch.outputs import check_fit_outputs, fit_output_bytes, fit_output_paths
+    from sonode.model.fit_size import fit_samples_bound
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
-    sizes = fit_output_bytes(
-        _fit_samples_bound(clip, kw), kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"]
-    )
+    n_samples = fit_samples_bound(clip, kw.get("rate"), kw.get("duration_s"))
+    sizes = fit_output_bytes(n_samples, kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"])
     check_fit_outputs(paths, [clip], force, also_writes, sizes)
     checkpoint_path = paths["checkpoint"]
     if not quiet:
@@ -149,23 +149,6 @@ def _import_plotting() -> None:
     import sonode.plot.figures  # noqa: F401
 
 
-def _fit_samples_bound(clip: str, kw: dict) -> int:
-    """Samples the fit will hold at most, from the file's header (0 when the header is unreadable:
-    read_clip then says what is wrong)."""
-    import soundfile as sf
-
-    from sonode.errors import AudioInputError
-    from sonode.io.checks import check_input_path
-
-    try:
-        check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
-        info = sf.info(clip)
-    except (AudioInputError, sf.SoundFileError, RuntimeError, OSError):
-        return 0
-    seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
-    return int(seconds * (kw.get("rate") or info.samplerate)) + 1
-
-
 def _check_fit_shape(kw: dict) -> None:
     if kw["overlap_samples"] > kw["hop_samples"]:
         raise click.BadParameter(
@@ -228,8 +211,10 @@ def _warn_discretisation(report: dict) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Several clips: worker processes of the embedded "
-    "cluster [default: one per core, at most one per clip; with --threads T, cores / T].",
+    help="Several clips: fits side by side on the embedded cluster [default: one per core, at most "
+    "one per clip (with --threads T, cores / T), fewer when that many of the largest clips would "
+    "not fit in the memory budget, SONODE_MEMORY_BUDGET (2 GiB); one fit at a time runs in a child "
+    "process, without a cluster].",
 )
 @fit_options
 @fail_cleanly

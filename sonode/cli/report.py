@@ -46,6 +46,30 @@ def _truth(path: str, source: dict, duration_s: float, fitted_rate: int):
     return clip.samples, clip.sample_rate
 
 
+def _check_upsampling(n_low: int, low_rate: int, source_rate: int, rate: int | None) -> None:
+    """Refuse (LimitError, one line) the page's upsampling section when its output would not fit in
+    memory: to the source's own rate when above the fit's, else to --rate or the default."""
+    from sonode.evaluation.report_run import default_upsampling_rate
+    from sonode.tasks.upsample import check_upsample_size
+
+    high = source_rate if source_rate > low_rate else (rate or default_upsampling_rate(low_rate))
+    check_upsample_size(n_low, low_rate, high)
+
+
+def _check_clip_upsampling(path, fit_rate: int, start_s, duration_s, rate) -> None:
+    """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit."""
+    import soundfile
+
+    try:
+        info = soundfile.info(path)
+    except (soundfile.LibsndfileError, RuntimeError):
+        return  # read_clip in fit() says what is wrong with the file
+    low_rate = fit_rate if info.samplerate > fit_rate else info.samplerate
+    seconds = max(0.0, info.duration - (start_s or 0.0))
+    seconds = min(seconds, duration_s) if duration_s else seconds
+    _check_upsampling(int(seconds * low_rate), low_rate, info.samplerate, rate)
+
+
 def _gap_list(ctx, param, value):
     for ms in value:
         if not 1 <= ms <= 500:
@@ -198,6 +222,9 @@ def report_cmd(
     writer = MediaWriter(
         out, audio_format=audio_format, excerpt_s=excerpt_s, protect=tuple(inputs), force=force
     )
+    for path in inputs:  # before any fit: a page too large to make is refused now (#30)
+        if not _is_model(path):
+            _check_clip_upsampling(path, fit_rate, start_s, duration_s, rate)
     sections = []
     for path in inputs:
         cpu = time.process_time()
@@ -206,6 +233,16 @@ def report_cmd(
         if fit_time_s is not None:
             fitted.save(out / f"{Path(path).stem}.sonode")
         source = fitted.info.get("source", {})
+        if fit_time_s is None:  # a model: sized before its source is read at the source's rate
+            source_path = source.get("path")
+            _check_upsampling(
+                fitted.model.config.n_samples,
+                fitted.sample_rate,
+                int(source.get("source_rate") or 0)
+                if source_path and Path(source_path).is_file()
+                else 0,
+                rate,
+            )
         truth = _truth(
             path if fit_time_s is not None else source.get("path"),
             source,

@@ -97,6 +97,14 @@ def output_format(
     return container, "FLOAT" if "FLOAT" in lossless else "PCM_24"
 
 
+def output_bytes(subtype: str, n_values: int) -> int:
+    """Bytes of an output of ``n_values`` samples (frames x channels) stored as ``subtype``, for the
+    free-space check: the sample width (1 to 8 B) times the values plus a header's 64 KiB. An upper
+    bound for FLAC, which compresses (before #30 closed, 8 B per value: 4x a 16-bit output)."""
+    width = _INT_BITS[subtype] // 8 if subtype in _INT_BITS else (8 if subtype == "DOUBLE" else 4)
+    return width * n_values + (64 << 10)
+
+
 def check_fill_outputs(
     path: str | os.PathLike, out: str | os.PathLike, force: bool = False, expected_bytes: int = 0
 ) -> None:
@@ -321,7 +329,7 @@ def fill_file(
     container = subtype = None
     if not dry_run:
         container, subtype = output_format(path, out, info)
-        check_fill_outputs(path, out, force, expected_bytes=8 * n_values)
+        check_fill_outputs(path, out, force, expected_bytes=output_bytes(subtype, n_values))
     gaps, rate, found, notes = find_gaps(path, gaps_s, detect, settings.context_s)
     report: dict[str, Any] = {
         "input": str(path),

@@ -1,0 +1,93 @@
+"""How many fits of a batch run side by side: as many as the cores allow, fewer when the memory
+budget (`sonode.limits`, 2 GiB by default) cannot hold that many of the largest at once (#30: two
+fits of 1.5 s 48 kHz clips side by side held 2.56 GiB, two of the longest clips a fit accepts would
+hold about 2 x 1.8 GiB).
+
+Each fit's peak is the estimate the fit itself is checked against (`sonode.model.fit_size`), from
+the samples its clip's header announces, with a floor for the spans a fit works on whatever the
+clip's length; this module imports no torch, so the batch's parent, which only plans, stays small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sonode.batch.outputs import FitJob
+
+#: What an embedded cluster adds to its fits: the scheduler, client and nannies in this process
+#: (resident, without torch: 0.08 GiB measured with benchmarks/tree_memory.py, a batch of two 1.5 s clips).
+CLUSTER_PARENT_BYTES = 128 << 20
+#: Resident library pages every fit process maps (torch, numpy, scipy; measured: a process that
+#: imported torch held 232 MiB file-backed of 518 MiB): shared by the workers, so counted once.
+SHARED_LIBRARY_BYTES = 224 << 20
+#: A fit's peak is never below that of FIT_FLOOR_SAMPLES + FIT_FLOOR_S x its rate clip samples: its
+#: identification and its continuation's training work on spans fixed in seconds. Measured with
+#: benchmarks/memory_phases.py on a 2 s clip, default options, in process: 1152 MiB at 16 kHz,
+#: 1503 MiB at 48 kHz (the continuation's training); plus ~80 MiB that the command adds (matplotlib,
+#: writing): 1230 and 1583 MiB here.
+FIT_FLOOR_SAMPLES = 2_200_000
+FIT_FLOOR_S = 85.0
+
+
+def memory_workers(task_peaks_bytes: Sequence[int], workers: int, budget_bytes: int) -> int:
+    """Most workers, up to ``workers``, whose tasks fit in ``budget_bytes`` together, the ``k``
+    largest side by side: CLUSTER_PARENT_BYTES + the k largest peaks, the libraries they share
+    (SHARED_LIBRARY_BYTES) counted once. One worker runs in a plain child process instead
+    (`sonode.batch.child`), which needs no cluster. Returns at least 1."""
+    largest = sorted(task_peaks_bytes, reverse=True)
+    k = max(1, min(workers, len(largest)))
+    while k > 1 and cluster_bytes(largest[:k]) > budget_bytes:
+        k -= 1
+    return k
+
+
+def cluster_bytes(peaks_bytes: Sequence[int]) -> int:
+    """Estimated memory of an embedded cluster running these fits side by side (bytes)."""
+    return CLUSTER_PARENT_BYTES + sum(peaks_bytes) - (len(peaks_bytes) - 1) * SHARED_LIBRARY_BYTES
+
+
+def fit_peak(clip: str, rate: int | None, duration_s: float | None) -> int:
+    """Estimated peak bytes of the process fitting ``clip`` (`fit_peak_bytes` of the samples its
+    header announces at the fitting rate, never below the floor above, at most what a fit
+    accepts)."""
+    import soundfile as sf
+
+    from sonode.model.fit_size import fit_peak_bytes, fit_samples_bound, max_fit_samples
+
+    n_samples = fit_samples_bound(clip, rate, duration_s)
+    if n_samples:
+        fit_rate = rate or sf.info(str(clip)).samplerate
+        n_samples = max(n_samples, FIT_FLOOR_SAMPLES + int(FIT_FLOOR_S * fit_rate))
+    return fit_peak_bytes(min(n_samples, max_fit_samples()))
+
+
+def fit_workers(jobs: list[FitJob], fit_kw: dict[str, Any], workers: int | None) -> tuple[int, str]:
+    """Worker processes of an embedded cluster for these fits, so that the batch as a whole stays
+    within the memory budget (`sonode.limits`): one per core, fewer when that many of the largest
+    clips would not fit side by side (`fit_peak`, `memory_workers`). An explicit ``workers`` is
+    kept.
+
+    Returns:
+        (workers, a one-line notice when the count was reduced or ``workers`` may not fit, else "").
+    """
+    from sonode.batch.cluster import local_layout
+    from sonode.limits import GIB, memory_budget_bytes
+
+    peaks = [fit_peak(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s")) for job in jobs]
+    budget = memory_budget_bytes()
+    wanted = local_layout(len(jobs), workers, fit_kw.get("threads"))[0]
+    fitting = memory_workers(peaks, wanted, budget)
+    if fitting == wanted:
+        return wanted, ""
+    total = cluster_bytes(sorted(peaks, reverse=True)[:wanted])
+    what = (
+        f"{wanted} fits of these clips side by side need about {total / GIB:.1f} GiB, over "
+        f"the memory budget of {budget / GIB:.2f} GiB (SONODE_MEMORY_BUDGET)"
+    )
+    if workers is not None:
+        return workers, f"sonode: note: --workers {workers}: {what}; fewer workers keep within it"
+    return fitting, (
+        f"sonode: running {fitting} fit(s) at a time, not {wanted} (one per core): {what}; "
+        "--workers N overrides"
+    )
