@@ -96,6 +96,7 @@ def main() -> None:
         print(
             f"  {'other (backward, Adam, loop)':30s} {total - inner - spent.get('train_continuation', 0.0):6.2f} s"
         )
+        print(f"  {'unused of the budget':30s} {args.budget - total:6.2f} s")
         with open("/proc/self/status") as f:  # the process's peak so far (Linux)
             peak = next((int(line.split()[1]) >> 10 for line in f if line.startswith("VmHWM")), 0)
         print(f"  {'peak resident memory':30s} {peak:6d} MiB (process so far)")

@@ -2,6 +2,11 @@
 
     python benchmarks/memory_phases.py 300 2      # 300 s of 16 kHz audio, 2 steps
     python benchmarks/memory_phases.py 60 1 48000 tone   # the 60 s 48 kHz tone of bench_deadline
+    SONODE_PROBE_BUDGET=60 python benchmarks/memory_phases.py 600 0 16000   # as `fit -t 60`
+
+With SONODE_PROBE_BUDGET=S (and steps 0) the fit runs as `sonode fit -t S` does, its budget counted
+in CPU seconds (`budget_clock.py`), so that the phases a loaded machine reaches are those of an
+idle core; SONODE_PROBE_CONTINUATION=0 leaves the continuation's training out.
 
 Wraps the phases `sonode.model.train` and `sonode.model.init` call (identification pieces, the
 training step, the kept-model check, the final checks, the continuation's training) and prints
@@ -14,6 +19,8 @@ trained continuation's trend check once took a 60 s 48 kHz fit to 3.8 GB (#30).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,12 +31,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sonode.model.decoder as decoder  # noqa: E402
 import sonode.model.glide_fit as glide_fit  # noqa: E402
 import sonode.model.init as init  # noqa: E402
 import sonode.model.predict as predict  # noqa: E402
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
+from sonode.model.modal import EVALUATION_SEGMENTS  # noqa: E402
 
 PHASES = {
     train: ["initial_from_options", "step_loss", "solve_run_states", "consider", "coarse_and_fine"]
@@ -71,6 +80,18 @@ def main() -> None:
     for module, names in PHASES.items():
         for name in names:
             wrap(module, name)
+    whole = decoder.SonodeModel.reconstruct  # the whole clip's (graph-free) reconstructions
+
+    def reconstruct(self, *args, **kwargs):
+        segments = kwargs.get("segments")
+        if segments is not None and len(segments) <= EVALUATION_SEGMENTS:
+            return whole(self, *args, **kwargs)
+        print(f"before reconstruct           {status()}", flush=True)
+        out = whole(self, *args, **kwargs)
+        print(f"after  reconstruct           {status()}", flush=True)
+        return out
+
+    decoder.SonodeModel.reconstruct = reconstruct
     n = int(seconds * rate)
     if synthetic:
         from tests.hostile_support import tone
@@ -80,8 +101,17 @@ def main() -> None:
         pieces = [read_clip(p, rate=rate).samples for p in sorted((ROOT / "data").glob("*.wav"))]
         x = np.tile(np.concatenate(pieces), 1 + n // sum(len(p) for p in pieces))[:n]
     print(f"audio read          {status()}", flush=True)
-    fit_samples(x, rate, FitOptions(steps=steps, max_time_s=None))
-    print(f"done                {status()}", flush=True)
+    budget_s = os.environ.get("SONODE_PROBE_BUDGET")
+    options = FitOptions(steps=steps or None, max_time_s=float(budget_s) if budget_s else None)
+    if budget_s:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from budget_clock import use_cpu_clock
+
+        use_cpu_clock()
+    if os.environ.get("SONODE_PROBE_CONTINUATION") == "0":
+        options = dataclasses.replace(options, continuation_training_steps=0)
+    _, report = fit_samples(x, rate, options)
+    print(f"done                {status()}  steps {report.epochs}", flush=True)
 
 
 if __name__ == "__main__":

@@ -318,7 +318,8 @@ def modal_readout(
     gradient: str | None = None,
     rtol: float = RTOL,
     atol: float = ATOL,
-) -> torch.Tensor:
+    end_s: float | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Read-out samples x(t) = C z(t) (without bias) of the trajectories from ``z0``.
 
     Same as ``modal_solve(...) @ readout`` without forming the (n, B, 2K) states.
@@ -326,14 +327,19 @@ def modal_readout(
     Args:
         bank, field, z0, local_s, gradient, rtol, atol: as in `modal_coordinates`.
         readout: C, shape (2K,), over the [u; v] layout.
+        end_s: also return the states z(end_s), a time inside local_s's span, from the same
+            envelope solve (Γ read from its nodes): a training step's continuity defects need the
+            segments' states at the hop, and a second solve over the hop and its adjoint cost a
+            quarter of the step (0.13 of 0.47 CPU s, 1.5 s clip at 16 kHz).
 
     Returns:
-        (n, B) float64.
+        (n, B) float64; with ``end_s``, ((n, B), (B, 2K) states [u; v] at end_s).
     """
     k = bank.n_modes
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
         # x = Σ_k C_u,k Re c_k + C_v,k Im c_k = Re Σ_k c_k (C_u,k − i C_v,k)
-        a = torch.complex(z0[..., :k], z0[..., k:]) * torch.complex(readout[:k], -readout[k:])
+        c0 = torch.complex(z0[..., :k], z0[..., k:])
+        a = c0 * torch.complex(readout[:k], -readout[k:])
         lam = torch.complex(bank.decay_per_s, bank.omega_rad_per_s)
         t = local_s.to(torch.float64)
         nodes = None
@@ -346,6 +352,14 @@ def modal_readout(
         def envelope(times: torch.Tensor) -> torch.Tensor | None:  # Γ read at ``times``
             return None if nodes is None else hermite(*nodes, times)
 
+        if end_s is not None:
+            exponent = lam * end_s
+            if nodes is not None:
+                at_end = envelope(torch.tensor([end_s], dtype=torch.float64))[0]  # (B, 2K)
+                exponent = exponent + torch.complex(at_end[..., :k], at_end[..., k:])
+            ends = c0 * torch.exp(exponent)
+            x = _ModalReadout.apply(a, lam, envelope(t), t)
+            return x, torch.cat([ends.real, ends.imag], dim=-1)
         if torch.is_grad_enabled() or t.shape[0] <= READOUT_CHUNK_SAMPLES:
             return _ModalReadout.apply(a, lam, envelope(t), t)
         # Without a graph, a long read-out (a free run over seconds) is read and summed in pieces:

@@ -50,20 +50,28 @@ def step_loss(
     continuity penalty (if weighted); the one-trajectory free-run error over the clip's first
     TRAJECTORY_S."""
     layout = model.config.layout
-    if segments is None:
-        signal, _ = model.reconstruct(gradient=options.gradient)
-        part, estimate = target, signal
+    weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
+    defects, states, column = [], [], 0
+    if weight > 0 and layout.n_segments > 1:
+        # one envelope solve gives the read-out and the states at the hop (the defects' ends);
+        # the defects z_m(hop) − z_{m+1}(0) within each piece of ≥ 2 segments (a sample's wrapped
+        # piece may be split), as `SonodeModel.defects` of each piece
+        chosen = torch.arange(layout.n_segments) if segments is None else segments
+        part, estimate, ends = piece_reconstruction(model, target, chosen, options.gradient, True)
+        for first, count in pieces(chosen):
+            if count > 1:
+                following = model.states[first + 1 : first + count]
+                defects.append(ends[column : column + count - 1] - following)
+                states.append(following.detach())
+            column += count
+    elif segments is None:
+        part, (estimate, _) = target, model.reconstruct(gradient=options.gradient)
     else:
         part, estimate = piece_reconstruction(model, target, segments, options.gradient)
     terms = [(1.0, torch.mean((estimate - part) ** 2) / (torch.mean(part**2) + 1e-12))]
-    weight = options.continuity_weight * min(1.0, (epoch + 1) / CONTINUITY_RAMP_EPOCHS)
-    # the continuity defects of each piece of ≥ 2 segments (a sample's wrapped piece may be split)
-    runs = [None] if segments is None else [torch.arange(f, f + c) for f, c in pieces(segments)]
-    runs = [r for r in runs if r is None or r.shape[0] > 1]
-    if weight > 0 and runs and layout.n_segments > 1:
-        states = torch.cat([(model.states if r is None else model.states[r])[1:] for r in runs])
-        defects = torch.cat([model.defects(gradient=options.gradient, segments=r) for r in runs])
-        terms.append((weight, torch.sum(defects**2) / (torch.sum(states.detach() ** 2) + 1e-12)))
+    if defects:
+        defects, states = torch.cat(defects), torch.cat(states)
+        terms.append((weight, torch.sum(defects**2) / (torch.sum(states**2) + 1e-12)))
     if TRAJECTORY_WEIGHT > 0:
         # the long-horizon term: one free run from the trajectory state over the clip's start
         phase = epoch % TRAJECTORY_STRIDE
@@ -124,16 +132,25 @@ def pieces(segments: torch.Tensor) -> list[tuple[int, int]]:
 
 
 def piece_reconstruction(
-    model: SonodeModel, target: torch.Tensor, segments: torch.Tensor, gradient: str | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: SonodeModel,
+    target: torch.Tensor,
+    segments: torch.Tensor,
+    gradient: str | None,
+    with_ends: bool = False,
+):
     """The target and the reconstruction over the samples each piece of ``segments`` (sorted
     segment indices, see `pieces`) determines alone (`SegmentLayout.complete_span`), the pieces'
-    samples concatenated: ((n,), (n,)) normalised. All pieces are solved as one batch."""
+    samples concatenated: ((n,), (n,)) normalised. All pieces are solved as one batch.
+
+    ``with_ends``: also the segments' states at the hop, (len(segments), d), from the same solve
+    (`modal_readout`'s end_s): the continuity defects' ends."""
     layout = model.config.layout
     local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
-    per_segment = modal_readout(
-        model.bank, model.field, model.states[segments], local, model.readout, gradient
+    end_s = layout.hop_samples / layout.sample_rate if with_ends else None
+    solved = modal_readout(
+        model.bank, model.field, model.states[segments], local, model.readout, gradient, end_s=end_s
     )
+    per_segment, ends = solved if with_ends else (solved, None)
     per_segment = (per_segment + model.readout_bias) * layout.training_weights()[:, segments]
     parts, estimates, column = [], [], 0
     for first, count in pieces(segments):
@@ -143,6 +160,8 @@ def piece_reconstruction(
         parts.append(target[begin:end])
         estimates.append(signal[begin - offset : end - offset])
         column += count
+    if with_ends:
+        return torch.cat(parts), torch.cat(estimates), ends
     return torch.cat(parts), torch.cat(estimates)
 
 

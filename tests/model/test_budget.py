@@ -12,6 +12,7 @@ from sonode.model.budget import FINAL_CHECK_COST, FitBudget
 from sonode.model.checks import REFERENCE_PIECE_SAMPLES, fast_vs_reference_db, stoppable_check_db
 from sonode.model.init import initial_model, segment_states
 from sonode.model.layout import SegmentLayout
+from sonode.model.modal import modal_readout
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 SMALL = dict(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1, lp_order=32)
@@ -54,6 +55,8 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert tight.train_more()  # 1 + 0.5 (check) + 0.5 (final) + 2 (continuation) < 10
     tight.step_took(1.0)  # a trained field's check: one step's solve per batch (10 s)
     assert not tight.train_more() and not tight.check_last()
+    # parameters already checked (the last step was a checking one) need only the final check
+    assert tight.check_last(consider=False)
     tight.consider_took(0.2)  # measured: cheaper than estimated
     assert tight.train_more() and tight.check_last()
     roomy = FitBudget(start, 100.0, 1.0, 0.5, 10, False)
@@ -132,3 +135,41 @@ def test_the_reconstruction_in_runs_is_the_reconstruction():
         whole = model.reconstruct()[0]
     torch.testing.assert_close(_reconstruct(model, lambda: False), whole, rtol=0, atol=1e-12)
     assert _reconstruct(model, lambda: True) is None
+
+
+def test_the_graph_free_reconstruction_overlap_adds_a_run_at_a_time_and_is_the_same_sum(
+    monkeypatch,
+):
+    """The whole clip's weighted copy and overlap-add index (window × segments each) took a 600 s
+    16 kHz fit from 1.1 to 1.6 GiB: without a graph they are made a run of EVALUATION_SEGMENTS at
+    a time, and the sum is the whole one bit for bit."""
+    from sonode.model.modal import EVALUATION_SEGMENTS
+
+    model = initial_model(two_tone_clip(1.3), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
+    with torch.no_grad():
+        for p in model.field.parameters():
+            p.add_(3.0 * torch.randn_like(p))
+    layout = model.config.layout
+    assert layout.n_segments > EVALUATION_SEGMENTS  # more than one run
+    widths = []
+    real_overlap_add = type(layout).overlap_add
+
+    def overlap_add(self, per_segment, first=0):
+        widths.append(per_segment.shape[1])
+        return real_overlap_add(self, per_segment, first)
+
+    monkeypatch.setattr(type(layout), "overlap_add", overlap_add)
+    for segments in (None, torch.arange(3, layout.n_segments - 2)):
+        widths.clear()
+        signal, per_segment = model.reconstruct(segments=segments)
+        assert widths and max(widths) <= EVALUATION_SEGMENTS
+        first = 0 if segments is None else 3
+        weights = layout.training_weights()[:, first : first + per_segment.shape[1]]
+        whole = real_overlap_add(layout, per_segment * weights, first)
+        assert torch.equal(signal, whole)
+        with torch.no_grad():  # solved in the same runs as before (the envelope's steps are shared)
+            states = model.states if segments is None else model.states[segments]
+            local = torch.arange(layout.window_samples, dtype=torch.float64) / SAMPLE_RATE
+            runs = torch.split(states, EVALUATION_SEGMENTS)
+            parts = [modal_readout(model.bank, model.field, r, local, model.readout) for r in runs]
+        assert torch.equal(per_segment, torch.cat(parts, dim=1) + model.readout_bias)

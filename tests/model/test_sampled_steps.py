@@ -1,6 +1,7 @@
 """#22: the steps of a long clip train a stratified sample of its segments (objective.SegmentBatches),
 each segment's state moving only when it is trained (adam's "sparse_rows")."""
 
+import pytest
 import torch
 
 from sonode.model.adam import Adam
@@ -113,3 +114,54 @@ def test_the_continuity_penalty_takes_a_sample_of_single_segments():
     options = FitOptions(**SMALL, continuity_weight=1.0)
     log_objective, loss, _ = step_loss(model, target, options, 0, torch.tensor([0, last]), 64, 1.0)
     assert torch.isfinite(log_objective) and loss > 0
+
+
+def test_the_defects_from_the_steps_own_solve_are_the_defects():
+    """With the continuity penalty on, a step reads the segments' states at the hop from its own
+    envelope solve (`modal_readout`'s end_s) instead of solving the hop again: the same loss and
+    gradients as `SonodeModel.defects`' separate solve, to the envelope's interpolation error."""
+    from sonode.model.modal import modal_readout, modal_solve
+    from sonode.model.objective import step_loss
+    from sonode.model.options import FitOptions
+
+    model = _small_model()
+    with torch.no_grad():  # a clearly non-zero field: Γ matters at the hop
+        for p in model.field.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    layout = model.config.layout
+    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    hop_s = layout.hop_samples / layout.sample_rate
+    with torch.no_grad():
+        x, ends = modal_readout(
+            model.bank, model.field, model.states, local, model.readout, end_s=hop_s
+        )
+        alone = modal_readout(model.bank, model.field, model.states, local, model.readout)
+        solved = modal_solve(model.bank, model.field, model.states, torch.tensor([0.0, hop_s]))[-1]
+    assert torch.equal(x, alone)
+    # −120 dB: the envelope's tolerance (the field itself moves the states by −22 dB here)
+    assert torch.allclose(ends, solved, rtol=0, atol=1e-6 * float(solved.abs().max()))
+    options = FitOptions(**{**SMALL, "continuity_weight": 1.0})
+    target = model.reconstruct()[0].detach() + 0.01 * torch.randn(
+        layout.n_samples, dtype=torch.float64
+    )
+    segments = torch.tensor([0, 1, 2, 5, 6, layout.n_segments - 1])
+    for chosen in (None, segments):
+        log_objective, _, _ = step_loss(model, target, options, 60, chosen, 64, 1.0)
+        model.zero_grad()
+        log_objective.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        # the same objective with the defects of each piece solved apart, as before
+        runs = [None] if chosen is None else [torch.arange(f, f + c) for f, c in pieces(chosen)]
+        runs = [r for r in runs if r is None or r.shape[0] > 1]
+        defects = torch.cat([model.defects(options.gradient, r) for r in runs])
+        states = torch.cat([(model.states if r is None else model.states[r])[1:] for r in runs])
+        penalty = torch.sum(defects**2) / torch.sum(states.detach() ** 2)
+        model.zero_grad()
+        options_off = FitOptions(**{**SMALL, "continuity_weight": 0.0})
+        off, _, _ = step_loss(model, target, options_off, 60, chosen, 64, 1.0)
+        (off + torch.log(penalty)).backward()
+        expected = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        expected_objective = float((off + torch.log(penalty)).detach())
+        assert float(log_objective.detach()) == pytest.approx(expected_objective, rel=1e-6)
+        for got, want in zip(grads, expected, strict=True):
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-6 * float(want.abs().max()))
