@@ -19,7 +19,9 @@ the stored numbers per sample (all of the model's parameters; for local also the
 alone), the model file's size, the size of the fitted samples as 16-bit FLAC, the peak memory and
 the wall time and CPU seconds; then the medians. ``--steps N`` fixes the training steps (for the
 local model, Gauss–Newton iterations of the frequencies) instead of the wall-clock budget, so that
-a loaded machine measures the same fit. Stereo files are mixed to mono, as `sonode fit` does.
+a loaded machine measures the same fit; ``--cpu-clock`` counts the ``--max-time`` budget in
+the fit's CPU seconds instead of wall seconds, for the same reason (on one thread, the fit an
+idle core would make within that budget). Stereo files are mixed to mono, as `sonode fit` does.
 """
 
 from __future__ import annotations
@@ -48,15 +50,26 @@ def fit_one(
     duration_s: float | None,
     max_time_s: float,
     steps: int | None = None,
+    cpu_clock: bool = False,
+    keep_tables: str | None = None,
 ):
-    """Fit one clip with one variant in this process; a dict of figures."""
+    """Fit one clip with one variant in this process; a dict of figures. With ``cpu_clock`` the
+    fit's budget is counted in this process's CPU seconds (see `main`'s ``--cpu-clock``); with
+    ``keep_tables`` (a folder) a local fit's tables before rounding are saved there."""
     import soundfile
     import torch
 
     from sonode.api import fit
 
+    if keep_tables:
+        keep_unrounded(Path(keep_tables) / (Path(clip).stem + ".npz"))
+
+    if cpu_clock:
+        # every deadline of the fit reads time.perf_counter(): on one thread, CPU seconds are
+        # what an idle core's wall clock would show, whatever the load of a shared machine
+        time.perf_counter = time.process_time
     torch.set_num_threads(1)
-    started = time.perf_counter()
+    started = time.monotonic()
     fitted = fit(
         clip,
         rate=rate,
@@ -66,7 +79,7 @@ def fit_one(
         steps=steps,
         threads=1,
     )
-    wall = time.perf_counter() - started
+    wall = time.monotonic() - started
     model, report = fitted.model, fitted.info["fit"]
     n = model.config.n_samples
     with tempfile.TemporaryDirectory() as folder:
@@ -80,7 +93,7 @@ def fit_one(
         numbers, tables = model.stored_numbers(), 3 * model.n_entries + 2 * model.n_tracks
     else:
         numbers = tables = sum(p.numel() for p in model.parameters())
-    return {
+    row = {
         "clip": Path(clip).name,
         "variant": report.get("identification", {}).get("variant", "global"),
         "rate": model.config.sample_rate,
@@ -96,6 +109,66 @@ def fit_one(
         "flac_bytes": len(buffer.getvalue()),
         "wall_s": wall,
     }
+    if getattr(model, "storage", None) == "quantised":
+        row["stream_bytes"] = stream_bytes(model)
+        row["rounding"] = report["identification"]["rounding"]
+        row["hop_samples"] = model.config.hop_samples
+    return row
+
+
+def keep_unrounded(path: Path) -> None:
+    """Save the tables the local fit hands to its compact rounding (before it), with the
+    normalised clip and the fit's SNR, to ``path`` (npz): the input of codec experiments."""
+    import numpy as np
+
+    from sonode.model import local_fit
+
+    store = local_fit._store_compactly
+
+    def saving(model, xn, fit_db):
+        config = model.config
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            path, xn=xn, fit_db=fit_db, rate=config.sample_rate, hop=config.hop_samples,
+            first=model.track_first.numpy(), length=model.track_length.numpy(),
+            **{n: getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")},
+        )  # fmt: skip
+        return store(model, xn, fit_db)
+
+    local_fit._store_compactly = saving
+
+
+def stream_bytes(model) -> dict:
+    """Bytes of each integer stream of a compact local model's tables, each packed alone
+    (`sonode.model.local_codec.pack`): where a file's bytes go."""
+    from sonode.model.local_codec import encode, pack
+
+    first, length = model.track_first.numpy(), model.track_length.numpy()
+    tables = [getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")]
+    config = model.config
+    # the stored values encode to the stored codes (decoding reproduces the encoder's arithmetic)
+    blob, *_ = encode(
+        first, length, *tables, config.hop_samples, config.sample_rate, *model.steps,
+        model.freq_shifts, streams_only=True,
+    )  # fmt: skip
+    names = ("first", "length", "shifts", "predict", "freq_start", "freq")
+    names += ("state_start_re", "state_start_im", "state_re", "state_im")
+    return {n: len(pack([s])) for n, s in zip(names, blob, strict=True)}
+
+
+def read_normalised(clip: Path, rate: int | None, duration_s: float | None):
+    """(x (n,) in file amplitude, its rate Hz, gain, offset, xn (n,) normalised) of one clip, with
+    torch on one thread: the prologue of `starts` and `choice`."""
+    import torch
+
+    from sonode.io.clip import read_clip
+    from sonode.model.init import normalisation
+
+    torch.set_num_threads(1)
+    read = read_clip(clip, rate=rate, duration_s=duration_s)
+    x = read.samples
+    gain, offset = normalisation(x)
+    return x, read.sample_rate, gain, offset, (x - offset) / gain
 
 
 def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
@@ -103,16 +176,11 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     import torch
 
     from sonode.dsp.metrics import snr_db
-    from sonode.io.clip import read_clip
-    from sonode.model.init import initial_model, normalisation
+    from sonode.model.init import initial_model
     from sonode.model.local import LocalConfig, LocalModel
     from sonode.model.local_identify import _solve_states, identify_tracks
 
-    torch.set_num_threads(1)
-    read = read_clip(clip, rate=rate, duration_s=duration_s)
-    x, rate = read.samples, read.sample_rate
-    gain, offset = normalisation(x)
-    xn = (x - offset) / gain
+    x, rate, gain, offset, xn = read_normalised(clip, rate, duration_s)
     started = time.process_time()
     hop, _, (tracks, _, _) = identify_tracks(xn, rate)
     states = _solve_states(tracks, 0, xn, hop, rate)
@@ -147,17 +215,12 @@ def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -
     import torch
 
     from sonode.dsp.metrics import snr_db
-    from sonode.io.clip import read_clip
     from sonode.model import FitOptions
-    from sonode.model.init import initial_from_options, normalisation, segment_states
+    from sonode.model.init import initial_from_options, segment_states
     from sonode.model.local_fit import fit_tables, local_wins
     from sonode.model.local_refine import HOLD_OUT_EVERY
 
-    torch.set_num_threads(1)
-    read = read_clip(clip, rate=rate, duration_s=duration_s)
-    x, rate = read.samples, read.sample_rate
-    gain, offset = normalisation(x)
-    xn = (x - offset) / gain
+    x, rate, gain, offset, xn = read_normalised(clip, rate, duration_s)
     started = time.process_time()
     start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
     with torch.no_grad():
@@ -201,6 +264,10 @@ def run_child(clip: Path, variant: str, args) -> dict:
     command += ["--max-time", str(args.max_time)]
     if args.steps is not None:
         command += ["--steps", str(args.steps)]
+    if args.cpu_clock:
+        command += ["--cpu-clock"]
+    if args.keep_tables:
+        command += ["--keep-tables", args.keep_tables]
     if args.rate:
         command += ["--rate", str(args.rate)]
     if args.duration:
@@ -227,6 +294,14 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, help="training steps (local: Gauss–Newton iterations), any time"
     )
+    parser.add_argument(
+        "--cpu-clock",
+        action="store_true",
+        help="count --max-time in the fit's CPU seconds (one thread), not wall seconds",
+    )
+    parser.add_argument(
+        "--keep-tables", help="save each local fit's tables before rounding here (npz)"
+    )
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
@@ -238,7 +313,16 @@ def main() -> None:
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        row = fit_one(args.one, args.variant, args.rate, args.duration, args.max_time, args.steps)
+        row = fit_one(
+            args.one,
+            args.variant,
+            args.rate,
+            args.duration,
+            args.max_time,
+            args.steps,
+            args.cpu_clock,
+            args.keep_tables,
+        )
         print(json.dumps(row))
         return
     if not args.folder:
@@ -290,14 +374,16 @@ def main() -> None:
                 f"{row['peak_mib']:8.0f} {row['wall_s']:5.0f} {row['cpu_s']:6.0f}",
                 flush=True,
             )
+    if args.json:  # before the summary, so that the rows survive it
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     for variant in variants:
         good = [r for r in rows if r.get("variant") == variant and "error" not in r]
         if not good:
             continue
         med = {
             k: statistics.median(r[k] for r in good)
-            for k in good[0]
-            if k not in ("clip", "variant")
+            for k, v in good[0].items()
+            if isinstance(v, (int, float)) and k != "hop_samples"
         }
         ratio = statistics.median(r["model_bytes"] / r["flac_bytes"] for r in good)
         print(
@@ -309,8 +395,6 @@ def main() -> None:
             f"{med['cpu_s']:.0f} CPU s; model ≤ FLAC on "
             f"{sum(r['model_bytes'] <= r['flac_bytes'] for r in good)} of {len(good)}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,15 @@ def test_local_version_3_model_renders_bit_identically():
     got = fitted.render().samples
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert np.array_equal(got, expected)
+
+
+def test_local_version_4_lzma_planes_1_model_renders_bit_identically():
+    """A `--modes local` file of version 4 in the first compact codec ("lzma-planes-1": every
+    track predicted, entries in track order; written at c4c9a13 on the first 0.2 s of the melody
+    of test_local_modes.py, steps=0, no continuation) still decodes and renders exactly."""
+    fitted = sonode.load(DATA / "model_local_v4_planes1.sonode")
+    assert fitted.sample_rate == 16000 and fitted.model.storage == "quantised"
+    expected = np.load(DATA / "model_local_v4_planes1_render_16000hz.npy")
+    got = fitted.render().samples
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected)

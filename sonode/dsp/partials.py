@@ -88,7 +88,8 @@ def link_tracks(
     peaks: list[tuple[np.ndarray, np.ndarray]], tolerance_hz: float, relative: float
 ) -> Tracks:
     """Link per-node peaks into tracks: a peak continues the nearest track of the node before
-    within tolerance_hz + relative·f (strongest peaks choose first); others start new tracks."""
+    within tolerance_hz + relative·f (strongest peaks choose first); others start new tracks.
+    Tracks are returned sorted by first node, then by first frequency."""
     tracks: list[list] = []  # [first node, [freqs], [mags]]
     alive: list[int] = []  # indices of tracks with an entry at the previous node
     for node, (freqs, mags) in enumerate(peaks):
@@ -115,6 +116,9 @@ def link_tracks(
     if not tracks:
         empty = np.zeros(0)
         return Tracks(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
+    # by first node, then first frequency: the compact file codes a track's first frequency as
+    # its increment over the previous track's at the same node (`sonode.model.local_codec`)
+    tracks.sort(key=lambda t: (t[0], t[1][0]))
     return Tracks(
         np.array([t[0] for t in tracks], dtype=np.int64),
         np.array([len(t[1]) for t in tracks], dtype=np.int64),

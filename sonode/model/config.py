@@ -16,8 +16,27 @@ MODEL_KIND = "sonode-decoder"
 MODEL_VERSION = 2  # 2: modal field γ(e) ⊙ z (version 1's general MLP field is not read)
 
 
+class SpanTiming:
+    """Where a fitted span and its continuation lie in model time: shared by the configurations
+    of both variants (`ModelConfig`, `sonode.model.local_file.LocalConfig`), which declare
+    ``sample_rate`` (Hz), ``n_samples`` and ``continuation_samples``."""
+
+    sample_rate: int
+    n_samples: int
+    continuation_samples: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
+    def continuation_start_s(self) -> float:
+        """Model time where the continuation state lives: continuation_samples before the end."""
+        return (self.n_samples - self.continuation_samples) / self.sample_rate
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(SpanTiming):
     """Everything needed to rebuild a model's structure (saved as plain metadata)."""
 
     sample_rate: int  # Hz of the fitted clip
@@ -45,15 +64,6 @@ class ModelConfig:
         return SegmentLayout(
             self.sample_rate, self.n_samples, self.hop_samples, self.overlap_samples
         )
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def continuation_start_s(self) -> float:
-        """Model time where the continuation state lives: continuation_samples before the end."""
-        return (self.n_samples - self.continuation_samples) / self.sample_rate
 
 
 def config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:

@@ -30,9 +30,13 @@ import numpy as np
 
 from sonode.dsp.metrics import snr_db
 
-CODEC = "lzma-planes-1"
+CODEC = "lzma-planes-2"  # what is written; both are read
+CODECS = ("lzma-planes-1", "lzma-planes-2")
 _MAX_CODE = 2**31 - 1
 FREQ_STEP_HZ = 0.05  # a loud track's step: turns a 10 ms interval's phase by ≤ 0.002 rad
+# frequency steps tried, coarse to fine, in units of FREQ_STEP_HZ: the states solved again for
+# the rounded frequencies absorb most of a coarser step, and each halving costs a bit per entry
+FREQ_SCALES = (8.0, 4.0, 2.0, 1.0, 0.25, 1 / 16)
 MAX_SHIFT = 6  # a track 2^k times weaker than the typical one gets a 2^k times coarser step
 STATE_STEP_START = 1e-3  # of the states' RMS
 STEP_TRIES = 6
@@ -85,8 +89,10 @@ def choose_steps(
     rounded frequencies (which absorbs most of their rounding), then take the coarsest state step
     whose rounding keeps the model within ``target_db`` of the unrounded one: rounding noise
     grows with the step squared, so one measurement predicts the step and halving corrects a
-    miss. A finer frequency step is tried if no state step meets the target; None if none does
-    (the caller keeps float tables).
+    miss. Frequency steps are tried coarse to fine (FREQ_SCALES) and the pair that packs
+    smallest is kept: finer frequencies cost bits, coarser ones a finer state step; the search
+    stops once a finer step packs larger. None if no pair meets the target (the caller keeps
+    float tables).
 
     Args:
         synthesise: (freq_hz, amp_re, amp_im) → the model's samples (n,).
@@ -94,7 +100,8 @@ def choose_steps(
     """
     reference = synthesise(freq_hz, amp_re, amp_im)
     shifts = track_shifts(length, amp_re, amp_im)
-    for freq_scale in (1.0, 0.25, 1 / 16):
+    chosen = None
+    for freq_scale in FREQ_SCALES:
         freq_step = FREQ_STEP_HZ * freq_scale
         steps = entry_freq_steps(length, shifts, freq_step)
         freq = np.rint(freq_hz / steps) * steps
@@ -124,8 +131,10 @@ def choose_steps(
             factor = 10 ** ((rounding_db - target_db - 0.5) / 20)
             scale *= float(np.clip(factor, 0.1, 10.0)) if math.isfinite(factor) else 10.0
         if best is not None:
-            return best
-    return None
+            if chosen is not None and best.packed_bytes >= chosen.packed_bytes:
+                break  # finer frequencies cost more than they save in the states
+            chosen = best
+    return chosen
 
 
 def code_states(
@@ -137,6 +146,7 @@ def code_states(
     step: float,
     target: tuple[np.ndarray, np.ndarray] | None = None,
     codes: tuple[np.ndarray, np.ndarray] | None = None,
+    predict: np.ndarray | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Closed-loop predictive coding of the node states along each track.
 
@@ -146,6 +156,8 @@ def code_states(
     Args:
         first, length: (K,) the tracks; freq_hz: (P,) the decoded frequencies (Hz).
         hop, rate: samples between nodes, Hz. step: rounding step of the residuals.
+        predict: (K,) bool, the tracks whose states are predicted along the track (the others
+            are coded as they are); None: all (`choose_prediction`).
 
     Returns:
         ((code_re, code_im), (amp_re, amp_im)): the integer codes and the decoded states, (P,).
@@ -158,6 +170,7 @@ def code_states(
     wanted = None if target is None else target[0] + 1j * target[1]
     order = np.argsort(-length, kind="stable")  # tracks longest first: alive ones are a prefix
     sorted_length = length[order]
+    use = np.ones(length.size) if predict is None else np.asarray(predict, dtype=np.float64)
     for j in range(int(length.max()) if length.size else 0):
         alive = order[: int(np.searchsorted(-sorted_length, -j, side="left"))]
         index = offset[alive] + j
@@ -165,7 +178,7 @@ def code_states(
             predicted = np.zeros(index.size, dtype=np.complex128)
         else:
             turn = math.pi * (cycles[index - 1] + cycles[index])  # ψ(1) over the interval
-            predicted = decoded[index - 1] * np.exp(1j * turn)
+            predicted = decoded[index - 1] * np.exp(1j * turn) * use[alive]
         if wanted is not None:
             residual = (wanted[index] - predicted) / step
             out_codes[0, index] = np.rint(residual.real)
@@ -187,25 +200,62 @@ def encode(
     freq_step_hz: float,
     state_step: float,
     shifts: np.ndarray,
+    streams_only: bool = False,
 ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """(packed bytes, decoded freq_hz, amp_re, amp_im) of the tables at the given steps (track k's
-    frequencies at freq_step_hz·2^shifts[k]).
+    frequencies at freq_step_hz·2^shifts[k]); with ``streams_only`` the integer streams (first
+    increments, lengths, shifts, frequency increments, state codes re, im) instead of the bytes.
 
     Raises:
         OverflowError: a code does not fit 31 bits (a step far too small for the values)."""
     steps = entry_freq_steps(length, shifts, freq_step_hz)
     freq_codes = np.rint(freq_hz / steps).astype(np.int64)
     freq = freq_codes * steps
+    predict = choose_prediction(first, length, freq, amp_re, amp_im, hop, rate)
     (code_re, code_im), (re, im) = code_states(
-        first, length, freq, hop, rate, state_step, target=(amp_re, amp_im)
+        first, length, freq, hop, rate, state_step, target=(amp_re, amp_im), predict=predict
     )
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
-    freq_delta = freq_codes.copy()
-    freq_delta[1:] -= freq_codes[:-1]
-    freq_delta[offset] = freq_codes[offset]  # a track's first frequency is absolute
+    later = np.ones(freq.size, dtype=bool)
+    later[offset] = False
+    # a track's first frequency: its increment over the previous track's if both start at the
+    # same node (tracks are sorted so, `sonode.dsp.partials.link_tracks`), else absolute
+    start_codes = freq_codes[offset]
+    start_delta = start_codes.copy()
+    same_node = np.r_[False, first[1:] == first[:-1]]
+    start_delta[same_node] -= start_codes[np.nonzero(same_node)[0] - 1]
+    freq_delta = np.diff(freq_codes, prepend=0)[later]
     first_delta = np.diff(first, prepend=0)
-    streams = [first_delta, length, shifts, freq_delta, code_re, code_im]
-    return pack(streams), freq, re, im
+    # first states and track starts apart from the changes along tracks: they differ in scale
+    streams = [first_delta, length, shifts, predict.astype(np.int64), start_delta, freq_delta]
+    streams += [code_re[offset], code_im[offset], code_re[later], code_im[later]]
+    return (streams if streams_only else pack(streams)), freq, re, im
+
+
+def choose_prediction(
+    first: np.ndarray,
+    length: np.ndarray,
+    freq_hz: np.ndarray,
+    amp_re: np.ndarray,
+    amp_im: np.ndarray,
+    hop: int,
+    rate: int,
+) -> np.ndarray:
+    """(K,) bool: the tracks whose states the dynamics predict better than zero does (summed
+    |error| along the track). Where the states of neighbouring modes trade off from node to node
+    (partials closer than a window resolves, as in dense music), the carried state is a worse
+    guess than none, and coding it would cost more bits than the state itself."""
+    offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    later = np.ones(freq_hz.size, dtype=bool)
+    later[offset] = False
+    index = np.nonzero(later)[0]
+    c = amp_re + 1j * amp_im
+    cycles = freq_hz * hop / rate
+    carried = c[index - 1] * np.exp(1j * math.pi * (cycles[index - 1] + cycles[index]))
+    track_of = np.repeat(np.arange(length.size), length)[index]
+    error = np.bincount(track_of, np.abs(c[index] - carried), minlength=length.size)
+    plain = np.bincount(track_of, np.abs(c[index]), minlength=length.size)
+    return error < plain
 
 
 def decode(
@@ -216,27 +266,58 @@ def decode(
     rate: int,
     freq_step_hz: float,
     state_step: float,
+    codec: str = CODEC,
 ) -> tuple[np.ndarray, ...]:
-    """(first, length, freq_hz, amp_re, amp_im, shifts) from `encode`'s bytes.
+    """(first, length, freq_hz, amp_re, amp_im, shifts) from `encode`'s bytes (``codec``: one of
+    CODECS; "lzma-planes-1" files predict every track and keep each track's entries together).
 
     Raises:
         ValueError: the bytes are not a stream of the declared sizes, or the tables they hold
             are inconsistent (the caller turns this into a refusal of the file)."""
-    first_delta, length, shifts, freq_delta, code_re, code_im = unpack(
-        blob, [n_tracks] * 3 + [n_entries] * 3
-    )
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}")
+    k, p = n_tracks, n_entries
+    if codec == CODECS[0]:
+        first_delta, length, shifts, freq_delta, code_re, code_im = unpack(blob, [k] * 3 + [p] * 3)
+        predict = None
+    else:
+        sizes = [k] * 5 + [p - k] + [k] * 2 + [p - k] * 2
+        first_delta, length, shifts, predict, start_delta, *rest = unpack(blob, sizes)
+        if bool((predict < 0).any()) or bool((predict > 1).any()):
+            raise ValueError("a prediction flag is neither 0 nor 1")
     if bool((length < 1).any()) or int(length.sum()) != n_entries:
         raise ValueError("track lengths do not add up to the node entries")
     if bool((shifts < 0).any()) or bool((shifts > MAX_SHIFT).any()):
         raise ValueError("a frequency step is out of range")
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     first = np.cumsum(first_delta)
-    track_of = np.repeat(np.arange(n_tracks), length)
-    # undo the per-track differences: cumulative sum restarted at each track's first entry
-    total = np.cumsum(freq_delta)
-    base = total[offset] - freq_delta[offset]
-    freq = (total - base[track_of]) * entry_freq_steps(length, shifts, freq_step_hz)
-    _, (re, im) = code_states(first, length, freq, hop, rate, state_step, codes=(code_re, code_im))
+    if predict is not None:  # v2: reassemble the entry streams in track order
+        later = np.ones(p, dtype=bool)
+        later[offset] = False
+        same_node = np.r_[False, first[1:] == first[:-1]]
+        run = np.cumsum(~same_node) - 1  # tracks starting at one node: restart the sum there
+        total = np.cumsum(start_delta)
+        starts = np.nonzero(~same_node)[0]
+        start_codes = total - (total[starts] - start_delta[starts])[run]
+        freq_delta, start_re, start_im, later_re, later_im = rest
+        code_re, code_im = np.zeros(p, dtype=np.int64), np.zeros(p, dtype=np.int64)
+        code_re[offset], code_im[offset] = start_re, start_im
+        code_re[later], code_im[later] = later_re, later_im
+        track_of = np.repeat(np.arange(n_tracks), length)
+        change = np.zeros(p, dtype=np.int64)
+        change[later] = freq_delta
+        along = np.cumsum(change)  # the changes summed from each track's start
+        codes = start_codes[track_of] + along - along[offset][track_of]
+        freq = codes * entry_freq_steps(length, shifts, freq_step_hz)
+    else:
+        track_of = np.repeat(np.arange(n_tracks), length)
+        # undo the per-track differences: cumulative sum restarted at each track's first entry
+        total = np.cumsum(freq_delta)
+        base = total[offset] - freq_delta[offset]
+        freq = (total - base[track_of]) * entry_freq_steps(length, shifts, freq_step_hz)
+    _, (re, im) = code_states(
+        first, length, freq, hop, rate, state_step, codes=(code_re, code_im), predict=predict
+    )
     return first, length, freq, re, im, shifts
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
+from sonode.model.config import SpanTiming
 from sonode.model.layout import SegmentLayout
 
 
 @dataclass(frozen=True)
-class LocalConfig:
+class LocalConfig(SpanTiming):
     """The local model's structure (saved as plain metadata)."""
 
     sample_rate: int  # Hz of the fitted clip
@@ -29,14 +30,6 @@ class LocalConfig:
     def n_nodes(self) -> int:
         """Nodes 0..n_nodes−1 at samples f·hop; the last at or after the last sample."""
         return max(2, math.ceil((self.n_samples - 1) / self.hop_samples) + 1)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def continuation_start_s(self) -> float:
-        return (self.n_samples - self.continuation_samples) / self.sample_rate
 
     @property
     def layout(self) -> SegmentLayout:
@@ -100,10 +93,10 @@ def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict
     """Decode a version-4 file's compact tables (`sonode.model.local_codec`): ((first, length,
     freq_hz, amp_re, amp_im) as tensors, (freq_step_hz, state_step)). Sizes and steps are checked
     before anything is decompressed, and no more is decompressed than they declare."""
-    from sonode.model.local_codec import CODEC, decode
+    from sonode.model.local_codec import CODECS, decode
 
     tables = meta.get("tables")
-    if not isinstance(tables, dict) or tables.get("codec") != CODEC:
+    if not isinstance(tables, dict) or tables.get("codec") not in CODECS:
         raise ModelFileError(
             f"{path}: the local model's compact tables are of an unknown kind; refit"
         )
@@ -121,7 +114,12 @@ def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict
         raise ModelFileError(f"{path}: the local model's compact tables are damaged; refit")
     try:
         decoded = decode(
-            blob.numpy().tobytes(), *counts, config.hop_samples, config.sample_rate, *steps
+            blob.numpy().tobytes(),
+            *counts,
+            config.hop_samples,
+            config.sample_rate,
+            *steps,
+            codec=tables["codec"],
         )
     except ValueError as err:
         raise ModelFileError(

@@ -40,10 +40,6 @@ MIN_GAIN_DB = 0.005  # a held-back improvement smaller than this ends the refine
 # an iteration costs ~4 state solves (the joint one has 1.5× the unknowns); after the last one the
 # caller still solves once on all samples and rounds the tables (~2 solves): both are budgeted
 ITERATION_SOLVES, RESERVE_SOLVES = 4.0, 2.0
-GAUSS_NEWTON_CHUNK_NODES = 800  # runs of the joint solve: its blocks are 2.25× the states' alone
-# ... and fewer where nodes hold many modes: a run keeps one (3·modes)² float64 block per node,
-# so its memory stays near this whatever the node spacing (at least 300 nodes: 3× the overlap)
-GAUSS_NEWTON_RUN_BYTES = 256 << 20
 
 
 @dataclass
@@ -92,17 +88,9 @@ def refine_frequencies(
     held = mask == 0
     nyquist = 0.5 * rate
 
-    offset = np.cumsum(length) - length
-    per_node = int(
-        np.bincount(np.repeat(first - offset, length) + np.arange(freq_hz.size)).max(initial=1)
-    )
-    run_nodes = GAUSS_NEWTON_RUN_BYTES // (8 * (3 * per_node) ** 2)
-    run_nodes = int(min(GAUSS_NEWTON_CHUNK_NODES, max(300, run_nodes)))
-
     def solve(freq, states=None, damping=0.0):
-        chunk = {} if states is None else {"chunk_nodes": run_nodes}
         return chunked_least_squares(
-            first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping, **chunk
+            first, length, freq * hop / rate, xn, hop, mask, states=states, damping=damping
         )
 
     def score(freq, states):

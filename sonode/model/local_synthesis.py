@@ -276,6 +276,13 @@ def _frequency_columns(system, basis, left, right, psi, psi_r, s, n_l):
         basis[:, col] += d.T
 
 
+# runs of the chunked least squares: a run keeps one (width·modes)² float64 coupling per node
+# (width 2 for the states, 3 with the Gauss–Newton frequency steps), so its length is set from
+# this many bytes, between RUN_NODES nodes (3× the overlap .. a clip of 15 s at 10 ms in one run)
+RUN_BYTES = 256 << 20
+RUN_NODES = (300, 1500)
+
+
 def chunked_least_squares(
     first: np.ndarray,
     length: np.ndarray,
@@ -283,7 +290,7 @@ def chunked_least_squares(
     x: np.ndarray,
     hop: int,
     mask: np.ndarray | None = None,
-    chunk_nodes: int = 1500,
+    chunk_nodes: int | None = None,
     overlap_nodes: int = 100,
     states: tuple[np.ndarray, np.ndarray] | None = None,
     damping: float = 0.0,
@@ -293,7 +300,8 @@ def chunked_least_squares(
     no longer matter, so memory stays that of one run at any length. A state couples only to its
     neighbours and the coupling decays along the chain, by ≈ 0.74 per node on a melody (states 10,
     20, 30 nodes from a run's end off by 8e-2, 4e-3, 3e-5 of full scale): 100 nodes leave ~1e-13.
-    A clip of at most ``chunk_nodes`` nodes is solved in one run.
+    A clip of at most ``chunk_nodes`` nodes is solved in one run; by default a run holds about
+    RUN_BYTES of couplings, whatever the node spacing and the modes per node.
 
     Args:
         first, length: (K,) the tracks (see `Pieces.build`); freq_cycles: (P,) their frequencies in
@@ -307,7 +315,12 @@ def chunked_least_squares(
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     node = np.repeat(first - offset, length) + np.arange(freq_cycles.size)
     track = np.repeat(np.arange(first.size), length)
-    out = tuple(np.zeros(freq_cycles.size) for _ in range(2 if states is None else 3))
+    width = 2 if states is None else 3
+    out = tuple(np.zeros(freq_cycles.size) for _ in range(width))
+    if chunk_nodes is None:
+        per_node = int(np.bincount(node).max(initial=1))
+        chunk_nodes = RUN_BYTES // (8 * (width * per_node) ** 2)
+        chunk_nodes = int(min(RUN_NODES[1], max(RUN_NODES[0], chunk_nodes)))
     stride = max(1, chunk_nodes - 2 * overlap_nodes)
     begin = 0
     while True:

@@ -8,7 +8,15 @@ from sonode.errors import ModelFileError
 from sonode.model import SonodeModel
 from sonode.model.config import MODEL_KIND
 from sonode.model.local import LocalConfig, LocalModel
-from sonode.model.local_codec import code_states, decode, encode, pack, track_shifts, unpack
+from sonode.model.local_codec import (
+    choose_prediction,
+    code_states,
+    decode,
+    encode,
+    pack,
+    track_shifts,
+    unpack,
+)
 
 RATE, HOP = 16000, 160
 
@@ -49,6 +57,66 @@ def test_decoding_reproduces_the_encoders_values_bit_for_bit():
     later[[0, 40, 70]] = False  # each track's first state has nothing to be predicted from
     raw = np.abs(np.rint(re / 1e-4))[later].mean()
     assert np.abs(code_re[later]).mean() < 0.05 * raw, (np.abs(code_re[later]).mean(), raw)
+
+
+def test_streams_only_gives_the_streams_the_bytes_pack():
+    first, length, freq, re, im = tables()
+    shifts = track_shifts(length, re, im)
+    args = (first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
+    blob, *decoded = encode(*args)
+    streams, *same = encode(*args, streams_only=True)
+    n_entries = int(length.sum())
+    assert [s.size for s in streams] == [3] * 5 + [n_entries - 3] + [3, 3] + [n_entries - 3] * 2
+    assert pack(streams) == blob
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, same, strict=True))
+
+
+def test_tracks_whose_states_jump_are_not_predicted_and_still_decode_exactly():
+    """A track whose states jump from node to node (as where neighbouring modes trade off) is
+    coded as it is, a steady partial by prediction along the track; both decode exactly."""
+    first, length, freq, re, im = tables()
+    rng = np.random.default_rng(1)
+    jumping = slice(40, 70)  # the gliding track's states replaced by unrelated ones
+    re[jumping], im[jumping] = rng.standard_normal(30), rng.standard_normal(30)
+    predict = choose_prediction(first, length, freq, re, im, HOP, RATE)
+    assert predict.tolist() == [True, False, True]
+    shifts = track_shifts(length, re, im)
+    blob, freq_d, re_d, im_d = encode(first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
+    out = decode(blob, 3, int(length.sum()), HOP, RATE, 0.05, 1e-4)
+    for got, want in zip(out, (first, length, freq_d, re_d, im_d, shifts), strict=True):
+        assert np.array_equal(got, want)
+    # unpredicted, its codes are its values; predicted, they would be larger (the carried state
+    # is a worse guess than none)
+    codes = {}
+    for flags in ([True, False, True], [True, True, True]):
+        (code_re, _), _ = code_states(
+            first, length, freq_d, HOP, RATE, 1e-4, target=(re, im), predict=np.array(flags)
+        )
+        codes[flags[1]] = np.abs(code_re[41:70]).mean()
+    assert codes[False] < 0.8 * codes[True], codes
+
+
+def test_first_frequencies_at_one_node_are_coded_as_increments():
+    first, length = np.array([0, 0, 0, 4]), np.array([2, 2, 2, 1])
+    freq = np.array([200.0, 200.0, 300.0, 300.0, 450.0, 450.0, 1000.0])
+    re, im = np.ones(7), np.zeros(7)
+    shifts = np.zeros(4, dtype=np.int64)
+    streams, *_ = encode(
+        first, length, freq, re, im, HOP, RATE, 0.05, 1e-3, shifts, streams_only=True
+    )
+    assert streams[4].tolist() == [4000, 2000, 3000, 20000]  # 200 Hz, +100, +150; a new node
+    blob = pack(streams)
+    assert np.array_equal(decode(blob, 4, 7, HOP, RATE, 0.05, 1e-3)[2], freq)
+
+
+def test_both_configurations_place_the_span_and_continuation_alike():
+    from sonode.model.config import ModelConfig
+
+    local = LocalConfig(RATE, 24000, HOP, 1.0, 0.0, continuation_samples=4000)
+    global_ = ModelConfig(RATE, 24000, 256, 32, 64, 2, 1024, 1.0, 0.0, continuation_samples=4000)
+    for config in (local, global_):
+        assert config.duration_s == 1.5
+        assert config.continuation_start_s == 1.25
 
 
 def test_unpack_refuses_wrong_sizes_and_garbage():

@@ -131,3 +131,37 @@ def test_a_horizons_points_are_capped_above_48_khz_and_unchanged_below(monkeypat
         with pytest.raises(RuntimeError, match="recorded"):
             glide_fit._stage([(int(0.3 * rate), tail)], tail.field.glide, x, rate, horizon)
         assert points[1] == glide_points <= glide_fit.GLIDE_MAX_POINTS, (rate, points)
+
+
+def test_local_least_squares_runs_are_bounded_by_bytes(monkeypatch):
+    """The chunked least squares of the local model sets its run length from RUN_BYTES: one
+    (width·modes)² coupling per node, so many modes per node mean shorter runs (never below
+    RUN_NODES[0]), for the states (width 2) and the Gauss–Newton solve (width 3) alike."""
+    import numpy as np
+
+    from sonode.model import local_synthesis as synthesis
+
+    hop, n_nodes, n_tracks = 8, 700, 4
+    first, length = np.zeros(n_tracks, dtype=np.int64), np.full(n_tracks, n_nodes)
+    cycles = np.repeat([0.05, 0.11, 0.17, 0.23], n_nodes)
+    x = np.random.default_rng(0).standard_normal((n_nodes - 1) * hop + 1)
+    runs = []
+    solve = synthesis.node_least_squares
+
+    def recording(pieces, *args, **kwargs):
+        runs.append(int(pieces.start.numel()))
+        return solve(pieces, *args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "node_least_squares", recording)
+    synthesis.chunked_least_squares(first, length, cycles, x, hop)
+    assert runs == [n_nodes]  # 4 modes: far under the bytes, one run
+    for width, states in ((2, None), (3, (np.ones(cycles.size), np.zeros(cycles.size)))):
+        runs.clear()
+        # bytes for 400 nodes of this width's couplings
+        monkeypatch.setattr(synthesis, "RUN_BYTES", 400 * 8 * (width * n_tracks) ** 2)
+        synthesis.chunked_least_squares(first, length, cycles, x, hop, states=states)
+        assert len(runs) > 1 and max(runs) <= 400 + 1, (width, runs)  # a run's nodes: a..b
+        monkeypatch.setattr(synthesis, "RUN_BYTES", 1)
+        runs.clear()
+        synthesis.chunked_least_squares(first, length, cycles, x, hop, states=states)
+        assert len(runs) > 2 and max(runs) <= synthesis.RUN_NODES[0] + 1, (width, runs)
