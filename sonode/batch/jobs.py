@@ -28,6 +28,7 @@ from sonode.batch.outputs import (
     OUTPUT_KINDS as OUTPUT_KINDS,  # the names moved to outputs.py and summary.py stay importable here
     FitJob,
     check_fit_outputs,
+    clip_fit_output_bytes,
     fit_output_bytes as fit_output_bytes,
     fit_output_paths as fit_output_paths,
     write_fit_outputs,
@@ -271,7 +272,7 @@ def fit_batch(
     for path in summary_paths(out_dir):
         plan.add(path, 1 << 20)
     for job in todo:
-        for kind, size in _output_sizes(job, fit_kw).items():
+        for kind, size in clip_fit_output_bytes(job.clip, fit_kw).items():
             plan.add(job.paths()[kind], size)
     plan.check()
     if scheduler:
@@ -322,15 +323,6 @@ def fit_batch(
         f"and {json_path}"
     )
     return failed
-
-
-def _output_sizes(job: FitJob, fit_kw: dict[str, Any]) -> dict[str, int]:
-    """`fit_output_bytes` of a clip's fit, from its header (as a single `sonode fit` sizes them)."""
-    from sonode.model.fit_size import fit_samples_bound
-
-    n_samples = fit_samples_bound(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s"))
-    latent_dim = fit_kw.get("latent_dim") or fit_kw.get("max_latent_dim") or 256
-    return fit_output_bytes(n_samples, latent_dim, fit_kw.get("hop_samples") or 256)
 
 
 def eval_many(scheduler: str | None, workers: int | None) -> Callable[..., list[dict[str, Any]]]:

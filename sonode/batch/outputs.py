@@ -48,6 +48,16 @@ def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[
     }
 
 
+def clip_fit_output_bytes(clip: str | Path, fit_kw: dict[str, Any]) -> dict[str, int]:
+    """`fit_output_bytes` of a fit of ``clip`` with the fit options ``fit_kw`` (`sonode fit`'s), from
+    the samples its header announces, before the clip is read."""
+    from sonode.model.fit_size import fit_samples_bound
+
+    n_samples = fit_samples_bound(clip, fit_kw.get("rate"), fit_kw.get("duration_s"))
+    latent_dim = fit_kw.get("latent_dim") or fit_kw.get("max_latent_dim") or 256
+    return fit_output_bytes(n_samples, latent_dim, fit_kw.get("hop_samples") or 256)
+
+
 def check_fit_outputs(
     paths: dict[str, Path],
     inputs: Iterable[str | Path],

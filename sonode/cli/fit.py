@@ -35,15 +35,12 @@ def run_fit(
     outputs of a completed fit are written; an interrupted fit keeps it for --resume.
     """
     from sonode.api import fit
-    from sonode.batch.outputs import check_fit_outputs, fit_output_bytes, fit_output_paths
-    from sonode.model.fit_size import fit_samples_bound
+    from sonode.batch.outputs import check_fit_outputs, clip_fit_output_bytes, fit_output_paths
 
     model_path = Path(model_out) if model_out else OUTPUT_DIR / f"{Path(clip).stem}.sonode"
     paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
-    n_samples = fit_samples_bound(clip, kw.get("rate"), kw.get("duration_s"))
-    sizes = fit_output_bytes(n_samples, kw["latent_dim"] or kw["max_latent_dim"], kw["hop_samples"])
-    check_fit_outputs(paths, [clip], force, also_writes, sizes)
+    check_fit_outputs(paths, [clip], force, also_writes, clip_fit_output_bytes(clip, kw))
     checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
