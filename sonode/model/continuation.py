@@ -71,13 +71,12 @@ from sonode.model.late_modes import (
 CANDIDATE_ORDERS = (16, 32, 64, 128, 256, 512, 1024)
 CONTEXT_PER_ORDER = 4  # samples of context per predictor coefficient (4096 for order 1024)
 VALIDATION_S = 0.05  # held-back end of the clip that scores the candidates
-# Each candidate is scored from VALIDATION_ORIGINS held-back spans (the last VALIDATION_S and the
-# ones before it) by its SNR over each of VALIDATION_HORIZONS_S, averaged in dB: the 5 and 20 ms
-# horizons count as much as the 50 ms, which a pooled SNR over 50 ms lets decide alone. Three
-# spans (the last 150 ms) chose worse than the last alone on 23 recordings (horn −1.9 dB at 5 ms,
-# celesta −2.5 dB at 50 ms; better on one bell) at twice the CPU: the earlier spans are further
-# from the state the continuation starts in. Measured in docs/continuation_modes.md.
-VALIDATION_ORIGINS = 1
+# Each candidate is scored on the last VALIDATION_S by its SNR over each of VALIDATION_HORIZONS_S,
+# averaged in dB: the 5 and 20 ms horizons count as much as the 50 ms, which a pooled SNR over 50 ms
+# lets decide alone. Three held-back spans (the last 150 ms) chose worse than the last alone on 23
+# recordings (horn −1.9 dB at 5 ms, celesta −2.5 dB at 50 ms; better on one bell) at twice the CPU:
+# the earlier spans are further from the state the continuation starts in
+# (docs/continuation_modes.md).
 VALIDATION_HORIZONS_S = (0.005, 0.02, 0.05)
 STATE_RIDGE = 1e-9
 ESTIMATORS = {"burg": burg, "covariance": covariance_predictor}
@@ -108,8 +107,8 @@ class ContinuationFit:
         state: (2K,) [u; v] at the start of the window, i.e. (n_samples − window_samples)/rate.
         order: predictor order p; window_samples: W.
         validation_snr_db: SNR of the chosen candidate on the held-back samples (nan if too short).
-        validation_score_db: what chose it: its SNR at each of VALIDATION_HORIZONS_S from each of
-            the held-back spans, averaged in dB (nan if too short; absent from older files).
+        validation_score_db: what chose it: its SNR on the held-back samples at each of
+            VALIDATION_HORIZONS_S, averaged in dB (nan if too short; absent from older files).
         estimator: "burg" or "covariance", the predictor whose poles are the modes.
         late_decay_per_s, late_omega_rad_per_s: (K,) each, the modes from ``switch_after_end_s``
             past the clip's end on (None: the early ones throughout).
@@ -130,7 +129,7 @@ class ContinuationFit:
     late_omega_rad_per_s: np.ndarray | None = None  # None: omega_rad_per_s throughout
     switch_after_end_s: float = 0.0
     fade_samples: int = 0  # the clip's terminal fade-out, left out of the identification
-    validation_score_db: float = math.nan  # mean held-back SNR over horizons and spans
+    validation_score_db: float = math.nan  # mean held-back SNR over the horizons
 
     def summary(self) -> dict:
         """What a fit report records of it (``identification["continuation"]``)."""
@@ -238,49 +237,40 @@ def terminal_fade_samples(x: np.ndarray, sample_rate: int) -> int:
 def _validate(
     x: np.ndarray, sample_rate: int, held: int, window_samples: int | None, max_order: int
 ) -> tuple[dict[tuple, float], dict[tuple, float]]:
-    """Score the candidates on VALIDATION_ORIGINS held-back spans of ``held`` samples at the clip's
-    end (each identified on what precedes it): a candidate's score is the mean over the spans of
-    the mean over VALIDATION_HORIZONS_S of its SNR (dB).
+    """Score the candidates on the clip's last ``held`` samples, each identified on what precedes
+    them: a candidate's score is the mean over VALIDATION_HORIZONS_S of its SNR (dB).
 
     Returns ({(estimator, order, window): score}, {(estimator, order, window): SNR over the whole
-    last span}).
+    span}).
     """
     n = x.shape[0]
-    # spans before the last one only where the history stays 4 spans long
-    origins = [k * held for k in range(VALIDATION_ORIGINS) if n - k * held >= 5 * held] or [0]
     horizons = sorted({min(held, int(round(h * sample_rate))) for h in VALIDATION_HORIZONS_S})
-    scores: dict[tuple, list[float]] = {}  # (estimator, order, window) -> score from each span
-    pooled: dict[tuple, float] = {}
-
-    def run(offset: int, keys: list[tuple]) -> None:
-        history, future = x[: n - held - offset], x[n - held - offset :][:held]
-        for order in sorted({k[1] for k in keys}):
-            context = history[-min(history.shape[0], CONTEXT_PER_ORDER * order) :]
-            poles = None
-            for estimator, _, window in [k for k in keys if k[1] == order]:
-                if estimator == "burg":
-                    poles = _poles(burg(context, order)) if poles is None else poles
-                    prediction = modal_basis(poles, held, first=window) @ _state(
-                        history, poles, window
-                    )
-                else:  # the covariance method is only a check for an exact predictor: scored by
-                    # running it as a filter (the modal continuation with W = p, poles
-                    # unclamped), its roots are found only if it is chosen
-                    prediction = predictor_run(covariance_predictor(context, order), history, held)
-                snrs = [_held_snr_db(future[:h], prediction[:h]) for h in horizons]
-                scores.setdefault((estimator, order, window), []).append(float(np.mean(snrs)))
-                if offset == 0:
-                    pooled[(estimator, order, window)] = _held_snr_db(future, prediction)
-
-    candidates = _candidates(n - held - origins[-1], window_samples, max_order)
+    history, future = x[: n - held], x[n - held :]
+    candidates = _candidates(n - held, window_samples, max_order)
     keys = [("burg", o, w) for o, w in candidates] + [
         ("covariance", o, o)
         for o in sorted({o for o, _ in candidates})
         if window_samples is None or window_samples == o
     ]
-    for offset in origins:
-        run(offset, keys)
-    return {key: float(np.mean(values)) for key, values in scores.items()}, pooled
+    scores: dict[tuple, float] = {}
+    pooled: dict[tuple, float] = {}
+    for order in sorted({k[1] for k in keys}):
+        context = history[-min(history.shape[0], CONTEXT_PER_ORDER * order) :]
+        poles = None
+        for estimator, _, window in [k for k in keys if k[1] == order]:
+            if estimator == "burg":
+                poles = _poles(burg(context, order)) if poles is None else poles
+                prediction = modal_basis(poles, held, first=window) @ _state(history, poles, window)
+            else:  # the covariance method is only a check for an exact predictor: scored by
+                # running it as a filter (the modal continuation with W = p, poles
+                # unclamped), its roots are found only if it is chosen
+                prediction = predictor_run(covariance_predictor(context, order), history, held)
+            key = (estimator, order, window)
+            scores[key] = float(
+                np.mean([_held_snr_db(future[:h], prediction[:h]) for h in horizons])
+            )
+            pooled[key] = _held_snr_db(future, prediction)
+    return scores, pooled
 
 
 def identify_continuation(
