@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
 import sys
 import threading
@@ -39,8 +40,30 @@ class OutOfTime(BaseException):
 
 
 def raise_interrupt(signum, frame):
-    """Signal handler: raise `Interrupted` in the main thread."""
+    """Signal handler: raise `Interrupted` in the main thread (once no import is under way)."""
+    if deferred_for_import(signum, frame):
+        return
     raise Interrupted(signum)
+
+
+IMPORT_RETRY_S = 0.02
+
+
+def deferred_for_import(signum: int, frame) -> bool:
+    """Whether the main thread (``frame``: the one a signal handler was given) is importing a module,
+    in which case the signal is sent again IMPORT_RETRY_S later and the handler must not raise.
+
+    An exception raised inside an import does not arrive as itself: Python 3.11 wraps it in a
+    RuntimeError when it hits a class body's ``__set_name__`` (torch's functorch), and inside
+    torch's C++ initialisation it aborts the process (pybind11, exit -6). Both were seen in CI."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            timer = threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _install_interrupt_handlers() -> dict:

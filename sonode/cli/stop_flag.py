@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from sonode.cli.common import Interrupted, OutOfTime, interrupted_line
+from sonode.cli.common import Interrupted, OutOfTime, deferred_for_import, interrupted_line
 
 
 class StopFlag:
@@ -41,6 +41,8 @@ class StopFlag:
         self.what = what
 
     def __enter__(self):
+        # the state first: a signal may arrive as soon as the handlers are in place
+        self.before_model, self._acted, self._closed = True, False, False
         self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         self.deadline = time.monotonic() + (self.max_time_s or math.inf)
         if self.max_time_s is not None:
@@ -49,7 +51,6 @@ class StopFlag:
         self._wakeup = os.pipe()
         os.set_blocking(self._wakeup[1], False)
         self._old_wakeup = signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
-        self.before_model, self._acted, self._closed = True, False, False
         threading.Thread(target=self._watch, daemon=True).start()
         return self
 
@@ -86,6 +87,8 @@ class StopFlag:
         )
 
     def _handle(self, signum, frame):
+        if self.raising and deferred_for_import(signum, frame):
+            return
         for s, handler in self._old.items():
             signal.signal(s, handler)
         if self.raising:
@@ -102,6 +105,8 @@ class StopFlag:
         self._request.request()  # raises StepAbandoned in the step under way
 
     def _alarm(self, signum, frame):
+        if self.raising and deferred_for_import(signum, frame):
+            return
         if self.raising and self.writing:
             raise OutOfTime("--max-time ran out")
         if self.raising:
