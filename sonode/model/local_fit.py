@@ -142,6 +142,7 @@ class LocalTables:
     stop: str
     level_db: float
     validation_db: float
+    allocation: str = "node"
 
 
 def local_continuation(x: np.ndarray, sample_rate: int, options: FitOptions):
@@ -177,10 +178,12 @@ def fit_tables(
             if options.max_time_s is None
             else started + IDENTIFICATION_SHARE * options.max_time_s
         )
-        hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
-        first, length, freq = tracks.first, tracks.length, tracks.freq_hz
+        hop, _, found = identify_tracks(xn, sample_rate, deadline)
+        level, validation, allocation = found.level_db, found.validation_db, found.allocation
+        first, length, freq = found.tracks.first, found.tracks.length, found.tracks.freq_hz
     else:
         hop, level, validation = resumed.hop_samples, resumed.level_db, resumed.validation_db
+        allocation = resumed.allocation
         first, length = resumed.track_first, resumed.track_length
         freq = resumed.identified_freq_hz
     config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
@@ -194,7 +197,7 @@ def fit_tables(
         save = LocalCheckpointer(plan, identity, started, {
             "hop_samples": hop, "track_first": first, "track_length": length,
             "identified_freq_hz": freq, "level_db": level, "validation_db": validation,
-            "initial_db": initial,
+            "allocation": allocation, "initial_db": initial,
         })  # fmt: skip
     history, best, stop = train_tables(
         model, xn, options, initial, started, on_epoch, should_stop, save, resumed
@@ -202,7 +205,7 @@ def fit_tables(
     stored, check_db, rounding = _store_compactly(model, xn, best)
     return LocalTables(
         model, xn, started, identified_s, initial, stored, best, check_db, rounding, history, stop,
-        level, validation,
+        level, validation, allocation,
     )  # fmt: skip
 
 
@@ -244,6 +247,7 @@ def finish_local(
         "node_entries": int(model.n_entries),
         "hop_samples": config.hop_samples,
         "level_db": tables.level_db,
+        "allocation": tables.allocation,
         "validation_snr_db": tables.validation_db,
         "parameters_per_sample": model.stored_numbers() / tables.xn.size,
         "storage": model.storage,
