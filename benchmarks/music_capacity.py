@@ -52,10 +52,12 @@ def fit_one(
     steps: int | None = None,
     cpu_clock: bool = False,
     keep_tables: str | None = None,
+    keep_models: str | None = None,
 ):
     """Fit one clip with one variant in this process; a dict of figures. With ``cpu_clock`` the
     fit's budget is counted in this process's CPU seconds (see `main`'s ``--cpu-clock``); with
-    ``keep_tables`` (a folder) a local fit's tables before rounding are saved there."""
+    ``keep_tables`` (a folder) a local fit's tables before rounding are saved there, with
+    ``keep_models`` (a folder) the model files."""
     import soundfile
     import torch
 
@@ -83,7 +85,7 @@ def fit_one(
     model, report = fitted.model, fitted.info["fit"]
     n = model.config.n_samples
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.sonode"
+        path = Path(keep_models or folder) / f"{Path(clip).stem}.{variant}.sonode"
         fitted.save(path)
         model_bytes = path.stat().st_size
     buffer = io.BytesIO()
@@ -113,6 +115,7 @@ def fit_one(
         row["stream_bytes"] = stream_bytes(model)
         row["rounding"] = report["identification"]["rounding"]
         row["hop_samples"] = model.config.hop_samples
+        row["allocation"] = report["identification"].get("allocation")
     return row
 
 
@@ -166,6 +169,8 @@ def run_child(clip: Path, variant: str, args) -> dict:
         command += ["--cpu-clock"]
     if args.keep_tables:
         command += ["--keep-tables", args.keep_tables]
+    if args.keep_models:
+        command += ["--keep-models", args.keep_models]
     if args.rate:
         command += ["--rate", str(args.rate)]
     if args.duration:
@@ -202,6 +207,7 @@ def main() -> None:
     parser.add_argument(
         "--keep-tables", help="save each local fit's tables before rounding here (npz)"
     )
+    parser.add_argument("--keep-models", help="save each fit's model file here")
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
@@ -222,6 +228,7 @@ def main() -> None:
             args.steps,
             args.cpu_clock,
             args.keep_tables,
+            args.keep_models,
         )
         print(json.dumps(row))
         return
