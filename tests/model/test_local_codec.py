@@ -156,7 +156,7 @@ def test_damaged_compact_tables_are_refused(tmp_path):
     from sonode.io.model_file import load_model_file, save_model_file
 
     _, path = compact_model(tmp_path)
-    tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[4])
+    tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[5])
     for change in (
         {"n_entries": meta["tables"]["n_entries"] + 1},
         {"state_step": -1.0},
@@ -168,7 +168,7 @@ def test_damaged_compact_tables_are_refused(tmp_path):
             tensors,
             {**meta, "tables": {**meta["tables"], **change}},
             kind=MODEL_KIND,
-            version=4,
+            version=5,
         )
         with pytest.raises(ModelFileError):
             SonodeModel.load(bad)
