@@ -43,6 +43,21 @@ STEP_TRIES = 6
 
 
 @dataclass(frozen=True)
+class NodeTables:
+    """A local model's node tables: the tracks ``first``, ``length`` (K,) int; per entry (P,)
+    ``freq_hz`` (Hz) and the state ``amp_re``, ``amp_im`` (normalised amplitude); ``hop``
+    (samples between nodes) and ``rate`` (Hz)."""
+
+    first: np.ndarray
+    length: np.ndarray
+    freq_hz: np.ndarray
+    amp_re: np.ndarray
+    amp_im: np.ndarray
+    hop: int
+    rate: int
+
+
+@dataclass(frozen=True)
 class Compact:
     """Tables rounded by `choose_steps`: the steps, the decoded tables (P,) and the SNR (dB) of
     the rounded model against the unrounded one."""
@@ -74,13 +89,7 @@ def entry_freq_steps(length: np.ndarray, shifts: np.ndarray, freq_step_hz: float
 
 
 def choose_steps(
-    first: np.ndarray,
-    length: np.ndarray,
-    freq_hz: np.ndarray,
-    amp_re: np.ndarray,
-    amp_im: np.ndarray,
-    hop: int,
-    rate: int,
+    tables: NodeTables,
     synthesise: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     solve: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     target_db: float,
@@ -98,13 +107,14 @@ def choose_steps(
         synthesise: (freq_hz, amp_re, amp_im) → the model's samples (n,).
         solve: freq_hz → the least-squares states (amp_re, amp_im) for those frequencies.
     """
-    reference = synthesise(freq_hz, amp_re, amp_im)
-    shifts = track_shifts(length, amp_re, amp_im)
+    first, length, hop, rate = tables.first, tables.length, tables.hop, tables.rate
+    reference = synthesise(tables.freq_hz, tables.amp_re, tables.amp_im)
+    shifts = track_shifts(length, tables.amp_re, tables.amp_im)
     chosen = None
     for freq_scale in FREQ_SCALES:
         freq_step = FREQ_STEP_HZ * freq_scale
         steps = entry_freq_steps(length, shifts, freq_step)
-        freq = np.rint(freq_hz / steps) * steps
+        freq = np.rint(tables.freq_hz / steps) * steps
         re, im = solve(freq)
         rms = float(np.sqrt(np.mean(re**2 + im**2))) or 1.0
         scale, best = 1.0, None
@@ -211,7 +221,7 @@ def encode(
     steps = entry_freq_steps(length, shifts, freq_step_hz)
     freq_codes = np.rint(freq_hz / steps).astype(np.int64)
     freq = freq_codes * steps
-    predict = choose_prediction(first, length, freq, amp_re, amp_im, hop, rate)
+    predict = choose_prediction(NodeTables(first, length, freq, amp_re, amp_im, hop, rate))
     (code_re, code_im), (re, im) = code_states(
         first, length, freq, hop, rate, state_step, target=(amp_re, amp_im), predict=predict
     )
@@ -232,25 +242,18 @@ def encode(
     return (streams if streams_only else pack(streams)), freq, re, im
 
 
-def choose_prediction(
-    first: np.ndarray,
-    length: np.ndarray,
-    freq_hz: np.ndarray,
-    amp_re: np.ndarray,
-    amp_im: np.ndarray,
-    hop: int,
-    rate: int,
-) -> np.ndarray:
+def choose_prediction(tables: NodeTables) -> np.ndarray:
     """(K,) bool: the tracks whose states the dynamics predict better than zero does (summed
     |error| along the track). Where the states of neighbouring modes trade off from node to node
     (partials closer than a window resolves, as in dense music), the carried state is a worse
     guess than none, and coding it would cost more bits than the state itself."""
+    length = tables.length
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
-    later = np.ones(freq_hz.size, dtype=bool)
+    later = np.ones(tables.freq_hz.size, dtype=bool)
     later[offset] = False
     index = np.nonzero(later)[0]
-    c = amp_re + 1j * amp_im
-    cycles = freq_hz * hop / rate
+    c = tables.amp_re + 1j * tables.amp_im
+    cycles = tables.freq_hz * tables.hop / tables.rate
     carried = c[index - 1] * np.exp(1j * math.pi * (cycles[index - 1] + cycles[index]))
     track_of = np.repeat(np.arange(length.size), length)[index]
     error = np.bincount(track_of, np.abs(c[index] - carried), minlength=length.size)

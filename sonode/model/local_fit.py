@@ -33,7 +33,7 @@ from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_checkpoint import LocalCheckpointer, LocalResume, load_local
-from sonode.model.local_codec import choose_steps
+from sonode.model.local_codec import NodeTables, choose_steps
 from sonode.model.local_identify import identify_tracks
 from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
@@ -301,12 +301,15 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         )
         return probe.reconstruct().numpy()
 
-    compact = choose_steps(
+    tables = NodeTables(
         first,
         length,
         *(getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
         config.hop_samples,
         config.sample_rate,
+    )
+    compact = choose_steps(
+        tables,
         synthesise,
         lambda freq: chunked_least_squares(
             first, length, freq * config.hop_samples / config.sample_rate, xn, config.hop_samples

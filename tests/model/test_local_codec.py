@@ -9,6 +9,7 @@ from sonode.model import SonodeModel
 from sonode.model.config import MODEL_KIND
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_codec import (
+    NodeTables,
     choose_prediction,
     code_states,
     decode,
@@ -78,7 +79,7 @@ def test_tracks_whose_states_jump_are_not_predicted_and_still_decode_exactly():
     rng = np.random.default_rng(1)
     jumping = slice(40, 70)  # the gliding track's states replaced by unrelated ones
     re[jumping], im[jumping] = rng.standard_normal(30), rng.standard_normal(30)
-    predict = choose_prediction(first, length, freq, re, im, HOP, RATE)
+    predict = choose_prediction(NodeTables(first, length, freq, re, im, HOP, RATE))
     assert predict.tolist() == [True, False, True]
     shifts = track_shifts(length, re, im)
     blob, freq_d, re_d, im_d = encode(first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
