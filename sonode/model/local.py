@@ -78,6 +78,9 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.storage = "float32"  # or "float64", or "quantised" at ``steps``
         self.steps: tuple[float, float] | None = None  # (freq_step_hz, state_step)
         self.freq_shifts: np.ndarray | None = None  # (K,) track k's step is 2^shift·freq_step_hz
+        # (K,) bool, the tracks whose states are coded after prediction (None: chosen on saving);
+        # kept from the rounding or the file, so that saving codes exactly the values held
+        self.predict_flags: np.ndarray | None = None
         # the continuation's tensors hold float32 values (`round_continuation`): stored so
         self.continuation_float32 = False
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
@@ -284,6 +287,7 @@ class LocalModel(ContinuationMixin, nn.Module):
                 self.config.sample_rate,
                 *self.steps,
                 self.freq_shifts,
+                predict=self.predict_flags,
             )[0]
             tensors["node_tables"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
             meta["tables"] = {
@@ -309,7 +313,7 @@ class LocalModel(ContinuationMixin, nn.Module):
         if "node_tables" in tensors:  # version 4: compact tables
             tensors = dict(tensors)
             decoded, steps = read_packed_tables(path, config, tensors.pop("node_tables"), meta)
-            *decoded, shifts = decoded
+            *decoded, shifts, predict = decoded
             tensors = {**tensors, **dict(zip(_TABLES, decoded, strict=True))}
         bad = table_problem(config, tensors)
         if bad:
@@ -340,6 +344,7 @@ class LocalModel(ContinuationMixin, nn.Module):
         model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
         if steps is not None:
             model.storage, model.steps, model.freq_shifts = "quantised", steps, shifts.numpy()
+            model.predict_flags = predict.numpy()
             model.continuation_float32 = any(
                 t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
             )

@@ -92,9 +92,10 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
 
 
 def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict):
-    """Decode a version-4 file's compact tables (`sonode.model.local_codec`): ((first, length,
-    freq_hz, amp_re, amp_im) as tensors, (freq_step_hz, state_step)). Sizes and steps are checked
-    before anything is decompressed, and no more is decompressed than they declare."""
+    """Decode a version-4 or 5 file's compact tables (`sonode.model.local_codec`): ((first,
+    length, freq_hz, amp_re, amp_im, shifts, predict) as tensors, (freq_step_hz, state_step)).
+    Sizes and steps are checked before anything is decompressed, and no more is decompressed
+    than they declare."""
     from sonode.model.local_codec import CODECS, decode
 
     tables = meta.get("tables")

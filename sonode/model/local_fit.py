@@ -228,6 +228,7 @@ def finish_local(
         *(getattr(fitted, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
     )
     model.storage, model.steps, model.freq_shifts = fitted.storage, fitted.steps, fitted.freq_shifts
+    model.predict_flags = fitted.predict_flags
     if tail is not None:
         model.set_continuation(
             tail.decay_per_s,
@@ -324,7 +325,7 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         getattr(model, name).copy_(torch.from_numpy(getattr(compact, name)))
     model.storage = "quantised"
     model.steps = (compact.freq_step_hz, compact.state_step)
-    model.freq_shifts = compact.shifts
+    model.freq_shifts, model.predict_flags = compact.shifts, compact.predict
     stored_db = snr_db(xn, model.reconstruct().numpy())
     summary = {
         "freq_step_hz": compact.freq_step_hz,
