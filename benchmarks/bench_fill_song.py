@@ -197,7 +197,8 @@ def song_benchmark(args) -> None:
             col, n = make_defect(damaged[:, channel].copy(), rate, "click", start, rng)
             damaged[:, channel] = col
             made.append({"kind": kind, "start": start, "n": n, "channels": [channel]})
-    damaged_path, out = args.output / "song_damaged.wav", args.output / "song_filled.wav"
+    folder = args.output.resolve()  # absolute: the --other tree's command runs from its own folder
+    damaged_path, out = folder / "song_damaged.wav", folder / "song_filled.wav"
     sf.write(damaged_path, damaged, rate, subtype="PCM_16")
     command = [sys.executable, "-m", "sonode", "fill", str(damaged_path), "-o", str(out)]
     command += ["--detect", "--quiet", "--force", "--method", args.method]
@@ -208,12 +209,13 @@ def song_benchmark(args) -> None:
         [sys.executable, "-m", "sonode", "fill", str(damaged_path), "--detect", "--dry-run"],
         check=True,
         env=env,
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     dry_run_s, cpu1 = time.perf_counter() - begin, _children_cpu_s()
     begin = time.perf_counter()
-    subprocess.run(command, check=True, env=env)
+    subprocess.run(command, check=True, env=env, cwd=REPO)
     seconds, cpu2 = time.perf_counter() - begin, _children_cpu_s()
     other = _other_tree(args, command, out, clean, made) if args.other else None
     report = json.loads(out.with_suffix(".fill.json").read_text())
@@ -274,7 +276,10 @@ def _other_tree(args, command: list[str], out: Path, clean: np.ndarray, made: li
     other_out = out.with_name(out.stem + "_other" + out.suffix)
     command = [c if c != str(out) else str(other_out) for c in command]
     cpu0, begin = _children_cpu_s(), time.perf_counter()
-    subprocess.run(command, check=True, env=dict(os.environ, PYTHONPATH=str(args.other)))
+    # run from the other tree: `python -m` puts the working directory first on sys.path, so from
+    # this tree's directory it would import this tree whatever PYTHONPATH says
+    env = dict(os.environ, PYTHONPATH=str(args.other.resolve()))
+    subprocess.run(command, check=True, env=env, cwd=args.other)
     wall_s, cpu_s = time.perf_counter() - begin, _children_cpu_s() - cpu0
     mine = sf.read(out, dtype="int16", always_2d=True)[0].astype(np.int32)
     theirs = sf.read(other_out, dtype="int16", always_2d=True)[0].astype(np.int32)
