@@ -276,3 +276,25 @@ def test_the_sub_multiple_check_stays_below_max_hz_for_a_stiff_series():
     x = np.random.default_rng(2).normal(size=16000)
     f0_hz, b = highest_explaining_f0(_periodogram(x, 16000), 500.0, 1e-2, 7000.0)
     assert np.isfinite(f0_hz) and f0_hz >= 500.0
+
+
+def test_a_top_octave_at_the_recordings_noise_floor_is_continued_at_that_floor():
+    # a tone over a white floor 100 dB down (a 16-bit file's quantisation): its top octave holds
+    # < -70 dB of the clip, and the truth above 8 kHz holds the same floor. An empty band scores
+    # ssr_eval's eps there (LSD ~8); the floor continued flat, at its level, scores near 1.
+    rate = 48000
+    t = np.arange(rate) / rate
+    rng = np.random.default_rng(3)
+    truth = 0.5 * np.sin(2 * np.pi * 440 * t) + 10 ** (-100 / 20) * rng.normal(size=t.size)
+    low = resample(truth, rate, 16000)
+    full, info = upsample_samples(low, 16000, rate, max_snr_cost_db=None)
+    assert info.top_octave_db < -70 and not info.harmonic
+    level_db = 10 * math.log10(band_power(full, rate, 9000) / band_power(truth, rate, 9000))
+    assert abs(level_db) < 1.5  # the floor's own level (median bins: unbiased for white noise)
+    assert lsd_ssr(truth, full, rate, split_hz=8000)["lsd_above"] < 1.2
+    # by default within the SNR-cost bound: quieter, still far from the empty band's score
+    sinc = upsample_sinc(low, 16000, rate)
+    bounded, _ = upsample_samples(low, 16000, rate)
+    assert snr_db(truth, sinc) - snr_db(truth, bounded) <= MAX_SNR_COST_DB
+    empty = lsd_ssr(truth, sinc, rate, split_hz=8000)["lsd_above"]
+    assert lsd_ssr(truth, bounded, rate, split_hz=8000)["lsd_above"] < empty - 2
