@@ -106,7 +106,9 @@ def uncorrelated_window_db(truth: np.ndarray, sinc: np.ndarray, rate: int, nyqui
     return 10 * np.log10(max(share * m + images, 1e-300) / max(0.5 * e_hi, 1e-300))
 
 
-def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict]:
+def candidates(
+    low: np.ndarray, rate_in: int, rate_out: int, costs: tuple[float, ...] = ()
+) -> tuple[dict, dict]:
     modes = clip_modes(low, rate_in)
     out = {
         "sinc": upsample_sinc(low, rate_in, rate_out),
@@ -119,7 +121,8 @@ def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict
         "sonode_full_level": dict(max_snr_cost_db=None),
         "sonode_static_full_level": dict(max_snr_cost_db=None, dynamics=False),
         "sonode_synthesis_level": dict(level="synthesis"),
-    }
+        "sonode_expected": dict(snr_cost_case="expected"),
+    } | {f"sonode_cost{c:g}": dict(max_snr_cost_db=c) for c in costs}
     for name, kw in variants.items():
         try:
             out[name], _ = upsample_samples(low, rate_in, rate_out, modes=modes, **kw)
@@ -199,7 +202,7 @@ def run_clip(path: Path, category: str, args) -> dict:
     n = output_length(low.size, args.rate, args.truth_rate)
     reference = np.pad(truth, (0, max(0, n - truth.size)))[:n]
     start = time.perf_counter()
-    outs, info = candidates(low, args.rate, args.truth_rate)
+    outs, info = candidates(low, args.rate, args.truth_rate, tuple(args.cost))
     seconds = time.perf_counter() - start
     if "sonode_full_level" in outs:
         outs["oracle_level"] = oracle_level(
@@ -280,6 +283,36 @@ def goals(results: list[dict]) -> str:
     )
 
 
+SOLO_TONAL = ("sustained", "decaying", "bell", "mallet", "glide")
+
+
+def tradeoff(results: list[dict]) -> str:
+    """The level/SNR trade-off, one row per variant of sonode's band: clips whose LSD above Nyquist
+    is below shaped noise's, the largest SNR loss against sinc, medians of the full-band LSD."""
+    lines = [
+        "| method | LSD above < sinc_noise | largest SNR loss (dB) | clips > 1.5 dB "
+        "| full-band LSD music | solo tonal | all |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in [m for m in results[0]["scores"] if m.startswith(("sonode", "oracle", "sinc_"))]:
+        s = [(r["category"], r["scores"][m], r["scores"]["sinc"]) for r in results]
+        loss = [sinc["snr_db"] - x["snr_db"] for _, x, sinc in s]
+        wins = sum(
+            x["lsd_above"] < r["scores"]["sinc_noise"]["lsd_above"]
+            for (_, x, _), r in zip(s, results, strict=True)
+        )
+
+        def med(cats, s=s):
+            vals = [x["lsd"] for c, x, _ in s if cats is None or c in cats]
+            return f"{statistics.median(vals):.2f} ({len(vals)})" if vals else "-"
+
+        lines.append(
+            f"| {m} | {wins}/{len(s)} | {max(loss):.2f} | {sum(v > 1.5 for v in loss)} "
+            f"| {med(('music',))} | {med(SOLO_TONAL)} | {med(None)} |"
+        )
+    return "\n".join(lines)
+
+
 def diagnosis(results: list[dict]) -> str:
     """One line per clip where sonode's LSD above Nyquist is not below shaped noise's: its level
     against the truth, whether the same band at the truth's level would win (the level is the
@@ -321,6 +354,8 @@ def main() -> None:
     parser.add_argument(
         "--png", action="append", default=[], help="spectrograms of clips whose name contains this"
     )
+    parser.add_argument("--cost", action="append", type=float, default=[], help="also this bound")
+    parser.add_argument("--only", action="append", default=[], help="clips whose name has this")
     parser.add_argument(
         "-o", "--output", type=Path, default=ROOT / "outputs" / "bench_upsample_folder"
     )
@@ -334,6 +369,8 @@ def main() -> None:
             clips.append((p, named.get(p.name, p.stem.split("_")[0])))
     if args.synthetic:
         clips += [(p, "synthetic") for p in synthetic_clips(args.output)]
+    if args.only:
+        clips = [(p, c) for p, c in clips if any(o in p.name for o in args.only)]
     results = []
     for path, category in clips:
         print(f"{path.name} ...", flush=True)
@@ -346,6 +383,8 @@ def main() -> None:
     )
     print(tables(results))
     print(goals(results))
+    print("\nThe level/SNR trade-off:\n")
+    print(tradeoff(results))
     print("\nWhere sonode's LSD above Nyquist is not below shaped noise's:\n")
     print(diagnosis(results))
     for r in results:

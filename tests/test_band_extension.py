@@ -298,3 +298,27 @@ def test_a_top_octave_at_the_recordings_noise_floor_is_continued_at_that_floor()
     assert snr_db(truth, sinc) - snr_db(truth, bounded) <= MAX_SNR_COST_DB
     empty = lsd_ssr(truth, sinc, rate, split_hz=8000)["lsd_above"]
     assert lsd_ssr(truth, bounded, rate, split_hz=8000)["lsd_above"] < empty - 2
+
+
+def test_the_expected_snr_cost_case_puts_a_right_prediction_at_the_cost_bound():
+    # a power law every estimator continues: sinc's error is the band's predicted energy (+ the
+    # strip), so the "expected" case costs ~MAX_SNR_COST_DB and is louder than the "worst" case
+    rate = 48000
+    truth = coloured_noise(rate, rate, -1.5, seed=1)
+    low = resample(truth, rate, 16000)
+    sinc = upsample_sinc(low, 16000, rate)
+    full, _ = upsample_samples(low, 16000, rate, max_snr_cost_db=None)
+    worst, info_worst = upsample_samples(low, 16000, rate)
+    expected, info = upsample_samples(low, 16000, rate, snr_cost_case="expected")
+    share_db = 10 * math.log10(10 ** (MAX_SNR_COST_DB / 10) - 1)
+    assert -0.5 < info.level_scale_db - share_db < 0.5  # ~3.8 dB below the prediction
+    assert info.level_scale_db > info_worst.level_scale_db + 1.0
+    # the reported costs: the worst case's worst is the bound; the expected case's expected is
+    assert info_worst.snr_cost_db[1] == pytest.approx(MAX_SNR_COST_DB, abs=0.05)
+    assert info.snr_cost_db[0] == pytest.approx(MAX_SNR_COST_DB, abs=0.05)
+    cost_db = snr_db(truth, sinc) - snr_db(truth, expected)
+    assert abs(cost_db - MAX_SNR_COST_DB) < 0.5  # measured against the truth
+    assert snr_db(truth, sinc) - snr_db(truth, worst) < cost_db
+    assert snr_db(truth, sinc) - snr_db(truth, full) > cost_db + 1.0
+    with pytest.raises(ValueError, match="snr_cost_case"):
+        upsample_samples(low, 16000, rate, snr_cost_case="typical")
