@@ -40,32 +40,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from upsample_diagnosis import (  # noqa: F401  (uncorrelated_window_db: its test imports it here)
+    SPLIT_HZ,
+    band_energy,
+    diagnosis,
+    lowpassed,
+    oracle_level,
+    tradeoff,
+    uncorrelated_window_db,
+)
 
 from sonode.dsp.metrics import lsd_ssr, snr_db
 from sonode.dsp.resample import output_length
-from sonode.dsp.spectra import power_spectrogram
 from sonode.evaluation.baselines import upsample_shaped_noise, upsample_sinc, upsample_soxr
 from sonode.io.clip import read_clip, resample
 from sonode.plot.figures import save_band_png
 from sonode.tasks.upsample import clip_modes, exact_below_hz, upsample_samples
 
 ROOT = Path(__file__).resolve().parent.parent
-SPLIT_HZ = 8000.0
 SHOWN = ("snr_db", "snr_below_db", "lsd", "lsd_above", "level_above_8k_db")
-
-
-def band_energy(x: np.ndarray, rate: int, lo_hz: float, hi_hz: float) -> float:
-    """Mean power in [lo_hz, hi_hz) over Hann frames of 2048 samples (hop 480) inside the clip.
-    A whole-signal FFT would count the leakage of the excerpt's abrupt ends (a sustained clip cut
-    at 1 s), which put the band-limited interpolation alone at −5 dB of the truth above 8 kHz."""
-    freqs, _, power = power_spectrogram(x, rate, 2048, 480)
-    return float(np.sum(power[(freqs >= lo_hz) & (freqs < hi_hz)].mean(axis=1)))
-
-
-def lowpassed(x: np.ndarray, rate: int, cut_hz: float) -> np.ndarray:
-    spectrum = np.fft.rfft(x)
-    spectrum[np.fft.rfftfreq(x.size, 1.0 / rate) >= cut_hz] = 0
-    return np.fft.irfft(spectrum, n=x.size)
 
 
 def scores(
@@ -88,22 +81,6 @@ def scores(
         * np.log10(max(added_energy, 1e-30) / max(float(np.sum(missed**2)), 1e-30)),
         "added_correlation": 2 * float(np.dot(missed, added)) / max(added_energy, 1e-30),
     }
-
-
-def uncorrelated_window_db(truth: np.ndarray, sinc: np.ndarray, rate: int, nyquist: float) -> float:
-    """How far (dB) the most an uncorrelated band may hold within the SNR goal lies above the least
-    it must hold for the level goal. The band replaces sinc's output above Nyquist (its images, of
-    energy I) and adds its energy A to sinc's error M: the cost 10·log10((M − I + A)/M) ≤ 1.5 dB
-    needs A ≤ 0.4125·M + I; the level within −3 dB needs A ≥ E_hi/2 (E_hi: the truth's energy
-    above Nyquist). Both can hold only where this is ≥ 0, and then only for a band whose level
-    is predicted within this many dB."""
-    share = 10 ** (1.5 / 10) - 1
-    m = float(np.sum((truth - sinc) ** 2))
-    images = float(
-        np.sum(lowpassed(sinc, rate, rate) ** 2) - np.sum(lowpassed(sinc, rate, nyquist) ** 2)
-    )
-    e_hi = float(np.sum(truth**2) - np.sum(lowpassed(truth, rate, nyquist) ** 2))
-    return 10 * np.log10(max(share * m + images, 1e-300) / max(0.5 * e_hi, 1e-300))
 
 
 def candidates(
@@ -129,18 +106,6 @@ def candidates(
         except TypeError:  # an option this tree does not have
             continue
     return out, (info.as_dict() if info else {})
-
-
-def oracle_level(truth: np.ndarray, low: np.ndarray, full: np.ndarray, rate_in: int, rate: int):
-    """A diagnosis, not a method (it reads the truth): the predicted band (``full``, the output
-    with the band at its predicted level) scaled by one gain to the truth's energy above 8 kHz.
-    Where it beats shaped noise a clip loses on the level alone; where not, also on the shape."""
-    plain, _ = upsample_samples(low, rate_in, rate, high_band="none")
-    band = full - plain
-    have = band_energy(band, rate, SPLIT_HZ, rate / 2)
-    if not have > 0:
-        return full
-    return plain + band * np.sqrt(band_energy(truth, rate, SPLIT_HZ, rate / 2) / have)
 
 
 def categories(folder: Path) -> dict[str, str]:
@@ -281,61 +246,6 @@ def goals(results: list[dict]) -> str:
             "negative: none)",
         ]
     )
-
-
-SOLO_TONAL = ("sustained", "decaying", "bell", "mallet", "glide")
-
-
-def tradeoff(results: list[dict]) -> str:
-    """The level/SNR trade-off, one row per variant of sonode's band: clips whose LSD above Nyquist
-    is below shaped noise's, the largest SNR loss against sinc, medians of the full-band LSD."""
-    lines = [
-        "| method | LSD above < sinc_noise | largest SNR loss (dB) | clips > 1.5 dB "
-        "| full-band LSD music | solo tonal | all |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in [m for m in results[0]["scores"] if m.startswith(("sonode", "oracle", "sinc_"))]:
-        s = [(r["category"], r["scores"][m], r["scores"]["sinc"]) for r in results]
-        loss = [sinc["snr_db"] - x["snr_db"] for _, x, sinc in s]
-        wins = sum(
-            x["lsd_above"] < r["scores"]["sinc_noise"]["lsd_above"]
-            for (_, x, _), r in zip(s, results, strict=True)
-        )
-
-        def med(cats, s=s):
-            vals = [x["lsd"] for c, x, _ in s if cats is None or c in cats]
-            return f"{statistics.median(vals):.2f} ({len(vals)})" if vals else "-"
-
-        lines.append(
-            f"| {m} | {wins}/{len(s)} | {max(loss):.2f} | {sum(v > 1.5 for v in loss)} "
-            f"| {med(('music',))} | {med(SOLO_TONAL)} | {med(None)} |"
-        )
-    return "\n".join(lines)
-
-
-def diagnosis(results: list[dict]) -> str:
-    """One line per clip where sonode's LSD above Nyquist is not below shaped noise's: its level
-    against the truth, whether the same band at the truth's level would win (the level is the
-    cause) and the window of levels meeting both goals (`uncorrelated_window_db`)."""
-    lines = [
-        "| clip | sonode | sinc_noise | oracle_level | level dB | full level dB | window dB | cause |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        s = r["scores"]
-        if s["sonode"]["lsd_above"] < s["sinc_noise"]["lsd_above"]:
-            continue
-        oracle = s.get("oracle_level", s["sonode"])["lsd_above"]
-        cause = (
-            "level" if oracle < s["sinc_noise"]["lsd_above"] else "shape (at the truth's level too)"
-        )
-        full = s.get("sonode_full_level", s["sonode"])["level_above_8k_db"]
-        lines.append(
-            f"| {r['clip']} | {s['sonode']['lsd_above']:.2f} | {s['sinc_noise']['lsd_above']:.2f} "
-            f"| {oracle:.2f} | {s['sonode']['level_above_8k_db']:.1f} | {full:.1f} "
-            f"| {r.get('uncorrelated_window_db', float('nan')):.1f} | {cause} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
