@@ -12,9 +12,13 @@ sonode_static (partials stationary with random phases: no pitch trajectory), son
 (no SNR-cost bound: the band at its predicted level), sonode_static_full_level (both: the
 model's dynamics compared at the predicted level, where the bound's cut does not weigh partials
 against floor) and sonode_synthesis_level (no estimator chosen by pseudo-band-extension: the
-synthesis' own levels); and, as a diagnosis that reads the
-truth, oracle_level (the predicted band scaled by one gain to the truth's energy above 8 kHz: where
-it beats shaped noise and sonode does not, sonode loses on its level alone).
+synthesis' own levels), sonode_expected (the bound on the "expected" SNR cost: the truth taken
+to hold the predicted level) and, with --cost C, sonode_costC (the bound at C dB); and, as
+diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the truth's
+energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its level
+alone) and oracle_truth_band (the truth's own band above Nyquist, random phases, at the most
+energy the SNR goal allows an uncorrelated band: what knowing its shape and level would give).
+--only NAME keeps the clips whose names contain NAME.
 
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
 bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all
@@ -46,6 +50,7 @@ from upsample_diagnosis import (  # noqa: F401  (uncorrelated_window_db: its tes
     diagnosis,
     lowpassed,
     oracle_level,
+    oracle_truth_band,
     tradeoff,
     uncorrelated_window_db,
 )
@@ -173,6 +178,10 @@ def run_clip(path: Path, category: str, args) -> dict:
         outs["oracle_level"] = oracle_level(
             reference, low, outs["sonode_full_level"], args.rate, args.truth_rate
         )
+    plain, _ = upsample_samples(low, args.rate, args.truth_rate, high_band="none")
+    outs["oracle_truth_band"] = oracle_truth_band(
+        reference, outs["sinc"], plain, args.truth_rate, args.rate / 2
+    )
     edge = exact_below_hz(args.rate, info.get("edge_hz", args.rate / 2))
     result = {
         "uncorrelated_window_db": uncorrelated_window_db(

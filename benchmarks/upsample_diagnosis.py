@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
+import torch
 
 from sonode.dsp.spectra import power_spectrogram
 from sonode.tasks.upsample import upsample_samples
@@ -90,10 +91,12 @@ def tradeoff(results: list[dict]) -> str:
 def diagnosis(results: list[dict]) -> str:
     """One line per clip where sonode's LSD above Nyquist is not below shaped noise's: its level
     against the truth, whether the same band at the truth's level would win (the level is the
-    cause) and the window of levels meeting both goals (`uncorrelated_window_db`)."""
+    cause), the window of levels meeting both goals (`uncorrelated_window_db`), what the truth's
+    own band could score within the SNR goal (`oracle_truth_band`) and the "expected" case."""
     lines = [
-        "| clip | sonode | sinc_noise | oracle_level | level dB | full level dB | window dB | cause |",
-        "|---|---|---|---|---|---|---|---|",
+        "| clip | sonode | sinc_noise | oracle_level | truth band | expected (loss dB) "
+        "| level dB | full level dB | window dB | cause |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r["scores"]
@@ -104,9 +107,36 @@ def diagnosis(results: list[dict]) -> str:
             "level" if oracle < s["sinc_noise"]["lsd_above"] else "shape (at the truth's level too)"
         )
         full = s.get("sonode_full_level", s["sonode"])["level_above_8k_db"]
+        truth_band = s.get("oracle_truth_band", {}).get("lsd_above", float("nan"))
+        exp = s.get("sonode_expected", s["sonode"])
+        exp_loss = s["sinc"]["snr_db"] - exp["snr_db"]
         lines.append(
             f"| {r['clip']} | {s['sonode']['lsd_above']:.2f} | {s['sinc_noise']['lsd_above']:.2f} "
-            f"| {oracle:.2f} | {s['sonode']['level_above_8k_db']:.1f} | {full:.1f} "
+            f"| {oracle:.2f} | {truth_band:.2f} | {exp['lsd_above']:.2f} ({exp_loss:.2f}) "
+            f"| {s['sonode']['level_above_8k_db']:.1f} | {full:.1f} "
             f"| {r.get('uncorrelated_window_db', float('nan')):.1f} | {cause} |"
         )
     return "\n".join(lines)
+
+
+def oracle_truth_band(
+    truth: np.ndarray, sinc: np.ndarray, plain: np.ndarray, rate: int, nyquist: float
+) -> np.ndarray:
+    """A diagnosis (it reads the truth): ``plain`` (the output with nothing above the band) plus the
+    truth's own band above ``nyquist`` with its STFT magnitudes kept and random phases (so nearly
+    uncorrelated with the truth, like any band sonode can make), at the most energy the SNR goal
+    allows such a band: min(E_hi, 0.4125·M + I) (see `uncorrelated_window_db`). What an uncorrelated
+    band could score if its shape and level above Nyquist were known. (n,) float64."""
+    n = truth.size
+    above = lowpassed(truth, rate, rate) - lowpassed(truth, rate, nyquist)
+    window = torch.hann_window(2048, dtype=torch.float64)
+    spec = torch.stft(torch.from_numpy(above), 2048, 512, window=window, return_complex=True)
+    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, tuple(spec.shape))
+    spec = spec.abs() * torch.exp(1j * torch.from_numpy(phases))
+    band = torch.istft(spec, 2048, 512, window=window, length=n).numpy()
+    m = float(np.sum((truth - sinc) ** 2))
+    images = float(np.sum(sinc**2) - np.sum(lowpassed(sinc, rate, nyquist) ** 2))
+    have = float(np.sum(band**2))
+    if not have > 0:
+        return plain
+    return plain + band * np.sqrt(min(have, 0.4125 * m + images) / have)
