@@ -7,8 +7,9 @@ model's own rendering (``"model"``). With the input's band, the output below the
 input carries no information; what is added (``high_band="model"``, the default) comes from the
 structure of the clip and its fitted dynamics (`sonode.tasks.band_extension`): continued
 partials following the series' pitch trajectory, a noise floor, levels from the estimator that
-predicted the clip's own top octave best, bounded in SNR cost. Nothing is added when the top
-octave is empty (SILENT_TOP_OCTAVE_DB); ``high_band="none"`` leaves the band above empty.
+predicted the clip's own top octave best, bounded in SNR cost. A top octave holding only the
+recording's noise floor (SILENT_TOP_OCTAVE_DB) gets that floor continued, nothing else;
+``high_band="none"`` leaves the band above empty.
 Stereo input (n, 2) is upsampled per channel (`upsample_channels`).
 """
 
