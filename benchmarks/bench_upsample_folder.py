@@ -16,7 +16,7 @@ synthesis' own levels), sonode_expected (the bound on the "expected" SNR cost: t
 to hold the predicted level) and, with --cost C, sonode_costC (the bound at C dB); and, as
 diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the truth's
 energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its level
-alone) and oracle_truth_band (the truth's own band above Nyquist, random phases, at the most
+alone), oracle_noise_level (shaped noise scaled so) and oracle_truth_band (the truth's own band above Nyquist, random phases, at the most
 energy the SNR goal allows an uncorrelated band: what knowing its shape and level would give).
 --only NAME keeps the clips whose names contain NAME.
 
@@ -178,6 +178,10 @@ def run_clip(path: Path, category: str, args) -> dict:
         outs["oracle_level"] = oracle_level(
             reference, low, outs["sonode_full_level"], args.rate, args.truth_rate
         )
+    # shaped noise at the truth's level too: where it beats oracle_level, noise's shape is better
+    outs["oracle_noise_level"] = oracle_level(
+        reference, low, outs["sinc_noise"], args.rate, args.truth_rate
+    )
     plain, _ = upsample_samples(low, args.rate, args.truth_rate, high_band="none")
     outs["oracle_truth_band"] = oracle_truth_band(
         reference, outs["sinc"], plain, args.truth_rate, args.rate / 2
