@@ -14,10 +14,11 @@ model's dynamics compared at the predicted level, where the bound's cut does not
 against floor) and sonode_synthesis_level (no estimator chosen by pseudo-band-extension: the
 synthesis' own levels), sonode_expected (the bound on the "expected" SNR cost: the truth taken
 to hold the predicted level) and, with --cost C, sonode_costC (the bound at C dB); and, as
-diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the truth's
-energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its level
-alone), oracle_noise_level (shaped noise scaled so) and oracle_truth_band (the truth's own band above Nyquist, random phases, at the most
-energy the SNR goal allows an uncorrelated band: what knowing its shape and level would give).
+diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the
+truth's energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its
+level alone), oracle_noise_level (shaped noise scaled so) and oracle_truth_band (the truth's own
+band above Nyquist, random phases, at the most energy the SNR goal allows an uncorrelated band:
+what knowing its shape and level would give).
 --only NAME keeps the clips whose names contain NAME.
 
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
