@@ -35,9 +35,6 @@ from sonode.dsp.resample import upsample_sinc
 from sonode.dsp.spectra import power_spectrogram
 
 ESTIMATORS = ("tilt", "tilt2", "frames", "harmonic", "decay")
-#: The band's shapes `choose_shape` compares: the series' partials over the floor between them, or
-#: noise alone whose per-frame line is fitted to the top octave's mean sub-band powers.
-SHAPES = ("partials", "noise")
 N_FIT_BANDS = 8  # log-spaced sub-bands per octave fitted
 SCORE_BANDS = 6  # log-spaced bands over the held-back octave scored
 MAX_GAIN_DB = 30.0  # `match_level` moves a band by at most this much either way
@@ -252,43 +249,3 @@ def match_level(
     curve_db = np.interp(np.log10(np.maximum(f, 1.0)), np.log10(centres), gain_db)
     spectrum = np.fft.rfft(np.pad(high, pad)) * 10 ** (curve_db / 20)
     return np.fft.irfft(spectrum, n=n_fft)[pad : pad + high.size]
-
-
-def shape_distance(reference: np.ndarray, band: np.ndarray, rate: int, lo_hz: float, hi_hz: float):
-    """Log-spectral distance (log10 power, ssr_eval's frames: 2048 samples at 44.1 kHz, hop 10 ms)
-    between ``reference`` and ``band`` (both (n,) at ``rate`` Hz) over the bins of [lo_hz, hi_hz),
-    with ``band`` first scaled to ``reference``'s energy there: its shape alone is scored (a level
-    is chosen apart). Mean over frames of the RMS over bins; inf when either is empty there."""
-    n_fft = min(int(2048 * rate / 44100), (reference.size // 2) * 2)
-    freqs_hz, _, ref = power_spectrogram(reference, rate, n_fft, max(1, rate // 100))
-    est = power_spectrogram(band, rate, n_fft, max(1, rate // 100))[2]
-    sel = (freqs_hz >= lo_hz) & (freqs_hz < hi_hz)
-    ref, est = ref[sel], est[sel]
-    if not (np.sum(ref) > 0 and np.sum(est) > 0):
-        return math.inf
-    est = est * (np.sum(ref) / np.sum(est))
-    tiny = 1e-12 * float(np.max(ref))  # ssr_eval's eps, relative: an empty bin scores, not NaN
-    d = np.log10((ref + tiny) / (est + tiny))
-    return float(np.mean(np.sqrt(np.mean(d**2, axis=0))))
-
-
-def choose_shape(
-    x: np.ndarray, rate: int, synthesis: Callable[[np.ndarray, int, int, str], np.ndarray | None]
-) -> dict[str, float]:
-    """Pseudo-band-extension of the band's shape: each shape the synthesis can make (``synthesis(
-    x_half, rate/2, rate, shape)``, None when it does not apply) predicts ``x``'s own top octave
-    from ``x`` at half its rate; returns shape -> `shape_distance` to the real top octave (the
-    smallest is the shape to use; {} when the clip is too short to halve)."""
-    half = rate // 2
-    try:
-        x_half = upsample_sinc(x, rate, half, quality="high")
-        edge_half = band_edge_hz(x_half, half)
-    except ValueError:
-        return {}
-    top = fit_band(band_edge_hz(x, rate), rate / 2)[1]
-    scores = {}
-    for shape in SHAPES:
-        band = synthesis(x_half, half, rate, shape)
-        if band is not None and band.size >= 2 * int(2048 * rate / 44100):
-            scores[shape] = shape_distance(x, band[: x.size], rate, edge_half, top)
-    return scores

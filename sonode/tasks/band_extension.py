@@ -24,10 +24,8 @@ from typing import Any
 import numpy as np
 
 from sonode.dsp.band_level import (
-    SHAPES,
     LevelChoice,
     choose_estimator,
-    choose_shape,
     match_level,
     measured,
     octave_cap,
@@ -103,8 +101,6 @@ class Extension:
             energy + the strip's floor), worst if it holds nothing above the input's Nyquist
             frequency (sinc's error = the floor alone); the bound keeps the worst at most
             ``max_snr_cost_db`` (None: not computed).
-        shape: "partials" (the series continued over the floor) or "noise" (noise alone), and
-            shape_scores the held-back top octave's `shape_distance` per shape when chosen.
     """
 
     edge_hz: float
@@ -123,8 +119,6 @@ class Extension:
     floor_scale_db: float = 0.0
     error_floor_db: float | None = None
     snr_cost_db: tuple[float, float] | None = None
-    shape: str | None = None
-    shape_scores: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,7 +134,6 @@ def extend_band(
     level: str = "auto",
     dynamics: bool = True,
     snr_cost_case: str = "worst",
-    shape: str = "auto",
 ) -> tuple[np.ndarray, Extension]:
     """The synthesised band above the input's band edge, at ``rate_out``.
 
@@ -156,16 +149,12 @@ def extend_band(
         dynamics: the partials follow the series' pitch trajectory (`sonode.dsp.pitch_track`),
             phase-locked to it; False: stationary partials with random phases.
         snr_cost_case: SNR_COST_CASES: the cost ``max_snr_cost_db`` bounds.
-        shape: one of SHAPES, or "auto": partials when a series is found, unless noise alone
-            predicted the clip's own top octave better by pseudo-band-extension (`choose_shape`).
 
     Returns:
         ((round(n_in·rate_out/rate_in),) float64 with no content below the edge, `Extension`).
     """
     if snr_cost_case not in SNR_COST_CASES:
         raise ValueError(f"snr_cost_case must be one of {SNR_COST_CASES}, got {snr_cost_case!r}")
-    if shape not in SHAPES + ("auto",):
-        raise ValueError(f"shape must be 'auto' or one of {SHAPES}, got {shape!r}")
     sig = as_signal(x, "x")
     n_out = output_length(sig.size, rate_in, rate_out)
     cost = None if max_snr_cost_db is None else (max_snr_cost_db, snr_cost_case)
@@ -181,13 +170,6 @@ def extend_band(
     if partials is None and dynamics and sig.size <= SERIES_SEGMENT_MAX_CLIP_S * rate_in:
         # a glide smears the whole clip's partials: look closer
         ref_time_s, partials = loudest_series(sig, rate_in, band)
-    if partials is not None and shape != "partials":
-        if shape == "auto":
-            info.shape_scores = choose_shape(sig, rate_in, _shape_synthesis(modes, seed, dynamics))
-        scores = info.shape_scores or {}
-        if shape == "noise" or scores.get("noise", math.inf) < scores.get("partials", math.inf):
-            partials = None  # noise alone, its line fitted to the top octave's mean powers
-    info.shape = "noise" if partials is None else "partials"
     track = tilt_track(
         sig,
         rate_in,
@@ -281,21 +263,6 @@ def bounded(
             10 * math.log10(1 + added / floor),
         )
     return high
-
-
-def _shape_synthesis(modes, seed: int, dynamics: bool):
-    """The band extension of a clip at half the rate, as `choose_shape` calls it: (x_half,
-    rate_half, rate, shape) -> its band at ``rate`` at its own levels, None for "partials" when
-    the half-rate clip shows no series."""
-
-    def synthesis(x_half: np.ndarray, rate_half: int, rate: int, shape: str) -> np.ndarray | None:
-        half_modes = None if modes is None else modes_below(modes, rate_half / 2)
-        high, info = extend_band(
-            x_half, rate_half, rate, half_modes, seed, None, "synthesis", dynamics, shape=shape
-        )
-        return high if shape == "noise" or info.harmonic else None
-
-    return synthesis
 
 
 def quiet_floor(

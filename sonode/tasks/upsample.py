@@ -113,7 +113,6 @@ def upsample_samples(
     level: str = "auto",
     dynamics: bool = True,
     snr_cost_case: str = "worst",
-    shape: str = "auto",
 ) -> tuple[np.ndarray, Extension | None]:
     """Upsample input samples: the low band kept, the band above synthesised.
 
@@ -126,7 +125,7 @@ def upsample_samples(
         high_band: "model" (partials + noise floor, see the module docstring) or "none".
         modes: the oscillators that guide the partials when there is no model (see `clip_modes`);
             ignored when ``model`` is given.
-        max_snr_cost_db, level, dynamics, snr_cost_case, shape: see `extend_band`.
+        max_snr_cost_db, level, dynamics, snr_cost_case: see `extend_band`.
 
     Below the cross-over (`exact_below_hz`: the input's band edge ``Extension.edge_hz`` minus
     CROSSOVER_WIDTH × its Nyquist frequency) the output's spectrum is exactly the low band's
@@ -160,7 +159,7 @@ def upsample_samples(
         return low, None
     modes = model_modes(model) if model is not None else modes
     high, info = extend_band(
-        sig, rate_in, rate_out, modes, seed, max_snr_cost_db, level, dynamics, snr_cost_case, shape
+        sig, rate_in, rate_out, modes, seed, max_snr_cost_db, level, dynamics, snr_cost_case
     )
     return join_bands(low, high, rate_in, rate_out, info.edge_hz), info
 
@@ -200,7 +199,7 @@ def upsample_channels(
         return np.stack([c[0] for c in columns], axis=1), [c[1] for c in columns]
     check_upsample_size(x.shape[0] * x.shape[1], rate_in, rate_out)  # every channel in memory
     mid, side = (x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2
-    keys = ("max_snr_cost_db", "level", "dynamics", "snr_cost_case", "shape")
+    keys = ("max_snr_cost_db", "level", "dynamics", "snr_cost_case")
     kw = {k: options[k] for k in keys if k in options}
     high_mid, info_mid = extend_band(mid, rate_in, rate_out, modes, seed, **kw)
     edge = info_mid.edge_hz
