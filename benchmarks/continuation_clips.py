@@ -72,6 +72,22 @@ def continuation(history: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     ) * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
 
 
+def origin_scores(low: np.ndarray, origins: int) -> tuple[list[float], list[float], str]:
+    """(sonode's scores, the best Burg order's, how it was identified) of a clip (n,) at RATE,
+    each the mean over ``origins`` history ends ORIGIN_STEP apart, the first HORIZON before the
+    end (the best order picked per end)."""
+    per_origin = []
+    for end in range(low.shape[0] - HORIZON, 0, -ORIGIN_STEP)[:origins]:
+        history, future = low[:end], low[end : end + HORIZON]
+        ours, how = continuation(history, HORIZON)
+        burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
+        best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
+        per_origin.append((scores(future, ours), best, how))
+    row, best = (list(np.mean([o[i] for o in per_origin], 0)) for i in (0, 1))
+    ends = f" (at the last end; {len(per_origin)} ends)" if origins > 1 else ""
+    return row, best, per_origin[0][2] + ends
+
+
 def trained_continuation(
     history: np.ndarray, n: int, steps: int
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -171,17 +187,7 @@ def main() -> None:
     for path in args.clips:
         clip = read_clip(path, duration_s=1.0)
         low = resample(clip.samples, clip.sample_rate, RATE)
-        per_origin = []  # (sonode's scores, the best Burg order's) at each history end
-        for end in range(low.shape[0] - HORIZON, 0, -ORIGIN_STEP)[: args.origins]:
-            history, future = low[:end], low[end : end + HORIZON]
-            ours, how = continuation(history, HORIZON)
-            burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
-            best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
-            per_origin.append((scores(future, ours), best, how))
-        row, best = (list(np.mean([o[i] for o in per_origin], 0)) for i in (0, 1))
-        how = per_origin[0][2] + (
-            f" (at the last end; {len(per_origin)} ends)" if args.origins > 1 else ""
-        )
+        row, best, how = origin_scores(low, args.origins)
         history, future = low[:-HORIZON], low[-HORIZON:]  # the training's task: the last end
         print(
             f"{path.name:36s} sonode {' '.join(f'{v:6.2f}' for v in row)} | best Burg "
