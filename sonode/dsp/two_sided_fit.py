@@ -94,7 +94,7 @@ def normal_matrix(sides: list[tuple[np.ndarray, int, bool]], order: int) -> np.n
     down each diagonal, G[i+1, j+1] = G[i, j] + Σ_sides (entering − leaving products). The sides
     share one pass: row i+1 of the diagonal layout is row i plus one small product of the (2·sides,
     2·order) windows — it stays in cache, where summing whole-matrix arrays per side did not
-    (order 2048, two sides: 0.03 against 0.14 CPU s; docs/fill.md, "Speed").
+    (order 2048, two sides: 0.03 against 0.14 CPU s; docs/fill.md, "A whole song").
 
     Returns:
         (order + 1, order + 1) symmetric; zeros where no side has more than ``order`` samples.
