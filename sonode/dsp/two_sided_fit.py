@@ -5,9 +5,9 @@ Filling one gap identifies the same predictor several times: the ``reestimate`` 
 (`sonode.dsp.gap_candidates.reestimated_fill`) starts from the fill of the largest order, which
 the orders of `sonode.dsp.interpolation.interpolate_gap` have just identified on the same samples
 for the same pseudo-gap or gap. At 44.1 kHz that start (two normal matrices and an order-2048
-Cholesky factorisation) was a third of the reestimate's cost (docs/fill.md, "Speed"). The memo's
-key is the samples themselves (bytes, compared for equality, not a hash), so a hit returns
-exactly what the fit would have computed.
+Cholesky factorisation) was a third of the reestimate's cost (docs/fill_history.md, "Speed of one
+gap at 44.1 kHz"). The memo's key is the samples themselves (bytes, compared for equality, not a
+hash), so a hit returns exactly what the fit would have computed.
 """
 
 from __future__ import annotations
