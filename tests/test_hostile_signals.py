@@ -331,35 +331,47 @@ def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_pa
     assert before and all(torch.equal(before[n], after[n]) for n in before)
 
 
-@pytest.mark.parametrize("handler", ["fail_cleanly", "fit"])
+@pytest.mark.parametrize("handler", ["fail_cleanly", "fit", "training"])
 def test_a_signal_during_an_import_is_raised_once_the_import_is_done(tmp_path, handler):
     """In CI a SIGTERM while `sonode fit` imported torch aborted the process (exit -6, pybind11) or
     came out as "RuntimeError: Error calling __set_name__": an exception raised inside an import is
-    not delivered as itself. The handlers send the signal again once the import is done."""
+    not delivered as itself. The handlers send the signal again once the import is done; in
+    training the exception is StepAbandoned, raised in the step under way (which may import)."""
     (tmp_path / "slow_module.py").write_text(
         "import os, signal, time\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(0.3)  # the handler runs here, inside the import\n"
         "DONE = True\n"
     )
-    install = (
-        "from sonode.cli.common import raise_interrupt\n"
-        "signal.signal(signal.SIGTERM, raise_interrupt)\n"
-        if handler == "fail_cleanly"
-        else "from sonode.cli.stop_flag import StopFlag\nStopFlag().__enter__()\n"
-    )
-    program = (
-        "import signal, sys, time\n"
-        f"sys.path.insert(0, {str(tmp_path)!r})\n"
-        f"{install}"
-        "from sonode.cli.common import Interrupted\n"
-        "try:\n"
-        "    import slow_module\n"
-        "    time.sleep(5)\n"
-        "    print('not interrupted')\n"
-        "except Interrupted:\n"
-        "    print('after the import' if 'slow_module' in sys.modules else 'inside the import')\n"
-    )
+    where = "'after the import' if 'slow_module' in sys.modules else 'inside the import'"
+    if handler == "training":
+        program = (
+            "from sonode.cli.stop_flag import StopFlag\n"
+            "flag = StopFlag().__enter__()\n"
+            "flag()  # polled by the training loop: a signal now stops the fit\n"
+            "with flag.abandonable() as step:\n"
+            "    import slow_module\n"
+            "    time.sleep(5)\n"
+            f"print({where} if step.abandoned else 'not abandoned')\n"
+        )
+    else:
+        install = (
+            "from sonode.cli.common import raise_interrupt\n"
+            "signal.signal(signal.SIGTERM, raise_interrupt)\n"
+            if handler == "fail_cleanly"
+            else "from sonode.cli.stop_flag import StopFlag\nStopFlag().__enter__()\n"
+        )
+        program = (
+            f"{install}"
+            "from sonode.cli.common import Interrupted\n"
+            "try:\n"
+            "    import slow_module\n"
+            "    time.sleep(5)\n"
+            "    print('not interrupted')\n"
+            "except Interrupted:\n"
+            f"    print({where})\n"
+        )
+    program = f"import signal, sys, time\nsys.path.insert(0, {str(tmp_path)!r})\n{program}"
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
     )

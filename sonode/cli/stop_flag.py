@@ -87,7 +87,8 @@ class StopFlag:
         )
 
     def _handle(self, signum, frame):
-        if self.raising and deferred_for_import(signum, frame):
+        # both ways raise where the main thread is (`Interrupted`, or StepAbandoned from the step)
+        if deferred_for_import(signum, frame):
             return
         for s, handler in self._old.items():
             signal.signal(s, handler)
