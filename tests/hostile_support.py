@@ -40,9 +40,12 @@ _WRAPPER = (
     "import atexit, os, resource, runpy, sys\n"
     "fd = int(os.environ.pop('SONODE_TEST_RSS_FD'))\n"
     "atexit.register(lambda: os.write(fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).encode()))\n"
+    "import tests.phase_trace\n"
     "if os.environ.pop('SONODE_TEST_PHASES', ''):\n"
-    "    import tests.phase_trace\n"
     "    tests.phase_trace.install()\n"
+    "imports = os.environ.pop('SONODE_TEST_IMPORTS', '')\n"
+    "if imports:\n"
+    "    tests.phase_trace.announce_imports(imports.split(','))\n"
     "sys.argv = ['sonode'] + sys.argv[1:]\n"
     "runpy.run_module('sonode', run_name='__main__')\n"
 )
@@ -109,9 +112,11 @@ def start(
     cwd: str | Path | None = None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
     phases: bool = False,
+    imports: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen, int]:
     """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe); with
-    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr (tests/phase_trace.py)."""
+    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr, and ``sonode-phase: importing
+    NAME`` as the import of each module in ``imports`` begins (tests/phase_trace.py)."""
     read_fd, write_fd = os.pipe()
     child_env = {
         **os.environ,
@@ -120,6 +125,7 @@ def start(
         "MKL_NUM_THREADS": "1",
         "SONODE_TEST_RSS_FD": str(write_fd),
         **({"SONODE_TEST_PHASES": "1"} if phases else {}),
+        **({"SONODE_TEST_IMPORTS": ",".join(imports)} if imports else {}),
         **(env or {}),
     }
     proc = subprocess.Popen(
@@ -167,10 +173,13 @@ def run(
     env: dict | None = None,
     cwd=None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+    phases: bool = False,
 ) -> Outcome:
-    """Run `sonode ARGS` to the end (or kill it after ``timeout_s``)."""
+    """Run `sonode ARGS` to the end (or kill it after ``timeout_s``); ``phases`` as in `start`."""
     started = time.monotonic()
-    proc, read_fd = start(args, env=env, cwd=cwd, address_space_bytes=address_space_bytes)
+    proc, read_fd = start(
+        args, env=env, cwd=cwd, address_space_bytes=address_space_bytes, phases=phases
+    )
     return finish(proc, read_fd, args, started, timeout_s)
 
 

@@ -6,15 +6,20 @@ phases=True)`). It wraps the functions that begin each phase where the fit looks
 globals), so sonode itself is unchanged. Phases, in order: identification, checks (the untrained
 model's solver check), training, checks (the last parameters', the final one), continuation,
 report (the energy above Nyquist), writing.
+
+Two more hooks, each also without changing sonode: `announce_imports` prints ``sonode-phase:
+importing NAME`` as the import of module NAME begins (the start-up, where a signal once met torch's
+import), and `hold_after_checkpoint` freezes the process (SIGSTOP) once a fit has written its first
+periodic checkpoint, so a test kills it (kill -9) at a known step rather than at whatever step the
+machine's load let it reach.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-
-import sonode.api
-import sonode.model.train
+import signal
+import sys
 
 PHASE_PREFIX = "sonode-phase: "
 _current = [""]
@@ -32,6 +37,9 @@ def _announce(name: str, function):
 
 
 def install() -> None:
+    import sonode.api
+    import sonode.model.train
+
     train = sonode.model.train
     for attribute, name in (
         ("initial_from_options", "identification"),
@@ -44,3 +52,35 @@ def install() -> None:
         setattr(train, attribute, _announce(name, getattr(train, attribute)))
     sonode.api.model_energy_above_db = _announce("report", sonode.api.model_energy_above_db)
     sonode.api.Fitted.save = _announce("writing", sonode.api.Fitted.save)
+
+
+def announce_imports(names) -> None:
+    """Announce ``importing NAME`` when the first import of each module in ``names`` begins (a
+    finder consulted first that finds nothing itself); imports nothing of sonode's."""
+    waiting = set(names)
+
+    class _Announcer:
+        @staticmethod
+        def find_spec(fullname, path=None, target=None):
+            if fullname in waiting:
+                waiting.discard(fullname)
+                os.write(2, f"\n{PHASE_PREFIX}importing {fullname}\n".encode())
+            return None
+
+    sys.meta_path.insert(0, _Announcer)
+
+
+def hold_after_checkpoint(epoch: int = 1) -> None:
+    """Stop this process (SIGSTOP) once the fit has written a checkpoint taken after ``epoch``
+    steps (with --checkpoint-every below a step's time, exactly after ``epoch``)."""
+    import sonode.model.train
+
+    save = sonode.model.train.save_checkpoint
+
+    @functools.wraps(save)
+    def save_and_hold(path, state, *args, **kwargs):
+        save(path, state, *args, **kwargs)
+        if state.epoch >= epoch:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    sonode.model.train.save_checkpoint = save_and_hold
