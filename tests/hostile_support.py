@@ -113,10 +113,12 @@ def start(
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
     phases: bool = False,
     imports: tuple[str, ...] = (),
+    hold: bool = False,
 ) -> tuple[subprocess.Popen, int]:
     """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe); with
     ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr, and ``sonode-phase: importing
-    NAME`` as the import of each module in ``imports`` begins (tests/phase_trace.py)."""
+    NAME`` as the import of each module in ``imports`` begins (tests/phase_trace.py); with ``hold``
+    it stops after each such line until it is sent SIGCONT (`release`)."""
     read_fd, write_fd = os.pipe()
     child_env = {
         **os.environ,
@@ -126,6 +128,7 @@ def start(
         "SONODE_TEST_RSS_FD": str(write_fd),
         **({"SONODE_TEST_PHASES": "1"} if phases else {}),
         **({"SONODE_TEST_IMPORTS": ",".join(imports)} if imports else {}),
+        **({"SONODE_TEST_HOLD": "1"} if hold else {}),
         **(env or {}),
     }
     proc = subprocess.Popen(
@@ -140,6 +143,24 @@ def start(
     )
     os.close(write_fd)
     return proc, read_fd
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP), as /proc says."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:
+        return False
+
+
+def release(proc: subprocess.Popen) -> None:
+    """Continue ``proc`` if it has stopped itself (a ``hold`` after an announcement)."""
+    if stopped(proc.pid):
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+        except ProcessLookupError:  # it has ended meanwhile
+            pass
 
 
 def finish(proc: subprocess.Popen, read_fd: int, args, started: float, timeout_s: float) -> Outcome:

@@ -5,7 +5,8 @@ Imported by the child wrapper of tests/hostile_support.py when SONODE_TEST_PHASE
 phases=True)`). It wraps the functions that begin each phase where the fit looks them up (module
 globals), so sonode itself is unchanged. Phases, in order: identification, checks (the untrained
 model's solver check), training, checks (the last parameters', the final one), continuation,
-report (the energy above Nyquist), writing.
+report (the energy above Nyquist), writing. With SONODE_TEST_HOLD=1 the child waits, stopped,
+after each announcement until the test continues it (`_HOLD`).
 
 Two more hooks, each also without changing sonode: `announce_imports` prints ``sonode-phase:
 importing NAME`` as the import of module NAME begins (the start-up, where a signal once met torch's
@@ -23,14 +24,24 @@ import sys
 
 PHASE_PREFIX = "sonode-phase: "
 _current = [""]
+#: SONODE_TEST_HOLD=1: the process stops itself (SIGSTOP) after each announcement until the test
+#: continues it (SIGCONT), having sent its signal first if this is the phase it waited for: the
+#: signal is then handled as the phase begins, however late the loaded test process reads the line.
+_HOLD = os.environ.pop("SONODE_TEST_HOLD", "") == "1"
+
+
+def _say(phase: str) -> None:
+    os.write(2, f"\n{PHASE_PREFIX}{phase}\n".encode())  # unbuffered, at once
+    if _HOLD:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _announce(name: str, function):
     @functools.wraps(function)
     def wrapped(*args, **kwargs):
-        if _current[0] != name:  # os.write: unbuffered, at once, as the child's own lines
+        if _current[0] != name:
             _current[0] = name
-            os.write(2, f"\n{PHASE_PREFIX}{name}\n".encode())
+            _say(name)
         return function(*args, **kwargs)
 
     return wrapped
@@ -64,7 +75,7 @@ def announce_imports(names) -> None:
         def find_spec(fullname, path=None, target=None):
             if fullname in waiting:
                 waiting.discard(fullname)
-                os.write(2, f"\n{PHASE_PREFIX}importing {fullname}\n".encode())
+                _say(f"importing {fullname}")
             return None
 
     sys.meta_path.insert(0, _Announcer)

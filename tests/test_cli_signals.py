@@ -17,6 +17,7 @@ from sonode.cli import EXIT_INTERRUPTED, main
 from sonode.io.model_file import load_model_file
 from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
 from tests.cli_support import TINY_MODEL
+from tests.hostile_support import stopped
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,12 +87,6 @@ class _Fit:
         return code, self.stderr.decode(errors="replace")
 
 
-def _stopped(pid: int) -> bool:
-    """The process is stopped (SIGSTOP), as /proc says."""
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] == "T"
-
-
 def _fit_in_process(clip, model, *extra):
     result = CliRunner().invoke(
         main, ["fit", str(clip), "-o", str(model), *SMALL, "--quiet", *map(str, extra)]
@@ -141,7 +136,7 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, ref
     # a checkpoint before every step; the fit is frozen once the one after step 1 is written, so
     # the kill finds it there whatever the machine's load (it reached any step before)
     fit = _Fit(clip, model, "--steps", "1000", "--checkpoint-every", "1e-9", held=True)
-    fit.wait_for(lambda: _stopped(fit.proc.pid), "the fit to stop after step 1")
+    fit.wait_for(lambda: stopped(fit.proc.pid), "the fit to stop after step 1")
     fit.proc.kill()  # SIGKILL: nothing runs after this, only the periodic checkpoint survives
     fit.finish()
     assert not model.exists()

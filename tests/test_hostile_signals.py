@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -19,7 +20,7 @@ import torch
 from sonode.api import fit, load
 from sonode.cli.common import interrupted_line
 from sonode.model.stopping import StopRequest
-from tests.hostile_support import finish, run, start, tone
+from tests.hostile_support import finish, release, run, start, tone
 from tests.phase_trace import PHASE_PREFIX
 
 RATE = 48000
@@ -57,13 +58,22 @@ def _signal_when(
     `start`), wait until ``ready(stderr so far)``, send ``signals`` (0.2 s apart); returns
     (outcome, seconds from the first signal, or from ``ready`` without signals, to the exit).
     A process that ends before it is ready fails the test (unless ``may_end_first``: then the
-    seconds are 0)."""
-    began = time.monotonic()
-    proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports)
-    err = b""
+    seconds are 0).
 
+    The child stops after each announcement (``hold``) until it is continued, here after the first
+    signal when it announced the phase waited for: the signal is handled as that phase begins,
+    however long this process took to read the line."""
+    began = time.monotonic()
+    proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports, hold=True)
+    err = b""
     os.set_blocking(proc.stderr.fileno(), False)
-    while not ready(err.decode(errors="replace")):
+    while True:
+        try:
+            err += proc.stderr.read() or b""
+        except (BlockingIOError, TypeError):
+            pass
+        if ready(err.decode(errors="replace")):
+            break
         if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
             os.set_blocking(proc.stderr.fileno(), True)
             early = finish(proc, fd, args, began, timeout_s)
@@ -73,18 +83,29 @@ def _signal_when(
                 return early, 0.0
             raise AssertionError(early.describe())
         assert time.monotonic() - began < timeout_s, "never became ready"
-        try:
-            err += proc.stderr.read() or b""
-        except (BlockingIOError, TypeError):
-            pass
+        release(proc)  # held at a phase that is not the one waited for
         time.sleep(0.01)
     sent = time.monotonic()
-    for k, signum in enumerate(signals):
-        if k:
-            time.sleep(0.2)
+    if signals:
+        proc.send_signal(signals[0])
+    done = threading.Event()
+
+    def keep_releasing():  # the phases that follow are held too
+        while not done.is_set():
+            release(proc)
+            time.sleep(0.005)
+
+    releaser = threading.Thread(target=keep_releasing, daemon=True)
+    releaser.start()
+    for signum in signals[1:]:
+        time.sleep(0.2)
         proc.send_signal(signum)
     os.set_blocking(proc.stderr.fileno(), True)
-    outcome = finish(proc, fd, args, began, timeout_s)
+    try:
+        outcome = finish(proc, fd, args, began, timeout_s)
+    finally:
+        done.set()
+        releaser.join()
     outcome.stderr = err.decode(errors="replace") + outcome.stderr
     return outcome, time.monotonic() - sent
 
