@@ -52,10 +52,12 @@ def fit_one(
     steps: int | None = None,
     cpu_clock: bool = False,
     keep_tables: str | None = None,
+    keep_models: str | None = None,
 ):
     """Fit one clip with one variant in this process; a dict of figures. With ``cpu_clock`` the
     fit's budget is counted in this process's CPU seconds (see `main`'s ``--cpu-clock``); with
-    ``keep_tables`` (a folder) a local fit's tables before rounding are saved there."""
+    ``keep_tables`` (a folder) a local fit's tables before rounding are saved there, with
+    ``keep_models`` (a folder) the model files."""
     import soundfile
     import torch
 
@@ -83,7 +85,7 @@ def fit_one(
     model, report = fitted.model, fitted.info["fit"]
     n = model.config.n_samples
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.sonode"
+        path = Path(keep_models or folder) / f"{Path(clip).stem}.{variant}.sonode"
         fitted.save(path)
         model_bytes = path.stat().st_size
     buffer = io.BytesIO()
@@ -113,6 +115,7 @@ def fit_one(
         row["stream_bytes"] = stream_bytes(model)
         row["rounding"] = report["identification"]["rounding"]
         row["hop_samples"] = model.config.hop_samples
+        row["allocation"] = report["identification"].get("allocation")
     return row
 
 
@@ -156,108 +159,6 @@ def stream_bytes(model) -> dict:
     return {n: len(pack([s])) for n, s in zip(names, blob, strict=True)}
 
 
-def read_normalised(clip: Path, rate: int | None, duration_s: float | None):
-    """(x (n,) in file amplitude, its rate Hz, gain, offset, xn (n,) normalised) of one clip, with
-    torch on one thread: the prologue of `starts` and `choice`."""
-    import torch
-
-    from sonode.io.clip import read_clip
-    from sonode.model.init import normalisation
-
-    torch.set_num_threads(1)
-    read = read_clip(clip, rate=rate, duration_s=duration_s)
-    x = read.samples
-    gain, offset = normalisation(x)
-    return x, read.sample_rate, gain, offset, (x - offset) / gain
-
-
-def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
-    """Identified starts of both variants on one clip: SNR (dB) and stored numbers per sample."""
-    import torch
-
-    from sonode.dsp.metrics import snr_db
-    from sonode.model.init import initial_model
-    from sonode.model.local import LocalConfig, LocalModel
-    from sonode.model.local_identify import _solve_states, identify_tracks
-
-    x, rate, gain, offset, xn = read_normalised(clip, rate, duration_s)
-    started = time.process_time()
-    hop, _, (tracks, _, _) = identify_tracks(xn, rate)
-    states = _solve_states(tracks, 0, xn, hop, rate)
-    local = LocalModel(
-        LocalConfig(rate, xn.size, hop, gain, offset),
-        tracks.first,
-        tracks.length,
-        tracks.freq_hz,
-        *states,
-    )
-    row = {
-        "clip": clip.name,
-        "local_db": snr_db(x, local.denormalise(local.reconstruct())),
-        "local_per_sample": (3 * local.n_entries + 2 * local.n_tracks) / x.size,
-        "local_cpu_s": time.process_time() - started,
-    }
-    for k in (64, 128):
-        model, _ = initial_model(x, rate, k, 256, 32, 64, 2, 1024, continuation_samples=0)
-        with torch.no_grad():
-            row[f"global{k}_db"] = snr_db(x, model.denormalise(model.reconstruct()[0]))
-        row[f"global{k}_per_sample"] = sum(p.numel() for p in model.parameters()) / x.size
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-
-
-def choice(clip: Path, rate: int | None, duration_s: float | None, steps: int) -> dict:
-    """What `--modes auto` picks on one clip (`sonode.model.local_fit.fit_auto`'s rule, at
-    ``steps`` Gauss–Newton iterations instead of its share of the budget), against both variants:
-    the global linear start (default options, no continuation) on all samples and on held-back
-    ones (its segment states solved without them), the local start and the local model after
-    refinement and rounding, in this process."""
-    import numpy as np
-    import torch
-
-    from sonode.dsp.metrics import snr_db
-    from sonode.model import FitOptions
-    from sonode.model.init import initial_from_options, segment_states
-    from sonode.model.local_fit import fit_tables, local_wins
-    from sonode.model.local_refine import HOLD_OUT_EVERY
-
-    x, rate, gain, offset, xn = read_normalised(clip, rate, duration_s)
-    started = time.process_time()
-    start = initial_from_options(x, rate, FitOptions(), continuation=False)[0]
-    with torch.no_grad():
-        global_db = snr_db(xn, start.reconstruct()[0].numpy())
-    global_cpu = time.process_time() - started
-    options = FitOptions(modes="local", steps=steps, max_time_s=None, continuation_samples=0)
-    tables = fit_tables(x, rate, options, time.perf_counter())
-    local_cpu = time.process_time() - started - global_cpu
-    # the global start scored as the local validation scores: states without held-back samples
-    held = np.zeros(xn.size, dtype=bool)
-    held[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = True
-    bank = start.bank
-    with torch.no_grad():
-        poles = np.exp((bank.decay_per_s + 1j * bank.omega_rad_per_s).numpy() / rate)
-        states = segment_states(xn, start.config.layout, poles, 1e-6, sample_weights=~held)
-        start.states.copy_(torch.from_numpy(states))
-        global_held_db = snr_db(xn[held], start.reconstruct()[0].numpy()[held])
-    pick = "local" if local_wins(tables, global_db) else "global"
-    row = {
-        "clip": clip.name,
-        "global_start_db": global_db,
-        "global_held_back_db": global_held_db,
-        "local_start_db": tables.initial_db,
-        "local_held_back_db": tables.validation_db,
-        "local_refined_db": tables.snr_db,
-        "local_refined_held_back_db": max(
-            [tables.validation_db] + [r.kept_snr_db for r in tables.history]
-        ),
-        "local_hop_samples": tables.model.config.hop_samples,
-        "pick": pick,
-        "picked_db": tables.snr_db if pick == "local" else global_db,
-        "global_cpu_s": global_cpu,
-        "local_cpu_s": local_cpu,
-    }
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-
-
 def run_child(clip: Path, variant: str, args) -> dict:
     """`fit_one` in a fresh process; adds its peak resident memory (MiB)."""
     command = [sys.executable, __file__, "--one", str(clip), "--variant", variant]
@@ -268,6 +169,8 @@ def run_child(clip: Path, variant: str, args) -> dict:
         command += ["--cpu-clock"]
     if args.keep_tables:
         command += ["--keep-tables", args.keep_tables]
+    if args.keep_models:
+        command += ["--keep-models", args.keep_models]
     if args.rate:
         command += ["--rate", str(args.rate)]
     if args.duration:
@@ -286,6 +189,8 @@ def run_child(clip: Path, variant: str, args) -> dict:
 
 
 def main() -> None:
+    from music_capacity_inprocess import choice, starts  # the in-process comparisons
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", help="folder of clips (searched recursively)")
     parser.add_argument("--rate", type=int, help="fit at this rate (default: the file's)")
@@ -302,6 +207,7 @@ def main() -> None:
     parser.add_argument(
         "--keep-tables", help="save each local fit's tables before rounding here (npz)"
     )
+    parser.add_argument("--keep-models", help="save each fit's model file here")
     parser.add_argument("--variants", default="global,local")
     parser.add_argument("--limit", type=int, help="first N clips (sorted by name)")
     parser.add_argument("--json", help="also write the rows here")
@@ -322,6 +228,7 @@ def main() -> None:
             args.steps,
             args.cpu_clock,
             args.keep_tables,
+            args.keep_models,
         )
         print(json.dumps(row))
         return

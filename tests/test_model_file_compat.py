@@ -49,3 +49,21 @@ def test_local_version_4_lzma_planes_1_model_renders_bit_identically():
     got = fitted.render().samples
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert np.array_equal(got, expected)
+
+
+def test_local_version_4_lzma_planes_2_model_with_continuation_loads_bit_identically():
+    """A `--modes local` file of version 4 in the codec "lzma-planes-2" with its continuation
+    (float32) and fit report in the metadata, as written before version 5 (at 893be9c, on the
+    first 0.3 s of the melody of test_local_modes.py, steps=0): it still decodes, renders and
+    extrapolates exactly, and keeps its report."""
+    fitted = sonode.load(DATA / "model_local_v4_planes2.sonode")
+    assert fitted.sample_rate == 16000 and fitted.model.storage == "quantised"
+    assert fitted.model.config.tail_modes == 32
+    assert fitted.report.epochs == 0 and fitted.info["duration_s"] == 0.3
+    for name, got in (
+        ("render", fitted.render().samples),
+        ("extrapolate", fitted.extrapolate(0.1)),
+    ):
+        expected = np.load(DATA / f"model_local_v4_planes2_{name}_16000hz.npy")
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert np.array_equal(got, expected), name

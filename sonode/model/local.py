@@ -26,19 +26,23 @@ from sonode.model.config import MODEL_KIND
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.local_codec import CODEC, encode
 from sonode.model.local_file import (
+    PACKED_INFO,
     LocalConfig,
     local_config_from_meta,
+    pack_extras,
     read_packed_tables,
     table_problem,
+    unpack_extras,
 )
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
 from sonode.model.rendering import add_continuation
 
 # model file versions of the local variant (version 2: the global decoder): 3 holds float node
-# tables, 4 the compact ones of `sonode.model.local_codec`; files are written in the oldest that
-# holds their tables, and both are read
-LOCAL_VERSION = 4
-LOCAL_VERSIONS = (3, 4)
+# tables, 4 the compact ones of `sonode.model.local_codec`, 5 those with the continuation and the
+# fit report compressed (`sonode.model.local_file.pack_extras`); compact tables are written in
+# version 5, float ones in 3, and all three are read
+LOCAL_VERSION = 5
+LOCAL_VERSIONS = (3, 4, 5)
 _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
 _CONTINUATION = ("continuation", "tail_")
 # pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
@@ -74,6 +78,9 @@ class LocalModel(ContinuationMixin, nn.Module):
         self.storage = "float32"  # or "float64", or "quantised" at ``steps``
         self.steps: tuple[float, float] | None = None  # (freq_step_hz, state_step)
         self.freq_shifts: np.ndarray | None = None  # (K,) track k's step is 2^shift·freq_step_hz
+        # (K,) bool, the tracks whose states are coded after prediction (None: chosen on saving);
+        # kept from the rounding or the file, so that saving codes exactly the values held
+        self.predict_flags: np.ndarray | None = None
         # the continuation's tensors hold float32 values (`round_continuation`): stored so
         self.continuation_float32 = False
         self._init_continuation(config.tail_modes if config.continuation_samples else 0)
@@ -254,14 +261,10 @@ class LocalModel(ContinuationMixin, nn.Module):
         # loading, as are late modes equal to the early ones: no redundant buffers in the file
         untrained = self.tail_field.is_zero() and not self.tail_cycle.active
         state = self.state_dict()
-        same_late = all(
-            torch.equal(state[n], state[n.replace("tail_late_bank.", "tail_bank.", 1)])
-            for n in state
-            if n.startswith("tail_late_bank.")
-        )
         for name, t in state.items():
             if (untrained and name.startswith(("tail_field.", "tail_cycle."))) or (
-                same_late and name.startswith("tail_late_bank.")
+                name.startswith("tail_late_bank.")  # each late tensor the same as the early one
+                and torch.equal(t, state[name.replace("tail_late_bank.", "tail_bank.", 1)])
             ):
                 continue
             if packed and name in ("freq_hz", "amp_re", "amp_im", "track_first", "track_length"):
@@ -284,6 +287,7 @@ class LocalModel(ContinuationMixin, nn.Module):
                 self.config.sample_rate,
                 *self.steps,
                 self.freq_shifts,
+                predict=self.predict_flags,
             )[0]
             tensors["node_tables"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
             meta["tables"] = {
@@ -293,18 +297,23 @@ class LocalModel(ContinuationMixin, nn.Module):
                 "freq_step_hz": self.steps[0],
                 "state_step": self.steps[1],
             }
-            version = 4
+            tensors, packed_meta = pack_extras(tensors, meta.pop("info"))
+            meta.update(packed_meta)
+            version = 5
         save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
 
     @classmethod
     def from_file(cls, path, tensors: dict, meta: dict) -> tuple[LocalModel, dict[str, Any]]:
         """The model from a checked container's tensors and metadata (see `SonodeModel.load`)."""
         config = local_config_from_meta(path, meta)
+        info = meta.get("info", {})
+        if PACKED_INFO in tensors:  # version 5: continuation and report compressed
+            tensors, info = unpack_extras(path, tensors, meta)
         steps = None
         if "node_tables" in tensors:  # version 4: compact tables
             tensors = dict(tensors)
             decoded, steps = read_packed_tables(path, config, tensors.pop("node_tables"), meta)
-            *decoded, shifts = decoded
+            *decoded, shifts, predict = decoded
             tensors = {**tensors, **dict(zip(_TABLES, decoded, strict=True))}
         bad = table_problem(config, tensors)
         if bad:
@@ -335,10 +344,11 @@ class LocalModel(ContinuationMixin, nn.Module):
         model.storage = "float32" if tensors["freq_hz"].dtype == torch.float32 else "float64"
         if steps is not None:
             model.storage, model.steps, model.freq_shifts = "quantised", steps, shifts.numpy()
+            model.predict_flags = predict.numpy()
             model.continuation_float32 = any(
                 t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
             )
-        return model, meta.get("info", {})
+        return model, info
 
 
 def _first_bad(x: torch.Tensor, bound: float) -> int:

@@ -37,6 +37,7 @@ class LocalResume:
     held_db: float
     level_db: float
     validation_db: float
+    allocation: str
     initial_db: float
     history: list[EpochRecord]
     elapsed_s: float
@@ -64,6 +65,7 @@ class LocalCheckpointer:
             "damping": float(refinement.damping),
             "level_db": float(t["level_db"]),
             "validation_snr_db": float(t["validation_db"]),
+            "allocation": str(t["allocation"]),
         }
         state = TrainingState(
             epoch=len(history),
@@ -117,6 +119,8 @@ def load_local(path, identity: dict) -> LocalResume:
         held_db=state.best_snr_db,
         level_db=float(group["level_db"]),
         validation_db=float(group["validation_snr_db"]),
+        # checkpoints written before the allocation was chosen gave every node the cap
+        allocation=str(group.get("allocation", "node")),
         initial_db=state.initial_snr_db,
         history=[
             EpochRecord(**{k: float(v) if k != "epoch" else int(v) for k, v in r.items()})

@@ -43,9 +43,25 @@ STEP_TRIES = 6
 
 
 @dataclass(frozen=True)
+class NodeTables:
+    """A local model's node tables: the tracks ``first``, ``length`` (K,) int; per entry (P,)
+    ``freq_hz`` (Hz) and the state ``amp_re``, ``amp_im`` (normalised amplitude); ``hop``
+    (samples between nodes) and ``rate`` (Hz)."""
+
+    first: np.ndarray
+    length: np.ndarray
+    freq_hz: np.ndarray
+    amp_re: np.ndarray
+    amp_im: np.ndarray
+    hop: int
+    rate: int
+
+
+@dataclass(frozen=True)
 class Compact:
-    """Tables rounded by `choose_steps`: the steps, the decoded tables (P,) and the SNR (dB) of
-    the rounded model against the unrounded one."""
+    """Tables rounded by `choose_steps`: the steps, the decoded tables (P,), the tracks' step
+    shifts and prediction flags (K,), and the SNR (dB) of the rounded model against the
+    unrounded one."""
 
     freq_step_hz: float
     state_step: float
@@ -53,6 +69,7 @@ class Compact:
     amp_re: np.ndarray
     amp_im: np.ndarray
     shifts: np.ndarray
+    predict: np.ndarray
     packed_bytes: int
     rounding_snr_db: float
 
@@ -74,13 +91,7 @@ def entry_freq_steps(length: np.ndarray, shifts: np.ndarray, freq_step_hz: float
 
 
 def choose_steps(
-    first: np.ndarray,
-    length: np.ndarray,
-    freq_hz: np.ndarray,
-    amp_re: np.ndarray,
-    amp_im: np.ndarray,
-    hop: int,
-    rate: int,
+    tables: NodeTables,
     synthesise: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     solve: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     target_db: float,
@@ -98,22 +109,25 @@ def choose_steps(
         synthesise: (freq_hz, amp_re, amp_im) → the model's samples (n,).
         solve: freq_hz → the least-squares states (amp_re, amp_im) for those frequencies.
     """
-    reference = synthesise(freq_hz, amp_re, amp_im)
-    shifts = track_shifts(length, amp_re, amp_im)
+    first, length, hop, rate = tables.first, tables.length, tables.hop, tables.rate
+    reference = synthesise(tables.freq_hz, tables.amp_re, tables.amp_im)
+    shifts = track_shifts(length, tables.amp_re, tables.amp_im)
     chosen = None
     for freq_scale in FREQ_SCALES:
         freq_step = FREQ_STEP_HZ * freq_scale
         steps = entry_freq_steps(length, shifts, freq_step)
-        freq = np.rint(freq_hz / steps) * steps
+        freq = np.rint(tables.freq_hz / steps) * steps
         re, im = solve(freq)
+        predict = choose_prediction(NodeTables(first, length, freq, re, im, hop, rate))
         rms = float(np.sqrt(np.mean(re**2 + im**2))) or 1.0
         scale, best = 1.0, None
         for _ in range(STEP_TRIES):
             state_step = STATE_STEP_START * rms * scale
             try:
                 blob, freq_d, re_d, im_d = encode(
-                    first, length, freq, re, im, hop, rate, freq_step, state_step, shifts
-                )
+                    first, length, freq, re, im, hop, rate, freq_step, state_step, shifts,
+                    predict=predict,
+                )  # fmt: skip
             except OverflowError:
                 scale *= 4.0
                 continue
@@ -121,8 +135,9 @@ def choose_steps(
             if rounding_db >= target_db:
                 if best is None or len(blob) < best.packed_bytes:
                     best = Compact(
-                        freq_step, state_step, freq_d, re_d, im_d, shifts, len(blob), rounding_db
-                    )
+                        freq_step, state_step, freq_d, re_d, im_d, shifts, predict, len(blob),
+                        rounding_db,
+                    )  # fmt: skip
                 if rounding_db < target_db + 1.0:
                     break
             elif best is not None:
@@ -201,17 +216,22 @@ def encode(
     state_step: float,
     shifts: np.ndarray,
     streams_only: bool = False,
+    predict: np.ndarray | None = None,
 ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """(packed bytes, decoded freq_hz, amp_re, amp_im) of the tables at the given steps (track k's
     frequencies at freq_step_hz·2^shifts[k]); with ``streams_only`` the integer streams (first
     increments, lengths, shifts, frequency increments, state codes re, im) instead of the bytes.
+    ``predict`` (K,) bool: the tracks coded after prediction; None: `choose_prediction`'s. Give
+    the flags the values were decoded with and they encode to the same codes (a decoded model
+    saved again is the same file).
 
     Raises:
         OverflowError: a code does not fit 31 bits (a step far too small for the values)."""
     steps = entry_freq_steps(length, shifts, freq_step_hz)
     freq_codes = np.rint(freq_hz / steps).astype(np.int64)
     freq = freq_codes * steps
-    predict = choose_prediction(first, length, freq, amp_re, amp_im, hop, rate)
+    if predict is None:
+        predict = choose_prediction(NodeTables(first, length, freq, amp_re, amp_im, hop, rate))
     (code_re, code_im), (re, im) = code_states(
         first, length, freq, hop, rate, state_step, target=(amp_re, amp_im), predict=predict
     )
@@ -232,25 +252,18 @@ def encode(
     return (streams if streams_only else pack(streams)), freq, re, im
 
 
-def choose_prediction(
-    first: np.ndarray,
-    length: np.ndarray,
-    freq_hz: np.ndarray,
-    amp_re: np.ndarray,
-    amp_im: np.ndarray,
-    hop: int,
-    rate: int,
-) -> np.ndarray:
+def choose_prediction(tables: NodeTables) -> np.ndarray:
     """(K,) bool: the tracks whose states the dynamics predict better than zero does (summed
     |error| along the track). Where the states of neighbouring modes trade off from node to node
     (partials closer than a window resolves, as in dense music), the carried state is a worse
     guess than none, and coding it would cost more bits than the state itself."""
+    length = tables.length
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
-    later = np.ones(freq_hz.size, dtype=bool)
+    later = np.ones(tables.freq_hz.size, dtype=bool)
     later[offset] = False
     index = np.nonzero(later)[0]
-    c = amp_re + 1j * amp_im
-    cycles = freq_hz * hop / rate
+    c = tables.amp_re + 1j * tables.amp_im
+    cycles = tables.freq_hz * tables.hop / tables.rate
     carried = c[index - 1] * np.exp(1j * math.pi * (cycles[index - 1] + cycles[index]))
     track_of = np.repeat(np.arange(length.size), length)[index]
     error = np.bincount(track_of, np.abs(c[index] - carried), minlength=length.size)
@@ -268,8 +281,9 @@ def decode(
     state_step: float,
     codec: str = CODEC,
 ) -> tuple[np.ndarray, ...]:
-    """(first, length, freq_hz, amp_re, amp_im, shifts) from `encode`'s bytes (``codec``: one of
-    CODECS; "lzma-planes-1" files predict every track and keep each track's entries together).
+    """(first, length, freq_hz, amp_re, amp_im, shifts, predict) from `encode`'s bytes (``codec``:
+    one of CODECS; "lzma-planes-1" files predict every track and keep each track's entries
+    together). ``predict`` (K,) bool: the tracks coded after prediction.
 
     Raises:
         ValueError: the bytes are not a stream of the declared sizes, or the tables they hold
@@ -318,7 +332,8 @@ def decode(
     _, (re, im) = code_states(
         first, length, freq, hop, rate, state_step, codes=(code_re, code_im), predict=predict
     )
-    return first, length, freq, re, im, shifts
+    flags = np.ones(n_tracks, dtype=bool) if predict is None else predict.astype(bool)
+    return first, length, freq, re, im, shifts, flags
 
 
 def pack(streams: list[np.ndarray]) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import lzma
 import math
 from dataclasses import dataclass
 
@@ -90,9 +92,10 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
 
 
 def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict):
-    """Decode a version-4 file's compact tables (`sonode.model.local_codec`): ((first, length,
-    freq_hz, amp_re, amp_im) as tensors, (freq_step_hz, state_step)). Sizes and steps are checked
-    before anything is decompressed, and no more is decompressed than they declare."""
+    """Decode a version-4 or 5 file's compact tables (`sonode.model.local_codec`): ((first,
+    length, freq_hz, amp_re, amp_im, shifts, predict) as tensors, (freq_step_hz, state_step)).
+    Sizes and steps are checked before anything is decompressed, and no more is decompressed
+    than they declare."""
     from sonode.model.local_codec import CODECS, decode
 
     tables = meta.get("tables")
@@ -127,3 +130,104 @@ def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict
         ) from None
     as_tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in decoded]
     return as_tensors, (steps[0], steps[1])
+
+
+# version 5 (compact tables, `sonode.model.local`): the continuation's float32 tensors and the fit
+# report are stored LZMA-compressed, as byte planes and as JSON: they were a tenth of a 3 s
+# excerpt's file, the report alone ~2.7 kB of plain JSON
+PACKED_CONTINUATION, PACKED_INFO = "continuation_packed", "info_packed"
+MAX_PACKED_NUMBERS = 1 << 22  # continuation numbers a file may declare (a 4096-mode ODE has ~20 K)
+MAX_INFO_BYTES = 1 << 24  # a fit report's JSON a file may declare (one of 10 K epochs is ~1 MB)
+
+
+def pack_extras(tensors: dict, info: dict) -> tuple[dict, dict]:
+    """(tensors, meta entries) of version 5: ``tensors``' float32 continuation tensors (names
+    starting "tail_" or "continuation") and ``info`` (JSON-able) each as one LZMA-compressed uint8
+    tensor, their names, shapes and sizes in the metadata."""
+    names = [n for n, t in tensors.items() if n.startswith(_PACKED) and t.dtype == torch.float32]
+    out = {n: t for n, t in tensors.items() if n not in names}
+    numbers = np.concatenate([tensors[n].numpy().reshape(-1) for n in names] or [np.zeros(0)])
+    planes = numbers.astype("<f4").view(np.uint8).reshape(-1, 4).T
+    out[PACKED_CONTINUATION] = _bytes_tensor(np.ascontiguousarray(planes).tobytes())
+    text = json.dumps(info, sort_keys=True, allow_nan=False).encode()
+    out[PACKED_INFO] = _bytes_tensor(text)
+    meta = {
+        "packed": {
+            "continuation": [[n, list(tensors[n].shape)] for n in names],
+            "info_bytes": len(text),
+        }
+    }
+    return out, meta
+
+
+def unpack_extras(path, tensors: dict, meta: dict) -> tuple[dict, dict]:
+    """`pack_extras` undone: (tensors with the continuation's, info). Sizes, names and shapes are
+    checked before anything is decompressed, and no more is decompressed than they declare."""
+    damaged = f"{path}: the local model's packed continuation or report is damaged; refit"
+    packed = meta.get("packed")
+    listed = packed.get("continuation") if isinstance(packed, dict) else None
+    info_bytes = packed.get("info_bytes") if isinstance(packed, dict) else None
+    if (
+        not isinstance(listed, list)
+        or not all(
+            isinstance(e, list)
+            and len(e) == 2
+            and isinstance(e[0], str)
+            and e[0].startswith(_PACKED)
+            and e[0] not in tensors
+            and isinstance(e[1], list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in e[1])
+            for e in listed
+        )
+        or len({e[0] for e in listed}) != len(listed)
+        or not isinstance(info_bytes, int)
+        or isinstance(info_bytes, bool)
+        or not 0 <= info_bytes <= MAX_INFO_BYTES
+        or any(
+            n not in tensors or tensors[n].dtype != torch.uint8 or tensors[n].ndim != 1
+            for n in (PACKED_CONTINUATION, PACKED_INFO)
+        )
+    ):
+        raise ModelFileError(damaged)
+    sizes = [math.prod(shape) for _, shape in listed]
+    if sum(sizes) > MAX_PACKED_NUMBERS:
+        raise ModelFileError(damaged)
+    out = {n: t for n, t in tensors.items() if n not in (PACKED_CONTINUATION, PACKED_INFO)}
+    try:
+        raw = _decompress(tensors[PACKED_CONTINUATION], 4 * sum(sizes))
+        text = _decompress(tensors[PACKED_INFO], info_bytes)
+        info = json.loads(text.decode(), parse_constant=_refuse_constant)
+    except ValueError:  # also a JSON or UTF-8 error
+        raise ModelFileError(damaged) from None
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(4, -1).T
+    numbers = np.ascontiguousarray(planes).view("<f4").reshape(-1)
+    bounds = np.cumsum([0, *sizes])
+    for (name, shape), a, b in zip(listed, bounds[:-1], bounds[1:], strict=True):
+        out[name] = torch.from_numpy(numbers[a:b].copy().reshape(shape))
+    return out, info if isinstance(info, dict) else {}
+
+
+_PACKED = ("tail_", "continuation")
+
+
+def _bytes_tensor(data: bytes) -> torch.Tensor:
+    blob = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
+    return torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+
+
+def _decompress(blob: torch.Tensor, size: int) -> bytes:
+    """Exactly ``size`` bytes from an LZMA stream, never more. Raises ValueError otherwise."""
+    decompressor = lzma.LZMADecompressor()
+    try:
+        # one byte more than declared, so that an empty stream reaches its end and a longer one
+        # is caught without decompressing it
+        raw = decompressor.decompress(blob.numpy().tobytes(), max_length=size + 1)
+    except lzma.LZMAError as err:
+        raise ValueError(str(err)) from None
+    if len(raw) != size or not decompressor.eof:
+        raise ValueError("not the declared size")
+    return raw
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} in a fit report")

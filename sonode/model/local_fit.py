@@ -33,7 +33,7 @@ from sonode.model.continuation import identify_continuation
 from sonode.model.init import normalisation
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_checkpoint import LocalCheckpointer, LocalResume, load_local
-from sonode.model.local_codec import choose_steps
+from sonode.model.local_codec import NodeTables, choose_steps
 from sonode.model.local_identify import identify_tracks
 from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
@@ -142,6 +142,7 @@ class LocalTables:
     stop: str
     level_db: float
     validation_db: float
+    allocation: str = "node"
 
 
 def local_continuation(x: np.ndarray, sample_rate: int, options: FitOptions):
@@ -177,10 +178,12 @@ def fit_tables(
             if options.max_time_s is None
             else started + IDENTIFICATION_SHARE * options.max_time_s
         )
-        hop, n_nodes, (tracks, level, validation) = identify_tracks(xn, sample_rate, deadline)
-        first, length, freq = tracks.first, tracks.length, tracks.freq_hz
+        hop, _, found = identify_tracks(xn, sample_rate, deadline)
+        level, validation, allocation = found.level_db, found.validation_db, found.allocation
+        first, length, freq = found.tracks.first, found.tracks.length, found.tracks.freq_hz
     else:
         hop, level, validation = resumed.hop_samples, resumed.level_db, resumed.validation_db
+        allocation = resumed.allocation
         first, length = resumed.track_first, resumed.track_length
         freq = resumed.identified_freq_hz
     config = LocalConfig(sample_rate, int(xn.size), hop, gain, offset)
@@ -194,7 +197,7 @@ def fit_tables(
         save = LocalCheckpointer(plan, identity, started, {
             "hop_samples": hop, "track_first": first, "track_length": length,
             "identified_freq_hz": freq, "level_db": level, "validation_db": validation,
-            "initial_db": initial,
+            "allocation": allocation, "initial_db": initial,
         })  # fmt: skip
     history, best, stop = train_tables(
         model, xn, options, initial, started, on_epoch, should_stop, save, resumed
@@ -202,7 +205,7 @@ def fit_tables(
     stored, check_db, rounding = _store_compactly(model, xn, best)
     return LocalTables(
         model, xn, started, identified_s, initial, stored, best, check_db, rounding, history, stop,
-        level, validation,
+        level, validation, allocation,
     )  # fmt: skip
 
 
@@ -225,6 +228,7 @@ def finish_local(
         *(getattr(fitted, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
     )
     model.storage, model.steps, model.freq_shifts = fitted.storage, fitted.steps, fitted.freq_shifts
+    model.predict_flags = fitted.predict_flags
     if tail is not None:
         model.set_continuation(
             tail.decay_per_s,
@@ -244,6 +248,7 @@ def finish_local(
         "node_entries": int(model.n_entries),
         "hop_samples": config.hop_samples,
         "level_db": tables.level_db,
+        "allocation": tables.allocation,
         "validation_snr_db": tables.validation_db,
         "parameters_per_sample": model.stored_numbers() / tables.xn.size,
         "storage": model.storage,
@@ -297,12 +302,15 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         )
         return probe.reconstruct().numpy()
 
-    compact = choose_steps(
+    tables = NodeTables(
         first,
         length,
         *(getattr(model, n).detach().numpy() for n in ("freq_hz", "amp_re", "amp_im")),
         config.hop_samples,
         config.sample_rate,
+    )
+    compact = choose_steps(
+        tables,
         synthesise,
         lambda freq: chunked_least_squares(
             first, length, freq * config.hop_samples / config.sample_rate, xn, config.hop_samples
@@ -317,7 +325,7 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         getattr(model, name).copy_(torch.from_numpy(getattr(compact, name)))
     model.storage = "quantised"
     model.steps = (compact.freq_step_hz, compact.state_step)
-    model.freq_shifts = compact.shifts
+    model.freq_shifts, model.predict_flags = compact.shifts, compact.predict
     stored_db = snr_db(xn, model.reconstruct().numpy())
     summary = {
         "freq_step_hz": compact.freq_step_hz,

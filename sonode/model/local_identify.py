@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,13 +29,29 @@ PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per n
 # 44.1 kHz; 294 at 40 ms would be 6.2 MB a node, GBs a run)
 MAX_MODES_PER_NODE = 96
 LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
+# how the node entries' budget (the per-node cap times the nodes) is shared, also chosen by the
+# validation: "node" gives every node at most the cap; "clip" gives the budget to the clip's
+# strongest peaks, so a loud chord's node may take up to MAX_MODES_PER_NODE and a quiet one fewer
+# (the SNR is an energy ratio over the clip: a loud window's weaker partials can outweigh a quiet
+# window's strongest)
+ALLOCATIONS = ("node", "clip")
 QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
 
 
+class Identified(NamedTuple):
+    """The tracks the validation chose, its level (dB), the allocation (one of ALLOCATIONS) and
+    their held-back SNR (dB)."""
+
+    tracks: Tracks
+    level_db: float
+    validation_db: float
+    allocation: str
+
+
 def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = None):
-    """(hop, n_nodes, (tracks, level dB, held-back SNR dB)) of a normalised clip: steps 1–2 of
+    """(hop, n_nodes, `Identified`) of a normalised clip: steps 1–2 of
     `sonode.model.local_fit`, at the node spacing of NODE_SPACINGS_S whose held-back SNR is best.
     Longer spacings are tried while the score improves and, with a ``deadline``
     (time.perf_counter()), while their predicted cost fits before it."""
@@ -45,14 +62,14 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
         n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
         if best is not None and n_nodes < 3:
             break  # one interval: the clip is too short for a longer spacing
-        peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, _max_peaks(hop))
+        peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, MAX_MODES_PER_NODE)
         try:
             found = choose_level(xn, sample_rate, hop, n_nodes, peaks)
         except ValueError:  # no peaks at all
             if best is None:
                 raise
             break
-        if best is not None and not found[2] > best[2][2]:
+        if best is not None and not found.validation_db > best[2].validation_db:
             break  # the longer windows lose more in time than they gain in frequency
         best = (hop, n_nodes, found)
         cost = SPACING_COST_GROWTH * (time.perf_counter() - began)
@@ -82,11 +99,30 @@ def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
-    """The tracks of the level with the best held-back SNR: (tracks, level dB, held-back SNR dB)."""
+def allocate(
+    selected: list[tuple[np.ndarray, np.ndarray]], per_node: int, allocation: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The peaks kept of ``selected`` (per node, strongest first) within a budget of per_node
+    entries per node: at most per_node at each node ("node"), or the clip's strongest
+    per_node·nodes wherever they are ("clip")."""
+    if allocation == "node":
+        return [(f[:per_node], m[:per_node]) for f, m in selected]
+    mags = np.concatenate([m for _, m in selected])
+    budget = per_node * len(selected)
+    if mags.size <= budget:
+        return selected
+    keep = np.zeros(mags.size, dtype=bool)
+    keep[np.argsort(-mags, kind="stable")[:budget]] = True
+    parts = np.split(keep, np.cumsum([f.size for f, _ in selected])[:-1])
+    return [(f[k], m[k]) for (f, m), k in zip(selected, parts, strict=True)]
+
+
+def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
+    """The tracks of the level and allocation with the best held-back SNR."""
     mask = np.ones(xn.size)
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
     held = mask == 0
+    per_node = _max_peaks(hop)
     best = None
     previous_count = -1
     for level in LEVELS_DB:
@@ -95,15 +131,20 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> tuple[Tracks, float, float]:
         if count == previous_count:  # every window already keeps its most peaks: same tracks
             break
         previous_count = count
-        tracks = _tracks(selected)
-        if tracks.first.size == 0:
-            continue
-        states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
-        fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
-        score = snr_db(xn[held], fit[held])
-        if best is None or score > best[2]:
-            best = (tracks, level, score)
-        elif score < best[2] - 1.0:
+        level_best = -np.inf
+        for allocation in ALLOCATIONS:
+            if allocation != ALLOCATIONS[0] and max(f.size for f, _ in selected) <= per_node:
+                break  # no node over the cap: every allocation keeps the same peaks
+            tracks = _tracks(allocate(selected, per_node, allocation))
+            if tracks.first.size == 0:
+                break
+            states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
+            fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
+            score = snr_db(xn[held], fit[held])
+            level_best = max(level_best, score)
+            if best is None or score > best.validation_db:
+                best = Identified(tracks, level, score, allocation)
+        if best is not None and level_best < best.validation_db - 1.0:
             break  # past the best level: more modes only fit the noise
     if best is None:
         raise ValueError("the clip has no spectral peaks: nothing for local modes to follow")

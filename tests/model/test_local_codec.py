@@ -9,6 +9,7 @@ from sonode.model import SonodeModel
 from sonode.model.config import MODEL_KIND
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_codec import (
+    NodeTables,
     choose_prediction,
     code_states,
     decode,
@@ -43,7 +44,8 @@ def test_decoding_reproduces_the_encoders_values_bit_for_bit():
     assert shifts[2] > shifts[0] == 0  # the weak track is rounded coarser
     blob, freq_d, re_d, im_d = encode(first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
     out = decode(blob, 3, int(length.sum()), HOP, RATE, 0.05, 1e-4)
-    for got, want in zip(out, (first, length, freq_d, re_d, im_d, shifts), strict=True):
+    flags = [True, True, True]  # every track here is steady enough to be predicted
+    for got, want in zip(out, (first, length, freq_d, re_d, im_d, shifts, flags), strict=True):
         assert np.array_equal(got, want)
     # rounding errors stay within half a step and do not accumulate along a track (closed loop)
     assert np.max(np.abs(freq_d - freq)[:70]) <= 0.025 + 1e-12
@@ -78,12 +80,12 @@ def test_tracks_whose_states_jump_are_not_predicted_and_still_decode_exactly():
     rng = np.random.default_rng(1)
     jumping = slice(40, 70)  # the gliding track's states replaced by unrelated ones
     re[jumping], im[jumping] = rng.standard_normal(30), rng.standard_normal(30)
-    predict = choose_prediction(first, length, freq, re, im, HOP, RATE)
+    predict = choose_prediction(NodeTables(first, length, freq, re, im, HOP, RATE))
     assert predict.tolist() == [True, False, True]
     shifts = track_shifts(length, re, im)
     blob, freq_d, re_d, im_d = encode(first, length, freq, re, im, HOP, RATE, 0.05, 1e-4, shifts)
     out = decode(blob, 3, int(length.sum()), HOP, RATE, 0.05, 1e-4)
-    for got, want in zip(out, (first, length, freq_d, re_d, im_d, shifts), strict=True):
+    for got, want in zip(out, (first, length, freq_d, re_d, im_d, shifts, predict), strict=True):
         assert np.array_equal(got, want)
     # unpredicted, its codes are its values; predicted, they would be larger (the carried state
     # is a worse guess than none)
@@ -156,7 +158,7 @@ def test_damaged_compact_tables_are_refused(tmp_path):
     from sonode.io.model_file import load_model_file, save_model_file
 
     _, path = compact_model(tmp_path)
-    tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[4])
+    tensors, meta = load_model_file(path, kind=MODEL_KIND, supported_versions=[5])
     for change in (
         {"n_entries": meta["tables"]["n_entries"] + 1},
         {"state_step": -1.0},
@@ -168,7 +170,34 @@ def test_damaged_compact_tables_are_refused(tmp_path):
             tensors,
             {**meta, "tables": {**meta["tables"], **change}},
             kind=MODEL_KIND,
-            version=4,
+            version=5,
         )
         with pytest.raises(ModelFileError):
             SonodeModel.load(bad)
+
+
+def test_a_decoded_model_saved_again_is_the_same_file(tmp_path):
+    """The prediction flags travel with the model (from the rounding or the file), so saving
+    codes exactly the values it holds: flags chosen again from decoded values could differ (4 of
+    4,830 tracks on a 3 s music excerpt) and re-round those tracks."""
+    first, length, freq, re, im = tables()
+    shifts = track_shifts(length, re, im)
+    flags = np.array([False, True, False])  # not what choose_prediction picks for these tracks
+    tables_now = NodeTables(first, length, freq, re, im, HOP, RATE)
+    assert not np.array_equal(choose_prediction(tables_now), flags)
+    step = 3e-3
+    _, freq_d, re_d, im_d = encode(
+        first, length, freq, re, im, HOP, RATE, 0.05, step, shifts, predict=flags
+    )
+    model = LocalModel(
+        LocalConfig(RATE, 39 * HOP, HOP, 1.0, 0.0), first, length, freq_d, re_d, im_d
+    )
+    model.storage, model.steps, model.freq_shifts = "quantised", (0.05, step), shifts
+    model.predict_flags = flags
+    path, again = tmp_path / "a.sonode", tmp_path / "b.sonode"
+    model.save(path)
+    loaded, _ = SonodeModel.load(path)
+    assert np.array_equal(loaded.predict_flags, flags)
+    assert torch.equal(loaded.amp_re, model.amp_re) and torch.equal(loaded.amp_im, model.amp_im)
+    loaded.save(again)
+    assert again.read_bytes() == path.read_bytes()

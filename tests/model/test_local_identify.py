@@ -1,0 +1,73 @@
+"""How the local model's node entries are shared among the windows (`local_identify.allocate`),
+chosen by validation on held-back samples."""
+
+import math
+
+import numpy as np
+
+from sonode.dsp.partials import frame_peaks
+from sonode.model import local_identify
+from sonode.model.local_identify import allocate, choose_level
+
+RATE = 8000
+
+
+def test_clip_allocation_keeps_the_clips_strongest_within_the_same_budget():
+    rng = np.random.default_rng(0)
+    selected = []
+    for count in (9, 1, 6, 0, 4):  # per node, strongest first, as `select_peaks` gives them
+        mags = np.sort(rng.uniform(0.01, 1.0, count))[::-1]
+        selected.append((rng.uniform(50, 3000, count), mags))
+    per_node = 3
+    node = allocate(selected, per_node, "node")
+    assert [f.size for f, _ in node] == [3, 1, 3, 0, 3]
+    clip = allocate(selected, per_node, "clip")
+    kept = np.concatenate([m for _, m in clip])
+    everything = np.concatenate([m for _, m in selected])
+    assert kept.size == per_node * len(selected)  # the same budget: ≤ the per-node cap's total
+    np.testing.assert_array_equal(np.sort(kept), np.sort(everything)[::-1][: kept.size][::-1])
+    for (f, m), (f0, m0) in zip(clip, selected, strict=True):
+        np.testing.assert_array_equal(m, m0[: m.size])  # each node keeps its strongest, in order
+        np.testing.assert_array_equal(f, f0[: f.size])
+    # a budget the peaks do not exceed keeps them all
+    assert sum(f.size for f, _ in allocate(selected, 10, "clip")) == everything.size
+
+
+def chord_then_tone(seed=0):
+    """0.5 s of a loud chord of 20 partials, then 0.5 s of one quiet tone: more partials at once
+    than a node's share of the budget holds, then far fewer."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(RATE // 2) / RATE
+    freqs = 110.0 * np.arange(1, 21) * (1 + 0.003 * rng.standard_normal(20))
+    chord = sum(np.cos(2 * np.pi * f * t + p) / (1 + 0.1 * k) for k, (f, p) in enumerate(
+        zip(freqs, rng.uniform(0, 2 * np.pi, 20), strict=True)))  # fmt: skip
+    tone = 0.05 * np.cos(2 * np.pi * 523.0 * t)
+    x = np.concatenate([chord, tone])
+    x = x / np.abs(x).max()
+    return x + 1e-5 * rng.standard_normal(x.size)
+
+
+def test_validation_gives_a_loud_chord_the_quiet_windows_share():
+    """At 10 ms nodes a node may hold 13 modes (0.5 numbers per sample); the chord needs 20. The
+    clip allocation moves the tone's unused share to the chord and wins on held-back samples, by
+    decibels."""
+    xn = chord_then_tone()
+    hop = int(0.010 * RATE)
+    n_nodes = math.ceil((xn.size - 1) / hop) + 1
+    peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, local_identify.MAX_MODES_PER_NODE)
+    found = choose_level(xn, RATE, hop, n_nodes, peaks)
+    assert found.allocation == "clip"
+    per_node = local_identify._max_peaks(hop)
+    assert per_node == 13
+    assert found.tracks.freq_hz.size <= per_node * n_nodes
+    chord_nodes = found.tracks.node < n_nodes // 2 - 2
+    counts = np.bincount(found.tracks.node[chord_nodes])
+    assert np.median(counts[counts > 0]) > per_node  # the chord's nodes are over the cap
+    original = local_identify.ALLOCATIONS
+    try:
+        local_identify.ALLOCATIONS = ("node",)
+        capped = choose_level(xn, RATE, hop, n_nodes, peaks)
+    finally:
+        local_identify.ALLOCATIONS = original
+    assert capped.allocation == "node"
+    assert found.validation_db > capped.validation_db + 20.0  # 34 against 4 dB
