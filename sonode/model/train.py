@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from sonode.model.adam import Adam
+from sonode.model.adam import Adam, gradient_values
 from sonode.model.budget import FitBudget
 from sonode.model.checkpoint import (
     CheckpointError,
@@ -263,7 +263,8 @@ def fit_samples(
         if step.abandoned:  # as if the stop had come just before it: the poll above ends it
             continue
         finite = math.isfinite(loss) and all(
-            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
+            p.grad is None or bool(torch.isfinite(gradient_values(p.grad)).all())
+            for p in model.parameters()
         )
         if not finite:
             # halve the step size; the parameters are still the last good ones (Adam has not run:
@@ -343,6 +344,11 @@ def fit_samples(
         else:
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
+    # what training held is not needed past here: a 600 s clip's Adam moments, gradient and two
+    # copies of the states (5 × 77 MB) were still held through the continuation's training
+    optimiser.state.clear()
+    optimiser.zero_grad(set_to_none=True)
+    best_state = identified = None
     continuation_training = {}
     breakdown_s = identification.get("time_breakdown_s", {})
     continuation_identification_s = breakdown_s.get("continuation", 0)
