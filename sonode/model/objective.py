@@ -154,7 +154,7 @@ def piece_reconstruction(
         model.bank, model.field, states, local, model.readout, gradient, end_s=end_s
     )
     per_segment, ends = solved if with_ends else (solved, None)
-    per_segment = (per_segment + model.readout_bias) * layout.training_weights()[:, segments]
+    per_segment = (per_segment + model.readout_bias) * layout.training_weights(segments)
     parts, estimates, column = [], [], 0
     for first, count in pieces(segments):
         signal = layout.overlap_add(per_segment[:, column : column + count], first)
