@@ -211,20 +211,24 @@ class SonodeModel(ContinuationMixin, nn.Module):
         return signal, per_segment
 
     def defects(
-        self, gradient: str | None = None, segments: torch.Tensor | None = None
+        self,
+        gradient: str | None = None,
+        segments: torch.Tensor | slice | None = None,
+        ends: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Continuity defects z_m(hop) − z_{m+1}(0) between consecutive segments, (B − 1, d).
 
-        Zero defects make the segment states samples of one trajectory (multiple shooting)."""
+        Zero defects make the segment states samples of one trajectory (multiple shooting).
+        ``ends``: the B segments' states at the hop, (B, d), when a solve already gave them (a
+        training step's read-out, `modal_readout`'s end_s); else they are solved here."""
         layout = self.config.layout
         states = self.states if segments is None else self.states[segments]
-        ends = modal_solve(
-            self.bank,
-            self.field,
-            states[:-1],
-            torch.tensor([0.0, layout.hop_samples / layout.sample_rate], dtype=torch.float64),
-            gradient,
-        )[-1]
+        if ends is None:
+            hop_s = layout.hop_samples / layout.sample_rate
+            times = torch.tensor([0.0, hop_s], dtype=torch.float64)
+            ends = modal_solve(self.bank, self.field, states[:-1], times, gradient)[-1]
+        else:
+            ends = ends[:-1]
         return ends - states[1:]
 
     # ---- rendering -------------------------------------------------------------------------

@@ -55,14 +55,14 @@ def step_loss(
     if weight > 0 and layout.n_segments > 1:
         # one envelope solve gives the read-out and the states at the hop (the defects' ends);
         # the defects z_m(hop) − z_{m+1}(0) within each piece of ≥ 2 segments (a sample's wrapped
-        # piece may be split), as `SonodeModel.defects` of each piece
+        # piece may be split): `SonodeModel.defects` of each piece, from those ends
         chosen = torch.arange(layout.n_segments) if segments is None else segments
         part, estimate, ends = piece_reconstruction(model, target, chosen, options.gradient, True)
         for first, count in pieces(chosen):
             if count > 1:
-                following = model.states[first + 1 : first + count]
-                defects.append(ends[column : column + count - 1] - following)
-                states.append(following.detach())
+                piece = slice(first, first + count)
+                defects.append(model.defects(segments=piece, ends=ends[column : column + count]))
+                states.append(model.states[first + 1 : first + count].detach())
             column += count
     elif segments is None:
         part, (estimate, _) = target, model.reconstruct(gradient=options.gradient)
