@@ -9,7 +9,8 @@ in CPU seconds (`budget_clock.py`), so that the phases a loaded machine reaches 
 idle core; SONODE_PROBE_CONTINUATION=0 leaves the continuation's training out.
 
 Wraps the phases `sonode.model.train` and `sonode.model.init` call (identification pieces, the
-training step, the kept-model check, the final checks, the continuation's training) and prints
+training step, the kept-model check, the final checks, the cost probes, Adam's step, each
+backward, the continuation's training) and prints
 VmHWM (peak so far) and VmRSS in MiB and the process's CPU seconds around each, on the bundled
 clips concatenated and repeated to the given length (as `bench_fit.py --memory-only`) or on the
 synthetic tone of `bench_deadline.py --synthetic` ("tone"), at the given rate, 1 thread. The
