@@ -12,9 +12,14 @@ sonode_static (partials stationary with random phases: no pitch trajectory), son
 (no SNR-cost bound: the band at its predicted level), sonode_static_full_level (both: the
 model's dynamics compared at the predicted level, where the bound's cut does not weigh partials
 against floor) and sonode_synthesis_level (no estimator chosen by pseudo-band-extension: the
-synthesis' own levels); and, as a diagnosis that reads the
-truth, oracle_level (the predicted band scaled by one gain to the truth's energy above 8 kHz: where
-it beats shaped noise and sonode does not, sonode loses on its level alone).
+synthesis' own levels), sonode_expected (the bound on the "expected" SNR cost: the truth taken
+to hold the predicted level) and, with --cost C, sonode_costC (the bound at C dB); and, as
+diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the
+truth's energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its
+level alone), oracle_noise_level (shaped noise scaled so) and oracle_truth_band (the truth's own
+band above Nyquist, random phases, at the most energy the SNR goal allows an uncorrelated band:
+what knowing its shape and level would give).
+--only NAME keeps the clips whose names contain NAME.
 
 Scores: SNR (dB); in-band SNR (truth and output both cut at the input's band edge: what goal 1
 bounds: below `exact_below_hz`, the cross-over's start); ssr_eval's LSD (gains matched) over all
@@ -40,32 +45,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from upsample_diagnosis import (  # noqa: F401  (uncorrelated_window_db: its test imports it here)
+    SPLIT_HZ,
+    band_energy,
+    diagnosis,
+    lowpassed,
+    oracle_level,
+    oracle_truth_band,
+    tradeoff,
+    uncorrelated_window_db,
+)
 
 from sonode.dsp.metrics import lsd_ssr, snr_db
 from sonode.dsp.resample import output_length
-from sonode.dsp.spectra import power_spectrogram
 from sonode.evaluation.baselines import upsample_shaped_noise, upsample_sinc, upsample_soxr
 from sonode.io.clip import read_clip, resample
 from sonode.plot.figures import save_band_png
 from sonode.tasks.upsample import clip_modes, exact_below_hz, upsample_samples
 
 ROOT = Path(__file__).resolve().parent.parent
-SPLIT_HZ = 8000.0
 SHOWN = ("snr_db", "snr_below_db", "lsd", "lsd_above", "level_above_8k_db")
-
-
-def band_energy(x: np.ndarray, rate: int, lo_hz: float, hi_hz: float) -> float:
-    """Mean power in [lo_hz, hi_hz) over Hann frames of 2048 samples (hop 480) inside the clip.
-    A whole-signal FFT would count the leakage of the excerpt's abrupt ends (a sustained clip cut
-    at 1 s), which put the band-limited interpolation alone at −5 dB of the truth above 8 kHz."""
-    freqs, _, power = power_spectrogram(x, rate, 2048, 480)
-    return float(np.sum(power[(freqs >= lo_hz) & (freqs < hi_hz)].mean(axis=1)))
-
-
-def lowpassed(x: np.ndarray, rate: int, cut_hz: float) -> np.ndarray:
-    spectrum = np.fft.rfft(x)
-    spectrum[np.fft.rfftfreq(x.size, 1.0 / rate) >= cut_hz] = 0
-    return np.fft.irfft(spectrum, n=x.size)
 
 
 def scores(
@@ -90,23 +89,9 @@ def scores(
     }
 
 
-def uncorrelated_window_db(truth: np.ndarray, sinc: np.ndarray, rate: int, nyquist: float) -> float:
-    """How far (dB) the most an uncorrelated band may hold within the SNR goal lies above the least
-    it must hold for the level goal. The band replaces sinc's output above Nyquist (its images, of
-    energy I) and adds its energy A to sinc's error M: the cost 10·log10((M − I + A)/M) ≤ 1.5 dB
-    needs A ≤ 0.4125·M + I; the level within −3 dB needs A ≥ E_hi/2 (E_hi: the truth's energy
-    above Nyquist). Both can hold only where this is ≥ 0, and then only for a band whose level
-    is predicted within this many dB."""
-    share = 10 ** (1.5 / 10) - 1
-    m = float(np.sum((truth - sinc) ** 2))
-    images = float(
-        np.sum(lowpassed(sinc, rate, rate) ** 2) - np.sum(lowpassed(sinc, rate, nyquist) ** 2)
-    )
-    e_hi = float(np.sum(truth**2) - np.sum(lowpassed(truth, rate, nyquist) ** 2))
-    return 10 * np.log10(max(share * m + images, 1e-300) / max(0.5 * e_hi, 1e-300))
-
-
-def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict]:
+def candidates(
+    low: np.ndarray, rate_in: int, rate_out: int, costs: tuple[float, ...] = ()
+) -> tuple[dict, dict]:
     modes = clip_modes(low, rate_in)
     out = {
         "sinc": upsample_sinc(low, rate_in, rate_out),
@@ -119,25 +104,14 @@ def candidates(low: np.ndarray, rate_in: int, rate_out: int) -> tuple[dict, dict
         "sonode_full_level": dict(max_snr_cost_db=None),
         "sonode_static_full_level": dict(max_snr_cost_db=None, dynamics=False),
         "sonode_synthesis_level": dict(level="synthesis"),
-    }
+        "sonode_expected": dict(snr_cost_case="expected"),
+    } | {f"sonode_cost{c:g}": dict(max_snr_cost_db=c) for c in costs}
     for name, kw in variants.items():
         try:
             out[name], _ = upsample_samples(low, rate_in, rate_out, modes=modes, **kw)
         except TypeError:  # an option this tree does not have
             continue
     return out, (info.as_dict() if info else {})
-
-
-def oracle_level(truth: np.ndarray, low: np.ndarray, full: np.ndarray, rate_in: int, rate: int):
-    """A diagnosis, not a method (it reads the truth): the predicted band (``full``, the output
-    with the band at its predicted level) scaled by one gain to the truth's energy above 8 kHz.
-    Where it beats shaped noise a clip loses on the level alone; where not, also on the shape."""
-    plain, _ = upsample_samples(low, rate_in, rate, high_band="none")
-    band = full - plain
-    have = band_energy(band, rate, SPLIT_HZ, rate / 2)
-    if not have > 0:
-        return full
-    return plain + band * np.sqrt(band_energy(truth, rate, SPLIT_HZ, rate / 2) / have)
 
 
 def categories(folder: Path) -> dict[str, str]:
@@ -199,12 +173,20 @@ def run_clip(path: Path, category: str, args) -> dict:
     n = output_length(low.size, args.rate, args.truth_rate)
     reference = np.pad(truth, (0, max(0, n - truth.size)))[:n]
     start = time.perf_counter()
-    outs, info = candidates(low, args.rate, args.truth_rate)
+    outs, info = candidates(low, args.rate, args.truth_rate, tuple(args.cost))
     seconds = time.perf_counter() - start
     if "sonode_full_level" in outs:
         outs["oracle_level"] = oracle_level(
             reference, low, outs["sonode_full_level"], args.rate, args.truth_rate
         )
+    # shaped noise at the truth's level too: where it beats oracle_level, noise's shape is better
+    outs["oracle_noise_level"] = oracle_level(
+        reference, low, outs["sinc_noise"], args.rate, args.truth_rate
+    )
+    plain, _ = upsample_samples(low, args.rate, args.truth_rate, high_band="none")
+    outs["oracle_truth_band"] = oracle_truth_band(
+        reference, outs["sinc"], plain, args.truth_rate, args.rate / 2
+    )
     edge = exact_below_hz(args.rate, info.get("edge_hz", args.rate / 2))
     result = {
         "uncorrelated_window_db": uncorrelated_window_db(
@@ -280,31 +262,6 @@ def goals(results: list[dict]) -> str:
     )
 
 
-def diagnosis(results: list[dict]) -> str:
-    """One line per clip where sonode's LSD above Nyquist is not below shaped noise's: its level
-    against the truth, whether the same band at the truth's level would win (the level is the
-    cause) and the window of levels meeting both goals (`uncorrelated_window_db`)."""
-    lines = [
-        "| clip | sonode | sinc_noise | oracle_level | level dB | full level dB | window dB | cause |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        s = r["scores"]
-        if s["sonode"]["lsd_above"] < s["sinc_noise"]["lsd_above"]:
-            continue
-        oracle = s.get("oracle_level", s["sonode"])["lsd_above"]
-        cause = (
-            "level" if oracle < s["sinc_noise"]["lsd_above"] else "shape (at the truth's level too)"
-        )
-        full = s.get("sonode_full_level", s["sonode"])["level_above_8k_db"]
-        lines.append(
-            f"| {r['clip']} | {s['sonode']['lsd_above']:.2f} | {s['sinc_noise']['lsd_above']:.2f} "
-            f"| {oracle:.2f} | {s['sonode']['level_above_8k_db']:.1f} | {full:.1f} "
-            f"| {r.get('uncorrelated_window_db', float('nan')):.1f} | {cause} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -321,6 +278,8 @@ def main() -> None:
     parser.add_argument(
         "--png", action="append", default=[], help="spectrograms of clips whose name contains this"
     )
+    parser.add_argument("--cost", action="append", type=float, default=[], help="also this bound")
+    parser.add_argument("--only", action="append", default=[], help="clips whose name has this")
     parser.add_argument(
         "-o", "--output", type=Path, default=ROOT / "outputs" / "bench_upsample_folder"
     )
@@ -334,6 +293,8 @@ def main() -> None:
             clips.append((p, named.get(p.name, p.stem.split("_")[0])))
     if args.synthetic:
         clips += [(p, "synthetic") for p in synthetic_clips(args.output)]
+    if args.only:
+        clips = [(p, c) for p, c in clips if any(o in p.name for o in args.only)]
     results = []
     for path, category in clips:
         print(f"{path.name} ...", flush=True)
@@ -346,6 +307,8 @@ def main() -> None:
     )
     print(tables(results))
     print(goals(results))
+    print("\nThe level/SNR trade-off:\n")
+    print(tradeoff(results))
     print("\nWhere sonode's LSD above Nyquist is not below shaped noise's:\n")
     print(diagnosis(results))
     for r in results:

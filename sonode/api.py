@@ -97,6 +97,7 @@ class Fitted:
         max_snr_cost_db: float | None = 1.5,
         level: str = "auto",
         dynamics: bool = True,
+        snr_cost_case: str = "worst",
     ) -> np.ndarray:
         """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
 
@@ -112,8 +113,9 @@ class Fitted:
                 recorded in ``info["source"]``). Default: the clip of this session's fit, else
                 the source file recorded in the model.
             seed: of the synthesised band's random phases.
-            max_snr_cost_db, level, dynamics: see `sonode.tasks.band_extension.extend_band` (the
-                band's SNR-cost bound, its level estimator, partials following the pitch).
+            max_snr_cost_db, level, dynamics, snr_cost_case: see
+                `sonode.tasks.band_extension.extend_band` (the band's SNR-cost bound, its level
+                estimator, partials following the pitch, the cost bounded: worst or expected).
         """
         from sonode.tasks.upsample import upsample_samples
 
@@ -129,6 +131,7 @@ class Fitted:
             max_snr_cost_db=max_snr_cost_db,
             level=level,
             dynamics=dynamics,
+            snr_cost_case=snr_cost_case,
         )
         return out
 

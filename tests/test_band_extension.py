@@ -276,3 +276,49 @@ def test_the_sub_multiple_check_stays_below_max_hz_for_a_stiff_series():
     x = np.random.default_rng(2).normal(size=16000)
     f0_hz, b = highest_explaining_f0(_periodogram(x, 16000), 500.0, 1e-2, 7000.0)
     assert np.isfinite(f0_hz) and f0_hz >= 500.0
+
+
+def test_a_top_octave_at_the_recordings_noise_floor_is_continued_at_that_floor():
+    # a tone over a white floor 100 dB down (a 16-bit file's quantisation): its top octave holds
+    # < -70 dB of the clip, and the truth above 8 kHz holds the same floor. An empty band scores
+    # ssr_eval's eps there (LSD ~8); the floor continued flat, at its level, scores near 1.
+    rate = 48000
+    t = np.arange(rate) / rate
+    rng = np.random.default_rng(3)
+    truth = 0.5 * np.sin(2 * np.pi * 440 * t) + 10 ** (-100 / 20) * rng.normal(size=t.size)
+    low = resample(truth, rate, 16000)
+    full, info = upsample_samples(low, 16000, rate, max_snr_cost_db=None)
+    assert info.top_octave_db < -70 and not info.harmonic
+    level_db = 10 * math.log10(band_power(full, rate, 9000) / band_power(truth, rate, 9000))
+    assert abs(level_db) < 1.5  # the floor's own level (median bins: unbiased for white noise)
+    assert lsd_ssr(truth, full, rate, split_hz=8000)["lsd_above"] < 1.2
+    # by default within the SNR-cost bound: quieter, still far from the empty band's score
+    sinc = upsample_sinc(low, 16000, rate)
+    bounded, _ = upsample_samples(low, 16000, rate)
+    assert snr_db(truth, sinc) - snr_db(truth, bounded) <= MAX_SNR_COST_DB
+    empty = lsd_ssr(truth, sinc, rate, split_hz=8000)["lsd_above"]
+    assert lsd_ssr(truth, bounded, rate, split_hz=8000)["lsd_above"] < empty - 2
+
+
+def test_the_expected_snr_cost_case_puts_a_right_prediction_at_the_cost_bound():
+    # a power law every estimator continues: sinc's error is the band's predicted energy (+ the
+    # strip), so the "expected" case costs ~MAX_SNR_COST_DB and is louder than the "worst" case
+    rate = 48000
+    truth = coloured_noise(rate, rate, -1.5, seed=1)
+    low = resample(truth, rate, 16000)
+    sinc = upsample_sinc(low, 16000, rate)
+    full, _ = upsample_samples(low, 16000, rate, max_snr_cost_db=None)
+    worst, info_worst = upsample_samples(low, 16000, rate)
+    expected, info = upsample_samples(low, 16000, rate, snr_cost_case="expected")
+    share_db = 10 * math.log10(10 ** (MAX_SNR_COST_DB / 10) - 1)
+    assert -0.5 < info.level_scale_db - share_db < 0.5  # ~3.8 dB below the prediction
+    assert info.level_scale_db > info_worst.level_scale_db + 1.0
+    # the reported costs: the worst case's worst is the bound; the expected case's expected is
+    assert info_worst.snr_cost_db[1] == pytest.approx(MAX_SNR_COST_DB, abs=0.05)
+    assert info.snr_cost_db[0] == pytest.approx(MAX_SNR_COST_DB, abs=0.05)
+    cost_db = snr_db(truth, sinc) - snr_db(truth, expected)
+    assert abs(cost_db - MAX_SNR_COST_DB) < 0.5  # measured against the truth
+    assert snr_db(truth, sinc) - snr_db(truth, worst) < cost_db
+    assert snr_db(truth, sinc) - snr_db(truth, full) > cost_db + 1.0
+    with pytest.raises(ValueError, match="snr_cost_case"):
+        upsample_samples(low, 16000, rate, snr_cost_case="typical")

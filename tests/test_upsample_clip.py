@@ -78,3 +78,32 @@ def test_upsample_a_stereo_clip_gives_stereo_unless_a_channel_is_chosen(tmp_path
     result = CliRunner().invoke(main, [*args, "--channel", "1", "-o", str(tmp_path / "one.wav")])
     assert result.exit_code == 0, result.output
     assert sf.read(tmp_path / "one.wav")[0].shape == (9600,)
+
+
+def test_upsample_snr_cost_options_reach_the_band_and_refuse_nonsense(tmp_path):
+    rng = np.random.default_rng(5)
+    x = 0.1 * rng.normal(size=SAMPLE_RATE // 4)  # white: a band above for every option
+    sf.write(tmp_path / "noise.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    args = ["upsample", str(tmp_path / "noise.wav"), "--rate", "48000", "--lp-order", "32"]
+    args += ["--latent-dim", "8"]
+    modes = clip_modes(x, SAMPLE_RATE, 4, 32)
+    options = (
+        ([], {}),
+        (["--snr-cost", "none"], dict(max_snr_cost_db=None)),
+        (
+            ["--snr-cost", "3", "--snr-cost-case", "expected"],
+            dict(max_snr_cost_db=3.0, snr_cost_case="expected"),
+        ),
+    )
+    for i, (extra, kw) in enumerate(options):
+        dest = tmp_path / f"up{i}.wav"
+        result = CliRunner().invoke(main, args + ["-o", str(dest)] + extra)
+        assert result.exit_code == 0, result.output
+        expected, _ = upsample_samples(x, SAMPLE_RATE, 48000, modes=modes, **kw)
+        np.testing.assert_allclose(sf.read(dest)[0], expected, atol=1e-6)
+    louder = np.sum(sf.read(tmp_path / "up2.wav")[0] ** 2)
+    assert louder > 1.01 * np.sum(sf.read(tmp_path / "up0.wav")[0] ** 2)
+    for bad in ("-1", "loud", "inf"):
+        result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "x.wav"), "--snr-cost", bad])
+        assert result.exit_code == 2 and "--snr-cost" in result.output, result.output
+        assert "Traceback" not in result.output

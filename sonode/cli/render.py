@@ -180,6 +180,21 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 @click.option(
     "--model-out", type=click.Path(), help="When SOURCE is a clip: where to save the fitted model."
 )
+@click.option(
+    "--snr-cost",
+    default="1.5",
+    show_default=True,
+    help="Bound (dB) on the band above's SNR cost against band-limited interpolation, or 'none' "
+    "(the band at its predicted level).",
+)
+@click.option(
+    "--snr-cost-case",
+    type=click.Choice(["worst", "expected"]),
+    default="worst",
+    show_default=True,
+    help="The cost bounded: if the truth holds nothing above the input's Nyquist frequency "
+    "(every clip), or if it holds the predicted level (louder band, better LSD where right).",
+)
 @functools.partial(fit_options, rate_flag="--fit-rate")
 @fail_cleanly
 def upsample(
@@ -202,6 +217,9 @@ def upsample(
 
     if out_rate is None:
         raise click.BadParameter("is required: the output rate in Hz", param_hint="--rate")
+    band = dict(
+        max_snr_cost_db=_snr_cost(kw.pop("snr_cost")), snr_cost_case=kw.pop("snr_cost_case")
+    )
     is_model = _is_model_file(source)
     # a clip whose low band is its own interpolation needs no model: only its oscillators
     analyse_only = not is_model and low_band == "input" and model_out is None
@@ -220,14 +238,14 @@ def upsample(
     plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
     if analyse_only:  # long clips go block by block (`upsample_in_blocks`): bounded memory
-        samples = _upsample_clip(source, out_rate, high_band, quiet, kw)
+        samples = _upsample_clip(source, out_rate, high_band, quiet, kw, band)
     else:
         if not is_model:
             check_upsample_size(n_in, rate_in, out_rate)  # before the fit, not after it
             fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
         check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
         samples = fitted.upsample(
-            out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip
+            out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip, **band
         )
     _write_rendering(
         Rendering(samples=samples, sample_rate=out_rate, start_s=0.0),
@@ -272,7 +290,22 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
     return int(rate), int(math.ceil(seconds * rate))
 
 
-def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict):
+def _snr_cost(text: str) -> float | None:
+    """--snr-cost: a bound in dB (finite, ≥ 0) or 'none'."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise click.BadParameter(
+            f"{text!r} is not a bound in dB (>= 0) or 'none'", param_hint="--snr-cost"
+        )
+    return value
+
+
+def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: dict, band: dict):
     """A clip upsampled without a model: its interpolation below the band edge, and above it what
     its identified oscillators and spectrum continue (`sonode.tasks.upsample.clip_modes`).
 
@@ -322,7 +355,7 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
     else:
         channels = clip.samples[:, None]
     samples = upsample_in_blocks(
-        channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band
+        channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band, **band
     )
     return samples if n_channels > 1 else samples[:, 0]
 

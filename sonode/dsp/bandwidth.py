@@ -23,9 +23,10 @@ from sonode.dsp.spectra import power_spectrogram
 FRAME_S = 0.032  # analysis/synthesis frame of the envelopes (32 ms, hop 8 ms)
 N_SUBBANDS = 8  # log-spaced sub-bands over which the tilt line is fitted
 SMOOTH_FRAMES = 6  # half-width, in 8 ms hops, of the Hann smoothing of sub-band powers over time
-# Below this share of the clip's energy in the top octave the input has nothing up there to
-# continue (a pure tone resampled in float has ~-150 dB; 16-bit quantisation noise ~-90 dB):
-# the extension then adds nothing at all.
+# Below this share of the clip's energy in the top octave the input holds only its recording's
+# noise floor up there (a pure tone resampled in float has ~-150 dB; 16-bit quantisation noise
+# ~-90 dB): sonode's extension then continues only that floor (band_extension.quiet_floor); the
+# shaped-noise baseline adds nothing.
 SILENT_TOP_OCTAVE_DB = -70.0
 # The input's band ends where its long-term spectrum falls this far below the level just under it.
 EDGE_DROP_DB = 30.0

@@ -7,8 +7,9 @@ model's own rendering (``"model"``). With the input's band, the output below the
 input carries no information; what is added (``high_band="model"``, the default) comes from the
 structure of the clip and its fitted dynamics (`sonode.tasks.band_extension`): continued
 partials following the series' pitch trajectory, a noise floor, levels from the estimator that
-predicted the clip's own top octave best, bounded in SNR cost. Nothing is added when the top
-octave is empty (SILENT_TOP_OCTAVE_DB); ``high_band="none"`` leaves the band above empty.
+predicted the clip's own top octave best, bounded in SNR cost. A top octave holding only the
+recording's noise floor (SILENT_TOP_OCTAVE_DB) gets that floor continued, nothing else;
+``high_band="none"`` leaves the band above empty.
 Stereo input (n, 2) is upsampled per channel (`upsample_channels`).
 """
 
@@ -111,6 +112,7 @@ def upsample_samples(
     max_snr_cost_db: float | None = MAX_SNR_COST_DB,
     level: str = "auto",
     dynamics: bool = True,
+    snr_cost_case: str = "worst",
 ) -> tuple[np.ndarray, Extension | None]:
     """Upsample input samples: the low band kept, the band above synthesised.
 
@@ -123,7 +125,7 @@ def upsample_samples(
         high_band: "model" (partials + noise floor, see the module docstring) or "none".
         modes: the oscillators that guide the partials when there is no model (see `clip_modes`);
             ignored when ``model`` is given.
-        max_snr_cost_db, level, dynamics: see `extend_band`.
+        max_snr_cost_db, level, dynamics, snr_cost_case: see `extend_band`.
 
     Below the cross-over (`exact_below_hz`: the input's band edge ``Extension.edge_hz`` minus
     CROSSOVER_WIDTH × its Nyquist frequency) the output's spectrum is exactly the low band's
@@ -156,7 +158,9 @@ def upsample_samples(
             low = join_bands(low, np.zeros(n_out), rate_in, rate_out, band_edge_hz(sig, rate_in))
         return low, None
     modes = model_modes(model) if model is not None else modes
-    high, info = extend_band(sig, rate_in, rate_out, modes, seed, max_snr_cost_db, level, dynamics)
+    high, info = extend_band(
+        sig, rate_in, rate_out, modes, seed, max_snr_cost_db, level, dynamics, snr_cost_case
+    )
     return join_bands(low, high, rate_in, rate_out, info.edge_hz), info
 
 
@@ -179,7 +183,7 @@ def upsample_channels(
 
     Args:
         x: (n_in, C) at ``rate_in`` Hz. modes: the mid's (or mix's) oscillators, see `clip_modes`.
-        options: `upsample_samples`' high_band, max_snr_cost_db, level, dynamics.
+        options: `upsample_samples`' high_band, max_snr_cost_db, level, dynamics, snr_cost_case.
 
     Returns:
         ((round(n_in·rate_out/rate_in), C) float64, the extensions [mid, side] or per channel).
@@ -195,7 +199,7 @@ def upsample_channels(
         return np.stack([c[0] for c in columns], axis=1), [c[1] for c in columns]
     check_upsample_size(x.shape[0] * x.shape[1], rate_in, rate_out)  # every channel in memory
     mid, side = (x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2
-    keys = ("max_snr_cost_db", "level", "dynamics")
+    keys = ("max_snr_cost_db", "level", "dynamics", "snr_cost_case")
     kw = {k: options[k] for k in keys if k in options}
     high_mid, info_mid = extend_band(mid, rate_in, rate_out, modes, seed, **kw)
     edge = info_mid.edge_hz

@@ -1,4 +1,5 @@
-"""benchmarks/bench_upsample_folder.py's window of levels meeting both goals, and
+"""benchmarks/bench_upsample_folder.py's window of levels meeting both goals and the truth's own
+band within the SNR goal, and
 benchmarks/bench_partial_phase.py's phase prediction score on signals whose answer is known."""
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 from bench_partial_phase import control_clip, run  # noqa: E402
 from bench_upsample_folder import uncorrelated_window_db  # noqa: E402
+from upsample_diagnosis import oracle_truth_band  # noqa: E402
+
+from sonode.dsp.metrics import lsd_ssr, snr_db  # noqa: E402
 
 RATE = 48000
 SHARE = 10**0.15 - 1  # the SNR goal's 1.5 dB as a share of sinc's error: 0.4125
@@ -53,3 +57,23 @@ def test_phases_locked_to_the_fundamental_are_predicted_and_random_ones_are_not(
     scattered = run(control_clip(tmp_path, seconds=1.0, random_phases=True), args)
     assert locked["truth"] > 0.95 and locked["hold"] > 0.95
     assert abs(scattered["truth"]) < 0.3 and abs(scattered["hold"]) < 0.5
+
+
+def test_the_truths_own_band_is_held_within_the_snr_goal_and_scores_its_shape():
+    rng = np.random.default_rng(1)
+    n = RATE
+    low = _band(rng, n, 100, 7800, 1.0)
+    above = _band(rng, n, 8000, 20000, 0.05)  # sinc's whole error: the band gets 0.41/2 of it
+    truth = low + above
+    out = oracle_truth_band(truth, low, low, RATE, 8000)
+    added = out - low
+    assert abs(np.mean(added**2) / np.mean(above**2) - SHARE / 2) < 0.01
+    assert abs(np.mean(added * above)) < 0.05 * np.mean(above**2)  # random phases: uncorrelated
+    cost_db = snr_db(truth, low) - snr_db(truth, out)
+    assert abs(cost_db - 10 * math.log10(1 + SHARE / 2)) < 0.1  # 0.81 dB
+    # its shape is the truth's: well below the LSD of white noise at the same level in 8-24 kHz
+    white = low + _band(rng, n, 8000, 24000, float(np.mean(added**2)))
+    assert (
+        lsd_ssr(truth, out, RATE, 8000)["lsd_above"]
+        < lsd_ssr(truth, white, RATE, 8000)["lsd_above"] - 1
+    )
