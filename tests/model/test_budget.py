@@ -173,3 +173,21 @@ def test_the_graph_free_reconstruction_overlap_adds_a_run_at_a_time_and_is_the_s
             runs = torch.split(states, EVALUATION_SEGMENTS)
             parts = [modal_readout(model.bank, model.field, r, local, model.readout) for r in runs]
         assert torch.equal(per_segment, torch.cat(parts, dim=1) + model.readout_bias)
+
+
+def test_the_continuations_share_is_kept_only_for_a_training_that_can_finish_in_it():
+    """A continuation training stopped by the deadline keeps nothing: its share (a fifth of the
+    budget) is reserved only if its least cost, CONTINUATION_TRAINING_PER_IDENTIFICATION times its
+    identification's, fits in it; otherwise the steps get the time and it is not started."""
+    from sonode.model.budget import CONTINUATION_SHARE, CONTINUATION_TRAINING_PER_IDENTIFICATION
+
+    start = time.perf_counter()
+    share_s = CONTINUATION_SHARE * 60.0
+    fits_s = 0.9 * share_s / CONTINUATION_TRAINING_PER_IDENTIFICATION
+    cheap = FitBudget(start, 60.0, 1.0, 0.5, 10, True, fits_s)
+    assert cheap.continuation_fits and cheap.continuation_s == share_s
+    costly = FitBudget(start, 60.0, 1.0, 0.5, 10, True, 2 * fits_s)
+    assert not costly.continuation_fits and costly.continuation_s == 0.0
+    # without a deadline it always trains; without a continuation nothing is reserved
+    assert FitBudget(start, None, 1.0, 0.5, 10, True, 100.0).continuation_fits
+    assert FitBudget(start, 60.0, 1.0, 0.5, 10, False, 100.0).continuation_s == 0.0
