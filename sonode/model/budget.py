@@ -23,6 +23,7 @@ CONTINUATION_SHARE = 0.2  # of the budget, kept for the continuation's training 
 # bell 26.1 / 1.11 = 23-49x). A training stopped by the deadline keeps nothing (the untrained
 # continuation stays), so a share it cannot finish in is time taken from the steps for nothing.
 CONTINUATION_TRAINING_PER_IDENTIFICATION = 20.0
+NO_TIME_FOR_CONTINUATION = "would not finish in its share of --max-time"  # the report's "skipped"
 
 
 class FitBudget:

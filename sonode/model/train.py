@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from sonode.model.adam import Adam, gradient_values
-from sonode.model.budget import FitBudget
+from sonode.model.budget import NO_TIME_FOR_CONTINUATION, FitBudget
 from sonode.model.checkpoint import (
     CheckpointError,
     CheckpointPlan,
@@ -352,7 +352,7 @@ def fit_samples(
     best_state = identified = None
     continuation_training = {}
     if options.continuation_training_steps > 0 and not budget.continuation_fits:
-        skipped = "would not finish in its share of --max-time"  # stopped, it keeps nothing
+        skipped = NO_TIME_FOR_CONTINUATION  # stopped by the deadline, it would keep nothing
         continuation_training = {"field_kept": False, "cycle": False, "skipped": skipped}
     elif options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
         continuation_training = unless_abandoned(
