@@ -189,21 +189,23 @@ def test_the_fade_check_reads_only_the_clips_end():
 def test_the_continuations_training_starts_without_the_steps_optimiser_state(monkeypatch):
     """What training held (Adam's moments, the last gradient, the kept copies of the parameters:
     5 × 77 MB on a 600 s clip) is released before the continuation trains."""
-    import gc
-
     from sonode.model import FitOptions, adam, fit_samples, train
     from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
-    seen = {}
+    seen, optimisers = {}, []
+
+    class Recorded(adam.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            optimisers.append(self)
 
     def probe(model, *args, **kwargs):
-        gc.collect()
-        optimisers = [o for o in gc.get_objects() if isinstance(o, adam.Adam)]
         seen["moments"] = sum(len(o.state) for o in optimisers)
         seen["grads"] = [p for p in model.parameters() if p.grad is not None]
         return {"field_kept": False, "cycle": False}
 
+    monkeypatch.setattr(train, "Adam", Recorded)
     monkeypatch.setattr(train, "train_continuation", probe)
     options = FitOptions(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1)
     fit_samples(two_tone_clip(0.1), SAMPLE_RATE, replace(options, lp_order=32, steps=2))
-    assert seen == {"moments": 0, "grads": []}
+    assert len(optimisers) == 1 and seen == {"moments": 0, "grads": []}
