@@ -12,6 +12,7 @@ results.md (per-rate-and-length medians, then per clip). `--with-fit` adds the e
 sonode_fit (two model fits per gap, minutes each under load), scored on the first
 `--sonode-positions` positions only (the table says how many gaps each median covers).
 
+`--candidates none` scores sonode's orders alone (no `reestimate`/`janssen` candidates).
 `--method` runs only the named methods; `--reuse DIR` adds the other methods' records from an
 earlier run's results.json (same rates and clips), so a change to sonode needs only sonode re-run.
 
@@ -51,6 +52,7 @@ def quality(args) -> None:
         context_s=args.context,
         orders=args.orders,
         residual=args.residual,
+        candidates=args.candidates,
     )
     methods = tuple(FILL_METHODS) if args.with_fit else EVALUATED_FILL_METHODS
     methods = tuple(args.method) if args.method else methods
@@ -265,6 +267,12 @@ def main() -> None:
         default=FillSettings().residual,
         choices=RESIDUALS,
         help="sonode: what is added to the most likely trajectory (default: FillSettings').",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=lambda v: () if v == "none" else tuple(v.split(",")),
+        help="sonode: the estimators weighed against the orders, comma-separated, or 'none' for "
+        "the orders alone (default: FillSettings', reestimate,janssen).",
     )
     parser.add_argument("--steps", type=int, default=None, help="Cap on optimiser steps per fit.")
     parser.add_argument("--timing", action="store_true")

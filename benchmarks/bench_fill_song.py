@@ -20,7 +20,10 @@ WAV, damaged with ``--dropouts`` 20 ms dropouts (zeros in both channels) and ``-
 0.2 × the song's duration; every made defect inside a filled gap; OUT equal to DAMAGED bit for
 bit outside the filled gaps; SNR of each repaired dropout (per channel) against the clean song.
 Wall and CPU seconds (user + system, the children's) are both printed: on a loaded machine the
-wall time is mostly waiting.
+wall time is mostly waiting. ``--other TREE`` runs the same fill command from another checkout
+(e.g. /work/main) on the same damaged file right after, and prints its wall and CPU seconds, the
+ratio of the two, and how far the two outputs differ (int16 steps, and the dropouts' SNR):
+a speed change measured side by side under the same load.
 Files go to ``-o`` (outputs/, not in git).
 """
 
@@ -194,7 +197,8 @@ def song_benchmark(args) -> None:
             col, n = make_defect(damaged[:, channel].copy(), rate, "click", start, rng)
             damaged[:, channel] = col
             made.append({"kind": kind, "start": start, "n": n, "channels": [channel]})
-    damaged_path, out = args.output / "song_damaged.wav", args.output / "song_filled.wav"
+    folder = args.output.resolve()  # absolute: the --other tree's command runs from its own folder
+    damaged_path, out = folder / "song_damaged.wav", folder / "song_filled.wav"
     sf.write(damaged_path, damaged, rate, subtype="PCM_16")
     command = [sys.executable, "-m", "sonode", "fill", str(damaged_path), "-o", str(out)]
     command += ["--detect", "--quiet", "--force", "--method", args.method]
@@ -205,13 +209,15 @@ def song_benchmark(args) -> None:
         [sys.executable, "-m", "sonode", "fill", str(damaged_path), "--detect", "--dry-run"],
         check=True,
         env=env,
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     dry_run_s, cpu1 = time.perf_counter() - begin, _children_cpu_s()
     begin = time.perf_counter()
-    subprocess.run(command, check=True, env=env)
+    subprocess.run(command, check=True, env=env, cwd=REPO)
     seconds, cpu2 = time.perf_counter() - begin, _children_cpu_s()
+    other = _other_tree(args, command, out, clean, made) if args.other else None
     report = json.loads(out.with_suffix(".fill.json").read_text())
     before = sf.read(damaged_path, dtype="int16", always_2d=True)[0]
     after = sf.read(out, dtype="int16", always_2d=True)[0]
@@ -251,12 +257,43 @@ def song_benchmark(args) -> None:
                     np.median([s for r in repaired if r["kind"] == "dropout" for s in r["snr_db"]])
                 ),
                 "defects": repaired,
+                "other_tree": other
+                and {
+                    **other,
+                    "cpu_ratio_this_over_other": round((cpu2 - cpu1) / other["cpu_s"], 3),
+                },
                 "gaps": report["gaps"],
                 "load_average": os.getloadavg(),
             },
             indent=1,
         )
     )
+
+
+def _other_tree(args, command: list[str], out: Path, clean: np.ndarray, made: list) -> dict:
+    """The same fill from the checkout ``args.other`` on the same damaged file, timed right after:
+    its wall and CPU seconds and how far its output is from this tree's."""
+    other_out = out.with_name(out.stem + "_other" + out.suffix)
+    command = [c if c != str(out) else str(other_out) for c in command]
+    cpu0, begin = _children_cpu_s(), time.perf_counter()
+    # run from the other tree: `python -m` puts the working directory first on sys.path, so from
+    # this tree's directory it would import this tree whatever PYTHONPATH says
+    env = dict(os.environ, PYTHONPATH=str(args.other.resolve()))
+    subprocess.run(command, check=True, env=env, cwd=args.other)
+    wall_s, cpu_s = time.perf_counter() - begin, _children_cpu_s() - cpu0
+    mine = sf.read(out, dtype="int16", always_2d=True)[0].astype(np.int32)
+    theirs = sf.read(other_out, dtype="int16", always_2d=True)[0].astype(np.int32)
+    filled = sf.read(other_out, always_2d=True)[0]
+    spans = [(slice(m["start"], m["start"] + m["n"]), m) for m in made if m["kind"] == "dropout"]
+    snrs = [snr_db(clean[s, c], filled[s, c]) for s, m in spans for c in m["channels"]]
+    return {
+        "tree": str(args.other),
+        "wall_s": round(wall_s, 2),
+        "cpu_s": round(cpu_s, 2),
+        "max_int16_difference": int(np.max(np.abs(mine - theirs))),
+        "samples_differing": int(np.sum(mine != theirs)),
+        "dropout_snr_db_median": float(np.median(snrs)),
+    }
 
 
 def main() -> None:
@@ -277,6 +314,7 @@ def main() -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--method", default="sonode", help="sonode fill --method (default sonode).")
     s.add_argument("-o", "--output", type=Path, default=Path("outputs/bench_fill_song"))
+    s.add_argument("--other", type=Path, help="Another checkout to time side by side (its root).")
     args = parser.parse_args()
     if args.mode == "detect":
         detect_benchmark(args)

@@ -12,6 +12,11 @@ per column (an oracle: the order is picked after seeing the future). Prints one 
 then medians and the count of clips where the continuation is ahead, for the bundled clips (data/)
 and the others separately.
 
+With ``--origins N`` each clip is continued from N history ends, 50 ms apart (0.8 s, 0.75 s,
+...), and its row is the mean over them of each column (sonode's and the best Burg order's, picked
+per origin): one 5 ms span is 80 samples, and a change the held-back validation cannot rank moved
+a clip's 5 ms SNR by 6-10 dB at one end and not at the next (docs/continuation_modes.md).
+
 With ``--train-steps N`` the continuation is also trained for prediction
 (`sonode.model.predict.fit_dynamics`: N adjoint steps, kept only where the history's own held-back
 end scores better, limit cycle chosen) and printed beside its untrained start ("trained" rows, with
@@ -47,6 +52,7 @@ from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
 
 RATE = 16000
 HORIZON = int(0.2 * RATE)
+ORIGIN_STEP = int(0.05 * RATE)  # between the history ends of --origins
 BURG_ORDERS = (256, 512, 1024, 2048)
 AUDIO = (".wav", ".flac", ".ogg")
 
@@ -64,6 +70,22 @@ def continuation(history: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     return fit.samples(
         n, RATE
     ) * gain + offset, f"{fit.estimator} p={fit.order} W={fit.window_samples}"
+
+
+def origin_scores(low: np.ndarray, origins: int) -> tuple[list[float], list[float], str]:
+    """(sonode's scores, the best Burg order's, how it was identified) of a clip (n,) at RATE,
+    each the mean over ``origins`` history ends ORIGIN_STEP apart, the first HORIZON before the
+    end (the best order picked per end)."""
+    per_origin = []
+    for end in range(low.shape[0] - HORIZON, 0, -ORIGIN_STEP)[:origins]:
+        history, future = low[:end], low[end : end + HORIZON]
+        ours, how = continuation(history, HORIZON)
+        burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
+        best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
+        per_origin.append((scores(future, ours), best, how))
+    row, best = (list(np.mean([o[i] for o in per_origin], 0)) for i in (0, 1))
+    ends = f" (at the last end; {len(per_origin)} ends)" if origins > 1 else ""
+    return row, best, per_origin[0][2] + ends
 
 
 def trained_continuation(
@@ -133,9 +155,17 @@ def main() -> None:
         help="leave out the L-BFGS fit of the shared pitch glide (the level MLP alone)",
     )
     parser.add_argument(
+        "--origins",
+        type=int,
+        default=1,
+        help="continue each clip from this many history ends 50 ms apart and average (untrained)",
+    )
+    parser.add_argument(
         "--skip", default="speech", help="skip clips whose name contains this (default: speech)"
     )
     args = parser.parse_args()
+    if args.origins < 1 or (args.origins > 1 and args.train_steps > 0):
+        parser.error("--origins must be >= 1, and 1 with --train-steps")
     limit_cycle.TAIL_INPUT, limit_cycle.FIELD_PHASES = args.field_input, args.field_phases
     limit_cycle.TAIL_TRAIN = args.field_train
     task_loss.ANCHORS, task_loss.ANCHOR_SPAN_S = args.anchors, args.anchor_span_s
@@ -157,11 +187,8 @@ def main() -> None:
     for path in args.clips:
         clip = read_clip(path, duration_s=1.0)
         low = resample(clip.samples, clip.sample_rate, RATE)
-        history, future = low[:-HORIZON], low[-HORIZON:]
-        ours, how = continuation(history, HORIZON)
-        burgs = [scores(future, lpc_continue(history, order, HORIZON)) for order in BURG_ORDERS]
-        best = [max(b[i] for b in burgs) for i in range(3)] + [min(b[3] for b in burgs)]
-        row = scores(future, ours)
+        row, best, how = origin_scores(low, args.origins)
+        history, future = low[:-HORIZON], low[-HORIZON:]  # the training's task: the last end
         print(
             f"{path.name:36s} sonode {' '.join(f'{v:6.2f}' for v in row)} | best Burg "
             f"{' '.join(f'{v:6.2f}' for v in best)} | {how}",

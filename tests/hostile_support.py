@@ -40,9 +40,12 @@ _WRAPPER = (
     "import atexit, os, resource, runpy, sys\n"
     "fd = int(os.environ.pop('SONODE_TEST_RSS_FD'))\n"
     "atexit.register(lambda: os.write(fd, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).encode()))\n"
+    "import tests.phase_trace\n"
     "if os.environ.pop('SONODE_TEST_PHASES', ''):\n"
-    "    import tests.phase_trace\n"
     "    tests.phase_trace.install()\n"
+    "imports = os.environ.pop('SONODE_TEST_IMPORTS', '')\n"
+    "if imports:\n"
+    "    tests.phase_trace.announce_imports(imports.split(','))\n"
     "sys.argv = ['sonode'] + sys.argv[1:]\n"
     "runpy.run_module('sonode', run_name='__main__')\n"
 )
@@ -109,9 +112,13 @@ def start(
     cwd: str | Path | None = None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
     phases: bool = False,
+    imports: tuple[str, ...] = (),
+    hold: bool = False,
 ) -> tuple[subprocess.Popen, int]:
     """Start `sonode ARGS` (returns the process and the read end of its peak-memory pipe); with
-    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr (tests/phase_trace.py)."""
+    ``phases`` a fit prints ``sonode-phase: NAME`` lines on stderr, and ``sonode-phase: importing
+    NAME`` as the import of each module in ``imports`` begins (tests/phase_trace.py); with ``hold``
+    it stops after each such line until it is sent SIGCONT (`release`)."""
     read_fd, write_fd = os.pipe()
     child_env = {
         **os.environ,
@@ -120,6 +127,8 @@ def start(
         "MKL_NUM_THREADS": "1",
         "SONODE_TEST_RSS_FD": str(write_fd),
         **({"SONODE_TEST_PHASES": "1"} if phases else {}),
+        **({"SONODE_TEST_IMPORTS": ",".join(imports)} if imports else {}),
+        **({"SONODE_TEST_HOLD": "1"} if hold else {}),
         **(env or {}),
     }
     proc = subprocess.Popen(
@@ -134,6 +143,24 @@ def start(
     )
     os.close(write_fd)
     return proc, read_fd
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP), as /proc says."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:
+        return False
+
+
+def release(proc: subprocess.Popen) -> None:
+    """Continue ``proc`` if it has stopped itself (a ``hold`` after an announcement)."""
+    if stopped(proc.pid):
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+        except ProcessLookupError:  # it has ended meanwhile
+            pass
 
 
 def finish(proc: subprocess.Popen, read_fd: int, args, started: float, timeout_s: float) -> Outcome:
@@ -167,10 +194,13 @@ def run(
     env: dict | None = None,
     cwd=None,
     address_space_bytes: int | None = ADDRESS_SPACE_LIMIT_BYTES,
+    phases: bool = False,
 ) -> Outcome:
-    """Run `sonode ARGS` to the end (or kill it after ``timeout_s``)."""
+    """Run `sonode ARGS` to the end (or kill it after ``timeout_s``); ``phases`` as in `start`."""
     started = time.monotonic()
-    proc, read_fd = start(args, env=env, cwd=cwd, address_space_bytes=address_space_bytes)
+    proc, read_fd = start(
+        args, env=env, cwd=cwd, address_space_bytes=address_space_bytes, phases=phases
+    )
     return finish(proc, read_fd, args, started, timeout_s)
 
 

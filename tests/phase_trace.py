@@ -5,33 +5,52 @@ Imported by the child wrapper of tests/hostile_support.py when SONODE_TEST_PHASE
 phases=True)`). It wraps the functions that begin each phase where the fit looks them up (module
 globals), so sonode itself is unchanged. Phases, in order: identification, checks (the untrained
 model's solver check), training, checks (the last parameters', the final one), continuation,
-report (the energy above Nyquist), writing.
+report (the energy above Nyquist), writing. With SONODE_TEST_HOLD=1 the child waits, stopped,
+after each announcement until the test continues it (`_HOLD`).
+
+Two more hooks, each also without changing sonode: `announce_imports` prints ``sonode-phase:
+importing NAME`` as the import of module NAME begins (the start-up, where a signal once met torch's
+import), and `hold_after_checkpoint` freezes the process (SIGSTOP) once a fit has written its first
+periodic checkpoint, so a test kills it (kill -9) at a known step rather than at whatever step the
+machine's load let it reach.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-
-import sonode.api
-import sonode.model.train
+import signal
+import sys
 
 PHASE_PREFIX = "sonode-phase: "
 _current = [""]
+#: SONODE_TEST_HOLD=1: the process stops itself (SIGSTOP) after each announcement until the test
+#: continues it (SIGCONT), having sent its signal first if this is the phase it waited for: the
+#: signal is then handled as the phase begins, however late the loaded test process reads the line.
+_HOLD = os.environ.pop("SONODE_TEST_HOLD", "") == "1"
+
+
+def _say(phase: str) -> None:
+    os.write(2, f"\n{PHASE_PREFIX}{phase}\n".encode())  # unbuffered, at once
+    if _HOLD:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _announce(name: str, function):
     @functools.wraps(function)
     def wrapped(*args, **kwargs):
-        if _current[0] != name:  # os.write: unbuffered, at once, as the child's own lines
+        if _current[0] != name:
             _current[0] = name
-            os.write(2, f"\n{PHASE_PREFIX}{name}\n".encode())
+            _say(name)
         return function(*args, **kwargs)
 
     return wrapped
 
 
 def install() -> None:
+    import sonode.api
+    import sonode.model.train
+
     train = sonode.model.train
     for attribute, name in (
         ("initial_from_options", "identification"),
@@ -44,3 +63,35 @@ def install() -> None:
         setattr(train, attribute, _announce(name, getattr(train, attribute)))
     sonode.api.model_energy_above_db = _announce("report", sonode.api.model_energy_above_db)
     sonode.api.Fitted.save = _announce("writing", sonode.api.Fitted.save)
+
+
+def announce_imports(names) -> None:
+    """Announce ``importing NAME`` when the first import of each module in ``names`` begins (a
+    finder consulted first that finds nothing itself); imports nothing of sonode's."""
+    waiting = set(names)
+
+    class _Announcer:
+        @staticmethod
+        def find_spec(fullname, path=None, target=None):
+            if fullname in waiting:
+                waiting.discard(fullname)
+                _say(f"importing {fullname}")
+            return None
+
+    sys.meta_path.insert(0, _Announcer)
+
+
+def hold_after_checkpoint(epoch: int = 1) -> None:
+    """Stop this process (SIGSTOP) once the fit has written a checkpoint taken after ``epoch``
+    steps (with --checkpoint-every below a step's time, exactly after ``epoch``)."""
+    import sonode.model.train
+
+    save = sonode.model.train.save_checkpoint
+
+    @functools.wraps(save)
+    def save_and_hold(path, state, *args, **kwargs):
+        save(path, state, *args, **kwargs)
+        if state.epoch >= epoch:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    sonode.model.train.save_checkpoint = save_and_hold

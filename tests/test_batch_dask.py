@@ -16,6 +16,7 @@ import soundfile as sf
 
 from sonode.io.fileutil import written_by_sonode
 from tests.cli_support import TWO_STEPS
+from tests.dask_hold import HELD, HOLD
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,8 @@ def cluster(tmp_path_factory):
                         "--host",
                         "127.0.0.1",
                         "--no-dashboard",
+                        "--preload",
+                        "tests.dask_hold",
                     ],
                     env=_env(),
                     stderr=subprocess.DEVNULL,
@@ -198,11 +201,15 @@ def test_three_clips_and_a_corrupt_one(cluster, tmp_path):
 
 
 def test_a_worker_killed_mid_fit_resumes_elsewhere(cluster, tmp_path):
-    """Both workers are fitting (their checkpoints exist) when one is killed: its clip moves to the
-    other worker, resumes from the checkpoint, and every clip is completed once, with no leftovers."""
+    """Both workers are fitting (each waits after its first step's checkpoint, tests/dask_hold.py)
+    when one is killed: its clip moves to the other worker, resumes from the checkpoint, and every
+    clip is completed once, with no leftovers."""
     clips = _clips(tmp_path / "in", ["x", "y"])
     out = tmp_path / "out"
-    args = [*TINY[:1], "40", *TINY[2:], "--checkpoint-every", "0.01"]
+    out.mkdir()
+    hold = out / HOLD
+    hold.touch()
+    args = [*TINY[:1], "40", *TINY[2:], "--checkpoint-every", "1e-9"]
     proc = subprocess.Popen(
         _sonode_fit(*clips, "--out-dir", out, "--scheduler", cluster["address"], *args),
         env=_env(),
@@ -210,13 +217,16 @@ def test_a_worker_killed_mid_fit_resumes_elsewhere(cluster, tmp_path):
         text=True,
     )
     try:
-        _wait_for(lambda: len(list(out.glob("*.ckpt"))) == 2, 60, "both fits to checkpoint")
+        _wait_for(lambda: len(list(out.glob(f"{HELD}.*"))) == 2, 120, "both fits past step 1")
         victim = cluster["workers"][0]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
+        hold.unlink()
         _, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
+    for held in out.glob(f"{HELD}.*"):
+        held.unlink()
     assert proc.returncode == 0, stderr
     rows = _summary(out)
     assert [r["status"] for r in rows.values()] == ["ok", "ok"] and [

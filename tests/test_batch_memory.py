@@ -18,6 +18,7 @@ from sonode.batch import memory
 from sonode.batch.child import map_in_children
 from sonode.batch.outputs import FitJob
 from sonode.limits import GIB, PROCESS_BASELINE_BYTES, available_cores
+from sonode.model.fit_size import fit_span
 from tests.hostile_support import (
     FAST,
     RATE,
@@ -45,22 +46,29 @@ def _silent_wav(path, seconds, rate=48_000):
     return FitJob(str(path), path.stem, str(path.parent))
 
 
+def _spans(jobs, rate=None, duration_s=None):
+    """What a batch reads from each clip's header while it plans (`fit_span`)."""
+    return [fit_span(job.clip, rate, duration_s) for job in jobs]
+
+
 def test_the_worker_count_follows_the_clips_headers(tmp_path, monkeypatch):
     monkeypatch.setattr("sonode.limits.available_cores", lambda: 2)
-    short = [_silent_wav(tmp_path / f"s{k}.wav", 1.0) for k in range(3)]
-    long = [_silent_wav(tmp_path / f"l{k}.wav", 150.0) for k in range(2)]  # 7.2 M samples each
+    short = _spans([_silent_wav(tmp_path / f"s{k}.wav", 1.0) for k in range(3)])
+    long_jobs = [_silent_wav(tmp_path / f"l{k}.wav", 150.0) for k in range(2)]  # 7.2 M samples
+    long = _spans(long_jobs)
+    assert long[0] == (150 * 48_000 + 1, 48_000)
     # A budget that holds two fits of the short clips side by side, not two of the long ones.
-    budget = memory.cluster_bytes([memory.fit_peak(short[0].clip, None, None)] * 2)
+    budget = memory.cluster_bytes([memory.fit_peak(*short[0])] * 2)
     monkeypatch.setattr("sonode.limits.memory_budget_bytes", lambda: budget)
-    assert memory.fit_peak(long[0].clip, None, None) > memory.fit_peak(short[0].clip, None, None)
+    assert memory.fit_peak(*long[0]) > memory.fit_peak(*short[0])
     assert memory.fit_workers(short, FIT_OPTIONS, None) == (2, "")
     workers, note = memory.fit_workers(short + long, FIT_OPTIONS, None)
     assert workers == 1
     assert note.startswith("sonode: running 1 fit(s) at a time, not 2") and "--workers N" in note
     assert "\n" not in note and f"over the memory budget of {budget / GIB:.2f} GiB" in note
     # The fit's rate and duration decide its samples, as in the fit itself.
-    assert memory.fit_workers(long, {**FIT_OPTIONS, "rate": 8000}, None) == (2, "")
-    assert memory.fit_workers(long, {**FIT_OPTIONS, "duration_s": 5.0}, None) == (2, "")
+    assert memory.fit_workers(_spans(long_jobs, rate=8000), FIT_OPTIONS, None) == (2, "")
+    assert memory.fit_workers(_spans(long_jobs, duration_s=5.0), FIT_OPTIONS, None) == (2, "")
     # An explicit --workers is kept, with a note that it may not fit.
     workers, note = memory.fit_workers(long, FIT_OPTIONS, 2)
     assert workers == 2 and note.startswith("sonode: note: --workers 2:")
@@ -70,8 +78,9 @@ def test_a_short_fit_is_sized_by_its_fixed_spans_not_its_length(tmp_path):
     # A 1.5 s 48 kHz clip with the default options peaked at 1.47 GiB in its continuation's
     # training, not the 0.76 GiB its samples alone give.
     job = _silent_wav(tmp_path / "s.wav", 1.5)
-    assert memory.fit_peak(job.clip, None, None) >= int(1.47 * GIB)
-    assert memory.fit_peak(job.clip, 16000, None) >= int(1.1 * GIB)
+    assert memory.fit_peak(*fit_span(job.clip)) >= int(1.47 * GIB)
+    assert memory.fit_peak(*fit_span(job.clip, 16000)) >= int(1.1 * GIB)
+    assert fit_span(tmp_path / "none.wav") == (0, 0)  # unreadable: reading it will say why
 
 
 def test_tasks_in_child_processes_fail_alone(monkeypatch):

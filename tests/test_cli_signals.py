@@ -1,10 +1,12 @@
 """`sonode fit` under SIGINT, SIGTERM and kill -9 (real subprocesses), --resume, and determinism."""
 
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -15,8 +17,10 @@ from sonode.cli import EXIT_INTERRUPTED, main
 from sonode.io.model_file import load_model_file
 from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
 from tests.cli_support import TINY_MODEL
+from tests.hostile_support import stopped
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = [*TINY_MODEL, "--continuation-steps", "2"]
 STEPS = 8  # the stopping rule of the runs that are compared bit for bit
 TIMEOUT_S = 120
@@ -30,16 +34,25 @@ def clip(tmp_path_factory):
     return path
 
 
+# `python -m sonode`, frozen once a checkpoint after the first step is written (tests/phase_trace.py)
+_HELD = (
+    "import runpy, sys\n"
+    "import tests.phase_trace\n"
+    "tests.phase_trace.hold_after_checkpoint(epoch=1)\n"
+    "sys.argv = ['sonode'] + sys.argv[1:]\n"
+    "runpy.run_module('sonode', run_name='__main__')\n"
+)
+
+
 class _Fit:
     """`python -m sonode fit` (as the `sonode` command runs) in a subprocess, its stderr collected
-    as it arrives."""
+    as it arrives; with ``held``, stopped (SIGSTOP) after its first checkpoint past step 1."""
 
-    def __init__(self, clip, model, *extra):
+    def __init__(self, clip, model, *extra, held: bool = False):
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "sonode",
+                *(["-c", _HELD] if held else ["-m", "sonode"]),
                 "fit",
                 str(clip),
                 "-o",
@@ -49,6 +62,7 @@ class _Fit:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         self.stderr = b""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -119,15 +133,17 @@ def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
 def test_resume_after_kill_9_reaches_the_uninterrupted_model(clip, tmp_path, reference):
     model = tmp_path / "tone.sonode"
     checkpoint = tmp_path / "tone.sonode.ckpt"
-    fit = _Fit(clip, model, "--steps", "1000", "--checkpoint-every", "0.01")
-    fit.wait_for(checkpoint.exists, "a checkpoint")
+    # a checkpoint before every step; the fit is frozen once the one after step 1 is written, so
+    # the kill finds it there whatever the machine's load (it reached any step before)
+    fit = _Fit(clip, model, "--steps", "1000", "--checkpoint-every", "1e-9", held=True)
+    fit.wait_for(lambda: stopped(fit.proc.pid), "the fit to stop after step 1")
     fit.proc.kill()  # SIGKILL: nothing runs after this, only the periodic checkpoint survives
     fit.finish()
     assert not model.exists()
     _, meta = load_model_file(
         checkpoint, kind=CHECKPOINT_KIND, supported_versions=[CHECKPOINT_VERSION]
     )
-    assert 0 < meta["epoch"] < STEPS
+    assert meta["epoch"] == 1 < STEPS
     refused = CliRunner().invoke(
         main, ["fit", str(clip), "-o", str(model), *SMALL, "--hidden", "16", "--resume"]
     )

@@ -9,8 +9,8 @@ from sonode.dsp.two_sided_fit import (
     PREDICTOR_MEMO,
     FitMemo,
     innovation_sigma,
+    normal_matrix,
     predictor_from_gram,
-    side_gram,
     two_sided_predictor,
 )
 
@@ -46,7 +46,7 @@ def test_the_memoised_predictor_is_the_direct_fit_on_the_whole_sides():
     left, right, order, rows = x[:3000], x[3320:], 96, 384
     PREDICTOR_MEMO.clear()
     a, sigma = two_sided_predictor(left, right, order, rows)
-    gram = side_gram(left, order, rows, True) + side_gram(right, order, rows, False)
+    gram = normal_matrix([(left, rows, True), (right, rows, False)], order)
     direct = predictor_from_gram(gram)
     np.testing.assert_array_equal(a, direct)
     assert sigma == innovation_sigma(gram, direct, 2 * rows)

@@ -81,22 +81,24 @@ def test_a_stranger_cannot_connect(cluster, how):
 def test_an_unreachable_scheduler_is_refused_at_once(tmp_path):
     for name in ("a", "b"):
         sf.write(tmp_path / f"{name}.wav", tone(0.2, 16000), 16000, subtype="PCM_16")
-    with socket.socket() as s:  # a port nobody listens on
+    # a port nobody listens on: bound here and not listening (connections are refused), so no
+    # other process (another test's cluster) can take it before the command tries it
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    began = time.monotonic()
-    result = CliRunner().invoke(
-        main,
-        [
-            "fit",
-            str(tmp_path / "a.wav"),
-            str(tmp_path / "b.wav"),
-            "--scheduler",
-            f"tcp://127.0.0.1:{port}",
-            "--out-dir",
-            str(tmp_path / "out"),
-        ],
-    )
+        began = time.monotonic()
+        result = CliRunner().invoke(
+            main,
+            [
+                "fit",
+                str(tmp_path / "a.wav"),
+                str(tmp_path / "b.wav"),
+                "--scheduler",
+                f"tcp://127.0.0.1:{port}",
+                "--out-dir",
+                str(tmp_path / "out"),
+            ],
+        )
     assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output, (
         result.output
     )

@@ -102,21 +102,24 @@ _SWITCH = """async (gid) => {
   // an event, or false after 5 s (so that a page that never fires it fails instead of hanging)
   const wait = (a, ev) => Promise.race([new Promise(r => a.addEventListener(ev, () => r(true), {once: true})),
                                         sleep(5000).then(() => false)]);
+  // a condition, polled, or false after 5 s: playback starts when the (loaded) browser gets to it
+  const until = async (ok) => { for (let k = 0; k < 250 && !ok(); k++) await sleep(20); return ok(); };
   const out = {};
   g.play.click();                                   // the page's Play button: the sonode version plays
-  await sleep(300);
   const from = g.audios[g.cur];
   out.playing_before = !from.paused;
+  await until(() => from.currentTime > 0.05);      // it has played a little
   const seeked = wait(g.audios[g.prev], 'seeked');
   const t0 = from.currentTime;
   g.swap.click();                                   // A/B: switch while playing
-  out.seeked = await seeked;
   const to = g.audios[g.cur];
-  out.playing_delta = Math.abs(to.currentTime - t0); out.t0 = t0; out.t1 = to.currentTime;
+  // where the page set the other version playing (the media clock moves on once it plays, at the
+  // machine's pace, before the 'seeked' event is handled)
+  out.t1 = to.currentTime; out.playing_delta = Math.abs(out.t1 - t0); out.t0 = t0;
+  out.seeked = await seeked;
   out.from_paused = from.paused;
-  await sleep(200);
+  out.advanced = await until(() => to.currentTime - t0 > 0.05) && to.currentTime - t0;
   out.still_playing = !to.paused;
-  out.advanced = to.currentTime - t0;
   to.pause();
   to.currentTime = 0.3;                             // paused: switch by key binding
   out.seeked_paused = await wait(to, 'seeked');

@@ -177,33 +177,37 @@ def map_on_cluster(
     """
     from distributed import Client
 
-    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-    cluster = None
-    if scheduler is None:
-        n_workers, threads = local_layout(len(items), workers, threads)
-        if n_workers == 1:  # no cluster for one worker: it would only add its processes' memory
-            from sonode.batch.child import map_in_children
+    from sonode.io.fileutil import unfinished
 
-            return map_in_children(
-                func, items, *args, threads=threads, on_failure=on_failure, on_result=on_result
-            )
-        cluster = embedded_cluster(n_workers)
-    else:
-        check_scheduler(scheduler)
-        threads = threads or 1
-    try:
-        with Client(
-            cluster if cluster is not None else scheduler, timeout=SCHEDULER_TIMEOUT_S
-        ) as client:
-            try:
-                return _gather(client, func, items, args, threads, on_failure, on_result)
-            except BaseException:  # Ctrl-C, SIGTERM: the fits stop now, not after a graceful close
-                if cluster is not None:
-                    _kill_local_workers()
-                raise
-    finally:
-        if cluster is not None:
-            cluster.close()
+    # a signal must reach the code below, which stops the workers (or kills the child)
+    with unfinished():
+        scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+        cluster = None
+        if scheduler is None:
+            n_workers, threads = local_layout(len(items), workers, threads)
+            if n_workers == 1:  # no cluster for one worker: it would only add its processes' memory
+                from sonode.batch.child import map_in_children
+
+                return map_in_children(
+                    func, items, *args, threads=threads, on_failure=on_failure, on_result=on_result
+                )
+            cluster = embedded_cluster(n_workers)
+        else:
+            check_scheduler(scheduler)
+            threads = threads or 1
+        try:
+            with Client(
+                cluster if cluster is not None else scheduler, timeout=SCHEDULER_TIMEOUT_S
+            ) as client:
+                try:
+                    return _gather(client, func, items, args, threads, on_failure, on_result)
+                except BaseException:  # Ctrl-C, SIGTERM: the fits stop now, not after closing
+                    if cluster is not None:
+                        _kill_local_workers()
+                    raise
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 def _gather(client, func, items, args, threads, on_failure, on_result) -> list[Any]:

@@ -271,8 +271,12 @@ def fit_batch(
     plan = OutputPlan(clips, force)
     for path in summary_paths(out_dir):
         plan.add(path, 1 << 20)
-    for job in todo:
-        for kind, size in clip_fit_output_bytes(job.clip, fit_kw).items():
+    from sonode.model.fit_size import fit_span
+
+    # each clip's header read once: (samples, fitting rate) for the output sizes and the workers
+    spans = [fit_span(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s")) for job in todo]
+    for job, (n_samples, _) in zip(todo, spans, strict=True):
+        for kind, size in clip_fit_output_bytes(job.clip, fit_kw, n_samples).items():
             plan.add(job.paths()[kind], size)
     plan.check()
     if scheduler:
@@ -287,7 +291,7 @@ def fit_batch(
     if todo and not (scheduler or os.environ.get(SCHEDULER_ENV)):
         from sonode.batch.memory import fit_workers
 
-        workers, note = fit_workers(todo, fit_kw, workers)
+        workers, note = fit_workers(spans, fit_kw, workers)
         if note:
             click.echo(note, err=True)  # also with --quiet: it changes how long the batch takes
     for index, job in enumerate(rows, 1):

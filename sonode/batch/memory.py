@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sonode.batch.outputs import FitJob
-
 #: What an embedded cluster adds to its fits: the scheduler, client and nannies in this process
 #: (resident, without torch: 0.08 GiB measured with benchmarks/tree_memory.py, a batch of two 1.5 s clips).
 CLUSTER_PARENT_BYTES = 128 << 20
@@ -47,23 +45,23 @@ def cluster_bytes(peaks_bytes: Sequence[int]) -> int:
     return CLUSTER_PARENT_BYTES + sum(peaks_bytes) - (len(peaks_bytes) - 1) * SHARED_LIBRARY_BYTES
 
 
-def fit_peak(clip: str, rate: int | None, duration_s: float | None) -> int:
-    """Estimated peak bytes of the process fitting ``clip`` (`fit_peak_bytes` of the samples its
-    header announces at the fitting rate, never below the floor above, at most what a fit
-    accepts)."""
-    import soundfile as sf
+def fit_peak(n_samples: int, fit_rate_hz: int) -> int:
+    """Estimated peak bytes of the process fitting a clip whose header announces ``n_samples`` at
+    the fitting rate ``fit_rate_hz`` (`sonode.model.fit_size.fit_span`; 0 and 0 for an unreadable
+    header): `fit_peak_bytes` of those samples, never below the floor above, at most what a fit
+    accepts."""
+    from sonode.model.fit_size import fit_peak_bytes, max_fit_samples
 
-    from sonode.model.fit_size import fit_peak_bytes, fit_samples_bound, max_fit_samples
-
-    n_samples = fit_samples_bound(clip, rate, duration_s)
     if n_samples:
-        fit_rate = rate or sf.info(str(clip)).samplerate
-        n_samples = max(n_samples, FIT_FLOOR_SAMPLES + int(FIT_FLOOR_S * fit_rate))
+        n_samples = max(n_samples, FIT_FLOOR_SAMPLES + int(FIT_FLOOR_S * fit_rate_hz))
     return fit_peak_bytes(min(n_samples, max_fit_samples()))
 
 
-def fit_workers(jobs: list[FitJob], fit_kw: dict[str, Any], workers: int | None) -> tuple[int, str]:
-    """Worker processes of an embedded cluster for these fits, so that the batch as a whole stays
+def fit_workers(
+    spans: Sequence[tuple[int, int]], fit_kw: dict[str, Any], workers: int | None
+) -> tuple[int, str]:
+    """Worker processes of an embedded cluster for fits of clips of these ``spans`` (each
+    `sonode.model.fit_size.fit_span`: samples and fitting rate), so that the batch as a whole stays
     within the memory budget (`sonode.limits`): one per core, fewer when that many of the largest
     clips would not fit side by side (`fit_peak`, `memory_workers`). An explicit ``workers`` is
     kept.
@@ -74,9 +72,9 @@ def fit_workers(jobs: list[FitJob], fit_kw: dict[str, Any], workers: int | None)
     from sonode.batch.cluster import local_layout
     from sonode.limits import GIB, memory_budget_bytes
 
-    peaks = [fit_peak(job.clip, fit_kw.get("rate"), fit_kw.get("duration_s")) for job in jobs]
+    peaks = [fit_peak(n_samples, rate_hz) for n_samples, rate_hz in spans]
     budget = memory_budget_bytes()
-    wanted = local_layout(len(jobs), workers, fit_kw.get("threads"))[0]
+    wanted = local_layout(len(spans), workers, fit_kw.get("threads"))[0]
     fitting = memory_workers(peaks, wanted, budget)
     if fitting == wanted:
         return wanted, ""

@@ -48,12 +48,16 @@ def fit_output_bytes(n_samples: int, latent_dim: int, hop_samples: int) -> dict[
     }
 
 
-def clip_fit_output_bytes(clip: str | Path, fit_kw: dict[str, Any]) -> dict[str, int]:
+def clip_fit_output_bytes(
+    clip: str | Path, fit_kw: dict[str, Any], n_samples: int | None = None
+) -> dict[str, int]:
     """`fit_output_bytes` of a fit of ``clip`` with the fit options ``fit_kw`` (`sonode fit`'s), from
-    the samples its header announces, before the clip is read."""
-    from sonode.model.fit_size import fit_samples_bound
+    the samples its header announces (``n_samples``, when the caller has read them already with
+    `sonode.model.fit_size.fit_span`), before the clip is read."""
+    if n_samples is None:
+        from sonode.model.fit_size import fit_span
 
-    n_samples = fit_samples_bound(clip, fit_kw.get("rate"), fit_kw.get("duration_s"))
+        n_samples = fit_span(clip, fit_kw.get("rate"), fit_kw.get("duration_s"))[0]
     latent_dim = fit_kw.get("latent_dim") or fit_kw.get("max_latent_dim") or 256
     return fit_output_bytes(n_samples, latent_dim, fit_kw.get("hop_samples") or 256)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from sonode.errors import SonodeError
+from sonode.io.fileutil import nothing_unfinished
 from sonode.limits import MAX_OUTPUT_RATE_HZ
 
 OUTPUT_DIR = Path("outputs")
@@ -40,10 +41,25 @@ class OutOfTime(BaseException):
 
 
 def raise_interrupt(signum, frame):
-    """Signal handler: raise `Interrupted` in the main thread (once no import is under way)."""
-    if deferred_for_import(signum, frame):
+    """Signal handler: raise `Interrupted` in the main thread. Inside an import (seconds, for torch)
+    it cannot: the command ends at once if nothing is left to clean up
+    (`sonode.io.fileutil.nothing_unfinished`), else the signal is raised once the import is done."""
+    if _importing(frame):
+        if nothing_unfinished():
+            exit_at_once(f"\n{interrupted_line(signal.Signals(signum).name)}", EXIT_INTERRUPTED)
+        deferred_for_import(signum, frame)
         return
     raise Interrupted(signum)
+
+
+def exit_at_once(line: str, code: int) -> None:
+    """Print ``line`` on stderr and end the process with ``code`` as `sonode.__main__` ends it (atexit
+    handlers run, no interpreter teardown), from any thread or a signal handler."""
+    import atexit
+
+    os.write(2, f"{line}\n".encode())
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 IMPORT_RETRY_S = 0.02
@@ -56,11 +72,18 @@ def deferred_for_import(signum: int, frame) -> bool:
     An exception raised inside an import does not arrive as itself: Python 3.11 wraps it in a
     RuntimeError when it hits a class body's ``__set_name__`` (torch's functorch), and inside
     torch's C++ initialisation it aborts the process (pybind11, exit -6). Both were seen in CI."""
+    if not _importing(frame):
+        return False
+    timer = threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return True
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` (a signal handler's) or a caller of it runs the import machinery."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
-            timer = threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
-            timer.daemon = True
-            timer.start()
             return True
         frame = frame.f_back
     return False

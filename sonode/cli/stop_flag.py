@@ -9,7 +9,13 @@ import signal
 import threading
 import time
 
-from sonode.cli.common import Interrupted, OutOfTime, deferred_for_import, interrupted_line
+from sonode.cli.common import (
+    Interrupted,
+    OutOfTime,
+    deferred_for_import,
+    exit_at_once,
+    interrupted_line,
+)
 
 
 class StopFlag:
@@ -76,9 +82,9 @@ class StopFlag:
                 continue
             now = time.monotonic()
             if pending is not None and now - pending[1] > self.WATCHDOG_S:
-                _exit_from_thread(f"\n{interrupted_line(signal.Signals(pending[0]).name)}", 130)
+                exit_at_once(f"\n{interrupted_line(signal.Signals(pending[0]).name)}", 130)
             if now > self.deadline + self.GRACE_S + self.WATCHDOG_S:
-                _exit_from_thread(f"sonode: error: {self._out_of_time_text()}", 2)
+                exit_at_once(f"sonode: error: {self._out_of_time_text()}", 2)
 
     def _out_of_time_text(self) -> str:
         return (
@@ -87,7 +93,8 @@ class StopFlag:
         )
 
     def _handle(self, signum, frame):
-        if self.raising and deferred_for_import(signum, frame):
+        # both ways raise where the main thread is (`Interrupted`, or StepAbandoned from the step)
+        if deferred_for_import(signum, frame):
             return
         for s, handler in self._old.items():
             signal.signal(s, handler)
@@ -152,11 +159,3 @@ class StopFlag:
     def name(self) -> str:
         """The signal received, e.g. "SIGINT" (empty if none)."""
         return signal.Signals(self.signal).name if self.signal is not None else ""
-
-
-def _exit_from_thread(line: str, code: int) -> None:
-    import atexit
-
-    os.write(2, f"{line}\n".encode())
-    atexit._run_exitfuncs()  # as sonode.__main__ does (nothing of sonode's is being written)
-    os._exit(code)

@@ -14,6 +14,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+_unfinished = [0]  # work under way that an interruption must clean up (`unfinished`)
+
+
+@contextlib.contextmanager
+def unfinished() -> Iterator[None]:
+    """Mark work that an interruption must let clean up after itself (an atomic write's temporary
+    file, a batch's worker processes): the signal handlers that cannot raise at once (the main
+    thread is inside an import) end the process at once only when none is under way
+    (`sonode.cli.common.raise_interrupt`), and otherwise raise once the import is done."""
+    _unfinished[0] += 1
+    try:
+        yield
+    finally:
+        _unfinished[0] -= 1
+
+
+def nothing_unfinished() -> bool:
+    """No `unfinished` work is under way: ending the process now leaves nothing half done."""
+    return _unfinished[0] == 0
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -33,23 +53,24 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.",
-        suffix=final.suffix if suffix is None else suffix,
-        dir=final.parent,
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        # mkstemp creates 0600; give the file the permissions an ordinary open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with unfinished():
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.name}.",
+            suffix=final.suffix if suffix is None else suffix,
+            dir=final.parent,
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            # mkstemp creates 0600; give the file the permissions an ordinary open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

@@ -31,10 +31,10 @@ def fit_peak_bytes(n_samples: int) -> int:
     return PROCESS_BASELINE_BYTES + n_samples * FIT_BYTES_PER_SAMPLE
 
 
-def fit_samples_bound(clip, rate: int | None = None, duration_s: float | None = None) -> int:
-    """Samples a fit of ``clip`` (a path) will hold at most, from the file's header: its duration (or
-    ``duration_s`` when shorter) at ``rate`` (default: the file's). 0 when the header is unreadable:
-    reading the clip then says what is wrong."""
+def fit_span(clip, rate: int | None = None, duration_s: float | None = None) -> tuple[int, int]:
+    """(samples a fit of ``clip`` (a path) will hold at most, the rate it fits at in Hz), from the
+    file's header: its duration (or ``duration_s`` when shorter) at ``rate`` (default: the file's).
+    (0, 0) when the header is unreadable: reading the clip then says what is wrong."""
     import soundfile as sf
 
     from sonode.errors import AudioInputError
@@ -44,9 +44,10 @@ def fit_samples_bound(clip, rate: int | None = None, duration_s: float | None = 
         check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
         info = sf.info(str(clip))
     except (AudioInputError, sf.SoundFileError, RuntimeError, OSError):
-        return 0
+        return 0, 0
     seconds = min(info.duration, duration_s) if duration_s else info.duration
-    return int(seconds * (rate or info.samplerate)) + 1
+    fit_rate = rate or info.samplerate
+    return int(seconds * fit_rate) + 1, fit_rate
 
 
 def check_fit_size(n_samples: int, sample_rate: int, options: FitOptions) -> None:

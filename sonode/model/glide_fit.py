@@ -10,7 +10,7 @@ to the clip's end) is one scalar. It is fitted here as the task says, not as the
   shared glide. Fitting the end's modes to earlier windows instead (`Tail.states_at`) puts the
   pitch mismatch into cancelling neighbour modes whose energy overstates the level 2-6x (measured
   on the synthetic string: r = 2.2-11.5 where the signal's power ratio is 1.4-1.9); the glide
-  then double-counts the pitch and the loss prefers it the wrong way (docs/continuation.md §7).
+  then double-counts the pitch and the loss prefers it the wrong way (docs/continuation_trained.md §7).
 * **Second order.** With fixed anchors and samples the loss is deterministic, and one scalar is
   what L-BFGS with a strong-Wolfe line search solves in a few steps; Adam's first steps at a
   useful rate cost a clean start's 60 dB short horizons. The gradient is the engine's adjoint.

@@ -247,10 +247,10 @@ def tail_modal_field(
 
 TAIL_HIDDEN = 16  # the continuation's level → rates map: a few shared envelope features suffice
 # The trained field acts after the switch to the late modes only ("late") or from the clip's end
-# ("both"). Measured (docs/continuation.md §6): acting from the end, kept fields cost the first
+# ("both"). Measured (docs/continuation_trained.md §6): acting from the end, kept fields cost the first
 # milliseconds (the bass: −7.6 dB over 5 ms), and with every horizon guarded none was kept.
 FIELD_PHASES = "late"
-# What training moves: "mlp" (the level MLP, as measured in docs/continuation.md §6), "gain" (the
+# What training moves: "mlp" (the level MLP, as measured in docs/continuation_trained.md §6), "gain" (the
 # gain terms, zero at the clip's end level so the first samples stay Burg's), "glide" (the two
 # shared terms alone) or "all"
 TAIL_TRAIN = "mlp"

@@ -2,7 +2,7 @@
 
 From states at anchors in the clip the continuation ODE (`sonode.model.tail.Tail`) is integrated
 H ahead exactly as `extrapolate` runs it, and compared with the clip; H grows from H_MIN_S to
-H_MAX_S (curriculum). See `sonode.model.predict` for the recipe and docs/continuation.md §6-§7.
+H_MAX_S (curriculum). See `sonode.model.predict` for the recipe and docs/continuation_trained.md §6-§7.
 """
 
 from __future__ import annotations

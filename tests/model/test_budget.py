@@ -46,8 +46,16 @@ def test_a_stop_ends_the_check_after_one_piece():
     assert samples == 0 and math.isnan(db)
 
 
-def test_the_budget_stops_training_before_the_rest_would_overrun():
-    start = time.perf_counter()
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The budget's clock stands still: the arithmetic below is checked, not the machine's speed
+    (a loaded machine's pause between two lines would spend a budget of seconds)."""
+    monkeypatch.setattr(FitBudget, "elapsed_s", lambda self: 0.0)
+    return time.perf_counter()
+
+
+def test_the_budget_stops_training_before_the_rest_would_overrun(frozen_clock):
+    start = frozen_clock
     free = FitBudget(start, None, 5.0, 1.0, 10, True)
     assert free.train_more() and free.check_last() and free.fine_final
     tight = FitBudget(start, 10.0, 1.0, 0.5, 10, True)
@@ -63,10 +71,10 @@ def test_the_budget_stops_training_before_the_rest_would_overrun():
     assert roomy.fine_final and roomy.final_check_s() == 0.5 * FINAL_CHECK_COST
 
 
-def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
+def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction(frozen_clock):
     """One step's solve per batch put a 60 s 48 kHz clip's check at ~40 s: it trained 1 step in
     9 s of its 60. The graph-free reconstruction, measured once, is what the check costs."""
-    start = time.perf_counter()
+    start = frozen_clock
     budget = FitBudget(start, 40.0, 1.0, 0.5, 132, False)
     budget.step_took(0.3)  # 0.3 + (0.3 x 132 + 0.5 + 1.0) + 12 x 0.5 > 40
     assert not budget.train_more()
@@ -83,9 +91,9 @@ def test_a_long_clips_check_is_estimated_from_its_measured_reconstruction():
     assert not budget.solve_fits(lambda: 1e3) and budget.solve_fits(lambda: 1.0)
 
 
-def test_the_joint_state_solve_runs_only_if_it_fits_the_budget():
+def test_the_joint_state_solve_runs_only_if_it_fits_the_budget(frozen_clock):
     """A 60 s 48 kHz clip's joint solve (~50 s) took --max-time 60 before any step."""
-    start = time.perf_counter()
+    start = frozen_clock
     assert FitBudget(start, None, 2.0, 0.5, 10, True).state_solve_fits(1e6)
     assert FitBudget(start, 200.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 40 < 200
     assert not FitBudget(start, 60.0, 1.2, 0.5, 10, True).state_solve_fits(48.0)  # 55.7 + 12 > 60

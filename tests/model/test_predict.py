@@ -275,7 +275,7 @@ def string(n_samples: int) -> np.ndarray:
         "whole clip's continuation (Burg with late modes, where the probe's is the covariance "
         "method's) goes 12.4 -> 17.0 dB (+4.6): its late decays are the string's average over "
         "the last second, which the glide cannot correct, and fitting the shared decay as well "
-        "did not help (docs/continuation.md section 7). The output-error fit of the modes "
+        "did not help (docs/continuation_trained.md section 7). The output-error fit of the modes "
         "(sonode.model.mode_fit) is skipped here: the probe's ODE (covariance, no late modes) is "
         "not the whole clip's, and run anyway it gained 7.3 dB on the probe and lost 10.9 dB at "
         "200 ms on the test span (docs/continuation_modes.md)"
