@@ -9,7 +9,8 @@ in CPU seconds (`budget_clock.py`), so that the phases a loaded machine reaches 
 idle core; SONODE_PROBE_CONTINUATION=0 leaves the continuation's training out.
 
 Wraps the phases `sonode.model.train` and `sonode.model.init` call (identification pieces, the
-training step, the kept-model check, the final checks, the continuation's training) and prints
+training step, the kept-model check, the final checks, the cost probes, Adam's step, each
+backward, the continuation's training) and prints
 VmHWM (peak so far) and VmRSS in MiB and the process's CPU seconds around each, on the bundled
 clips concatenated and repeated to the given length (as `bench_fit.py --memory-only`) or on the
 synthetic tone of `bench_deadline.py --synthetic` ("tone"), at the given rate, 1 thread. The
@@ -31,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sonode.model.adam as adam  # noqa: E402
 import sonode.model.decoder as decoder  # noqa: E402
 import sonode.model.glide_fit as glide_fit  # noqa: E402
 import sonode.model.init as init  # noqa: E402
@@ -42,7 +44,8 @@ from sonode.model.modal import EVALUATION_SEGMENTS  # noqa: E402
 
 PHASES = {
     train: ["initial_from_options", "step_loss", "solve_run_states", "consider", "coarse_and_fine"]
-    + ["train_continuation", "trajectory_snr"],
+    + ["train_continuation", "trajectory_snr", "fast_vs_reference_db", "stoppable_check_db"]
+    + ["whole_solve_estimate_s", "reconstruction_estimate_s"],
     init: ["identify_modes", "segment_states", "identify_continuation"],
     predict: ["fit_glide", "train_field", "level_slope_db_per_s"],
     glide_fit: ["_stage"],
@@ -92,6 +95,17 @@ def main() -> None:
         return out
 
     decoder.SonodeModel.reconstruct = reconstruct
+    for name in ("step", "backward"):  # Adam's update; a step's backward (its moments, gradients)
+        owner = adam.Adam if name == "step" else torch.Tensor
+        inner = getattr(owner, name)
+
+        def probed(self, *args, _inner=inner, _name=name, **kwargs):
+            print(f"before {_name:20s} {status()}", flush=True)
+            out = _inner(self, *args, **kwargs)
+            print(f"after  {_name:20s} {status()}", flush=True)
+            return out
+
+        setattr(owner, name, probed)
     n = int(seconds * rate)
     if synthetic:
         from tests.hostile_support import tone

@@ -46,7 +46,8 @@ except SystemExit:
 f, c = seen, seen.get("continuation_training", {})
 print(f"{root}: {f.get('epochs')} steps, {f.get('initial_snr_db'):.2f} -> {f.get('snr_db'):.2f} dB, "
       f"final check {f.get('discretisation_check', {}).get('substeps_per_sample')} substeps, "
-      f"continuation {c.get('wall_time_s') or 0:.1f} wall s (kept {c.get('field_kept')}), "
+      f"continuation {c.get('wall_time_s') or 0:.1f} wall s (kept {c.get('field_kept')}, "
+      f"stopped {bool(c.get('stopped') or c.get('skipped'))}), "
       f"process {time.process_time() - start:.1f} CPU s, load {os.getloadavg()[0]:.1f}")
 """
 

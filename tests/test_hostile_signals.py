@@ -19,6 +19,7 @@ import torch
 
 from sonode.api import fit, load
 from sonode.cli.common import interrupted_line
+from sonode.model.budget import NO_TIME_FOR_CONTINUATION
 from sonode.model.stopping import StopRequest
 from tests.hostile_support import finish, release, run, start, tone
 from tests.phase_trace import PHASE_PREFIX
@@ -261,9 +262,11 @@ def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     assert report["discretisation_check"]["substeps_per_sample"] == 2 or (
         report["discretisation_check"]["window_samples"] < 300
     )
-    assert report["continuation_training"].get("skipped") == "stopped" or report[
-        "continuation_training"
-    ].get("stopped")
+    # (or not started: on a loaded machine its identification can say it would not finish)
+    assert report["continuation_training"].get("skipped") in (
+        "stopped",
+        NO_TIME_FOR_CONTINUATION,
+    ) or report["continuation_training"].get("stopped")
     assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
     assert not (tmp_path / "m.recon.wav").exists() and "not written (stopped" in outcome.stderr
     assert latency < BOUND_S, latency

@@ -24,7 +24,8 @@ class Adam:
     """Adam over parameter groups (dicts with "params" and "lr"; other keys are kept, e.g. base_lr).
 
     A group with ``"sparse_rows": True`` updates only the rows of its 2-D parameters whose gradient
-    is not all zero, each row with its own step count (see `_sparse_rows_step`).
+    is not all zero, each row with its own step count (see `_sparse_rows_step`); its gradients may
+    be sparse (COO, rows named), which saves a dense one of a long clip's states.
 
     Attributes:
         param_groups: the groups, as in `torch.optim.Optimizer`.
@@ -64,6 +65,8 @@ class Adam:
                 if group.get("sparse_rows") and p.dim() == 2:
                     _sparse_rows_step(p, grad, state, group)
                     continue
+                if grad.is_sparse:
+                    grad = grad.to_dense()
                 state["step"] += 1
                 state["exp_avg"].lerp_(grad, 1 - beta1)
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
@@ -118,6 +121,11 @@ class Adam:
             }
 
 
+def gradient_values(grad: torch.Tensor) -> torch.Tensor:
+    """The values a gradient holds: all of a dense one, the named rows of a sparse one."""
+    return grad.coalesce().values() if grad.is_sparse else grad
+
+
 def _sparse_rows_step(p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
     """Adam on the rows of ``p`` whose gradient is not all zero ("lazy" Adam), in place.
 
@@ -127,13 +135,19 @@ def _sparse_rows_step(p: torch.Tensor, grad: torch.Tensor, state: dict, group: d
     measured. Here a row moves only when its segment is trained, and its bias correction counts
     its own steps, so its first update is a full-sized one however late it comes."""
     beta1, beta2 = group["betas"]
-    rows = torch.nonzero(grad.ne(0).any(dim=1)).flatten()
+    if grad.is_sparse:  # the rows a step chose (`objective.piece_reconstruction`), in order
+        grad = grad.coalesce()
+        named, values = grad.indices()[0], grad.values()
+        nonzero = values.ne(0).any(dim=1)
+        rows, g = named[nonzero], values[nonzero]
+    else:
+        rows = torch.nonzero(grad.ne(0).any(dim=1)).flatten()
+        g = grad[rows]
     if "row_step" not in state:
         state["row_step"] = torch.zeros(p.shape[0], dtype=torch.float64)
     state["step"] += 1
     state["row_step"][rows] += 1
     step = state["row_step"][rows][:, None]
-    g = grad[rows]
     exp_avg = state["exp_avg"][rows].lerp_(g, 1 - beta1)
     exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
     state["exp_avg"][rows] = exp_avg

@@ -176,7 +176,6 @@ class SonodeModel(ContinuationMixin, nn.Module):
         local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
         states = self.states if segments is None else self.states[segments]
         first = 0 if segments is None else int(segments[0])
-        weights = layout.training_weights()[:, first : first + states.shape[0]]
 
         def solved(part: torch.Tensor) -> torch.Tensor:  # (window_samples, len(part))
             if substeps is None:
@@ -185,9 +184,12 @@ class SonodeModel(ContinuationMixin, nn.Module):
             step_s = 1.0 / (layout.sample_rate * substeps)
             return self.read(self.solve(part, local, step_s, gradient))
 
+        def weights(begin: int, end: int) -> torch.Tensor:  # of the run's segments begin..end-1
+            return layout.training_weights(torch.arange(first + begin, first + end))
+
         if gradient is not None:  # one graph: the caller chooses the run (`segments`)
             per_segment = solved(states)
-            return layout.overlap_add(per_segment * weights, first), per_segment
+            return layout.overlap_add(per_segment * weights(0, states.shape[0]), first), per_segment
         # Without a gradient the segments are solved and overlap-added a run at a time: memory then
         # does not grow with the clip beyond the output (the whole clip's weighted copy and
         # overlap-add index, ~4 arrays of window × segments, took a 600 s 16 kHz fit from 1.1 to
@@ -203,26 +205,30 @@ class SonodeModel(ContinuationMixin, nn.Module):
                 end = min(begin + EVALUATION_SEGMENTS, m)
                 per_segment[:, begin:end] = solved(states[begin:end])
                 piece = layout.overlap_add(
-                    per_segment[:, begin:end] * weights[:, begin:end], first + begin
+                    per_segment[:, begin:end] * weights(begin, end), first + begin
                 )
                 signal[begin * hop : begin * hop + piece.shape[0]] += piece
         return signal, per_segment
 
     def defects(
-        self, gradient: str | None = None, segments: torch.Tensor | None = None
+        self,
+        gradient: str | None = None,
+        segments: torch.Tensor | slice | None = None,
+        ends: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Continuity defects z_m(hop) − z_{m+1}(0) between consecutive segments, (B − 1, d).
 
-        Zero defects make the segment states samples of one trajectory (multiple shooting)."""
+        Zero defects make the segment states samples of one trajectory (multiple shooting).
+        ``ends``: the B segments' states at the hop, (B, d), when a solve already gave them (a
+        training step's read-out, `modal_readout`'s end_s); else they are solved here."""
         layout = self.config.layout
         states = self.states if segments is None else self.states[segments]
-        ends = modal_solve(
-            self.bank,
-            self.field,
-            states[:-1],
-            torch.tensor([0.0, layout.hop_samples / layout.sample_rate], dtype=torch.float64),
-            gradient,
-        )[-1]
+        if ends is None:
+            hop_s = layout.hop_samples / layout.sample_rate
+            times = torch.tensor([0.0, hop_s], dtype=torch.float64)
+            ends = modal_solve(self.bank, self.field, states[:-1], times, gradient)[-1]
+        else:
+            ends = ends[:-1]
         return ends - states[1:]
 
     # ---- rendering -------------------------------------------------------------------------

@@ -79,10 +79,13 @@ class SegmentLayout:
         inside = (local_s >= 0) & (last | (local_s < hop_s + fade_s))
         return torch.where(inside, w, torch.zeros_like(w))
 
-    def training_weights(self) -> torch.Tensor:
-        """Weights on the training grid, shape (window_samples, M): sample j of segment m."""
+    def training_weights(self, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """Weights on the training grid, shape (window_samples, M): sample j of segment m; with
+        ``segments`` (1-D indices, B of them) those columns only, (window_samples, B), the same
+        values. (Slicing the whole matrix made every step of a 600 s 16 kHz fit, and every cost
+        probe, form ~4 window × 37 500 arrays: 250 MB for a run of 64-256 segments.)"""
         local = torch.arange(self.window_samples, dtype=torch.float64)[:, None] / self.sample_rate
-        seg = torch.arange(self.n_segments)[None, :]
+        seg = (torch.arange(self.n_segments) if segments is None else segments)[None, :]
         w = self.weights(local, seg)
         # samples past the clip's end carry no data
         inside = (

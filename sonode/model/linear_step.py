@@ -55,15 +55,15 @@ def refit_segment_states(
         rel_ridge: relative ridge of each block's normal matrix (see `ridge_solve`).
 
     Returns:
-        All segment states, (n_segments, 2K) float64: the run's refitted, the others unchanged.
+        The run's refitted states, (len(run), 2K) float64, the whole clip's (n_segments, 2K) for
+        None (a copy of all states was 77 MB on a 600 s clip for a 64-segment cost probe).
     """
     layout = model.config.layout
     k = model.config.n_modes
     local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
-    weights = layout.training_weights()  # (W, M)
     readout = torch.complex(model.readout[:k], -model.readout[k:]).detach()
-    states = model.states.detach().clone()
     run = torch.arange(layout.n_segments) if segments is None else segments
+    states = model.states[run].detach()  # a copy of the run's rows; row i is segment run[0] + i
     extended = _extended(layout, run)
     begin = int(extended[0]) * layout.hop_samples
     signal, _ = model.reconstruct(segments=extended)
@@ -75,23 +75,25 @@ def refit_segment_states(
             # Γ held at the states the solve starts from (model.states, not the updated ones)
             basis = modal_factors(model.bank, model.field, model.states[block], local)
             basis = basis * readout  # (W, B, K): segment b's columns are Re/Im of this
-            _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge)
+            weights = layout.training_weights(block)  # (W, B)
+            _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge, run[0])
     return states
 
 
-def _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge) -> None:
-    """One exact block update, in place: ``states[block]`` and the ``residual`` (starting at clip
-    sample ``begin``) it leaves.
+def _solve_block(states, residual, begin, basis, block, w, layout, rel_ridge, first) -> None:
+    """One exact block update, in place: ``states[block − first]`` (the run's rows, from segment
+    ``first``) and the ``residual`` (starting at clip sample ``begin``) it leaves.
 
     The segments of ``block`` are of one colour, so their windows are disjoint: each solves
-    min_c Σ_j (ρ_j − w_j Re Σ_k c_k basis_jk)² with ρ the residual of everything else."""
+    min_c Σ_j (ρ_j − w_j Re Σ_k c_k basis_jk)² with ρ the residual of everything else; w (W, B)
+    are the block's training weights."""
     k = basis.shape[-1]
-    w = weights[:, block]  # (W, B)
     index = block[None, :] * layout.hop_samples + torch.arange(layout.window_samples)[:, None]
     index = index - begin
     inside = index < residual.shape[0]
     index = torch.where(inside, index, 0)
-    old = torch.complex(states[block, :k], states[block, k:])
+    rows = block - first
+    old = torch.complex(states[rows, :k], states[rows, k:])
     y_old = torch.einsum("bk,wbk->wb", old, basis).real
     rho = torch.where(inside, residual[index], 0.0) + w * y_old  # what this block should explain
     # x = Re Σ c_k β_k = Σ Re c_k Re β_k − Im c_k Im β_k: real columns [Re β, −Im β], weighted
@@ -103,7 +105,7 @@ def _solve_block(states, residual, begin, basis, block, weights, layout, rel_rid
     y_new = torch.einsum("bk,wbk->wb", new, basis).real
     change = torch.where(inside, w * (y_new - y_old), 0.0)
     residual.index_add_(0, index.reshape(-1), -change.reshape(-1))
-    states[block] = solution
+    states[rows] = solution
 
 
 @torch.no_grad()
@@ -141,7 +143,7 @@ def solve_states(
     best_states = model.states[rows].detach().clone()
     for _ in range(iterations):
         with torch.no_grad():
-            model.states[rows] = refit_segment_states(model, target, segments)[rows]
+            model.states[rows] = refit_segment_states(model, target, segments)
         error = run_error(model, target, segments)
         if not error < best:
             break

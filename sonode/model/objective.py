@@ -55,14 +55,14 @@ def step_loss(
     if weight > 0 and layout.n_segments > 1:
         # one envelope solve gives the read-out and the states at the hop (the defects' ends);
         # the defects z_m(hop) − z_{m+1}(0) within each piece of ≥ 2 segments (a sample's wrapped
-        # piece may be split), as `SonodeModel.defects` of each piece
+        # piece may be split): `SonodeModel.defects` of each piece, from those ends
         chosen = torch.arange(layout.n_segments) if segments is None else segments
         part, estimate, ends = piece_reconstruction(model, target, chosen, options.gradient, True)
         for first, count in pieces(chosen):
             if count > 1:
-                following = model.states[first + 1 : first + count]
-                defects.append(ends[column : column + count - 1] - following)
-                states.append(following.detach())
+                piece = slice(first, first + count)
+                defects.append(model.defects(segments=piece, ends=ends[column : column + count]))
+                states.append(model.states[first + 1 : first + count].detach())
             column += count
     elif segments is None:
         part, (estimate, _) = target, model.reconstruct(gradient=options.gradient)
@@ -147,11 +147,14 @@ def piece_reconstruction(
     layout = model.config.layout
     local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
     end_s = layout.hop_samples / layout.sample_rate if with_ends else None
+    # the chosen rows with a sparse gradient: a dense one of all states was 77 MB on a 600 s clip
+    # for a step's 85 rows (`sonode.model.adam` updates the rows it names)
+    states = torch.nn.functional.embedding(segments, model.states, sparse=True)
     solved = modal_readout(
-        model.bank, model.field, model.states[segments], local, model.readout, gradient, end_s=end_s
+        model.bank, model.field, states, local, model.readout, gradient, end_s=end_s
     )
     per_segment, ends = solved if with_ends else (solved, None)
-    per_segment = (per_segment + model.readout_bias) * layout.training_weights()[:, segments]
+    per_segment = (per_segment + model.readout_bias) * layout.training_weights(segments)
     parts, estimates, column = [], [], 0
     for first, count in pieces(segments):
         signal = layout.overlap_add(per_segment[:, column : column + count], first)

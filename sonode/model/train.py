@@ -11,8 +11,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from sonode.model.adam import Adam
-from sonode.model.budget import FitBudget
+from sonode.model.adam import Adam, gradient_values
+from sonode.model.budget import NO_TIME_FOR_CONTINUATION, FitBudget
 from sonode.model.checkpoint import (
     CheckpointError,
     CheckpointPlan,
@@ -202,6 +202,7 @@ def fit_samples(
     start_check_db = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS)
     counter.count = counted
     check_s = time.perf_counter() - check_start
+    breakdown_s = identification.get("time_breakdown_s", {})
     budget = FitBudget(
         t_start,
         options.max_time_s,
@@ -209,6 +210,7 @@ def fit_samples(
         check_s,
         -(-layout.n_segments // batch_segments),
         options.continuation_training_steps > 0 and model.config.tail_modes > 0,
+        breakdown_s.get("continuation", 0.0),
     )
     if sampled and options.state_solve_every and resumed is None:
         # a long clip's states solved jointly first, if that fits (docs/training.md: +0.15-0.4 dB)
@@ -263,7 +265,8 @@ def fit_samples(
         if step.abandoned:  # as if the stop had come just before it: the poll above ends it
             continue
         finite = math.isfinite(loss) and all(
-            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
+            p.grad is None or bool(torch.isfinite(gradient_values(p.grad)).all())
+            for p in model.parameters()
         )
         if not finite:
             # halve the step size; the parameters are still the last good ones (Adam has not run:
@@ -343,10 +346,15 @@ def fit_samples(
         else:
             model.load_state_dict(identified)
         coarse, fine_check = coarse_and_fine(model, substeps, segments)
+    # released: Adam's moments, the gradient, 2 state copies (5 × 77 MB on a 600 s clip)
+    optimiser.state.clear()
+    optimiser.zero_grad(set_to_none=True)
+    best_state = identified = None
     continuation_training = {}
-    breakdown_s = identification.get("time_breakdown_s", {})
-    continuation_identification_s = breakdown_s.get("continuation", 0)
-    if options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
+    if options.continuation_training_steps > 0 and not budget.continuation_fits:
+        skipped = NO_TIME_FOR_CONTINUATION  # stopped by the deadline, it would keep nothing
+        continuation_training = {"field_kept": False, "cycle": False, "skipped": skipped}
+    elif options.continuation_training_steps > 0:  # a signal abandons it: the identified one stays
         continuation_training = unless_abandoned(
             should_stop,
             lambda: train_continuation(
@@ -358,7 +366,7 @@ def fit_samples(
                 max_order=options.lp_order,
                 # ends in time for the work after it; starts only if its identification fits too
                 should_stop=lambda: (
-                    budget.out_of_time(evaluation_s + continuation_identification_s)
+                    budget.out_of_time(evaluation_s + breakdown_s.get("continuation", 0.0))
                     or (should_stop is not None and should_stop())
                 ),
             ),

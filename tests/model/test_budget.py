@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sonode.model import FitOptions, fit_samples
-from sonode.model.budget import FINAL_CHECK_COST, FitBudget
+from sonode.model.budget import FINAL_CHECK_COST, NO_TIME_FOR_CONTINUATION, FitBudget
 from sonode.model.checks import REFERENCE_PIECE_SAMPLES, fast_vs_reference_db, stoppable_check_db
 from sonode.model.init import initial_model, segment_states
 from sonode.model.layout import SegmentLayout
@@ -106,7 +106,8 @@ def test_a_fit_out_of_time_takes_no_step_and_checks_at_the_in_training_size():
     _, report = fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, max_time_s=1e-3))
     assert report.epochs == 0 and report.stop_reason == "max_time"
     assert report.discretisation_check["substeps_per_sample"] == 2
-    assert report.continuation_training.get("skipped") in ("stopped", "no continuation ODE")
+    skipped = ("stopped", "no continuation ODE", NO_TIME_FOR_CONTINUATION)
+    assert report.continuation_training.get("skipped") in skipped
     _, full = fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, steps=2, max_time_s=None))
     assert full.epochs == 2 and full.discretisation_check["substeps_per_sample"] == 8
 
@@ -181,3 +182,21 @@ def test_the_graph_free_reconstruction_overlap_adds_a_run_at_a_time_and_is_the_s
             runs = torch.split(states, EVALUATION_SEGMENTS)
             parts = [modal_readout(model.bank, model.field, r, local, model.readout) for r in runs]
         assert torch.equal(per_segment, torch.cat(parts, dim=1) + model.readout_bias)
+
+
+def test_the_continuations_share_is_kept_only_for_a_training_that_can_finish_in_it():
+    """A continuation training stopped by the deadline keeps nothing: its share (a fifth of the
+    budget) is reserved only if its least cost, CONTINUATION_TRAINING_PER_IDENTIFICATION times its
+    identification's, fits in it; otherwise the steps get the time and it is not started."""
+    from sonode.model.budget import CONTINUATION_SHARE, CONTINUATION_TRAINING_PER_IDENTIFICATION
+
+    start = time.perf_counter()
+    share_s = CONTINUATION_SHARE * 60.0
+    fits_s = 0.9 * share_s / CONTINUATION_TRAINING_PER_IDENTIFICATION
+    cheap = FitBudget(start, 60.0, 1.0, 0.5, 10, True, fits_s)
+    assert cheap.continuation_fits and cheap.continuation_s == share_s
+    costly = FitBudget(start, 60.0, 1.0, 0.5, 10, True, 2 * fits_s)
+    assert not costly.continuation_fits and costly.continuation_s == 0.0
+    # without a deadline it always trains; without a continuation nothing is reserved
+    assert FitBudget(start, None, 1.0, 0.5, 10, True, 100.0).continuation_fits
+    assert FitBudget(start, 60.0, 1.0, 0.5, 10, False, 100.0).continuation_s == 0.0

@@ -69,19 +69,18 @@ def test_sweeps_converge_to_the_global_least_squares_states_of_a_linear_model():
     assert abs(errors[-1] - run_error(model, target, None)) <= 1e-6 * errors[-1]
 
 
-def test_a_run_refit_leaves_the_other_segments_and_lowers_the_error_over_the_run():
+def test_a_run_refit_returns_the_runs_states_and_lowers_the_error_over_the_run():
     model = _small_model()
     target = _noisy_target(model, seed=2)
     run = torch.arange(5, 12)
     before = model.states.detach().clone()
     states = refit_segment_states(model, target, run)
-    outside = torch.ones(model.states.shape[0], dtype=torch.bool)
-    outside[run] = False
-    assert torch.equal(states[outside], before[outside])
-    assert not torch.equal(states[run], before[run])
+    assert states.shape == (run.shape[0], before.shape[1])  # the run's rows, not a copy of all
+    assert torch.equal(model.states.detach(), before)  # the model is not modified
+    assert not torch.equal(states, before[run])
     error = run_error(model, target, run)
     with torch.no_grad():
-        model.states.copy_(states)
+        model.states[run] = states
     assert run_error(model, target, run) < error
 
 

@@ -3,6 +3,7 @@ not grow with the read-out's length or the number of anchors (checked by countin
 
 import math
 import weakref
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -165,3 +166,46 @@ def test_local_least_squares_runs_are_bounded_by_bytes(monkeypatch):
         runs.clear()
         synthesis.chunked_least_squares(first, length, cycles, x, hop, states=states)
         assert len(runs) > 2 and max(runs) <= synthesis.RUN_NODES[0] + 1, (width, runs)
+
+
+def test_the_fade_check_reads_only_the_clips_end():
+    """`terminal_fade_samples` of a long clip allocates what its end needs (|x| of a whole 600 s
+    clip was a 77 MB temporary on every call), and finds the same fade."""
+    import tracemalloc
+
+    from sonode.model.continuation import terminal_fade_samples
+
+    x = np.sin(np.arange(40 * RATE) * 0.05)
+    x[-RATE // 25 :] *= np.linspace(1.0, 0.0, RATE // 25)  # a 40 ms fade-out
+    tracemalloc.start()
+    fade = terminal_fade_samples(x, RATE)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert 0.03 * RATE < fade < 0.05 * RATE  # found, not the 50 ms cap
+    assert fade == terminal_fade_samples(x[-4 * RATE :], RATE)
+    assert peak < 0.1 * x.nbytes
+
+
+def test_the_continuations_training_starts_without_the_steps_optimiser_state(monkeypatch):
+    """What training held (Adam's moments, the last gradient, the kept copies of the parameters:
+    5 × 77 MB on a 600 s clip) is released before the continuation trains."""
+    from sonode.model import FitOptions, adam, fit_samples, train
+    from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+    seen, optimisers = {}, []
+
+    class Recorded(adam.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            optimisers.append(self)
+
+    def probe(model, *args, **kwargs):
+        seen["moments"] = sum(len(o.state) for o in optimisers)
+        seen["grads"] = [p for p in model.parameters() if p.grad is not None]
+        return {"field_kept": False, "cycle": False}
+
+    monkeypatch.setattr(train, "Adam", Recorded)
+    monkeypatch.setattr(train, "train_continuation", probe)
+    options = FitOptions(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1)
+    fit_samples(two_tone_clip(0.1), SAMPLE_RATE, replace(options, lp_order=32, steps=2))
+    assert len(optimisers) == 1 and seen == {"moments": 0, "grads": []}
