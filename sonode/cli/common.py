@@ -47,7 +47,7 @@ def raise_interrupt(signum, frame):
     if _importing(frame):
         if nothing_unfinished():
             exit_at_once(f"\n{interrupted_line(signal.Signals(signum).name)}", EXIT_INTERRUPTED)
-        deferred_for_import(signum, frame)
+        _send_again_later(signum)
         return
     raise Interrupted(signum)
 
@@ -74,10 +74,14 @@ def deferred_for_import(signum: int, frame) -> bool:
     torch's C++ initialisation it aborts the process (pybind11, exit -6). Both were seen in CI."""
     if not _importing(frame):
         return False
+    _send_again_later(signum)
+    return True
+
+
+def _send_again_later(signum: int) -> None:
     timer = threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
     timer.daemon = True
     timer.start()
-    return True
 
 
 def _importing(frame) -> bool:

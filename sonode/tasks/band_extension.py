@@ -284,8 +284,8 @@ def quiet_floor(
     n_out = output_length(x.size, rate_in, rate_out)
     if not np.any(x):
         return np.zeros(n_out)
-    track = tilt_track(x, rate_in, band_hz, statistic="median", max_slope=0.0)
-    track.slope = np.zeros_like(track.slope)
+    track = tilt_track(x, rate_in, band_hz, statistic="median")
+    track.slope = np.zeros_like(track.slope)  # flat at the band's centre level
     high = shaped_noise(track, n_out, rate_out, edge_hz, seed=seed)
     if cost is not None:
         high = bounded(x, rate_in, band_hz, edge_hz, None, high, rate_out, cost, info)
