@@ -17,14 +17,20 @@ import sonode
 DATA = Path(__file__).parent / "data"
 
 
+def _assert_bit_identical(got: np.ndarray, expected_file: str) -> None:
+    """``got`` equals, in dtype, shape and every value, the array saved in tests/data/``expected_file``."""
+    expected = np.load(DATA / expected_file)
+    assert got.dtype == expected.dtype and got.shape == expected.shape, expected_file
+    assert np.array_equal(got, expected), expected_file
+
+
 @pytest.mark.parametrize("rate_hz", [8000, 48000])
 def test_d8155b1_model_renders_bit_identically(rate_hz):
     fitted = sonode.load(DATA / "model_d8155b1.sonode")
     assert fitted.sample_rate == 8000
-    expected = np.load(DATA / f"model_d8155b1_render_{rate_hz}hz.npy")
-    got = fitted.render(rate=rate_hz).samples
-    assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert np.array_equal(got, expected)
+    _assert_bit_identical(
+        fitted.render(rate=rate_hz).samples, f"model_d8155b1_render_{rate_hz}hz.npy"
+    )
 
 
 def test_local_version_3_model_renders_bit_identically():
@@ -33,10 +39,7 @@ def test_local_version_3_model_renders_bit_identically():
     renders exactly as the code that wrote it did."""
     fitted = sonode.load(DATA / "model_local_v3.sonode")
     assert fitted.sample_rate == 16000 and fitted.model.variant == "local"
-    expected = np.load(DATA / "model_local_v3_render_16000hz.npy")
-    got = fitted.render().samples
-    assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert np.array_equal(got, expected)
+    _assert_bit_identical(fitted.render().samples, "model_local_v3_render_16000hz.npy")
 
 
 def test_local_version_4_lzma_planes_1_model_renders_bit_identically():
@@ -45,10 +48,7 @@ def test_local_version_4_lzma_planes_1_model_renders_bit_identically():
     of test_local_modes.py, steps=0, no continuation) still decodes and renders exactly."""
     fitted = sonode.load(DATA / "model_local_v4_planes1.sonode")
     assert fitted.sample_rate == 16000 and fitted.model.storage == "quantised"
-    expected = np.load(DATA / "model_local_v4_planes1_render_16000hz.npy")
-    got = fitted.render().samples
-    assert got.dtype == expected.dtype and got.shape == expected.shape
-    assert np.array_equal(got, expected)
+    _assert_bit_identical(fitted.render().samples, "model_local_v4_planes1_render_16000hz.npy")
 
 
 def test_local_version_4_lzma_planes_2_model_with_continuation_loads_bit_identically():
@@ -64,6 +64,4 @@ def test_local_version_4_lzma_planes_2_model_with_continuation_loads_bit_identic
         ("render", fitted.render().samples),
         ("extrapolate", fitted.extrapolate(0.1)),
     ):
-        expected = np.load(DATA / f"model_local_v4_planes2_{name}_16000hz.npy")
-        assert got.dtype == expected.dtype and got.shape == expected.shape
-        assert np.array_equal(got, expected), name
+        _assert_bit_identical(got, f"model_local_v4_planes2_{name}_16000hz.npy")
