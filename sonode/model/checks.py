@@ -136,10 +136,14 @@ def _consider(model, clip_snr, trajectory_db, kept, should_stop):
     passed = fast_vs_reference_db(model, CHECK_SUBSTEPS, CHECK_SEGMENTS) >= DISCRETISATION_GOAL_DB
     if not passed or stopped():
         return kept, passed
-    current, free_run = clip_snr(coarse), trajectory_db(model)
+    current = clip_snr(coarse)
     # ...and never at the cost of reconstruction: the kept model's SNR (the training curve's
-    # green line, the fit report's figure) then only rises
-    if current >= kept[0] and kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
+    # green line, the fit report's figure) then only rises. A worse reconstruction is refused
+    # before the free run is solved (a third of the check's cost, and its answer could not help)
+    if not current >= kept[0]:  # (a NaN too)
+        return kept, passed
+    free_run = trajectory_db(model)
+    if kept_score_db(current, free_run) > kept_score_db(kept[0], kept[1]):
         return (current, free_run, copy.deepcopy(model.state_dict())), passed
     return kept, passed
 

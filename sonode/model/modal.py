@@ -53,6 +53,9 @@ class EnvelopeODE(nn.Module):
     def forward(self, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         k = self.field.n_modes
         energy = self.energy0 * torch.exp(2.0 * (self.bank.decay_per_s * t + g[..., :k]))
+        joined = getattr(self.field, "joined_rates", None)  # a ModalField: no split and cat
+        if joined is not None:
+            return joined(energy)
         growth, shift = self.field.rates(energy)
         return torch.cat([growth, shift], dim=-1)
 
