@@ -298,17 +298,20 @@ class _ModalReadout(torch.autograd.Function):
         a, q, t = ctx.saved_tensors
         g = grad_x.to(q.dtype)
         grad_a = torch.einsum("tb,tbk->bk", g, q).conj() if ctx.needs_input_grad[0] else None
-        weighted = (g[..., None] * q).mul_(a[None])  # g_x·P, (T, B, K), one temporary
-        grad_lam = (
-            torch.einsum("t,tbk->k", t.to(q.dtype), weighted).conj()
-            if ctx.needs_input_grad[1]
-            else None
-        )
+        grad_lam = None
+        if ctx.needs_input_grad[1]:
+            # Σ_{t,b} t·g_x·P = Σ_b a_b · Σ_t (t·g_x) q: a batched product like grad_a's (the
+            # (T, B, K) sum weighted by t, read across its strides, cost 3.5 % of a step)
+            timed = torch.einsum("tb,tbk->bk", g * t.to(q.dtype)[:, None], q)
+            grad_lam = torch.sum(timed * a, dim=0).conj()
         grad_envelope = None
-        if (
-            ctx.has_envelope and ctx.needs_input_grad[2]
-        ):  # conj(g_x·P) split into real and imaginary parts
-            grad_envelope = torch.cat([weighted.real, -weighted.imag], dim=-1)
+        if ctx.has_envelope and ctx.needs_input_grad[2]:
+            # conj(g_x·P) split into real and imaginary parts, written in place (no negated copy)
+            weighted = (g[..., None] * q).mul_(a[None])  # g_x·P, (T, B, K), one temporary
+            k = q.shape[-1]
+            grad_envelope = torch.empty(q.shape[:-1] + (2 * k,), dtype=weighted.real.dtype)
+            grad_envelope[..., :k] = weighted.real
+            torch.neg(weighted.imag, out=grad_envelope[..., k:])
         return grad_a, grad_lam, grad_envelope, None
 
 
