@@ -76,8 +76,12 @@ def main() -> None:
     parser.add_argument("--budget", default="60", help="-t of each fit (CPU seconds)")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": args.tree}
-    print(f"tree {args.tree}; budget {args.budget} CPU s; load {os.getloadavg()[0]:.1f}", flush=True)
-    print(f"{'clip':>14s} {'samples':>9s} {'measured MiB':>13s} {'estimate MiB':>13s} {'ratio':>6s}")
+    print(
+        f"tree {args.tree}; budget {args.budget} CPU s; load {os.getloadavg()[0]:.1f}", flush=True
+    )
+    print(
+        f"{'clip':>14s} {'samples':>9s} {'measured MiB':>13s} {'estimate MiB':>13s} {'ratio':>6s}"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for case in args.cases:
