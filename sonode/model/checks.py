@@ -180,6 +180,21 @@ def trajectory_snr(model: SonodeModel, target: torch.Tensor) -> float:
     return snr_db(target[:n], model.trajectory(n))
 
 
+def state_trajectory_snr(
+    target: torch.Tensor, model: SonodeModel, state: dict | None = None
+) -> float:
+    """`trajectory_snr` of the current parameters, or of ``state`` (a state dict; the model's own
+    parameters are restored afterwards)."""
+    if state is None:
+        return trajectory_snr(model, target)
+    now = copy.deepcopy(model.state_dict())
+    model.load_state_dict(state)
+    try:
+        return trajectory_snr(model, target)
+    finally:
+        model.load_state_dict(now)
+
+
 @torch.no_grad()
 def continuity_defect_db(model: SonodeModel) -> float:
     """The segment-boundary continuity defects relative to the states (dB; nan for one segment)."""

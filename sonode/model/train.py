@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from sonode.model.checks import (
     fast_vs_reference_db,
     reconstruction_estimate_s,
     snr_db,
+    state_trajectory_snr,
     stoppable_check_db,
     trajectory_snr,
 )
@@ -125,17 +127,7 @@ def fit_samples(
         # SNR in file amplitude, as a user measures the rendered WAV (the offset counts as signal)
         return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
-    def free_run_snr(current: SonodeModel, state: dict | None = None) -> float:
-        # the one free run's SNR of the current parameters, or of ``state`` (the model is restored)
-        if state is None:
-            return trajectory_snr(current, target)
-        now = copy.deepcopy(current.state_dict())
-        current.load_state_dict(state)
-        try:
-            return trajectory_snr(current, target)
-        finally:
-            current.load_state_dict(now)
-
+    free_run_snr = functools.partial(state_trajectory_snr, target)  # (model, state=None) -> dB
     sampled = layout.n_segments > batch_segments  # each step trains a sample of the segments
     optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate, sampled))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)
