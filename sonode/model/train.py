@@ -38,6 +38,7 @@ from sonode.model.checks import (
 )
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
+from sonode.model.heap import retained_heap
 from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import solve_run_states, whole_solve_estimate_s
 from sonode.model.local_fit import fit_auto, fit_local
@@ -59,6 +60,7 @@ FINAL_CHECK_SEGMENTS = 64
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
+@retained_heap  # a step's large temporaries reused, not faulted in again every step
 def fit_samples(
     x: np.ndarray,
     sample_rate: int,
