@@ -3,6 +3,7 @@ under `/usr/bin/time -v`, beside `sonode.model.fit_size.fit_peak_bytes` of the s
 
     nice -n 10 python benchmarks/memory_estimate.py                       # the default cases
     python benchmarks/memory_estimate.py --cases 1.5:48000 600:16000 --budget 60 [TREE]
+    python benchmarks/memory_estimate.py --cases 1.5:48000 --steps 2     # continuation trained
 
 Each case is the bundled clips (data/*.wav) concatenated and repeated to SECONDS, written as a
 16-bit WAV at RATE in a scratch folder (as `bench_fit.py --memory-only` and `memory_phases.py`
@@ -30,13 +31,14 @@ DEFAULT_CASES = ["1.5:16000", "1.5:48000", "60:16000", "60:48000", "300:16000", 
 
 CHILD = """
 import sys
-tree, wav, rate, budget, out = sys.argv[1:6]
+tree, wav, rate, stop, out = sys.argv[1:6]
 sys.path[:0] = [tree, tree + "/benchmarks"]
 from budget_clock import use_cpu_clock
 use_cpu_clock()
 from sonode.cli import main
+how = ["--steps", stop[6:]] if stop.startswith("steps=") else ["-t", stop]
 try:
-    main(["fit", wav, "-r", rate, "-t", budget, "-o", out + "/m.sonode", "--quiet", "--force"],
+    main(["fit", wav, "-r", rate, *how, "-o", out + "/m.sonode", "--quiet", "--force"],
          standalone_mode=False)
 except SystemExit:
     pass
@@ -74,11 +76,17 @@ def main() -> None:
     parser.add_argument("tree", nargs="?", default=str(ROOT), help="the sonode tree to measure")
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="SECONDS:RATE each")
     parser.add_argument("--budget", default="60", help="-t of each fit (CPU seconds)")
-    args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": args.tree}
-    print(
-        f"tree {args.tree}; budget {args.budget} CPU s; load {os.getloadavg()[0]:.1f}", flush=True
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="--steps N instead of a budget: the continuation is then always trained (a budget "
+        "skips it when it would not finish), the peak of short high-rate clips",
     )
+    args = parser.parse_args()
+    stop = f"steps={args.steps}" if args.steps else args.budget
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": args.tree}
+    what = f"--steps {args.steps}" if args.steps else f"budget {args.budget} CPU s"
+    print(f"tree {args.tree}; {what}; load {os.getloadavg()[0]:.1f}", flush=True)
     print(
         f"{'clip':>14s} {'samples':>9s} {'measured MiB':>13s} {'estimate MiB':>13s} {'ratio':>6s}"
     )
@@ -90,7 +98,7 @@ def main() -> None:
             n = int(seconds * rate)
             done = subprocess.run(
                 ["/usr/bin/time", "-v", sys.executable, "-c", CHILD, args.tree, str(wav)]
-                + [str(rate), args.budget, scratch],
+                + [str(rate), stop, scratch],
                 env=env,
                 cwd=scratch,
                 capture_output=True,

@@ -32,7 +32,7 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
-from sonode.model.fit_size import max_fit_samples
+from sonode.model.fit_size import DEFAULT_RATE_HZ, max_fit_samples
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
 from sonode.tasks.upsample import model_energy_above_db
@@ -278,7 +278,7 @@ def fit(
             start_s=start_s,
             duration_s=duration_s,
             rate=rate,
-            max_samples=max_fit_samples(),
+            max_samples=max_fit_samples(rate or DEFAULT_RATE_HZ),  # (the fit checks its own rate)
         )
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")

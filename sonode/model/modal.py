@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sonode.model.field import ModalField
+from sonode.model.fit_size import EVALUATION_SEGMENTS  # noqa: F401 (torch-free: a fit's size)
 from sonode.model.oscillator import OscillatorBank
 from sonode.ode import odeint, odeint_adjoint
 
@@ -34,9 +35,6 @@ ATOL = 1e-8
 # ≈ −70 dB at 1000/s (a 1 ms attack); the discretisation check measures what it really is.
 NODE_SPACING_S = 2e-3
 HERMITE_MATRIX_MAX_NODES = 32
-# Trajectories per envelope solve without a gradient (reconstruction, rendering): memory then does
-# not grow with the clip, and a render at the clip's rate solves the very batches training does.
-EVALUATION_SEGMENTS = 256
 READOUT_CHUNK_SAMPLES = (
     8192  # samples of a graph-free read-out summed in one piece (see modal_readout)
 )
