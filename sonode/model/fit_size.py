@@ -41,16 +41,16 @@ STATE_COPIES = 4
 #: Complex (window × modes) arrays per segment live in a graph-free read-out of EVALUATION_SEGMENTS
 #: segments (a check's reconstruction: measured +288 MB at 256 segments, d = 256 = 2 × 151 MB).
 EVALUATION_TEMPORARIES = 2
-#: The continuation's training, on spans fixed in seconds (its horizons, the trend check's 1–2 s):
-#: bytes per Hz of the fitting rate plus a fixed part (measured, docs/training.md). Identification's
-#: own work stayed below a step's at every rate measured (a budget that skipped the continuation's
-#: training: 1.5 s at 16 and 48 kHz).
-SPAN_BYTES_PER_HZ = 11 << 10
-SPAN_BYTES = 96 << 20
+#: The continuation's training, on spans fixed in seconds (its horizons, the trend check's 1–2 s),
+#: in bytes per Hz of the fitting rate up to SPAN_RATE_CAP_HZ (above it the horizons are read at a
+#: coarser stride, `sonode.model.task_loss`). An upper bound: with it trained (`--steps 2`) a 1.5 s
+#: clip peaked at 916 MiB at 16 kHz and 1141 MiB at 48 kHz, where the read-out's 288 MiB decide.
+SPAN_BYTES_PER_HZ = 6 << 10
+SPAN_RATE_CAP_HZ = 48000
 #: What glibc holds beyond the live arrays, as a share of the largest piece of work
 #: (`sonode.model.heap` keeps freed blocks for the next step; fragments remain between them):
-#: measured +180 MB over a step's ~300 MB on the quickstart, +25 MiB on a 600 s clip.
-HEAP_SLACK_SHARE = 0.4
+#: measured 5–105 MiB over the live arrays on clips of 1.5–600 s (docs/training.md).
+HEAP_SLACK_SHARE = 0.5
 
 DEFAULT_RATE_HZ = 16000  # the rate a clip is fitted at when only its samples are known
 
@@ -78,7 +78,7 @@ def fit_work_bytes(
             * max(2, STEP_RUN_BYTES // (STEP_TEMPORARIES * per_segment))
         )
     evaluation = EVALUATION_TEMPORARIES * min(n_segments, EVALUATION_SEGMENTS) * per_segment
-    spans = SPAN_BYTES + SPAN_BYTES_PER_HZ * sample_rate_hz if continuation else 0
+    spans = SPAN_BYTES_PER_HZ * min(sample_rate_hz, SPAN_RATE_CAP_HZ) if continuation else 0
     return {
         "held": CLIP_ARRAYS * 8 * n_samples + STATE_COPIES * n_segments * latent_dim * 8,
         "step": step,
