@@ -153,14 +153,25 @@ def check_fit_size(n_samples: int, sample_rate: int, options: FitOptions) -> Non
             f"--hop {options.hop_samples} is longer than the clip ({n_samples} samples at {sample_rate} "
             f"Hz), the limit; choose a hop of at most {n_samples} samples (default 256)"
         )
-    layout = {
+    check_memory(
+        f"fitting {n_samples} samples at {sample_rate} Hz",
+        fit_bytes(n_samples, sample_rate, **_layout(options)),
+        "fit a shorter part (--duration) or at a lower rate (--rate)",
+    )
+
+
+def estimated_peak_bytes(n_samples: int, sample_rate: int, options: FitOptions) -> int:
+    """The peak `check_fit_size` admits a fit of these options with: the process's baseline plus
+    `fit_bytes` (the fit report gives it beside the measured peak)."""
+    from sonode.limits import PROCESS_BASELINE_BYTES
+
+    return PROCESS_BASELINE_BYTES + fit_bytes(n_samples, sample_rate, **_layout(options))
+
+
+def _layout(options: FitOptions) -> dict:
+    return {
         "latent_dim": options.latent_dim or options.max_latent_dim,  # auto: at most the largest
         "hop_samples": options.hop_samples,
         "overlap_samples": options.overlap_samples,
         "continuation": options.continuation_training_steps > 0,
     }
-    check_memory(
-        f"fitting {n_samples} samples at {sample_rate} Hz",
-        fit_bytes(n_samples, sample_rate, **layout),
-        "fit a shorter part (--duration) or at a lower rate (--rate)",
-    )

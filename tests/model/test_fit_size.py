@@ -83,3 +83,25 @@ def test_the_longest_fit_is_where_the_estimate_meets_the_budget(monkeypatch):
     # too little memory for even the fixed work: nothing fits
     monkeypatch.setattr("sonode.limits.memory_budget_bytes", lambda: PROCESS_BASELINE_BYTES)
     assert max_fit_samples(16000) == 0
+
+
+def test_the_fit_report_gives_the_estimate_beside_the_measured_peak(tmp_path):
+    import numpy as np
+
+    import sonode
+    from sonode.io.clip import Clip
+    from sonode.model.fit_size import estimated_peak_bytes
+
+    t = np.arange(4000) / 8000
+    x = 0.5 * np.exp(-3 * t) * np.sin(2 * np.pi * 440 * t)
+    clip = Clip(x, 8000, tmp_path / "x.wav", 8000, 1, "mix", 0.0)
+    options = {"latent_dim": 8, "hidden": 8, "hop_samples": 64, "overlap_samples": 8}
+    fitted = sonode.fit(
+        clip, steps=1, lp_order=32, continuation_training_steps=0, threads=1, **options
+    )
+    memory = fitted.info["fit"]["memory_mib"]
+    options = FitOptions(steps=1, lp_order=32, continuation_training_steps=0, **options)
+    assert memory["estimate"] == estimated_peak_bytes(4000, 8000, options) >> 20
+    assert memory["peak"] is None or memory["peak"] > 0
+    fitted.save(tmp_path / "m.sonode")  # machine-dependent, like the timings: not in model files
+    assert "memory_mib" not in sonode.load(tmp_path / "m.sonode").info["fit"]
