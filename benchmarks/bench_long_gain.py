@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from budget_clock import use_cpu_clock  # noqa: E402
+from budget_clock import time_calls, use_cpu_clock  # noqa: E402
 
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
@@ -48,20 +48,6 @@ OVERHEADS = {
     "reconstruction_estimate_s": "checks",
 }
 spent: dict[str, float] = {}
-
-
-def _time_overheads(clock) -> None:
-    for name, label in OVERHEADS.items():
-        original = getattr(train, name)
-
-        def timed(*a, _original=original, _label=label, **k):
-            start = clock()
-            try:
-                return _original(*a, **k)
-            finally:
-                spent[_label] = spent.get(_label, 0.0) + clock() - start
-
-        setattr(train, name, timed)
 
 
 def concatenated(seconds: float, folder: Path = ROOT / "data") -> np.ndarray:
@@ -89,7 +75,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.cpu_clock:
         use_cpu_clock()
-    _time_overheads(time.process_time if args.cpu_clock else time.perf_counter)
+    time_calls(train, OVERHEADS, time.process_time if args.cpu_clock else time.perf_counter, spent)
     clock = "CPU" if args.cpu_clock else "wall"
     print(
         f"load average {os.getloadavg()[0]:.1f} (2 cores); budget {args.budget:.0f} {clock} s; "
