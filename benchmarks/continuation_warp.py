@@ -1,0 +1,288 @@
+"""Does a pitch-wander (time-warp) model help the continuation of held notes? Oracle and causal.
+
+    python benchmarks/continuation_warp.py data/more/sustained_*.wav          # ~3 min, 1 thread
+    python benchmarks/continuation_warp.py --origins 3 /work/corpus/short48   # sustained_*, glide_*
+
+The continuation (`sonode.model.continuation`, untrained) is identified on the *dewarped* history
+(the clip read on the clock τ(t) = ∫ r dt on which its pitch stands still, `read_at`), continued
+there, and read back on the clock of a pitch track r(t) of the future: the partials share one
+relative pitch deviation δ = r − 1, which is what vibrato and drift are. Each variant is scored
+against the fixed-mode continuation of the same history (SNR over 5 / 20 / 50 / 200 ms):
+
+* ``coarse oracle``: the clip's `ratio_track` (64 ms frames, 1-cent grid) over history and future;
+* ``oracle``: `phase_ratio_track` (the partials' phases, ~0.2 cent) over history and future;
+* ``causal + true future``: the history's own phase track for the dewarp (held over its last half
+  window, which the track cannot reach), the future's true track after it;
+* ``hold``: the history's track, the pitch held at its last value;
+* ``vibrato``: the history's track, then a vibrato oscillator (constant + sinusoid of 3-8 Hz, least
+  squares over the track's last VIBRATO_FIT_S) extrapolated: a causal prediction of δ;
+* ``vibrato + floor``: ``vibrato`` kept only where the same recipe, run on the history minus its
+  last 0.2 s, predicts that held-back end better (mean gain > 0.1 dB, none below −0.3 dB), as
+  `sonode.model.predict` keeps a trained part.
+
+With ``--waveform-fit`` the vibrato's four parameters are also refined (Nelder-Mead) on the
+waveform prediction 0.2 s ahead from WAVEFORM_ANCHORS anchors over the history's last 0.35 s,
+each continued as above ("vibrato (waveform fit)"). r is 1 at the history's last sample in every
+variant. One row per clip (the mean over its history ends), then the median gain of each variant.
+Measured and discussed in docs/continuation_warp.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sonode.dsp.harmonics import harmonic_series  # noqa: E402
+from sonode.dsp.metrics import snr_db  # noqa: E402
+from sonode.dsp.pitch_track import phase_ratio_track, ratio_track, read_at  # noqa: E402
+from sonode.io.clip import read_clip, resample  # noqa: E402
+from sonode.model.continuation import identify_continuation  # noqa: E402
+from sonode.model.init import normalisation  # noqa: E402
+
+RATE = 16000
+HORIZON = int(0.2 * RATE)
+ORIGIN_STEP = int(0.05 * RATE)
+HORIZONS_MS = (5, 20, 50, 200)
+TRACK_MAX_HZ = 4000.0  # partials tracked (below the band where breath noise dominates)
+VIBRATO_FIT_S = 0.6
+VIBRATO_HZ = np.arange(3.0, 8.001, 0.05)
+WAVEFORM_ANCHORS = 6
+WAVEFORM_SPREAD_S = 0.15
+MAX_LOSS_DB, MIN_GAIN_DB = 0.3, 0.1  # the floor of sonode.model.predict
+AUDIO = (".wav", ".flac", ".ogg")
+VARIANTS = (
+    "coarse oracle",
+    "oracle",
+    "causal + true future",
+    "hold",
+    "vibrato",
+    "vibrato + floor",
+)
+
+
+def scores(future: np.ndarray, x: np.ndarray) -> list[float]:
+    return [snr_db(future[: RATE * ms // 1000], x[: RATE * ms // 1000]) for ms in HORIZONS_MS]
+
+
+def fixed(history: np.ndarray, n: int) -> np.ndarray:
+    """The untrained continuation (n,) of ``history``, as `extrapolate` identifies it."""
+    gain, offset = normalisation(history)
+    return identify_continuation((history - offset) / gain, RATE).samples(n, RATE) * gain + offset
+
+
+def clock(log_ratio: np.ndarray, end: int) -> np.ndarray:
+    """τ (s) at every sample of a log-ratio curve (per sample), r = 1 at sample end − 1."""
+    r = np.exp(log_ratio - log_ratio[end - 1])
+    return np.concatenate([[0.0], np.cumsum(0.5 * (r[1:] + r[:-1]))]) / RATE
+
+
+def warped(history: np.ndarray, tau: np.ndarray, n: int) -> np.ndarray:
+    """Continue ``history`` (N,) on the clock tau (≥ N + n samples): dewarp, continue, read back."""
+    size = history.size
+    m = int(math.floor(tau[size - 1] * RATE + 1e-9)) + 1  # dewarped samples up to τ(N − 1)
+    t = np.arange(size) / RATE
+    steady = read_at(history, RATE, np.interp(np.arange(m) / RATE, tau[:size], t))
+    ahead = fixed(steady, int((tau[size - 1 + n] - tau[size - 1]) * RATE) + 64)
+    return read_at(np.concatenate([steady, ahead]), RATE, tau[size : size + n])
+
+
+def series_of(x: np.ndarray):
+    """The clip's harmonic series, looked for in its top octave, then lower."""
+    for band in ((RATE / 4, 0.45 * RATE), (RATE / 8, RATE / 4), (RATE / 16, RATE / 8)):
+        found = harmonic_series(x, RATE, band)
+        if found is not None:
+            return found
+    return None
+
+
+def vibrato(times_s: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """[c, a, b, ω]: log r ≈ c + a cos ω(t − t_last) + b sin ω(t − t_last) over the last
+    VIBRATO_FIT_S of the track, ω the best of VIBRATO_HZ (least squares)."""
+    last = times_s[-1]
+    sel = times_s >= last - VIBRATO_FIT_S
+    best = (math.inf, None)
+    for f in VIBRATO_HZ:
+        w = 2 * np.pi * f
+        basis = np.stack(
+            [
+                np.ones(sel.sum()),
+                np.cos(w * (times_s[sel] - last)),
+                np.sin(w * (times_s[sel] - last)),
+            ],
+            1,
+        )
+        coef = np.linalg.lstsq(basis, log_ratio[sel], rcond=None)[0]
+        rms = float(np.sqrt(np.mean((basis @ coef - log_ratio[sel]) ** 2)))
+        if rms < best[0]:
+            best = (rms, np.array([*coef, w]))
+    return best[1]
+
+
+def with_vibrato(times_s, log_ratio, params, n_total):
+    """The track up to its last point, then the vibrato joined continuously (per sample)."""
+    t = np.arange(n_total) / RATE
+    c, a, b, w = params
+    s = t - times_s[-1]
+    model = c + a * np.cos(w * s) + b * np.sin(w * s)
+    model += log_ratio[-1] - (c + a)  # continuous at the last tracked point (s = 0)
+    return np.where(t <= times_s[-1], np.interp(t, times_s, log_ratio), model)
+
+
+def vibrato_continuation(history, series, n, refine=False):
+    """The causal warped continuation (n,) of ``history`` with its extrapolated vibrato."""
+    times_s, ratio = phase_ratio_track(history, RATE, series, TRACK_MAX_HZ)
+    params = vibrato(times_s, np.log(ratio))
+    if refine:
+        params = waveform_fit(history, series, times_s, np.log(ratio), params)
+    lr = with_vibrato(times_s, np.log(ratio), params, history.size + n)
+    return warped(history, clock(lr, history.size), n)
+
+
+def waveform_fit(history, series, times_s, log_ratio, params):
+    """The vibrato refined on the prediction 0.2 s ahead from anchors before the history's end;
+    each anchor's dewarped continuation is computed once (its track up to the anchor), only the
+    read-back clock depends on the parameters."""
+    from scipy.optimize import minimize  # a benchmark-only dependency
+
+    end = history.size
+    anchors = np.linspace(
+        end - HORIZON - int(WAVEFORM_SPREAD_S * RATE), end - HORIZON, WAVEFORM_ANCHORS
+    ).astype(int)
+    runs = []
+    for a in anchors:
+        keep = times_s <= times_s[-1] - (end - a) / RATE
+        lr_a = np.interp(np.arange(a) / RATE, times_s[keep], log_ratio[keep])
+        tau = clock(lr_a, a)
+        m = int(math.floor(tau[-1] * RATE + 1e-9)) + 1
+        steady = read_at(
+            history[:a], RATE, np.interp(np.arange(m) / RATE, tau, np.arange(a) / RATE)
+        )
+        ahead = fixed(steady, int(1.2 * HORIZON) + 64)
+        runs.append((a, np.concatenate([steady, ahead]), tau[-1], times_s[keep][-1], lr_a[-1]))
+    j = np.arange(0, HORIZON, 4)
+    scale = np.array([1e-3, 1e-3, 1e-3, 1.0])
+
+    def loss(q: np.ndarray) -> float:
+        c, a_, b, w = q * scale
+        total = 0.0
+        for a, signal, tau_end, t_last, _ in runs:
+            t = (a - 1 + np.arange(HORIZON + 1)) / RATE
+            s = t - times_s[-1]
+            model = c + a_ * np.cos(w * s) + b * np.sin(w * s)
+            at_last = (
+                c + a_ * np.cos(w * (t_last - times_s[-1])) + b * np.sin(w * (t_last - times_s[-1]))
+            )
+            r = np.exp(model - at_last)
+            tau = tau_end + np.concatenate([[0.0], np.cumsum(0.5 * (r[1:] + r[:-1]))]) / RATE
+            pred = np.interp(tau[1:] * RATE, np.arange(signal.size), signal)[j]
+            truth = history[a + j]
+            total += 10 * math.log10(np.sum((pred - truth) ** 2) / np.sum(truth**2) + 1e-12)
+        return total / len(runs)
+
+    fitted = minimize(loss, params / scale, method="Nelder-Mead", options={"maxfev": 300})
+    return fitted.x * scale
+
+
+def origin(low: np.ndarray, end: int, series, refine: bool) -> dict[str, list[float]]:
+    """Every variant's gain over the fixed-mode continuation, history low[:end]."""
+    history, future = low[:end], low[end : end + HORIZON]
+    n_total = end + HORIZON
+    t = np.arange(n_total) / RATE
+    base = scores(future, fixed(history, HORIZON))
+    out = {}
+    coarse_t, coarse = ratio_track(low[:n_total], RATE, series, TRACK_MAX_HZ, end / RATE)
+    clocks = {"coarse oracle": np.interp(t, coarse_t, np.log(coarse))}
+    full_t, full = phase_ratio_track(low[:n_total], RATE, series, TRACK_MAX_HZ)
+    past_t, past = phase_ratio_track(history, RATE, series, TRACK_MAX_HZ)
+    lr_full, lr_past = np.interp(t, full_t, np.log(full)), np.interp(t, past_t, np.log(past))
+    clocks["oracle"] = lr_full
+    joined = lr_full - np.interp(past_t[-1], t, lr_full) + np.log(past[-1])
+    clocks["causal + true future"] = np.where(t <= past_t[-1], lr_past, joined)
+    clocks["hold"] = lr_past
+    for name, lr in clocks.items():
+        out[name] = scores(future, warped(history, clock(lr, end), HORIZON))
+    out["vibrato"] = scores(future, vibrato_continuation(history, series, HORIZON))
+    probe, held = history[:-HORIZON], history[-HORIZON:]
+    gains = np.subtract(
+        scores(held, vibrato_continuation(probe, series, HORIZON)),
+        scores(held, fixed(probe, HORIZON)),
+    )
+    kept = gains.min() >= -MAX_LOSS_DB and gains.mean() > MIN_GAIN_DB
+    out["vibrato + floor"] = out["vibrato"] if kept else base
+    if refine:
+        out["vibrato (waveform fit)"] = scores(
+            future, vibrato_continuation(history, series, HORIZON, refine=True)
+        )
+    return {k: list(np.subtract(v, base)) for k, v in out.items()} | {"base": base}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="+", type=Path)
+    parser.add_argument("--origins", type=int, default=3, help="history ends 50 ms apart")
+    parser.add_argument("--waveform-fit", action="store_true", help="also refine on the waveform")
+    args = parser.parse_args()
+    clips = [
+        f
+        for p in args.clips
+        for f in (
+            sorted(
+                q
+                for q in p.rglob("*")
+                if q.suffix.lower() in AUDIO and q.name.startswith(("sustained_", "glide_"))
+            )
+            if p.is_dir()
+            else [p]
+        )
+    ]
+    torch.set_num_threads(1)
+    rows: dict[str, list] = {}
+    for path in clips:
+        clip = read_clip(path, duration_s=1.0)
+        low = resample(clip.samples, clip.sample_rate, RATE)
+        series = series_of(low[: low.size - HORIZON])
+        if series is None:
+            print(f"{path.name:34s} no harmonic series: skipped", flush=True)
+            continue
+        ends = list(range(low.size - HORIZON, 0, -ORIGIN_STEP))[: args.origins]
+        per = [origin(low, end, series, args.waveform_fit) for end in ends]
+        mean = {k: np.mean([p[k] for p in per], 0) for k in per[0]}
+        for k, v in mean.items():
+            rows.setdefault(k, []).append(v)
+        print(
+            f"{path.name:34s} f0 {series.f0_hz:6.1f} Hz  base "
+            + " ".join(f"{v:6.2f}" for v in mean["base"])
+            + " | gains "
+            + " | ".join(
+                f"{k}: " + " ".join(f"{v:+.2f}" for v in mean[k]) for k in mean if k != "base"
+            ),
+            flush=True,
+        )
+    if not rows:
+        return
+    print(f"\nmedian over {len(rows['base'])} clips, SNR at {HORIZONS_MS} ms:")
+    print(
+        f"  {'fixed modes (base)':24s} " + " ".join(f"{v:6.2f}" for v in np.median(rows["base"], 0))
+    )
+    for k, v in rows.items():
+        if k != "base":
+            gains = np.array(v)
+            print(
+                f"  {k:24s} gain median "
+                + " ".join(f"{g:+6.2f}" for g in np.median(gains, 0))
+                + "  worst "
+                + " ".join(f"{g:+6.2f}" for g in gains.min(0))
+                + f"  clips ahead at 50/200 ms {int(np.sum(gains[:, 2] > 0))}/{int(np.sum(gains[:, 3] > 0))}"
+            )
+
+
+if __name__ == "__main__":
+    main()
