@@ -113,11 +113,15 @@ def dewarped(x: np.ndarray, rate: int, track: tuple[np.ndarray, np.ndarray]) -> 
     return read_at(x, rate, np.interp(np.arange(m) / rate, tau, np.arange(x.size) / rate))
 
 
-def read_at(x: np.ndarray, rate: int, times_s: np.ndarray) -> np.ndarray:
+def read_at(
+    x: np.ndarray, rate: int, times_s: np.ndarray, quality: str = "default", oversample: int = 4
+) -> np.ndarray:
     """``x`` (n,) at ``rate`` Hz read at arbitrary times (m,) in seconds within its span: cubic
-    (Catmull-Rom) interpolation of ``x`` upsampled 4× (band-limited), errors ~50 dB down. (m,)."""
-    positions = np.asarray(times_s, dtype=np.float64) * (4 * rate)
-    fine = upsample_sinc(x, rate, 4 * rate)
+    (Catmull-Rom) interpolation of ``x`` upsampled ``oversample``× by `upsample_sinc` of
+    ``quality``. (m,). The default is ~50 dB down up to a quarter of the rate but only 12 dB at
+    0.44·rate; "high", 8× keeps 65 dB there (a waveform read twice over 200 ms needs that)."""
+    positions = np.asarray(times_s, dtype=np.float64) * (oversample * rate)
+    fine = upsample_sinc(x, rate, oversample * rate, quality=quality)
     i = np.clip(np.floor(positions).astype(int), 1, fine.size - 3)
     u = positions - i
     p0, p1, p2, p3 = fine[i - 1], fine[i], fine[i + 1], fine[i + 2]
