@@ -9,6 +9,8 @@ there, and read back on the clock of a pitch track r(t) of the future: the parti
 relative pitch deviation δ = r − 1, which is what vibrato and drift are. Each variant is scored
 against the fixed-mode continuation of the same history (SNR over 5 / 20 / 50 / 200 ms):
 
+* ``zero warp (control)``: r ≡ 1 through the same reader: what re-reading the history alone
+  does to the identification (its validated order and window can change);
 * ``coarse oracle``: the clip's `ratio_track` (64 ms frames, 1-cent grid) over history and future;
 * ``oracle``: `phase_ratio_track` (the partials' phases, ~0.2 cent) over history and future;
 * ``causal + true future``: the history's own phase track for the dewarp (held over its last half
@@ -216,6 +218,7 @@ def origin(low: np.ndarray, end: int, series, refine: bool) -> dict[str, list[fl
     joined = lr_full - np.interp(past_t[-1], t, lr_full) + np.log(past[-1])
     clocks["causal + true future"] = np.where(t <= past_t[-1], lr_past, joined)
     clocks["hold"] = lr_past
+    clocks["zero warp (control)"] = np.zeros(n_total)  # the reader and re-identification alone
     # how well the causal predictions know the future pitch: rms error (cents) against the oracle
     # track over the scored span, each joined at the history's last tracked point
     future_t = (end + np.arange(HORIZON)) / RATE
