@@ -22,7 +22,7 @@ takes E from the band's prediction: as it is (the *expected* case), or less the 
 error measured by pseudo-band-extension on the clip's top octave (the *validated* case: the
 cost is bounded if the prediction is too loud by no more than it was on the held-back octave).
 Measured on 79 recordings, that held-back error does not predict the error above Nyquist
-(correlation −0.19, docs/upsampling.md), so only the worst case holds on every clip.
+(correlation −0.24 over 73 clips, docs/upsampling.md), so only the worst case holds on every clip.
 
 The band is then given that energy budget, spent where it helps the log-spectral distance most
 (`ceiling_gains`): LSD weighs every frame alike, the SNR only the loud ones, so the loudest frames of
