@@ -200,6 +200,19 @@ def waveform_fit(history, series, times_s, log_ratio, params):
     return fitted.x * scale
 
 
+def synthetic_vibrato(seconds: float = 1.0) -> np.ndarray:
+    """A note whose 12 partials (220 Hz, amplitudes 1/k) share one vibrato exactly: 15 cents at
+    5.5 Hz, its rate drifting 5 % over the second, plus -60 dB of white noise. (n,) at RATE. The
+    warp's model holds exactly, so the oracle's gain here is what a shared δ can give."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    cents = 15.0 * np.sin(2 * np.pi * 5.5 * (t + 0.025 * t**2))
+    r = 2 ** (cents / 1200)
+    tau = np.concatenate([[0.0], np.cumsum(0.5 * (r[1:] + r[:-1]))]) / RATE
+    x = sum(np.cos(2 * np.pi * k * 220.0 * tau + k) / k for k in range(1, 13))
+    x = 0.5 * x / np.max(np.abs(x))
+    return x + 5e-4 * np.random.default_rng(0).standard_normal(t.size)
+
+
 def origin(low: np.ndarray, end: int, series, refine: bool) -> dict[str, list[float]]:
     """Every variant's gain over the fixed-mode continuation, history low[:end]."""
     history, future = low[:end], low[end : end + HORIZON]
@@ -249,7 +262,12 @@ def origin(low: np.ndarray, end: int, series, refine: bool) -> dict[str, list[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clips", nargs="+", type=Path)
+    parser.add_argument("clips", nargs="*", type=Path)
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="also a synthetic note whose partials share one vibrato exactly (`synthetic_vibrato`)",
+    )
     parser.add_argument("--origins", type=int, default=3, help="history ends 50 ms apart")
     parser.add_argument("--waveform-fit", action="store_true", help="also refine on the waveform")
     args = parser.parse_args()
@@ -268,12 +286,18 @@ def main() -> None:
     ]
     torch.set_num_threads(1)
     rows: dict[str, list] = {}
-    for path in clips:
-        clip = read_clip(path, duration_s=1.0)
-        low = resample(clip.samples, clip.sample_rate, RATE)
+    sources = [(p.name, p) for p in clips] + (
+        [("synthetic vibrato", None)] if args.synthetic else []
+    )
+    for name, path in sources:
+        if path is None:
+            low = synthetic_vibrato()
+        else:
+            clip = read_clip(path, duration_s=1.0)
+            low = resample(clip.samples, clip.sample_rate, RATE)
         series = series_of(low[: low.size - HORIZON])
         if series is None:
-            print(f"{path.name:34s} no harmonic series: skipped", flush=True)
+            print(f"{name:34s} no harmonic series: skipped", flush=True)
             continue
         ends = list(range(low.size - HORIZON, 0, -ORIGIN_STEP))[: args.origins]
         per = [origin(low, end, series, args.waveform_fit) for end in ends]
@@ -281,7 +305,7 @@ def main() -> None:
         for k, v in mean.items():
             rows.setdefault(k, []).append(v)
         print(
-            f"{path.name:34s} f0 {series.f0_hz:6.1f} Hz  base "
+            f"{name:34s} f0 {series.f0_hz:6.1f} Hz  base "
             + " ".join(f"{v:6.2f}" for v in mean["base"])
             + " | gains "
             + " | ".join(
