@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
+from sonode.dsp.interpolation import most_likely_fill
 from sonode.dsp.two_sided_fit import innovation_sigma, predictor_from_gram, side_gram
 
 TAIL_QUANTILE = 0.9
@@ -107,11 +108,13 @@ class EventIsolation:
         return tail.size * float(np.exp(-excess / np.mean(tail)))
 
 
-def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, float] | None:
-    """(level rise dB, change dB) across the candidate [start, end) of ``x`` (n,): the signal's
-    energy over CHANGE_WINDOW_S after it against before it, and 10·log10 of the prediction error
-    of one order-CHANGE_ORDER predictor fitted on both sides over the geometric mean of the errors
-    of one fitted on each side. None if the windows do not fit in ``x``."""
+def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, float, float] | None:
+    """(level rise dB, change dB, excess) across the candidate [start, end) of ``x`` (n,).
+
+    rise: the signal's energy over CHANGE_WINDOW_S after it against before it. change:
+    10·log10 of the prediction error of one order-CHANGE_ORDER predictor fitted on both sides
+    over the geometric mean of the errors of one fitted on each side. excess: `excess_energy`
+    with that joint predictor. None if the windows do not fit in ``x``."""
     rows, guard, p = int(CHANGE_WINDOW_S * rate), int(CHANGE_GUARD_S * rate), CHANGE_ORDER
     if rows < 2 * p or start - guard - rows - p < 0 or end + guard + rows + p > x.size:
         return None
@@ -120,16 +123,36 @@ def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, fl
     rise = 10 * np.log10((np.mean(after[p:] ** 2) + 1e-30) / (np.mean(before[p:] ** 2) + 1e-30))
     g_before, g_after = side_gram(before, p, rows, True), side_gram(after, p, rows, False)
 
-    def error_db(gram: np.ndarray, n_rows: int) -> float:
-        sigma = innovation_sigma(gram, predictor_from_gram(gram), n_rows)
-        return 20 * np.log10(sigma + 1e-30)
+    def error_db(gram: np.ndarray, n_rows: int) -> tuple[float, np.ndarray, float]:
+        a = predictor_from_gram(gram)
+        sigma = innovation_sigma(gram, a, n_rows)
+        return 20 * np.log10(sigma + 1e-30), a, sigma
 
-    joint = error_db(g_before + g_after, 2 * rows)
-    return float(rise), float(joint - (error_db(g_before, rows) + error_db(g_after, rows)) / 2)
+    joint, a, sigma = error_db(g_before + g_after, 2 * rows)
+    change = joint - (error_db(g_before, rows)[0] + error_db(g_after, rows)[0]) / 2
+    return float(rise), float(change), excess_energy(x[start - p : end + p], p, a, sigma)
+
+
+def excess_energy(segment: np.ndarray, p: int, a: np.ndarray, sigma: float) -> float:
+    """Energy a span holds beyond what the sound's dynamics explain, per span sample, in units of
+    the innovation variance: (E_observed − E_filled) / (σ² · k), E the prediction-error energy of
+    ``a`` (p + 1,) over every row touching the span — ``segment`` (k + 2p,) is the span with p
+    samples on each side — as observed and with the span replaced by its most likely fill from
+    both sides. The generalised likelihood-ratio statistic of "an unknown signal was added to the
+    span" under the AR model (Gaussian: about 1 without one). A click is added after the
+    instrument: nothing after it rings with it, so filling it removes its whole energy; an attack
+    excites the instrument, the sound after it carries its trace, and the fill explains much of it."""
+    k = segment.size - 2 * p
+    filled = segment.copy()
+    filled[p : p + k] = most_likely_fill(segment[:p], segment[p + k :], k, a)
+    observed = np.convolve(segment, a, mode="valid")
+    refilled = np.convolve(filled, a, mode="valid")
+    reduction = float(observed @ observed - refilled @ refilled)
+    return reduction / max(sigma**2 * k, 1e-300)
 
 
 def judge(
-    change: tuple[float, float] | None, isolation_ratio: float, events: EventIsolation
+    change: tuple[float, float, float] | None, isolation_ratio: float, events: EventIsolation
 ) -> tuple[bool, str]:
     """(is a click, the reason's tail) for a candidate burst: ``change`` is `new_sound` across its
     padded span, ``isolation_ratio`` its isolation, ``events`` the channel's own."""

@@ -262,7 +262,7 @@ class Candidate:
     end: int
     factor: float
     ratio: float
-    change: tuple[float, float] | None
+    change: tuple[float, float, float] | None
 
 
 def click_candidates(
