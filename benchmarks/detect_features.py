@@ -12,7 +12,13 @@ candidate of the clean recording ("clean"), the current decision, and the featur
 ratio (isolation), expected (events as isolated expected from the recording), rise and change
 (`new_sound`), factor, and ``repeat``: the largest normalised correlation of the residual over
 the candidate's span with the residual anywhere within REPEAT_WINDOW_S around it (20 ms or more
-away) — a loop, a drum pattern or a repeated pluck makes the same burst again, a click does not.
+away) — a loop, a drum pattern or a repeated pluck makes the same burst again, a click does not;
+``excess`` (`new_sound`'s third value, the check of session 8), ``gain_db``/``glrt`` (the same
+idea per span sample with the context adjacent to the span) and the band flux across the burst
+(``flux_*`` over 20 ms, ``sflux_*`` over 40 ms: an onset rises broadband and stays). A made click
+also records its level over the clean signal's RMS within 10 ms (``made_rel_db``).
+``--dominance`` and ``--max-click-ms`` loosen stage 1 so that a superset of the candidates is
+logged and stricter rules can be scored offline on the same draws.
 """
 
 from __future__ import annotations
