@@ -34,25 +34,17 @@ from benchmarks.bench_fill_wide import _janssen20, random_positions
 from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
 from sonode.dsp.harmonics import harmonic_series
 from sonode.dsp.metrics import snr_db
-from sonode.dsp.pitch_track import dewarped, ratio_track, track_depth_cents, warped_time
-from sonode.dsp.resample import upsample_sinc
+from sonode.dsp.pitch_track import (
+    dewarped,
+    ratio_track,
+    read_at,
+    track_depth_cents,
+    warped_time,
+)
 from sonode.io.clip import read_clip
 from sonode.tasks.fill import FillSettings, fill_one
 
 WIDEN = 8  # samples: the sinc reading's 6 zero crossings and the cubic's 2, rounded up
-
-
-def read_at(z: np.ndarray, rate: int, positions: np.ndarray) -> np.ndarray:
-    """``z`` (sampled at ``rate``) at fractional sample ``positions``, as `dewarped` reads: 4×
-    band-limited upsampling, then Catmull-Rom."""
-    fine = upsample_sinc(z, rate, 4 * rate)
-    p = positions * 4
-    i = np.clip(np.floor(p).astype(int), 1, fine.size - 3)
-    u = p - i
-    p0, p1, p2, p3 = fine[i - 1], fine[i], fine[i + 1], fine[i + 2]
-    return p1 + 0.5 * u * (
-        p2 - p0 + u * (2 * p0 - 5 * p1 + 4 * p2 - p3 + u * (3 * (p1 - p2) + p3 - p0))
-    )
 
 
 def warped_fill(
