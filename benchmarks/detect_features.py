@@ -113,6 +113,24 @@ def category(path: Path) -> str:
     return path.parent.name
 
 
+def point_excess(y: np.ndarray, rate: int, at: int) -> float:
+    """`new_sound`'s excess of a one-sample burst at ``at`` with a candidate's padding (nan where
+    the windows do not fit): the same measure for the recording's events and for a candidate."""
+    from sonode.tasks.click_checks import new_sound
+
+    lo, hi = at - int(0.0005 * rate), at + 1 + int(0.002 * rate)
+    change = new_sound(y, rate, lo, hi, 1) if lo >= 0 and hi <= y.size else None
+    return float("nan") if change is None else change[2]
+
+
+def own_events_excess(y: np.ndarray, rate: int, min_ratio: float = 1.2) -> list[float]:
+    """`point_excess` at every sounding event of ``y`` at least ``min_ratio`` isolated."""
+    loud = _Loudness(y, rate)
+    _, (at, log_iso) = click_candidates(y, rate, loud)
+    keep = at[np.exp(log_iso) >= min_ratio]
+    return [point_excess(y, rate, int(q)) for q in keep if loud.sounding_around(int(q), int(q) + 1)]
+
+
 def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None) -> list[dict]:
     loud = _Loudness(y, rate)
     candidates, (_, log_iso) = click_candidates(y, rate, loud)
@@ -141,6 +159,9 @@ def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None)
                 "repeat": repeat_similarity(e, c.start, c.end, rate),
                 "span": c.end - c.start,
                 "excess": excess,
+                "point_excess": point_excess(
+                    y, rate, c.start + int(np.argmax(np.abs(e[c.start : c.end])))
+                ),
                 "gain_db": gain_db,
                 "glrt": glrt,
                 "flux_frac": flux_frac,
@@ -212,6 +233,7 @@ def main() -> None:
         x = x[:, 0]
         meta = {"file": str(path), "half": half, "category": category(path), "rate": rate}
         rows += [meta | r for r in features(x, rate, "clean", None)]
+        rows.append(meta | {"kind": "own_events", "excess": own_events_excess(x, rate)})
         places = sounding_starts(x, rate)
         if places.size == 0:
             continue
