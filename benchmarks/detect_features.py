@@ -16,7 +16,9 @@ away) — a loop, a drum pattern or a repeated pluck makes the same burst again,
 ``excess`` (`new_sound`'s third value, the check of session 8), ``gain_db``/``glrt`` (the same
 idea per span sample with the context adjacent to the span) and the band flux across the burst
 (``flux_*`` over 20 ms, ``sflux_*`` over 40 ms: an onset rises broadband and stays). A made click
-also records its level over the clean signal's RMS within 10 ms (``made_rel_db``).
+also records its level over the clean signal's RMS within 10 ms (``made_rel_db``). ``point_excess``
+is the excess of a one-sample burst at the candidate's peak, measured as for each clean recording's
+own events ≥ 1.2× isolated (rows of kind "own_events"): the per-recording calibration tried.
 ``--dominance`` and ``--max-click-ms`` loosen stage 1 so that a superset of the candidates is
 logged and stricter rules can be scored offline on the same draws.
 """
