@@ -96,9 +96,9 @@ def warped(history: np.ndarray, tau: np.ndarray, n: int) -> np.ndarray:
     size = history.size
     m = int(math.floor(tau[size - 1] * RATE + 1e-9)) + 1  # dewarped samples up to τ(N − 1)
     t = np.arange(size) / RATE
-    steady = read_at(history, RATE, np.interp(np.arange(m) / RATE, tau[:size], t), *READER)
+    steady = read_at(history, RATE, np.interp(np.arange(m) / RATE, tau[:size], t) * RATE, *READER)
     ahead = fixed(steady, int((tau[size - 1 + n] - tau[size - 1]) * RATE) + 64)
-    return read_at(np.concatenate([steady, ahead]), RATE, tau[size : size + n], *READER)
+    return read_at(np.concatenate([steady, ahead]), RATE, tau[size : size + n] * RATE, *READER)
 
 
 def series_of(x: np.ndarray):
@@ -170,7 +170,7 @@ def waveform_fit(history, series, times_s, log_ratio, params):
         tau = clock(lr_a, a)
         m = int(math.floor(tau[-1] * RATE + 1e-9)) + 1
         steady = read_at(
-            history[:a], RATE, np.interp(np.arange(m) / RATE, tau, np.arange(a) / RATE), *READER
+            history[:a], RATE, np.interp(np.arange(m) / RATE, tau, np.arange(a)), *READER
         )
         ahead = fixed(steady, int(1.2 * HORIZON) + 64)
         # read back linearly on a fine grid (the Nelder-Mead loss reads it ~300 times)

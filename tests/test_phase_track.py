@@ -54,7 +54,7 @@ def test_read_at_reads_a_band_limited_signal_between_its_samples():
     x = np.cos(2 * np.pi * 1234.5 * t) + 0.5 * np.sin(2 * np.pi * 3210.0 * t)
     at = np.linspace(0.1, 0.9, 5001) + 0.3 / RATE
     truth = np.cos(2 * np.pi * 1234.5 * at) + 0.5 * np.sin(2 * np.pi * 3210.0 * at)
-    error = read_at(x, RATE, at) - truth
+    error = read_at(x, RATE, at * RATE) - truth
     assert 10 * math.log10(np.sum(truth**2) / np.sum(error**2)) > 40
 
 
@@ -69,5 +69,5 @@ def test_read_at_high_quality_keeps_the_band_near_nyquist():
     def snr(read: np.ndarray) -> float:
         return 10 * math.log10(np.sum(truth**2) / np.sum((read - truth) ** 2))
 
-    assert snr(read_at(x, RATE, at, quality="high", oversample=8)) > 60
-    assert snr(read_at(x, RATE, at)) < 20
+    assert snr(read_at(x, RATE, at * RATE, quality="high", oversample=8)) > 60
+    assert snr(read_at(x, RATE, at * RATE)) < 20
