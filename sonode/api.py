@@ -115,7 +115,8 @@ class Fitted:
             seed: of the synthesised band's random phases.
             max_snr_cost_db, level, dynamics, snr_cost_case: see
                 `sonode.tasks.band_extension.extend_band` (the band's SNR-cost bound, its level
-                estimator, partials following the pitch, the cost bounded: worst or expected).
+                estimator, partials following the pitch, the cost bounded: worst, expected or
+                validated).
         """
         from sonode.tasks.upsample import upsample_samples
 
