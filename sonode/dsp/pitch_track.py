@@ -104,7 +104,16 @@ def dewarped(x: np.ndarray, rate: int, track: tuple[np.ndarray, np.ndarray]) -> 
     tau = warped_time(*track, x.size, rate)
     m = int(tau[-1] * rate)
     positions = np.interp(np.arange(m) / rate, tau, np.arange(x.size) / rate) * (4 * rate)
-    fine = upsample_sinc(x, rate, 4 * rate)
+    return _catmull_rom(upsample_sinc(x, rate, 4 * rate), positions)
+
+
+def read_at(x: np.ndarray, rate: int, positions: np.ndarray) -> np.ndarray:
+    """``x`` (n,) at fractional sample ``positions`` (m,), as `dewarped` reads it. (m,)."""
+    return _catmull_rom(upsample_sinc(x, rate, 4 * rate), np.asarray(positions) * 4.0)
+
+
+def _catmull_rom(fine: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``fine`` (n,) at fractional ``positions`` (m,) by cubic (Catmull-Rom) interpolation."""
     i = np.clip(np.floor(positions).astype(int), 1, fine.size - 3)
     u = positions - i
     p0, p1, p2, p3 = fine[i - 1], fine[i], fine[i + 1], fine[i + 2]
