@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:  # torch is not imported here: a batch's parent sizes its workers with this module
-    from sonode.model.options import FitOptions
+# Nothing of sonode.model is imported here, not even for types: torch stays out of a batch's parent
+# (which sizes its workers with this module), and the read-out's modules import their constants
+# from here. ``options`` below are `sonode.model.options.FitOptions`.
+FitOptions = Any
 
 #: Trajectories per envelope solve without a gradient (reconstruction, rendering): memory then does
 #: not grow with the clip, and a render at the clip's rate solves the very batches training does.
