@@ -273,15 +273,10 @@ def main() -> None:
     parser.add_argument("--adam-cpu", type=float, help="also Adam for this many CPU s")
     parser.add_argument("--caps", help='identified starts per spec: "96", "128", "current"')
     parser.add_argument("--entropy", type=int, help="state-code entropy after N iterations")
-    parser.add_argument("--backtrack", help="step fractions tried after a rejected step, e.g. 0.5")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    if args.backtrack is not None:
-        from sonode.model import local_refine
-
-        local_refine.BACKTRACK = tuple(float(v) for v in args.backtrack.split(",") if v)
     root = Path(args.path)
     clips = [root] if root.is_file() else sorted(
         p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg")

@@ -35,7 +35,6 @@ HOLD_OUT_EVERY = 8  # every 8th sample is held back for the validation
 MAX_STEP_HZ = 10.0  # a step larger than ~ half a 40 ms window's bin is not a refinement
 DAMPING_START = 1e-3
 DAMPING_UP, DAMPING_DOWN = 8.0, 3.0
-BACKTRACK: tuple[float, ...] = ()  # step fractions tried after a rejection
 DAMPING_LIMIT = 1e4  # beyond this the steps are too small to matter: stop
 MIN_GAIN_DB = 0.005  # a held-back improvement smaller than this ends the refinement
 # an iteration costs ~4 state solves (the joint one has 1.5× the unknowns); after the last one the
@@ -114,19 +113,14 @@ def refine_frequencies(
         started = time.perf_counter()
         *_, step_cycles = solve(best.freq_hz, best.states, best.damping)
         step_hz = np.clip(step_cycles * rate / hop, -MAX_STEP_HZ, MAX_STEP_HZ)
-        # a rejected step is tried once more at a fraction of its length (one state solve,
-        # a quarter of an iteration) before the damping rises and the step is solved again
-        for shrink in (1.0, *BACKTRACK):
-            trial = np.clip(best.freq_hz + shrink * step_hz, 0.0, nyquist)
-            trial_states = solve(trial)
-            trial_db = score(trial, trial_states)
-            gain = trial_db - best.held_db
-            accepted = math.isfinite(trial_db) and gain > 0
-            if accepted:
-                break
+        trial = np.clip(best.freq_hz + step_hz, 0.0, nyquist)
+        trial_states = solve(trial)
+        trial_db = score(trial, trial_states)
+        gain = trial_db - best.held_db
+        accepted = math.isfinite(trial_db) and gain > 0
         if accepted:
             best.freq_hz, best.states, best.held_db = trial, trial_states, trial_db
-            best.damping /= DAMPING_DOWN if shrink == 1.0 else 1.0
+            best.damping /= DAMPING_DOWN
         else:
             best.damping *= DAMPING_UP
         last_seconds = time.perf_counter() - started

@@ -95,38 +95,3 @@ def test_fit_keeps_the_refined_frequencies_when_they_help():
     assert model.storage == "quantised"
     stored = snr_db(x, model.denormalise(model.reconstruct()))
     assert abs(stored - report.snr_db) < 1e-6
-
-
-def test_a_rejected_step_is_tried_again_shorter(monkeypatch):
-    """A Gauss–Newton step that overshoots (made 3× too long here) is rejected by the held-back
-    samples; with BACKTRACK the same step at half its length (1.5× the exact one: half the
-    start's error left) is tried before the damping rises, and is kept."""
-    from sonode.model import local_refine
-
-    first, length, freq, states = two_tracks(seed=2)
-    n = 29 * HOP + 1
-    x = synthesise(first, length, freq, states, n)
-    start = freq + np.random.default_rng(4).uniform(-0.3, 0.3, freq.size)
-    mask = np.ones(n)
-    mask[4::8] = 0.0
-
-    def overshooting(*args, **kwargs):
-        out = chunked_least_squares(*args, **kwargs)
-        return (*out[:2], 3.0 * out[2]) if len(out) == 3 else out
-
-    monkeypatch.setattr(local_refine, "chunked_least_squares", overshooting)
-
-    def first_iteration(backtrack):
-        monkeypatch.setattr(local_refine, "BACKTRACK", backtrack)
-        return refine_frequencies(
-            first, length, start, x, HOP, RATE, mask,
-            lambda f, s: synthesise(first, length, f, s, n), iterations=1, deadline=None,
-        )  # fmt: skip
-
-    plain, shorter = first_iteration(()), first_iteration((0.5,))
-    assert not plain.history[0]["accepted"]
-    assert np.array_equal(plain.freq_hz, start)
-    assert shorter.history[0]["accepted"]
-    assert shorter.damping == local_refine.DAMPING_START  # neither raised nor lowered
-    error = np.abs(shorter.freq_hz - freq)
-    assert np.max(error) < 0.6 * np.max(np.abs(start - freq)), np.max(error)
