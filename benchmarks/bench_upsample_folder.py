@@ -13,7 +13,8 @@ sonode_static (partials stationary with random phases: no pitch trajectory), son
 model's dynamics compared at the predicted level, where the bound's cut does not weigh partials
 against floor) and sonode_synthesis_level (no estimator chosen by pseudo-band-extension: the
 synthesis' own levels), sonode_expected (the bound on the "expected" SNR cost: the truth taken
-to hold the predicted level) and, with --cost C, sonode_costC (the bound at C dB); and, as
+to hold the predicted level), sonode_validated (the "validated" cost: that level less the chosen
+estimator's error on the clip's held-back top octave) and, with --cost C, sonode_costC (the bound at C dB); and, as
 diagnoses that read the truth, oracle_level (the predicted band scaled by one gain to the
 truth's energy above 8 kHz: where it beats shaped noise and sonode does not, sonode loses on its
 level alone), oracle_noise_level (shaped noise scaled so) and oracle_truth_band (the truth's own
@@ -105,6 +106,7 @@ def candidates(
         "sonode_static_full_level": dict(max_snr_cost_db=None, dynamics=False),
         "sonode_synthesis_level": dict(level="synthesis"),
         "sonode_expected": dict(snr_cost_case="expected"),
+        "sonode_validated": dict(snr_cost_case="validated"),
     } | {f"sonode_cost{c:g}": dict(max_snr_cost_db=c) for c in costs}
     for name, kw in variants.items():
         try:

@@ -115,7 +115,8 @@ class Fitted:
             seed: of the synthesised band's random phases.
             max_snr_cost_db, level, dynamics, snr_cost_case: see
                 `sonode.tasks.band_extension.extend_band` (the band's SNR-cost bound, its level
-                estimator, partials following the pitch, the cost bounded: worst or expected).
+                estimator, partials following the pitch, the cost bounded: worst, expected or
+                validated).
         """
         from sonode.tasks.upsample import upsample_samples
 
@@ -162,12 +163,10 @@ class Fitted:
             # a re-read through a resampler may round the length differently by a sample
             samples = np.pad(clip.samples, (0, max(0, n_fitted - clip.n_samples)))[:n_fitted]
             return replace(clip, samples=samples)
-        else:
-            raise ValueError(
-                f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
-                f"fitted on {self.model.config.n_samples} at {self.sample_rate} Hz; pass the fitted clip"
-            )
-        return clip
+        raise ValueError(
+            f"the clip has {clip.n_samples} samples at {clip.sample_rate} Hz but the model was "
+            f"fitted on {self.model.config.n_samples} at {self.sample_rate} Hz; pass the fitted clip"
+        )
 
     def extrapolate(
         self, seconds: float, rate: int | None = None, with_context: bool = False

@@ -116,6 +116,9 @@ def resample_kernel_taps(orig_rate: int, new_rate: int, kernel_kw: dict) -> int:
 
 
 def resample_cost_problem(orig_rate: int, new_rate: int, kernel_kw: dict) -> str | None:
+    """Why resampling ``orig_rate`` Hz to ``new_rate`` Hz with the sinc kernel ``kernel_kw`` is
+    refused (its kernel would exceed MAX_RESAMPLE_KERNEL_TAPS taps), naming a nearest rate that is
+    not; None when it is allowed."""
     taps = resample_kernel_taps(orig_rate, new_rate, kernel_kw)
     if taps <= MAX_RESAMPLE_KERNEL_TAPS:
         return None

@@ -30,7 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 IMPORT_ADDRESS_SPACE_BYTES = 3_600 << 20
 GOAL_PEAK_BYTES = 2 << 30
 ADDRESS_SPACE_LIMIT_BYTES = IMPORT_ADDRESS_SPACE_BYTES + GOAL_PEAK_BYTES
-DEFAULT_TIMEOUT_S = 120.0
+#: A hang net, not a bound on speed: a child still running after this long is killed and reported as
+#: hung. The CI runs on a loaded 2-core machine where a fit of FAST's size takes tens of seconds
+#: (torch's import alone: seconds), so no test asserts how long a command took; a test that needs
+#: "at once" checks that no further work began (phases, files), see test_hostile_signals.py.
+HANG_S = 600.0
+DEFAULT_TIMEOUT_S = HANG_S
 RATE = 16000
 #: One optimiser step of the tiny model, without progress output: the fits of the hostile cases.
 #: No continuation training (30 steps by default: 2.8 of a fit's 4.4 CPU s): no case is about it.
@@ -69,7 +74,7 @@ class Outcome:
             if line.split("\r")[-1].strip()
         ]
 
-    def problems(self, codes=(0, 2), max_wall_s: float | None = None) -> list[str]:
+    def problems(self, codes=(0, 2)) -> list[str]:
         """What is wrong with this outcome (empty when it is clean)."""
         out = []
         if self.timed_out:
@@ -84,8 +89,6 @@ class Outcome:
             out.append(f"{len(verdicts)} lines with {marker!r} on stderr, not one")
         if self.peak_rss_bytes is not None and self.peak_rss_bytes > GOAL_PEAK_BYTES:
             out.append(f"peak memory {self.peak_rss_bytes / 2**30:.2f} GiB > 2 GiB")
-        if max_wall_s is not None and self.wall_s > max_wall_s:
-            out.append(f"took {self.wall_s:.1f} s > {max_wall_s:.0f} s")
         return out
 
     def describe(self) -> str:

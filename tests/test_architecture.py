@@ -221,3 +221,22 @@ def test_import_sonode_loads_no_audio_library_and_resolves_the_api_lazily():
     assert "sonode.api" in loaded
     with pytest.raises(subprocess.CalledProcessError):
         _loaded_after("import sonode\nsonode.no_such_name")
+
+
+# Public names still without a docstring, each to be given one (not to grow).
+UNDOCUMENTED: set[str] = set()
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    """Module-level functions and classes whose names do not start with "_" say what they take and
+    give (the project's rule: shapes and units in the docstring; only their presence is checked
+    here). Methods are left to review."""
+    missing = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            public = not getattr(node, "name", "_").startswith("_")
+            if public and isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                name = f"{path.relative_to(ROOT)}:{node.name}"
+                if not ast.get_docstring(node) and name not in UNDOCUMENTED:
+                    missing.append(name)
+    assert not missing, f"without a docstring: {missing}"

@@ -12,7 +12,7 @@ from sonode.dsp.harmonics import _periodogram, harmonic_series, highest_explaini
 from sonode.dsp.metrics import lsd_ssr, snr_db
 from sonode.dsp.pitch_track import ratio_track
 from sonode.dsp.resample import upsample_sinc
-from sonode.dsp.snr_bound import ceiling_gains
+from sonode.dsp.snr_bound import ceiling_gains, sinc_error
 from sonode.dsp.spectra import power_spectrogram
 from sonode.io.clip import resample
 from sonode.tasks.band_extension import MAX_SNR_COST_DB
@@ -322,3 +322,24 @@ def test_the_expected_snr_cost_case_puts_a_right_prediction_at_the_cost_bound():
     assert snr_db(truth, sinc) - snr_db(truth, full) > cost_db + 1.0
     with pytest.raises(ValueError, match="snr_cost_case"):
         upsample_samples(low, 16000, rate, snr_cost_case="typical")
+
+
+def test_sinc_error_per_case_and_the_validated_case_sits_at_its_margin():
+    # the arithmetic: worst = the smaller, expected = the sum, validated = prediction less margin
+    assert sinc_error(8.0, 1.0, "worst") == 1.0
+    assert sinc_error(8.0, 1.0, "expected") == 9.0
+    assert sinc_error(8.0, 1.0, "validated", 3.0103) == pytest.approx(5.0, rel=1e-4)
+    assert sinc_error(8.0, 1.0, "validated", -2.0) == 9.0  # a quiet prediction: no louder
+    assert sinc_error(8.0, 1.0, "validated", None) == 1.0  # nothing validated: the worst case
+    # on a clip: the band stands (10^(c/10) − 1)·(10^(−margin/10) + floor/prediction) below its
+    # prediction, with the margin the chosen estimator's error on the held-back octave
+    rate = 48000
+    low = resample(coloured_noise(rate, rate, -1.5, seed=1), rate, 16000)
+    _, worst = upsample_samples(low, 16000, rate)
+    _, expected = upsample_samples(low, 16000, rate, snr_cost_case="expected")
+    _, info = upsample_samples(low, 16000, rate, snr_cost_case="validated")
+    margin_db = info.level_scores_db[info.level_estimator]
+    share = 10 ** (MAX_SNR_COST_DB / 10) - 1
+    want_db = 10 * math.log10(share * (10 ** (-margin_db / 10) + 10 ** (info.error_floor_db / 10)))
+    assert info.level_scale_db == pytest.approx(min(want_db, 0.0), abs=0.01)
+    assert worst.level_scale_db < info.level_scale_db <= expected.level_scale_db

@@ -17,6 +17,7 @@ import soundfile as sf
 from sonode.io.fileutil import written_by_sonode
 from tests.cli_support import TWO_STEPS
 from tests.dask_hold import HELD, HOLD
+from tests.hostile_support import HANG_S
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,8 @@ def cluster(tmp_path_factory):
         )
     ]
     try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler")
-        _wait_for(lambda: "address" in scheduler_file.read_text(), 10, "the scheduler file")
+        _wait_for(scheduler_file.exists, HANG_S, "the scheduler")
+        _wait_for(lambda: "address" in scheduler_file.read_text(), HANG_S, "the scheduler file")
         address = json.loads(scheduler_file.read_text())["address"]
         for _ in range(2):
             procs.append(
@@ -91,8 +92,8 @@ def cluster(tmp_path_factory):
             )
         from distributed import Client
 
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+        with Client(address, timeout=HANG_S) as client:
+            client.wait_for_workers(2, timeout=HANG_S)
         yield {"address": address, "workers": procs[1:]}
     finally:
         for proc in reversed(procs):
@@ -145,7 +146,7 @@ def test_three_clips_and_a_corrupt_one(cluster, tmp_path):
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
     )
     assert run.returncode == 1, run.stderr  # exit code = number of failed clips
     rows = _summary(out)
@@ -189,7 +190,7 @@ def test_three_clips_and_a_corrupt_one(cluster, tmp_path):
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_S,
     )
     assert again.returncode == 1, again.stderr
     assert [r["status"] for r in _summary(out).values()] == ["skipped"] * 3 + ["failed"]
@@ -217,12 +218,12 @@ def test_a_worker_killed_mid_fit_resumes_elsewhere(cluster, tmp_path):
         text=True,
     )
     try:
-        _wait_for(lambda: len(list(out.glob(f"{HELD}.*"))) == 2, 120, "both fits past step 1")
+        _wait_for(lambda: len(list(out.glob(f"{HELD}.*"))) == 2, HANG_S, "both fits past step 1")
         victim = cluster["workers"][0]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
         hold.unlink()
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=HANG_S)
     finally:
         proc.kill()
     for held in out.glob(f"{HELD}.*"):

@@ -17,13 +17,13 @@ from sonode.cli import EXIT_INTERRUPTED, main
 from sonode.io.model_file import load_model_file
 from sonode.model.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION
 from tests.cli_support import TINY_MODEL
-from tests.hostile_support import stopped
+from tests.hostile_support import HANG_S, stopped
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [*TINY_MODEL, "--continuation-steps", "2"]
 STEPS = 8  # the stopping rule of the runs that are compared bit for bit
-TIMEOUT_S = 120
+TIMEOUT_S = HANG_S  # a hang net only: every wait here is for an announced state
 CLIP_S = 0.1  # short: the subprocesses should spend their time on the signals, not on fitting
 
 
@@ -111,9 +111,12 @@ def reference(clip, tmp_path_factory):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_saves_the_best_model_and_exits_130(clip, tmp_path, signum):
     model = tmp_path / "tone.sonode"
-    fit = _Fit(clip, model, "--max-time", "300")
-    fit.wait_for(lambda: b"| loss" in fit.stderr, "a step on the progress line")
+    # held after step 1 (its checkpoint written), so the signal finds it training whatever the
+    # load: seen on the progress line only, a fast fit could end before the signal was sent
+    fit = _Fit(clip, model, "--max-time", "300", "--checkpoint-every", "1e-9", held=True)
+    fit.wait_for(lambda: stopped(fit.proc.pid), "the fit to stop after step 1")
     fit.proc.send_signal(signum)
+    fit.proc.send_signal(signal.SIGCONT)
     code, stderr = fit.finish()
     assert code == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr

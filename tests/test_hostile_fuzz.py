@@ -6,11 +6,10 @@ or 2 with one line, no traceback, peak memory ≤ 2 GiB. benchmarks/fuzz_hostile
 import pytest
 
 from tests.hostile_cases import make_cases, run_case
-from tests.hostile_support import fit_take
+from tests.hostile_support import HANG_S, fit_take
 
 N_AUDIO, N_MODEL, N_ARGS = 4, 5, 6  # 25 cases, every kind; the long mode runs 60+
 N_CASES = N_AUDIO + 5 + N_MODEL + N_ARGS + 5
-TIMEOUT_S = 150
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def cases(tmp_path_factory):
 @pytest.mark.parametrize("index", range(N_CASES))
 def test_fuzz_case_ends_cleanly(cases, index):
     case = cases[index]
-    outcome, why = run_case(case, TIMEOUT_S)
+    outcome, why = run_case(case, HANG_S)
     if outcome is None:
         pytest.skip(why)
     assert not outcome.problems(codes=case.codes), f"{case.name}: {outcome.describe()}"

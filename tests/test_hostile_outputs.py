@@ -132,7 +132,7 @@ def test_a_fifo_as_output_is_refused_at_once(fitted, tmp_path, command):
         "fill": ["fill", fitted / "take.wav", "--gap", "0.1", "0.11", "-o", fifo],
         "fit": ["fit", fitted / "take.wav", "-o", fifo, *FAST],
     }[command]
-    outcome = run(args, timeout_s=60)
+    outcome = run(args)
     assert not outcome.problems(codes=(2,)), outcome.describe()
     assert "FIFO" in outcome.stderr and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
@@ -147,7 +147,7 @@ def test_a_fifo_as_input_is_refused_at_once(tmp_path, command):
         "info": ["info", fifo],
         "fill": ["fill", fifo, "--gap", "0.1", "0.11", "-o", tmp_path / "f.wav"],
     }[command]
-    outcome = run(args, timeout_s=60)
+    outcome = run(args)
     assert not outcome.problems(codes=(2,)), outcome.describe()
     assert "not a regular file" in outcome.stderr or "not a file" in outcome.stderr
 
@@ -163,7 +163,6 @@ def test_a_read_only_folder_is_found_before_the_fit(fitted):
             pytest.skip("cannot remount the tmpfs read-only")
         outcome = run(
             ["fit", fitted / "take.wav", "-o", point / "m.sonode", "--max-time", "60"],
-            timeout_s=120,
             phases=True,
         )
         assert not outcome.problems(codes=(2,)), outcome.describe()
@@ -180,7 +179,6 @@ def test_a_full_folder_is_found_before_the_work(fitted, tmp_path):
     try:
         outcome = run(
             ["render", fitted / "take.sonode", "--end", "30", "-o", point / "long.wav"],
-            timeout_s=60,
         )
         assert not outcome.problems(codes=(2,)), outcome.describe()
         assert "free space" in outcome.stderr or "disk is full" in outcome.stderr
@@ -199,7 +197,6 @@ def test_a_batch_without_room_for_its_outputs_is_refused_before_any_fit(tmp_path
             sf.write(tmp_path / f"c{k}.wav", tone(1.0, RATE, seed=k), RATE, subtype="PCM_16")
         outcome = run(
             ["fit", tmp_path / "c0.wav", tmp_path / "c1.wav", "--out-dir", point, *FAST],
-            timeout_s=120,
         )
         assert not outcome.problems(codes=(2,)), outcome.describe()
         assert "free space" in outcome.stderr and "[1/2]" not in outcome.stderr

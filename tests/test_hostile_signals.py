@@ -1,9 +1,9 @@
 """#30: SIGINT/SIGTERM act in every phase (identification included) and a second Ctrl-C exits 130 at
 once; --max-time bounds the whole command, identification included.
 
-The bounds asserted here are generous (the machine is shared); benchmarks/bench_deadline.py --signals
-measures the latency per phase. Signals go when the child announces the phase (tests/phase_trace.py),
-never after a guessed delay."""
+No test here bounds seconds (the CI machine is loaded): "at once" is asserted as no further phase
+begun after the signal; benchmarks/bench_deadline.py --signals measures the latency per phase.
+Signals go when the child announces the phase (tests/phase_trace.py), never after a guessed delay."""
 
 import json
 import os
@@ -16,13 +16,13 @@ import soundfile as sf
 import torch
 
 from sonode.api import fit, load
+from sonode.cli.stop_flag import StopFlag
 from sonode.model.budget import NO_TIME_FOR_CONTINUATION
 from sonode.model.stopping import StopRequest
-from tests.hostile_support import finish, release, run, start, tone
+from tests.hostile_support import HANG_S, finish, release, run, start, stopped, tone
 from tests.phase_trace import PHASE_PREFIX
 
 RATE = 48000
-BOUND_S = 10.0  # from the signal to the exit; the measured latency is well under a second
 
 
 @pytest.fixture(scope="module")
@@ -50,42 +50,68 @@ def _skip_if_short_of_memory(outcome) -> None:
 
 
 def _signal_when(
-    args, ready, signals, tmp_path, timeout_s=300, phases=True, imports=(), may_end_first=False
+    args,
+    ready,
+    signals,
+    tmp_path,
+    phases=True,
+    imports=(),
+    may_end_first=False,
+    wait_s=0.0,
+    env=None,
 ):
     """Start sonode (announcing its phases, or with ``imports`` the imports of these modules: see
-    `start`), wait until ``ready(stderr so far)``, send ``signals`` (0.2 s apart); returns
-    (outcome, seconds from the first signal, or from ``ready`` without signals, to the exit).
-    A process that ends before it is ready fails the test (unless ``may_end_first``: then the
-    seconds are 0).
+    `start`), wait until ``ready(stderr so far)``, send ``signals``; returns (outcome, the phases
+    announced after the first signal). A process that ends before it is ready fails the test
+    (unless ``may_end_first``: then the phases after are None). With ``wait_s`` the child stays
+    held at least that long before the signals (--max-time's deadline passes meanwhile: a lower
+    bound on time, which load can only lengthen).
 
     The child stops after each announcement (``hold``) until it is continued, here after the first
     signal when it announced the phase waited for: the signal is handled as that phase begins,
-    however long this process took to read the line."""
+    however long this process took to read the line. Each further signal goes when the child is
+    held again (its next announcement) or has ended, never after a guessed delay. So nothing here
+    depends on the machine's load: "at once" is checked as no further phase, not as seconds."""
+    proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports, hold=True, env=env)
     began = time.monotonic()
-    proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports, hold=True)
     err = b""
     os.set_blocking(proc.stderr.fileno(), False)
-    while True:
+
+    def read() -> str:
+        nonlocal err
         try:
             err += proc.stderr.read() or b""
         except (BlockingIOError, TypeError):
             pass
-        if ready(err.decode(errors="replace")):
+        return err.decode(errors="replace")
+
+    while True:
+        if ready(read()) and stopped(proc.pid):  # held at the phase, not only about to be
             break
         if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
+            so_far = read()
             os.set_blocking(proc.stderr.fileno(), True)
-            early = finish(proc, fd, args, began, timeout_s)
-            early.stderr = err.decode(errors="replace") + early.stderr
+            early = finish(proc, fd, args, began, HANG_S)
+            early.stderr = so_far + early.stderr
             _skip_if_short_of_memory(early)
             if may_end_first:
-                return early, 0.0
+                return early, None
             raise AssertionError(early.describe())
-        assert time.monotonic() - began < timeout_s, "never became ready"
-        release(proc)  # held at a phase that is not the one waited for
+        assert time.monotonic() - began < HANG_S, "never became ready"  # a hang net only
+        if not ready(err.decode(errors="replace")):
+            release(proc)  # held at a phase that is not the one waited for
         time.sleep(0.01)
-    sent = time.monotonic()
-    if signals:
-        proc.send_signal(signals[0])
+    before = len(_phases(err.decode(errors="replace")))
+    time.sleep(wait_s)
+    for k, signum in enumerate(signals):
+        if k:  # the next one when the child is held at its next phase (or has ended)
+            while not (stopped(proc.pid) or proc.poll() is not None):
+                assert time.monotonic() - began < HANG_S, "never held again"  # a hang net only
+                read()
+                time.sleep(0.01)
+        proc.send_signal(signum)
+        release(proc)
+    release(proc)
     done = threading.Event()
 
     def keep_releasing():  # the phases that follow are held too
@@ -95,24 +121,26 @@ def _signal_when(
 
     releaser = threading.Thread(target=keep_releasing, daemon=True)
     releaser.start()
-    for signum in signals[1:]:
-        time.sleep(0.2)
-        proc.send_signal(signum)
     os.set_blocking(proc.stderr.fileno(), True)
     try:
-        outcome = finish(proc, fd, args, began, timeout_s)
+        outcome = finish(proc, fd, args, began, HANG_S)
     finally:
         done.set()
         releaser.join()
     outcome.stderr = err.decode(errors="replace") + outcome.stderr
-    return outcome, time.monotonic() - sent
+    return outcome, _phases(outcome.stderr)[before:]
+
+
+def _phases(err: str) -> list[str]:
+    """The phases a child announced on stderr, in order."""
+    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
 
 
 def _in_phase(name: str, after: str = ""):
     """A readiness test for `_signal_when`: the child announced phase ``name`` (after ``after``)."""
 
     def ready(err: str) -> bool:
-        seen = [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
+        seen = _phases(err)
         if after:
             seen = seen[seen.index(after) + 1 :] if after in seen else []
         return name in seen
@@ -124,14 +152,14 @@ def _in_phase(name: str, after: str = ""):
 def test_a_signal_during_identification_acts_at_once(short_clip, tmp_path, signum):
     """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000); after the
     faster identification ~100 s (one np.unique over all segments' weights, a thread pool joined)."""
-    outcome, latency = _signal_when(
+    outcome, after = _signal_when(
         ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
         _in_phase("identification"),
         [signum],
         tmp_path,
     )
     assert not outcome.problems(codes=(130,)), outcome.describe()
-    assert latency < BOUND_S, latency
+    assert after == [], after  # at once: no further phase began
     assert signum.name in outcome.stderr and "| loss" not in outcome.stderr  # no step began
     assert not (tmp_path / "m.sonode").exists() and not list(tmp_path.glob(".m.sonode*"))
     # the exit skips the interpreter's teardown (2-2.7 s at load 8), not the atexit handlers:
@@ -142,7 +170,7 @@ def test_a_signal_during_identification_acts_at_once(short_clip, tmp_path, signu
 def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
-    outcome, latency = _signal_when(
+    outcome, after = _signal_when(
         [
             "fit",
             clip,
@@ -159,22 +187,28 @@ def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
         [signal.SIGINT, signal.SIGINT],
         tmp_path,
     )
-    assert outcome.code == 130, outcome.describe()  # was 1 before #30
-    assert "Traceback" not in outcome.stderr and latency < BOUND_S
+    assert not outcome.problems(codes=(130,)), outcome.describe()  # was exit 1 before #30
+    assert "SIGINT: stopping" in outcome.stderr, outcome.describe()  # the first one stopped it
+    # the second came as the next phase began (held there): that phase did not run, so nothing
+    # was written, and no phase followed it
+    assert len(after) == 1 and not (tmp_path / "m.sonode").exists(), (after, outcome.describe())
 
 
 def test_max_time_bounds_identification(long_clip, tmp_path):
-    """A 300 s clip with --max-time 20 took 72.6 s before #30 and trained 0 steps. --max-time
-    counts from the clip's reading on (the imports before it take seconds, more under load), so
-    the bound is timed from the fit's first phase."""
-    args = ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", "3"]
+    """A 300 s clip with --max-time 20 took 72.6 s before #30 and trained 0 steps. The child is
+    held as identification begins until --max-time (counted from the clip's reading on, so before
+    that announcement) and its grace have surely passed: then it must end there, with no further
+    phase, however loaded the machine (a bound on seconds was not)."""
+    max_time_s = 3
+    args = ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", str(max_time_s)]
     ready = _in_phase("identification")
-    outcome, took_s = _signal_when(args, ready, [], tmp_path, 120, may_end_first=True)
+    wait_s = max_time_s + StopFlag.GRACE_S + StopFlag.WATCHDOG_S + 0.5
+    outcome, after = _signal_when(args, ready, [], tmp_path, may_end_first=True, wait_s=wait_s)
     _skip_if_short_of_memory(outcome)
-    assert not outcome.problems(codes=(2, 0)), outcome.describe()
-    if outcome.code == 2:
-        assert "--max-time 3 s ran out" in outcome.stderr
-    assert took_s < 3 + BOUND_S, took_s
+    assert not outcome.problems(codes=(2,)), outcome.describe()
+    assert f"--max-time {max_time_s} s ran out" in outcome.stderr, outcome.describe()
+    assert not after, after  # (None: it ran out before identification began)
+    assert not (tmp_path / "m.sonode").exists()
 
 
 @pytest.mark.parametrize("command", ["render", "fill"])
@@ -182,26 +216,9 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(30.0, 16000), 16000, subtype="PCM_16")
     if command == "render":
-        fit = run(
-            [
-                "fit",
-                clip,
-                "--duration",
-                "0.5",
-                "-o",
-                tmp_path / "m.sonode",
-                "--steps",
-                "1",
-                "--latent-dim",
-                "8",
-                "--lp-order",
-                "32",
-                "--continuation-training-steps",
-                "0",
-                "--quiet",
-            ],
-            timeout_s=300,
-        )
+        small = ["--steps", "1", "--latent-dim", "8", "--lp-order", "32", "--quiet"]
+        small += ["--continuation-training-steps", "0"]
+        fit = run(["fit", clip, "--duration", "0.5", "-o", tmp_path / "m.sonode", *small])
         assert fit.code == 0, fit.describe()
         args = ["render", tmp_path / "m.sonode", "--end", "600", "-o", tmp_path / "out.wav"]
     else:
@@ -218,29 +235,35 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
             "-o",
             tmp_path / "out.wav",
         ]
-    busy = (
-        "rendering" if command == "render" else "gap 1/1"
-    )  # the progress bar / the fill's first gap
-    outcome, latency = _signal_when(args, lambda err: busy in err, [signal.SIGTERM], tmp_path)
-    assert not outcome.problems(codes=(130, 0)), outcome.describe()
-    assert latency < BOUND_S
-    if outcome.code == 130:
-        assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav*"))
+    # held once part of the signal is rendered / as the fill's fit identifies its first gap
+    busy = _in_phase("rendering" if command == "render" else "identification")
+    outcome, after = _signal_when(args, busy, [signal.SIGTERM], tmp_path)
+    assert not outcome.problems(codes=(130,)), outcome.describe()
+    assert after == [], after  # at once: the render or the gap's fit went no further
+    assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav*"))
 
 
 def test_max_time_bounds_training_the_final_checks_and_the_continuation(short_clip, tmp_path):
     """The training loop stops early enough for what follows it: the continuation's training and
-    the final check used to run after --max-time (23 s of a 57 s fit)."""
-    args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "5"]
-    ready = _in_phase("identification")
-    outcome, took_s = _signal_when(args, ready, [], tmp_path, may_end_first=True)
+    the final check used to run after --max-time (23 s of a 57 s fit). As its first step begins,
+    the child's clocks jump past --max-time (tests/phase_trace.py): from there it must start no new
+    work (no further step, no continuation training, no fine final check) and write what it has,
+    whatever the machine's load (a bound on seconds was not)."""
+    max_time_s = 300  # training is reached under any load; the jump spends the rest at once
+    args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", str(max_time_s)]
+    jump = {"SONODE_TEST_CLOCK_JUMP": f"training:{max_time_s + StopFlag.GRACE_S}"}
+    outcome, after = _signal_when(args, _in_phase("training"), [], tmp_path, env=jump)
     _skip_if_short_of_memory(outcome)
-    assert not outcome.problems(codes=(0, 2)), outcome.describe()
-    assert took_s < 5 + BOUND_S, took_s  # from the first phase: --max-time does not count imports
-    if outcome.code == 2:  # a loaded machine: identification and its check overran 5 s
-        assert "--max-time 5 s ran out before training could start" in outcome.stderr
-    else:
-        assert json.loads((tmp_path / "m.fit.json").read_text())["fit"]["wall_time_s"] < 5 + BOUND_S
+    assert not outcome.problems(codes=(0,)), outcome.describe()
+    assert "training" not in after, after  # the step under way was the last one begun
+    report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
+    assert report["stop_reason"] == "max_time" and report["epochs"] <= 1, report["stop_reason"]
+    assert report["discretisation_check"]["substeps_per_sample"] == 2 or (
+        report["discretisation_check"]["window_samples"] < 300
+    )
+    assert report["continuation_training"].get("skipped") or report["continuation_training"].get(
+        "stopped"
+    ), report["continuation_training"]
 
 
 def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
@@ -248,9 +271,7 @@ def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     the continuation's training: a signal there used to wait for all of them (13.6 s), then for
     the reconstruction and the curve."""
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
-    outcome, latency = _signal_when(
-        args, _in_phase("checks", "training"), [signal.SIGINT], tmp_path
-    )
+    outcome, after = _signal_when(args, _in_phase("checks", "training"), [signal.SIGINT], tmp_path)
     _skip_if_short_of_memory(outcome)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert "SIGINT: stopping" in outcome.stderr, outcome.describe()
@@ -266,7 +287,7 @@ def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     ) or report["continuation_training"].get("stopped")
     assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
     assert not (tmp_path / "m.recon.wav").exists() and "not written (stopped" in outcome.stderr
-    assert latency < BOUND_S, latency
+    assert "training" not in after, after  # no step after the signal
 
 
 def test_a_signal_while_writing_keeps_the_model_and_report_and_drops_the_rest(short_clip, tmp_path):
@@ -275,13 +296,13 @@ def test_a_signal_while_writing_keeps_the_model_and_report_and_drops_the_rest(sh
     (tmp_path / "m.fit.png").write_bytes(b"an earlier fit's curve")
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--steps", "1", "--force"]
     args += ["--continuation-training-steps", "0"]  # its training is not this test's phase
-    outcome, latency = _signal_when(args, _in_phase("writing"), [signal.SIGTERM], tmp_path)
+    outcome, after = _signal_when(args, _in_phase("writing"), [signal.SIGTERM], tmp_path)
     _skip_if_short_of_memory(outcome)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
     assert json.loads((tmp_path / "m.fit.json").read_text())["fit"]["epochs"] == 1
     assert not (tmp_path / "m.fit.png").exists() and "m.fit.png not written" in outcome.stderr
-    assert latency < BOUND_S, latency
+    assert after == [], after
 
 
 def test_a_stop_during_a_step_abandons_it_and_the_fit_still_resumes_bit_for_bit(
@@ -331,13 +352,13 @@ def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum, modul
     sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
     args = ["fit", clip, "-o", tmp_path / "m.sonode"]
     importing = f"importing {module}"
-    outcome, latency = _signal_when(
+    outcome, _ = _signal_when(
         args, _in_phase(importing), [signum], tmp_path, phases=False, imports=(module,)
     )
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     lines = [ln for ln in outcome.error_lines() if not ln.startswith(PHASE_PREFIX)]
+    # at once: it ended without reading the clip or fitting (no progress line, no model)
     assert len(lines) <= 2 and not (tmp_path / "m.sonode").exists(), outcome.describe()
-    assert latency < BOUND_S, latency
 
 
 def test_a_stop_during_the_continuations_training_leaves_it_as_identified(tmp_path, monkeypatch):

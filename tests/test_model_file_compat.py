@@ -65,3 +65,59 @@ def test_local_version_4_lzma_planes_2_model_with_continuation_loads_bit_identic
         ("extrapolate", fitted.extrapolate(0.1)),
     ):
         _assert_bit_identical(got, f"model_local_v4_planes2_{name}_16000hz.npy")
+
+
+# --- files from a newer sonode (docs/design.md, "Model files across versions") ----------------
+
+
+def _rewritten(tmp_path, fixture: str, edit=None, version: int | None = None) -> Path:
+    """tests/data/``fixture`` saved again with its configuration edited by ``edit(config)`` (and
+    its format version replaced): a file as a newer or older sonode could write it."""
+    from sonode.io.model_file import load_model_file, save_model_file
+    from sonode.model.config import MODEL_KIND
+
+    tensors, meta = load_model_file(DATA / fixture, kind=MODEL_KIND, supported_versions=range(99))
+    if edit is not None:
+        edit(meta["config"])
+    if version is None:
+        import torch
+
+        version = torch.load(DATA / fixture, weights_only=True)["version"]
+    path = tmp_path / fixture
+    save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
+    return path
+
+
+def test_a_newer_sonodes_setting_left_at_zero_is_ignored_and_an_old_field_may_be_absent(tmp_path):
+    """A field this build does not know, at 0 ("changes nothing"), is ignored; a field added
+    after the file was written takes its default: the file renders exactly as before."""
+
+    def edit(config):
+        config["future_setting_s"] = 0
+        del config["continuation_switch_s"]
+
+    fitted = sonode.load(_rewritten(tmp_path, "model_local_v3.sonode", edit))
+    _assert_bit_identical(fitted.render().samples, "model_local_v3_render_16000hz.npy")
+
+
+@pytest.mark.parametrize("fixture", ["model_local_v3.sonode", "model_d8155b1.sonode"])
+def test_a_newer_sonodes_setting_is_refused_in_one_line_naming_it(tmp_path, fixture):
+    from click.testing import CliRunner
+
+    from sonode.cli import main
+    from sonode.errors import ModelFileError
+
+    path = _rewritten(tmp_path, fixture, lambda config: config.update(future_setting_s=2.5))
+    with pytest.raises(ModelFileError, match="written by a newer sonode.*future_setting_s = 2.5"):
+        sonode.load(path)
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "upgrade sonode" in result.output
+
+
+def test_a_newer_format_version_is_refused_in_one_line_naming_it(tmp_path):
+    from sonode.errors import ModelFileError
+
+    path = _rewritten(tmp_path, "model_local_v3.sonode", version=6)
+    with pytest.raises(ModelFileError, match="written by a newer sonode: it has format version 6"):
+        sonode.load(path)

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from sonode.cli import main
+from tests.hostile_support import HANG_S
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CLIPS = [
@@ -99,11 +100,16 @@ _AUDIO_STATE = """() => [...document.querySelectorAll('audio')].map(a => ({src: 
 _SWITCH = """async (gid) => {
   const g = window.sonodeReport.groups.find(g => g.el.id === gid);
   const sleep = ms => new Promise(r => setTimeout(r, ms));
-  // an event, or false after 5 s (so that a page that never fires it fails instead of hanging)
+  // an event, or false after HANG_MS (a hang net: a page that never fires it fails instead of
+  // hanging; never a bound on speed, the CI machine is loaded)
+  const HANG_MS = 120000;
   const wait = (a, ev) => Promise.race([new Promise(r => a.addEventListener(ev, () => r(true), {once: true})),
-                                        sleep(5000).then(() => false)]);
-  // a condition, polled, or false after 5 s: playback starts when the (loaded) browser gets to it
-  const until = async (ok) => { for (let k = 0; k < 250 && !ok(); k++) await sleep(20); return ok(); };
+                                        sleep(HANG_MS).then(() => false)]);
+  // a condition, polled, or false after HANG_MS: playback starts when the browser gets to it
+  const until = async (ok) => {
+    for (let k = 0; k < HANG_MS / 20 && !ok(); k++) await sleep(20);
+    return ok();
+  };
   const out = {};
   g.play.click();                                   // the page's Play button: the sonode version plays
   const from = g.audios[g.cur];
@@ -140,6 +146,7 @@ def test_report_in_chromium(clip, tmp_path, browser):
     page_path = _report(clip, tmp_path / "report")
     folder_uri = page_path.parent.resolve().as_uri() + "/"
     page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(HANG_S * 1000)  # hang nets only (goto, waits): load must not fail it
     errors, requests = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -148,7 +155,7 @@ def test_report_in_chromium(clip, tmp_path, browser):
         page.goto(page_path.resolve().as_uri(), wait_until="load")
         page.wait_for_function(
             "[...document.querySelectorAll('audio')].every(a => a.readyState >= 2 || a.error)",
-            timeout=30000,
+            timeout=HANG_S * 1000,  # a hang net only
         )
         audio = page.evaluate(_AUDIO_STATE)
         assert len(audio) >= 10
@@ -191,6 +198,7 @@ def test_report_without_javascript(tmp_path, browser):
     page_path = _report(CLIPS[0], tmp_path / "report")
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
+    page.set_default_timeout(HANG_S * 1000)
     try:
         page.goto(page_path.resolve().as_uri(), wait_until="load")
         players = page.locator("audio[controls]")

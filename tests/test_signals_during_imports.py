@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from sonode.cli.common import interrupted_line
+from tests.hostile_support import HANG_S
 
 
 @pytest.mark.parametrize("handler", ["fail_cleanly", "fit", "training"])
@@ -47,7 +48,8 @@ def _import_signalled(tmp_path, handler: str, unfinished: bool) -> subprocess.Co
             "flag()  # polled by the training loop: a signal now stops the fit\n"
             "with flag.abandonable() as step:\n"
             "    import slow_module\n"
-            "    time.sleep(5)\n"
+            "    while True:  # until the signal, sent again, arrives (no guessed delay)\n"
+            "        time.sleep(0.01)\n"
             f"print({where} if step.abandoned else 'not abandoned')\n"
         )
     else:
@@ -67,12 +69,12 @@ def _import_signalled(tmp_path, handler: str, unfinished: bool) -> subprocess.Co
             f"with unfinished() if {unfinished} else contextlib.nullcontext():\n"
             "    try:\n"
             "        import slow_module\n"
-            "        time.sleep(5)\n"
-            "        print('not interrupted')\n"
+            "        while True:  # until the signal, sent again, arrives (no guessed delay)\n"
+            "            time.sleep(0.01)\n"
             "    except Interrupted:\n"
             f"        print({where})\n"
         )
     program = f"import signal, sys, time\nsys.path.insert(0, {str(tmp_path)!r})\n{program}"
     return subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=HANG_S
     )

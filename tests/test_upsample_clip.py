@@ -94,6 +94,7 @@ def test_upsample_snr_cost_options_reach_the_band_and_refuse_nonsense(tmp_path):
             ["--snr-cost", "3", "--snr-cost-case", "expected"],
             dict(max_snr_cost_db=3.0, snr_cost_case="expected"),
         ),
+        (["--snr-cost-case", "validated"], dict(snr_cost_case="validated")),
     )
     for i, (extra, kw) in enumerate(options):
         dest = tmp_path / f"up{i}.wav"

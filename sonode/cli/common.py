@@ -43,13 +43,25 @@ class OutOfTime(BaseException):
 def raise_interrupt(signum, frame):
     """Signal handler: raise `Interrupted` in the main thread. Inside an import (seconds, for torch)
     it cannot: the command ends at once if nothing is left to clean up
-    (`sonode.io.fileutil.nothing_unfinished`), else the signal is raised once the import is done."""
+    (`sonode.io.fileutil.nothing_unfinished`), else the signal is raised once the import is done.
+    While an earlier signal is still on its way out (`already_ending`) it does nothing."""
+    if already_ending():
+        return
     if _importing(frame):
         if nothing_unfinished():
             exit_at_once(f"\n{interrupted_line(signal.Signals(signum).name)}", EXIT_INTERRUPTED)
         _send_again_later(signum)
         return
     raise Interrupted(signum)
+
+
+def already_ending() -> bool:
+    """The main thread is handling an interruption or --max-time's end: a signal handler sees the
+    exception of the ``except``/``finally`` it interrupted (e.g. an atomic write removing its
+    temporary file). The command is already ending with that exception's exit status and line, so
+    a second signal must not raise again: it would cut the cleanup short (a temporary file was
+    left behind when two signals came in quick succession)."""
+    return isinstance(sys.exc_info()[1], (KeyboardInterrupt, OutOfTime))
 
 
 def exit_at_once(line: str, code: int) -> None:

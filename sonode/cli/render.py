@@ -189,11 +189,11 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 )
 @click.option(
     "--snr-cost-case",
-    type=click.Choice(["worst", "expected"]),
+    type=click.Choice(["worst", "expected", "validated"]),
     default="worst",
     show_default=True,
-    help="The cost bounded: if the truth holds nothing above the input's Nyquist frequency "
-    "(every clip), or if it holds the predicted level (louder band, better LSD where right).",
+    help="The cost bounded: if the truth holds nothing above the input's Nyquist frequency (every "
+    "clip), the predicted level, or that less the prediction's error on the clip's top octave.",
 )
 @functools.partial(fit_options, rate_flag="--fit-rate")
 @fail_cleanly

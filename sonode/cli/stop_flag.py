@@ -12,6 +12,7 @@ import time
 from sonode.cli.common import (
     Interrupted,
     OutOfTime,
+    already_ending,
     deferred_for_import,
     exit_at_once,
     interrupted_line,
@@ -93,8 +94,9 @@ class StopFlag:
         )
 
     def _handle(self, signum, frame):
-        # both ways raise where the main thread is (`Interrupted`, or StepAbandoned from the step)
-        if deferred_for_import(signum, frame):
+        # both ways raise where the main thread is (`Interrupted`, or StepAbandoned from the step);
+        # neither while an earlier signal or --max-time is on its way out (cleaning up)
+        if already_ending() or deferred_for_import(signum, frame):
             return
         for s, handler in self._old.items():
             signal.signal(s, handler)
@@ -112,7 +114,7 @@ class StopFlag:
         self._request.request()  # raises StepAbandoned in the step under way
 
     def _alarm(self, signum, frame):
-        if self.raising and deferred_for_import(signum, frame):
+        if already_ending() or (self.raising and deferred_for_import(signum, frame)):
             return
         if self.raising and self.writing:
             raise OutOfTime("--max-time ran out")

@@ -15,6 +15,15 @@ input's anti-alias filter removed the truth, holds at least the input's floor le
 fall in that strip (f₀ and B say which), at their top-octave line's level. Nothing above Nyquist is
 counted: the truth may end there (a pluck's highs dying, a source sampled at 22 kHz).
 
+That is the *worst* case. Sinc's error IS the truth's band above the cross-over's start, so the
+cost of a band of energy A is really 10·log10(1 + A/(E + S)), with E the truth's energy above
+Nyquist and S the strip's: it depends on the ratio of the band to the true band. `sinc_error`
+takes E from the band's prediction: as it is (the *expected* case), or less the predictor's own
+error measured by pseudo-band-extension on the clip's top octave (the *validated* case: the
+cost is bounded if the prediction is too loud by no more than it was on the held-back octave).
+Measured on 79 recordings, that held-back error does not predict the error above Nyquist
+(correlation −0.24 over 73 clips, docs/upsampling.md), so only the worst case holds on every clip.
+
 The band is then given that energy budget, spent where it helps the log-spectral distance most
 (`ceiling_gains`): LSD weighs every frame alike, the SNR only the loud ones, so the loudest frames of
 the band are cut first and quiet ones (a decay's tail) keep their predicted level.
@@ -68,6 +77,25 @@ def sinc_error_floor(
     f_k = partials.frequency(np.arange(1, int(nyquist / partials.f0_hz) + 2))
     in_strip = f_k[(f_k >= start_hz) & (f_k < nyquist)]
     return floor + float(np.sum(partial_levels(partials, in_strip))) if in_strip.size else floor
+
+
+def sinc_error(predicted: float, floor: float, case: str, margin_db: float | None = None) -> float:
+    """The energy of sinc's error (file amplitude², mean square) that the SNR-cost bound assumes.
+
+    Args:
+        predicted: the band's predicted energy above the cross-over's start (the truth's, if the
+            prediction is right).
+        floor: `sinc_error_floor`, the least it can be.
+        case: "worst" (the truth may hold nothing above Nyquist: min(predicted, floor)), "expected"
+            (it holds the prediction: predicted + floor) or "validated" (it holds the prediction
+            less ``margin_db``, the predictor's error on the clip's own top octave:
+            predicted·10^(−margin/10) + floor; the worst case when ``margin_db`` is None).
+    """
+    if case == "expected":
+        return predicted + floor
+    if case == "validated" and margin_db is not None:
+        return predicted * 10 ** (-max(margin_db, 0.0) / 10) + floor
+    return min(predicted, floor)
 
 
 def ceiling_gains(frame_energy: np.ndarray, target: float) -> np.ndarray:

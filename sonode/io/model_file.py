@@ -228,6 +228,15 @@ def _check_container(
             f"{file} holds a {payload['kind']!r}, not a {kind!r}; give the right kind of file"
         )
     version = payload["version"]
+    if isinstance(version, int) and not isinstance(version, bool) and version > max(supported):
+        from sonode._version import __version__
+
+        raise ModelFileError(
+            f"{file} was written by a newer sonode: it has format version {version} of "
+            f"{kind!r}, and sonode {__version__} reads version(s) "
+            f"{', '.join(map(str, supported))}; upgrade sonode to load it, or refit the clip with "
+            "this one"
+        )
     if isinstance(version, bool) or not isinstance(version, int) or version not in supported:
         raise ModelFileError(
             f"{file} has format version {version!r} but this sonode reads version(s) "

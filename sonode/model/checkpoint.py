@@ -31,7 +31,6 @@ from sonode.io.model_file import load_model_file, save_model_file
 
 CHECKPOINT_KIND = "sonode-checkpoint"
 CHECKPOINT_VERSION = 1
-CHECKPOINT_SUFFIX = ".ckpt"
 #: FitOptions fields that only decide when training stops; a resume may change them.
 STOPPING_OPTIONS = frozenset({"max_time_s", "steps", "target_snr_db"})
 
@@ -47,7 +46,7 @@ class CheckpointPlan:
     """Where and how often `fit_samples` checkpoints, and whether it resumes.
 
     Attributes:
-        path: the checkpoint file (see `checkpoint_path_for`).
+        path: the checkpoint file (<model>.ckpt: `sonode.batch.outputs.fit_output_paths`).
         every_s: wall-clock seconds between checkpoints; 0 writes none (a resume still reads one).
             An interrupted fit (should_stop) also writes one, so that it can be resumed.
         resume: continue from the checkpoint at ``path`` instead of starting afresh.
@@ -99,12 +98,6 @@ class TrainingState:
     elapsed_s: float
     rng_state: torch.Tensor
     initial_trajectory_snr_db: float = math.nan
-
-
-def checkpoint_path_for(model_path: str | os.PathLike) -> Path:
-    """The checkpoint next to a model file: ``outputs/x.sonode`` → ``outputs/x.sonode.ckpt``."""
-    path = Path(model_path)
-    return path.with_name(path.name + CHECKPOINT_SUFFIX)
 
 
 def fit_identity(

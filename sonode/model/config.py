@@ -5,7 +5,9 @@ and sizes, before any tensor is allocated."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,22 +88,7 @@ def config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
         )
 
     raw = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(raw, dict):
-        raise bad("no 'config' object")
-    values = {}
-    for field, type_ in _CONFIG_TYPES.items():
-        if field not in raw and field not in _CONFIG_DEFAULTS:
-            raise bad(f"{field} is missing")
-        value = raw.get(field, _CONFIG_DEFAULTS.get(field))
-        if type_ is int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise bad(f"{field} must be an integer, got {type(value).__name__} {str(value)[:40]}")
-        if type_ is float and not (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ):
-            raise bad(
-                f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}"
-            )
-        values[field] = type_(value)
+    values = config_fields(path, raw, ModelConfig, _CONFIG_TYPES, bad)
     limits = {
         "sample_rate": (8000, 192000),
         "n_samples": (1, int(MAX_RENDER_S * values["sample_rate"])),
@@ -148,4 +135,58 @@ _CONFIG_TYPES = {
     "tail_modes": int,
     "continuation_switch_s": float,
 }
-_CONFIG_DEFAULTS = {"continuation_switch_s": 0.0}  # absent from files written before it existed
+
+
+def config_fields(
+    path, raw: Any, config: type, types: dict[str, type], bad: Callable[[str], Exception]
+) -> dict[str, Any]:
+    """The fields of a file's configuration ``raw`` for the dataclass ``config``, each an int or a
+    finite float as ``types`` says: the check both model variants share (their value ranges are
+    their own). The compatibility rules (docs/design.md, "Model files across versions"):
+
+    - a field with a default in ``config`` may be absent (a file written before it existed): the
+      default is the value that changes nothing, always 0;
+    - a field this build does not know is ignored when it is 0 (a newer build's setting left at
+      its "changes nothing" value: ignoring it renders what the newer build renders), and refused
+      otherwise, in one line saying a newer sonode wrote the file.
+
+    Raises:
+        ModelFileError: a field this build does not know is set (a newer sonode's file).
+        ``bad(why)``: not an object, a field missing, or a value of the wrong type.
+    """
+    if not isinstance(raw, dict):
+        raise bad("no 'config' object")
+    newer = {k: v for k, v in raw.items() if k not in types and not _changes_nothing(v)}
+    if newer:
+        from sonode._version import __version__
+
+        settings = ", ".join(f"{k} = {str(v)[:40]}" for k, v in sorted(newer.items()))
+        raise ModelFileError(
+            f"{path} was written by a newer sonode: its configuration sets {settings}, which sonode "
+            f"{__version__} does not know; upgrade sonode to load it, or refit the clip with this one"
+        )
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(config)
+        if f.default is not dataclasses.MISSING
+    }
+    values = {}
+    for field, type_ in types.items():
+        if field not in raw and field not in defaults:
+            raise bad(f"{field} is missing")
+        value = raw.get(field, defaults.get(field))
+        if type_ is int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise bad(f"{field} must be an integer, got {type(value).__name__} {str(value)[:40]}")
+        if type_ is float and not (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            raise bad(
+                f"{field} must be a finite number, got {type(value).__name__} {str(value)[:40]}"
+            )
+        values[field] = type_(value)
+    return values
+
+
+def _changes_nothing(value: Any) -> bool:
+    """A configuration value an unknown field may hold and be ignored: 0 (or 0.0, false, null)."""
+    return value is None or (isinstance(value, (int, float)) and value == 0)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
-from sonode.model.config import SpanTiming
+from sonode.model.config import SpanTiming, config_fields
 from sonode.model.layout import SegmentLayout
 
 
@@ -59,20 +59,15 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
     """The configuration in a local model file's metadata, types and sizes checked first."""
     from sonode.limits import MAX_HOP_SAMPLES, MAX_LP_ORDER, MAX_RENDER_S
 
-    raw = meta.get("config")
     types = {
         f: (int if f.endswith(("samples", "rate", "modes")) else float)
         for f in LocalConfig.__dataclass_fields__
     }
-    if not isinstance(raw, dict) or set(raw) != set(types):
-        raise ModelFileError(
-            f"{path}: the local model's configuration is missing or incomplete; refit"
-        )
-    for name, kind in types.items():
-        value = raw[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or (kind is int and not isinstance(value, int)) or not math.isfinite(value):
-            raise ModelFileError(f"{path}: the local configuration's {name} is invalid; refit")
+
+    def bad(why: str) -> ModelFileError:
+        return ModelFileError(f"{path}: the local model's configuration is invalid ({why}); refit")
+
+    raw = config_fields(path, meta.get("config"), LocalConfig, types, bad)
     limits = {
         "sample_rate": (8000, 192000),
         "hop_samples": (1, MAX_HOP_SAMPLES),
@@ -88,7 +83,7 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
                 f"{path}: the local configuration's {name} = {raw[name]} is "
                 f"outside {low}..{high}; refit"
             )
-    return LocalConfig(**{n: types[n](raw[n]) for n in types})
+    return LocalConfig(**raw)
 
 
 def read_packed_tables(path, config: LocalConfig, blob: torch.Tensor, meta: dict):

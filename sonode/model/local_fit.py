@@ -178,7 +178,7 @@ def fit_tables(
             if options.max_time_s is None
             else started + IDENTIFICATION_SHARE * options.max_time_s
         )
-        hop, _, found = identify_tracks(xn, sample_rate, deadline)
+        hop, found = identify_tracks(xn, sample_rate, deadline)
         level, validation, allocation = found.level_db, found.validation_db, found.allocation
         first, length, freq = found.tracks.first, found.tracks.length, found.tracks.freq_hz
     else:

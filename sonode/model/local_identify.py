@@ -54,7 +54,7 @@ class Identified(NamedTuple):
 
 
 def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = None):
-    """(hop, n_nodes, `Identified`) of a normalised clip: steps 1–2 of
+    """(hop in samples, `Identified`) of a normalised clip: steps 1–2 of
     `sonode.model.local_fit`, at the node spacing of NODE_SPACINGS_S whose held-back SNR is best.
     Longer spacings are tried while the score improves and, with a ``deadline``
     (time.perf_counter()), while their predicted cost fits before it."""
@@ -72,9 +72,9 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
             if best is None:
                 raise
             break
-        if best is not None and not found.validation_db > best[2].validation_db:
+        if best is not None and not found.validation_db > best[1].validation_db:
             break  # the longer windows lose more in time than they gain in frequency
-        best = (hop, n_nodes, found)
+        best = (hop, found)
         cost = SPACING_COST_GROWTH * (time.perf_counter() - began)
         if deadline is not None and time.perf_counter() + cost > deadline:
             break

@@ -149,6 +149,9 @@ def _over_limits(options: FitOptions) -> list[str]:
 
 @dataclass
 class EpochRecord:
+    """One optimiser step of a fit's history (loss: the training objective; SNRs in dB; seconds
+    since the fit began)."""
+
     epoch: int
     loss: float
     snr_db: float  # this step's reconstruction SNR (of its run of segments)

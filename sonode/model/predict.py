@@ -66,6 +66,10 @@ FIT_MODES = True  # first train the modes themselves for H-step prediction (`mod
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """SNR (dB) of ``estimate`` against ``reference``, both (n_samples,); +inf when they are equal.
+
+    Unlike ``sonode.dsp.metrics.snr_db`` it accepts a silent reference matched exactly (+inf): a
+    held-back end can be digital silence after a fade, and its score must not stop the fit."""
     err = float(np.sum((reference - estimate) ** 2))
     return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference**2)) / err)
 

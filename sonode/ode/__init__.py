@@ -6,7 +6,8 @@ docs/engine.md for the methods (registry: :mod:`sonode.ode.methods`).
 """
 
 from . import adams, implicit_solve, reversible, scipy_solver  # noqa: F401  (register their methods)
-from .adjoint import AdjointOptions, odeint_adjoint
+from .adjoint import odeint_adjoint
+from .adjoint_options import AdjointOptions
 from .entry import odeint_dense, odeint_event
 from .jvp import LyapunovEstimate, finite_time_lyapunov, odeint_jvp
 from .lawson import DenseLinear, LinearOperator

@@ -85,6 +85,8 @@ class PIController:
 
 
 def underflow_error(t: float, h: float, why: str) -> RuntimeError:
+    """The error an adaptive solve raises when its step ``h`` (in the problem's time units) at time
+    ``t`` becomes too small to advance, ``why`` saying which test failed; it names the remedies."""
     return RuntimeError(
         f"step size underflow at t={t!r} (|h|={abs(h):.3g}): {why}. The solution may blow up or "
         "be singular near this time, or the problem is too stiff for an explicit method; check "

@@ -46,7 +46,7 @@ from sonode.dsp.harmonics import MAX_PARTIALS, continue_partials, harmonic_serie
 from sonode.dsp.metrics import as_signal
 from sonode.dsp.pitch_track import dewarped, ratio_track, track_depth_cents, warped_time
 from sonode.dsp.resample import output_length
-from sonode.dsp.snr_bound import bound_band, sinc_error_floor
+from sonode.dsp.snr_bound import bound_band, sinc_error, sinc_error_floor
 
 #: Default bound on the full-band SNR cost (dB) of the band above against band-limited
 #: interpolation: random-phase content of energy A adds A to sinc's error M, a cost of
@@ -56,8 +56,10 @@ MAX_SNR_COST_DB = 1.5
 #: Which SNR cost ``max_snr_cost_db`` bounds: "worst" (default: the truth may hold nothing above the
 #: input's Nyquist frequency, so the bound holds on every clip) or "expected" (the truth holds the
 #: predicted level: the band ~3.8 dB below its prediction, a better LSD where the prediction is
-#: right, a larger cost where it is too loud).
-SNR_COST_CASES = ("worst", "expected")
+#: right, a larger cost where it is too loud) or "validated" (the truth holds the predicted level
+#: less the chosen estimator's RMS error on the clip's held-back top octave; the worst case where
+#: no estimator was validated).
+SNR_COST_CASES = ("worst", "expected", "validated")
 # Below this peak-to-peak pitch excursion the partials are synthesised stationary (the fast sum):
 # a few cents over a clip is the tracker's own scatter, not a vibrato.
 STEADY_PITCH_CENTS = 3.0
@@ -245,15 +247,15 @@ def bounded(
     info: Extension,
 ) -> np.ndarray:
     """``high`` held within the SNR-cost bound ``cost`` = (c dB, case): its energy at most
-    (10^(c/10) − 1) × sinc's error, taken as the least plausible (`sonode.dsp.snr_bound`) for the
-    "worst" case, as that plus the band's predicted energy for the "expected" one, and never above
-    the prediction; ``info``'s error_floor_db, level_scale_db and snr_cost_db are set. (n_out,)."""
+    (10^(c/10) − 1) × sinc's error as the case assumes (`sonode.dsp.snr_bound.sinc_error`), and
+    never above the prediction; ``info``'s error_floor_db, level_scale_db and snr_cost_db are set. (n_out,)."""
     predicted = float(np.mean(high**2))
     share = 10 ** (cost[0] / 10) - 1
     start = edge_hz - CROSSOVER_WIDTH * rate_in / 2  # the output is the interpolation below it
     floor = sinc_error_floor(x, rate_in, band_hz, start, partials)
     info.error_floor_db = 10 * math.log10(floor / predicted) if predicted > 0 < floor else None
-    error = min(predicted, floor) if cost[1] == "worst" else predicted + floor
+    margin = (info.level_scores_db or {}).get(info.level_estimator or "")
+    error = sinc_error(predicted, floor, cost[1], margin)
     high, gain = bound_band(high, rate_out, min(predicted, share * error))
     info.level_scale_db = 10 * math.log10(gain) if gain > 0 else -math.inf
     if floor > 0:

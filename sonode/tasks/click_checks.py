@@ -2,7 +2,7 @@
 
 A candidate click is a short burst of the linear-prediction error that stands out from the error
 around it (its *isolation*: the burst's peak over the largest error within ISOLATION_S around it).
-Music and speech make such bursts too: attacks, plucks, percussive ticks, consonants. Two checks
+Music and speech make such bursts too: attacks, plucks, percussive ticks, consonants. Three checks
 tell a click from them (docs/fill_detection.md, measured there):
 
 - **Rarer than the recording's own events** (`EventIsolation`). Every local maximum of the error
@@ -13,6 +13,12 @@ tell a click from them (docs/fill_detection.md, measured there):
   the recording itself: in a song full of percussive ticks a 3× burst is one of many, in a
   sustained note it is not. The threshold is a count (one event per channel), not a level fitted
   to any set.
+- **Not explained by the sound around it** (`excess_energy`). A click is added after the
+  instrument: nothing after it rings with it, so the most likely fill of its span from both sides
+  removes its whole energy; an attack, a pluck or a consonant excites the instrument or the voice,
+  the sound after it carries its trace, and the fill explains much of it. The energy the fill
+  removes (the likelihood-ratio statistic of "a signal was added to the span") per burst sample,
+  over the innovation variance, must be at least MIN_EXCESS.
 - **Not the start of a new sound** (`new_sound`). A click is added to the sound and leaves it as
   it was; an attack starts a sound whose energy persists and whose spectrum differs. Over
   CHANGE_WINDOW_S on each side of the candidate (the burst left out), the level rise (after vs
@@ -28,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
+from sonode.dsp.interpolation import most_likely_fill
 from sonode.dsp.two_sided_fit import innovation_sigma, predictor_from_gram, side_gram
 
 TAIL_QUANTILE = 0.9
@@ -41,6 +48,10 @@ CHANGE_GUARD_S = 0.001
 CHANGE_ORDER = 32
 NEW_SOUND_RISE_DB = 9.0
 NEW_SOUND_CHANGE_DB = 5.0
+# The burst's whitened power over the innovation power (`excess_energy`) a click must reach:
+# 20 dB, far outside the Gaussian model's ~1 and below every made click of the benchmark (lowest
+# 115 over 294); real attacks and consonants reach 25-13000 (docs/fill_detection.md).
+MIN_EXCESS = 100.0
 
 
 def _window_max(e: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
@@ -107,11 +118,16 @@ class EventIsolation:
         return tail.size * float(np.exp(-excess / np.mean(tail)))
 
 
-def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, float] | None:
-    """(level rise dB, change dB) across the candidate [start, end) of ``x`` (n,): the signal's
-    energy over CHANGE_WINDOW_S after it against before it, and 10·log10 of the prediction error
-    of one order-CHANGE_ORDER predictor fitted on both sides over the geometric mean of the errors
-    of one fitted on each side. None if the windows do not fit in ``x``."""
+def new_sound(
+    x: np.ndarray, rate: int, start: int, end: int, burst_samples: int | None = None
+) -> tuple[float, float, float] | None:
+    """(level rise dB, change dB, excess) across the candidate [start, end) of ``x`` (n,), whose
+    burst (the exceedances, before padding) is ``burst_samples`` long (default: the span).
+
+    rise: the signal's energy over CHANGE_WINDOW_S after it against before it. change:
+    10·log10 of the prediction error of one order-CHANGE_ORDER predictor fitted on both sides
+    over the geometric mean of the errors of one fitted on each side. excess: `excess_energy`
+    with that joint predictor. None if the windows do not fit in ``x``."""
     rows, guard, p = int(CHANGE_WINDOW_S * rate), int(CHANGE_GUARD_S * rate), CHANGE_ORDER
     if rows < 2 * p or start - guard - rows - p < 0 or end + guard + rows + p > x.size:
         return None
@@ -120,16 +136,41 @@ def new_sound(x: np.ndarray, rate: int, start: int, end: int) -> tuple[float, fl
     rise = 10 * np.log10((np.mean(after[p:] ** 2) + 1e-30) / (np.mean(before[p:] ** 2) + 1e-30))
     g_before, g_after = side_gram(before, p, rows, True), side_gram(after, p, rows, False)
 
-    def error_db(gram: np.ndarray, n_rows: int) -> float:
-        sigma = innovation_sigma(gram, predictor_from_gram(gram), n_rows)
-        return 20 * np.log10(sigma + 1e-30)
+    def error_db(gram: np.ndarray, n_rows: int) -> tuple[float, np.ndarray, float]:
+        a = predictor_from_gram(gram)
+        sigma = innovation_sigma(gram, a, n_rows)
+        return 20 * np.log10(sigma + 1e-30), a, sigma
 
-    joint = error_db(g_before + g_after, 2 * rows)
-    return float(rise), float(joint - (error_db(g_before, rows) + error_db(g_after, rows)) / 2)
+    joint, a, sigma = error_db(g_before + g_after, 2 * rows)
+    change = joint - (error_db(g_before, rows)[0] + error_db(g_after, rows)[0]) / 2
+    burst = end - start if burst_samples is None else burst_samples
+    return float(rise), float(change), excess_energy(x[start - p : end + p], p, a, sigma, burst)
+
+
+def excess_energy(
+    segment: np.ndarray, p: int, a: np.ndarray, sigma: float, burst_samples: int
+) -> float:
+    """The burst's power beyond what the sound's dynamics explain, over the innovation power:
+    (E_observed − E_filled) / (σ² · burst_samples), E the prediction-error energy of ``a``
+    (p + 1,) over every row touching the span — ``segment`` (k + 2p,) is the span with p samples
+    on each side — as observed and with the span replaced by its most likely fill from both sides.
+    E_observed − E_filled is the generalised likelihood-ratio statistic of "an unknown signal was
+    added to the span" under the AR model (σ²·χ²_k without one: about σ² per span sample); divided
+    by the burst's own length (not the padding around it) it is the burst's whitened SNR. A click
+    is added after the instrument: nothing after it rings with it, so filling it removes its whole
+    energy; an attack excites the instrument, the sound after it carries its trace, and the fill
+    explains much of it."""
+    k = segment.size - 2 * p
+    filled = segment.copy()
+    filled[p : p + k] = most_likely_fill(segment[:p], segment[p + k :], k, a)
+    observed = np.convolve(segment, a, mode="valid")
+    refilled = np.convolve(filled, a, mode="valid")
+    reduction = float(observed @ observed - refilled @ refilled)
+    return reduction / max(sigma**2 * max(burst_samples, 1), 1e-300)
 
 
 def judge(
-    change: tuple[float, float] | None, isolation_ratio: float, events: EventIsolation
+    change: tuple[float, float, float] | None, isolation_ratio: float, events: EventIsolation
 ) -> tuple[bool, str]:
     """(is a click, the reason's tail) for a candidate burst: ``change`` is `new_sound` across its
     padded span, ``isolation_ratio`` its isolation, ``events`` the channel's own."""
@@ -140,12 +181,15 @@ def judge(
         return False, f"{expected:.1f} of the recording's own events are expected as isolated"
     if change is None:  # the recording starts or ends within the window: an attack is likelier
         return False, f"within {CHANGE_WINDOW_S * 1000:.0f} ms of the recording's edge"
+    beyond = f"power beyond the fill {change[2]:.0f}x the innovation's"
     if change[0] > NEW_SOUND_RISE_DB:
         return False, f"a new sound: {change[0]:.1f} dB louder after it"
     if change[1] > NEW_SOUND_CHANGE_DB:
         return False, f"a new sound: the spectrum changes across it ({change[1]:.1f} dB)"
+    if not change[2] >= MIN_EXCESS:  # nan (a degenerate fit) is not evidence of a click
+        return False, f"explained by the sound around it: {beyond} (a click: ≥ {MIN_EXCESS:.0f}x)"
     rarity = "no event tail to compare" if np.isnan(expected) else f"{expected:.2f} expected"
     return True, (
         f"{rarity} this isolated in the recording, level {change[0]:+.1f} dB, "
-        f"change {change[1]:.1f} dB"
+        f"change {change[1]:.1f} dB, {beyond}"
     )

@@ -262,7 +262,7 @@ class Candidate:
     end: int
     factor: float
     ratio: float
-    change: tuple[float, float] | None
+    change: tuple[float, float, float] | None
 
 
 def click_candidates(
@@ -317,6 +317,7 @@ def click_candidates(
         )
         peak = float(e[start:end].max())
         nearby = around.size > 0 and peak < DOMINANCE * around.max()
+        burst = end - start
         start, end = max(0, start - pad_before), min(x.size, end + pad_after)
         if not nearby and loud.sounding_around(start + origin, end + origin):
             ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
@@ -326,7 +327,7 @@ def click_candidates(
                     end + origin,
                     peak / scale[group[0]],
                     ratio,
-                    new_sound(x, rate, start, end),
+                    new_sound(x, rate, start, end, burst),
                 )
             )
     return found, events

@@ -19,7 +19,6 @@ instead (``method``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,31 +251,6 @@ def predict_backward(
         except RuntimeError:  # the engine refuses non-finite states: the run diverged
             return np.full(n_gap, np.nan)
     return x[::-1].copy()
-
-
-def fill_channel(
-    x: np.ndarray,
-    rate: int,
-    gaps: list[Gap],
-    settings: FillSettings,
-    on_gap: Callable[[int, Gap], None] | None = None,
-) -> np.ndarray:
-    """Return a copy of mono ``x`` (n,) with every gap replaced; other samples untouched.
-
-    Gaps are filled left to right, so a gap's left context may hold the previous gap's fill; its
-    right context stops at the next gap.
-    """
-    y = np.array(x, dtype=np.float64)
-    context = int(round(settings.context_s * rate))
-    for i, gap in enumerate(gaps):
-        if on_gap is not None:
-            on_gap(i, gap)
-        left_limit = gaps[i - 1].end if i else 0
-        right_limit = gaps[i + 1].start if i + 1 < len(gaps) else y.size
-        left = y[max(left_limit, gap.start - context) : gap.start]
-        right = y[gap.end : min(right_limit, gap.end + context)]
-        y[gap.start : gap.end] = fill_one(left, right, gap.n_samples, rate, settings, gap.sides)
-    return y
 
 
 def fill_one(

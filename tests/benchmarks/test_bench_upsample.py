@@ -10,11 +10,13 @@ from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 from bench_partial_phase import control_clip, run  # noqa: E402
 from bench_upsample_folder import uncorrelated_window_db  # noqa: E402
+from bench_upsample_level import clip_levels  # noqa: E402
 from upsample_diagnosis import oracle_truth_band  # noqa: E402
 
 from sonode.dsp.metrics import lsd_ssr, snr_db  # noqa: E402
@@ -77,3 +79,24 @@ def test_the_truths_own_band_is_held_within_the_snr_goal_and_scores_its_shape():
         lsd_ssr(truth, out, RATE, 8000)["lsd_above"]
         < lsd_ssr(truth, white, RATE, 8000)["lsd_above"] - 1
     )
+
+
+def test_the_level_check_scores_each_estimator_against_the_truth_above_8k():
+    # a power law the input shows: the line fits continue it (error ~0 dB); the same input with
+    # the truth 20 dB quieter above 8 kHz: every estimator is ~20 dB too loud, as the check says
+    from sonode.io.clip import resample
+
+    rng = np.random.default_rng(3)
+    spectrum = np.fft.rfft(rng.normal(size=RATE))
+    f = np.fft.rfftfreq(RATE, 1 / RATE)
+    spectrum *= np.maximum(f, 100.0) ** -0.75
+    truth = np.fft.irfft(spectrum, n=RATE)
+    truth = 0.1 * truth / truth.std()
+    low = resample(truth, RATE, 16000)
+    found = clip_levels(truth, low, 16000, RATE)
+    assert abs(found["truth"]["tilt"]) < 1.5
+    assert set(found["held"]) <= set(found["truth"]) and "tilt" in found["held2"]
+    quieter = np.fft.rfft(truth)
+    quieter[f >= 8000] *= 0.1
+    found_q = clip_levels(np.fft.irfft(quieter, n=RATE), low, 16000, RATE)
+    assert found_q["truth"]["tilt"] == pytest.approx(found["truth"]["tilt"] + 20.0, abs=1.0)
