@@ -74,8 +74,8 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
 
 
 def test_each_allocation_keeps_at_most_its_cap_at_a_node(monkeypatch):
-    """"clip" gives a node at most MAX_MODES_PER_NODE, "loud" up to LOUD_MODES_PER_NODE, both
-    within the same budget; with few peaks every allocation keeps them all."""
+    """The clip allocation gives a node at most MAX_MODES_PER_NODE, the loud one up to
+    LOUD_MODES_PER_NODE, both within the same budget; with few peaks all keep them all."""
     monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 5)
     monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 8)
     mags = np.linspace(1.0, 0.5, 10)
