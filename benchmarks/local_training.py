@@ -46,7 +46,7 @@ class Clip:
 
         _, self.rate, _, _, self.xn = read_normalised(path, rate, duration_s)
         began = time.process_time()
-        self.hop, _, found = identify_tracks(self.xn, self.rate)
+        self.hop, found = identify_tracks(self.xn, self.rate)
         self.identify_cpu_s = time.process_time() - began
         self.found = found
         tracks = found.tracks
