@@ -28,13 +28,16 @@ PARAMETERS_PER_SAMPLE = 0.5  # the node tables' budget: 3 numbers per mode per n
 # (3·modes)² coupling per node of a run (`chunked_least_squares`), 0.66 MB here (73 at 10 ms and
 # 44.1 kHz; 294 at 40 ms would be 6.2 MB a node, GBs a run)
 MAX_MODES_PER_NODE = 96
+# ... except in the "loud" allocation (1.2 MB a node; a run's length adapts, `RUN_BYTES`)
+LOUD_MODES_PER_NODE = 128
 LEVELS_DB = (20.0, 35.0, 50.0, 65.0, 80.0)  # candidate levels of the per-window validation
 # how the node entries' budget (the per-node cap times the nodes) is shared, also chosen by the
 # validation: "node" gives every node at most the cap; "clip" gives the budget to the clip's
 # strongest peaks, so a loud chord's node may take up to MAX_MODES_PER_NODE and a quiet one fewer
 # (the SNR is an energy ratio over the clip: a loud window's weaker partials can outweigh a quiet
-# window's strongest)
-ALLOCATIONS = ("node", "clip")
+# window's strongest); "loud" does the same with up to LOUD_MODES_PER_NODE (it wins on some dense
+# music by 1–3 dB and loses on other clips, where concentrating the budget starves the rest)
+ALLOCATIONS = ("node", "clip", "loud")
 QUIET_DB = 20.0  # a window this much quieter than the clip's loudest keeps its level
 TRACK_TOLERANCE_HZ = 15.0  # a peak continues a track within 15 Hz + 2 % of its frequency
 TRACK_TOLERANCE_RELATIVE = 0.02
@@ -62,7 +65,7 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
         n_nodes = max(2, math.ceil((xn.size - 1) / hop) + 1)
         if best is not None and n_nodes < 3:
             break  # one interval: the clip is too short for a longer spacing
-        peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, MAX_MODES_PER_NODE)
+        peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, LOUD_MODES_PER_NODE)
         try:
             found = choose_level(xn, sample_rate, hop, n_nodes, peaks)
         except ValueError:  # no peaks at all
@@ -104,9 +107,12 @@ def allocate(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The peaks kept of ``selected`` (per node, strongest first) within a budget of per_node
     entries per node: at most per_node at each node ("node"), or the clip's strongest
-    per_node·nodes wherever they are ("clip")."""
+    per_node·nodes wherever they are, at most MAX_MODES_PER_NODE ("clip") or LOUD_MODES_PER_NODE
+    ("loud") at a node."""
+    cap = _cap(per_node, allocation)
+    selected = [(f[:cap], m[:cap]) for f, m in selected]
     if allocation == "node":
-        return [(f[:per_node], m[:per_node]) for f, m in selected]
+        return selected
     mags = np.concatenate([m for _, m in selected])
     budget = per_node * len(selected)
     if mags.size <= budget:
@@ -115,6 +121,14 @@ def allocate(
     keep[np.argsort(-mags, kind="stable")[:budget]] = True
     parts = np.split(keep, np.cumsum([f.size for f, _ in selected])[:-1])
     return [(f[k], m[k]) for (f, m), k in zip(selected, parts, strict=True)]
+
+
+def _cap(per_node: int, allocation: str) -> int:
+    """Most entries an allocation gives one node."""
+    caps = {"node": per_node, "clip": MAX_MODES_PER_NODE, "loud": LOUD_MODES_PER_NODE}
+    if allocation not in caps:
+        raise ValueError(f"unknown allocation {allocation!r}")
+    return caps[allocation]
 
 
 def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
@@ -132,9 +146,10 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
             break
         previous_count = count
         level_best = -np.inf
-        for allocation in ALLOCATIONS:
-            if allocation != ALLOCATIONS[0] and max(f.size for f, _ in selected) <= per_node:
-                break  # no node over the cap: every allocation keeps the same peaks
+        most = max(f.size for f, _ in selected)
+        for i, allocation in enumerate(ALLOCATIONS):
+            if i and most <= _cap(per_node, ALLOCATIONS[i - 1]):
+                break  # no node over the last one's cap: this one keeps the same peaks
             tracks = _tracks(allocate(selected, per_node, allocation))
             if tracks.first.size == 0:
                 break

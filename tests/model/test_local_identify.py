@@ -71,3 +71,38 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
         local_identify.ALLOCATIONS = original
     assert capped.allocation == "node"
     assert found.validation_db > capped.validation_db + 20.0  # 34 against 4 dB
+
+
+def test_each_allocation_keeps_at_most_its_cap_at_a_node(monkeypatch):
+    """The clip allocation gives a node at most MAX_MODES_PER_NODE, the loud one up to
+    LOUD_MODES_PER_NODE, both within the same budget; with few peaks all keep them all."""
+    monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 5)
+    monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 8)
+    mags = np.linspace(1.0, 0.5, 10)
+    selected = [(np.arange(10.0), mags), (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0))]
+    assert [f.size for f, _ in allocate(selected, 4, "node")] == [4, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 4, "clip")] == [5, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 4, "loud")] == [8, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 2, "loud")] == [6, 0, 0]  # the budget: 2·3
+    few = [(np.arange(3.0), mags[:3])] * 3
+    assert all(f.size == 3 for a in ("node", "clip", "loud") for f, _ in allocate(few, 4, a))
+
+
+def test_validation_takes_the_loud_allocation_where_a_chord_needs_it(monkeypatch):
+    """A chord of 20 partials with "clip" capped at 16 modes a node and "loud" at 24 (the real
+    caps are 96 and 128): the loud allocation holds the whole chord and wins held back; with the
+    loud cap no higher than the clip one it is never scored and "clip" is chosen."""
+    xn = chord_then_tone()
+    hop = int(0.010 * RATE)
+    n_nodes = math.ceil((xn.size - 1) / hop) + 1
+    peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, 24)
+    monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 16)
+    monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 24)
+    loud = choose_level(xn, RATE, hop, n_nodes, peaks)
+    assert loud.allocation == "loud"
+    counts = np.bincount(loud.tracks.node[loud.tracks.node < n_nodes // 2 - 2])
+    assert counts.max() > 16
+    monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 16)
+    clip = choose_level(xn, RATE, hop, n_nodes, [(f[:16], m[:16]) for f, m in peaks])
+    assert clip.allocation == "clip"
+    assert loud.validation_db > clip.validation_db + 3.0, (loud.validation_db, clip.validation_db)
