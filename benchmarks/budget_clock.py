@@ -24,3 +24,21 @@ def use_cpu_clock() -> None:
     # the cost probes' (a state solve's, a reconstruction's), which the budget extrapolates
     for module in (train, budget, checks, linear_step):
         module.time = types.SimpleNamespace(perf_counter=time.process_time)
+
+
+def time_calls(module, labels: dict[str, str], clock, spent: dict[str, float]) -> None:
+    """Wrap ``module``'s functions named in ``labels`` (those it has: an older tree may lack some) so
+    that each call adds its ``clock()`` seconds to ``spent[labels[name]]``."""
+    for name, label in labels.items():
+        if not hasattr(module, name):
+            continue
+        original = getattr(module, name)
+
+        def timed(*a, _original=original, _label=label, **k):
+            start = clock()
+            try:
+                return _original(*a, **k)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + clock() - start
+
+        setattr(module, name, timed)

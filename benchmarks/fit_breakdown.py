@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from budget_clock import use_cpu_clock  # noqa: E402
+from budget_clock import time_calls, use_cpu_clock  # noqa: E402
 
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
@@ -60,17 +60,7 @@ def main() -> None:
         use_cpu_clock()
     clock = time.perf_counter if args.wall else time.process_time
     spent: dict[str, float] = {}
-    for name in [n for n in PHASES if hasattr(train, n)]:  # (an older tree lacks the probes)
-        original = getattr(train, name)
-
-        def timed(*a, _original=original, _name=name, **k):
-            start = clock()
-            try:
-                return _original(*a, **k)
-            finally:
-                spent[_name] = spent.get(_name, 0.0) + clock() - start
-
-        setattr(train, name, timed)
+    time_calls(train, {name: name for name in PHASES}, clock, spent)
     unit = "wall" if args.wall else "CPU"
     print(
         f"load average {os.getloadavg()[0]:.1f} (2 cores); budget {args.budget:g} {unit} s, 1 thread"

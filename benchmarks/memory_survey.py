@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tree_memory import measure as measure_tree  # noqa: E402
 
 from sonode.limits import PROCESS_BASELINE_BYTES, memory_budget_bytes  # noqa: E402
-from sonode.model.fit_size import FIT_BYTES_PER_SAMPLE  # noqa: E402
+from sonode.model.fit_size import max_fit_samples  # noqa: E402
 from sonode.tasks.fill_scan import DETECT_BYTES_PER_SAMPLE  # noqa: E402
 from sonode.tasks.render import RENDER_BYTES_PER_OUTPUT_SAMPLE  # noqa: E402
 from tests.hostile_support import IMPORT_ADDRESS_SPACE_BYTES, tone  # noqa: E402
@@ -146,7 +146,7 @@ def cases(work: Path) -> list[tuple[str, list]]:
     hi = write_long(work / "hi192x8.wav", 600, 192_000, 8)
     read16 = f"from sonode.io.clip import read_clip; read_clip({str(hi)!r}, rate=16000)"
     small = [write_long(work / f"b{k}.wav", 1, 16_000, 1) for k in range(2)]
-    fit_s = int(largest(FIT_BYTES_PER_SAMPLE) / 48_000)  # the longest clip a fit accepts, 95 %
+    fit_s = int(0.95 * max_fit_samples(48_000) / 48_000)  # the longest clip a fit accepts, 95 %
     big = [write_long(work / f"fit{fit_s}_{k}.wav", fit_s, 48_000, 1) for k in range(2)]
     return [
         ("upsample 600 s 192k 8ch --rate 768000", ["upsample", hi, "--rate", 768_000, *out]),

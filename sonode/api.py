@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
@@ -22,6 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
+
+try:
+    import resource
+except ImportError:  # (Windows)
+    resource = None
 
 from sonode._version import __version__
 from sonode.io.clip import Clip, read_clip
@@ -32,7 +38,7 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
-from sonode.model.fit_size import max_fit_samples
+from sonode.model.fit_size import DEFAULT_RATE_HZ, estimated_peak_bytes, max_fit_samples
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
 from sonode.tasks.upsample import model_energy_above_db
@@ -277,7 +283,7 @@ def fit(
             start_s=start_s,
             duration_s=duration_s,
             rate=rate,
-            max_samples=max_fit_samples(),
+            max_samples=max_fit_samples(rate or DEFAULT_RATE_HZ),  # (the fit checks its own rate)
         )
     elif rate is not None and rate != clip.sample_rate:
         raise ValueError("rate= only applies when fit() reads the file; resample the Clip first")
@@ -337,4 +343,10 @@ def fit(
         if skipped
         else round(time.perf_counter() - start, 4),
     }
+    # the estimate the fit was admitted with beside the process's peak so far (ru_maxrss: KiB,
+    # bytes on macOS; none on Windows); left out of model files, like the timings
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if resource else 0
+    peak_mib = peak >> (20 if sys.platform == "darwin" else 10)
+    estimate = estimated_peak_bytes(clip.samples.shape[0], clip.sample_rate, fit_options)
+    info["fit"]["memory_mib"] = {"estimate": estimate >> 20, "peak": peak_mib or None}
     return Fitted(model, info, clip)

@@ -4,8 +4,8 @@ fits of 1.5 s 48 kHz clips side by side held 2.56 GiB, two of the longest clips 
 hold about 2 x 1.8 GiB).
 
 Each fit's peak is the estimate the fit itself is checked against (`sonode.model.fit_size`), from
-the samples its clip's header announces, with a floor for the spans a fit works on whatever the
-clip's length; this module imports no torch, so the batch's parent, which only plans, stays small.
+the samples and the rate its clip's header announces; this module imports no torch, so the batch's
+parent, which only plans, stays small.
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ CLUSTER_PARENT_BYTES = 128 << 20
 #: Resident library pages every fit process maps (torch, numpy, scipy; measured: a process that
 #: imported torch held 232 MiB file-backed of 518 MiB): shared by the workers, so counted once.
 SHARED_LIBRARY_BYTES = 224 << 20
-#: A fit's peak is never below that of FIT_FLOOR_SAMPLES + FIT_FLOOR_S x its rate clip samples: its
-#: identification and its continuation's training work on spans fixed in seconds. Measured with
-#: benchmarks/memory_phases.py on a 2 s clip, default options, in process: 1152 MiB at 16 kHz,
-#: 1503 MiB at 48 kHz (the continuation's training); plus ~80 MiB that the command adds (matplotlib,
-#: writing): 1230 and 1583 MiB here.
-FIT_FLOOR_SAMPLES = 2_200_000
-FIT_FLOOR_S = 85.0
 
 
 def memory_workers(task_peaks_bytes: Sequence[int], workers: int, budget_bytes: int) -> int:
@@ -48,13 +41,12 @@ def cluster_bytes(peaks_bytes: Sequence[int]) -> int:
 def fit_peak(n_samples: int, fit_rate_hz: int) -> int:
     """Estimated peak bytes of the process fitting a clip whose header announces ``n_samples`` at
     the fitting rate ``fit_rate_hz`` (`sonode.model.fit_size.fit_span`; 0 and 0 for an unreadable
-    header): `fit_peak_bytes` of those samples, never below the floor above, at most what a fit
-    accepts."""
-    from sonode.model.fit_size import fit_peak_bytes, max_fit_samples
+    header): `fit_peak_bytes` of those samples at that rate (its work on spans fixed in seconds
+    grows with the rate, whatever the clip's length), at most what a fit accepts."""
+    from sonode.model.fit_size import DEFAULT_RATE_HZ, fit_peak_bytes, max_fit_samples
 
-    if n_samples:
-        n_samples = max(n_samples, FIT_FLOOR_SAMPLES + int(FIT_FLOOR_S * fit_rate_hz))
-    return fit_peak_bytes(min(n_samples, max_fit_samples()))
+    rate_hz = fit_rate_hz or DEFAULT_RATE_HZ
+    return fit_peak_bytes(min(n_samples, max(1, max_fit_samples(rate_hz))), rate_hz)
 
 
 def fit_workers(

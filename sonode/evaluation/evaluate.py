@@ -362,9 +362,9 @@ def check_eval_inputs(
         check_resample_cost(info.samplerate, low_rate, RESAMPLE_KW)
         seconds = info.duration if duration_s is None else min(duration_s, info.duration)
         n_low = int(seconds * low_rate)
-        if n_low > max_fit_samples():
+        if n_low > max_fit_samples(low_rate):
             raise LimitError(
-                f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples()} "
+                f"{file}: {n_low} samples at {low_rate} Hz are over the limit of {max_fit_samples(low_rate)} "
                 "a fit can hold; lower --duration"
             )
         if horizon_s is not None:  # the upsampling task reads the model at the clip's own rate

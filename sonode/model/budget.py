@@ -65,7 +65,7 @@ class FitBudget:
         self.continuation_fits = not bounded or least_s <= share_s
         self.continuation_s = share_s if self.continuation_fits else 0.0
         self.step_s = 0.0  # slowest optimiser step so far
-        self.consider_s: float | None = None  # the last in-training check's measured duration
+        self.consider_s: float | None = None  # the dearest in-training check's measured duration
         self.reconstruction_s: float | None = None  # a trained field's reconstruction, measured
 
     def elapsed_s(self) -> float:
@@ -79,7 +79,9 @@ class FitBudget:
         self.step_s = max(self.step_s, seconds)
 
     def consider_took(self, seconds: float) -> None:
-        self.consider_s = seconds
+        # the dearest check measured: one that refuses a worse reconstruction skips its free run
+        # (`sonode.model.checks.consider`), and the next may not
+        self.consider_s = seconds if self.consider_s is None else max(self.consider_s, seconds)
 
     def measure_reconstruction(self, estimate_s: Callable[[], float]) -> None:
         """Record ``estimate_s()``, the seconds of a reconstruction of the trained model, once, and

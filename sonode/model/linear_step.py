@@ -42,6 +42,7 @@ def refit_segment_states(
     target: torch.Tensor,
     segments: torch.Tensor | None = None,
     rel_ridge: float = REL_RIDGE,
+    signal: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Start states of ``segments`` that minimise the cross-faded reconstruction error for the
     current modes, field, readout and the other segments' states (Γ frozen at the current states):
@@ -53,6 +54,8 @@ def refit_segment_states(
         segments: a contiguous run of segment indices, or None for all; the segments outside it
             stay as they are and count as fixed neighbours.
         rel_ridge: relative ridge of each block's normal matrix (see `ridge_solve`).
+        signal: the run's reconstruction at the current states, `run_signal` (None: computed),
+            which the caller has often just measured.
 
     Returns:
         The run's refitted states, (len(run), 2K) float64, the whole clip's (n_segments, 2K) for
@@ -64,9 +67,9 @@ def refit_segment_states(
     readout = torch.complex(model.readout[:k], -model.readout[k:]).detach()
     run = torch.arange(layout.n_segments) if segments is None else segments
     states = model.states[run].detach()  # a copy of the run's rows; row i is segment run[0] + i
-    extended = _extended(layout, run)
-    begin = int(extended[0]) * layout.hop_samples
-    signal, _ = model.reconstruct(segments=extended)
+    begin = int(_extended(layout, run)[0]) * layout.hop_samples
+    if signal is None:
+        signal = run_signal(model, segments)
     residual = target[begin : begin + signal.shape[0]] - signal  # complete over the run's windows
     for colour in (0, 1):
         chosen = run[(run % 2) == colour]
@@ -109,13 +112,29 @@ def _solve_block(states, residual, begin, basis, block, w, layout, rel_ridge, fi
 
 
 @torch.no_grad()
-def run_error(model: SonodeModel, target: torch.Tensor, segments: torch.Tensor | None) -> float:
+def run_signal(model: SonodeModel, segments: torch.Tensor | None) -> torch.Tensor:
+    """The reconstruction of the run (None: all segments) and one neighbour on each side, from the
+    start of the first one's window (`SonodeModel.reconstruct`'s signal)."""
+    layout = model.config.layout
+    run = torch.arange(layout.n_segments) if segments is None else segments
+    return model.reconstruct(segments=_extended(layout, run))[0]
+
+
+@torch.no_grad()
+def run_error(
+    model: SonodeModel,
+    target: torch.Tensor,
+    segments: torch.Tensor | None,
+    signal: torch.Tensor | None = None,
+) -> float:
     """Squared reconstruction error over the samples the run and its neighbours determine alone
-    (the whole clip for None): what `refit_segment_states` changes."""
+    (the whole clip for None): what `refit_segment_states` changes. ``signal``: `run_signal`, if
+    the caller has it."""
     layout = model.config.layout
     run = torch.arange(layout.n_segments) if segments is None else segments
     extended = _extended(layout, run)
-    signal, _ = model.reconstruct(segments=extended)
+    if signal is None:
+        signal = run_signal(model, segments)
     begin, end = layout.complete_span(int(extended[0]), extended.shape[0])
     offset = int(extended[0]) * layout.hop_samples
     return float(torch.sum((target[begin:end] - signal[begin - offset : end - offset]) ** 2))
@@ -136,15 +155,19 @@ def solve_states(
     Returns:
         (error before, error after): squared errors over the run's span (`run_error`).
     """
-    before = best = run_error(model, target, segments)
+    # each reconstruction serves twice: its error, and the next refit's residual (a refit of the
+    # quickstart's guitar reconstructed the states the error had just been measured at: 3 of 5)
+    signal = run_signal(model, segments)
+    before = best = run_error(model, target, segments, signal)
     # only the run's rows change: copies of all states were 4 × 77 MB on a 600 s 16 kHz clip for
     # the 64-segment cost probe (`whole_solve_estimate_s`)
     rows = slice(None) if segments is None else slice(int(segments[0]), int(segments[-1]) + 1)
     best_states = model.states[rows].detach().clone()
     for _ in range(iterations):
         with torch.no_grad():
-            model.states[rows] = refit_segment_states(model, target, segments)
-        error = run_error(model, target, segments)
+            model.states[rows] = refit_segment_states(model, target, segments, signal=signal)
+        signal = run_signal(model, segments)
+        error = run_error(model, target, segments, signal)
         if not error < best:
             break
         best, best_states = error, model.states[rows].detach().clone()

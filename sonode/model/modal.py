@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sonode.model.field import ModalField
+from sonode.model.fit_size import EVALUATION_SEGMENTS  # noqa: F401 (torch-free: a fit's size)
 from sonode.model.oscillator import OscillatorBank
 from sonode.ode import odeint, odeint_adjoint
 
@@ -34,9 +35,6 @@ ATOL = 1e-8
 # ≈ −70 dB at 1000/s (a 1 ms attack); the discretisation check measures what it really is.
 NODE_SPACING_S = 2e-3
 HERMITE_MATRIX_MAX_NODES = 32
-# Trajectories per envelope solve without a gradient (reconstruction, rendering): memory then does
-# not grow with the clip, and a render at the clip's rate solves the very batches training does.
-EVALUATION_SEGMENTS = 256
 READOUT_CHUNK_SAMPLES = (
     8192  # samples of a graph-free read-out summed in one piece (see modal_readout)
 )
@@ -53,6 +51,9 @@ class EnvelopeODE(nn.Module):
     def forward(self, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         k = self.field.n_modes
         energy = self.energy0 * torch.exp(2.0 * (self.bank.decay_per_s * t + g[..., :k]))
+        joined = getattr(self.field, "joined_rates", None)  # a ModalField: no split and cat
+        if joined is not None:
+            return joined(energy)
         growth, shift = self.field.rates(energy)
         return torch.cat([growth, shift], dim=-1)
 
@@ -295,17 +296,20 @@ class _ModalReadout(torch.autograd.Function):
         a, q, t = ctx.saved_tensors
         g = grad_x.to(q.dtype)
         grad_a = torch.einsum("tb,tbk->bk", g, q).conj() if ctx.needs_input_grad[0] else None
-        weighted = (g[..., None] * q).mul_(a[None])  # g_x·P, (T, B, K), one temporary
-        grad_lam = (
-            torch.einsum("t,tbk->k", t.to(q.dtype), weighted).conj()
-            if ctx.needs_input_grad[1]
-            else None
-        )
+        grad_lam = None
+        if ctx.needs_input_grad[1]:
+            # Σ_{t,b} t·g_x·P = Σ_b a_b · Σ_t (t·g_x) q: a batched product like grad_a's (the
+            # (T, B, K) sum weighted by t, read across its strides, cost 3.5 % of a step)
+            timed = torch.einsum("tb,tbk->bk", g * t.to(q.dtype)[:, None], q)
+            grad_lam = torch.sum(timed * a, dim=0).conj()
         grad_envelope = None
-        if (
-            ctx.has_envelope and ctx.needs_input_grad[2]
-        ):  # conj(g_x·P) split into real and imaginary parts
-            grad_envelope = torch.cat([weighted.real, -weighted.imag], dim=-1)
+        if ctx.has_envelope and ctx.needs_input_grad[2]:
+            # conj(g_x·P) split into real and imaginary parts, written in place (no negated copy)
+            weighted = (g[..., None] * q).mul_(a[None])  # g_x·P, (T, B, K), one temporary
+            k = q.shape[-1]
+            grad_envelope = torch.empty(q.shape[:-1] + (2 * k,), dtype=weighted.real.dtype)
+            grad_envelope[..., :k] = weighted.real
+            torch.neg(weighted.imag, out=grad_envelope[..., k:])
         return grad_a, grad_lam, grad_envelope, None
 
 

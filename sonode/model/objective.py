@@ -10,6 +10,11 @@ import torch
 
 from sonode.model.checks import TRAJECTORY_WEIGHT, snr_db
 from sonode.model.decoder import SonodeModel
+from sonode.model.fit_size import (  # the step's memory rule, torch-free for the size estimate
+    STEP_RUN_BYTES,
+    STEP_TEMPORARIES,
+    WHOLE_CLIP_SEGMENTS,
+)
 from sonode.model.modal import modal_readout
 from sonode.model.options import FitOptions
 
@@ -86,19 +91,6 @@ def step_loss(
     log_objective = sum(w * torch.log(term + 1e-30) for w, term in terms)
     shown = math.exp(float(log_objective.detach()) / sum(w for w, _ in terms))
     return log_objective, shown, snr_db(part, estimate.detach())
-
-
-#: Segments a step solves when the clip has no more (the whole clip per step) and the longest run of
-#: any clip: the default `FitOptions.batch_segments` before the memory rule below existed.
-WHOLE_CLIP_SEGMENTS = 256
-#: Bytes a step's run may hold in the modal readout's (window × modes) complex temporaries on a clip
-#: longer than WHOLE_CLIP_SEGMENTS: one eighth of the 1.5 GiB goal of a long fit, the rest being the
-#: process (`sonode.limits.PROCESS_BASELINE_BYTES`) and the clip's own arrays, which grow with it.
-STEP_RUN_BYTES = 192 << 20
-#: Complex (window × modes) temporaries live at a step's peak, per segment of its run (forward and
-#: backward of `sonode.model.modal._ModalReadout`; measured: a 256-segment step at d = 256 raised the
-#: peak by 550–700 MiB, 4 × 256 × 288 × 128 × 16 B = 576 MiB).
-STEP_TEMPORARIES = 4
 
 
 def run_segments(layout, n_modes: int, requested: int | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -31,11 +32,13 @@ from sonode.model.checks import (
     fast_vs_reference_db,
     reconstruction_estimate_s,
     snr_db,
+    state_trajectory_snr,
     stoppable_check_db,
     trajectory_snr,
 )
 from sonode.model.decoder import SonodeModel
 from sonode.model.fit_size import check_fit_size
+from sonode.model.heap import retained_heap
 from sonode.model.init import TRAJECTORY_S, initial_from_options
 from sonode.model.linear_step import solve_run_states, whole_solve_estimate_s
 from sonode.model.local_fit import fit_auto, fit_local
@@ -57,6 +60,7 @@ FINAL_CHECK_SEGMENTS = 64
 MAX_BAD_STEPS = 6  # consecutive non-finite steps before the fit gives up (best model kept)
 
 
+@retained_heap  # a step's large temporaries reused, not faulted in again every step
 def fit_samples(
     x: np.ndarray,
     sample_rate: int,
@@ -125,17 +129,7 @@ def fit_samples(
         # SNR in file amplitude, as a user measures the rendered WAV (the offset counts as signal)
         return snr_db(clip, signal.detach() * model.config.gain + model.config.offset)
 
-    def free_run_snr(current: SonodeModel, state: dict | None = None) -> float:
-        # the one free run's SNR of the current parameters, or of ``state`` (the model is restored)
-        if state is None:
-            return trajectory_snr(current, target)
-        now = copy.deepcopy(current.state_dict())
-        current.load_state_dict(state)
-        try:
-            return trajectory_snr(current, target)
-        finally:
-            current.load_state_dict(now)
-
+    free_run_snr = functools.partial(state_trajectory_snr, target)  # (model, state=None) -> dB
     sampled = layout.n_segments > batch_segments  # each step trains a sample of the segments
     optimiser = Adam(param_groups(model, options.lr, n_trajectory / sample_rate, sampled))
     for group in optimiser.param_groups:  # the rate before warm-up (halved on every rollback)

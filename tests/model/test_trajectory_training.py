@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import sonode.model.checks as checks
 import sonode.model.train as train
 from sonode.model import FitOptions, SonodeModel, fit_samples
 from sonode.model.checks import TRAJECTORY_WEIGHT, consider, kept_score_db
@@ -56,6 +57,7 @@ def _fit_with_scores(monkeypatch, free_run_after_start_db: float):
 
     monkeypatch.setattr(train, "snr_db", reconstruction)
     monkeypatch.setattr(train, "trajectory_snr", free_run)
+    monkeypatch.setattr(checks, "trajectory_snr", free_run)  # (`checks.state_trajectory_snr`'s)
     model, _ = fit_samples(
         two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None)
     )
