@@ -37,9 +37,10 @@ STEP_TEMPORARIES = 4
 
 #: float64 arrays as long as the clip held at the peak: the samples as read, the normalised target.
 CLIP_ARRAYS = 2
-#: (segments × d) float64 copies of the segment states held at the peak (a check's read-out after
-#: the first steps, 600 s at 16 kHz): the model's, the identified ones, Adam's two moments.
-STATE_COPIES = 4
+#: (segments × d) float64 copies of the segment states held at the peak: the model's, the identified
+#: ones, Adam's two moments, and a check's two (`checks.consider`: the kept copy and its refit's;
+#: measured on 300 s at 48 kHz under `-t 300`: 2057 MiB, 198 MiB ≈ 1.8 copies over four).
+STATE_COPIES = 6
 #: Complex (window × modes) arrays per segment live in a graph-free read-out of EVALUATION_SEGMENTS
 #: segments (a check's reconstruction: measured +288 MB at 256 segments, d = 256 = 2 × 151 MB).
 EVALUATION_TEMPORARIES = 2
