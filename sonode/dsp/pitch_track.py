@@ -110,8 +110,7 @@ def dewarped(x: np.ndarray, rate: int, track: tuple[np.ndarray, np.ndarray]) -> 
     4× (band-limited), which keeps interpolation errors ~50 dB down. (m,) float64, m ≈ τ(end)·rate."""
     tau = warped_time(*track, x.size, rate)
     m = int(tau[-1] * rate)
-    positions = np.interp(np.arange(m) / rate, tau, np.arange(x.size) / rate) * (4 * rate)
-    return _catmull_rom(upsample_sinc(x, rate, 4 * rate), positions)
+    return read_at(x, rate, np.interp(np.arange(m) / rate, tau, np.arange(x.size) / rate) * rate)
 
 
 def read_at(
@@ -122,11 +121,7 @@ def read_at(
     clean up to a quarter of the rate but only 12 dB at 0.44·rate; "high", 8× keeps 65 dB there
     (a waveform read twice over 200 ms needs that: docs/continuation_warp.md)."""
     fine = upsample_sinc(x, rate, oversample * rate, quality=quality)
-    return _catmull_rom(fine, np.asarray(positions) * float(oversample))
-
-
-def _catmull_rom(fine: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``fine`` (n,) at fractional ``positions`` (m,) by cubic (Catmull-Rom) interpolation."""
+    positions = np.asarray(positions) * float(oversample)  # on the fine grid; cubic (Catmull-Rom)
     i = np.clip(np.floor(positions).astype(int), 1, fine.size - 3)
     u = positions - i
     p0, p1, p2, p3 = fine[i - 1], fine[i], fine[i + 1], fine[i + 2]
