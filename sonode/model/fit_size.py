@@ -72,14 +72,8 @@ def fit_work_bytes(
     n_segments = max(1, math.ceil((n_samples - overlap_samples) / hop_samples))
     window = hop_samples + overlap_samples
     per_segment = window * (latent_dim // 2) * 16  # one complex (window × modes) array
-    if n_segments <= WHOLE_CLIP_SEGMENTS:
-        step = STEP_TEMPORARIES * n_segments * per_segment
-    else:  # `sonode.model.objective.run_segments`: a run whose temporaries fit STEP_RUN_BYTES
-        step = (
-            STEP_TEMPORARIES
-            * per_segment
-            * max(2, STEP_RUN_BYTES // (STEP_TEMPORARIES * per_segment))
-        )
+    run = min(n_segments, step_run_segments(n_segments, window, latent_dim // 2))
+    step = STEP_TEMPORARIES * run * per_segment
     evaluation = EVALUATION_TEMPORARIES * min(n_segments, EVALUATION_SEGMENTS) * per_segment
     spans = SPAN_BYTES_PER_HZ * min(sample_rate_hz, SPAN_RATE_CAP_HZ) if continuation else 0
     return {
@@ -89,6 +83,17 @@ def fit_work_bytes(
         "spans": spans,
         "heap": int(HEAP_SLACK_SHARE * max(step, evaluation, spans)),
     }
+
+
+def step_run_segments(n_segments: int, window_samples: int, n_modes: int) -> int:
+    """Segments an optimiser step solves by the memory rule (`sonode.model.objective.run_segments`):
+    WHOLE_CLIP_SEGMENTS when the clip has no more (the whole clip), else a run whose
+    STEP_TEMPORARIES (window × n_modes) complex128 temporaries per segment fit STEP_RUN_BYTES, at
+    least 2 and at most WHOLE_CLIP_SEGMENTS."""
+    if n_segments <= WHOLE_CLIP_SEGMENTS:
+        return WHOLE_CLIP_SEGMENTS
+    per_segment_bytes = STEP_TEMPORARIES * window_samples * n_modes * 16
+    return max(2, min(WHOLE_CLIP_SEGMENTS, STEP_RUN_BYTES // per_segment_bytes))
 
 
 def fit_bytes(n_samples: int, sample_rate_hz: int = DEFAULT_RATE_HZ, **layout) -> int:

@@ -10,11 +10,7 @@ import torch
 
 from sonode.model.checks import TRAJECTORY_WEIGHT, snr_db
 from sonode.model.decoder import SonodeModel
-from sonode.model.fit_size import (  # the step's memory rule, torch-free for the size estimate
-    STEP_RUN_BYTES,
-    STEP_TEMPORARIES,
-    WHOLE_CLIP_SEGMENTS,
-)
+from sonode.model.fit_size import step_run_segments  # torch-free: the size estimate uses it too
 from sonode.model.modal import modal_readout
 from sonode.model.options import FitOptions
 
@@ -110,10 +106,7 @@ def run_segments(layout, n_modes: int, requested: int | None = None) -> int:
     """
     if requested is not None:
         return requested
-    if layout.n_segments <= WHOLE_CLIP_SEGMENTS:
-        return WHOLE_CLIP_SEGMENTS
-    per_segment_bytes = STEP_TEMPORARIES * layout.window_samples * n_modes * 16
-    return max(2, min(WHOLE_CLIP_SEGMENTS, STEP_RUN_BYTES // per_segment_bytes))
+    return step_run_segments(layout.n_segments, layout.window_samples, n_modes)
 
 
 def pieces(segments: torch.Tensor) -> list[tuple[int, int]]:

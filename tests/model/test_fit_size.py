@@ -44,6 +44,16 @@ def test_the_largest_piece_of_work_counts_and_a_steps_run_is_bounded():
     longer = fit_work_bytes(257 * 256 + 32)  # sampled: the run of `run_segments`' rule
     assert longer["step"] <= fit_size.STEP_RUN_BYTES < whole["step"]
     assert longer["evaluation"] == fit_size.EVALUATION_TEMPORARIES * 256 * per_segment
+    # the run a step takes, as training takes it (`objective.run_segments`): a small model's run is
+    # capped at WHOLE_CLIP_SEGMENTS, not sized by the bytes alone
+    from sonode.model.layout import SegmentLayout
+    from sonode.model.objective import run_segments
+
+    small_run = run_segments(SegmentLayout(16000, 10 * MINUTE_16K, 256, 32), 4)
+    small_segment = 288 * 4 * 16
+    step = fit_work_bytes(10 * MINUTE_16K, latent_dim=8)["step"]
+    assert step == fit_size.STEP_TEMPORARIES * small_run * small_segment
+    assert small_run == fit_size.WHOLE_CLIP_SEGMENTS
     terms = fit_work_bytes(24000)
     largest = max(terms["step"], terms["evaluation"], terms["spans"])
     assert fit_bytes(24000) == terms["held"] + largest + terms["heap"]

@@ -5,13 +5,9 @@ import torch
 
 import sonode.model.train as train
 from sonode.model import FitOptions, fit_samples
+from sonode.model.fit_size import STEP_RUN_BYTES, STEP_TEMPORARIES, WHOLE_CLIP_SEGMENTS
 from sonode.model.layout import SegmentLayout
-from sonode.model.objective import (
-    STEP_RUN_BYTES,
-    STEP_TEMPORARIES,
-    WHOLE_CLIP_SEGMENTS,
-    run_segments,
-)
+from sonode.model.objective import run_segments
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
 
 SMALL = dict(latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1, lp_order=32)
@@ -62,7 +58,7 @@ def test_the_fit_trains_a_long_clip_on_the_rule_s_runs(monkeypatch):
 
     monkeypatch.setattr(train, "SegmentBatches", Recording)
     # a budget of 3 segments' temporaries at d = 8, window 72: runs of 3 on a 300-segment clip
-    monkeypatch.setattr("sonode.model.objective.STEP_RUN_BYTES", 3 * STEP_TEMPORARIES * 72 * 4 * 16)
+    monkeypatch.setattr("sonode.model.fit_size.STEP_RUN_BYTES", 3 * STEP_TEMPORARIES * 72 * 4 * 16)
     x = two_tone_clip(300 * 64 / SAMPLE_RATE)
     fit_samples(x, SAMPLE_RATE, FitOptions(**SMALL, steps=1, max_time_s=None))
     assert sizes == [(300, 3)]
