@@ -40,7 +40,7 @@ import sonode.model.predict as predict  # noqa: E402
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
-from sonode.model.modal import EVALUATION_SEGMENTS  # noqa: E402
+from sonode.model.fit_size import EVALUATION_SEGMENTS  # noqa: E402
 
 PHASES = {
     train: ["initial_from_options", "step_loss", "solve_run_states", "consider", "coarse_and_fine"]

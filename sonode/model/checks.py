@@ -12,8 +12,8 @@ import torch
 
 from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
+from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.init import TRAJECTORY_S
-from sonode.model.modal import EVALUATION_SEGMENTS
 from sonode.model.stopping import abandonable
 
 DISCRETISATION_GOAL_DB = 40.0  # fast solve vs reference solve: below this the model is not kept

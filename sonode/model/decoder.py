@@ -17,9 +17,10 @@ from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
 from sonode.model.field import ModalField
+from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.local import LOCAL_VERSIONS, LocalModel
-from sonode.model.modal import EVALUATION_SEGMENTS, modal_readout, modal_solve
+from sonode.model.modal import modal_readout, modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.rendering import render_normalised
 from sonode.ode import odeint, odeint_adjoint

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from sonode.model.field import ModalField
-from sonode.model.fit_size import EVALUATION_SEGMENTS  # noqa: F401 (torch-free: a fit's size)
 from sonode.model.oscillator import OscillatorBank
 from sonode.ode import odeint, odeint_adjoint
 

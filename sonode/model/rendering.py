@@ -22,7 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from sonode.model.modal import EVALUATION_SEGMENTS, modal_solve
+from sonode.model.fit_size import EVALUATION_SEGMENTS
+from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.synthesis import modal_samples
 from sonode.ode import odeint

@@ -133,7 +133,7 @@ def test_segment_states_group_the_segments_by_their_weights():
 def test_the_reconstruction_in_runs_is_the_reconstruction():
     """`consider` reconstructs a run of segments at a time, so that a stop acts between runs."""
     from sonode.model.checks import _reconstruct
-    from sonode.model.modal import EVALUATION_SEGMENTS
+    from sonode.model.fit_size import EVALUATION_SEGMENTS
 
     model = initial_model(two_tone_clip(1.3), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
     with torch.no_grad():
@@ -152,7 +152,7 @@ def test_the_graph_free_reconstruction_overlap_adds_a_run_at_a_time_and_is_the_s
     """The whole clip's weighted copy and overlap-add index (window × segments each) took a 600 s
     16 kHz fit from 1.1 to 1.6 GiB: without a graph they are made a run of EVALUATION_SEGMENTS at
     a time, and the sum is the whole one bit for bit."""
-    from sonode.model.modal import EVALUATION_SEGMENTS
+    from sonode.model.fit_size import EVALUATION_SEGMENTS
 
     model = initial_model(two_tone_clip(1.3), SAMPLE_RATE, 4, 64, 8, 16, 1, lp_order=32)[0]
     with torch.no_grad():
