@@ -24,17 +24,25 @@ CHILD = f"""
 import json, resource, torch
 from sonode.model import heap
 
-def reused(warm=8, rounds=3):
-    # faults while a block is allocated, written and freed ``rounds`` times after ``warm`` rounds
-    # (torch's allocator, as training's: its 64-byte aligned blocks settle in the heap after a few
-    # rounds, about 6 here, as a fit's temporaries do over its first steps;
-    # numpy asks for huge pages, 512 times fewer faults)
-    for _ in range(warm):
-        torch.ones({BLOCK_BYTES} // 8, dtype=torch.float64)
+def faults_of_rounds(rounds):
+    # minor faults while a block is allocated, written and freed ``rounds`` times
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(rounds):
         torch.ones({BLOCK_BYTES} // 8, dtype=torch.float64)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def reused(settled=3, most_warm=64, rounds=3):
+    # torch's allocator, as training's: its 64-byte aligned blocks settle in the heap after a few
+    # rounds (6 here, later in CI once, as a fit's temporaries do over its first steps), so warm
+    # until ``settled`` rounds in a row fault in no block, then count ``rounds`` more; with the
+    # heap not kept every round faults one in and it never settles (numpy asks for huge pages,
+    # 512 times fewer faults: hence torch)
+    quiet = 0
+    for _ in range(most_warm):
+        quiet = quiet + 1 if faults_of_rounds(1) < {BLOCK_BYTES} // 4096 // 10 else 0
+        if quiet == settled:
+            return faults_of_rounds(rounds)
+    return {BLOCK_BYTES} // 4096 * rounds  # never settled: as many faults as mapping afresh
 
 def resident():
     with open("/proc/self/statm") as f:
