@@ -2,7 +2,8 @@
 
 One module per group of commands: `fit` (one clip, or many on Dask), `render` (render, upsample,
 extrapolate), `fill`, `score` (eval), `describe` (info, plot) and `report` (the listening page);
-`common` holds what they share (error handling, options, number formatting).
+`common` holds what they share (error handling, options, number formatting), `wav_output`
+what `render` and `extrapolate` share to write a rendering.
 """
 
 from __future__ import annotations

@@ -4,117 +4,29 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-import time
-from typing import Any
 
 import click
 
 from sonode.cli.common import (
-    EXIT_DIVERGED,
-    device_option,
     fail_cleanly,
-    force_option,
     out_rate_option,
     positive_option,
 )
 from sonode.cli.fit import run_fit
 from sonode.cli.fit_options import fit_options
-
-
-def _write_rendering(
-    rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool
-) -> None:
-    from sonode.io.wav import write_wav
-
-    n_clipped = write_wav(
-        out, rendering.samples, rendering.sample_rate, subtype=subtype, protect=protect, force=force
-    )
-    if not quiet:
-        click.echo(
-            f"wrote {out}: {len(rendering.samples)} samples at {rendering.sample_rate} Hz"
-            + (f" ({n_clipped} clipped)" if n_clipped else ""),
-            err=True,
-        )
-    if rendering.stopped_at_s is not None:
-        click.echo(
-            f"sonode: the free run left ±10× the clip's peak at t = {rendering.stopped_at_s:.4f} s; "
-            "stopped there (the output holds what came before)",
-            err=True,
-        )
-        sys.exit(EXIT_DIVERGED)
-
-
-def _bar(quiet: bool):
-    """A click progress bar over segments, shown only for renders taking more than a second."""
-    state: dict[str, Any] = {"start": time.perf_counter(), "bar": None}
-
-    def update(done: int, total: int) -> None:
-        if quiet:
-            return
-        if state["bar"] is None and time.perf_counter() - state["start"] > 1.0:
-            state["bar"] = click.progressbar(length=total, label="rendering", file=sys.stderr)
-            state["bar"].__enter__()
-            state["shown"] = 0
-        if state["bar"] is not None:
-            state["bar"].update(done - state["shown"])
-            state["shown"] = done
-            if done >= total:
-                state["bar"].__exit__(None, None, None)
-
-    return update
-
-
-_out_option = click.option(
-    "-o", "--output", "out", type=click.Path(), required=True, help="Output WAV file."
+from sonode.cli.wav_output import (
+    WAV_BYTES,
+    model_to_wav,
+    model_wav_options,
+    out_option,
+    subtype_option,
+    write_rendering,
 )
-_subtype_option = click.option(
-    "--subtype",
-    type=click.Choice(["FLOAT", "PCM_16", "PCM_24"]),
-    default="FLOAT",
-    show_default=True,
-    help="WAV sample format.",
-)
-
-
-def _model_wav_options(f):
-    """The options that `render` and `extrapolate` end with: --subtype, --device, --quiet, --force, --debug."""
-    for decorator in reversed(
-        [
-            _subtype_option,
-            device_option,
-            click.option("--quiet", is_flag=True),
-            force_option,
-            fail_cleanly,
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, read, span) -> None:
-    """Check OUT before loading MODEL, and its room once ``span(fitted)`` = (seconds, rate) gives the
-    size; then write ``read(fitted, progress)`` (a Rendering) to it."""
-    from sonode.api import load
-    from sonode.io.outputs import OutputPlan
-
-    plan = OutputPlan([model], force)
-    plan.add(out)
-    plan.check()
-    fitted = load(model)
-    seconds, rate = span(fitted)
-    plan = OutputPlan([model], force)
-    plan.add(out, _WAV_BYTES[subtype] * seconds * (rate or fitted.sample_rate) + 4096)
-    plan.check()
-    _write_rendering(read(fitted, _bar(quiet)), out, subtype, [model], quiet, force)
-
-
-_WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
 
 
 @click.command(name="render")
 @click.argument("model", type=click.Path())
-@_out_option
+@out_option
 @out_rate_option
 @click.option(
     "--start",
@@ -125,7 +37,7 @@ _WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
     help="Start (seconds of model time).",
 )
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
-@_model_wav_options
+@model_wav_options
 def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     if not (0 <= start_s < math.inf):
@@ -136,7 +48,7 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
         raise click.BadParameter(
             f"must be a finite number after --start ({start_s:g}), got {end_s}", param_hint="--end"
         )
-    _model_to_wav(
+    model_to_wav(
         model,
         out,
         subtype,
@@ -151,8 +63,8 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 
 @click.command()
 @click.argument("source", type=click.Path())
-@_out_option
-@_subtype_option
+@out_option
+@subtype_option
 @positive_option("--rate", "out_rate", kind=int, help="Output rate in Hz (required).")
 @click.option(
     "--low-band",
@@ -235,7 +147,7 @@ def upsample(
             plan.add(model_out or _default_model_path(source))
         rate_in, n_in = _clip_rate_and_length(source, kw)
         seconds = n_in / rate_in
-    plan.add(out, _WAV_BYTES[subtype] * seconds * out_rate + 4096)
+    plan.add(out, WAV_BYTES[subtype] * seconds * out_rate + 4096)
     plan.check()
     if analyse_only:  # long clips go block by block (`upsample_in_blocks`): bounded memory
         samples = _upsample_clip(source, out_rate, high_band, quiet, kw, band)
@@ -247,7 +159,7 @@ def upsample(
         samples = fitted.upsample(
             out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip, **band
         )
-    _write_rendering(
+    write_rendering(
         Rendering(samples=samples, sample_rate=out_rate, start_s=0.0),
         out,
         subtype,
@@ -376,18 +288,18 @@ def _is_model_file(path: str) -> bool:
 
 @click.command(name="extrapolate")
 @click.argument("model", type=click.Path())
-@_out_option
+@out_option
 @positive_option("--seconds", kind=float, required=True, help="Length of the continuation.")
 @out_rate_option
 @click.option(
     "--with-context", is_flag=True, help="Write the reconstruction followed by the continuation."
 )
-@_model_wav_options
+@model_wav_options
 def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.tasks.render import extrapolate
 
-    _model_to_wav(
+    model_to_wav(
         model,
         out,
         subtype,
