@@ -23,6 +23,30 @@ from sonode.cli.wav_output import (
     write_rendering,
 )
 
+#: `extrapolate`'s and `render`'s --texture default: the continuation's stochastic part restores the
+#: clip's level and spectrum (docs/continuation_texture.md); 0 writes the mean alone
+TEXTURE_DEFAULT = 1.0
+
+
+def _texture_options(f):
+    """--texture and --seed: the continuation's stochastic part past the fitted span."""
+    f = click.option(
+        "--seed",
+        type=click.IntRange(0, 2**63 - 1),
+        default=0,
+        show_default=True,
+        help="Seed of the texture's noise (the same seed writes the same samples).",
+    )(f)
+    return click.option(
+        "--texture",
+        type=click.FloatRange(min=0.0, max=4.0),
+        default=TEXTURE_DEFAULT,
+        show_default=True,
+        help="Past the fitted span, add the noise the continuation's mean loses, at this "
+        "amplitude: 1 keeps the clip's level and spectrum, 0 writes the mean alone (the best "
+        "prediction in SNR).",
+    )(f)
+
 
 @click.command(name="render")
 @click.argument("model", type=click.Path())
@@ -37,8 +61,9 @@ from sonode.cli.wav_output import (
     help="Start (seconds of model time).",
 )
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
+@_texture_options
 @model_wav_options
-def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
+def render_cmd(model, out, rate, start_s, end_s, texture, seed, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     if not (0 <= start_s < math.inf):
         raise click.BadParameter(
@@ -54,9 +79,7 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
         subtype,
         quiet,
         force,
-        lambda fitted, progress: fitted.render(
-            rate=rate, start_s=start_s, end_s=end_s, progress=progress
-        ),
+        lambda fitted, progress: fitted.render(rate, start_s, end_s, progress, texture, seed),
         lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate),
     )
 
@@ -294,8 +317,11 @@ def _is_model_file(path: str) -> bool:
 @click.option(
     "--with-context", is_flag=True, help="Write the reconstruction followed by the continuation."
 )
+@_texture_options
 @model_wav_options
-def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
+def extrapolate_cmd(
+    model, out, seconds, rate, with_context, texture, seed, subtype, device, quiet, force
+):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.tasks.render import extrapolate
 
@@ -306,7 +332,7 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
         quiet,
         force,
         lambda fitted, progress: extrapolate(
-            fitted.model, seconds, rate=rate, with_context=with_context, progress=progress
+            fitted.model, seconds, rate, with_context, progress, texture, seed
         ),
         lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate),
     )
