@@ -12,7 +12,8 @@ training), continued (a) as its mean alone (today's output) and (b) with the tex
   (goal ≤ 1.0), as benchmarks/sustained_cycle.py measures them.
 * **Short horizons**: identified on the first 1.3 s, the SNR over the next 5 / 20 / 50 / 200 ms and
   the LSD over the 200 ms (`log_spectral_distance`), mean and mean + texture (the texture starts at
-  the switch, 50 ms, so the first three are the mean's).
+  the switch, 50 ms, so the first three are the mean's), and the best Burg order's LSD (256-2048,
+  picked after seeing the future, as benchmarks/continuation_clips.py).
 
 Medians per category (the name's first word) and over all close the output. ``--onset-s``,
 ``--ramp-s``, ``--gain`` and ``--seed`` are the texture's.
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.sustained_cycle import measure  # noqa: E402
 from sonode.dsp.metrics import snr_db  # noqa: E402
+from sonode.dsp.predictor import lpc_continue  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
@@ -42,6 +44,7 @@ from sonode.model.texture import RAMP_S, TextureModes, texture  # noqa: E402
 RATE = 16000
 SECONDS = 5.0
 HORIZONS_MS = (5, 20, 50, 200)
+BURG_ORDERS = (256, 512, 1024, 2048)  # the baseline: the best order after seeing the future
 AUDIO = (".wav", ".flac", ".ogg")
 
 
@@ -105,10 +108,14 @@ def main() -> None:
             h = int(0.2 * RATE)
             m, t, _ = continued(clip[:-h], h, args)
             a, b = short_horizons(clip[-h:], m), short_horizons(clip[-h:], m + t)
-            row += a + b
+            burg = min(
+                log_spectral_distance(clip[-h:], lpc_continue(clip[:-h], order, h), RATE)["lsd"]
+                for order in BURG_ORDERS
+            )
+            row += a + b + [burg]
             print(
                 f"{path.name:34s} 5/20/50/200 ms SNR, LSD: mean {' '.join(f'{v:6.2f}' for v in a)}"
-                f" | +texture {' '.join(f'{v:6.2f}' for v in b)}",
+                f" | +texture {' '.join(f'{v:6.2f}' for v in b)} | best Burg LSD {burg:.2f}",
                 flush=True,
             )
         rows.setdefault(path.name.split("_")[0], []).append(row)
@@ -124,7 +131,10 @@ def main() -> None:
         if a.shape[1] > 4:
             line += (
                 f"; short SNR/LSD mean {np.round(np.median(a[:, 4:9], 0), 2)} → +texture "
-                f"{np.round(np.median(a[:, 9:14], 0), 2)}"
+                f"{np.round(np.median(a[:, 9:14], 0), 2)}; 200 ms LSD ≤ best Burg's on "
+                f"{int(np.sum(a[:, 8] <= a[:, 14]))} → {int(np.sum(a[:, 13] <= a[:, 14]))} "
+                f"(its median {np.median(a[:, 14]):.2f}); 200 ms SNR lower by > 1 dB on "
+                f"{int(np.sum(a[:, 12] < a[:, 7] - 1))}, worst {np.min(a[:, 12] - a[:, 7]):+.2f} dB"
             )
         print(line, flush=True)
 

@@ -28,6 +28,12 @@ from sonode.cli.wav_output import (
 TEXTURE_DEFAULT = 1.0
 
 
+def _finite_texture(ctx, param, value: float) -> float:
+    if not math.isfinite(value):  # FloatRange lets nan through
+        raise click.BadParameter(f"must be a number in [0, 4], got {value}")
+    return value
+
+
 def _texture_options(f):
     """--texture and --seed: the continuation's stochastic part past the fitted span."""
     f = click.option(
@@ -40,6 +46,7 @@ def _texture_options(f):
     return click.option(
         "--texture",
         type=click.FloatRange(min=0.0, max=4.0),
+        callback=_finite_texture,
         default=TEXTURE_DEFAULT,
         show_default=True,
         help="Past the fitted span, add the noise the continuation's mean loses, at this "

@@ -1,25 +1,28 @@
 """The continuation's stochastic part: the power its mean loses, restored as shaped noise.
 
 The continuation ODE (`sonode.model.tail`) is the conditional *mean* of the sound past the clip's
-end: its early (Burg) modes are damped, so a noise-like part of the sound (a drone, a bow's or a
-breath's floor, partials that beat) dies out of it within milliseconds while the sound's power does
-not, and the late modes then hold what is left. Sinusoids plus residual, as in spectral modelling
-synthesis (Serra & Smith 1990), in the continuation's terms: the output is the mean plus an
-independent zero-mean draw whose power spectrum is what the mean lacks against the level the sound
-should keep,
+end: its early (Burg) modes are damped, so a noise-like part of the sound (a drone, applause, a
+bow's or a breath's floor, partials that beat) dies out of it within milliseconds while the sound's
+power does not, and the late modes then hold what is left (a drone's continuation sat 7 dB low,
+applause's 84 dB). Sinusoids plus residual, as in spectral modelling synthesis (Serra & Smith
+1990), in the continuation's terms: the output is the mean plus an independent zero-mean draw whose
+power spectrum is what the mean lacks against the level the sound should keep,
 
-    D(f, t) = max(0, c·S(f)·g(f, t) − M(f, t)),
+    D(f, t) = T(f, t) · F_b(t),    T(f, t) = S(f) · g(f, t),    F_b = 1 − M_b(t) / T_b(t),
 
-with S the spectrum of the modes' fit to the clip's last W samples (the state's window: the sound's
-envelope at its end, valleys included), c its power, M the mean's own spectrum around t, and g the
-measured level trend: Σ_k P_k L_k(f) e^{2σ*_k t} / Σ_k P_k L_k(f), P_k = |z_k|² at the end, L_k the
-mode's line shape, σ*_k its late decay (`late_modes`: the clip's last second at that frequency; 0
-for the modes a limit cycle holds). So E|mean + texture|² follows the measured trend: a held note's
-floor is kept at its level, a decaying sound keeps falling at its measured rates (never grows), and
-where the mean already carries the level (a held partial, a cycle) nothing is added. The draw is
-white noise shaped frame by frame; it starts at ``onset_s`` after the end (default the switch to the
-late modes, the horizon over which the mean was validated: the first 50 ms are the mean's alone),
-faded in over ``ramp_s``. Seeded: the same seed, mean and grid give the same samples.
+with S the spectrum of the clip's last REFERENCE_S (its envelope, valleys included, which a sum
+of independently driven modes would fill with their line shapes' tails), g the measured level
+trend since the reference's centre, Σ_k P_k L_k(f) e^{2σ*_k t} / Σ_k P_k L_k(f) (P_k = |z_k|² at
+the end, L_k the mode's line shape, σ*_k its late decay: the clip's last second at that frequency,
+`late_modes`; 0 for the modes a limit cycle holds), and F_b the fraction of a third-octave band b's
+target power T_b that the mean's own spectrum M over the frame lacks — taken only when it lacks at
+least MIN_LOST (3 dB), so a band the mean still carries keeps the mean alone. E|mean + texture|² in
+each band follows the measured trend: a held note's floor is kept at its level, a decaying sound
+keeps falling at its measured rates (the texture never sustains it), and nothing is added where the
+mean already carries the level. White noise is shaped frame by frame; the draw starts at
+``onset_s`` after the end (default the switch to the late modes, the horizon over which the mean
+was validated: the first 50 ms are the mean's alone, bit for bit), faded in over ``ramp_s``.
+Seeded: the same seed, mean and grid give the same samples.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class TextureModes:
         held_decay_per_s: σ*_k, the decay each mode's level follows after the end (1/s, ≤ 0).
         switch_s: seconds after the clip's end where the late modes take over.
         end_samples: (R,) the clip's last R samples (REFERENCE_S or fewer; normalised): the level
-            and spectral envelope the texture restores, as they were R/2 before the end.
+            and spectral envelope the texture restores, as they were R/2 samples before the end.
         rate: the sample rate of end_samples and of the modes' clip (Hz).
     """
 
@@ -141,8 +144,8 @@ def texture(
         gain: amplitude scale (0: zeros, the mean alone; 1: level-true).
 
     White noise is shaped frame by frame (sine windows, hop half a frame, whose squares sum to 1)
-    to the deficit D(f, t) of the module's docstring at each frame's centre; M is the mean's Welch
-    spectrum over the frame at S's resolution (segments of the window's length)."""
+    to D(f, t) of the module's docstring at each frame's centre; S and M are Welch spectra (Hann,
+    segments of a frame's duration)."""
     n = mean.shape[0]
     out = np.zeros(n, dtype=np.float64)
     if gain == 0 or n == 0 or modes.power.sum() <= 0 or modes.end_samples.size < 2:
@@ -164,10 +167,9 @@ def texture(
     centre_s = modes.end_samples.shape[0] / (2 * modes.rate)  # the reference's time before the end
     lines = line_shapes(modes, np.minimum(hz, modes.rate / 2))
     weights = modes.power[:, None] * lines  # (K, F)
-    held = np.maximum(weights.sum(0), 1e-300)
-    # the lost fraction is measured per third-octave band (at least BAND_BINS bins): a bin of a
-    # W-sample spectrum scatters by its own size, and the excess over the mean, clipped at zero,
-    # would add that scatter as power; the band sums' scatter is small
+    at_end = np.maximum(weights.sum(0), 1e-300)
+    # the lost fraction is measured per band: one frame's bins scatter by their own size, and their
+    # shortfall clipped at zero would add that scatter as power; a band's sum scatters far less
     edges = band_edges(hop + 1)
     widths = np.diff(np.append(edges, hop + 1))
     window = np.sin(np.pi * (np.arange(n_fft) + 0.5) / n_fft)
@@ -176,8 +178,7 @@ def texture(
     for m in range((n - j0) // hop + 2):  # frame m: draw samples [(m − 1)·hop, ... + n_fft)
         begin = (m - 1) * hop
         t_s = onset_s + (begin + hop) / rate  # the frame's centre
-        trend = (weights * np.exp(2 * modes.held_decay_per_s[:, None] * (t_s + centre_s))).sum(0)
-        trend /= held
+        trend = np.exp(2 * modes.held_decay_per_s * (t_s + centre_s)) @ weights / at_end
         # the mean over the frame where there is one (before the onset too): zeros past its ends
         # would halve its level and call for noise that is not lacking
         near = mean[max(j0 + begin, 0) : max(j0 + begin + n_fft, 0)]
@@ -186,13 +187,10 @@ def texture(
             near, rate, "hann", min(segment_out, near.shape[0]), detrend=False, nfft=n_fft
         )
         target = end * trend
-        lost = np.maximum(1.0 - np.add.reduceat(have, edges) / np.add.reduceat(target, edges), 0.0)
-        lost[lost < MIN_LOST] = 0.0
-        deficit = target * np.repeat(lost, widths)
-        # the bands where the mean is above its target do not pay for the others: the texture's
-        # power is at most the total the mean lacks
-        total = max(target.sum() - have.sum(), 0.0)
-        deficit *= min(1.0, total / max(deficit.sum(), 1e-300)) * rate / 2  # per bin: mean = power
+        band_target, band_have = np.add.reduceat(target, edges), np.add.reduceat(have, edges)
+        lost = np.where(band_target > 0, 1.0 - band_have / np.maximum(band_target, 1e-300), 0.0)
+        lost[lost < MIN_LOST] = 0.0  # (and a band the mean overfills)
+        deficit = target * np.repeat(lost, widths) * rate / 2  # per bin: their mean is a power
         spectrum = np.fft.rfft(rng.standard_normal(n_fft)) * np.sqrt(deficit)
         frame = np.fft.irfft(spectrum, n_fft) * window
         lo = max(begin, 0)
