@@ -40,6 +40,9 @@ BAND_BINS = 4  # the narrowest band the lost fraction is measured over (bins of 
 # scatter by a dB or two, and filling that scatter with noise would cost the mean its SNR where it
 # still predicts the waveform (a tubular bell's 200 ms SNR fell from 28 to 16 dB without this)
 MIN_LOST = 0.5
+# a band's target is capped at this factor (3 dB) above where its last frame ended: within it, the
+# last frame's scatter about the 0.5 s average (a held sound's) is left alone
+FALL_FACTOR = 2.0
 FRAME_S = 0.1  # noise is shaped per frame: a power-of-two FFT of at least this, hop half a frame
 
 
@@ -163,8 +166,24 @@ def texture(
     segment = min(modes.end_samples.shape[0], round(n_fft * modes.rate / rate))
     f, end = welch(modes.end_samples, modes.rate, "hann", segment, detrend=False, nfft=n_fft)
     end = np.interp(hz, f, end, right=0.0)
+    # ... and of its last frame: a band whose last frame already sits below its 0.5 s average
+    # carried by the trend is falling faster than the late modes measured (a slap's or a pluck's
+    # noise and high partials) and is restored only to FALL_FACTOR above where it ended
+    # (in quarter-frame segments: a band is at least a quarter-frame's resolution, and the seven
+    # overlapping segments' average scatters far less than one periodogram, whose minimum with the
+    # average would bias a held sound's level low)
+    f, last = welch(
+        modes.end_samples[-segment:],
+        modes.rate,
+        "hann",
+        max(segment // 4, 2),
+        detrend=False,
+        nfft=n_fft,
+    )
+    last = np.interp(hz, f, last, right=0.0)
     segment_out = max(2, round(segment * rate / modes.rate))
     centre_s = modes.end_samples.shape[0] / (2 * modes.rate)  # the reference's time before the end
+    last_centre_s = segment / (2 * modes.rate)
     lines = line_shapes(modes, np.minimum(hz, modes.rate / 2))
     weights = modes.power[:, None] * lines  # (K, F)
     at_end = np.maximum(weights.sum(0), 1e-300)
@@ -179,6 +198,7 @@ def texture(
         begin = (m - 1) * hop
         t_s = onset_s + (begin + hop) / rate  # the frame's centre
         trend = np.exp(2 * modes.held_decay_per_s * (t_s + centre_s)) @ weights / at_end
+        trend_last = np.exp(2 * modes.held_decay_per_s * (t_s + last_centre_s)) @ weights / at_end
         # the mean over the frame where there is one (before the onset too): zeros past its ends
         # would halve its level and call for noise that is not lacking
         near = mean[max(j0 + begin, 0) : max(j0 + begin + n_fft, 0)]
@@ -188,6 +208,10 @@ def texture(
         )
         target = end * trend
         band_target, band_have = np.add.reduceat(target, edges), np.add.reduceat(have, edges)
+        band_last = np.add.reduceat(last * trend_last, edges)
+        cap = np.minimum(1.0, FALL_FACTOR * band_last / np.maximum(band_target, 1e-300))
+        target *= np.repeat(cap, widths)
+        band_target = band_target * cap
         lost = np.where(band_target > 0, 1.0 - band_have / np.maximum(band_target, 1e-300), 0.0)
         lost[lost < MIN_LOST] = 0.0  # (and a band the mean overfills)
         deficit = target * np.repeat(lost, widths) * rate / 2  # per bin: their mean is a power
