@@ -87,3 +87,17 @@ def test_the_draw_is_seeded_and_zero_gain_is_nothing():
 def test_a_window_that_starts_after_the_onset_is_refused():
     with pytest.raises(ValueError, match="onset"):
         texture(modes(ar2(RATE // 2, 1)), np.zeros(100), RATE, first_s=0.1)
+
+
+def test_a_band_that_fell_faster_than_its_trend_is_restored_only_to_where_it_ended():
+    # the reference falls 40 dB/s (its last frame ~17 dB under its 0.5 s average) while the modes'
+    # late decays say "held": the texture keeps to within 3 dB of the last frame, not the average
+    end = ar2(RATE // 2, 1) * 10 ** (-2 * np.arange(RATE // 2) / RATE)
+    draw = texture(modes(end), np.zeros(2 * RATE), RATE)[RATE // 5 :]
+    last_frame = end[-2048:]
+    assert level_db(draw) < level_db(last_frame) + 3.5
+    assert level_db(draw) > level_db(last_frame) - 3  # and it is there
+
+
+def level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2)))
