@@ -8,7 +8,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from sonode.api import Fitted
 from sonode.model import FitOptions, fit_samples
 from sonode.tasks.render import BLOWUP_FACTOR, extrapolate, render
 from tests.cli_support import run
@@ -113,6 +112,8 @@ def test_the_command_line_draws_the_texture_by_default_and_writes_the_mean_on_re
     rendered = sf.read(tmp_path / "r.wav")[0][int(DURATION_S * SAMPLE_RATE) :]
     assert np.allclose(rendered, written["default"][: rendered.shape[0]], atol=1e-6)
     for bad in ("-1", "nan"):
-        result = run("extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad)
+        result = run(
+            "extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad
+        )
         assert result.exit_code == 2 and "--texture" in result.output
         assert "Traceback" not in result.output
