@@ -15,6 +15,8 @@ from sonode.cli.common import EXIT_DIVERGED, device_option, fail_cleanly, force_
 def write_rendering(
     rendering, out: str, subtype: str, protect: list[str], quiet: bool, force: bool
 ) -> None:
+    """Write ``rendering`` (a `sonode.tasks.render.Rendering`) to ``out`` atomically, never over
+    ``protect``; say so unless ``quiet``; exit EXIT_DIVERGED after writing a cut free run."""
     from sonode.io.wav import write_wav
 
     n_clipped = write_wav(
