@@ -11,7 +11,13 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from sonode.tasks.click_checks import EventIsolation, events_of, judge, new_sound
+from sonode.tasks.click_checks import (
+    STRONG_EXCESS,
+    EventIsolation,
+    events_of,
+    judge,
+    new_sound,
+)
 
 SOUNDING_DB = -30.0
 QUIET_DB = -60.0
@@ -263,6 +269,7 @@ class Candidate:
     factor: float
     ratio: float
     change: tuple[float, float, float] | None
+    singled_out: bool = True  # isolated, in a sounding passage; else only STRONG_EXCESS admits it
 
 
 def click_candidates(
@@ -307,7 +314,14 @@ def click_candidates(
     found = []
     for group in np.split(hits, splits):
         start, end = int(group[0]), int(group[-1]) + 1
-        if end - start > longest or not a <= start + origin < b:
+        singled_out = end - start <= longest
+        if not singled_out:  # a burst inside a run of the sound's own exceedances (a stroke)
+            if end - start > 2 * isolation:  # not a burst: a sustained sound's residual
+                continue
+            start, end = _core(e, group, gap)
+            if end - start > longest:
+                continue
+        if not a <= start + origin < b:
             continue
         # Dominance over the neighbourhood (the predictor's ring after the burst excepted): pitch
         # pulses of voiced speech and brass are as strong as their neighbours, a click is not.
@@ -316,21 +330,35 @@ def click_candidates(
             [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
         )
         peak = float(e[start:end].max())
-        nearby = around.size > 0 and peak < DOMINANCE * around.max()
+        if around.size > 0 and peak < DOMINANCE * around.max():
+            continue
         burst = end - start
         start, end = max(0, start - pad_before), min(x.size, end + pad_after)
-        if not nearby and loud.sounding_around(start + origin, end + origin):
-            ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
-            found.append(
-                Candidate(
-                    start + origin,
-                    end + origin,
-                    peak / scale[group[0]],
-                    ratio,
-                    new_sound(x, rate, start, end, burst),
-                )
+        if not loud.sounding_around(start + origin, end + origin):
+            if not loud.sounding_around(start + origin, end + origin, one_side=True):
+                continue
+            singled_out = False  # next to a pause: a click there, or the start of a sound
+        change = new_sound(x, rate, start, end, burst)
+        if not singled_out and (change is None or not change[2] >= STRONG_EXCESS):
+            continue  # the second way in: a burst beyond any sound's own power (click_checks)
+        ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
+        found.append(
+            Candidate(
+                start + origin, end + origin, peak / scale[group[0]], ratio, change, singled_out
             )
+        )
     return found, events
+
+
+def _core(e: np.ndarray, group: np.ndarray, gap: int) -> tuple[int, int]:
+    """[start, end) of the samples of ``group`` (positions into ``e``) at least 1/DOMINANCE of
+    its peak, joined across gaps ≤ ``gap``, around the peak: what of a long run of exceedances
+    stands out as a click's burst would (the rest is at most half its peak, as isolation asks)."""
+    top = group[e[group] >= e[group].max() / DOMINANCE]
+    pieces = np.split(top, np.flatnonzero(np.diff(top) > gap) + 1)
+    peak = int(group[np.argmax(e[group])])
+    core = next(p for p in pieces if p[0] <= peak <= p[-1])
+    return int(core[0]), int(core[-1]) + 1
 
 
 def judge_candidates(
@@ -340,7 +368,7 @@ def judge_candidates(
     reason; the others are appended to ``rejected`` if given."""
     found = []
     for c in candidates:
-        is_click, why = judge(c.change, c.ratio, events)
+        is_click, why = judge(c.change, c.ratio, events, c.singled_out)
         reason = (
             f"isolated burst: prediction error {c.factor:.0f}x the local median, "
             f"{c.ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms; {why}"
