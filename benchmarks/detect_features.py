@@ -221,7 +221,7 @@ def main() -> None:
     )
     parser.add_argument("--max-click-ms", type=float, help="and bursts up to this long")
     args = parser.parse_args()
-    import sonode.tasks.detect_parts as parts
+    import sonode.tasks.detect_clicks as parts
 
     if args.dominance is not None:  # a superset of today's candidates: rules simulated offline
         parts.DOMINANCE = args.dominance

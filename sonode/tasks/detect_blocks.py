@@ -33,18 +33,20 @@ from sonode.tasks.click_checks import (
     CHANGE_WINDOW_S,
     EventIsolation,
 )
-from sonode.tasks.detect_parts import (
-    BLOCK_S,
+from sonode.tasks.detect_clicks import (
     CLICK_PAD_S,
     ISOLATION_S,
-    LP_ORDER,
     MAX_CLICK_S,
-    MAX_REPEAT_LAG_S,
     Candidate,
-    Defect,
-    _Loudness,
     click_candidates,
     judge_candidates,
+)
+from sonode.tasks.detect_parts import (
+    BLOCK_S,
+    LP_ORDER,
+    MAX_REPEAT_LAG_S,
+    Defect,
+    _Loudness,
     loudest_mean_square,
     min_run_samples,
     repeat_defect,
