@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal
+import scipy.stats
 
 from sonode.tasks.click_checks import (
     STRONG_EXCESS,
@@ -22,6 +23,9 @@ CLICK_FACTOR = 8.0
 MAX_CLICK_S = 0.003
 ISOLATION_S = 0.02
 DOMINANCE = 2.0
+# The second scale's window: 0.5 ms, the geometric middle of clicks' 0.1-2 ms (a vinyl tick to a
+# scratch). Its threshold is set by CLICK_FACTOR (`window_factor`), its isolation by DOMINANCE.
+WINDOW_S = 0.0005
 CLICK_PAD_S = (0.0005, 0.002)  # widen a click's span (before, after): its start and its tail, which
 # sinks below the prediction error before it ends (a 30-sample burst: its last 20 samples unseen)
 
@@ -38,22 +42,56 @@ class Candidate:
     ratio: float
     change: tuple[float, float, float] | None
     singled_out: bool = True  # isolated, in a sounding passage; else only STRONG_EXCESS admits it
+    window: int = 1  # found at the scale of single samples (1) or of windows of this many
 
 
 def click_candidates(
     x: np.ndarray, rate: int, loud: _Loudness, own: tuple[int, int] | None = None
 ) -> tuple[list[Candidate], tuple[np.ndarray, np.ndarray]]:
-    """(candidates, (channel positions, log-isolations) of the residual's events) of ``x`` (n,), samples [loud.origin,
-    loud.origin + n) of the channel. With ``own`` = (a, b) (channel positions), only bursts and
-    events starting in [a, b): a block of a long file, whose margins make these exact."""
+    """(candidates, (channel positions, log-isolations) of the residual's events) of ``x`` (n,),
+    samples [loud.origin, loud.origin + n) of the channel. With ``own`` = (a, b) (channel
+    positions), only bursts and events starting in [a, b): a block of a long file, whose margins
+    make these exact. Bursts are looked for at two scales: the residual's samples, and its RMS over
+    windows of WINDOW_S (`window_samples`), which finds a burst of several samples in noise whose
+    single samples do not stand out (`judge_candidates` drops those a sample's burst overlaps)."""
     origin = loud.origin
     a, b = (origin, origin + x.size) if own is None else own
     e = np.abs(prediction_residual(x, rate, origin))
-    # Local scale: median |e| per 5 ms, then the median of 9 such medians around each (45 ms);
-    # the 5 ms hops start at multiples of 5 ms of the channel (a block's first one is partial).
+    gap, isolation = max(1, int(0.001 * rate)), int(ISOLATION_S * rate)
+    lo = max(a, isolation) - origin  # events as `EventIsolation` takes them on the whole channel
+    hi = min(b, loud.total - LP_ORDER - gap - isolation) - origin
+    at, log_isolation = events_of(e, isolation, gap, LP_ORDER + gap, max(lo, 0), hi)
+    events = (at + origin, log_isolation)
+    found = _bursts(x, rate, loud, (a, b), e, e, 1)
+    w = window_samples(rate)
+    if w > 1:
+        power = np.concatenate([[0.0], np.cumsum(e**2)])
+        ends = np.minimum(np.arange(e.size) + w, e.size)
+        rms = np.sqrt(np.maximum(power[ends] - power[: e.size], 0.0) / (ends - np.arange(e.size)))
+        found += _bursts(x, rate, loud, (a, b), rms, e, w)
+    return found, events
+
+
+def window_samples(rate: int) -> int:
+    """Samples of the second scale's window (WINDOW_S, at least 1)."""
+    return max(1, int(round(WINDOW_S * rate)))
+
+
+def window_factor(w: int) -> float:
+    """The threshold over the local median for the RMS of ``w`` residual samples that Gaussian
+    noise exceeds as rarely as one sample exceeds CLICK_FACTOR × its median (equal false-candidate
+    rates at both scales): √(χ²_w's upper quantile / its median), 8 at w = 1, 1.85 at w = 24."""
+    p = 2 * scipy.stats.norm.sf(CLICK_FACTOR * scipy.stats.norm.isf(0.25))
+    return float(np.sqrt(scipy.stats.chi2.isf(p, w) / scipy.stats.chi2.median(w)))
+
+
+def _local_scale(stat: np.ndarray, rate: int, origin: int) -> np.ndarray:
+    """Local scale of ``stat`` (n,): its median per 5 ms, then the median of 9 such medians around
+    each (45 ms); the 5 ms hops start at multiples of 5 ms of the channel (a block's first one is
+    partial)."""
     hop = max(1, int(0.005 * rate))
     lead = origin % hop
-    ep = np.concatenate([np.full(lead, e[0]), e]) if lead else e
+    ep = np.concatenate([np.full(lead, stat[0]), stat]) if lead else stat
     n_hops = -(-ep.size // hop)
     padded = np.concatenate([ep, np.full(n_hops * hop - ep.size, np.nan)])
     whole = ep.size // hop  # np.median on the full hops: nanmedian over all took 1.1 s of 3 minutes
@@ -64,19 +102,30 @@ def click_candidates(
         ]
     )
     local = scipy.signal.medfilt(medians, 9) if n_hops >= 9 else np.full(n_hops, np.median(medians))
-    scale = np.repeat(np.maximum(local, 1e-12), hop)[lead : lead + x.size]
+    return np.repeat(np.maximum(local, 1e-12), hop)[lead : lead + stat.size]
+
+
+def _bursts(
+    x: np.ndarray,
+    rate: int,
+    loud: _Loudness,
+    own: tuple[int, int],
+    stat: np.ndarray,
+    e: np.ndarray,
+    w: int,
+) -> list[Candidate]:
+    """Candidates of one scale: ``stat`` (n,) is |residual| ``e`` (w = 1) or its RMS over the ``w``
+    samples from each position; bursts of ``stat`` above `window_factor` × its local scale."""
+    origin = loud.origin
+    a, b = own
+    scale = _local_scale(stat, rate, origin)
     # a burst of MAX_CLICK_S plus the predictor's ring of LP_ORDER samples after it
-    gap = max(1, int(0.001 * rate))
-    isolation, longest = int(ISOLATION_S * rate), int(MAX_CLICK_S * rate) + LP_ORDER
-    lo = max(a, isolation) - origin  # events as `EventIsolation` takes them on the whole channel
-    hi = min(b, loud.total - LP_ORDER - gap - isolation) - origin
-    at, log_isolation = events_of(e, isolation, gap, LP_ORDER + gap, max(lo, 0), hi)
-    events = (at + origin, log_isolation)
-    strong = e > CLICK_FACTOR * scale
-    # Group exceedances closer than 1 ms into one burst.
-    hits = np.flatnonzero(strong)
+    gap, isolation = max(1, int(0.001 * rate)), int(ISOLATION_S * rate)
+    longest = int(MAX_CLICK_S * rate) + LP_ORDER
+    hits = np.flatnonzero(stat > window_factor(w) * scale)
     if hits.size == 0:
-        return [], events
+        return []
+    # Group exceedances closer than 1 ms into one burst.
     splits = np.flatnonzero(np.diff(hits) > gap) + 1
     pad_before, pad_after = int(CLICK_PAD_S[0] * rate), int(CLICK_PAD_S[1] * rate)
     found = []
@@ -86,21 +135,34 @@ def click_candidates(
         if not singled_out:  # a burst inside a run of the sound's own exceedances (a stroke)
             if end - start > 2 * isolation:  # not a burst: a sustained sound's residual
                 continue
-            start, end = _core(e, group, gap)
+            start, end = _core(stat, group, gap)
             if end - start > longest:
                 continue
         if not a <= start + origin < b:
             continue
         # Dominance over the neighbourhood (the predictor's ring after the burst excepted): pitch
         # pulses of voiced speech and brass are as strong as their neighbours, a click is not.
-        ring = end + LP_ORDER + gap
+        # A window at p covers e[p : p + w]: those reaching into the burst are not its neighbours.
+        ring = end + w - 1 + LP_ORDER + gap
         around = np.concatenate(
-            [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
+            [
+                stat[max(0, start - isolation) : max(0, start - gap - w + 1)],
+                stat[ring : ring + isolation],
+            ]
         )
-        peak = float(e[start:end].max())
+        peak = float(stat[start:end].max())
         if around.size > 0 and peak < DOMINANCE * around.max():
             continue
+        factor = peak / scale[start]
+        end += w - 1  # the samples of e the burst's windows cover
         burst = end - start
+        # its isolation as the recording's events are measured (single samples), for the rarity
+        ring = end + LP_ORDER + gap
+        near = np.concatenate(
+            [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
+        )
+        top = float(e[start:end].max())
+        ratio = top / near.max() if near.size and near.max() > 0 else float("inf")
         start, end = max(0, start - pad_before), min(x.size, end + pad_after)
         if not loud.sounding_around(start + origin, end + origin):
             if not loud.sounding_around(start + origin, end + origin, one_side=True):
@@ -109,13 +171,8 @@ def click_candidates(
         change = new_sound(x, rate, start, end, burst)
         if not singled_out and (change is None or not change[2] >= STRONG_EXCESS):
             continue  # the second way in: a burst beyond any sound's own power (click_checks)
-        ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
-        found.append(
-            Candidate(
-                start + origin, end + origin, peak / scale[group[0]], ratio, change, singled_out
-            )
-        )
-    return found, events
+        found.append(Candidate(start + origin, end + origin, factor, ratio, change, singled_out, w))
+    return found
 
 
 def _core(e: np.ndarray, group: np.ndarray, gap: int) -> tuple[int, int]:
@@ -133,9 +190,19 @@ def judge_candidates(
     candidates: list[Candidate], events: EventIsolation, rejected: list[Defect] | None = None
 ) -> list[Defect]:
     """The candidates `sonode.tasks.click_checks.judge` takes for clicks, as defects with their
-    reason; the others are appended to ``rejected`` if given."""
+    reason; the others are appended to ``rejected`` if given. A candidate of the window scale
+    that overlaps one of single samples is the same burst and is left out (done here, on all of a
+    channel's candidates: in block-wise detection the two may start in different blocks)."""
+    samples = [c for c in candidates if c.window == 1]
+    starts = np.sort([c.start for c in samples]).astype(np.int64)
+    ends = np.sort([c.end for c in samples]).astype(np.int64)
     found = []
     for c in candidates:
+        # sample spans starting before c ends, less those ending by its start: the overlapping
+        if c.window > 1 and np.searchsorted(starts, c.end) - np.searchsorted(
+            ends, c.start, "right"
+        ):
+            continue
         is_click, why = judge(c.change, c.ratio, events, c.singled_out)
         reason = (
             f"isolated burst: prediction error {c.factor:.0f}x the local median, "
