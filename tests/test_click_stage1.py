@@ -7,7 +7,14 @@ import scipy.stats
 
 from sonode.tasks.click_checks import STRONG_EXCESS, EventIsolation, judge
 from sonode.tasks.detect import _Loudness, click_candidates, detect_defects
-from sonode.tasks.detect_clicks import CLICK_FACTOR, _core, window_factor, window_samples
+from sonode.tasks.detect_clicks import (
+    CLICK_FACTOR,
+    Candidate,
+    _core,
+    distinct,
+    window_factor,
+    window_samples,
+)
 
 RATE = 16000
 
@@ -113,3 +120,16 @@ def test_a_burst_in_noise_is_a_candidate_at_the_window_scale_only():
         if c.start < start + w and start < c.end
     ]
     assert [c.window for c in found] == [w]
+
+
+def test_a_window_burst_overlapping_a_sample_burst_is_the_same_one():
+    """`distinct` keeps every sample-scale candidate and the window-scale ones no sample-scale
+    span overlaps (touching end to start is not overlapping)."""
+    sample = [Candidate(100, 150, 9.0, 3.0, None), Candidate(400, 450, 9.0, 3.0, None)]
+    windows = [
+        Candidate(140, 200, 3.0, 2.0, None, window=8),  # overlaps the first
+        Candidate(150, 210, 3.0, 2.0, None, window=8),  # starts where the first ends
+        Candidate(300, 410, 3.0, 2.0, None, window=8),  # overlaps the second
+    ]
+    kept = distinct(windows + sample)
+    assert sorted((c.start, c.window) for c in kept) == [(100, 1), (150, 8), (400, 1)]

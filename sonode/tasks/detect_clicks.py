@@ -53,7 +53,7 @@ def click_candidates(
     positions), only bursts and events starting in [a, b): a block of a long file, whose margins
     make these exact. Bursts are looked for at two scales: the residual's samples, and its RMS over
     windows of WINDOW_S (`window_samples`), which finds a burst of several samples in noise whose
-    single samples do not stand out (`judge_candidates` drops those a sample's burst overlaps)."""
+    single samples do not stand out (`distinct` drops those a sample's burst overlaps)."""
     origin = loud.origin
     a, b = (origin, origin + x.size) if own is None else own
     e = np.abs(prediction_residual(x, rate, origin))
@@ -186,23 +186,29 @@ def _core(e: np.ndarray, group: np.ndarray, gap: int) -> tuple[int, int]:
     return int(core[0]), int(core[-1]) + 1
 
 
-def judge_candidates(
-    candidates: list[Candidate], events: EventIsolation, rejected: list[Defect] | None = None
-) -> list[Defect]:
-    """The candidates `sonode.tasks.click_checks.judge` takes for clicks, as defects with their
-    reason; the others are appended to ``rejected`` if given. A candidate of the window scale
-    that overlaps one of single samples is the same burst and is left out (done here, on all of a
-    channel's candidates: in block-wise detection the two may start in different blocks)."""
+def distinct(candidates: list[Candidate]) -> list[Candidate]:
+    """``candidates`` less those of the window scale that overlap one of single samples (the same
+    burst). Done on all of a channel's candidates: in block-wise detection the two may start in
+    different blocks."""
     samples = [c for c in candidates if c.window == 1]
     starts = np.sort([c.start for c in samples]).astype(np.int64)
     ends = np.sort([c.end for c in samples]).astype(np.int64)
+    # sample spans starting before c ends, less those ending by its start: the overlapping ones
+    return [
+        c
+        for c in candidates
+        if c.window == 1
+        or not np.searchsorted(starts, c.end) - np.searchsorted(ends, c.start, "right")
+    ]
+
+
+def judge_candidates(
+    candidates: list[Candidate], events: EventIsolation, rejected: list[Defect] | None = None
+) -> list[Defect]:
+    """The `distinct` candidates `sonode.tasks.click_checks.judge` takes for clicks, as defects
+    with their reason; the others are appended to ``rejected`` if given."""
     found = []
-    for c in candidates:
-        # sample spans starting before c ends, less those ending by its start: the overlapping
-        if c.window > 1 and np.searchsorted(starts, c.end) - np.searchsorted(
-            ends, c.start, "right"
-        ):
-            continue
+    for c in distinct(candidates):
         is_click, why = judge(c.change, c.ratio, events, c.singled_out)
         reason = (
             f"isolated burst: prediction error {c.factor:.0f}x the local median, "
