@@ -204,7 +204,9 @@ def judge(
     if not change[2] >= MIN_EXCESS:  # nan (a degenerate fit) is not evidence of a click
         return False, f"explained by the sound around it: {beyond} (a click: ≥ {MIN_EXCESS:.0f}x)"
     if strong:
-        rarity = f"beyond any sound's own power (≥ {STRONG_EXCESS:.0e}x: rarity and rise not asked)"
+        rarity = (
+            f"beyond any sound's own power (≥ {STRONG_EXCESS:,.0f}x: rarity and rise not asked)"
+        )
     else:
         rarity = "no event tail to compare" if np.isnan(expected) else f"{expected:.2f} expected"
         rarity += " this isolated in the recording"

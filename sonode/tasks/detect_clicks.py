@@ -210,8 +210,14 @@ def judge_candidates(
     found = []
     for c in distinct(candidates):
         is_click, why = judge(c.change, c.ratio, events, c.singled_out)
+        what = "isolated burst" if c.singled_out else "burst in a run of exceedances or by a pause"
+        error = (
+            "prediction error"
+            if c.window == 1
+            else f"prediction error's RMS over {c.window} samples"
+        )
         reason = (
-            f"isolated burst: prediction error {c.factor:.0f}x the local median, "
+            f"{what}: {error} {c.factor:.0f}x the local median, "
             f"{c.ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms; {why}"
         )
         d = Defect(c.start, c.end, "click", reason)
