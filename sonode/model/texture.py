@@ -150,15 +150,14 @@ def texture(
     to D(f, t) of the module's docstring at each frame's centre; S and M are Welch spectra (Hann,
     segments of a frame's duration)."""
     n = mean.shape[0]
-    out = np.zeros(n, dtype=np.float64)
     if gain == 0 or n == 0 or modes.power.sum() <= 0 or modes.end_samples.size < 2:
-        return out
+        return np.zeros(n)
     onset_s = modes.switch_s if onset_s is None else float(onset_s)
     if first_s > onset_s + 1e-9:
         raise ValueError(f"the texture is drawn from its onset ({onset_s} s): first_s {first_s}")
     j0 = int(np.ceil((onset_s - first_s) * rate - 1e-9))  # the draw's first sample
     if j0 >= n:
-        return out
+        return np.zeros(n)
     n_fft = 1 << int(np.ceil(np.log2(FRAME_S * rate)))
     hop = n_fft // 2
     hz = np.arange(hop + 1) * rate / n_fft
@@ -193,7 +192,9 @@ def texture(
     widths = np.diff(np.append(edges, hop + 1))
     window = np.sin(np.pi * (np.arange(n_fft) + 0.5) / n_fft)
     rng = np.random.default_rng(seed)
-    draw = np.zeros(n - j0 + n_fft)
+    # one buffer, the draw written in place (no per-sample temporaries: a render's memory budget
+    # counts ~96 B per output sample): draw sample d is buffer[hop + j0 + d], the output its middle
+    buffer = np.zeros(hop + n + n_fft)
     for m in range((n - j0) // hop + 2):  # frame m: draw samples [(m − 1)·hop, ... + n_fft)
         begin = (m - 1) * hop
         t_s = onset_s + (begin + hop) / rate  # the frame's centre
@@ -217,9 +218,11 @@ def texture(
         deficit = target * np.repeat(lost, widths) * rate / 2  # per bin: their mean is a power
         spectrum = np.fft.rfft(rng.standard_normal(n_fft)) * np.sqrt(deficit)
         frame = np.fft.irfft(spectrum, n_fft) * window
-        lo = max(begin, 0)
-        draw[lo : begin + n_fft] += frame[lo - begin :]
-    t = first_s + np.arange(j0, n) / rate
-    fade = np.clip((t - onset_s) / ramp_s, 0.0, 1.0) if ramp_s > 0 else np.ones_like(t)
-    out[j0:] = draw[: n - j0] * np.sin(0.5 * np.pi * fade) ** 2
-    return gain * out
+        buffer[hop + j0 + begin : hop + j0 + begin + n_fft] += frame
+    out = buffer[hop : hop + n]
+    out[:j0] = 0.0  # the first frame's half before the onset
+    n_ramp = min(n - j0, int(np.ceil(ramp_s * rate))) if ramp_s > 0 else 0
+    t = first_s + np.arange(j0, j0 + n_ramp) / rate
+    out[j0 : j0 + n_ramp] *= np.sin(0.5 * np.pi * np.clip((t - onset_s) / ramp_s, 0.0, 1.0)) ** 2
+    out *= gain
+    return out

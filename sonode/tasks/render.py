@@ -152,12 +152,12 @@ def _add_texture(model, times_s, x, rate: int, span_s: float, gain: float, seed:
     first = int(torch.searchsorted(times_s, torch.tensor(span_s, dtype=torch.float64)))
     if first >= times_s.numel():
         return x
-    mean = (x[first:] - model.readout_bias).detach().numpy()
+    # the mean as rendered (a view: its readout bias, a constant, touches only the lowest bin)
+    mean = x[first:].detach().numpy()
     first_s = float(times_s[first]) - span_s
     noise = draw(TextureModes.from_model(model), mean, rate, first_s, seed=seed, gain=gain)
-    out = x.clone()
-    out[first:] += torch.from_numpy(noise)
-    return out
+    x[first:] += torch.from_numpy(noise)  # in place: a render's memory is budgeted per sample
+    return x
 
 
 def _render_band_limited(
