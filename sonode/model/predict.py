@@ -33,8 +33,14 @@ import numpy as np
 import torch
 
 from sonode.model import mode_fit
-from sonode.model.continuation import identify_continuation
-from sonode.model.glide_fit import MIN_GLIDE_PHASE_RAD, fit_glide, glide_phase_rad
+from sonode.model.continuation import FRAME_PER_ORDER, identify_continuation
+from sonode.model.glide_fit import (
+    MIN_GLIDE_PHASE_RAD,
+    fit_glide,
+    glide_phase_rad,
+    measure_end_decays,
+    restore_late_decays,
+)
 from sonode.model.limit_cycle import ContinuationField, phase_field
 from sonode.model.modal import modal_solve
 from sonode.model.tail import Tail
@@ -63,6 +69,8 @@ TREND_RATIO = 2.0
 TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
 FIT_GLIDE = True  # fit the shared pitch glide by L-BFGS before the level MLP (`glide_fit`)
 FIT_MODES = True  # first train the modes themselves for H-step prediction (`mode_fit`)
+# with a kept glide, the late decays at the end's level (`glide_fit.measure_end_decays`)
+FIT_END_DECAYS = True
 
 
 def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -242,7 +250,8 @@ def fit_dynamics(
         )
         return report
     torch.manual_seed(seed)
-    probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order), rate)
+    probe_fit = identify_continuation(x[:-held], rate, window_samples, max_order)
+    probe = Tail.from_fit(probe_fit, rate)
     future = x[-held:]
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())
@@ -307,13 +316,30 @@ def fit_dynamics(
         glide_kept = "glide" in report["glide"] and consider(0)
         if not glide_kept:
             probe.field.load_state_dict(zero_state)
+    # a kept glide shows the dynamics depend on the level: the late decays at the end's, kept if
+    # the held-back test improves again (a probe without late modes leaves it to the whole clip)
+    end_saved = end_decays = None
+    if glide_kept and FIT_END_DECAYS:
+        frame = FRAME_PER_ORDER * probe_fit.order
+        end_saved = measure_end_decays(probe, x[:-held], rate, frame)
+        end_decays = end_saved is None and probe.switch_s <= 0
+        if end_saved is not None:  # the trend is now that of the late decays at the end's level
+            trend["measured"], trend["held_back"] = (
+                trend["held_back"],
+                _slope(probe, zero_state, rate),
+            )
+            end_decays = consider(0)
+            if not end_decays:
+                restore_late_decays(probe, end_saved)
+                trend["held_back"] = trend["measured"]
     losses = train_field(
         probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
     )
     stopped = should_stop is not None and should_stop()
     if stopped:  # the held-back training or the final one would not finish: the untrained field
         best.update(steps=0, gain_db=0.0, state=zero_state, score=untrained)
-        glide_kept = modes_kept = False
+        glide_kept = modes_kept = end_decays = False
+        restore_late_decays(probe, end_saved)
         report["stopped"] = True
     probe.field.load_state_dict(best["state"])
     report |= {
@@ -324,11 +350,19 @@ def fit_dynamics(
         "kept_steps": best["steps"],
         "glide_kept": glide_kept,
         "modes_kept": modes_kept,
+        "end_decays": bool(end_decays),
     }
     if modes_kept:  # the same output-error fit of the modes on the whole clip
         modes_kept = _final_modes(final, x, rate, trend["final"], report, should_stop)
+    final_end = None
     if glide_kept or best["steps"] > 0:  # the same recipe on the whole clip
         report["field_kept"] = True
+        if end_decays:  # (the frame is the whole clip's identification's, as its late modes')
+            order = identify_continuation(x, rate, window_samples, max_order).order
+            final_end = measure_end_decays(final, x, rate, FRAME_PER_ORDER * order)
+            if final_end is not None:
+                trend["final"] = level_slope_db_per_s(final, rate)
+                report["trend_db_per_s"]["end_decays"] = trend["final"]
         if glide_kept:
             report["final_glide"] = fit_glide(final, x, rate, window_samples, max_order)
         if best["steps"] > 0:
@@ -339,6 +373,7 @@ def fit_dynamics(
         report["trend_db_per_s"]["final"] = [trend["final"], slope]
         if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere
             final.field.load_state_dict(final_start)
+            restore_late_decays(final, final_end)
             report["field_kept"] = False
             report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
@@ -353,6 +388,15 @@ def fit_dynamics(
             hold_cycle(final, rate)
     report["wall_time_s"] = time.perf_counter() - t0
     return report
+
+
+def _slope(tail: Tail, untrained: dict, rate: int) -> float:
+    """`level_slope_db_per_s` of ``tail`` with its field's state ``untrained`` (then put back)."""
+    trained = copy.deepcopy(tail.field.state_dict())
+    tail.field.load_state_dict(untrained)
+    slope = level_slope_db_per_s(tail, rate)
+    tail.field.load_state_dict(trained)
+    return slope
 
 
 def _final_modes(
