@@ -8,18 +8,13 @@ from sonode.dsp.metrics import snr_db
 from sonode.model import FitOptions, fit_samples, glide_fit, limit_cycle, predict
 from sonode.model.continuation import FRAME_PER_ORDER, identify_continuation
 from sonode.model.glide_fit import fit_glide, measure_end_decays, restore_late_decays
+from sonode.model.held_back import contradicts_trend, level_error_db, level_slope_db_per_s
 from sonode.model.init import initial_from_options as _initial
 from sonode.model.late_modes import end_decays
 from sonode.model.limit_cycle import ContinuationField, LimitCycle, tail_modal_field
 from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
-from sonode.model.predict import (
-    Tail,
-    contradicts_trend,
-    fit_dynamics,
-    level_error_db,
-    level_slope_db_per_s,
-)
+from sonode.model.predict import Tail, fit_dynamics
 from sonode.tasks.render import extrapolate
 
 RATE = 8000
