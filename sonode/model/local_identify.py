@@ -153,8 +153,8 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
             tracks = _tracks(allocate(selected, per_node, allocation))
             if tracks.first.size == 0:
                 break
-            states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
-            fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
+            states = _solve_states(tracks, xn, hop, rate, mask)
+            fit = _synthesise(tracks, states, xn.size, hop, rate)
             score = snr_db(xn[held], fit[held])
             level_best = max(level_best, score)
             if best is None or score > best.validation_db:
@@ -170,13 +170,13 @@ def _tracks(peaks) -> Tracks:
     return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
 
 
-def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
+def _solve_states(tracks: Tracks, xn, hop, rate, mask=None):
     """(amp_re, amp_im), each (P,): the node states by least squares."""
     cycles = tracks.freq_hz * hop / rate
     return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
 
 
-def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
+def _synthesise(tracks: Tracks, states, n, hop, rate) -> np.ndarray:
     config = LocalConfig(rate, n, hop, 1.0, 0.0)
     model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
     return model.reconstruct().numpy()
