@@ -67,7 +67,7 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
             break  # one interval: the clip is too short for a longer spacing
         peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, LOUD_MODES_PER_NODE)
         try:
-            found = choose_level(xn, sample_rate, hop, n_nodes, peaks)
+            found = choose_level(xn, sample_rate, hop, peaks)
         except ValueError:  # no peaks at all
             if best is None:
                 raise
@@ -131,8 +131,11 @@ def _cap(per_node: int, allocation: str) -> int:
     return caps[allocation]
 
 
-def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
-    """The tracks of the level and allocation with the best held-back SNR."""
+def choose_level(xn, rate, hop, peaks) -> Identified:
+    """The tracks of the level and allocation with the best held-back SNR.
+
+    ``xn``: the normalised clip (n,); ``rate`` in Hz; ``hop``: node spacing in samples;
+    ``peaks``: per node, (frequencies in Hz, magnitudes), strongest first (`frame_peaks`)."""
     mask = np.ones(xn.size)
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
     held = mask == 0
