@@ -3,7 +3,7 @@
 phase, never after a guessed delay, and "at once" is "no further phase began"."""
 
 import os
-import threading
+import signal
 import time
 
 import pytest
@@ -30,6 +30,7 @@ def signal_when(
     may_end_first=False,
     wait_s=0.0,
     env=None,
+    forbidden=(),
 ):
     """Start sonode (announcing its phases, or with ``imports`` the imports of these modules: see
     `start`), wait until ``ready(stderr so far)``, send ``signals``; returns (outcome, the phases
@@ -42,16 +43,20 @@ def signal_when(
     signal when it announced the phase waited for: the signal is handled as that phase begins,
     however long this process took to read the line. Each further signal goes when the child is
     held again (its next announcement) or has ended, never after a guessed delay. So nothing here
-    depends on the machine's load: "at once" is checked as no further phase, not as seconds."""
+    depends on the machine's load: "at once" is checked as no further phase, not as seconds. A
+    child held at a phase in ``forbidden`` after the signals is killed there: the test fails on
+    that phase at once, not after whatever work (or hang) a broken child goes on to."""
     proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports, hold=True, env=env)
     began = time.monotonic()
-    err = b""
-    os.set_blocking(proc.stderr.fileno(), False)
+    err = out = b""  # stdout is drained too: a full pipe would hold the child up
+    for stream in (proc.stderr, proc.stdout):
+        os.set_blocking(stream.fileno(), False)
 
     def read() -> str:
-        nonlocal err
+        nonlocal err, out
         try:
             err += proc.stderr.read() or b""
+            out += proc.stdout.read() or b""
         except (BlockingIOError, TypeError):
             pass
         return err.decode(errors="replace")
@@ -61,9 +66,9 @@ def signal_when(
             break
         if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
             so_far = read()
-            os.set_blocking(proc.stderr.fileno(), True)
-            early = finish(proc, fd, args, began, HANG_S)
+            early = _finish_read(proc, fd, args, began)
             early.stderr = so_far + early.stderr
+            early.stdout = out.decode(errors="replace") + early.stdout
             skip_if_short_of_memory(early)
             if may_end_first:
                 return early, None
@@ -82,24 +87,27 @@ def signal_when(
                 time.sleep(0.01)
         proc.send_signal(signum)
         release(proc)
-    release(proc)
-    done = threading.Event()
-
-    def keep_releasing():  # the phases that follow are held too
-        while not done.is_set():
+    while proc.poll() is None:  # the phases that follow are held too: each continued, or killed
+        assert time.monotonic() - began < HANG_S, "never ended"  # a hang net only
+        if stopped(proc.pid):  # read after it stopped: its announcement is in the pipe by then
+            if set(announced(read())[before:]) & set(forbidden):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own group (`start`): nothing else
+                break
             release(proc)
-            time.sleep(0.005)
-
-    releaser = threading.Thread(target=keep_releasing, daemon=True)
-    releaser.start()
-    os.set_blocking(proc.stderr.fileno(), True)
-    try:
-        outcome = finish(proc, fd, args, began, HANG_S)
-    finally:
-        done.set()
-        releaser.join()
-    outcome.stderr = err.decode(errors="replace") + outcome.stderr
+        read()
+        time.sleep(0.005)
+    so_far = read()
+    outcome = _finish_read(proc, fd, args, began)
+    outcome.stderr = so_far + outcome.stderr
+    outcome.stdout = out.decode(errors="replace") + outcome.stdout
     return outcome, announced(outcome.stderr)[before:]
+
+
+def _finish_read(proc, fd, args, began):
+    """`finish` on a child whose pipes `signal_when` read without blocking until now."""
+    for stream in (proc.stderr, proc.stdout):
+        os.set_blocking(stream.fileno(), True)
+    return finish(proc, fd, args, began, HANG_S)
 
 
 def announced(err: str) -> list[str]:
