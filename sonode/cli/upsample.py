@@ -75,6 +75,7 @@ def upsample(
     or --fit-rate).
     """
     from sonode.api import load
+    from sonode.io.model_file import is_model_file
     from sonode.io.outputs import OutputPlan
     from sonode.tasks.render import Rendering
     from sonode.tasks.upsample import check_upsample_size
@@ -84,7 +85,7 @@ def upsample(
     band = dict(
         max_snr_cost_db=_snr_cost(kw.pop("snr_cost")), snr_cost_case=kw.pop("snr_cost_case")
     )
-    is_model = _is_model_file(source)
+    is_model = is_model_file(source)
     # a clip whose low band is its own interpolation needs no model: only its oscillators
     analyse_only = not is_model and low_band == "input" and model_out is None
     plan = OutputPlan([source, fitted_clip], kw["force"])
@@ -222,17 +223,3 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         channels, clip.sample_rate, out_rate, modes, seed=kw["seed"], high_band=high_band, **band
     )
     return samples if n_channels > 1 else samples[:, 0]
-
-
-def _is_model_file(path: str) -> bool:
-    """Model files are torch zip archives; audio files never start with the zip magic. Only regular
-    files are opened (a FIFO would block; read_clip then says what the path is)."""
-    from sonode.io.outputs import special_kind
-
-    if special_kind(path) is not None:
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
