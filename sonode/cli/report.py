@@ -51,6 +51,9 @@ def _check_clip_upsampling(path, fit_rate: int, start_s, duration_s, rate) -> No
     """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit."""
     import soundfile
 
+    from sonode.io.checks import check_input_path
+
+    check_input_path(Path(path))  # before soundfile opens it: a FIFO would block the open
     try:
         info = soundfile.info(path)
     except (soundfile.LibsndfileError, RuntimeError):
