@@ -48,16 +48,11 @@ def _check_upsampling(n_low: int, low_rate: int, source_rate: int, rate: int | N
 
 
 def _check_clip_upsampling(path, fit_rate: int, start_s, duration_s, rate) -> None:
-    """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit."""
-    import soundfile
+    """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit;
+    a file that is not readable audio is refused here, before any fit (`audio_info`)."""
+    from sonode.io.checks import audio_info
 
-    from sonode.io.checks import check_input_path
-
-    check_input_path(Path(path))  # before soundfile opens it: a FIFO would block the open
-    try:
-        info = soundfile.info(path)
-    except (soundfile.LibsndfileError, RuntimeError):
-        return  # read_clip in fit() says what is wrong with the file
+    info = audio_info(Path(path))
     low_rate = fit_rate if info.samplerate > fit_rate else info.samplerate
     seconds = max(0.0, info.duration - (start_s or 0.0))
     seconds = min(seconds, duration_s) if duration_s else seconds

@@ -141,15 +141,9 @@ def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
     """The fitting rate and an upper bound of the fitted samples of ``clip`` (header only)."""
     from pathlib import Path
 
-    import soundfile as sf
+    from sonode.io.checks import audio_info
 
-    from sonode.io.checks import check_input_path, libsndfile_error
-
-    check_input_path(Path(clip))
-    try:
-        info = sf.info(clip)
-    except sf.SoundFileError as err:
-        raise libsndfile_error(Path(clip), err) from err
+    info = audio_info(Path(clip))
     rate = kw.get("rate") or info.samplerate
     seconds = min(info.duration, kw["duration_s"]) if kw.get("duration_s") else info.duration
     return int(rate), int(math.ceil(seconds * rate))
