@@ -286,17 +286,13 @@ def _fitted(
     quiet: bool,
 ):
     """(Fitted, fit wall time in s) for a clip, fitted here; (Fitted, None) for a model file."""
-    import soundfile
-
     from sonode.api import fit, load
+    from sonode.io.checks import audio_info
     from sonode.io.model_file import is_model_file
 
     if is_model_file(path):
         return load(path), None
-    try:
-        native = soundfile.info(path).samplerate
-    except (soundfile.LibsndfileError, RuntimeError):
-        native = None  # read_clip in fit() says what is wrong with the file
+    native = audio_info(Path(path)).samplerate
     if not quiet:
         click.echo(f"sonode report: fitting {path} (budget {budget_s:g} s)", err=True)
     begin = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import click
 
@@ -123,8 +124,6 @@ def upsample(
 
 
 def _default_model_path(clip: str):
-    from pathlib import Path
-
     from sonode.cli.common import OUTPUT_DIR
 
     return OUTPUT_DIR / f"{Path(clip).stem}.sonode"
@@ -139,8 +138,6 @@ def _recorded_source(info: dict) -> str | None:
 
 def _clip_rate_and_length(clip: str, kw: dict) -> tuple[int, int]:
     """The fitting rate and an upper bound of the fitted samples of ``clip`` (header only)."""
-    from pathlib import Path
-
     from sonode.io.checks import audio_info
 
     info = audio_info(Path(clip))
@@ -171,9 +168,9 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
     A file of several channels read without an explicit --channel comes out with as many
     channels (`sonode.tasks.upsample.upsample_channels`): (n,) or (n, channels)."""
     import numpy as np
-    import soundfile as sf
     from click.core import ParameterSource
 
+    from sonode.io.checks import audio_info
     from sonode.io.clip import read_clip
     from sonode.tasks.upsample import check_upsample_blocks, clip_modes, upsample_in_blocks
 
@@ -191,7 +188,7 @@ def _upsample_clip(source: str, out_rate: int, high_band: str, quiet: bool, kw: 
         ParameterSource.DEFAULT,
         None,
     )
-    n_channels = 1 if channel_given else sf.info(source).channels
+    n_channels = 1 if channel_given else audio_info(Path(source)).channels
     # sized from the header, before reading: the longest clip the reader takes (600 s at 192 kHz)
     # is refused here at once instead of after reading 1 GB (18 CPU s, 1.45 GiB measured)
     rate_in, n_in = _clip_rate_and_length(source, kw)
