@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.hostile_support import HANG_S, finish, release, start, stopped
-from tests.phase_trace import PHASE_PREFIX
+from tests.phase_trace import announced
 
 
 def skip_if_short_of_memory(outcome) -> None:
@@ -108,20 +108,3 @@ def _finish_read(proc, fd, args, began):
     for stream in (proc.stderr, proc.stdout):
         os.set_blocking(stream.fileno(), True)
     return finish(proc, fd, args, began, HANG_S)
-
-
-def announced(err: str) -> list[str]:
-    """The phases a child announced on stderr, in order."""
-    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
-
-
-def in_phase(name: str, after: str = ""):
-    """A readiness test for `signal_when`: the child announced phase ``name`` (after ``after``)."""
-
-    def ready(err: str) -> bool:
-        seen = announced(err)
-        if after:
-            seen = seen[seen.index(after) + 1 :] if after in seen else []
-        return name in seen
-
-    return ready

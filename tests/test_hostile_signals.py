@@ -16,9 +16,9 @@ from sonode.api import fit, load
 from sonode.cli.stop_flag import StopFlag
 from sonode.model.budget import NO_TIME_FOR_CONTINUATION
 from sonode.model.stopping import StopRequest
-from tests.held_child import in_phase, signal_when, skip_if_short_of_memory
+from tests.held_child import signal_when, skip_if_short_of_memory
 from tests.hostile_support import run, tone
-from tests.phase_trace import PHASE_PREFIX
+from tests.phase_trace import PHASE_PREFIX, in_phase
 
 RATE = 48000
 #: Every phase a fit announces (tests/phase_trace.py): past the deadline, none may begin.
