@@ -313,13 +313,10 @@ def test_a_probe_with_late_modes_keeps_the_late_decays_at_the_end_only_if_they_s
 
     def measure(tail, x, rate, frame):
         saved = real(tail, x, rate, frame)
-        if hurts and saved is not None:
+        if hurts and saved is not None:  # (the whole clip has no late modes: None)
+            falling = OscillatorBank(-30.0 * torch.ones_like(saved), tail.late.omega_rad_per_s)
             with torch.no_grad():
-                tail.late.raw_damping.copy_(
-                    OscillatorBank(
-                        -30.0 * torch.ones_like(saved), tail.late.omega_rad_per_s
-                    ).raw_damping
-                )
+                tail.late.raw_damping.copy_(falling.raw_damping)
         return saved
 
     def glide(tail, *args, **kwargs):  # the glide the L-BFGS fit finds on the 0.8 s history
