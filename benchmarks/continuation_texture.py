@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/continuation_texture.py data/*.wav data/more/*.wav /work/corpus/short48
 
-Each clip (first 1.5 s or all of a shorter one, 16 kHz) gets the continuation ODE `extrapolate` runs, identified on its end
-(`identify_continuation`, the limit cycle chosen by `fit_dynamics` on the held-back end, no field
-training), continued (a) as its mean alone (today's output) and (b) with the texture added. Per clip:
+Each clip (first 1.5 s or all of a shorter one, 16 kHz) gets the continuation ODE `extrapolate`
+runs, identified on its end (`identify_continuation`, the limit cycle chosen by `fit_dynamics` on
+the held-back end, no field training), continued (a) as its mean alone (`--texture 0`) and (b)
+with the texture added (`extrapolate`'s default). Per clip:
 
 * **5 s** (the issue's sustained goal): the level of each 0.5 s block against the clip's last 0.5 s
   (dB, 20 Hz high-pass) and its largest |level| (goal ≤ 2 dB for held notes; a decaying sound's
