@@ -174,7 +174,9 @@ def render_cmd(model, out, rate, start_s, end_s, texture, seed, subtype, device,
         subtype,
         quiet,
         force,
-        lambda fitted, progress: fitted.render(rate, start_s, end_s, progress, texture, seed),
+        lambda fitted, progress: fitted.render(
+            rate=rate, start_s=start_s, end_s=end_s, progress=progress, texture=texture, seed=seed
+        ),
         lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate),
     )
 
@@ -202,7 +204,13 @@ def extrapolate_cmd(
         quiet,
         force,
         lambda fitted, progress: extrapolate(
-            fitted.model, seconds, rate, with_context, progress, texture, seed
+            fitted.model,
+            seconds,
+            rate=rate,
+            with_context=with_context,
+            progress=progress,
+            texture=texture,
+            seed=seed,
         ),
         lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate),
     )
