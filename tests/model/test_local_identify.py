@@ -106,3 +106,22 @@ def test_validation_takes_the_loud_allocation_where_a_chord_needs_it(monkeypatch
     clip = choose_level(xn, RATE, hop, n_nodes, [(f[:16], m[:16]) for f, m in peaks])
     assert clip.allocation == "clip"
     assert loud.validation_db > clip.validation_db + 3.0, (loud.validation_db, clip.validation_db)
+
+
+def test_pooled_allocations_share_the_whole_budget_where_the_node_cap_is_lower(monkeypatch):
+    """Where 0.5 numbers per sample allow more entries a node (13 at 10 ms and 8 kHz) than the
+    per-node cap (monkeypatched to 10, as 96 caps 106 at 40 ms and 16 kHz), "clip" and "loud"
+    pool the whole budget (13 a node), not the cap's total: candidates of different spacings
+    are compared held back at the same budget. "node" stays within the cap."""
+    xn = chord_then_tone()
+    hop = int(0.010 * RATE)
+    n_nodes = math.ceil((xn.size - 1) / hop) + 1
+    peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, 24)
+    monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 10)
+    monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 24)
+    found = choose_level(xn, RATE, hop, n_nodes, peaks)
+    assert found.allocation == "loud"
+    assert 10 * n_nodes < found.tracks.freq_hz.size <= 13 * n_nodes
+    selected = [(np.arange(20.0), np.linspace(1.0, 0.5, 20))] * 3
+    assert [f.size for f, _ in allocate(selected, 13, "node")] == [10, 10, 10]
+    assert sum(f.size for f, _ in allocate(selected, 13, "loud")) == 39
