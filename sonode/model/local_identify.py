@@ -81,16 +81,10 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
     return best
 
 
-def _budget_per_node(hop: int) -> int:
-    """Node entries per node within PARAMETERS_PER_SAMPLE (3 numbers per mode per node): the
-    share of the budget that "clip" and "loud" pool over the clip."""
-    return max(1, int(PARAMETERS_PER_SAMPLE * hop / 3))
-
-
-def _max_peaks(hop: int) -> int:
-    """Most modes per node within PARAMETERS_PER_SAMPLE, at most MAX_MODES_PER_NODE: the "node"
-    allocation's cap."""
-    return min(MAX_MODES_PER_NODE, _budget_per_node(hop))
+def node_budget(n_samples: int) -> int:
+    """Node entries within PARAMETERS_PER_SAMPLE (3 numbers per entry) over a clip of n_samples:
+    the same at every node spacing, so that the validation compares spacings at one budget."""
+    return max(1, int(PARAMETERS_PER_SAMPLE * n_samples / 3))
 
 
 def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -109,21 +103,19 @@ def select_peaks(peaks, level_db: float) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def allocate(
-    selected: list[tuple[np.ndarray, np.ndarray]], per_node: int, allocation: str
+    selected: list[tuple[np.ndarray, np.ndarray]], budget: int, allocation: str
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The peaks kept of ``selected`` (per node, strongest first) within a budget of per_node
-    entries per node: at most per_node (and MAX_MODES_PER_NODE) at each node ("node"), or the
-    clip's strongest per_node·nodes wherever they are, at most MAX_MODES_PER_NODE ("clip") or
-    LOUD_MODES_PER_NODE ("loud") at a node. The pooled budget is per_node·nodes even where the
-    per-node cap is lower (40 ms at 16 kHz: 106 a node against the cap of 96): the cap bounds
-    memory, not the parameters, and candidates compared by the validation must hold the same
-    budget (held-back samples favour the one with fewer entries; see `choose_level`)."""
-    cap = _cap(per_node, allocation)
+    """The peaks kept of ``selected`` (per node, strongest first) within ``budget`` entries in
+    all: at most budget // nodes (and MAX_MODES_PER_NODE) at each node ("node"), or the clip's
+    strongest ``budget`` wherever they are, at most MAX_MODES_PER_NODE ("clip") or
+    LOUD_MODES_PER_NODE ("loud") at a node. The per-node caps bound memory (`RUN_BYTES`), not
+    the parameters: where a node's share is over them (40 ms at 16 kHz: 102 against 96), "clip"
+    and "loud" still pool the whole budget."""
+    cap = _cap(budget // max(1, len(selected)), allocation)
     selected = [(f[:cap], m[:cap]) for f, m in selected]
     if allocation == "node":
         return selected
     mags = np.concatenate([m for _, m in selected])
-    budget = per_node * len(selected)
     if mags.size <= budget:
         return selected
     keep = np.zeros(mags.size, dtype=bool)
@@ -133,9 +125,9 @@ def allocate(
 
 
 def _cap(per_node: int, allocation: str) -> int:
-    """Most entries an allocation gives one node."""
+    """Most entries an allocation gives one node, per_node being a node's share of the budget."""
     caps = {
-        "node": min(per_node, MAX_MODES_PER_NODE),
+        "node": max(1, min(per_node, MAX_MODES_PER_NODE)),
         "clip": MAX_MODES_PER_NODE,
         "loud": LOUD_MODES_PER_NODE,
     }
@@ -147,15 +139,16 @@ def _cap(per_node: int, allocation: str) -> int:
 def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
     """The tracks of the level and allocation with the best held-back SNR.
 
-    The held-back score is fair between candidates of equal budget only: at ~0.5 numbers per
-    sample a fit of 3 numbers per entry on 7 of 8 samples is far from its asymptote, and held-back
-    samples penalise extra entries that the whole clip's reconstruction rewards (a choir note: 40
-    ms nodes with 8 % fewer entries won by 0.01 dB held back and lost 0.49 dB in full). So "clip"
-    and "loud" pool the whole budget (`allocate`), not the per-node cap's total."""
+    Every candidate, at every node spacing, shares the same budget (`node_budget`): held-back
+    samples penalise entries that the whole clip's reconstruction rewards (3 numbers per entry
+    fitted on 7 of 8 samples at ~0.5 numbers per sample), so a candidate with fewer entries wins
+    held back and loses in full (a choir note: 40 ms nodes with 8 % fewer entries than 20 ms ones
+    won by 0.01 dB held back, lost 0.49 dB in full)."""
     mask = np.ones(xn.size)
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
     held = mask == 0
-    per_node = _budget_per_node(hop)
+    budget = node_budget(xn.size)
+    per_node = budget // n_nodes
     best = None
     previous_count = -1
     for level in LEVELS_DB:
@@ -169,7 +162,7 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
         for i, allocation in enumerate(ALLOCATIONS):
             if i and most <= _cap(per_node, ALLOCATIONS[i - 1]):
                 break  # no node over the last one's cap: this one keeps the same peaks
-            tracks = _tracks(allocate(selected, per_node, allocation))
+            tracks = _tracks(allocate(selected, budget, allocation))
             if tracks.first.size == 0:
                 break
             states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
