@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import soundfile as sf  # noqa: E402
 
 from tests.hostile_support import finish, run, start, tone  # noqa: E402
-from tests.phase_trace import PHASE_PREFIX  # noqa: E402
+from tests.phase_trace import announced, in_phase  # noqa: E402
 
 AUDIO = (".wav", ".flac", ".ogg")
 
@@ -88,22 +88,6 @@ def _lines(err: str) -> list[str]:
     return [ln.split("\r")[-1] for ln in err.splitlines() if ln.split("\r")[-1].strip()]
 
 
-def phases_seen(err: str) -> list[str]:
-    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
-
-
-def in_phase(name: str, after: str = ""):
-    """A readiness test for `_latency`: the child announced ``name`` (after ``after``, if given)."""
-
-    def ready(err: str) -> bool:
-        seen = phases_seen(err)
-        if after:
-            seen = seen[seen.index(after) + 1 :] if after in seen else []
-        return name in seen
-
-    return ready
-
-
 def _curve(model: Path, outcome) -> str:
     """Whether the fit wrote its loss curve: "yes", "cut" (abandoned at the end of --max-time's
     grace), "none" (no step trained: there is no curve to draw) or "-" (no model)."""
@@ -154,7 +138,7 @@ def _latency(args, ready, signals, work: Path, timeout_s: float = 900):
     text = err.decode(errors="replace") + outcome.stderr
     if ack is None and ("stopping" in text or "interrupted" in text):
         ack = done
-    return ack, done, outcome.code, (phases_seen(text) or ["-"])[-1]
+    return ack, done, outcome.code, (announced(text) or ["-"])[-1]
 
 
 SIGNAL_SETS = {

@@ -10,7 +10,8 @@
   click checks gave, or "not a candidate"), at seeded random sounding places (20 ms
   RMS ≥ −20 dB re the loudest): dropouts of 5-50 ms of zeros, clicks of 0.1-2 ms (decaying bursts
   of random sign, peak 0.1-0.5 × the file's peak); a hit is a detection overlapping the defect;
-- proposed vs made: in files of ≥ 8 s, 2 dropouts and 3 clicks at once, ≥ 0.5 s apart.
+- proposed vs made: in files of ≥ 8 s, 2 dropouts and 3 clicks at once, ≥ 0.5 s apart;
+- ``by_set``: the recall and false alarms per folder (short48 per category).
 
 ``song``: the song (or, with ``--synthetic FOLDER``, a 3-minute stereo file joined from the
 folder's clips with 50 ms cross-fades, the right channel 0.3 s behind the left) as 16-bit stereo
@@ -91,10 +92,18 @@ def _why_missed(y: np.ndarray, rate: int, start: int, n: int) -> str:
     return why[0] if why else "not a candidate (stage 1: residual factor or isolation too low)"
 
 
+def set_of(path: Path) -> str:
+    """The set a file belongs to: its folder, or short48's category (the part before "_")."""
+    return (
+        f"short48/{path.stem.split('_')[0]}" if path.parent.name == "short48" else path.parent.name
+    )
+
+
 def detect_benchmark(args) -> None:
     rng = np.random.default_rng(args.seed)
     counts = {"dropout": [0, 0], "click": [0, 0]}
     alarms, clean_s, misses, proposed = [], 0.0, [], []
+    sets: dict = {}  # per set: {kind: [found, made]}
     for path in audio_files(args.folders):
         x, rate = sf.read(path, always_2d=True)
         x = x[:, 0]
@@ -103,6 +112,7 @@ def detect_benchmark(args) -> None:
             for d in detect_defects(x, rate)
         ]
         clean_s += x.size / rate
+        sets.setdefault(set_of(path), {"dropout": [0, 0], "click": [0, 0]})
         places = sounding_starts(x, rate)
         if places.size == 0:
             continue
@@ -113,6 +123,8 @@ def detect_benchmark(args) -> None:
             hit = any(d.start < start + n and start < d.end for d in detect_defects(y, rate))
             counts[kind][0] += hit
             counts[kind][1] += 1
+            sets[set_of(path)][kind][0] += hit
+            sets[set_of(path)][kind][1] += 1
             if not hit:
                 misses.append(
                     {"file": str(path), "kind": kind, "start_s": start / rate, "n": n}
@@ -133,6 +145,11 @@ def detect_benchmark(args) -> None:
             proposed.append({"file": path.name, "made": 5, "proposed": len(found), "hit": covered})
     result = {
         "recall": {k: f"{h}/{t} ({100 * h / max(t, 1):.1f} %)" for k, (h, t) in counts.items()},
+        "by_set": {
+            name: ", ".join(f"{k}s {h}/{t}" for k, (h, t) in row.items())
+            + f", false alarms {sum(set_of(Path(a['file'])) == name for a in alarms)}"
+            for name, row in sorted(sets.items())
+        },
         "false_alarms": alarms,
         "clean_audio_s": round(clean_s, 1),
         "misses": misses,

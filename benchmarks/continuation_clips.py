@@ -23,7 +23,8 @@ end scores better, limit cycle chosen) and printed beside its untrained start ("
 the SNR over 200 ms as a fifth column and the gain over the untrained start at 50 / 200 ms).
 Its rows also say whether the output-error fit of the modes was kept (``--no-modes`` leaves it
 out; `sonode.model.mode_fit`), the CPU seconds of the mode fit and of the whole training, whether
-the L-BFGS glide fit was kept (``--no-glide`` leaves it out) and the level trends over 1-2 s that
+the L-BFGS glide fit was kept (``--no-glide`` leaves it out), whether the late decays were
+measured at the end's level after it (`glide_fit.measure_end_decays`), and the level trends over 1-2 s that
 the trend check compared (identified, rejected, kept). A "trained" summary compares the trained
 continuation with the best Burg order as the others do the untrained one.
 """
@@ -212,7 +213,8 @@ def main() -> None:
                 f"modes {report.get('modes_kept')} ({report.get('modes', {}).get('cpu_s', 0):.1f} "
                 f"of {cpu_s:.1f} CPU s) field {report['field_kept']} cycle {report['cycle']} held-back gain "
                 f"{report.get('held_back_gain_db', float('nan')):+.2f} dB | glide "
-                f"{report.get('glide_kept')} {report.get('final_glide', {}).get('glide')} | mlp steps "
+                f"{report.get('glide_kept')} {report.get('final_glide', {}).get('glide')} end decays "
+                f"{report.get('end_decays')} | mlp steps "
                 f"{report.get('kept_steps')} | trend 1-2 s (dB/s) {report.get('trend_db_per_s', {})}",
                 flush=True,
             )

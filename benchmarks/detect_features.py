@@ -42,6 +42,7 @@ from sonode.dsp.interpolation import most_likely_fill  # noqa: E402
 from sonode.dsp.two_sided_fit import two_sided_predictor  # noqa: E402
 from sonode.tasks.click_checks import EventIsolation, judge  # noqa: E402
 from sonode.tasks.detect import _Loudness, click_candidates, prediction_residual  # noqa: E402
+from sonode.tasks.detect_clicks import distinct  # noqa: E402
 
 REPEAT_WINDOW_S = 2.0
 REPEAT_MIN_LAG_S = 0.02
@@ -136,13 +137,14 @@ def own_events_excess(y: np.ndarray, rate: int, min_ratio: float = 1.2) -> list[
 def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None) -> list[dict]:
     loud = _Loudness(y, rate)
     candidates, (_, log_iso) = click_candidates(y, rate, loud)
+    candidates = distinct(candidates)  # as judge_candidates takes them
     events = EventIsolation(log_iso)
     e = prediction_residual(y, rate)
     rows = []
     for c in candidates:
         if made is not None and not (c.start < made[1] and made[0] < c.end):
             continue
-        is_click, why = judge(c.change, c.ratio, events)
+        is_click, why = judge(c.change, c.ratio, events, c.singled_out)
         rise, change, excess = c.change if c.change is not None else (np.nan,) * 3
         gain_db, glrt = fill_gain(y, rate, c.start, c.end)
         flux_frac, flux_med = band_flux(y, rate, c.start, c.end)
@@ -160,6 +162,8 @@ def features(y: np.ndarray, rate: int, label: str, made: tuple[int, int] | None)
                 "factor": c.factor,
                 "repeat": repeat_similarity(e, c.start, c.end, rate),
                 "span": c.end - c.start,
+                "window": c.window,
+                "singled_out": c.singled_out,
                 "excess": excess,
                 "point_excess": point_excess(
                     y, rate, c.start + int(np.argmax(np.abs(e[c.start : c.end])))
@@ -221,7 +225,7 @@ def main() -> None:
     )
     parser.add_argument("--max-click-ms", type=float, help="and bursts up to this long")
     args = parser.parse_args()
-    import sonode.tasks.detect_parts as parts
+    import sonode.tasks.detect_clicks as parts
 
     if args.dominance is not None:  # a superset of today's candidates: rules simulated offline
         parts.DOMINANCE = args.dominance

@@ -35,7 +35,7 @@ def starts(clip: Path, rate: int | None, duration_s: float | None) -> dict:
     x, rate, gain, offset, xn = read_normalised(clip, rate, duration_s)
     started = time.process_time()
     hop, (tracks, *_) = identify_tracks(xn, rate)
-    states = _solve_states(tracks, 0, xn, hop, rate)
+    states = _solve_states(tracks, xn, hop, rate)
     local = LocalModel(
         LocalConfig(rate, xn.size, hop, gain, offset),
         tracks.first,

@@ -254,6 +254,12 @@ def fit(
         A `Fitted` model whose ``info["fit"]`` holds the fit report (without the per-epoch history,
         which is in ``info["history"]``).
 
+    Memory: with glibc (Linux) the fit changes malloc's settings for the whole process while it
+    runs (large blocks from the heap, up to 512 MiB of freed memory kept between steps), so other
+    threads allocate that way meanwhile. When it ends, also by an exception, glibc's defaults are
+    set again and the memory returned; settings of your own (``mallopt``, ``MALLOC_*``) are not
+    restored (docs/design.md, "Memory during a fit").
+
     Raises:
         sonode.errors.AudioInputError: the clip cannot be used.
         ValueError: an option is invalid (the message names it).

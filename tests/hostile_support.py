@@ -33,7 +33,7 @@ ADDRESS_SPACE_LIMIT_BYTES = IMPORT_ADDRESS_SPACE_BYTES + GOAL_PEAK_BYTES
 #: A hang net, not a bound on speed: a child still running after this long is killed and reported as
 #: hung. The CI runs on a loaded 2-core machine where a fit of FAST's size takes tens of seconds
 #: (torch's import alone: seconds), so no test asserts how long a command took; a test that needs
-#: "at once" checks that no further work began (phases, files), see test_hostile_signals.py.
+#: "at once" checks that no further work began (phases, files), see tests/held_child.py.
 HANG_S = 600.0
 DEFAULT_TIMEOUT_S = HANG_S
 RATE = 16000

@@ -1,5 +1,6 @@
 """Print a line ``sonode-phase: NAME`` on stderr each time a `sonode fit` child enters another phase,
-so that a test or benchmark sends its signal in a known phase instead of after a guessed delay.
+so that a test or benchmark sends its signal in a known phase instead of after a guessed delay;
+`announced` and `in_phase` read those lines on the parent's side.
 
 Imported by the child wrapper of tests/hostile_support.py when SONODE_TEST_PHASES=1 (`start(...,
 phases=True)`). It wraps the functions that begin each phase where the fit looks them up (module
@@ -33,6 +34,24 @@ _HOLD = os.environ.pop("SONODE_TEST_HOLD", "") == "1"
 #: (time.perf_counter, time.monotonic) jump SECONDS ahead, as if the machine had paused there that
 #: long: --max-time then runs out at a known point of the fit, whatever the load.
 _JUMP_PHASE, _, _JUMP_S = os.environ.pop("SONODE_TEST_CLOCK_JUMP", "").partition(":")
+
+
+def announced(err: str) -> list[str]:
+    """The phases a child announced on stderr, in order."""
+    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
+
+
+def in_phase(name: str, after: str = ""):
+    """A readiness test (tests/held_child.py's `signal_when`, bench_deadline's `_latency`): the
+    child announced phase ``name`` (after ``after``, if given)."""
+
+    def ready(err: str) -> bool:
+        seen = announced(err)
+        if after:
+            seen = seen[seen.index(after) + 1 :] if after in seen else []
+        return name in seen
+
+    return ready
 
 
 def _jump_clocks(seconds: float) -> None:

@@ -114,6 +114,24 @@ def test_truncated_wav_header(tmp_path, wav):
         read_clip(tmp_path / "cut.wav")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_header_is_read_with_the_same_checks_and_refusals_as_the_clip(tmp_path, wav):
+    """`audio_info` (the header the commands size their work by) never opens a FIFO, and refuses
+    what read_clip refuses with the same line."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "notes.wav").write_text("these are not samples\n" * 20)
+    (tmp_path / "x.avi").write_bytes(b"RIFF\x24\x00\x00\x00AVI LIST" + bytes(64))
+    (tmp_path / "cut.wav").write_bytes(wav.read_bytes()[:30])
+    for name in ("pipe.wav", "notes.wav", "x.avi", "cut.wav", "missing.wav"):
+        with pytest.raises(AudioInputError) as from_clip:
+            read_clip(tmp_path / name)
+        with pytest.raises(AudioInputError) as from_header:
+            audio_checks.audio_info(tmp_path / name)
+        assert str(from_header.value) == str(from_clip.value)
+    info = audio_checks.audio_info(wav)
+    assert (info.samplerate, info.frames) == (SR, read_clip(wav).samples.size)
+
+
 def test_truncated_flac(tmp_path):
     data = write(tmp_path / "x.flac", tone(SR), format="FLAC").read_bytes()
     (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])

@@ -237,7 +237,7 @@ def test_upsample_band_options_and_the_fitted_clip(workdir):
 def test_fit_short_options_are_the_long_ones():
     """-r and -t (the README's quickstart) are --rate and --max-time; upsample's -t too."""
     from sonode.cli.fit import fit
-    from sonode.cli.render import upsample
+    from sonode.cli.upsample import upsample
 
     def params(command, *args):
         return command.make_context(command.name, ["a.wav", *args]).params

@@ -129,7 +129,7 @@ def test_the_van_der_pol_clip_has_several_harmonics(vdp_fit):
 
 
 def test_van_der_pol_cycle_is_sustained_for_100_periods_past_the_clip(vdp_fit):
-    # Met by neutral linear modes (see the xfail below), not by an attracting cycle.
+    # Met by neutral linear modes as well; the attraction test below is what asks for a cycle.
     x, model, _ = vdp_fit
     cycle = np.median(period_peaks(x))
     run = extrapolate(model, (GOAL_PERIODS + 1) * PERIOD_SAMPLES / VDP_RATE)

@@ -137,7 +137,7 @@ def test_a_fifo_as_output_is_refused_at_once(fitted, tmp_path, command):
     assert "FIFO" in outcome.stderr and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
-@pytest.mark.parametrize("command", ["upsample", "eval", "info", "fill"])
+@pytest.mark.parametrize("command", ["upsample", "eval", "info", "fill", "report"])
 def test_a_fifo_as_input_is_refused_at_once(tmp_path, command):
     fifo = tmp_path / "in.wav"
     os.mkfifo(fifo)
@@ -146,6 +146,7 @@ def test_a_fifo_as_input_is_refused_at_once(tmp_path, command):
         "eval": ["eval", fifo, "-o", tmp_path / "ev"],
         "info": ["info", fifo],
         "fill": ["fill", fifo, "--gap", "0.1", "0.11", "-o", tmp_path / "f.wav"],
+        "report": ["report", fifo, "-o", tmp_path / "page"],
     }[command]
     outcome = run(args)
     assert not outcome.problems(codes=(2,)), outcome.describe()

@@ -6,10 +6,7 @@ begun after the signal; benchmarks/bench_deadline.py --signals measures the late
 Signals go when the child announces the phase (tests/phase_trace.py), never after a guessed delay."""
 
 import json
-import os
 import signal
-import threading
-import time
 
 import pytest
 import soundfile as sf
@@ -19,10 +16,13 @@ from sonode.api import fit, load
 from sonode.cli.stop_flag import StopFlag
 from sonode.model.budget import NO_TIME_FOR_CONTINUATION
 from sonode.model.stopping import StopRequest
-from tests.hostile_support import HANG_S, finish, release, run, start, stopped, tone
-from tests.phase_trace import PHASE_PREFIX
+from tests.held_child import signal_when, skip_if_short_of_memory
+from tests.hostile_support import run, tone
+from tests.phase_trace import PHASE_PREFIX, in_phase
 
 RATE = 48000
+#: Every phase a fit announces (tests/phase_trace.py): past the deadline, none may begin.
+FIT_PHASES = ("identification", "checks", "training", "continuation", "report", "writing")
 
 
 @pytest.fixture(scope="module")
@@ -41,120 +41,13 @@ def long_clip(tmp_path_factory):
     return path
 
 
-def _skip_if_short_of_memory(outcome) -> None:
-    """The fit refuses a clip that does not fit in 80 % of the memory available now (sonode.limits):
-    on a machine that other work has filled, that refusal (exit 2, one line) is right, and the
-    timing this file tests cannot be measured."""
-    if outcome.code == 2 and ("memory" in outcome.stderr and "over the limit" in outcome.stderr):
-        pytest.skip(f"the machine is short of memory: {outcome.error_lines()[-1]}")
-
-
-def _signal_when(
-    args,
-    ready,
-    signals,
-    tmp_path,
-    phases=True,
-    imports=(),
-    may_end_first=False,
-    wait_s=0.0,
-    env=None,
-):
-    """Start sonode (announcing its phases, or with ``imports`` the imports of these modules: see
-    `start`), wait until ``ready(stderr so far)``, send ``signals``; returns (outcome, the phases
-    announced after the first signal). A process that ends before it is ready fails the test
-    (unless ``may_end_first``: then the phases after are None). With ``wait_s`` the child stays
-    held at least that long before the signals (--max-time's deadline passes meanwhile: a lower
-    bound on time, which load can only lengthen).
-
-    The child stops after each announcement (``hold``) until it is continued, here after the first
-    signal when it announced the phase waited for: the signal is handled as that phase begins,
-    however long this process took to read the line. Each further signal goes when the child is
-    held again (its next announcement) or has ended, never after a guessed delay. So nothing here
-    depends on the machine's load: "at once" is checked as no further phase, not as seconds."""
-    proc, fd = start(args, cwd=tmp_path, phases=phases, imports=imports, hold=True, env=env)
-    began = time.monotonic()
-    err = b""
-    os.set_blocking(proc.stderr.fileno(), False)
-
-    def read() -> str:
-        nonlocal err
-        try:
-            err += proc.stderr.read() or b""
-        except (BlockingIOError, TypeError):
-            pass
-        return err.decode(errors="replace")
-
-    while True:
-        if ready(read()) and stopped(proc.pid):  # held at the phase, not only about to be
-            break
-        if proc.poll() is not None:  # ended before the phase: say why (or skip, short of memory)
-            so_far = read()
-            os.set_blocking(proc.stderr.fileno(), True)
-            early = finish(proc, fd, args, began, HANG_S)
-            early.stderr = so_far + early.stderr
-            _skip_if_short_of_memory(early)
-            if may_end_first:
-                return early, None
-            raise AssertionError(early.describe())
-        assert time.monotonic() - began < HANG_S, "never became ready"  # a hang net only
-        if not ready(err.decode(errors="replace")):
-            release(proc)  # held at a phase that is not the one waited for
-        time.sleep(0.01)
-    before = len(_phases(err.decode(errors="replace")))
-    time.sleep(wait_s)
-    for k, signum in enumerate(signals):
-        if k:  # the next one when the child is held at its next phase (or has ended)
-            while not (stopped(proc.pid) or proc.poll() is not None):
-                assert time.monotonic() - began < HANG_S, "never held again"  # a hang net only
-                read()
-                time.sleep(0.01)
-        proc.send_signal(signum)
-        release(proc)
-    release(proc)
-    done = threading.Event()
-
-    def keep_releasing():  # the phases that follow are held too
-        while not done.is_set():
-            release(proc)
-            time.sleep(0.005)
-
-    releaser = threading.Thread(target=keep_releasing, daemon=True)
-    releaser.start()
-    os.set_blocking(proc.stderr.fileno(), True)
-    try:
-        outcome = finish(proc, fd, args, began, HANG_S)
-    finally:
-        done.set()
-        releaser.join()
-    outcome.stderr = err.decode(errors="replace") + outcome.stderr
-    return outcome, _phases(outcome.stderr)[before:]
-
-
-def _phases(err: str) -> list[str]:
-    """The phases a child announced on stderr, in order."""
-    return [ln[len(PHASE_PREFIX) :] for ln in err.splitlines() if ln.startswith(PHASE_PREFIX)]
-
-
-def _in_phase(name: str, after: str = ""):
-    """A readiness test for `_signal_when`: the child announced phase ``name`` (after ``after``)."""
-
-    def ready(err: str) -> bool:
-        seen = _phases(err)
-        if after:
-            seen = seen[seen.index(after) + 1 :] if after in seen else []
-        return name in seen
-
-    return ready
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_identification_acts_at_once(short_clip, tmp_path, signum):
     """Before #30 SIGINT took 22.7 s to act here, SIGTERM over 60 s (--hop 100000); after the
     faster identification ~100 s (one np.unique over all segments' weights, a thread pool joined)."""
-    outcome, after = _signal_when(
+    outcome, after = signal_when(
         ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300"],
-        _in_phase("identification"),
+        in_phase("identification"),
         [signum],
         tmp_path,
     )
@@ -170,7 +63,7 @@ def test_a_signal_during_identification_acts_at_once(short_clip, tmp_path, signu
 def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
-    outcome, after = _signal_when(
+    outcome, after = signal_when(
         [
             "fit",
             clip,
@@ -183,7 +76,7 @@ def test_a_second_ctrl_c_exits_130_at_once(tmp_path):
             "--lp-order",
             "64",
         ],
-        _in_phase("training"),
+        in_phase("training"),
         [signal.SIGINT, signal.SIGINT],
         tmp_path,
     )
@@ -201,13 +94,15 @@ def test_max_time_bounds_identification(long_clip, tmp_path):
     phase, however loaded the machine (a bound on seconds was not)."""
     max_time_s = 3
     args = ["fit", long_clip, "-o", tmp_path / "m.sonode", "--max-time", str(max_time_s)]
-    ready = _in_phase("identification")
+    ready = in_phase("identification")
     wait_s = max_time_s + StopFlag.GRACE_S + StopFlag.WATCHDOG_S + 0.5
-    outcome, after = _signal_when(args, ready, [], tmp_path, may_end_first=True, wait_s=wait_s)
-    _skip_if_short_of_memory(outcome)
+    outcome, after = signal_when(
+        args, ready, [], tmp_path, may_end_first=True, wait_s=wait_s, forbidden=FIT_PHASES
+    )
+    skip_if_short_of_memory(outcome)
+    assert not after, after  # (None: it ran out before identification began)
     assert not outcome.problems(codes=(2,)), outcome.describe()
     assert f"--max-time {max_time_s} s ran out" in outcome.stderr, outcome.describe()
-    assert not after, after  # (None: it ran out before identification began)
     assert not (tmp_path / "m.sonode").exists()
 
 
@@ -236,8 +131,8 @@ def test_sigterm_in_other_commands_exits_130_without_partial_files(tmp_path, com
             tmp_path / "out.wav",
         ]
     # held once part of the signal is rendered / as the fill's fit identifies its first gap
-    busy = _in_phase("rendering" if command == "render" else "identification")
-    outcome, after = _signal_when(args, busy, [signal.SIGTERM], tmp_path)
+    busy = in_phase("rendering" if command == "render" else "identification")
+    outcome, after = signal_when(args, busy, [signal.SIGTERM], tmp_path)
     assert not outcome.problems(codes=(130,)), outcome.describe()
     assert after == [], after  # at once: the render or the gap's fit went no further
     assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".out.wav*"))
@@ -252,10 +147,12 @@ def test_max_time_bounds_training_the_final_checks_and_the_continuation(short_cl
     max_time_s = 300  # training is reached under any load; the jump spends the rest at once
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", str(max_time_s)]
     jump = {"SONODE_TEST_CLOCK_JUMP": f"training:{max_time_s + StopFlag.GRACE_S}"}
-    outcome, after = _signal_when(args, _in_phase("training"), [], tmp_path, env=jump)
-    _skip_if_short_of_memory(outcome)
-    assert not outcome.problems(codes=(0,)), outcome.describe()
+    outcome, after = signal_when(
+        args, in_phase("training"), [], tmp_path, env=jump, forbidden=("training",)
+    )
+    skip_if_short_of_memory(outcome)
     assert "training" not in after, after  # the step under way was the last one begun
+    assert not outcome.problems(codes=(0,)), outcome.describe()
     report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
     assert report["stop_reason"] == "max_time" and report["epochs"] <= 1, report["stop_reason"]
     assert report["discretisation_check"]["substeps_per_sample"] == 2 or (
@@ -271,8 +168,8 @@ def test_a_signal_after_training_stops_the_final_work(short_clip, tmp_path):
     the continuation's training: a signal there used to wait for all of them (13.6 s), then for
     the reconstruction and the curve."""
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--max-time", "300", "--steps", "1"]
-    outcome, after = _signal_when(args, _in_phase("checks", "training"), [signal.SIGINT], tmp_path)
-    _skip_if_short_of_memory(outcome)
+    outcome, after = signal_when(args, in_phase("checks", "training"), [signal.SIGINT], tmp_path)
+    skip_if_short_of_memory(outcome)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert "SIGINT: stopping" in outcome.stderr, outcome.describe()
     report = json.loads((tmp_path / "m.fit.json").read_text())["fit"]
@@ -296,8 +193,8 @@ def test_a_signal_while_writing_keeps_the_model_and_report_and_drops_the_rest(sh
     (tmp_path / "m.fit.png").write_bytes(b"an earlier fit's curve")
     args = ["fit", short_clip, "-o", tmp_path / "m.sonode", "--steps", "1", "--force"]
     args += ["--continuation-training-steps", "0"]  # its training is not this test's phase
-    outcome, after = _signal_when(args, _in_phase("writing"), [signal.SIGTERM], tmp_path)
-    _skip_if_short_of_memory(outcome)
+    outcome, after = signal_when(args, in_phase("writing"), [signal.SIGTERM], tmp_path)
+    skip_if_short_of_memory(outcome)
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     assert load(tmp_path / "m.sonode").info["fit"]["epochs"] == 1
     assert json.loads((tmp_path / "m.fit.json").read_text())["fit"]["epochs"] == 1
@@ -352,8 +249,8 @@ def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum, modul
     sf.write(clip, tone(1.0, 16000), 16000, subtype="PCM_16")
     args = ["fit", clip, "-o", tmp_path / "m.sonode"]
     importing = f"importing {module}"
-    outcome, _ = _signal_when(
-        args, _in_phase(importing), [signum], tmp_path, phases=False, imports=(module,)
+    outcome, _ = signal_when(
+        args, in_phase(importing), [signum], tmp_path, phases=False, imports=(module,)
     )
     assert outcome.code == 130 and "Traceback" not in outcome.stderr, outcome.describe()
     lines = [ln for ln in outcome.error_lines() if not ln.startswith(PHASE_PREFIX)]

@@ -1,8 +1,8 @@
 """Command-line interface: a thin shell over `sonode.api` (one command per verb).
 
-One module per group of commands: `fit` (one clip, or many on Dask), `render` (render, upsample,
-extrapolate), `fill`, `score` (eval), `describe` (info, plot) and `report` (the listening page);
-`common` holds what they share (error handling, options, number formatting).
+One module per group of commands: `fit` (one clip, or many on Dask), `render` (render,
+extrapolate), `upsample`, `fill`, `score` (eval), `describe` (info, plot) and `report` (the
+listening page); `common` holds what they share (error handling, options, number formatting).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from sonode.cli.common import EXIT_DIVERGED, EXIT_INTERRUPTED, OUTPUT_DIR
 from sonode.cli.describe import info, plot
 from sonode.cli.fill import fill_cmd
 from sonode.cli.fit import fit
-from sonode.cli.render import extrapolate_cmd, render_cmd, upsample
+from sonode.cli.render import extrapolate_cmd, render_cmd
 from sonode.cli.report import report_cmd
 from sonode.cli.score import eval_cmd
+from sonode.cli.upsample import upsample
 
 __all__ = ["EXIT_DIVERGED", "EXIT_INTERRUPTED", "OUTPUT_DIR", "main"]
 

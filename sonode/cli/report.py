@@ -22,15 +22,6 @@ from sonode.cli.common import (
 DEFAULT_FIT_RATE = 16000
 
 
-def _is_model(path: str) -> bool:
-    """A model file is a torch zip archive (sonode.model_file); anything else is read as audio."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
-
-
 def _truth(path: str, source: dict, duration_s: float, fitted_rate: int):
     """The source at its own rate over the fitted span, when that rate is above the fit's (else None)."""
     from sonode.io.clip import read_clip
@@ -57,13 +48,11 @@ def _check_upsampling(n_low: int, low_rate: int, source_rate: int, rate: int | N
 
 
 def _check_clip_upsampling(path, fit_rate: int, start_s, duration_s, rate) -> None:
-    """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit."""
-    import soundfile
+    """`_check_upsampling` of a CLIP from its header (as `_fitted` will fit it), before its fit;
+    a file that is not readable audio is refused here, before any fit (`audio_info`)."""
+    from sonode.io.checks import audio_info
 
-    try:
-        info = soundfile.info(path)
-    except (soundfile.LibsndfileError, RuntimeError):
-        return  # read_clip in fit() says what is wrong with the file
+    info = audio_info(Path(path))
     low_rate = fit_rate if info.samplerate > fit_rate else info.samplerate
     seconds = max(0.0, info.duration - (start_s or 0.0))
     seconds = min(seconds, duration_s) if duration_s else seconds
@@ -192,6 +181,7 @@ def report_cmd(
         write_page,
     )
     from sonode.io.fileutil import write_json
+    from sonode.io.model_file import is_model_file
     from sonode.io.wav import check_output_path
 
     began = time.perf_counter()
@@ -207,7 +197,7 @@ def report_cmd(
     for path in (
         inputs
     ):  # a clip's fit is kept beside the page, for `sonode report MODEL` and the other commands
-        if not _is_model(path):
+        if not is_model_file(path):
             check_output_path(out / f"{Path(path).stem}.sonode", inputs, force=force)
     check_output_path(out / "report.json", inputs, force=force)
     apply_threads(threads)
@@ -223,7 +213,7 @@ def report_cmd(
         out, audio_format=audio_format, excerpt_s=excerpt_s, protect=tuple(inputs), force=force
     )
     for path in inputs:  # before any fit: a page too large to make is refused now (#30)
-        if not _is_model(path):
+        if not is_model_file(path):
             _check_clip_upsampling(path, fit_rate, start_s, duration_s, rate)
     sections = []
     for path in inputs:
@@ -296,16 +286,13 @@ def _fitted(
     quiet: bool,
 ):
     """(Fitted, fit wall time in s) for a clip, fitted here; (Fitted, None) for a model file."""
-    import soundfile
-
     from sonode.api import fit, load
+    from sonode.io.checks import audio_info
+    from sonode.io.model_file import is_model_file
 
-    if _is_model(path):
+    if is_model_file(path):
         return load(path), None
-    try:
-        native = soundfile.info(path).samplerate
-    except (soundfile.LibsndfileError, RuntimeError):
-        native = None  # read_clip in fit() says what is wrong with the file
+    native = audio_info(Path(path)).samplerate
     if not quiet:
         click.echo(f"sonode report: fitting {path} (budget {budget_s:g} s)", err=True)
     begin = time.perf_counter()

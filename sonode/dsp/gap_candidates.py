@@ -79,7 +79,9 @@ def janssen_candidate(left: np.ndarray, right: np.ndarray, n_gap: int, rate: int
     """`janssen_fill` in its classical setting at every rate (order ≤ 1024, 4096 samples per
     side, CANDIDATE_JANSSEN_ITERATIONS) → (n_gap,). Not scaled with the rate as the orders are:
     at 44.1-48 kHz order 2048 on 12288 samples per side made this one candidate cost more than all
-    the orders together (Burg is O(context·order) per iteration, 5 fills per gap)."""
+    the orders together (Burg is O(context·order) per iteration, 5 fills per gap). ``rate`` is
+    the candidates' common signature (`GapCandidate`), unused here for that reason."""
+    del rate
     return janssen_fill(left, right, n_gap, iterations=CANDIDATE_JANSSEN_ITERATIONS)
 
 

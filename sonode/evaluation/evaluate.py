@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from sonode.api import Fitted, fit
 from sonode.dsp.resample import output_length
@@ -35,7 +34,7 @@ from sonode.evaluation.scores import (
     trajectory_scores,
     upsampling_scores,
 )
-from sonode.io.checks import check_input_path
+from sonode.io.checks import audio_info
 from sonode.io.clip import Clip, read_clip, resample
 from sonode.io.fileutil import atomic_write, markdown_marker, sonode_marker
 from sonode.io.wav import check_output_path
@@ -91,13 +90,10 @@ def evaluate_clip(
         A JSON-ready dict: {"clip", "rate", "low_rate", "upsampling": {method: scores},
         "continuation": {method: scores}, "reconstruction": {...}}.
     """
-    check_input_path(Path(path))  # before soundfile opens it: a FIFO would block
+    info = audio_info(Path(path))  # before soundfile opens it: a FIFO would block
     duration_s = options.duration_s
     if duration_s is not None:  # a clip shorter than duration_s is used whole
-        try:
-            duration_s = min(duration_s, soundfile.info(str(path)).duration)
-        except (soundfile.LibsndfileError, RuntimeError, OSError):
-            pass  # read_clip below says what is wrong with the file
+        duration_s = min(duration_s, info.duration)
     truth = read_clip(path, duration_s=duration_s)
     high, low_rate = truth.sample_rate, options.low_rate
     if low_rate >= high:
@@ -341,7 +337,6 @@ def check_eval_inputs(
     Raises:
         AudioInputError / LimitError / ValueError: one line naming the clip, value and limit.
     """
-    from sonode.io.checks import libsndfile_error
     from sonode.io.clip import RESAMPLE_KW
     from sonode.model.fit_size import max_fit_samples
     from sonode.sinc import check_resample_cost
@@ -349,11 +344,7 @@ def check_eval_inputs(
 
     for path in paths:
         file = Path(path)
-        check_input_path(file)
-        try:
-            info = soundfile.info(str(file))
-        except (soundfile.LibsndfileError, RuntimeError) as err:
-            raise libsndfile_error(file, err) from err
+        info = audio_info(file)
         if low_rate >= info.samplerate and horizon_s is not None:
             raise ValueError(
                 f"--rate ({low_rate} Hz) must be below the clip's own rate ({info.samplerate} Hz, {file}) for the "

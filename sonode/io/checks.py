@@ -98,6 +98,21 @@ def check_input_path(file: Path) -> None:
         )
 
 
+def audio_info(file: Path):
+    """The header of the audio file ``file`` (soundfile's info: samplerate in Hz, frames,
+    channels, duration in s, format, subtype), read after `check_input_path` (so a FIFO or device
+    is never opened).
+
+    Raises:
+        AudioInputError: not a readable audio file, in the user's terms (`libsndfile_error`).
+    """
+    check_input_path(file)
+    try:
+        return sf.info(str(file))
+    except sf.SoundFileError as err:
+        raise libsndfile_error(file, err) from err
+
+
 def libsndfile_error(file: Path, err: sf.SoundFileError) -> AudioInputError:
     """Translate a soundfile failure into the user's terms (libsndfile error codes 1 and 2)."""
     code = getattr(err, "code", None)

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -202,6 +203,19 @@ def _check_archive(file: Path) -> None:
             f"{file}: its members declare {total} bytes but the file holds {size} (damaged or "
             "crafted; refused before reading); refit the model"
         )
+
+
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether a command's input is a model file rather than audio: a regular file that starts as
+    a zip archive (every model file does, no audio format does). Only regular files are opened (a
+    FIFO would block; the audio reader then says what the path is); never raises."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _is_zip(file: Path) -> bool:

@@ -133,15 +133,12 @@ def fit_span(clip, rate: int | None = None, duration_s: float | None = None) -> 
     """(samples a fit of ``clip`` (a path) will hold at most, the rate it fits at in Hz), from the
     file's header: its duration (or ``duration_s`` when shorter) at ``rate`` (default: the file's).
     (0, 0) when the header is unreadable: reading the clip then says what is wrong."""
-    import soundfile as sf
-
     from sonode.errors import AudioInputError
-    from sonode.io.checks import check_input_path
+    from sonode.io.checks import audio_info
 
     try:
-        check_input_path(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
-        info = sf.info(str(clip))
-    except (AudioInputError, sf.SoundFileError, RuntimeError, OSError):
+        info = audio_info(Path(clip))  # a regular file that starts like WAV, FLAC or OGG
+    except (AudioInputError, OSError):
         return 0, 0
     seconds = min(info.duration, duration_s) if duration_s else info.duration
     fit_rate = rate or info.samplerate

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from sonode.model.continuation import identify_continuation
-from sonode.model.late_modes import ENVELOPE_SPAN_S
+from sonode.model.late_modes import ENVELOPE_SPAN_S, end_decays
+from sonode.model.oscillator import OscillatorBank
 from sonode.model.tail import Tail
 from sonode.model.task_loss import H_MAX_S, _objective
 
@@ -139,6 +140,40 @@ def fit_glide(
         report["loss"].append([start, end])
     report["glide"] = [float(v) for v in glide.detach()]
     return report
+
+
+def measure_end_decays(
+    tail: Tail, x: np.ndarray, rate: int, frame_samples: int
+) -> torch.Tensor | None:
+    """Set ``tail``'s late decays (in place) to the clip's decays at its end (`end_decays` of the
+    normalised clip x (n,) in frames of ``frame_samples``, the identification's own) where a kept
+    glide shows that the sound's dynamics depend on its level; returns the late modes' previous
+    parameter for `restore_late_decays`, or None (and changes nothing) if the continuation has no
+    late modes or the clip is too short to measure them.
+
+    The late modes' decays are the clip's average over its last second (`late_modes`): right for
+    a note whose decay does not depend on its level, wrong for one that glides, whose partials
+    leave the end's frequency as one goes back in the clip (the synthetic string's strongest
+    partial: 0.47/s where its law gives 0.80/s at the end)."""
+    if tail.switch_s <= 0:
+        return None
+    decays = end_decays(x, rate, tail.late.omega_rad_per_s.detach().numpy(), frame_samples)
+    if decays is None:
+        return None
+    saved = tail.late.raw_damping.detach().clone()
+    measured = OscillatorBank(  # the bank's own parametrisation (σ = −softplus(ρ), σ ≤ −0.001)
+        torch.as_tensor(decays, dtype=torch.float64), tail.late.omega_rad_per_s.detach()
+    )
+    with torch.no_grad():
+        tail.late.raw_damping.copy_(measured.raw_damping)
+    return saved
+
+
+def restore_late_decays(tail: Tail, saved: torch.Tensor | None) -> None:
+    """Undo `measure_end_decays` (``saved``, its result; None: nothing to undo)."""
+    if saved is not None:
+        with torch.no_grad():
+            tail.late.raw_damping.copy_(saved)
 
 
 class _Stopped(Exception):

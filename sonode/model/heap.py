@@ -7,7 +7,9 @@ each of them again: measured on the quickstart's guitar, 1 thread, side by side,
 0.435 CPU s with them mapped and freed and 0.373 with the heap kept (forward 0.20 → 0.17,
 backward 0.235 → 0.205). `retained_heap` serves them from the heap and keeps up to
 RETAINED_BYTES of freed memory at its top for reuse; outside it the defaults come back and the
-retained memory is returned (`malloc_trim`). Elsewhere than glibc it does nothing.
+retained memory is returned (`malloc_trim`), also when the work raises. Elsewhere than glibc it
+does nothing. The settings are the whole process's (other threads allocate so meanwhile), and
+glibc cannot report the ones before: a program's own are not restored (docs/design.md).
 """
 
 from __future__ import annotations

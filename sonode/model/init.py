@@ -10,6 +10,7 @@ import torch
 from sonode.dsp.linalg import lapack_threads
 from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
+from sonode.model.continuation_parts import ContinuationMixin
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
 from sonode.model.layout import SegmentLayout
 from sonode.model.options import FitOptions
@@ -106,9 +107,7 @@ def initial_model(
         layers=layers,
         gain=gain,
         offset=offset,
-        continuation_samples=tail.window_samples if tail else 0,
-        tail_modes=tail.decay_per_s.shape[0] if tail else 0,
-        continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
+        **continuation_config(tail),
     )
     # a mode's energy |c|² = u² + v²: its mean over segments and modes sets the field's input units
     energy_scale = float(2.0 * np.mean(states**2)) or 1.0
@@ -129,17 +128,34 @@ def initial_model(
     with watch("trajectory_cycle"):
         summary["trajectory_cycle"] = choose_trajectory_cycle(model, xn, n_traj, rel_ridge)
     if tail is not None:
-        model.set_continuation(
-            tail.decay_per_s,
-            tail.omega_rad_per_s,
-            tail.state,
-            tail.late_decay_per_s,
-            tail.late_omega_rad_per_s,
-        )
+        install_continuation(model, tail)
         summary["continuation"] = tail.summary()
     # wall-clock seconds of each piece (the continuation's overlap the modes' when run beside them)
     summary["time_breakdown_s"] = {name: round(sec, 4) for name, sec in watch.seconds.items()}
     return model, summary
+
+
+def continuation_config(tail: ContinuationFit | None) -> dict:
+    """The model configuration's continuation fields (`ModelConfig` and `LocalConfig` share
+    them) for an identified continuation, or for none: window in samples, tail modes, switch in
+    seconds after the clip's end."""
+    return {
+        "continuation_samples": tail.window_samples if tail else 0,
+        "tail_modes": tail.decay_per_s.shape[0] if tail else 0,
+        "continuation_switch_s": tail.switch_after_end_s if tail else 0.0,
+    }
+
+
+def install_continuation(model: ContinuationMixin, tail: ContinuationFit) -> None:
+    """Give ``model`` (either variant, configured by `continuation_config`) the identified
+    continuation ODE: its early and late modes and its state."""
+    model.set_continuation(
+        tail.decay_per_s,
+        tail.omega_rad_per_s,
+        tail.state,
+        tail.late_decay_per_s,
+        tail.late_omega_rad_per_s,
+    )
 
 
 def segment_states(

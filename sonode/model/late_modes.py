@@ -53,6 +53,22 @@ def envelope_decays(
     return np.minimum(slope, 0.0)
 
 
+def end_decays(
+    x: np.ndarray, sample_rate: int, omega_rad_per_s: np.ndarray, frame_samples: int
+) -> np.ndarray | None:
+    """Decay of the clip at each frequency at its end: `envelope_decays` over its last
+    MIN_ENVELOPE_FRAMES half-overlapping frames only, (MIN_ENVELOPE_FRAMES + 1) / 2 frames, rather
+    than over ENVELOPE_SPAN_S. Where the sound's dynamics depend on its level (a kept pitch glide,
+    `sonode.model.glide_fit`), the second's average is not the decay at the end's level: demodulated
+    at the end's frequency, a partial that glided there seems to fall slower than it does (the
+    synthetic string of tests/model/test_predict.py: 0.47/s over its 0.8 s, 0.90/s over its last
+    0.32 s, 0.80/s by its law at the end). Same arguments and result as `envelope_decays`."""
+    span = frame_samples * (MIN_ENVELOPE_FRAMES + 1) // 2
+    if x.shape[0] < span:
+        return None
+    return envelope_decays(x[-span:], sample_rate, omega_rad_per_s, frame_samples)
+
+
 def merge_beating(
     omega_rad_per_s: np.ndarray, decay_per_s: np.ndarray, energy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ import torch
 from sonode.dsp.metrics import snr_db
 from sonode.model.checkpoint import fit_identity
 from sonode.model.continuation import identify_continuation
-from sonode.model.init import normalisation
+from sonode.model.init import continuation_config, install_continuation, normalisation
 from sonode.model.local import LocalConfig, LocalModel
 from sonode.model.local_checkpoint import LocalCheckpointer, LocalResume, load_local
 from sonode.model.local_codec import NodeTables, choose_steps
@@ -217,9 +217,7 @@ def finish_local(
     fitted = tables.model
     config = replace(
         fitted.config,
-        continuation_samples=tail.window_samples if tail else 0,
-        tail_modes=tail.decay_per_s.shape[0] if tail else 0,
-        continuation_switch_s=tail.switch_after_end_s if tail else 0.0,
+        **continuation_config(tail),
     )
     model = LocalModel(
         config,
@@ -230,13 +228,7 @@ def finish_local(
     model.storage, model.steps, model.freq_shifts = fitted.storage, fitted.steps, fitted.freq_shifts
     model.predict_flags = fitted.predict_flags
     if tail is not None:
-        model.set_continuation(
-            tail.decay_per_s,
-            tail.omega_rad_per_s,
-            tail.state,
-            tail.late_decay_per_s,
-            tail.late_omega_rad_per_s,
-        )
+        install_continuation(model, tail)
         if model.storage == "quantised":
             # the continuation's ~3 K numbers in float32 too (~12 kB of a file; its poles keep
             # ~1e-7 relative precision, a phase error ≤ 0.01 rad per second of continuation)

@@ -67,7 +67,7 @@ def identify_tracks(xn: np.ndarray, sample_rate: int, deadline: float | None = N
             break  # one interval: the clip is too short for a longer spacing
         peaks = frame_peaks(xn, sample_rate, hop, WINDOW_NODES * hop, n_nodes, LOUD_MODES_PER_NODE)
         try:
-            found = choose_level(xn, sample_rate, hop, n_nodes, peaks)
+            found = choose_level(xn, sample_rate, hop, peaks)
         except ValueError:  # no peaks at all
             if best is None:
                 raise
@@ -136,8 +136,11 @@ def _cap(per_node: int, allocation: str) -> int:
     return caps[allocation]
 
 
-def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
+def choose_level(xn, rate, hop, peaks) -> Identified:
     """The tracks of the level and allocation with the best held-back SNR.
+
+    ``xn``: the normalised clip (n,); ``rate`` in Hz; ``hop``: node spacing in samples;
+    ``peaks``: per node, (frequencies in Hz, magnitudes), strongest first (`frame_peaks`).
 
     Every candidate, at every node spacing, shares the same budget (`node_budget`): held-back
     samples penalise entries that the whole clip's reconstruction rewards (3 numbers per entry
@@ -148,7 +151,7 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
     held = mask == 0
     budget = node_budget(xn.size)
-    per_node = budget // n_nodes
+    per_node = budget // len(peaks)  # a node's share
     best = None
     previous_count = -1
     for level in LEVELS_DB:
@@ -165,8 +168,8 @@ def choose_level(xn, rate, hop, n_nodes, peaks) -> Identified:
             tracks = _tracks(allocate(selected, budget, allocation))
             if tracks.first.size == 0:
                 break
-            states = _solve_states(tracks, n_nodes, xn, hop, rate, mask)
-            fit = _synthesise(tracks, states, n_nodes, xn.size, hop, rate)
+            states = _solve_states(tracks, xn, hop, rate, mask)
+            fit = _synthesise(tracks, states, xn.size, hop, rate)
             score = snr_db(xn[held], fit[held])
             level_best = max(level_best, score)
             if best is None or score > best.validation_db:
@@ -182,13 +185,13 @@ def _tracks(peaks) -> Tracks:
     return link_tracks(peaks, TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE)
 
 
-def _solve_states(tracks: Tracks, n_nodes, xn, hop, rate, mask=None):
+def _solve_states(tracks: Tracks, xn, hop, rate, mask=None):
     """(amp_re, amp_im), each (P,): the node states by least squares."""
     cycles = tracks.freq_hz * hop / rate
     return chunked_least_squares(tracks.first, tracks.length, cycles, xn, hop, mask)
 
 
-def _synthesise(tracks: Tracks, states, n_nodes, n, hop, rate) -> np.ndarray:
+def _synthesise(tracks: Tracks, states, n, hop, rate) -> np.ndarray:
     config = LocalConfig(rate, n, hop, 1.0, 0.0)
     model = LocalModel(config, tracks.first, tracks.length, tracks.freq_hz, *states)
     return model.reconstruct().numpy()

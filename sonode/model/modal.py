@@ -83,14 +83,8 @@ def modal_coordinates(
     """
     k = bank.n_modes
     u0, v0 = z0[..., :k], z0[..., k:]
-    t = local_s.to(torch.float64)[:, None]
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
-        exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[
-            :, None, :
-        ]  # (n, 1, K)
-        if needs_envelope(field, gradient):
-            envelope = _envelope(bank, field, u0 * u0 + v0 * v0, local_s, gradient, rtol, atol)
-            exponent = exponent + torch.complex(envelope[..., :k], envelope[..., k:])
+        exponent = _exponent(bank, field, u0 * u0 + v0 * v0, local_s, gradient, rtol, atol)
         return torch.complex(u0, v0) * torch.exp(exponent)
 
 
@@ -110,14 +104,21 @@ def modal_factors(
     Arguments as in `modal_coordinates`. Returns complex128 (n, B, K).
     """
     k = bank.n_modes
+    energy0 = z0[..., :k] ** 2 + z0[..., k:] ** 2
+    exponent = _exponent(bank, field, energy0, local_s, None, rtol, atol)
+    return torch.exp(exponent.expand(local_s.shape[0], z0.shape[0], k))
+
+
+def _exponent(bank, field, energy0, local_s, gradient, rtol, atol) -> torch.Tensor:
+    """λ_k t + Γ_k(t) at ``local_s`` for start energies ``energy0`` (B, K): complex128 (n, B, K),
+    or (n, 1, K) when there is no envelope to solve (a linear ODE: the same for every start)."""
+    k = bank.n_modes
     t = local_s.to(torch.float64)[:, None]
     exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[:, None, :]
-    exponent = exponent.expand(t.shape[0], z0.shape[0], k)
-    if needs_envelope(field, None):
-        energy0 = z0[..., :k] ** 2 + z0[..., k:] ** 2
-        envelope = _envelope(bank, field, energy0, local_s, None, rtol, atol)
+    if needs_envelope(field, gradient):
+        envelope = _envelope(bank, field, energy0, local_s, gradient, rtol, atol)
         exponent = exponent + torch.complex(envelope[..., :k], envelope[..., k:])
-    return torch.exp(exponent)
+    return exponent
 
 
 def modal_solve(

@@ -154,7 +154,7 @@ def fit_modes(
                 tail, "late" if late else "early" if tail.switch_s > 0 else "both"
             )
             if late:  # the late decays, measured over the clip's last second, are the only
-                # evidence for the level past the held-back span (`predict.contradicts_trend`);
+                # evidence for the level past the held-back span (`held_back.contradicts_trend`);
                 # fitted to 200 ms from earlier anchors they held notes the trend check refused
                 moved = [tail.late.omega_rad_per_s] if TRAIN != "decay" else []
             if not moved:

@@ -157,7 +157,8 @@ class EpochRecord:
     snr_db: float  # this step's reconstruction SNR (of its run of segments)
     elapsed_s: float
     # the kept model's reconstruction SNR over the clip after this step (it changes only at the
-    # checks, to a better-scoring model); nan in histories written before it was recorded
+    # checks, to a better-scoring model; after the last step, the model the fit returns, as the
+    # final check left it); nan in histories written before it was recorded
     kept_snr_db: float = math.nan
 
 

@@ -33,8 +33,20 @@ import numpy as np
 import torch
 
 from sonode.model import mode_fit
-from sonode.model.continuation import identify_continuation
-from sonode.model.glide_fit import MIN_GLIDE_PHASE_RAD, fit_glide, glide_phase_rad
+from sonode.model.continuation import FRAME_PER_ORDER, identify_continuation
+from sonode.model.glide_fit import (
+    MIN_GLIDE_PHASE_RAD,
+    fit_glide,
+    glide_phase_rad,
+    measure_end_decays,
+    restore_late_decays,
+)
+from sonode.model.held_back import (
+    LEVEL_FRAME_S,
+    contradicts_trend,
+    level_slope_db_per_s,
+    score,
+)
 from sonode.model.limit_cycle import ContinuationField, phase_field
 from sonode.model.modal import modal_solve
 from sonode.model.tail import Tail
@@ -47,99 +59,18 @@ MIN_CLIP_PER_HOLD = 3
 HELD_DB_PER_S = (
     3.0  # a note whose late modes fall slower than this (energy-weighted) is a held-note candidate
 )
-LEVEL_FRAME_S = 0.025
 MIN_LEVEL_FRAMES = 2
-SCORE_HORIZONS_S = (0.005, 0.02, 0.05, 0.2)  # the held-back test: SNR over each
 VALIDATE_EVERY = (
     5  # steps between held-back tests (early stopping: the best count of steps is kept)
 )
 MAX_LOSS_DB = 0.3  # a field may not lose more than this at any horizon of the held-back test...
 MIN_GAIN_DB = 0.1  # ...and must gain more than this on their mean
-# ...and its level trend from 1 to 2 s after the end must agree with the untrained one's (the late
-# modes' measured decays) within a factor TREND_RATIO or TREND_FLOOR_DB_PER_S (`contradicts_trend`)
-TREND_SPAN_S = (1.0, 2.0)
-TREND_FRAME_S = 0.05
-TREND_RATIO = 2.0
-TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
+# ...and its level trend from 1 to 2 s after the end must agree with the untrained one's
+# (`held_back.contradicts_trend`)
 FIT_GLIDE = True  # fit the shared pitch glide by L-BFGS before the level MLP (`glide_fit`)
 FIT_MODES = True  # first train the modes themselves for H-step prediction (`mode_fit`)
-
-
-def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """SNR (dB) of ``estimate`` against ``reference``, both (n_samples,); +inf when they are equal.
-
-    Unlike ``sonode.dsp.metrics.snr_db`` it accepts a silent reference matched exactly (+inf): a
-    held-back end can be digital silence after a fade, and its score must not stop the fit."""
-    err = float(np.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference**2)) / err)
-
-
-def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
-    """SNR (dB) over the first SCORE_HORIZONS_S of the continuation against ``future``, and the level
-    error (dB RMS over LEVEL_FRAME_S frames) after the switch."""
-    prediction = tail.continue_clip(future.shape[0], rate)
-    out = {
-        f"snr_{int(round(h * 1000))}ms_db": snr(
-            future[: int(h * rate)], prediction[: int(h * rate)]
-        )
-        for h in SCORE_HORIZONS_S
-        if int(h * rate) <= future.shape[0]
-    }
-    out["level_error_db"] = level_error_db(
-        future, prediction, int(tail.switch_s * rate), int(LEVEL_FRAME_S * rate)
-    )
-    return out
-
-
-def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: int) -> float:
-    """RMS over frames (from sample ``first``) of the dB difference of the two signals' frame levels."""
-    if (truth.shape[0] - first) // frame < 1:
-        return math.nan
-    return float(
-        np.sqrt(
-            np.mean(
-                (frame_levels_db(truth, first, frame) - frame_levels_db(estimate, first, frame))
-                ** 2
-            )
-        )
-    )
-
-
-def frame_levels_db(x: np.ndarray, first: int, frame: int) -> np.ndarray:
-    """Mean-square level (dB) of x's whole frames of ``frame`` samples from sample ``first``."""
-    n = (x.shape[0] - first) // frame
-    return 10 * np.log10(np.mean(x[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
-
-
-def level_slope_db_per_s(tail: Tail, rate: int) -> float:
-    """The continuation's level trend: the least-squares slope (dB/s) of its TREND_FRAME_S frame
-    levels over TREND_SPAN_S after the clip's end (nan if the ODE cannot be integrated there)."""
-    first, last = (int(t * rate) for t in TREND_SPAN_S)
-    try:
-        y = tail.continue_clip(last, rate)
-    except RuntimeError:  # the engine refused a non-finite solve
-        return math.nan
-    frame = int(TREND_FRAME_S * rate)
-    levels = frame_levels_db(y, first, frame)
-    times_s = (first + frame * (np.arange(levels.shape[0]) + 0.5)) / rate
-    return float(np.polyfit(times_s, levels, 1)[0])
-
-
-def contradicts_trend(trained_db_per_s: float, identified_db_per_s: float) -> bool:
-    """A trained field's level trend past the held-back test disagrees with the identified one.
-
-    The held-back test scores 0.2 s; past it the field meets levels the clip never showed, where
-    the only evidence is the late modes' decays, measured on the clip's last second. A trained
-    continuation may decay at up to twice or half that rate (a string's decay slows as its level
-    falls), and within TREND_FLOOR_DB_PER_S of it (a near-held note): it may not hold a decaying
-    note or silence a held one (a kept field held a decaying harpsichord level for 2 s, where the
-    identified continuation fell 4 dB/s over 1-2 s and the trained one 0.8 dB/s)."""
-    if not math.isfinite(trained_db_per_s):
-        return True
-    s = identified_db_per_s
-    low = min(TREND_RATIO * s, s - TREND_FLOOR_DB_PER_S)
-    high = max(s / TREND_RATIO, s + TREND_FLOOR_DB_PER_S)
-    return not low <= trained_db_per_s <= high
+# with a kept glide, the late decays at the end's level (`glide_fit.measure_end_decays`)
+FIT_END_DECAYS = True
 
 
 def is_held(tail: Tail) -> bool:
@@ -242,7 +173,8 @@ def fit_dynamics(
         )
         return report
     torch.manual_seed(seed)
-    probe = Tail.from_fit(identify_continuation(x[:-held], rate, window_samples, max_order), rate)
+    probe_fit = identify_continuation(x[:-held], rate, window_samples, max_order)
+    probe = Tail.from_fit(probe_fit, rate)
     future = x[-held:]
     untrained = score(probe, future, rate)
     zero_state = copy.deepcopy(probe.field.state_dict())
@@ -307,13 +239,30 @@ def fit_dynamics(
         glide_kept = "glide" in report["glide"] and consider(0)
         if not glide_kept:
             probe.field.load_state_dict(zero_state)
+    # a kept glide shows the dynamics depend on the level: the late decays at the end's, kept if
+    # the held-back test improves again (a probe without late modes leaves it to the whole clip)
+    end_saved = end_decays = None
+    if glide_kept and FIT_END_DECAYS:
+        frame = FRAME_PER_ORDER * probe_fit.order
+        end_saved = measure_end_decays(probe, x[:-held], rate, frame)
+        end_decays = end_saved is None and probe.switch_s <= 0
+        if end_saved is not None:  # the trend is now that of the late decays at the end's level
+            trend["measured"], trend["held_back"] = (
+                trend["held_back"],
+                _slope(probe, zero_state, rate),
+            )
+            end_decays = consider(0)
+            if not end_decays:
+                restore_late_decays(probe, end_saved)
+                trend["held_back"] = trend["measured"]
     losses = train_field(
         probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
     )
     stopped = should_stop is not None and should_stop()
     if stopped:  # the held-back training or the final one would not finish: the untrained field
         best.update(steps=0, gain_db=0.0, state=zero_state, score=untrained)
-        glide_kept = modes_kept = False
+        glide_kept = modes_kept = end_decays = False
+        restore_late_decays(probe, end_saved)
         report["stopped"] = True
     probe.field.load_state_dict(best["state"])
     report |= {
@@ -324,11 +273,19 @@ def fit_dynamics(
         "kept_steps": best["steps"],
         "glide_kept": glide_kept,
         "modes_kept": modes_kept,
+        "end_decays": bool(end_decays),
     }
     if modes_kept:  # the same output-error fit of the modes on the whole clip
         modes_kept = _final_modes(final, x, rate, trend["final"], report, should_stop)
+    final_end = None
     if glide_kept or best["steps"] > 0:  # the same recipe on the whole clip
         report["field_kept"] = True
+        if end_decays:  # (the frame is the whole clip's identification's, as its late modes')
+            order = identify_continuation(x, rate, window_samples, max_order).order
+            final_end = measure_end_decays(final, x, rate, FRAME_PER_ORDER * order)
+            if final_end is not None:
+                trend["final"] = level_slope_db_per_s(final, rate)
+                report["trend_db_per_s"]["end_decays"] = trend["final"]
         if glide_kept:
             report["final_glide"] = fit_glide(final, x, rate, window_samples, max_order)
         if best["steps"] > 0:
@@ -339,6 +296,7 @@ def fit_dynamics(
         report["trend_db_per_s"]["final"] = [trend["final"], slope]
         if contradicts_trend(slope, trend["final"]):  # the whole clip's run went elsewhere
             final.field.load_state_dict(final_start)
+            restore_late_decays(final, final_end)
             report["field_kept"] = False
             report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
@@ -353,6 +311,15 @@ def fit_dynamics(
             hold_cycle(final, rate)
     report["wall_time_s"] = time.perf_counter() - t0
     return report
+
+
+def _slope(tail: Tail, untrained: dict, rate: int) -> float:
+    """`level_slope_db_per_s` of ``tail`` with its field's state ``untrained`` (then put back)."""
+    trained = copy.deepcopy(tail.field.state_dict())
+    tail.field.load_state_dict(untrained)
+    slope = level_slope_db_per_s(tail, rate)
+    tail.field.load_state_dict(trained)
+    return slope
 
 
 def _final_modes(

@@ -366,11 +366,14 @@ def fit_samples(
             ),
             model,
         ) or {"field_kept": False, "cycle": False, "skipped": "stopped"}
+    kept_snr = best_snr if coarse is None else clip_snr(coarse)
+    if history:  # after the last step the kept model is the one returned (final check, fallback)
+        history[-1].kept_snr_db = kept_snr
     report = FitReport(
         options=asdict(options),
         gradient=options.gradient,
         initial_snr_db=initial_snr,
-        snr_db=best_snr if coarse is None else clip_snr(coarse),
+        snr_db=kept_snr,
         discretisation_snr_db=fine_check,
         discretisation_check={
             "substeps_per_sample": substeps,

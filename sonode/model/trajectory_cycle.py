@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from sonode.dsp.lpc import modal_basis, modal_gram, ridge_solve
+from sonode.model.held_back import LEVEL_FRAME_S, level_error_db, snr
 from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
 from sonode.model.modal import modal_readout
-from sonode.model.predict import LEVEL_FRAME_S, level_error_db, snr
 
 HOLD_FRACTION = 0.25  # of the trajectory's span, held back to choose the cycle
 MIN_HELD_S = 0.1  # a shorter held-back span (4 level frames) cannot tell a held note: no cycle

@@ -16,11 +16,6 @@ GRIDS = ("uniform", "outputs")
 INTERPS = ("linear", "cubic")
 
 
-def valid_option_names(method: str) -> tuple[str, ...]:
-    """Names accepted in ``options`` for ``method`` (a registered name)."""
-    return get_method(method).options
-
-
 def _tolerance(name: str, value):
     """rtol/atol as a float, or a tensor (per-component tolerances; torchdiffeq accepts both)."""
     if isinstance(value, torch.Tensor):

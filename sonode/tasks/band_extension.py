@@ -42,8 +42,9 @@ from sonode.dsp.bandwidth import (
     tilt_track,
     top_octave_share_db,
 )
-from sonode.dsp.harmonics import MAX_PARTIALS, continue_partials, harmonic_series, top_envelope
+from sonode.dsp.harmonics import MAX_PARTIALS, harmonic_series
 from sonode.dsp.metrics import as_signal
+from sonode.dsp.partial_continuation import continue_partials, top_envelope
 from sonode.dsp.pitch_track import dewarped, ratio_track, track_depth_cents, warped_time
 from sonode.dsp.resample import output_length
 from sonode.dsp.snr_bound import bound_band, sinc_error, sinc_error_floor

@@ -16,8 +16,9 @@ the clip's loudest 20 ms, so pauses, fades and digital silence between sounds ar
   by `sonode.tasks.click_checks`: it must be more isolated than the recording's own events are
   expected to be, and not the start of a new sound (an attack).
 
-The parts live in `sonode.tasks.detect_parts` (re-exported here); `sonode.tasks.detect_blocks`
-runs them over a channel block by block (bounded memory on files of any length).
+The parts live in `sonode.tasks.detect_parts` and `sonode.tasks.detect_clicks` (re-exported
+here); `sonode.tasks.detect_blocks` runs them over a channel block by block (bounded memory on
+files of any length).
 """
 
 from __future__ import annotations
@@ -25,26 +26,28 @@ from __future__ import annotations
 import numpy as np
 
 from sonode.tasks.detect_blocks import detect_channel
-from sonode.tasks.detect_parts import (  # noqa: F401  (the detection API, used by tests and benchmarks)
-    BLOCK_S,
+from sonode.tasks.detect_clicks import (  # noqa: F401  (the detection API, used by tests and benchmarks)
     CLICK_FACTOR,
     CLICK_PAD_S,
     DOMINANCE,
     ISOLATION_S,
-    LP_ORDER,
     MAX_CLICK_S,
+    Candidate,
+    click_candidates,
+    clicks,
+    judge_candidates,
+)
+from sonode.tasks.detect_parts import (  # noqa: F401  (the detection API, used by tests and benchmarks)
+    BLOCK_S,
+    LP_ORDER,
     MAX_REPEAT_LAG_S,
     MIN_RUN_S,
     QUIET_DB,
     SOUNDING_DB,
-    Candidate,
     Defect,
     _Loudness,
     _runs,
     batched_levinson,
-    click_candidates,
-    clicks,
-    judge_candidates,
     prediction_residual,
     repeat_mask,
 )

@@ -33,18 +33,21 @@ from sonode.tasks.click_checks import (
     CHANGE_WINDOW_S,
     EventIsolation,
 )
-from sonode.tasks.detect_parts import (
-    BLOCK_S,
+from sonode.tasks.detect_clicks import (
     CLICK_PAD_S,
     ISOLATION_S,
-    LP_ORDER,
     MAX_CLICK_S,
-    MAX_REPEAT_LAG_S,
     Candidate,
-    Defect,
-    _Loudness,
     click_candidates,
     judge_candidates,
+    window_samples,
+)
+from sonode.tasks.detect_parts import (
+    BLOCK_S,
+    LP_ORDER,
+    MAX_REPEAT_LAG_S,
+    Defect,
+    _Loudness,
     loudest_mean_square,
     min_run_samples,
     repeat_defect,
@@ -65,7 +68,7 @@ def margin_samples(rate: int) -> int:
     the audio it would see in the whole channel: the repeat finder's lag and window, two predictor
     blocks (the one cut by the margin's edge and its successor's history), the scale's medians
     (9 hops of 5 ms, one partial), a click's span, padding and neighbourhood, and the new-sound
-    windows; each term rounded up."""
+    windows, and the second scale's window; each term rounded up."""
     lp_block = max(4 * LP_ORDER, int(BLOCK_S * rate))
     click = (
         int(MAX_CLICK_S * rate)
@@ -74,6 +77,7 @@ def margin_samples(rate: int) -> int:
         + int(CLICK_PAD_S[1] * rate)
         + int((CHANGE_WINDOW_S + CHANGE_GUARD_S) * rate)
         + CHANGE_ORDER
+        + window_samples(rate)
     )
     scale = 11 * max(1, int(0.005 * rate))
     repeat = int(MAX_REPEAT_LAG_S * rate) + 2 * repeat_width(rate)

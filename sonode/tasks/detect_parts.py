@@ -1,6 +1,7 @@
 """The parts of dropout and click detection (`sonode.tasks.detect` describes the method): what a
-block of a channel yields — levels, runs and repeats, the prediction residual, click candidates —
-and the judging of candidates. `sonode.tasks.detect_blocks` runs them over a channel block by block.
+block of a channel yields — levels, runs and repeats, the prediction residual. The click candidates
+and their judging are in `sonode.tasks.detect_clicks`; `sonode.tasks.detect_blocks` runs them over
+a channel block by block.
 """
 
 from __future__ import annotations
@@ -11,22 +12,14 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from sonode.tasks.click_checks import EventIsolation, events_of, judge, new_sound
-
 SOUNDING_DB = -30.0
 QUIET_DB = -60.0
 MIN_RUN_S = 0.0005
 MAX_REPEAT_LAG_S = 0.2
 LP_ORDER = 32
 BLOCK_S = 0.05
-CLICK_FACTOR = 8.0
-MAX_CLICK_S = 0.003
-ISOLATION_S = 0.02
-DOMINANCE = 2.0
 REPEAT_VERIFY_BATCH = 1 << 16  # window pairs compared at once (× window × 16 B of memory)
 RESIDUAL_BATCH_BLOCKS = 512  # blocks whose predictors are found together (bounds the memory)
-CLICK_PAD_S = (0.0005, 0.002)  # widen a click's span (before, after): its start and its tail, which
-# sinks below the prediction error before it ends (a 30-sample burst: its last 20 samples unseen)
 
 
 @dataclass(frozen=True)
@@ -250,114 +243,3 @@ def batched_levinson(r: np.ndarray) -> np.ndarray:
         a[:, : m + 1] += k[:, None] * a[:, m::-1]
         error = error * (1.0 - k**2)
     return a
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A residual burst that passed the first stage of `clicks`: its padded span [start, end)
-    (channel positions), prediction error over the local median (``factor``), over the largest
-    within ISOLATION_S (``ratio``), and `sonode.tasks.click_checks.new_sound` across it."""
-
-    start: int
-    end: int
-    factor: float
-    ratio: float
-    change: tuple[float, float, float] | None
-
-
-def click_candidates(
-    x: np.ndarray, rate: int, loud: _Loudness, own: tuple[int, int] | None = None
-) -> tuple[list[Candidate], tuple[np.ndarray, np.ndarray]]:
-    """(candidates, (channel positions, log-isolations) of the residual's events) of ``x`` (n,), samples [loud.origin,
-    loud.origin + n) of the channel. With ``own`` = (a, b) (channel positions), only bursts and
-    events starting in [a, b): a block of a long file, whose margins make these exact."""
-    origin = loud.origin
-    a, b = (origin, origin + x.size) if own is None else own
-    e = np.abs(prediction_residual(x, rate, origin))
-    # Local scale: median |e| per 5 ms, then the median of 9 such medians around each (45 ms);
-    # the 5 ms hops start at multiples of 5 ms of the channel (a block's first one is partial).
-    hop = max(1, int(0.005 * rate))
-    lead = origin % hop
-    ep = np.concatenate([np.full(lead, e[0]), e]) if lead else e
-    n_hops = -(-ep.size // hop)
-    padded = np.concatenate([ep, np.full(n_hops * hop - ep.size, np.nan)])
-    whole = ep.size // hop  # np.median on the full hops: nanmedian over all took 1.1 s of 3 minutes
-    medians = np.concatenate(
-        [
-            np.median(ep[: whole * hop].reshape(whole, hop), axis=1),
-            np.nanmedian(padded[whole * hop :].reshape(-1, hop), axis=1),
-        ]
-    )
-    local = scipy.signal.medfilt(medians, 9) if n_hops >= 9 else np.full(n_hops, np.median(medians))
-    scale = np.repeat(np.maximum(local, 1e-12), hop)[lead : lead + x.size]
-    # a burst of MAX_CLICK_S plus the predictor's ring of LP_ORDER samples after it
-    gap = max(1, int(0.001 * rate))
-    isolation, longest = int(ISOLATION_S * rate), int(MAX_CLICK_S * rate) + LP_ORDER
-    lo = max(a, isolation) - origin  # events as `EventIsolation` takes them on the whole channel
-    hi = min(b, loud.total - LP_ORDER - gap - isolation) - origin
-    at, log_isolation = events_of(e, isolation, gap, LP_ORDER + gap, max(lo, 0), hi)
-    events = (at + origin, log_isolation)
-    strong = e > CLICK_FACTOR * scale
-    # Group exceedances closer than 1 ms into one burst.
-    hits = np.flatnonzero(strong)
-    if hits.size == 0:
-        return [], events
-    splits = np.flatnonzero(np.diff(hits) > gap) + 1
-    pad_before, pad_after = int(CLICK_PAD_S[0] * rate), int(CLICK_PAD_S[1] * rate)
-    found = []
-    for group in np.split(hits, splits):
-        start, end = int(group[0]), int(group[-1]) + 1
-        if end - start > longest or not a <= start + origin < b:
-            continue
-        # Dominance over the neighbourhood (the predictor's ring after the burst excepted): pitch
-        # pulses of voiced speech and brass are as strong as their neighbours, a click is not.
-        ring = end + LP_ORDER + gap
-        around = np.concatenate(
-            [e[max(0, start - isolation) : max(0, start - gap)], e[ring : ring + isolation]]
-        )
-        peak = float(e[start:end].max())
-        nearby = around.size > 0 and peak < DOMINANCE * around.max()
-        burst = end - start
-        start, end = max(0, start - pad_before), min(x.size, end + pad_after)
-        if not nearby and loud.sounding_around(start + origin, end + origin):
-            ratio = peak / around.max() if around.size and around.max() > 0 else float("inf")
-            found.append(
-                Candidate(
-                    start + origin,
-                    end + origin,
-                    peak / scale[group[0]],
-                    ratio,
-                    new_sound(x, rate, start, end, burst),
-                )
-            )
-    return found, events
-
-
-def judge_candidates(
-    candidates: list[Candidate], events: EventIsolation, rejected: list[Defect] | None = None
-) -> list[Defect]:
-    """The candidates `sonode.tasks.click_checks.judge` takes for clicks, as defects with their
-    reason; the others are appended to ``rejected`` if given."""
-    found = []
-    for c in candidates:
-        is_click, why = judge(c.change, c.ratio, events)
-        reason = (
-            f"isolated burst: prediction error {c.factor:.0f}x the local median, "
-            f"{c.ratio:.1f}x the largest within {ISOLATION_S * 1000:.0f} ms; {why}"
-        )
-        d = Defect(c.start, c.end, "click", reason)
-        if is_click:
-            found.append(d)
-        elif rejected is not None:
-            rejected.append(d)
-    return found
-
-
-def clicks(
-    x: np.ndarray, rate: int, loud: _Loudness, rejected: list[Defect] | None = None
-) -> list[Defect]:
-    """Short isolated bursts far above the local prediction error in all of ``x`` (see the module
-    docstring) that `sonode.tasks.click_checks.judge` takes for clicks; the bursts it takes for
-    sounds of the recording are appended to ``rejected`` (with the reason) if given."""
-    candidates, (_, events) = click_candidates(x, rate, loud)
-    return judge_candidates(candidates, EventIsolation(events), rejected)

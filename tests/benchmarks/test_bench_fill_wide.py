@@ -10,7 +10,8 @@ import numpy as np
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from bench_fill_wide import REFERENCE, category_of, random_positions, summary  # noqa: E402
+from bench_fill_wide import category_of, random_positions  # noqa: E402
+from fill_wide_tables import REFERENCE, summary  # noqa: E402
 
 
 def test_positions_are_seeded_random_sounding_and_leave_the_margin():

@@ -13,6 +13,7 @@ from sonode.model.continuation import (
     merge_beating,
     terminal_fade_samples,
 )
+from sonode.model.late_modes import end_decays
 
 RATE = 16000
 
@@ -160,6 +161,18 @@ def test_envelope_decays_measure_each_partial_and_never_grow():
     decays = envelope_decays(x, RATE, 2 * np.pi * np.array([300.0, 1000.0, 2000.0]), 512)
     assert decays == pytest.approx([-1.0, -6.0, 0.0], abs=0.05)
     assert envelope_decays(x[:1000], RATE, np.array([1.0]), 512) is None  # fewer than 4 frames
+
+
+def test_end_decays_measure_the_decay_at_the_clips_end_not_the_seconds_average():
+    """A partial whose decay slows from 6/s to 1/s half-way (a string's two-stage decay): the
+    second's energy-weighted average is near the loud first half's, the end's is the last one."""
+    t = np.arange(RATE) / RATE
+    envelope = np.where(t < 0.5, np.exp(-6.0 * t), np.exp(-2.5 - 1.0 * t))  # continuous at 0.5 s
+    x = envelope * np.sin(2 * np.pi * 300 * t)
+    omega = 2 * np.pi * np.array([300.0])
+    assert envelope_decays(x, RATE, omega, 512)[0] < -3.0  # measured -5.3
+    assert end_decays(x, RATE, omega, 512) == pytest.approx([-1.0], abs=0.05)
+    assert end_decays(x[:1000], RATE, omega, 512) is None  # fewer than 4 frames
 
 
 def test_beating_modes_merge_into_one_and_others_stay():

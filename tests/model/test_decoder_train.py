@@ -29,6 +29,27 @@ def test_two_tone_clip_fits_to_30_db_in_a_few_steps():
     assert report.function_evaluations > 0
 
 
+def test_the_last_steps_kept_snr_is_the_final_checks(monkeypatch):
+    """The curve's kept line ends at the model the fit returns: a final check after the last
+    periodic one (3 steps: only the final) that keeps a better model shows in the last record."""
+    import sonode.model.train as train
+
+    real = train.consider
+
+    def keeps_better(model, clip_snr, free_run_snr, kept, should_stop):
+        (snr, trajectory, state), passed = real(model, clip_snr, free_run_snr, kept, should_stop)
+        return (snr + 1.0, trajectory, state), passed
+
+    monkeypatch.setattr(train, "consider", keeps_better)
+    _, report = fit_samples(
+        two_tone_clip(0.1), SAMPLE_RATE, FitOptions(**SMALL, steps=3, max_time_s=None)
+    )
+    assert report.snr_db == pytest.approx(report.initial_snr_db + 1.0)  # the final check's
+    assert [r.kept_snr_db for r in report.history] == pytest.approx(
+        [report.initial_snr_db] * 2 + [report.snr_db]
+    )
+
+
 def test_adjoint_gradient_equals_backprop_through_the_same_solver():
     model = _small_model()
     with torch.no_grad():  # a non-zero correction so that the MLP's gradient is not trivial

@@ -84,3 +84,37 @@ def test_nested_uses_keep_the_heap_until_the_outermost_ends():
     outer()
     expected = [] if heap._LIBC is None else [1, 1]
     assert seen == expected and heap._State.depth == 0
+
+
+class _RecordingLibc:
+    """Stands in for glibc: records the mallopt settings in force and the trims."""
+
+    def __init__(self):
+        self.settings = {}
+        self.trims = 0
+
+    def mallopt(self, parameter, value):
+        self.settings[parameter] = value
+
+    def malloc_trim(self, pad):
+        self.trims += 1
+
+
+def test_the_defaults_come_back_and_the_memory_is_returned_when_the_work_raises(monkeypatch):
+    libc = _RecordingLibc()
+    monkeypatch.setattr(heap, "_LIBC", libc)
+    inside = {}
+
+    @heap.retained_heap
+    def failing():
+        inside.update(libc.settings)
+        raise RuntimeError("the fit failed")
+
+    with pytest.raises(RuntimeError, match="the fit failed"):
+        failing()
+    assert inside == {heap.M_MMAP_MAX: 0, heap.M_TRIM_THRESHOLD: heap.RETAINED_BYTES}
+    assert libc.settings == {
+        heap.M_MMAP_MAX: heap.DEFAULT_MMAP_MAX,
+        heap.M_TRIM_THRESHOLD: heap.DEFAULT_TRIM_THRESHOLD,
+    }
+    assert libc.trims == 1 and heap._State.depth == 0

@@ -126,7 +126,7 @@ def test_modal_basis_by_block_products_equals_the_powers(n, first):
 
 
 def test_damped_exponential_sum_equals_the_direct_sum():
-    from sonode.dsp.harmonics import damped_exponential_sum
+    from sonode.dsp.partial_continuation import damped_exponential_sum
 
     rng = np.random.default_rng(5)
     amplitude = rng.standard_normal(7) + 1j * rng.standard_normal(7)

@@ -55,7 +55,7 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
     hop = int(0.010 * RATE)
     n_nodes = math.ceil((xn.size - 1) / hop) + 1
     peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, local_identify.MAX_MODES_PER_NODE)
-    found = choose_level(xn, RATE, hop, n_nodes, peaks)
+    found = choose_level(xn, RATE, hop, peaks)
     assert found.allocation == "clip"
     budget = local_identify.node_budget(xn.size)  # 0.5 numbers per sample, 3 per entry
     per_node = budget // n_nodes
@@ -67,7 +67,7 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
     original = local_identify.ALLOCATIONS
     try:
         local_identify.ALLOCATIONS = ("node",)
-        capped = choose_level(xn, RATE, hop, n_nodes, peaks)
+        capped = choose_level(xn, RATE, hop, peaks)
     finally:
         local_identify.ALLOCATIONS = original
     assert capped.allocation == "node"
@@ -100,12 +100,12 @@ def test_validation_takes_the_loud_allocation_where_a_chord_needs_it(monkeypatch
     peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, 24)
     monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 16)
     monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 24)
-    loud = choose_level(xn, RATE, hop, n_nodes, peaks)
+    loud = choose_level(xn, RATE, hop, peaks)
     assert loud.allocation == "loud"
     counts = np.bincount(loud.tracks.node[loud.tracks.node < n_nodes // 2 - 2])
     assert counts.max() > 16
     monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 16)
-    clip = choose_level(xn, RATE, hop, n_nodes, [(f[:16], m[:16]) for f, m in peaks])
+    clip = choose_level(xn, RATE, hop, [(f[:16], m[:16]) for f, m in peaks])
     assert clip.allocation == "clip"
     assert loud.validation_db > clip.validation_db + 3.0, (loud.validation_db, clip.validation_db)
 
@@ -122,7 +122,7 @@ def test_every_spacing_and_allocation_shares_one_budget_of_the_clip(monkeypatch)
     peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, 24)
     monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 10)
     monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 24)
-    found = choose_level(xn, RATE, hop, n_nodes, peaks)
+    found = choose_level(xn, RATE, hop, peaks)
     assert found.allocation == "loud"
     assert 10 * n_nodes < found.tracks.freq_hz.size <= local_identify.node_budget(xn.size)
     assert local_identify.node_budget(xn.size) == 1333
