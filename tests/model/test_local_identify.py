@@ -19,18 +19,18 @@ def test_clip_allocation_keeps_the_clips_strongest_within_the_same_budget():
         mags = np.sort(rng.uniform(0.01, 1.0, count))[::-1]
         selected.append((rng.uniform(50, 3000, count), mags))
     per_node = 3
-    node = allocate(selected, per_node, "node")
+    node = allocate(selected, per_node * len(selected), "node")
     assert [f.size for f, _ in node] == [3, 1, 3, 0, 3]
-    clip = allocate(selected, per_node, "clip")
+    clip = allocate(selected, per_node * len(selected), "clip")
     kept = np.concatenate([m for _, m in clip])
     everything = np.concatenate([m for _, m in selected])
-    assert kept.size == per_node * len(selected)  # the same budget: ≤ the per-node cap's total
+    assert kept.size == per_node * len(selected)  # the same budget
     np.testing.assert_array_equal(np.sort(kept), np.sort(everything)[::-1][: kept.size][::-1])
     for (f, m), (f0, m0) in zip(clip, selected, strict=True):
         np.testing.assert_array_equal(m, m0[: m.size])  # each node keeps its strongest, in order
         np.testing.assert_array_equal(f, f0[: f.size])
     # a budget the peaks do not exceed keeps them all
-    assert sum(f.size for f, _ in allocate(selected, 10, "clip")) == everything.size
+    assert sum(f.size for f, _ in allocate(selected, 50, "clip")) == everything.size
 
 
 def chord_then_tone(seed=0):
@@ -57,9 +57,10 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
     peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, local_identify.MAX_MODES_PER_NODE)
     found = choose_level(xn, RATE, hop, peaks)
     assert found.allocation == "clip"
-    per_node = local_identify._max_peaks(hop)
+    budget = local_identify.node_budget(xn.size)  # 0.5 numbers per sample, 3 per entry
+    per_node = budget // n_nodes
     assert per_node == 13
-    assert found.tracks.freq_hz.size <= per_node * n_nodes
+    assert found.tracks.freq_hz.size <= budget
     chord_nodes = found.tracks.node < n_nodes // 2 - 2
     counts = np.bincount(found.tracks.node[chord_nodes])
     assert np.median(counts[counts > 0]) > per_node  # the chord's nodes are over the cap
@@ -75,17 +76,18 @@ def test_validation_gives_a_loud_chord_the_quiet_windows_share():
 
 def test_each_allocation_keeps_at_most_its_cap_at_a_node(monkeypatch):
     """The clip allocation gives a node at most MAX_MODES_PER_NODE, the loud one up to
-    LOUD_MODES_PER_NODE, both within the same budget; with few peaks all keep them all."""
+    LOUD_MODES_PER_NODE, both within the same budget (entries in all: 4 a node here); with few
+    peaks all keep them all."""
     monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 5)
     monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 8)
     mags = np.linspace(1.0, 0.5, 10)
     selected = [(np.arange(10.0), mags), (np.zeros(0), np.zeros(0)), (np.zeros(0), np.zeros(0))]
-    assert [f.size for f, _ in allocate(selected, 4, "node")] == [4, 0, 0]
-    assert [f.size for f, _ in allocate(selected, 4, "clip")] == [5, 0, 0]
-    assert [f.size for f, _ in allocate(selected, 4, "loud")] == [8, 0, 0]
-    assert [f.size for f, _ in allocate(selected, 2, "loud")] == [6, 0, 0]  # the budget: 2·3
+    assert [f.size for f, _ in allocate(selected, 12, "node")] == [4, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 12, "clip")] == [5, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 12, "loud")] == [8, 0, 0]
+    assert [f.size for f, _ in allocate(selected, 6, "loud")] == [6, 0, 0]  # the budget
     few = [(np.arange(3.0), mags[:3])] * 3
-    assert all(f.size == 3 for a in ("node", "clip", "loud") for f, _ in allocate(few, 4, a))
+    assert all(f.size == 3 for a in ("node", "clip", "loud") for f, _ in allocate(few, 12, a))
 
 
 def test_validation_takes_the_loud_allocation_where_a_chord_needs_it(monkeypatch):
@@ -106,3 +108,24 @@ def test_validation_takes_the_loud_allocation_where_a_chord_needs_it(monkeypatch
     clip = choose_level(xn, RATE, hop, [(f[:16], m[:16]) for f, m in peaks])
     assert clip.allocation == "clip"
     assert loud.validation_db > clip.validation_db + 3.0, (loud.validation_db, clip.validation_db)
+
+
+def test_every_spacing_and_allocation_shares_one_budget_of_the_clip(monkeypatch):
+    """The budget is 0.5 numbers per sample of the clip (1333 entries in 1 s at 8 kHz), at any
+    node spacing: where a node's share (13 at 10 ms) is over the per-node cap (monkeypatched to
+    10, as 96 caps 102 at 40 ms and 16 kHz), "clip" and "loud" still pool the whole budget, not
+    the cap's total, so that spacings are compared held back at the same budget. "node" stays
+    within the cap."""
+    xn = chord_then_tone()
+    hop = int(0.010 * RATE)
+    n_nodes = math.ceil((xn.size - 1) / hop) + 1
+    peaks = frame_peaks(xn, RATE, hop, 4 * hop, n_nodes, 24)
+    monkeypatch.setattr(local_identify, "MAX_MODES_PER_NODE", 10)
+    monkeypatch.setattr(local_identify, "LOUD_MODES_PER_NODE", 24)
+    found = choose_level(xn, RATE, hop, peaks)
+    assert found.allocation == "loud"
+    assert 10 * n_nodes < found.tracks.freq_hz.size <= local_identify.node_budget(xn.size)
+    assert local_identify.node_budget(xn.size) == 1333
+    selected = [(np.arange(20.0), np.linspace(1.0, 0.5, 20))] * 3
+    assert [f.size for f, _ in allocate(selected, 39, "node")] == [10, 10, 10]
+    assert sum(f.size for f, _ in allocate(selected, 39, "loud")) == 39
