@@ -4,7 +4,8 @@
 
 Identifies a model on the clip's first 1.0 s at 48 kHz (no training steps), then times, with 1
 thread, `extrapolate` of ``--seconds`` at 48 kHz for three continuation ODEs of the same model,
-side by side: linear (field zero, no cycle: closed form), with a non-zero trained field (the
+side by side: linear (field zero, no cycle: closed form), the same with its texture (the default of
+`sonode extrapolate`: `sonode.model.texture`), with a non-zero trained field (the
 per-mode gain set to a small level dependence), and with that field and the limit cycle on.
 Prints the real-time factor (audio seconds per wall second; the goal is ≥ 2) and the CPU time
 of each; ``--profile`` adds the top of cProfile's cumulative listing for the field + cycle case.
@@ -50,12 +51,12 @@ def main() -> None:
         f"{args.clip.name}: identified in {time.perf_counter() - start:.1f} s, "
         f"{model.tail_bank.n_modes} continuation modes"
     )
-    runs = [("linear (field zero, no cycle)", None)]
+    runs = [("linear (field zero, no cycle)", None), ("linear + texture", "texture")]
     runs.append(("trained field (gain)", "field"))
     runs.append(("trained field + limit cycle", "cycle"))
     for label, kind in runs:
         with torch.no_grad():
-            if kind is not None:
+            if kind not in (None, "texture"):
                 k = model.tail_bank.n_modes
                 model.tail_field.gain.zero_()
                 model.tail_field.gain[:k] = -0.5  # 5/s more decay per unit of relative energy
@@ -69,7 +70,7 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
-        out = extrapolate(model, args.seconds, rate=RATE).samples
+        out = extrapolate(model, args.seconds, RATE, texture=float(kind == "texture")).samples
         if profiler:
             profiler.disable()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -89,9 +89,12 @@ class Fitted:
         start_s: float = 0.0,
         end_s: float | None = None,
         progress: Callable[[int, int], None] | None = None,
+        texture: float = 0.0,
+        seed: int = 0,
     ) -> Rendering:
-        """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`)."""
-        return render(self.model, rate=rate, start_s=start_s, end_s=end_s, progress=progress)
+        """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`; past the
+        span, ``texture`` and ``seed`` as in `extrapolate`)."""
+        return render(self.model, rate, start_s, end_s, progress, texture, seed)
 
     def upsample(
         self,
@@ -175,10 +178,19 @@ class Fitted:
         )
 
     def extrapolate(
-        self, seconds: float, rate: int | None = None, with_context: bool = False
+        self,
+        seconds: float,
+        rate: int | None = None,
+        with_context: bool = False,
+        texture: float = 0.0,
+        seed: int = 0,
     ) -> np.ndarray:
-        """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`)."""
-        return extrapolate(self.model, seconds, rate=rate, with_context=with_context).samples
+        """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`):
+        by default its mean (the best prediction in SNR); ``texture=1`` adds the stochastic part
+        that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``."""
+        return extrapolate(
+            self.model, seconds, rate=rate, with_context=with_context, texture=texture, seed=seed
+        ).samples
 
     def free_run(self) -> np.ndarray:
         """The model's one trajectory: the free run from its trajectory state, without restarts,

@@ -111,6 +111,37 @@ def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, 
 
 WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}  # per sample: sizes an output before writing
 
+#: `extrapolate`'s and `render`'s --texture default: the continuation's stochastic part restores the
+#: clip's level and spectrum (docs/continuation_texture.md); 0 writes the mean alone
+TEXTURE_DEFAULT = 1.0
+
+
+def _finite_texture(ctx, param, value: float) -> float:
+    if not math.isfinite(value):  # FloatRange lets nan through
+        raise click.BadParameter(f"must be a number in [0, 4], got {value}")
+    return value
+
+
+def _texture_options(f):
+    """--texture and --seed: the continuation's stochastic part past the fitted span."""
+    f = click.option(
+        "--seed",
+        type=click.IntRange(0, 2**63 - 1),
+        default=0,
+        show_default=True,
+        help="Seed of the texture's noise (the same seed writes the same samples).",
+    )(f)
+    return click.option(
+        "--texture",
+        type=click.FloatRange(min=0.0, max=4.0),
+        callback=_finite_texture,
+        default=TEXTURE_DEFAULT,
+        show_default=True,
+        help="Past the fitted span, add the noise the continuation's mean loses, at this "
+        "amplitude: 1 keeps the clip's level and spectrum, 0 writes the mean alone (the best "
+        "prediction in SNR).",
+    )(f)
+
 
 @click.command(name="render")
 @click.argument("model", type=click.Path())
@@ -125,8 +156,9 @@ WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}  # per sample: sizes an outpu
     help="Start (seconds of model time).",
 )
 @click.option("--end", "end_s", type=float, help="End (seconds; default: end of the fitted span).")
+@_texture_options
 @_model_wav_options
-def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
+def render_cmd(model, out, rate, start_s, end_s, texture, seed, subtype, device, quiet, force):
     """Write MODEL's trajectory over any span at any rate (default: the reconstruction)."""
     if not (0 <= start_s < math.inf):
         raise click.BadParameter(
@@ -143,7 +175,7 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
         quiet,
         force,
         lambda fitted, progress: fitted.render(
-            rate=rate, start_s=start_s, end_s=end_s, progress=progress
+            rate=rate, start_s=start_s, end_s=end_s, progress=progress, texture=texture, seed=seed
         ),
         lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate),
     )
@@ -157,8 +189,11 @@ def render_cmd(model, out, rate, start_s, end_s, subtype, device, quiet, force):
 @click.option(
     "--with-context", is_flag=True, help="Write the reconstruction followed by the continuation."
 )
+@_texture_options
 @_model_wav_options
-def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, quiet, force):
+def extrapolate_cmd(
+    model, out, seconds, rate, with_context, texture, seed, subtype, device, quiet, force
+):
     """Continue MODEL's sound for --seconds past the end of the fitted span."""
     from sonode.tasks.render import extrapolate
 
@@ -169,7 +204,13 @@ def extrapolate_cmd(model, out, seconds, rate, with_context, subtype, device, qu
         quiet,
         force,
         lambda fitted, progress: extrapolate(
-            fitted.model, seconds, rate=rate, with_context=with_context, progress=progress
+            fitted.model,
+            seconds,
+            rate=rate,
+            with_context=with_context,
+            progress=progress,
+            texture=texture,
+            seed=seed,
         ),
         lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate),
     )

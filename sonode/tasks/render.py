@@ -78,6 +78,8 @@ def render(
     start_s: float = 0.0,
     end_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    texture: float = 0.0,
+    seed: int = 0,
 ) -> Rendering:
     """The model's signal on [start_s, end_s) at ``rate`` Hz.
 
@@ -88,6 +90,10 @@ def render(
         end_s: end in seconds (default: the end of the fitted span); past it the last segment's
             trajectory is continued (extrapolation).
         progress: called as progress(done, total) in segments.
+        texture: past the fitted span, add the continuation's stochastic part at this amplitude
+            (`sonode.model.texture`: the power its mean lost, as shaped noise; 1 restores the
+            clip's level and spectrum, 0 leaves the mean alone, bit for bit).
+        seed: the texture's noise (the same seed gives the same samples).
 
     Returns:
         A `Rendering` of round((end_s − start_s)·rate) samples, sample j at start_s + j/rate, from
@@ -110,9 +116,19 @@ def render(
         )
     if not end_s > start_s:
         raise ValueError(f"end ({end_s} s) must be after start ({start_s} s)")
+    if not (texture >= 0 and math.isfinite(texture)):
+        raise ValueError(f"texture must be a finite number ≥ 0, got {texture}")
     check_render_size(start_s, end_s, rate, config.sample_rate)
     if rate < config.sample_rate:
-        return _render_band_limited(model, rate, start_s, end_s, progress)
+        return _render_band_limited(model, rate, start_s, end_s, progress, texture, seed)
+    span_s = config.n_samples / config.sample_rate
+    textured = texture > 0 and end_s > span_s and model.continuation_state.shape[0] > 0
+    if textured and start_s > span_s:
+        # the texture is drawn from the clip's end on: render from there on the same grid
+        lead = int(math.floor((start_s - span_s) * rate + 1e-9))
+        if lead > 0:
+            full = render(model, rate, start_s - lead / rate, end_s, progress, texture, seed)
+            return Rendering(full.samples[lead:], rate, start_s, full.stopped_at_s)
     n = n_output_samples(end_s - start_s, rate)
     times = start_s + torch.arange(n, dtype=torch.float64) / rate
     total = config.layout.n_segments
@@ -122,9 +138,26 @@ def render(
         progress=None if progress is None else (lambda done: progress(done, total)),
     )
     stopped_at = float(times[x.numel()]) if x.numel() < n else None
+    if textured:
+        x = _add_texture(model, times[: x.numel()], x, rate, span_s, texture, seed)
     return Rendering(
         samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at
     )
+
+
+def _add_texture(model, times_s, x, rate: int, span_s: float, gain: float, seed: int):
+    """x (n,) normalised with the texture (`sonode.model.texture`) added at the times ≥ span_s."""
+    from sonode.model.texture import TextureModes, texture as draw
+
+    first = int(torch.searchsorted(times_s, torch.tensor(span_s, dtype=torch.float64)))
+    if first >= times_s.numel():
+        return x
+    # the mean as rendered (a view: its readout bias, a constant, touches only the lowest bin)
+    mean = x[first:].detach().numpy()
+    first_s = float(times_s[first]) - span_s
+    noise = draw(TextureModes.from_model(model), mean, rate, first_s, seed=seed, gain=gain)
+    x[first:] += torch.from_numpy(noise)  # in place: a render's memory is budgeted per sample
+    return x
 
 
 def _render_band_limited(
@@ -133,6 +166,8 @@ def _render_band_limited(
     start_s: float,
     end_s: float,
     progress: Callable[[int, int], None] | None,
+    texture: float = 0.0,
+    seed: int = 0,
 ) -> Rendering:
     """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
     ratio keeps the resampler's polyphase kernel small for any rate; block-wise, so memory stays
@@ -140,7 +175,7 @@ def _render_band_limited(
     from sonode.sinc import KAISER_BEST, resample_blocks
 
     factor = -(-model.config.sample_rate // rate)
-    fine = render(model, rate=factor * rate, start_s=start_s, end_s=end_s, progress=progress)
+    fine = render(model, factor * rate, start_s, end_s, progress, texture, seed)
     n = n_output_samples(end_s - start_s, rate)
     samples = resample_blocks(fine.samples, factor * rate, rate, **KAISER_BEST)[:n]
     if fine.stopped_at_s is None:
@@ -156,6 +191,8 @@ def extrapolate(
     rate: int | None = None,
     with_context: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    texture: float = 0.0,
+    seed: int = 0,
 ) -> Rendering:
     """Continue the sound past the fitted span by integrating the last segment's ODE onward.
 
@@ -166,6 +203,7 @@ def extrapolate(
         with_context: also include the reconstruction before the continuation (one seamless
             signal starting at model time 0).
         progress: as in `render`.
+        texture, seed: the continuation's stochastic part, as in `render`.
 
     Returns:
         A `Rendering`; without context it starts at the fitted span's end, T = n_samples/clip rate.
@@ -174,4 +212,4 @@ def extrapolate(
         raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
     span_s = model.config.n_samples / model.config.sample_rate
     start = 0.0 if with_context else span_s
-    return render(model, rate=rate, start_s=start, end_s=span_s + seconds, progress=progress)
+    return render(model, rate, start, span_s + seconds, progress, texture, seed)

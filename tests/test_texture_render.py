@@ -1,0 +1,119 @@
+"""The continuation's texture as `render`, `extrapolate` and the command line give it."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sonode.model import FitOptions, fit_samples
+from sonode.tasks.render import BLOWUP_FACTOR, extrapolate, render
+from tests.cli_support import run
+from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+DURATION_S = 0.25
+
+
+@pytest.fixture(scope="module")
+def losing():
+    """A fitted two-tone model whose continuation's early modes die out within the first 50 ms
+    (−300/s: −130 dB by the switch) and whose late modes then hold: the mean loses the sound, as it
+    loses a drone's, and the texture has to restore it."""
+    options = FitOptions(
+        latent_dim=8,
+        hop_samples=128,
+        overlap_samples=16,
+        hidden=16,
+        layers=1,
+        lp_order=32,
+        steps=2,
+        max_time_s=None,
+    )
+    model, info = fit_samples(two_tone_clip(DURATION_S), SAMPLE_RATE, options)
+    model = copy.deepcopy(model)
+    early = model.tail_bank
+    omega = early.omega_rad_per_s.detach()
+    model.set_continuation(
+        torch.full_like(omega, -300.0),
+        omega,
+        model.continuation_state[0],
+        torch.full_like(omega, -1e-3),
+        omega,
+    )
+    model.config = dataclasses.replace(model.config, continuation_switch_s=0.05)
+    return model, info
+
+
+def level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2)))
+
+
+def test_zero_texture_is_the_mean_bit_for_bit(losing):
+    model, _ = losing
+    span_s = model.config.n_samples / SAMPLE_RATE
+    times = span_s + torch.arange(SAMPLE_RATE // 2, dtype=torch.float64) / SAMPLE_RATE
+    mean = model.denormalise(model.render_normalised(times, bound=BLOWUP_FACTOR))
+    assert np.array_equal(extrapolate(model, 0.5).samples, mean)
+    assert np.array_equal(extrapolate(model, 0.5, texture=0.0, seed=9).samples, mean)
+
+
+def test_the_texture_restores_the_level_the_mean_loses_and_is_seeded(losing):
+    model, _ = losing
+    clip = two_tone_clip(DURATION_S)
+    n_switch = int(0.05 * SAMPLE_RATE)
+    mean = extrapolate(model, 1.0).samples
+    drawn = extrapolate(model, 1.0, texture=1.0, seed=4).samples
+    assert np.array_equal(drawn[:n_switch], mean[:n_switch])  # the first 50 ms are the mean's
+    late = slice(int(0.2 * SAMPLE_RATE), None)
+    # the level it restores: the clip's last 0.5 s (here all of its 0.25 s), its late modes held
+    end = level_db(clip)
+    assert level_db(mean[late]) < end - 40  # the mean has lost the sound (its offset is left)
+    assert abs(level_db(drawn[late]) - end) < 1  # the texture holds the clip's level
+    assert np.array_equal(drawn, extrapolate(model, 1.0, texture=1.0, seed=4).samples)
+    assert not np.array_equal(drawn, extrapolate(model, 1.0, texture=1.0, seed=5).samples)
+    # a later window reads the samples a longer render has there (the draw starts at the end)
+    span_s = model.config.n_samples / SAMPLE_RATE
+    window = render(model, None, span_s + 0.5, span_s + 1.0, texture=1.0, seed=4).samples
+    assert np.allclose(window, drawn[SAMPLE_RATE // 2 :], atol=1e-9)
+    # below the clip's rate it is rendered finer and decimated, as the mean is
+    low = extrapolate(model, 1.0, rate=8000, texture=1.0).samples
+    assert low.shape == (8000,) and abs(level_db(low[1600:]) - end) < 1
+
+
+def test_a_negative_texture_is_refused(losing):
+    with pytest.raises(ValueError, match="texture"):
+        extrapolate(losing[0], 0.1, texture=-1.0)
+
+
+def test_the_command_line_draws_the_texture_by_default_and_writes_the_mean_on_request(
+    losing, tmp_path
+):
+    path = tmp_path / "losing.sonode"
+    losing[0].save(path, {})
+    written = {}
+    for name, extra in {
+        "default": [],
+        "again": ["--seed", "0"],
+        "seed": ["--seed", "7"],
+        "mean": ["--texture", "0"],
+    }.items():
+        out = tmp_path / f"{name}.wav"
+        result = run("extrapolate", path, "--seconds", 0.5, "-o", out, "--quiet", *extra)
+        assert result.exit_code == 0, result.output
+        written[name] = sf.read(out)[0]
+    assert np.array_equal(written["default"], written["again"])
+    assert not np.array_equal(written["default"], written["seed"])
+    late = slice(int(0.2 * SAMPLE_RATE), None)
+    assert level_db(written["default"][late]) > level_db(written["mean"][late]) + 40
+    result = run("render", path, "--end", DURATION_S + 0.3, "-o", tmp_path / "r.wav", "--quiet")
+    assert result.exit_code == 0, result.output
+    rendered = sf.read(tmp_path / "r.wav")[0][int(DURATION_S * SAMPLE_RATE) :]
+    assert np.allclose(rendered, written["default"][: rendered.shape[0]], atol=1e-6)
+    for bad in ("-1", "nan"):
+        result = run(
+            "extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad
+        )
+        assert result.exit_code == 2 and "--texture" in result.output
+        assert "Traceback" not in result.output
