@@ -87,30 +87,41 @@ def test_a_negative_texture_is_refused(losing):
         extrapolate(losing[0], 0.1, texture=-1.0)
 
 
-def test_the_command_line_draws_the_texture_by_default_and_writes_the_mean_on_request(
+def test_the_command_line_writes_the_mean_by_default_and_draws_the_texture_on_request(
     losing, tmp_path
 ):
     path = tmp_path / "losing.sonode"
     losing[0].save(path, {})
     written = {}
     for name, extra in {
-        "default": [],
-        "again": ["--seed", "0"],
-        "seed": ["--seed", "7"],
-        "mean": ["--texture", "0"],
+        "drawn": ["--texture", "1"],
+        "again": ["--texture", "1", "--seed", "0"],
+        "seed": ["--texture", "1", "--seed", "7"],
+        "mean": [],
     }.items():
         out = tmp_path / f"{name}.wav"
         result = run("extrapolate", path, "--seconds", 0.5, "-o", out, "--quiet", *extra)
         assert result.exit_code == 0, result.output
         written[name] = sf.read(out)[0]
-    assert np.array_equal(written["default"], written["again"])
-    assert not np.array_equal(written["default"], written["seed"])
+    assert np.array_equal(written["drawn"], written["again"])
+    assert not np.array_equal(written["drawn"], written["seed"])
     late = slice(int(0.2 * SAMPLE_RATE), None)
-    assert level_db(written["default"][late]) > level_db(written["mean"][late]) + 40
-    result = run("render", path, "--end", DURATION_S + 0.3, "-o", tmp_path / "r.wav", "--quiet")
+    assert level_db(written["drawn"][late]) > level_db(written["mean"][late]) + 40
+    assert np.allclose(written["mean"], extrapolate(losing[0], 0.5).samples, atol=1e-6)
+    result = run(
+        "render",
+        path,
+        "--end",
+        DURATION_S + 0.3,
+        "-o",
+        tmp_path / "r.wav",
+        "--quiet",
+        "--texture",
+        1,
+    )
     assert result.exit_code == 0, result.output
     rendered = sf.read(tmp_path / "r.wav")[0][int(DURATION_S * SAMPLE_RATE) :]
-    assert np.allclose(rendered, written["default"][: rendered.shape[0]], atol=1e-6)
+    assert np.allclose(rendered, written["drawn"][: rendered.shape[0]], atol=1e-6)
     for bad in ("-1", "nan"):
         result = run(
             "extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad
