@@ -153,7 +153,6 @@ def choose_steps(
 
 
 def code_states(
-    first: np.ndarray,
     length: np.ndarray,
     freq_hz: np.ndarray,
     hop: int,
@@ -169,7 +168,8 @@ def code_states(
     both run the same arithmetic, so decoding reproduces the encoder's values bit for bit.
 
     Args:
-        first, length: (K,) the tracks; freq_hz: (P,) the decoded frequencies (Hz).
+        length: (K,) the tracks' entry counts (a track's entries are consecutive);
+            freq_hz: (P,) the decoded frequencies (Hz).
         hop, rate: samples between nodes, Hz. step: rounding step of the residuals.
         predict: (K,) bool, the tracks whose states are predicted along the track (the others
             are coded as they are); None: all (`choose_prediction`).
@@ -233,7 +233,7 @@ def encode(
     if predict is None:
         predict = choose_prediction(NodeTables(first, length, freq, amp_re, amp_im, hop, rate))
     (code_re, code_im), (re, im) = code_states(
-        first, length, freq, hop, rate, state_step, target=(amp_re, amp_im), predict=predict
+        length, freq, hop, rate, state_step, target=(amp_re, amp_im), predict=predict
     )
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
     later = np.ones(freq.size, dtype=bool)
@@ -330,7 +330,7 @@ def decode(
         base = total[offset] - freq_delta[offset]
         freq = (total - base[track_of]) * entry_freq_steps(length, shifts, freq_step_hz)
     _, (re, im) = code_states(
-        first, length, freq, hop, rate, state_step, codes=(code_re, code_im), predict=predict
+        length, freq, hop, rate, state_step, codes=(code_re, code_im), predict=predict
     )
     flags = np.ones(n_tracks, dtype=bool) if predict is None else predict.astype(bool)
     return first, length, freq, re, im, shifts, flags

@@ -310,7 +310,7 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
         max(fit_db + ROUNDING_MARGIN_DB, ROUNDING_FLOOR_DB),
     )
     if compact is None:
-        float32_db = _storage_check(model, xn)
+        float32_db = _storage_check(model)
         model.storage = "float32" if float32_db >= fit_db + STORAGE_MARGIN_DB else "float64"
         return fit_db, float32_db, {"float32_check_db": float32_db}
     for name in ("freq_hz", "amp_re", "amp_im"):
@@ -330,7 +330,7 @@ def _store_compactly(model: LocalModel, xn: np.ndarray, fit_db: float):
 
 
 @torch.no_grad()
-def _storage_check(model: LocalModel, xn: np.ndarray) -> float:
+def _storage_check(model: LocalModel) -> float:
     """SNR (dB) of the model with its node tables rounded to float32 against the float64 one."""
     exact = model.reconstruct().numpy()
     saved = {n: getattr(model, n).detach().clone() for n in ("freq_hz", "amp_re", "amp_im")}

@@ -54,7 +54,7 @@ def test_decoding_reproduces_the_encoders_values_bit_for_bit():
         and np.max(np.abs(im_d - im)) <= 0.5e-4 * 1.0001
     )
     # prediction along the track: a steady partial's codes are its small changes, not its values
-    (code_re, code_im), _ = code_states(first, length, freq_d, HOP, RATE, 1e-4, target=(re, im))
+    (code_re, code_im), _ = code_states(length, freq_d, HOP, RATE, 1e-4, target=(re, im))
     later = np.ones(freq.size, dtype=bool)
     later[[0, 40, 70]] = False  # each track's first state has nothing to be predicted from
     raw = np.abs(np.rint(re / 1e-4))[later].mean()
@@ -92,7 +92,7 @@ def test_tracks_whose_states_jump_are_not_predicted_and_still_decode_exactly():
     codes = {}
     for flags in ([True, False, True], [True, True, True]):
         (code_re, _), _ = code_states(
-            first, length, freq_d, HOP, RATE, 1e-4, target=(re, im), predict=np.array(flags)
+            length, freq_d, HOP, RATE, 1e-4, target=(re, im), predict=np.array(flags)
         )
         codes[flags[1]] = np.abs(code_re[41:70]).mean()
     assert codes[False] < 0.8 * codes[True], codes
