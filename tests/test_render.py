@@ -9,28 +9,17 @@ import torch
 
 from sonode.dsp.metrics import snr_db
 from sonode.io.model_file import load_model_file, save_model_file
-from sonode.model import FitOptions, fit_samples
 from sonode.model.continuation import ContinuationFit
 from sonode.model.decoder import MODEL_KIND, MODEL_VERSION, SonodeModel
 from sonode.tasks.render import extrapolate, n_output_samples, render
-from tests.model.synthetic import SAMPLE_RATE, two_tone, two_tone_clip
+from tests.model.synthetic import SAMPLE_RATE, small_two_tone_fit, two_tone, two_tone_clip
 
 DURATION_S = 0.25
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    options = FitOptions(
-        latent_dim=8,
-        hop_samples=128,
-        overlap_samples=16,
-        hidden=16,
-        layers=1,
-        lp_order=32,
-        steps=2,
-        max_time_s=None,
-    )
-    return fit_samples(two_tone_clip(DURATION_S), SAMPLE_RATE, options)
+    return small_two_tone_fit(DURATION_S)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from sonode.model import FitOptions, fit_samples
 from sonode.tasks.render import BLOWUP_FACTOR, extrapolate, render
 from tests.cli_support import run
-from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+from tests.model.synthetic import SAMPLE_RATE, small_two_tone_fit, two_tone_clip
 
 DURATION_S = 0.25
 
@@ -21,17 +20,7 @@ def losing():
     """A fitted two-tone model whose continuation's early modes die out within the first 50 ms
     (−300/s: −130 dB by the switch) and whose late modes then hold: the mean loses the sound, as it
     loses a drone's, and the texture has to restore it."""
-    options = FitOptions(
-        latent_dim=8,
-        hop_samples=128,
-        overlap_samples=16,
-        hidden=16,
-        layers=1,
-        lp_order=32,
-        steps=2,
-        max_time_s=None,
-    )
-    model, info = fit_samples(two_tone_clip(DURATION_S), SAMPLE_RATE, options)
+    model, info = small_two_tone_fit(DURATION_S)
     model = copy.deepcopy(model)
     early = model.tail_bank
     omega = early.omega_rad_per_s.detach()

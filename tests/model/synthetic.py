@@ -16,3 +16,21 @@ def two_tone(t_s: np.ndarray) -> np.ndarray:
 def two_tone_clip(duration_s: float = 0.25, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(round(duration_s·sample_rate),) samples of `two_tone`."""
     return two_tone(np.arange(int(round(duration_s * sample_rate))) / sample_rate)
+
+
+def small_two_tone_fit(duration_s: float = 0.25):
+    """(model, info) of a small model (8 latent modes, 128-sample hops) fitted to
+    `two_tone_clip` in two steps at SAMPLE_RATE: the render tests' model."""
+    from sonode.model import FitOptions, fit_samples
+
+    options = FitOptions(
+        latent_dim=8,
+        hop_samples=128,
+        overlap_samples=16,
+        hidden=16,
+        layers=1,
+        lp_order=32,
+        steps=2,
+        max_time_s=None,
+    )
+    return fit_samples(two_tone_clip(duration_s), SAMPLE_RATE, options)
