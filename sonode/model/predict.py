@@ -247,14 +247,12 @@ def fit_dynamics(
         end_saved = measure_end_decays(probe, x[:-held], rate, frame)
         end_decays = end_saved is None and probe.switch_s <= 0
         if end_saved is not None:  # the trend is now that of the late decays at the end's level
-            trend["measured"], trend["held_back"] = (
-                trend["held_back"],
-                _slope(probe, zero_state, rate),
-            )
+            averaged = trend["held_back"]
+            trend["held_back"] = _slope(probe, zero_state, rate)
             end_decays = consider(0)
             if not end_decays:
                 restore_late_decays(probe, end_saved)
-                trend["held_back"] = trend["measured"]
+                trend["held_back"] = averaged
     losses = train_field(
         probe, x[:-held], rate, steps, loss, seed, on_step=validate, should_stop=should_stop
     )
