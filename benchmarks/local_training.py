@@ -87,8 +87,9 @@ class Clip:
         return ((y - x) ** 2 * w).sum() / (x**2 * w).sum()
 
 
-def gauss_newton(clip: Clip, iterations: int) -> dict:
-    """The training of `fit --modes local`: SNR gains at MARKS, CPU s without the scoring."""
+def gauss_newton(clip: Clip, iterations: int, accept_on: str = "held-back") -> dict:
+    """The training of `fit --modes local`: SNR gains at MARKS, CPU s without the scoring;
+    ``accept_on`` as in `refine_frequencies`."""
     from sonode.model.local_refine import refine_frequencies
 
     began, scoring, marks = time.process_time(), [0.0], {}
@@ -105,19 +106,29 @@ def gauss_newton(clip: Clip, iterations: int) -> dict:
 
     refined = refine_frequencies(
         clip.first, clip.length, clip.freq0, clip.xn, clip.hop, clip.rate, clip.mask,
-        clip.synthesise, iterations, None, on_iteration,
+        clip.synthesise, iterations, None, on_iteration, accept_on=accept_on,
     )  # fmt: skip
     cpu = time.process_time() - began - scoring[0]
     db, _ = clip.full(refined.freq_hz)
     moved = np.abs(refined.freq_hz - clip.freq0)
+    # links of a track whose two frequencies the training moved beyond the tracking tolerance
+    from sonode.model.local_identify import TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE
+
+    ends = np.cumsum(clip.length) - 1
+    linked = np.setdiff1d(np.arange(clip.freq0.size - 1), ends)
+    f0, f1 = refined.freq_hz[linked], refined.freq_hz[linked + 1]
+    apart = np.abs(f1 - f0) > TRACK_TOLERANCE_HZ + TRACK_TOLERANCE_RELATIVE * np.abs(f0)
     history = refined.history
     return {
-        "method": "gauss-newton",
+        "method": f"gauss-newton, accepted on {accept_on}",
         "iterations": len(history),
+        "held_back_db": round(refined.held_db, 3),
         "rejected": sum(not h["accepted"] for h in history),
         "cpu_s": round(cpu, 1),
         "gain_db": round(db - clip.start_db, 3),
         "at": marks,
+        "links": int(linked.size),
+        "links_apart": int(apart.sum()),
         "moved_hz_p50_p90_p99": [round(float(np.percentile(moved, q)), 2) for q in (50, 90, 99)],
         "freq_hz": refined.freq_hz,
     }
@@ -269,6 +280,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int)
     parser.add_argument("--duration", type=float)
     parser.add_argument("--iterations", type=int, default=30, help="Gauss–Newton iterations")
+    parser.add_argument(
+        "--accept",
+        default="held-back",
+        help='Gauss–Newton acceptance rules, comma-separated: "held-back", "training"',
+    )
     parser.add_argument("--lbfgs-cpu", type=float, help="also L-BFGS for this many CPU s")
     parser.add_argument("--adam-cpu", type=float, help="also Adam for this many CPU s")
     parser.add_argument("--caps", help='identified starts per spec: "96", "128", "current"')
@@ -288,9 +304,12 @@ def main() -> None:
             continue
         clip = Clip(path, args.rate, args.duration)
         head = {"clip": path.name, "hop": clip.hop, "entries": int(clip.freq0.size),
+                "start_held_back_db": round(clip.found.validation_db, 3),
                 "identify_cpu_s": round(clip.identify_cpu_s, 1), "start_db": round(clip.start_db, 3)}  # fmt: skip
         print(json.dumps(head), flush=True)
-        runs = [] if args.entropy is not None else [gauss_newton(clip, args.iterations)]
+        runs = [] if args.entropy is not None else [
+            gauss_newton(clip, args.iterations, rule) for rule in args.accept.split(",")
+        ]  # fmt: skip
         if args.lbfgs_cpu:
             runs.append(lbfgs(clip, args.lbfgs_cpu))
         if args.adam_cpu:

@@ -67,6 +67,7 @@ def refine_frequencies(
     deadline: float | None,
     on_iteration: Callable[[Refinement], bool] | None = None,
     resume: tuple[float, int] | None = None,
+    accept_on: str = "held-back",
 ) -> Refinement:
     """Gauss–Newton steps of variable projection on the frequencies; see the module docstring.
 
@@ -82,10 +83,15 @@ def refine_frequencies(
         resume: (damping, iterations done) of an interrupted refinement that had reached
             ``freq_hz``: it continues as it would have.
 
+        accept_on: "held-back": a step is kept only if the held-back SNR improves; "training":
+            if the training samples' SNR (the objective the step minimises) improves, as in
+            Levenberg–Marquardt, and the iterate with the best held-back SNR is returned.
+
     Returns:
         The best refinement found (the start if no step helped).
     """
     held = mask == 0
+    train = ~held
     nyquist = 0.5 * rate
 
     def solve(freq, states=None, damping=0.0):
@@ -94,11 +100,15 @@ def refine_frequencies(
         )
 
     def score(freq, states):
-        return snr_db(xn[held], synthesise(freq, states)[held])
+        """(held-back SNR, training SNR) in dB."""
+        y = synthesise(freq, states)
+        return snr_db(xn[held], y[held]), snr_db(xn[train], y[train])
 
     started = time.perf_counter()
     states = solve(freq_hz)
-    best = Refinement(freq_hz.copy(), states, score(freq_hz, states))
+    held_db, train_db = score(freq_hz, states)
+    best = Refinement(freq_hz.copy(), states, held_db)
+    current = Refinement(freq_hz.copy(), states, train_db)  # its held_db: the training SNR
     if resume is not None:
         best.damping = resume[0]
         best.history = [{"resumed": True}] * resume[1]  # counted against ``iterations``
@@ -111,15 +121,23 @@ def refine_frequencies(
         if best.damping > DAMPING_LIMIT:
             break
         started = time.perf_counter()
-        *_, step_cycles = solve(best.freq_hz, best.states, best.damping)
+        at = best if accept_on == "held-back" else current
+        *_, step_cycles = solve(at.freq_hz, at.states, best.damping)
         step_hz = np.clip(step_cycles * rate / hop, -MAX_STEP_HZ, MAX_STEP_HZ)
-        trial = np.clip(best.freq_hz + step_hz, 0.0, nyquist)
+        trial = np.clip(at.freq_hz + step_hz, 0.0, nyquist)
         trial_states = solve(trial)
-        trial_db = score(trial, trial_states)
-        gain = trial_db - best.held_db
+        trial_db, trial_train_db = score(trial, trial_states)
+        if accept_on == "held-back":
+            gain = trial_db - best.held_db
+        else:
+            gain = trial_train_db - current.held_db
         accepted = math.isfinite(trial_db) and gain > 0
         if accepted:
-            best.freq_hz, best.states, best.held_db = trial, trial_states, trial_db
+            if accept_on != "held-back":
+                current.freq_hz, current.states = trial, trial_states
+                current.held_db = trial_train_db
+            if trial_db > best.held_db:
+                best.freq_hz, best.states, best.held_db = trial, trial_states, trial_db
             best.damping /= DAMPING_DOWN
         else:
             best.damping *= DAMPING_UP
@@ -128,6 +146,7 @@ def refine_frequencies(
             {
                 "held_back_snr_db": best.held_db,
                 "trial_snr_db": trial_db,
+                "trial_training_snr_db": trial_train_db,
                 "accepted": accepted,
                 "damping": best.damping,
                 "median_step_hz": float(np.median(np.abs(step_hz))) if step_hz.size else 0.0,
