@@ -87,7 +87,9 @@ class Clip:
         return ((y - x) ** 2 * w).sum() / (x**2 * w).sum()
 
 
-def gauss_newton(clip: Clip, iterations: int, accept_on: str = "held-back") -> dict:
+def gauss_newton(
+    clip: Clip, iterations: int, accept_on: str = "held-back", min_gain_db=None
+) -> dict:
     """The training of `fit --modes local`: SNR gains at MARKS, CPU s without the scoring;
     ``accept_on`` as in `refine_frequencies`."""
     from sonode.model.local_refine import refine_frequencies
@@ -107,6 +109,7 @@ def gauss_newton(clip: Clip, iterations: int, accept_on: str = "held-back") -> d
     refined = refine_frequencies(
         clip.first, clip.length, clip.freq0, clip.xn, clip.hop, clip.rate, clip.mask,
         clip.synthesise, iterations, None, on_iteration, accept_on=accept_on,
+        **({} if min_gain_db is None else {"min_gain_db": min_gain_db}),
     )  # fmt: skip
     cpu = time.process_time() - began - scoring[0]
     db, _ = clip.full(refined.freq_hz)
@@ -120,7 +123,7 @@ def gauss_newton(clip: Clip, iterations: int, accept_on: str = "held-back") -> d
     apart = np.abs(f1 - f0) > TRACK_TOLERANCE_HZ + TRACK_TOLERANCE_RELATIVE * np.abs(f0)
     history = refined.history
     return {
-        "method": f"gauss-newton, accepted on {accept_on}",
+        "method": f"gauss-newton, accepted on {accept_on}, min gain {min_gain_db}",
         "iterations": len(history),
         "held_back_db": round(refined.held_db, 3),
         "rejected": sum(not h["accepted"] for h in history),
@@ -285,6 +288,9 @@ def main() -> None:
         default="held-back",
         help='Gauss–Newton acceptance rules, comma-separated: "held-back", "training"',
     )
+    parser.add_argument(
+        "--min-gain", type=float, help="dB: an accepted step gaining less ends the training"
+    )
     parser.add_argument("--lbfgs-cpu", type=float, help="also L-BFGS for this many CPU s")
     parser.add_argument("--adam-cpu", type=float, help="also Adam for this many CPU s")
     parser.add_argument("--caps", help='identified starts per spec: "96", "128", "current"')
@@ -308,7 +314,8 @@ def main() -> None:
                 "identify_cpu_s": round(clip.identify_cpu_s, 1), "start_db": round(clip.start_db, 3)}  # fmt: skip
         print(json.dumps(head), flush=True)
         runs = [] if args.entropy is not None else [
-            gauss_newton(clip, args.iterations, rule) for rule in args.accept.split(",")
+            gauss_newton(clip, args.iterations, rule, args.min_gain)
+            for rule in args.accept.split(",")
         ]  # fmt: skip
         if args.lbfgs_cpu:
             runs.append(lbfgs(clip, args.lbfgs_cpu))
