@@ -233,8 +233,8 @@ def train_tables(
     if stop[0] == "converged":
         if options.steps is not None and len(history) >= options.steps:
             stop[0] = "steps"
-        elif deadline is not None and time.perf_counter() >= deadline - 1e-3:
-            stop[0] = "time"
+        elif deadline is not None and refined.damping <= DAMPING_LIMIT:
+            stop[0] = "time"  # the next iteration would not have fitted the budget
     if np.array_equal(refined.freq_hz, identified):  # no step was accepted
         return history, initial, stop[0]
     before = model.freq_hz.detach().clone()

@@ -127,3 +127,18 @@ def test_a_small_held_back_gain_does_not_end_the_refinement():
     # steps gaining under 0.005 dB were kept: a floor on the gain would have ended it earlier
     small = [g for g, h in zip(gains, refined.history[1:], strict=True) if h["accepted"]]
     assert min(small) < 0.005, small
+
+
+def test_a_refinement_cut_by_the_budget_reports_time(monkeypatch):
+    """When the first iteration's predicted cost does not fit the budget, no step is taken and
+    the fit reports "time", not "converged" (it was reported as converged with 0 steps)."""
+    from sonode.model import FitOptions, fit_samples, local_refine
+
+    # an iteration predicted to cost 10¹² state solves never fits a day's budget, at any load
+    monkeypatch.setattr(local_refine, "ITERATION_SOLVES", 1e12)
+    t = np.arange(int(0.3 * RATE)) / RATE
+    x = 0.5 * np.sin(2 * np.pi * 440 * t) + 1e-4 * np.random.default_rng(0).standard_normal(t.size)
+    options = FitOptions(modes="local", continuation_samples=0, max_time_s=86400.0)
+    _, report = fit_samples(x, RATE, options)
+    assert report.epochs == 0
+    assert report.stop_reason == "time", report.stop_reason
