@@ -125,6 +125,90 @@ def ridge_solve(gram: np.ndarray, rhs: np.ndarray, rel_ridge: float) -> np.ndarr
         return np.linalg.solve(gram + lam * np.eye(dim), rhs[..., None])[..., 0]
 
 
+# How far a segment state's modes may cancel over its window: its energy Σ c² at most this many
+# times what a state of typical direction producing the window's energy carries
+# (`state_energy_bound`), i.e. 20 dB of cancellation in amplitude. Close modes sharing a window's
+# energy evenly stay far below it; the cancelling states of a window holding a decayed tail and an
+# onset were 3,771-16,511 times their window's power (docs/training.md, ninth session).
+STATE_CANCELLATION = 100.0
+
+
+def state_energy_bound(
+    gram: np.ndarray, target_energy: np.ndarray, allowance: float = STATE_CANCELLATION
+) -> np.ndarray:
+    """The largest Σ c² `bounded_ridge_solve` lets a least-squares state carry: ``allowance``
+    times target_energy / (tr G / d). A state c of random direction produces ‖A c‖² = ‖c‖² tr G / d
+    on average (tr G / d also scales `ridge_solve`'s ridge), so the bound is ``allowance`` times
+    the energy of a state that reproduces the window's energy without cancelling; with modes that
+    decay little over the window it is 2 · allowance times the window's mean power. (The smallest
+    diagonal entry would bound every orthogonal fit, but a real pole's imaginary column is zero.)
+
+    Args: gram (B, d, d) or (d, d); target_energy (B,): ‖y‖² in the solve's own metric (the
+    weighted window). Returns (B,)."""
+    scale = np.trace(gram, axis1=-2, axis2=-1) / gram.shape[-1]
+    return allowance * np.asarray(target_energy) / np.maximum(scale, 1e-300)
+
+
+def bounded_ridge_solve(
+    gram: np.ndarray, rhs: np.ndarray, rel_ridge: float, max_energy: np.ndarray
+) -> np.ndarray:
+    """`ridge_solve`, with each solution's squared norm Σ c² at most ``max_energy``: the rows
+    that exceed it take the smallest larger ridge that meets it (the trust-region solution
+    argmin ‖y − A c‖² subject to ‖c‖² ≤ max_energy).
+
+    Args: gram (B, d, d) per row or (d, d) shared by all; rhs (B, d); max_energy (B,) ≥ 0.
+    Returns (B, d).
+
+    Why: where the modes cannot fit a window (a decayed tail and an onset inside it), the
+    least squares reaches its last decibels with near-collinear modes that cancel, a state
+    carrying thousands of times its window's power whose balance any change of the field
+    breaks (docs/training.md, ninth and tenth sessions). A bound per row leaves the windows the
+    modes fit untouched, where one larger ridge for all cost every clip's start.
+    """
+    states = ridge_solve(gram, rhs, rel_ridge)
+    max_energy = np.asarray(max_energy, dtype=float)
+    too_large = np.sum(states**2, axis=-1) > max_energy
+    if not np.any(too_large):
+        return states
+    states = states.copy()
+    states[too_large & (max_energy <= 0)] = 0.0  # a silent window: the zero state fits it
+    over = np.flatnonzero(too_large & (max_energy > 0))
+    if over.size == 0:
+        return states
+    dim = gram.shape[-1]
+    g = gram if gram.ndim == 2 else gram[over]
+    with lapack_threads():
+        eigen, vectors = np.linalg.eigh(g)  # (.., d), (.., d, d)
+    eigen = np.maximum(eigen, 0.0)
+    if gram.ndim == 2:
+        eigen = np.broadcast_to(eigen, (over.size, dim))
+        b = rhs[over] @ vectors  # (n, d): rhs in the eigenbasis
+    else:
+        b = np.einsum("nd,nde->ne", rhs[over], vectors)
+    target = np.sqrt(max_energy[over])
+    lam = (
+        rel_ridge * np.sum(eigen, axis=-1) / dim + 1e-12
+    )  # ridge_solve's λ: the bound binds above it
+    # Newton on ψ(λ) = 1/target − 1/‖c(λ)‖, concave and increasing: from the left of the root
+    # (‖c‖ > target) every step stays left of it and the iteration converges monotonically
+    for _ in range(60):
+        denominator = eigen + lam[:, None]
+        norm2 = np.sum(b**2 / denominator**2, axis=-1)
+        slope = np.sum(b**2 / denominator**3, axis=-1)  # −½ d‖c‖²/dλ
+        norm = np.sqrt(norm2)
+        step = (norm / target - 1.0) * norm2 / slope
+        lam = lam + np.maximum(step, 0.0)
+        if np.all(step <= 1e-10 * lam):
+            break
+    solution = b / (eigen + lam[:, None])
+    if gram.ndim == 2:
+        fitted = solution @ vectors.T
+    else:
+        fitted = np.einsum("ne,nde->nd", solution, vectors)
+    states[over] = fitted
+    return states
+
+
 class Stopwatch:
     """Wall-clock seconds spent in named pieces of work (the fit report's identification breakdown).
 
