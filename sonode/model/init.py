@@ -8,14 +8,7 @@ import numpy as np
 import torch
 
 from sonode.dsp.linalg import lapack_threads
-from sonode.dsp.lpc import (
-    STATE_CANCELLATION,
-    Stopwatch,
-    bounded_ridge_solve,
-    identify_modes,
-    modal_basis,
-    state_energy_bound,
-)
+from sonode.dsp.lpc import Stopwatch, identify_modes, modal_basis, ridge_solve
 from sonode.model.continuation import ContinuationFit, identify_continuation
 from sonode.model.continuation_parts import ContinuationMixin
 from sonode.model.decoder import ModelConfig, SonodeModel, build_model
@@ -171,11 +164,9 @@ def segment_states(
     poles: np.ndarray,
     rel_ridge: float,
     sample_weights: np.ndarray | None = None,
-    allowance: float = STATE_CANCELLATION,
 ) -> np.ndarray:
     """Start states of every segment: ridge least squares of the modes over the segment's window,
-    weighted by its cross-fade weights, each state's energy bounded by its window's
-    (`state_energy_bound`: modes that cancel each other over a window break once the field moves).
+    weighted by its cross-fade weights.
 
     Args:
         xn: normalised clip, (layout.n_samples,).
@@ -184,7 +175,6 @@ def segment_states(
         rel_ridge: see `ridge_solve`.
         sample_weights: (layout.n_samples,) weights of the clip's samples (0 = held back), None
             for all alike.
-        allowance: see `state_energy_bound` (inf: unbounded).
 
     Returns:
         (layout.n_segments, 2K) states [Re c; Im c].
@@ -214,9 +204,7 @@ def segment_states(
             rows = np.asarray(members[lo : lo + SEGMENT_BLOCK_ROWS])
             with lapack_threads():
                 rhs = (weights[rows] * windows[rows]) @ basis  # (B, 2K)
-            energy = np.sum(weights[rows] * windows[rows] ** 2, axis=1)  # Σ w x² (B,)
-            bound = state_energy_bound(gram, energy, allowance)
-            states[rows] = bounded_ridge_solve(gram, rhs, rel_ridge, bound)
+            states[rows] = ridge_solve(gram, rhs, rel_ridge)
     return states
 
 

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from sonode.dsp.lpc import bounded_ridge_solve, state_energy_bound
+from sonode.dsp.lpc import ridge_solve
 from sonode.model.decoder import SonodeModel
 from sonode.model.modal import modal_factors
 from sonode.model.objective import pieces
@@ -103,10 +103,7 @@ def _solve_block(states, residual, begin, basis, block, w, layout, rel_ridge, fi
     columns = (w[..., None] * torch.cat([basis.real, -basis.imag], dim=-1)).permute(1, 0, 2)
     gram = columns.transpose(1, 2) @ columns  # (B, 2K, 2K)
     rhs = torch.einsum("bwd,wb->bd", columns, rho)
-    # each state's energy bounded by what its window asks of it, as at the identification
-    # (`sonode.model.init.segment_states`): a joint solve must not rebuild cancelling states
-    bound = state_energy_bound(gram.numpy(), torch.sum(rho**2, dim=0).numpy())
-    solution = torch.from_numpy(bounded_ridge_solve(gram.numpy(), rhs.numpy(), rel_ridge, bound))
+    solution = torch.from_numpy(ridge_solve(gram.numpy(), rhs.numpy(), rel_ridge))
     new = torch.complex(solution[:, :k], solution[:, k:])
     y_new = torch.einsum("bk,wbk->wb", new, basis).real
     change = torch.where(inside, w * (y_new - y_old), 0.0)
