@@ -144,7 +144,7 @@ def _sparse_rows_step(p: torch.Tensor, grad: torch.Tensor, state: dict, group: d
         rows = torch.nonzero(grad.ne(0).any(dim=1)).flatten()
         g = grad[rows]
     if "row_step" not in state:
-        state["row_step"] = torch.zeros(p.shape[0], dtype=torch.float64)
+        state["row_step"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)  # exact < 2**24
     state["step"] += 1
     state["row_step"][rows] += 1
     step = state["row_step"][rows][:, None]
