@@ -61,6 +61,7 @@ def run_fit(
             on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]),
             should_stop=stop,
             checkpoint_path=checkpoint_path,
+            device=device,
             **kw,
         )
         stop.defer()
@@ -245,7 +246,7 @@ def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, for
         failed = fit_batch(
             list(clips),
             out_dir or OUTPUT_DIR,
-            kw,
+            {**kw, "device": device},
             {"device": device},
             force=force,
             scheduler=scheduler,

@@ -11,6 +11,9 @@ Identification (numpy, LAPACK) always runs on the CPU. See docs/devices.md.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from sonode.errors import SonodeError
@@ -67,3 +70,15 @@ def on(reference: torch.Tensor) -> dict:
     dtype: a complex reference gives its real counterpart)."""
     dtype = reference.real.dtype if reference.is_complex() else reference.dtype
     return {"device": reference.device, "dtype": dtype}
+
+
+@contextlib.contextmanager
+def moved(model: torch.nn.Module, device: torch.device) -> Iterator[torch.nn.Module]:
+    """``model`` on ``device`` (its dtype unchanged) inside the block, back where it was after, so
+    that a render on a GPU leaves the caller's model on the CPU."""
+    home = next(model.parameters()).device
+    model.to(device)
+    try:
+        yield model
+    finally:
+        model.to(home)
