@@ -15,8 +15,8 @@ from torch import nn
 from sonode.errors import ModelFileError
 from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
-from sonode.model.device import on
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
+from sonode.model.device import on
 from sonode.model.field import ModalField
 from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle

@@ -49,8 +49,10 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def no_cuda_message() -> str:
     """The one line saying why --device cuda cannot run here."""
     build = torch.version.cuda
-    why = f"torch {torch.__version__} (CUDA {build}) finds no GPU" if build else (
-        f"torch {torch.__version__} is a CPU-only build"
+    why = (
+        f"torch {torch.__version__} (CUDA {build}) finds no GPU"
+        if build
+        else (f"torch {torch.__version__} is a CPU-only build")
     )
     return f"no CUDA device: {why}; use --device cpu (the default)"
 

@@ -84,8 +84,9 @@ class SegmentLayout:
     ) -> torch.Tensor:
         """Weights on the training grid, shape (window_samples, M): sample j of segment m; with
         ``segments`` (1-D indices, B of them) those columns only, (window_samples, B), the same
-        values, on the device of ``segments``, computed in float64 and given in ``dtype``. (Slicing the whole matrix made every step of a 600 s 16 kHz fit, and every cost
-        probe, form ~4 window × 37 500 arrays: 250 MB for a run of 64-256 segments.)"""
+        values, on the device of ``segments``, computed in float64 and given in ``dtype``.
+        (Slicing the whole matrix made every step of a 600 s 16 kHz fit, and every cost probe,
+        form ~4 window × 37 500 arrays: 250 MB for a run of 64-256 segments.)"""
         device = None if segments is None else segments.device
         j = torch.arange(self.window_samples, device=device)[:, None]
         seg = (torch.arange(self.n_segments) if segments is None else segments)[None, :]
@@ -131,7 +132,9 @@ class SegmentLayout:
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """The clip's samples seen by each segment window, zero past the end: (window_samples, M)."""
         padded = torch.zeros(
-            self.n_segments * self.hop_samples + self.overlap_samples, dtype=x.dtype, device=x.device
+            self.n_segments * self.hop_samples + self.overlap_samples,
+            dtype=x.dtype,
+            device=x.device,
         )
         padded[: self.n_samples] = x
         return padded.unfold(0, self.window_samples, self.hop_samples)[: self.n_segments].T

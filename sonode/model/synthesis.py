@@ -186,7 +186,9 @@ def _envelope_terms(
             splits *= 2
 
 
-def _chebyshev(points: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _chebyshev(
+    points: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Chebyshev points theta in [0, 1] (P,), and the matrix (P, P) taking values at them to the
     coefficients of the interpolating polynomial in v = 2u − 1 ∈ [−1, 1] (float64, on ``device``)."""
     like = {"dtype": torch.float64, "device": device}
@@ -287,9 +289,9 @@ def _sum_terms(
     else:
         # values at the points → monomial coefficients in v = 2u − 1 ∈ [−1, 1] (the sum over modes is
         # linear, so the change of basis can follow it, on P numbers instead of P·K), then Horner
-        monomials = (_chebyshev(p, terms.device)[1] @ sums.reshape(n_intervals, p, b * rows)).reshape(
-            n_intervals, p, b, rows
-        )
+        monomials = (
+            _chebyshev(p, terms.device)[1] @ sums.reshape(n_intervals, p, b * rows)
+        ).reshape(n_intervals, p, b, rows)
         v = (2 / width) * ((t_begin - bounds[:-1, None])[..., None] + j) - 1  # (I, B, rows)
         per_interval = monomials[:, -1]
         for q in range(p - 2, -1, -1):
