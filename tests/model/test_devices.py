@@ -226,3 +226,25 @@ def test_the_guard_finds_a_factory_without_a_device(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\n\ndef f(n):\n    return torch.zeros(n, dtype=torch.float64)\n")
     assert len(_floating_factories_without_a_device(bad)) == 1
+
+
+def test_a_float32_fit_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    from dataclasses import replace
+
+    from sonode.model.checkpoint import CheckpointPlan
+    from tests.model.test_checkpoint import CLIP, OPTIONS, _assert_same_fit
+
+    options = replace(OPTIONS, dtype="float32")  # float32 moments and parameters in the file
+    uninterrupted = fit_samples(CLIP, SAMPLE_RATE, options)
+    path, seen = tmp_path / "clip.sonode.ckpt", []
+    _, stopped = fit_samples(
+        CLIP,
+        SAMPLE_RATE,
+        options,
+        on_epoch=lambda r, best: seen.append(r),
+        should_stop=lambda: len(seen) >= 2,
+        checkpoint=CheckpointPlan(path, every_s=30.0),
+    )
+    assert stopped.stop_reason == "interrupted"
+    resumed = fit_samples(CLIP, SAMPLE_RATE, options, checkpoint=CheckpointPlan(path, resume=True))
+    _assert_same_fit(uninterrupted, resumed)
