@@ -38,6 +38,7 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
+from sonode.model.device import resolve_device
 from sonode.model.fit_size import DEFAULT_RATE_HZ, estimated_peak_bytes, max_fit_samples
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
@@ -288,6 +289,7 @@ def fit(
     Raises:
         sonode.errors.AudioInputError: the clip cannot be used.
         ValueError: an option is invalid (the message names it).
+        sonode.model.device.DeviceError: ``device="cuda"`` and torch sees no CUDA device.
         sonode.model.checkpoint.CheckpointError: ``resume`` and the checkpoint is missing, damaged,
             or belongs to another clip or other options.
     """
@@ -295,6 +297,7 @@ def fit(
     if unknown:
         raise ValueError(f"unknown fit option(s) {unknown}; valid: {', '.join(FIT_OPTION_NAMES)}")
     fit_options = FitOptions(**options)
+    resolve_device(fit_options.device)  # no CUDA device: refused before the clip is read
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs checkpoint_path=, the checkpoint to continue from")
     plan = None

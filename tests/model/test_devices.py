@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from sonode.api import fit as sonode_fit
 from sonode.io.clip import read_clip
 from sonode.model import FitOptions, SonodeModel, fit_samples
 from sonode.model.checks import DISCRETISATION_GOAL_DB, snr_db
@@ -55,6 +56,8 @@ def test_auto_is_the_cpu_and_cuda_is_refused_in_one_line_without_a_device():
         with pytest.raises(DeviceError, match="no CUDA device") as err:
             resolve_device("cuda")
         assert "\n" not in str(err.value)
+        with pytest.raises(DeviceError):  # before the clip is read (it does not exist)
+            sonode_fit(ROOT / "missing.wav", device="cuda")
 
 
 @pytest.mark.parametrize("device", DEVICES)
