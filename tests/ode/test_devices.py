@@ -132,3 +132,22 @@ def test_adjoint_gradients_on_the_device_match_the_exact_ones(device, dtype, mod
     grad_decay = END_S * float((w * end).sum())
     assert float((y0.grad.double().cpu() - grad_y0).abs().max()) < accepted * 10
     assert abs(float(func.decay.grad) - grad_decay) < accepted * 10 * abs(grad_decay)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_tuple_state_with_tupled_tolerances_stays_on_the_device(device):
+    # per-component tolerances become one tensor; made on the CPU it could not meet a GPU state
+    y0, t = problem(device, torch.float64)
+    func = Rotation(device, torch.float64)
+    with torch.no_grad():
+        a, b = odeint(
+            lambda s, ys: (func(s, ys[0]), -ys[1]),
+            (y0, y0[:, :1].clone()),
+            t,
+            rtol=(1e-9, 1e-8),
+            atol=(1e-11, 1e-10),
+        )
+    assert a.device == b.device == y0.device
+    assert float((a.cpu() - exact(y0.cpu(), t.cpu())).abs().max()) < 1e-6
+    expected = y0[:, :1].cpu() * torch.exp(-t.cpu())[:, None, None]
+    assert float((b.cpu() - expected).abs().max()) < 1e-6
