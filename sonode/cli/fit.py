@@ -41,6 +41,12 @@ def run_fit(
     paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
     check_fit_outputs(paths, [clip], force, also_writes, clip_fit_output_bytes(clip, kw))
+    if device == "cuda" and kw.get("modes", "global") != "global" and not quiet:
+        click.echo(
+            f"sonode: the local model trains on the CPU (--modes {kw['modes']}); "
+            "--device cuda applies to the global model",
+            err=True,
+        )
     checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
