@@ -37,8 +37,8 @@ DEVICES = [
     ),
 ]
 SMALL = dict(latent_dim=8, hop_samples=128, overlap_samples=16, hidden=16, layers=1, lp_order=32)
-# float32 against float64 on a real clip (celesta, first 0.3 s at 16 kHz, 64 modes, 10 steps):
-# measured 0.001 dB apart (kept reconstruction) and 0.04 dB (free run) at 25 steps
+# float32 against float64 on a real clip (celesta, first 0.3 s at 16 kHz, d = 64, 10 steps): measured
+# 30.495 dB both (kept reconstruction), free run 20.20 against 20.18 dB, check 79.5 against 83.6 dB
 KEPT_MARGIN_DB = 0.1
 FREE_RUN_MARGIN_DB = 0.5
 
