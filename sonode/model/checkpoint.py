@@ -202,9 +202,8 @@ def remove_checkpoint(path: str | os.PathLike) -> None:
 
 
 def _option_defaults() -> dict[str, Any]:
-    from sonode.model.options import (
-        FitOptions,
-    )  # options imports the decoder; keep this module light
+    # options imports the decoder: loaded only when a checkpoint is resumed
+    from sonode.model.options import FitOptions
 
     return {f.name: f.default for f in fields(FitOptions) if f.default is not MISSING}
 
