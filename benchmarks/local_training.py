@@ -4,11 +4,16 @@
     python benchmarks/local_training.py CLIP.flac --duration 3 --lbfgs-cpu 58 --adam-cpu 58
     python benchmarks/local_training.py /work/corpus/music44 --duration 3 --caps 96,current
     python benchmarks/local_training.py CLIP.flac --duration 3 --entropy 6
+    python benchmarks/local_training.py CLIP.flac --duration 3 --iterations 25 \
+        --accept held-back,training --min-gain 0.005
 
 Default: the identified start (`identify_tracks`, states by least squares on all samples), then
 Gauss–Newton iterations of variable projection (`refine_frequencies`, as `fit --modes local`
 trains) with the reconstruction SNR on all samples after 3, 6, 10, 15, 20 and 30 iterations, the
-CPU seconds spent, and how far the frequencies moved. ``--lbfgs-cpu S``: L-BFGS on the
+CPU seconds spent, how far the frequencies moved and how many links of a track they moved
+apart. ``--accept``: the Gauss–Newton acceptance rules to compare (`refine_frequencies`'s
+``accept_on``); ``--min-gain DB``: end at the first kept step gaining less (main's rule before the
+eighth turn was 0.005; default: no such stop, as `fit`). ``--lbfgs-cpu S``: L-BFGS on the
 frequencies for S CPU seconds instead, its gradient taken through the synthesis at the
 least-squares states (the variable-projection gradient), states solved again at every evaluation;
 ``--adam-cpu S``: Adam on frequencies and states together for S CPU s. ``--caps``: the identified
