@@ -89,7 +89,7 @@ class Fitted:
         start_s: float = 0.0,
         end_s: float | None = None,
         progress: Callable[[int, int], None] | None = None,
-        texture: float = 0.0,
+        texture: float | str = 0.0,
         seed: int = 0,
     ) -> Rendering:
         """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`; past the
@@ -182,7 +182,7 @@ class Fitted:
         seconds: float,
         rate: int | None = None,
         with_context: bool = False,
-        texture: float = 0.0,
+        texture: float | str = 0.0,
         seed: int = 0,
     ) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`):
