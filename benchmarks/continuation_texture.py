@@ -37,9 +37,9 @@ from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.predictor import lpc_continue  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
+from sonode.model import predict  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
-from sonode.model import predict  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
 from sonode.model.texture import RAMP_S, TextureModes, texture  # noqa: E402
 

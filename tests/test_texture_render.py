@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,63 @@ def test_the_command_line_writes_the_mean_by_default_and_draws_the_texture_on_re
         )
         assert result.exit_code == 2 and "--texture" in result.output
         assert "Traceback" not in result.output
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_fits_texture_choice_is_stored_round_trips_and_is_what_auto_draws(losing, tmp_path):
+    import sonode
+
+    model, report = losing
+    # the fit judged the texture on the clip's held-back end and stored its choice
+    judged = report.continuation_training["texture"]
+    assert model.config.continuation_texture == (1.0 if judged["chosen"] else 0.0)
+    model = copy.deepcopy(model)
+    mean = extrapolate(model, 0.5).samples
+    for amplitude in (1.0, 0.0):
+        model.config = dataclasses.replace(model.config, continuation_texture=amplitude)
+        path = tmp_path / f"texture{amplitude:g}.sonode"
+        model.save(path, {})
+        loaded = sonode.load(path)
+        assert loaded.model.config.continuation_texture == amplitude
+        auto = loaded.extrapolate(0.5, texture="auto", seed=3)
+        assert np.array_equal(auto, loaded.extrapolate(0.5, texture=amplitude, seed=3))
+        assert np.array_equal(auto, mean) == (amplitude == 0.0)
+        out = tmp_path / f"auto{amplitude:g}.wav"
+        result = run(
+            "extrapolate",
+            path,
+            "--seconds",
+            0.5,
+            "-o",
+            out,
+            "--quiet",
+            "--texture",
+            "auto",
+            "--seed",
+            3,
+        )
+        assert result.exit_code == 0, result.output
+        assert np.allclose(sf.read(out)[0], auto, atol=1e-6)
+    for bad in ("autox", "inf", "5"):
+        result = run(
+            "extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad
+        )
+        assert result.exit_code == 2 and "--texture" in result.output, result.output
+        assert "Traceback" not in result.output
+    with pytest.raises(ValueError, match="auto"):
+        extrapolate(model, 0.1, texture="sometimes")
+
+
+@pytest.mark.parametrize("fixture", ["model_d8155b1", "model_local_v4_planes2"])
+def test_a_file_from_before_the_choice_loads_with_the_texture_off(fixture, tmp_path):
+    import sonode
+
+    fitted = sonode.load(DATA / f"{fixture}.sonode")
+    assert fitted.model.config.continuation_texture == 0.0
+    assert np.array_equal(fitted.extrapolate(0.2, texture="auto"), fitted.extrapolate(0.2))
+    # the field is saved from now on, the local variant's too, and read back
+    fitted.model.config = dataclasses.replace(fitted.model.config, continuation_texture=1.0)
+    fitted.save(tmp_path / "new.sonode")
+    assert sonode.load(tmp_path / "new.sonode").model.config.continuation_texture == 1.0

@@ -28,7 +28,10 @@ from sonode.model.continuation import terminal_fade_samples
 from sonode.model.texture import REFERENCE_S
 
 NOTE_LEVEL_S = REFERENCE_S  # the note's level: the span the texture restores, 0.5 s
-CAP_SPAN_S = (0.25, 2.0)  # after the clip's end: past the cycle's attraction (≈ 0.1 s), ≥ 1 beat/0.6 Hz
+CAP_SPAN_S = (
+    0.25,
+    2.0,
+)  # after the clip's end: past the cycle's attraction (≈ 0.1 s), ≥ 1 beat/0.6 Hz
 
 
 def hold_note_level(tail, x: np.ndarray, rate: int) -> None:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
