@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from sonode.model import predict
 from sonode.tasks.render import BLOWUP_FACTOR, extrapolate, render
 from tests.cli_support import run
 from tests.model.synthetic import SAMPLE_RATE, small_two_tone_fit, two_tone_clip
@@ -128,10 +129,17 @@ def test_the_fits_texture_choice_is_stored_round_trips_and_is_what_auto_draws(lo
 
     model, report = losing
     # the fit judged the texture on the clip's held-back end and stored its choice
-    judged = report.continuation_training["texture"]
-    assert model.config.continuation_texture == (1.0 if judged["chosen"] else 0.0)
+    judged = report.continuation_training.get("texture")  # (too short to hold back: none)
+    assert model.config.continuation_texture == (1.0 if judged and judged["chosen"] else 0.0)
     model = copy.deepcopy(model)
     mean = extrapolate(model, 0.5).samples
+    # a fit whose held-back test chooses it stores 1 (the two tones' test does not: made to here)
+    chosen = {"chosen": True, "why": "made so by the test"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predict, "choose_texture", lambda *args: chosen)
+        clip = (two_tone_clip(1.0) - model.config.offset) / model.config.gain  # long enough
+        assert predict.train_continuation(model, clip, 0)["texture"] is chosen
+    assert model.config.continuation_texture == 1.0
     for amplitude in (1.0, 0.0):
         model.config = dataclasses.replace(model.config, continuation_texture=amplitude)
         path = tmp_path / f"texture{amplitude:g}.sonode"
