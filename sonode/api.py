@@ -187,7 +187,9 @@ class Fitted:
     ) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`):
         by default its mean (the best prediction in SNR); ``texture=1`` adds the stochastic part
-        that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``."""
+        that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``;
+        ``texture="auto"`` draws it where the fit chose it on the clip's held-back end
+        (`sonode.model.texture_choice`; the model's ``config.continuation_texture``)."""
         return extrapolate(
             self.model, seconds, rate=rate, with_context=with_context, texture=texture, seed=seed
         ).samples

@@ -112,8 +112,9 @@ def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, 
 WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}  # per sample: sizes an output before writing
 
 #: `extrapolate`'s and `render`'s --texture default: the mean alone, as the API and `eval` score it.
-#: The texture is not chosen per clip on held-back samples and costs up to 11 dB of 200 ms SNR on a
-#: decaying sound (docs/continuation_texture.md), so a user asks for it
+#: `auto` (the fit's held-back choice) still costs 200 ms SNR where it is chosen (docs/
+#: continuation_texture.md: up to 3 dB on a decaying sound, a median 1 dB on noise), so a user asks
+#: for it (auto, or 1 for held notes, drones and applause)
 TEXTURE_DEFAULT = 0.0
 
 
