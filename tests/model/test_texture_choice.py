@@ -57,4 +57,7 @@ def test_the_cycle_holds_the_notes_level_over_half_a_second_not_the_state_window
         hold_cycle(tail, RATE, x)
         held_db = level_db(tail.continue_clip(2 * RATE, RATE)[RATE // 2 :]) - note_db
         assert abs(window_db) > 1.5 and np.sign(window_db) == np.sign(step_db)
-        assert abs(held_db) < 0.6, (step_db, window_db, held_db)
+        if step_db > 0:  # a window louder than the note: the note's level
+            assert abs(held_db) < 0.6, (step_db, window_db, held_db)
+        else:  # quieter: never raised (the texture fills what the mean lacks)
+            assert abs(held_db - window_db) < 0.3, (step_db, window_db, held_db)
