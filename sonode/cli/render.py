@@ -113,8 +113,8 @@ WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}  # per sample: sizes an outpu
 
 #: `extrapolate`'s and `render`'s --texture default: the mean alone, as the API and `eval` score it.
 #: `auto` (the fit's held-back choice) still costs 200 ms SNR where it is chosen (docs/
-#: continuation_texture.md: up to 3 dB on a decaying sound, a median 1 dB on noise), so a user asks
-#: for it (auto, or 1 for held notes, drones and applause)
+#: continuation_texture.md: up to 2.5 dB on decaying and noise clips, a median 0.5 dB on held
+#: notes), so a user asks for it (auto, or 1 for held notes, drones and applause)
 TEXTURE_DEFAULT = 0.0
 
 
