@@ -3,13 +3,12 @@ the fit passes down (`predict.fit_dynamics`'s ``final_order``) instead of identi
 clip's continuation again for it."""
 
 import numpy as np
-import torch
 
 from sonode.model import FitOptions, fit_samples, predict, train
 from sonode.model.continuation import FRAME_PER_ORDER, identify_continuation
 from sonode.model.predict import Tail, fit_dynamics
+from tests.model.string_clip import RATE, set_strings_glide, string
 from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
-from tests.model.test_predict import RATE, string
 
 
 def test_kept_end_decays_use_the_given_order_without_identifying_the_clip_again(monkeypatch):
@@ -27,16 +26,9 @@ def test_kept_end_decays_use_the_given_order_without_identifying_the_clip_again(
         frames.append((x.shape[0], frame))
         return real_measure(tail, x, rate, frame)
 
-    def glide(tail, *args, **kwargs):  # the glide the L-BFGS fit finds on the 0.8 s history
-        with torch.no_grad():
-            tail.field.glide.copy_(torch.tensor([0.0, 0.0099], dtype=torch.float64))
-        return {"glide": [0.0, 0.0099]}
-
     monkeypatch.setattr(predict, "identify_continuation", identify)
     monkeypatch.setattr(predict, "measure_end_decays", measure)
-    monkeypatch.setattr(predict, "fit_glide", glide)
-    monkeypatch.setattr(predict, "FIT_MODES", False)
-    monkeypatch.setattr(predict, "MAX_LOSS_DB", 2.0)
+    set_strings_glide(monkeypatch)
     x = string(int(1.0 * RATE))
     x = x / np.max(np.abs(x))
     fit = identify_continuation(x[: int(0.8 * RATE)], RATE)  # Burg with late modes
