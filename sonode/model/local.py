@@ -41,8 +41,9 @@ from sonode.model.rendering import add_continuation
 # tables, 4 the compact ones of `sonode.model.local_codec`, 5 those with the continuation and the
 # fit report compressed (`sonode.model.local_file.pack_extras`); compact tables are written in
 # version 5, float ones in 3, and all three are read
+LOCAL_FLOAT_VERSION = 3
 LOCAL_VERSION = 5
-LOCAL_VERSIONS = (3, 4, 5)
+LOCAL_VERSIONS = (LOCAL_FLOAT_VERSION, 4, LOCAL_VERSION)
 _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
 _CONTINUATION = ("continuation", "tail_")
 # pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
@@ -279,7 +280,7 @@ class LocalModel(ContinuationMixin, nn.Module):
                 continue
             tensors[name] = t.detach()
         meta = {"variant": self.variant, "config": asdict(self.config), "info": info or {}}
-        version = 3
+        version = LOCAL_FLOAT_VERSION
         if packed:
             blob = encode(
                 *(getattr(self, n).detach().numpy() for n in _TABLES),
@@ -299,7 +300,7 @@ class LocalModel(ContinuationMixin, nn.Module):
             }
             tensors, packed_meta = pack_extras(tensors, meta.pop("info"))
             meta.update(packed_meta)
-            version = 5
+            version = LOCAL_VERSION
         save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
 
     @classmethod
