@@ -12,6 +12,7 @@ from sonode.cli.common import (
     fit_threads_option,
     force_option,
     positive_option,
+    quiet_option,
 )
 from sonode.limits import (
     MAX_BATCH_SEGMENTS,
@@ -227,7 +228,7 @@ def fit_options(f, rate_flag: str = "--rate"):
                 help="Continue the interrupted fit saved in <model>.ckpt (same "
                 "clip and options; --max-time, --steps and --target-snr may change).",
             ),
-            click.option("--quiet", is_flag=True, help="No progress output."),
+            quiet_option,
             force_option,
         ]
     ):

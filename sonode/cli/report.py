@@ -14,6 +14,7 @@ from sonode.cli.common import (
     force_option,
     positive_option,
     progress_printer,
+    quiet_option,
     threads_option,
 )
 
@@ -143,7 +144,7 @@ def _gap_list(ctx, param, value):
     help="Longer versions are heard as their loudest excerpt of this length; full files are linked.",
 )
 @threads_option
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@quiet_option
 @force_option
 @fail_cleanly
 def report_cmd(
