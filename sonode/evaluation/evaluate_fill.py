@@ -23,6 +23,7 @@ from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
 from sonode.dsp.metrics import POWER_FLOOR, snr_db
 from sonode.io.clip import read_clip
 from sonode.io.fileutil import atomic_write, markdown_marker, write_json
+from sonode.tasks.detect_parts import loudest_mean_square
 from sonode.tasks.fill import FillSettings, Gap, fill_one
 from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
 
@@ -58,8 +59,7 @@ def seam_step_ratio(filled: np.ndarray, gap: Gap, typical_step: float) -> float:
 def sounding_starts(x: np.ndarray, rate: int, n_gap: int, margin_samples: int) -> np.ndarray:
     """Gap starts (hop n_gap/2) whose ``n_gap`` samples are sounding (RMS ≥ SOUNDING_FRACTION of
     the loudest 20 ms) and leave ``margin_samples`` of context on both sides; increasing."""
-    window = max(1, int(0.02 * rate))
-    loudest = np.sqrt(np.max(np.convolve(x**2, np.ones(window) / window, mode="valid")))
+    loudest = np.sqrt(loudest_mean_square(x, rate))
     candidates = np.arange(margin_samples, x.size - margin_samples - n_gap, max(1, n_gap // 2))
     energy = np.concatenate([[0.0], np.cumsum(x**2)])
     rms = np.sqrt((energy[candidates + n_gap] - energy[candidates]) / n_gap)
