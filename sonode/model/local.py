@@ -35,7 +35,7 @@ from sonode.model.local_file import (
     unpack_extras,
 )
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
-from sonode.model.rendering import add_continuation
+from sonode.model.rendering import add_continuation, first_bad_sample
 
 # model file versions of the local variant (version 2: the global decoder): 3 holds float node
 # tables, 4 the compact ones of `sonode.model.local_codec`, 5 those with the continuation and the
@@ -207,7 +207,7 @@ class LocalModel(ContinuationMixin, nn.Module):
             out.index_add_(0, target[valid], values[valid])
             if progress is not None:
                 progress(b)
-        n_good = _first_bad(out, bound)
+        n_good = first_bad_sample(out, bound)
         if has_tail:
             n_good = add_continuation(
                 self, times_s, out, n_good, bound, max_step_s, spacing, chunk_samples
@@ -350,8 +350,3 @@ class LocalModel(ContinuationMixin, nn.Module):
                 t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
             )
         return model, info
-
-
-def _first_bad(x: torch.Tensor, bound: float) -> int:
-    bad = ~torch.isfinite(x) | (x.abs() > bound)
-    return int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())
