@@ -76,6 +76,14 @@ def snr_from_energies(signal_energy: np.ndarray, error_energy: np.ndarray) -> np
     return np.where(signal_energy == 0, np.nan, snr)
 
 
+def frame_levels_db(x: np.ndarray, first_sample: int, frame_samples: int) -> np.ndarray:
+    """Mean-square level (dB) of each whole frame of ``frame_samples`` of x (n,) from
+    ``first_sample`` on: shape ((n − first_sample) // frame_samples,)."""
+    n = (x.shape[0] - first_sample) // frame_samples
+    segment = x[first_sample : first_sample + n * frame_samples]
+    return 10 * np.log10(np.mean(segment.reshape(n, frame_samples) ** 2, 1) + 1e-20)
+
+
 def prediction_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     """SNR (dB) of a prediction ``estimate`` of held-back samples ``reference``, both (n_samples,),
     as candidates are ranked by it: +inf if exact (a silent reference matched exactly too), −inf

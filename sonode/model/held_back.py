@@ -9,7 +9,10 @@ import math
 
 import numpy as np
 
-from sonode.dsp.metrics import prediction_snr_db as snr  # the held-back test's SNR (dB)
+from sonode.dsp.metrics import (
+    frame_levels_db,
+    prediction_snr_db as snr,  # the held-back test's SNR (dB)
+)
 from sonode.model.tail import Tail
 
 LEVEL_FRAME_S = 0.025
@@ -52,12 +55,6 @@ def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: i
             )
         )
     )
-
-
-def frame_levels_db(x: np.ndarray, first: int, frame: int) -> np.ndarray:
-    """Mean-square level (dB) of x's whole frames of ``frame`` samples from sample ``first``."""
-    n = (x.shape[0] - first) // frame
-    return 10 * np.log10(np.mean(x[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
 
 
 def level_slope_db_per_s(tail: Tail, rate: int) -> float:
