@@ -41,6 +41,7 @@ from sonode.model.glide_fit import (
     measure_end_decays,
     restore_late_decays,
 )
+from sonode.model.heap import released_heap
 from sonode.model.held_back import (
     LEVEL_FRAME_S,
     contradicts_trend,
@@ -100,6 +101,7 @@ def hold_cycle(tail: Tail, rate: int) -> None:
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
 
 
+@released_heap  # its blocks are not a training step's: the kept heap only grew (docs/memory.md)
 def train_continuation(
     model,
     x: np.ndarray,
