@@ -11,7 +11,9 @@ to ``--long`` seconds), identifies it as a fit does, and prints:
 - the whole clip's SNR at the linear start and after ``--steps`` sampled optimiser steps (default
   options, no state solves, so the steps' own effect), and how the error is then spread over the
   hops: the share held by the worst 1 % / 5 % of hops, and the worst hops' error / power with
-  their states' energy ratio at the start.
+  their states' energy ratio at the start (``--steps 0``: the start only);
+- the share of segments whose window the previous segment's state, carried by the modes, fits
+  within 1 dB of their own state (what states as corrections to a carried trajectory would save).
 
 ``--excerpt-s S`` identifies the modes on the clip's first S seconds only (the states are still
 fitted on the whole clip); 0, the default, on the whole clip as a fit does. 1 thread.
@@ -35,6 +37,7 @@ from bench_long_gain import RATE_HZ, concatenated  # noqa: E402
 
 import sonode.model.init as init  # noqa: E402
 import sonode.model.train as train  # noqa: E402
+from sonode.dsp.lpc import modal_basis  # noqa: E402
 from sonode.model import FitOptions, fit_samples  # noqa: E402
 
 
@@ -48,6 +51,34 @@ def energy_ratio(model, xn: np.ndarray) -> np.ndarray:
         [np.mean(xn[m * hop : m * hop + window] ** 2) for m in range(layout.n_segments)]
     )
     return energy / np.maximum(power, 1e-12)
+
+
+def carried_share(model, xn: np.ndarray, tolerance_db: float = 1.0) -> float:
+    """Share of segments (after the first) whose window the state carried from the previous
+    segment by the linear modes (c_{m-1}·p^hop) fits within ``tolerance_db`` of their own
+    least-squares state: segments that would need no correction if states were corrections to the
+    carried trajectory (issue #25 item 3)."""
+    layout, k = model.config.layout, model.config.n_modes
+    poles = (
+        torch.exp(
+            torch.complex(model.bank.decay_per_s, model.bank.omega_rad_per_s) / layout.sample_rate
+        )
+        .detach()
+        .numpy()
+    )
+    basis = modal_basis(poles, layout.window_samples)  # (W, 2K)
+    weights = layout.training_weights().numpy().T  # (M, W)
+    windows = layout.split(torch.from_numpy(xn)).numpy().T
+    states = model.states.detach().numpy()
+    c = states[:, :k] + 1j * states[:, k:]
+    carried = c[:-1] * poles**layout.hop_samples
+    carried = np.concatenate([carried.real, carried.imag], axis=1)
+
+    def error(s: np.ndarray, rows: slice) -> np.ndarray:
+        return np.sum(weights[rows] * (windows[rows] - s @ basis.T) ** 2, axis=1)
+
+    own, by_carry = error(states[1:], slice(1, None)), error(carried, slice(1, None))
+    return float(np.mean(by_carry <= own * 10 ** (tolerance_db / 10)))
 
 
 def hop_errors(model, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +129,15 @@ def main() -> None:
         f"state energy / window power: median {np.median(ratio):.1f}, 99th percentile "
         f"{np.percentile(ratio, 99):.0f}, largest {', '.join(f'{ratio[m]:.0f} (segment {m})' for m in top)}"
     )
+    print(
+        f"segments the previous state carried by the modes fits within 1 dB of their own: "
+        f"{100 * carried_share(start, xn):.0f} %"
+    )
     target = torch.from_numpy(xn)
     start_error, power = hop_errors(start, target)
     print(f"linear start: whole-clip SNR {10 * np.log10(power.sum() / start_error.sum()):.2f} dB")
+    if args.steps == 0:  # the start only
+        return
     options = FitOptions(steps=args.steps, state_solve_every=0, continuation_training_steps=0)
     fit_samples(x, RATE_HZ, options)
     error, _ = looks[0]

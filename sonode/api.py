@@ -38,6 +38,7 @@ from sonode.io.model_info import (
 )
 from sonode.model import EpochRecord, FitOptions, FitReport, SonodeModel, fit_samples
 from sonode.model.checkpoint import CheckpointPlan
+from sonode.model.device import resolve_device
 from sonode.model.fit_size import DEFAULT_RATE_HZ, estimated_peak_bytes, max_fit_samples
 from sonode.model.init import TRAJECTORY_S
 from sonode.tasks.render import Rendering, extrapolate, render
@@ -91,10 +92,11 @@ class Fitted:
         progress: Callable[[int, int], None] | None = None,
         texture: float = 0.0,
         seed: int = 0,
+        device: str = "cpu",
     ) -> Rendering:
         """The signal on [start_s, end_s) at ``rate`` (see `sonode.tasks.render.render`; past the
-        span, ``texture`` and ``seed`` as in `extrapolate`)."""
-        return render(self.model, rate, start_s, end_s, progress, texture, seed)
+        span, ``texture`` and ``seed`` as in `extrapolate`; ``device``: "cpu" or "cuda")."""
+        return render(self.model, rate, start_s, end_s, progress, texture, seed, device)
 
     def upsample(
         self,
@@ -107,6 +109,7 @@ class Fitted:
         level: str = "auto",
         dynamics: bool = True,
         snr_cost_case: str = "worst",
+        device: str = "cpu",
     ) -> np.ndarray:
         """The whole fitted span at ``rate`` Hz: (round(duration_s·rate),) float64.
 
@@ -126,6 +129,7 @@ class Fitted:
                 `sonode.tasks.band_extension.extend_band` (the band's SNR-cost bound, its level
                 estimator, partials following the pitch, the cost bounded: worst, expected or
                 validated).
+            device: where a model rendering runs (``low_band="model"``), as in `render`.
         """
         from sonode.tasks.upsample import upsample_samples
 
@@ -142,6 +146,7 @@ class Fitted:
             level=level,
             dynamics=dynamics,
             snr_cost_case=snr_cost_case,
+            device=device,
         )
         return out
 
@@ -184,12 +189,20 @@ class Fitted:
         with_context: bool = False,
         texture: float = 0.0,
         seed: int = 0,
+        device: str = "cpu",
     ) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`):
         by default its mean (the best prediction in SNR); ``texture=1`` adds the stochastic part
-        that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``."""
+        that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``;
+        ``device`` as in `render`."""
         return extrapolate(
-            self.model, seconds, rate=rate, with_context=with_context, texture=texture, seed=seed
+            self.model,
+            seconds,
+            rate=rate,
+            with_context=with_context,
+            texture=texture,
+            seed=seed,
+            device=device,
         ).samples
 
     def free_run(self) -> np.ndarray:
@@ -260,7 +273,8 @@ def fit(
             max_time_s, steps and target_snr_db may differ). With ``steps`` as the stopping rule the
             result is bit-identical to an uninterrupted fit; ``max_time_s`` counts the time before
             the interruption too.
-        **options: fields of `FitOptions` (max_time_s, steps, target_snr_db, latent_dim, seed, ...).
+        **options: fields of `FitOptions` (max_time_s, steps, target_snr_db, latent_dim, seed, ...;
+            device="cuda" trains the global model on the GPU in float32, docs/devices.md).
 
     Returns:
         A `Fitted` model whose ``info["fit"]`` holds the fit report (without the per-epoch history,
@@ -275,6 +289,7 @@ def fit(
     Raises:
         sonode.errors.AudioInputError: the clip cannot be used.
         ValueError: an option is invalid (the message names it).
+        sonode.model.device.DeviceError: ``device="cuda"`` and torch sees no CUDA device.
         sonode.model.checkpoint.CheckpointError: ``resume`` and the checkpoint is missing, damaged,
             or belongs to another clip or other options.
     """
@@ -282,6 +297,7 @@ def fit(
     if unknown:
         raise ValueError(f"unknown fit option(s) {unknown}; valid: {', '.join(FIT_OPTION_NAMES)}")
     fit_options = FitOptions(**options)
+    resolve_device(fit_options.device)  # no CUDA device: refused before the clip is read
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs checkpoint_path=, the checkpoint to continue from")
     plan = None

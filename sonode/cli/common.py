@@ -204,11 +204,17 @@ def db_text(value: float | None) -> str:
 
 
 def _device(ctx, param, value: str):
-    # The model and engine run in float64 on the CPU ("auto" is the CPU, with or without a GPU);
-    # say so rather than silently ignore "cuda". No torch here: a batch's parent never needs it.
-    if value == "cuda":
-        raise click.BadParameter("this version of sonode runs on the CPU only (use --device cpu)")
-    return "cpu"
+    # "auto" is the CPU, the reference, with or without a GPU: a GPU is used only when asked for
+    # (docs/devices.md). torch is imported only then (a batch's parent on the CPU never needs it).
+    if value != "cuda":
+        return "cpu"
+    from sonode.model.device import DeviceError, resolve_device
+
+    try:
+        resolve_device("cuda")
+    except DeviceError as err:
+        raise click.BadParameter(str(err)) from None
+    return "cuda"
 
 
 def progress_printer(quiet: bool, max_time_s: float | None, steps: int | None):
@@ -240,7 +246,8 @@ device_option = click.option(
     default="auto",
     show_default=True,
     callback=_device,
-    help="Where to compute.",
+    help="Where to compute: auto and cpu are the CPU, in float64 (the reference); cuda trains the "
+    "global model in float32 on the GPU and renders there in float64 (docs/devices.md).",
 )
 out_rate_option = positive_option(
     "--rate",

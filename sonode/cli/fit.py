@@ -41,6 +41,12 @@ def run_fit(
     paths = fit_output_paths(model_path)
     _check_fit_shape(kw)
     check_fit_outputs(paths, [clip], force, also_writes, clip_fit_output_bytes(clip, kw))
+    if device == "cuda" and kw.get("modes", "global") != "global" and not quiet:
+        click.echo(
+            f"sonode: the local model trains on the CPU (--modes {kw['modes']}); "
+            "--device cuda applies to the global model",
+            err=True,
+        )
     checkpoint_path = paths["checkpoint"]
     if not quiet:
         action = f"resuming {checkpoint_path}" if kw["resume"] else f"fitting {clip}"
@@ -61,6 +67,7 @@ def run_fit(
             on_epoch=progress_printer(quiet, kw["max_time_s"], kw["steps"]),
             should_stop=stop,
             checkpoint_path=checkpoint_path,
+            device=device,
             **kw,
         )
         stop.defer()
@@ -245,7 +252,7 @@ def _fit_batch(clips, model_out, out_dir, scheduler, workers, quiet, device, for
         failed = fit_batch(
             list(clips),
             out_dir or OUTPUT_DIR,
-            kw,
+            {**kw, "device": device},
             {"device": device},
             force=force,
             scheduler=scheduler,

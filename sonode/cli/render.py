@@ -177,7 +177,13 @@ def render_cmd(model, out, rate, start_s, end_s, texture, seed, subtype, device,
         quiet,
         force,
         lambda fitted, progress: fitted.render(
-            rate=rate, start_s=start_s, end_s=end_s, progress=progress, texture=texture, seed=seed
+            rate=rate,
+            start_s=start_s,
+            end_s=end_s,
+            progress=progress,
+            texture=texture,
+            seed=seed,
+            device=device,
         ),
         lambda fitted: ((end_s if end_s is not None else fitted.duration_s) - start_s, rate),
     )
@@ -213,6 +219,7 @@ def extrapolate_cmd(
             progress=progress,
             texture=texture,
             seed=seed,
+            device=device,
         ),
         lambda fitted: (seconds + (fitted.duration_s if with_context else 0.0), rate),
     )

@@ -111,7 +111,12 @@ def upsample(
             fitted, _ = run_fit(source, model_out, quiet, device, also_writes=[out], **kw)
         check_upsample_size(fitted.model.config.n_samples, fitted.sample_rate, out_rate)
         samples = fitted.upsample(
-            out_rate, low_band=low_band, high_band=high_band, clip=fitted_clip, **band
+            out_rate,
+            low_band=low_band,
+            high_band=high_band,
+            clip=fitted_clip,
+            device=device,
+            **band,
         )
     write_rendering(
         Rendering(samples=samples, sample_rate=out_rate, start_s=0.0),

@@ -115,10 +115,20 @@ class Adam:
             ):
                 raise ValueError("the saved optimiser state does not fit the parameters' shapes")
             self.state[p] = {
-                k: (v.clone() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
+                k: _moment(k, v, p)
                 for k, v in moments.items()
                 if k in ("step", "exp_avg", "exp_avg_sq", "row_step")
             }
+
+
+def _moment(key: str, value, p: torch.Tensor) -> torch.Tensor:
+    """A saved moment (read on the CPU) as a copy on ``p``'s device and in its dtype; the 0-d step
+    count stays a CPU scalar, as `Adam.step` makes it."""
+    if not isinstance(value, torch.Tensor):
+        return torch.tensor(float(value))
+    if key == "step":
+        return value.clone()
+    return value.to(device=p.device, dtype=p.dtype, copy=True)
 
 
 def gradient_values(grad: torch.Tensor) -> torch.Tensor:
@@ -144,7 +154,7 @@ def _sparse_rows_step(p: torch.Tensor, grad: torch.Tensor, state: dict, group: d
         rows = torch.nonzero(grad.ne(0).any(dim=1)).flatten()
         g = grad[rows]
     if "row_step" not in state:
-        state["row_step"] = torch.zeros(p.shape[0], dtype=torch.float64)
+        state["row_step"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)  # exact < 2**24
     state["step"] += 1
     state["row_step"][rows] += 1
     step = state["row_step"][rows][:, None]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,13 @@ def remove_checkpoint(path: str | os.PathLike) -> None:
     Path(path).unlink(missing_ok=True)
 
 
+def _option_defaults() -> dict[str, Any]:
+    # options imports the decoder: loaded only when a checkpoint is resumed
+    from sonode.model.options import FitOptions
+
+    return {f.name: f.default for f in fields(FitOptions) if f.default is not MISSING}
+
+
 def _check_identity(file: Path, found: Any, expected: dict[str, Any]) -> None:
     fresh = "delete it or run without --resume to start a new fit"
     if not isinstance(found, dict):
@@ -215,7 +222,9 @@ def _check_identity(file: Path, found: Any, expected: dict[str, Any]) -> None:
             f"({want['n_samples']} samples at {want['sample_rate']} Hz, different samples); use the same file, "
             f"--start, --duration, --channel and --rate, or {fresh}"
         )
-    options = found.get("options", {})
+    # An option added after the checkpoint was written compares as its default, so a newer sonode
+    # resumes an older fit that ran with what is now the default (e.g. device "cpu").
+    options = {**_option_defaults(), **found.get("options", {})}
     differ = [
         f"{k}: checkpoint {options.get(k)!r}, now {v!r}"
         for k, v in expected["options"].items()
@@ -223,7 +232,7 @@ def _check_identity(file: Path, found: Any, expected: dict[str, Any]) -> None:
     ]
     differ += [
         f"{k}: checkpoint {v!r}, now unset"
-        for k, v in options.items()
+        for k, v in found.get("options", {}).items()
         if k not in expected["options"]
     ]
     if differ:

@@ -12,6 +12,7 @@ import torch
 
 from sonode.dsp.metrics import snr_from_energies
 from sonode.model.decoder import SonodeModel
+from sonode.model.device import on
 from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.init import TRAJECTORY_S
 from sonode.model.stopping import abandonable
@@ -28,7 +29,8 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     `snr_from_energies`: +inf for a perfect estimate, nan for a silent reference or NaN estimate."""
     return float(
         snr_from_energies(
-            np.float64(torch.sum(reference**2)), np.float64(torch.sum((reference - estimate) ** 2))
+            np.float64(float(torch.sum(reference**2))),  # float(): a GPU tensor has no __array__
+            np.float64(float(torch.sum((reference - estimate) ** 2))),
         )
     )
 
@@ -44,7 +46,7 @@ def fast_vs_reference_db(model: SonodeModel, substeps: int, count: int) -> float
     """SNR (dB) between the fast solve and the reference Lawson RK4 solve with ``substeps`` steps
     per sample, over the windows of up to ``count`` segments spread over the clip."""
     layout = model.config.layout
-    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    local = torch.arange(layout.window_samples, **on(model.states)) / layout.sample_rate
     states = model.states[check_segments(model, count)]
     fast = model.read(model.solve(states, local))
     reference = model.read(model.solve(states, local, 1.0 / (layout.sample_rate * substeps)))
@@ -67,7 +69,7 @@ def stoppable_check_db(
         return math.nan, 0  # (one piece took 0.9 s at load 11; the kept model passed its check)
     layout = model.config.layout
     window = layout.window_samples
-    local = torch.arange(window, dtype=torch.float64) / layout.sample_rate
+    local = torch.arange(window, **on(model.states)) / layout.sample_rate
     states = model.states[check_segments(model, count)]
     fast = model.read(model.solve(states, local))
     step_s = 1.0 / (layout.sample_rate * substeps)
@@ -155,7 +157,7 @@ def _reconstruct(model: SonodeModel, stopped: Callable[[], bool]) -> torch.Tenso
     48 kHz took 111 s on a loaded machine, and a signal waited for all of it. The overlap-add is
     linear, so the runs' sum is the whole reconstruction (to rounding)."""
     layout = model.config.layout
-    out = torch.zeros(layout.n_samples, dtype=torch.float64)
+    out = torch.zeros(layout.n_samples, **on(model.states))
     for first in range(0, layout.n_segments, EVALUATION_SEGMENTS):
         run = torch.arange(first, min(layout.n_segments, first + EVALUATION_SEGMENTS))
         part = model.reconstruct(segments=run)[0]

@@ -16,6 +16,7 @@ from sonode.errors import ModelFileError
 from sonode.io.model_file import load_model_file, save_model_file
 from sonode.model.config import MODEL_KIND, MODEL_VERSION, ModelConfig, config_from_meta
 from sonode.model.continuation_parts import ContinuationMixin, legacy_continuation_tensors
+from sonode.model.device import on
 from sonode.model.field import ModalField
 from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.limit_cycle import CycledField, HeldModes, LimitCycle
@@ -133,10 +134,9 @@ class SonodeModel(ContinuationMixin, nn.Module):
     ) -> torch.Tensor:
         """Normalised samples phase, phase + stride, ... < n_samples of the free run from
         ``trajectory_state`` (one trajectory through the clip): (ceil((n_samples − phase)/stride),)."""
-        index = torch.arange(phase, n_samples, stride)
-        local = torch.cat(
-            [torch.zeros(1, dtype=torch.float64), index.to(torch.float64) / self.config.sample_rate]
-        )
+        like = on(self.trajectory_state)  # the model's device and dtype
+        index = torch.arange(phase, n_samples, stride, **like)
+        local = torch.cat([torch.zeros(1, **like), index / self.config.sample_rate])
         bank, field = self.trajectory_ode()
         x = modal_readout(bank, field, self.trajectory_state, local, self.readout, gradient)[:, 0]
         return x[1:] + self.readout_bias
@@ -174,7 +174,8 @@ class SonodeModel(ContinuationMixin, nn.Module):
             `SegmentLayout.covered`).
         """
         layout = self.config.layout
-        local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+        like = on(self.states)
+        local = torch.arange(layout.window_samples, **like) / layout.sample_rate
         states = self.states if segments is None else self.states[segments]
         first = 0 if segments is None else int(segments[0])
 
@@ -186,7 +187,8 @@ class SonodeModel(ContinuationMixin, nn.Module):
             return self.read(self.solve(part, local, step_s, gradient))
 
         def weights(begin: int, end: int) -> torch.Tensor:  # of the run's segments begin..end-1
-            return layout.training_weights(torch.arange(first + begin, first + end))
+            run = torch.arange(first + begin, first + end, device=like["device"])
+            return layout.training_weights(run, like["dtype"])
 
         if gradient is not None:  # one graph: the caller chooses the run (`segments`)
             per_segment = solved(states)
@@ -197,10 +199,10 @@ class SonodeModel(ContinuationMixin, nn.Module):
         # 1.6 GiB). The sum is the same (bit for bit while at most two windows overlap a sample,
         # overlap ≤ hop: two terms add the same in either order).
         m, hop = states.shape[0], layout.hop_samples
-        per_segment = torch.empty(layout.window_samples, m, dtype=torch.float64)
+        per_segment = torch.empty(layout.window_samples, m, **like)
         # the span `overlap_add` covers: the first window's start to the last one's end
         span = min(layout.n_samples, (first + m - 1) * hop + layout.window_samples) - first * hop
-        signal = torch.zeros(span, dtype=torch.float64)
+        signal = torch.zeros(span, **like)
         with torch.no_grad():
             for begin in range(0, m, EVALUATION_SEGMENTS):
                 end = min(begin + EVALUATION_SEGMENTS, m)
@@ -226,7 +228,7 @@ class SonodeModel(ContinuationMixin, nn.Module):
         states = self.states if segments is None else self.states[segments]
         if ends is None:
             hop_s = layout.hop_samples / layout.sample_rate
-            times = torch.tensor([0.0, hop_s], dtype=torch.float64)
+            times = torch.tensor([0.0, hop_s], **on(states))
             ends = modal_solve(self.bank, self.field, states[:-1], times, gradient)[-1]
         else:
             ends = ends[:-1]

@@ -79,19 +79,21 @@ class SegmentLayout:
         inside = (local_s >= 0) & (last | (local_s < hop_s + fade_s))
         return torch.where(inside, w, torch.zeros_like(w))
 
-    def training_weights(self, segments: torch.Tensor | None = None) -> torch.Tensor:
+    def training_weights(
+        self, segments: torch.Tensor | None = None, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
         """Weights on the training grid, shape (window_samples, M): sample j of segment m; with
         ``segments`` (1-D indices, B of them) those columns only, (window_samples, B), the same
-        values. (Slicing the whole matrix made every step of a 600 s 16 kHz fit, and every cost
-        probe, form ~4 window × 37 500 arrays: 250 MB for a run of 64-256 segments.)"""
-        local = torch.arange(self.window_samples, dtype=torch.float64)[:, None] / self.sample_rate
+        values, on the device of ``segments``, computed in float64 and given in ``dtype``.
+        (Slicing the whole matrix made every step of a 600 s 16 kHz fit, and every cost probe,
+        form ~4 window × 37 500 arrays: 250 MB for a run of 64-256 segments.)"""
+        device = None if segments is None else segments.device
+        j = torch.arange(self.window_samples, device=device)[:, None]
         seg = (torch.arange(self.n_segments) if segments is None else segments)[None, :]
-        w = self.weights(local, seg)
+        w = self.weights(j.to(torch.float64) / self.sample_rate, seg)
         # samples past the clip's end carry no data
-        inside = (
-            seg * self.hop_samples + torch.arange(self.window_samples)[:, None]
-        ) < self.n_samples
-        return w * inside
+        inside = (seg * self.hop_samples + j) < self.n_samples
+        return (w * inside).to(dtype)
 
     def overlap_add(self, per_segment: torch.Tensor, first: int = 0) -> torch.Tensor:
         """Sum weighted segment outputs on the training grid into one signal.
@@ -108,9 +110,11 @@ class SegmentLayout:
         w, m = per_segment.shape
         begin = first * self.hop_samples
         length = min(self.n_samples, (first + m - 1) * self.hop_samples + w) - begin
-        index = (torch.arange(m)[None, :] * self.hop_samples + torch.arange(w)[:, None]).reshape(-1)
+        device = per_segment.device
+        index = torch.arange(m, device=device)[None, :] * self.hop_samples
+        index = (index + torch.arange(w, device=device)[:, None]).reshape(-1)
         keep = index < length
-        out = torch.zeros(length, dtype=per_segment.dtype)
+        out = torch.zeros(length, dtype=per_segment.dtype, device=device)
         return out.index_add(0, index[keep], per_segment.reshape(-1)[keep])
 
     def complete_span(self, first: int, count: int) -> tuple[int, int]:
@@ -128,7 +132,9 @@ class SegmentLayout:
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """The clip's samples seen by each segment window, zero past the end: (window_samples, M)."""
         padded = torch.zeros(
-            self.n_segments * self.hop_samples + self.overlap_samples, dtype=x.dtype
+            self.n_segments * self.hop_samples + self.overlap_samples,
+            dtype=x.dtype,
+            device=x.device,
         )
         padded[: self.n_samples] = x
         return padded.unfold(0, self.window_samples, self.hop_samples)[: self.n_segments].T

@@ -23,6 +23,7 @@ import torch
 
 from sonode.dsp.lpc import ridge_solve
 from sonode.model.decoder import SonodeModel
+from sonode.model.device import on
 from sonode.model.modal import modal_factors
 from sonode.model.objective import pieces
 
@@ -63,7 +64,8 @@ def refit_segment_states(
     """
     layout = model.config.layout
     k = model.config.n_modes
-    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    like = on(model.states)  # the model's device and dtype
+    local = torch.arange(layout.window_samples, **like) / layout.sample_rate
     readout = torch.complex(model.readout[:k], -model.readout[k:]).detach()
     run = torch.arange(layout.n_segments) if segments is None else segments
     states = model.states[run].detach()  # a copy of the run's rows; row i is segment run[0] + i
@@ -74,11 +76,11 @@ def refit_segment_states(
     for colour in (0, 1):
         chosen = run[(run % 2) == colour]
         for first in range(0, chosen.shape[0], CHUNK_SEGMENTS):
-            block = chosen[first : first + CHUNK_SEGMENTS]
+            block = chosen[first : first + CHUNK_SEGMENTS].to(like["device"])
             # Γ held at the states the solve starts from (model.states, not the updated ones)
             basis = modal_factors(model.bank, model.field, model.states[block], local)
             basis = basis * readout  # (W, B, K): segment b's columns are Re/Im of this
-            weights = layout.training_weights(block)  # (W, B)
+            weights = layout.training_weights(block, like["dtype"])  # (W, B)
             _solve_block(states, residual, begin, basis, block, weights, layout, rel_ridge, run[0])
     return states
 
@@ -91,7 +93,8 @@ def _solve_block(states, residual, begin, basis, block, w, layout, rel_ridge, fi
     min_c Σ_j (ρ_j − w_j Re Σ_k c_k basis_jk)² with ρ the residual of everything else; w (W, B)
     are the block's training weights."""
     k = basis.shape[-1]
-    index = block[None, :] * layout.hop_samples + torch.arange(layout.window_samples)[:, None]
+    j = torch.arange(layout.window_samples, device=block.device)
+    index = block[None, :] * layout.hop_samples + j[:, None]
     index = index - begin
     inside = index < residual.shape[0]
     index = torch.where(inside, index, 0)
@@ -101,9 +104,13 @@ def _solve_block(states, residual, begin, basis, block, w, layout, rel_ridge, fi
     rho = torch.where(inside, residual[index], 0.0) + w * y_old  # what this block should explain
     # x = Re Σ c_k β_k = Σ Re c_k Re β_k − Im c_k Im β_k: real columns [Re β, −Im β], weighted
     columns = (w[..., None] * torch.cat([basis.real, -basis.imag], dim=-1)).permute(1, 0, 2)
+    # the normal equations in float64 (a float32 model's too: its ridge, 1e-6, is near float32's
+    # precision), solved by numpy on the CPU
+    columns, rho = columns.to(torch.float64), rho.to(torch.float64)
     gram = columns.transpose(1, 2) @ columns  # (B, 2K, 2K)
     rhs = torch.einsum("bwd,wb->bd", columns, rho)
-    solution = torch.from_numpy(ridge_solve(gram.numpy(), rhs.numpy(), rel_ridge))
+    solution = torch.from_numpy(ridge_solve(gram.cpu().numpy(), rhs.cpu().numpy(), rel_ridge))
+    solution = solution.to(**on(states))
     new = torch.complex(solution[:, :k], solution[:, k:])
     y_new = torch.einsum("bk,wbk->wb", new, basis).real
     change = torch.where(inside, w * (y_new - y_old), 0.0)

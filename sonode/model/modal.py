@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from sonode.model.device import on
 from sonode.model.field import ModalField
 from sonode.model.oscillator import OscillatorBank
 from sonode.ode import odeint, odeint_adjoint
@@ -72,14 +73,14 @@ def modal_coordinates(
         bank: the oscillator bank (L).
         field: the modal field (γ); None for a linear ODE (Γ ≡ 0).
         z0: start states, shape (B, 2K), layout [u; v] (c = u + i v).
-        local_s: float64 output times in seconds, shape (n,), monotone, local_s[0] == 0 (may
+        local_s: output times in seconds, shape (n,), monotone, local_s[0] == 0 (may
             decrease: integration backward in time).
         gradient: None (no graph), "adjoint" (engine's checkpointed adjoint of the envelope ODE)
             or "backprop" (autograd through the solver).
         rtol, atol: tolerances of the envelope solve.
 
     Returns:
-        complex128 tensor (n, B, K).
+        complex tensor (complex128 for a float64 model) (n, B, K).
     """
     k = bank.n_modes
     u0, v0 = z0[..., :k], z0[..., k:]
@@ -101,7 +102,7 @@ def modal_factors(
     c(t) = c(0) · factors: the basis in which a trajectory is linear in its start state once the
     envelope Γ (which depends on z0 through the mode energies only) is held fixed.
 
-    Arguments as in `modal_coordinates`. Returns complex128 (n, B, K).
+    Arguments as in `modal_coordinates`. Returns complex (n, B, K).
     """
     k = bank.n_modes
     energy0 = z0[..., :k] ** 2 + z0[..., k:] ** 2
@@ -110,10 +111,10 @@ def modal_factors(
 
 
 def _exponent(bank, field, energy0, local_s, gradient, rtol, atol) -> torch.Tensor:
-    """λ_k t + Γ_k(t) at ``local_s`` for start energies ``energy0`` (B, K): complex128 (n, B, K),
+    """λ_k t + Γ_k(t) at ``local_s`` for start energies ``energy0`` (B, K): complex (n, B, K),
     or (n, 1, K) when there is no envelope to solve (a linear ODE: the same for every start)."""
     k = bank.n_modes
-    t = local_s.to(torch.float64)[:, None]
+    t = local_s.to(bank.omega_rad_per_s.dtype)[:, None]
     exponent = torch.complex(bank.decay_per_s * t, bank.omega_rad_per_s * t)[:, None, :]
     if needs_envelope(field, gradient):
         envelope = _envelope(bank, field, energy0, local_s, gradient, rtol, atol)
@@ -154,7 +155,7 @@ def _envelope(
     atol: float,
 ) -> torch.Tensor:
     """g = [Re Γ, Im Γ] at local_s, shape (n, B, 2K): dopri5 at nodes, cubic Hermite between."""
-    t = local_s.to(torch.float64)
+    t = local_s.to(energy0.dtype)
     nodes, values, slopes = envelope_nodes(
         bank, field, energy0, float(t[0]), float(t[-1]), gradient, rtol, atol
     )
@@ -188,9 +189,10 @@ def envelope_nodes(
     # map's — is then wrong by orders of magnitude while the solution itself is right)
     max_step_s = getattr(field, "max_step_s", None)
     options = None if max_step_s is None else {"max_step": max_step_s}
-    g0 = torch.zeros(energy0.shape[:-1] + (2 * field.n_modes,), dtype=energy0.dtype)
+    like = on(energy0)  # the states' device and dtype
+    g0 = torch.zeros(energy0.shape[:-1] + (2 * field.n_modes,), **like)
     n_nodes = max(2, math.ceil(abs(last_s - first_s) / NODE_SPACING_S - 1e-9) + 1)
-    nodes = torch.linspace(first_s, last_s, n_nodes, dtype=torch.float64)
+    nodes = torch.linspace(first_s, last_s, n_nodes, **like)
     if gradient is None:
         with torch.no_grad():
             values = odeint(func, g0, nodes, method="dopri5", rtol=rtol, atol=atol, options=options)
@@ -230,8 +232,8 @@ def hermite(
     left = torch.clamp(position.floor().long(), max=n_nodes - 2)
     weights = _hermite_basis((position - left).to(values.dtype), step)
     if n_nodes <= HERMITE_MATRIX_MAX_NODES:
-        basis = torch.zeros(t.shape[0], 2 * n_nodes, dtype=values.dtype)
-        rows = torch.arange(t.shape[0])
+        basis = torch.zeros(t.shape[0], 2 * n_nodes, **on(values))
+        rows = torch.arange(t.shape[0], device=values.device)
         for column, weight in zip(
             (left, left + 1, n_nodes + left, n_nodes + left + 1), weights, strict=False
         ):
@@ -307,7 +309,7 @@ class _ModalReadout(torch.autograd.Function):
             # conj(g_x·P) split into real and imaginary parts, written in place (no negated copy)
             weighted = (g[..., None] * q).mul_(a[None])  # g_x·P, (T, B, K), one temporary
             k = q.shape[-1]
-            grad_envelope = torch.empty(q.shape[:-1] + (2 * k,), dtype=weighted.real.dtype)
+            grad_envelope = torch.empty(q.shape[:-1] + (2 * k,), **on(weighted))
             grad_envelope[..., :k] = weighted.real
             torch.neg(weighted.imag, out=grad_envelope[..., k:])
         return grad_a, grad_lam, grad_envelope, None
@@ -337,7 +339,7 @@ def modal_readout(
             quarter of the step (0.13 of 0.47 CPU s, 1.5 s clip at 16 kHz).
 
     Returns:
-        (n, B) float64; with ``end_s``, ((n, B), (B, 2K) states [u; v] at end_s).
+        (n, B) in the readout's dtype; with ``end_s``, ((n, B), (B, 2K) states [u; v] at end_s).
     """
     k = bank.n_modes
     with torch.set_grad_enabled(gradient is not None and torch.is_grad_enabled()):
@@ -345,7 +347,7 @@ def modal_readout(
         c0 = torch.complex(z0[..., :k], z0[..., k:])
         a = c0 * torch.complex(readout[:k], -readout[k:])
         lam = torch.complex(bank.decay_per_s, bank.omega_rad_per_s)
-        t = local_s.to(torch.float64)
+        t = local_s.to(readout.dtype)
         nodes = None
         if needs_envelope(field, gradient):
             energy0 = z0[..., :k] ** 2 + z0[..., k:] ** 2
@@ -359,7 +361,7 @@ def modal_readout(
         if end_s is not None:
             exponent = lam * end_s
             if nodes is not None:
-                at_end = envelope(torch.tensor([end_s], dtype=torch.float64))[0]  # (B, 2K)
+                at_end = envelope(torch.tensor([end_s], **on(t)))[0]  # (B, 2K)
                 exponent = exponent + torch.complex(at_end[..., :k], at_end[..., k:])
             ends = c0 * torch.exp(exponent)
             x = _ModalReadout.apply(a, lam, envelope(t), t)

@@ -10,6 +10,7 @@ import torch
 
 from sonode.model.checks import TRAJECTORY_WEIGHT, snr_db
 from sonode.model.decoder import SonodeModel
+from sonode.model.device import on
 from sonode.model.fit_size import step_run_segments  # torch-free: the size estimate uses it too
 from sonode.model.modal import modal_readout
 from sonode.model.options import FitOptions
@@ -130,16 +131,18 @@ def piece_reconstruction(
     ``with_ends``: also the segments' states at the hop, (len(segments), d), from the same solve
     (`modal_readout`'s end_s): the continuity defects' ends."""
     layout = model.config.layout
-    local = torch.arange(layout.window_samples, dtype=torch.float64) / layout.sample_rate
+    like = on(model.states)  # the model's device and dtype
+    local = torch.arange(layout.window_samples, **like) / layout.sample_rate
     end_s = layout.hop_samples / layout.sample_rate if with_ends else None
     # the chosen rows with a sparse gradient: a dense one of all states was 77 MB on a 600 s clip
     # for a step's 85 rows (`sonode.model.adam` updates the rows it names)
-    states = torch.nn.functional.embedding(segments, model.states, sparse=True)
+    rows = segments.to(like["device"])
+    states = torch.nn.functional.embedding(rows, model.states, sparse=True)
     solved = modal_readout(
         model.bank, model.field, states, local, model.readout, gradient, end_s=end_s
     )
     per_segment, ends = solved if with_ends else (solved, None)
-    per_segment = (per_segment + model.readout_bias) * layout.training_weights(segments)
+    per_segment = (per_segment + model.readout_bias) * layout.training_weights(rows, like["dtype"])
     parts, estimates, column = [], [], 0
     for first, count in pieces(segments):
         signal = layout.overlap_add(per_segment[:, column : column + count], first)

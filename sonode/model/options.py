@@ -7,6 +7,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from sonode.model.decoder import GRADIENT_METHODS
+from sonode.model.device import DEVICES, DTYPES
 
 MODE_VARIANTS = ("global", "local", "auto")
 
@@ -55,6 +56,10 @@ class FitOptions:
             (modes identified per window and tracked, `sonode.model.local`) or "auto" (local
             if, trained and rounded, it reconstructs the clip better than the global start, see
             `sonode.model.local_fit.fit_auto`).
+        device: where the global model trains ("auto" and "cpu": the CPU, the reference; "cuda":
+            the GPU). The local model and identification run on the CPU. See docs/devices.md.
+        dtype: training's floating-point type: "auto" (float32 on CUDA, float64 on the CPU),
+            "float64" or "float32" (the GPU's type forced, e.g. to check it on the CPU).
     """
 
     latent_dim: int | None = 256
@@ -77,6 +82,8 @@ class FitOptions:
     continuation_training_steps: int = 30
     modes: str = "global"
     state_solve_every: int = 25
+    device: str = "cpu"
+    dtype: str = "auto"
 
     def __post_init__(self):
         problems = []
@@ -116,6 +123,10 @@ class FitOptions:
             )
         if self.modes not in MODE_VARIANTS:
             problems.append(f"modes must be one of {', '.join(MODE_VARIANTS)}, got {self.modes!r}")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            problems.append(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.lp_order < 2:
             problems.append(f"lp_order must be ≥ 2, got {self.lp_order}")
         problems += _over_limits(self)

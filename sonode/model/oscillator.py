@@ -62,6 +62,8 @@ class OscillatorBank(nn.Module):
             self.omega_rad_per_s._version,
             id(self.raw_damping),
             id(self.omega_rad_per_s),
+            self.raw_damping.dtype,  # Module.to() swaps the data, not the version or the id
+            self.raw_damping.device,
         )
         cache = self.__dict__.setdefault("_rotation_cache", {})
         if key not in cache:

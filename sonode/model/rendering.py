@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from sonode.model.device import on
 from sonode.model.fit_size import EVALUATION_SEGMENTS
 from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
@@ -47,7 +48,7 @@ def render_normalised(
         return out
     n = times_s.numel()
     spacing = float(times_s[1] - times_s[0]) if n > 1 else 1.0 / layout.sample_rate
-    starts = layout.start_s()
+    starts = layout.start_s().to(times_s.device)
     last = layout.n_segments - 1
     window_end = (
         layout.window_samples - 1
@@ -63,7 +64,7 @@ def render_normalised(
     last_end = span_end if has_tail else math.inf
 
     def first_at_or_after(t: float) -> int:
-        return int(torch.searchsorted(times_s, torch.tensor(t, dtype=torch.float64)))
+        return int(torch.searchsorted(times_s, torch.tensor(t, **on(times_s))))
 
     # samples [lo, hi) of each segment's window; the last segment's window part ends half a sample
     # after window_end (its free run then starts a positive time after its state there)
@@ -106,8 +107,9 @@ def render_normalised(
             z0, start_s = model.states[last:], float(starts[last])
         else:
             z0, start_s = last_state, float(starts[last]) + window_end
-        weights = layout.weights(times_s - starts[last], torch.tensor(last))
-        n_good = free_run(z0, start_s, torch.arange(free_lo, free_hi), weights, None, n_good)
+        weights = layout.weights(times_s - starts[last], torch.tensor(last, device=out.device))
+        idx = torch.arange(free_lo, free_hi, device=out.device)
+        n_good = free_run(z0, start_s, idx, weights, None, n_good)
     elif free_hi > free_lo:
         n_good = min(n_good, free_lo)
     if has_tail:
@@ -182,7 +184,7 @@ def continuation_switch_state(model: nn.Module) -> torch.Tensor:
     if field.is_zero():
         span_s = config.duration_s + config.continuation_switch_s - config.continuation_start_s
         return model.tail_bank.expm_apply(span_s, model.continuation_state)
-    grid = torch.tensor([0.0, config.continuation_switch_s], dtype=torch.float64)
+    grid = torch.tensor([0.0, config.continuation_switch_s], **on(model.continuation_state))
     return modal_solve(model.tail_bank, field, continuation_end_state(model), grid)[-1]
 
 
@@ -195,10 +197,10 @@ def _read_windows(
     Returns (the last segment's state at window_end (1, d), or None if it is not in ``segments``;
     the index of the first sample not computed, len(times_s) if all were)."""
     layout, last = model.config.layout, model.config.layout.n_segments - 1
-    starts = layout.start_s()
+    starts, device = layout.start_s().to(times_s.device), times_s.device
     last_state = None
     for begin in range(0, len(segments), EVALUATION_SEGMENTS):
-        seg = torch.tensor(segments[begin : begin + EVALUATION_SEGMENTS])
+        seg = torch.tensor(segments[begin : begin + EVALUATION_SEGMENTS], device=device)
         counts = hi[seg] - lo[seg]
         try:
             x, z_end = modal_samples(
@@ -214,8 +216,9 @@ def _read_windows(
         except RuntimeError:  # the engine refuses non-finite states: the render ends here
             return None, int(lo[seg[0]])
         # samples past a segment's count are zero in x: give them its last index and zero weight
-        inside = torch.arange(x.shape[0])[:, None] < counts  # (n, B)
-        index = lo[seg] + torch.minimum(torch.arange(x.shape[0])[:, None], counts - 1)
+        rows = torch.arange(x.shape[0], device=device)[:, None]
+        inside = rows < counts  # (n, B)
+        index = lo[seg] + torch.minimum(rows, counts - 1)
         weights = layout.weights(times_s[index] - starts[seg], seg) * inside
         if int(seg[-1]) == last:
             last_state = z_end[-1:]
@@ -231,7 +234,7 @@ def _read_windows_reference(
     """`_read_windows` with the sequential reference solver (steps ≤ step_s): segments whose grids
     have the same offset and length are solved as one batch."""
     layout, last = model.config.layout, model.config.layout.n_segments - 1
-    starts = layout.start_s()
+    starts, device = layout.start_s().to(times_s.device), times_s.device
     groups: dict[tuple[float, int], list[int]] = {}
     for m in segments:
         key = (round(float(times_s[lo[m]] - starts[m]) / spacing, 9), int(hi[m] - lo[m]))
@@ -239,20 +242,20 @@ def _read_windows_reference(
     done = 0
     try:
         for (offset_steps, count), members in groups.items():
-            grid = _local_grid(offset_steps * spacing, spacing, count)
+            grid = _local_grid(offset_steps * spacing, spacing, count, device)
             x = model.read(
                 _reference_states(model, model.states[members], grid, step_s, tail=None)[-count:]
             )
             for g, m in enumerate(members):
-                idx = torch.arange(int(lo[m]), int(hi[m]))
-                w = layout.weights(times_s[idx] - starts[m], torch.tensor(m))
+                idx = torch.arange(int(lo[m]), int(hi[m]), device=device)
+                w = layout.weights(times_s[idx] - starts[m], torch.tensor(m, device=device))
                 out[idx] += w * x[:, g]
             done += len(members)
             if progress is not None:
                 progress(done)
         if last not in segments:
             return None, times_s.numel()
-        grid = torch.tensor([0.0, window_end], dtype=torch.float64)
+        grid = torch.tensor([0.0, window_end], **on(times_s))
         return _reference_states(model, model.states[last:], grid, step_s, tail=None)[
             -1
         ], times_s.numel()
@@ -292,8 +295,8 @@ def _free_run(
         if tail is None
         else torch.cat(
             [
-                torch.ones(tail[0].n_modes, dtype=torch.float64),
-                torch.zeros(tail[0].n_modes, dtype=torch.float64),
+                torch.ones(tail[0].n_modes, **on(z0)),
+                torch.zeros(tail[0].n_modes, **on(z0)),
             ]
         )
     )
@@ -309,15 +312,15 @@ def _free_run(
                     field,
                     z,
                     readout,
-                    torch.tensor([offset], dtype=torch.float64),
+                    torch.tensor([offset], **on(z0)),
                     spacing,
-                    torch.tensor([chunk.numel()]),
+                    torch.tensor([chunk.numel()], device=z0.device),
                     offset + (chunk.numel() - 1) * spacing,
                 )
                 x = x[:, 0]
             else:
                 states = _reference_states(
-                    model, z, _local_grid(offset, spacing, chunk.numel()), step_s, tail
+                    model, z, _local_grid(offset, spacing, chunk.numel(), z0.device), step_s, tail
                 )
                 x, z = states[-chunk.numel() :, 0] @ readout, states[-1]
         except RuntimeError:  # the engine refuses non-finite states: the free run ends here
@@ -350,10 +353,12 @@ def _reference_states(
     return model.solve(z0, local_s, step_s)
 
 
-def _local_grid(first_s: float, spacing_s: float, count: int) -> torch.Tensor:
-    """Solver times: 0, then ``count`` outputs first_s + j·spacing_s (0 itself when first_s == 0)."""
-    grid = first_s + spacing_s * torch.arange(count, dtype=torch.float64)
-    return grid if first_s == 0.0 else torch.cat([torch.zeros(1, dtype=torch.float64), grid])
+def _local_grid(first_s: float, spacing_s: float, count: int, device=None) -> torch.Tensor:
+    """Solver times: 0, then ``count`` outputs first_s + j·spacing_s (0 itself when first_s == 0),
+    float64 on ``device``."""
+    like = {"dtype": torch.float64, "device": device}
+    grid = first_s + spacing_s * torch.arange(count, **like)
+    return grid if first_s == 0.0 else torch.cat([torch.zeros(1, **like), grid])
 
 
 def first_bad_sample(x: torch.Tensor, bound: float, end: int | None = None, begin: int = 0) -> int:

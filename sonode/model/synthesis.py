@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from sonode.model.device import on
 from sonode.model.field import ModalField
 from sonode.model.modal import envelope_nodes, hermite_fractions, needs_envelope
 from sonode.model.oscillator import OscillatorBank
@@ -101,8 +102,8 @@ def modal_samples(
         width = LINEAR_BLOCK_SAMPLES * dt
         origin = float(first_s.min())
         n_blocks = int((float(first_s.max()) + (int(counts.max()) - 1) * dt - origin) / width) + 1
-        bounds = origin + width * torch.arange(n_blocks + 1, dtype=torch.float64)
-        theta = torch.zeros(1, dtype=torch.float64)
+        bounds = origin + width * torch.arange(n_blocks + 1, **on(z0))
+        theta = torch.zeros(1, **on(z0))
         begin, t_begin = _interval_starts(bounds, first_s, dt, counts)
         terms = _terms(_anchors(a, decay, omega, t_begin), None)
         end = _exp_complex(decay * span_s, omega * span_s).expand_as(c0)
@@ -147,16 +148,12 @@ def _envelope_terms(
     while True:
         if anchored != splits:  # the intervals and their anchors change only with the split
             width = step / splits
-            bounds = nodes[0] + width * torch.arange(
-                (nodes.numel() - 1) * splits + 1, dtype=torch.float64
-            )
+            bounds = nodes[0] + width * torch.arange((nodes.numel() - 1) * splits + 1, **on(nodes))
             n_intervals, b = bounds.numel() - 1, values.shape[1]
             begin, t_begin = _interval_starts(bounds, first_s, dt, counts)
             anchors, anchored = _anchors(a, decay, omega, t_begin), splits
-        theta, to_monomials = _chebyshev(points)
-        within = torch.arange(splits, dtype=torch.float64)[
-            :, None
-        ]  # sub-interval of a node interval
+        theta, to_monomials = _chebyshev(points, nodes.device)
+        within = torch.arange(splits, **on(nodes))[:, None]  # sub-interval of a node interval
         g = hermite_fractions(values, slopes, step, ((within + theta) / splits).reshape(-1))
         terms = _terms(anchors, g.reshape(n_intervals, points, b, 2 * k))
         # the terms at both ends of every interval: exactly, and as the interpolant has them
@@ -170,9 +167,7 @@ def _envelope_terms(
         )
         exact = _terms(anchors, torch.stack([starts, torch.cat([starts[1:], values[-1:]])], 1))
         at_ends = (
-            torch.tensor(
-                [[(-1.0) ** q for q in range(points)], [1.0] * points], dtype=torch.float64
-            )
+            torch.tensor([[(-1.0) ** q for q in range(points)], [1.0] * points], **on(nodes))
             @ to_monomials
         )  # Lagrange weights at u = 0, 1: (2, P)
         interpolated = (at_ends @ terms.reshape(2 * n_intervals, points, -1)).reshape(exact.shape)
@@ -191,15 +186,14 @@ def _envelope_terms(
             splits *= 2
 
 
-def _chebyshev(points: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _chebyshev(
+    points: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Chebyshev points theta in [0, 1] (P,), and the matrix (P, P) taking values at them to the
-    coefficients of the interpolating polynomial in v = 2u − 1 ∈ [−1, 1]."""
-    theta = 0.5 - 0.5 * torch.cos(
-        math.pi * (2 * torch.arange(points, dtype=torch.float64) + 1) / (2 * points)
-    )
-    return theta, torch.linalg.inv(
-        (2 * theta[:, None] - 1) ** torch.arange(points, dtype=torch.float64)
-    )
+    coefficients of the interpolating polynomial in v = 2u − 1 ∈ [−1, 1] (float64, on ``device``)."""
+    like = {"dtype": torch.float64, "device": device}
+    theta = 0.5 - 0.5 * torch.cos(math.pi * (2 * torch.arange(points, **like) + 1) / (2 * points))
+    return theta, torch.linalg.inv((2 * theta[:, None] - 1) ** torch.arange(points, **like))
 
 
 def _interval_starts(
@@ -214,7 +208,7 @@ def _interval_starts(
     ).long()  # a sample on a bound opens it
     begin = torch.cat(
         [
-            torch.zeros(first_s.shape[0], 1, dtype=torch.long),
+            torch.zeros(first_s.shape[0], 1, dtype=torch.long, device=bounds.device),
             torch.minimum(inner.clamp(min=0), counts[:, None]),
         ],
         1,
@@ -245,7 +239,7 @@ def _terms(
     log_size, phase = anchors
     k = log_size.shape[-1]
     shape = log_size.shape if envelope is None else envelope.shape[:-1] + (k,)
-    out = torch.empty((2,) + shape, dtype=torch.float64)
+    out = torch.empty((2,) + shape, **on(log_size))
     re, im = out
     if envelope is None:
         re.copy_(log_size)
@@ -280,7 +274,7 @@ def _sum_terms(
     rows = max(
         1, int((torch.cat([begin[:, 1:], counts[:, None]], 1) - begin).max())
     )  # samples per interval
-    j = dt * torch.arange(rows, dtype=torch.float64)[:, None]
+    j = dt * torch.arange(rows, **on(terms))[:, None]
     # Re(c·w) = Re c·Re w − Im c·Im w, w = exp(λ j dt): the sum over modes is one real matrix product
     powers = torch.exp(decay * j)
     sums = torch.addmm(
@@ -295,17 +289,18 @@ def _sum_terms(
     else:
         # values at the points → monomial coefficients in v = 2u − 1 ∈ [−1, 1] (the sum over modes is
         # linear, so the change of basis can follow it, on P numbers instead of P·K), then Horner
-        monomials = (_chebyshev(p)[1] @ sums.reshape(n_intervals, p, b * rows)).reshape(
-            n_intervals, p, b, rows
-        )
+        monomials = (
+            _chebyshev(p, terms.device)[1] @ sums.reshape(n_intervals, p, b * rows)
+        ).reshape(n_intervals, p, b, rows)
         v = (2 / width) * ((t_begin - bounds[:-1, None])[..., None] + j) - 1  # (I, B, rows)
         per_interval = monomials[:, -1]
         for q in range(p - 2, -1, -1):
             per_interval = per_interval * v + monomials[:, q]
-    s = torch.arange(int(counts.max()))
+    s = torch.arange(int(counts.max()), device=terms.device)
     interval = torch.searchsorted(begin, s.expand(b, -1).contiguous(), right=True) - 1  # (B, n)
     row = (s - begin.gather(1, interval)).clamp(max=rows - 1)  # past counts[b]: masked below
-    x = per_interval.reshape(-1)[(interval * b + torch.arange(b)[:, None]) * rows + row]
+    column = torch.arange(b, device=terms.device)[:, None]
+    x = per_interval.reshape(-1)[(interval * b + column) * rows + row]
     return torch.where(s < counts[:, None], x, 0.0).T
 
 

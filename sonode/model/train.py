@@ -50,6 +50,7 @@ from sonode.model.objective import (
     step_loss,
 )
 from sonode.model.options import EpochRecord, FitOptions, FitReport
+from sonode.model.placement import Placement
 from sonode.model.predict import train_continuation
 from sonode.model.stopping import abandonable, unless_abandoned
 
@@ -115,11 +116,12 @@ def fit_samples(
             resumed = load_checkpoint(checkpoint.path, identity)
     torch.manual_seed(options.seed)
     model, identification = initial_from_options(x, sample_rate, options)
-    target = torch.from_numpy((x - model.config.offset) / model.config.gain)
+    placed = Placement(model, options.device, options.dtype)  # float64 CPU unless asked otherwise
+    target = placed.tensor((x - model.config.offset) / model.config.gain)
     layout = model.config.layout
     counter = CountingField()
     handle = model.field.register_forward_hook(counter.hook)
-    clip = torch.from_numpy(x)
+    clip = placed.tensor(x, torch.float64)
     batch_segments = run_segments(layout, model.config.n_modes, options.batch_segments)
     batches = SegmentBatches(layout, batch_segments, options.seed)
     n_trajectory = min(layout.n_samples, int(TRAJECTORY_S * sample_rate))
@@ -344,6 +346,7 @@ def fit_samples(
     optimiser.state.clear()
     optimiser.zero_grad(set_to_none=True)
     best_state = identified = None
+    model, clip, target, coarse = placed.back(model, x, clip, target, coarse)  # float64, CPU
     continuation_training = {}
     if options.continuation_training_steps > 0 and not budget.continuation_fits:
         skipped = NO_TIME_FOR_CONTINUATION  # stopped by the deadline, it would keep nothing

@@ -80,7 +80,7 @@ def _mixed_norm(shapes):
     return norm
 
 
-def _tuple_tolerance(name: str, tol, shapes):
+def _tuple_tolerance(name: str, tol, shapes, device=None):
     if isinstance(tol, (tuple, list)):
         if len(tol) != len(shapes):
             raise ValueError(
@@ -88,7 +88,9 @@ def _tuple_tolerance(name: str, tol, shapes):
             )
         return torch.cat(
             [
-                torch.as_tensor(v, dtype=torch.float64).expand(math.prod(s)).reshape(-1)
+                torch.as_tensor(v, dtype=torch.float64, device=device)
+                .expand(math.prod(s))
+                .reshape(-1)
                 for v, s in zip(tol, shapes, strict=False)
             ]
         )
@@ -132,8 +134,8 @@ def prepare(func, y0, rtol, atol, options) -> Problem:
     return Problem(
         Field(func, shapes),
         flat,
-        _tuple_tolerance("rtol", rtol, shapes),
-        _tuple_tolerance("atol", atol, shapes),
+        _tuple_tolerance("rtol", rtol, shapes, flat.device),  # per element, on the states' device
+        _tuple_tolerance("atol", atol, shapes, flat.device),
         options,
         shapes,
     )

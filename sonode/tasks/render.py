@@ -11,6 +11,7 @@ import torch
 
 from sonode.dsp.grid import as_whole_rate, n_samples
 from sonode.model.decoder import SonodeModel
+from sonode.model.device import moved, resolve_device
 
 # A free run is stopped when it leaves ±BLOWUP_FACTOR × the clip's peak (normalised peak = 1):
 # real continuations of the sounds sonode models decay or hold their level.
@@ -80,6 +81,7 @@ def render(
     progress: Callable[[int, int], None] | None = None,
     texture: float = 0.0,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Rendering:
     """The model's signal on [start_s, end_s) at ``rate`` Hz.
 
@@ -94,6 +96,9 @@ def render(
             (`sonode.model.texture`: the power its mean lost, as shaped noise; 1 restores the
             clip's level and spectrum, 0 leaves the mean alone, bit for bit).
         seed: the texture's noise (the same seed gives the same samples).
+        device: where the trajectories are solved ("auto" and "cpu": the CPU; "cuda": the GPU,
+            in float64 like the CPU; a local-mode model renders on the CPU). The model is moved
+            there for the render and back after; the texture and resampling run on the CPU.
 
     Returns:
         A `Rendering` of round((end_s − start_s)·rate) samples, sample j at start_s + j/rate, from
@@ -106,8 +111,10 @@ def render(
 
     Raises:
         ValueError: a negative start, an end before the start, or a rate that is not positive.
+        sonode.model.device.DeviceError: ``device`` is "cuda" and there is no CUDA device.
     """
     config = model.config
+    where = resolve_device(device) if isinstance(model, SonodeModel) else torch.device("cpu")
     rate = config.sample_rate if rate is None else as_whole_rate(rate, "rate")
     end_s = config.n_samples / config.sample_rate if end_s is None else float(end_s)
     if not start_s >= 0:
@@ -120,23 +127,27 @@ def render(
         raise ValueError(f"texture must be a finite number ≥ 0, got {texture}")
     check_render_size(start_s, end_s, rate, config.sample_rate)
     if rate < config.sample_rate:
-        return _render_band_limited(model, rate, start_s, end_s, progress, texture, seed)
+        return _render_band_limited(model, rate, start_s, end_s, progress, texture, seed, device)
     span_s = config.n_samples / config.sample_rate
     textured = texture > 0 and end_s > span_s and model.continuation_state.shape[0] > 0
     if textured and start_s > span_s:
         # the texture is drawn from the clip's end on: render from there on the same grid
         lead = int(math.floor((start_s - span_s) * rate + 1e-9))
         if lead > 0:
-            full = render(model, rate, start_s - lead / rate, end_s, progress, texture, seed)
+            full = render(
+                model, rate, start_s - lead / rate, end_s, progress, texture, seed, device
+            )
             return Rendering(full.samples[lead:], rate, start_s, full.stopped_at_s)
     n = n_output_samples(end_s - start_s, rate)
-    times = start_s + torch.arange(n, dtype=torch.float64) / rate
+    times = start_s + torch.arange(n, dtype=torch.float64, device=where) / rate
     total = config.layout.n_segments
-    x = model.render_normalised(
-        times,
-        bound=BLOWUP_FACTOR,
-        progress=None if progress is None else (lambda done: progress(done, total)),
-    )
+    with moved(model, where):
+        x = model.render_normalised(
+            times,
+            bound=BLOWUP_FACTOR,
+            progress=None if progress is None else (lambda done: progress(done, total)),
+        )
+    x, times = x.cpu(), times.cpu()  # (no copies on the CPU)
     stopped_at = float(times[x.numel()]) if x.numel() < n else None
     if textured:
         x = _add_texture(model, times[: x.numel()], x, rate, span_s, texture, seed)
@@ -168,6 +179,7 @@ def _render_band_limited(
     progress: Callable[[int, int], None] | None,
     texture: float = 0.0,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Rendering:
     """`render` below the clip's rate: render at m·rate ≥ clip rate, then decimate by m (a whole
     ratio keeps the resampler's polyphase kernel small for any rate; block-wise, so memory stays
@@ -175,7 +187,7 @@ def _render_band_limited(
     from sonode.sinc import KAISER_BEST, resample_blocks
 
     factor = -(-model.config.sample_rate // rate)
-    fine = render(model, factor * rate, start_s, end_s, progress, texture, seed)
+    fine = render(model, factor * rate, start_s, end_s, progress, texture, seed, device)
     n = n_output_samples(end_s - start_s, rate)
     samples = resample_blocks(fine.samples, factor * rate, rate, **KAISER_BEST)[:n]
     if fine.stopped_at_s is None:
@@ -193,6 +205,7 @@ def extrapolate(
     progress: Callable[[int, int], None] | None = None,
     texture: float = 0.0,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Rendering:
     """Continue the sound past the fitted span by integrating the last segment's ODE onward.
 
@@ -204,6 +217,7 @@ def extrapolate(
             signal starting at model time 0).
         progress: as in `render`.
         texture, seed: the continuation's stochastic part, as in `render`.
+        device: as in `render`.
 
     Returns:
         A `Rendering`; without context it starts at the fitted span's end, T = n_samples/clip rate.
@@ -212,4 +226,4 @@ def extrapolate(
         raise ValueError(f"seconds must be a finite number > 0, got {seconds}")
     span_s = model.config.n_samples / model.config.sample_rate
     start = 0.0 if with_context else span_s
-    return render(model, rate, start, span_s + seconds, progress, texture, seed)
+    return render(model, rate, start, span_s + seconds, progress, texture, seed, device)

@@ -113,6 +113,7 @@ def upsample_samples(
     level: str = "auto",
     dynamics: bool = True,
     snr_cost_case: str = "worst",
+    device: str = "cpu",
 ) -> tuple[np.ndarray, Extension | None]:
     """Upsample input samples: the low band kept, the band above synthesised.
 
@@ -126,6 +127,7 @@ def upsample_samples(
         modes: the oscillators that guide the partials when there is no model (see `clip_modes`);
             ignored when ``model`` is given.
         max_snr_cost_db, level, dynamics, snr_cost_case: see `extend_band`.
+        device: where the model's rendering runs (``low_band="model"``; see `render`).
 
     Below the cross-over (`exact_below_hz`: the input's band edge ``Extension.edge_hz`` minus
     CROSSOVER_WIDTH × its Nyquist frequency) the output's spectrum is exactly the low band's
@@ -151,7 +153,7 @@ def upsample_samples(
             else _resampled(sig, rate_in, rate_out)
         )
     else:
-        low = render(model, rate=rate_out).samples
+        low = render(model, rate=rate_out, device=device).samples
         low = np.pad(low, (0, max(0, n_out - low.size)))[:n_out]
     if rate_out <= rate_in or high_band == "none":
         if rate_out > rate_in:  # empty above the edge: also removes the interpolator's images

@@ -224,3 +224,16 @@ def test_infinite_snr_survives_the_json_metadata(tmp_path):
         -math.inf,
         math.inf,
     )
+
+
+def test_an_option_newer_than_the_checkpoint_compares_as_its_default(tmp_path):
+    from sonode.model.checkpoint import _check_identity
+
+    clip = {"sha256": "ab", "n_samples": 10, "sample_rate": 8000, "source": "a.wav"}
+    now = {"clip": clip, "options": {"lr": 1e-3, "device": "cpu", "dtype": "auto"}}
+    older = {"clip": clip, "options": {"lr": 1e-3}}  # written before device and dtype existed
+    _check_identity(tmp_path / "c.ckpt", older, now)
+    with pytest.raises(CheckpointError, match="device: checkpoint 'cpu', now 'cuda'"):
+        _check_identity(
+            tmp_path / "c.ckpt", older, {**now, "options": {**now["options"], "device": "cuda"}}
+        )
