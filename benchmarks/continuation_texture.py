@@ -37,6 +37,7 @@ from sonode.dsp.metrics import snr_db  # noqa: E402
 from sonode.dsp.predictor import lpc_continue  # noqa: E402
 from sonode.dsp.spectra import log_spectral_distance  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
+from sonode.model import predict  # noqa: E402
 from sonode.model.continuation import identify_continuation  # noqa: E402
 from sonode.model.init import normalisation  # noqa: E402
 from sonode.model.predict import Tail, fit_dynamics  # noqa: E402
@@ -49,12 +50,14 @@ BURG_ORDERS = (256, 512, 1024, 2048)  # the issue's baseline: the best order aft
 AUDIO = (".wav", ".flac", ".ogg")
 
 
-def continued(history: np.ndarray, n: int, args) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(mean, texture) of n samples past ``history``'s end (file amplitude), and the cycle's choice."""
+def continued(history: np.ndarray, n: int, args) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(mean, texture) of n samples past ``history``'s end (file amplitude), the cycle's choice
+    and the texture's (`texture_choice`, on the history's held-back end)."""
     gain, offset = normalisation(history)
     xn = (history - offset) / gain
     tail = Tail.from_fit(identify_continuation(xn, RATE), RATE)
     report = fit_dynamics(tail, xn, RATE, 0)
+    chosen = bool(report.get("texture", {}).get("chosen", False))
     mean = tail.continue_clip(n, RATE) * gain + offset
     modes = TextureModes.from_tail(tail, RATE, xn)
     noise = texture(
@@ -66,7 +69,7 @@ def continued(history: np.ndarray, n: int, args) -> tuple[np.ndarray, np.ndarray
         ramp_s=args.ramp_s,
         gain=args.gain,
     )
-    return mean, noise * gain, bool(report["cycle"])
+    return mean, noise * gain, bool(report["cycle"]), chosen
 
 
 def short_horizons(future: np.ndarray, x: np.ndarray) -> list[float]:
@@ -83,9 +86,19 @@ def main() -> None:
     parser.add_argument("--gain", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-short", action="store_true", help="skip the short-horizon scores")
+    parser.add_argument("--no-long", action="store_true", help="skip the 5 s scores (nan)")
     parser.add_argument("--skip", default="speech", help="skip names containing this")
+    parser.add_argument(
+        "--cycle-level",
+        choices=("note", "window"),
+        default="note",
+        help="the cycle holds the note's level over the last 0.5 s (`sonode.model.cycle_level`) "
+        "or the state window's (as before it existed)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.cycle_level == "window":
+        predict.hold_note_level = lambda tail, x, rate: None
     clips = [
         f
         for p in args.clips
@@ -98,16 +111,22 @@ def main() -> None:
     for path in clips:
         clip = read_clip(path, rate=RATE).samples[: int(1.5 * RATE)]  # a shorter file: all of it
         n = int(SECONDS * RATE)
-        mean, noise, cycle = continued(clip, n, args)
-        row = []
-        for run in (mean, mean + noise):
+        row, runs, chosen = [np.nan] * 4, (), False
+        if not args.no_long:
+            mean, noise, cycle, chosen = continued(clip, n, args)
+            row, runs = [], (mean, mean + noise)
+        for run in runs:
             levels, lsd = measure(clip, run)
             row += [max(abs(v) for v in levels), lsd]
             text = " ".join(f"{v:+5.1f}" for v in levels)
-            print(f"{path.name:34s} cycle={cycle!s:5s} levels {text} | LSD {lsd:.2f}", flush=True)
+            print(
+                f"{path.name:34s} cycle={cycle!s:5s} auto={chosen!s:5s} levels {text} | "
+                f"LSD {lsd:.2f}",
+                flush=True,
+            )
         if not args.no_short:
             h = int(0.2 * RATE)
-            m, t, _ = continued(clip[:-h], h, args)
+            m, t, _, short_chosen = continued(clip[:-h], h, args)
             a, b = short_horizons(clip[-h:], m), short_horizons(clip[-h:], m + t)
             burg = min(
                 log_spectral_distance(clip[-h:], lpc_continue(clip[:-h], order, h), RATE)["lsd"]
@@ -116,9 +135,14 @@ def main() -> None:
             row += a + b + [burg]
             print(
                 f"{path.name:34s} 5/20/50/200 ms SNR, LSD: mean {' '.join(f'{v:6.2f}' for v in a)}"
-                f" | +texture {' '.join(f'{v:6.2f}' for v in b)} | best Burg LSD {burg:.2f}",
+                f" | +texture {' '.join(f'{v:6.2f}' for v in b)} | best Burg LSD {burg:.2f}"
+                f" | auto={short_chosen}",
                 flush=True,
             )
+            # auto: mean + texture where the fit on that history chose it (5 s: on the whole
+            # clip's held-back end; 200 ms: on the 1.3 s history's)
+            row += [row[2] if chosen else row[0], row[3] if chosen else row[1]]
+            row += (b if short_chosen else a) + [float(chosen), float(short_chosen)]
         rows.setdefault(path.name.split("_")[0], []).append(row)
         rows.setdefault("all", []).append(row)
     for name, r in rows.items():
@@ -136,6 +160,16 @@ def main() -> None:
                 f"{int(np.sum(a[:, 8] <= a[:, 14]))} → {int(np.sum(a[:, 13] <= a[:, 14]))} "
                 f"(its median {np.median(a[:, 14]):.2f}); 200 ms SNR lower by > 1 dB on "
                 f"{int(np.sum(a[:, 12] < a[:, 7] - 1))}, worst {np.min(a[:, 12] - a[:, 7]):+.2f} dB"
+            )
+        if a.shape[1] > 15:  # auto: columns 15-16 (5 s), 17-21 (short), 22-23 (the choices)
+            line += (
+                f"\n  auto (chosen on {int(a[:, 22].sum())} for 5 s, {int(a[:, 23].sum())} for "
+                f"200 ms): 5 s level within ±2 dB {int(np.sum(a[:, 15] <= 2))}, LSD ≤ 1.0 "
+                f"{int(np.sum(a[:, 16] <= 1))}; median max|level| {np.median(a[:, 15]):.1f} dB, "
+                f"LSD {np.median(a[:, 16]):.2f}; short SNR/LSD {np.round(np.median(a[:, 17:22], 0), 2)};"
+                f" 200 ms SNR change median {np.median(a[:, 20] - a[:, 7]):+.2f}, worst "
+                f"{np.min(a[:, 20] - a[:, 7]):+.2f} dB; 200 ms LSD ≤ best Burg's on "
+                f"{int(np.sum(a[:, 21] <= a[:, 14]))}"
             )
         print(line, flush=True)
 

@@ -90,7 +90,7 @@ class Fitted:
         start_s: float = 0.0,
         end_s: float | None = None,
         progress: Callable[[int, int], None] | None = None,
-        texture: float = 0.0,
+        texture: float | str = 0.0,
         seed: int = 0,
         device: str = "cpu",
     ) -> Rendering:
@@ -187,14 +187,16 @@ class Fitted:
         seconds: float,
         rate: int | None = None,
         with_context: bool = False,
-        texture: float = 0.0,
+        texture: float | str = 0.0,
         seed: int = 0,
         device: str = "cpu",
     ) -> np.ndarray:
         """``seconds`` of continuation after the fitted span (see `sonode.tasks.render.extrapolate`):
         by default its mean (the best prediction in SNR); ``texture=1`` adds the stochastic part
         that keeps the clip's level and spectrum (`sonode.model.texture`), drawn with ``seed``;
-        ``device`` as in `render`."""
+        ``texture="auto"`` draws it where the fit chose it on the clip's held-back end
+        (`sonode.model.texture_choice`; the model's ``config.continuation_texture``); ``device`` as
+        in `render`."""
         return extrapolate(
             self.model,
             seconds,

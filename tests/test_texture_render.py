@@ -2,12 +2,14 @@
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from sonode.model import predict
 from sonode.tasks.render import BLOWUP_FACTOR, extrapolate, render
 from tests.cli_support import run
 from tests.model.synthetic import SAMPLE_RATE, small_two_tone_fit, two_tone_clip
@@ -117,3 +119,70 @@ def test_the_command_line_writes_the_mean_by_default_and_draws_the_texture_on_re
         )
         assert result.exit_code == 2 and "--texture" in result.output
         assert "Traceback" not in result.output
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_fits_texture_choice_is_stored_round_trips_and_is_what_auto_draws(losing, tmp_path):
+    import sonode
+
+    model, report = losing
+    # the fit judged the texture on the clip's held-back end and stored its choice
+    judged = report.continuation_training.get("texture")  # (too short to hold back: none)
+    assert model.config.continuation_texture == (1.0 if judged and judged["chosen"] else 0.0)
+    model = copy.deepcopy(model)
+    mean = extrapolate(model, 0.5).samples
+    # a fit whose held-back test chooses it stores 1 (the two tones' test does not: made to here)
+    chosen = {"chosen": True, "why": "made so by the test"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predict, "choose_texture", lambda *args: chosen)
+        clip = (two_tone_clip(1.0) - model.config.offset) / model.config.gain  # long enough
+        assert predict.train_continuation(model, clip, 0)["texture"] is chosen
+    assert model.config.continuation_texture == 1.0
+    for amplitude in (1.0, 0.0):
+        model.config = dataclasses.replace(model.config, continuation_texture=amplitude)
+        path = tmp_path / f"texture{amplitude:g}.sonode"
+        model.save(path, {})
+        loaded = sonode.load(path)
+        assert loaded.model.config.continuation_texture == amplitude
+        auto = loaded.extrapolate(0.5, texture="auto", seed=3)
+        assert np.array_equal(auto, loaded.extrapolate(0.5, texture=amplitude, seed=3))
+        assert np.array_equal(auto, mean) == (amplitude == 0.0)
+        out = tmp_path / f"auto{amplitude:g}.wav"
+        result = run(
+            "extrapolate",
+            path,
+            "--seconds",
+            0.5,
+            "-o",
+            out,
+            "--quiet",
+            "--texture",
+            "auto",
+            "--seed",
+            3,
+        )
+        assert result.exit_code == 0, result.output
+        assert np.allclose(sf.read(out)[0], auto, atol=1e-6)
+    for bad in ("autox", "inf", "5"):
+        result = run(
+            "extrapolate", path, "--seconds", 0.1, "-o", tmp_path / "x.wav", "--texture", bad
+        )
+        assert result.exit_code == 2 and "--texture" in result.output, result.output
+        assert "Traceback" not in result.output
+    with pytest.raises(ValueError, match="auto"):
+        extrapolate(model, 0.1, texture="sometimes")
+
+
+@pytest.mark.parametrize("fixture", ["model_d8155b1", "model_local_v4_planes2"])
+def test_a_file_from_before_the_choice_loads_with_the_texture_off(fixture, tmp_path):
+    import sonode
+
+    fitted = sonode.load(DATA / f"{fixture}.sonode")
+    assert fitted.model.config.continuation_texture == 0.0
+    assert np.array_equal(fitted.extrapolate(0.2, texture="auto"), fitted.extrapolate(0.2))
+    # the field is saved from now on, the local variant's too, and read back
+    fitted.model.config = dataclasses.replace(fitted.model.config, continuation_texture=1.0)
+    fitted.save(tmp_path / "new.sonode")
+    assert sonode.load(tmp_path / "new.sonode").model.config.continuation_texture == 1.0

@@ -113,15 +113,32 @@ def _model_to_wav(model: str, out: str, subtype: str, quiet: bool, force: bool, 
 WAV_BYTES = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}  # per sample: sizes an output before writing
 
 #: `extrapolate`'s and `render`'s --texture default: the mean alone, as the API and `eval` score it.
-#: The texture is not chosen per clip on held-back samples and costs up to 11 dB of 200 ms SNR on a
-#: decaying sound (docs/continuation_texture.md), so a user asks for it
+#: `auto` (the fit's held-back choice) still costs 200 ms SNR where it is chosen (docs/
+#: continuation_texture.md: up to 2.5 dB on decaying and noise clips, a median 0.5 dB on held
+#: notes), so a user asks for it (auto, or 1 for held notes, drones and applause)
 TEXTURE_DEFAULT = 0.0
 
 
-def _finite_texture(ctx, param, value: float) -> float:
-    if not math.isfinite(value):  # FloatRange lets nan through
-        raise click.BadParameter(f"must be a number in [0, 4], got {value}")
-    return value
+class TextureParam(click.ParamType):
+    """--texture: an amplitude in [0, 4], or "auto" (the amplitude the fit chose and stored)."""
+
+    name = "AMPLITUDE|auto"
+
+    def convert(self, value, param, ctx):
+        from sonode.model.config import MAX_TEXTURE
+
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif str(value).strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                self.fail(f'must be a number in [0, 4] or "auto", got {value!r}', param, ctx)
+        if not (math.isfinite(number) and 0.0 <= number <= MAX_TEXTURE):
+            self.fail(f'must be a number in [0, 4] or "auto", got {value}', param, ctx)
+        return number
 
 
 def _texture_options(f):
@@ -135,13 +152,13 @@ def _texture_options(f):
     )(f)
     return click.option(
         "--texture",
-        type=click.FloatRange(min=0.0, max=4.0),
-        callback=_finite_texture,
+        type=TextureParam(),
         default=TEXTURE_DEFAULT,
         show_default=True,
         help="Past the fitted span, add the noise the continuation's mean loses, at this "
         "amplitude: 1 keeps the clip's level and spectrum (held notes, drones, applause), 0 "
-        "writes the mean alone (the best prediction in SNR).",
+        "writes the mean alone (the best prediction in SNR); auto: what the fit chose for this "
+        "clip on its held-back end (1 or 0, stored in the model).",
     )(f)
 
 

@@ -118,6 +118,20 @@ def log_spectral_distance(
     return result
 
 
+def average_spectrum_lsd(reference: np.ndarray, estimate: np.ndarray, sample_rate: float) -> float:
+    """LSD (bels) between two signals' *average* power spectra: the RMS over bins of the log10
+    difference of their spectrograms' means over frames (the frames of `log_spectral_distance`).
+
+    It compares what two sounds' spectra are, not their waveforms: a noise and an independent draw
+    of the same noise are close, as a long continuation and the clip's end it should keep are.
+    The signals may differ in length; each must hold one frame (42.7 ms)."""
+    rate = check_sample_rate(sample_rate)
+    n_fft, hop = lsd_n_fft(rate), max(1, int(round(_LSD_HOP_S * rate)))
+    ref = power_spectrogram(reference, rate, n_fft, hop)[2].mean(axis=1, keepdims=True)
+    est = power_spectrogram(estimate, rate, n_fft, hop)[2].mean(axis=1, keepdims=True)
+    return _rms_log_power_difference(ref, est)
+
+
 def multi_resolution_stft_distance(
     reference: np.ndarray,
     estimate: np.ndarray,

@@ -56,6 +56,9 @@ class ModelConfig(SpanTiming):
     tail_modes: int = 0  # modes of the continuation's own linear ODE, identified on the clip's end
     # seconds after the span's end at which the continuation's late modes take over (0: from the start)
     continuation_switch_s: float = 0.0
+    # the texture's amplitude `--texture auto` draws (`sonode.model.texture_choice`: 1 where the
+    # fit's held-back end chose it, 0 the mean alone; files written before it: 0)
+    continuation_texture: float = 0.0
 
     @property
     def latent_dim(self) -> int:
@@ -102,6 +105,7 @@ def config_from_meta(path, meta: dict[str, Any]) -> ModelConfig:
         "gain": (1e-300, math.inf),
         "offset": (-math.inf, math.inf),
         "continuation_switch_s": (0.0, MAX_RENDER_S),
+        "continuation_texture": (0.0, MAX_TEXTURE),
     }
     for field, (low, high) in limits.items():
         if not low <= values[field] <= high:
@@ -134,7 +138,9 @@ _CONFIG_TYPES = {
     "continuation_samples": int,
     "tail_modes": int,
     "continuation_switch_s": float,
+    "continuation_texture": float,
 }
+MAX_TEXTURE = 4.0  # the largest texture amplitude a file may store (the --texture option's range)
 
 
 def config_fields(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from sonode.errors import ModelFileError
-from sonode.model.config import SpanTiming, config_fields
+from sonode.model.config import MAX_TEXTURE, SpanTiming, config_fields
 from sonode.model.layout import SegmentLayout
 
 
@@ -27,6 +27,7 @@ class LocalConfig(SpanTiming):
     continuation_samples: int = 0
     tail_modes: int = 0
     continuation_switch_s: float = 0.0
+    continuation_texture: float = 0.0  # as `ModelConfig`'s: the amplitude `--texture auto` draws
 
     @property
     def n_nodes(self) -> int:
@@ -76,6 +77,7 @@ def local_config_from_meta(path, meta: dict) -> LocalConfig:
         "tail_modes": (0, MAX_LP_ORDER),
         "gain": (1e-300, math.inf),
         "continuation_switch_s": (0.0, MAX_RENDER_S),
+        "continuation_texture": (0.0, MAX_TEXTURE),
     }
     for name, (low, high) in limits.items():
         if not low <= raw[name] <= high:

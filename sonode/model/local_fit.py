@@ -38,6 +38,8 @@ from sonode.model.local_identify import identify_tracks
 from sonode.model.local_refine import train_tables
 from sonode.model.local_synthesis import chunked_least_squares
 from sonode.model.options import EpochRecord, FitOptions, FitReport
+from sonode.model.predict import HOLD_S, MIN_CLIP_PER_HOLD, store_texture_choice
+from sonode.model.texture_choice import choose_texture_on_clip
 
 STORAGE_MARGIN_DB = 30.0  # float tables: float32 when rounding to it lies this far under the fit
 ROUNDING_MARGIN_DB = 16.0  # compact tables: rounding noise this far under the fit's (≤ 0.11 dB)
@@ -250,6 +252,13 @@ def finish_local(
     }
     if tail is not None:
         identification["continuation"] = tail.summary()
+        # the texture `--texture auto` draws, judged on the clip's held-back end as a global fit's
+        held = min(int(HOLD_S * config.sample_rate), tables.xn.shape[0] // MIN_CLIP_PER_HOLD)
+        texture = choose_texture_on_clip(
+            tables.xn, config.sample_rate, held, options.continuation_samples, options.lp_order
+        )
+        identification["continuation"]["texture"] = texture
+        store_texture_choice(model, texture)
     if choice is not None:
         identification["modes_chosen_by"] = choice
     wall = time.perf_counter() - tables.started

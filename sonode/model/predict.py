@@ -28,12 +28,14 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from sonode.model import mode_fit
 from sonode.model.continuation import FRAME_PER_ORDER, identify_continuation
+from sonode.model.cycle_level import hold_note_level
 from sonode.model.glide_fit import (
     MIN_GLIDE_PHASE_RAD,
     fit_glide,
@@ -52,6 +54,7 @@ from sonode.model.limit_cycle import ContinuationField, phase_field
 from sonode.model.modal import modal_solve
 from sonode.model.tail import Tail
 from sonode.model.task_loss import train_field
+from sonode.model.texture_choice import choose_texture
 
 HOLD_S = 0.2  # held-back end: the horizon the task is scored on
 # the rest must still identify the continuation (4p = 0.26 s of context at order 1024 and 16 kHz,
@@ -88,8 +91,9 @@ def is_held(tail: Tail) -> bool:
     return decay_db_per_s < HELD_DB_PER_S
 
 
-def hold_cycle(tail: Tail, rate: int) -> None:
-    """Switch the cycle on at the energy the continuation has at its switch."""
+def hold_cycle(tail: Tail, rate: int, x: np.ndarray | None = None) -> None:
+    """Switch the cycle on at the energy the continuation has at its switch; given the clip x (n,)
+    (normalised), at the note's level over its last 0.5 s instead (`cycle_level.hold_note_level`)."""
     k = tail.early.n_modes
     with torch.no_grad():
         z = modal_solve(
@@ -99,6 +103,8 @@ def hold_cycle(tail: Tail, rate: int) -> None:
             torch.tensor([0.0, tail.switch_s], dtype=torch.float64),
         )[-1]
     tail.cycle.hold(float(torch.sum(z[0, :k] ** 2 + z[0, k:] ** 2)), tail.late.decay_per_s.detach())
+    if x is not None:
+        hold_note_level(tail, x, rate)
 
 
 @released_heap  # its blocks are not a training step's: the kept heap only grew (docs/memory.md)
@@ -129,7 +135,7 @@ def train_continuation(
         }
     if should_stop is not None and should_stop():
         return {"steps": steps, "field_kept": False, "cycle": False, "skipped": "stopped"}
-    return fit_dynamics(
+    report = fit_dynamics(
         Tail.from_model(model),
         x,
         model.config.sample_rate,
@@ -142,6 +148,15 @@ def train_continuation(
         should_stop,
         order,
     )
+    store_texture_choice(model, report.get("texture"))
+    return report
+
+
+def store_texture_choice(model, choice: dict | None) -> None:
+    """Record in ``model``'s configuration (either variant; saved with it) the texture amplitude
+    `--texture auto` draws: 1 where ``choice`` (`texture_choice.choose_texture`) chose it, else 0."""
+    chosen = choice is not None and choice.get("chosen", False)
+    model.config = replace(model.config, continuation_texture=1.0 if chosen else 0.0)
 
 
 def fit_dynamics(
@@ -308,6 +323,9 @@ def fit_dynamics(
             report["field_rejected"] = "level trend"
     if cycle and not stopped and is_held(probe):
         without = score(probe, future, rate)
+        # the cycle is judged at the level it starts at (hold against the late modes' decays, from
+        # the same state); the note's level it then holds (`cycle_level`) is a 0.5 s average that
+        # 0.15 s of held-back samples, which still carry the state window's wander, cannot judge
         hold_cycle(probe, rate)
         with_cycle = score(probe, future, rate)
         report["cycle_level_error_db"] = [without["level_error_db"], with_cycle["level_error_db"]]
@@ -315,7 +333,12 @@ def fit_dynamics(
         # both hold the level over the held-back span, and only the cycle is stable past it
         if not with_cycle["level_error_db"] > without["level_error_db"] + 0.1:
             report["cycle"] = True
-            hold_cycle(final, rate)
+            hold_cycle(probe, rate, x[:-held])
+            hold_cycle(final, rate, x)
+        else:
+            probe.cycle.release()
+    if not stopped:  # the texture, judged on the same held-back end (`texture_choice`)
+        report["texture"] = choose_texture(probe, x[:-held], future, rate)
     report["wall_time_s"] = time.perf_counter() - t0
     return report
 

@@ -79,7 +79,7 @@ def render(
     start_s: float = 0.0,
     end_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
-    texture: float = 0.0,
+    texture: float | str = 0.0,
     seed: int = 0,
     device: str = "cpu",
 ) -> Rendering:
@@ -94,7 +94,9 @@ def render(
         progress: called as progress(done, total) in segments.
         texture: past the fitted span, add the continuation's stochastic part at this amplitude
             (`sonode.model.texture`: the power its mean lost, as shaped noise; 1 restores the
-            clip's level and spectrum, 0 leaves the mean alone, bit for bit).
+            clip's level and spectrum, 0 leaves the mean alone, bit for bit), or "auto": the
+            amplitude the fit chose for this clip on its held-back end and stored in the model
+            (`sonode.model.texture_choice`; 0 in files written before the choice existed).
         seed: the texture's noise (the same seed gives the same samples).
         device: where the trajectories are solved ("auto" and "cpu": the CPU; "cuda": the GPU,
             in float64 like the CPU; a local-mode model renders on the CPU). The model is moved
@@ -123,8 +125,7 @@ def render(
         )
     if not end_s > start_s:
         raise ValueError(f"end ({end_s} s) must be after start ({start_s} s)")
-    if not (texture >= 0 and math.isfinite(texture)):
-        raise ValueError(f"texture must be a finite number ≥ 0, got {texture}")
+    texture = texture_amplitude(model, texture)
     check_render_size(start_s, end_s, rate, config.sample_rate)
     if rate < config.sample_rate:
         return _render_band_limited(model, rate, start_s, end_s, progress, texture, seed, device)
@@ -154,6 +155,16 @@ def render(
     return Rendering(
         samples=model.denormalise(x), sample_rate=rate, start_s=start_s, stopped_at_s=stopped_at
     )
+
+
+def texture_amplitude(model: SonodeModel, texture: float | str) -> float:
+    """The texture amplitude ``texture`` asks of ``model``: a finite number ≥ 0 as given, or
+    "auto", the one its fit stored (``config.continuation_texture``)."""
+    if texture == "auto":
+        return float(getattr(model.config, "continuation_texture", 0.0))
+    if isinstance(texture, str) or not (texture >= 0 and math.isfinite(texture)):
+        raise ValueError(f'texture must be a finite number ≥ 0 or "auto", got {texture!r}')
+    return float(texture)
 
 
 def _add_texture(model, times_s, x, rate: int, span_s: float, gain: float, seed: int):
@@ -203,7 +214,7 @@ def extrapolate(
     rate: int | None = None,
     with_context: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    texture: float = 0.0,
+    texture: float | str = 0.0,
     seed: int = 0,
     device: str = "cpu",
 ) -> Rendering:
