@@ -361,6 +361,7 @@ def fit_samples(
                 seed=options.seed,
                 window_samples=options.continuation_samples,
                 max_order=options.lp_order,
+                order=identification.get("continuation", {}).get("order"),
                 # ends in time for the work after it; starts only if its identification fits too
                 should_stop=lambda: (
                     budget.out_of_time(evaluation_s + breakdown_s.get("continuation", 0.0))
