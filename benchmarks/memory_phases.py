@@ -10,8 +10,9 @@ idle core; SONODE_PROBE_CONTINUATION=0 leaves the continuation's training out.
 
 Wraps the phases `sonode.model.train` and `sonode.model.init` call (identification pieces, the
 training step, the kept-model check, the final checks, the cost probes, Adam's step, each
-backward, the continuation's training) and prints
-VmHWM (peak so far) and VmRSS in MiB and the process's CPU seconds around each, on the bundled
+backward, the continuation's training and its pieces) and prints VmRSS and the peak so far in MiB
+and the process's CPU seconds around each, and after each phase its own peak ("in": the kernel's
+VmHWM is reset at every probe, /proc/self/clear_refs, and folded into every open phase), on the bundled
 clips concatenated and repeated to the given length (as `bench_fit.py --memory-only`) or on the
 synthetic tone of `bench_deadline.py --synthetic` ("tone"), at the given rate, 1 thread. The
 continuation's pieces (the glide's L-BFGS, the field's steps, the trend check) are probed too: a
@@ -36,6 +37,7 @@ import sonode.model.adam as adam  # noqa: E402
 import sonode.model.decoder as decoder  # noqa: E402
 import sonode.model.glide_fit as glide_fit  # noqa: E402
 import sonode.model.init as init  # noqa: E402
+import sonode.model.mode_fit as mode_fit  # noqa: E402
 import sonode.model.predict as predict  # noqa: E402
 import sonode.model.train as train  # noqa: E402
 from sonode.io.clip import read_clip  # noqa: E402
@@ -47,29 +49,61 @@ PHASES = {
     + ["train_continuation", "trajectory_snr", "fast_vs_reference_db", "stoppable_check_db"]
     + ["whole_solve_estimate_s", "reconstruction_estimate_s"],
     init: ["identify_modes", "segment_states", "identify_continuation"],
-    predict: ["fit_glide", "train_field", "level_slope_db_per_s"],
+    predict: ["fit_glide", "train_field", "level_slope_db_per_s", "identify_continuation"]
+    + ["score", "measure_end_decays", "_final_modes", "hold_cycle"],
     glide_fit: ["_stage"],
+    mode_fit: ["fit_modes"],
 }
+CONTINUATION_KEYS = ("skipped", "stopped", "field_kept", "glide_kept", "modes_kept", "end_decays")
+OPEN: list[list] = []  # the phases under way, innermost last: [name, peak MiB]
+PEAK_MIB = [0]  # the whole run's
 
 
-def status() -> str:
-    """VmHWM and VmRSS of this process in MiB."""
+def _memory_mib() -> tuple[int, int]:
+    """(VmHWM, VmRSS) of this process in MiB; the kernel's peak is then reset to the current
+    size, after being folded into every open phase's peak and the run's."""
     values = {}
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(("VmHWM", "VmRSS")):
                 values[line.split(":")[0]] = int(line.split()[1]) // 1024
-    return f"HWM {values['VmHWM']:5d} MiB, RSS {values['VmRSS']:5d} MiB"
+    for phase in OPEN:
+        phase[1] = max(phase[1], values["VmHWM"])
+    PEAK_MIB[0] = max(PEAK_MIB[0], values["VmHWM"])
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    return values["VmHWM"], values["VmRSS"]
+
+
+def status() -> str:
+    """VmRSS and the run's peak so far, in MiB."""
+    _, rss = _memory_mib()
+    return f"RSS {rss:5d} MiB, peak {PEAK_MIB[0]:5d} MiB"
+
+
+def enter(name: str) -> None:
+    print(f"before {name:20s} {status()}  CPU {time.process_time():7.1f} s", flush=True)
+    OPEN.append([name, 0])
+
+
+def leave(name: str) -> None:
+    _memory_mib()
+    peak = OPEN.pop()[1]
+    print(
+        f"after  {name:20s} {status()}  CPU {time.process_time():7.1f} s  in {peak:5d} MiB",
+        flush=True,
+    )
 
 
 def wrap(module, name: str) -> None:
     inner = getattr(module, name)
 
     def probed(*args, **kwargs):
-        print(f"before {name:20s} {status()}  CPU {time.process_time():7.1f} s", flush=True)
-        out = inner(*args, **kwargs)
-        print(f"after  {name:20s} {status()}  CPU {time.process_time():7.1f} s", flush=True)
-        return out
+        enter(name)
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            leave(name)
 
     setattr(module, name, probed)
 
@@ -89,10 +123,11 @@ def main() -> None:
         segments = kwargs.get("segments")
         if segments is not None and len(segments) <= EVALUATION_SEGMENTS:
             return whole(self, *args, **kwargs)
-        print(f"before reconstruct           {status()}", flush=True)
-        out = whole(self, *args, **kwargs)
-        print(f"after  reconstruct           {status()}", flush=True)
-        return out
+        enter("reconstruct")
+        try:
+            return whole(self, *args, **kwargs)
+        finally:
+            leave("reconstruct")
 
     decoder.SonodeModel.reconstruct = reconstruct
     for name in ("step", "backward"):  # Adam's update; a step's backward (its moments, gradients)
@@ -100,10 +135,11 @@ def main() -> None:
         inner = getattr(owner, name)
 
         def probed(self, *args, _inner=inner, _name=name, **kwargs):
-            print(f"before {_name:20s} {status()}", flush=True)
-            out = _inner(self, *args, **kwargs)
-            print(f"after  {_name:20s} {status()}", flush=True)
-            return out
+            enter(_name)
+            try:
+                return _inner(self, *args, **kwargs)
+            finally:
+                leave(_name)
 
         setattr(owner, name, probed)
     n = int(seconds * rate)
@@ -126,6 +162,8 @@ def main() -> None:
         options = dataclasses.replace(options, continuation_training_steps=0)
     _, report = fit_samples(x, rate, options)
     print(f"done                {status()}  steps {report.epochs}", flush=True)
+    trained = report.continuation_training
+    print(f"continuation: { {k: trained.get(k) for k in CONTINUATION_KEYS} }", flush=True)
 
 
 if __name__ == "__main__":

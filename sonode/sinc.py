@@ -33,7 +33,7 @@ KAISER_BEST = {
 HANN_DEFAULT = {"lowpass_filter_width": 6, "rolloff": 0.99, "resampling_method": "sinc_interp_hann"}
 
 MAX_RESAMPLE_KERNEL_TAPS = 1 << 24
-#: Highest input rate sonode reads (io.checks.MAX_SAMPLE_RATE): nearby rates are searched up to it.
+#: Highest input rate sonode reads (io.checks.MAX_SAMPLE_RATE_HZ): nearby rates are searched up to it.
 MAX_INPUT_RATE_HZ = 192_000
 
 

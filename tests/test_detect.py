@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sonode.io.clip import read_clip
-from sonode.tasks.click_checks import EventIsolation, log_isolations
+from sonode.tasks.click_checks import EventIsolation, events_of
 from sonode.tasks.detect import _Loudness, clicks, detect_defects
 
 RATE = 16000
@@ -113,7 +113,7 @@ def test_the_tail_model_counts_the_events_of_white_noise():
     """The exponential tail of the events' isolation, checked against the events themselves: in
     white noise, how many events are at least as isolated as a level, against the model's count."""
     e = np.abs(np.random.default_rng(1).standard_normal(400_000))
-    events = EventIsolation(log_isolations(e, 320, 16, 48))
+    events = EventIsolation(events_of(e, 320, 16, 48)[1])
     ratios = np.exp(events.threshold + events.excess)
     for level in np.quantile(ratios, [0.5, 0.8]):
         observed = int(np.sum(ratios >= level))
@@ -124,7 +124,7 @@ def test_a_short_clip_has_a_tail_to_judge_by():
     """1.5 s (about 37 events): the 90th percentile left ~3 events and the check was skipped (a
     candidate of a short clip was judged by nothing); the threshold now drops until 8 exceed it."""
     e = np.abs(np.random.default_rng(4).standard_normal(24_000))
-    events = EventIsolation(log_isolations(e, 320, 16, 48))
+    events = EventIsolation(events_of(e, 320, 16, 48)[1])
     assert 20 <= events.n_events <= 60 and events.excess.size >= 8
     ratios = np.sort(np.exp(events.threshold + events.excess))
     assert events.expected(ratios[-1]) < 2.0  # the most isolated event: about one expected
@@ -133,10 +133,10 @@ def test_a_short_clip_has_a_tail_to_judge_by():
 
 def test_the_tail_model_without_events_does_not_judge():
     """No events (silence) or too few to model a tail: nothing to compare, no count."""
-    silent = EventIsolation(log_isolations(np.zeros(20_000), 320, 16, 48))
+    silent = EventIsolation(events_of(np.zeros(20_000), 320, 16, 48)[1])
     assert silent.n_events == 0 and np.isnan(silent.expected(5.0))
     few = EventIsolation(
-        log_isolations(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48)
+        events_of(np.abs(np.random.default_rng(2).standard_normal(3000)), 320, 16, 48)[1]
     )
     assert np.isnan(few.expected(50.0))
 

@@ -59,6 +59,21 @@ def test_snr_rejects_silent_reference_and_mismatched_or_bad_inputs():
         metrics.snr_db(np.ones(0), np.ones(0))
 
 
+def test_the_prediction_snr_ranks_silence_and_runaways_instead_of_raising():
+    """The held-back test's SNR (continuation candidates, trained parts): `snr_db` where that is
+    defined; an exact silent end is +inf, a missed one far below any sounding candidate, and a
+    predictor that ran away (inf or nan) −inf. (The held-back test's own copy raised a math domain
+    error on a missed silent end and returned nan, which ranks as a gain, on a nan prediction.)"""
+    reference, estimate = RNG.standard_normal(100), RNG.standard_normal(100)
+    assert metrics.prediction_snr_db(reference, estimate) == pytest.approx(
+        metrics.snr_db(reference, estimate), rel=1e-12
+    )
+    assert metrics.prediction_snr_db(np.zeros(10), np.zeros(10)) == math.inf
+    assert metrics.prediction_snr_db(np.zeros(10), np.full(10, 1e-3)) < -2900.0
+    assert metrics.prediction_snr_db(np.ones(10), np.array([1.0] * 9 + [np.nan])) == -math.inf
+    assert metrics.prediction_snr_db(np.ones(10), np.array([1.0] * 9 + [np.inf])) == -math.inf
+
+
 # --- segmental SNR -----------------------------------------------------------------------------
 
 

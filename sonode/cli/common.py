@@ -294,12 +294,14 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+# (`fit CLIP... | DIR` also refits complete clips with it: its own help says so)
 force_option = click.option(
     "--force",
     is_flag=True,
-    help="Replace existing output files even if sonode did not "
-    "write them (inputs are never replaced); for several clips, also refit complete ones.",
+    help="Replace existing output files even if sonode did not write them (inputs are never "
+    "replaced).",
 )
+quiet_option = click.option("--quiet", is_flag=True, help="No progress output.")
 
 
 def command_line(ctx: click.Context) -> str:

@@ -11,6 +11,7 @@ from sonode.cli.common import (
     fail_cleanly,
     force_option,
     positive_option,
+    quiet_option,
     threads_option,
 )
 from sonode.limits import MAX_FILL_CONTEXT_S, MAX_TIME_S
@@ -93,7 +94,7 @@ from sonode.tasks.fill_methods import DEFAULT_FILL_METHOD, FILL_METHODS, fill_me
     "the loud ones left to the trajectory; docs/fill.md).",
 )
 @threads_option
-@click.option("--quiet", is_flag=True)
+@quiet_option
 @force_option
 @fail_cleanly
 def fill_cmd(

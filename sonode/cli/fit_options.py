@@ -12,6 +12,7 @@ from sonode.cli.common import (
     fit_threads_option,
     force_option,
     positive_option,
+    quiet_option,
 )
 from sonode.limits import (
     MAX_BATCH_SEGMENTS,
@@ -140,7 +141,8 @@ def fit_options(f, rate_flag: str = "--rate"):
                 default="global",
                 show_default=True,
                 help="global: one set of modes for the clip, a start state per segment; local: modes "
-                "identified per 40 ms window and tracked, so they follow the notes (docs/music_capacity.md); "
+                "identified at nodes 10-40 ms apart (the spacing chosen on held-back samples) and tracked, "
+                "so they follow the notes (docs/music_capacity.md); "
                 "auto: local if, trained, it reconstructs the clip better than the global start.",
             ),
             click.option(
@@ -227,7 +229,7 @@ def fit_options(f, rate_flag: str = "--rate"):
                 help="Continue the interrupted fit saved in <model>.ckpt (same "
                 "clip and options; --max-time, --steps and --target-snr may change).",
             ),
-            click.option("--quiet", is_flag=True, help="No progress output."),
+            quiet_option,
             force_option,
         ]
     ):

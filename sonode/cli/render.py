@@ -17,6 +17,7 @@ from sonode.cli.common import (
     force_option,
     out_rate_option,
     positive_option,
+    quiet_option,
 )
 
 
@@ -83,7 +84,7 @@ def _model_wav_options(f):
         [
             subtype_option,
             device_option,
-            click.option("--quiet", is_flag=True),
+            quiet_option,
             force_option,
             fail_cleanly,
         ]

@@ -14,12 +14,13 @@ from sonode.cli.common import (
     force_option,
     positive_option,
     progress_printer,
+    quiet_option,
     threads_option,
 )
 
 #: Clips above this rate are fitted at it (as `sonode eval --rate`): the band above is then the
 #: upsampling task, with the source file as its truth.
-DEFAULT_FIT_RATE = 16000
+DEFAULT_FIT_RATE_HZ = 16000
 
 
 def _truth(path: str, source: dict, duration_s: float, fitted_rate: int):
@@ -90,7 +91,7 @@ def _gap_list(ctx, param, value):
 @positive_option(
     "--fit-rate",
     kind=int,
-    default=DEFAULT_FIT_RATE,
+    default=DEFAULT_FIT_RATE_HZ,
     help="CLIP inputs: fit at this rate when the clip's is higher (the clip is then the upsampling truth).",
 )
 @click.option(
@@ -143,7 +144,7 @@ def _gap_list(ctx, param, value):
     help="Longer versions are heard as their loudest excerpt of this length; full files are linked.",
 )
 @threads_option
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@quiet_option
 @force_option
 @fail_cleanly
 def report_cmd(

@@ -13,6 +13,7 @@ from sonode.cli.common import (
     force_option,
     positive_option,
     progress_printer,
+    quiet_option,
     threads_option,
 )
 from sonode.limits import MAX_EVAL_POSITIONS, MAX_TIME_S
@@ -86,7 +87,7 @@ from sonode.limits import MAX_EVAL_POSITIONS, MAX_TIME_S
     help="Also write a listening page, index.html with media/ in the folder: "
     "truth, sonode and the baselines side by side (--task all).",
 )
-@click.option("--quiet", is_flag=True)
+@quiet_option
 @force_option
 @fail_cleanly
 def eval_cmd(

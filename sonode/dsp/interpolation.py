@@ -115,8 +115,8 @@ def fill_with_order(
     return order_fill(left, right, n_gap, order, rows_per_side).mean
 
 
-CANDIDATE_ORDERS = (128, 256, 512, 1024)  # at ORDERS_RATE; see `candidate_orders`
-ORDERS_RATE = 16000
+CANDIDATE_ORDERS = (128, 256, 512, 1024)  # at ORDERS_RATE_HZ; see `candidate_orders`
+ORDERS_RATE_HZ = 16000
 MAX_ORDER = 2048  # the predictor's solve costs O(p³): 2048 is ~8× 1024's
 ROWS_PER_ORDER = 4  # prediction rows per side per coefficient, as the continuation's context (4p)
 PSEUDO_GAPS_PER_SIDE = 2
@@ -275,12 +275,12 @@ def _usable(order: int, n_left: int, n_right: int) -> bool:
 
 
 def candidate_orders(rate: float) -> tuple[int, ...]:
-    """CANDIDATE_ORDERS scaled to ``rate`` so they span the same time as at ORDERS_RATE (8-64 ms),
+    """CANDIDATE_ORDERS scaled to ``rate`` so they span the same time as at ORDERS_RATE_HZ (8-64 ms),
     capped at MAX_ORDER for cost. Measured at 48 kHz (bundled clips, 25 gaps per length): orders
     384-2048 instead of 128-1024 raised the SNR over the gap by a median 0.3/0.5/0.8/0.7 dB (paired)
     at 10/20/40/80 ms — the sound's dynamics span milliseconds, not samples. (More identification
     rows per order, 12 instead of 4, at 128-1024 lowered it by 0.1-0.8 dB.)"""
-    scale = rate / ORDERS_RATE
+    scale = rate / ORDERS_RATE_HZ
     return tuple(sorted({min(MAX_ORDER, max(1, int(round(o * scale)))) for o in CANDIDATE_ORDERS}))
 
 

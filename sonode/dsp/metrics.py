@@ -76,6 +76,28 @@ def snr_from_energies(signal_energy: np.ndarray, error_energy: np.ndarray) -> np
     return np.where(signal_energy == 0, np.nan, snr)
 
 
+def frame_levels_db(x: np.ndarray, first_sample: int, frame_samples: int) -> np.ndarray:
+    """Mean-square level (dB) of each whole frame of ``frame_samples`` of x (n,) from
+    ``first_sample`` on: shape ((n − first_sample) // frame_samples,)."""
+    n = (x.shape[0] - first_sample) // frame_samples
+    segment = x[first_sample : first_sample + n * frame_samples]
+    return 10 * np.log10(np.mean(segment.reshape(n, frame_samples) ** 2, 1) + 1e-20)
+
+
+def prediction_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """SNR (dB) of a prediction ``estimate`` of held-back samples ``reference``, both (n_samples,),
+    as candidates are ranked by it: +inf if exact (a silent reference matched exactly too), −inf
+    if the error is not finite (a predictor that ran away); a silent reference missed scores as
+    if its energy were 1e-300, below any candidate, where `snr_db` raises (a held-back end can be
+    digital silence after a fade, and its score must not stop a fit)."""
+    err = float(np.sum((reference - estimate) ** 2))
+    if not math.isfinite(err):
+        return -math.inf
+    if err == 0:
+        return math.inf
+    return 10 * math.log10(max(float(np.sum(reference**2)), 1e-300) / err)
+
+
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Signal-to-noise ratio of ``estimate`` against ``reference`` over the whole signal, in dB.
 

@@ -23,6 +23,7 @@ from sonode.dsp.ar_fill import JANSSEN_CONTEXT_SAMPLES
 from sonode.dsp.metrics import POWER_FLOOR, snr_db
 from sonode.io.clip import read_clip
 from sonode.io.fileutil import atomic_write, markdown_marker, write_json
+from sonode.tasks.detect_parts import loudest_mean_square
 from sonode.tasks.fill import FillSettings, Gap, fill_one
 from sonode.tasks.fill_methods import EVALUATED_FILL_METHODS, FILL_METHODS
 
@@ -55,21 +56,22 @@ def seam_step_ratio(filled: np.ndarray, gap: Gap, typical_step: float) -> float:
     return float(max(steps) / typical_step)
 
 
-def sounding_starts(x: np.ndarray, rate: int, n_gap: int, margin: int) -> np.ndarray:
+def sounding_starts(x: np.ndarray, rate: int, n_gap: int, margin_samples: int) -> np.ndarray:
     """Gap starts (hop n_gap/2) whose ``n_gap`` samples are sounding (RMS ≥ SOUNDING_FRACTION of
-    the loudest 20 ms) and leave ``margin`` samples of context on both sides; increasing."""
-    window = max(1, int(0.02 * rate))
-    loudest = np.sqrt(np.max(np.convolve(x**2, np.ones(window) / window, mode="valid")))
-    candidates = np.arange(margin, x.size - margin - n_gap, max(1, n_gap // 2))
+    the loudest 20 ms) and leave ``margin_samples`` of context on both sides; increasing."""
+    loudest = np.sqrt(loudest_mean_square(x, rate))
+    candidates = np.arange(margin_samples, x.size - margin_samples - n_gap, max(1, n_gap // 2))
     energy = np.concatenate([[0.0], np.cumsum(x**2)])
     rms = np.sqrt((energy[candidates + n_gap] - energy[candidates]) / n_gap)
     return candidates[rms >= SOUNDING_FRACTION * loudest]
 
 
-def gap_positions(x: np.ndarray, rate: int, n_gap: int, count: int, margin: int) -> list[int]:
-    """``count`` gap starts evenly spread over the sounding part of ``x`` with ``margin`` samples
+def gap_positions(
+    x: np.ndarray, rate: int, n_gap: int, count: int, margin_samples: int
+) -> list[int]:
+    """``count`` gap starts evenly spread over the sounding part of ``x`` with ``margin_samples``
     of context on both sides (fewer if the clip has fewer sounding places)."""
-    sounding = sounding_starts(x, rate, n_gap, margin)
+    sounding = sounding_starts(x, rate, n_gap, margin_samples)
     if sounding.size <= count:
         return sounding.tolist()
     return sounding[np.round(np.linspace(0, sounding.size - 1, count)).astype(int)].tolist()

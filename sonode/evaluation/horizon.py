@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from sonode.dsp.lpc import lpc_continue
-from sonode.dsp.metrics import snr_db
+from sonode.dsp.metrics import frame_levels_db, snr_db
 from sonode.plot.panels import new_figure, save_figure
 
 #: Horizons of the SNR curve (s): 1 ms to 1 s, 25 log-spaced points.
@@ -77,13 +77,6 @@ def continuations(model, history: np.ndarray, rate: int) -> dict[str, np.ndarray
     return out
 
 
-def frame_levels_db(x: np.ndarray, rate: int) -> np.ndarray:
-    """Level (dB RMS) of each whole LEVEL_FRAME_S frame of x (n,): shape (n // frame,)."""
-    frame = max(1, int(round(LEVEL_FRAME_S * rate)))
-    n = x.size // frame
-    return 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
-
-
 def horizon_curves(
     systems: dict[str, np.ndarray], history: np.ndarray, truth: np.ndarray, rate: int
 ) -> dict[str, Any]:
@@ -95,8 +88,9 @@ def horizon_curves(
         label: [_finite(snr_db(truth[: round(h * rate)], x[: round(h * rate)])) for h in horizons]
         for label, x in systems.items()
     }
-    levels = {label: frame_levels_db(x, rate).tolist() for label, x in systems.items()}
-    levels["truth"] = frame_levels_db(truth, rate).tolist()
+    frame = max(1, int(round(LEVEL_FRAME_S * rate)))  # level (dB RMS) per whole frame
+    levels = {label: frame_levels_db(x, 0, frame).tolist() for label, x in systems.items()}
+    levels["truth"] = frame_levels_db(truth, 0, frame).tolist()
     n_frames = max(len(v) for v in levels.values())
     reference = history[-int(round(LEVEL_REFERENCE_S * rate)) :]
     return {

@@ -23,8 +23,8 @@ Channel = str | int
 #: Containers read_clip accepts (soundfile format names). WAVEX is WAV with an extensible header
 #: (how most tools write 24-bit and multichannel WAV); RF64/W64 are WAV variants for files > 4 GB.
 SUPPORTED_FORMATS = ("WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG")
-MIN_SAMPLE_RATE = 8_000
-MAX_SAMPLE_RATE = 192_000
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 192_000
 #: Hard floor on a clip's length in samples (at the source and the output rate), whatever
 #: min_duration_s says: the model's shortest training segment is 64 samples.
 MIN_N_SAMPLES = 64
@@ -56,9 +56,9 @@ def check_read_args(channel, start_s, duration_s, rate, max_duration_s, min_dura
         raise ValueError(f"start_s must be a finite number of seconds >= 0, got {start_s!r}")
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
-    if rate is not None and not (is_int(rate) and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+    if rate is not None and not (is_int(rate) and MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ):
         raise ValueError(
-            f"rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {rate!r}"
+            f"rate must be an integer from {MIN_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz, got {rate!r}"
         )
     if not (math.isfinite(max_duration_s) and max_duration_s > 0):
         raise ValueError(f"max_duration_s must be > 0 seconds, got {max_duration_s!r}")
@@ -136,10 +136,10 @@ def check_stream(file: Path, f: sf.SoundFile) -> None:
             f"{file}: unsupported format {f.format} ({f.format_info}); sonode reads WAV, FLAC and "
             "OGG: convert it, e.g. `ffmpeg -i INPUT out.wav`"
         )
-    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+    if not MIN_SAMPLE_RATE_HZ <= f.samplerate <= MAX_SAMPLE_RATE_HZ:
         raise AudioInputError(
-            f"{file}: sample rate {f.samplerate} Hz is outside the supported {MIN_SAMPLE_RATE}.."
-            f"{MAX_SAMPLE_RATE} Hz; resample it first, e.g. `sox INPUT -r 16000 out.wav`"
+            f"{file}: sample rate {f.samplerate} Hz is outside the supported {MIN_SAMPLE_RATE_HZ}.."
+            f"{MAX_SAMPLE_RATE_HZ} Hz; resample it first, e.g. `sox INPUT -r 16000 out.wav`"
         )
     if f.frames <= 0:
         raise AudioInputError(

@@ -21,9 +21,9 @@ import soundfile as sf
 
 from sonode.errors import AudioInputError
 from sonode.io.checks import (
-    MAX_SAMPLE_RATE,
+    MAX_SAMPLE_RATE_HZ,
     MIN_N_SAMPLES,
-    MIN_SAMPLE_RATE,
+    MIN_SAMPLE_RATE_HZ,
     SILENCE_PEAK,
     SUPPORTED_FORMATS,
     Channel,
@@ -40,9 +40,9 @@ from sonode.sinc import KAISER_BEST, resample_blocks, resample_cost_problem
 __all__ = [
     "Channel",
     "Clip",
-    "MAX_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE_HZ",
     "MIN_N_SAMPLES",
-    "MIN_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE_HZ",
     "SILENCE_PEAK",
     "SUPPORTED_FORMATS",
     "read_channel",

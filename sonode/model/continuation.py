@@ -63,6 +63,7 @@ from sonode.dsp.lpc import (
     ridge_solve,
     stable_poles,
 )
+from sonode.dsp.metrics import prediction_snr_db
 from sonode.model.late_modes import (
     envelope_decays,
     merge_beating,
@@ -182,16 +183,6 @@ def _state(x: np.ndarray, poles: np.ndarray, window: int) -> np.ndarray:
     )
 
 
-def _held_snr_db(future: np.ndarray, prediction: np.ndarray) -> float:
-    """SNR (dB) of a prediction of held-back samples: inf if exact, −inf if it ran away."""
-    err = float(np.sum((future - prediction) ** 2))
-    if not math.isfinite(err):  # an unstable filter ran away
-        return -math.inf
-    if err == 0:
-        return math.inf
-    return 10 * math.log10(max(float(np.sum(future**2)), 1e-300) / err)
-
-
 def _candidates(n_history: int, fixed_window: int | None, max_order: int) -> list[tuple[int, int]]:
     pairs = []
     for order in [o for o in CANDIDATE_ORDERS if o <= max_order]:
@@ -268,9 +259,9 @@ def _validate(
                 prediction = predictor_run(covariance_predictor(context, order), history, held)
             key = (estimator, order, window)
             scores[key] = float(
-                np.mean([_held_snr_db(future[:h], prediction[:h]) for h in horizons])
+                np.mean([prediction_snr_db(future[:h], prediction[:h]) for h in horizons])
             )
-            pooled[key] = _held_snr_db(future, prediction)
+            pooled[key] = prediction_snr_db(future, prediction)
     return scores, pooled
 
 

@@ -9,6 +9,10 @@ import math
 
 import numpy as np
 
+from sonode.dsp.metrics import (
+    frame_levels_db,
+    prediction_snr_db as snr,  # the held-back test's SNR (dB)
+)
 from sonode.model.tail import Tail
 
 LEVEL_FRAME_S = 0.025
@@ -20,15 +24,6 @@ TREND_SPAN_S = (1.0, 2.0)
 TREND_FRAME_S = 0.05
 TREND_RATIO = 2.0
 TREND_FLOOR_DB_PER_S = 1.0  # 1 dB over the 1 s span: the wander of a 50 ms frame level
-
-
-def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """SNR (dB) of ``estimate`` against ``reference``, both (n_samples,); +inf when they are equal.
-
-    Unlike ``sonode.dsp.metrics.snr_db`` it accepts a silent reference matched exactly (+inf): a
-    held-back end can be digital silence after a fade, and its score must not stop the fit."""
-    err = float(np.sum((reference - estimate) ** 2))
-    return math.inf if err == 0 else 10 * math.log10(float(np.sum(reference**2)) / err)
 
 
 def score(tail: Tail, future: np.ndarray, rate: int) -> dict[str, float]:
@@ -60,12 +55,6 @@ def level_error_db(truth: np.ndarray, estimate: np.ndarray, first: int, frame: i
             )
         )
     )
-
-
-def frame_levels_db(x: np.ndarray, first: int, frame: int) -> np.ndarray:
-    """Mean-square level (dB) of x's whole frames of ``frame`` samples from sample ``first``."""
-    n = (x.shape[0] - first) // frame
-    return 10 * np.log10(np.mean(x[first : first + n * frame].reshape(n, frame) ** 2, 1) + 1e-20)
 
 
 def level_slope_db_per_s(tail: Tail, rate: int) -> float:

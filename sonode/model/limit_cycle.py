@@ -285,6 +285,8 @@ class GlideTerms(nn.Module):
     def rates(
         self, energy: torch.Tensor, omega_rad_per_s: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(growth per s, frequency shift in rad/s), each shaped as ``energy`` (..., K), the modes'
+        |c|²: the glide's decay and, given ``omega_rad_per_s`` (K,), its pitch shift."""
         field = self.level[0]
         excess = energy.sum(-1, keepdim=True) / field.energy_scale - 1.0
         growth = (field.rate_scale * field.glide[0] * excess).expand_as(energy)

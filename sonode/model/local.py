@@ -35,14 +35,15 @@ from sonode.model.local_file import (
     unpack_extras,
 )
 from sonode.model.local_synthesis import Pieces, interval_samples, piece_values
-from sonode.model.rendering import add_continuation
+from sonode.model.rendering import add_continuation, first_bad_sample
 
 # model file versions of the local variant (version 2: the global decoder): 3 holds float node
 # tables, 4 the compact ones of `sonode.model.local_codec`, 5 those with the continuation and the
 # fit report compressed (`sonode.model.local_file.pack_extras`); compact tables are written in
 # version 5, float ones in 3, and all three are read
+LOCAL_FLOAT_VERSION = 3
 LOCAL_VERSION = 5
-LOCAL_VERSIONS = (3, 4, 5)
+LOCAL_VERSIONS = (LOCAL_FLOAT_VERSION, 4, LOCAL_VERSION)
 _TABLES = ("track_first", "track_length", "freq_hz", "amp_re", "amp_im")
 _CONTINUATION = ("continuation", "tail_")
 # pieces × samples per batched evaluation: ~8 MB per temporary (a dozen live at once), so the
@@ -206,7 +207,7 @@ class LocalModel(ContinuationMixin, nn.Module):
             out.index_add_(0, target[valid], values[valid])
             if progress is not None:
                 progress(b)
-        n_good = _first_bad(out, bound)
+        n_good = first_bad_sample(out, bound)
         if has_tail:
             n_good = add_continuation(
                 self, times_s, out, n_good, bound, max_step_s, spacing, chunk_samples
@@ -279,7 +280,7 @@ class LocalModel(ContinuationMixin, nn.Module):
                 continue
             tensors[name] = t.detach()
         meta = {"variant": self.variant, "config": asdict(self.config), "info": info or {}}
-        version = 3
+        version = LOCAL_FLOAT_VERSION
         if packed:
             blob = encode(
                 *(getattr(self, n).detach().numpy() for n in _TABLES),
@@ -299,7 +300,7 @@ class LocalModel(ContinuationMixin, nn.Module):
             }
             tensors, packed_meta = pack_extras(tensors, meta.pop("info"))
             meta.update(packed_meta)
-            version = 5
+            version = LOCAL_VERSION
         save_model_file(path, tensors, meta, kind=MODEL_KIND, version=version)
 
     @classmethod
@@ -349,8 +350,3 @@ class LocalModel(ContinuationMixin, nn.Module):
                 t.dtype == torch.float32 for n, t in tensors.items() if n.startswith(_CONTINUATION)
             )
         return model, info
-
-
-def _first_bad(x: torch.Tensor, bound: float) -> int:
-    bad = ~torch.isfinite(x) | (x.abs() > bound)
-    return int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())

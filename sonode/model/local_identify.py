@@ -111,7 +111,7 @@ def allocate(
     LOUD_MODES_PER_NODE ("loud") at a node. The per-node caps bound memory (`RUN_BYTES`), not
     the parameters: where a node's share is over them (40 ms at 16 kHz: 102 against 96), "clip"
     and "loud" still pool the whole budget."""
-    cap = _cap(budget // max(1, len(selected)), allocation)
+    cap = _cap(budget, len(selected), allocation)
     selected = [(f[:cap], m[:cap]) for f, m in selected]
     if allocation == "node":
         return selected
@@ -124,10 +124,10 @@ def allocate(
     return [(f[k], m[k]) for (f, m), k in zip(selected, parts, strict=True)]
 
 
-def _cap(per_node: int, allocation: str) -> int:
-    """Most entries an allocation gives one node, per_node being a node's share of the budget."""
+def _cap(budget: int, n_nodes: int, allocation: str) -> int:
+    """Most entries an allocation gives one node of n_nodes sharing ``budget`` entries."""
     caps = {
-        "node": max(1, min(per_node, MAX_MODES_PER_NODE)),
+        "node": max(1, min(budget // max(1, n_nodes), MAX_MODES_PER_NODE)),
         "clip": MAX_MODES_PER_NODE,
         "loud": LOUD_MODES_PER_NODE,
     }
@@ -151,7 +151,6 @@ def choose_level(xn, rate, hop, peaks) -> Identified:
     mask[HOLD_OUT_EVERY // 2 :: HOLD_OUT_EVERY] = 0.0
     held = mask == 0
     budget = node_budget(xn.size)
-    per_node = budget // len(peaks)  # a node's share
     best = None
     previous_count = -1
     for level in LEVELS_DB:
@@ -163,7 +162,7 @@ def choose_level(xn, rate, hop, peaks) -> Identified:
         level_best = -np.inf
         most = max(f.size for f, _ in selected)
         for i, allocation in enumerate(ALLOCATIONS):
-            if i and most <= _cap(per_node, ALLOCATIONS[i - 1]):
+            if i and most <= _cap(budget, len(peaks), ALLOCATIONS[i - 1]):
                 break  # no node over the last one's cap: this one keeps the same peaks
             tracks = _tracks(allocate(selected, budget, allocation))
             if tracks.first.size == 0:

@@ -372,9 +372,10 @@ def modal_readout(
         # one (T, B, K) complex exp of 96000 samples took 3.9 s on a loaded machine, during which
         # SIGINT could not act; and Γ itself, (T, B, 2K) float64, is read per piece from its
         # nodes: read whole, 2 s at 48 kHz of a 513-mode continuation peaked at +2.2 GB (#30).
-        return torch.cat(
-            [
-                _ModalReadout.apply(a, lam, envelope(piece), piece)
-                for piece in torch.split(t, READOUT_CHUNK_SAMPLES)
-            ]
-        )
+        out = torch.empty((t.shape[0],) + a.shape[:-1], dtype=a.real.dtype, device=a.device)
+        for begin in range(0, t.shape[0], READOUT_CHUNK_SAMPLES):
+            piece = t[begin : begin + READOUT_CHUNK_SAMPLES]
+            out[begin : begin + piece.shape[0]] = _ModalReadout.apply(
+                a, lam, envelope(piece), piece
+            )
+        return out

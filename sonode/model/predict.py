@@ -43,6 +43,7 @@ from sonode.model.glide_fit import (
     measure_end_decays,
     restore_late_decays,
 )
+from sonode.model.heap import released_heap
 from sonode.model.held_back import (
     LEVEL_FRAME_S,
     contradicts_trend,
@@ -106,6 +107,7 @@ def hold_cycle(tail: Tail, rate: int, x: np.ndarray | None = None) -> None:
         hold_note_level(tail, x, rate)
 
 
+@released_heap  # its blocks are not a training step's: the kept heap only grew (docs/memory.md)
 def train_continuation(
     model,
     x: np.ndarray,
@@ -116,8 +118,10 @@ def train_continuation(
     window_samples: int | None = None,
     max_order: int = 1024,
     should_stop: Callable[[], bool] | None = None,
+    order: int | None = None,
 ) -> dict:
-    """`fit_dynamics` of a fitted model's continuation (its tail_field and tail_cycle, in place).
+    """`fit_dynamics` of a fitted model's continuation (its tail_field and tail_cycle, in place);
+    ``order``: its identification's predictor order (None: identified again if needed).
 
     ``should_stop()`` (e.g. --max-time ran out, or a signal) True skips or ends the training: the
     field then stays untrained (its training on the whole clip would not finish in time) and the
@@ -142,6 +146,7 @@ def train_continuation(
         window_samples,
         max_order,
         should_stop,
+        order,
     )
     store_texture_choice(model, report.get("texture"))
     return report
@@ -165,9 +170,12 @@ def fit_dynamics(
     window_samples: int | None = None,
     max_order: int = 1024,
     should_stop: Callable[[], bool] | None = None,
+    final_order: int | None = None,
 ) -> dict:
     """Train the field (and choose the limit cycle) of ``final``, the continuation ODE identified on
     the whole normalised clip x (n,), where the same recipe validates on x's held-back end.
+    ``final_order`` is that identification's predictor order (None: the whole clip is identified
+    again, with ``window_samples`` and ``max_order``, if the end decays need its frame).
 
     Returns the report: held-back scores of the untrained and trained continuations, whether the
     field and the cycle were kept, the losses, and the time taken."""
@@ -293,9 +301,10 @@ def fit_dynamics(
     final_end = None
     if glide_kept or best["steps"] > 0:  # the same recipe on the whole clip
         report["field_kept"] = True
-        if end_decays:  # (the frame is the whole clip's identification's, as its late modes')
-            order = identify_continuation(x, rate, window_samples, max_order).order
-            final_end = measure_end_decays(final, x, rate, FRAME_PER_ORDER * order)
+        if end_decays and final.switch_s > 0:  # (the frame is the whole clip's identification's)
+            if final_order is None:
+                final_order = identify_continuation(x, rate, window_samples, max_order).order
+            final_end = measure_end_decays(final, x, rate, FRAME_PER_ORDER * final_order)
             if final_end is not None:
                 trend["final"] = level_slope_db_per_s(final, rate)
                 report["trend_db_per_s"]["end_decays"] = trend["final"]

@@ -101,7 +101,7 @@ def render_normalised(
     last_state, n_good = read(
         model, times_s, segments, lo, hi, spacing, window_end, max_step_s, out, progress
     )
-    n_good = min(n_good, _first_bad(out, bound, n))
+    n_good = min(n_good, first_bad_sample(out, bound, n))
     if free_hi > free_lo and (last_state is None or bool(torch.isfinite(last_state).all())):
         if last_state is None:  # no window samples: run from the last segment's start
             z0, start_s = model.states[last:], float(starts[last])
@@ -326,7 +326,7 @@ def _free_run(
         except RuntimeError:  # the engine refuses non-finite states: the free run ends here
             return min(n_good, int(chunk[0]))
         out[chunk] += weights[chunk] * (x + model.readout_bias)
-        n_good = min(n_good, _first_bad(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
+        n_good = min(n_good, first_bad_sample(out, bound, int(chunk[-1]) + 1, int(chunk[0])))
         if not bool(torch.isfinite(z).all()):
             return min(n_good, int(chunk[-1]) + 1)
         offset = spacing  # continue from the chunk's last output
@@ -361,7 +361,8 @@ def _local_grid(first_s: float, spacing_s: float, count: int, device=None) -> to
     return grid if first_s == 0.0 else torch.cat([torch.zeros(1, **like), grid])
 
 
-def _first_bad(x: torch.Tensor, bound: float, end: int, begin: int = 0) -> int:
-    """Index of the first sample in x[begin:end] that is non-finite or beyond ±bound, else len(x)."""
+def first_bad_sample(x: torch.Tensor, bound: float, end: int | None = None, begin: int = 0) -> int:
+    """Index of the first sample in x[begin:end] (default: to the end) that is non-finite or beyond
+    ±bound, else len(x)."""
     bad = ~torch.isfinite(x[begin:end]) | (x[begin:end].abs() > bound)
     return begin + int(torch.nonzero(bad)[0]) if bool(bad.any()) else int(x.numel())

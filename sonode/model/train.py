@@ -333,8 +333,7 @@ def fit_samples(
     else:  # a signal during it ends it (the report gives the samples checked)
         fine_check, checked_samples = stoppable_check_db(model, substeps, segments, should_stop)
     coarse = None  # the kept parameters' reconstruction and free run: best_snr, best_trajectory
-    # Enforce a genuine ODE: the fast solver must agree with the engine's reference solver run
-    # finely (docs/design.md). The identified linear model is solved exactly, so it always passes.
+    # A genuine ODE: the fast solver agrees with the engine's fine reference (docs/design.md)
     fell_back = fine_check < DISCRETISATION_GOAL_DB
     if fell_back:  # the identified model, kept from the start (identified again after a resume)
         if identified is None:
@@ -361,6 +360,7 @@ def fit_samples(
                 seed=options.seed,
                 window_samples=options.continuation_samples,
                 max_order=options.lp_order,
+                order=identification.get("continuation", {}).get("order"),
                 # ends in time for the work after it; starts only if its identification fits too
                 should_stop=lambda: (
                     budget.out_of_time(evaluation_s + breakdown_s.get("continuation", 0.0))

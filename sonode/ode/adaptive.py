@@ -71,6 +71,8 @@ class PIController:
         self.opts = opts
 
     def accepted_factor(self, ratio: float, prev_ratio: float, after_reject: bool) -> float:
+        """The next step's size over this one's, after an accepted step whose error norm was
+        ``ratio`` (≤ 1; the previous accepted step's ``prev_ratio``): at most 1 after a rejection."""
         o = self.opts
         ratio = max(ratio, 1e-10)
         factor = o.safety * ratio ** (-self.beta1) * prev_ratio**self.beta2
@@ -78,6 +80,7 @@ class PIController:
         return min(factor, 1.0) if after_reject else factor
 
     def rejected_factor(self, ratio: float) -> float:
+        """The retried step's size over the rejected one's, whose error norm was ``ratio`` (> 1)."""
         o = self.opts
         if not math.isfinite(ratio):
             return o.dfactor  # non-finite stages: retreat as fast as allowed

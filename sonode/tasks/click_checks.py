@@ -69,11 +69,6 @@ def _window_max(e: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     return running[centre]
 
 
-def log_isolations(e: np.ndarray, isolation: int, gap: int, ring: int) -> np.ndarray:
-    """Log-isolation of each event of ``e`` (see `events_of`)."""
-    return events_of(e, isolation, gap, ring)[1]
-
-
 def events_of(
     e: np.ndarray, isolation: int, gap: int, ring: int, lo: int | None = None, hi: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +90,7 @@ def events_of(
 class EventIsolation:
     """The isolation of a channel's own residual events, and how many as isolated to expect.
 
-    ``log_isolation``: of every event of the channel (`log_isolations`), in any order.
+    ``log_isolation``: of every event of the channel (`events_of`), in any order.
     """
 
     def __init__(self, log_isolation: np.ndarray):

@@ -118,3 +118,56 @@ def test_the_defaults_come_back_and_the_memory_is_returned_when_the_work_raises(
         heap.M_TRIM_THRESHOLD: heap.DEFAULT_TRIM_THRESHOLD,
     }
     assert libc.trims == 1 and heap._State.depth == 0
+
+
+RETAINED = {heap.M_MMAP_MAX: 0, heap.M_TRIM_THRESHOLD: heap.RETAINED_BYTES}
+DEFAULTS = {
+    heap.M_MMAP_MAX: heap.DEFAULT_MMAP_MAX,
+    heap.M_TRIM_THRESHOLD: heap.DEFAULT_TRIM_THRESHOLD,
+}
+
+
+def test_released_work_runs_with_the_defaults_and_the_heap_is_kept_again_after_it(monkeypatch):
+    libc = _RecordingLibc()
+    monkeypatch.setattr(heap, "_LIBC", libc)
+    seen = {}
+
+    @heap.released_heap
+    def released():
+        seen["inside"], seen["trims"] = dict(libc.settings), libc.trims
+
+    @heap.retained_heap
+    def fit():
+        released()
+        seen["after"] = dict(libc.settings)
+
+    fit()
+    assert seen == {"inside": DEFAULTS, "trims": 1, "after": RETAINED}, seen
+    assert libc.settings == DEFAULTS and libc.trims == 2 and heap._State.depth == 0
+    outside = _RecordingLibc()  # not inside a retained heap: nothing to release
+    monkeypatch.setattr(heap, "_LIBC", outside)
+    released()
+    assert outside.settings == {} and outside.trims == 0
+
+
+def test_the_fits_continuation_trains_with_the_heap_released(monkeypatch):
+    """A 1.5 s 48 kHz fit's continuation training (a curriculum of growing graphs) grew the kept
+    heap to a 1783 MiB peak; with glibc's defaults there, 1048 MiB (docs/memory.md). The fit's
+    steps keep the heap."""
+    from sonode.model import FitOptions, fit_samples, predict
+    from tests.model.synthetic import SAMPLE_RATE, two_tone_clip
+
+    libc = _RecordingLibc()
+    monkeypatch.setattr(heap, "_LIBC", libc)
+    seen = []
+
+    def dynamics(*args, **kwargs):
+        seen.append(dict(libc.settings))
+        return {"field_kept": False, "cycle": False}
+
+    monkeypatch.setattr(predict, "fit_dynamics", dynamics)
+    options = FitOptions(
+        latent_dim=8, hop_samples=64, overlap_samples=8, hidden=16, layers=1, lp_order=32, steps=1
+    )
+    fit_samples(two_tone_clip(0.3), SAMPLE_RATE, options)
+    assert seen == [DEFAULTS] and libc.settings == DEFAULTS

@@ -58,6 +58,34 @@ def test_a_long_graph_free_readout_reads_its_envelope_in_pieces_and_equals_the_w
     torch.testing.assert_close(pieces, whole, rtol=1e-12, atol=1e-14)  # the sums' order only
 
 
+def test_a_long_graph_free_readout_holds_no_piece_while_it_reads_the_next(monkeypatch):
+    """Under the fit's retained heap (`sonode.model.heap`: no mmap, trimmed only at its top) each
+    piece's result, kept for one torch.cat at the end, sat above its freed temporaries, so the
+    next piece could not reuse them: the 2 s trend read-out of a 513-mode continuation at 48 kHz
+    grew the heap by 799 MiB instead of 94, and a 1.5 s 48 kHz fit peaked at 1836 MiB in its
+    continuation's training (docs/memory.md). The pieces are written into the output as read."""
+    bank, _, z0, readout = _ode()
+    n = 3 * modal.READOUT_CHUNK_SAMPLES + 5
+    local_s = torch.arange(n, dtype=torch.float64) / RATE
+    results, alive = [], []
+    inner = modal._ModalReadout.apply
+
+    def counted(*args):
+        alive.append(sum(r() is not None for r in results))  # earlier pieces still held
+        out = inner(*args)
+        results.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(modal._ModalReadout, "apply", counted)
+    with torch.no_grad():
+        pieces = modal.modal_readout(bank, None, z0, local_s, readout)
+    assert alive == [0, 0, 0, 0], alive
+    monkeypatch.setattr(modal, "READOUT_CHUNK_SAMPLES", 10 * n)  # the same read in one piece
+    with torch.no_grad():
+        whole = modal.modal_readout(bank, None, z0, local_s, readout)
+    torch.testing.assert_close(pieces, whole, rtol=1e-12, atol=1e-14)
+
+
 class _SavedBytes:
     """Peak bytes of tensors autograd holds for backward, via saved-tensor hooks."""
 

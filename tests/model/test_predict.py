@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from scipy.integrate import solve_ivp
 
 from sonode.dsp.metrics import snr_db
 from sonode.model import FitOptions, fit_samples, glide_fit, limit_cycle, predict
@@ -17,8 +16,7 @@ from sonode.model.modal import modal_solve
 from sonode.model.oscillator import OscillatorBank
 from sonode.model.predict import Tail, fit_dynamics
 from sonode.tasks.render import extrapolate
-
-RATE = 8000
+from tests.model.string_clip import RATE, set_strings_glide, string
 
 
 def _tone(n: int) -> np.ndarray:
@@ -235,33 +233,6 @@ def test_a_field_that_wins_the_held_back_test_but_holds_a_decaying_note_is_not_k
 
 # ---- a string whose decay and pitch depend on its amplitude: linear modes cannot follow it -------
 
-STRING_HZ = (220.0, 440.0)
-STRING_AMPLITUDES = (1.0, 0.5)
-
-
-def string(n_samples: int) -> np.ndarray:
-    """Two partials with dc/dt = (−(0.5 + 2E) + i2πf(1 + 0.05E)) c, E = Σ|c|²: the decay falls and
-    the pitch glides down as the string rings down (tension modulation), plus −80 dB of noise."""
-    f = np.array(STRING_HZ)
-
-    def rhs(t, y):
-        c = y[:2] + 1j * y[2:]
-        e = np.sum(np.abs(c) ** 2)
-        dc = (-(0.5 + 2.0 * e) + 2j * np.pi * f * (1 + 0.05 * e)) * c
-        return np.concatenate([dc.real, dc.imag])
-
-    t = np.arange(n_samples) / RATE
-    y = solve_ivp(
-        rhs,
-        (0, t[-1]),
-        np.concatenate([STRING_AMPLITUDES, [0.0, 0.0]]),
-        t_eval=t,
-        rtol=1e-10,
-        atol=1e-12,
-        method="DOP853",
-    ).y
-    return y[0] + y[1] + 1e-4 * np.random.default_rng(0).standard_normal(n_samples)
-
 
 def test_a_string_with_amplitude_dependent_decay_and_glide_is_continued_6_db_better_when_trained():
     """The glide is kept on the held-back probe (covariance, no late modes: 15.3 -> 26.1 dB at
@@ -319,17 +290,8 @@ def test_a_probe_with_late_modes_keeps_the_late_decays_at_the_end_only_if_they_s
                 tail.late.raw_damping.copy_(falling.raw_damping)
         return saved
 
-    def glide(tail, *args, **kwargs):  # the glide the L-BFGS fit finds on the 0.8 s history
-        with torch.no_grad():
-            tail.field.glide.copy_(torch.tensor([0.0, 0.0099], dtype=torch.float64))
-        return {"glide": [0.0, 0.0099]}
-
     monkeypatch.setattr(predict, "measure_end_decays", measure)
-    monkeypatch.setattr(predict, "fit_glide", glide)
-    monkeypatch.setattr(predict, "FIT_MODES", False)
-    # the glide costs this probe 1.2 dB at 20 ms (59.2 against 60.5): allowed here, so that what
-    # follows it is reached
-    monkeypatch.setattr(predict, "MAX_LOSS_DB", 2.0)
+    set_strings_glide(monkeypatch)
     x = string(int(1.0 * RATE))
     x = x / np.max(np.abs(x))
     final = Tail.from_fit(identify_continuation(x, RATE), RATE)
