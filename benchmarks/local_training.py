@@ -4,11 +4,16 @@
     python benchmarks/local_training.py CLIP.flac --duration 3 --lbfgs-cpu 58 --adam-cpu 58
     python benchmarks/local_training.py /work/corpus/music44 --duration 3 --caps 96,current
     python benchmarks/local_training.py CLIP.flac --duration 3 --entropy 6
+    python benchmarks/local_training.py CLIP.flac --duration 3 --iterations 25 \
+        --accept held-back,training --min-gain 0.005
 
 Default: the identified start (`identify_tracks`, states by least squares on all samples), then
 Gauss–Newton iterations of variable projection (`refine_frequencies`, as `fit --modes local`
 trains) with the reconstruction SNR on all samples after 3, 6, 10, 15, 20 and 30 iterations, the
-CPU seconds spent, and how far the frequencies moved. ``--lbfgs-cpu S``: L-BFGS on the
+CPU seconds spent, how far the frequencies moved and how many links of a track they moved
+apart. ``--accept``: the Gauss–Newton acceptance rules to compare (`refine_frequencies`'s
+``accept_on``); ``--min-gain DB``: end at the first kept step gaining less (main's rule before the
+eighth turn was 0.005; default: no such stop, as `fit`). ``--lbfgs-cpu S``: L-BFGS on the
 frequencies for S CPU seconds instead, its gradient taken through the synthesis at the
 least-squares states (the variable-projection gradient), states solved again at every evaluation;
 ``--adam-cpu S``: Adam on frequencies and states together for S CPU s. ``--caps``: the identified
@@ -87,8 +92,11 @@ class Clip:
         return ((y - x) ** 2 * w).sum() / (x**2 * w).sum()
 
 
-def gauss_newton(clip: Clip, iterations: int) -> dict:
-    """The training of `fit --modes local`: SNR gains at MARKS, CPU s without the scoring."""
+def gauss_newton(
+    clip: Clip, iterations: int, accept_on: str = "held-back", min_gain_db=None
+) -> dict:
+    """The training of `fit --modes local`: SNR gains at MARKS, CPU s without the scoring;
+    ``accept_on`` as in `refine_frequencies`."""
     from sonode.model.local_refine import refine_frequencies
 
     began, scoring, marks = time.process_time(), [0.0], {}
@@ -105,19 +113,30 @@ def gauss_newton(clip: Clip, iterations: int) -> dict:
 
     refined = refine_frequencies(
         clip.first, clip.length, clip.freq0, clip.xn, clip.hop, clip.rate, clip.mask,
-        clip.synthesise, iterations, None, on_iteration,
+        clip.synthesise, iterations, None, on_iteration, accept_on=accept_on,
+        **({} if min_gain_db is None else {"min_gain_db": min_gain_db}),
     )  # fmt: skip
     cpu = time.process_time() - began - scoring[0]
     db, _ = clip.full(refined.freq_hz)
     moved = np.abs(refined.freq_hz - clip.freq0)
+    # links of a track whose two frequencies the training moved beyond the tracking tolerance
+    from sonode.model.local_identify import TRACK_TOLERANCE_HZ, TRACK_TOLERANCE_RELATIVE
+
+    ends = np.cumsum(clip.length) - 1
+    linked = np.setdiff1d(np.arange(clip.freq0.size - 1), ends)
+    f0, f1 = refined.freq_hz[linked], refined.freq_hz[linked + 1]
+    apart = np.abs(f1 - f0) > TRACK_TOLERANCE_HZ + TRACK_TOLERANCE_RELATIVE * np.abs(f0)
     history = refined.history
     return {
-        "method": "gauss-newton",
+        "method": f"gauss-newton, accepted on {accept_on}, min gain {min_gain_db}",
         "iterations": len(history),
+        "held_back_db": round(refined.held_db, 3),
         "rejected": sum(not h["accepted"] for h in history),
         "cpu_s": round(cpu, 1),
         "gain_db": round(db - clip.start_db, 3),
         "at": marks,
+        "links": int(linked.size),
+        "links_apart": int(apart.sum()),
         "moved_hz_p50_p90_p99": [round(float(np.percentile(moved, q)), 2) for q in (50, 90, 99)],
         "freq_hz": refined.freq_hz,
     }
@@ -269,6 +288,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int)
     parser.add_argument("--duration", type=float)
     parser.add_argument("--iterations", type=int, default=30, help="Gauss–Newton iterations")
+    parser.add_argument(
+        "--accept",
+        default="held-back",
+        help='Gauss–Newton acceptance rules, comma-separated: "held-back", "training"',
+    )
+    parser.add_argument(
+        "--min-gain", type=float, help="dB: an accepted step gaining less ends the training"
+    )
     parser.add_argument("--lbfgs-cpu", type=float, help="also L-BFGS for this many CPU s")
     parser.add_argument("--adam-cpu", type=float, help="also Adam for this many CPU s")
     parser.add_argument("--caps", help='identified starts per spec: "96", "128", "current"')
@@ -288,9 +315,13 @@ def main() -> None:
             continue
         clip = Clip(path, args.rate, args.duration)
         head = {"clip": path.name, "hop": clip.hop, "entries": int(clip.freq0.size),
+                "start_held_back_db": round(clip.found.validation_db, 3),
                 "identify_cpu_s": round(clip.identify_cpu_s, 1), "start_db": round(clip.start_db, 3)}  # fmt: skip
         print(json.dumps(head), flush=True)
-        runs = [] if args.entropy is not None else [gauss_newton(clip, args.iterations)]
+        runs = [] if args.entropy is not None else [
+            gauss_newton(clip, args.iterations, rule, args.min_gain)
+            for rule in args.accept.split(",")
+        ]  # fmt: skip
         if args.lbfgs_cpu:
             runs.append(lbfgs(clip, args.lbfgs_cpu))
         if args.adam_cpu:

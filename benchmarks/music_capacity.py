@@ -17,7 +17,8 @@ Each fit runs in a fresh process (one torch thread) so that its peak memory (ru_
 Per clip and variant it prints the reconstruction SNR of the kept model and of the identified start,
 the stored numbers per sample (all of the model's parameters; for local also the node tables
 alone), the model file's size, the size of the fitted samples as 16-bit FLAC, the peak memory and
-the wall time and CPU seconds; then the medians. ``--steps N`` fixes the training steps (for the
+the wall time and CPU seconds (and the 1-minute load average before and after); then the
+medians. ``--steps N`` fixes the training steps (for the
 local model, Gauss–Newton iterations of the frequencies) instead of the wall-clock budget, so that
 a loaded machine measures the same fit; ``--cpu-clock`` counts the ``--max-time`` budget in
 the fit's CPU seconds instead of wall seconds, for the same reason (on one thread, the fit an
@@ -177,6 +178,7 @@ def run_child(clip: Path, variant: str, args) -> dict:
         command += ["--duration", str(args.duration)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    load_before = os.getloadavg()[0]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -185,6 +187,8 @@ def run_child(clip: Path, variant: str, args) -> dict:
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["peak_mib"] = usage.ru_maxrss / 1024
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    # the 1-minute load average before and after: a wall-clock budget buys less CPU under load
+    result["load_before"], result["load_after"] = load_before, os.getloadavg()[0]
     return result
 
 
@@ -270,6 +274,8 @@ def main() -> None:
         for variant in variants:
             row = run_child(clip, variant, args)
             rows.append(row)
+            if args.json:  # after every fit, so that a long run's rows survive an interruption
+                Path(args.json).write_text(json.dumps(rows, indent=1))
             if "error" in row:
                 print(f"{clip.name[:34]:34s} {variant:7s} failed: {row['error']}", flush=True)
                 continue

@@ -5,7 +5,7 @@ import torch
 
 from sonode.dsp.metrics import snr_db
 from sonode.model.local import LocalConfig, LocalModel
-from sonode.model.local_refine import refine_frequencies
+from sonode.model.local_refine import DAMPING_LIMIT, refine_frequencies
 from sonode.model.local_synthesis import chunked_least_squares
 
 RATE, HOP = 16000, 160
@@ -95,3 +95,50 @@ def test_fit_keeps_the_refined_frequencies_when_they_help():
     assert model.storage == "quantised"
     stored = snr_db(x, model.denormalise(model.reconstruct()))
     assert abs(stored - report.snr_db) < 1e-6
+
+
+def test_a_small_held_back_gain_does_not_end_the_refinement():
+    """Without a budget the refinement runs until its damping passes the limit (steps too small
+    to matter), not until a step gains little: on real music the held-back score plateaus and
+    rises again. It ends on rejected steps and the held-back SNR never falls."""
+    first, length, freq, states = two_tracks(seed=2)
+    n = 29 * HOP + 1
+    x = synthesise(first, length, freq, states, n)
+    x = x + 1e-4 * np.random.default_rng(3).standard_normal(n)
+    start = freq + np.random.default_rng(4).uniform(-1.0, 1.0, freq.size)
+    mask = np.ones(n)
+    mask[4::8] = 0.0
+    refined = refine_frequencies(
+        first,
+        length,
+        start,
+        x,
+        HOP,
+        RATE,
+        mask,
+        lambda f, s: synthesise(first, length, f, s, n),
+        iterations=None,
+        deadline=None,
+    )
+    gains = np.diff([h["held_back_snr_db"] for h in refined.history])
+    assert refined.damping > DAMPING_LIMIT, len(refined.history)
+    assert not refined.history[-1]["accepted"]
+    assert np.all(gains >= 0.0)
+    # steps gaining under 0.005 dB were kept: a floor on the gain would have ended it earlier
+    small = [g for g, h in zip(gains, refined.history[1:], strict=True) if h["accepted"]]
+    assert min(small) < 0.005, small
+
+
+def test_a_refinement_cut_by_the_budget_reports_time(monkeypatch):
+    """When the first iteration's predicted cost does not fit the budget, no step is taken and
+    the fit reports "time", not "converged" (it was reported as converged with 0 steps)."""
+    from sonode.model import FitOptions, fit_samples, local_refine
+
+    # an iteration predicted to cost 10¹² state solves never fits a day's budget, at any load
+    monkeypatch.setattr(local_refine, "ITERATION_SOLVES", 1e12)
+    t = np.arange(int(0.3 * RATE)) / RATE
+    x = 0.5 * np.sin(2 * np.pi * 440 * t) + 1e-4 * np.random.default_rng(0).standard_normal(t.size)
+    options = FitOptions(modes="local", continuation_samples=0, max_time_s=86400.0)
+    _, report = fit_samples(x, RATE, options)
+    assert report.epochs == 0
+    assert report.stop_reason == "time", report.stop_reason
