@@ -46,9 +46,8 @@ def test_frequency_columns_are_the_derivative():
     )
 
 
-def test_refinement_raises_the_held_back_snr():
-    """Frequencies off by ±1 Hz: the refinement's steps are kept only when held-back samples
-    improve, and they bring the reconstruction back near the exact one."""
+def _refined_two_tracks(iterations):
+    """Two tracks with frequencies off by ±1 Hz, every 8th sample held back, refined."""
     first, length, freq, states = two_tracks(seed=2)
     n = 29 * HOP + 1
     x = synthesise(first, length, freq, states, n)
@@ -65,9 +64,16 @@ def test_refinement_raises_the_held_back_snr():
         RATE,
         mask,
         lambda f, s: synthesise(first, length, f, s, n),
-        iterations=6,
+        iterations=iterations,
         deadline=None,
     )
+    return refined, (first, length, freq, start, x, mask, n)
+
+
+def test_refinement_raises_the_held_back_snr():
+    """Frequencies off by ±1 Hz: the refinement's steps are kept only when held-back samples
+    improve, and they bring the reconstruction back near the exact one."""
+    refined, (first, length, freq, start, x, mask, n) = _refined_two_tracks(6)
     held = mask == 0
     start_states = chunked_least_squares(first, length, start * HOP / RATE, x, HOP, mask)
     start_db = snr_db(x[held], synthesise(first, length, start, start_states, n)[held])
@@ -101,25 +107,7 @@ def test_a_small_held_back_gain_does_not_end_the_refinement():
     """Without a budget the refinement runs until its damping passes the limit (steps too small
     to matter), not until a step gains little: on real music the held-back score plateaus and
     rises again. It ends on rejected steps and the held-back SNR never falls."""
-    first, length, freq, states = two_tracks(seed=2)
-    n = 29 * HOP + 1
-    x = synthesise(first, length, freq, states, n)
-    x = x + 1e-4 * np.random.default_rng(3).standard_normal(n)
-    start = freq + np.random.default_rng(4).uniform(-1.0, 1.0, freq.size)
-    mask = np.ones(n)
-    mask[4::8] = 0.0
-    refined = refine_frequencies(
-        first,
-        length,
-        start,
-        x,
-        HOP,
-        RATE,
-        mask,
-        lambda f, s: synthesise(first, length, f, s, n),
-        iterations=None,
-        deadline=None,
-    )
+    refined, _ = _refined_two_tracks(None)
     gains = np.diff([h["held_back_snr_db"] for h in refined.history])
     assert refined.damping > DAMPING_LIMIT, len(refined.history)
     assert not refined.history[-1]["accepted"]
